@@ -1,0 +1,5 @@
+"""``python -m nanoedit``."""
+
+from nanoedit.cli import main
+
+main()

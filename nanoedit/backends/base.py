@@ -1,0 +1,118 @@
+"""What every backend shares: the job it is handed, the results it returns, answer parsing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from nanoedit.errors import ApiError, AuthError, NetworkError
+from nanoedit.inputs import InputImage
+from nanoedit.jobs import Job
+
+# Progress callbacks take a short phase description ("uploading", "task running").
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A job whose inputs are checked: local images read, URLs kept as URLs."""
+
+    job: Job
+    model: str
+    uploads: tuple[InputImage, ...] = ()
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    """One image a backend produced: its bytes already, or a URL to download them from."""
+
+    data: bytes | None = None
+    url: str | None = None
+
+
+class Backend(Protocol):
+    """Turns a prepared job into HTTP requests and the answers into result images."""
+
+    name: str
+
+    def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
+        """Send the job and return its images, or raise a :class:`NanoeditError`."""
+        ...
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL, for messages."""
+    return urlsplit(url).netloc or url
+
+
+def result_from_url(value: str, where: str) -> ResultImage:
+    """A result whose ``url`` field is either an http(s) URL or a ``data:`` URI."""
+    if value.startswith("data:"):
+        return ResultImage(data=decode_data_uri(value, where))
+    if value.lower().startswith(("http://", "https://")):
+        return ResultImage(url=value)
+    raise ApiError(f"{where} returned an image URL nanoedit will not fetch: {value[:80]!r}")
+
+
+def decode_data_uri(value: str, where: str) -> bytes:
+    """Decode a ``data:image/…;base64,…`` URI."""
+    header, _, payload = value.partition(",")
+    if ";base64" not in header:
+        raise ApiError(f"{where} returned a data: URI that is not base64 ({header[:40]})")
+    return decode_base64(payload, where)
+
+
+def decode_base64(payload: str, where: str) -> bytes:
+    """Decode base64 image data, tolerating whitespace and missing padding."""
+    cleaned = re.sub(r"\s+", "", payload)
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(f"{where} returned base64 image data that does not decode") from None
+
+
+def read_json(response: httpx.Response, where: str) -> Any:
+    """The answer's JSON, or an error that says what came instead (an HTML proxy page…)."""
+    try:
+        return json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        from nanoedit.imageformat import describe
+
+        raise ApiError(
+            f"{where} answered HTTP {response.status_code} with a body that is not JSON "
+            f"({describe(response.content)}); the server or a proxy in front of it failed, "
+            "try again later"
+        ) from None
+
+
+def network_error(exc: httpx.HTTPError, where: str) -> NetworkError:
+    """A transport failure, said in terms of the server it concerns."""
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkError(f"{where} did not answer in time ({type(exc).__name__}); try again")
+    if isinstance(exc, httpx.ConnectError):
+        return NetworkError(f"cannot connect to {where} ({exc}); check the address and network")
+    return NetworkError(f"the connection to {where} failed ({type(exc).__name__}: {exc})")
+
+
+def auth_error(backend: str, where: str, detail: str) -> AuthError:
+    """The key was rejected: name the command that sets a new one."""
+    return AuthError(
+        f"{where} rejected the {backend} API key ({detail}); "
+        f"set a valid one with: nanoedit config set {backend}.api_key KEY"
+    )
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """Server text cut to a length that fits in one message line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,156 @@
+"""The multipart backend: OpenAI-compatible ``/v1/images/edits`` and ``/v1/images/generations``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from nanoedit.backends.base import (
+    PreparedJob,
+    Progress,
+    ResultImage,
+    auth_error,
+    clip,
+    decode_base64,
+    host_of,
+    network_error,
+    read_json,
+    result_from_url,
+)
+from nanoedit.config import BackendSettings
+from nanoedit.errors import ApiError, NanoeditError
+
+# What each error code of the new-api/one-api gateways means for the user.
+ERROR_HINTS: dict[str, str] = {
+    "model_not_found": "this server does not offer that model; choose another with --model",
+    "insufficient_user_quota": "the account's quota is used up; top it up or use another key",
+    "prompt_blocked": "the provider's safety filter blocked the prompt; rephrase it",
+    "sensitive_words_detected": "the provider's filter flagged words in the prompt; rephrase it",
+}
+AUTH_CODES = frozenset({"invalid_api_key", "invalid_token", "unauthorized"})
+
+
+def api_root(base_url: str) -> str:
+    """The server root, whether the base URL was given as ``https://host`` or ``…/v1``."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+class OpenAIBackend:
+    """Sends jobs as OpenAI-style image requests with a ``Bearer`` key."""
+
+    name = "openai"
+
+    def __init__(self, settings: BackendSettings, client: httpx.Client) -> None:
+        assert settings.base_url is not None and settings.api_key is not None
+        self.settings = settings
+        self.client = client
+        self.root = api_root(settings.base_url)
+        self.where = host_of(self.root)
+
+    def fields(self, prepared: PreparedJob) -> dict[str, str]:
+        """The text fields of a request, in the order they are sent."""
+        options = prepared.job.options
+        fields = {
+            "model": prepared.model,
+            "prompt": options.prompt,
+            "n": str(options.count),
+            "response_format": options.response_format,
+        }
+        if options.ratio != "auto":
+            fields["aspect_ratio"] = options.ratio
+        if options.size:
+            fields["image_size"] = options.size
+        return fields
+
+    def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
+        """Send one edit (multipart) or generation (JSON) and parse the answer."""
+        headers = {"Authorization": f"Bearer {self.settings.api_key}"}
+        fields = self.fields(prepared)
+        progress("uploading" if prepared.uploads else "sending")
+        try:
+            if prepared.job.kind == "edit":
+                files = [
+                    (self.settings.image_field, (image.filename, image.data, image.mime))
+                    for image in prepared.uploads
+                ]
+                response = self.client.post(
+                    f"{self.root}/v1/images/edits", headers=headers, data=fields, files=files
+                )
+            else:
+                body: dict[str, Any] = dict(fields)
+                body["n"] = prepared.job.options.count
+                response = self.client.post(
+                    f"{self.root}/v1/images/generations", headers=headers, json=body
+                )
+        except httpx.HTTPError as exc:
+            raise network_error(exc, self.where) from None
+        return parse_answer(response, self.where)
+
+
+def parse_answer(response: httpx.Response, where: str) -> list[ResultImage]:
+    """Every image of an answer, or the error it carries (in any HTTP status)."""
+    status = response.status_code
+    if status in (401, 403) and not _is_json(response):
+        raise auth_error("openai", where, f"HTTP {status}")
+    body = read_json(response, where) if response.content.strip() else None
+    if isinstance(body, dict) and body.get("error"):
+        raise _error_from_object(body["error"], status, where)
+    if status in (401, 403):
+        raise auth_error("openai", where, f"HTTP {status}")
+    if status >= 400 or body is None:
+        raise ApiError(f"{where} answered HTTP {status} with no error details; try again later")
+    if not isinstance(body, dict):
+        raise ApiError(f"{where} answered with JSON of an unexpected shape ({clip(str(body), 80)})")
+    items = body.get("data")
+    if not isinstance(items, list) or not items:
+        state = "an empty" if isinstance(items, list) else "no"
+        raise ApiError(
+            f"{where} answered HTTP {status} with {state} data list, so no image was made; "
+            "failed generations are not charged on this API, try again"
+        )
+    results: list[ResultImage] = []
+    texts: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        b64 = item.get("b64_json")
+        url = item.get("url")
+        # Gateways send both keys with one of them empty: only a non-empty value counts.
+        if isinstance(b64, str) and b64.strip():
+            results.append(ResultImage(data=decode_base64(b64, where)))
+        elif isinstance(url, str) and url.strip():
+            results.append(result_from_url(url.strip(), where))
+        elif isinstance(item.get("revised_prompt"), str) and item["revised_prompt"].strip():
+            texts.append(item["revised_prompt"].strip())
+    if results:
+        return results
+    if texts:
+        raise ApiError(
+            f"{where} answered with text but no image: {clip(texts[0])!r}; "
+            "the model declined or only described the result, rephrase the prompt"
+        )
+    raise ApiError(
+        f"{where} answered HTTP {status} with an empty image URL, so no image was made; "
+        "failed generations are not charged on this API, try again"
+    )
+
+
+def _error_from_object(error: Any, status: int, where: str) -> NanoeditError:
+    if not isinstance(error, dict):
+        return ApiError(f"{where} answered HTTP {status} with an error: {clip(str(error))}")
+    message = clip(str(error.get("message") or "no message"))
+    code = str(error.get("code") or error.get("type") or "")
+    if status in (401, 403) or code in AUTH_CODES:
+        return auth_error("openai", where, message)
+    hint = ERROR_HINTS.get(code)
+    if hint is None and status == 429:
+        hint = "the server is rate limiting requests; wait a little and try again"
+    detail = f" [{code}]" if code else ""
+    suffix = f"; {hint}" if hint else ""
+    return ApiError(f"{where} answered HTTP {status}: {message}{detail}{suffix}")
+
+
+def _is_json(response: httpx.Response) -> bool:
+    return response.content.lstrip()[:1] in (b"{", b"[")

@@ -1,0 +1,91 @@
+"""The exception tree and the exit code each error maps to.
+
+Every error nanoedit raises on purpose is a :class:`NanoeditError`: a message for a person
+(what happened, to what, and what to do) and an exit code. They are raised in the core and
+turned into output only at the top, in the command-line layer.
+
+    NanoeditError
+    ├── UsageError          2  a bad option or value
+    ├── ConfigError         3  no backend configured, bad config file
+    │   └── AuthError       3  the server rejected the key
+    ├── InputError          4  missing/unreadable file, not an image, bad URL, too many images
+    │   └── OverwriteError  4  refusing to overwrite an existing file
+    ├── ApiError            5  error bodies, failed tasks, safety blocks, answers without an image
+    └── NetworkError        6  connection failures and timeouts
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; scripts rely on these numbers."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    CONFIG = 3
+    INPUT = 4
+    API = 5
+    NETWORK = 6
+    PARTIAL = 7
+    INTERRUPTED = 130
+
+
+class NanoeditError(Exception):
+    """An expected failure with a message meant for the user."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+    kind: str = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(NanoeditError):
+    """A bad option or value on the command line."""
+
+    exit_code = ExitCode.USAGE
+    kind = "usage"
+
+
+class ConfigError(NanoeditError):
+    """The configuration is missing or wrong."""
+
+    exit_code = ExitCode.CONFIG
+    kind = "config"
+
+
+class AuthError(ConfigError):
+    """The server rejected the API key."""
+
+    kind = "auth"
+
+
+class InputError(NanoeditError):
+    """An input image or output path cannot be used."""
+
+    exit_code = ExitCode.INPUT
+    kind = "input"
+
+
+class OverwriteError(InputError):
+    """Writing would replace a file the user did not ask to overwrite."""
+
+    kind = "overwrite"
+
+
+class ApiError(NanoeditError):
+    """The API answered with an error, or without an image."""
+
+    exit_code = ExitCode.API
+    kind = "api"
+
+
+class NetworkError(NanoeditError):
+    """The server could not be reached, or did not answer in time."""
+
+    exit_code = ExitCode.NETWORK
+    kind = "network"

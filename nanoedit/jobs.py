@@ -1,0 +1,174 @@
+"""The plain data a run is made of: image sources, options and jobs, and their validation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from nanoedit.errors import InputError, UsageError
+
+RATIOS: tuple[str, ...] = (
+    "auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+)  # fmt: skip
+SIZES: tuple[str, ...] = ("1K", "2K", "4K")
+RESPONSE_FORMATS: tuple[str, ...] = ("url", "b64_json")
+BACKEND_CHOICES: tuple[str, ...] = ("auto", "openai", "duomi")
+MAX_COUNT = 10
+
+JobKind = Literal["edit", "generate"]
+
+
+def normalize_ratio(value: str) -> str:
+    """Return a ratio from :data:`RATIOS`, or raise a usage error naming the choices."""
+    cleaned = value.strip().lower().replace("/", ":")
+    if cleaned in RATIOS:
+        return cleaned
+    raise UsageError(f"invalid ratio {value!r}; use one of: {', '.join(RATIOS)}")
+
+
+def normalize_size(value: str | None) -> str | None:
+    """Return ``1K``, ``2K`` or ``4K`` (any case accepted), ``None`` for no size."""
+    if value is None or value.strip() == "":
+        return None
+    cleaned = value.strip().upper()
+    if cleaned in SIZES:
+        return cleaned
+    raise UsageError(f"invalid size {value!r}; use one of: 1K, 2K, 4K")
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One input image as the user named it: a local file or an http(s) URL."""
+
+    location: str
+    url: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        """True for an http(s) URL, False for a local file."""
+        return self.url is not None
+
+    @property
+    def path(self) -> Path:
+        """The local file's path (only meaningful when not a URL)."""
+        return Path(self.location)
+
+    @property
+    def name(self) -> str:
+        """The file name part: ``cat.png`` for ``./pics/cat.png`` or ``https://h/x/cat.png?s=1``."""
+        if self.url is None:
+            return self.path.name
+        parts = urlsplit(self.url)
+        name = PurePosixPath(unquote(parts.path)).name
+        return name or parts.hostname or "image"
+
+    @property
+    def stem(self) -> str:
+        """The name without its extension, made safe for a file name."""
+        name = self.name
+        is_host = self.url is not None and not PurePosixPath(urlsplit(self.url).path).name
+        if not is_host and "." in name.lstrip("."):
+            name = name.rsplit(".", 1)[0]
+        return safe_file_stem(name) or "image"
+
+
+def parse_source(text: str) -> ImageSource:
+    """Turn an INPUT or --ref argument into an :class:`ImageSource`.
+
+    ``http://`` and ``https://`` are URLs; any other ``scheme://`` is refused, because
+    nanoedit only ever fetches http(s); everything else is a local path.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise InputError("an input is empty; pass an image file or an http(s) URL")
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", stripped)
+    scheme = match.group(1).lower() if match else ""
+    if scheme in ("http", "https"):
+        parts = urlsplit(stripped)
+        if not parts.netloc or not parts.hostname:
+            raise InputError(f"{text} is not a valid URL (it has no host); check the address")
+        return ImageSource(location=stripped, url=stripped)
+    if match and (stripped[len(scheme) + 1 :].startswith("//") or scheme in ("data", "mailto")):
+        raise InputError(
+            f"{text} uses the {scheme}: scheme; nanoedit reads local files and http(s) URLs only"
+            + (" (for a local file, pass its path)" if scheme == "file" else "")
+        )
+    return ImageSource(location=text)
+
+
+def safe_file_stem(text: str, limit: int = 60) -> str:
+    """Keep letters, digits, dots, dashes and underscores; collapse the rest into dashes."""
+    cleaned = re.sub(r"[^\w.-]+", "-", text, flags=re.UNICODE).strip("-.")
+    return cleaned[:limit].rstrip("-.")
+
+
+def prompt_slug(prompt: str, limit: int = 40) -> str:
+    """A short file-name slug of a prompt: ``a red fox in snow`` -> ``a-red-fox-in-snow``."""
+    words = re.findall(r"\w+", prompt.lower(), flags=re.UNICODE)
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > limit:
+            break
+        slug = candidate
+    if not slug and words:
+        slug = words[0][:limit]
+    return slug or "image"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to ask the model for; shared by every job of a run."""
+
+    prompt: str
+    ratio: str = "auto"
+    size: str | None = None
+    model: str | None = None
+    count: int = 1
+    response_format: str = "url"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request to a model: an edit of one input (plus references) or a generation."""
+
+    kind: JobKind
+    images: tuple[ImageSource, ...]
+    options: Options
+    stem: str
+    output: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """How the job is named in messages: its own input, or the prompt slug."""
+        return self.images[0].location if self.images else self.stem
+
+
+def build_edit_jobs(
+    inputs: list[str], refs: list[str], options: Options, output: Path | None
+) -> list[Job]:
+    """One edit job per input, each carrying every reference after its own input."""
+    ref_sources = tuple(parse_source(ref) for ref in refs)
+    jobs = []
+    for text in inputs:
+        source = parse_source(text)
+        jobs.append(
+            Job(
+                kind="edit",
+                images=(source, *ref_sources),
+                options=options,
+                stem=f"{source.stem}-edit",
+                output=output,
+            )
+        )
+    return jobs
+
+
+def build_generate_job(options: Options, output: Path | None) -> Job:
+    """The one job of ``nanoedit generate``."""
+    return Job(
+        kind="generate", images=(), options=options, stem=prompt_slug(options.prompt), output=output
+    )

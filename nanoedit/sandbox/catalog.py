@@ -1,0 +1,128 @@
+"""The models the sandbox knows, and the image size each (model, ratio, size) renders at."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+SIZES: tuple[str, ...] = ("1K", "2K", "4K")
+
+# gemini-2.5-flash-image renders 1K only.
+FLASH_SIZES: dict[str, tuple[int, int]] = {
+    "1:1": (1024, 1024),
+    "2:3": (832, 1248),
+    "3:2": (1248, 832),
+    "3:4": (864, 1184),
+    "4:3": (1184, 864),
+    "4:5": (896, 1152),
+    "5:4": (1152, 896),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "21:9": (1536, 672),
+}
+
+# gemini-3 at 1K; portrait ratios are the landscape ones turned on their side.
+_PRO_LANDSCAPE: dict[str, tuple[int, int]] = {
+    "1:1": (1024, 1024),
+    "3:2": (1264, 848),
+    "4:3": (1200, 896),
+    "5:4": (1152, 928),
+    "16:9": (1376, 768),
+    "21:9": (1584, 672),
+}
+PRO_SIZES_1K: dict[str, tuple[int, int]] = {
+    **_PRO_LANDSCAPE,
+    **{
+        portrait: (_PRO_LANDSCAPE[landscape][1], _PRO_LANDSCAPE[landscape][0])
+        for portrait, landscape in (
+            ("2:3", "3:2"),
+            ("3:4", "4:3"),
+            ("4:5", "5:4"),
+            ("9:16", "16:9"),
+        )
+    },
+}
+SIZE_FACTORS: dict[str, int] = {"1K": 1, "2K": 2, "4K": 4}
+
+
+class Family(Enum):
+    """Which Gemini generation a model id stands for: it decides sizes and output format."""
+
+    FLASH = "gemini-2.5"
+    PRO = "gemini-3"
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model id as a reseller publishes it."""
+
+    id: str
+    family: Family
+    default_size: str = "1K"
+
+    @property
+    def mime(self) -> str:
+        """Gemini 3 answers JPEG, 2.5 PNG."""
+        return "image/jpeg" if self.family is Family.PRO else "image/png"
+
+
+def _models(*models: Model) -> dict[str, Model]:
+    return {model.id: model for model in models}
+
+
+OPENAI_MODELS: dict[str, Model] = _models(
+    Model("nano-banana", Family.FLASH),
+    Model("nano-banana-hd", Family.FLASH),
+    Model("gemini-2.5-flash-image", Family.FLASH),
+    Model("gemini-2.5-flash-image-preview", Family.FLASH),
+    Model("nano-banana-pro", Family.PRO),
+    Model("nano-banana-2", Family.PRO),
+    Model("nano-banana-2-2k", Family.PRO, "2K"),
+    Model("nano-banana-2-4k", Family.PRO, "4K"),
+    Model("gemini-3-pro-image-preview", Family.PRO),
+    Model("gemini-3.1-flash-image-preview", Family.PRO),
+)
+
+DUOMI_MODELS: dict[str, Model] = _models(
+    Model("gemini-2.5-flash-image", Family.FLASH),
+    Model("gemini-3-pro-image-preview", Family.PRO),
+    Model("gemini-3.1-flash-image-preview", Family.PRO),
+)
+
+
+def nearest_ratio(width: int, height: int) -> str:
+    """The table ratio closest to an image's shape (compared on a log scale, so 2:1 and 1:2
+    are equally far from 1:1)."""
+    aspect = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log(int(w) / int(h)) - aspect)
+
+    return min(RATIOS, key=distance)
+
+
+def output_size(
+    model: Model, ratio: str | None, size: str | None, source: tuple[int, int] | None
+) -> tuple[int, int]:
+    """Width and height of the image ``model`` renders.
+
+    ``ratio`` None (or ``auto``) follows the first input image (``source``), else 1:1.
+    The 2.5 family ignores ``size``, as relays do.
+    """
+    if ratio is None or ratio == "auto":
+        ratio = nearest_ratio(*source) if source else "1:1"
+    if model.family is Family.FLASH:
+        return FLASH_SIZES[ratio]
+    factor = SIZE_FACTORS[size or model.default_size]
+    width, height = PRO_SIZES_1K[ratio]
+    return width * factor, height * factor
+
+
+def output_tokens(model: Model, size: str | None) -> int:
+    """Tokens Gemini bills for one output image (1290 for 2.5; 1120 for 3 up to 2K, 2000 at 4K)."""
+    if model.family is Family.FLASH:
+        return 1290
+    return 2000 if (size or model.default_size) == "4K" else 1120

@@ -1,0 +1,110 @@
+"""What goes in and out of the sandbox: requests, answers, and the record kept of each request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from nanoedit.sandbox.multipart import MultipartError, UploadedFile, parse_multipart
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    """One HTTP request as the sandbox sees it, whichever adapter carried it."""
+
+    method: str
+    url: str
+    """Absolute: the scheme and host are those the client used, so answers can link back."""
+    headers: Mapping[str, str]
+    """Lower-case names."""
+    body: bytes = b""
+
+
+@dataclass
+class SandboxResponse:
+    """One answer. ``fault`` names a socket-level misbehaviour for the adapter to act out
+    instead of sending the answer normally (None: send it as is)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    fault: str | None = None
+
+
+class RedactedHeaders(dict[str, str]):
+    """Request headers that keep the real Authorization value but never show it in a repr,
+    so a failing test or a log line cannot leak a key."""
+
+    def __repr__(self) -> str:
+        shown = {
+            name: ("<redacted>" if name == "authorization" else value)
+            for name, value in self.items()
+        }
+        return repr(shown)
+
+
+@dataclass
+class ReceivedRequest:
+    """The sandbox's record of one request, for tests to assert on."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: RedactedHeaders
+    json: Any = None
+    """The parsed JSON body, or None when the body is not JSON."""
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    """Multipart text fields, each value list in arrival order."""
+    files: list[UploadedFile] = field(default_factory=list)
+    """Multipart file parts in arrival order."""
+    body_error: str | None = None
+    """Why the body could not be read as the JSON or multipart it claimed to be."""
+
+
+def record(request: SandboxRequest) -> ReceivedRequest:
+    """Parse a request's URL and body into the record kept of it."""
+    parts = urlsplit(request.url)
+    headers = RedactedHeaders({name.lower(): value for name, value in request.headers.items()})
+    received = ReceivedRequest(
+        method=request.method.upper(),
+        path=parts.path or "/",
+        query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        headers=headers,
+    )
+    content_type = headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        try:
+            received.fields, received.files = parse_multipart(request.body, content_type)
+        except MultipartError as exc:
+            received.body_error = str(exc)
+    elif request.body.strip():
+        try:
+            received.json = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            received.body_error = f"the body is not valid JSON ({exc})"
+    return received
+
+
+def json_response(
+    status: int, payload: object, headers: Mapping[str, str] | None = None
+) -> SandboxResponse:
+    """An answer with a JSON body, keys in the order given (as the real servers send them)."""
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    return SandboxResponse(status, {"Content-Type": JSON_TYPE, **(headers or {})}, body)
+
+
+def text_response(
+    status: int, text: str, content_type: str = "text/plain; charset=utf-8"
+) -> SandboxResponse:
+    """An answer with a text body (HTML, XML or plain)."""
+    return SandboxResponse(status, {"Content-Type": content_type}, text.encode())
+
+
+def not_found() -> SandboxResponse:
+    """What a Go server answers for a path it has no route for."""
+    return text_response(404, "404 page not found")
