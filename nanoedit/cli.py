@@ -448,6 +448,28 @@ def sandbox_sample(
         typer.echo(str(target))
 
 
+class Shell(StrEnum):
+    """Shells nanoedit ships completion scripts for."""
+
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(
+    shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.", show_default=False)],
+) -> None:
+    """Print the shell completion script; completions/ holds the same scripts."""
+    # Typer's own script templates: they ask nanoedit itself for candidates at run time.
+    from typer._completion_shared import get_completion_script
+
+    script = get_completion_script(
+        prog_name="nanoedit", complete_var="_NANOEDIT_COMPLETE", shell=shell.value
+    )
+    typer.echo(script)
+
+
 def main() -> None:
     """The ``nanoedit`` console script."""
     app(prog_name="nanoedit")

@@ -86,11 +86,14 @@ class OpenAIBackend:
                 )
         except httpx.HTTPError as exc:
             raise network_error(exc, self.where) from None
-        return parse_answer(response, self.where)
+        return parse_answer(response, self.where, prepared.job.options.prompt)
 
 
-def parse_answer(response: httpx.Response, where: str) -> list[ResultImage]:
-    """Every image of an answer, or the error it carries (in any HTTP status)."""
+def parse_answer(response: httpx.Response, where: str, prompt: str) -> list[ResultImage]:
+    """Every image of an answer, or the error it carries (in any HTTP status).
+
+    ``prompt`` tells an echoed ``revised_prompt`` (usual) from a text answer (a refusal).
+    """
     status = response.status_code
     if status in (401, 403) and not _is_json(response):
         raise auth_error("openai", where, f"HTTP {status}")
@@ -122,8 +125,10 @@ def parse_answer(response: httpx.Response, where: str) -> list[ResultImage]:
             results.append(ResultImage(data=decode_base64(b64, where)))
         elif isinstance(url, str) and url.strip():
             results.append(result_from_url(url.strip(), where))
-        elif isinstance(item.get("revised_prompt"), str) and item["revised_prompt"].strip():
-            texts.append(item["revised_prompt"].strip())
+        else:
+            text = item.get("revised_prompt")
+            if isinstance(text, str) and text.strip() and text.strip() != prompt.strip():
+                texts.append(text.strip())
     if results:
         return results
     if texts:

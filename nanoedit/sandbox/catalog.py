@@ -8,6 +8,11 @@ from enum import Enum
 
 RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 SIZES: tuple[str, ...] = ("1K", "2K", "4K")
+# What the model says instead of drawing when it declines.
+REFUSAL = (
+    "I can't create this image: the request may go against the content policy. "
+    "Try describing it differently."
+)
 
 # gemini-2.5-flash-image renders 1K only.
 FLASH_SIZES: dict[str, tuple[int, int]] = {

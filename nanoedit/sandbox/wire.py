@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from nanoedit.sandbox.multipart import MultipartError, UploadedFile, parse_multipart
 
@@ -59,7 +59,7 @@ class ReceivedRequest:
     json: Any = None
     """The parsed JSON body, or None when the body is not JSON."""
     fields: dict[str, list[str]] = field(default_factory=dict)
-    """Multipart text fields, each value list in arrival order."""
+    """Form text fields (multipart or URL-encoded), each value list in arrival order."""
     files: list[UploadedFile] = field(default_factory=list)
     """Multipart file parts in arrival order."""
     body_error: str | None = None
@@ -82,6 +82,9 @@ def record(request: SandboxRequest) -> ReceivedRequest:
             received.fields, received.files = parse_multipart(request.body, content_type)
         except MultipartError as exc:
             received.body_error = str(exc)
+    elif content_type.lower().startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(request.body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        received.fields = form
     elif request.body.strip():
         try:
             received.json = json.loads(request.body)
@@ -108,3 +111,14 @@ def text_response(
 def not_found() -> SandboxResponse:
     """What a Go server answers for a path it has no route for."""
     return text_response(404, "404 page not found")
+
+
+def proxy_502_page() -> SandboxResponse:
+    """The HTML page an nginx in front of a server sends when the server behind it fails."""
+    return text_response(
+        502,
+        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+        "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n",
+        "text/html",
+    )

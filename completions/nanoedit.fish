@@ -1,0 +1,1 @@
+complete --command nanoedit --no-files --arguments "(env _NANOEDIT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) nanoedit)" --condition "env _NANOEDIT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) nanoedit"

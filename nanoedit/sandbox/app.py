@@ -1,0 +1,196 @@
+"""The sandbox itself: one object that answers every route of both APIs and their file host,
+and records each request it is sent."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from nanoedit.sandbox.duomi_api import DuomiApi
+from nanoedit.sandbox.faults import Api, FaultPlan, Phase, Stage
+from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
+from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error
+from nanoedit.sandbox.openai_api import OpenAIApi
+from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
+from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
+from nanoedit.sandbox.wire import (
+    ReceivedRequest,
+    SandboxRequest,
+    SandboxResponse,
+    not_found,
+    proxy_502_page,
+    record,
+    text_response,
+)
+
+SANDBOX_BASE_URL = f"http://{SANDBOX_HOST}"
+SANDBOX_KEY = "sandbox"
+
+# What the CDN in front of result files says with each status a fault plan can ask for.
+CDN_STATUS_ERRORS = {
+    429: ("SlowDown", "Please reduce your request rate."),
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+    502: ("BadGateway", "The origin server did not answer in time."),
+    503: ("ServiceUnavailable", "Please reduce your request rate."),
+    504: ("GatewayTimeout", "The origin server did not answer in time."),
+}
+# What a result URL shows when a CDN puts a browser check in front of the file.
+CHALLENGE_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><title>Just a moment...</title></head>'
+    "<body><h1>Checking your browser before accessing the file.</h1>"
+    "<p>Enable JavaScript and cookies to continue.</p></body></html>\n"
+)
+INDEX = f"""nanoedit sandbox: an emulated image API, no key and no network needed.
+
+OpenAI-compatible (Authorization: Bearer KEY)
+  POST /v1/images/edits          multipart: model, prompt, image (repeatable), ...
+  POST /v1/images/generations    JSON: model, prompt, n, ...
+  GET  /v1/models
+duomi (Authorization: KEY, no Bearer)
+  POST /api/gemini/nano-banana-edit   JSON: model, prompt, image_urls, ...
+  POST /api/gemini/nano-banana        JSON: model, prompt, ...
+  GET  /api/gemini/nano-banana/TASK_ID
+Sample images
+  {"  ".join(f"/samples/{name}" for name in SAMPLE_NAMES)}
+"""
+
+
+class Sandbox:
+    """An emulated reseller server for both wire formats, answering in memory.
+
+    ``keys`` None accepts any non-empty key. ``faults`` is a fault plan such as
+    ``"429x2,poll:502,redirect"`` (see ``nanoedit.sandbox.faults``).
+    ``latency`` seconds pass (through ``sleep``) before each API answer. A duomi task takes
+    ``task_seconds`` of ``clock`` time to succeed. ``fetch`` downloads foreign image URLs;
+    None draws a deterministic stand-in instead, as there is no network in process (a
+    ``SandboxServer`` switches that to real downloads). Result URLs stop working after
+    ``file_ttl`` seconds. ``received`` keeps the last ``keep_received`` requests (None:
+    all). ``handle`` may be called from many threads at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: frozenset[str] | None = None,
+        faults: str = "",
+        latency: float = 0.0,
+        task_seconds: float = 0.0,
+        fetch: Fetch | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        file_ttl: float = 3600.0,
+        keep_received: int | None = None,
+    ) -> None:
+        self.latency = latency
+        self.received: list[ReceivedRequest] = []
+        self._keep_received = keep_received
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._fetch_given = fetch is not None
+        epoch_offset = time.time() - clock()
+        plan = FaultPlan(faults)
+        files = FileStore(ttl=file_ttl, clock=clock, epoch=lambda: epoch_offset + clock())
+        self._runtime = Runtime(keys, plan, files, clock, fetch or standin_fetch, epoch_offset)
+        self._openai = OpenAIApi(self._runtime)
+        self._duomi = DuomiApi(self._runtime, task_seconds)
+
+    @property
+    def task_seconds(self) -> float:
+        """How long a duomi task takes to succeed; changing it affects tasks not yet done."""
+        return self._duomi.task_seconds
+
+    @task_seconds.setter
+    def task_seconds(self, seconds: float) -> None:
+        self._duomi.task_seconds = seconds
+
+    @property
+    def fetch(self) -> Fetch:
+        """How foreign image URLs are downloaded (also used by ``SandboxTransport``)."""
+        return self._runtime.fetch
+
+    def fetch_over_network(self) -> None:
+        """Download foreign image URLs for real, unless a ``fetch`` was given."""
+        if not self._fetch_given:
+            self._runtime.fetch = http_fetch
+
+    def add_faults(self, spec: str) -> None:
+        """Append tokens to the fault plan; ValueError (and nothing added) if one is wrong."""
+        self._runtime.faults.add(spec)
+
+    def pending_faults(self) -> list[str]:
+        """The fault tokens not acted out yet, as ``phase:namexN``."""
+        return self._runtime.faults.pending()
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        """Answer one request and record it in ``received``."""
+        received = record(request)
+        with self._lock:
+            self.received.append(received)
+            if self._keep_received is not None and len(self.received) > self._keep_received:
+                del self.received[: len(self.received) - self._keep_received]
+        parts = urlsplit(request.url)
+        method = "GET" if received.method == "HEAD" else received.method
+        call = Call(received, request.url, f"{parts.scheme}://{parts.netloc}", method)
+        response = self._route(call)
+        response.headers["Content-Length"] = str(len(response.body))
+        if received.method == "HEAD":
+            response.body = b""
+        return response
+
+    def _route(self, call: Call) -> SandboxResponse:
+        path = call.received.path
+        if path == "/v1" or path.startswith("/v1/"):
+            self._wait()
+            return self._openai.handle(call)
+        if path.startswith("/api/"):
+            self._wait()
+            return self._duomi.handle(call)
+        if call.method != "GET":
+            return not_found()
+        if path.startswith("/files/"):
+            return self._download(call, path.removeprefix("/files/"))
+        if path.startswith("/samples/"):
+            try:
+                data, mime = sample_image(path.removeprefix("/samples/"))
+            except KeyError:
+                return not_found()
+            return SandboxResponse(200, {"Content-Type": mime}, data)
+        if path == "/":
+            return text_response(200, INDEX)
+        return not_found()
+
+    def _wait(self) -> None:
+        if self.latency > 0:
+            self._sleep(self.latency)
+
+    def _download(self, call: Call, name: str) -> SandboxResponse:
+        """A result file, as the CDN in front of the bucket serves it."""
+        faults = self._runtime.faults
+        phases = frozenset({Phase.FILE})
+        fault = faults.take(phases, Api.FILES, Stage.ANSWER)
+        if fault == "html502":
+            return proxy_502_page()
+        if fault == "expired":
+            return EXPIRED.response()
+        if fault == "html-result":
+            return text_response(200, CHALLENGE_PAGE, "text/html; charset=utf-8")
+        if fault == "redirect":
+            # Back to the same file, marked so the hop shows in `received`.
+            location = f"{call.url}{'&' if '?' in call.url else '?'}hop=1"
+            headers = {"Location": location, "Content-Type": "text/html; charset=utf-8"}
+            body = f'<a href="{html.escape(location)}">Found</a>.\n'.encode()
+            return SandboxResponse(302, headers, body)
+        if fault is not None:
+            status = int(fault)
+            response = cdn_error(status, *CDN_STATUS_ERRORS[status])
+            if status == 429:
+                response.headers["Retry-After"] = "1"
+            return response
+        found = self._runtime.files.lookup(name, call.received.query)
+        if isinstance(found, Denial):
+            return found.response()
+        mislabel = faults.take(phases, Api.FILES, Stage.RESULT) == "mislabeled"
+        return self._runtime.files.respond(found, mislabel=mislabel)

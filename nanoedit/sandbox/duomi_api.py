@@ -1,0 +1,272 @@
+"""duomi's asynchronous API: submit a task with image URLs, then poll it. The key is sent raw
+(no ``Bearer``), and most errors come as HTTP 200 with a ``code`` in the body."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from PIL import Image
+
+from nanoedit.sandbox.catalog import DUOMI_MODELS, RATIOS, REFUSAL, SIZES, Model, output_size
+from nanoedit.sandbox.faults import Api, Phase, Stage
+from nanoedit.sandbox.render import decode, render_edit, render_generate
+from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
+from nanoedit.sandbox.wire import SandboxResponse, json_response, proxy_502_page
+
+MAX_IMAGE_URLS = 10
+MAX_TASKS = 5000
+# The real server measures these; fixed values keep answers comparable in tests.
+EXEC_TIME = 0.05
+CALLER_IP = "127.0.0.1"
+STATUS_CODES = {"queued": "0", "pending": "1", "running": "2", "succeeded": "3", "error": "4"}
+TASK_ERROR = "image generation failed: the output was blocked by the safety filter (IMAGE_SAFETY)"
+STATUS_MESSAGES = {
+    429: "too many requests, please retry later",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service temporarily unavailable, please retry later",
+    504: "gateway timeout",
+}
+POLL_PREFIX = "/api/gemini/nano-banana/"
+SUBMIT_PATHS = {"/api/gemini/nano-banana-edit": True, "/api/gemini/nano-banana": False}
+
+
+class Invalid(Exception):
+    """A request duomi turns down with ``code`` 400 (in an HTTP 200 answer)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one task was asked to make."""
+
+    model: Model
+    prompt: str
+    image_urls: tuple[str, ...]
+    ratio: str | None
+    size: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a finished task ended: ``data`` is the inner ``data`` object (None: null)."""
+
+    state: str
+    data: dict[str, object] | None = None
+    msg: str = ""
+
+
+@dataclass
+class Task:
+    """One submitted task; it moves on by the clock when polled."""
+
+    id: str
+    job: Job
+    created: float
+    base_url: str
+    own_hosts: frozenset[str]
+    fault: str | None
+    polls: int = 0
+    outcome: Outcome | None = None
+    finished_after: float = 0.0
+    """Seconds from creation to the end, fixed when it ends."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _envelope(code: int, msg: str, data: object = None) -> dict[str, object]:
+    payload: dict[str, object] = {"code": code, "msg": msg}
+    if data is not None:
+        payload["data"] = data
+    payload["exec_time"] = EXEC_TIME
+    payload["ip"] = CALLER_IP
+    return payload
+
+
+def _text(body: dict[str, object], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be a string")
+    return value
+
+
+def read_job(body: object, is_edit: bool) -> Job:
+    """Check a submitted body; Invalid carries the message duomi answers with."""
+    if not isinstance(body, dict):
+        raise Invalid("invalid request body: a JSON object is required")
+    model_id = _text(body, "model")
+    if model_id is None:
+        raise Invalid("model is required")
+    model = DUOMI_MODELS.get(model_id)
+    if model is None:
+        raise Invalid(f"unsupported model: {model_id}; use one of {', '.join(DUOMI_MODELS)}")
+    prompt = _text(body, "prompt")
+    if prompt is None or not prompt.strip():
+        raise Invalid("prompt is required")
+    urls: tuple[str, ...] = ()
+    if is_edit:
+        urls = _image_urls(body.get("image_urls"))
+    ratio = _text(body, "aspect_ratio")
+    if ratio is not None and ratio != "auto" and ratio not in RATIOS:
+        raise Invalid(f"aspect_ratio must be auto or one of {', '.join(RATIOS)}, got {ratio!r}")
+    size = _text(body, "image_size")
+    if size is not None and size not in SIZES:
+        raise Invalid(f"image_size must be one of {', '.join(SIZES)} (capital K), got {size!r}")
+    return Job(model, prompt, urls, ratio, size)
+
+
+def _image_urls(value: object) -> tuple[str, ...]:
+    if value is None or value == []:
+        raise Invalid("image_urls is required")
+    if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
+        raise Invalid("image_urls must be an array of image links")
+    if len(value) > MAX_IMAGE_URLS:
+        raise Invalid(f"image_urls accepts at most {MAX_IMAGE_URLS} images, got {len(value)}")
+    for index, url in enumerate(value):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise Invalid(
+                f"image_urls[{index}] is not an http(s) link; base64 and data URIs are not "
+                "supported, upload the image and pass its URL"
+            )
+    return tuple(value)
+
+
+class DuomiApi:
+    """Answers the ``/api/…`` routes and keeps the tasks."""
+
+    def __init__(self, runtime: Runtime, task_seconds: float) -> None:
+        self.runtime = runtime
+        self.task_seconds = task_seconds
+        self._lock = threading.Lock()
+        self._tasks: dict[str, Task] = {}  # insertion order is age order
+
+    def handle(self, call: Call) -> SandboxResponse:
+        """Answer one request under ``/api``."""
+        path = call.received.path
+        route: Callable[[Call], SandboxResponse]
+        if call.method == "POST" and path in SUBMIT_PATHS:
+            phases = frozenset({Phase.SUBMIT, Phase.API})
+            route = self._submit
+        elif call.method == "GET" and path.startswith(POLL_PREFIX) and path != POLL_PREFIX:
+            phases = frozenset({Phase.POLL, Phase.API})
+            route = self._poll
+        else:
+            return json_response(404, {"code": 404, "msg": f"route not found: {path}"})
+        fault = self.runtime.faults.take(phases, Api.DUOMI, Stage.ANSWER)
+        if fault is not None:
+            return self._fault_answer(fault)
+        key = call.received.headers.get("authorization", "").strip()
+        # The raw key only: "Bearer KEY" is looked up as a key, and there is none such.
+        if key.lower().startswith("bearer ") or not self.runtime.accepts(key):
+            return json_response(401, {"code": 401, "msg": "invalid api key"})
+        return route(call)
+
+    def _fault_answer(self, fault: str) -> SandboxResponse:
+        if fault == "html502":
+            return proxy_502_page()
+        if fault == "error200":
+            return json_response(200, _envelope(500, "upstream service error, please retry"))
+        status = int(fault)
+        response = json_response(status, {"code": status, "msg": STATUS_MESSAGES[status]})
+        if status == 429:
+            response.headers["Retry-After"] = "1"
+        return response
+
+    def _submit(self, call: Call) -> SandboxResponse:
+        try:
+            job = read_job(call.received.json, SUBMIT_PATHS[call.received.path])
+        except Invalid as invalid:
+            return json_response(200, _envelope(400, str(invalid)))
+        phases = frozenset({Phase.SUBMIT, Phase.API})
+        fault = self.runtime.faults.take(phases, Api.DUOMI, Stage.RESULT)
+        own_hosts = frozenset({call.netloc, SANDBOX_HOST})
+        task = Task(
+            secrets.token_hex(16), job, self.runtime.clock(), call.base_url, own_hosts, fault
+        )
+        with self._lock:
+            self._tasks[task.id] = task
+            while len(self._tasks) > MAX_TASKS:
+                del self._tasks[next(iter(self._tasks))]
+        return json_response(200, _envelope(200, "success", {"task_id": task.id}))
+
+    def _poll(self, call: Call) -> SandboxResponse:
+        task_id = call.received.path.removeprefix(POLL_PREFIX)
+        with self._lock:
+            task = self._tasks.get(task_id)
+        if task is None:
+            return json_response(200, {"code": 404, "msg": "task not found"})
+        with task.lock:
+            task.polls += 1
+            state, changed, outcome = self._progress(task)
+        created = self.runtime.epoch(task.created)
+        data = {
+            "task_id": task.id,
+            "state": state,
+            "data": outcome.data if outcome else None,
+            "create_time": str(int(created)),
+            "update_time": str(int(created + changed)),
+            "msg": outcome.msg if outcome else "",
+            "status": STATUS_CODES[state],
+            "action": "generate",
+        }
+        return json_response(200, _envelope(200, "success", data))
+
+    def _progress(self, task: Task) -> tuple[str, float, Outcome | None]:
+        """The task's state now, the seconds after creation it entered it, and how it ended.
+
+        Pending for the first half of ``task_seconds``, running for the second half, then
+        finished; with ``task_seconds`` 0 the first poll finds it finished.
+        """
+        total = self.task_seconds
+        elapsed = self.runtime.clock() - task.created
+        if task.fault == "task-unknown" and task.polls == 1:
+            return "queued", 0.0, None
+        if elapsed < total / 2:
+            return "pending", 0.0, None
+        if elapsed < total or task.fault == "task-stuck":
+            return "running", total / 2, None
+        if task.outcome is None:
+            task.outcome = self._finish(task)
+            task.finished_after = total
+        return task.outcome.state, task.finished_after, task.outcome
+
+    def _finish(self, task: Task) -> Outcome:
+        """Fetch the inputs and draw the result, once, when the task is first found done."""
+        if task.fault == "task-error":
+            return Outcome("error", msg=TASK_ERROR)
+        job = task.job
+        inputs: list[Image.Image] = []
+        for index, url in enumerate(job.image_urls):
+            try:
+                data, _ = self.runtime.fetch_input(url, task.own_hosts)
+            except Exception as exc:  # a caller's fetch may fail in any way; all mean the same
+                return Outcome("error", msg=f"failed to download image_urls[{index}] {url}: {exc}")
+            try:
+                inputs.append(decode(data))
+            except ValueError as exc:
+                return Outcome("error", msg=f"image_urls[{index}] {url} is {exc}")
+        if task.fault == "no-data":
+            return Outcome("succeeded", None)
+        if task.fault in ("text-only", "empty-data"):
+            description = REFUSAL if task.fault == "text-only" else ""
+            return Outcome("succeeded", {"images": [], "description": description})
+        source = inputs[0].size if inputs else None
+        size = output_size(job.model, job.ratio, job.size, source)
+        if inputs:
+            image = render_edit(inputs, job.prompt, size, job.model.mime)
+        else:
+            image = render_generate(job.prompt, size, job.model.mime)
+        if task.fault == "data-uri":
+            url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+        elif task.fault == "empty-url":
+            url = ""
+        else:
+            url = self.runtime.files.put(image).url(task.base_url)
+        images = [{"url": url, "file_name": f"output.{image.ext}"}]
+        return Outcome("succeeded", {"images": images, "description": ""})

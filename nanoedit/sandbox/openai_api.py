@@ -1,0 +1,301 @@
+"""The OpenAI-compatible gateway (new-api / one-api style): ``/v1/images/edits`` (multipart),
+``/v1/images/generations`` (JSON) and ``/v1/models``, with a ``Bearer`` key."""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from PIL import Image
+
+from nanoedit.sandbox.catalog import (
+    OPENAI_MODELS,
+    RATIOS,
+    REFUSAL,
+    SIZES,
+    Model,
+    output_size,
+    output_tokens,
+)
+from nanoedit.sandbox.faults import Api, Phase, Stage
+from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
+from nanoedit.sandbox.runtime import Call, Runtime
+from nanoedit.sandbox.wire import SandboxResponse, json_response, proxy_502_page
+
+MAX_N = 4
+IMAGE_FIELDS = ("image", "image[]")
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+OWNER = "google"
+# Per input image, what Gemini bills for a picture of up to 384 px a side.
+INPUT_IMAGE_TOKENS = 258
+# What a gateway says with each HTTP status a fault plan can ask for.
+STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    429: ("rate limit exceeded for the current group, please retry later", "rate_limit_exceeded"),
+    500: ("internal server error", "internal_server_error"),
+    502: ("bad response status code 502 from upstream", "bad_response_status_code"),
+    503: ("upstream service temporarily unavailable, please retry later", "service_unavailable"),
+    504: ("upstream request timed out", "gateway_timeout"),
+}
+
+Route = Callable[[Call, frozenset[Phase]], SandboxResponse]
+
+
+class Rejected(Exception):
+    """A request the gateway refuses; carries the error object's fields."""
+
+    def __init__(
+        self, message: str, *, param: str = "", status: int = 400, code: str = "invalid_request"
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.status = status
+        self.code = code
+        self.type = "invalid_request_error" if status == 400 else "new_api_error"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The fields of one image request, checked."""
+
+    model: Model
+    prompt: str
+    n: int
+    response_format: str
+    ratio: str | None
+    size: str | None
+
+
+def error(
+    status: int, message: str, type_: str, code: str, request_id: str, param: str = ""
+) -> SandboxResponse:
+    """The gateway's error object; every message ends with the request id."""
+    payload = {
+        "error": {
+            "message": f"{message} (request id: {request_id})",
+            "type": type_,
+            "param": param,
+            "code": code,
+        }
+    }
+    return json_response(status, payload)
+
+
+def _text(values: Mapping[str, object], name: str) -> str | None:
+    value = values.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Rejected(f"{name} must be a string", param=name)
+    # Gateways are written in Go, where an empty field and a missing one look the same.
+    return value or None
+
+
+def _count(values: Mapping[str, object]) -> int:
+    value = values.get("n", 1)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_N:
+        raise Rejected(f"n must be an integer from 1 to {MAX_N}, got {value!r}", param="n")
+    return value
+
+
+def read_options(values: Mapping[str, object], has_images: bool | None) -> Options:
+    """Check the fields in the order the gateway does: the model picks a channel first.
+
+    ``has_images`` is None for generations, which take no image.
+    """
+    model_id = _text(values, "model")
+    if model_id is None:
+        raise Rejected("model is required", param="model")
+    model = OPENAI_MODELS.get(model_id)
+    if model is None:
+        raise Rejected(
+            f"no available channel for model {model_id} under group default",
+            status=503,
+            code="model_not_found",
+        )
+    prompt = _text(values, "prompt")
+    if prompt is None or not prompt.strip():
+        raise Rejected("prompt is required", param="prompt")
+    if has_images is False:
+        raise Rejected("image is required", param="image")
+    n = _count(values)
+    response_format = _text(values, "response_format") or "url"
+    if response_format not in ("url", "b64_json"):
+        raise Rejected(
+            f"response_format must be url or b64_json, got {response_format!r}",
+            param="response_format",
+        )
+    ratio = _text(values, "aspect_ratio")
+    if ratio is not None and ratio not in RATIOS:
+        raise Rejected(
+            f"aspect_ratio must be one of {', '.join(RATIOS)}, got {ratio!r}", param="aspect_ratio"
+        )
+    size = _text(values, "image_size")
+    if size is not None and size not in SIZES:
+        raise Rejected(
+            f"image_size must be one of {', '.join(SIZES)}, got {size!r}", param="image_size"
+        )
+    return Options(model, prompt, n, response_format, ratio, size)
+
+
+class OpenAIApi:
+    """Answers the ``/v1/…`` routes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._routes: dict[tuple[str, str], Route] = {
+            ("POST", "/v1/images/edits"): self._edit,
+            ("POST", "/v1/images/generations"): self._generate,
+            ("GET", "/v1/models"): self._models,
+        }
+
+    def handle(self, call: Call) -> SandboxResponse:
+        """Answer one request under ``/v1``."""
+        request_id = self.runtime.request_id()
+        response = self._answer(call, request_id)
+        response.headers["X-Oneapi-Request-Id"] = request_id
+        return response
+
+    def _answer(self, call: Call, request_id: str) -> SandboxResponse:
+        path = call.received.path
+        route = self._routes.get((call.method, path))
+        if route is None:
+            return error(
+                404,
+                f"Invalid URL ({call.method} {path})",
+                "invalid_request_error",
+                "invalid_url",
+                request_id,
+            )
+        phases = frozenset({Phase.SUBMIT, Phase.API} if call.method == "POST" else {Phase.API})
+        fault = self.runtime.faults.take(phases, Api.OPENAI, Stage.ANSWER)
+        if fault is not None:
+            return self._fault_answer(fault, request_id)
+        scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not self.runtime.accepts(key.strip()):
+            return error(401, "invalid token", "new_api_error", "invalid_api_key", request_id)
+        try:
+            return route(call, phases)
+        except Rejected as rejected:
+            return error(
+                rejected.status,
+                rejected.message,
+                rejected.type,
+                rejected.code,
+                request_id,
+                rejected.param,
+            )
+
+    def _fault_answer(self, fault: str, request_id: str) -> SandboxResponse:
+        if fault == "html502":
+            return proxy_502_page()
+        if fault == "error200":
+            return error(
+                200,
+                "upstream error: do request failed",
+                "new_api_error",
+                "do_request_failed",
+                request_id,
+            )
+        status = int(fault)
+        message, code = STATUS_ERRORS[status]
+        response = error(status, message, "new_api_error", code, request_id)
+        if status == 429:
+            response.headers["Retry-After"] = "1"
+        return response
+
+    def _models(self, call: Call, phases: frozenset[Phase]) -> SandboxResponse:
+        models = [{"id": model, "object": "model", "owned_by": OWNER} for model in OPENAI_MODELS]
+        return json_response(200, {"object": "list", "data": models})
+
+    def _edit(self, call: Call, phases: frozenset[Phase]) -> SandboxResponse:
+        received = call.received
+        content_type = received.headers.get("content-type", "").lower()
+        if not content_type.startswith(FORM_TYPES):
+            raise Rejected("the request must be multipart/form-data")
+        if received.body_error is not None:
+            raise Rejected(f"could not read the multipart body: {received.body_error}")
+        # A URL-encoded form is read too (it just cannot carry images), as Go's form
+        # parsing does; and like Go's FormValue, the first of repeated fields counts.
+        values = {name: texts[0] for name, texts in received.fields.items()}
+        uploads = [part for part in received.files if part.field in IMAGE_FIELDS]
+        options = read_options(values, has_images=bool(uploads))
+        inputs: list[Image.Image] = []
+        for number, upload in enumerate(uploads, start=1):
+            try:
+                inputs.append(decode(upload.data))
+            except ValueError as exc:
+                raise Rejected(
+                    f"image {number} ({upload.filename}) is {exc}; send PNG, JPEG or WebP",
+                    param="image",
+                ) from None
+        return self._result(options, inputs, call, phases)
+
+    def _generate(self, call: Call, phases: frozenset[Phase]) -> SandboxResponse:
+        body = call.received.json
+        if not isinstance(body, dict):
+            detail = call.received.body_error or "the body must be a JSON object"
+            raise Rejected(f"invalid request: {detail}")
+        return self._result(read_options(body, has_images=None), [], call, phases)
+
+    def _result(
+        self, options: Options, inputs: list[Image.Image], call: Call, phases: frozenset[Phase]
+    ) -> SandboxResponse:
+        fault = self.runtime.faults.take(phases, Api.OPENAI, Stage.RESULT)
+        prompt_tokens = math.ceil(len(options.prompt.encode()) / 4)
+        prompt_tokens += INPUT_IMAGE_TOKENS * len(inputs)
+        if fault == "text-only":
+            items = [{"revised_prompt": REFUSAL, "url": "", "b64_json": ""}]
+            return self._success(options, items, prompt_tokens, completion_tokens=40)
+        if fault in ("empty-data", "no-data"):
+            return self._success(options, [] if fault == "empty-data" else None, prompt_tokens, 0)
+        items = []
+        for variant in range(options.n):
+            image = self._render(options, inputs, variant)
+            url, b64 = self._deliver(image, options, fault, call)
+            items.append({"revised_prompt": options.prompt, "url": url, "b64_json": b64})
+        completion_tokens = output_tokens(options.model, options.size) * options.n
+        return self._success(options, items, prompt_tokens, completion_tokens)
+
+    def _render(self, options: Options, inputs: list[Image.Image], variant: int) -> Encoded:
+        source = inputs[0].size if inputs else None
+        size = output_size(options.model, options.ratio, options.size, source)
+        mime = options.model.mime
+        if inputs:
+            return render_edit(inputs, options.prompt, size, mime, variant=variant, count=options.n)
+        return render_generate(options.prompt, size, mime, variant=variant, count=options.n)
+
+    def _deliver(
+        self, image: Encoded, options: Options, fault: str | None, call: Call
+    ) -> tuple[str, str]:
+        """The ``url`` and ``b64_json`` of one result: one of them is always empty."""
+        encoded = base64.b64encode(image.data).decode()
+        if fault == "empty-url":
+            return "", ""
+        if fault == "data-uri":
+            return f"data:{image.mime};base64,{encoded}", ""
+        if options.response_format == "b64_json":
+            return "", encoded
+        return self.runtime.files.put(image).url(call.base_url), ""
+
+    def _success(
+        self,
+        options: Options,
+        items: list[dict[str, str]] | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> SandboxResponse:
+        payload: dict[str, object] = {"created": int(self.runtime.epoch())}
+        if items is not None:
+            payload["data"] = items
+        payload["model"] = options.model.id
+        payload["usage"] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        return json_response(200, payload)

@@ -1,0 +1,241 @@
+"""Real, deterministic images: what the sandbox's "model" draws for edits and generations.
+
+Everything is drawn on a canvas of at most about 1.6K pixels a side and scaled up at the end,
+so a 4K answer costs well under a second. Same inputs, same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+
+RGB = tuple[int, int, int]
+WORK_SIDE = 1600
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An encoded image and what it is."""
+
+    data: bytes
+    mime: str
+
+    @property
+    def ext(self) -> str:
+        """The file extension for the format (``png``, ``jpeg`` or ``webp``)."""
+        return EXTENSIONS[self.mime]
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type of a PNG, JPEG or WebP file from its first bytes, else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def decode(data: bytes) -> Image.Image:
+    """An uploaded or fetched image as upright RGB; ValueError unless a readable PNG, JPEG
+    or WebP."""
+    if sniff_mime(data) is None:
+        raise ValueError("not a PNG, JPEG or WebP image")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError:
+        raise ValueError("an image too large to decode") from None
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"a damaged image ({exc})") from None
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Transparent areas become white, as a model sees a pasted cut-out.
+        backdrop = Image.new("RGBA", image.size, "white")
+        return Image.alpha_composite(backdrop, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
+def encode(image: Image.Image, mime: str, *, fast: bool = False) -> Encoded:
+    """Encode as PNG, JPEG or WebP (no metadata, so the bytes depend on the pixels only)."""
+    buffer = io.BytesIO()
+    if mime == "image/jpeg":
+        image.convert("RGB").save(buffer, "JPEG", quality=90)
+    elif mime == "image/png":
+        image.save(buffer, "PNG", compress_level=1 if fast else 3)
+    elif mime == "image/webp":
+        image.convert("RGB").save(buffer, "WEBP", quality=90)
+    else:
+        raise ValueError(f"cannot encode {mime}")
+    return Encoded(buffer.getvalue(), mime)
+
+
+def seed_of(*parts: str) -> int:
+    """A stable seed (Python's own hash() changes from run to run)."""
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def color_of(*parts: str) -> RGB:
+    """A saturated colour picked by the text given."""
+    rng = random.Random(seed_of("colour", *parts))
+    hue = rng.random()
+    # A cheap HSV-to-RGB with full saturation and value, then softened a little.
+    channels = [max(0.0, min(1.0, abs((hue * 6 + shift) % 6 - 3) - 1)) for shift in (0, 4, 2)]
+    r, g, b = (int(40 + 200 * c) for c in channels)
+    return r, g, b
+
+
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at ``size`` pixels (no system fonts, so output is the same
+    everywhere)."""
+    return ImageFont.load_default(size=max(8, size))
+
+
+def caption(image: Image.Image, text: str) -> Image.Image:
+    """The prompt written in a dark band along the bottom, cut with an ellipsis to fit."""
+    width, height = image.size
+    band = max(24, height // 11)
+    face = font(int(band * 0.5))
+    margin = band // 3
+    fitted = text
+    if face.getlength(fitted) > width - 2 * margin:
+        while fitted and face.getlength(fitted + "…") > width - 2 * margin:
+            fitted = fitted[:-1]
+        fitted += "…"
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle((0, height - band, width, height), fill=(0, 0, 0, 150))
+    draw.text((margin, height - band / 2), fitted, font=face, fill="white", anchor="lm")
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+
+
+def _watercolor(image: Image.Image, prompt: str) -> Image.Image:
+    soft = image.filter(ImageFilter.BoxBlur(radius=max(1, image.width // 400)))
+    return Image.blend(ImageOps.posterize(soft, 3), Image.new("RGB", image.size, "white"), 0.15)
+
+
+def _night(image: Image.Image, prompt: str) -> Image.Image:
+    dark = ImageEnhance.Brightness(image).enhance(0.45)
+    return Image.blend(dark, Image.new("RGB", image.size, (20, 30, 90)), 0.35)
+
+
+def _grayscale(image: Image.Image, prompt: str) -> Image.Image:
+    return ImageOps.grayscale(image).convert("RGB")
+
+
+def _sketch(image: Image.Image, prompt: str) -> Image.Image:
+    edges = ImageOps.grayscale(image).filter(ImageFilter.FIND_EDGES)
+    return ImageOps.autocontrast(ImageOps.invert(edges)).convert("RGB")
+
+
+def _sepia(image: Image.Image, prompt: str) -> Image.Image:
+    return ImageOps.colorize(ImageOps.grayscale(image), "#3b2a1a", "#f0e0c0").convert("RGB")
+
+
+def _invert(image: Image.Image, prompt: str) -> Image.Image:
+    return ImageOps.invert(image)
+
+
+def _tint(image: Image.Image, prompt: str) -> Image.Image:
+    return Image.blend(image, Image.new("RGB", image.size, color_of(prompt)), 0.3)
+
+
+# The first entry with a word found in the prompt decides the look; otherwise a tint.
+EFFECTS: tuple[tuple[tuple[str, ...], Callable[[Image.Image, str], Image.Image]], ...] = (
+    (("watercolor", "watercolour", "painting", "painted"), _watercolor),
+    (("night", "dark", "moonlight"), _night),
+    (("black and white", "grayscale", "greyscale", "monochrome"), _grayscale),
+    (("sketch", "pencil", "line art"), _sketch),
+    (("sepia", "vintage", "old photo"), _sepia),
+    (("invert", "negative"), _invert),
+)
+
+
+def effect_for(prompt: str) -> Callable[[Image.Image, str], Image.Image]:
+    """The visible change an edit applies for this prompt."""
+    lowered = prompt.lower()
+    for words, effect in EFFECTS:
+        if any(word in lowered for word in words):
+            return effect
+    return _tint
+
+
+def _work_size(size: tuple[int, int]) -> tuple[int, int]:
+    scale = max(1, math.ceil(max(size) / WORK_SIDE))
+    return round(size[0] / scale), round(size[1] / scale)
+
+
+def _label(prompt: str, variant: int, count: int) -> str:
+    return f"{prompt}  ({variant + 1}/{count})" if count > 1 else prompt
+
+
+def render_edit(
+    inputs: Sequence[Image.Image],
+    prompt: str,
+    size: tuple[int, int],
+    mime: str,
+    *,
+    variant: int = 0,
+    count: int = 1,
+) -> Encoded:
+    """The first input fitted to ``size`` with an effect chosen by the prompt, the other
+    inputs inset as thumbnails, and the prompt as a caption."""
+    work = _work_size(size)
+    canvas = effect_for(prompt)(ImageOps.fit(inputs[0], work, Image.Resampling.BICUBIC), prompt)
+    thumb = max(16, min(work) // 5)
+    gap = max(4, thumb // 12)
+    x, y = work[0] - gap, gap
+    for reference in inputs[1:]:
+        small = ImageOps.contain(reference, (thumb, thumb), Image.Resampling.BICUBIC)
+        framed = ImageOps.expand(small, border=max(2, gap // 2), fill="white")
+        if x - framed.width < 0:
+            x, y = work[0] - gap, y + thumb + gap
+        canvas.paste(framed, (x - framed.width, y))
+        x -= framed.width + gap
+    canvas = caption(canvas, _label(prompt, variant, count))
+    return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
+
+
+def render_generate(
+    prompt: str, size: tuple[int, int], mime: str, *, variant: int = 0, count: int = 1
+) -> Encoded:
+    """A gradient with shapes, both picked by the prompt, and the prompt as a caption."""
+    work = _work_size(size)
+    key = f"{prompt}\0{variant}"
+    top, bottom = (
+        Image.new("RGB", work, color_of(key, "top")),
+        Image.new("RGB", work, color_of(key)),
+    )
+    canvas = Image.composite(bottom, top, Image.linear_gradient("L").resize(work))
+    rng = random.Random(seed_of("shapes", key))
+    overlay = Image.new("RGBA", work, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for _ in range(8):
+        r, g, b = (rng.randrange(256) for _ in range(3))
+        x0, y0 = rng.randrange(work[0]), rng.randrange(work[1])
+        extent = rng.randrange(min(work) // 8, min(work) // 2)
+        box = (x0 - extent // 2, y0 - extent // 2, x0 + extent // 2, y0 + extent // 2)
+        if rng.random() < 0.5:
+            draw.ellipse(box, fill=(r, g, b, 170))
+        else:
+            draw.rectangle(box, fill=(r, g, b, 170))
+    canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay)
+    canvas = caption(canvas, _label(prompt, variant, count))
+    return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
+
+
+def standin(url: str, mime: str, size: tuple[int, int] = (800, 600)) -> Encoded:
+    """A placeholder for an image the sandbox cannot download: a gradient naming the URL."""
+    top = Image.new("RGB", size, color_of(url, "top"))
+    bottom = Image.new("RGB", size, color_of(url))
+    canvas = Image.composite(bottom, top, Image.linear_gradient("L").resize(size))
+    return encode(caption(canvas, f"stand-in for {url}"), mime)

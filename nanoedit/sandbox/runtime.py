@@ -1,0 +1,80 @@
+"""What the API emulations share: keys, the fault plan, result files, the clock, and fetching."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+from nanoedit.sandbox.faults import FaultPlan
+from nanoedit.sandbox.fetch import Fetch, FetchError
+from nanoedit.sandbox.files import Denial, FileStore
+from nanoedit.sandbox.samples import sample_image
+from nanoedit.sandbox.wire import ReceivedRequest
+
+SANDBOX_HOST = "nanoedit-sandbox.invalid"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request being answered, with what the answer needs to link back to its host."""
+
+    received: ReceivedRequest
+    url: str
+    base_url: str
+    """``scheme://host[:port]`` as the client addressed the sandbox."""
+    method: str
+    """The method to route by (HEAD is answered as GET)."""
+
+    @property
+    def netloc(self) -> str:
+        """The host (and port) the client addressed."""
+        return urlsplit(self.base_url).netloc.lower()
+
+
+@dataclass
+class Runtime:
+    """Services every API handler uses."""
+
+    keys: frozenset[str] | None
+    faults: FaultPlan
+    files: FileStore
+    clock: Callable[[], float]
+    fetch: Fetch
+    epoch_offset: float
+    """Added to a clock reading to give Unix time, so timestamps follow an injected clock."""
+
+    def epoch(self, reading: float | None = None) -> float:
+        """Unix time now, or at an earlier clock ``reading``."""
+        return self.epoch_offset + (self.clock() if reading is None else reading)
+
+    def accepts(self, key: str) -> bool:
+        """Whether ``key`` may use the APIs (any non-empty key when no key list was given)."""
+        return bool(key) and (self.keys is None or key in self.keys)
+
+    def request_id(self) -> str:
+        """A gateway-style request id: a UTC timestamp and random digits."""
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.epoch()))
+        return f"{stamp}{secrets.randbelow(10**12):012d}"
+
+    def fetch_input(self, url: str, own_hosts: frozenset[str]) -> tuple[bytes, str]:
+        """The bytes and type behind an input URL. The sandbox's own URLs (samples and
+        results) are answered here, with no socket; others go to ``fetch``."""
+        parts = urlsplit(url)
+        if parts.netloc.lower() not in own_hosts:
+            return self.fetch(url)
+        if parts.path.startswith("/samples/"):
+            try:
+                return sample_image(parts.path.removeprefix("/samples/"))
+            except KeyError:
+                raise FetchError("HTTP 404") from None
+        if parts.path.startswith("/files/"):
+            found = self.files.lookup(
+                parts.path.removeprefix("/files/"), dict(parse_qsl(parts.query))
+            )
+            if isinstance(found, Denial):
+                raise FetchError(f"HTTP {found.status} {found.code}: {found.message}")
+            return found.image.data, found.image.mime
+        raise FetchError("HTTP 404")

@@ -1,0 +1,226 @@
+"""The sandbox on a real port: a threaded HTTP/1.1 server on loopback, in the background."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from nanoedit.sandbox.app import Sandbox
+from nanoedit.sandbox.wire import SandboxRequest, SandboxResponse
+
+# Idle keep-alive connections are dropped after this many seconds.
+IDLE_TIMEOUT = 60.0
+# How often the accept loop looks for a stop request: closing waits up to this long.
+STOP_POLL_SECONDS = 0.02
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox, log: TextIO | None) -> None:
+        super().__init__(address, _Handler)
+        self.sandbox = sandbox
+        self.log = log
+        self._log_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def drop_connections(self) -> None:
+        """Wake handler threads blocked on idle keep-alive connections, so they end."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def log_line(self, method: str, path: str, outcome: int | str) -> None:
+        # The path only: no query string, no header, so no key or signature is printed.
+        if self.log is not None:
+            with self._log_lock:
+                print(f"{method} {path} {outcome}", file=self.log, flush=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    timeout = IDLE_TIMEOUT
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the body
+    # would wait for the client's delayed ACK, 40 ms per answer.
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the server's own log line is written by ``log_line``."""
+
+    def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400, "Bad Request", "unreadable Content-Length or chunk size")
+            return
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            name = name.lower()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if self.path.startswith(("http://", "https://")):
+            url = self.path  # absolute form, as sent to a proxy
+        else:
+            host = headers.get("host") or "{}:{}".format(*self.server.server_address[:2])
+            url = f"http://{host}{self.path}"
+        try:
+            answer = self.server.sandbox.handle(SandboxRequest(self.command, url, headers, body))
+        except Exception:
+            # A bug in the sandbox: show it, and answer as a crashed server would.
+            traceback.print_exc(file=sys.stderr)
+            answer = SandboxResponse(
+                500, {"Content-Type": "text/plain; charset=utf-8"}, b"sandbox internal error\n"
+            )
+        if answer.fault is not None:
+            self._act_out(answer)
+            return
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        if "content-length" not in (name.lower() for name in answer.headers):
+            self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
+        self.server.log_line(self.command, urlsplit(url).path, answer.status)
+
+    def _act_out(self, answer: SandboxResponse) -> None:
+        # Every socket-level fault is, for now, a connection dropped without an answer.
+        self.close_connection = True
+        self.server.log_line(self.command, urlsplit(self.path).path, "dropped")
+
+    def _read_body(self) -> bytes:
+        """The request body, by Content-Length or chunked; ValueError when unreadable."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    # Trailer lines, if any, end with an empty line.
+                    while self.rfile.readline().strip():
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+
+class SandboxServer:
+    """Serves a ``Sandbox`` over HTTP on ``host:port`` (port 0: any free port) from a
+    background thread. Foreign image URLs are downloaded for real (see
+    ``Sandbox.fetch_over_network``). ``log`` gets one line per request: method, path, status.
+    """
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log: TextIO | None = None,
+    ) -> None:
+        self.sandbox = sandbox
+        self.host = host
+        self.port = port
+        self.log = log
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("the sandbox server is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> SandboxServer:
+        """Bind the port and start answering; returns self."""
+        if self._server is None:
+            self.sandbox.fetch_over_network()
+            self._server = _HTTPServer((self.host, self.port), self.sandbox, self.log)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": STOP_POLL_SECONDS},
+                name="nanoedit-sandbox",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop answering, drop open connections and free the port."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.drop_connections()
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def serve_forever(
+    host: str,
+    port: int,
+    *,
+    faults: str = "",
+    latency: float = 0.0,
+    task_seconds: float = 2.0,
+    keys: frozenset[str] | None = None,
+    log: TextIO | None = None,
+) -> None:
+    """Serve a new sandbox until Ctrl-C: a ``serving on URL`` line, then a line per request."""
+    # Nobody reads the request record of a served sandbox: keep none, so memory stays flat.
+    sandbox = Sandbox(
+        keys=keys, faults=faults, latency=latency, task_seconds=task_seconds, keep_received=0
+    )
+    with SandboxServer(sandbox, host, port, log=log) as server:
+        if log is not None:
+            print(f"serving on {server.base_url}", file=log, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

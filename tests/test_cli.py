@@ -1,0 +1,168 @@
+"""The command line as a whole: generate, exit codes, bad input, -o, the in-process sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import OPENAI_KEY, Served, backend_env, run_cli
+from PIL import Image
+
+from nanoedit import __version__
+
+
+def test_generate_sends_json_and_names_the_file_after_the_prompt(served: Served) -> None:
+    result = run_cli(
+        ["generate", "-p", "a red fox in snow", "--ratio", "3:2", "--size", "1K"],
+        env=backend_env(served),
+    )
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.png\n"), result.stderr
+    post = served.sandbox.received[0]
+    assert (post.path, post.headers["authorization"]) == (
+        "/v1/images/generations",
+        f"Bearer {OPENAI_KEY}",
+    )
+    assert post.json == {
+        "model": "nano-banana", "prompt": "a red fox in snow", "n": 1,
+        "response_format": "url", "aspect_ratio": "3:2", "image_size": "1K",
+    }  # fmt: skip
+    with Image.open("a-red-fox-in-snow.png") as image:
+        assert image.size == (1248, 832)
+
+
+def test_output_option_writes_exactly_there_and_refuses_to_overwrite(served: Served) -> None:
+    env = backend_env(served)
+    first = run_cli(["generate", "-p", "fox", "-o", "fox.png"], env=env)
+    assert (first.exit_code, first.stdout) == (0, "fox.png\n"), first.stderr
+    before = Path("fox.png").read_bytes()
+    again = run_cli(["generate", "-p", "fox", "-o", "fox.png"], env=env)
+    assert (again.exit_code, again.stdout) == (4, "")
+    assert again.stderr.strip() == (
+        "error: fox.png already exists; pass --overwrite to replace it, or choose another -o"
+    )
+    assert len(served.sandbox.received) == 2  # the refused run sent nothing
+    assert Path("fox.png").read_bytes() == before
+    forced = run_cli(["generate", "-p", "fox", "--ratio", "16:9", "-o", "fox.png", "--overwrite"],
+                     env=env)  # fmt: skip
+    assert forced.exit_code == 0
+    with Image.open("fox.png") as image:
+        assert image.size == (1344, 768)
+
+
+def test_output_option_with_several_images_is_a_usage_error(served: Served) -> None:
+    result = run_cli(["generate", "-p", "fox", "-n", "2", "-o", "fox.png"], env=backend_env(served))
+    assert result.exit_code == 2
+    assert (
+        "-o/--output names one file, but this run makes 2 images; use -d/--out-dir" in result.stderr
+    )
+    assert served.sandbox.received == []
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "code", "message"),
+    [
+        (None, ["edit", "missing.png", "-p", "x"], 4, "error: missing.png: no such file; check the path"),
+        ("dir", ["edit", "folder", "-p", "x"], 4, "error: folder is a directory; pass an image file"),
+        ("pdf", ["edit", "doc.png", "-p", "x"], 4,
+         "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file"),
+        ("empty", ["edit", "empty.png", "-p", "x"], 4,
+         "error: empty.png is not an image (it is empty); pass a PNG, JPEG or WebP file"),
+        (None, ["edit", "file:///tmp/cat.png", "-p", "x"], 4,
+         "error: file:///tmp/cat.png uses the file: scheme; nanoedit reads local files and http(s) "
+         "URLs only (for a local file, pass its path)"),
+        (None, ["generate", "-p", "   "], 2, "error: the prompt is empty; say what you want with -p \"...\""),
+    ],
+)  # fmt: skip
+def test_bad_input_is_refused_before_any_request(
+    served: Served, setup: str | None, args: list[str], code: int, message: str
+) -> None:
+    if setup == "dir":
+        Path("folder").mkdir()
+    elif setup == "pdf":
+        Path("doc.png").write_bytes(b"%PDF-1.7\n%binary")
+    elif setup == "empty":
+        Path("empty.png").write_bytes(b"")
+    result = run_cli(args, env=backend_env(served))
+    assert (result.exit_code, result.stdout, result.stderr.strip()) == (code, "", message)
+    assert served.sandbox.received == []
+
+
+def test_bad_option_values_exit_2(sample: Path) -> None:
+    ratio = run_cli(["edit", "cat.png", "-p", "x", "--ratio", "7:3"])
+    assert ratio.exit_code == 2
+    assert "7:3" in ratio.stderr
+    count = run_cli(["edit", "cat.png", "-p", "x", "-n", "0"])
+    assert count.exit_code == 2
+
+
+def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
+    result = run_cli(["edit", "cat.png", "-p", "x"])
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr.strip() == (
+        "error: the openai backend is not configured; run: nanoedit config set openai.base_url "
+        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY "
+        "(or try it with no key: add --sandbox)"
+    )
+    urls = run_cli(["edit", "https://h.example/a.png", "-p", "x"])
+    assert urls.exit_code == 3
+    assert (
+        "no backend is configured for https://h.example/a.png; run: nanoedit config set duomi.api_key"
+        in (urls.stderr)
+    )
+
+
+def test_json_failure_record_still_comes(sample: Path) -> None:
+    result = run_cli(["edit", "cat.png", "missing.png", "-p", "x", "--json", "--sandbox"])
+    assert result.exit_code == 7
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["ok"], r["inputs"]) for r in records] == [
+        (True, ["cat.png"]),
+        (False, ["missing.png"]),
+    ]
+    assert records[1]["error"] == {
+        "kind": "input", "message": "missing.png: no such file; check the path", "exit_code": 4
+    }  # fmt: skip
+    assert records[1]["outputs"] == []
+
+
+def test_in_process_sandbox_needs_no_key_and_no_network(sample: Path) -> None:
+    result = run_cli(
+        ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9", "--sandbox"]
+    )
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    url = run_cli(["edit", "https://example.com/dog.jpg", "-p", "add a hat", "--ratio", "21:9",
+                   "--size", "4K", "--model", "gemini-3-pro-image-preview"],
+                  env={"NANOEDIT_SANDBOX": "1", "NANOEDIT_DUOMI_POLL_INTERVAL": "0.5"})  # fmt: skip
+    assert (url.exit_code, url.stdout) == (0, "dog-edit.jpg\n"), url.stderr
+    with Image.open("dog-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (6336, 2688))
+
+
+def test_version_and_help_do_not_load_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "from nanoedit.cli import main\n"
+        "sys.argv = ['nanoedit', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('httpx', 'PIL', 'nanoedit.runner') if m in sys.modules))\n"
+    )
+    for flag in ("--help", "--version"):
+        out = subprocess.run(
+            [sys.executable, "-c", code, flag], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.splitlines()[-1] == "[]"
+    assert run_cli(["--version"]).stdout == f"nanoedit {__version__}\n"
+
+
+def test_completion_scripts_are_current() -> None:
+    folder = Path(__file__).parent.parent / "completions"
+    for shell in ("bash", "zsh", "fish"):
+        result = run_cli(["completion", shell])
+        assert result.exit_code == 0
+        assert (folder / f"nanoedit.{shell}").read_text() == result.stdout, (
+            f"completions/nanoedit.{shell} is stale; regenerate: nanoedit completion {shell} > "
+            f"completions/nanoedit.{shell}"
+        )

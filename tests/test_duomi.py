@@ -1,0 +1,124 @@
+"""The URL-list backend: task submission, polling and the nested result, over loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import DUOMI_KEY, Served, backend_env, run_cli
+from PIL import Image
+
+
+def test_url_only_job_goes_to_the_url_list_api(served: Served) -> None:
+    url = f"{served.base_url}/samples/dog.jpg"
+    result = run_cli(["edit", url, "-p", "add a hat", "--ratio", "21:9"], env=backend_env(served))
+    assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
+    submit, *polls, download = served.sandbox.received
+    assert (submit.method, submit.path) == ("POST", "/api/gemini/nano-banana-edit")
+    assert submit.headers["authorization"] == DUOMI_KEY
+    assert submit.json == {
+        "model": "gemini-2.5-flash-image",
+        "prompt": "add a hat",
+        "image_urls": [url],
+        "aspect_ratio": "21:9",
+    }
+    task_id = None
+    for poll in polls:
+        assert poll.method == "GET"
+        assert poll.path.startswith("/api/gemini/nano-banana/")
+        assert poll.headers["authorization"] == DUOMI_KEY
+        task_id = poll.path.rsplit("/", 1)[1]
+    assert task_id and len(polls) >= 1
+    assert "authorization" not in download.headers
+    with Image.open("dog-edit.png") as image:
+        assert (image.format, image.size) == ("PNG", (1536, 672))
+
+
+def test_references_and_size_go_in_the_body(served: Served) -> None:
+    urls = [f"{served.base_url}/samples/{name}" for name in ("person.png", "hat.png")]
+    result = run_cli(
+        ["edit", urls[0], "--ref", urls[1], "-p", "put the hat on the person", "--size", "4k",
+         "--model", "gemini-3-pro-image-preview", "--ratio", "9:16", "--json"],
+        env=backend_env(served),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    submit = served.sandbox.received[0]
+    assert submit.json == {
+        "model": "gemini-3-pro-image-preview",
+        "prompt": "put the hat on the person",
+        "image_urls": urls,
+        "aspect_ratio": "9:16",
+        "image_size": "4K",
+    }
+    with Image.open("person-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (3072, 5504))
+
+
+def test_slow_task_is_polled_until_it_succeeds(served: Served) -> None:
+    served.sandbox.task_seconds = 0.3
+    url = f"{served.base_url}/samples/cat.png"
+    result = run_cli(["edit", url, "-p", "x"], env=backend_env(served))
+    assert result.exit_code == 0, result.stderr
+    polls = [r for r in served.sandbox.received if r.path.startswith("/api/gemini/nano-banana/")]
+    assert len(polls) >= 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("task-error", "failed:"),
+        ("submit:error200", "refused the task submission (code 500)"),
+    ],
+)
+def test_task_failures_exit_5(served: Served, fault: str, message: str) -> None:
+    served.sandbox.add_faults(fault)
+    url = f"{served.base_url}/samples/cat.png"
+    result = run_cli(["edit", url, "-p", "x"], env=backend_env(served))
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert message in result.stderr
+    assert list(Path(".").iterdir()) == []
+
+
+def test_unknown_state_keeps_polling(served: Served) -> None:
+    served.sandbox.add_faults("task-unknown")
+    url = f"{served.base_url}/samples/cat.png"
+    result = run_cli(["edit", url, "-p", "x"], env=backend_env(served))
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+
+
+def test_business_error_inside_http_200(served: Served) -> None:
+    result = run_cli(["edit", "https://host.example/a.png", "-p", "x", "--model", "nope"],
+                     env=backend_env(served))  # fmt: skip
+    assert result.exit_code == 5
+    assert "refused the task submission (code 400)" in result.stderr
+
+
+def test_local_file_refused_by_url_list_backend(served: Served, sample: Path) -> None:
+    result = run_cli(["edit", "cat.png", "-p", "x", "--backend", "duomi"], env=backend_env(served))
+    assert result.exit_code == 4
+    assert result.stderr.strip() == (
+        "error: cat.png is a local file, and the duomi backend takes only http(s) URLs; "
+        "use --backend openai (multipart) or pass a public URL"
+    )
+    assert served.sandbox.received == []
+
+
+def test_more_than_ten_urls_is_refused_before_sending(served: Served) -> None:
+    refs = [arg for n in range(10) for arg in ("--ref", f"https://h.example/{n}.png")]
+    result = run_cli(
+        ["edit", "https://h.example/main.png", *refs, "-p", "x"], env=backend_env(served)
+    )
+    assert result.exit_code == 4
+    assert "11 images for one job, and the duomi backend takes at most 10" in result.stderr
+    assert served.sandbox.received == []
+
+
+def test_generate_on_the_url_list_backend(served: Served) -> None:
+    result = run_cli(["generate", "-p", "a red fox in snow", "--backend", "duomi"],
+                     env=backend_env(served))  # fmt: skip
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.png\n"), result.stderr
+    submit = served.sandbox.received[0]
+    assert (submit.path, submit.json) == (
+        "/api/gemini/nano-banana",
+        {"model": "gemini-2.5-flash-image", "prompt": "a red fox in snow"},
+    )

@@ -1,0 +1,79 @@
+"""The installed `nanoedit` command against `nanoedit sandbox serve` on a real loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`nanoedit sandbox serve --port 0` in a child process; yields its base URL."""
+    process = subprocess.Popen(
+        [NANOEDIT, "sandbox", "serve", "--port", "0", "--task-seconds", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()
+    match = re.search(r"serving on (http://127\.0\.0\.1:\d+)", first)
+    assert match, first
+    try:
+        yield match.group(1), process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stderr.close()
+
+
+def test_installed_command_edits_over_both_backends(
+    server: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    base_url, process = server
+    env = dict(os.environ) | {
+        "NANOEDIT_OPENAI_BASE_URL": base_url,
+        "NANOEDIT_OPENAI_API_KEY": "sk-any-key-works-here",
+        "NANOEDIT_DUOMI_BASE_URL": base_url,
+        "NANOEDIT_DUOMI_API_KEY": "duomi-any-key",
+        "NANOEDIT_DUOMI_POLL_INTERVAL": "0.05",
+    }
+    sample = subprocess.run(
+        [NANOEDIT, "sandbox", "sample", "cat.png", "-o", str(tmp_path / "cat.png")],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert sample.stdout == f"{tmp_path / 'cat.png'}\n"
+    local = subprocess.run(
+        [NANOEDIT, "edit", str(tmp_path / "cat.png"), "-p", "make it a watercolor",
+         "--ratio", "16:9", "-d", str(tmp_path / "out"), "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    record = json.loads(local.stdout)
+    assert (record["backend"], record["outputs"][0]["path"]) == (
+        "openai", str(tmp_path / "out" / "cat-edit.png")
+    )  # fmt: skip
+    remote = subprocess.run(
+        [NANOEDIT, "edit", f"{base_url}/samples/dog.jpg", "-p", "add a hat", "-d", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert (remote.returncode, remote.stdout) == (0, f"{tmp_path / 'out' / 'dog-edit.png'}\n"), (
+        remote.stderr
+    )
+    with Image.open(tmp_path / "out" / "dog-edit.png") as image:
+        assert (image.format, image.size) == ("PNG", (1184, 864))
+    process.terminate()
+    assert process.stderr is not None
+    log = process.stderr.read()
+    assert "POST /v1/images/edits 200" in log
+    assert "POST /api/gemini/nano-banana-edit 200" in log
+    assert "sk-any-key-works-here" not in log and "duomi-any-key" not in log

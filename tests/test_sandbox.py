@@ -1,0 +1,1202 @@
+"""The sandbox, spoken to over real HTTP on loopback (and a few times in memory).
+
+Its answers must match what the real servers send (API-NOTES), so these tests pin exact
+shapes, statuses, sizes and bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageStat
+
+from nanoedit.sandbox import (
+    SAMPLE_NAMES,
+    SANDBOX_BASE_URL,
+    SANDBOX_KEY,
+    ReceivedRequest,
+    Sandbox,
+    SandboxRequest,
+    SandboxResponse,
+    SandboxServer,
+    SandboxTransport,
+    UploadedFile,
+    sample_image,
+)
+
+KEY = "test-key"
+# Built once: loading the CA roots costs tens of milliseconds per client otherwise.
+TLS = ssl.create_default_context()
+CAT, _ = sample_image("cat.png")
+DOG, _ = sample_image("dog.jpg")
+HAT, _ = sample_image("hat.png")
+PERSON, _ = sample_image("person.png")
+EDIT_PATH = "/api/gemini/nano-banana-edit"
+GENERATE_PATH = "/api/gemini/nano-banana"
+TASK_ID = re.compile(r"[0-9a-f]{32}")
+REFUSAL = (
+    "I can't create this image: the request may go against the content policy. "
+    "Try describing it differently."
+)
+EXPIRED_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>\n"
+)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Served:
+    """A sandbox on a loopback port and a plain httpx client pointed at it."""
+
+    sandbox: Sandbox
+    base_url: str
+    client: httpx.Client
+
+    def requests(self, path_prefix: str = "/") -> list[ReceivedRequest]:
+        return [r for r in self.sandbox.received if r.path.startswith(path_prefix)]
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    """Start sandboxes on free ports; all are closed when the test ends."""
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> Served:
+            sandbox = Sandbox(**options)
+            server = stack.enter_context(SandboxServer(sandbox))
+            client = stack.enter_context(
+                httpx.Client(base_url=server.base_url, timeout=10, verify=TLS)
+            )
+            return Served(sandbox, server.base_url, client)
+
+        yield start
+
+
+@pytest.fixture
+def served(serve: Callable[..., Served]) -> Served:
+    return serve()
+
+
+@pytest.fixture
+def in_process() -> Iterator[tuple[Sandbox, httpx.Client]]:
+    sandbox = Sandbox()
+    transport = SandboxTransport(sandbox)
+    with httpx.Client(transport=transport, base_url=SANDBOX_BASE_URL) as client:
+        yield sandbox, client
+
+
+def bearer(key: str = KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+RAW = {"Authorization": KEY}
+
+
+def edit(
+    client: httpx.Client,
+    *,
+    prompt: str | None = "make it a watercolor",
+    model: str = "nano-banana",
+    images: list[tuple[str, bytes, str]] | None = None,
+    field: str = "image",
+    headers: dict[str, str] | None = None,
+    **fields: str,
+) -> httpx.Response:
+    data = {"model": model, **fields}
+    if prompt is not None:
+        data["prompt"] = prompt
+    uploads = [("cat.png", CAT, "image/png")] if images is None else images
+    return client.post(
+        "/v1/images/edits",
+        headers=bearer() if headers is None else headers,
+        data=data,
+        files=[(field, upload) for upload in uploads],
+    )
+
+
+def generate(client: httpx.Client, **body: Any) -> httpx.Response:
+    payload = {"model": "nano-banana", "prompt": "a red banana", **body}
+    return client.post("/v1/images/generations", headers=bearer(), json=payload)
+
+
+def submit(client: httpx.Client, path: str = EDIT_PATH, **body: Any) -> httpx.Response:
+    payload = {"model": "gemini-2.5-flash-image", "prompt": "make it night", **body}
+    return client.post(path, headers=RAW, json=payload)
+
+
+def poll(client: httpx.Client, task_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/gemini/nano-banana/{task_id}", headers=RAW)
+    assert response.status_code == 200
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def task_of(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    task_id: str = response.json()["data"]["task_id"]
+    return task_id
+
+
+def opened(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def shape(data: bytes) -> tuple[int, int, str | None]:
+    image = opened(data)
+    return image.width, image.height, image.format
+
+
+def only_url(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    (item,) = response.json()["data"]
+    url: str = item["url"]
+    return url
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The error object, after checking its message ends with this answer's request id."""
+    error: dict[str, Any] = response.json()["error"]
+    request_id = response.headers["x-oneapi-request-id"]
+    assert re.fullmatch(r"\d{26}", request_id)
+    suffix = f" (request id: {request_id})"
+    assert error["message"].endswith(suffix)
+    return {**error, "message": error["message"].removesuffix(suffix)}
+
+
+# --- OpenAI-compatible gateway -------------------------------------------------------------
+
+
+def test_edit_answers_the_captured_shape_with_a_signed_url(serve: Callable[..., Served]) -> None:
+    served = serve(clock=FakeClock())
+    response = edit(served.client, aspect_ratio="16:9")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body = response.json()
+    assert list(body) == ["created", "data", "model", "usage"]
+    assert body["model"] == "nano-banana"
+    # "make it a watercolor" is 20 bytes (5 tokens), plus 258 for the image; 1290 out.
+    assert body["usage"] == {"prompt_tokens": 263, "completion_tokens": 1290, "total_tokens": 1553}
+    (item,) = body["data"]
+    assert list(item) == ["revised_prompt", "url", "b64_json"]
+    assert item["revised_prompt"] == "make it a watercolor"
+    assert item["b64_json"] == ""
+    match = re.fullmatch(
+        re.escape(served.base_url)
+        + r"/files/([0-9a-f]{32})\.png\?X-Expires=(\d+)&sig=[0-9a-f]{32}",
+        item["url"],
+    )
+    assert match is not None
+    assert int(match[2]) == body["created"] + 3600
+    download = served.client.get(item["url"])
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "image/png"
+    assert download.headers["content-length"] == str(len(download.content))
+    assert shape(download.content) == (1344, 768, "PNG")
+
+
+def test_b64_json_fills_b64_and_leaves_url_empty(served: Served) -> None:
+    body = edit(served.client, response_format="b64_json").json()
+    (item,) = body["data"]
+    assert item["url"] == ""
+    # cat.png is 640x480: with no ratio the nearest table ratio is 4:3.
+    assert shape(base64.b64decode(item["b64_json"])) == (1184, 864, "PNG")
+
+
+@pytest.mark.parametrize("field", ["image", "image[]"])
+def test_both_image_field_forms_are_accepted_and_recorded(served: Served, field: str) -> None:
+    images = [("cat.png", CAT, "image/png"), ("hat.png", HAT, "image/png")]
+    response = edit(served.client, images=images, field=field, aspect_ratio="1:1")
+    assert response.status_code == 200
+    (received,) = served.requests("/v1/")
+    assert received.method == "POST"
+    assert received.fields == {
+        "model": ["nano-banana"],
+        "aspect_ratio": ["1:1"],
+        "prompt": ["make it a watercolor"],
+    }
+    assert received.files == [
+        UploadedFile(field, "cat.png", "image/png", CAT),
+        UploadedFile(field, "hat.png", "image/png", HAT),
+    ]
+    assert received.headers["authorization"] == f"Bearer {KEY}"
+    assert received.json is None
+
+
+def test_the_key_never_shows_in_a_record(served: Served) -> None:
+    edit(served.client, headers=bearer("sk-very-secret"))
+    (received,) = served.sandbox.received
+    assert received.headers["authorization"] == "Bearer sk-very-secret"
+    assert "sk-very-secret" not in repr(received)
+    assert "sk-very-secret" not in repr(received.headers)
+
+
+@pytest.mark.parametrize(
+    ("model", "ratio", "size", "expected"),
+    [
+        ("nano-banana", "16:9", None, (1344, 768, "PNG")),
+        ("nano-banana", "16:9", "4K", (1344, 768, "PNG")),  # 2.5 ignores the size
+        ("nano-banana-hd", "21:9", "2K", (1536, 672, "PNG")),
+        ("gemini-2.5-flash-image-preview", "9:16", None, (768, 1344, "PNG")),
+        ("nano-banana", None, None, (1024, 1024, "PNG")),  # generate with no ratio: 1:1
+        ("gemini-3-pro-image-preview", "16:9", "4K", (5504, 3072, "JPEG")),
+        ("nano-banana-pro", "9:16", "1K", (768, 1376, "JPEG")),
+        ("nano-banana-2", "3:2", "2K", (2528, 1696, "JPEG")),
+        ("gemini-3.1-flash-image-preview", "4:5", None, (928, 1152, "JPEG")),
+        ("nano-banana-2-4k", "1:1", None, (4096, 4096, "JPEG")),  # the suffix sets 4K
+        ("nano-banana-2-2k", "5:4", None, (2304, 1856, "JPEG")),
+        ("nano-banana-2-2k", "5:4", "1K", (1152, 928, "JPEG")),  # an explicit size wins
+    ],
+)
+def test_generation_sizes_follow_the_tables(
+    served: Served, model: str, ratio: str | None, size: str | None, expected: tuple[int, int, str]
+) -> None:
+    body: dict[str, Any] = {"model": model, "response_format": "b64_json"}
+    if ratio:
+        body["aspect_ratio"] = ratio
+    if size:
+        body["image_size"] = size
+    response = generate(served.client, **body)
+    assert response.status_code == 200, response.text
+    (item,) = response.json()["data"]
+    assert shape(base64.b64decode(item["b64_json"])) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "image", "expected"),
+    [
+        ("nano-banana-2", CAT, (1200, 896, "JPEG")),  # 640x480 is 4:3
+        ("gemini-2.5-flash-image", PERSON, (864, 1184, "PNG")),  # 480x640 is 3:4
+        ("nano-banana-pro", HAT, (1024, 1024, "JPEG")),  # 512x512 is 1:1
+    ],
+)
+def test_an_edit_with_no_ratio_follows_the_first_image(
+    served: Served, model: str, image: bytes, expected: tuple[int, int, str]
+) -> None:
+    images = [("in", image, "image/png"), ("other", DOG, "image/jpeg")]
+    url = only_url(edit(served.client, model=model, images=images))
+    assert shape(served.client.get(url).content) == expected
+
+
+def test_an_edit_visibly_relates_to_its_input(served: Served) -> None:
+    def result(prompt: str, images: list[tuple[str, bytes, str]]) -> Image.Image:
+        response = edit(served.client, prompt=prompt, images=images, response_format="b64_json")
+        return opened(base64.b64decode(response.json()["data"][0]["b64_json"])).convert("RGB")
+
+    cat = [("cat.png", CAT, "image/png")]
+    night = ImageStat.Stat(result("the same cat at night", cat)).mean
+    day = ImageStat.Stat(opened(CAT).convert("RGB")).mean
+    assert sum(night) < 0.6 * sum(day)
+    assert night[2] > night[0]  # blue over red
+    alone = result("add a hat", cat)
+    with_hat = result("add a hat", [*cat, ("hat.png", HAT, "image/png")])
+    # The reference is inset at the top right; the rest of the picture is the same.
+    box = (alone.width * 3 // 4, 0, alone.width, alone.height // 4)
+    assert alone.crop(box).tobytes() != with_hat.crop(box).tobytes()
+    left = (0, alone.height // 3, alone.width // 2, alone.height * 2 // 3)
+    assert alone.crop(left).tobytes() == with_hat.crop(left).tobytes()
+
+
+def test_the_same_request_gives_the_same_bytes(served: Served) -> None:
+    first = edit(served.client, response_format="b64_json").json()["data"][0]["b64_json"]
+    second = edit(served.client, response_format="b64_json").json()["data"][0]["b64_json"]
+    assert first == second
+
+
+def test_generations_take_json_and_n(serve: Callable[..., Served]) -> None:
+    served = serve(clock=FakeClock())
+    response = generate(served.client, n=2, model="nano-banana-pro", aspect_ratio="3:2")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2240, "total_tokens": 2243}
+    images = [served.client.get(item["url"]).content for item in body["data"]]
+    assert [shape(data) for data in images] == [(1264, 848, "JPEG")] * 2
+    assert images[0] != images[1]
+    assert [item["revised_prompt"] for item in body["data"]] == ["a red banana"] * 2
+    (received,) = served.sandbox.received[:1]
+    assert received.path == "/v1/images/generations"
+    assert received.json == {
+        "model": "nano-banana-pro",
+        "prompt": "a red banana",
+        "n": 2,
+        "aspect_ratio": "3:2",
+    }
+
+
+def test_models_are_listed(served: Served) -> None:
+    response = served.client.get("/v1/models", headers=bearer())
+    assert response.status_code == 200
+    body = response.json()
+    assert body["object"] == "list"
+    assert [model["id"] for model in body["data"]] == [
+        "nano-banana",
+        "nano-banana-hd",
+        "gemini-2.5-flash-image",
+        "gemini-2.5-flash-image-preview",
+        "nano-banana-pro",
+        "nano-banana-2",
+        "nano-banana-2-2k",
+        "nano-banana-2-4k",
+        "gemini-3-pro-image-preview",
+        "gemini-3.1-flash-image-preview",
+    ]
+    assert body["data"][0] == {"id": "nano-banana", "object": "model", "owned_by": "google"}
+
+
+INVALID_TOKEN = {
+    "message": "invalid token",
+    "type": "new_api_error",
+    "param": "",
+    "code": "invalid_api_key",
+}
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "right"}, bearer("wrong"), {"Authorization": "Basic right"}]
+)
+def test_openai_needs_a_known_bearer_key(
+    serve: Callable[..., Served], headers: dict[str, str]
+) -> None:
+    served = serve(keys=frozenset({"right"}))
+    for response in (
+        edit(served.client, headers=headers),
+        served.client.get("/v1/models", headers=headers),
+    ):
+        assert response.status_code == 401
+        assert error_of(response) == INVALID_TOKEN
+    assert edit(served.client, headers=bearer("right")).status_code == 200
+
+
+def test_any_key_is_accepted_without_a_key_list(served: Served) -> None:
+    assert edit(served.client, headers=bearer("anything")).status_code == 200
+    assert edit(served.client, headers={"Authorization": "Bearer"}).status_code == 401
+
+
+def _bad(param: str, message: str) -> dict[str, str]:
+    return {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "invalid_request",
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "expected"),
+    [
+        ({"prompt": None}, 400, _bad("prompt", "prompt is required")),
+        ({"images": []}, 400, _bad("image", "image is required")),
+        ({"model": ""}, 400, _bad("model", "model is required")),
+        (
+            {"aspect_ratio": "auto"},
+            400,
+            _bad(
+                "aspect_ratio",
+                "aspect_ratio must be one of 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, "
+                "21:9, got 'auto'",
+            ),
+        ),
+        (
+            {"image_size": "4k"},
+            400,
+            _bad("image_size", "image_size must be one of 1K, 2K, 4K, got '4k'"),
+        ),
+        ({"n": "5"}, 400, _bad("n", "n must be an integer from 1 to 4, got 5")),
+        ({"n": "0"}, 400, _bad("n", "n must be an integer from 1 to 4, got 0")),
+        (
+            {"response_format": "png"},
+            400,
+            _bad("response_format", "response_format must be url or b64_json, got 'png'"),
+        ),
+        (
+            {"images": [("cat.png", CAT, "image/png"), ("notes.pdf", b"%PDF-1.7", "image/png")]},
+            400,
+            _bad(
+                "image",
+                "image 2 (notes.pdf) is not a PNG, JPEG or WebP image; send PNG, JPEG or WebP",
+            ),
+        ),
+        (
+            {"images": [("cut.png", CAT[:200], "image/png")]},
+            400,
+            None,
+        ),
+        (
+            {"model": "dall-e-3"},
+            503,
+            {
+                "message": "no available channel for model dall-e-3 under group default",
+                "type": "new_api_error",
+                "param": "",
+                "code": "model_not_found",
+            },
+        ),
+    ],
+)
+def test_openai_rejects_bad_fields(
+    served: Served, changes: dict[str, Any], status: int, expected: dict[str, str] | None
+) -> None:
+    response = edit(served.client, **changes)
+    assert response.status_code == status
+    error = error_of(response)
+    if expected is None:  # a damaged upload: the decoder's words, the part named
+        assert error["param"] == "image"
+        assert error["message"].startswith("image 1 (cut.png) is a damaged image")
+    else:
+        assert error == expected
+
+
+def test_generations_reject_a_body_that_is_not_json(served: Served) -> None:
+    response = served.client.post(
+        "/v1/images/generations",
+        headers={**bearer(), "Content-Type": "application/json"},
+        content=b"{not json",
+    )
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["param"] == ""
+    assert error["message"].startswith("invalid request: the body is not valid JSON")
+
+
+def test_a_truncated_multipart_body_is_rejected(served: Served) -> None:
+    body = b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nnano-banana'
+    response = served.client.post(
+        "/v1/images/edits",
+        headers={**bearer(), "Content-Type": "multipart/form-data; boundary=b"},
+        content=body,
+    )
+    assert response.status_code == 400
+    assert error_of(response)["message"] == (
+        "could not read the multipart body: the multipart body ends without its closing "
+        "boundary (truncated?)"
+    )
+
+
+def test_unknown_paths_answer_in_each_servers_shape(served: Served) -> None:
+    openai = served.client.post("/v1/images/variations", headers=bearer())
+    assert openai.status_code == 404
+    assert error_of(openai) == {
+        "message": "Invalid URL (POST /v1/images/variations)",
+        "type": "invalid_request_error",
+        "param": "",
+        "code": "invalid_url",
+    }
+    duomi = served.client.get("/api/gemini/nano-banana-edit", headers=RAW)
+    assert duomi.status_code == 404
+    assert duomi.json() == {"code": 404, "msg": "route not found: /api/gemini/nano-banana-edit"}
+    other = served.client.get("/nothing")
+    assert (other.status_code, other.text) == (404, "404 page not found")
+    index = served.client.get("/")
+    assert index.status_code == 200
+    assert index.text.startswith("nanoedit sandbox")
+
+
+# --- duomi -----------------------------------------------------------------------------------
+
+
+def test_duomi_submit_answers_a_task_id(served: Served) -> None:
+    response = submit(served.client, image_urls=[f"{served.base_url}/samples/cat.png"])
+    assert response.status_code == 200
+    body = response.json()
+    assert TASK_ID.fullmatch(body["data"]["task_id"])
+    assert body == {
+        "code": 200,
+        "msg": "success",
+        "data": {"task_id": body["data"]["task_id"]},
+        "exec_time": 0.05,
+        "ip": "127.0.0.1",
+    }
+
+
+@pytest.mark.parametrize("value", [None, f"Bearer {KEY}", "bearer right", "wrong", "Bearer right"])
+def test_duomi_needs_the_raw_key(serve: Callable[..., Served], value: str | None) -> None:
+    served = serve(keys=frozenset({"right"}))
+    headers = {} if value is None else {"Authorization": value}
+    body = {"model": "gemini-2.5-flash-image", "prompt": "p", "image_urls": ["https://a/b.png"]}
+    response = served.client.post(EDIT_PATH, headers=headers, json=body)
+    assert response.status_code == 401
+    assert response.json() == {"code": 401, "msg": "invalid api key"}
+    task_id = task_of(served.client.post(EDIT_PATH, headers={"Authorization": "right"}, json=body))
+    polled = served.client.get(f"/api/gemini/nano-banana/{task_id}", headers=headers)
+    assert (polled.status_code, polled.json()) == (401, {"code": 401, "msg": "invalid api key"})
+
+
+RATIO_MESSAGE = (
+    "aspect_ratio must be auto or one of 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9, "
+    "got '7:3'"
+)
+LINK_MESSAGE = (
+    "is not an http(s) link; base64 and data URIs are not supported, upload the image and "
+    "pass its URL"
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"prompt": ""}, "prompt is required"),
+        ({"image_urls": []}, "image_urls is required"),
+        ({"image_urls": None}, "image_urls is required"),
+        ({"image_urls": "https://a/b.png"}, "image_urls must be an array of image links"),
+        (
+            {"image_urls": [f"https://a/{i}.png" for i in range(11)]},
+            "image_urls accepts at most 10 images, got 11",
+        ),
+        (
+            {"image_urls": ["https://a/b.png", "data:image/png;base64,iVBORw0"]},
+            f"image_urls[1] {LINK_MESSAGE}",
+        ),
+        ({"image_urls": ["iVBORw0KGgoAAAANSUhEUgAA"]}, f"image_urls[0] {LINK_MESSAGE}"),
+        ({"image_urls": ["ftp://a/b.png"]}, f"image_urls[0] {LINK_MESSAGE}"),
+        (
+            {"model": "nano-banana"},
+            "unsupported model: nano-banana; use one of gemini-2.5-flash-image, "
+            "gemini-3-pro-image-preview, gemini-3.1-flash-image-preview",
+        ),
+        ({"model": ""}, "model is required"),
+        ({"aspect_ratio": "7:3"}, RATIO_MESSAGE),
+        ({"image_size": "2k"}, "image_size must be one of 1K, 2K, 4K (capital K), got '2k'"),
+    ],
+)
+def test_duomi_rejects_bad_bodies_with_http_200(
+    served: Served, changes: dict[str, Any], message: str
+) -> None:
+    body = {"image_urls": ["https://example.com/a.png"], **changes}
+    body = {name: value for name, value in body.items() if value is not None}
+    response = submit(served.client, **body)
+    assert response.status_code == 200
+    assert response.json() == {"code": 400, "msg": message, "exec_time": 0.05, "ip": "127.0.0.1"}
+
+
+def test_duomi_task_moves_on_by_the_clock(serve: Callable[..., Served]) -> None:
+    clock = FakeClock()
+    served = serve(clock=clock, task_seconds=10)
+    task_id = task_of(submit(served.client, image_urls=[f"{served.base_url}/samples/dog.jpg"]))
+    first = poll(served.client, task_id)
+    created = first["data"]["create_time"]
+    assert created.isdigit()
+
+    def expected(state: str, status: str, after: int, data: Any = None) -> dict[str, Any]:
+        return {
+            "code": 200,
+            "msg": "success",
+            "data": {
+                "task_id": task_id,
+                "state": state,
+                "data": data,
+                "create_time": created,
+                "update_time": str(int(created) + after),
+                "msg": "",
+                "status": status,
+                "action": "generate",
+            },
+            "exec_time": 0.05,
+            "ip": "127.0.0.1",
+        }
+
+    assert first == expected("pending", "1", 0)
+    clock.advance(4.9)
+    assert poll(served.client, task_id) == expected("pending", "1", 0)
+    clock.advance(0.1)
+    assert poll(served.client, task_id) == expected("running", "2", 5)
+    clock.advance(4.9)
+    assert poll(served.client, task_id) == expected("running", "2", 5)
+    clock.advance(0.1)
+    done = poll(served.client, task_id)
+    images = done["data"]["data"]["images"]
+    assert done == expected("succeeded", "3", 10, {"images": images, "description": ""})
+    (image,) = images
+    assert image["file_name"] == "output.png"
+    assert image["url"].startswith(f"{served.base_url}/files/")
+    assert shape(served.client.get(image["url"]).content) == (1184, 864, "PNG")
+    # Later polls repeat the same result.
+    clock.advance(100)
+    assert poll(served.client, task_id)["data"]["data"]["images"] == images
+
+
+def test_duomi_unknown_task_is_a_404_code_in_http_200(served: Served) -> None:
+    response = served.client.get("/api/gemini/nano-banana/" + "0" * 32, headers=RAW)
+    assert response.status_code == 200
+    assert response.json() == {"code": 404, "msg": "task not found"}
+
+
+@pytest.mark.parametrize(
+    ("model", "ratio", "size", "expected"),
+    [
+        ("gemini-2.5-flash-image", None, "4K", (1024, 1024, "PNG")),  # size ignored
+        ("gemini-2.5-flash-image", "auto", None, (1024, 1024, "PNG")),
+        ("gemini-3.1-flash-image-preview", "21:9", "4K", (6336, 2688, "JPEG")),
+        ("gemini-3-pro-image-preview", "2:3", "2K", (1696, 2528, "JPEG")),
+    ],
+)
+def test_duomi_generate_sizes(
+    served: Served, model: str, ratio: str | None, size: str | None, expected: tuple[int, int, str]
+) -> None:
+    body = {"model": model, "prompt": "a cat"}
+    if ratio:
+        body["aspect_ratio"] = ratio
+    if size:
+        body["image_size"] = size
+    task_id = task_of(served.client.post(GENERATE_PATH, headers=RAW, json=body))
+    data = poll(served.client, task_id)["data"]
+    assert data["state"] == "succeeded"
+    (image,) = data["data"]["images"]
+    assert image["file_name"] == f"output.{'png' if expected[2] == 'PNG' else 'jpeg'}"
+    assert shape(served.client.get(image["url"]).content) == expected
+
+
+def test_duomi_fetches_its_own_urls_without_a_socket(serve: Callable[..., Served]) -> None:
+    fetched: list[str] = []
+
+    def fetch(url: str) -> tuple[bytes, str]:
+        fetched.append(url)
+        raise AssertionError("own URLs must not be fetched")
+
+    served = serve(fetch=fetch)
+    result = only_url(edit(served.client, images=[("hat.png", HAT, "image/png")]))
+    urls = [f"{served.base_url}/samples/person.png", result]
+    task_id = task_of(submit(served.client, image_urls=urls))
+    data = poll(served.client, task_id)["data"]
+    assert data["state"] == "succeeded", data["msg"]
+    assert fetched == []
+    # Neither input was asked for over HTTP: only the client's own requests are recorded.
+    assert [r.path for r in served.sandbox.received if r.method == "GET"] == [
+        f"/api/gemini/nano-banana/{task_id}"
+    ]
+    # person.png is 480x640, so the output is 3:4.
+    url = data["data"]["images"][0]["url"]
+    assert shape(served.client.get(url).content) == (864, 1184, "PNG")
+
+
+def test_duomi_hands_foreign_urls_to_fetch(serve: Callable[..., Served]) -> None:
+    fetched: list[str] = []
+
+    def fetch(url: str) -> tuple[bytes, str]:
+        fetched.append(url)
+        return DOG, "image/jpeg"
+
+    served = serve(fetch=fetch)
+    task_id = task_of(
+        submit(served.client, image_urls=["https://cdn.example/a.jpg", "http://b.example/c"])
+    )
+    data = poll(served.client, task_id)["data"]
+    assert data["state"] == "succeeded"
+    assert fetched == ["https://cdn.example/a.jpg", "http://b.example/c"]
+
+
+def test_a_failed_fetch_ends_the_task_in_error(serve: Callable[..., Served]) -> None:
+    def fetch(url: str) -> tuple[bytes, str]:
+        if "broken" in url:
+            raise OSError("connection refused")
+        return b"<html>not an image</html>", "text/html"
+
+    served = serve(fetch=fetch)
+    for url, message in [
+        (
+            "https://a.example/broken.png",
+            "failed to download image_urls[1] https://a.example/broken.png: connection refused",
+        ),
+        (
+            "https://a.example/page",
+            "image_urls[1] https://a.example/page is not a PNG, JPEG or WebP image",
+        ),
+    ]:
+        urls = [f"{served.base_url}/samples/cat.png", url]
+        task_id = task_of(submit(served.client, image_urls=urls))
+        data = poll(served.client, task_id)["data"]
+        assert (data["state"], data["status"], data["data"], data["msg"]) == (
+            "error",
+            "4",
+            None,
+            message,
+        )
+
+
+def test_a_served_sandbox_downloads_foreign_urls_for_real(serve: Callable[..., Served]) -> None:
+    elsewhere = serve()
+    served = serve()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}/x.png"
+    good = task_of(submit(served.client, image_urls=[f"{elsewhere.base_url}/samples/dog.jpg"]))
+    data = poll(served.client, good)["data"]
+    assert data["state"] == "succeeded"
+    assert [r.path for r in elsewhere.sandbox.received] == ["/samples/dog.jpg"]
+    url = data["data"]["images"][0]["url"]
+    assert shape(served.client.get(url).content) == (1184, 864, "PNG")  # dog.jpg is 4:3
+    bad = task_of(submit(served.client, image_urls=[dead_url]))
+    data = poll(served.client, bad)["data"]
+    assert data["state"] == "error"
+    assert data["msg"].startswith(f"failed to download image_urls[0] {dead_url}: ")
+    missing = task_of(submit(served.client, image_urls=[f"{elsewhere.base_url}/samples/x.png"]))
+    assert poll(served.client, missing)["data"]["msg"] == (
+        f"failed to download image_urls[0] {elsewhere.base_url}/samples/x.png: HTTP 404"
+    )
+
+
+# --- result files and samples ------------------------------------------------------------------
+
+
+def test_result_files_expire_by_the_clock(serve: Callable[..., Served]) -> None:
+    clock = FakeClock()
+    served = serve(clock=clock, file_ttl=60)
+    url = only_url(edit(served.client))
+    clock.advance(59.9)
+    assert served.client.get(url).status_code == 200
+    clock.advance(0.1)
+    expired = served.client.get(url)
+    assert expired.status_code == 403
+    assert expired.headers["content-type"] == "application/xml"
+    assert expired.text == EXPIRED_XML
+    # An expired own URL given to duomi ends its task in error.
+    task_id = task_of(submit(served.client, image_urls=[url]))
+    assert poll(served.client, task_id)["data"]["msg"] == (
+        f"failed to download image_urls[0] {url}: HTTP 403 AccessDenied: Request has expired"
+    )
+
+
+def test_result_urls_must_carry_their_signature(served: Served) -> None:
+    url = only_url(edit(served.client))
+    path = url.partition("?")[0]
+    tampered = re.sub(r"X-Expires=(\d+)", lambda m: f"X-Expires={int(m[1]) + 1}", url)
+    for bad in (path, tampered, url.replace(".png?", ".jpeg?")):
+        response = served.client.get(bad)
+        assert response.status_code == 403
+        assert "<Code>AccessDenied</Code>" in response.text
+    assert served.client.get(url).status_code == 200
+
+
+def test_samples_are_served(served: Served) -> None:
+    expected = {
+        "cat.png": (640, 480, "PNG"),
+        "dog.jpg": (800, 600, "JPEG"),
+        "hat.png": (512, 512, "PNG"),
+        "person.png": (480, 640, "PNG"),
+    }
+    assert tuple(expected) == SAMPLE_NAMES
+    for name, size in expected.items():
+        response = served.client.get(f"/samples/{name}")
+        data, mime = sample_image(name)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == mime
+        assert response.content == data
+        assert shape(data) == size
+    assert opened(HAT).mode == "RGBA"
+    assert served.client.get("/samples/cow.png").status_code == 404
+    with pytest.raises(KeyError):
+        sample_image("cow.png")
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+OPENAI_STATUS_ERRORS = {
+    429: ("rate limit exceeded for the current group, please retry later", "rate_limit_exceeded"),
+    500: ("internal server error", "internal_server_error"),
+    502: ("bad response status code 502 from upstream", "bad_response_status_code"),
+    503: ("upstream service temporarily unavailable, please retry later", "service_unavailable"),
+    504: ("upstream request timed out", "gateway_timeout"),
+}
+DUOMI_STATUS_MESSAGES = {
+    429: "too many requests, please retry later",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service temporarily unavailable, please retry later",
+    504: "gateway timeout",
+}
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_status_faults_answer_in_each_apis_shape(serve: Callable[..., Served], status: int) -> None:
+    served = serve(faults=f"{status},{status}")
+    openai = edit(served.client)
+    assert openai.status_code == status
+    message, code = OPENAI_STATUS_ERRORS[status]
+    assert error_of(openai) == {
+        "message": message,
+        "type": "new_api_error",
+        "param": "",
+        "code": code,
+    }
+    duomi = submit(served.client, image_urls=["https://a.example/b.png"])
+    assert duomi.status_code == status
+    assert duomi.json() == {"code": status, "msg": DUOMI_STATUS_MESSAGES[status]}
+    retry_after = [openai.headers.get("retry-after"), duomi.headers.get("retry-after")]
+    assert retry_after == (["1", "1"] if status == 429 else [None, None])
+    # Used up: the next request is answered normally.
+    assert edit(served.client).status_code == 200
+
+
+def test_html502_is_a_proxy_page(serve: Callable[..., Served]) -> None:
+    served = serve(faults="html502x2")
+    for response in (edit(served.client), submit(served.client, image_urls=["https://a/b"])):
+        assert response.status_code == 502
+        assert response.headers["content-type"] == "text/html"
+        assert "<title>502 Bad Gateway</title>" in response.text
+        assert "nginx" in response.text
+
+
+def test_error200_carries_an_error_in_http_200(serve: Callable[..., Served]) -> None:
+    served = serve(faults="error200x2")
+    openai = edit(served.client)
+    assert openai.status_code == 200
+    assert error_of(openai) == {
+        "message": "upstream error: do request failed",
+        "type": "new_api_error",
+        "param": "",
+        "code": "do_request_failed",
+    }
+    duomi = submit(served.client, image_urls=["https://a.example/b.png"])
+    assert duomi.status_code == 200
+    assert duomi.json() == {
+        "code": 500,
+        "msg": "upstream service error, please retry",
+        "exec_time": 0.05,
+        "ip": "127.0.0.1",
+    }
+
+
+def test_result_shape_faults_on_openai(serve: Callable[..., Served]) -> None:
+    served = serve(faults="data-uri,empty-url,empty-data,no-data,text-only")
+    (item,) = edit(served.client).json()["data"]
+    prefix = "data:image/png;base64,"
+    assert item["url"].startswith(prefix)
+    assert item["b64_json"] == ""
+    assert shape(base64.b64decode(item["url"].removeprefix(prefix))) == (1184, 864, "PNG")
+    assert edit(served.client).json()["data"] == [
+        {"revised_prompt": "make it a watercolor", "url": "", "b64_json": ""}
+    ]
+    assert edit(served.client).json()["data"] == []
+    no_data = edit(served.client).json()
+    assert list(no_data) == ["created", "model", "usage"]
+    assert edit(served.client).json()["data"] == [
+        {"revised_prompt": REFUSAL, "url": "", "b64_json": ""}
+    ]
+    assert served.sandbox.pending_faults() == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "inner"),
+    [
+        ("empty-url", {"images": [{"url": "", "file_name": "output.png"}], "description": ""}),
+        ("empty-data", {"images": [], "description": ""}),
+        ("no-data", None),
+        ("text-only", {"images": [], "description": REFUSAL}),
+    ],
+)
+def test_result_shape_faults_on_duomi(
+    serve: Callable[..., Served], fault: str, inner: dict[str, Any] | None
+) -> None:
+    served = serve(faults=fault)
+    task_id = task_of(submit(served.client, path=GENERATE_PATH))
+    data = poll(served.client, task_id)["data"]
+    assert (data["state"], data["data"]) == ("succeeded", inner)
+
+
+def test_data_uri_on_duomi(serve: Callable[..., Served]) -> None:
+    served = serve(faults="data-uri")
+    task_id = task_of(submit(served.client, path=GENERATE_PATH, model="gemini-3-pro-image-preview"))
+    (image,) = poll(served.client, task_id)["data"]["data"]["images"]
+    prefix = "data:image/jpeg;base64,"
+    assert image["url"].startswith(prefix)
+    assert shape(base64.b64decode(image["url"].removeprefix(prefix))) == (1024, 1024, "JPEG")
+
+
+def test_redirect_leads_to_the_real_file(serve: Callable[..., Served]) -> None:
+    served = serve(faults="redirect")
+    url = only_url(edit(served.client))
+    first = served.client.get(url)
+    assert first.status_code == 302
+    assert first.headers["location"] == f"{url}&hop=1"
+    followed = served.client.get(url, follow_redirects=True)
+    assert followed.status_code == 200
+    assert shape(followed.content)[2] == "PNG"
+    assert [r.query.get("hop") for r in served.requests("/files/")] == [None, None]
+
+
+def test_mislabeled_serves_the_other_format_under_the_claimed_type(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve(faults="mislabeled,mislabeled")
+    png_url = only_url(edit(served.client))
+    jpeg_url = only_url(edit(served.client, model="nano-banana-pro"))
+    assert ".png?" in png_url and ".jpeg?" in jpeg_url
+    png_path = served.client.get(png_url)
+    assert png_path.headers["content-type"] == "image/png"
+    assert shape(png_path.content) == (1184, 864, "JPEG")
+    jpeg_path = served.client.get(jpeg_url)
+    assert jpeg_path.headers["content-type"] == "image/jpeg"
+    assert shape(jpeg_path.content) == (1200, 896, "PNG")
+    assert shape(served.client.get(png_url).content)[2] == "PNG"  # used up
+
+
+def test_expired_and_html_result_faults(serve: Callable[..., Served]) -> None:
+    served = serve(faults="expired,html-result,file:503")
+    url = only_url(edit(served.client))
+    expired = served.client.get(url)
+    assert (expired.status_code, expired.text) == (403, EXPIRED_XML)
+    page = served.client.get(url)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.text.startswith("<!DOCTYPE html>")
+    unavailable = served.client.get(url)
+    assert unavailable.status_code == 503
+    assert "<Code>ServiceUnavailable</Code>" in unavailable.text
+    assert served.client.get(url).status_code == 200
+
+
+def test_task_faults(serve: Callable[..., Served]) -> None:
+    clock = FakeClock()
+    served = serve(faults="task-error,task-stuck,task-unknown", clock=clock)
+    failed, stuck, unknown = (task_of(submit(served.client, path=GENERATE_PATH)) for _ in "abc")
+    data = poll(served.client, failed)["data"]
+    assert (data["state"], data["status"], data["data"], data["msg"]) == (
+        "error",
+        "4",
+        None,
+        "image generation failed: the output was blocked by the safety filter (IMAGE_SAFETY)",
+    )
+    clock.advance(1e6)
+    data = poll(served.client, stuck)["data"]
+    assert (data["state"], data["status"], data["data"]) == ("running", "2", None)
+    assert [poll(served.client, unknown)["data"]["state"] for _ in "ab"] == ["queued", "succeeded"]
+
+
+def test_phases_direct_faults_to_their_requests(serve: Callable[..., Served]) -> None:
+    served = serve(faults="poll:500,submit:429")
+    # The model list is neither a submit nor a poll.
+    assert served.client.get("/v1/models", headers=bearer()).status_code == 200
+    assert submit(served.client, path=GENERATE_PATH).status_code == 429
+    task_id = task_of(submit(served.client, path=GENERATE_PATH))
+    response = served.client.get(f"/api/gemini/nano-banana/{task_id}", headers=RAW)
+    assert (response.status_code, response.json()) == (
+        500,
+        {"code": 500, "msg": "internal server error"},
+    )
+    assert poll(served.client, task_id)["data"]["state"] == "succeeded"
+
+
+def test_faults_are_used_in_plan_order_and_repeat(serve: Callable[..., Served]) -> None:
+    served = serve(faults="data-uri,503x2")
+    assert only_url(edit(served.client)).startswith("data:")
+    assert [edit(served.client).status_code for _ in "abc"] == [503, 503, 200]
+
+
+def test_result_faults_wait_for_a_request_that_succeeds(serve: Callable[..., Served]) -> None:
+    served = serve(faults="empty-data,task-error")
+    assert edit(served.client, headers={}).status_code == 401
+    assert edit(served.client, prompt=None).status_code == 400
+    # task-error is for duomi, so it stays queued while openai requests pass it by.
+    assert served.sandbox.pending_faults() == ["submit:empty-datax1", "submit:task-errorx1"]
+    assert edit(served.client).json()["data"] == []
+    assert edit(served.client).status_code == 200
+    task_id = task_of(submit(served.client, path=GENERATE_PATH))
+    assert poll(served.client, task_id)["data"]["state"] == "error"
+
+
+def test_faults_can_be_added_while_running(served: Served) -> None:
+    assert edit(served.client).status_code == 200
+    served.sandbox.add_faults("api:502")
+    assert served.client.get("/v1/models", headers=bearer()).status_code == 502
+    assert served.client.get("/v1/models", headers=bearer()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("teapot", "unknown fault 'teapot' in 'teapot'; known: 429, 500"),
+        ("429,later:500", "unknown phase 'later' in fault 'later:500'; known: submit, poll"),
+        ("submit:redirect", "fault 'submit:redirect': redirect applies to file, not submit"),
+        ("poll:data-uri", "fault 'poll:data-uri': data-uri applies to submit, not poll"),
+        ("500x0", "fault '500x0' repeats 0 times; use x1 or more"),
+        ("5 00", "fault '5 00' is not of the form [phase:]name[xN]"),
+    ],
+)
+def test_a_bad_fault_plan_names_the_token(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Sandbox(faults=spec)
+    sandbox = Sandbox(faults="429")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sandbox.add_faults(spec)
+    assert sandbox.pending_faults() == ["api:429x1"]  # nothing of a bad spec is added
+
+
+def test_latency_is_slept_before_api_answers_only(serve: Callable[..., Served]) -> None:
+    slept: list[float] = []
+    served = serve(latency=1.5, sleep=slept.append)
+    url = only_url(edit(served.client))
+    served.client.get(url)
+    served.client.get("/samples/cat.png")
+    submit(served.client, path=GENERATE_PATH)
+    assert slept == [1.5, 1.5]
+
+
+# --- in process ----------------------------------------------------------------------------
+
+
+def test_in_process_sandbox_answers_with_its_own_host(
+    in_process: tuple[Sandbox, httpx.Client],
+) -> None:
+    sandbox, client = in_process
+    response = edit(client, headers=bearer(SANDBOX_KEY))
+    url = only_url(response)
+    assert url.startswith("http://nanoedit-sandbox.invalid/files/")
+    assert shape(client.get(url).content) == (1184, 864, "PNG")
+    # duomi in process: the sandbox's own URLs are read from memory.
+    task_id = task_of(
+        client.post(
+            EDIT_PATH,
+            headers={"Authorization": SANDBOX_KEY},
+            json={
+                "model": "gemini-3-pro-image-preview",
+                "prompt": "add the hat",
+                "image_urls": [f"{SANDBOX_BASE_URL}/samples/person.png", url],
+            },
+        )
+    )
+    polled = client.get(f"/api/gemini/nano-banana/{task_id}", headers={"Authorization": "x"})
+    (image,) = polled.json()["data"]["data"]["images"]
+    assert shape(client.get(image["url"]).content) == (896, 1200, "JPEG")
+    file_path = url.removeprefix(SANDBOX_BASE_URL).partition("?")[0]
+    assert [r.path for r in sandbox.received][:2] == ["/v1/images/edits", file_path]
+
+
+def test_in_process_foreign_urls_get_a_stand_in(in_process: tuple[Sandbox, httpx.Client]) -> None:
+    sandbox, client = in_process
+    dog = client.get("https://example.com/pets/dog.jpg")
+    assert (dog.status_code, dog.headers["content-type"], dog.content) == (200, "image/jpeg", DOG)
+    photo = client.get("https://example.com/photo.webp")
+    assert photo.headers["content-type"] == "image/webp"
+    assert shape(photo.content) == (800, 600, "WEBP")
+    assert client.get("https://example.com/photo.webp").content == photo.content
+    assert shape(client.get("https://example.com/x").content) == (800, 600, "PNG")
+    assert sandbox.received == []
+    with pytest.raises(httpx.ConnectError):
+        client.post("https://api.example.com/v1/images/edits")
+    # A duomi task in process reads foreign URLs the same way.
+    task_id = task_of(submit(client, image_urls=["https://example.com/dog.jpg"]))
+    data = poll(client, task_id)["data"]
+    assert shape(client.get(data["data"]["images"][0]["url"]).content) == (1184, 864, "PNG")
+
+
+def test_settings_that_change_at_run_time() -> None:
+    clock = FakeClock()
+    sandbox = Sandbox(keep_received=2, clock=clock)
+    with httpx.Client(transport=SandboxTransport(sandbox), base_url=SANDBOX_BASE_URL) as client:
+        for name in SAMPLE_NAMES:
+            client.get(f"/samples/{name}")
+        assert [r.path for r in sandbox.received] == ["/samples/hat.png", "/samples/person.png"]
+        sandbox.task_seconds = 30
+        task_id = task_of(submit(client, path=GENERATE_PATH))
+        clock.advance(29)
+        assert poll(client, task_id)["data"]["state"] == "running"
+        clock.advance(1)
+        assert poll(client, task_id)["data"]["state"] == "succeeded"
+
+
+def test_a_socket_fault_drops_the_connection(serve: Callable[..., Served]) -> None:
+    class Dropping(Sandbox):
+        def handle(self, request: SandboxRequest) -> SandboxResponse:
+            answer = super().handle(request)
+            answer.fault = "disconnect"
+            return answer
+
+    sandbox = Dropping()
+    with (
+        SandboxServer(sandbox) as server,
+        httpx.Client(base_url=server.base_url, verify=TLS) as client,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        client.get("/samples/cat.png")
+    transport = SandboxTransport(sandbox)
+    with (
+        httpx.Client(transport=transport, base_url=SANDBOX_BASE_URL) as client,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        client.get("/samples/cat.png")
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+def test_many_clients_at_once(served: Served) -> None:
+    statuses: list[int] = []
+
+    def one(index: int) -> None:
+        with httpx.Client(base_url=served.base_url, timeout=10, verify=TLS) as client:
+            statuses.append(generate(client, prompt=f"banana {index}").status_code)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 8
+    assert len(served.sandbox.received) == 8
+
+
+def test_keep_alive_http_1_1(served: Served) -> None:
+    first = served.client.get("/samples/cat.png")
+    second = served.client.head("/samples/cat.png")
+    assert first.http_version == "HTTP/1.1"
+    assert second.headers["content-length"] == first.headers["content-length"]
+    assert second.content == b""
+    assert served.client.get("/").status_code == 200
+
+
+@pytest.mark.timeout(30)
+def test_serve_forever_logs_requests_but_never_keys() -> None:
+    code = (
+        "import sys\n"
+        "from nanoedit.sandbox import serve_forever\n"
+        "serve_forever('127.0.0.1', 0, keys=frozenset({'sk-secret'}), log=sys.stdout)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.fullmatch(r"serving on (http://127\.0\.0\.1:\d+)\n", first)
+        assert match is not None, first
+        with httpx.Client(base_url=match[1]) as client:
+            assert client.get("/v1/models", headers=bearer("sk-secret")).status_code == 200
+            assert client.get("/v1/models", headers=bearer("sk-wrong")).status_code == 401
+        lines = [process.stdout.readline(), process.stdout.readline()]
+        assert lines == ["GET /v1/models 200\n", "GET /v1/models 401\n"]
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, err
+    assert out == ""
+    assert "sk-secret" not in err and "sk-wrong" not in err
