@@ -397,7 +397,11 @@ def sandbox_serve(
     ] = 8787,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     faults: Annotated[
-        str, typer.Option("--faults", help="Fault plan, e.g. 429x2,500,empty-url.")
+        str,
+        typer.Option(
+            "--faults",
+            help="Fault plan, e.g. 429x2,poll:502,empty-url (see: nanoedit sandbox faults).",
+        ),
     ] = "",
     latency: Annotated[
         float, typer.Option("--latency", min=0, help="Seconds added to each API answer.")
@@ -419,6 +423,16 @@ def sandbox_serve(
         _fail(UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"))
     except KeyboardInterrupt:
         raise typer.Exit(ExitCode.OK) from None
+
+
+@sandbox_app.command("faults")
+def sandbox_faults() -> None:
+    """List the faults --faults can inject: name, default phase, what it does."""
+    from nanoedit.sandbox import FAULT_KINDS
+
+    width = max(len(name) for name in FAULT_KINDS)
+    for name, kind in FAULT_KINDS.items():
+        typer.echo(f"{name:<{width}}  {kind.default_phase.value:<6}  {kind.summary}")
 
 
 @sandbox_app.command("sample")

@@ -68,6 +68,10 @@ class Reporter:
         self.live = self.console.is_terminal
         self.progress: Progress | None = None
         self.tasks: dict[int, TaskID] = {}
+        # Paths written to a terminal while the spinners run would land inside them, so
+        # they wait until the spinners are gone; a pipe gets each path at once.
+        self.held: list[str] = []
+        self.hold_stdout = self.live and stdout.isatty()
 
     def __enter__(self) -> Reporter:
         if self.live:
@@ -77,6 +81,8 @@ class Reporter:
                 TimeElapsedColumn(),
                 console=self.console,
                 transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             self.progress.start()
         return self
@@ -84,6 +90,9 @@ class Reporter:
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
+        self.stdout.write("".join(self.held))
+        self.stdout.flush()
+        self.held.clear()
 
     def job_started(self, job: Job) -> None:
         """Add a spinner line for the job (on a terminal)."""
@@ -101,11 +110,14 @@ class Reporter:
         if self.progress is not None and task is not None:
             self.progress.remove_task(task)
         if self.json_lines:
-            self.stdout.write(json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n")
+            lines = [json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n"]
         else:
-            for saved in outcome.outputs:
-                self.stdout.write(f"{saved.path}\n")
-        self.stdout.flush()
+            lines = [f"{saved.path}\n" for saved in outcome.outputs]
+        if self.hold_stdout:
+            self.held.extend(lines)
+        else:
+            self.stdout.write("".join(lines))
+            self.stdout.flush()
         for saved in outcome.outputs:
             self.console.print(
                 f"saved {saved.path} ({saved.width}x{saved.height} {saved.format.upper()}) "

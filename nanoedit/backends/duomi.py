@@ -82,6 +82,7 @@ class DuomiBackend:
         for _ in range(prepared.job.options.count):
             progress("submitting task")
             tasks.append(_Task(self._submit(f"{self.root}/api/gemini/{path}", self.body(prepared))))
+        progress("waiting for the model")
         interval = self.settings.poll_interval
         while True:
             self.sleep(min(interval, max(0.0, started + self.deadline - self.clock())))

@@ -68,7 +68,9 @@ class OpenAIBackend:
         """Send one edit (multipart) or generation (JSON) and parse the answer."""
         headers = {"Authorization": f"Bearer {self.settings.api_key}"}
         fields = self.fields(prepared)
-        progress("uploading" if prepared.uploads else "sending")
+        progress(
+            "uploading, then waiting for the model" if prepared.uploads else "waiting for the model"
+        )
         try:
             if prepared.job.kind == "edit":
                 files = [

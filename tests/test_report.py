@@ -1,0 +1,49 @@
+"""What people see on stderr: spinners on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_cli
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+
+
+def test_off_a_terminal_stderr_has_one_plain_line_per_job(sample: Path) -> None:
+    result = run_cli(["edit", "cat.png", "-p", "x", "--sandbox"])
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stderr + result.stdout
+    assert result.stderr == "saved cat-edit.png (1184x864 PNG) from cat.png\n"
+
+
+def test_on_a_terminal_stderr_shows_phases_and_stdout_stays_clean(sample: Path) -> None:
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm-256color"}
+    process = subprocess.Popen(
+        [NANOEDIT, "edit", "cat.png", "https://example.com/dog.jpg", "-p", "x", "--sandbox"],
+        stdout=subprocess.PIPE, stderr=terminal, env=env | {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.3"},
+    )  # fmt: skip
+    os.close(terminal)
+    stdout, _ = process.communicate(timeout=60)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(controller)
+    text = screen.decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert stdout == b"cat-edit.png\ndog-edit.png\n"
+    assert "\x1b[" in text  # live spinner lines
+    # Phases shorter than a refresh may never be drawn; a task's running state lasts long enough.
+    assert "https://example.com/dog.jpg: task running" in text
+    assert "saved dog-edit.png (1184x864 PNG) from https://example.com/dog.jpg" in text
+    assert "2 jobs: 2 done, 0 failed, 2 images saved" in text
