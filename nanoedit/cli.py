@@ -165,7 +165,7 @@ def _errors(json_lines: bool = False) -> Iterator[None]:
     except NanoeditError as exc:
         _fail(exc, json_lines)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        typer.echo("interrupted: nothing more was sent; images already saved are kept", err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 

@@ -166,3 +166,35 @@ def test_completion_scripts_are_current() -> None:
             f"completions/nanoedit.{shell} is stale; regenerate: nanoedit completion {shell} > "
             f"completions/nanoedit.{shell}"
         )
+
+
+@pytest.mark.parametrize(
+    ("args", "configured", "setting", "expected"),
+    [
+        (["edit", "cat.png"], ("openai", "duomi"), None, "/v1/images/edits"),
+        (["edit", "URL"], ("openai", "duomi"), None, "/api/gemini/nano-banana-edit"),
+        (["edit", "URL"], ("openai",), None, "/v1/images/edits"),
+        (["edit", "URL", "--ref", "cat.png"], ("openai", "duomi"), None, "/v1/images/edits"),
+        (["edit", "URL"], ("openai", "duomi"), "openai", "/v1/images/edits"),
+        (["generate"], ("openai", "duomi"), None, "/v1/images/generations"),
+        (["generate"], ("duomi",), None, "/api/gemini/nano-banana"),
+        (["generate"], ("openai", "duomi"), "duomi", "/api/gemini/nano-banana"),
+    ],
+)
+def test_backend_selection(
+    served: Served,
+    sample: Path,
+    args: list[str],
+    configured: tuple[str, ...],
+    setting: str | None,
+    expected: str,
+) -> None:
+    url = f"{served.base_url}/samples/dog.jpg"
+    env = backend_env(served, openai="openai" in configured, duomi="duomi" in configured)
+    if setting:
+        assert run_cli(["config", "set", "default.backend", setting]).exit_code == 0
+    argv = [url if arg == "URL" else arg for arg in args] + ["-p", "x"]
+    result = run_cli(argv, env=env)
+    assert result.exit_code == 0, result.stderr
+    posts = [r.path for r in served.sandbox.received if r.method == "POST"]
+    assert posts == [expected]
