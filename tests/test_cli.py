@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -198,3 +199,19 @@ def test_backend_selection(
     assert result.exit_code == 0, result.stderr
     posts = [r.path for r in served.sandbox.received if r.method == "POST"]
     assert posts == [expected]
+
+
+def test_unreachable_server_exits_6(sample: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "NANOEDIT_OPENAI_BASE_URL": f"http://127.0.0.1:{port}",
+        "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+    }
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
+    assert (result.exit_code, result.stdout) == (6, "")
+    assert result.stderr.startswith(f"error: cannot connect to 127.0.0.1:{port} (")
+    assert result.stderr.rstrip().endswith("); check the address and network")
+    assert OPENAI_KEY not in result.stderr
+    assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tomllib
@@ -103,3 +104,17 @@ def test_bad_value_in_environment_names_the_variable(sample: Path) -> None:
         "use one of: auto, openai, duomi"
     )
     assert OPENAI_KEY not in result.stderr
+
+
+def test_a_run_stopped_by_a_setting_still_prints_json(sample: Path) -> None:
+    result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env={"NANOEDIT_RATIO": "wide"})
+    assert result.exit_code == 3
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "error": {
+            "kind": "config",
+            "message": "the environment variable NANOEDIT_RATIO: invalid ratio 'wide'; use one of: "
+            "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9",
+            "exit_code": 3,
+        },
+    }

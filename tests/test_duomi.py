@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,16 @@ def test_generate_on_the_url_list_backend(served: Served) -> None:
         "/api/gemini/nano-banana",
         {"model": "gemini-2.5-flash-image", "prompt": "a red fox in snow"},
     )
+
+
+def test_count_submits_one_task_per_image(served: Served) -> None:
+    result = run_cli(["generate", "-p", "fox", "-n", "2", "--backend", "duomi", "--json"],
+                     env=backend_env(served))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    submits = [r for r in served.sandbox.received if r.method == "POST"]
+    assert [r.json for r in submits] == [{"model": "gemini-2.5-flash-image", "prompt": "fox"}] * 2
+    outputs = json.loads(result.stdout)["outputs"]
+    assert [(o["path"], o["width"], o["height"], o["format"]) for o in outputs] == [
+        ("fox.png", 1024, 1024, "png"),
+        ("fox-2.png", 1024, 1024, "png"),
+    ]

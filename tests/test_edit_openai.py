@@ -44,6 +44,41 @@ def test_edit_sends_exact_multipart_and_saves_the_image(served: Served, sample: 
     assert image_info("cat-edit.png") == ("PNG", (1344, 768))
 
 
+def test_multipart_body_byte_for_byte(served: Served, sample: Path) -> None:
+    Path("hat.png").write_bytes(sample_image("hat.png")[0])
+    result = run_cli(
+        ["edit", "cat.png", "--ref", "hat.png", "-p", "put the hat on the cat", "--size", "4k"],
+        env=backend_env(served),
+    )
+    assert result.exit_code == 0, result.stderr
+    post = served.sandbox.received[0]
+    boundary = post.headers["content-type"].split("boundary=", 1)[1].encode()
+
+    def field(name: str, value: str) -> bytes:
+        head = f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        return b"--" + boundary + b"\r\n" + head + value.encode() + b"\r\n"
+
+    def image(path: str) -> bytes:
+        head = (
+            f'Content-Disposition: form-data; name="image"; filename="{path}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        return b"--" + boundary + b"\r\n" + head + Path(path).read_bytes() + b"\r\n"
+
+    expected = (
+        field("model", "nano-banana")
+        + field("prompt", "put the hat on the cat")
+        + field("n", "1")
+        + field("response_format", "url")
+        + field("image_size", "4K")
+        + image("cat.png")
+        + image("hat.png")
+        + b"--" + boundary + b"--\r\n"
+    )  # fmt: skip
+    assert post.body == expected
+    assert post.headers["content-length"] == str(len(expected))
+
+
 def test_references_follow_the_input_and_size_is_sent_uppercase(
     served: Served, sample: Path
 ) -> None:

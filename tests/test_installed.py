@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from nanoedit.sandbox import sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -77,3 +81,36 @@ def test_installed_command_edits_over_both_backends(
     assert "POST /v1/images/edits 200" in log
     assert "POST /api/gemini/nano-banana-edit 200" in log
     assert "sk-any-key-works-here" not in log and "duomi-any-key" not in log
+
+
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
+    process = subprocess.Popen(
+        [NANOEDIT, "sandbox", "serve", "--port", "0", "--latency", "30"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        base_url = re.search(r"(http://127\.0\.0\.1:\d+)", process.stderr.readline())
+        assert base_url
+        (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
+        env = dict(os.environ) | {
+            "NANOEDIT_OPENAI_BASE_URL": base_url.group(1),
+            "NANOEDIT_OPENAI_API_KEY": "sk-any-key-works-here",
+        }
+        run = subprocess.Popen(
+            [NANOEDIT, "edit", "cat.png", "-p", "x"], cwd=isolated, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # A child of a non-interactive shell may start with SIGINT ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        time.sleep(1.5)
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+        assert (run.returncode, stdout) == (130, "")
+        assert stderr == "interrupted: nothing more was sent; images already saved are kept\n"
+        assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()

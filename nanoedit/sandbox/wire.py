@@ -64,6 +64,8 @@ class ReceivedRequest:
     """Multipart file parts in arrival order."""
     body_error: str | None = None
     """Why the body could not be read as the JSON or multipart it claimed to be."""
+    body: bytes = field(default=b"", repr=False)
+    """The raw body, for tests that compare a request byte for byte."""
 
 
 def record(request: SandboxRequest) -> ReceivedRequest:
@@ -75,6 +77,7 @@ def record(request: SandboxRequest) -> ReceivedRequest:
         path=parts.path or "/",
         query=dict(parse_qsl(parts.query, keep_blank_values=True)),
         headers=headers,
+        body=request.body,
     )
     content_type = headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
