@@ -116,11 +116,11 @@ class Runner:
 
     def run(self, jobs: Sequence[Job]) -> list[JobOutcome]:
         """Check every job first (no request is sent for a bad one), then run the good ones."""
-        outputs = [job.output for job in jobs if job.output is not None]
-        if outputs and sum(job.options.count for job in jobs) > 1:
+        images = sum(job.options.count for job in jobs)
+        if any(job.output is not None for job in jobs) and images > 1:
             raise UsageError(
-                "-o/--output names one file, but this run makes "
-                f"{sum(job.options.count for job in jobs)} images; use -d/--out-dir instead"
+                f"-o/--output names one file, but this run makes {images} images; "
+                "use -d/--out-dir instead"
             )
         outcomes = [JobOutcome(job) for job in jobs]
         for outcome in outcomes:
@@ -140,6 +140,8 @@ class Runner:
     def check(self, job: Job) -> str:
         """Route the job and check its local inputs and output; returns the backend name."""
         backend = choose_backend(job, self.settings)
+        # Every local image is read and decoded here, before any job is sent, and read again
+        # when its job runs: a long batch must not hold all its inputs in memory at once.
         for source in job.images:
             if not source.is_url:
                 load_local(source)
