@@ -170,14 +170,12 @@ def _errors(json_lines: bool = False) -> Iterator[None]:
 
 
 def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
-    from nanoedit.report import error_console
+    from nanoedit.report import error_console, error_json
 
     if json_lines:
         import json
 
-        record = {"ok": False, "error": {"kind": error.kind, "message": error.message,
-                                         "exit_code": int(error.exit_code)}}  # fmt: skip
-        typer.echo(json.dumps(record, ensure_ascii=False))
+        typer.echo(json.dumps({"ok": False, "error": error_json(error)}, ensure_ascii=False))
     error_console(sys.stderr).print(f"error: {error.message}", style="bold red")
     raise typer.Exit(error.exit_code) from None
 

@@ -19,6 +19,11 @@ from nanoedit.jobs import Job
 from nanoedit.runner import JobOutcome
 
 
+def error_json(error: NanoeditError) -> dict[str, Any]:
+    """The ``error`` member of a ``--json`` object."""
+    return {"kind": error.kind, "message": error.message, "exit_code": int(error.exit_code)}
+
+
 def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
     """The ``--json`` object of one job."""
     job = outcome.job
@@ -40,9 +45,7 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
             }
             for saved in outcome.outputs
         ],
-        "error": None
-        if error is None
-        else {"kind": error.kind, "message": error.message, "exit_code": int(error.exit_code)},
+        "error": None if error is None else error_json(error),
     }
 
 

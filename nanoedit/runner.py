@@ -13,7 +13,7 @@ from typing import Protocol
 import httpx
 
 from nanoedit import __version__
-from nanoedit.backends import choose_backend, make_backend
+from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
 from nanoedit.backends.base import PreparedJob, ResultImage, host_of, network_error
 from nanoedit.config import Settings
 from nanoedit.errors import ApiError, ExitCode, InputError, NanoeditError, UsageError
@@ -174,7 +174,7 @@ class Runner:
 
     def prepare(self, job: Job, backend: str, model: str) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
-        if backend == "duomi":
+        if backend in URL_ONLY_LIMITS:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
         uploads = tuple(self.load(source) for source in job.images)
         for upload in uploads:

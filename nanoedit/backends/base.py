@@ -95,6 +95,11 @@ def read_json(response: httpx.Response, where: str) -> Any:
         ) from None
 
 
+def looks_like_json(response: httpx.Response) -> bool:
+    """Whether a body is JSON at all: a 401 from a proxy is often an HTML page."""
+    return response.content.lstrip()[:1] in (b"{", b"[")
+
+
 def network_error(exc: httpx.HTTPError, where: str) -> NetworkError:
     """A transport failure, said in terms of the server it concerns."""
     if isinstance(exc, httpx.TimeoutException):

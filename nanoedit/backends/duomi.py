@@ -16,6 +16,7 @@ from nanoedit.backends.base import (
     auth_error,
     clip,
     host_of,
+    looks_like_json,
     network_error,
     read_json,
     result_from_url,
@@ -141,10 +142,12 @@ class DuomiBackend:
     def _check(self, response: httpx.Response, what: str) -> dict[str, Any]:
         """The answer as a dict, once both the HTTP status and the ``code`` field say success."""
         status = response.status_code
-        if status in (401, 403) and response.content.lstrip()[:1] != b"{":
+        if status in (401, 403) and not looks_like_json(response):
             raise auth_error("duomi", self.where, f"HTTP {status}")
         answer = read_json(response, self.where)
         if not isinstance(answer, dict):
+            if status in (401, 403):
+                raise auth_error("duomi", self.where, f"HTTP {status}")
             raise ApiError(f"{self.where} answered the {what} with JSON of an unexpected shape")
         code = answer.get("code")
         message = clip(str(answer.get("msg") or answer.get("message") or "no message"))

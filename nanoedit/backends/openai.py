@@ -14,6 +14,7 @@ from nanoedit.backends.base import (
     clip,
     decode_base64,
     host_of,
+    looks_like_json,
     network_error,
     read_json,
     result_from_url,
@@ -97,7 +98,7 @@ def parse_answer(response: httpx.Response, where: str, prompt: str) -> list[Resu
     ``prompt`` tells an echoed ``revised_prompt`` (usual) from a text answer (a refusal).
     """
     status = response.status_code
-    if status in (401, 403) and not _is_json(response):
+    if status in (401, 403) and not looks_like_json(response):
         raise auth_error("openai", where, f"HTTP {status}")
     body = read_json(response, where) if response.content.strip() else None
     if isinstance(body, dict) and body.get("error"):
@@ -157,7 +158,3 @@ def _error_from_object(error: Any, status: int, where: str) -> NanoeditError:
     detail = f" [{code}]" if code else ""
     suffix = f"; {hint}" if hint else ""
     return ApiError(f"{where} answered HTTP {status}: {message}{detail}{suffix}")
-
-
-def _is_json(response: httpx.Response) -> bool:
-    return response.content.lstrip()[:1] in (b"{", b"[")
