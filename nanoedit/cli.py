@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from nanoedit import __version__
-from nanoedit.errors import ExitCode, NanoeditError, UsageError
+from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
 
 if TYPE_CHECKING:
     from nanoedit.jobs import Job, Options
@@ -139,6 +140,83 @@ FormatOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per job on stdout.")
 ]  # fmt: skip
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")
+]  # fmt: skip
+JobsOpt = Annotated[
+    int,
+    typer.Option("--jobs", "-j", min=1, max=64, help="Jobs sent at once.", rich_help_panel="Batch"),
+]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing",
+        help="Send no job whose result is already saved (resume a batch).",
+        rich_help_panel="Batch",
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Run only the K-th of N even slices of the job list.",
+        show_default=False,
+        rich_help_panel="Batch",
+    ),
+]
+RetriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--retries",
+        min=0,
+        max=20,
+        show_default=False,
+        help="Times a failed request is sent again (default 3, or network.retries).",
+        rich_help_panel="Network",
+    ),
+]
+RetryUnsafeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--retry-unsafe",
+        help="Also resend a paid request that may have reached the model (may charge twice).",
+        rich_help_panel="Network",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0.001,
+        show_default=False,
+        metavar="SECONDS",
+        help="Time limit of each job, polls and retries included (default 900).",
+        rich_help_panel="Network",
+    ),
+]
+ProxyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--proxy",
+        metavar="URL",
+        show_default=False,
+        help="Proxy for every request (default: network.proxy, or HTTPS_PROXY and friends).",
+        rich_help_panel="Network",
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Send nothing; print each request as a curl command."),
+]
+NoMetadataOpt = Annotated[
+    bool,
+    typer.Option("--no-metadata", help="Save images without the provenance metadata."),
+]
+SidecarOpt = Annotated[
+    bool,
+    typer.Option("--sidecar", help="Also write the provenance as IMAGE.json beside each image."),
+]
 
 
 def _version(value: bool) -> None:
@@ -180,51 +258,91 @@ def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
     raise typer.Exit(error.exit_code) from None
 
 
-def _run(
-    make_jobs: Callable[[Options], list[Job]],
-    *,
-    prompt: str,
-    ratio: Ratio | None,
-    size: Size | None,
-    model: str | None,
-    count: int,
-    backend: BackendChoice | None,
-    sandbox: bool,
-    out_dir: Path | None,
-    overwrite: bool,
-    response_format: ResponseFormat,
-    json_lines: bool,
-) -> None:
+@dataclass(frozen=True)
+class RunFlags:
+    """The flags edit and generate share, as given."""
+
+    prompt: str | None
+    ratio: Ratio | None
+    size: Size | None
+    model: str | None
+    count: int
+    backend: BackendChoice | None
+    sandbox: bool
+    out_dir: Path | None
+    overwrite: bool
+    response_format: ResponseFormat
+    json_lines: bool
+    quiet: bool
+    jobs: int
+    skip_existing: bool
+    shard: str | None
+    retries: int | None
+    retry_unsafe: bool
+    timeout: float | None
+    proxy: str | None
+    dry_run: bool
+    metadata: bool
+    sidecar: bool
+
+
+def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
+    from nanoedit.batch import parse_shard
     from nanoedit.config import Flags, load_settings
     from nanoedit.jobs import Options
     from nanoedit.report import Reporter
-    from nanoedit.runner import Runner, client_for, exit_code_for
+    from nanoedit.runner import Runner, RunOptions, client_for, exit_code_for
 
-    with _errors(json_lines):
-        if not prompt.strip():
-            raise UsageError('the prompt is empty; say what you want with -p "..."')
-        flags = Flags(
-            backend=backend.value if backend else None,
-            ratio=ratio.value if ratio else None,
-            size=size.value if size else None,
-            out_dir=str(out_dir) if out_dir else None,
-            sandbox=sandbox,
+    with _errors(flags.json_lines):
+        prompt = (flags.prompt or "").strip()
+        settings = load_settings(
+            os.environ,
+            Flags(
+                backend=flags.backend.value if flags.backend else None,
+                ratio=flags.ratio.value if flags.ratio else None,
+                size=flags.size.value if flags.size else None,
+                out_dir=str(flags.out_dir) if flags.out_dir else None,
+                sandbox=flags.sandbox,
+                proxy=flags.proxy,
+                timeout=flags.timeout,
+                retries=flags.retries,
+            ),
         )
-        settings = load_settings(os.environ, flags)
         options = Options(
-            prompt=prompt.strip(),
+            prompt=prompt,
             ratio=settings.ratio,
             size=settings.size,
-            model=model.strip() if model and model.strip() else None,
-            count=count,
-            response_format=response_format.value,
+            model=flags.model.strip() if flags.model and flags.model.strip() else None,
+            count=flags.count,
+            response_format=flags.response_format.value,
         )
         jobs = make_jobs(options)
+        if any(not job.options.prompt for job in jobs):
+            raise UsageError('the prompt is empty; say what you want with -p "..."')
+        run_options = RunOptions(
+            overwrite=flags.overwrite,
+            jobs=flags.jobs,
+            skip_existing=flags.skip_existing,
+            shard=parse_shard(flags.shard) if flags.shard else (1, 1),
+            retry_unsafe=flags.retry_unsafe,
+            metadata=flags.metadata,
+            sidecar=flags.sidecar,
+        )
         with (
-            client_for(settings) as client,
-            Reporter(sys.stdout, sys.stderr, json_lines=json_lines) as reporter,
+            client_for(settings, pool=flags.jobs) as client,
+            Reporter(
+                sys.stdout, sys.stderr, json_lines=flags.json_lines, quiet=flags.quiet
+            ) as reporter,
         ):
-            outcomes = Runner(settings, client, reporter, overwrite=overwrite).run(jobs)
+            for text in settings.warnings:
+                reporter.warning(text)
+            runner = Runner(settings, client, reporter, run_options)
+            if flags.dry_run:
+                from nanoedit.dryrun import print_plan
+
+                outcomes = print_plan(runner, jobs, settings, sys.stdout, reporter)
+            else:
+                outcomes = runner.run(jobs)
         reporter.summary(outcomes)
     raise typer.Exit(exit_code_for(outcomes))
 
@@ -232,14 +350,22 @@ def _run(
 @app.command()
 def edit(
     inputs: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="Images to edit: files or http(s) URLs; one job each.",
+            help="Images to edit: files, folders, quoted globs or http(s) URLs; one job each.",
             show_default=False,
             metavar="INPUT...",
         ),
-    ],
-    prompt: PromptOpt,
+    ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt",
+            "-p",
+            help="What to do, in words (required unless --from gives it).",
+            show_default=False,
+        ),
+    ] = None,
     ref: Annotated[
         list[str] | None,
         typer.Option(
@@ -249,6 +375,22 @@ def edit(
             show_default=False,
         ),
     ] = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="FILE",
+            show_default=False,
+            help="Jobs from a file (- for stdin): one path, URL or JSON object per line.",
+            rich_help_panel="Batch",
+        ),
+    ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive", "-R", help="Look for images in subfolders too.", rich_help_panel="Batch"
+        ),
+    ] = False,
     ratio: RatioOpt = None,
     size: SizeOpt = None,
     model: ModelOpt = None,
@@ -260,16 +402,49 @@ def edit(
     overwrite: OverwriteOpt = False,
     response_format: FormatOpt = ResponseFormat.url,
     json_lines: JsonOpt = False,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = 4,
+    skip_existing: SkipOpt = False,
+    shard: ShardOpt = None,
+    retries: RetriesOpt = None,
+    retry_unsafe: RetryUnsafeOpt = False,
+    timeout: TimeoutOpt = None,
+    proxy: ProxyOpt = None,
+    dry_run: DryRunOpt = False,
+    no_metadata: NoMetadataOpt = False,
+    sidecar: SidecarOpt = False,
 ) -> None:
     """Edit images: each INPUT is one job, with every --ref image sent after it."""
-    from nanoedit.jobs import build_edit_jobs
 
-    _run(
-        lambda options: build_edit_jobs(inputs, ref or [], options, output),
-        prompt=prompt, ratio=ratio, size=size, model=model, count=count, backend=backend,
-        sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
-        response_format=response_format, json_lines=json_lines,
-    )  # fmt: skip
+    def make_jobs(options: Options) -> list[Job]:
+        from nanoedit.batch import expand_inputs, read_job_file
+        from nanoedit.jobs import build_edit_jobs
+
+        found = expand_inputs(inputs or [], recursive=recursive)
+        jobs = build_edit_jobs(found, ref or [], options, output)
+        if from_file is not None:
+            jobs += read_job_file(from_file, _read_text(from_file), options, ref or [], output)
+        if not jobs:
+            raise UsageError("no input given; pass images to edit, or --from FILE")
+        return jobs
+
+    _run(make_jobs, RunFlags(
+        prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
+        response_format, json_lines, quiet, jobs, skip_existing, shard, retries, retry_unsafe,
+        timeout, proxy, dry_run, not no_metadata, sidecar,
+    ))  # fmt: skip
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"the job file {path} does not exist; check the --from path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise InputError(f"the job file {path} cannot be read ({reason})") from None
 
 
 @app.command()
@@ -286,16 +461,24 @@ def generate(
     overwrite: OverwriteOpt = False,
     response_format: FormatOpt = ResponseFormat.url,
     json_lines: JsonOpt = False,
+    quiet: QuietOpt = False,
+    skip_existing: SkipOpt = False,
+    retries: RetriesOpt = None,
+    retry_unsafe: RetryUnsafeOpt = False,
+    timeout: TimeoutOpt = None,
+    proxy: ProxyOpt = None,
+    dry_run: DryRunOpt = False,
+    no_metadata: NoMetadataOpt = False,
+    sidecar: SidecarOpt = False,
 ) -> None:
     """Make images from a text prompt alone."""
     from nanoedit.jobs import build_generate_job
 
-    _run(
-        lambda options: [build_generate_job(options, output)],
-        prompt=prompt, ratio=ratio, size=size, model=model, count=count, backend=backend,
-        sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
-        response_format=response_format, json_lines=json_lines,
-    )  # fmt: skip
+    _run(lambda options: [build_generate_job(options, output)], RunFlags(
+        prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
+        response_format, json_lines, quiet, 1, skip_existing, None, retries, retry_unsafe,
+        timeout, proxy, dry_run, not no_metadata, sidecar,
+    ))  # fmt: skip
 
 
 KeyArg = Annotated[

@@ -2,14 +2,26 @@
 
 The file is TOML in the platformdirs user config directory (or ``NANOEDIT_CONFIG_DIR``),
 written with mode 0600 in a 0700 directory because it holds API keys.
+
+A key may also come from a command (``openai.api_key_cmd``, e.g. ``pass show nanoedit/openai``),
+run only when a request needs the key, at most once per backend and run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import math
 import os
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,14 +50,74 @@ def _check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
-def _check_positive_float(value: str) -> str:
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+KEY_COMMAND_TIMEOUT = 30.0
+# How much of a failing key command's stderr goes into the message: enough to show why.
+KEY_COMMAND_STDERR_CHARS = 200
+
+
+def _seconds(value: str) -> float:
+    # "nan" and "inf" parse as floats but mean nothing as a wait or a deadline.
     try:
         number = float(value)
     except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise UsageError(f"invalid value {value!r}; give a number of seconds above 0, such as 2")
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _check_positive_seconds(example: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not _seconds(value) > 0:
+            raise UsageError(
+                f"invalid value {value!r}; give a number of seconds above 0, such as {example}"
+            )
+        return value.strip()
+
+    return check
+
+
+_check_positive_float = _check_positive_seconds("2")
+_check_timeout = _check_positive_seconds("900")
+
+
+def _check_seconds_or_zero(value: str) -> str:
+    if not _seconds(value) >= 0:
+        raise UsageError(f"invalid value {value!r}; give a number of seconds, 0 or more, such as 1")
     return value.strip()
+
+
+def _check_count(value: str) -> str:
+    cleaned = value.strip()
+    if not (cleaned.isascii() and cleaned.isdigit()):
+        raise UsageError(f"invalid value {value!r}; give a whole number, 0 or more, such as 3")
+    return str(int(cleaned))
+
+
+def redact_userinfo(url: str) -> str:
+    """A URL with the password of any ``user:password@`` part replaced by ``****``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:****@{host}").geturl()
+
+
+def _check_proxy(value: str) -> str:
+    cleaned = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(cleaned)
+        valid = parts.scheme.lower() in PROXY_SCHEMES and bool(parts.hostname)
+        # Reading the port checks it is a number in range.
+        valid = valid and (parts.port is None or parts.port > 0)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"invalid proxy URL {redact_userinfo(value.strip())!r}; give it as "
+            "http://host:port, https://host:port or socks5://host:port"
+        )
+    return cleaned
 
 
 def _check_size(value: str) -> str:
@@ -75,6 +147,10 @@ KEYS: dict[str, KeySpec] = {
         check=_check_url,
     ),
     "openai.api_key": KeySpec("NANOEDIT_OPENAI_API_KEY", "multipart backend API key", secret=True),
+    "openai.api_key_cmd": KeySpec(
+        "NANOEDIT_OPENAI_API_KEY_CMD",
+        "shell command that prints the multipart backend API key (when openai.api_key is unset)",
+    ),
     "openai.model": KeySpec("NANOEDIT_OPENAI_MODEL", "multipart backend model", "nano-banana"),
     "openai.image_field": KeySpec(
         "NANOEDIT_OPENAI_IMAGE_FIELD", "multipart field name for images: image or image[]",
@@ -85,6 +161,10 @@ KEYS: dict[str, KeySpec] = {
         check=_check_url,
     ),
     "duomi.api_key": KeySpec("NANOEDIT_DUOMI_API_KEY", "URL-list backend API key", secret=True),
+    "duomi.api_key_cmd": KeySpec(
+        "NANOEDIT_DUOMI_API_KEY_CMD",
+        "shell command that prints the URL-list backend API key (when duomi.api_key is unset)",
+    ),
     "duomi.model": KeySpec(
         "NANOEDIT_DUOMI_MODEL", "URL-list backend model", "gemini-2.5-flash-image"
     ),
@@ -100,6 +180,23 @@ KEYS: dict[str, KeySpec] = {
         "NANOEDIT_RATIO", f"aspect ratio: {', '.join(RATIOS)}", "auto", check=normalize_ratio
     ),
     "default.size": KeySpec("NANOEDIT_SIZE", "image size: 1K, 2K or 4K", check=_check_size),
+    # No default: without it httpx follows HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY.
+    "network.proxy": KeySpec(
+        "NANOEDIT_PROXY", "proxy for every request: http://, https:// or socks5://host:port",
+        check=_check_proxy,
+    ),
+    "network.timeout": KeySpec(
+        "NANOEDIT_TIMEOUT", "seconds one job may take in all, retries and polls included",
+        "900", check=_check_timeout,
+    ),
+    "network.retries": KeySpec(
+        "NANOEDIT_RETRIES", "times a failed request is sent again (0: never)", "3",
+        check=_check_count,
+    ),
+    "network.backoff": KeySpec(
+        "NANOEDIT_BACKOFF", "seconds before the first retry (doubles each time)", "1",
+        check=_check_seconds_or_zero,
+    ),
 }  # fmt: skip
 
 
@@ -179,6 +276,15 @@ def mask_secret(value: str) -> str:
     return f"****{value[-4:]}"
 
 
+def display_value(key: str, value: str) -> str:
+    """A setting's value as it may be printed: keys masked, a proxy's password hidden."""
+    if spec_for(key).secret:
+        return mask_secret(value)
+    if key == "network.proxy":
+        return redact_userinfo(value)
+    return value
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A setting's value and where it came from (``flag``, ``env``, ``file``, ``default``)."""
@@ -206,9 +312,125 @@ def resolve_key(
     return Resolved(spec.default, "default")
 
 
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = " ".join(lines[-1].split())
+    if len(last) > KEY_COMMAND_STDERR_CHARS:
+        return last[: KEY_COMMAND_STDERR_CHARS - 1] + "…"
+    return last
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    # The shell's children (the real command) must go too, or they would hold the pipes
+    # open and communicate() would wait for them.
+    if sys.platform != "win32":
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+            return
+        except OSError:
+            pass
+    process.kill()
+
+
+def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TIMEOUT) -> str:
+    """Run a key command through the shell and return its first line of output, stripped.
+
+    Failures are :class:`ConfigError` messages naming ``key_name``; none of them quotes the
+    command's stdout, which may hold the key.
+    """
+    instead = f"or set {key_name.removesuffix('_cmd')} instead"
+    try:
+        process = subprocess.Popen(
+            command,
+            shell=True,
+            # The command must not eat an image piped to nanoedit; it gets no stdin.
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            # Its own process group, so a timeout can stop everything it started.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"{key_name} could not be started ({exc.strerror or exc}); check it, {instead}"
+        ) from None
+    with process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            # Something it started may have left the group and hold the pipes: do not wait.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.communicate(timeout=2)
+            raise ConfigError(
+                f"{key_name} did not finish within {timeout:g} s and was stopped; make sure it "
+                f"does not wait for input (it gets none), {instead}"
+            ) from None
+    try:
+        output: str | None = out.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        output = None
+    key = output.splitlines()[0].strip() if output else ""
+    why = _last_line(err.decode("utf-8", errors="replace"))
+    # A command that echoes its output on stderr too must not leak it through the message.
+    for line in sorted((output or "").splitlines(), key=len, reverse=True):
+        if line.strip():
+            why = why.replace(line.strip(), "****")
+    status = process.returncode
+    if status == 127:
+        said = f": {why}" if why else ""
+        raise ConfigError(
+            f"{key_name} failed: command not found (exit status 127{said}); check the "
+            f"command and your PATH, {instead}"
+        )
+    if status != 0:
+        how = f"failed with exit status {status}"
+        if status < 0:
+            how = f"was killed by signal {-status}"
+        said = f" ({why})" if why else ""
+        raise ConfigError(f"{key_name} {how}{said}; run it in a shell to see why, {instead}")
+    if output is None:
+        raise ConfigError(
+            f"{key_name} printed something that is not UTF-8 text; make it print the key, {instead}"
+        )
+    if not key:
+        raise ConfigError(
+            f"{key_name} printed nothing (exit status 0); make it print the key on its first "
+            f"line, {instead}"
+        )
+    return key
+
+
+class _KeyCache:
+    """What a key command gave, kept for the run: jobs run in threads, and each command must
+    run once (it may ask for a passphrase), so a lock guards it. A failure is kept too."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outcome: str | ConfigError | None = None
+
+    def get(self, produce: Callable[[], str]) -> str:
+        """The cached key, or the cached failure raised again; ``produce`` runs on first use."""
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    self._outcome = produce()
+                except ConfigError as exc:
+                    self._outcome = exc
+            if isinstance(self._outcome, ConfigError):
+                raise ConfigError(self._outcome.message)
+            return self._outcome
+
+
 @dataclass(frozen=True)
 class BackendSettings:
-    """Where and how to reach one backend."""
+    """Where and how to reach one backend.
+
+    The key is :meth:`key`: ``api_key``, or what ``api_key_cmd`` prints, run on first use.
+    A copy made with ``dataclasses.replace`` has its own cache and runs the command again.
+    """
 
     name: str
     base_url: str | None
@@ -216,11 +438,28 @@ class BackendSettings:
     model: str
     image_field: str = "image"
     poll_interval: float = 2.0
+    api_key_cmd: str | None = None
+    _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
 
     @property
     def configured(self) -> bool:
-        """A backend is usable once it has a server and a key."""
-        return bool(self.base_url) and bool(self.api_key)
+        """A backend is usable once it has a server and a key (or a command that prints one)."""
+        return bool(self.base_url) and bool(self.api_key or self.api_key_cmd)
+
+    def key(self) -> str:
+        """The API key: ``api_key`` if set, else the output of ``api_key_cmd`` (run once).
+
+        Raises :class:`ConfigError` when there is neither, or the command fails.
+        """
+        if self.api_key:
+            return self.api_key
+        command = self.api_key_cmd
+        if not command:
+            raise ConfigError(
+                f"the {self.name} backend has no API key; set it with: "
+                f"nanoedit config set {self.name}.api_key KEY"
+            )
+        return self._key_cache.get(lambda: run_key_command(command, f"{self.name}.api_key_cmd"))
 
 
 @dataclass(frozen=True)
@@ -232,6 +471,9 @@ class Flags:
     size: str | None = None
     out_dir: str | None = None
     sandbox: bool = False
+    proxy: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
 
 
 @dataclass(frozen=True)
@@ -245,16 +487,79 @@ class Settings:
     ratio: str
     size: str | None
     sandbox: bool
+    proxy: str | None = None
+    timeout: float = 900.0
+    retries: int = 3
+    backoff: float = 1.0
+    warnings: tuple[str, ...] = ()
+    """Things to tell the user before the run, such as a config file others can read."""
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
         return self.openai if name == "openai" else self.duomi
 
 
+def permission_warning(path: Path) -> str | None:
+    """A warning when the config file exists and other users may read or change it."""
+    if os.name == "nt":
+        # Windows has ACLs instead; st_mode there says nothing about other users.
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    readable, writable = bool(mode & 0o044), bool(mode & 0o022)
+    if not (readable or writable):
+        return None
+    can = " and ".join(word for word, yes in (("read", readable), ("changed", writable)) if yes)
+    return (
+        f"the config file {path} can be {can} by other users (mode {mode:04o}), and it may "
+        f"hold API keys; fix it with: chmod 600 {shlex.quote(str(path))}"
+    )
+
+
+def _stays_local(host: str) -> bool:
+    # A .invalid name never resolves (RFC 2606): the sandbox's in-process host is one.
+    if host.lower() == "localhost" or host.lower().endswith(".invalid"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warning(settings: BackendSettings) -> str | None:
+    """A warning when the backend's key would travel unencrypted to another machine."""
+    if not settings.base_url or not (settings.api_key or settings.api_key_cmd):
+        return None
+    parts = urlsplit(settings.base_url)
+    host = parts.hostname or ""
+    if parts.scheme.lower() != "http" or _stays_local(host):
+        return None
+    return (
+        f"the {settings.name} backend sends its API key to {host} over plain http://, where "
+        f"anyone on the way can read it; use https:// in {settings.name}.base_url"
+    )
+
+
+def _flag(option: str, value: float | str | None, check: Callable[[str], str]) -> str | None:
+    """A flag's value checked like the key it overrides; a bad one is a usage error."""
+    if value is None:
+        return None
+    try:
+        return check(str(value))
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc.message}") from None
+
+
 def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
-    """Merge file, environment and flags into one :class:`Settings`."""
+    """Merge file, environment and flags into one :class:`Settings`.
+
+    Key commands are not run here; :meth:`BackendSettings.key` runs them when needed.
+    """
     sandbox = flags.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
-    file_values = read_file(config_path(env))
+    path = config_path(env)
+    file_values = read_file(path)
 
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
@@ -266,15 +571,19 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         duomi_url: str | None = SANDBOX_BASE_URL
         openai_key: str | None = SANDBOX_KEY
         duomi_key: str | None = SANDBOX_KEY
+        openai_cmd: str | None = None
+        duomi_cmd: str | None = None
     else:
         openai_url, openai_key = get("openai.base_url"), get("openai.api_key")
         duomi_url, duomi_key = get("duomi.base_url"), get("duomi.api_key")
+        openai_cmd, duomi_cmd = get("openai.api_key_cmd"), get("duomi.api_key_cmd")
     openai = BackendSettings(
         name="openai",
         base_url=openai_url,
         api_key=openai_key,
         model=get("openai.model") or "nano-banana",
         image_field=get("openai.image_field") or "image",
+        api_key_cmd=openai_cmd,
     )
     duomi = BackendSettings(
         name="duomi",
@@ -282,6 +591,7 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         api_key=duomi_key,
         model=get("duomi.model") or "gemini-2.5-flash-image",
         poll_interval=float(get("duomi.poll_interval") or 2),
+        api_key_cmd=duomi_cmd,
     )
     backend = flags.backend or get("default.backend") or "auto"
     if backend not in BACKEND_CHOICES:
@@ -289,6 +599,11 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     ratio = normalize_ratio(flags.ratio) if flags.ratio else (get("default.ratio") or "auto")
     size = normalize_size(flags.size) if flags.size else (get("default.size") or None)
     out_dir = Path(flags.out_dir or get("default.out_dir") or ".").expanduser()
+    # Flags are checked here too: the CLI's own limits are not the only caller's.
+    proxy = get("network.proxy", _flag("--proxy", flags.proxy, _check_proxy))
+    timeout = get("network.timeout", _flag("--timeout", flags.timeout, _check_timeout)) or "900"
+    retries = get("network.retries", _flag("--retries", flags.retries, _check_count)) or "3"
+    warning = permission_warning(path)
     return Settings(
         openai=openai,
         duomi=duomi,
@@ -297,4 +612,9 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         ratio=ratio,
         size=size,
         sandbox=sandbox,
+        proxy=proxy,
+        timeout=float(timeout),
+        retries=int(retries),
+        backoff=float(get("network.backoff") or "1"),
+        warnings=(warning,) if warning else (),
     )

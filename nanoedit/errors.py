@@ -9,7 +9,8 @@ turned into output only at the top, in the command-line layer.
     ├── ConfigError         3  no backend configured, bad config file
     │   └── AuthError       3  the server rejected the key
     ├── InputError          4  missing/unreadable file, not an image, bad URL, too many images
-    │   └── OverwriteError  4  refusing to overwrite an existing file
+    │   ├── OverwriteError  4  refusing to overwrite an existing file
+    │   └── OutputError     4  a result cannot be written: disk full, folder not writable
     ├── ApiError            5  error bodies, failed tasks, safety blocks, answers without an image
     └── NetworkError        6  connection failures and timeouts
 """
@@ -75,6 +76,12 @@ class OverwriteError(InputError):
     """Writing would replace a file the user did not ask to overwrite."""
 
     kind = "overwrite"
+
+
+class OutputError(InputError):
+    """A result could not be written where it was to go."""
+
+    kind = "output"
 
 
 class ApiError(NanoeditError):

@@ -1,18 +1,32 @@
 """Everything a run prints: results on stdout (paths or JSON lines), people's text on stderr.
 
-On a terminal, stderr shows a rich spinner per job; elsewhere (pipes, CI logs) one plain
-line per finished job, with no control characters.
+On a terminal, stderr shows live progress: an overall bar for a batch and one line per
+running job with its phase, bytes moved and elapsed time. Elsewhere (pipes, CI logs) it
+gets one plain line per finished job, with no control characters. Jobs run in threads, so
+every method may be called from any of them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
 from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.filesize import decimal
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from nanoedit.errors import NanoeditError
 from nanoedit.jobs import Job
@@ -45,6 +59,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
             }
             for saved in outcome.outputs
         ],
+        "skipped": outcome.skipped,
+        "warnings": list(outcome.warnings),
         "error": None if error is None else error_json(error),
     }
 
@@ -61,18 +77,40 @@ def error_console(stream: IO[str]) -> Console:
     )
 
 
+class AmountColumn(ProgressColumn):
+    """Bytes moved by a job (``1.2/3.4 MB``, or ``1.2 MB`` when the length is unknown), or
+    jobs done for the batch bar (``3/10``)."""
+
+    def render(self, task: Task) -> Text:
+        """The amount, as the task's unit says."""
+        unit = task.fields.get("unit")
+        if unit == "jobs":
+            return Text(f"{int(task.completed)}/{int(task.total or 0)}", style="progress.download")
+        if unit != "bytes" or not task.completed:
+            return Text("")
+        done = decimal(int(task.completed))
+        if task.total:
+            return Text(f"{done}/{decimal(int(task.total))}", style="progress.download")
+        return Text(done, style="progress.download")
+
+
 class Reporter:
     """Shows a run: implements the runner's events."""
 
-    def __init__(self, stdout: IO[str], stderr: IO[str], *, json_lines: bool) -> None:
+    def __init__(
+        self, stdout: IO[str], stderr: IO[str], *, json_lines: bool, quiet: bool = False
+    ) -> None:
         self.stdout = stdout
         self.json_lines = json_lines
+        self.quiet = quiet
         self.console = error_console(stderr)
-        self.live = self.console.is_terminal
+        self.live = self.console.is_terminal and not quiet
         self.progress: Progress | None = None
+        self.overall: TaskID | None = None
         self.tasks: dict[int, TaskID] = {}
-        # Paths written to a terminal while the spinners run would land inside them, so
-        # they wait until the spinners are gone; a pipe gets each path at once.
+        self.lock = threading.RLock()
+        # Paths written to a terminal while the bars run would land inside them, so they
+        # wait until the bars are gone; a pipe gets each path at once.
         self.held: list[str] = []
         self.hold_stdout = self.live and stdout.isatty()
 
@@ -81,6 +119,8 @@ class Reporter:
             self.progress = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                AmountColumn(),
                 TimeElapsedColumn(),
                 console=self.console,
                 transient=True,
@@ -91,60 +131,99 @@ class Reporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-        self.stdout.write("".join(self.held))
-        self.stdout.flush()
-        self.held.clear()
+        with self.lock:
+            if self.progress is not None:
+                self.progress.stop()
+            self.stdout.write("".join(self.held))
+            self.stdout.flush()
+            self.held.clear()
+
+    def run_started(self, jobs: int) -> None:
+        """Add the overall bar for a batch (on a terminal)."""
+        with self.lock:
+            if self.progress is not None and jobs > 1:
+                self.overall = self.progress.add_task("all jobs", total=jobs, unit="jobs", failed=0)
 
     def job_started(self, job: Job) -> None:
-        """Add a spinner line for the job (on a terminal)."""
-        if self.progress is not None:
-            self.tasks[id(job)] = self.progress.add_task(f"{job.label}: starting", total=None)
+        """Add a line for the job (on a terminal)."""
+        with self.lock:
+            if self.progress is not None:
+                self.tasks[id(job)] = self.progress.add_task(
+                    f"{job.label}: starting", total=None, unit=""
+                )
 
-    def job_phase(self, job: Job, phase: str) -> None:
-        """Show the job's current phase (on a terminal)."""
-        if self.progress is not None and id(job) in self.tasks:
-            self.progress.update(self.tasks[id(job)], description=f"{job.label}: {phase}")
+    def job_phase(
+        self, job: Job, phase: str, done: int | None = None, total: int | None = None
+    ) -> None:
+        """Show the job's current phase and bytes (on a terminal)."""
+        with self.lock:
+            if self.progress is None or id(job) not in self.tasks:
+                return
+            task = self.tasks[id(job)]
+            if done is None:
+                self.progress.update(
+                    task, description=f"{job.label}: {phase}", total=None, completed=0, unit=""
+                )
+            else:
+                self.progress.update(
+                    task,
+                    description=f"{job.label}: {phase}",
+                    total=total or None,
+                    completed=done,
+                    unit="bytes",
+                )
 
     def job_finished(self, outcome: JobOutcome) -> None:
         """Print the job's result on stdout and one line about it on stderr."""
-        task = self.tasks.pop(id(outcome.job), None)
-        if self.progress is not None and task is not None:
-            self.progress.remove_task(task)
-        if self.json_lines:
-            lines = [json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n"]
-        else:
-            lines = [f"{saved.path}\n" for saved in outcome.outputs]
-        if self.hold_stdout:
-            self.held.extend(lines)
-        else:
-            self.stdout.write("".join(lines))
-            self.stdout.flush()
-        for saved in outcome.outputs:
-            self.console.print(
-                f"saved {saved.path} ({saved.width}x{saved.height} {saved.format.upper()}) "
-                f"from {outcome.job.label}"
-            )
-        if outcome.error is not None:
-            self.error(outcome.error)
+        with self.lock:
+            task = self.tasks.pop(id(outcome.job), None)
+            if self.progress is not None:
+                if task is not None:
+                    self.progress.remove_task(task)
+                if self.overall is not None:
+                    self.progress.advance(self.overall)
+            if self.json_lines:
+                lines = [json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n"]
+            else:
+                lines = [f"{saved.path}\n" for saved in outcome.outputs]
+            if self.hold_stdout:
+                self.held.extend(lines)
+            else:
+                self.stdout.write("".join(lines))
+                self.stdout.flush()
+            if not self.quiet:
+                for saved in outcome.outputs:
+                    self.console.print(
+                        f"saved {saved.path} ({saved.width}x{saved.height} "
+                        f"{saved.format.upper()}) from {outcome.job.label}"
+                    )
+                if outcome.skipped:
+                    self.console.print(
+                        f"skipped {outcome.job.label}: its result is already there "
+                        "(--skip-existing)"
+                    )
+            if outcome.error is not None:
+                self.error(outcome.error)
 
     def warning(self, text: str) -> None:
-        """A warning line on stderr."""
-        self.console.print(f"warning: {text}", style="yellow")
+        """A warning line on stderr (not with --quiet)."""
+        if not self.quiet:
+            self.console.print(f"warning: {text}", style="yellow")
 
     def error(self, error: NanoeditError | str) -> None:
-        """An error line on stderr."""
+        """An error line on stderr, always."""
         message = error.message if isinstance(error, NanoeditError) else error
         self.console.print(f"error: {message}", style="bold red")
 
     def summary(self, outcomes: Sequence[JobOutcome]) -> None:
         """One closing line for runs of more than one job."""
-        if len(outcomes) < 2:
+        if len(outcomes) < 2 or self.quiet:
             return
         saved = sum(len(outcome.outputs) for outcome in outcomes)
         failed = sum(1 for outcome in outcomes if not outcome.ok)
+        skipped = sum(1 for outcome in outcomes if outcome.skipped)
+        done = len(outcomes) - failed - skipped
+        tail = f", {skipped} skipped" if skipped else ""
         self.console.print(
-            f"{len(outcomes)} jobs: {len(outcomes) - failed} done, {failed} failed, "
-            f"{saved} images saved"
+            f"{len(outcomes)} jobs: {done} done, {failed} failed{tail}, {saved} images saved"
         )

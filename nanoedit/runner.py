@@ -1,4 +1,4 @@
-"""The core of a run: check every job, send each to its backend, save what comes back.
+"""The core of a run: check every job, send them (several at once), save what comes back.
 
 The runner takes plain jobs and settings and returns outcomes; it reports what happens
 through an :class:`Events` object and never prints by itself.
@@ -6,47 +6,66 @@ through an :class:`Events` object and never prints by itself.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from nanoedit import __version__
 from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
-from nanoedit.backends.base import PreparedJob, ResultImage, host_of, network_error
+from nanoedit.backends.base import PlannedRequest, PreparedJob, ResultImage, host_of
+from nanoedit.batch import natural_stems
 from nanoedit.config import Settings
 from nanoedit.errors import ApiError, ExitCode, InputError, NanoeditError, UsageError
+from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
 from nanoedit.imageformat import describe
-from nanoedit.inputs import InputImage, check_image, load_local
+from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
 from nanoedit.jobs import ImageSource, Job
+from nanoedit.models import expected_size, model_for
 from nanoedit.save import (
+    ImageFacts,
+    PartFile,
     SavedImage,
     check_directory,
     check_output_path,
-    decode_result,
-    save_as,
-    save_new,
+    inspect_image,
+    place_as,
+    place_new,
+    stem_taken,
+    write_part,
 )
 
-# Result images and input downloads larger than this are refused rather than held in memory.
+if TYPE_CHECKING:
+    from nanoedit.provenance import Provenance
+
+# Result images larger than this are refused rather than written to disk.
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
-CONNECT_TIMEOUT = 10.0
-# A synchronous 4K edit can take minutes before the first byte of the answer.
-READ_TIMEOUT = 300.0
+DEFAULT_JOBS = 4
+# After Ctrl-C, how long running jobs get to remove their temporary files.
+CANCEL_GRACE = 3.0
 
 
 class Events(Protocol):
     """What the runner tells whoever shows the run to a person."""
 
+    def run_started(self, jobs: int) -> None:
+        """The run begins with this many jobs."""
+
     def job_started(self, job: Job) -> None:
         """A job begins."""
 
-    def job_phase(self, job: Job, phase: str) -> None:
-        """A job moved on (``uploading``, ``task running``, ``downloading``…)."""
+    def job_phase(
+        self, job: Job, phase: str, done: int | None = None, total: int | None = None
+    ) -> None:
+        """A job moved on (``uploading``, ``task running``, ``downloading``…), maybe with bytes."""
 
     def job_finished(self, outcome: JobOutcome) -> None:
-        """A job ended, saved or failed."""
+        """A job ended: saved, failed or skipped."""
 
     def warning(self, text: str) -> None:
         """Something the user should know that is not an error."""
@@ -59,33 +78,39 @@ class JobOutcome:
     job: Job
     backend: str | None = None
     model: str | None = None
+    stems: tuple[str, ...] = ()
     outputs: list[SavedImage] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     error: NanoeditError | None = None
+    skipped: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when the job saved every image and failed nowhere."""
+        """True when the job saved every image (or was skipped) and failed nowhere."""
         return self.error is None
 
 
-def make_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """One HTTP client for the whole run, so connections are pooled."""
-    return httpx.Client(
-        transport=transport,
-        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        follow_redirects=False,
-        headers={"User-Agent": f"nanoedit/{__version__}"},
-    )
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run behaves, beyond the settings."""
+
+    overwrite: bool = False
+    jobs: int = DEFAULT_JOBS
+    skip_existing: bool = False
+    shard: tuple[int, int] = (1, 1)
+    retry_unsafe: bool = False
+    metadata: bool = True
+    sidecar: bool = False
 
 
-def client_for(settings: Settings) -> httpx.Client:
+def client_for(settings: Settings, pool: int = DEFAULT_JOBS) -> httpx.Client:
     """The run's client: over the network, or wired to the in-process sandbox."""
     if not settings.sandbox:
-        return make_client()
+        return make_client(proxy=settings.proxy, pool=pool)
     from nanoedit.sandbox import Sandbox, SandboxTransport
 
     # A short task time shows the asynchronous flow of the URL-list API without a long wait.
-    return make_client(SandboxTransport(Sandbox(task_seconds=1.0)))
+    return make_client(SandboxTransport(Sandbox(task_seconds=1.0)), pool=pool)
 
 
 def exit_code_for(outcomes: Sequence[JobOutcome]) -> ExitCode:
@@ -99,42 +124,63 @@ def exit_code_for(outcomes: Sequence[JobOutcome]) -> ExitCode:
 
 
 class Runner:
-    """Runs jobs one after another over one client."""
+    """Runs jobs over one client, ``options.jobs`` at a time."""
 
     def __init__(
         self,
         settings: Settings,
         client: httpx.Client,
         events: Events,
-        *,
-        overwrite: bool = False,
+        options: RunOptions | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.events = events
-        self.overwrite = overwrite
+        self.options = options or RunOptions()
+        self.cancel = threading.Event()
+        self.policy = RetryPolicy(
+            retries=settings.retries,
+            backoff=settings.backoff,
+            retry_unsafe=self.options.retry_unsafe,
+        )
 
-    def run(self, jobs: Sequence[Job]) -> list[JobOutcome]:
-        """Check every job first (no request is sent for a bad one), then run the good ones."""
+    # Checking -----------------------------------------------------------------------------
+
+    def select(self, jobs: Sequence[Job]) -> list[JobOutcome]:
+        """This shard's jobs, checked, named, and marked when they can be skipped.
+
+        No request is sent for a job that fails here.
+        """
         images = sum(job.options.count for job in jobs)
         if any(job.output is not None for job in jobs) and images > 1:
-            raise UsageError(
-                f"-o/--output names one file, but this run makes {images} images; "
-                "use -d/--out-dir instead"
-            )
-        outcomes = [JobOutcome(job) for job in jobs]
+            outputs = {job.output for job in jobs}
+            if len(outputs) < len(jobs) or any(job.options.count > 1 for job in jobs):
+                raise UsageError(
+                    f"-o/--output names one file, but this run makes {images} images; "
+                    "use -d/--out-dir instead"
+                )
+        stems = natural_stems(jobs)
+        every_stem = frozenset(stem for names in stems for stem in names)
+        k, n = self.options.shard
+        outcomes = [
+            JobOutcome(job, stems=names)
+            for position, (job, names) in enumerate(zip(jobs, stems, strict=True))
+            if position % n == k - 1
+        ]
         for outcome in outcomes:
             try:
                 outcome.backend = self.check(outcome.job)
-                backend_settings = self.settings.backend_settings(outcome.backend)
-                outcome.model = outcome.job.options.model or backend_settings.model
+                outcome.model = model_for(
+                    outcome.backend,
+                    outcome.job.options.model
+                    or self.settings.backend_settings(outcome.backend).model,
+                )
             except NanoeditError as exc:
                 outcome.error = exc
-        for outcome in outcomes:
-            if outcome.error is None:
-                self.run_one(outcome)
-            else:
-                self.events.job_finished(outcome)
+                continue
+            if self.options.skip_existing and self._exists(outcome):
+                outcome.skipped = True
+        self._reserve(outcomes, every_stem)
         return outcomes
 
     def check(self, job: Job) -> str:
@@ -146,37 +192,104 @@ class Runner:
             if not source.is_url:
                 load_local(source)
         if job.output is not None:
-            check_output_path(job.output, self.overwrite)
+            if not (self.options.skip_existing and job.output.exists()):
+                check_output_path(job.output, self.options.overwrite)
         else:
             check_directory(self.settings.out_dir)
         return backend
+
+    def _exists(self, outcome: JobOutcome) -> bool:
+        if outcome.job.output is not None:
+            return outcome.job.output.exists()
+        return all(stem_taken(self.settings.out_dir, stem) for stem in outcome.stems)
+
+    def _reserve(self, outcomes: list[JobOutcome], every_stem: frozenset[str]) -> None:
+        """Give each job to run its names now, in job order, so threads finishing in any
+        order still save under the same names."""
+        claimed: set[str] = set()
+        for outcome in outcomes:
+            if outcome.error is not None or outcome.skipped or outcome.job.output is not None:
+                continue
+            names = []
+            for stem in outcome.stems:
+                avoid = (every_stem - {stem}) | claimed
+                path = _free_stem(self.settings.out_dir, stem, avoid)
+                claimed.add(path)
+                names.append(path)
+            outcome.stems = tuple(names)
+
+    # Running ------------------------------------------------------------------------------
+
+    def run(self, jobs: Sequence[Job]) -> list[JobOutcome]:
+        """Check every job first, then run the good ones concurrently; Ctrl-C stops them all."""
+        outcomes = self.select(jobs)
+        self.events.run_started(len(outcomes))
+        runnable = []
+        for outcome in outcomes:
+            if outcome.error is None and not outcome.skipped:
+                runnable.append(outcome)
+            else:
+                self.events.job_finished(outcome)
+        if not runnable:
+            return outcomes
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="job")
+        futures: set[Future[None]] = {pool.submit(self.run_one, outcome) for outcome in runnable}
+        try:
+            while futures:
+                done, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+        except BaseException:
+            # Ctrl-C (or a bug): stop every job where it stands; each removes its own
+            # temporary files on the way out, and saved images stay.
+            self.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            wait(futures, timeout=CANCEL_GRACE)
+            raise
+        pool.shutdown(wait=True)
+        return outcomes
 
     def run_one(self, outcome: JobOutcome) -> None:
         """Send one checked job and save its images as soon as they arrive."""
         job = outcome.job
         assert outcome.backend is not None and outcome.model is not None
+        if self.cancel.is_set():
+            return
         self.events.job_started(job)
+
+        def progress(phase: str, done: int | None = None, total: int | None = None) -> None:
+            self.events.job_phase(job, phase, done, total)
+
+        def notify(text: str) -> None:
+            self.events.warning(f"{job.label}: {text}")
+
+        http = JobHttp(
+            self.client,
+            self.policy,
+            Deadline(self.settings.timeout),
+            notify=notify,
+            cancel=self.cancel,
+        )
         try:
-            backend = make_backend(outcome.backend, self.settings, self.client)
-
-            def progress(phase: str) -> None:
-                self.events.job_phase(job, phase)
-
+            backend = make_backend(outcome.backend, self.settings, http)
             progress("preparing inputs")
-            prepared = self.prepare(job, outcome.backend, outcome.model)
+            prepared = self.prepare(job, outcome.backend, outcome.model, http)
             results = backend.run(prepared, progress)
             for number, result in enumerate(results, start=1):
-                progress("downloading" if result.url else "saving")
-                self.save(outcome, result, number, len(results))
+                self.save(outcome, prepared, result, number, len(results), http, progress)
         except NanoeditError as exc:
             outcome.error = exc
+        except Interrupted:
+            return
+        if self.cancel.is_set() and outcome.error is not None:
+            return  # the failure is the interruption's doing: say nothing of it
         self.events.job_finished(outcome)
 
-    def prepare(self, job: Job, backend: str, model: str) -> PreparedJob:
+    def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
         if backend in URL_ONLY_LIMITS:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
-        uploads = tuple(self.load(source) for source in job.images)
+        uploads = tuple(self.load(source, http) for source in job.images)
         for upload in uploads:
             if upload.converted_from:
                 self.events.warning(
@@ -185,60 +298,254 @@ class Runner:
                 )
         return PreparedJob(job=job, model=model, uploads=uploads)
 
-    def load(self, source: ImageSource) -> InputImage:
+    def plan(self, outcome: JobOutcome) -> list[PlannedRequest]:
+        """The requests a checked job would send (for ``--dry-run``); nothing is sent."""
+        assert outcome.backend is not None and outcome.model is not None
+        job = outcome.job
+        http = JobHttp(self.client, self.policy, Deadline(self.settings.timeout))
+        backend = make_backend(outcome.backend, self.settings, http)
+        urls = tuple(source.location for source in job.images)
+        return backend.plan(PreparedJob(job=job, model=outcome.model, urls=urls))
+
+    def load(self, source: ImageSource, http: JobHttp) -> InputImage:
         """An input's bytes: read from disk, or downloaded from its URL."""
         if not source.is_url:
             return load_local(source)
-        data = self.download(source.location, f"the input {source.location}", InputError)
+        where = host_of(source.location)
+        what = f"the input {source.location}"
+
+        def read(response: httpx.Response) -> bytes:
+            _check_download(response, what, where, MAX_INPUT_BYTES, InputError)
+            chunks = []
+            received = 0
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > MAX_INPUT_BYTES:
+                    raise _too_large(what, where, MAX_INPUT_BYTES, InputError)
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        request = http.client.build_request("GET", source.location)
+        data = http.stream(
+            request, read, where=where, what=f"downloading {what}", paid=False,
+            follow_redirects=True,
+        )  # fmt: skip
         return check_image(source, data)
 
-    def save(self, outcome: JobOutcome, result: ResultImage, number: int, total: int) -> None:
-        """Fetch a result's bytes if needed, check they are an image, write them."""
+    # Saving -------------------------------------------------------------------------------
+
+    def save(
+        self,
+        outcome: JobOutcome,
+        prepared: PreparedJob,
+        result: ResultImage,
+        number: int,
+        total: int,
+        http: JobHttp,
+        progress: ProgressFn,
+    ) -> None:
+        """Write a result to a temporary file (streamed when it is a URL), check it, add the
+        provenance, and link it into place under the job's name."""
         job = outcome.job
         where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
-        if result.data is not None:
-            data = result.data
+        folder = self.settings.out_dir if job.output is None else _parent(job.output)
+        if result.url is not None:
+            part = self.download(result.url, folder, where, http, progress)
         else:
-            assert result.url is not None
-            data = self.download(result.url, where, ApiError)
-        image = decode_result(data, where)
-        if job.output is not None:
-            saved, note = save_as(image, job.output, self.overwrite)
-            if note:
-                self.events.warning(note)
-        else:
-            saved = save_new(image, self.settings.out_dir, job.stem)
-        outcome.outputs.append(saved)
-
-    def download(self, url: str, what: str, failure: type[NanoeditError]) -> bytes:
-        """GET an image with no credentials, following redirects, within the size cap.
-
-        The API key never goes with it: result URLs live on third-party storage. A refusal
-        is raised as ``failure`` (an input's problem or the API's).
-        """
+            assert result.data is not None
+            progress("saving")
+            part = write_part(folder, [result.data], where)
         try:
-            with self.client.stream("GET", url, follow_redirects=True) as response:
-                if response.status_code != 200:
-                    body = response.read()[:512]
-                    hint = (
-                        "the link has expired; results must be fetched at once"
-                        if response.status_code in (401, 403, 410)
-                        else "check the address"
-                    )
-                    raise failure(
-                        f"{what} could not be downloaded from {host_of(url)}: "
-                        f"HTTP {response.status_code} ({describe(body)}); {hint}"
-                    )
-                chunks = []
-                received = 0
-                for chunk in response.iter_bytes():
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise failure(
-                            f"{what} at {host_of(url)} is larger than "
-                            f"{MAX_DOWNLOAD_BYTES // (1024 * 1024)} MiB; refusing to download it"
-                        )
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as exc:
-            raise network_error(exc, host_of(url)) from None
+            facts = inspect_image(part.path, where)
+            part = self._with_provenance(part, facts, outcome, prepared, folder, where)
+            facts = replace(facts, size=part.size)
+            if job.output is not None:
+                saved, note = place_as(part.path, facts, job.output, self.options.overwrite)
+                if note:
+                    self.events.warning(note)
+            else:
+                stem = outcome.stems[number - 1] if number <= len(outcome.stems) else job.stem
+                others = frozenset(outcome.stems) - {stem}
+                saved = place_new(part.path, facts, folder, stem, avoid=others)
+        except NanoeditError as exc:
+            if result.url is not None and not isinstance(exc, ApiError):
+                # The image was paid for: say where it still is, while the link lasts.
+                exc.message += f"; the image is still at {result.url} for a while"
+            raise
+        finally:
+            part.discard()
+        outcome.outputs.append(saved)
+        self._check_dimensions(outcome, saved)
+        if self.options.sidecar:
+            self._write_sidecar(outcome, prepared, saved)
+
+    def download(
+        self, url: str, folder: Path, where: str, http: JobHttp, progress: ProgressFn
+    ) -> PartFile:
+        """Stream a result into a part file in ``folder``: no credentials, redirects followed,
+        within the size cap; a broken transfer is fetched again."""
+        host = host_of(url)
+
+        def receive(response: httpx.Response) -> PartFile:
+            length = _check_download(response, where, host, MAX_DOWNLOAD_BYTES, ApiError)
+            part = PartFile(folder, where)
+            try:
+                progress("downloading", 0, length)
+                for chunk in response.iter_bytes(64 * 1024):
+                    part.write(chunk)
+                    if part.size > MAX_DOWNLOAD_BYTES:
+                        raise _too_large(where, host, MAX_DOWNLOAD_BYTES, ApiError)
+                    progress("downloading", part.size, length)
+                part.close()
+            except BaseException:
+                part.discard()
+                raise
+            return part
+
+        request = http.client.build_request("GET", url)
+        return http.stream(
+            request, receive, where=host, what=f"downloading {where}", paid=False,
+            follow_redirects=True,
+        )  # fmt: skip
+
+    def _with_provenance(
+        self,
+        part: PartFile,
+        facts: ImageFacts,
+        outcome: JobOutcome,
+        prepared: PreparedJob,
+        folder: Path,
+        where: str,
+    ) -> PartFile:
+        if not self.options.metadata:
+            return part
+        from nanoedit.provenance import embed
+
+        tagged = PartFile(folder, where)
+        tagged.close()
+        try:
+            embed(part.path, tagged.path, facts.format, self._provenance(outcome, prepared))
+        except ValueError as exc:
+            tagged.discard()
+            self.events.warning(f"{where}: saved without metadata ({exc})")
+            return part
+        except OSError as exc:
+            tagged.discard()
+            from nanoedit.save import write_error
+
+            raise write_error(exc, folder, where) from None
+        except BaseException:
+            tagged.discard()
+            raise
+        part.discard()
+        tagged.size = tagged.path.stat().st_size
+        return tagged
+
+    def _provenance(self, outcome: JobOutcome, prepared: PreparedJob) -> Provenance:
+        from nanoedit.provenance import InputRecord, Provenance
+
+        assert outcome.backend is not None and outcome.model is not None
+        options = outcome.job.options
+        if prepared.uploads:
+            inputs = tuple(
+                InputRecord(upload.source.location, hashlib.sha256(upload.data).hexdigest())
+                for upload in prepared.uploads
+            )
+        else:
+            # Sent as URLs, never read here: there are no bytes to hash.
+            inputs = tuple(InputRecord(url, "") for url in prepared.urls)
+        return Provenance(
+            prompt=options.prompt,
+            model=outcome.model,
+            backend=outcome.backend,
+            ratio=options.ratio,
+            size=options.size,
+            inputs=inputs,
+            version=__version__,
+        )
+
+    def _check_dimensions(self, outcome: JobOutcome, saved: SavedImage) -> None:
+        """Warn when the provider ignored the ratio or size that was asked for."""
+        options = outcome.job.options
+        assert outcome.model is not None
+        expected = expected_size(outcome.model, options.ratio, options.size)
+        if expected is None or expected == (saved.width, saved.height):
+            return
+        asked = " at ".join(
+            part for part in (options.ratio, options.size) if part and part != "auto"
+        )
+        text = (
+            f"{saved.path}: asked for {asked} ({expected[0]}x{expected[1]} on {outcome.model}) "
+            f"but the image is {saved.width}x{saved.height}; the provider ignored the "
+            f"{_what_was_ignored(expected, (saved.width, saved.height))}"
+        )
+        outcome.warnings.append(text)
+        self.events.warning(text)
+
+    def _write_sidecar(self, outcome: JobOutcome, prepared: PreparedJob, saved: SavedImage) -> None:
+        from nanoedit.provenance import sidecar_bytes
+        from nanoedit.save import write_atomic, write_error
+
+        path = saved.path.with_name(saved.path.name + ".json")
+        data = sidecar_bytes(
+            self._provenance(outcome, prepared), saved.path, saved.width, saved.height
+        )
+        try:
+            write_atomic(path, data, overwrite=True)
+        except OSError as exc:
+            raise write_error(exc, path.parent, f"the sidecar {path.name}") from None
+
+
+class ProgressFn(Protocol):
+    """The progress callback of one job."""
+
+    def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
+        """Report the job's current phase."""
+
+
+def _parent(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _free_stem(folder: Path, stem: str, avoid: frozenset[str] | set[str]) -> str:
+    number = 1
+    while True:
+        name = stem if number == 1 else f"{stem}-{number}"
+        if name not in avoid and not stem_taken(folder, name):
+            return name
+        number += 1
+
+
+def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:
+    wanted, actual = expected[0] / expected[1], got[0] / got[1]
+    # Within 2%: the sides of one ratio differ by rounding from one model to another.
+    return "size" if abs(wanted - actual) <= 0.02 * wanted else "ratio"
+
+
+def _check_download(
+    response: httpx.Response, what: str, where: str, cap: int, failure: type[NanoeditError]
+) -> int | None:
+    """Refuse an answer that is not a file (an error status), or too large by its header;
+    returns the announced length."""
+    if response.status_code != 200:
+        body = response.read()[:512]
+        hint = (
+            "the link has expired; results must be fetched at once"
+            if response.status_code in (401, 403, 410)
+            else "check the address"
+        )
+        raise failure(
+            f"{what} could not be downloaded from {where}: "
+            f"HTTP {response.status_code} ({describe(body)}); {hint}"
+        )
+    announced = response.headers.get("content-length")
+    length = int(announced) if announced and announced.isdigit() else None
+    if length is not None and length > cap:
+        raise _too_large(what, where, cap, failure)
+    return length
+
+
+def _too_large(what: str, where: str, cap: int, failure: type[NanoeditError]) -> NanoeditError:
+    return failure(
+        f"{what} at {where} is larger than {cap // (1024 * 1024)} MiB; refusing to download it"
+    )

@@ -1,33 +1,36 @@
 """Saving images: names that say where an image came from, exclusive and atomic writes.
 
-An image is written to a temporary file beside its destination and then linked into place,
-so no reader ever sees half an image and an existing file is never replaced unless the user
-asked for it.
+An image is streamed into a temporary file beside its destination, checked, and then linked
+into place, so no reader ever sees half an image, memory does not grow with its size, and an
+existing file is never replaced unless the user asked for it.
 """
 
 from __future__ import annotations
 
-import io
+import errno
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
-from nanoedit.errors import ApiError, InputError, OverwriteError
+from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.imageformat import EXTENSIONS, IMAGE_SUFFIXES, describe, format_from_suffix, sniff
 
 MAX_NAME_TRIES = 10_000
+# Errors of a full or limited disk: said as such, with what to do.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclass(frozen=True)
-class DecodedImage:
-    """Result bytes checked to be an image, with what Pillow read of them."""
+class ImageFacts:
+    """What a checked image file is."""
 
-    data: bytes
     format: str
     width: int
     height: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -41,22 +44,111 @@ class SavedImage:
     size: int
 
 
-def decode_result(data: bytes, where: str) -> DecodedImage:
-    """Check that a result really is an image; the file type comes from the bytes, never a URL."""
+def write_error(exc: OSError, where: Path, what: str) -> OutputError:
+    """A failed write, said in terms of the folder or file and what to do."""
+    if exc.errno in DISK_FULL:
+        return OutputError(
+            f"{what} could not be written to {where}: {exc.strerror or 'the disk is full'}; "
+            "free some space (or choose another -d) and run again"
+        )
+    reason = exc.strerror or type(exc).__name__
+    return OutputError(f"{what} could not be written to {where} ({reason}); check the folder")
+
+
+class PartFile:
+    """A temporary ``.part`` file beside the destination; removed unless it is placed.
+
+    Created like any new file (mode 0666 less the umask), not 0600 as mkstemp would.
+    """
+
+    def __init__(self, directory: Path, what: str) -> None:
+        self.directory = directory
+        self.what = what
+        self.path = directory / f".nanoedit-{secrets.token_hex(6)}.part"
+        self.size = 0
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise write_error(exc, directory, what) from None
+        self.handle = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        """Append bytes."""
+        try:
+            self.handle.write(chunk)
+        except OSError as exc:
+            raise write_error(exc, self.directory, self.what) from None
+        self.size += len(chunk)
+
+    def close(self) -> Path:
+        """Flush the bytes to the disk and close; the file stays until placed or discarded."""
+        if not self.handle.closed:
+            try:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+            except OSError as exc:
+                raise write_error(exc, self.directory, self.what) from None
+            finally:
+                self.handle.close()
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file, whatever state it is in."""
+        if not self.handle.closed:
+            self.handle.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> PartFile:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Placing links the file under its real name: the temporary name always goes.
+        self.discard()
+
+
+def write_part(directory: Path, chunks: Iterable[bytes], what: str) -> PartFile:
+    """A closed part file holding ``chunks`` (the caller discards it)."""
+    part = PartFile(directory, what)
+    try:
+        for chunk in chunks:
+            part.write(chunk)
+        part.close()
+    except BaseException:
+        part.discard()
+        raise
+    return part
+
+
+def inspect_image(path: Path, where: str) -> ImageFacts:
+    """Check that a file really is a whole image, without decoding it at full size.
+
+    The type comes from the bytes, never from a URL. PNG chunks are checked against their
+    CRCs to the end; JPEG is decoded at an eighth of its size, which still reads every byte.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    fmt = sniff(data)
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    fmt = sniff(head)
     if fmt is None:
-        raise ApiError(f"{where} is not an image ({describe(data)}); nothing was saved")
+        raise ApiError(f"{where} is not an image ({describe(head)}); nothing was saved")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(path) as image:
             width, height = image.size
-            image.load()
+            if fmt == "png":
+                image.verify()
+            else:
+                if fmt == "jpeg":
+                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ApiError(
             f"{where} is a damaged {fmt.upper()} image ({exc}); nothing was saved"
         ) from None
-    return DecodedImage(data=data, format=fmt, width=width, height=height)
+    return ImageFacts(fmt, width, height, path.stat().st_size)
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
@@ -85,65 +177,93 @@ def check_directory(directory: Path) -> None:
         raise InputError(f"the output folder {directory} is not writable; choose another with -d")
 
 
+def stem_taken(directory: Path, stem: str, exists: Callable[[Path], bool] = os.path.exists) -> bool:
+    """Whether an image of any extension already uses ``stem`` in ``directory``."""
+    return any(exists(directory / f"{stem}{suffix}") for suffix in IMAGE_SUFFIXES)
+
+
+def numbered(stem: str, number: int) -> str:
+    """``stem`` for 1, ``stem-2`` for 2, …"""
+    return stem if number == 1 else f"{stem}-{number}"
+
+
 def next_free_path(
-    directory: Path, stem: str, ext: str, *, exists: Callable[[Path], bool] = os.path.exists
+    directory: Path,
+    stem: str,
+    ext: str,
+    *,
+    exists: Callable[[Path], bool] = os.path.exists,
+    avoid: Collection[str] = (),
 ) -> Path:
     """``stem.ext``, else ``stem-2.ext``, ``stem-3.ext``…: the first stem no image uses yet.
 
     A stem counts as taken when an image of any extension has it, so ``cat-edit.png`` and a
-    later JPEG do not end up as ``cat-edit.png`` beside ``cat-edit.jpg``.
+    later JPEG do not end up as ``cat-edit.png`` beside ``cat-edit.jpg``; stems in ``avoid``
+    are promised to other jobs of the run.
     """
     for number in range(1, MAX_NAME_TRIES):
-        name = stem if number == 1 else f"{stem}-{number}"
-        if not any(exists(directory / f"{name}{suffix}") for suffix in IMAGE_SUFFIXES):
+        name = numbered(stem, number)
+        if name not in avoid and not stem_taken(directory, name, exists):
             return directory / f"{name}{ext}"
     raise InputError(f"{directory} has {MAX_NAME_TRIES} images named {stem}; choose another -d")
 
 
-def save_new(image: DecodedImage, directory: Path, stem: str) -> SavedImage:
-    """Save under the next free name in ``directory``; never replaces anything."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ext = EXTENSIONS[image.format]
+def place_new(
+    part: Path, facts: ImageFacts, directory: Path, stem: str, avoid: Collection[str] = ()
+) -> SavedImage:
+    """Link a checked part file into ``directory`` under ``stem`` or the next free name."""
+    ext = EXTENSIONS[facts.format]
     while True:
-        path = next_free_path(directory, stem, ext)
+        path = next_free_path(directory, stem, ext, avoid=avoid)
         try:
-            write_atomic(path, image.data, overwrite=False)
+            _link_exclusive(part, path)
         except FileExistsError:
             continue  # another process took the name between the check and the link
-        return SavedImage(path, image.format, image.width, image.height, len(image.data))
+        except OSError as exc:
+            raise write_error(exc, directory, f"the image {path.name}") from None
+        return SavedImage(path, facts.format, facts.width, facts.height, facts.size)
 
 
-def save_as(image: DecodedImage, path: Path, overwrite: bool) -> tuple[SavedImage, str | None]:
-    """Save to the path the user gave with ``-o``; returns the image and a note for the user.
+def place_as(
+    part: Path, facts: ImageFacts, path: Path, overwrite: bool
+) -> tuple[SavedImage, str | None]:
+    """Put a checked part file at the path given with ``-o``; returns it and a note.
 
     The bytes decide the format: when the path's extension names another format the image is
     converted to it (and the note says so); a path with no image extension gets the real one.
     """
-    note = None
-    data, fmt = image.data, image.format
+    fmt, size = facts.format, facts.size
     wanted = format_from_suffix(path.suffix)
     if wanted is None:
         path = path.with_name(path.name + EXTENSIONS[fmt])
     elif wanted != fmt:
-        data = convert(image.data, wanted)
-        note = f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
-        fmt = wanted
-    path.parent.mkdir(parents=True, exist_ok=True)
+        what = f"the image {path.name}"
+        with write_part(path.parent, [convert(part, wanted)], what) as converted:
+            converted_facts = ImageFacts(wanted, facts.width, facts.height, converted.size)
+            saved, _ = place_as(converted.path, converted_facts, path, overwrite)
+        return saved, f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
     try:
-        write_atomic(path, data, overwrite=overwrite)
+        if overwrite:
+            os.replace(part, path)
+        else:
+            _link_exclusive(part, path)
     except FileExistsError:
         raise OverwriteError(
             f"{path} already exists; pass --overwrite to replace it, or choose another -o"
         ) from None
-    return SavedImage(path, fmt, image.width, image.height, len(data)), note
+    except OSError as exc:
+        raise write_error(exc, path.parent, f"the image {path.name}") from None
+    return SavedImage(path, fmt, facts.width, facts.height, size), None
 
 
-def convert(data: bytes, fmt: str) -> bytes:
+def convert(source: Path, fmt: str) -> bytes:
     """Re-encode an image in another format (losslessly where the format allows)."""
+    import io
+
     from PIL import Image
 
     out = io.BytesIO()
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(source) as image:
         if fmt == "jpeg":
             image.convert("RGB").save(out, format="JPEG", quality=95)
         elif fmt == "webp":
@@ -154,25 +274,13 @@ def convert(data: bytes, fmt: str) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write through a temporary file in the same folder, then link or rename it into place.
-
-    Without ``overwrite`` the final step is a hard link, which fails with FileExistsError
-    instead of replacing a file; the temporary file is removed in every case.
-    """
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    # Created like any new file (mode 0666 less the umask), not 0600 as mkstemp would.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    """Write bytes through a temporary file in the same folder, then link or rename it into
+    place; without ``overwrite`` an existing file raises FileExistsError."""
+    with write_part(path.parent if str(path.parent) else Path("."), [data], path.name) as part:
         if overwrite:
-            os.replace(temp, path)
+            os.replace(part.path, path)
         else:
-            _link_exclusive(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+            _link_exclusive(part.path, path)
 
 
 def _link_exclusive(temp: Path, path: Path) -> None:
@@ -180,7 +288,9 @@ def _link_exclusive(temp: Path, path: Path) -> None:
         os.link(temp, path)
     except FileExistsError:
         raise
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+            raise
         # Some file systems have no hard links: reserve the name exclusively, then rename.
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         os.replace(temp, path)

@@ -57,7 +57,8 @@ def sample(isolated: Path) -> Path:
 
 def backend_env(served: Served, *, openai: bool = True, duomi: bool = True) -> dict[str, str]:
     """Environment that points nanoedit at the served sandbox."""
-    env = {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.01"}
+    # Short waits: the retry policy itself is what the fault tests check, not its patience.
+    env = {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.01", "NANOEDIT_BACKOFF": "0.01"}
     if openai:
         env |= {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
     if duomi:

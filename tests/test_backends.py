@@ -9,6 +9,7 @@ from nanoedit.backends.base import PreparedJob
 from nanoedit.backends.duomi import DuomiBackend
 from nanoedit.config import BackendSettings
 from nanoedit.errors import ExitCode, NetworkError
+from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.jobs import Options, build_edit_jobs
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport
 
@@ -33,19 +34,27 @@ def test_a_task_that_never_finishes_ends_at_the_deadline_with_the_elapsed_time()
     fake = FakeTime()
     settings = BackendSettings("duomi", SANDBOX_BASE_URL, SANDBOX_KEY, "gemini-2.5-flash-image")
     with httpx.Client(transport=SandboxTransport(sandbox)) as client:
-        backend = DuomiBackend(settings, client, deadline=60, clock=fake.clock, sleep=fake.sleep)
+        http = JobHttp(client, RetryPolicy(), Deadline(60, fake.clock), sleeper=fake.sleep)
+        backend = DuomiBackend(settings, http)
         [job] = build_edit_jobs(["https://h.example/cat.png"], [], Options(prompt="x"), None)
         phases: list[str] = []
+
+        def progress(phase: str, done: int | None = None, total: int | None = None) -> None:
+            phases.append(phase)
+
         with pytest.raises(NetworkError) as caught:
             backend.run(
                 PreparedJob(job=job, model=settings.model, urls=(job.images[0].location,)),
-                phases.append,
+                progress,
             )
     assert caught.value.exit_code == ExitCode.NETWORK
-    assert "did not finish within 60 s (last state: running)" in caught.value.message
     assert (
-        "it may still finish on the server, so wait before sending the job again"
+        "did not finish within the job's time limit of 60 s (60 s elapsed, last state: running)"
         in caught.value.message
+    )
+    assert (
+        "it may still finish on the server, so wait before sending the job again, "
+        "or raise --timeout" in caught.value.message
     )
     # The interval grows by half each time from 2 s and stops at 10 s; the last sleep is cut
     # to what is left of the deadline.
@@ -53,4 +62,5 @@ def test_a_task_that_never_finishes_ends_at_the_deadline_with_the_elapsed_time()
     assert phases[:2] == ["submitting task", "waiting for the model"]
     assert set(phases[2:]) == {"task running"}
     polls = [r for r in sandbox.received if r.method == "GET"]
-    assert len(polls) == len(fake.sleeps)
+    # No poll after the last sleep: the budget is spent.
+    assert len(polls) == len(fake.sleeps) - 1

@@ -66,7 +66,9 @@ def test_output_option_with_several_images_is_a_usage_error(served: Served) -> N
     ("setup", "args", "code", "message"),
     [
         (None, ["edit", "missing.png", "-p", "x"], 4, "error: missing.png: no such file; check the path"),
-        ("dir", ["edit", "folder", "-p", "x"], 4, "error: folder is a directory; pass an image file"),
+        ("dir", ["edit", "folder", "-p", "x"], 4,
+         "error: the folder folder holds no images (add --recursive to look in its subfolders); "
+         "pass image files"),
         ("pdf", ["edit", "doc.png", "-p", "x"], 4,
          "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file"),
         ("empty", ["edit", "empty.png", "-p", "x"], 4,
@@ -118,7 +120,9 @@ def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
 def test_json_failure_record_still_comes(sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "missing.png", "-p", "x", "--json", "--sandbox"])
     assert result.exit_code == 7
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    records = sorted(
+        (json.loads(line) for line in result.stdout.splitlines()), key=lambda r: r["inputs"]
+    )
     assert [(r["ok"], r["inputs"]) for r in records] == [
         (True, ["cat.png"]),
         (False, ["missing.png"]),
@@ -208,10 +212,19 @@ def test_unreachable_server_exits_6(sample: Path) -> None:
     env = {
         "NANOEDIT_OPENAI_BASE_URL": f"http://127.0.0.1:{port}",
         "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+        "NANOEDIT_BACKOFF": "0.01",
     }
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
     assert (result.exit_code, result.stdout) == (6, "")
-    assert result.stderr.startswith(f"error: cannot connect to 127.0.0.1:{port} (")
-    assert result.stderr.rstrip().endswith("); check the address and network")
+    *retries, last = result.stderr.splitlines()
+    assert [line.split(" in ")[0] for line in retries] == [
+        f"warning: cat.png: the edit request on 127.0.0.1:{port}: cannot connect: "
+        f"[Errno 111] Connection refused; retry {n} of 3"
+        for n in (1, 2, 3)
+    ]
+    assert last.startswith(
+        f"error: the edit request on 127.0.0.1:{port} failed after 4 attempts (cannot connect: "
+    )
+    assert last.endswith("elapsed); check the address and network, or try again later")
     assert OPENAI_KEY not in result.stderr
     assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]

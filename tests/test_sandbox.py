@@ -73,11 +73,13 @@ class FakeClock:
 
 @dataclass
 class Served:
-    """A sandbox on a loopback port and a plain httpx client pointed at it."""
+    """A sandbox on a loopback port, a plain httpx client pointed at it, and its log."""
 
     sandbox: Sandbox
     base_url: str
     client: httpx.Client
+    server: SandboxServer
+    log: io.StringIO
 
     def requests(self, path_prefix: str = "/") -> list[ReceivedRequest]:
         return [r for r in self.sandbox.received if r.path.startswith(path_prefix)]
@@ -90,11 +92,12 @@ def serve() -> Iterator[Callable[..., Served]]:
 
         def start(**options: Any) -> Served:
             sandbox = Sandbox(**options)
-            server = stack.enter_context(SandboxServer(sandbox))
+            log = io.StringIO()
+            server = stack.enter_context(SandboxServer(sandbox, log=log))
             client = stack.enter_context(
                 httpx.Client(base_url=server.base_url, timeout=10, verify=TLS)
             )
-            return Served(sandbox, server.base_url, client)
+            return Served(sandbox, server.base_url, client, server, log)
 
         yield start
 
@@ -819,6 +822,7 @@ def test_samples_are_served(served: Served) -> None:
 
 
 OPENAI_STATUS_ERRORS = {
+    408: ("request timed out while reading the request, please retry", "request_timeout"),
     429: ("rate limit exceeded for the current group, please retry later", "rate_limit_exceeded"),
     500: ("internal server error", "internal_server_error"),
     502: ("bad response status code 502 from upstream", "bad_response_status_code"),
@@ -826,6 +830,7 @@ OPENAI_STATUS_ERRORS = {
     504: ("upstream request timed out", "gateway_timeout"),
 }
 DUOMI_STATUS_MESSAGES = {
+    408: "request timeout",
     429: "too many requests, please retry later",
     500: "internal server error",
     502: "bad gateway",
@@ -834,7 +839,7 @@ DUOMI_STATUS_MESSAGES = {
 }
 
 
-@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
 def test_status_faults_answer_in_each_apis_shape(serve: Callable[..., Served], status: int) -> None:
     served = serve(faults=f"{status},{status}")
     openai = edit(served.client)
@@ -1032,7 +1037,7 @@ def test_faults_can_be_added_while_running(served: Served) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("teapot", "unknown fault 'teapot' in 'teapot'; known: 429, 500"),
+        ("teapot", "unknown fault 'teapot' in 'teapot'; known: 408, 429, 429-date, 500, 502"),
         ("429,later:500", "unknown phase 'later' in fault 'later:500'; known: submit, poll"),
         ("submit:redirect", "fault 'submit:redirect': redirect applies to file, not submit"),
         ("poll:data-uri", "fault 'poll:data-uri': data-uri applies to submit, not poll"),

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from nanoedit.errors import ApiError, InputError, OverwriteError
+from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.save import (
+    PartFile,
+    SavedImage,
     check_output_path,
-    decode_result,
+    inspect_image,
     next_free_path,
-    save_as,
-    save_new,
+    place_as,
+    place_new,
     write_atomic,
+    write_part,
 )
 
 
@@ -44,16 +49,25 @@ def test_next_free_path(existing: list[str], ext: str, expected: str) -> None:
     )
 
 
-def test_save_new_never_replaces_and_leaves_no_temporary_file(isolated: Path) -> None:
-    first = decode_result(png_bytes(4, 3), "result")
-    second = decode_result(png_bytes(5, 2, "JPEG"), "result")
-    saved = [save_new(first, isolated, "cat-edit"), save_new(second, isolated, "cat-edit")]
+def test_place_new_never_replaces_and_leaves_no_temporary_file(isolated: Path) -> None:
+    saved: list[SavedImage] = []
+    for data in (png_bytes(4, 3), png_bytes(5, 2, "JPEG")):
+        with write_part(isolated, [data], "the result") as part:
+            facts = inspect_image(part.path, "the result")
+            saved.append(place_new(part.path, facts, isolated, "cat-edit"))
     assert [(s.path.name, s.format, s.width, s.height) for s in saved] == [
         ("cat-edit.png", "png", 4, 3),
         ("cat-edit-2.jpg", "jpeg", 5, 2),
     ]
     assert sorted(p.name for p in isolated.iterdir()) == ["cat-edit-2.jpg", "cat-edit.png"]
-    assert (isolated / "cat-edit.png").read_bytes() == first.data
+    assert (isolated / "cat-edit.png").read_bytes() == png_bytes(4, 3)
+
+
+def test_place_new_keeps_names_promised_to_other_jobs(isolated: Path) -> None:
+    with write_part(isolated, [png_bytes()], "the result") as part:
+        facts = inspect_image(part.path, "the result")
+        saved = place_new(part.path, facts, isolated, "cat-edit", avoid={"cat-edit"})
+    assert saved.path.name == "cat-edit-2.png"
 
 
 def test_write_atomic_refuses_an_existing_file_and_cleans_up(isolated: Path) -> None:
@@ -67,18 +81,23 @@ def test_write_atomic_refuses_an_existing_file_and_cleans_up(isolated: Path) -> 
     assert os.listdir(isolated) == ["keep.png"]
 
 
-def test_save_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
-    jpeg = decode_result(png_bytes(6, 4, "JPEG"), "result")
-    saved, note = save_as(jpeg, isolated / "out.png", overwrite=False)
-    assert (saved.path, saved.format, note) == (
-        isolated / "out.png", "png", f"the server sent JPEG; converted to PNG for {isolated / 'out.png'}"
-    )  # fmt: skip
-    with Image.open(saved.path) as image:
-        assert (image.format, image.size) == ("PNG", (6, 4))
-    plain, note = save_as(jpeg, isolated / "result", overwrite=False)
-    assert (plain.path.name, note) == ("result.jpg", None)
-    with pytest.raises(OverwriteError, match=r"out.png already exists; pass --overwrite"):
-        save_as(jpeg, isolated / "out.png", overwrite=False)
+def test_place_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
+    jpeg = png_bytes(6, 4, "JPEG")
+    with write_part(isolated, [jpeg], "the result") as part:
+        facts = inspect_image(part.path, "the result")
+        saved, note = place_as(part.path, facts, isolated / "out.png", overwrite=False)
+        assert (saved.path, saved.format, note) == (
+            isolated / "out.png", "png",
+            f"the server sent JPEG; converted to PNG for {isolated / 'out.png'}",
+        )  # fmt: skip
+        with Image.open(saved.path) as image:
+            assert (image.format, image.size) == ("PNG", (6, 4))
+        plain, note = place_as(part.path, facts, isolated / "result", overwrite=False)
+        assert (plain.path.name, note) == ("result.jpg", None)
+        assert plain.path.read_bytes() == jpeg
+        with pytest.raises(OverwriteError, match=r"out.png already exists; pass --overwrite"):
+            place_as(part.path, facts, isolated / "out.png", overwrite=False)
+    assert sorted(p.name for p in isolated.iterdir()) == ["out.png", "result.jpg"]
 
 
 def test_output_path_checks(isolated: Path) -> None:
@@ -90,8 +109,38 @@ def test_output_path_checks(isolated: Path) -> None:
         check_output_path(isolated, overwrite=False)
 
 
-def test_decode_result_refuses_what_is_not_an_image() -> None:
-    with pytest.raises(ApiError, match=r"^the result is not an image \(it starts like HTML\)"):
-        decode_result(b"<!DOCTYPE html><html><body>expired</body></html>", "the result")
-    with pytest.raises(ApiError, match=r"is a damaged PNG image"):
-        decode_result(png_bytes()[:40], "the result")
+def test_inspect_refuses_what_is_not_an_image(isolated: Path) -> None:
+    for data, message in [
+        (b"<!DOCTYPE html><html><body>expired</body></html>",
+         r"^the result is not an image \(it starts like HTML\)"),
+        (png_bytes()[:40], r"is a damaged PNG image"),
+        (png_bytes(64, 64, "JPEG")[:-200], r"is a damaged JPEG image"),
+    ]:  # fmt: skip
+        with (
+            write_part(isolated, [data], "the result") as part,
+            pytest.raises(ApiError, match=message),
+        ):
+            inspect_image(part.path, "the result")
+    assert list(isolated.iterdir()) == []
+
+
+def test_a_full_disk_is_an_output_error_and_leaves_no_part_file(isolated: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"\x89PNG"
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_part(isolated, chunks(), "the result")
+    assert list(isolated.iterdir()) == []
+    part = PartFile(isolated, "the result")
+    part.handle.close()
+    # The kernel's own full device: every write fails with ENOSPC.
+    part.handle = open("/dev/full", "wb")  # noqa: SIM115
+    with pytest.raises(OutputError) as caught:
+        part.write(b"x" * 1024 * 1024)  # larger than the buffer: written at once
+    part.discard()
+    assert caught.value.message == (
+        f"the result could not be written to {isolated}: No space left on device; "
+        "free some space (or choose another -d) and run again"
+    )
+    assert list(isolated.iterdir()) == []

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
-
 from nanoedit.backends.base import Backend
 from nanoedit.backends.duomi import MAX_IMAGE_URLS, DuomiBackend
 from nanoedit.backends.openai import OpenAIBackend
 from nanoedit.config import BackendSettings, Settings
 from nanoedit.errors import ConfigError, InputError
+from nanoedit.http import JobHttp
 from nanoedit.jobs import Job
 
-BackendFactory = Callable[[BackendSettings, httpx.Client], Backend]
+BackendFactory = Callable[[BackendSettings, JobHttp], Backend]
 
 BACKENDS: dict[str, BackendFactory] = {
     "openai": OpenAIBackend,
@@ -76,6 +75,6 @@ def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
     return "duomi" if settings.duomi.configured else "openai"
 
 
-def make_backend(name: str, settings: Settings, client: httpx.Client) -> Backend:
-    """An instance of the named backend, bound to its settings and the run's client."""
-    return BACKENDS[name](settings.backend_settings(name), client)
+def make_backend(name: str, settings: Settings, http: JobHttp) -> Backend:
+    """An instance of the named backend, bound to its settings and the job's network."""
+    return BACKENDS[name](settings.backend_settings(name), http)

@@ -6,19 +6,23 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from nanoedit.errors import ApiError, AuthError, NetworkError
+from nanoedit.errors import ApiError, AuthError
 from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job
 
-# Progress callbacks take a short phase description ("uploading", "task running").
-Progress = Callable[[str], None]
+
+class Progress(Protocol):
+    """Where a backend reports what it is doing: a short phase ("uploading", "task running"),
+    with byte counts when it moves data."""
+
+    def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
+        """Report the job's current phase."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,20 @@ class ResultImage:
     url: str | None = None
 
 
+@dataclass(frozen=True)
+class PlannedRequest:
+    """A request a backend would send, for ``--dry-run`` to show as a curl command."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    # Multipart text fields and files (field name, local path or URL, content type).
+    fields: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str, str], ...] = ()
+    json: Any = None
+    note: str = ""
+
+
 class Backend(Protocol):
     """Turns a prepared job into HTTP requests and the answers into result images."""
 
@@ -46,6 +64,10 @@ class Backend(Protocol):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
         """Send the job and return its images, or raise a :class:`NanoeditError`."""
+        ...
+
+    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
+        """The requests :meth:`run` would start with, sending nothing."""
         ...
 
 
@@ -98,15 +120,6 @@ def read_json(response: httpx.Response, where: str) -> Any:
 def looks_like_json(response: httpx.Response) -> bool:
     """Whether a body is JSON at all: a 401 from a proxy is often an HTML page."""
     return response.content.lstrip()[:1] in (b"{", b"[")
-
-
-def network_error(exc: httpx.HTTPError, where: str) -> NetworkError:
-    """A transport failure, said in terms of the server it concerns."""
-    if isinstance(exc, httpx.TimeoutException):
-        return NetworkError(f"{where} did not answer in time ({type(exc).__name__}); try again")
-    if isinstance(exc, httpx.ConnectError):
-        return NetworkError(f"cannot connect to {where} ({exc}); check the address and network")
-    return NetworkError(f"the connection to {where} failed ({type(exc).__name__}: {exc})")
 
 
 def auth_error(backend: str, where: str, detail: str) -> AuthError:

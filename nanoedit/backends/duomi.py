@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from nanoedit.backends.base import (
+    PlannedRequest,
     PreparedJob,
     Progress,
     ResultImage,
@@ -17,18 +16,16 @@ from nanoedit.backends.base import (
     clip,
     host_of,
     looks_like_json,
-    network_error,
     read_json,
     result_from_url,
 )
 from nanoedit.config import BackendSettings
 from nanoedit.errors import ApiError, NetworkError
+from nanoedit.http import JobHttp
 
 MAX_IMAGE_URLS = 10
 MAX_POLL_INTERVAL = 10.0
 POLL_GROWTH = 1.5
-# Public clients give up after 5 to 10 minutes; 4K renders on a busy day need the upper end.
-DEFAULT_DEADLINE = 600.0
 FAILED_STATES = frozenset({"error", "failed", "failure"})
 
 
@@ -40,27 +37,19 @@ class _Task:
 
 
 class DuomiBackend:
-    """Submits jobs as tasks with the raw key and polls them until they end or time runs out."""
+    """Submits jobs as tasks with the raw key and polls them until they end or time runs out.
+
+    The job's time budget (``JobHttp.deadline``, from ``--timeout``) bounds the polling too.
+    """
 
     name = "duomi"
 
-    def __init__(
-        self,
-        settings: BackendSettings,
-        client: httpx.Client,
-        *,
-        deadline: float = DEFAULT_DEADLINE,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        assert settings.base_url is not None and settings.api_key is not None
+    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        assert settings.base_url is not None
         self.settings = settings
-        self.client = client
+        self.http = http
         self.root = settings.base_url.rstrip("/")
         self.where = host_of(self.root)
-        self.deadline = deadline
-        self.clock = clock
-        self.sleep = sleep
 
     def body(self, prepared: PreparedJob) -> dict[str, Any]:
         """The JSON body of one task, fields in the documented order."""
@@ -75,45 +64,58 @@ class DuomiBackend:
             body["image_size"] = options.size
         return body
 
+    def _submit_url(self, prepared: PreparedJob) -> str:
+        path = "nano-banana-edit" if prepared.job.kind == "edit" else "nano-banana"
+        return f"{self.root}/api/gemini/{path}"
+
+    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
+        """The task submissions of the job (one per image asked for)."""
+        note = f"then poll GET {self.root}/api/gemini/nano-banana/TASK_ID until it succeeds"
+        request = PlannedRequest(
+            "POST",
+            self._submit_url(prepared),
+            {"Authorization": "{key}"},
+            json=self.body(prepared),
+            note=note,
+        )
+        return [request] * prepared.job.options.count
+
     def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
         """Submit ``count`` tasks, then poll them together until every one has ended."""
-        started = self.clock()
-        path = "nano-banana-edit" if prepared.job.kind == "edit" else "nano-banana"
+        deadline = self.http.deadline
         tasks = []
         for _ in range(prepared.job.options.count):
             progress("submitting task")
-            tasks.append(_Task(self._submit(f"{self.root}/api/gemini/{path}", self.body(prepared))))
+            tasks.append(_Task(self._submit(self._submit_url(prepared), self.body(prepared))))
         progress("waiting for the model")
         interval = self.settings.poll_interval
         while True:
-            self.sleep(min(interval, max(0.0, started + self.deadline - self.clock())))
-            for task in tasks:
-                if task.images is None:
-                    self._poll(task)
+            self.http.sleep(min(interval, deadline.remaining()))
+            pending = [task for task in tasks if task.images is None]
+            if deadline.remaining() <= 0:
+                ids = ", ".join(task.task_id for task in pending)
+                raise NetworkError(
+                    f"task {ids} on {self.where} did not finish within the job's time limit of "
+                    f"{deadline.seconds:g} s ({deadline.elapsed():.0f} s elapsed, last state: "
+                    f"{pending[0].state}); it may still finish on the server, so wait before "
+                    "sending the job again, or raise --timeout"
+                )
+            for task in pending:
+                self._poll(task)
             pending = [task for task in tasks if task.images is None]
             if not pending:
                 break
-            elapsed = self.clock() - started
-            if elapsed >= self.deadline:
-                ids = ", ".join(task.task_id for task in pending)
-                raise NetworkError(
-                    f"task {ids} on {self.where} did not finish within {elapsed:.0f} s "
-                    f"(last state: {pending[0].state}); it may still finish on the server, "
-                    "so wait before sending the job again"
-                )
             progress(f"task {pending[0].state}")
             interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
         return [image for task in tasks for image in task.images or []]
 
     def _headers(self) -> dict[str, str]:
         # The raw key: this API rejects the "Bearer" prefix.
-        return {"Authorization": str(self.settings.api_key)}
+        return {"Authorization": self.settings.key()}
 
     def _submit(self, url: str, body: dict[str, Any]) -> str:
-        try:
-            response = self.client.post(url, headers=self._headers(), json=body)
-        except httpx.HTTPError as exc:
-            raise network_error(exc, self.where) from None
+        request = self.http.client.build_request("POST", url, headers=self._headers(), json=body)
+        response = self.http.send(request, where=self.where, what="the task submission", paid=True)
         answer = self._check(response, "task submission")
         data = answer.get("data")
         task_id = data.get("task_id") if isinstance(data, dict) else None
@@ -123,10 +125,9 @@ class DuomiBackend:
 
     def _poll(self, task: _Task) -> None:
         url = f"{self.root}/api/gemini/nano-banana/{task.task_id}"
-        try:
-            response = self.client.get(url, headers=self._headers())
-        except httpx.HTTPError as exc:
-            raise network_error(exc, self.where) from None
+        request = self.http.client.build_request("GET", url, headers=self._headers())
+        what = f"the poll of task {task.task_id}"
+        response = self.http.send(request, where=self.where, what=what, paid=False)
         answer = self._check(response, f"task {task.task_id}")
         data = answer.get("data")
         if not isinstance(data, dict):

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from nanoedit.backends.base import (
+    PlannedRequest,
     PreparedJob,
     Progress,
     ResultImage,
@@ -15,12 +16,12 @@ from nanoedit.backends.base import (
     decode_base64,
     host_of,
     looks_like_json,
-    network_error,
     read_json,
     result_from_url,
 )
 from nanoedit.config import BackendSettings
 from nanoedit.errors import ApiError, NanoeditError
+from nanoedit.http import JobHttp, with_upload_progress
 
 # What each error code of the new-api/one-api gateways means for the user.
 ERROR_HINTS: dict[str, str] = {
@@ -43,10 +44,10 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, settings: BackendSettings, client: httpx.Client) -> None:
-        assert settings.base_url is not None and settings.api_key is not None
+    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        assert settings.base_url is not None
         self.settings = settings
-        self.client = client
+        self.http = http
         self.root = api_root(settings.base_url)
         self.where = host_of(self.root)
 
@@ -65,31 +66,80 @@ class OpenAIBackend:
             fields["image_size"] = options.size
         return fields
 
+    def _url(self, prepared: PreparedJob) -> str:
+        path = "edits" if prepared.job.kind == "edit" else "generations"
+        return f"{self.root}/v1/images/{path}"
+
+    def _json_body(self, prepared: PreparedJob) -> dict[str, Any]:
+        body: dict[str, Any] = dict(self.fields(prepared))
+        body["n"] = prepared.job.options.count
+        return body
+
+    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
+        """The one request of the job, with the key left for the caller to mask."""
+        headers = {"Authorization": "Bearer {key}"}
+        if prepared.job.kind != "edit":
+            return [
+                PlannedRequest("POST", self._url(prepared), headers, json=self._json_body(prepared))
+            ]
+        return [
+            PlannedRequest(
+                "POST",
+                self._url(prepared),
+                headers,
+                fields=tuple(self.fields(prepared).items()),
+                files=tuple(
+                    (self.settings.image_field, source.location, "")
+                    for source in prepared.job.images
+                ),
+            )
+        ]
+
     def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
         """Send one edit (multipart) or generation (JSON) and parse the answer."""
-        headers = {"Authorization": f"Bearer {self.settings.api_key}"}
-        fields = self.fields(prepared)
-        progress(
-            "uploading, then waiting for the model" if prepared.uploads else "waiting for the model"
+        headers = {"Authorization": f"Bearer {self.settings.key()}"}
+        client = self.http.client
+        if prepared.job.kind == "edit":
+            files = [
+                (self.settings.image_field, (image.filename, image.data, image.mime))
+                for image in prepared.uploads
+            ]
+            request = client.build_request(
+                "POST",
+                self._url(prepared),
+                headers=headers,
+                data=self.fields(prepared),
+                files=files,
+            )
+
+            def uploaded(done: int, total: int) -> None:
+                progress("waiting for the model" if done >= total else "uploading", done, total)
+
+            progress("uploading", 0, int(request.headers.get("content-length", "0") or 0))
+            request = with_upload_progress(request, uploaded)
+        else:
+            request = client.build_request(
+                "POST", self._url(prepared), headers=headers, json=self._json_body(prepared)
+            )
+            progress("waiting for the model")
+        what = "the edit request" if prepared.job.kind == "edit" else "the generation request"
+        response = self.http.send(
+            request, where=self.where, what=what, paid=True, permanent=is_permanent
         )
-        try:
-            if prepared.job.kind == "edit":
-                files = [
-                    (self.settings.image_field, (image.filename, image.data, image.mime))
-                    for image in prepared.uploads
-                ]
-                response = self.client.post(
-                    f"{self.root}/v1/images/edits", headers=headers, data=fields, files=files
-                )
-            else:
-                body: dict[str, Any] = dict(fields)
-                body["n"] = prepared.job.options.count
-                response = self.client.post(
-                    f"{self.root}/v1/images/generations", headers=headers, json=body
-                )
-        except httpx.HTTPError as exc:
-            raise network_error(exc, self.where) from None
         return parse_answer(response, self.where, prepared.job.options.prompt)
+
+
+def is_permanent(response: httpx.Response) -> bool:
+    """A 5xx that says what is wrong in a way no retry fixes (an unknown model, no quota)."""
+    response.read()
+    if not looks_like_json(response):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and str(error.get("code")) in ERROR_HINTS
 
 
 def parse_answer(response: httpx.Response, where: str, prompt: str) -> list[ResultImage]:

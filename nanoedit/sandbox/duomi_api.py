@@ -6,17 +6,16 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from PIL import Image
 
 from nanoedit.sandbox.catalog import DUOMI_MODELS, RATIOS, REFUSAL, SIZES, Model, output_size
-from nanoedit.sandbox.faults import Api, Phase, Stage
+from nanoedit.sandbox.faults import Api, Phase, Stage, status_answer
 from nanoedit.sandbox.render import decode, render_edit, render_generate
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
-from nanoedit.sandbox.wire import SandboxResponse, json_response, proxy_502_page
+from nanoedit.sandbox.wire import SandboxResponse, json_response
 
 MAX_IMAGE_URLS = 10
 MAX_TASKS = 5000
@@ -26,6 +25,7 @@ CALLER_IP = "127.0.0.1"
 STATUS_CODES = {"queued": "0", "pending": "1", "running": "2", "succeeded": "3", "error": "4"}
 TASK_ERROR = "image generation failed: the output was blocked by the safety filter (IMAGE_SAFETY)"
 STATUS_MESSAGES = {
+    408: "request timeout",
     429: "too many requests, please retry later",
     500: "internal server error",
     502: "bad gateway",
@@ -146,37 +146,36 @@ class DuomiApi:
         self._lock = threading.Lock()
         self._tasks: dict[str, Task] = {}  # insertion order is age order
 
-    def handle(self, call: Call) -> SandboxResponse:
-        """Answer one request under ``/api``."""
+    def phases(self, method: str, path: str) -> frozenset[Phase] | None:
+        """The phases of faults a request may show; None for a route that does not exist."""
+        if method == "POST" and path in SUBMIT_PATHS:
+            return frozenset({Phase.SUBMIT, Phase.API})
+        if method == "GET" and path.startswith(POLL_PREFIX) and path != POLL_PREFIX:
+            return frozenset({Phase.POLL, Phase.API})
+        return None
+
+    def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
+        """Answer one request under ``/api``; ``fault`` is the answer fault taken for it."""
         path = call.received.path
-        route: Callable[[Call], SandboxResponse]
-        if call.method == "POST" and path in SUBMIT_PATHS:
-            phases = frozenset({Phase.SUBMIT, Phase.API})
-            route = self._submit
-        elif call.method == "GET" and path.startswith(POLL_PREFIX) and path != POLL_PREFIX:
-            phases = frozenset({Phase.POLL, Phase.API})
-            route = self._poll
-        else:
+        phases = self.phases(call.method, path)
+        if phases is None:
             return json_response(404, {"code": 404, "msg": f"route not found: {path}"})
-        fault = self.runtime.faults.take(phases, Api.DUOMI, Stage.ANSWER)
         if fault is not None:
             return self._fault_answer(fault)
         key = call.received.headers.get("authorization", "").strip()
         # The raw key only: "Bearer KEY" is looked up as a key, and there is none such.
         if key.lower().startswith("bearer ") or not self.runtime.accepts(key):
             return json_response(401, {"code": 401, "msg": "invalid api key"})
-        return route(call)
+        return self._submit(call) if Phase.SUBMIT in phases else self._poll(call)
 
     def _fault_answer(self, fault: str) -> SandboxResponse:
-        if fault == "html502":
-            return proxy_502_page()
         if fault == "error200":
             return json_response(200, _envelope(500, "upstream service error, please retry"))
-        status = int(fault)
-        response = json_response(status, {"code": status, "msg": STATUS_MESSAGES[status]})
-        if status == 429:
-            response.headers["Retry-After"] = "1"
-        return response
+
+        def status_error(status: int) -> SandboxResponse:
+            return json_response(status, {"code": status, "msg": STATUS_MESSAGES[status]})
+
+        return status_answer(fault, status_error, self.runtime.epoch())
 
     def _submit(self, call: Call) -> SandboxResponse:
         try:

@@ -8,20 +8,46 @@ repeats it for N requests.
 Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result downloads) and
 ``api`` (any API request). Names, with their default phase:
 
-- ``api``: ``429`` (with Retry-After: 1), ``500``, ``502``, ``503``, ``504`` (an error body in
-  the API's shape; in phase ``file``, the CDN's XML), ``html502`` (an nginx page),
-  ``error200`` (an error in an HTTP 200 answer).
+- ``api``, on every server (in phase ``file``, on the result-file host):
+
+  - ``408``, ``429`` (with Retry-After: 1), ``429-date`` (a 429 whose Retry-After is an HTTP
+    date about 2 s ahead), ``500``, ``502``, ``503``, ``504``: an error body in the API's shape
+    (in phase ``file``, the CDN's XML).
+  - ``NNN-html`` for each of 408, 429, 500, 502, 503 and 504: that status with nginx's HTML
+    page (``html502`` is ``502-html``); ``NNN-empty``: that status with an empty body. Neither
+    carries a Retry-After, as a proxy in front of the API sends none.
+  - ``reset``: the whole request is read, then the connection is reset (TCP RST), unanswered.
+  - ``reset-early``: the connection is reset once the request's headers are in, with the body
+    left unread, so a client still sending a large body sees its write fail.
+  - ``slow``: the request is read, then nothing is sent for the sandbox's ``slow_seconds``,
+    then the answer.
+
+- ``api``, on the two APIs only: ``error200`` (an error in an HTTP 200 answer), ``bad-json``
+  (HTTP 200 with a JSON body cut off halfway: the first half of the answer the request would
+  have had).
 - ``submit`` (results, both APIs): ``data-uri``, ``empty-url``, ``empty-data``, ``no-data``,
   ``text-only``; (duomi tasks) ``task-error``, ``task-stuck``, ``task-unknown``.
-- ``file``: ``redirect``, ``expired``, ``html-result``, ``mislabeled``.
+- ``file``: ``redirect``, ``expired``, ``html-result``, ``mislabeled``, ``truncated`` (the
+  file's full Content-Length, about half its bytes, then the connection closed), ``huge`` (a
+  PNG signature and zeros, the sandbox's ``huge_bytes`` long, streamed), ``huge-chunked`` (the
+  same, chunked, with no Content-Length).
+
+``slow`` and ``bad-json`` change how an answer goes out, not what it says, so a result fault
+queued after one of them can apply to the same request.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from enum import Enum
+
+from nanoedit.sandbox.wire import SandboxResponse, empty_response, proxy_page
 
 
 class Phase(Enum):
@@ -44,11 +70,13 @@ class Api(Enum):
 class Stage(Enum):
     """Where in handling a request a fault shows.
 
-    ANSWER faults replace the whole answer before anything is checked, like a proxy or an
-    overloaded gateway. RESULT faults change a successful result, so a request that fails
-    auth or validation leaves them queued for the next one.
+    HEADERS faults show as soon as a request's line and headers are in, before its body is
+    read. ANSWER faults replace (or delay, or spoil) the whole answer before anything is
+    checked, like a proxy or an overloaded gateway. RESULT faults change a successful result,
+    so a request that fails auth or validation leaves them queued for the next one.
     """
 
+    HEADERS = "headers"
     ANSWER = "answer"
     RESULT = "result"
 
@@ -75,8 +103,12 @@ def _kinds(*kinds: FaultKind) -> dict[str, FaultKind]:
     return {kind.name: kind for kind in kinds}
 
 
-def _status(name: str, summary: str) -> FaultKind:
-    return FaultKind(name, Phase.API, _ANY_PHASE, _EVERY_SERVER, Stage.ANSWER, summary)
+def _anywhere(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind:
+    return FaultKind(name, Phase.API, _ANY_PHASE, _EVERY_SERVER, stage, summary)
+
+
+def _api_only(name: str, summary: str) -> FaultKind:
+    return FaultKind(name, Phase.API, _API_PHASES, _BOTH_APIS, Stage.ANSWER, summary)
 
 
 def _result(name: str, summary: str, apis: frozenset[Api] = _BOTH_APIS) -> FaultKind:
@@ -89,21 +121,33 @@ def _download(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind
     )
 
 
+# The statuses a client is expected to retry; each also comes as an HTML page and empty.
+RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
+
 FAULT_KINDS: dict[str, FaultKind] = _kinds(
-    _status("429", "HTTP 429 with Retry-After: 1"),
-    _status("500", "HTTP 500 with an error body"),
-    _status("502", "HTTP 502 with an error body"),
-    _status("503", "HTTP 503 with an error body"),
-    _status("504", "HTTP 504 with an error body"),
-    _status("html502", "HTTP 502 with an HTML page from a proxy"),
-    FaultKind(
-        "error200",
-        Phase.API,
-        _API_PHASES,
-        _BOTH_APIS,
-        Stage.ANSWER,
-        "HTTP 200 carrying an error object",
+    _anywhere("408", "HTTP 408 with an error body"),
+    _anywhere("429", "HTTP 429 with Retry-After: 1"),
+    _anywhere("429-date", "HTTP 429 with Retry-After as an HTTP date about 2 s ahead"),
+    _anywhere("500", "HTTP 500 with an error body"),
+    _anywhere("502", "HTTP 502 with an error body"),
+    _anywhere("503", "HTTP 503 with an error body"),
+    _anywhere("504", "HTTP 504 with an error body"),
+    *(
+        _anywhere(f"{status}-html", f"HTTP {status} with an nginx HTML page")
+        for status in RETRYABLE_STATUSES
     ),
+    _anywhere("html502", "HTTP 502 with an HTML page from a proxy (as 502-html)"),
+    *(
+        _anywhere(f"{status}-empty", f"HTTP {status} with an empty body")
+        for status in RETRYABLE_STATUSES
+    ),
+    _anywhere("reset", "the request is read, then the connection is reset (TCP RST)"),
+    _anywhere(
+        "reset-early", "the connection is reset after the headers, body unread", Stage.HEADERS
+    ),
+    _anywhere("slow", "nothing is sent for slow_seconds, then the answer"),
+    _api_only("error200", "HTTP 200 carrying an error object"),
+    _api_only("bad-json", "HTTP 200 with a JSON body cut off halfway"),
     _result("data-uri", "the result URL is a data: URI"),
     _result("empty-url", "HTTP 200 with an empty result URL"),
     _result("empty-data", "HTTP 200 with an empty list of results"),
@@ -116,7 +160,42 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _download("expired", "the result URL answers 403, expired"),
     _download("html-result", "the result URL answers 200 with an HTML page"),
     _download("mislabeled", "the result file is served in the other format", Stage.RESULT),
+    _download("truncated", "the download stops halfway, short of Content-Length", Stage.RESULT),
+    _download("huge", "the download is a PNG signature and zeros, huge_bytes long"),
+    _download("huge-chunked", "as huge, chunked, with no Content-Length"),
 )
+# Faults that leave the answer to the API and change how it goes out.
+PASS_THROUGH = frozenset({"slow", "bad-json"})
+# How far ahead a 429-date's Retry-After points, in whole seconds past the current one.
+RETRY_DATE_SECONDS = 2
+
+
+def retry_date(epoch: float) -> str:
+    """A Retry-After HTTP date (IMF-fixdate) about ``RETRY_DATE_SECONDS`` after Unix time
+    ``epoch``: the next whole second plus that, as the date has no fractions to round."""
+    moment = datetime.fromtimestamp(math.ceil(epoch) + RETRY_DATE_SECONDS, UTC)
+    return format_datetime(moment, usegmt=True)
+
+
+def status_answer(
+    fault: str, error: Callable[[int], SandboxResponse], epoch: float
+) -> SandboxResponse:
+    """The answer to a status fault (``503``, ``503-html``, ``503-empty``, ``429-date``,
+    ``html502``). ``error(status)`` is the server's own error answer with that status, and
+    ``epoch`` the Unix time now."""
+    if fault == "html502":
+        return proxy_page(502)
+    number, _, variant = fault.partition("-")
+    status = int(number)
+    if variant == "html":
+        return proxy_page(status)
+    if variant == "empty":
+        return empty_response(status)
+    response = error(status)
+    if status == 429:
+        response.headers["Retry-After"] = retry_date(epoch) if variant == "date" else "1"
+    return response
+
 
 _TOKEN = re.compile(r"(?:(?P<phase>[a-z]+):)?(?P<name>[a-z0-9-]+?)(?:x(?P<count>\d+))?")
 

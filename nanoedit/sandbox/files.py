@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -16,6 +16,8 @@ from nanoedit.sandbox.wire import SandboxResponse, text_response
 MAX_FILES = 2000
 MAX_BYTES = 256 * 1024 * 1024
 MIME_OF_EXT = {ext: mime for mime, ext in EXTENSIONS.items()}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HUGE_CHUNK = 64 * 1024
 _OTHER_FORMAT = {"image/png": "image/jpeg", "image/jpeg": "image/png", "image/webp": "image/png"}
 
 
@@ -154,3 +156,28 @@ class FileStore:
             "ETag": f'"{hashlib.sha256(image.data).hexdigest()[:32]}"',
         }
         return SandboxResponse(200, headers, image.data)
+
+
+def huge_body(size: int) -> Iterator[bytes]:
+    """A PNG signature and then zeros, ``size`` bytes in all, made ``HUGE_CHUNK`` bytes at a
+    time so that no more than one chunk is ever held."""
+    zeros = bytes(HUGE_CHUNK)
+    first = (PNG_SIGNATURE + zeros)[: min(size, HUGE_CHUNK)]
+    sent = len(first)
+    if first:
+        yield first
+    while sent < size:
+        piece = zeros if size - sent >= HUGE_CHUNK else zeros[: size - sent]
+        sent += len(piece)
+        yield piece
+
+
+def huge_download(size: int, *, chunked: bool) -> SandboxResponse:
+    """A result download too big to hold: ``size`` bytes that claim to be a PNG, announced by
+    Content-Length, or ``chunked`` with no length, so a client has to count for itself."""
+    headers = {"Content-Type": "image/png"}
+    if chunked:
+        headers["Transfer-Encoding"] = "chunked"
+    else:
+        headers["Content-Length"] = str(size)
+    return SandboxResponse(200, headers, b"", stream=huge_body(size))

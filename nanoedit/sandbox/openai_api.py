@@ -19,10 +19,10 @@ from nanoedit.sandbox.catalog import (
     output_size,
     output_tokens,
 )
-from nanoedit.sandbox.faults import Api, Phase, Stage
+from nanoedit.sandbox.faults import Api, Phase, Stage, status_answer
 from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
 from nanoedit.sandbox.runtime import Call, Runtime
-from nanoedit.sandbox.wire import SandboxResponse, json_response, proxy_502_page
+from nanoedit.sandbox.wire import SandboxResponse, json_response
 
 MAX_N = 4
 IMAGE_FIELDS = ("image", "image[]")
@@ -32,6 +32,7 @@ OWNER = "google"
 INPUT_IMAGE_TOKENS = 258
 # What a gateway says with each HTTP status a fault plan can ask for.
 STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    408: ("request timed out while reading the request, please retry", "request_timeout"),
     429: ("rate limit exceeded for the current group, please retry later", "rate_limit_exceeded"),
     500: ("internal server error", "internal_server_error"),
     502: ("bad response status code 502 from upstream", "bad_response_status_code"),
@@ -153,17 +154,27 @@ class OpenAIApi:
             ("GET", "/v1/models"): self._models,
         }
 
-    def handle(self, call: Call) -> SandboxResponse:
-        """Answer one request under ``/v1``."""
+    def phases(self, method: str, path: str) -> frozenset[Phase] | None:
+        """The phases of faults a request may show; None for a route that does not exist."""
+        if (method, path) not in self._routes:
+            return None
+        return frozenset({Phase.SUBMIT, Phase.API} if method == "POST" else {Phase.API})
+
+    def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
+        """Answer one request under ``/v1``; ``fault`` is the answer fault taken for it."""
         request_id = self.runtime.request_id()
-        response = self._answer(call, request_id)
+        if fault is None:
+            response = self._answer(call, request_id)
+        else:
+            response = self._fault_answer(fault, request_id)
         response.headers["X-Oneapi-Request-Id"] = request_id
         return response
 
     def _answer(self, call: Call, request_id: str) -> SandboxResponse:
         path = call.received.path
         route = self._routes.get((call.method, path))
-        if route is None:
+        phases = self.phases(call.method, path)
+        if route is None or phases is None:
             return error(
                 404,
                 f"Invalid URL ({call.method} {path})",
@@ -171,10 +182,6 @@ class OpenAIApi:
                 "invalid_url",
                 request_id,
             )
-        phases = frozenset({Phase.SUBMIT, Phase.API} if call.method == "POST" else {Phase.API})
-        fault = self.runtime.faults.take(phases, Api.OPENAI, Stage.ANSWER)
-        if fault is not None:
-            return self._fault_answer(fault, request_id)
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not self.runtime.accepts(key.strip()):
             return error(401, "invalid token", "new_api_error", "invalid_api_key", request_id)
@@ -191,8 +198,6 @@ class OpenAIApi:
             )
 
     def _fault_answer(self, fault: str, request_id: str) -> SandboxResponse:
-        if fault == "html502":
-            return proxy_502_page()
         if fault == "error200":
             return error(
                 200,
@@ -201,12 +206,12 @@ class OpenAIApi:
                 "do_request_failed",
                 request_id,
             )
-        status = int(fault)
-        message, code = STATUS_ERRORS[status]
-        response = error(status, message, "new_api_error", code, request_id)
-        if status == 429:
-            response.headers["Retry-After"] = "1"
-        return response
+
+        def status_error(status: int) -> SandboxResponse:
+            message, code = STATUS_ERRORS[status]
+            return error(status, message, "new_api_error", code, request_id)
+
+        return status_answer(fault, status_error, self.runtime.epoch())
 
     def _models(self, call: Call, phases: frozenset[Phase]) -> SandboxResponse:
         models = [{"id": model, "object": "model", "owned_by": OWNER} for model in OPENAI_MODELS]

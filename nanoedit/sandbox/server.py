@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TextIO
@@ -31,6 +34,8 @@ class _HTTPServer(ThreadingHTTPServer):
         self._log_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        # Set on close: wakes handlers that are keeping quiet (fault slow) or streaming.
+        self.closing = threading.Event()
 
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:
@@ -81,11 +86,6 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the server's own log line is written by ``log_line``."""
 
     def _serve(self) -> None:
-        try:
-            body = self._read_body()
-        except ValueError:
-            self.send_error(400, "Bad Request", "unreadable Content-Length or chunk size")
-            return
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
             name = name.lower()
@@ -95,31 +95,110 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             host = headers.get("host") or "{}:{}".format(*self.server.server_address[:2])
             url = f"http://{host}{self.path}"
+        path = urlsplit(url).path
+        request = SandboxRequest(self.command, url, headers)
+        sandbox = self.server.sandbox
         try:
-            answer = self.server.sandbox.handle(SandboxRequest(self.command, url, headers, body))
+            answer = sandbox.before_body(request)
         except Exception:
-            # A bug in the sandbox: show it, and answer as a crashed server would.
-            traceback.print_exc(file=sys.stderr)
-            answer = SandboxResponse(
-                500, {"Content-Type": "text/plain; charset=utf-8"}, b"sandbox internal error\n"
-            )
-        if answer.fault is not None:
-            self._act_out(answer)
-            return
+            # The body stays unread, so the connection cannot carry another request.
+            self.close_connection = True
+            answer = self._crashed()
+        if answer is None:
+            try:
+                body = self._read_body()
+            except ValueError:
+                self.send_error(400, "Bad Request", "unreadable Content-Length or chunk size")
+                return
+            try:
+                answer = sandbox.handle(replace(request, body=body))
+            except Exception:
+                answer = self._crashed()
+        if answer.fault is None:
+            self._send(answer, path)
+        else:
+            self._act_out(answer, path)
+
+    def _crashed(self) -> SandboxResponse:
+        """A bug in the sandbox: show it, and answer as a crashed server would."""
+        traceback.print_exc(file=sys.stderr)
+        return SandboxResponse(
+            500, {"Content-Type": "text/plain; charset=utf-8"}, b"sandbox internal error\n"
+        )
+
+    def _send(self, answer: SandboxResponse, path: str, note: str = "") -> None:
+        """Send an answer whole (a streamed body as it comes) and log it."""
+        outcome = f"{answer.status}{note}"
+        try:
+            self._send_head(answer)
+            if self.command != "HEAD":
+                if answer.stream is None:
+                    self.wfile.write(answer.body)
+                elif not self._send_stream(answer.stream, _is_chunked(answer.headers)):
+                    outcome += " (stopped: the server is closing)"
+        except OSError:
+            # The client went away (or the server dropped the connection on close).
+            self.close_connection = True
+            outcome += " (the client went away)"
+        self.server.log_line(self.command, path, outcome)
+
+    def _send_head(self, answer: SandboxResponse) -> None:
         self.send_response(answer.status)
         for name, value in answer.headers.items():
             self.send_header(name, value)
-        if "content-length" not in (name.lower() for name in answer.headers):
+        names = {name.lower() for name in answer.headers}
+        if answer.stream is None and "content-length" not in names:
             self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(answer.body)
-        self.server.log_line(self.command, urlsplit(url).path, answer.status)
 
-    def _act_out(self, answer: SandboxResponse) -> None:
-        # Every socket-level fault is, for now, a connection dropped without an answer.
+    def _send_stream(self, chunks: Iterator[bytes], chunked: bool) -> bool:
+        """Send a streamed body; False when the server began closing before its end."""
+        for chunk in chunks:
+            if self.server.closing.is_set():
+                self.close_connection = True
+                return False
+            if not chunk:
+                continue  # an empty chunk would end a chunked body early
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+        return True
+
+    def _act_out(self, answer: SandboxResponse, path: str) -> None:
+        """Misbehave on the socket as ``answer.fault`` says, and log what was done."""
+        fault = answer.fault
+        if fault in ("reset", "reset-early"):
+            self._reset()
+            self.server.log_line(self.command, path, fault)
+        elif fault == "slow":
+            # Wait on the server's closing event, so that closing never waits for the fault.
+            if self.server.closing.wait(answer.delay):
+                self.close_connection = True
+                self.server.log_line(self.command, path, "slow (dropped: the server is closing)")
+            else:
+                self._send(answer, path, " slow")
+        elif fault == "truncated":
+            self.close_connection = True
+            try:
+                self._send_head(answer)
+                if self.command != "HEAD":
+                    self.wfile.write(answer.body[: len(answer.body) // 2])
+            except OSError:
+                pass  # the client left first: the answer is cut short either way
+            self.server.log_line(self.command, path, f"{answer.status} truncated")
+        else:
+            self.close_connection = True
+            self.server.log_line(self.command, path, "dropped")
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST and no answer: linger on, for 0 seconds."""
         self.close_connection = True
-        self.server.log_line(self.command, urlsplit(self.path).path, "dropped")
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # The buffered reader holds a reference that keeps the socket open: close it first.
+        # Closing here, before socketserver's shutdown(SHUT_WR), keeps a FIN from going first.
+        self.rfile.close()
+        self.connection.close()
 
     def _read_body(self) -> bytes:
         """The request body, by Content-Length or chunked; ValueError when unreadable."""
@@ -136,6 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
+
+
+def _is_chunked(headers: dict[str, str]) -> bool:
+    return any(
+        name.lower() == "transfer-encoding" and "chunked" in value.lower()
+        for name, value in headers.items()
+    )
 
 
 class SandboxServer:
@@ -186,6 +272,7 @@ class SandboxServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        server.closing.set()
         server.shutdown()
         server.drop_connections()
         server.server_close()

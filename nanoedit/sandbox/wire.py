@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -27,13 +27,27 @@ class SandboxRequest:
 
 @dataclass
 class SandboxResponse:
-    """One answer. ``fault`` names a socket-level misbehaviour for the adapter to act out
-    instead of sending the answer normally (None: send it as is)."""
+    """One answer, as the adapter (a socket server, or an httpx transport in memory) is to
+    send it."""
 
     status: int
     headers: dict[str, str]
     body: bytes
     fault: str | None = None
+    """A socket-level misbehaviour to act out instead of sending the answer as is (None: send
+    it as is). ``reset`` and ``reset-early``: a TCP reset and no answer; ``slow``: silence for
+    ``delay`` seconds, then the answer; ``truncated``: the status, the headers and about half
+    the body, then the connection closed. Any other name: the connection closed unanswered."""
+    delay: float = 0.0
+    """Seconds of silence before the answer (fault ``slow``)."""
+    stream: Iterator[bytes] | None = None
+    """A body too big to hold, sent chunk by chunk as it is made instead of ``body``; it goes
+    out chunked when the headers carry ``Transfer-Encoding: chunked``."""
+
+
+def socket_fault(name: str) -> SandboxResponse:
+    """An answer that is no answer: the adapter acts out the socket fault ``name`` instead."""
+    return SandboxResponse(0, {}, b"", fault=name)
 
 
 class RedactedHeaders(dict[str, str]):
@@ -66,10 +80,14 @@ class ReceivedRequest:
     """Why the body could not be read as the JSON or multipart it claimed to be."""
     body: bytes = field(default=b"", repr=False)
     """The raw body, for tests that compare a request byte for byte."""
+    body_read: bool = True
+    """False when the connection was reset before the body was read (fault ``reset-early``):
+    the body and what is parsed from it are then left empty."""
 
 
-def record(request: SandboxRequest) -> ReceivedRequest:
-    """Parse a request's URL and body into the record kept of it."""
+def record(request: SandboxRequest, *, body_read: bool = True) -> ReceivedRequest:
+    """Parse a request's URL and body into the record kept of it. With ``body_read`` False
+    the body is left out, as the server never read it."""
     parts = urlsplit(request.url)
     headers = RedactedHeaders({name.lower(): value for name, value in request.headers.items()})
     received = ReceivedRequest(
@@ -77,8 +95,11 @@ def record(request: SandboxRequest) -> ReceivedRequest:
         path=parts.path or "/",
         query=dict(parse_qsl(parts.query, keep_blank_values=True)),
         headers=headers,
-        body=request.body,
+        body=request.body if body_read else b"",
+        body_read=body_read,
     )
+    if not body_read:
+        return received
     content_type = headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
         try:
@@ -116,12 +137,35 @@ def not_found() -> SandboxResponse:
     return text_response(404, "404 page not found")
 
 
-def proxy_502_page() -> SandboxResponse:
-    """The HTML page an nginx in front of a server sends when the server behind it fails."""
+# nginx's own words for the statuses it answers with a page of its own.
+NGINX_REASONS = {
+    408: "Request Time-out",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
+
+
+def proxy_page(status: int) -> SandboxResponse:
+    """The HTML page an nginx in front of a server sends with ``status`` (one of
+    ``NGINX_REASONS``): when the server behind it fails, is slow, or a rate limit trips."""
+    title = f"{status} {NGINX_REASONS[status]}"
     return text_response(
-        502,
-        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-        "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        status,
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
         "</body>\r\n</html>\r\n",
         "text/html",
     )
+
+
+def proxy_502_page() -> SandboxResponse:
+    """The HTML page an nginx in front of a server sends when the server behind it fails."""
+    return proxy_page(502)
+
+
+def empty_response(status: int) -> SandboxResponse:
+    """A bare status with no body and no type, as a load balancer may send it."""
+    return SandboxResponse(status, {}, b"")

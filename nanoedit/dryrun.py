@@ -1,0 +1,72 @@
+"""``--dry-run``: every request a run would send, printed as a runnable curl command.
+
+Nothing is sent and no key command is run: the key shows masked (or as the ``$(command)``
+that prints it), so the output can be pasted into a ticket.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from typing import IO
+
+from nanoedit.backends.base import PlannedRequest
+from nanoedit.config import BackendSettings, Settings, mask_secret
+from nanoedit.jobs import Job
+from nanoedit.runner import Events, JobOutcome, Runner
+
+
+def shown_key(settings: BackendSettings) -> str:
+    """The key as a dry run shows it: masked, or the command that prints it."""
+    if settings.api_key:
+        return mask_secret(settings.api_key)
+    if settings.api_key_cmd:
+        return f"$({settings.api_key_cmd})"
+    return "KEY"
+
+
+def curl_command(request: PlannedRequest, key: str) -> str:
+    """One request as a curl command line; ``{key}`` in a header becomes ``key``."""
+    words = ["curl", "-sS", "-X", request.method, request.url]
+    for name, value in request.headers.items():
+        words += ["-H", f"{name}: {value.replace('{key}', key)}"]
+    parts = [" ".join(shlex.quote(word) for word in words)]
+    for name, value in request.fields:
+        # --form-string: a prompt starting with @ or < is text, not a file to read.
+        parts.append(f"--form-string {shlex.quote(f'{name}={value}')}")
+    for name, location, _mime in request.files:
+        if location.lower().startswith(("http://", "https://")):
+            filename = location.rsplit("/", 1)[-1].split("?", 1)[0] or "image"
+            # bash process substitution: the URL is fetched and sent as a file, as nanoedit does.
+            fetch = f"curl -sSL {shlex.quote(location)}"
+            parts.append(
+                f"-F {shlex.quote(name)}=@<({fetch}){shlex.quote(f';filename={filename}')}"
+            )
+        else:
+            parts.append(f"-F {shlex.quote(f'{name}=@{location}')}")
+    if request.json is not None:
+        parts.append("-H 'Content-Type: application/json'")
+        parts.append(f"-d {shlex.quote(json.dumps(request.json, ensure_ascii=False))}")
+    return " \\\n  ".join(parts)
+
+
+def print_plan(
+    runner: Runner, jobs: Sequence[Job], settings: Settings, out: IO[str], events: Events
+) -> list[JobOutcome]:
+    """Check the jobs as a real run would, and print the requests of each good one."""
+    outcomes = runner.select(jobs)
+    for outcome in outcomes:
+        if outcome.error is not None or outcome.skipped:
+            events.job_finished(outcome)
+            continue
+        assert outcome.backend is not None
+        key = shown_key(settings.backend_settings(outcome.backend))
+        names = ", ".join(outcome.stems) if outcome.job.output is None else str(outcome.job.output)
+        out.write(f"# {outcome.job.label} -> {names} ({outcome.backend}, {outcome.model})\n")
+        for request in runner.plan(outcome):
+            out.write(curl_command(request, key) + "\n")
+            if request.note:
+                out.write(f"# {request.note}\n")
+    out.flush()
+    return outcomes

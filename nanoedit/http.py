@@ -1,0 +1,350 @@
+"""HTTP for a run: the shared client, the retry policy, and each job's time budget.
+
+Retrying is where money is lost: a paid request that reached the model and is sent again may
+be charged twice. So a request is sent again only when the server said it did not do it (408,
+429, 5xx) or when the failure came before the whole request body left this machine; a drop
+or a timeout after that is retried only for safe requests (polls, downloads) or with
+``--retry-unsafe``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from nanoedit import __version__
+from nanoedit.errors import NanoeditError, NetworkError
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# A server that accepts no connection in this long is down; no reason to wait for a render.
+CONNECT_TIMEOUT = 10.0
+# One synchronous 4K edit can take minutes before its first byte; the job's own budget
+# (--timeout) is what really bounds it.
+READ_TIMEOUT = 300.0
+# The longest single wait, whatever Retry-After asks for and however many attempts failed.
+MAX_RETRY_WAIT = 60.0
+MAX_BACKOFF = 30.0
+
+
+class Interrupted(Exception):
+    """The run was cancelled (Ctrl-C) while a job was waiting or sending."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to send a request again."""
+
+    retries: int = 3
+    backoff: float = 1.0
+    retry_unsafe: bool = False
+
+
+def backoff_delay(attempt: int, base: float, jitter: float) -> float:
+    """The wait before retry ``attempt`` (0-based): ``base * 2**attempt``, capped, less up to
+    a quarter at random (``jitter`` in [0, 1)) so many clients do not retry in step."""
+    return min(base * 2.0**attempt, MAX_BACKOFF) * (1 - 0.25 * jitter)
+
+
+def retry_after(headers: httpx.Headers, now: datetime) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds or as an HTTP date; None if absent
+    or unreadable."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class Deadline:
+    """A job's whole time budget (``--timeout``): every request and wait of the job fits in it."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.started = clock()
+
+    def elapsed(self) -> float:
+        """Seconds since the job started."""
+        return self.clock() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left, never below zero."""
+        return max(0.0, self.seconds - self.elapsed())
+
+    def timeout(self) -> httpx.Timeout:
+        """The timeouts of one request: short to connect, and never past the budget."""
+        left = max(self.remaining(), 0.001)
+        return httpx.Timeout(min(READ_TIMEOUT, left), connect=min(CONNECT_TIMEOUT, left))
+
+    def exceeded(self, where: str, what: str) -> NetworkError:
+        """The error of a job that ran out of time."""
+        return NetworkError(
+            f"{what} on {where} did not finish within the job's time limit of "
+            f"{self.seconds:g} s ({self.elapsed():.1f} s elapsed); raise it with --timeout"
+        )
+
+
+def make_client(
+    transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 10
+) -> httpx.Client:
+    """One HTTP client for the whole run, so every job shares one connection pool."""
+    return httpx.Client(
+        transport=transport,
+        proxy=proxy if transport is None else None,
+        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+        limits=httpx.Limits(max_connections=max(pool, 10), max_keepalive_connections=max(pool, 10)),
+        # API answers are never followed: a redirect could carry the key to another host.
+        # Downloads follow redirects explicitly, and carry no key.
+        follow_redirects=False,
+        headers={"User-Agent": f"nanoedit/{__version__}"},
+    )
+
+
+@dataclass
+class _BodyTrace:
+    """What httpcore reports of a request's journey: did the whole body leave?"""
+
+    events: list[str] = field(default_factory=list)
+
+    def __call__(self, name: str, info: dict[str, Any]) -> None:
+        self.events.append(name)
+
+    @property
+    def body_sent(self) -> bool | None:
+        """True when the body was sent whole, False when it was not, None when unknown
+        (a transport that does not report, like the in-process sandbox)."""
+        if not self.events:
+            return None
+        return any(name.endswith("send_request_body.complete") for name in self.events)
+
+
+def _never_sent(exc: httpx.TransportError, trace: _BodyTrace) -> bool:
+    """Whether a failed request certainly never reached the server whole."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return True
+    return trace.body_sent is False
+
+
+class JobHttp:
+    """One job's view of the network: the shared client, its retry policy and time budget.
+
+    ``notify`` hears about every retry (for the progress display); ``sleep`` waits and raises
+    :class:`Interrupted` when the run is cancelled.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        policy: RetryPolicy,
+        deadline: Deadline,
+        *,
+        notify: Callable[[str], None] = lambda text: None,
+        cancel: threading.Event | None = None,
+        jitter: Callable[[], float] = random.random,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleeper: Callable[[float], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.deadline = deadline
+        self.notify = notify
+        self.cancel = cancel or threading.Event()
+        self.jitter = jitter
+        self.now = now
+        self.sleeper = sleeper
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, unless the run is cancelled meanwhile (``sleeper`` replaces the wait in tests)."""
+        if self.sleeper is not None:
+            self.sleeper(max(0.0, seconds))
+        elif self.cancel.wait(max(0.0, seconds)):
+            raise Interrupted
+
+    def send(
+        self,
+        request: httpx.Request,
+        *,
+        where: str,
+        what: str,
+        paid: bool,
+        permanent: Callable[[httpx.Response], bool] = lambda response: False,
+    ) -> httpx.Response:
+        """Send a request and read its whole answer, retrying as the policy allows.
+
+        The last answer is returned whatever its status, for the backend to explain;
+        ``permanent`` tells a retryable status that no retry can fix (an unknown model).
+        """
+
+        def read(response: httpx.Response) -> httpx.Response:
+            response.read()
+            return response
+
+        return self.stream(request, read, where=where, what=what, paid=paid, permanent=permanent)
+
+    def stream(
+        self,
+        request: httpx.Request,
+        consume: Callable[[httpx.Response], T],
+        *,
+        where: str,
+        what: str,
+        paid: bool,
+        follow_redirects: bool = False,
+        permanent: Callable[[httpx.Response], bool] = lambda response: False,
+    ) -> T:
+        """Send a request and hand its streamed answer to ``consume``, retrying as allowed.
+
+        A retryable status is retried without calling ``consume`` while attempts remain; a
+        connection that breaks while ``consume`` reads the body is retried like any other
+        transport failure. ``paid`` requests are not sent again after their body left.
+        """
+        attempt = 0
+        while True:
+            if self.cancel.is_set():
+                raise Interrupted
+            if self.deadline.remaining() <= 0:
+                raise self.deadline.exceeded(where, what)
+            trace = _BodyTrace()
+            request.extensions = {
+                **request.extensions,
+                "timeout": self.deadline.timeout().as_dict(),
+                "trace": trace,
+            }
+            try:
+                response = self.client.send(request, stream=True, follow_redirects=follow_redirects)
+                try:
+                    if (
+                        response.status_code in RETRY_STATUSES
+                        and attempt < self.policy.retries
+                        and not permanent(response)
+                    ):
+                        wait = retry_after(response.headers, self.now())
+                        reason = f"HTTP {response.status_code}"
+                    else:
+                        return consume(response)
+                finally:
+                    response.close()
+            except httpx.TransportError as exc:
+                if self.cancel.is_set():
+                    raise Interrupted from None
+                failure = self._transport_failure(exc, trace, where, what, paid, attempt)
+                if failure is not None:
+                    raise failure from None
+                wait, reason = None, _describe(exc)
+            attempt += 1
+            delay = backoff_delay(attempt - 1, self.policy.backoff, self.jitter())
+            if wait is not None:
+                delay = wait
+            delay = min(delay, MAX_RETRY_WAIT)
+            if delay >= self.deadline.remaining():
+                raise NetworkError(
+                    f"{what} on {where} failed ({reason}) and a retry in {delay:.0f} s would "
+                    f"pass the job's time limit of {self.deadline.seconds:g} s "
+                    f"({self.deadline.elapsed():.1f} s elapsed); try again later or raise --timeout"
+                )
+            self.notify(
+                f"{what} on {where}: {reason}; retry {attempt} of {self.policy.retries} "
+                f"in {delay:.1f} s"
+            )
+            self.sleep(delay)
+
+    def _transport_failure(
+        self,
+        exc: httpx.TransportError,
+        trace: _BodyTrace,
+        where: str,
+        what: str,
+        paid: bool,
+        attempt: int,
+    ) -> NanoeditError | None:
+        """The error to give up with, or None to retry."""
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        if timed_out and self.deadline.remaining() <= 0.01:
+            return self.deadline.exceeded(where, what)
+        if paid and not self.policy.retry_unsafe and not _never_sent(exc, trace):
+            return NetworkError(
+                f"{what} on {where} failed after the request was sent ({_describe(exc)}, "
+                f"{self.deadline.elapsed():.1f} s elapsed); it may have reached the model, so "
+                "nanoedit did not send it again (a second request could be charged twice); "
+                "check your account, then run again, or pass --retry-unsafe to allow resending"
+            )
+        if attempt >= self.policy.retries:
+            tries = f"{attempt + 1} attempts" if attempt else "1 attempt"
+            return NetworkError(
+                f"{what} on {where} failed after {tries} ({_describe(exc)}, "
+                f"{self.deadline.elapsed():.1f} s elapsed); check the address and network, "
+                "or try again later"
+            )
+        return None
+
+
+class CountingStream(httpx.SyncByteStream):
+    """A request body that reports how much of it has been sent; it can be sent again."""
+
+    piece = 64 * 1024
+
+    def __init__(
+        self, inner: Iterable[bytes], total: int, report: Callable[[int, int], None]
+    ) -> None:
+        self.inner = inner
+        self.total = total
+        self.report = report
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        for chunk in self.inner:
+            # Multipart bodies hand over each file as one chunk: cut it up so progress moves.
+            view = memoryview(chunk)
+            for start in range(0, len(view), self.piece):
+                piece = bytes(view[start : start + self.piece])
+                yield piece
+                sent += len(piece)
+                self.report(sent, self.total)
+
+
+def with_upload_progress(
+    request: httpx.Request, report: Callable[[int, int], None]
+) -> httpx.Request:
+    """The same request, whose body reports its progress as it is sent."""
+    total = int(request.headers.get("content-length", "0") or 0)
+    assert isinstance(request.stream, Iterable)
+    return httpx.Request(
+        request.method,
+        request.url,
+        headers=request.headers,
+        stream=CountingStream(request.stream, total, report),
+        extensions=request.extensions,
+    )
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    """A transport failure in a few words."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "no connection within the connect timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {exc}" if str(exc) else "cannot connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the connection broke: {exc}" if str(exc) else "the connection broke"
+    text = str(exc) or type(exc).__name__
+    return f"the connection failed: {text}"
