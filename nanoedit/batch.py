@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,9 @@ INPUT_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
 )
 GLOB_CHARS = frozenset("*?[")
+# nanoedit's own result names (cat-edit.png, cat-edit-2.jpg): a folder or glob that is edited
+# twice would otherwise pick up the first run's results as new inputs.
+RESULT_NAME = re.compile(r".-edit(-\d+)?$")
 JOB_FILE_KEYS = frozenset({"input", "prompt", "ratio", "size", "ref", "output", "model"})
 
 
@@ -39,7 +43,11 @@ def _is_url(text: str) -> bool:
 
 def expand_inputs(arguments: Iterable[str], *, recursive: bool = False) -> list[str]:
     """Turn INPUT arguments into one input per job: URLs and files as given, globs (quoted,
-    so the shell left them alone) and folders expanded to their images, sorted."""
+    so the shell left them alone) and folders expanded to their images, sorted.
+
+    Expansion leaves out hidden files and nanoedit's own results (``*-edit.png``,
+    ``*-edit-2.jpg``); a file named on its own is always taken.
+    """
     inputs: list[str] = []
     for text in arguments:
         if _is_url(text) or os.path.isfile(text):
@@ -50,7 +58,7 @@ def expand_inputs(arguments: Iterable[str], *, recursive: bool = False) -> list[
             matches = sorted(
                 match
                 for match in glob.glob(text, recursive=recursive)
-                if os.path.isfile(match) and Path(match).suffix.lower() in INPUT_SUFFIXES
+                if os.path.isfile(match) and _is_input(Path(match))
             )
             if not matches:
                 raise InputError(f"no image file matches {text}; check the pattern")
@@ -66,13 +74,17 @@ def _folder_images(folder: Path, recursive: bool) -> list[str]:
         str(path)
         for path in found
         if path.is_file()
-        and path.suffix.lower() in INPUT_SUFFIXES
+        and _is_input(path)
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
     if not images:
         hint = "" if recursive else " (add --recursive to look in its subfolders)"
         raise InputError(f"the folder {folder} holds no images{hint}; pass image files")
     return images
+
+
+def _is_input(path: Path) -> bool:
+    return path.suffix.lower() in INPUT_SUFFIXES and not RESULT_NAME.search(path.stem)
 
 
 def read_job_file(

@@ -70,18 +70,27 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     # Locals in a traceback could hold an API key: never show them.
     pretty_exceptions_show_locals=False,
+    # Plain help: rich's formatter pulls in markdown-it and costs ~100 ms on every --help.
+    rich_markup_mode=None,
 )
 config_app = typer.Typer(
-    help="Show and change settings: backends, keys, defaults.", no_args_is_help=True
+    help="Show and change settings: backends, keys, defaults.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 sandbox_app = typer.Typer(
-    help="The built-in emulated API server: no key, no network, no cost.", no_args_is_help=True
+    help="The built-in emulated API server: no key, no network, no cost.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 
 PromptOpt = Annotated[
-    str, typer.Option("--prompt", "-p", help="What to do, in words.", show_default=False)
+    str,
+    typer.Option(
+        "--prompt", "-p", metavar="TEXT", help="What to do, in words.", show_default=False
+    ),
 ]
 RatioOpt = Annotated[
     Ratio | None,
@@ -96,6 +105,7 @@ SizeOpt = Annotated[
     typer.Option(
         "--size",
         case_sensitive=False,
+        metavar="1K|2K|4K",
         show_default=False,
         help="Resolution of the result, any case (3.x models).",
     ),
@@ -103,10 +113,16 @@ SizeOpt = Annotated[
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", help="Model id, passed to the server as given.", show_default=False
+        "--model",
+        "-m",
+        metavar="ID",
+        help="Model id, passed to the server as given.",
+        show_default=False,
     ),
 ]
-CountOpt = Annotated[int, typer.Option("--count", "-n", min=1, max=10, help="Images per job.")]
+CountOpt = Annotated[
+    int, typer.Option("--count", "-n", min=1, max=10, metavar="N", help="Images per job.")
+]
 BackendOpt = Annotated[
     BackendChoice | None,
     typer.Option(
@@ -121,13 +137,20 @@ SandboxOpt = Annotated[
 ]
 OutputOpt = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="File to write the one result to.", show_default=False),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="File to write the one result to.",
+        show_default=False,
+    ),
 ]
 OutDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--out-dir",
         "-d",
+        metavar="DIR",
         help="Folder for results (default: default.out_dir, or the current one).",
         show_default=False,
     ),
@@ -145,7 +168,15 @@ QuietOpt = Annotated[
 ]  # fmt: skip
 JobsOpt = Annotated[
     int,
-    typer.Option("--jobs", "-j", min=1, max=64, help="Jobs sent at once.", rich_help_panel="Batch"),
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        max=64,
+        metavar="N",
+        help="Jobs sent at once.",
+        rich_help_panel="Batch",
+    ),
 ]
 SkipOpt = Annotated[
     bool,
@@ -169,6 +200,7 @@ RetriesOpt = Annotated[
     int | None,
     typer.Option(
         "--retries",
+        metavar="N",
         min=0,
         max=20,
         show_default=False,
@@ -343,7 +375,8 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
                 outcomes = print_plan(runner, jobs, settings, sys.stdout, reporter)
             else:
                 outcomes = runner.run(jobs)
-        reporter.summary(outcomes)
+        if not flags.dry_run:
+            reporter.summary(outcomes)
     raise typer.Exit(exit_code_for(outcomes))
 
 
@@ -362,6 +395,7 @@ def edit(
         typer.Option(
             "--prompt",
             "-p",
+            metavar="TEXT",
             help="What to do, in words (required unless --from gives it).",
             show_default=False,
         ),
@@ -371,6 +405,7 @@ def edit(
         typer.Option(
             "--ref",
             "-r",
+            metavar="IMAGE",
             help="Reference image sent with every job (repeatable).",
             show_default=False,
         ),
@@ -501,7 +536,7 @@ def config_set(
     ],
 ) -> None:
     """Save a setting in the config file."""
-    from nanoedit.config import config_path, read_file, spec_for, write_file
+    from nanoedit.config import config_path, display_value, read_file, spec_for, write_file
 
     with _errors():
         spec = spec_for(key)
@@ -512,22 +547,22 @@ def config_set(
         values = read_file(path)
         values[key] = checked
         write_file(path, values)
-        shown = "(hidden)" if spec.secret else checked
+        shown = "(hidden)" if spec.secret else display_value(key, checked)
         typer.echo(f"set {key} = {shown} in {path}", err=True)
 
 
 @config_app.command("get")
 def config_get(key: KeyArg) -> None:
     """Print a setting's value as it applies now (keys masked). Exit 3 when unset."""
-    from nanoedit.config import config_path, mask_secret, read_file, resolve_key, spec_for
+    from nanoedit.config import config_path, display_value, read_file, resolve_key, spec_for
 
     with _errors():
-        spec = spec_for(key)
+        spec_for(key)
         resolved = resolve_key(key, read_file(config_path(os.environ)), os.environ)
         if resolved.value is None:
             typer.echo(f"{key} is not set; set it with: nanoedit config set {key} VALUE", err=True)
             raise typer.Exit(ExitCode.CONFIG)
-        typer.echo(mask_secret(resolved.value) if spec.secret else resolved.value)
+        typer.echo(display_value(key, resolved.value))
 
 
 @config_app.command("unset")
@@ -549,7 +584,7 @@ def config_unset(key: KeyArg) -> None:
 @config_app.command("list")
 def config_list() -> None:
     """Every setting with its value (keys masked) and where it comes from."""
-    from nanoedit.config import KEYS, config_path, mask_secret, read_file, resolve_key
+    from nanoedit.config import KEYS, config_path, display_value, read_file, resolve_key
 
     with _errors():
         values = read_file(config_path(os.environ))
@@ -558,9 +593,56 @@ def config_list() -> None:
             if resolved.value is None:
                 typer.echo(f"{key} = (not set)")
                 continue
-            shown = mask_secret(resolved.value) if spec.secret else resolved.value
+            shown = display_value(key, resolved.value)
             source = spec.env if resolved.source == "env" else resolved.source
             typer.echo(f"{key} = {shown}  ({source})")
+
+
+@config_app.command("check")
+def config_check(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
+    sandbox: SandboxOpt = False,
+) -> None:
+    """Check each configured backend with one cheap request: ready, key rejected, unreachable.
+
+    Exit 0 when every configured backend is ready, 3 for a rejected key (or none configured),
+    5 for a wrong answer, 6 when a server cannot be reached.
+    """
+    from nanoedit.check import check_backends, check_exit_code
+    from nanoedit.config import Flags, load_settings, plain_http_warning
+    from nanoedit.report import error_console
+    from nanoedit.runner import client_for
+
+    with _errors(json_out):
+        settings = load_settings(os.environ, Flags(sandbox=sandbox))
+        console = error_console(sys.stderr)
+        warnings = [*settings.warnings]
+        warnings += [
+            warning
+            for name in ("openai", "duomi")
+            if (warning := plain_http_warning(settings.backend_settings(name)))
+        ]
+        for warning in warnings:
+            console.print(f"warning: {warning}", style="yellow")
+        with client_for(settings) as client:
+            results = check_backends(settings, client)
+        code = check_exit_code(results)
+        if json_out:
+            import json
+
+            payload = {
+                "ok": code == ExitCode.OK,
+                "exit_code": int(code),
+                "backends": [result.as_json() for result in results],
+            }
+            typer.echo(json.dumps(payload, ensure_ascii=False))
+        else:
+            width = max(len(result.backend) for result in results)
+            for result in results:
+                typer.echo(f"{result.backend:<{width}}  {result.status}  ({result.detail})")
+    raise typer.Exit(code)
 
 
 @config_app.command("path")

@@ -20,13 +20,13 @@ from nanoedit import __version__
 from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
 from nanoedit.backends.base import PlannedRequest, PreparedJob, ResultImage, host_of
 from nanoedit.batch import natural_stems
-from nanoedit.config import Settings
+from nanoedit.config import Settings, plain_http_warning
 from nanoedit.errors import ApiError, ExitCode, InputError, NanoeditError, UsageError
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
 from nanoedit.imageformat import describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
 from nanoedit.jobs import ImageSource, Job
-from nanoedit.models import expected_size, model_for
+from nanoedit.models import FLASH_MODELS, expected_size, model_for
 from nanoedit.save import (
     ImageFacts,
     PartFile,
@@ -175,6 +175,7 @@ class Runner:
                     outcome.job.options.model
                     or self.settings.backend_settings(outcome.backend).model,
                 )
+                check_size(outcome.model, outcome.job.options.size)
             except NanoeditError as exc:
                 outcome.error = exc
                 continue
@@ -223,6 +224,10 @@ class Runner:
     def run(self, jobs: Sequence[Job]) -> list[JobOutcome]:
         """Check every job first, then run the good ones concurrently; Ctrl-C stops them all."""
         outcomes = self.select(jobs)
+        for name in sorted({o.backend for o in outcomes if o.backend and o.error is None}):
+            warning = plain_http_warning(self.settings.backend_settings(name))
+            if warning:
+                self.events.warning(warning)
         self.events.run_started(len(outcomes))
         runnable = []
         for outcome in outcomes:
@@ -501,6 +506,15 @@ class ProgressFn(Protocol):
 
     def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
         """Report the job's current phase."""
+
+
+def check_size(model: str, size: str | None) -> None:
+    """Refuse a size the model cannot render, before a request is paid for."""
+    if model in FLASH_MODELS and size in ("2K", "4K"):
+        raise UsageError(
+            f"{model} renders 1K only, so --size {size} cannot be honoured; drop --size, or "
+            "choose a model that renders it (--model nano-banana-pro or nano-banana-2)"
+        )
 
 
 def _parent(path: Path) -> Path:

@@ -47,7 +47,18 @@ def test_edit_sends_exact_multipart_and_saves_the_image(served: Served, sample: 
 def test_multipart_body_byte_for_byte(served: Served, sample: Path) -> None:
     Path("hat.png").write_bytes(sample_image("hat.png")[0])
     result = run_cli(
-        ["edit", "cat.png", "--ref", "hat.png", "-p", "put the hat on the cat", "--size", "4k"],
+        [
+            "edit",
+            "cat.png",
+            "--ref",
+            "hat.png",
+            "-p",
+            "put the hat on the cat",
+            "--size",
+            "4k",
+            "--model",
+            "nano-banana-pro",
+        ],
         env=backend_env(served),
     )
     assert result.exit_code == 0, result.stderr
@@ -66,7 +77,7 @@ def test_multipart_body_byte_for_byte(served: Served, sample: Path) -> None:
         return b"--" + boundary + b"\r\n" + head + Path(path).read_bytes() + b"\r\n"
 
     expected = (
-        field("model", "nano-banana")
+        field("model", "nano-banana-pro")
         + field("prompt", "put the hat on the cat")
         + field("n", "1")
         + field("response_format", "url")

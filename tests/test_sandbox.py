@@ -7,7 +7,9 @@ shapes, statuses, sizes and bytes.
 from __future__ import annotations
 
 import base64
+import email.utils
 import io
+import json
 import re
 import signal
 import socket
@@ -15,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from nanoedit.sandbox import (
+    FAULT_KINDS,
     SAMPLE_NAMES,
     SANDBOX_BASE_URL,
     SANDBOX_KEY,
@@ -37,6 +41,7 @@ from nanoedit.sandbox import (
     UploadedFile,
     sample_image,
 )
+from nanoedit.sandbox.faults import retry_date
 
 KEY = "test-key"
 # Built once: loading the CA roots costs tens of milliseconds per client otherwise.
@@ -1043,6 +1048,12 @@ def test_faults_can_be_added_while_running(served: Served) -> None:
         ("poll:data-uri", "fault 'poll:data-uri': data-uri applies to submit, not poll"),
         ("500x0", "fault '500x0' repeats 0 times; use x1 or more"),
         ("5 00", "fault '5 00' is not of the form [phase:]name[xN]"),
+        ("submit:truncated", "fault 'submit:truncated': truncated applies to file, not submit"),
+        ("file:bad-json", "fault 'file:bad-json': bad-json applies to api, poll, submit, not file"),
+        ("poll:huge", "fault 'poll:huge': huge applies to file, not poll"),
+        ("api:huge-chunked", "fault 'api:huge-chunked': huge-chunked applies to file, not api"),
+        ("418-html", "unknown fault '418-html' in '418-html'; known: 408,"),
+        ("reset-latex2", "unknown fault 'reset-late' in 'reset-latex2'; known: 408,"),
     ],
 )
 def test_a_bad_fault_plan_names_the_token(spec: str, message: str) -> None:
@@ -1062,6 +1073,295 @@ def test_latency_is_slept_before_api_answers_only(serve: Callable[..., Served]) 
     served.client.get("/samples/cat.png")
     submit(served.client, path=GENERATE_PATH)
     assert slept == [1.5, 1.5]
+
+
+def test_the_new_fault_tokens_parse_with_their_default_phases() -> None:
+    sandbox = Sandbox(
+        faults="408,429-date,503-htmlx2,504-empty,reset,file:reset-early,poll:slow,bad-json,"
+        "truncated,huge,huge-chunked"
+    )
+    assert sandbox.pending_faults() == [
+        "api:408x1",
+        "api:429-datex1",
+        "api:503-htmlx2",
+        "api:504-emptyx1",
+        "api:resetx1",
+        "file:reset-earlyx1",
+        "poll:slowx1",
+        "api:bad-jsonx1",
+        "file:truncatedx1",
+        "file:hugex1",
+        "file:huge-chunkedx1",
+    ]
+    assert [name for name in FAULT_KINDS if not re.fullmatch(r"[a-z0-9-]+", name)] == []
+    for status in (408, 429, 500, 502, 503, 504):
+        assert {f"{status}", f"{status}-html", f"{status}-empty"} <= set(FAULT_KINDS)
+
+
+NGINX_TITLES = {
+    408: "408 Request Time-out",
+    429: "429 Too Many Requests",
+    500: "500 Internal Server Error",
+    502: "502 Bad Gateway",
+    503: "503 Service Temporarily Unavailable",
+    504: "504 Gateway Time-out",
+}
+
+
+def nginx_page(status: int) -> str:
+    title = NGINX_TITLES[status]
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_each_retryable_status_comes_as_an_nginx_page_and_empty(
+    serve: Callable[..., Served], status: int
+) -> None:
+    served = serve(faults=f"{status}-html,{status}-empty,file:{status}-html,file:{status}-empty")
+    # A result URL's host shows file faults whether or not the URL is good.
+    html, file_html = edit(served.client), served.client.get("/files/any.png")
+    empty = submit(served.client, image_urls=["https://a.example/b.png"])
+    file_empty = served.client.get("/files/any.png")
+    for response in (html, file_html):
+        assert response.status_code == status
+        assert response.headers["content-type"] == "text/html"
+        assert response.text == nginx_page(status)
+        assert "retry-after" not in response.headers
+    for response in (empty, file_empty):
+        assert response.status_code == status
+        assert response.headers["content-length"] == "0"
+        assert response.content == b""
+        assert "content-type" not in response.headers
+        assert "retry-after" not in response.headers
+    assert served.sandbox.pending_faults() == []
+
+
+def test_html502_is_502_html(serve: Callable[..., Served]) -> None:
+    served = serve(faults="html502,502-html")
+    assert [edit(served.client).text for _ in "ab"] == [nginx_page(502)] * 2
+
+
+def test_retry_after_dates_are_imf_fixdates_of_a_whole_second() -> None:
+    # The next whole second, plus 2: between 2 and 3 s ahead, as the date has no fractions.
+    assert retry_date(1_700_000_000.2) == "Tue, 14 Nov 2023 22:13:23 GMT"
+    assert retry_date(1_700_000_000.0) == "Tue, 14 Nov 2023 22:13:22 GMT"
+
+
+def test_429_date_sends_retry_after_as_an_http_date_2_s_ahead(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve(faults="429-date,429-date,file:429-date")
+    before = time.time()
+    openai = edit(served.client)
+    duomi = submit(served.client, image_urls=["https://a.example/b.png"])
+    download = served.client.get("/files/any.png")
+    after = time.time()
+    for response in (openai, duomi, download):
+        assert response.status_code == 429
+        value = response.headers["retry-after"]
+        assert re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", value)
+        moment = email.utils.parsedate_to_datetime(value).timestamp()
+        assert before + 2 - 0.01 <= moment <= after + 3
+    assert error_of(openai)["code"] == "rate_limit_exceeded"
+    assert duomi.json() == {"code": 429, "msg": "too many requests, please retry later"}
+    assert "<Code>SlowDown</Code>" in download.text
+
+
+def raw_exchange(served: Served, data: bytes) -> bytes:
+    """Send bytes on a fresh connection and return the first bytes that come back."""
+    host, _, port = served.base_url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=2) as sock:
+        sock.sendall(data)
+        return sock.recv(65536)
+
+
+def test_resets_are_tcp_resets_and_reset_early_reads_no_body(serve: Callable[..., Served]) -> None:
+    served = serve(faults="reset,reset-early")
+    with pytest.raises(ConnectionResetError):
+        raw_exchange(served, b"GET /v1/models HTTP/1.1\r\nHost: sandbox\r\n\r\n")
+    # The headers promise a body that never comes: the reset does not wait for it.
+    head = b"POST /v1/images/edits HTTP/1.1\r\nHost: sandbox\r\nContent-Length: 1000\r\n\r\n"
+    with pytest.raises(ConnectionResetError):
+        raw_exchange(served, head)
+    assert [(r.method, r.path, r.body_read) for r in served.sandbox.received] == [
+        ("GET", "/v1/models", True),
+        ("POST", "/v1/images/edits", False),
+    ]
+    assert served.log.getvalue() == "GET /v1/models reset\nPOST /v1/images/edits reset-early\n"
+
+
+def test_reset_reads_the_whole_request_then_resets(serve: Callable[..., Served]) -> None:
+    served = serve(faults="reset,file:reset")
+    with pytest.raises(httpx.ReadError, match=re.escape("Connection reset by peer")):
+        edit(served.client)
+    (received,) = served.sandbox.received
+    assert received.body_read
+    assert received.files == [UploadedFile("image", "cat.png", "image/png", CAT)]
+    url = only_url(edit(served.client))
+    with pytest.raises(httpx.ReadError, match=re.escape("Connection reset by peer")):
+        served.client.get(url)
+    assert served.client.get(url).status_code == 200
+    path = url.removeprefix(served.base_url).partition("?")[0]
+    assert served.log.getvalue().splitlines() == [
+        "POST /v1/images/edits reset",
+        "POST /v1/images/edits 200",
+        f"GET {path} reset",
+        f"GET {path} 200",
+    ]
+
+
+def test_reset_early_fails_a_large_upload_midway(serve: Callable[..., Served]) -> None:
+    served = serve(faults="reset-early,poll:reset-early")
+    # More than the sockets' buffers hold, so the reset comes while the body is on its way.
+    upload = bytes(16 * 1024 * 1024)
+    events: list[str] = []
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
+        served.client.post(
+            "/v1/images/edits",
+            headers=bearer(),
+            content=upload,
+            extensions={"trace": lambda name, info: events.append(name)},
+        )
+    assert str(caught.value) == "Server disconnected without sending a response."
+    assert "http11.send_request_body.failed" in events
+    assert "http11.send_request_body.complete" not in events
+    (received,) = served.sandbox.received
+    assert (received.path, received.body_read, received.body) == ("/v1/images/edits", False, b"")
+    assert received.headers["content-length"] == str(len(upload))
+    # With no body to send, the client is already waiting for the answer when the reset comes.
+    with pytest.raises(httpx.ReadError, match=re.escape("Connection reset by peer")):
+        served.client.get(f"/api/gemini/nano-banana/{'0' * 32}", headers=RAW)
+    assert served.client.get("/v1/models", headers=bearer()).status_code == 200
+
+
+def wait_for_line(served: Served, line: str) -> None:
+    """Wait (up to 2 s) for a line a handler thread logs after the client has moved on."""
+    deadline = time.monotonic() + 2
+    while f"{line}\n" not in served.log.getvalue():
+        assert time.monotonic() < deadline, served.log.getvalue()
+        time.sleep(0.01)
+
+
+def test_slow_times_a_client_out_and_never_holds_up_the_server(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve(faults="slow")
+    assert served.sandbox.slow_seconds == 30.0
+    timed_out: list[float] = []
+
+    def patient_for_half_a_second() -> None:
+        timeout = httpx.Timeout(10, read=0.5)
+        with httpx.Client(base_url=served.base_url, timeout=timeout) as client:
+            start = time.monotonic()
+            with pytest.raises(httpx.ReadTimeout):
+                client.get("/v1/models", headers=bearer())
+            timed_out.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=patient_for_half_a_second)
+    thread.start()
+    deadline = time.monotonic() + 2
+    while served.sandbox.pending_faults():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # While one request is kept waiting, others are answered: no lock is held meanwhile.
+    assert served.client.get("/v1/models", headers=bearer()).status_code == 200
+    thread.join()
+    assert len(timed_out) == 1 and 0.5 <= timed_out[0] < 5
+    start = time.monotonic()
+    served.server.close()
+    assert time.monotonic() - start < 1
+    wait_for_line(served, "GET /v1/models slow (dropped: the server is closing)")
+
+
+def test_slow_answers_normally_after_its_silence(serve: Callable[..., Served]) -> None:
+    served = serve(faults="slow", slow_seconds=0.2)
+    start = time.monotonic()
+    response = served.client.get("/v1/models", headers=bearer())
+    assert time.monotonic() - start >= 0.2
+    assert response.status_code == 200
+    assert response.json()["data"][0]["id"] == "nano-banana"
+    assert served.log.getvalue() == "GET /v1/models 200 slow\n"
+
+
+def test_bad_json_is_the_first_half_of_a_real_answer(serve: Callable[..., Served]) -> None:
+    served = serve(clock=FakeClock(), faults="bad-json")
+    cut = edit(served.client, response_format="b64_json")
+    whole = edit(served.client, response_format="b64_json")
+    assert whole.status_code == 200
+    assert (cut.status_code, cut.headers["content-type"]) == (
+        200,
+        "application/json; charset=utf-8",
+    )
+    assert cut.headers["content-length"] == str(len(whole.content) // 2)
+    assert cut.content == whole.content[: len(whole.content) // 2]
+    with pytest.raises(json.JSONDecodeError):
+        cut.json()
+    task_id = task_of(submit(served.client, path=GENERATE_PATH))
+    served.sandbox.add_faults("poll:bad-json")
+    poll_path = f"/api/gemini/nano-banana/{task_id}"
+    cut = served.client.get(poll_path, headers=RAW)
+    whole = served.client.get(poll_path, headers=RAW)
+    assert cut.status_code == 200
+    assert cut.content == whole.content[: len(whole.content) // 2]
+
+
+def test_truncated_sends_half_the_file_and_closes(serve: Callable[..., Served]) -> None:
+    served = serve(faults="truncated")
+    url = only_url(edit(served.client))
+    # A download refused for its signature has no file to cut, so the fault waits.
+    assert served.client.get(url.partition("?")[0]).status_code == 403
+    with served.client.stream("GET", url) as response:
+        assert response.status_code == 200
+        size = int(response.headers["content-length"])
+        with pytest.raises(httpx.RemoteProtocolError) as caught:
+            response.read()
+    assert str(caught.value) == (
+        "peer closed connection without sending complete message body "
+        f"(received {size // 2} bytes, expected {size})"
+    )
+    assert len(served.client.get(url).content) == size
+    path = url.removeprefix(served.base_url).partition("?")[0]
+    assert served.log.getvalue().splitlines()[-2:] == [
+        f"GET {path} 200 truncated",
+        f"GET {path} 200",
+    ]
+    assert "sig=" not in served.log.getvalue()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_huge_streams_a_png_signature_and_zeros(
+    serve: Callable[..., Served], chunked: bool
+) -> None:
+    served = serve(faults="huge-chunked" if chunked else "huge", huge_bytes=1_000_000)
+    with served.client.stream("GET", "/files/any.png") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/png"
+        if chunked:
+            assert response.headers["transfer-encoding"] == "chunked"
+            assert "content-length" not in response.headers
+        else:
+            assert response.headers["content-length"] == "1000000"
+        data = response.read()
+    assert data == b"\x89PNG\r\n\x1a\n" + bytes(1_000_000 - 8)
+
+
+def test_huge_is_256_mib_by_default_and_stops_when_the_client_goes(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve(faults="huge")
+    with served.client.stream("GET", "/files/any.png") as response:
+        assert response.headers["content-length"] == str(256 * 1024 * 1024)
+        read = 0
+        for chunk in response.iter_raw():
+            read += len(chunk)
+            if read >= 3 * 64 * 1024:
+                break
+    wait_for_line(served, "GET /files/any.png 200 (the client went away)")
+    assert served.client.get("/samples/cat.png").status_code == 200
 
 
 # --- in process ----------------------------------------------------------------------------
@@ -1147,6 +1447,81 @@ def test_a_socket_fault_drops_the_connection(serve: Callable[..., Served]) -> No
         pytest.raises(httpx.RemoteProtocolError),
     ):
         client.get("/samples/cat.png")
+
+
+def traced(events: list[str]) -> dict[str, Any]:
+    return {"trace": lambda name, info: events.append(name)}
+
+
+def test_in_process_resets_raise_what_a_socket_client_sees() -> None:
+    sandbox = Sandbox(faults="reset,reset-early,reset-early")
+    with httpx.Client(transport=SandboxTransport(sandbox), base_url=SANDBOX_BASE_URL) as client:
+        events: list[str] = []
+        with pytest.raises(httpx.ReadError) as reset:
+            client.post("/v1/images/generations", json={}, extensions=traced(events))
+        assert str(reset.value) == "[Errno 104] Connection reset by peer"
+        assert "http11.send_request_body.complete" in events
+        with pytest.raises(httpx.ReadError):
+            client.get("/v1/models")
+        events.clear()
+        with pytest.raises(httpx.RemoteProtocolError) as early:
+            client.post(
+                "/v1/images/edits", content=bytes(5 * 1024 * 1024), extensions=traced(events)
+            )
+        assert str(early.value) == "Server disconnected without sending a response."
+        assert "http11.send_request_body.failed" in events
+        assert "http11.send_request_body.complete" not in events
+    assert [(r.path, r.body_read, len(r.body)) for r in sandbox.received] == [
+        ("/v1/images/generations", True, 2),
+        ("/v1/models", False, 0),
+        ("/v1/images/edits", False, 0),
+    ]
+
+
+def test_in_process_slow_waits_or_times_out_by_the_read_timeout() -> None:
+    slept: list[float] = []
+    sandbox = Sandbox(faults="slow,slow")
+    transport = SandboxTransport(sandbox, sleep=slept.append)
+    timeout = httpx.Timeout(10, read=0.5)
+    with httpx.Client(transport=transport, base_url=SANDBOX_BASE_URL, timeout=timeout) as client:
+        with pytest.raises(httpx.ReadTimeout, match=r"^timed out$"):
+            client.get("/v1/models", headers=bearer())
+        assert slept == [0.5]
+        response = client.get("/v1/models", headers=bearer(), timeout=None)
+        assert response.status_code == 200
+        assert slept == [0.5, 30.0]
+
+
+def test_in_process_truncated_breaks_off_halfway(in_process: tuple[Sandbox, httpx.Client]) -> None:
+    sandbox, client = in_process
+    url = only_url(edit(client))
+    size = len(client.get(url).content)
+    sandbox.add_faults("truncated")
+    with client.stream("GET", url) as response:
+        assert response.status_code == 200
+        assert response.headers["content-length"] == str(size)
+        with pytest.raises(httpx.RemoteProtocolError) as caught:
+            response.read()
+    assert str(caught.value) == (
+        "peer closed connection without sending complete message body "
+        f"(received {size // 2} bytes, expected {size})"
+    )
+
+
+def test_in_process_huge_streams_without_holding_the_body(
+    in_process: tuple[Sandbox, httpx.Client],
+) -> None:
+    sandbox, client = in_process
+    sandbox.add_faults("huge,huge-chunked")
+    with client.stream("GET", "/files/any.png") as response:
+        assert response.headers["content-length"] == str(256 * 1024 * 1024)
+        chunks = iter(response.iter_raw())
+        first, second = next(chunks), next(chunks)
+    assert (len(first), len(second)) == (64 * 1024, 64 * 1024)
+    assert first.startswith(b"\x89PNG\r\n\x1a\n")
+    with client.stream("GET", "/files/any.png") as response:
+        assert response.headers["transfer-encoding"] == "chunked"
+        assert "content-length" not in response.headers
 
 
 # --- the server ----------------------------------------------------------------------------

@@ -168,8 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Misbehave on the socket as ``answer.fault`` says, and log what was done."""
         fault = answer.fault
         if fault in ("reset", "reset-early"):
-            self._reset()
+            # Logged first, so the line is there by the time the client sees the reset.
             self.server.log_line(self.command, path, fault)
+            self._reset()
         elif fault == "slow":
             # Wait on the server's closing event, so that closing never waits for the fault.
             if self.server.closing.wait(answer.delay):
