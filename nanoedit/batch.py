@@ -104,7 +104,7 @@ def read_job_file(
         where = f"{path} line {number}"
         try:
             if line.startswith("{"):
-                jobs.append(_job_from_object(_load_object(line, where), options, refs, output))
+                jobs.append(_job_from_object(_load_object(line), options, refs, output))
             else:
                 jobs.extend(build_edit_jobs([line], list(refs), options, output))
         except (InputError, UsageError) as exc:
@@ -114,13 +114,13 @@ def read_job_file(
     return jobs
 
 
-def _load_object(line: str, where: str) -> dict[str, Any]:
+def _load_object(line: str) -> dict[str, Any]:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{where} is not valid JSON ({exc.msg}); fix the line") from None
+        raise UsageError(f"not valid JSON ({exc.msg}); fix the line") from None
     if not isinstance(value, dict):
-        raise UsageError(f"{where} is not a JSON object")
+        raise UsageError("not a JSON object; give one object or one path per line")
     unknown = sorted(set(value) - JOB_FILE_KEYS)
     if unknown:
         raise UsageError(

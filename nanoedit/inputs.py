@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from nanoedit.errors import InputError
@@ -77,12 +80,32 @@ def check_image(source: ImageSource, data: bytes) -> InputImage:
     )
 
 
+@contextmanager
+def no_bombs(where: str) -> Iterator[None]:
+    """Refuse an image whose pixel count is past Pillow's decompression-bomb limit.
+
+    Pillow only warns between the limit and twice the limit; a file that small on disk and
+    that large in memory is never a photo, so both are refused.
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(
+            f"{where} claims to be larger than {Image.MAX_IMAGE_PIXELS} pixels, so it looks "
+            f"like a decompression bomb ({exc.__class__.__name__}); pass a real image"
+        ) from None
+
+
 def _verify(where: str, data: bytes, fmt: str) -> None:
     """Decode the header and structure so a broken file fails here, not on a paid request."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with no_bombs(where), Image.open(io.BytesIO(data)) as image:
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
@@ -95,7 +118,7 @@ def _to_png(where: str, data: bytes, fmt: str) -> bytes:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with no_bombs(where), Image.open(io.BytesIO(data)) as image:
             image.seek(0)
             out = io.BytesIO()
             image.save(out, format="PNG")

@@ -182,6 +182,10 @@ class Runner:
             if self.options.skip_existing and self._exists(outcome):
                 outcome.skipped = True
         self._reserve(outcomes, every_stem)
+        for name in sorted({o.backend for o in outcomes if o.backend and o.error is None}):
+            warning = plain_http_warning(self.settings.backend_settings(name))
+            if warning:
+                self.events.warning(warning)
         return outcomes
 
     def check(self, job: Job) -> str:
@@ -224,10 +228,6 @@ class Runner:
     def run(self, jobs: Sequence[Job]) -> list[JobOutcome]:
         """Check every job first, then run the good ones concurrently; Ctrl-C stops them all."""
         outcomes = self.select(jobs)
-        for name in sorted({o.backend for o in outcomes if o.backend and o.error is None}):
-            warning = plain_http_warning(self.settings.backend_settings(name))
-            if warning:
-                self.events.warning(warning)
         self.events.run_started(len(outcomes))
         runnable = []
         for outcome in outcomes:
@@ -354,31 +354,32 @@ class Runner:
         job = outcome.job
         where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
         folder = self.settings.out_dir if job.output is None else _parent(job.output)
-        if result.url is not None:
-            part = self.download(result.url, folder, where, http, progress)
-        else:
-            assert result.data is not None
-            progress("saving")
-            part = write_part(folder, [result.data], where)
         try:
-            facts = inspect_image(part.path, where)
-            part = self._with_provenance(part, facts, outcome, prepared, folder, where)
-            facts = replace(facts, size=part.size)
-            if job.output is not None:
-                saved, note = place_as(part.path, facts, job.output, self.options.overwrite)
-                if note:
-                    self.events.warning(note)
+            if result.url is not None:
+                part = self.download(result.url, folder, where, http, progress)
             else:
-                stem = outcome.stems[number - 1] if number <= len(outcome.stems) else job.stem
-                others = frozenset(outcome.stems) - {stem}
-                saved = place_new(part.path, facts, folder, stem, avoid=others)
-        except NanoeditError as exc:
-            if result.url is not None and not isinstance(exc, ApiError):
+                assert result.data is not None
+                progress("saving")
+                part = write_part(folder, [result.data], where)
+            try:
+                facts = inspect_image(part.path, where)
+                part = self._with_provenance(part, facts, outcome, prepared, folder, where)
+                facts = replace(facts, size=part.size)
+                if job.output is not None:
+                    saved, note = place_as(part.path, facts, job.output, self.options.overwrite)
+                    if note:
+                        self.events.warning(note)
+                else:
+                    stem = outcome.stems[number - 1] if number <= len(outcome.stems) else job.stem
+                    others = frozenset(outcome.stems) - {stem}
+                    saved = place_new(part.path, facts, folder, stem, avoid=others)
+            finally:
+                part.discard()
+        except InputError as exc:
+            if result.url is not None:
                 # The image was paid for: say where it still is, while the link lasts.
                 exc.message += f"; the image is still at {result.url} for a while"
             raise
-        finally:
-            part.discard()
         outcome.outputs.append(saved)
         self._check_dimensions(outcome, saved)
         if self.options.sidecar:

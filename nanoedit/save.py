@@ -130,13 +130,15 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
     """
     from PIL import Image, UnidentifiedImageError
 
+    from nanoedit.inputs import no_bombs
+
     with path.open("rb") as handle:
         head = handle.read(64)
     fmt = sniff(head)
     if fmt is None:
         raise ApiError(f"{where} is not an image ({describe(head)}); nothing was saved")
     try:
-        with Image.open(path) as image:
+        with no_bombs(where), Image.open(path) as image:
             width, height = image.size
             if fmt == "png":
                 image.verify()
@@ -144,6 +146,8 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
                 if fmt == "jpeg":
                     image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                 image.load()
+    except InputError as exc:
+        raise ApiError(f"{exc.message}; nothing was saved") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ApiError(
             f"{where} is a damaged {fmt.upper()} image ({exc}); nothing was saved"

@@ -1171,6 +1171,14 @@ def test_429_date_sends_retry_after_as_an_http_date_2_s_ahead(
     assert "<Code>SlowDown</Code>" in download.text
 
 
+def wait_for_line(served: Served, line: str) -> None:
+    """Wait (up to 2 s) for a line a handler thread logs after the client has moved on."""
+    deadline = time.monotonic() + 2
+    while f"{line}\n" not in served.log.getvalue():
+        assert time.monotonic() < deadline, served.log.getvalue()
+        time.sleep(0.01)
+
+
 def raw_exchange(served: Served, data: bytes) -> bytes:
     """Send bytes on a fresh connection and return the first bytes that come back."""
     host, _, port = served.base_url.removeprefix("http://").partition(":")
@@ -1206,6 +1214,7 @@ def test_reset_reads_the_whole_request_then_resets(serve: Callable[..., Served])
         served.client.get(url)
     assert served.client.get(url).status_code == 200
     path = url.removeprefix(served.base_url).partition("?")[0]
+    wait_for_line(served, f"GET {path} 200")
     assert served.log.getvalue().splitlines() == [
         "POST /v1/images/edits reset",
         "POST /v1/images/edits 200",
@@ -1236,14 +1245,6 @@ def test_reset_early_fails_a_large_upload_midway(serve: Callable[..., Served]) -
     with pytest.raises(httpx.ReadError, match=re.escape("Connection reset by peer")):
         served.client.get(f"/api/gemini/nano-banana/{'0' * 32}", headers=RAW)
     assert served.client.get("/v1/models", headers=bearer()).status_code == 200
-
-
-def wait_for_line(served: Served, line: str) -> None:
-    """Wait (up to 2 s) for a line a handler thread logs after the client has moved on."""
-    deadline = time.monotonic() + 2
-    while f"{line}\n" not in served.log.getvalue():
-        assert time.monotonic() < deadline, served.log.getvalue()
-        time.sleep(0.01)
 
 
 def test_slow_times_a_client_out_and_never_holds_up_the_server(
@@ -1284,6 +1285,7 @@ def test_slow_answers_normally_after_its_silence(serve: Callable[..., Served]) -
     assert time.monotonic() - start >= 0.2
     assert response.status_code == 200
     assert response.json()["data"][0]["id"] == "nano-banana"
+    wait_for_line(served, "GET /v1/models 200 slow")
     assert served.log.getvalue() == "GET /v1/models 200 slow\n"
 
 
@@ -1325,6 +1327,7 @@ def test_truncated_sends_half_the_file_and_closes(serve: Callable[..., Served]) 
     )
     assert len(served.client.get(url).content) == size
     path = url.removeprefix(served.base_url).partition("?")[0]
+    wait_for_line(served, f"GET {path} 200")
     assert served.log.getvalue().splitlines()[-2:] == [
         f"GET {path} 200 truncated",
         f"GET {path} 200",

@@ -1,0 +1,187 @@
+"""Bad input, each refused with one line that names it, its exit code, and nothing sent."""
+
+from __future__ import annotations
+
+import io
+import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import OPENAI_KEY, Served, backend_env, run_cli
+from PIL import Image
+
+from nanoedit.sandbox import sample_image
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+
+
+def png(width: int = 64, height: int = 48) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 120, 200)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def make_unreadable() -> str:
+    path = Path("locked.png")
+    if os.geteuid() == 0:
+        # Permissions do not stop root: a file whose read fails in the kernel does.
+        path.symlink_to("/proc/self/mem")
+        return "locked.png cannot be read (Input/output error); check the file"
+    path.write_bytes(png())
+    path.chmod(0)
+    return "locked.png cannot be read (permission denied); check its permissions"
+
+
+def make_bomb() -> str:
+    # 400 million pixels in 48 kB: Pillow's limit is 89 million.
+    Image.new("1", (20000, 20000)).save("bomb.png")
+    return (
+        "bomb.png claims to be larger than 89478485 pixels, so it looks like a decompression "
+        "bomb (DecompressionBombError); pass a real image"
+    )
+
+
+def make_setup(files: dict[str, bytes]) -> Callable[[], None]:
+    def setup() -> None:
+        for name, data in files.items():
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+            Path(name).write_bytes(data)
+
+    return setup
+
+
+CAT = sample_image("cat.png")[0]
+GIF = Image.new("P", (8, 8))
+GIF_BYTES = io.BytesIO()
+GIF.save(GIF_BYTES, format="GIF")
+URL = "https://img.example/x.png"
+
+# (name, files to create, arguments after "edit", exit code, the one error line)
+CASES: list[tuple[str, Callable[[], object], list[str], int, str]] = [
+    ("missing file", lambda: None, ["missing.png", "-p", "x"], 4,
+     "missing.png: no such file; check the path"),
+    ("folder without images", lambda: Path("empty").mkdir(), ["empty", "-p", "x"], 4,
+     "the folder empty holds no images (add --recursive to look in its subfolders); "
+     "pass image files"),
+    ("unreadable file", make_unreadable, ["locked.png", "-p", "x"], 4, ""),
+    ("empty file", make_setup({"empty.png": b""}), ["empty.png", "-p", "x"], 4,
+     "empty.png is not an image (it is empty); pass a PNG, JPEG or WebP file"),
+    ("not an image", make_setup({"doc.png": b"%PDF-1.7\n%\xe2\xe3"}), ["doc.png", "-p", "x"], 4,
+     "doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file"),
+    ("zip as image", make_setup({"a.jpg": b"PK\x03\x04rest"}), ["a.jpg", "-p", "x"], 4,
+     "a.jpg is not an image (it starts like a ZIP archive); pass a PNG, JPEG or WebP file"),
+    ("truncated image", make_setup({"cut.png": CAT[: len(CAT) // 2]}), ["cut.png", "-p", "x"], 4,
+     "cut.png looks like a PNG image but cannot be decoded"),
+    ("decompression bomb", make_bomb, ["bomb.png", "-p", "x"], 4, ""),
+    ("glob matching nothing", lambda: None, ["nothing-*.png", "-p", "x"], 4,
+     "no image file matches nothing-*.png; check the pattern"),
+    ("too many images for the URL-list backend", lambda: None,
+     [URL, *[arg for n in range(10) for arg in ("--ref", f"{URL}?{n}")], "-p", "x",
+      "--backend", "duomi"], 4,
+     "https://img.example/x.png: 11 images for one job, and the duomi backend takes at most 10; "
+     "pass fewer --ref images"),
+    ("local file for the URL-list backend", make_setup({"cat.png": CAT}),
+     ["cat.png", "-p", "x", "--backend", "duomi"], 4,
+     "cat.png is a local file, and the duomi backend takes only http(s) URLs; use --backend "
+     "openai (multipart) or pass a public URL"),
+    ("file:// URL", lambda: None, ["file:///etc/passwd", "-p", "x"], 4,
+     "file:///etc/passwd uses the file: scheme; nanoedit reads local files and http(s) URLs "
+     "only (for a local file, pass its path)"),
+    ("ftp URL", lambda: None, ["ftp://host/cat.png", "-p", "x"], 4,
+     "ftp://host/cat.png uses the ftp: scheme; nanoedit reads local files and http(s) URLs only"),
+    ("URL without a host", lambda: None, ["https:///cat.png", "-p", "x"], 4,
+     "https:///cat.png is not a valid URL (it has no host); check the address"),
+    ("empty prompt", make_setup({"cat.png": CAT}), ["cat.png", "-p", "  "], 2,
+     'the prompt is empty; say what you want with -p "..."'),
+    ("4K on a 1K-only model", make_setup({"cat.png": CAT}),
+     ["cat.png", "-p", "x", "--size", "4K", "--model", "gemini-2.5-flash-image"], 2,
+     "gemini-2.5-flash-image renders 1K only, so --size 4K cannot be honoured; drop --size, or "
+     "choose a model that renders it (--model nano-banana-pro or nano-banana-2)"),
+    ("unwritable output folder", make_setup({"cat.png": CAT}),
+     ["cat.png", "-p", "x", "-d", "/proc/sys/nanoedit-out"], 4,
+     "the output folder /proc/sys/nanoedit-out is not writable; choose another with -d"),
+    ("output folder under a file", make_setup({"cat.png": CAT}),
+     ["cat.png", "-p", "x", "-d", "cat.png/out"], 4,
+     "the output folder cat.png/out is not a folder (cat.png is a file)"),
+    ("output path that is a folder", make_setup({"cat.png": CAT, "out/keep": b""}),
+     ["cat.png", "-p", "x", "-o", "out"], 4,
+     "the output path out is a directory; give a file name, or use -d out"),
+    ("output file that exists", make_setup({"cat.png": CAT, "taken.png": b"mine"}),
+     ["cat.png", "-p", "x", "-o", "taken.png"], 4,
+     "taken.png already exists; pass --overwrite to replace it, or choose another -o"),
+    ("bad --from line", make_setup({"cat.png": CAT, "jobs.jsonl": b'{"input": "cat.png",}\n'}),
+     ["--from", "jobs.jsonl", "-p", "x"], 2,
+     "jobs.jsonl line 1: not valid JSON (Expecting property name enclosed in double quotes); "
+     "fix the line"),
+    ("bad shard", make_setup({"cat.png": CAT}), ["cat.png", "-p", "x", "--shard", "3/2"], 2,
+     "invalid shard '3/2'; give K/N with 1 <= K <= N, such as 2/4"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "code", "message"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+)
+def test_bad_input_is_refused_before_any_request(
+    served: Served,
+    setup: Callable[[], object],
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    expected = setup() or message
+    before = sorted(str(p) for p in Path(".").rglob("*"))
+    result = run_cli(["edit", *args], env=backend_env(served))
+    assert (result.exit_code, result.stdout) == (code, "")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {expected}")
+    assert served.sandbox.received == []
+    assert sorted(str(p) for p in Path(".").rglob("*")) == before
+
+
+def test_other_formats_are_converted_losslessly_to_png_and_said(served: Served) -> None:
+    Path("anim.gif").write_bytes(GIF_BYTES.getvalue())
+    result = run_cli(["edit", "anim.gif", "-p", "x"], env=backend_env(served))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "warning: anim.gif is GIF, which the API does not take; sending it converted "
+        "losslessly to PNG"
+    )
+    [post] = served.sandbox.received[:1]
+    [sent] = post.files
+    assert (sent.filename, sent.content_type) == ("anim.png", "image/png")
+    with Image.open(io.BytesIO(sent.data)) as image, Image.open("anim.gif") as source:
+        assert image.format == "PNG"
+        assert image.convert("RGB").tobytes() == source.convert("RGB").tobytes()
+
+
+def _limit_file_size() -> None:
+    # A real kernel refusal: writes past 20 kB fail with EFBIG, as on a full disk.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+def test_a_full_disk_while_writing_exits_4_naming_the_folder_and_leaves_nothing(
+    served: Served,
+) -> None:
+    Path("cat.png").write_bytes(CAT)
+    env = os.environ | backend_env(served)
+    result = subprocess.run(
+        [NANOEDIT, "edit", "cat.png", "-p", "x", "-d", "out"],
+        env=env, capture_output=True, text=True, timeout=60, preexec_fn=_limit_file_size,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (4, "")
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        "error: the result of cat.png could not be written to out: File too large; free some "
+        "space (or choose another -d) and run again; the image is still at "
+        f"{served.base_url}/files/"
+    )
+    assert OPENAI_KEY not in result.stderr
+    assert os.listdir("out") == []  # no half file, no temporary file
