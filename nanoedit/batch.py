@@ -196,6 +196,9 @@ def natural_stems(jobs: Sequence[Job]) -> list[tuple[str, ...]]:
     stems: list[tuple[str, ...]] = []
     for job in jobs:
         names: list[str] = []
+        if job.output is not None:
+            stems.append(())  # the user named the file: it takes no generated name
+            continue
         number = 1
         while len(names) < job.options.count:
             name = job.stem if number == 1 else f"{job.stem}-{number}"

@@ -355,7 +355,7 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
             overwrite=flags.overwrite,
             jobs=flags.jobs,
             skip_existing=flags.skip_existing,
-            shard=parse_shard(flags.shard) if flags.shard else (1, 1),
+            shard=parse_shard(flags.shard) if flags.shard is not None else (1, 1),
             retry_unsafe=flags.retry_unsafe,
             metadata=flags.metadata,
             sidecar=flags.sidecar,

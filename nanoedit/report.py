@@ -224,6 +224,7 @@ class Reporter:
         skipped = sum(1 for outcome in outcomes if outcome.skipped)
         done = len(outcomes) - failed - skipped
         tail = f", {skipped} skipped" if skipped else ""
+        images = "image" if saved == 1 else "images"
         self.console.print(
-            f"{len(outcomes)} jobs: {done} done, {failed} failed{tail}, {saved} images saved"
+            f"{len(outcomes)} jobs: {done} done, {failed} failed{tail}, {saved} {images} saved"
         )

@@ -151,14 +151,15 @@ class Runner:
 
         No request is sent for a job that fails here.
         """
-        images = sum(job.options.count for job in jobs)
-        if any(job.output is not None for job in jobs) and images > 1:
-            outputs = {job.output for job in jobs}
-            if len(outputs) < len(jobs) or any(job.options.count > 1 for job in jobs):
-                raise UsageError(
-                    f"-o/--output names one file, but this run makes {images} images; "
-                    "use -d/--out-dir instead"
-                )
+        targets = [job.output for job in jobs if job.output is not None]
+        if len(targets) != len(set(targets)) or any(
+            job.output is not None and job.options.count > 1 for job in jobs
+        ):
+            images = sum(job.options.count for job in jobs if job.output is not None)
+            raise UsageError(
+                f"-o/--output names one file, but this run makes {images} images for it; "
+                "use -d/--out-dir instead"
+            )
         stems = natural_stems(jobs)
         every_stem = frozenset(stem for names in stems for stem in names)
         k, n = self.options.shard
@@ -218,9 +219,11 @@ class Runner:
             names = []
             for stem in outcome.stems:
                 avoid = (every_stem - {stem}) | claimed
-                path = _free_stem(self.settings.out_dir, stem, avoid)
-                claimed.add(path)
-                names.append(path)
+                if stem in avoid or stem_taken(self.settings.out_dir, stem):
+                    # Number on from the job's own stem: cat-edit-3, not cat-edit-2-2.
+                    stem = _free_stem(self.settings.out_dir, outcome.job.stem, avoid | {stem})
+                claimed.add(stem)
+                names.append(stem)
             outcome.stems = tuple(names)
 
     # Running ------------------------------------------------------------------------------

@@ -57,7 +57,8 @@ def test_output_option_with_several_images_is_a_usage_error(served: Served) -> N
     result = run_cli(["generate", "-p", "fox", "-n", "2", "-o", "fox.png"], env=backend_env(served))
     assert result.exit_code == 2
     assert (
-        "-o/--output names one file, but this run makes 2 images; use -d/--out-dir" in result.stderr
+        "-o/--output names one file, but this run makes 2 images for it; use -d/--out-dir"
+        in result.stderr
     )
     assert served.sandbox.received == []
 

@@ -171,7 +171,7 @@ class Sandbox:
         if fault == "slow":
             response.fault, response.delay = fault, self.slow_seconds
         elif fault == "bad-json":
-            # A connection that broke mid-answer behind a proxy that still said 200.
+            # As when the upstream breaks off mid-answer behind a gateway that already said 200.
             response.status = 200
             response.headers["Content-Type"] = JSON_TYPE
             response.body = response.body[: len(response.body) // 2]

@@ -32,7 +32,9 @@ class _Body(httpx.SyncByteStream):
     """A response body handed over as it is made; ``failure`` is raised after its last chunk,
     as when a connection breaks mid-body."""
 
-    def __init__(self, chunks: Iterable[bytes], failure: httpx.TransportError | None = None):
+    def __init__(
+        self, chunks: Iterable[bytes], failure: httpx.TransportError | None = None
+    ) -> None:
         self._chunks = chunks
         self._failure = failure
 

@@ -161,11 +161,6 @@ def proxy_page(status: int) -> SandboxResponse:
     )
 
 
-def proxy_502_page() -> SandboxResponse:
-    """The HTML page an nginx in front of a server sends when the server behind it fails."""
-    return proxy_page(502)
-
-
 def empty_response(status: int) -> SandboxResponse:
     """A bare status with no body and no type, as a load balancer may send it."""
     return SandboxResponse(status, {}, b"")

@@ -1,0 +1,1066 @@
+"""Benchmarks of the nanoedit command against the sandbox served on a loopback port.
+
+Run from the repository root with the project's interpreter::
+
+    .venv/bin/python benchmarks/run.py            # full run (~10 minutes), writes RESULTS.md
+    .venv/bin/python benchmarks/run.py --quick    # ~1-2 minutes, prints the tables
+
+Every figure is the median of several runs made in this one invocation, against one
+``nanoedit sandbox serve`` started here; a ratio between two clients is the median of the
+ratios of runs made side by side. See ``benchmarks/README.md`` for what each benchmark
+measures and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import random
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO
+
+REPO = Path(__file__).resolve().parent.parent
+CURL_SCRIPT = REPO / "benchmarks" / "curl_edit.sh"
+DEFAULT_RESULTS = REPO / "benchmarks" / "RESULTS.md"
+KEY = "benchmark-key"
+PROMPT = "add a hat"
+# A run that takes longer than this is stopped and counted as failed.
+RUN_TIMEOUT = 600.0
+SERVER_START_TIMEOUT = 30.0
+IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+# Proxy settings of the caller must not route loopback requests elsewhere.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+BENCHMARKS = ("throughput", "overhead", "memory", "startup")
+
+_started = time.monotonic()
+
+
+def log(message: str) -> None:
+    """One progress line on stderr, stamped with the seconds since the start."""
+    print(f"[{time.monotonic() - _started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class BenchmarkError(Exception):
+    """The benchmark itself cannot go on (the server did not start, a tool is missing)."""
+
+
+class RunFailed(Exception):
+    """One measured run failed: a non-zero exit code, a time-out or missing output files."""
+
+
+# Running and measuring -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One finished run: its wall-clock time and the peak RSS of the process started."""
+
+    seconds: float
+    max_rss_kib: int
+    stdout: str
+    stderr: str
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(nothing on stderr)"
+
+
+# The measured command runs as the child of this small helper, which times it and reads its
+# peak RSS with os.wait4. Why not from here: subprocess starts children with vfork, and on
+# exec Linux folds the parent's RSS high-water mark into the child's ru_maxrss, so a child of
+# this script (which holds Pillow) would never read below this script's own peak. The helper
+# (python -I -S, about 7 MB) forks from a small image, so the figures are the child's own.
+RSS_HELPER = """
+import os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(2, f"cannot run {argv[0]}: {exc}\\n".encode())
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(report, "w") as f:
+    f.write(f"{seconds!r} {usage.ru_maxrss}\\n")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def measure(command: Sequence[str], *, cwd: Path, env: dict[str, str], shown: str) -> Measurement:
+    """Run ``command`` once, timed; RunFailed unless it exits 0 within RUN_TIMEOUT.
+
+    The time (fork to exit) and the peak RSS (ru_maxrss, KiB on Linux) come from RSS_HELPER.
+    The helper runs in a session of its own, so a time-out or Ctrl-C stops everything the
+    command started (curl under xargs too).
+    """
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        report = Path(scratch) / "report"
+        helper = [sys.executable, "-I", "-S", "-c", RSS_HELPER, str(report), *command]
+        process = subprocess.Popen(
+            helper,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+        try:
+            code = process.wait(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill_group(process.pid)
+            process.wait()
+            raise RunFailed(f"`{shown}` took over {RUN_TIMEOUT:.0f} s and was stopped") from None
+        except BaseException:
+            _kill_group(process.pid)
+            process.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+        figures = report.read_text().split() if report.exists() else []
+    if code != 0:
+        raise RunFailed(f"`{shown}` exited with {code}: {_tail(stderr)}")
+    if len(figures) != 2:
+        raise RunFailed(f"`{shown}`: the measuring helper wrote no report")
+    return Measurement(float(figures[0]), int(figures[1]), stdout, stderr)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """``nanoedit sandbox serve`` as a subprocess on a free port, stopped on exit."""
+
+    def __init__(self, tools: Tools, work: Path, latency: float) -> None:
+        self.tools = tools
+        self.work = work
+        self.latency = latency
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self, port: int | str) -> list[str]:
+        """The serve command for ``port``."""
+        return [
+            *self.tools.nanoedit,
+            "sandbox",
+            "serve",
+            "--port",
+            str(port),
+            "--latency",
+            f"{self.latency:g}",
+        ]
+
+    def __enter__(self) -> Server:
+        for _attempt in range(3):
+            # Another process may take the port between the probe and the bind: try again.
+            self.port = free_port()
+            log_path = self.work / f"server-{self.port}.log"
+            self._log = log_path.open("wb")
+            self._process = subprocess.Popen(
+                self.command(self.port),
+                env=self.tools.env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            if self._wait_ready():
+                log(f"sandbox serving on port {self.port} (--latency {self.latency:g})")
+                return self
+            self.close()
+            log(f"the sandbox did not start on port {self.port}: {_tail(log_path.read_text())}")
+        raise BenchmarkError("`nanoedit sandbox serve` did not start; see the lines above")
+
+    def _wait_ready(self) -> bool:
+        assert self._process is not None
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        """Stop the server as Ctrl-C would, then for good if it lingers."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# Tools, inputs and outputs -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The programs measured, and the environment they run in."""
+
+    python: str
+    nanoedit: tuple[str, ...]
+    env: dict[str, str]
+
+    @staticmethod
+    def find(config_dir: Path) -> Tools:
+        """nanoedit beside this interpreter (as in a virtual environment), curl and sh."""
+        python = sys.executable
+        script = Path(python).parent / "nanoedit"
+        nanoedit = (str(script),) if script.exists() else (python, "-m", "nanoedit")
+        for tool in ("curl", "sed", "sh", "xargs"):
+            if shutil.which(tool) is None:
+                raise BenchmarkError(f"{tool} is not installed; the shell baselines need it")
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("NANOEDIT_") and name.lower() not in PROXY_VARIABLES
+        }
+        env.update(
+            NANOEDIT_CONFIG_DIR=str(config_dir),
+            NANOEDIT_OPENAI_API_KEY=KEY,
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+        )
+        return Tools(python, nanoedit, env)
+
+    def client_env(self, server: Server, **extra: str) -> dict[str, str]:
+        """The environment of a client of ``server``."""
+        return {**self.env, "NANOEDIT_OPENAI_BASE_URL": server.base_url, **extra}
+
+
+def write_samples(tools: Tools, folder: Path, count: int) -> Path:
+    """``count`` copies of the sandbox's cat.png (640x480) as folder/00.png, 01.png, ..."""
+    folder.mkdir(parents=True)
+    first = folder / "00.png"
+    command = [*tools.nanoedit, "sandbox", "sample", "cat.png", "-o", str(first)]
+    measure(command, cwd=folder, env=tools.env, shown="nanoedit sandbox sample cat.png")
+    for number in range(1, count):
+        shutil.copyfile(first, folder / f"{number:02d}.png")
+    return folder
+
+
+def write_megapixel(folder: Path, count: int, side: int = 1000) -> int:
+    """``count`` copies of a 1000x1000 PNG of gradients, outlined shapes, lines and a faint
+    Mandelbrot set, softened: no noise, but as much detail as a photo (about 1 MB, as a
+    photo's PNG is). Returns its size in bytes."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    folder.mkdir(parents=True)
+    red = Image.linear_gradient("L").resize((side, side))
+    image = Image.merge(
+        "RGB", (red, red.rotate(90), Image.radial_gradient("L").resize((side, side)))
+    )
+    draw = ImageDraw.Draw(image)
+    rng = random.Random(20240601)
+
+    def colour() -> tuple[int, int, int]:
+        return rng.randrange(256), rng.randrange(256), rng.randrange(256)
+
+    for _ in range(300):
+        x, y = rng.randrange(side), rng.randrange(side)
+        extent = rng.randrange(side // 50, side // 6)
+        box = (x - extent, y - extent, x + extent, y + extent)
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape(box, fill=colour(), outline=(0, 0, 0), width=2)
+    for _ in range(300):
+        ends = [(rng.randrange(side), rng.randrange(side)) for _ in range(2)]
+        draw.line(ends, fill=colour(), width=rng.randrange(1, 5))
+    fractal = Image.effect_mandelbrot((side, side), (-2.0, -1.25, 0.75, 1.25), 60).convert("RGB")
+    image = Image.blend(image, fractal, 0.25).filter(ImageFilter.GaussianBlur(1.5))
+    first = folder / "00.png"
+    image.save(first, "PNG")
+    for number in range(1, count):
+        shutil.copyfile(first, folder / f"{number:02d}.png")
+    return first.stat().st_size
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What one run wrote: the format and size of its images and their mean file size."""
+
+    format: str
+    width: int
+    height: int
+    mean_bytes: float
+
+    def describe(self) -> str:
+        """e.g. ``PNG 1184x864, 52 kB each``."""
+        return f"{self.format} {self.width}x{self.height}, {self.mean_bytes / 1000:,.0f} kB each"
+
+
+def check_outputs(folder: Path, expected: int) -> Produced | None:
+    """RunFailed unless ``folder`` holds exactly ``expected`` files, each a PNG or JPEG;
+    what they are (None when none were expected)."""
+    from PIL import Image
+
+    files = sorted(path for path in folder.iterdir() if path.is_file())
+    images = []
+    for path in files:
+        with path.open("rb") as f:
+            head = f.read(8)
+        if any(head.startswith(magic) for magic in IMAGE_MAGIC):
+            images.append(path)
+    if len(images) != expected or len(files) != expected:
+        others = [path.name for path in files if path not in images][:5]
+        raise RunFailed(
+            f"{len(images)} images in {folder.name}/ where {expected} were expected"
+            + (f" (other files: {', '.join(others)})" if others else "")
+        )
+    if not images:
+        return None
+    with Image.open(images[0]) as first:
+        width, height = first.size
+        fmt = first.format or "?"
+    mean = statistics.fmean(path.stat().st_size for path in images)
+    return Produced(fmt, width, height, mean)
+
+
+def shown(command: Sequence[str] | str) -> str:
+    """A command as RESULTS.md shows it: paths inside the repository made relative to it."""
+    text = command if isinstance(command, str) else shlex.join(command)
+    return text.replace(f"{REPO}{os.sep}", "")
+
+
+# Series of runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One client in a benchmark: the command and where its results go (under the work dir)."""
+
+    name: str
+    command: tuple[str, ...]
+    cwd: Path
+    out_dir: str
+    expected: int
+    env: dict[str, str]
+    display: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The command as printed in RESULTS.md."""
+        return self.display or shown(self.command)
+
+
+@dataclass
+class Series:
+    """The runs of one contender."""
+
+    contender: Contender
+    seconds: list[float] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)
+    produced: Produced | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every run succeeded (and there was at least one)."""
+        return self.error is None and bool(self.seconds)
+
+    @property
+    def median(self) -> float:
+        """Median wall-clock seconds."""
+        return statistics.median(self.seconds)
+
+    @property
+    def median_rss_mb(self) -> float:
+        """Median peak RSS in MB (10^6 bytes)."""
+        return statistics.median(self.rss_kib) * 1024 / 1e6
+
+    def spread(self, scale: float = 1.0, digits: int = 2) -> str:
+        """``min-max`` of the times, times ``scale``."""
+        return f"{min(self.seconds) * scale:.{digits}f}-{max(self.seconds) * scale:.{digits}f}"
+
+
+def run_series(label: str, contenders: Sequence[Contender], runs: int) -> list[Series]:
+    """``runs`` rounds; each round runs every contender once, in an order that rotates from
+    round to round so that none is always first. A contender that fails once is out."""
+    series = [Series(contender) for contender in contenders]
+    for round_number in range(runs):
+        shift = round_number % len(series)
+        for item in series[shift:] + series[:shift]:
+            if item.error is not None:
+                continue
+            contender = item.contender
+            out = contender.cwd / contender.out_dir
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            try:
+                result = measure(
+                    contender.command, cwd=contender.cwd, env=contender.env, shown=contender.shown
+                )
+                item.produced = check_outputs(out, contender.expected)
+            except RunFailed as exc:
+                item.error = str(exc)
+                log(f"{label}: run {round_number + 1}/{runs} {contender.name}: FAILED: {exc}")
+                continue
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+            item.seconds.append(result.seconds)
+            item.rss_kib.append(result.max_rss_kib)
+            log(
+                f"{label}: run {round_number + 1}/{runs} {contender.name}: "
+                f"{result.seconds:.2f} s, peak RSS {result.max_rss_kib / 1024:.0f} MiB"
+            )
+    return series
+
+
+def paired_ratio(numerator: Series, denominator: Series) -> float | None:
+    """The median of numerator/denominator over the rounds both completed (None if none)."""
+    pairs = list(zip(numerator.seconds, denominator.seconds, strict=False))
+    if not numerator.ok or not denominator.ok or not pairs:
+        return None
+    return statistics.median(a / b for a, b in pairs)
+
+
+def verdict(passed: bool | None) -> str:
+    """PASS, FAIL, or n/a when the figure could not be measured."""
+    return "n/a" if passed is None else ("PASS" if passed else "FAIL")
+
+
+def fmt_ratio(value: float | None) -> str:
+    """``1.23x``, or ``—`` when there is no figure."""
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def seconds_cell(item: Series, digits: int = 2, scale: float = 1.0) -> str:
+    """The median, or the failure."""
+    if not item.ok:
+        return f"FAILED: {item.error}" if item.error else "not run"
+    return f"{item.median * scale:.{digits}f}"
+
+
+# The benchmarks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repetitions of one invocation."""
+
+    quick: bool
+    runs_throughput: int
+    runs_overhead: int
+    runs_memory: int
+    runs_startup: int
+    throughput_images: int
+    throughput_jobs: int
+    latency: float
+    overhead_images: int
+    memory_images: int
+    memory_jobs: int
+
+
+@dataclass
+class Section:
+    """One benchmark's part of RESULTS.md, and whether it met its target."""
+
+    title: str
+    lines: list[str]
+    passed: bool | None
+    failures: int = 0
+
+
+def curl_contender(
+    name: str,
+    tools: Tools,
+    work: Path,
+    server: Server,
+    *,
+    inputs: str,
+    out_dir: str,
+    expected: int,
+    model: str,
+    ext: str,
+    size: str | None = None,
+    parallel: int = 1,
+) -> Contender:
+    """The curl baseline, one after another (``parallel`` 1) or ``parallel``-wide by xargs."""
+    env = {
+        **tools.env,
+        "BASE": server.base_url,
+        "KEY": KEY,
+        "MODEL": model,
+        "PROMPT": PROMPT,
+        "OUT": out_dir,
+        "EXT": ext,
+    }
+    if size:
+        env["SIZE"] = size
+    script = shlex.quote(str(CURL_SCRIPT))
+    if parallel == 1:
+        line = f"sh {script} {inputs}/*.png"
+    else:
+        line = f"printf '%s\\n' {inputs}/*.png | xargs -P {parallel} -n 1 sh {script}"
+    variables = f"MODEL={model} PROMPT={shlex.quote(PROMPT)} OUT={out_dir} EXT={ext}"
+    if size:
+        variables += f" SIZE={size}"
+    display = f"BASE=$BASE KEY=$KEY {variables} sh -c {shlex.quote(shown(line))}"
+    return Contender(name, ("sh", "-c", line), work, out_dir, expected, env, display)
+
+
+def nanoedit_contender(
+    name: str,
+    tools: Tools,
+    work: Path,
+    server: Server,
+    *,
+    inputs: str,
+    out_dir: str,
+    expected: int,
+    options: Sequence[str],
+) -> Contender:
+    """``nanoedit edit INPUTS/ -p PROMPT OPTIONS -d OUT_DIR`` against ``server``."""
+    command = (*tools.nanoedit, "edit", f"{inputs}/", "-p", PROMPT, *options, "-d", out_dir)
+    return Contender(name, command, work, out_dir, expected, tools.client_env(server))
+
+
+def warm_up(tools: Tools, work: Path, server: Server, inputs: str, options: Sequence[str]) -> None:
+    """One untimed edit, so that the first measured run does not pay for cold caches."""
+    folder = work / "warm-up"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    source = sorted((work / inputs).glob("*.png"))[0]
+    command = [*tools.nanoedit, "edit", str(source), "-p", PROMPT, *options, "-d", str(folder)]
+    measure(command, cwd=work, env=tools.client_env(server), shown=shown(command))
+    shutil.rmtree(folder)
+
+
+def bench_throughput(tools: Tools, work: Path, plan: Plan) -> Section:
+    """Many edits at a fixed server latency: nanoedit --jobs N against curl, serial and N-wide."""
+    count, jobs, latency = plan.throughput_images, plan.throughput_jobs, plan.latency
+    ideal = count / jobs * latency
+    write_samples(tools, work / "in", count)
+    with Server(tools, work, latency) as server:
+        warm_up(tools, work, server, "in", [])
+        contenders = [
+            nanoedit_contender(
+                f"nanoedit --jobs {jobs}",
+                tools,
+                work,
+                server,
+                inputs="in",
+                out_dir="out-nanoedit",
+                expected=count,
+                options=["--jobs", str(jobs)],
+            ),
+            curl_contender(
+                "curl loop, one after another",
+                tools,
+                work,
+                server,
+                inputs="in",
+                out_dir="out-curl",
+                expected=count,
+                model="nano-banana",
+                ext="png",
+            ),
+            curl_contender(
+                f"curl loop, {jobs}-wide (xargs -P {jobs})",
+                tools,
+                work,
+                server,
+                inputs="in",
+                out_dir="out-curl-parallel",
+                expected=count,
+                model="nano-banana",
+                ext="png",
+                parallel=jobs,
+            ),
+        ]
+        series = run_series("throughput", contenders, plan.runs_throughput)
+        serve = shown(server.command("$PORT"))
+    nanoedit, _serial, parallel = series
+    target = 1.15
+    ratio_ideal = nanoedit.median / ideal if nanoedit.ok else None
+    passed = None if ratio_ideal is None else ratio_ideal <= target
+    lines = [
+        f"{count} edits of a 640x480 PNG (the sandbox's cat.png) with the default model "
+        f"(nano-banana: one {_produced(series)} result each), server latency {latency:g} s "
+        f"per API answer. Ideal for {jobs} at a time: {count}/{jobs} x {latency:g} s = "
+        f"**{ideal:g} s**. Target: nanoedit ≤ {target}x ideal. "
+        f"{len(nanoedit.seconds)} run(s) of each, rotated.",
+        "",
+        f"| client | median s | min-max s | x ideal | x curl {jobs}-wide | per image s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for item in series:
+        per_image = f"{item.median / count:.3f}" if item.ok else "—"
+        lines.append(
+            f"| {item.contender.name} | {seconds_cell(item)} | "
+            f"{item.spread() if item.ok else '—'} | "
+            f"{fmt_ratio(item.median / ideal if item.ok else None)} | "
+            f"{fmt_ratio(paired_ratio(item, parallel))} | {per_image} |"
+        )
+    lines += [
+        "",
+        f"**nanoedit --jobs {jobs}: {fmt_ratio(ratio_ideal)} ideal (target ≤ {target}x): "
+        f"{verdict(passed)}**; against the curl loop run {jobs}-wide on the same server: "
+        f"{fmt_ratio(paired_ratio(nanoedit, parallel))}.",
+        "",
+        "Commands (in `$WORK`):",
+        "",
+        "```sh",
+        f"{serve} &",
+        *[item.contender.shown for item in series],
+        "```",
+    ]
+    failures = sum(1 for item in series if not item.ok)
+    return Section(f"1. Throughput: {count} edits, --jobs {jobs}", lines, passed, failures)
+
+
+def _produced(series: Sequence[Series]) -> str:
+    for item in series:
+        if item.produced is not None:
+            return item.produced.describe()
+    return "(no run succeeded)"
+
+
+def bench_overhead(tools: Tools, work: Path, plan: Plan) -> Section:
+    """Per-image client cost at zero latency: nanoedit --jobs 1 against the serial curl loop."""
+    count = plan.overhead_images
+    input_bytes = write_megapixel(work / "mp", count)
+    variants = [
+        # (label, model, size, extension of the curl results)
+        ("1K PNG out (nano-banana)", "nano-banana", None, "png"),
+        ("2K JPEG out (nano-banana-2 --size 2K)", "nano-banana-2", "2K", "jpg"),
+    ]
+    rows: list[str] = []
+    commands: list[str] = []
+    verdicts: list[bool | None] = []
+    failures = 0
+    with Server(tools, work, 0.0) as server:
+        serve = shown(server.command("$PORT"))
+        warm_up(tools, work, server, "mp", [])
+        for label, model, size, ext in variants:
+            options = ["--jobs", "1", "-m", model] + (["--size", size] if size else [])
+            slug = model.replace(".", "")
+            contenders = [
+                nanoedit_contender(
+                    "nanoedit --jobs 1",
+                    tools,
+                    work,
+                    server,
+                    inputs="mp",
+                    out_dir=f"out-nanoedit-{slug}",
+                    expected=count,
+                    options=options,
+                ),
+                curl_contender(
+                    "curl loop",
+                    tools,
+                    work,
+                    server,
+                    inputs="mp",
+                    out_dir=f"out-curl-{slug}",
+                    expected=count,
+                    model=model,
+                    ext=ext,
+                    size=size,
+                ),
+            ]
+            nanoedit, curl = run_series(f"overhead {label}", contenders, plan.runs_overhead)
+            failures += sum(1 for item in (nanoedit, curl) if not item.ok)
+            ratio = paired_ratio(nanoedit, curl)
+            passed = None if ratio is None else ratio <= 1.0
+            verdicts.append(passed)
+            extra_ms = (
+                f"{(nanoedit.median - curl.median) / count * 1000:+.0f}"
+                if nanoedit.ok and curl.ok
+                else "—"
+            )
+            rows.append(
+                f"| {label}: {_produced([nanoedit, curl])} | "
+                f"{seconds_cell(nanoedit, 0, 1000 / count)} | "
+                f"{seconds_cell(curl, 0, 1000 / count)} | {extra_ms} | {fmt_ratio(ratio)} | "
+                f"{verdict(passed)} |"
+            )
+            commands += [item.contender.shown for item in (nanoedit, curl)]
+    passed_all = None if None in verdicts else all(v is True for v in verdicts)
+    lines = [
+        f"{count} edits of a 1000x1000 PNG ({input_bytes / 1e6:.2f} MB: gradients, shapes, "
+        "lines, a faint fractal, softened; no noise), one at a time, server latency 0. "
+        f"Per-image time = total wall time / {count}, so nanoedit's start-up is spread over "
+        f"the {count} images. "
+        "Target: nanoedit no slower than the curl loop (ratio ≤ 1.00x). "
+        f"{plan.runs_overhead} run(s) of each, rotated.",
+        "",
+        "**No model of the sandbox returns a 2K PNG**: the 2.5 models (nano-banana, "
+        "gemini-2.5-flash-image…) render 1K PNG only and nanoedit refuses `--size 2K` for "
+        "them (exit 2, before any request); the 3.x models render 2K but as JPEG. Both "
+        "neighbours are measured instead: the PNG path at 1K, and 2K as JPEG.",
+        "",
+        "| result | nanoedit ms/image | curl ms/image | nanoedit - curl ms/image | "
+        "nanoedit / curl | target ≤ 1.00x |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        *rows,
+        "",
+        "Commands (in `$WORK`; `mp/` holds the 1000x1000 PNGs):",
+        "",
+        "```sh",
+        f"{serve} &",
+        *commands,
+        "```",
+    ]
+    return Section(f"2. Per-image client overhead, {count} images", lines, passed_all, failures)
+
+
+def bench_memory(tools: Tools, work: Path, plan: Plan) -> Section:
+    """Peak RSS of nanoedit saving many 4K results, URL mode against base64 mode."""
+    count, jobs = plan.memory_images, plan.memory_jobs
+    samples = work / "in-memory"
+    if not samples.exists():
+        write_samples(tools, samples, count)
+    target_mb = 150.0
+    base = ["--jobs", str(jobs), "-m", "nano-banana-2", "--size", "4K"]
+    with Server(tools, work, 0.0) as server:
+        serve = shown(server.command("$PORT"))
+        warm_up(tools, work, server, "in-memory", ["-m", "nano-banana-2", "--size", "4K"])
+        contenders = [
+            nanoedit_contender(
+                f"--response-format {fmt}",
+                tools,
+                work,
+                server,
+                inputs="in-memory",
+                out_dir=f"out-{fmt}",
+                expected=count,
+                options=[*base, "--response-format", fmt],
+            )
+            for fmt in ("url", "b64_json")
+        ]
+        series = run_series("memory", contenders, plan.runs_memory)
+    version = Contender(
+        "nanoedit --version (baseline)",
+        (*tools.nanoedit, "--version"),
+        work,
+        "out-version",
+        0,
+        tools.env,
+    )
+    (baseline,) = run_series("memory", [version], plan.runs_memory)
+    url_mode = series[0]
+    passed = url_mode.median_rss_mb < target_mb if url_mode.ok else None
+    lines = [
+        f"{count} edits with `-m nano-banana-2 --size 4K --jobs {jobs}`, each result a "
+        f"{_produced(series)} image, server latency 0. Peak RSS (ru_maxrss of the nanoedit "
+        "process, from `os.wait4`), MB = 10^6 bytes. Target: under "
+        f"{target_mb:.0f} MB in URL mode. {plan.runs_memory} run(s) of each.",
+        "",
+        "| run | median peak RSS MB | min-max MB | median time s |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for item in [*series, baseline]:
+        if item.ok:
+            low, high = (min(item.rss_kib) * 1024 / 1e6, max(item.rss_kib) * 1024 / 1e6)
+            lines.append(
+                f"| {item.contender.name} | {item.median_rss_mb:.1f} | {low:.1f}-{high:.1f} | "
+                f"{item.median:.2f} |"
+            )
+        else:
+            lines.append(f"| {item.contender.name} | {seconds_cell(item)} | — | — |")
+    lines += [
+        "",
+        f"**URL mode: {url_mode.median_rss_mb if url_mode.ok else float('nan'):.1f} MB "
+        f"(target < {target_mb:.0f} MB): {verdict(passed)}**; base64 mode reported only.",
+        "",
+        "Commands (in `$WORK`):",
+        "",
+        "```sh",
+        f"{serve} &",
+        *[item.contender.shown for item in [*series, baseline]],
+        "```",
+    ]
+    failures = sum(1 for item in [*series, baseline] if not item.ok)
+    return Section(f"3. Peak memory, {count} results at 4K", lines, passed, failures)
+
+
+def bench_startup(tools: Tools, work: Path, plan: Plan) -> Section:
+    """``nanoedit --help`` and ``--version`` against ``python -c pass``, same interpreter."""
+    target = 6.0
+    contenders = [
+        Contender("python -c pass", (tools.python, "-c", "pass"), work, "out-pass", 0, tools.env),
+        Contender("nanoedit --help", (*tools.nanoedit, "--help"), work, "out-help", 0, tools.env),
+        Contender(
+            "nanoedit --version", (*tools.nanoedit, "--version"), work, "out-version", 0, tools.env
+        ),
+    ]
+    for contender in contenders:  # warm the file cache and the bytecode
+        measure(contender.command, cwd=work, env=tools.env, shown=contender.shown)
+    python, help_, version = run_series("startup", contenders, plan.runs_startup)
+    ratio = paired_ratio(help_, python)
+    passed = None if ratio is None else ratio < target
+    lines = [
+        f"Wall time of one start, {plan.runs_startup} runs of each, rotated; the console script "
+        "runs on the same interpreter as `python -c pass`. Target: `nanoedit --help` under "
+        f"{target:g}x `python -c pass`.",
+        "",
+        "| command | median ms | min-max ms | / python -c pass | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for item in (python, help_, version):
+        rss = f"{item.median_rss_mb:.1f}" if item.ok else "—"
+        lines.append(
+            f"| `{item.contender.name}` | {seconds_cell(item, 0, 1000)} | "
+            f"{item.spread(1000, 0) if item.ok else '—'} | {fmt_ratio(paired_ratio(item, python))} "
+            f"| {rss} |"
+        )
+    lines += [
+        "",
+        f"**nanoedit --help: {fmt_ratio(ratio)} python -c pass (target < {target:g}x): "
+        f"{verdict(passed)}**.",
+        "",
+        "```sh",
+        *[item.contender.shown for item in (python, help_, version)],
+        "```",
+    ]
+    failures = sum(1 for item in (python, help_, version) if not item.ok)
+    return Section("4. Start-up", lines, passed, failures)
+
+
+# The report ----------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+def _version_of(command: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(command), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (done.stdout.strip().splitlines() or ["?"])[0]
+
+
+def report(sections: Sequence[Section], tools: Tools, plan: Plan, argv: Sequence[str]) -> str:
+    """RESULTS.md: the machine, the date, then a table per benchmark with its commands."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        commit += " plus uncommitted changes"
+    load = " / ".join(f"{value:.2f}" for value in os.getloadavg())
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    python = tools.python if tools.python.startswith(f"{REPO}{os.sep}") else "python3"
+    invocation = shown([python, "benchmarks/run.py", *argv])
+    summary = [
+        f"| {section.title} | {verdict(section.passed)} | "
+        + (f"{section.failures} client(s) FAILED |" if section.failures else "all runs ok |")
+        for section in sections
+    ]
+    lines = [
+        "# nanoedit benchmark results",
+        "",
+        "Written by `benchmarks/run.py` (see `benchmarks/README.md`); not run by CI.",
+        "",
+        f"- Date: {now}",
+        f"- nanoedit {_version_of([*tools.nanoedit, '--version']).removeprefix('nanoedit ')}, "
+        f"git {commit}",
+        f"- Machine: {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}; "
+        f"load average at the end (1/5/15 min): {load}; the machine is shared, so expect noise",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"{_version_of(['curl', '--version'])}",
+        f"- Mode: {'quick' if plan.quick else 'full'}; command: `{invocation}`",
+        "- Every figure is the median of the runs listed; a ratio between two clients is the "
+        "median of the per-round ratios (each round runs every client once, in rotating "
+        "order); every run's exit code was 0 and its output folder held exactly the "
+        "expected images, or the row says FAILED.",
+        "- Commands ran in a fresh temporary folder, `$WORK`, with `NANOEDIT_CONFIG_DIR` "
+        "set to an empty folder in it, `NANOEDIT_OPENAI_BASE_URL=http://127.0.0.1:$PORT` and "
+        "`NANOEDIT_OPENAI_API_KEY=$KEY` (any key), every other `NANOEDIT_*` and proxy "
+        "variable removed. `.venv/bin/…` and `benchmarks/…` are relative to the repository "
+        "root. The sandbox ran as a subprocess on a free port, and shares the CPUs with "
+        "the client it serves.",
+        "",
+        "| benchmark | target met | runs |",
+        "| --- | --- | --- |",
+        *summary,
+        "",
+    ]
+    for section in sections:
+        lines += [f"## {section.title}", "", *section.lines, ""]
+    text = "\n".join(lines)
+    # No path of this machine goes into the repository.
+    return text.replace(str(REPO), "<repo>").replace(tempfile.gettempdir(), "<tmp>")
+
+
+# Main ----------------------------------------------------------------------------------------
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The sizes and repetitions the options ask for."""
+    if args.quick:
+        plan = Plan(True, 1, 2, 1, 5, 16, 8, 1.0, 4, 8, 4)
+    else:
+        plan = Plan(False, 3, 5, 3, 15, 64, 8, 1.0, 24, 32, 4)
+    if args.runs is not None:
+        plan = replace(
+            plan, runs_throughput=args.runs, runs_overhead=args.runs, runs_memory=args.runs
+        )
+    if args.startup_runs is not None:
+        plan = replace(plan, runs_startup=args.startup_runs)
+    return plan
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py",
+        description="Benchmark nanoedit against the sandbox served on a loopback port.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer runs, smaller batches (~1-2 minutes): checks the script, not nanoedit",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        metavar="N",
+        help="runs of each client in benchmarks 1-3 (default: 3, 5, 3; quick: 1, 2, 1)",
+    )
+    parser.add_argument(
+        "--startup-runs",
+        type=int,
+        metavar="N",
+        help="runs of each command in the start-up benchmark (default 15; quick 5)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help=f"comma-separated subset of: {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="where to write the report ('-' for stdout; default: benchmarks/RESULTS.md, "
+        "or stdout with --quick)",
+    )
+    args = parser.parse_args(argv)
+    for name in ("runs", "startup_runs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be 1 or more")
+    return args
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def work_folder() -> Iterator[Path]:
+    """A temporary folder for inputs, outputs and the server's log, removed at the end."""
+    with tempfile.TemporaryDirectory(prefix="nanoedit-bench-") as name:
+        yield Path(name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks asked for and write the report; 0 if every run succeeded."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(arguments)
+    selected = BENCHMARKS if not args.only else tuple(args.only.split(","))
+    unknown = [name for name in selected if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    plan = make_plan(args)
+    signal.signal(signal.SIGTERM, _interrupt)
+    functions = {
+        "throughput": bench_throughput,
+        "overhead": bench_overhead,
+        "memory": bench_memory,
+        "startup": bench_startup,
+    }
+    sections: list[Section] = []
+    try:
+        with work_folder() as work:
+            config_dir = work / "config"
+            config_dir.mkdir()
+            tools = Tools.find(config_dir)
+            log(f"work folder {work}; {os.cpu_count()} CPUs; Python {platform.python_version()}")
+            for name in BENCHMARKS:
+                if name in selected:
+                    log(f"{name}: starting")
+                    folder = work / name
+                    folder.mkdir()
+                    sections.append(functions[name](tools, folder, plan))
+            text = report(sections, tools, plan, arguments)
+    except KeyboardInterrupt:
+        log("interrupted: the servers and the work folder are gone, nothing was written")
+        return 130
+    except (BenchmarkError, RunFailed) as exc:
+        log(f"error: {exc}")
+        return 1
+    output = args.output or ("-" if args.quick else str(DEFAULT_RESULTS))
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+        log(f"wrote {shown(str(Path(output).resolve()))}")
+    failures = sum(section.failures for section in sections)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
