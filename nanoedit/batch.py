@@ -124,9 +124,22 @@ def _load_object(line: str) -> dict[str, Any]:
     unknown = sorted(set(value) - JOB_FILE_KEYS)
     if unknown:
         raise UsageError(
-            f"unknown field {unknown[0]!r}; the fields are: {', '.join(sorted(JOB_FILE_KEYS))}"
+            f'unknown field "{unknown[0]}"; the fields are: {", ".join(sorted(JOB_FILE_KEYS))}'
         )
     return value
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else "a string"
 
 
 def _text_field(value: dict[str, Any], key: str) -> str | None:
@@ -134,7 +147,7 @@ def _text_field(value: dict[str, Any], key: str) -> str | None:
     if field is None:
         return None
     if not isinstance(field, str):
-        raise UsageError(f"the field {key!r} must be a string, not {type(field).__name__}")
+        raise UsageError(f'the field "{key}" must be a string, not {_json_kind(field)}')
     return field
 
 
@@ -161,6 +174,8 @@ def _job_from_object(
         size=normalize_size(size) if size is not None else options.size,
         model=model.strip() or None if model is not None else options.model,
     )
+    if prompt is not None and not prompt.strip():
+        raise UsageError('the line\'s "prompt" is blank; give text, or leave it out to use -p')
     if not job_options.prompt:
         raise UsageError('the job has no prompt; give "prompt" on the line or -p')
     target = Path(line_output) if line_output else output

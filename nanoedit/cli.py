@@ -458,7 +458,8 @@ def edit(
         found = expand_inputs(inputs or [], recursive=recursive)
         jobs = build_edit_jobs(found, ref or [], options, output)
         if from_file is not None:
-            jobs += read_job_file(from_file, _read_text(from_file), options, ref or [], output)
+            name = "stdin" if from_file == "-" else from_file
+            jobs += read_job_file(name, _read_text(from_file), options, ref or [], output)
         if not jobs:
             raise UsageError("no input given; pass images to edit, or --from FILE")
         return jobs

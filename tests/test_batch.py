@@ -559,3 +559,354 @@ def test_dry_run_prints_a_curl_command_per_job_and_sends_nothing(
     )
     assert served.sandbox.received == []
     assert listing(".") == before
+
+
+# Job files, continued -----------------------------------------------------------------------
+
+
+def test_job_file_line_with_its_own_output_among_several_other_lines(served: Served) -> None:
+    write_image("in/a.png", 10)
+    write_image("in/b.png", 20)
+    write_image("in/c.png", 30)
+    Path("jobs.txt").write_text(
+        '{"input":"in/a.png","output":"out/mine.png"}\nin/b.png\nin/c.png\n'
+    )
+    result = run_cli(["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=env(served))
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "out/mine.png\nb-edit.png\nc-edit.png\n",
+    ), result.stderr
+    assert summary(result) == "3 jobs: 3 done, 0 failed, 3 images saved"
+    assert sent_inputs(served, ["in/a.png", "in/b.png", "in/c.png"]) == [
+        "in/a.png",
+        "in/b.png",
+        "in/c.png",
+    ]
+    assert made_from("out/mine.png") == "in/a.png"
+    assert made_from("b-edit.png") == "in/b.png"
+    assert made_from("c-edit.png") == "in/c.png"
+    assert listing(".") == [
+        "b-edit.png", "c-edit.png", "in/a.png", "in/b.png", "in/c.png", "jobs.txt", "out/mine.png",
+    ]  # fmt: skip
+
+
+RATIO_CHOICES = "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"
+
+
+@pytest.mark.parametrize(
+    ("line", "flags", "code", "message"),
+    [
+        pytest.param(
+            '{"input": "in/b.png", "prompt": "x"',
+            ["-p", "x"],
+            2,
+            "not valid JSON (Expecting ',' delimiter); fix the line",
+            id="bad-json",
+        ),
+        pytest.param(
+            '{"input": "in/b.png", "colour": "red"}',
+            ["-p", "x"],
+            2,
+            'unknown field "colour"; the fields are: input, model, output, prompt, ratio, ref, size',
+            id="unknown-field",
+        ),
+        pytest.param(
+            '{"prompt": "x"}',
+            ["-p", "x"],
+            2,
+            'the line has no "input"; give the image to edit',
+            id="missing-input",
+        ),
+        pytest.param(
+            '{"input": ""}',
+            ["-p", "x"],
+            2,
+            'the line has no "input"; give the image to edit',
+            id="empty-input",
+        ),
+        pytest.param(
+            '{"input": "in/b.png"}',
+            [],
+            2,
+            'the job has no prompt; give "prompt" on the line or -p',
+            id="no-prompt",
+        ),
+        pytest.param(
+            '{"input": "in/b.png", "prompt": "   "}',
+            ["-p", "x"],
+            2,
+            'the line\'s "prompt" is blank; give text, or leave it out to use -p',
+            id="blank-prompt",
+        ),
+        pytest.param(
+            '{"input": "in/b.png", "ratio": "2:1"}',
+            ["-p", "x"],
+            2,
+            f"invalid ratio '2:1'; use one of: {RATIO_CHOICES}",
+            id="bad-ratio",
+        ),
+        pytest.param(
+            '{"input": "in/b.png", "size": "8k"}',
+            ["-p", "x"],
+            2,
+            "invalid size '8k'; use one of: 1K, 2K, 4K",
+            id="bad-size",
+        ),
+        pytest.param(
+            '{"input": "in/b.png", "ref": ["hat.png", 2]}',
+            ["-p", "x"],
+            2,
+            'the field "ref" must be a list of paths or URLs',
+            id="ref-not-strings",
+        ),
+        pytest.param(
+            '{"input": "in/b.png", "ref": {"hat.png": true}}',
+            ["-p", "x"],
+            2,
+            'the field "ref" must be a list of paths or URLs',
+            id="ref-not-a-list",
+        ),
+        pytest.param(
+            '{"input": "in/b.png", "prompt": 5}',
+            ["-p", "x"],
+            2,
+            'the field "prompt" must be a string, not a number',
+            id="prompt-not-a-string",
+        ),
+        pytest.param(
+            '{"input": ["in/b.png"]}',
+            ["-p", "x"],
+            2,
+            'the field "input" must be a string, not a list',
+            id="input-not-a-string",
+        ),
+        pytest.param(
+            '{"input": "file:///etc/hosts"}',
+            ["-p", "x"],
+            4,
+            "file:///etc/hosts uses the file: scheme; nanoedit reads local files and http(s) "
+            "URLs only (for a local file, pass its path)",
+            id="file-url",
+        ),
+    ],
+)
+def test_job_file_errors_name_the_file_and_line_and_send_nothing(
+    served: Served, line: str, flags: list[str], code: int, message: str
+) -> None:
+    write_image("in/a.png", 10)
+    write_image("in/b.png", 20)
+    # The good lines around the bad one are not sent either: the file is read whole first.
+    Path("jobs.txt").write_text(
+        f'# tonight\n{{"input": "in/a.png", "prompt": "fine"}}\n{line}\nin/a.png\n'
+    )
+    result = run_cli(["edit", "--from", "jobs.txt", *flags, "-j", "1"], env=env(served))
+    assert (result.exit_code, result.stdout) == (code, "")
+    assert result.stderr == f"error: jobs.txt line 3: {message}\n"
+    assert served.sandbox.received == []
+    assert listing(".") == ["in/a.png", "in/b.png", "jobs.txt"]
+
+
+def test_job_file_errors_from_stdin_name_the_line(served: Served) -> None:
+    write_image("in/a.png", 10)
+    write_image("in/b.png", 20)
+    stdin = 'in/a.png\n{"input": "in/b.png", "ratio": "2:1"}\n'
+    result = run_cli(["edit", "--from", "-", "-p", "x"], env=env(served), stdin=stdin)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert (
+        result.stderr == f"error: stdin line 2: invalid ratio '2:1'; use one of: {RATIO_CHOICES}\n"
+    )
+    assert served.sandbox.received == []
+    assert listing(".") == ["in/a.png", "in/b.png"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(
+            None,
+            "the job file jobs.txt does not exist; check the --from path",
+            id="missing",
+        ),
+        pytest.param(
+            b"# nothing tonight\n\n   \n   # an indented comment\n",
+            "jobs.txt holds no jobs; give one input or JSON object per line",
+            id="comments-only",
+        ),
+        pytest.param(
+            "in/caf\u00e9.png\n".encode("latin-1"),
+            "the job file jobs.txt cannot be read (it is not UTF-8 text)",
+            id="not-utf8",
+        ),
+    ],
+)
+def test_job_file_that_gives_no_jobs_exits_4(
+    served: Served, content: bytes | None, message: str
+) -> None:
+    write_image("in/café.png", 10)
+    if content is not None:
+        Path("jobs.txt").write_bytes(content)
+    before = listing(".")
+    result = run_cli(["edit", "--from", "jobs.txt", "-p", "x"], env=env(served))
+    assert (result.exit_code, result.stdout, result.stderr) == (4, "", f"error: {message}\n")
+    assert served.sandbox.received == []
+    assert listing(".") == before
+
+
+# Names fixed up front -----------------------------------------------------------------------
+
+# Out of sorted order, with stems shared across folders: names follow this list.
+EIGHT = [
+    "y/cat.png", "x/dog.png", "z/cat.png", "x/cat.png",
+    "y/fox.png", "x/fox.png", "z/dog.png", "w/owl.png",
+]  # fmt: skip
+EIGHT_NAMES = {
+    "cat-edit.png": "y/cat.png",
+    "dog-edit.png": "x/dog.png",
+    "cat-edit-2.png": "z/cat.png",
+    "cat-edit-3.png": "x/cat.png",
+    "fox-edit.png": "y/fox.png",
+    "fox-edit-2.png": "x/fox.png",
+    "dog-edit-2.png": "z/dog.png",
+    "owl-edit.png": "w/owl.png",
+}
+
+
+def test_four_at_once_saves_every_image_under_the_same_names_in_every_run(
+    served: Served,
+) -> None:
+    for shade, path in enumerate(EIGHT):
+        write_image(path, 30 * shade)
+    in_list_order = list(EIGHT_NAMES)
+    mappings = []
+    served.sandbox.slow_seconds = 0.5
+    for run, faults in (("one", "submit:slowx2"), ("two", "")):
+        # The first two requests to arrive are held back, so their jobs finish after later ones.
+        if faults:
+            served.sandbox.add_faults(faults)
+        served.sandbox.received.clear()
+        result = run_cli(["edit", *EIGHT, "-p", "x", "-j", "4", "-d", run], env=env(served))
+        assert result.exit_code == 0, result.stderr
+        assert served.sandbox.pending_faults() == []
+        printed = [line.removeprefix(f"{run}/") for line in result.stdout.splitlines()]
+        assert sorted(printed) == sorted(in_list_order)
+        if faults:
+            assert printed != in_list_order, "the jobs were meant to finish out of order"
+        assert summary(result) == "8 jobs: 8 done, 0 failed, 8 images saved"
+        assert Counter(sent_inputs(served, EIGHT)) == Counter(EIGHT)
+        assert listing(run) == sorted(EIGHT_NAMES)
+        mappings.append({name: made_from(Path(run, name)) for name in listing(run)})
+    assert mappings == [EIGHT_NAMES, EIGHT_NAMES]
+
+
+@pytest.mark.parametrize("jobs", ["1", "4"])
+@pytest.mark.parametrize("order", [["a/cat.png", "b/cat.png"], ["b/cat.png", "a/cat.png"]])
+def test_same_stem_in_two_folders_numbers_in_list_order(
+    served: Served, order: list[str], jobs: str
+) -> None:
+    write_image("a/cat.png", 10)
+    write_image("b/cat.png", 20)
+    result = run_cli(["edit", *order, "-p", "x", "-j", jobs], env=env(served))
+    assert result.exit_code == 0, result.stderr
+    printed = result.stdout.splitlines()
+    if jobs == "1":
+        assert printed == ["cat-edit.png", "cat-edit-2.png"]
+    else:
+        assert sorted(printed) == ["cat-edit-2.png", "cat-edit.png"]
+    assert made_from("cat-edit.png") == order[0]
+    assert made_from("cat-edit-2.png") == order[1]
+    assert sorted(sent_inputs(served, order)) == ["a/cat.png", "b/cat.png"]
+    assert listing(".") == ["a/cat.png", "b/cat.png", "cat-edit-2.png", "cat-edit.png"]
+
+
+def test_names_taken_by_other_files_are_passed_over(served: Served) -> None:
+    write_image("cat.png", 10)
+    theirs = write_image("cat-edit.jpg", 99, "JPEG")  # not ours: no provenance, another format
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=env(served))
+    assert (result.exit_code, result.stdout) == (0, "cat-edit-2.png\n"), result.stderr
+    assert result.stderr == "saved cat-edit-2.png (1184x864 PNG) from cat.png\n"
+    assert made_from("cat-edit-2.png") == "cat.png"
+    assert Path("cat-edit.jpg").read_bytes() == theirs
+    assert listing(".") == ["cat-edit-2.png", "cat-edit.jpg", "cat.png"]
+
+
+def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
+    write_image("a/cat.png", 10)
+    write_image("b/cat.png", 20)
+    args = ["edit", "a/cat.png", "b/cat.png", "-p", "x", "-j", "1"]
+    first = run_cli(args, env=env(served))
+    assert (first.exit_code, first.stdout) == (0, "cat-edit.png\ncat-edit-2.png\n"), first.stderr
+    again = run_cli(args, env=env(served))
+    assert (again.exit_code, again.stdout) == (0, "cat-edit-3.png\ncat-edit-4.png\n"), again.stderr
+    assert {name: made_from(name) for name in listing(".") if name.startswith("cat-edit")} == {
+        "cat-edit.png": "a/cat.png",
+        "cat-edit-2.png": "b/cat.png",
+        "cat-edit-3.png": "a/cat.png",
+        "cat-edit-4.png": "b/cat.png",
+    }
+    assert sent_inputs(served, ["a/cat.png", "b/cat.png"]) == ["a/cat.png", "b/cat.png"] * 2
+
+    # A folder run over the same place takes the inputs, never the results.
+    served.sandbox.received.clear()
+    before = listing(".")
+    flat = run_cli(["edit", ".", "-p", "x", "--dry-run"], env=env(served))
+    assert (flat.exit_code, flat.stdout) == (4, "")
+    assert flat.stderr == (
+        "error: the folder . holds no images (add --recursive to look in its subfolders); "
+        "pass image files\n"
+    )
+    deep = run_cli(["edit", ".", "-R", "-p", "x", "--dry-run"], env=env(served))
+    assert (deep.exit_code, deep.stderr) == (0, "")
+    assert [line for line in deep.stdout.splitlines() if line.startswith("#")] == [
+        "# a/cat.png -> cat-edit-5 (openai, nano-banana)",
+        "# b/cat.png -> cat-edit-6 (openai, nano-banana)",
+    ]
+    assert served.sandbox.received == []
+    assert listing(".") == before
+
+
+# Partial failures, continued ----------------------------------------------------------------
+
+
+def test_a_failed_download_fails_its_job_only(served: Served) -> None:
+    write_image("in/a.png", 10)
+    write_image("in/b.png", 20)
+    url = f"{served.base_url}/samples/missing.png"
+    host = served.base_url.removeprefix("http://")
+    result = run_cli(
+        ["edit", "in/a.png", "in/b.png", url, "-p", "x", "-j", "4", "--json"], env=env(served)
+    )
+    assert result.exit_code == 7, result.stderr
+    records = {
+        record["inputs"][0]: record for record in map(json.loads, result.stdout.splitlines())
+    }
+    assert len(records) == 3
+
+    def done(source: str, name: str) -> dict[str, object]:
+        output = {"path": name, "width": AUTO_SIZE[0], "height": AUTO_SIZE[1], "format": "png",
+                  "bytes": Path(name).stat().st_size}  # fmt: skip
+        return {"ok": True, "kind": "edit", "backend": "openai", "model": "nano-banana",
+                "prompt": "x", "inputs": [source], "outputs": [output], "skipped": False,
+                "warnings": [], "error": None}  # fmt: skip
+
+    message = (
+        f"the input {url} could not be downloaded from {host}: HTTP 404 (it starts like text); "
+        "check the address"
+    )
+    assert records == {
+        "in/a.png": done("in/a.png", "a-edit.png"),
+        "in/b.png": done("in/b.png", "b-edit.png"),
+        url: {"ok": False, "kind": "edit", "backend": "openai", "model": "nano-banana",
+              "prompt": "x", "inputs": [url], "outputs": [], "skipped": False, "warnings": [],
+              "error": {"kind": "input", "message": message, "exit_code": 4}},
+    }  # fmt: skip
+    *lines, last = result.stderr.splitlines()
+    assert sorted(lines) == [
+        f"error: {message}",
+        "saved a-edit.png (1184x864 PNG) from in/a.png",
+        "saved b-edit.png (1184x864 PNG) from in/b.png",
+    ]
+    assert last == "3 jobs: 2 done, 1 failed, 2 images saved"
+    # A 404 is not retried, and the job whose input never came sends nothing.
+    assert [r.path for r in served.sandbox.received].count("/samples/missing.png") == 1
+    assert sorted(sent_inputs(served, ["in/a.png", "in/b.png"])) == ["in/a.png", "in/b.png"]
+    assert listing(".") == ["a-edit.png", "b-edit.png", "in/a.png", "in/b.png"]

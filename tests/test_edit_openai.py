@@ -113,7 +113,9 @@ def test_references_follow_the_input_and_size_is_sent_uppercase(
 def test_two_inputs_make_two_jobs_and_names_never_collide(served: Served, sample: Path) -> None:
     Path("cat-edit.png").write_bytes(b"an older result")
     Path("dog.jpg").write_bytes(sample_image("dog.jpg")[0])
-    result = run_cli(["edit", "cat.png", "dog.jpg", "-p", "make it night"], env=backend_env(served))
+    result = run_cli(
+        ["edit", "cat.png", "dog.jpg", "-p", "make it night", "-j", "1"], env=backend_env(served)
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "cat-edit-2.png\ndog-edit.png\n"
     assert Path("cat-edit.png").read_bytes() == b"an older result"

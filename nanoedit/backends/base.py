@@ -107,13 +107,17 @@ def read_json(response: httpx.Response, where: str) -> Any:
     """The answer's JSON, or an error that says what came instead (an HTML proxy page…)."""
     try:
         return json.loads(response.content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         from nanoedit.imageformat import describe
 
+        if looks_like_json(response) and isinstance(exc, json.JSONDecodeError):
+            size = len(response.content)
+            what = f"JSON that is cut short or malformed (it breaks at byte {exc.pos} of {size})"
+        else:
+            what = f"a body that is not JSON ({describe(response.content)})"
         raise ApiError(
-            f"{where} answered HTTP {response.status_code} with a body that is not JSON "
-            f"({describe(response.content)}); the server or a proxy in front of it failed, "
-            "try again later"
+            f"{where} answered HTTP {response.status_code} with {what}; the server or a proxy "
+            "in front of it failed, try again later"
         ) from None
 
 

@@ -1,0 +1,254 @@
+"""The fault matrix: both backends against every way the servers misbehave, over loopback.
+
+Each case injects one fault plan into the served sandbox, runs one edit through the CLI and
+asserts the exit code, the last line on stderr, how many requests of each kind the server
+saw (a paid request sent twice would show here), and the files left on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env, run_cli
+from PIL import Image
+
+from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
+
+
+@pytest.fixture
+def faulty() -> Iterator[Served]:
+    """A served sandbox whose slow answers take 3 s and whose huge files are 201 MiB."""
+    sandbox = Sandbox(
+        keys=frozenset({OPENAI_KEY, DUOMI_KEY}), slow_seconds=3.0, huge_bytes=201 * 1024 * 1024
+    )
+    with SandboxServer(sandbox) as server:
+        yield Served(sandbox, server.base_url)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fault plan and everything that must follow from it."""
+
+    faults: str
+    code: int
+    # The last stderr line (for a failure) contains this; "" for a success.
+    message: str = ""
+    # Requests the server saw: API submissions, task polls (at least), file downloads.
+    submits: int = 1
+    polls: int | None = None
+    files: int = 1
+    args: tuple[str, ...] = ()
+    retries: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+OK = 0
+API = 5
+NET = 6
+RETRY = "retry 1 of 3"
+
+# The multipart backend: one paid POST, then a download.
+OPENAI_CASES: dict[str, Case] = {
+    "429 honoured": Case("429", OK, submits=2, retries=1),
+    "429 as HTTP date": Case("429-date", OK, submits=2, retries=1),
+    "429 past the retries": Case(
+        "429x2", API, "[rate_limit_exceeded]; the server is rate limiting requests; wait a little and try again", submits=2, files=0,
+        args=("--retries", "1"), retries=1,
+    ),
+    "408": Case("408", OK, submits=2, retries=1),
+    **{f"{status} json": Case(status, OK, submits=2, retries=1)
+       for status in ("500", "502", "503", "504")},
+    **{f"{status} html": Case(f"{status}-html", OK, submits=2, retries=1)
+       for status in ("500", "502", "503", "504")},
+    **{f"{status} empty": Case(f"{status}-empty", OK, submits=2, retries=1)
+       for status in ("500", "502", "503", "504")},
+    "503 json past the retries": Case(
+        "503x4", API, "answered HTTP 503:", submits=4, files=0, retries=3,
+    ),
+    "502 html past the retries": Case(
+        "502-htmlx4", API,
+        "answered HTTP 502 with a body that is not JSON (it starts like HTML); the server or a "
+        "proxy in front of it failed, try again later", submits=4, files=0, retries=3,
+    ),
+    "504 empty past the retries": Case(
+        "504-emptyx4", API, "answered HTTP 504 with no error details; try again later",
+        submits=4, files=0, retries=3,
+    ),
+    "reset after the body": Case(
+        "reset", NET,
+        "it may have reached the model, so nanoedit did not send it again (a second request "
+        "could be charged twice); check your account, then run again, or pass --retry-unsafe "
+        "to allow resending", files=0,
+    ),
+    "reset after the body, --retry-unsafe": Case(
+        "reset", OK, submits=2, args=("--retry-unsafe",), retries=1
+    ),
+    "reset before the body": Case("reset-early", OK, submits=2, retries=1, extra={"big": "1"}),
+    "slower than the timeout": Case(
+        "slow", NET,
+        "did not finish within the job's time limit of 1 s (1.0 s elapsed); raise it with "
+        "--timeout", files=0, args=("--timeout", "1"),
+    ),
+    "invalid JSON": Case(
+        "bad-json", API,
+        "answered HTTP 200 with JSON that is cut short or malformed (it breaks at byte ", files=0,
+    ),
+    "error in HTTP 200": Case("error200", API, "answered HTTP 200:", files=0),
+    "no image": Case("no-data", API, "answered HTTP 200 with no data list, so no image was made",
+                     files=0),
+    "empty data": Case("empty-data", API,
+                       "answered HTTP 200 with an empty data list, so no image was made", files=0),
+    "empty url": Case("empty-url", API,
+                      "answered HTTP 200 with an empty image URL, so no image was made", files=0),
+    "text only": Case("text-only", API, "answered with text but no image:", files=0),
+    "data: URI": Case("data-uri", OK, files=0),
+    "redirecting result": Case("redirect", OK, files=2),
+    "expired result": Case(
+        "expired", API, "could not be downloaded from", files=1,
+    ),
+    "result cut short": Case("truncated", OK, files=2, retries=1),
+    "result cut short every time": Case(
+        "truncatedx4", NET, "failed after 4 attempts (the connection broke: peer closed "
+        "connection without sending complete message body", files=4, retries=3,
+    ),
+    "HTML instead of an image": Case(
+        "html-result", API, "is not an image (it starts like HTML); nothing was saved",
+    ),
+    "result larger than the cap": Case(
+        "huge", API, "is larger than 200 MiB; refusing to download it"
+    ),
+    "result larger than the cap, no length": Case(
+        "huge-chunked", API, "is larger than 200 MiB; refusing to download it"
+    ),
+}  # fmt: skip
+
+# The URL-list backend: a paid task submission, polls, then a download.
+DUOMI_CASES: dict[str, Case] = {
+    "429 on submit": Case("submit:429", OK, submits=2, retries=1),
+    "429 date on a poll": Case("poll:429-date", OK, retries=1),
+    "429 past the retries": Case(
+        "submit:429x2", API, "refused the task submission (code 429)", submits=2, files=0,
+        args=("--retries", "1"), retries=1,
+    ),
+    "408 on a poll": Case("poll:408", OK, retries=1),
+    **{f"{status} json on submit": Case(f"submit:{status}", OK, submits=2, retries=1)
+       for status in ("500", "502", "503", "504")},
+    **{f"{status} html on a poll": Case(f"poll:{status}-html", OK, retries=1)
+       for status in ("500", "502", "503", "504")},
+    **{f"{status} empty on submit": Case(f"submit:{status}-empty", OK, submits=2, retries=1)
+       for status in ("500", "502", "503", "504")},
+    "503 past the retries": Case(
+        "submit:503x4", API, "refused the task submission (code 503)", submits=4, files=0,
+        retries=3,
+    ),
+    "reset after the submission": Case(
+        "submit:reset", NET,
+        "it may have reached the model, so nanoedit did not send it again", files=0,
+    ),
+    "reset after the submission, --retry-unsafe": Case(
+        "submit:reset", OK, submits=2, args=("--retry-unsafe",), retries=1
+    ),
+    "reset on a poll": Case("poll:reset", OK, retries=1),
+    "reset before a poll's body": Case("poll:reset-early", OK, retries=1),
+    "poll slower than the timeout": Case(
+        "poll:slow", NET, "did not finish within the job's time limit of 2 s", files=0,
+        args=("--timeout", "2"),
+    ),
+    "invalid JSON on submit": Case(
+        "submit:bad-json", API, "answered HTTP 200 with JSON that is cut short or malformed", files=0,
+    ),
+    "code 500 in HTTP 200 on submit": Case(
+        "submit:error200", API, "refused the task submission (code 500)", files=0
+    ),
+    "error in HTTP 200 on a poll": Case("poll:error200", API, "refused the task", files=0),
+    "task error": Case("task-error", API, "failed:", files=0),
+    "task never finishes": Case(
+        "task-stuck", NET,
+        "did not finish within the job's time limit of 2 s (2 s elapsed, last state: running); "
+        "it may still finish on the server, so wait before sending the job again, or raise "
+        "--timeout", files=0, args=("--timeout", "2"),
+    ),
+    "unknown task state": Case("task-unknown", OK),
+    "empty url": Case("empty-url", API, "succeeded without an image", files=0),
+    "no image": Case("no-data", API, "succeeded without an image", files=0),
+    "text only": Case("text-only", API, "succeeded without an image:", files=0),
+    "data: URI": Case("data-uri", OK, files=0),
+    "redirecting result": Case("redirect", OK, files=2),
+    "expired result": Case("expired", API, "HTTP 403", files=1),
+    "result cut short": Case("truncated", OK, files=2, retries=1),
+    "HTML instead of an image": Case("html-result", API, "is not an image (it starts like HTML)"),
+    "result larger than the cap": Case("huge", API, "is larger than 200 MiB"),
+}  # fmt: skip
+
+
+def noisy_png(path: Path) -> None:
+    """A PNG of noise, too big (over 4 MB) to fit in loopback's socket buffers."""
+    Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3)).save(path, compress_level=0)
+
+
+def run_case(served: Served, case: Case, inputs: list[str]) -> None:
+    served.sandbox.add_faults(case.faults)
+    args = ["edit", *inputs, "-p", "make it a watercolor", *case.args]
+    result = run_cli(args, env=backend_env(served))
+    stderr = result.stderr.splitlines()
+    received = served.sandbox.received
+    submits = [r for r in received if r.method == "POST"]
+    polls = [r for r in received if r.method == "GET" and r.path.startswith("/api/")]
+    files = [r for r in received if r.path.startswith("/files/")]
+    retry_lines = [line for line in stderr if "; retry " in line]
+    assert result.exit_code == case.code, result.stderr
+    assert len(submits) == case.submits, result.stderr
+    assert len(files) == case.files, result.stderr
+    assert len(retry_lines) == case.retries, result.stderr
+    if case.polls is not None:
+        assert len(polls) >= case.polls
+    on_disk = sorted(str(p) for p in Path(".").rglob("*") if p.is_file())
+    local = [i for i in inputs if not i.startswith("http")]
+    if case.code == OK:
+        assert result.stdout == "cat-edit.png\n"
+        assert stderr[-1].startswith("saved cat-edit.png (")
+        with Image.open("cat-edit.png") as image:
+            image.load()
+            assert image.size[0] > 0
+        assert on_disk == sorted([*local, "cat-edit.png"])
+    else:
+        assert result.stdout == ""
+        assert stderr[-1].startswith("error: ")
+        assert case.message in stderr[-1]
+        assert on_disk == sorted(local), "a failed job must leave nothing behind"
+    assert pending(served) == []
+    assert OPENAI_KEY not in result.stderr and DUOMI_KEY not in result.stderr
+
+
+def pending(served: Served) -> list[str]:
+    return served.sandbox.pending_faults()
+
+
+@pytest.mark.parametrize("case", list(OPENAI_CASES.values()), ids=list(OPENAI_CASES))
+def test_multipart_backend_meets_every_fault(faulty: Served, case: Case) -> None:
+    if case.extra.get("big"):
+        noisy_png(Path("cat.png"))
+    else:
+        Path("cat.png").write_bytes(sample_image("cat.png")[0])
+    env = backend_env(faulty, duomi=False)
+    assert env["NANOEDIT_OPENAI_BASE_URL"] == faulty.base_url
+    run_case(faulty, case, ["cat.png"])
+
+
+@pytest.mark.parametrize("case", list(DUOMI_CASES.values()), ids=list(DUOMI_CASES))
+def test_url_list_backend_meets_every_fault(faulty: Served, case: Case) -> None:
+    run_case(faulty, case, [f"{faulty.base_url}/samples/cat.png"])
+
+
+def test_a_big_upload_reset_before_its_body_is_resent_whole(faulty: Served) -> None:
+    noisy_png(Path("cat.png"))
+    faulty.sandbox.add_faults("reset-early")
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(faulty))
+    assert result.exit_code == 0, result.stderr
+    first, second = [r for r in faulty.sandbox.received if r.method == "POST"]
+    assert (first.body_read, second.body_read) == (False, True)
+    assert second.files[0].data == Path("cat.png").read_bytes()
