@@ -7,9 +7,10 @@ through an :class:`Events` object and never prints by itself.
 from __future__ import annotations
 
 import hashlib
+import queue
 import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +34,7 @@ from nanoedit.save import (
     SavedImage,
     check_directory,
     check_output_path,
+    discard_live_parts,
     inspect_image,
     place_as,
     place_new,
@@ -46,8 +48,8 @@ if TYPE_CHECKING:
 # Result images larger than this are refused rather than written to disk.
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 DEFAULT_JOBS = 4
-# After Ctrl-C, how long running jobs get to remove their temporary files.
-CANCEL_GRACE = 3.0
+# After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
+CANCEL_GRACE = 1.0
 
 
 class Events(Protocol):
@@ -240,21 +242,45 @@ class Runner:
                 self.events.job_finished(outcome)
         if not runnable:
             return outcomes
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="job")
-        futures: set[Future[None]] = {pool.submit(self.run_one, outcome) for outcome in runnable}
+        # Daemon threads: a job blocked on a silent server must not keep the process alive
+        # after Ctrl-C (an executor's threads are joined at exit, however long that takes).
+        waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
+        for outcome in runnable:
+            waiting.put(outcome)
+        crashes: list[BaseException] = []
+
+        def work() -> None:
+            while not self.cancel.is_set():
+                try:
+                    outcome = waiting.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self.run_one(outcome)
+                except BaseException as exc:  # a bug: stop the run and show it
+                    crashes.append(exc)
+                    self.cancel.set()
+
+        workers = [
+            threading.Thread(target=work, name=f"job-{n}", daemon=True)
+            for n in range(min(max(1, self.options.jobs), len(runnable)))
+        ]
+        for worker in workers:
+            worker.start()
         try:
-            while futures:
-                done, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()
+            for worker in workers:
+                while worker.is_alive():
+                    worker.join(0.2)
         except BaseException:
-            # Ctrl-C (or a bug): stop every job where it stands; each removes its own
-            # temporary files on the way out, and saved images stay.
+            # Ctrl-C: every job stops where it stands; images saved stay, temporary files go.
             self.cancel.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            wait(futures, timeout=CANCEL_GRACE)
+            deadline = time.monotonic() + CANCEL_GRACE
+            for worker in workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
+            discard_live_parts()
             raise
-        pool.shutdown(wait=True)
+        if crashes:
+            raise crashes[0]
         return outcomes
 
     def run_one(self, outcome: JobOutcome) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,21 @@ def write_error(exc: OSError, where: Path, what: str) -> OutputError:
     return OutputError(f"{what} could not be written to {where} ({reason}); check the folder")
 
 
+# Every part file not yet discarded, so an interrupted run can remove those whose job
+# thread is still blocked on the network when the process exits.
+_LIVE_PARTS: set[Path] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def discard_live_parts() -> None:
+    """Remove every temporary file still in use (after Ctrl-C)."""
+    with _LIVE_LOCK:
+        paths = list(_LIVE_PARTS)
+        _LIVE_PARTS.clear()
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
 class PartFile:
     """A temporary ``.part`` file beside the destination; removed unless it is placed.
 
@@ -72,6 +88,8 @@ class PartFile:
         except OSError as exc:
             raise write_error(exc, directory, what) from None
         self.handle = os.fdopen(fd, "wb")
+        with _LIVE_LOCK:
+            _LIVE_PARTS.add(self.path)
 
     def write(self, chunk: bytes) -> None:
         """Append bytes."""
@@ -98,6 +116,8 @@ class PartFile:
         if not self.handle.closed:
             self.handle.close()
         self.path.unlink(missing_ok=True)
+        with _LIVE_LOCK:
+            _LIVE_PARTS.discard(self.path)
 
     def __enter__(self) -> PartFile:
         return self

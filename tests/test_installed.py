@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import DUOMI_KEY, OPENAI_KEY
 from PIL import Image
 
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -114,3 +115,42 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_ctrl_c_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once(
+    isolated: Path,
+) -> None:
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY}), faults="task-stuck")
+    with SandboxServer(sandbox) as server:
+        (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
+        env = dict(os.environ) | {
+            "NANOEDIT_OPENAI_BASE_URL": server.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+            "NANOEDIT_DUOMI_BASE_URL": server.base_url, "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY,
+            "NANOEDIT_DUOMI_POLL_INTERVAL": "0.2",
+        }  # fmt: skip
+        # The local file goes multipart and is saved at once; the URL's task never ends.
+        run = subprocess.Popen(
+            [NANOEDIT, "edit", f"{server.base_url}/samples/dog.jpg", "cat.png", "-p", "x",
+             "-j", "2"],
+            cwd=isolated, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        assert run.stdout is not None
+        assert run.stdout.readline() == "cat-edit.png\n"
+        polls_before = len(sandbox.received)
+        started = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        rest, stderr = run.communicate(timeout=30)
+        stopped = time.monotonic() - started
+        assert (run.returncode, rest) == (130, "")
+        assert stderr.splitlines()[-1] == (
+            "interrupted: nothing more was sent; images already saved are kept"
+        )
+        assert "Traceback" not in stderr
+        assert stopped < 5, stopped
+        # The saved image is whole; nothing else, no temporary file, was left behind.
+        assert sorted(p.name for p in isolated.iterdir()) == ["cat-edit.png", "cat.png"]
+        with Image.open(isolated / "cat-edit.png") as image:
+            image.load()
+        time.sleep(0.5)
+        assert len(sandbox.received) <= polls_before + 1  # polling stopped with the run
