@@ -17,8 +17,9 @@ import httpx
 from nanoedit.backends import SETUP_HINTS
 from nanoedit.backends.base import clip, host_of
 from nanoedit.backends.openai import AUTH_CODES, api_root
-from nanoedit.config import BackendSettings, Settings
+from nanoedit.config import BackendSettings, Settings, redact_userinfo
 from nanoedit.errors import ConfigError, ExitCode
+from nanoedit.http import proxy_for
 from nanoedit.imageformat import describe
 
 READY = "ready"
@@ -244,8 +245,14 @@ def _not_configured(settings: BackendSettings) -> CheckResult:
     return CheckResult(name, NOT_CONFIGURED, f"{missing}; run: {fix}")
 
 
-def _unreachable(exc: httpx.TransportError, probe: _Probe) -> str:
+def _unreachable(exc: httpx.TransportError, probe: _Probe, proxy: str | None = None) -> str:
     where, said = probe.where, probe.quote(exc, 200)
+    through = proxy_for(probe.url, proxy)
+    if through and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return (
+            f"cannot connect through the proxy {redact_userinfo(through)} to {where} ({said}); "
+            "check the proxy"
+        )
     if isinstance(exc, httpx.TimeoutException):
         return f"{where} did not answer in time ({type(exc).__name__}); check the network or proxy"
     if isinstance(exc, httpx.ProxyError):
@@ -256,7 +263,11 @@ def _unreachable(exc: httpx.TransportError, probe: _Probe) -> str:
 
 
 def check_backend(
-    settings: BackendSettings, client: httpx.Client, *, timeout: float = CHECK_TIMEOUT
+    settings: BackendSettings,
+    client: httpx.Client,
+    *,
+    timeout: float = CHECK_TIMEOUT,
+    proxy: str | None = None,
 ) -> CheckResult:
     """Check one backend with one request (none when it is not configured)."""
     if not settings.configured or settings.base_url is None:
@@ -270,7 +281,7 @@ def check_backend(
     try:
         response = client.get(probe.url, headers=probe.headers, timeout=timeout)
     except httpx.TransportError as exc:
-        return CheckResult(settings.name, UNREACHABLE, _unreachable(exc, probe))
+        return CheckResult(settings.name, UNREACHABLE, _unreachable(exc, probe, proxy))
     except httpx.HTTPError as exc:
         return CheckResult(
             settings.name, FAILED, f"the request to {probe.where} failed ({type(exc).__name__})"
@@ -283,7 +294,10 @@ def check_backends(
 ) -> list[CheckResult]:
     """Check every backend, in registry order."""
     return [
-        check_backend(settings.backend_settings(name), client, timeout=timeout) for name in CHECKERS
+        check_backend(
+            settings.backend_settings(name), client, timeout=timeout, proxy=settings.proxy
+        )
+        for name in CHECKERS
     ]
 
 

@@ -28,10 +28,16 @@ def shown_key(settings: BackendSettings) -> str:
 
 def curl_command(request: PlannedRequest, key: str) -> str:
     """One request as a curl command line; ``{key}`` in a header becomes ``key``."""
-    words = ["curl", "-sS", "-X", request.method, request.url]
+    words = [shlex.quote(word) for word in ("curl", "-sS", "-X", request.method, request.url)]
     for name, value in request.headers.items():
-        words += ["-H", f"{name}: {value.replace('{key}', key)}"]
-    parts = [" ".join(shlex.quote(word) for word in words)]
+        header = f"{name}: {value}"
+        if key.startswith("$(") and "{key}" in header:
+            # The key command must run when the line is pasted: double quotes let $(...) work.
+            before, _, after = header.partition("{key}")
+            words += ["-H", f'"{_in_double_quotes(before)}{key}{_in_double_quotes(after)}"']
+        else:
+            words += ["-H", shlex.quote(header.replace("{key}", key))]
+    parts = [" ".join(words)]
     for name, value in request.fields:
         # --form-string: a prompt starting with @ or < is text, not a file to read.
         parts.append(f"--form-string {shlex.quote(f'{name}={value}')}")
@@ -49,6 +55,12 @@ def curl_command(request: PlannedRequest, key: str) -> str:
         parts.append("-H 'Content-Type: application/json'")
         parts.append(f"-d {shlex.quote(json.dumps(request.json, ensure_ascii=False))}")
     return " \\\n  ".join(parts)
+
+
+def _in_double_quotes(text: str) -> str:
+    for char in ("\\", '"', "$", "`"):
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def print_plan(

@@ -103,6 +103,23 @@ class Deadline:
         )
 
 
+def proxy_for(url: str, explicit: str | None) -> str | None:
+    """The proxy a request to ``url`` goes through: the explicit one, or the environment's
+    (``HTTPS_PROXY``, ``ALL_PROXY``… unless ``NO_PROXY`` exempts the host), as httpx picks it."""
+    if explicit:
+        return explicit
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if proxy and parts.hostname and bypass(parts.hostname):
+        return None
+    return proxy
+
+
 def make_client(
     transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 10
 ) -> httpx.Client:
@@ -162,6 +179,7 @@ class JobHttp:
         jitter: Callable[[], float] = random.random,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleeper: Callable[[float], None] | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.client = client
         self.policy = policy
@@ -171,6 +189,7 @@ class JobHttp:
         self.jitter = jitter
         self.now = now
         self.sleeper = sleeper
+        self.proxy = proxy
 
     def sleep(self, seconds: float) -> None:
         """Wait, unless the run is cancelled meanwhile (``sleeper`` replaces the wait in tests)."""
@@ -246,10 +265,11 @@ class JobHttp:
             except httpx.TransportError as exc:
                 if self.cancel.is_set():
                     raise Interrupted from None
-                failure = self._transport_failure(exc, trace, where, what, paid, attempt)
+                through = proxy_for(str(request.url), self.proxy)
+                failure = self._transport_failure(exc, trace, where, what, paid, attempt, through)
                 if failure is not None:
                     raise failure from None
-                wait, reason = None, _describe(exc)
+                wait, reason = None, _describe(exc, through)
             attempt += 1
             delay = backoff_delay(attempt - 1, self.policy.backoff, self.jitter())
             if wait is not None:
@@ -275,6 +295,7 @@ class JobHttp:
         what: str,
         paid: bool,
         attempt: int,
+        proxy: str | None = None,
     ) -> NanoeditError | None:
         """The error to give up with, or None to retry."""
         timed_out = isinstance(exc, httpx.TimeoutException)
@@ -282,7 +303,7 @@ class JobHttp:
             return self.deadline.exceeded(where, what)
         if paid and not self.policy.retry_unsafe and not _never_sent(exc, trace):
             return NetworkError(
-                f"{what} on {where} failed after the request was sent ({_describe(exc)}, "
+                f"{what} on {where} failed after the request was sent ({_describe(exc, proxy)}, "
                 f"{self.deadline.elapsed():.1f} s elapsed); it may have reached the model, so "
                 "nanoedit did not send it again (a second request could be charged twice); "
                 "check your account, then run again, or pass --retry-unsafe to allow resending"
@@ -290,7 +311,7 @@ class JobHttp:
         if attempt >= self.policy.retries:
             tries = f"{attempt + 1} attempts" if attempt else "1 attempt"
             return NetworkError(
-                f"{what} on {where} failed after {tries} ({_describe(exc)}, "
+                f"{what} on {where} failed after {tries} ({_describe(exc, proxy)}, "
                 f"{self.deadline.elapsed():.1f} s elapsed); check the address and network, "
                 "or try again later"
             )
@@ -336,8 +357,12 @@ def with_upload_progress(
     )
 
 
-def _describe(exc: httpx.TransportError) -> str:
-    """A transport failure in a few words."""
+def _describe(exc: httpx.TransportError, proxy: str | None = None) -> str:
+    """A transport failure in a few words; a connection failure through a proxy names it."""
+    if proxy and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
+        from nanoedit.config import redact_userinfo
+
+        return f"cannot connect through the proxy {redact_userinfo(proxy)}: {exc}; check the proxy"
     if isinstance(exc, httpx.ConnectTimeout):
         return "no connection within the connect timeout"
     if isinstance(exc, httpx.TimeoutException):

@@ -73,7 +73,8 @@ def error_console(stream: IO[str]) -> Console:
         highlight=False,
         emoji=False,
         soft_wrap=True,
-        no_color="NO_COLOR" in os.environ or None,
+        # no-color.org: set and not empty.
+        no_color=bool(os.environ.get("NO_COLOR")) or None,
     )
 
 
@@ -86,12 +87,12 @@ class AmountColumn(ProgressColumn):
         unit = task.fields.get("unit")
         if unit == "jobs":
             return Text(f"{int(task.completed)}/{int(task.total or 0)}", style="progress.download")
-        if unit != "bytes" or not task.completed:
+        done, size = task.fields.get("done"), task.fields.get("size")
+        if unit != "bytes" or not done:
             return Text("")
-        done = decimal(int(task.completed))
-        if task.total:
-            return Text(f"{done}/{decimal(int(task.total))}", style="progress.download")
-        return Text(done, style="progress.download")
+        if size:
+            return Text(f"{decimal(done)}/{decimal(size)}", style="progress.download")
+        return Text(decimal(done), style="progress.download")
 
 
 class Reporter:
@@ -165,12 +166,16 @@ class Reporter:
                     task, description=f"{job.label}: {phase}", total=None, completed=0, unit=""
                 )
             else:
+                # One more than the size: a job's task must never count as finished, or rich
+                # stops its spinner and its clock for the phases that follow.
                 self.progress.update(
                     task,
                     description=f"{job.label}: {phase}",
-                    total=total or None,
+                    total=total + 1 if total else None,
                     completed=done,
                     unit="bytes",
+                    done=done,
+                    size=total,
                 )
 
     def job_finished(self, outcome: JobOutcome) -> None:
@@ -208,12 +213,14 @@ class Reporter:
     def warning(self, text: str) -> None:
         """A warning line on stderr (not with --quiet)."""
         if not self.quiet:
-            self.console.print(f"warning: {text}", style="yellow")
+            # A styled Text, not print(style=...): the live bars drawn with this print would
+            # take on its style.
+            self.console.print(Text(f"warning: {text}", style="yellow"))
 
     def error(self, error: NanoeditError | str) -> None:
         """An error line on stderr, always."""
         message = error.message if isinstance(error, NanoeditError) else error
-        self.console.print(f"error: {message}", style="bold red")
+        self.console.print(Text(f"error: {message}", style="bold red"))
 
     def summary(self, outcomes: Sequence[JobOutcome]) -> None:
         """One closing line for runs of more than one job."""

@@ -303,6 +303,7 @@ class Runner:
             Deadline(self.settings.timeout),
             notify=notify,
             cancel=self.cancel,
+            proxy=self.settings.proxy,
         )
         try:
             backend = make_backend(outcome.backend, self.settings, http)
@@ -542,8 +543,9 @@ def check_size(model: str, size: str | None) -> None:
     """Refuse a size the model cannot render, before a request is paid for."""
     if model in FLASH_MODELS and size in ("2K", "4K"):
         raise UsageError(
-            f"{model} renders 1K only, so --size {size} cannot be honoured; drop --size, or "
-            "choose a model that renders it (--model nano-banana-pro or nano-banana-2)"
+            f"{model} renders 1K only, so size {size} cannot be honoured; drop it (from --size, "
+            "NANOEDIT_SIZE or default.size), or choose a model that renders it "
+            "(--model nano-banana-pro or nano-banana-2)"
         )
 
 

@@ -100,7 +100,7 @@ CASES: list[tuple[str, Callable[[], object], list[str], int, str]] = [
      'the prompt is empty; say what you want with -p "..."'),
     ("4K on a 1K-only model", make_setup({"cat.png": CAT}),
      ["cat.png", "-p", "x", "--size", "4K", "--model", "gemini-2.5-flash-image"], 2,
-     "gemini-2.5-flash-image renders 1K only, so --size 4K cannot be honoured; drop --size, or "
+     "gemini-2.5-flash-image renders 1K only, so size 4K cannot be honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or "
      "choose a model that renders it (--model nano-banana-pro or nano-banana-2)"),
     ("unwritable output folder", make_setup({"cat.png": CAT}),
      ["cat.png", "-p", "x", "-d", "/proc/sys/nanoedit-out"], 4,

@@ -113,7 +113,10 @@ class OpenAIBackend:
             )
 
             def uploaded(done: int, total: int) -> None:
-                progress("waiting for the model" if done >= total else "uploading", done, total)
+                if done >= total:
+                    progress("waiting for the model")  # a spinner and a clock, not a full bar
+                else:
+                    progress("uploading", done, total)
 
             progress("uploading", 0, int(request.headers.get("content-length", "0") or 0))
             request = with_upload_progress(request, uploaded)
