@@ -148,7 +148,7 @@ class _BodyTrace:
     @property
     def body_sent(self) -> bool | None:
         """True when the body was sent whole, False when it was not, None when unknown
-        (a transport that does not report, like the in-process sandbox)."""
+        (a transport that reports nothing: then the request may have arrived)."""
         if not self.events:
             return None
         return any(name.endswith("send_request_body.complete") for name in self.events)
