@@ -668,7 +668,7 @@ def sandbox_serve(
         ),
     ] = "",
     latency: Annotated[
-        float, typer.Option("--latency", min=0, help="Seconds added to each API answer.")
+        float, typer.Option("--latency", min=0, help="Seconds each API answer takes at least.")
     ] = 0.0,
     task_seconds: Annotated[
         float, typer.Option("--task-seconds", min=0, help="How long a URL-list task runs.")

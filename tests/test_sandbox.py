@@ -1065,14 +1065,16 @@ def test_a_bad_fault_plan_names_the_token(spec: str, message: str) -> None:
     assert sandbox.pending_faults() == ["api:429x1"]  # nothing of a bad spec is added
 
 
-def test_latency_is_slept_before_api_answers_only(serve: Callable[..., Served]) -> None:
+def test_latency_is_the_least_time_of_api_answers_only(serve: Callable[..., Served]) -> None:
     slept: list[float] = []
     served = serve(latency=1.5, sleep=slept.append)
     url = only_url(edit(served.client))
     served.client.get(url)
     served.client.get("/samples/cat.png")
     submit(served.client, path=GENERATE_PATH)
-    assert slept == [1.5, 1.5]
+    # Two API answers; the time spent drawing the edit counts toward its 1.5 s.
+    assert len(slept) == 2
+    assert 1.0 < slept[0] < 1.5 and 1.4 < slept[1] <= 1.5, slept
 
 
 def test_the_new_fault_tokens_parse_with_their_default_phases() -> None:
