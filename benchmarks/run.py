@@ -42,7 +42,7 @@ PROMPT = "add a hat"
 # A run that takes longer than this is stopped and counted as failed.
 RUN_TIMEOUT = 600.0
 SERVER_START_TIMEOUT = 30.0
-IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG
 # Proxy settings of the caller must not route loopback requests elsewhere.
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 BENCHMARKS = ("throughput", "overhead", "memory", "startup")
@@ -68,16 +68,18 @@ class RunFailed(Exception):
 
 @dataclass(frozen=True)
 class Measurement:
-    """One finished run: its wall-clock time and the peak RSS of the process started."""
+    """One finished run: its wall-clock time, and the peak RSS and the CPU time (user and
+    system, its own children's included) of the process started."""
 
     seconds: float
     max_rss_kib: int
+    cpu_seconds: float
     stdout: str
     stderr: str
 
 
 def _tail(text: str, lines: int = 6) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:]) or "(nothing on stderr)"
+    return " / ".join(text.strip().splitlines()[-lines:]) or "(nothing on stderr)"
 
 
 # The measured command runs as the child of this small helper, which times it and reads its
@@ -99,7 +101,7 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - start
 with open(report, "w") as f:
-    f.write(f"{seconds!r} {usage.ru_maxrss}\\n")
+    f.write(f"{seconds!r} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime!r}\\n")
 code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)
 """
@@ -145,9 +147,9 @@ def measure(command: Sequence[str], *, cwd: Path, env: dict[str, str], shown: st
         figures = report.read_text().split() if report.exists() else []
     if code != 0:
         raise RunFailed(f"`{shown}` exited with {code}: {_tail(stderr)}")
-    if len(figures) != 2:
+    if len(figures) != 3:
         raise RunFailed(f"`{shown}`: the measuring helper wrote no report")
-    return Measurement(float(figures[0]), int(figures[1]), stdout, stderr)
+    return Measurement(float(figures[0]), int(figures[1]), float(figures[2]), stdout, stderr)
 
 
 def _kill_group(pid: int) -> None:
@@ -178,7 +180,7 @@ class Server:
         """``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def command(self, port: int | str) -> list[str]:
+    def command(self, port: int) -> list[str]:
         """The serve command for ``port``."""
         return [
             *self.tools.nanoedit,
@@ -189,6 +191,11 @@ class Server:
             "--latency",
             f"{self.latency:g}",
         ]
+
+    @property
+    def shown(self) -> str:
+        """The serve command as RESULTS.md shows it, with ``$PORT`` for the port."""
+        return shown(self.command(0)).replace("--port 0", "--port $PORT")
 
     def __enter__(self) -> Server:
         for _attempt in range(3):
@@ -203,7 +210,12 @@ class Server:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
             )
-            if self._wait_ready():
+            try:
+                ready = self._wait_ready()
+            except BaseException:  # Ctrl-C while waiting: __exit__ will not run
+                self.close()
+                raise
+            if ready:
                 log(f"sandbox serving on port {self.port} (--latency {self.latency:g})")
                 return self
             self.close()
@@ -222,6 +234,17 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         return False
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user and system) the server has used so far; None where /proc is not."""
+        if self._process is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        # utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         """Stop the server as Ctrl-C would, then for good if it lingers."""
@@ -340,8 +363,8 @@ class Produced:
     mean_bytes: float
 
     def describe(self) -> str:
-        """e.g. ``PNG 1184x864, 52 kB each``."""
-        return f"{self.format} {self.width}x{self.height}, {self.mean_bytes / 1000:,.0f} kB each"
+        """e.g. ``PNG 1184x864 (52 kB)``: the first image's format and size, the mean bytes."""
+        return f"{self.format} {self.width}x{self.height} ({self.mean_bytes / 1000:,.0f} kB)"
 
 
 def check_outputs(folder: Path, expected: int) -> Produced | None:
@@ -405,6 +428,8 @@ class Series:
     contender: Contender
     seconds: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
     produced: Produced | None = None
     error: str | None = None
 
@@ -423,14 +448,27 @@ class Series:
         """Median peak RSS in MB (10^6 bytes)."""
         return statistics.median(self.rss_kib) * 1024 / 1e6
 
+    @property
+    def median_cpu(self) -> float:
+        """Median CPU seconds of the client (its child processes included)."""
+        return statistics.median(self.cpu)
+
+    @property
+    def median_server_cpu(self) -> float | None:
+        """Median CPU seconds the server spent during a run (None where not measurable)."""
+        return statistics.median(self.server_cpu) if self.server_cpu else None
+
     def spread(self, scale: float = 1.0, digits: int = 2) -> str:
         """``min-max`` of the times, times ``scale``."""
         return f"{min(self.seconds) * scale:.{digits}f}-{max(self.seconds) * scale:.{digits}f}"
 
 
-def run_series(label: str, contenders: Sequence[Contender], runs: int) -> list[Series]:
+def run_series(
+    label: str, contenders: Sequence[Contender], runs: int, server: Server | None = None
+) -> list[Series]:
     """``runs`` rounds; each round runs every contender once, in an order that rotates from
-    round to round so that none is always first. A contender that fails once is out."""
+    round to round so that none is always first. A contender that fails once is out. The
+    CPU time ``server`` spends during each run is recorded too."""
     series = [Series(contender) for contender in contenders]
     for round_number in range(runs):
         shift = round_number % len(series)
@@ -441,6 +479,7 @@ def run_series(label: str, contenders: Sequence[Contender], runs: int) -> list[S
             out = contender.cwd / contender.out_dir
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
+            server_before = server.cpu_seconds() if server else None
             try:
                 result = measure(
                     contender.command, cwd=contender.cwd, env=contender.env, shown=contender.shown
@@ -452,11 +491,18 @@ def run_series(label: str, contenders: Sequence[Contender], runs: int) -> list[S
                 continue
             finally:
                 shutil.rmtree(out, ignore_errors=True)
+            server_after = server.cpu_seconds() if server else None
             item.seconds.append(result.seconds)
             item.rss_kib.append(result.max_rss_kib)
+            item.cpu.append(result.cpu_seconds)
+            note = ""
+            if server_before is not None and server_after is not None:
+                item.server_cpu.append(server_after - server_before)
+                note = f", server CPU {server_after - server_before:.2f} s"
             log(
                 f"{label}: run {round_number + 1}/{runs} {contender.name}: "
-                f"{result.seconds:.2f} s, peak RSS {result.max_rss_kib / 1024:.0f} MiB"
+                f"{result.seconds:.2f} s, CPU {result.cpu_seconds:.2f} s, "
+                f"peak RSS {result.max_rss_kib / 1024:.0f} MiB{note}"
             )
     return series
 
@@ -479,10 +525,23 @@ def fmt_ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
 
+def cpu_cell(item: Series, scale: float = 1.0, digits: int = 2) -> str:
+    """The client's median CPU time, times ``scale``."""
+    return f"{item.median_cpu * scale:.{digits}f}" if item.ok else "—"
+
+
+def server_cpu_cell(item: Series, scale: float = 1.0, digits: int = 2) -> str:
+    """The server's median CPU time during the runs, times ``scale``."""
+    value = item.median_server_cpu
+    return "—" if value is None or not item.ok else f"{value * scale:.{digits}f}"
+
+
 def seconds_cell(item: Series, digits: int = 2, scale: float = 1.0) -> str:
     """The median, or the failure."""
     if not item.ok:
-        return f"FAILED: {item.error}" if item.error else "not run"
+        # A table cell holds no pipe and no newline; the whole message is in the log.
+        reason = (item.error or "not run").replace("|", "/").replace("\n", " ")
+        return f"FAILED: {reason[:300]}"
     return f"{item.median * scale:.{digits}f}"
 
 
@@ -546,11 +605,11 @@ def curl_contender(
     if parallel == 1:
         line = f"sh {script} {inputs}/*.png"
     else:
-        line = f"printf '%s\\n' {inputs}/*.png | xargs -P {parallel} -n 1 sh {script}"
+        line = f'printf "%s\\n" {inputs}/*.png | xargs -P {parallel} -n 1 sh {script}'
     variables = f"MODEL={model} PROMPT={shlex.quote(PROMPT)} OUT={out_dir} EXT={ext}"
     if size:
         variables += f" SIZE={size}"
-    display = f"BASE=$BASE KEY=$KEY {variables} sh -c {shlex.quote(shown(line))}"
+    display = f"BASE=http://127.0.0.1:$PORT KEY=$KEY {variables} sh -c {shlex.quote(shown(line))}"
     return Contender(name, ("sh", "-c", line), work, out_dir, expected, env, display)
 
 
@@ -623,29 +682,30 @@ def bench_throughput(tools: Tools, work: Path, plan: Plan) -> Section:
                 parallel=jobs,
             ),
         ]
-        series = run_series("throughput", contenders, plan.runs_throughput)
-        serve = shown(server.command("$PORT"))
+        series = run_series("throughput", contenders, plan.runs_throughput, server)
+        serve = server.shown
     nanoedit, _serial, parallel = series
     target = 1.15
     ratio_ideal = nanoedit.median / ideal if nanoedit.ok else None
     passed = None if ratio_ideal is None else ratio_ideal <= target
     lines = [
         f"{count} edits of a 640x480 PNG (the sandbox's cat.png) with the default model "
-        f"(nano-banana: one {_produced(series)} result each), server latency {latency:g} s "
+        f"(nano-banana; each result a {_produced(series)}), server latency {latency:g} s "
         f"per API answer. Ideal for {jobs} at a time: {count}/{jobs} x {latency:g} s = "
         f"**{ideal:g} s**. Target: nanoedit ≤ {target}x ideal. "
         f"{len(nanoedit.seconds)} run(s) of each, rotated.",
         "",
-        f"| client | median s | min-max s | x ideal | x curl {jobs}-wide | per image s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| client | median s | min-max s | x ideal | x curl {jobs}-wide | client CPU s "
+        "| server CPU s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for item in series:
-        per_image = f"{item.median / count:.3f}" if item.ok else "—"
         lines.append(
             f"| {item.contender.name} | {seconds_cell(item)} | "
             f"{item.spread() if item.ok else '—'} | "
             f"{fmt_ratio(item.median / ideal if item.ok else None)} | "
-            f"{fmt_ratio(paired_ratio(item, parallel))} | {per_image} |"
+            f"{fmt_ratio(paired_ratio(item, parallel))} | {cpu_cell(item)} | "
+            f"{server_cpu_cell(item)} |"
         )
     lines += [
         "",
@@ -653,6 +713,7 @@ def bench_throughput(tools: Tools, work: Path, plan: Plan) -> Section:
         f"{verdict(passed)}**; against the curl loop run {jobs}-wide on the same server: "
         f"{fmt_ratio(paired_ratio(nanoedit, parallel))}.",
         "",
+        *_server_floor(series, parallel, count, ideal, jobs, target),
         "Commands (in `$WORK`):",
         "",
         "```sh",
@@ -662,6 +723,44 @@ def bench_throughput(tools: Tools, work: Path, plan: Plan) -> Section:
     ]
     failures = sum(1 for item in series if not item.ok)
     return Section(f"1. Throughput: {count} edits, --jobs {jobs}", lines, passed, failures)
+
+
+def _server_floor(
+    series: Sequence[Series], lean: Series, count: int, ideal: float, jobs: int, target: float
+) -> list[str]:
+    """A sentence on what the server's own cost leaves of the ideal, from this run's figures."""
+    spent = [item.median_server_cpu for item in series if item.median_server_cpu is not None]
+    if not spent or not lean.ok:
+        return []
+    per_answer = statistics.median(spent) / count * 1000
+    lean_ratio = lean.median / ideal
+    verdict_text = (
+        f"so no client can meet the {target}x target against this server on this machine"
+        if lean_ratio > target
+        else "so the server leaves room for the target"
+    )
+    return [
+        f"The sandbox spent {per_answer:.0f} ms of CPU per edit (decoding, drawing and encoding "
+        f"in one Python process, on the same {os.cpu_count()} CPUs as the client) on top of "
+        f"the latency. The curl loop {jobs}-wide, which sends the requests and nothing more, "
+        f"took {fmt_ratio(lean_ratio)} ideal: {verdict_text}.",
+        "",
+    ]
+
+
+def marginal_ms(batch: Series, single: Series, count: int) -> str:
+    """What one more image costs: the slope between the median times for 1 and ``count``."""
+    if not batch.ok or not single.ok or count < 2:
+        return "—"
+    return f"{(batch.median - single.median) / (count - 1) * 1000:.0f}"
+
+
+def fixed_ms(batch: Series, single: Series, count: int) -> str:
+    """What a run costs besides its images: the time for one image less the marginal cost."""
+    if not batch.ok or not single.ok or count < 2:
+        return "—"
+    marginal = (batch.median - single.median) / (count - 1)
+    return f"{(single.median - marginal) * 1000:.0f}"
 
 
 def _produced(series: Sequence[Series]) -> str:
@@ -675,17 +774,22 @@ def bench_overhead(tools: Tools, work: Path, plan: Plan) -> Section:
     """Per-image client cost at zero latency: nanoedit --jobs 1 against the serial curl loop."""
     count = plan.overhead_images
     input_bytes = write_megapixel(work / "mp", count)
+    # One image alone, to split each client's time into a fixed and a per-image part.
+    (work / "mp1").mkdir()
+    shutil.copyfile(work / "mp" / "00.png", work / "mp1" / "00.png")
     variants = [
         # (label, model, size, extension of the curl results)
         ("1K PNG out (nano-banana)", "nano-banana", None, "png"),
         ("2K JPEG out (nano-banana-2 --size 2K)", "nano-banana-2", "2K", "jpg"),
     ]
     rows: list[str] = []
+    split_rows: list[str] = []
+    cpu_rows: list[str] = []
     commands: list[str] = []
     verdicts: list[bool | None] = []
     failures = 0
     with Server(tools, work, 0.0) as server:
-        serve = shown(server.command("$PORT"))
+        serve = server.shown
         warm_up(tools, work, server, "mp", [])
         for label, model, size, ext in variants:
             options = ["--jobs", "1", "-m", model] + (["--size", size] if size else [])
@@ -713,9 +817,38 @@ def bench_overhead(tools: Tools, work: Path, plan: Plan) -> Section:
                     ext=ext,
                     size=size,
                 ),
+                nanoedit_contender(
+                    "nanoedit --jobs 1, one image",
+                    tools,
+                    work,
+                    server,
+                    inputs="mp1",
+                    out_dir=f"out-nanoedit1-{slug}",
+                    expected=1,
+                    options=options,
+                ),
+                curl_contender(
+                    "curl loop, one image",
+                    tools,
+                    work,
+                    server,
+                    inputs="mp1",
+                    out_dir=f"out-curl1-{slug}",
+                    expected=1,
+                    model=model,
+                    ext=ext,
+                    size=size,
+                ),
             ]
-            nanoedit, curl = run_series(f"overhead {label}", contenders, plan.runs_overhead)
-            failures += sum(1 for item in (nanoedit, curl) if not item.ok)
+            nanoedit, curl, nanoedit1, curl1 = run_series(
+                f"overhead {label}", contenders, plan.runs_overhead, server
+            )
+            failures += sum(1 for item in (nanoedit, curl, nanoedit1, curl1) if not item.ok)
+            split_rows.append(
+                f"| {label} | {seconds_cell(nanoedit1, 0, 1000)} | {seconds_cell(curl1, 0, 1000)} "
+                f"| {marginal_ms(nanoedit, nanoedit1, count)} | {marginal_ms(curl, curl1, count)} "
+                f"| {fixed_ms(nanoedit, nanoedit1, count)} | {fixed_ms(curl, curl1, count)} |"
+            )
             ratio = paired_ratio(nanoedit, curl)
             passed = None if ratio is None else ratio <= 1.0
             verdicts.append(passed)
@@ -730,7 +863,13 @@ def bench_overhead(tools: Tools, work: Path, plan: Plan) -> Section:
                 f"{seconds_cell(curl, 0, 1000 / count)} | {extra_ms} | {fmt_ratio(ratio)} | "
                 f"{verdict(passed)} |"
             )
-            commands += [item.contender.shown for item in (nanoedit, curl)]
+            commands += [item.contender.shown for item in (nanoedit, curl, nanoedit1, curl1)]
+            per_image = 1000 / count
+            cpu_rows.append(
+                f"| {label} | {cpu_cell(nanoedit, per_image, 0)} | {cpu_cell(curl, per_image, 0)} "
+                f"| {server_cpu_cell(nanoedit, per_image, 0)} | "
+                f"{server_cpu_cell(curl, per_image, 0)} |"
+            )
     passed_all = None if None in verdicts else all(v is True for v in verdicts)
     lines = [
         f"{count} edits of a 1000x1000 PNG ({input_bytes / 1e6:.2f} MB: gradients, shapes, "
@@ -749,6 +888,23 @@ def bench_overhead(tools: Tools, work: Path, plan: Plan) -> Section:
         "nanoedit / curl | target ≤ 1.00x |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
         *rows,
+        "",
+        f"Fixed and per-image cost: the same commands over `mp1/`, one of the images alone; "
+        f"the per-image (marginal) cost is (time for {count} - time for 1) / {count - 1}, "
+        "the rest of the time for one image is the fixed cost of a run (start-up).",
+        "",
+        "| result | nanoedit, 1 image ms | curl, 1 image ms | nanoedit marginal ms/image "
+        "| curl marginal ms/image | nanoedit fixed ms | curl fixed ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *split_rows,
+        "",
+        "Where the time goes, CPU ms per image (medians; a client's CPU includes its child "
+        "processes: curl, sed and sh for the loop):",
+        "",
+        "| result | nanoedit CPU | curl loop CPU | server CPU, nanoedit runs | "
+        "server CPU, curl runs |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *cpu_rows,
         "",
         "Commands (in `$WORK`; `mp/` holds the 1000x1000 PNGs):",
         "",
@@ -769,7 +925,7 @@ def bench_memory(tools: Tools, work: Path, plan: Plan) -> Section:
     target_mb = 150.0
     base = ["--jobs", str(jobs), "-m", "nano-banana-2", "--size", "4K"]
     with Server(tools, work, 0.0) as server:
-        serve = shown(server.command("$PORT"))
+        serve = server.shown
         warm_up(tools, work, server, "in-memory", ["-m", "nano-banana-2", "--size", "4K"])
         contenders = [
             nanoedit_contender(
@@ -784,7 +940,7 @@ def bench_memory(tools: Tools, work: Path, plan: Plan) -> Section:
             )
             for fmt in ("url", "b64_json")
         ]
-        series = run_series("memory", contenders, plan.runs_memory)
+        series = run_series("memory", contenders, plan.runs_memory, server)
     version = Contender(
         "nanoedit --version (baseline)",
         (*tools.nanoedit, "--version"),
@@ -797,23 +953,23 @@ def bench_memory(tools: Tools, work: Path, plan: Plan) -> Section:
     url_mode = series[0]
     passed = url_mode.median_rss_mb < target_mb if url_mode.ok else None
     lines = [
-        f"{count} edits with `-m nano-banana-2 --size 4K --jobs {jobs}`, each result a "
-        f"{_produced(series)} image, server latency 0. Peak RSS (ru_maxrss of the nanoedit "
+        f"{count} edits of cat.png with `-m nano-banana-2 --size 4K --jobs {jobs}`, each "
+        f"result a {_produced(series)}, server latency 0. Peak RSS (ru_maxrss of the nanoedit "
         "process, from `os.wait4`), MB = 10^6 bytes. Target: under "
         f"{target_mb:.0f} MB in URL mode. {plan.runs_memory} run(s) of each.",
         "",
-        "| run | median peak RSS MB | min-max MB | median time s |",
-        "| --- | ---: | ---: | ---: |",
+        "| run | median peak RSS MB | min-max MB | median time s | client CPU s |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for item in [*series, baseline]:
         if item.ok:
             low, high = (min(item.rss_kib) * 1024 / 1e6, max(item.rss_kib) * 1024 / 1e6)
             lines.append(
                 f"| {item.contender.name} | {item.median_rss_mb:.1f} | {low:.1f}-{high:.1f} | "
-                f"{item.median:.2f} |"
+                f"{item.median:.2f} | {cpu_cell(item)} |"
             )
         else:
-            lines.append(f"| {item.contender.name} | {seconds_cell(item)} | — | — |")
+            lines.append(f"| {item.contender.name} | {seconds_cell(item)} | — | — | — |")
     lines += [
         "",
         f"**URL mode: {url_mode.median_rss_mb if url_mode.ok else float('nan'):.1f} MB "
@@ -919,7 +1075,7 @@ def report(sections: Sequence[Section], tools: Tools, plan: Plan, argv: Sequence
         f"- Machine: {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}; "
         f"load average at the end (1/5/15 min): {load}; the machine is shared, so expect noise",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{_version_of(['curl', '--version'])}",
+        f"{' '.join(_version_of(['curl', '--version']).split()[:2])}",
         f"- Mode: {'quick' if plan.quick else 'full'}; command: `{invocation}`",
         "- Every figure is the median of the runs listed; a ratio between two clients is the "
         "median of the per-round ratios (each round runs every client once, in rotating "

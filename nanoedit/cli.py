@@ -749,5 +749,5 @@ def completion(
 
 
 def main() -> None:
-    """The ``nanoedit`` console script."""
+    """Run the command line (the console script starts in ``nanoedit.__main__``)."""
     app(prog_name="nanoedit")

@@ -103,6 +103,12 @@ class Deadline:
         )
 
 
+def _environment_proxies() -> dict[str, str]:
+    import urllib.request
+
+    return urllib.request.getproxies_environment()
+
+
 def proxy_for(url: str, explicit: str | None) -> str | None:
     """The proxy a request to ``url`` goes through: the explicit one, or the environment's
     (``HTTPS_PROXY``, ``ALL_PROXY``… unless ``NO_PROXY`` exempts the host), as httpx picks it."""
@@ -120,15 +126,48 @@ def proxy_for(url: str, explicit: str | None) -> str | None:
     return proxy
 
 
+class LazyTransport(httpx.BaseTransport):
+    """A transport built on first use: loading the certificate bundle for https costs about
+    70 ms, which a run that only speaks plain http (a local sandbox) need not pay."""
+
+    def __init__(self, build: Callable[[], httpx.BaseTransport]) -> None:
+        self._build = build
+        self._inner: httpx.BaseTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send through the real transport, building it the first time."""
+        with self._lock:
+            if self._inner is None:
+                self._inner = self._build()
+            inner = self._inner
+        return inner.handle_request(request)
+
+    def close(self) -> None:
+        """Close the real transport, if it was ever built."""
+        with self._lock:
+            if self._inner is not None:
+                self._inner.close()
+
+
 def make_client(
     transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 10
 ) -> httpx.Client:
     """One HTTP client for the whole run, so every job shares one connection pool."""
+    limits = httpx.Limits(max_connections=max(pool, 10), max_keepalive_connections=max(pool, 10))
+    mounts: dict[str, httpx.BaseTransport | None] | None = None
+    given = transport
+    if transport is None and proxy is None and not _environment_proxies():
+        # With a proxy httpx builds its own transports; without one, plain http needs no
+        # certificates and https loads them when first used.
+        transport = LazyTransport(lambda: httpx.HTTPTransport(limits=limits))
+        mounts = {"http://": httpx.HTTPTransport(limits=limits, verify=False)}
     return httpx.Client(
         transport=transport,
-        proxy=proxy if transport is None else None,
+        mounts=mounts,
+        proxy=proxy if given is None else None,
         timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        limits=httpx.Limits(max_connections=max(pool, 10), max_keepalive_connections=max(pool, 10)),
+        limits=limits,
         # API answers are never followed: a redirect could carry the key to another host.
         # Downloads follow redirects explicitly, and carry no key.
         follow_redirects=False,

@@ -12,25 +12,17 @@ import json
 import os
 import threading
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.filesize import decimal
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.text import Text
 
 from nanoedit.errors import NanoeditError
 from nanoedit.jobs import Job
 from nanoedit.runner import JobOutcome
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn, TaskID
 
 
 def error_json(error: NanoeditError) -> dict[str, Any]:
@@ -78,21 +70,29 @@ def error_console(stream: IO[str]) -> Console:
     )
 
 
-class AmountColumn(ProgressColumn):
-    """Bytes moved by a job (``1.2/3.4 MB``, or ``1.2 MB`` when the length is unknown), or
-    jobs done for the batch bar (``3/10``)."""
+def amount_column() -> ProgressColumn:
+    """A column with the bytes a job moved (``1.2/3.4 MB``, or ``1.2 MB`` when the length is
+    unknown), or the jobs done for the batch bar (``3/10``).
 
-    def render(self, task: Task) -> Text:
-        """The amount, as the task's unit says."""
-        unit = task.fields.get("unit")
-        if unit == "jobs":
-            return Text(f"{int(task.completed)}/{int(task.total or 0)}", style="progress.download")
-        done, size = task.fields.get("done"), task.fields.get("size")
-        if unit != "bytes" or not done:
-            return Text("")
-        if size:
-            return Text(f"{decimal(done)}/{decimal(size)}", style="progress.download")
-        return Text(decimal(done), style="progress.download")
+    Built on demand: rich's progress machinery is loaded only for a terminal.
+    """
+    from rich.filesize import decimal
+    from rich.progress import ProgressColumn, Task
+
+    class AmountColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit")
+            if unit == "jobs":
+                done_jobs = f"{int(task.completed)}/{int(task.total or 0)}"
+                return Text(done_jobs, style="progress.download")
+            done, size = task.fields.get("done"), task.fields.get("size")
+            if unit != "bytes" or not done:
+                return Text("")
+            if size:
+                return Text(f"{decimal(done)}/{decimal(size)}", style="progress.download")
+            return Text(decimal(done), style="progress.download")
+
+    return AmountColumn()
 
 
 class Reporter:
@@ -117,11 +117,19 @@ class Reporter:
 
     def __enter__(self) -> Reporter:
         if self.live:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self.progress = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
                 BarColumn(bar_width=24),
-                AmountColumn(),
+                amount_column(),
                 TimeElapsedColumn(),
                 console=self.console,
                 transient=True,

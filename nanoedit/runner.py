@@ -39,6 +39,7 @@ from nanoedit.save import (
     place_as,
     place_new,
     stem_taken,
+    sync_file,
     write_part,
 )
 
@@ -390,7 +391,7 @@ class Runner:
             else:
                 assert result.data is not None
                 progress("saving")
-                part = write_part(folder, [result.data], where)
+                part = write_part(folder, [result.data], where, sync=not self.options.metadata)
             try:
                 facts = inspect_image(part.path, where)
                 part = self._with_provenance(part, facts, outcome, prepared, folder, where)
@@ -432,7 +433,8 @@ class Runner:
                     if part.size > MAX_DOWNLOAD_BYTES:
                         raise _too_large(where, host, MAX_DOWNLOAD_BYTES, ApiError)
                     progress("downloading", part.size, length)
-                part.close()
+                # With metadata the bytes are copied once more: that copy is the one synced.
+                part.close(sync=not self.options.metadata)
             except BaseException:
                 part.discard()
                 raise
@@ -474,6 +476,7 @@ class Runner:
             tagged.discard()
             raise
         part.discard()
+        sync_file(tagged.path, folder, where)
         tagged.size = tagged.path.stat().st_size
         return tagged
 

@@ -99,12 +99,14 @@ class PartFile:
             raise write_error(exc, self.directory, self.what) from None
         self.size += len(chunk)
 
-    def close(self) -> Path:
-        """Flush the bytes to the disk and close; the file stays until placed or discarded."""
+    def close(self, *, sync: bool = True) -> Path:
+        """Flush the bytes (to the disk itself with ``sync``) and close; the file stays until
+        placed or discarded. Skip ``sync`` only for a file that is copied before placing."""
         if not self.handle.closed:
             try:
                 self.handle.flush()
-                os.fsync(self.handle.fileno())
+                if sync:
+                    os.fsync(self.handle.fileno())
             except OSError as exc:
                 raise write_error(exc, self.directory, self.what) from None
             finally:
@@ -129,17 +131,31 @@ class PartFile:
         self.discard()
 
 
-def write_part(directory: Path, chunks: Iterable[bytes], what: str) -> PartFile:
+def write_part(
+    directory: Path, chunks: Iterable[bytes], what: str, *, sync: bool = True
+) -> PartFile:
     """A closed part file holding ``chunks`` (the caller discards it)."""
     part = PartFile(directory, what)
     try:
         for chunk in chunks:
             part.write(chunk)
-        part.close()
+        part.close(sync=sync)
     except BaseException:
         part.discard()
         raise
     return part
+
+
+def sync_file(path: Path, directory: Path, what: str) -> None:
+    """Make a written file's bytes durable before it is linked into place."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise write_error(exc, directory, what) from None
 
 
 def inspect_image(path: Path, where: str) -> ImageFacts:

@@ -71,8 +71,8 @@ class Sandbox:
     """An emulated reseller server for both wire formats, answering in memory.
 
     ``keys`` None accepts any non-empty key. ``faults`` is a fault plan such as
-    ``"429x2,poll:502,redirect"`` (see ``nanoedit.sandbox.faults``).
-    Each API answer takes at least ``latency`` seconds (waited through ``sleep``). A duomi task takes
+    ``"429x2,poll:502,redirect"`` (see ``nanoedit.sandbox.faults``). Each API answer takes
+    at least ``latency`` seconds (waited through ``sleep``). A duomi task takes
     ``task_seconds`` of ``clock`` time to succeed. ``fetch`` downloads foreign image URLs;
     None draws a deterministic stand-in instead, as there is no network in process (a
     ``SandboxServer`` switches that to real downloads). Result URLs stop working after
