@@ -23,6 +23,7 @@ from nanoedit.jobs import (
     normalize_ratio,
     normalize_size,
 )
+from nanoedit.save import numbered
 
 T = TypeVar("T")
 
@@ -216,7 +217,7 @@ def natural_stems(jobs: Sequence[Job]) -> list[tuple[str, ...]]:
             continue
         number = 1
         while len(names) < job.options.count:
-            name = job.stem if number == 1 else f"{job.stem}-{number}"
+            name = numbered(job.stem, number)
             number += 1
             if name not in used:
                 used.add(name)

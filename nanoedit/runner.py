@@ -19,7 +19,7 @@ import httpx
 
 from nanoedit import __version__
 from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
-from nanoedit.backends.base import PlannedRequest, PreparedJob, ResultImage, host_of
+from nanoedit.backends.base import PlannedRequest, PreparedJob, Progress, ResultImage, host_of
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning
 from nanoedit.errors import ApiError, ExitCode, InputError, NanoeditError, UsageError
@@ -36,6 +36,7 @@ from nanoedit.save import (
     check_output_path,
     discard_live_parts,
     inspect_image,
+    next_free_path,
     place_as,
     place_new,
     stem_taken,
@@ -224,7 +225,8 @@ class Runner:
                 avoid = (every_stem - {stem}) | claimed
                 if stem in avoid or stem_taken(self.settings.out_dir, stem):
                     # Number on from the job's own stem: cat-edit-3, not cat-edit-2-2.
-                    stem = _free_stem(self.settings.out_dir, outcome.job.stem, avoid | {stem})
+                    folder, base = self.settings.out_dir, outcome.job.stem
+                    stem = next_free_path(folder, base, "", avoid=avoid | {stem}).name
                 claimed.add(stem)
                 names.append(stem)
             outcome.stems = tuple(names)
@@ -378,7 +380,7 @@ class Runner:
         number: int,
         total: int,
         http: JobHttp,
-        progress: ProgressFn,
+        progress: Progress,
     ) -> None:
         """Write a result to a temporary file (streamed when it is a URL), check it, add the
         provenance, and link it into place under the job's name."""
@@ -417,7 +419,7 @@ class Runner:
             self._write_sidecar(outcome, prepared, saved)
 
     def download(
-        self, url: str, folder: Path, where: str, http: JobHttp, progress: ProgressFn
+        self, url: str, folder: Path, where: str, http: JobHttp, progress: Progress
     ) -> PartFile:
         """Stream a result into a part file in ``folder``: no credentials, redirects followed,
         within the size cap; a broken transfer is fetched again."""
@@ -535,13 +537,6 @@ class Runner:
             raise write_error(exc, path.parent, f"the sidecar {path.name}") from None
 
 
-class ProgressFn(Protocol):
-    """The progress callback of one job."""
-
-    def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
-        """Report the job's current phase."""
-
-
 def check_size(model: str, size: str | None) -> None:
     """Refuse a size the model cannot render, before a request is paid for."""
     if model in FLASH_MODELS and size in ("2K", "4K"):
@@ -554,15 +549,6 @@ def check_size(model: str, size: str | None) -> None:
 
 def _parent(path: Path) -> Path:
     return path.parent if str(path.parent) else Path(".")
-
-
-def _free_stem(folder: Path, stem: str, avoid: frozenset[str] | set[str]) -> str:
-    number = 1
-    while True:
-        name = stem if number == 1 else f"{stem}-{number}"
-        if name not in avoid and not stem_taken(folder, name):
-            return name
-        number += 1
 
 
 def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:
