@@ -59,8 +59,8 @@ def test_a_task_that_never_finishes_ends_at_the_deadline_with_the_elapsed_time()
     # The interval grows by half each time from 2 s and stops at 10 s; the last sleep is cut
     # to what is left of the deadline.
     assert fake.sleeps == [2.0, 3.0, 4.5, 6.75, 10.0, 10.0, 10.0, 10.0, 3.75]
-    assert phases[:2] == ["submitting task", "waiting for the model"]
-    assert set(phases[2:]) == {"task running"}
+    assert phases[:2] == ["submitting task", "waiting for the model, task submitted"]
+    assert set(phases[2:]) == {"waiting for the model, task running"}
     polls = [r for r in sandbox.received if r.method == "GET"]
     # No poll after the last sleep: the budget is spent.
     assert len(polls) == len(fake.sleeps) - 1

@@ -44,6 +44,6 @@ def test_on_a_terminal_stderr_shows_phases_and_stdout_stays_clean(sample: Path) 
     assert stdout == b"cat-edit.png\ndog-edit.png\n"
     assert "\x1b[" in text  # live spinner lines
     # Phases shorter than a refresh may never be drawn; a task's running state lasts long enough.
-    assert "https://example.com/dog.jpg: task running" in text
+    assert "https://example.com/dog.jpg: waiting for the model, task running" in text
     assert "saved dog-edit.png (1184x864 PNG) from https://example.com/dog.jpg" in text
     assert "2 jobs: 2 done, 0 failed, 2 images saved" in text

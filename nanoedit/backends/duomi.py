@@ -87,7 +87,7 @@ class DuomiBackend:
         for _ in range(prepared.job.options.count):
             progress("submitting task")
             tasks.append(_Task(self._submit(self._submit_url(prepared), self.body(prepared))))
-        progress("waiting for the model")
+        progress("waiting for the model, task submitted")
         interval = self.settings.poll_interval
         while True:
             self.http.sleep(min(interval, deadline.remaining()))
@@ -105,7 +105,7 @@ class DuomiBackend:
             pending = [task for task in tasks if task.images is None]
             if not pending:
                 break
-            progress(f"task {pending[0].state}")
+            progress(f"waiting for the model, task {pending[0].state}")
             interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
         return [image for task in tasks for image in task.images or []]
 
