@@ -6,6 +6,7 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from conftest import run_cli
@@ -28,17 +29,28 @@ def test_on_a_terminal_stderr_shows_phases_and_stdout_stays_clean(sample: Path) 
         stdout=subprocess.PIPE, stderr=terminal, env=env | {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.3"},
     )  # fmt: skip
     os.close(terminal)
-    stdout, _ = process.communicate(timeout=60)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(controller)
+    # Read the terminal while the command runs: a full terminal buffer would block it.
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        reader.join(timeout=10)
+        os.close(controller)
+    screen = b"".join(chunks)
     text = screen.decode("utf-8", "replace")
     assert process.returncode == 0
     assert stdout == b"cat-edit.png\ndog-edit.png\n"
