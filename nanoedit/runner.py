@@ -41,6 +41,8 @@ from nanoedit.save import (
     place_new,
     stem_taken,
     sync_file,
+    write_atomic,
+    write_error,
     write_part,
 )
 
@@ -313,8 +315,11 @@ class Runner:
             progress("preparing inputs")
             prepared = self.prepare(job, outcome.backend, outcome.model, http)
             results = backend.run(prepared, progress)
+            # Worked out once per job: it hashes every input, and each image carries it.
+            wanted = self.options.metadata or self.options.sidecar
+            provenance = self._provenance(outcome, prepared) if wanted else None
             for number, result in enumerate(results, start=1):
-                self.save(outcome, prepared, result, number, len(results), http, progress)
+                self.save(outcome, provenance, result, number, len(results), http, progress)
         except NanoeditError as exc:
             outcome.error = exc
         except Interrupted:
@@ -375,7 +380,7 @@ class Runner:
     def save(
         self,
         outcome: JobOutcome,
-        prepared: PreparedJob,
+        provenance: Provenance | None,
         result: ResultImage,
         number: int,
         total: int,
@@ -396,7 +401,7 @@ class Runner:
                 part = write_part(folder, [result.data], where, sync=not self.options.metadata)
             try:
                 facts = inspect_image(part.path, where)
-                part = self._with_provenance(part, facts, outcome, prepared, folder, where)
+                part = self._with_provenance(part, facts, provenance, folder, where)
                 facts = replace(facts, size=part.size)
                 if job.output is not None:
                     saved, note = place_as(part.path, facts, job.output, self.options.overwrite)
@@ -415,8 +420,8 @@ class Runner:
             raise
         outcome.outputs.append(saved)
         self._check_dimensions(outcome, saved)
-        if self.options.sidecar:
-            self._write_sidecar(outcome, prepared, saved)
+        if self.options.sidecar and provenance is not None:
+            self._write_sidecar(provenance, saved)
 
     def download(
         self, url: str, folder: Path, where: str, http: JobHttp, progress: Progress
@@ -452,27 +457,24 @@ class Runner:
         self,
         part: PartFile,
         facts: ImageFacts,
-        outcome: JobOutcome,
-        prepared: PreparedJob,
+        provenance: Provenance | None,
         folder: Path,
         where: str,
     ) -> PartFile:
-        if not self.options.metadata:
+        if not self.options.metadata or provenance is None:
             return part
         from nanoedit.provenance import embed
 
         tagged = PartFile(folder, where)
         tagged.close()
         try:
-            embed(part.path, tagged.path, facts.format, self._provenance(outcome, prepared))
+            embed(part.path, tagged.path, facts.format, provenance)
         except ValueError as exc:
             tagged.discard()
             self.events.warning(f"{where}: saved without metadata ({exc})")
             return part
         except OSError as exc:
             tagged.discard()
-            from nanoedit.save import write_error
-
             raise write_error(exc, folder, where) from None
         except BaseException:
             tagged.discard()
@@ -523,14 +525,11 @@ class Runner:
         outcome.warnings.append(text)
         self.events.warning(text)
 
-    def _write_sidecar(self, outcome: JobOutcome, prepared: PreparedJob, saved: SavedImage) -> None:
-        from nanoedit.provenance import sidecar_bytes
-        from nanoedit.save import write_atomic, write_error
+    def _write_sidecar(self, provenance: Provenance, saved: SavedImage) -> None:
+        from nanoedit.provenance import sidecar_bytes, sidecar_path
 
-        path = saved.path.with_name(saved.path.name + ".json")
-        data = sidecar_bytes(
-            self._provenance(outcome, prepared), saved.path, saved.width, saved.height
-        )
+        path = sidecar_path(saved.path)
+        data = sidecar_bytes(provenance, saved.path, saved.width, saved.height)
         try:
             write_atomic(path, data, overwrite=True)
         except OSError as exc:
