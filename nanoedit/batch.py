@@ -23,7 +23,7 @@ from nanoedit.jobs import (
     normalize_ratio,
     normalize_size,
 )
-from nanoedit.save import numbered
+from nanoedit.save import numbered, output_target
 
 T = TypeVar("T")
 
@@ -179,7 +179,8 @@ def _job_from_object(
         raise UsageError('the line\'s "prompt" is blank; give text, or leave it out to use -p')
     if not job_options.prompt:
         raise UsageError('the job has no prompt; give "prompt" on the line or -p')
-    target = Path(line_output) if line_output else output
+    # "-" is stdout, as on the command line.
+    target = output_target(line_output) if line_output else output
     [job] = build_edit_jobs([source], line_refs, job_options, target)
     return job
 

@@ -135,14 +135,24 @@ SandboxOpt = Annotated[
     bool,
     typer.Option("--sandbox", help="Use the built-in emulated API: no key, no network, no cost."),
 ]
+
+
+def _output_path(text: str) -> Path:
+    # Parsed here, not by typer's Path type: that would read `./-` (a file named -) as `-`.
+    from nanoedit.save import output_target
+
+    return output_target(text)
+
+
 OutputOpt = Annotated[
     Path | None,
     typer.Option(
         "--output",
         "-o",
         metavar="FILE",
-        help="File to write the one result to.",
+        help="File to write the one result to, exactly as named (- for stdout).",
         show_default=False,
+        parser=_output_path,
     ),
 ]
 OutDirOpt = Annotated[
@@ -166,6 +176,10 @@ JsonOpt = Annotated[
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")
 ]  # fmt: skip
+Print0Opt = Annotated[
+    bool,
+    typer.Option("--print0", help="End each path on stdout with NUL, not a newline (xargs -0)."),
+]
 JobsOpt = Annotated[
     int,
     typer.Option(
@@ -316,6 +330,27 @@ class RunFlags:
     dry_run: bool
     metadata: bool
     sidecar: bool
+    print0: bool
+
+
+def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
+    """Refuse, before anything is sent, what cannot go with an image written to stdout."""
+    from nanoedit.save import STDOUT
+
+    if flags.print0 and flags.json_lines:
+        raise UsageError("--print0 ends paths with NUL, --json prints JSON lines; use one of them")
+    if not any(job.output == STDOUT for job in jobs):
+        return
+    if flags.json_lines:
+        raise UsageError(
+            "-o - writes the image itself to stdout, so --json has nowhere to go; "
+            "give -o FILE, or leave out --json"
+        )
+    if not flags.dry_run and sys.stdout.isatty():
+        raise UsageError(
+            "-o - would write the image's binary bytes to the terminal; redirect stdout "
+            "(-o - > out.png, or into a program with |), or give -o FILE"
+        )
 
 
 def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
@@ -351,6 +386,7 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
         jobs = make_jobs(options)
         if any(not job.options.prompt for job in jobs):
             raise UsageError('the prompt is empty; say what you want with -p "..."')
+        _check_stdout(jobs, flags)
         run_options = RunOptions(
             overwrite=flags.overwrite,
             jobs=flags.jobs,
@@ -363,12 +399,16 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
         with (
             client_for(settings, pool=flags.jobs) as client,
             Reporter(
-                sys.stdout, sys.stderr, json_lines=flags.json_lines, quiet=flags.quiet
+                sys.stdout,
+                sys.stderr,
+                json_lines=flags.json_lines,
+                quiet=flags.quiet,
+                print0=flags.print0,
             ) as reporter,
         ):
             for text in settings.warnings:
                 reporter.warning(text)
-            runner = Runner(settings, client, reporter, run_options)
+            runner = Runner(settings, client, reporter, run_options, stdout=sys.stdout.buffer)
             if flags.dry_run:
                 from nanoedit.dryrun import print_plan
 
@@ -438,6 +478,7 @@ def edit(
     response_format: FormatOpt = ResponseFormat.url,
     json_lines: JsonOpt = False,
     quiet: QuietOpt = False,
+    print0: Print0Opt = False,
     jobs: JobsOpt = 4,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
@@ -467,7 +508,7 @@ def edit(
     _run(make_jobs, RunFlags(
         prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
         response_format, json_lines, quiet, jobs, skip_existing, shard, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar,
+        timeout, proxy, dry_run, not no_metadata, sidecar, print0,
     ))  # fmt: skip
 
 
@@ -498,6 +539,7 @@ def generate(
     response_format: FormatOpt = ResponseFormat.url,
     json_lines: JsonOpt = False,
     quiet: QuietOpt = False,
+    print0: Print0Opt = False,
     skip_existing: SkipOpt = False,
     retries: RetriesOpt = None,
     retry_unsafe: RetryUnsafeOpt = False,
@@ -513,7 +555,7 @@ def generate(
     _run(lambda options: [build_generate_job(options, output)], RunFlags(
         prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
         response_format, json_lines, quiet, 1, skip_existing, None, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar,
+        timeout, proxy, dry_run, not no_metadata, sidecar, print0,
     ))  # fmt: skip
 
 
@@ -704,26 +746,62 @@ def sandbox_sample(
     name: Annotated[
         str, typer.Argument(help="cat.png, dog.jpg, hat.png or person.png.", show_default=False)
     ] = "cat.png",
-    output: OutputOpt = None,
-    overwrite: OverwriteOpt = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="File to write the sample to (default: NAME; - for stdout).",
+            show_default=False,
+            parser=_output_path,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Let -o replace an existing file.")
+    ] = False,
 ) -> None:
     """Write one of the sandbox's sample images, to try the tool with."""
+    from nanoedit.errors import OverwriteError
     from nanoedit.sandbox import SAMPLE_NAMES, sample_image
-    from nanoedit.save import check_output_path, write_atomic
+    from nanoedit.save import STDOUT, check_output_path, is_stream, write_atomic, write_stream
 
     with _errors():
         if name not in SAMPLE_NAMES:
             raise UsageError(f"no sample called {name!r}; choose one of: {', '.join(SAMPLE_NAMES)}")
         target = output or Path(name)
-        check_output_path(target, overwrite)
         data, _mime = sample_image(name)
+        if target == STDOUT and sys.stdout.isatty():
+            raise UsageError(
+                "-o - would write the image's binary bytes to the terminal; redirect stdout "
+                f"(-o - > {name}), or give -o FILE"
+            )
+        if output is None and _holds(target, data):
+            # Already written by an earlier run: a quick start's commands can be run again.
+            typer.echo(f"{target} is already there, with the sample's bytes", err=True)
+            typer.echo(str(target))
+            return
+        check_output_path(target, overwrite)
+        if is_stream(target):
+            write_stream(target, [data], sys.stdout.buffer, f"the sample {name}")
+            if target != STDOUT:
+                typer.echo(str(target))
+            return
         try:
             write_atomic(target, data, overwrite=overwrite)
         except FileExistsError:
-            raise UsageError(
-                f"{target} already exists; pass --overwrite or choose another -o"
+            raise OverwriteError(
+                f"{target} already exists; pass --overwrite to replace it, or choose another -o"
             ) from None
         typer.echo(str(target))
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file with exactly ``data`` in it."""
+    try:
+        return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 class Shell(StrEnum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import IO
 
 from nanoedit.backends.base import PlannedRequest
@@ -70,7 +71,8 @@ def print_plan(
     outcomes = runner.select(jobs)
     for outcome in outcomes:
         if outcome.error is not None or outcome.skipped:
-            events.job_finished(outcome)
+            # A skipped job's paths stay off stdout here: it holds commands to paste.
+            events.job_finished(replace(outcome, outputs=[]))
             continue
         assert outcome.backend is not None
         key = shown_key(settings.backend_settings(outcome.backend))

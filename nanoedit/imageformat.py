@@ -59,6 +59,8 @@ def format_from_suffix(suffix: str) -> str | None:
     lowered = suffix.lower()
     if lowered in (".jpg", ".jpeg"):
         return "jpeg"
+    if lowered in (".tif", ".tiff"):
+        return "tiff"
     for name, ext in EXTENSIONS.items():
         if ext == lowered:
             return name

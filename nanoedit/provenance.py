@@ -160,11 +160,17 @@ def read(path: Path) -> dict[str, Any] | None:
     raise ValueError(f"{path} is not a PNG, JPEG or WebP image ({describe(head)})")
 
 
-def sidecar_bytes(provenance: Provenance, image_path: Path, width: int, height: int) -> bytes:
-    """The UTF-8 JSON written beside an image: its name, format and size, and the provenance."""
+def sidecar_bytes(
+    provenance: Provenance, image_path: Path, width: int, height: int, fmt: str | None = None
+) -> bytes:
+    """The UTF-8 JSON written beside an image: its name, format and size, and the provenance.
+
+    ``fmt`` is the format of the bytes; without it, the one the name's extension gives (an
+    ``-o`` name may have none, or one nanoedit cannot convert to).
+    """
     document = {
         "image": image_path.name,
-        "format": format_from_suffix(image_path.suffix),
+        "format": fmt or format_from_suffix(image_path.suffix),
         "width": width,
         "height": height,
         "provenance": provenance.to_json(),

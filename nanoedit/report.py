@@ -20,6 +20,7 @@ from rich.text import Text
 from nanoedit.errors import NanoeditError
 from nanoedit.jobs import Job
 from nanoedit.runner import JobOutcome
+from nanoedit.save import STDOUT
 
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
@@ -99,11 +100,19 @@ class Reporter:
     """Shows a run: implements the runner's events."""
 
     def __init__(
-        self, stdout: IO[str], stderr: IO[str], *, json_lines: bool, quiet: bool = False
+        self,
+        stdout: IO[str],
+        stderr: IO[str],
+        *,
+        json_lines: bool,
+        quiet: bool = False,
+        print0: bool = False,
     ) -> None:
         self.stdout = stdout
         self.json_lines = json_lines
         self.quiet = quiet
+        # --print0: a NUL ends each path, so any file name (spaces, newlines) survives xargs -0.
+        self.end = "\0" if print0 else "\n"
         self.console = error_console(stderr)
         self.live = self.console.is_terminal and not quiet
         self.progress: Progress | None = None
@@ -198,18 +207,23 @@ class Reporter:
             if self.json_lines:
                 lines = [json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n"]
             else:
-                lines = [f"{saved.path}\n" for saved in outcome.outputs]
+                # The order of outcome.outputs is the images' order: image 1's path first.
+                # An image sent to stdout (-o -) has no path to print: its bytes were the output.
+                lines = [f"{s.path}{self.end}" for s in outcome.outputs if s.path != STDOUT]
             if self.hold_stdout:
                 self.held.extend(lines)
             else:
                 self.stdout.write("".join(lines))
                 self.stdout.flush()
             if not self.quiet:
-                for saved in outcome.outputs:
-                    self.console.print(
-                        f"saved {saved.path} ({saved.width}x{saved.height} "
-                        f"{saved.format.upper()}) from {outcome.job.label}"
-                    )
+                # A skipped job's outputs were saved by an earlier run, not this one.
+                for saved in [] if outcome.skipped else outcome.outputs:
+                    facts = f"({saved.width}x{saved.height} {saved.format.upper()})"
+                    if saved.path == STDOUT:
+                        said = f"wrote the image to stdout {facts}"
+                    else:
+                        said = f"saved {saved.path} {facts}"
+                    self.console.print(f"{said} from {outcome.job.label}")
                 if outcome.skipped:
                     self.console.print(
                         f"skipped {outcome.job.label}: its result is already there "
@@ -234,7 +248,7 @@ class Reporter:
         """One closing line for runs of more than one job."""
         if len(outcomes) < 2 or self.quiet:
             return
-        saved = sum(len(outcome.outputs) for outcome in outcomes)
+        saved = sum(len(outcome.outputs) for outcome in outcomes if not outcome.skipped)
         failed = sum(1 for outcome in outcomes if not outcome.ok)
         skipped = sum(1 for outcome in outcomes if outcome.skipped)
         done = len(outcomes) - failed - skipped

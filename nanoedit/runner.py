@@ -7,13 +7,16 @@ through an :class:`Events` object and never prints by itself.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import httpx
 
@@ -22,23 +25,35 @@ from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
 from nanoedit.backends.base import PlannedRequest, PreparedJob, Progress, ResultImage, host_of
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning
-from nanoedit.errors import ApiError, ExitCode, InputError, NanoeditError, UsageError
+from nanoedit.errors import (
+    ApiError,
+    ExitCode,
+    InputError,
+    NanoeditError,
+    OverwriteError,
+    UsageError,
+)
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
-from nanoedit.imageformat import describe
+from nanoedit.imageformat import IMAGE_SUFFIXES, describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
 from nanoedit.jobs import ImageSource, Job
 from nanoedit.models import FLASH_MODELS, expected_size, model_for
 from nanoedit.save import (
+    STDOUT,
     ImageFacts,
     PartFile,
     SavedImage,
     check_directory,
     check_output_path,
     discard_live_parts,
+    existing_image,
     inspect_image,
+    is_stream,
     next_free_path,
     place_as,
     place_new,
+    place_stream,
+    shown,
     stem_taken,
     sync_file,
     write_atomic,
@@ -138,11 +153,14 @@ class Runner:
         client: httpx.Client,
         events: Events,
         options: RunOptions | None = None,
+        stdout: BinaryIO | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.events = events
         self.options = options or RunOptions()
+        # Where `-o -` sends an image's bytes (the process's stdout unless given).
+        self.stdout = stdout
         self.cancel = threading.Event()
         self.policy = RetryPolicy(
             retries=settings.retries,
@@ -157,6 +175,14 @@ class Runner:
 
         No request is sent for a job that fails here.
         """
+        if any(job.output == STDOUT for job in jobs) and (
+            len(jobs) > 1 or jobs[0].options.count > 1
+        ):
+            images = sum(job.options.count for job in jobs)
+            raise UsageError(
+                f"-o - writes one image to stdout, but this run makes {images} images; "
+                "use -d/--out-dir instead"
+            )
         targets = [job.output for job in jobs if job.output is not None]
         if len(targets) != len(set(targets)) or any(
             job.output is not None and job.options.count > 1 for job in jobs
@@ -186,8 +212,12 @@ class Runner:
             except NanoeditError as exc:
                 outcome.error = exc
                 continue
-            if self.options.skip_existing and self._exists(outcome):
-                outcome.skipped = True
+            if self.options.skip_existing:
+                found = self._existing(outcome)
+                if found is not None:
+                    # Reported as this run's results: a resumed batch still lists them all.
+                    outcome.skipped = True
+                    outcome.outputs = found
         self._reserve(outcomes, every_stem)
         for name in sorted({o.backend for o in outcomes if o.backend and o.error is None}):
             warning = plain_http_warning(self.settings.backend_settings(name))
@@ -203,17 +233,58 @@ class Runner:
         for source in job.images:
             if not source.is_url:
                 load_local(source)
-        if job.output is not None:
-            if not (self.options.skip_existing and job.output.exists()):
+        if job.output is not None and is_stream(job.output):
+            if self.options.sidecar:
+                raise UsageError(
+                    f"--sidecar writes FILE.json beside a saved file, and -o {_dash(job.output)} "
+                    "is not one; leave out --sidecar, or give -o FILE"
+                )
+        elif job.output is not None:
+            if not (self.options.skip_existing and existing_image(job.output)):
                 check_output_path(job.output, self.options.overwrite)
+                if self.options.sidecar and not self.options.overwrite:
+                    self._check_sidecar_free(job.output)
         else:
             check_directory(self.settings.out_dir)
         return backend
 
-    def _exists(self, outcome: JobOutcome) -> bool:
-        if outcome.job.output is not None:
-            return outcome.job.output.exists()
-        return all(stem_taken(self.settings.out_dir, stem) for stem in outcome.stems)
+    def _check_sidecar_free(self, image: Path) -> None:
+        from nanoedit.provenance import sidecar_path
+
+        sidecar = sidecar_path(image)
+        if os.path.lexists(sidecar):
+            raise OverwriteError(
+                f"{sidecar} already exists; pass --overwrite to replace it, or choose another -o"
+            )
+
+    def _existing(self, outcome: JobOutcome) -> list[SavedImage] | None:
+        """The images a job saved on an earlier run, or None when any of them is missing."""
+        job = outcome.job
+        if job.output is not None:
+            if is_stream(job.output):
+                return None
+            choices = [[job.output]]
+        else:
+            folder = self.settings.out_dir
+            choices = [[folder / f"{stem}{x}" for x in IMAGE_SUFFIXES] for stem in outcome.stems]
+        found = []
+        for paths in choices:
+            image = next((image for path in paths if (image := existing_image(path))), None)
+            if image is None:
+                return None
+            found.append(image)
+        return found
+
+    def _name_taken(self, path: Path) -> bool:
+        """Whether a generated name is in use; with --sidecar its sidecar counts too, so a
+        stale ``cat-edit.png.json`` is never replaced."""
+        if os.path.lexists(path):
+            return True
+        if not self.options.sidecar:
+            return False
+        from nanoedit.provenance import sidecar_path
+
+        return os.path.lexists(sidecar_path(path))
 
     def _reserve(self, outcomes: list[JobOutcome], every_stem: frozenset[str]) -> None:
         """Give each job to run its names now, in job order, so threads finishing in any
@@ -225,10 +296,12 @@ class Runner:
             names = []
             for stem in outcome.stems:
                 avoid = (every_stem - {stem}) | claimed
-                if stem in avoid or stem_taken(self.settings.out_dir, stem):
+                if stem in avoid or stem_taken(self.settings.out_dir, stem, self._name_taken):
                     # Number on from the job's own stem: cat-edit-3, not cat-edit-2-2.
                     folder, base = self.settings.out_dir, outcome.job.stem
-                    stem = next_free_path(folder, base, "", avoid=avoid | {stem}).name
+                    stem = next_free_path(
+                        folder, base, "", avoid=avoid | {stem}, exists=self._name_taken
+                    ).name
                 claimed.add(stem)
                 names.append(stem)
             outcome.stems = tuple(names)
@@ -391,7 +464,12 @@ class Runner:
         provenance, and link it into place under the job's name."""
         job = outcome.job
         where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
-        folder = self.settings.out_dir if job.output is None else _parent(job.output)
+        stream = job.output is not None and is_stream(job.output)
+        if job.output is None:
+            folder = self.settings.out_dir
+        else:
+            # A device or stdout has no folder to stage in; the temporary file goes elsewhere.
+            folder = Path(tempfile.gettempdir()) if stream else _parent(job.output)
         try:
             if result.url is not None:
                 part = self.download(result.url, folder, where, http, progress)
@@ -403,14 +481,19 @@ class Runner:
                 facts = inspect_image(part.path, where)
                 part = self._with_provenance(part, facts, provenance, folder, where)
                 facts = replace(facts, size=part.size)
-                if job.output is not None:
+                if job.output is not None and stream:
+                    out = self.stdout or sys.stdout.buffer
+                    saved = place_stream(part.path, facts, job.output, out, where)
+                elif job.output is not None:
                     saved, note = place_as(part.path, facts, job.output, self.options.overwrite)
                     if note:
                         self.events.warning(note)
                 else:
                     stem = outcome.stems[number - 1] if number <= len(outcome.stems) else job.stem
                     others = frozenset(outcome.stems) - {stem}
-                    saved = place_new(part.path, facts, folder, stem, avoid=others)
+                    saved = place_new(
+                        part.path, facts, folder, stem, avoid=others, exists=self._name_taken
+                    )
             finally:
                 part.discard()
         except InputError as exc:
@@ -421,7 +504,7 @@ class Runner:
         outcome.outputs.append(saved)
         self._check_dimensions(outcome, saved)
         if self.options.sidecar and provenance is not None:
-            self._write_sidecar(provenance, saved)
+            self._write_sidecar(provenance, saved, overwrite=job.output is not None)
 
     def download(
         self, url: str, folder: Path, where: str, http: JobHttp, progress: Progress
@@ -518,20 +601,28 @@ class Runner:
             part for part in (options.ratio, options.size) if part and part != "auto"
         )
         text = (
-            f"{saved.path}: asked for {asked} ({expected[0]}x{expected[1]} on {outcome.model}) "
+            f"{shown(saved.path)}: asked for {asked} "
+            f"({expected[0]}x{expected[1]} on {outcome.model}) "
             f"but the image is {saved.width}x{saved.height}; the provider ignored the "
             f"{_what_was_ignored(expected, (saved.width, saved.height))}"
         )
         outcome.warnings.append(text)
         self.events.warning(text)
 
-    def _write_sidecar(self, provenance: Provenance, saved: SavedImage) -> None:
+    def _write_sidecar(self, provenance: Provenance, saved: SavedImage, *, overwrite: bool) -> None:
+        """Write ``IMAGE.json``; only ``-o`` with --overwrite may replace one (checked before
+        sending); a generated name was chosen with its sidecar's name free."""
         from nanoedit.provenance import sidecar_bytes, sidecar_path
 
         path = sidecar_path(saved.path)
-        data = sidecar_bytes(provenance, saved.path, saved.width, saved.height)
+        data = sidecar_bytes(provenance, saved.path, saved.width, saved.height, saved.format)
         try:
-            write_atomic(path, data, overwrite=True)
+            write_atomic(path, data, overwrite=overwrite and self.options.overwrite)
+        except FileExistsError:
+            raise OverwriteError(
+                f"{path} appeared while {saved.path} was being made, so the image was saved "
+                "without its sidecar; move that file away and run again"
+            ) from None
         except OSError as exc:
             raise write_error(exc, path.parent, f"the sidecar {path.name}") from None
 
@@ -548,6 +639,11 @@ def check_size(model: str, size: str | None) -> None:
 
 def _parent(path: Path) -> Path:
     return path.parent if str(path.parent) else Path(".")
+
+
+def _dash(path: Path) -> str:
+    """An ``-o`` value as the user typed it: ``-`` for stdout."""
+    return "-" if path == STDOUT else str(path)
 
 
 def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:

@@ -2,7 +2,9 @@
 
 An image is streamed into a temporary file beside its destination, checked, and then linked
 into place, so no reader ever sees half an image, memory does not grow with its size, and an
-existing file is never replaced unless the user asked for it.
+existing file is never replaced unless the user asked for it. Standard output (``-o -``), a
+FIFO or a character device (``/dev/null``) is not a file to replace: the checked image is
+copied into it as it is.
 """
 
 from __future__ import annotations
@@ -10,16 +12,22 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shlex
+import stat
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.imageformat import EXTENSIONS, IMAGE_SUFFIXES, describe, format_from_suffix, sniff
 
 MAX_NAME_TRIES = 10_000
+# `-o -`: the image's bytes go to standard output. /dev/stdout names that same place, so this
+# one value never stands for a file the user meant instead (a file named "-" is `-o ./-`).
+STDOUT = Path("/dev/stdout")
 # Errors of a full or limited disk: said as such, with what to do.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -191,17 +199,77 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
     return ImageFacts(fmt, width, height, path.stat().st_size)
 
 
+def output_target(text: str) -> Path:
+    """The path an ``-o`` value names: ``-`` is standard output, anything else a path."""
+    return STDOUT if text == "-" else Path(text)
+
+
+def shown(path: Path) -> str:
+    """An output path as messages name it."""
+    return "stdout" if path == STDOUT else str(path)
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` is standard output, a FIFO or a character device: written to as it
+    is, never replaced, linked onto or given an extension."""
+    if path == STDOUT:
+        return True
+    try:
+        mode = path.stat().st_mode  # through a symlink: a link to /dev/null is /dev/null
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
 def check_output_path(path: Path, overwrite: bool) -> None:
     """Refuse an ``-o`` target before any request is sent, so no paid image is wasted."""
+    if is_stream(path):
+        return  # nothing there is replaced: the image is written into it
     if path.is_dir():
         raise InputError(
             f"the output path {path} is a directory; give a file name, or use -d {path}"
         )
-    if path.exists() and not overwrite:
-        raise OverwriteError(
-            f"{path} already exists; pass --overwrite to replace it, or choose another -o"
+    if os.path.lexists(path):
+        special = _special_kind(path)
+        if special:
+            raise InputError(
+                f"{path} is a {special}; -o writes to a file, a FIFO or a character device, "
+                "so choose another -o"
+            )
+        if not overwrite and not path.exists():
+            # Linking the image there would fail, and following the link would make a file
+            # somewhere the user did not name.
+            raise OverwriteError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                "pass --overwrite to replace the link itself, or choose another -o"
+            )
+        if not overwrite:
+            raise OverwriteError(
+                f"{path} already exists; pass --overwrite to replace it, or choose another -o"
+            )
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        if os.path.lexists(folder):
+            raise InputError(f"the folder of {path} is not a folder ({folder} is a file)")
+        # As curl and a shell redirection do: a mistyped folder is not silently made.
+        raise InputError(
+            f"the folder of {path} does not exist ({folder}); create it first "
+            f"(mkdir -p {shlex.quote(str(folder))}), or choose another -o"
         )
-    check_directory(path.parent if str(path.parent) else Path("."))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"the folder of {path} ({folder}) is not writable; choose another -o")
+
+
+def _special_kind(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return None
 
 
 def check_directory(directory: Path) -> None:
@@ -217,8 +285,13 @@ def check_directory(directory: Path) -> None:
         raise InputError(f"the output folder {directory} is not writable; choose another with -d")
 
 
-def stem_taken(directory: Path, stem: str, exists: Callable[[Path], bool] = os.path.exists) -> bool:
-    """Whether an image of any extension already uses ``stem`` in ``directory``."""
+def stem_taken(
+    directory: Path, stem: str, exists: Callable[[Path], bool] = os.path.lexists
+) -> bool:
+    """Whether an image of any extension already uses ``stem`` in ``directory``.
+
+    A symbolic link counts even when it points nowhere: linking a file onto it would fail.
+    """
     return any(exists(directory / f"{stem}{suffix}") for suffix in IMAGE_SUFFIXES)
 
 
@@ -232,7 +305,7 @@ def next_free_path(
     stem: str,
     ext: str,
     *,
-    exists: Callable[[Path], bool] = os.path.exists,
+    exists: Callable[[Path], bool] = os.path.lexists,
     avoid: Collection[str] = (),
 ) -> Path:
     """``stem.ext``, else ``stem-2.ext``, ``stem-3.ext``…: the first stem no image uses yet.
@@ -249,12 +322,17 @@ def next_free_path(
 
 
 def place_new(
-    part: Path, facts: ImageFacts, directory: Path, stem: str, avoid: Collection[str] = ()
+    part: Path,
+    facts: ImageFacts,
+    directory: Path,
+    stem: str,
+    avoid: Collection[str] = (),
+    exists: Callable[[Path], bool] = os.path.lexists,
 ) -> SavedImage:
     """Link a checked part file into ``directory`` under ``stem`` or the next free name."""
     ext = EXTENSIONS[facts.format]
     while True:
-        path = next_free_path(directory, stem, ext, avoid=avoid)
+        path = next_free_path(directory, stem, ext, avoid=avoid, exists=exists)
         try:
             _link_exclusive(part, path)
         except FileExistsError:
@@ -267,21 +345,28 @@ def place_new(
 def place_as(
     part: Path, facts: ImageFacts, path: Path, overwrite: bool
 ) -> tuple[SavedImage, str | None]:
-    """Put a checked part file at the path given with ``-o``; returns it and a note.
+    """Put a checked part file at exactly the path given with ``-o``; returns it and a note.
 
-    The bytes decide the format: when the path's extension names another format the image is
-    converted to it (and the note says so); a path with no image extension gets the real one.
+    The name is never changed. When its extension names another image format, the image is
+    converted to it if nanoedit can write that format, else kept as it came; either way the
+    note says so. A name with no image extension gets the bytes as they came.
     """
     fmt, size = facts.format, facts.size
     wanted = format_from_suffix(path.suffix)
-    if wanted is None:
-        path = path.with_name(path.name + EXTENSIONS[fmt])
-    elif wanted != fmt:
-        what = f"the image {path.name}"
-        with write_part(path.parent, [convert(part, wanted)], what) as converted:
-            converted_facts = ImageFacts(wanted, facts.width, facts.height, converted.size)
-            saved, _ = place_as(converted.path, converted_facts, path, overwrite)
-        return saved, f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
+    note = None
+    if wanted is not None and wanted != fmt:
+        if can_convert_to(wanted):
+            what = f"the image {path.name}"
+            with write_part(path.parent, [convert(part, wanted)], what) as converted:
+                converted_facts = ImageFacts(wanted, facts.width, facts.height, converted.size)
+                saved, _ = place_as(converted.path, converted_facts, path, overwrite)
+            return saved, (
+                f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
+            )
+        note = (
+            f"the server sent {fmt.upper()}, and nanoedit cannot convert to {wanted.upper()}; "
+            f"{path} holds the {fmt.upper()} image as it came"
+        )
     try:
         if overwrite:
             os.replace(part, path)
@@ -293,7 +378,85 @@ def place_as(
         ) from None
     except OSError as exc:
         raise write_error(exc, path.parent, f"the image {path.name}") from None
-    return SavedImage(path, fmt, facts.width, facts.height, size), None
+    return SavedImage(path, fmt, facts.width, facts.height, size), note
+
+
+def place_stream(
+    part: Path, facts: ImageFacts, path: Path, stdout: BinaryIO, what: str
+) -> SavedImage:
+    """Copy a checked part file into standard output, a FIFO or a character device."""
+    write_stream(path, read_chunks(part), stdout, what)
+    return SavedImage(path, facts.format, facts.width, facts.height, facts.size)
+
+
+def write_stream(path: Path, chunks: Iterable[bytes], stdout: BinaryIO, what: str) -> None:
+    """Write bytes into standard output (``STDOUT``), a FIFO or a character device, as it is.
+
+    Nothing is created or replaced, so there is no temporary file and no link: a device
+    cannot be linked onto, and a FIFO's reader must get the bytes themselves.
+    """
+    try:
+        if path == STDOUT:
+            for chunk in chunks:
+                stdout.write(chunk)
+            stdout.flush()
+            return
+        # No O_CREAT: if the FIFO or device went away since it was checked, no file takes
+        # its place. A FIFO blocks here until a reader opens it, as with any writer.
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+        with os.fdopen(fd, "wb") as handle:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OverwriteError(
+                    f"{path} became a regular file after it was checked; nothing was written "
+                    "to it; run again"
+                )
+            for chunk in chunks:
+                handle.write(chunk)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        hint = "; the program reading it stopped first" if exc.errno == errno.EPIPE else ""
+        where = shown(path)
+        raise OutputError(f"{what} could not be written to {where} ({reason}){hint}") from None
+
+
+def read_chunks(path: Path, size: int = 64 * 1024) -> Iterator[bytes]:
+    """A file's bytes, a piece at a time."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
+def existing_image(path: Path) -> SavedImage | None:
+    """An image already saved at ``path`` (read from its header), or None when there is no
+    regular file there or it is not an image."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            fmt = sniff(handle.read(64))
+        if fmt is None:
+            return None
+        with warnings.catch_warnings():
+            # Only the header is read: a large image is no bomb here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+        return SavedImage(path, fmt, width, height, path.stat().st_size)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError):
+        return None
+
+
+def can_convert_to(fmt: str) -> bool:
+    """Whether nanoedit can re-encode an image as ``fmt`` (what Pillow writes here: PNG,
+    JPEG, WebP, GIF, BMP, TIFF, AVIF in current builds; not HEIC)."""
+    from PIL import Image
+
+    Image.init()
+    return fmt.upper() in Image.SAVE
 
 
 def convert(source: Path, fmt: str) -> bytes:

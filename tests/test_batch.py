@@ -280,6 +280,7 @@ def test_job_file_from_stdin_runs_after_the_inputs_given_as_arguments(served: Se
 def test_job_file_line_with_its_own_output_among_one_other_line(served: Served) -> None:
     write_image("in/a.png", 10)
     write_image("in/b.png", 20)
+    Path("out").mkdir()
     Path("jobs.txt").write_text('{"input": "in/a.png", "output": "out/mine.png"}\nin/b.png\n')
     result = run_cli(["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=env(served))
     assert (result.exit_code, result.stdout) == (0, "out/mine.png\nb-edit.png\n"), result.stderr
@@ -335,7 +336,7 @@ def test_skip_existing_sends_nothing_that_is_saved_and_resumes_the_rest(served: 
 
     served.sandbox.received.clear()
     again = run_cli(["edit", "in", "-p", "x", "-j", "2", "--skip-existing"], env=env(served))
-    assert (again.exit_code, again.stdout) == (0, "")
+    assert (again.exit_code, again.stdout) == (0, "a-edit.png\nb-edit.png\nc-edit.png\n")
     assert again.stderr == (
         "skipped in/a.png: its result is already there (--skip-existing)\n"
         "skipped in/b.png: its result is already there (--skip-existing)\n"
@@ -355,9 +356,9 @@ def test_skip_existing_sends_nothing_that_is_saved_and_resumes_the_rest(served: 
     assert sent_inputs(served, inputs) == ["in/b.png"]
     records = [json.loads(line) for line in resumed.stdout.splitlines()]
     assert sorted((r["inputs"][0], r["ok"], r["skipped"], len(r["outputs"])) for r in records) == [
-        ("in/a.png", True, True, 0),
+        ("in/a.png", True, True, 1),
         ("in/b.png", True, False, 1),
-        ("in/c.png", True, True, 0),
+        ("in/c.png", True, True, 1),
     ]
     assert summary(resumed) == "3 jobs: 1 done, 0 failed, 2 skipped, 1 image saved"
     assert listing(".") == ["a-edit.webp", "b-edit.png", "c-edit.png", *inputs]
@@ -374,7 +375,7 @@ def test_skip_existing_resumes_the_second_of_two_same_stems(served: Served) -> N
     Path("cat-edit-2.png").unlink()
     served.sandbox.received.clear()
     again = run_cli(args, env=env(served))
-    assert (again.exit_code, again.stdout) == (0, "cat-edit-2.png\n"), again.stderr
+    assert (again.exit_code, again.stdout) == (0, "cat-edit.png\ncat-edit-2.png\n"), again.stderr
     assert sent_inputs(served, ["a/cat.png", "b/cat.png"]) == ["b/cat.png"]
     assert made_from("cat-edit-2.png") == "b/cat.png"
     assert summary(again) == "2 jobs: 1 done, 0 failed, 1 skipped, 1 image saved"
@@ -386,7 +387,7 @@ def test_skip_existing_with_an_output_file_that_exists_sends_nothing(served: Ser
     result = run_cli(
         ["edit", "cat.png", "-p", "x", "-o", "mine.png", "--skip-existing"], env=env(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "")
+    assert (result.exit_code, result.stdout) == (0, "mine.png\n")
     assert result.stderr == "skipped cat.png: its result is already there (--skip-existing)\n"
     assert served.sandbox.received == []
     assert Path("mine.png").read_bytes() == mine
@@ -568,6 +569,7 @@ def test_job_file_line_with_its_own_output_among_several_other_lines(served: Ser
     write_image("in/a.png", 10)
     write_image("in/b.png", 20)
     write_image("in/c.png", 30)
+    Path("out").mkdir()
     Path("jobs.txt").write_text(
         '{"input":"in/a.png","output":"out/mine.png"}\nin/b.png\nin/c.png\n'
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,12 +93,20 @@ def test_place_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
         )  # fmt: skip
         with Image.open(saved.path) as image:
             assert (image.format, image.size) == ("PNG", (6, 4))
+        # The name is kept as given: no extension is added, the bytes stay as they came.
         plain, note = place_as(part.path, facts, isolated / "result", overwrite=False)
-        assert (plain.path.name, note) == ("result.jpg", None)
+        assert (plain.path.name, plain.format, note) == ("result", "jpeg", None)
         assert plain.path.read_bytes() == jpeg
+        kept, note = place_as(part.path, facts, isolated / "out.heic", overwrite=False)
+        assert (kept.path.name, kept.format, note) == (
+            "out.heic", "jpeg",
+            "the server sent JPEG, and nanoedit cannot convert to HEIC; "
+            f"{isolated / 'out.heic'} holds the JPEG image as it came",
+        )  # fmt: skip
+        assert kept.path.read_bytes() == jpeg
         with pytest.raises(OverwriteError, match=r"out.png already exists; pass --overwrite"):
             place_as(part.path, facts, isolated / "out.png", overwrite=False)
-    assert sorted(p.name for p in isolated.iterdir()) == ["out.png", "result.jpg"]
+    assert sorted(p.name for p in isolated.iterdir()) == ["out.heic", "out.png", "result"]
 
 
 def test_output_path_checks(isolated: Path) -> None:
@@ -107,6 +116,14 @@ def test_output_path_checks(isolated: Path) -> None:
     check_output_path(isolated / "taken.png", overwrite=True)
     with pytest.raises(InputError, match="is a directory; give a file name, or use -d"):
         check_output_path(isolated, overwrite=False)
+    # A device or a FIFO is written into, not replaced: no --overwrite needed.
+    check_output_path(Path("/dev/null"), overwrite=False)
+    os.mkfifo(isolated / "pipe")
+    check_output_path(isolated / "pipe", overwrite=False)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(isolated / "sock"))
+        with pytest.raises(InputError, match=r"sock is a socket; -o writes to a file, a FIFO or"):
+            check_output_path(isolated / "sock", overwrite=True)
 
 
 def test_inspect_refuses_what_is_not_an_image(isolated: Path) -> None:
