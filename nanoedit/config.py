@@ -227,7 +227,8 @@ def read_file(path: Path) -> dict[str, str]:
     """The file's values as flat ``section.name`` keys; an absent file is empty."""
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # A folder on the way that is a file: no config file can be there either.
         return {}
     except OSError as exc:
         raise ConfigError(
@@ -249,23 +250,59 @@ def read_file(path: Path) -> dict[str, str]:
     return values
 
 
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (or itself) when it is not a folder."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _cannot_write(path: Path, reason: str) -> ConfigError:
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
+    return ConfigError(
+        f"cannot write the config file {path} ({reason}); make {path.parent} a folder you can "
+        f"write to, or point {CONFIG_DIR_ENV} at one"
+    )
+
+
 def write_file(path: Path, values: Mapping[str, str]) -> None:
-    """Write the values atomically, the folder 0700 and the file 0600 from the start."""
+    """Write the values atomically, the folder 0700 and the file 0600 from the start.
+
+    Raises :class:`ConfigError` when the folder or the file cannot be written; the file
+    that was there is then left as it was.
+    """
     import tomli_w
 
     document: dict[str, dict[str, str]] = {}
     for key in sorted(values):
         section, name = key.split(".", 1)
         document.setdefault(section, {})[name] = values[key]
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = tomli_w.dumps(document).encode("utf-8")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        where = exc.filename or path.parent
+        raise _cannot_write(path, f"cannot create the folder {where}: {exc.strerror}") from None
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        reason = f"cannot create a file in {path.parent}: {exc.strerror}"
+        raise _cannot_write(path, reason) from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(tomli_w.dumps(document).encode("utf-8"))
+            handle.write(data)
+            # On disk before it replaces the old file: a crash must not leave an empty one.
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc.strerror or str(exc)) from None
         raise
 
 
