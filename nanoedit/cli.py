@@ -196,15 +196,15 @@ ShardOpt = Annotated[
         rich_help_panel="Batch",
     ),
 ]
+# --retries and --timeout are checked by the rule of the key they override (network.retries,
+# network.timeout), when the settings are loaded: one rule, not a range here and one there.
 RetriesOpt = Annotated[
     int | None,
     typer.Option(
         "--retries",
         metavar="N",
-        min=0,
-        max=20,
         show_default=False,
-        help="Times a failed request is sent again (default 3, or network.retries).",
+        help="Times a failed request is sent again, 0 to 20 (default 3, or network.retries).",
         rich_help_panel="Network",
     ),
 ]
@@ -220,10 +220,9 @@ TimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        min=0.001,
         show_default=False,
         metavar="SECONDS",
-        help="Time limit of each job, polls and retries included (default 900).",
+        help="Time limit of each job, polls and retries included, above 0 (default 900).",
         rich_help_panel="Network",
     ),
 ]
@@ -537,18 +536,26 @@ def config_set(
     ],
 ) -> None:
     """Save a setting in the config file."""
-    from nanoedit.config import config_path, display_value, read_file, spec_for, write_file
+    from nanoedit.config import (
+        config_path,
+        display_value,
+        read_document,
+        set_value,
+        spec_for,
+        value_text,
+        write_document,
+    )
 
     with _errors():
         spec = spec_for(key)
         if value == "-":
             value = sys.stdin.readline().strip()
-        checked = spec.check(value)
+        stored = spec.stored(value)
         path = config_path(os.environ)
-        values = read_file(path)
-        values[key] = checked
-        write_file(path, values)
-        shown = "(hidden)" if spec.secret else display_value(key, checked)
+        document = read_document(path)
+        set_value(document, key, stored)
+        write_document(path, document)
+        shown = "(hidden)" if spec.secret else display_value(key, value_text(stored))
         typer.echo(f"set {key} = {shown} in {path}", err=True)
 
 
@@ -569,16 +576,16 @@ def config_get(key: KeyArg) -> None:
 @config_app.command("unset")
 def config_unset(key: KeyArg) -> None:
     """Remove a setting from the config file."""
-    from nanoedit.config import config_path, read_file, spec_for, write_file
+    from nanoedit.config import config_path, read_document, remove_value, spec_for, write_document
 
     with _errors():
         spec_for(key)
         path = config_path(os.environ)
-        values = read_file(path)
-        if values.pop(key, None) is None:
+        document = read_document(path)
+        if not remove_value(document, key):
             typer.echo(f"{key} was not set in {path}", err=True)
             return
-        write_file(path, values)
+        write_document(path, document)
         typer.echo(f"unset {key} in {path}", err=True)
 
 

@@ -23,6 +23,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from nanoedit.errors import ConfigError, UsageError
@@ -31,6 +32,11 @@ from nanoedit.jobs import BACKEND_CHOICES, RATIOS, normalize_ratio, normalize_si
 CONFIG_DIR_ENV = "NANOEDIT_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
 SANDBOX_ENV = "NANOEDIT_SANDBOX"
+# The most retries --retries and network.retries allow: past that a failing server is down.
+MAX_RETRIES = 20
+
+Value = str | int | float
+"""A setting as the config file holds it."""
 
 
 def _check_url(value: str) -> str:
@@ -65,13 +71,20 @@ def _seconds(value: str) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+def number_text(number: float) -> str:
+    """A number as nanoedit prints it: ``900`` for 900.0, ``0.5`` for 0.5."""
+    text = repr(float(number))
+    return text.removesuffix(".0")
+
+
 def _check_positive_seconds(example: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not _seconds(value) > 0:
+        seconds = _seconds(value)
+        if not seconds > 0:
             raise UsageError(
                 f"invalid value {value!r}; give a number of seconds above 0, such as {example}"
             )
-        return value.strip()
+        return number_text(seconds)
 
     return check
 
@@ -81,15 +94,18 @@ _check_timeout = _check_positive_seconds("900")
 
 
 def _check_seconds_or_zero(value: str) -> str:
-    if not _seconds(value) >= 0:
+    seconds = _seconds(value)
+    if not seconds >= 0:
         raise UsageError(f"invalid value {value!r}; give a number of seconds, 0 or more, such as 1")
-    return value.strip()
+    return number_text(seconds)
 
 
-def _check_count(value: str) -> str:
+def _check_retries(value: str) -> str:
     cleaned = value.strip()
-    if not (cleaned.isascii() and cleaned.isdigit()):
-        raise UsageError(f"invalid value {value!r}; give a whole number, 0 or more, such as 3")
+    if not (cleaned.isascii() and cleaned.isdigit() and int(cleaned) <= MAX_RETRIES):
+        raise UsageError(
+            f"invalid value {value!r}; give a whole number from 0 to {MAX_RETRIES}, such as 3"
+        )
     return str(int(cleaned))
 
 
@@ -132,13 +148,23 @@ def _check_text(value: str) -> str:
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One config key: its environment variable, default, check and help."""
+    """One config key: its environment variable, default, check, TOML type and help.
+
+    ``check`` is the one rule for the key's value, wherever it comes from: the file, the
+    environment, or the command-line flag that overrides it. It returns the value as text
+    in its usual form; ``toml_type`` is what the file stores it as.
+    """
 
     env: str
     help: str
     default: str | None = None
     secret: bool = False
     check: Callable[[str], str] = _check_text
+    toml_type: type[str] | type[int] | type[float] = str
+
+    def stored(self, value: str) -> Value:
+        """The value checked, as the config file is to hold it (raises :class:`UsageError`)."""
+        return self.toml_type(self.check(value))
 
 
 KEYS: dict[str, KeySpec] = {
@@ -170,7 +196,7 @@ KEYS: dict[str, KeySpec] = {
     ),
     "duomi.poll_interval": KeySpec(
         "NANOEDIT_DUOMI_POLL_INTERVAL", "seconds before the first poll of a task (grows to 10)",
-        "2", check=_check_positive_float,
+        "2", check=_check_positive_float, toml_type=float,
     ),
     "default.backend": KeySpec(
         "NANOEDIT_BACKEND", "auto, openai or duomi", "auto", check=_check_choice(BACKEND_CHOICES)
@@ -187,15 +213,15 @@ KEYS: dict[str, KeySpec] = {
     ),
     "network.timeout": KeySpec(
         "NANOEDIT_TIMEOUT", "seconds one job may take in all, retries and polls included",
-        "900", check=_check_timeout,
+        "900", check=_check_timeout, toml_type=float,
     ),
     "network.retries": KeySpec(
-        "NANOEDIT_RETRIES", "times a failed request is sent again (0: never)", "3",
-        check=_check_count,
+        "NANOEDIT_RETRIES", f"times a failed request is sent again, 0 (never) to {MAX_RETRIES}",
+        "3", check=_check_retries, toml_type=int,
     ),
     "network.backoff": KeySpec(
         "NANOEDIT_BACKOFF", "seconds before the first retry (doubles each time)", "1",
-        check=_check_seconds_or_zero,
+        check=_check_seconds_or_zero, toml_type=float,
     ),
 }  # fmt: skip
 
@@ -223,8 +249,8 @@ def spec_for(key: str) -> KeySpec:
         raise UsageError(f"unknown config key {key!r}; known keys: {', '.join(KEYS)}") from None
 
 
-def read_file(path: Path) -> dict[str, str]:
-    """The file's values as flat ``section.name`` keys; an absent file is empty."""
+def read_document(path: Path) -> dict[str, Any]:
+    """The file's TOML document as it is; an absent file is empty."""
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
@@ -235,19 +261,59 @@ def read_file(path: Path) -> dict[str, str]:
             f"cannot read the config file {path} ({exc.strerror}); check it"
         ) from None
     try:
-        document = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"the config file {path} is not valid TOML ({exc}); fix it or delete it"
         ) from None
+
+
+def value_text(value: Value) -> str:
+    """A value of the file as text, whether it was written as a number or as a string
+    (earlier versions wrote every value as a string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return number_text(value)
+    return str(value)
+
+
+def flat_values(document: Mapping[str, Any]) -> dict[str, str]:
+    """A document's values as text under flat ``section.name`` keys."""
     values: dict[str, str] = {}
     for section, table in document.items():
         if not isinstance(table, dict):
             continue
         for name, value in table.items():
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
-                values[f"{section}.{name}"] = str(value)
+            if isinstance(value, str | int | float):
+                values[f"{section}.{name}"] = value_text(value)
     return values
+
+
+def read_file(path: Path) -> dict[str, str]:
+    """The file's values as text under flat ``section.name`` keys; an absent file is empty."""
+    return flat_values(read_document(path))
+
+
+def set_value(document: dict[str, Any], key: str, value: Value) -> None:
+    """Put one setting in a document, leaving everything else in it as it was."""
+    section, name = key.split(".", 1)
+    table = document.get(section)
+    if not isinstance(table, dict):
+        table = document[section] = {}
+    table[name] = value
+
+
+def remove_value(document: dict[str, Any], key: str) -> bool:
+    """Take one setting out of a document; False when it was not there."""
+    section, name = key.split(".", 1)
+    table = document.get(section)
+    if not isinstance(table, dict) or name not in table:
+        return False
+    del table[name]
+    if not table:
+        del document[section]
+    return True
 
 
 def _file_in_the_way(folder: Path) -> Path | None:
@@ -268,18 +334,22 @@ def _cannot_write(path: Path, reason: str) -> ConfigError:
     )
 
 
-def write_file(path: Path, values: Mapping[str, str]) -> None:
-    """Write the values atomically, the folder 0700 and the file 0600 from the start.
+def write_file(path: Path, values: Mapping[str, Value]) -> None:
+    """Write flat ``section.name`` values as the whole file (see :func:`write_document`)."""
+    document: dict[str, Any] = {}
+    for key in sorted(values):
+        set_value(document, key, values[key])
+    write_document(path, document)
+
+
+def write_document(path: Path, document: Mapping[str, Any]) -> None:
+    """Write the document atomically, the folder 0700 and the file 0600 from the start.
 
     Raises :class:`ConfigError` when the folder or the file cannot be written; the file
     that was there is then left as it was.
     """
     import tomli_w
 
-    document: dict[str, dict[str, str]] = {}
-    for key in sorted(values):
-        section, name = key.split(".", 1)
-        document.setdefault(section, {})[name] = values[key]
     data = tomli_w.dumps(document).encode("utf-8")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -579,12 +649,13 @@ def plain_http_warning(settings: BackendSettings) -> str | None:
     )
 
 
-def _flag(option: str, value: float | str | None, check: Callable[[str], str]) -> str | None:
-    """A flag's value checked like the key it overrides; a bad one is a usage error."""
+def _flag(option: str, value: float | str | None, key: str) -> str | None:
+    """A flag's value checked by the rule of the key it overrides; a bad one is a usage error."""
     if value is None:
         return None
+    text = number_text(value) if isinstance(value, float) else str(value)
     try:
-        return check(str(value))
+        return KEYS[key].check(text)
     except UsageError as exc:
         raise UsageError(f"{option}: {exc.message}") from None
 
@@ -637,9 +708,9 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     size = normalize_size(flags.size) if flags.size else (get("default.size") or None)
     out_dir = Path(flags.out_dir or get("default.out_dir") or ".").expanduser()
     # Flags are checked here too: the CLI's own limits are not the only caller's.
-    proxy = get("network.proxy", _flag("--proxy", flags.proxy, _check_proxy))
-    timeout = get("network.timeout", _flag("--timeout", flags.timeout, _check_timeout)) or "900"
-    retries = get("network.retries", _flag("--retries", flags.retries, _check_count)) or "3"
+    proxy = get("network.proxy", _flag("--proxy", flags.proxy, "network.proxy"))
+    timeout = get("network.timeout", _flag("--timeout", flags.timeout, "network.timeout")) or "900"
+    retries = get("network.retries", _flag("--retries", flags.retries, "network.retries")) or "3"
     warning = permission_warning(path)
     return Settings(
         openai=openai,

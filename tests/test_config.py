@@ -219,11 +219,15 @@ PROXY_HELP = "give it as http://host:port, https://host:port or socks5://host:po
             "nan",
             "invalid value 'nan'; give a number of seconds above 0, such as 900",
         ),
-        ("NANOEDIT_RETRIES", "-1", "invalid value '-1'; give a whole number, 0 or more, such as 3"),
+        (
+            "NANOEDIT_RETRIES",
+            "-1",
+            "invalid value '-1'; give a whole number from 0 to 20, such as 3",
+        ),
         (
             "NANOEDIT_RETRIES",
             "2.5",
-            "invalid value '2.5'; give a whole number, 0 or more, such as 3",
+            "invalid value '2.5'; give a whole number from 0 to 20, such as 3",
         ),
         (
             "NANOEDIT_BACKOFF",
@@ -255,7 +259,7 @@ def test_bad_network_value_in_the_file_names_the_key() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from()
     assert caught.value.message == (
-        "config key network.retries: invalid value 'many'; give a whole number, 0 or more, such as 3"
+        "config key network.retries: invalid value 'many'; give a whole number from 0 to 20, such as 3"
     )
 
 
@@ -268,7 +272,7 @@ def test_bad_network_value_in_the_file_names_the_key() -> None:
         ),
         (
             Flags(retries=-1),
-            "--retries: invalid value '-1'; give a whole number, 0 or more, such as 3",
+            "--retries: invalid value '-1'; give a whole number from 0 to 20, such as 3",
         ),
         (Flags(proxy="proxy:8080"), f"--proxy: invalid proxy URL 'proxy:8080'; {PROXY_HELP}"),
     ],

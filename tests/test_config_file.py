@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from nanoedit.config import write_file
+from nanoedit.config import MAX_RETRIES, write_file
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -81,3 +81,110 @@ def test_a_failed_write_leaves_the_file_as_it_was(args: list[str]) -> None:
     )
     assert config_file().read_bytes() == before
     assert sorted(path.name for path in folder.iterdir()) == ["config.toml"]
+
+
+# Values: each key refuses what its flag refuses, and is stored with its TOML type
+
+
+@pytest.mark.parametrize(
+    ("key", "flag", "value", "message"),
+    [
+        ("network.retries", "--retries", "999",
+         "invalid value '999'; give a whole number from 0 to 20, such as 3"),
+        ("network.retries", "--retries", "21",
+         "invalid value '21'; give a whole number from 0 to 20, such as 3"),
+        ("network.retries", "--retries", "-1",
+         "invalid value '-1'; give a whole number from 0 to 20, such as 3"),
+        ("network.timeout", "--timeout", "0",
+         "invalid value '0'; give a number of seconds above 0, such as 900"),
+        ("network.timeout", "--timeout", "nan",
+         "invalid value 'nan'; give a number of seconds above 0, such as 900"),
+        ("network.proxy", "--proxy", "ftp://proxy:21",
+         "invalid proxy URL 'ftp://proxy:21'; give it as http://host:port, https://host:port "
+         "or socks5://host:port"),
+    ],
+)  # fmt: skip
+def test_a_key_and_its_flag_refuse_the_same_values(
+    sample: Path, key: str, flag: str, value: str, message: str
+) -> None:
+    setting = run_cli(["config", "set", "--", key, value])
+    assert (setting.exit_code, setting.stdout, setting.stderr) == (2, "", f"error: {message}\n")
+    assert not config_file().exists()
+    run = run_cli(["edit", "cat.png", "-p", "x", "--sandbox", flag, value])
+    assert (run.exit_code, run.stdout, run.stderr) == (2, "", f"error: {flag}: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("key", "flag", "value", "shown"),
+    [
+        ("network.retries", "--retries", "20", "20"),
+        ("network.retries", "--retries", "0", "0"),
+        ("network.timeout", "--timeout", "0.5", "0.5"),
+        ("network.timeout", "--timeout", "1e3", "1000"),
+    ],
+)
+def test_a_key_and_its_flag_take_the_same_values(
+    sample: Path, key: str, flag: str, value: str, shown: str
+) -> None:
+    setting = run_cli(["config", "set", key, value])
+    assert (setting.exit_code, setting.stderr) == (0, f"set {key} = {shown} in {config_file()}\n")
+    assert run_cli(["config", "get", key]).stdout == f"{shown}\n"
+    run = run_cli(["edit", "cat.png", "-p", "x", "--sandbox", flag, value])
+    assert (run.exit_code, run.stdout) == (0, "cat-edit.png\n"), run.stderr
+
+
+def test_values_are_stored_with_their_toml_type() -> None:
+    for key, value in [
+        ("network.retries", "5"),
+        ("network.timeout", "120"),
+        ("network.backoff", "0.5"),
+        ("duomi.poll_interval", " 3 "),
+        ("openai.model", "nano-banana-2"),
+        ("default.size", "2k"),
+    ]:
+        result = run_cli(["config", "set", key, value])
+        assert result.exit_code == 0, result.stderr
+    # New keys go after those already there, so a file written by hand keeps its order.
+    assert config_file().read_text() == (
+        "[network]\n"
+        "retries = 5\n"
+        "timeout = 120.0\n"
+        "backoff = 0.5\n"
+        "\n"
+        "[duomi]\n"
+        "poll_interval = 3.0\n"
+        "\n"
+        "[openai]\n"
+        'model = "nano-banana-2"\n'
+        "\n"
+        "[default]\n"
+        'size = "2K"\n'
+    )
+    assert run_cli(["config", "list"]).stdout.splitlines()[-3:] == [
+        "network.timeout = 120  (file)",
+        "network.retries = 5  (file)",
+        "network.backoff = 0.5  (file)",
+    ]
+
+
+def test_values_written_as_text_by_earlier_versions_still_count(sample: Path) -> None:
+    config_file().parent.mkdir(mode=0o700)
+    config_file().write_text(
+        '[network]\nretries = "7"\ntimeout = "60"\n[duomi]\npoll_interval = "0.5"\n'
+    )
+    config_file().chmod(0o600)
+    listing = run_cli(["config", "list"]).stdout.splitlines()
+    assert "duomi.poll_interval = 0.5  (file)" in listing
+    assert listing[-3:-1] == ["network.timeout = 60  (file)", "network.retries = 7  (file)"]
+    # Setting another key keeps them as they were written.
+    assert run_cli(["config", "set", "network.backoff", "2"]).exit_code == 0
+    assert config_file().read_text() == (
+        '[network]\nretries = "7"\ntimeout = "60"\nbackoff = 2.0\n\n[duomi]\npoll_interval = "0.5"\n'
+    )
+    run = run_cli(["edit", "cat.png", "-p", "x", "--sandbox", "--json"])
+    assert run.exit_code == 0, run.stderr
+
+
+def test_the_help_of_retries_states_the_limit_the_rule_keeps() -> None:
+    words = " ".join(run_cli(["edit", "--help"]).stdout.split())
+    assert f"Times a failed request is sent again, 0 to {MAX_RETRIES} (default 3" in words
