@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import math
 import os
+import re
 import shlex
 import signal
 import stat
@@ -41,9 +42,16 @@ Value = str | int | float
 
 def _check_url(value: str) -> str:
     cleaned = value.strip().rstrip("/")
-    parts = urlsplit(cleaned)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"invalid base URL {value!r}; give it as https://host or https://host/v1")
+    try:
+        parts = urlsplit(cleaned)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"invalid base URL {redact_userinfo(value.strip())!r}; give it as https://host or "
+            "https://host/v1"
+        )
     return cleaned
 
 
@@ -109,14 +117,26 @@ def _check_retries(value: str) -> str:
     return str(int(cleaned))
 
 
+# A leading ``[scheme://]user:password@``, read as loosely as a mistyped URL may be written:
+# the password is the part to hide even when the rest is not a valid URL.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<user>[^/?#@:]*):[^/?#]*@")
+
+
 def redact_userinfo(url: str) -> str:
     """A URL with the password of any ``user:password@`` part replaced by ``****``."""
+    return _USERINFO.sub(lambda match: f"{match['scheme'] or ''}{match['user']}:****@", url, 1)
+
+
+def without_userinfo(url: str) -> str:
+    """A URL without its ``user:password@`` part, if it has one."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:****@{host}").geturl()
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _as_is(value: str) -> str:
+    return value
 
 
 def _check_proxy(value: str) -> str:
@@ -152,7 +172,8 @@ class KeySpec:
 
     ``check`` is the one rule for the key's value, wherever it comes from: the file, the
     environment, or the command-line flag that overrides it. It returns the value as text
-    in its usual form; ``toml_type`` is what the file stores it as.
+    in its usual form; ``toml_type`` is what the file stores it as. A ``secret`` value is
+    never printed whole; ``shown`` hides what else must not be printed (a URL's password).
     """
 
     env: str
@@ -161,6 +182,7 @@ class KeySpec:
     secret: bool = False
     check: Callable[[str], str] = _check_text
     toml_type: type[str] | type[int] | type[float] = str
+    shown: Callable[[str], str] = _as_is
 
     def stored(self, value: str) -> Value:
         """The value checked, as the config file is to hold it (raises :class:`UsageError`)."""
@@ -170,7 +192,7 @@ class KeySpec:
 KEYS: dict[str, KeySpec] = {
     "openai.base_url": KeySpec(
         "NANOEDIT_OPENAI_BASE_URL", "multipart backend server (https://host or https://host/v1)",
-        check=_check_url,
+        check=_check_url, shown=redact_userinfo,
     ),
     "openai.api_key": KeySpec("NANOEDIT_OPENAI_API_KEY", "multipart backend API key", secret=True),
     "openai.api_key_cmd": KeySpec(
@@ -184,7 +206,7 @@ KEYS: dict[str, KeySpec] = {
     ),
     "duomi.base_url": KeySpec(
         "NANOEDIT_DUOMI_BASE_URL", "URL-list backend server", "https://duomiapi.com",
-        check=_check_url,
+        check=_check_url, shown=redact_userinfo,
     ),
     "duomi.api_key": KeySpec("NANOEDIT_DUOMI_API_KEY", "URL-list backend API key", secret=True),
     "duomi.api_key_cmd": KeySpec(
@@ -209,7 +231,7 @@ KEYS: dict[str, KeySpec] = {
     # No default: without it httpx follows HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY.
     "network.proxy": KeySpec(
         "NANOEDIT_PROXY", "proxy for every request: http://, https:// or socks5://host:port",
-        check=_check_proxy,
+        check=_check_proxy, shown=redact_userinfo,
     ),
     "network.timeout": KeySpec(
         "NANOEDIT_TIMEOUT", "seconds one job may take in all, retries and polls included",
@@ -384,12 +406,9 @@ def mask_secret(value: str) -> str:
 
 
 def display_value(key: str, value: str) -> str:
-    """A setting's value as it may be printed: keys masked, a proxy's password hidden."""
-    if spec_for(key).secret:
-        return mask_secret(value)
-    if key == "network.proxy":
-        return redact_userinfo(value)
-    return value
+    """A setting's value as it may be printed: keys masked, a URL's password hidden."""
+    spec = spec_for(key)
+    return mask_secret(value) if spec.secret else spec.shown(value)
 
 
 @dataclass(frozen=True)
@@ -635,6 +654,18 @@ def _stays_local(host: str) -> bool:
         return False
 
 
+def userinfo_warning(name: str, base_url: str | None) -> str | None:
+    """A warning when a backend's base URL carries a user name or password, which would
+    replace the API key if it were sent (HTTP clients turn it into Basic authentication)."""
+    if not base_url or without_userinfo(base_url) == base_url:
+        return None
+    what = "a user name and password" if urlsplit(base_url).password is not None else "a user name"
+    return (
+        f"{name}.base_url holds {what} ({redact_userinfo(base_url)}), which nanoedit does not "
+        f"send: the API key is what signs in; remove them from {name}.base_url"
+    )
+
+
 def plain_http_warning(settings: BackendSettings) -> str | None:
     """A warning when the backend's key would travel unencrypted to another machine."""
     if not settings.base_url or not (settings.api_key or settings.api_key_cmd):
@@ -685,6 +716,11 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         openai_url, openai_key = get("openai.base_url"), get("openai.api_key")
         duomi_url, duomi_key = get("duomi.base_url"), get("duomi.api_key")
         openai_cmd, duomi_cmd = get("openai.api_key_cmd"), get("duomi.api_key_cmd")
+    warnings = [permission_warning(path)]
+    warnings += [userinfo_warning("openai", openai_url), userinfo_warning("duomi", duomi_url)]
+    # What signs in is the key; a URL's user:password@ would be sent instead of it.
+    openai_url = without_userinfo(openai_url) if openai_url else None
+    duomi_url = without_userinfo(duomi_url) if duomi_url else None
     openai = BackendSettings(
         name="openai",
         base_url=openai_url,
@@ -711,7 +747,6 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     proxy = get("network.proxy", _flag("--proxy", flags.proxy, "network.proxy"))
     timeout = get("network.timeout", _flag("--timeout", flags.timeout, "network.timeout")) or "900"
     retries = get("network.retries", _flag("--retries", flags.retries, "network.retries")) or "3"
-    warning = permission_warning(path)
     return Settings(
         openai=openai,
         duomi=duomi,
@@ -724,5 +759,5 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         timeout=float(timeout),
         retries=int(retries),
         backoff=float(get("network.backoff") or "1"),
-        warnings=(warning,) if warning else (),
+        warnings=tuple(warning for warning in warnings if warning),
     )
