@@ -530,7 +530,8 @@ def config_set(
     value: Annotated[
         str,
         typer.Argument(
-            help="The value; - reads it from stdin (keeps keys out of shell history).",
+            help="The value; - reads it from stdin, or asks for it on a terminal without showing "
+            "a key (keeps keys out of shell history).",
             show_default=False,
         ),
     ],
@@ -549,7 +550,7 @@ def config_set(
     with _errors():
         spec = spec_for(key)
         if value == "-":
-            value = sys.stdin.readline().strip()
+            value = _read_value(key, hidden=spec.secret)
         stored = spec.stored(value)
         path = config_path(os.environ)
         document = read_document(path)
@@ -557,6 +558,25 @@ def config_set(
         write_document(path, document)
         shown = "(hidden)" if spec.secret else display_value(key, value_text(stored))
         typer.echo(f"set {key} = {shown} in {path}", err=True)
+
+
+def _read_value(key: str, *, hidden: bool) -> str:
+    """The value of ``config set KEY -``: one line of stdin, or, on a terminal, typed at a
+    prompt (not shown as it is typed when ``hidden``, like a password)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    try:
+        if hidden:
+            import getpass
+
+            return getpass.getpass(f"{key} (typing is not shown): ", stream=sys.stderr)
+        typer.echo(f"{key}: ", err=True, nl=False)
+        return sys.stdin.readline()
+    except EOFError:
+        return ""
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted: nothing was saved", err=True)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
 @config_app.command("get")

@@ -3,10 +3,16 @@ typed values, broken files, unknown keys, and reading a key from a terminal."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import resource
+import select
 import subprocess
 import sys
+import termios
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -188,3 +194,71 @@ def test_values_written_as_text_by_earlier_versions_still_count(sample: Path) ->
 def test_the_help_of_retries_states_the_limit_the_rule_keeps() -> None:
     words = " ".join(run_cli(["edit", "--help"]).stdout.split())
     assert f"Times a failed request is sent again, 0 to {MAX_RETRIES} (default 3" in words
+
+
+# Reading a key from the terminal
+
+
+def read_until(fd: int, wanted: bytes | None, seconds: float = 30) -> bytes:
+    """What the terminal shows until ``wanted`` appears (None: until the program closes it)."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while wanted is None or wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"waited {seconds} s for {wanted!r}; the terminal showed {seen!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: every program holding the terminal has closed it
+            chunk = b""
+        if not chunk:
+            assert wanted is None, f"the terminal closed before {wanted!r}: {seen!r}"
+            break
+        seen += chunk
+    return seen
+
+
+def test_a_key_typed_at_a_terminal_is_not_shown() -> None:
+    controller, terminal = pty.openpty()
+
+    def take_the_terminal() -> None:
+        # A session of its own with the pseudo-terminal as its controlling terminal, so that
+        # /dev/tty is this terminal, as in a shell.
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [NANOEDIT, "config", "set", "openai.api_key", "-"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+        preexec_fn=take_the_terminal,
+    )
+    os.close(terminal)
+    try:
+        shown = read_until(controller, b"openai.api_key (typing is not shown): ")
+        os.write(controller, b"sk-typed-at-a-terminal-0042\n")
+        shown += read_until(controller, None)
+        assert process.wait(timeout=30) == 0, shown
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    assert b"sk-typed" not in shown and b"0042" not in shown
+    assert shown.decode().replace("\r\n", "\n") == (
+        f"openai.api_key (typing is not shown): \n"
+        f"set openai.api_key = (hidden) in {config_file()}\n"
+    )
+    assert tomllib.loads(config_file().read_text()) == {
+        "openai": {"api_key": "sk-typed-at-a-terminal-0042"}
+    }
+
+
+def test_a_key_from_a_pipe_is_read_without_a_prompt() -> None:
+    result = run_cli(["config", "set", "duomi.api_key", "-"], stdin="dk-from-a-pipe-0007\n")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == f"set duomi.api_key = (hidden) in {config_file()}\n"
+    assert tomllib.loads(config_file().read_text()) == {"duomi": {"api_key": "dk-from-a-pipe-0007"}}
