@@ -538,14 +538,17 @@ def config_set(
 ) -> None:
     """Save a setting in the config file."""
     from nanoedit.config import (
+        check_combination,
         config_path,
         display_value,
+        flat_values,
         read_document,
         set_value,
         spec_for,
         value_text,
         write_document,
     )
+    from nanoedit.report import error_console
 
     with _errors():
         spec = spec_for(key)
@@ -554,8 +557,12 @@ def config_set(
         stored = spec.stored(value)
         path = config_path(os.environ)
         document = read_document(path)
+        before = flat_values(document)
         set_value(document, key, stored)
+        warning = check_combination(key, before, flat_values(document), os.environ)
         write_document(path, document)
+        if warning:
+            error_console(sys.stderr).print(f"warning: {warning}", style="yellow")
         shown = "(hidden)" if spec.secret else display_value(key, value_text(stored))
         typer.echo(f"set {key} = {shown} in {path}", err=True)
 

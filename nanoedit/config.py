@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nanoedit.errors import ConfigError, UsageError
+from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import BACKEND_CHOICES, RATIOS, normalize_ratio, normalize_size
+from nanoedit.models import model_for, renders
 
 CONFIG_DIR_ENV = "NANOEDIT_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
 SANDBOX_ENV = "NANOEDIT_SANDBOX"
+BACKENDS: tuple[str, ...] = tuple(choice for choice in BACKEND_CHOICES if choice != "auto")
 # The most retries --retries and network.retries allow: past that a failing server is down.
 MAX_RETRIES = 20
 
@@ -691,14 +693,18 @@ def _flag(option: str, value: float | str | None, key: str) -> str | None:
         raise UsageError(f"{option}: {exc.message}") from None
 
 
-def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
+def load_settings(
+    env: Mapping[str, str], flags: Flags, file_values: Mapping[str, str] | None = None
+) -> Settings:
     """Merge file, environment and flags into one :class:`Settings`.
 
+    ``file_values`` stand in for the file's, to see what a change to it would make.
     Key commands are not run here; :meth:`BackendSettings.key` runs them when needed.
     """
     sandbox = flags.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
     path = config_path(env)
-    file_values = read_file(path)
+    if file_values is None:
+        file_values = read_file(path)
 
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
@@ -761,3 +767,78 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         backoff=float(get("network.backoff") or "1"),
         warnings=tuple(warning for warning in warnings if warning),
     )
+
+
+@dataclass(frozen=True)
+class SizeConflict:
+    """A default size that the model of some backends in use cannot render."""
+
+    size: str
+    models: tuple[tuple[str, str], ...]
+    """(backend, model) of each backend in use that cannot render it."""
+    every_run: bool
+    """True when no backend in use can: then every run without --model fails."""
+
+
+def size_conflict(settings: Settings) -> SizeConflict | None:
+    """Whether the default size is one the backends' models cannot render.
+
+    The backends in use are the one chosen, or with ``auto`` those configured (all of them
+    while none is).
+    """
+    size = settings.size
+    if size is None:
+        return None
+    names: tuple[str, ...] = (settings.backend,)
+    if settings.backend == "auto":
+        configured = tuple(name for name in BACKENDS if settings.backend_settings(name).configured)
+        names = configured or BACKENDS
+    failing = []
+    for name in names:
+        model = settings.backend_settings(name).model
+        if not renders(model_for(name, model), size):
+            failing.append((name, model))
+    if not failing:
+        return None
+    return SizeConflict(size, tuple(failing), every_run=len(failing) == len(names))
+
+
+def _size_conflict_with(values: Mapping[str, str], env: Mapping[str, str]) -> SizeConflict | None:
+    try:
+        return size_conflict(load_settings(env, Flags(), file_values=values))
+    except NanoeditError:
+        # Another setting is wrong: every run reports that, whatever this one is.
+        return None
+
+
+def check_combination(
+    key: str, before: Mapping[str, str], after: Mapping[str, str], env: Mapping[str, str]
+) -> str | None:
+    """Check a change of ``key`` in the file (its values ``before`` and ``after``) against
+    the other settings, as a run would see them.
+
+    Raises :class:`UsageError` when it would make every run fail, and returns a warning
+    when it would make some fail; a problem that was there before is not this change's.
+    """
+    conflict = _size_conflict_with(after, env)
+    if conflict is None or conflict == _size_conflict_with(before, env):
+        return None
+    keys = [f"{name}.model" for name, _ in conflict.models]
+    models = " or ".join(f"{name}.model {model}" for name, model in conflict.models)
+    what = f"default.size {conflict.size} cannot be rendered by {models} (1K only)"
+    choices = "nano-banana-pro or nano-banana-2"
+    if not conflict.every_run:
+        names = " or ".join(name for name, _ in conflict.models)
+        return f"{what}, so jobs sent to {names} would fail; set {' and '.join(keys)} to {choices}"
+    if key == "default.size":
+        fix = (
+            f"set {' and '.join(keys)} to {choices} first, or leave default.size unset and "
+            "pass --size with --model when you need it"
+        )
+    else:
+        model_keys = [key] if key in keys else keys
+        fix = (
+            f"choose a model that renders {conflict.size} for {' and '.join(model_keys)} "
+            f"({choices}), or first remove default.size: nanoedit config unset default.size"
+        )
+    raise UsageError(f"{what}, so every run would fail; {fix}")

@@ -90,8 +90,8 @@ def test_bad_keys_and_values_exit_2() -> None:
         "invalid base URL 'api.example'; give it as https://host or https://host/v1" in url.stderr
     )
     assert not config_file().exists()
-    assert run_cli(["config", "set", "default.size", "4k"]).exit_code == 0
-    assert run_cli(["config", "get", "default.size"]).stdout == "4K\n"
+    assert run_cli(["config", "set", "default.size", "1k"]).exit_code == 0
+    assert run_cli(["config", "get", "default.size"]).stdout == "1K\n"
 
 
 def test_broken_config_file_is_a_config_error() -> None:

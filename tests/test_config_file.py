@@ -262,3 +262,56 @@ def test_a_key_from_a_pipe_is_read_without_a_prompt() -> None:
     assert (result.exit_code, result.stdout) == (0, "")
     assert result.stderr == f"set duomi.api_key = (hidden) in {config_file()}\n"
     assert tomllib.loads(config_file().read_text()) == {"duomi": {"api_key": "dk-from-a-pipe-0007"}}
+
+
+# Settings that cannot work together
+
+
+def test_a_default_size_the_default_models_cannot_render_is_refused() -> None:
+    refused = run_cli(["config", "set", "default.size", "2K"])
+    assert (refused.exit_code, refused.stdout) == (2, "")
+    assert refused.stderr == (
+        "error: default.size 2K cannot be rendered by openai.model nano-banana or duomi.model "
+        "gemini-2.5-flash-image (1K only), so every run would fail; set openai.model and "
+        "duomi.model to nano-banana-pro or nano-banana-2 first, or leave default.size unset "
+        "and pass --size with --model when you need it\n"
+    )
+    assert not config_file().exists()
+    assert run_cli(["config", "set", "default.size", "1K"]).exit_code == 0
+    assert run_cli(["config", "set", "openai.model", "nano-banana-pro"]).exit_code == 0
+    # One backend can render it: the setting is kept, with a word about the other one.
+    partly = run_cli(["config", "set", "default.size", "4k"])
+    assert (partly.exit_code, partly.stderr) == (0, (
+        "warning: default.size 4K cannot be rendered by duomi.model gemini-2.5-flash-image "
+        "(1K only), so jobs sent to duomi would fail; set duomi.model to nano-banana-pro or "
+        "nano-banana-2\n"
+        f"set default.size = 4K in {config_file()}\n"
+    ))  # fmt: skip
+    # Going back to a 1K-only model is refused in turn, naming both settings.
+    back = run_cli(["config", "set", "openai.model", "gemini-2.5-flash-image"])
+    assert (back.exit_code, back.stderr) == (2, (
+        "error: default.size 4K cannot be rendered by openai.model gemini-2.5-flash-image or "
+        "duomi.model gemini-2.5-flash-image (1K only), so every run would fail; choose a model "
+        "that renders 4K for openai.model (nano-banana-pro or nano-banana-2), or first remove "
+        "default.size: nanoedit config unset default.size\n"
+    ))  # fmt: skip
+    assert tomllib.loads(config_file().read_text()) == {
+        "default": {"size": "4K"},
+        "openai": {"model": "nano-banana-pro"},
+    }
+
+
+def test_only_the_backends_in_use_count() -> None:
+    # Only the URL-list backend has a key: its model is the one every run would use.
+    env = {"NANOEDIT_DUOMI_API_KEY": "dk-some-key-0001", "NANOEDIT_OPENAI_MODEL": "nano-banana-2"}
+    refused = run_cli(["config", "set", "default.size", "2K"], env=env)
+    assert (refused.exit_code, refused.stderr) == (2, (
+        "error: default.size 2K cannot be rendered by duomi.model gemini-2.5-flash-image "
+        "(1K only), so every run would fail; set duomi.model to nano-banana-pro or "
+        "nano-banana-2 first, or leave default.size unset and pass --size with --model when "
+        "you need it\n"
+    ))  # fmt: skip
+    # With the multipart backend chosen, only its model counts.
+    assert run_cli(["config", "set", "default.backend", "openai"], env=env).exit_code == 0
+    kept = run_cli(["config", "set", "default.size", "2K"], env=env)
+    assert (kept.exit_code, kept.stderr) == (0, f"set default.size = 2K in {config_file()}\n")
