@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -524,6 +524,23 @@ KeyArg = Annotated[
 ]
 
 
+def _warn(text: str) -> None:
+    from nanoedit.report import error_console
+
+    error_console(sys.stderr).print(f"warning: {text}", style="yellow")
+
+
+def _config_document(path: Path) -> dict[str, Any]:
+    """The config file's TOML document, after a warning naming any key nanoedit ignores."""
+    from nanoedit.config import read_document, unknown_keys_warning
+
+    document = read_document(path)
+    warning = unknown_keys_warning(path, document)
+    if warning:
+        _warn(warning)
+    return document
+
+
 @config_app.command("set")
 def config_set(
     key: KeyArg,
@@ -542,13 +559,11 @@ def config_set(
         config_path,
         display_value,
         flat_values,
-        read_document,
         set_value,
         spec_for,
         value_text,
         write_document,
     )
-    from nanoedit.report import error_console
 
     with _errors():
         spec = spec_for(key)
@@ -556,13 +571,13 @@ def config_set(
             value = _read_value(key, hidden=spec.secret)
         stored = spec.stored(value)
         path = config_path(os.environ)
-        document = read_document(path)
+        document = _config_document(path)
         before = flat_values(document)
         set_value(document, key, stored)
         warning = check_combination(key, before, flat_values(document), os.environ)
         write_document(path, document)
         if warning:
-            error_console(sys.stderr).print(f"warning: {warning}", style="yellow")
+            _warn(warning)
         shown = "(hidden)" if spec.secret else display_value(key, value_text(stored))
         typer.echo(f"set {key} = {shown} in {path}", err=True)
 
@@ -589,11 +604,12 @@ def _read_value(key: str, *, hidden: bool) -> str:
 @config_app.command("get")
 def config_get(key: KeyArg) -> None:
     """Print a setting's value as it applies now (keys masked). Exit 3 when unset."""
-    from nanoedit.config import config_path, display_value, read_file, resolve_key, spec_for
+    from nanoedit.config import config_path, display_value, flat_values, resolve_key, spec_for
 
     with _errors():
         spec_for(key)
-        resolved = resolve_key(key, read_file(config_path(os.environ)), os.environ)
+        values = flat_values(_config_document(config_path(os.environ)))
+        resolved = resolve_key(key, values, os.environ)
         if resolved.value is None:
             typer.echo(f"{key} is not set; set it with: nanoedit config set {key} VALUE", err=True)
             raise typer.Exit(ExitCode.CONFIG)
@@ -603,12 +619,12 @@ def config_get(key: KeyArg) -> None:
 @config_app.command("unset")
 def config_unset(key: KeyArg) -> None:
     """Remove a setting from the config file."""
-    from nanoedit.config import config_path, read_document, remove_value, spec_for, write_document
+    from nanoedit.config import config_path, remove_value, spec_for, write_document
 
     with _errors():
         spec_for(key)
         path = config_path(os.environ)
-        document = read_document(path)
+        document = _config_document(path)
         if not remove_value(document, key):
             typer.echo(f"{key} was not set in {path}", err=True)
             return
@@ -619,10 +635,10 @@ def config_unset(key: KeyArg) -> None:
 @config_app.command("list")
 def config_list() -> None:
     """Every setting with its value (keys masked) and where it comes from."""
-    from nanoedit.config import KEYS, config_path, display_value, read_file, resolve_key
+    from nanoedit.config import KEYS, config_path, display_value, flat_values, resolve_key
 
     with _errors():
-        values = read_file(config_path(os.environ))
+        values = flat_values(_config_document(config_path(os.environ)))
         for key, spec in KEYS.items():
             resolved = resolve_key(key, values, os.environ)
             if resolved.value is None:

@@ -265,6 +265,24 @@ def config_path(env: Mapping[str, str]) -> Path:
     return config_dir(env) / CONFIG_FILE_NAME
 
 
+def closest_keys(key: str) -> list[str]:
+    """The known keys a mistyped one most likely meant: the same name in another section
+    (``network.retries`` for ``default.retries``), else the nearest spelling."""
+    import difflib
+
+    cleaned = key.strip().lower().replace("-", "_")
+    if cleaned in KEYS:
+        return [cleaned]
+    name = cleaned.rpartition(".")[2]
+    same_name = [known for known in KEYS if known.rpartition(".")[2] == name]
+    return same_name or difflib.get_close_matches(cleaned, KEYS, n=1)
+
+
+def _did_you_mean(key: str) -> str:
+    closest = closest_keys(key)
+    return f"did you mean {' or '.join(closest)}?" if closest else ""
+
+
 def spec_for(key: str) -> KeySpec:
     """The spec of a key, or a usage error that lists the known keys."""
     try:
@@ -290,6 +308,31 @@ def read_document(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"the config file {path} is not valid TOML ({exc}); fix it or delete it"
         ) from None
+
+
+def unknown_keys(document: Mapping[str, Any]) -> list[str]:
+    """The keys of a document that nanoedit does not know, in the file's order."""
+    found = []
+    for section, table in document.items():
+        if not isinstance(table, dict):
+            found.append(section)
+            continue
+        found += [f"{section}.{name}" for name in table if f"{section}.{name}" not in KEYS]
+    return found
+
+
+def unknown_keys_warning(path: Path, document: Mapping[str, Any]) -> str | None:
+    """A warning naming each key of the file nanoedit does not know (a typo, most often)."""
+    unknown = unknown_keys(document)
+    if not unknown:
+        return None
+    named = ", ".join(f"{key} ({hint})" if (hint := _did_you_mean(key)) else key for key in unknown)
+    some = "keys" if len(unknown) > 1 else "a key"
+    them = "them" if len(unknown) > 1 else "it"
+    return (
+        f"the config file {path} has {some} nanoedit does not know, and ignores: {named}; "
+        f"correct or remove {them}"
+    )
 
 
 def value_text(value: Value) -> str:
@@ -703,8 +746,11 @@ def load_settings(
     """
     sandbox = flags.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
     path = config_path(env)
+    warnings: list[str | None] = []
     if file_values is None:
-        file_values = read_file(path)
+        document = read_document(path)
+        file_values = flat_values(document)
+        warnings += [permission_warning(path), unknown_keys_warning(path, document)]
 
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
@@ -722,7 +768,6 @@ def load_settings(
         openai_url, openai_key = get("openai.base_url"), get("openai.api_key")
         duomi_url, duomi_key = get("duomi.base_url"), get("duomi.api_key")
         openai_cmd, duomi_cmd = get("openai.api_key_cmd"), get("duomi.api_key_cmd")
-    warnings = [permission_warning(path)]
     warnings += [userinfo_warning("openai", openai_url), userinfo_warning("duomi", duomi_url)]
     # What signs in is the key; a URL's user:password@ would be sent instead of it.
     openai_url = without_userinfo(openai_url) if openai_url else None

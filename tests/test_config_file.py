@@ -315,3 +315,41 @@ def test_only_the_backends_in_use_count() -> None:
     assert run_cli(["config", "set", "default.backend", "openai"], env=env).exit_code == 0
     kept = run_cli(["config", "set", "default.size", "2K"], env=env)
     assert (kept.exit_code, kept.stderr) == (0, f"set default.size = 2K in {config_file()}\n")
+
+
+# A file written by hand
+
+
+def test_unknown_keys_in_the_file_draw_a_warning_naming_each(sample: Path) -> None:
+    config_file().parent.mkdir(mode=0o700)
+    config_file().write_text(
+        'colour = "blue"\n\n[openai]\nmodle = "nano-banana-2"\n\n[default]\nretries = 5\n'
+    )
+    config_file().chmod(0o600)
+    warning = (
+        f"warning: the config file {config_file()} has keys nanoedit does not know, and "
+        "ignores: colour, openai.modle (did you mean openai.model?), default.retries (did you "
+        "mean network.retries?); correct or remove them"
+    )
+    for args in (
+        ["config", "list"],
+        ["config", "get", "openai.model"],
+        ["config", "set", "default.ratio", "3:2"],
+        ["config", "unset", "default.ratio"],
+        ["edit", "cat.png", "-p", "x", "--sandbox"],
+    ):
+        result = run_cli(args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert result.stderr.splitlines()[0] == warning, args
+    # Kept as they were: they may be meant for another version.
+    assert tomllib.loads(config_file().read_text()) == {
+        "colour": "blue",
+        "openai": {"modle": "nano-banana-2"},
+        "default": {"retries": 5},
+    }
+    config_file().write_text('[duomi]\napi_key = "dk-0001"\nbase-url = "https://gw.example"\n')
+    one = run_cli(["config", "list"])
+    assert one.stderr == (
+        f"warning: the config file {config_file()} has a key nanoedit does not know, and "
+        "ignores: duomi.base-url (did you mean duomi.base_url?); correct or remove it\n"
+    )
