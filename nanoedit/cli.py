@@ -532,13 +532,19 @@ def _warn(text: str) -> None:
 
 def _config_document(path: Path) -> dict[str, Any]:
     """The config file's TOML document, after a warning naming any key nanoedit ignores."""
-    from nanoedit.config import read_document, unknown_keys_warning
+    from nanoedit.config import read_document
 
     document = read_document(path)
+    _warn_unknown_keys(path, document)
+    return document
+
+
+def _warn_unknown_keys(path: Path, document: dict[str, Any]) -> None:
+    from nanoedit.config import unknown_keys_warning
+
     warning = unknown_keys_warning(path, document)
     if warning:
         _warn(warning)
-    return document
 
 
 @config_app.command("set")
@@ -559,6 +565,8 @@ def config_set(
         config_path,
         display_value,
         flat_values,
+        keep_broken_copy,
+        read_for_update,
         set_value,
         spec_for,
         value_text,
@@ -571,11 +579,21 @@ def config_set(
             value = _read_value(key, hidden=spec.secret)
         stored = spec.stored(value)
         path = config_path(os.environ)
-        document = _config_document(path)
+        # A file that is not TOML does not block a new setting: it is kept aside, and the
+        # new file holds the one setting.
+        document, broken = read_for_update(path)
+        _warn_unknown_keys(path, document)
         before = flat_values(document)
         set_value(document, key, stored)
         warning = check_combination(key, before, flat_values(document), os.environ)
+        if broken is not None:
+            copy = keep_broken_copy(path, broken.data)
         write_document(path, document)
+        if broken is not None:
+            _warn(
+                f"the config file {path} was not valid TOML ({broken.reason}); kept it as "
+                f"{copy} and wrote a new one with only {key}"
+            )
         if warning:
             _warn(warning)
         shown = "(hidden)" if spec.secret else display_value(key, value_text(stored))

@@ -20,6 +20,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -291,23 +292,80 @@ def spec_for(key: str) -> KeySpec:
         raise UsageError(f"unknown config key {key!r}; known keys: {', '.join(KEYS)}") from None
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """The file's TOML document as it is; an absent file is empty."""
+def _read_bytes(path: Path) -> bytes | None:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         # A folder on the way that is a file: no config file can be there either.
-        return {}
+        return None
     except OSError as exc:
         raise ConfigError(
             f"cannot read the config file {path} ({exc.strerror}); check it"
         ) from None
+
+
+@dataclass(frozen=True)
+class BrokenFile:
+    """A config file that is not valid TOML: what it held, and what is wrong with it."""
+
+    data: bytes
+    reason: str
+
+
+def _parse(raw: bytes) -> dict[str, Any] | BrokenFile:
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return BrokenFile(raw, str(exc))
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The file's TOML document as it is; an absent file is empty."""
+    raw = _read_bytes(path)
+    document = {} if raw is None else _parse(raw)
+    if isinstance(document, BrokenFile):
         raise ConfigError(
-            f"the config file {path} is not valid TOML ({exc}); fix it or delete it"
-        ) from None
+            f"the config file {path} is not valid TOML ({document.reason}); fix it or delete it"
+        )
+    return document
+
+
+def read_for_update(path: Path) -> tuple[dict[str, Any], BrokenFile | None]:
+    """The document a change starts from, and the file when it is not valid TOML: then the
+    change starts from an empty document, and the file is to be kept aside."""
+    raw = _read_bytes(path)
+    document = {} if raw is None else _parse(raw)
+    if isinstance(document, BrokenFile):
+        return {}, document
+    return document, None
+
+
+def keep_broken_copy(path: Path, data: bytes, now: float | None = None) -> Path:
+    """Keep ``data`` (a broken config file) beside ``path`` as ``NAME.broken-TIME``, mode 0600
+    as it may hold keys; never over an earlier copy. Returns the copy's path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    number = 1
+    while True:
+        suffix = f"-{number}" if number > 1 else ""
+        copy = path.with_name(f"{path.name}.broken-{stamp}{suffix}")
+        try:
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError as exc:
+            raise _cannot_write(copy, exc.strerror or str(exc)) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException as exc:
+            copy.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _cannot_write(copy, exc.strerror or str(exc)) from None
+            raise
+        return copy
 
 
 def unknown_keys(document: Mapping[str, Any]) -> list[str]:

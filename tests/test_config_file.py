@@ -6,8 +6,10 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import resource
 import select
+import stat
 import subprocess
 import sys
 import termios
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from nanoedit.config import MAX_RETRIES, write_file
+from nanoedit.config import MAX_RETRIES, keep_broken_copy, write_file
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -353,3 +355,51 @@ def test_unknown_keys_in_the_file_draw_a_warning_naming_each(sample: Path) -> No
         f"warning: the config file {config_file()} has a key nanoedit does not know, and "
         "ignores: duomi.base-url (did you mean duomi.base_url?); correct or remove it\n"
     )
+
+
+BROKEN = b'[openai\napi_key = "sk-half-written-0009"\n'
+
+
+def test_set_over_a_file_that_is_not_toml_keeps_a_copy_and_starts_afresh(sample: Path) -> None:
+    config_file().parent.mkdir(mode=0o700)
+    config_file().write_bytes(BROKEN)
+    config_file().chmod(0o600)
+    with pytest.raises(tomllib.TOMLDecodeError) as caught:
+        tomllib.loads(BROKEN.decode())
+    refusal = f"error: the config file {config_file()} is not valid TOML ({caught.value}); fix it"
+    # Commands that only read it refuse it, as does unset, which cannot know what it holds.
+    for args in (
+        ["config", "list"],
+        ["config", "get", "openai.model"],
+        ["config", "unset", "openai.api_key"],
+        ["edit", "cat.png", "-p", "x", "--sandbox"],
+    ):
+        result = run_cli(args)
+        assert result.exit_code == 3, args
+        assert result.stderr.startswith(refusal), (args, result.stderr)
+    assert sorted(path.name for path in config_file().parent.iterdir()) == ["config.toml"]
+
+    result = run_cli(["config", "set", "openai.model", "nano-banana-2"])
+    assert (result.exit_code, result.stdout) == (0, "")
+    [copy] = config_file().parent.glob("config.toml.broken-*")
+    assert re.fullmatch(r"config\.toml\.broken-\d{8}-\d{6}", copy.name), copy.name
+    assert (copy.read_bytes(), stat.S_IMODE(copy.stat().st_mode)) == (BROKEN, 0o600)
+    assert result.stderr == (
+        f"warning: the config file {config_file()} was not valid TOML ({caught.value}); kept it "
+        f"as {copy} and wrote a new one with only openai.model\n"
+        f"set openai.model = nano-banana-2 in {config_file()}\n"
+    )
+    assert tomllib.loads(config_file().read_text()) == {"openai": {"model": "nano-banana-2"}}
+    assert run_cli(["edit", "cat.png", "-p", "x", "--sandbox"]).exit_code == 0
+
+
+def test_broken_copies_made_in_the_same_second_do_not_replace_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    when = time.mktime((2026, 1, 2, 3, 4, 5, 0, 0, -1))
+    first = keep_broken_copy(path, b"one", now=when)
+    second = keep_broken_copy(path, b"two", now=when)
+    assert (first.name, second.name) == (
+        "config.toml.broken-20260102-030405",
+        "config.toml.broken-20260102-030405-2",
+    )
+    assert (first.read_bytes(), second.read_bytes()) == (b"one", b"two")
