@@ -289,7 +289,10 @@ def spec_for(key: str) -> KeySpec:
     try:
         return KEYS[key]
     except KeyError:
-        raise UsageError(f"unknown config key {key!r}; known keys: {', '.join(KEYS)}") from None
+        hint = _did_you_mean(key)
+        raise UsageError(
+            f"unknown config key {key!r}; {hint + ' ' if hint else ''}known keys: {', '.join(KEYS)}"
+        ) from None
 
 
 def _read_bytes(path: Path) -> bytes | None:

@@ -79,7 +79,10 @@ def test_file_and_folder_are_private() -> None:
 def test_bad_keys_and_values_exit_2() -> None:
     unknown = run_cli(["config", "set", "openai.colour", "blue"])
     assert unknown.exit_code == 2
-    assert "unknown config key 'openai.colour'; known keys: openai.base_url," in unknown.stderr
+    assert (
+        "unknown config key 'openai.colour'; did you mean openai.model? known keys: "
+        "openai.base_url,"
+    ) in unknown.stderr
     bad = run_cli(["config", "set", "default.ratio", "7:3"])
     assert (bad.exit_code, bad.stderr.strip()) == (
         2, "error: invalid ratio '7:3'; use one of: auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from nanoedit.config import MAX_RETRIES, keep_broken_copy, write_file
+from nanoedit.config import KEYS, MAX_RETRIES, keep_broken_copy, write_file
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -403,3 +403,25 @@ def test_broken_copies_made_in_the_same_second_do_not_replace_each_other(tmp_pat
         "config.toml.broken-20260102-030405-2",
     )
     assert (first.read_bytes(), second.read_bytes()) == (b"one", b"two")
+
+
+# Unknown keys on the command line
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("openai.modle", "did you mean openai.model? "),
+        ("OpenAI.API-Key", "did you mean openai.api_key? "),
+        ("default.retries", "did you mean network.retries? "),
+        ("timeout", "did you mean network.timeout? "),
+        ("default.model", "did you mean openai.model or duomi.model? "),
+        ("colour", ""),
+    ],
+)
+def test_an_unknown_key_names_the_closest_and_every_known_one(key: str, hint: str) -> None:
+    for args in (["set", key, "x"], ["get", key], ["unset", key]):
+        result = run_cli(["config", *args])
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2, "", f"error: unknown config key {key!r}; {hint}known keys: {', '.join(KEYS)}\n"
+        ), args  # fmt: skip
