@@ -40,14 +40,6 @@ class Ratio(StrEnum):
     r21_9 = "21:9"
 
 
-class Size(StrEnum):
-    """Output sizes of the 3.x models."""
-
-    k1 = "1K"
-    k2 = "2K"
-    k4 = "4K"
-
-
 class BackendChoice(StrEnum):
     """Which API a job goes to."""
 
@@ -100,14 +92,24 @@ RatioOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _complete_size(incomplete: str) -> list[str]:
+    from nanoedit.jobs import SIZES
+
+    return [size for size in SIZES if size.startswith(incomplete.upper())]
+
+
+# Checked by default.size's rule when the settings are loaded, so that a wrong one is named
+# as written (1K, 2K, 4K), which a case-insensitive choice would list in lower case.
 SizeOpt = Annotated[
-    Size | None,
+    str | None,
     typer.Option(
         "--size",
-        case_sensitive=False,
         metavar="1K|2K|4K",
         show_default=False,
         help="Resolution of the result, any case (3.x models).",
+        autocompletion=_complete_size,
     ),
 ]
 ModelOpt = Annotated[
@@ -191,7 +193,7 @@ ShardOpt = Annotated[
     typer.Option(
         "--shard",
         metavar="K/N",
-        help="Run only the K-th of N even slices of the job list.",
+        help="Run only every N-th job from the K-th (positions K, K+N, K+2N… of the job list).",
         show_default=False,
         rich_help_panel="Batch",
     ),
@@ -295,7 +297,7 @@ class RunFlags:
 
     prompt: str | None
     ratio: Ratio | None
-    size: Size | None
+    size: str | None
     model: str | None
     count: int
     backend: BackendChoice | None
@@ -331,7 +333,7 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
             Flags(
                 backend=flags.backend.value if flags.backend else None,
                 ratio=flags.ratio.value if flags.ratio else None,
-                size=flags.size.value if flags.size else None,
+                size=flags.size,
                 out_dir=str(flags.out_dir) if flags.out_dir else None,
                 sandbox=flags.sandbox,
                 proxy=flags.proxy,
@@ -736,10 +738,16 @@ def sandbox_serve(
         ),
     ] = "",
     latency: Annotated[
-        float, typer.Option("--latency", min=0, help="Seconds each API answer takes at least.")
+        float,
+        typer.Option(
+            "--latency", min=0, metavar="SECONDS", help="Seconds each API answer takes at least."
+        ),
     ] = 0.0,
     task_seconds: Annotated[
-        float, typer.Option("--task-seconds", min=0, help="How long a URL-list task runs.")
+        float,
+        typer.Option(
+            "--task-seconds", min=0, metavar="SECONDS", help="How long a URL-list task runs."
+        ),
     ] = 2.0,
 ) -> None:
     """Serve the emulated APIs over HTTP for tests and pipelines (Ctrl-C stops)."""

@@ -849,11 +849,9 @@ def load_settings(
         poll_interval=float(get("duomi.poll_interval") or 2),
         api_key_cmd=duomi_cmd,
     )
-    backend = flags.backend or get("default.backend") or "auto"
-    if backend not in BACKEND_CHOICES:
-        raise UsageError(f"invalid backend {backend!r}; use one of: {', '.join(BACKEND_CHOICES)}")
-    ratio = normalize_ratio(flags.ratio) if flags.ratio else (get("default.ratio") or "auto")
-    size = normalize_size(flags.size) if flags.size else (get("default.size") or None)
+    backend = get("default.backend", _flag("--backend", flags.backend, "default.backend"))
+    ratio = get("default.ratio", _flag("--ratio", flags.ratio, "default.ratio"))
+    size = get("default.size", _flag("--size", flags.size or None, "default.size"))
     out_dir = Path(flags.out_dir or get("default.out_dir") or ".").expanduser()
     # Flags are checked here too: the CLI's own limits are not the only caller's.
     proxy = get("network.proxy", _flag("--proxy", flags.proxy, "network.proxy"))
@@ -862,10 +860,10 @@ def load_settings(
     return Settings(
         openai=openai,
         duomi=duomi,
-        backend=backend,
+        backend=backend or "auto",
         out_dir=out_dir,
-        ratio=ratio,
-        size=size,
+        ratio=ratio or "auto",
+        size=size or None,
         sandbox=sandbox,
         proxy=proxy,
         timeout=float(timeout),

@@ -18,9 +18,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import OPENAI_KEY, Served, run_cli
+from PIL import Image
 
 from nanoedit.config import KEYS, MAX_RETRIES, keep_broken_copy, write_file
+from nanoedit.sandbox import sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -425,3 +427,57 @@ def test_an_unknown_key_names_the_closest_and_every_known_one(key: str, hint: st
         assert (result.exit_code, result.stdout, result.stderr) == (
             2, "", f"error: unknown config key {key!r}; {hint}known keys: {', '.join(KEYS)}\n"
         ), args  # fmt: skip
+
+
+# Help and messages that say what the program does
+
+
+def test_a_bad_size_lists_the_sizes_as_they_are_written(sample: Path) -> None:
+    for args in (["generate", "-p", "x"], ["edit", "cat.png", "-p", "x"]):
+        result = run_cli([*args, "--size", "8k", "--sandbox"])
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2, "", "error: --size: invalid size '8k'; use one of: 1K, 2K, 4K\n"
+        )  # fmt: skip
+    fine = run_cli(
+        ["generate", "-p", "x", "--size", "2k", "--model", "nano-banana-pro", "--sandbox"]
+    )
+    assert (fine.exit_code, fine.stdout) == (0, "x.jpg\n"), fine.stderr
+    with Image.open("x.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (2048, 2048))
+
+
+def test_sizes_still_complete_in_the_shell() -> None:
+    result = subprocess.run(
+        [NANOEDIT],
+        env=os.environ
+        | {
+            "_NANOEDIT_COMPLETE": "complete_bash",
+            "COMP_WORDS": "nanoedit generate --size ",
+            "COMP_CWORD": "3",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["1K", "2K", "4K"]
+
+
+def test_sandbox_waits_show_seconds_in_the_help() -> None:
+    words = " ".join(run_cli(["sandbox", "serve", "--help"]).stdout.split())
+    assert "--latency SECONDS Seconds each API answer takes at least." in words
+    assert "--task-seconds SECONDS How long a URL-list task runs." in words
+    assert "range" not in words
+
+
+def test_the_help_of_shard_says_it_takes_every_nth_job(served: Served) -> None:
+    words = " ".join(run_cli(["edit", "--help"]).stdout.split())
+    assert (
+        "--shard K/N Run only every N-th job from the K-th (positions K, K+N, K+2N… of the "
+        "job list)."
+    ) in words
+    for name in ("a.png", "b.png", "c.png", "d.png", "e.png"):
+        Path(name).write_bytes(sample_image("cat.png")[0])
+    env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
+    result = run_cli(["edit", "a.png", "b.png", "c.png", "d.png", "e.png", "-p", "x",
+                      "--shard", "2/2"], env=env)  # fmt: skip
+    assert (result.exit_code, result.stdout) == (0, "b-edit.png\nd-edit.png\n"), result.stderr
