@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -38,14 +38,6 @@ class Ratio(StrEnum):
     r9_16 = "9:16"
     r16_9 = "16:9"
     r21_9 = "21:9"
-
-
-class Size(StrEnum):
-    """Output sizes of the 3.x models."""
-
-    k1 = "1K"
-    k2 = "2K"
-    k4 = "4K"
 
 
 class BackendChoice(StrEnum):
@@ -100,14 +92,24 @@ RatioOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _complete_size(incomplete: str) -> list[str]:
+    from nanoedit.jobs import SIZES
+
+    return [size for size in SIZES if size.startswith(incomplete.upper())]
+
+
+# Checked by default.size's rule when the settings are loaded, so that a wrong one is named
+# as written (1K, 2K, 4K), which a case-insensitive choice would list in lower case.
 SizeOpt = Annotated[
-    Size | None,
+    str | None,
     typer.Option(
         "--size",
-        case_sensitive=False,
         metavar="1K|2K|4K",
         show_default=False,
         help="Resolution of the result, any case (3.x models).",
+        autocompletion=_complete_size,
     ),
 ]
 ModelOpt = Annotated[
@@ -205,20 +207,20 @@ ShardOpt = Annotated[
     typer.Option(
         "--shard",
         metavar="K/N",
-        help="Run only the K-th of N even slices of the job list.",
+        help="Run only every N-th job from the K-th (positions K, K+N, K+2N… of the job list).",
         show_default=False,
         rich_help_panel="Batch",
     ),
 ]
+# --retries and --timeout are checked by the rule of the key they override (network.retries,
+# network.timeout), when the settings are loaded: one rule, not a range here and one there.
 RetriesOpt = Annotated[
     int | None,
     typer.Option(
         "--retries",
         metavar="N",
-        min=0,
-        max=20,
         show_default=False,
-        help="Times a failed request is sent again (default 3, or network.retries).",
+        help="Times a failed request is sent again, 0 to 20 (default 3, or network.retries).",
         rich_help_panel="Network",
     ),
 ]
@@ -234,10 +236,9 @@ TimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        min=0.001,
         show_default=False,
         metavar="SECONDS",
-        help="Time limit of each job, polls and retries included (default 900).",
+        help="Time limit of each job, polls and retries included, above 0 (default 900).",
         rich_help_panel="Network",
     ),
 ]
@@ -310,7 +311,7 @@ class RunFlags:
 
     prompt: str | None
     ratio: Ratio | None
-    size: Size | None
+    size: str | None
     model: str | None
     count: int
     backend: BackendChoice | None
@@ -367,7 +368,7 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
             Flags(
                 backend=flags.backend.value if flags.backend else None,
                 ratio=flags.ratio.value if flags.ratio else None,
-                size=flags.size.value if flags.size else None,
+                size=flags.size,
                 out_dir=str(flags.out_dir) if flags.out_dir else None,
                 sandbox=flags.sandbox,
                 proxy=flags.proxy,
@@ -567,41 +568,110 @@ KeyArg = Annotated[
 ]
 
 
+def _warn(text: str) -> None:
+    from nanoedit.report import error_console
+
+    error_console(sys.stderr).print(f"warning: {text}", style="yellow")
+
+
+def _config_document(path: Path) -> dict[str, Any]:
+    """The config file's TOML document, after a warning naming any key nanoedit ignores."""
+    from nanoedit.config import read_document
+
+    document = read_document(path)
+    _warn_unknown_keys(path, document)
+    return document
+
+
+def _warn_unknown_keys(path: Path, document: dict[str, Any]) -> None:
+    from nanoedit.config import unknown_keys_warning
+
+    warning = unknown_keys_warning(path, document)
+    if warning:
+        _warn(warning)
+
+
 @config_app.command("set")
 def config_set(
     key: KeyArg,
     value: Annotated[
         str,
         typer.Argument(
-            help="The value; - reads it from stdin (keeps keys out of shell history).",
+            help="The value; - reads it from stdin, or asks for it on a terminal without showing "
+            "a key (keeps keys out of shell history).",
             show_default=False,
         ),
     ],
 ) -> None:
     """Save a setting in the config file."""
-    from nanoedit.config import config_path, display_value, read_file, spec_for, write_file
+    from nanoedit.config import (
+        check_combination,
+        config_path,
+        display_value,
+        flat_values,
+        keep_broken_copy,
+        read_for_update,
+        set_value,
+        spec_for,
+        value_text,
+        write_document,
+    )
 
     with _errors():
         spec = spec_for(key)
         if value == "-":
-            value = sys.stdin.readline().strip()
-        checked = spec.check(value)
+            value = _read_value(key, hidden=spec.secret)
+        stored = spec.stored(value)
         path = config_path(os.environ)
-        values = read_file(path)
-        values[key] = checked
-        write_file(path, values)
-        shown = "(hidden)" if spec.secret else display_value(key, checked)
+        # A file that is not TOML does not block a new setting: it is kept aside, and the
+        # new file holds the one setting.
+        document, broken = read_for_update(path)
+        _warn_unknown_keys(path, document)
+        before = flat_values(document)
+        set_value(document, key, stored)
+        warning = check_combination(key, before, flat_values(document), os.environ)
+        if broken is not None:
+            copy = keep_broken_copy(path, broken.data)
+        write_document(path, document)
+        if broken is not None:
+            _warn(
+                f"the config file {path} was not valid TOML ({broken.reason}); kept it as "
+                f"{copy} and wrote a new one with only {key}"
+            )
+        if warning:
+            _warn(warning)
+        shown = "(hidden)" if spec.secret else display_value(key, value_text(stored))
         typer.echo(f"set {key} = {shown} in {path}", err=True)
+
+
+def _read_value(key: str, *, hidden: bool) -> str:
+    """The value of ``config set KEY -``: one line of stdin, or, on a terminal, typed at a
+    prompt (not shown as it is typed when ``hidden``, like a password)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    try:
+        if hidden:
+            import getpass
+
+            return getpass.getpass(f"{key} (typing is not shown): ", stream=sys.stderr)
+        typer.echo(f"{key}: ", err=True, nl=False)
+        return sys.stdin.readline()
+    except EOFError:
+        return ""
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted: nothing was saved", err=True)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
 @config_app.command("get")
 def config_get(key: KeyArg) -> None:
     """Print a setting's value as it applies now (keys masked). Exit 3 when unset."""
-    from nanoedit.config import config_path, display_value, read_file, resolve_key, spec_for
+    from nanoedit.config import config_path, display_value, flat_values, resolve_key, spec_for
 
     with _errors():
         spec_for(key)
-        resolved = resolve_key(key, read_file(config_path(os.environ)), os.environ)
+        values = flat_values(_config_document(config_path(os.environ)))
+        resolved = resolve_key(key, values, os.environ)
         if resolved.value is None:
             typer.echo(f"{key} is not set; set it with: nanoedit config set {key} VALUE", err=True)
             raise typer.Exit(ExitCode.CONFIG)
@@ -611,26 +681,26 @@ def config_get(key: KeyArg) -> None:
 @config_app.command("unset")
 def config_unset(key: KeyArg) -> None:
     """Remove a setting from the config file."""
-    from nanoedit.config import config_path, read_file, spec_for, write_file
+    from nanoedit.config import config_path, remove_value, spec_for, write_document
 
     with _errors():
         spec_for(key)
         path = config_path(os.environ)
-        values = read_file(path)
-        if values.pop(key, None) is None:
+        document = _config_document(path)
+        if not remove_value(document, key):
             typer.echo(f"{key} was not set in {path}", err=True)
             return
-        write_file(path, values)
+        write_document(path, document)
         typer.echo(f"unset {key} in {path}", err=True)
 
 
 @config_app.command("list")
 def config_list() -> None:
     """Every setting with its value (keys masked) and where it comes from."""
-    from nanoedit.config import KEYS, config_path, display_value, read_file, resolve_key
+    from nanoedit.config import KEYS, config_path, display_value, flat_values, resolve_key
 
     with _errors():
-        values = read_file(config_path(os.environ))
+        values = flat_values(_config_document(config_path(os.environ)))
         for key, spec in KEYS.items():
             resolved = resolve_key(key, values, os.environ)
             if resolved.value is None:
@@ -710,10 +780,16 @@ def sandbox_serve(
         ),
     ] = "",
     latency: Annotated[
-        float, typer.Option("--latency", min=0, help="Seconds each API answer takes at least.")
+        float,
+        typer.Option(
+            "--latency", min=0, metavar="SECONDS", help="Seconds each API answer takes at least."
+        ),
     ] = 0.0,
     task_seconds: Annotated[
-        float, typer.Option("--task-seconds", min=0, help="How long a URL-list task runs.")
+        float,
+        typer.Option(
+            "--task-seconds", min=0, metavar="SECONDS", help="How long a URL-list task runs."
+        ),
     ] = 2.0,
 ) -> None:
     """Serve the emulated APIs over HTTP for tests and pipelines (Ctrl-C stops)."""

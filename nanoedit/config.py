@@ -13,31 +13,48 @@ import contextlib
 import ipaddress
 import math
 import os
+import re
 import shlex
 import signal
 import stat
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from nanoedit.errors import ConfigError, UsageError
+from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import BACKEND_CHOICES, RATIOS, normalize_ratio, normalize_size
+from nanoedit.models import model_for, renders
 
 CONFIG_DIR_ENV = "NANOEDIT_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
 SANDBOX_ENV = "NANOEDIT_SANDBOX"
+BACKENDS: tuple[str, ...] = tuple(choice for choice in BACKEND_CHOICES if choice != "auto")
+# The most retries --retries and network.retries allow: past that a failing server is down.
+MAX_RETRIES = 20
+
+Value = str | int | float
+"""A setting as the config file holds it."""
 
 
 def _check_url(value: str) -> str:
     cleaned = value.strip().rstrip("/")
-    parts = urlsplit(cleaned)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"invalid base URL {value!r}; give it as https://host or https://host/v1")
+    try:
+        parts = urlsplit(cleaned)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"invalid base URL {redact_userinfo(value.strip())!r}; give it as https://host or "
+            "https://host/v1"
+        )
     return cleaned
 
 
@@ -65,13 +82,20 @@ def _seconds(value: str) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+def number_text(number: float) -> str:
+    """A number as nanoedit prints it: ``900`` for 900.0, ``0.5`` for 0.5."""
+    text = repr(float(number))
+    return text.removesuffix(".0")
+
+
 def _check_positive_seconds(example: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not _seconds(value) > 0:
+        seconds = _seconds(value)
+        if not seconds > 0:
             raise UsageError(
                 f"invalid value {value!r}; give a number of seconds above 0, such as {example}"
             )
-        return value.strip()
+        return number_text(seconds)
 
     return check
 
@@ -81,26 +105,41 @@ _check_timeout = _check_positive_seconds("900")
 
 
 def _check_seconds_or_zero(value: str) -> str:
-    if not _seconds(value) >= 0:
+    seconds = _seconds(value)
+    if not seconds >= 0:
         raise UsageError(f"invalid value {value!r}; give a number of seconds, 0 or more, such as 1")
-    return value.strip()
+    return number_text(seconds)
 
 
-def _check_count(value: str) -> str:
+def _check_retries(value: str) -> str:
     cleaned = value.strip()
-    if not (cleaned.isascii() and cleaned.isdigit()):
-        raise UsageError(f"invalid value {value!r}; give a whole number, 0 or more, such as 3")
+    if not (cleaned.isascii() and cleaned.isdigit() and int(cleaned) <= MAX_RETRIES):
+        raise UsageError(
+            f"invalid value {value!r}; give a whole number from 0 to {MAX_RETRIES}, such as 3"
+        )
     return str(int(cleaned))
+
+
+# A leading ``[scheme://]user:password@``, read as loosely as a mistyped URL may be written:
+# the password is the part to hide even when the rest is not a valid URL.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<user>[^/?#@:]*):[^/?#]*@")
 
 
 def redact_userinfo(url: str) -> str:
     """A URL with the password of any ``user:password@`` part replaced by ``****``."""
+    return _USERINFO.sub(lambda match: f"{match['scheme'] or ''}{match['user']}:****@", url, 1)
+
+
+def without_userinfo(url: str) -> str:
+    """A URL without its ``user:password@`` part, if it has one."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:****@{host}").geturl()
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _as_is(value: str) -> str:
+    return value
 
 
 def _check_proxy(value: str) -> str:
@@ -132,19 +171,31 @@ def _check_text(value: str) -> str:
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One config key: its environment variable, default, check and help."""
+    """One config key: its environment variable, default, check, TOML type and help.
+
+    ``check`` is the one rule for the key's value, wherever it comes from: the file, the
+    environment, or the command-line flag that overrides it. It returns the value as text
+    in its usual form; ``toml_type`` is what the file stores it as. A ``secret`` value is
+    never printed whole; ``shown`` hides what else must not be printed (a URL's password).
+    """
 
     env: str
     help: str
     default: str | None = None
     secret: bool = False
     check: Callable[[str], str] = _check_text
+    toml_type: type[str] | type[int] | type[float] = str
+    shown: Callable[[str], str] = _as_is
+
+    def stored(self, value: str) -> Value:
+        """The value checked, as the config file is to hold it (raises :class:`UsageError`)."""
+        return self.toml_type(self.check(value))
 
 
 KEYS: dict[str, KeySpec] = {
     "openai.base_url": KeySpec(
         "NANOEDIT_OPENAI_BASE_URL", "multipart backend server (https://host or https://host/v1)",
-        check=_check_url,
+        check=_check_url, shown=redact_userinfo,
     ),
     "openai.api_key": KeySpec("NANOEDIT_OPENAI_API_KEY", "multipart backend API key", secret=True),
     "openai.api_key_cmd": KeySpec(
@@ -158,7 +209,7 @@ KEYS: dict[str, KeySpec] = {
     ),
     "duomi.base_url": KeySpec(
         "NANOEDIT_DUOMI_BASE_URL", "URL-list backend server", "https://duomiapi.com",
-        check=_check_url,
+        check=_check_url, shown=redact_userinfo,
     ),
     "duomi.api_key": KeySpec("NANOEDIT_DUOMI_API_KEY", "URL-list backend API key", secret=True),
     "duomi.api_key_cmd": KeySpec(
@@ -170,7 +221,7 @@ KEYS: dict[str, KeySpec] = {
     ),
     "duomi.poll_interval": KeySpec(
         "NANOEDIT_DUOMI_POLL_INTERVAL", "seconds before the first poll of a task (grows to 10)",
-        "2", check=_check_positive_float,
+        "2", check=_check_positive_float, toml_type=float,
     ),
     "default.backend": KeySpec(
         "NANOEDIT_BACKEND", "auto, openai or duomi", "auto", check=_check_choice(BACKEND_CHOICES)
@@ -183,19 +234,19 @@ KEYS: dict[str, KeySpec] = {
     # No default: without it httpx follows HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY.
     "network.proxy": KeySpec(
         "NANOEDIT_PROXY", "proxy for every request: http://, https:// or socks5://host:port",
-        check=_check_proxy,
+        check=_check_proxy, shown=redact_userinfo,
     ),
     "network.timeout": KeySpec(
         "NANOEDIT_TIMEOUT", "seconds one job may take in all, retries and polls included",
-        "900", check=_check_timeout,
+        "900", check=_check_timeout, toml_type=float,
     ),
     "network.retries": KeySpec(
-        "NANOEDIT_RETRIES", "times a failed request is sent again (0: never)", "3",
-        check=_check_count,
+        "NANOEDIT_RETRIES", f"times a failed request is sent again, 0 (never) to {MAX_RETRIES}",
+        "3", check=_check_retries, toml_type=int,
     ),
     "network.backoff": KeySpec(
         "NANOEDIT_BACKOFF", "seconds before the first retry (doubles each time)", "1",
-        check=_check_seconds_or_zero,
+        check=_check_seconds_or_zero, toml_type=float,
     ),
 }  # fmt: skip
 
@@ -215,57 +266,241 @@ def config_path(env: Mapping[str, str]) -> Path:
     return config_dir(env) / CONFIG_FILE_NAME
 
 
+def closest_keys(key: str) -> list[str]:
+    """The known keys a mistyped one most likely meant: the same name in another section
+    (``network.retries`` for ``default.retries``), else the nearest spelling."""
+    import difflib
+
+    cleaned = key.strip().lower().replace("-", "_")
+    if cleaned in KEYS:
+        return [cleaned]
+    name = cleaned.rpartition(".")[2]
+    same_name = [known for known in KEYS if known.rpartition(".")[2] == name]
+    return same_name or difflib.get_close_matches(cleaned, KEYS, n=1)
+
+
+def _did_you_mean(key: str) -> str:
+    closest = closest_keys(key)
+    return f"did you mean {' or '.join(closest)}?" if closest else ""
+
+
 def spec_for(key: str) -> KeySpec:
     """The spec of a key, or a usage error that lists the known keys."""
     try:
         return KEYS[key]
     except KeyError:
-        raise UsageError(f"unknown config key {key!r}; known keys: {', '.join(KEYS)}") from None
+        hint = _did_you_mean(key)
+        raise UsageError(
+            f"unknown config key {key!r}; {hint + ' ' if hint else ''}known keys: {', '.join(KEYS)}"
+        ) from None
 
 
-def read_file(path: Path) -> dict[str, str]:
-    """The file's values as flat ``section.name`` keys; an absent file is empty."""
+def _read_bytes(path: Path) -> bytes | None:
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        # A folder on the way that is a file: no config file can be there either.
+        return None
     except OSError as exc:
         raise ConfigError(
             f"cannot read the config file {path} ({exc.strerror}); check it"
         ) from None
+
+
+@dataclass(frozen=True)
+class BrokenFile:
+    """A config file that is not valid TOML: what it held, and what is wrong with it."""
+
+    data: bytes
+    reason: str
+
+
+def _parse(raw: bytes) -> dict[str, Any] | BrokenFile:
     try:
-        document = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return BrokenFile(raw, str(exc))
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The file's TOML document as it is; an absent file is empty."""
+    raw = _read_bytes(path)
+    document = {} if raw is None else _parse(raw)
+    if isinstance(document, BrokenFile):
         raise ConfigError(
-            f"the config file {path} is not valid TOML ({exc}); fix it or delete it"
-        ) from None
+            f"the config file {path} is not valid TOML ({document.reason}); fix it or delete it"
+        )
+    return document
+
+
+def read_for_update(path: Path) -> tuple[dict[str, Any], BrokenFile | None]:
+    """The document a change starts from, and the file when it is not valid TOML: then the
+    change starts from an empty document, and the file is to be kept aside."""
+    raw = _read_bytes(path)
+    document = {} if raw is None else _parse(raw)
+    if isinstance(document, BrokenFile):
+        return {}, document
+    return document, None
+
+
+def keep_broken_copy(path: Path, data: bytes, now: float | None = None) -> Path:
+    """Keep ``data`` (a broken config file) beside ``path`` as ``NAME.broken-TIME``, mode 0600
+    as it may hold keys; never over an earlier copy. Returns the copy's path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    number = 1
+    while True:
+        suffix = f"-{number}" if number > 1 else ""
+        copy = path.with_name(f"{path.name}.broken-{stamp}{suffix}")
+        try:
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError as exc:
+            raise _cannot_write(copy, exc.strerror or str(exc)) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException as exc:
+            copy.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _cannot_write(copy, exc.strerror or str(exc)) from None
+            raise
+        return copy
+
+
+def unknown_keys(document: Mapping[str, Any]) -> list[str]:
+    """The keys of a document that nanoedit does not know, in the file's order."""
+    found = []
+    for section, table in document.items():
+        if not isinstance(table, dict):
+            found.append(section)
+            continue
+        found += [f"{section}.{name}" for name in table if f"{section}.{name}" not in KEYS]
+    return found
+
+
+def unknown_keys_warning(path: Path, document: Mapping[str, Any]) -> str | None:
+    """A warning naming each key of the file nanoedit does not know (a typo, most often)."""
+    unknown = unknown_keys(document)
+    if not unknown:
+        return None
+    named = ", ".join(f"{key} ({hint})" if (hint := _did_you_mean(key)) else key for key in unknown)
+    some = "keys" if len(unknown) > 1 else "a key"
+    them = "them" if len(unknown) > 1 else "it"
+    return (
+        f"the config file {path} has {some} nanoedit does not know, and ignores: {named}; "
+        f"correct or remove {them}"
+    )
+
+
+def value_text(value: Value) -> str:
+    """A value of the file as text, whether it was written as a number or as a string
+    (earlier versions wrote every value as a string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return number_text(value)
+    return str(value)
+
+
+def flat_values(document: Mapping[str, Any]) -> dict[str, str]:
+    """A document's values as text under flat ``section.name`` keys."""
     values: dict[str, str] = {}
     for section, table in document.items():
         if not isinstance(table, dict):
             continue
         for name, value in table.items():
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
-                values[f"{section}.{name}"] = str(value)
+            if isinstance(value, str | int | float):
+                values[f"{section}.{name}"] = value_text(value)
     return values
 
 
-def write_file(path: Path, values: Mapping[str, str]) -> None:
-    """Write the values atomically, the folder 0700 and the file 0600 from the start."""
+def read_file(path: Path) -> dict[str, str]:
+    """The file's values as text under flat ``section.name`` keys; an absent file is empty."""
+    return flat_values(read_document(path))
+
+
+def set_value(document: dict[str, Any], key: str, value: Value) -> None:
+    """Put one setting in a document, leaving everything else in it as it was."""
+    section, name = key.split(".", 1)
+    table = document.get(section)
+    if not isinstance(table, dict):
+        table = document[section] = {}
+    table[name] = value
+
+
+def remove_value(document: dict[str, Any], key: str) -> bool:
+    """Take one setting out of a document; False when it was not there."""
+    section, name = key.split(".", 1)
+    table = document.get(section)
+    if not isinstance(table, dict) or name not in table:
+        return False
+    del table[name]
+    if not table:
+        del document[section]
+    return True
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (or itself) when it is not a folder."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _cannot_write(path: Path, reason: str) -> ConfigError:
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
+    return ConfigError(
+        f"cannot write the config file {path} ({reason}); make {path.parent} a folder you can "
+        f"write to, or point {CONFIG_DIR_ENV} at one"
+    )
+
+
+def write_file(path: Path, values: Mapping[str, Value]) -> None:
+    """Write flat ``section.name`` values as the whole file (see :func:`write_document`)."""
+    document: dict[str, Any] = {}
+    for key in sorted(values):
+        set_value(document, key, values[key])
+    write_document(path, document)
+
+
+def write_document(path: Path, document: Mapping[str, Any]) -> None:
+    """Write the document atomically, the folder 0700 and the file 0600 from the start.
+
+    Raises :class:`ConfigError` when the folder or the file cannot be written; the file
+    that was there is then left as it was.
+    """
     import tomli_w
 
-    document: dict[str, dict[str, str]] = {}
-    for key in sorted(values):
-        section, name = key.split(".", 1)
-        document.setdefault(section, {})[name] = values[key]
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = tomli_w.dumps(document).encode("utf-8")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        where = exc.filename or path.parent
+        raise _cannot_write(path, f"cannot create the folder {where}: {exc.strerror}") from None
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        reason = f"cannot create a file in {path.parent}: {exc.strerror}"
+        raise _cannot_write(path, reason) from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(tomli_w.dumps(document).encode("utf-8"))
+            handle.write(data)
+            # On disk before it replaces the old file: a crash must not leave an empty one.
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc.strerror or str(exc)) from None
         raise
 
 
@@ -277,12 +512,9 @@ def mask_secret(value: str) -> str:
 
 
 def display_value(key: str, value: str) -> str:
-    """A setting's value as it may be printed: keys masked, a proxy's password hidden."""
-    if spec_for(key).secret:
-        return mask_secret(value)
-    if key == "network.proxy":
-        return redact_userinfo(value)
-    return value
+    """A setting's value as it may be printed: keys masked, a URL's password hidden."""
+    spec = spec_for(key)
+    return mask_secret(value) if spec.secret else spec.shown(value)
 
 
 @dataclass(frozen=True)
@@ -528,6 +760,18 @@ def _stays_local(host: str) -> bool:
         return False
 
 
+def userinfo_warning(name: str, base_url: str | None) -> str | None:
+    """A warning when a backend's base URL carries a user name or password, which would
+    replace the API key if it were sent (HTTP clients turn it into Basic authentication)."""
+    if not base_url or without_userinfo(base_url) == base_url:
+        return None
+    what = "a user name and password" if urlsplit(base_url).password is not None else "a user name"
+    return (
+        f"{name}.base_url holds {what} ({redact_userinfo(base_url)}), which nanoedit does not "
+        f"send: the API key is what signs in; remove them from {name}.base_url"
+    )
+
+
 def plain_http_warning(settings: BackendSettings) -> str | None:
     """A warning when the backend's key would travel unencrypted to another machine."""
     if not settings.base_url or not (settings.api_key or settings.api_key_cmd):
@@ -542,24 +786,32 @@ def plain_http_warning(settings: BackendSettings) -> str | None:
     )
 
 
-def _flag(option: str, value: float | str | None, check: Callable[[str], str]) -> str | None:
-    """A flag's value checked like the key it overrides; a bad one is a usage error."""
+def _flag(option: str, value: float | str | None, key: str) -> str | None:
+    """A flag's value checked by the rule of the key it overrides; a bad one is a usage error."""
     if value is None:
         return None
+    text = number_text(value) if isinstance(value, float) else str(value)
     try:
-        return check(str(value))
+        return KEYS[key].check(text)
     except UsageError as exc:
         raise UsageError(f"{option}: {exc.message}") from None
 
 
-def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
+def load_settings(
+    env: Mapping[str, str], flags: Flags, file_values: Mapping[str, str] | None = None
+) -> Settings:
     """Merge file, environment and flags into one :class:`Settings`.
 
+    ``file_values`` stand in for the file's, to see what a change to it would make.
     Key commands are not run here; :meth:`BackendSettings.key` runs them when needed.
     """
     sandbox = flags.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
     path = config_path(env)
-    file_values = read_file(path)
+    warnings: list[str | None] = []
+    if file_values is None:
+        document = read_document(path)
+        file_values = flat_values(document)
+        warnings += [permission_warning(path), unknown_keys_warning(path, document)]
 
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
@@ -577,6 +829,10 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         openai_url, openai_key = get("openai.base_url"), get("openai.api_key")
         duomi_url, duomi_key = get("duomi.base_url"), get("duomi.api_key")
         openai_cmd, duomi_cmd = get("openai.api_key_cmd"), get("duomi.api_key_cmd")
+    warnings += [userinfo_warning("openai", openai_url), userinfo_warning("duomi", duomi_url)]
+    # What signs in is the key; a URL's user:password@ would be sent instead of it.
+    openai_url = without_userinfo(openai_url) if openai_url else None
+    duomi_url = without_userinfo(duomi_url) if duomi_url else None
     openai = BackendSettings(
         name="openai",
         base_url=openai_url,
@@ -593,28 +849,100 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         poll_interval=float(get("duomi.poll_interval") or 2),
         api_key_cmd=duomi_cmd,
     )
-    backend = flags.backend or get("default.backend") or "auto"
-    if backend not in BACKEND_CHOICES:
-        raise UsageError(f"invalid backend {backend!r}; use one of: {', '.join(BACKEND_CHOICES)}")
-    ratio = normalize_ratio(flags.ratio) if flags.ratio else (get("default.ratio") or "auto")
-    size = normalize_size(flags.size) if flags.size else (get("default.size") or None)
+    backend = get("default.backend", _flag("--backend", flags.backend, "default.backend"))
+    ratio = get("default.ratio", _flag("--ratio", flags.ratio, "default.ratio"))
+    size = get("default.size", _flag("--size", flags.size or None, "default.size"))
     out_dir = Path(flags.out_dir or get("default.out_dir") or ".").expanduser()
     # Flags are checked here too: the CLI's own limits are not the only caller's.
-    proxy = get("network.proxy", _flag("--proxy", flags.proxy, _check_proxy))
-    timeout = get("network.timeout", _flag("--timeout", flags.timeout, _check_timeout)) or "900"
-    retries = get("network.retries", _flag("--retries", flags.retries, _check_count)) or "3"
-    warning = permission_warning(path)
+    proxy = get("network.proxy", _flag("--proxy", flags.proxy, "network.proxy"))
+    timeout = get("network.timeout", _flag("--timeout", flags.timeout, "network.timeout")) or "900"
+    retries = get("network.retries", _flag("--retries", flags.retries, "network.retries")) or "3"
     return Settings(
         openai=openai,
         duomi=duomi,
-        backend=backend,
+        backend=backend or "auto",
         out_dir=out_dir,
-        ratio=ratio,
-        size=size,
+        ratio=ratio or "auto",
+        size=size or None,
         sandbox=sandbox,
         proxy=proxy,
         timeout=float(timeout),
         retries=int(retries),
         backoff=float(get("network.backoff") or "1"),
-        warnings=(warning,) if warning else (),
+        warnings=tuple(warning for warning in warnings if warning),
     )
+
+
+@dataclass(frozen=True)
+class SizeConflict:
+    """A default size that the model of some backends in use cannot render."""
+
+    size: str
+    models: tuple[tuple[str, str], ...]
+    """(backend, model) of each backend in use that cannot render it."""
+    every_run: bool
+    """True when no backend in use can: then every run without --model fails."""
+
+
+def size_conflict(settings: Settings) -> SizeConflict | None:
+    """Whether the default size is one the backends' models cannot render.
+
+    The backends in use are the one chosen, or with ``auto`` those configured (all of them
+    while none is).
+    """
+    size = settings.size
+    if size is None:
+        return None
+    names: tuple[str, ...] = (settings.backend,)
+    if settings.backend == "auto":
+        configured = tuple(name for name in BACKENDS if settings.backend_settings(name).configured)
+        names = configured or BACKENDS
+    failing = []
+    for name in names:
+        model = settings.backend_settings(name).model
+        if not renders(model_for(name, model), size):
+            failing.append((name, model))
+    if not failing:
+        return None
+    return SizeConflict(size, tuple(failing), every_run=len(failing) == len(names))
+
+
+def _size_conflict_with(values: Mapping[str, str], env: Mapping[str, str]) -> SizeConflict | None:
+    try:
+        return size_conflict(load_settings(env, Flags(), file_values=values))
+    except NanoeditError:
+        # Another setting is wrong: every run reports that, whatever this one is.
+        return None
+
+
+def check_combination(
+    key: str, before: Mapping[str, str], after: Mapping[str, str], env: Mapping[str, str]
+) -> str | None:
+    """Check a change of ``key`` in the file (its values ``before`` and ``after``) against
+    the other settings, as a run would see them.
+
+    Raises :class:`UsageError` when it would make every run fail, and returns a warning
+    when it would make some fail; a problem that was there before is not this change's.
+    """
+    conflict = _size_conflict_with(after, env)
+    if conflict is None or conflict == _size_conflict_with(before, env):
+        return None
+    keys = [f"{name}.model" for name, _ in conflict.models]
+    models = " or ".join(f"{name}.model {model}" for name, model in conflict.models)
+    what = f"default.size {conflict.size} cannot be rendered by {models} (1K only)"
+    choices = "nano-banana-pro or nano-banana-2"
+    if not conflict.every_run:
+        names = " or ".join(name for name, _ in conflict.models)
+        return f"{what}, so jobs sent to {names} would fail; set {' and '.join(keys)} to {choices}"
+    if key == "default.size":
+        fix = (
+            f"set {' and '.join(keys)} to {choices} first, or leave default.size unset and "
+            "pass --size with --model when you need it"
+        )
+    else:
+        model_keys = [key] if key in keys else keys
+        fix = (
+            f"choose a model that renders {conflict.size} for {' and '.join(model_keys)} "
+            f"({choices}), or first remove default.size: nanoedit config unset default.size"
+        )
+    raise UsageError(f"{what}, so every run would fail; {fix}")

@@ -61,6 +61,11 @@ PRO_MODELS = frozenset(
 )
 
 
+def renders(model: str, size: str | None) -> bool:
+    """Whether ``model`` can render ``size`` (None: its own default); unknown models may."""
+    return not (model in FLASH_MODELS and size in ("2K", "4K"))
+
+
 def model_for(backend: str, model: str) -> str:
     """The model id to send to ``backend``: an alias it knows translated, anything else as is."""
     return ALIASES.get(backend, {}).get(model, model)

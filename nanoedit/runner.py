@@ -37,7 +37,7 @@ from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_clie
 from nanoedit.imageformat import IMAGE_SUFFIXES, describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
 from nanoedit.jobs import ImageSource, Job
-from nanoedit.models import FLASH_MODELS, expected_size, model_for
+from nanoedit.models import expected_size, model_for, renders
 from nanoedit.save import (
     STDOUT,
     ImageFacts,
@@ -629,7 +629,7 @@ class Runner:
 
 def check_size(model: str, size: str | None) -> None:
     """Refuse a size the model cannot render, before a request is paid for."""
-    if model in FLASH_MODELS and size in ("2K", "4K"):
+    if not renders(model, size):
         raise UsageError(
             f"{model} renders 1K only, so size {size} cannot be honoured; drop it (from --size, "
             "NANOEDIT_SIZE or default.size), or choose a model that renders it "

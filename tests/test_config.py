@@ -79,7 +79,10 @@ def test_file_and_folder_are_private() -> None:
 def test_bad_keys_and_values_exit_2() -> None:
     unknown = run_cli(["config", "set", "openai.colour", "blue"])
     assert unknown.exit_code == 2
-    assert "unknown config key 'openai.colour'; known keys: openai.base_url," in unknown.stderr
+    assert (
+        "unknown config key 'openai.colour'; did you mean openai.model? known keys: "
+        "openai.base_url,"
+    ) in unknown.stderr
     bad = run_cli(["config", "set", "default.ratio", "7:3"])
     assert (bad.exit_code, bad.stderr.strip()) == (
         2, "error: invalid ratio '7:3'; use one of: auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"
@@ -90,8 +93,8 @@ def test_bad_keys_and_values_exit_2() -> None:
         "invalid base URL 'api.example'; give it as https://host or https://host/v1" in url.stderr
     )
     assert not config_file().exists()
-    assert run_cli(["config", "set", "default.size", "4k"]).exit_code == 0
-    assert run_cli(["config", "get", "default.size"]).stdout == "4K\n"
+    assert run_cli(["config", "set", "default.size", "1k"]).exit_code == 0
+    assert run_cli(["config", "get", "default.size"]).stdout == "1K\n"
 
 
 def test_broken_config_file_is_a_config_error() -> None:
@@ -219,11 +222,15 @@ PROXY_HELP = "give it as http://host:port, https://host:port or socks5://host:po
             "nan",
             "invalid value 'nan'; give a number of seconds above 0, such as 900",
         ),
-        ("NANOEDIT_RETRIES", "-1", "invalid value '-1'; give a whole number, 0 or more, such as 3"),
+        (
+            "NANOEDIT_RETRIES",
+            "-1",
+            "invalid value '-1'; give a whole number from 0 to 20, such as 3",
+        ),
         (
             "NANOEDIT_RETRIES",
             "2.5",
-            "invalid value '2.5'; give a whole number, 0 or more, such as 3",
+            "invalid value '2.5'; give a whole number from 0 to 20, such as 3",
         ),
         (
             "NANOEDIT_BACKOFF",
@@ -255,7 +262,7 @@ def test_bad_network_value_in_the_file_names_the_key() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from()
     assert caught.value.message == (
-        "config key network.retries: invalid value 'many'; give a whole number, 0 or more, such as 3"
+        "config key network.retries: invalid value 'many'; give a whole number from 0 to 20, such as 3"
     )
 
 
@@ -268,7 +275,7 @@ def test_bad_network_value_in_the_file_names_the_key() -> None:
         ),
         (
             Flags(retries=-1),
-            "--retries: invalid value '-1'; give a whole number, 0 or more, such as 3",
+            "--retries: invalid value '-1'; give a whole number from 0 to 20, such as 3",
         ),
         (Flags(proxy="proxy:8080"), f"--proxy: invalid proxy URL 'proxy:8080'; {PROXY_HELP}"),
     ],

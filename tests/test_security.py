@@ -155,3 +155,74 @@ def test_a_key_over_plain_http_to_another_host_draws_a_warning(
     [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert "http" in warning and "api.example.invalid.test" in warning
     assert json.dumps(CANARY_OPENAI) not in result.stdout
+
+
+PASSWORD = "hunter2-CANARY-5b7e"
+
+
+def test_a_password_in_a_base_url_is_never_shown_and_never_replaces_the_key(
+    canary: tuple[Served, io.StringIO],
+) -> None:
+    served, log = canary
+    Path("cat.png").write_bytes(sample_image("cat.png")[0])
+    url = f"{served.base_url}/samples/dog.jpg"
+    with_password = served.base_url.replace("http://", f"http://bob:{PASSWORD}@")
+    masked = served.base_url.replace("http://", "http://bob:****@")
+    env = canary_env(served) | {
+        "NANOEDIT_OPENAI_BASE_URL": with_password,
+        "NANOEDIT_DUOMI_BASE_URL": with_password,
+    }
+    outputs = []
+
+    # The configured keys authenticate, on both backends, and nothing else goes with them.
+    local = run_cli(["edit", "cat.png", "-p", "x"], env=env)
+    assert (local.exit_code, local.stdout) == (0, "cat-edit.png\n"), local.stderr
+    remote = run_cli(["edit", url, "-p", "x", "--json"], env=env)
+    assert remote.exit_code == 0, remote.stderr
+    api = [r for r in served.sandbox.received if r.path.startswith(("/v1/", "/api/"))]
+    assert {r.headers.get("authorization") for r in api} == {
+        f"Bearer {CANARY_OPENAI}",
+        CANARY_DUOMI,
+    }
+    assert [r.method for r in api][:2] == ["POST", "POST"]
+    for name in ("openai", "duomi"):
+        assert (
+            f"warning: {name}.base_url holds a user name and password ({masked}), which "
+            f"nanoedit does not send: the API key is what signs in; remove them from "
+            f"{name}.base_url"
+        ) in local.stderr.splitlines() + remote.stderr.splitlines()
+    outputs += [local.stdout + local.stderr, remote.stdout + remote.stderr]
+
+    # Shown masked by config set, get and list.
+    setting = run_cli(["config", "set", "openai.base_url", with_password])
+    path = run_cli(["config", "path"]).stdout.strip()
+    assert setting.stderr == f"set openai.base_url = {masked} in {path}\n"
+    assert run_cli(["config", "get", "openai.base_url"]).stdout == f"{masked}\n"
+    listing = run_cli(["config", "list"], env={"NANOEDIT_DUOMI_BASE_URL": with_password})
+    assert f"openai.base_url = {masked}  (file)" in listing.stdout.splitlines()
+    assert f"duomi.base_url = {masked}  (NANOEDIT_DUOMI_BASE_URL)" in listing.stdout.splitlines()
+    outputs += [setting.stderr, listing.stdout + listing.stderr]
+
+    # And everywhere else the server's address appears: dry runs, checks, failures.
+    served.sandbox.add_faults("500")
+    for args, run_env in [
+        (["edit", "cat.png", url, "-p", "x", "--dry-run"], env),
+        (["config", "check"], env),
+        (["config", "check", "--json"], env),
+        (["edit", "cat.png", "-p", "x", "--retries", "0"], env),
+        (["edit", "cat.png", "-p", "x", "--json"],
+         env | {"NANOEDIT_OPENAI_API_KEY": CANARY_OPENAI + "x"}),
+        (["edit", "cat.png", "-p", "x"],
+         env | {"NANOEDIT_OPENAI_BASE_URL": f"http://bob:{PASSWORD}@127.0.0.1:9"}),
+        (["edit", "cat.png", "-p", "x"],
+         env | {"NANOEDIT_OPENAI_BASE_URL": f"ftp://bob:{PASSWORD}@127.0.0.1:9"}),
+        (["config", "set", "duomi.base_url", f"bob:{PASSWORD}@gw.example.com"], env),
+    ]:  # fmt: skip
+        result = run_cli(args, env=run_env)
+        outputs.append(result.stdout + result.stderr)
+    for text in outputs:
+        assert PASSWORD not in text, text
+    assert "127.0.0.1" in outputs[-3] and "bob:****@" in outputs[-2]
+    for saved in Path(".").rglob("*-edit.*"):
+        assert PASSWORD.encode() not in saved.read_bytes(), saved
+    assert PASSWORD not in log.getvalue()

@@ -72,8 +72,8 @@ class Backend(Protocol):
 
 
 def host_of(url: str) -> str:
-    """The host (and port) of a URL, for messages."""
-    return urlsplit(url).netloc or url
+    """The host (and port) of a URL, for messages: never a ``user:password@`` part."""
+    return urlsplit(url).netloc.rpartition("@")[2] or url
 
 
 def result_from_url(value: str, where: str) -> ResultImage:
