@@ -480,4 +480,6 @@ def test_the_help_of_shard_says_it_takes_every_nth_job(served: Served) -> None:
     env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
     result = run_cli(["edit", "a.png", "b.png", "c.png", "d.png", "e.png", "-p", "x",
                       "--shard", "2/2"], env=env)  # fmt: skip
-    assert (result.exit_code, result.stdout) == (0, "b-edit.png\nd-edit.png\n"), result.stderr
+    # Jobs finish in any order; which ones ran is the point.
+    assert result.exit_code == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == ["b-edit.png", "d-edit.png"]
