@@ -144,6 +144,12 @@ class Runner:
         self.events = events
         self.options = options or RunOptions()
         self.cancel = threading.Event()
+        # Local inputs read from a stream, by source: their only read is the check's.
+        self._streams: dict[ImageSource, InputImage] = {}
+        # Local inputs refused, so a job sharing one is refused alike without a second read.
+        self._refused: dict[ImageSource, InputError] = {}
+        # Images whose notes (orientation, animation) were already shown.
+        self._noted: set[ImageSource] = set()
         self.policy = RetryPolicy(
             retries=settings.retries,
             backoff=settings.backoff,
@@ -200,15 +206,40 @@ class Runner:
         backend = choose_backend(job, self.settings)
         # Every local image is read and decoded here, before any job is sent, and read again
         # when its job runs: a long batch must not hold all its inputs in memory at once.
+        # A stream (stdin, a pipe) can be read once only: its bytes are kept from this read.
         for source in job.images:
             if not source.is_url:
-                load_local(source)
+                self._warn_notes(self._read_local(source))
         if job.output is not None:
             if not (self.options.skip_existing and job.output.exists()):
                 check_output_path(job.output, self.options.overwrite)
         else:
             check_directory(self.settings.out_dir)
         return backend
+
+    def _read_local(self, source: ImageSource) -> InputImage:
+        kept = self._streams.get(source)
+        if kept is not None:
+            return kept
+        if source in self._refused:
+            # Said once for every job that sends it: a stream read again would just be empty.
+            raise self._refused[source]
+        try:
+            image = load_local(source)
+        except InputError as exc:
+            self._refused[source] = exc
+            raise
+        if image.streamed:
+            self._streams[source] = image
+        return image
+
+    def _warn_notes(self, image: InputImage) -> None:
+        """Warn once per image, however many jobs send it, of what its notes say."""
+        if image.source in self._noted:
+            return
+        self._noted.add(image.source)
+        for note in image.notes:
+            self.events.warning(note)
 
     def _exists(self, outcome: JobOutcome) -> bool:
         if outcome.job.output is not None:
@@ -334,9 +365,11 @@ class Runner:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
         uploads = tuple(self.load(source, http) for source in job.images)
         for upload in uploads:
+            if upload.source.is_url:
+                self._warn_notes(upload)  # a local image's notes were given when it was checked
             if upload.converted_from:
                 self.events.warning(
-                    f"{upload.source.location} is {upload.converted_from.upper()}, which the "
+                    f"{upload.source.label} is {upload.converted_from.upper()}, which the "
                     "API does not take; sending it converted losslessly to PNG"
                 )
         return PreparedJob(job=job, model=model, uploads=uploads)
@@ -353,7 +386,7 @@ class Runner:
     def load(self, source: ImageSource, http: JobHttp) -> InputImage:
         """An input's bytes: read from disk, or downloaded from its URL."""
         if not source.is_url:
-            return load_local(source)
+            return self._read_local(source)
         where = host_of(source.location)
         what = f"the input {source.location}"
 
@@ -491,7 +524,7 @@ class Runner:
         options = outcome.job.options
         if prepared.uploads:
             inputs = tuple(
-                InputRecord(upload.source.location, hashlib.sha256(upload.data).hexdigest())
+                InputRecord(upload.source.label, hashlib.sha256(upload.data).hexdigest())
                 for upload in prepared.uploads
             )
         else:
