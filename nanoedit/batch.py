@@ -10,24 +10,26 @@ import glob
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from nanoedit.errors import InputError, UsageError
+from nanoedit.imageformat import describe, sniff
 from nanoedit.jobs import (
     Job,
     Options,
     build_edit_jobs,
     normalize_ratio,
     normalize_size,
+    parse_source,
 )
 from nanoedit.save import numbered, output_target
 
 T = TypeVar("T")
 
-# Files a folder argument contributes: every image format nanoedit reads.
+# Extensions that say "image": a file named so whose bytes are not one is reported, not sent.
 INPUT_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
 )
@@ -36,83 +38,195 @@ GLOB_CHARS = frozenset("*?[")
 # twice would otherwise pick up the first run's results as new inputs.
 RESULT_NAME = re.compile(r".-edit(-\d+)?$")
 JOB_FILE_KEYS = frozenset({"input", "prompt", "ratio", "size", "ref", "output", "model"})
+# How many names a note about left-out files lists before "and N more".
+SHOWN_NAMES = 3
 
 
 def _is_url(text: str) -> bool:
     return text.strip().lower().startswith(("http://", "https://"))
 
 
-def expand_inputs(arguments: Iterable[str], *, recursive: bool = False) -> list[str]:
+@dataclass
+class _Sorted:
+    """A folder's or a glob's files, sorted out by their bytes."""
+
+    images: list[str]
+    results: list[str]
+    not_images: list[str]
+
+    def left_out(self) -> list[str]:
+        """What was left out and why, one clause for each kind."""
+        clauses = []
+        if self.results:
+            clauses.append(
+                f"{_count(len(self.results), 'image')} named like nanoedit's results "
+                f"({_names(self.results)}); to edit {_them(self.results)}, name "
+                f"{_them(self.results)} on the command line"
+            )
+        if self.not_images:
+            clauses.append(
+                f"{_count(len(self.not_images), 'file')} named like an image but "
+                f"{'not one' if len(self.not_images) == 1 else 'not images'} "
+                f"({_names(self.not_images)})"
+            )
+        return clauses
+
+
+def expand_inputs(
+    arguments: Iterable[str], *, recursive: bool = False, warn: Callable[[str], None]
+) -> list[str]:
     """Turn INPUT arguments into one input per job: URLs and files as given, globs (quoted,
     so the shell left them alone) and folders expanded to their images, sorted.
 
-    Expansion leaves out hidden files and nanoedit's own results (``*-edit.png``,
-    ``*-edit-2.jpg``); a file named on its own is always taken.
+    Expansion goes by a file's bytes, not its extension. It leaves out hidden files and
+    non-images silently, and tells ``warn`` of the images named like nanoedit's own results
+    (``*-edit.png``, ``*-edit-2.jpg``) and the files named like images that are not; a file
+    named on its own is always taken.
     """
     inputs: list[str] = []
     for text in arguments:
         if _is_url(text) or os.path.isfile(text):
             inputs.append(text)
         elif os.path.isdir(text):
-            inputs.extend(_folder_images(Path(text), recursive))
+            found = _folder_files(Path(text), recursive)
+            if not found.images:
+                hint = "" if recursive else " (add --recursive to look in its subfolders)"
+                raise InputError(
+                    _nothing_left(f"the folder {text} holds no images to edit{hint}", found)
+                    or f"the folder {text} holds no images{hint}; pass image files"
+                )
+            inputs.extend(found.images)
+            _warn_left_out(text, found, warn)
         elif GLOB_CHARS & set(text):
-            matches = sorted(
-                match
-                for match in glob.glob(text, recursive=recursive)
-                if os.path.isfile(match) and _is_input(Path(match))
+            matches = (
+                match for match in glob.glob(text, recursive=recursive) if os.path.isfile(match)
             )
-            if not matches:
-                raise InputError(f"no image file matches {text}; check the pattern")
-            inputs.extend(matches)
+            found = _sort_out(matches)
+            if not found.images:
+                raise InputError(
+                    _nothing_left(f"no image file to edit matches {text}", found)
+                    or f"no image file matches {text}; check the pattern"
+                )
+            inputs.extend(found.images)
+            _warn_left_out(text, found, warn)
         else:
-            inputs.append(text)  # a missing file: the input check names it
+            inputs.append(text)  # a missing file (or a stream, such as -): the check names it
     return inputs
 
 
-def _folder_images(folder: Path, recursive: bool) -> list[str]:
+def _folder_files(folder: Path, recursive: bool) -> _Sorted:
     found = folder.rglob("*") if recursive else folder.iterdir()
-    images = sorted(
+    return _sort_out(
         str(path)
         for path in found
         if path.is_file()
-        and _is_input(path)
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
-    if not images:
-        hint = "" if recursive else " (add --recursive to look in its subfolders)"
-        raise InputError(f"the folder {folder} holds no images{hint}; pass image files")
-    return images
 
 
-def _is_input(path: Path) -> bool:
-    return path.suffix.lower() in INPUT_SUFFIXES and not RESULT_NAME.search(path.stem)
+def _sort_out(names: Iterable[str]) -> _Sorted:
+    """Images (by their first bytes) in sorted order; results and false images set apart."""
+    found = _Sorted([], [], [])
+    for name in sorted(names):
+        path = Path(name)
+        named_image = path.suffix.lower() in INPUT_SUFFIXES
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(512)
+        except OSError:
+            head = None  # unreadable: an image by its name goes on, and its check says why
+        if head is not None and sniff(head) is None:
+            if named_image:
+                found.not_images.append(f"{name}: {describe(head)}")
+            continue
+        if head is None and not named_image:
+            continue
+        if RESULT_NAME.search(path.stem):
+            found.results.append(name)
+        else:
+            found.images.append(name)
+    return found
+
+
+def _warn_left_out(text: str, found: _Sorted, warn: Callable[[str], None]) -> None:
+    for clause in found.left_out():
+        warn(f"{text}: left out {clause}")
+
+
+def _nothing_left(start: str, found: _Sorted) -> str:
+    """The error for a folder or glob that gave no image, saying what it left out, if any."""
+    clauses = found.left_out()
+    return f"{start}; left out {'; and '.join(clauses)}" if clauses else ""
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _them(items: Sequence[str]) -> str:
+    return "it" if len(items) == 1 else "them"
+
+
+def _names(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:SHOWN_NAMES])
+    more = len(items) - SHOWN_NAMES
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def read_job_file(
-    path: str, text: str, options: Options, refs: Sequence[str], output: Path | None
+    path: str,
+    text: str,
+    options: Options,
+    refs: Sequence[str],
+    output: Path | None,
+    *,
+    folder: str = "",
 ) -> list[Job]:
     """Jobs from a ``--from`` file: one per line, JSON objects or plain paths/URLs.
 
     A JSON line may give ``input``, ``prompt``, ``ratio``, ``size``, ``ref`` (a list),
-    ``output`` and ``model``; what it leaves out comes from the flags. Blank lines and lines
-    starting with ``#`` are skipped. Errors name the file and line.
+    ``output`` and ``model``; what it leaves out comes from the flags. Relative paths on a
+    line start from ``folder``, the job file's own ("" for stdin: the current folder), and
+    every local image must exist. Blank lines, lines starting with ``#`` and a UTF-8 byte
+    order mark are skipped. Errors name the file and line.
     """
     jobs: list[Job] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         where = f"{path} line {number}"
         try:
             if line.startswith("{"):
-                jobs.append(_job_from_object(_load_object(line), options, refs, output))
+                jobs.append(_job_from_object(_load_object(line), options, refs, output, folder))
             else:
-                jobs.extend(build_edit_jobs([line], list(refs), options, output))
+                jobs.extend(
+                    build_edit_jobs([_from_folder(line, folder)], list(refs), options, output)
+                )
         except (InputError, UsageError) as exc:
             raise type(exc)(f"{where}: {exc.message}") from None
     if not jobs:
         raise InputError(f"{path} holds no jobs; give one input or JSON object per line")
     return jobs
+
+
+def _from_folder(text: str, folder: str) -> str:
+    """An image named on a job-file line, as a path from the current folder; a local file must
+    exist, so that no job is sent before every line is known to be good."""
+    source = parse_source(text)  # refuses file:// and the like before any path is made
+    if source.is_url:
+        return text
+    if source.is_stdin:
+        raise UsageError("- (stdin) cannot be an image in a job file; give the image's path")
+    path = _joined(folder, text)
+    if not os.path.exists(path):
+        looked = f" (looked for {path}: a job file's paths start from its folder)" if folder else ""
+        raise InputError(f"{text} does not exist{looked}; check the path")
+    return path
+
+
+def _joined(folder: str, text: str) -> str:
+    return os.path.join(folder, text) if folder and not os.path.isabs(text) else text
 
 
 def _load_object(line: str) -> dict[str, Any]:
@@ -153,11 +267,12 @@ def _text_field(value: dict[str, Any], key: str) -> str | None:
 
 
 def _job_from_object(
-    value: dict[str, Any], options: Options, refs: Sequence[str], output: Path | None
+    value: dict[str, Any], options: Options, refs: Sequence[str], output: Path | None, folder: str
 ) -> Job:
     source = _text_field(value, "input")
     if not source:
         raise UsageError('the line has no "input"; give the image to edit')
+    source = _from_folder(source, folder)
     prompt = _text_field(value, "prompt")
     ratio = _text_field(value, "ratio")
     size = _text_field(value, "size")
@@ -168,6 +283,8 @@ def _job_from_object(
         line_refs = [line_refs]
     if not isinstance(line_refs, list) or not all(isinstance(ref, str) for ref in line_refs):
         raise UsageError('the field "ref" must be a list of paths or URLs')
+    if "ref" in value:  # the flags' references are paths from the current folder, as given
+        line_refs = [_from_folder(ref, folder) for ref in line_refs]
     job_options = replace(
         options,
         prompt=prompt.strip() if prompt is not None else options.prompt,
@@ -179,8 +296,12 @@ def _job_from_object(
         raise UsageError('the line\'s "prompt" is blank; give text, or leave it out to use -p')
     if not job_options.prompt:
         raise UsageError('the job has no prompt; give "prompt" on the line or -p')
-    # "-" is stdout, as on the command line.
-    target = output_target(line_output) if line_output else output
+    # "-" is stdout, as on the command line; other paths start from the job file's folder.
+    target = (
+        output_target(line_output if line_output == "-" else _joined(folder, line_output))
+        if line_output
+        else output
+    )
     [job] = build_edit_jobs([source], line_refs, job_options, target)
     return job
 

@@ -79,9 +79,22 @@ app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 
 PromptOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--prompt", "-p", metavar="TEXT", help="What to do, in words.", show_default=False
+        "--prompt",
+        "-p",
+        metavar="TEXT",
+        help="What to make, in words; - reads it from stdin.",
+        show_default=False,
+    ),
+]
+PromptFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt-file",
+        metavar="FILE",
+        help="Read the prompt from FILE (UTF-8 text; - for stdin) instead of -p.",
+        show_default=False,
     ),
 ]
 RatioOpt = Annotated[
@@ -118,7 +131,8 @@ ModelOpt = Annotated[
         "--model",
         "-m",
         metavar="ID",
-        help="Model id, passed to the server as given.",
+        help="Model id. nano-banana, nano-banana-pro and nano-banana-2 become Google's ids on "
+        "duomi; every other id, and every id on openai, is sent as given.",
         show_default=False,
     ),
 ]
@@ -332,6 +346,7 @@ class RunFlags:
     metadata: bool
     sidecar: bool
     print0: bool
+    prompt_file: str | None = None
 
 
 def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
@@ -354,7 +369,7 @@ def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
         )
 
 
-def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
+def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags: RunFlags) -> None:
     from nanoedit.batch import parse_shard
     from nanoedit.config import Flags, load_settings
     from nanoedit.jobs import Options
@@ -362,7 +377,7 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
     from nanoedit.runner import Runner, RunOptions, client_for, exit_code_for
 
     with _errors(flags.json_lines):
-        prompt = (flags.prompt or "").strip()
+        prompt = _prompt_text(flags.prompt, flags.prompt_file, flags.quiet)
         settings = load_settings(
             os.environ,
             Flags(
@@ -384,7 +399,9 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
             count=flags.count,
             response_format=flags.response_format.value,
         )
-        jobs = make_jobs(options)
+        # What expanding the inputs left out, said once the reporter is there to say it.
+        notes: list[str] = []
+        jobs = make_jobs(options, notes.append)
         if any(not job.options.prompt for job in jobs):
             raise UsageError('the prompt is empty; say what you want with -p "..."')
         _check_stdout(jobs, flags)
@@ -407,7 +424,7 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
                 print0=flags.print0,
             ) as reporter,
         ):
-            for text in settings.warnings:
+            for text in [*settings.warnings, *notes]:
                 reporter.warning(text)
             runner = Runner(settings, client, reporter, run_options, stdout=sys.stdout.buffer)
             if flags.dry_run:
@@ -421,12 +438,40 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
     raise typer.Exit(exit_code_for(outcomes))
 
 
+def _prompt_text(prompt: str | None, prompt_file: str | None, quiet: bool) -> str:
+    """The prompt as given with -p, or read whole from stdin (``-p -``) or --prompt-file."""
+    if prompt is not None and prompt_file is not None:
+        raise UsageError("-p and --prompt-file both give the prompt; use one of them")
+    if prompt != "-" and prompt_file is None:
+        return (prompt or "").strip()
+    path = prompt_file if prompt_file is not None else "-"
+    if path == "-" and sys.stdin is not None and sys.stdin.isatty() and not quiet:
+        typer.echo("reading the prompt from stdin; end it with Ctrl-D", err=True)
+    text = _read_text(path, "the prompt file", "--prompt-file").removeprefix("\ufeff").strip()
+    if not text:
+        if path == "-":
+            raise UsageError("the prompt read from stdin is empty; pipe the prompt in, or use -p")
+        raise UsageError(f"the prompt file {path} is empty; write the prompt in it")
+    return text
+
+
+def _stdin_once(uses: list[str]) -> None:
+    """Refuse a command line that reads stdin more than once: it can be read only once."""
+    if len(uses) > 1:
+        both = "both" if len(uses) == 2 else "all"
+        raise UsageError(
+            f"{', '.join(uses[:-1])} and {uses[-1]} {both} read stdin, which can be read only "
+            "once; save all but one of them to a file and name it"
+        )
+
+
 @app.command()
 def edit(
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Images to edit: files, folders, quoted globs or http(s) URLs; one job each.",
+            help="Images to edit: files, folders, quoted globs, http(s) URLs or - (stdin); "
+            "one job each.",
             show_default=False,
             metavar="INPUT...",
         ),
@@ -437,10 +482,11 @@ def edit(
             "--prompt",
             "-p",
             metavar="TEXT",
-            help="What to do, in words (required unless --from gives it).",
+            help="What to do, in words; - reads it from stdin (required unless --from gives it).",
             show_default=False,
         ),
     ] = None,
+    prompt_file: PromptFileOpt = None,
     ref: Annotated[
         list[str] | None,
         typer.Option(
@@ -491,17 +537,35 @@ def edit(
     no_metadata: NoMetadataOpt = False,
     sidecar: SidecarOpt = False,
 ) -> None:
-    """Edit images: each INPUT is one job, with every --ref image sent after it."""
+    """Edit images: each INPUT is one job, with every --ref image sent after it.
 
-    def make_jobs(options: Options) -> list[Job]:
+    An INPUT or --ref of - is an image read from stdin. Put a file whose name starts with
+    a dash after --, so that it is not taken for an option:
+
+    \b
+      nanoedit edit -p "make it night" -- -dash.png
+    """
+    with _errors(json_lines):
+        _stdin_once([
+            *["INPUT -"] * (inputs or []).count("-"),
+            *["--ref -"] * (ref or []).count("-"),
+            *(["--from -"] if from_file == "-" else []),
+            *(["-p -"] if prompt == "-" else []),
+            *(["--prompt-file -"] if prompt_file == "-" else []),
+        ])  # fmt: skip
+
+    def make_jobs(options: Options, warn: Callable[[str], None]) -> list[Job]:
         from nanoedit.batch import expand_inputs, read_job_file
         from nanoedit.jobs import build_edit_jobs
 
-        found = expand_inputs(inputs or [], recursive=recursive)
+        found = expand_inputs(inputs or [], recursive=recursive, warn=warn)
         jobs = build_edit_jobs(found, ref or [], options, output)
         if from_file is not None:
             name = "stdin" if from_file == "-" else from_file
-            jobs += read_job_file(name, _read_text(from_file), options, ref or [], output)
+            # A job file's paths start from its folder; stdin's from the current one.
+            folder = "" if from_file == "-" else os.path.dirname(from_file)
+            text = _read_text(from_file, "the job file", "--from")
+            jobs += read_job_file(name, text, options, ref or [], output, folder=folder)
         if not jobs:
             raise UsageError("no input given; pass images to edit, or --from FILE")
         return jobs
@@ -509,25 +573,29 @@ def edit(
     _run(make_jobs, RunFlags(
         prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
         response_format, json_lines, quiet, jobs, skip_existing, shard, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar, print0,
+        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file,
     ))  # fmt: skip
 
 
-def _read_text(path: str) -> str:
+def _read_text(path: str, what: str, flag: str) -> str:
+    """A text file's content, or all of stdin for ``-``; ``what`` and ``flag`` name it."""
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise InputError(f"stdin is closed, so {flag} - has nothing to read; pipe it in")
         return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"the job file {path} does not exist; check the --from path") from None
+        raise InputError(f"{what} {path} does not exist; check the {flag} path") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise InputError(f"the job file {path} cannot be read ({reason})") from None
+        raise InputError(f"{what} {path} cannot be read ({reason})") from None
 
 
 @app.command()
 def generate(
-    prompt: PromptOpt,
+    prompt: PromptOpt = None,
+    prompt_file: PromptFileOpt = None,
     ratio: RatioOpt = None,
     size: SizeOpt = None,
     model: ModelOpt = None,
@@ -553,10 +621,10 @@ def generate(
     """Make images from a text prompt alone."""
     from nanoedit.jobs import build_generate_job
 
-    _run(lambda options: [build_generate_job(options, output)], RunFlags(
+    _run(lambda options, _warn: [build_generate_job(options, output)], RunFlags(
         prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
         response_format, json_lines, quiet, 1, skip_existing, None, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar, print0,
+        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file,
     ))  # fmt: skip
 
 

@@ -1,20 +1,47 @@
-"""Input images: local files and downloaded URLs turned into bytes ready to upload."""
+"""Input images: local files, streams and downloaded URLs turned into bytes ready to upload."""
 
 from __future__ import annotations
 
 import io
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import stat
+import struct
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from nanoedit.errors import InputError
-from nanoedit.imageformat import MIME_TYPES, UPLOAD_FORMATS, describe, sniff
+from nanoedit.imageformat import EXTENSIONS, MIME_TYPES, UPLOAD_FORMATS, describe, sniff
 from nanoedit.jobs import ImageSource
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Far above any real upload limit of these APIs, but it keeps a wrong argument
 # (a disk image, a video) from being read into memory.
 MAX_INPUT_BYTES = 50 * 1024 * 1024
+# Pixel limits, checked from an image's header before any pixel is decoded. They replace
+# Pillow's one default (89 MP, refused at twice that), which turns away a 108 MP phone photo.
+# Inputs: a 200 MP phone sensor (16320x12240) with room to spare. Checking one reads its
+# structure, not its pixels, and the file is sent as it is; only GIF, BMP and TIFF, converted
+# to PNG, are decoded whole.
+MAX_INPUT_PIXELS = 250_000_000
+# Results: the largest image these models render is 4K 21:9 (6336x2688, 17 MP). Checking one
+# decodes a JPEG at an eighth of each side, a WebP whole (4 bytes a pixel at most).
+MAX_RESULT_PIXELS = 100_000_000
+
+# EXIF orientation: how viewers turn the stored pixels to show an image (2-8; 1 is as stored).
+ORIENTATIONS: dict[int, str] = {
+    2: "mirrored left to right",
+    3: "turned 180°",
+    4: "mirrored top to bottom",
+    5: "mirrored and turned 90° counter-clockwise",
+    6: "turned 90° clockwise",
+    7: "mirrored and turned 90° clockwise",
+    8: "turned 90° counter-clockwise",
+}
+EXIF_ORIENTATION = 0x0112
+_SCALE_DOWN = "scale it down and pass it again"
 
 
 @dataclass(frozen=True)
@@ -25,6 +52,10 @@ class InputImage:
     data: bytes
     format: str
     converted_from: str | None = None
+    # Read from stdin, a pipe or a device: it cannot be read a second time.
+    streamed: bool = False
+    # What the user should know about how it is sent (orientation, animation).
+    notes: tuple[str, ...] = ()
 
     @property
     def mime(self) -> str:
@@ -33,21 +64,37 @@ class InputImage:
 
     @property
     def filename(self) -> str:
-        """The file name sent in a multipart part."""
+        """The file name sent in a multipart part, with an extension that says the format."""
         if self.converted_from is None:
-            return self.source.name
+            name = self.source.name
+            return name if Path(name).suffix else f"{name}{EXTENSIONS[self.format]}"
         return f"{self.source.stem}.png"
 
 
-def load_local(source: ImageSource) -> InputImage:
-    """Read and check a local image file; errors name the file and what to do."""
+def load_local(source: ImageSource, stdin: BinaryIO | None = None) -> InputImage:
+    """Read and check a local image: a file, or a stream (stdin for ``-``, a pipe, a FIFO, a
+    device), read to its end once. Errors name the file and what to do."""
+    if source.is_stdin:
+        stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+        if stream is None:
+            raise InputError("stdin is closed; pipe an image in, or name the file")
+        if stream.isatty():
+            raise InputError(
+                "stdin is a terminal, not an image; pipe one in "
+                "(cat photo.jpg | nanoedit edit - -p ...) or name the file"
+            )
+        return _streamed(check_image(source, _read_stream(stream, source.label)))
     path = source.path
-    where = source.location
+    where = source.label
     if not path.exists():
         raise InputError(f"{where}: no such file; check the path")
     if path.is_dir():
         raise InputError(f"{where} is a directory; pass an image file")
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            # A pipe, a FIFO, a process substitution or a device: no size to check up front.
+            with path.open("rb") as stream:
+                return _streamed(check_image(source, _read_stream(stream, where)))
         size = path.stat().st_size
         if size > MAX_INPUT_BYTES:
             raise InputError(
@@ -64,61 +111,84 @@ def load_local(source: ImageSource) -> InputImage:
     return check_image(source, data)
 
 
+def _read_stream(stream: IO[bytes], where: str) -> bytes:
+    """A stream's bytes to its end, refused past the size limit rather than read on."""
+    data = stream.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(
+            f"{where} gives more than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; images over "
+            "that are not accepted, pass a smaller one"
+        )
+    return data
+
+
+def _streamed(image: InputImage) -> InputImage:
+    return replace(image, streamed=True)
+
+
 def check_image(source: ImageSource, data: bytes) -> InputImage:
     """Accept PNG, JPEG and WebP as they are; convert other images losslessly to PNG."""
-    where = source.location
+    where = source.label
     fmt = sniff(data)
     if fmt is None:
         raise InputError(
             f"{where} is not an image ({describe(data)}); pass a PNG, JPEG or WebP file"
         )
     if fmt in UPLOAD_FORMATS:
-        _verify(where, data, fmt)
-        return InputImage(source=source, data=data, format=fmt)
-    return InputImage(
-        source=source, data=_to_png(where, data, fmt), format="png", converted_from=fmt
-    )
+        notes = _verify(where, data, fmt)
+        return InputImage(source=source, data=data, format=fmt, notes=notes)
+    png, notes = _to_png(where, data, fmt)
+    return InputImage(source=source, data=png, format="png", converted_from=fmt, notes=notes)
 
 
-@contextmanager
-def no_bombs(where: str) -> Iterator[None]:
-    """Refuse an image whose pixel count is past Pillow's decompression-bomb limit.
+def open_image(source: Path | IO[bytes], where: str, limit: int, advice: str) -> Image.Image:
+    """Open an image (its header only) and refuse it past ``limit`` pixels, naming its size.
 
-    Pillow only warns between the limit and twice the limit; a file that small on disk and
-    that large in memory is never a photo, so both are refused.
+    The message ends with ``advice``, what the user can do.
     """
     from PIL import Image
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    # Pillow's own check is process-wide, with one limit for every image, and it warns before
+    # it refuses; each caller here gives the limit that fits what it opens instead.
+    Image.MAX_IMAGE_PIXELS = None
+    image = Image.open(source)
+    width, height = image.size
+    if width * height > limit:
+        image.close()
         raise InputError(
-            f"{where} claims to be larger than {Image.MAX_IMAGE_PIXELS} pixels, so it looks "
-            f"like a decompression bomb ({exc.__class__.__name__}); pass a real image"
-        ) from None
+            f"{where} is {width}x{height} pixels ({_megapixels(width * height)} MP), over the "
+            f"limit of {_megapixels(limit)} MP; {advice}"
+        )
+    return image
 
 
-def _verify(where: str, data: bytes, fmt: str) -> None:
-    """Decode the header and structure so a broken file fails here, not on a paid request."""
-    from PIL import Image, UnidentifiedImageError
+def _megapixels(pixels: int) -> str:
+    return f"{round(pixels / 1_000_000, 1):g}"
+
+
+def _verify(where: str, data: bytes, fmt: str) -> tuple[str, ...]:
+    """Check the header and structure so a broken file fails here, not on a paid request
+    (PNG's chunks to the end; JPEG's and WebP's headers), without decoding the pixels."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with no_bombs(where), Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), where, MAX_INPUT_PIXELS, _SCALE_DOWN) as image:
+            notes = _notes(where, image, converted=False)
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
             f"{where} looks like a {fmt.upper()} image but cannot be decoded ({exc}); "
             "it may be truncated or damaged, re-export it"
         ) from None
+    return notes
 
 
-def _to_png(where: str, data: bytes, fmt: str) -> bytes:
-    from PIL import Image, UnidentifiedImageError
+def _to_png(where: str, data: bytes, fmt: str) -> tuple[bytes, tuple[str, ...]]:
+    from PIL import UnidentifiedImageError
 
     try:
-        with no_bombs(where), Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), where, MAX_INPUT_PIXELS, _SCALE_DOWN) as image:
+            notes = _notes(where, image, converted=True)
             image.seek(0)
             out = io.BytesIO()
             image.save(out, format="PNG")
@@ -127,4 +197,36 @@ def _to_png(where: str, data: bytes, fmt: str) -> bytes:
             f"{where} is a {fmt.upper()} file that cannot be decoded ({exc}); "
             "convert it to PNG, JPEG or WebP"
         ) from None
-    return out.getvalue()
+    return out.getvalue(), notes
+
+
+def _notes(where: str, image: Image.Image, *, converted: bool) -> tuple[str, ...]:
+    """What is worth a warning about how the image is sent: what its header says, read
+    without decoding a pixel."""
+    from PIL import Image
+
+    notes = []
+    raw = image.info.get("exif")
+    orientation = None
+    if isinstance(raw, bytes):
+        exif = Image.Exif()
+        try:
+            exif.load(raw)
+            orientation = exif.get(EXIF_ORIENTATION)
+        except (SyntaxError, ValueError, OSError, KeyError, IndexError, struct.error):
+            pass  # a damaged EXIF block says nothing about orientation; the pixels are fine
+        if isinstance(orientation, int) and orientation in ORIENTATIONS:
+            notes.append(
+                f"{where} has EXIF orientation {orientation} (viewers show it "
+                f"{ORIENTATIONS[orientation]}), but its bytes are sent unchanged, so the model "
+                "sees it as stored; save it upright first if the model should see it as you do"
+            )
+    # Only these animate: a phone's JPEG (MPO) holds a preview or a depth map as a second
+    # frame, and a TIFF has pages, neither of them an animation.
+    frames = getattr(image, "n_frames", 1) if image.format in ("GIF", "PNG", "WEBP") else 1
+    if frames > 1:
+        sent = (
+            "only its first frame is sent" if converted else "the model sees its first frame only"
+        )
+        notes.append(f"{where} is animated ({frames} frames); {sent}")
+    return tuple(notes)

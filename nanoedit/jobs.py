@@ -17,6 +17,8 @@ SIZES: tuple[str, ...] = ("1K", "2K", "4K")
 RESPONSE_FORMATS: tuple[str, ...] = ("url", "b64_json")
 BACKEND_CHOICES: tuple[str, ...] = ("auto", "openai", "duomi")
 MAX_COUNT = 10
+# The INPUT (or --ref) that means standard input, as in curl and cat.
+STDIN = "-"
 
 JobKind = Literal["edit", "generate"]
 
@@ -52,14 +54,31 @@ class ImageSource:
         return self.url is not None
 
     @property
+    def is_stdin(self) -> bool:
+        """True for ``-``: the image is read from standard input."""
+        return self.url is None and self.location == STDIN
+
+    @property
+    def label(self) -> str:
+        """How the image is named in messages: ``stdin`` for ``-``, else as given."""
+        return "stdin" if self.is_stdin else self.location
+
+    @property
     def path(self) -> Path:
         """The local file's path (only meaningful when not a URL)."""
         return Path(self.location)
 
     @property
     def name(self) -> str:
-        """The file name part: ``cat.png`` for ``./pics/cat.png`` or ``https://h/x/cat.png?s=1``."""
+        """The file name part: ``cat.png`` for ``./pics/cat.png`` or ``https://h/x/cat.png?s=1``;
+        ``stdin`` for ``-`` and ``/dev/stdin``, ``fd63`` for ``/dev/fd/63`` (``<(...)``)."""
         if self.url is None:
+            if self.is_stdin:
+                return "stdin"
+            descriptor = re.fullmatch(r"/(?:dev|proc/self)/fd/(\d+)", self.location)
+            if descriptor:
+                number = descriptor.group(1)
+                return "stdin" if number == "0" else f"fd{number}"
             return self.path.name
         parts = urlsplit(self.url)
         name = PurePosixPath(unquote(parts.path)).name
@@ -144,7 +163,7 @@ class Job:
     @property
     def label(self) -> str:
         """How the job is named in messages: its own input, or the prompt slug."""
-        return self.images[0].location if self.images else self.stem
+        return self.images[0].label if self.images else self.stem
 
 
 def build_edit_jobs(

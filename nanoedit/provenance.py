@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import struct
@@ -143,11 +144,13 @@ def embed(source: Path, target: Path, fmt: str, provenance: Provenance) -> Prove
     return embedded
 
 
-def read(path: Path) -> dict[str, Any] | None:
+def read(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The provenance dict embedded in a PNG, JPEG or WebP file, or None if it has none.
 
-    Raises ValueError for any other file, or one that does not parse.
+    ``path`` is a ``str`` or a path object. Raises ValueError for any other file, or one
+    that does not parse.
     """
+    path = Path(path)
     with path.open("rb") as handle:
         head = handle.read(512)
         fmt = sniff(head)

@@ -162,6 +162,12 @@ class Runner:
         # Where `-o -` sends an image's bytes (the process's stdout unless given).
         self.stdout = stdout
         self.cancel = threading.Event()
+        # Local inputs read from a stream, by source: their only read is the check's.
+        self._streams: dict[ImageSource, InputImage] = {}
+        # Local inputs refused, so a job sharing one is refused alike without a second read.
+        self._refused: dict[ImageSource, InputError] = {}
+        # Images whose notes (orientation, animation) were already shown.
+        self._noted: set[ImageSource] = set()
         self.policy = RetryPolicy(
             retries=settings.retries,
             backoff=settings.backoff,
@@ -230,9 +236,10 @@ class Runner:
         backend = choose_backend(job, self.settings)
         # Every local image is read and decoded here, before any job is sent, and read again
         # when its job runs: a long batch must not hold all its inputs in memory at once.
+        # A stream (stdin, a pipe) can be read once only: its bytes are kept from this read.
         for source in job.images:
             if not source.is_url:
-                load_local(source)
+                self._warn_notes(self._read_local(source))
         if job.output is not None and is_stream(job.output):
             if self.options.sidecar:
                 raise UsageError(
@@ -285,6 +292,30 @@ class Runner:
         from nanoedit.provenance import sidecar_path
 
         return os.path.lexists(sidecar_path(path))
+
+    def _read_local(self, source: ImageSource) -> InputImage:
+        kept = self._streams.get(source)
+        if kept is not None:
+            return kept
+        if source in self._refused:
+            # Said once for every job that sends it: a stream read again would just be empty.
+            raise self._refused[source]
+        try:
+            image = load_local(source)
+        except InputError as exc:
+            self._refused[source] = exc
+            raise
+        if image.streamed:
+            self._streams[source] = image
+        return image
+
+    def _warn_notes(self, image: InputImage) -> None:
+        """Warn once per image, however many jobs send it, of what its notes say."""
+        if image.source in self._noted:
+            return
+        self._noted.add(image.source)
+        for note in image.notes:
+            self.events.warning(note)
 
     def _reserve(self, outcomes: list[JobOutcome], every_stem: frozenset[str]) -> None:
         """Give each job to run its names now, in job order, so threads finishing in any
@@ -407,9 +438,11 @@ class Runner:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
         uploads = tuple(self.load(source, http) for source in job.images)
         for upload in uploads:
+            if upload.source.is_url:
+                self._warn_notes(upload)  # a local image's notes were given when it was checked
             if upload.converted_from:
                 self.events.warning(
-                    f"{upload.source.location} is {upload.converted_from.upper()}, which the "
+                    f"{upload.source.label} is {upload.converted_from.upper()}, which the "
                     "API does not take; sending it converted losslessly to PNG"
                 )
         return PreparedJob(job=job, model=model, uploads=uploads)
@@ -426,7 +459,7 @@ class Runner:
     def load(self, source: ImageSource, http: JobHttp) -> InputImage:
         """An input's bytes: read from disk, or downloaded from its URL."""
         if not source.is_url:
-            return load_local(source)
+            return self._read_local(source)
         where = host_of(source.location)
         what = f"the input {source.location}"
 
@@ -574,7 +607,7 @@ class Runner:
         options = outcome.job.options
         if prepared.uploads:
             inputs = tuple(
-                InputRecord(upload.source.location, hashlib.sha256(upload.data).hexdigest())
+                InputRecord(upload.source.label, hashlib.sha256(upload.data).hexdigest())
                 for upload in prepared.uploads
             )
         else:

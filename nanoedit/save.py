@@ -172,9 +172,9 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
     The type comes from the bytes, never from a URL. PNG chunks are checked against their
     CRCs to the end; JPEG is decoded at an eighth of its size, which still reads every byte.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    from nanoedit.inputs import no_bombs
+    from nanoedit.inputs import MAX_RESULT_PIXELS, open_image
 
     with path.open("rb") as handle:
         head = handle.read(64)
@@ -182,7 +182,7 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
     if fmt is None:
         raise ApiError(f"{where} is not an image ({describe(head)}); nothing was saved")
     try:
-        with no_bombs(where), Image.open(path) as image:
+        with open_image(path, where, MAX_RESULT_PIXELS, "nothing was saved") as image:
             width, height = image.size
             if fmt == "png":
                 image.verify()
@@ -191,7 +191,7 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
                     image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                 image.load()
     except InputError as exc:
-        raise ApiError(f"{exc.message}; nothing was saved") from None
+        raise ApiError(exc.message) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ApiError(
             f"{where} is a damaged {fmt.upper()} image ({exc}); nothing was saved"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner, Result
 
 from nanoedit.cli import app
@@ -66,6 +69,38 @@ def backend_env(served: Served, *, openai: bool = True, duomi: bool = True) -> d
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
-    """Run nanoedit in-process; stdout and stderr are kept apart."""
+def run_cli(
+    args: list[str], env: dict[str, str] | None = None, stdin: str | bytes | None = None
+) -> Result:
+    """Run nanoedit in-process; stdout and stderr are kept apart. ``stdin`` is text or bytes."""
     return CliRunner().invoke(app, args, env=env, input=stdin, catch_exceptions=False)
+
+
+def big_jpeg(width: int, height: int, colour: tuple[int, int, int] = (200, 120, 40)) -> bytes:
+    """A real JPEG of one colour at any size, made without holding its pixels in memory.
+
+    Pillow encodes one 16-pixel band; a restart marker before every band resets the decoder,
+    so the band's scan repeated once per band is the whole image, which any decoder reads.
+    """
+    band = io.BytesIO()
+    Image.new("RGB", (width, 16), colour).save(band, format="JPEG", quality=50, subsampling=2)
+    data = band.getvalue()
+    sos = data.index(b"\xff\xda")
+    scan_start = sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0]
+    scan = data[scan_start:-2]  # the entropy-coded band, up to the end-of-image marker
+    head = bytearray(data[:sos])
+    sof = head.index(b"\xff\xc0")
+    head[sof + 5 : sof + 7] = struct.pack(">H", height)
+    bands = -(-height // 16)
+    restart_every = struct.pack(">H", -(-width // 16))  # in 16x16 blocks: one band
+    body = bytearray(scan)
+    for band_number in range(1, bands):
+        body += bytes([0xFF, 0xD0 + (band_number - 1) % 8]) + scan
+    return (
+        bytes(head)
+        + b"\xff\xdd\x00\x04"
+        + restart_every
+        + data[sos:scan_start]
+        + body
+        + b"\xff\xd9"
+    )

@@ -38,11 +38,11 @@ def make_unreadable() -> str:
 
 
 def make_bomb() -> str:
-    # 400 million pixels in 48 kB: Pillow's limit is 89 million.
+    # 400 million pixels in 48 kB: nanoedit's limit for an input is 250 million.
     Image.new("1", (20000, 20000)).save("bomb.png")
     return (
-        "bomb.png claims to be larger than 89478485 pixels, so it looks like a decompression "
-        "bomb (DecompressionBombError); pass a real image"
+        "bomb.png is 20000x20000 pixels (400 MP), over the limit of 250 MP; scale it down and "
+        "pass it again"
     )
 
 

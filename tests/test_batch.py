@@ -159,16 +159,19 @@ def test_folders_and_globs_expand_to_their_images_sorted(
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ["in/*.gif"],
-        ["in/*-edit*"],  # only earlier results match
-        ["in/*.txt"],
-        ["in/b.png", "nowhere/*.png"],  # one good input does not save the run
+        (["in/*.gif"], "no image file matches in/*.gif; check the pattern"),
+        # Only earlier results match: the error says so, and how to edit them anyway.
+        (["in/*-edit*"], "no image file to edit matches in/*-edit*; left out 1 image named like "
+         "nanoedit's results (in/b-edit.png); to edit it, name it on the command line"),
+        (["in/*.txt"], "no image file matches in/*.txt; check the pattern"),
+        # One good input does not save the run.
+        (["in/b.png", "nowhere/*.png"], "no image file matches nowhere/*.png; check the pattern"),
     ],
-)
+)  # fmt: skip
 def test_a_glob_matching_no_image_exits_4_before_anything_is_sent(
-    served: Served, args: list[str]
+    served: Served, args: list[str], message: str
 ) -> None:
     write_image("in/b.png", 10)
     write_image("in/b-edit.png", 20)
@@ -176,7 +179,7 @@ def test_a_glob_matching_no_image_exits_4_before_anything_is_sent(
     Path("in/notes.txt").write_text("x\n")
     result = run_cli(["edit", *args, "-p", "x"], env=env(served))
     assert (result.exit_code, result.stdout) == (4, "")
-    assert result.stderr == f"error: no image file matches {args[-1]}; check the pattern\n"
+    assert result.stderr == f"error: {message}\n"
     assert served.sandbox.received == []
 
 
@@ -185,10 +188,16 @@ def test_a_glob_matching_no_image_exits_4_before_anything_is_sent(
     [
         (
             ["empty"],
-            "error: the folder empty holds no images (add --recursive to look in its "
-            "subfolders); pass image files\n",
+            "error: the folder empty holds no images to edit (add --recursive to look in its "
+            "subfolders); left out 2 images named like nanoedit's results (empty/old-edit-3.jpg, "
+            "empty/old-edit.png); to edit them, name them on the command line\n",
         ),
-        (["empty", "-R"], "error: the folder empty holds no images; pass image files\n"),
+        (
+            ["empty", "-R"],
+            "error: the folder empty holds no images to edit; left out 2 images named like "
+            "nanoedit's results (empty/old-edit-3.jpg, empty/old-edit.png); to edit them, name "
+            "them on the command line\n",
+        ),
     ],
 )
 def test_a_folder_with_no_images_exits_4_and_says_so(
@@ -203,6 +212,50 @@ def test_a_folder_with_no_images_exits_4_and_says_so(
     result = run_cli(["edit", *args, "-p", "x"], env=env(served))
     assert (result.exit_code, result.stdout, result.stderr) == (4, "", message)
     assert served.sandbox.received == []
+
+
+def test_expansion_goes_by_bytes_and_says_what_it_left_out(served: Served) -> None:
+    write_image("in/a.png", 10)
+    scan = write_image("in/scan", 20, "JPEG")  # an image with no extension
+    write_image("in/credit-edit.png", 30)  # the user's own file, named like a result
+    write_image("in/x-edit-2.jpg", 40, "JPEG")
+    write_image("in/y-edit.webp", 50, "WEBP")
+    write_image("in/z-edit.png", 60)
+    Path("in/doc.png").write_bytes(b"%PDF-1.7\n")  # named like an image, but not one
+    Path("in/notes.txt").write_text("not an image\n")  # neither: nothing to say
+    result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=env(served))
+    assert (result.exit_code, result.stdout) == (0, "a-edit.png\nscan-edit.png\n"), result.stderr
+    assert result.stderr.splitlines()[:2] == [
+        "warning: in: left out 4 images named like nanoedit's results (in/credit-edit.png, "
+        "in/x-edit-2.jpg, in/y-edit.webp and 1 more); to edit them, name them on the command line",
+        "warning: in: left out 1 file named like an image but not one (in/doc.png: it starts "
+        "like a PDF)",
+    ]
+    assert [(f.filename, f.content_type) for r in posts(served) for f in r.files] == [
+        ("a.png", "image/png"),
+        ("scan.jpg", "image/jpeg"),  # the part's name gets the extension its bytes call for
+    ]
+    assert posts(served)[1].files[0].data == scan
+    # Named on the command line, a file that looks like a result is edited.
+    served.sandbox.received.clear()
+    named = run_cli(["edit", "in/credit-edit.png", "-p", "x"], env=env(served))
+    assert (named.exit_code, named.stdout) == (0, "credit-edit-edit.png\n"), named.stderr
+    assert [r.files[0].filename for r in posts(served)] == ["credit-edit.png"]
+
+
+def test_a_glob_goes_by_bytes_too(served: Served) -> None:
+    write_image("in/a.png", 10)
+    write_image("in/b-edit.png", 20)
+    Path("in/fake.png").write_text("<html><body>404</body></html>")
+    result = run_cli(["edit", "in/*.png", "-p", "x"], env=env(served))
+    assert (result.exit_code, result.stdout) == (0, "a-edit.png\n"), result.stderr
+    assert result.stderr.splitlines()[:2] == [
+        "warning: in/*.png: left out 1 image named like nanoedit's results (in/b-edit.png); to "
+        "edit it, name it on the command line",
+        "warning: in/*.png: left out 1 file named like an image but not one (in/fake.png: it "
+        "starts like HTML)",
+    ]
+    assert [r.files[0].filename for r in posts(served)] == ["a.png"]
 
 
 # Job files ----------------------------------------------------------------------------------
@@ -754,6 +807,83 @@ def test_job_file_that_gives_no_jobs_exits_4(
     assert listing(".") == before
 
 
+def test_job_file_paths_start_from_its_folder(served: Served) -> None:
+    a = write_image("batch/photos/a.png", 10)
+    hat = write_image("batch/hat.png", 20)
+    write_image("photos/a.png", 30)  # the same path from the current folder: not this one
+    flag_ref = write_image("ref.png", 40)  # a --ref flag stays a path from the current folder
+    Path("batch/jobs.jsonl").write_text(
+        'photos/a.png\n{"input": "photos/a.png", "ref": ["hat.png"], "output": "out/mine.png"}\n'
+    )
+    result = run_cli(
+        ["edit", "--from", "batch/jobs.jsonl", "-r", "ref.png", "-p", "x", "-j", "1"],
+        env=env(served),
+    )
+    assert (result.exit_code, result.stdout) == (0, "a-edit.png\nbatch/out/mine.png\n"), (
+        result.stderr
+    )
+    assert [[(f.filename, f.data) for f in r.files] for r in posts(served)] == [
+        [("a.png", a), ("ref.png", flag_ref)],
+        [("a.png", a), ("hat.png", hat)],
+    ]
+    assert made_from("a-edit.png") == "batch/photos/a.png"
+    assert image_info("batch/out/mine.png") == ("PNG", AUTO_SIZE)
+
+
+def test_job_file_from_stdin_takes_paths_from_the_current_folder(served: Served) -> None:
+    a = write_image("photos/a.png", 10)
+    result = run_cli(
+        ["edit", "--from", "-", "-p", "x"], env=env(served), stdin="\ufeffphotos/a.png\n"
+    )
+    assert (result.exit_code, result.stdout) == (0, "a-edit.png\n"), result.stderr
+    assert [r.files[0].data for r in posts(served)] == [a]
+
+
+def test_job_file_with_a_byte_order_mark_reads_its_first_line(served: Served) -> None:
+    a = write_image("in/a.png", 10)
+    Path("jobs.jsonl").write_bytes(
+        '\ufeff{"input": "in/a.png", "prompt": "make it night"}\n'.encode()
+    )
+    result = run_cli(["edit", "--from", "jobs.jsonl"], env=env(served))
+    assert (result.exit_code, result.stdout) == (0, "a-edit.png\n"), result.stderr
+    assert [(r.fields["prompt"], r.files[0].data) for r in posts(served)] == [
+        (["make it night"], a)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("job_file", "line", "code", "message"),
+    [
+        pytest.param("jobs.jsonl", "photos/x.png", 4,
+                     "jobs.jsonl line 3: photos/x.png does not exist; check the path",
+                     id="plain-line"),
+        pytest.param("jobs.jsonl", '{"input": "photos/x.png"}', 4,
+                     "jobs.jsonl line 3: photos/x.png does not exist; check the path",
+                     id="json-input"),
+        pytest.param("jobs.jsonl", '{"input": "photos/a.png", "ref": ["hat.png"]}', 4,
+                     "jobs.jsonl line 3: hat.png does not exist; check the path", id="json-ref"),
+        pytest.param("batch/jobs.jsonl", "photos/a.png", 4,
+                     "batch/jobs.jsonl line 3: photos/a.png does not exist (looked for "
+                     "batch/photos/a.png: a job file's paths start from its folder); check the "
+                     "path", id="other-folder"),
+        pytest.param("jobs.jsonl", "-", 2,
+                     "jobs.jsonl line 3: - (stdin) cannot be an image in a job file; give the "
+                     "image's path", id="stdin-in-a-job-file"),
+    ],
+)  # fmt: skip
+def test_job_file_naming_a_missing_image_sends_nothing(
+    served: Served, job_file: str, line: str, code: int, message: str
+) -> None:
+    write_image("photos/a.png", 10)
+    Path(job_file).parent.mkdir(exist_ok=True)
+    Path(job_file).write_text(f"# tonight\n{Path('photos/a.png').resolve()}\n{line}\n")
+    before = listing(".")
+    result = run_cli(["edit", "--from", job_file, "-p", "x"], env=env(served), stdin=b"")
+    assert (result.exit_code, result.stdout, result.stderr) == (code, "", f"error: {message}\n")
+    assert served.sandbox.received == []
+    assert listing(".") == before
+
+
 # Names fixed up front -----------------------------------------------------------------------
 
 # Out of sorted order, with stems shared across folders: names follow this list.
@@ -853,11 +983,17 @@ def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
     flat = run_cli(["edit", ".", "-p", "x", "--dry-run"], env=env(served))
     assert (flat.exit_code, flat.stdout) == (4, "")
     assert flat.stderr == (
-        "error: the folder . holds no images (add --recursive to look in its subfolders); "
-        "pass image files\n"
+        "error: the folder . holds no images to edit (add --recursive to look in its "
+        "subfolders); left out 4 images named like nanoedit's results (cat-edit-2.png, "
+        "cat-edit-3.png, cat-edit-4.png and 1 more); to edit them, name them on the command line\n"
     )
     deep = run_cli(["edit", ".", "-R", "-p", "x", "--dry-run"], env=env(served))
-    assert (deep.exit_code, deep.stderr) == (0, "")
+    assert (deep.exit_code, deep.stderr) == (
+        0,
+        "warning: .: left out 4 images named like nanoedit's results (cat-edit-2.png, "
+        "cat-edit-3.png, cat-edit-4.png and 1 more); to edit them, name them on the command "
+        "line\n",
+    )
     assert [line for line in deep.stdout.splitlines() if line.startswith("#")] == [
         "# a/cat.png -> cat-edit-5 (openai, nano-banana)",
         "# b/cat.png -> cat-edit-6 (openai, nano-banana)",

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import Served, backend_env, run_cli
 from readme_help import README, help_block, readme_with
+
+from nanoedit.provenance import read as read_provenance
+from nanoedit.sandbox import sample_image
 
 
 def test_readme_help_section_is_current() -> None:
@@ -16,3 +26,19 @@ def test_readme_first_screen_has_the_two_commands() -> None:
     first_screen = "\n".join(README.read_text(encoding="utf-8").splitlines()[:24])
     assert "nanoedit edit cat.png" in first_screen and "--sandbox" in first_screen
     assert ".venv/bin/python -m pytest" in first_screen
+
+
+def test_readme_provenance_one_liner_prints_the_record(served: Served) -> None:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r'`python -c "([^"`]+)" IMAGE`', text)
+    assert found, "the Provenance section has no python -c one-liner"
+    code = re.sub(r"\s*\n\s*", " ", found.group(1))  # Markdown shows a line break as a space
+    Path("cat.png").write_bytes(sample_image("cat.png")[0])
+    assert run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(served)).exit_code == 0
+    result = subprocess.run(
+        [sys.executable, "-c", code, "cat-edit.png"], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    record = json.loads(result.stdout)
+    assert record == read_provenance(Path("cat-edit.png"))
+    assert (record["prompt"], record["inputs"][0]["name"]) == ("x", "cat.png")

@@ -28,7 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env, run_cli
+from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env, big_jpeg, run_cli
 from PIL import Image, PngImagePlugin
 
 from nanoedit import __version__
@@ -354,6 +354,25 @@ def refusal(model: str, size: str) -> str:
         f"error: {model} renders 1K only, so size {size} cannot be honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or "
         "choose a model that renders it (--model nano-banana-pro or nano-banana-2)\n"
     )
+
+
+def test_a_result_over_the_pixel_limit_is_not_saved(stand_in: StandIn, sample: Path) -> None:
+    stand_in.image = big_jpeg(12000, 9000)  # 108 MP: six times the largest render
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=stand_in_env(stand_in))
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert result.stderr == (
+        "error: the result of cat.png is 12000x9000 pixels (108 MP), over the limit of 100 MP; "
+        "nothing was saved\n"
+    )
+    assert sorted(os.listdir()) == ["cat.png"]
+
+
+def test_a_result_under_the_pixel_limit_is_saved_whole(stand_in: StandIn, sample: Path) -> None:
+    stand_in.image = big_jpeg(10000, 9000)  # 90 MP: past Pillow's default, within nanoedit's
+    result = run_cli(["edit", "cat.png", "-p", "x", "--no-metadata"], env=stand_in_env(stand_in))
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
+    assert Path("cat-edit.jpg").read_bytes() == stand_in.image
+    assert result.stderr.splitlines()[-1] == "saved cat-edit.jpg (10000x9000 JPEG) from cat.png"
 
 
 @pytest.mark.parametrize(

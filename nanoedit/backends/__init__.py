@@ -43,7 +43,7 @@ def choose_backend(job: Job, settings: Settings) -> str:
     if limit is not None:
         if local:
             raise InputError(
-                f"{local[0].location} is a local file, and the {wanted} backend takes only "
+                f"{local[0].label} is a local file, and the {wanted} backend takes only "
                 "http(s) URLs; use --backend openai (multipart) or pass a public URL"
             )
         if len(job.images) > limit:
