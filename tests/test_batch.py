@@ -812,6 +812,7 @@ def test_job_file_paths_start_from_its_folder(served: Served) -> None:
     hat = write_image("batch/hat.png", 20)
     write_image("photos/a.png", 30)  # the same path from the current folder: not this one
     flag_ref = write_image("ref.png", 40)  # a --ref flag stays a path from the current folder
+    Path("batch/out").mkdir()  # -o into a folder that does not exist is refused
     Path("batch/jobs.jsonl").write_text(
         'photos/a.png\n{"input": "photos/a.png", "ref": ["hat.png"], "output": "out/mine.png"}\n'
     )
