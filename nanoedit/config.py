@@ -22,18 +22,23 @@ import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from nanoedit.errors import ConfigError, UsageError
-from nanoedit.jobs import BACKEND_CHOICES, RATIOS, normalize_ratio, normalize_size
+from nanoedit.jobs import RATIOS, normalize_ratio, normalize_size
+
+if TYPE_CHECKING:
+    from nanoedit.backends.base import BackendBase
 
 CONFIG_DIR_ENV = "NANOEDIT_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
 SANDBOX_ENV = "NANOEDIT_SANDBOX"
 
 
-def _check_url(value: str) -> str:
+def check_url(value: str) -> str:
     cleaned = value.strip().rstrip("/")
     parts = urlsplit(cleaned)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -41,7 +46,7 @@ def _check_url(value: str) -> str:
     return cleaned
 
 
-def _check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+def check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value in choices:
             return value
@@ -65,7 +70,7 @@ def _seconds(value: str) -> float:
     return number if math.isfinite(number) else math.nan
 
 
-def _check_positive_seconds(example: str) -> Callable[[str], str]:
+def check_positive_seconds(example: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not _seconds(value) > 0:
             raise UsageError(
@@ -76,8 +81,7 @@ def _check_positive_seconds(example: str) -> Callable[[str], str]:
     return check
 
 
-_check_positive_float = _check_positive_seconds("2")
-_check_timeout = _check_positive_seconds("900")
+_check_timeout = check_positive_seconds("900")
 
 
 def _check_seconds_or_zero(value: str) -> str:
@@ -132,48 +136,50 @@ def _check_text(value: str) -> str:
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One config key: its environment variable, default, check and help."""
+    """One config key: its environment variable, default, check and help.
+
+    ``env_aliases`` are further variables read after ``env``, such as a provider's own
+    customary ``GEMINI_API_KEY``.
+    """
 
     env: str
     help: str
     default: str | None = None
     secret: bool = False
     check: Callable[[str], str] = _check_text
+    env_aliases: tuple[str, ...] = ()
 
 
-KEYS: dict[str, KeySpec] = {
-    "openai.base_url": KeySpec(
-        "NANOEDIT_OPENAI_BASE_URL", "multipart backend server (https://host or https://host/v1)",
-        check=_check_url,
-    ),
-    "openai.api_key": KeySpec("NANOEDIT_OPENAI_API_KEY", "multipart backend API key", secret=True),
-    "openai.api_key_cmd": KeySpec(
-        "NANOEDIT_OPENAI_API_KEY_CMD",
-        "shell command that prints the multipart backend API key (when openai.api_key is unset)",
-    ),
-    "openai.model": KeySpec("NANOEDIT_OPENAI_MODEL", "multipart backend model", "nano-banana"),
-    "openai.image_field": KeySpec(
-        "NANOEDIT_OPENAI_IMAGE_FIELD", "multipart field name for images: image or image[]",
-        "image", check=_check_choice(("image", "image[]")),
-    ),
-    "duomi.base_url": KeySpec(
-        "NANOEDIT_DUOMI_BASE_URL", "URL-list backend server", "https://duomiapi.com",
-        check=_check_url,
-    ),
-    "duomi.api_key": KeySpec("NANOEDIT_DUOMI_API_KEY", "URL-list backend API key", secret=True),
-    "duomi.api_key_cmd": KeySpec(
-        "NANOEDIT_DUOMI_API_KEY_CMD",
-        "shell command that prints the URL-list backend API key (when duomi.api_key is unset)",
-    ),
-    "duomi.model": KeySpec(
-        "NANOEDIT_DUOMI_MODEL", "URL-list backend model", "gemini-2.5-flash-image"
-    ),
-    "duomi.poll_interval": KeySpec(
-        "NANOEDIT_DUOMI_POLL_INTERVAL", "seconds before the first poll of a task (grows to 10)",
-        "2", check=_check_positive_float,
-    ),
+def _check_backend(value: str) -> str:
+    from nanoedit.backends import backend_names
+
+    return check_choice(("auto", *backend_names()))(value)
+
+
+def backend_keys(backend: type[BackendBase]) -> dict[str, KeySpec]:
+    """The config keys a backend owns: the four every backend has, then its own."""
+    name, title = backend.name, backend.title
+    env = f"NANOEDIT_{name.upper()}"
+    keys = {
+        f"{name}.base_url": KeySpec(
+            f"{env}_BASE_URL", f"{title}: server URL", backend.default_base_url, check=check_url
+        ),
+        f"{name}.api_key": KeySpec(
+            f"{env}_API_KEY", f"{title}: API key", secret=True, env_aliases=backend.key_env
+        ),
+        f"{name}.api_key_cmd": KeySpec(
+            f"{env}_API_KEY_CMD",
+            f"{title}: shell command that prints the API key (when {name}.api_key is unset)",
+        ),
+        f"{name}.model": KeySpec(f"{env}_MODEL", f"{title}: model", backend.default_model),
+    }
+    keys |= {f"{name}.{short}": spec for short, spec in backend.extra_keys.items()}
+    return keys
+
+
+CORE_KEYS: dict[str, KeySpec] = {
     "default.backend": KeySpec(
-        "NANOEDIT_BACKEND", "auto, openai or duomi", "auto", check=_check_choice(BACKEND_CHOICES)
+        "NANOEDIT_BACKEND", "auto, or a backend's name", "auto", check=_check_backend
     ),
     "default.out_dir": KeySpec("NANOEDIT_OUT_DIR", "where images are saved (default: .)"),
     "default.ratio": KeySpec(
@@ -200,6 +206,17 @@ KEYS: dict[str, KeySpec] = {
 }  # fmt: skip
 
 
+@cache
+def all_keys() -> dict[str, KeySpec]:
+    """Every config key: each registered backend's, then the core's."""
+    from nanoedit.backends import backend_classes
+
+    keys: dict[str, KeySpec] = {}
+    for backend in backend_classes():
+        keys |= backend_keys(backend)
+    return keys | CORE_KEYS
+
+
 def config_dir(env: Mapping[str, str]) -> Path:
     """The folder that holds the config file."""
     override = env.get(CONFIG_DIR_ENV)
@@ -218,9 +235,10 @@ def config_path(env: Mapping[str, str]) -> Path:
 def spec_for(key: str) -> KeySpec:
     """The spec of a key, or a usage error that lists the known keys."""
     try:
-        return KEYS[key]
+        return all_keys()[key]
     except KeyError:
-        raise UsageError(f"unknown config key {key!r}; known keys: {', '.join(KEYS)}") from None
+        known = ", ".join(all_keys())
+        raise UsageError(f"unknown config key {key!r}; known keys: {known}") from None
 
 
 def read_file(path: Path) -> dict[str, str]:
@@ -287,10 +305,12 @@ def display_value(key: str, value: str) -> str:
 
 @dataclass(frozen=True)
 class Resolved:
-    """A setting's value and where it came from (``flag``, ``env``, ``file``, ``default``)."""
+    """A setting's value and where it came from (``flag``, ``env``, ``file``, ``default``);
+    ``env_name`` is the variable that gave it."""
 
     value: str | None
     source: str
+    env_name: str | None = None
 
 
 def resolve_key(
@@ -300,14 +320,14 @@ def resolve_key(
     spec = spec_for(key)
     if flag is not None:
         return Resolved(flag, "flag")
-    env_value = env.get(spec.env)
+    env_name = next((name for name in (spec.env, *spec.env_aliases) if env.get(name)), None)
     try:
-        if env_value:
-            return Resolved(spec.check(env_value), "env")
+        if env_name is not None:
+            return Resolved(spec.check(env[env_name]), "env", env_name)
         if key in file_values:
             return Resolved(spec.check(file_values[key]), "file")
     except UsageError as exc:
-        where = f"the environment variable {spec.env}" if env_value else f"config key {key}"
+        where = f"the environment variable {env_name}" if env_name else f"config key {key}"
         raise ConfigError(f"{where}: {exc.message}") from None
     return Resolved(spec.default, "default")
 
@@ -436,10 +456,15 @@ class BackendSettings:
     base_url: str | None
     api_key: str | None
     model: str
-    image_field: str = "image"
-    poll_interval: float = 2.0
     api_key_cmd: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    """The backend's own keys (``image_field``…) by short name, resolved: read with
+    :meth:`option`."""
     _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
+
+    def option(self, short: str) -> str:
+        """The value of the backend's own key ``short`` (empty when unset)."""
+        return dict(self.options).get(short, "")
 
     @property
     def configured(self) -> bool:
@@ -480,8 +505,8 @@ class Flags:
 class Settings:
     """Everything a run needs to know, resolved."""
 
-    openai: BackendSettings
-    duomi: BackendSettings
+    backends: Mapping[str, BackendSettings]
+    """Every registered backend's settings, in registry order."""
     backend: str
     out_dir: Path
     ratio: str
@@ -496,7 +521,7 @@ class Settings:
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
-        return self.openai if name == "openai" else self.duomi
+        return self.backends[name]
 
 
 def permission_warning(path: Path) -> str | None:
@@ -552,6 +577,27 @@ def _flag(option: str, value: float | str | None, check: Callable[[str], str]) -
         raise UsageError(f"{option}: {exc.message}") from None
 
 
+def _backend_settings(
+    backend: type[BackendBase], get: Callable[[str], str | None], sandbox: bool
+) -> BackendSettings:
+    """One backend's settings; in the sandbox every backend talks to the emulated server."""
+    name = backend.name
+    options = tuple((short, get(f"{name}.{short}") or "") for short in backend.extra_keys)
+    model = get(f"{name}.model") or backend.default_model
+    if sandbox:
+        from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
+
+        return BackendSettings(name, SANDBOX_BASE_URL, SANDBOX_KEY, model, options=options)
+    return BackendSettings(
+        name,
+        get(f"{name}.base_url"),
+        get(f"{name}.api_key"),
+        model,
+        api_key_cmd=get(f"{name}.api_key_cmd"),
+        options=options,
+    )
+
+
 def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     """Merge file, environment and flags into one :class:`Settings`.
 
@@ -564,38 +610,15 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
 
-    if sandbox:
-        from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
+    from nanoedit.backends import backend_classes
 
-        openai_url: str | None = SANDBOX_BASE_URL
-        duomi_url: str | None = SANDBOX_BASE_URL
-        openai_key: str | None = SANDBOX_KEY
-        duomi_key: str | None = SANDBOX_KEY
-        openai_cmd: str | None = None
-        duomi_cmd: str | None = None
-    else:
-        openai_url, openai_key = get("openai.base_url"), get("openai.api_key")
-        duomi_url, duomi_key = get("duomi.base_url"), get("duomi.api_key")
-        openai_cmd, duomi_cmd = get("openai.api_key_cmd"), get("duomi.api_key_cmd")
-    openai = BackendSettings(
-        name="openai",
-        base_url=openai_url,
-        api_key=openai_key,
-        model=get("openai.model") or "nano-banana",
-        image_field=get("openai.image_field") or "image",
-        api_key_cmd=openai_cmd,
-    )
-    duomi = BackendSettings(
-        name="duomi",
-        base_url=duomi_url,
-        api_key=duomi_key,
-        model=get("duomi.model") or "gemini-2.5-flash-image",
-        poll_interval=float(get("duomi.poll_interval") or 2),
-        api_key_cmd=duomi_cmd,
-    )
+    backends = {
+        backend.name: _backend_settings(backend, get, sandbox) for backend in backend_classes()
+    }
     backend = flags.backend or get("default.backend") or "auto"
-    if backend not in BACKEND_CHOICES:
-        raise UsageError(f"invalid backend {backend!r}; use one of: {', '.join(BACKEND_CHOICES)}")
+    if backend != "auto" and backend not in backends:
+        choices = ", ".join(("auto", *backends))
+        raise UsageError(f"invalid backend {backend!r}; use one of: {choices}")
     ratio = normalize_ratio(flags.ratio) if flags.ratio else (get("default.ratio") or "auto")
     size = normalize_size(flags.size) if flags.size else (get("default.size") or None)
     out_dir = Path(flags.out_dir or get("default.out_dir") or ".").expanduser()
@@ -605,8 +628,7 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     retries = get("network.retries", _flag("--retries", flags.retries, _check_count)) or "3"
     warning = permission_warning(path)
     return Settings(
-        openai=openai,
-        duomi=duomi,
+        backends=backends,
         backend=backend,
         out_dir=out_dir,
         ratio=ratio,
