@@ -1,35 +1,33 @@
 """``nanoedit config check``: is each configured backend reachable, and does it take the key?
 
-One cheap authenticated request per backend, which costs nothing and makes no image:
-the multipart gateway's model list, and a poll of a task that does not exist on duomi (a good
-key gets "task not found", a bad one HTTP 401). The key never appears in a result.
+One cheap authenticated request per backend, which costs nothing and makes no image; each
+backend says which (its ``probe``) and what the answer means (its ``judge``). The key never
+appears in a result.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from nanoedit.backends import SETUP_HINTS
-from nanoedit.backends.base import clip, host_of
-from nanoedit.backends.openai import AUTH_CODES, api_root
+from nanoedit.backends import backend_class, backend_names
+from nanoedit.backends.base import (
+    FAILED,
+    KEY_REJECTED,
+    NO_KEY,
+    NOT_CONFIGURED,
+    READY,
+    UNREACHABLE,
+    Probe,
+)
 from nanoedit.config import BackendSettings, Settings, redact_userinfo
 from nanoedit.errors import ConfigError, ExitCode
 from nanoedit.http import proxy_for
-from nanoedit.imageformat import describe
 
-READY = "ready"
-KEY_REJECTED = "key rejected"
-UNREACHABLE = "unreachable"
-NOT_CONFIGURED = "not configured"
-NO_KEY = "no key"
-"""The key command failed, so nothing was sent."""
-FAILED = "error"
-"""The server answered, but not as the API should (a wrong base URL, a 429, a JSON 5xx)."""
+__all__ = ["FAILED", "KEY_REJECTED", "NOT_CONFIGURED", "NO_KEY", "READY", "UNREACHABLE"]
 
 EXIT_CODES: dict[str, ExitCode] = {
     READY: ExitCode.OK,
@@ -43,7 +41,6 @@ EXIT_CODES: dict[str, ExitCode] = {
 EXIT_PRIORITY = (ExitCode.CONFIG, ExitCode.API, ExitCode.NETWORK)
 # A check is one small request: no reason to wait as long as for a 4K render.
 CHECK_TIMEOUT = 15.0
-DUOMI_CHECK_TASK = "nanoedit-config-check"
 
 
 @dataclass(frozen=True)
@@ -74,178 +71,18 @@ class CheckResult:
         }
 
 
-@dataclass(frozen=True)
-class _Probe:
-    """The request that checks one backend, and where it goes (for messages)."""
-
-    url: str
-    key: str = field(repr=False)
-    where: str
-    bearer: bool
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The request's headers: the key, with or without ``Bearer``."""
-        return {"Authorization": f"Bearer {self.key}" if self.bearer else self.key}
-
-    def quote(self, text: object, limit: int = 300) -> str:
-        """Server text for a message: one line, clipped, and never the key (servers quote
-        what they were sent more often than they should)."""
-        said = str(text)
-        return clip(said.replace(self.key, "****") if self.key else said, limit)
-
-
-def _openai_probe(base_url: str, key: str) -> _Probe:
-    root = api_root(base_url)
-    return _Probe(f"{root}/v1/models", key, host_of(root), bearer=True)
-
-
-def _duomi_probe(base_url: str, key: str) -> _Probe:
-    root = base_url.rstrip("/")
-    url = f"{root}/api/gemini/nano-banana/{DUOMI_CHECK_TASK}"
-    # The raw key: this API rejects the "Bearer" prefix.
-    return _Probe(url, key, host_of(root), bearer=False)
-
-
-def _key_fix(settings: BackendSettings) -> str:
-    if settings.api_key:
-        return f"set a valid one with: nanoedit config set {settings.name}.api_key KEY"
-    return f"check what {settings.name}.api_key_cmd prints, or set {settings.name}.api_key"
-
-
-def _non_json(response: httpx.Response, probe: _Probe, settings: BackendSettings) -> CheckResult:
-    status = response.status_code
-    name = settings.name
-    what = describe(response.content)
-    if status in (401, 403):
-        return CheckResult(
-            name,
-            KEY_REJECTED,
-            f"{probe.where} rejected the key (HTTP {status}); {_key_fix(settings)}",
-        )
-    if status >= 500:
-        return CheckResult(
-            name,
-            UNREACHABLE,
-            f"{probe.where} answered HTTP {status} with no API answer ({what}); "
-            "the server or a proxy in front of it is down, try again later",
-        )
-    if 300 <= status < 400 and "location" in response.headers:
-        target = probe.quote(response.headers["location"], 120)
-        return CheckResult(
-            name,
-            FAILED,
-            f"{probe.where} redirects to {target}; set {name}.base_url to the address it points to",
-        )
-    return CheckResult(
-        name,
-        FAILED,
-        f"{probe.where} answered HTTP {status} with no API answer ({what}); check {name}.base_url",
-    )
-
-
-def _parse(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
-def _judge_openai(
-    response: httpx.Response, probe: _Probe, settings: BackendSettings
-) -> CheckResult:
-    body = _parse(response)
-    if not isinstance(body, dict):
-        return _non_json(response, probe, settings)
-    status = response.status_code
-    error = body.get("error")
-    if error:
-        message = probe.quote(
-            (error.get("message") or "no message") if isinstance(error, dict) else error
-        )
-        code = (
-            probe.quote(error.get("code") or error.get("type") or "", 60)
-            if isinstance(error, dict)
-            else ""
-        )
-        shown = f"{message} [{code}]" if code else message
-        if status in (401, 403) or code in AUTH_CODES:
-            return CheckResult(
-                "openai",
-                KEY_REJECTED,
-                f"{probe.where} rejected the key (HTTP {status}: {shown}); {_key_fix(settings)}",
-            )
-        return CheckResult("openai", FAILED, f"{probe.where} answered HTTP {status}: {shown}")
-    if status in (401, 403):
-        return CheckResult(
-            "openai",
-            KEY_REJECTED,
-            f"{probe.where} rejected the key (HTTP {status}); {_key_fix(settings)}",
-        )
-    models = body.get("data")
-    if 200 <= status < 300 and isinstance(models, list):
-        return CheckResult("openai", READY, f"{probe.where}, {len(models)} models")
-    return CheckResult(
-        "openai",
-        FAILED,
-        f"{probe.where} answered HTTP {status} with JSON that is not a model list; "
-        "check openai.base_url",
-    )
-
-
-def _judge_duomi(response: httpx.Response, probe: _Probe, settings: BackendSettings) -> CheckResult:
-    body = _parse(response)
-    if not isinstance(body, dict):
-        return _non_json(response, probe, settings)
-    status = response.status_code
-    code = "" if body.get("code") is None else probe.quote(body["code"], 20)
-    message = probe.quote(body.get("msg") or body.get("message") or "no message")
-    # duomi puts its own code next to the HTTP status, and the two need not agree.
-    answer = f"HTTP {status}, code {code}" if code else f"HTTP {status}"
-    if status in (401, 403) or code in ("401", "403"):
-        return CheckResult(
-            "duomi",
-            KEY_REJECTED,
-            f"{probe.where} rejected the key ({answer}: {message}); {_key_fix(settings)}",
-        )
-    # Past the key check the made-up task is not found (the sandbox says code 404). How the
-    # real server words that is not documented, so any complaint about the request (a 4xx
-    # code other than 429) counts as the key having passed.
-    if 200 <= status < 300 and (code == "200" or (code[:1] == "4" and code != "429")):
-        return CheckResult("duomi", READY, f"{probe.where}, key accepted")
-    if status == 404:
-        return CheckResult(
-            "duomi",
-            FAILED,
-            f"{probe.where} has no duomi API there ({answer}: {message}); check duomi.base_url",
-        )
-    return CheckResult(
-        "duomi",
-        FAILED,
-        f"{probe.where} answered {answer}: {message}",
-    )
-
-
-Probe = Callable[[str, str], _Probe]
-Judge = Callable[[httpx.Response, _Probe, BackendSettings], CheckResult]
-CHECKERS: dict[str, tuple[Probe, Judge]] = {
-    "openai": (_openai_probe, _judge_openai),
-    "duomi": (_duomi_probe, _judge_duomi),
-}
-
-
 def _not_configured(settings: BackendSettings) -> CheckResult:
     name = settings.name
     if settings.api_key or settings.api_key_cmd:
         fix = f"nanoedit config set {name}.base_url https://YOUR-SERVER"
         missing = "no base URL"
     else:
-        fix = SETUP_HINTS[name]
+        fix = backend_class(name).setup_hint()
         missing = "no API key" if settings.base_url else "no base URL and no API key"
     return CheckResult(name, NOT_CONFIGURED, f"{missing}; run: {fix}")
 
 
-def _unreachable(exc: httpx.TransportError, probe: _Probe, proxy: str | None = None) -> str:
+def _unreachable(exc: httpx.TransportError, probe: Probe, proxy: str | None = None) -> str:
     where, said = probe.where, probe.quote(exc, 200)
     through = proxy_for(probe.url, proxy)
     if through and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
@@ -276,17 +113,18 @@ def check_backend(
         key = settings.key()
     except ConfigError as exc:
         return CheckResult(settings.name, NO_KEY, exc.message)
-    make_probe, judge = CHECKERS[settings.name]
-    probe = make_probe(settings.base_url, key)
+    backend = backend_class(settings.name)
+    probe = backend.probe(settings.base_url, key)
     try:
-        response = client.get(probe.url, headers=probe.headers, timeout=timeout)
+        response = client.get(probe.url, headers=dict(probe.headers), timeout=timeout)
     except httpx.TransportError as exc:
         return CheckResult(settings.name, UNREACHABLE, _unreachable(exc, probe, proxy))
     except httpx.HTTPError as exc:
         return CheckResult(
             settings.name, FAILED, f"the request to {probe.where} failed ({type(exc).__name__})"
         )
-    return judge(response, probe, settings)
+    verdict = backend.judge(response, probe, settings)
+    return CheckResult(settings.name, verdict.status, verdict.detail)
 
 
 def check_backends(
@@ -297,7 +135,7 @@ def check_backends(
         check_backend(
             settings.backend_settings(name), client, timeout=timeout, proxy=settings.proxy
         )
-        for name in CHECKERS
+        for name in backend_names()
     ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer._types import TyperChoice
 
 from nanoedit import __version__
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
@@ -38,14 +39,29 @@ class Ratio(StrEnum):
     r9_16 = "9:16"
     r16_9 = "16:9"
     r21_9 = "21:9"
+    r1_4 = "1:4"
+    r4_1 = "4:1"
+    r1_8 = "1:8"
+    r8_1 = "8:1"
 
 
-class BackendChoice(StrEnum):
-    """Which API a job goes to."""
+class BackendNames(TyperChoice[str]):
+    """``--backend``'s choices: ``auto`` and every registered backend, read from the registry
+    only when a command needs them, so a plain ``--help`` does not load it."""
 
-    auto = "auto"
-    openai = "openai"
-    duomi = "duomi"
+    def __init__(self) -> None:
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self) -> Sequence[str]:
+        """``auto``, then the backends in registry order."""
+        from nanoedit.backends import backend_names
+
+        return ("auto", *backend_names())
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        """The base class sets the choices it was given; these come from the registry."""
 
 
 class ResponseFormat(StrEnum):
@@ -119,9 +135,9 @@ SizeOpt = Annotated[
     str | None,
     typer.Option(
         "--size",
-        metavar="1K|2K|4K",
+        metavar="512|1K|2K|4K",
         show_default=False,
-        help="Resolution of the result, any case (3.x models).",
+        help="Resolution of the result, any case (3.x models; 512 on 3.1 Flash only).",
         autocompletion=_complete_size,
     ),
 ]
@@ -131,8 +147,8 @@ ModelOpt = Annotated[
         "--model",
         "-m",
         metavar="ID",
-        help="Model id. nano-banana, nano-banana-pro and nano-banana-2 become Google's ids on "
-        "duomi; every other id, and every id on openai, is sent as given.",
+        help="Model id. nano-banana, nano-banana-pro and nano-banana-2 become the backend's "
+        "own id where it has one (Google's ids); every other id is sent as given.",
         show_default=False,
     ),
 ]
@@ -140,9 +156,10 @@ CountOpt = Annotated[
     int, typer.Option("--count", "-n", min=1, max=10, metavar="N", help="Images per job.")
 ]
 BackendOpt = Annotated[
-    BackendChoice | None,
+    str | None,
     typer.Option(
         "--backend",
+        click_type=BackendNames(),
         show_default=False,
         help="Which API to use (default: NANOEDIT_BACKEND, default.backend, or auto: by inputs).",
     ),
@@ -328,7 +345,7 @@ class RunFlags:
     size: str | None
     model: str | None
     count: int
-    backend: BackendChoice | None
+    backend: str | None
     sandbox: bool
     out_dir: Path | None
     overwrite: bool
@@ -381,7 +398,7 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
         settings = load_settings(
             os.environ,
             Flags(
-                backend=flags.backend.value if flags.backend else None,
+                backend=flags.backend,
                 ratio=flags.ratio.value if flags.ratio else None,
                 size=flags.size,
                 out_dir=str(flags.out_dir) if flags.out_dir else None,
@@ -765,17 +782,17 @@ def config_unset(key: KeyArg) -> None:
 @config_app.command("list")
 def config_list() -> None:
     """Every setting with its value (keys masked) and where it comes from."""
-    from nanoedit.config import KEYS, config_path, display_value, flat_values, resolve_key
+    from nanoedit.config import all_keys, config_path, display_value, flat_values, resolve_key
 
     with _errors():
         values = flat_values(_config_document(config_path(os.environ)))
-        for key, spec in KEYS.items():
+        for key in all_keys():
             resolved = resolve_key(key, values, os.environ)
             if resolved.value is None:
                 typer.echo(f"{key} = (not set)")
                 continue
             shown = display_value(key, resolved.value)
-            source = spec.env if resolved.source == "env" else resolved.source
+            source = resolved.env_name if resolved.source == "env" else resolved.source
             typer.echo(f"{key} = {shown}  ({source})")
 
 
@@ -802,8 +819,8 @@ def config_check(
         warnings = [*settings.warnings]
         warnings += [
             warning
-            for name in ("openai", "duomi")
-            if (warning := plain_http_warning(settings.backend_settings(name)))
+            for backend in settings.backends.values()
+            if (warning := plain_http_warning(backend))
         ]
         for warning in warnings:
             console.print(f"warning: {warning}", style="yellow")

@@ -24,18 +24,21 @@ import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
-from nanoedit.jobs import BACKEND_CHOICES, RATIOS, normalize_ratio, normalize_size
-from nanoedit.models import model_for, renders
+from nanoedit.jobs import RATIOS, normalize_ratio, normalize_size
+from nanoedit.models import renders
+
+if TYPE_CHECKING:
+    from nanoedit.backends.base import BackendBase
 
 CONFIG_DIR_ENV = "NANOEDIT_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
 SANDBOX_ENV = "NANOEDIT_SANDBOX"
-BACKENDS: tuple[str, ...] = tuple(choice for choice in BACKEND_CHOICES if choice != "auto")
 # The most retries --retries and network.retries allow: past that a failing server is down.
 MAX_RETRIES = 20
 
@@ -43,7 +46,7 @@ Value = str | int | float
 """A setting as the config file holds it."""
 
 
-def _check_url(value: str) -> str:
+def check_url(value: str) -> str:
     cleaned = value.strip().rstrip("/")
     try:
         parts = urlsplit(cleaned)
@@ -58,7 +61,7 @@ def _check_url(value: str) -> str:
     return cleaned
 
 
-def _check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+def check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value in choices:
             return value
@@ -88,7 +91,7 @@ def number_text(number: float) -> str:
     return text.removesuffix(".0")
 
 
-def _check_positive_seconds(example: str) -> Callable[[str], str]:
+def check_positive_seconds(example: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         seconds = _seconds(value)
         if not seconds > 0:
@@ -100,8 +103,7 @@ def _check_positive_seconds(example: str) -> Callable[[str], str]:
     return check
 
 
-_check_positive_float = _check_positive_seconds("2")
-_check_timeout = _check_positive_seconds("900")
+_check_timeout = check_positive_seconds("900")
 
 
 def _check_seconds_or_zero(value: str) -> str:
@@ -177,6 +179,8 @@ class KeySpec:
     environment, or the command-line flag that overrides it. It returns the value as text
     in its usual form; ``toml_type`` is what the file stores it as. A ``secret`` value is
     never printed whole; ``shown`` hides what else must not be printed (a URL's password).
+    ``env_aliases`` are further variables read after ``env``, such as a provider's own
+    customary ``GEMINI_API_KEY``.
     """
 
     env: str
@@ -186,45 +190,47 @@ class KeySpec:
     check: Callable[[str], str] = _check_text
     toml_type: type[str] | type[int] | type[float] = str
     shown: Callable[[str], str] = _as_is
+    env_aliases: tuple[str, ...] = ()
 
     def stored(self, value: str) -> Value:
         """The value checked, as the config file is to hold it (raises :class:`UsageError`)."""
         return self.toml_type(self.check(value))
 
 
-KEYS: dict[str, KeySpec] = {
-    "openai.base_url": KeySpec(
-        "NANOEDIT_OPENAI_BASE_URL", "multipart backend server (https://host or https://host/v1)",
-        check=_check_url, shown=redact_userinfo,
-    ),
-    "openai.api_key": KeySpec("NANOEDIT_OPENAI_API_KEY", "multipart backend API key", secret=True),
-    "openai.api_key_cmd": KeySpec(
-        "NANOEDIT_OPENAI_API_KEY_CMD",
-        "shell command that prints the multipart backend API key (when openai.api_key is unset)",
-    ),
-    "openai.model": KeySpec("NANOEDIT_OPENAI_MODEL", "multipart backend model", "nano-banana"),
-    "openai.image_field": KeySpec(
-        "NANOEDIT_OPENAI_IMAGE_FIELD", "multipart field name for images: image or image[]",
-        "image", check=_check_choice(("image", "image[]")),
-    ),
-    "duomi.base_url": KeySpec(
-        "NANOEDIT_DUOMI_BASE_URL", "URL-list backend server", "https://duomiapi.com",
-        check=_check_url, shown=redact_userinfo,
-    ),
-    "duomi.api_key": KeySpec("NANOEDIT_DUOMI_API_KEY", "URL-list backend API key", secret=True),
-    "duomi.api_key_cmd": KeySpec(
-        "NANOEDIT_DUOMI_API_KEY_CMD",
-        "shell command that prints the URL-list backend API key (when duomi.api_key is unset)",
-    ),
-    "duomi.model": KeySpec(
-        "NANOEDIT_DUOMI_MODEL", "URL-list backend model", "gemini-2.5-flash-image"
-    ),
-    "duomi.poll_interval": KeySpec(
-        "NANOEDIT_DUOMI_POLL_INTERVAL", "seconds before the first poll of a task (grows to 10)",
-        "2", check=_check_positive_float, toml_type=float,
-    ),
+def _check_backend(value: str) -> str:
+    from nanoedit.backends import backend_names
+
+    return check_choice(("auto", *backend_names()))(value)
+
+
+def backend_keys(backend: type[BackendBase]) -> dict[str, KeySpec]:
+    """The config keys a backend owns: the four every backend has, then its own."""
+    name, title = backend.name, backend.title
+    env = f"NANOEDIT_{name.upper()}"
+    keys = {
+        f"{name}.base_url": KeySpec(
+            f"{env}_BASE_URL",
+            f"{title}: server URL",
+            backend.default_base_url,
+            check=check_url,
+            shown=redact_userinfo,
+        ),
+        f"{name}.api_key": KeySpec(
+            f"{env}_API_KEY", f"{title}: API key", secret=True, env_aliases=backend.key_env
+        ),
+        f"{name}.api_key_cmd": KeySpec(
+            f"{env}_API_KEY_CMD",
+            f"{title}: shell command that prints the API key (when {name}.api_key is unset)",
+        ),
+        f"{name}.model": KeySpec(f"{env}_MODEL", f"{title}: model", backend.default_model),
+    }
+    keys |= {f"{name}.{short}": spec for short, spec in backend.extra_keys.items()}
+    return keys
+
+
+CORE_KEYS: dict[str, KeySpec] = {
     "default.backend": KeySpec(
-        "NANOEDIT_BACKEND", "auto, openai or duomi", "auto", check=_check_choice(BACKEND_CHOICES)
+        "NANOEDIT_BACKEND", "auto, or a backend's name", "auto", check=_check_backend
     ),
     "default.out_dir": KeySpec("NANOEDIT_OUT_DIR", "where images are saved (default: .)"),
     "default.ratio": KeySpec(
@@ -251,6 +257,17 @@ KEYS: dict[str, KeySpec] = {
 }  # fmt: skip
 
 
+@cache
+def all_keys() -> dict[str, KeySpec]:
+    """Every config key: each registered backend's, then the core's."""
+    from nanoedit.backends import backend_classes
+
+    keys: dict[str, KeySpec] = {}
+    for backend in backend_classes():
+        keys |= backend_keys(backend)
+    return keys | CORE_KEYS
+
+
 def config_dir(env: Mapping[str, str]) -> Path:
     """The folder that holds the config file."""
     override = env.get(CONFIG_DIR_ENV)
@@ -272,11 +289,12 @@ def closest_keys(key: str) -> list[str]:
     import difflib
 
     cleaned = key.strip().lower().replace("-", "_")
-    if cleaned in KEYS:
+    keys = all_keys()
+    if cleaned in keys:
         return [cleaned]
     name = cleaned.rpartition(".")[2]
-    same_name = [known for known in KEYS if known.rpartition(".")[2] == name]
-    return same_name or difflib.get_close_matches(cleaned, KEYS, n=1)
+    same_name = [known for known in keys if known.rpartition(".")[2] == name]
+    return same_name or difflib.get_close_matches(cleaned, keys, n=1)
 
 
 def _did_you_mean(key: str) -> str:
@@ -287,11 +305,12 @@ def _did_you_mean(key: str) -> str:
 def spec_for(key: str) -> KeySpec:
     """The spec of a key, or a usage error that lists the known keys."""
     try:
-        return KEYS[key]
+        return all_keys()[key]
     except KeyError:
         hint = _did_you_mean(key)
+        known = ", ".join(all_keys())
         raise UsageError(
-            f"unknown config key {key!r}; {hint + ' ' if hint else ''}known keys: {', '.join(KEYS)}"
+            f"unknown config key {key!r}; {hint + ' ' if hint else ''}known keys: {known}"
         ) from None
 
 
@@ -378,7 +397,7 @@ def unknown_keys(document: Mapping[str, Any]) -> list[str]:
         if not isinstance(table, dict):
             found.append(section)
             continue
-        found += [f"{section}.{name}" for name in table if f"{section}.{name}" not in KEYS]
+        found += [f"{section}.{name}" for name in table if f"{section}.{name}" not in all_keys()]
     return found
 
 
@@ -519,10 +538,12 @@ def display_value(key: str, value: str) -> str:
 
 @dataclass(frozen=True)
 class Resolved:
-    """A setting's value and where it came from (``flag``, ``env``, ``file``, ``default``)."""
+    """A setting's value and where it came from (``flag``, ``env``, ``file``, ``default``);
+    ``env_name`` is the variable that gave it."""
 
     value: str | None
     source: str
+    env_name: str | None = None
 
 
 def resolve_key(
@@ -532,14 +553,14 @@ def resolve_key(
     spec = spec_for(key)
     if flag is not None:
         return Resolved(flag, "flag")
-    env_value = env.get(spec.env)
+    env_name = next((name for name in (spec.env, *spec.env_aliases) if env.get(name)), None)
     try:
-        if env_value:
-            return Resolved(spec.check(env_value), "env")
+        if env_name is not None:
+            return Resolved(spec.check(env[env_name]), "env", env_name)
         if key in file_values:
             return Resolved(spec.check(file_values[key]), "file")
     except UsageError as exc:
-        where = f"the environment variable {spec.env}" if env_value else f"config key {key}"
+        where = f"the environment variable {env_name}" if env_name else f"config key {key}"
         raise ConfigError(f"{where}: {exc.message}") from None
     return Resolved(spec.default, "default")
 
@@ -668,10 +689,15 @@ class BackendSettings:
     base_url: str | None
     api_key: str | None
     model: str
-    image_field: str = "image"
-    poll_interval: float = 2.0
     api_key_cmd: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    """The backend's own keys (``image_field``…) by short name, resolved: read with
+    :meth:`option`."""
     _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
+
+    def option(self, short: str) -> str:
+        """The value of the backend's own key ``short`` (empty when unset)."""
+        return dict(self.options).get(short, "")
 
     @property
     def configured(self) -> bool:
@@ -712,8 +738,8 @@ class Flags:
 class Settings:
     """Everything a run needs to know, resolved."""
 
-    openai: BackendSettings
-    duomi: BackendSettings
+    backends: Mapping[str, BackendSettings]
+    """Every registered backend's settings, in registry order."""
     backend: str
     out_dir: Path
     ratio: str
@@ -728,7 +754,7 @@ class Settings:
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
-        return self.openai if name == "openai" else self.duomi
+        return self.backends[name]
 
 
 def permission_warning(path: Path) -> str | None:
@@ -792,9 +818,32 @@ def _flag(option: str, value: float | str | None, key: str) -> str | None:
         return None
     text = number_text(value) if isinstance(value, float) else str(value)
     try:
-        return KEYS[key].check(text)
+        return spec_for(key).check(text)
     except UsageError as exc:
         raise UsageError(f"{option}: {exc.message}") from None
+
+
+def _backend_settings(
+    backend: type[BackendBase], get: Callable[[str], str | None], sandbox: bool
+) -> BackendSettings:
+    """One backend's settings; in the sandbox every backend talks to the emulated server."""
+    name = backend.name
+    options = tuple((short, get(f"{name}.{short}") or "") for short in backend.extra_keys)
+    model = get(f"{name}.model") or backend.default_model
+    if sandbox:
+        from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
+
+        return BackendSettings(name, SANDBOX_BASE_URL, SANDBOX_KEY, model, options=options)
+    url = get(f"{name}.base_url")
+    return BackendSettings(
+        name,
+        # What signs in is the key; a URL's user:password@ would be sent instead of it.
+        without_userinfo(url) if url else None,
+        get(f"{name}.api_key"),
+        model,
+        api_key_cmd=get(f"{name}.api_key_cmd"),
+        options=options,
+    )
 
 
 def load_settings(
@@ -816,39 +865,14 @@ def load_settings(
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
 
-    if sandbox:
-        from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
+    from nanoedit.backends import backend_classes
 
-        openai_url: str | None = SANDBOX_BASE_URL
-        duomi_url: str | None = SANDBOX_BASE_URL
-        openai_key: str | None = SANDBOX_KEY
-        duomi_key: str | None = SANDBOX_KEY
-        openai_cmd: str | None = None
-        duomi_cmd: str | None = None
-    else:
-        openai_url, openai_key = get("openai.base_url"), get("openai.api_key")
-        duomi_url, duomi_key = get("duomi.base_url"), get("duomi.api_key")
-        openai_cmd, duomi_cmd = get("openai.api_key_cmd"), get("duomi.api_key_cmd")
-    warnings += [userinfo_warning("openai", openai_url), userinfo_warning("duomi", duomi_url)]
-    # What signs in is the key; a URL's user:password@ would be sent instead of it.
-    openai_url = without_userinfo(openai_url) if openai_url else None
-    duomi_url = without_userinfo(duomi_url) if duomi_url else None
-    openai = BackendSettings(
-        name="openai",
-        base_url=openai_url,
-        api_key=openai_key,
-        model=get("openai.model") or "nano-banana",
-        image_field=get("openai.image_field") or "image",
-        api_key_cmd=openai_cmd,
-    )
-    duomi = BackendSettings(
-        name="duomi",
-        base_url=duomi_url,
-        api_key=duomi_key,
-        model=get("duomi.model") or "gemini-2.5-flash-image",
-        poll_interval=float(get("duomi.poll_interval") or 2),
-        api_key_cmd=duomi_cmd,
-    )
+    backends = {
+        backend.name: _backend_settings(backend, get, sandbox) for backend in backend_classes()
+    }
+    warnings += [
+        userinfo_warning(name, None if sandbox else get(f"{name}.base_url")) for name in backends
+    ]
     backend = get("default.backend", _flag("--backend", flags.backend, "default.backend"))
     ratio = get("default.ratio", _flag("--ratio", flags.ratio, "default.ratio"))
     size = get("default.size", _flag("--size", flags.size or None, "default.size"))
@@ -858,8 +882,7 @@ def load_settings(
     timeout = get("network.timeout", _flag("--timeout", flags.timeout, "network.timeout")) or "900"
     retries = get("network.retries", _flag("--retries", flags.retries, "network.retries")) or "3"
     return Settings(
-        openai=openai,
-        duomi=duomi,
+        backends=backends,
         backend=backend or "auto",
         out_dir=out_dir,
         ratio=ratio or "auto",
@@ -890,17 +913,20 @@ def size_conflict(settings: Settings) -> SizeConflict | None:
     The backends in use are the one chosen, or with ``auto`` those configured (all of them
     while none is).
     """
+    from nanoedit.backends import backend_class
+
     size = settings.size
     if size is None:
         return None
     names: tuple[str, ...] = (settings.backend,)
     if settings.backend == "auto":
-        configured = tuple(name for name in BACKENDS if settings.backend_settings(name).configured)
-        names = configured or BACKENDS
+        every = tuple(settings.backends)
+        configured = tuple(name for name in every if settings.backend_settings(name).configured)
+        names = configured or every
     failing = []
     for name in names:
         model = settings.backend_settings(name).model
-        if not renders(model_for(name, model), size):
+        if not renders(backend_class(name).model_id(model), size):
             failing.append((name, model))
     if not failing:
         return None

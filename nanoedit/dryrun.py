@@ -54,8 +54,28 @@ def curl_command(request: PlannedRequest, key: str) -> str:
             parts.append(f"-F {shlex.quote(f'{name}=@{location}')}")
     if request.json is not None:
         parts.append("-H 'Content-Type: application/json'")
-        parts.append(f"-d {shlex.quote(json.dumps(request.json, ensure_ascii=False))}")
+        body = json.dumps(request.json, ensure_ascii=False)
+        if request.inline_files:
+            parts.append("--data-binary @-")
+            return f"{_json_feed(body, request.inline_files)} |\n" + " \\\n  ".join(parts)
+        parts.append(f"-d {shlex.quote(body)}")
     return " \\\n  ".join(parts)
+
+
+def _json_feed(body: str, inline_files: tuple[tuple[str, str], ...]) -> str:
+    """A shell group that prints ``body`` with each placeholder replaced by the base64 of its
+    file or URL: an image's base64 is far too long for one command-line argument."""
+    pieces = []
+    rest = body
+    for placeholder, location in inline_files:
+        before, _, rest = rest.partition(placeholder)
+        pieces.append(f"printf '%s' {shlex.quote(before)}")
+        if location.lower().startswith(("http://", "https://")):
+            pieces.append(f"curl -sSL {shlex.quote(location)} | base64 | tr -d '\\n'")
+        else:
+            pieces.append(f"base64 < {shlex.quote(location)} | tr -d '\\n'")
+    pieces.append(f"printf '%s' {shlex.quote(rest)}")
+    return "{ " + "; ".join(pieces) + "; }"
 
 
 def _in_double_quotes(text: str) -> str:

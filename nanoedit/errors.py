@@ -11,8 +11,12 @@ turned into output only at the top, in the command-line layer.
     ├── InputError          4  missing/unreadable file, not an image, bad URL, too many images
     │   ├── OverwriteError  4  refusing to overwrite an existing file
     │   └── OutputError     4  a result cannot be written: disk full, folder not writable
-    ├── ApiError            5  error bodies, failed tasks, safety blocks, answers without an image
-    └── NetworkError        6  connection failures and timeouts
+    ├── ApiError            5  error bodies, failed tasks, answers without an image
+    ├── NetworkError        6  connection failures and timeouts
+    └── RefusedError        8  the provider refused the content (a safety block, a text-only answer)
+
+A refusal is not an outage: a pipeline retries an outage and alerts on a refusal, so a
+refusal has its own code and is never retried.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class ExitCode(IntEnum):
     API = 5
     NETWORK = 6
     PARTIAL = 7
+    REFUSED = 8
     INTERRUPTED = 130
 
 
@@ -96,3 +101,14 @@ class NetworkError(NanoeditError):
 
     exit_code = ExitCode.NETWORK
     kind = "network"
+
+
+class RefusedError(NanoeditError):
+    """The provider declined to make the image: a safety block, a policy refusal, text only.
+
+    The message carries the provider's own reason; sending the same request again would be
+    refused again (and may be charged), so it is never retried.
+    """
+
+    exit_code = ExitCode.REFUSED
+    kind = "refused"

@@ -245,18 +245,23 @@ class JobHttp:
         what: str,
         paid: bool,
         permanent: Callable[[httpx.Response], bool] = lambda response: False,
+        wait_hint: Callable[[httpx.Response], float | None] = lambda response: None,
     ) -> httpx.Response:
         """Send a request and read its whole answer, retrying as the policy allows.
 
         The last answer is returned whatever its status, for the backend to explain;
-        ``permanent`` tells a retryable status that no retry can fix (an unknown model).
+        ``permanent`` tells a retryable status that no retry can fix (an unknown model), and
+        ``wait_hint`` reads a wait the body asks for when there is no ``Retry-After``.
         """
 
         def read(response: httpx.Response) -> httpx.Response:
             response.read()
             return response
 
-        return self.stream(request, read, where=where, what=what, paid=paid, permanent=permanent)
+        return self.stream(
+            request, read, where=where, what=what, paid=paid, permanent=permanent,
+            wait_hint=wait_hint,
+        )  # fmt: skip
 
     def stream(
         self,
@@ -268,6 +273,7 @@ class JobHttp:
         paid: bool,
         follow_redirects: bool = False,
         permanent: Callable[[httpx.Response], bool] = lambda response: False,
+        wait_hint: Callable[[httpx.Response], float | None] = lambda response: None,
     ) -> T:
         """Send a request and hand its streamed answer to ``consume``, retrying as allowed.
 
@@ -296,6 +302,8 @@ class JobHttp:
                         and not permanent(response)
                     ):
                         wait = retry_after(response.headers, self.now())
+                        if wait is None:
+                            wait = wait_hint(response)
                         reason = f"HTTP {response.status_code}"
                     else:
                         return consume(response)

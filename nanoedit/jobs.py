@@ -10,13 +10,12 @@ from urllib.parse import unquote, urlsplit
 
 from nanoedit.errors import InputError, UsageError
 
+# Every ratio some model renders; which model renders which is checked before sending.
 RATIOS: tuple[str, ...] = (
     "auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+    "1:4", "4:1", "1:8", "8:1",
 )  # fmt: skip
-SIZES: tuple[str, ...] = ("1K", "2K", "4K")
-RESPONSE_FORMATS: tuple[str, ...] = ("url", "b64_json")
-BACKEND_CHOICES: tuple[str, ...] = ("auto", "openai", "duomi")
-MAX_COUNT = 10
+SIZES: tuple[str, ...] = ("512", "1K", "2K", "4K")
 # The INPUT (or --ref) that means standard input, as in curl and cat.
 STDIN = "-"
 
@@ -32,13 +31,13 @@ def normalize_ratio(value: str) -> str:
 
 
 def normalize_size(value: str | None) -> str | None:
-    """Return ``1K``, ``2K`` or ``4K`` (any case accepted), ``None`` for no size."""
+    """Return ``512``, ``1K``, ``2K`` or ``4K`` (any case accepted), ``None`` for no size."""
     if value is None or value.strip() == "":
         return None
     cleaned = value.strip().upper()
     if cleaned in SIZES:
         return cleaned
-    raise UsageError(f"invalid size {value!r}; use one of: 1K, 2K, 4K")
+    raise UsageError(f"invalid size {value!r}; use one of: {', '.join(SIZES)}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -21,8 +21,16 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 import httpx
 
 from nanoedit import __version__
-from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
-from nanoedit.backends.base import PlannedRequest, PreparedJob, Progress, ResultImage, host_of
+from nanoedit.backends import backend_class, choose_backend, make_backend
+from nanoedit.backends.base import (
+    BackendBase,
+    PlannedRequest,
+    PreparedJob,
+    Progress,
+    ResultImage,
+    Takes,
+    host_of,
+)
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning
 from nanoedit.errors import (
@@ -37,7 +45,7 @@ from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_clie
 from nanoedit.imageformat import IMAGE_SUFFIXES, describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
 from nanoedit.jobs import ImageSource, Job
-from nanoedit.models import expected_size, model_for, renders
+from nanoedit.models import ModelLimits, expected_size, limits_of
 from nanoedit.save import (
     STDOUT,
     ImageFacts,
@@ -104,6 +112,8 @@ class JobOutcome:
     warnings: list[str] = field(default_factory=list)
     error: NanoeditError | None = None
     skipped: bool = False
+    text: str = ""
+    """What the model said beside its images."""
 
     @property
     def ok(self) -> bool:
@@ -209,12 +219,12 @@ class Runner:
         for outcome in outcomes:
             try:
                 outcome.backend = self.check(outcome.job)
-                outcome.model = model_for(
-                    outcome.backend,
+                backend = backend_class(outcome.backend)
+                outcome.model = backend.model_id(
                     outcome.job.options.model
-                    or self.settings.backend_settings(outcome.backend).model,
+                    or self.settings.backend_settings(outcome.backend).model
                 )
-                check_size(outcome.model, outcome.job.options.size)
+                check_request(backend, outcome.model, outcome.job)
             except NanoeditError as exc:
                 outcome.error = exc
                 continue
@@ -418,7 +428,9 @@ class Runner:
             backend = make_backend(outcome.backend, self.settings, http)
             progress("preparing inputs")
             prepared = self.prepare(job, outcome.backend, outcome.model, http)
-            results = backend.run(prepared, progress)
+            answer = backend.run(prepared, progress)
+            results = answer.images
+            outcome.text = answer.text
             # Worked out once per job: it hashes every input, and each image carries it.
             wanted = self.options.metadata or self.options.sidecar
             provenance = self._provenance(outcome, prepared) if wanted else None
@@ -434,7 +446,7 @@ class Runner:
 
     def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
-        if backend in URL_ONLY_LIMITS:
+        if backend_class(backend).takes is Takes.URLS:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
         uploads = tuple(self.load(source, http) for source in job.images)
         for upload in uploads:
@@ -660,14 +672,41 @@ class Runner:
             raise write_error(exc, path.parent, f"the sidecar {path.name}") from None
 
 
-def check_size(model: str, size: str | None) -> None:
-    """Refuse a size the model cannot render, before a request is paid for."""
-    if not renders(model, size):
+def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
+    """Refuse what the model cannot do (a size, a ratio, too many images) before a request
+    is paid for. Sizes and ratios are the model's own; the image count is checked where the
+    backend knows the model's limit."""
+    options = job.options
+    facts = backend.limits(model) or limits_of(model)
+    if facts is None:
+        return
+    size, ratio = options.size, options.ratio
+    if size is not None and size not in facts.sizes:
+        able = _models_that(lambda other: size in other.sizes)
         raise UsageError(
-            f"{model} renders 1K only, so size {size} cannot be honoured; drop it (from --size, "
-            "NANOEDIT_SIZE or default.size), or choose a model that renders it "
-            "(--model nano-banana-pro or nano-banana-2)"
+            f"{model} renders {', '.join(facts.sizes)} only, so size {size} cannot be honoured; "
+            "drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model that "
+            f"renders it ({able})"
         )
+    if ratio != "auto" and ratio not in facts.ratios:
+        able = _models_that(lambda other: ratio in other.ratios)
+        raise UsageError(
+            f"{model} does not render the ratio {ratio}; choose another --ratio, or a model "
+            f"that renders it ({able})"
+        )
+    limits = backend.limits(model)
+    if limits is not None and len(job.images) > limits.max_images:
+        raise InputError(
+            f"{job.label}: {len(job.images)} images for one job, and {model} takes at most "
+            f"{limits.max_images}; pass fewer --ref images"
+        )
+
+
+def _models_that(test: Callable[[ModelLimits], bool]) -> str:
+    from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS
+
+    names = [alias for alias, model in GOOGLE_ALIASES.items() if test(GOOGLE_MODELS[model])]
+    return "--model " + " or ".join(names)
 
 
 def _parent(path: Path) -> Path:

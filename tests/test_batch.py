@@ -645,7 +645,7 @@ def test_job_file_line_with_its_own_output_among_several_other_lines(served: Ser
     ]  # fmt: skip
 
 
-RATIO_CHOICES = "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"
+RATIO_CHOICES = "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9, 1:4, 4:1, 1:8, 8:1"
 
 
 @pytest.mark.parametrize(
@@ -704,7 +704,7 @@ RATIO_CHOICES = "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"
             '{"input": "in/b.png", "size": "8k"}',
             ["-p", "x"],
             2,
-            "invalid size '8k'; use one of: 1K, 2K, 4K",
+            "invalid size '8k'; use one of: 512, 1K, 2K, 4K",
             id="bad-size",
         ),
         pytest.param(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env
 
-from nanoedit.backends import SETUP_HINTS
+from nanoedit.backends import backend_class
 from nanoedit.check import (
     FAILED,
     KEY_REJECTED,
@@ -236,7 +236,9 @@ def test_an_unconfigured_backend_does_not_fail_the_check(
     results = check_backends(settings_from(backend_env(served, openai=False)), client)
     assert results == [
         CheckResult(
-            "openai", NOT_CONFIGURED, f"no base URL and no API key; run: {SETUP_HINTS['openai']}"
+            "openai",
+            NOT_CONFIGURED,
+            f"no base URL and no API key; run: {backend_class('openai').setup_hint()}",
         ),
         CheckResult("duomi", READY, f"{host(served)}, key accepted"),
     ]
@@ -250,10 +252,14 @@ def test_nothing_configured_fails_and_sends_nothing() -> None:
         results = check_backends(settings_from({}), client)
     assert results == [
         CheckResult(
-            "openai", NOT_CONFIGURED, f"no base URL and no API key; run: {SETUP_HINTS['openai']}"
+            "openai",
+            NOT_CONFIGURED,
+            f"no base URL and no API key; run: {backend_class('openai').setup_hint()}",
         ),
         # duomi's base URL has a default, so only the key is missing.
-        CheckResult("duomi", NOT_CONFIGURED, f"no API key; run: {SETUP_HINTS['duomi']}"),
+        CheckResult(
+            "duomi", NOT_CONFIGURED, f"no API key; run: {backend_class('duomi').setup_hint()}"
+        ),
     ]
     assert check_exit_code(results) == ExitCode.CONFIG
 

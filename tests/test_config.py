@@ -85,7 +85,7 @@ def test_bad_keys_and_values_exit_2() -> None:
     ) in unknown.stderr
     bad = run_cli(["config", "set", "default.ratio", "7:3"])
     assert (bad.exit_code, bad.stderr.strip()) == (
-        2, "error: invalid ratio '7:3'; use one of: auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"
+        2, "error: invalid ratio '7:3'; use one of: auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9, 1:4, 4:1, 1:8, 8:1"
     )  # fmt: skip
     url = run_cli(["config", "set", "openai.base_url", "api.example"])
     assert url.exit_code == 2
@@ -138,7 +138,7 @@ def test_a_run_stopped_by_a_setting_still_prints_json(sample: Path) -> None:
         "error": {
             "kind": "config",
             "message": "the environment variable NANOEDIT_RATIO: invalid ratio 'wide'; use one of: "
-            "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9",
+            "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9, 1:4, 4:1, 1:8, 8:1",
             "exit_code": 3,
         },
     }
@@ -323,10 +323,10 @@ def test_key_command_runs_on_first_use_only_once_across_threads(tmp_path: Path) 
         "NANOEDIT_OPENAI_API_KEY_CMD": counting(counter, "printf 'k3y-from-cmd\\n'"),
     }
     settings = settings_from(env)
-    assert settings.openai.configured
+    assert settings.backends["openai"].configured
     assert not counter.exists()  # loading the settings ran nothing
     with ThreadPoolExecutor(max_workers=8) as pool:
-        keys = list(pool.map(lambda _: settings.openai.key(), range(16)))
+        keys = list(pool.map(lambda _: settings.backends["openai"].key(), range(16)))
     assert keys == ["k3y-from-cmd"] * 16
     assert counter.read_text() == "run\n"
 
@@ -468,7 +468,10 @@ def test_the_sandbox_needs_no_command(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
     env = {"NANOEDIT_OPENAI_API_KEY_CMD": counting(counter, "printf x")}
     settings = settings_from(env, Flags(sandbox=True))
-    assert (settings.openai.api_key_cmd, settings.openai.key()) == (None, "sandbox")
+    assert (settings.backends["openai"].api_key_cmd, settings.backends["openai"].key()) == (
+        None,
+        "sandbox",
+    )
     assert not counter.exists()
 
 

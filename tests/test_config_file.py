@@ -21,7 +21,7 @@ import pytest
 from conftest import OPENAI_KEY, Served, run_cli
 from PIL import Image
 
-from nanoedit.config import KEYS, MAX_RETRIES, keep_broken_copy, write_file
+from nanoedit.config import MAX_RETRIES, all_keys, keep_broken_copy, write_file
 from nanoedit.sandbox import sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
@@ -425,7 +425,7 @@ def test_an_unknown_key_names_the_closest_and_every_known_one(key: str, hint: st
     for args in (["set", key, "x"], ["get", key], ["unset", key]):
         result = run_cli(["config", *args])
         assert (result.exit_code, result.stdout, result.stderr) == (
-            2, "", f"error: unknown config key {key!r}; {hint}known keys: {', '.join(KEYS)}\n"
+            2, "", f"error: unknown config key {key!r}; {hint}known keys: {', '.join(all_keys())}\n"
         ), args  # fmt: skip
 
 
@@ -436,7 +436,7 @@ def test_a_bad_size_lists_the_sizes_as_they_are_written(sample: Path) -> None:
     for args in (["generate", "-p", "x"], ["edit", "cat.png", "-p", "x"]):
         result = run_cli([*args, "--size", "8k", "--sandbox"])
         assert (result.exit_code, result.stdout, result.stderr) == (
-            2, "", "error: --size: invalid size '8k'; use one of: 1K, 2K, 4K\n"
+            2, "", "error: --size: invalid size '8k'; use one of: 512, 1K, 2K, 4K\n"
         )  # fmt: skip
     fine = run_cli(
         ["generate", "-p", "x", "--size", "2k", "--model", "nano-banana-pro", "--sandbox"]
@@ -459,7 +459,7 @@ def test_sizes_still_complete_in_the_shell() -> None:
         text=True,
         timeout=60,
     )
-    assert result.stdout.split() == ["1K", "2K", "4K"]
+    assert result.stdout.split() == ["512", "1K", "2K", "4K"]
 
 
 def test_sandbox_waits_show_seconds_in_the_help() -> None:

@@ -67,7 +67,6 @@ def test_slow_task_is_polled_until_it_succeeds(served: Served) -> None:
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
-        ("task-error", "failed:"),
         ("submit:error200", "refused the task submission (code 500)"),
     ],
 )
@@ -77,6 +76,24 @@ def test_task_failures_exit_5(served: Served, fault: str, message: str) -> None:
     result = run_cli(["edit", url, "-p", "x"], env=backend_env(served))
     assert (result.exit_code, result.stdout) == (5, "")
     assert message in result.stderr
+    assert list(Path(".").iterdir()) == []
+
+
+def test_a_task_refused_by_the_safety_filter_exits_8(served: Served) -> None:
+    served.sandbox.add_faults("task-error")
+    url = f"{served.base_url}/samples/cat.png"
+    result = run_cli(["edit", url, "-p", "x", "--json"], env=backend_env(served))
+    assert result.exit_code == 8
+    task = [r for r in served.sandbox.received if r.path.startswith("/api/gemini/nano-banana/")]
+    task_id = task[-1].path.rsplit("/", 1)[1]
+    message = (
+        f"task {task_id} on {served.base_url.removeprefix('http://')} was refused: image "
+        "generation failed: the output was blocked by the safety filter (IMAGE_SAFETY); "
+        "rephrase the prompt or change the image"
+    )
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+    record = json.loads(result.stdout)
+    assert record["error"] == {"kind": "refused", "message": message, "exit_code": 8}
     assert list(Path(".").iterdir()) == []
 
 
@@ -99,7 +116,7 @@ def test_local_file_refused_by_url_list_backend(served: Served, sample: Path) ->
     assert result.exit_code == 4
     assert result.stderr.strip() == (
         "error: cat.png is a local file, and the duomi backend takes only http(s) URLs; "
-        "use --backend openai (multipart) or pass a public URL"
+        "use --backend openai, or pass a public URL"
     )
     assert served.sandbox.received == []
 

@@ -200,7 +200,7 @@ def test_extension_follows_the_bytes_not_the_url(served: Served, sample: Path) -
         ("empty-url", 5, "answered HTTP 200 with an empty image URL, so no image was made"),
         ("empty-data", 5, "answered HTTP 200 with an empty data list, so no image was made"),
         ("no-data", 5, "answered HTTP 200 with no data list, so no image was made"),
-        ("text-only", 5, "answered with text but no image:"),
+        ("text-only", 8, "answered with text but no image:"),
         ("html502x4", 5, "answered HTTP 502 with a body that is not JSON (it starts like HTML)"),
         ("500x4", 5, "answered HTTP 500:"),
         ("expired", 5, "could not be downloaded"),

@@ -49,6 +49,7 @@ class Case:
 OK = 0
 API = 5
 NET = 6
+REFUSED = 8
 RETRY = "retry 1 of 3"
 
 # The multipart backend: one paid POST, then a download.
@@ -104,7 +105,7 @@ OPENAI_CASES: dict[str, Case] = {
                        "answered HTTP 200 with an empty data list, so no image was made", files=0),
     "empty url": Case("empty-url", API,
                       "answered HTTP 200 with an empty image URL, so no image was made", files=0),
-    "text only": Case("text-only", API, "answered with text but no image:", files=0),
+    "text only": Case("text-only", REFUSED, "answered with text but no image:", files=0),
     "data: URI": Case("data-uri", OK, files=0),
     "redirecting result": Case("redirect", OK, files=2),
     "expired result": Case(
@@ -165,7 +166,7 @@ DUOMI_CASES: dict[str, Case] = {
         "submit:error200", API, "refused the task submission (code 500)", files=0
     ),
     "error in HTTP 200 on a poll": Case("poll:error200", API, "refused the task", files=0),
-    "task error": Case("task-error", API, "failed:", files=0),
+    "task error": Case("task-error", REFUSED, "was refused:", files=0),
     "task never finishes": Case(
         "task-stuck", NET,
         "did not finish within the job's time limit of 2 s (2 s elapsed, last state: running); "

@@ -286,7 +286,8 @@ def test_model_help_says_which_names_are_translated() -> None:
     help_text = " ".join(run_cli(["edit", "--help"]).stdout.split())
     assert (
         "-m, --model ID Model id. nano-banana, nano-banana-pro and nano-banana-2 become "
-        "Google's ids on duomi; every other id, and every id on openai, is sent as given."
+        "the backend's own id where it has one (Google's ids); every other id is sent as "
+        "given."
     ) in help_text
 
 

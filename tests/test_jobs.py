@@ -58,7 +58,7 @@ def test_ratio_and_size_values() -> None:
     assert normalize_size(None) is None
     with pytest.raises(UsageError, match="invalid ratio '7:3'; use one of: auto, 1:1, 2:3"):
         normalize_ratio("7:3")
-    with pytest.raises(UsageError, match="invalid size '8K'; use one of: 1K, 2K, 4K"):
+    with pytest.raises(UsageError, match="invalid size '8K'; use one of: 512, 1K, 2K, 4K"):
         normalize_size("8K")
 
 

@@ -1,36 +1,51 @@
-"""The backends nanoedit speaks, and which one a job goes to.
+"""The registry of backends, and which one a job goes to.
 
-A new backend is one module with a class like :class:`OpenAIBackend` and one line in
-:data:`BACKENDS`.
+A new backend is one module with a :class:`~nanoedit.backends.base.BackendBase` subclass and
+one line in :data:`REGISTRY`. Everything else that lists backends (config keys, ``--backend``
+choices, ``config check``, aliases, automatic selection, completions) is derived from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from functools import cache
+from typing import TYPE_CHECKING
 
-from nanoedit.backends.base import Backend
-from nanoedit.backends.duomi import MAX_IMAGE_URLS, DuomiBackend
-from nanoedit.backends.openai import OpenAIBackend
-from nanoedit.config import BackendSettings, Settings
+from nanoedit.backends.base import BackendBase, Takes
 from nanoedit.errors import ConfigError, InputError
-from nanoedit.http import JobHttp
-from nanoedit.jobs import Job
 
-BackendFactory = Callable[[BackendSettings, JobHttp], Backend]
+if TYPE_CHECKING:
+    from nanoedit.config import Settings
+    from nanoedit.http import JobHttp
+    from nanoedit.jobs import Job
 
-BACKENDS: dict[str, BackendFactory] = {
-    "openai": OpenAIBackend,
-    "duomi": DuomiBackend,
-}
+# "module:class", in the order automatic selection prefers them among those configured.
+REGISTRY: tuple[str, ...] = (
+    "nanoedit.backends.openai:OpenAIBackend",
+    "nanoedit.backends.duomi:DuomiBackend",
+)
 
-# Backends that take only public URLs, with how many images one job may carry.
-URL_ONLY_LIMITS: dict[str, int] = {"duomi": MAX_IMAGE_URLS}
 
-SETUP_HINTS: dict[str, str] = {
-    "openai": "nanoedit config set openai.base_url https://YOUR-SERVER && "
-    "nanoedit config set openai.api_key YOUR-KEY",
-    "duomi": "nanoedit config set duomi.api_key YOUR-KEY",
-}
+@cache
+def backend_classes() -> tuple[type[BackendBase], ...]:
+    """Every registered backend class, in registry order."""
+    classes = []
+    for entry in REGISTRY:
+        module, _, name = entry.partition(":")
+        backend = getattr(importlib.import_module(module), name)
+        assert issubclass(backend, BackendBase), entry
+        classes.append(backend)
+    return tuple(classes)
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every registered backend's name, in registry order."""
+    return tuple(backend.name for backend in backend_classes())
+
+
+def backend_class(name: str) -> type[BackendBase]:
+    """The backend called ``name`` (a name the settings already checked)."""
+    return next(backend for backend in backend_classes() if backend.name == name)
 
 
 def choose_backend(job: Job, settings: Settings) -> str:
@@ -39,42 +54,69 @@ def choose_backend(job: Job, settings: Settings) -> str:
     wanted = settings.backend
     if wanted == "auto":
         wanted = _auto_backend(job, settings, bool(local))
-    limit = URL_ONLY_LIMITS.get(wanted)
-    if limit is not None:
-        if local:
-            raise InputError(
-                f"{local[0].label} is a local file, and the {wanted} backend takes only "
-                "http(s) URLs; use --backend openai (multipart) or pass a public URL"
-            )
-        if len(job.images) > limit:
-            raise InputError(
-                f"{job.label}: {len(job.images)} images for one job, and the {wanted} backend "
-                f"takes at most {limit}; pass fewer --ref images"
-            )
+    backend = backend_class(wanted)
+    if backend.takes is Takes.URLS and local:
+        others = " or ".join(
+            f"--backend {other.name}" for other in backend_classes() if other.takes is Takes.FILES
+        )
+        raise InputError(
+            f"{local[0].label} is a local file, and the {wanted} backend takes only "
+            f"http(s) URLs; use {others}, or pass a public URL"
+        )
+    if backend.max_images is not None and len(job.images) > backend.max_images:
+        raise InputError(
+            f"{job.label}: {len(job.images)} images for one job, and the {wanted} backend "
+            f"takes at most {backend.max_images}; pass fewer --ref images"
+        )
     if not settings.backend_settings(wanted).configured:
-        if settings.backend == "auto" and job.kind == "edit" and not local:
-            setup = f"{SETUP_HINTS['duomi']}, or: {SETUP_HINTS['openai']}"
+        if settings.backend == "auto":
+            suitable = [
+                other
+                for other in backend_classes()
+                if job.kind == "generate" or not local or other.takes is Takes.FILES
+            ]
+            if job.kind == "edit" and not local:
+                # Sorted, not filtered: an API that fetches URLs itself is the first advice.
+                suitable.sort(key=lambda other: other.takes is not Takes.URLS)
+            setup = ", or: ".join(other.setup_hint() for other in suitable)
             raise ConfigError(
                 f"no backend is configured for {job.label}; run: {setup} "
                 "(or try it with no key: add --sandbox)"
             )
         raise ConfigError(
-            f"the {wanted} backend is not configured; run: {SETUP_HINTS[wanted]} "
+            f"the {wanted} backend is not configured; run: {backend.setup_hint()} "
             "(or try it with no key: add --sandbox)"
         )
     return wanted
 
 
 def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
-    # Local files can only travel as multipart; URL-only jobs prefer the URL-list API,
-    # which fetches the images itself, and fall back to downloading them for multipart.
-    if job.kind == "edit" and not has_local and settings.duomi.configured:
-        return "duomi"
-    if settings.openai.configured or job.kind == "edit":
-        return "openai"
-    return "duomi" if settings.duomi.configured else "openai"
+    """The first configured backend, in registry order, that can take the job's inputs.
+
+    Local files can only travel as bytes; a job of URLs alone prefers an API that fetches
+    them itself, and falls back to one that is sent them as files (nanoedit downloads them).
+    """
+    configured = [
+        backend
+        for backend in backend_classes()
+        if settings.backend_settings(backend.name).configured
+    ]
+    if job.kind == "edit" and not has_local:
+        fetching = [backend for backend in configured if backend.takes is Takes.URLS]
+        if fetching:
+            return fetching[0].name
+    usable = [
+        backend
+        for backend in configured
+        if backend.takes is Takes.FILES or (job.kind == "generate")
+    ]
+    if usable:
+        return usable[0].name
+    # Nothing fits: name the first backend that would, for the "not configured" message.
+    takes_files = [backend for backend in backend_classes() if backend.takes is Takes.FILES]
+    return (takes_files or list(backend_classes()))[0].name
 
 
-def make_backend(name: str, settings: Settings, http: JobHttp) -> Backend:
+def make_backend(name: str, settings: Settings, http: JobHttp) -> BackendBase:
     """An instance of the named backend, bound to its settings and the job's network."""
-    return BACKENDS[name](settings.backend_settings(name), http)
+    return backend_class(name)(settings.backend_settings(name), http)

@@ -1,4 +1,11 @@
-"""What every backend shares: the job it is handed, the results it returns, answer parsing."""
+"""What every backend shares: how it describes itself, the job it is handed, the results it
+returns, answer parsing and the judging of a ``config check`` answer.
+
+A backend is a subclass of :class:`BackendBase`: its class attributes say what it is (name,
+config keys, what inputs it takes, aliases, limits, setup hint), its class methods how
+``config check`` probes it, and an instance sends one job. The core derives every list of
+backends from the registry in ``nanoedit.backends`` and never names one.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,22 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
-
-import httpx
 
 from nanoedit.errors import ApiError, AuthError
 from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job
+from nanoedit.models import ModelLimits
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.config import BackendSettings, KeySpec
+    from nanoedit.http import JobHttp
 
 
 class Progress(Protocol):
@@ -54,21 +68,138 @@ class PlannedRequest:
     fields: tuple[tuple[str, str], ...] = ()
     files: tuple[tuple[str, str, str], ...] = ()
     json: Any = None
+    # Strings inside ``json`` that stand for an image's base64 text (placeholder, local path or
+    # URL): too large for a command line, so the curl command pipes them in.
+    inline_files: tuple[tuple[str, str], ...] = ()
     note: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a backend got for one job: its images, and any words the model said beside them."""
+
+    images: list[ResultImage]
+    text: str = ""
+
+
+class Takes(StrEnum):
+    """What a backend's requests carry for input images."""
+
+    FILES = "files"
+    """The image bytes: local files as they are, URLs downloaded by nanoedit first."""
+    URLS = "urls"
+    """Public http(s) URLs only, fetched by the provider."""
+
+
+# The statuses of a ``config check`` verdict.
+READY = "ready"
+KEY_REJECTED = "key rejected"
+UNREACHABLE = "unreachable"
+NOT_CONFIGURED = "not configured"
+NO_KEY = "no key"
+"""The key command failed, so nothing was sent."""
+FAILED = "error"
+"""The server answered, but not as the API should (a wrong base URL, a 429, a JSON 5xx)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a backend judged its ``config check`` answer: a status above and a detail line."""
+
+    status: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The one cheap request that checks a backend, and where it goes (for messages)."""
+
+    url: str
+    key: str = field(repr=False)
+    where: str
+    headers: Mapping[str, str] = field(repr=False)
+
+    def quote(self, text: object, limit: int = 300) -> str:
+        """Server text for a message: one line, clipped, and never the key (servers quote
+        what they were sent more often than they should)."""
+        said = str(text)
+        return clip(said.replace(self.key, "****") if self.key else said, limit)
 
 
 class Backend(Protocol):
     """Turns a prepared job into HTTP requests and the answers into result images."""
 
-    name: str
-
-    def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
+    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send the job and return its images, or raise a :class:`NanoeditError`."""
         ...
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
         """The requests :meth:`run` would start with, sending nothing."""
         ...
+
+
+class BackendBase:
+    """A backend describes itself in class attributes; an instance sends jobs.
+
+    Every backend owns the config keys ``NAME.base_url``, ``NAME.api_key``, ``NAME.api_key_cmd``
+    and ``NAME.model`` (environment ``NANOEDIT_NAME_…``), plus :attr:`extra_keys`.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    """What it is, for help texts: "OpenAI-compatible multipart gateway"."""
+    takes: ClassVar[Takes]
+    default_base_url: ClassVar[str | None] = None
+    default_model: ClassVar[str]
+    key_env: ClassVar[tuple[str, ...]] = ()
+    """The provider's own variables for the key, read after ``NANOEDIT_NAME_API_KEY``."""
+    extra_keys: ClassVar[Mapping[str, KeySpec]] = {}
+    """Config keys of this backend beyond the four every backend has, by their short name."""
+    aliases: ClassVar[Mapping[str, str]] = {}
+    """Model names translated before sending (nano-banana → Google's id); others pass as given."""
+    max_images: ClassVar[int | None] = None
+    """Images one request may carry whatever the model, when the API itself limits it."""
+
+    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        assert settings.base_url is not None
+        self.settings = settings
+        self.http = http
+
+    @classmethod
+    def setup_hint(cls) -> str:
+        """The command that sets this backend up."""
+        key = f"nanoedit config set {cls.name}.api_key YOUR-KEY"
+        if cls.default_base_url:
+            return key
+        return f"nanoedit config set {cls.name}.base_url https://YOUR-SERVER && {key}"
+
+    @classmethod
+    def model_id(cls, model: str) -> str:
+        """The id to send for ``model``: an alias translated, anything else as given."""
+        return cls.aliases.get(model, model)
+
+    @classmethod
+    def limits(cls, model: str) -> ModelLimits | None:
+        """What ``model`` accepts on this backend; None when nanoedit cannot know."""
+        return None
+
+    @classmethod
+    def probe(cls, base_url: str, key: str) -> Probe:
+        """The ``config check`` request: authenticated, free, and makes no image."""
+        raise NotImplementedError
+
+    @classmethod
+    def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
+        """What the probe's answer says: ready, key rejected, or what is wrong."""
+        raise NotImplementedError
+
+    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
+        """Send the job and return its images, or raise a :class:`NanoeditError`."""
+        raise NotImplementedError
+
+    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
+        """The requests :meth:`run` would start with, sending nothing."""
+        raise NotImplementedError
 
 
 def host_of(url: str) -> str:
@@ -138,3 +269,47 @@ def clip(text: str, limit: int = 300) -> str:
     """Server text cut to a length that fits in one message line."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def parse_json(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON at all."""
+    try:
+        return json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def key_fix(settings: BackendSettings) -> str:
+    """How to replace a rejected key, by where it came from."""
+    if settings.api_key:
+        return f"set a valid one with: nanoedit config set {settings.name}.api_key KEY"
+    return f"check what {settings.name}.api_key_cmd prints, or set {settings.name}.api_key"
+
+
+def non_json_verdict(response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
+    """The verdict on a probe answered with something other than the API's JSON."""
+    from nanoedit.imageformat import describe
+
+    status = response.status_code
+    name = settings.name
+    what = describe(response.content)
+    if status in (401, 403):
+        return Verdict(
+            KEY_REJECTED, f"{probe.where} rejected the key (HTTP {status}); {key_fix(settings)}"
+        )
+    if status >= 500:
+        return Verdict(
+            UNREACHABLE,
+            f"{probe.where} answered HTTP {status} with no API answer ({what}); "
+            "the server or a proxy in front of it is down, try again later",
+        )
+    if 300 <= status < 400 and "location" in response.headers:
+        target = probe.quote(response.headers["location"], 120)
+        return Verdict(
+            FAILED,
+            f"{probe.where} redirects to {target}; set {name}.base_url to the address it points to",
+        )
+    return Verdict(
+        FAILED,
+        f"{probe.where} answered HTTP {status} with no API answer ({what}); check {name}.base_url",
+    )

@@ -3,30 +3,48 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nanoedit.backends.base import (
+    FAILED,
+    KEY_REJECTED,
+    READY,
+    Answer,
+    BackendBase,
     PlannedRequest,
     PreparedJob,
+    Probe,
     Progress,
     ResultImage,
+    Takes,
+    Verdict,
     auth_error,
     clip,
     host_of,
+    key_fix,
     looks_like_json,
+    non_json_verdict,
+    parse_json,
     read_json,
     result_from_url,
 )
-from nanoedit.config import BackendSettings
-from nanoedit.errors import ApiError, NetworkError
-from nanoedit.http import JobHttp
+from nanoedit.backends.tasks import poll_until_done
+from nanoedit.config import KeySpec, check_positive_seconds
+from nanoedit.errors import ApiError, RefusedError
+from nanoedit.models import GOOGLE_ALIASES
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.config import BackendSettings
+    from nanoedit.http import JobHttp
 
 MAX_IMAGE_URLS = 10
-MAX_POLL_INTERVAL = 10.0
-POLL_GROWTH = 1.5
 FAILED_STATES = frozenset({"error", "failed", "failure"})
+# How a failed task says the content was refused (内容违规: "content violation"); such a
+# task failed for good, and its reason is the provider's to show.
+REFUSAL_WORDS = ("违规", "敏感", "safety", "policy", "prohibited", "blocked", "violat")
+CHECK_TASK = "nanoedit-config-check"
 
 
 @dataclass
@@ -36,20 +54,68 @@ class _Task:
     images: list[ResultImage] | None = None
 
 
-class DuomiBackend:
+class DuomiBackend(BackendBase):
     """Submits jobs as tasks with the raw key and polls them until they end or time runs out.
 
     The job's time budget (``JobHttp.deadline``, from ``--timeout``) bounds the polling too.
     """
 
     name = "duomi"
+    title = "duomi URL-list API (asynchronous tasks)"
+    takes = Takes.URLS
+    default_base_url = "https://duomiapi.com"
+    default_model = "gemini-2.5-flash-image"
+    aliases: ClassVar[dict[str, str]] = GOOGLE_ALIASES
+    max_images = MAX_IMAGE_URLS
+    extra_keys: ClassVar[dict[str, KeySpec]] = {
+        "poll_interval": KeySpec(
+            "NANOEDIT_DUOMI_POLL_INTERVAL", "seconds before the first poll of a task (grows to 10)",
+            "2", check=check_positive_seconds("2"), toml_type=float,
+        ),
+    }  # fmt: skip
 
     def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        super().__init__(settings, http)
         assert settings.base_url is not None
-        self.settings = settings
-        self.http = http
         self.root = settings.base_url.rstrip("/")
         self.where = host_of(self.root)
+        self.poll_interval = float(settings.option("poll_interval") or 2)
+
+    @classmethod
+    def probe(cls, base_url: str, key: str) -> Probe:
+        """A poll of a task that does not exist: a good key gets "not found", a bad one 401."""
+        root = base_url.rstrip("/")
+        url = f"{root}/api/gemini/nano-banana/{CHECK_TASK}"
+        # The raw key: this API rejects the "Bearer" prefix.
+        return Probe(url, key, host_of(root), {"Authorization": key})
+
+    @classmethod
+    def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
+        """duomi puts its own code next to the HTTP status; both are read."""
+        body = parse_json(response)
+        if not isinstance(body, dict):
+            return non_json_verdict(response, probe, settings)
+        status = response.status_code
+        code = "" if body.get("code") is None else probe.quote(body["code"], 20)
+        message = probe.quote(body.get("msg") or body.get("message") or "no message")
+        answer = f"HTTP {status}, code {code}" if code else f"HTTP {status}"
+        if status in (401, 403) or code in ("401", "403"):
+            return Verdict(
+                KEY_REJECTED,
+                f"{probe.where} rejected the key ({answer}: {message}); {key_fix(settings)}",
+            )
+        # Past the key check the made-up task is not found (the sandbox says code 404). How the
+        # real server words that is not documented, so any complaint about the request (a 4xx
+        # code other than 429) counts as the key having passed.
+        if 200 <= status < 300 and (code == "200" or (code[:1] == "4" and code != "429")):
+            return Verdict(READY, f"{probe.where}, key accepted")
+        if status == 404:
+            return Verdict(
+                FAILED,
+                f"{probe.where} has no duomi API there ({answer}: {message}); "
+                f"check {settings.name}.base_url",
+            )
+        return Verdict(FAILED, f"{probe.where} answered {answer}: {message}")
 
     def body(self, prepared: PreparedJob) -> dict[str, Any]:
         """The JSON body of one task, fields in the documented order."""
@@ -80,34 +146,25 @@ class DuomiBackend:
         )
         return [request] * prepared.job.options.count
 
-    def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
+    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Submit ``count`` tasks, then poll them together until every one has ended."""
-        deadline = self.http.deadline
         tasks = []
         for _ in range(prepared.job.options.count):
             progress("submitting task")
             tasks.append(_Task(self._submit(self._submit_url(prepared), self.body(prepared))))
         progress("waiting for the model, task submitted")
-        interval = self.settings.poll_interval
-        while True:
-            self.http.sleep(min(interval, deadline.remaining()))
-            pending = [task for task in tasks if task.images is None]
-            if deadline.remaining() <= 0:
-                ids = ", ".join(task.task_id for task in pending)
-                raise NetworkError(
-                    f"task {ids} on {self.where} did not finish within the job's time limit of "
-                    f"{deadline.seconds:g} s ({deadline.elapsed():.0f} s elapsed, last state: "
-                    f"{pending[0].state}); it may still finish on the server, so wait before "
-                    "sending the job again, or raise --timeout"
-                )
-            for task in pending:
-                self._poll(task)
-            pending = [task for task in tasks if task.images is None]
-            if not pending:
-                break
-            progress(f"waiting for the model, task {pending[0].state}")
-            interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
-        return [image for task in tasks for image in task.images or []]
+        poll_until_done(
+            tasks,
+            self._poll,
+            self.http,
+            progress,
+            first_interval=self.poll_interval,
+            state=lambda task: task.state,
+            timed_out=lambda pending: (
+                f"task {', '.join(task.task_id for task in pending)} on {self.where}"
+            ),
+        )
+        return Answer([image for task in tasks for image in task.images or []])
 
     def _headers(self) -> dict[str, str]:
         # The raw key: this API rejects the "Bearer" prefix.
@@ -123,7 +180,7 @@ class DuomiBackend:
             raise ApiError(f"{self.where} accepted the task but sent no task id; try again later")
         return str(task_id)
 
-    def _poll(self, task: _Task) -> None:
+    def _poll(self, task: _Task) -> bool:
         url = f"{self.root}/api/gemini/nano-banana/{task.task_id}"
         request = self.http.client.build_request("GET", url, headers=self._headers())
         what = f"the poll of task {task.task_id}"
@@ -135,10 +192,17 @@ class DuomiBackend:
         task.state = str(data.get("state") or "unknown")
         if task.state == "succeeded":
             task.images = _images_of(data, task.task_id, self.where)
-        elif task.state in FAILED_STATES:
+            return True
+        if task.state in FAILED_STATES:
             reason = clip(str(data.get("msg") or answer.get("msg") or "no reason given"))
+            if any(word in reason.lower() for word in REFUSAL_WORDS):
+                raise RefusedError(
+                    f"task {task.task_id} on {self.where} was refused: {reason}; "
+                    "rephrase the prompt or change the image"
+                )
             raise ApiError(f"task {task.task_id} on {self.where} failed: {reason}")
         # pending, running and states nobody has documented: keep polling until the deadline.
+        return False
 
     def _check(self, response: httpx.Response, what: str) -> dict[str, Any]:
         """The answer as a dict, once both the HTTP status and the ``code`` field say success."""

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nanoedit.backends.base import (
+    FAILED,
+    KEY_REJECTED,
+    READY,
+    Answer,
+    BackendBase,
     PlannedRequest,
     PreparedJob,
+    Probe,
     Progress,
     ResultImage,
+    Takes,
+    Verdict,
     auth_error,
     clip,
     decode_base64,
     host_of,
+    key_fix,
     looks_like_json,
+    non_json_verdict,
+    parse_json,
     read_json,
     result_from_url,
 )
-from nanoedit.config import BackendSettings
-from nanoedit.errors import ApiError, NanoeditError
-from nanoedit.http import JobHttp, with_upload_progress
+from nanoedit.config import KeySpec, check_choice
+from nanoedit.errors import ApiError, NanoeditError, RefusedError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.config import BackendSettings
+    from nanoedit.http import JobHttp
 
 # What each error code of the new-api/one-api gateways means for the user.
 ERROR_HINTS: dict[str, str] = {
@@ -29,7 +43,12 @@ ERROR_HINTS: dict[str, str] = {
     "insufficient_user_quota": "the account's quota is used up; top it up or use another key",
     "prompt_blocked": "the provider's safety filter blocked the prompt; rephrase it",
     "sensitive_words_detected": "the provider's filter flagged words in the prompt; rephrase it",
+    "content_policy_violation": "the provider's content policy refused the request; rephrase it",
 }
+# Codes that mean the content was refused, not that anything failed (exit 8, never retried).
+REFUSAL_CODES = frozenset(
+    {"prompt_blocked", "sensitive_words_detected", "content_policy_violation"}
+)
 AUTH_CODES = frozenset({"invalid_api_key", "invalid_token", "unauthorized"})
 
 
@@ -39,17 +58,70 @@ def api_root(base_url: str) -> str:
     return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendBase):
     """Sends jobs as OpenAI-style image requests with a ``Bearer`` key."""
 
     name = "openai"
+    title = "OpenAI-compatible multipart gateway"
+    takes = Takes.FILES
+    default_model = "nano-banana"
+    extra_keys: ClassVar[dict[str, KeySpec]] = {
+        "image_field": KeySpec(
+            "NANOEDIT_OPENAI_IMAGE_FIELD", "multipart field name for images: image or image[]",
+            "image", check=check_choice(("image", "image[]")),
+        ),
+    }  # fmt: skip
 
     def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        super().__init__(settings, http)
         assert settings.base_url is not None
-        self.settings = settings
-        self.http = http
         self.root = api_root(settings.base_url)
         self.where = host_of(self.root)
+        self.image_field = settings.option("image_field") or "image"
+
+    @classmethod
+    def probe(cls, base_url: str, key: str) -> Probe:
+        """The gateway's model list."""
+        root = api_root(base_url)
+        return Probe(f"{root}/v1/models", key, host_of(root), {"Authorization": f"Bearer {key}"})
+
+    @classmethod
+    def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
+        """A model list means ready; an error object says what is wrong."""
+        body = parse_json(response)
+        if not isinstance(body, dict):
+            return non_json_verdict(response, probe, settings)
+        status = response.status_code
+        error = body.get("error")
+        if error:
+            message = probe.quote(
+                (error.get("message") or "no message") if isinstance(error, dict) else error
+            )
+            code = (
+                probe.quote(error.get("code") or error.get("type") or "", 60)
+                if isinstance(error, dict)
+                else ""
+            )
+            shown = f"{message} [{code}]" if code else message
+            if status in (401, 403) or code in AUTH_CODES:
+                return Verdict(
+                    KEY_REJECTED,
+                    f"{probe.where} rejected the key (HTTP {status}: {shown}); {key_fix(settings)}",
+                )
+            return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
+        if status in (401, 403):
+            return Verdict(
+                KEY_REJECTED,
+                f"{probe.where} rejected the key (HTTP {status}); {key_fix(settings)}",
+            )
+        models = body.get("data")
+        if 200 <= status < 300 and isinstance(models, list):
+            return Verdict(READY, f"{probe.where}, {len(models)} models")
+        return Verdict(
+            FAILED,
+            f"{probe.where} answered HTTP {status} with JSON that is not a model list; "
+            f"check {settings.name}.base_url",
+        )
 
     def fields(self, prepared: PreparedJob) -> dict[str, str]:
         """The text fields of a request, in the order they are sent."""
@@ -89,19 +161,20 @@ class OpenAIBackend:
                 headers,
                 fields=tuple(self.fields(prepared).items()),
                 files=tuple(
-                    (self.settings.image_field, source.location, "")
-                    for source in prepared.job.images
+                    (self.image_field, source.location, "") for source in prepared.job.images
                 ),
             )
         ]
 
-    def run(self, prepared: PreparedJob, progress: Progress) -> list[ResultImage]:
+    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send one edit (multipart) or generation (JSON) and parse the answer."""
+        from nanoedit.http import with_upload_progress
+
         headers = {"Authorization": f"Bearer {self.settings.key()}"}
         client = self.http.client
         if prepared.job.kind == "edit":
             files = [
-                (self.settings.image_field, (image.filename, image.data, image.mime))
+                (self.image_field, (image.filename, image.data, image.mime))
                 for image in prepared.uploads
             ]
             request = client.build_request(
@@ -129,7 +202,7 @@ class OpenAIBackend:
         response = self.http.send(
             request, where=self.where, what=what, paid=True, permanent=is_permanent
         )
-        return parse_answer(response, self.where, prepared.job.options.prompt)
+        return Answer(parse_answer(response, self.where, prepared.job.options.prompt))
 
 
 def is_permanent(response: httpx.Response) -> bool:
@@ -188,7 +261,7 @@ def parse_answer(response: httpx.Response, where: str, prompt: str) -> list[Resu
     if results:
         return results
     if texts:
-        raise ApiError(
+        raise RefusedError(
             f"{where} answered with text but no image: {clip(texts[0])!r}; "
             "the model declined or only described the result, rephrase the prompt"
         )
@@ -206,6 +279,8 @@ def _error_from_object(error: Any, status: int, where: str) -> NanoeditError:
     if status in (401, 403) or code in AUTH_CODES:
         return auth_error("openai", where, message)
     hint = ERROR_HINTS.get(code)
+    if code in REFUSAL_CODES:
+        return RefusedError(f"{where} refused the request: {message} [{code}]; {hint}")
     if hint is None and status == 429:
         hint = "the server is rate limiting requests; wait a little and try again"
     detail = f" [{code}]" if code else ""

@@ -1,0 +1,48 @@
+"""What every asynchronous API shares: submit, then poll each task with a growing interval
+until all have ended, inside the job's time budget (``--timeout``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from nanoedit.errors import NetworkError
+
+if TYPE_CHECKING:
+    from nanoedit.backends.base import Progress
+    from nanoedit.http import JobHttp
+
+T = TypeVar("T")
+MAX_POLL_INTERVAL = 10.0
+POLL_GROWTH = 1.5
+
+
+def poll_until_done(
+    tasks: Sequence[T],
+    poll: Callable[[T], bool],
+    http: JobHttp,
+    progress: Progress,
+    *,
+    first_interval: float,
+    state: Callable[[T], str],
+    timed_out: Callable[[list[T]], str],
+) -> None:
+    """Poll every task not yet done until ``poll`` says each has ended (it raises on a failed
+    task). Waits grow from ``first_interval`` by half each round up to 10 s, and never past
+    the job's deadline: then a :class:`NetworkError` says ``timed_out(pending)``."""
+    deadline = http.deadline
+    interval = first_interval
+    pending = list(tasks)
+    while pending:
+        http.sleep(min(interval, deadline.remaining()))
+        if deadline.remaining() <= 0:
+            raise NetworkError(
+                f"{timed_out(pending)} did not finish within the job's time limit of "
+                f"{deadline.seconds:g} s ({deadline.elapsed():.0f} s elapsed, last state: "
+                f"{state(pending[0])}); it may still finish on the server, so wait before "
+                "sending the job again, or raise --timeout"
+            )
+        pending = [task for task in pending if not poll(task)]
+        if pending:
+            progress(f"waiting for the model, task {state(pending[0])}")
+        interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
