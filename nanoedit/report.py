@@ -54,6 +54,7 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
         ],
         "skipped": outcome.skipped,
         "warnings": list(outcome.warnings),
+        "text": outcome.text,
         "error": None if error is None else error_json(error),
     }
 
@@ -229,6 +230,9 @@ class Reporter:
                         f"skipped {outcome.job.label}: its result is already there "
                         "(--skip-existing)"
                     )
+                if outcome.text:
+                    # The model's own words: a Text, so brackets in them are not markup.
+                    self.console.print(Text(f"{outcome.job.label}: the model says: {outcome.text}"))
             if outcome.error is not None:
                 self.error(outcome.error)
 

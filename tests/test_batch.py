@@ -1025,7 +1025,7 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
                   "bytes": Path(name).stat().st_size}  # fmt: skip
         return {"ok": True, "kind": "edit", "backend": "openai", "model": "nano-banana",
                 "prompt": "x", "inputs": [source], "outputs": [output], "skipped": False,
-                "warnings": [], "error": None}  # fmt: skip
+                "warnings": [], "text": "", "error": None}  # fmt: skip
 
     message = (
         f"the input {url} could not be downloaded from {host}: HTTP 404 (it starts like text); "
@@ -1035,7 +1035,7 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
         "in/a.png": done("in/a.png", "a-edit.png"),
         "in/b.png": done("in/b.png", "b-edit.png"),
         url: {"ok": False, "kind": "edit", "backend": "openai", "model": "nano-banana",
-              "prompt": "x", "inputs": [url], "outputs": [], "skipped": False, "warnings": [],
+              "prompt": "x", "inputs": [url], "outputs": [], "skipped": False, "warnings": [], "text": "",
               "error": {"kind": "input", "message": message, "exit_code": 4}},
     }  # fmt: skip
     *lines, last = result.stderr.splitlines()

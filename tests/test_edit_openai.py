@@ -149,7 +149,7 @@ def test_b64_json_answers_are_decoded(served: Served, sample: Path) -> None:
         "inputs": ["cat.png"],
         "outputs": [{"path": "cat-edit.png", "width": 1184, "height": 864, "format": "png",
                      "bytes": Path("cat-edit.png").stat().st_size}],
-        "skipped": False, "warnings": [], "error": None,
+        "skipped": False, "warnings": [], "text": "", "error": None,
     }  # fmt: skip
     assert served.sandbox.received[0].fields["response_format"] == ["b64_json"]
     assert len(served.sandbox.received) == 1  # nothing to download
