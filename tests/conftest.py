@@ -18,6 +18,7 @@ from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 OPENAI_KEY = "sk-test-openai-key-0001"
 DUOMI_KEY = "duomi-test-key-0002"
+GEMINI_KEY = "AIza-test-gemini-key-0003"
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys."""
-    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY}))
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY}))
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
 
@@ -58,14 +59,19 @@ def sample(isolated: Path) -> Path:
     return path
 
 
-def backend_env(served: Served, *, openai: bool = True, duomi: bool = True) -> dict[str, str]:
-    """Environment that points nanoedit at the served sandbox."""
+def backend_env(
+    served: Served, *, openai: bool = True, duomi: bool = True, gemini: bool = False
+) -> dict[str, str]:
+    """Environment that points nanoedit at the served sandbox (Gemini only when asked: it
+    comes last in automatic selection, and most tests check the two reseller APIs)."""
     # Short waits: the retry policy itself is what the fault tests check, not its patience.
     env = {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.01", "NANOEDIT_BACKOFF": "0.01"}
     if openai:
         env |= {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
     if duomi:
         env |= {"NANOEDIT_DUOMI_BASE_URL": served.base_url, "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY}
+    if gemini:
+        env |= {"NANOEDIT_GEMINI_BASE_URL": served.base_url, "NANOEDIT_GEMINI_API_KEY": GEMINI_KEY}
     return env
 
 

@@ -39,6 +39,12 @@ def client() -> Iterator[httpx.Client]:
         yield plain
 
 
+# No test here sets a Gemini key: it is listed, not set up, and sends nothing.
+GEMINI_NOT_CONFIGURED = CheckResult(
+    "gemini", NOT_CONFIGURED, "no API key; run: nanoedit config set gemini.api_key YOUR-KEY"
+)
+
+
 def settings_from(env: dict[str, str]) -> Settings:
     """Settings from these variables only (and the test's empty config folder)."""
     return load_settings({"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]} | env, Flags())
@@ -79,6 +85,7 @@ def test_both_ready(served: Served, client: httpx.Client) -> None:
     assert results == [
         CheckResult("openai", READY, f"{host(served)}, {len(OPENAI_MODELS)} models"),
         CheckResult("duomi", READY, f"{host(served)}, key accepted"),
+        GEMINI_NOT_CONFIGURED,
     ]
     assert sent(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
@@ -98,6 +105,7 @@ def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
     assert [(result.backend, result.status) for result in results] == [
         ("openai", KEY_REJECTED),
         ("duomi", KEY_REJECTED),
+        ("gemini", NOT_CONFIGURED),
     ]
     assert results[0].detail.startswith(
         f"{where} rejected the key (HTTP 401: invalid token (request id: "
@@ -129,8 +137,9 @@ def test_a_closed_port_is_unreachable(client: httpx.Client) -> None:
     assert [(result.backend, result.status) for result in results] == [
         ("openai", UNREACHABLE),
         ("duomi", UNREACHABLE),
+        ("gemini", NOT_CONFIGURED),
     ]
-    for result in results:
+    for result in results[:2]:
         # The errno text is the platform's own ("Connection refused" and its number).
         assert result.detail.startswith(f"cannot connect to 127.0.0.1:{port} (")
         assert result.detail.endswith("); check the address and the network")
@@ -147,6 +156,7 @@ def test_a_proxy_page_is_unreachable(served: Served, client: httpx.Client) -> No
     assert results == [
         CheckResult("openai", UNREACHABLE, page),
         CheckResult("duomi", UNREACHABLE, page),
+        GEMINI_NOT_CONFIGURED,
     ]
     assert check_exit_code(results) == ExitCode.NETWORK
 
@@ -157,6 +167,7 @@ def test_an_error_in_json_is_an_api_error(served: Served, client: httpx.Client) 
     assert [(result.backend, result.status) for result in results] == [
         ("openai", FAILED),
         ("duomi", FAILED),
+        ("gemini", NOT_CONFIGURED),
     ]
     assert results[0].detail.startswith(
         f"{host(served)} answered HTTP 200: upstream error: do request failed (request id: "
@@ -187,6 +198,7 @@ def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> N
             f"{host(served)} answered HTTP 404 with no API answer (it starts like text); "
             "check duomi.base_url",
         ),
+        GEMINI_NOT_CONFIGURED,
     ]
 
 
@@ -241,6 +253,7 @@ def test_an_unconfigured_backend_does_not_fail_the_check(
             f"no base URL and no API key; run: {backend_class('openai').setup_hint()}",
         ),
         CheckResult("duomi", READY, f"{host(served)}, key accepted"),
+        GEMINI_NOT_CONFIGURED,
     ]
     assert results[0].passed
     assert sent(served) == [("GET", DUOMI_PATH, DUOMI_KEY)]
@@ -260,6 +273,7 @@ def test_nothing_configured_fails_and_sends_nothing() -> None:
         CheckResult(
             "duomi", NOT_CONFIGURED, f"no API key; run: {backend_class('duomi').setup_hint()}"
         ),
+        GEMINI_NOT_CONFIGURED,
     ]
     assert check_exit_code(results) == ExitCode.CONFIG
 

@@ -276,9 +276,10 @@ def test_a_default_size_the_default_models_cannot_render_is_refused() -> None:
     assert (refused.exit_code, refused.stdout) == (2, "")
     assert refused.stderr == (
         "error: default.size 2K cannot be rendered by openai.model nano-banana or duomi.model "
-        "gemini-2.5-flash-image (1K only), so every run would fail; set openai.model and "
-        "duomi.model to nano-banana-pro or nano-banana-2 first, or leave default.size unset "
-        "and pass --size with --model when you need it\n"
+        "gemini-2.5-flash-image or gemini.model gemini-2.5-flash-image (1K only), so every run "
+        "would fail; set openai.model and duomi.model and gemini.model to nano-banana-pro or "
+        "nano-banana-2 first, or leave default.size unset and pass --size with --model when "
+        "you need it\n"
     )
     assert not config_file().exists()
     assert run_cli(["config", "set", "default.size", "1K"]).exit_code == 0
@@ -286,16 +287,17 @@ def test_a_default_size_the_default_models_cannot_render_is_refused() -> None:
     # One backend can render it: the setting is kept, with a word about the other one.
     partly = run_cli(["config", "set", "default.size", "4k"])
     assert (partly.exit_code, partly.stderr) == (0, (
-        "warning: default.size 4K cannot be rendered by duomi.model gemini-2.5-flash-image "
-        "(1K only), so jobs sent to duomi would fail; set duomi.model to nano-banana-pro or "
-        "nano-banana-2\n"
+        "warning: default.size 4K cannot be rendered by duomi.model gemini-2.5-flash-image or "
+        "gemini.model gemini-2.5-flash-image (1K only), so jobs sent to duomi or gemini would "
+        "fail; set duomi.model and gemini.model to nano-banana-pro or nano-banana-2\n"
         f"set default.size = 4K in {config_file()}\n"
     ))  # fmt: skip
     # Going back to a 1K-only model is refused in turn, naming both settings.
     back = run_cli(["config", "set", "openai.model", "gemini-2.5-flash-image"])
     assert (back.exit_code, back.stderr) == (2, (
         "error: default.size 4K cannot be rendered by openai.model gemini-2.5-flash-image or "
-        "duomi.model gemini-2.5-flash-image (1K only), so every run would fail; choose a model "
+        "duomi.model gemini-2.5-flash-image or gemini.model gemini-2.5-flash-image (1K only), "
+        "so every run would fail; choose a model "
         "that renders 4K for openai.model (nano-banana-pro or nano-banana-2), or first remove "
         "default.size: nanoedit config unset default.size\n"
     ))  # fmt: skip
@@ -417,7 +419,7 @@ def test_broken_copies_made_in_the_same_second_do_not_replace_each_other(tmp_pat
         ("OpenAI.API-Key", "did you mean openai.api_key? "),
         ("default.retries", "did you mean network.retries? "),
         ("timeout", "did you mean network.timeout? "),
-        ("default.model", "did you mean openai.model or duomi.model? "),
+        ("default.model", "did you mean openai.model or duomi.model or gemini.model? "),
         ("colour", ""),
     ],
 )

@@ -28,7 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env, big_jpeg, run_cli
+from conftest import DUOMI_KEY, GEMINI_KEY, OPENAI_KEY, Served, backend_env, big_jpeg, run_cli
 from PIL import Image, PngImagePlugin
 
 from nanoedit import __version__
@@ -712,18 +712,23 @@ def check_requests(served: Served) -> list[tuple[str, str, str]]:
     return [(r.method, r.path, r.headers.get("authorization", "")) for r in served.sandbox.received]
 
 
-def test_config_check_both_ready(served: Served) -> None:
-    result = run_cli(["config", "check"], env=backend_env(served))
+def test_config_check_every_backend_ready(served: Served) -> None:
+    env = backend_env(served, gemini=True)
+    result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
         f"openai  ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
         f"duomi   ready  ({host(served)}, key accepted)\n"
+        f"gemini  ready  ({host(served)}, key accepted)\n"
     )
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
         ("GET", DUOMI_CHECK, DUOMI_KEY),
+        ("GET", "/v1beta/models/gemini-2.5-flash-image", ""),
     ]
-    as_json = run_cli(["config", "check", "--json"], env=backend_env(served))
+    # Google's key travels in its own header.
+    assert served.sandbox.received[2].headers["x-goog-api-key"] == GEMINI_KEY
+    as_json = run_cli(["config", "check", "--json"], env=env)
     assert as_json.exit_code == 0
     assert json.loads(as_json.stdout) == {
         "ok": True,
@@ -732,6 +737,8 @@ def test_config_check_both_ready(served: Served) -> None:
             {"backend": "openai", "status": "ready",
              "detail": f"{host(served)}, {len(OPENAI_MODELS)} models", "passed": True},
             {"backend": "duomi", "status": "ready", "detail": f"{host(served)}, key accepted",
+             "passed": True},
+            {"backend": "gemini", "status": "ready", "detail": f"{host(served)}, key accepted",
              "passed": True},
         ],
     }  # fmt: skip
@@ -742,7 +749,10 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
     env = backend_env(served) | {"NANOEDIT_OPENAI_API_KEY": wrong, "NANOEDIT_DUOMI_API_KEY": wrong}
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (3, "")
-    openai, duomi = result.stdout.splitlines()
+    openai, duomi, gemini = result.stdout.splitlines()
+    assert gemini == (
+        "gemini  not configured  (no API key; run: nanoedit config set gemini.api_key YOUR-KEY)"
+    )
     prefix = f"openai  key rejected  ({host(served)} rejected the key (HTTP 401: invalid token (request id: "
     assert openai.startswith(prefix)
     request_id, tail = openai[len(prefix) :].split(")", 1)
@@ -771,7 +781,10 @@ def test_config_check_unreachable_exits_6() -> None:
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (6, "")
     reason = f"cannot connect to 127.0.0.1:{port} ([Errno 111] Connection refused); check the address and the network"
-    assert result.stdout == f"openai  unreachable  ({reason})\nduomi   unreachable  ({reason})\n"
+    assert result.stdout == (
+        f"openai  unreachable  ({reason})\nduomi   unreachable  ({reason})\n"
+        "gemini  not configured  (no API key; run: nanoedit config set gemini.api_key YOUR-KEY)\n"
+    )
 
 
 def test_config_check_sandbox_and_a_backend_not_set_up(served: Served) -> None:
@@ -780,12 +793,14 @@ def test_config_check_sandbox_and_a_backend_not_set_up(served: Served) -> None:
     assert sandbox.stdout == (
         f"openai  ready  (nanoedit-sandbox.invalid, {len(OPENAI_MODELS)} models)\n"
         "duomi   ready  (nanoedit-sandbox.invalid, key accepted)\n"
+        "gemini  ready  (nanoedit-sandbox.invalid, key accepted)\n"
     )
     only_openai = run_cli(["config", "check"], env=backend_env(served, duomi=False))
     assert only_openai.exit_code == 0
     assert only_openai.stdout == (
         f"openai  ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
         "duomi   not configured  (no API key; run: nanoedit config set duomi.api_key YOUR-KEY)\n"
+        "gemini  not configured  (no API key; run: nanoedit config set gemini.api_key YOUR-KEY)\n"
     )
     assert check_requests(served) == [("GET", "/v1/models", f"Bearer {OPENAI_KEY}")]
     nothing = run_cli(["config", "check"])

@@ -13,6 +13,7 @@ from nanoedit.sandbox.duomi_api import DuomiApi
 from nanoedit.sandbox.faults import FILES, PASS_THROUGH, FaultPlan, Phase, Stage, status_answer
 from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
 from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_download
+from nanoedit.sandbox.gemini_api import GeminiApi
 from nanoedit.sandbox.openai_api import OpenAIApi
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
@@ -54,7 +55,7 @@ CHALLENGE_PAGE = (
 )
 # The emulated APIs. A request goes to the first that answers it, so one that claims part of
 # another's paths comes before it.
-APIS: tuple[type[EmulatedApi], ...] = (OpenAIApi, DuomiApi)
+APIS: tuple[type[EmulatedApi], ...] = (GeminiApi, OpenAIApi, DuomiApi)
 INDEX = (
     "nanoedit sandbox: an emulated image API, no key and no network needed.\n\n"
     + "".join(api.index for api in APIS)

@@ -8,6 +8,9 @@ from enum import Enum
 
 RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 SIZES: tuple[str, ...] = ("1K", "2K", "4K")
+# Only gemini-3.1-flash-image draws these, and only Google's own API asks for them.
+WIDE_RATIOS: tuple[str, ...] = ("1:4", "4:1", "1:8", "8:1")
+HALF_SIZE = "512"
 # What the model says instead of drawing when it declines.
 REFUSAL = (
     "I can't create this image: the request may go against the content policy. "
@@ -49,6 +52,13 @@ PRO_SIZES_1K: dict[str, tuple[int, int]] = {
         )
     },
 }
+# gemini-3.1-flash-image's extra ratios at 1K.
+WIDE_SIZES_1K: dict[str, tuple[int, int]] = {
+    "1:4": (512, 2048),
+    "4:1": (2048, 512),
+    "1:8": (384, 3072),
+    "8:1": (3072, 384),
+}
 SIZE_FACTORS: dict[str, int] = {"1K": 1, "2K": 2, "4K": 4}
 
 
@@ -57,11 +67,13 @@ class Family(Enum):
 
     FLASH = "gemini-2.5"
     PRO = "gemini-3"
+    FLASH_3 = "gemini-3.1-flash"
+    """As PRO, plus the size 512 and the four ``WIDE_RATIOS`` where they can be asked for."""
 
 
 @dataclass(frozen=True)
 class Model:
-    """One model id as a reseller publishes it."""
+    """One model id as a server (a reseller, or Google) publishes it."""
 
     id: str
     family: Family
@@ -70,7 +82,19 @@ class Model:
     @property
     def mime(self) -> str:
         """Gemini 3 answers JPEG, 2.5 PNG."""
-        return "image/jpeg" if self.family is Family.PRO else "image/png"
+        return "image/png" if self.family is Family.FLASH else "image/jpeg"
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        """The image sizes the model draws (2.5: 1K only)."""
+        if self.family is Family.FLASH:
+            return ("1K",)
+        return (HALF_SIZE, *SIZES) if self.family is Family.FLASH_3 else SIZES
+
+    @property
+    def ratios(self) -> tuple[str, ...]:
+        """The aspect ratios the model draws."""
+        return (*RATIOS, *WIDE_RATIOS) if self.family is Family.FLASH_3 else RATIOS
 
 
 def _models(*models: Model) -> dict[str, Model]:
@@ -83,17 +107,26 @@ OPENAI_MODELS: dict[str, Model] = _models(
     Model("gemini-2.5-flash-image", Family.FLASH),
     Model("gemini-2.5-flash-image-preview", Family.FLASH),
     Model("nano-banana-pro", Family.PRO),
-    Model("nano-banana-2", Family.PRO),
-    Model("nano-banana-2-2k", Family.PRO, "2K"),
-    Model("nano-banana-2-4k", Family.PRO, "4K"),
+    Model("nano-banana-2", Family.FLASH_3),
+    Model("nano-banana-2-2k", Family.FLASH_3, "2K"),
+    Model("nano-banana-2-4k", Family.FLASH_3, "4K"),
     Model("gemini-3-pro-image-preview", Family.PRO),
-    Model("gemini-3.1-flash-image-preview", Family.PRO),
+    Model("gemini-3.1-flash-image-preview", Family.FLASH_3),
 )
 
 DUOMI_MODELS: dict[str, Model] = _models(
     Model("gemini-2.5-flash-image", Family.FLASH),
     Model("gemini-3-pro-image-preview", Family.PRO),
-    Model("gemini-3.1-flash-image-preview", Family.PRO),
+    Model("gemini-3.1-flash-image-preview", Family.FLASH_3),
+)
+
+# Google's own ids: the previews, and the names the 2026 docs give the released models.
+GEMINI_MODELS: dict[str, Model] = _models(
+    Model("gemini-2.5-flash-image", Family.FLASH),
+    Model("gemini-3-pro-image-preview", Family.PRO),
+    Model("gemini-3-pro-image", Family.PRO),
+    Model("gemini-3.1-flash-image-preview", Family.FLASH_3),
+    Model("gemini-3.1-flash-image", Family.FLASH_3),
 )
 
 
@@ -115,19 +148,26 @@ def output_size(
     """Width and height of the image ``model`` renders.
 
     ``ratio`` None (or ``auto``) follows the first input image (``source``), else 1:1.
-    The 2.5 family ignores ``size``, as relays do.
+    The 2.5 family ignores ``size``, as relays do. A ``WIDE_RATIOS`` ratio or the size
+    ``512`` is for a model whose ``ratios`` and ``sizes`` have it (the caller checks).
     """
     if ratio is None or ratio == "auto":
         ratio = nearest_ratio(*source) if source else "1:1"
     if model.family is Family.FLASH:
         return FLASH_SIZES[ratio]
-    factor = SIZE_FACTORS[size or model.default_size]
-    width, height = PRO_SIZES_1K[ratio]
+    width, height = PRO_SIZES_1K[ratio] if ratio in PRO_SIZES_1K else WIDE_SIZES_1K[ratio]
+    size = size or model.default_size
+    if size == HALF_SIZE:
+        # Half of 1K on each side, as Google's table has it for every ratio.
+        return width // 2, height // 2
+    factor = SIZE_FACTORS[size]
     return width * factor, height * factor
 
 
 def output_tokens(model: Model, size: str | None) -> int:
-    """Tokens Gemini bills for one output image (1290 for 2.5; 1120 for 3 up to 2K, 2000 at 4K)."""
+    """Tokens Gemini bills for one output image (1290 for 2.5; 1120 for 3 up to 2K, 2000 at 4K,
+    747 at 512)."""
     if model.family is Family.FLASH:
         return 1290
-    return 2000 if (size or model.default_size) == "4K" else 1120
+    size = size or model.default_size
+    return {"4K": 2000, HALF_SIZE: 747}.get(size, 1120)

@@ -12,7 +12,9 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
 
   - ``408``, ``429`` (with Retry-After: 1), ``429-date`` (a 429 whose Retry-After is an HTTP
     date about 2 s ahead), ``500``, ``502``, ``503``, ``504``: an error body in the API's shape
-    (in phase ``file``, the CDN's XML).
+    (in phase ``file``, the CDN's XML). On Gemini routes: Google's error object (a 429 carries
+    a ``google.rpc.RetryInfo`` of 17 s and no Retry-After; a 503 says the model is overloaded),
+    and for 408 and 502 its front end's HTML page.
   - ``NNN-html`` for each of 408, 429, 500, 502, 503 and 504: that status with nginx's HTML
     page (``html502`` is ``502-html``); ``NNN-empty``: that status with an empty body. Neither
     carries a Retry-After, as a proxy in front of the API sends none.
@@ -22,11 +24,15 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   - ``slow``: the request is read, then nothing is sent for the sandbox's ``slow_seconds``,
     then the answer.
 
-- ``api``, on the two APIs only: ``error200`` (an error in an HTTP 200 answer), ``bad-json``
-  (HTTP 200 with a JSON body cut off halfway: the first half of the answer the request would
-  have had).
-- ``submit`` (results, both APIs): ``data-uri``, ``empty-url``, ``empty-data``, ``no-data``,
-  ``text-only``; (duomi tasks) ``task-error``, ``task-stuck``, ``task-unknown``.
+- ``api``, on every API: ``bad-json`` (HTTP 200 with a JSON body cut off halfway: the first
+  half of the answer the request would have had); on the two reseller APIs: ``error200`` (an
+  error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400 INVALID_ARGUMENT).
+- ``submit`` (results, the reseller APIs): ``data-uri``, ``empty-url``, ``empty-data``,
+  ``no-data``, ``text-only`` (Gemini too: ``finishReason`` STOP with only text); (duomi tasks)
+  ``task-error``, ``task-stuck``, ``task-unknown``; (Gemini) ``image-safety``,
+  ``image-prohibited``, ``no-image`` (a candidate with that ``finishReason`` and no image),
+  ``prompt-blocked`` (``promptFeedback.blockReason`` and no candidates), ``upload-expired``
+  (every uploaded file expires at once, so a request using one is refused).
 - ``file``: ``redirect``, ``expired``, ``html-result``, ``mislabeled``, ``truncated`` (the
   file's full Content-Length, about half its bytes, then the connection closed), ``huge`` (a
   PNG signature and zeros, the sandbox's ``huge_bytes`` long, streamed), ``huge-chunked`` (the
@@ -103,6 +109,7 @@ _ANY_PHASE = frozenset(Phase)
 _API_PHASES = frozenset({Phase.API, Phase.SUBMIT, Phase.POLL})
 # The two reseller APIs, whose results come as URLs on the result-file host.
 _RESELLERS = frozenset({"openai", "duomi"})
+_GEMINI = frozenset({"gemini"})
 
 
 def _kinds(*kinds: FaultKind) -> dict[str, FaultKind]:
@@ -131,7 +138,7 @@ RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
 
 FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _anywhere("408", "HTTP 408 with an error body"),
-    _anywhere("429", "HTTP 429 with Retry-After: 1"),
+    _anywhere("429", "HTTP 429 with Retry-After: 1 (Gemini: retryDelay 17s in the body instead)"),
     _anywhere("429-date", "HTTP 429 with Retry-After as an HTTP date about 2 s ahead"),
     _anywhere("500", "HTTP 500 with an error body"),
     _anywhere("502", "HTTP 502 with an error body"),
@@ -157,10 +164,16 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _result("empty-url", "HTTP 200 with an empty result URL"),
     _result("empty-data", "HTTP 200 with an empty list of results"),
     _result("no-data", "HTTP 200 with no result list at all"),
-    _result("text-only", "HTTP 200 with a refusal in text and no image"),
+    _result("text-only", "HTTP 200 with a refusal in text and no image", _RESELLERS | _GEMINI),
     _result("task-error", "the task ends in state error", frozenset({"duomi"})),
     _result("task-stuck", "the task stays running forever", frozenset({"duomi"})),
     _result("task-unknown", "the task reports state queued once", frozenset({"duomi"})),
+    _api_only("invalid-argument", "HTTP 400 INVALID_ARGUMENT", _GEMINI),
+    _result("image-safety", "no image: finishReason IMAGE_SAFETY, with finishMessage", _GEMINI),
+    _result("image-prohibited", "no image: finishReason IMAGE_PROHIBITED_CONTENT", _GEMINI),
+    _result("no-image", "no image: finishReason NO_IMAGE", _GEMINI),
+    _result("prompt-blocked", "no candidates: promptFeedback.blockReason", _GEMINI),
+    _result("upload-expired", "uploaded files expire; one in use is refused (403)", _GEMINI),
     _download("redirect", "the result URL answers 302 to the real file"),
     _download("expired", "the result URL answers 403, expired"),
     _download("html-result", "the result URL answers 200 with an HTML page"),

@@ -51,15 +51,23 @@ def socket_fault(name: str) -> SandboxResponse:
 
 
 class RedactedHeaders(dict[str, str]):
-    """Request headers that keep the real Authorization value but never show it in a repr,
-    so a failing test or a log line cannot leak a key."""
+    """Request headers that keep the real key values (Authorization, Google's
+    x-goog-api-key) but never show them in a repr, so a failing test or a log line cannot leak
+    a key."""
+
+    secrets: frozenset[str] = frozenset({"authorization", "x-goog-api-key"})
 
     def __repr__(self) -> str:
         shown = {
-            name: ("<redacted>" if name == "authorization" else value)
-            for name, value in self.items()
+            name: ("<redacted>" if name in self.secrets else value) for name, value in self.items()
         }
         return repr(shown)
+
+
+class RedactedQuery(RedactedHeaders):
+    """Query parameters that keep a ``key`` (as Google's APIs take it) out of a repr."""
+
+    secrets = frozenset({"key"})
 
 
 @dataclass
@@ -68,7 +76,7 @@ class ReceivedRequest:
 
     method: str
     path: str
-    query: dict[str, str]
+    query: RedactedQuery
     headers: RedactedHeaders
     json: Any = None
     """The parsed JSON body, or None when the body is not JSON."""
@@ -93,7 +101,7 @@ def record(request: SandboxRequest, *, body_read: bool = True) -> ReceivedReques
     received = ReceivedRequest(
         method=request.method.upper(),
         path=parts.path or "/",
-        query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        query=RedactedQuery(parse_qsl(parts.query, keep_blank_values=True)),
         headers=headers,
         body=request.body if body_read else b"",
         body_read=body_read,

@@ -1,0 +1,377 @@
+"""Google's own Gemini API: ``generateContent`` with the images inline (or through the Files
+API when they are too large to inline), the key in ``x-goog-api-key``, never in the URL."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from nanoedit.backends.base import (
+    FAILED,
+    KEY_REJECTED,
+    READY,
+    Answer,
+    BackendBase,
+    PlannedRequest,
+    PreparedJob,
+    Probe,
+    Progress,
+    ResultImage,
+    Takes,
+    Verdict,
+    auth_error,
+    clip,
+    decode_base64,
+    host_of,
+    key_fix,
+    non_json_verdict,
+    parse_json,
+    read_json,
+)
+from nanoedit.errors import ApiError, NanoeditError, RefusedError
+from nanoedit.inputs import InputImage
+from nanoedit.models import GOOGLE_ALIASES, ModelLimits, limits_of
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.config import BackendSettings
+    from nanoedit.http import JobHttp
+
+API_VERSION = "v1beta"
+# Inline base64 above this goes through the Files API instead. Google raised its own limit to
+# 100 MB (counted as base64) in 2026, but older limits (20 MB) still apply on some routes and
+# proxies, so nanoedit stays under the old one.
+MAX_INLINE_BASE64 = 20 * 1024 * 1024
+# finishReason values that mean the model declined to draw (API-NOTES-PROVIDERS §1).
+REFUSAL_REASONS = frozenset(
+    {
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "PROHIBITED_CONTENT",
+        "SAFETY",
+        "RECITATION",
+        "IMAGE_RECITATION",
+        "NO_IMAGE",
+        "IMAGE_OTHER",
+        "BLOCKLIST",
+        "SPII",
+    }
+)
+# API key errors come as 400 INVALID_ARGUMENT with this reason, not as 401.
+KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"})
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def api_root(base_url: str) -> str:
+    """The server root, whether the base URL was given with ``/v1beta`` or without."""
+    root = base_url.rstrip("/")
+    return root[: -len(f"/{API_VERSION}")] if root.endswith(f"/{API_VERSION}") else root
+
+
+class GeminiBackend(BackendBase):
+    """One ``generateContent`` request per image asked for (``-n 3`` is three requests)."""
+
+    name = "gemini"
+    title = "Google Gemini API"
+    takes = Takes.FILES
+    default_base_url = "https://generativelanguage.googleapis.com"
+    default_model = "gemini-2.5-flash-image"
+    key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    aliases: ClassVar[dict[str, str]] = GOOGLE_ALIASES
+
+    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        super().__init__(settings, http)
+        assert settings.base_url is not None
+        self.root = api_root(settings.base_url)
+        self.where = host_of(self.root)
+
+    @classmethod
+    def limits(cls, model: str) -> ModelLimits | None:
+        """Google's published limits for its image models; unknown ids are the server's call."""
+        return limits_of(model)
+
+    @classmethod
+    def probe(cls, base_url: str, key: str) -> Probe:
+        """Look up the model: free, authenticated, and it says whether the model exists."""
+        root = api_root(base_url)
+        url = f"{root}/{API_VERSION}/models/gemini-2.5-flash-image"
+        return Probe(url, key, host_of(root), {"x-goog-api-key": key})
+
+    @classmethod
+    def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
+        """A model description means ready; Google's error object says what is wrong."""
+        body = parse_json(response)
+        if isinstance(body, list) and len(body) == 1:
+            body = body[0]
+        if not isinstance(body, dict):
+            return non_json_verdict(response, probe, settings)
+        status = response.status_code
+        error = body.get("error")
+        if isinstance(error, dict):
+            message = probe.quote(error.get("message") or "no message")
+            state = probe.quote(error.get("status") or "", 40)
+            shown = f"{message} [{state}]" if state else message
+            if status in (401, 403) or _reasons(error) & KEY_REASONS:
+                return Verdict(
+                    KEY_REJECTED,
+                    f"{probe.where} rejected the key (HTTP {status}: {shown}); {key_fix(settings)}",
+                )
+            return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
+        if 200 <= status < 300 and isinstance(body.get("name"), str):
+            return Verdict(READY, f"{probe.where}, key accepted")
+        return Verdict(
+            FAILED,
+            f"{probe.where} answered HTTP {status} with JSON that is not a model; "
+            f"check {settings.name}.base_url",
+        )
+
+    # Requests ------------------------------------------------------------------------------
+
+    def _url(self, model: str) -> str:
+        return f"{self.root}/{API_VERSION}/models/{model}:generateContent"
+
+    def _config(self, prepared: PreparedJob) -> dict[str, Any]:
+        options = prepared.job.options
+        config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
+        image: dict[str, str] = {}
+        # Without a ratio the model follows the input image (or draws a square).
+        if options.ratio != "auto":
+            image["aspectRatio"] = options.ratio
+        if options.size:
+            image["imageSize"] = options.size
+        if image:
+            config["imageConfig"] = image
+        return config
+
+    def body(self, prepared: PreparedJob, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The request body: the prompt's text part first, then the images in input order."""
+        text = {"text": prepared.job.options.prompt}
+        return {
+            "contents": [{"role": "user", "parts": [text, *parts]}],
+            "generationConfig": self._config(prepared),
+        }
+
+    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
+        """One request per image asked for; each input's base64 is piped in by the command."""
+        parts: list[dict[str, Any]] = []
+        inline: list[tuple[str, str]] = []
+        for number, source in enumerate(prepared.job.images, start=1):
+            placeholder = f"@@IMAGE{number}@@"
+            mime = _mime_of_name(source.name)
+            parts.append({"inlineData": {"mimeType": mime, "data": placeholder}})
+            inline.append((placeholder, source.location))
+        request = PlannedRequest(
+            "POST",
+            self._url(prepared.model),
+            {"x-goog-api-key": "{key}"},
+            json=self.body(prepared, parts),
+            inline_files=tuple(inline),
+        )
+        return [request] * prepared.job.options.count
+
+    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
+        """Send the job ``count`` times (one image each) and gather the images and words."""
+        headers = {"x-goog-api-key": self.settings.key()}
+        parts = self._image_parts(prepared.uploads, headers, progress)
+        body = self.body(prepared, parts)
+        images: list[ResultImage] = []
+        texts: list[str] = []
+        for _ in range(prepared.job.options.count):
+            progress("waiting for the model")
+            request = self.http.client.build_request(
+                "POST", self._url(prepared.model), headers=headers, json=body
+            )
+            response = self.http.send(
+                request,
+                where=self.where,
+                what="the generateContent request",
+                paid=True,
+                wait_hint=retry_delay,
+            )
+            answer = parse_answer(response, self.where, self.settings)
+            images += answer.images
+            if answer.text:
+                texts.append(answer.text)
+        return Answer(images, "\n".join(texts))
+
+    def _image_parts(
+        self, uploads: tuple[InputImage, ...], headers: dict[str, str], progress: Progress
+    ) -> list[dict[str, Any]]:
+        """Inline every image, unless together they are too large: then upload them."""
+        inline_size = sum(4 * ((len(upload.data) + 2) // 3) for upload in uploads)
+        if inline_size <= MAX_INLINE_BASE64:
+            return [
+                {
+                    "inlineData": {
+                        "mimeType": upload.mime,
+                        "data": base64.b64encode(upload.data).decode("ascii"),
+                    }
+                }
+                for upload in uploads
+            ]
+        parts = []
+        for upload in uploads:
+            progress("uploading", 0, len(upload.data))
+            uri = self._upload(upload, headers)
+            parts.append({"fileData": {"mimeType": upload.mime, "fileUri": uri}})
+        return parts
+
+    def _upload(self, upload: InputImage, headers: dict[str, str]) -> str:
+        """The Files API's resumable upload in one piece; returns the file's URI."""
+        start = self.http.client.build_request(
+            "POST",
+            f"{self.root}/upload/{API_VERSION}/files",
+            headers={
+                **headers,
+                "X-Goog-Upload-Protocol": "resumable",
+                "X-Goog-Upload-Command": "start",
+                "X-Goog-Upload-Header-Content-Length": str(len(upload.data)),
+                "X-Goog-Upload-Header-Content-Type": upload.mime,
+            },
+            json={"file": {"display_name": upload.filename}},
+        )
+        what = f"the upload of {upload.source.location}"
+        # Uploads cost nothing: a retry at worst leaves a second copy for 48 hours.
+        answer = self.http.send(start, where=self.where, what=what, paid=False)
+        target = answer.headers.get("x-goog-upload-url")
+        if answer.status_code != 200 or not target:
+            raise _error_of(answer, self.where, self.settings, what)
+        # The key goes only back to the API's own host, wherever the answer points.
+        same_host = urlsplit(target).netloc == urlsplit(self.root).netloc
+        finish = self.http.client.build_request(
+            "POST",
+            target,
+            headers={
+                **(headers if same_host else {}),
+                "X-Goog-Upload-Command": "upload, finalize",
+                "X-Goog-Upload-Offset": "0",
+                "Content-Type": upload.mime,
+            },
+            content=upload.data,
+        )
+        done = self.http.send(finish, where=self.where, what=what, paid=False)
+        body = read_json(done, self.where) if done.status_code == 200 else None
+        file = body.get("file") if isinstance(body, dict) else None
+        uri = file.get("uri") if isinstance(file, dict) else None
+        if not isinstance(uri, str) or not uri:
+            raise _error_of(done, self.where, self.settings, what)
+        return uri
+
+
+def parse_answer(response: httpx.Response, where: str, settings: BackendSettings) -> Answer:
+    """The images and words of a ``generateContent`` answer, or the error it carries.
+
+    Thought parts (the 3.x models' interim drafts) are skipped; no image at all is a refusal
+    when the model or its filter says why, an API error otherwise.
+    """
+    if response.status_code != 200:
+        raise _error_of(response, where, settings, "the generateContent request")
+    body = read_json(response, where)
+    if not isinstance(body, dict):
+        raise ApiError(f"{where} answered with JSON of an unexpected shape ({clip(str(body), 80)})")
+    feedback = body.get("promptFeedback")
+    block = feedback.get("blockReason") if isinstance(feedback, dict) else None
+    candidates = body.get("candidates")
+    first = candidates[0] if isinstance(candidates, list) and candidates else None
+    if block and not isinstance(first, dict):
+        said = feedback.get("blockReasonMessage") if isinstance(feedback, dict) else None
+        why = f": {clip(str(said))}" if said else ""
+        raise RefusedError(
+            f"{where} blocked the prompt ({block}){why}; rephrase the prompt or change the image"
+        )
+    if not isinstance(first, dict):
+        raise ApiError(f"{where} answered without a candidate, so no image was made; try again")
+    content = first.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    images: list[ResultImage] = []
+    texts: list[str] = []
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict) or part.get("thought") is True:
+            continue
+        inline = part.get("inlineData") or part.get("inline_data")
+        if isinstance(inline, dict) and isinstance(inline.get("data"), str) and inline["data"]:
+            images.append(ResultImage(data=decode_base64(inline["data"], where)))
+        elif isinstance(part.get("text"), str) and part["text"].strip():
+            texts.append(part["text"].strip())
+    text = "\n".join(texts)
+    if images:
+        return Answer(images, text)
+    reason = str(first.get("finishReason") or "")
+    message = first.get("finishMessage")
+    said = f": {clip(str(message))}" if message else ""
+    if reason in REFUSAL_REASONS:
+        return _refused(f"{where} made no image (finishReason {reason}){said}", text)
+    if text:
+        return _refused(f"{where} answered with text but no image: {clip(text)!r}", "")
+    shown = reason or "none given"
+    raise ApiError(f"{where} answered without an image (finishReason {shown}){said}; try again")
+
+
+def _refused(what: str, text: str) -> Answer:
+    words = f"; the model said: {clip(text)!r}" if text else ""
+    raise RefusedError(f"{what}{words}; rephrase the prompt or change the image")
+
+
+def _reasons(error: dict[str, Any]) -> set[str]:
+    details = error.get("details")
+    items = details if isinstance(details, list) else []
+    return {str(item["reason"]) for item in items if isinstance(item, dict) and item.get("reason")}
+
+
+def _error_of(
+    response: httpx.Response, where: str, settings: BackendSettings, what: str
+) -> NanoeditError:
+    """The error an answer other than 200 carries, in Google's ``{"error": {…}}`` shape (or a
+    one-element list of it, which the SDK accepts too)."""
+    status = response.status_code
+    body = parse_json(response)
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        if status in (401, 403):
+            return auth_error(settings.name, where, f"HTTP {status}")
+        read_json(response, where)  # raises, saying what came instead of JSON
+        return ApiError(f"{where} answered {what} with HTTP {status} and no error details")
+    message = clip(str(error.get("message") or "no message"))
+    state = str(error.get("status") or "")
+    shown = f"{message} [{state}]" if state else message
+    if status in (401, 403) or _reasons(error) & KEY_REASONS:
+        return auth_error(settings.name, where, shown)
+    hints = {
+        429: "the quota or rate limit is used up; wait, or check the project's quota",
+        404: f"check the model id (--model or {settings.name}.model)",
+        503: "the model is overloaded; try again later",
+    }
+    hint = hints.get(status, "")
+    if status == 400 and state == "FAILED_PRECONDITION":
+        hint = "the project needs billing enabled for this model, or it is not offered here"
+    suffix = f"; {hint}" if hint else ""
+    return ApiError(f"{where} answered HTTP {status}: {shown}{suffix}")
+
+
+def retry_delay(response: httpx.Response) -> float | None:
+    """The wait a 429's ``google.rpc.RetryInfo`` detail asks for (``"17s"``), if any."""
+    response.read()
+    body = parse_json(response)
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("rpc.RetryInfo"):
+            match = _DURATION.match(str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _mime_of_name(name: str) -> str:
+    lowered = name.lower()
+    for ending, mime in ((".jpg", "image/jpeg"), (".jpeg", "image/jpeg"), (".webp", "image/webp")):
+        if lowered.endswith(ending):
+            return mime
+    return "image/png"

@@ -1,0 +1,392 @@
+"""The sandbox against clients nobody on this project wrote: Google's ``google-genai`` SDK on
+the Gemini routes, and the ``openai`` SDK on the OpenAI-compatible ones.
+
+Where an SDK and the sandbox disagree, the sandbox is wrong. Every test also checks that the
+SDK spoke to the sandbox only, as the tests run with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import OPENAI_KEY, Served
+from PIL import Image
+
+from nanoedit.sandbox import Sandbox, SandboxServer, UploadedFile, sample_image
+
+try:
+    import openai
+    from google import genai
+    from google.genai import errors, types
+except ImportError as exc:  # both are in the test extra: pip install -e '.[test]'
+    pytest.skip(
+        f"the vendors' SDKs are needed ({exc.name} is missing): pip install -e '.[test]'",
+        allow_module_level=True,
+    )
+
+GEMINI_KEY = "AIza-test-gemini-key-0003"
+CAT, _ = sample_image("cat.png")
+HAT, _ = sample_image("hat.png")
+FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image-preview"
+
+# Hosts the process tried to reach while ``watching`` holds a list (see ``only_loopback``).
+_watching: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _watching:
+        return
+    if event == "socket.getaddrinfo":
+        _watching[-1].append(str(args[0]))
+    elif event == "socket.connect" and isinstance(args[1], tuple):
+        _watching[-1].append(str(args[1][0]))
+
+
+# An audit hook cannot be removed: it stays, and does nothing unless a test is watching.
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def only_loopback() -> Iterator[None]:
+    """Fail a test whose SDK looked up or connected to any host but the sandbox's."""
+    reached: list[str] = []
+    _watching.append(reached)
+    try:
+        yield
+    finally:
+        _watching.remove(reached)
+    assert set(reached) <= {"127.0.0.1"}, reached
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    """The sandbox over real HTTP on 127.0.0.1, knowing a Gemini key and an OpenAI one."""
+    sandbox = Sandbox(keys=frozenset({GEMINI_KEY, OPENAI_KEY}))
+    with SandboxServer(sandbox) as server:
+        yield Served(sandbox, server.base_url)
+
+
+@pytest.fixture
+def google(served: Served) -> Iterator[genai.Client]:
+    """Google's own client, pointed at the sandbox (retries are off by default)."""
+    options = types.HttpOptions(base_url=served.base_url)
+    with genai.Client(api_key=GEMINI_KEY, http_options=options) as client:
+        yield client
+
+
+@pytest.fixture
+def gateway(served: Served) -> Iterator[openai.OpenAI]:
+    """OpenAI's own client, pointed at the sandbox's OpenAI-compatible routes."""
+    with openai.OpenAI(
+        base_url=served.base_url + "/v1", api_key=OPENAI_KEY, max_retries=0
+    ) as client:
+        yield client
+
+
+def shape(data: bytes) -> tuple[int, int, str | None]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.width, image.height, image.format
+
+
+def image_data(part: types.Part) -> bytes:
+    assert part.inline_data is not None and part.inline_data.data is not None
+    return part.inline_data.data
+
+
+# --- google-genai ----------------------------------------------------------------------------
+
+
+def test_the_watch_sees_each_connection(served: Served) -> None:
+    assert httpx.get(served.base_url + "/").status_code == 200
+    assert "127.0.0.1" in _watching[-1]
+
+
+def test_the_sdk_version_is_the_one_these_tests_were_written_for() -> None:
+    # google-genai 3.x calls /v1 by default; the sandbox serves its routes there too.
+    assert genai.__version__.split(".")[0] == "3"
+    assert openai.__version__.split(".")[0] == "3"
+
+
+def test_genai_edits_an_image(served: Served, google: genai.Client) -> None:
+    contents: list[types.PartUnionDict] = [
+        types.Part.from_bytes(data=CAT, mime_type="image/png"),
+        "make it a watercolor",
+    ]
+    response = google.models.generate_content(
+        model=FLASH,
+        contents=contents,
+        config=types.GenerateContentConfig(
+            response_modalities=["IMAGE"],
+            image_config=types.ImageConfig(aspect_ratio="16:9"),
+        ),
+    )
+    assert response.parts is not None
+    (part,) = response.parts
+    assert part.inline_data is not None and part.inline_data.mime_type == "image/png"
+    assert shape(image_data(part)) == (1344, 768, "PNG")
+    assert response.candidates is not None
+    assert response.candidates[0].finish_reason == types.FinishReason.STOP
+    assert response.model_version == FLASH
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.prompt_token_count == 263
+    assert response.usage_metadata.candidates_token_count == 1290
+    (received,) = served.sandbox.received
+    assert (received.method, received.path) == (
+        "POST",
+        f"/v1/models/{FLASH}:generateContent",
+    )
+    assert received.headers["x-goog-api-key"] == GEMINI_KEY
+    # The SDK writes inlineData in camelCase with mime_type inside in snake_case, and the
+    # bytes in URL-safe base64.
+    assert received.json == {
+        "contents": [
+            {
+                "parts": [
+                    {
+                        "inlineData": {
+                            "data": base64.urlsafe_b64encode(CAT).decode(),
+                            "mime_type": "image/png",
+                        }
+                    },
+                    {"text": "make it a watercolor"},
+                ],
+                "role": "user",
+            }
+        ],
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "imageConfig": {"aspectRatio": "16:9"},
+        },
+    }
+
+
+def test_genai_on_a_3x_model_skips_thoughts_in_text_but_not_in_parts(
+    google: genai.Client,
+) -> None:
+    response = google.models.generate_content(
+        model=PRO,
+        contents="a red banana",
+        config=types.GenerateContentConfig(
+            image_config=types.ImageConfig(aspect_ratio="21:9", image_size="2K")
+        ),
+    )
+    # The SDK's text helper leaves the thought text out...
+    assert response.text == "Here is the image."
+    # ...but its parts keep the thought image: a client must skip it by itself.
+    assert response.parts is not None
+    assert [part.thought for part in response.parts] == [True, True, None, None]
+    draft, final = (part for part in response.parts if part.inline_data is not None)
+    assert shape(image_data(draft)) == (792, 336, "JPEG")
+    assert shape(image_data(final)) == (3168, 1344, "JPEG")
+    assert final.thought_signature is not None and len(final.thought_signature) == 64
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.thoughts_token_count == 17
+
+
+def test_genai_reads_blocks(served: Served, google: genai.Client) -> None:
+    served.sandbox.add_faults("image-safety,prompt-blocked")
+    blocked = google.models.generate_content(model=FLASH, contents="a red banana")
+    assert blocked.candidates is not None
+    assert blocked.candidates[0].finish_reason == types.FinishReason.IMAGE_SAFETY
+    assert blocked.parts is None
+    refused = google.models.generate_content(model=FLASH, contents="a red banana")
+    assert refused.candidates is None
+    assert refused.prompt_feedback is not None
+    assert refused.prompt_feedback.block_reason == types.BlockedReason.PROHIBITED_CONTENT
+
+
+def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> None:
+    with pytest.raises(errors.ClientError) as unknown:
+        google.models.generate_content(model="gemini-9-image", contents="a red banana")
+    assert (unknown.value.code, unknown.value.status) == (404, "NOT_FOUND")
+    options = types.HttpOptions(base_url=served.base_url)
+    with (
+        genai.Client(api_key="AIza-wrong", http_options=options) as wrong,
+        pytest.raises(errors.ClientError) as invalid,
+    ):
+        wrong.models.generate_content(model=FLASH, contents="a red banana")
+    assert (invalid.value.code, invalid.value.status, invalid.value.message) == (
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+    )
+    served.sandbox.add_faults("429,503")
+    with pytest.raises(errors.ClientError) as throttled:
+        google.models.generate_content(model=FLASH, contents="a red banana")
+    assert (throttled.value.code, throttled.value.status) == (429, "RESOURCE_EXHAUSTED")
+    retry = throttled.value.details["error"]["details"][-1]
+    assert retry == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}
+    with pytest.raises(errors.ServerError) as overloaded:
+        google.models.generate_content(model=FLASH, contents="a red banana")
+    assert (overloaded.value.code, overloaded.value.status, overloaded.value.message) == (
+        503,
+        "UNAVAILABLE",
+        "The model is overloaded. Please try again later.",
+    )
+
+
+def test_genai_uploads_a_file_and_uses_it(
+    served: Served, google: genai.Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "cat.png"
+    path.write_bytes(CAT)
+    file = google.files.upload(file=path)
+    assert (file.state, file.mime_type, file.size_bytes) == (
+        types.FileState.ACTIVE,
+        "image/png",
+        len(CAT),
+    )
+    assert file.name is not None and file.uri is not None
+    assert file.create_time is not None and file.expiration_time is not None
+    assert (file.expiration_time - file.create_time).total_seconds() == 48 * 3600
+    assert google.files.get(name=file.name).uri == file.uri
+    config = types.GenerateContentConfig(response_modalities=["IMAGE"])
+    uploaded: list[types.PartUnionDict] = [file, "at night"]
+    by_file = google.models.generate_content(model=FLASH, contents=uploaded, config=config)
+    sent: list[types.PartUnionDict] = [
+        types.Part.from_bytes(data=CAT, mime_type="image/png"),
+        "at night",
+    ]
+    inline = google.models.generate_content(model=FLASH, contents=sent, config=config)
+    assert by_file.parts is not None and inline.parts is not None
+    assert image_data(by_file.parts[0]) == image_data(inline.parts[0])
+    start, data = served.sandbox.received[:2]
+    assert (start.path, start.headers["x-goog-upload-command"]) == ("/upload/v1/files", "start")
+    assert start.headers["x-goog-upload-header-content-length"] == str(len(CAT))
+    assert data.query["upload_id"] and data.body == CAT
+    assert data.headers["x-goog-upload-command"] == "upload, finalize"
+    used = served.sandbox.received[3].json["contents"][0]["parts"][0]
+    assert used == {"fileData": {"file_uri": file.uri, "mime_type": "image/png"}}
+
+
+def test_genai_lists_and_deletes_files(google: genai.Client) -> None:
+    first = google.files.upload(
+        file=io.BytesIO(CAT), config=types.UploadFileConfig(mime_type="image/png")
+    )
+    second = google.files.upload(
+        file=io.BytesIO(HAT), config=types.UploadFileConfig(mime_type="image/png")
+    )
+    assert [file.name for file in google.files.list()] == [second.name, first.name]
+    assert first.name is not None and second.name is not None
+    google.files.delete(name=first.name)
+    assert [file.name for file in google.files.list()] == [second.name]
+    with pytest.raises(errors.ClientError) as gone:
+        google.files.get(name=first.name)
+    assert (gone.value.code, gone.value.status) == (403, "PERMISSION_DENIED")
+    google.files.delete(name=second.name)
+    assert list(google.files.list()) == []
+
+
+def test_genai_gets_and_lists_the_models(google: genai.Client) -> None:
+    model = google.models.get(model=PRO)
+    assert (model.name, model.display_name, model.thinking) == (
+        f"models/{PRO}",
+        "Nano Banana Pro",
+        True,
+    )
+    assert model.supported_actions is not None and "generateContent" in model.supported_actions
+    names = [listed.name for listed in google.models.list()]
+    assert names == [
+        "models/gemini-2.5-flash-image",
+        "models/gemini-3-pro-image-preview",
+        "models/gemini-3-pro-image",
+        "models/gemini-3.1-flash-image-preview",
+        "models/gemini-3.1-flash-image",
+    ]
+
+
+# --- openai ----------------------------------------------------------------------------------
+
+
+def test_openai_edits_an_image_and_reads_the_url(served: Served, gateway: openai.OpenAI) -> None:
+    response = gateway.images.edit(
+        image=("cat.png", CAT, "image/png"),
+        prompt="make it a watercolor",
+        model="nano-banana",
+        extra_body={"aspect_ratio": "16:9"},
+    )
+    assert response.data is not None
+    (item,) = response.data
+    assert (item.b64_json, item.revised_prompt) == ("", "make it a watercolor")
+    assert item.url is not None and item.url.startswith(served.base_url + "/files/")
+    assert shape(httpx.get(item.url).content) == (1344, 768, "PNG")
+    assert response.usage is not None and response.usage.total_tokens == 1553
+    received = served.sandbox.received[0]
+    assert received.path == "/v1/images/edits"
+    assert received.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert received.fields == {
+        "prompt": ["make it a watercolor"],
+        "model": ["nano-banana"],
+        "aspect_ratio": ["16:9"],
+    }
+    # One image goes as a part named image.
+    assert received.files == [UploadedFile("image", "cat.png", "image/png", CAT)]
+
+
+def test_openai_sends_several_images_as_image_brackets(
+    served: Served, gateway: openai.OpenAI
+) -> None:
+    response = gateway.images.edit(
+        image=[("cat.png", CAT, "image/png"), ("hat.png", HAT, "image/png")],
+        prompt="add the hat",
+        model="nano-banana",
+        response_format="b64_json",
+    )
+    assert response.data is not None
+    (item,) = response.data
+    assert item.url == "" and item.b64_json
+    # cat.png is 640x480: with no ratio the nearest is 4:3.
+    assert shape(base64.b64decode(item.b64_json)) == (1184, 864, "PNG")
+    (received,) = served.sandbox.received
+    assert [(part.field, part.filename, part.data) for part in received.files] == [
+        ("image[]", "cat.png", CAT),
+        ("image[]", "hat.png", HAT),
+    ]
+    assert received.fields["response_format"] == ["b64_json"]
+
+
+def test_openai_generates(served: Served, gateway: openai.OpenAI) -> None:
+    response = gateway.images.generate(
+        prompt="a red banana",
+        model="nano-banana-pro",
+        n=2,
+        extra_body={"aspect_ratio": "3:2", "image_size": "2K"},
+    )
+    assert response.data is not None
+    urls = [item.url for item in response.data]
+    assert all(url is not None for url in urls)
+    shapes = {shape(httpx.get(str(url)).content) for url in urls}
+    assert shapes == {(2528, 1696, "JPEG")}
+    assert response.usage is not None and response.usage.total_tokens == 2243
+    received = served.sandbox.received[0]
+    assert received.json == {
+        "prompt": "a red banana",
+        "model": "nano-banana-pro",
+        "n": 2,
+        "aspect_ratio": "3:2",
+        "image_size": "2K",
+    }
+
+
+def test_openai_raises_its_own_errors(served: Served) -> None:
+    with (
+        openai.OpenAI(base_url=served.base_url + "/v1", api_key="sk-wrong", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError) as denied,
+    ):
+        wrong.images.generate(prompt="a red banana", model="nano-banana")
+    assert denied.value.status_code == 401
+    assert denied.value.code == "invalid_api_key"
+    with (
+        openai.OpenAI(base_url=served.base_url + "/v1", api_key=OPENAI_KEY, max_retries=0) as right,
+        pytest.raises(openai.InternalServerError) as missing,
+    ):
+        right.images.generate(prompt="a red banana", model="dall-e-9")
+    assert (missing.value.status_code, missing.value.code) == (503, "model_not_found")

@@ -1,0 +1,253 @@
+"""The Gemini backend against the served sandbox: the exact requests, the saved images, the
+refusals (exit 8), retries, limits checked before sending, the Files API, and the dry run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import GEMINI_KEY, Served, backend_env, run_cli
+from PIL import Image
+
+from nanoedit.sandbox import sample_image
+
+CAT = sample_image("cat.png")[0]
+HAT = sample_image("hat.png")[0]
+
+
+def gemini_env(served: Served, **extra: str) -> dict[str, str]:
+    return backend_env(served, openai=False, duomi=False, gemini=True) | extra
+
+
+def host(served: Served) -> str:
+    return served.base_url.removeprefix("http://")
+
+
+def calls(served: Served) -> list[str]:
+    return [f"{r.method} {r.path}" for r in served.sandbox.received]
+
+
+@pytest.fixture
+def cat(isolated: Path) -> Path:
+    path = isolated / "cat.png"
+    path.write_bytes(CAT)
+    return path
+
+
+def test_an_edit_sends_the_prompt_then_the_exact_bytes_and_saves_the_image(
+    served: Served, cat: Path
+) -> None:
+    Path("hat.png").write_bytes(HAT)
+    result = run_cli(
+        ["edit", "cat.png", "--ref", "hat.png", "-p", "put the hat on", "--ratio", "16:9"],
+        env=gemini_env(served),
+    )
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    (post,) = served.sandbox.received
+    assert post.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    assert post.query == {} and GEMINI_KEY not in post.path  # the key never goes in the URL
+    assert post.headers["x-goog-api-key"] == GEMINI_KEY
+    assert "authorization" not in post.headers
+    assert post.json == {
+        "contents": [{"role": "user", "parts": [
+            {"text": "put the hat on"},
+            {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(CAT).decode()}},
+            {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(HAT).decode()}},
+        ]}],
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": "16:9"},
+        },
+    }  # fmt: skip
+    with Image.open("cat-edit.png") as image:
+        assert (image.format, image.size) == ("PNG", (1344, 768))
+    # The model's words beside the image are shown, not saved.
+    assert "cat.png: the model says: Here is the edited image." in result.stderr
+
+
+def test_a_3x_model_skips_thought_images_and_reports_its_words_in_json(
+    served: Served, cat: Path
+) -> None:
+    result = run_cli(
+        ["edit", "cat.png", "-p", "night", "-m", "nano-banana-pro", "--size", "2K",
+         "--ratio", "4:3", "--json"],
+        env=gemini_env(served),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["backend"], record["model"]) == ("gemini", "gemini-3-pro-image-preview")
+    assert record["text"] == "Here is the edited image."
+    # One image: the draft marked as a thought is not a result.
+    assert [(o["path"], o["width"], o["height"], o["format"]) for o in record["outputs"]] == [
+        ("cat-edit.jpg", 2400, 1792, "jpeg")
+    ]
+    assert served.sandbox.received[0].json["generationConfig"]["imageConfig"] == {
+        "aspectRatio": "4:3",
+        "imageSize": "2K",
+    }
+    assert sorted(p.name for p in Path(".").iterdir()) == ["cat-edit.jpg", "cat.png"]
+
+
+def test_generate_sends_the_text_alone_and_count_is_that_many_requests(served: Served) -> None:
+    result = run_cli(
+        ["generate", "-p", "a red fox", "-n", "2", "-m", "nano-banana-2", "--ratio", "1:4"],
+        env=gemini_env(served),
+    )
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox.jpg\na-red-fox-2.jpg\n")
+    assert (
+        calls(served) == ["POST /v1beta/models/gemini-3.1-flash-image-preview:generateContent"] * 2
+    )
+    assert served.sandbox.received[0].json["contents"] == [
+        {"role": "user", "parts": [{"text": "a red fox"}]}
+    ]
+    for name in ("a-red-fox.jpg", "a-red-fox-2.jpg"):
+        with Image.open(name) as image:
+            assert image.size == (512, 2048)
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (
+            "image-safety",
+            "made no image (finishReason IMAGE_SAFETY): Unable to show the generated image.",
+        ),
+        ("no-image", "made no image (finishReason NO_IMAGE): The model was expected to"),
+        ("prompt-blocked", "blocked the prompt (PROHIBITED_CONTENT); rephrase the prompt"),
+        ("text-only", "answered with text but no image:"),
+    ],
+)
+def test_a_refusal_exits_8_names_the_reason_and_is_not_sent_again(
+    served: Served, cat: Path, fault: str, said: str
+) -> None:
+    served.sandbox.add_faults(fault)
+    result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env=gemini_env(served))
+    assert (result.exit_code, len(served.sandbox.received)) == (8, 1)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {host(served)} ")
+    assert said in last
+    error = json.loads(result.stdout)["error"]
+    assert (error["kind"], error["exit_code"]) == ("refused", 8)
+    assert error["message"] == last.removeprefix("error: ")
+    assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]
+
+
+def test_a_429_asks_for_its_wait_in_the_body_and_it_is_honoured(served: Served, cat: Path) -> None:
+    # RetryInfo asks for 17 s; with 5 s left the job says so instead of waiting in vain.
+    served.sandbox.add_faults("429")
+    result = run_cli(["edit", "cat.png", "-p", "x", "--timeout", "5"], env=gemini_env(served))
+    assert result.exit_code == 6
+    assert "failed (HTTP 429) and a retry in 17 s would pass the job's time limit of 5 s" in (
+        result.stderr
+    )
+    assert len(served.sandbox.received) == 1
+
+
+def test_an_overloaded_model_is_retried(served: Served, cat: Path) -> None:
+    served.sandbox.add_faults("503")
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=gemini_env(served))
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert len(served.sandbox.received) == 2
+    assert "HTTP 503; retry 1 of 3" in result.stderr
+
+
+def test_errors_in_googles_shape(served: Served, cat: Path) -> None:
+    served.sandbox.add_faults("invalid-argument")
+    bad = run_cli(["edit", "cat.png", "-p", "x"], env=gemini_env(served))
+    assert bad.exit_code == 5
+    assert (
+        bad.stderr.strip().splitlines()[-1].startswith(f"error: {host(served)} answered HTTP 400: ")
+    )
+    assert bad.stderr.strip().endswith("[INVALID_ARGUMENT]")
+    wrong = run_cli(
+        ["edit", "cat.png", "-p", "x"],
+        env=gemini_env(served, NANOEDIT_GEMINI_API_KEY="AIza-wrong-key-for-the-test"),
+    )
+    assert wrong.exit_code == 3
+    assert f"error: {host(served)} rejected the gemini API key (" in wrong.stderr
+    assert "AIza-wrong-key-for-the-test" not in wrong.stderr + wrong.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--ref", "cat.png", "--ref", "cat.png", "--ref", "cat.png"], 4,
+         "cat.png: 4 images for one job, and gemini-2.5-flash-image takes at most 3; pass "
+         "fewer --ref images"),
+        (["--ratio", "1:8"], 2,
+         "gemini-2.5-flash-image does not render the ratio 1:8; choose another --ratio, or a "
+         "model that renders it (--model nano-banana-2)"),
+        (["-m", "nano-banana-pro", "--size", "512"], 2,
+         "gemini-3-pro-image-preview renders 1K, 2K, 4K only, so size 512 cannot be honoured; "
+         "drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model that renders "
+         "it (--model nano-banana-2)"),
+    ],
+)  # fmt: skip
+def test_what_a_model_cannot_do_is_refused_before_sending(
+    served: Served, cat: Path, args: list[str], code: int, message: str
+) -> None:
+    result = run_cli(["edit", "cat.png", "-p", "x", *args], env=gemini_env(served))
+    assert (result.exit_code, result.stderr.strip()) == (code, f"error: {message}")
+    assert served.sandbox.received == []
+
+
+def test_inputs_too_large_to_inline_go_through_the_files_api(served: Served) -> None:
+    # Noise does not compress: about 16 MiB of PNG, over 20 MiB as base64.
+    side = 2400
+    noise = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    noise.save("big.png", compress_level=0)
+    data = Path("big.png").read_bytes()
+    result = run_cli(["edit", "big.png", "-p", "x"], env=gemini_env(served))
+    assert (result.exit_code, result.stdout) == (0, "big-edit.png\n"), result.stderr
+    start, finish, post = served.sandbox.received
+    assert (start.method, start.path) == ("POST", "/upload/v1beta/files")
+    assert start.headers["x-goog-upload-protocol"] == "resumable"
+    assert start.headers["x-goog-upload-header-content-length"] == str(len(data))
+    assert (finish.headers["x-goog-upload-command"], finish.body) == ("upload, finalize", data)
+    (text, part) = post.json["contents"][0]["parts"]
+    assert text == {"text": "x"}
+    assert part["fileData"]["mimeType"] == "image/png"
+    assert part["fileData"]["fileUri"].startswith(served.base_url)
+
+
+def test_the_dry_run_prints_a_command_that_works(served: Served, cat: Path) -> None:
+    env = gemini_env(served, NANOEDIT_GEMINI_API_KEY_CMD=f"echo {GEMINI_KEY}")
+    del env["NANOEDIT_GEMINI_API_KEY"]
+    planned = run_cli(["edit", "cat.png", "-p", "it's a 'test'", "--dry-run"], env=env)
+    assert planned.exit_code == 0, planned.stderr
+    assert (
+        planned.stdout.splitlines()[0] == "# cat.png -> cat-edit (gemini, gemini-2.5-flash-image)"
+    )
+    assert served.sandbox.received == []
+    command = "\n".join(planned.stdout.splitlines()[1:])
+    answer = subprocess.run(
+        ["bash", "-c", command], capture_output=True, check=True, timeout=30
+    ).stdout
+    parts = json.loads(answer)["candidates"][0]["content"]["parts"]
+    assert [sorted(part) for part in parts] == [["text"], ["inlineData"]]
+    (post,) = served.sandbox.received
+    assert post.json["contents"][0]["parts"] == [
+        {"text": "it's a 'test'"},
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(CAT).decode()}},
+    ]
+
+
+def test_googles_own_variable_holds_the_key_and_config_shows_where_it_came_from(
+    served: Served,
+) -> None:
+    env = {"GEMINI_API_KEY": GEMINI_KEY, "NANOEDIT_GEMINI_BASE_URL": served.base_url}
+    listed = run_cli(["config", "list"], env=env)
+    assert "gemini.api_key = ****0003  (GEMINI_API_KEY)" in listed.stdout.splitlines()
+    # nanoedit's own variable comes first, then Google's two.
+    both = env | {"GOOGLE_API_KEY": "AIza-other-key-0000000000", "NANOEDIT_GEMINI_API_KEY": "x"}
+    assert (
+        "gemini.api_key = ****  (NANOEDIT_GEMINI_API_KEY)"
+        in run_cli(["config", "list"], env=both).stdout.splitlines()
+    )
+    checked = run_cli(["config", "check"], env=env)
+    assert checked.exit_code == 0
+    assert f"gemini  ready  ({host(served)}, key accepted)" in checked.stdout.splitlines()
