@@ -6,7 +6,8 @@ there is no script, so it works from an e-mail, a CI artifact or a phone with Ja
 Full-size images are links, relative to the page's folder.
 
 The builder takes plain records (:class:`SheetRow`), not the runner's outcomes, so a page can
-be made from a run that just ended or from any other record of one.
+be made from a run that just ended (:func:`rows_from_outcomes`) or from any other record of
+one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nanoedit.errors import OutputError, UsageError
+
+if TYPE_CHECKING:
+    from nanoedit.runner import JobOutcome
 
 # Thumbnails fit in a square of this many pixels: sharp at twice the size they are shown.
 THUMBNAIL_BOX = 360
@@ -120,6 +125,44 @@ def make_thumbnail(path: Path, box: int = THUMBNAIL_BOX) -> Thumbnail | None:
         mime = "image/jpeg"
     uri = f"data:{mime};base64,{base64.b64encode(out.getvalue()).decode('ascii')}"
     return Thumbnail(uri, image.width, image.height, *full)
+
+
+def rows_from_outcomes(outcomes: Sequence[JobOutcome]) -> list[SheetRow]:
+    """The page's rows for a run that just ended."""
+    rows = []
+    for outcome in outcomes:
+        job, options = outcome.job, outcome.job.options
+        rows.append(
+            SheetRow(
+                label=job.label,
+                inputs=tuple(source.location for source in job.images),
+                outputs=tuple(
+                    SheetImage(str(saved.path), saved.width, saved.height, saved.format, saved.size)
+                    for saved in outcome.outputs
+                ),
+                prompt=options.prompt,
+                model=outcome.model,
+                backend=outcome.backend,
+                ratio=options.ratio,
+                size=options.size,
+                seconds=outcome.seconds,
+                warnings=tuple(outcome.warnings),
+                error=None if outcome.error is None else outcome.error.message,
+                skipped=outcome.skipped,
+            )
+        )
+    return rows
+
+
+def save_run_page(
+    path: Path, outcomes: Sequence[JobOutcome], when: datetime, seconds: float
+) -> None:
+    """Write the page of a run that just ended, beside which its links work."""
+    from nanoedit import __version__
+
+    base = path.parent if str(path.parent) else Path(".")
+    page = build_page(rows_from_outcomes(outcomes), SheetRun(when, seconds, __version__), base=base)
+    write_report(path, page)
 
 
 def check_report_path(path: Path) -> None:

@@ -24,6 +24,8 @@ from nanoedit.runner import JobOutcome
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
 
+    from nanoedit.preview import Viewer
+
 
 def error_json(error: NanoeditError) -> dict[str, Any]:
     """The ``error`` member of a ``--json`` object."""
@@ -99,9 +101,16 @@ class Reporter:
     """Shows a run: implements the runner's events."""
 
     def __init__(
-        self, stdout: IO[str], stderr: IO[str], *, json_lines: bool, quiet: bool = False
+        self,
+        stdout: IO[str],
+        stderr: IO[str],
+        *,
+        json_lines: bool,
+        quiet: bool = False,
+        viewer: Viewer | None = None,
     ) -> None:
         self.stdout = stdout
+        self.viewer = viewer
         self.json_lines = json_lines
         self.quiet = quiet
         self.console = error_console(stderr)
@@ -210,6 +219,8 @@ class Reporter:
                         f"saved {saved.path} ({saved.width}x{saved.height} "
                         f"{saved.format.upper()}) from {outcome.job.label}"
                     )
+                    if self.viewer is not None:
+                        self._say(self.viewer.preview(saved.path, self.console))
                 if outcome.skipped:
                     self.console.print(
                         f"skipped {outcome.job.label}: its result is already there "
@@ -217,6 +228,13 @@ class Reporter:
                     )
             if outcome.error is not None:
                 self.error(outcome.error)
+            if self.viewer is not None:
+                for saved in outcome.outputs:
+                    self._say(self.viewer.open(saved.path))
+
+    def _say(self, warning: str | None) -> None:
+        if warning is not None:
+            self.warning(warning)
 
     def warning(self, text: str) -> None:
         """A warning line on stderr (not with --quiet)."""

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,12 +17,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import Served, backend_env, run_cli
 from PIL import Image
 
 from nanoedit.contact_sheet import SheetImage, SheetRow, SheetRun, build_page, make_thumbnail
 
 VOID = {"meta", "img", "br", "link", "input", "hr", "source"}
 WHEN = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @dataclass
@@ -352,3 +358,206 @@ def test_a_transparent_image_keeps_its_transparency(isolated: Path) -> None:
     (isolated / "notes.png").write_text("not an image")
     assert make_thumbnail(isolated / "notes.png") is None
     assert make_thumbnail(isolated / "missing.png") is None
+
+
+# Through the command ----------------------------------------------------------------------
+
+
+def write_samples(folder: Path, served: Served) -> list[str]:
+    """Six inputs for a batch: the four samples, a copy, and a URL."""
+    from nanoedit.sandbox import sample_image
+
+    for name in ("cat.png", "dog.jpg", "hat.png", "person.png"):
+        (folder / name).write_bytes(sample_image(name)[0])
+    shutil.copy(folder / "cat.png", folder / "kitten.png")
+    return ["cat.png", "dog.jpg", "hat.png", "person.png", "kitten.png",
+            f"{served.base_url}/samples/dog.jpg"]  # fmt: skip
+
+
+def test_a_batch_report_shows_what_the_run_printed(served: Served, isolated: Path) -> None:
+    inputs = write_samples(isolated, served)
+    served.sandbox.add_faults("text-only")
+    result = run_cli(
+        ["edit", *inputs, "-p", "make it a watercolor", "-d", "out", "-j", "1", "--json",
+         "--report", "run.html"],
+        env=backend_env(served),
+    )  # fmt: skip
+    assert result.exit_code == 7, result.stderr
+    assert result.stderr.endswith(
+        "6 jobs: 5 done, 1 failed, 5 images saved\nwrote the report run.html\n"
+    )
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    _, root = parse((isolated / "run.html").read_text(encoding="utf-8"))
+    assert root.one("title").text() == "nanoedit: 6 jobs, 1 failed"
+    articles = root.find_all("article")
+    # Jobs in the order given, whatever order they finished in.
+    labels = [re.sub(r"^\w+ \d+\. ", "", a.one("h3").text()) for a in articles]
+    assert labels == inputs
+    by_label = {record["inputs"][0]: record for record in records}
+    for article, label in zip(articles, labels, strict=True):
+        record = by_label[label]
+        assert article.attrs["data-status"] == ("saved" if record["ok"] else "failed")
+        assert [
+            fig.one("a").attrs["href"] for fig in article.find_all("figure", class_="output")
+        ] == [output["path"] for output in record["outputs"]]
+        assert facts(article)["Got"] == (
+            ", ".join(f"{o['width']}x{o['height']}" for o in record["outputs"]) or "nothing"
+        )
+        assert facts(article)["Backend"] == record["backend"]
+        assert re.fullmatch(r"\d+\.\d s", facts(article)["Time"])
+    (failed,) = [a for a in articles if a.attrs["data-status"] == "failed"]
+    (record,) = [r for r in records if not r["ok"]]
+    assert (
+        failed.one("p", class_="error").text()
+        == f"Error: {' '.join(record['error']['message'].split())}"
+    )
+    assert totals(root)["Images"] == "5"
+    # Every local input and every result has its thumbnail; the URL input is linked.
+    assert len(root.find_all("img")) == 5 + 5
+
+
+def test_an_earlier_report_is_replaced(served: Served, sample: Path) -> None:
+    for _ in range(2):
+        result = run_cli(
+            ["edit", "cat.png", "-p", "x", "--report", "run.html", "-q"], env=backend_env(served)
+        )
+        assert (result.exit_code, result.stderr) == (0, "")
+    _, root = parse(Path("run.html").read_text(encoding="utf-8"))
+    assert root.one("title").text() == "nanoedit: 1 job"
+    assert [a.one("h3").text() for a in root.find_all("article")] == ["saved 1. cat.png"]
+    assert facts(root.one("article"))["Got"] == "1184x864"
+    assert sorted(p.name for p in Path().iterdir()) == [
+        "cat-edit-2.png",
+        "cat-edit.png",
+        "cat.png",
+        "run.html",
+    ]
+
+
+def test_the_reports_folder_is_made_like_the_output_folder(served: Served, sample: Path) -> None:
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "-d", "out", "--report", "out/pages/run.html"],
+        env=backend_env(served),
+    )
+    assert (result.exit_code, result.stdout) == (0, "out/cat-edit.png\n"), result.stderr
+    assert result.stderr.endswith("wrote the report out/pages/run.html\n")
+    _, root = parse(Path("out/pages/run.html").read_text(encoding="utf-8"))
+    assert root.one("figure", class_="output").one("a").attrs["href"] == "../cat-edit.png"
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (
+            "notes",
+            ["--report", "notes.html"],
+            "error: notes.html already exists and is not a nanoedit report; choose another --report "
+            "(an earlier report is replaced, any other file is kept)",
+        ),
+        (
+            "notes",
+            ["--report", "notes.html/run.html"],
+            "error: the report notes.html/run.html cannot be written: notes.html is not a "
+            "folder; choose another --report",
+        ),
+        (
+            "folder",
+            ["--report", "run.html"],
+            "error: the report run.html is a folder; give a file name such as run.html",
+        ),
+        (
+            None,
+            ["--report", "run.html", "--dry-run"],
+            "error: --report shows the images a run made, and --dry-run makes none; drop one",
+        ),
+    ],
+    ids=["not-a-report", "under-a-file", "a-folder", "dry-run"],
+)
+def test_a_report_that_cannot_be_written_is_refused_before_anything_is_sent(
+    served: Served, sample: Path, setup: str | None, args: list[str], message: str
+) -> None:
+    if setup == "notes":
+        Path("notes.html").write_text("<p>my notes</p>\n")
+    elif setup == "folder":
+        Path("run.html").mkdir()
+    result = run_cli(["edit", "cat.png", "-p", "x", *args], env=backend_env(served))
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
+    assert served.sandbox.received == []
+    assert not Path("cat-edit.png").exists()
+    if setup == "notes":
+        assert Path("notes.html").read_text() == "<p>my notes</p>\n"
+
+
+# In a real browser ------------------------------------------------------------------------
+
+# Appended to a copy of the page under test: once everything has loaded, it writes what the
+# browser made of each image into the page, for --dump-dom to show.
+HARNESS = """<script>
+window.addEventListener("load", () => {
+  const out = document.createElement("pre");
+  out.id = "harness";
+  out.textContent = JSON.stringify({
+    images: [...document.images].map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]),
+    failed: [...document.querySelectorAll("article[data-status=failed] .error")].map(e => e.textContent),
+    skip: getComputedStyle(document.querySelector(".skip")).left,
+  });
+  document.body.append(out);
+});
+</script>"""
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with a fresh profile and nothing that reaches the network."""
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars", *args],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+def test_the_report_in_a_real_browser(served: Served, isolated: Path) -> None:
+    inputs = write_samples(isolated, served)
+    served.sandbox.add_faults("text-only")
+    result = run_cli(
+        ["edit", *inputs, "-p", "make it a watercolor", "-d", "out", "--report", "run.html"],
+        env=backend_env(served),
+    )
+    assert result.exit_code == 7, result.stderr
+    page = (isolated / "run.html").read_text(encoding="utf-8")
+    probe = isolated / "probe.html"
+    probe.write_text(page.replace("</body>", HARNESS + "</body>"), encoding="utf-8")
+    dumped = chromium("--dump-dom", probe.as_uri())
+    assert dumped.returncode == 0, dumped.stderr
+    found = re.search(r'<pre id="harness">(.*?)</pre>', dumped.stdout, re.S)
+    assert found, dumped.stdout[-2000:]
+    seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    # Every picture loaded: five inputs read from disk and five results.
+    assert len(seen["images"]) == 10
+    assert all(
+        complete and width > 0 and height > 0 for _, complete, width, height in seen["images"]
+    )
+    alts = [alt for alt, *_ in seen["images"]]
+    assert sorted(alt for alt in alts if alt.startswith("Input: ")) == [
+        "Input: cat.png", "Input: dog.jpg", "Input: hat.png", "Input: kitten.png",
+        "Input: person.png",
+    ]  # fmt: skip
+    # The failed job is there, with its message; the skip link waits off screen for the focus.
+    (error,) = seen["failed"]
+    assert error.startswith("Error: ") and "answered with text but no image" in error
+    assert seen["skip"].startswith("-")
+
+    screenshot = isolated / "report.png"
+    shot = chromium(
+        "--window-size=1280,2400", f"--screenshot={screenshot}", (isolated / "run.html").as_uri()
+    )
+    assert shot.returncode == 0, shot.stderr
+    with Image.open(screenshot) as image:
+        assert (image.format, image.size) == ("PNG", (1280, 2400))
+        # Not a blank page: the thumbnails and the cards give it many colours.
+        assert len(image.convert("RGB").getcolors(1 << 20) or []) > 1000
+    print(f"screenshot of the report: {screenshot}")

@@ -8,16 +8,28 @@ into pixels.
 from __future__ import annotations
 
 import base64
+import fcntl
 import io
+import os
+import pty
 import re
+import select
+import struct
 import subprocess
+import sys
+import termios
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Served, backend_env, run_cli
 from PIL import Image
 from rich.console import Console
 
+from nanoedit.config import CORE_KEYS
 from nanoedit.preview import (
+    PROTOCOL_CHOICES,
     Area,
     Drawn,
     HalfBlocks,
@@ -31,6 +43,7 @@ from nanoedit.preview import (
     sixel_escape,
 )
 
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 # 24-bit colour codes: a foreground, and maybe a background, then the cells they colour.
 CELLS = re.compile(r"\x1b\[38;2;(\d+);(\d+);(\d+)(?:;48;2;(\d+);(\d+);(\d+))?m([▀▄]+)\x1b\[0m")
 Pixel = tuple[int, int, int]
@@ -118,6 +131,25 @@ def test_the_protocol_is_read_from_the_environment(env: dict[str, str], protocol
 def test_a_protocol_set_is_used_whatever_the_terminal() -> None:
     assert choose_protocol("sixel", {"TERM": "xterm-kitty"}) is Protocol.sixel
     assert choose_protocol("none", {"TERM": "xterm-kitty"}) is Protocol.none
+
+
+def test_the_config_key_offers_exactly_the_protocols() -> None:
+    spec = CORE_KEYS["preview.protocol"]
+    assert (spec.env, spec.default) == ("NANOEDIT_PREVIEW_PROTOCOL", "auto")
+    for choice in PROTOCOL_CHOICES:
+        assert spec.check(choice) == choice
+    assert PROTOCOL_CHOICES == ("auto", "kitty", "iterm", "sixel", "halfblocks", "none")
+
+
+def test_a_bad_protocol_setting_is_refused_with_the_choices(served: Served, sample: Path) -> None:
+    env = backend_env(served) | {"NANOEDIT_PREVIEW_PROTOCOL": "ascii"}
+    result = run_cli(["edit", "cat.png", "-p", "x", "--preview"], env=env)
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == (
+        "error: the environment variable NANOEDIT_PREVIEW_PROTOCOL: invalid value 'ascii'; use "
+        "one of: auto, kitty, iterm, sixel, halfblocks, none\n"
+    )
+    assert served.sandbox.received == []
 
 
 # Half blocks ---------------------------------------------------------------------------------
@@ -280,3 +312,150 @@ def test_a_viewer_that_cannot_start_is_named_once(tmp_path: Path) -> None:
     )
     assert viewer.open(Path("dog-edit.png")) is None
     assert len(calls) == 1
+
+
+def test_a_bad_open_command_setting_is_refused() -> None:
+    check = CORE_KEYS["preview.open_command"].check
+    assert check(" feh -F ") == "feh -F"
+    with pytest.raises(Exception, match='invalid command "feh \'x" \\(No closing quotation\\)'):
+        check("feh 'x")
+
+
+@pytest.fixture
+def opened(isolated: Path) -> Iterator[tuple[str, int]]:
+    """A named pipe an open command writes each path it is given to, and a command for it."""
+    fifo = isolated / "opened"
+    os.mkfifo(fifo)
+    # Held open for writing too: a read then waits for data instead of seeing the end.
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        yield f'sh -c \'printf "%s\\n" "$1" > {fifo}\' viewer', fd
+    finally:
+        os.close(fd)
+
+
+def read_lines(fd: int, count: int, timeout: float = 30.0) -> list[str]:
+    """``count`` lines from the pipe, waiting for each at most ``timeout`` seconds."""
+    data = b""
+    while data.count(b"\n") < count:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, f"only {data!r} came within {timeout} s"
+        data += os.read(fd, 4096)
+    return data.decode().splitlines()
+
+
+def test_open_starts_the_viewer_with_each_saved_image(
+    served: Served, sample: Path, opened: tuple[str, int]
+) -> None:
+    command, pipe = opened
+    (sample.parent / "dog.png").write_bytes(sample.read_bytes())
+    env = backend_env(served) | {"NANOEDIT_OPEN_COMMAND": command}
+    result = run_cli(["edit", "cat.png", "dog.png", "-p", "x", "--open", "-d", "out"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == ["out/cat-edit.png", "out/dog-edit.png"]
+    assert sorted(read_lines(pipe, 2)) == ["out/cat-edit.png", "out/dog-edit.png"]
+    assert "warning" not in result.stderr
+
+
+def test_open_without_a_system_viewer_says_what_to_do_once(
+    served: Served, sample: Path, isolated: Path
+) -> None:
+    (isolated / "dog.png").write_bytes(sample.read_bytes())
+    (isolated / "bin").mkdir()
+    env = backend_env(served) | {"PATH": str(isolated / "bin")}
+    result = run_cli(["edit", "cat.png", "dog.png", "-p", "x", "--open", "-j", "1"], env=env)
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\ndog-edit.png\n")
+    assert result.stderr == (
+        "saved cat-edit.png (1184x864 PNG) from cat.png\n"
+        "warning: cat-edit.png could not be opened: xdg-open was not found; install it, or "
+        "choose a viewer with: nanoedit config set preview.open_command COMMAND\n"
+        "saved dog-edit.png (1184x864 PNG) from dog.png\n"
+        "2 jobs: 2 done, 0 failed, 2 images saved\n"
+    )
+
+
+# Previews through the command ----------------------------------------------------------------
+
+
+def test_no_preview_when_stderr_is_not_a_terminal(served: Served, sample: Path) -> None:
+    env = backend_env(served) | {"NANOEDIT_PREVIEW_PROTOCOL": "halfblocks"}
+    result = run_cli(["edit", "cat.png", "-p", "x", "--preview"], env=env)
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n")
+    assert result.stderr == "saved cat-edit.png (1184x864 PNG) from cat.png\n"
+
+
+COLUMNS, ROWS = 60, 40
+
+
+def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes, str]:
+    """Run the installed nanoedit with stderr on a COLUMNS x ROWS pseudo-terminal; returns its
+    exit code, its stdout (a pipe) and what it wrote on the terminal."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        # The size comes from the terminal itself, as it does for a person.
+        if "proxy" not in name.lower()
+        and name not in ("TMUX", "STY", "KITTY_WINDOW_ID", "COLUMNS", "LINES")
+    }
+    process = subprocess.Popen(
+        [NANOEDIT, *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=inherited | {"TERM": "xterm-256color", "COLORTERM": "truecolor"} | env,
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        # Read while the program runs: a full terminal buffer would block its writes.
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the program closed its end
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        os.close(controller)
+    return process.returncode, stdout, b"".join(chunks).decode("utf-8")
+
+
+def test_the_installed_command_previews_the_saved_image_in_half_blocks(isolated: Path) -> None:
+    code, stdout, screen = on_terminal(
+        ["generate", "-p", "a red fox", "--ratio", "16:9", "--sandbox", "--preview"],
+        isolated,
+        {"NANOEDIT_CONFIG_DIR": str(isolated / "config")},
+    )
+    assert (code, stdout) == (0, b"a-red-fox.png\n"), screen
+    # A live display's redraw erases the line it starts on: the rest is what stays there.
+    lines = [line.rpartition("\r\x1b[2K")[2] for line in screen.split("\r\n")]
+    saved = "saved a-red-fox.png (1344x768 PNG) from a-red-fox"
+    (at,) = [n for n, line in enumerate(lines) if line == saved]
+    preview = []
+    for line in lines[at + 1 :]:
+        if not CELLS.match(line):
+            break
+        preview.append(cells_of(line))
+    # As wide as the terminal (60 cells), as high as the shape says: 34 pixels, 17 rows.
+    with Image.open(isolated / "a-red-fox.png") as image:
+        assert image.size == (1344, 768)
+        expected = image.convert("RGBA").resize((60, 34), Image.Resampling.BOX)
+    assert len(preview) == 17
+    assert all(len(row) == 60 for row in preview)
+    assert preview == expected_cells(expected)
+    # The image is not blank: the preview shows its colours, not one flat one.
+    assert len({cell for row in preview for cell in row}) > 20
