@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -296,6 +298,33 @@ SidecarOpt = Annotated[
     typer.Option("--sidecar", help="Also write the provenance as IMAGE.json beside each image."),
 ]
 
+PreviewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--preview",
+        help="Show each saved image on the terminal (stderr), drawn as preview.protocol says.",
+        rich_help_panel="Seeing results",
+    ),
+]
+OpenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--open",
+        help="Open each saved image in the viewer (preview.open_command, or the system's).",
+        rich_help_panel="Seeing results",
+    ),
+]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        metavar="FILE.html",
+        show_default=False,
+        help="Write one HTML page of the run: inputs and results side by side, failures.",
+        rich_help_panel="Seeing results",
+    ),
+]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -364,6 +393,9 @@ class RunFlags:
     sidecar: bool
     print0: bool
     prompt_file: str | None = None
+    preview: bool = False
+    open_images: bool = False
+    report: Path | None = None
 
 
 def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
@@ -422,6 +454,25 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
         if any(not job.options.prompt for job in jobs):
             raise UsageError('the prompt is empty; say what you want with -p "..."')
         _check_stdout(jobs, flags)
+        if flags.report is not None:
+            from nanoedit.contact_sheet import check_report_path
+
+            if flags.dry_run:
+                raise UsageError(
+                    "--report shows the images a run made, and --dry-run makes none; drop one"
+                )
+            check_report_path(flags.report)
+        viewer = None
+        if flags.preview or flags.open_images:
+            from nanoedit.preview import Viewer, choose_protocol
+
+            viewer = Viewer(
+                preview=flags.preview,
+                open_images=flags.open_images,
+                protocol=choose_protocol(settings.preview_protocol, os.environ),
+                open_command=settings.open_command,
+            )
+        started, when = time.monotonic(), datetime.now().astimezone()
         run_options = RunOptions(
             overwrite=flags.overwrite,
             jobs=flags.jobs,
@@ -439,6 +490,7 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
                 json_lines=flags.json_lines,
                 quiet=flags.quiet,
                 print0=flags.print0,
+                viewer=viewer,
             ) as reporter,
         ):
             for text in [*settings.warnings, *notes]:
@@ -452,6 +504,12 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
                 outcomes = runner.run(jobs)
         if not flags.dry_run:
             reporter.summary(outcomes)
+        if flags.report is not None:
+            from nanoedit.contact_sheet import save_run_page
+
+            save_run_page(flags.report, outcomes, when, time.monotonic() - started)
+            if not flags.quiet:
+                reporter.console.print(f"wrote the report {flags.report}")
     raise typer.Exit(exit_code_for(outcomes))
 
 
@@ -553,6 +611,9 @@ def edit(
     dry_run: DryRunOpt = False,
     no_metadata: NoMetadataOpt = False,
     sidecar: SidecarOpt = False,
+    preview: PreviewOpt = False,
+    open_images: OpenOpt = False,
+    report: ReportOpt = None,
 ) -> None:
     """Edit images: each INPUT is one job, with every --ref image sent after it.
 
@@ -590,7 +651,8 @@ def edit(
     _run(make_jobs, RunFlags(
         prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
         response_format, json_lines, quiet, jobs, skip_existing, shard, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file,
+        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file, preview,
+        open_images, report,
     ))  # fmt: skip
 
 
@@ -634,6 +696,9 @@ def generate(
     dry_run: DryRunOpt = False,
     no_metadata: NoMetadataOpt = False,
     sidecar: SidecarOpt = False,
+    preview: PreviewOpt = False,
+    open_images: OpenOpt = False,
+    report: ReportOpt = None,
 ) -> None:
     """Make images from a text prompt alone."""
     from nanoedit.jobs import build_generate_job
@@ -641,7 +706,8 @@ def generate(
     _run(lambda options, _warn: [build_generate_job(options, output)], RunFlags(
         prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
         response_format, json_lines, quiet, 1, skip_existing, None, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file,
+        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file, preview,
+        open_images, report,
     ))  # fmt: skip
 
 

@@ -165,6 +165,12 @@ def _check_size(value: str) -> str:
     return normalize_size(value) or ""
 
 
+def _check_command(value: str) -> str:
+    from nanoedit.preview import check_open_command
+
+    return check_open_command(value)
+
+
 def _check_text(value: str) -> str:
     if not value.strip():
         raise UsageError("the value is empty; to remove a setting use nanoedit config unset KEY")
@@ -237,6 +243,16 @@ CORE_KEYS: dict[str, KeySpec] = {
         "NANOEDIT_RATIO", f"aspect ratio: {', '.join(RATIOS)}", "auto", check=normalize_ratio
     ),
     "default.size": KeySpec("NANOEDIT_SIZE", "image size: 1K, 2K or 4K", check=_check_size),
+    "preview.protocol": KeySpec(
+        "NANOEDIT_PREVIEW_PROTOCOL",
+        "how --preview draws: auto, kitty, iterm, sixel, halfblocks or none", "auto",
+        check=check_choice(("auto", "kitty", "iterm", "sixel", "halfblocks", "none")),
+    ),
+    "preview.open_command": KeySpec(
+        "NANOEDIT_OPEN_COMMAND",
+        "viewer --open starts with each image's path (default: the system's own)",
+        check=_check_command,
+    ),
     # No default: without it httpx follows HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY.
     "network.proxy": KeySpec(
         "NANOEDIT_PROXY", "proxy for every request: http://, https:// or socks5://host:port",
@@ -751,6 +767,8 @@ class Settings:
     backoff: float = 1.0
     warnings: tuple[str, ...] = ()
     """Things to tell the user before the run, such as a config file others can read."""
+    preview_protocol: str = "auto"
+    open_command: str | None = None
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
@@ -893,6 +911,8 @@ def load_settings(
         retries=int(retries),
         backoff=float(get("network.backoff") or "1"),
         warnings=tuple(warning for warning in warnings if warning),
+        preview_protocol=get("preview.protocol") or "auto",
+        open_command=get("preview.open_command"),
     )
 
 

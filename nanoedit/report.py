@@ -25,6 +25,8 @@ from nanoedit.save import STDOUT
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
 
+    from nanoedit.preview import Viewer
+
 
 def error_json(error: NanoeditError) -> dict[str, Any]:
     """The ``error`` member of a ``--json`` object."""
@@ -108,8 +110,10 @@ class Reporter:
         json_lines: bool,
         quiet: bool = False,
         print0: bool = False,
+        viewer: Viewer | None = None,
     ) -> None:
         self.stdout = stdout
+        self.viewer = viewer
         self.json_lines = json_lines
         self.quiet = quiet
         # --print0: a NUL ends each path, so any file name (spaces, newlines) survives xargs -0.
@@ -225,6 +229,8 @@ class Reporter:
                     else:
                         said = f"saved {saved.path} {facts}"
                     self.console.print(f"{said} from {outcome.job.label}")
+                    if self.viewer is not None and saved.path != STDOUT:
+                        self._say(self.viewer.preview(saved.path, self.console))
                 if outcome.skipped:
                     self.console.print(
                         f"skipped {outcome.job.label}: its result is already there "
@@ -235,6 +241,14 @@ class Reporter:
                     self.console.print(Text(f"{outcome.job.label}: the model says: {outcome.text}"))
             if outcome.error is not None:
                 self.error(outcome.error)
+            if self.viewer is not None:
+                for saved in [] if outcome.skipped else outcome.outputs:
+                    if saved.path != STDOUT:
+                        self._say(self.viewer.open(saved.path))
+
+    def _say(self, warning: str | None) -> None:
+        if warning is not None:
+            self.warning(warning)
 
     def warning(self, text: str) -> None:
         """A warning line on stderr (not with --quiet)."""

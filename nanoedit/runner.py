@@ -114,6 +114,8 @@ class JobOutcome:
     skipped: bool = False
     text: str = ""
     """What the model said beside its images."""
+    seconds: float | None = None
+    """How long the job ran, from its start to its last image saved; None if it never ran."""
 
     @property
     def ok(self) -> bool:
@@ -408,6 +410,7 @@ class Runner:
         assert outcome.backend is not None and outcome.model is not None
         if self.cancel.is_set():
             return
+        started = time.monotonic()
         self.events.job_started(job)
 
         def progress(phase: str, done: int | None = None, total: int | None = None) -> None:
@@ -442,6 +445,7 @@ class Runner:
             return
         if self.cancel.is_set() and outcome.error is not None:
             return  # the failure is the interruption's doing: say nothing of it
+        outcome.seconds = time.monotonic() - started
         self.events.job_finished(outcome)
 
     def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
