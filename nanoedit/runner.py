@@ -315,6 +315,7 @@ class Runner:
             progress("preparing inputs")
             prepared = self.prepare(job, outcome.backend, outcome.model, http)
             results = backend.run(prepared, progress)
+            self._check_count(outcome, len(results))
             # Worked out once per job: it hashes every input, and each image carries it.
             wanted = self.options.metadata or self.options.sidecar
             provenance = self._provenance(outcome, prepared) if wanted else None
@@ -506,6 +507,19 @@ class Runner:
             inputs=inputs,
             version=__version__,
         )
+
+    def _check_count(self, outcome: JobOutcome, got: int) -> None:
+        """Warn when the provider sent fewer images than the job asked for (a relay that
+        drops some, a task that came back empty): the job keeps what came."""
+        asked = outcome.job.options.count
+        if got >= asked:
+            return
+        text = (
+            f"{outcome.job.label}: asked for {asked} images, {got} came back; "
+            f"the job keeps those {got}"
+        )
+        outcome.warnings.append(text)
+        self.events.warning(text)
 
     def _check_dimensions(self, outcome: JobOutcome, saved: SavedImage) -> None:
         """Warn when the provider ignored the ratio or size that was asked for."""

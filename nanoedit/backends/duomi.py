@@ -34,6 +34,8 @@ class _Task:
     task_id: str
     state: str = "submitted"
     images: list[ResultImage] | None = None
+    # Why a task that succeeded brought no image: the job fails with it only if none did.
+    empty: ApiError | None = None
 
 
 class DuomiBackend:
@@ -107,7 +109,12 @@ class DuomiBackend:
                 break
             progress(f"waiting for the model, task {pending[0].state}")
             interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
-        return [image for task in tasks for image in task.images or []]
+        images = [image for task in tasks for image in task.images or []]
+        failures = [task.empty for task in tasks if task.empty is not None]
+        if not images and failures:
+            raise failures[0]
+        # Some tasks empty, some not: the runner warns that fewer images came than asked.
+        return images
 
     def _headers(self) -> dict[str, str]:
         # The raw key: this API rejects the "Bearer" prefix.
@@ -134,7 +141,10 @@ class DuomiBackend:
             raise ApiError(f"{self.where} answered the poll of task {task.task_id} with no data")
         task.state = str(data.get("state") or "unknown")
         if task.state == "succeeded":
-            task.images = _images_of(data, task.task_id, self.where)
+            try:
+                task.images = _images_of(data, task.task_id, self.where)
+            except ApiError as exc:
+                task.images, task.empty = [], exc
         elif task.state in FAILED_STATES:
             reason = clip(str(data.get("msg") or answer.get("msg") or "no reason given"))
             raise ApiError(f"task {task.task_id} on {self.where} failed: {reason}")

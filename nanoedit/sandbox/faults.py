@@ -26,7 +26,9 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   (HTTP 200 with a JSON body cut off halfway: the first half of the answer the request would
   have had).
 - ``submit`` (results, both APIs): ``data-uri``, ``empty-url``, ``empty-data``, ``no-data``,
-  ``text-only``; (duomi tasks) ``task-error``, ``task-stuck``, ``task-unknown``.
+  ``text-only``, ``fewer`` (one image fewer than asked: ``n`` less one on the multipart API, a
+  task with an empty image list on duomi, where a job of ``n`` images is ``n`` tasks); (duomi
+  tasks) ``task-error``, ``task-stuck``, ``task-unknown``.
 - ``file``: ``redirect``, ``expired``, ``html-result``, ``mislabeled``, ``truncated`` (the
   file's full Content-Length, about half its bytes, then the connection closed), ``huge`` (a
   PNG signature and zeros, the sandbox's ``huge_bytes`` long, streamed), ``huge-chunked`` (the
@@ -153,6 +155,7 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _result("empty-data", "HTTP 200 with an empty list of results"),
     _result("no-data", "HTTP 200 with no result list at all"),
     _result("text-only", "HTTP 200 with a refusal in text and no image"),
+    _result("fewer", "one image fewer than asked (duomi: a task with no image)"),
     _result("task-error", "the task ends in state error", frozenset({Api.DUOMI})),
     _result("task-stuck", "the task stays running forever", frozenset({Api.DUOMI})),
     _result("task-unknown", "the task reports state queued once", frozenset({Api.DUOMI})),
