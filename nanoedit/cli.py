@@ -13,9 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer._click.core import Context as ParserContext
+from typer._click.exceptions import UsageError as ParserError
+from typer.core import TyperGroup
 
 from nanoedit import __version__
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
@@ -63,8 +66,44 @@ class ResponseFormat(StrEnum):
     b64_json = "b64_json"
 
 
+# Where the top group notes whether --json was given, for errors raised further down.
+_JSON_GIVEN = "nanoedit.json"
+
+
+@contextmanager
+def _parser_errors_as_json(json_out: bool) -> Iterator[None]:
+    """With --json, a usage error the parser catches itself (a bad value, an unknown option)
+    also gives the one JSON error object on stdout; the parser still prints its text."""
+    try:
+        yield
+    except ParserError as exc:
+        if json_out:
+            import json
+
+            error = {"kind": "usage", "message": exc.format_message(), "exit_code": exc.exit_code}
+            typer.echo(json.dumps({"ok": False, "error": error}, ensure_ascii=False))
+        raise
+
+
+class _Commands(TyperGroup):
+    """The top command group: every parser error of nanoedit and its commands passes here."""
+
+    def parse_args(self, ctx: ParserContext, args: list[str]) -> list[str]:
+        """Parse the group's own options, noting --json for the command's parser."""
+        # A command's options are parsed inside invoke(); ctx.meta is shared with its context.
+        ctx.meta[_JSON_GIVEN] = "--json" in args
+        with _parser_errors_as_json(ctx.meta[_JSON_GIVEN]):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: ParserContext) -> Any:
+        """Run the command, its own parsing included."""
+        with _parser_errors_as_json(bool(ctx.meta.get(_JSON_GIVEN))):
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
     name="nanoedit",
+    cls=_Commands,
     help="Edit and generate images with Google's nano-banana models through reseller APIs.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
