@@ -334,6 +334,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.kill()
 
 
+# Key commands running now. Each runs in a session of its own, which a Ctrl-C at the terminal
+# does not reach, and in a job's thread, which KeyboardInterrupt does not reach either: an
+# interrupted run stops them through stop_key_commands().
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_key_commands() -> None:
+    """Stop every key command still running, with all it started (the run was interrupted)."""
+    with _RUNNING_LOCK:
+        running = [process for process in _RUNNING if process.returncode is None]
+    for process in running:
+        _stop(process)
+
+
 def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TIMEOUT) -> str:
     """Run a key command through the shell and return its first line of output, stripped.
 
@@ -356,6 +371,8 @@ def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TI
         raise ConfigError(
             f"{key_name} could not be started ({exc.strerror or exc}); check it, {instead}"
         ) from None
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
     with process:
         try:
             out, err = process.communicate(timeout=timeout)
@@ -368,6 +385,13 @@ def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TI
                 f"{key_name} did not finish within {timeout:g} s and was stopped; make sure it "
                 f"does not wait for input (it gets none), {instead}"
             ) from None
+        except BaseException:
+            # Ctrl-C while waiting here: the command must not live on, re-parented to init.
+            _stop(process)
+            raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(process)
     try:
         output: str | None = out.decode("utf-8").strip()
     except UnicodeDecodeError:

@@ -21,7 +21,7 @@ from nanoedit import __version__
 from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
 from nanoedit.backends.base import PlannedRequest, PreparedJob, Progress, ResultImage, host_of
 from nanoedit.batch import natural_stems
-from nanoedit.config import Settings, plain_http_warning
+from nanoedit.config import Settings, plain_http_warning, stop_key_commands
 from nanoedit.errors import ApiError, ExitCode, InputError, NanoeditError, UsageError
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
 from nanoedit.imageformat import describe
@@ -279,6 +279,7 @@ class Runner:
         except BaseException:
             # Ctrl-C: every job stops where it stands; images saved stay, temporary files go.
             self.cancel.set()
+            stop_key_commands()
             deadline = time.monotonic() + CANCEL_GRACE
             for worker in workers:
                 worker.join(max(0.0, deadline - time.monotonic()))

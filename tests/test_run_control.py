@@ -6,13 +6,27 @@ pipes and signals run the installed ``nanoedit`` command in a child process.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
+import shlex
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+
+
+def default_sigint() -> None:
+    """In a child: a child of a non-interactive shell may start with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def json_lines(stdout: str) -> list[dict[str, Any]]:
@@ -23,6 +37,30 @@ def json_lines(stdout: str) -> list[dict[str, Any]]:
 def image_info(path: str | Path) -> tuple[str, tuple[int, int]]:
     with Image.open(path) as image:
         return str(image.format), image.size
+
+
+def read_fifo(path: Path, timeout: float) -> str:
+    """The first write to a named pipe, waited for at most ``timeout`` seconds."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+        assert readable, f"nothing was written to {path} within {timeout} s"
+        return os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
+
+
+def ended_within(pid: int, timeout: float) -> bool:
+    """Whether process ``pid`` has ended (a zombie counts) within ``timeout`` seconds."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(readable)
+    finally:
+        os.close(pidfd)
 
 
 # Fewer images than asked ----------------------------------------------------------------------
@@ -89,3 +127,40 @@ def test_usage_errors_without_json_print_nothing_on_stdout(sample: Path) -> None
         "Error: Invalid value for '--ratio': '16x9' is not one of 'auto', '1:1', '2:3', '3:2', "
         "'3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9'.\n"
     )
+
+
+# Key commands and Ctrl-C -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open (Linux)")
+def test_ctrl_c_stops_a_key_command_that_is_still_running(
+    served: Served, sample: Path, tmp_path: Path
+) -> None:
+    ready = tmp_path / "key-command-pid"
+    os.mkfifo(ready)
+    # The shell writes its PID (its own process group's, as it leads a new session), then
+    # becomes a sleep that would outlive nanoedit.
+    command = f"echo $$ > {shlex.quote(str(ready))}; exec sleep 60"
+    env = dict(os.environ) | {
+        "NANOEDIT_OPENAI_BASE_URL": served.base_url,
+        "NANOEDIT_OPENAI_API_KEY_CMD": command,
+    }
+    run = subprocess.Popen(
+        [NANOEDIT, "edit", "cat.png", "-p", "x"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
+    )  # fmt: skip
+    pid = 0
+    try:
+        pid = int(read_fifo(ready, timeout=30))
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+        assert (run.returncode, stdout) == (130, "")
+        assert stderr == "interrupted: nothing more was sent; images already saved are kept\n"
+        assert ended_within(pid, timeout=10), "the key command outlived nanoedit"
+        assert served.sandbox.received == []
+    finally:
+        run.kill()
+        run.communicate()
+        if pid:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
