@@ -107,12 +107,6 @@ def _duomi_probe(base_url: str, key: str) -> _Probe:
     return _Probe(url, key, host_of(root), bearer=False)
 
 
-def _key_fix(settings: BackendSettings) -> str:
-    if settings.api_key:
-        return f"set a valid one with: nanoedit config set {settings.name}.api_key KEY"
-    return f"check what {settings.name}.api_key_cmd prints, or set {settings.name}.api_key"
-
-
 def _non_json(response: httpx.Response, probe: _Probe, settings: BackendSettings) -> CheckResult:
     status = response.status_code
     name = settings.name
@@ -121,7 +115,7 @@ def _non_json(response: httpx.Response, probe: _Probe, settings: BackendSettings
         return CheckResult(
             name,
             KEY_REJECTED,
-            f"{probe.where} rejected the key (HTTP {status}); {_key_fix(settings)}",
+            f"{probe.where} rejected the key (HTTP {status}); {settings.key_advice()}",
         )
     if status >= 500:
         return CheckResult(
@@ -173,14 +167,14 @@ def _judge_openai(
             return CheckResult(
                 "openai",
                 KEY_REJECTED,
-                f"{probe.where} rejected the key (HTTP {status}: {shown}); {_key_fix(settings)}",
+                f"{probe.where} rejected the key (HTTP {status}: {shown}); {settings.key_advice()}",
             )
         return CheckResult("openai", FAILED, f"{probe.where} answered HTTP {status}: {shown}")
     if status in (401, 403):
         return CheckResult(
             "openai",
             KEY_REJECTED,
-            f"{probe.where} rejected the key (HTTP {status}); {_key_fix(settings)}",
+            f"{probe.where} rejected the key (HTTP {status}); {settings.key_advice()}",
         )
     models = body.get("data")
     if 200 <= status < 300 and isinstance(models, list):
@@ -206,7 +200,7 @@ def _judge_duomi(response: httpx.Response, probe: _Probe, settings: BackendSetti
         return CheckResult(
             "duomi",
             KEY_REJECTED,
-            f"{probe.where} rejected the key ({answer}: {message}); {_key_fix(settings)}",
+            f"{probe.where} rejected the key ({answer}: {message}); {settings.key_advice()}",
         )
     # Past the key check the made-up task is not found (the sandbox says code 404). How the
     # real server words that is not documented, so any complaint about the request (a 4xx

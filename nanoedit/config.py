@@ -463,6 +463,8 @@ class BackendSettings:
     image_field: str = "image"
     poll_interval: float = 2.0
     api_key_cmd: str | None = None
+    key_source: str = "file"
+    """Where the key in use (``api_key``, else ``api_key_cmd``) was set: ``env`` or ``file``."""
     _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
 
     @property
@@ -484,6 +486,23 @@ class BackendSettings:
                 f"nanoedit config set {self.name}.api_key KEY"
             )
         return self._key_cache.get(lambda: run_key_command(command, f"{self.name}.api_key_cmd"))
+
+    def key_advice(self) -> str:
+        """What to do about a rejected key, by where it came from: a variable of the
+        environment overrides the file, so ``config set`` cannot fix it."""
+        name = f"{self.name}.api_key"
+        if self.api_key or not self.api_key_cmd:
+            if self.key_source == "env":
+                env = KEYS[name].env
+                return (
+                    f"the key comes from {env}, which overrides the config file: "
+                    f"unset {env} or fix it"
+                )
+            return f"set a valid one with: nanoedit config set {name} KEY"
+        command = f"{name}_cmd"
+        if self.key_source == "env":
+            command = f"the command in {KEYS[command].env}"
+        return f"check what {command} prints, or set {name}"
 
 
 @dataclass(frozen=True)
@@ -588,6 +607,14 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
 
+    def key_source(name: str) -> str:
+        # The key in use is the api_key setting if there is one, else the command's output.
+        for key in (f"{name}.api_key", f"{name}.api_key_cmd"):
+            resolved = resolve_key(key, file_values, env)
+            if resolved.value:
+                return resolved.source
+        return "file"
+
     if sandbox:
         from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
 
@@ -608,6 +635,7 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         model=get("openai.model") or "nano-banana",
         image_field=get("openai.image_field") or "image",
         api_key_cmd=openai_cmd,
+        key_source="sandbox" if sandbox else key_source("openai"),
     )
     duomi = BackendSettings(
         name="duomi",
@@ -616,6 +644,7 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         model=get("duomi.model") or "gemini-2.5-flash-image",
         poll_interval=float(get("duomi.poll_interval") or 2),
         api_key_cmd=duomi_cmd,
+        key_source="sandbox" if sandbox else key_source("duomi"),
     )
     backend = flags.backend or get("default.backend") or "auto"
     if backend not in BACKEND_CHOICES:

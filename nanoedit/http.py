@@ -229,6 +229,8 @@ class JobHttp:
         self.now = now
         self.sleeper = sleeper
         self.proxy = proxy
+        # Whether any request of the job was handed to the network (the --json "sent").
+        self.sent = False
 
     def sleep(self, seconds: float) -> None:
         """Wait, unless the run is cancelled meanwhile (``sleeper`` replaces the wait in tests)."""
@@ -288,6 +290,7 @@ class JobHttp:
                 "trace": trace,
             }
             try:
+                self.sent = True
                 response = self.client.send(request, stream=True, follow_redirects=follow_redirects)
                 try:
                     if (

@@ -51,6 +51,7 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
             }
             for saved in outcome.outputs
         ],
+        "sent": outcome.sent,
         "skipped": outcome.skipped,
         "warnings": list(outcome.warnings),
         "error": None if error is None else error_json(error),
@@ -114,6 +115,8 @@ class Reporter:
         # wait until the bars are gone; a pipe gets each path at once.
         self.held: list[str] = []
         self.hold_stdout = self.live and stdout.isatty()
+        # Errors several jobs share (a rejected key) are shown once.
+        self.shown: set[NanoeditError] = set()
 
     def __enter__(self) -> Reporter:
         if self.live:
@@ -215,7 +218,8 @@ class Reporter:
                         f"skipped {outcome.job.label}: its result is already there "
                         "(--skip-existing)"
                     )
-            if outcome.error is not None:
+            if outcome.error is not None and outcome.error not in self.shown:
+                self.shown.add(outcome.error)
                 self.error(outcome.error)
 
     def warning(self, text: str) -> None:
@@ -235,10 +239,12 @@ class Reporter:
         if len(outcomes) < 2 or self.quiet:
             return
         saved = sum(len(outcome.outputs) for outcome in outcomes)
-        failed = sum(1 for outcome in outcomes if not outcome.ok)
+        held = sum(1 for outcome in outcomes if outcome.held_back)
+        failed = sum(1 for outcome in outcomes if not outcome.ok) - held
         skipped = sum(1 for outcome in outcomes if outcome.skipped)
-        done = len(outcomes) - failed - skipped
-        tail = f", {skipped} skipped" if skipped else ""
+        done = len(outcomes) - failed - held - skipped
+        tail = f", {held} not sent" if held else ""
+        tail += f", {skipped} skipped" if skipped else ""
         images = "image" if saved == 1 else "images"
         self.console.print(
             f"{len(outcomes)} jobs: {done} done, {failed} failed{tail}, {saved} {images} saved"

@@ -22,7 +22,7 @@ from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
 from nanoedit.backends.base import PlannedRequest, PreparedJob, Progress, ResultImage, host_of
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning, stop_key_commands
-from nanoedit.errors import ApiError, ExitCode, InputError, NanoeditError, UsageError
+from nanoedit.errors import ApiError, AuthError, ExitCode, InputError, NanoeditError, UsageError
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
 from nanoedit.imageformat import describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
@@ -89,6 +89,10 @@ class JobOutcome:
     warnings: list[str] = field(default_factory=list)
     error: NanoeditError | None = None
     skipped: bool = False
+    sent: bool = False
+    """Whether any request of the job went out."""
+    held_back: bool = False
+    """Never sent: another job's failure (a rejected key) stopped the run from sending it."""
 
     @property
     def ok(self) -> bool:
@@ -144,6 +148,11 @@ class Runner:
         self.events = events
         self.options = options or RunOptions()
         self.cancel = threading.Event()
+        self._waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
+        # Guards taking a job from the queue against holding jobs back.
+        self._lock = threading.Lock()
+        # Per backend, the first rejection of its key: every job after it shares it.
+        self._rejected: dict[str, NanoeditError] = {}
         self.policy = RetryPolicy(
             retries=settings.retries,
             backoff=settings.backoff,
@@ -249,17 +258,12 @@ class Runner:
             return outcomes
         # Daemon threads: a job blocked on a silent server must not keep the process alive
         # after Ctrl-C (an executor's threads are joined at exit, however long that takes).
-        waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         for outcome in runnable:
-            waiting.put(outcome)
+            self._waiting.put(outcome)
         crashes: list[BaseException] = []
 
         def work() -> None:
-            while not self.cancel.is_set():
-                try:
-                    outcome = waiting.get_nowait()
-                except queue.Empty:
-                    return
+            while (outcome := self._next()) is not None:
                 try:
                     self.run_one(outcome)
                 except BaseException as exc:  # a bug: stop the run and show it
@@ -283,11 +287,55 @@ class Runner:
             deadline = time.monotonic() + CANCEL_GRACE
             for worker in workers:
                 worker.join(max(0.0, deadline - time.monotonic()))
+            # Again: a job may have started its key command just as Ctrl-C came.
+            stop_key_commands()
             discard_live_parts()
             raise
         if crashes:
             raise crashes[0]
         return outcomes
+
+    def _next(self) -> JobOutcome | None:
+        """The next job to send, or None when there is none left or the run is stopping."""
+        with self._lock:
+            if self.cancel.is_set():
+                return None
+            try:
+                return self._waiting.get_nowait()
+            except queue.Empty:
+                return None
+
+    def _hold_back(self, backend: str) -> list[JobOutcome]:
+        """Take the jobs of ``backend`` that are not sent yet off the queue (with the lock)."""
+        held: list[JobOutcome] = []
+        others: list[JobOutcome] = []
+        while True:
+            try:
+                outcome = self._waiting.get_nowait()
+            except queue.Empty:
+                break
+            (held if outcome.backend == backend else others).append(outcome)
+        for outcome in others:
+            self._waiting.put(outcome)
+        return held
+
+    def _key_rejected(self, outcome: JobOutcome, error: AuthError) -> list[JobOutcome]:
+        """A job's key was rejected: every job of its backend not sent yet is held back, as it
+        would fail the same way (and print the same error). Returns the jobs held back."""
+        assert outcome.backend is not None
+        with self._lock:
+            first = self._rejected.get(outcome.backend)
+            if first is not None:
+                # Sent before the first rejection came back: the same error, said once.
+                outcome.error = first
+                return []
+            self._rejected[outcome.backend] = error
+            held = self._hold_back(outcome.backend)
+        if held:
+            error.message += f"; {len(held)} {'job' if len(held) == 1 else 'jobs'} not sent"
+        for other in held:
+            other.error, other.held_back = error, True
+        return held
 
     def run_one(self, outcome: JobOutcome) -> None:
         """Send one checked job and save its images as soon as they arrive."""
@@ -326,9 +374,16 @@ class Runner:
             outcome.error = exc
         except Interrupted:
             return
+        finally:
+            outcome.sent = http.sent
         if self.cancel.is_set() and outcome.error is not None:
             return  # the failure is the interruption's doing: say nothing of it
+        held = []
+        if isinstance(outcome.error, AuthError):
+            held = self._key_rejected(outcome, outcome.error)
         self.events.job_finished(outcome)
+        for other in held:
+            self.events.job_finished(other)
 
     def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import shlex
 import signal
@@ -20,6 +21,8 @@ from typing import Any
 import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
+
+from nanoedit.sandbox import sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -164,3 +167,71 @@ def test_ctrl_c_stops_a_key_command_that_is_still_running(
         if pid:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+# A rejected key -----------------------------------------------------------------------------------
+
+WRONG_KEY = "sk-wrong-key-123456789"
+REJECTED = (
+    r"(?P<host>127\.0\.0\.1:\d+) rejected the openai API key \(invalid token \(request id: "
+    r"\d{26}\)\); "
+)
+FROM_ENV = (
+    "the key comes from NANOEDIT_OPENAI_API_KEY, which overrides the config file: "
+    "unset NANOEDIT_OPENAI_API_KEY or fix it"
+)
+
+
+def copies_of_cat(*names: str) -> None:
+    for name in names:
+        Path(name).write_bytes(sample_image("cat.png")[0])
+
+
+def test_a_rejected_key_stops_the_batch_and_says_so_once(served: Served) -> None:
+    names = ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"]
+    copies_of_cat(*names)
+    env = backend_env(served) | {"NANOEDIT_OPENAI_API_KEY": WRONG_KEY}
+    result = run_cli(["edit", *names, "-p", "x", "-j", "1", "--json"], env=env)
+    assert result.exit_code == 3
+    error, summary = result.stderr.splitlines()
+    assert re.fullmatch(f"error: {REJECTED}{re.escape(FROM_ENV)}; 5 jobs not sent", error), error
+    assert summary == "6 jobs: 0 done, 1 failed, 5 not sent, 0 images saved"
+    records = json_lines(result.stdout)
+    assert [(r["inputs"], r["ok"], r["sent"]) for r in records] == [
+        (["a.png"], False, True),
+        *(([name], False, False) for name in names[1:]),
+    ]
+    assert {json.dumps(r["error"]) for r in records} == {
+        json.dumps({"kind": "auth", "message": error.removeprefix("error: "), "exit_code": 3})
+    }
+    assert [r.path for r in served.sandbox.received] == ["/v1/images/edits"]
+    assert WRONG_KEY not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("where", "advice"),
+    [
+        ("env", FROM_ENV),
+        ("file", "set a valid one with: nanoedit config set openai.api_key KEY"),
+        ("env-command", "check what the command in NANOEDIT_OPENAI_API_KEY_CMD prints, "
+                        "or set openai.api_key"),
+        ("file-command", "check what openai.api_key_cmd prints, or set openai.api_key"),
+    ],
+)  # fmt: skip
+def test_a_rejected_key_names_where_it_came_from(
+    served: Served, sample: Path, where: str, advice: str
+) -> None:
+    env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url}
+    command = f"echo {WRONG_KEY}"
+    if where == "env":
+        env["NANOEDIT_OPENAI_API_KEY"] = WRONG_KEY
+    elif where == "env-command":
+        env["NANOEDIT_OPENAI_API_KEY_CMD"] = command
+    else:
+        key, value = (
+            ("openai.api_key", WRONG_KEY) if where == "file" else ("openai.api_key_cmd", command)
+        )
+        assert run_cli(["config", "set", key, value]).exit_code == 0
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert re.fullmatch(f"error: {REJECTED}{re.escape(advice)}\n", result.stderr), result.stderr

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from nanoedit.config import BackendSettings
 from nanoedit.errors import ApiError, AuthError
 from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job
@@ -126,11 +127,10 @@ def looks_like_json(response: httpx.Response) -> bool:
     return response.content.lstrip()[:1] in (b"{", b"[")
 
 
-def auth_error(backend: str, where: str, detail: str) -> AuthError:
-    """The key was rejected: name the command that sets a new one."""
+def auth_error(settings: BackendSettings, where: str, detail: str) -> AuthError:
+    """The key was rejected: say how to fix it where it was set."""
     return AuthError(
-        f"{where} rejected the {backend} API key ({detail}); "
-        f"set a valid one with: nanoedit config set {backend}.api_key KEY"
+        f"{where} rejected the {settings.name} API key ({detail}); {settings.key_advice()}"
     )
 
 

@@ -154,16 +154,16 @@ class DuomiBackend:
         """The answer as a dict, once both the HTTP status and the ``code`` field say success."""
         status = response.status_code
         if status in (401, 403) and not looks_like_json(response):
-            raise auth_error("duomi", self.where, f"HTTP {status}")
+            raise auth_error(self.settings, self.where, f"HTTP {status}")
         answer = read_json(response, self.where)
         if not isinstance(answer, dict):
             if status in (401, 403):
-                raise auth_error("duomi", self.where, f"HTTP {status}")
+                raise auth_error(self.settings, self.where, f"HTTP {status}")
             raise ApiError(f"{self.where} answered the {what} with JSON of an unexpected shape")
         code = answer.get("code")
         message = clip(str(answer.get("msg") or answer.get("message") or "no message"))
         if status in (401, 403) or code in (401, 403, "401", "403"):
-            raise auth_error("duomi", self.where, message)
+            raise auth_error(self.settings, self.where, message)
         if status >= 400 or (code is not None and str(code) != "200"):
             shown = f"code {code}" if code is not None else f"HTTP {status}"
             raise ApiError(f"{self.where} refused the {what} ({shown}): {message}")
