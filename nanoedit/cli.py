@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +25,7 @@ from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
 
 if TYPE_CHECKING:
     from nanoedit.jobs import Job, Options
+    from nanoedit.runner import JobOutcome
 
 
 class Ratio(StrEnum):
@@ -308,7 +309,8 @@ def main_callback(
 
 @contextmanager
 def _errors(json_lines: bool = False) -> Iterator[None]:
-    """Turn every expected error into its message and exit code; Ctrl-C into 130."""
+    """Turn every expected error into its message and exit code; Ctrl-C into 130, and a
+    closed stdout (a reader that left) into 141, quietly."""
     try:
         yield
     except NanoeditError as exc:
@@ -316,6 +318,11 @@ def _errors(json_lines: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing more was sent; images already saved are kept", err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except BrokenPipeError:
+        from nanoedit.report import to_devnull
+
+        to_devnull(sys.stdout)
+        raise typer.Exit(ExitCode.OUTPUT_CLOSED) from None
 
 
 def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
@@ -411,12 +418,30 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
             if flags.dry_run:
                 from nanoedit.dryrun import print_plan
 
+                if sys.stdout is None:  # started with stdout closed: nowhere to print the plan
+                    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
                 outcomes = print_plan(runner, jobs, settings, sys.stdout, reporter)
             else:
                 outcomes = runner.run(jobs)
+        if reporter.gone and not flags.dry_run:
+            _closed_stdout(outcomes, flags.quiet)
         if not flags.dry_run:
             reporter.summary(outcomes)
     raise typer.Exit(exit_code_for(outcomes))
+
+
+def _closed_stdout(outcomes: Sequence[JobOutcome], quiet: bool) -> NoReturn:
+    """stdout was closed during the run: one line on what became of the jobs, and 141."""
+    unsent = sum(1 for outcome in outcomes if outcome.held_back)
+    if unsent and not quiet:
+        saved = sum(len(outcome.outputs) for outcome in outcomes)
+        jobs = "job" if unsent == 1 else "jobs"
+        images = "image" if saved == 1 else "images"
+        typer.echo(
+            f"stopped: stdout was closed; {unsent} {jobs} not sent, {saved} {images} saved",
+            err=True,
+        )
+    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
 
 
 @app.command()

@@ -12,7 +12,8 @@ turned into output only at the top, in the command-line layer.
     │   ├── OverwriteError  4  refusing to overwrite an existing file
     │   └── OutputError     4  a result cannot be written: disk full, folder not writable
     ├── ApiError            5  error bodies, failed tasks, safety blocks, answers without an image
-    └── NetworkError        6  connection failures and timeouts
+    ├── NetworkError        6  connection failures and timeouts
+    └── OutputClosed      141  stdout was closed (a pipe's reader went away): no more results
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class ExitCode(IntEnum):
     NETWORK = 6
     PARTIAL = 7
     INTERRUPTED = 130
+    # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped.
+    OUTPUT_CLOSED = 141
 
 
 class NanoeditError(Exception):
@@ -96,3 +99,10 @@ class NetworkError(NanoeditError):
 
     exit_code = ExitCode.NETWORK
     kind = "network"
+
+
+class OutputClosed(NanoeditError):
+    """stdout was closed, so results can no longer be given: jobs not sent yet stay unsent."""
+
+    exit_code = ExitCode.OUTPUT_CLOSED
+    kind = "closed"

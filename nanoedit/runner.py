@@ -22,7 +22,15 @@ from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
 from nanoedit.backends.base import PlannedRequest, PreparedJob, Progress, ResultImage, host_of
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning, stop_key_commands
-from nanoedit.errors import ApiError, AuthError, ExitCode, InputError, NanoeditError, UsageError
+from nanoedit.errors import (
+    ApiError,
+    AuthError,
+    ExitCode,
+    InputError,
+    NanoeditError,
+    OutputClosed,
+    UsageError,
+)
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
 from nanoedit.imageformat import describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
@@ -75,6 +83,9 @@ class Events(Protocol):
 
     def warning(self, text: str) -> None:
         """Something the user should know that is not an error."""
+
+    def closed(self) -> bool:
+        """Whether nobody reads the results any more (stdout was closed): send no new job."""
 
 
 @dataclass
@@ -293,20 +304,28 @@ class Runner:
             raise
         if crashes:
             raise crashes[0]
+        with self._lock:
+            unsent = self._hold_back(None)
+        if unsent:
+            # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
+            closed = OutputClosed("not sent: stdout was closed")
+            for outcome in unsent:
+                outcome.error, outcome.held_back = closed, True
         return outcomes
 
     def _next(self) -> JobOutcome | None:
         """The next job to send, or None when there is none left or the run is stopping."""
         with self._lock:
-            if self.cancel.is_set():
+            if self.cancel.is_set() or self.events.closed():
                 return None
             try:
                 return self._waiting.get_nowait()
             except queue.Empty:
                 return None
 
-    def _hold_back(self, backend: str) -> list[JobOutcome]:
-        """Take the jobs of ``backend`` that are not sent yet off the queue (with the lock)."""
+    def _hold_back(self, backend: str | None) -> list[JobOutcome]:
+        """Take the jobs of ``backend`` (None: of any) that are not sent yet off the queue
+        (with the lock)."""
         held: list[JobOutcome] = []
         others: list[JobOutcome] = []
         while True:
@@ -314,7 +333,7 @@ class Runner:
                 outcome = self._waiting.get_nowait()
             except queue.Empty:
                 break
-            (held if outcome.backend == backend else others).append(outcome)
+            (held if backend in (None, outcome.backend) else others).append(outcome)
         for outcome in others:
             self._waiting.put(outcome)
         return held

@@ -15,14 +15,16 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import OPENAI_KEY, Served, backend_env, run_cli
 from PIL import Image
 
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import Sandbox, SandboxRequest, SandboxResponse, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -235,3 +237,93 @@ def test_a_rejected_key_names_where_it_came_from(
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
     assert (result.exit_code, result.stdout) == (3, "")
     assert re.fullmatch(f"error: {REJECTED}{re.escape(advice)}\n", result.stderr), result.stderr
+
+
+# A closed stdout ----------------------------------------------------------------------------------
+
+
+class Gated(Sandbox):
+    """A sandbox that holds the ``hold``-th API POST until ``gate`` opens."""
+
+    def __init__(self, hold: int) -> None:
+        super().__init__(keys=frozenset({OPENAI_KEY}))
+        self.hold = hold
+        self.posts = 0
+        self.arrived = threading.Event()
+        self.gate = threading.Event()
+        self._count = threading.Lock()
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        if request.method == "POST":
+            with self._count:
+                self.posts += 1
+                number = self.posts
+            if number == self.hold:
+                self.arrived.set()
+                assert self.gate.wait(30), "the test never opened the gate"
+        return super().handle(request)
+
+
+@pytest.fixture
+def gated() -> Iterator[tuple[Gated, str]]:
+    """A served sandbox that holds the second edit until the test lets it go."""
+    sandbox = Gated(hold=2)
+    with SandboxServer(sandbox) as server:
+        yield sandbox, server.base_url
+        sandbox.gate.set()
+
+
+def test_a_pipe_closed_by_its_reader_stops_the_batch_quietly_with_141(
+    gated: tuple[Gated, str], tmp_path: Path
+) -> None:
+    sandbox, base_url = gated
+    names = ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    copies_of_cat(*names)
+    env = dict(os.environ) | {
+        "NANOEDIT_OPENAI_BASE_URL": base_url,
+        "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+    }
+    run = subprocess.Popen(
+        [NANOEDIT, "edit", *names, "-p", "x", "-j", "1"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert run.stdout is not None
+        # The reader takes the first line and goes away, as `| head -1` does, while the
+        # second job is at the server.
+        assert run.stdout.readline() == "a-edit.png\n"
+        assert sandbox.arrived.wait(30)
+        run.stdout.close()
+        sandbox.gate.set()
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 141
+    assert stderr == (
+        "saved a-edit.png (1184x864 PNG) from a.png\n"
+        "stopped: stdout was closed; 3 jobs not sent, 2 images saved\n"
+    )
+    # The second job was paid for: its image is saved whole; no temporary file is left.
+    assert sandbox.posts == 2
+    assert sorted(p.name for p in Path.cwd().iterdir()) == sorted(
+        [*names, "a-edit.png", "b-edit.png"]
+    )
+    assert image_info("b-edit.png") == ("PNG", (1184, 864))
+
+
+def close_stdout() -> None:
+    """In a child: start with no stdout at all, as `>&-` leaves it."""
+    os.close(1)
+
+
+def test_a_closed_stdout_sends_nothing_and_exits_141(served: Served, sample: Path) -> None:
+    env = dict(os.environ) | backend_env(served)
+    run = subprocess.run(
+        [NANOEDIT, "edit", "cat.png", "-p", "x"], env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=close_stdout, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 141
+    assert run.stderr == "stopped: stdout was closed; 1 job not sent, 0 images saved\n"
+    assert served.sandbox.received == []
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["cat.png"]
