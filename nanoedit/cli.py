@@ -738,13 +738,17 @@ def sandbox_serve(
         float, typer.Option("--task-seconds", min=0, help="How long a URL-list task runs.")
     ] = 2.0,
 ) -> None:
-    """Serve the emulated APIs over HTTP for tests and pipelines (Ctrl-C stops)."""
+    """Serve the emulated APIs over HTTP for tests and pipelines (Ctrl-C stops).
+
+    The base URL is printed on stdout, alone on its line; the log goes to stderr.
+    """
     from nanoedit.sandbox import serve_forever
 
     try:
         serve_forever(
-            host, port, faults=faults, latency=latency, task_seconds=task_seconds, log=sys.stderr
-        )
+            host, port, faults=faults, latency=latency, task_seconds=task_seconds,
+            log=sys.stderr, url_out=sys.stdout,
+        )  # fmt: skip
     except ValueError as exc:
         _fail(UsageError(str(exc)))
     except OSError as exc:

@@ -7,12 +7,15 @@ pipes and signals run the installed ``nanoedit`` command in a child process.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
 import select
 import shlex
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -20,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import OPENAI_KEY, Served, backend_env, run_cli
 from PIL import Image
@@ -327,3 +331,116 @@ def test_a_closed_stdout_sends_nothing_and_exits_141(served: Served, sample: Pat
     assert run.stderr == "stopped: stdout was closed; 1 job not sent, 0 images saved\n"
     assert served.sandbox.received == []
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["cat.png"]
+
+
+# sandbox serve ------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sandbox_serve_gives_its_url_on_stdout_and_stops_at_once_on_a_signal(
+    stop: signal.Signals,
+) -> None:
+    serve = subprocess.Popen(
+        [NANOEDIT, "sandbox", "serve", "--port", "0"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None and serve.stderr is not None
+        url = serve.stdout.readline()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", url), url
+        base_url = url.strip()
+        assert serve.stderr.readline() == f"serving on {base_url}\n"
+        answer = httpx.get(f"{base_url}/v1/models", headers={"Authorization": "Bearer k"})
+        assert answer.status_code == 200
+        assert serve.stderr.readline() == "GET /v1/models 200\n"
+        serve.send_signal(stop)
+        stdout, stderr = serve.communicate(timeout=10)
+    finally:
+        serve.kill()
+        serve.wait()
+    assert (serve.returncode, stdout, stderr) == (0, "", f"stopped ({stop.name})\n")
+
+
+def handler_threads_end(timeout: float) -> None:
+    """Wait for the running threads the servers started to answer connections."""
+    for thread in threading.enumerate():
+        # One not started yet cannot be joined, and has nothing to say yet.
+        if thread.name.endswith("(process_request_thread)") and thread.is_alive():
+            thread.join(timeout)
+            assert not thread.is_alive(), f"{thread.name} still runs"
+
+
+class LineLog(io.StringIO):
+    """A server log whose lines a test can wait for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def write(self, text: str) -> int:
+        with self.changed:
+            written = super().write(text)
+            self.changed.notify_all()
+        return written
+
+    def wait_for(self, line: str, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: line in self.getvalue().splitlines(), timeout)
+
+
+def reset(connection: socket.socket) -> None:
+    """Close a connection with a TCP RST, as a client that crashed or was killed does."""
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()
+
+
+def test_clients_that_go_away_leave_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    log = LineLog()
+    with SandboxServer(Sandbox(), log=log) as server:
+        address = httpx.URL(server.base_url)
+        assert address.port is not None
+        # One answered, then reset while the server waits for the next request on it.
+        idle = socket.create_connection((address.host, address.port), timeout=10)
+        idle.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\r\n")
+        answer = b""
+        while b"}]}" not in answer:
+            answer += idle.recv(65536)
+        reset(idle)
+        handler_threads_end(timeout=10)
+        # One reset in the middle of its body.
+        upload = socket.create_connection((address.host, address.port), timeout=10)
+        upload.sendall(
+            b"POST /v1/images/edits HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+        )
+        reset(upload)
+        assert log.wait_for("POST /v1/images/edits (the client went away)", timeout=10)
+        handler_threads_end(timeout=10)
+    assert log.getvalue().splitlines() == [
+        "GET /v1/models 200",
+        "POST /v1/images/edits (the client went away)",
+    ]
+    assert capfd.readouterr().err == ""
+
+
+class Broken(Sandbox):
+    """A sandbox with a bug: its answer's body is text, which no socket takes."""
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        return SandboxResponse(200, {}, "not bytes")  # type: ignore[arg-type]
+
+
+def test_a_bug_in_the_server_is_still_reported(capfd: pytest.CaptureFixture[str]) -> None:
+    with SandboxServer(Broken()) as server:
+        address = httpx.URL(server.base_url)
+        assert address.port is not None
+        with socket.create_connection((address.host, address.port), timeout=10) as client:
+            client.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+            while client.recv(65536):  # the head, then the connection closed
+                pass
+        handler_threads_end(timeout=10)
+    err = capfd.readouterr().err
+    assert "Exception occurred during processing of request from ('127.0.0.1', " in err
+    assert err.rstrip().endswith("-" * 40)
+    assert "TypeError: a bytes-like object is required, not 'str'" in err
