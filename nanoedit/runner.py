@@ -447,7 +447,7 @@ class Runner:
         request = http.client.build_request("GET", source.location)
         data = http.stream(
             request, read, where=where, what=f"downloading {what}", paid=False,
-            follow_redirects=True,
+            follow_redirects=True, unknown_host="check the input URL",
         )  # fmt: skip
         return check_image(source, data)
 
@@ -526,7 +526,7 @@ class Runner:
         request = http.client.build_request("GET", url)
         return http.stream(
             request, receive, where=host, what=f"downloading {where}", paid=False,
-            follow_redirects=True,
+            follow_redirects=True, unknown_host="it is the result link's host; try again later",
         )  # fmt: skip
 
     def _with_provenance(

@@ -444,3 +444,25 @@ def test_a_bug_in_the_server_is_still_reported(capfd: pytest.CaptureFixture[str]
     assert "Exception occurred during processing of request from ('127.0.0.1', " in err
     assert err.rstrip().endswith("-" * 40)
     assert "TypeError: a bytes-like object is required, not 'str'" in err
+
+
+# Unknown hosts ------------------------------------------------------------------------------------
+
+
+def test_an_unknown_api_host_fails_at_once_naming_it(sample: Path) -> None:
+    env = {
+        "NANOEDIT_OPENAI_BASE_URL": "https://gw.example.invalid/v1",
+        "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+    }
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
+    # No retry: a name that does not resolve now will not resolve in a second either.
+    assert (result.exit_code, result.stdout) == (6, "")
+    assert result.stderr == "error: cannot resolve gw.example.invalid; check the base URL\n"
+
+
+def test_an_unknown_input_host_fails_at_once_naming_it(served: Served) -> None:
+    url = "https://img.example.invalid/cat.png"
+    result = run_cli(["edit", url, "-p", "x", "--backend", "openai"], env=backend_env(served))
+    assert (result.exit_code, result.stdout) == (6, "")
+    assert result.stderr == "error: cannot resolve img.example.invalid; check the input URL\n"
+    assert served.sandbox.received == []
