@@ -59,6 +59,13 @@ if TYPE_CHECKING:
 
 # Result images larger than this are refused rather than written to disk.
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
+# What to do when a download is refused (401, 403, 410): a result link is signed and
+# short-lived, while an input URL is the user's own and may need a login.
+RESULT_DENIED = "the link has expired; results must be fetched at once"
+INPUT_DENIED = (
+    "the URL needs authorization or has expired; pass a public URL, or download the image "
+    "and pass the file"
+)
 DEFAULT_JOBS = 4
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
@@ -434,7 +441,7 @@ class Runner:
         what = f"the input {source.location}"
 
         def read(response: httpx.Response) -> bytes:
-            _check_download(response, what, where, MAX_INPUT_BYTES, InputError)
+            _check_download(response, what, where, MAX_INPUT_BYTES, InputError, INPUT_DENIED)
             chunks = []
             received = 0
             for chunk in response.iter_bytes():
@@ -507,7 +514,9 @@ class Runner:
         host = host_of(url)
 
         def receive(response: httpx.Response) -> PartFile:
-            length = _check_download(response, where, host, MAX_DOWNLOAD_BYTES, ApiError)
+            length = _check_download(
+                response, where, host, MAX_DOWNLOAD_BYTES, ApiError, RESULT_DENIED
+            )
             part = PartFile(folder, where)
             try:
                 progress("downloading", 0, length)
@@ -646,17 +655,18 @@ def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:
 
 
 def _check_download(
-    response: httpx.Response, what: str, where: str, cap: int, failure: type[NanoeditError]
+    response: httpx.Response,
+    what: str,
+    where: str,
+    cap: int,
+    failure: type[NanoeditError],
+    denied: str,
 ) -> int | None:
     """Refuse an answer that is not a file (an error status), or too large by its header;
-    returns the announced length."""
+    returns the announced length. ``denied`` is the advice for a 401, 403 or 410."""
     if response.status_code != 200:
         body = response.read()[:512]
-        hint = (
-            "the link has expired; results must be fetched at once"
-            if response.status_code in (401, 403, 410)
-            else "check the address"
-        )
+        hint = denied if response.status_code in (401, 403, 410) else "check the address"
         raise failure(
             f"{what} could not be downloaded from {where}: "
             f"HTTP {response.status_code} ({describe(body)}); {hint}"

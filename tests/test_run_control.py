@@ -466,3 +466,20 @@ def test_an_unknown_input_host_fails_at_once_naming_it(served: Served) -> None:
     assert (result.exit_code, result.stdout) == (6, "")
     assert result.stderr == "error: cannot resolve img.example.invalid; check the input URL\n"
     assert served.sandbox.received == []
+
+
+# Input URLs that need authorization ----------------------------------------------------------------
+
+
+def test_an_input_url_refused_with_403_gets_advice_for_inputs(served: Served) -> None:
+    served.sandbox.add_faults("expired")
+    url = f"{served.base_url}/files/cat.png"
+    result = run_cli(["edit", url, "-p", "x", "--backend", "openai"], env=backend_env(served))
+    assert (result.exit_code, result.stdout) == (4, "")
+    host = served.base_url.removeprefix("http://")
+    assert result.stderr == (
+        f"error: the input {url} could not be downloaded from {host}: HTTP 403 (it starts like "
+        "XML or markup); the URL needs authorization or has expired; pass a public URL, or "
+        "download the image and pass the file\n"
+    )
+    assert [r.path for r in served.sandbox.received] == ["/files/cat.png"]
