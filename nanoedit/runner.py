@@ -292,9 +292,11 @@ class Runner:
             threading.Thread(target=work, name=f"job-{n}", daemon=True)
             for n in range(min(max(1, self.options.jobs), len(runnable)))
         ]
-        for worker in workers:
-            worker.start()
         try:
+            # Started inside the try: a job may be well on its way (its key command running)
+            # before start() returns, and Ctrl-C then must stop it too.
+            for worker in workers:
+                worker.start()
             for worker in workers:
                 while worker.is_alive():
                     worker.join(0.2)
@@ -304,7 +306,8 @@ class Runner:
             stop_key_commands()
             deadline = time.monotonic() + CANCEL_GRACE
             for worker in workers:
-                worker.join(max(0.0, deadline - time.monotonic()))
+                if worker.is_alive():  # one not started yet cannot be joined
+                    worker.join(max(0.0, deadline - time.monotonic()))
             # Again: a job may have started its key command just as Ctrl-C came.
             stop_key_commands()
             discard_live_parts()
