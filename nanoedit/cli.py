@@ -279,7 +279,10 @@ ProxyOpt = Annotated[
 ]
 DryRunOpt = Annotated[
     bool,
-    typer.Option("--dry-run", help="Send nothing; print each request as a curl command."),
+    typer.Option(
+        "--dry-run",
+        help="Send nothing; print each request as a curl command (with --json: a JSON object).",
+    ),
 ]
 NoMetadataOpt = Annotated[
     bool,
@@ -420,7 +423,9 @@ def _run(make_jobs: Callable[[Options], list[Job]], flags: RunFlags) -> None:
 
                 if sys.stdout is None:  # started with stdout closed: nowhere to print the plan
                     raise typer.Exit(ExitCode.OUTPUT_CLOSED)
-                outcomes = print_plan(runner, jobs, settings, sys.stdout, reporter)
+                outcomes = print_plan(
+                    runner, jobs, settings, sys.stdout, reporter, flags.json_lines
+                )
             else:
                 outcomes = runner.run(jobs)
         if reporter.gone and not flags.dry_run:

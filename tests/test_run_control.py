@@ -483,3 +483,32 @@ def test_an_input_url_refused_with_403_gets_advice_for_inputs(served: Served) ->
         "download the image and pass the file\n"
     )
     assert [r.path for r in served.sandbox.received] == ["/files/cat.png"]
+
+
+# --dry-run --json ---------------------------------------------------------------------------------
+
+
+def test_dry_run_with_json_prints_each_request_as_a_json_object(
+    served: Served, sample: Path
+) -> None:
+    url = f"{served.base_url}/samples/dog.jpg"
+    result = run_cli(
+        ["edit", "cat.png", url, "-p", "x", "--ratio", "16:9", "--dry-run", "--json"],
+        env=backend_env(served),
+    )
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json_lines(result.stdout) == [
+        {"job": "cat.png", "backend": "openai", "model": "nano-banana", "names": ["cat-edit"],
+         "method": "POST", "url": f"{served.base_url}/v1/images/edits",
+         "headers": {"Authorization": "Bearer ****0001"},
+         "fields": {"model": "nano-banana", "prompt": "x", "n": "1", "response_format": "url",
+                    "aspect_ratio": "16:9"},
+         "files": [{"field": "image", "source": "cat.png"}], "json": None, "note": None},
+        {"job": url, "backend": "duomi", "model": "gemini-2.5-flash-image", "names": ["dog-edit"],
+         "method": "POST", "url": f"{served.base_url}/api/gemini/nano-banana-edit",
+         "headers": {"Authorization": "****0002"}, "fields": {}, "files": [],
+         "json": {"model": "gemini-2.5-flash-image", "prompt": "x", "image_urls": [url],
+                  "aspect_ratio": "16:9"},
+         "note": f"then poll GET {served.base_url}/api/gemini/nano-banana/TASK_ID until it succeeds"},
+    ]  # fmt: skip
+    assert served.sandbox.received == []
