@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import httpx
 
 from nanoedit import __version__
-from nanoedit.backends import URL_ONLY_LIMITS, choose_backend, make_backend
+from nanoedit.backends import RESPONSE_FORMATS, URL_ONLY_LIMITS, choose_backend, make_backend
 from nanoedit.backends.base import PlannedRequest, PreparedJob, Progress, ResultImage, host_of
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning, stop_key_commands
@@ -220,7 +220,23 @@ class Runner:
             warning = plain_http_warning(self.settings.backend_settings(name))
             if warning:
                 self.events.warning(warning)
+            self._check_response_format(name, outcomes)
         return outcomes
+
+    def _check_response_format(self, backend: str, outcomes: Sequence[JobOutcome]) -> None:
+        """Warn, once per backend, when --response-format asks for what it cannot give."""
+        honoured = RESPONSE_FORMATS.get(backend, ("url",))
+        asked = {
+            o.job.options.response_format
+            for o in outcomes
+            if o.backend == backend and o.error is None and not o.skipped
+        }
+        only = "URLs" if honoured == ("url",) else " or ".join(honoured)
+        for wanted in sorted(asked - set(honoured)):
+            self.events.warning(
+                f"the {backend} backend returns images as {only} only, so --response-format "
+                f"{wanted} does not apply to its jobs; their images are downloaded from the URLs"
+            )
 
     def check(self, job: Job) -> str:
         """Route the job and check its local inputs and output; returns the backend name."""

@@ -512,3 +512,28 @@ def test_dry_run_with_json_prints_each_request_as_a_json_object(
          "note": f"then poll GET {served.base_url}/api/gemini/nano-banana/TASK_ID until it succeeds"},
     ]  # fmt: skip
     assert served.sandbox.received == []
+
+
+# --response-format on a backend that cannot honour it ----------------------------------------------
+
+
+def test_b64_json_on_the_url_list_backend_draws_a_warning(served: Served) -> None:
+    url = f"{served.base_url}/samples/dog.jpg"
+    result = run_cli(
+        ["edit", url, "-p", "x", "--response-format", "b64_json"], env=backend_env(served)
+    )
+    assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
+    assert result.stderr == (
+        "warning: the duomi backend returns images as URLs only, so --response-format b64_json "
+        "does not apply to its jobs; their images are downloaded from the URLs\n"
+        f"saved dog-edit.png (1184x864 PNG) from {url}\n"
+    )
+    # The multipart backend honours it: no warning there.
+    Path("cat.png").write_bytes(sample_image("cat.png")[0])
+    multipart = run_cli(
+        ["edit", "cat.png", "-p", "x", "--response-format", "b64_json"], env=backend_env(served)
+    )
+    assert (multipart.exit_code, multipart.stderr) == (
+        0,
+        "saved cat-edit.png (1184x864 PNG) from cat.png\n",
+    )

@@ -26,6 +26,9 @@ BACKENDS: dict[str, BackendFactory] = {
 # Backends that take only public URLs, with how many images one job may carry.
 URL_ONLY_LIMITS: dict[str, int] = {"duomi": MAX_IMAGE_URLS}
 
+# The --response-format values each backend can honour (duomi's tasks give URLs only).
+RESPONSE_FORMATS: dict[str, tuple[str, ...]] = {"openai": ("url", "b64_json"), "duomi": ("url",)}
+
 SETUP_HINTS: dict[str, str] = {
     "openai": "nanoedit config set openai.base_url https://YOUR-SERVER && "
     "nanoedit config set openai.api_key YOUR-KEY",
