@@ -214,6 +214,38 @@ def test_a_rejected_key_stops_the_batch_and_says_so_once(served: Served) -> None
     assert WRONG_KEY not in result.stdout + result.stderr
 
 
+class Together(Sandbox):
+    """A sandbox that answers its first ``parties`` API POSTs only once all of them are in."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__(keys=frozenset({OPENAI_KEY}))
+        self.barrier = threading.Barrier(parties, timeout=30)
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        if request.method == "POST":
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait()
+        return super().handle(request)
+
+
+def test_jobs_in_flight_when_the_key_is_rejected_say_it_once_too(isolated: Path) -> None:
+    names = ["a.png", "b.png", "c.png", "d.png"]
+    copies_of_cat(*names)
+    sandbox = Together(parties=2)
+    with SandboxServer(sandbox) as server:
+        env = {"NANOEDIT_OPENAI_BASE_URL": server.base_url, "NANOEDIT_OPENAI_API_KEY": WRONG_KEY}
+        result = run_cli(["edit", *names, "-p", "x", "-j", "2", "--json"], env=env)
+    assert result.exit_code == 3
+    error, summary = result.stderr.splitlines()
+    assert re.fullmatch(f"error: {REJECTED}{re.escape(FROM_ENV)}; 2 jobs not sent", error), error
+    assert summary == "4 jobs: 0 done, 2 failed, 2 not sent, 0 images saved"
+    records = {r["inputs"][0]: r for r in json_lines(result.stdout)}
+    assert {name: records[name]["sent"] for name in names} == {
+        "a.png": True, "b.png": True, "c.png": False, "d.png": False
+    }  # fmt: skip
+    assert [r.path for r in sandbox.received] == ["/v1/images/edits"] * 2
+
+
 @pytest.mark.parametrize(
     ("where", "advice"),
     [
