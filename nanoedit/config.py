@@ -464,7 +464,8 @@ class BackendSettings:
     poll_interval: float = 2.0
     api_key_cmd: str | None = None
     key_source: str = "file"
-    """Where the key in use (``api_key``, else ``api_key_cmd``) was set: ``env`` or ``file``."""
+    """Where the key in use (``api_key``, else ``api_key_cmd``) was set: ``env``, ``file``, or
+    ``sandbox`` (the in-process sandbox's own)."""
     _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
 
     @property

@@ -110,7 +110,7 @@ class JobOutcome:
     sent: bool = False
     """Whether any request of the job went out."""
     held_back: bool = False
-    """Never sent: another job's failure (a rejected key) stopped the run from sending it."""
+    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
 
     @property
     def ok(self) -> bool:
