@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer._click.core import Context as ParserContext
+from typer._click.exceptions import UsageError as ParserError
 from typer._types import TyperChoice
+from typer.core import TyperGroup
 
 from nanoedit import __version__
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
 
 if TYPE_CHECKING:
     from nanoedit.jobs import Job, Options
+    from nanoedit.runner import JobOutcome
 
 
 class Ratio(StrEnum):
@@ -73,8 +77,44 @@ class ResponseFormat(StrEnum):
     b64_json = "b64_json"
 
 
+# Where the top group notes whether --json was given, for errors raised further down.
+_JSON_GIVEN = "nanoedit.json"
+
+
+@contextmanager
+def _parser_errors_as_json(json_out: bool) -> Iterator[None]:
+    """With --json, a usage error the parser catches itself (a bad value, an unknown option)
+    also gives the one JSON error object on stdout; the parser still prints its text."""
+    try:
+        yield
+    except ParserError as exc:
+        if json_out:
+            import json
+
+            error = {"kind": "usage", "message": exc.format_message(), "exit_code": exc.exit_code}
+            typer.echo(json.dumps({"ok": False, "error": error}, ensure_ascii=False))
+        raise
+
+
+class _Commands(TyperGroup):
+    """The top command group: every parser error of nanoedit and its commands passes here."""
+
+    def parse_args(self, ctx: ParserContext, args: list[str]) -> list[str]:
+        """Parse the group's own options, noting --json for the command's parser."""
+        # A command's options are parsed inside invoke(); ctx.meta is shared with its context.
+        ctx.meta[_JSON_GIVEN] = "--json" in args
+        with _parser_errors_as_json(ctx.meta[_JSON_GIVEN]):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: ParserContext) -> Any:
+        """Run the command, its own parsing included."""
+        with _parser_errors_as_json(bool(ctx.meta.get(_JSON_GIVEN))):
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
     name="nanoedit",
+    cls=_Commands,
     help="Edit and generate images with Google's nano-banana models through reseller APIs.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -287,7 +327,10 @@ ProxyOpt = Annotated[
 ]
 DryRunOpt = Annotated[
     bool,
-    typer.Option("--dry-run", help="Send nothing; print each request as a curl command."),
+    typer.Option(
+        "--dry-run",
+        help="Send nothing; print each request as a curl command (with --json: a JSON object).",
+    ),
 ]
 NoMetadataOpt = Annotated[
     bool,
@@ -344,7 +387,8 @@ def main_callback(
 
 @contextmanager
 def _errors(json_lines: bool = False) -> Iterator[None]:
-    """Turn every expected error into its message and exit code; Ctrl-C into 130."""
+    """Turn every expected error into its message and exit code; Ctrl-C into 130, and a
+    closed stdout (a reader that left) into 141, quietly."""
     try:
         yield
     except NanoeditError as exc:
@@ -352,6 +396,11 @@ def _errors(json_lines: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing more was sent; images already saved are kept", err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except BrokenPipeError:
+        from nanoedit.report import to_devnull
+
+        to_devnull(sys.stdout)
+        raise typer.Exit(ExitCode.OUTPUT_CLOSED) from None
 
 
 def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
@@ -499,9 +548,15 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
             if flags.dry_run:
                 from nanoedit.dryrun import print_plan
 
-                outcomes = print_plan(runner, jobs, settings, sys.stdout, reporter)
+                if sys.stdout is None:  # started with stdout closed: nowhere to print the plan
+                    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+                outcomes = print_plan(
+                    runner, jobs, settings, sys.stdout, reporter, flags.json_lines
+                )
             else:
                 outcomes = runner.run(jobs)
+        if reporter.gone and not flags.dry_run:
+            _closed_stdout(outcomes, flags.quiet)
         if not flags.dry_run:
             reporter.summary(outcomes)
         if flags.report is not None:
@@ -538,6 +593,20 @@ def _stdin_once(uses: list[str]) -> None:
             f"{', '.join(uses[:-1])} and {uses[-1]} {both} read stdin, which can be read only "
             "once; save all but one of them to a file and name it"
         )
+
+
+def _closed_stdout(outcomes: Sequence[JobOutcome], quiet: bool) -> NoReturn:
+    """stdout was closed during the run: one line on what became of the jobs, and 141."""
+    unsent = sum(1 for outcome in outcomes if outcome.held_back)
+    if unsent and not quiet:
+        saved = sum(len(outcome.outputs) for outcome in outcomes)
+        jobs = "job" if unsent == 1 else "jobs"
+        images = "image" if saved == 1 else "images"
+        typer.echo(
+            f"stopped: stdout was closed; {unsent} {jobs} not sent, {saved} {images} saved",
+            err=True,
+        )
+    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
 
 
 @app.command()
@@ -943,13 +1012,17 @@ def sandbox_serve(
         ),
     ] = 2.0,
 ) -> None:
-    """Serve the emulated APIs over HTTP for tests and pipelines (Ctrl-C stops)."""
+    """Serve the emulated APIs over HTTP for tests and pipelines (Ctrl-C stops).
+
+    The base URL is printed on stdout, alone on its line; the log goes to stderr.
+    """
     from nanoedit.sandbox import serve_forever
 
     try:
         serve_forever(
-            host, port, faults=faults, latency=latency, task_seconds=task_seconds, log=sys.stderr
-        )
+            host, port, faults=faults, latency=latency, task_seconds=task_seconds,
+            log=sys.stderr, url_out=sys.stdout,
+        )  # fmt: skip
     except ValueError as exc:
         _fail(UsageError(str(exc)))
     except OSError as exc:

@@ -603,6 +603,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.kill()
 
 
+# Key commands running now. Each runs in a session of its own, which a Ctrl-C at the terminal
+# does not reach, and in a job's thread, which KeyboardInterrupt does not reach either: an
+# interrupted run stops them through stop_key_commands().
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_key_commands() -> None:
+    """Stop every key command still running, with all it started (the run was interrupted)."""
+    with _RUNNING_LOCK:
+        running = [process for process in _RUNNING if process.returncode is None]
+    for process in running:
+        _stop(process)
+
+
 def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TIMEOUT) -> str:
     """Run a key command through the shell and return its first line of output, stripped.
 
@@ -625,6 +640,8 @@ def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TI
         raise ConfigError(
             f"{key_name} could not be started ({exc.strerror or exc}); check it, {instead}"
         ) from None
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
     with process:
         try:
             out, err = process.communicate(timeout=timeout)
@@ -637,6 +654,13 @@ def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TI
                 f"{key_name} did not finish within {timeout:g} s and was stopped; make sure it "
                 f"does not wait for input (it gets none), {instead}"
             ) from None
+        except BaseException:
+            # Ctrl-C while waiting here: the command must not live on, re-parented to init.
+            _stop(process)
+            raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(process)
     try:
         output: str | None = out.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -709,6 +733,11 @@ class BackendSettings:
     options: tuple[tuple[str, str], ...] = ()
     """The backend's own keys (``image_field``…) by short name, resolved: read with
     :meth:`option`."""
+    key_source: str = "file"
+    """Where the key in use (``api_key``, else ``api_key_cmd``) was set: ``env``, ``file``, or
+    ``sandbox`` (the in-process sandbox's own)."""
+    key_env: str | None = None
+    """The environment variable that gave it, when ``key_source`` is ``env``."""
     _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
 
     def option(self, short: str) -> str:
@@ -734,6 +763,23 @@ class BackendSettings:
                 f"nanoedit config set {self.name}.api_key KEY"
             )
         return self._key_cache.get(lambda: run_key_command(command, f"{self.name}.api_key_cmd"))
+
+    def key_advice(self) -> str:
+        """What to do about a rejected key, by where it came from: a variable of the
+        environment overrides the file, so ``config set`` cannot fix it."""
+        name = f"{self.name}.api_key"
+        if self.api_key or not self.api_key_cmd:
+            if self.key_source == "env":
+                env = self.key_env or spec_for(name).env
+                return (
+                    f"the key comes from {env}, which overrides the config file: "
+                    f"unset {env} or fix it"
+                )
+            return f"set a valid one with: nanoedit config set {name} KEY"
+        command = f"{name}_cmd"
+        if self.key_source == "env":
+            command = f"the command in {self.key_env or spec_for(command).env}"
+        return f"check what {command} prints, or set {name}"
 
 
 @dataclass(frozen=True)
@@ -842,25 +888,38 @@ def _flag(option: str, value: float | str | None, key: str) -> str | None:
 
 
 def _backend_settings(
-    backend: type[BackendBase], get: Callable[[str], str | None], sandbox: bool
+    backend: type[BackendBase], resolve: Callable[[str], Resolved], sandbox: bool
 ) -> BackendSettings:
     """One backend's settings; in the sandbox every backend talks to the emulated server."""
     name = backend.name
-    options = tuple((short, get(f"{name}.{short}") or "") for short in backend.extra_keys)
-    model = get(f"{name}.model") or backend.default_model
+
+    def get(key: str) -> str | None:
+        return resolve(f"{name}.{key}").value
+
+    options = tuple((short, get(short) or "") for short in backend.extra_keys)
+    model = get("model") or backend.default_model
     if sandbox:
         from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
 
-        return BackendSettings(name, SANDBOX_BASE_URL, SANDBOX_KEY, model, options=options)
-    url = get(f"{name}.base_url")
+        return BackendSettings(
+            name, SANDBOX_BASE_URL, SANDBOX_KEY, model, options=options, key_source="sandbox"
+        )
+    # The key in use is the api_key setting if there is one, else the command's output.
+    given = next(
+        (found for key in ("api_key", "api_key_cmd") if (found := resolve(f"{name}.{key}")).value),
+        Resolved(None, "file"),
+    )
+    url = get("base_url")
     return BackendSettings(
         name,
         # What signs in is the key; a URL's user:password@ would be sent instead of it.
         without_userinfo(url) if url else None,
-        get(f"{name}.api_key"),
+        get("api_key"),
         model,
-        api_key_cmd=get(f"{name}.api_key_cmd"),
+        api_key_cmd=get("api_key_cmd"),
         options=options,
+        key_source=given.source,
+        key_env=given.env_name,
     )
 
 
@@ -885,8 +944,11 @@ def load_settings(
 
     from nanoedit.backends import backend_classes
 
+    def resolve(key: str) -> Resolved:
+        return resolve_key(key, file_values, env)
+
     backends = {
-        backend.name: _backend_settings(backend, get, sandbox) for backend in backend_classes()
+        backend.name: _backend_settings(backend, resolve, sandbox) for backend in backend_classes()
     }
     warnings += [
         userinfo_warning(name, None if sandbox else get(f"{name}.base_url")) for name in backends

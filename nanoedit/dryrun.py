@@ -1,4 +1,5 @@
-"""``--dry-run``: every request a run would send, printed as a runnable curl command.
+"""``--dry-run``: every request a run would send, printed as a runnable curl command (or,
+with ``--json``, as one JSON object per request).
 
 Nothing is sent and no key command is run: the key shows masked (or as the ``$(command)``
 that prints it), so the output can be pasted into a ticket.
@@ -10,7 +11,7 @@ import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import IO
+from typing import IO, Any
 
 from nanoedit.backends.base import PlannedRequest
 from nanoedit.config import BackendSettings, Settings, mask_secret
@@ -78,6 +79,24 @@ def _json_feed(body: str, inline_files: tuple[tuple[str, str], ...]) -> str:
     return "{ " + "; ".join(pieces) + "; }"
 
 
+def request_json(request: PlannedRequest, key: str, outcome: JobOutcome) -> dict[str, Any]:
+    """One request as the JSON object ``--dry-run --json`` prints, with its job."""
+    job = outcome.job
+    return {
+        "job": job.label,
+        "backend": outcome.backend,
+        "model": outcome.model,
+        "names": list(outcome.stems) if job.output is None else [str(job.output)],
+        "method": request.method,
+        "url": request.url,
+        "headers": {name: value.replace("{key}", key) for name, value in request.headers.items()},
+        "fields": dict(request.fields),
+        "files": [{"field": name, "source": location} for name, location, _ in request.files],
+        "json": request.json,
+        "note": request.note or None,
+    }
+
+
 def _in_double_quotes(text: str) -> str:
     for char in ("\\", '"', "$", "`"):
         text = text.replace(char, "\\" + char)
@@ -85,7 +104,12 @@ def _in_double_quotes(text: str) -> str:
 
 
 def print_plan(
-    runner: Runner, jobs: Sequence[Job], settings: Settings, out: IO[str], events: Events
+    runner: Runner,
+    jobs: Sequence[Job],
+    settings: Settings,
+    out: IO[str],
+    events: Events,
+    json_lines: bool = False,
 ) -> list[JobOutcome]:
     """Check the jobs as a real run would, and print the requests of each good one."""
     outcomes = runner.select(jobs)
@@ -96,6 +120,11 @@ def print_plan(
             continue
         assert outcome.backend is not None
         key = shown_key(settings.backend_settings(outcome.backend))
+        if json_lines:
+            for request in runner.plan(outcome):
+                line = json.dumps(request_json(request, key, outcome), ensure_ascii=False)
+                out.write(line + "\n")
+            continue
         names = ", ".join(outcome.stems) if outcome.job.output is None else str(outcome.job.output)
         out.write(f"# {outcome.job.label} -> {names} ({outcome.backend}, {outcome.model})\n")
         for request in runner.plan(outcome):

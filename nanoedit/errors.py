@@ -13,7 +13,8 @@ turned into output only at the top, in the command-line layer.
     │   └── OutputError     4  a result cannot be written: disk full, folder not writable
     ├── ApiError            5  error bodies, failed tasks, answers without an image
     ├── NetworkError        6  connection failures and timeouts
-    └── RefusedError        8  the provider refused the content (a safety block, a text-only answer)
+    ├── RefusedError        8  the provider refused the content (a safety block, a text-only answer)
+    └── OutputClosed      141  stdout was closed (a pipe's reader went away): no more results
 
 A refusal is not an outage: a pipeline retries an outage and alerts on a refusal, so a
 refusal has its own code and is never retried.
@@ -37,6 +38,8 @@ class ExitCode(IntEnum):
     PARTIAL = 7
     REFUSED = 8
     INTERRUPTED = 130
+    # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped.
+    OUTPUT_CLOSED = 141
 
 
 class NanoeditError(Exception):
@@ -112,3 +115,10 @@ class RefusedError(NanoeditError):
 
     exit_code = ExitCode.REFUSED
     kind = "refused"
+
+
+class OutputClosed(NanoeditError):
+    """stdout was closed, so results can no longer be given: jobs not sent yet stay unsent."""
+
+    exit_code = ExitCode.OUTPUT_CLOSED
+    kind = "closed"

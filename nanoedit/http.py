@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -229,6 +230,8 @@ class JobHttp:
         self.now = now
         self.sleeper = sleeper
         self.proxy = proxy
+        # Whether any request of the job was handed to the network (the --json "sent").
+        self.sent = False
 
     def sleep(self, seconds: float) -> None:
         """Wait, unless the run is cancelled meanwhile (``sleeper`` replaces the wait in tests)."""
@@ -274,12 +277,14 @@ class JobHttp:
         follow_redirects: bool = False,
         permanent: Callable[[httpx.Response], bool] = lambda response: False,
         wait_hint: Callable[[httpx.Response], float | None] = lambda response: None,
+        unknown_host: str = "check the base URL",
     ) -> T:
         """Send a request and hand its streamed answer to ``consume``, retrying as allowed.
 
         A retryable status is retried without calling ``consume`` while attempts remain; a
         connection that breaks while ``consume`` reads the body is retried like any other
-        transport failure. ``paid`` requests are not sent again after their body left.
+        transport failure. ``paid`` requests are not sent again after their body left. A
+        host name that does not resolve fails at once, with ``unknown_host`` as the advice.
         """
         attempt = 0
         while True:
@@ -294,6 +299,7 @@ class JobHttp:
                 "trace": trace,
             }
             try:
+                self.sent = True
                 response = self.client.send(request, stream=True, follow_redirects=follow_redirects)
                 try:
                     if (
@@ -313,6 +319,9 @@ class JobHttp:
                 if self.cancel.is_set():
                     raise Interrupted from None
                 through = proxy_for(str(request.url), self.proxy)
+                unresolved = unresolved_host(exc, through, unknown_host)
+                if unresolved is not None:
+                    raise unresolved from None
                 failure = self._transport_failure(exc, trace, where, what, paid, attempt, through)
                 if failure is not None:
                     raise failure from None
@@ -402,6 +411,32 @@ def with_upload_progress(
         stream=CountingStream(request.stream, total, report),
         extensions=request.extensions,
     )
+
+
+def unresolved_host(
+    exc: httpx.TransportError, proxy: str | None, advice: str
+) -> NetworkError | None:
+    """The error of a request whose host name does not resolve (a typo, a host that is
+    gone), which no retry fixes; None for any other failure."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, socket.gaierror):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    from urllib.parse import urlsplit
+
+    if proxy:
+        host, advice = urlsplit(proxy).hostname or proxy, "check the proxy"
+    else:
+        try:
+            host = exc.request.url.host
+        except RuntimeError:  # an exception raised outside of a request
+            host = "the host"
+    unknown = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+    if cause.errno in unknown:
+        return NetworkError(f"cannot resolve {host}; {advice}")
+    # A failing resolver rather than an unknown name: its reason says so (no network, say).
+    return NetworkError(f"cannot resolve {host} ({cause.strerror}); {advice}")
 
 
 def _describe(exc: httpx.TransportError, proxy: str | None = None) -> str:

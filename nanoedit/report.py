@@ -8,6 +8,7 @@ every method may be called from any of them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -54,6 +55,7 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
             }
             for saved in outcome.outputs
         ],
+        "sent": outcome.sent,
         "skipped": outcome.skipped,
         "warnings": list(outcome.warnings),
         "text": outcome.text,
@@ -99,12 +101,46 @@ def amount_column() -> ProgressColumn:
     return AmountColumn()
 
 
+def _reader_gone(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a pipe (or socket, or terminal) whose other end is gone: a pipe
+    with no reader polls as an error before anything is written to it."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return False
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a file at all (a test's buffer), or closed
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def to_devnull(stream: IO[str]) -> None:
+    """Point the file descriptor under ``stream`` at the null device, so what is still in its
+    buffer goes nowhere instead of failing again when Python flushes it on exit."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 class Reporter:
-    """Shows a run: implements the runner's events."""
+    """Shows a run: implements the runner's events.
+
+    ``stdout`` is None when the process started with it closed (``>&-``); once stdout is
+    gone, the reporter says nothing more but errors, and :meth:`closed` tells the runner.
+    """
 
     def __init__(
         self,
-        stdout: IO[str],
+        stdout: IO[str] | None,
         stderr: IO[str],
         *,
         json_lines: bool,
@@ -113,6 +149,7 @@ class Reporter:
         viewer: Viewer | None = None,
     ) -> None:
         self.stdout = stdout
+        self.gone = stdout is None
         self.viewer = viewer
         self.json_lines = json_lines
         self.quiet = quiet
@@ -127,7 +164,9 @@ class Reporter:
         # Paths written to a terminal while the bars run would land inside them, so they
         # wait until the bars are gone; a pipe gets each path at once.
         self.held: list[str] = []
-        self.hold_stdout = self.live and stdout.isatty()
+        self.hold_stdout = self.live and stdout is not None and stdout.isatty()
+        # Errors several jobs share (a rejected key) are shown once.
+        self.shown: set[NanoeditError] = set()
 
     def __enter__(self) -> Reporter:
         if self.live:
@@ -157,9 +196,34 @@ class Reporter:
         with self.lock:
             if self.progress is not None:
                 self.progress.stop()
-            self.stdout.write("".join(self.held))
-            self.stdout.flush()
+            self._write(self.held)
             self.held.clear()
+
+    def closed(self) -> bool:
+        """Whether stdout is gone: closed from the start, a write failed, or a pipe's reader
+        left (``| head -1``). A run sends no new job then."""
+        with self.lock:
+            if not self.gone and self.stdout is not None and _reader_gone(self.stdout):
+                self._stdout_gone(self.stdout)
+            return self.gone
+
+    def _write(self, lines: Sequence[str]) -> None:
+        """Write results on stdout at once (with the lock held), unless stdout is gone."""
+        if self.gone or self.stdout is None or not lines:
+            return
+        try:
+            self.stdout.write("".join(lines))
+            self.stdout.flush()
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EBADF):
+                raise
+            self._stdout_gone(self.stdout)
+
+    def _stdout_gone(self, stream: IO[str]) -> None:
+        """Nobody reads the results any more: keep quiet from now on, as a Unix tool on a
+        closed pipe does."""
+        self.gone = True
+        to_devnull(stream)
 
     def run_started(self, jobs: int) -> None:
         """Add the overall bar for a batch (on a terminal)."""
@@ -218,9 +282,10 @@ class Reporter:
             if self.hold_stdout:
                 self.held.extend(lines)
             else:
-                self.stdout.write("".join(lines))
-                self.stdout.flush()
-            if not self.quiet:
+                self._write(lines)
+            # Once stdout is gone, a job that was already sent still saves its image, in
+            # silence but for errors.
+            if not self.quiet and not self.gone:
                 # A skipped job's outputs were saved by an earlier run, not this one.
                 for saved in [] if outcome.skipped else outcome.outputs:
                     facts = f"({saved.width}x{saved.height} {saved.format.upper()})"
@@ -239,7 +304,8 @@ class Reporter:
                 if outcome.text:
                     # The model's own words: a Text, so brackets in them are not markup.
                     self.console.print(Text(f"{outcome.job.label}: the model says: {outcome.text}"))
-            if outcome.error is not None:
+            if outcome.error is not None and outcome.error not in self.shown:
+                self.shown.add(outcome.error)
                 self.error(outcome.error)
             if self.viewer is not None:
                 for saved in [] if outcome.skipped else outcome.outputs:
@@ -251,8 +317,8 @@ class Reporter:
             self.warning(warning)
 
     def warning(self, text: str) -> None:
-        """A warning line on stderr (not with --quiet)."""
-        if not self.quiet:
+        """A warning line on stderr (not with --quiet, nor once stdout is gone)."""
+        if not self.quiet and not self.gone:
             # A styled Text, not print(style=...): the live bars drawn with this print would
             # take on its style.
             self.console.print(Text(f"warning: {text}", style="yellow"))
@@ -267,10 +333,12 @@ class Reporter:
         if len(outcomes) < 2 or self.quiet:
             return
         saved = sum(len(outcome.outputs) for outcome in outcomes if not outcome.skipped)
-        failed = sum(1 for outcome in outcomes if not outcome.ok)
+        held = sum(1 for outcome in outcomes if outcome.held_back)
+        failed = sum(1 for outcome in outcomes if not outcome.ok) - held
         skipped = sum(1 for outcome in outcomes if outcome.skipped)
-        done = len(outcomes) - failed - skipped
-        tail = f", {skipped} skipped" if skipped else ""
+        done = len(outcomes) - failed - held - skipped
+        tail = f", {held} not sent" if held else ""
+        tail += f", {skipped} skipped" if skipped else ""
         images = "image" if saved == 1 else "images"
         self.console.print(
             f"{len(outcomes)} jobs: {done} done, {failed} failed{tail}, {saved} {images} saved"

@@ -32,12 +32,14 @@ from nanoedit.backends.base import (
     host_of,
 )
 from nanoedit.batch import natural_stems
-from nanoedit.config import Settings, plain_http_warning
+from nanoedit.config import Settings, plain_http_warning, stop_key_commands
 from nanoedit.errors import (
     ApiError,
+    AuthError,
     ExitCode,
     InputError,
     NanoeditError,
+    OutputClosed,
     OverwriteError,
     UsageError,
 )
@@ -74,6 +76,13 @@ if TYPE_CHECKING:
 
 # Result images larger than this are refused rather than written to disk.
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
+# What to do when a download is refused (401, 403, 410): a result link is signed and
+# short-lived, while an input URL is the user's own and may need a login.
+RESULT_DENIED = "the link has expired; results must be fetched at once"
+INPUT_DENIED = (
+    "the URL needs authorization or has expired; pass a public URL, or download the image "
+    "and pass the file"
+)
 DEFAULT_JOBS = 4
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
@@ -99,6 +108,9 @@ class Events(Protocol):
     def warning(self, text: str) -> None:
         """Something the user should know that is not an error."""
 
+    def closed(self) -> bool:
+        """Whether nobody reads the results any more (stdout was closed): send no new job."""
+
 
 @dataclass
 class JobOutcome:
@@ -116,6 +128,10 @@ class JobOutcome:
     """What the model said beside its images."""
     seconds: float | None = None
     """How long the job ran, from its start to its last image saved; None if it never ran."""
+    sent: bool = False
+    """Whether any request of the job went out."""
+    held_back: bool = False
+    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
 
     @property
     def ok(self) -> bool:
@@ -180,6 +196,11 @@ class Runner:
         self._refused: dict[ImageSource, InputError] = {}
         # Images whose notes (orientation, animation) were already shown.
         self._noted: set[ImageSource] = set()
+        self._waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
+        # Guards taking a job from the queue against holding jobs back.
+        self._lock = threading.Lock()
+        # Per backend, the first rejection of its key: every job after it shares it.
+        self._rejected: dict[str, NanoeditError] = {}
         self.policy = RetryPolicy(
             retries=settings.retries,
             backoff=settings.backoff,
@@ -241,7 +262,23 @@ class Runner:
             warning = plain_http_warning(self.settings.backend_settings(name))
             if warning:
                 self.events.warning(warning)
+            self._check_response_format(name, outcomes)
         return outcomes
+
+    def _check_response_format(self, backend: str, outcomes: Sequence[JobOutcome]) -> None:
+        """Warn, once per backend, when --response-format asks for what it cannot give."""
+        honoured = backend_class(backend).response_formats
+        asked = {
+            o.job.options.response_format
+            for o in outcomes
+            if o.backend == backend and o.error is None and not o.skipped
+        }
+        only = "URLs" if honoured == ("url",) else " or ".join(honoured)
+        for wanted in sorted(asked - set(honoured)):
+            self.events.warning(
+                f"the {backend} backend returns images as {only} only, so --response-format "
+                f"{wanted} does not apply to its jobs; their images are downloaded from the URLs"
+            )
 
     def check(self, job: Job) -> str:
         """Route the job and check its local inputs and output; returns the backend name."""
@@ -365,17 +402,12 @@ class Runner:
             return outcomes
         # Daemon threads: a job blocked on a silent server must not keep the process alive
         # after Ctrl-C (an executor's threads are joined at exit, however long that takes).
-        waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         for outcome in runnable:
-            waiting.put(outcome)
+            self._waiting.put(outcome)
         crashes: list[BaseException] = []
 
         def work() -> None:
-            while not self.cancel.is_set():
-                try:
-                    outcome = waiting.get_nowait()
-                except queue.Empty:
-                    return
+            while (outcome := self._next()) is not None:
                 try:
                     self.run_one(outcome)
                 except BaseException as exc:  # a bug: stop the run and show it
@@ -386,23 +418,79 @@ class Runner:
             threading.Thread(target=work, name=f"job-{n}", daemon=True)
             for n in range(min(max(1, self.options.jobs), len(runnable)))
         ]
-        for worker in workers:
-            worker.start()
         try:
+            # Started inside the try: a job may be well on its way (its key command running)
+            # before start() returns, and Ctrl-C then must stop it too.
+            for worker in workers:
+                worker.start()
             for worker in workers:
                 while worker.is_alive():
                     worker.join(0.2)
         except BaseException:
             # Ctrl-C: every job stops where it stands; images saved stay, temporary files go.
             self.cancel.set()
+            stop_key_commands()
             deadline = time.monotonic() + CANCEL_GRACE
             for worker in workers:
-                worker.join(max(0.0, deadline - time.monotonic()))
+                if worker.is_alive():  # one not started yet cannot be joined
+                    worker.join(max(0.0, deadline - time.monotonic()))
+            # Again: a job may have started its key command just as Ctrl-C came.
+            stop_key_commands()
             discard_live_parts()
             raise
         if crashes:
             raise crashes[0]
+        with self._lock:
+            unsent = self._hold_back(None)
+        if unsent:
+            # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
+            closed = OutputClosed("not sent: stdout was closed")
+            for outcome in unsent:
+                outcome.error, outcome.held_back = closed, True
         return outcomes
+
+    def _next(self) -> JobOutcome | None:
+        """The next job to send, or None when there is none left or the run is stopping."""
+        with self._lock:
+            if self.cancel.is_set() or self.events.closed():
+                return None
+            try:
+                return self._waiting.get_nowait()
+            except queue.Empty:
+                return None
+
+    def _hold_back(self, backend: str | None) -> list[JobOutcome]:
+        """Take the jobs of ``backend`` (None: of any) that are not sent yet off the queue
+        (with the lock)."""
+        held: list[JobOutcome] = []
+        others: list[JobOutcome] = []
+        while True:
+            try:
+                outcome = self._waiting.get_nowait()
+            except queue.Empty:
+                break
+            (held if backend in (None, outcome.backend) else others).append(outcome)
+        for outcome in others:
+            self._waiting.put(outcome)
+        return held
+
+    def _key_rejected(self, outcome: JobOutcome, error: AuthError) -> list[JobOutcome]:
+        """A job's key was rejected: every job of its backend not sent yet is held back, as it
+        would fail the same way (and print the same error). Returns the jobs held back."""
+        assert outcome.backend is not None
+        with self._lock:
+            first = self._rejected.get(outcome.backend)
+            if first is not None:
+                # Sent before the first rejection came back: the same error, said once.
+                outcome.error = first
+                return []
+            self._rejected[outcome.backend] = error
+            held = self._hold_back(outcome.backend)
+        if held:
+            error.message += f"; {len(held)} {'job' if len(held) == 1 else 'jobs'} not sent"
+        for other in held:
+            other.error, other.held_back = error, True
+        return held
 
     def run_one(self, outcome: JobOutcome) -> None:
         """Send one checked job and save its images as soon as they arrive."""
@@ -434,6 +522,7 @@ class Runner:
             answer = backend.run(prepared, progress)
             results = answer.images
             outcome.text = answer.text
+            self._check_count(outcome, len(results))
             # Worked out once per job: it hashes every input, and each image carries it.
             wanted = self.options.metadata or self.options.sidecar
             provenance = self._provenance(outcome, prepared) if wanted else None
@@ -443,10 +532,17 @@ class Runner:
             outcome.error = exc
         except Interrupted:
             return
+        finally:
+            outcome.sent = http.sent
         if self.cancel.is_set() and outcome.error is not None:
             return  # the failure is the interruption's doing: say nothing of it
         outcome.seconds = time.monotonic() - started
+        held = []
+        if isinstance(outcome.error, AuthError):
+            held = self._key_rejected(outcome, outcome.error)
         self.events.job_finished(outcome)
+        for other in held:
+            self.events.job_finished(other)
 
     def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
@@ -480,7 +576,7 @@ class Runner:
         what = f"the input {source.location}"
 
         def read(response: httpx.Response) -> bytes:
-            _check_download(response, what, where, MAX_INPUT_BYTES, InputError)
+            _check_download(response, what, where, MAX_INPUT_BYTES, InputError, INPUT_DENIED)
             chunks = []
             received = 0
             for chunk in response.iter_bytes():
@@ -493,7 +589,7 @@ class Runner:
         request = http.client.build_request("GET", source.location)
         data = http.stream(
             request, read, where=where, what=f"downloading {what}", paid=False,
-            follow_redirects=True,
+            follow_redirects=True, unknown_host="check the input URL",
         )  # fmt: skip
         return check_image(source, data)
 
@@ -563,7 +659,9 @@ class Runner:
         host = host_of(url)
 
         def receive(response: httpx.Response) -> PartFile:
-            length = _check_download(response, where, host, MAX_DOWNLOAD_BYTES, ApiError)
+            length = _check_download(
+                response, where, host, MAX_DOWNLOAD_BYTES, ApiError, RESULT_DENIED
+            )
             part = PartFile(folder, where)
             try:
                 progress("downloading", 0, length)
@@ -582,7 +680,7 @@ class Runner:
         request = http.client.build_request("GET", url)
         return http.stream(
             request, receive, where=host, what=f"downloading {where}", paid=False,
-            follow_redirects=True,
+            follow_redirects=True, unknown_host="it is the result link's host; try again later",
         )  # fmt: skip
 
     def _with_provenance(
@@ -638,6 +736,19 @@ class Runner:
             inputs=inputs,
             version=__version__,
         )
+
+    def _check_count(self, outcome: JobOutcome, got: int) -> None:
+        """Warn when the provider sent fewer images than the job asked for (a relay that
+        drops some, a task that came back empty): the job keeps what came."""
+        asked = outcome.job.options.count
+        if got >= asked:
+            return
+        text = (
+            f"{outcome.job.label}: asked for {asked} images, {got} came back; "
+            f"the job keeps those {got}"
+        )
+        outcome.warnings.append(text)
+        self.events.warning(text)
 
     def _check_dimensions(self, outcome: JobOutcome, saved: SavedImage) -> None:
         """Warn when the provider ignored the ratio or size that was asked for."""
@@ -729,17 +840,18 @@ def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:
 
 
 def _check_download(
-    response: httpx.Response, what: str, where: str, cap: int, failure: type[NanoeditError]
+    response: httpx.Response,
+    what: str,
+    where: str,
+    cap: int,
+    failure: type[NanoeditError],
+    denied: str,
 ) -> int | None:
     """Refuse an answer that is not a file (an error status), or too large by its header;
-    returns the announced length."""
+    returns the announced length. ``denied`` is the advice for a 401, 403 or 410."""
     if response.status_code != 200:
         body = response.read()[:512]
-        hint = (
-            "the link has expired; results must be fetched at once"
-            if response.status_code in (401, 403, 410)
-            else "check the address"
-        )
+        hint = denied if response.status_code in (401, 403, 410) else "check the address"
         raise failure(
             f"{what} could not be downloaded from {where}: "
             f"HTTP {response.status_code} ({describe(body)}); {hint}"

@@ -1024,7 +1024,7 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
         output = {"path": name, "width": AUTO_SIZE[0], "height": AUTO_SIZE[1], "format": "png",
                   "bytes": Path(name).stat().st_size}  # fmt: skip
         return {"ok": True, "kind": "edit", "backend": "openai", "model": "nano-banana",
-                "prompt": "x", "inputs": [source], "outputs": [output], "skipped": False,
+                "prompt": "x", "inputs": [source], "outputs": [output], "sent": True, "skipped": False,
                 "warnings": [], "text": "", "error": None}  # fmt: skip
 
     message = (
@@ -1035,7 +1035,7 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
         "in/a.png": done("in/a.png", "a-edit.png"),
         "in/b.png": done("in/b.png", "b-edit.png"),
         url: {"ok": False, "kind": "edit", "backend": "openai", "model": "nano-banana",
-              "prompt": "x", "inputs": [url], "outputs": [], "skipped": False, "warnings": [], "text": "",
+              "prompt": "x", "inputs": [url], "outputs": [], "sent": True, "skipped": False, "warnings": [], "text": "",
               "error": {"kind": "input", "message": message, "exit_code": 4}},
     }  # fmt: skip
     *lines, last = result.stderr.splitlines()

@@ -110,12 +110,15 @@ def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
     assert results[0].detail.startswith(
         f"{where} rejected the key (HTTP 401: invalid token (request id: "
     )
+    # The keys come from the environment, which overrides the file: config set cannot help.
     assert results[0].detail.endswith(
-        ") [invalid_api_key]); set a valid one with: nanoedit config set openai.api_key KEY"
+        ") [invalid_api_key]); the key comes from NANOEDIT_OPENAI_API_KEY, which overrides the "
+        "config file: unset NANOEDIT_OPENAI_API_KEY or fix it"
     )
     assert results[1].detail == (
-        f"{where} rejected the key (HTTP 401, code 401: invalid api key); "
-        "set a valid one with: nanoedit config set duomi.api_key KEY"
+        f"{where} rejected the key (HTTP 401, code 401: invalid api key); the key comes from "
+        "NANOEDIT_DUOMI_API_KEY, which overrides the config file: unset NANOEDIT_DUOMI_API_KEY "
+        "or fix it"
     )
     assert sent(served) == [
         ("GET", "/v1/models", f"Bearer {WRONG_KEY}"),

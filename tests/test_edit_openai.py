@@ -149,7 +149,7 @@ def test_b64_json_answers_are_decoded(served: Served, sample: Path) -> None:
         "inputs": ["cat.png"],
         "outputs": [{"path": "cat-edit.png", "width": 1184, "height": 864, "format": "png",
                      "bytes": Path("cat-edit.png").stat().st_size}],
-        "skipped": False, "warnings": [], "text": "", "error": None,
+        "sent": True, "skipped": False, "warnings": [], "text": "", "error": None,
     }  # fmt: skip
     assert served.sandbox.received[0].fields["response_format"] == ["b64_json"]
     assert len(served.sandbox.received) == 1  # nothing to download
@@ -234,5 +234,8 @@ def test_rejected_key_exits_3_and_names_the_fix(served: Served, sample: Path) ->
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
     assert result.exit_code == 3
     assert "rejected the openai API key" in result.stderr
-    assert "set a valid one with: nanoedit config set openai.api_key KEY" in result.stderr
+    assert (
+        "the key comes from NANOEDIT_OPENAI_API_KEY, which overrides the config file: "
+        "unset NANOEDIT_OPENAI_API_KEY or fix it\n"
+    ) in result.stderr
     assert "sk-wrong-key-123456789" not in result.stderr + result.stdout

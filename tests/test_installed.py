@@ -26,18 +26,20 @@ def server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`nanoedit sandbox serve --port 0` in a child process; yields its base URL."""
     process = subprocess.Popen(
         [NANOEDIT, "sandbox", "serve", "--port", "0", "--task-seconds", "0"],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stderr is not None
-    first = process.stderr.readline()
-    match = re.search(r"serving on (http://127\.0\.0\.1:\d+)", first)
-    assert match, first
+    assert process.stdout is not None and process.stderr is not None
+    # The base URL alone on stdout; the log on stderr.
+    first = process.stdout.readline()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", first), first
     try:
-        yield match.group(1), process
+        yield first.strip(), process
     finally:
         process.terminate()
         process.wait(timeout=10)
+        process.stdout.close()
         process.stderr.close()
 
 
@@ -87,11 +89,11 @@ def test_installed_command_edits_over_both_backends(
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
     process = subprocess.Popen(
         [NANOEDIT, "sandbox", "serve", "--port", "0", "--latency", "30"],
-        stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert process.stderr is not None
-        base_url = re.search(r"(http://127\.0\.0\.1:\d+)", process.stderr.readline())
+        assert process.stdout is not None
+        base_url = re.fullmatch(r"(http://127\.0\.0\.1:\d+)\n", process.stdout.readline())
         assert base_url
         (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
         env = dict(os.environ) | {
@@ -113,6 +115,8 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
         if process.stderr is not None:
             process.stderr.close()
 

@@ -914,11 +914,23 @@ def test_result_shape_faults_on_openai(serve: Callable[..., Served]) -> None:
     assert served.sandbox.pending_faults() == []
 
 
+def test_fewer_answers_one_image_less_than_n_asks_for(serve: Callable[..., Served]) -> None:
+    served = serve(faults="fewer")
+    answer = edit(served.client, n="3").json()
+    assert [shape(served.client.get(item["url"]).content) for item in answer["data"]] == [
+        (1184, 864, "PNG"),
+        (1184, 864, "PNG"),
+    ]
+    assert len(edit(served.client, n="3").json()["data"]) == 3  # used up
+    assert served.sandbox.pending_faults() == []
+
+
 @pytest.mark.parametrize(
     ("fault", "inner"),
     [
         ("empty-url", {"images": [{"url": "", "file_name": "output.png"}], "description": ""}),
         ("empty-data", {"images": [], "description": ""}),
+        ("fewer", {"images": [], "description": ""}),
         ("no-data", None),
         ("text-only", {"images": [], "description": REFUSAL}),
     ],
@@ -1594,5 +1606,5 @@ def test_serve_forever_logs_requests_but_never_keys() -> None:
         process.kill()
         process.wait()
     assert process.returncode == 0, err
-    assert out == ""
+    assert out == "stopped (SIGINT)\n"
     assert "sk-secret" not in err and "sk-wrong" not in err

@@ -757,12 +757,14 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
     assert openai.startswith(prefix)
     request_id, tail = openai[len(prefix) :].split(")", 1)
     assert request_id.isdigit() and len(request_id) == 26
-    assert (
-        tail == " [invalid_api_key]); set a valid one with: nanoedit config set openai.api_key KEY)"
+    assert tail == (
+        " [invalid_api_key]); the key comes from NANOEDIT_OPENAI_API_KEY, which overrides the "
+        "config file: unset NANOEDIT_OPENAI_API_KEY or fix it)"
     )
     assert duomi == (
         f"duomi   key rejected  ({host(served)} rejected the key (HTTP 401, code 401: invalid api "
-        "key); set a valid one with: nanoedit config set duomi.api_key KEY)"
+        "key); the key comes from NANOEDIT_DUOMI_API_KEY, which overrides the config file: "
+        "unset NANOEDIT_DUOMI_API_KEY or fix it)"
     )
     assert wrong not in result.stdout
     assert check_requests(served) == [

@@ -158,6 +158,8 @@ class BackendBase:
     aliases: ClassVar[Mapping[str, str]] = {}
     """Model names translated before sending (nano-banana → Google's id); others pass as given."""
     max_images: ClassVar[int | None] = None
+    response_formats: ClassVar[tuple[str, ...]] = ("url", "b64_json")
+    """The ``--response-format`` values it honours (an API that gives only URLs: ``url``)."""
     """Images one request may carry whatever the model, when the API itself limits it."""
 
     def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
@@ -257,11 +259,10 @@ def looks_like_json(response: httpx.Response) -> bool:
     return response.content.lstrip()[:1] in (b"{", b"[")
 
 
-def auth_error(backend: str, where: str, detail: str) -> AuthError:
-    """The key was rejected: name the command that sets a new one."""
+def auth_error(settings: BackendSettings, where: str, detail: str) -> AuthError:
+    """The key was rejected: say how to fix it where it was set."""
     return AuthError(
-        f"{where} rejected the {backend} API key ({detail}); "
-        f"set a valid one with: nanoedit config set {backend}.api_key KEY"
+        f"{where} rejected the {settings.name} API key ({detail}); {settings.key_advice()}"
     )
 
 
@@ -279,13 +280,6 @@ def parse_json(response: httpx.Response) -> Any:
         return None
 
 
-def key_fix(settings: BackendSettings) -> str:
-    """How to replace a rejected key, by where it came from."""
-    if settings.api_key:
-        return f"set a valid one with: nanoedit config set {settings.name}.api_key KEY"
-    return f"check what {settings.name}.api_key_cmd prints, or set {settings.name}.api_key"
-
-
 def non_json_verdict(response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
     """The verdict on a probe answered with something other than the API's JSON."""
     from nanoedit.imageformat import describe
@@ -295,7 +289,7 @@ def non_json_verdict(response: httpx.Response, probe: Probe, settings: BackendSe
     what = describe(response.content)
     if status in (401, 403):
         return Verdict(
-            KEY_REJECTED, f"{probe.where} rejected the key (HTTP {status}); {key_fix(settings)}"
+            KEY_REJECTED, f"{probe.where} rejected the key (HTTP {status}); {settings.key_advice()}"
         )
     if status >= 500:
         return Verdict(

@@ -21,7 +21,6 @@ from nanoedit.backends.base import (
     auth_error,
     clip,
     host_of,
-    key_fix,
     looks_like_json,
     non_json_verdict,
     parse_json,
@@ -52,6 +51,8 @@ class _Task:
     task_id: str
     state: str = "submitted"
     images: list[ResultImage] | None = None
+    # Why a task that succeeded brought no image: the job fails with it only if none did.
+    empty: ApiError | None = None
 
 
 class DuomiBackend(BackendBase):
@@ -67,6 +68,7 @@ class DuomiBackend(BackendBase):
     default_model = "gemini-2.5-flash-image"
     aliases: ClassVar[dict[str, str]] = GOOGLE_ALIASES
     max_images = MAX_IMAGE_URLS
+    response_formats = ("url",)
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "poll_interval": KeySpec(
             "NANOEDIT_DUOMI_POLL_INTERVAL", "seconds before the first poll of a task (grows to 10)",
@@ -102,7 +104,7 @@ class DuomiBackend(BackendBase):
         if status in (401, 403) or code in ("401", "403"):
             return Verdict(
                 KEY_REJECTED,
-                f"{probe.where} rejected the key ({answer}: {message}); {key_fix(settings)}",
+                f"{probe.where} rejected the key ({answer}: {message}); {settings.key_advice()}",
             )
         # Past the key check the made-up task is not found (the sandbox says code 404). How the
         # real server words that is not documented, so any complaint about the request (a 4xx
@@ -164,7 +166,12 @@ class DuomiBackend(BackendBase):
                 f"task {', '.join(task.task_id for task in pending)} on {self.where}"
             ),
         )
-        return Answer([image for task in tasks for image in task.images or []])
+        images = [image for task in tasks for image in task.images or []]
+        failures = [task.empty for task in tasks if task.empty is not None]
+        if not images and failures:
+            raise failures[0]
+        # Some tasks empty, some not: the runner warns that fewer images came than asked.
+        return Answer(images)
 
     def _headers(self) -> dict[str, str]:
         # The raw key: this API rejects the "Bearer" prefix.
@@ -191,7 +198,10 @@ class DuomiBackend(BackendBase):
             raise ApiError(f"{self.where} answered the poll of task {task.task_id} with no data")
         task.state = str(data.get("state") or "unknown")
         if task.state == "succeeded":
-            task.images = _images_of(data, task.task_id, self.where)
+            try:
+                task.images = _images_of(data, task.task_id, self.where)
+            except ApiError as exc:
+                task.images, task.empty = [], exc
             return True
         if task.state in FAILED_STATES:
             reason = clip(str(data.get("msg") or answer.get("msg") or "no reason given"))
@@ -208,16 +218,16 @@ class DuomiBackend(BackendBase):
         """The answer as a dict, once both the HTTP status and the ``code`` field say success."""
         status = response.status_code
         if status in (401, 403) and not looks_like_json(response):
-            raise auth_error("duomi", self.where, f"HTTP {status}")
+            raise auth_error(self.settings, self.where, f"HTTP {status}")
         answer = read_json(response, self.where)
         if not isinstance(answer, dict):
             if status in (401, 403):
-                raise auth_error("duomi", self.where, f"HTTP {status}")
+                raise auth_error(self.settings, self.where, f"HTTP {status}")
             raise ApiError(f"{self.where} answered the {what} with JSON of an unexpected shape")
         code = answer.get("code")
         message = clip(str(answer.get("msg") or answer.get("message") or "no message"))
         if status in (401, 403) or code in (401, 403, "401", "403"):
-            raise auth_error("duomi", self.where, message)
+            raise auth_error(self.settings, self.where, message)
         if status >= 400 or (code is not None and str(code) != "200"):
             shown = f"code {code}" if code is not None else f"HTTP {status}"
             raise ApiError(f"{self.where} refused the {what} ({shown}): {message}")

@@ -25,7 +25,6 @@ from nanoedit.backends.base import (
     clip,
     decode_base64,
     host_of,
-    key_fix,
     non_json_verdict,
     parse_json,
     read_json,
@@ -117,7 +116,8 @@ class GeminiBackend(BackendBase):
             if status in (401, 403) or _reasons(error) & KEY_REASONS:
                 return Verdict(
                     KEY_REJECTED,
-                    f"{probe.where} rejected the key (HTTP {status}: {shown}); {key_fix(settings)}",
+                    f"{probe.where} rejected the key (HTTP {status}: {shown}); "
+                    f"{settings.key_advice()}",
                 )
             return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
         if 200 <= status < 300 and isinstance(body.get("name"), str):
@@ -333,14 +333,14 @@ def _error_of(
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         if status in (401, 403):
-            return auth_error(settings.name, where, f"HTTP {status}")
+            return auth_error(settings, where, f"HTTP {status}")
         read_json(response, where)  # raises, saying what came instead of JSON
         return ApiError(f"{where} answered {what} with HTTP {status} and no error details")
     message = clip(str(error.get("message") or "no message"))
     state = str(error.get("status") or "")
     shown = f"{message} [{state}]" if state else message
     if status in (401, 403) or _reasons(error) & KEY_REASONS:
-        return auth_error(settings.name, where, shown)
+        return auth_error(settings, where, shown)
     hints = {
         429: "the quota or rate limit is used up; wait, or check the project's quota",
         404: f"check the model id (--model or {settings.name}.model)",

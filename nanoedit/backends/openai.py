@@ -21,7 +21,6 @@ from nanoedit.backends.base import (
     clip,
     decode_base64,
     host_of,
-    key_fix,
     looks_like_json,
     non_json_verdict,
     parse_json,
@@ -106,13 +105,14 @@ class OpenAIBackend(BackendBase):
             if status in (401, 403) or code in AUTH_CODES:
                 return Verdict(
                     KEY_REJECTED,
-                    f"{probe.where} rejected the key (HTTP {status}: {shown}); {key_fix(settings)}",
+                    f"{probe.where} rejected the key (HTTP {status}: {shown}); "
+                    f"{settings.key_advice()}",
                 )
             return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
         if status in (401, 403):
             return Verdict(
                 KEY_REJECTED,
-                f"{probe.where} rejected the key (HTTP {status}); {key_fix(settings)}",
+                f"{probe.where} rejected the key (HTTP {status}); {settings.key_advice()}",
             )
         models = body.get("data")
         if 200 <= status < 300 and isinstance(models, list):
@@ -202,7 +202,9 @@ class OpenAIBackend(BackendBase):
         response = self.http.send(
             request, where=self.where, what=what, paid=True, permanent=is_permanent
         )
-        return Answer(parse_answer(response, self.where, prepared.job.options.prompt))
+        return Answer(
+            parse_answer(response, self.where, prepared.job.options.prompt, self.settings)
+        )
 
 
 def is_permanent(response: httpx.Response) -> bool:
@@ -218,19 +220,22 @@ def is_permanent(response: httpx.Response) -> bool:
     return isinstance(error, dict) and str(error.get("code")) in ERROR_HINTS
 
 
-def parse_answer(response: httpx.Response, where: str, prompt: str) -> list[ResultImage]:
+def parse_answer(
+    response: httpx.Response, where: str, prompt: str, settings: BackendSettings
+) -> list[ResultImage]:
     """Every image of an answer, or the error it carries (in any HTTP status).
 
-    ``prompt`` tells an echoed ``revised_prompt`` (usual) from a text answer (a refusal).
+    ``prompt`` tells an echoed ``revised_prompt`` (usual) from a text answer (a refusal);
+    ``settings`` say where the key came from, should it be rejected.
     """
     status = response.status_code
     if status in (401, 403) and not looks_like_json(response):
-        raise auth_error("openai", where, f"HTTP {status}")
+        raise auth_error(settings, where, f"HTTP {status}")
     body = read_json(response, where) if response.content.strip() else None
     if isinstance(body, dict) and body.get("error"):
-        raise _error_from_object(body["error"], status, where)
+        raise _error_from_object(body["error"], status, where, settings)
     if status in (401, 403):
-        raise auth_error("openai", where, f"HTTP {status}")
+        raise auth_error(settings, where, f"HTTP {status}")
     if status >= 400 or body is None:
         raise ApiError(f"{where} answered HTTP {status} with no error details; try again later")
     if not isinstance(body, dict):
@@ -271,13 +276,15 @@ def parse_answer(response: httpx.Response, where: str, prompt: str) -> list[Resu
     )
 
 
-def _error_from_object(error: Any, status: int, where: str) -> NanoeditError:
+def _error_from_object(
+    error: Any, status: int, where: str, settings: BackendSettings
+) -> NanoeditError:
     if not isinstance(error, dict):
         return ApiError(f"{where} answered HTTP {status} with an error: {clip(str(error))}")
     message = clip(str(error.get("message") or "no message"))
     code = str(error.get("code") or error.get("type") or "")
     if status in (401, 403) or code in AUTH_CODES:
-        return auth_error("openai", where, message)
+        return auth_error(settings, where, message)
     hint = ERROR_HINTS.get(code)
     if code in REFUSAL_CODES:
         return RefusedError(f"{where} refused the request: {message} [{code}]; {hint}")

@@ -264,7 +264,8 @@ class DuomiApi(EmulatedApi):
                 return Outcome("error", msg=f"image_urls[{index}] {url} is {exc}")
         if task.fault == "no-data":
             return Outcome("succeeded", None)
-        if task.fault in ("text-only", "empty-data"):
+        # fewer: one of a job's tasks comes back empty, as duomi makes one image per task.
+        if task.fault in ("text-only", "empty-data", "fewer"):
             description = REFUSAL if task.fault == "text-only" else ""
             return Outcome("succeeded", {"images": [], "description": description})
         source = inputs[0].size if inputs else None

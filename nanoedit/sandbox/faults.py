@@ -28,7 +28,9 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   half of the answer the request would have had); on the two reseller APIs: ``error200`` (an
   error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400 INVALID_ARGUMENT).
 - ``submit`` (results, the reseller APIs): ``data-uri``, ``empty-url``, ``empty-data``,
-  ``no-data``, ``text-only`` (Gemini too: ``finishReason`` STOP with only text); (duomi tasks)
+  ``no-data``, ``text-only`` (Gemini too: ``finishReason`` STOP with only text), ``fewer``
+  (one image fewer than asked: ``n`` less one on the multipart API, a task with an empty image
+  list on duomi, where a job of ``n`` images is ``n`` tasks); (duomi tasks)
   ``task-error``, ``task-stuck``, ``task-unknown``; (Gemini) ``image-safety``,
   ``image-prohibited``, ``no-image`` (a candidate with that ``finishReason`` and no image),
   ``prompt-blocked`` (``promptFeedback.blockReason`` and no candidates), ``upload-expired``
@@ -165,6 +167,7 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _result("empty-data", "HTTP 200 with an empty list of results"),
     _result("no-data", "HTTP 200 with no result list at all"),
     _result("text-only", "HTTP 200 with a refusal in text and no image", _RESELLERS | _GEMINI),
+    _result("fewer", "one image fewer than asked (duomi: a task with no image)"),
     _result("task-error", "the task ends in state error", frozenset({"duomi"})),
     _result("task-stuck", "the task stays running forever", frozenset({"duomi"})),
     _result("task-unknown", "the task reports state queued once", frozenset({"duomi"})),

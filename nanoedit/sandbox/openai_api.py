@@ -270,12 +270,14 @@ class OpenAIApi(EmulatedApi):
             return self._success(options, items, prompt_tokens, completion_tokens=40)
         if fault in ("empty-data", "no-data"):
             return self._success(options, [] if fault == "empty-data" else None, prompt_tokens, 0)
+        # A relay that drops part of an answer sends fewer items; n stays what was asked.
+        made = options.n - 1 if fault == "fewer" else options.n
         items = []
-        for variant in range(options.n):
+        for variant in range(made):
             image = self._render(options, inputs, variant)
             url, b64 = self._deliver(image, options, fault, call)
             items.append({"revised_prompt": options.prompt, "url": url, "b64_json": b64})
-        completion_tokens = output_tokens(options.model, options.size) * options.n
+        completion_tokens = output_tokens(options.model, options.size) * made
         return self._success(options, items, prompt_tokens, completion_tokens)
 
     def _render(self, options: Options, inputs: list[Image.Image], variant: int) -> Encoded:

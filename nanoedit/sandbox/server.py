@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import struct
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from nanoedit.sandbox.app import Sandbox
@@ -22,6 +23,10 @@ from nanoedit.sandbox.wire import SandboxRequest, SandboxResponse
 IDLE_TIMEOUT = 60.0
 # How often the accept loop looks for a stop request: closing waits up to this long.
 STOP_POLL_SECONDS = 0.02
+# How often serve_forever looks for a stop signal a thread other than the main one received.
+SIGNAL_POLL_SECONDS = 0.2
+# A client closing its connection at any moment is no bug of the server's.
+CLIENT_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -51,6 +56,12 @@ class _HTTPServer(ThreadingHTTPServer):
         for connection in connections:
             with contextlib.suppress(OSError):  # already closed by the client
                 connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Report an exception of a handler thread, unless it is a client that went away."""
+        if isinstance(sys.exc_info()[1], CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
 
     def log_line(self, method: str, path: str, outcome: int | str) -> None:
         # The path only: no query string, no header, so no key or signature is printed.
@@ -109,6 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self._read_body()
             except ValueError:
                 self.send_error(400, "Bad Request", "unreadable Content-Length or chunk size")
+                return
+            except CLIENT_GONE:
+                self.close_connection = True
+                self.server.log_line(self.command, path, "(the client went away)")
                 return
             try:
                 answer = sandbox.handle(replace(request, body=body))
@@ -292,6 +307,26 @@ class SandboxServer:
         self.close()
 
 
+@contextlib.contextmanager
+def _stop_signals(stop: Callable[[str], None]) -> Iterator[None]:
+    """Call ``stop`` with the signal's name on SIGINT and SIGTERM, from the main thread only
+    (where Python can take signals); the handlers in place before come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [signal.SIGINT, signal.SIGTERM]
+
+    def handler(number: int, frame: object) -> None:
+        stop(signal.Signals(number).name)
+
+    previous = {number: signal.signal(number, handler) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
 def serve_forever(
     host: str,
     port: int,
@@ -301,14 +336,35 @@ def serve_forever(
     task_seconds: float = 2.0,
     keys: frozenset[str] | None = None,
     log: TextIO | None = None,
+    url_out: TextIO | None = None,
 ) -> None:
-    """Serve a new sandbox until Ctrl-C: a ``serving on URL`` line, then a line per request."""
+    """Serve a new sandbox until SIGINT (Ctrl-C) or SIGTERM.
+
+    The base URL goes on ``url_out`` alone on its line, for a script to read; ``log`` gets a
+    ``serving on URL`` line, a line per request, and a ``stopped`` line at the end.
+    """
     # Nobody reads the request record of a served sandbox: keep none, so memory stays flat.
     sandbox = Sandbox(
         keys=keys, faults=faults, latency=latency, task_seconds=task_seconds, keep_received=0
     )
-    with SandboxServer(sandbox, host, port, log=log) as server:
+    stopped = threading.Event()
+    why: list[str] = []
+
+    def stop(reason: str) -> None:
+        why.append(reason)
+        stopped.set()
+
+    with _stop_signals(stop), SandboxServer(sandbox, host, port, log=log) as server:
+        if url_out is not None:
+            print(server.base_url, file=url_out, flush=True)
         if log is not None:
             print(f"serving on {server.base_url}", file=log, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        try:
+            # Waits with a bound: a signal that reached another thread is only acted on when
+            # the main thread runs Python again, and a wait without one might never end.
+            while not stopped.wait(SIGNAL_POLL_SECONDS):
+                pass
+        except KeyboardInterrupt:  # off the main thread, Ctrl-C still comes this way
+            why.append("SIGINT")
+    if log is not None:
+        print(f"stopped ({why[0]})", file=log, flush=True)
