@@ -460,7 +460,7 @@ def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
             "-o - writes the image itself to stdout, so --json has nowhere to go; "
             "give -o FILE, or leave out --json"
         )
-    if not flags.dry_run and sys.stdout.isatty():
+    if not flags.dry_run and sys.stdout is not None and sys.stdout.isatty():
         raise UsageError(
             "-o - would write the image's binary bytes to the terminal; redirect stdout "
             "(-o - > out.png, or into a program with |), or give -o FILE"
@@ -544,7 +544,8 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
         ):
             for text in [*settings.warnings, *notes]:
                 reporter.warning(text)
-            runner = Runner(settings, client, reporter, run_options, stdout=sys.stdout.buffer)
+            binary = sys.stdout.buffer if sys.stdout is not None else None
+            runner = Runner(settings, client, reporter, run_options, stdout=binary)
             if flags.dry_run:
                 from nanoedit.dryrun import print_plan
 

@@ -106,13 +106,10 @@ def test_fewer_images_than_asked_is_a_warning_and_the_job_keeps_what_came(
     [
         (["edit", "cat.png", "-p", "x", "--ratio", "16x9", "--json"],
          "Invalid value for '--ratio': '16x9' is not one of 'auto', '1:1', '2:3', '3:2', '3:4', "
-         "'4:3', '4:5', '5:4', '9:16', '16:9', '21:9'."),
-        (["generate", "--json", "-p", "x", "--size", "3K"],
-         "Invalid value for '--size': '3K' is not one of '1k', '2k', '4k'."),
+         "'4:3', '4:5', '5:4', '9:16', '16:9', '21:9', '1:4', '4:1', '1:8', '8:1'."),
         (["edit", "--json", "cat.png", "-p", "x", "-n", "0"],
          "Invalid value for '--count' / '-n': 0 is not in the range 1<=x<=10."),
         (["edit", "cat.png", "-p", "x", "--json", "--frobnicate"], "No such option: --frobnicate"),
-        (["generate", "--json"], "Missing option '--prompt' / '-p'."),
         (["config", "check", "--json", "--frobnicate"], "No such option: --frobnicate"),
     ],
 )  # fmt: skip
@@ -129,12 +126,32 @@ def test_usage_errors_caught_by_the_parser_still_print_the_json_error_object(
     assert result.stderr.endswith(f"Error: {message}\n")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--json", "-p", "x", "--size", "3K"],
+         "--size: invalid size '3K'; use one of: 512, 1K, 2K, 4K"),
+        (["generate", "--json"], 'the prompt is empty; say what you want with -p "..."'),
+    ],
+)  # fmt: skip
+def test_usage_errors_nanoedit_finds_print_the_same_json_error_object(
+    args: list[str], message: str
+) -> None:
+    # Checked by nanoedit, not the parser: the same JSON object, and one error line.
+    result = run_cli(args)
+    assert result.exit_code == 2
+    assert json_lines(result.stdout) == [
+        {"ok": False, "error": {"kind": "usage", "message": message, "exit_code": 2}}
+    ]
+    assert result.stderr == f"error: {message}\n"
+
+
 def test_usage_errors_without_json_print_nothing_on_stdout(sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "--ratio", "16x9"])
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.endswith(
         "Error: Invalid value for '--ratio': '16x9' is not one of 'auto', '1:1', '2:3', '3:2', "
-        "'3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9'.\n"
+        "'3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9', '1:4', '4:1', '1:8', '8:1'.\n"
     )
 
 
