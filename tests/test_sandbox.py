@@ -41,7 +41,8 @@ from nanoedit.sandbox import (
     UploadedFile,
     sample_image,
 )
-from nanoedit.sandbox.faults import retry_date
+from nanoedit.sandbox.app import APIS
+from nanoedit.sandbox.faults import FILES, retry_date
 
 KEY = "test-key"
 # Built once: loading the CA roots costs tens of milliseconds per client otherwise.
@@ -1098,6 +1099,16 @@ def test_the_new_fault_tokens_parse_with_their_default_phases() -> None:
     assert [name for name in FAULT_KINDS if not re.fullmatch(r"[a-z0-9-]+", name)] == []
     for status in (408, 429, 500, 502, 503, 504):
         assert {f"{status}", f"{status}-html", f"{status}-empty"} <= set(FAULT_KINDS)
+
+
+def test_every_fault_fits_registered_servers() -> None:
+    names = {api.name for api in APIS}
+    assert len(names) == len(APIS)
+    for kind in FAULT_KINDS.values():
+        assert kind.apis is None or kind.apis <= names, kind.name
+        assert kind.fits(FILES) is kind.on_files
+    assert FAULT_KINDS["task-error"].apis == frozenset({"duomi"})
+    assert [name for name in names if FAULT_KINDS["502"].fits(name)] == list(names)
 
 
 NGINX_TITLES = {

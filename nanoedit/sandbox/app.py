@@ -1,5 +1,5 @@
-"""The sandbox itself: one object that answers every route of both APIs and their file host,
-and records each request it is sent."""
+"""The sandbox itself: one object that answers every route of the emulated APIs and their file
+host, and records each request it is sent. The APIs are found through one registry, ``APIS``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from nanoedit.sandbox.duomi_api import DuomiApi
-from nanoedit.sandbox.faults import PASS_THROUGH, Api, FaultPlan, Phase, Stage, status_answer
+from nanoedit.sandbox.faults import FILES, PASS_THROUGH, FaultPlan, Phase, Stage, status_answer
 from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
 from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_download
 from nanoedit.sandbox.openai_api import OpenAIApi
-from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
+from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
 from nanoedit.sandbox.wire import (
     JSON_TYPE,
@@ -52,23 +52,20 @@ CHALLENGE_PAGE = (
     "<body><h1>Checking your browser before accessing the file.</h1>"
     "<p>Enable JavaScript and cookies to continue.</p></body></html>\n"
 )
-INDEX = f"""nanoedit sandbox: an emulated image API, no key and no network needed.
-
-OpenAI-compatible (Authorization: Bearer KEY)
-  POST /v1/images/edits          multipart: model, prompt, image (repeatable), ...
-  POST /v1/images/generations    JSON: model, prompt, n, ...
-  GET  /v1/models
-duomi (Authorization: KEY, no Bearer)
-  POST /api/gemini/nano-banana-edit   JSON: model, prompt, image_urls, ...
-  POST /api/gemini/nano-banana        JSON: model, prompt, ...
-  GET  /api/gemini/nano-banana/TASK_ID
-Sample images
-  {"  ".join(f"/samples/{name}" for name in SAMPLE_NAMES)}
-"""
+# The emulated APIs. A request goes to the first that answers it, so one that claims part of
+# another's paths comes before it.
+APIS: tuple[type[EmulatedApi], ...] = (OpenAIApi, DuomiApi)
+INDEX = (
+    "nanoedit sandbox: an emulated image API, no key and no network needed.\n\n"
+    + "".join(api.index for api in APIS)
+    + "Sample images\n  "
+    + "  ".join(f"/samples/{name}" for name in SAMPLE_NAMES)
+    + "\n"
+)
 
 
 class Sandbox:
-    """An emulated reseller server for both wire formats, answering in memory.
+    """An emulated server for every API in ``APIS``, answering in memory.
 
     ``keys`` None accepts any non-empty key. ``faults`` is a fault plan such as
     ``"429x2,poll:502,redirect"`` (see ``nanoedit.sandbox.faults``). Each API answer takes
@@ -107,18 +104,20 @@ class Sandbox:
         epoch_offset = time.time() - clock()
         plan = FaultPlan(faults)
         files = FileStore(ttl=file_ttl, clock=clock, epoch=lambda: epoch_offset + clock())
-        self._runtime = Runtime(keys, plan, files, clock, fetch or standin_fetch, epoch_offset)
-        self._openai = OpenAIApi(self._runtime)
-        self._duomi = DuomiApi(self._runtime, task_seconds)
+        self._runtime = Runtime(
+            keys, plan, files, clock, fetch or standin_fetch, epoch_offset, task_seconds
+        )
+        self._apis = [api(self._runtime) for api in APIS]
 
     @property
     def task_seconds(self) -> float:
-        """How long a duomi task takes to succeed; changing it affects tasks not yet done."""
-        return self._duomi.task_seconds
+        """How long an asynchronous task takes to succeed; changing it affects tasks not yet
+        done."""
+        return self._runtime.task_seconds
 
     @task_seconds.setter
     def task_seconds(self, seconds: float) -> None:
-        self._duomi.task_seconds = seconds
+        self._runtime.task_seconds = seconds
 
     @property
     def fetch(self) -> Fetch:
@@ -142,14 +141,15 @@ class Sandbox:
         """Called by an adapter once a request's line and headers are in, before it reads the
         body: the socket fault to act out instead of reading on (the request is recorded with
         its body unread), or None to read the body and call ``handle``."""
-        parts = urlsplit(request.url)
-        target = self._target(_route_method(request.method), parts.path or "/")
+        unread = record(request, body_read=False)
+        call = _call(request, unread)
+        target = self._target(call, self._api_for(call))
         if target is None:
             return None
         fault = self._runtime.faults.take(*target, Stage.HEADERS)
         if fault is None:
             return None
-        self._keep(record(request, body_read=False))
+        self._keep(unread)
         return socket_fault(fault)
 
     def handle(self, request: SandboxRequest) -> SandboxResponse:
@@ -159,15 +159,13 @@ class Sandbox:
         early = self.before_body(request)
         if early is not None:
             return early
-        received = self._keep(record(request))
-        parts = urlsplit(request.url)
-        method = _route_method(received.method)
-        call = Call(received, request.url, f"{parts.scheme}://{parts.netloc}", method)
-        target = self._target(method, received.path)
+        call = _call(request, self._keep(record(request)))
+        api = self._api_for(call)
+        target = self._target(call, api)
         fault = None if target is None else self._runtime.faults.take(*target, Stage.ANSWER)
         if fault == "reset":
             return socket_fault(fault)
-        response = self._route(call, None if fault in PASS_THROUGH else fault)
+        response = self._route(call, api, None if fault in PASS_THROUGH else fault)
         if fault == "slow":
             response.fault, response.delay = fault, self.slow_seconds
         elif fault == "bad-json":
@@ -177,7 +175,7 @@ class Sandbox:
             response.body = response.body[: len(response.body) // 2]
         if response.stream is None:
             response.headers["Content-Length"] = str(len(response.body))
-        if received.method == "HEAD":
+        if call.received.method == "HEAD":
             response.body, response.stream = b"", None
         return response
 
@@ -188,26 +186,25 @@ class Sandbox:
                 del self.received[: len(self.received) - self._keep_received]
         return received
 
-    def _target(self, method: str, path: str) -> tuple[frozenset[Phase], Api] | None:
-        """The phases and server of the faults a request may show (None: it shows none)."""
-        if path == "/v1" or path.startswith("/v1/"):
-            phases, api = self._openai.phases(method, path), Api.OPENAI
-        elif path.startswith("/api/"):
-            phases, api = self._duomi.phases(method, path), Api.DUOMI
-        elif method == "GET" and path.startswith("/files/"):
-            phases, api = frozenset({Phase.FILE}), Api.FILES
-        else:
-            return None
-        return None if phases is None else (phases, api)
+    def _api_for(self, call: Call) -> EmulatedApi | None:
+        """The API whose request this is (None: the file host's, or nobody's)."""
+        return next((api for api in self._apis if api.answers(call)), None)
 
-    def _route(self, call: Call, fault: str | None) -> SandboxResponse:
+    def _target(self, call: Call, api: EmulatedApi | None) -> tuple[frozenset[Phase], str] | None:
+        """The phases and server of the faults a request to ``api`` (None: to no API) may
+        show; None when it shows none."""
+        if api is not None:
+            phases = api.phases(call)
+            return None if phases is None else (phases, api.name)
+        if call.method == "GET" and call.received.path.startswith("/files/"):
+            return frozenset({Phase.FILE}), FILES
+        return None
+
+    def _route(self, call: Call, api: EmulatedApi | None, fault: str | None) -> SandboxResponse:
         path = call.received.path
-        if path == "/v1" or path.startswith("/v1/"):
+        if api is not None:
             started = time.monotonic()
-            return self._wait(started, self._openai.handle(call, fault))
-        if path.startswith("/api/"):
-            started = time.monotonic()
-            return self._wait(started, self._duomi.handle(call, fault))
+            return self._wait(started, api.handle(call, fault))
         if call.method != "GET":
             return not_found()
         if path.startswith("/files/"):
@@ -253,14 +250,17 @@ class Sandbox:
         found = self._runtime.files.lookup(name, call.received.query)
         if isinstance(found, Denial):
             return found.response()
-        result_fault = self._runtime.faults.take(frozenset({Phase.FILE}), Api.FILES, Stage.RESULT)
+        result_fault = self._runtime.faults.take(frozenset({Phase.FILE}), FILES, Stage.RESULT)
         response = self._runtime.files.respond(found, mislabel=result_fault == "mislabeled")
         if result_fault == "truncated":
             response.fault = result_fault
         return response
 
 
-def _route_method(method: str) -> str:
-    """The method a request is routed by: HEAD is answered as GET."""
-    method = method.upper()
-    return "GET" if method == "HEAD" else method
+def _call(request: SandboxRequest, received: ReceivedRequest) -> Call:
+    """The request to route and answer, with the method it is routed by: HEAD is answered
+    as GET."""
+    parts = urlsplit(request.url)
+    method = received.method
+    base_url = f"{parts.scheme}://{parts.netloc}"
+    return Call(received, request.url, base_url, "GET" if method == "HEAD" else method)

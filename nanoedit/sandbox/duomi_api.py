@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from nanoedit.sandbox.catalog import DUOMI_MODELS, RATIOS, REFUSAL, SIZES, Model, output_size
-from nanoedit.sandbox.faults import Api, Phase, Stage, status_answer
+from nanoedit.sandbox.faults import Phase, Stage, status_answer
 from nanoedit.sandbox.render import decode, render_edit, render_generate
-from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
+from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
 MAX_IMAGE_URLS = 10
@@ -137,17 +137,29 @@ def _image_urls(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-class DuomiApi:
-    """Answers the ``/api/…`` routes and keeps the tasks."""
+class DuomiApi(EmulatedApi):
+    """Answers the ``/api/…`` routes and keeps the tasks, which take the runtime's
+    ``task_seconds`` to succeed."""
 
-    def __init__(self, runtime: Runtime, task_seconds: float) -> None:
-        self.runtime = runtime
-        self.task_seconds = task_seconds
+    name = "duomi"
+    index = """duomi (Authorization: KEY, no Bearer)
+  POST /api/gemini/nano-banana-edit   JSON: model, prompt, image_urls, ...
+  POST /api/gemini/nano-banana        JSON: model, prompt, ...
+  GET  /api/gemini/nano-banana/TASK_ID
+"""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
         self._lock = threading.Lock()
         self._tasks: dict[str, Task] = {}  # insertion order is age order
 
-    def phases(self, method: str, path: str) -> frozenset[Phase] | None:
-        """The phases of faults a request may show; None for a route that does not exist."""
+    def answers(self, call: Call) -> bool:
+        """Everything under ``/api``."""
+        return call.received.path.startswith("/api/")
+
+    def phases(self, call: Call) -> frozenset[Phase] | None:
+        """Submits for the two POSTs, polls for the task GETs."""
+        method, path = call.method, call.received.path
         if method == "POST" and path in SUBMIT_PATHS:
             return frozenset({Phase.SUBMIT, Phase.API})
         if method == "GET" and path.startswith(POLL_PREFIX) and path != POLL_PREFIX:
@@ -157,7 +169,7 @@ class DuomiApi:
     def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
         """Answer one request under ``/api``; ``fault`` is the answer fault taken for it."""
         path = call.received.path
-        phases = self.phases(call.method, path)
+        phases = self.phases(call)
         if phases is None:
             return json_response(404, {"code": 404, "msg": f"route not found: {path}"})
         if fault is not None:
@@ -183,7 +195,7 @@ class DuomiApi:
         except Invalid as invalid:
             return json_response(200, _envelope(400, str(invalid)))
         phases = frozenset({Phase.SUBMIT, Phase.API})
-        fault = self.runtime.faults.take(phases, Api.DUOMI, Stage.RESULT)
+        fault = self.runtime.faults.take(phases, self.name, Stage.RESULT)
         own_hosts = frozenset({call.netloc, SANDBOX_HOST})
         task = Task(
             secrets.token_hex(16), job, self.runtime.clock(), call.base_url, own_hosts, fault
@@ -222,7 +234,7 @@ class DuomiApi:
         Pending for the first half of ``task_seconds``, running for the second half, then
         finished; with ``task_seconds`` 0 the first poll finds it finished.
         """
-        total = self.task_seconds
+        total = self.runtime.task_seconds
         elapsed = self.runtime.clock() - task.created
         if task.fault == "task-unknown" and task.polls == 1:
             return "queued", 0.0, None

@@ -59,12 +59,9 @@ class Phase(Enum):
     API = "api"  # any request to an API route (submits, polls, model lists)
 
 
-class Api(Enum):
-    """Which server answers: the two reseller APIs or the result-file host."""
-
-    OPENAI = "openai"
-    DUOMI = "duomi"
-    FILES = "files"
+# The server name of the result-file host, which stands beside every API (an API's server name
+# is its ``EmulatedApi.name``).
+FILES = "files"
 
 
 class Stage(Enum):
@@ -88,15 +85,24 @@ class FaultKind:
     name: str
     default_phase: Phase
     phases: frozenset[Phase]
-    apis: frozenset[Api]
+    apis: frozenset[str] | None
+    """The APIs it fits, by name; None: every API, so a new API acts it out too."""
+    on_files: bool
+    """Whether it fits the result-file host."""
     stage: Stage
     summary: str
+
+    def fits(self, server: str) -> bool:
+        """Whether the server named ``server`` (an API's name, or ``FILES``) can act it out."""
+        if server == FILES:
+            return self.on_files
+        return self.apis is None or server in self.apis
 
 
 _ANY_PHASE = frozenset(Phase)
 _API_PHASES = frozenset({Phase.API, Phase.SUBMIT, Phase.POLL})
-_BOTH_APIS = frozenset({Api.OPENAI, Api.DUOMI})
-_EVERY_SERVER = frozenset(Api)
+# The two reseller APIs, whose results come as URLs on the result-file host.
+_RESELLERS = frozenset({"openai", "duomi"})
 
 
 def _kinds(*kinds: FaultKind) -> dict[str, FaultKind]:
@@ -104,21 +110,20 @@ def _kinds(*kinds: FaultKind) -> dict[str, FaultKind]:
 
 
 def _anywhere(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind:
-    return FaultKind(name, Phase.API, _ANY_PHASE, _EVERY_SERVER, stage, summary)
+    return FaultKind(name, Phase.API, _ANY_PHASE, None, True, stage, summary)
 
 
-def _api_only(name: str, summary: str) -> FaultKind:
-    return FaultKind(name, Phase.API, _API_PHASES, _BOTH_APIS, Stage.ANSWER, summary)
+def _api_only(name: str, summary: str, apis: frozenset[str] | None = None) -> FaultKind:
+    return FaultKind(name, Phase.API, _API_PHASES, apis, False, Stage.ANSWER, summary)
 
 
-def _result(name: str, summary: str, apis: frozenset[Api] = _BOTH_APIS) -> FaultKind:
-    return FaultKind(name, Phase.SUBMIT, frozenset({Phase.SUBMIT}), apis, Stage.RESULT, summary)
+def _result(name: str, summary: str, apis: frozenset[str] = _RESELLERS) -> FaultKind:
+    phases = frozenset({Phase.SUBMIT})
+    return FaultKind(name, Phase.SUBMIT, phases, apis, False, Stage.RESULT, summary)
 
 
 def _download(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind:
-    return FaultKind(
-        name, Phase.FILE, frozenset({Phase.FILE}), frozenset({Api.FILES}), stage, summary
-    )
+    return FaultKind(name, Phase.FILE, frozenset({Phase.FILE}), frozenset(), True, stage, summary)
 
 
 # The statuses a client is expected to retry; each also comes as an HTML page and empty.
@@ -146,16 +151,16 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
         "reset-early", "the connection is reset after the headers, body unread", Stage.HEADERS
     ),
     _anywhere("slow", "nothing is sent for slow_seconds, then the answer"),
-    _api_only("error200", "HTTP 200 carrying an error object"),
+    _api_only("error200", "HTTP 200 carrying an error object", _RESELLERS),
     _api_only("bad-json", "HTTP 200 with a JSON body cut off halfway"),
     _result("data-uri", "the result URL is a data: URI"),
     _result("empty-url", "HTTP 200 with an empty result URL"),
     _result("empty-data", "HTTP 200 with an empty list of results"),
     _result("no-data", "HTTP 200 with no result list at all"),
     _result("text-only", "HTTP 200 with a refusal in text and no image"),
-    _result("task-error", "the task ends in state error", frozenset({Api.DUOMI})),
-    _result("task-stuck", "the task stays running forever", frozenset({Api.DUOMI})),
-    _result("task-unknown", "the task reports state queued once", frozenset({Api.DUOMI})),
+    _result("task-error", "the task ends in state error", frozenset({"duomi"})),
+    _result("task-stuck", "the task stays running forever", frozenset({"duomi"})),
+    _result("task-unknown", "the task reports state queued once", frozenset({"duomi"})),
     _download("redirect", "the result URL answers 302 to the real file"),
     _download("expired", "the result URL answers 403, expired"),
     _download("html-result", "the result URL answers 200 with an HTML page"),
@@ -262,15 +267,16 @@ class FaultPlan:
         with self._lock:
             return [f"{p.phase.value}:{p.kind.name}x{p.remaining}" for p in self._planned]
 
-    def take(self, phases: frozenset[Phase], api: Api, stage: Stage) -> str | None:
-        """Use up the fault this request should show at ``stage``, if any.
+    def take(self, phases: frozenset[Phase], server: str, stage: Stage) -> str | None:
+        """Use up the fault this request should show at ``stage``, if any. ``server`` names
+        the server answering it: an API's name, or ``FILES``.
 
         Only the first token waiting for this kind of request counts: when it belongs to
         another stage it stays queued, so faults are acted out in plan order.
         """
         with self._lock:
             for index, planned in enumerate(self._planned):
-                if planned.phase in phases and api in planned.kind.apis:
+                if planned.phase in phases and planned.kind.fits(server):
                     if planned.kind.stage is not stage:
                         return None
                     planned.remaining -= 1

@@ -19,9 +19,9 @@ from nanoedit.sandbox.catalog import (
     output_size,
     output_tokens,
 )
-from nanoedit.sandbox.faults import Api, Phase, Stage, status_answer
+from nanoedit.sandbox.faults import Phase, Stage, status_answer
 from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
-from nanoedit.sandbox.runtime import Call, Runtime
+from nanoedit.sandbox.runtime import Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
 MAX_N = 4
@@ -143,22 +143,34 @@ def read_options(values: Mapping[str, object], has_images: bool | None) -> Optio
     return Options(model, prompt, n, response_format, ratio, size)
 
 
-class OpenAIApi:
+class OpenAIApi(EmulatedApi):
     """Answers the ``/v1/…`` routes."""
 
+    name = "openai"
+    index = """OpenAI-compatible (Authorization: Bearer KEY)
+  POST /v1/images/edits          multipart: model, prompt, image (repeatable), ...
+  POST /v1/images/generations    JSON: model, prompt, n, ...
+  GET  /v1/models
+"""
+
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self._routes: dict[tuple[str, str], Route] = {
             ("POST", "/v1/images/edits"): self._edit,
             ("POST", "/v1/images/generations"): self._generate,
             ("GET", "/v1/models"): self._models,
         }
 
-    def phases(self, method: str, path: str) -> frozenset[Phase] | None:
-        """The phases of faults a request may show; None for a route that does not exist."""
-        if (method, path) not in self._routes:
+    def answers(self, call: Call) -> bool:
+        """Everything under ``/v1``."""
+        path = call.received.path
+        return path == "/v1" or path.startswith("/v1/")
+
+    def phases(self, call: Call) -> frozenset[Phase] | None:
+        """Submits for the POSTs, plain API requests for the model list."""
+        if (call.method, call.received.path) not in self._routes:
             return None
-        return frozenset({Phase.SUBMIT, Phase.API} if method == "POST" else {Phase.API})
+        return frozenset({Phase.SUBMIT, Phase.API} if call.method == "POST" else {Phase.API})
 
     def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
         """Answer one request under ``/v1``; ``fault`` is the answer fault taken for it."""
@@ -173,7 +185,7 @@ class OpenAIApi:
     def _answer(self, call: Call, request_id: str) -> SandboxResponse:
         path = call.received.path
         route = self._routes.get((call.method, path))
-        phases = self.phases(call.method, path)
+        phases = self.phases(call)
         if route is None or phases is None:
             return error(
                 404,
@@ -250,7 +262,7 @@ class OpenAIApi:
     def _result(
         self, options: Options, inputs: list[Image.Image], call: Call, phases: frozenset[Phase]
     ) -> SandboxResponse:
-        fault = self.runtime.faults.take(phases, Api.OPENAI, Stage.RESULT)
+        fault = self.runtime.faults.take(phases, self.name, Stage.RESULT)
         prompt_tokens = math.ceil(len(options.prompt.encode()) / 4)
         prompt_tokens += INPUT_IMAGE_TOKENS * len(inputs)
         if fault == "text-only":

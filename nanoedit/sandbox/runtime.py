@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from nanoedit.sandbox.faults import FaultPlan
+from nanoedit.sandbox.faults import FaultPlan, Phase
 from nanoedit.sandbox.fetch import Fetch, FetchError
 from nanoedit.sandbox.files import Denial, FileStore
 from nanoedit.sandbox.samples import sample_image
-from nanoedit.sandbox.wire import ReceivedRequest
+from nanoedit.sandbox.wire import ReceivedRequest, SandboxResponse
 
 SANDBOX_HOST = "nanoedit-sandbox.invalid"
 
@@ -45,6 +47,8 @@ class Runtime:
     fetch: Fetch
     epoch_offset: float
     """Added to a clock reading to give Unix time, so timestamps follow an injected clock."""
+    task_seconds: float = 0.0
+    """How long an asynchronous task takes to succeed, in ``clock`` time."""
 
     def epoch(self, reading: float | None = None) -> float:
         """Unix time now, or at an earlier clock ``reading``."""
@@ -78,3 +82,33 @@ class Runtime:
                 raise FetchError(f"HTTP {found.status} {found.code}: {found.message}")
             return found.image.data, found.image.mime
         raise FetchError("HTTP 404")
+
+
+class EmulatedApi(ABC):
+    """One emulated API: which requests are its to answer, the fault phases of its routes,
+    its lines on the index page, and its answers. The sandbox holds a registry of these and
+    routes every request to the first that answers it."""
+
+    name: ClassVar[str]
+    """The API's name, as fault kinds name the APIs they fit (``FaultKind.apis``)."""
+    index: ClassVar[str]
+    """Its lines on the sandbox's index page: its auth rule, then a line per route."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @abstractmethod
+    def answers(self, call: Call) -> bool:
+        """Whether a request is this API's to answer, its unknown paths included (they get
+        the API's own not-found answer). Only the line and headers may be looked at: the
+        body may not have been read yet."""
+
+    @abstractmethod
+    def phases(self, call: Call) -> frozenset[Phase] | None:
+        """The phases of faults a request may show; None for a route the API does not have.
+        Only the line and headers may be looked at, as in ``answers``."""
+
+    @abstractmethod
+    def handle(self, call: Call, fault: str | None) -> SandboxResponse:
+        """Answer one request; ``fault`` is the answer fault taken for it (None: none), to be
+        answered in the API's own shape."""
