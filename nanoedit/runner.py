@@ -342,16 +342,22 @@ class Runner:
 
     def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
-        if backend_class(backend).takes is Takes.URLS:
+        takes = backend_class(backend).takes
+        if takes is Takes.URLS:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
-        uploads = tuple(self.load(source, http) for source in job.images)
+        # A provider that fetches URLs itself is sent them as they are.
+        fetched = takes.fetches
+        urls = tuple(source.location for source in job.images if fetched and source.is_url)
+        uploads = tuple(
+            self.load(source, http) for source in job.images if not (fetched and source.is_url)
+        )
         for upload in uploads:
             if upload.converted_from:
                 self.events.warning(
                     f"{upload.source.location} is {upload.converted_from.upper()}, which the "
                     "API does not take; sending it converted losslessly to PNG"
                 )
-        return PreparedJob(job=job, model=model, uploads=uploads)
+        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
 
     def plan(self, outcome: JobOutcome) -> list[PlannedRequest]:
         """The requests a checked job would send (for ``--dry-run``); nothing is sent."""
@@ -501,14 +507,13 @@ class Runner:
 
         assert outcome.backend is not None and outcome.model is not None
         options = outcome.job.options
-        if prepared.uploads:
-            inputs = tuple(
-                InputRecord(upload.source.location, hashlib.sha256(upload.data).hexdigest())
-                for upload in prepared.uploads
-            )
-        else:
-            # Sent as URLs, never read here: there are no bytes to hash.
-            inputs = tuple(InputRecord(url, "") for url in prepared.urls)
+        # An input sent as a URL was never read here: there are no bytes to hash.
+        inputs = tuple(
+            InputRecord(item, "")
+            if isinstance(item, str)
+            else InputRecord(item.source.location, hashlib.sha256(item.data).hexdigest())
+            for item in prepared.inputs()
+        )
         return Provenance(
             prompt=options.prompt,
             model=outcome.model,

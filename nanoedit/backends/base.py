@@ -48,6 +48,19 @@ class PreparedJob:
     uploads: tuple[InputImage, ...] = ()
     urls: tuple[str, ...] = ()
 
+    def inputs(self) -> list[InputImage | str]:
+        """Every input in the job's order (the edited image first): its bytes when it was
+        read or downloaded, else its URL. A backend that takes both needs the order back."""
+        uploads = {upload.source: upload for upload in self.uploads}
+        urls = set(self.urls)
+        inputs: list[InputImage | str] = []
+        for source in self.job.images:
+            if source in uploads:
+                inputs.append(uploads[source])
+            elif source.location in urls:
+                inputs.append(source.location)
+        return inputs
+
 
 @dataclass(frozen=True)
 class ResultImage:
@@ -89,6 +102,19 @@ class Takes(StrEnum):
     """The image bytes: local files as they are, URLs downloaded by nanoedit first."""
     URLS = "urls"
     """Public http(s) URLs only, fetched by the provider."""
+    BOTH = "files and urls"
+    """Local files as bytes (the backend uploads them to the provider's storage), and URLs as
+    they are, fetched by the provider."""
+
+    @property
+    def files(self) -> bool:
+        """Whether local files can go to such a backend."""
+        return self is not Takes.URLS
+
+    @property
+    def fetches(self) -> bool:
+        """Whether the provider fetches URL inputs itself (nanoedit need not download them)."""
+        return self is not Takes.FILES
 
 
 # The statuses of a ``config check`` verdict.
