@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -263,35 +262,44 @@ class Runner:
         for outcome in runnable:
             waiting.put(outcome)
         crashes: list[BaseException] = []
+        working = min(max(1, self.options.jobs), len(runnable))
+        count_lock = threading.Lock()
+        all_done = threading.Event()
 
         def work() -> None:
-            while not self.cancel.is_set():
-                try:
-                    outcome = waiting.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    self.run_one(outcome)
-                except BaseException as exc:  # a bug: stop the run and show it
-                    crashes.append(exc)
-                    self.cancel.set()
+            nonlocal working
+            try:
+                while not self.cancel.is_set():
+                    try:
+                        outcome = waiting.get_nowait()
+                    except queue.Empty:
+                        return
+                    try:
+                        self.run_one(outcome)
+                    except BaseException as exc:  # a bug: stop the run and show it
+                        crashes.append(exc)
+                        self.cancel.set()
+            finally:
+                with count_lock:
+                    working -= 1
+                    if working == 0:
+                        all_done.set()
 
         workers = [
-            threading.Thread(target=work, name=f"job-{n}", daemon=True)
-            for n in range(min(max(1, self.options.jobs), len(runnable)))
+            threading.Thread(target=work, name=f"job-{n}", daemon=True) for n in range(working)
         ]
         for worker in workers:
             worker.start()
         try:
-            for worker in workers:
-                while worker.is_alive():
-                    worker.join(0.2)
+            # Not Thread.join: a join that Ctrl-C interrupts can leave its thread looking finished
+            # (is_alive() False, seen on Python 3.11), and the jobs would get no grace below.
+            while not all_done.wait(0.2):
+                pass
         except BaseException:
-            # Ctrl-C: every job stops where it stands; images saved stay, temporary files go.
+            # Ctrl-C: every job stops where it stands (cancelling what it can on the server);
+            # images saved stay, temporary files go.
             self.cancel.set()
-            deadline = time.monotonic() + CANCEL_GRACE
-            for worker in workers:
-                worker.join(max(0.0, deadline - time.monotonic()))
+            all_done.wait(CANCEL_GRACE)
             discard_live_parts()
             raise
         if crashes:
