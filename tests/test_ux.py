@@ -699,6 +699,7 @@ def test_config_check_both_ready(served: Served) -> None:
     assert result.stdout == (
         f"openai  ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
         f"duomi   ready  ({host(served)}, key accepted)\n"
+        "fal     not configured  (no API key; run: nanoedit config set fal.api_key YOUR-KEY)\n"
     )
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
@@ -714,6 +715,8 @@ def test_config_check_both_ready(served: Served) -> None:
              "detail": f"{host(served)}, {len(OPENAI_MODELS)} models", "passed": True},
             {"backend": "duomi", "status": "ready", "detail": f"{host(served)}, key accepted",
              "passed": True},
+            {"backend": "fal", "status": "not configured",
+             "detail": "no API key; run: nanoedit config set fal.api_key YOUR-KEY", "passed": True},
         ],
     }  # fmt: skip
 
@@ -723,7 +726,7 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
     env = backend_env(served) | {"NANOEDIT_OPENAI_API_KEY": wrong, "NANOEDIT_DUOMI_API_KEY": wrong}
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (3, "")
-    openai, duomi = result.stdout.splitlines()
+    openai, duomi, fal = result.stdout.splitlines()
     prefix = f"openai  key rejected  ({host(served)} rejected the key (HTTP 401: invalid token (request id: "
     assert openai.startswith(prefix)
     request_id, tail = openai[len(prefix) :].split(")", 1)
@@ -734,6 +737,10 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
     assert duomi == (
         f"duomi   key rejected  ({host(served)} rejected the key (HTTP 401, code 401: invalid api "
         "key); set a valid one with: nanoedit config set duomi.api_key KEY)"
+    )
+    assert (
+        fal + "\n"
+        == "fal     not configured  (no API key; run: nanoedit config set fal.api_key YOUR-KEY)\n"
     )
     assert wrong not in result.stdout
     assert check_requests(served) == [
@@ -752,7 +759,10 @@ def test_config_check_unreachable_exits_6() -> None:
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (6, "")
     reason = f"cannot connect to 127.0.0.1:{port} ([Errno 111] Connection refused); check the address and the network"
-    assert result.stdout == f"openai  unreachable  ({reason})\nduomi   unreachable  ({reason})\n"
+    assert result.stdout == (
+        f"openai  unreachable  ({reason})\nduomi   unreachable  ({reason})\n"
+        "fal     not configured  (no API key; run: nanoedit config set fal.api_key YOUR-KEY)\n"
+    )
 
 
 def test_config_check_sandbox_and_a_backend_not_set_up(served: Served) -> None:
@@ -761,12 +771,14 @@ def test_config_check_sandbox_and_a_backend_not_set_up(served: Served) -> None:
     assert sandbox.stdout == (
         f"openai  ready  (nanoedit-sandbox.invalid, {len(OPENAI_MODELS)} models)\n"
         "duomi   ready  (nanoedit-sandbox.invalid, key accepted)\n"
+        "fal     ready  (nanoedit-sandbox.invalid, key accepted)\n"
     )
     only_openai = run_cli(["config", "check"], env=backend_env(served, duomi=False))
     assert only_openai.exit_code == 0
     assert only_openai.stdout == (
         f"openai  ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
         "duomi   not configured  (no API key; run: nanoedit config set duomi.api_key YOUR-KEY)\n"
+        "fal     not configured  (no API key; run: nanoedit config set fal.api_key YOUR-KEY)\n"
     )
     assert check_requests(served) == [("GET", "/v1/models", f"Bearer {OPENAI_KEY}")]
     nothing = run_cli(["config", "check"])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from nanoedit.sandbox.duomi_api import DuomiApi
+from nanoedit.sandbox.fal_api import FalApi
 from nanoedit.sandbox.faults import (
     CORE_FAULT_KINDS,
     FILES,
@@ -64,7 +65,7 @@ CHALLENGE_PAGE = (
 )
 # The emulated APIs. A request goes to the first that answers it, so one that claims part of
 # another's paths comes before it.
-APIS: tuple[type[EmulatedApi], ...] = (OpenAIApi, DuomiApi)
+APIS: tuple[type[EmulatedApi], ...] = (OpenAIApi, DuomiApi, FalApi)
 
 
 def _fault_kinds() -> dict[str, FaultKind]:
