@@ -17,6 +17,7 @@ from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 OPENAI_KEY = "sk-test-openai-key-0001"
 DUOMI_KEY = "duomi-test-key-0002"
 FAL_KEY = "fal-test-key-id:fal-test-secret-0003"
+REPLICATE_KEY = "r8_test_replicate_token_0004"
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,7 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys."""
-    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, FAL_KEY}))
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, FAL_KEY, REPLICATE_KEY}))
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
 
@@ -60,7 +61,12 @@ def sample(isolated: Path) -> Path:
 
 
 def backend_env(
-    served: Served, *, openai: bool = True, duomi: bool = True, fal: bool = False
+    served: Served,
+    *,
+    openai: bool = True,
+    duomi: bool = True,
+    fal: bool = False,
+    replicate: bool = False,
 ) -> dict[str, str]:
     """Environment that points nanoedit at the served sandbox (the newer backends only when
     asked for, so automatic selection among the first two stays as it was)."""
@@ -75,6 +81,12 @@ def backend_env(
             "NANOEDIT_FAL_BASE_URL": served.base_url,
             "NANOEDIT_FAL_API_KEY": FAL_KEY,
             "NANOEDIT_FAL_POLL_INTERVAL": "0.01",
+        }
+    if replicate:
+        env |= {
+            "NANOEDIT_REPLICATE_BASE_URL": served.base_url,
+            "NANOEDIT_REPLICATE_API_KEY": REPLICATE_KEY,
+            "NANOEDIT_REPLICATE_POLL_INTERVAL": "0.01",
         }
     return env
 

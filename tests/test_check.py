@@ -36,7 +36,7 @@ NOT_SET_UP = [
     CheckResult(
         name, NOT_CONFIGURED, f"no API key; run: nanoedit config set {name}.api_key YOUR-KEY"
     )
-    for name in ("fal",)
+    for name in ("fal", "replicate")
 ]
 
 

@@ -24,6 +24,7 @@ REGISTRY: tuple[str, ...] = (
     "nanoedit.backends.openai:OpenAIBackend",
     "nanoedit.backends.duomi:DuomiBackend",
     "nanoedit.backends.fal:FalBackend",
+    "nanoedit.backends.replicate:ReplicateBackend",
 )
 
 
