@@ -138,6 +138,8 @@ def test_a_generation_and_one_prediction_per_image(served: Served) -> None:
          {"input": {"prompt": "a red fox", "aspect_ratio": "21:9", "resolution": "4K",
                     "output_format": "png"}}),
     ] * 2  # fmt: skip
+    # The first runs while the second is held: one after another, they would take twice as long.
+    assert [r.headers.get("prefer") for r in creates(served)] == [None, "wait=60"]
     outputs = json.loads(result.stdout)["outputs"]
     assert [(o["path"], o["width"], o["height"]) for o in outputs] == [
         ("a-red-fox.png", 6336, 2688), ("a-red-fox-2.png", 6336, 2688)
@@ -362,18 +364,20 @@ def test_dry_run_shows_the_upload_and_the_prediction(served: Served, sample: Pat
                      env=replicate_env(served))  # fmt: skip
     assert (result.exit_code, result.stderr) == (0, "")
     base = served.base_url
-    create = (
-        f"curl -sS -X POST {base}/v1/models/google/nano-banana/predictions -H "
-        "'Authorization: Bearer ****0004' -H 'Prefer: wait=60' \\\n"
+    rest = (
         "  -H 'Content-Type: application/json' \\\n"
         """  -d '{"input": {"prompt": "x", "image_input": ["FILE_URL_1"], "output_format": "png"}}'\n"""
         f"# if its status is not final, poll GET {base}/v1/predictions/ID until it is\n"
     )
+    create = f"curl -sS -X POST {base}/v1/models/google/nano-banana/predictions -H "
     assert result.stdout == (
         "# cat.png -> cat-edit, cat-edit-2 (replicate, google/nano-banana)\n"
         f"curl -sS -X POST {base}/v1/files -H 'Authorization: Bearer ****0004' \\\n"
         "  -F content=@cat.png\n"
-        "# its urls.get is FILE_URL_1 below\n" + create * 2
+        "# its urls.get is FILE_URL_1 below\n"
+        # Only the last is held: the first runs meanwhile.
+        f"{create}'Authorization: Bearer ****0004' \\\n{rest}"
+        f"{create}'Authorization: Bearer ****0004' -H 'Prefer: wait=60' \\\n{rest}"
     )
     assert served.sandbox.received == []
 

@@ -204,14 +204,18 @@ class ReplicateBackend(BackendBase):
                 )
             )
             image_urls.append(placeholder)
-        create = PlannedRequest(
-            "POST",
-            self._create_url(prepared),
-            {**headers, "Prefer": f"wait={MAX_WAIT}"},
-            json=self.body(prepared, image_urls),
-            note=f"if its status is not final, poll GET {self.root}/v1/predictions/ID until it is",
-        )
-        return planned + [create] * prepared.job.options.count
+        note = f"if its status is not final, poll GET {self.root}/v1/predictions/ID until it is"
+        count = prepared.job.options.count
+        return planned + [
+            PlannedRequest(
+                "POST",
+                self._create_url(prepared),
+                {**headers, "Prefer": f"wait={MAX_WAIT}"} if number == count else headers,
+                json=self.body(prepared, image_urls),
+                note=note,
+            )
+            for number in range(1, count + 1)
+        ]
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Upload the local files, create one prediction per image, poll those not done."""
@@ -222,10 +226,12 @@ class ReplicateBackend(BackendBase):
             for item in prepared.inputs()
         ]
         predictions: list[_Prediction] = []
+        count = prepared.job.options.count
         try:
-            for _ in range(prepared.job.options.count):
+            for number in range(1, count + 1):
                 progress("waiting for the model")
-                predictions.append(self._create(prepared, image_urls))
+                # Only the last is held: held one by one, they would run one after another.
+                predictions.append(self._create(prepared, image_urls, hold=number == count))
         except (Interrupted, NanoeditError):
             # What was created before the failure would run, be charged and never be saved.
             self._abandon([p for p in predictions if p.status not in FINAL])
@@ -272,11 +278,14 @@ class ReplicateBackend(BackendBase):
             raise ApiError(f"{self.where} took the upload of {name} but sent no urls.get for it")
         return url
 
-    def _create(self, prepared: PreparedJob, image_urls: list[str]) -> _Prediction:
+    def _create(self, prepared: PreparedJob, image_urls: list[str], *, hold: bool) -> _Prediction:
+        headers = self._headers()
+        if hold:
+            headers["Prefer"] = self._prefer()
         request = self.http.client.build_request(
             "POST",
             self._create_url(prepared),
-            headers={**self._headers(), "Prefer": self._prefer()},
+            headers=headers,
             json=self.body(prepared, image_urls),
         )
         response = self.http.send(request, where=self.where, what="the prediction", paid=True)
