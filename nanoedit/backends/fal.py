@@ -98,9 +98,8 @@ def _aliases() -> dict[str, str]:
 
 def _chunks(count: int) -> list[int]:
     """Images per submission: an app makes at most four per request."""
-    return [MAX_NUM_IMAGES] * (count // MAX_NUM_IMAGES) + [count % MAX_NUM_IMAGES] * bool(
-        count % MAX_NUM_IMAGES
-    )
+    full, rest = divmod(count, MAX_NUM_IMAGES)
+    return [MAX_NUM_IMAGES] * full + ([rest] if rest else [])
 
 
 def _detail(body: Any) -> tuple[str, str]:
@@ -189,6 +188,7 @@ class FalBackend(BackendBase):
                 KEY_REJECTED,
                 f"{probe.where} rejected the key (HTTP {status}: {shown}); {key_fix(settings)}",
             )
+        # Past the key check the made-up request is not found: fal checks the key first.
         if status == 404 or 200 <= status < 300:
             return Verdict(READY, f"{probe.where}, key accepted")
         return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
