@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import RATIOS, normalize_ratio, normalize_size
-from nanoedit.models import renders
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import BackendBase
@@ -1008,7 +1007,7 @@ def size_conflict(settings: Settings) -> SizeConflict | None:
     failing = []
     for name in names:
         model = settings.backend_settings(name).model
-        if not renders(backend_class(name).model_id(model), size):
+        if not backend_class(name).renders(model, size):
             failing.append((name, model))
     if not failing:
         return None

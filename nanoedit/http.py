@@ -35,6 +35,9 @@ READ_TIMEOUT = 300.0
 # The longest single wait, whatever Retry-After asks for and however many attempts failed.
 MAX_RETRY_WAIT = 60.0
 MAX_BACKOFF = 30.0
+# A clean-up request (cancelling a task) goes out after Ctrl-C, when the process is about to
+# exit, or after the job's time is up: it cannot wait long.
+CLEANUP_TIMEOUT = 5.0
 
 
 class Interrupted(Exception):
@@ -265,6 +268,20 @@ class JobHttp:
             request, read, where=where, what=what, paid=paid, permanent=permanent,
             wait_hint=wait_hint,
         )  # fmt: skip
+
+    def send_cleanup(self, request: httpx.Request) -> httpx.Response | None:
+        """Send a request that tidies up after the job has stopped (cancelling a task that
+        would otherwise still be charged): once, with no retry and a short time of its own,
+        even when the run is interrupted or the job's time is up. None when it failed."""
+        request.extensions = {
+            **request.extensions,
+            "timeout": httpx.Timeout(CLEANUP_TIMEOUT).as_dict(),
+        }
+        try:
+            response = self.client.send(request)
+        except httpx.HTTPError:
+            return None
+        return response
 
     def stream(
         self,

@@ -103,12 +103,6 @@ def limits_of(model: str) -> ModelLimits | None:
     return GOOGLE_MODELS.get(GOOGLE_ALIASES.get(model, model))
 
 
-def renders(model: str, size: str | None) -> bool:
-    """Whether ``model`` can render ``size`` (None: its own default); unknown models may."""
-    facts = limits_of(model)
-    return facts is None or size is None or size in facts.sizes
-
-
 def expected_size(model: str, ratio: str, size: str | None) -> tuple[int, int] | None:
     """Width and height ``model`` renders at for ``ratio`` and ``size`` (None: the model's
     default, 1K), or None when that cannot be known (unknown model or ratio, ``auto``)."""

@@ -47,7 +47,7 @@ from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_clie
 from nanoedit.imageformat import IMAGE_SUFFIXES, describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
 from nanoedit.jobs import ImageSource, Job
-from nanoedit.models import ModelLimits, expected_size, limits_of
+from nanoedit.models import ModelLimits, expected_size
 from nanoedit.save import (
     STDOUT,
     ImageFacts,
@@ -405,35 +405,43 @@ class Runner:
         for outcome in runnable:
             self._waiting.put(outcome)
         crashes: list[BaseException] = []
+        working = min(max(1, self.options.jobs), len(runnable))
+        count_lock = threading.Lock()
+        all_done = threading.Event()
 
         def work() -> None:
-            while (outcome := self._next()) is not None:
-                try:
-                    self.run_one(outcome)
-                except BaseException as exc:  # a bug: stop the run and show it
-                    crashes.append(exc)
-                    self.cancel.set()
+            nonlocal working
+            try:
+                while (outcome := self._next()) is not None:
+                    try:
+                        self.run_one(outcome)
+                    except BaseException as exc:  # a bug: stop the run and show it
+                        crashes.append(exc)
+                        self.cancel.set()
+            finally:
+                with count_lock:
+                    working -= 1
+                    if working == 0:
+                        all_done.set()
 
         workers = [
-            threading.Thread(target=work, name=f"job-{n}", daemon=True)
-            for n in range(min(max(1, self.options.jobs), len(runnable)))
+            threading.Thread(target=work, name=f"job-{n}", daemon=True) for n in range(working)
         ]
         try:
             # Started inside the try: a job may be well on its way (its key command running)
             # before start() returns, and Ctrl-C then must stop it too.
             for worker in workers:
                 worker.start()
-            for worker in workers:
-                while worker.is_alive():
-                    worker.join(0.2)
+            # Not Thread.join: a join that Ctrl-C interrupts can leave its thread looking finished
+            # (is_alive() False, seen on Python 3.11), and the jobs would get no grace below.
+            while not all_done.wait(0.2):
+                pass
         except BaseException:
-            # Ctrl-C: every job stops where it stands; images saved stay, temporary files go.
+            # Ctrl-C: every job stops where it stands (cancelling what it can on the server);
+            # images saved stay, temporary files go.
             self.cancel.set()
             stop_key_commands()
-            deadline = time.monotonic() + CANCEL_GRACE
-            for worker in workers:
-                if worker.is_alive():  # one not started yet cannot be joined
-                    worker.join(max(0.0, deadline - time.monotonic()))
+            all_done.wait(CANCEL_GRACE)
             # Again: a job may have started its key command just as Ctrl-C came.
             stop_key_commands()
             discard_live_parts()
@@ -546,9 +554,15 @@ class Runner:
 
     def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
-        if backend_class(backend).takes is Takes.URLS:
+        takes = backend_class(backend).takes
+        if takes is Takes.URLS:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
-        uploads = tuple(self.load(source, http) for source in job.images)
+        # A provider that fetches URLs itself is sent them as they are.
+        fetched = takes.fetches
+        urls = tuple(source.location for source in job.images if fetched and source.is_url)
+        uploads = tuple(
+            self.load(source, http) for source in job.images if not (fetched and source.is_url)
+        )
         for upload in uploads:
             if upload.source.is_url:
                 self._warn_notes(upload)  # a local image's notes were given when it was checked
@@ -557,7 +571,7 @@ class Runner:
                     f"{upload.source.label} is {upload.converted_from.upper()}, which the "
                     "API does not take; sending it converted losslessly to PNG"
                 )
-        return PreparedJob(job=job, model=model, uploads=uploads)
+        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
 
     def plan(self, outcome: JobOutcome) -> list[PlannedRequest]:
         """The requests a checked job would send (for ``--dry-run``); nothing is sent."""
@@ -719,14 +733,13 @@ class Runner:
 
         assert outcome.backend is not None and outcome.model is not None
         options = outcome.job.options
-        if prepared.uploads:
-            inputs = tuple(
-                InputRecord(upload.source.label, hashlib.sha256(upload.data).hexdigest())
-                for upload in prepared.uploads
-            )
-        else:
-            # Sent as URLs, never read here: there are no bytes to hash.
-            inputs = tuple(InputRecord(url, "") for url in prepared.urls)
+        # An input sent as a URL was never read here: there are no bytes to hash.
+        inputs = tuple(
+            InputRecord(item, "")
+            if isinstance(item, str)
+            else InputRecord(item.source.label, hashlib.sha256(item.data).hexdigest())
+            for item in prepared.inputs()
+        )
         return Provenance(
             prompt=options.prompt,
             model=outcome.model,
@@ -792,7 +805,7 @@ def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
     is paid for. Sizes and ratios are the model's own; the image count is checked where the
     backend knows the model's limit."""
     options = job.options
-    facts = backend.limits(model) or limits_of(model)
+    facts = backend.facts(model)
     if facts is None:
         return
     size, ratio = options.size, options.ratio

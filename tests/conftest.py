@@ -13,19 +13,24 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
+from nanoedit.backends import backend_classes
 from nanoedit.cli import app
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 OPENAI_KEY = "sk-test-openai-key-0001"
 DUOMI_KEY = "duomi-test-key-0002"
 GEMINI_KEY = "AIza-test-gemini-key-0003"
+FAL_KEY = "fal-test-key-id:fal-test-secret-0003"
+REPLICATE_KEY = "r8_test_replicate_token_0004"
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own working folder and config folder, and no NANOEDIT_* variables."""
+    # A provider's own variable (FAL_KEY…) on this machine would set its backend up.
+    provider_keys = {name for backend in backend_classes() for name in backend.key_env}
     for name in list(os.environ):
-        if name.startswith("NANOEDIT_") or name in ("NO_COLOR", "FORCE_COLOR"):
+        if name.startswith("NANOEDIT_") or name in ("NO_COLOR", "FORCE_COLOR", *provider_keys):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NANOEDIT_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("COLUMNS", "200")
@@ -46,7 +51,7 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys."""
-    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY}))
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY}))
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
 
@@ -60,10 +65,16 @@ def sample(isolated: Path) -> Path:
 
 
 def backend_env(
-    served: Served, *, openai: bool = True, duomi: bool = True, gemini: bool = False
+    served: Served,
+    *,
+    openai: bool = True,
+    duomi: bool = True,
+    gemini: bool = False,
+    fal: bool = False,
+    replicate: bool = False,
 ) -> dict[str, str]:
-    """Environment that points nanoedit at the served sandbox (Gemini only when asked: it
-    comes last in automatic selection, and most tests check the two reseller APIs)."""
+    """Environment that points nanoedit at the served sandbox (the newer backends only when
+    asked for, so automatic selection among the first two stays as it was)."""
     # Short waits: the retry policy itself is what the fault tests check, not its patience.
     env = {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.01", "NANOEDIT_BACKOFF": "0.01"}
     if openai:
@@ -72,6 +83,18 @@ def backend_env(
         env |= {"NANOEDIT_DUOMI_BASE_URL": served.base_url, "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY}
     if gemini:
         env |= {"NANOEDIT_GEMINI_BASE_URL": served.base_url, "NANOEDIT_GEMINI_API_KEY": GEMINI_KEY}
+    if fal:
+        env |= {
+            "NANOEDIT_FAL_BASE_URL": served.base_url,
+            "NANOEDIT_FAL_API_KEY": FAL_KEY,
+            "NANOEDIT_FAL_POLL_INTERVAL": "0.01",
+        }
+    if replicate:
+        env |= {
+            "NANOEDIT_REPLICATE_BASE_URL": served.base_url,
+            "NANOEDIT_REPLICATE_API_KEY": REPLICATE_KEY,
+            "NANOEDIT_REPLICATE_POLL_INTERVAL": "0.01",
+        }
     return env
 
 

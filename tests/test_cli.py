@@ -107,17 +107,20 @@ def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
     assert (result.exit_code, result.stdout) == (3, "")
     assert result.stderr.strip() == (
         "error: no backend is configured for cat.png; run: nanoedit config set openai.base_url "
-        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, or: nanoedit "
-        "config set gemini.api_key YOUR-KEY (or try it with no key: add --sandbox)"
+        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, "
+        "or: nanoedit config set gemini.api_key YOUR-KEY, "
+        "or: nanoedit config set fal.api_key YOUR-KEY, or: nanoedit config set "
+        "replicate.api_key YOUR-KEY (or try it with no key: add --sandbox)"
     )
     urls = run_cli(["edit", "https://h.example/a.png", "-p", "x"])
     assert urls.exit_code == 3
     # An API that fetches the URLs itself is the first advice; each backend is named once.
     assert urls.stderr.strip() == (
         "error: no backend is configured for https://h.example/a.png; run: nanoedit config set "
-        "duomi.api_key YOUR-KEY, or: nanoedit config set openai.base_url https://YOUR-SERVER && "
-        "nanoedit config set openai.api_key YOUR-KEY, or: nanoedit config set gemini.api_key "
-        "YOUR-KEY (or try it with no key: add --sandbox)"
+        "duomi.api_key YOUR-KEY, or: nanoedit config set fal.api_key YOUR-KEY, or: nanoedit "
+        "config set replicate.api_key YOUR-KEY, or: nanoedit config set openai.base_url "
+        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, or: nanoedit config "
+        "set gemini.api_key YOUR-KEY (or try it with no key: add --sandbox)"
     )
     # With only a Gemini key (by Google's own variable), edits and generations go to Gemini.
     key = {"GEMINI_API_KEY": "AIza-test-key-0123456789"}

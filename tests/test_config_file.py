@@ -272,34 +272,40 @@ def test_a_key_from_a_pipe_is_read_without_a_prompt() -> None:
 
 
 def test_a_default_size_the_default_models_cannot_render_is_refused() -> None:
+    # The default model of every backend is nano-banana (gemini-2.5-flash-image), 1K only.
+    every = (
+        "openai.model nano-banana or duomi.model gemini-2.5-flash-image or gemini.model "
+        "gemini-2.5-flash-image or fal.model nano-banana or replicate.model nano-banana (1K only)"
+    )
     refused = run_cli(["config", "set", "default.size", "2K"])
     assert (refused.exit_code, refused.stdout) == (2, "")
     assert refused.stderr == (
-        "error: default.size 2K cannot be rendered by openai.model nano-banana or duomi.model "
-        "gemini-2.5-flash-image or gemini.model gemini-2.5-flash-image (1K only), so every run "
-        "would fail; set openai.model and duomi.model and gemini.model to nano-banana-pro or "
-        "nano-banana-2 first, or leave default.size unset and pass --size with --model when "
-        "you need it\n"
+        f"error: default.size 2K cannot be rendered by {every}, so every run would fail; set "
+        "openai.model and duomi.model and gemini.model and fal.model and replicate.model to "
+        "nano-banana-pro or nano-banana-2 first, or leave default.size unset and pass --size "
+        "with --model when you need it\n"
     )
     assert not config_file().exists()
     assert run_cli(["config", "set", "default.size", "1K"]).exit_code == 0
     assert run_cli(["config", "set", "openai.model", "nano-banana-pro"]).exit_code == 0
-    # One backend can render it: the setting is kept, with a word about the other one.
+    # One backend can render it: the setting is kept, with a word about the others.
     partly = run_cli(["config", "set", "default.size", "4k"])
     assert (partly.exit_code, partly.stderr) == (0, (
         "warning: default.size 4K cannot be rendered by duomi.model gemini-2.5-flash-image or "
-        "gemini.model gemini-2.5-flash-image (1K only), so jobs sent to duomi or gemini would "
-        "fail; set duomi.model and gemini.model to nano-banana-pro or nano-banana-2\n"
+        "gemini.model gemini-2.5-flash-image or fal.model nano-banana or replicate.model "
+        "nano-banana (1K only), so jobs sent to duomi or gemini or fal or replicate would fail; "
+        "set duomi.model and gemini.model and fal.model and replicate.model to nano-banana-pro "
+        "or nano-banana-2\n"
         f"set default.size = 4K in {config_file()}\n"
     ))  # fmt: skip
     # Going back to a 1K-only model is refused in turn, naming both settings.
     back = run_cli(["config", "set", "openai.model", "gemini-2.5-flash-image"])
     assert (back.exit_code, back.stderr) == (2, (
         "error: default.size 4K cannot be rendered by openai.model gemini-2.5-flash-image or "
-        "duomi.model gemini-2.5-flash-image or gemini.model gemini-2.5-flash-image (1K only), "
-        "so every run would fail; choose a model "
-        "that renders 4K for openai.model (nano-banana-pro or nano-banana-2), or first remove "
-        "default.size: nanoedit config unset default.size\n"
+        "duomi.model gemini-2.5-flash-image or gemini.model gemini-2.5-flash-image or fal.model "
+        "nano-banana or replicate.model nano-banana (1K only), so every run would fail; choose "
+        "a model that renders 4K for openai.model (nano-banana-pro or nano-banana-2), or first "
+        "remove default.size: nanoedit config unset default.size\n"
     ))  # fmt: skip
     assert tomllib.loads(config_file().read_text()) == {
         "default": {"size": "4K"},
@@ -419,7 +425,10 @@ def test_broken_copies_made_in_the_same_second_do_not_replace_each_other(tmp_pat
         ("OpenAI.API-Key", "did you mean openai.api_key? "),
         ("default.retries", "did you mean network.retries? "),
         ("timeout", "did you mean network.timeout? "),
-        ("default.model", "did you mean openai.model or duomi.model or gemini.model? "),
+        (
+            "default.model",
+            "did you mean openai.model or duomi.model or gemini.model or fal.model or replicate.model? ",
+        ),
         ("colour", ""),
     ],
 )

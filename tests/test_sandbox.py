@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -42,7 +42,15 @@ from nanoedit.sandbox import (
     sample_image,
 )
 from nanoedit.sandbox.app import APIS
-from nanoedit.sandbox.faults import FILES, retry_date
+from nanoedit.sandbox.faults import (
+    CORE_FAULT_KINDS,
+    FILES,
+    Stage,
+    parse_faults,
+    result_fault,
+    retry_date,
+    with_api_kinds,
+)
 
 KEY = "test-key"
 # Built once: loading the CA roots costs tens of milliseconds per client otherwise.
@@ -1608,3 +1616,19 @@ def test_serve_forever_logs_requests_but_never_keys() -> None:
     assert process.returncode == 0, err
     assert out == "stopped (SIGINT)\n"
     assert "sk-secret" not in err and "sk-wrong" not in err
+
+
+def test_an_api_brings_its_own_faults_or_acts_out_shared_ones() -> None:
+    own = result_fault("stays-queued", "the task stays queued")
+    shared = result_fault("empty-data", "no images")
+    kinds = with_api_kinds(CORE_FAULT_KINDS, "other", (own, shared))
+    assert kinds["stays-queued"].apis == frozenset({"other"})
+    assert kinds["empty-data"].apis == frozenset({"openai", "duomi", "other"})
+    assert kinds["empty-data"].summary == CORE_FAULT_KINDS["empty-data"].summary
+    assert "stays-queued" not in CORE_FAULT_KINDS
+    assert [p.kind.name for p in parse_faults("stays-queued,429", kinds)] == ["stays-queued", "429"]
+    with pytest.raises(ValueError, match="unknown fault 'stays-queued'"):
+        parse_faults("stays-queued")
+    clash = replace(CORE_FAULT_KINDS["redirect"], apis=frozenset())
+    with pytest.raises(ValueError, match="the other API's fault redirect differs"):
+        with_api_kinds(CORE_FAULT_KINDS, "other", (replace(clash, stage=Stage.RESULT),))

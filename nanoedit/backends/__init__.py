@@ -11,7 +11,7 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING
 
-from nanoedit.backends.base import BackendBase, Takes
+from nanoedit.backends.base import BackendBase
 from nanoedit.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ REGISTRY: tuple[str, ...] = (
     "nanoedit.backends.openai:OpenAIBackend",
     "nanoedit.backends.duomi:DuomiBackend",
     "nanoedit.backends.gemini:GeminiBackend",
+    "nanoedit.backends.fal:FalBackend",
+    "nanoedit.backends.replicate:ReplicateBackend",
 )
 
 
@@ -56,9 +58,9 @@ def choose_backend(job: Job, settings: Settings) -> str:
     if wanted == "auto":
         wanted = _auto_backend(job, settings, bool(local))
     backend = backend_class(wanted)
-    if backend.takes is Takes.URLS and local:
+    if not backend.takes.files and local:
         others = " or ".join(
-            f"--backend {other.name}" for other in backend_classes() if other.takes is Takes.FILES
+            f"--backend {other.name}" for other in backend_classes() if other.takes.files
         )
         raise InputError(
             f"{local[0].label} is a local file, and the {wanted} backend takes only "
@@ -74,11 +76,11 @@ def choose_backend(job: Job, settings: Settings) -> str:
             suitable = [
                 other
                 for other in backend_classes()
-                if job.kind == "generate" or not local or other.takes is Takes.FILES
+                if job.kind == "generate" or not local or other.takes.files
             ]
             if job.kind == "edit" and not local:
                 # Sorted, not filtered: an API that fetches URLs itself is the first advice.
-                suitable.sort(key=lambda other: other.takes is not Takes.URLS)
+                suitable.sort(key=lambda other: not other.takes.fetches)
             setup = ", or: ".join(other.setup_hint() for other in suitable)
             raise ConfigError(
                 f"no backend is configured for {job.label}; run: {setup} "
@@ -103,18 +105,14 @@ def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
         if settings.backend_settings(backend.name).configured
     ]
     if job.kind == "edit" and not has_local:
-        fetching = [backend for backend in configured if backend.takes is Takes.URLS]
+        fetching = [backend for backend in configured if backend.takes.fetches]
         if fetching:
             return fetching[0].name
-    usable = [
-        backend
-        for backend in configured
-        if backend.takes is Takes.FILES or (job.kind == "generate")
-    ]
+    usable = [backend for backend in configured if backend.takes.files or job.kind == "generate"]
     if usable:
         return usable[0].name
     # Nothing fits: name the first backend that would, for the "not configured" message.
-    takes_files = [backend for backend in backend_classes() if backend.takes is Takes.FILES]
+    takes_files = [backend for backend in backend_classes() if backend.takes.files]
     return (takes_files or list(backend_classes()))[0].name
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from nanoedit.errors import ApiError, AuthError
 from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job
-from nanoedit.models import ModelLimits
+from nanoedit.models import ModelLimits, limits_of
 
 if TYPE_CHECKING:
     import httpx
@@ -47,6 +47,19 @@ class PreparedJob:
     model: str
     uploads: tuple[InputImage, ...] = ()
     urls: tuple[str, ...] = ()
+
+    def inputs(self) -> list[InputImage | str]:
+        """Every input in the job's order (the edited image first): its bytes when it was
+        read or downloaded, else its URL. A backend that takes both needs the order back."""
+        uploads = {upload.source: upload for upload in self.uploads}
+        urls = set(self.urls)
+        inputs: list[InputImage | str] = []
+        for source in self.job.images:
+            if source in uploads:
+                inputs.append(uploads[source])
+            elif source.location in urls:
+                inputs.append(source.location)
+        return inputs
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,19 @@ class Takes(StrEnum):
     """The image bytes: local files as they are, URLs downloaded by nanoedit first."""
     URLS = "urls"
     """Public http(s) URLs only, fetched by the provider."""
+    BOTH = "files and urls"
+    """Local files as bytes (the backend uploads them to the provider's storage), and URLs as
+    they are, fetched by the provider."""
+
+    @property
+    def files(self) -> bool:
+        """Whether local files can go to such a backend."""
+        return self is not Takes.URLS
+
+    @property
+    def fetches(self) -> bool:
+        """Whether the provider fetches URL inputs itself (nanoedit need not download them)."""
+        return self is not Takes.FILES
 
 
 # The statuses of a ``config check`` verdict.
@@ -184,6 +210,19 @@ class BackendBase:
     def limits(cls, model: str) -> ModelLimits | None:
         """What ``model`` accepts on this backend; None when nanoedit cannot know."""
         return None
+
+    @classmethod
+    def facts(cls, model: str) -> ModelLimits | None:
+        """What the model sent for the name ``model`` accepts: this backend's own limits, else
+        Google's published ones for Google's ids; None when nanoedit cannot know."""
+        sent = cls.model_id(model)
+        return cls.limits(sent) or limits_of(sent)
+
+    @classmethod
+    def renders(cls, model: str, size: str | None) -> bool:
+        """Whether ``model`` renders ``size`` here (None: its own default); unknown may."""
+        facts = cls.facts(model)
+        return facts is None or size is None or size in facts.sizes
 
     @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:

@@ -26,23 +26,43 @@ def poll_until_done(
     first_interval: float,
     state: Callable[[T], str],
     timed_out: Callable[[list[T]], str],
+    abandon: Callable[[list[T]], bool] | None = None,
 ) -> None:
     """Poll every task not yet done until ``poll`` says each has ended (it raises on a failed
     task). Waits grow from ``first_interval`` by half each round up to 10 s, and never past
-    the job's deadline: then a :class:`NetworkError` says ``timed_out(pending)``."""
+    the job's deadline: then a :class:`NetworkError` says ``timed_out(pending)``.
+
+    ``abandon(pending)`` is called with the tasks still pending when the deadline passes or
+    the run is interrupted, to cancel what the provider would otherwise still run (and
+    charge for); it returns True when every one of them was cancelled.
+    """
+    # Here, not at the top: the CLI lists backends without loading httpx.
+    from nanoedit.http import Interrupted
+
     deadline = http.deadline
     interval = first_interval
     pending = list(tasks)
-    while pending:
-        http.sleep(min(interval, deadline.remaining()))
-        if deadline.remaining() <= 0:
-            raise NetworkError(
-                f"{timed_out(pending)} did not finish within the job's time limit of "
-                f"{deadline.seconds:g} s ({deadline.elapsed():.0f} s elapsed, last state: "
-                f"{state(pending[0])}); it may still finish on the server, so wait before "
-                "sending the job again, or raise --timeout"
-            )
-        pending = [task for task in pending if not poll(task)]
-        if pending:
-            progress(f"waiting for the model, task {state(pending[0])}")
-        interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
+    try:
+        while pending:
+            http.sleep(min(interval, deadline.remaining()))
+            if deadline.remaining() <= 0:
+                cancelled = abandon is not None and abandon(pending)
+                after = (
+                    "it was cancelled on the server, so send the job again when the provider is "
+                    "less busy"
+                    if cancelled
+                    else "it may still finish on the server, so wait before sending the job again"
+                )
+                raise NetworkError(
+                    f"{timed_out(pending)} did not finish within the job's time limit of "
+                    f"{deadline.seconds:g} s ({deadline.elapsed():.0f} s elapsed, last state: "
+                    f"{state(pending[0])}); {after}, or raise --timeout"
+                )
+            pending = [task for task in pending if not poll(task)]
+            if pending:
+                progress(f"waiting for the model, task {state(pending[0])}")
+            interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
+    except Interrupted:
+        if abandon is not None:
+            abandon(pending)
+        raise

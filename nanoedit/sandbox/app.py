@@ -10,11 +10,23 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from nanoedit.sandbox.duomi_api import DuomiApi
-from nanoedit.sandbox.faults import FILES, PASS_THROUGH, FaultPlan, Phase, Stage, status_answer
+from nanoedit.sandbox.fal_api import FalApi
+from nanoedit.sandbox.faults import (
+    CORE_FAULT_KINDS,
+    FILES,
+    PASS_THROUGH,
+    FaultKind,
+    FaultPlan,
+    Phase,
+    Stage,
+    status_answer,
+    with_api_kinds,
+)
 from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
 from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_download
 from nanoedit.sandbox.gemini_api import GeminiApi
 from nanoedit.sandbox.openai_api import OpenAIApi
+from nanoedit.sandbox.replicate_api import ReplicateApi
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
 from nanoedit.sandbox.wire import (
@@ -55,7 +67,18 @@ CHALLENGE_PAGE = (
 )
 # The emulated APIs. A request goes to the first that answers it, so one that claims part of
 # another's paths comes before it.
-APIS: tuple[type[EmulatedApi], ...] = (GeminiApi, OpenAIApi, DuomiApi)
+APIS: tuple[type[EmulatedApi], ...] = (GeminiApi, ReplicateApi, OpenAIApi, DuomiApi, FalApi)
+
+
+def _fault_kinds() -> dict[str, FaultKind]:
+    kinds = CORE_FAULT_KINDS
+    for api in APIS:
+        kinds = with_api_kinds(kinds, api.name, api.fault_kinds)
+    return kinds
+
+
+# Every fault a plan may name: the core's, then each API's own.
+FAULT_KINDS: dict[str, FaultKind] = _fault_kinds()
 INDEX = (
     "nanoedit sandbox: an emulated image API, no key and no network needed.\n\n"
     + "".join(api.index for api in APIS)
@@ -103,7 +126,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._fetch_given = fetch is not None
         epoch_offset = time.time() - clock()
-        plan = FaultPlan(faults)
+        plan = FaultPlan(faults, FAULT_KINDS)
         files = FileStore(ttl=file_ttl, clock=clock, epoch=lambda: epoch_offset + clock())
         self._runtime = Runtime(
             keys, plan, files, clock, fetch or standin_fetch, epoch_offset, task_seconds

@@ -42,6 +42,9 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
 
 ``slow`` and ``bad-json`` change how an answer goes out, not what it says, so a result fault
 queued after one of them can apply to the same request.
+
+An emulated API may bring faults of its own, or act out a shared one of the same name
+(``EmulatedApi.fault_kinds``); ``nanoedit sandbox faults`` lists every one.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from enum import Enum
@@ -131,6 +134,14 @@ def _result(name: str, summary: str, apis: frozenset[str] = _RESELLERS) -> Fault
     return FaultKind(name, Phase.SUBMIT, phases, apis, False, Stage.RESULT, summary)
 
 
+def result_fault(name: str, summary: str) -> FaultKind:
+    """A fault an emulated API declares for itself (``EmulatedApi.fault_kinds``): it changes
+    the result of a submission (phase ``submit``) that would otherwise succeed."""
+    return FaultKind(
+        name, Phase.SUBMIT, frozenset({Phase.SUBMIT}), frozenset(), False, Stage.RESULT, summary
+    )
+
+
 def _download(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind:
     return FaultKind(name, Phase.FILE, frozenset({Phase.FILE}), frozenset(), True, stage, summary)
 
@@ -138,7 +149,8 @@ def _download(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind
 # The statuses a client is expected to retry; each also comes as an HTML page and empty.
 RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
 
-FAULT_KINDS: dict[str, FaultKind] = _kinds(
+# The faults every sandbox knows; an emulated API adds its own (``EmulatedApi.fault_kinds``).
+CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _anywhere("408", "HTTP 408 with an error body"),
     _anywhere("429", "HTTP 429 with Retry-After: 1 (Gemini: retryDelay 17s in the body instead)"),
     _anywhere("429-date", "HTTP 429 with Retry-After as an HTTP date about 2 s ahead"),
@@ -185,6 +197,31 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _download("huge", "the download is a PNG signature and zeros, huge_bytes long"),
     _download("huge-chunked", "as huge, chunked, with no Content-Length"),
 )
+
+
+def with_api_kinds(
+    kinds: Mapping[str, FaultKind], api: str, own: Iterable[FaultKind]
+) -> dict[str, FaultKind]:
+    """``kinds`` and the fault kinds of the API named ``api``. A kind of a name already known
+    is that kind acted out by one more API (its other fields must match); a new one fits
+    ``api`` alone."""
+    merged = dict(kinds)
+    for kind in own:
+        known = merged.get(kind.name)
+        if known is None:
+            merged[kind.name] = replace(kind, apis=frozenset({api}))
+            continue
+        if (known.default_phase, known.phases, known.stage) != (
+            kind.default_phase,
+            kind.phases,
+            kind.stage,
+        ):
+            raise ValueError(f"the {api} API's fault {kind.name} differs from the known one")
+        if known.apis is not None:
+            merged[kind.name] = replace(known, apis=known.apis | {api})
+    return merged
+
+
 # Faults that leave the answer to the API and change how it goes out.
 PASS_THROUGH = frozenset({"slow", "bad-json"})
 # How far ahead a 429-date's Retry-After points, in whole seconds past the current one.
@@ -230,8 +267,11 @@ class PlannedFault:
     remaining: int
 
 
-def parse_faults(spec: str) -> list[PlannedFault]:
-    """Read a plan; raise ValueError naming the first token that makes no sense."""
+def parse_faults(
+    spec: str, kinds: Mapping[str, FaultKind] = CORE_FAULT_KINDS
+) -> list[PlannedFault]:
+    """Read a plan of the faults in ``kinds``; raise ValueError naming the first token that
+    makes no sense."""
     planned: list[PlannedFault] = []
     for raw in spec.split(","):
         token = raw.strip().lower()
@@ -240,9 +280,9 @@ def parse_faults(spec: str) -> list[PlannedFault]:
         match = _TOKEN.fullmatch(token)
         if match is None:
             raise ValueError(f"fault {raw.strip()!r} is not of the form [phase:]name[xN]")
-        kind = FAULT_KINDS.get(match["name"])
+        kind = kinds.get(match["name"])
         if kind is None:
-            known = ", ".join(FAULT_KINDS)
+            known = ", ".join(kinds)
             raise ValueError(f"unknown fault {match['name']!r} in {raw.strip()!r}; known: {known}")
         phase = kind.default_phase
         if match["phase"] is not None:
@@ -268,13 +308,14 @@ def parse_faults(spec: str) -> list[PlannedFault]:
 class FaultPlan:
     """The queue of planned faults, shared by every request thread."""
 
-    def __init__(self, spec: str = "") -> None:
+    def __init__(self, spec: str = "", kinds: Mapping[str, FaultKind] = CORE_FAULT_KINDS) -> None:
         self._lock = threading.Lock()
-        self._planned = parse_faults(spec)
+        self._kinds = kinds
+        self._planned = parse_faults(spec, kinds)
 
     def add(self, spec: str) -> None:
         """Append tokens to the end of the plan (the spec is checked first, all or nothing)."""
-        planned = parse_faults(spec)
+        planned = parse_faults(spec, self._kinds)
         with self._lock:
             self._planned.extend(planned)
 

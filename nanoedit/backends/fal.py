@@ -1,0 +1,464 @@
+"""fal.ai's queue API: local files go up to fal's storage first, then the job is submitted to
+the app's queue and polled until it completes; a request still queued when the run stops is
+cancelled, so it is not charged (API-NOTES-PROVIDERS §3).
+
+URL inputs are passed to fal as they are: fal fetches them itself, so nanoedit neither
+downloads nor uploads them again.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from nanoedit.backends.base import (
+    FAILED,
+    KEY_REJECTED,
+    READY,
+    Answer,
+    BackendBase,
+    PlannedRequest,
+    PreparedJob,
+    Probe,
+    Progress,
+    ResultImage,
+    Takes,
+    Verdict,
+    auth_error,
+    clip,
+    host_of,
+    looks_like_json,
+    non_json_verdict,
+    parse_json,
+    read_json,
+    result_from_url,
+)
+from nanoedit.backends.tasks import poll_until_done
+from nanoedit.config import KeySpec, check_positive_seconds, check_url
+from nanoedit.errors import ApiError, NanoeditError, RefusedError
+from nanoedit.inputs import InputImage
+from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.config import BackendSettings
+    from nanoedit.http import JobHttp
+
+DEFAULT_STORAGE_URL = "https://rest.fal.ai"
+# fal's app for each nano-banana name; an edit goes to the app's /edit path.
+APPS: dict[str, str] = {
+    "nano-banana": "fal-ai/nano-banana",
+    "nano-banana-pro": "fal-ai/nano-banana-pro",
+    "nano-banana-2": "fal-ai/nano-banana-2",
+}
+APP_LIMITS: dict[str, ModelLimits] = {
+    app: GOOGLE_MODELS[GOOGLE_ALIASES[name]] for name, app in APPS.items()
+}
+# nano-banana has no resolution field: it renders 1K only.
+NO_RESOLUTION = frozenset({"fal-ai/nano-banana"})
+# fal spells Google's 512 tier 0.5K.
+RESOLUTIONS = {"512": "0.5K", "1K": "1K", "2K": "2K", "4K": "4K"}
+MAX_NUM_IMAGES = 4
+QUEUED, RUNNING, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
+CHECK_REQUEST = "nanoedit-config-check"
+REFUSAL_TYPE = "content_policy_violation"
+
+
+@dataclass
+class _Request:
+    """One submitted request, as the queue's answers describe it."""
+
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+    state: str = QUEUED
+    position: int | None = None
+    images: list[ResultImage] | None = None
+
+    @property
+    def shown(self) -> str:
+        """The state for the progress line: its queue position while queued."""
+        if self.state == QUEUED:
+            return f"queued at position {self.position}" if self.position is not None else "queued"
+        return "running" if self.state == RUNNING else self.state.lower()
+
+
+def _aliases() -> dict[str, str]:
+    aliases = dict(APPS)
+    for name, app in APPS.items():
+        aliases[GOOGLE_ALIASES[name]] = app
+    return aliases
+
+
+def _chunks(count: int) -> list[int]:
+    """Images per submission: an app makes at most four per request."""
+    full, rest = divmod(count, MAX_NUM_IMAGES)
+    return [MAX_NUM_IMAGES] * full + ([rest] if rest else [])
+
+
+def _detail(body: Any) -> tuple[str, str]:
+    """The message and type of a fal error body: ``{"detail": "..."}`` or a validation list
+    ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``."""
+    if not isinstance(body, dict):
+        return "", ""
+    detail = body.get("detail")
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        loc = [str(part) for part in first.get("loc") or [] if part != "body"]
+        message = str(first.get("msg") or "no message")
+        kinds = [str(item.get("type")) for item in detail if isinstance(item, dict)]
+        kind = REFUSAL_TYPE if REFUSAL_TYPE in kinds else str(first.get("type") or "")
+        return (f"{'.'.join(loc)}: {message}" if loc else message), kind
+    if detail is not None:
+        return str(detail), str(body.get("error_type") or "")
+    return "", str(body.get("error_type") or "")
+
+
+def _is_final(response: httpx.Response) -> bool:
+    """A response fetch answered with fal's own error: the request's outcome, which no retry
+    changes (a gateway's page is retried)."""
+    response.read()
+    return looks_like_json(response) and isinstance(parse_json(response), dict)
+
+
+class FalBackend(BackendBase):
+    """Uploads local files to fal's storage, submits to the app's queue with ``Key`` auth,
+    and polls each request inside the job's time budget."""
+
+    name = "fal"
+    title = "fal.ai queue API"
+    takes = Takes.BOTH
+    default_base_url = "https://queue.fal.run"
+    default_model = "nano-banana"
+    key_env = ("FAL_KEY",)
+    aliases: ClassVar[dict[str, str]] = _aliases()
+    extra_keys: ClassVar[dict[str, KeySpec]] = {
+        "storage_url": KeySpec(
+            "NANOEDIT_FAL_STORAGE_URL",
+            f"storage API for uploads (default: {DEFAULT_STORAGE_URL}, or fal.base_url when "
+            "that is changed)", check=check_url,
+        ),
+        "poll_interval": KeySpec(
+            "NANOEDIT_FAL_POLL_INTERVAL", "seconds before the first status poll (grows to 10)",
+            "0.5", check=check_positive_seconds("0.5"),
+        ),
+    }  # fmt: skip
+
+    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        super().__init__(settings, http)
+        assert settings.base_url is not None
+        self.root = settings.base_url.rstrip("/")
+        self.where = host_of(self.root)
+        # A server standing in for fal (a proxy, the sandbox) answers the storage API too.
+        default = DEFAULT_STORAGE_URL if self.root == self.default_base_url else self.root
+        self.storage = (settings.option("storage_url") or default).rstrip("/")
+        self.poll_interval = float(settings.option("poll_interval") or 0.5)
+
+    @classmethod
+    def limits(cls, model: str) -> ModelLimits | None:
+        """The limits of Google's model behind each nano-banana app."""
+        return APP_LIMITS.get(model)
+
+    @classmethod
+    def probe(cls, base_url: str, key: str) -> Probe:
+        """The status of a request that does not exist: a good key gets "not found"."""
+        root = base_url.rstrip("/")
+        url = f"{root}/{APPS['nano-banana']}/requests/{CHECK_REQUEST}/status"
+        return Probe(url, key, host_of(root), {"Authorization": f"Key {key}"})
+
+    @classmethod
+    def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
+        """401 or 403 is a bad key; fal's own "not found" means the key passed."""
+        body = parse_json(response)
+        if not isinstance(body, dict):
+            return non_json_verdict(response, probe, settings)
+        status = response.status_code
+        message, kind = _detail(body)
+        shown = probe.quote(message or "no message")
+        if kind:
+            shown += f" [{probe.quote(kind, 60)}]"
+        if status in (401, 403):
+            return Verdict(
+                KEY_REJECTED,
+                f"{probe.where} rejected the key (HTTP {status}: {shown}); {settings.key_advice()}",
+            )
+        # Past the key check the made-up request is not found: fal checks the key first.
+        if status == 404 or 200 <= status < 300:
+            return Verdict(READY, f"{probe.where}, key accepted")
+        return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
+
+    # Requests -------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Key {self.settings.key()}"}
+
+    def _submit_url(self, prepared: PreparedJob) -> str:
+        app = prepared.model
+        # Only the nano-banana apps are known to edit on /edit; another app is used as given.
+        if prepared.job.kind == "edit" and app in APP_LIMITS:
+            app = f"{app}/edit"
+        return f"{self.root}/{app}"
+
+    def body(self, prepared: PreparedJob, image_urls: list[str], count: int) -> dict[str, Any]:
+        """The JSON input of one submission, fields in the documented order."""
+        options = prepared.job.options
+        body: dict[str, Any] = {"prompt": options.prompt}
+        if prepared.job.kind == "edit":
+            body["image_urls"] = image_urls
+        body["num_images"] = count
+        # Absent, the app picks: the input's own shape for an edit, 1:1 for a generation.
+        if options.ratio != "auto":
+            body["aspect_ratio"] = options.ratio
+        if options.size and prepared.model not in NO_RESOLUTION:
+            body["resolution"] = RESOLUTIONS.get(options.size, options.size)
+        # PNG, fal's default, said outright: lossless, whatever the app's default becomes.
+        body["output_format"] = "png"
+        return body
+
+    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
+        """The uploads of local files, then the submissions (one per four images)."""
+        headers = {"Authorization": "Key {key}"}
+        planned: list[PlannedRequest] = []
+        image_urls: list[str] = []
+        for number, source in enumerate(prepared.job.images, start=1):
+            if source.is_url:
+                image_urls.append(source.location)
+                continue
+            placeholder = f"FILE_URL_{number}"
+            mime = mimetypes.guess_type(source.location)[0] or "image/png"
+            put = (
+                f"curl -sS -X PUT -H {shlex.quote(f'Content-Type: {mime}')} --data-binary "
+                f"@{shlex.quote(source.location)} UPLOAD_URL"
+            )
+            planned.append(
+                PlannedRequest(
+                    "POST",
+                    f"{self.storage}/storage/upload/initiate?storage_type=fal-cdn-v3",
+                    headers,
+                    json={"content_type": mime, "file_name": source.name},
+                    note=f"then send the file to the upload_url it answers (no key): {put}; "
+                    f"its file_url is {placeholder} below",
+                )
+            )
+            image_urls.append(placeholder)
+        note = "then poll GET the status_url it answers until COMPLETED, then GET its response_url"
+        planned += [
+            PlannedRequest(
+                "POST",
+                self._submit_url(prepared),
+                headers,
+                json=self.body(prepared, image_urls, count),
+                note=note,
+            )
+            for count in _chunks(prepared.job.options.count)
+        ]
+        return planned
+
+    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
+        """Upload the local files, submit, and poll every request until it completes."""
+        from nanoedit.http import Interrupted
+
+        image_urls = [
+            item if isinstance(item, str) else self._upload(item, progress)
+            for item in prepared.inputs()
+        ]
+        requests: list[_Request] = []
+        try:
+            for count in _chunks(prepared.job.options.count):
+                progress("submitting")
+                requests.append(self._submit(prepared, image_urls, count))
+        except (Interrupted, NanoeditError):
+            # What was submitted before the failure would run, be charged and never be saved.
+            self._abandon(requests)
+            raise
+        progress(f"waiting for the model, task {requests[0].shown}")
+        poll_until_done(
+            requests,
+            self._poll,
+            self.http,
+            progress,
+            first_interval=self.poll_interval,
+            state=lambda request: request.shown,
+            timed_out=lambda pending: (
+                f"fal request {', '.join(r.request_id for r in pending)} on {self.where}"
+            ),
+            abandon=self._abandon,
+        )
+        return Answer([image for request in requests for image in request.images or []])
+
+    def _upload(self, image: InputImage, progress: Progress) -> str:
+        """Put one local file in fal's storage; returns the URL fal fetches it from."""
+        from nanoedit.http import with_upload_progress
+        from nanoedit.imageformat import describe
+
+        where = host_of(self.storage)
+        name = image.source.location
+        progress("uploading", 0, len(image.data))
+        request = self.http.client.build_request(
+            "POST",
+            f"{self.storage}/storage/upload/initiate",
+            params={"storage_type": "fal-cdn-v3"},
+            headers=self._headers(),
+            json={"content_type": image.mime, "file_name": image.filename},
+        )
+        response = self.http.send(request, where=where, what=f"the upload of {name}", paid=False)
+        answer = self._check(response, f"upload of {name}", where)
+        upload_url, file_url = answer.get("upload_url"), answer.get("file_url")
+        for value in (upload_url, file_url):
+            if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+                raise ApiError(
+                    f"{where} answered the upload of {name} without an http(s) upload_url and "
+                    "file_url; check fal.storage_url"
+                )
+        assert isinstance(upload_url, str) and isinstance(file_url, str)
+        # A signed URL on the storage bucket: it carries no key.
+        put = self.http.client.build_request(
+            "PUT", upload_url, content=image.data, headers={"Content-Type": image.mime}
+        )
+        put = with_upload_progress(put, lambda done, total: progress("uploading", done, total))
+        bucket = host_of(upload_url)
+        response = self.http.send(put, where=bucket, what=f"the upload of {name}", paid=False)
+        if not 200 <= response.status_code < 300:
+            raise ApiError(
+                f"{bucket} refused the upload of {name}: HTTP {response.status_code} "
+                f"({describe(response.content)}); try again later"
+            )
+        return file_url
+
+    def _submit(self, prepared: PreparedJob, image_urls: list[str], count: int) -> _Request:
+        request = self.http.client.build_request(
+            "POST",
+            self._submit_url(prepared),
+            headers=self._headers(),
+            json=self.body(prepared, image_urls, count),
+        )
+        response = self.http.send(request, where=self.where, what="the submission", paid=True)
+        answer = self._check(response, "submission", self.where)
+        request_id = answer.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise ApiError(f"{self.where} accepted the submission but sent no request_id")
+        # fal's own rule: use the URLs it answers, never build them (they drop the /edit path).
+        submitted = _Request(
+            request_id,
+            status_url=self._own_url(answer.get("status_url"), "status_url"),
+            response_url=self._own_url(answer.get("response_url"), "response_url"),
+            cancel_url=self._own_url(answer.get("cancel_url"), "cancel_url"),
+        )
+        submitted.state = str(answer.get("status") or QUEUED)
+        position = answer.get("queue_position")
+        submitted.position = position if isinstance(position, int) else None
+        return submitted
+
+    def _own_url(self, value: object, field: str) -> str:
+        """A URL the queue answered, checked to be on its own host: the key goes with it."""
+        url = value if isinstance(value, str) else ""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or parts.netloc.lower() != self.where.lower():
+            shown = clip(url, 80) if url else "nothing"
+            raise ApiError(
+                f"{self.where} answered the submission with {field} {shown!r}, not a URL on "
+                f"{self.where}; nanoedit sends the fal key nowhere else, check fal.base_url"
+            )
+        return url
+
+    def _poll(self, request: _Request) -> bool:
+        what = f"the status of request {request.request_id}"
+        get = self.http.client.build_request("GET", request.status_url, headers=self._headers())
+        response = self.http.send(get, where=self.where, what=what, paid=False)
+        answer = self._check(response, f"status of request {request.request_id}", self.where)
+        request.state = str(answer.get("status") or "unknown")
+        position = answer.get("queue_position")
+        request.position = position if isinstance(position, int) else None
+        if request.state != COMPLETED:
+            # IN_QUEUE, IN_PROGRESS and states nobody has documented: poll on until the deadline.
+            return False
+        request.images = self._result(request)
+        return True
+
+    def _result(self, request: _Request) -> list[ResultImage]:
+        """The response of a completed request: its images, or the error it ended in."""
+        what = f"response of request {request.request_id}"
+        get = self.http.client.build_request("GET", request.response_url, headers=self._headers())
+        response = self.http.send(
+            get, where=self.where, what=f"the {what}", paid=False, permanent=_is_final
+        )
+        answer = self._check(response, what, self.where, request.request_id)
+        items = answer.get("images")
+        results = [
+            result_from_url(item["url"].strip(), self.where)
+            for item in items or []
+            if isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"].strip()
+        ]
+        if results:
+            return results
+        said = answer.get("description")
+        if isinstance(said, str) and said.strip():
+            raise RefusedError(
+                f"fal request {request.request_id} on {self.where} completed with text but no "
+                f"image: {clip(said)!r}; the model declined or only described the result, "
+                "rephrase the prompt"
+            )
+        raise ApiError(
+            f"fal request {request.request_id} on {self.where} completed without an image; "
+            "try again"
+        )
+
+    def _check(
+        self, response: httpx.Response, what: str, where: str, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """The answer as a dict once its status says success; else the error it says."""
+        status = response.status_code
+        if status in (401, 403) and not looks_like_json(response):
+            raise auth_error(self.settings, where, f"HTTP {status}")
+        body = read_json(response, where) if response.content.strip() else None
+        message, kind = _detail(body)
+        if status in (401, 403):
+            raise auth_error(self.settings, where, message or f"HTTP {status}")
+        if status >= 400 and kind == REFUSAL_TYPE:
+            subject = f"fal request {request_id}" if request_id else f"the {what}"
+            raise RefusedError(
+                f"{subject} on {where} was refused: {clip(message)} [{kind}]; rephrase the "
+                "prompt or change the image"
+            )
+        if status < 400 and not isinstance(body, dict):
+            raise ApiError(
+                f"{where} answered the {what} with HTTP {status} but no JSON object; the server "
+                "or a proxy in front of it failed, try again later"
+            )
+        if status >= 400 or not isinstance(body, dict):
+            said = f": {clip(message)}" if message else " with no error details"
+            tag = f" [{kind}]" if kind else ""
+            hint = "; fal is rate limiting requests, wait a little and try again" * (status == 429)
+            raise ApiError(f"{where} answered the {what} with HTTP {status}{said}{tag}{hint}")
+        return body
+
+    def _abandon(self, pending: list[_Request]) -> bool:
+        """Cancel the requests still queued, so they are not charged; say what became of each."""
+        cancelled = True
+        for request in pending:
+            subject = f"fal request {request.request_id} on {self.where}"
+            if request.state != QUEUED:
+                self.http.notify(
+                    f"{subject} was already {request.shown} when the job stopped; it may still "
+                    "finish and be charged"
+                )
+                cancelled = False
+                continue
+            put = self.http.client.build_request("PUT", request.cancel_url, headers=self._headers())
+            response = self.http.send_cleanup(put)
+            if response is not None and 200 <= response.status_code < 300:
+                self.http.notify(
+                    f"{subject} was still in the queue, so it was cancelled and is not charged"
+                )
+                continue
+            said = "no answer" if response is None else f"HTTP {response.status_code}"
+            self.http.notify(
+                f"{subject} could not be cancelled ({said}); it may still run and be charged"
+            )
+            cancelled = False
+        return cancelled
