@@ -42,7 +42,16 @@ from nanoedit.sandbox import (
     sample_image,
 )
 from nanoedit.sandbox.app import APIS
-from nanoedit.sandbox.faults import FILES, retry_date
+from nanoedit.sandbox.faults import (
+    FILES,
+    SHARED_FAULTS,
+    FaultKind,
+    FaultPlan,
+    Phase,
+    Stage,
+    fault_kinds,
+    retry_date,
+)
 
 KEY = "test-key"
 # Built once: loading the CA roots costs tens of milliseconds per client otherwise.
@@ -1109,6 +1118,26 @@ def test_every_fault_fits_registered_servers() -> None:
         assert kind.fits(FILES) is kind.on_files
     assert FAULT_KINDS["task-error"].apis == frozenset({"duomi"})
     assert [name for name in names if FAULT_KINDS["502"].fits(name)] == list(names)
+
+
+def test_an_api_adds_its_own_faults_and_acts_out_shared_ones_it_names() -> None:
+    own = FaultKind(
+        "no-credit", Phase.API, frozenset({Phase.API}), frozenset({"chat"}), False,
+        Stage.ANSWER, "HTTP 402",
+    )  # fmt: skip
+    kinds = fault_kinds(
+        [("openai", frozenset(), ()), ("chat", frozenset({"error200", "text-only"}), (own,))]
+    )
+    assert kinds["error200"].apis == frozenset({"openai", "duomi", "chat"})
+    assert kinds["text-only"].fits("chat") and not SHARED_FAULTS["text-only"].fits("chat")
+    assert kinds["task-error"].apis == frozenset({"duomi"})
+    assert list(kinds) == [*SHARED_FAULTS, "no-credit"]
+    plan = FaultPlan("no-credit,error200", kinds)
+    # Each token waits for a server it fits: the API's own fault lets the shared one pass.
+    assert plan.take(frozenset({Phase.API}), "openai", Stage.ANSWER) == "error200"
+    assert plan.take(frozenset({Phase.API}), "chat", Stage.ANSWER) == "no-credit"
+    with pytest.raises(ValueError, match="unknown fault 'no-credit'"):
+        FaultPlan("no-credit")
 
 
 NGINX_TITLES = {

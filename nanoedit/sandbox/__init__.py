@@ -6,8 +6,7 @@ and no network, and pipelines can be tested without paying. Use it in memory thr
 ``SandboxTransport``, or on a loopback port through ``SandboxServer``.
 """
 
-from nanoedit.sandbox.app import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox
-from nanoedit.sandbox.faults import FAULT_KINDS
+from nanoedit.sandbox.app import FAULT_KINDS, SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox
 from nanoedit.sandbox.fetch import FetchError
 from nanoedit.sandbox.multipart import UploadedFile
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from nanoedit.sandbox.duomi_api import DuomiApi
-from nanoedit.sandbox.faults import FILES, PASS_THROUGH, FaultPlan, Phase, Stage, status_answer
+from nanoedit.sandbox.faults import (
+    FILES,
+    PASS_THROUGH,
+    FaultPlan,
+    Phase,
+    Stage,
+    fault_kinds,
+    status_answer,
+)
 from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
 from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_download
 from nanoedit.sandbox.openai_api import OpenAIApi
@@ -55,6 +63,8 @@ CHALLENGE_PAGE = (
 # The emulated APIs. A request goes to the first that answers it, so one that claims part of
 # another's paths comes before it.
 APIS: tuple[type[EmulatedApi], ...] = (OpenAIApi, DuomiApi)
+# Every fault a plan may name: the shared ones, and what each API adds.
+FAULT_KINDS = fault_kinds((api.name, api.also_acts_out, api.own_faults) for api in APIS)
 INDEX = (
     "nanoedit sandbox: an emulated image API, no key and no network needed.\n\n"
     + "".join(api.index for api in APIS)
@@ -102,7 +112,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._fetch_given = fetch is not None
         epoch_offset = time.time() - clock()
-        plan = FaultPlan(faults)
+        plan = FaultPlan(faults, FAULT_KINDS)
         files = FileStore(ttl=file_ttl, clock=clock, epoch=lambda: epoch_offset + clock())
         self._runtime = Runtime(
             keys, plan, files, clock, fetch or standin_fetch, epoch_offset, task_seconds

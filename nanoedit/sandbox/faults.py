@@ -34,6 +34,10 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
 
 ``slow`` and ``bad-json`` change how an answer goes out, not what it says, so a result fault
 queued after one of them can apply to the same request.
+
+An emulated API may act out more: the shared faults above that name only some APIs (it lists
+those it acts out too in ``also_acts_out``), and faults of its own (``own_faults``).
+:func:`fault_kinds` puts them all together for the sandbox's registry of APIs.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from enum import Enum
@@ -129,7 +133,7 @@ def _download(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind
 # The statuses a client is expected to retry; each also comes as an HTML page and empty.
 RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
 
-FAULT_KINDS: dict[str, FaultKind] = _kinds(
+SHARED_FAULTS: dict[str, FaultKind] = _kinds(
     _anywhere("408", "HTTP 408 with an error body"),
     _anywhere("429", "HTTP 429 with Retry-After: 1"),
     _anywhere("429-date", "HTTP 429 with Retry-After as an HTTP date about 2 s ahead"),
@@ -169,6 +173,26 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _download("huge", "the download is a PNG signature and zeros, huge_bytes long"),
     _download("huge-chunked", "as huge, chunked, with no Content-Length"),
 )
+
+
+def fault_kinds(
+    apis: Iterable[tuple[str, frozenset[str], Iterable[FaultKind]]],
+) -> dict[str, FaultKind]:
+    """Every fault of a sandbox whose APIs are ``(name, also_acts_out, own_faults)``: the
+    shared faults, each of those an API acts out too fitting it as well, then each API's own
+    (which must name that API alone, and no fault already known)."""
+    kinds = dict(SHARED_FAULTS)
+    for name, also, own in apis:
+        for shared in sorted(also):
+            kind = kinds[shared]
+            assert kind.apis is not None and shared in SHARED_FAULTS, (name, shared)
+            kinds[shared] = replace(kind, apis=kind.apis | {name})
+        for kind in own:
+            assert kind.name not in kinds and kind.apis == frozenset({name}), (name, kind.name)
+            kinds[kind.name] = kind
+    return kinds
+
+
 # Faults that leave the answer to the API and change how it goes out.
 PASS_THROUGH = frozenset({"slow", "bad-json"})
 # How far ahead a 429-date's Retry-After points, in whole seconds past the current one.
@@ -214,8 +238,9 @@ class PlannedFault:
     remaining: int
 
 
-def parse_faults(spec: str) -> list[PlannedFault]:
-    """Read a plan; raise ValueError naming the first token that makes no sense."""
+def parse_faults(spec: str, kinds: dict[str, FaultKind]) -> list[PlannedFault]:
+    """Read a plan of the faults in ``kinds``; raise ValueError naming the first token that
+    makes no sense."""
     planned: list[PlannedFault] = []
     for raw in spec.split(","):
         token = raw.strip().lower()
@@ -224,9 +249,9 @@ def parse_faults(spec: str) -> list[PlannedFault]:
         match = _TOKEN.fullmatch(token)
         if match is None:
             raise ValueError(f"fault {raw.strip()!r} is not of the form [phase:]name[xN]")
-        kind = FAULT_KINDS.get(match["name"])
+        kind = kinds.get(match["name"])
         if kind is None:
-            known = ", ".join(FAULT_KINDS)
+            known = ", ".join(kinds)
             raise ValueError(f"unknown fault {match['name']!r} in {raw.strip()!r}; known: {known}")
         phase = kind.default_phase
         if match["phase"] is not None:
@@ -252,13 +277,14 @@ def parse_faults(spec: str) -> list[PlannedFault]:
 class FaultPlan:
     """The queue of planned faults, shared by every request thread."""
 
-    def __init__(self, spec: str = "") -> None:
+    def __init__(self, spec: str = "", kinds: dict[str, FaultKind] = SHARED_FAULTS) -> None:
         self._lock = threading.Lock()
-        self._planned = parse_faults(spec)
+        self._kinds = kinds
+        self._planned = parse_faults(spec, kinds)
 
     def add(self, spec: str) -> None:
         """Append tokens to the end of the plan (the spec is checked first, all or nothing)."""
-        planned = parse_faults(spec)
+        planned = parse_faults(spec, self._kinds)
         with self._lock:
             self._planned.extend(planned)
 

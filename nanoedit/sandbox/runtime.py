@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from nanoedit.sandbox.faults import FaultPlan, Phase
+from nanoedit.sandbox.faults import FaultKind, FaultPlan, Phase
 from nanoedit.sandbox.fetch import Fetch, FetchError
 from nanoedit.sandbox.files import Denial, FileStore
 from nanoedit.sandbox.samples import sample_image
@@ -93,6 +93,11 @@ class EmulatedApi(ABC):
     """The API's name, as fault kinds name the APIs they fit (``FaultKind.apis``)."""
     index: ClassVar[str]
     """Its lines on the sandbox's index page: its auth rule, then a line per route."""
+    also_acts_out: ClassVar[frozenset[str]] = frozenset()
+    """Shared faults meant for some APIs only (``faults.SHARED_FAULTS`` naming its ``apis``)
+    that this API acts out too, in its own shape: ``error200``, ``text-only``…"""
+    own_faults: ClassVar[tuple[FaultKind, ...]] = ()
+    """Faults only this API acts out, each naming it alone in ``apis``."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
