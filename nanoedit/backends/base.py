@@ -71,6 +71,9 @@ class PlannedRequest:
     # Strings inside ``json`` that stand for an image's base64 text (placeholder, local path or
     # URL): too large for a command line, so the curl command pipes them in.
     inline_files: tuple[tuple[str, str], ...] = ()
+    # The same for strings that stand for a whole ``data:`` URI of an image
+    # (``data:image/png;base64,…``), for APIs that take images that way.
+    data_uris: tuple[tuple[str, str], ...] = ()
     note: str = ""
 
 
