@@ -332,6 +332,8 @@ class Runner:
             provenance = self._provenance(outcome, prepared) if wanted else None
             for number, result in enumerate(results, start=1):
                 self.save(outcome, provenance, result, number, len(results), http, progress)
+            if answer.error is not None:
+                raise answer.error
         except NanoeditError as exc:
             outcome.error = exc
         except Interrupted:

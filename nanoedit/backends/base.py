@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from nanoedit.errors import ApiError, AuthError
+from nanoedit.errors import ApiError, AuthError, NanoeditError
 from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job
 from nanoedit.models import ModelLimits
@@ -79,10 +79,15 @@ class PlannedRequest:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a backend got for one job: its images, and any words the model said beside them."""
+    """What a backend got for one job: its images, and any words the model said beside them.
+
+    ``error`` is what stopped a job of several requests after some of its images were made:
+    those are paid for, so they are saved before the job fails with it.
+    """
 
     images: list[ResultImage]
     text: str = ""
+    error: NanoeditError | None = None
 
 
 class Takes(StrEnum):
