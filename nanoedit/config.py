@@ -587,7 +587,10 @@ def _backend_settings(
     if sandbox:
         from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
 
-        return BackendSettings(name, SANDBOX_BASE_URL, SANDBOX_KEY, model, options=options)
+        # At the path its real server has: an API may live under a folder of its host.
+        path = urlsplit(backend.default_base_url or "").path.rstrip("/")
+        url = SANDBOX_BASE_URL + path
+        return BackendSettings(name, url, SANDBOX_KEY, model, options=options)
     return BackendSettings(
         name,
         get(f"{name}.base_url"),
