@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env
+from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env
 
 from nanoedit.backends import backend_class
 from nanoedit.check import (
@@ -29,6 +29,7 @@ from nanoedit.errors import ExitCode
 from nanoedit.sandbox.catalog import OPENAI_MODELS
 
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
+OPENROUTER_PATH = "/api/v1/key"
 WRONG_KEY = "sk-wrong-key-for-the-check-7777"
 
 
@@ -74,30 +75,36 @@ def refuse(request: httpx.Request) -> httpx.Response:
 
 def test_both_ready(served: Served, client: httpx.Client) -> None:
     # The multipart base URL given the OpenAI SDK way, with /v1: the request is the same.
-    env = backend_env(served) | {"NANOEDIT_OPENAI_BASE_URL": f"{served.base_url}/v1"}
+    env = backend_env(served, openrouter=True) | {
+        "NANOEDIT_OPENAI_BASE_URL": f"{served.base_url}/v1"
+    }
     results = check_backends(settings_from(env), client)
     assert results == [
         CheckResult("openai", READY, f"{host(served)}, {len(OPENAI_MODELS)} models"),
         CheckResult("duomi", READY, f"{host(served)}, key accepted"),
+        CheckResult("openrouter", READY, f"{host(served)}, key accepted"),
     ]
     assert sent(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
         ("GET", DUOMI_PATH, DUOMI_KEY),  # the raw key, no Bearer
+        ("GET", OPENROUTER_PATH, f"Bearer {OPENROUTER_KEY}"),
     ]
     assert all(result.passed for result in results)
     assert check_exit_code(results) == ExitCode.OK
 
 
 def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
-    env = backend_env(served) | {
+    env = backend_env(served, openrouter=True) | {
         "NANOEDIT_OPENAI_API_KEY": WRONG_KEY,
         "NANOEDIT_DUOMI_API_KEY": WRONG_KEY,
+        "NANOEDIT_OPENROUTER_API_KEY": WRONG_KEY,
     }
     results = check_backends(settings_from(env), client)
     where = host(served)
     assert [(result.backend, result.status) for result in results] == [
         ("openai", KEY_REJECTED),
         ("duomi", KEY_REJECTED),
+        ("openrouter", KEY_REJECTED),
     ]
     assert results[0].detail.startswith(
         f"{where} rejected the key (HTTP 401: invalid token (request id: "
@@ -109,9 +116,14 @@ def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
         f"{where} rejected the key (HTTP 401, code 401: invalid api key); "
         "set a valid one with: nanoedit config set duomi.api_key KEY"
     )
+    assert results[2].detail == (
+        f"{where} rejected the key (HTTP 401: User not found.); "
+        "set a valid one with: nanoedit config set openrouter.api_key KEY"
+    )
     assert sent(served) == [
         ("GET", "/v1/models", f"Bearer {WRONG_KEY}"),
         ("GET", DUOMI_PATH, WRONG_KEY),
+        ("GET", OPENROUTER_PATH, f"Bearer {WRONG_KEY}"),
     ]
     assert not any(WRONG_KEY in result.detail for result in results)
     assert check_exit_code(results) == ExitCode.CONFIG
@@ -124,11 +136,14 @@ def test_a_closed_port_is_unreachable(client: httpx.Client) -> None:
         "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
         "NANOEDIT_DUOMI_BASE_URL": f"http://127.0.0.1:{port}",
         "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY,
+        "NANOEDIT_OPENROUTER_BASE_URL": f"http://127.0.0.1:{port}/api",
+        "NANOEDIT_OPENROUTER_API_KEY": OPENROUTER_KEY,
     }
     results = check_backends(settings_from(env), client)
     assert [(result.backend, result.status) for result in results] == [
         ("openai", UNREACHABLE),
         ("duomi", UNREACHABLE),
+        ("openrouter", UNREACHABLE),
     ]
     for result in results:
         # The errno text is the platform's own ("Connection refused" and its number).
@@ -138,8 +153,8 @@ def test_a_closed_port_is_unreachable(client: httpx.Client) -> None:
 
 
 def test_a_proxy_page_is_unreachable(served: Served, client: httpx.Client) -> None:
-    served.sandbox.add_faults("html502x2")
-    results = check_backends(settings_from(backend_env(served)), client)
+    served.sandbox.add_faults("html502x3")
+    results = check_backends(settings_from(backend_env(served, openrouter=True)), client)
     page = (
         f"{host(served)} answered HTTP 502 with no API answer (it starts like HTML); "
         "the server or a proxy in front of it is down, try again later"
@@ -147,16 +162,18 @@ def test_a_proxy_page_is_unreachable(served: Served, client: httpx.Client) -> No
     assert results == [
         CheckResult("openai", UNREACHABLE, page),
         CheckResult("duomi", UNREACHABLE, page),
+        CheckResult("openrouter", UNREACHABLE, page),
     ]
     assert check_exit_code(results) == ExitCode.NETWORK
 
 
 def test_an_error_in_json_is_an_api_error(served: Served, client: httpx.Client) -> None:
-    served.sandbox.add_faults("error200x2")
-    results = check_backends(settings_from(backend_env(served)), client)
+    served.sandbox.add_faults("error200x3")
+    results = check_backends(settings_from(backend_env(served, openrouter=True)), client)
     assert [(result.backend, result.status) for result in results] == [
         ("openai", FAILED),
         ("duomi", FAILED),
+        ("openrouter", FAILED),
     ]
     assert results[0].detail.startswith(
         f"{host(served)} answered HTTP 200: upstream error: do request failed (request id: "
@@ -165,13 +182,15 @@ def test_an_error_in_json_is_an_api_error(served: Served, client: httpx.Client) 
     assert results[1].detail == (
         f"{host(served)} answered HTTP 200, code 500: upstream service error, please retry"
     )
+    assert results[2].detail == f"{host(served)} answered HTTP 200: Provider returned error"
     assert check_exit_code(results) == ExitCode.API
 
 
 def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> None:
-    env = backend_env(served) | {
+    env = backend_env(served, openrouter=True) | {
         "NANOEDIT_OPENAI_BASE_URL": f"{served.base_url}/gateway",
         "NANOEDIT_DUOMI_BASE_URL": f"{served.base_url}/gateway",
+        "NANOEDIT_OPENROUTER_BASE_URL": f"{served.base_url}/gateway",
     }
     results = check_backends(settings_from(env), client)
     assert results == [
@@ -186,6 +205,12 @@ def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> N
             FAILED,
             f"{host(served)} answered HTTP 404 with no API answer (it starts like text); "
             "check duomi.base_url",
+        ),
+        CheckResult(
+            "openrouter",
+            FAILED,
+            f"{host(served)} answered HTTP 404 with no API answer (it starts like text); "
+            "check openrouter.base_url",
         ),
     ]
 
@@ -241,8 +266,13 @@ def test_an_unconfigured_backend_does_not_fail_the_check(
             f"no base URL and no API key; run: {backend_class('openai').setup_hint()}",
         ),
         CheckResult("duomi", READY, f"{host(served)}, key accepted"),
+        CheckResult(
+            "openrouter",
+            NOT_CONFIGURED,
+            f"no API key; run: {backend_class('openrouter').setup_hint()}",
+        ),
     ]
-    assert results[0].passed
+    assert results[0].passed and results[2].passed
     assert sent(served) == [("GET", DUOMI_PATH, DUOMI_KEY)]
     assert check_exit_code(results) == ExitCode.OK
 
@@ -259,6 +289,11 @@ def test_nothing_configured_fails_and_sends_nothing() -> None:
         # duomi's base URL has a default, so only the key is missing.
         CheckResult(
             "duomi", NOT_CONFIGURED, f"no API key; run: {backend_class('duomi').setup_hint()}"
+        ),
+        CheckResult(
+            "openrouter",
+            NOT_CONFIGURED,
+            "no API key; run: nanoedit config set openrouter.api_key YOUR-KEY",
         ),
     ]
     assert check_exit_code(results) == ExitCode.CONFIG

@@ -107,8 +107,8 @@ def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
     assert (result.exit_code, result.stdout) == (3, "")
     assert result.stderr.strip() == (
         "error: no backend is configured for cat.png; run: nanoedit config set openai.base_url "
-        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY "
-        "(or try it with no key: add --sandbox)"
+        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, or: nanoedit "
+        "config set openrouter.api_key YOUR-KEY (or try it with no key: add --sandbox)"
     )
     urls = run_cli(["edit", "https://h.example/a.png", "-p", "x"])
     assert urls.exit_code == 3
@@ -116,7 +116,8 @@ def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
     assert urls.stderr.strip() == (
         "error: no backend is configured for https://h.example/a.png; run: nanoedit config set "
         "duomi.api_key YOUR-KEY, or: nanoedit config set openai.base_url https://YOUR-SERVER && "
-        "nanoedit config set openai.api_key YOUR-KEY (or try it with no key: add --sandbox)"
+        "nanoedit config set openai.api_key YOUR-KEY, or: nanoedit config set "
+        "openrouter.api_key YOUR-KEY (or try it with no key: add --sandbox)"
     )
 
 

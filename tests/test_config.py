@@ -122,7 +122,7 @@ def test_bad_value_in_environment_names_the_variable(sample: Path) -> None:
     assert result.exit_code == 3
     assert result.stderr.strip() == (
         "error: the environment variable NANOEDIT_BACKEND: invalid value 'gpt'; "
-        "use one of: auto, openai, duomi"
+        "use one of: auto, openai, duomi, openrouter"
     )
     assert OPENAI_KEY not in result.stderr
 

@@ -28,7 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env, run_cli
+from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env, run_cli
 from PIL import Image, PngImagePlugin
 
 from nanoedit import __version__
@@ -693,18 +693,21 @@ def check_requests(served: Served) -> list[tuple[str, str, str]]:
     return [(r.method, r.path, r.headers.get("authorization", "")) for r in served.sandbox.received]
 
 
-def test_config_check_both_ready(served: Served) -> None:
-    result = run_cli(["config", "check"], env=backend_env(served))
+def test_config_check_every_backend_ready(served: Served) -> None:
+    env = backend_env(served, openrouter=True)
+    result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
-        f"openai  ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
-        f"duomi   ready  ({host(served)}, key accepted)\n"
+        f"openai      ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
+        f"duomi       ready  ({host(served)}, key accepted)\n"
+        f"openrouter  ready  ({host(served)}, key accepted)\n"
     )
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
         ("GET", DUOMI_CHECK, DUOMI_KEY),
+        ("GET", "/api/v1/key", f"Bearer {OPENROUTER_KEY}"),
     ]
-    as_json = run_cli(["config", "check", "--json"], env=backend_env(served))
+    as_json = run_cli(["config", "check", "--json"], env=env)
     assert as_json.exit_code == 0
     assert json.loads(as_json.stdout) == {
         "ok": True,
@@ -714,6 +717,8 @@ def test_config_check_both_ready(served: Served) -> None:
              "detail": f"{host(served)}, {len(OPENAI_MODELS)} models", "passed": True},
             {"backend": "duomi", "status": "ready", "detail": f"{host(served)}, key accepted",
              "passed": True},
+            {"backend": "openrouter", "status": "ready",
+             "detail": f"{host(served)}, key accepted", "passed": True},
         ],
     }  # fmt: skip
 
@@ -723,8 +728,8 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
     env = backend_env(served) | {"NANOEDIT_OPENAI_API_KEY": wrong, "NANOEDIT_DUOMI_API_KEY": wrong}
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (3, "")
-    openai, duomi = result.stdout.splitlines()
-    prefix = f"openai  key rejected  ({host(served)} rejected the key (HTTP 401: invalid token (request id: "
+    openai, duomi, openrouter = result.stdout.splitlines()
+    prefix = f"openai      key rejected  ({host(served)} rejected the key (HTTP 401: invalid token (request id: "
     assert openai.startswith(prefix)
     request_id, tail = openai[len(prefix) :].split(")", 1)
     assert request_id.isdigit() and len(request_id) == 26
@@ -732,8 +737,12 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
         tail == " [invalid_api_key]); set a valid one with: nanoedit config set openai.api_key KEY)"
     )
     assert duomi == (
-        f"duomi   key rejected  ({host(served)} rejected the key (HTTP 401, code 401: invalid api "
-        "key); set a valid one with: nanoedit config set duomi.api_key KEY)"
+        f"duomi       key rejected  ({host(served)} rejected the key (HTTP 401, code 401: "
+        "invalid api key); set a valid one with: nanoedit config set duomi.api_key KEY)"
+    )
+    assert openrouter == (
+        "openrouter  not configured  (no API key; run: nanoedit config set openrouter.api_key "
+        "YOUR-KEY)"
     )
     assert wrong not in result.stdout
     assert check_requests(served) == [
@@ -752,27 +761,35 @@ def test_config_check_unreachable_exits_6() -> None:
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (6, "")
     reason = f"cannot connect to 127.0.0.1:{port} ([Errno 111] Connection refused); check the address and the network"
-    assert result.stdout == f"openai  unreachable  ({reason})\nduomi   unreachable  ({reason})\n"
+    assert result.stdout == (
+        f"openai      unreachable  ({reason})\nduomi       unreachable  ({reason})\n"
+        "openrouter  not configured  (no API key; run: nanoedit config set openrouter.api_key "
+        "YOUR-KEY)\n"
+    )
 
 
 def test_config_check_sandbox_and_a_backend_not_set_up(served: Served) -> None:
     sandbox = run_cli(["config", "check", "--sandbox"])
     assert (sandbox.exit_code, sandbox.stderr) == (0, "")
     assert sandbox.stdout == (
-        f"openai  ready  (nanoedit-sandbox.invalid, {len(OPENAI_MODELS)} models)\n"
-        "duomi   ready  (nanoedit-sandbox.invalid, key accepted)\n"
+        f"openai      ready  (nanoedit-sandbox.invalid, {len(OPENAI_MODELS)} models)\n"
+        "duomi       ready  (nanoedit-sandbox.invalid, key accepted)\n"
+        "openrouter  ready  (nanoedit-sandbox.invalid, key accepted)\n"
     )
     only_openai = run_cli(["config", "check"], env=backend_env(served, duomi=False))
     assert only_openai.exit_code == 0
     assert only_openai.stdout == (
-        f"openai  ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
-        "duomi   not configured  (no API key; run: nanoedit config set duomi.api_key YOUR-KEY)\n"
+        f"openai      ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
+        "duomi       not configured  (no API key; run: nanoedit config set duomi.api_key "
+        "YOUR-KEY)\n"
+        "openrouter  not configured  (no API key; run: nanoedit config set openrouter.api_key "
+        "YOUR-KEY)\n"
     )
     assert check_requests(served) == [("GET", "/v1/models", f"Bearer {OPENAI_KEY}")]
     nothing = run_cli(["config", "check"])
     assert nothing.exit_code == 3
     assert nothing.stdout.splitlines()[0] == (
-        "openai  not configured  (no base URL and no API key; run: nanoedit config set "
+        "openai      not configured  (no base URL and no API key; run: nanoedit config set "
         "openai.base_url https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY)"
     )
 

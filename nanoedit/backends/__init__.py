@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 REGISTRY: tuple[str, ...] = (
     "nanoedit.backends.openai:OpenAIBackend",
     "nanoedit.backends.duomi:DuomiBackend",
+    "nanoedit.backends.openrouter:OpenRouterBackend",
 )
 
 

@@ -22,6 +22,7 @@ from nanoedit.sandbox.faults import (
 from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
 from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_download
 from nanoedit.sandbox.openai_api import OpenAIApi
+from nanoedit.sandbox.openrouter_api import OpenRouterApi
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
 from nanoedit.sandbox.wire import (
@@ -62,7 +63,7 @@ CHALLENGE_PAGE = (
 )
 # The emulated APIs. A request goes to the first that answers it, so one that claims part of
 # another's paths comes before it.
-APIS: tuple[type[EmulatedApi], ...] = (OpenAIApi, DuomiApi)
+APIS: tuple[type[EmulatedApi], ...] = (OpenAIApi, OpenRouterApi, DuomiApi)
 # Every fault a plan may name: the shared ones, and what each API adds.
 FAULT_KINDS = fault_kinds((api.name, api.also_acts_out, api.own_faults) for api in APIS)
 INDEX = (
