@@ -210,11 +210,12 @@ CORE_KEYS: dict[str, KeySpec] = {
 def all_keys() -> dict[str, KeySpec]:
     """Every config key: each registered backend's, then the core's."""
     from nanoedit.backends import backend_classes
+    from nanoedit.uploads import upload_keys
 
     keys: dict[str, KeySpec] = {}
     for backend in backend_classes():
         keys |= backend_keys(backend)
-    return keys | CORE_KEYS
+    return keys | CORE_KEYS | upload_keys()
 
 
 def config_dir(env: Mapping[str, str]) -> Path:
@@ -488,6 +489,19 @@ class BackendSettings:
 
 
 @dataclass(frozen=True)
+class UploadSettings:
+    """How local files reach an API that takes URLs only (``nanoedit.uploads``): ``via``
+    names the uploader (None: none is chosen), ``options`` the ``upload.*`` keys' values."""
+
+    via: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, key: str) -> str:
+        """The value of the upload key ``key`` (empty when unset)."""
+        return dict(self.options).get(key, "")
+
+
+@dataclass(frozen=True)
 class Flags:
     """The command-line values that override the environment and the file."""
 
@@ -518,6 +532,7 @@ class Settings:
     backoff: float = 1.0
     warnings: tuple[str, ...] = ()
     """Things to tell the user before the run, such as a config file others can read."""
+    upload: UploadSettings = UploadSettings()
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
@@ -630,6 +645,12 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
     timeout = get("network.timeout", _flag("--timeout", flags.timeout, _check_timeout)) or "900"
     retries = get("network.retries", _flag("--retries", flags.retries, _check_count)) or "3"
     warning = permission_warning(path)
+    from nanoedit.uploads import upload_keys
+
+    upload = UploadSettings(
+        get("upload.via"),
+        tuple((key, get(key) or "") for key in upload_keys() if key != "upload.via"),
+    )
     return Settings(
         backends=backends,
         backend=backend,
@@ -642,4 +663,5 @@ def load_settings(env: Mapping[str, str], flags: Flags) -> Settings:
         retries=int(retries),
         backoff=float(get("network.backoff") or "1"),
         warnings=(warning,) if warning else (),
+        upload=upload,
     )

@@ -10,7 +10,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -293,6 +293,9 @@ class Runner:
             for worker in workers:
                 worker.join(max(0.0, deadline - time.monotonic()))
             discard_live_parts()
+            from nanoedit.uploads import stop_live_uploads
+
+            stop_live_uploads()
             raise
         if crashes:
             raise crashes[0]
@@ -323,7 +326,7 @@ class Runner:
         try:
             backend = make_backend(outcome.backend, self.settings, http)
             progress("preparing inputs")
-            prepared = self.prepare(job, outcome.backend, outcome.model, http)
+            prepared = self.prepare(job, outcome.backend, outcome.model, http, progress)
             answer = backend.run(prepared, progress)
             results = answer.images
             outcome.text = answer.text
@@ -342,18 +345,28 @@ class Runner:
             return  # the failure is the interruption's doing: say nothing of it
         self.events.job_finished(outcome)
 
-    def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
-        """Read the local images and, for a backend that needs bytes, download the URLs."""
+    def prepare(
+        self, job: Job, backend: str, model: str, http: JobHttp, progress: Progress
+    ) -> PreparedJob:
+        """Read the local images and, for a backend that needs bytes, download the URLs; for
+        one that takes URLs only, have the uploader (``upload.via``) put local files online."""
         if backend_class(backend).takes is Takes.URLS:
-            return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
+            from nanoedit.uploads import host_inputs
+
+            urls, hosted = host_inputs(job, self.settings.upload, http, progress)
+            self._converted(item.image for item in hosted)
+            return PreparedJob(job=job, model=model, urls=urls, hosted=hosted)
         uploads = tuple(self.load(source, http) for source in job.images)
-        for upload in uploads:
+        self._converted(uploads)
+        return PreparedJob(job=job, model=model, uploads=uploads)
+
+    def _converted(self, images: Iterable[InputImage]) -> None:
+        for upload in images:
             if upload.converted_from:
                 self.events.warning(
                     f"{upload.source.location} is {upload.converted_from.upper()}, which the "
                     "API does not take; sending it converted losslessly to PNG"
                 )
-        return PreparedJob(job=job, model=model, uploads=uploads)
 
     def plan(self, outcome: JobOutcome) -> list[PlannedRequest]:
         """The requests a checked job would send (for ``--dry-run``); nothing is sent."""
@@ -362,6 +375,10 @@ class Runner:
         http = JobHttp(self.client, self.policy, Deadline(self.settings.timeout))
         backend = make_backend(outcome.backend, self.settings, http)
         urls = tuple(source.location for source in job.images)
+        if backend.takes is Takes.URLS:
+            from nanoedit.uploads import planned_urls
+
+            urls = planned_urls(job, self.settings.upload)
         return backend.plan(PreparedJob(job=job, model=outcome.model, urls=urls))
 
     def load(self, source: ImageSource, http: JobHttp) -> InputImage:
@@ -509,8 +526,17 @@ class Runner:
                 for upload in prepared.uploads
             )
         else:
-            # Sent as URLs, never read here: there are no bytes to hash.
-            inputs = tuple(InputRecord(url, "") for url in prepared.urls)
+            # Sent as URLs: a local file an uploader put online has the hash of its bytes,
+            # a URL given as it is was never read here.
+            hosted = {item.url: item.image for item in prepared.hosted}
+            inputs = tuple(
+                InputRecord(
+                    hosted[url].source.location, hashlib.sha256(hosted[url].data).hexdigest(), url
+                )
+                if url in hosted
+                else InputRecord(url, "")
+                for url in prepared.urls
+            )
         return Provenance(
             prompt=options.prompt,
             model=outcome.model,

@@ -40,13 +40,26 @@ class Progress(Protocol):
 
 
 @dataclass(frozen=True)
+class HostedImage:
+    """A local input an uploader put on the web for an API that takes URLs only."""
+
+    image: InputImage
+    url: str
+
+
+@dataclass(frozen=True)
 class PreparedJob:
-    """A job whose inputs are checked: local images read, URLs kept as URLs."""
+    """A job whose inputs are checked: local images read, URLs kept as URLs.
+
+    For an API that takes URLs only, ``urls`` holds every input in order and ``hosted`` the
+    local files among them, each with the URL its upload got.
+    """
 
     job: Job
     model: str
     uploads: tuple[InputImage, ...] = ()
     urls: tuple[str, ...] = ()
+    hosted: tuple[HostedImage, ...] = ()
 
 
 @dataclass(frozen=True)
