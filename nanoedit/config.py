@@ -276,11 +276,15 @@ CORE_KEYS: dict[str, KeySpec] = {
 def all_keys() -> dict[str, KeySpec]:
     """Every config key: each registered backend's, then the core's."""
     from nanoedit.backends import backend_classes
+    from nanoedit.uploads import upload_keys
 
     keys: dict[str, KeySpec] = {}
     for backend in backend_classes():
         keys |= backend_keys(backend)
-    return keys | CORE_KEYS
+    # The uploader's keys go before the network's, which close the list.
+    core = list(CORE_KEYS.items())
+    split = next(n for n, (key, _) in enumerate(core) if key.startswith("network."))
+    return keys | dict(core[:split]) | upload_keys() | dict(core[split:])
 
 
 def config_dir(env: Mapping[str, str]) -> Path:
@@ -782,6 +786,19 @@ class BackendSettings:
 
 
 @dataclass(frozen=True)
+class UploadSettings:
+    """How local files reach an API that takes URLs only (``nanoedit.uploads``): ``via``
+    names the uploader (None: none is chosen), ``options`` the ``upload.*`` keys' values."""
+
+    via: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, key: str) -> str:
+        """The value of the upload key ``key`` (empty when unset)."""
+        return dict(self.options).get(key, "")
+
+
+@dataclass(frozen=True)
 class Flags:
     """The command-line values that override the environment and the file."""
 
@@ -814,6 +831,7 @@ class Settings:
     """Things to tell the user before the run, such as a config file others can read."""
     preview_protocol: str = "auto"
     open_command: str | None = None
+    upload: UploadSettings = UploadSettings()
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
@@ -900,9 +918,12 @@ def _backend_settings(
     if sandbox:
         from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY
 
+        # At the path its real server has: an API may live under a folder of its host.
+        path = urlsplit(backend.default_base_url or "").path.rstrip("/")
         return BackendSettings(
-            name, SANDBOX_BASE_URL, SANDBOX_KEY, model, options=options, key_source="sandbox"
-        )
+            name, SANDBOX_BASE_URL + path, SANDBOX_KEY, model, options=options,
+            key_source="sandbox",
+        )  # fmt: skip
     # The key in use is the api_key setting if there is one, else the command's output.
     given = next(
         (found for key in ("api_key", "api_key_cmd") if (found := resolve(f"{name}.{key}")).value),
@@ -960,6 +981,12 @@ def load_settings(
     proxy = get("network.proxy", _flag("--proxy", flags.proxy, "network.proxy"))
     timeout = get("network.timeout", _flag("--timeout", flags.timeout, "network.timeout")) or "900"
     retries = get("network.retries", _flag("--retries", flags.retries, "network.retries")) or "3"
+    from nanoedit.uploads import upload_keys
+
+    upload = UploadSettings(
+        get("upload.via"),
+        tuple((key, get(key) or "") for key in upload_keys() if key != "upload.via"),
+    )
     return Settings(
         backends=backends,
         backend=backend or "auto",
@@ -974,6 +1001,7 @@ def load_settings(
         warnings=tuple(warning for warning in warnings if warning),
         preview_protocol=get("preview.protocol") or "auto",
         open_command=get("preview.open_command"),
+        upload=upload,
     )
 
 

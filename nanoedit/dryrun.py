@@ -11,10 +11,12 @@ import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import PurePosixPath
 from typing import IO, Any
 
 from nanoedit.backends.base import PlannedRequest
 from nanoedit.config import BackendSettings, Settings, mask_secret
+from nanoedit.imageformat import MIME_TYPES, format_from_suffix, sniff
 from nanoedit.jobs import Job
 from nanoedit.runner import Events, JobOutcome, Runner
 
@@ -56,21 +58,33 @@ def curl_command(request: PlannedRequest, key: str) -> str:
     if request.json is not None:
         parts.append("-H 'Content-Type: application/json'")
         body = json.dumps(request.json, ensure_ascii=False)
-        if request.inline_files:
+        if request.inline_files or request.data_uris:
             parts.append("--data-binary @-")
-            return f"{_json_feed(body, request.inline_files)} |\n" + " \\\n  ".join(parts)
+            feed = _json_feed(body, request.inline_files, request.data_uris)
+            return f"{feed} |\n" + " \\\n  ".join(parts)
         parts.append(f"-d {shlex.quote(body)}")
     return " \\\n  ".join(parts)
 
 
-def _json_feed(body: str, inline_files: tuple[tuple[str, str], ...]) -> str:
+def _json_feed(
+    body: str,
+    inline_files: tuple[tuple[str, str], ...],
+    data_uris: tuple[tuple[str, str], ...] = (),
+) -> str:
     """A shell group that prints ``body`` with each placeholder replaced by the base64 of its
-    file or URL: an image's base64 is far too long for one command-line argument."""
+    file or URL (after ``data:TYPE;base64,`` for a data URI): an image's base64 is far too
+    long for one command-line argument."""
+    entries = [(placeholder, location, "") for placeholder, location in inline_files]
+    entries += [
+        (placeholder, location, f"data:{_mime_of(location)};base64,")
+        for placeholder, location in data_uris
+    ]
+    entries.sort(key=lambda entry: body.find(entry[0]))
     pieces = []
     rest = body
-    for placeholder, location in inline_files:
+    for placeholder, location, prefix in entries:
         before, _, rest = rest.partition(placeholder)
-        pieces.append(f"printf '%s' {shlex.quote(before)}")
+        pieces.append(f"printf '%s' {shlex.quote(before + prefix)}")
         if location.lower().startswith(("http://", "https://")):
             pieces.append(f"curl -sSL {shlex.quote(location)} | base64 | tr -d '\\n'")
         else:
@@ -95,6 +109,22 @@ def request_json(request: PlannedRequest, key: str, outcome: JobOutcome) -> dict
         "json": request.json,
         "note": request.note or None,
     }
+
+
+def _mime_of(location: str) -> str:
+    """The type a data URI of this file or URL gets: read from a local file's first bytes
+    (nanoedit checked it is an image), else named by the extension, else PNG's."""
+    if not location.lower().startswith(("http://", "https://")):
+        try:
+            with open(location, "rb") as handle:
+                found = sniff(handle.read(16))
+        except OSError:
+            found = None
+        if found is not None:
+            return MIME_TYPES[found]
+    name = location.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1]
+    by_name = format_from_suffix(PurePosixPath(name).suffix)
+    return MIME_TYPES[by_name] if by_name else MIME_TYPES["png"]
 
 
 def _in_double_quotes(text: str) -> str:

@@ -69,10 +69,17 @@ _Piece: TypeAlias = "bytes | tuple[int, int | None]"
 
 @dataclass(frozen=True)
 class InputRecord:
-    """One input as the user named it (a path or URL) and the SHA-256 of the bytes sent."""
+    """One input as the user named it (a path or URL) and the SHA-256 of the bytes sent;
+    ``url`` is where an uploader put a local file for an API that takes URLs only."""
 
     name: str
     sha256: str
+    url: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        """The input as it is written: ``url`` only when the file was uploaded."""
+        record = {"name": self.name, "sha256": self.sha256}
+        return record | {"url": self.url} if self.url is not None else record
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class Provenance:
             "backend": self.backend,
             "ratio": self.ratio,
             "size": self.size,
-            "inputs": [{"name": item.name, "sha256": item.sha256} for item in self.inputs],
+            "inputs": [item.to_json() for item in self.inputs],
             "version": self.version,
         }
 

@@ -286,6 +286,10 @@ class Reporter:
             # Once stdout is gone, a job that was already sent still saves its image, in
             # silence but for errors.
             if not self.quiet and not self.gone:
+                if outcome.text:
+                    # The model's own words, before what was saved of its answer: a Text, so
+                    # brackets in them are not markup.
+                    self.console.print(Text(f"{outcome.job.label}: the model says: {outcome.text}"))
                 # A skipped job's outputs were saved by an earlier run, not this one.
                 for saved in [] if outcome.skipped else outcome.outputs:
                     facts = f"({saved.width}x{saved.height} {saved.format.upper()})"
@@ -301,9 +305,6 @@ class Reporter:
                         f"skipped {outcome.job.label}: its result is already there "
                         "(--skip-existing)"
                     )
-                if outcome.text:
-                    # The model's own words: a Text, so brackets in them are not markup.
-                    self.console.print(Text(f"{outcome.job.label}: the model says: {outcome.text}"))
             if outcome.error is not None and outcome.error not in self.shown:
                 self.shown.add(outcome.error)
                 self.error(outcome.error)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -445,6 +445,9 @@ class Runner:
             # Again: a job may have started its key command just as Ctrl-C came.
             stop_key_commands()
             discard_live_parts()
+            from nanoedit.uploads import stop_live_uploads
+
+            stop_live_uploads()
             raise
         if crashes:
             raise crashes[0]
@@ -526,7 +529,7 @@ class Runner:
         try:
             backend = make_backend(outcome.backend, self.settings, http)
             progress("preparing inputs")
-            prepared = self.prepare(job, outcome.backend, outcome.model, http)
+            prepared = self.prepare(job, outcome.backend, outcome.model, http, progress)
             answer = backend.run(prepared, progress)
             results = answer.images
             outcome.text = answer.text
@@ -536,6 +539,8 @@ class Runner:
             provenance = self._provenance(outcome, prepared) if wanted else None
             for number, result in enumerate(results, start=1):
                 self.save(outcome, provenance, result, number, len(results), http, progress)
+            if answer.error is not None:
+                raise answer.error
         except NanoeditError as exc:
             outcome.error = exc
         except Interrupted:
@@ -552,11 +557,18 @@ class Runner:
         for other in held:
             self.events.job_finished(other)
 
-    def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
-        """Read the local images and, for a backend that needs bytes, download the URLs."""
+    def prepare(
+        self, job: Job, backend: str, model: str, http: JobHttp, progress: Progress
+    ) -> PreparedJob:
+        """Read the local images and, for a backend that needs bytes, download the URLs; for
+        one that takes URLs only, have the uploader (``upload.via``) put local files online."""
         takes = backend_class(backend).takes
         if takes is Takes.URLS:
-            return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
+            from nanoedit.uploads import host_inputs
+
+            urls, hosted = host_inputs(job, self.settings.upload, http, progress)
+            self._converted(item.image for item in hosted)
+            return PreparedJob(job=job, model=model, urls=urls, hosted=hosted)
         # A provider that fetches URLs itself is sent them as they are.
         fetched = takes.fetches
         urls = tuple(source.location for source in job.images if fetched and source.is_url)
@@ -566,12 +578,16 @@ class Runner:
         for upload in uploads:
             if upload.source.is_url:
                 self._warn_notes(upload)  # a local image's notes were given when it was checked
+        self._converted(uploads)
+        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
+
+    def _converted(self, images: Iterable[InputImage]) -> None:
+        for upload in images:
             if upload.converted_from:
                 self.events.warning(
                     f"{upload.source.label} is {upload.converted_from.upper()}, which the "
                     "API does not take; sending it converted losslessly to PNG"
                 )
-        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
 
     def plan(self, outcome: JobOutcome) -> list[PlannedRequest]:
         """The requests a checked job would send (for ``--dry-run``); nothing is sent."""
@@ -580,6 +596,10 @@ class Runner:
         http = JobHttp(self.client, self.policy, Deadline(self.settings.timeout))
         backend = make_backend(outcome.backend, self.settings, http)
         urls = tuple(source.location for source in job.images)
+        if backend.takes is Takes.URLS:
+            from nanoedit.uploads import planned_urls
+
+            urls = planned_urls(job, self.settings.upload)
         return backend.plan(PreparedJob(job=job, model=outcome.model, urls=urls))
 
     def load(self, source: ImageSource, http: JobHttp) -> InputImage:
@@ -733,11 +753,17 @@ class Runner:
 
         assert outcome.backend is not None and outcome.model is not None
         options = outcome.job.options
-        # An input sent as a URL was never read here: there are no bytes to hash.
+        # Sent as URLs: a local file an uploader put online has the hash of its bytes and its
+        # URL; a URL given as it is was never read here.
+        hosted = {item.url: item.image for item in prepared.hosted}
         inputs = tuple(
-            InputRecord(item, "")
-            if isinstance(item, str)
-            else InputRecord(item.source.label, hashlib.sha256(item.data).hexdigest())
+            InputRecord(item.source.label, hashlib.sha256(item.data).hexdigest())
+            if not isinstance(item, str)
+            else InputRecord(
+                hosted[item].source.label, hashlib.sha256(hosted[item].data).hexdigest(), item
+            )
+            if item in hosted
+            else InputRecord(item, "")
             for item in prepared.inputs()
         )
         return Provenance(

@@ -22,12 +22,13 @@ DUOMI_KEY = "duomi-test-key-0002"
 GEMINI_KEY = "AIza-test-gemini-key-0003"
 FAL_KEY = "fal-test-key-id:fal-test-secret-0003"
 REPLICATE_KEY = "r8_test_replicate_token_0004"
+OPENROUTER_KEY = "sk-or-v1-test-openrouter-key-0003"
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own working folder and config folder, and no NANOEDIT_* variables."""
-    # A provider's own variable (FAL_KEY…) on this machine would set its backend up.
+    """Every test gets its own working folder and config folder, and no NANOEDIT_* variables
+    (nor a provider's own key variable, such as FAL_KEY or OPENROUTER_API_KEY)."""
     provider_keys = {name for backend in backend_classes() for name in backend.key_env}
     for name in list(os.environ):
         if name.startswith("NANOEDIT_") or name in ("NO_COLOR", "FORCE_COLOR", *provider_keys):
@@ -51,7 +52,9 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys."""
-    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY}))
+    sandbox = Sandbox(
+        keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY, OPENROUTER_KEY})
+    )
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
 
@@ -72,6 +75,7 @@ def backend_env(
     gemini: bool = False,
     fal: bool = False,
     replicate: bool = False,
+    openrouter: bool = False,
 ) -> dict[str, str]:
     """Environment that points nanoedit at the served sandbox (the newer backends only when
     asked for, so automatic selection among the first two stays as it was)."""
@@ -94,6 +98,11 @@ def backend_env(
             "NANOEDIT_REPLICATE_BASE_URL": served.base_url,
             "NANOEDIT_REPLICATE_API_KEY": REPLICATE_KEY,
             "NANOEDIT_REPLICATE_POLL_INTERVAL": "0.01",
+        }
+    if openrouter:
+        env |= {
+            "NANOEDIT_OPENROUTER_BASE_URL": f"{served.base_url}/api",
+            "NANOEDIT_OPENROUTER_API_KEY": OPENROUTER_KEY,
         }
     return env
 

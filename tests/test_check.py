@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env
+from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env
 
 from nanoedit.backends import backend_class
 from nanoedit.check import (
@@ -29,6 +29,7 @@ from nanoedit.errors import ExitCode
 from nanoedit.sandbox.catalog import OPENAI_MODELS
 
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
+OPENROUTER_PATH = "/api/v1/key"
 WRONG_KEY = "sk-wrong-key-for-the-check-7777"
 # The backends after the first two, which these tests leave without a key: each is checked
 # too, and reported as not set up (their own checks are in their own test files).
@@ -38,6 +39,9 @@ NOT_SET_UP = [
     )
     for name in ("gemini", "fal", "replicate")
 ]
+OPENROUTER_NOT_SET_UP = CheckResult(
+    "openrouter", NOT_CONFIGURED, "no API key; run: nanoedit config set openrouter.api_key YOUR-KEY"
+)
 
 
 @pytest.fixture
@@ -82,25 +86,30 @@ def refuse(request: httpx.Request) -> httpx.Response:
 
 def test_both_ready(served: Served, client: httpx.Client) -> None:
     # The multipart base URL given the OpenAI SDK way, with /v1: the request is the same.
-    env = backend_env(served) | {"NANOEDIT_OPENAI_BASE_URL": f"{served.base_url}/v1"}
+    env = backend_env(served, openrouter=True) | {
+        "NANOEDIT_OPENAI_BASE_URL": f"{served.base_url}/v1"
+    }
     results = check_backends(settings_from(env), client)
     assert results == [
         CheckResult("openai", READY, f"{host(served)}, {len(OPENAI_MODELS)} models"),
         CheckResult("duomi", READY, f"{host(served)}, key accepted"),
         *NOT_SET_UP,
+        CheckResult("openrouter", READY, f"{host(served)}, key accepted"),
     ]
     assert sent(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
         ("GET", DUOMI_PATH, DUOMI_KEY),  # the raw key, no Bearer
+        ("GET", OPENROUTER_PATH, f"Bearer {OPENROUTER_KEY}"),
     ]
     assert all(result.passed for result in results)
     assert check_exit_code(results) == ExitCode.OK
 
 
 def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
-    env = backend_env(served) | {
+    env = backend_env(served, openrouter=True) | {
         "NANOEDIT_OPENAI_API_KEY": WRONG_KEY,
         "NANOEDIT_DUOMI_API_KEY": WRONG_KEY,
+        "NANOEDIT_OPENROUTER_API_KEY": WRONG_KEY,
     }
     results = check_backends(settings_from(env), client)
     where = host(served)
@@ -108,6 +117,7 @@ def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
         ("openai", KEY_REJECTED),
         ("duomi", KEY_REJECTED),
         *[(result.backend, result.status) for result in NOT_SET_UP],
+        ("openrouter", KEY_REJECTED),
     ]
     assert results[0].detail.startswith(
         f"{where} rejected the key (HTTP 401: invalid token (request id: "
@@ -122,9 +132,15 @@ def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
         "NANOEDIT_DUOMI_API_KEY, which overrides the config file: unset NANOEDIT_DUOMI_API_KEY "
         "or fix it"
     )
+    assert results[5].detail == (
+        f"{where} rejected the key (HTTP 401: User not found.); the key comes from "
+        "NANOEDIT_OPENROUTER_API_KEY, which overrides the config file: unset "
+        "NANOEDIT_OPENROUTER_API_KEY or fix it"
+    )
     assert sent(served) == [
         ("GET", "/v1/models", f"Bearer {WRONG_KEY}"),
         ("GET", DUOMI_PATH, WRONG_KEY),
+        ("GET", OPENROUTER_PATH, f"Bearer {WRONG_KEY}"),
     ]
     assert not any(WRONG_KEY in result.detail for result in results)
     assert check_exit_code(results) == ExitCode.CONFIG
@@ -137,14 +153,17 @@ def test_a_closed_port_is_unreachable(client: httpx.Client) -> None:
         "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
         "NANOEDIT_DUOMI_BASE_URL": f"http://127.0.0.1:{port}",
         "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY,
+        "NANOEDIT_OPENROUTER_BASE_URL": f"http://127.0.0.1:{port}/api",
+        "NANOEDIT_OPENROUTER_API_KEY": OPENROUTER_KEY,
     }
     results = check_backends(settings_from(env), client)
     assert [(result.backend, result.status) for result in results] == [
         ("openai", UNREACHABLE),
         ("duomi", UNREACHABLE),
         *[(result.backend, result.status) for result in NOT_SET_UP],
+        ("openrouter", UNREACHABLE),
     ]
-    for result in results[:2]:
+    for result in (*results[:2], results[5]):
         # The errno text is the platform's own ("Connection refused" and its number).
         assert result.detail.startswith(f"cannot connect to 127.0.0.1:{port} (")
         assert result.detail.endswith("); check the address and the network")
@@ -152,8 +171,8 @@ def test_a_closed_port_is_unreachable(client: httpx.Client) -> None:
 
 
 def test_a_proxy_page_is_unreachable(served: Served, client: httpx.Client) -> None:
-    served.sandbox.add_faults("html502x2")
-    results = check_backends(settings_from(backend_env(served)), client)
+    served.sandbox.add_faults("html502x3")
+    results = check_backends(settings_from(backend_env(served, openrouter=True)), client)
     page = (
         f"{host(served)} answered HTTP 502 with no API answer (it starts like HTML); "
         "the server or a proxy in front of it is down, try again later"
@@ -162,17 +181,19 @@ def test_a_proxy_page_is_unreachable(served: Served, client: httpx.Client) -> No
         CheckResult("openai", UNREACHABLE, page),
         CheckResult("duomi", UNREACHABLE, page),
         *NOT_SET_UP,
+        CheckResult("openrouter", UNREACHABLE, page),
     ]
     assert check_exit_code(results) == ExitCode.NETWORK
 
 
 def test_an_error_in_json_is_an_api_error(served: Served, client: httpx.Client) -> None:
-    served.sandbox.add_faults("error200x2")
-    results = check_backends(settings_from(backend_env(served)), client)
+    served.sandbox.add_faults("error200x3")
+    results = check_backends(settings_from(backend_env(served, openrouter=True)), client)
     assert [(result.backend, result.status) for result in results] == [
         ("openai", FAILED),
         ("duomi", FAILED),
         *[(result.backend, result.status) for result in NOT_SET_UP],
+        ("openrouter", FAILED),
     ]
     assert results[0].detail.startswith(
         f"{host(served)} answered HTTP 200: upstream error: do request failed (request id: "
@@ -181,13 +202,15 @@ def test_an_error_in_json_is_an_api_error(served: Served, client: httpx.Client) 
     assert results[1].detail == (
         f"{host(served)} answered HTTP 200, code 500: upstream service error, please retry"
     )
+    assert results[5].detail == f"{host(served)} answered HTTP 200: Provider returned error"
     assert check_exit_code(results) == ExitCode.API
 
 
 def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> None:
-    env = backend_env(served) | {
+    env = backend_env(served, openrouter=True) | {
         "NANOEDIT_OPENAI_BASE_URL": f"{served.base_url}/gateway",
         "NANOEDIT_DUOMI_BASE_URL": f"{served.base_url}/gateway",
+        "NANOEDIT_OPENROUTER_BASE_URL": f"{served.base_url}/gateway",
     }
     results = check_backends(settings_from(env), client)
     assert results == [
@@ -204,6 +227,12 @@ def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> N
             "check duomi.base_url",
         ),
         *NOT_SET_UP,
+        CheckResult(
+            "openrouter",
+            FAILED,
+            f"{host(served)} answered HTTP 404 with no API answer (it starts like text); "
+            "check openrouter.base_url",
+        ),
     ]
 
 
@@ -259,8 +288,9 @@ def test_an_unconfigured_backend_does_not_fail_the_check(
         ),
         CheckResult("duomi", READY, f"{host(served)}, key accepted"),
         *NOT_SET_UP,
+        OPENROUTER_NOT_SET_UP,
     ]
-    assert results[0].passed
+    assert results[0].passed and results[2].passed
     assert sent(served) == [("GET", DUOMI_PATH, DUOMI_KEY)]
     assert check_exit_code(results) == ExitCode.OK
 
@@ -279,6 +309,7 @@ def test_nothing_configured_fails_and_sends_nothing() -> None:
             "duomi", NOT_CONFIGURED, f"no API key; run: {backend_class('duomi').setup_hint()}"
         ),
         *NOT_SET_UP,
+        OPENROUTER_NOT_SET_UP,
     ]
     assert check_exit_code(results) == ExitCode.CONFIG
 

@@ -110,7 +110,8 @@ def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
         "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, "
         "or: nanoedit config set gemini.api_key YOUR-KEY, "
         "or: nanoedit config set fal.api_key YOUR-KEY, or: nanoedit config set "
-        "replicate.api_key YOUR-KEY (or try it with no key: add --sandbox)"
+        "replicate.api_key YOUR-KEY, or: nanoedit config set openrouter.api_key YOUR-KEY "
+        "(or try it with no key: add --sandbox)"
     )
     urls = run_cli(["edit", "https://h.example/a.png", "-p", "x"])
     assert urls.exit_code == 3
@@ -120,7 +121,8 @@ def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
         "duomi.api_key YOUR-KEY, or: nanoedit config set fal.api_key YOUR-KEY, or: nanoedit "
         "config set replicate.api_key YOUR-KEY, or: nanoedit config set openai.base_url "
         "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, or: nanoedit config "
-        "set gemini.api_key YOUR-KEY (or try it with no key: add --sandbox)"
+        "set gemini.api_key YOUR-KEY, or: nanoedit config set openrouter.api_key YOUR-KEY (or "
+        "try it with no key: add --sandbox)"
     )
     # With only a Gemini key (by Google's own variable), edits and generations go to Gemini.
     key = {"GEMINI_API_KEY": "AIza-test-key-0123456789"}

@@ -21,6 +21,7 @@ import pytest
 from conftest import OPENAI_KEY, Served, run_cli
 from PIL import Image
 
+from nanoedit.backends import backend_classes
 from nanoedit.config import MAX_RETRIES, all_keys, keep_broken_copy, write_file
 from nanoedit.sandbox import sample_image
 
@@ -272,40 +273,36 @@ def test_a_key_from_a_pipe_is_read_without_a_prompt() -> None:
 
 
 def test_a_default_size_the_default_models_cannot_render_is_refused() -> None:
-    # The default model of every backend is nano-banana (gemini-2.5-flash-image), 1K only.
-    every = (
-        "openai.model nano-banana or duomi.model gemini-2.5-flash-image or gemini.model "
-        "gemini-2.5-flash-image or fal.model nano-banana or replicate.model nano-banana (1K only)"
-    )
+    # Every backend's default model is nano-banana (gemini-2.5-flash-image), 1K only.
+    backends = backend_classes()
+    models = [f"{b.name}.model {b.default_model}" for b in backends]
+    keys = [f"{b.name}.model" for b in backends]
     refused = run_cli(["config", "set", "default.size", "2K"])
     assert (refused.exit_code, refused.stdout) == (2, "")
     assert refused.stderr == (
-        f"error: default.size 2K cannot be rendered by {every}, so every run would fail; set "
-        "openai.model and duomi.model and gemini.model and fal.model and replicate.model to "
-        "nano-banana-pro or nano-banana-2 first, or leave default.size unset and pass --size "
-        "with --model when you need it\n"
+        f"error: default.size 2K cannot be rendered by {' or '.join(models)} (1K only), so "
+        f"every run would fail; set {' and '.join(keys)} to nano-banana-pro or nano-banana-2 "
+        "first, or leave default.size unset and pass --size with --model when you need it\n"
     )
     assert not config_file().exists()
     assert run_cli(["config", "set", "default.size", "1K"]).exit_code == 0
     assert run_cli(["config", "set", "openai.model", "nano-banana-pro"]).exit_code == 0
     # One backend can render it: the setting is kept, with a word about the others.
     partly = run_cli(["config", "set", "default.size", "4k"])
+    others = [b.name for b in backends[1:]]
     assert (partly.exit_code, partly.stderr) == (0, (
-        "warning: default.size 4K cannot be rendered by duomi.model gemini-2.5-flash-image or "
-        "gemini.model gemini-2.5-flash-image or fal.model nano-banana or replicate.model "
-        "nano-banana (1K only), so jobs sent to duomi or gemini or fal or replicate would fail; "
-        "set duomi.model and gemini.model and fal.model and replicate.model to nano-banana-pro "
-        "or nano-banana-2\n"
+        f"warning: default.size 4K cannot be rendered by {' or '.join(models[1:])} (1K only), "
+        f"so jobs sent to {' or '.join(others)} would fail; set {' and '.join(keys[1:])} to "
+        "nano-banana-pro or nano-banana-2\n"
         f"set default.size = 4K in {config_file()}\n"
     ))  # fmt: skip
     # Going back to a 1K-only model is refused in turn, naming both settings.
     back = run_cli(["config", "set", "openai.model", "gemini-2.5-flash-image"])
     assert (back.exit_code, back.stderr) == (2, (
         "error: default.size 4K cannot be rendered by openai.model gemini-2.5-flash-image or "
-        "duomi.model gemini-2.5-flash-image or gemini.model gemini-2.5-flash-image or fal.model "
-        "nano-banana or replicate.model nano-banana (1K only), so every run would fail; choose "
-        "a model that renders 4K for openai.model (nano-banana-pro or nano-banana-2), or first "
-        "remove default.size: nanoedit config unset default.size\n"
+        f"{' or '.join(models[1:])} (1K only), so every run would fail; choose a model that "
+        "renders 4K for openai.model (nano-banana-pro or nano-banana-2), or first remove "
+        "default.size: nanoedit config unset default.size\n"
     ))  # fmt: skip
     assert tomllib.loads(config_file().read_text()) == {
         "default": {"size": "4K"},
@@ -424,10 +421,10 @@ def test_broken_copies_made_in_the_same_second_do_not_replace_each_other(tmp_pat
         ("openai.modle", "did you mean openai.model? "),
         ("OpenAI.API-Key", "did you mean openai.api_key? "),
         ("default.retries", "did you mean network.retries? "),
-        ("timeout", "did you mean network.timeout? "),
+        ("timeout", "did you mean upload.timeout or network.timeout? "),
         (
             "default.model",
-            "did you mean openai.model or duomi.model or gemini.model or fal.model or replicate.model? ",
+            "did you mean openai.model or duomi.model or gemini.model or fal.model or replicate.model or openrouter.model? ",
         ),
         ("colour", ""),
     ],

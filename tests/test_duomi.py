@@ -116,7 +116,9 @@ def test_local_file_refused_by_url_list_backend(served: Served, sample: Path) ->
     assert result.exit_code == 4
     assert result.stderr.strip() == (
         "error: cat.png is a local file, and the duomi backend takes only http(s) URLs; "
-        "use --backend openai or --backend gemini or --backend fal or --backend replicate, or pass a public URL"
+        "use --backend openai or --backend gemini or --backend fal or --backend replicate or "
+        "--backend openrouter, pass a public URL, or have nanoedit upload it first: nanoedit "
+        "config set upload.via command"
     )
     assert served.sandbox.received == []
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, Served, backend_env, run_cli
+from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env, run_cli
 from PIL import Image
 
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
@@ -23,7 +23,9 @@ from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 def faulty() -> Iterator[Served]:
     """A served sandbox whose slow answers take 3 s and whose huge files are 201 MiB."""
     sandbox = Sandbox(
-        keys=frozenset({OPENAI_KEY, DUOMI_KEY}), slow_seconds=3.0, huge_bytes=201 * 1024 * 1024
+        keys=frozenset({OPENAI_KEY, DUOMI_KEY, OPENROUTER_KEY}),
+        slow_seconds=3.0,
+        huge_bytes=201 * 1024 * 1024,
     )
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
@@ -186,15 +188,58 @@ DUOMI_CASES: dict[str, Case] = {
 }  # fmt: skip
 
 
+# OpenRouter's chat completions: one paid POST whose answer carries the image inline.
+OPENROUTER_CASES: dict[str, Case] = {
+    "429 honoured": Case("429", OK, submits=2, files=0, retries=1),
+    "429 as HTTP date": Case("429-date", OK, submits=2, files=0, retries=1),
+    "429 past the retries": Case(
+        "429x2", API, "answered HTTP 429: Rate limit exceeded, please retry shortly "
+        "[rate_limit_exceeded]; OpenRouter is rate limiting requests, wait a little and try again",
+        submits=2, files=0, args=("--retries", "1"), retries=1,
+    ),
+    "408": Case("408", OK, submits=2, files=0, retries=1),
+    **{f"{status} json": Case(status, OK, submits=2, files=0, retries=1)
+       for status in ("500", "502", "503", "504")},
+    **{f"{status} html": Case(f"{status}-html", OK, submits=2, files=0, retries=1)
+       for status in ("502", "503")},
+    "502 past the retries": Case(
+        "502x4", API, "answered HTTP 502: Provider returned error [provider_unavailable]; the "
+        "model or its provider is failing, try again later", submits=4, files=0, retries=3,
+    ),
+    "reset after the body": Case(
+        "reset", NET, "it may have reached the model, so nanoedit did not send it again",
+        files=0,
+    ),
+    "reset after the body, --retry-unsafe": Case(
+        "reset", OK, submits=2, files=0, args=("--retry-unsafe",), retries=1
+    ),
+    "reset before the body": Case(
+        "reset-early", OK, submits=2, files=0, retries=1, extra={"big": "1"}
+    ),
+    "slower than the timeout": Case(
+        "slow", NET, "did not finish within the job's time limit of 1 s", files=0,
+        args=("--timeout", "1"),
+    ),
+    "invalid JSON": Case(
+        "bad-json", API, "answered HTTP 200 with JSON that is cut short or malformed", files=0,
+    ),
+    "result as a link": Case("url-result", OK),
+    "result as a link that redirects": Case("url-result,redirect", OK, files=2),
+    "result as a link, expired": Case("url-result,expired", API, "could not be downloaded from"),
+}  # fmt: skip
+
+
 def noisy_png(path: Path) -> None:
     """A PNG of noise, too big (over 4 MB) to fit in loopback's socket buffers."""
     Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3)).save(path, compress_level=0)
 
 
-def run_case(served: Served, case: Case, inputs: list[str]) -> None:
+def run_case(
+    served: Served, case: Case, inputs: list[str], env: dict[str, str] | None = None
+) -> None:
     served.sandbox.add_faults(case.faults)
     args = ["edit", *inputs, "-p", "make it a watercolor", *case.args]
-    result = run_cli(args, env=backend_env(served))
+    result = run_cli(args, env=env or backend_env(served))
     stderr = result.stderr.splitlines()
     received = served.sandbox.received
     submits = [r for r in received if r.method == "POST"]
@@ -222,7 +267,7 @@ def run_case(served: Served, case: Case, inputs: list[str]) -> None:
         assert case.message in stderr[-1]
         assert on_disk == sorted(local), "a failed job must leave nothing behind"
     assert pending(served) == []
-    assert OPENAI_KEY not in result.stderr and DUOMI_KEY not in result.stderr
+    assert not any(key in result.stderr for key in (OPENAI_KEY, DUOMI_KEY, OPENROUTER_KEY))
 
 
 def pending(served: Served) -> list[str]:
@@ -243,6 +288,16 @@ def test_multipart_backend_meets_every_fault(faulty: Served, case: Case) -> None
 @pytest.mark.parametrize("case", list(DUOMI_CASES.values()), ids=list(DUOMI_CASES))
 def test_url_list_backend_meets_every_fault(faulty: Served, case: Case) -> None:
     run_case(faulty, case, [f"{faulty.base_url}/samples/cat.png"])
+
+
+@pytest.mark.parametrize("case", list(OPENROUTER_CASES.values()), ids=list(OPENROUTER_CASES))
+def test_chat_completions_backend_meets_every_fault(faulty: Served, case: Case) -> None:
+    if case.extra.get("big"):
+        noisy_png(Path("cat.png"))
+    else:
+        Path("cat.png").write_bytes(sample_image("cat.png")[0])
+    env = backend_env(faulty, openai=False, duomi=False, openrouter=True)
+    run_case(faulty, case, ["cat.png"], env)
 
 
 def test_a_big_upload_reset_before_its_body_is_resent_whole(faulty: Served) -> None:

@@ -398,7 +398,7 @@ def test_config_check(served: Served) -> None:
     assert wrong.exit_code == 3
     [text] = [x for x in wrong.stdout.splitlines() if x.startswith("replicate ")]
     assert text == (
-        f"replicate  key rejected  ({host(served)} rejected the key (HTTP 401: You did not pass "
+        f"replicate   key rejected  ({host(served)} rejected the key (HTTP 401: You did not pass "
         "a valid authentication token); the key comes from NANOEDIT_REPLICATE_API_KEY, which "
         "overrides the config file: unset NANOEDIT_REPLICATE_API_KEY or fix it)"
     )

@@ -33,6 +33,7 @@ from conftest import (
     FAL_KEY,
     GEMINI_KEY,
     OPENAI_KEY,
+    OPENROUTER_KEY,
     REPLICATE_KEY,
     Served,
     backend_env,
@@ -725,15 +726,17 @@ def check_requests(served: Served) -> list[tuple[str, str, str]]:
 # The backends after the first two, which these checks leave without a key; the names are
 # padded to the longest one.
 NOT_SET_UP = (
-    "gemini     not configured  (no API key; run: nanoedit config set gemini.api_key YOUR-KEY)\n"
-    "fal        not configured  (no API key; run: nanoedit config set fal.api_key YOUR-KEY)\n"
-    "replicate  not configured  (no API key; run: nanoedit config set replicate.api_key "
+    "gemini      not configured  (no API key; run: nanoedit config set gemini.api_key YOUR-KEY)\n"
+    "fal         not configured  (no API key; run: nanoedit config set fal.api_key YOUR-KEY)\n"
+    "replicate   not configured  (no API key; run: nanoedit config set replicate.api_key "
+    "YOUR-KEY)\n"
+    "openrouter  not configured  (no API key; run: nanoedit config set openrouter.api_key "
     "YOUR-KEY)\n"
 )
 NOT_SET_UP_JSON = [
     {"backend": name, "status": "not configured",
      "detail": f"no API key; run: nanoedit config set {name}.api_key YOUR-KEY", "passed": True}
-    for name in ("gemini", "fal", "replicate")
+    for name in ("gemini", "fal", "replicate", "openrouter")
 ]  # fmt: skip
 
 
@@ -741,8 +744,8 @@ def test_config_check_two_ready_and_the_rest_not_set_up(served: Served) -> None:
     result = run_cli(["config", "check"], env=backend_env(served))
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
-        f"openai     ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
-        f"duomi      ready  ({host(served)}, key accepted)\n" + NOT_SET_UP
+        f"openai      ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
+        f"duomi       ready  ({host(served)}, key accepted)\n" + NOT_SET_UP
     )
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
@@ -764,16 +767,17 @@ def test_config_check_two_ready_and_the_rest_not_set_up(served: Served) -> None:
 
 
 def test_config_check_every_backend_ready(served: Served) -> None:
-    env = backend_env(served, gemini=True, fal=True, replicate=True)
+    env = backend_env(served, gemini=True, fal=True, replicate=True, openrouter=True)
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (0, "")
     where = host(served)
     assert result.stdout == (
-        f"openai     ready  ({where}, {len(OPENAI_MODELS)} models)\n"
-        f"duomi      ready  ({where}, key accepted)\n"
-        f"gemini     ready  ({where}, key accepted)\n"
-        f"fal        ready  ({where}, key accepted)\n"
-        f"replicate  ready  ({where}, account nanoedit)\n"
+        f"openai      ready  ({where}, {len(OPENAI_MODELS)} models)\n"
+        f"duomi       ready  ({where}, key accepted)\n"
+        f"gemini      ready  ({where}, key accepted)\n"
+        f"fal         ready  ({where}, key accepted)\n"
+        f"replicate   ready  ({where}, account nanoedit)\n"
+        f"openrouter  ready  ({where}, key accepted)\n"
     )
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
@@ -781,6 +785,7 @@ def test_config_check_every_backend_ready(served: Served) -> None:
         ("GET", "/v1beta/models/gemini-2.5-flash-image", ""),
         ("GET", "/fal-ai/nano-banana/requests/nanoedit-config-check/status", f"Key {FAL_KEY}"),
         ("GET", "/v1/account", f"Bearer {REPLICATE_KEY}"),
+        ("GET", "/api/v1/key", f"Bearer {OPENROUTER_KEY}"),
     ]
     # Google's key travels in its own header.
     assert served.sandbox.received[2].headers["x-goog-api-key"] == GEMINI_KEY
@@ -792,7 +797,7 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (3, "")
     openai, duomi, *rest = result.stdout.splitlines(keepends=True)
-    prefix = f"openai     key rejected  ({host(served)} rejected the key (HTTP 401: invalid token (request id: "
+    prefix = f"openai      key rejected  ({host(served)} rejected the key (HTTP 401: invalid token (request id: "
     assert openai.startswith(prefix)
     request_id, tail = openai[len(prefix) :].split(")", 1)
     assert request_id.isdigit() and len(request_id) == 26
@@ -801,7 +806,7 @@ def test_config_check_key_rejected_exits_3(served: Served) -> None:
         "config file: unset NANOEDIT_OPENAI_API_KEY or fix it)\n"
     )
     assert duomi == (
-        f"duomi      key rejected  ({host(served)} rejected the key (HTTP 401, code 401: invalid "
+        f"duomi       key rejected  ({host(served)} rejected the key (HTTP 401, code 401: invalid "
         "api key); the key comes from NANOEDIT_DUOMI_API_KEY, which overrides the config file: "
         "unset NANOEDIT_DUOMI_API_KEY or fix it)\n"
     )
@@ -824,7 +829,7 @@ def test_config_check_unreachable_exits_6() -> None:
     assert (result.exit_code, result.stderr) == (6, "")
     reason = f"cannot connect to 127.0.0.1:{port} ([Errno 111] Connection refused); check the address and the network"
     assert result.stdout == (
-        f"openai     unreachable  ({reason})\nduomi      unreachable  ({reason})\n" + NOT_SET_UP
+        f"openai      unreachable  ({reason})\nduomi       unreachable  ({reason})\n" + NOT_SET_UP
     )
 
 
@@ -832,24 +837,25 @@ def test_config_check_sandbox_and_a_backend_not_set_up(served: Served) -> None:
     sandbox = run_cli(["config", "check", "--sandbox"])
     assert (sandbox.exit_code, sandbox.stderr) == (0, "")
     assert sandbox.stdout == (
-        f"openai     ready  (nanoedit-sandbox.invalid, {len(OPENAI_MODELS)} models)\n"
-        "duomi      ready  (nanoedit-sandbox.invalid, key accepted)\n"
-        "gemini     ready  (nanoedit-sandbox.invalid, key accepted)\n"
-        "fal        ready  (nanoedit-sandbox.invalid, key accepted)\n"
-        "replicate  ready  (nanoedit-sandbox.invalid, account nanoedit)\n"
+        f"openai      ready  (nanoedit-sandbox.invalid, {len(OPENAI_MODELS)} models)\n"
+        "duomi       ready  (nanoedit-sandbox.invalid, key accepted)\n"
+        "gemini      ready  (nanoedit-sandbox.invalid, key accepted)\n"
+        "fal         ready  (nanoedit-sandbox.invalid, key accepted)\n"
+        "replicate   ready  (nanoedit-sandbox.invalid, account nanoedit)\n"
+        "openrouter  ready  (nanoedit-sandbox.invalid, key accepted)\n"
     )
     only_openai = run_cli(["config", "check"], env=backend_env(served, duomi=False))
     assert only_openai.exit_code == 0
     assert only_openai.stdout == (
-        f"openai     ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
-        "duomi      not configured  (no API key; run: nanoedit config set duomi.api_key "
+        f"openai      ready  ({host(served)}, {len(OPENAI_MODELS)} models)\n"
+        "duomi       not configured  (no API key; run: nanoedit config set duomi.api_key "
         "YOUR-KEY)\n" + NOT_SET_UP
     )
     assert check_requests(served) == [("GET", "/v1/models", f"Bearer {OPENAI_KEY}")]
     nothing = run_cli(["config", "check"])
     assert nothing.exit_code == 3
     assert nothing.stdout.splitlines()[0] == (
-        "openai     not configured  (no base URL and no API key; run: nanoedit config set "
+        "openai      not configured  (no base URL and no API key; run: nanoedit config set "
         "openai.base_url https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY)"
     )
 

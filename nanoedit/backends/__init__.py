@@ -11,7 +11,7 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING
 
-from nanoedit.backends.base import BackendBase
+from nanoedit.backends.base import BackendBase, Takes
 from nanoedit.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ REGISTRY: tuple[str, ...] = (
     "nanoedit.backends.gemini:GeminiBackend",
     "nanoedit.backends.fal:FalBackend",
     "nanoedit.backends.replicate:ReplicateBackend",
+    "nanoedit.backends.openrouter:OpenRouterBackend",
 )
 
 
@@ -53,19 +54,25 @@ def backend_class(name: str) -> type[BackendBase]:
 
 def choose_backend(job: Job, settings: Settings) -> str:
     """The backend a job goes to, by the setting, the inputs and what is configured."""
+    from nanoedit.uploads import can_upload, check_uploader
+
     local = [source for source in job.images if not source.is_url]
     wanted = settings.backend
     if wanted == "auto":
         wanted = _auto_backend(job, settings, bool(local))
     backend = backend_class(wanted)
     if not backend.takes.files and local:
-        others = " or ".join(
-            f"--backend {other.name}" for other in backend_classes() if other.takes.files
-        )
-        raise InputError(
-            f"{local[0].label} is a local file, and the {wanted} backend takes only "
-            f"http(s) URLs; use {others}, or pass a public URL"
-        )
+        if not can_upload(settings.upload):
+            others = " or ".join(
+                f"--backend {other.name}" for other in backend_classes() if other.takes.files
+            )
+            raise InputError(
+                f"{local[0].label} is a local file, and the {wanted} backend takes only "
+                f"http(s) URLs; use {others}, pass a public URL, or have nanoedit upload it "
+                "first: nanoedit config set upload.via command"
+            )
+        # Local files go through the uploader: a setting it lacks fails before any job.
+        check_uploader(settings.upload)
     if backend.max_images is not None and len(job.images) > backend.max_images:
         raise InputError(
             f"{job.label}: {len(job.images)} images for one job, and the {wanted} backend "
@@ -76,12 +83,27 @@ def choose_backend(job: Job, settings: Settings) -> str:
             suitable = [
                 other
                 for other in backend_classes()
-                if job.kind == "generate" or not local or other.takes.files
+                if job.kind == "generate"
+                or not local
+                or other.takes.files
+                or can_upload(settings.upload)
             ]
             if job.kind == "edit" and not local:
                 # Sorted, not filtered: an API that fetches URLs itself is the first advice.
                 suitable.sort(key=lambda other: not other.takes.fetches)
             setup = ", or: ".join(other.setup_hint() for other in suitable)
+            fetching = [
+                other.name
+                for other in backend_classes()
+                if other.takes is Takes.URLS and settings.backend_settings(other.name).configured
+            ]
+            if local and fetching and not can_upload(settings.upload):
+                # The one key there is serves URLs only: say how local files can reach it.
+                setup += (
+                    f", or let nanoedit upload local files for the {fetching[0]} backend: "
+                    "nanoedit config set upload.via command && nanoedit config set "
+                    "upload.command 'my-upload \"$1\"'"
+                )
             raise ConfigError(
                 f"no backend is configured for {job.label}; run: {setup} "
                 "(or try it with no key: add --sandbox)"
@@ -96,9 +118,13 @@ def choose_backend(job: Job, settings: Settings) -> str:
 def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
     """The first configured backend, in registry order, that can take the job's inputs.
 
-    Local files can only travel as bytes; a job of URLs alone prefers an API that fetches
-    them itself, and falls back to one that is sent them as files (nanoedit downloads them).
+    Local files travel as bytes, or, with an uploader (``upload.via``) and no backend that
+    takes bytes configured, as the URLs their upload gets; a job of URLs alone prefers an API
+    that fetches them itself, and falls back to one that is sent them as files (nanoedit
+    downloads them).
     """
+    from nanoedit.uploads import can_upload
+
     configured = [
         backend
         for backend in backend_classes()
@@ -111,6 +137,10 @@ def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
     usable = [backend for backend in configured if backend.takes.files or job.kind == "generate"]
     if usable:
         return usable[0].name
+    if can_upload(settings.upload):
+        uploading = [backend for backend in configured if backend.takes is Takes.URLS]
+        if uploading:
+            return uploading[0].name
     # Nothing fits: name the first backend that would, for the "not configured" message.
     takes_files = [backend for backend in backend_classes() if backend.takes.files]
     return (takes_files or list(backend_classes()))[0].name

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from nanoedit.errors import ApiError, AuthError
+from nanoedit.errors import ApiError, AuthError, NanoeditError
 from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job
 from nanoedit.models import ModelLimits, limits_of
@@ -40,23 +40,39 @@ class Progress(Protocol):
 
 
 @dataclass(frozen=True)
+class HostedImage:
+    """A local input an uploader put on the web for an API that takes URLs only."""
+
+    image: InputImage
+    url: str
+
+
+@dataclass(frozen=True)
 class PreparedJob:
-    """A job whose inputs are checked: local images read, URLs kept as URLs."""
+    """A job whose inputs are checked: local images read, URLs kept as URLs.
+
+    For an API that takes URLs only, ``urls`` holds every input in order and ``hosted`` the
+    local files among them, each with the URL its upload got.
+    """
 
     job: Job
     model: str
     uploads: tuple[InputImage, ...] = ()
     urls: tuple[str, ...] = ()
+    hosted: tuple[HostedImage, ...] = ()
 
     def inputs(self) -> list[InputImage | str]:
         """Every input in the job's order (the edited image first): its bytes when it was
         read or downloaded, else its URL. A backend that takes both needs the order back."""
         uploads = {upload.source: upload for upload in self.uploads}
+        hosted = {item.image.source: item.url for item in self.hosted}
         urls = set(self.urls)
         inputs: list[InputImage | str] = []
         for source in self.job.images:
             if source in uploads:
                 inputs.append(uploads[source])
+            elif source in hosted:
+                inputs.append(hosted[source])  # a local file an uploader put online
             elif source.location in urls:
                 inputs.append(source.location)
         return inputs
@@ -84,15 +100,23 @@ class PlannedRequest:
     # Strings inside ``json`` that stand for an image's base64 text (placeholder, local path or
     # URL): too large for a command line, so the curl command pipes them in.
     inline_files: tuple[tuple[str, str], ...] = ()
+    # The same for strings that stand for a whole ``data:`` URI of an image
+    # (``data:image/png;base64,…``), for APIs that take images that way.
+    data_uris: tuple[tuple[str, str], ...] = ()
     note: str = ""
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What a backend got for one job: its images, and any words the model said beside them."""
+    """What a backend got for one job: its images, and any words the model said beside them.
+
+    ``error`` is what stopped a job of several requests after some of its images were made:
+    those are paid for, so they are saved before the job fails with it.
+    """
 
     images: list[ResultImage]
     text: str = ""
+    error: NanoeditError | None = None
 
 
 class Takes(StrEnum):

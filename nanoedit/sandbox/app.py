@@ -26,6 +26,7 @@ from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
 from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_download
 from nanoedit.sandbox.gemini_api import GeminiApi
 from nanoedit.sandbox.openai_api import OpenAIApi
+from nanoedit.sandbox.openrouter_api import OpenRouterApi
 from nanoedit.sandbox.replicate_api import ReplicateApi
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
@@ -67,7 +68,14 @@ CHALLENGE_PAGE = (
 )
 # The emulated APIs. A request goes to the first that answers it, so one that claims part of
 # another's paths comes before it.
-APIS: tuple[type[EmulatedApi], ...] = (GeminiApi, ReplicateApi, OpenAIApi, DuomiApi, FalApi)
+APIS: tuple[type[EmulatedApi], ...] = (
+    GeminiApi,
+    ReplicateApi,
+    OpenAIApi,
+    OpenRouterApi,
+    DuomiApi,
+    FalApi,
+)
 
 
 def _fault_kinds() -> dict[str, FaultKind]:

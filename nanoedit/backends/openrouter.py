@@ -1,0 +1,366 @@
+"""The OpenRouter backend: Google's image models through OpenRouter's chat completions.
+
+``POST {base}/v1/chat/completions`` with one user message (the prompt, then each image as a
+``data:`` URI), ``modalities: ["image", "text"]`` and ``image_config``; the images come back
+as ``data:`` URIs in ``choices[0].message.images``. One request makes one image, so ``-n N``
+is N requests, each paid for.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nanoedit.backends.base import (
+    FAILED,
+    KEY_REJECTED,
+    READY,
+    Answer,
+    BackendBase,
+    PlannedRequest,
+    PreparedJob,
+    Probe,
+    Progress,
+    ResultImage,
+    Takes,
+    Verdict,
+    auth_error,
+    clip,
+    host_of,
+    looks_like_json,
+    non_json_verdict,
+    parse_json,
+    read_json,
+    result_from_url,
+)
+from nanoedit.errors import ApiError, ConfigError, NanoeditError, RefusedError
+from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.config import BackendSettings
+    from nanoedit.http import JobHttp
+
+# OpenRouter names Google's models with the vendor in front.
+VENDOR = "google/"
+ALIASES: dict[str, str] = {
+    **{alias: VENDOR + model for alias, model in GOOGLE_ALIASES.items()},
+    **{model: VENDOR + model for model in GOOGLE_MODELS},
+}
+# OpenRouter spells Google's 512 tier 0.5K (API-NOTES-PROVIDERS §2a).
+SIZE_NAMES = {"512": "0.5K"}
+CREDITS_URL = "https://openrouter.ai/settings/credits"
+KEYS_URL = "https://openrouter.ai/settings/keys"
+# Typed error codes (error.metadata.error_type) that mean the content was refused.
+REFUSAL_TYPES = frozenset({"content_policy_violation", "refusal"})
+# Google's finish reasons, passed on as native_finish_reason, that mean the image was blocked.
+BLOCKED_REASONS = frozenset(
+    {
+        "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT",
+        "BLOCKLIST", "SPII", "RECITATION", "IMAGE_RECITATION",
+    }
+)  # fmt: skip
+# Typed error codes of a retryable status that no retry fixes.
+PERMANENT_TYPES = frozenset({"not_found", "invalid_request", "payment_required"})
+
+
+def api_root(base_url: str) -> str:
+    """The API root, whether the base URL was given as ``…/api`` or ``…/api/v1``."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+class OpenRouterBackend(BackendBase):
+    """Sends each image of a job as one chat completion with a ``Bearer`` key."""
+
+    name = "openrouter"
+    title = "OpenRouter chat completions"
+    # Local files travel as data: URIs of their exact bytes. URL inputs are downloaded first,
+    # as for every backend that is sent bytes: nanoedit checks the image before paying, records
+    # its hash, and the URL need not be reachable from OpenRouter.
+    takes = Takes.FILES
+    default_base_url = "https://openrouter.ai/api"
+    default_model = VENDOR + "gemini-2.5-flash-image"
+    key_env = ("OPENROUTER_API_KEY",)
+    aliases: ClassVar[dict[str, str]] = ALIASES
+
+    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+        super().__init__(settings, http)
+        assert settings.base_url is not None
+        self.root = api_root(settings.base_url)
+        self.where = host_of(self.root)
+        self.url = f"{self.root}/v1/chat/completions"
+
+    @classmethod
+    def limits(cls, model: str) -> ModelLimits | None:
+        """Google's limits for its models under OpenRouter's names; None for other models."""
+        if not model.startswith(VENDOR):
+            return None
+        return GOOGLE_MODELS.get(model.removeprefix(VENDOR))
+
+    @classmethod
+    def probe(cls, base_url: str, key: str) -> Probe:
+        """The key's own record (``GET /v1/key``): free, and it needs a valid key."""
+        root = api_root(base_url)
+        return Probe(f"{root}/v1/key", key, host_of(root), {"Authorization": f"Bearer {key}"})
+
+    @classmethod
+    def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
+        """A key record means ready (with the credit left, when the key has a limit); an
+        error object says what is wrong. The record's label is never shown: it quotes the key."""
+        body = parse_json(response)
+        if not isinstance(body, dict):
+            return non_json_verdict(response, probe, settings)
+        status = response.status_code
+        error = body.get("error")
+        if error:
+            message = probe.quote(
+                (error.get("message") or "no message") if isinstance(error, dict) else error
+            )
+            if status in (401, 403):
+                return Verdict(
+                    KEY_REJECTED,
+                    f"{probe.where} rejected the key (HTTP {status}: {message}); "
+                    f"{settings.key_advice()}",
+                )
+            return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {message}")
+        if status in (401, 403):
+            return Verdict(
+                KEY_REJECTED,
+                f"{probe.where} rejected the key (HTTP {status}); {settings.key_advice()}",
+            )
+        data = body.get("data")
+        if 200 <= status < 300 and isinstance(data, dict):
+            left = data.get("limit_remaining")
+            credit = ""
+            if isinstance(left, int | float) and not isinstance(left, bool):
+                credit = f", {left:g} credits left on this key"
+            if data.get("is_free_tier") is True:
+                credit += ", free tier"
+            return Verdict(READY, f"{probe.where}, key accepted{credit}")
+        return Verdict(
+            FAILED,
+            f"{probe.where} answered HTTP {status} with JSON that is not a key record; "
+            f"check {settings.name}.base_url",
+        )
+
+    def body(self, prepared: PreparedJob, images: list[str]) -> dict[str, Any]:
+        """The JSON body of one request: the prompt first (as OpenRouter advises), then each
+        image as a URL (a ``data:`` URI)."""
+        options = prepared.job.options
+        content: list[dict[str, Any]] = [{"type": "text", "text": options.prompt}]
+        content += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+        body: dict[str, Any] = {
+            "model": prepared.model,
+            "messages": [{"role": "user", "content": content}],
+            "modalities": ["image", "text"],
+        }
+        config: dict[str, str] = {}
+        # Without a ratio the model follows the first input image, which is what auto means.
+        if options.ratio != "auto":
+            config["aspect_ratio"] = options.ratio
+        if options.size:
+            config["image_size"] = SIZE_NAMES.get(options.size, options.size)
+        if config:
+            body["image_config"] = config
+        return body
+
+    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
+        """One request per image asked for; each input's data URI is piped in by the shell."""
+        sources = [source.location for source in prepared.job.images]
+        placeholders = [f"@nanoedit-image-{number}@" for number in range(1, len(sources) + 1)]
+        request = PlannedRequest(
+            "POST",
+            self.url,
+            {"Authorization": "Bearer {key}"},
+            json=self.body(prepared, placeholders),
+            data_uris=tuple(zip(placeholders, sources, strict=True)),
+        )
+        return [request] * prepared.job.options.count
+
+    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
+        """Send one request per image asked for. A failure after some images were made
+        returns those with it: they are paid for."""
+        images = [
+            f"data:{upload.mime};base64,{base64.b64encode(upload.data).decode('ascii')}"
+            for upload in prepared.uploads
+        ]
+        body = self.body(prepared, images)
+        count = prepared.job.options.count
+        results: list[ResultImage] = []
+        texts: list[str] = []
+        for number in range(1, count + 1):
+            of = f", image {number} of {count}" if count > 1 else ""
+            try:
+                got, text = self._request(body, bool(images), of, progress)
+            except NanoeditError as exc:
+                if not results:
+                    raise
+                return Answer(results, "\n".join(texts), error=exc)
+            results += got
+            if text:
+                texts.append(text)
+        return Answer(results, "\n".join(texts))
+
+    def _request(
+        self, body: dict[str, Any], uploads: bool, of: str, progress: Progress
+    ) -> tuple[list[ResultImage], str]:
+        from nanoedit.http import with_upload_progress
+
+        headers = {"Authorization": f"Bearer {self.settings.key()}"}
+        request = self.http.client.build_request("POST", self.url, headers=headers, json=body)
+        if uploads:
+            # Inputs travel inside the body, which can be many megabytes: show it going out.
+            def uploaded(done: int, total: int) -> None:
+                if done >= total:
+                    progress(f"waiting for the model{of}")
+                else:
+                    progress(f"uploading{of}", done, total)
+
+            progress(f"uploading{of}", 0, int(request.headers.get("content-length", "0") or 0))
+            request = with_upload_progress(request, uploaded)
+        else:
+            progress(f"waiting for the model{of}")
+        response = self.http.send(
+            request, where=self.where, what="the chat completion", paid=True,
+            permanent=is_permanent,
+        )  # fmt: skip
+        return parse_answer(response, self.where, self.settings)
+
+
+def is_permanent(response: httpx.Response) -> bool:
+    """A retryable status whose typed error says no retry can fix it."""
+    response.read()
+    body = parse_json(response) if looks_like_json(response) else None
+    error = body.get("error") if isinstance(body, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    return isinstance(metadata, dict) and metadata.get("error_type") in PERMANENT_TYPES
+
+
+def parse_answer(
+    response: httpx.Response, where: str, settings: BackendSettings
+) -> tuple[list[ResultImage], str]:
+    """The images and text of one answer, or the error it carries (in any HTTP status:
+    an error that comes once the model has started arrives with HTTP 200)."""
+    status = response.status_code
+    if status in (401, 403) and not looks_like_json(response):
+        raise auth_error(settings, where, f"HTTP {status}")
+    body = read_json(response, where) if response.content.strip() else None
+    if isinstance(body, dict) and body.get("error"):
+        raise _error_from_object(body["error"], status, where, settings)
+    if status in (401, 403):
+        raise auth_error(settings, where, f"HTTP {status}")
+    if status >= 400 or body is None:
+        raise ApiError(f"{where} answered HTTP {status} with no error details; try again later")
+    choices = body.get("choices") if isinstance(body, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(choice, dict):
+        raise ApiError(
+            f"{where} answered HTTP {status} with no choices, so no image was made; try again"
+        )
+    if choice.get("error"):
+        raise _error_from_object(choice["error"], status, where, settings, started=True)
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
+    content = message.get("content")
+    text = content.strip() if isinstance(content, str) else ""
+    listed = message.get("images")
+    images = [
+        result_from_url(item["image_url"]["url"].strip(), where)
+        for item in (listed if isinstance(listed, list) else [])
+        if isinstance(item, dict)
+        and isinstance(item.get("image_url"), dict)
+        and isinstance(item["image_url"].get("url"), str)
+        and item["image_url"]["url"].strip()
+    ]
+    if images:
+        return images, text
+    if isinstance(listed, list) and listed:
+        raise ApiError(
+            f"{where} answered HTTP 200 with an empty image URL, so no image was made; the "
+            "prompt may still have been charged, try again"
+        )
+    raise _no_image(choice, message, text, where)
+
+
+def _no_image(
+    choice: dict[str, Any], message: dict[str, Any], text: str, where: str
+) -> NanoeditError:
+    """Why an answer has no image: a block, a refusal in words, or nothing said."""
+    finish = str(choice.get("finish_reason") or "")
+    native = str(choice.get("native_finish_reason") or "")
+    refusal = message.get("refusal")
+    said = f": {clip(text)!r}" if text else ""
+    if finish == "content_filter" or native.upper() in BLOCKED_REASONS:
+        reason = native or finish
+        return RefusedError(
+            f"{where} answered without an image: the provider's safety filter blocked it "
+            f"({reason}){said}; rephrase the prompt or change the image"
+        )
+    if isinstance(refusal, str) and refusal.strip():
+        return RefusedError(
+            f"{where} answered with a refusal and no image: {clip(refusal.strip())!r}; "
+            "rephrase the prompt or change the image"
+        )
+    if text:
+        return RefusedError(
+            f"{where} answered with text but no image{said}; the model declined or only "
+            "described the result, rephrase the prompt"
+        )
+    reason = f" (finish reason {native or finish})" if native or finish else ""
+    return ApiError(
+        f"{where} answered HTTP 200 with no image{reason}; the prompt may still have been "
+        "charged, try again"
+    )
+
+
+def _error_from_object(
+    error: Any, status: int, where: str, settings: BackendSettings, *, started: bool = False
+) -> NanoeditError:
+    """The error an ``{"error": {code, message, metadata}}`` object stands for."""
+    if not isinstance(error, dict):
+        return ApiError(f"{where} answered HTTP {status} with an error: {clip(str(error))}")
+    message = clip(str(error.get("message") or "no message"))
+    code = error.get("code")
+    number = code if isinstance(code, int) and not isinstance(code, bool) else status
+    metadata = error.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    error_type = str(metadata.get("error_type") or "")
+    if number == 401 or error_type == "authentication":
+        return auth_error(settings, where, message)
+    if number == 402 or error_type == "payment_required":
+        return ConfigError(
+            f"{where} refused the request: the OpenRouter account or key has no credits left "
+            f"({message}); add credits at {CREDITS_URL} or raise the key's limit at "
+            f"{KEYS_URL}, then run again"
+        )
+    reasons = metadata.get("reasons")
+    moderated = bool(reasons) or "flagged_input" in metadata or "patterns" in metadata
+    if moderated or error_type in REFUSAL_TYPES:
+        why = ""
+        if isinstance(reasons, list) and reasons:
+            why = f" (flagged for {', '.join(clip(str(reason), 60) for reason in reasons)})"
+        return RefusedError(
+            f"{where} refused the request{why}: {message}; rephrase the prompt or change the image"
+        )
+    if number == 403:
+        return ConfigError(
+            f"{where} refused the request (HTTP 403: {message}); the key may not be allowed "
+            f"this model, check its settings at {KEYS_URL}"
+        )
+    detail = f" [{error_type}]" if error_type else ""
+    shown = f"HTTP {status}" if number == status else f"HTTP {status}, error {number}"
+    if started or status == 200:
+        return ApiError(
+            f"{where} answered {shown}: {message}{detail}; the generation failed after it "
+            "started (the prompt may still be charged), try again"
+        )
+    hint = ""
+    if number == 429:
+        hint = "; OpenRouter is rate limiting requests, wait a little and try again"
+    elif number in (400, 404):
+        hint = "; check --model, --ratio and --size for this model"
+    elif number >= 500:
+        hint = "; the model or its provider is failing, try again later"
+    return ApiError(f"{where} answered {shown}: {message}{detail}{hint}")

@@ -1,0 +1,439 @@
+"""OpenRouter's chat completions with image output (API-NOTES-PROVIDERS §2):
+``POST /api/v1/chat/completions`` with ``modalities`` and ``image_config``, images in as
+``data:`` URIs or URLs and out as ``data:`` URIs in ``message.images``, and ``GET /api/v1/key``,
+with a ``Bearer`` key. Errors are ``{"error": {"code", "message", "metadata"}}`` with the HTTP
+status of the code, or inside an HTTP 200 once the generation has begun."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from nanoedit.sandbox.catalog import (
+    FLASH_SIZES,
+    PRO_SIZES_1K,
+    RATIOS,
+    REFUSAL,
+    SIZE_FACTORS,
+    Family,
+    Model,
+    nearest_ratio,
+    output_tokens,
+)
+from nanoedit.sandbox.faults import CORE_FAULT_KINDS, FaultKind, Phase, Stage, status_answer
+from nanoedit.sandbox.fetch import FetchError
+from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
+from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi
+from nanoedit.sandbox.wire import SandboxResponse, json_response
+
+NAME = "openrouter"
+PREFIX = "/api/v1"
+CHAT_PATH = "/api/v1/chat/completions"
+KEY_PATH = "/api/v1/key"
+PROVIDER = "Google AI Studio"
+# Per input image, what Gemini bills for a picture of up to 384 px a side.
+INPUT_IMAGE_TOKENS = 258
+# What 3.1 Flash bills for one image at 0.5K (API-NOTES-PROVIDERS §6).
+HALF_K_TOKENS = 747
+MODALITIES = frozenset({"text", "image", "audio"})
+# Only 3.1 Flash renders these; at 1K (2K and 4K double and quadruple each side).
+TALL_SIZES_1K: dict[str, tuple[int, int]] = {
+    "1:4": (512, 2048), "4:1": (2048, 512), "1:8": (384, 3072), "8:1": (3072, 384),
+}  # fmt: skip
+CREDITS_URL = "https://openrouter.ai/settings/credits"
+# What OpenRouter says with each HTTP status a fault plan can ask for, and its error_type.
+STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    408: ("Request timed out", "timeout"),
+    429: ("Rate limit exceeded, please retry shortly", "rate_limit_exceeded"),
+    500: ("Internal Server Error", "server"),
+    502: ("Provider returned error", "provider_unavailable"),
+    503: ("No allowed providers are available for the selected model.", "provider_overloaded"),
+    504: ("The provider did not respond in time", "timeout"),
+}
+MODERATION_REASON = "violence/graphic"
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """One of OpenRouter's Gemini image models: what it takes and how it renders."""
+
+    model: Model
+    ratios: tuple[str, ...]
+    sizes: tuple[str, ...]
+    max_images: int
+
+
+def _models(*models: ImageModel) -> dict[str, ImageModel]:
+    return {entry.model.id: entry for entry in models}
+
+
+# 0.5K and the tall ratios are for 3.1 Flash only (API-NOTES-PROVIDERS §2a). The 2.5 model
+# renders 1K whatever size is asked for, as Google's own API does.
+MODELS: dict[str, ImageModel] = _models(
+    ImageModel(Model("google/gemini-2.5-flash-image", Family.FLASH), RATIOS, ("1K", "2K", "4K"), 3),
+    ImageModel(
+        Model("google/gemini-3-pro-image-preview", Family.PRO), RATIOS, ("1K", "2K", "4K"), 14
+    ),
+    ImageModel(
+        Model("google/gemini-3.1-flash-image-preview", Family.PRO),
+        RATIOS + tuple(TALL_SIZES_1K),
+        ("0.5K", "1K", "2K", "4K"),
+        14,
+    ),
+)
+
+
+def _fault(name: str, summary: str) -> FaultKind:
+    """A fault of this API alone that changes the answer to a chat completion, once the
+    request has passed the key and validation checks (as the real service checks first)."""
+    phases = frozenset({Phase.SUBMIT})
+    return FaultKind(name, Phase.SUBMIT, phases, frozenset({NAME}), False, Stage.RESULT, summary)
+
+
+class Refused(Exception):
+    """A request OpenRouter turns down: its status and the ``error`` object's fields."""
+
+    def __init__(
+        self, status: int, message: str, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.metadata = dict(metadata or {})
+
+
+def error(status: int, message: str, metadata: Mapping[str, Any] | None = None) -> SandboxResponse:
+    """OpenRouter's error object, with the HTTP status of its code."""
+    body: dict[str, Any] = {"code": status, "message": message}
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return json_response(status, {"error": body})
+
+
+@dataclass(frozen=True)
+class Request:
+    """One chat completion request, checked."""
+
+    entry: ImageModel
+    prompt: str
+    images: list[Image.Image]
+    wants_image: bool
+    wants_text: bool
+    ratio: str | None
+    size: str | None
+
+
+def render_size(
+    entry: ImageModel, ratio: str | None, size: str | None, source: tuple[int, int] | None
+) -> tuple[int, int]:
+    """Width and height of the image ``entry`` renders; no ratio follows the first input."""
+    if ratio is None:
+        ratio = nearest_ratio(*source) if source else "1:1"
+    if entry.model.family is Family.FLASH:
+        return FLASH_SIZES[ratio]
+    width, height = PRO_SIZES_1K.get(ratio) or TALL_SIZES_1K[ratio]
+    if size == "0.5K":
+        return width // 2, height // 2
+    factor = SIZE_FACTORS[size or "1K"]
+    return width * factor, height * factor
+
+
+class OpenRouterApi(EmulatedApi):
+    """Answers the ``/api/v1/…`` routes (before the URL-list API, which takes ``/api/``)."""
+
+    name = NAME
+    index = """OpenRouter (Authorization: Bearer KEY)
+  POST /api/v1/chat/completions  JSON: model, messages, modalities, image_config
+  GET  /api/v1/key
+"""
+    fault_kinds = (
+        # Shared faults it acts out too, in its own shape.
+        *(
+            CORE_FAULT_KINDS[name]
+            for name in ("error200", "text-only", "empty-data", "no-data", "empty-url")
+        ),
+        _fault("no-credits", "HTTP 402: the account has no credits left"),
+        _fault("moderation", "HTTP 403: the input was flagged by moderation"),
+        _fault("content-filter", "HTTP 200, finish_reason content_filter and no image"),
+        _fault("choice-error", "HTTP 200 whose choice ended in an error, no image"),
+        _fault("url-result", "the result image is a link to the file host, not a data: URI"),
+    )
+
+    def answers(self, call: Call) -> bool:
+        """Everything under ``/api/v1``."""
+        path = call.received.path
+        return path == PREFIX or path.startswith(PREFIX + "/")
+
+    def phases(self, call: Call) -> frozenset[Phase] | None:
+        """A submit for the chat completion, a plain API request for the key."""
+        route = (call.method, call.received.path)
+        if route == ("POST", CHAT_PATH):
+            return frozenset({Phase.SUBMIT, Phase.API})
+        if route == ("GET", KEY_PATH):
+            return frozenset({Phase.API})
+        return None
+
+    def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
+        """Answer one request under ``/api/v1``; ``fault`` is the answer fault taken for it."""
+        if self.phases(call) is None:
+            return error(404, f"Not Found: {call.method} {call.received.path}")
+        if fault is not None:
+            return self._fault_answer(fault)
+        header = call.received.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if not header.strip():
+            return error(401, "No auth credentials found")
+        if scheme.lower() != "bearer" or not self.runtime.accepts(key.strip()):
+            return error(401, "User not found.")
+        if call.method == "GET":
+            return self._key(key.strip())
+        try:
+            return self._chat(call)
+        except Refused as refused:
+            return error(refused.status, refused.message, refused.metadata)
+
+    def _fault_answer(self, fault: str) -> SandboxResponse:
+        if fault == "error200":
+            metadata = {"error_type": "provider_unavailable", "provider_name": PROVIDER}
+            return json_response(
+                200, {"error": {"code": 502, "message": "Provider returned error",
+                                "metadata": metadata}}
+            )  # fmt: skip
+
+        def status_error(status: int) -> SandboxResponse:
+            message, error_type = STATUS_ERRORS[status]
+            return error(status, message, {"error_type": error_type})
+
+        return status_answer(fault, status_error, self.runtime.epoch())
+
+    def _key(self, key: str) -> SandboxResponse:
+        # OpenRouter shows a key by its first 12 and last 3 characters.
+        label = f"{key[:12]}...{key[-3:]}" if len(key) > 20 else "sk-or-v1-..."
+        data = {
+            "label": label,
+            "limit": None,
+            "usage": 0,
+            "is_free_tier": False,
+            "is_provisioning_key": False,
+            "limit_remaining": None,
+            "rate_limit": {"requests": -1, "interval": "10s"},
+        }
+        return json_response(200, {"data": data})
+
+    def _chat(self, call: Call) -> SandboxResponse:
+        request = self._read(call)
+        fault = self.runtime.faults.take(
+            frozenset({Phase.SUBMIT, Phase.API}), self.name, Stage.RESULT
+        )
+        model_id = request.entry.model.id
+        if fault == "no-credits":
+            raise Refused(
+                402, f"Insufficient credits. Add more using {CREDITS_URL}",
+                {"error_type": "payment_required"},
+            )  # fmt: skip
+        if fault == "moderation":
+            flagged = request.prompt if len(request.prompt) <= 100 else (
+                request.prompt[:48] + "..." + request.prompt[-49:]
+            )  # fmt: skip
+            raise Refused(
+                403,
+                f"{model_id} requires moderation on {PROVIDER}. Your input was flagged for "
+                f'"{MODERATION_REASON}". No credits were charged.',
+                {"reasons": [MODERATION_REASON], "flagged_input": flagged,
+                 "provider_name": PROVIDER, "model_slug": model_id},
+            )  # fmt: skip
+        prompt_tokens = math.ceil(len(request.prompt.encode()) / 4)
+        prompt_tokens += INPUT_IMAGE_TOKENS * len(request.images)
+        said = "Here is the edited image." if request.images else "Here is the image."
+        message: dict[str, Any] = {"content": ""}
+        if fault == "text-only" or not request.wants_image:
+            # Without the image modality the model can only answer in words.
+            return self._answer(model_id, {"content": REFUSAL}, prompt_tokens, 40)
+        if fault == "content-filter":
+            return self._answer(
+                model_id, {"content": None}, prompt_tokens, 0, "content_filter", "IMAGE_SAFETY"
+            )
+        if fault == "choice-error":
+            failure = {"code": 502, "message": "Provider returned error",
+                       "metadata": {"error_type": "provider_unavailable"}}  # fmt: skip
+            return self._answer(model_id, {"content": ""}, prompt_tokens, 0, "error", "ERROR",
+                                error=failure)  # fmt: skip
+        if fault in ("empty-data", "no-data"):
+            if fault == "empty-data":
+                message["images"] = []
+            return self._answer(model_id, message, prompt_tokens, 0)
+        image = self._render(request)
+        if fault == "empty-url":
+            url = ""
+        elif fault == "url-result":
+            url = self.runtime.files.put(image).url(call.base_url)
+        else:
+            url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+        message = {
+            "content": said if request.wants_text else None,
+            "images": [{"type": "image_url", "image_url": {"url": url}, "index": 0}],
+        }
+        tokens = HALF_K_TOKENS if request.size == "0.5K" else output_tokens(
+            request.entry.model, request.size
+        )  # fmt: skip
+        return self._answer(model_id, message, prompt_tokens, tokens)
+
+    def _render(self, request: Request) -> Encoded:
+        source = request.images[0].size if request.images else None
+        size = render_size(request.entry, request.ratio, request.size, source)
+        mime = request.entry.model.mime
+        if request.images:
+            return render_edit(request.images, request.prompt, size, mime)
+        return render_generate(request.prompt, size, mime)
+
+    def _answer(
+        self,
+        model_id: str,
+        message: dict[str, Any],
+        prompt_tokens: int,
+        completion_tokens: int,
+        finish: str = "stop",
+        native: str = "STOP",
+        *,
+        error: dict[str, Any] | None = None,
+    ) -> SandboxResponse:
+        created = int(self.runtime.epoch())
+        choice: dict[str, Any] = {
+            "logprobs": None,
+            "finish_reason": finish,
+            "native_finish_reason": native,
+            "index": 0,
+            "message": {"role": "assistant", "refusal": None, "reasoning": None, **message},
+        }
+        if error is not None:
+            choice["error"] = error
+        payload = {
+            "id": f"gen-{created}-{secrets.token_hex(10)}",
+            "provider": PROVIDER,
+            "model": model_id,
+            "object": "chat.completion",
+            "created": created,
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return json_response(200, payload)
+
+    def _read(self, call: Call) -> Request:
+        """Check the body in the order OpenRouter does: the model first, then the rest."""
+        body = call.received.json
+        if not isinstance(body, dict):
+            detail = call.received.body_error or "the body must be a JSON object"
+            raise Refused(400, f"Input validation error: {detail}")
+        if body.get("stream"):
+            raise Refused(400, "streaming is not emulated by the sandbox; send stream: false")
+        model_id = body.get("model")
+        if not isinstance(model_id, str) or not model_id:
+            raise Refused(400, "No models provided")
+        entry = MODELS.get(model_id)
+        if entry is None:
+            raise Refused(400, f"{model_id} is not a valid model ID")
+        prompt, images = self._content(body.get("messages"), call, entry)
+        modalities = body.get("modalities", ["text"])
+        if not isinstance(modalities, list) or not set(modalities) <= MODALITIES or not modalities:
+            raise Refused(
+                400, f"modalities must be a list of {', '.join(sorted(MODALITIES))}",
+                {"error_type": "invalid_request"},
+            )  # fmt: skip
+        config = body.get("image_config") or {}
+        if not isinstance(config, dict):
+            raise Refused(400, "image_config must be an object", {"error_type": "invalid_request"})
+        ratio = _choice(config, "aspect_ratio", entry.ratios, model_id)
+        size = _choice(config, "image_size", entry.sizes, model_id)
+        return Request(entry, prompt, images, "image" in modalities, "text" in modalities,
+                       ratio, size)  # fmt: skip
+
+    def _content(
+        self, messages: object, call: Call, entry: ImageModel
+    ) -> tuple[str, list[Image.Image]]:
+        """The prompt and input images of the last user message."""
+        if not isinstance(messages, list) or not messages:
+            raise Refused(
+                400, "messages must be a non-empty array", {"error_type": "invalid_prompt"}
+            )
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if not users:
+            raise Refused(400, "messages need a user message", {"error_type": "invalid_prompt"})
+        content = users[-1].get("content")
+        if isinstance(content, str):
+            return content, []
+        if not isinstance(content, list) or not content:
+            raise Refused(400, "content must be a string or a non-empty array of parts",
+                          {"error_type": "invalid_prompt"})  # fmt: skip
+        texts: list[str] = []
+        urls: list[tuple[int, str]] = []
+        for index, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind == "image_url" and isinstance(part.get("image_url"), dict):
+                url = part["image_url"].get("url")
+                if not isinstance(url, str):
+                    raise Refused(400, f"content[{index}].image_url.url must be a string",
+                                  {"error_type": "invalid_prompt"})  # fmt: skip
+                urls.append((index, url))
+            else:
+                raise Refused(400, f"content[{index}] is not a text or image_url part",
+                              {"error_type": "invalid_prompt"})  # fmt: skip
+        if len(urls) > entry.max_images:
+            raise Refused(
+                400, f"{entry.model.id} takes at most {entry.max_images} images, got "
+                f"{len(urls)}", {"error_type": "invalid_request", "provider_name": PROVIDER},
+            )  # fmt: skip
+        return "\n".join(texts), [self._image(url, index, call) for index, url in urls]
+
+    def _image(self, url: str, index: int, call: Call) -> Image.Image:
+        where = f"content[{index}]"
+        if url.startswith("data:"):
+            header, _, payload = url.partition(",")
+            if ";base64" not in header:
+                raise Refused(400, f"{where}: the data URI is not base64",
+                              {"error_type": "invalid_image"})  # fmt: skip
+            try:
+                data = base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError):
+                raise Refused(400, f"{where}: the data URI's base64 does not decode",
+                              {"error_type": "invalid_image"}) from None  # fmt: skip
+        elif url.startswith(("http://", "https://")):
+            try:
+                data, _ = self.runtime.fetch_input(url, frozenset({call.netloc, SANDBOX_HOST}))
+            except (FetchError, OSError) as exc:
+                raise Refused(400, f"{where}: could not download {url}: {exc}",
+                              {"error_type": "image_download_failed"}) from None  # fmt: skip
+        else:
+            raise Refused(400, f"{where}: the image URL must be http(s) or a data: URI",
+                          {"error_type": "invalid_image"})  # fmt: skip
+        try:
+            return decode(data)
+        except ValueError as exc:
+            raise Refused(400, f"{where} is {exc}; send PNG, JPEG or WebP",
+                          {"error_type": "invalid_image"}) from None  # fmt: skip
+
+
+def _choice(
+    config: Mapping[str, object], name: str, allowed: tuple[str, ...], model_id: str
+) -> str | None:
+    value = config.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise Refused(
+            400, f"image_config.{name} {value!r} is not supported by {model_id}; use one of "
+            f"{', '.join(allowed)}", {"error_type": "invalid_request"},
+        )  # fmt: skip
+    return value
