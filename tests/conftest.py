@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +107,16 @@ def backend_env(
             "NANOEDIT_OPENROUTER_API_KEY": OPENROUTER_KEY,
         }
     return env
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds, looking every 10 ms, or fail naming ``what``: a test
+    waits for an event (a request arrived, a line was logged), never for a fixed time."""
+    tick = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout:g} s for {what}"
+        tick.wait(0.01)
 
 
 def run_cli(

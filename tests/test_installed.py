@@ -8,12 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY
+from conftest import DUOMI_KEY, OPENAI_KEY, wait_for
 from PIL import Image
 
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
@@ -87,38 +88,35 @@ def test_installed_command_edits_over_both_backends(
 
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
-    process = subprocess.Popen(
-        [NANOEDIT, "sandbox", "serve", "--port", "0", "--latency", "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    # The answer is held until the test lets it go: Ctrl-C comes while the request is out.
+    release = threading.Event()
+    sandbox = Sandbox(
+        keys=frozenset({OPENAI_KEY}), latency=30, sleep=lambda seconds: release.wait(seconds)
+    )
     try:
-        assert process.stdout is not None
-        base_url = re.fullmatch(r"(http://127\.0\.0\.1:\d+)\n", process.stdout.readline())
-        assert base_url
-        (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
-        env = dict(os.environ) | {
-            "NANOEDIT_OPENAI_BASE_URL": base_url.group(1),
-            "NANOEDIT_OPENAI_API_KEY": "sk-any-key-works-here",
-        }
-        run = subprocess.Popen(
-            [NANOEDIT, "edit", "cat.png", "-p", "x"], cwd=isolated, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            # A child of a non-interactive shell may start with SIGINT ignored.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
-        time.sleep(1.5)
-        run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
-        assert (run.returncode, stdout) == (130, "")
-        assert stderr == "interrupted: nothing more was sent; images already saved are kept\n"
-        assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]
+        with SandboxServer(sandbox) as server:
+            (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
+            env = dict(os.environ) | {
+                "NANOEDIT_OPENAI_BASE_URL": server.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+            }  # fmt: skip
+            run = subprocess.Popen(
+                [NANOEDIT, "edit", "cat.png", "-p", "x"], cwd=isolated, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                # A child of a non-interactive shell may start with SIGINT ignored.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )  # fmt: skip
+            wait_for(
+                lambda: any(r.path == "/v1/images/edits" for r in sandbox.received),
+                "the edit request to reach the server",
+            )
+            run.send_signal(signal.SIGINT)
+            stdout, stderr = run.communicate(timeout=30)
+            release.set()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        if process.stderr is not None:
-            process.stderr.close()
+        release.set()
+    assert (run.returncode, stdout) == (130, "")
+    assert stderr == "interrupted: nothing more was sent; images already saved are kept\n"
+    assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]
 
 
 def test_ctrl_c_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once(
@@ -156,5 +154,5 @@ def test_ctrl_c_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once(
         assert sorted(p.name for p in isolated.iterdir()) == ["cat-edit.png", "cat.png"]
         with Image.open(isolated / "cat-edit.png") as image:
             image.load()
-        time.sleep(0.5)
+        # The process is gone, so nothing more can come from it.
         assert len(sandbox.received) <= polls_before + 1  # polling stopped with the run

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import wait_for
 from PIL import Image, ImageStat
 
 from nanoedit.sandbox import (
@@ -1205,11 +1206,8 @@ def test_429_date_sends_retry_after_as_an_http_date_2_s_ahead(
 
 
 def wait_for_line(served: Served, line: str) -> None:
-    """Wait (up to 2 s) for a line a handler thread logs after the client has moved on."""
-    deadline = time.monotonic() + 2
-    while f"{line}\n" not in served.log.getvalue():
-        assert time.monotonic() < deadline, served.log.getvalue()
-        time.sleep(0.01)
+    """Wait for a line a handler thread logs after the client has moved on."""
+    wait_for(lambda: f"{line}\n" in served.log.getvalue(), f"the log line {line!r}", timeout=10)
 
 
 def raw_exchange(served: Served, data: bytes) -> bytes:
@@ -1297,10 +1295,7 @@ def test_slow_times_a_client_out_and_never_holds_up_the_server(
 
     thread = threading.Thread(target=patient_for_half_a_second)
     thread.start()
-    deadline = time.monotonic() + 2
-    while served.sandbox.pending_faults():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: not served.sandbox.pending_faults(), "the slow fault to be taken")
     # While one request is kept waiting, others are answered: no lock is held meanwhile.
     assert served.client.get("/v1/models", headers=bearer()).status_code == 200
     thread.join()
