@@ -90,9 +90,11 @@ def test_installed_command_edits_over_both_backends(
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
     # The answer is held until the test lets it go: Ctrl-C comes while the request is out.
     release = threading.Event()
-    sandbox = Sandbox(
-        keys=frozenset({OPENAI_KEY}), latency=30, sleep=lambda seconds: release.wait(seconds)
-    )
+
+    def hold(seconds: float) -> None:
+        release.wait(seconds)
+
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY}), latency=30, sleep=hold)
     try:
         with SandboxServer(sandbox) as server:
             (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
