@@ -27,8 +27,7 @@ from nanoedit import __version__
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
 
 if TYPE_CHECKING:
-    from nanoedit.jobs import Job, Options
-    from nanoedit.runner import JobOutcome
+    from nanoedit.jobs import Job, JobOutcome, Options
 
 
 class Ratio(StrEnum):
@@ -470,9 +469,9 @@ def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
 def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags: RunFlags) -> None:
     from nanoedit.batch import parse_shard
     from nanoedit.config import Flags, load_settings
-    from nanoedit.jobs import Options
+    from nanoedit.jobs import Options, exit_code_for
     from nanoedit.report import Reporter
-    from nanoedit.runner import Runner, RunOptions, client_for, exit_code_for
+    from nanoedit.runner import Runner, RunOptions, client_for
 
     with _errors(flags.json_lines):
         prompt = _prompt_text(flags.prompt, flags.prompt_file, flags.quiet)

@@ -15,8 +15,8 @@ from typing import IO, Any
 
 from nanoedit.backends.base import PlannedRequest
 from nanoedit.config import BackendSettings, Settings, mask_secret
-from nanoedit.jobs import Job
-from nanoedit.runner import Events, JobOutcome, Runner
+from nanoedit.jobs import Job, JobOutcome
+from nanoedit.runner import Events, Runner
 
 
 def shown_key(settings: BackendSettings) -> str:

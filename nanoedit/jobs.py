@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from nanoedit.errors import InputError, UsageError
+from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
 
 # Every ratio some model renders; which model renders which is checked before sending.
 RATIOS: tuple[str, ...] = (
@@ -190,3 +191,51 @@ def build_generate_job(options: Options, output: Path | None) -> Job:
     return Job(
         kind="generate", images=(), options=options, stem=prompt_slug(options.prompt), output=output
     )
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """A checked image file: where it is, its format, its size in pixels and in bytes."""
+
+    path: Path
+    format: str
+    width: int
+    height: int
+    size: int
+
+
+@dataclass
+class JobOutcome:
+    """What became of one job."""
+
+    job: Job
+    backend: str | None = None
+    model: str | None = None
+    stems: tuple[str, ...] = ()
+    outputs: list[SavedImage] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: NanoeditError | None = None
+    skipped: bool = False
+    text: str = ""
+    """What the model said beside its images."""
+    seconds: float | None = None
+    """How long the job ran, from its start to its last image saved; None if it never ran."""
+    sent: bool = False
+    """Whether any request of the job went out."""
+    held_back: bool = False
+    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the job saved every image (or was skipped) and failed nowhere."""
+        return self.error is None
+
+
+def exit_code_for(outcomes: Sequence[JobOutcome]) -> ExitCode:
+    """0 when all saved, the failure's own code when all failed, 7 when some did."""
+    failures = [outcome.error for outcome in outcomes if outcome.error is not None]
+    if not failures:
+        return ExitCode.OK
+    if len(failures) < len(outcomes):
+        return ExitCode.PARTIAL
+    return failures[0].exit_code

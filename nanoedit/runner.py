@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -36,7 +36,6 @@ from nanoedit.config import Settings, plain_http_warning, stop_key_commands
 from nanoedit.errors import (
     ApiError,
     AuthError,
-    ExitCode,
     InputError,
     NanoeditError,
     OutputClosed,
@@ -46,13 +45,11 @@ from nanoedit.errors import (
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
 from nanoedit.imageformat import IMAGE_SUFFIXES, describe
 from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
-from nanoedit.jobs import ImageSource, Job
+from nanoedit.jobs import ImageSource, Job, JobOutcome, SavedImage
 from nanoedit.models import ModelLimits, expected_size, limits_of
 from nanoedit.save import (
     STDOUT,
-    ImageFacts,
     PartFile,
-    SavedImage,
     check_directory,
     check_output_path,
     discard_live_parts,
@@ -112,33 +109,6 @@ class Events(Protocol):
         """Whether nobody reads the results any more (stdout was closed): send no new job."""
 
 
-@dataclass
-class JobOutcome:
-    """What became of one job."""
-
-    job: Job
-    backend: str | None = None
-    model: str | None = None
-    stems: tuple[str, ...] = ()
-    outputs: list[SavedImage] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    error: NanoeditError | None = None
-    skipped: bool = False
-    text: str = ""
-    """What the model said beside its images."""
-    seconds: float | None = None
-    """How long the job ran, from its start to its last image saved; None if it never ran."""
-    sent: bool = False
-    """Whether any request of the job went out."""
-    held_back: bool = False
-    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
-
-    @property
-    def ok(self) -> bool:
-        """True when the job saved every image (or was skipped) and failed nowhere."""
-        return self.error is None
-
-
 @dataclass(frozen=True)
 class RunOptions:
     """How a run behaves, beyond the settings."""
@@ -160,16 +130,6 @@ def client_for(settings: Settings, pool: int = DEFAULT_JOBS) -> httpx.Client:
 
     # A short task time shows the asynchronous flow of the URL-list API without a long wait.
     return make_client(SandboxTransport(Sandbox(task_seconds=1.0)), pool=pool)
-
-
-def exit_code_for(outcomes: Sequence[JobOutcome]) -> ExitCode:
-    """0 when all saved, the failure's own code when all failed, 7 when some did."""
-    failures = [outcome.error for outcome in outcomes if outcome.error is not None]
-    if not failures:
-        return ExitCode.OK
-    if len(failures) < len(outcomes):
-        return ExitCode.PARTIAL
-    return failures[0].exit_code
 
 
 class Runner:
@@ -623,22 +583,20 @@ class Runner:
                 progress("saving")
                 part = write_part(folder, [result.data], where, sync=not self.options.metadata)
             try:
-                facts = inspect_image(part.path, where)
-                part = self._with_provenance(part, facts, provenance, folder, where)
-                facts = replace(facts, size=part.size)
+                checked = inspect_image(part.path, where)
+                part = self._with_provenance(part, checked, provenance, folder, where)
+                checked = replace(checked, path=part.path, size=part.size)
                 if job.output is not None and stream:
                     out = self.stdout or sys.stdout.buffer
-                    saved = place_stream(part.path, facts, job.output, out, where)
+                    saved = place_stream(checked, job.output, out, where)
                 elif job.output is not None:
-                    saved, note = place_as(part.path, facts, job.output, self.options.overwrite)
+                    saved, note = place_as(checked, job.output, self.options.overwrite)
                     if note:
                         self.events.warning(note)
                 else:
                     stem = outcome.stems[number - 1] if number <= len(outcome.stems) else job.stem
                     others = frozenset(outcome.stems) - {stem}
-                    saved = place_new(
-                        part.path, facts, folder, stem, avoid=others, exists=self._name_taken
-                    )
+                    saved = place_new(checked, folder, stem, avoid=others, exists=self._name_taken)
             finally:
                 part.discard()
         except InputError as exc:
@@ -686,7 +644,7 @@ class Runner:
     def _with_provenance(
         self,
         part: PartFile,
-        facts: ImageFacts,
+        checked: SavedImage,
         provenance: Provenance | None,
         folder: Path,
         where: str,
@@ -698,7 +656,7 @@ class Runner:
         tagged = PartFile(folder, where)
         tagged.close()
         try:
-            embed(part.path, tagged.path, facts.format, provenance)
+            embed(part.path, tagged.path, checked.format, provenance)
         except ValueError as exc:
             tagged.discard()
             self.events.warning(f"{where}: saved without metadata ({exc})")

@@ -16,13 +16,14 @@ import shlex
 import stat
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.imageformat import EXTENSIONS, IMAGE_SUFFIXES, describe, format_from_suffix, sniff
+from nanoedit.jobs import SavedImage
 
 MAX_NAME_TRIES = 10_000
 # `-o -`: the image's bytes go to standard output. /dev/stdout names that same place, so this
@@ -30,27 +31,6 @@ MAX_NAME_TRIES = 10_000
 STDOUT = Path("/dev/stdout")
 # Errors of a full or limited disk: said as such, with what to do.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What a checked image file is."""
-
-    format: str
-    width: int
-    height: int
-    size: int
-
-
-@dataclass(frozen=True)
-class SavedImage:
-    """An image written to disk."""
-
-    path: Path
-    format: str
-    width: int
-    height: int
-    size: int
 
 
 def write_error(exc: OSError, where: Path, what: str) -> OutputError:
@@ -166,8 +146,9 @@ def sync_file(path: Path, directory: Path, what: str) -> None:
         raise write_error(exc, directory, what) from None
 
 
-def inspect_image(path: Path, where: str) -> ImageFacts:
-    """Check that a file really is a whole image, without decoding it at full size.
+def inspect_image(path: Path, where: str) -> SavedImage:
+    """Check that a file really is a whole image, without decoding it at full size, and
+    return what it is.
 
     The type comes from the bytes, never from a URL. PNG chunks are checked against their
     CRCs to the end; JPEG is decoded at an eighth of its size, which still reads every byte.
@@ -196,7 +177,7 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
         raise ApiError(
             f"{where} is a damaged {fmt.upper()} image ({exc}); nothing was saved"
         ) from None
-    return ImageFacts(fmt, width, height, path.stat().st_size)
+    return SavedImage(path, fmt, width, height, path.stat().st_size)
 
 
 def output_target(text: str) -> Path:
@@ -322,44 +303,41 @@ def next_free_path(
 
 
 def place_new(
-    part: Path,
-    facts: ImageFacts,
+    part: SavedImage,
     directory: Path,
     stem: str,
     avoid: Collection[str] = (),
     exists: Callable[[Path], bool] = os.path.lexists,
 ) -> SavedImage:
     """Link a checked part file into ``directory`` under ``stem`` or the next free name."""
-    ext = EXTENSIONS[facts.format]
+    ext = EXTENSIONS[part.format]
     while True:
         path = next_free_path(directory, stem, ext, avoid=avoid, exists=exists)
         try:
-            _link_exclusive(part, path)
+            _link_exclusive(part.path, path)
         except FileExistsError:
             continue  # another process took the name between the check and the link
         except OSError as exc:
             raise write_error(exc, directory, f"the image {path.name}") from None
-        return SavedImage(path, facts.format, facts.width, facts.height, facts.size)
+        return replace(part, path=path)
 
 
-def place_as(
-    part: Path, facts: ImageFacts, path: Path, overwrite: bool
-) -> tuple[SavedImage, str | None]:
+def place_as(part: SavedImage, path: Path, overwrite: bool) -> tuple[SavedImage, str | None]:
     """Put a checked part file at exactly the path given with ``-o``; returns it and a note.
 
     The name is never changed. When its extension names another image format, the image is
     converted to it if nanoedit can write that format, else kept as it came; either way the
     note says so. A name with no image extension gets the bytes as they came.
     """
-    fmt, size = facts.format, facts.size
+    fmt = part.format
     wanted = format_from_suffix(path.suffix)
     note = None
     if wanted is not None and wanted != fmt:
         if can_convert_to(wanted):
             what = f"the image {path.name}"
-            with write_part(path.parent, [convert(part, wanted)], what) as converted:
-                converted_facts = ImageFacts(wanted, facts.width, facts.height, converted.size)
-                saved, _ = place_as(converted.path, converted_facts, path, overwrite)
+            with write_part(path.parent, [convert(part.path, wanted)], what) as converted:
+                again = replace(part, path=converted.path, format=wanted, size=converted.size)
+                saved, _ = place_as(again, path, overwrite)
             return saved, (
                 f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
             )
@@ -369,24 +347,22 @@ def place_as(
         )
     try:
         if overwrite:
-            os.replace(part, path)
+            os.replace(part.path, path)
         else:
-            _link_exclusive(part, path)
+            _link_exclusive(part.path, path)
     except FileExistsError:
         raise OverwriteError(
             f"{path} already exists; pass --overwrite to replace it, or choose another -o"
         ) from None
     except OSError as exc:
         raise write_error(exc, path.parent, f"the image {path.name}") from None
-    return SavedImage(path, fmt, facts.width, facts.height, size), note
+    return replace(part, path=path), note
 
 
-def place_stream(
-    part: Path, facts: ImageFacts, path: Path, stdout: BinaryIO, what: str
-) -> SavedImage:
+def place_stream(part: SavedImage, path: Path, stdout: BinaryIO, what: str) -> SavedImage:
     """Copy a checked part file into standard output, a FIFO or a character device."""
-    write_stream(path, read_chunks(part), stdout, what)
-    return SavedImage(path, facts.format, facts.width, facts.height, facts.size)
+    write_stream(path, read_chunks(part.path), stdout, what)
+    return replace(part, path=path)
 
 
 def write_stream(path: Path, chunks: Iterable[bytes], stdout: BinaryIO, what: str) -> None:

@@ -173,6 +173,24 @@ def test_version_and_help_do_not_load_heavy_modules() -> None:
     assert run_cli(["--version"]).stdout == f"nanoedit {__version__}\n"
 
 
+def test_an_error_found_before_any_request_loads_no_network_module() -> None:
+    # Two uses of stdin: refused by the command itself, before the run is set up.
+    code = (
+        "import sys\n"
+        "from nanoedit.cli import main\n"
+        "sys.argv = ['nanoedit', 'edit', '-', '--ref', '-', '-p', 'x']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print(exc.code)\n"
+        "print(sorted(m for m in sys.modules if m in ('httpx', 'PIL', 'nanoedit.runner')"
+        " or m.startswith('nanoedit.backends')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == (
+        "error: INPUT - and --ref - both read stdin, which can be read only once; save all but "
+        "one of them to a file and name it\n"
+    )
+    assert out.stdout.splitlines() == ["2", "[]"]
+
+
 def test_completion_scripts_are_current() -> None:
     folder = Path(__file__).parent.parent / "completions"
     for shell in ("bash", "zsh", "fish"):
