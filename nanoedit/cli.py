@@ -469,9 +469,10 @@ def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
 def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags: RunFlags) -> None:
     from nanoedit.batch import parse_shard
     from nanoedit.config import Flags, load_settings
+    from nanoedit.http import client_for
     from nanoedit.jobs import Options, exit_code_for
     from nanoedit.report import Reporter
-    from nanoedit.runner import Runner, RunOptions, client_for
+    from nanoedit.runner import Runner, RunOptions
 
     with _errors(flags.json_lines):
         prompt = _prompt_text(flags.prompt, flags.prompt_file, flags.quiet)
@@ -945,8 +946,8 @@ def config_check(
     """
     from nanoedit.check import check_backends, check_exit_code
     from nanoedit.config import Flags, load_settings, plain_http_warning
+    from nanoedit.http import client_for
     from nanoedit.report import error_console
-    from nanoedit.runner import client_for
 
     with _errors(json_out):
         settings = load_settings(os.environ, Flags(sandbox=sandbox))

@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from nanoedit import __version__
 from nanoedit.errors import NanoeditError, NetworkError
+
+if TYPE_CHECKING:
+    from nanoedit.config import Settings
 
 T = TypeVar("T")
 
@@ -35,6 +38,8 @@ READ_TIMEOUT = 300.0
 # The longest single wait, whatever Retry-After asks for and however many attempts failed.
 MAX_RETRY_WAIT = 60.0
 MAX_BACKOFF = 30.0
+# Connections the client keeps open at least; a run of more jobs at once gets one for each.
+MIN_POOL = 10
 
 
 class Interrupted(Exception):
@@ -152,10 +157,12 @@ class LazyTransport(httpx.BaseTransport):
 
 
 def make_client(
-    transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 10
+    transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 0
 ) -> httpx.Client:
-    """One HTTP client for the whole run, so every job shares one connection pool."""
-    limits = httpx.Limits(max_connections=max(pool, 10), max_keepalive_connections=max(pool, 10))
+    """One HTTP client for the whole run, so every job shares one connection pool; ``pool``
+    is how many jobs run at once."""
+    connections = max(pool, MIN_POOL)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     mounts: dict[str, httpx.BaseTransport | None] | None = None
     given = transport
     if transport is None and proxy is None and not _environment_proxies():
@@ -173,6 +180,49 @@ def make_client(
         # Downloads follow redirects explicitly, and carry no key.
         follow_redirects=False,
         headers={"User-Agent": f"nanoedit/{__version__}"},
+    )
+
+
+def client_for(settings: Settings, pool: int = 0) -> httpx.Client:
+    """The run's client: over the network, or wired to the in-process sandbox."""
+    if not settings.sandbox:
+        return make_client(proxy=settings.proxy, pool=pool)
+    from nanoedit.sandbox import Sandbox, SandboxTransport
+
+    # A short task time shows the asynchronous flow of the URL-list API without a long wait.
+    return make_client(SandboxTransport(Sandbox(task_seconds=1.0)), pool=pool)
+
+
+def check_download(
+    response: httpx.Response,
+    what: str,
+    where: str,
+    cap: int,
+    failure: type[NanoeditError],
+    denied: str,
+) -> int | None:
+    """Refuse an answer that is not a file (an error status), or too large by its header;
+    returns the announced length. ``denied`` is the advice for a 401, 403 or 410."""
+    if response.status_code != 200:
+        from nanoedit.imageformat import describe
+
+        body = response.read()[:512]
+        hint = denied if response.status_code in (401, 403, 410) else "check the address"
+        raise failure(
+            f"{what} could not be downloaded from {where}: "
+            f"HTTP {response.status_code} ({describe(body)}); {hint}"
+        )
+    announced = response.headers.get("content-length")
+    length = int(announced) if announced and announced.isdigit() else None
+    if length is not None and length > cap:
+        raise too_large(what, where, cap, failure)
+    return length
+
+
+def too_large(what: str, where: str, cap: int, failure: type[NanoeditError]) -> NanoeditError:
+    """The error of a download past its size cap."""
+    return failure(
+        f"{what} at {where} is larger than {cap // (1024 * 1024)} MiB; refusing to download it"
     )
 
 

@@ -42,10 +42,10 @@ from nanoedit.errors import (
     OverwriteError,
     UsageError,
 )
-from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
-from nanoedit.imageformat import IMAGE_SUFFIXES, describe
-from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
-from nanoedit.jobs import ImageSource, Job, JobOutcome, SavedImage
+from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, check_download, too_large
+from nanoedit.imageformat import IMAGE_SUFFIXES
+from nanoedit.inputs import RunInputs
+from nanoedit.jobs import Job, JobOutcome, SavedImage
 from nanoedit.models import ModelLimits, expected_size, limits_of
 from nanoedit.save import (
     STDOUT,
@@ -73,13 +73,9 @@ if TYPE_CHECKING:
 
 # Result images larger than this are refused rather than written to disk.
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
-# What to do when a download is refused (401, 403, 410): a result link is signed and
-# short-lived, while an input URL is the user's own and may need a login.
+# What to do when a result download is refused (401, 403, 410): its link is signed and
+# short-lived.
 RESULT_DENIED = "the link has expired; results must be fetched at once"
-INPUT_DENIED = (
-    "the URL needs authorization or has expired; pass a public URL, or download the image "
-    "and pass the file"
-)
 DEFAULT_JOBS = 4
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
@@ -122,16 +118,6 @@ class RunOptions:
     sidecar: bool = False
 
 
-def client_for(settings: Settings, pool: int = DEFAULT_JOBS) -> httpx.Client:
-    """The run's client: over the network, or wired to the in-process sandbox."""
-    if not settings.sandbox:
-        return make_client(proxy=settings.proxy, pool=pool)
-    from nanoedit.sandbox import Sandbox, SandboxTransport
-
-    # A short task time shows the asynchronous flow of the URL-list API without a long wait.
-    return make_client(SandboxTransport(Sandbox(task_seconds=1.0)), pool=pool)
-
-
 class Runner:
     """Runs jobs over one client, ``options.jobs`` at a time."""
 
@@ -150,12 +136,7 @@ class Runner:
         # Where `-o -` sends an image's bytes (the process's stdout unless given).
         self.stdout = stdout
         self.cancel = threading.Event()
-        # Local inputs read from a stream, by source: their only read is the check's.
-        self._streams: dict[ImageSource, InputImage] = {}
-        # Local inputs refused, so a job sharing one is refused alike without a second read.
-        self._refused: dict[ImageSource, InputError] = {}
-        # Images whose notes (orientation, animation) were already shown.
-        self._noted: set[ImageSource] = set()
+        self.inputs = RunInputs(events.warning)
         self._waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         # Guards taking a job from the queue against holding jobs back.
         self._lock = threading.Lock()
@@ -243,12 +224,9 @@ class Runner:
     def check(self, job: Job) -> str:
         """Route the job and check its local inputs and output; returns the backend name."""
         backend = choose_backend(job, self.settings)
-        # Every local image is read and decoded here, before any job is sent, and read again
-        # when its job runs: a long batch must not hold all its inputs in memory at once.
-        # A stream (stdin, a pipe) can be read once only: its bytes are kept from this read.
         for source in job.images:
             if not source.is_url:
-                self._warn_notes(self._read_local(source))
+                self.inputs.check_local(source)
         if job.output is not None and is_stream(job.output):
             if self.options.sidecar:
                 raise UsageError(
@@ -301,30 +279,6 @@ class Runner:
         from nanoedit.provenance import sidecar_path
 
         return os.path.lexists(sidecar_path(path))
-
-    def _read_local(self, source: ImageSource) -> InputImage:
-        kept = self._streams.get(source)
-        if kept is not None:
-            return kept
-        if source in self._refused:
-            # Said once for every job that sends it: a stream read again would just be empty.
-            raise self._refused[source]
-        try:
-            image = load_local(source)
-        except InputError as exc:
-            self._refused[source] = exc
-            raise
-        if image.streamed:
-            self._streams[source] = image
-        return image
-
-    def _warn_notes(self, image: InputImage) -> None:
-        """Warn once per image, however many jobs send it, of what its notes say."""
-        if image.source in self._noted:
-            return
-        self._noted.add(image.source)
-        for note in image.notes:
-            self.events.warning(note)
 
     def _reserve(self, outcomes: list[JobOutcome], every_stem: frozenset[str]) -> None:
         """Give each job to run its names now, in job order, so threads finishing in any
@@ -508,10 +462,10 @@ class Runner:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
         if backend_class(backend).takes is Takes.URLS:
             return PreparedJob(job=job, model=model, urls=tuple(s.location for s in job.images))
-        uploads = tuple(self.load(source, http) for source in job.images)
+        uploads = tuple(self.inputs.load(source, http) for source in job.images)
         for upload in uploads:
             if upload.source.is_url:
-                self._warn_notes(upload)  # a local image's notes were given when it was checked
+                self.inputs.warn_notes(upload)  # a local one's were given when it was checked
             if upload.converted_from:
                 self.events.warning(
                     f"{upload.source.label} is {upload.converted_from.upper()}, which the "
@@ -527,31 +481,6 @@ class Runner:
         backend = make_backend(outcome.backend, self.settings, http)
         urls = tuple(source.location for source in job.images)
         return backend.plan(PreparedJob(job=job, model=outcome.model, urls=urls))
-
-    def load(self, source: ImageSource, http: JobHttp) -> InputImage:
-        """An input's bytes: read from disk, or downloaded from its URL."""
-        if not source.is_url:
-            return self._read_local(source)
-        where = host_of(source.location)
-        what = f"the input {source.location}"
-
-        def read(response: httpx.Response) -> bytes:
-            _check_download(response, what, where, MAX_INPUT_BYTES, InputError, INPUT_DENIED)
-            chunks = []
-            received = 0
-            for chunk in response.iter_bytes():
-                received += len(chunk)
-                if received > MAX_INPUT_BYTES:
-                    raise _too_large(what, where, MAX_INPUT_BYTES, InputError)
-                chunks.append(chunk)
-            return b"".join(chunks)
-
-        request = http.client.build_request("GET", source.location)
-        data = http.stream(
-            request, read, where=where, what=f"downloading {what}", paid=False,
-            follow_redirects=True, unknown_host="check the input URL",
-        )  # fmt: skip
-        return check_image(source, data)
 
     # Saving -------------------------------------------------------------------------------
 
@@ -617,7 +546,7 @@ class Runner:
         host = host_of(url)
 
         def receive(response: httpx.Response) -> PartFile:
-            length = _check_download(
+            length = check_download(
                 response, where, host, MAX_DOWNLOAD_BYTES, ApiError, RESULT_DENIED
             )
             part = PartFile(folder, where)
@@ -626,7 +555,7 @@ class Runner:
                 for chunk in response.iter_bytes(64 * 1024):
                     part.write(chunk)
                     if part.size > MAX_DOWNLOAD_BYTES:
-                        raise _too_large(where, host, MAX_DOWNLOAD_BYTES, ApiError)
+                        raise too_large(where, host, MAX_DOWNLOAD_BYTES, ApiError)
                     progress("downloading", part.size, length)
                 # With metadata the bytes are copied once more: that copy is the one synced.
                 part.close(sync=not self.options.metadata)
@@ -795,33 +724,3 @@ def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:
     wanted, actual = expected[0] / expected[1], got[0] / got[1]
     # Within 2%: the sides of one ratio differ by rounding from one model to another.
     return "size" if abs(wanted - actual) <= 0.02 * wanted else "ratio"
-
-
-def _check_download(
-    response: httpx.Response,
-    what: str,
-    where: str,
-    cap: int,
-    failure: type[NanoeditError],
-    denied: str,
-) -> int | None:
-    """Refuse an answer that is not a file (an error status), or too large by its header;
-    returns the announced length. ``denied`` is the advice for a 401, 403 or 410."""
-    if response.status_code != 200:
-        body = response.read()[:512]
-        hint = denied if response.status_code in (401, 403, 410) else "check the address"
-        raise failure(
-            f"{what} could not be downloaded from {where}: "
-            f"HTTP {response.status_code} ({describe(body)}); {hint}"
-        )
-    announced = response.headers.get("content-length")
-    length = int(announced) if announced and announced.isdigit() else None
-    if length is not None and length > cap:
-        raise _too_large(what, where, cap, failure)
-    return length
-
-
-def _too_large(what: str, where: str, cap: int, failure: type[NanoeditError]) -> NanoeditError:
-    return failure(
-        f"{what} at {where} is larger than {cap // (1024 * 1024)} MiB; refusing to download it"
-    )
