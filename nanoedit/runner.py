@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -26,15 +24,11 @@ from nanoedit.backends.base import (
     BackendBase,
     PlannedRequest,
     PreparedJob,
-    Progress,
-    ResultImage,
     Takes,
-    host_of,
 )
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning, stop_key_commands
 from nanoedit.errors import (
-    ApiError,
     AuthError,
     InputError,
     NanoeditError,
@@ -42,40 +36,27 @@ from nanoedit.errors import (
     OverwriteError,
     UsageError,
 )
-from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, check_download, too_large
+from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.imageformat import IMAGE_SUFFIXES
 from nanoedit.inputs import RunInputs
 from nanoedit.jobs import Job, JobOutcome, SavedImage
 from nanoedit.models import ModelLimits, expected_size, limits_of
 from nanoedit.save import (
     STDOUT,
-    PartFile,
+    PartFiles,
+    ResultWriter,
     check_directory,
     check_output_path,
-    discard_live_parts,
     existing_image,
-    inspect_image,
     is_stream,
     next_free_path,
-    place_as,
-    place_new,
-    place_stream,
     shown,
     stem_taken,
-    sync_file,
-    write_atomic,
-    write_error,
-    write_part,
 )
 
 if TYPE_CHECKING:
     from nanoedit.provenance import Provenance
 
-# Result images larger than this are refused rather than written to disk.
-MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
-# What to do when a result download is refused (401, 403, 410): its link is signed and
-# short-lived.
-RESULT_DENIED = "the link has expired; results must be fetched at once"
 DEFAULT_JOBS = 4
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
@@ -133,10 +114,20 @@ class Runner:
         self.client = client
         self.events = events
         self.options = options or RunOptions()
-        # Where `-o -` sends an image's bytes (the process's stdout unless given).
-        self.stdout = stdout
         self.cancel = threading.Event()
         self.inputs = RunInputs(events.warning)
+        # The run's temporary files: Ctrl-C removes those still there.
+        self.parts = PartFiles()
+        self.writer = ResultWriter(
+            settings.out_dir,
+            overwrite=self.options.overwrite,
+            metadata=self.options.metadata,
+            sidecar=self.options.sidecar,
+            stdout=stdout,
+            warn=events.warning,
+            parts=self.parts,
+        )
+        self._name_taken = self.writer.taken
         self._waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         # Guards taking a job from the queue against holding jobs back.
         self._lock = threading.Lock()
@@ -269,17 +260,6 @@ class Runner:
             found.append(image)
         return found
 
-    def _name_taken(self, path: Path) -> bool:
-        """Whether a generated name is in use; with --sidecar its sidecar counts too, so a
-        stale ``cat-edit.png.json`` is never replaced."""
-        if os.path.lexists(path):
-            return True
-        if not self.options.sidecar:
-            return False
-        from nanoedit.provenance import sidecar_path
-
-        return os.path.lexists(sidecar_path(path))
-
     def _reserve(self, outcomes: list[JobOutcome], every_stem: frozenset[str]) -> None:
         """Give each job to run its names now, in job order, so threads finishing in any
         order still save under the same names."""
@@ -350,7 +330,7 @@ class Runner:
                     worker.join(max(0.0, deadline - time.monotonic()))
             # Again: a job may have started its key command just as Ctrl-C came.
             stop_key_commands()
-            discard_live_parts()
+            self.parts.discard_all()
             raise
         if crashes:
             raise crashes[0]
@@ -441,7 +421,13 @@ class Runner:
             wanted = self.options.metadata or self.options.sidecar
             provenance = self._provenance(outcome, prepared) if wanted else None
             for number, result in enumerate(results, start=1):
-                self.save(outcome, provenance, result, number, len(results), http, progress)
+                saved = self.writer.save(
+                    job, outcome.stems, provenance, result, number, len(results), http, progress
+                )
+                outcome.outputs.append(saved)
+                self._check_dimensions(outcome, saved)
+                if self.options.sidecar and provenance is not None:
+                    self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
         except NanoeditError as exc:
             outcome.error = exc
         except Interrupted:
@@ -483,123 +469,6 @@ class Runner:
         return backend.plan(PreparedJob(job=job, model=outcome.model, urls=urls))
 
     # Saving -------------------------------------------------------------------------------
-
-    def save(
-        self,
-        outcome: JobOutcome,
-        provenance: Provenance | None,
-        result: ResultImage,
-        number: int,
-        total: int,
-        http: JobHttp,
-        progress: Progress,
-    ) -> None:
-        """Write a result to a temporary file (streamed when it is a URL), check it, add the
-        provenance, and link it into place under the job's name."""
-        job = outcome.job
-        where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
-        stream = job.output is not None and is_stream(job.output)
-        if job.output is None:
-            folder = self.settings.out_dir
-        else:
-            # A device or stdout has no folder to stage in; the temporary file goes elsewhere.
-            folder = Path(tempfile.gettempdir()) if stream else _parent(job.output)
-        try:
-            if result.url is not None:
-                part = self.download(result.url, folder, where, http, progress)
-            else:
-                assert result.data is not None
-                progress("saving")
-                part = write_part(folder, [result.data], where, sync=not self.options.metadata)
-            try:
-                checked = inspect_image(part.path, where)
-                part = self._with_provenance(part, checked, provenance, folder, where)
-                checked = replace(checked, path=part.path, size=part.size)
-                if job.output is not None and stream:
-                    out = self.stdout or sys.stdout.buffer
-                    saved = place_stream(checked, job.output, out, where)
-                elif job.output is not None:
-                    saved, note = place_as(checked, job.output, self.options.overwrite)
-                    if note:
-                        self.events.warning(note)
-                else:
-                    stem = outcome.stems[number - 1] if number <= len(outcome.stems) else job.stem
-                    others = frozenset(outcome.stems) - {stem}
-                    saved = place_new(checked, folder, stem, avoid=others, exists=self._name_taken)
-            finally:
-                part.discard()
-        except InputError as exc:
-            if result.url is not None:
-                # The image was paid for: say where it still is, while the link lasts.
-                exc.message += f"; the image is still at {result.url} for a while"
-            raise
-        outcome.outputs.append(saved)
-        self._check_dimensions(outcome, saved)
-        if self.options.sidecar and provenance is not None:
-            self._write_sidecar(provenance, saved, overwrite=job.output is not None)
-
-    def download(
-        self, url: str, folder: Path, where: str, http: JobHttp, progress: Progress
-    ) -> PartFile:
-        """Stream a result into a part file in ``folder``: no credentials, redirects followed,
-        within the size cap; a broken transfer is fetched again."""
-        host = host_of(url)
-
-        def receive(response: httpx.Response) -> PartFile:
-            length = check_download(
-                response, where, host, MAX_DOWNLOAD_BYTES, ApiError, RESULT_DENIED
-            )
-            part = PartFile(folder, where)
-            try:
-                progress("downloading", 0, length)
-                for chunk in response.iter_bytes(64 * 1024):
-                    part.write(chunk)
-                    if part.size > MAX_DOWNLOAD_BYTES:
-                        raise too_large(where, host, MAX_DOWNLOAD_BYTES, ApiError)
-                    progress("downloading", part.size, length)
-                # With metadata the bytes are copied once more: that copy is the one synced.
-                part.close(sync=not self.options.metadata)
-            except BaseException:
-                part.discard()
-                raise
-            return part
-
-        request = http.client.build_request("GET", url)
-        return http.stream(
-            request, receive, where=host, what=f"downloading {where}", paid=False,
-            follow_redirects=True, unknown_host="it is the result link's host; try again later",
-        )  # fmt: skip
-
-    def _with_provenance(
-        self,
-        part: PartFile,
-        checked: SavedImage,
-        provenance: Provenance | None,
-        folder: Path,
-        where: str,
-    ) -> PartFile:
-        if not self.options.metadata or provenance is None:
-            return part
-        from nanoedit.provenance import embed
-
-        tagged = PartFile(folder, where)
-        tagged.close()
-        try:
-            embed(part.path, tagged.path, checked.format, provenance)
-        except ValueError as exc:
-            tagged.discard()
-            self.events.warning(f"{where}: saved without metadata ({exc})")
-            return part
-        except OSError as exc:
-            tagged.discard()
-            raise write_error(exc, folder, where) from None
-        except BaseException:
-            tagged.discard()
-            raise
-        part.discard()
-        sync_file(tagged.path, folder, where)
-        tagged.size = tagged.path.stat().st_size
-        return tagged
 
     def _provenance(self, outcome: JobOutcome, prepared: PreparedJob) -> Provenance:
         from nanoedit.provenance import InputRecord, Provenance
@@ -656,23 +525,6 @@ class Runner:
         outcome.warnings.append(text)
         self.events.warning(text)
 
-    def _write_sidecar(self, provenance: Provenance, saved: SavedImage, *, overwrite: bool) -> None:
-        """Write ``IMAGE.json``; only ``-o`` with --overwrite may replace one (checked before
-        sending); a generated name was chosen with its sidecar's name free."""
-        from nanoedit.provenance import sidecar_bytes, sidecar_path
-
-        path = sidecar_path(saved.path)
-        data = sidecar_bytes(provenance, saved.path, saved.width, saved.height, saved.format)
-        try:
-            write_atomic(path, data, overwrite=overwrite and self.options.overwrite)
-        except FileExistsError:
-            raise OverwriteError(
-                f"{path} appeared while {saved.path} was being made, so the image was saved "
-                "without its sidecar; move that file away and run again"
-            ) from None
-        except OSError as exc:
-            raise write_error(exc, path.parent, f"the sidecar {path.name}") from None
-
 
 def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
     """Refuse what the model cannot do (a size, a ratio, too many images) before a request
@@ -709,10 +561,6 @@ def _models_that(test: Callable[[ModelLimits], bool]) -> str:
 
     names = [alias for alias, model in GOOGLE_ALIASES.items() if test(GOOGLE_MODELS[model])]
     return "--model " + " or ".join(names)
-
-
-def _parent(path: Path) -> Path:
-    return path.parent if str(path.parent) else Path(".")
 
 
 def _dash(path: Path) -> str:

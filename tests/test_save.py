@@ -16,6 +16,7 @@ from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.jobs import SavedImage
 from nanoedit.save import (
     PartFile,
+    PartFiles,
     check_output_path,
     inspect_image,
     next_free_path,
@@ -107,6 +108,20 @@ def test_place_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
         with pytest.raises(OverwriteError, match=r"out.png already exists; pass --overwrite"):
             place_as(facts, isolated / "out.png", overwrite=False)
     assert sorted(p.name for p in isolated.iterdir()) == ["out.heic", "out.png", "result"]
+
+
+def test_each_run_removes_only_its_own_part_files(isolated: Path) -> None:
+    mine, theirs = PartFiles(), PartFiles()
+    held = PartFile(isolated, "the result", mine)
+    other = PartFile(isolated, "the result", theirs)
+    held.close()
+    other.close()
+    placed = write_part(isolated, [b"done"], "the result", parts=mine)
+    placed.discard()
+    mine.discard_all()
+    assert (held.path.exists(), other.path.exists()) == (False, True)
+    theirs.discard_all()
+    assert list(isolated.iterdir()) == []
 
 
 def test_output_path_checks(isolated: Path) -> None:
