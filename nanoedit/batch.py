@@ -331,18 +331,22 @@ def natural_stems(jobs: Sequence[Job]) -> list[tuple[str, ...]]:
     machine and every rerun agrees on them.
     """
     used: set[str] = set()
+    # Per job stem, the number to try next: every name below it is used, and stays used, so
+    # a list of many jobs of one stem is named in one pass.
+    next_number: dict[str, int] = {}
     stems: list[tuple[str, ...]] = []
     for job in jobs:
         names: list[str] = []
         if job.output is not None:
             stems.append(())  # the user named the file: it takes no generated name
             continue
-        number = 1
+        number = next_number.get(job.stem, 1)
         while len(names) < job.options.count:
             name = numbered(job.stem, number)
             number += 1
             if name not in used:
                 used.add(name)
                 names.append(name)
+        next_number[job.stem] = number
         stems.append(tuple(names))
     return stems

@@ -470,9 +470,11 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
     from nanoedit.batch import parse_shard
     from nanoedit.config import Flags, load_settings
     from nanoedit.http import client_for
-    from nanoedit.jobs import Options, exit_code_for
+    from nanoedit.inputs import RunInputs
+    from nanoedit.jobs import Options, RunOptions, exit_code_for
+    from nanoedit.plan import Planner
     from nanoedit.report import Reporter
-    from nanoedit.runner import Runner, RunOptions
+    from nanoedit.runner import Runner
 
     with _errors(flags.json_lines):
         prompt = _prompt_text(flags.prompt, flags.prompt_file, flags.quiet)
@@ -544,18 +546,22 @@ def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags
         ):
             for text in [*settings.warnings, *notes]:
                 reporter.warning(text)
-            binary = sys.stdout.buffer if sys.stdout is not None else None
-            runner = Runner(settings, client, reporter, run_options, stdout=binary)
+            if flags.dry_run and sys.stdout is None:
+                # Started with stdout closed: nowhere to print the plan.
+                raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+            inputs = RunInputs(reporter.warning)
+            planned = Planner(settings, run_options, inputs, reporter.warning).plan(jobs)
             if flags.dry_run:
                 from nanoedit.dryrun import print_plan
 
-                if sys.stdout is None:  # started with stdout closed: nowhere to print the plan
-                    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+                assert sys.stdout is not None
                 outcomes = print_plan(
-                    runner, jobs, settings, sys.stdout, reporter, flags.json_lines
+                    planned, settings, client, sys.stdout, reporter, flags.json_lines
                 )
             else:
-                outcomes = runner.run(jobs)
+                binary = sys.stdout.buffer if sys.stdout is not None else None
+                runner = Runner(settings, client, reporter, run_options, inputs, stdout=binary)
+                outcomes = runner.run(planned)
         if reporter.gone and not flags.dry_run:
             _closed_stdout(outcomes, flags.quiet)
         if not flags.dry_run:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -150,6 +150,22 @@ class Options:
     response_format: str = "url"
 
 
+DEFAULT_JOBS = 4
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run behaves, beyond the settings."""
+
+    overwrite: bool = False
+    jobs: int = DEFAULT_JOBS
+    skip_existing: bool = False
+    shard: tuple[int, int] = (1, 1)
+    retry_unsafe: bool = False
+    metadata: bool = True
+    sidecar: bool = False
+
+
 @dataclass(frozen=True)
 class Job:
     """One request to a model: an edit of one input (plus references) or a generation."""
@@ -204,16 +220,28 @@ class SavedImage:
     size: int
 
 
-@dataclass
+@dataclass(frozen=True)
+class PlannedJob:
+    """A checked job, ready to send: the backend it goes to, the model it asks for, and the
+    names its images take (none for a job with ``-o``, which names its one file)."""
+
+    job: Job
+    backend: str
+    model: str
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class JobOutcome:
-    """What became of one job."""
+    """What became of one job: refused or skipped when it was planned, or what running it
+    gave. ``backend`` and ``model`` are None when the job was refused before they were known.
+    """
 
     job: Job
     backend: str | None = None
     model: str | None = None
-    stems: tuple[str, ...] = ()
-    outputs: list[SavedImage] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    outputs: tuple[SavedImage, ...] = ()
+    warnings: tuple[str, ...] = ()
     error: NanoeditError | None = None
     skipped: bool = False
     text: str = ""

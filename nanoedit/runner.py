@@ -1,63 +1,36 @@
-"""The core of a run: check every job, send them (several at once), save what comes back.
+"""Running a planned run: send the jobs (several at once), save what comes back.
 
-The runner takes plain jobs and settings and returns outcomes; it reports what happens
-through an :class:`Events` object and never prints by itself.
+The runner takes what :mod:`nanoedit.plan` made of the jobs and returns an outcome for each;
+it reports what happens through an :class:`Events` object and never prints by itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import httpx
 
 from nanoedit import __version__
-from nanoedit.backends import backend_class, choose_backend, make_backend
-from nanoedit.backends.base import (
-    BackendBase,
-    PlannedRequest,
-    PreparedJob,
-    Takes,
-)
-from nanoedit.batch import natural_stems
-from nanoedit.config import Settings, plain_http_warning, stop_key_commands
-from nanoedit.errors import (
-    AuthError,
-    InputError,
-    NanoeditError,
-    OutputClosed,
-    OverwriteError,
-    UsageError,
-)
+from nanoedit.backends import backend_class, make_backend
+from nanoedit.backends.base import PreparedJob, Takes
+from nanoedit.config import Settings, stop_key_commands
+from nanoedit.errors import AuthError, NanoeditError, OutputClosed
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy
-from nanoedit.imageformat import IMAGE_SUFFIXES
 from nanoedit.inputs import RunInputs
-from nanoedit.jobs import Job, JobOutcome, SavedImage
-from nanoedit.models import ModelLimits, expected_size, limits_of
-from nanoedit.save import (
-    STDOUT,
-    PartFiles,
-    ResultWriter,
-    check_directory,
-    check_output_path,
-    existing_image,
-    is_stream,
-    next_free_path,
-    shown,
-    stem_taken,
-)
+from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.models import expected_size
+from nanoedit.save import PartFiles, ResultWriter, shown
 
 if TYPE_CHECKING:
+    from nanoedit.plan import Planned
     from nanoedit.provenance import Provenance
 
-DEFAULT_JOBS = 4
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
 
@@ -86,231 +59,92 @@ class Events(Protocol):
         """Whether nobody reads the results any more (stdout was closed): send no new job."""
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run behaves, beyond the settings."""
-
-    overwrite: bool = False
-    jobs: int = DEFAULT_JOBS
-    skip_existing: bool = False
-    shard: tuple[int, int] = (1, 1)
-    retry_unsafe: bool = False
-    metadata: bool = True
-    sidecar: bool = False
-
-
 class Runner:
-    """Runs jobs over one client, ``options.jobs`` at a time."""
+    """Runs planned jobs over one client, ``options.jobs`` at a time.
+
+    ``inputs`` is the run's, which planning read the local images with: a stream's bytes are
+    kept there. ``stdout`` is where ``-o -`` writes (the process's own unless given).
+    """
 
     def __init__(
         self,
         settings: Settings,
         client: httpx.Client,
         events: Events,
-        options: RunOptions | None = None,
+        options: RunOptions,
+        inputs: RunInputs,
         stdout: BinaryIO | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.events = events
-        self.options = options or RunOptions()
+        self.options = options
+        self.inputs = inputs
         self.cancel = threading.Event()
-        self.inputs = RunInputs(events.warning)
         # The run's temporary files: Ctrl-C removes those still there.
         self.parts = PartFiles()
         self.writer = ResultWriter(
             settings.out_dir,
-            overwrite=self.options.overwrite,
-            metadata=self.options.metadata,
-            sidecar=self.options.sidecar,
+            overwrite=options.overwrite,
+            metadata=options.metadata,
+            sidecar=options.sidecar,
             stdout=stdout,
             warn=events.warning,
             parts=self.parts,
         )
-        self._name_taken = self.writer.taken
-        self._waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
+        self.policy = RetryPolicy(
+            retries=settings.retries,
+            backoff=settings.backoff,
+            retry_unsafe=options.retry_unsafe,
+        )
+        # Jobs not sent yet, by their place in the run.
+        self._waiting: queue.SimpleQueue[tuple[int, PlannedJob]] = queue.SimpleQueue()
         # Guards taking a job from the queue against holding jobs back.
         self._lock = threading.Lock()
         # Per backend, the first rejection of its key: every job after it shares it.
         self._rejected: dict[str, NanoeditError] = {}
-        self.policy = RetryPolicy(
-            retries=settings.retries,
-            backoff=settings.backoff,
-            retry_unsafe=self.options.retry_unsafe,
-        )
 
-    # Checking -----------------------------------------------------------------------------
-
-    def select(self, jobs: Sequence[Job]) -> list[JobOutcome]:
-        """This shard's jobs, checked, named, and marked when they can be skipped.
-
-        No request is sent for a job that fails here.
-        """
-        if any(job.output == STDOUT for job in jobs) and (
-            len(jobs) > 1 or jobs[0].options.count > 1
-        ):
-            images = sum(job.options.count for job in jobs)
-            raise UsageError(
-                f"-o - writes one image to stdout, but this run makes {images} images; "
-                "use -d/--out-dir instead"
-            )
-        targets = [job.output for job in jobs if job.output is not None]
-        if len(targets) != len(set(targets)) or any(
-            job.output is not None and job.options.count > 1 for job in jobs
-        ):
-            images = sum(job.options.count for job in jobs if job.output is not None)
-            raise UsageError(
-                f"-o/--output names one file, but this run makes {images} images for it; "
-                "use -d/--out-dir instead"
-            )
-        stems = natural_stems(jobs)
-        every_stem = frozenset(stem for names in stems for stem in names)
-        k, n = self.options.shard
-        outcomes = [
-            JobOutcome(job, stems=names)
-            for position, (job, names) in enumerate(zip(jobs, stems, strict=True))
-            if position % n == k - 1
-        ]
-        for outcome in outcomes:
-            try:
-                outcome.backend = self.check(outcome.job)
-                backend = backend_class(outcome.backend)
-                outcome.model = backend.model_id(
-                    outcome.job.options.model
-                    or self.settings.backend_settings(outcome.backend).model
-                )
-                check_request(backend, outcome.model, outcome.job)
-            except NanoeditError as exc:
-                outcome.error = exc
-                continue
-            if self.options.skip_existing:
-                found = self._existing(outcome)
-                if found is not None:
-                    # Reported as this run's results: a resumed batch still lists them all.
-                    outcome.skipped = True
-                    outcome.outputs = found
-        self._reserve(outcomes, every_stem)
-        for name in sorted({o.backend for o in outcomes if o.backend and o.error is None}):
-            warning = plain_http_warning(self.settings.backend_settings(name))
-            if warning:
-                self.events.warning(warning)
-            self._check_response_format(name, outcomes)
-        return outcomes
-
-    def _check_response_format(self, backend: str, outcomes: Sequence[JobOutcome]) -> None:
-        """Warn, once per backend, when --response-format asks for what it cannot give."""
-        honoured = backend_class(backend).response_formats
-        asked = {
-            o.job.options.response_format
-            for o in outcomes
-            if o.backend == backend and o.error is None and not o.skipped
-        }
-        only = "URLs" if honoured == ("url",) else " or ".join(honoured)
-        for wanted in sorted(asked - set(honoured)):
-            self.events.warning(
-                f"the {backend} backend returns images as {only} only, so --response-format "
-                f"{wanted} does not apply to its jobs; their images are downloaded from the URLs"
-            )
-
-    def check(self, job: Job) -> str:
-        """Route the job and check its local inputs and output; returns the backend name."""
-        backend = choose_backend(job, self.settings)
-        for source in job.images:
-            if not source.is_url:
-                self.inputs.check_local(source)
-        if job.output is not None and is_stream(job.output):
-            if self.options.sidecar:
-                raise UsageError(
-                    f"--sidecar writes FILE.json beside a saved file, and -o {_dash(job.output)} "
-                    "is not one; leave out --sidecar, or give -o FILE"
-                )
-        elif job.output is not None:
-            if not (self.options.skip_existing and existing_image(job.output)):
-                check_output_path(job.output, self.options.overwrite)
-                if self.options.sidecar and not self.options.overwrite:
-                    self._check_sidecar_free(job.output)
-        else:
-            check_directory(self.settings.out_dir)
-        return backend
-
-    def _check_sidecar_free(self, image: Path) -> None:
-        from nanoedit.provenance import sidecar_path
-
-        sidecar = sidecar_path(image)
-        if os.path.lexists(sidecar):
-            raise OverwriteError(
-                f"{sidecar} already exists; pass --overwrite to replace it, or choose another -o"
-            )
-
-    def _existing(self, outcome: JobOutcome) -> list[SavedImage] | None:
-        """The images a job saved on an earlier run, or None when any of them is missing."""
-        job = outcome.job
-        if job.output is not None:
-            if is_stream(job.output):
-                return None
-            choices = [[job.output]]
-        else:
-            folder = self.settings.out_dir
-            choices = [[folder / f"{stem}{x}" for x in IMAGE_SUFFIXES] for stem in outcome.stems]
-        found = []
-        for paths in choices:
-            image = next((image for path in paths if (image := existing_image(path))), None)
-            if image is None:
-                return None
-            found.append(image)
-        return found
-
-    def _reserve(self, outcomes: list[JobOutcome], every_stem: frozenset[str]) -> None:
-        """Give each job to run its names now, in job order, so threads finishing in any
-        order still save under the same names."""
-        claimed: set[str] = set()
-        for outcome in outcomes:
-            if outcome.error is not None or outcome.skipped or outcome.job.output is not None:
-                continue
-            names = []
-            for stem in outcome.stems:
-                avoid = (every_stem - {stem}) | claimed
-                if stem in avoid or stem_taken(self.settings.out_dir, stem, self._name_taken):
-                    # Number on from the job's own stem: cat-edit-3, not cat-edit-2-2.
-                    folder, base = self.settings.out_dir, outcome.job.stem
-                    stem = next_free_path(
-                        folder, base, "", avoid=avoid | {stem}, exists=self._name_taken
-                    ).name
-                claimed.add(stem)
-                names.append(stem)
-            outcome.stems = tuple(names)
-
-    # Running ------------------------------------------------------------------------------
-
-    def run(self, jobs: Sequence[Job]) -> list[JobOutcome]:
-        """Check every job first, then run the good ones concurrently; Ctrl-C stops them all."""
-        outcomes = self.select(jobs)
-        self.events.run_started(len(outcomes))
-        runnable = []
-        for outcome in outcomes:
-            if outcome.error is None and not outcome.skipped:
-                runnable.append(outcome)
+    def run(self, planned: Sequence[Planned]) -> list[JobOutcome]:
+        """Send every planned job, several at once, and return every job's outcome in job
+        order (a refused or skipped one as planning left it); Ctrl-C stops them all."""
+        self.events.run_started(len(planned))
+        outcomes: dict[int, JobOutcome] = {}
+        for place, entry in enumerate(planned):
+            if isinstance(entry, PlannedJob):
+                self._waiting.put((place, entry))
             else:
-                self.events.job_finished(outcome)
-        if not runnable:
-            return outcomes
-        # Daemon threads: a job blocked on a silent server must not keep the process alive
-        # after Ctrl-C (an executor's threads are joined at exit, however long that takes).
-        for outcome in runnable:
-            self._waiting.put(outcome)
+                outcomes[place] = entry
+                self.events.job_finished(entry)
+        runnable = len(planned) - len(outcomes)
+        if runnable:
+            self._run_all(runnable, outcomes)
+        with self._lock:
+            unsent = self._hold_back(None)
+        # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
+        closed = OutputClosed("not sent: stdout was closed")
+        for place, entry in unsent:
+            outcomes[place] = _held_back(entry, closed)
+        return [outcomes[place] for place in range(len(planned))]
+
+    def _run_all(self, runnable: int, outcomes: dict[int, JobOutcome]) -> None:
+        """Run the queued jobs in worker threads until the queue is empty or the run stops."""
         crashes: list[BaseException] = []
 
         def work() -> None:
-            while (outcome := self._next()) is not None:
+            while (taken := self._next()) is not None:
+                place, entry = taken
                 try:
-                    self.run_one(outcome)
+                    for done, outcome in self._finish(place, entry, self.run_one(entry)):
+                        outcomes[done] = outcome
                 except BaseException as exc:  # a bug: stop the run and show it
                     crashes.append(exc)
                     self.cancel.set()
 
+        # Daemon threads: a job blocked on a silent server must not keep the process alive
+        # after Ctrl-C (an executor's threads are joined at exit, however long that takes).
         workers = [
             threading.Thread(target=work, name=f"job-{n}", daemon=True)
-            for n in range(min(max(1, self.options.jobs), len(runnable)))
+            for n in range(min(max(1, self.options.jobs), runnable))
         ]
         try:
             # Started inside the try: a job may be well on its way (its key command running)
@@ -334,16 +168,8 @@ class Runner:
             raise
         if crashes:
             raise crashes[0]
-        with self._lock:
-            unsent = self._hold_back(None)
-        if unsent:
-            # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
-            closed = OutputClosed("not sent: stdout was closed")
-            for outcome in unsent:
-                outcome.error, outcome.held_back = closed, True
-        return outcomes
 
-    def _next(self) -> JobOutcome | None:
+    def _next(self) -> tuple[int, PlannedJob] | None:
         """The next job to send, or None when there is none left or the run is stopping."""
         with self._lock:
             if self.cancel.is_set() or self.events.closed():
@@ -353,45 +179,61 @@ class Runner:
             except queue.Empty:
                 return None
 
-    def _hold_back(self, backend: str | None) -> list[JobOutcome]:
+    def _hold_back(self, backend: str | None) -> list[tuple[int, PlannedJob]]:
         """Take the jobs of ``backend`` (None: of any) that are not sent yet off the queue
         (with the lock)."""
-        held: list[JobOutcome] = []
-        others: list[JobOutcome] = []
+        held: list[tuple[int, PlannedJob]] = []
+        others: list[tuple[int, PlannedJob]] = []
         while True:
             try:
-                outcome = self._waiting.get_nowait()
+                waiting = self._waiting.get_nowait()
             except queue.Empty:
                 break
-            (held if backend in (None, outcome.backend) else others).append(outcome)
-        for outcome in others:
-            self._waiting.put(outcome)
+            (held if backend in (None, waiting[1].backend) else others).append(waiting)
+        for waiting in others:
+            self._waiting.put(waiting)
         return held
 
-    def _key_rejected(self, outcome: JobOutcome, error: AuthError) -> list[JobOutcome]:
+    def _finish(
+        self, place: int, planned: PlannedJob, outcome: JobOutcome | None
+    ) -> list[tuple[int, JobOutcome]]:
+        """Report a job that ran (None: one the interruption stopped, said nothing of), and
+        the jobs its rejected key holds back; returns them all by their place in the run."""
+        if outcome is None:
+            return []
+        done = [(place, outcome)]
+        if isinstance(outcome.error, AuthError):
+            first, held = self._key_rejected(planned.backend, outcome.error)
+            if first is not outcome.error:
+                outcome = replace(outcome, error=first)
+            done = [(place, outcome), *held]
+        for _, finished in done:
+            self.events.job_finished(finished)
+        return done
+
+    def _key_rejected(
+        self, backend: str, error: AuthError
+    ) -> tuple[NanoeditError, list[tuple[int, JobOutcome]]]:
         """A job's key was rejected: every job of its backend not sent yet is held back, as it
-        would fail the same way (and print the same error). Returns the jobs held back."""
-        assert outcome.backend is not None
+        would fail the same way (and print the same error). Returns the error the job keeps
+        (the first rejection, said once) and the jobs held back."""
         with self._lock:
-            first = self._rejected.get(outcome.backend)
+            first = self._rejected.get(backend)
             if first is not None:
                 # Sent before the first rejection came back: the same error, said once.
-                outcome.error = first
-                return []
-            self._rejected[outcome.backend] = error
-            held = self._hold_back(outcome.backend)
+                return first, []
+            self._rejected[backend] = error
+            held = self._hold_back(backend)
         if held:
             error.message += f"; {len(held)} {'job' if len(held) == 1 else 'jobs'} not sent"
-        for other in held:
-            other.error, other.held_back = error, True
-        return held
+        return error, [(place, _held_back(entry, error)) for place, entry in held]
 
-    def run_one(self, outcome: JobOutcome) -> None:
-        """Send one checked job and save its images as soon as they arrive."""
-        job = outcome.job
-        assert outcome.backend is not None and outcome.model is not None
+    def run_one(self, planned: PlannedJob) -> JobOutcome | None:
+        """Send one planned job and save its images as soon as they arrive; None when the run
+        was interrupted meanwhile."""
+        job = planned.job
         if self.cancel.is_set():
-            return
+            return None
         started = time.monotonic()
         self.events.job_started(job)
 
@@ -409,40 +251,46 @@ class Runner:
             cancel=self.cancel,
             proxy=self.settings.proxy,
         )
+        outputs: list[SavedImage] = []
+        warnings: list[str] = []
+        text = ""
+        error: NanoeditError | None = None
         try:
-            backend = make_backend(outcome.backend, self.settings, http)
+            backend = make_backend(planned.backend, self.settings, http)
             progress("preparing inputs")
-            prepared = self.prepare(job, outcome.backend, outcome.model, http)
+            prepared = self.prepare(job, planned.backend, planned.model, http)
             answer = backend.run(prepared, progress)
             results = answer.images
-            outcome.text = answer.text
-            self._check_count(outcome, len(results))
+            text = answer.text
+            warnings += self._check_count(job, len(results))
             # Worked out once per job: it hashes every input, and each image carries it.
             wanted = self.options.metadata or self.options.sidecar
-            provenance = self._provenance(outcome, prepared) if wanted else None
+            provenance = _provenance(planned, prepared) if wanted else None
             for number, result in enumerate(results, start=1):
                 saved = self.writer.save(
-                    job, outcome.stems, provenance, result, number, len(results), http, progress
+                    job, planned.names, provenance, result, number, len(results), http, progress
                 )
-                outcome.outputs.append(saved)
-                self._check_dimensions(outcome, saved)
+                outputs.append(saved)
+                warnings += self._check_dimensions(planned, saved)
                 if self.options.sidecar and provenance is not None:
                     self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
         except NanoeditError as exc:
-            outcome.error = exc
+            error = exc
         except Interrupted:
-            return
-        finally:
-            outcome.sent = http.sent
-        if self.cancel.is_set() and outcome.error is not None:
-            return  # the failure is the interruption's doing: say nothing of it
-        outcome.seconds = time.monotonic() - started
-        held = []
-        if isinstance(outcome.error, AuthError):
-            held = self._key_rejected(outcome, outcome.error)
-        self.events.job_finished(outcome)
-        for other in held:
-            self.events.job_finished(other)
+            return None
+        if self.cancel.is_set() and error is not None:
+            return None  # the failure is the interruption's doing: say nothing of it
+        return JobOutcome(
+            job,
+            planned.backend,
+            planned.model,
+            outputs=tuple(outputs),
+            warnings=tuple(warnings),
+            error=error,
+            text=text,
+            seconds=time.monotonic() - started,
+            sent=http.sent,
+        )
 
     def prepare(self, job: Job, backend: str, model: str, http: JobHttp) -> PreparedJob:
         """Read the local images and, for a backend that needs bytes, download the URLs."""
@@ -459,113 +307,60 @@ class Runner:
                 )
         return PreparedJob(job=job, model=model, uploads=uploads)
 
-    def plan(self, outcome: JobOutcome) -> list[PlannedRequest]:
-        """The requests a checked job would send (for ``--dry-run``); nothing is sent."""
-        assert outcome.backend is not None and outcome.model is not None
-        job = outcome.job
-        http = JobHttp(self.client, self.policy, Deadline(self.settings.timeout))
-        backend = make_backend(outcome.backend, self.settings, http)
-        urls = tuple(source.location for source in job.images)
-        return backend.plan(PreparedJob(job=job, model=outcome.model, urls=urls))
-
-    # Saving -------------------------------------------------------------------------------
-
-    def _provenance(self, outcome: JobOutcome, prepared: PreparedJob) -> Provenance:
-        from nanoedit.provenance import InputRecord, Provenance
-
-        assert outcome.backend is not None and outcome.model is not None
-        options = outcome.job.options
-        if prepared.uploads:
-            inputs = tuple(
-                InputRecord(upload.source.label, hashlib.sha256(upload.data).hexdigest())
-                for upload in prepared.uploads
-            )
-        else:
-            # Sent as URLs, never read here: there are no bytes to hash.
-            inputs = tuple(InputRecord(url, "") for url in prepared.urls)
-        return Provenance(
-            prompt=options.prompt,
-            model=outcome.model,
-            backend=outcome.backend,
-            ratio=options.ratio,
-            size=options.size,
-            inputs=inputs,
-            version=__version__,
-        )
-
-    def _check_count(self, outcome: JobOutcome, got: int) -> None:
+    def _check_count(self, job: Job, got: int) -> list[str]:
         """Warn when the provider sent fewer images than the job asked for (a relay that
         drops some, a task that came back empty): the job keeps what came."""
-        asked = outcome.job.options.count
+        asked = job.options.count
         if got >= asked:
-            return
-        text = (
-            f"{outcome.job.label}: asked for {asked} images, {got} came back; "
-            f"the job keeps those {got}"
-        )
-        outcome.warnings.append(text)
+            return []
+        text = f"{job.label}: asked for {asked} images, {got} came back; the job keeps those {got}"
         self.events.warning(text)
+        return [text]
 
-    def _check_dimensions(self, outcome: JobOutcome, saved: SavedImage) -> None:
+    def _check_dimensions(self, planned: PlannedJob, saved: SavedImage) -> list[str]:
         """Warn when the provider ignored the ratio or size that was asked for."""
-        options = outcome.job.options
-        assert outcome.model is not None
-        expected = expected_size(outcome.model, options.ratio, options.size)
+        options, model = planned.job.options, planned.model
+        expected = expected_size(model, options.ratio, options.size)
         if expected is None or expected == (saved.width, saved.height):
-            return
+            return []
         asked = " at ".join(
             part for part in (options.ratio, options.size) if part and part != "auto"
         )
         text = (
-            f"{shown(saved.path)}: asked for {asked} "
-            f"({expected[0]}x{expected[1]} on {outcome.model}) "
+            f"{shown(saved.path)}: asked for {asked} ({expected[0]}x{expected[1]} on {model}) "
             f"but the image is {saved.width}x{saved.height}; the provider ignored the "
             f"{_what_was_ignored(expected, (saved.width, saved.height))}"
         )
-        outcome.warnings.append(text)
         self.events.warning(text)
+        return [text]
 
 
-def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
-    """Refuse what the model cannot do (a size, a ratio, too many images) before a request
-    is paid for. Sizes and ratios are the model's own; the image count is checked where the
-    backend knows the model's limit."""
-    options = job.options
-    facts = backend.limits(model) or limits_of(model)
-    if facts is None:
-        return
-    size, ratio = options.size, options.ratio
-    if size is not None and size not in facts.sizes:
-        able = _models_that(lambda other: size in other.sizes)
-        raise UsageError(
-            f"{model} renders {', '.join(facts.sizes)} only, so size {size} cannot be honoured; "
-            "drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model that "
-            f"renders it ({able})"
+def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
+    from nanoedit.provenance import InputRecord, Provenance
+
+    options = planned.job.options
+    if prepared.uploads:
+        inputs = tuple(
+            InputRecord(upload.source.label, hashlib.sha256(upload.data).hexdigest())
+            for upload in prepared.uploads
         )
-    if ratio != "auto" and ratio not in facts.ratios:
-        able = _models_that(lambda other: ratio in other.ratios)
-        raise UsageError(
-            f"{model} does not render the ratio {ratio}; choose another --ratio, or a model "
-            f"that renders it ({able})"
-        )
-    limits = backend.limits(model)
-    if limits is not None and len(job.images) > limits.max_images:
-        raise InputError(
-            f"{job.label}: {len(job.images)} images for one job, and {model} takes at most "
-            f"{limits.max_images}; pass fewer --ref images"
-        )
+    else:
+        # Sent as URLs, never read here: there are no bytes to hash.
+        inputs = tuple(InputRecord(url, "") for url in prepared.urls)
+    return Provenance(
+        prompt=options.prompt,
+        model=planned.model,
+        backend=planned.backend,
+        ratio=options.ratio,
+        size=options.size,
+        inputs=inputs,
+        version=__version__,
+    )
 
 
-def _models_that(test: Callable[[ModelLimits], bool]) -> str:
-    from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS
-
-    names = [alias for alias, model in GOOGLE_ALIASES.items() if test(GOOGLE_MODELS[model])]
-    return "--model " + " or ".join(names)
-
-
-def _dash(path: Path) -> str:
-    """An ``-o`` value as the user typed it: ``-`` for stdout."""
-    return "-" if path == STDOUT else str(path)
+def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:
+    """The outcome of a job never sent: ``error`` stopped the run before it."""
+    return JobOutcome(planned.job, planned.backend, planned.model, error=error, held_back=True)
 
 
 def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:
