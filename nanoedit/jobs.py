@@ -138,32 +138,57 @@ def prompt_slug(prompt: str, limit: int = 40) -> str:
     return slug or "image"
 
 
-@dataclass(frozen=True)
+# The defaults of what the command line leaves out; its options show them in --help.
+DEFAULT_COUNT = 1
+DEFAULT_RESPONSE_FORMAT = "url"
+DEFAULT_JOBS = 4
+# --shard 1/1: the whole job list.
+WHOLE_RUN = (1, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Options:
-    """What to ask the model for; shared by every job of a run."""
+    """What to ask the model for; shared by every job of a run (a job-file line may change
+    some of it for its own job)."""
 
     prompt: str
     ratio: str = "auto"
     size: str | None = None
     model: str | None = None
-    count: int = 1
-    response_format: str = "url"
+    count: int = DEFAULT_COUNT
+    response_format: str = DEFAULT_RESPONSE_FORMAT
 
 
-DEFAULT_JOBS = 4
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunOptions:
-    """How a run behaves, beyond the settings."""
+    """How a run behaves: where it sends and saves, how patiently, and what it prints.
 
-    overwrite: bool = False
+    The first six override the settings of the same name (None: the environment or the
+    config file decides); --ratio and --size, which are asked of the model, are given to
+    :func:`~nanoedit.config.load_settings` beside them.
+    """
+
+    backend: str | None = None
+    out_dir: Path | None = None
+    sandbox: bool = False
+    proxy: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
     jobs: int = DEFAULT_JOBS
+    shard: tuple[int, int] = WHOLE_RUN
+    """This run's part of the job list: K of N, as ``--shard K/N`` gives it."""
     skip_existing: bool = False
-    shard: tuple[int, int] = (1, 1)
+    overwrite: bool = False
     retry_unsafe: bool = False
     metadata: bool = True
     sidecar: bool = False
+    dry_run: bool = False
+    json_lines: bool = False
+    quiet: bool = False
+    print0: bool = False
+    preview: bool = False
+    open_images: bool = False
+    report: Path | None = None
 
 
 @dataclass(frozen=True)

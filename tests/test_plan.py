@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nanoedit.config import Flags, load_settings
+from nanoedit.config import load_settings
 from nanoedit.inputs import RunInputs
 from nanoedit.jobs import JobOutcome, Options, PlannedJob, RunOptions, build_edit_jobs
 from nanoedit.plan import Planned, Planner
@@ -19,7 +19,7 @@ COPIES = 20
 def plan(
     urls: list[str], taken: set[Path], options: RunOptions, size: str | None = None
 ) -> tuple[list[Planned], list[str]]:
-    settings = load_settings(os.environ, Flags(sandbox=True))
+    settings = load_settings(os.environ, RunOptions(sandbox=True))
     warnings: list[str] = []
     planner = Planner(
         settings, options, RunInputs(warnings.append), warnings.append, exists=taken.__contains__
