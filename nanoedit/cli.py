@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -23,6 +21,7 @@ from typer._types import TyperChoice
 from typer.core import TyperGroup
 
 from nanoedit import __version__
+from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
 from nanoedit.jobs import (
     DEFAULT_COUNT,
@@ -443,6 +442,12 @@ def _check_stdout(jobs: list[Job], run: RunOptions) -> None:
         )
 
 
+def _clock(ctx: typer.Context) -> Clock:
+    """The clock a command's run reads the time and waits on: the real one, unless the
+    caller gave another as the context's object (``CliRunner.invoke(app, args, obj=...)``)."""
+    return ctx.obj if isinstance(ctx.obj, Clock) else Clock()
+
+
 def _shard(text: str | None) -> tuple[int, int]:
     """``--shard K/N`` as numbers (a usage error when it is not one); every job without it."""
     from nanoedit.batch import parse_shard
@@ -461,9 +466,11 @@ def _run(
     model: str | None,
     count: int,
     response_format: ResponseFormat,
+    clock: Clock,
 ) -> None:
     """Run edit's or generate's jobs: ``make_jobs`` makes them from what is asked of the
-    model (the prompt, ratio, size, model, count and response format, resolved here)."""
+    model (the prompt, ratio, size, model, count and response format, resolved here). The
+    run reads the time and waits on ``clock``."""
     from nanoedit.config import load_settings
     from nanoedit.http import client_for
     from nanoedit.inputs import RunInputs
@@ -506,9 +513,9 @@ def _run(
                 protocol=choose_protocol(settings.preview_protocol, os.environ),
                 open_command=settings.open_command,
             )
-        started, when = time.monotonic(), datetime.now().astimezone()
+        started, when = clock.monotonic(), clock.now().astimezone()
         with (
-            client_for(settings, pool=run.jobs) as client,
+            client_for(settings, pool=run.jobs, clock=clock) as client,
             Reporter(
                 sys.stdout,
                 sys.stderr,
@@ -534,7 +541,7 @@ def _run(
                 )
             else:
                 binary = sys.stdout.buffer if sys.stdout is not None else None
-                runner = Runner(settings, client, reporter, run, inputs, stdout=binary)
+                runner = Runner(settings, client, reporter, run, inputs, stdout=binary, clock=clock)
                 outcomes = runner.run(planned)
         if reporter.gone and not run.dry_run:
             _closed_stdout(outcomes, run.quiet)
@@ -543,7 +550,7 @@ def _run(
         if run.report is not None:
             from nanoedit.contact_sheet import save_run_page
 
-            save_run_page(run.report, outcomes, when, time.monotonic() - started)
+            save_run_page(run.report, outcomes, when, clock.monotonic() - started)
             if not run.quiet:
                 reporter.console.print(f"wrote the report {run.report}")
     raise typer.Exit(exit_code_for(outcomes))
@@ -592,6 +599,7 @@ def _closed_stdout(outcomes: Sequence[JobOutcome], quiet: bool) -> NoReturn:
 
 @app.command()
 def edit(
+    ctx: typer.Context,
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
@@ -730,6 +738,7 @@ def edit(
         model=model,
         count=count,
         response_format=response_format,
+        clock=_clock(ctx),
     )
 
 
@@ -750,6 +759,7 @@ def _read_text(path: str, what: str, flag: str) -> str:
 
 @app.command()
 def generate(
+    ctx: typer.Context,
     prompt: PromptOpt = None,
     prompt_file: PromptFileOpt = None,
     ratio: RatioOpt = None,
@@ -810,6 +820,7 @@ def generate(
         model=model,
         count=count,
         response_format=response_format,
+        clock=_clock(ctx),
     )
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from nanoedit import __version__
+from nanoedit.clock import Clock
 from nanoedit.errors import NanoeditError, NetworkError
 
 if TYPE_CHECKING:
@@ -183,14 +184,16 @@ def make_client(
     )
 
 
-def client_for(settings: Settings, pool: int = 0) -> httpx.Client:
-    """The run's client: over the network, or wired to the in-process sandbox."""
+def client_for(settings: Settings, pool: int = 0, clock: Clock | None = None) -> httpx.Client:
+    """The run's client: over the network, or wired to the in-process sandbox, whose tasks
+    take their time on the run's ``clock``."""
     if not settings.sandbox:
         return make_client(proxy=settings.proxy, pool=pool)
     from nanoedit.sandbox import Sandbox, SandboxTransport
 
     # A short task time shows the asynchronous flow of the URL-list API without a long wait.
-    return make_client(SandboxTransport(Sandbox(task_seconds=1.0)), pool=pool)
+    sandbox = Sandbox(task_seconds=1.0, clock=(clock or Clock()).monotonic)
+    return make_client(SandboxTransport(sandbox), pool=pool)
 
 
 def check_download(
@@ -254,8 +257,9 @@ def _never_sent(exc: httpx.TransportError, trace: _BodyTrace) -> bool:
 class JobHttp:
     """One job's view of the network: the shared client, its retry policy and time budget.
 
-    ``notify`` hears about every retry (for the progress display); ``sleep`` waits and raises
-    :class:`Interrupted` when the run is cancelled.
+    ``notify`` hears about every retry (for the progress display); ``sleep`` waits on the
+    ``clock`` and raises :class:`Interrupted` when the run is cancelled. ``now`` and
+    ``sleeper``, when given, replace the clock's time of day and its waits.
     """
 
     def __init__(
@@ -267,9 +271,10 @@ class JobHttp:
         notify: Callable[[str], None] = lambda text: None,
         cancel: threading.Event | None = None,
         jitter: Callable[[], float] = random.random,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] | None = None,
         sleeper: Callable[[float], None] | None = None,
         proxy: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.policy = policy
@@ -277,17 +282,18 @@ class JobHttp:
         self.notify = notify
         self.cancel = cancel or threading.Event()
         self.jitter = jitter
-        self.now = now
+        self.clock = clock or Clock()
+        self.now = now or self.clock.now
         self.sleeper = sleeper
         self.proxy = proxy
         # Whether any request of the job was handed to the network (the --json "sent").
         self.sent = False
 
     def sleep(self, seconds: float) -> None:
-        """Wait, unless the run is cancelled meanwhile (``sleeper`` replaces the wait in tests)."""
+        """Wait, unless the run is cancelled meanwhile."""
         if self.sleeper is not None:
             self.sleeper(max(0.0, seconds))
-        elif self.cancel.wait(max(0.0, seconds)):
+        elif self.clock.wait(max(0.0, seconds), self.cancel):
             raise Interrupted
 
     def send(

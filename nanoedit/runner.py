@@ -19,6 +19,7 @@ import httpx
 from nanoedit import __version__
 from nanoedit.backends import backend_class, make_backend
 from nanoedit.backends.base import PreparedJob, Takes
+from nanoedit.clock import Clock
 from nanoedit.config import Settings, stop_key_commands
 from nanoedit.errors import AuthError, NanoeditError, OutputClosed
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy
@@ -63,7 +64,8 @@ class Runner:
     """Runs planned jobs over one client, ``options.jobs`` at a time.
 
     ``inputs`` is the run's, which planning read the local images with: a stream's bytes are
-    kept there. ``stdout`` is where ``-o -`` writes (the process's own unless given).
+    kept there. ``stdout`` is where ``-o -`` writes (the process's own unless given). Jobs
+    read the time and wait (between retries, between polls) on ``clock``.
     """
 
     def __init__(
@@ -74,12 +76,14 @@ class Runner:
         options: RunOptions,
         inputs: RunInputs,
         stdout: BinaryIO | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.events = events
         self.options = options
         self.inputs = inputs
+        self.clock = clock or Clock()
         self.cancel = threading.Event()
         # The run's temporary files: Ctrl-C removes those still there.
         self.parts = PartFiles()
@@ -234,7 +238,7 @@ class Runner:
         job = planned.job
         if self.cancel.is_set():
             return None
-        started = time.monotonic()
+        started = self.clock.monotonic()
         self.events.job_started(job)
 
         def progress(phase: str, done: int | None = None, total: int | None = None) -> None:
@@ -246,10 +250,11 @@ class Runner:
         http = JobHttp(
             self.client,
             self.policy,
-            Deadline(self.settings.timeout),
+            Deadline(self.settings.timeout, self.clock.monotonic),
             notify=notify,
             cancel=self.cancel,
             proxy=self.settings.proxy,
+            clock=self.clock,
         )
         outputs: list[SavedImage] = []
         warnings: list[str] = []
@@ -288,7 +293,7 @@ class Runner:
             warnings=tuple(warnings),
             error=error,
             text=text,
-            seconds=time.monotonic() - started,
+            seconds=self.clock.monotonic() - started,
             sent=http.sent,
         )
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from nanoedit.cli import app
+from nanoedit.clock import Clock
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 OPENAI_KEY = "sk-test-openai-key-0001"
@@ -35,6 +39,39 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
+class SkippingClock(Clock):
+    """Real time, except that a wait returns at once and moves this clock on by its length:
+    a run that waits for a retry or a task costs no more than its requests."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        """The real monotonic clock, plus every wait skipped so far."""
+        return time.monotonic() + self.skipped
+
+    def now(self) -> datetime:
+        """The real time of day, plus every wait skipped so far."""
+        return datetime.now(UTC) + timedelta(seconds=self.skipped)
+
+    def wait(self, seconds: float, cancel: threading.Event) -> bool:
+        """Skip the wait (none once the run is cancelled)."""
+        if cancel.is_set():
+            return True
+        with self._lock:
+            self.skipped += seconds
+            self.waits.append(seconds)
+        return False
+
+
+@pytest.fixture
+def clock() -> SkippingClock:
+    """A clock whose waits are skipped; ``served`` keeps its tasks' time on it."""
+    return SkippingClock()
+
+
 @dataclass
 class Served:
     """A sandbox serving on a loopback port."""
@@ -44,9 +81,10 @@ class Served:
 
 
 @pytest.fixture
-def served() -> Iterator[Served]:
-    """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys."""
-    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY}))
+def served(clock: SkippingClock) -> Iterator[Served]:
+    """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys; its tasks take their
+    time on ``clock``, so a run given that clock skips its polls' waits."""
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY}), clock=clock.monotonic)
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
 
@@ -76,10 +114,14 @@ def backend_env(
 
 
 def run_cli(
-    args: list[str], env: dict[str, str] | None = None, stdin: str | bytes | None = None
+    args: list[str],
+    env: dict[str, str] | None = None,
+    stdin: str | bytes | None = None,
+    clock: Clock | None = None,
 ) -> Result:
-    """Run nanoedit in-process; stdout and stderr are kept apart. ``stdin`` is text or bytes."""
-    return CliRunner().invoke(app, args, env=env, input=stdin, catch_exceptions=False)
+    """Run nanoedit in-process; stdout and stderr are kept apart. ``stdin`` is text or bytes.
+    The run reads the time and waits on ``clock`` (the real one unless given)."""
+    return CliRunner().invoke(app, args, env=env, input=stdin, catch_exceptions=False, obj=clock)
 
 
 def big_jpeg(width: int, height: int, colour: tuple[int, int, int] = (200, 120, 40)) -> bytes:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, backend_env, run_cli
+from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
 from nanoedit import __version__
@@ -144,14 +144,16 @@ def test_json_failure_record_still_comes(sample: Path) -> None:
     assert records[1]["outputs"] == []
 
 
-def test_in_process_sandbox_needs_no_key_and_no_network(sample: Path) -> None:
+def test_in_process_sandbox_needs_no_key_and_no_network(sample: Path, clock: SkippingClock) -> None:
     result = run_cli(
-        ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9", "--sandbox"]
+        ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9", "--sandbox"],
+        clock=clock,
     )
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
     url = run_cli(["edit", "https://example.com/dog.jpg", "-p", "add a hat", "--ratio", "21:9",
                    "--size", "4K", "--model", "gemini-3-pro-image-preview"],
-                  env={"NANOEDIT_SANDBOX": "1", "NANOEDIT_DUOMI_POLL_INTERVAL": "0.5"})  # fmt: skip
+                  env={"NANOEDIT_SANDBOX": "1", "NANOEDIT_DUOMI_POLL_INTERVAL": "0.5"},
+                  clock=clock)  # fmt: skip
     assert (url.exit_code, url.stdout) == (0, "dog-edit.jpg\n"), url.stderr
     with Image.open("dog-edit.jpg") as image:
         assert (image.format, image.size) == ("JPEG", (6336, 2688))
