@@ -1,7 +1,8 @@
-"""Many jobs from one command: globs, folders and job files expanded, the list split in shards.
+"""Many jobs from one command: globs, folders and job files expanded, and their names.
 
 Every expansion is sorted, so the same command gives the same job list in the same order on
-every machine; that is what lets ``--shard K/N`` split a batch with no coordination.
+every machine; that is what lets ``--shard K/N`` split a batch with no coordination (the
+planning step takes the shard's jobs, see :mod:`nanoedit.plan`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nanoedit.errors import InputError, UsageError
 from nanoedit.imageformat import describe, sniff
@@ -26,8 +27,6 @@ from nanoedit.jobs import (
     parse_source,
 )
 from nanoedit.save import numbered, output_target
-
-T = TypeVar("T")
 
 # Extensions that say "image": a file named so whose bytes are not one is reported, not sent.
 INPUT_SUFFIXES = frozenset(
@@ -316,11 +315,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if n < 1 or not 1 <= k <= n:
         raise UsageError(f"invalid shard {text!r}; give K/N with 1 <= K <= N, such as 2/4")
     return k, n
-
-
-def shard(items: Sequence[T], k: int, n: int) -> list[T]:
-    """The K-th of N slices: every N-th item from the K-th, so slices stay even in size."""
-    return [item for position, item in enumerate(items) if position % n == k - 1]
 
 
 def natural_stems(jobs: Sequence[Job]) -> list[tuple[str, ...]]:

@@ -453,11 +453,6 @@ def flat_values(document: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def read_file(path: Path) -> dict[str, str]:
-    """The file's values as text under flat ``section.name`` keys; an absent file is empty."""
-    return flat_values(read_document(path))
-
-
 def set_value(document: dict[str, Any], key: str, value: Value) -> None:
     """Put one setting in a document, leaving everything else in it as it was."""
     section, name = key.split(".", 1)
