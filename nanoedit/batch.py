@@ -1,7 +1,8 @@
-"""Many jobs from one command: globs, folders and job files expanded, the list split in shards.
+"""Many jobs from one command: globs, folders and job files expanded, and their names.
 
 Every expansion is sorted, so the same command gives the same job list in the same order on
-every machine; that is what lets ``--shard K/N`` split a batch with no coordination.
+every machine; that is what lets ``--shard K/N`` split a batch with no coordination (the
+planning step takes the shard's jobs, see :mod:`nanoedit.plan`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nanoedit.errors import InputError, UsageError
 from nanoedit.imageformat import describe, sniff
@@ -26,8 +27,6 @@ from nanoedit.jobs import (
     parse_source,
 )
 from nanoedit.save import numbered, output_target
-
-T = TypeVar("T")
 
 # Extensions that say "image": a file named so whose bytes are not one is reported, not sent.
 INPUT_SUFFIXES = frozenset(
@@ -318,11 +317,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def shard(items: Sequence[T], k: int, n: int) -> list[T]:
-    """The K-th of N slices: every N-th item from the K-th, so slices stay even in size."""
-    return [item for position, item in enumerate(items) if position % n == k - 1]
-
-
 def natural_stems(jobs: Sequence[Job]) -> list[tuple[str, ...]]:
     """The names each job's images get in an empty folder, as the whole job list decides them.
 
@@ -331,18 +325,22 @@ def natural_stems(jobs: Sequence[Job]) -> list[tuple[str, ...]]:
     machine and every rerun agrees on them.
     """
     used: set[str] = set()
+    # Per job stem, the number to try next: every name below it is used, and stays used, so
+    # a list of many jobs of one stem is named in one pass.
+    next_number: dict[str, int] = {}
     stems: list[tuple[str, ...]] = []
     for job in jobs:
         names: list[str] = []
         if job.output is not None:
             stems.append(())  # the user named the file: it takes no generated name
             continue
-        number = 1
+        number = next_number.get(job.stem, 1)
         while len(names) < job.options.count:
             name = numbered(job.stem, number)
             number += 1
             if name not in used:
                 used.add(name)
                 names.append(name)
+        next_number[job.stem] = number
         stems.append(tuple(names))
     return stems

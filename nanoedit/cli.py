@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click.core import Context as ParserContext
@@ -24,11 +21,19 @@ from typer._types import TyperChoice
 from typer.core import TyperGroup
 
 from nanoedit import __version__
+from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
-
-if TYPE_CHECKING:
-    from nanoedit.jobs import Job, Options
-    from nanoedit.runner import JobOutcome
+from nanoedit.jobs import (
+    DEFAULT_COUNT,
+    DEFAULT_JOBS,
+    DEFAULT_RESPONSE_FORMAT,
+    WHOLE_RUN,
+    Job,
+    JobOutcome,
+    Options,
+    RunOptions,
+    exit_code_for,
+)
 
 
 class Ratio(StrEnum):
@@ -75,6 +80,9 @@ class ResponseFormat(StrEnum):
 
     url = "url"
     b64_json = "b64_json"
+
+
+DEFAULT_FORMAT = ResponseFormat(DEFAULT_RESPONSE_FORMAT)
 
 
 # Where the top group notes whether --json was given, for errors raised further down.
@@ -414,158 +422,137 @@ def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
     raise typer.Exit(error.exit_code) from None
 
 
-@dataclass(frozen=True)
-class RunFlags:
-    """The flags edit and generate share, as given."""
-
-    prompt: str | None
-    ratio: Ratio | None
-    size: str | None
-    model: str | None
-    count: int
-    backend: str | None
-    sandbox: bool
-    out_dir: Path | None
-    overwrite: bool
-    response_format: ResponseFormat
-    json_lines: bool
-    quiet: bool
-    jobs: int
-    skip_existing: bool
-    shard: str | None
-    retries: int | None
-    retry_unsafe: bool
-    timeout: float | None
-    proxy: str | None
-    dry_run: bool
-    metadata: bool
-    sidecar: bool
-    print0: bool
-    prompt_file: str | None = None
-    preview: bool = False
-    open_images: bool = False
-    report: Path | None = None
-
-
-def _check_stdout(jobs: list[Job], flags: RunFlags) -> None:
+def _check_stdout(jobs: list[Job], run: RunOptions) -> None:
     """Refuse, before anything is sent, what cannot go with an image written to stdout."""
     from nanoedit.save import STDOUT
 
-    if flags.print0 and flags.json_lines:
+    if run.print0 and run.json_lines:
         raise UsageError("--print0 ends paths with NUL, --json prints JSON lines; use one of them")
     if not any(job.output == STDOUT for job in jobs):
         return
-    if flags.json_lines:
+    if run.json_lines:
         raise UsageError(
             "-o - writes the image itself to stdout, so --json has nowhere to go; "
             "give -o FILE, or leave out --json"
         )
-    if not flags.dry_run and sys.stdout is not None and sys.stdout.isatty():
+    if not run.dry_run and sys.stdout is not None and sys.stdout.isatty():
         raise UsageError(
             "-o - would write the image's binary bytes to the terminal; redirect stdout "
             "(-o - > out.png, or into a program with |), or give -o FILE"
         )
 
 
-def _run(make_jobs: Callable[[Options, Callable[[str], None]], list[Job]], flags: RunFlags) -> None:
-    from nanoedit.batch import parse_shard
-    from nanoedit.config import Flags, load_settings
-    from nanoedit.jobs import Options
-    from nanoedit.report import Reporter
-    from nanoedit.runner import Runner, RunOptions, client_for, exit_code_for
+def _clock(ctx: typer.Context) -> Clock:
+    """The clock a command's run reads the time and waits on: the real one, unless the
+    caller gave another as the context's object (``CliRunner.invoke(app, args, obj=...)``)."""
+    return ctx.obj if isinstance(ctx.obj, Clock) else Clock()
 
-    with _errors(flags.json_lines):
-        prompt = _prompt_text(flags.prompt, flags.prompt_file, flags.quiet)
-        settings = load_settings(
-            os.environ,
-            Flags(
-                backend=flags.backend,
-                ratio=flags.ratio.value if flags.ratio else None,
-                size=flags.size,
-                out_dir=str(flags.out_dir) if flags.out_dir else None,
-                sandbox=flags.sandbox,
-                proxy=flags.proxy,
-                timeout=flags.timeout,
-                retries=flags.retries,
-            ),
-        )
+
+def _shard(text: str | None) -> tuple[int, int]:
+    """``--shard K/N`` as numbers (a usage error when it is not one); every job without it."""
+    from nanoedit.batch import parse_shard
+
+    return WHOLE_RUN if text is None else parse_shard(text)
+
+
+def _run(
+    make_jobs: Callable[[Options, Callable[[str], None]], list[Job]],
+    run: RunOptions,
+    *,
+    prompt: str | None,
+    prompt_file: str | None,
+    ratio: Ratio | None,
+    size: str | None,
+    model: str | None,
+    count: int,
+    response_format: ResponseFormat,
+    clock: Clock,
+) -> None:
+    """Run edit's or generate's jobs: ``make_jobs`` makes them from what is asked of the
+    model (the prompt, ratio, size, model, count and response format, resolved here). The
+    run reads the time and waits on ``clock``."""
+    from nanoedit.config import load_settings
+    from nanoedit.http import client_for
+    from nanoedit.inputs import RunInputs
+    from nanoedit.plan import Planner
+    from nanoedit.report import Reporter
+    from nanoedit.runner import Runner
+
+    with _errors(run.json_lines):
+        prompt = _prompt_text(prompt, prompt_file, run.quiet)
+        settings = load_settings(os.environ, run, ratio=ratio.value if ratio else None, size=size)
         options = Options(
             prompt=prompt,
             ratio=settings.ratio,
             size=settings.size,
-            model=flags.model.strip() if flags.model and flags.model.strip() else None,
-            count=flags.count,
-            response_format=flags.response_format.value,
+            model=model.strip() if model and model.strip() else None,
+            count=count,
+            response_format=response_format.value,
         )
         # What expanding the inputs left out, said once the reporter is there to say it.
         notes: list[str] = []
         jobs = make_jobs(options, notes.append)
         if any(not job.options.prompt for job in jobs):
             raise UsageError('the prompt is empty; say what you want with -p "..."')
-        _check_stdout(jobs, flags)
-        if flags.report is not None:
+        _check_stdout(jobs, run)
+        if run.report is not None:
             from nanoedit.contact_sheet import check_report_path
 
-            if flags.dry_run:
+            if run.dry_run:
                 raise UsageError(
                     "--report shows the images a run made, and --dry-run makes none; drop one"
                 )
-            check_report_path(flags.report)
+            check_report_path(run.report)
         viewer = None
-        if flags.preview or flags.open_images:
+        if run.preview or run.open_images:
             from nanoedit.preview import Viewer, choose_protocol
 
             viewer = Viewer(
-                preview=flags.preview,
-                open_images=flags.open_images,
+                preview=run.preview,
+                open_images=run.open_images,
                 protocol=choose_protocol(settings.preview_protocol, os.environ),
                 open_command=settings.open_command,
             )
-        started, when = time.monotonic(), datetime.now().astimezone()
-        run_options = RunOptions(
-            overwrite=flags.overwrite,
-            jobs=flags.jobs,
-            skip_existing=flags.skip_existing,
-            shard=parse_shard(flags.shard) if flags.shard is not None else (1, 1),
-            retry_unsafe=flags.retry_unsafe,
-            metadata=flags.metadata,
-            sidecar=flags.sidecar,
-        )
+        started, when = clock.monotonic(), clock.now().astimezone()
         with (
-            client_for(settings, pool=flags.jobs) as client,
+            client_for(settings, pool=run.jobs, clock=clock) as client,
             Reporter(
                 sys.stdout,
                 sys.stderr,
-                json_lines=flags.json_lines,
-                quiet=flags.quiet,
-                print0=flags.print0,
+                json_lines=run.json_lines,
+                quiet=run.quiet,
+                print0=run.print0,
                 viewer=viewer,
             ) as reporter,
         ):
             for text in [*settings.warnings, *notes]:
                 reporter.warning(text)
-            binary = sys.stdout.buffer if sys.stdout is not None else None
-            runner = Runner(settings, client, reporter, run_options, stdout=binary)
-            if flags.dry_run:
+            if run.dry_run and sys.stdout is None:
+                # Started with stdout closed: nowhere to print the plan.
+                raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+            inputs = RunInputs(reporter.warning)
+            planned = Planner(settings, run, inputs, reporter.warning).plan(jobs)
+            if run.dry_run:
                 from nanoedit.dryrun import print_plan
 
-                if sys.stdout is None:  # started with stdout closed: nowhere to print the plan
-                    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+                assert sys.stdout is not None
                 outcomes = print_plan(
-                    runner, jobs, settings, sys.stdout, reporter, flags.json_lines
+                    planned, settings, client, sys.stdout, reporter, run.json_lines
                 )
             else:
-                outcomes = runner.run(jobs)
-        if reporter.gone and not flags.dry_run:
-            _closed_stdout(outcomes, flags.quiet)
-        if not flags.dry_run:
+                binary = sys.stdout.buffer if sys.stdout is not None else None
+                runner = Runner(settings, client, reporter, run, inputs, stdout=binary, clock=clock)
+                outcomes = runner.run(planned)
+        if reporter.gone and not run.dry_run:
+            _closed_stdout(outcomes, run.quiet)
+        if not run.dry_run:
             reporter.summary(outcomes)
-        if flags.report is not None:
+        if run.report is not None:
             from nanoedit.contact_sheet import save_run_page
 
-            save_run_page(flags.report, outcomes, when, time.monotonic() - started)
-            if not flags.quiet:
-                reporter.console.print(f"wrote the report {flags.report}")
+            save_run_page(run.report, outcomes, when, clock.monotonic() - started)
+            if not run.quiet:
+                reporter.console.print(f"wrote the report {run.report}")
     raise typer.Exit(exit_code_for(outcomes))
 
 
@@ -612,6 +599,7 @@ def _closed_stdout(outcomes: Sequence[JobOutcome], quiet: bool) -> NoReturn:
 
 @app.command()
 def edit(
+    ctx: typer.Context,
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
@@ -661,17 +649,17 @@ def edit(
     ratio: RatioOpt = None,
     size: SizeOpt = None,
     model: ModelOpt = None,
-    count: CountOpt = 1,
+    count: CountOpt = DEFAULT_COUNT,
     backend: BackendOpt = None,
     sandbox: SandboxOpt = False,
     output: OutputOpt = None,
     out_dir: OutDirOpt = None,
     overwrite: OverwriteOpt = False,
-    response_format: FormatOpt = ResponseFormat.url,
+    response_format: FormatOpt = DEFAULT_FORMAT,
     json_lines: JsonOpt = False,
     quiet: QuietOpt = False,
     print0: Print0Opt = False,
-    jobs: JobsOpt = 4,
+    jobs: JobsOpt = DEFAULT_JOBS,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
     retries: RetriesOpt = None,
@@ -701,6 +689,28 @@ def edit(
             *(["-p -"] if prompt == "-" else []),
             *(["--prompt-file -"] if prompt_file == "-" else []),
         ])  # fmt: skip
+        run = RunOptions(
+            backend=backend,
+            out_dir=out_dir,
+            sandbox=sandbox,
+            proxy=proxy,
+            timeout=timeout,
+            retries=retries,
+            jobs=jobs,
+            shard=_shard(shard),
+            skip_existing=skip_existing,
+            overwrite=overwrite,
+            retry_unsafe=retry_unsafe,
+            metadata=not no_metadata,
+            sidecar=sidecar,
+            dry_run=dry_run,
+            json_lines=json_lines,
+            quiet=quiet,
+            print0=print0,
+            preview=preview,
+            open_images=open_images,
+            report=report,
+        )
 
     def make_jobs(options: Options, warn: Callable[[str], None]) -> list[Job]:
         from nanoedit.batch import expand_inputs, read_job_file
@@ -718,12 +728,18 @@ def edit(
             raise UsageError("no input given; pass images to edit, or --from FILE")
         return jobs
 
-    _run(make_jobs, RunFlags(
-        prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
-        response_format, json_lines, quiet, jobs, skip_existing, shard, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file, preview,
-        open_images, report,
-    ))  # fmt: skip
+    _run(
+        make_jobs,
+        run,
+        prompt=prompt,
+        prompt_file=prompt_file,
+        ratio=ratio,
+        size=size,
+        model=model,
+        count=count,
+        response_format=response_format,
+        clock=_clock(ctx),
+    )
 
 
 def _read_text(path: str, what: str, flag: str) -> str:
@@ -743,18 +759,19 @@ def _read_text(path: str, what: str, flag: str) -> str:
 
 @app.command()
 def generate(
+    ctx: typer.Context,
     prompt: PromptOpt = None,
     prompt_file: PromptFileOpt = None,
     ratio: RatioOpt = None,
     size: SizeOpt = None,
     model: ModelOpt = None,
-    count: CountOpt = 1,
+    count: CountOpt = DEFAULT_COUNT,
     backend: BackendOpt = None,
     sandbox: SandboxOpt = False,
     output: OutputOpt = None,
     out_dir: OutDirOpt = None,
     overwrite: OverwriteOpt = False,
-    response_format: FormatOpt = ResponseFormat.url,
+    response_format: FormatOpt = DEFAULT_FORMAT,
     json_lines: JsonOpt = False,
     quiet: QuietOpt = False,
     print0: Print0Opt = False,
@@ -773,12 +790,38 @@ def generate(
     """Make images from a text prompt alone."""
     from nanoedit.jobs import build_generate_job
 
-    _run(lambda options, _warn: [build_generate_job(options, output)], RunFlags(
-        prompt, ratio, size, model, count, backend, sandbox, out_dir, overwrite,
-        response_format, json_lines, quiet, 1, skip_existing, None, retries, retry_unsafe,
-        timeout, proxy, dry_run, not no_metadata, sidecar, print0, prompt_file, preview,
-        open_images, report,
-    ))  # fmt: skip
+    run = RunOptions(
+        backend=backend,
+        out_dir=out_dir,
+        sandbox=sandbox,
+        proxy=proxy,
+        timeout=timeout,
+        retries=retries,
+        skip_existing=skip_existing,
+        overwrite=overwrite,
+        retry_unsafe=retry_unsafe,
+        metadata=not no_metadata,
+        sidecar=sidecar,
+        dry_run=dry_run,
+        json_lines=json_lines,
+        quiet=quiet,
+        print0=print0,
+        preview=preview,
+        open_images=open_images,
+        report=report,
+    )
+    _run(
+        lambda options, _warn: [build_generate_job(options, output)],
+        run,
+        prompt=prompt,
+        prompt_file=prompt_file,
+        ratio=ratio,
+        size=size,
+        model=model,
+        count=count,
+        response_format=response_format,
+        clock=_clock(ctx),
+    )
 
 
 KeyArg = Annotated[
@@ -945,12 +988,12 @@ def config_check(
     5 for a wrong answer, 6 when a server cannot be reached.
     """
     from nanoedit.check import check_backends, check_exit_code
-    from nanoedit.config import Flags, load_settings, plain_http_warning
+    from nanoedit.config import load_settings, plain_http_warning
+    from nanoedit.http import client_for
     from nanoedit.report import error_console
-    from nanoedit.runner import client_for
 
     with _errors(json_out):
-        settings = load_settings(os.environ, Flags(sandbox=sandbox))
+        settings = load_settings(os.environ, RunOptions(sandbox=sandbox))
         console = error_console(sys.stderr)
         warnings = [*settings.warnings]
         warnings += [

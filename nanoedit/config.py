@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
-from nanoedit.jobs import RATIOS, normalize_ratio, normalize_size
+from nanoedit.jobs import RATIOS, RunOptions, normalize_ratio, normalize_size
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import BackendBase
@@ -456,11 +456,6 @@ def flat_values(document: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def read_file(path: Path) -> dict[str, str]:
-    """The file's values as text under flat ``section.name`` keys; an absent file is empty."""
-    return flat_values(read_document(path))
-
-
 def set_value(document: dict[str, Any], key: str, value: Value) -> None:
     """Put one setting in a document, leaving everything else in it as it was."""
     section, name = key.split(".", 1)
@@ -799,20 +794,6 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
-class Flags:
-    """The command-line values that override the environment and the file."""
-
-    backend: str | None = None
-    ratio: str | None = None
-    size: str | None = None
-    out_dir: str | None = None
-    sandbox: bool = False
-    proxy: str | None = None
-    timeout: float | None = None
-    retries: int | None = None
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know, resolved."""
 
@@ -944,14 +925,21 @@ def _backend_settings(
 
 
 def load_settings(
-    env: Mapping[str, str], flags: Flags, file_values: Mapping[str, str] | None = None
+    env: Mapping[str, str],
+    options: RunOptions,
+    *,
+    ratio: str | None = None,
+    size: str | None = None,
+    file_values: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Merge file, environment and flags into one :class:`Settings`.
+    """Merge file, environment and the command line into one :class:`Settings`.
 
-    ``file_values`` stand in for the file's, to see what a change to it would make.
-    Key commands are not run here; :meth:`BackendSettings.key` runs them when needed.
+    The command line's values are the settings ``options`` overrides, and --ratio and --size
+    (``ratio``, ``size``; None when not given). ``file_values`` stand in for the file's, to
+    see what a change to it would make. Key commands are not run here;
+    :meth:`BackendSettings.key` runs them when needed.
     """
-    sandbox = flags.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
+    sandbox = options.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
     path = config_path(env)
     warnings: list[str | None] = []
     if file_values is None:
@@ -973,14 +961,14 @@ def load_settings(
     warnings += [
         userinfo_warning(name, None if sandbox else get(f"{name}.base_url")) for name in backends
     ]
-    backend = get("default.backend", _flag("--backend", flags.backend, "default.backend"))
-    ratio = get("default.ratio", _flag("--ratio", flags.ratio, "default.ratio"))
-    size = get("default.size", _flag("--size", flags.size or None, "default.size"))
-    out_dir = Path(flags.out_dir or get("default.out_dir") or ".").expanduser()
+    backend = get("default.backend", _flag("--backend", options.backend, "default.backend"))
+    ratio = get("default.ratio", _flag("--ratio", ratio, "default.ratio"))
+    size = get("default.size", _flag("--size", size or None, "default.size"))
+    out_dir = Path(options.out_dir or get("default.out_dir") or ".").expanduser()
     # Flags are checked here too: the CLI's own limits are not the only caller's.
-    proxy = get("network.proxy", _flag("--proxy", flags.proxy, "network.proxy"))
-    timeout = get("network.timeout", _flag("--timeout", flags.timeout, "network.timeout")) or "900"
-    retries = get("network.retries", _flag("--retries", flags.retries, "network.retries")) or "3"
+    proxy = get("network.proxy", _flag("--proxy", options.proxy, "network.proxy"))
+    timeout = get("network.timeout", _flag("--timeout", options.timeout, "network.timeout"))
+    retries = get("network.retries", _flag("--retries", options.retries, "network.retries"))
     from nanoedit.uploads import upload_keys
 
     upload = UploadSettings(
@@ -995,8 +983,8 @@ def load_settings(
         size=size or None,
         sandbox=sandbox,
         proxy=proxy,
-        timeout=float(timeout),
-        retries=int(retries),
+        timeout=float(timeout or "900"),
+        retries=int(retries or "3"),
         backoff=float(get("network.backoff") or "1"),
         warnings=tuple(warning for warning in warnings if warning),
         preview_protocol=get("preview.protocol") or "auto",
@@ -1044,7 +1032,7 @@ def size_conflict(settings: Settings) -> SizeConflict | None:
 
 def _size_conflict_with(values: Mapping[str, str], env: Mapping[str, str]) -> SizeConflict | None:
     try:
-        return size_conflict(load_settings(env, Flags(), file_values=values))
+        return size_conflict(load_settings(env, RunOptions(), file_values=values))
     except NanoeditError:
         # Another setting is wrong: every run reports that, whatever this one is.
         return None

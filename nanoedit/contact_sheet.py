@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from nanoedit.errors import OutputError, UsageError
 
 if TYPE_CHECKING:
-    from nanoedit.runner import JobOutcome
+    from nanoedit.jobs import JobOutcome
 
 # Thumbnails fit in a square of this many pixels: sharp at twice the size they are shown.
 THUMBNAIL_BOX = 360

@@ -12,13 +12,20 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from nanoedit.backends.base import PlannedRequest
+from nanoedit.backends import make_backend
+from nanoedit.backends.base import PlannedRequest, PreparedJob, Takes
 from nanoedit.config import BackendSettings, Settings, mask_secret
+from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.imageformat import MIME_TYPES, format_from_suffix, sniff
-from nanoedit.jobs import Job
-from nanoedit.runner import Events, JobOutcome, Runner
+from nanoedit.jobs import JobOutcome, PlannedJob
+from nanoedit.runner import Events
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.plan import Planned
 
 
 def shown_key(settings: BackendSettings) -> str:
@@ -93,14 +100,14 @@ def _json_feed(
     return "{ " + "; ".join(pieces) + "; }"
 
 
-def request_json(request: PlannedRequest, key: str, outcome: JobOutcome) -> dict[str, Any]:
+def request_json(request: PlannedRequest, key: str, planned: PlannedJob) -> dict[str, Any]:
     """One request as the JSON object ``--dry-run --json`` prints, with its job."""
-    job = outcome.job
+    job = planned.job
     return {
         "job": job.label,
-        "backend": outcome.backend,
-        "model": outcome.model,
-        "names": list(outcome.stems) if job.output is None else [str(job.output)],
+        "backend": planned.backend,
+        "model": planned.model,
+        "names": list(planned.names) if job.output is None else [str(job.output)],
         "method": request.method,
         "url": request.url,
         "headers": {name: value.replace("{key}", key) for name, value in request.headers.items()},
@@ -127,6 +134,20 @@ def _mime_of(location: str) -> str:
     return MIME_TYPES[by_name] if by_name else MIME_TYPES["png"]
 
 
+def planned_requests(
+    planned: PlannedJob, settings: Settings, client: httpx.Client
+) -> list[PlannedRequest]:
+    """The requests a planned job would send; nothing is sent."""
+    http = JobHttp(client, RetryPolicy(), Deadline(settings.timeout))
+    backend = make_backend(planned.backend, settings, http)
+    urls = tuple(source.location for source in planned.job.images)
+    if backend.takes is Takes.URLS:
+        from nanoedit.uploads import planned_urls
+
+        urls = planned_urls(planned.job, settings.upload)
+    return backend.plan(PreparedJob(job=planned.job, model=planned.model, urls=urls))
+
+
 def _in_double_quotes(text: str) -> str:
     for char in ("\\", '"', "$", "`"):
         text = text.replace(char, "\\" + char)
@@ -134,30 +155,33 @@ def _in_double_quotes(text: str) -> str:
 
 
 def print_plan(
-    runner: Runner,
-    jobs: Sequence[Job],
+    planned: Sequence[Planned],
     settings: Settings,
+    client: httpx.Client,
     out: IO[str],
     events: Events,
     json_lines: bool = False,
 ) -> list[JobOutcome]:
-    """Check the jobs as a real run would, and print the requests of each good one."""
-    outcomes = runner.select(jobs)
-    for outcome in outcomes:
-        if outcome.error is not None or outcome.skipped:
+    """Print the requests of each job planning kept, as a real run would send them; returns
+    every job's outcome (a refused or skipped one as planning left it)."""
+    outcomes = []
+    for entry in planned:
+        if isinstance(entry, JobOutcome):
             # A skipped job's paths stay off stdout here: it holds commands to paste.
-            events.job_finished(replace(outcome, outputs=[]))
+            events.job_finished(replace(entry, outputs=()))
+            outcomes.append(entry)
             continue
-        assert outcome.backend is not None
-        key = shown_key(settings.backend_settings(outcome.backend))
+        outcomes.append(JobOutcome(entry.job, entry.backend, entry.model))
+        key = shown_key(settings.backend_settings(entry.backend))
+        requests = planned_requests(entry, settings, client)
         if json_lines:
-            for request in runner.plan(outcome):
-                line = json.dumps(request_json(request, key, outcome), ensure_ascii=False)
-                out.write(line + "\n")
+            for request in requests:
+                out.write(json.dumps(request_json(request, key, entry), ensure_ascii=False) + "\n")
             continue
-        names = ", ".join(outcome.stems) if outcome.job.output is None else str(outcome.job.output)
-        out.write(f"# {outcome.job.label} -> {names} ({outcome.backend}, {outcome.model})\n")
-        for request in runner.plan(outcome):
+        job = entry.job
+        names = ", ".join(entry.names) if job.output is None else str(job.output)
+        out.write(f"# {job.label} -> {names} ({entry.backend}, {entry.model})\n")
+        for request in requests:
             out.write(curl_command(request, key) + "\n")
             if request.note:
                 out.write(f"# {request.note}\n")

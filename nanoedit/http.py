@@ -17,12 +17,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from nanoedit import __version__
+from nanoedit.clock import Clock
 from nanoedit.errors import NanoeditError, NetworkError
+
+if TYPE_CHECKING:
+    from nanoedit.config import Settings
 
 T = TypeVar("T")
 
@@ -38,6 +42,8 @@ MAX_BACKOFF = 30.0
 # A clean-up request (cancelling a task) goes out after Ctrl-C, when the process is about to
 # exit, or after the job's time is up: it cannot wait long.
 CLEANUP_TIMEOUT = 5.0
+# Connections the client keeps open at least; a run of more jobs at once gets one for each.
+MIN_POOL = 10
 
 
 class Interrupted(Exception):
@@ -155,10 +161,12 @@ class LazyTransport(httpx.BaseTransport):
 
 
 def make_client(
-    transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 10
+    transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 0
 ) -> httpx.Client:
-    """One HTTP client for the whole run, so every job shares one connection pool."""
-    limits = httpx.Limits(max_connections=max(pool, 10), max_keepalive_connections=max(pool, 10))
+    """One HTTP client for the whole run, so every job shares one connection pool; ``pool``
+    is how many jobs run at once."""
+    connections = max(pool, MIN_POOL)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     mounts: dict[str, httpx.BaseTransport | None] | None = None
     given = transport
     if transport is None and proxy is None and not _environment_proxies():
@@ -176,6 +184,51 @@ def make_client(
         # Downloads follow redirects explicitly, and carry no key.
         follow_redirects=False,
         headers={"User-Agent": f"nanoedit/{__version__}"},
+    )
+
+
+def client_for(settings: Settings, pool: int = 0, clock: Clock | None = None) -> httpx.Client:
+    """The run's client: over the network, or wired to the in-process sandbox, whose tasks
+    take their time on the run's ``clock``."""
+    if not settings.sandbox:
+        return make_client(proxy=settings.proxy, pool=pool)
+    from nanoedit.sandbox import Sandbox, SandboxTransport
+
+    # A short task time shows the asynchronous flow of the URL-list API without a long wait.
+    sandbox = Sandbox(task_seconds=1.0, clock=(clock or Clock()).monotonic)
+    return make_client(SandboxTransport(sandbox), pool=pool)
+
+
+def check_download(
+    response: httpx.Response,
+    what: str,
+    where: str,
+    cap: int,
+    failure: type[NanoeditError],
+    denied: str,
+) -> int | None:
+    """Refuse an answer that is not a file (an error status), or too large by its header;
+    returns the announced length. ``denied`` is the advice for a 401, 403 or 410."""
+    if response.status_code != 200:
+        from nanoedit.imageformat import describe
+
+        body = response.read()[:512]
+        hint = denied if response.status_code in (401, 403, 410) else "check the address"
+        raise failure(
+            f"{what} could not be downloaded from {where}: "
+            f"HTTP {response.status_code} ({describe(body)}); {hint}"
+        )
+    announced = response.headers.get("content-length")
+    length = int(announced) if announced and announced.isdigit() else None
+    if length is not None and length > cap:
+        raise too_large(what, where, cap, failure)
+    return length
+
+
+def too_large(what: str, where: str, cap: int, failure: type[NanoeditError]) -> NanoeditError:
+    """The error of a download past its size cap."""
+    return failure(
+        f"{what} at {where} is larger than {cap // (1024 * 1024)} MiB; refusing to download it"
     )
 
 
@@ -207,8 +260,9 @@ def _never_sent(exc: httpx.TransportError, trace: _BodyTrace) -> bool:
 class JobHttp:
     """One job's view of the network: the shared client, its retry policy and time budget.
 
-    ``notify`` hears about every retry (for the progress display); ``sleep`` waits and raises
-    :class:`Interrupted` when the run is cancelled.
+    ``notify`` hears about every retry (for the progress display); ``sleep`` waits on the
+    ``clock`` and raises :class:`Interrupted` when the run is cancelled. ``now`` and
+    ``sleeper``, when given, replace the clock's time of day and its waits.
     """
 
     def __init__(
@@ -220,9 +274,10 @@ class JobHttp:
         notify: Callable[[str], None] = lambda text: None,
         cancel: threading.Event | None = None,
         jitter: Callable[[], float] = random.random,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] | None = None,
         sleeper: Callable[[float], None] | None = None,
         proxy: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.policy = policy
@@ -230,17 +285,18 @@ class JobHttp:
         self.notify = notify
         self.cancel = cancel or threading.Event()
         self.jitter = jitter
-        self.now = now
+        self.clock = clock or Clock()
+        self.now = now or self.clock.now
         self.sleeper = sleeper
         self.proxy = proxy
         # Whether any request of the job was handed to the network (the --json "sent").
         self.sent = False
 
     def sleep(self, seconds: float) -> None:
-        """Wait, unless the run is cancelled meanwhile (``sleeper`` replaces the wait in tests)."""
+        """Wait, unless the run is cancelled meanwhile."""
         if self.sleeper is not None:
             self.sleeper(max(0.0, seconds))
-        elif self.cancel.wait(max(0.0, seconds)):
+        elif self.clock.wait(max(0.0, seconds), self.cancel):
             raise Interrupted
 
     def send(

@@ -6,6 +6,8 @@ import io
 import stat
 import struct
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
@@ -15,7 +17,10 @@ from nanoedit.imageformat import EXTENSIONS, MIME_TYPES, UPLOAD_FORMATS, describ
 from nanoedit.jobs import ImageSource
 
 if TYPE_CHECKING:
+    import httpx
     from PIL import Image
+
+    from nanoedit.http import JobHttp
 
 # Far above any real upload limit of these APIs, but it keeps a wrong argument
 # (a disk image, a video) from being read into memory.
@@ -42,6 +47,12 @@ ORIENTATIONS: dict[int, str] = {
 }
 EXIF_ORIENTATION = 0x0112
 _SCALE_DOWN = "scale it down and pass it again"
+# What to do when an input URL is refused (401, 403, 410): it is the user's own link, and
+# may need a login.
+INPUT_DENIED = (
+    "the URL needs authorization or has expired; pass a public URL, or download the image "
+    "and pass the file"
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,92 @@ def load_local(source: ImageSource, stdin: BinaryIO | None = None) -> InputImage
         ) from None
     except OSError as exc:
         raise InputError(f"{where} cannot be read ({exc.strerror}); check the file") from None
+    return check_image(source, data)
+
+
+class RunInputs:
+    """The input images of one run: local ones read and checked before anything is sent,
+    URLs downloaded when a job needs their bytes, and each image's notes said once.
+
+    Every local image is read when its job is checked and again when the job runs: a long
+    batch must not hold all its inputs in memory at once. A stream (stdin, a pipe) can be read
+    once only, so its bytes are kept from the first read. Jobs run in threads: every method
+    may be called from any of them.
+    """
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn
+        # Local inputs read from a stream, by source: their only read is the check's.
+        self._streams: dict[ImageSource, InputImage] = {}
+        # Local inputs refused, so a job sharing one is refused alike without a second read.
+        self._refused: dict[ImageSource, InputError] = {}
+        # Images whose notes (orientation, animation) were already given.
+        self._noted: set[ImageSource] = set()
+        self._lock = threading.Lock()
+
+    def check_local(self, source: ImageSource) -> None:
+        """Read and check a local image before any job is sent, and give its notes."""
+        self.warn_notes(self.read_local(source))
+
+    def read_local(self, source: ImageSource) -> InputImage:
+        """A local image's bytes: read again, or kept from the check for a stream."""
+        kept = self._streams.get(source)
+        if kept is not None:
+            return kept
+        refused = self._refused.get(source)
+        if refused is not None:
+            # Said once for every job that sends it: a stream read again would just be empty.
+            raise refused
+        try:
+            image = load_local(source)
+        except InputError as exc:
+            self._refused[source] = exc
+            raise
+        if image.streamed:
+            self._streams[source] = image
+        return image
+
+    def load(self, source: ImageSource, http: JobHttp) -> InputImage:
+        """An input's bytes: read from disk, or downloaded from its URL."""
+        if not source.is_url:
+            return self.read_local(source)
+        return fetch_url(source, http)
+
+    def warn_notes(self, image: InputImage) -> None:
+        """Warn once per image, however many jobs send it, of what its notes say."""
+        with self._lock:
+            if image.source in self._noted:
+                return
+            self._noted.add(image.source)
+        for note in image.notes:
+            self.warn(note)
+
+
+def fetch_url(source: ImageSource, http: JobHttp) -> InputImage:
+    """Download an input URL (no credentials, redirects followed, within the size limit) and
+    check that it is an image."""
+    from nanoedit.backends.base import host_of
+    from nanoedit.http import check_download, too_large
+
+    where = host_of(source.location)
+    what = f"the input {source.location}"
+
+    def read(response: httpx.Response) -> bytes:
+        check_download(response, what, where, MAX_INPUT_BYTES, InputError, INPUT_DENIED)
+        chunks = []
+        received = 0
+        for chunk in response.iter_bytes():
+            received += len(chunk)
+            if received > MAX_INPUT_BYTES:
+                raise too_large(what, where, MAX_INPUT_BYTES, InputError)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    request = http.client.build_request("GET", source.location)
+    data = http.stream(
+        request, read, where=where, what=f"downloading {what}", paid=False,
+        follow_redirects=True, unknown_host="check the input URL",
+    )  # fmt: skip
     return check_image(source, data)
 
 

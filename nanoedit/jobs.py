@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from nanoedit.errors import InputError, UsageError
+from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
 
 # Every ratio some model renders; which model renders which is checked before sending.
 RATIOS: tuple[str, ...] = (
@@ -137,16 +138,57 @@ def prompt_slug(prompt: str, limit: int = 40) -> str:
     return slug or "image"
 
 
-@dataclass(frozen=True)
+# The defaults of what the command line leaves out; its options show them in --help.
+DEFAULT_COUNT = 1
+DEFAULT_RESPONSE_FORMAT = "url"
+DEFAULT_JOBS = 4
+# --shard 1/1: the whole job list.
+WHOLE_RUN = (1, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Options:
-    """What to ask the model for; shared by every job of a run."""
+    """What to ask the model for; shared by every job of a run (a job-file line may change
+    some of it for its own job)."""
 
     prompt: str
     ratio: str = "auto"
     size: str | None = None
     model: str | None = None
-    count: int = 1
-    response_format: str = "url"
+    count: int = DEFAULT_COUNT
+    response_format: str = DEFAULT_RESPONSE_FORMAT
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """How a run behaves: where it sends and saves, how patiently, and what it prints.
+
+    The first six override the settings of the same name (None: the environment or the
+    config file decides); --ratio and --size, which are asked of the model, are given to
+    :func:`~nanoedit.config.load_settings` beside them.
+    """
+
+    backend: str | None = None
+    out_dir: Path | None = None
+    sandbox: bool = False
+    proxy: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    jobs: int = DEFAULT_JOBS
+    shard: tuple[int, int] = WHOLE_RUN
+    """This run's part of the job list: K of N, as ``--shard K/N`` gives it."""
+    skip_existing: bool = False
+    overwrite: bool = False
+    retry_unsafe: bool = False
+    metadata: bool = True
+    sidecar: bool = False
+    dry_run: bool = False
+    json_lines: bool = False
+    quiet: bool = False
+    print0: bool = False
+    preview: bool = False
+    open_images: bool = False
+    report: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -190,3 +232,63 @@ def build_generate_job(options: Options, output: Path | None) -> Job:
     return Job(
         kind="generate", images=(), options=options, stem=prompt_slug(options.prompt), output=output
     )
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """A checked image file: where it is, its format, its size in pixels and in bytes."""
+
+    path: Path
+    format: str
+    width: int
+    height: int
+    size: int
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """A checked job, ready to send: the backend it goes to, the model it asks for, and the
+    names its images take (none for a job with ``-o``, which names its one file)."""
+
+    job: Job
+    backend: str
+    model: str
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What became of one job: refused or skipped when it was planned, or what running it
+    gave. ``backend`` and ``model`` are None when the job was refused before they were known.
+    """
+
+    job: Job
+    backend: str | None = None
+    model: str | None = None
+    outputs: tuple[SavedImage, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: NanoeditError | None = None
+    skipped: bool = False
+    text: str = ""
+    """What the model said beside its images."""
+    seconds: float | None = None
+    """How long the job ran, from its start to its last image saved; None if it never ran."""
+    sent: bool = False
+    """Whether any request of the job went out."""
+    held_back: bool = False
+    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the job saved every image (or was skipped) and failed nowhere."""
+        return self.error is None
+
+
+def exit_code_for(outcomes: Sequence[JobOutcome]) -> ExitCode:
+    """0 when all saved, the failure's own code when all failed, 7 when some did."""
+    failures = [outcome.error for outcome in outcomes if outcome.error is not None]
+    if not failures:
+        return ExitCode.OK
+    if len(failures) < len(outcomes):
+        return ExitCode.PARTIAL
+    return failures[0].exit_code

@@ -19,8 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from nanoedit.errors import NanoeditError
-from nanoedit.jobs import Job
-from nanoedit.runner import JobOutcome
+from nanoedit.jobs import Job, JobOutcome
 from nanoedit.save import STDOUT
 
 if TYPE_CHECKING:

@@ -1,89 +1,36 @@
-"""The core of a run: check every job, send them (several at once), save what comes back.
+"""Running a planned run: send the jobs (several at once), save what comes back.
 
-The runner takes plain jobs and settings and returns outcomes; it reports what happens
-through an :class:`Events` object and never prints by itself.
+The runner takes what :mod:`nanoedit.plan` made of the jobs and returns an outcome for each;
+it reports what happens through an :class:`Events` object and never prints by itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
-import sys
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import httpx
 
 from nanoedit import __version__
-from nanoedit.backends import backend_class, choose_backend, make_backend
-from nanoedit.backends.base import (
-    BackendBase,
-    PlannedRequest,
-    PreparedJob,
-    Progress,
-    ResultImage,
-    Takes,
-    host_of,
-)
-from nanoedit.batch import natural_stems
-from nanoedit.config import Settings, plain_http_warning, stop_key_commands
-from nanoedit.errors import (
-    ApiError,
-    AuthError,
-    ExitCode,
-    InputError,
-    NanoeditError,
-    OutputClosed,
-    OverwriteError,
-    UsageError,
-)
-from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy, make_client
-from nanoedit.imageformat import IMAGE_SUFFIXES, describe
-from nanoedit.inputs import MAX_INPUT_BYTES, InputImage, check_image, load_local
-from nanoedit.jobs import ImageSource, Job
-from nanoedit.models import ModelLimits, expected_size
-from nanoedit.save import (
-    STDOUT,
-    ImageFacts,
-    PartFile,
-    SavedImage,
-    check_directory,
-    check_output_path,
-    discard_live_parts,
-    existing_image,
-    inspect_image,
-    is_stream,
-    next_free_path,
-    place_as,
-    place_new,
-    place_stream,
-    shown,
-    stem_taken,
-    sync_file,
-    write_atomic,
-    write_error,
-    write_part,
-)
+from nanoedit.backends import backend_class, make_backend
+from nanoedit.backends.base import PreparedJob, Progress, Takes
+from nanoedit.clock import Clock
+from nanoedit.config import Settings, stop_key_commands
+from nanoedit.errors import AuthError, NanoeditError, OutputClosed
+from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy
+from nanoedit.inputs import InputImage, RunInputs
+from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.models import expected_size
+from nanoedit.save import PartFiles, ResultWriter, shown
 
 if TYPE_CHECKING:
+    from nanoedit.plan import Planned
     from nanoedit.provenance import Provenance
 
-# Result images larger than this are refused rather than written to disk.
-MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
-# What to do when a download is refused (401, 403, 410): a result link is signed and
-# short-lived, while an input URL is the user's own and may need a login.
-RESULT_DENIED = "the link has expired; results must be fetched at once"
-INPUT_DENIED = (
-    "the URL needs authorization or has expired; pass a public URL, or download the image "
-    "and pass the file"
-)
-DEFAULT_JOBS = 4
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
 
@@ -112,309 +59,91 @@ class Events(Protocol):
         """Whether nobody reads the results any more (stdout was closed): send no new job."""
 
 
-@dataclass
-class JobOutcome:
-    """What became of one job."""
-
-    job: Job
-    backend: str | None = None
-    model: str | None = None
-    stems: tuple[str, ...] = ()
-    outputs: list[SavedImage] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    error: NanoeditError | None = None
-    skipped: bool = False
-    text: str = ""
-    """What the model said beside its images."""
-    seconds: float | None = None
-    """How long the job ran, from its start to its last image saved; None if it never ran."""
-    sent: bool = False
-    """Whether any request of the job went out."""
-    held_back: bool = False
-    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
-
-    @property
-    def ok(self) -> bool:
-        """True when the job saved every image (or was skipped) and failed nowhere."""
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run behaves, beyond the settings."""
-
-    overwrite: bool = False
-    jobs: int = DEFAULT_JOBS
-    skip_existing: bool = False
-    shard: tuple[int, int] = (1, 1)
-    retry_unsafe: bool = False
-    metadata: bool = True
-    sidecar: bool = False
-
-
-def client_for(settings: Settings, pool: int = DEFAULT_JOBS) -> httpx.Client:
-    """The run's client: over the network, or wired to the in-process sandbox."""
-    if not settings.sandbox:
-        return make_client(proxy=settings.proxy, pool=pool)
-    from nanoedit.sandbox import Sandbox, SandboxTransport
-
-    # A short task time shows the asynchronous flow of the URL-list API without a long wait.
-    return make_client(SandboxTransport(Sandbox(task_seconds=1.0)), pool=pool)
-
-
-def exit_code_for(outcomes: Sequence[JobOutcome]) -> ExitCode:
-    """0 when all saved, the failure's own code when all failed, 7 when some did."""
-    failures = [outcome.error for outcome in outcomes if outcome.error is not None]
-    if not failures:
-        return ExitCode.OK
-    if len(failures) < len(outcomes):
-        return ExitCode.PARTIAL
-    return failures[0].exit_code
-
-
 class Runner:
-    """Runs jobs over one client, ``options.jobs`` at a time."""
+    """Runs planned jobs over one client, ``options.jobs`` at a time.
+
+    ``inputs`` is the run's, which planning read the local images with: a stream's bytes are
+    kept there. ``stdout`` is where ``-o -`` writes (the process's own unless given). Jobs
+    read the time and wait (between retries, between polls) on ``clock``.
+    """
 
     def __init__(
         self,
         settings: Settings,
         client: httpx.Client,
         events: Events,
-        options: RunOptions | None = None,
+        options: RunOptions,
+        inputs: RunInputs,
         stdout: BinaryIO | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.events = events
-        self.options = options or RunOptions()
-        # Where `-o -` sends an image's bytes (the process's stdout unless given).
-        self.stdout = stdout
+        self.options = options
+        self.inputs = inputs
+        self.clock = clock or Clock()
         self.cancel = threading.Event()
-        # Local inputs read from a stream, by source: their only read is the check's.
-        self._streams: dict[ImageSource, InputImage] = {}
-        # Local inputs refused, so a job sharing one is refused alike without a second read.
-        self._refused: dict[ImageSource, InputError] = {}
-        # Images whose notes (orientation, animation) were already shown.
-        self._noted: set[ImageSource] = set()
-        self._waiting: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
+        # The run's temporary files: Ctrl-C removes those still there.
+        self.parts = PartFiles()
+        self.writer = ResultWriter(
+            settings.out_dir,
+            overwrite=options.overwrite,
+            metadata=options.metadata,
+            sidecar=options.sidecar,
+            stdout=stdout,
+            warn=events.warning,
+            parts=self.parts,
+        )
+        self.policy = RetryPolicy(
+            retries=settings.retries,
+            backoff=settings.backoff,
+            retry_unsafe=options.retry_unsafe,
+        )
+        # Jobs not sent yet, by their place in the run.
+        self._waiting: queue.SimpleQueue[tuple[int, PlannedJob]] = queue.SimpleQueue()
         # Guards taking a job from the queue against holding jobs back.
         self._lock = threading.Lock()
         # Per backend, the first rejection of its key: every job after it shares it.
         self._rejected: dict[str, NanoeditError] = {}
-        self.policy = RetryPolicy(
-            retries=settings.retries,
-            backoff=settings.backoff,
-            retry_unsafe=self.options.retry_unsafe,
-        )
 
-    # Checking -----------------------------------------------------------------------------
-
-    def select(self, jobs: Sequence[Job]) -> list[JobOutcome]:
-        """This shard's jobs, checked, named, and marked when they can be skipped.
-
-        No request is sent for a job that fails here.
-        """
-        if any(job.output == STDOUT for job in jobs) and (
-            len(jobs) > 1 or jobs[0].options.count > 1
-        ):
-            images = sum(job.options.count for job in jobs)
-            raise UsageError(
-                f"-o - writes one image to stdout, but this run makes {images} images; "
-                "use -d/--out-dir instead"
-            )
-        targets = [job.output for job in jobs if job.output is not None]
-        if len(targets) != len(set(targets)) or any(
-            job.output is not None and job.options.count > 1 for job in jobs
-        ):
-            images = sum(job.options.count for job in jobs if job.output is not None)
-            raise UsageError(
-                f"-o/--output names one file, but this run makes {images} images for it; "
-                "use -d/--out-dir instead"
-            )
-        stems = natural_stems(jobs)
-        every_stem = frozenset(stem for names in stems for stem in names)
-        k, n = self.options.shard
-        outcomes = [
-            JobOutcome(job, stems=names)
-            for position, (job, names) in enumerate(zip(jobs, stems, strict=True))
-            if position % n == k - 1
-        ]
-        for outcome in outcomes:
-            try:
-                outcome.backend = self.check(outcome.job)
-                backend = backend_class(outcome.backend)
-                outcome.model = backend.model_id(
-                    outcome.job.options.model
-                    or self.settings.backend_settings(outcome.backend).model
-                )
-                check_request(backend, outcome.model, outcome.job)
-            except NanoeditError as exc:
-                outcome.error = exc
-                continue
-            if self.options.skip_existing:
-                found = self._existing(outcome)
-                if found is not None:
-                    # Reported as this run's results: a resumed batch still lists them all.
-                    outcome.skipped = True
-                    outcome.outputs = found
-        self._reserve(outcomes, every_stem)
-        for name in sorted({o.backend for o in outcomes if o.backend and o.error is None}):
-            warning = plain_http_warning(self.settings.backend_settings(name))
-            if warning:
-                self.events.warning(warning)
-            self._check_response_format(name, outcomes)
-        return outcomes
-
-    def _check_response_format(self, backend: str, outcomes: Sequence[JobOutcome]) -> None:
-        """Warn, once per backend, when --response-format asks for what it cannot give."""
-        honoured = backend_class(backend).response_formats
-        asked = {
-            o.job.options.response_format
-            for o in outcomes
-            if o.backend == backend and o.error is None and not o.skipped
-        }
-        only = "URLs" if honoured == ("url",) else " or ".join(honoured)
-        for wanted in sorted(asked - set(honoured)):
-            self.events.warning(
-                f"the {backend} backend returns images as {only} only, so --response-format "
-                f"{wanted} does not apply to its jobs; their images are downloaded from the URLs"
-            )
-
-    def check(self, job: Job) -> str:
-        """Route the job and check its local inputs and output; returns the backend name."""
-        backend = choose_backend(job, self.settings)
-        # Every local image is read and decoded here, before any job is sent, and read again
-        # when its job runs: a long batch must not hold all its inputs in memory at once.
-        # A stream (stdin, a pipe) can be read once only: its bytes are kept from this read.
-        for source in job.images:
-            if not source.is_url:
-                self._warn_notes(self._read_local(source))
-        if job.output is not None and is_stream(job.output):
-            if self.options.sidecar:
-                raise UsageError(
-                    f"--sidecar writes FILE.json beside a saved file, and -o {_dash(job.output)} "
-                    "is not one; leave out --sidecar, or give -o FILE"
-                )
-        elif job.output is not None:
-            if not (self.options.skip_existing and existing_image(job.output)):
-                check_output_path(job.output, self.options.overwrite)
-                if self.options.sidecar and not self.options.overwrite:
-                    self._check_sidecar_free(job.output)
-        else:
-            check_directory(self.settings.out_dir)
-        return backend
-
-    def _check_sidecar_free(self, image: Path) -> None:
-        from nanoedit.provenance import sidecar_path
-
-        sidecar = sidecar_path(image)
-        if os.path.lexists(sidecar):
-            raise OverwriteError(
-                f"{sidecar} already exists; pass --overwrite to replace it, or choose another -o"
-            )
-
-    def _existing(self, outcome: JobOutcome) -> list[SavedImage] | None:
-        """The images a job saved on an earlier run, or None when any of them is missing."""
-        job = outcome.job
-        if job.output is not None:
-            if is_stream(job.output):
-                return None
-            choices = [[job.output]]
-        else:
-            folder = self.settings.out_dir
-            choices = [[folder / f"{stem}{x}" for x in IMAGE_SUFFIXES] for stem in outcome.stems]
-        found = []
-        for paths in choices:
-            image = next((image for path in paths if (image := existing_image(path))), None)
-            if image is None:
-                return None
-            found.append(image)
-        return found
-
-    def _name_taken(self, path: Path) -> bool:
-        """Whether a generated name is in use; with --sidecar its sidecar counts too, so a
-        stale ``cat-edit.png.json`` is never replaced."""
-        if os.path.lexists(path):
-            return True
-        if not self.options.sidecar:
-            return False
-        from nanoedit.provenance import sidecar_path
-
-        return os.path.lexists(sidecar_path(path))
-
-    def _read_local(self, source: ImageSource) -> InputImage:
-        kept = self._streams.get(source)
-        if kept is not None:
-            return kept
-        if source in self._refused:
-            # Said once for every job that sends it: a stream read again would just be empty.
-            raise self._refused[source]
-        try:
-            image = load_local(source)
-        except InputError as exc:
-            self._refused[source] = exc
-            raise
-        if image.streamed:
-            self._streams[source] = image
-        return image
-
-    def _warn_notes(self, image: InputImage) -> None:
-        """Warn once per image, however many jobs send it, of what its notes say."""
-        if image.source in self._noted:
-            return
-        self._noted.add(image.source)
-        for note in image.notes:
-            self.events.warning(note)
-
-    def _reserve(self, outcomes: list[JobOutcome], every_stem: frozenset[str]) -> None:
-        """Give each job to run its names now, in job order, so threads finishing in any
-        order still save under the same names."""
-        claimed: set[str] = set()
-        for outcome in outcomes:
-            if outcome.error is not None or outcome.skipped or outcome.job.output is not None:
-                continue
-            names = []
-            for stem in outcome.stems:
-                avoid = (every_stem - {stem}) | claimed
-                if stem in avoid or stem_taken(self.settings.out_dir, stem, self._name_taken):
-                    # Number on from the job's own stem: cat-edit-3, not cat-edit-2-2.
-                    folder, base = self.settings.out_dir, outcome.job.stem
-                    stem = next_free_path(
-                        folder, base, "", avoid=avoid | {stem}, exists=self._name_taken
-                    ).name
-                claimed.add(stem)
-                names.append(stem)
-            outcome.stems = tuple(names)
-
-    # Running ------------------------------------------------------------------------------
-
-    def run(self, jobs: Sequence[Job]) -> list[JobOutcome]:
-        """Check every job first, then run the good ones concurrently; Ctrl-C stops them all."""
-        outcomes = self.select(jobs)
-        self.events.run_started(len(outcomes))
-        runnable = []
-        for outcome in outcomes:
-            if outcome.error is None and not outcome.skipped:
-                runnable.append(outcome)
+    def run(self, planned: Sequence[Planned]) -> list[JobOutcome]:
+        """Send every planned job, several at once, and return every job's outcome in job
+        order (a refused or skipped one as planning left it); Ctrl-C stops them all."""
+        self.events.run_started(len(planned))
+        outcomes: dict[int, JobOutcome] = {}
+        for place, entry in enumerate(planned):
+            if isinstance(entry, PlannedJob):
+                self._waiting.put((place, entry))
             else:
-                self.events.job_finished(outcome)
-        if not runnable:
-            return outcomes
-        # Daemon threads: a job blocked on a silent server must not keep the process alive
-        # after Ctrl-C (an executor's threads are joined at exit, however long that takes).
-        for outcome in runnable:
-            self._waiting.put(outcome)
+                outcomes[place] = entry
+                self.events.job_finished(entry)
+        runnable = len(planned) - len(outcomes)
+        if runnable:
+            self._run_all(runnable, outcomes)
+        with self._lock:
+            unsent = self._hold_back(None)
+        # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
+        closed = OutputClosed("not sent: stdout was closed")
+        for place, entry in unsent:
+            outcomes[place] = _held_back(entry, closed)
+        return [outcomes[place] for place in range(len(planned))]
+
+    def _run_all(self, runnable: int, outcomes: dict[int, JobOutcome]) -> None:
+        """Run the queued jobs in worker threads until the queue is empty or the run stops."""
         crashes: list[BaseException] = []
-        working = min(max(1, self.options.jobs), len(runnable))
+        working = min(max(1, self.options.jobs), runnable)
         count_lock = threading.Lock()
         all_done = threading.Event()
 
         def work() -> None:
             nonlocal working
             try:
-                while (outcome := self._next()) is not None:
+                while (taken := self._next()) is not None:
+                    place, entry = taken
                     try:
-                        self.run_one(outcome)
+                        for done, outcome in self._finish(place, entry, self.run_one(entry)):
+                            outcomes[done] = outcome
                     except BaseException as exc:  # a bug: stop the run and show it
                         crashes.append(exc)
                         self.cancel.set()
@@ -424,6 +153,8 @@ class Runner:
                     if working == 0:
                         all_done.set()
 
+        # Daemon threads: a job blocked on a silent server must not keep the process alive
+        # after Ctrl-C (an executor's threads are joined at exit, however long that takes).
         workers = [
             threading.Thread(target=work, name=f"job-{n}", daemon=True) for n in range(working)
         ]
@@ -432,8 +163,8 @@ class Runner:
             # before start() returns, and Ctrl-C then must stop it too.
             for worker in workers:
                 worker.start()
-            # Not Thread.join: a join that Ctrl-C interrupts can leave its thread looking finished
-            # (is_alive() False, seen on Python 3.11), and the jobs would get no grace below.
+            # Not Thread.join: a join that Ctrl-C interrupts can leave its thread looking
+            # finished (is_alive() False, seen on Python 3.11), and the jobs would get no grace.
             while not all_done.wait(0.2):
                 pass
         except BaseException:
@@ -444,23 +175,15 @@ class Runner:
             all_done.wait(CANCEL_GRACE)
             # Again: a job may have started its key command just as Ctrl-C came.
             stop_key_commands()
-            discard_live_parts()
+            self.parts.discard_all()
             from nanoedit.uploads import stop_live_uploads
 
             stop_live_uploads()
             raise
         if crashes:
             raise crashes[0]
-        with self._lock:
-            unsent = self._hold_back(None)
-        if unsent:
-            # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
-            closed = OutputClosed("not sent: stdout was closed")
-            for outcome in unsent:
-                outcome.error, outcome.held_back = closed, True
-        return outcomes
 
-    def _next(self) -> JobOutcome | None:
+    def _next(self) -> tuple[int, PlannedJob] | None:
         """The next job to send, or None when there is none left or the run is stopping."""
         with self._lock:
             if self.cancel.is_set() or self.events.closed():
@@ -470,46 +193,62 @@ class Runner:
             except queue.Empty:
                 return None
 
-    def _hold_back(self, backend: str | None) -> list[JobOutcome]:
+    def _hold_back(self, backend: str | None) -> list[tuple[int, PlannedJob]]:
         """Take the jobs of ``backend`` (None: of any) that are not sent yet off the queue
         (with the lock)."""
-        held: list[JobOutcome] = []
-        others: list[JobOutcome] = []
+        held: list[tuple[int, PlannedJob]] = []
+        others: list[tuple[int, PlannedJob]] = []
         while True:
             try:
-                outcome = self._waiting.get_nowait()
+                waiting = self._waiting.get_nowait()
             except queue.Empty:
                 break
-            (held if backend in (None, outcome.backend) else others).append(outcome)
-        for outcome in others:
-            self._waiting.put(outcome)
+            (held if backend in (None, waiting[1].backend) else others).append(waiting)
+        for waiting in others:
+            self._waiting.put(waiting)
         return held
 
-    def _key_rejected(self, outcome: JobOutcome, error: AuthError) -> list[JobOutcome]:
+    def _finish(
+        self, place: int, planned: PlannedJob, outcome: JobOutcome | None
+    ) -> list[tuple[int, JobOutcome]]:
+        """Report a job that ran (None: one the interruption stopped, said nothing of), and
+        the jobs its rejected key holds back; returns them all by their place in the run."""
+        if outcome is None:
+            return []
+        done = [(place, outcome)]
+        if isinstance(outcome.error, AuthError):
+            first, held = self._key_rejected(planned.backend, outcome.error)
+            if first is not outcome.error:
+                outcome = replace(outcome, error=first)
+            done = [(place, outcome), *held]
+        for _, finished in done:
+            self.events.job_finished(finished)
+        return done
+
+    def _key_rejected(
+        self, backend: str, error: AuthError
+    ) -> tuple[NanoeditError, list[tuple[int, JobOutcome]]]:
         """A job's key was rejected: every job of its backend not sent yet is held back, as it
-        would fail the same way (and print the same error). Returns the jobs held back."""
-        assert outcome.backend is not None
+        would fail the same way (and print the same error). Returns the error the job keeps
+        (the first rejection, said once) and the jobs held back."""
         with self._lock:
-            first = self._rejected.get(outcome.backend)
+            first = self._rejected.get(backend)
             if first is not None:
                 # Sent before the first rejection came back: the same error, said once.
-                outcome.error = first
-                return []
-            self._rejected[outcome.backend] = error
-            held = self._hold_back(outcome.backend)
+                return first, []
+            self._rejected[backend] = error
+            held = self._hold_back(backend)
         if held:
             error.message += f"; {len(held)} {'job' if len(held) == 1 else 'jobs'} not sent"
-        for other in held:
-            other.error, other.held_back = error, True
-        return held
+        return error, [(place, _held_back(entry, error)) for place, entry in held]
 
-    def run_one(self, outcome: JobOutcome) -> None:
-        """Send one checked job and save its images as soon as they arrive."""
-        job = outcome.job
-        assert outcome.backend is not None and outcome.model is not None
+    def run_one(self, planned: PlannedJob) -> JobOutcome | None:
+        """Send one planned job and save its images as soon as they arrive; None when the run
+        was interrupted meanwhile."""
+        job = planned.job
         if self.cancel.is_set():
-            return
-        started = time.monotonic()
+            return None
+        started = self.clock.monotonic()
         self.events.job_started(job)
 
         def progress(phase: str, done: int | None = None, total: int | None = None) -> None:
@@ -521,41 +260,54 @@ class Runner:
         http = JobHttp(
             self.client,
             self.policy,
-            Deadline(self.settings.timeout),
+            Deadline(self.settings.timeout, self.clock.monotonic),
             notify=notify,
             cancel=self.cancel,
             proxy=self.settings.proxy,
+            clock=self.clock,
         )
+        outputs: list[SavedImage] = []
+        warnings: list[str] = []
+        text = ""
+        error: NanoeditError | None = None
         try:
-            backend = make_backend(outcome.backend, self.settings, http)
+            backend = make_backend(planned.backend, self.settings, http)
             progress("preparing inputs")
-            prepared = self.prepare(job, outcome.backend, outcome.model, http, progress)
+            prepared = self.prepare(job, planned.backend, planned.model, http, progress)
             answer = backend.run(prepared, progress)
             results = answer.images
-            outcome.text = answer.text
-            self._check_count(outcome, len(results))
+            text = answer.text
+            warnings += self._check_count(job, len(results))
             # Worked out once per job: it hashes every input, and each image carries it.
             wanted = self.options.metadata or self.options.sidecar
-            provenance = self._provenance(outcome, prepared) if wanted else None
+            provenance = _provenance(planned, prepared) if wanted else None
             for number, result in enumerate(results, start=1):
-                self.save(outcome, provenance, result, number, len(results), http, progress)
+                saved = self.writer.save(
+                    job, planned.names, provenance, result, number, len(results), http, progress
+                )
+                outputs.append(saved)
+                warnings += self._check_dimensions(planned, saved)
+                if self.options.sidecar and provenance is not None:
+                    self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
             if answer.error is not None:
-                raise answer.error
+                raise answer.error  # what stopped the job, once the images it made are saved
         except NanoeditError as exc:
-            outcome.error = exc
+            error = exc
         except Interrupted:
-            return
-        finally:
-            outcome.sent = http.sent
-        if self.cancel.is_set() and outcome.error is not None:
-            return  # the failure is the interruption's doing: say nothing of it
-        outcome.seconds = time.monotonic() - started
-        held = []
-        if isinstance(outcome.error, AuthError):
-            held = self._key_rejected(outcome, outcome.error)
-        self.events.job_finished(outcome)
-        for other in held:
-            self.events.job_finished(other)
+            return None
+        if self.cancel.is_set() and error is not None:
+            return None  # the failure is the interruption's doing: say nothing of it
+        return JobOutcome(
+            job,
+            planned.backend,
+            planned.model,
+            outputs=tuple(outputs),
+            warnings=tuple(warnings),
+            error=error,
+            text=text,
+            seconds=self.clock.monotonic() - started,
+            sent=http.sent,
+        )
 
     def prepare(
         self, job: Job, backend: str, model: str, http: JobHttp, progress: Progress
@@ -573,11 +325,13 @@ class Runner:
         fetched = takes.fetches
         urls = tuple(source.location for source in job.images if fetched and source.is_url)
         uploads = tuple(
-            self.load(source, http) for source in job.images if not (fetched and source.is_url)
+            self.inputs.load(source, http)
+            for source in job.images
+            if not (fetched and source.is_url)
         )
         for upload in uploads:
             if upload.source.is_url:
-                self._warn_notes(upload)  # a local image's notes were given when it was checked
+                self.inputs.warn_notes(upload)  # a local one's were given when it was checked
         self._converted(uploads)
         return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
 
@@ -589,320 +343,68 @@ class Runner:
                     "API does not take; sending it converted losslessly to PNG"
                 )
 
-    def plan(self, outcome: JobOutcome) -> list[PlannedRequest]:
-        """The requests a checked job would send (for ``--dry-run``); nothing is sent."""
-        assert outcome.backend is not None and outcome.model is not None
-        job = outcome.job
-        http = JobHttp(self.client, self.policy, Deadline(self.settings.timeout))
-        backend = make_backend(outcome.backend, self.settings, http)
-        urls = tuple(source.location for source in job.images)
-        if backend.takes is Takes.URLS:
-            from nanoedit.uploads import planned_urls
-
-            urls = planned_urls(job, self.settings.upload)
-        return backend.plan(PreparedJob(job=job, model=outcome.model, urls=urls))
-
-    def load(self, source: ImageSource, http: JobHttp) -> InputImage:
-        """An input's bytes: read from disk, or downloaded from its URL."""
-        if not source.is_url:
-            return self._read_local(source)
-        where = host_of(source.location)
-        what = f"the input {source.location}"
-
-        def read(response: httpx.Response) -> bytes:
-            _check_download(response, what, where, MAX_INPUT_BYTES, InputError, INPUT_DENIED)
-            chunks = []
-            received = 0
-            for chunk in response.iter_bytes():
-                received += len(chunk)
-                if received > MAX_INPUT_BYTES:
-                    raise _too_large(what, where, MAX_INPUT_BYTES, InputError)
-                chunks.append(chunk)
-            return b"".join(chunks)
-
-        request = http.client.build_request("GET", source.location)
-        data = http.stream(
-            request, read, where=where, what=f"downloading {what}", paid=False,
-            follow_redirects=True, unknown_host="check the input URL",
-        )  # fmt: skip
-        return check_image(source, data)
-
-    # Saving -------------------------------------------------------------------------------
-
-    def save(
-        self,
-        outcome: JobOutcome,
-        provenance: Provenance | None,
-        result: ResultImage,
-        number: int,
-        total: int,
-        http: JobHttp,
-        progress: Progress,
-    ) -> None:
-        """Write a result to a temporary file (streamed when it is a URL), check it, add the
-        provenance, and link it into place under the job's name."""
-        job = outcome.job
-        where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
-        stream = job.output is not None and is_stream(job.output)
-        if job.output is None:
-            folder = self.settings.out_dir
-        else:
-            # A device or stdout has no folder to stage in; the temporary file goes elsewhere.
-            folder = Path(tempfile.gettempdir()) if stream else _parent(job.output)
-        try:
-            if result.url is not None:
-                part = self.download(result.url, folder, where, http, progress)
-            else:
-                assert result.data is not None
-                progress("saving")
-                part = write_part(folder, [result.data], where, sync=not self.options.metadata)
-            try:
-                facts = inspect_image(part.path, where)
-                part = self._with_provenance(part, facts, provenance, folder, where)
-                facts = replace(facts, size=part.size)
-                if job.output is not None and stream:
-                    out = self.stdout or sys.stdout.buffer
-                    saved = place_stream(part.path, facts, job.output, out, where)
-                elif job.output is not None:
-                    saved, note = place_as(part.path, facts, job.output, self.options.overwrite)
-                    if note:
-                        self.events.warning(note)
-                else:
-                    stem = outcome.stems[number - 1] if number <= len(outcome.stems) else job.stem
-                    others = frozenset(outcome.stems) - {stem}
-                    saved = place_new(
-                        part.path, facts, folder, stem, avoid=others, exists=self._name_taken
-                    )
-            finally:
-                part.discard()
-        except InputError as exc:
-            if result.url is not None:
-                # The image was paid for: say where it still is, while the link lasts.
-                exc.message += f"; the image is still at {result.url} for a while"
-            raise
-        outcome.outputs.append(saved)
-        self._check_dimensions(outcome, saved)
-        if self.options.sidecar and provenance is not None:
-            self._write_sidecar(provenance, saved, overwrite=job.output is not None)
-
-    def download(
-        self, url: str, folder: Path, where: str, http: JobHttp, progress: Progress
-    ) -> PartFile:
-        """Stream a result into a part file in ``folder``: no credentials, redirects followed,
-        within the size cap; a broken transfer is fetched again."""
-        host = host_of(url)
-
-        def receive(response: httpx.Response) -> PartFile:
-            length = _check_download(
-                response, where, host, MAX_DOWNLOAD_BYTES, ApiError, RESULT_DENIED
-            )
-            part = PartFile(folder, where)
-            try:
-                progress("downloading", 0, length)
-                for chunk in response.iter_bytes(64 * 1024):
-                    part.write(chunk)
-                    if part.size > MAX_DOWNLOAD_BYTES:
-                        raise _too_large(where, host, MAX_DOWNLOAD_BYTES, ApiError)
-                    progress("downloading", part.size, length)
-                # With metadata the bytes are copied once more: that copy is the one synced.
-                part.close(sync=not self.options.metadata)
-            except BaseException:
-                part.discard()
-                raise
-            return part
-
-        request = http.client.build_request("GET", url)
-        return http.stream(
-            request, receive, where=host, what=f"downloading {where}", paid=False,
-            follow_redirects=True, unknown_host="it is the result link's host; try again later",
-        )  # fmt: skip
-
-    def _with_provenance(
-        self,
-        part: PartFile,
-        facts: ImageFacts,
-        provenance: Provenance | None,
-        folder: Path,
-        where: str,
-    ) -> PartFile:
-        if not self.options.metadata or provenance is None:
-            return part
-        from nanoedit.provenance import embed
-
-        tagged = PartFile(folder, where)
-        tagged.close()
-        try:
-            embed(part.path, tagged.path, facts.format, provenance)
-        except ValueError as exc:
-            tagged.discard()
-            self.events.warning(f"{where}: saved without metadata ({exc})")
-            return part
-        except OSError as exc:
-            tagged.discard()
-            raise write_error(exc, folder, where) from None
-        except BaseException:
-            tagged.discard()
-            raise
-        part.discard()
-        sync_file(tagged.path, folder, where)
-        tagged.size = tagged.path.stat().st_size
-        return tagged
-
-    def _provenance(self, outcome: JobOutcome, prepared: PreparedJob) -> Provenance:
-        from nanoedit.provenance import InputRecord, Provenance
-
-        assert outcome.backend is not None and outcome.model is not None
-        options = outcome.job.options
-        # Sent as URLs: a local file an uploader put online has the hash of its bytes and its
-        # URL; a URL given as it is was never read here.
-        hosted = {item.url: item.image for item in prepared.hosted}
-        inputs = tuple(
-            InputRecord(item.source.label, hashlib.sha256(item.data).hexdigest())
-            if not isinstance(item, str)
-            else InputRecord(
-                hosted[item].source.label, hashlib.sha256(hosted[item].data).hexdigest(), item
-            )
-            if item in hosted
-            else InputRecord(item, "")
-            for item in prepared.inputs()
-        )
-        return Provenance(
-            prompt=options.prompt,
-            model=outcome.model,
-            backend=outcome.backend,
-            ratio=options.ratio,
-            size=options.size,
-            inputs=inputs,
-            version=__version__,
-        )
-
-    def _check_count(self, outcome: JobOutcome, got: int) -> None:
+    def _check_count(self, job: Job, got: int) -> list[str]:
         """Warn when the provider sent fewer images than the job asked for (a relay that
         drops some, a task that came back empty): the job keeps what came."""
-        asked = outcome.job.options.count
+        asked = job.options.count
         if got >= asked:
-            return
-        text = (
-            f"{outcome.job.label}: asked for {asked} images, {got} came back; "
-            f"the job keeps those {got}"
-        )
-        outcome.warnings.append(text)
+            return []
+        text = f"{job.label}: asked for {asked} images, {got} came back; the job keeps those {got}"
         self.events.warning(text)
+        return [text]
 
-    def _check_dimensions(self, outcome: JobOutcome, saved: SavedImage) -> None:
+    def _check_dimensions(self, planned: PlannedJob, saved: SavedImage) -> list[str]:
         """Warn when the provider ignored the ratio or size that was asked for."""
-        options = outcome.job.options
-        assert outcome.model is not None
-        expected = expected_size(outcome.model, options.ratio, options.size)
+        options, model = planned.job.options, planned.model
+        expected = expected_size(model, options.ratio, options.size)
         if expected is None or expected == (saved.width, saved.height):
-            return
+            return []
         asked = " at ".join(
             part for part in (options.ratio, options.size) if part and part != "auto"
         )
         text = (
-            f"{shown(saved.path)}: asked for {asked} "
-            f"({expected[0]}x{expected[1]} on {outcome.model}) "
+            f"{shown(saved.path)}: asked for {asked} ({expected[0]}x{expected[1]} on {model}) "
             f"but the image is {saved.width}x{saved.height}; the provider ignored the "
             f"{_what_was_ignored(expected, (saved.width, saved.height))}"
         )
-        outcome.warnings.append(text)
         self.events.warning(text)
-
-    def _write_sidecar(self, provenance: Provenance, saved: SavedImage, *, overwrite: bool) -> None:
-        """Write ``IMAGE.json``; only ``-o`` with --overwrite may replace one (checked before
-        sending); a generated name was chosen with its sidecar's name free."""
-        from nanoedit.provenance import sidecar_bytes, sidecar_path
-
-        path = sidecar_path(saved.path)
-        data = sidecar_bytes(provenance, saved.path, saved.width, saved.height, saved.format)
-        try:
-            write_atomic(path, data, overwrite=overwrite and self.options.overwrite)
-        except FileExistsError:
-            raise OverwriteError(
-                f"{path} appeared while {saved.path} was being made, so the image was saved "
-                "without its sidecar; move that file away and run again"
-            ) from None
-        except OSError as exc:
-            raise write_error(exc, path.parent, f"the sidecar {path.name}") from None
+        return [text]
 
 
-def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
-    """Refuse what the model cannot do (a size, a ratio, too many images) before a request
-    is paid for. Sizes and ratios are the model's own; the image count is checked where the
-    backend knows the model's limit."""
-    options = job.options
-    facts = backend.facts(model)
-    if facts is None:
-        return
-    size, ratio = options.size, options.ratio
-    if size is not None and size not in facts.sizes:
-        able = _models_that(lambda other: size in other.sizes)
-        raise UsageError(
-            f"{model} renders {', '.join(facts.sizes)} only, so size {size} cannot be honoured; "
-            "drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model that "
-            f"renders it ({able})"
+def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
+    from nanoedit.provenance import InputRecord, Provenance
+
+    options = planned.job.options
+    # Sent as URLs: a local file an uploader put online has the hash of its bytes and its URL;
+    # a URL given as it is was never read here.
+    hosted = {item.url: item.image for item in prepared.hosted}
+    inputs = tuple(
+        InputRecord(item.source.label, hashlib.sha256(item.data).hexdigest())
+        if not isinstance(item, str)
+        else InputRecord(
+            hosted[item].source.label, hashlib.sha256(hosted[item].data).hexdigest(), item
         )
-    if ratio != "auto" and ratio not in facts.ratios:
-        able = _models_that(lambda other: ratio in other.ratios)
-        raise UsageError(
-            f"{model} does not render the ratio {ratio}; choose another --ratio, or a model "
-            f"that renders it ({able})"
-        )
-    limits = backend.limits(model)
-    if limits is not None and len(job.images) > limits.max_images:
-        raise InputError(
-            f"{job.label}: {len(job.images)} images for one job, and {model} takes at most "
-            f"{limits.max_images}; pass fewer --ref images"
-        )
+        if item in hosted
+        else InputRecord(item, "")
+        for item in prepared.inputs()
+    )
+    return Provenance(
+        prompt=options.prompt,
+        model=planned.model,
+        backend=planned.backend,
+        ratio=options.ratio,
+        size=options.size,
+        inputs=inputs,
+        version=__version__,
+    )
 
 
-def _models_that(test: Callable[[ModelLimits], bool]) -> str:
-    from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS
-
-    names = [alias for alias, model in GOOGLE_ALIASES.items() if test(GOOGLE_MODELS[model])]
-    return "--model " + " or ".join(names)
-
-
-def _parent(path: Path) -> Path:
-    return path.parent if str(path.parent) else Path(".")
-
-
-def _dash(path: Path) -> str:
-    """An ``-o`` value as the user typed it: ``-`` for stdout."""
-    return "-" if path == STDOUT else str(path)
+def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:
+    """The outcome of a job never sent: ``error`` stopped the run before it."""
+    return JobOutcome(planned.job, planned.backend, planned.model, error=error, held_back=True)
 
 
 def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:
     wanted, actual = expected[0] / expected[1], got[0] / got[1]
     # Within 2%: the sides of one ratio differ by rounding from one model to another.
     return "size" if abs(wanted - actual) <= 0.02 * wanted else "ratio"
-
-
-def _check_download(
-    response: httpx.Response,
-    what: str,
-    where: str,
-    cap: int,
-    failure: type[NanoeditError],
-    denied: str,
-) -> int | None:
-    """Refuse an answer that is not a file (an error status), or too large by its header;
-    returns the announced length. ``denied`` is the advice for a 401, 403 or 410."""
-    if response.status_code != 200:
-        body = response.read()[:512]
-        hint = denied if response.status_code in (401, 403, 410) else "check the address"
-        raise failure(
-            f"{what} could not be downloaded from {where}: "
-            f"HTTP {response.status_code} ({describe(body)}); {hint}"
-        )
-    announced = response.headers.get("content-length")
-    length = int(announced) if announced and announced.isdigit() else None
-    if length is not None and length > cap:
-        raise _too_large(what, where, cap, failure)
-    return length
-
-
-def _too_large(what: str, where: str, cap: int, failure: type[NanoeditError]) -> NanoeditError:
-    return failure(
-        f"{what} at {where} is larger than {cap // (1024 * 1024)} MiB; refusing to download it"
-    )

@@ -1,10 +1,11 @@
 """Saving images: names that say where an image came from, exclusive and atomic writes.
 
-An image is streamed into a temporary file beside its destination, checked, and then linked
-into place, so no reader ever sees half an image, memory does not grow with its size, and an
-existing file is never replaced unless the user asked for it. Standard output (``-o -``), a
-FIFO or a character device (``/dev/null``) is not a file to replace: the checked image is
-copied into it as it is.
+An image is streamed into a temporary file beside its destination, checked, given its
+provenance, and then linked into place, so no reader ever sees half an image, memory does not
+grow with its size, and an existing file is never replaced unless the user asked for it.
+Standard output (``-o -``), a FIFO or a character device (``/dev/null``) is not a file to
+replace: the checked image is copied into it as it is. :class:`ResultWriter` does all of that
+for a run's results.
 """
 
 from __future__ import annotations
@@ -14,43 +15,37 @@ import os
 import secrets
 import shlex
 import stat
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.imageformat import EXTENSIONS, IMAGE_SUFFIXES, describe, format_from_suffix, sniff
+from nanoedit.jobs import Job, SavedImage
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.backends.base import Progress, ResultImage
+    from nanoedit.http import JobHttp
+    from nanoedit.provenance import Provenance
 
 MAX_NAME_TRIES = 10_000
+# Result images larger than this are refused rather than written to disk.
+MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
+# What to do when a result download is refused (401, 403, 410): its link is signed and
+# short-lived.
+RESULT_DENIED = "the link has expired; results must be fetched at once"
 # `-o -`: the image's bytes go to standard output. /dev/stdout names that same place, so this
 # one value never stands for a file the user meant instead (a file named "-" is `-o ./-`).
 STDOUT = Path("/dev/stdout")
 # Errors of a full or limited disk: said as such, with what to do.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What a checked image file is."""
-
-    format: str
-    width: int
-    height: int
-    size: int
-
-
-@dataclass(frozen=True)
-class SavedImage:
-    """An image written to disk."""
-
-    path: Path
-    format: str
-    width: int
-    height: int
-    size: int
 
 
 def write_error(exc: OSError, where: Path, what: str) -> OutputError:
@@ -64,30 +59,44 @@ def write_error(exc: OSError, where: Path, what: str) -> OutputError:
     return OutputError(f"{what} could not be written to {where} ({reason}); check the folder")
 
 
-# Every part file not yet discarded, so an interrupted run can remove those whose job
-# thread is still blocked on the network when the process exits.
-_LIVE_PARTS: set[Path] = set()
-_LIVE_LOCK = threading.Lock()
+class PartFiles:
+    """The part files of one run not yet placed or discarded, so that an interrupted run can
+    remove those whose job thread is still blocked on the network when the process exits."""
 
+    def __init__(self) -> None:
+        self._paths: set[Path] = set()
+        self._lock = threading.Lock()
 
-def discard_live_parts() -> None:
-    """Remove every temporary file still in use (after Ctrl-C)."""
-    with _LIVE_LOCK:
-        paths = list(_LIVE_PARTS)
-        _LIVE_PARTS.clear()
-    for path in paths:
-        path.unlink(missing_ok=True)
+    def add(self, path: Path) -> None:
+        """A part file was made."""
+        with self._lock:
+            self._paths.add(path)
+
+    def remove(self, path: Path) -> None:
+        """A part file was placed or discarded."""
+        with self._lock:
+            self._paths.discard(path)
+
+    def discard_all(self) -> None:
+        """Remove every part file still in use (after Ctrl-C)."""
+        with self._lock:
+            paths = list(self._paths)
+            self._paths.clear()
+        for path in paths:
+            path.unlink(missing_ok=True)
 
 
 class PartFile:
-    """A temporary ``.part`` file beside the destination; removed unless it is placed.
+    """A temporary ``.part`` file beside the destination; removed unless it is placed, and
+    listed in the run's ``parts`` meanwhile, if given.
 
     Created like any new file (mode 0666 less the umask), not 0600 as mkstemp would.
     """
 
-    def __init__(self, directory: Path, what: str) -> None:
+    def __init__(self, directory: Path, what: str, parts: PartFiles | None = None) -> None:
         self.directory = directory
         self.what = what
+        self.parts = parts
         self.path = directory / f".nanoedit-{secrets.token_hex(6)}.part"
         self.size = 0
         try:
@@ -96,8 +105,8 @@ class PartFile:
         except OSError as exc:
             raise write_error(exc, directory, what) from None
         self.handle = os.fdopen(fd, "wb")
-        with _LIVE_LOCK:
-            _LIVE_PARTS.add(self.path)
+        if parts is not None:
+            parts.add(self.path)
 
     def write(self, chunk: bytes) -> None:
         """Append bytes."""
@@ -126,8 +135,8 @@ class PartFile:
         if not self.handle.closed:
             self.handle.close()
         self.path.unlink(missing_ok=True)
-        with _LIVE_LOCK:
-            _LIVE_PARTS.discard(self.path)
+        if self.parts is not None:
+            self.parts.remove(self.path)
 
     def __enter__(self) -> PartFile:
         return self
@@ -140,10 +149,15 @@ class PartFile:
 
 
 def write_part(
-    directory: Path, chunks: Iterable[bytes], what: str, *, sync: bool = True
+    directory: Path,
+    chunks: Iterable[bytes],
+    what: str,
+    *,
+    sync: bool = True,
+    parts: PartFiles | None = None,
 ) -> PartFile:
     """A closed part file holding ``chunks`` (the caller discards it)."""
-    part = PartFile(directory, what)
+    part = PartFile(directory, what, parts)
     try:
         for chunk in chunks:
             part.write(chunk)
@@ -166,8 +180,9 @@ def sync_file(path: Path, directory: Path, what: str) -> None:
         raise write_error(exc, directory, what) from None
 
 
-def inspect_image(path: Path, where: str) -> ImageFacts:
-    """Check that a file really is a whole image, without decoding it at full size.
+def inspect_image(path: Path, where: str) -> SavedImage:
+    """Check that a file really is a whole image, without decoding it at full size, and
+    return what it is.
 
     The type comes from the bytes, never from a URL. PNG chunks are checked against their
     CRCs to the end; JPEG is decoded at an eighth of its size, which still reads every byte.
@@ -196,7 +211,7 @@ def inspect_image(path: Path, where: str) -> ImageFacts:
         raise ApiError(
             f"{where} is a damaged {fmt.upper()} image ({exc}); nothing was saved"
         ) from None
-    return ImageFacts(fmt, width, height, path.stat().st_size)
+    return SavedImage(path, fmt, width, height, path.stat().st_size)
 
 
 def output_target(text: str) -> Path:
@@ -247,7 +262,7 @@ def check_output_path(path: Path, overwrite: bool) -> None:
             raise OverwriteError(
                 f"{path} already exists; pass --overwrite to replace it, or choose another -o"
             )
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = _folder_of(path)
     if not folder.is_dir():
         if os.path.lexists(folder):
             raise InputError(f"the folder of {path} is not a folder ({folder} is a file)")
@@ -283,6 +298,19 @@ def check_directory(directory: Path) -> None:
         raise InputError(f"the output folder {directory} is not a folder ({probe} is a file)")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"the output folder {directory} is not writable; choose another with -d")
+
+
+def taken_names(
+    *, sidecar: bool, exists: Callable[[Path], bool] = os.path.lexists
+) -> Callable[[Path], bool]:
+    """What counts as a generated name in use: anything there, a link that points nowhere
+    too; with ``sidecar`` its sidecar as well, so a stale ``cat-edit.png.json`` is never
+    replaced."""
+    if not sidecar:
+        return exists
+    from nanoedit.provenance import sidecar_path
+
+    return lambda path: exists(path) or exists(sidecar_path(path))
 
 
 def stem_taken(
@@ -322,28 +350,27 @@ def next_free_path(
 
 
 def place_new(
-    part: Path,
-    facts: ImageFacts,
+    part: SavedImage,
     directory: Path,
     stem: str,
     avoid: Collection[str] = (),
     exists: Callable[[Path], bool] = os.path.lexists,
 ) -> SavedImage:
     """Link a checked part file into ``directory`` under ``stem`` or the next free name."""
-    ext = EXTENSIONS[facts.format]
+    ext = EXTENSIONS[part.format]
     while True:
         path = next_free_path(directory, stem, ext, avoid=avoid, exists=exists)
         try:
-            _link_exclusive(part, path)
+            _link_exclusive(part.path, path)
         except FileExistsError:
             continue  # another process took the name between the check and the link
         except OSError as exc:
             raise write_error(exc, directory, f"the image {path.name}") from None
-        return SavedImage(path, facts.format, facts.width, facts.height, facts.size)
+        return replace(part, path=path)
 
 
 def place_as(
-    part: Path, facts: ImageFacts, path: Path, overwrite: bool
+    part: SavedImage, path: Path, overwrite: bool, parts: PartFiles | None = None
 ) -> tuple[SavedImage, str | None]:
     """Put a checked part file at exactly the path given with ``-o``; returns it and a note.
 
@@ -351,15 +378,16 @@ def place_as(
     converted to it if nanoedit can write that format, else kept as it came; either way the
     note says so. A name with no image extension gets the bytes as they came.
     """
-    fmt, size = facts.format, facts.size
+    fmt = part.format
     wanted = format_from_suffix(path.suffix)
     note = None
     if wanted is not None and wanted != fmt:
         if can_convert_to(wanted):
             what = f"the image {path.name}"
-            with write_part(path.parent, [convert(part, wanted)], what) as converted:
-                converted_facts = ImageFacts(wanted, facts.width, facts.height, converted.size)
-                saved, _ = place_as(converted.path, converted_facts, path, overwrite)
+            converting = [convert(part.path, wanted)]
+            with write_part(path.parent, converting, what, parts=parts) as converted:
+                again = replace(part, path=converted.path, format=wanted, size=converted.size)
+                saved, _ = place_as(again, path, overwrite)
             return saved, (
                 f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
             )
@@ -369,24 +397,22 @@ def place_as(
         )
     try:
         if overwrite:
-            os.replace(part, path)
+            os.replace(part.path, path)
         else:
-            _link_exclusive(part, path)
+            _link_exclusive(part.path, path)
     except FileExistsError:
         raise OverwriteError(
             f"{path} already exists; pass --overwrite to replace it, or choose another -o"
         ) from None
     except OSError as exc:
         raise write_error(exc, path.parent, f"the image {path.name}") from None
-    return SavedImage(path, fmt, facts.width, facts.height, size), note
+    return replace(part, path=path), note
 
 
-def place_stream(
-    part: Path, facts: ImageFacts, path: Path, stdout: BinaryIO, what: str
-) -> SavedImage:
+def place_stream(part: SavedImage, path: Path, stdout: BinaryIO, what: str) -> SavedImage:
     """Copy a checked part file into standard output, a FIFO or a character device."""
-    write_stream(path, read_chunks(part), stdout, what)
-    return SavedImage(path, facts.format, facts.width, facts.height, facts.size)
+    write_stream(path, read_chunks(part.path), stdout, what)
+    return replace(part, path=path)
 
 
 def write_stream(path: Path, chunks: Iterable[bytes], stdout: BinaryIO, what: str) -> None:
@@ -476,10 +502,12 @@ def convert(source: Path, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
+def write_atomic(
+    path: Path, data: bytes, *, overwrite: bool, parts: PartFiles | None = None
+) -> None:
     """Write bytes through a temporary file in the same folder, then link or rename it into
     place; without ``overwrite`` an existing file raises FileExistsError."""
-    with write_part(path.parent if str(path.parent) else Path("."), [data], path.name) as part:
+    with write_part(_folder_of(path), [data], path.name, parts=parts) as part:
         if overwrite:
             os.replace(part.path, path)
         else:
@@ -497,3 +525,172 @@ def _link_exclusive(temp: Path, path: Path) -> None:
         # Some file systems have no hard links: reserve the name exclusively, then rename.
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         os.replace(temp, path)
+
+
+def _folder_of(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+class ResultWriter:
+    """Writes the images of one run: each is streamed or written into a part file beside its
+    destination, checked, given its provenance, put in place, and given its sidecar.
+
+    Every part file is listed in ``parts`` until it is placed or discarded. ``warn`` hears
+    what the user should know (an image saved without metadata, a format converted).
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        overwrite: bool,
+        metadata: bool,
+        sidecar: bool,
+        stdout: BinaryIO | None,
+        warn: Callable[[str], None],
+        parts: PartFiles,
+    ) -> None:
+        self.out_dir = out_dir
+        self.overwrite = overwrite
+        self.metadata = metadata
+        self.sidecar = sidecar
+        # Where `-o -` sends an image's bytes (the process's stdout unless given).
+        self.stdout = stdout
+        self.warn = warn
+        self.parts = parts
+        self.taken = taken_names(sidecar=sidecar)
+
+    def save(
+        self,
+        job: Job,
+        names: tuple[str, ...],
+        provenance: Provenance | None,
+        result: ResultImage,
+        number: int,
+        total: int,
+        http: JobHttp,
+        progress: Progress,
+    ) -> SavedImage:
+        """Write result ``number`` of ``total`` (streamed when it is a URL), check it, add the
+        provenance, and put it at the job's ``-o`` or under its reserved name from ``names``."""
+        where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
+        stream = job.output is not None and is_stream(job.output)
+        if job.output is None:
+            folder = self.out_dir
+        else:
+            # A device or stdout has no folder to stage in; the temporary file goes elsewhere.
+            folder = Path(tempfile.gettempdir()) if stream else _folder_of(job.output)
+        try:
+            if result.url is not None:
+                part = self.download(result.url, folder, where, http, progress)
+            else:
+                assert result.data is not None
+                progress("saving")
+                part = write_part(
+                    folder, [result.data], where, sync=not self.metadata, parts=self.parts
+                )
+            try:
+                checked = inspect_image(part.path, where)
+                part = self._with_provenance(part, checked, provenance, folder, where)
+                checked = replace(checked, path=part.path, size=part.size)
+                if job.output is not None and stream:
+                    out = self.stdout or sys.stdout.buffer
+                    return place_stream(checked, job.output, out, where)
+                if job.output is not None:
+                    saved, note = place_as(checked, job.output, self.overwrite, self.parts)
+                    if note:
+                        self.warn(note)
+                    return saved
+                stem = names[number - 1] if number <= len(names) else job.stem
+                others = frozenset(names) - {stem}
+                return place_new(checked, folder, stem, avoid=others, exists=self.taken)
+            finally:
+                part.discard()
+        except InputError as exc:
+            if result.url is not None:
+                # The image was paid for: say where it still is, while the link lasts.
+                exc.message += f"; the image is still at {result.url} for a while"
+            raise
+
+    def download(
+        self, url: str, folder: Path, where: str, http: JobHttp, progress: Progress
+    ) -> PartFile:
+        """Stream a result into a part file in ``folder``: no credentials, redirects followed,
+        within the size cap; a broken transfer is fetched again."""
+        from nanoedit.backends.base import host_of
+        from nanoedit.http import check_download, too_large
+
+        host = host_of(url)
+
+        def receive(response: httpx.Response) -> PartFile:
+            length = check_download(
+                response, where, host, MAX_DOWNLOAD_BYTES, ApiError, RESULT_DENIED
+            )
+            part = PartFile(folder, where, self.parts)
+            try:
+                progress("downloading", 0, length)
+                for chunk in response.iter_bytes(64 * 1024):
+                    part.write(chunk)
+                    if part.size > MAX_DOWNLOAD_BYTES:
+                        raise too_large(where, host, MAX_DOWNLOAD_BYTES, ApiError)
+                    progress("downloading", part.size, length)
+                # With metadata the bytes are copied once more: that copy is the one synced.
+                part.close(sync=not self.metadata)
+            except BaseException:
+                part.discard()
+                raise
+            return part
+
+        request = http.client.build_request("GET", url)
+        return http.stream(
+            request, receive, where=host, what=f"downloading {where}", paid=False,
+            follow_redirects=True, unknown_host="it is the result link's host; try again later",
+        )  # fmt: skip
+
+    def _with_provenance(
+        self,
+        part: PartFile,
+        checked: SavedImage,
+        provenance: Provenance | None,
+        folder: Path,
+        where: str,
+    ) -> PartFile:
+        if not self.metadata or provenance is None:
+            return part
+        from nanoedit.provenance import embed
+
+        tagged = PartFile(folder, where, self.parts)
+        tagged.close()
+        try:
+            embed(part.path, tagged.path, checked.format, provenance)
+        except ValueError as exc:
+            tagged.discard()
+            self.warn(f"{where}: saved without metadata ({exc})")
+            return part
+        except OSError as exc:
+            tagged.discard()
+            raise write_error(exc, folder, where) from None
+        except BaseException:
+            tagged.discard()
+            raise
+        part.discard()
+        sync_file(tagged.path, folder, where)
+        tagged.size = tagged.path.stat().st_size
+        return tagged
+
+    def write_sidecar(self, provenance: Provenance, saved: SavedImage, *, overwrite: bool) -> None:
+        """Write ``IMAGE.json``; only ``-o`` with --overwrite may replace one (checked before
+        sending); a generated name was chosen with its sidecar's name free."""
+        from nanoedit.provenance import sidecar_bytes, sidecar_path
+
+        path = sidecar_path(saved.path)
+        data = sidecar_bytes(provenance, saved.path, saved.width, saved.height, saved.format)
+        try:
+            write_atomic(path, data, overwrite=overwrite and self.overwrite, parts=self.parts)
+        except FileExistsError:
+            raise OverwriteError(
+                f"{path} appeared while {saved.path} was being made, so the image was saved "
+                "without its sidecar; move that file away and run again"
+            ) from None
+        except OSError as exc:
+            raise write_error(exc, path.parent, f"the sidecar {path.name}") from None

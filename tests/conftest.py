@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from nanoedit.backends import backend_classes
 from nanoedit.cli import app
+from nanoedit.clock import Clock
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 OPENAI_KEY = "sk-test-openai-key-0001"
@@ -43,6 +45,39 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
+class SkippingClock(Clock):
+    """Real time, except that a wait returns at once and moves this clock on by its length:
+    a run that waits for a retry or a task costs no more than its requests."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        """The real monotonic clock, plus every wait skipped so far."""
+        return time.monotonic() + self.skipped
+
+    def now(self) -> datetime:
+        """The real time of day, plus every wait skipped so far."""
+        return datetime.now(UTC) + timedelta(seconds=self.skipped)
+
+    def wait(self, seconds: float, cancel: threading.Event) -> bool:
+        """Skip the wait (none once the run is cancelled)."""
+        if cancel.is_set():
+            return True
+        with self._lock:
+            self.skipped += seconds
+            self.waits.append(seconds)
+        return False
+
+
+@pytest.fixture
+def clock() -> SkippingClock:
+    """A clock whose waits are skipped; ``served`` keeps its tasks' time on it."""
+    return SkippingClock()
+
+
 @dataclass
 class Served:
     """A sandbox serving on a loopback port."""
@@ -52,10 +87,12 @@ class Served:
 
 
 @pytest.fixture
-def served() -> Iterator[Served]:
-    """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys."""
+def served(clock: SkippingClock) -> Iterator[Served]:
+    """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys; its tasks take their
+    time on ``clock``, so a run given that clock skips its polls' waits."""
     sandbox = Sandbox(
-        keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY, OPENROUTER_KEY})
+        keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY, OPENROUTER_KEY}),
+        clock=clock.monotonic,
     )
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
@@ -120,10 +157,14 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
 
 
 def run_cli(
-    args: list[str], env: dict[str, str] | None = None, stdin: str | bytes | None = None
+    args: list[str],
+    env: dict[str, str] | None = None,
+    stdin: str | bytes | None = None,
+    clock: Clock | None = None,
 ) -> Result:
-    """Run nanoedit in-process; stdout and stderr are kept apart. ``stdin`` is text or bytes."""
-    return CliRunner().invoke(app, args, env=env, input=stdin, catch_exceptions=False)
+    """Run nanoedit in-process; stdout and stderr are kept apart. ``stdin`` is text or bytes.
+    The run reads the time and waits on ``clock`` (the real one unless given)."""
+    return CliRunner().invoke(app, args, env=env, input=stdin, catch_exceptions=False, obj=clock)
 
 
 def big_jpeg(width: int, height: int, colour: tuple[int, int, int] = (200, 120, 40)) -> bytes:

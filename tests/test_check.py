@@ -24,8 +24,9 @@ from nanoedit.check import (
     check_backends,
     check_exit_code,
 )
-from nanoedit.config import BackendSettings, Flags, Settings, load_settings
+from nanoedit.config import BackendSettings, Settings, load_settings
 from nanoedit.errors import ExitCode
+from nanoedit.jobs import RunOptions
 from nanoedit.sandbox.catalog import OPENAI_MODELS
 
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
@@ -53,7 +54,9 @@ def client() -> Iterator[httpx.Client]:
 
 def settings_from(env: dict[str, str]) -> Settings:
     """Settings from these variables only (and the test's empty config folder)."""
-    return load_settings({"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]} | env, Flags())
+    return load_settings(
+        {"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]} | env, RunOptions()
+    )
 
 
 def sent(served: Served) -> list[tuple[str, str, str]]:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, backend_env, run_cli
+from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
 from nanoedit import __version__
@@ -149,14 +149,16 @@ def test_json_failure_record_still_comes(sample: Path) -> None:
     assert records[1]["outputs"] == []
 
 
-def test_in_process_sandbox_needs_no_key_and_no_network(sample: Path) -> None:
+def test_in_process_sandbox_needs_no_key_and_no_network(sample: Path, clock: SkippingClock) -> None:
     result = run_cli(
-        ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9", "--sandbox"]
+        ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9", "--sandbox"],
+        clock=clock,
     )
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
     url = run_cli(["edit", "https://example.com/dog.jpg", "-p", "add a hat", "--ratio", "21:9",
                    "--size", "4K", "--model", "gemini-3-pro-image-preview"],
-                  env={"NANOEDIT_SANDBOX": "1", "NANOEDIT_DUOMI_POLL_INTERVAL": "0.5"})  # fmt: skip
+                  env={"NANOEDIT_SANDBOX": "1", "NANOEDIT_DUOMI_POLL_INTERVAL": "0.5"},
+                  clock=clock)  # fmt: skip
     assert (url.exit_code, url.stdout) == (0, "dog-edit.jpg\n"), url.stderr
     with Image.open("dog-edit.jpg") as image:
         assert (image.format, image.size) == ("JPEG", (6336, 2688))
@@ -176,6 +178,24 @@ def test_version_and_help_do_not_load_heavy_modules() -> None:
         )
         assert out.stdout.splitlines()[-1] == "[]"
     assert run_cli(["--version"]).stdout == f"nanoedit {__version__}\n"
+
+
+def test_an_error_found_before_any_request_loads_no_network_module() -> None:
+    # Two uses of stdin: refused by the command itself, before the run is set up.
+    code = (
+        "import sys\n"
+        "from nanoedit.cli import main\n"
+        "sys.argv = ['nanoedit', 'edit', '-', '--ref', '-', '-p', 'x']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print(exc.code)\n"
+        "print(sorted(m for m in sys.modules if m in ('httpx', 'PIL', 'nanoedit.runner')"
+        " or m.startswith('nanoedit.backends')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == (
+        "error: INPUT - and --ref - both read stdin, which can be read only once; save all but "
+        "one of them to a file and name it\n"
+    )
+    assert out.stdout.splitlines() == ["2", "[]"]
 
 
 def test_completion_scripts_are_current() -> None:

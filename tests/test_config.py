@@ -18,7 +18,6 @@ from conftest import OPENAI_KEY, Served, backend_env, run_cli
 from nanoedit.config import (
     KEY_COMMAND_TIMEOUT,
     BackendSettings,
-    Flags,
     Settings,
     display_value,
     load_settings,
@@ -29,6 +28,7 @@ from nanoedit.config import (
     write_file,
 )
 from nanoedit.errors import ConfigError, ExitCode, UsageError
+from nanoedit.jobs import RunOptions
 
 
 def config_file() -> Path:
@@ -144,10 +144,10 @@ def test_a_run_stopped_by_a_setting_still_prints_json(sample: Path) -> None:
     }
 
 
-def settings_from(env: dict[str, str] | None = None, flags: Flags | None = None) -> Settings:
+def settings_from(env: dict[str, str] | None = None, flags: RunOptions | None = None) -> Settings:
     """load_settings with the test's config folder and only the variables given."""
     base = {"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]}
-    return load_settings(base | (env or {}), flags or Flags())
+    return load_settings(base | (env or {}), flags or RunOptions())
 
 
 def counting(counter: Path, command: str) -> str:
@@ -193,7 +193,7 @@ def test_network_precedence_file_then_env_then_flag() -> None:
     assert (from_env.proxy, from_env.timeout, from_env.retries, from_env.backoff) == (
         "socks5://env-proxy:1080", 60.0, 0, 0.0,
     )  # fmt: skip
-    flags = Flags(proxy="https://flag-proxy:8443/", timeout=30.5, retries=1)
+    flags = RunOptions(proxy="https://flag-proxy:8443/", timeout=30.5, retries=1)
     from_flags = settings_from(env, flags)
     assert (from_flags.proxy, from_flags.timeout, from_flags.retries, from_flags.backoff) == (
         "https://flag-proxy:8443", 30.5, 1, 0.0,
@@ -270,17 +270,17 @@ def test_bad_network_value_in_the_file_names_the_key() -> None:
     ("flags", "message"),
     [
         (
-            Flags(timeout=0),
+            RunOptions(timeout=0),
             "--timeout: invalid value '0'; give a number of seconds above 0, such as 900",
         ),
         (
-            Flags(retries=-1),
+            RunOptions(retries=-1),
             "--retries: invalid value '-1'; give a whole number from 0 to 20, such as 3",
         ),
-        (Flags(proxy="proxy:8080"), f"--proxy: invalid proxy URL 'proxy:8080'; {PROXY_HELP}"),
+        (RunOptions(proxy="proxy:8080"), f"--proxy: invalid proxy URL 'proxy:8080'; {PROXY_HELP}"),
     ],
 )
-def test_bad_network_flag_is_a_usage_error(flags: Flags, message: str) -> None:
+def test_bad_network_flag_is_a_usage_error(flags: RunOptions, message: str) -> None:
     with pytest.raises(UsageError) as caught:
         settings_from(flags=flags)
     assert (caught.value.message, caught.value.exit_code) == (message, ExitCode.USAGE)
@@ -467,7 +467,7 @@ def test_the_cache_is_not_part_of_the_value() -> None:
 def test_the_sandbox_needs_no_command(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
     env = {"NANOEDIT_OPENAI_API_KEY_CMD": counting(counter, "printf x")}
-    settings = settings_from(env, Flags(sandbox=True))
+    settings = settings_from(env, RunOptions(sandbox=True))
     assert (settings.backends["openai"].api_key_cmd, settings.backends["openai"].key()) == (
         None,
         "sandbox",

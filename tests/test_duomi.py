@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DUOMI_KEY, Served, backend_env, run_cli
+from conftest import DUOMI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
 
@@ -55,10 +55,10 @@ def test_references_and_size_go_in_the_body(served: Served) -> None:
         assert (image.format, image.size) == ("JPEG", (3072, 5504))
 
 
-def test_slow_task_is_polled_until_it_succeeds(served: Served) -> None:
+def test_slow_task_is_polled_until_it_succeeds(served: Served, clock: SkippingClock) -> None:
     served.sandbox.task_seconds = 0.3
     url = f"{served.base_url}/samples/cat.png"
-    result = run_cli(["edit", url, "-p", "x"], env=backend_env(served))
+    result = run_cli(["edit", url, "-p", "x"], env=backend_env(served), clock=clock)
     assert result.exit_code == 0, result.stderr
     polls = [r for r in served.sandbox.received if r.path.startswith("/api/gemini/nano-banana/")]
     assert len(polls) >= 3

@@ -2,30 +2,42 @@
 
 Each case injects one fault plan into the served sandbox, runs one edit through the CLI and
 asserts the exit code, the last line on stderr, how many requests of each kind the server
-saw (a paid request sent twice would show here), and the files left on disk.
+saw (a paid request sent twice would show here), and the files left on disk. The runs skip
+their waits (retries, polls) on a :class:`SkippingClock`; one test waits a Retry-After for
+real, and the time limits the server's silence reaches are real socket timeouts.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env, run_cli
+from conftest import (
+    DUOMI_KEY,
+    OPENAI_KEY,
+    OPENROUTER_KEY,
+    Served,
+    SkippingClock,
+    backend_env,
+    run_cli,
+)
 from PIL import Image
 
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 
 @pytest.fixture
-def faulty() -> Iterator[Served]:
+def faulty(clock: SkippingClock) -> Iterator[Served]:
     """A served sandbox whose slow answers take 3 s and whose huge files are 201 MiB."""
     sandbox = Sandbox(
         keys=frozenset({OPENAI_KEY, DUOMI_KEY, OPENROUTER_KEY}),
         slow_seconds=3.0,
         huge_bytes=201 * 1024 * 1024,
+        clock=clock.monotonic,
     )
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
@@ -46,6 +58,7 @@ class Case:
     args: tuple[str, ...] = ()
     retries: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 OK = 0
@@ -157,9 +170,10 @@ DUOMI_CASES: dict[str, Case] = {
     ),
     "reset on a poll": Case("poll:reset", OK, retries=1),
     "reset before a poll's body": Case("poll:reset-early", OK, retries=1),
+    # The first poll comes 1.5 s in (skipped), so the silent poll is cut 0.5 s later.
     "poll slower than the timeout": Case(
         "poll:slow", NET, "did not finish within the job's time limit of 2 s", files=0,
-        args=("--timeout", "2"),
+        args=("--timeout", "2"), env={"NANOEDIT_DUOMI_POLL_INTERVAL": "1.5"},
     ),
     "invalid JSON on submit": Case(
         "submit:bad-json", API, "answered HTTP 200 with JSON that is cut short or malformed", files=0,
@@ -235,11 +249,15 @@ def noisy_png(path: Path) -> None:
 
 
 def run_case(
-    served: Served, case: Case, inputs: list[str], env: dict[str, str] | None = None
+    served: Served,
+    case: Case,
+    inputs: list[str],
+    clock: SkippingClock,
+    env: dict[str, str] | None = None,
 ) -> None:
     served.sandbox.add_faults(case.faults)
     args = ["edit", *inputs, "-p", "make it a watercolor", *case.args]
-    result = run_cli(args, env=env or backend_env(served))
+    result = run_cli(args, env=(env or backend_env(served)) | case.env, clock=clock)
     stderr = result.stderr.splitlines()
     received = served.sandbox.received
     submits = [r for r in received if r.method == "POST"]
@@ -275,35 +293,65 @@ def pending(served: Served) -> list[str]:
 
 
 @pytest.mark.parametrize("case", list(OPENAI_CASES.values()), ids=list(OPENAI_CASES))
-def test_multipart_backend_meets_every_fault(faulty: Served, case: Case) -> None:
+def test_multipart_backend_meets_every_fault(
+    faulty: Served, case: Case, clock: SkippingClock
+) -> None:
     if case.extra.get("big"):
         noisy_png(Path("cat.png"))
     else:
         Path("cat.png").write_bytes(sample_image("cat.png")[0])
-    env = backend_env(faulty, duomi=False)
-    assert env["NANOEDIT_OPENAI_BASE_URL"] == faulty.base_url
-    run_case(faulty, case, ["cat.png"])
+    run_case(faulty, case, ["cat.png"], clock)
 
 
 @pytest.mark.parametrize("case", list(DUOMI_CASES.values()), ids=list(DUOMI_CASES))
-def test_url_list_backend_meets_every_fault(faulty: Served, case: Case) -> None:
-    run_case(faulty, case, [f"{faulty.base_url}/samples/cat.png"])
+def test_url_list_backend_meets_every_fault(
+    faulty: Served, case: Case, clock: SkippingClock
+) -> None:
+    run_case(faulty, case, [f"{faulty.base_url}/samples/cat.png"], clock)
 
 
 @pytest.mark.parametrize("case", list(OPENROUTER_CASES.values()), ids=list(OPENROUTER_CASES))
-def test_chat_completions_backend_meets_every_fault(faulty: Served, case: Case) -> None:
+def test_chat_completions_backend_meets_every_fault(
+    faulty: Served, case: Case, clock: SkippingClock
+) -> None:
     if case.extra.get("big"):
         noisy_png(Path("cat.png"))
     else:
         Path("cat.png").write_bytes(sample_image("cat.png")[0])
     env = backend_env(faulty, openai=False, duomi=False, openrouter=True)
-    run_case(faulty, case, ["cat.png"], env)
+    run_case(faulty, case, ["cat.png"], clock, env)
 
 
-def test_a_big_upload_reset_before_its_body_is_resent_whole(faulty: Served) -> None:
+def test_a_retry_after_is_waited_for_in_real_time(faulty: Served) -> None:
+    Path("cat.png").write_bytes(sample_image("cat.png")[0])
+    faulty.sandbox.add_faults("429")
+    started = time.monotonic()
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(faulty))
+    waited = time.monotonic() - started
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert result.stderr.splitlines()[0].endswith("HTTP 429; retry 1 of 3 in 1.0 s")
+    assert len([r for r in faulty.sandbox.received if r.method == "POST"]) == 2
+    assert waited >= 1.0
+
+
+def test_the_skipped_waits_are_the_ones_a_real_run_waits(
+    faulty: Served, clock: SkippingClock
+) -> None:
+    case = Case("submit:429,poll:503", OK, submits=2, retries=2)
+    run_case(faulty, case, [f"{faulty.base_url}/samples/cat.png"], clock)
+    # Retry-After: 1 on the submission; the first poll 0.01 s on (NANOEDIT_DUOMI_POLL_INTERVAL);
+    # then the backoff of the 503 (NANOEDIT_BACKOFF 0.01 s, less up to a quarter of jitter).
+    first, poll, backoff = clock.waits
+    assert (first, poll) == (1.0, 0.01)
+    assert 0.0075 <= backoff <= 0.01
+
+
+def test_a_big_upload_reset_before_its_body_is_resent_whole(
+    faulty: Served, clock: SkippingClock
+) -> None:
     noisy_png(Path("cat.png"))
     faulty.sandbox.add_faults("reset-early")
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(faulty))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(faulty), clock=clock)
     assert result.exit_code == 0, result.stderr
     first, second = [r for r in faulty.sandbox.received if r.method == "POST"]
     assert (first.body_read, second.body_read) == (False, True)

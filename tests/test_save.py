@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
+from nanoedit.jobs import SavedImage
 from nanoedit.save import (
     PartFile,
-    SavedImage,
+    PartFiles,
     check_output_path,
     inspect_image,
     next_free_path,
@@ -55,7 +56,7 @@ def test_place_new_never_replaces_and_leaves_no_temporary_file(isolated: Path) -
     for data in (png_bytes(4, 3), png_bytes(5, 2, "JPEG")):
         with write_part(isolated, [data], "the result") as part:
             facts = inspect_image(part.path, "the result")
-            saved.append(place_new(part.path, facts, isolated, "cat-edit"))
+            saved.append(place_new(facts, isolated, "cat-edit"))
     assert [(s.path.name, s.format, s.width, s.height) for s in saved] == [
         ("cat-edit.png", "png", 4, 3),
         ("cat-edit-2.jpg", "jpeg", 5, 2),
@@ -67,7 +68,7 @@ def test_place_new_never_replaces_and_leaves_no_temporary_file(isolated: Path) -
 def test_place_new_keeps_names_promised_to_other_jobs(isolated: Path) -> None:
     with write_part(isolated, [png_bytes()], "the result") as part:
         facts = inspect_image(part.path, "the result")
-        saved = place_new(part.path, facts, isolated, "cat-edit", avoid={"cat-edit"})
+        saved = place_new(facts, isolated, "cat-edit", avoid={"cat-edit"})
     assert saved.path.name == "cat-edit-2.png"
 
 
@@ -86,7 +87,7 @@ def test_place_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
     jpeg = png_bytes(6, 4, "JPEG")
     with write_part(isolated, [jpeg], "the result") as part:
         facts = inspect_image(part.path, "the result")
-        saved, note = place_as(part.path, facts, isolated / "out.png", overwrite=False)
+        saved, note = place_as(facts, isolated / "out.png", overwrite=False)
         assert (saved.path, saved.format, note) == (
             isolated / "out.png", "png",
             f"the server sent JPEG; converted to PNG for {isolated / 'out.png'}",
@@ -94,10 +95,10 @@ def test_place_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
         with Image.open(saved.path) as image:
             assert (image.format, image.size) == ("PNG", (6, 4))
         # The name is kept as given: no extension is added, the bytes stay as they came.
-        plain, note = place_as(part.path, facts, isolated / "result", overwrite=False)
+        plain, note = place_as(facts, isolated / "result", overwrite=False)
         assert (plain.path.name, plain.format, note) == ("result", "jpeg", None)
         assert plain.path.read_bytes() == jpeg
-        kept, note = place_as(part.path, facts, isolated / "out.heic", overwrite=False)
+        kept, note = place_as(facts, isolated / "out.heic", overwrite=False)
         assert (kept.path.name, kept.format, note) == (
             "out.heic", "jpeg",
             "the server sent JPEG, and nanoedit cannot convert to HEIC; "
@@ -105,8 +106,22 @@ def test_place_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
         )  # fmt: skip
         assert kept.path.read_bytes() == jpeg
         with pytest.raises(OverwriteError, match=r"out.png already exists; pass --overwrite"):
-            place_as(part.path, facts, isolated / "out.png", overwrite=False)
+            place_as(facts, isolated / "out.png", overwrite=False)
     assert sorted(p.name for p in isolated.iterdir()) == ["out.heic", "out.png", "result"]
+
+
+def test_each_run_removes_only_its_own_part_files(isolated: Path) -> None:
+    mine, theirs = PartFiles(), PartFiles()
+    held = PartFile(isolated, "the result", mine)
+    other = PartFile(isolated, "the result", theirs)
+    held.close()
+    other.close()
+    placed = write_part(isolated, [b"done"], "the result", parts=mine)
+    placed.discard()
+    mine.discard_all()
+    assert (held.path.exists(), other.path.exists()) == (False, True)
+    theirs.discard_all()
+    assert list(isolated.iterdir()) == []
 
 
 def test_output_path_checks(isolated: Path) -> None:

@@ -1,0 +1,296 @@
+"""Planning a run: every job checked, routed and named before any request is sent.
+
+A job that fails a check here is refused, and nothing of it is sent; with --skip-existing, a
+job whose images an earlier run saved is skipped. Every other job becomes a
+:class:`~nanoedit.jobs.PlannedJob`: its backend, its model, and the names its images will
+take, given in job order so that jobs finishing in any order still save under the same names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from nanoedit.backends import backend_class, choose_backend
+from nanoedit.backends.base import BackendBase
+from nanoedit.batch import natural_stems
+from nanoedit.config import Settings, plain_http_warning
+from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
+from nanoedit.imageformat import IMAGE_SUFFIXES
+from nanoedit.inputs import RunInputs
+from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.models import ModelLimits
+from nanoedit.save import (
+    MAX_NAME_TRIES,
+    STDOUT,
+    check_directory,
+    check_output_path,
+    existing_image,
+    is_stream,
+    numbered,
+    stem_taken,
+    taken_names,
+)
+
+Planned = PlannedJob | JobOutcome
+"""One job as planning left it: to be sent, or already decided (refused or skipped)."""
+
+
+class Planner:
+    """Checks, routes and names a run's jobs; sends nothing.
+
+    ``inputs`` reads the local images (and keeps what a stream gave for the run); ``warn``
+    hears what the user should know; ``exists`` says whether a name is in use in the output
+    folder (a link that points nowhere counts).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: RunOptions,
+        inputs: RunInputs,
+        warn: Callable[[str], None],
+        *,
+        exists: Callable[[Path], bool] = os.path.lexists,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.inputs = inputs
+        self.warn = warn
+        self.taken = taken_names(sidecar=options.sidecar, exists=exists)
+
+    def plan(self, jobs: Sequence[Job]) -> list[Planned]:
+        """This shard's jobs in job order: each planned, refused or skipped.
+
+        Raises :class:`UsageError` when the jobs cannot go together (several images for one
+        ``-o``); then nothing at all is sent.
+        """
+        _check_outputs(jobs)
+        stems = natural_stems(jobs)
+        k, n = self.options.shard
+        mine = [
+            (job, names)
+            for position, (job, names) in enumerate(zip(jobs, stems, strict=True))
+            if position % n == k - 1
+        ]
+        planned: list[Planned] = [self._plan_one(job, names) for job, names in mine]
+        every_stem = frozenset(stem for names in stems for stem in names)
+        planned = self._reserve(planned, every_stem)
+        backends = {
+            entry.backend
+            for entry in planned
+            if entry.backend and (isinstance(entry, PlannedJob) or entry.error is None)
+        }
+        for name in sorted(backends):
+            warning = plain_http_warning(self.settings.backend_settings(name))
+            if warning:
+                self.warn(warning)
+            self._check_response_format(name, planned)
+        return planned
+
+    def _plan_one(self, job: Job, names: tuple[str, ...]) -> Planned:
+        """The job checked and routed, with its natural names; refused or skipped if so."""
+        backend_name: str | None = None
+        model: str | None = None
+        try:
+            backend_name = self.check(job)
+            backend = backend_class(backend_name)
+            model = backend.model_id(
+                job.options.model or self.settings.backend_settings(backend_name).model
+            )
+            check_request(backend, model, job)
+        except NanoeditError as exc:
+            return JobOutcome(job, backend_name, model, error=exc)
+        if self.options.skip_existing:
+            found = self._existing(job, names)
+            if found is not None:
+                # Reported as this run's results: a resumed batch still lists them all.
+                return JobOutcome(job, backend_name, model, outputs=found, skipped=True)
+        return PlannedJob(job, backend_name, model, names)
+
+    def check(self, job: Job) -> str:
+        """Route the job and check its local inputs and output; returns the backend name."""
+        backend = choose_backend(job, self.settings)
+        for source in job.images:
+            if not source.is_url:
+                self.inputs.check_local(source)
+        if job.output is not None and is_stream(job.output):
+            if self.options.sidecar:
+                raise UsageError(
+                    f"--sidecar writes FILE.json beside a saved file, and -o {_dash(job.output)} "
+                    "is not one; leave out --sidecar, or give -o FILE"
+                )
+        elif job.output is not None:
+            if not (self.options.skip_existing and existing_image(job.output)):
+                check_output_path(job.output, self.options.overwrite)
+                if self.options.sidecar and not self.options.overwrite:
+                    _check_sidecar_free(job.output)
+        else:
+            check_directory(self.settings.out_dir)
+        return backend
+
+    def _existing(self, job: Job, names: tuple[str, ...]) -> tuple[SavedImage, ...] | None:
+        """The images a job saved on an earlier run, or None when any of them is missing."""
+        if job.output is not None:
+            if is_stream(job.output):
+                return None
+            choices = [[job.output]]
+        else:
+            folder = self.settings.out_dir
+            choices = [[folder / f"{stem}{x}" for x in IMAGE_SUFFIXES] for stem in names]
+        found = []
+        for paths in choices:
+            image = next((image for path in paths if (image := existing_image(path))), None)
+            if image is None:
+                return None
+            found.append(image)
+        return tuple(found)
+
+    def _reserve(self, planned: list[Planned], every_stem: frozenset[str]) -> list[Planned]:
+        """Each job to send with the names its images take, given now in job order: a job's
+        natural name unless a file or an earlier job of the run has it."""
+        to_name = [entry for entry in planned if isinstance(entry, PlannedJob) and entry.names]
+        names = iter(
+            reserve_names(
+                [(entry.job.stem, entry.names) for entry in to_name],
+                every_stem,
+                self.settings.out_dir,
+                self.taken,
+            )
+        )
+        return [
+            replace(entry, names=next(names))
+            if isinstance(entry, PlannedJob) and entry.names
+            else entry
+            for entry in planned
+        ]
+
+    def _check_response_format(self, backend: str, planned: Sequence[Planned]) -> None:
+        """Warn, once per backend, when --response-format asks for what it cannot give."""
+        honoured = backend_class(backend).response_formats
+        asked = {
+            entry.job.options.response_format
+            for entry in planned
+            if isinstance(entry, PlannedJob) and entry.backend == backend
+        }
+        only = "URLs" if honoured == ("url",) else " or ".join(honoured)
+        for wanted in sorted(asked - set(honoured)):
+            self.warn(
+                f"the {backend} backend returns images as {only} only, so --response-format "
+                f"{wanted} does not apply to its jobs; their images are downloaded from the URLs"
+            )
+
+
+def reserve_names(
+    wanted: Sequence[tuple[str, tuple[str, ...]]],
+    every_stem: Collection[str],
+    folder: Path,
+    taken: Callable[[Path], bool],
+) -> list[tuple[str, ...]]:
+    """The names a run's jobs take in ``folder``, in job order; ``wanted`` holds each job's
+    own stem and its natural names (:func:`~nanoedit.batch.natural_stems`).
+
+    A job keeps a natural name unless an image in the folder has it (``taken``) or an earlier
+    job took it; then it numbers on from its own stem (``cat-edit-3``, not ``cat-edit-2-2``),
+    past every natural name of the whole job list, so that other shards' names stay free.
+    Linear in the number of jobs: each stem's numbering goes on from where it stopped, as a
+    name once in use stays in use while the run is planned.
+    """
+    claimed: set[str] = set()
+    next_number: dict[str, int] = {}
+    reserved: list[tuple[str, ...]] = []
+    for base, natural in wanted:
+        names = []
+        for stem in natural:
+            name = stem
+            if name in claimed or stem_taken(folder, name, taken):
+                number = next_number.get(base, 1)
+                while True:
+                    if number >= MAX_NAME_TRIES:
+                        raise InputError(
+                            f"{folder} has {MAX_NAME_TRIES} images named {base}; choose another -d"
+                        )
+                    name = numbered(base, number)
+                    number += 1
+                    if not (
+                        name in every_stem or name in claimed or stem_taken(folder, name, taken)
+                    ):
+                        break
+                next_number[base] = number
+            claimed.add(name)
+            names.append(name)
+        reserved.append(tuple(names))
+    return reserved
+
+
+def _check_outputs(jobs: Sequence[Job]) -> None:
+    """Refuse a run that makes several images for one ``-o`` (stdout included)."""
+    if any(job.output == STDOUT for job in jobs) and (len(jobs) > 1 or jobs[0].options.count > 1):
+        images = sum(job.options.count for job in jobs)
+        raise UsageError(
+            f"-o - writes one image to stdout, but this run makes {images} images; "
+            "use -d/--out-dir instead"
+        )
+    targets = [job.output for job in jobs if job.output is not None]
+    if len(targets) != len(set(targets)) or any(
+        job.output is not None and job.options.count > 1 for job in jobs
+    ):
+        images = sum(job.options.count for job in jobs if job.output is not None)
+        raise UsageError(
+            f"-o/--output names one file, but this run makes {images} images for it; "
+            "use -d/--out-dir instead"
+        )
+
+
+def _check_sidecar_free(image: Path) -> None:
+    from nanoedit.provenance import sidecar_path
+
+    sidecar = sidecar_path(image)
+    if os.path.lexists(sidecar):
+        raise OverwriteError(
+            f"{sidecar} already exists; pass --overwrite to replace it, or choose another -o"
+        )
+
+
+def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
+    """Refuse what the model cannot do (a size, a ratio, too many images) before a request
+    is paid for. Sizes and ratios are the model's own; the image count is checked where the
+    backend knows the model's limit."""
+    options = job.options
+    facts = backend.facts(model)
+    if facts is None:
+        return
+    size, ratio = options.size, options.ratio
+    if size is not None and size not in facts.sizes:
+        able = _models_that(lambda other: size in other.sizes)
+        raise UsageError(
+            f"{model} renders {', '.join(facts.sizes)} only, so size {size} cannot be honoured; "
+            "drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model that "
+            f"renders it ({able})"
+        )
+    if ratio != "auto" and ratio not in facts.ratios:
+        able = _models_that(lambda other: ratio in other.ratios)
+        raise UsageError(
+            f"{model} does not render the ratio {ratio}; choose another --ratio, or a model "
+            f"that renders it ({able})"
+        )
+    limits = backend.limits(model)
+    if limits is not None and len(job.images) > limits.max_images:
+        raise InputError(
+            f"{job.label}: {len(job.images)} images for one job, and {model} takes at most "
+            f"{limits.max_images}; pass fewer --ref images"
+        )
+
+
+def _models_that(test: Callable[[ModelLimits], bool]) -> str:
+    from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS
+
+    names = [alias for alias, model in GOOGLE_ALIASES.items() if test(GOOGLE_MODELS[model])]
+    return "--model " + " or ".join(names)
+
+
+def _dash(path: Path) -> str:
+    """An ``-o`` value as the user typed it: ``-`` for stdout."""
+    return "-" if path == STDOUT else str(path)
