@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import math
 import os
 import platform
@@ -37,6 +38,7 @@ from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 CURL_SCRIPT = REPO / "benchmarks" / "curl_edit.sh"
+B64_WORKER = REPO / "benchmarks" / "b64_worker.py"
 DEFAULT_RESULTS = REPO / "benchmarks" / "RESULTS.md"
 KEY = "benchmark-key"
 PROMPT = "add a hat"
@@ -46,7 +48,7 @@ SERVER_START_TIMEOUT = 30.0
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG
 # Proxy settings of the caller must not route loopback requests elsewhere.
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-BENCHMARKS = ("throughput", "wide", "overhead", "memory", "startup")
+BENCHMARKS = ("throughput", "wide", "overhead", "memory", "startup", "b64")
 
 _started = time.monotonic()
 
@@ -586,6 +588,9 @@ class Plan:
     runs_wide: int
     wide_images: int
     wide_jobs: int
+    runs_b64: int
+    b64_side: tuple[int, int]
+    b64_rounds: int
 
 
 @dataclass
@@ -1106,6 +1111,137 @@ def bench_startup(tools: Tools, work: Path, plan: Plan) -> Section:
     return Section("5. Start-up", lines, passed, failures)
 
 
+def write_b64_answer(path: Path, size: tuple[int, int]) -> int:
+    """An OpenAI-shaped JSON answer holding a PNG of random pixels (it does not compress) as
+    ``data[0].b64_json``; returns the PNG's size in bytes."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    pixels = random.Random(20240601).randbytes(size[0] * size[1] * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", size, pixels).save(out, "PNG", compress_level=1)
+    png = out.getvalue()
+    answer = {
+        "created": 1_700_000_000,
+        "data": [{"revised_prompt": PROMPT, "url": "", "b64_json": base64.b64encode(png).decode()}],
+        "usage": {"prompt_tokens": 262, "completion_tokens": 1290, "total_tokens": 1552},
+    }
+    path.write_text(json.dumps(answer), encoding="ascii")
+    return len(png)
+
+
+def bench_b64(tools: Tools, work: Path, plan: Plan) -> Section:
+    """Base64 results decoded while they arrive (``nanoedit.b64stream``) against whole-string
+    decoding: speed, and the peak RSS of writing one result to a file."""
+    body = work / "answer.json"
+    png_bytes = write_b64_answer(body, plan.b64_side)
+    body_mb = body.stat().st_size / 1e6
+    worker = [tools.python, str(B64_WORKER)]
+    speed_target, memory_target = 1.0, 5.0
+    lines = [
+        f"One answer in OpenAI's shape holding a {plan.b64_side[0]}x{plan.b64_side[1]} PNG of "
+        f"random pixels ({png_bytes / 1e6:.1f} MB; random, so it does not compress) as "
+        f"`data[0].b64_json`: a {body_mb:.1f} MB body. MB = 10^6 bytes.",
+        "",
+    ]
+    failures = 0
+    shown_speed = shown([*worker, "speed", "answer.json", str(plan.b64_rounds)])
+    try:
+        done = subprocess.run(
+            [*worker, "speed", str(body), str(plan.b64_rounds)],
+            cwd=work, env=tools.env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RunFailed(f"`{shown_speed}` exited with {done.returncode}: {_tail(done.stderr)}")
+        rates: dict[str, float] | None = json.loads(done.stdout)
+    except (RunFailed, subprocess.TimeoutExpired, ValueError) as exc:
+        log(f"b64: speed: FAILED: {exc}")
+        rates, failures = None, failures + 1
+    speed_passed = None
+    lines += [
+        f"**Speed**: MB of base64 text decoded per second, each way the best of "
+        f"{plan.b64_rounds} rounds taken in turns in one process.",
+        "",
+        "| decoder | MB/s | x base64.b64decode |",
+        "| --- | ---: | ---: |",
+    ]
+    if rates is None:
+        lines.append("| all | FAILED (see the log) | — |")
+    else:
+        whole = rates["b64decode"]
+        speed_passed = rates["stream"] >= whole * speed_target
+        for key, name in (
+            ("stream", "`nanoedit.b64stream`, fed the body in 64 KiB chunks"),
+            ("b64decode", "`base64.b64decode` over the whole base64 text"),
+            ("json_loads_decode_base64", "`json.loads` + `decode_base64` (the backends today)"),
+        ):
+            lines.append(f"| {name} | {rates[key]:,.0f} | {fmt_ratio(rates[key] / whole)} |")
+        lines += [
+            "",
+            f"**b64stream: {fmt_ratio(rates['stream'] / whole)} the speed of base64.b64decode "
+            f"(target ≥ {speed_target:.2f}x): {verdict(speed_passed)}**.",
+        ]
+    contenders = [
+        Contender(
+            name,
+            (*worker, "memory", way, "answer.json", f"out-{way}/image.png"),
+            work,
+            f"out-{way}",
+            0 if way == "baseline" else 1,
+            tools.env,
+        )
+        for name, way in (
+            ("streamed into the file (b64stream)", "stream"),
+            ("read whole: json.loads + decode_base64", "whole"),
+            ("imports only (baseline)", "baseline"),
+        )
+    ]
+    stream, whole_read, baseline = run_series("b64", contenders, plan.runs_b64)
+    failures += sum(1 for item in (stream, whole_read, baseline) if not item.ok)
+    memory_passed = None
+    added = None
+    if stream.ok and baseline.ok:
+        added = stream.median_rss_mb - baseline.median_rss_mb
+        memory_passed = added < memory_target
+    lines += [
+        "",
+        f"**Memory**: peak RSS (ru_maxrss, from `os.wait4`) of a process that writes the image "
+        f"to a file from the body on disk, {plan.runs_b64} run(s) of each; the baseline "
+        "imports the same modules and does nothing. Target: streaming adds under "
+        f"{memory_target:g} MB to the baseline, whatever the image's size.",
+        "",
+        "| way | median peak RSS MB | min-max MB | above baseline MB | median time s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for item in (stream, whole_read, baseline):
+        if item.ok:
+            low, high = (min(item.rss_kib) * 1024 / 1e6, max(item.rss_kib) * 1024 / 1e6)
+            above = f"{item.median_rss_mb - baseline.median_rss_mb:+.1f}" if baseline.ok else "—"
+            lines.append(
+                f"| {item.contender.name} | {item.median_rss_mb:.1f} | {low:.1f}-{high:.1f} | "
+                f"{above} | {item.median:.2f} |"
+            )
+        else:
+            lines.append(f"| {item.contender.name} | {seconds_cell(item)} | — | — | — |")
+    lines += [
+        "",
+        f"**Streaming: {'—' if added is None else f'{added:+.1f} MB'} above the baseline "
+        f"(target < {memory_target:g} MB): {verdict(memory_passed)}**.",
+        "",
+        "Commands (in `$WORK`; `answer.json` is the body):",
+        "",
+        "```sh",
+        shown_speed,
+        *[item.contender.shown for item in (stream, whole_read, baseline)],
+        "```",
+    ]
+    verdicts = (speed_passed, memory_passed)
+    passed = None if None in verdicts else all(verdicts)
+    return Section(f"6. Base64 results: {body_mb:.0f} MB answers", lines, passed, failures)
+
+
 # The report ----------------------------------------------------------------------------------
 
 
@@ -1183,9 +1319,10 @@ def report(sections: Sequence[Section], tools: Tools, plan: Plan, argv: Sequence
 def make_plan(args: argparse.Namespace) -> Plan:
     """The sizes and repetitions the options ask for."""
     if args.quick:
-        plan = Plan(True, 1, 2, 1, 5, 16, 8, 1.0, 4, 8, 4, 1, 128, 64)
+        plan = Plan(True, 1, 2, 1, 5, 16, 8, 1.0, 4, 8, 4, 1, 128, 64, 1, (1024, 1024), 2)
     else:
-        plan = Plan(False, 3, 5, 3, 15, 64, 8, 1.0, 24, 32, 4, 3, 1000, 64)
+        # 4096x2200 pixels of noise: a 27 MB PNG, 36 MB as base64, as a 4K result can be.
+        plan = Plan(False, 3, 5, 3, 15, 64, 8, 1.0, 24, 32, 4, 3, 1000, 64, 3, (4096, 2200), 7)
     if args.runs is not None:
         plan = replace(
             plan,
@@ -1193,6 +1330,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             runs_overhead=args.runs,
             runs_memory=args.runs,
             runs_wide=args.runs,
+            runs_b64=args.runs,
         )
     if args.startup_runs is not None:
         plan = replace(plan, runs_startup=args.startup_runs)
@@ -1266,6 +1404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     functions = {
         "throughput": bench_throughput,
         "wide": bench_wide,
+        "b64": bench_b64,
         "overhead": bench_overhead,
         "memory": bench_memory,
         "startup": bench_startup,
