@@ -7,10 +7,14 @@ shapes, statuses, sizes and bytes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
+import errno
 import io
 import json
+import multiprocessing
 import re
+import select
 import signal
 import socket
 import ssl
@@ -21,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,7 +57,9 @@ from nanoedit.sandbox.faults import (
     retry_date,
     with_api_kinds,
 )
+from nanoedit.sandbox.renderer import Renderer
 
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 KEY = "test-key"
 # Built once: loading the CA roots costs tens of milliseconds per client otherwise.
 TLS = ssl.create_default_context()
@@ -343,9 +350,12 @@ def test_an_edit_visibly_relates_to_its_input(served: Served) -> None:
     assert alone.crop(left).tobytes() == with_hat.crop(left).tobytes()
 
 
-def test_the_same_request_gives_the_same_bytes(served: Served) -> None:
-    first = edit(served.client, response_format="b64_json").json()["data"][0]["b64_json"]
-    second = edit(served.client, response_format="b64_json").json()["data"][0]["b64_json"]
+def test_the_same_request_gives_the_same_bytes(serve: Callable[..., Served]) -> None:
+    # Two sandboxes, so that the second answer is drawn again, not the first one kept.
+    first, second = (
+        edit(serve().client, response_format="b64_json").json()["data"][0]["b64_json"]
+        for _ in range(2)
+    )
     assert first == second
 
 
@@ -1572,6 +1582,92 @@ def test_many_clients_at_once(served: Served) -> None:
         thread.join()
     assert statuses == [200] * 8
     assert len(served.sandbox.received) == 8
+
+
+@pytest.mark.timeout(60)
+def test_a_served_sandbox_takes_100_connections_at_once_while_it_is_busy() -> None:
+    # Stopped, the server accepts nothing: only its listen backlog holds the connections the
+    # kernel completes meanwhile. With socketserver's default of 5, the sixth on waits for
+    # TCP to retry (1 s, 3 s, 7 s...) and a wide batch's clients time out or are reset.
+    serve = subprocess.Popen(
+        [NANOEDIT, "sandbox", "serve", "--port", "0"], stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    sockets: list[socket.socket] = []
+    try:
+        assert serve.stdout is not None
+        host, port = serve.stdout.readline().strip().removeprefix("http://").split(":")
+        serve.send_signal(signal.SIGSTOP)
+        for _ in range(100):
+            client = socket.socket()
+            client.setblocking(False)
+            sockets.append(client)
+            assert client.connect_ex((host, int(port))) in (0, errno.EINPROGRESS)
+        waiting = {client.fileno(): client for client in sockets}
+        poller = select.poll()
+        for fd in waiting:
+            poller.register(fd, select.POLLOUT)
+        deadline = time.monotonic() + 10
+        while waiting and time.monotonic() < deadline:
+            for fd, _event in poller.poll(100):
+                poller.unregister(fd)
+                assert waiting.pop(fd).getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+        assert not waiting, f"{100 - len(waiting)} of 100 connections made it while stopped"
+        serve.send_signal(signal.SIGCONT)
+        for client in sockets:
+            client.setblocking(True)
+            client.settimeout(10)
+            client.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\r\n")
+        for client in sockets:
+            assert client.recv(17) == b"HTTP/1.1 200 OK\r\n"
+    finally:
+        for client in sockets:
+            client.close()
+        serve.send_signal(signal.SIGCONT)
+        serve.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            serve.communicate(timeout=10)
+        serve.kill()
+        serve.communicate()
+    assert serve.returncode == 0
+
+
+def test_a_drawing_pool_draws_the_same_bytes_as_the_thread_answering(
+    serve: Callable[..., Served],
+) -> None:
+    here = serve()
+    with Renderer(workers=2) as renderer:
+        pooled = serve(renderer=renderer)
+        assert multiprocessing.active_children() == []  # started on the first drawing only
+        for served in (here, pooled):
+            served.client.timeout = httpx.Timeout(60)
+        answers = [
+            (
+                edit(served.client, response_format="b64_json").json()["data"],
+                generate(served.client, n=2, response_format="b64_json").json()["data"],
+            )
+            for served in (here, pooled)
+        ]
+        # The pool grows as drawings wait for it, to 2 at most.
+        assert 1 <= len(multiprocessing.active_children()) <= 2
+    assert multiprocessing.active_children() == []
+    assert answers[0] == answers[1]
+    assert [shape(base64.b64decode(item["b64_json"])) for item in answers[1][1]] == [
+        (1024, 1024, "PNG")
+    ] * 2
+
+
+def test_repeated_drawings_are_kept_within_their_budget() -> None:
+    renderer = Renderer(cache_bytes=60_000)
+    first = renderer.generate("a red banana", (256, 256), "image/png")
+    assert renderer.generate("a red banana", (256, 256), "image/png") is first
+    assert renderer.kept_bytes == len(first.data)
+    for number in range(12):
+        renderer.generate(f"banana {number}", (256, 256), "image/png")
+        assert 0 < renderer.kept_bytes <= 60_000
+    again = renderer.generate("a red banana", (256, 256), "image/png")
+    assert again is not first  # let go to make room, then drawn again
+    assert again == first
 
 
 def test_keep_alive_http_1_1(served: Served) -> None:

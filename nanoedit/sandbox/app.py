@@ -27,6 +27,7 @@ from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_d
 from nanoedit.sandbox.gemini_api import GeminiApi
 from nanoedit.sandbox.openai_api import OpenAIApi
 from nanoedit.sandbox.openrouter_api import OpenRouterApi
+from nanoedit.sandbox.renderer import Renderer
 from nanoedit.sandbox.replicate_api import ReplicateApi
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
@@ -107,7 +108,8 @@ class Sandbox:
     ``SandboxServer`` switches that to real downloads). Result URLs stop working after
     ``file_ttl`` seconds. ``received`` keeps the last ``keep_received`` requests (None:
     all). The fault ``slow`` keeps quiet for ``slow_seconds``; ``huge`` sends ``huge_bytes``.
-    ``handle`` may be called from many threads at once.
+    ``renderer`` draws the images (default: in the thread answering, repeats kept); its owner
+    closes it. ``handle`` may be called from many threads at once.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class Sandbox:
         keep_received: int | None = None,
         slow_seconds: float = SLOW_SECONDS,
         huge_bytes: int = HUGE_BYTES,
+        renderer: Renderer | None = None,
     ) -> None:
         self.latency = latency
         self.slow_seconds = slow_seconds
@@ -137,7 +140,14 @@ class Sandbox:
         plan = FaultPlan(faults, FAULT_KINDS)
         files = FileStore(ttl=file_ttl, clock=clock, epoch=lambda: epoch_offset + clock())
         self._runtime = Runtime(
-            keys, plan, files, clock, fetch or standin_fetch, epoch_offset, task_seconds
+            keys,
+            plan,
+            files,
+            clock,
+            fetch or standin_fetch,
+            epoch_offset,
+            task_seconds,
+            renderer or Renderer(),
         )
         self._apis = [api(self._runtime) for api in APIS]
 

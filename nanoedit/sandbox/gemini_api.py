@@ -36,7 +36,7 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
-from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
+from nanoedit.sandbox.render import Encoded, decode
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response, text_response
 
@@ -780,8 +780,8 @@ class GeminiApi(EmulatedApi):
         source = inputs[0].size if inputs else None
         pixels = output_size(model, request.ratio, size, source)
         if inputs:
-            return render_edit(inputs, caption, pixels, model.mime)
-        return render_generate(caption, pixels, model.mime)
+            return self.runtime.renderer.edit(inputs, caption, pixels, model.mime)
+        return self.runtime.renderer.generate(caption, pixels, model.mime)
 
     def _start_upload(self, call: Call, route: Route) -> SandboxResponse:
         headers = call.received.headers

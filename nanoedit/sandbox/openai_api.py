@@ -20,7 +20,7 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
-from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
+from nanoedit.sandbox.render import Encoded, decode
 from nanoedit.sandbox.runtime import Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -284,9 +284,10 @@ class OpenAIApi(EmulatedApi):
         source = inputs[0].size if inputs else None
         size = output_size(options.model, options.ratio, options.size, source)
         mime = options.model.mime
+        draw = self.runtime.renderer
         if inputs:
-            return render_edit(inputs, options.prompt, size, mime, variant=variant, count=options.n)
-        return render_generate(options.prompt, size, mime, variant=variant, count=options.n)
+            return draw.edit(inputs, options.prompt, size, mime, variant=variant, count=options.n)
+        return draw.generate(options.prompt, size, mime, variant=variant, count=options.n)
 
     def _deliver(
         self, image: Encoded, options: Options, fault: str | None, call: Call

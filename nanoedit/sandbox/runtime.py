@@ -6,13 +6,14 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from nanoedit.sandbox.faults import FaultKind, FaultPlan, Phase
 from nanoedit.sandbox.fetch import Fetch, FetchError
 from nanoedit.sandbox.files import Denial, FileStore
+from nanoedit.sandbox.renderer import Renderer
 from nanoedit.sandbox.samples import sample_image
 from nanoedit.sandbox.wire import ReceivedRequest, SandboxResponse
 
@@ -49,6 +50,8 @@ class Runtime:
     """Added to a clock reading to give Unix time, so timestamps follow an injected clock."""
     task_seconds: float = 0.0
     """How long an asynchronous task takes to succeed, in ``clock`` time."""
+    renderer: Renderer = field(default_factory=Renderer)
+    """Draws the answers' images."""
 
     def epoch(self, reading: float | None = None) -> float:
         """Unix time now, or at an earlier clock ``reading``."""

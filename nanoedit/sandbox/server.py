@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from nanoedit.sandbox.app import Sandbox
+from nanoedit.sandbox.renderer import Renderer, usable_cores
 from nanoedit.sandbox.wire import SandboxRequest, SandboxResponse
 
 # Idle keep-alive connections are dropped after this many seconds.
@@ -27,10 +28,15 @@ STOP_POLL_SECONDS = 0.02
 SIGNAL_POLL_SECONDS = 0.2
 # A client closing its connection at any moment is no bug of the server's.
 CLIENT_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+# Connections the kernel completes while the accept loop is busy. socketserver's 5 drops the
+# handshakes of a wide batch (-j 64 opens 64 at once): they wait out TCP's retransmissions
+# (1 s, 3 s, 7 s...), or time out.
+LISTEN_BACKLOG = 1024
 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], sandbox: Sandbox, log: TextIO | None) -> None:
         super().__init__(address, _Handler)
@@ -337,15 +343,29 @@ def serve_forever(
     keys: frozenset[str] | None = None,
     log: TextIO | None = None,
     url_out: TextIO | None = None,
+    workers: int | None = None,
 ) -> None:
     """Serve a new sandbox until SIGINT (Ctrl-C) or SIGTERM.
 
     The base URL goes on ``url_out`` alone on its line, for a script to read; ``log`` gets a
-    ``serving on URL`` line, a line per request, and a ``stopped`` line at the end.
+    ``serving on URL`` line, a line per request, and a ``stopped`` line at the end. Images are
+    drawn by ``workers`` processes (None: one per CPU, or none on a single CPU, where a pool
+    adds only copying; 0: in the threads answering). They are started as new interpreters
+    that import the caller's main module, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
+    if workers is None:
+        cores = usable_cores()
+        workers = cores if cores > 1 else 0
+    renderer = Renderer(workers)
     # Nobody reads the request record of a served sandbox: keep none, so memory stays flat.
     sandbox = Sandbox(
-        keys=keys, faults=faults, latency=latency, task_seconds=task_seconds, keep_received=0
+        keys=keys,
+        faults=faults,
+        latency=latency,
+        task_seconds=task_seconds,
+        keep_received=0,
+        renderer=renderer,
     )
     stopped = threading.Event()
     why: list[str] = []
@@ -354,7 +374,8 @@ def serve_forever(
         why.append(reason)
         stopped.set()
 
-    with _stop_signals(stop), SandboxServer(sandbox, host, port, log=log) as server:
+    # The pool stops last, after the server (a handler still drawing then draws in its thread).
+    with renderer, _stop_signals(stop), SandboxServer(sandbox, host, port, log=log) as server:
         if url_out is not None:
             print(server.base_url, file=url_out, flush=True)
         if log is not None:
