@@ -23,6 +23,7 @@ SECTIONS = [
 ]
 
 
+@pytest.mark.benchmark
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(
     any(shutil.which(tool) is None for tool in ("curl", "sed", "xargs", "sh")),
