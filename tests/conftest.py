@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -144,6 +147,43 @@ def backend_env(
             "NANOEDIT_OPENROUTER_API_KEY": OPENROUTER_KEY,
         }
     return env
+
+
+class LogWatch(io.StringIO):
+    """A sandbox log that tells when a line with ``needle`` has been written."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+        self.seen = threading.Event()
+
+    def write(self, text: str) -> int:
+        if self.needle in text:
+            self.seen.set()
+        return super().write(text)
+
+
+def interrupted_run(
+    args: list[str], cwd: Path, env: dict[str, str], seen: threading.Event, what: str
+) -> tuple[int, str, str]:
+    """Run the installed command, press Ctrl-C (SIGINT) once ``seen`` is set, and return its
+    exit code, stdout and stderr."""
+    command = str(Path(sys.executable).with_name("nanoedit"))
+    run = subprocess.Popen(
+        [command, *args], cwd=cwd, env=dict(os.environ) | env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A child of a non-interactive shell may start with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        assert seen.wait(60), f"{what} never happened"
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    return run.returncode, stdout, stderr
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import fal_client
 import httpx
 import pytest
-from conftest import FAL_KEY, Served, backend_env, run_cli
+from conftest import FAL_KEY, LogWatch, Served, backend_env, interrupted_run, run_cli
 from PIL import Image
 
 from nanoedit.backends.base import PreparedJob
@@ -347,20 +343,6 @@ def test_a_timeout_while_queued_cancels_the_request(served: Served, sample: Path
     assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]
 
 
-class LogWatch(io.StringIO):
-    """A sandbox log that tells when a line with ``needle`` has been written."""
-
-    def __init__(self, needle: str) -> None:
-        super().__init__()
-        self.needle = needle
-        self.seen = threading.Event()
-
-    def write(self, text: str) -> int:
-        if self.needle in text:
-            self.seen.set()
-        return super().write(text)
-
-
 @pytest.fixture
 def watched() -> Iterator[tuple[Served, LogWatch]]:
     """A served sandbox whose log says when a queued request's status was polled."""
@@ -375,22 +357,14 @@ def test_ctrl_c_while_queued_cancels_the_request(
 ) -> None:
     served, log = watched
     (isolated / "cat.png").write_bytes(CAT)
-    run = subprocess.Popen(
-        [NANOEDIT, "edit", "cat.png", "-p", "x"], cwd=isolated,
-        env=dict(os.environ) | fal_env(served),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # A child of a non-interactive shell may start with SIGINT ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    try:
-        assert log.seen.wait(60), "the request was never polled"
-        run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert (run.returncode, stdout) == (130, ""), stderr
+    returncode, stdout, stderr = interrupted_run(
+        ["edit", "cat.png", "-p", "x"],
+        isolated,
+        fal_env(served),
+        log.seen,
+        "the request's poll",
+    )
+    assert (returncode, stdout) == (130, ""), stderr
     [cancel] = received(served, "PUT")[1:]
     request_id = cancel.path.split("/")[4]
     assert cancel.path == f"/fal-ai/nano-banana/requests/{request_id}/cancel"

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPLICATE_KEY, Served, backend_env, run_cli
+from conftest import REPLICATE_KEY, LogWatch, Served, backend_env, interrupted_run, run_cli
 from PIL import Image
 from replicate.client import Client
 from replicate.exceptions import ModelError, ReplicateError
@@ -307,20 +303,6 @@ def test_a_timeout_cancels_the_prediction(served: Served, sample: Path) -> None:
     ]
 
 
-class LogWatch(io.StringIO):
-    """A sandbox log that tells when a line with ``needle`` has been written."""
-
-    def __init__(self, needle: str) -> None:
-        super().__init__()
-        self.needle = needle
-        self.seen = threading.Event()
-
-    def write(self, text: str) -> int:
-        if self.needle in text:
-            self.seen.set()
-        return super().write(text)
-
-
 @pytest.fixture
 def watched() -> Iterator[tuple[Served, LogWatch]]:
     """A served sandbox whose log says when a prediction was polled."""
@@ -335,21 +317,14 @@ def test_ctrl_c_cancels_a_running_prediction(
 ) -> None:
     served, log = watched
     (isolated / "cat.png").write_bytes(CAT)
-    run = subprocess.Popen(
-        [NANOEDIT, "edit", "cat.png", "-p", "x"], cwd=isolated,
-        env=dict(os.environ) | replicate_env(served),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    try:
-        assert log.seen.wait(60), "the prediction was never polled"
-        run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert (run.returncode, stdout) == (130, ""), stderr
+    returncode, stdout, stderr = interrupted_run(
+        ["edit", "cat.png", "-p", "x"],
+        isolated,
+        replicate_env(served),
+        log.seen,
+        "the prediction's poll",
+    )
+    assert (returncode, stdout) == (130, ""), stderr
     [cancel] = [r for r in received(served, "POST") if r.path.endswith("/cancel")]
     prediction_id = cancel.path.split("/")[3]
     assert stderr.splitlines() == [
