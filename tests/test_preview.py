@@ -45,6 +45,8 @@ from nanoedit.preview import (
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 # 24-bit colour codes: a foreground, and maybe a background, then the cells they colour.
+# What a live display writes to erase lines it drew: cursor up, erase line.
+ERASED = re.compile(r"^(?:\x1b\[1A|\x1b\[2K|\r)+")
 CELLS = re.compile(r"\x1b\[38;2;(\d+);(\d+);(\d+)(?:;48;2;(\d+);(\d+);(\d+))?m([▀▄]+)\x1b\[0m")
 Pixel = tuple[int, int, int]
 
@@ -441,12 +443,17 @@ def test_the_installed_command_previews_the_saved_image_in_half_blocks(isolated:
         {"NANOEDIT_CONFIG_DIR": str(isolated / "config")},
     )
     assert (code, stdout) == (0, b"a-red-fox.png\n"), screen
-    # A live display's redraw erases the line it starts on: the rest is what stays there.
-    lines = [line.rpartition("\r\x1b[2K")[2] for line in screen.split("\r\n")]
+    # A live display's redraw erases the line it starts on (and, when its lines wrapped, the
+    # ones above it): the rest is what stays there.
+    lines = [ERASED.sub("", line.rpartition("\r\x1b[2K")[2]) for line in screen.split("\r\n")]
     saved = "saved a-red-fox.png (1344x768 PNG) from a-red-fox"
     (at,) = [n for n, line in enumerate(lines) if line == saved]
+    # The progress display may be drawn once more below the saved line before it goes: the
+    # preview is the first run of cell lines after it.
+    after = lines[at + 1 :]
+    start = next(n for n, line in enumerate(after) if CELLS.match(line))
     preview = []
-    for line in lines[at + 1 :]:
+    for line in after[start:]:
         if not CELLS.match(line):
             break
         preview.append(cells_of(line))
