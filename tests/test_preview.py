@@ -387,6 +387,27 @@ def test_no_preview_when_stderr_is_not_a_terminal(served: Served, sample: Path) 
 COLUMNS, ROWS = 60, 40
 
 
+# What a live display's redraw writes: erase the line, or go up a line and erase that one.
+REDRAW = re.compile(r"(\r\n|\r\x1b\[2K|\x1b\[1A\x1b\[2K)")
+
+
+def settled_lines(screen: str) -> list[str]:
+    """The lines a terminal keeps of ``screen``: what the live display drew and then erased
+    is gone, however many lines it took (a bar wraps when its byte count grows)."""
+    lines = [""]
+    for piece in REDRAW.split(screen):
+        if piece == "\r\n":
+            lines.append("")
+        elif piece == "\r\x1b[2K":
+            lines[-1] = ""
+        elif piece == "\x1b[1A\x1b[2K":
+            lines.pop()
+            lines[-1] = ""
+        else:
+            lines[-1] += piece
+    return lines
+
+
 def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes, str]:
     """Run the installed nanoedit with stderr on a COLUMNS x ROWS pseudo-terminal; returns its
     exit code, its stdout (a pipe) and what it wrote on the terminal."""
@@ -441,8 +462,8 @@ def test_the_installed_command_previews_the_saved_image_in_half_blocks(isolated:
         {"NANOEDIT_CONFIG_DIR": str(isolated / "config")},
     )
     assert (code, stdout) == (0, b"a-red-fox.png\n"), screen
-    # A live display's redraw erases the line it starts on: the rest is what stays there.
-    lines = [line.rpartition("\r\x1b[2K")[2] for line in screen.split("\r\n")]
+    # A live display's redraw erases the lines it drew: the rest is what stays there.
+    lines = settled_lines(screen)
     saved = "saved a-red-fox.png (1344x768 PNG) from a-red-fox"
     (at,) = [n for n, line in enumerate(lines) if line == saved]
     preview = []
