@@ -623,22 +623,24 @@ def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TI
     command's stdout, which may hold the key.
     """
     instead = f"or set {key_name.removesuffix('_cmd')} instead"
-    try:
-        process = subprocess.Popen(
-            command,
-            shell=True,
-            # The command must not eat an image piped to nanoedit; it gets no stdin.
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            # Its own process group, so a timeout can stop everything it started.
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise ConfigError(
-            f"{key_name} could not be started ({exc.strerror or exc}); check it, {instead}"
-        ) from None
+    # Started and listed under the lock: the command may be running before Popen returns,
+    # and a Ctrl-C meanwhile must find it listed (stop_key_commands waits for the lock).
     with _RUNNING_LOCK:
+        try:
+            process = subprocess.Popen(
+                command,
+                shell=True,
+                # The command must not eat an image piped to nanoedit; it gets no stdin.
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                # Its own process group, so a timeout can stop everything it started.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"{key_name} could not be started ({exc.strerror or exc}); check it, {instead}"
+            ) from None
         _RUNNING.add(process)
     with process:
         try:

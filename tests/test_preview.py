@@ -45,8 +45,6 @@ from nanoedit.preview import (
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 # 24-bit colour codes: a foreground, and maybe a background, then the cells they colour.
-# What a live display writes to erase lines it drew: cursor up, erase line.
-ERASED = re.compile(r"^(?:\x1b\[1A|\x1b\[2K|\r)+")
 CELLS = re.compile(r"\x1b\[38;2;(\d+);(\d+);(\d+)(?:;48;2;(\d+);(\d+);(\d+))?m([▀▄]+)\x1b\[0m")
 Pixel = tuple[int, int, int]
 
@@ -389,6 +387,27 @@ def test_no_preview_when_stderr_is_not_a_terminal(served: Served, sample: Path) 
 COLUMNS, ROWS = 60, 40
 
 
+# What a live display's redraw writes: erase the line, or go up a line and erase that one.
+REDRAW = re.compile(r"(\r\n|\r\x1b\[2K|\x1b\[1A\x1b\[2K)")
+
+
+def settled_lines(screen: str) -> list[str]:
+    """The lines a terminal keeps of ``screen``: what the live display drew and then erased
+    is gone, however many lines it took (a bar wraps when its byte count grows)."""
+    lines = [""]
+    for piece in REDRAW.split(screen):
+        if piece == "\r\n":
+            lines.append("")
+        elif piece == "\r\x1b[2K":
+            lines[-1] = ""
+        elif piece == "\x1b[1A\x1b[2K":
+            lines.pop()
+            lines[-1] = ""
+        else:
+            lines[-1] += piece
+    return lines
+
+
 def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes, str]:
     """Run the installed nanoedit with stderr on a COLUMNS x ROWS pseudo-terminal; returns its
     exit code, its stdout (a pipe) and what it wrote on the terminal."""
@@ -443,17 +462,12 @@ def test_the_installed_command_previews_the_saved_image_in_half_blocks(isolated:
         {"NANOEDIT_CONFIG_DIR": str(isolated / "config")},
     )
     assert (code, stdout) == (0, b"a-red-fox.png\n"), screen
-    # A live display's redraw erases the line it starts on (and, when its lines wrapped, the
-    # ones above it): the rest is what stays there.
-    lines = [ERASED.sub("", line.rpartition("\r\x1b[2K")[2]) for line in screen.split("\r\n")]
+    # A live display's redraw erases the lines it drew: the rest is what stays there.
+    lines = settled_lines(screen)
     saved = "saved a-red-fox.png (1344x768 PNG) from a-red-fox"
     (at,) = [n for n, line in enumerate(lines) if line == saved]
-    # The progress display may be drawn once more below the saved line before it goes: the
-    # preview is the first run of cell lines after it.
-    after = lines[at + 1 :]
-    start = next(n for n, line in enumerate(after) if CELLS.match(line))
     preview = []
-    for line in after[start:]:
+    for line in lines[at + 1 :]:
         if not CELLS.match(line):
             break
         preview.append(cells_of(line))
