@@ -9,16 +9,13 @@ run only when a request needs the key, at most once per backend and run.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import math
 import os
 import re
 import shlex
-import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 import tomllib
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from nanoedit import commands
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import RATIOS, RunOptions, normalize_ratio, normalize_size
 
@@ -71,8 +69,6 @@ def check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 KEY_COMMAND_TIMEOUT = 30.0
-# How much of a failing key command's stderr goes into the message: enough to show why.
-KEY_COMMAND_STDERR_CHARS = 200
 
 
 def _seconds(value: str) -> float:
@@ -579,43 +575,6 @@ def resolve_key(
     return Resolved(spec.default, "default")
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    last = " ".join(lines[-1].split())
-    if len(last) > KEY_COMMAND_STDERR_CHARS:
-        return last[: KEY_COMMAND_STDERR_CHARS - 1] + "…"
-    return last
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    # The shell's children (the real command) must go too, or they would hold the pipes
-    # open and communicate() would wait for them.
-    if sys.platform != "win32":
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-            return
-        except OSError:
-            pass
-    process.kill()
-
-
-# Key commands running now. Each runs in a session of its own, which a Ctrl-C at the terminal
-# does not reach, and in a job's thread, which KeyboardInterrupt does not reach either: an
-# interrupted run stops them through stop_key_commands().
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-_RUNNING_LOCK = threading.Lock()
-
-
-def stop_key_commands() -> None:
-    """Stop every key command still running, with all it started (the run was interrupted)."""
-    with _RUNNING_LOCK:
-        running = [process for process in _RUNNING if process.returncode is None]
-    for process in running:
-        _stop(process)
-
-
 def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TIMEOUT) -> str:
     """Run a key command through the shell and return its first line of output, stripped.
 
@@ -623,50 +582,30 @@ def run_key_command(command: str, key_name: str, timeout: float = KEY_COMMAND_TI
     command's stdout, which may hold the key.
     """
     instead = f"or set {key_name.removesuffix('_cmd')} instead"
-    # Started and listed under the lock: the command may be running before Popen returns,
-    # and a Ctrl-C meanwhile must find it listed (stop_key_commands waits for the lock).
-    with _RUNNING_LOCK:
-        try:
-            process = subprocess.Popen(
-                command,
-                shell=True,
-                # The command must not eat an image piped to nanoedit; it gets no stdin.
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                # Its own process group, so a timeout can stop everything it started.
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ConfigError(
-                f"{key_name} could not be started ({exc.strerror or exc}); check it, {instead}"
-            ) from None
-        _RUNNING.add(process)
-    with process:
-        try:
-            out, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(process)
-            # Something it started may have left the group and hold the pipes: do not wait.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.communicate(timeout=2)
-            raise ConfigError(
-                f"{key_name} did not finish within {timeout:g} s and was stopped; make sure it "
-                f"does not wait for input (it gets none), {instead}"
-            ) from None
-        except BaseException:
-            # Ctrl-C while waiting here: the command must not live on, re-parented to init.
-            _stop(process)
-            raise
-        finally:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(process)
+    try:
+        with commands.running(command) as process:
+            try:
+                out, err = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                commands.stop_and_drain(process)
+                raise ConfigError(
+                    f"{key_name} did not finish within {timeout:g} s and was stopped; make sure "
+                    f"it does not wait for input (it gets none), {instead}"
+                ) from None
+            except BaseException:
+                # Ctrl-C while waiting here: the command must not live on, re-parented to init.
+                commands.stop(process)
+                raise
+    except OSError as exc:
+        raise ConfigError(
+            f"{key_name} could not be started ({exc.strerror or exc}); check it, {instead}"
+        ) from None
     try:
         output: str | None = out.decode("utf-8").strip()
     except UnicodeDecodeError:
         output = None
     key = output.splitlines()[0].strip() if output else ""
-    why = _last_line(err.decode("utf-8", errors="replace"))
+    why = commands.last_line(err.decode("utf-8", errors="replace"))
     # A command that echoes its output on stderr too must not leak it through the message.
     for line in sorted((output or "").splitlines(), key=len, reverse=True):
         if line.strip():

@@ -19,7 +19,8 @@ from nanoedit import __version__
 from nanoedit.backends import backend_class, make_backend
 from nanoedit.backends.base import PreparedJob, Progress, Takes
 from nanoedit.clock import Clock
-from nanoedit.config import Settings, stop_key_commands
+from nanoedit.commands import stop_all as stop_commands
+from nanoedit.config import Settings
 from nanoedit.errors import AuthError, NanoeditError, OutputClosed
 from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.inputs import InputImage, RunInputs
@@ -171,14 +172,11 @@ class Runner:
             # Ctrl-C: every job stops where it stands (cancelling what it can on the server);
             # images saved stay, temporary files go.
             self.cancel.set()
-            stop_key_commands()
+            stop_commands()
             all_done.wait(CANCEL_GRACE)
-            # Again: a job may have started its key command just as Ctrl-C came.
-            stop_key_commands()
+            # Again: a job may have started a key or upload command just as Ctrl-C came.
+            stop_commands()
             self.parts.discard_all()
-            from nanoedit.uploads import stop_live_uploads
-
-            stop_live_uploads()
             raise
         if crashes:
             raise crashes[0]

@@ -9,19 +9,15 @@ storage can be added as one more entry, with its config keys on its class.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
+from nanoedit import commands
 from nanoedit.config import KeySpec, UploadSettings, check_choice, check_positive_seconds
 from nanoedit.errors import ConfigError, UsageError
 
@@ -34,8 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = "120"
 # How often a running upload command is checked for Ctrl-C: the run gives its jobs a second.
 CANCEL_CHECK = 0.1
-# How much of the command's stderr a message quotes: enough to show why.
-STDERR_CHARS = 200
 
 
 class Uploader:
@@ -114,28 +108,13 @@ class CommandUploader(Uploader):
     def _run(self, command: str, path: Path, where: str, timeout: float) -> str:
         limit = min(timeout, max(self.http.deadline.remaining(), 0.0))
         try:
-            process = subprocess.Popen(
-                # The shell gets the path as $1 ($0 names the script in its messages).
-                [command, "nanoedit-upload", str(path)],
-                shell=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                # Its own process group: a timeout or Ctrl-C stops everything it started.
-                start_new_session=True,
-            )
+            # The shell gets the path as $1 ($0 names the script in its messages).
+            with commands.running([command, "nanoedit-upload", str(path)]) as process:
+                out, err = self._wait(process, limit, where)
         except OSError as exc:
             raise ConfigError(
                 f"upload.command could not be started for {where} ({exc.strerror or exc}); check it"
             ) from None
-        with _LIVE_LOCK:
-            _LIVE.add(process)
-        try:
-            with process:
-                out, err = self._wait(process, limit, where)
-        finally:
-            with _LIVE_LOCK:
-                _LIVE.discard(process)
         return _url_from(out, err, process.returncode, where)
 
     def _wait(
@@ -152,10 +131,10 @@ class CommandUploader(Uploader):
             except subprocess.TimeoutExpired:
                 pass
             if self.http.cancel.is_set():
-                _stop(process)
+                commands.stop_and_drain(process)
                 raise Interrupted
             if time.monotonic() - started >= limit:
-                _stop(process)
+                commands.stop_and_drain(process)
                 raise ConfigError(
                     f"upload.command did not finish within {limit:g} s for {where} and was "
                     "stopped; nothing was sent. Make sure it does not wait for input (it gets "
@@ -163,46 +142,9 @@ class CommandUploader(Uploader):
                 )
 
 
-# Upload commands running now: Ctrl-C ends the run before job threads can stop their own.
-_LIVE: set[subprocess.Popen[bytes]] = set()
-_LIVE_LOCK = threading.Lock()
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    # The shell's children (the real upload) must go too, or they would hold the pipes open.
-    if sys.platform != "win32":
-        with contextlib.suppress(OSError):
-            os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        process.kill()
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    _kill(process)
-    # Something it started may have left the group and hold the pipes: do not wait for it.
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.communicate(timeout=2)
-
-
-def stop_live_uploads() -> None:
-    """Kill every upload command still running, with all it started (the run is ending)."""
-    with _LIVE_LOCK:
-        live = list(_LIVE)
-    for process in live:
-        _kill(process)
-
-
-def _last_line(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    last = lines[-1]
-    return last if len(last) <= STDERR_CHARS else last[: STDERR_CHARS - 1] + "…"
-
-
 def _url_from(out: bytes, err: bytes, status: int, where: str) -> str:
     """The one URL the command printed, or what went wrong."""
-    why = _last_line(err.decode("utf-8", errors="replace"))
+    why = commands.last_line(err.decode("utf-8", errors="replace"))
     said = f" ({why})" if why else ""
     if status == 127:
         raise ConfigError(
