@@ -34,13 +34,15 @@ OPENROUTER_KEY = "sk-or-v1-test-openrouter-key-0003"
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own working folder and config folder, and no NANOEDIT_* variables
+    """Every test gets its own working folder, config folder and data folder, and no NANOEDIT_* variables
     (nor a provider's own key variable, such as FAL_KEY or OPENROUTER_API_KEY)."""
     provider_keys = {name for backend in backend_classes() for name in backend.key_env}
     for name in list(os.environ):
         if name.startswith("NANOEDIT_") or name in ("NO_COLOR", "FORCE_COLOR", *provider_keys):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NANOEDIT_CONFIG_DIR", str(tmp_path / "config"))
+    # The journal and its spool: each test its own, never the user's.
+    monkeypatch.setenv("NANOEDIT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COLUMNS", "200")
     work = tmp_path / "work"
     work.mkdir()

@@ -1,0 +1,392 @@
+"""The job journal: every job nanoedit sends, and each step of it that costs money or produces
+a paid result, in a SQLite database under the user data folder.
+
+A job's row moves through its states, each committed before the next step starts:
+
+``planned``   the run will send it (nothing paid yet);
+``submitted`` a paid request is about to go out; an asynchronous API's task handle is
+              written the moment the provider gives it;
+``answered``  the results are known: their URLs, or base64 results already in a spool file;
+``saved``     every result is on disk (paths and SHA-256), or ``failed`` / ``refused``.
+
+Because each step is committed first, a process killed at any moment leaves the journal
+saying what was paid for and where its results are, and ``nanoedit resume`` takes it from
+there. WAL mode lets concurrent runs (``-j 16``, two processes, CI shards on one machine)
+share the database; each write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DATA_DIR_ENV = "NANOEDIT_DATA_DIR"
+DATABASE_NAME = "journal.sqlite3"
+SPOOL_FOLDER = "spool"
+
+PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED = (
+    "planned",
+    "submitted",
+    "answered",
+    "saved",
+    "failed",
+    "refused",
+)
+UNFINISHED = (PLANNED, SUBMITTED, ANSWERED)
+ENDED = (SAVED, FAILED, REFUSED)
+
+# Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    pid INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    cwd TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run INTEGER NOT NULL REFERENCES runs(id),
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    state TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    provenance TEXT,
+    tasks TEXT NOT NULL DEFAULT '[]',
+    results TEXT NOT NULL DEFAULT '[]',
+    error_kind TEXT,
+    error TEXT,
+    images INTEGER NOT NULL DEFAULT 0,
+    cost REAL,
+    usage TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs(fingerprint);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
+CREATE VIRTUAL TABLE IF NOT EXISTS jobs_text USING fts5(
+    prompt, content='jobs', content_rowid='id'
+);
+CREATE TRIGGER IF NOT EXISTS jobs_text_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO jobs_text(rowid, prompt) VALUES (new.id, new.prompt);
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_text_delete AFTER DELETE ON jobs BEGIN
+    INSERT INTO jobs_text(jobs_text, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+END;
+"""
+
+
+def data_dir(env: Mapping[str, str]) -> Path:
+    """The folder of the journal and its spool: ``NANOEDIT_DATA_DIR``, else the platform's
+    user data folder."""
+    override = env.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("nanoedit", appauthor=False))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job as the journal holds it."""
+
+    id: int
+    run: int
+    created: float
+    updated: float
+    state: str
+    kind: str
+    backend: str
+    model: str
+    prompt: str
+    fingerprint: str
+    # What it takes to send the job again (see :mod:`nanoedit.resume`).
+    spec: dict[str, Any]
+    provenance: dict[str, Any] | None
+    # The asynchronous API's task handles, in the order they were submitted.
+    tasks: tuple[str, ...]
+    # One entry per result: {"url": ...} or {"spool": path}, with "path" and "sha256" once saved.
+    results: tuple[dict[str, Any], ...]
+    error_kind: str | None
+    error: str | None
+    images: int
+    cost: float | None
+    usage: dict[str, Any] | None
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether the job has not ended: it may hold a paid result not yet saved."""
+        return self.state in UNFINISHED
+
+    @property
+    def may_have_been_charged(self) -> bool:
+        """A request went out and nothing of its answer is known: sending it again may pay
+        twice, so it is only sent again when the user says so."""
+        return self.state == SUBMITTED and not self.tasks and not self.results
+
+    @property
+    def saved_paths(self) -> list[Path]:
+        """Where its results were saved."""
+        return [Path(entry["path"]) for entry in self.results if entry.get("path")]
+
+
+_COLUMNS = (
+    "id, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec, "
+    "provenance, tasks, results, error_kind, error, images, cost, usage"
+)
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    (ident, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec) = row[
+        :11
+    ]
+    provenance, tasks, results, error_kind, error, images, cost, usage = row[11:]
+    return JobRecord(
+        id=ident,
+        run=run,
+        created=created,
+        updated=updated,
+        state=state,
+        kind=kind,
+        backend=backend,
+        model=model,
+        prompt=prompt,
+        fingerprint=fingerprint,
+        spec=json.loads(spec),
+        provenance=json.loads(provenance) if provenance else None,
+        tasks=tuple(json.loads(tasks)),
+        results=tuple(json.loads(results)),
+        error_kind=error_kind,
+        error=error,
+        images=images,
+        cost=cost,
+        usage=json.loads(usage) if usage else None,
+    )
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be journaled as planned."""
+
+    kind: str
+    backend: str
+    model: str
+    prompt: str
+    fingerprint: str
+    spec: dict[str, Any]
+
+
+class Journal:
+    """The journal database, opened once per process and shared by its job threads.
+
+    Every method is one committed transaction; a lock keeps the threads of one process from
+    interleaving on the shared connection, SQLite's own locking keeps processes apart.
+    """
+
+    def __init__(self, folder: Path, *, clock: Any = time.time) -> None:
+        self.folder = folder
+        self.path = folder / DATABASE_NAME
+        self.spool = folder / SPOOL_FOLDER
+        self._time = clock
+        self._lock = threading.Lock()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # WAL: readers never block the writer, and a commit is an append to the log.
+        # synchronous=NORMAL: a commit survives the process being killed (the log is in the
+        # kernel's hands); only a power loss may take the last commits back.
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        with self._lock:
+            # One transaction: two runs starting at once must not both create the tables.
+            self._db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+        self.run_id: int | None = None
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[JobRecord]:
+        with self._lock:
+            rows = self._db.execute(sql, parameters).fetchall()
+        return [_record(row) for row in rows]
+
+    # Writing -------------------------------------------------------------------------------
+
+    def begin_run(self, command: Sequence[str]) -> int:
+        """Record that a run starts; its jobs are added with :meth:`add_jobs`."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO runs(started, pid, command, cwd) VALUES (?, ?, ?, ?)",
+                (self._time(), os.getpid(), json.dumps(list(command)), os.getcwd()),
+            )
+        self.run_id = cursor.lastrowid
+        assert self.run_id is not None
+        return self.run_id
+
+    def add_jobs(self, jobs: Iterable[NewJob]) -> list[int]:
+        """Journal a run's jobs as planned, all in one transaction; returns their ids."""
+        if self.run_id is None:
+            self.begin_run([])
+        now = self._time()
+        ids: list[int] = []
+        with self._write() as db:
+            for job in jobs:
+                cursor = db.execute(
+                    "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
+                    " fingerprint, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.run_id,
+                        now,
+                        now,
+                        PLANNED,
+                        job.kind,
+                        job.backend,
+                        job.model,
+                        job.prompt,
+                        job.fingerprint,
+                        json.dumps(job.spec, ensure_ascii=False),
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+        return ids
+
+    def _update(self, job_id: int, **columns: Any) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE jobs SET updated = ?, {assignments} WHERE id = ?",
+                (self._time(), *columns.values(), job_id),
+            )
+
+    def submitted(self, job_id: int, provenance: Mapping[str, Any] | None = None) -> None:
+        """A paid request of the job is about to go out."""
+        if provenance is None:
+            self._update(job_id, state=SUBMITTED)
+        else:
+            self._update(job_id, state=SUBMITTED, provenance=json.dumps(provenance))
+
+    def task(self, job_id: int, handle: str) -> None:
+        """The provider gave a task handle for the job: add it to the job's tasks."""
+        with self._write() as db:
+            row = db.execute("SELECT tasks FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            tasks = [*json.loads(row[0]), handle] if row else [handle]
+            db.execute(
+                "UPDATE jobs SET updated = ?, state = ?, tasks = ? WHERE id = ?",
+                (self._time(), SUBMITTED, json.dumps(tasks), job_id),
+            )
+
+    def answered(
+        self,
+        job_id: int,
+        results: Sequence[Mapping[str, Any]],
+        *,
+        usage: Mapping[str, Any] | None = None,
+        cost: float | None = None,
+    ) -> None:
+        """The job's results are known (URLs, or spool files holding their bytes)."""
+        self._update(
+            job_id,
+            state=ANSWERED,
+            results=json.dumps(list(results)),
+            usage=json.dumps(usage) if usage else None,
+            cost=cost,
+        )
+
+    def result_saved(self, job_id: int, results: Sequence[Mapping[str, Any]]) -> None:
+        """One more result is on disk: ``results`` with its entry's path and SHA-256 set."""
+        self._update(job_id, results=json.dumps(list(results)))
+
+    def saved(self, job_id: int, results: Sequence[Mapping[str, Any]]) -> None:
+        """Every result of the job is on disk."""
+        saved = sum(1 for entry in results if entry.get("path"))
+        self._update(job_id, state=SAVED, results=json.dumps(list(results)), images=saved)
+
+    def failed(self, job_id: int, kind: str, message: str, *, refused: bool = False) -> None:
+        """The job ended without its images (or with some, then an error)."""
+        self._update(job_id, state=REFUSED if refused else FAILED, error_kind=kind, error=message)
+
+    def replan(self, job_id: int) -> None:
+        """Send a job again from the start (``resume --retry-unsafe``)."""
+        self._update(job_id, state=PLANNED, tasks="[]", results="[]")
+
+    # Reading -------------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> JobRecord | None:
+        """One job, by its id."""
+        found = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return found[0] if found else None
+
+    def unfinished(self) -> list[JobRecord]:
+        """Every job that has not ended, oldest first."""
+        marks = ", ".join("?" for _ in UNFINISHED)
+        return self._read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED
+        )
+
+    def recent(self, limit: int = 20) -> list[JobRecord]:
+        """The latest jobs, newest first."""
+        return self._read(f"SELECT {_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+
+    def search(self, text: str, limit: int = 50) -> list[JobRecord]:
+        """Jobs whose prompt matches ``text`` (full-text: words, ``"a phrase"``, ``cat*``),
+        newest first."""
+        return self._read(
+            f"SELECT {', '.join('jobs.' + c.strip() for c in _COLUMNS.split(','))} FROM jobs "
+            "JOIN jobs_text ON jobs_text.rowid = jobs.id WHERE jobs_text MATCH ? "
+            "ORDER BY jobs.id DESC LIMIT ?",
+            (text, limit),
+        )
+
+    def last_saved(self) -> JobRecord | None:
+        """The latest job that saved an image."""
+        found = self._read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE images > 0 ORDER BY updated DESC, id DESC LIMIT 1"
+        )
+        return found[0] if found else None
+
+    def by_fingerprint(self, fingerprint: str) -> list[JobRecord]:
+        """Jobs that asked for exactly the same thing (newest first)."""
+        return self._read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE fingerprint = ? ORDER BY id DESC", (fingerprint,)
+        )
+
+    def all_jobs(self) -> list[JobRecord]:
+        """Every job, oldest first."""
+        return self._read(f"SELECT {_COLUMNS} FROM jobs ORDER BY id")

@@ -1,0 +1,70 @@
+"""The journal database itself: states, concurrent writers, full-text search."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from nanoedit.journal import ANSWERED, PLANNED, SAVED, SUBMITTED, Journal, NewJob
+
+
+def _job(prompt: str, fingerprint: str = "f") -> NewJob:
+    return NewJob("edit", "openai", "nano-banana", prompt, fingerprint, {"images": ["a.png"]})
+
+
+def test_a_job_moves_through_its_states_and_each_is_read_back(tmp_path: Path) -> None:
+    with Journal(tmp_path, clock=lambda: 1000.0) as journal:
+        journal.begin_run(["nanoedit", "edit", "a.png"])
+        (ident,) = journal.add_jobs([_job("make it blue")])
+        record = journal.get(ident)
+        assert record is not None and record.state == PLANNED and record.unfinished
+        journal.submitted(ident, {"prompt": "make it blue"})
+        record = journal.get(ident)
+        assert record is not None and record.state == SUBMITTED and record.may_have_been_charged
+        journal.task(ident, "task-1")
+        journal.task(ident, "task-2")
+        record = journal.get(ident)
+        assert record is not None and record.tasks == ("task-1", "task-2")
+        assert not record.may_have_been_charged
+        journal.answered(ident, [{"url": "https://x/1.png"}], usage={"images": 1}, cost=0.039)
+        record = journal.get(ident)
+        assert record is not None and record.state == ANSWERED and record.cost == 0.039
+        results = [{"url": "https://x/1.png", "path": "/out/a.png", "sha256": "ab"}]
+        journal.saved(ident, results)
+        record = journal.get(ident)
+        assert record is not None
+        assert (record.state, record.images, record.saved_paths) == (SAVED, 1, [Path("/out/a.png")])
+        assert record.provenance == {"prompt": "make it blue"}
+        assert journal.unfinished() == []
+        assert journal.last_saved() == record
+
+
+def test_search_finds_prompts_by_words_and_prefixes(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        ids = journal.add_jobs([_job("a watercolor cat"), _job("a dog at night"), _job("cats")])
+        assert [r.id for r in journal.search("watercolor")] == [ids[0]]
+        assert [r.id for r in journal.search("cat*")] == [ids[2], ids[0]]
+        assert journal.search("giraffe") == []
+
+
+def _writer(folder: str, prompt: str, count: int) -> None:
+    with Journal(Path(folder)) as journal:
+        journal.begin_run([prompt])
+        for ident in journal.add_jobs(_job(f"{prompt} {n}") for n in range(count)):
+            journal.submitted(ident)
+            journal.saved(ident, [{"path": f"{prompt}.png"}])
+
+
+def test_two_processes_write_at_once_and_lose_nothing(tmp_path: Path) -> None:
+    Journal(tmp_path).close()  # the schema exists before both start
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_writer, args=(str(tmp_path), name, 40)) for name in "ab"]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    with Journal(tmp_path) as journal:
+        records = journal.all_jobs()
+    assert len(records) == 80 and {r.state for r in records} == {SAVED}
+    assert sorted(r.prompt for r in records) == sorted(f"{p} {n}" for p in "ab" for n in range(40))
