@@ -6,7 +6,12 @@ scripts call it to probe the tool, and it should cost no more than starting Pyth
 
 from __future__ import annotations
 
+import signal
 import sys
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -16,8 +21,14 @@ def main() -> None:
 
         sys.stdout.write(f"nanoedit {__version__}\n")
         return
-    from nanoedit.cli import main as run
-
+    # SIGTERM (CI cancel, timeout, docker stop) is handled like Ctrl-C, from the first moment:
+    # exit 130 with the clean-up run, never a traceback, also while still importing.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        from nanoedit.cli import main as run
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted while starting: nothing was sent\n")
+        sys.exit(130)
     run()
 
 

@@ -285,6 +285,14 @@ SkipOpt = Annotated[
         rich_help_panel="Batch",
     ),
 ]
+NoHistoryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-history",
+        help="Keep nothing of this run in the job journal (no resume, no history).",
+        rich_help_panel="Batch",
+    ),
+]
 ShardOpt = Annotated[
     str | None,
     typer.Option(
@@ -476,9 +484,12 @@ def _run(
     from nanoedit.config import load_settings
     from nanoedit.http import client_for
     from nanoedit.inputs import RunInputs
+    from nanoedit.interrupts import run_gently
     from nanoedit.plan import Planner
+    from nanoedit.recording import journal_run, open_journal
     from nanoedit.report import Reporter
     from nanoedit.runner import Runner
+    from nanoedit.save import tidy_folders
 
     with _errors(run.json_lines):
         prompt = _prompt_text(prompt, prompt_file, run.quiet)
@@ -543,8 +554,15 @@ def _run(
                 )
             else:
                 binary = sys.stdout.buffer if sys.stdout is not None else None
-                runner = Runner(settings, client, reporter, run, inputs, stdout=binary, clock=clock)
-                outcomes = runner.run(planned)
+                journal = open_journal(settings, reporter.warning)
+                tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
+                if journal is not None:
+                    planned = journal_run(journal, planned, settings, run, inputs.hashes)
+                runner = Runner(
+                    settings, client, reporter, run, inputs, stdout=binary, clock=clock,
+                    journal=journal,
+                )  # fmt: skip
+                outcomes = run_gently(runner, planned, reporter, journal)
         if reporter.gone and not run.dry_run:
             _closed_stdout(outcomes, run.quiet)
         if not run.dry_run:
@@ -663,6 +681,7 @@ def edit(
     print0: Print0Opt = False,
     jobs: JobsOpt = DEFAULT_JOBS,
     skip_existing: SkipOpt = False,
+    no_history: NoHistoryOpt = False,
     shard: ShardOpt = None,
     retries: RetriesOpt = None,
     retry_unsafe: RetryUnsafeOpt = False,
@@ -701,6 +720,7 @@ def edit(
             jobs=jobs,
             shard=_shard(shard),
             skip_existing=skip_existing,
+            history=not no_history,
             overwrite=overwrite,
             retry_unsafe=retry_unsafe,
             metadata=not no_metadata,
@@ -778,6 +798,7 @@ def generate(
     quiet: QuietOpt = False,
     print0: Print0Opt = False,
     skip_existing: SkipOpt = False,
+    no_history: NoHistoryOpt = False,
     retries: RetriesOpt = None,
     retry_unsafe: RetryUnsafeOpt = False,
     timeout: TimeoutOpt = None,
@@ -800,6 +821,7 @@ def generate(
         timeout=timeout,
         retries=retries,
         skip_existing=skip_existing,
+        history=not no_history,
         overwrite=overwrite,
         retry_unsafe=retry_unsafe,
         metadata=not no_metadata,

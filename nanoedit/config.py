@@ -248,6 +248,11 @@ CORE_KEYS: dict[str, KeySpec] = {
         "viewer --open starts with each image's path (default: the system's own)",
         check=_check_command,
     ),
+    "history.enabled": KeySpec(
+        "NANOEDIT_HISTORY",
+        "keep the job journal (prompts, task ids, results) for resume and history: true or false",
+        "true", check=check_choice(("true", "false")),
+    ),
     # No default: without it httpx follows HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY.
     "network.proxy": KeySpec(
         "NANOEDIT_PROXY", "proxy for every request: http://, https:// or socks5://host:port",
@@ -754,6 +759,8 @@ class Settings:
     preview_protocol: str = "auto"
     open_command: str | None = None
     upload: UploadSettings = UploadSettings()
+    history: bool = True
+    """Whether runs are written to the job journal (``history.enabled``, ``--no-history``)."""
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
@@ -931,6 +938,7 @@ def load_settings(
         preview_protocol=get("preview.protocol") or "auto",
         open_command=get("preview.open_command"),
         upload=upload,
+        history=options.history and (get("history.enabled") or "true") == "true",
     )
 
 

@@ -14,6 +14,7 @@ turned into output only at the top, in the command-line layer.
     ├── ApiError            5  error bodies, failed tasks, answers without an image
     ├── NetworkError        6  connection failures and timeouts
     ├── RefusedError        8  the provider refused the content (a safety block, a text-only answer)
+    ├── StoppedError      130  Ctrl-C or SIGTERM stopped the run before the job was sent
     └── OutputClosed      141  stdout was closed (a pipe's reader went away): no more results
 
 A refusal is not an outage: a pipeline retries an outage and alerts on a refusal, so a
@@ -115,6 +116,14 @@ class RefusedError(NanoeditError):
 
     exit_code = ExitCode.REFUSED
     kind = "refused"
+
+
+class StoppedError(NanoeditError):
+    """The run was stopped (Ctrl-C, SIGTERM) before this job was sent: ``nanoedit resume``
+    sends it."""
+
+    exit_code = ExitCode.INTERRUPTED
+    kind = "stopped"
 
 
 class OutputClosed(NanoeditError):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
@@ -257,6 +257,28 @@ def _never_sent(exc: httpx.TransportError, trace: _BodyTrace) -> bool:
     return trace.body_sent is False
 
 
+class JobLog(Protocol):
+    """Who hears of a job's paid steps as they happen (the journal), so that a process killed
+    a moment later still knows what it paid for."""
+
+    def paid_request(self) -> None:
+        """A paid request is about to be handed to the network (each attempt)."""
+
+    def task(self, handle: str) -> None:
+        """An asynchronous API answered a submission with this task handle."""
+
+
+class _NoLog:
+    def paid_request(self) -> None:
+        pass
+
+    def task(self, handle: str) -> None:
+        pass
+
+
+NO_LOG: JobLog = _NoLog()
+
+
 class JobHttp:
     """One job's view of the network: the shared client, its retry policy and time budget.
 
@@ -278,8 +300,10 @@ class JobHttp:
         sleeper: Callable[[float], None] | None = None,
         proxy: str | None = None,
         clock: Clock | None = None,
+        log: JobLog = NO_LOG,
     ) -> None:
         self.client = client
+        self.log = log
         self.policy = policy
         self.deadline = deadline
         self.notify = notify
@@ -372,6 +396,8 @@ class JobHttp:
                 "trace": trace,
             }
             try:
+                if paid:
+                    self.log.paid_request()
                 self.sent = True
                 response = self.client.send(request, stream=True, follow_redirects=follow_redirects)
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import stat
 import struct
@@ -140,11 +141,16 @@ class RunInputs:
         self._refused: dict[ImageSource, InputError] = {}
         # Images whose notes (orientation, animation) were already given.
         self._noted: set[ImageSource] = set()
+        # The SHA-256 of each local input's bytes as checked: what the journal tells jobs by.
+        self.hashes: dict[ImageSource, str] = {}
         self._lock = threading.Lock()
 
     def check_local(self, source: ImageSource) -> None:
         """Read and check a local image before any job is sent, and give its notes."""
-        self.warn_notes(self.read_local(source))
+        image = self.read_local(source)
+        if source not in self.hashes:
+            self.hashes[source] = hashlib.sha256(image.data).hexdigest()
+        self.warn_notes(image)
 
     def read_local(self, source: ImageSource) -> InputImage:
         """A local image's bytes: read again, or kept from the check for a stream."""

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
@@ -189,6 +189,8 @@ class RunOptions:
     preview: bool = False
     open_images: bool = False
     report: Path | None = None
+    # False: nothing of the run is written to the journal (--no-history).
+    history: bool = True
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,12 @@ class PlannedJob:
     backend: str
     model: str
     names: tuple[str, ...] = ()
+    # Its row in the journal (None with --no-history), and how far an earlier run took it:
+    # the task handles it submitted, the results it was answered with (a resumed job goes on
+    # from there instead of paying again).
+    journal_id: int | None = None
+    tasks: tuple[str, ...] = ()
+    results: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -277,6 +285,24 @@ class JobOutcome:
     """Whether any request of the job went out."""
     held_back: bool = False
     """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
+    journal_id: int | None = None
+    """The job's id in the journal (``nanoedit history show ID``), when it has one."""
+    left: str | None = None
+    """The journal state an aborted run left the job in (``submitted``…), for ``resume``."""
+    tasks: tuple[str, ...] = ()
+    """The task handles an asynchronous API gave the job."""
+
+    @property
+    def state(self) -> str:
+        """Where the job stands: saved, skipped, failed, refused, not sent, or the journal
+        state an abort left it in."""
+        if self.left is not None:
+            return self.left
+        if self.error is None:
+            return "skipped" if self.skipped else "saved"
+        if self.held_back:
+            return "not sent"
+        return "refused" if self.error.kind == "refused" else "failed"
 
     @property
     def ok(self) -> bool:

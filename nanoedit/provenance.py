@@ -112,6 +112,22 @@ class Provenance:
         return f"nanoedit {self.version}"
 
 
+def from_json(document: dict[str, Any]) -> Provenance:
+    """A provenance as :meth:`Provenance.to_json` wrote it (the journal keeps it that way)."""
+    return Provenance(
+        prompt=document["prompt"],
+        model=document["model"],
+        backend=document["backend"],
+        ratio=document["ratio"],
+        size=document["size"],
+        inputs=tuple(
+            InputRecord(item["name"], item["sha256"], item.get("url"))
+            for item in document["inputs"]
+        ),
+        version=document.get("version", __version__),
+    )
+
+
 def sha256_file(path: Path) -> str:
     """The hex SHA-256 of a file, read in blocks."""
     with path.open("rb") as handle:

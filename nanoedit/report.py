@@ -39,6 +39,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
     error = outcome.error
     return {
         "ok": outcome.ok,
+        "job": outcome.journal_id,
+        "state": outcome.state,
         "kind": job.kind,
         "backend": outcome.backend,
         "model": outcome.model,
@@ -55,6 +57,7 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
             for saved in outcome.outputs
         ],
         "sent": outcome.sent,
+        "tasks": list(outcome.tasks),
         "skipped": outcome.skipped,
         "warnings": list(outcome.warnings),
         "text": outcome.text,

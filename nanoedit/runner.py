@@ -7,11 +7,13 @@ it reports what happens through an :class:`Events` object and never prints by it
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import httpx
 
@@ -21,16 +23,27 @@ from nanoedit.backends.base import PreparedJob, Progress, Takes
 from nanoedit.clock import Clock
 from nanoedit.commands import stop_all as stop_commands
 from nanoedit.config import Settings
-from nanoedit.errors import AuthError, NanoeditError, OutputClosed
-from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy
+from nanoedit.errors import (
+    AuthError,
+    InputError,
+    NanoeditError,
+    NetworkError,
+    OutputClosed,
+    RefusedError,
+    StoppedError,
+)
+from nanoedit.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.inputs import InputImage, RunInputs
 from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
 from nanoedit.models import expected_size
-from nanoedit.save import PartFiles, ResultWriter, shown
+from nanoedit.save import PartFiles, ResultWriter, is_stream, shown
 
 if TYPE_CHECKING:
+    from nanoedit.backends.base import Answer, BackendBase, ResultImage
+    from nanoedit.journal import Journal
     from nanoedit.plan import Planned
     from nanoedit.provenance import Provenance
+    from nanoedit.recording import JobRecorder
 
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
@@ -65,7 +78,8 @@ class Runner:
 
     ``inputs`` is the run's, which planning read the local images with: a stream's bytes are
     kept there. ``stdout`` is where ``-o -`` writes (the process's own unless given). Jobs
-    read the time and wait (between retries, between polls) on ``clock``.
+    read the time and wait (between retries, between polls) on ``clock``. With a ``journal``,
+    each job's paid steps are written to it as they happen (for jobs that carry a journal id).
     """
 
     def __init__(
@@ -77,8 +91,14 @@ class Runner:
         inputs: RunInputs,
         stdout: BinaryIO | None = None,
         clock: Clock | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
+        self.journal = journal
+        # Set by a first Ctrl-C or SIGTERM: no job is sent any more, those under way finish.
+        self.draining = threading.Event()
+        # The jobs under way, by their place in the run: what an abort leaves unfinished.
+        self._under_way: dict[int, PlannedJob] = {}
         self.client = client
         self.events = events
         self.options = options
@@ -124,11 +144,29 @@ class Runner:
             self._run_all(runnable, outcomes)
         with self._lock:
             unsent = self._hold_back(None)
+        if self.draining.is_set():
+            resume = "nanoedit resume" if self.journal is not None else "run the command again"
+            stopped = StoppedError(f"not sent: the run was stopped; {resume} sends it")
+            for place, entry in unsent:
+                outcomes[place] = _held_back(entry, stopped)
+                self.events.job_finished(outcomes[place])
+            return [outcomes[place] for place in range(len(planned))]
         # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
         closed = OutputClosed("not sent: stdout was closed")
         for place, entry in unsent:
             outcomes[place] = _held_back(entry, closed)
         return [outcomes[place] for place in range(len(planned))]
+
+    def drain(self) -> int:
+        """Send no new job; the jobs under way finish and save. Returns how many are."""
+        self.draining.set()
+        with self._lock:
+            return len(self._under_way)
+
+    def under_way(self) -> list[PlannedJob]:
+        """The jobs started and not finished (after an abort: those left unfinished)."""
+        with self._lock:
+            return [self._under_way[place] for place in sorted(self._under_way)]
 
     def _run_all(self, runnable: int, outcomes: dict[int, JobOutcome]) -> None:
         """Run the queued jobs in worker threads until the queue is empty or the run stops."""
@@ -143,8 +181,12 @@ class Runner:
                 while (taken := self._next()) is not None:
                     place, entry = taken
                     try:
-                        for done, outcome in self._finish(place, entry, self.run_one(entry)):
-                            outcomes[done] = outcome
+                        outcome = self.run_one(entry)
+                        for done, finished in self._finish(place, entry, outcome):
+                            outcomes[done] = finished
+                        if outcome is not None:
+                            with self._lock:
+                                self._under_way.pop(place, None)
                     except BaseException as exc:  # a bug: stop the run and show it
                         crashes.append(exc)
                         self.cancel.set()
@@ -184,12 +226,14 @@ class Runner:
     def _next(self) -> tuple[int, PlannedJob] | None:
         """The next job to send, or None when there is none left or the run is stopping."""
         with self._lock:
-            if self.cancel.is_set() or self.events.closed():
+            if self.cancel.is_set() or self.draining.is_set() or self.events.closed():
                 return None
             try:
-                return self._waiting.get_nowait()
+                taken = self._waiting.get_nowait()
             except queue.Empty:
                 return None
+            self._under_way[taken[0]] = taken[1]
+            return taken
 
     def _hold_back(self, backend: str | None) -> list[tuple[int, PlannedJob]]:
         """Take the jobs of ``backend`` (None: of any) that are not sent yet off the queue
@@ -242,7 +286,8 @@ class Runner:
 
     def run_one(self, planned: PlannedJob) -> JobOutcome | None:
         """Send one planned job and save its images as soon as they arrive; None when the run
-        was interrupted meanwhile."""
+        was interrupted meanwhile. A job an earlier run took part of the way goes on from
+        there: its tasks are collected, its results saved, nothing is paid for again."""
         job = planned.job
         if self.cancel.is_set():
             return None
@@ -255,6 +300,7 @@ class Runner:
         def notify(text: str) -> None:
             self.events.warning(f"{job.label}: {text}")
 
+        recorder = self._recorder(planned)
         http = JobHttp(
             self.client,
             self.policy,
@@ -263,27 +309,48 @@ class Runner:
             cancel=self.cancel,
             proxy=self.settings.proxy,
             clock=self.clock,
+            log=recorder or NO_LOG,
         )
         outputs: list[SavedImage] = []
         warnings: list[str] = []
         text = ""
         error: NanoeditError | None = None
+        # The journal's entry of each result: its URL or spool file, then where it was saved.
+        entries: list[dict[str, Any]] = [dict(entry) for entry in planned.results]
+        answered = bool(entries)
         try:
             backend = make_backend(planned.backend, self.settings, http)
-            progress("preparing inputs")
-            prepared = self.prepare(job, planned.backend, planned.model, http, progress)
-            answer = backend.run(prepared, progress)
+            provenance: Provenance | None
+            if planned.results or planned.tasks:
+                provenance = self._journaled_provenance(planned)
+                answer = self._go_on(backend, planned, entries, progress)
+            else:
+                progress("preparing inputs")
+                prepared = self.prepare(job, planned.backend, planned.model, http, progress)
+                # Worked out once per job: it hashes every input, and each image carries it.
+                # Before sending, so the journal holds it for a job finished by a later run.
+                wanted = self.options.metadata or self.options.sidecar or recorder is not None
+                provenance = _provenance(planned, prepared) if wanted else None
+                if recorder is not None and provenance is not None:
+                    recorder.provenance = provenance.to_json
+                answer = backend.run(prepared, progress)
             results = answer.images
             text = answer.text
-            warnings += self._check_count(job, len(results))
-            # Worked out once per job: it hashes every input, and each image carries it.
-            wanted = self.options.metadata or self.options.sidecar
-            provenance = _provenance(planned, prepared) if wanted else None
-            for number, result in enumerate(results, start=1):
+            if not answered:
+                entries = self._answered(planned, results)
+                answered = recorder is not None
+            earlier = sum(1 for entry in entries if "path" in entry)
+            warnings += self._check_count(job, len(results) + earlier)
+            if not (self.options.metadata or self.options.sidecar):
+                provenance = None
+            pending = [n for n, entry in enumerate(entries) if "path" not in entry]
+            outputs += self._earlier_outputs(entries)
+            for place, result in zip(pending, results, strict=True):
                 saved = self.writer.save(
-                    job, planned.names, provenance, result, number, len(results), http, progress
+                    job, planned.names, provenance, result, place + 1, len(entries), http, progress
                 )
                 outputs.append(saved)
+                self._result_saved(planned, entries, place, saved)
                 warnings += self._check_dimensions(planned, saved)
                 if self.options.sidecar and provenance is not None:
                     self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
@@ -295,6 +362,8 @@ class Runner:
             return None
         if self.cancel.is_set() and error is not None:
             return None  # the failure is the interruption's doing: say nothing of it
+        if planned.journal_id is not None and self.journal is not None:
+            error = self._journal_end(planned, recorder, entries, answered, error)
         return JobOutcome(
             job,
             planned.backend,
@@ -304,8 +373,147 @@ class Runner:
             error=error,
             text=text,
             seconds=self.clock.monotonic() - started,
-            sent=http.sent,
+            sent=http.sent or bool(planned.tasks or planned.results),
+            journal_id=planned.journal_id,
         )
+
+    def _recorder(self, planned: PlannedJob) -> JobRecorder | None:
+        if self.journal is None or planned.journal_id is None:
+            return None
+        from nanoedit.recording import JobRecorder
+
+        return JobRecorder(self.journal, planned.journal_id)
+
+    def _journaled_provenance(self, planned: PlannedJob) -> Provenance | None:
+        """The provenance an earlier run of the job wrote to the journal before sending it."""
+        assert self.journal is not None and planned.journal_id is not None
+        record = self.journal.get(planned.journal_id)
+        if record is None or record.provenance is None:
+            return None
+        from nanoedit.provenance import from_json
+
+        return from_json(record.provenance)
+
+    def _go_on(
+        self,
+        backend: BackendBase,
+        planned: PlannedJob,
+        entries: list[dict[str, Any]],
+        progress: Progress,
+    ) -> Answer:
+        """The answer of a job an earlier run submitted: its results as journaled, or what its
+        tasks give when collected now."""
+        from nanoedit.backends.base import Answer, ResultImage
+
+        if entries:
+            images = []
+            for entry in entries:
+                if "path" in entry:
+                    continue
+                if "url" in entry:
+                    images.append(ResultImage(url=entry["url"]))
+                elif entry.get("lost"):
+                    raise InputError(
+                        f"a result of {planned.job.label} could be neither saved nor kept, so "
+                        "it is lost; the job must be sent again"
+                    )
+                else:
+                    images.append(ResultImage(data=_read_spool(Path(entry["spool"]))))
+            return Answer(images)
+        progress("waiting for the model, task submitted earlier")
+        return backend.collect(list(planned.tasks), progress)
+
+    def _answered(
+        self, planned: PlannedJob, results: Sequence[ResultImage]
+    ) -> list[dict[str, Any]]:
+        """Journal the job's results before saving any: a URL as it is, bytes in a spool file
+        of the data folder (synced), so that a failure to save loses nothing paid for."""
+        entries: list[dict[str, Any]] = []
+        if self.journal is None or planned.journal_id is None:
+            return [{} for _ in results]
+        for number, result in enumerate(results, start=1):
+            if result.url is not None:
+                entries.append({"url": result.url})
+                continue
+            assert result.data is not None
+            path = self.journal.spool / f"{planned.journal_id}-{number}.bin"
+            try:
+                write_spool(path, result.data)
+            except OSError as exc:
+                self.events.warning(
+                    f"{planned.job.label}: could not keep a copy of the result in "
+                    f"{self.journal.spool} ({exc.strerror}); saving it directly"
+                )
+                entries.append({"lost": True})
+                continue
+            entries.append({"spool": str(path)})
+        self.journal.answered(planned.journal_id, entries)
+        return entries
+
+    def _earlier_outputs(self, entries: Sequence[dict[str, Any]]) -> list[SavedImage]:
+        """The images an earlier run of the job saved (and still on disk)."""
+        from nanoedit.save import existing_image
+
+        found = []
+        for entry in entries:
+            if "path" in entry and not is_stream(Path(entry["path"])):
+                image = existing_image(Path(entry["path"]))
+                if image is not None:
+                    found.append(image)
+        return found
+
+    def _result_saved(
+        self, planned: PlannedJob, entries: list[dict[str, Any]], place: int, saved: SavedImage
+    ) -> None:
+        if self.journal is None or planned.journal_id is None:
+            return
+        entry = entries[place]
+        spool = entry.pop("spool", None)
+        entry["path"] = str(saved.path)
+        if not is_stream(saved.path):  # stdout, a FIFO: its bytes cannot be read back
+            from nanoedit.provenance import sha256_file
+
+            entry["sha256"] = sha256_file(saved.path)
+        self.journal.result_saved(planned.journal_id, entries)
+        if spool is not None:
+            Path(spool).unlink(missing_ok=True)
+
+    def _journal_end(
+        self,
+        planned: PlannedJob,
+        recorder: JobRecorder | None,
+        entries: list[dict[str, Any]],
+        answered: bool,
+        error: NanoeditError | None,
+    ) -> NanoeditError | None:
+        """Journal how the job ended, and say in its error how what was paid for can still be
+        had: a result not saved, a task still running, a request that may have been charged."""
+        assert self.journal is not None and planned.journal_id is not None
+        ident = planned.journal_id
+        if error is None:
+            self.journal.saved(ident, entries)
+            return None
+        unsaved = [entry for entry in entries if "path" not in entry and not entry.get("lost")]
+        tasks = bool(planned.tasks) or bool(recorder is not None and recorder.handles)
+        paid = bool(recorder is not None and recorder.paid)
+        if answered and unsaved and isinstance(error, InputError | NetworkError):
+            error.message += (
+                f"; the result is kept in the history: nanoedit resume {ident} saves it"
+            )
+            return error
+        if not answered and tasks and isinstance(error, NetworkError):
+            error.message += f"; nanoedit resume {ident} collects it when it has finished"
+            return error
+        if not answered and paid and not tasks and isinstance(error, NetworkError):
+            error.message += (
+                "; the request went out, so it may have been charged: nanoedit resume "
+                f"{ident} --retry-unsafe sends it again"
+            )
+            return error
+        self.journal.failed(
+            ident, error.kind, error.message, refused=isinstance(error, RefusedError)
+        )
+        return error
 
     def prepare(
         self, job: Job, backend: str, model: str, http: JobHttp, progress: Progress
@@ -395,6 +603,25 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
         inputs=inputs,
         version=__version__,
     )
+
+
+def write_spool(path: Path, data: bytes) -> None:
+    """Write a result's bytes to the spool, synced before the journal names the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as spool:
+        spool.write(data)
+        spool.flush()
+        os.fsync(spool.fileno())
+
+
+def _read_spool(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"the spooled result {path} cannot be read ({exc.strerror}); it was lost, so the "
+            "job must be sent again"
+        ) from None
 
 
 def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:

@@ -86,6 +86,63 @@ class PartFiles:
             path.unlink(missing_ok=True)
 
 
+# A part file's name says which process owns it: a later run removes those of dead processes.
+PART_PREFIX, PART_SUFFIX = ".nanoedit-", ".part"
+# A part file of an older version has no owner in its name: gone after this long untouched.
+UNOWNED_PART_AGE = 24 * 3600.0
+
+
+def _owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive, and not ours to judge
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_parts(folder: Path, now: float) -> int:
+    """Remove the part files a crashed or killed run left in ``folder``: those whose owning
+    process is gone (and unowned ones, of older versions, not touched for a day). Returns
+    how many were removed; a folder that cannot be listed is left alone."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX)):
+            continue
+        owner, dash, _ = name[len(PART_PREFIX) : -len(PART_SUFFIX)].partition("-")
+        try:
+            if dash and owner.isdigit():
+                if int(owner) == os.getpid() or _owner_alive(int(owner)):
+                    continue
+            elif now - entry.stat(follow_symlinks=False).st_mtime < UNOWNED_PART_AGE:
+                continue
+            os.unlink(entry.path)
+            removed += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
+def tidy_folders(jobs: Iterable[Job], out_dir: Path, now: float) -> None:
+    """Before a run writes anything: remove what killed runs left in its output folders."""
+    folders = {out_dir}
+    folders.update(
+        _folder_of(job.output)
+        for job in jobs
+        if job.output is not None and not is_stream(job.output)
+    )
+    for folder in folders:
+        remove_stale_parts(folder, now)
+
+
 class PartFile:
     """A temporary ``.part`` file beside the destination; removed unless it is placed, and
     listed in the run's ``parts`` meanwhile, if given.
@@ -97,7 +154,7 @@ class PartFile:
         self.directory = directory
         self.what = what
         self.parts = parts
-        self.path = directory / f".nanoedit-{secrets.token_hex(6)}.part"
+        self.path = directory / f"{PART_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
         self.size = 0
         try:
             directory.mkdir(parents=True, exist_ok=True)

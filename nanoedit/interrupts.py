@@ -1,0 +1,138 @@
+"""Ctrl-C and SIGTERM during a run: the first stops sending, the second aborts.
+
+A paid request already out is best let finish: its answer is saved, and nothing is paid twice.
+So the first Ctrl-C (or SIGTERM, as CI cancels, ``timeout`` and ``docker stop`` send) only
+stops new jobs from going out; the second aborts the jobs under way, which the journal keeps
+for ``nanoedit resume``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from nanoedit.jobs import JobOutcome, PlannedJob
+    from nanoedit.journal import Journal
+    from nanoedit.plan import Planned
+    from nanoedit.runner import Events, Runner
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Drainable(Protocol):
+    """A run that can stop sending new jobs."""
+
+    draining: threading.Event
+
+    def drain(self) -> int:
+        """Send no new job; returns how many are under way."""
+        ...
+
+
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A signal handler that stops the process as Ctrl-C does (exit 130, clean-up run)."""
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Iterator[None]:
+    """While the block runs, the first Ctrl-C or SIGTERM drains ``run`` and ``say``s so; the
+    next one raises :class:`KeyboardInterrupt` to abort. Outside the main thread (where no
+    signal handler can be set) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if run.draining.is_set():
+            raise KeyboardInterrupt
+        under_way = run.drain()
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        jobs = "job under way finishes" if under_way == 1 else "jobs under way finish"
+        later = "; nanoedit resume takes them up later" if resume else ""
+        say(
+            f"{name}: stopping; no new job is sent, the {under_way} {jobs} and saves. "
+            f"Ctrl-C again aborts{later}"
+        )
+
+    previous = {number: signal.getsignal(number) for number in SIGNALS}
+    for number in SIGNALS:
+        signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, action in previous.items():
+            signal.signal(number, action)
+
+
+def run_gently(
+    runner: Runner,
+    planned: Sequence[Planned],
+    events: Events,
+    journal: Journal | None,
+) -> list[JobOutcome]:
+    """Run the jobs with Ctrl-C and SIGTERM handled as above. When the run is aborted, each
+    job left under way is reported (its task ids, and the command that takes it up again)
+    before the interruption goes on up."""
+    with stop_gently(runner, events.warning, resume=journal is not None):
+        try:
+            return runner.run(planned)
+        except KeyboardInterrupt:
+            for outcome in left_under_way(runner.under_way(), journal):
+                events.job_finished(outcome)
+            raise
+
+
+def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[JobOutcome]:
+    """What an abort left of each job under way, as the journal holds it."""
+    from nanoedit.errors import StoppedError
+    from nanoedit.jobs import JobOutcome
+
+    outcomes = []
+    for planned in jobs:
+        record = None
+        if journal is not None and planned.journal_id is not None:
+            record = journal.get(planned.journal_id)
+        if record is None:
+            message = "stopped while under way; it may have been charged"
+            outcomes.append(
+                JobOutcome(
+                    planned.job,
+                    planned.backend,
+                    planned.model,
+                    error=StoppedError(message),
+                    sent=True,
+                    left="stopped",
+                )
+            )
+            continue
+        if record.tasks:
+            what = f"task {', '.join(record.tasks)} was submitted"
+            then = f"nanoedit resume {record.id} saves its result"
+        elif record.results:
+            what = "its result came and is not saved yet"
+            then = f"nanoedit resume {record.id} saves it"
+        elif record.state == "submitted":
+            what = "its request went out, so it may have been charged"
+            then = f"nanoedit resume {record.id} --retry-unsafe sends it again"
+        else:
+            what = "it was not sent"
+            then = f"nanoedit resume {record.id} sends it"
+        outcomes.append(
+            JobOutcome(
+                planned.job,
+                planned.backend,
+                planned.model,
+                error=StoppedError(f"stopped while under way: {what}; {then}"),
+                sent=record.state != "planned",
+                journal_id=record.id,
+                left=record.state,
+                tasks=record.tasks,
+            )
+        )
+    return outcomes

@@ -1,0 +1,244 @@
+"""How a run's jobs go into the journal and come back out of it.
+
+A job is journaled with its *spec*, everything it takes to send it again from another process
+(inputs as absolute paths or URLs, what is asked of the model, where its images go), and its
+*fingerprint*, a hash of what makes two jobs the same request (prompt, model, options and the
+SHA-256 of each input): ``--skip-existing`` and ``resume`` find earlier work by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nanoedit.jobs import ImageSource, Job, Options, PlannedJob
+
+if TYPE_CHECKING:
+    from nanoedit.config import Settings
+    from nanoedit.jobs import RunOptions
+    from nanoedit.journal import JobRecord, Journal, NewJob
+
+
+def fingerprint(job: Job, model: str, hashes: Mapping[ImageSource, str]) -> str:
+    """What makes two jobs the same paid request: the same prompt, model and options, and
+    inputs with the same bytes (a URL by its text: its bytes are the provider's to read)."""
+    options = job.options
+    inputs = [hashes.get(source) or source.location for source in job.images]
+    what = {
+        "kind": job.kind,
+        "prompt": options.prompt,
+        "model": model,
+        "ratio": options.ratio,
+        "size": options.size,
+        "count": options.count,
+        "inputs": inputs,
+    }
+    text = json.dumps(what, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SavingOptions:
+    """How a journaled job's images are saved, as its run was asked."""
+
+    out_dir: Path
+    metadata: bool
+    sidecar: bool
+    overwrite: bool
+
+
+def _absolute(path: Path) -> str:
+    return str(path if path.is_absolute() else Path.cwd() / path)
+
+
+def _source(source: ImageSource) -> dict[str, str]:
+    if source.is_url:
+        return {"url": source.location}
+    # A stream (stdin, a pipe) cannot be read again: it is kept as its label, and a resumed
+    # job that still has to send it says so.
+    if source.is_stdin:
+        return {"stream": source.location}
+    return {"path": _absolute(Path(source.location))}
+
+
+def spec_of(planned: PlannedJob, saving: SavingOptions) -> dict[str, Any]:
+    """Everything it takes to send ``planned`` again from another process."""
+    job, options = planned.job, planned.job.options
+    output = None if job.output is None else str(job.output)
+    if job.output is not None and str(job.output) != "-":
+        output = _absolute(job.output)
+    return {
+        "kind": job.kind,
+        "inputs": [_source(source) for source in job.images],
+        "labels": [source.label for source in job.images],
+        "stem": job.stem,
+        "output": output,
+        "names": list(planned.names),
+        "options": {
+            "prompt": options.prompt,
+            "ratio": options.ratio,
+            "size": options.size,
+            "model": options.model,
+            "count": options.count,
+            "response_format": options.response_format,
+        },
+        "out_dir": _absolute(saving.out_dir),
+        "metadata": saving.metadata,
+        "sidecar": saving.sidecar,
+        "overwrite": saving.overwrite,
+    }
+
+
+def new_job(
+    planned: PlannedJob, saving: SavingOptions, hashes: Mapping[ImageSource, str]
+) -> NewJob:
+    """The journal row of a job about to run."""
+    from nanoedit.journal import NewJob
+
+    return NewJob(
+        kind=planned.job.kind,
+        backend=planned.backend,
+        model=planned.model,
+        prompt=planned.job.options.prompt,
+        fingerprint=fingerprint(planned.job, planned.model, hashes),
+        spec=spec_of(planned, saving),
+    )
+
+
+def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
+    """A journaled job as the runner takes it, going on from where its last run left it."""
+    spec = record.spec
+    images = tuple(
+        ImageSource(item.get("path") or item.get("stream") or item["url"], item.get("url"))
+        for item in spec["inputs"]
+    )
+    asked = spec["options"]
+    options = Options(
+        prompt=asked["prompt"],
+        ratio=asked["ratio"],
+        size=asked["size"],
+        model=asked["model"],
+        count=asked["count"],
+        response_format=asked["response_format"],
+    )
+    output = spec["output"]
+    job = Job(
+        kind=spec["kind"],
+        images=images,
+        options=options,
+        stem=spec["stem"],
+        output=None if output is None else Path(output),
+    )
+    planned = PlannedJob(
+        job,
+        record.backend,
+        record.model,
+        tuple(spec["names"]),
+        journal_id=record.id,
+        tasks=record.tasks,
+        results=record.results,
+    )
+    saving = SavingOptions(
+        out_dir=Path(spec["out_dir"]),
+        metadata=spec["metadata"],
+        sidecar=spec["sidecar"],
+        overwrite=spec["overwrite"],
+    )
+    return planned, saving
+
+
+class JobRecorder:
+    """One job's paid steps, written to the journal as they happen (the runner's
+    :class:`~nanoedit.http.JobLog`): the first paid request marks it submitted, with the
+    provenance it will carry; each task handle is added the moment the provider gives it."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        job_id: int,
+        provenance: Callable[[], Mapping[str, Any] | None] = lambda: None,
+    ) -> None:
+        self.journal = journal
+        self.job_id = job_id
+        self.provenance = provenance
+        self.paid = False
+        self.handles: list[str] = []
+
+    def paid_request(self) -> None:
+        """A paid request is about to go out: journal the job as submitted (once)."""
+        if not self.paid:
+            self.paid = True
+            self.journal.submitted(self.job_id, self.provenance())
+
+    def task(self, handle: str) -> None:
+        """The provider gave a task handle: journal it at once."""
+        self.handles.append(handle)
+        self.journal.task(self.job_id, handle)
+
+
+def journal_jobs(
+    journal: Journal,
+    planned: Sequence[Any],
+    saving: SavingOptions,
+    hashes: Mapping[ImageSource, str],
+) -> list[Any]:
+    """Journal every job about to be sent (in one transaction) and return the plan with each
+    such job carrying its journal id; refused and skipped jobs are left as they are."""
+    from dataclasses import replace
+
+    fresh = [
+        (place, entry)
+        for place, entry in enumerate(planned)
+        if isinstance(entry, PlannedJob) and entry.journal_id is None
+    ]
+    ids = journal.add_jobs(new_job(entry, saving, hashes) for _, entry in fresh)
+    result = list(planned)
+    for (place, entry), ident in zip(fresh, ids, strict=True):
+        result[place] = replace(entry, journal_id=ident)
+    return result
+
+
+def journal_run(
+    journal: Journal,
+    planned: Sequence[Any],
+    settings: Settings,
+    run: RunOptions,
+    hashes: Mapping[ImageSource, str],
+) -> list[Any]:
+    """Start the run in the journal and journal its jobs (see :func:`journal_jobs`)."""
+    import sys
+
+    journal.begin_run(sys.argv)
+    saving = SavingOptions(
+        out_dir=settings.out_dir,
+        metadata=run.metadata,
+        sidecar=run.sidecar,
+        overwrite=run.overwrite,
+    )
+    return journal_jobs(journal, planned, saving, hashes)
+
+
+def open_journal(settings: Settings, warn: Callable[[str], None]) -> Journal | None:
+    """The job journal, unless history is off; one that cannot be opened is said, and the run
+    goes on without it (a paid image still matters more than its history)."""
+    if not settings.history:
+        return None
+    import os
+    import sqlite3
+
+    from nanoedit.journal import Journal, data_dir
+
+    folder = data_dir(os.environ)
+    try:
+        return Journal(folder)
+    except (OSError, sqlite3.Error) as exc:
+        warn(
+            f"the job journal in {folder} cannot be opened ({exc}), so this run is not kept "
+            "for resume and history; set NANOEDIT_DATA_DIR to a writable folder, or turn it "
+            "off with --no-history"
+        )
+        return None
