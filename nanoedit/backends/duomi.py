@@ -205,7 +205,13 @@ class DuomiBackend(BackendBase):
         request = self.http.client.build_request("GET", url, headers=self._headers())
         what = f"the poll of task {task.task_id}"
         response = self.http.send(request, where=self.where, what=what, paid=False)
-        answer = self._check(response, f"task {task.task_id}")
+        try:
+            answer = self._check(response, f"task {task.task_id}")
+        except ApiError as exc:
+            body = parse_json(response)
+            if response.status_code == 404 or (isinstance(body, dict) and body.get("code") == 404):
+                exc.message += f"; check the task id, and {self.name}.base_url"
+            raise
         data = answer.get("data")
         if not isinstance(data, dict):
             raise ApiError(f"{self.where} answered the poll of task {task.task_id} with no data")

@@ -453,6 +453,8 @@ class FalBackend(BackendBase):
         what = f"the status of request {request.request_id}"
         get = self.http.client.build_request("GET", request.status_url, headers=self._headers())
         response = self.http.send(get, where=self.where, what=what, paid=False)
+        if response.status_code == 404:
+            raise self._not_found(request, response)
         answer = self._check(response, f"status of request {request.request_id}", self.where)
         request.state = str(answer.get("status") or "unknown")
         position = answer.get("queue_position")
@@ -462,6 +464,18 @@ class FalBackend(BackendBase):
             return False
         request.images = self._result(request)
         return True
+
+    def _not_found(self, request: _Request, response: httpx.Response) -> ApiError:
+        """A request the queue does not know: a wrong id, or one sent to another app (fal
+        keeps each request under the app it was sent to)."""
+        message, _ = _detail(parse_json(response))
+        match = QUEUE_PATH.fullmatch(urlsplit(request.status_url.removeprefix(self.root)).path)
+        app = f" (this looked in {match['app']})" if match else ""
+        return ApiError(
+            f"{self.where} answered the status of request {request.request_id} with HTTP 404: "
+            f"{clip(message or 'no error details')}; check the request id, and pass --model "
+            f"with the app it was sent to{app}"
+        )
 
     def _result(self, request: _Request) -> list[ResultImage]:
         """The response of a completed request: its images, or the error it ended in."""

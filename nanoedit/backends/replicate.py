@@ -331,7 +331,14 @@ class ReplicateBackend(BackendBase):
         request = self.http.client.build_request("GET", url, headers=self._headers())
         what = f"the poll of prediction {prediction.id}"
         response = self.http.send(request, where=self.where, what=what, paid=False)
-        answer = self._check(response, f"poll of prediction {prediction.id}")
+        try:
+            answer = self._check(response, f"poll of prediction {prediction.id}")
+        except ApiError as exc:
+            if response.status_code == 404:
+                exc.message = (
+                    f"{exc.message.rstrip('.')}; check the prediction id, and {self.name}.base_url"
+                )
+            raise
         prediction.status = str(answer.get("status") or "unknown")
         return self._settle(prediction, answer)
 
