@@ -16,9 +16,11 @@ from conftest import (
     DUOMI_KEY,
     FAL_KEY,
     REPLICATE_KEY,
+    LogWatch,
     Served,
     SkippingClock,
     backend_env,
+    interrupted_run,
     run_cli,
 )
 from PIL import Image
@@ -28,6 +30,7 @@ from nanoedit.backends.base import PreparedJob
 from nanoedit.config import BackendSettings
 from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.jobs import Options, build_generate_job
+from nanoedit.sandbox import Sandbox, SandboxServer
 
 
 @dataclass(frozen=True)
@@ -410,3 +413,34 @@ def test_fetch_writes_the_image_to_stdout(served: Served, clock: SkippingClock) 
                      env=env_for(served, "fal"), clock=clock)  # fmt: skip
     assert (result.exit_code, result.stderr) == (0, ""), result.stderr
     assert result.stdout_bytes == made_image(served, "fal", task_id)
+
+
+@pytest.fixture
+def stuck() -> Iterator[tuple[Served, LogWatch]]:
+    """A served sandbox whose one fal request stays queued, and whose log says when its
+    status was polled."""
+    log = LogWatch("/status 202")
+    sandbox = Sandbox(keys=frozenset({FAL_KEY}), faults="queue-stuck")
+    with SandboxServer(sandbox, log=log) as server:
+        yield Served(sandbox, server.base_url), log
+
+
+def test_ctrl_c_leaves_the_task_on_the_server(
+    stuck: tuple[Served, LogWatch], isolated: Path
+) -> None:
+    served, log = stuck
+    request_id = submit(served, "fal")
+    returncode, stdout, stderr = interrupted_run(
+        ["fetch", "--backend", "fal", request_id],
+        isolated,
+        env_for(served, "fal"),
+        log.seen,
+        "the request's poll",
+    )
+    assert (returncode, stdout) == (130, ""), stderr
+    assert stderr.splitlines() == [
+        "interrupted: the tasks are still on the server; run the same command to fetch them"
+    ]
+    # Not cancelled, unlike a run's own request: the user came to collect it.
+    assert [r.method for r in served.sandbox.received if r.method != "GET"] == ["POST"]
+    assert list(isolated.iterdir()) == []
