@@ -403,16 +403,19 @@ def main_callback(
     """Edit and generate images with Google's nano-banana models through reseller APIs."""
 
 
+INTERRUPTED = "interrupted: nothing more was sent; images already saved are kept"
+
+
 @contextmanager
-def _errors(json_lines: bool = False) -> Iterator[None]:
-    """Turn every expected error into its message and exit code; Ctrl-C into 130, and a
-    closed stdout (a reader that left) into 141, quietly."""
+def _errors(json_lines: bool = False, interrupted: str = INTERRUPTED) -> Iterator[None]:
+    """Turn every expected error into its message and exit code; Ctrl-C into 130 (saying
+    ``interrupted``), and a closed stdout (a reader that left) into 141, quietly."""
     try:
         yield
     except NanoeditError as exc:
         _fail(exc, json_lines)
     except KeyboardInterrupt:
-        typer.echo("interrupted: nothing more was sent; images already saved are kept", err=True)
+        typer.echo(interrupted, err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     except BrokenPipeError:
         from nanoedit.report import to_devnull
@@ -846,6 +849,89 @@ def generate(
         response_format=response_format,
         clock=_clock(ctx),
     )
+
+
+def _complete_asynchronous(incomplete: str) -> list[str]:
+    from nanoedit.fetch import asynchronous_names
+
+    return [name for name in asynchronous_names() if name.startswith(incomplete)]
+
+
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="NAME",
+            show_default=False,
+            help="The API the tasks were submitted to: one that answers with task ids.",
+            autocompletion=_complete_asynchronous,
+        ),
+    ],
+    task_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Ids of tasks submitted elsewhere, as the provider answered them.",
+            show_default=False,
+            metavar="TASK_ID...",
+        ),
+    ] = None,
+    output: OutputOpt = None,
+    out_dir: OutDirOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="ID",
+            show_default=False,
+            help="Model the tasks were sent to, where the API needs it to find them "
+            "(default: the backend's configured model).",
+        ),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    json_lines: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Save the results of asynchronous tasks submitted elsewhere, by their ids.
+
+    Nothing is submitted: each task is polled until it ends, and its images are saved as
+    edit saves them. Ctrl-C leaves the tasks on the server, to be fetched again.
+    """
+    from nanoedit.config import load_settings
+    from nanoedit.fetch import Fetcher, plan_fetch
+    from nanoedit.http import client_for
+    from nanoedit.report import Reporter
+
+    clock = _clock(ctx)
+    again = "interrupted: the tasks are still on the server; run the same command to fetch them"
+    with _errors(json_lines, interrupted=again):
+        run = RunOptions(out_dir=out_dir, overwrite=overwrite, json_lines=json_lines, quiet=quiet)
+        settings = load_settings(os.environ, run)
+        tasks = plan_fetch(
+            settings,
+            backend,
+            task_ids or [],
+            model=model.strip() if model and model.strip() else None,
+            output=output,
+            overwrite=overwrite,
+        )
+        _check_stdout([task.job for task in tasks], run)
+        with (
+            client_for(settings, clock=clock) as client,
+            Reporter(sys.stdout, sys.stderr, json_lines=json_lines, quiet=quiet) as reporter,
+        ):
+            for text in settings.warnings:
+                reporter.warning(text)
+            binary = sys.stdout.buffer if sys.stdout is not None else None
+            fetcher = Fetcher(settings, client, reporter, run, stdout=binary, clock=clock)
+            outcomes = fetcher.fetch(tasks)
+        if reporter.gone:
+            raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+        reporter.summary(outcomes)
+    raise typer.Exit(exit_code_for(outcomes))
 
 
 KeyArg = Annotated[

@@ -113,6 +113,32 @@ class Deadline:
         )
 
 
+class JobLog(Protocol):
+    """Where a job's paid steps are written down the moment they happen, so a process that
+    dies right after one still leaves a record of it (the journal)."""
+
+    def paid_request(self) -> None:
+        """A paid request is about to be handed to the network (called for each attempt)."""
+
+    def task(self, handle: str) -> None:
+        """An asynchronous provider answered a submission with this task's handle (see
+        :meth:`~nanoedit.backends.base.BackendBase.collect`); nothing has polled it yet."""
+
+
+class _NoLog:
+    """A job log that writes nothing down."""
+
+    def paid_request(self) -> None:
+        """Nothing to record."""
+
+    def task(self, handle: str) -> None:
+        """Nothing to record."""
+
+
+NO_LOG: JobLog = _NoLog()
+"""The log of a job nobody keeps a record of."""
+
+
 def _environment_proxies() -> dict[str, str]:
     import urllib.request
 
@@ -284,7 +310,8 @@ class JobHttp:
 
     ``notify`` hears about every retry (for the progress display); ``sleep`` waits on the
     ``clock`` and raises :class:`Interrupted` when the run is cancelled. ``now`` and
-    ``sleeper``, when given, replace the clock's time of day and its waits.
+    ``sleeper``, when given, replace the clock's time of day and its waits. ``log`` hears of
+    every paid request before it leaves, and of every task id as soon as it is known.
     """
 
     def __init__(
@@ -313,6 +340,7 @@ class JobHttp:
         self.now = now or self.clock.now
         self.sleeper = sleeper
         self.proxy = proxy
+        self.log = log
         # Whether any request of the job was handed to the network (the --json "sent").
         self.sent = False
 
@@ -395,6 +423,9 @@ class JobHttp:
                 "timeout": self.deadline.timeout().as_dict(),
                 "trace": trace,
             }
+            if paid:
+                # Written down before the bytes leave: a crash just after sending is never silent.
+                self.log.paid_request()
             try:
                 if paid:
                     self.log.paid_request()

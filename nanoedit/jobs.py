@@ -20,7 +20,8 @@ SIZES: tuple[str, ...] = ("512", "1K", "2K", "4K")
 # The INPUT (or --ref) that means standard input, as in curl and cat.
 STDIN = "-"
 
-JobKind = Literal["edit", "generate"]
+JobKind = Literal["edit", "generate", "fetch"]
+"""``fetch``: collecting a task submitted elsewhere (``nanoedit fetch``), sent to no model."""
 
 
 def normalize_ratio(value: str) -> str:
@@ -195,18 +196,22 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class Job:
-    """One request to a model: an edit of one input (plus references) or a generation."""
+    """One request to a model: an edit of one input (plus references) or a generation; or
+    the collection of a task submitted elsewhere, which ``task`` names as the user gave it."""
 
     kind: JobKind
     images: tuple[ImageSource, ...]
     options: Options
     stem: str
     output: Path | None = None
+    task: str | None = None
 
     @property
     def label(self) -> str:
-        """How the job is named in messages: its own input, or the prompt slug."""
-        return self.images[0].label if self.images else self.stem
+        """How the job is named in messages: its own input, its task, or the prompt slug."""
+        if self.images:
+            return self.images[0].label
+        return f"task {self.task}" if self.task is not None else self.stem
 
 
 def build_edit_jobs(

@@ -37,6 +37,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
     """The ``--json`` object of one job."""
     job = outcome.job
     error = outcome.error
+    # A fetch's job has no prompt or inputs of its own: its task says which it was.
+    task = {} if job.task is None else {"task": job.task}
     return {
         "ok": outcome.ok,
         "job": outcome.journal_id,
@@ -46,6 +48,7 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
         "model": outcome.model,
         "prompt": job.options.prompt,
         "inputs": [source.location for source in job.images],
+        **task,
         "outputs": [
             {
                 "path": str(saved.path),

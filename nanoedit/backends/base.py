@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -208,6 +208,9 @@ class BackendBase:
     aliases: ClassVar[Mapping[str, str]] = {}
     """Model names translated before sending (nano-banana → Google's id); others pass as given."""
     max_images: ClassVar[int | None] = None
+    asynchronous: ClassVar[bool] = False
+    """Whether the API answers a submission with a task id to poll: such a task can be
+    collected later, in another process, by its handle (:meth:`collect`)."""
     response_formats: ClassVar[tuple[str, ...]] = ("url", "b64_json")
     """The ``--response-format`` values it honours (an API that gives only URLs: ``url``)."""
     """Images one request may carry whatever the model, when the API itself limits it."""
@@ -265,6 +268,22 @@ class BackendBase:
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
         """The requests :meth:`run` would start with, sending nothing."""
         raise NotImplementedError
+
+    def collect(self, handles: Sequence[str], progress: Progress) -> Answer:
+        """Poll the submitted tasks ``handles`` name until they end, and return their images as
+        :meth:`run` would; an asynchronous backend only (``run`` submits, then collects)."""
+        raise NotImplementedError
+
+    @classmethod
+    def handle_from_user(cls, text: str, model: str) -> str:
+        """The handle of a task as the user names it (its id as the provider shows it), sent
+        to ``model``; a :class:`~nanoedit.errors.UsageError` when it cannot be one."""
+        raise NotImplementedError
+
+    @classmethod
+    def task_id(cls, handle: str) -> str:
+        """The provider's id of the task ``handle`` names, as messages show it."""
+        return handle
 
 
 def host_of(url: str) -> str:

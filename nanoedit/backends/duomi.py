@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,7 +28,7 @@ from nanoedit.backends.base import (
     read_json,
     result_from_url,
 )
-from nanoedit.backends.tasks import poll_until_done
+from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
 from nanoedit.errors import ApiError, RefusedError
 from nanoedit.models import GOOGLE_ALIASES
@@ -63,6 +64,7 @@ class DuomiBackend(BackendBase):
 
     name = "duomi"
     title = "duomi URL-list API (asynchronous tasks)"
+    asynchronous = True
     takes = Takes.URLS
     default_base_url = "https://duomiapi.com"
     default_model = "gemini-2.5-flash-image"
@@ -150,10 +152,15 @@ class DuomiBackend(BackendBase):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Submit ``count`` tasks, then poll them together until every one has ended."""
-        tasks = []
+        handles = []
         for _ in range(prepared.job.options.count):
             progress("submitting task")
-            tasks.append(_Task(self._submit(self._submit_url(prepared), self.body(prepared))))
+            handles.append(self._submit(self._submit_url(prepared), self.body(prepared)))
+        return self.collect(handles, progress)
+
+    def collect(self, handles: Sequence[str], progress: Progress) -> Answer:
+        """Poll the tasks (a handle is the task id) until every one has ended."""
+        tasks = [_Task(handle) for handle in handles]
         progress("waiting for the model, task submitted")
         poll_until_done(
             tasks,
@@ -173,6 +180,11 @@ class DuomiBackend(BackendBase):
         # Some tasks empty, some not: the runner warns that fewer images came than asked.
         return Answer(images)
 
+    @classmethod
+    def handle_from_user(cls, text: str, model: str) -> str:
+        """duomi's task id, as its submission answered it (``data.task_id``)."""
+        return plain_id(text, "duomi task id", "8f14e45fceea167a5a36dedd4bea2543")
+
     def _headers(self) -> dict[str, str]:
         # The raw key: this API rejects the "Bearer" prefix.
         return {"Authorization": self.settings.key()}
@@ -185,6 +197,7 @@ class DuomiBackend(BackendBase):
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str | int) or str(task_id) == "":
             raise ApiError(f"{self.where} accepted the task but sent no task id; try again later")
+        self.http.log.task(str(task_id))
         return str(task_id)
 
     def _poll(self, task: _Task) -> bool:
@@ -192,7 +205,13 @@ class DuomiBackend(BackendBase):
         request = self.http.client.build_request("GET", url, headers=self._headers())
         what = f"the poll of task {task.task_id}"
         response = self.http.send(request, where=self.where, what=what, paid=False)
-        answer = self._check(response, f"task {task.task_id}")
+        try:
+            answer = self._check(response, f"task {task.task_id}")
+        except ApiError as exc:
+            body = parse_json(response)
+            if response.status_code == 404 or (isinstance(body, dict) and body.get("code") == 404):
+                exc.message += f"; check the task id, and {self.name}.base_url"
+            raise
         data = answer.get("data")
         if not isinstance(data, dict):
             raise ApiError(f"{self.where} answered the poll of task {task.task_id} with no data")

@@ -8,8 +8,11 @@ downloads nor uploads them again.
 
 from __future__ import annotations
 
+import json
 import mimetypes
+import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -36,9 +39,9 @@ from nanoedit.backends.base import (
     read_json,
     result_from_url,
 )
-from nanoedit.backends.tasks import poll_until_done
+from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds, check_url
-from nanoedit.errors import ApiError, NanoeditError, RefusedError
+from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
 from nanoedit.inputs import InputImage
 from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
 
@@ -65,6 +68,11 @@ RESOLUTIONS = {"512": "0.5K", "1K": "1K", "2K": "2K", "4K": "4K"}
 MAX_NUM_IMAGES = 4
 QUEUED, RUNNING, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 CHECK_REQUEST = "nanoedit-config-check"
+# An app's owner/name, and a queue URL's path (status, response or cancel) of a request.
+APP_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+QUEUE_PATH = re.compile(
+    r"/*(?P<app>[^/]+/[^/]+)(?:/[^/]+)*?/requests/(?P<id>[^/]+)(?:/status|/cancel)?/*"
+)
 REFUSAL_TYPE = "content_policy_violation"
 
 
@@ -81,11 +89,32 @@ class _Request:
     images: list[ResultImage] | None = None
 
     @property
+    def handle(self) -> str:
+        """What :meth:`FalBackend.collect` needs of it in another process: the id and the
+        URLs fal answered (fal's rule: use those, never build them)."""
+        urls = {"status_url": self.status_url, "response_url": self.response_url}
+        fields = {"request_id": self.request_id, **urls, "cancel_url": self.cancel_url}
+        return json.dumps(fields, separators=(",", ":"))
+
+    @property
     def shown(self) -> str:
         """The state for the progress line: its queue position while queued."""
         if self.state == QUEUED:
             return f"queued at position {self.position}" if self.position is not None else "queued"
         return "running" if self.state == RUNNING else self.state.lower()
+
+
+def _handle_fields(handle: str) -> dict[str, Any]:
+    """The fields of a handle :attr:`_Request.handle` or ``handle_from_user`` made."""
+    try:
+        fields = json.loads(handle)
+    except json.JSONDecodeError:
+        fields = None
+    if not isinstance(fields, dict) or not isinstance(fields.get("request_id"), str):
+        raise UsageError(f"{clip(handle, 80)!r} is not a fal request handle")
+    if "status_url" not in fields and not isinstance(fields.get("app"), str):
+        raise UsageError(f"{clip(handle, 80)!r} is not a fal request handle (it names no app)")
+    return fields
 
 
 def _aliases() -> dict[str, str]:
@@ -132,6 +161,7 @@ class FalBackend(BackendBase):
 
     name = "fal"
     title = "fal.ai queue API"
+    asynchronous = True
     takes = Takes.BOTH
     default_base_url = "https://queue.fal.run"
     default_model = "nano-banana"
@@ -276,6 +306,58 @@ class FalBackend(BackendBase):
             # What was submitted before the failure would run, be charged and never be saved.
             self._abandon(requests)
             raise
+        return self._wait(requests, progress)
+
+    def collect(self, handles: Sequence[str], progress: Progress) -> Answer:
+        """Poll the requests the handles name until each completes, and fetch the results."""
+        return self._wait([self._request_of(handle) for handle in handles], progress)
+
+    @classmethod
+    def handle_from_user(cls, text: str, model: str) -> str:
+        """A request id sent to the app of ``model`` (its queue URLs are under the app's
+        owner/name, whatever path it was submitted to), or a status, response or cancel URL
+        fal answered, read for its app and id (the configured fal.base_url is asked)."""
+        cleaned = text.strip()
+        app = model
+        if "://" in cleaned:
+            match = QUEUE_PATH.fullmatch(urlsplit(cleaned).path)
+            if match is None:
+                raise UsageError(
+                    f"{clip(cleaned, 80)} is not a fal queue URL (…/OWNER/APP/requests/ID); "
+                    "pass the request id, or the status_url fal answered"
+                )
+            app, cleaned = match["app"], match["id"]
+        request_id = plain_id(cleaned, "fal request id", "764cabcf-b745-4b3e-ae38-1200304cf45b")
+        owner_app = "/".join(app.strip("/").split("/")[:2])
+        if not APP_PATH.fullmatch(owner_app):
+            raise UsageError(
+                f"{model!r} is not a fal app (OWNER/APP, such as {APPS['nano-banana']}); "
+                "pass --model with the app the request was sent to"
+            )
+        return json.dumps({"request_id": request_id, "app": owner_app}, separators=(",", ":"))
+
+    @classmethod
+    def task_id(cls, handle: str) -> str:
+        """The request id inside the handle."""
+        return str(_handle_fields(handle)["request_id"])
+
+    def _request_of(self, handle: str) -> _Request:
+        """The request a handle names: with the URLs fal answered when it has them (checked to
+        be on fal.base_url's host), else those fal documents under the app's owner/name."""
+        fields = _handle_fields(handle)
+        request_id = str(fields["request_id"])
+        if "status_url" in fields:
+            return _Request(
+                request_id,
+                status_url=self._own_url(fields.get("status_url"), "status_url"),
+                response_url=self._own_url(fields.get("response_url"), "response_url"),
+                cancel_url=self._own_url(fields.get("cancel_url"), "cancel_url"),
+            )
+        base = f"{self.root}/{fields['app']}/requests/{request_id}"
+        return _Request(request_id, f"{base}/status", base, f"{base}/cancel")
+
+    def _wait(self, requests: list[_Request], progress: Progress) -> Answer:
+        """Poll every request until it completes, then return the images of them all."""
         progress(f"waiting for the model, task {requests[0].shown}")
         poll_until_done(
             requests,
@@ -352,6 +434,7 @@ class FalBackend(BackendBase):
         submitted.state = str(answer.get("status") or QUEUED)
         position = answer.get("queue_position")
         submitted.position = position if isinstance(position, int) else None
+        self.http.log.task(submitted.handle)
         return submitted
 
     def _own_url(self, value: object, field: str) -> str:
@@ -370,6 +453,8 @@ class FalBackend(BackendBase):
         what = f"the status of request {request.request_id}"
         get = self.http.client.build_request("GET", request.status_url, headers=self._headers())
         response = self.http.send(get, where=self.where, what=what, paid=False)
+        if response.status_code == 404:
+            raise self._not_found(request, response)
         answer = self._check(response, f"status of request {request.request_id}", self.where)
         request.state = str(answer.get("status") or "unknown")
         position = answer.get("queue_position")
@@ -379,6 +464,18 @@ class FalBackend(BackendBase):
             return False
         request.images = self._result(request)
         return True
+
+    def _not_found(self, request: _Request, response: httpx.Response) -> ApiError:
+        """A request the queue does not know: a wrong id, or one sent to another app (fal
+        keeps each request under the app it was sent to)."""
+        message, _ = _detail(parse_json(response))
+        match = QUEUE_PATH.fullmatch(urlsplit(request.status_url.removeprefix(self.root)).path)
+        app = f" (this looked in {match['app']})" if match else ""
+        return ApiError(
+            f"{self.where} answered the status of request {request.request_id} with HTTP 404: "
+            f"{clip(message or 'no error details')}; check the request id, and pass --model "
+            f"with the app it was sent to{app}"
+        )
 
     def _result(self, request: _Request) -> list[ResultImage]:
         """The response of a completed request: its images, or the error it ended in."""

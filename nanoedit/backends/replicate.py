@@ -9,8 +9,11 @@ URL inputs are passed as they are: Replicate fetches them itself.
 from __future__ import annotations
 
 import mimetypes
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from nanoedit.backends.base import (
     FAILED,
@@ -34,9 +37,9 @@ from nanoedit.backends.base import (
     read_json,
     result_from_url,
 )
-from nanoedit.backends.tasks import poll_until_done
+from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
-from nanoedit.errors import ApiError, NanoeditError, RefusedError
+from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
 from nanoedit.inputs import InputImage
 from nanoedit.models import BASE_RATIOS, GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
 
@@ -63,6 +66,8 @@ NO_RESOLUTION = frozenset({"google/nano-banana"})
 # The longest Prefer: wait the API takes, in seconds.
 MAX_WAIT = 60
 FINAL = frozenset({"succeeded", "failed", "canceled"})
+# The path of a prediction's URL: the API's urls.get, or its page on the web site.
+PREDICTION_PATH = re.compile(r"(?:/v1)?/(?:predictions|p)/(?P<id>[^/]+)/*")
 # How a failed prediction says the content was refused ("flagged as sensitive … (E005)").
 REFUSAL_WORDS = ("e005", "flagged as sensitive", "nsfw", "safety filter")
 
@@ -97,6 +102,7 @@ class ReplicateBackend(BackendBase):
 
     name = "replicate"
     title = "Replicate predictions API"
+    asynchronous = True
     takes = Takes.BOTH
     default_base_url = "https://api.replicate.com"
     default_model = "nano-banana"
@@ -235,6 +241,29 @@ class ReplicateBackend(BackendBase):
             # What was created before the failure would run, be charged and never be saved.
             self._abandon([p for p in predictions if p.status not in FINAL])
             raise
+        return self._wait(predictions, progress)
+
+    def collect(self, handles: Sequence[str], progress: Progress) -> Answer:
+        """Poll the predictions (a handle is the prediction id) until each has ended."""
+        return self._wait([_Prediction(handle, "submitted") for handle in handles], progress)
+
+    @classmethod
+    def handle_from_user(cls, text: str, model: str) -> str:
+        """A prediction id, or a URL that ends in one: the API's ``urls.get``
+        (``…/v1/predictions/ID``) or the web page's (``replicate.com/p/ID``)."""
+        cleaned = text.strip()
+        if "://" in cleaned:
+            match = PREDICTION_PATH.fullmatch(urlsplit(cleaned).path)
+            if match is None:
+                raise UsageError(
+                    f"{clip(cleaned, 80)} is not a prediction's URL (…/v1/predictions/ID or "
+                    "replicate.com/p/ID); pass the prediction id"
+                )
+            cleaned = match["id"]
+        return plain_id(cleaned, "Replicate prediction id", "ufawqhfynnddngldkgtslldrkq")
+
+    def _wait(self, predictions: list[_Prediction], progress: Progress) -> Answer:
+        """Poll the predictions not ended yet until each has, then return all their images."""
         pending = [prediction for prediction in predictions if prediction.images is None]
         if pending:
             progress(f"waiting for the model, task {pending[0].status}")
@@ -292,6 +321,7 @@ class ReplicateBackend(BackendBase):
         prediction_id = answer.get("id")
         if not isinstance(prediction_id, str) or not prediction_id:
             raise ApiError(f"{self.where} accepted the prediction but sent no id")
+        self.http.log.task(prediction_id)
         prediction = _Prediction(prediction_id, str(answer.get("status") or "starting"))
         self._settle(prediction, answer)
         return prediction
@@ -301,7 +331,14 @@ class ReplicateBackend(BackendBase):
         request = self.http.client.build_request("GET", url, headers=self._headers())
         what = f"the poll of prediction {prediction.id}"
         response = self.http.send(request, where=self.where, what=what, paid=False)
-        answer = self._check(response, f"poll of prediction {prediction.id}")
+        try:
+            answer = self._check(response, f"poll of prediction {prediction.id}")
+        except ApiError as exc:
+            if response.status_code == 404:
+                exc.message = (
+                    f"{exc.message.rstrip('.')}; check the prediction id, and {self.name}.base_url"
+                )
+            raise
         prediction.status = str(answer.get("status") or "unknown")
         return self._settle(prediction, answer)
 

@@ -3,10 +3,11 @@ until all have ended, inside the job's time budget (``--timeout``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from nanoedit.errors import NetworkError
+from nanoedit.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import Progress
@@ -15,6 +16,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MAX_POLL_INTERVAL = 10.0
 POLL_GROWTH = 1.5
+# What a provider's task id is made of: it goes into a URL path, so nothing that moves it.
+TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+
+def plain_id(text: str, what: str, example: str) -> str:
+    """A task id as the user typed it, trimmed; a usage error naming ``what`` (``duomi task
+    id``) and an ``example`` of one when it cannot be one."""
+    cleaned = text.strip()
+    if TASK_ID.fullmatch(cleaned):
+        return cleaned
+    shown = cleaned[:80] or "an empty string"
+    raise UsageError(
+        f"{shown!r} is not a {what}; pass the id as the provider shows it, such as {example}"
+    )
 
 
 def poll_until_done(
