@@ -283,28 +283,6 @@ def _never_sent(exc: httpx.TransportError, trace: _BodyTrace) -> bool:
     return trace.body_sent is False
 
 
-class JobLog(Protocol):
-    """Who hears of a job's paid steps as they happen (the journal), so that a process killed
-    a moment later still knows what it paid for."""
-
-    def paid_request(self) -> None:
-        """A paid request is about to be handed to the network (each attempt)."""
-
-    def task(self, handle: str) -> None:
-        """An asynchronous API answered a submission with this task handle."""
-
-
-class _NoLog:
-    def paid_request(self) -> None:
-        pass
-
-    def task(self, handle: str) -> None:
-        pass
-
-
-NO_LOG: JobLog = _NoLog()
-
-
 class JobHttp:
     """One job's view of the network: the shared client, its retry policy and time budget.
 
@@ -330,7 +308,6 @@ class JobHttp:
         log: JobLog = NO_LOG,
     ) -> None:
         self.client = client
-        self.log = log
         self.policy = policy
         self.deadline = deadline
         self.notify = notify
@@ -427,8 +404,6 @@ class JobHttp:
                 # Written down before the bytes leave: a crash just after sending is never silent.
                 self.log.paid_request()
             try:
-                if paid:
-                    self.log.paid_request()
                 self.sent = True
                 response = self.client.send(request, stream=True, follow_redirects=follow_redirects)
                 try:
