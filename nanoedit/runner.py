@@ -263,6 +263,7 @@ class Runner:
             cancel=self.cancel,
             proxy=self.settings.proxy,
             clock=self.clock,
+            spool=lambda: self.writer.spool(job),
         )
         outputs: list[SavedImage] = []
         warnings: list[str] = []
@@ -293,6 +294,9 @@ class Runner:
             error = exc
         except Interrupted:
             return None
+        finally:
+            # Images streamed out of an answer but never saved (the job failed after them).
+            http.discard_spooled()
         if self.cancel.is_set() and error is not None:
             return None  # the failure is the interruption's doing: say nothing of it
         return JobOutcome(
