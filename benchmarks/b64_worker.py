@@ -3,21 +3,26 @@ its own so that its memory figures are its own.
 
     python benchmarks/b64_worker.py speed BODY ROUNDS
     python benchmarks/b64_worker.py memory stream|whole|baseline BODY OUT
+    python benchmarks/b64_worker.py serve PORT BODY
 
 BODY is a JSON answer in OpenAI's shape with one image as ``data[0].b64_json``. ``speed``
 prints one JSON line of MB/s (MB = 10^6 bytes of base64 text) for three ways of decoding it,
-each the best of ROUNDS, taken in turns: ``nanoedit.b64stream`` fed the body in 64 KiB
-chunks (as the socket gives it), ``base64.b64decode`` over the whole base64 text, and what
-nanoedit's backends do today (``json.loads`` of the body, then ``decode_base64``). ``memory``
-writes the image to OUT one way (``stream``: the body read in 64 KiB chunks through
+each the best of ROUNDS, taken in turns: ``nanoedit.b64stream`` fed the body in the pieces
+nanoedit reads an answer in (``nanoedit.http.STREAM_CHUNK``), ``base64.b64decode`` over the
+whole base64 text, and what nanoedit's backends did before they streamed (``json.loads`` of
+the body, then ``decode_base64``). ``memory`` writes the image to OUT one way (``stream``:
+the body read in pieces through
 ``b64stream`` into the file; ``whole``: the body read whole, ``json.loads``,
 ``decode_base64``, the bytes written), or does nothing after the imports (``baseline``); its
-peak RSS is read by whoever started it (``os.wait4``).
+peak RSS is read by whoever started it (``os.wait4``). ``serve`` answers every POST on
+127.0.0.1:PORT with BODY (as an OpenAI-compatible server answers an edit with
+``response_format=b64_json``), so that nanoedit itself can be measured receiving it.
 """
 
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import sys
 import time
@@ -27,8 +32,9 @@ from typing import BinaryIO
 
 from nanoedit.b64stream import stream_json
 from nanoedit.backends.base import decode_base64
+from nanoedit.http import STREAM_CHUNK
 
-CHUNK = 64 * 1024
+CHUNK = STREAM_CHUNK
 
 
 def chunks(handle: BinaryIO) -> Iterator[bytes]:
@@ -89,9 +95,40 @@ def memory(way: str, body_path: Path, out_path: Path) -> None:
         raise SystemExit(f"unknown way {way!r}: stream, whole or baseline")
 
 
+def serve(port: int, body_path: Path) -> None:
+    """Answer every POST with the body, until stopped (SIGINT)."""
+    body = body_path.read_bytes()
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            # The request (the input image) is read and dropped; the answer is always BODY.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Answer)
+    server.daemon_threads = True
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def main(argv: list[str]) -> None:
-    """Run one measurement."""
-    if argv[:1] == ["speed"] and len(argv) == 3:
+    """Run one measurement, or serve the answer."""
+    if argv[:1] == ["serve"] and len(argv) == 3:
+        serve(int(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["speed"] and len(argv) == 3:
         print(json.dumps(speed(Path(argv[1]), int(argv[2]))))
     elif argv[:1] == ["memory"] and len(argv) == 4:
         memory(argv[1], Path(argv[2]), Path(argv[3]))

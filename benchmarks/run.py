@@ -1173,9 +1173,9 @@ def bench_b64(tools: Tools, work: Path, plan: Plan) -> Section:
         whole = rates["b64decode"]
         speed_passed = rates["stream"] >= whole * speed_target
         for key, name in (
-            ("stream", "`nanoedit.b64stream`, fed the body in 64 KiB chunks"),
+            ("stream", "`nanoedit.b64stream`, fed the body in 256 KiB pieces"),
             ("b64decode", "`base64.b64decode` over the whole base64 text"),
-            ("json_loads_decode_base64", "`json.loads` + `decode_base64` (the backends today)"),
+            ("json_loads_decode_base64", "`json.loads` + `decode_base64` (reading whole)"),
         ):
             lines.append(f"| {name} | {rates[key]:,.0f} | {fmt_ratio(rates[key] / whole)} |")
         lines += [
@@ -1237,9 +1237,86 @@ def bench_b64(tools: Tools, work: Path, plan: Plan) -> Section:
         *[item.contender.shown for item in (stream, whole_read, baseline)],
         "```",
     ]
-    verdicts = (speed_passed, memory_passed)
+    received, received_passed, received_failures = _b64_received(tools, work, plan, body)
+    lines += received
+    failures += received_failures
+    verdicts = (speed_passed, memory_passed, received_passed)
     passed = None if None in verdicts else all(verdicts)
     return Section(f"6. Base64 results: {body_mb:.0f} MB answers", lines, passed, failures)
+
+
+class AnswerServer(Server):
+    """``b64_worker.py serve``: every POST answered with the same JSON body, at once."""
+
+    def __init__(self, tools: Tools, work: Path, body: Path) -> None:
+        super().__init__(tools, work, 0.0)
+        self.body = body
+
+    def command(self, port: int) -> list[str]:
+        """The serve command for ``port``."""
+        return [self.tools.python, str(B64_WORKER), "serve", str(port), str(self.body)]
+
+    @property
+    def shown(self) -> str:
+        """The serve command as RESULTS.md shows it."""
+        return shown([self.tools.python, str(B64_WORKER), "serve"]) + f" $PORT {self.body.name}"
+
+
+def _b64_received(
+    tools: Tools, work: Path, plan: Plan, body: Path
+) -> tuple[list[str], bool | None, int]:
+    """Peak RSS of nanoedit itself receiving the answer for several edits at once, each
+    image streamed from the socket into its part file; the lines, verdict and failures."""
+    count = jobs = 8
+    target_mb = 120.0
+    if not (work / "in-b64").exists():
+        write_samples(tools, work / "in-b64", count)
+    options = ["--jobs", str(jobs), "--backend", "openai", "--response-format", "b64_json"]
+    with AnswerServer(tools, work, body) as server:
+        contender = nanoedit_contender(
+            f"nanoedit --response-format b64_json --jobs {jobs}", tools, work, server,
+            inputs="in-b64", out_dir="out-b64", expected=count, options=options,
+        )  # fmt: skip
+        version = Contender(
+            "nanoedit --version (baseline)", (*tools.nanoedit, "--version"), work,
+            "out-version", 0, tools.env,
+        )  # fmt: skip
+        streamed, baseline = run_series("b64", [contender, version], plan.runs_b64)
+        serve = server.shown
+    passed = streamed.median_rss_mb < target_mb if streamed.ok else None
+    lines = [
+        "",
+        f"**nanoedit receiving it**: {count} edits with `--jobs {jobs}`, each answered with "
+        f"this body by `b64_worker.py serve` (a server that answers every POST with it at "
+        f"once), so {count} images arrive at the same time. Peak RSS of the nanoedit process; "
+        f"{plan.runs_b64} run(s). Target: under {target_mb:.0f} MB.",
+        "",
+        "| run | median peak RSS MB | min-max MB | median time s | client CPU s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for item in (streamed, baseline):
+        if item.ok:
+            low, high = (min(item.rss_kib) * 1024 / 1e6, max(item.rss_kib) * 1024 / 1e6)
+            lines.append(
+                f"| {item.contender.name} | {item.median_rss_mb:.1f} | {low:.1f}-{high:.1f} | "
+                f"{item.median:.2f} | {cpu_cell(item)} |"
+            )
+        else:
+            lines.append(f"| {item.contender.name} | {seconds_cell(item)} | — | — | — |")
+    figure = f"{streamed.median_rss_mb:.1f} MB" if streamed.ok else "—"
+    lines += [
+        "",
+        f"**{count} answers at once: {figure} (target < {target_mb:.0f} MB): {verdict(passed)}**.",
+        "",
+        "Commands (in `$WORK`):",
+        "",
+        "```sh",
+        f"{serve} &",
+        *[item.contender.shown for item in (streamed, baseline)],
+        "```",
+    ]
+    failures = sum(1 for item in (streamed, baseline) if not item.ok)
+    return lines, passed, failures
 
 
 # The report ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -26,7 +26,9 @@ from nanoedit.clock import Clock
 from nanoedit.errors import NanoeditError, NetworkError
 
 if TYPE_CHECKING:
+    from nanoedit.b64stream import JsonPath, Streamed
     from nanoedit.config import Settings
+    from nanoedit.save import PartFile
 
 T = TypeVar("T")
 
@@ -44,6 +46,15 @@ MAX_BACKOFF = 30.0
 CLEANUP_TIMEOUT = 5.0
 # Connections the client keeps open at least; a run of more jobs at once gets one for each.
 MIN_POOL = 10
+# The pieces an answer streamed to disk is read in: large enough that decoding runs at the
+# speed of one base64 pass over the whole text, small enough to cost nothing held.
+STREAM_CHUNK = 256 * 1024
+# Headers of the answer as it came over the wire, which the kept JSON no longer matches.
+_WIRE_HEADERS = ("content-length", "content-encoding", "transfer-encoding")
+
+Spool = Callable[[], "PartFile"]
+"""Where an image streamed out of an answer goes: a new part file, open for writing and listed
+in the run's part files (so Ctrl-C removes it); made by the runner, one per image."""
 
 
 class Interrupted(Exception):
@@ -306,6 +317,7 @@ class JobHttp:
         proxy: str | None = None,
         clock: Clock | None = None,
         log: JobLog = NO_LOG,
+        spool: Spool | None = None,
     ) -> None:
         self.client = client
         self.policy = policy
@@ -320,6 +332,11 @@ class JobHttp:
         self.log = log
         # Whether any request of the job was handed to the network (the --json "sent").
         self.sent = False
+        # Without a spool, answers are read whole and their images decoded in memory.
+        self.spool = spool
+        # Every part file an answer's images were streamed into, for the runner to discard
+        # those never saved (a job that failed after its first answer).
+        self.spooled: list[PartFile] = []
 
     def sleep(self, seconds: float) -> None:
         """Wait, unless the run is cancelled meanwhile."""
@@ -353,6 +370,110 @@ class JobHttp:
             request, read, where=where, what=what, paid=paid, permanent=permanent,
             wait_hint=wait_hint,
         )  # fmt: skip
+
+    def send_json(
+        self,
+        request: httpx.Request,
+        *,
+        where: str,
+        what: str,
+        paid: bool,
+        permanent: Callable[[httpx.Response], bool] = lambda response: False,
+        wait_hint: Callable[[httpx.Response], float | None] = lambda response: None,
+        keys: Collection[str] | None = None,
+    ) -> tuple[httpx.Response, Streamed | None]:
+        """Send a request whose successful answer is JSON that may carry images as base64, as
+        :meth:`send` does, but stream each long base64 value under ``keys`` (default: those
+        of ``nanoedit.b64stream``) into a part file of the spool while the answer arrives.
+
+        Returns the answer, whose body is the JSON kept (each streamed value replaced by a
+        placeholder), and what was streamed (None when nothing could be: no spool, or an
+        answer other than 2xx, which is read whole as :meth:`send` reads it). An attempt that
+        fails discards the part files it made before the request is sent again.
+        """
+        spool = self.spool
+        if spool is None:
+            return self.send(
+                request, where=where, what=what, paid=paid, permanent=permanent,
+                wait_hint=wait_hint,
+            ), None  # fmt: skip
+
+        def consume(response: httpx.Response) -> tuple[httpx.Response, Streamed | None]:
+            if not 200 <= response.status_code < 300:
+                response.read()  # an error answer is small: read as send reads it
+                return response, None
+            return self._stream_json(response, spool, where, keys)
+
+        return self.stream(
+            request, consume, where=where, what=what, paid=paid, permanent=permanent,
+            wait_hint=wait_hint,
+        )  # fmt: skip
+
+    def _stream_json(
+        self,
+        response: httpx.Response,
+        spool: Spool,
+        where: str,
+        keys: Collection[str] | None,
+    ) -> tuple[httpx.Response, Streamed]:
+        """Read a JSON answer in pieces, each long base64 value into a part file of its own."""
+        from nanoedit.b64stream import (
+            DEFAULT_KEYS,
+            Base64StreamError,
+            JsonBase64Stream,
+            format_path,
+        )
+        from nanoedit.errors import ApiError
+
+        parts: list[PartFile] = []
+
+        def open_part(path: JsonPath, media_type: str | None) -> PartFile:
+            part = spool()
+            parts.append(part)
+            return part
+
+        stream = JsonBase64Stream(open_part, keys=DEFAULT_KEYS if keys is None else keys)
+        status = response.status_code
+        try:
+            try:
+                for chunk in response.iter_bytes(STREAM_CHUNK):
+                    stream.feed(chunk)
+            except Base64StreamError as exc:
+                raise ApiError(
+                    f"{where} answered HTTP {status} with base64 image data that does not decode "
+                    f"({exc}); the server or a proxy in front of it failed, try again later"
+                ) from None
+            try:
+                streamed = stream.close()
+            except Base64StreamError as exc:
+                size = response.num_bytes_downloaded
+                raise ApiError(
+                    f"{where} answered HTTP {status} with JSON that is cut short or malformed "
+                    f"(it ends inside the base64 of {format_path(exc.path)}, at byte {size}); "
+                    "the server or a proxy in front of it failed, try again later"
+                ) from None
+            for part in parts:
+                # Not synced here: saving decides that (with metadata it writes a copy).
+                part.close(sync=False)
+        except BaseException:
+            # Nothing of a failed attempt stays: a broken connection is retried from fresh
+            # part files, any other failure ends the job.
+            for part in parts:
+                part.discard()
+            raise
+        self.spooled += parts
+        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _WIRE_HEADERS]
+        kept = httpx.Response(
+            response.status_code, headers=headers, content=streamed.kept, request=response.request
+        )
+        return kept, streamed
+
+    def discard_spooled(self) -> None:
+        """Remove the part files of streamed images that were not saved (saving moves each
+        into place, so those that were are gone already)."""
+        for part in self.spooled:
+            part.discard()
+        self.spooled.clear()
 
     def send_cleanup(self, request: httpx.Request) -> httpx.Response | None:
         """Send a request that tidies up after the job has stopped (cancelling a task that

@@ -36,7 +36,7 @@ from nanoedit.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.inputs import InputImage, RunInputs
 from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
 from nanoedit.models import expected_size
-from nanoedit.save import PartFiles, ResultWriter, is_stream, shown
+from nanoedit.save import PartFile, PartFiles, ResultWriter, is_stream, shown, sync_file
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import Answer, BackendBase, ResultImage
@@ -310,6 +310,7 @@ class Runner:
             proxy=self.settings.proxy,
             clock=self.clock,
             log=recorder or NO_LOG,
+            spool=lambda: self._spool(planned),
         )
         outputs: list[SavedImage] = []
         warnings: list[str] = []
@@ -337,7 +338,7 @@ class Runner:
             results = answer.images
             text = answer.text
             if not answered:
-                entries = self._answered(planned, results)
+                entries = self._answered(planned, results, http)
                 answered = recorder is not None
             earlier = sum(1 for entry in entries if "path" in entry)
             warnings += self._check_count(job, len(results) + earlier)
@@ -360,6 +361,9 @@ class Runner:
             error = exc
         except Interrupted:
             return None
+        finally:
+            # Images streamed out of an answer but never saved (the job failed after them).
+            http.discard_spooled()
         if self.cancel.is_set() and error is not None:
             return None  # the failure is the interruption's doing: say nothing of it
         if planned.journal_id is not None and self.journal is not None:
@@ -418,13 +422,21 @@ class Runner:
                         "it is lost; the job must be sent again"
                     )
                 else:
-                    images.append(ResultImage(data=_read_spool(Path(entry["spool"]))))
+                    images.append(ResultImage(file=_spooled(Path(entry["spool"]))))
             return Answer(images)
         progress("waiting for the model, task submitted earlier")
         return backend.collect(list(planned.tasks), progress)
 
+    def _spool(self, planned: PlannedJob) -> PartFile:
+        """Where a backend streams an image out of its answer: the journal's spool folder when
+        the job is journaled (the file outlives a failure to save it), else beside the
+        image's destination."""
+        if self.journal is None or planned.journal_id is None:
+            return self.writer.spool(planned.job)
+        return PartFile(self.journal.spool, f"an image of {planned.job.label}", self.parts)
+
     def _answered(
-        self, planned: PlannedJob, results: Sequence[ResultImage]
+        self, planned: PlannedJob, results: Sequence[ResultImage], http: JobHttp
     ) -> list[dict[str, Any]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
         of the data folder (synced), so that a failure to save loses nothing paid for."""
@@ -434,6 +446,14 @@ class Runner:
         for number, result in enumerate(results, start=1):
             if result.url is not None:
                 entries.append({"url": result.url})
+                continue
+            if result.file is not None:
+                # Streamed into the spool already: from now on the journal owns it, and neither
+                # a failed save nor Ctrl-C removes it.
+                sync_file(result.file, result.file.parent, f"an image of {planned.job.label}")
+                self.parts.remove(result.file)
+                http.spooled = [part for part in http.spooled if part.path != result.file]
+                entries.append({"spool": str(result.file)})
                 continue
             assert result.data is not None
             path = self.journal.spool / f"{planned.journal_id}-{number}.bin"
@@ -614,14 +634,14 @@ def write_spool(path: Path, data: bytes) -> None:
         os.fsync(spool.fileno())
 
 
-def _read_spool(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
+def _spooled(path: Path) -> Path:
+    """A result kept in the spool, checked to be there still."""
+    if not path.is_file():
         raise InputError(
-            f"the spooled result {path} cannot be read ({exc.strerror}); it was lost, so the "
-            "job must be sent again"
-        ) from None
+            f"the result kept at {path} is gone (saved just before a crash, or removed); look "
+            "for it in the output folder, or send the job again"
+        )
+    return path
 
 
 def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:

@@ -131,6 +131,14 @@ def remove_stale_parts(folder: Path, now: float) -> int:
     return removed
 
 
+def _same_device(one: Path, other: Path) -> bool:
+    """Whether a file in ``one`` can be linked into ``other`` (both on one file system)."""
+    try:
+        return os.stat(one).st_dev == os.stat(other).st_dev
+    except OSError:
+        return False
+
+
 def tidy_folders(jobs: Iterable[Job], out_dir: Path, now: float) -> None:
     """Before a run writes anything: remove what killed runs left in its output folders."""
     folders = {out_dir}
@@ -161,12 +169,28 @@ class PartFile:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as exc:
             raise write_error(exc, directory, what) from None
-        self.handle = os.fdopen(fd, "wb")
+        self.handle: BinaryIO | None = os.fdopen(fd, "wb")
         if parts is not None:
             parts.add(self.path)
 
+    @classmethod
+    def adopt(cls, path: Path, what: str, parts: PartFiles | None = None) -> PartFile:
+        """A closed part file made earlier (an image streamed out of an answer), taken over
+        as it is: placing or discarding it removes its temporary name, as for any other."""
+        part = cls.__new__(cls)
+        part.directory, part.what, part.parts, part.path = path.parent, what, parts, path
+        part.handle = None
+        try:
+            part.size = path.stat().st_size
+        except OSError as exc:
+            raise write_error(exc, path.parent, what) from None
+        if parts is not None:
+            parts.add(path)
+        return part
+
     def write(self, chunk: bytes) -> None:
         """Append bytes."""
+        assert self.handle is not None, "a part file taken over is not written to"
         try:
             self.handle.write(chunk)
         except OSError as exc:
@@ -176,20 +200,21 @@ class PartFile:
     def close(self, *, sync: bool = True) -> Path:
         """Flush the bytes (to the disk itself with ``sync``) and close; the file stays until
         placed or discarded. Skip ``sync`` only for a file that is copied before placing."""
-        if not self.handle.closed:
+        handle = self.handle
+        if handle is not None and not handle.closed:
             try:
-                self.handle.flush()
+                handle.flush()
                 if sync:
-                    os.fsync(self.handle.fileno())
+                    os.fsync(handle.fileno())
             except OSError as exc:
                 raise write_error(exc, self.directory, self.what) from None
             finally:
-                self.handle.close()
+                handle.close()
         return self.path
 
     def discard(self) -> None:
         """Remove the temporary file, whatever state it is in."""
-        if not self.handle.closed:
+        if self.handle is not None and not self.handle.closed:
             self.handle.close()
         self.path.unlink(missing_ok=True)
         if self.parts is not None:
@@ -628,18 +653,27 @@ class ResultWriter:
         http: JobHttp,
         progress: Progress,
     ) -> SavedImage:
-        """Write result ``number`` of ``total`` (streamed when it is a URL), check it, add the
-        provenance, and put it at the job's ``-o`` or under its reserved name from ``names``."""
+        """Write result ``number`` of ``total`` (downloaded when it is a URL, taken over when it
+        was streamed to a part file already), check it, add the provenance, and put it at the
+        job's ``-o`` or under its reserved name from ``names``."""
         where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
         stream = job.output is not None and is_stream(job.output)
-        if job.output is None:
-            folder = self.out_dir
-        else:
-            # A device or stdout has no folder to stage in; the temporary file goes elsewhere.
-            folder = Path(tempfile.gettempdir()) if stream else _folder_of(job.output)
+        folder = self.staging_folder(job)
         try:
             if result.url is not None:
                 part = self.download(result.url, folder, where, http, progress)
+            elif result.file is not None and not _same_device(result.file.parent, folder):
+                # Kept in the journal's spool on another file system: copied, and the spool
+                # file stays until the journal says the image is saved.
+                progress("saving")
+                chunks = read_chunks(result.file)
+                part = write_part(folder, chunks, where, sync=not self.metadata, parts=self.parts)
+            elif result.file is not None:
+                # Streamed out of the answer already: only made durable here, unless the copy
+                # that metadata makes is the one to be synced.
+                part = PartFile.adopt(result.file, where, self.parts)
+                if not self.metadata:
+                    sync_file(part.path, part.directory, where)
             else:
                 assert result.data is not None
                 progress("saving")
@@ -668,6 +702,24 @@ class ResultWriter:
                 # The image was paid for: say where it still is, while the link lasts.
                 exc.message += f"; the image is still at {result.url} for a while"
             raise
+
+    def staging_folder(self, job: Job) -> Path:
+        """Where the part files of ``job``'s results are made: beside their destination, so
+        that placing one is a link, not a copy."""
+        if job.output is None:
+            return self.out_dir
+        if is_stream(job.output):
+            # A device or stdout has no folder to stage in; the temporary file goes elsewhere.
+            return Path(tempfile.gettempdir())
+        return _folder_of(job.output)
+
+    def spool(self, job: Job) -> PartFile:
+        """A new part file, open for writing, for one image of ``job`` that a backend streams
+        out of an answer (base64 in JSON); listed in the run's part files until saved.
+
+        The one place such files are made: :meth:`save` takes the file over and moves it
+        into place."""
+        return PartFile(self.staging_folder(job), f"an image of {job.label}", self.parts)
 
     def download(
         self, url: str, folder: Path, where: str, http: JobHttp, progress: Progress

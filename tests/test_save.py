@@ -165,6 +165,7 @@ def test_a_full_disk_is_an_output_error_and_leaves_no_part_file(isolated: Path) 
         write_part(isolated, chunks(), "the result")
     assert list(isolated.iterdir()) == []
     part = PartFile(isolated, "the result")
+    assert part.handle is not None
     part.handle.close()
     # The kernel's own full device: every write fails with ENOSPC.
     part.handle = open("/dev/full", "wb")  # noqa: SIM115

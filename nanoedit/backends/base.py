@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from nanoedit.models import ModelLimits, limits_of
 if TYPE_CHECKING:
     import httpx
 
+    from nanoedit.b64stream import Streamed
     from nanoedit.config import BackendSettings, KeySpec
     from nanoedit.http import JobHttp
 
@@ -80,10 +82,12 @@ class PreparedJob:
 
 @dataclass(frozen=True)
 class ResultImage:
-    """One image a backend produced: its bytes already, or a URL to download them from."""
+    """One image a backend produced: its bytes already, a URL to download them from, or a
+    part file its bytes were streamed into while the answer arrived (see ``JobHttp.spool``)."""
 
     data: bytes | None = None
     url: str | None = None
+    file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -291,8 +295,30 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2] or url
 
 
-def result_from_url(value: str, where: str) -> ResultImage:
-    """A result whose ``url`` field is either an http(s) URL or a ``data:`` URI."""
+def streamed_result(value: object, streamed: Streamed | None) -> ResultImage | None:
+    """The result whose bytes went to a part file while the answer arrived, when ``value``
+    (a string of the kept JSON) is the placeholder of one; else None."""
+    found = streamed.value_of(value) if streamed is not None else None
+    if found is None:
+        return None
+    from nanoedit.save import PartFile
+
+    part = found.sink
+    assert isinstance(part, PartFile), "a spool makes part files"
+    return ResultImage(file=part.path)
+
+
+def result_from_base64(value: str, where: str, streamed: Streamed | None = None) -> ResultImage:
+    """A result given as bare base64: streamed to a file already, or decoded here."""
+    return streamed_result(value, streamed) or ResultImage(data=decode_base64(value, where))
+
+
+def result_from_url(value: str, where: str, streamed: Streamed | None = None) -> ResultImage:
+    """A result whose ``url`` field is either an http(s) URL or a ``data:`` URI (streamed to
+    a file already when ``streamed`` holds it)."""
+    done = streamed_result(value, streamed)
+    if done is not None:
+        return done
     if value.startswith("data:"):
         return ResultImage(data=decode_data_uri(value, where))
     if value.lower().startswith(("http://", "https://")):

@@ -36,6 +36,7 @@ from nanoedit.models import GOOGLE_ALIASES
 if TYPE_CHECKING:
     import httpx
 
+    from nanoedit.b64stream import Streamed
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
 
@@ -204,7 +205,8 @@ class DuomiBackend(BackendBase):
         url = f"{self.root}/api/gemini/nano-banana/{task.task_id}"
         request = self.http.client.build_request("GET", url, headers=self._headers())
         what = f"the poll of task {task.task_id}"
-        response = self.http.send(request, where=self.where, what=what, paid=False)
+        # A finished task may carry its images as data: URIs, streamed to files as they come.
+        response, streamed = self.http.send_json(request, where=self.where, what=what, paid=False)
         try:
             answer = self._check(response, f"task {task.task_id}")
         except ApiError as exc:
@@ -218,7 +220,7 @@ class DuomiBackend(BackendBase):
         task.state = str(data.get("state") or "unknown")
         if task.state == "succeeded":
             try:
-                task.images = _images_of(data, task.task_id, self.where)
+                task.images = _images_of(data, task.task_id, self.where, streamed)
             except ApiError as exc:
                 task.images, task.empty = [], exc
             return True
@@ -253,12 +255,14 @@ class DuomiBackend(BackendBase):
         return answer
 
 
-def _images_of(data: dict[str, Any], task_id: str, where: str) -> list[ResultImage]:
+def _images_of(
+    data: dict[str, Any], task_id: str, where: str, streamed: Streamed | None = None
+) -> list[ResultImage]:
     # The images sit in a second, nested "data" object.
     inner = data.get("data")
     images = inner.get("images") if isinstance(inner, dict) else None
     results = [
-        result_from_url(item["url"].strip(), where)
+        result_from_url(item["url"].strip(), where, streamed)
         for item in images or []
         if isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"].strip()
     ]

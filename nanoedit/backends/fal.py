@@ -481,13 +481,14 @@ class FalBackend(BackendBase):
         """The response of a completed request: its images, or the error it ended in."""
         what = f"response of request {request.request_id}"
         get = self.http.client.build_request("GET", request.response_url, headers=self._headers())
-        response = self.http.send(
+        # Images may come as data: URIs (sync_mode, a gateway): streamed to files as they come.
+        response, streamed = self.http.send_json(
             get, where=self.where, what=f"the {what}", paid=False, permanent=_is_final
         )
         answer = self._check(response, what, self.where, request.request_id)
         items = answer.get("images")
         results = [
-            result_from_url(item["url"].strip(), self.where)
+            result_from_url(item["url"].strip(), self.where, streamed)
             for item in items or []
             if isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"].strip()
         ]

@@ -23,11 +23,11 @@ from nanoedit.backends.base import (
     Verdict,
     auth_error,
     clip,
-    decode_base64,
     host_of,
     non_json_verdict,
     parse_json,
     read_json,
+    result_from_base64,
 )
 from nanoedit.errors import ApiError, NanoeditError, RefusedError
 from nanoedit.inputs import InputImage
@@ -36,6 +36,7 @@ from nanoedit.models import GOOGLE_ALIASES, ModelLimits, limits_of
 if TYPE_CHECKING:
     import httpx
 
+    from nanoedit.b64stream import Streamed
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
 
@@ -184,14 +185,14 @@ class GeminiBackend(BackendBase):
             request = self.http.client.build_request(
                 "POST", self._url(prepared.model), headers=headers, json=body
             )
-            response = self.http.send(
+            response, streamed = self.http.send_json(
                 request,
                 where=self.where,
                 what="the generateContent request",
                 paid=True,
                 wait_hint=retry_delay,
             )
-            answer = parse_answer(response, self.where, self.settings)
+            answer = parse_answer(response, self.where, self.settings, streamed)
             images += answer.images
             if answer.text:
                 texts.append(answer.text)
@@ -261,11 +262,17 @@ class GeminiBackend(BackendBase):
         return uri
 
 
-def parse_answer(response: httpx.Response, where: str, settings: BackendSettings) -> Answer:
+def parse_answer(
+    response: httpx.Response,
+    where: str,
+    settings: BackendSettings,
+    streamed: Streamed | None = None,
+) -> Answer:
     """The images and words of a ``generateContent`` answer, or the error it carries.
 
     Thought parts (the 3.x models' interim drafts) are skipped; no image at all is a refusal
-    when the model or its filter says why, an API error otherwise.
+    when the model or its filter says why, an API error otherwise. ``streamed`` holds the
+    images already streamed to files (a thought's image among them, left unsaved).
     """
     if response.status_code != 200:
         raise _error_of(response, where, settings, "the generateContent request")
@@ -293,7 +300,7 @@ def parse_answer(response: httpx.Response, where: str, settings: BackendSettings
             continue
         inline = part.get("inlineData") or part.get("inline_data")
         if isinstance(inline, dict) and isinstance(inline.get("data"), str) and inline["data"]:
-            images.append(ResultImage(data=decode_base64(inline["data"], where)))
+            images.append(result_from_base64(inline["data"], where, streamed))
         elif isinstance(part.get("text"), str) and part["text"].strip():
             texts.append(part["text"].strip())
     text = "\n".join(texts)

@@ -19,12 +19,12 @@ from nanoedit.backends.base import (
     Verdict,
     auth_error,
     clip,
-    decode_base64,
     host_of,
     looks_like_json,
     non_json_verdict,
     parse_json,
     read_json,
+    result_from_base64,
     result_from_url,
 )
 from nanoedit.config import KeySpec, check_choice
@@ -33,6 +33,7 @@ from nanoedit.errors import ApiError, NanoeditError, RefusedError
 if TYPE_CHECKING:
     import httpx
 
+    from nanoedit.b64stream import Streamed
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
 
@@ -199,12 +200,11 @@ class OpenAIBackend(BackendBase):
             )
             progress("waiting for the model")
         what = "the edit request" if prepared.job.kind == "edit" else "the generation request"
-        response = self.http.send(
+        response, streamed = self.http.send_json(
             request, where=self.where, what=what, paid=True, permanent=is_permanent
         )
-        return Answer(
-            parse_answer(response, self.where, prepared.job.options.prompt, self.settings)
-        )
+        prompt = prepared.job.options.prompt
+        return Answer(parse_answer(response, self.where, prompt, self.settings, streamed))
 
 
 def is_permanent(response: httpx.Response) -> bool:
@@ -221,12 +221,17 @@ def is_permanent(response: httpx.Response) -> bool:
 
 
 def parse_answer(
-    response: httpx.Response, where: str, prompt: str, settings: BackendSettings
+    response: httpx.Response,
+    where: str,
+    prompt: str,
+    settings: BackendSettings,
+    streamed: Streamed | None = None,
 ) -> list[ResultImage]:
     """Every image of an answer, or the error it carries (in any HTTP status).
 
     ``prompt`` tells an echoed ``revised_prompt`` (usual) from a text answer (a refusal);
-    ``settings`` say where the key came from, should it be rejected.
+    ``settings`` say where the key came from, should it be rejected; ``streamed`` holds the
+    images already streamed to files, whose placeholders the answer's JSON has instead.
     """
     status = response.status_code
     if status in (401, 403) and not looks_like_json(response):
@@ -256,9 +261,9 @@ def parse_answer(
         url = item.get("url")
         # Gateways send both keys with one of them empty: only a non-empty value counts.
         if isinstance(b64, str) and b64.strip():
-            results.append(ResultImage(data=decode_base64(b64, where)))
+            results.append(result_from_base64(b64, where, streamed))
         elif isinstance(url, str) and url.strip():
-            results.append(result_from_url(url.strip(), where))
+            results.append(result_from_url(url.strip(), where, streamed))
         else:
             text = item.get("revised_prompt")
             if isinstance(text, str) and text.strip() and text.strip() != prompt.strip():

@@ -39,6 +39,7 @@ from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
 if TYPE_CHECKING:
     import httpx
 
+    from nanoedit.b64stream import Streamed
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
 
@@ -222,11 +223,11 @@ class OpenRouterBackend(BackendBase):
             request = with_upload_progress(request, uploaded)
         else:
             progress(f"waiting for the model{of}")
-        response = self.http.send(
+        response, streamed = self.http.send_json(
             request, where=self.where, what="the chat completion", paid=True,
             permanent=is_permanent,
         )  # fmt: skip
-        return parse_answer(response, self.where, self.settings)
+        return parse_answer(response, self.where, self.settings, streamed)
 
 
 def is_permanent(response: httpx.Response) -> bool:
@@ -239,10 +240,14 @@ def is_permanent(response: httpx.Response) -> bool:
 
 
 def parse_answer(
-    response: httpx.Response, where: str, settings: BackendSettings
+    response: httpx.Response,
+    where: str,
+    settings: BackendSettings,
+    streamed: Streamed | None = None,
 ) -> tuple[list[ResultImage], str]:
     """The images and text of one answer, or the error it carries (in any HTTP status:
-    an error that comes once the model has started arrives with HTTP 200)."""
+    an error that comes once the model has started arrives with HTTP 200). ``streamed``
+    holds the images already streamed to files out of their ``data:`` URLs."""
     status = response.status_code
     if status in (401, 403) and not looks_like_json(response):
         raise auth_error(settings, where, f"HTTP {status}")
@@ -267,7 +272,7 @@ def parse_answer(
     text = content.strip() if isinstance(content, str) else ""
     listed = message.get("images")
     images = [
-        result_from_url(item["image_url"]["url"].strip(), where)
+        result_from_url(item["image_url"]["url"].strip(), where, streamed)
         for item in (listed if isinstance(listed, list) else [])
         if isinstance(item, dict)
         and isinstance(item.get("image_url"), dict)

@@ -1,0 +1,201 @@
+"""Images that come as base64 inside a JSON answer are streamed into a part file while the
+answer arrives, then moved into place: every backend whose answers carry base64, against the
+sandbox on a loopback port."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import GEMINI_KEY, OPENAI_KEY, Served, backend_env, run_cli
+from PIL import Image
+
+from nanoedit.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.save import PartFile, PartFiles
+
+# A result this large is base64 text longer than b64stream.MIN_CHARS, so it is streamed
+# rather than kept in the JSON and decoded in memory.
+STREAMED_BYTES = 48 * 1024
+JOB = ["generate", "-p", "a red fox", "-m", "nano-banana-2", "--size", "2K", "--no-metadata"]
+
+
+def env_for(served: Served, backend: str) -> dict[str, str]:
+    return backend_env(
+        served,
+        openai=backend == "openai",
+        duomi=backend == "duomi",
+        gemini=backend == "gemini",
+        fal=backend == "fal",
+        openrouter=backend == "openrouter",
+    )
+
+
+def saved(folder: Path) -> tuple[bytes, tuple[int, int], list[str]]:
+    """The one image in ``folder``: its bytes, its size, and every name in the folder."""
+    names = sorted(path.name for path in folder.iterdir())
+    (image,) = (folder / name for name in names if name.endswith((".png", ".jpg")))
+    with Image.open(image) as opened:
+        size = opened.size
+    return image.read_bytes(), size, names
+
+
+# backend, extra options and fault of the streamed run, then those of a run whose image comes
+# as a URL to download (the same image: the sandbox draws the same bytes for the same job).
+CASES = {
+    "openai b64_json": ("openai", ["--response-format", "b64_json"], None,
+                        ["--response-format", "url"], None),
+    "openai data: URL": ("openai", [], "data-uri", [], None),
+    "openrouter data: URL": ("openrouter", [], None, [], "url-result"),
+    "duomi data: URL": ("duomi", [], "data-uri", [], None),
+    "fal data: URL": ("fal", [], "data-uri", [], None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_a_base64_result_is_streamed_to_disk_with_the_exact_bytes_sent(
+    served: Served, case: tuple[str, list[str], str | None, list[str], str | None]
+) -> None:
+    backend, options, fault, url_options, url_fault = case
+    env = env_for(served, backend)
+    if url_fault:
+        served.sandbox.add_faults(url_fault)
+    reference = run_cli([*JOB, "--backend", backend, *url_options, "-d", "url"], env=env)
+    assert reference.exit_code == 0, reference.stderr
+    downloads = len(served.sandbox.received)
+    if fault:
+        served.sandbox.add_faults(fault)
+    result = run_cli([*JOB, "--backend", backend, *options, "-d", "streamed"], env=env)
+    assert result.exit_code == 0, result.stderr
+    expected, expected_size, names = saved(Path("url"))
+    data, size, streamed_names = saved(Path("streamed"))
+    assert (data, size, streamed_names) == (expected, expected_size, names)
+    assert (size, len(data) > STREAMED_BYTES) == ((2048, 2048), True)
+    assert result.stdout == f"streamed/{names[0]}\n"
+    # Nothing was downloaded: the image came inside the answer.
+    assert not any(r.path.startswith("/files/") for r in served.sandbox.received[downloads:])
+
+
+def test_a_gemini_inline_image_is_streamed_to_disk_with_the_exact_bytes_sent(
+    served: Served,
+) -> None:
+    env = env_for(served, "gemini")
+    result = run_cli([*JOB, "--backend", "gemini", "-d", "out", "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    (post,) = served.sandbox.received
+    # The same request again gives the same answer: decoded whole, it is what was saved.
+    again = httpx.post(
+        f"{served.base_url}{post.path}",
+        content=post.body,
+        headers={"x-goog-api-key": GEMINI_KEY, "content-type": "application/json"},
+    )
+    parts = again.json()["candidates"][0]["content"]["parts"]
+    # The 3.x models draw a thought image first: that one is not saved.
+    (sent,) = (
+        base64.b64decode(p["inlineData"]["data"])
+        for p in parts
+        if "inlineData" in p and not p.get("thought")
+    )
+    data, size, names = saved(Path("out"))
+    assert (data, size, names) == (sent, (2048, 2048), ["a-red-fox.jpg"])
+    assert len(data) > STREAMED_BYTES
+    assert json.loads(result.stdout)["outputs"][0]["bytes"] == len(sent)
+
+
+def test_an_answer_cut_short_inside_the_base64_fails_and_leaves_no_file(
+    served: Served,
+) -> None:
+    served.sandbox.add_faults("bad-json")
+    result = run_cli(
+        [*JOB, "--backend", "openai", "--response-format", "b64_json", "-d", "out"],
+        env=env_for(served, "openai"),
+    )
+    assert result.exit_code == 5, result.stderr
+    (post,) = served.sandbox.received
+    # The same request without the fault: the answer cut short was half of this one.
+    whole = httpx.post(
+        f"{served.base_url}{post.path}",
+        content=post.body,
+        headers={"authorization": f"Bearer {OPENAI_KEY}", "content-type": "application/json"},
+    )
+    where = served.base_url.removeprefix("http://")
+    assert result.stderr == (
+        f"error: {where} answered HTTP 200 with JSON that is cut short or malformed (it ends "
+        f"inside the base64 of data[0].b64_json, at byte {len(whole.content) // 2}); the "
+        "server or a proxy in front of it failed, try again later\n"
+    )
+    # Neither an image nor its part file: the folder is there (made for the part), empty.
+    assert list(Path("out").iterdir()) == []
+
+
+def test_a_retried_answer_discards_the_part_file_of_the_broken_attempt(tmp_path: Path) -> None:
+    png = Image.new("RGB", (600, 400), "teal")  # larger than a piece of the answer
+    holder = tmp_path / "image.png"
+    png.save(holder, "PNG", compress_level=0)
+    body = json.dumps({"data": [{"b64_json": base64.b64encode(holder.read_bytes()).decode()}]})
+    attempts: list[int] = []
+
+    def broken(body: bytes) -> Iterator[bytes]:
+        yield body[: len(body) // 2]
+        raise httpx.ReadError("the connection broke")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        attempts.append(1)
+        if len(attempts) == 1:
+            return httpx.Response(200, content=broken(body.encode()))
+        return httpx.Response(200, content=body.encode())
+
+    parts = PartFiles()
+    spooled: list[Path] = []
+
+    def spool() -> PartFile:
+        part = PartFile(tmp_path / "out", "the image", parts)
+        spooled.append(part.path)
+        return part
+
+    http = JobHttp(
+        httpx.Client(transport=httpx.MockTransport(answer)), RetryPolicy(retries=1, backoff=0),
+        Deadline(60), sleeper=lambda seconds: None, spool=spool,
+    )  # fmt: skip
+    request = http.client.build_request("POST", "http://api.test/v1/images/generations")
+    response, streamed = http.send_json(request, where="api.test", what="the request", paid=False)
+    assert streamed is not None
+    (value,) = streamed.values
+    assert response.json() == {"data": [{"b64_json": value.placeholder}]}
+    # Two attempts, two part files: only the second one's is there, holding the image.
+    assert len(attempts) == len(spooled) == 2
+    assert sorted((tmp_path / "out").iterdir()) == [spooled[1]]
+    assert spooled[1].read_bytes() == holder.read_bytes()
+    http.discard_spooled()
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_streamed_result_gets_metadata_a_sidecar_and_converts_for_o(served: Served) -> None:
+    args = [*JOB[:-1], "--backend", "openai", "--response-format", "b64_json", "--sidecar"]
+    result = run_cli([*args, "-o", "fox.webp"], env=env_for(served, "openai"))
+    assert (result.exit_code, result.stdout) == (0, "fox.webp\n"), result.stderr
+    assert result.stderr == (
+        "warning: the server sent JPEG; converted to WEBP for fox.webp\n"
+        "saved fox.webp (2048x2048 WEBP) from a-red-fox\n"
+    )
+    with Image.open("fox.webp") as image:
+        assert (image.format, image.size) == ("WEBP", (2048, 2048))
+    sidecar = json.loads(Path("fox.webp.json").read_text())
+    assert (sidecar["image"], sidecar["format"], sidecar["width"], sidecar["height"]) == (
+        "fox.webp", "webp", 2048, 2048
+    )  # fmt: skip
+    assert sidecar["provenance"]["prompt"] == "a red fox"
+    assert sorted(path.name for path in Path().iterdir()) == ["fox.webp", "fox.webp.json"]
+
+
+def test_a_streamed_result_goes_to_stdout_with_o_dash(served: Served) -> None:
+    args = [*JOB, "--backend", "openai", "--response-format", "b64_json"]
+    streamed = run_cli([*args, "-o", "-"], env=env_for(served, "openai"))
+    assert streamed.exit_code == 0, streamed.stderr
+    reference = run_cli([*JOB, "--backend", "openai", "-d", "url"], env=env_for(served, "openai"))
+    assert reference.exit_code == 0, reference.stderr
+    assert streamed.stdout_bytes == saved(Path("url"))[0]
+    assert sorted(path.name for path in Path().iterdir()) == ["url"]
