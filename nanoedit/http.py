@@ -318,6 +318,8 @@ class JobHttp:
         clock: Clock | None = None,
         log: JobLog = NO_LOG,
         spool: Spool | None = None,
+        stop_unpaid: threading.Event | None = None,
+        keep_tasks: bool = False,
     ) -> None:
         self.client = client
         self.policy = policy
@@ -332,6 +334,16 @@ class JobHttp:
         self.log = log
         # Whether any request of the job was handed to the network (the --json "sent").
         self.sent = False
+        # Set when the run stops sending (a first Ctrl-C): the job's first paid request is not
+        # sent, while a job that paid already goes on to its result.
+        self.stop_unpaid = stop_unpaid or threading.Event()
+        self.paid = False
+        # Whether an asynchronous task is left running when the job stops waiting for it (the
+        # journal keeps its id for resume) instead of being cancelled on the server.
+        self.keep_tasks = keep_tasks
+        # Whether the last paid request may have reached the server and no answer came back:
+        # the one case where the provider may have charged for what nobody received.
+        self.unanswered = False
         # Without a spool, answers are read whole and their images decoded in memory.
         self.spool = spool
         # Every part file an answer's images were streamed into, for the runner to discard
@@ -522,11 +534,16 @@ class JobHttp:
                 "trace": trace,
             }
             if paid:
+                if self.stop_unpaid.is_set() and not self.paid:
+                    raise Interrupted  # the run is stopping: a job not paid for yet stays unsent
                 # Written down before the bytes leave: a crash just after sending is never silent.
                 self.log.paid_request()
+                self.paid = True
             try:
                 self.sent = True
                 response = self.client.send(request, stream=True, follow_redirects=follow_redirects)
+                if paid:
+                    self.unanswered = False
                 try:
                     if (
                         response.status_code in RETRY_STATUSES
@@ -542,6 +559,8 @@ class JobHttp:
                 finally:
                     response.close()
             except httpx.TransportError as exc:
+                if paid and not _never_sent(exc, trace):
+                    self.unanswered = True
                 if self.cancel.is_set():
                     raise Interrupted from None
                 through = proxy_for(str(request.url), self.proxy)
@@ -582,7 +601,11 @@ class JobHttp:
         """The error to give up with, or None to retry."""
         timed_out = isinstance(exc, httpx.TimeoutException)
         if timed_out and self.deadline.remaining() <= 0.01:
-            return self.deadline.exceeded(where, what)
+            error = self.deadline.exceeded(where, what)
+            if paid and not _never_sent(exc, trace):
+                # Stopping waiting is not stopping paying: the model may still make the image.
+                error.message += "; the request had gone out, so it may have been charged"
+            return error
         if paid and not self.policy.retry_unsafe and not _never_sent(exc, trace):
             return NetworkError(
                 f"{what} on {where} failed after the request was sent ({_describe(exc, proxy)}, "

@@ -145,8 +145,7 @@ class Runner:
         with self._lock:
             unsent = self._hold_back(None)
         if self.draining.is_set():
-            resume = "nanoedit resume" if self.journal is not None else "run the command again"
-            stopped = StoppedError(f"not sent: the run was stopped; {resume} sends it")
+            stopped = self._stopped()
             for place, entry in unsent:
                 outcomes[place] = _held_back(entry, stopped)
                 self.events.job_finished(outcomes[place])
@@ -156,6 +155,10 @@ class Runner:
         for place, entry in unsent:
             outcomes[place] = _held_back(entry, closed)
         return [outcomes[place] for place in range(len(planned))]
+
+    def _stopped(self) -> StoppedError:
+        resume = "nanoedit resume" if self.journal is not None else "run the command again"
+        return StoppedError(f"not sent: the run was stopped; {resume} sends it")
 
     def drain(self) -> int:
         """Send no new job; the jobs under way finish and save. Returns how many are."""
@@ -182,6 +185,9 @@ class Runner:
                     place, entry = taken
                     try:
                         outcome = self.run_one(entry)
+                        if outcome is None and not self.cancel.is_set():
+                            # Stopped by a first Ctrl-C before its first paid request.
+                            outcome = _held_back(entry, self._stopped())
                         for done, finished in self._finish(place, entry, outcome):
                             outcomes[done] = finished
                         if outcome is not None:
@@ -311,6 +317,8 @@ class Runner:
             clock=self.clock,
             log=recorder or NO_LOG,
             spool=lambda: self._spool(planned),
+            stop_unpaid=self.draining,
+            keep_tasks=recorder is not None,
         )
         outputs: list[SavedImage] = []
         warnings: list[str] = []
@@ -367,7 +375,7 @@ class Runner:
         if self.cancel.is_set() and error is not None:
             return None  # the failure is the interruption's doing: say nothing of it
         if planned.journal_id is not None and self.journal is not None:
-            error = self._journal_end(planned, recorder, entries, answered, error)
+            error = self._journal_end(planned, recorder, http, entries, answered, error)
         return JobOutcome(
             job,
             planned.backend,
@@ -502,6 +510,7 @@ class Runner:
         self,
         planned: PlannedJob,
         recorder: JobRecorder | None,
+        http: JobHttp,
         entries: list[dict[str, Any]],
         answered: bool,
         error: NanoeditError | None,
@@ -515,7 +524,7 @@ class Runner:
             return None
         unsaved = [entry for entry in entries if "path" not in entry and not entry.get("lost")]
         tasks = bool(planned.tasks) or bool(recorder is not None and recorder.handles)
-        paid = bool(recorder is not None and recorder.paid)
+        unanswered = bool(recorder is not None and recorder.paid and http.unanswered)
         if answered and unsaved and isinstance(error, InputError | NetworkError):
             error.message += (
                 f"; the result is kept in the history: nanoedit resume {ident} saves it"
@@ -524,10 +533,10 @@ class Runner:
         if not answered and tasks and isinstance(error, NetworkError):
             error.message += f"; nanoedit resume {ident} collects it when it has finished"
             return error
-        if not answered and paid and not tasks and isinstance(error, NetworkError):
+        if not answered and unanswered and not tasks and isinstance(error, NetworkError):
             error.message += (
-                "; the request went out, so it may have been charged: nanoedit resume "
-                f"{ident} --retry-unsafe sends it again"
+                f"; it is kept in the history as job {ident}: nanoedit resume {ident} "
+                "--retry-unsafe sends it again"
             )
             return error
         self.journal.failed(

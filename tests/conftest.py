@@ -165,11 +165,22 @@ class LogWatch(io.StringIO):
         return super().write(text)
 
 
+# What a run says on stderr when a first Ctrl-C or SIGTERM makes it stop sending.
+STOPPING = "stopping; no new job is sent"
+
+
 def interrupted_run(
-    args: list[str], cwd: Path, env: dict[str, str], seen: threading.Event, what: str
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    seen: threading.Event,
+    what: str,
+    presses: int = 2,
+    sig: signal.Signals = signal.SIGINT,
 ) -> tuple[int, str, str]:
-    """Run the installed command, press Ctrl-C (SIGINT) once ``seen`` is set, and return its
-    exit code, stdout and stderr."""
+    """Run the installed command, send ``sig`` (Ctrl-C's SIGINT) once ``seen`` is set, and
+    return its exit code, stdout and stderr. With ``presses=2`` (an abort), the second is sent
+    once the run has said it is stopping (the first only stops new jobs from being sent)."""
     command = str(Path(sys.executable).with_name("nanoedit"))
     run = subprocess.Popen(
         [command, *args], cwd=cwd, env=dict(os.environ) | env,
@@ -177,15 +188,39 @@ def interrupted_run(
         # A child of a non-interactive shell may start with SIGINT ignored.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
+    assert run.stdout is not None and run.stderr is not None
+    out: list[str] = []
+    err: list[str] = []
+    stopping = threading.Event()
+
+    def read_err() -> None:
+        assert run.stderr is not None
+        for line in run.stderr:
+            err.append(line)
+            if STOPPING in line:
+                stopping.set()
+
+    readers = [
+        threading.Thread(target=lambda: out.append(run.stdout.read() if run.stdout else "")),
+        threading.Thread(target=read_err),
+    ]
+    for reader in readers:
+        reader.start()
     try:
         assert seen.wait(60), f"{what} never happened"
-        run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
+        run.send_signal(sig)
+        if presses == 2:
+            wait_for(lambda: stopping.is_set() or run.poll() is not None, "the stopping notice")
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+        run.wait(timeout=30)
     finally:
         if run.poll() is None:
             run.kill()
-            run.communicate()
-    return run.returncode, stdout, stderr
+            run.wait()
+        for reader in readers:
+            reader.join(30)
+    return run.returncode, "".join(out), "".join(err)
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:

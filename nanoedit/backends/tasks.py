@@ -57,21 +57,30 @@ def poll_until_done(
     deadline = http.deadline
     interval = first_interval
     pending = list(tasks)
+    # A journaled job's tasks are left running when it stops waiting: resume collects them.
+    if http.keep_tasks:
+        abandon = None
     try:
         while pending:
             http.sleep(min(interval, deadline.remaining()))
             if deadline.remaining() <= 0:
                 cancelled = abandon is not None and abandon(pending)
-                after = (
-                    "it was cancelled on the server, so send the job again when the provider is "
-                    "less busy"
-                    if cancelled
-                    else "it may still finish on the server, so wait before sending the job again"
-                )
+                if cancelled:
+                    after = (
+                        "it was cancelled on the server, so send the job again when the "
+                        "provider is less busy, or raise --timeout"
+                    )
+                elif http.keep_tasks:
+                    after = "it is still running on the server (it may be charged)"
+                else:
+                    after = (
+                        "it may still finish on the server, so wait before sending the job "
+                        "again, or raise --timeout"
+                    )
                 raise NetworkError(
                     f"{timed_out(pending)} did not finish within the job's time limit of "
                     f"{deadline.seconds:g} s ({deadline.elapsed():.0f} s elapsed, last state: "
-                    f"{state(pending[0])}); {after}, or raise --timeout"
+                    f"{state(pending[0])}); {after}"
                 )
             pending = [task for task in pending if not poll(task)]
             if pending:
