@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer._click.core import Context as ParserContext
@@ -36,6 +36,13 @@ from nanoedit.jobs import (
     RunOptions,
     exit_code_for,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nanoedit.budget import Budget
+    from nanoedit.config import Settings
+    from nanoedit.plan import Planned
 
 
 class Ratio(StrEnum):
@@ -342,6 +349,29 @@ DryRunOpt = Annotated[
         help="Send nothing; print each request as a curl command (with --json: a JSON object).",
     ),
 ]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        min=0,
+        metavar="DOLLARS",
+        show_default=False,
+        help="Refuse a batch estimated over this many US dollars; stop sending once it is spent "
+        "(exit 7). Prices: pricing.BACKEND.MODEL.",
+        rich_help_panel="Batch",
+    ),
+]
+MaxImagesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-images",
+        min=1,
+        metavar="N",
+        show_default=False,
+        help="Send jobs for at most N images in all (-n counted); the rest are not sent (exit 7).",
+        rich_help_panel="Batch",
+    ),
+]
 NoMetadataOpt = Annotated[
     bool,
     typer.Option("--no-metadata", help="Save images without the provenance metadata."),
@@ -534,6 +564,7 @@ def _run(
                 raise typer.Exit(ExitCode.OUTPUT_CLOSED)
             inputs = RunInputs(reporter.warning)
             planned = Planner(settings, run, inputs, reporter.warning).plan(jobs)
+            budget = _budget(planned, settings, run, reporter.console)
             if run.dry_run:
                 from nanoedit.dryrun import print_plan
 
@@ -543,7 +574,10 @@ def _run(
                 )
             else:
                 binary = sys.stdout.buffer if sys.stdout is not None else None
-                runner = Runner(settings, client, reporter, run, inputs, stdout=binary, clock=clock)
+                runner = Runner(
+                    settings, client, reporter, run, inputs, stdout=binary, clock=clock,
+                    budget=budget,
+                )  # fmt: skip
                 outcomes = runner.run(planned)
         if reporter.gone and not run.dry_run:
             _closed_stdout(outcomes, run.quiet)
@@ -556,6 +590,28 @@ def _run(
             if not run.quiet:
                 reporter.console.print(f"wrote the report {run.report}")
     raise typer.Exit(exit_code_for(outcomes))
+
+
+def _budget(
+    planned: Sequence["Planned"], settings: "Settings", run: RunOptions, console: "Console"
+) -> "Budget | None":
+    """Say what the batch is estimated to cost (on a dry run, and before a batch), refuse it
+    when it is over --max-cost, and return what keeps the run within its limits."""
+    from rich.text import Text
+
+    from nanoedit.budget import Budget, check_estimate
+    from nanoedit.jobs import PlannedJob
+    from nanoedit.pricing import Prices, batch_estimate
+
+    sent = [entry for entry in planned if isinstance(entry, PlannedJob)]
+    prices = Prices(settings.prices)
+    estimate = batch_estimate(sent, prices)
+    if sent and not run.quiet and (run.dry_run or len(sent) > 1):
+        console.print(Text(estimate.describe()))
+    check_estimate(estimate, run.max_cost)
+    if run.max_cost is None and run.max_images is None:
+        return None
+    return Budget(prices, max_cost=run.max_cost, max_images=run.max_images)
 
 
 def _prompt_text(prompt: str | None, prompt_file: str | None, quiet: bool) -> str:
@@ -669,6 +725,8 @@ def edit(
     timeout: TimeoutOpt = None,
     proxy: ProxyOpt = None,
     dry_run: DryRunOpt = False,
+    max_cost: MaxCostOpt = None,
+    max_images: MaxImagesOpt = None,
     no_metadata: NoMetadataOpt = False,
     sidecar: SidecarOpt = False,
     preview: PreviewOpt = False,
@@ -712,6 +770,8 @@ def edit(
             preview=preview,
             open_images=open_images,
             report=report,
+            max_cost=max_cost,
+            max_images=max_images,
         )
 
     def make_jobs(options: Options, warn: Callable[[str], None]) -> list[Job]:
@@ -783,6 +843,8 @@ def generate(
     timeout: TimeoutOpt = None,
     proxy: ProxyOpt = None,
     dry_run: DryRunOpt = False,
+    max_cost: MaxCostOpt = None,
+    max_images: MaxImagesOpt = None,
     no_metadata: NoMetadataOpt = False,
     sidecar: SidecarOpt = False,
     preview: PreviewOpt = False,
@@ -811,6 +873,8 @@ def generate(
         preview=preview,
         open_images=open_images,
         report=report,
+        max_cost=max_cost,
+        max_images=max_images,
     )
     _run(
         lambda options, _warn: [build_generate_job(options, output)],
@@ -963,7 +1027,14 @@ def config_unset(key: KeyArg) -> None:
 @config_app.command("list")
 def config_list() -> None:
     """Every setting with its value (keys masked) and where it comes from."""
-    from nanoedit.config import all_keys, config_path, display_value, flat_values, resolve_key
+    from nanoedit.config import (
+        all_keys,
+        config_path,
+        display_value,
+        flat_values,
+        is_known_key,
+        resolve_key,
+    )
 
     with _errors():
         values = flat_values(_config_document(config_path(os.environ)))
@@ -975,6 +1046,10 @@ def config_list() -> None:
             shown = display_value(key, resolved.value)
             source = resolved.env_name if resolved.source == "env" else resolved.source
             typer.echo(f"{key} = {shown}  ({source})")
+        # Prices are a family of keys, one per model priced: those set are listed.
+        for key in sorted(key for key in values if key.startswith("pricing.")):
+            if key not in all_keys() and is_known_key(key):
+                typer.echo(f"{key} = {values[key]}  (file)")
 
 
 @config_app.command("check")

@@ -14,6 +14,7 @@ turned into output only at the top, in the command-line layer.
     ├── ApiError            5  error bodies, failed tasks, answers without an image
     ├── NetworkError        6  connection failures and timeouts
     ├── RefusedError        8  the provider refused the content (a safety block, a text-only answer)
+    ├── BudgetError         7  --max-cost or --max-images: a batch over budget, or jobs not sent
     └── OutputClosed      141  stdout was closed (a pipe's reader went away): no more results
 
 A refusal is not an outage: a pipeline retries an outage and alerts on a refusal, so a
@@ -115,6 +116,14 @@ class RefusedError(NanoeditError):
 
     exit_code = ExitCode.REFUSED
     kind = "refused"
+
+
+class BudgetError(NanoeditError):
+    """A batch over ``--max-cost`` or ``--max-images``: refused before anything is sent, or
+    stopped once what was spent reached the limit (the jobs not sent are counted)."""
+
+    exit_code = ExitCode.PARTIAL
+    kind = "budget"
 
 
 class OutputClosed(NanoeditError):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
@@ -189,6 +189,10 @@ class RunOptions:
     preview: bool = False
     open_images: bool = False
     report: Path | None = None
+    max_cost: float | None = None
+    """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
+    max_images: int | None = None
+    """--max-images: the most images the run may ask for (None: no limit)."""
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,10 @@ class JobOutcome:
     sent: bool = False
     """Whether any request of the job went out."""
     held_back: bool = False
-    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
+    """Never sent: a rejected key (another job's), a closed stdout or a budget stopped the run
+    first."""
+    usage: dict[str, Any] | None = None
+    """What the provider reported the job used (tokens; OpenRouter's cost), if it did."""
 
     @property
     def ok(self) -> bool:

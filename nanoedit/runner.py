@@ -29,6 +29,7 @@ from nanoedit.models import expected_size
 from nanoedit.save import PartFiles, ResultWriter, shown
 
 if TYPE_CHECKING:
+    from nanoedit.budget import Budget
     from nanoedit.plan import Planned
     from nanoedit.provenance import Provenance
 
@@ -77,6 +78,7 @@ class Runner:
         inputs: RunInputs,
         stdout: BinaryIO | None = None,
         clock: Clock | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -84,6 +86,9 @@ class Runner:
         self.options = options
         self.inputs = inputs
         self.clock = clock or Clock()
+        # --max-cost, --max-images: asked before each job is sent; the jobs it kept back.
+        self.budget = budget
+        self._over_budget: list[tuple[int, PlannedJob]] = []
         self.cancel = threading.Event()
         # The run's temporary files: Ctrl-C removes those still there.
         self.parts = PartFiles()
@@ -122,6 +127,11 @@ class Runner:
         runnable = len(planned) - len(outcomes)
         if runnable:
             self._run_all(runnable, outcomes)
+        if self._over_budget and self.budget is not None:
+            stopped = self.budget.stopped(len(self._over_budget))
+            for place, entry in sorted(self._over_budget, key=lambda waiting: waiting[0]):
+                outcomes[place] = _held_back(entry, stopped)
+                self.events.job_finished(outcomes[place])
         with self._lock:
             unsent = self._hold_back(None)
         # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
@@ -187,9 +197,13 @@ class Runner:
             if self.cancel.is_set() or self.events.closed():
                 return None
             try:
-                return self._waiting.get_nowait()
+                taken = self._waiting.get_nowait()
             except queue.Empty:
                 return None
+            if self.budget is not None and not self.budget.take(taken[1]):
+                self._over_budget = [taken, *self._hold_back(None)]
+                return None
+            return taken
 
     def _hold_back(self, backend: str | None) -> list[tuple[int, PlannedJob]]:
         """Take the jobs of ``backend`` (None: of any) that are not sent yet off the queue
@@ -211,6 +225,8 @@ class Runner:
     ) -> list[tuple[int, JobOutcome]]:
         """Report a job that ran (None: one the interruption stopped, said nothing of), and
         the jobs its rejected key holds back; returns them all by their place in the run."""
+        if self.budget is not None:
+            self.budget.spent(planned, outcome)
         if outcome is None:
             return []
         done = [(place, outcome)]
@@ -268,13 +284,14 @@ class Runner:
         warnings: list[str] = []
         text = ""
         error: NanoeditError | None = None
+        usage = None
         try:
             backend = make_backend(planned.backend, self.settings, http)
             progress("preparing inputs")
             prepared = self.prepare(job, planned.backend, planned.model, http, progress)
             answer = backend.run(prepared, progress)
             results = answer.images
-            text = answer.text
+            text, usage = answer.text, answer.usage
             warnings += self._check_count(job, len(results))
             # Worked out once per job: it hashes every input, and each image carries it.
             wanted = self.options.metadata or self.options.sidecar
@@ -305,6 +322,7 @@ class Runner:
             text=text,
             seconds=self.clock.monotonic() - started,
             sent=http.sent,
+            usage=usage,
         )
 
     def prepare(

@@ -25,6 +25,7 @@ from nanoedit.backends.base import (
     non_json_verdict,
     parse_json,
     read_json,
+    reported_usage,
     result_from_url,
 )
 from nanoedit.config import KeySpec, check_choice
@@ -203,7 +204,8 @@ class OpenAIBackend(BackendBase):
             request, where=self.where, what=what, paid=True, permanent=is_permanent
         )
         return Answer(
-            parse_answer(response, self.where, prepared.job.options.prompt, self.settings)
+            parse_answer(response, self.where, prepared.job.options.prompt, self.settings),
+            usage=reported_usage(response),
         )
 
 
