@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -94,15 +95,22 @@ class ImageSource:
         return safe_file_stem(name) or "image"
 
 
-def parse_source(text: str) -> ImageSource:
+def parse_source(text: str, env: Mapping[str, str] | None = None) -> ImageSource:
     """Turn an INPUT or --ref argument into an :class:`ImageSource`.
 
     ``http://`` and ``https://`` are URLs; any other ``scheme://`` is refused, because
-    nanoedit only ever fetches http(s); everything else is a local path.
+    nanoedit only ever fetches http(s); ``@last`` and ``@ID`` are images earlier jobs saved,
+    looked up in the history of ``env`` (the process's environment unless given); everything
+    else is a local path.
     """
     stripped = text.strip()
     if not stripped:
         raise InputError("an input is empty; pass an image file or an http(s) URL")
+    if re.fullmatch(r"@(last|\d+)(\.\d+)?", stripped):
+        # An earlier result (@last, @12, @12.2): the file it was saved to, from the history.
+        from nanoedit.history import resolve_reference
+
+        return ImageSource(location=str(resolve_reference(stripped, env or os.environ)))
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", stripped)
     scheme = match.group(1).lower() if match else ""
     if scheme in ("http", "https"):
