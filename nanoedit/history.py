@@ -110,10 +110,13 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
     if number is not None:
         index = int(number)
         if not 1 <= index <= len(paths):
-            saved = f"{len(paths)} image{'' if len(paths) == 1 else 's'}"
+            if len(paths) == 1:
+                choice, saved = f"write @{record.id}", "1 image"
+            else:
+                choice = f"write @{record.id}.1 to @{record.id}.{len(paths)}"
+                saved = f"{len(paths)} images"
             raise InputError(
-                f"{text}: job {record.id} saved {saved}, so there is no image {index}; "
-                f"write @{record.id}.1 to @{record.id}.{len(paths)}"
+                f"{text}: job {record.id} saved {saved}, so there is no image {index}; {choice}"
             )
         path = paths[index - 1]
     else:
