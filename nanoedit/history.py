@@ -7,7 +7,6 @@ no journal yet, there is no history to show.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import InputError, UsageError
+from nanoedit.jobs import HISTORY_REFERENCE
 from nanoedit.journal import DATABASE_NAME, CostRow, JobRecord, Journal, data_dir
 
 if TYPE_CHECKING:
@@ -23,16 +23,9 @@ if TYPE_CHECKING:
 
     from nanoedit.contact_sheet import SheetImage, SheetRow
 
-# @last, @12, @12.2: the last saved image, job 12's first image, job 12's second image.
-REFERENCE = re.compile(r"@(last|\d+)(?:\.(\d+))?")
 # How much of a prompt a list line shows.
 PROMPT_WIDTH = 60
 ENABLED_KEY = "history.enabled"
-
-
-def is_reference(text: str) -> bool:
-    """Whether an input names an earlier result (``@last``, ``@ID``, ``@ID.N``)."""
-    return REFERENCE.fullmatch(text.strip()) is not None
 
 
 def database_path(env: Mapping[str, str]) -> Path:
@@ -69,7 +62,7 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
     Raises :class:`InputError` saying why it cannot be used: the history is off or empty, no
     such job, the job saved no image, or the file was moved or deleted since.
     """
-    match = REFERENCE.fullmatch(text.strip())
+    match = HISTORY_REFERENCE.fullmatch(text.strip())
     if match is None:
         raise InputError(f"{text} names no earlier result; write @last, @ID or @ID.N")
     which, number = match.group(1), match.group(2)

@@ -95,6 +95,15 @@ class ImageSource:
         return safe_file_stem(name) or "image"
 
 
+# @last, @12, @12.2: the last image saved, job 12's first image, job 12's second image.
+HISTORY_REFERENCE = re.compile(r"@(last|\d+)(?:\.(\d+))?")
+
+
+def is_history_reference(text: str) -> bool:
+    """Whether an input names an earlier result (``@last``, ``@ID``, ``@ID.N``)."""
+    return HISTORY_REFERENCE.fullmatch(text.strip()) is not None
+
+
 def parse_source(text: str, env: Mapping[str, str] | None = None) -> ImageSource:
     """Turn an INPUT or --ref argument into an :class:`ImageSource`.
 
@@ -106,7 +115,7 @@ def parse_source(text: str, env: Mapping[str, str] | None = None) -> ImageSource
     stripped = text.strip()
     if not stripped:
         raise InputError("an input is empty; pass an image file or an http(s) URL")
-    if re.fullmatch(r"@(last|\d+)(\.\d+)?", stripped):
+    if is_history_reference(stripped):
         # An earlier result (@last, @12, @12.2): the file it was saved to, from the history.
         from nanoedit.history import resolve_reference
 

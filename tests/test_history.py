@@ -347,3 +347,20 @@ def test_a_relative_saved_path_is_found_from_its_run_s_folder(
     result = run_cli(["edit", "@last", "-p", "x", "-o", "again.png"], env=backend_env(served))
     assert (result.exit_code, result.stdout) == (0, "again.png\n")
     assert posts(served)[-1].files[0].data == (isolated / "out.png").read_bytes()
+
+
+def test_a_job_file_takes_references_as_inputs_and_refs(served: Served, isolated: Path) -> None:
+    red, blue = image(isolated / "red.png", (255, 0, 0)), image(isolated / "blue.png", (0, 0, 255))
+    with journal() as book:
+        two = saved_job(book, "two images", [red, blue])
+    jobs = isolated / "jobs" / "list.jsonl"
+    jobs.parent.mkdir()
+    jobs.write_text(f'@last\n{{"input": "@{two}", "ref": ["@{two}.2"], "output": "mix.png"}}\n')
+    result = run_cli(
+        ["edit", "--from", "jobs/list.jsonl", "-p", "x", "-j", "1"], env=backend_env(served)
+    )
+    assert (result.exit_code, result.stdout) == (0, "blue-edit.png\njobs/mix.png\n")
+    assert [[part.data for part in request.files] for request in posts(served)] == [
+        [blue.read_bytes()],
+        [red.read_bytes(), blue.read_bytes()],
+    ]
