@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import Served, backend_env, run_cli
 
+from nanoedit.backends.base import BackendBase, PreparedJob
+from nanoedit.backends.gemini import GeminiBackend
+from nanoedit.backends.openai import OpenAIBackend
+from nanoedit.backends.openrouter import OpenRouterBackend
+from nanoedit.config import BackendSettings
+from nanoedit.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.inputs import load_local
+from nanoedit.jobs import Options, build_edit_jobs
 from nanoedit.pricing import Prices, estimate, job_cost
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
 
 FLASH = "(gemini-2.5-flash-image at $0.039)"
 
@@ -189,3 +198,34 @@ def test_max_cost_stops_sending_once_what_the_provider_charged_reaches_it(served
         "error: --max-cost $0.05 reached ($0.078 spent): 3 jobs not sent; raise the limit and "
         "run the same command with --skip-existing to send them"
     ) in result.stderr.splitlines()
+
+
+# The usage each backend reports, below the CLI ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("backend", "root", "model", "expected"),
+    [
+        # Two requests, one image each: their numbers added.
+        (GeminiBackend, "", "gemini-2.5-flash-image",
+         {"promptTokenCount": 518, "candidatesTokenCount": 2594, "totalTokenCount": 3112}),
+        (OpenRouterBackend, "/api", "google/gemini-2.5-flash-image",
+         {"prompt_tokens": 518, "completion_tokens": 2580, "total_tokens": 3098,
+          "cost": 0.077556}),
+        # One request for both images.
+        (OpenAIBackend, "", "nano-banana",
+         {"prompt_tokens": 259, "completion_tokens": 2580, "total_tokens": 2839}),
+    ],
+)  # fmt: skip
+def test_each_backend_returns_the_usage_its_provider_reported(
+    sample: Path, backend: type[BackendBase], root: str, model: str, expected: dict[str, Any]
+) -> None:
+    [job] = build_edit_jobs(["cat.png"], [], Options(prompt="x", count=2), None)
+    settings = BackendSettings(backend.name, SANDBOX_BASE_URL + root, SANDBOX_KEY, model)
+    with httpx.Client(transport=SandboxTransport(Sandbox())) as client:
+        http = JobHttp(client, RetryPolicy(), Deadline(60))
+        prepared = PreparedJob(job=job, model=model, uploads=(load_local(job.images[0]),))
+        answer = backend(settings, http).run(prepared, lambda *_: None)
+    assert len(answer.images) == 2
+    assert answer.usage is not None
+    assert {name: answer.usage[name] for name in expected} == expected
