@@ -22,6 +22,7 @@ from nanoedit.jobs import (
     Job,
     Options,
     build_edit_jobs,
+    is_history_reference,
     normalize_ratio,
     normalize_size,
     parse_source,
@@ -215,6 +216,8 @@ def _from_folder(text: str, folder: str) -> str:
     source = parse_source(text)  # refuses file:// and the like before any path is made
     if source.is_url:
         return text
+    if is_history_reference(text):
+        return source.location  # an earlier result: the path it was saved to, checked there
     if source.is_stdin:
         raise UsageError("- (stdin) cannot be an image in a job file; give the image's path")
     path = _joined(folder, text)

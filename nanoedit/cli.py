@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer._click.core import Context as ParserContext
@@ -36,6 +36,14 @@ from nanoedit.jobs import (
     RunOptions,
     exit_code_for,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nanoedit.budget import Budget
+    from nanoedit.config import Settings
+    from nanoedit.journal import JobRecord, Journal
+    from nanoedit.plan import Planned
 
 
 class Ratio(StrEnum):
@@ -143,8 +151,14 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+history_app = typer.Typer(
+    help="Jobs sent before: list, show, search, their cost, a page of them.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(history_app, name="history")
 
 PromptOpt = Annotated[
     str | None,
@@ -350,6 +364,29 @@ DryRunOpt = Annotated[
         help="Send nothing; print each request as a curl command (with --json: a JSON object).",
     ),
 ]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        min=0,
+        metavar="DOLLARS",
+        show_default=False,
+        help="Refuse a batch estimated over this many US dollars; stop sending once it is spent "
+        "(exit 7). Prices: pricing.BACKEND.MODEL.",
+        rich_help_panel="Batch",
+    ),
+]
+MaxImagesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-images",
+        min=1,
+        metavar="N",
+        show_default=False,
+        help="Send jobs for at most N images in all (-n counted); the rest are not sent (exit 7).",
+        rich_help_panel="Batch",
+    ),
+]
 NoMetadataOpt = Annotated[
     bool,
     typer.Option("--no-metadata", help="Save images without the provenance metadata."),
@@ -548,6 +585,7 @@ def _run(
                 raise typer.Exit(ExitCode.OUTPUT_CLOSED)
             inputs = RunInputs(reporter.warning)
             planned = Planner(settings, run, inputs, reporter.warning).plan(jobs)
+            budget = _budget(planned, settings, run, reporter.console)
             if run.dry_run:
                 from nanoedit.dryrun import print_plan
 
@@ -563,7 +601,7 @@ def _run(
                     planned = journal_run(journal, planned, settings, run, inputs.hashes)
                 runner = Runner(
                     settings, client, reporter, run, inputs, stdout=binary, clock=clock,
-                    journal=journal,
+                    journal=journal, budget=budget,
                 )  # fmt: skip
                 outcomes = run_gently(runner, planned, reporter, journal)
         if reporter.gone and not run.dry_run:
@@ -577,6 +615,28 @@ def _run(
             if not run.quiet:
                 reporter.console.print(f"wrote the report {run.report}")
     raise typer.Exit(exit_code_for(outcomes))
+
+
+def _budget(
+    planned: Sequence["Planned"], settings: "Settings", run: RunOptions, console: "Console"
+) -> "Budget | None":
+    """Say what the batch is estimated to cost (on a dry run, and before a batch), refuse it
+    when it is over --max-cost, and return what keeps the run within its limits."""
+    from rich.text import Text
+
+    from nanoedit.budget import Budget, check_estimate
+    from nanoedit.jobs import PlannedJob
+    from nanoedit.pricing import Prices, batch_estimate
+
+    sent = [entry for entry in planned if isinstance(entry, PlannedJob)]
+    prices = Prices(settings.prices)
+    estimate = batch_estimate(sent, prices)
+    if sent and not run.quiet and (run.dry_run or len(sent) > 1):
+        console.print(Text(estimate.describe()))
+    check_estimate(estimate, run.max_cost)
+    if run.max_cost is None and run.max_images is None:
+        return None
+    return Budget(prices, max_cost=run.max_cost, max_images=run.max_images)
 
 
 def _prompt_text(prompt: str | None, prompt_file: str | None, quiet: bool) -> str:
@@ -691,6 +751,8 @@ def edit(
     timeout: TimeoutOpt = None,
     proxy: ProxyOpt = None,
     dry_run: DryRunOpt = False,
+    max_cost: MaxCostOpt = None,
+    max_images: MaxImagesOpt = None,
     no_metadata: NoMetadataOpt = False,
     sidecar: SidecarOpt = False,
     preview: PreviewOpt = False,
@@ -735,6 +797,8 @@ def edit(
             preview=preview,
             open_images=open_images,
             report=report,
+            max_cost=max_cost,
+            max_images=max_images,
         )
 
     def make_jobs(options: Options, warn: Callable[[str], None]) -> list[Job]:
@@ -807,6 +871,8 @@ def generate(
     timeout: TimeoutOpt = None,
     proxy: ProxyOpt = None,
     dry_run: DryRunOpt = False,
+    max_cost: MaxCostOpt = None,
+    max_images: MaxImagesOpt = None,
     no_metadata: NoMetadataOpt = False,
     sidecar: SidecarOpt = False,
     preview: PreviewOpt = False,
@@ -836,6 +902,8 @@ def generate(
         preview=preview,
         open_images=open_images,
         report=report,
+        max_cost=max_cost,
+        max_images=max_images,
     )
     _run(
         lambda options, _warn: [build_generate_job(options, output)],
@@ -1071,7 +1139,14 @@ def config_unset(key: KeyArg) -> None:
 @config_app.command("list")
 def config_list() -> None:
     """Every setting with its value (keys masked) and where it comes from."""
-    from nanoedit.config import all_keys, config_path, display_value, flat_values, resolve_key
+    from nanoedit.config import (
+        all_keys,
+        config_path,
+        display_value,
+        flat_values,
+        is_known_key,
+        resolve_key,
+    )
 
     with _errors():
         values = flat_values(_config_document(config_path(os.environ)))
@@ -1083,6 +1158,10 @@ def config_list() -> None:
             shown = display_value(key, resolved.value)
             source = resolved.env_name if resolved.source == "env" else resolved.source
             typer.echo(f"{key} = {shown}  ({source})")
+        # Prices are a family of keys, one per model priced: those set are listed.
+        for key in sorted(key for key in values if key.startswith("pricing.")):
+            if key not in all_keys() and is_known_key(key):
+                typer.echo(f"{key} = {values[key]}  (file)")
 
 
 @config_app.command("check")
@@ -1138,6 +1217,180 @@ def config_path_cmd() -> None:
     from nanoedit.config import config_path
 
     typer.echo(str(config_path(os.environ)))
+
+
+LimitOpt = Annotated[
+    int, typer.Option("--limit", "-n", min=1, metavar="N", help="Show at most N jobs.")
+]
+HistoryJsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object per job on stdout.")
+]
+
+
+@contextmanager
+def _history() -> Iterator["Journal | None"]:
+    """The journal to read (None: no run has written one yet), with errors turned into
+    their message and exit code."""
+    from nanoedit.history import open_history
+
+    with _errors():
+        journal = open_history(os.environ)
+        try:
+            yield journal
+        finally:
+            if journal is not None:
+                journal.close()
+
+
+def _print_jobs(records: Sequence["JobRecord"], json_out: bool, empty: str) -> None:
+    """Jobs on stdout: JSON lines, a table on a terminal, tab-separated lines otherwise."""
+    from nanoedit.history import plain_line, record_json, table
+
+    if json_out:
+        import json
+
+        for record in records:
+            typer.echo(json.dumps(record_json(record), ensure_ascii=False))
+        return
+    if not records:
+        typer.echo(empty, err=True)
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        Console(file=sys.stdout).print(table(records))
+        return
+    for record in records:
+        typer.echo(plain_line(record))
+
+
+@history_app.callback()
+def history_main(
+    ctx: typer.Context,
+    limit: LimitOpt = 20,
+    json_out: HistoryJsonOpt = False,
+    cost: Annotated[
+        bool,
+        typer.Option("--cost", help="Sum the jobs by day, backend and model (= history cost)."),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE.html",
+            show_default=False,
+            help="Write one HTML page of the last --limit jobs: images, prompts, states, costs.",
+        ),
+    ] = None,
+) -> None:
+    """Jobs sent before, newest first (the last 20; --limit N for more). Ids are stable: give
+    one to history show, or as an input (@ID, @last for the last image saved)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if cost:
+        history_cost(json_out)
+        return
+    if report is not None:
+        _history_report(report, limit)
+        return
+    history_list(limit, json_out)
+
+
+def _history_report(path: Path, limit: int) -> None:
+    from nanoedit.contact_sheet import check_report_path
+    from nanoedit.history import save_history_page
+
+    with _history() as journal:
+        check_report_path(path)
+        if journal is None:
+            raise UsageError("there is no history yet, so no page to make; run a job first")
+        save_history_page(path, journal, journal.recent(limit))
+        typer.echo(f"wrote the report {path}", err=True)
+
+
+@history_app.command("list")
+def history_list(limit: LimitOpt = 20, json_out: HistoryJsonOpt = False) -> None:
+    """Recent jobs, newest first: id, time, state, backend, model, prompt, saved images."""
+    with _history() as journal:
+        records = [] if journal is None else journal.recent(limit)
+        _print_jobs(records, json_out, "no jobs in the history yet")
+
+
+@history_app.command("show")
+def history_show(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="The job's id.", show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+) -> None:
+    """One job whole: its request, tasks, results, error, cost and usage."""
+    from nanoedit.history import get_job, record_json, show_lines
+
+    with _history() as journal:
+        if journal is None:
+            raise UsageError(f"there is no job {ident} in the history: it is empty")
+        record = get_job(journal, ident)
+        if json_out:
+            import json
+
+            typer.echo(json.dumps(record_json(record), ensure_ascii=False, indent=2))
+        else:
+            for line in show_lines(record):
+                typer.echo(line)
+
+
+@history_app.command("search")
+def history_search(
+    text: Annotated[
+        str,
+        typer.Argument(
+            help='Words of the prompt; "a phrase", cat* (a prefix), AND, OR, NOT.',
+            show_default=False,
+        ),
+    ],
+    limit: LimitOpt = 50,
+    json_out: HistoryJsonOpt = False,
+) -> None:
+    """Jobs whose prompt matches TEXT (full-text search), newest first."""
+    from nanoedit.history import find
+
+    with _history() as journal:
+        records = [] if journal is None else find(journal, text, limit)
+        _print_jobs(records, json_out, f"no job's prompt matches {text!r}")
+
+
+@history_app.command("cost")
+def history_cost(json_out: HistoryJsonOpt = False) -> None:
+    """What the jobs cost, summed by day, backend and model (estimated where no price was
+    reported; unknown where no price is known: set pricing.BACKEND.MODEL)."""
+    from nanoedit.history import ledger, ledger_table
+
+    with _history() as journal:
+        rows = [] if journal is None else journal.cost_by_day()
+        if json_out:
+            import json
+
+            for row in rows:
+                typer.echo(json.dumps(row.__dict__, ensure_ascii=False))
+            return
+        if not rows:
+            typer.echo("no jobs in the history yet", err=True)
+            return
+        lines = ledger(rows)
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            Console(file=sys.stdout).print(ledger_table(lines))
+            return
+        for line in lines:
+            fields = (line.day, line.backend, line.model, line.jobs, line.images, line.cost)
+            typer.echo("\t".join(str(field) for field in fields))
+
+
+@history_app.command("path")
+def history_path() -> None:
+    """Print the history database's path."""
+    from nanoedit.history import database_path
+
+    typer.echo(str(database_path(os.environ)))
 
 
 @sandbox_app.command("serve")

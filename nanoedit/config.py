@@ -322,11 +322,35 @@ def _did_you_mean(key: str) -> str:
     return f"did you mean {' or '.join(closest)}?" if closest else ""
 
 
+def price_spec(key: str) -> KeySpec | None:
+    """The spec of a ``pricing.BACKEND.MODEL[.SIZE]`` key (a family of keys, one per model a
+    user prices, so not listed in :func:`all_keys`); None for any other key."""
+    from nanoedit.pricing import check_price, parse_price_key
+
+    if parse_price_key(key) is None:
+        return None
+    # No environment variable: a price is a setting of the file only.
+    return KeySpec("", "price of one image in US dollars", check=check_price, toml_type=float)
+
+
+def is_known_key(key: str) -> bool:
+    """Whether nanoedit knows ``key``: a listed key, or a well-formed pricing key."""
+    if key in all_keys():
+        return True
+    try:
+        return price_spec(key) is not None
+    except UsageError:
+        return False
+
+
 def spec_for(key: str) -> KeySpec:
     """The spec of a key, or a usage error that lists the known keys."""
     try:
         return all_keys()[key]
     except KeyError:
+        spec = price_spec(key)
+        if spec is not None:
+            return spec
         hint = _did_you_mean(key)
         known = ", ".join(all_keys())
         raise UsageError(
@@ -417,7 +441,7 @@ def unknown_keys(document: Mapping[str, Any]) -> list[str]:
         if not isinstance(table, dict):
             found.append(section)
             continue
-        found += [f"{section}.{name}" for name in table if f"{section}.{name}" not in all_keys()]
+        found += [f"{section}.{name}" for name in table if not is_known_key(f"{section}.{name}")]
     return found
 
 
@@ -568,7 +592,8 @@ def resolve_key(
     spec = spec_for(key)
     if flag is not None:
         return Resolved(flag, "flag")
-    env_name = next((name for name in (spec.env, *spec.env_aliases) if env.get(name)), None)
+    names = (spec.env, *spec.env_aliases) if spec.env else spec.env_aliases
+    env_name = next((name for name in names if env.get(name)), None)
     try:
         if env_name is not None:
             return Resolved(spec.check(env[env_name]), "env", env_name)
@@ -761,6 +786,8 @@ class Settings:
     upload: UploadSettings = UploadSettings()
     history: bool = True
     """Whether runs are written to the job journal (``history.enabled``, ``--no-history``)."""
+    prices: tuple[tuple[str, float], ...] = ()
+    """The user's prices per image: ``pricing.BACKEND.MODEL[.SIZE]`` keys and their values."""
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
@@ -939,7 +966,19 @@ def load_settings(
         open_command=get("preview.open_command"),
         upload=upload,
         history=options.history and (get("history.enabled") or "true") == "true",
+        prices=price_settings(file_values),
     )
+
+
+def price_settings(file_values: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    """The ``pricing.*`` settings of the file, each checked (a bad one is a config error)."""
+    prices = []
+    for key in file_values:
+        if key.startswith("pricing.") and is_known_key(key):
+            price = resolve_key(key, file_values, {}).value
+            assert price is not None  # the file has it
+            prices.append((key, float(price)))
+    return tuple(prices)
 
 
 @dataclass(frozen=True)

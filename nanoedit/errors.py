@@ -15,6 +15,7 @@ turned into output only at the top, in the command-line layer.
     ├── NetworkError        6  connection failures and timeouts
     ├── RefusedError        8  the provider refused the content (a safety block, a text-only answer)
     ├── StoppedError      130  Ctrl-C or SIGTERM stopped the run before the job was sent
+    ├── BudgetError         7  --max-cost or --max-images: a batch over budget, or jobs not sent
     └── OutputClosed      141  stdout was closed (a pipe's reader went away): no more results
 
 A refusal is not an outage: a pipeline retries an outage and alerts on a refusal, so a
@@ -124,6 +125,14 @@ class StoppedError(NanoeditError):
 
     exit_code = ExitCode.INTERRUPTED
     kind = "stopped"
+
+
+class BudgetError(NanoeditError):
+    """A batch over ``--max-cost`` or ``--max-images``: refused before anything is sent, or
+    stopped once what was spent reached the limit (the jobs not sent are counted)."""
+
+    exit_code = ExitCode.PARTIAL
+    kind = "budget"
 
 
 class OutputClosed(NanoeditError):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -95,15 +96,31 @@ class ImageSource:
         return safe_file_stem(name) or "image"
 
 
-def parse_source(text: str) -> ImageSource:
+# @last, @12, @12.2: the last image saved, job 12's first image, job 12's second image.
+HISTORY_REFERENCE = re.compile(r"@(last|\d+)(?:\.(\d+))?")
+
+
+def is_history_reference(text: str) -> bool:
+    """Whether an input names an earlier result (``@last``, ``@ID``, ``@ID.N``)."""
+    return HISTORY_REFERENCE.fullmatch(text.strip()) is not None
+
+
+def parse_source(text: str, env: Mapping[str, str] | None = None) -> ImageSource:
     """Turn an INPUT or --ref argument into an :class:`ImageSource`.
 
     ``http://`` and ``https://`` are URLs; any other ``scheme://`` is refused, because
-    nanoedit only ever fetches http(s); everything else is a local path.
+    nanoedit only ever fetches http(s); ``@last`` and ``@ID`` are images earlier jobs saved,
+    looked up in the history of ``env`` (the process's environment unless given); everything
+    else is a local path.
     """
     stripped = text.strip()
     if not stripped:
         raise InputError("an input is empty; pass an image file or an http(s) URL")
+    if is_history_reference(stripped):
+        # An earlier result (@last, @12, @12.2): the file it was saved to, from the history.
+        from nanoedit.history import resolve_reference
+
+        return ImageSource(location=str(resolve_reference(stripped, env or os.environ)))
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", stripped)
     scheme = match.group(1).lower() if match else ""
     if scheme in ("http", "https"):
@@ -192,6 +209,10 @@ class RunOptions:
     report: Path | None = None
     # False: nothing of the run is written to the journal (--no-history).
     history: bool = True
+    max_cost: float | None = None
+    """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
+    max_images: int | None = None
+    """--max-images: the most images the run may ask for (None: no limit)."""
 
 
 @dataclass(frozen=True)
@@ -289,7 +310,10 @@ class JobOutcome:
     sent: bool = False
     """Whether any request of the job went out."""
     held_back: bool = False
-    """Never sent: a rejected key (another job's) or a closed stdout stopped the run first."""
+    """Never sent: a rejected key (another job's), a closed stdout or a budget stopped the run
+    first."""
+    usage: dict[str, Any] | None = None
+    """What the provider reported the job used (tokens; OpenRouter's cost), if it did."""
     journal_id: int | None = None
     """The job's id in the journal (``nanoedit history show ID``), when it has one."""
     left: str | None = None

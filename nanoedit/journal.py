@@ -180,6 +180,20 @@ def _record(row: Sequence[Any]) -> JobRecord:
 
 
 @dataclass(frozen=True)
+class CostRow:
+    """The jobs of one day, backend and model: how many, their images, and what they cost
+    (``cost``: the sum of the known costs, None when none is known)."""
+
+    day: str
+    backend: str
+    model: str
+    jobs: int
+    images: int
+    cost: float | None
+    unpriced: int
+
+
+@dataclass(frozen=True)
 class NewJob:
     """A job about to be journaled as planned."""
 
@@ -386,6 +400,26 @@ class Journal:
         return self._read(
             f"SELECT {_COLUMNS} FROM jobs WHERE fingerprint = ? ORDER BY id DESC", (fingerprint,)
         )
+
+    def run_folder(self, run: int) -> Path | None:
+        """The folder a run was started in: where its relative paths start."""
+        with self._lock:
+            row = self._db.execute("SELECT cwd FROM runs WHERE id = ?", (run,)).fetchone()
+        return Path(row[0]) if row else None
+
+    def cost_by_day(self) -> list[CostRow]:
+        """What was spent, summed by local day, backend and model (newest day first). Jobs
+        never sent are left out; ``unpriced`` counts jobs with images and no known cost."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT date(created, 'unixepoch', 'localtime') AS day, backend, model, "
+                "COUNT(*), SUM(images), SUM(cost), "
+                "SUM(CASE WHEN cost IS NULL AND images > 0 THEN 1 ELSE 0 END) "
+                "FROM jobs WHERE state != ? GROUP BY day, backend, model "
+                "ORDER BY day DESC, backend, model",
+                (PLANNED,),
+            ).fetchall()
+        return [CostRow(*row) for row in rows]
 
     def all_jobs(self) -> list[JobRecord]:
         """Every job, oldest first."""

@@ -40,6 +40,7 @@ from nanoedit.save import PartFile, PartFiles, ResultWriter, is_stream, shown, s
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import Answer, BackendBase, ResultImage
+    from nanoedit.budget import Budget
     from nanoedit.journal import Journal
     from nanoedit.plan import Planned
     from nanoedit.provenance import Provenance
@@ -92,6 +93,7 @@ class Runner:
         stdout: BinaryIO | None = None,
         clock: Clock | None = None,
         journal: Journal | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal
@@ -104,6 +106,9 @@ class Runner:
         self.options = options
         self.inputs = inputs
         self.clock = clock or Clock()
+        # --max-cost, --max-images: asked before each job is sent; the jobs it kept back.
+        self.budget = budget
+        self._over_budget: list[tuple[int, PlannedJob]] = []
         self.cancel = threading.Event()
         # The run's temporary files: Ctrl-C removes those still there.
         self.parts = PartFiles()
@@ -142,12 +147,16 @@ class Runner:
         runnable = len(planned) - len(outcomes)
         if runnable:
             self._run_all(runnable, outcomes)
+        if self._over_budget and self.budget is not None:
+            stopped = self.budget.stopped(len(self._over_budget))
+            for place, entry in sorted(self._over_budget, key=lambda waiting: waiting[0]):
+                outcomes[place] = _held_back(entry, stopped)
+                self.events.job_finished(outcomes[place])
         with self._lock:
             unsent = self._hold_back(None)
         if self.draining.is_set():
-            stopped = self._stopped()
             for place, entry in unsent:
-                outcomes[place] = _held_back(entry, stopped)
+                outcomes[place] = _held_back(entry, self._stopped())
                 self.events.job_finished(outcomes[place])
             return [outcomes[place] for place in range(len(planned))]
         # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
@@ -238,6 +247,9 @@ class Runner:
                 taken = self._waiting.get_nowait()
             except queue.Empty:
                 return None
+            if self.budget is not None and not self.budget.take(taken[1]):
+                self._over_budget = [taken, *self._hold_back(None)]
+                return None
             self._under_way[taken[0]] = taken[1]
             return taken
 
@@ -261,6 +273,8 @@ class Runner:
     ) -> list[tuple[int, JobOutcome]]:
         """Report a job that ran (None: one the interruption stopped, said nothing of), and
         the jobs its rejected key holds back; returns them all by their place in the run."""
+        if self.budget is not None:
+            self.budget.spent(planned, outcome)
         if outcome is None:
             return []
         done = [(place, outcome)]
@@ -327,6 +341,7 @@ class Runner:
         # The journal's entry of each result: its URL or spool file, then where it was saved.
         entries: list[dict[str, Any]] = [dict(entry) for entry in planned.results]
         answered = bool(entries)
+        usage = None
         try:
             backend = make_backend(planned.backend, self.settings, http)
             provenance: Provenance | None
@@ -344,9 +359,9 @@ class Runner:
                     recorder.provenance = provenance.to_json
                 answer = backend.run(prepared, progress)
             results = answer.images
-            text = answer.text
+            text, usage = answer.text, answer.usage
             if not answered:
-                entries = self._answered(planned, results, http)
+                entries = self._answered(planned, results, http, usage)
                 answered = recorder is not None
             earlier = sum(1 for entry in entries if "path" in entry)
             warnings += self._check_count(job, len(results) + earlier)
@@ -387,6 +402,7 @@ class Runner:
             seconds=self.clock.monotonic() - started,
             sent=http.sent or bool(planned.tasks or planned.results),
             journal_id=planned.journal_id,
+            usage=usage,
         )
 
     def _recorder(self, planned: PlannedJob) -> JobRecorder | None:
@@ -444,7 +460,11 @@ class Runner:
         return PartFile(self.journal.spool, f"an image of {planned.job.label}", self.parts)
 
     def _answered(
-        self, planned: PlannedJob, results: Sequence[ResultImage], http: JobHttp
+        self,
+        planned: PlannedJob,
+        results: Sequence[ResultImage],
+        http: JobHttp,
+        usage: dict[str, Any] | None,
     ) -> list[dict[str, Any]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
         of the data folder (synced), so that a failure to save loses nothing paid for."""
@@ -475,7 +495,12 @@ class Runner:
                 entries.append({"lost": True})
                 continue
             entries.append({"spool": str(path)})
-        self.journal.answered(planned.journal_id, entries)
+        from nanoedit.pricing import Prices
+
+        size = planned.job.options.size
+        prices = Prices(self.settings.prices)
+        cost = prices.job_cost(planned.backend, planned.model, size, len(results), usage)
+        self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
         return entries
 
     def _earlier_outputs(self, entries: Sequence[dict[str, Any]]) -> list[SavedImage]:

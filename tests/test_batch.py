@@ -348,7 +348,8 @@ def test_a_refused_job_does_not_stop_the_others(served: Served) -> None:
     served.sandbox.add_faults("submit:text-only")
     result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=env(served))
     assert (result.exit_code, result.stdout) == (7, "b-edit.png\nc-edit.png\n")
-    first, *rest = result.stderr.splitlines()
+    estimate, first, *rest = result.stderr.splitlines()
+    assert estimate == "3 jobs, 3 images, estimated $0.117 (gemini-2.5-flash-image at $0.039)"
     assert first.startswith("error: ")
     assert "answered with text but no image:" in first
     assert rest == [
@@ -606,7 +607,13 @@ def test_dry_run_prints_a_curl_command_per_job_and_sends_nothing(
          "-j", "4", "--dry-run", *shard],
         env=env(served),
     )  # fmt: skip
-    assert (result.exit_code, result.stderr) == (0, "")
+    jobs = f"{len(expected)} job{'s' if len(expected) > 1 else ''}"
+    images = f"{len(expected)} image{'s' if len(expected) > 1 else ''}"
+    estimate = f"{jobs}, {images}, estimated ${0.039 * len(expected):.3f}".rstrip("0")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"{estimate} (gemini-2.5-flash-image at $0.039)\n",
+    )
     assert result.stdout == "".join(
         f"# {path} -> {names} (openai, nano-banana)\n" + curl(served.base_url, path)
         for path, names in expected
@@ -993,7 +1000,7 @@ def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
         0,
         "warning: .: left out 4 images named like nanoedit's results (cat-edit-2.png, "
         "cat-edit-3.png, cat-edit-4.png and 1 more); to edit them, name them on the command "
-        "line\n",
+        "line\n2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n",
     )
     assert [line for line in deep.stdout.splitlines() if line.startswith("#")] == [
         "# a/cat.png -> cat-edit-5 (openai, nano-banana)",
@@ -1038,7 +1045,8 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
               "prompt": "x", "inputs": [url], "outputs": [], "sent": True, "skipped": False, "warnings": [], "text": "",
               "error": {"kind": "input", "message": message, "exit_code": 4}},
     }  # fmt: skip
-    *lines, last = result.stderr.splitlines()
+    estimate, *lines, last = result.stderr.splitlines()
+    assert estimate == "3 jobs, 3 images, estimated $0.117 (gemini-2.5-flash-image at $0.039)"
     assert sorted(lines) == [
         f"error: {message}",
         "saved a-edit.png (1184x864 PNG) from in/a.png",

@@ -379,7 +379,10 @@ def test_ctrl_c_while_queued_cancels_the_request(
 def test_dry_run_shows_the_upload_and_the_submission(served: Served, sample: Path) -> None:
     url = "https://h.example/hat.png"
     result = run_cli(["edit", "cat.png", "--ref", url, "-p", "x", "--dry-run"], env=fal_env(served))
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n",
+    )
     base = served.base_url
     assert result.stdout == (
         "# cat.png -> cat-edit (fal, fal-ai/nano-banana)\n"

@@ -422,7 +422,10 @@ def test_dry_run_pipes_each_image_in_as_a_data_uri(served: Served, sample: Path)
          "nano-banana-pro", "-n", "2", "--dry-run"],
         env=env_for(served),
     )  # fmt: skip
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "1 job, 2 images, estimated $0.268 (gemini-3-pro-image-preview 2K at $0.134)\n",
+    )
     head = (
         '{"model": "google/gemini-3-pro-image-preview", "messages": [{"role": "user", '
         '"content": [{"type": "text", "text": "it\'"\'"\'s a dog"}, {"type": "image_url", '

@@ -366,6 +366,7 @@ def test_open_without_a_system_viewer_says_what_to_do_once(
     result = run_cli(["edit", "cat.png", "dog.png", "-p", "x", "--open", "-j", "1"], env=env)
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\ndog-edit.png\n")
     assert result.stderr == (
+        "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n"
         "saved cat-edit.png (1184x864 PNG) from cat.png\n"
         "warning: cat-edit.png could not be opened: xdg-open was not found; install it, or "
         "choose a viewer with: nanoedit config set preview.open_command COMMAND\n"

@@ -357,9 +357,10 @@ def test_off_a_terminal_one_plain_line_per_job_and_a_summary(
         retried[0],
     ), retried
     assert sorted(line for line in lines if line.startswith("saved ")) == sorted(SAVED.values())
-    assert lines[0] == "error: missing.png: no such file; check the path"
+    assert lines[0] == "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)"
+    assert lines[1] == "error: missing.png: no such file; check the path"
     assert lines[-1] == "5 jobs: 4 done, 1 failed, 4 images saved"
-    assert len(lines) == 7
+    assert len(lines) == 8
 
 
 def test_off_a_terminal_in_process_sandbox(samples: list[str]) -> None:
@@ -367,7 +368,8 @@ def test_off_a_terminal_in_process_sandbox(samples: list[str]) -> None:
     assert result.exit_code == 0, result.stderr
     assert "\x1b" not in result.stdout + result.stderr
     assert sorted(result.stdout.splitlines()) == PATHS
-    *saved, summary = result.stderr.splitlines()
+    estimate, *saved, summary = result.stderr.splitlines()
+    assert estimate == "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)"
     assert sorted(saved) == sorted(SAVED.values())
     assert summary == "4 jobs: 4 done, 0 failed, 4 images saved"
 

@@ -338,7 +338,10 @@ def test_ctrl_c_cancels_a_running_prediction(
 def test_dry_run_shows_the_upload_and_the_prediction(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2", "--dry-run"],
                      env=replicate_env(served))  # fmt: skip
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "1 job, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n",
+    )
     base = served.base_url
     rest = (
         "  -H 'Content-Type: application/json' \\\n"

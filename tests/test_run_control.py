@@ -216,7 +216,8 @@ def test_a_rejected_key_stops_the_batch_and_says_so_once(served: Served) -> None
     env = backend_env(served) | {"NANOEDIT_OPENAI_API_KEY": WRONG_KEY}
     result = run_cli(["edit", *names, "-p", "x", "-j", "1", "--json"], env=env)
     assert result.exit_code == 3
-    error, summary = result.stderr.splitlines()
+    estimate, error, summary = result.stderr.splitlines()
+    assert estimate == "6 jobs, 6 images, estimated $0.234 (gemini-2.5-flash-image at $0.039)"
     assert re.fullmatch(f"error: {REJECTED}{re.escape(FROM_ENV)}; 5 jobs not sent", error), error
     assert summary == "6 jobs: 0 done, 1 failed, 5 not sent, 0 images saved"
     records = json_lines(result.stdout)
@@ -253,7 +254,8 @@ def test_jobs_in_flight_when_the_key_is_rejected_say_it_once_too(isolated: Path)
         env = {"NANOEDIT_OPENAI_BASE_URL": server.base_url, "NANOEDIT_OPENAI_API_KEY": WRONG_KEY}
         result = run_cli(["edit", *names, "-p", "x", "-j", "2", "--json"], env=env)
     assert result.exit_code == 3
-    error, summary = result.stderr.splitlines()
+    estimate, error, summary = result.stderr.splitlines()
+    assert estimate == "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)"
     assert re.fullmatch(f"error: {REJECTED}{re.escape(FROM_ENV)}; 2 jobs not sent", error), error
     assert summary == "4 jobs: 0 done, 2 failed, 2 not sent, 0 images saved"
     records = {r["inputs"][0]: r for r in json_lines(result.stdout)}
@@ -354,6 +356,7 @@ def test_a_pipe_closed_by_its_reader_stops_the_batch_quietly_with_141(
         run.wait()
     assert run.returncode == 141
     assert stderr == (
+        "5 jobs, 5 images, estimated $0.195 (gemini-2.5-flash-image at $0.039)\n"
         "saved a-edit.png (1184x864 PNG) from a.png\n"
         "stopped: stdout was closed; 3 jobs not sent, 2 images saved\n"
     )
@@ -545,7 +548,10 @@ def test_dry_run_with_json_prints_each_request_as_a_json_object(
         ["edit", "cat.png", url, "-p", "x", "--ratio", "16:9", "--dry-run", "--json"],
         env=backend_env(served),
     )
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n",
+    )
     assert json_lines(result.stdout) == [
         {"job": "cat.png", "backend": "openai", "model": "nano-banana", "names": ["cat-edit"],
          "method": "POST", "url": f"{served.base_url}/v1/images/edits",

@@ -271,7 +271,10 @@ def test_dry_run_shows_where_the_upload_goes_and_runs_nothing(
     marker = tmp_path / "ran"
     env = duomi_only(served, f'touch {shlex.quote(str(marker))} # "$1"')
     result = run_cli(["edit", "cat.png", "-p", "x", "--dry-run"], env=env)
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n",
+    )
     body = {"model": "gemini-2.5-flash-image", "prompt": "x",
             "image_urls": ["<URL from upload.via command for cat.png>"]}  # fmt: skip
     assert f"-d '{json.dumps(body)}'" in result.stdout

@@ -603,7 +603,10 @@ def test_dry_run_multipart_shows_the_form_and_files_with_the_key_masked(
          "--size", "2K", "--model", "nano-banana-pro", "-n", "2", "--dry-run"],
         env=backend_env(served),
     )  # fmt: skip
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "1 job, 2 images, estimated $0.268 (gemini-3-pro-image-preview 2K at $0.134)\n",
+    )
     assert result.stdout == (
         "# cat.png -> cat-edit, cat-edit-2 (openai, nano-banana-pro)\n"
         f"curl -sS -X POST {served.base_url}/v1/images/edits -H 'Authorization: Bearer ****0001' \\\n"
@@ -628,7 +631,12 @@ def test_dry_run_url_list_backend_shows_the_json_body_and_the_poll(served: Serve
          "nano-banana-2", "--dry-run"],
         env=backend_env(served),
     )  # fmt: skip
-    assert (result.exit_code, result.stderr) == (0, "")
+    # Google lists no price for 3.1 Flash: unknown, and how to set one.
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "1 job, 1 image; price unknown for gemini-3.1-flash-image-preview on duomi: "
+        "set pricing.duomi.gemini-3.1-flash-image-preview\n",
+    )
     body = {
         "model": "gemini-3.1-flash-image-preview", "prompt": "add a hat", "image_urls": [url],
         "aspect_ratio": "21:9", "image_size": "4K",
@@ -653,7 +661,10 @@ def test_dry_run_generate_masks_the_key_by_its_length(served: Served, key: str, 
     result = run_cli(
         ["generate", "-p", "a red fox in snow", "--ratio", "3:2", "--dry-run"], env=env
     )
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n",
+    )
     body = '{"model": "nano-banana", "prompt": "a red fox in snow", "n": 1, "response_format": "url", "aspect_ratio": "3:2"}'
     assert result.stdout == (
         "# a-red-fox-in-snow -> a-red-fox-in-snow (openai, nano-banana)\n"
@@ -939,7 +950,10 @@ def test_a_failing_key_command_fails_each_job_once_and_sends_nothing(
         "error: openai.api_key_cmd failed with exit status 7 (the vault is locked); run it in a "
         "shell to see why, or set openai.api_key instead"
     )
-    assert result.stderr == f"{message}\n{message}\n2 jobs: 0 done, 2 failed, 0 images saved\n"
+    estimate = "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)"
+    assert result.stderr == (
+        f"{estimate}\n{message}\n{message}\n2 jobs: 0 done, 2 failed, 0 images saved\n"
+    )
     assert marker.read_text() == "ran\n"
     assert served.sandbox.received == []
 

@@ -121,6 +121,32 @@ class Answer:
     images: list[ResultImage]
     text: str = ""
     error: NanoeditError | None = None
+    usage: dict[str, Any] | None = None
+    """What the provider reported the job used (tokens, and a cost where it gives one)."""
+
+
+def reported_usage(response: httpx.Response, field: str = "usage") -> dict[str, Any] | None:
+    """The usage report of a JSON answer (``usage``, Gemini's ``usageMetadata``), or None."""
+    try:
+        body = json.loads(response.content) if looks_like_json(response) else None
+    except (ValueError, RuntimeError):  # not JSON after all, or a stream not read
+        return None
+    usage = body.get(field) if isinstance(body, dict) else None
+    return usage if isinstance(usage, dict) and usage else None
+
+
+def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Two usage reports of one job's requests as one: numbers added, the rest the latest."""
+    if total is None or more is None:
+        return more if total is None else total
+    summed = dict(total)
+    for name, value in more.items():
+        before = summed.get(name)
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (before, value)
+        )
+        summed[name] = before + value if numbers else value
+    return summed
 
 
 class Takes(StrEnum):

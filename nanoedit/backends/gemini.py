@@ -21,12 +21,14 @@ from nanoedit.backends.base import (
     ResultImage,
     Takes,
     Verdict,
+    add_usage,
     auth_error,
     clip,
     host_of,
     non_json_verdict,
     parse_json,
     read_json,
+    reported_usage,
     result_from_base64,
 )
 from nanoedit.errors import ApiError, NanoeditError, RefusedError
@@ -180,6 +182,7 @@ class GeminiBackend(BackendBase):
         body = self.body(prepared, parts)
         images: list[ResultImage] = []
         texts: list[str] = []
+        usage: dict[str, Any] | None = None
         for _ in range(prepared.job.options.count):
             progress("waiting for the model")
             request = self.http.client.build_request(
@@ -193,10 +196,11 @@ class GeminiBackend(BackendBase):
                 wait_hint=retry_delay,
             )
             answer = parse_answer(response, self.where, self.settings, streamed)
+            usage = add_usage(usage, reported_usage(response, "usageMetadata"))
             images += answer.images
             if answer.text:
                 texts.append(answer.text)
-        return Answer(images, "\n".join(texts))
+        return Answer(images, "\n".join(texts), usage=usage)
 
     def _image_parts(
         self, uploads: tuple[InputImage, ...], headers: dict[str, str], progress: Progress

@@ -24,6 +24,7 @@ from nanoedit.backends.base import (
     non_json_verdict,
     parse_json,
     read_json,
+    reported_usage,
     result_from_base64,
     result_from_url,
 )
@@ -204,7 +205,10 @@ class OpenAIBackend(BackendBase):
             request, where=self.where, what=what, paid=True, permanent=is_permanent
         )
         prompt = prepared.job.options.prompt
-        return Answer(parse_answer(response, self.where, prompt, self.settings, streamed))
+        return Answer(
+            parse_answer(response, self.where, prompt, self.settings, streamed),
+            usage=reported_usage(response),
+        )
 
 
 def is_permanent(response: httpx.Response) -> bool:

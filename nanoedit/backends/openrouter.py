@@ -24,6 +24,7 @@ from nanoedit.backends.base import (
     ResultImage,
     Takes,
     Verdict,
+    add_usage,
     auth_error,
     clip,
     host_of,
@@ -31,6 +32,7 @@ from nanoedit.backends.base import (
     non_json_verdict,
     parse_json,
     read_json,
+    reported_usage,
     result_from_url,
 )
 from nanoedit.errors import ApiError, ConfigError, NanoeditError, RefusedError
@@ -92,6 +94,7 @@ class OpenRouterBackend(BackendBase):
         self.root = api_root(settings.base_url)
         self.where = host_of(self.root)
         self.url = f"{self.root}/v1/chat/completions"
+        self.usage: dict[str, Any] | None = None
 
     @classmethod
     def limits(cls, model: str) -> ModelLimits | None:
@@ -198,11 +201,11 @@ class OpenRouterBackend(BackendBase):
             except NanoeditError as exc:
                 if not results:
                     raise
-                return Answer(results, "\n".join(texts), error=exc)
+                return Answer(results, "\n".join(texts), error=exc, usage=self.usage)
             results += got
             if text:
                 texts.append(text)
-        return Answer(results, "\n".join(texts))
+        return Answer(results, "\n".join(texts), usage=self.usage)
 
     def _request(
         self, body: dict[str, Any], uploads: bool, of: str, progress: Progress
@@ -227,6 +230,8 @@ class OpenRouterBackend(BackendBase):
             request, where=self.where, what="the chat completion", paid=True,
             permanent=is_permanent,
         )  # fmt: skip
+        # Summed over the job's requests; OpenRouter's includes what it charged (``cost``).
+        self.usage = add_usage(self.usage, reported_usage(response))
         return parse_answer(response, self.where, self.settings, streamed)
 
 

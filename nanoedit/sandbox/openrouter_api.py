@@ -42,6 +42,10 @@ PROVIDER = "Google AI Studio"
 INPUT_IMAGE_TOKENS = 258
 # What 3.1 Flash bills for one image at 0.5K (API-NOTES-PROVIDERS §6).
 HALF_K_TOKENS = 747
+# Dollars per token, as OpenRouter lists gemini-2.5-flash-image: $0.30 per million tokens in,
+# $30 per million out (an image of 1290 tokens: $0.0387). One rate for every model here.
+INPUT_TOKEN_PRICE = 0.30e-6
+OUTPUT_TOKEN_PRICE = 30e-6
 MODALITIES = frozenset({"text", "image", "audio"})
 # Only 3.1 Flash renders these; at 1K (2K and 4K double and quadruple each side).
 TALL_SIZES_1K: dict[str, tuple[int, int]] = {
@@ -325,6 +329,10 @@ class OpenRouterApi(EmulatedApi):
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
+                # OpenRouter reports what it charged, in credits (dollars).
+                "cost": round(
+                    prompt_tokens * INPUT_TOKEN_PRICE + completion_tokens * OUTPUT_TOKEN_PRICE, 6
+                ),
             },
         }
         return json_response(200, payload)
