@@ -1002,6 +1002,67 @@ def fetch(
     raise typer.Exit(exit_code_for(outcomes))
 
 
+@app.command()
+def resume(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(
+            help="Ids of the jobs to take up (see: nanoedit history); default: every "
+            "unfinished job.",
+            show_default=False,
+            metavar="[ID]...",
+        ),
+    ] = None,
+    jobs: JobsOpt = DEFAULT_JOBS,
+    timeout: TimeoutOpt = None,
+    retry_unsafe: RetryUnsafeOpt = False,
+    json_lines: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Finish the jobs a run left unfinished (Ctrl-C, a crash, a timeout), paying for
+    nothing twice.
+
+    A submitted task is polled again, a result not yet saved is saved, a job never sent is
+    sent. A request that went out with no answer back may have been charged: it is only sent
+    again with --retry-unsafe.
+    """
+    from nanoedit.config import load_settings
+    from nanoedit.recording import open_journal
+    from nanoedit.report import Reporter
+    from nanoedit.resume import plan_resume, run_resume
+
+    clock = _clock(ctx)
+    run = RunOptions(
+        jobs=jobs, timeout=timeout, retry_unsafe=retry_unsafe, json_lines=json_lines,
+        quiet=quiet,
+    )  # fmt: skip
+    with _errors(json_lines):
+        settings = load_settings(os.environ, run)
+        if not settings.history:
+            raise UsageError(
+                "history is off (history.enabled false), so there is no journal to resume from"
+            )
+        journal = open_journal(settings, _warn)
+        if journal is None:
+            raise typer.Exit(ExitCode.CONFIG)
+        with journal:
+            plan = plan_resume(journal, ids or [], retry_unsafe=retry_unsafe)
+            for note in plan.busy:
+                _warn(note)
+            if not plan.jobs and not plan.held:
+                if not quiet:
+                    typer.echo("nothing to resume: every job in the history has ended", err=True)
+                raise typer.Exit(ExitCode.OK)
+            binary = sys.stdout.buffer if sys.stdout is not None else None
+            with Reporter(
+                sys.stdout, sys.stderr, json_lines=json_lines, quiet=quiet, print0=False
+            ) as reporter:
+                outcomes = run_resume(journal, plan, run, reporter, clock, binary)
+            reporter.summary(outcomes)
+    raise typer.Exit(exit_code_for(outcomes))
+
+
 KeyArg = Annotated[
     str,
     typer.Argument(

@@ -362,6 +362,12 @@ class Journal:
 
     # Reading -------------------------------------------------------------------------------
 
+    def run_pid(self, run_id: int) -> int | None:
+        """The process a run was started in."""
+        with self._lock:
+            row = self._db.execute("SELECT pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else int(row[0])
+
     def get(self, job_id: int) -> JobRecord | None:
         """One job, by its id."""
         found = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))

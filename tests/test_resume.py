@@ -1,0 +1,173 @@
+"""``nanoedit resume`` after a run was killed: nothing paid is lost, nothing is paid twice."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import DUOMI_KEY, OPENAI_KEY, run_cli, wait_for
+from PIL import Image
+
+from nanoedit.journal import Journal, data_dir
+from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+CAT = sample_image("cat.png")[0]
+
+
+class ManualClock:
+    """The sandbox's time, moved on only by the test: a task runs until the test says."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def held() -> Iterator[tuple[Sandbox, str, ManualClock, threading.Event]]:
+    """A sandbox whose tasks run until the clock moves, and whose synchronous answers are
+    held until the event is set."""
+    clock = ManualClock()
+    release = threading.Event()
+
+    def hold(seconds: float) -> None:
+        release.wait(seconds)
+
+    sandbox = Sandbox(
+        keys=frozenset({OPENAI_KEY, DUOMI_KEY}), clock=clock, task_seconds=5, sleep=hold
+    )
+    try:
+        with SandboxServer(sandbox) as server:
+            yield sandbox, server.base_url, clock, release
+    finally:
+        release.set()
+
+
+def _env(base_url: str) -> dict[str, str]:
+    return dict(os.environ) | {
+        "NANOEDIT_OPENAI_BASE_URL": base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+        "NANOEDIT_DUOMI_BASE_URL": base_url, "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY,
+        "NANOEDIT_DUOMI_POLL_INTERVAL": "0.01",
+    }  # fmt: skip
+
+
+def _journal() -> Journal:
+    return Journal(data_dir(os.environ))
+
+
+def _posts(sandbox: Sandbox, path: str) -> int:
+    return sum(
+        1 for request in sandbox.received if request.method == "POST" and request.path == path
+    )
+
+
+def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_again(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, clock, _ = held
+    url = f"{base_url}/samples/cat.png"
+    run = subprocess.Popen(
+        [NANOEDIT, "edit", url, "-p", "a hat", "--backend", "duomi", "-d", "out"],
+        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        # The task id is in the journal the moment the provider gave it: kill then.
+        wait_for(lambda: any(r.tasks for r in _journal().all_jobs()), "the task id journaled")
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    [record] = _journal().all_jobs()
+    assert (record.state, len(record.tasks)) == ("submitted", 1)
+    clock.now = 60.0  # the task finishes on the server meanwhile
+    result = run_cli(["resume"], env=_env(base_url))
+    assert result.exit_code == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    saved = Path(line)
+    assert saved.parent == isolated / "out" and saved.name == "cat-edit.png"
+    with Image.open(saved) as image:
+        assert image.format == "PNG" and image.size == (1184, 864)
+    assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # paid once
+    [record] = _journal().all_jobs()
+    assert record.state == "saved" and record.saved_paths == [saved]
+    again = run_cli(["resume"], env=_env(base_url))
+    assert (again.exit_code, again.stderr) == (
+        0,
+        "nothing to resume: every job in the history has ended\n",
+    )
+
+
+def test_a_synchronous_request_cut_by_a_kill_may_have_been_charged_and_is_resent_only_when_asked(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, _, release = held
+    Path("cat.png").write_bytes(CAT)
+    run = subprocess.Popen(
+        [NANOEDIT, "edit", "cat.png", "-p", "a hat", "--backend", "openai"],
+        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the edit request")
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    release.set()
+    [record] = _journal().all_jobs()
+    assert record.state == "submitted" and record.may_have_been_charged
+    listed = run_cli(["resume"], env=_env(base_url))
+    assert (listed.exit_code, listed.stdout) == (6, "")
+    assert f"job {record.id} (cat.png): its request went out at " in listed.stderr
+    assert (
+        "no answer came, so it may have been charged; check your account, then nanoedit "
+        f"resume {record.id} --retry-unsafe sends it again"
+    ) in listed.stderr
+    assert _posts(sandbox, "/v1/images/edits") == 1
+    resent = run_cli(["resume", str(record.id), "--retry-unsafe"], env=_env(base_url))
+    assert resent.exit_code == 0, resent.stderr
+    assert resent.stdout == f"{isolated / 'cat-edit.png'}\n"  # resume names files in full
+    assert _posts(sandbox, "/v1/images/edits") == 2
+    with Image.open("cat-edit.png") as image:
+        assert image.size == (1184, 864)
+
+
+def test_resume_sends_the_jobs_a_killed_batch_never_sent(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, _, release = held
+    folder = Path("in")
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.png").write_bytes(CAT)
+    run = subprocess.Popen(
+        [NANOEDIT, "edit", "in", "-p", "x", "--backend", "openai", "-j", "1", "-d", "out"],
+        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the first request")
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    release.set()
+    states = sorted(record.state for record in _journal().all_jobs())
+    assert states == ["planned", "planned", "submitted"]
+    result = run_cli(["resume", "--json"], env=_env(base_url))
+    assert result.exit_code == 7  # two sent and saved; one may have been charged
+    assert _posts(sandbox, "/v1/images/edits") == 3
+    assert sorted(os.listdir("out")) == ["b-edit.png", "c-edit.png"]
+    for name in ("b-edit.png", "c-edit.png"):
+        with Image.open(io.BytesIO((Path("out") / name).read_bytes())) as image:
+            assert image.size == (1184, 864)
