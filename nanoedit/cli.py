@@ -8,6 +8,7 @@ Heavy modules (httpx, Pillow, rich progress) are imported inside the commands, s
 # command's signature each time the program starts, and annotations kept as strings would
 # have to be evaluated again every time (3 of every 5 ms it takes).
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -474,12 +475,18 @@ def _run(
     model (the prompt, ratio, size, model, count and response format, resolved here). The
     run reads the time and waits on ``clock``."""
     from nanoedit.config import load_settings
-    from nanoedit.http import client_for
     from nanoedit.inputs import RunInputs
     from nanoedit.plan import Planner
     from nanoedit.report import Reporter
-    from nanoedit.runner import Runner
 
+    if not run.dry_run:
+        # A dry run sends nothing, so it skips the HTTP stack (httpx: about 30 ms to import).
+        from nanoedit.client import client_for
+        from nanoedit.runner import Runner
+    # Everything imported so far lives until exit: out of the collector's sight, the full
+    # collection at exit (and any during the run) skips it. Objects the run makes are still
+    # collected, finalizers and all.
+    gc.freeze()
     with _errors(run.json_lines):
         prompt = _prompt_text(prompt, prompt_file, run.quiet)
         settings = load_settings(os.environ, run, ratio=ratio.value if ratio else None, size=size)
@@ -516,17 +523,14 @@ def _run(
                 open_command=settings.open_command,
             )
         started, when = clock.monotonic(), clock.now().astimezone()
-        with (
-            client_for(settings, pool=run.jobs, clock=clock) as client,
-            Reporter(
-                sys.stdout,
-                sys.stderr,
-                json_lines=run.json_lines,
-                quiet=run.quiet,
-                print0=run.print0,
-                viewer=viewer,
-            ) as reporter,
-        ):
+        with Reporter(
+            sys.stdout,
+            sys.stderr,
+            json_lines=run.json_lines,
+            quiet=run.quiet,
+            print0=run.print0,
+            viewer=viewer,
+        ) as reporter:
             for text in [*settings.warnings, *notes]:
                 reporter.warning(text)
             if run.dry_run and sys.stdout is None:
@@ -538,13 +542,14 @@ def _run(
                 from nanoedit.dryrun import print_plan
 
                 assert sys.stdout is not None
-                outcomes = print_plan(
-                    planned, settings, client, sys.stdout, reporter, run.json_lines
-                )
+                outcomes = print_plan(planned, settings, sys.stdout, reporter, run.json_lines)
             else:
                 binary = sys.stdout.buffer if sys.stdout is not None else None
-                runner = Runner(settings, client, reporter, run, inputs, stdout=binary, clock=clock)
-                outcomes = runner.run(planned)
+                with client_for(settings, pool=run.jobs, clock=clock) as client:
+                    runner = Runner(
+                        settings, client, reporter, run, inputs, stdout=binary, clock=clock
+                    )
+                    outcomes = runner.run(planned)
         if reporter.gone and not run.dry_run:
             _closed_stdout(outcomes, run.quiet)
         if not run.dry_run:
@@ -990,8 +995,8 @@ def config_check(
     5 for a wrong answer, 6 when a server cannot be reached.
     """
     from nanoedit.check import check_backends, check_exit_code
+    from nanoedit.client import client_for
     from nanoedit.config import load_settings, plain_http_warning
-    from nanoedit.http import client_for
     from nanoedit.report import error_console
 
     with _errors(json_out):
