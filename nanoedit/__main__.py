@@ -16,8 +16,10 @@ def main() -> None:
 
         sys.stdout.write(f"nanoedit {__version__}\n")
         return
-    from nanoedit.cli import main as run
+    from nanoedit.startup import lasting_imports
 
+    with lasting_imports():
+        from nanoedit.cli import main as run
     run()
 
 

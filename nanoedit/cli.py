@@ -8,7 +8,6 @@ Heavy modules (httpx, Pillow, rich progress) are imported inside the commands, s
 # command's signature each time the program starts, and annotations kept as strings would
 # have to be evaluated again every time (3 of every 5 ms it takes).
 
-import gc
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -474,19 +473,18 @@ def _run(
     """Run edit's or generate's jobs: ``make_jobs`` makes them from what is asked of the
     model (the prompt, ratio, size, model, count and response format, resolved here). The
     run reads the time and waits on ``clock``."""
-    from nanoedit.config import load_settings
-    from nanoedit.inputs import RunInputs
-    from nanoedit.plan import Planner
-    from nanoedit.report import Reporter
+    from nanoedit.startup import lasting_imports
 
-    if not run.dry_run:
-        # A dry run sends nothing, so it skips the HTTP stack (httpx: about 30 ms to import).
-        from nanoedit.client import client_for
-        from nanoedit.runner import Runner
-    # Everything imported so far lives until exit: out of the collector's sight, the full
-    # collection at exit (and any during the run) skips it. Objects the run makes are still
-    # collected, finalizers and all.
-    gc.freeze()
+    with lasting_imports():
+        from nanoedit.config import load_settings
+        from nanoedit.inputs import RunInputs
+        from nanoedit.plan import Planner
+        from nanoedit.report import Reporter
+
+        if not run.dry_run:
+            # A dry run sends nothing, so it skips the HTTP stack (httpx: about 30 ms to import).
+            from nanoedit.client import client_for
+            from nanoedit.runner import Runner
     with _errors(run.json_lines):
         prompt = _prompt_text(prompt, prompt_file, run.quiet)
         settings = load_settings(os.environ, run, ratio=ratio.value if ratio else None, size=size)

@@ -223,6 +223,27 @@ def test_an_edit_off_a_terminal_loads_no_rich_and_no_pillow(served: Served, samp
     ]  # fmt: skip
 
 
+def test_a_run_freezes_its_imports_and_leaves_the_collector_on(sample: Path) -> None:
+    # What the run imported is out of the collector's sight (the full collection at exit
+    # skips it), and what the run makes is collected as usual.
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['nanoedit', 'edit', 'cat.png', '-p', 'add a hat', '--dry-run']\n"
+        "from nanoedit.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "frozen = gc.get_freeze_count()\n"
+        "print(code, gc.isenabled(), frozen > 10_000, len(gc.get_objects()) < frozen)\n"
+    )
+    env = os.environ | {
+        "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+        "NANOEDIT_OPENAI_BASE_URL": "http://127.0.0.1:9",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.splitlines()[-1] == "0 True True True", out.stderr
+
+
 def test_no_proxy_alone_leaves_plain_http_without_certificates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
