@@ -77,8 +77,10 @@ class PlainConsole:
         self.file = file
 
     def print(self, text: str, style: str | None = None) -> None:
-        """Write ``text`` and a newline; ``style`` is what a terminal would show it in."""
+        """Write ``text`` and a newline, flushed as rich does; ``style`` is what a terminal
+        would show it in."""
         self.file.write(text.translate(_DROPPED_CONTROLS).expandtabs(8) + "\n")
+        self.file.flush()
 
 
 def wants_terminal(stream: IO[str]) -> bool:
