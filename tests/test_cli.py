@@ -170,13 +170,13 @@ def test_version_and_help_do_not_load_heavy_modules() -> None:
     code = (
         "import sys\n"
         "from nanoedit.cli import main\n"
-        "sys.argv = ['nanoedit', sys.argv[1]]\n"
+        "sys.argv = ['nanoedit', *sys.argv[1:]]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('httpx', 'PIL', 'nanoedit.runner') if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpx', 'PIL', 'rich', 'nanoedit.runner') if m in sys.modules))\n"
     )
-    for flag in ("--help", "--version"):
+    for args in (["--help"], ["--version"], ["edit", "--help"]):
         out = subprocess.run(
-            [sys.executable, "-c", code, flag], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
         )
         assert out.stdout.splitlines()[-1] == "[]"
     assert run_cli(["--version"]).stdout == f"nanoedit {__version__}\n"
