@@ -24,8 +24,11 @@ def main() -> None:
     # SIGTERM (CI cancel, timeout, docker stop) is handled like Ctrl-C, from the first moment:
     # exit 130 with the clean-up run, never a traceback, also while still importing.
     signal.signal(signal.SIGTERM, _interrupt)
+    from nanoedit.startup import lasting_imports
+
     try:
-        from nanoedit.cli import main as run
+        with lasting_imports():
+            from nanoedit.cli import main as run
     except KeyboardInterrupt:
         sys.stderr.write("interrupted while starting: nothing was sent\n")
         sys.exit(130)

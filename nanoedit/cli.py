@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from nanoedit.config import Settings
     from nanoedit.journal import JobRecord, Journal
     from nanoedit.plan import Planned
+    from nanoedit.report import PlainConsole
 
 
 class Ratio(StrEnum):
@@ -521,16 +522,21 @@ def _run(
     """Run edit's or generate's jobs: ``make_jobs`` makes them from what is asked of the
     model (the prompt, ratio, size, model, count and response format, resolved here). The
     run reads the time and waits on ``clock``."""
-    from nanoedit.config import load_settings
-    from nanoedit.http import client_for
-    from nanoedit.inputs import RunInputs
-    from nanoedit.interrupts import run_gently
-    from nanoedit.plan import Planner
-    from nanoedit.recording import journal_run, open_journal
-    from nanoedit.report import Reporter
-    from nanoedit.runner import Runner
-    from nanoedit.save import tidy_folders
+    from nanoedit.startup import lasting_imports
 
+    with lasting_imports():
+        from nanoedit.config import load_settings
+        from nanoedit.inputs import RunInputs
+        from nanoedit.plan import Planner
+        from nanoedit.report import Reporter
+
+        if not run.dry_run:
+            # A dry run sends nothing, so it skips the HTTP stack (httpx: about 30 ms to import).
+            from nanoedit.client import client_for
+            from nanoedit.interrupts import run_gently
+            from nanoedit.recording import journal_run, open_journal
+            from nanoedit.runner import Runner
+            from nanoedit.save import tidy_folders
     with _errors(run.json_lines):
         prompt = _prompt_text(prompt, prompt_file, run.quiet)
         settings = load_settings(os.environ, run, ratio=ratio.value if ratio else None, size=size)
@@ -567,17 +573,14 @@ def _run(
                 open_command=settings.open_command,
             )
         started, when = clock.monotonic(), clock.now().astimezone()
-        with (
-            client_for(settings, pool=run.jobs, clock=clock) as client,
-            Reporter(
-                sys.stdout,
-                sys.stderr,
-                json_lines=run.json_lines,
-                quiet=run.quiet,
-                print0=run.print0,
-                viewer=viewer,
-            ) as reporter,
-        ):
+        with Reporter(
+            sys.stdout,
+            sys.stderr,
+            json_lines=run.json_lines,
+            quiet=run.quiet,
+            print0=run.print0,
+            viewer=viewer,
+        ) as reporter:
             for text in [*settings.warnings, *notes]:
                 reporter.warning(text)
             if run.dry_run and sys.stdout is None:
@@ -590,20 +593,19 @@ def _run(
                 from nanoedit.dryrun import print_plan
 
                 assert sys.stdout is not None
-                outcomes = print_plan(
-                    planned, settings, client, sys.stdout, reporter, run.json_lines
-                )
+                outcomes = print_plan(planned, settings, sys.stdout, reporter, run.json_lines)
             else:
                 binary = sys.stdout.buffer if sys.stdout is not None else None
-                journal = open_journal(settings, reporter.warning)
-                tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
-                if journal is not None:
-                    planned = journal_run(journal, planned, settings, run, inputs.hashes)
-                runner = Runner(
-                    settings, client, reporter, run, inputs, stdout=binary, clock=clock,
-                    journal=journal, budget=budget,
-                )  # fmt: skip
-                outcomes = run_gently(runner, planned, reporter, journal)
+                with client_for(settings, pool=run.jobs, clock=clock) as client:
+                    journal = open_journal(settings, reporter.warning)
+                    tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
+                    if journal is not None:
+                        planned = journal_run(journal, planned, settings, run, inputs.hashes)
+                    runner = Runner(
+                        settings, client, reporter, run, inputs, stdout=binary, clock=clock,
+                        journal=journal, budget=budget,
+                    )  # fmt: skip
+                    outcomes = run_gently(runner, planned, reporter, journal)
         if reporter.gone and not run.dry_run:
             _closed_stdout(outcomes, run.quiet)
         if not run.dry_run:
@@ -618,12 +620,13 @@ def _run(
 
 
 def _budget(
-    planned: Sequence["Planned"], settings: "Settings", run: RunOptions, console: "Console"
+    planned: Sequence["Planned"],
+    settings: "Settings",
+    run: RunOptions,
+    console: "Console | PlainConsole",
 ) -> "Budget | None":
     """Say what the batch is estimated to cost (on a dry run, and before a batch), refuse it
     when it is over --max-cost, and return what keeps the run within its limits."""
-    from rich.text import Text
-
     from nanoedit.budget import Budget, check_estimate
     from nanoedit.jobs import PlannedJob
     from nanoedit.pricing import Prices, batch_estimate
@@ -632,7 +635,7 @@ def _budget(
     prices = Prices(settings.prices)
     estimate = batch_estimate(sent, prices)
     if sent and not run.quiet and (run.dry_run or len(sent) > 1):
-        console.print(Text(estimate.describe()))
+        console.print(estimate.describe())  # the console reads no markup
     check_estimate(estimate, run.max_cost)
     if run.max_cost is None and run.max_images is None:
         return None
@@ -968,9 +971,9 @@ def fetch(
     Nothing is submitted: each task is polled until it ends, and its images are saved as
     edit saves them. Ctrl-C leaves the tasks on the server, to be fetched again.
     """
+    from nanoedit.client import client_for
     from nanoedit.config import load_settings
     from nanoedit.fetch import Fetcher, plan_fetch
-    from nanoedit.http import client_for
     from nanoedit.report import Reporter
 
     clock = _clock(ctx)
@@ -1238,8 +1241,8 @@ def config_check(
     5 for a wrong answer, 6 when a server cannot be reached.
     """
     from nanoedit.check import check_backends, check_exit_code
+    from nanoedit.client import client_for
     from nanoedit.config import load_settings, plain_http_warning
-    from nanoedit.http import client_for
     from nanoedit.report import error_console
 
     with _errors(json_out):

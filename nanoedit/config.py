@@ -18,7 +18,6 @@ import stat
 import subprocess
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -379,6 +378,9 @@ class BrokenFile:
 
 
 def _parse(raw: bytes) -> dict[str, Any] | BrokenFile:
+    # Only a run with a config file parses TOML: the others skip the parser's import.
+    import tomllib
+
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

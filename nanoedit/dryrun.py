@@ -20,12 +20,10 @@ from nanoedit.config import BackendSettings, Settings, mask_secret
 from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.imageformat import MIME_TYPES, format_from_suffix, sniff
 from nanoedit.jobs import JobOutcome, PlannedJob
-from nanoedit.runner import Events
 
 if TYPE_CHECKING:
-    import httpx
-
     from nanoedit.plan import Planned
+    from nanoedit.runner import Events
 
 
 def shown_key(settings: BackendSettings) -> str:
@@ -134,11 +132,9 @@ def _mime_of(location: str) -> str:
     return MIME_TYPES[by_name] if by_name else MIME_TYPES["png"]
 
 
-def planned_requests(
-    planned: PlannedJob, settings: Settings, client: httpx.Client
-) -> list[PlannedRequest]:
-    """The requests a planned job would send; nothing is sent."""
-    http = JobHttp(client, RetryPolicy(), Deadline(settings.timeout))
+def planned_requests(planned: PlannedJob, settings: Settings) -> list[PlannedRequest]:
+    """The requests a planned job would send; nothing is sent (there is no client)."""
+    http = JobHttp(None, RetryPolicy(), Deadline(settings.timeout))
     backend = make_backend(planned.backend, settings, http)
     urls = tuple(source.location for source in planned.job.images)
     if backend.takes is Takes.URLS:
@@ -157,7 +153,6 @@ def _in_double_quotes(text: str) -> str:
 def print_plan(
     planned: Sequence[Planned],
     settings: Settings,
-    client: httpx.Client,
     out: IO[str],
     events: Events,
     json_lines: bool = False,
@@ -173,7 +168,7 @@ def print_plan(
             continue
         outcomes.append(JobOutcome(entry.job, entry.backend, entry.model))
         key = shown_key(settings.backend_settings(entry.backend))
-        requests = planned_requests(entry, settings, client)
+        requests = planned_requests(entry, settings)
         if json_lines:
             for request in requests:
                 out.write(json.dumps(request_json(request, key, entry), ensure_ascii=False) + "\n")

@@ -1,10 +1,15 @@
-"""HTTP for a run: the shared client, the retry policy, and each job's time budget.
+"""HTTP for a run: the retry policy, and each job's time budget (the client is built in
+``nanoedit.client``).
 
 Retrying is where money is lost: a paid request that reached the model and is sent again may
 be charged twice. So a request is sent again only when the server said it did not do it (408,
 429, 5xx) or when the failure came before the whole request body left this machine; a drop
 or a timeout after that is retried only for safe requests (polls, downloads) or with
 ``--retry-unsafe``.
+
+httpx is imported where a request is sent or its failure read, not here: a ``--dry-run``
+builds the same backends on a :class:`JobHttp` but sends nothing, and skips the HTTP stack's
+import (about 30 ms).
 """
 
 from __future__ import annotations
@@ -14,20 +19,18 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import httpx
-
-from nanoedit import __version__
 from nanoedit.clock import Clock
 from nanoedit.errors import NanoeditError, NetworkError
 
 if TYPE_CHECKING:
+    import httpx
+
     from nanoedit.b64stream import JsonPath, Streamed
-    from nanoedit.config import Settings
     from nanoedit.save import PartFile
 
 T = TypeVar("T")
@@ -113,6 +116,8 @@ class Deadline:
 
     def timeout(self) -> httpx.Timeout:
         """The timeouts of one request: short to connect, and never past the budget."""
+        import httpx  # see the module's docstring
+
         left = max(self.remaining(), 0.001)
         return httpx.Timeout(min(READ_TIMEOUT, left), connect=min(CONNECT_TIMEOUT, left))
 
@@ -150,10 +155,14 @@ NO_LOG: JobLog = _NoLog()
 """The log of a job nobody keeps a record of."""
 
 
-def _environment_proxies() -> dict[str, str]:
+def environment_proxies() -> dict[str, str]:
+    """The proxies the environment names, by scheme; ``NO_PROXY`` alone names none."""
     import urllib.request
 
-    return urllib.request.getproxies_environment()
+    proxies = urllib.request.getproxies_environment()
+    # NO_PROXY comes back as the "no" entry: an exemption list, not a proxy.
+    proxies.pop("no", None)
+    return proxies
 
 
 def proxy_for(url: str, explicit: str | None) -> str | None:
@@ -171,69 +180,6 @@ def proxy_for(url: str, explicit: str | None) -> str | None:
     if proxy and parts.hostname and bypass(parts.hostname):
         return None
     return proxy
-
-
-class LazyTransport(httpx.BaseTransport):
-    """A transport built on first use: loading the certificate bundle for https costs about
-    70 ms, which a run that only speaks plain http (a local sandbox) need not pay."""
-
-    def __init__(self, build: Callable[[], httpx.BaseTransport]) -> None:
-        self._build = build
-        self._inner: httpx.BaseTransport | None = None
-        self._lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send through the real transport, building it the first time."""
-        with self._lock:
-            if self._inner is None:
-                self._inner = self._build()
-            inner = self._inner
-        return inner.handle_request(request)
-
-    def close(self) -> None:
-        """Close the real transport, if it was ever built."""
-        with self._lock:
-            if self._inner is not None:
-                self._inner.close()
-
-
-def make_client(
-    transport: httpx.BaseTransport | None = None, *, proxy: str | None = None, pool: int = 0
-) -> httpx.Client:
-    """One HTTP client for the whole run, so every job shares one connection pool; ``pool``
-    is how many jobs run at once."""
-    connections = max(pool, MIN_POOL)
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    mounts: dict[str, httpx.BaseTransport | None] | None = None
-    given = transport
-    if transport is None and proxy is None and not _environment_proxies():
-        # With a proxy httpx builds its own transports; without one, plain http needs no
-        # certificates and https loads them when first used.
-        transport = LazyTransport(lambda: httpx.HTTPTransport(limits=limits))
-        mounts = {"http://": httpx.HTTPTransport(limits=limits, verify=False)}
-    return httpx.Client(
-        transport=transport,
-        mounts=mounts,
-        proxy=proxy if given is None else None,
-        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        limits=limits,
-        # API answers are never followed: a redirect could carry the key to another host.
-        # Downloads follow redirects explicitly, and carry no key.
-        follow_redirects=False,
-        headers={"User-Agent": f"nanoedit/{__version__}"},
-    )
-
-
-def client_for(settings: Settings, pool: int = 0, clock: Clock | None = None) -> httpx.Client:
-    """The run's client: over the network, or wired to the in-process sandbox, whose tasks
-    take their time on the run's ``clock``."""
-    if not settings.sandbox:
-        return make_client(proxy=settings.proxy, pool=pool)
-    from nanoedit.sandbox import Sandbox, SandboxTransport
-
-    # A short task time shows the asynchronous flow of the URL-list API without a long wait.
-    sandbox = Sandbox(task_seconds=1.0, clock=(clock or Clock()).monotonic)
-    return make_client(SandboxTransport(sandbox), pool=pool)
 
 
 def check_download(
@@ -289,6 +235,8 @@ class _BodyTrace:
 
 def _never_sent(exc: httpx.TransportError, trace: _BodyTrace) -> bool:
     """Whether a failed request certainly never reached the server whole."""
+    import httpx  # see the module's docstring
+
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return True
     return trace.body_sent is False
@@ -300,12 +248,13 @@ class JobHttp:
     ``notify`` hears about every retry (for the progress display); ``sleep`` waits on the
     ``clock`` and raises :class:`Interrupted` when the run is cancelled. ``now`` and
     ``sleeper``, when given, replace the clock's time of day and its waits. ``log`` hears of
-    every paid request before it leaves, and of every task id as soon as it is known.
+    every paid request before it leaves, and of every task id as soon as it is known. A
+    ``--dry-run`` gives no ``client``: it builds backends to show their requests, and sends none.
     """
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: httpx.Client | None,
         policy: RetryPolicy,
         deadline: Deadline,
         *,
@@ -321,7 +270,7 @@ class JobHttp:
         stop_unpaid: threading.Event | None = None,
         keep_tasks: bool = False,
     ) -> None:
-        self.client = client
+        self._client = client
         self.policy = policy
         self.deadline = deadline
         self.notify = notify
@@ -349,6 +298,13 @@ class JobHttp:
         # Every part file an answer's images were streamed into, for the runner to discard
         # those never saved (a job that failed after its first answer).
         self.spooled: list[PartFile] = []
+
+    @property
+    def client(self) -> httpx.Client:
+        """The run's shared client."""
+        if self._client is None:
+            raise RuntimeError("a dry run sends no request")
+        return self._client
 
     def sleep(self, seconds: float) -> None:
         """Wait, unless the run is cancelled meanwhile."""
@@ -491,6 +447,8 @@ class JobHttp:
         """Send a request that tidies up after the job has stopped (cancelling a task that
         would otherwise still be charged): once, with no retry and a short time of its own,
         even when the run is interrupted or the job's time is up. None when it failed."""
+        import httpx  # see the module's docstring
+
         request.extensions = {
             **request.extensions,
             "timeout": httpx.Timeout(CLEANUP_TIMEOUT).as_dict(),
@@ -521,6 +479,8 @@ class JobHttp:
         transport failure. ``paid`` requests are not sent again after their body left. A
         host name that does not resolve fails at once, with ``unknown_host`` as the advice.
         """
+        import httpx  # see the module's docstring
+
         attempt = 0
         while True:
             if self.cancel.is_set():
@@ -599,6 +559,8 @@ class JobHttp:
         proxy: str | None = None,
     ) -> NanoeditError | None:
         """The error to give up with, or None to retry."""
+        import httpx  # see the module's docstring
+
         timed_out = isinstance(exc, httpx.TimeoutException)
         if timed_out and self.deadline.remaining() <= 0.01:
             error = self.deadline.exceeded(where, what)
@@ -621,45 +583,6 @@ class JobHttp:
                 "or try again later"
             )
         return None
-
-
-class CountingStream(httpx.SyncByteStream):
-    """A request body that reports how much of it has been sent; it can be sent again."""
-
-    piece = 64 * 1024
-
-    def __init__(
-        self, inner: Iterable[bytes], total: int, report: Callable[[int, int], None]
-    ) -> None:
-        self.inner = inner
-        self.total = total
-        self.report = report
-
-    def __iter__(self) -> Iterator[bytes]:
-        sent = 0
-        for chunk in self.inner:
-            # Multipart bodies hand over each file as one chunk: cut it up so progress moves.
-            view = memoryview(chunk)
-            for start in range(0, len(view), self.piece):
-                piece = bytes(view[start : start + self.piece])
-                yield piece
-                sent += len(piece)
-                self.report(sent, self.total)
-
-
-def with_upload_progress(
-    request: httpx.Request, report: Callable[[int, int], None]
-) -> httpx.Request:
-    """The same request, whose body reports its progress as it is sent."""
-    total = int(request.headers.get("content-length", "0") or 0)
-    assert isinstance(request.stream, Iterable)
-    return httpx.Request(
-        request.method,
-        request.url,
-        headers=request.headers,
-        stream=CountingStream(request.stream, total, report),
-        extensions=request.extensions,
-    )
 
 
 def unresolved_host(
@@ -690,6 +613,8 @@ def unresolved_host(
 
 def _describe(exc: httpx.TransportError, proxy: str | None = None) -> str:
     """A transport failure in a few words; a connection failure through a proxy names it."""
+    import httpx  # see the module's docstring
+
     if proxy and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
         from nanoedit.config import redact_userinfo
 

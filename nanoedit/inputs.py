@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 from nanoedit.errors import InputError
-from nanoedit.imageformat import EXTENSIONS, MIME_TYPES, UPLOAD_FORMATS, describe, sniff
+from nanoedit.imageformat import (
+    EXTENSIONS,
+    MIME_TYPES,
+    UPLOAD_FORMATS,
+    Header,
+    describe,
+    jpeg_header,
+    png_header,
+    sniff,
+)
 from nanoedit.jobs import ImageSource
 
 if TYPE_CHECKING:
@@ -255,14 +264,22 @@ def open_image(source: Path | IO[bytes], where: str, limit: int, advice: str) ->
     # it refuses; each caller here gives the limit that fits what it opens instead.
     Image.MAX_IMAGE_PIXELS = None
     image = Image.open(source)
-    width, height = image.size
-    if width * height > limit:
+    try:
+        check_pixels(where, *image.size, limit, advice)
+    except InputError:
         image.close()
+        raise
+    return image
+
+
+def check_pixels(where: str, width: int, height: int, limit: int, advice: str) -> None:
+    """Refuse an image past ``limit`` pixels, naming its size; the message ends with
+    ``advice``, what the user can do."""
+    if width * height > limit:
         raise InputError(
             f"{where} is {width}x{height} pixels ({_megapixels(width * height)} MP), over the "
             f"limit of {_megapixels(limit)} MP; {advice}"
         )
-    return image
 
 
 def _megapixels(pixels: int) -> str:
@@ -272,6 +289,12 @@ def _megapixels(pixels: int) -> str:
 def _verify(where: str, data: bytes, fmt: str) -> tuple[str, ...]:
     """Check the header and structure so a broken file fails here, not on a paid request
     (PNG's chunks to the end; JPEG's and WebP's headers), without decoding the pixels."""
+    if fmt in ("png", "jpeg"):
+        header = _header(where, data, fmt)
+        check_pixels(where, header.width, header.height, MAX_INPUT_PIXELS, _SCALE_DOWN)
+        if not header.exif:
+            return _animation_notes(where, header.frames, converted=False)
+        # Its orientation is read from the EXIF block by Pillow, below.
     from PIL import UnidentifiedImageError
 
     try:
@@ -284,6 +307,20 @@ def _verify(where: str, data: bytes, fmt: str) -> tuple[str, ...]:
             "it may be truncated or damaged, re-export it"
         ) from None
     return notes
+
+
+def _header(where: str, data: bytes, fmt: str) -> Header:
+    """A PNG's or JPEG's structure, read without an image library (Pillow's import is more
+    than the check: PNG is CRCs over chunks, JPEG its markers)."""
+    try:
+        if fmt == "png":
+            return png_header(io.BytesIO(data))
+        return jpeg_header(io.BytesIO(data), whole=False)
+    except ValueError as exc:
+        raise InputError(
+            f"{where} looks like a {fmt.upper()} image but cannot be decoded ({exc}); "
+            "it may be truncated or damaged, re-export it"
+        ) from None
 
 
 def _to_png(where: str, data: bytes, fmt: str) -> tuple[bytes, tuple[str, ...]]:
@@ -327,9 +364,11 @@ def _notes(where: str, image: Image.Image, *, converted: bool) -> tuple[str, ...
     # Only these animate: a phone's JPEG (MPO) holds a preview or a depth map as a second
     # frame, and a TIFF has pages, neither of them an animation.
     frames = getattr(image, "n_frames", 1) if image.format in ("GIF", "PNG", "WEBP") else 1
-    if frames > 1:
-        sent = (
-            "only its first frame is sent" if converted else "the model sees its first frame only"
-        )
-        notes.append(f"{where} is animated ({frames} frames); {sent}")
-    return tuple(notes)
+    return (*notes, *_animation_notes(where, frames, converted=converted))
+
+
+def _animation_notes(where: str, frames: int, *, converted: bool) -> tuple[str, ...]:
+    if frames < 2:
+        return ()
+    sent = "only its first frame is sent" if converted else "the model sees its first frame only"
+    return (f"{where} is animated ({frames} frames); {sent}",)

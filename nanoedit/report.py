@@ -15,15 +15,14 @@ import threading
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.text import Text
-
 from nanoedit.errors import NanoeditError
 from nanoedit.jobs import Job, JobOutcome
 from nanoedit.save import STDOUT
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, ProgressColumn, TaskID
+    from rich.text import Text
 
     from nanoedit.preview import Viewer
 
@@ -68,8 +67,50 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
     }
 
 
-def error_console(stream: IO[str]) -> Console:
-    """A stderr console that never reads server text as markup and honours NO_COLOR."""
+# What rich leaves out of printed text: bell, backspace, vertical tab, form feed and
+# carriage return (a server's "\r" must not overwrite the start of a line).
+_DROPPED_CONTROLS = dict.fromkeys((7, 8, 11, 12, 13))
+
+
+class PlainConsole:
+    """Lines of text on a stream that is not a terminal, exactly as rich prints them there
+    (no style, tabs expanded, control codes dropped), without loading rich: a pipe or a log
+    gets no colour, and a run should not pay rich's import time (about 15 ms) for none."""
+
+    is_terminal = False
+
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+
+    def print(self, text: str, style: str | None = None) -> None:
+        """Write ``text`` and a newline, flushed as rich does; ``style`` is what a terminal
+        would show it in."""
+        self.file.write(text.translate(_DROPPED_CONTROLS).expandtabs(8) + "\n")
+        self.file.flush()
+
+
+def wants_terminal(stream: IO[str]) -> bool:
+    """Whether rich would treat ``stream`` as a terminal: TTY_COMPATIBLE and FORCE_COLOR
+    decide first (as rich reads them), then whether it is one."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None:
+        return force != ""
+    try:
+        return stream.isatty()
+    except (ValueError, AttributeError):  # closed, or not a file at all
+        return False
+
+
+def error_console(stream: IO[str], *, rich: bool = False) -> Console | PlainConsole:
+    """A stderr console that never reads server text as markup and honours NO_COLOR: rich's
+    for a terminal (or when ``rich`` asks for it: a feature only rich draws), else plain."""
+    if not rich and not wants_terminal(stream):
+        return PlainConsole(stream)
+    from rich.console import Console
+
     return Console(
         file=stream,
         markup=False,
@@ -89,6 +130,7 @@ def amount_column() -> ProgressColumn:
     """
     from rich.filesize import decimal
     from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
     class AmountColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
@@ -160,7 +202,8 @@ class Reporter:
         self.quiet = quiet
         # --print0: a NUL ends each path, so any file name (spaces, newlines) survives xargs -0.
         self.end = "\0" if print0 else "\n"
-        self.console = error_console(stderr)
+        # Previews are drawn by rich, so asking for them loads it even off a terminal.
+        self.console = error_console(stderr, rich=viewer is not None)
         self.live = self.console.is_terminal and not quiet
         self.progress: Progress | None = None
         self.overall: TaskID | None = None
@@ -174,7 +217,7 @@ class Reporter:
         self.shown: set[NanoeditError] = set()
 
     def __enter__(self) -> Reporter:
-        if self.live:
+        if self.live and not isinstance(self.console, PlainConsole):
             from rich.progress import (
                 BarColumn,
                 Progress,
@@ -294,7 +337,7 @@ class Reporter:
                 if outcome.text:
                     # The model's own words, before what was saved of its answer: a Text, so
                     # brackets in them are not markup.
-                    self.console.print(Text(f"{outcome.job.label}: the model says: {outcome.text}"))
+                    self._line(f"{outcome.job.label}: the model says: {outcome.text}")
                 # A skipped job's outputs were saved by an earlier run, not this one.
                 for saved in [] if outcome.skipped else outcome.outputs:
                     facts = f"({saved.width}x{saved.height} {saved.format.upper()})"
@@ -304,6 +347,7 @@ class Reporter:
                         said = f"saved {saved.path} {facts}"
                     self.console.print(f"{said} from {outcome.job.label}")
                     if self.viewer is not None and saved.path != STDOUT:
+                        assert not isinstance(self.console, PlainConsole)  # rich for a viewer
                         self._say(self.viewer.preview(saved.path, self.console))
                 if outcome.skipped:
                     self.console.print(
@@ -325,14 +369,23 @@ class Reporter:
     def warning(self, text: str) -> None:
         """A warning line on stderr (not with --quiet, nor once stdout is gone)."""
         if not self.quiet and not self.gone:
-            # A styled Text, not print(style=...): the live bars drawn with this print would
-            # take on its style.
-            self.console.print(Text(f"warning: {text}", style="yellow"))
+            self._line(f"warning: {text}", "yellow")
 
     def error(self, error: NanoeditError | str) -> None:
         """An error line on stderr, always."""
         message = error.message if isinstance(error, NanoeditError) else error
-        self.console.print(Text(f"error: {message}", style="bold red"))
+        self._line(f"error: {message}", "bold red")
+
+    def _line(self, text: str, style: str = "") -> None:
+        """One line on stderr, in ``style`` on a terminal."""
+        if isinstance(self.console, PlainConsole):
+            self.console.print(text)
+            return
+        from rich.text import Text  # loaded already: the console is rich's
+
+        # A styled Text, not print(style=...): the live bars drawn with this print would take
+        # on its style. A Text, not a str: brackets in server text are not markup.
+        self.console.print(Text(text, style=style))
 
     def summary(self, outcomes: Sequence[JobOutcome]) -> None:
         """One closing line for runs of more than one job."""

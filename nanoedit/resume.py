@@ -138,8 +138,8 @@ def run_resume(
     held back first)."""
     import dataclasses
 
+    from nanoedit.client import client_for
     from nanoedit.config import load_settings
-    from nanoedit.http import client_for
     from nanoedit.inputs import RunInputs
     from nanoedit.interrupts import run_gently
     from nanoedit.runner import Runner

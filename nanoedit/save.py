@@ -25,7 +25,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
 from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
-from nanoedit.imageformat import EXTENSIONS, IMAGE_SUFFIXES, describe, format_from_suffix, sniff
+from nanoedit.imageformat import (
+    EXTENSIONS,
+    IMAGE_SUFFIXES,
+    describe,
+    format_from_suffix,
+    jpeg_header,
+    png_header,
+    sniff,
+)
 from nanoedit.jobs import Job, SavedImage
 
 if TYPE_CHECKING:
@@ -41,6 +49,8 @@ MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 # What to do when a result download is refused (401, 403, 410): its link is signed and
 # short-lived.
 RESULT_DENIED = "the link has expired; results must be fetched at once"
+# How a refused result's message ends.
+NOT_SAVED = "nothing was saved"
 # `-o -`: the image's bytes go to standard output. /dev/stdout names that same place, so this
 # one value never stands for a file the user meant instead (a file named "-" is `-o ./-`).
 STDOUT = Path("/dev/stdout")
@@ -267,19 +277,36 @@ def inspect_image(path: Path, where: str) -> SavedImage:
     return what it is.
 
     The type comes from the bytes, never from a URL. PNG chunks are checked against their
-    CRCs to the end; JPEG is decoded at an eighth of its size, which still reads every byte.
+    CRCs to the end, and JPEG's segments to its scan and its end marker, without an image
+    library; anything else is decoded by Pillow (a WebP whole).
     """
-    from PIL import UnidentifiedImageError
-
-    from nanoedit.inputs import MAX_RESULT_PIXELS, open_image
+    from nanoedit.inputs import MAX_RESULT_PIXELS, check_pixels
 
     with path.open("rb") as handle:
         head = handle.read(64)
-    fmt = sniff(head)
-    if fmt is None:
-        raise ApiError(f"{where} is not an image ({describe(head)}); nothing was saved")
+        fmt = sniff(head)
+        if fmt is None:
+            raise ApiError(f"{where} is not an image ({describe(head)}); nothing was saved")
+        if fmt in ("png", "jpeg"):
+            handle.seek(0)
+            try:
+                header = png_header(handle) if fmt == "png" else jpeg_header(handle, whole=True)
+                check_pixels(where, header.width, header.height, MAX_RESULT_PIXELS, NOT_SAVED)
+            except InputError as exc:
+                raise ApiError(exc.message) from None
+            except ValueError as exc:
+                raise ApiError(
+                    f"{where} is a damaged {fmt.upper()} image ({exc}); nothing was saved"
+                ) from None
+            return SavedImage(
+                path, fmt, header.width, header.height, os.fstat(handle.fileno()).st_size
+            )
+    from PIL import UnidentifiedImageError
+
+    from nanoedit.inputs import open_image
+
     try:
-        with open_image(path, where, MAX_RESULT_PIXELS, "nothing was saved") as image:
+        with open_image(path, where, MAX_RESULT_PIXELS, NOT_SAVED) as image:
             width, height = image.size
             if fmt == "png":
                 image.verify()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
 from nanoedit import __version__
+from nanoedit.client import LazyTransport, make_client
 
 
 def test_generate_sends_json_and_names_the_file_after_the_prompt(served: Served) -> None:
@@ -168,16 +170,99 @@ def test_version_and_help_do_not_load_heavy_modules() -> None:
     code = (
         "import sys\n"
         "from nanoedit.cli import main\n"
-        "sys.argv = ['nanoedit', sys.argv[1]]\n"
+        "sys.argv = ['nanoedit', *sys.argv[1:]]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('httpx', 'PIL', 'nanoedit.runner') if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpx', 'PIL', 'rich', 'nanoedit.runner') if m in sys.modules))\n"
     )
-    for flag in ("--help", "--version"):
+    for args in (["--help"], ["--version"], ["edit", "--help"]):
         out = subprocess.run(
-            [sys.executable, "-c", code, flag], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
         )
         assert out.stdout.splitlines()[-1] == "[]"
     assert run_cli(["--version"]).stdout == f"nanoedit {__version__}\n"
+
+
+# Runs the console script's entry point in a fresh interpreter (stdout and stderr are pipes,
+# not a terminal), then prints which of the watched modules the run loaded, last.
+LOADED_MODULES = (
+    "import sys\n"
+    "watched = sys.argv[1].split(',')\n"
+    "sys.argv = ['nanoedit', *sys.argv[2:]]\n"
+    "from nanoedit.__main__ import main\n"
+    "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+    "print(code, sorted(m for m in watched if m in sys.modules))\n"
+)
+
+
+def loaded_modules(
+    args: list[str], watched: tuple[str, ...], env: dict[str, str]
+) -> tuple[list[str], str]:
+    """The lines a run printed on stdout, the last one its exit code and the watched modules
+    it loaded; and what it printed on stderr."""
+    out = subprocess.run(
+        [sys.executable, "-c", LOADED_MODULES, ",".join(watched), *args],
+        capture_output=True, text=True, check=True, env=os.environ | env, timeout=60,
+    )  # fmt: skip
+    return out.stdout.splitlines(), out.stderr
+
+
+def test_an_edit_off_a_terminal_loads_no_rich_and_no_pillow(served: Served, sample: Path) -> None:
+    # PNG's and JPEG's structure is checked without Pillow, and plain text needs no rich.
+    env = backend_env(served)
+    watched = ("rich", "PIL", "httpx")
+    for name in ("cat.png", "dog.jpg"):
+        run_cli(["sandbox", "sample", name, "-o", name])
+        lines, stderr = loaded_modules(["edit", name, "-p", "add a hat"], watched, env)
+        stem = name.split(".")[0]
+        assert lines == [f"{stem}-edit.png", "0 ['httpx']"], stderr
+        assert stderr == f"saved {stem}-edit.png (1184x864 PNG) from {name}\n"
+    with Image.open("dog-edit.png") as image:
+        assert (image.format, image.size) == ("PNG", (1184, 864))
+    assert [post.path for post in served.sandbox.received if post.method == "POST"] == [
+        "/v1/images/edits", "/v1/images/edits"
+    ]  # fmt: skip
+
+
+def test_a_run_freezes_its_imports_and_leaves_the_collector_on(sample: Path) -> None:
+    # What the run imported is out of the collector's sight (the full collection at exit
+    # skips it), and what the run makes is collected as usual.
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['nanoedit', 'edit', 'cat.png', '-p', 'add a hat', '--dry-run']\n"
+        "from nanoedit.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "frozen = gc.get_freeze_count()\n"
+        "print(code, gc.isenabled(), frozen > 10_000, len(gc.get_objects()) < frozen)\n"
+    )
+    env = os.environ | {
+        "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+        "NANOEDIT_OPENAI_BASE_URL": "http://127.0.0.1:9",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.splitlines()[-1] == "0 True True True", out.stderr
+
+
+def test_no_proxy_alone_leaves_plain_http_without_certificates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NO_PROXY names hosts to exempt, not a proxy: the certificate bundle (about 20 ms to
+    # load) still waits for the first https request.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with make_client() as client:
+        transport = client._transport
+        assert isinstance(transport, LazyTransport)
+        assert transport._inner is None
+
+
+def test_a_dry_run_loads_no_http_stack(sample: Path) -> None:
+    env = {"NANOEDIT_OPENAI_API_KEY": OPENAI_KEY, "NANOEDIT_OPENAI_BASE_URL": "http://127.0.0.1:9"}
+    lines, stderr = loaded_modules(
+        ["edit", "cat.png", "-p", "add a hat", "--dry-run"], ("httpx", "httpcore", "PIL"), env
+    )
+    assert lines[0] == "# cat.png -> cat-edit (openai, nano-banana)", stderr
+    assert lines[-1] == "0 []"
 
 
 def test_an_error_found_before_any_request_loads_no_network_module() -> None:

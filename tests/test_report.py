@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import subprocess
@@ -9,7 +10,10 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
+
+from nanoedit.report import PlainConsole, error_console
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -59,3 +63,22 @@ def test_on_a_terminal_stderr_shows_phases_and_stdout_stays_clean(sample: Path) 
     assert "https://example.com/dog.jpg: waiting for the model, task running" in text
     assert "saved dog-edit.png (1184x864 PNG) from https://example.com/dog.jpg" in text
     assert "2 jobs: 2 done, 0 failed, 2 images saved" in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "error: [bold]brackets[/] are text, not markup :smile:",
+        "tabs\tat\tstops\tof 8",
+        "a server's \r carriage return, bell \x07, backspace \x08, feeds \x0b\x0c",
+        "an escape \x1b[31m passed through, as rich passes it",
+        "two\nlines, and é ñ 中文 " + "long " * 40,
+    ],
+)
+def test_plain_stderr_prints_what_rich_prints_off_a_terminal(text: str) -> None:
+    plain, styled = io.StringIO(), io.StringIO()
+    for console in (error_console(plain), error_console(styled, rich=True)):
+        assert console.is_terminal is False
+        console.print(text, style="bold red")
+    assert isinstance(error_console(plain), PlainConsole)
+    assert plain.getvalue() == styled.getvalue()

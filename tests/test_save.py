@@ -6,6 +6,8 @@ import errno
 import io
 import os
 import socket
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +155,74 @@ def test_inspect_refuses_what_is_not_an_image(isolated: Path) -> None:
             pytest.raises(ApiError, match=message),
         ):
             inspect_image(part.path, "the result")
+    assert list(isolated.iterdir()) == []
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _flipped(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1 :]
+
+
+def _progressive_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(out, format="JPEG", progressive=True)
+    return out.getvalue()
+
+
+# A PNG whose header says 20000x20000 (400 MP): checked by its header, never decoded.
+HUGE_PNG = (
+    b"\x89PNG\r\n\x1a\n"
+    + _chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    + _chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    + _chunk(b"IEND", b"")
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "facts"),
+    [
+        # Bytes after the end marker (IEND, EOI) are the file's, not a reason to refuse it.
+        (png_bytes(7, 5) + b"trailing", ("png", 7, 5)),
+        (png_bytes(9, 8, "JPEG") + b"\x00\x00", ("jpeg", 9, 8)),
+        (_progressive_jpeg(), ("jpeg", 40, 30)),
+    ],
+)
+def test_inspect_reads_size_and_format_from_the_header(
+    data: bytes, facts: tuple[str, int, int], isolated: Path
+) -> None:
+    with write_part(isolated, [data], "the result") as part:
+        saved = inspect_image(part.path, "the result")
+        assert (saved.format, saved.width, saved.height, saved.size) == (*facts, len(data))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # One byte of the image data flipped: its chunk's CRC no longer matches.
+        (_flipped(png_bytes(), 8 + 25 + 8 + 2),
+         "the result is a damaged PNG image (broken PNG file: bad checksum in its IDAT "
+         "chunk); nothing was saved"),
+        (png_bytes()[:-12],
+         "the result is a damaged PNG image (truncated PNG file: it ends before IEND); "
+         "nothing was saved"),
+        (png_bytes(64, 64, "JPEG")[:-2],
+         "the result is a damaged JPEG image (truncated JPEG file: it ends before its end "
+         "marker (EOI)); nothing was saved"),
+        (HUGE_PNG,
+         "the result is 20000x20000 pixels (400 MP), over the limit of 100 MP; nothing was "
+         "saved"),
+    ],
+)  # fmt: skip
+def test_inspect_refuses_a_damaged_or_oversized_image_by_its_structure(
+    data: bytes, message: str, isolated: Path
+) -> None:
+    with write_part(isolated, [data], "the result") as part:
+        with pytest.raises(ApiError) as caught:
+            inspect_image(part.path, "the result")
+        assert caught.value.message == message
     assert list(isolated.iterdir()) == []
 
 

@@ -375,7 +375,7 @@ class FalBackend(BackendBase):
 
     def _upload(self, image: InputImage, progress: Progress) -> str:
         """Put one local file in fal's storage; returns the URL fal fetches it from."""
-        from nanoedit.http import with_upload_progress
+        from nanoedit.client import with_upload_progress
         from nanoedit.imageformat import describe
 
         where = host_of(self.storage)

@@ -170,7 +170,7 @@ class OpenAIBackend(BackendBase):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send one edit (multipart) or generation (JSON) and parse the answer."""
-        from nanoedit.http import with_upload_progress
+        from nanoedit.client import with_upload_progress
 
         headers = {"Authorization": f"Bearer {self.settings.key()}"}
         client = self.http.client

@@ -210,7 +210,7 @@ class OpenRouterBackend(BackendBase):
     def _request(
         self, body: dict[str, Any], uploads: bool, of: str, progress: Progress
     ) -> tuple[list[ResultImage], str]:
-        from nanoedit.http import with_upload_progress
+        from nanoedit.client import with_upload_progress
 
         headers = {"Authorization": f"Bearer {self.settings.key()}"}
         request = self.http.client.build_request("POST", self.url, headers=headers, json=body)

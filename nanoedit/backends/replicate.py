@@ -283,7 +283,7 @@ class ReplicateBackend(BackendBase):
 
     def _upload(self, image: InputImage, progress: Progress) -> str:
         """Send one local file to the files API; returns the URL a prediction reads it from."""
-        from nanoedit.http import with_upload_progress
+        from nanoedit.client import with_upload_progress
 
         name = image.source.location
         request = self.http.client.build_request(
