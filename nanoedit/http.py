@@ -385,6 +385,8 @@ class JobHttp:
         keys: Collection[str] | None,
     ) -> tuple[httpx.Response, Streamed]:
         """Read a JSON answer in pieces, each long base64 value into a part file of its own."""
+        import httpx  # see the module's docstring
+
         from nanoedit.b64stream import (
             DEFAULT_KEYS,
             Base64StreamError,
