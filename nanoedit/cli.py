@@ -587,7 +587,10 @@ def _run(
                 # Started with stdout closed: nowhere to print the plan.
                 raise typer.Exit(ExitCode.OUTPUT_CLOSED)
             inputs = RunInputs(reporter.warning)
-            planned = Planner(settings, run, inputs, reporter.warning).plan(jobs)
+            # Opened before planning: --skip-existing finds earlier work in it.
+            journal = None if run.dry_run else open_journal(settings, reporter.warning)
+            planner = Planner(settings, run, inputs, reporter.warning, journal=journal)
+            planned = planner.plan(jobs)
             budget = _budget(planned, settings, run, reporter.console)
             if run.dry_run:
                 from nanoedit.dryrun import print_plan
@@ -597,7 +600,6 @@ def _run(
             else:
                 binary = sys.stdout.buffer if sys.stdout is not None else None
                 with client_for(settings, pool=run.jobs, clock=clock) as client:
-                    journal = open_journal(settings, reporter.warning)
                     tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
                     if journal is not None:
                         planned = journal_run(journal, planned, settings, run, inputs.hashes)

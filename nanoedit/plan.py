@@ -1,9 +1,11 @@
 """Planning a run: every job checked, routed and named before any request is sent.
 
 A job that fails a check here is refused, and nothing of it is sent; with --skip-existing, a
-job whose images an earlier run saved is skipped. Every other job becomes a
-:class:`~nanoedit.jobs.PlannedJob`: its backend, its model, and the names its images will
-take, given in job order so that jobs finishing in any order still save under the same names.
+job an earlier run did is skipped (the journal says so, or its image's provenance does), and a
+job an earlier run left unfinished goes on from there instead of being paid for again. Every
+other job becomes a :class:`~nanoedit.jobs.PlannedJob`: its backend, its model, and the names
+its images will take, given in job order so that jobs finishing in any order still save under
+the same names.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nanoedit.backends import backend_class, choose_backend
 from nanoedit.backends.base import BackendBase
@@ -34,6 +37,9 @@ from nanoedit.save import (
     taken_names,
 )
 
+if TYPE_CHECKING:
+    from nanoedit.journal import Journal
+
 Planned = PlannedJob | JobOutcome
 """One job as planning left it: to be sent, or already decided (refused or skipped)."""
 
@@ -54,7 +60,9 @@ class Planner:
         warn: Callable[[str], None],
         *,
         exists: Callable[[Path], bool] = os.path.lexists,
+        journal: Journal | None = None,
     ) -> None:
+        self.journal = journal
         self.settings = settings
         self.options = options
         self.inputs = inputs
@@ -103,12 +111,98 @@ class Planner:
             check_request(backend, model, job)
         except NanoeditError as exc:
             return JobOutcome(job, backend_name, model, error=exc)
+        planned = PlannedJob(job, backend_name, model, names)
         if self.options.skip_existing:
-            found = self._existing(job, names)
-            if found is not None:
-                # Reported as this run's results: a resumed batch still lists them all.
-                return JobOutcome(job, backend_name, model, outputs=found, skipped=True)
-        return PlannedJob(job, backend_name, model, names)
+            earlier = self._done_before(planned)
+            if earlier is not None:
+                return earlier
+        return planned
+
+    def _done_before(self, planned: PlannedJob) -> Planned | None:
+        """What an earlier run did of the same request, by the journal first (its images, or
+        how far it got), then by the provenance of the images at the job's names; None when
+        nothing was done."""
+        from nanoedit.recording import fingerprint
+
+        job, model = planned.job, planned.model
+        if self.journal is not None:
+            from nanoedit.resume import carry_on
+
+            key = fingerprint(job, model, self.inputs.hashes)
+            for record in self.journal.by_fingerprint(key):
+                outputs = self._saved_here(job, record.saved_paths)
+                if record.state == "saved" and outputs is not None:
+                    # Reported as this run's results: a resumed batch still lists them all.
+                    return JobOutcome(job, planned.backend, model, outputs=outputs, skipped=True)
+                if record.unfinished:
+                    going_on = carry_on(
+                        self.journal, record, planned, retry_unsafe=self.options.retry_unsafe
+                    )
+                    if going_on is not None:
+                        return going_on
+        found = self._existing(job, planned.names)
+        if found is not None and all(self._made_by(job, model, image.path) for image in found):
+            return JobOutcome(job, planned.backend, model, outputs=found, skipped=True)
+        if found is not None and job.output is None and len(planned.names) == 1:
+            # The name was taken by another request's image: this one's went to a numbered name.
+            image = self._numbered_made_by(job, model, planned.names[0])
+            if image is not None:
+                return JobOutcome(job, planned.backend, model, outputs=(image,), skipped=True)
+        return None
+
+    def _numbered_made_by(self, job: Job, model: str, stem: str) -> SavedImage | None:
+        """The image at ``stem-2``, ``stem-3``… (up to the first free number) that this very
+        request made, if any."""
+        folder = self.settings.out_dir
+        for number in range(2, MAX_NAME_TRIES):
+            paths = [folder / f"{numbered(stem, number)}{suffix}" for suffix in IMAGE_SUFFIXES]
+            image = next((image for path in paths if (image := existing_image(path))), None)
+            if image is None:
+                return None
+            if self._made_by(job, model, image.path):
+                return image
+        return None
+
+    def _saved_here(self, job: Job, paths: Sequence[Path]) -> tuple[SavedImage, ...] | None:
+        """The images at ``paths`` when they are all still there, where this job saves."""
+        if not paths:
+            return None
+        if job.output is not None:
+            wanted = {job.output.resolve()} if not is_stream(job.output) else set()
+        else:
+            folder = self.settings.out_dir.resolve()
+            wanted = {path.resolve() for path in paths if path.resolve().parent == folder}
+        found = []
+        for path in paths:
+            image = existing_image(path) if path.resolve() in wanted else None
+            if image is None:
+                return None
+            found.append(image)
+        return tuple(found)
+
+    def _made_by(self, job: Job, model: str, path: Path) -> bool:
+        """Whether the image at ``path`` was made by this very request, as its embedded
+        provenance says. An image without provenance (saved with --no-metadata) cannot say,
+        and is taken to be: as --skip-existing always took an image at the job's name."""
+        from nanoedit.provenance import read
+
+        try:
+            made = read(path)
+        except (OSError, ValueError):
+            return True
+        if made is None:
+            return True
+        options = job.options
+        hashes = [self.inputs.hashes.get(source, "") for source in job.images]
+        sent = [item.get("sha256", "") for item in made.get("inputs", [])]
+        return (
+            made.get("prompt") == options.prompt
+            and made.get("model") == model
+            and made.get("ratio") == options.ratio
+            and made.get("size") == options.size
+            and len(sent) == len(job.images)
+            and all(known in sent for known in hashes if known)
+        )
 
     def check(self, job: Job) -> str:
         """Route the job and check its local inputs and output; returns the backend name."""

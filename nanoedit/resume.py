@@ -163,3 +163,24 @@ def run_resume(
             )  # fmt: skip
             outcomes += run_gently(runner, planned, events, journal)
     return outcomes
+
+
+def carry_on(
+    journal: Journal, record: JobRecord, planned: PlannedJob, *, retry_unsafe: bool
+) -> JobOutcome | PlannedJob | None:
+    """The same request met again by ``--skip-existing``, left unfinished by an earlier run:
+    it goes on from where that run left it (its row, its tasks, its results), or, when its
+    request may have been charged, is held back unless ``retry_unsafe``. None when another
+    live process has it under way (this run then sends its own)."""
+    from dataclasses import replace
+
+    owner = journal.run_pid(record.run)
+    if owner is not None and _owner_alive(owner):
+        return None
+    if record.may_have_been_charged:
+        if not retry_unsafe:
+            unsafe = _unsafe(record)
+            return replace(unsafe, job=planned.job)
+        journal.replan(record.id)
+        return replace(planned, journal_id=record.id)
+    return replace(planned, journal_id=record.id, tasks=record.tasks, results=record.results)

@@ -77,7 +77,7 @@ def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_ag
     url = f"{base_url}/samples/cat.png"
     run = subprocess.Popen(
         [NANOEDIT, "edit", url, "-p", "a hat", "--backend", "duomi", "-d", "out"],
-        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         # The task id is in the journal the moment the provider gave it: kill then.
@@ -114,7 +114,7 @@ def test_a_synchronous_request_cut_by_a_kill_may_have_been_charged_and_is_resent
     Path("cat.png").write_bytes(CAT)
     run = subprocess.Popen(
         [NANOEDIT, "edit", "cat.png", "-p", "a hat", "--backend", "openai"],
-        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the edit request")
@@ -152,7 +152,7 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
         (folder / f"{name}.png").write_bytes(CAT)
     run = subprocess.Popen(
         [NANOEDIT, "edit", "in", "-p", "x", "--backend", "openai", "-j", "1", "-d", "out"],
-        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the first request")
@@ -171,3 +171,53 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
     for name in ("b-edit.png", "c-edit.png"):
         with Image.open(io.BytesIO((Path("out") / name).read_bytes())) as image:
             assert image.size == (1184, 864)
+
+
+def test_skip_existing_goes_on_with_a_killed_runs_task_instead_of_paying_again(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, clock, _ = held
+    url = f"{base_url}/samples/cat.png"
+    command = ["edit", url, "-p", "a hat", "--backend", "duomi", "--skip-existing"]
+    run = subprocess.Popen(
+        [NANOEDIT, *command], env=_env(base_url),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: any(r.tasks for r in _journal().all_jobs()), "the task id journaled")
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    clock.now = 60.0
+    again = run_cli(command, env=_env(base_url))
+    assert (again.exit_code, again.stdout) == (0, "cat-edit.png\n"), again.stderr
+    assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # the same task, collected
+    [record] = _journal().all_jobs()  # the same row, not a second job
+    assert record.state == "saved"
+    third = run_cli(command, env=_env(base_url))
+    assert (third.exit_code, third.stdout) == (0, "cat-edit.png\n")
+    assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # done: skipped
+    assert len(_journal().all_jobs()) == 1
+
+
+def test_skip_existing_does_not_take_another_prompts_image_for_this_one(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, _, release = held
+    release.set()
+    Path("cat.png").write_bytes(CAT)
+    first = run_cli(["edit", "cat.png", "-p", "a hat", "--backend", "openai"], env=_env(base_url))
+    assert (first.exit_code, first.stdout) == (0, "cat-edit.png\n")
+    # Another prompt: the image at the job's name is not its result (its provenance says so).
+    other = ["edit", "cat.png", "-p", "a scarf", "--backend", "openai", "--skip-existing"]
+    second = run_cli(other, env=_env(base_url))
+    assert (second.exit_code, second.stdout) == (0, "cat-edit-2.png\n"), second.stderr
+    assert _posts(sandbox, "/v1/images/edits") == 2
+    # Without the journal, the provenance alone tells the done job from the other.
+    for prompt, name in (("a hat", "cat-edit.png"), ("a scarf", "cat-edit-2.png")):
+        again = ["edit", "cat.png", "-p", prompt, "--backend", "openai", "--skip-existing"]
+        result = run_cli([*again, "--no-history"], env=_env(base_url))
+        assert (result.exit_code, result.stdout) == (0, f"{name}\n"), result.stderr
+    assert _posts(sandbox, "/v1/images/edits") == 2
