@@ -602,6 +602,8 @@ def _run(
                 with client_for(settings, pool=run.jobs, clock=clock) as client:
                     tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
                     if journal is not None:
+                        journal.tidy_spool(clock.now().timestamp())
+                    if journal is not None:
                         planned = journal_run(journal, planned, settings, run, inputs.hashes)
                     runner = Runner(
                         settings, client, reporter, run, inputs, stdout=binary, clock=clock,

@@ -368,6 +368,22 @@ class Journal:
             row = self._db.execute("SELECT pid FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else int(row[0])
 
+    def spooled(self) -> set[str]:
+        """The spool files unfinished jobs still need (their results not saved yet)."""
+        return {
+            entry["spool"]
+            for record in self.unfinished()
+            for entry in record.results
+            if "spool" in entry and "path" not in entry
+        }
+
+    def tidy_spool(self, now: float) -> int:
+        """Remove the spool files killed runs left that no unfinished job needs (an image
+        cut off while it streamed in); returns how many."""
+        from nanoedit.save import remove_stale_parts
+
+        return remove_stale_parts(self.spool, now, keep=self.spooled())
+
     def get(self, job_id: int) -> JobRecord | None:
         """One job, by its id."""
         found = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))

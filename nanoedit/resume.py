@@ -144,6 +144,7 @@ def run_resume(
     from nanoedit.interrupts import run_gently
     from nanoedit.runner import Runner
 
+    journal.tidy_spool(clock.now().timestamp())
     outcomes = list(plan.held)
     for outcome in plan.held:
         events.job_finished(outcome)

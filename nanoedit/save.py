@@ -114,10 +114,11 @@ def _owner_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_parts(folder: Path, now: float) -> int:
+def remove_stale_parts(folder: Path, now: float, keep: Collection[str] = ()) -> int:
     """Remove the part files a crashed or killed run left in ``folder``: those whose owning
-    process is gone (and unowned ones, of older versions, not touched for a day). Returns
-    how many were removed; a folder that cannot be listed is left alone."""
+    process is gone (and unowned ones, of older versions, not touched for a day), but none
+    whose path is in ``keep``. Returns how many were removed; a folder that cannot be listed
+    is left alone."""
     removed = 0
     try:
         entries = list(os.scandir(folder))
@@ -126,6 +127,8 @@ def remove_stale_parts(folder: Path, now: float) -> int:
     for entry in entries:
         name = entry.name
         if not (name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX)):
+            continue
+        if entry.path in keep:
             continue
         owner, dash, _ = name[len(PART_PREFIX) : -len(PART_SUFFIX)].partition("-")
         try:

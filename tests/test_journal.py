@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 from nanoedit.journal import ANSWERED, PLANNED, SAVED, SUBMITTED, Journal, NewJob
@@ -68,3 +69,28 @@ def test_two_processes_write_at_once_and_lose_nothing(tmp_path: Path) -> None:
         records = journal.all_jobs()
     assert len(records) == 80 and {r.state for r in records} == {SAVED}
     assert sorted(r.prompt for r in records) == sorted(f"{p} {n}" for p in "ab" for n in range(40))
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_the_spool_keeps_what_unfinished_jobs_need_and_drops_what_dead_runs_cut_off(
+    tmp_path: Path,
+) -> None:
+    with Journal(tmp_path) as journal:
+        journal.spool.mkdir()
+        dead = _dead_pid()
+        needed = journal.spool / f".nanoedit-{dead}-aaaaaaaaaaaa.part"
+        cut_off = journal.spool / f".nanoedit-{dead}-bbbbbbbbbbbb.part"
+        mine = journal.spool / f".nanoedit-{os.getpid()}-cccccccccccc.part"
+        for path in (needed, cut_off, mine):
+            path.write_bytes(b"\x89PNG")
+        (ident,) = journal.add_jobs([_job("kept")])
+        journal.answered(ident, [{"spool": str(needed)}])
+        assert journal.tidy_spool(now=0.0) == 1
+        assert sorted(p.name for p in journal.spool.iterdir()) == sorted([needed.name, mine.name])
