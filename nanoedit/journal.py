@@ -43,6 +43,8 @@ PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED = (
 UNFINISHED = (PLANNED, SUBMITTED, ANSWERED)
 ENDED = (SAVED, FAILED, REFUSED)
 
+# Raised when the tables change; a database of an older version gets what it lacks.
+SCHEMA_VERSION = 1
 # Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
 BUSY_TIMEOUT_MS = 30_000
 
@@ -229,8 +231,13 @@ class Journal:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
-            # One transaction: two runs starting at once must not both create the tables.
-            self._db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version < SCHEMA_VERSION:
+                # One transaction: two runs starting at once must not both create the tables.
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\n"
+                    "COMMIT;"
+                )
         self.run_id: int | None = None
 
     def close(self) -> None:
