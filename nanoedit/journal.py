@@ -235,8 +235,7 @@ class Journal:
             if version < SCHEMA_VERSION:
                 # One transaction: two runs starting at once must not both create the tables.
                 self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\n"
-                    "COMMIT;"
+                    f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
                 )
         self.run_id: int | None = None
 
@@ -285,28 +284,24 @@ class Journal:
         if self.run_id is None:
             self.begin_run([])
         now = self._time()
-        ids: list[int] = []
+        rows = [
+            (
+                self.run_id, now, now, PLANNED, job.kind, job.backend, job.model, job.prompt,
+                job.fingerprint, json.dumps(job.spec, ensure_ascii=False),
+            )
+            for job in jobs
+        ]  # fmt: skip
+        if not rows:
+            return []
         with self._write() as db:
-            for job in jobs:
-                cursor = db.execute(
-                    "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
-                    " fingerprint, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        self.run_id,
-                        now,
-                        now,
-                        PLANNED,
-                        job.kind,
-                        job.backend,
-                        job.model,
-                        job.prompt,
-                        job.fingerprint,
-                        json.dumps(job.spec, ensure_ascii=False),
-                    ),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
-        return ids
+            db.executemany(
+                "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
+                " fingerprint, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            # One writer inside one transaction: the rows took consecutive ids up to the last.
+            (last,) = db.execute("SELECT max(id) FROM jobs").fetchone()
+        return list(range(last - len(rows) + 1, last + 1))
 
     def _update(self, job_id: int, **columns: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -377,10 +372,15 @@ class Journal:
 
     def spooled(self) -> set[str]:
         """The spool files unfinished jobs still need (their results not saved yet)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT results FROM jobs WHERE state = ? AND results LIKE '%\"spool\"%'",
+                (ANSWERED,),
+            ).fetchall()
         return {
             entry["spool"]
-            for record in self.unfinished()
-            for entry in record.results
+            for (results,) in rows
+            for entry in json.loads(results)
             if "spool" in entry and "path" not in entry
         }
 
