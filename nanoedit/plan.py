@@ -168,9 +168,9 @@ class Planner:
         natural name unless a file or an earlier job of the run has it."""
         to_name = [entry for entry in planned if isinstance(entry, PlannedJob) and entry.names]
         folder = self.settings.out_dir
-        # A folder not made yet holds no names: no lstat for each extension of each name
-        # (100,000 of them for 20,000 jobs).
-        taken = self.taken if self.exists(folder) else _nothing
+        # A folder not made yet holds no names: no path made and looked up for each extension
+        # of each name (100,000 of them for 20,000 jobs).
+        taken = self.taken if self.exists(folder) else None
         names = iter(
             reserve_names(
                 [(entry.job.stem, entry.names) for entry in to_name], every_stem, folder, taken
@@ -203,25 +203,30 @@ def reserve_names(
     wanted: Sequence[tuple[str, tuple[str, ...]]],
     every_stem: Collection[str],
     folder: Path,
-    taken: Callable[[Path], bool],
+    taken: Callable[[Path], bool] | None,
 ) -> list[tuple[str, ...]]:
     """The names a run's jobs take in ``folder``, in job order; ``wanted`` holds each job's
     own stem and its natural names (:func:`~nanoedit.batch.natural_stems`).
 
-    A job keeps a natural name unless an image in the folder has it (``taken``) or an earlier
-    job took it; then it numbers on from its own stem (``cat-edit-3``, not ``cat-edit-2-2``),
-    past every natural name of the whole job list, so that other shards' names stay free.
-    Linear in the number of jobs: each stem's numbering goes on from where it stopped, as a
-    name once in use stays in use while the run is planned.
+    A job keeps a natural name unless an image in the folder has it (``taken``; None for a
+    folder that is not there, where nothing is taken) or an earlier job took it; then it
+    numbers on from its own stem (``cat-edit-3``, not ``cat-edit-2-2``), past every natural
+    name of the whole job list, so that other shards' names stay free. Linear in the number
+    of jobs: each stem's numbering goes on from where it stopped, as a name once in use stays
+    in use while the run is planned.
     """
     claimed: set[str] = set()
     next_number: dict[str, int] = {}
     reserved: list[tuple[str, ...]] = []
+
+    def in_folder(name: str) -> bool:
+        return taken is not None and stem_taken(folder, name, taken)
+
     for base, natural in wanted:
         names = []
         for stem in natural:
             name = stem
-            if name in claimed or stem_taken(folder, name, taken):
+            if name in claimed or in_folder(name):
                 number = next_number.get(base, 1)
                 while True:
                     if number >= MAX_NAME_TRIES:
@@ -230,20 +235,13 @@ def reserve_names(
                         )
                     name = numbered(base, number)
                     number += 1
-                    if not (
-                        name in every_stem or name in claimed or stem_taken(folder, name, taken)
-                    ):
+                    if not (name in every_stem or name in claimed or in_folder(name)):
                         break
                 next_number[base] = number
             claimed.add(name)
             names.append(name)
         reserved.append(tuple(names))
     return reserved
-
-
-def _nothing(path: Path) -> bool:
-    """Nothing is in use: the names of a folder that is not there."""
-    return False
 
 
 def _check_outputs(jobs: Sequence[Job]) -> None:
