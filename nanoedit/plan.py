@@ -1,12 +1,13 @@
 """Planning a run: every job checked, routed and named before any request is sent.
 
 A job that fails a check here is refused, and nothing of it is sent; with --skip-existing, a
-job whose images an earlier run saved is skipped. A local image is checked here with one stat;
-its bytes are read and checked as its job starts, before the job's request (a dry run, which
-sends nothing, reads them here), so a large batch's first request does not wait for all of its
-images to be read. Every other job becomes a
+job whose images an earlier run saved is skipped. Every other job becomes a
 :class:`~nanoedit.jobs.PlannedJob`: its backend, its model, and the names its images will
 take, given in job order so that jobs finishing in any order still save under the same names.
+
+A local image is checked here with one stat (there, a file, not too large); its bytes are read
+and checked as its job starts, before the job's request, so that a large batch's first request
+does not wait for every image to be read. A dry run, which sends nothing, reads them here.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class Planner:
                 if self.options.sidecar and not self.options.overwrite:
                     _check_sidecar_free(job.output)
         elif not self._folder_checked:
-            check_directory(self.settings.out_dir)  # a refusal is raised again for each job
+            check_directory(self.settings.out_dir)  # if refused, every job checks and is refused
             self._folder_checked = True
         return backend
 
