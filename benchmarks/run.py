@@ -935,7 +935,8 @@ def time_to_first_request(
     command: Sequence[str], *, cwd: Path, env: dict[str, str], relay: FirstRequest, shown: str
 ) -> float:
     """Seconds from starting ``command`` to the first request reaching the server; the
-    command is stopped with SIGINT (Ctrl-C) as soon as it has arrived."""
+    command is stopped with SIGTERM as soon as it has arrived (not SIGINT: a script run in
+    the background of a shell, and its children, ignore that)."""
     relay.reset()
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
@@ -949,7 +950,7 @@ def time_to_first_request(
                 if process.poll() is not None or time.perf_counter() > deadline:
                     break
             first = relay.first
-            process.send_signal(signal.SIGINT)
+            process.terminate()
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -1115,7 +1116,7 @@ def bench_scale(tools: Tools, work: Path, plan: Plan) -> Section:
         "to a file, every job's command counted). *First request*: the time from starting the "
         "same command without `--dry-run` to the sandbox receiving its first request (through "
         "a relay of this script's in front of it that notes when the first request's bytes "
-        "arrive), then stopped with Ctrl-C. "
+        "arrive), then stopped (SIGTERM). "
         f"Targets at {largest:,} jobs: dry run under {dry_target_s:g} s and {rss_target_mb:g} "
         f"MB, first request under {first_target_s:g} s, and linear growth: 1,000 more jobs "
         f"cost at most {linear_target}x more from {sizes[-2]:,} to {largest:,} jobs than from "
