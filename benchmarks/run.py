@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,7 +49,7 @@ SERVER_START_TIMEOUT = 30.0
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG
 # Proxy settings of the caller must not route loopback requests elsewhere.
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-BENCHMARKS = ("throughput", "wide", "overhead", "memory", "startup", "b64")
+BENCHMARKS = ("throughput", "wide", "overhead", "memory", "startup", "b64", "scale")
 
 _started = time.monotonic()
 
@@ -289,6 +290,22 @@ def _proc_stat(pid: int) -> tuple[int, int] | None:
         return None
     # ppid, utime and stime are fields 4, 14 and 15 of the line: 2, 12 and 13 after the name.
     return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def listen_backlog(port: int) -> int | None:
+    """The listen backlog of the socket listening on 127.0.0.1:``port``, as ``ss`` shows it
+    (the Send-Q of a listening socket); None where ``ss`` is not."""
+    try:
+        done = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] == "LISTEN" and fields[2].isdigit():
+            return int(fields[2])
+    return None
 
 
 # Tools, inputs and outputs -------------------------------------------------------------------
@@ -591,6 +608,8 @@ class Plan:
     runs_b64: int
     b64_side: tuple[int, int]
     b64_rounds: int
+    scale_sizes: tuple[int, ...] = (1000, 5000, 10000, 20000)
+    runs_scale: int = 3
 
 
 @dataclass
@@ -759,6 +778,7 @@ def _batch(
             )
         )
         load = os.getloadavg()[0]
+        backlog = listen_backlog(server.port)
         series = run_series(label, contenders, runs, server)
         serve = server.shown
     nanoedit, parallel = series[0], series[-1]
@@ -788,9 +808,13 @@ def _batch(
         )
     lines += [
         "",
-        f"**nanoedit --jobs {jobs}: {fmt_ratio(ratio_ideal)} ideal (target ≤ {target}x): "
-        f"{verdict(passed)}**; against the curl loop run {jobs}-wide on the same server: "
-        f"{fmt_ratio(paired_ratio(nanoedit, parallel))}.",
+        f"**nanoedit --jobs {jobs}: {fmt_ratio(ratio_ideal)} ideal (target ≤ {target}x), "
+        f"{_failed_jobs(nanoedit)}: {verdict(passed)}**; against the curl loop run "
+        f"{jobs}-wide on the same server: {fmt_ratio(paired_ratio(nanoedit, parallel))}.",
+        "",
+        f"The sandbox's listen backlog (`ss -ltn`, Send-Q of its listening socket): "
+        f"{'unknown (no ss)' if backlog is None else backlog}; it draws in a pool of one "
+        f"process per CPU ({os.cpu_count()}).",
         "",
         *_server_floor(series, parallel, count, ideal, jobs, target),
         "Commands (in `$WORK`):",
@@ -802,6 +826,13 @@ def _batch(
     ]
     failures = sum(1 for item in series if not item.ok)
     return Section(f"{title}: {count} edits, --jobs {jobs}", lines, passed, failures)
+
+
+def _failed_jobs(item: Series) -> str:
+    """``0 failed jobs in 3 runs``: a run with a failed job exits non-zero and is FAILED."""
+    if not item.ok:
+        return "a run FAILED"
+    return f"0 failed jobs in {len(item.seconds)} run(s)"
 
 
 def _server_floor(
@@ -828,6 +859,302 @@ def _server_floor(
         f"{fmt_ratio(lean_ratio)} ideal: {verdict_text}.",
         "",
     ]
+
+
+# 7. Large batches: a dry run and the first request of 1,000 to 20,000 jobs -------------------
+
+
+class FirstRequest:
+    """A relay on a free loopback port in front of ``server``: it passes every connection on
+    both ways and notes when the first request's bytes arrive, the moment the sandbox
+    receives its first request (the relay adds a copy in this process, well under 1 ms)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.first: float | None = None
+        self.arrived = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="relay", daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        """The relay's ``http://127.0.0.1:PORT``, which the client is given."""
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def reset(self) -> None:
+        """Forget the last run's first request, and drop its connections."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+            self.first = None
+            self.arrived.clear()
+        for sock in sockets:
+            sock.close()
+
+    def close(self) -> None:
+        """Stop relaying."""
+        self.reset()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.server.port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink, marks in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, marks), name="relay-pump", daemon=True
+                ).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, marks: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if marks and self.first is None:
+                    with self._lock:
+                        if self.first is None:
+                            self.first = time.perf_counter()
+                            self.arrived.set()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+
+def time_to_first_request(
+    command: Sequence[str], *, cwd: Path, env: dict[str, str], relay: FirstRequest, shown: str
+) -> float:
+    """Seconds from starting ``command`` to the first request reaching the server; the
+    command is stopped with SIGTERM as soon as it has arrived (not SIGINT: a script run in
+    the background of a shell, and its children, ignore that)."""
+    relay.reset()
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            list(command), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = start + RUN_TIMEOUT
+            while not relay.arrived.wait(0.05):
+                if process.poll() is not None or time.perf_counter() > deadline:
+                    break
+            first = relay.first
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _kill_group(process.pid)
+                process.wait()
+        except BaseException:
+            _kill_group(process.pid)
+            process.wait()
+            raise
+        if first is None:
+            err.seek(0)
+            stderr = err.read().decode(errors="replace")
+            raise RunFailed(
+                f"`{shown}` sent no request (exit code {process.returncode}): {_tail(stderr)}"
+            )
+    return first - start
+
+
+def write_scale_inputs(work: Path, sizes: Sequence[int]) -> None:
+    """For each size N: ``inN/`` holding N copies of a small PNG (64x48), and ``jobsN.jsonl``
+    naming the same files, one JSON line each."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(out, "PNG")
+    png = out.getvalue()
+    for size in sizes:
+        folder = work / f"in{size}"
+        folder.mkdir()
+        lines = []
+        for number in range(size):
+            name = f"{number:05d}.png"
+            (folder / name).write_bytes(png)
+            lines.append(json.dumps({"input": f"in{size}/{name}", "prompt": PROMPT}))
+        (work / f"jobs{size}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@dataclass
+class ScaleRuns:
+    """One way of giving the jobs (a folder, or a job file) at one size: its runs."""
+
+    seconds: list[float] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)
+    first_request: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+def _slope(values: dict[int, float], low: int, high: int) -> float:
+    """What 1,000 more jobs cost between sizes ``low`` and ``high``."""
+    return (values[high] - values[low]) / (high - low) * 1000
+
+
+def bench_scale(tools: Tools, work: Path, plan: Plan) -> Section:
+    """20,000 jobs: the dry run's time and peak RSS, and a real run's time to its first
+    request, at four sizes to show the growth; from a folder and from a job file."""
+    sizes = plan.scale_sizes
+    largest = sizes[-1]
+    dry_target_s, rss_target_mb, first_target_s, linear_target = 5.0, 120.0, 3.0, 1.5
+    write_scale_inputs(work, sizes)
+    ways = {"folder": "a folder", "from": "--from JSONL"}
+
+    def arguments(way: str, size: int) -> list[str]:
+        if way == "folder":
+            return ["edit", f"in{size}/", "-p", PROMPT]
+        return ["edit", "--from", f"jobs{size}.jsonl"]
+
+    runs = {(way, size): ScaleRuns() for way in ways for size in sizes}
+    with Server(tools, work, plan.latency) as server:
+        serve = server.shown
+        relay = FirstRequest(server)
+        try:
+            load = os.getloadavg()[0]
+            cases = [(way, size) for size in sizes for way in ways]
+            for round_number in range(plan.runs_scale):
+                shift = round_number % len(cases)
+                for way, size in cases[shift:] + cases[:shift]:
+                    item = runs[(way, size)]
+                    if item.error is not None:
+                        continue
+                    label = f"scale: run {round_number + 1}/{plan.runs_scale} {way} {size}"
+                    dry_run = [*tools.nanoedit, *arguments(way, size), "--dry-run", "-d", "out"]
+                    real_run = [*tools.nanoedit, *arguments(way, size), "-d", "out-run"]
+                    try:
+                        result = measure(
+                            dry_run, cwd=work, env=tools.client_env(server), shown=shown(dry_run)
+                        )
+                        headers = sum(1 for line in result.stdout.splitlines() if line[:2] == "# ")
+                        if headers != size:
+                            raise RunFailed(f"`{shown(dry_run)}` printed {headers} jobs of {size}")
+                        waited = time_to_first_request(
+                            real_run, cwd=work, relay=relay, shown=shown(real_run),
+                            env={**tools.env, "NANOEDIT_OPENAI_BASE_URL": relay.base_url},
+                        )  # fmt: skip
+                    except RunFailed as exc:
+                        item.error = str(exc)
+                        log(f"{label}: FAILED: {exc}")
+                        continue
+                    finally:
+                        shutil.rmtree(work / "out-run", ignore_errors=True)
+                    item.seconds.append(result.seconds)
+                    item.rss_kib.append(result.max_rss_kib)
+                    item.first_request.append(waited)
+                    log(
+                        f"{label}: dry run {result.seconds:.2f} s, peak RSS "
+                        f"{result.max_rss_kib / 1024:.0f} MiB; first request after {waited:.2f} s"
+                    )
+        finally:
+            relay.close()
+
+    def median_of(way: str, what: str) -> dict[int, float]:
+        return {
+            size: statistics.median(getattr(runs[(way, size)], what))
+            for size in sizes
+            if runs[(way, size)].error is None and getattr(runs[(way, size)], what)
+        }
+
+    rows, slope_rows = [], []
+    verdicts: list[bool | None] = []
+    for way, name in ways.items():
+        dry, first = median_of(way, "seconds"), median_of(way, "first_request")  # by size
+        rss = {size: kib * 1024 / 1e6 for size, kib in median_of(way, "rss_kib").items()}
+        for size in sizes:
+            item = runs[(way, size)]
+            if item.error is not None:
+                reason = item.error.replace("|", "/").replace("\n", " ")[:300]
+                rows.append(f"| {name} | {size:,} | FAILED: {reason} | — | — | — |")
+                continue
+            rows.append(
+                f"| {name} | {size:,} | {dry[size]:.2f} | {dry[size] / size * 1e6:.0f} | "
+                f"{rss[size]:.1f} | {first[size]:.2f} |"
+            )
+        if len(dry) == len(sizes):
+            slopes = {
+                label: (_slope(series, sizes[0], sizes[-2]), _slope(series, sizes[-2], sizes[-1]))
+                for label, series in (("dry run", dry), ("first request", first))
+            }
+            # 5 µs a job of slack: at the small sizes of --quick a slope is a few ms of noise.
+            linear = all(
+                late <= max(early, 0.0) * linear_target + 0.005 for early, late in slopes.values()
+            )
+            for label, (early, late) in slopes.items():
+                slope_rows.append(
+                    f"| {name} | {label} | {early * 1000:.0f} | {late * 1000:.0f} | "
+                    f"{fmt_ratio(late / early if early > 0 else None)} |"
+                )
+            met = (
+                dry[largest] < dry_target_s
+                and rss[largest] < rss_target_mb
+                and first[largest] < first_target_s
+            )
+            verdicts.append(linear and met)
+            log(f"scale: {way}: linear {linear}, targets at {largest} met {met}")
+        else:
+            verdicts.append(None)
+    passed = None if None in verdicts or not verdicts else all(v is True for v in verdicts)
+    lines = [
+        f"Jobs of a small PNG (64x48) each, at {', '.join(f'{size:,}' for size in sizes)} jobs: "
+        "from a folder, and the same files named in a job file (`--from`, one JSON line a job). "
+        "*Dry run*: the time and peak RSS (ru_maxrss, from `os.wait4`; MB = 10^6 bytes) of "
+        "`--dry-run`, which checks and names every job and prints its curl command (stdout "
+        "to a file, every job's command counted). *First request*: the time from starting the "
+        "same command without `--dry-run` to the sandbox receiving its first request (through "
+        "a relay of this script's in front of it that notes when the first request's bytes "
+        "arrive), then stopped (SIGTERM). "
+        f"Targets at {largest:,} jobs: dry run under {dry_target_s:g} s and {rss_target_mb:g} "
+        f"MB, first request under {first_target_s:g} s, and linear growth: 1,000 more jobs "
+        f"cost at most {linear_target}x more from {sizes[-2]:,} to {largest:,} jobs than from "
+        f"{sizes[0]:,} to {sizes[-2]:,} (a cost growing with the square of the jobs, as naming "
+        f"was, gives about {(sizes[-2] + largest) / (sizes[0] + sizes[-2]):.1f}x). "
+        f"{plan.runs_scale} run(s) of each, rotated; load average (1 min) before "
+        f"the first run: {load:.2f} on {os.cpu_count()} CPUs.",
+        "",
+        "| jobs given as | jobs | dry run s | dry run µs/job | dry run peak RSS MB | "
+        "first request s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        "Growth: what 1,000 more jobs cost (ms of the medians).",
+        "",
+        f"| jobs given as | figure | {sizes[0]:,} to {sizes[-2]:,} | {sizes[-2]:,} to "
+        f"{sizes[-1]:,} | ratio (target ≤ {linear_target}x) |",
+        "| --- | --- | ---: | ---: | ---: |",
+        *slope_rows,
+        "",
+        f"**{largest:,} jobs: {verdict(passed)}** (dry run < {dry_target_s:g} s and < "
+        f"{rss_target_mb:g} MB, first request < {first_target_s:g} s, linear growth, "
+        "from a folder and from a job file).",
+        "",
+        f"Commands (in `$WORK`, for N = {', '.join(str(size) for size in sizes)}; "
+        "`NANOEDIT_OPENAI_BASE_URL` points at the relay for the second pair):",
+        "",
+        "```sh",
+        f"{serve} &",
+        *[
+            shown([*tools.nanoedit, *arguments(way, largest), *extra]).replace(str(largest), "$N")
+            for extra in (["--dry-run", "-d", "out"], ["-d", "out-run"])
+            for way in ways
+        ],
+        "```",
+    ]
+    failures = sum(1 for item in runs.values() if item.error is not None)
+    return Section(f"7. Large batches: {sizes[0]:,} to {largest:,} jobs", lines, passed, failures)
 
 
 def marginal_ms(batch: Series, single: Series, count: int) -> str:
@@ -1046,6 +1373,7 @@ def bench_memory(tools: Tools, work: Path, plan: Plan) -> Section:
             )
             for fmt in ("url", "b64_json")
         ]
+        load = os.getloadavg()[0]
         series = run_series("memory", contenders, plan.runs_memory, server)
     version = Contender(
         "nanoedit --version (baseline)",
@@ -1062,7 +1390,8 @@ def bench_memory(tools: Tools, work: Path, plan: Plan) -> Section:
         f"{count} edits of cat.png with `-m nano-banana-2 --size 4K --jobs {jobs}`, each "
         f"result a {_produced(series)}, server latency 0. Peak RSS (ru_maxrss of the nanoedit "
         "process, from `os.wait4`), MB = 10^6 bytes. Target: under "
-        f"{target_mb:.0f} MB in URL mode. {plan.runs_memory} run(s) of each.",
+        f"{target_mb:.0f} MB in URL mode. {plan.runs_memory} run(s) of each; load average "
+        f"(1 min) before the first run: {load:.2f} on {os.cpu_count()} CPUs.",
         "",
         "| run | median peak RSS MB | min-max MB | median time s | client CPU s |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -1520,9 +1849,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
     else:
         # 4096x2200 pixels of noise: a 27 MB PNG, 36 MB as base64, as a 4K result can be.
         plan = Plan(False, 3, 5, 3, 15, 64, 8, 1.0, 24, 32, 4, 3, 1000, 64, 3, (4096, 2200), 7)
+    if args.quick:
+        # The same four steps of growth, small enough for a few seconds.
+        plan = replace(plan, scale_sizes=(125, 250, 500, 1000), runs_scale=1)
     if args.runs is not None:
         plan = replace(
             plan,
+            runs_scale=args.runs,
             runs_throughput=args.runs,
             runs_overhead=args.runs,
             runs_memory=args.runs,
@@ -1605,6 +1938,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overhead": bench_overhead,
         "memory": bench_memory,
         "startup": bench_startup,
+        "scale": bench_scale,
     }
     sections: list[Section] = []
     try:

@@ -115,7 +115,15 @@ def expand_inputs(
 
 
 def _folder_files(folder: Path, recursive: bool) -> _Sorted:
-    found = folder.rglob("*") if recursive else folder.iterdir()
+    if not recursive:
+        # scandir knows a file from the directory entry: no stat for each of 20,000 files.
+        with os.scandir(folder) as entries:
+            return _sort_out(
+                str(folder / entry.name)
+                for entry in entries
+                if not entry.name.startswith(".") and entry.is_file()
+            )
+    found = folder.rglob("*")
     return _sort_out(
         str(path)
         for path in found

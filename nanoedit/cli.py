@@ -604,7 +604,7 @@ def _run(
                     if journal is not None:
                         journal.tidy_spool(clock.now().timestamp())
                     if journal is not None:
-                        planned = journal_run(journal, planned, settings, run, inputs.hashes)
+                        planned = journal_run(journal, planned, settings, run, inputs.sha256)
                     runner = Runner(
                         settings, client, reporter, run, inputs, stdout=binary, clock=clock,
                         journal=journal, budget=budget,

@@ -107,21 +107,12 @@ def load_local(source: ImageSource, stdin: BinaryIO | None = None) -> InputImage
         return _streamed(check_image(source, _read_stream(stream, source.label)))
     path = source.path
     where = source.label
-    if not path.exists():
-        raise InputError(f"{where}: no such file; check the path")
-    if path.is_dir():
-        raise InputError(f"{where} is a directory; pass an image file")
+    is_file = stat_local(source)
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
+        if not is_file:
             # A pipe, a FIFO, a process substitution or a device: no size to check up front.
             with path.open("rb") as stream:
                 return _streamed(check_image(source, _read_stream(stream, where)))
-        size = path.stat().st_size
-        if size > MAX_INPUT_BYTES:
-            raise InputError(
-                f"{where} is {size // (1024 * 1024)} MiB; images over "
-                f"{MAX_INPUT_BYTES // (1024 * 1024)} MiB are not accepted, pass a smaller one"
-            )
         data = path.read_bytes()
     except PermissionError:
         raise InputError(
@@ -132,14 +123,45 @@ def load_local(source: ImageSource, stdin: BinaryIO | None = None) -> InputImage
     return check_image(source, data)
 
 
-class RunInputs:
-    """The input images of one run: local ones read and checked before anything is sent,
-    URLs downloaded when a job needs their bytes, and each image's notes said once.
+def stat_local(source: ImageSource) -> bool:
+    """What one stat tells of a local image (not stdin): refused when it is missing, a
+    folder, unreadable or too large; True for a file, False for a stream (a pipe, a FIFO, a
+    device), which has no size to check before it is read."""
+    where = source.label
+    try:
+        # One stat answers "there?", "a folder?", "a stream?" and "how large?": a batch checks
+        # every input, 20,000 of them in a large one.
+        info = source.path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{where}: no such file; check the path") from None
+    except PermissionError:
+        raise InputError(
+            f"{where} cannot be read (permission denied); check its permissions"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{where} cannot be read ({exc.strerror}); check the file") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{where} is a directory; pass an image file")
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    if info.st_size > MAX_INPUT_BYTES:
+        raise InputError(
+            f"{where} is {info.st_size // (1024 * 1024)} MiB; images over "
+            f"{MAX_INPUT_BYTES // (1024 * 1024)} MiB are not accepted, pass a smaller one"
+        )
+    return True
 
-    Every local image is read when its job is checked and again when the job runs: a long
-    batch must not hold all its inputs in memory at once. A stream (stdin, a pipe) can be read
-    once only, so its bytes are kept from the first read. Jobs run in threads: every method
-    may be called from any of them.
+
+class RunInputs:
+    """The input images of one run: local ones checked before anything is sent, URLs
+    downloaded when a job needs their bytes, and each image's notes said once.
+
+    A run checks a local file with one stat when it is planned, and reads and checks its
+    bytes when its job starts, before that job's request: a batch of 20,000 photos sends its
+    first job without reading the other 19,999 first, and holds no more of them in memory
+    than it is sending. A dry run, which sends nothing, reads and checks every image when it
+    is planned. A stream (stdin, a pipe) can be read once only, so it is read when planned
+    and its bytes are kept. Jobs run in threads: every method may be called from any of them.
     """
 
     def __init__(self, warn: Callable[[str], None]) -> None:
@@ -160,6 +182,35 @@ class RunInputs:
         if source not in self.hashes:
             self.hashes[source] = hashlib.sha256(image.data).hexdigest()
         self.warn_notes(image)
+
+    def sha256(self, source: ImageSource) -> str | None:
+        """The SHA-256 of a local input's bytes (read in pieces, once per run), or None when
+        it cannot be read (its job is refused when it starts). The journal tells jobs by it."""
+        with self._lock:
+            known = self.hashes.get(source)
+        if known is not None:
+            return known
+        kept = self._streams.get(source)
+        digest = hashlib.sha256()
+        if kept is not None:
+            digest.update(kept.data)
+        else:
+            try:
+                with source.path.open("rb") as image:
+                    while chunk := image.read(1024 * 1024):
+                        digest.update(chunk)
+            except OSError:
+                return None
+        with self._lock:
+            self.hashes[source] = digest.hexdigest()
+        return self.hashes[source]
+
+    def check_present(self, source: ImageSource) -> None:
+        """Check what a stat tells of a local image (there, a file, not too large), leaving
+        its bytes to be read and checked when its job starts; a stream is read and checked
+        now, as it can be read once only."""
+        if source.is_stdin or not stat_local(source):
+            self.check_local(source)
 
     def read_local(self, source: ImageSource) -> InputImage:
         """A local image's bytes: read again, or kept from the check for a stream."""

@@ -43,7 +43,7 @@ def normalize_size(value: str | None) -> str | None:
     raise UsageError(f"invalid size {value!r}; use one of: {', '.join(SIZES)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageSource:
     """One input image as the user named it: a local file or an http(s) URL."""
 
@@ -164,7 +164,7 @@ DEFAULT_JOBS = 4
 WHOLE_RUN = (1, 1)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Options:
     """What to ask the model for; shared by every job of a run (a job-file line may change
     some of it for its own job)."""
@@ -177,7 +177,7 @@ class Options:
     response_format: str = DEFAULT_RESPONSE_FORMAT
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunOptions:
     """How a run behaves: where it sends and saves, how patiently, and what it prints.
 
@@ -215,7 +215,7 @@ class RunOptions:
     """--max-images: the most images the run may ask for (None: no limit)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """One request to a model: an edit of one input (plus references) or a generation; or
     the collection of a task submitted elsewhere, which ``task`` names as the user gave it."""
@@ -262,7 +262,7 @@ def build_generate_job(options: Options, output: Path | None) -> Job:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SavedImage:
     """A checked image file: where it is, its format, its size in pixels and in bytes."""
 
@@ -273,7 +273,7 @@ class SavedImage:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedJob:
     """A checked job, ready to send: the backend it goes to, the model it asks for, and the
     names its images take (none for a job with ``-o``, which names its one file)."""
@@ -290,7 +290,7 @@ class PlannedJob:
     results: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobOutcome:
     """What became of one job: refused or skipped when it was planned, or what running it
     gave. ``backend`` and ``model`` are None when the job was refused before they were known.

@@ -23,11 +23,14 @@ if TYPE_CHECKING:
     from nanoedit.journal import JobRecord, Journal, NewJob
 
 
-def fingerprint(job: Job, model: str, hashes: Mapping[ImageSource, str]) -> str:
+def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None]) -> str:
     """What makes two jobs the same paid request: the same prompt, model and options, and
     inputs with the same bytes (a URL by its text: its bytes are the provider's to read)."""
     options = job.options
-    inputs = [hashes.get(source) or source.location for source in job.images]
+    inputs = [
+        source.location if source.is_url else digest(source) or source.location
+        for source in job.images
+    ]
     what = {
         "kind": job.kind,
         "prompt": options.prompt,
@@ -94,7 +97,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> dict[str, Any]:
 
 
 def new_job(
-    planned: PlannedJob, saving: SavingOptions, hashes: Mapping[ImageSource, str]
+    planned: PlannedJob, saving: SavingOptions, digest: Callable[[ImageSource], str | None]
 ) -> NewJob:
     """The journal row of a job about to run."""
     from nanoedit.journal import NewJob
@@ -104,7 +107,7 @@ def new_job(
         backend=planned.backend,
         model=planned.model,
         prompt=planned.job.options.prompt,
-        fingerprint=fingerprint(planned.job, planned.model, hashes),
+        fingerprint=fingerprint(planned.job, planned.model, digest),
         spec=spec_of(planned, saving),
     )
 
@@ -184,7 +187,7 @@ def journal_jobs(
     journal: Journal,
     planned: Sequence[Any],
     saving: SavingOptions,
-    hashes: Mapping[ImageSource, str],
+    digest: Callable[[ImageSource], str | None],
 ) -> list[Any]:
     """Journal every job about to be sent (in one transaction) and return the plan with each
     such job carrying its journal id; refused and skipped jobs are left as they are."""
@@ -195,7 +198,7 @@ def journal_jobs(
         for place, entry in enumerate(planned)
         if isinstance(entry, PlannedJob) and entry.journal_id is None
     ]
-    ids = journal.add_jobs(new_job(entry, saving, hashes) for _, entry in fresh)
+    ids = journal.add_jobs(new_job(entry, saving, digest) for _, entry in fresh)
     result = list(planned)
     for (place, entry), ident in zip(fresh, ids, strict=True):
         result[place] = replace(entry, journal_id=ident)
@@ -207,7 +210,7 @@ def journal_run(
     planned: Sequence[Any],
     settings: Settings,
     run: RunOptions,
-    hashes: Mapping[ImageSource, str],
+    digest: Callable[[ImageSource], str | None],
 ) -> list[Any]:
     """Start the run in the journal and journal its jobs (see :func:`journal_jobs`)."""
     import sys
@@ -219,7 +222,7 @@ def journal_run(
         sidecar=run.sidecar,
         overwrite=run.overwrite,
     )
-    return journal_jobs(journal, planned, saving, hashes)
+    return journal_jobs(journal, planned, saving, digest)
 
 
 def open_journal(settings: Settings, warn: Callable[[str], None]) -> Journal | None:

@@ -579,6 +579,8 @@ class Runner:
             from nanoedit.uploads import host_inputs
 
             urls, hosted = host_inputs(job, self.settings.upload, http, progress)
+            for item in hosted:
+                self.inputs.warn_notes(item.image)
             self._converted(item.image for item in hosted)
             return PreparedJob(job=job, model=model, urls=urls, hosted=hosted)
         # A provider that fetches URLs itself is sent them as they are.
@@ -590,8 +592,7 @@ class Runner:
             if not (fetched and source.is_url)
         )
         for upload in uploads:
-            if upload.source.is_url:
-                self.inputs.warn_notes(upload)  # a local one's were given when it was checked
+            self.inputs.warn_notes(upload)  # once per image, however many jobs send it
         self._converted(uploads)
         return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
 

@@ -224,6 +224,9 @@ def host_inputs(
     urls: list[str] = []
     hosted: list[HostedImage] = []
     uploader: Uploader | None = None
+    # Every local image read and checked before the first is uploaded: a broken one refuses
+    # the job with nothing of it put online.
+    images = {source: load_local(source) for source in job.images if not source.is_url}
     for source in job.images:
         if source.is_url:
             urls.append(source.location)
@@ -232,7 +235,7 @@ def host_inputs(
             assert settings.via is not None, "choose_backend lets no local file through"
             UPLOADERS[settings.via].check(settings)
             uploader = UPLOADERS[settings.via](settings, http)
-        image = load_local(source)
+        image = images[source]
         progress(f"uploading {source.location} (upload.via {settings.via})")
         url = uploader.upload(image)
         urls.append(url)

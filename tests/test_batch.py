@@ -366,6 +366,40 @@ def test_a_refused_job_does_not_stop_the_others(served: Served) -> None:
     assert listing(".") == ["b-edit.png", "c-edit.png", "in/a.png", "in/b.png", "in/c.png"]
 
 
+def test_an_image_that_is_not_one_is_refused_in_its_turn_after_the_jobs_before_it(
+    served: Served,
+) -> None:
+    # A run reads each image's bytes as its job starts, not every image of the batch before
+    # its first request: one job at a time, the jobs report in list order.
+    write_image("a.png", 10)
+    Path("doc.png").write_bytes(b"%PDF-1.7\n%\xe2\xe3")
+    write_image("c.png", 30)
+    result = run_cli(["edit", "a.png", "doc.png", "c.png", "-p", "x", "-j", "1"], env=env(served))
+    assert (result.exit_code, result.stdout) == (7, "a-edit.png\nc-edit.png\n")
+    assert result.stderr.splitlines() == [
+        "saved a-edit.png (1184x864 PNG) from a.png",
+        "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file",
+        "saved c-edit.png (1184x864 PNG) from c.png",
+        "3 jobs: 2 done, 1 failed, 2 images saved",
+    ]
+    assert sent_inputs(served, ["a.png", "c.png"]) == ["a.png", "c.png"]
+    assert listing(".") == ["a-edit.png", "a.png", "c-edit.png", "c.png", "doc.png"]
+
+
+def test_a_dry_run_reads_every_image_before_it_prints_a_command(served: Served) -> None:
+    # Nothing is sent, so the dry run's own look at the bytes is the only one: up front.
+    write_image("a.png", 10)
+    Path("doc.png").write_bytes(b"%PDF-1.7\n%\xe2\xe3")
+    result = run_cli(["edit", "a.png", "doc.png", "-p", "x", "--dry-run"], env=env(served))
+    assert result.exit_code == 7
+    assert result.stdout.startswith("# a.png -> a-edit (openai, nano-banana)\ncurl ")
+    assert "doc.png" not in result.stdout
+    assert result.stderr == (
+        "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file\n"
+    )
+    assert served.sandbox.received == []
+
+
 def test_when_every_job_fails_the_exit_code_is_the_failures_own(served: Served) -> None:
     result = run_cli(["edit", "gone1.png", "gone2.png", "-p", "x"], env=env(served))
     assert (result.exit_code, result.stdout) == (4, "")

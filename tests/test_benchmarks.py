@@ -20,6 +20,7 @@ SECTIONS = [
     r"4\. Peak memory, 8 results at 4K",
     r"5\. Start-up",
     r"6\. Base64 results: 4 MB answers",
+    r"7\. Large batches: 125 to 1,000 jobs",
 ]
 
 

@@ -21,8 +21,10 @@ def plan(
 ) -> tuple[list[Planned], list[str]]:
     settings = load_settings(os.environ, RunOptions(sandbox=True))
     warnings: list[str] = []
+    # The output folder (settings.out_dir, the current one) is there, with ``taken`` in it.
+    there = taken | {settings.out_dir}
     planner = Planner(
-        settings, options, RunInputs(warnings.append), warnings.append, exists=taken.__contains__
+        settings, options, RunInputs(warnings.append), warnings.append, exists=there.__contains__
     )
     jobs = build_edit_jobs(urls, [], Options(prompt="make it night", size=size), None)
     return planner.plan(jobs), warnings

@@ -164,6 +164,23 @@ def test_a_gif_is_uploaded_as_the_png_nanoedit_converted_it_to(
         assert (uploaded.format, uploaded.size) == ("PNG", (640, 480))
 
 
+def test_a_job_with_an_image_that_is_not_one_uploads_none_of_its_images(
+    served: Served, sample: Path, hosting: Hosting
+) -> None:
+    # A job reads its images as it starts: every one is checked before the first is put online.
+    Path("doc.png").write_bytes(b"%PDF-1.7\n%\xe2\xe3")
+    result = run_cli(
+        ["edit", "cat.png", "--ref", "doc.png", "-p", "x"],
+        env=duomi_only(served, hosting.command()),
+    )
+    assert (result.exit_code, result.stdout) == (4, "")
+    assert result.stderr == (
+        "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file\n"
+    )
+    assert list(hosting.folder.iterdir()) == []
+    assert served.sandbox.received == []
+
+
 def test_without_an_uploader_the_only_key_says_how_to_get_one(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x"], env=duomi_only(served, None))
     assert (result.exit_code, result.stdout) == (3, "")
