@@ -220,6 +220,9 @@ def interrupted_run(
             run.wait()
         for reader in readers:
             reader.join(30)
+        # communicate() would close the pipes; reading them here, the test must.
+        run.stdout.close()
+        run.stderr.close()
     return run.returncode, "".join(out), "".join(err)
 
 
