@@ -197,11 +197,13 @@ class Runner:
                         if outcome is None and not self.cancel.is_set():
                             # Stopped by a first Ctrl-C before its first paid request.
                             outcome = _held_back(entry, self._stopped())
-                        for done, finished in self._finish(place, entry, outcome):
-                            outcomes[done] = finished
                         if outcome is not None:
+                            # No longer under way before it is reported: a Ctrl-C that comes
+                            # once its image is printed must not count it among those to wait for.
                             with self._lock:
                                 self._under_way.pop(place, None)
+                        for done, finished in self._finish(place, entry, outcome):
+                            outcomes[done] = finished
                     except BaseException as exc:  # a bug: stop the run and show it
                         crashes.append(exc)
                         self.cancel.set()
