@@ -586,6 +586,7 @@ def _run(
             inputs = RunInputs(reporter.warning)
             planned = Planner(settings, run, inputs, reporter.warning).plan(jobs)
             budget = _budget(planned, settings, run, reporter.console)
+            stopped = False
             if run.dry_run:
                 from nanoedit.dryrun import print_plan
 
@@ -604,6 +605,7 @@ def _run(
                     journal=journal, budget=budget,
                 )  # fmt: skip
                 outcomes = run_gently(runner, planned, reporter, journal)
+                stopped = runner.draining.is_set()
         if reporter.gone and not run.dry_run:
             _closed_stdout(outcomes, run.quiet)
         if not run.dry_run:
@@ -614,6 +616,10 @@ def _run(
             save_run_page(run.report, outcomes, when, clock.monotonic() - started)
             if not run.quiet:
                 reporter.console.print(f"wrote the report {run.report}")
+    if stopped:
+        # A first Ctrl-C or SIGTERM let the jobs under way finish: still an interruption.
+        typer.echo(INTERRUPTED, err=True)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     raise typer.Exit(exit_code_for(outcomes))
 
 
