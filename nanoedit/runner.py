@@ -561,8 +561,12 @@ class Runner:
         tasks = bool(planned.tasks) or bool(recorder is not None and recorder.handles)
         unanswered = bool(recorder is not None and recorder.paid and http.unanswered)
         # A result that came and could not be saved (its download failed, the disk is full)
-        # is paid for: it stays answered, for resume to save.
-        if answered and unsaved and isinstance(error, ApiError | InputError | NetworkError):
+        # is paid for: it stays answered, for resume to save. Not one that can never be
+        # saved (an expired link, an image over the pixel limit).
+        keep = isinstance(error, InputError | NetworkError) or (
+            isinstance(error, ApiError) and error.transient
+        )
+        if answered and unsaved and keep:
             # Named, so that it can be had even without nanoedit (a URL expires, though).
             kept = ", ".join(str(entry.get("url") or entry.get("spool")) for entry in unsaved)
             what, it = ("result is", "it") if len(unsaved) == 1 else ("results are", "them")
