@@ -592,6 +592,7 @@ def _run(
             planner = Planner(settings, run, inputs, reporter.warning, journal=journal)
             planned = planner.plan(jobs)
             budget = _budget(planned, settings, run, reporter.console)
+            stopped = False
             if run.dry_run:
                 from nanoedit.dryrun import print_plan
 
@@ -603,13 +604,13 @@ def _run(
                     tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
                     if journal is not None:
                         journal.tidy_spool(clock.now().timestamp())
-                    if journal is not None:
                         planned = journal_run(journal, planned, settings, run, inputs.sha256)
                     runner = Runner(
                         settings, client, reporter, run, inputs, stdout=binary, clock=clock,
                         journal=journal, budget=budget,
                     )  # fmt: skip
                     outcomes = run_gently(runner, planned, reporter, journal)
+                    stopped = runner.draining.is_set()
         if reporter.gone and not run.dry_run:
             _closed_stdout(outcomes, run.quiet)
         if not run.dry_run:
@@ -620,6 +621,10 @@ def _run(
             save_run_page(run.report, outcomes, when, clock.monotonic() - started)
             if not run.quiet:
                 reporter.console.print(f"wrote the report {run.report}")
+    if stopped:
+        # A first Ctrl-C or SIGTERM let the jobs under way finish: still an interruption.
+        typer.echo(INTERRUPTED, err=True)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     raise typer.Exit(exit_code_for(outcomes))
 
 

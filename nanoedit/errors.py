@@ -49,6 +49,9 @@ class NanoeditError(Exception):
 
     exit_code: ExitCode = ExitCode.INTERNAL
     kind: str = "internal"
+    # Whether the same step may well succeed later (a server that failed for now): a result
+    # whose download failed so is kept for resume.
+    transient: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -197,10 +197,12 @@ def check_download(
 
         body = response.read()[:512]
         hint = denied if response.status_code in (401, 403, 410) else "check the address"
-        raise failure(
+        error = failure(
             f"{what} could not be downloaded from {where}: "
             f"HTTP {response.status_code} ({describe(body)}); {hint}"
         )
+        error.transient = response.status_code in RETRY_STATUSES
+        raise error
     announced = response.headers.get("content-length")
     length = int(announced) if announced and announced.isdigit() else None
     if length is not None and length > cap:

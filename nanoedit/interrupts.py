@@ -53,10 +53,14 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
             raise KeyboardInterrupt
         under_way = run.drain()
         name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-        jobs = "job under way finishes" if under_way == 1 else "jobs under way finish"
+        jobs = (
+            "job under way finishes and saves"
+            if under_way == 1
+            else "jobs under way finish and save"
+        )
         later = "; nanoedit resume takes them up later" if resume else ""
         say(
-            f"{name}: stopping; no new job is sent, the {under_way} {jobs} and saves. "
+            f"{name}: stopping; no new job is sent, the {under_way} {jobs}. "
             f"Ctrl-C again aborts{later}"
         )
 

@@ -24,6 +24,7 @@ from nanoedit.clock import Clock
 from nanoedit.commands import stop_all as stop_commands
 from nanoedit.config import Settings
 from nanoedit.errors import (
+    ApiError,
     AuthError,
     InputError,
     NanoeditError,
@@ -97,6 +98,9 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.journal = journal
+        # What each job a stop kept from being sent says: one error, so it is said once.
+        resume = "nanoedit resume" if journal is not None else "run the command again"
+        self._stopped_error = StoppedError(f"not sent: the run was stopped; {resume} sends it")
         # Set by a first Ctrl-C or SIGTERM: no job is sent any more, those under way finish.
         self.draining = threading.Event()
         # The jobs under way, by their place in the run: what an abort leaves unfinished.
@@ -166,8 +170,7 @@ class Runner:
         return [outcomes[place] for place in range(len(planned))]
 
     def _stopped(self) -> StoppedError:
-        resume = "nanoedit resume" if self.journal is not None else "run the command again"
-        return StoppedError(f"not sent: the run was stopped; {resume} sends it")
+        return self._stopped_error
 
     def drain(self) -> int:
         """Send no new job; the jobs under way finish and save. Returns how many are."""
@@ -197,11 +200,13 @@ class Runner:
                         if outcome is None and not self.cancel.is_set():
                             # Stopped by a first Ctrl-C before its first paid request.
                             outcome = _held_back(entry, self._stopped())
-                        for done, finished in self._finish(place, entry, outcome):
-                            outcomes[done] = finished
                         if outcome is not None:
+                            # No longer under way before it is reported: a Ctrl-C that comes
+                            # once its image is printed must not count it among those to wait for.
                             with self._lock:
                                 self._under_way.pop(place, None)
+                        for done, finished in self._finish(place, entry, outcome):
+                            outcomes[done] = finished
                     except BaseException as exc:  # a bug: stop the run and show it
                         crashes.append(exc)
                         self.cancel.set()
@@ -389,8 +394,10 @@ class Runner:
             http.discard_spooled()
         if self.cancel.is_set() and error is not None:
             return None  # the failure is the interruption's doing: say nothing of it
+        left = None
         if planned.journal_id is not None and self.journal is not None:
-            error = self._journal_end(planned, recorder, http, entries, answered, error)
+            error, left = self._journal_end(planned, recorder, http, entries, answered, error)
+        handles = (*planned.tasks, *(recorder.handles if recorder is not None else ()))
         return JobOutcome(
             job,
             planned.backend,
@@ -403,6 +410,8 @@ class Runner:
             sent=http.sent or bool(planned.tasks or planned.results),
             journal_id=planned.journal_id,
             usage=usage,
+            left=left,
+            tasks=handles if left is not None else (),
         )
 
     def _recorder(self, planned: PlannedJob) -> JobRecorder | None:
@@ -539,35 +548,45 @@ class Runner:
         entries: list[dict[str, Any]],
         answered: bool,
         error: NanoeditError | None,
-    ) -> NanoeditError | None:
+    ) -> tuple[NanoeditError | None, str | None]:
         """Journal how the job ended, and say in its error how what was paid for can still be
-        had: a result not saved, a task still running, a request that may have been charged."""
+        had: a result not saved, a task still running, a request that may have been charged.
+        Returns the error and, for a job left for ``resume``, the state the journal keeps."""
         assert self.journal is not None and planned.journal_id is not None
         ident = planned.journal_id
         if error is None:
             self.journal.saved(ident, entries)
-            return None
+            return None, None
         unsaved = [entry for entry in entries if "path" not in entry and not entry.get("lost")]
         tasks = bool(planned.tasks) or bool(recorder is not None and recorder.handles)
         unanswered = bool(recorder is not None and recorder.paid and http.unanswered)
-        if answered and unsaved and isinstance(error, InputError | NetworkError):
+        # A result that came and could not be saved (its download failed, the disk is full)
+        # is paid for: it stays answered, for resume to save. Not one that can never be
+        # saved (an expired link, an image over the pixel limit).
+        keep = isinstance(error, InputError | NetworkError) or (
+            isinstance(error, ApiError) and error.transient
+        )
+        if answered and unsaved and keep:
+            # Named, so that it can be had even without nanoedit (a URL expires, though).
+            kept = ", ".join(str(entry.get("url") or entry.get("spool")) for entry in unsaved)
+            what, it = ("result is", "it") if len(unsaved) == 1 else ("results are", "them")
             error.message += (
-                f"; the result is kept in the history: nanoedit resume {ident} saves it"
+                f"; the {what} kept in the history ({kept}): nanoedit resume {ident} saves {it}"
             )
-            return error
+            return error, "answered"
         if not answered and tasks and isinstance(error, NetworkError):
             error.message += f"; nanoedit resume {ident} collects it when it has finished"
-            return error
+            return error, "submitted"
         if not answered and unanswered and not tasks and isinstance(error, NetworkError):
             error.message += (
                 f"; it is kept in the history as job {ident}: nanoedit resume {ident} "
                 "--retry-unsafe sends it again"
             )
-            return error
+            return error, "submitted"
         self.journal.failed(
             ident, error.kind, error.message, refused=isinstance(error, RefusedError)
         )
-        return error
+        return error, None
 
     def prepare(
         self, job: Job, backend: str, model: str, http: JobHttp, progress: Progress

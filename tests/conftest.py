@@ -177,10 +177,12 @@ def interrupted_run(
     what: str,
     presses: int = 2,
     sig: signal.Signals = signal.SIGINT,
+    on_stopping: Callable[[], object] | None = None,
 ) -> tuple[int, str, str]:
     """Run the installed command, send ``sig`` (Ctrl-C's SIGINT) once ``seen`` is set, and
     return its exit code, stdout and stderr. With ``presses=2`` (an abort), the second is sent
-    once the run has said it is stopping (the first only stops new jobs from being sent)."""
+    once the run has said it is stopping (the first only stops new jobs from being sent).
+    ``on_stopping`` is called once it has said so (e.g. to let held answers go)."""
     command = str(Path(sys.executable).with_name("nanoedit"))
     run = subprocess.Popen(
         [command, *args], cwd=cwd, env=dict(os.environ) | env,
@@ -209,9 +211,11 @@ def interrupted_run(
     try:
         assert seen.wait(60), f"{what} never happened"
         run.send_signal(sig)
-        if presses == 2:
+        if presses == 2 or on_stopping is not None:
             wait_for(lambda: stopping.is_set() or run.poll() is not None, "the stopping notice")
-            if run.poll() is None:
+            if on_stopping is not None:
+                on_stopping()
+            if presses == 2 and run.poll() is None:
                 run.send_signal(signal.SIGINT)
         run.wait(timeout=30)
     finally:
@@ -220,6 +224,9 @@ def interrupted_run(
             run.wait()
         for reader in readers:
             reader.join(30)
+        # communicate() would close the pipes; reading them here, the test must.
+        run.stdout.close()
+        run.stderr.close()
     return run.returncode, "".join(out), "".join(err)
 
 

@@ -1061,22 +1061,24 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
     }
     assert len(records) == 3
 
-    def done(source: str, name: str) -> dict[str, object]:
+    def done(job: int, source: str, name: str) -> dict[str, object]:
         output = {"path": name, "width": AUTO_SIZE[0], "height": AUTO_SIZE[1], "format": "png",
                   "bytes": Path(name).stat().st_size}  # fmt: skip
-        return {"ok": True, "kind": "edit", "backend": "openai", "model": "nano-banana",
-                "prompt": "x", "inputs": [source], "outputs": [output], "sent": True, "skipped": False,
-                "warnings": [], "text": "", "error": None}  # fmt: skip
+        return {"ok": True, "job": job, "state": "saved", "kind": "edit", "backend": "openai",
+                "model": "nano-banana", "prompt": "x", "inputs": [source], "outputs": [output],
+                "sent": True, "tasks": [], "skipped": False, "warnings": [], "text": "",
+                "error": None}  # fmt: skip
 
     message = (
         f"the input {url} could not be downloaded from {host}: HTTP 404 (it starts like text); "
         "check the address"
     )
     assert records == {
-        "in/a.png": done("in/a.png", "a-edit.png"),
-        "in/b.png": done("in/b.png", "b-edit.png"),
-        url: {"ok": False, "kind": "edit", "backend": "openai", "model": "nano-banana",
-              "prompt": "x", "inputs": [url], "outputs": [], "sent": True, "skipped": False, "warnings": [], "text": "",
+        "in/a.png": done(1, "in/a.png", "a-edit.png"),
+        "in/b.png": done(2, "in/b.png", "b-edit.png"),
+        url: {"ok": False, "job": 3, "state": "failed", "kind": "edit", "backend": "openai",
+              "model": "nano-banana", "prompt": "x", "inputs": [url], "outputs": [], "sent": True,
+              "tasks": [], "skipped": False, "warnings": [], "text": "",
               "error": {"kind": "input", "message": message, "exit_code": 4}},
     }  # fmt: skip
     estimate, *lines, last = result.stderr.splitlines()

@@ -145,11 +145,11 @@ def test_b64_json_answers_are_decoded(served: Served, sample: Path) -> None:
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
     assert record == {
-        "ok": True, "kind": "edit", "backend": "openai", "model": "nano-banana", "prompt": "x",
-        "inputs": ["cat.png"],
+        "ok": True, "job": 1, "state": "saved", "kind": "edit", "backend": "openai",
+        "model": "nano-banana", "prompt": "x", "inputs": ["cat.png"],
         "outputs": [{"path": "cat-edit.png", "width": 1184, "height": 864, "format": "png",
                      "bytes": Path("cat-edit.png").stat().st_size}],
-        "sent": True, "skipped": False, "warnings": [], "text": "", "error": None,
+        "sent": True, "tasks": [], "skipped": False, "warnings": [], "text": "", "error": None,
     }  # fmt: skip
     assert served.sandbox.received[0].fields["response_format"] == ["b64_json"]
     assert len(served.sandbox.received) == 1  # nothing to download

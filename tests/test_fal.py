@@ -263,7 +263,8 @@ def test_retries_never_pay_twice(
         assert result.stderr.strip().endswith(
             "it may have reached the model, so nanoedit did not send it again (a second request "
             "could be charged twice); check your account, then run again, or pass "
-            "--retry-unsafe to allow resending"
+            "--retry-unsafe to allow resending; it is kept in the history as job 1: nanoedit "
+            "resume 1 --retry-unsafe sends it again"
         )
 
 
@@ -326,7 +327,9 @@ def test_a_separate_storage_url_gets_the_uploads(served: Served, sample: Path) -
 
 def test_a_timeout_while_queued_cancels_the_request(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("queue-stuck")
-    result = run_cli(["edit", "cat.png", "-p", "x", "--timeout", "1"], env=fal_env(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--timeout", "1", "--no-history"], env=fal_env(served)
+    )
     assert (result.exit_code, result.stdout) == (6, "")
     [cancel] = received(served, "PUT")[1:]
     assert re.fullmatch(r"/fal-ai/nano-banana/requests/[0-9a-f-]{36}/cancel", cancel.path)
@@ -358,7 +361,7 @@ def test_ctrl_c_while_queued_cancels_the_request(
     served, log = watched
     (isolated / "cat.png").write_bytes(CAT)
     returncode, stdout, stderr = interrupted_run(
-        ["edit", "cat.png", "-p", "x"],
+        ["edit", "cat.png", "-p", "x", "--no-history"],
         isolated,
         fal_env(served),
         log.seen,
@@ -369,8 +372,11 @@ def test_ctrl_c_while_queued_cancels_the_request(
     request_id = cancel.path.split("/")[4]
     assert cancel.path == f"/fal-ai/nano-banana/requests/{request_id}/cancel"
     assert stderr.splitlines() == [
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
+        "Ctrl-C again aborts",
         f"warning: cat.png: fal request {request_id} on {host(served)} was still in the queue, "
         "so it was cancelled and is not charged",
+        "error: stopped while under way; it may have been charged",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
     assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]

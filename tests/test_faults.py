@@ -186,8 +186,8 @@ DUOMI_CASES: dict[str, Case] = {
     "task never finishes": Case(
         "task-stuck", NET,
         "did not finish within the job's time limit of 2 s (2 s elapsed, last state: running); "
-        "it may still finish on the server, so wait before sending the job again, or raise "
-        "--timeout", files=0, args=("--timeout", "2"),
+        "it is still running on the server (it may be charged); nanoedit resume 1 collects it "
+        "when it has finished", files=0, args=("--timeout", "2"),
     ),
     "unknown task state": Case("task-unknown", OK),
     "empty url": Case("empty-url", API, "succeeded without an image", files=0),

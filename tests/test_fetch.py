@@ -253,12 +253,12 @@ def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: Skip
         path = f"out/replicate-{task_id}.png"
         size = Path(path).stat().st_size
         assert record == {
-            "ok": True, "kind": "fetch", "backend": "replicate", "model": "google/nano-banana",
-            "prompt": "", "inputs": [], "task": task_id,
+            "ok": True, "job": None, "state": "saved", "kind": "fetch", "backend": "replicate",
+            "model": "google/nano-banana", "prompt": "", "inputs": [], "task": task_id,
             "outputs": [
                 {"path": path, "width": 1024, "height": 1024, "format": "png", "bytes": size}
             ],
-            "sent": True, "skipped": False, "warnings": [], "text": "", "error": None,
+            "sent": True, "tasks": [], "skipped": False, "warnings": [], "text": "", "error": None,
         }  # fmt: skip
         assert Path(path).read_bytes() == made_image(served, "replicate", task_id)
 

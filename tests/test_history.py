@@ -256,7 +256,6 @@ def test_edit_at_last_sends_the_image_the_previous_run_saved(served: Served, sam
         assert made.size == (1184, 864)
 
 
-@pytest.mark.xfail(reason="needs the runner's journal", strict=True)
 def test_edit_at_last_after_a_real_run_needs_no_journal_written_by_hand(
     served: Served, sample: Path
 ) -> None:

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, wait_for
+from conftest import DUOMI_KEY, OPENAI_KEY, STOPPING, interrupted_run, wait_for
 from PIL import Image
 
+from nanoedit.journal import Journal
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
@@ -87,41 +88,42 @@ def test_installed_command_edits_over_both_backends(
     assert "sk-any-key-works-here" not in log and "duomi-any-key" not in log
 
 
-def test_ctrl_c_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
+def test_ctrl_c_twice_exits_130_and_leaves_no_partial_file(isolated: Path) -> None:
     # The answer is held until the test lets it go: Ctrl-C comes while the request is out.
     release = threading.Event()
+    arrived = threading.Event()
 
     def hold(seconds: float) -> None:
+        arrived.set()
         release.wait(seconds)
 
     sandbox = Sandbox(keys=frozenset({OPENAI_KEY}), latency=30, sleep=hold)
     try:
         with SandboxServer(sandbox) as server:
             (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
-            env = dict(os.environ) | {
-                "NANOEDIT_OPENAI_BASE_URL": server.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
-            }  # fmt: skip
-            run = subprocess.Popen(
-                [NANOEDIT, "edit", "cat.png", "-p", "x"], cwd=isolated, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                # A child of a non-interactive shell may start with SIGINT ignored.
-                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-            )  # fmt: skip
-            wait_for(
-                lambda: any(r.path == "/v1/images/edits" for r in sandbox.received),
+            env = {"NANOEDIT_OPENAI_BASE_URL": server.base_url,
+                   "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}  # fmt: skip
+            # The first Ctrl-C waits for the paid request; the second aborts it.
+            returncode, stdout, stderr = interrupted_run(
+                ["edit", "cat.png", "-p", "x"], isolated, env, arrived,
                 "the edit request to reach the server",
-            )
-            run.send_signal(signal.SIGINT)
-            stdout, stderr = run.communicate(timeout=30)
+            )  # fmt: skip
             release.set()
     finally:
         release.set()
-    assert (run.returncode, stdout) == (130, "")
-    assert stderr == "interrupted: nothing more was sent; images already saved are kept\n"
+    assert (returncode, stdout) == (130, "")
+    assert stderr.splitlines() == [
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
+        "Ctrl-C again aborts; nanoedit resume takes them up later",
+        "error: stopped while under way: its request went out, so it may have been charged; "
+        "nanoedit resume 1 --retry-unsafe sends it again",
+        "interrupted: nothing more was sent; images already saved are kept",
+    ]
+    assert [r.path for r in sandbox.received] == ["/v1/images/edits"]
     assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]
 
 
-def test_ctrl_c_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once(
+def test_ctrl_c_twice_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once(
     isolated: Path,
 ) -> None:
     sandbox = Sandbox(keys=frozenset({OPENAI_KEY, DUOMI_KEY}), faults="task-stuck")
@@ -139,22 +141,57 @@ def test_ctrl_c_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once(
             cwd=isolated, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
-        assert run.stdout is not None
-        assert run.stdout.readline() == "cat-edit.png\n"
-        polls_before = len(sandbox.received)
-        started = time.monotonic()
-        run.send_signal(signal.SIGINT)
-        rest, stderr = run.communicate(timeout=30)
-        stopped = time.monotonic() - started
-        assert (run.returncode, rest) == (130, "")
-        assert stderr.splitlines()[-1] == (
-            "interrupted: nothing more was sent; images already saved are kept"
-        )
-        assert "Traceback" not in stderr
+        assert run.stdout is not None and run.stderr is not None
+        lines: list[str] = []
+
+        def said(text: str) -> bool:
+            return any(text in line for line in lines)
+
+        def read_err() -> None:
+            assert run.stderr is not None
+            for line in run.stderr:
+                lines.append(line)
+
+        reader = threading.Thread(target=read_err)
+        reader.start()
+        try:
+            wait_for(lambda: said("saved cat-edit.png"), "cat-edit.png to be saved")
+            # The first Ctrl-C waits for the task, which never ends; the second aborts.
+            run.send_signal(signal.SIGINT)
+            wait_for(lambda: said(STOPPING), "the stopping notice")
+            polls_before = len(sandbox.received)
+            started = time.monotonic()
+            run.send_signal(signal.SIGINT)
+            out = run.stdout.read()
+            run.wait(timeout=30)
+            stopped = time.monotonic() - started
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+            reader.join(30)
+            run.stdout.close()
+            run.stderr.close()
+        assert (run.returncode, out) == (130, "cat-edit.png\n")
+        with Journal(Path(os.environ["NANOEDIT_DATA_DIR"])) as journal:
+            record = journal.get(1)
+        assert record is not None
+        [task_id] = record.tasks
+        assert (record.state, record.backend) == ("submitted", "duomi")
+        assert [line.rstrip("\n") for line in lines] == [
+            "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)",
+            "saved cat-edit.png (1184x864 PNG) from cat.png",
+            "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and "
+            "saves. Ctrl-C again aborts; nanoedit resume takes them up later",
+            f"error: stopped while under way: task {task_id} was submitted; nanoedit resume 1 "
+            "saves its result",
+            "interrupted: nothing more was sent; images already saved are kept",
+        ]
         assert stopped < 5, stopped
         # The saved image is whole; nothing else, no temporary file, was left behind.
         assert sorted(p.name for p in isolated.iterdir()) == ["cat-edit.png", "cat.png"]
         with Image.open(isolated / "cat-edit.png") as image:
             image.load()
-        # The process is gone, so nothing more can come from it.
+        # The process is gone, so nothing more can come from it; the task was not cancelled.
         assert len(sandbox.received) <= polls_before + 1  # polling stopped with the run
+        assert [r.method for r in sandbox.received if r.method != "GET"] == ["POST", "POST"]

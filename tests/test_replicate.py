@@ -288,7 +288,9 @@ def test_the_providers_own_variable_gives_the_key(served: Served, sample: Path) 
 
 def test_a_timeout_cancels_the_prediction(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("queue-stuck")
-    result = run_cli(["edit", "cat.png", "-p", "x", "--timeout", "1"], env=replicate_env(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--timeout", "1", "--no-history"], env=replicate_env(served)
+    )
     assert (result.exit_code, result.stdout) == (6, "")
     [cancel] = [r for r in received(served, "POST") if r.path.endswith("/cancel")]
     prediction_id = cancel.path.split("/")[3]
@@ -318,7 +320,7 @@ def test_ctrl_c_cancels_a_running_prediction(
     served, log = watched
     (isolated / "cat.png").write_bytes(CAT)
     returncode, stdout, stderr = interrupted_run(
-        ["edit", "cat.png", "-p", "x"],
+        ["edit", "cat.png", "-p", "x", "--no-history"],
         isolated,
         replicate_env(served),
         log.seen,
@@ -328,8 +330,11 @@ def test_ctrl_c_cancels_a_running_prediction(
     [cancel] = [r for r in received(served, "POST") if r.path.endswith("/cancel")]
     prediction_id = cancel.path.split("/")[3]
     assert stderr.splitlines() == [
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
+        "Ctrl-C again aborts",
         f"warning: cat.png: prediction {prediction_id} on {host(served)} was starting, so it "
         "was cancelled",
+        "error: stopped while under way; it may have been charged",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
     assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import OPENAI_KEY, Served, backend_env, run_cli
+from conftest import OPENAI_KEY, Served, backend_env, interrupted_run, run_cli
 from PIL import Image
 
 from nanoedit.sandbox import Sandbox, SandboxRequest, SandboxResponse, SandboxServer, sample_image
@@ -167,27 +167,36 @@ def test_ctrl_c_stops_a_key_command_that_is_still_running(
     # The shell writes its PID (its own process group's, as it leads a new session), then
     # becomes a sleep that would outlive nanoedit.
     command = f"echo $$ > {shlex.quote(str(ready))}; exec sleep 60"
-    env = dict(os.environ) | {
+    env = {
         "NANOEDIT_OPENAI_BASE_URL": served.base_url,
         "NANOEDIT_OPENAI_API_KEY_CMD": command,
     }
-    run = subprocess.Popen(
-        [NANOEDIT, "edit", "cat.png", "-p", "x"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
-    )  # fmt: skip
-    pid = 0
+    pids: list[int] = []
+    started = threading.Event()
+
+    def watch() -> None:
+        pids.append(int(read_fifo(ready, timeout=30)))
+        started.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     try:
-        pid = int(read_fifo(ready, timeout=30))
-        run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
-        assert (run.returncode, stdout) == (130, "")
-        assert stderr == "interrupted: nothing more was sent; images already saved are kept\n"
-        assert ended_within(pid, timeout=10), "the key command outlived nanoedit"
+        # The first Ctrl-C waits for the job under way; the second aborts it, command and all.
+        returncode, stdout, stderr = interrupted_run(
+            ["edit", "cat.png", "-p", "x"], Path.cwd(), env, started, "the key command's start"
+        )
+        assert (returncode, stdout) == (130, "")
+        assert stderr.splitlines() == [
+            "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and "
+            "saves. Ctrl-C again aborts; nanoedit resume takes them up later",
+            "error: stopped while under way: it was not sent; nanoedit resume 1 sends it",
+            "interrupted: nothing more was sent; images already saved are kept",
+        ]
+        assert ended_within(pids[0], timeout=10), "the key command outlived nanoedit"
         assert served.sandbox.received == []
     finally:
-        run.kill()
-        run.communicate()
-        if pid:
+        watcher.join(30)
+        for pid in pids:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
 

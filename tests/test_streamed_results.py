@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,14 +106,16 @@ def test_a_gemini_inline_image_is_streamed_to_disk_with_the_exact_bytes_sent(
     assert json.loads(result.stdout)["outputs"][0]["bytes"] == len(sent)
 
 
+@pytest.mark.parametrize("history", [True, False], ids=["journaled", "no history"])
 def test_an_answer_cut_short_inside_the_base64_fails_and_leaves_no_file(
-    served: Served,
+    served: Served, history: bool
 ) -> None:
     served.sandbox.add_faults("bad-json")
     result = run_cli(
-        [*JOB, "--backend", "openai", "--response-format", "b64_json", "-d", "out"],
+        [*JOB, "--backend", "openai", "--response-format", "b64_json", "-d", "out",
+         *([] if history else ["--no-history"])],
         env=env_for(served, "openai"),
-    )
+    )  # fmt: skip
     assert result.exit_code == 5, result.stderr
     (post,) = served.sandbox.received
     # The same request without the fault: the answer cut short was half of this one.
@@ -127,8 +130,14 @@ def test_an_answer_cut_short_inside_the_base64_fails_and_leaves_no_file(
         f"inside the base64 of data[0].b64_json, at byte {len(whole.content) // 2}); the "
         "server or a proxy in front of it failed, try again later\n"
     )
-    # Neither an image nor its part file: the folder is there (made for the part), empty.
-    assert list(Path("out").iterdir()) == []
+    # Neither an image nor its part file anywhere: a journaled job streams into the spool of
+    # the data folder, which is left empty; without the journal, the part goes beside the
+    # image, and the output folder (made for it) is left empty.
+    spool = Path(os.environ["NANOEDIT_DATA_DIR"]) / "spool"
+    if history:
+        assert (Path("out").exists(), list(spool.iterdir())) == (False, [])
+    else:
+        assert (list(Path("out").iterdir()), spool.exists()) == ([], False)
 
 
 def test_a_retried_answer_discards_the_part_file_of_the_broken_attempt(tmp_path: Path) -> None:

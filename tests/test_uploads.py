@@ -10,8 +10,6 @@ import json
 import os
 import select
 import shlex
-import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DUOMI_KEY, Served, backend_env, run_cli
+from conftest import DUOMI_KEY, Served, backend_env, interrupted_run, run_cli
 from PIL import Image
 
 from nanoedit import __version__
@@ -320,23 +318,34 @@ def test_ctrl_c_during_an_upload_stops_the_command_and_submits_nothing(
     fifo = tmp_path / "started"
     os.mkfifo(fifo)
     command = f'echo $$ > {shlex.quote(str(fifo))}; exec sleep 60 # "$1"'
-    env = dict(os.environ) | duomi_only(served, command)
     # Opened before the run, without blocking: the command's line is the event waited for.
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        run = subprocess.Popen(
-            [NANOEDIT, "edit", "cat.png", "-p", "x"], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
+    pids: list[int] = []
+    started = threading.Event()
+
+    def watch() -> None:
         ready, _, _ = select.select([reader], [], [], 60)
-        assert ready, "the upload command never started"
-        pid = int(os.read(reader, 64).decode().strip())
-        run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
+        if ready:
+            pids.append(int(os.read(reader, 64).decode().strip()))
+            started.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        # The first Ctrl-C waits for the job under way; the second aborts it, upload and all.
+        returncode, stdout, stderr = interrupted_run(
+            ["edit", "cat.png", "-p", "x"], Path.cwd(), duomi_only(served, command), started,
+            "the upload command's start",
+        )  # fmt: skip
     finally:
+        watcher.join(60)
         os.close(reader)
-    assert (run.returncode, stdout) == (130, "")
-    assert stderr == "interrupted: nothing more was sent; images already saved are kept\n"
-    assert ends(pid)
+    assert (returncode, stdout) == (130, "")
+    assert stderr.splitlines() == [
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
+        "Ctrl-C again aborts; nanoedit resume takes them up later",
+        "error: stopped while under way: it was not sent; nanoedit resume 1 sends it",
+        "interrupted: nothing more was sent; images already saved are kept",
+    ]
+    assert ends(pids[0])
     assert served.sandbox.received == []
