@@ -377,6 +377,8 @@ def test_an_image_that_is_not_one_is_refused_in_its_turn_after_the_jobs_before_i
     result = run_cli(["edit", "a.png", "doc.png", "c.png", "-p", "x", "-j", "1"], env=env(served))
     assert (result.exit_code, result.stdout) == (7, "a-edit.png\nc-edit.png\n")
     assert result.stderr.splitlines() == [
+        # Checked in its turn, doc.png is still a job when the batch is priced.
+        "3 jobs, 3 images, estimated $0.117 (gemini-2.5-flash-image at $0.039)",
         "saved a-edit.png (1184x864 PNG) from a.png",
         "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file",
         "saved c-edit.png (1184x864 PNG) from c.png",
@@ -395,6 +397,7 @@ def test_a_dry_run_reads_every_image_before_it_prints_a_command(served: Served) 
     assert result.stdout.startswith("# a.png -> a-edit (openai, nano-banana)\ncurl ")
     assert "doc.png" not in result.stdout
     assert result.stderr == (
+        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n"
         "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file\n"
     )
     assert served.sandbox.received == []
