@@ -46,5 +46,5 @@ def test_the_quick_kill_storm_loses_nothing_paid_and_lists_every_request_in_doub
                 assert (on_disk, never_saved, listed) == ("6", "0", "0"), section
             else:  # a paid request cut short (a submission, on fal): lost only if listed
                 assert int(on_disk) + int(listed) == 6 and int(never_saved) <= int(listed)
-    assert re.search(r"^\| [\d.]+ s \| [\d.]+ s \| [\d.]+ \|$", text, re.M)
+    assert re.search(r"^\| [\d.]+ s \| [\d.]+ s \| [\d.]+ s \| [\d.]+ \|$", text, re.M)
     assert str(REPO) not in text and tempfile.gettempdir() not in text
