@@ -171,3 +171,50 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
     for name in ("b-edit.png", "c-edit.png"):
         with Image.open(io.BytesIO((Path("out") / name).read_bytes())) as image:
             assert image.size == (1184, 864)
+
+
+# nanoedit, killed by SIGKILL the moment its journal is told an image was saved: the image is
+# in place, and the journal never hears of it.
+KILLED_AFTER_PLACING = """
+import os, signal, sys
+from nanoedit import journal
+from nanoedit.__main__ import main
+
+told = journal.Journal.result_saved
+
+def result_saved(self, job_id, results):
+    if any("path" in entry for entry in results):
+        os.kill(os.getpid(), signal.SIGKILL)
+    told(self, job_id, results)
+
+journal.Journal.result_saved = result_saved
+sys.argv[0] = "nanoedit"
+main()
+"""
+
+
+def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, _, release = held
+    release.set()
+    Path("cat.png").write_bytes(CAT)
+    argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out"]
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_PLACING, *argv],
+        env=_env(base_url), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert os.listdir("out") == ["cat-edit.png"]
+    [record] = _journal().all_jobs()
+    assert record.state == "answered" and not record.saved_paths
+    result = run_cli(["resume"], env=_env(base_url))
+    assert result.exit_code == 0, result.stderr
+    saved = isolated / "out" / "cat-edit.png"
+    assert result.stdout == f"{saved}\n"
+    assert os.listdir("out") == ["cat-edit.png"]  # not saved again as cat-edit-2.png
+    with Image.open(saved) as image:
+        assert image.size == (1184, 864)
+    assert _posts(sandbox, "/v1/images/edits") == 1
+    [record] = _journal().all_jobs()
+    assert record.state == "saved" and record.saved_paths == [saved]
