@@ -77,7 +77,7 @@ def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_ag
     url = f"{base_url}/samples/cat.png"
     run = subprocess.Popen(
         [NANOEDIT, "edit", url, "-p", "a hat", "--backend", "duomi", "-d", "out"],
-        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         # The task id is in the journal the moment the provider gave it: kill then.
@@ -114,7 +114,7 @@ def test_a_synchronous_request_cut_by_a_kill_may_have_been_charged_and_is_resent
     Path("cat.png").write_bytes(CAT)
     run = subprocess.Popen(
         [NANOEDIT, "edit", "cat.png", "-p", "a hat", "--backend", "openai"],
-        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the edit request")
@@ -152,7 +152,7 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
         (folder / f"{name}.png").write_bytes(CAT)
     run = subprocess.Popen(
         [NANOEDIT, "edit", "in", "-p", "x", "--backend", "openai", "-j", "1", "-d", "out"],
-        env=_env(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the first request")
