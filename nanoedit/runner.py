@@ -6,11 +6,12 @@ it reports what happens through an :class:`Events` object and never prints by it
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -352,6 +353,7 @@ class Runner:
             provenance: Provenance | None
             if planned.results or planned.tasks:
                 provenance = self._journaled_provenance(planned)
+                self._placed_earlier(planned, entries)
                 answer = self._go_on(backend, planned, entries, progress)
             else:
                 progress("preparing inputs")
@@ -376,8 +378,9 @@ class Runner:
             outputs += self._earlier_outputs(entries)
             for place, result in zip(pending, results, strict=True):
                 saved = self.writer.save(
-                    job, planned.names, provenance, result, place + 1, len(entries), http, progress
-                )
+                    job, planned.names, provenance, result, place + 1, len(entries), http,
+                    progress, self._placing(planned, entries, place),
+                )  # fmt: skip
                 outputs.append(saved)
                 self._result_saved(planned, entries, place, saved)
                 warnings += self._check_dimensions(planned, saved)
@@ -524,12 +527,61 @@ class Runner:
                     found.append(image)
         return found
 
+    def _placing(
+        self, planned: PlannedJob, entries: list[dict[str, Any]], place: int
+    ) -> Callable[[Path], None] | None:
+        """What journals the SHA-256 of a result's finished file just before it is put in
+        place: a kill between placing it and journaling its path then leaves the journal
+        enough to find it (see :meth:`_placed_earlier`) instead of saving it a second time."""
+        journal, ident = self.journal, planned.journal_id
+        if journal is None or ident is None:
+            return None
+
+        def placing(part: Path) -> None:
+            from nanoedit.provenance import sha256_file
+
+            entries[place]["placing"] = sha256_file(part)
+            journal.result_saved(ident, entries)
+
+        return placing
+
+    def _placed_earlier(self, planned: PlannedJob, entries: list[dict[str, Any]]) -> None:
+        """Results an earlier run put in place but was killed before journaling: found by
+        their SHA-256 under their reserved name (or ``-o``), and journaled as saved."""
+        from nanoedit.provenance import sha256_file
+
+        assert self.journal is not None and planned.journal_id is not None
+        job = planned.job
+        for place, entry in enumerate(entries):
+            digest = entry.get("placing")
+            if digest is None or "path" in entry:
+                continue
+            if job.output is not None:
+                candidates = [] if is_stream(job.output) else [job.output]
+            else:
+                stem = planned.names[place] if place < len(planned.names) else job.stem
+                folder = self.writer.staging_folder(job)
+                candidates = sorted(folder.glob(f"{glob.escape(stem)}*"))
+            found = next(
+                (path for path in candidates if path.is_file() and sha256_file(path) == digest),
+                None,
+            )
+            if found is None:
+                continue
+            spool = entry.pop("spool", None)
+            del entry["placing"]
+            entry["path"], entry["sha256"] = str(found), digest
+            self.journal.result_saved(planned.journal_id, entries)
+            if spool is not None:
+                Path(spool).unlink(missing_ok=True)
+
     def _result_saved(
         self, planned: PlannedJob, entries: list[dict[str, Any]], place: int, saved: SavedImage
     ) -> None:
         if self.journal is None or planned.journal_id is None:
             return
         entry = entries[place]
+        entry.pop("placing", None)
         spool = entry.pop("spool", None)
         entry["path"] = str(saved.path)
         if not is_stream(saved.path):  # stdout, a FIFO: its bytes cannot be read back

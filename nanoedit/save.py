@@ -682,10 +682,12 @@ class ResultWriter:
         total: int,
         http: JobHttp,
         progress: Progress,
+        placing: Callable[[Path], None] | None = None,
     ) -> SavedImage:
         """Write result ``number`` of ``total`` (downloaded when it is a URL, taken over when it
         was streamed to a part file already), check it, add the provenance, and put it at the
-        job's ``-o`` or under its reserved name from ``names``."""
+        job's ``-o`` or under its reserved name from ``names``. ``placing`` is given the
+        finished part file just before it is put in place (not for a stream)."""
         where = f"result {number} of {job.label}" if total > 1 else f"the result of {job.label}"
         stream = job.output is not None and is_stream(job.output)
         folder = self.staging_folder(job)
@@ -717,6 +719,8 @@ class ResultWriter:
                 if job.output is not None and stream:
                     out = self.stdout or sys.stdout.buffer
                     return place_stream(checked, job.output, out, where)
+                if placing is not None:
+                    placing(part.path)
                 if job.output is not None:
                     saved, note = place_as(checked, job.output, self.overwrite, self.parts)
                     if note:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,10 +64,29 @@ def _journal() -> Journal:
     return Journal(data_dir(os.environ))
 
 
+def _a_task_journaled() -> bool:
+    return any(record.tasks for record in _journal().all_jobs())
+
+
 def _posts(sandbox: Sandbox, path: str) -> int:
     return sum(
         1 for request in sandbox.received if request.method == "POST" and request.path == path
     )
+
+
+def _killed(args: list[str], base_url: str, until: Callable[[], object], what: str) -> None:
+    """Run the installed command and SIGKILL it the moment ``until()`` holds."""
+    run = subprocess.Popen(
+        [NANOEDIT, *args], env=_env(base_url),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(until, what)
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
 
 
 def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_again(
@@ -75,18 +94,13 @@ def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_ag
 ) -> None:
     sandbox, base_url, clock, _ = held
     url = f"{base_url}/samples/cat.png"
-    run = subprocess.Popen(
-        [NANOEDIT, "edit", url, "-p", "a hat", "--backend", "duomi", "-d", "out"],
-        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        # The task id is in the journal the moment the provider gave it: kill then.
-        wait_for(lambda: any(r.tasks for r in _journal().all_jobs()), "the task id journaled")
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    # The task id is in the journal the moment the provider gave it: kill then.
+    _killed(
+        ["edit", url, "-p", "a hat", "--backend", "duomi", "-d", "out"],
+        base_url,
+        lambda: any(r.tasks for r in _journal().all_jobs()),
+        "the task id journaled",
+    )
     [record] = _journal().all_jobs()
     assert (record.state, len(record.tasks)) == ("submitted", 1)
     clock.now = 60.0  # the task finishes on the server meanwhile
@@ -112,17 +126,12 @@ def test_a_synchronous_request_cut_by_a_kill_may_have_been_charged_and_is_resent
 ) -> None:
     sandbox, base_url, _, release = held
     Path("cat.png").write_bytes(CAT)
-    run = subprocess.Popen(
-        [NANOEDIT, "edit", "cat.png", "-p", "a hat", "--backend", "openai"],
-        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the edit request")
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    _killed(
+        ["edit", "cat.png", "-p", "a hat", "--backend", "openai"],
+        base_url,
+        lambda: _posts(sandbox, "/v1/images/edits") == 1,
+        "the edit request",
+    )
     release.set()
     [record] = _journal().all_jobs()
     assert record.state == "submitted" and record.may_have_been_charged
@@ -150,17 +159,12 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
     folder.mkdir()
     for name in ("a", "b", "c"):
         (folder / f"{name}.png").write_bytes(CAT)
-    run = subprocess.Popen(
-        [NANOEDIT, "edit", "in", "-p", "x", "--backend", "openai", "-j", "1", "-d", "out"],
-        env=_env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the first request")
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    _killed(
+        ["edit", "in", "-p", "x", "--backend", "openai", "-j", "1", "-d", "out"],
+        base_url,
+        lambda: _posts(sandbox, "/v1/images/edits") == 1,
+        "the first request",
+    )
     release.set()
     states = sorted(record.state for record in _journal().all_jobs())
     assert states == ["planned", "planned", "submitted"]
@@ -179,17 +183,7 @@ def test_skip_existing_goes_on_with_a_killed_runs_task_instead_of_paying_again(
     sandbox, base_url, clock, _ = held
     url = f"{base_url}/samples/cat.png"
     command = ["edit", url, "-p", "a hat", "--backend", "duomi", "--skip-existing"]
-    run = subprocess.Popen(
-        [NANOEDIT, *command], env=_env(base_url),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: any(r.tasks for r in _journal().all_jobs()), "the task id journaled")
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    _killed(command, base_url, _a_task_journaled, "the task id journaled")
     clock.now = 60.0
     again = run_cli(command, env=_env(base_url))
     assert (again.exit_code, again.stdout) == (0, "cat-edit.png\n"), again.stderr
@@ -221,3 +215,50 @@ def test_skip_existing_does_not_take_another_prompts_image_for_this_one(
         result = run_cli([*again, "--no-history"], env=_env(base_url))
         assert (result.exit_code, result.stdout) == (0, f"{name}\n"), result.stderr
     assert _posts(sandbox, "/v1/images/edits") == 2
+
+
+# nanoedit, killed by SIGKILL the moment its journal is told an image was saved: the image is
+# in place, and the journal never hears of it.
+KILLED_AFTER_PLACING = """
+import os, signal, sys
+from nanoedit import journal
+from nanoedit.__main__ import main
+
+told = journal.Journal.result_saved
+
+def result_saved(self, job_id, results):
+    if any("path" in entry for entry in results):
+        os.kill(os.getpid(), signal.SIGKILL)
+    told(self, job_id, results)
+
+journal.Journal.result_saved = result_saved
+sys.argv[0] = "nanoedit"
+main()
+"""
+
+
+def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, _, release = held
+    release.set()
+    Path("cat.png").write_bytes(CAT)
+    argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out"]
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_PLACING, *argv],
+        env=_env(base_url), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert os.listdir("out") == ["cat-edit.png"]
+    [record] = _journal().all_jobs()
+    assert record.state == "answered" and not record.saved_paths
+    result = run_cli(["resume"], env=_env(base_url))
+    assert result.exit_code == 0, result.stderr
+    saved = isolated / "out" / "cat-edit.png"
+    assert result.stdout == f"{saved}\n"
+    assert os.listdir("out") == ["cat-edit.png"]  # not saved again as cat-edit-2.png
+    with Image.open(saved) as image:
+        assert image.size == (1184, 864)
+    assert _posts(sandbox, "/v1/images/edits") == 1
+    [record] = _journal().all_jobs()
+    assert record.state == "saved" and record.saved_paths == [saved]
