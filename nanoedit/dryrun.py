@@ -134,7 +134,8 @@ def _mime_of(location: str) -> str:
 
 def planned_requests(planned: PlannedJob, settings: Settings) -> list[PlannedRequest]:
     """The requests a planned job would send; nothing is sent (there is no client)."""
-    http = JobHttp(None, RetryPolicy(), Deadline(settings.timeout))
+    # Shown as a run would send them: a journaled run leaves tasks to resume, not held answers.
+    http = JobHttp(None, RetryPolicy(), Deadline(settings.timeout), keep_tasks=settings.history)
     backend = make_backend(planned.backend, settings, http)
     urls = tuple(source.location for source in planned.job.images)
     if backend.takes is Takes.URLS:

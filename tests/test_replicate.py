@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -67,8 +68,9 @@ def creates(served: Served) -> list[ReceivedRequest]:
 def test_a_local_file_is_uploaded_and_a_url_passed_as_it_is(served: Served, sample: Path) -> None:
     hat = f"{served.base_url}/samples/hat.png"
     result = run_cli(
+        # Without the journal: a held answer (Prefer: wait) is then the quickest way.
         ["edit", "cat.png", "--ref", hat, "-p", "put the hat on the cat", "--model",
-         "nano-banana-pro", "--size", "2K", "--ratio", "16:9"],
+         "nano-banana-pro", "--size", "2K", "--ratio", "16:9", "--no-history"],
         env=replicate_env(served),
     )  # fmt: skip
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
@@ -113,6 +115,7 @@ def test_a_url_only_edit_is_never_downloaded_by_nanoedit(served: Served) -> None
     assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
     assert routes(served) == [
         "POST /v1/models/google/nano-banana/predictions",
+        "GET /v1/predictions/ID",
         "GET /files/TOKEN.png",
     ]
     assert creates(served)[0].json == {
@@ -125,7 +128,7 @@ def test_a_url_only_edit_is_never_downloaded_by_nanoedit(served: Served) -> None
 def test_a_generation_and_one_prediction_per_image(served: Served) -> None:
     result = run_cli(
         ["generate", "-p", "a red fox", "--model", "gemini-3.1-flash-image-preview", "--ratio",
-         "21:9", "--size", "4K", "-n", "2", "--backend", "replicate", "--json"],
+         "21:9", "--size", "4K", "-n", "2", "--backend", "replicate", "--json", "--no-history"],
         env=replicate_env(served),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
@@ -140,6 +143,28 @@ def test_a_generation_and_one_prediction_per_image(served: Served) -> None:
     assert [(o["path"], o["width"], o["height"]) for o in outputs] == [
         ("a-red-fox.png", 6336, 2688), ("a-red-fox-2.png", 6336, 2688)
     ]  # fmt: skip
+
+
+def test_a_journaled_prediction_is_not_held_so_its_id_is_kept_before_the_model_runs(
+    served: Served,
+) -> None:
+    # A held answer (Prefer: wait) brings the id only with the image: a run killed while it
+    # is held would leave a paid prediction nobody can find. With the journal, the id comes
+    # at once and is written down before the first poll.
+    result = run_cli(
+        ["generate", "-p", "a red fox", "-n", "2", "--backend", "replicate"],
+        env=replicate_env(served),
+    )
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox.png\na-red-fox-2.png\n")
+    assert [r.headers.get("prefer") for r in creates(served)] == [None, None]
+    from nanoedit.journal import Journal, data_dir
+
+    with Journal(data_dir(os.environ)) as journal:
+        [record] = journal.all_jobs()
+    assert record.state == "saved" and len(record.tasks) == 2
+    polled = {r.path.rsplit("/", 1)[1] for r in received(served, "GET")
+              if r.path.startswith("/v1/predictions/")}  # fmt: skip
+    assert polled == set(record.tasks)
 
 
 def test_limits_are_checked_before_anything_is_sent(served: Served, sample: Path) -> None:
@@ -341,7 +366,7 @@ def test_ctrl_c_cancels_a_running_prediction(
 
 
 def test_dry_run_shows_the_upload_and_the_prediction(served: Served, sample: Path) -> None:
-    result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2", "--dry-run"],
+    result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2", "--dry-run", "--no-history"],
                      env=replicate_env(served))  # fmt: skip
     assert (result.exit_code, result.stderr) == (
         0,

@@ -211,11 +211,12 @@ class ReplicateBackend(BackendBase):
             image_urls.append(placeholder)
         note = f"if its status is not final, poll GET {self.root}/v1/predictions/ID until it is"
         count = prepared.job.options.count
+        hold = not self.http.keep_tasks
         return planned + [
             PlannedRequest(
                 "POST",
                 self._create_url(prepared),
-                {**headers, "Prefer": f"wait={MAX_WAIT}"} if number == count else headers,
+                {**headers, "Prefer": f"wait={MAX_WAIT}"} if number == count and hold else headers,
                 json=self.body(prepared, image_urls),
                 note=note,
             )
@@ -308,7 +309,9 @@ class ReplicateBackend(BackendBase):
 
     def _create(self, prepared: PreparedJob, image_urls: list[str], *, hold: bool) -> _Prediction:
         headers = self._headers()
-        if hold:
+        # A held answer brings the prediction's id only when the model is done: a journaled
+        # job wants the id at once, so that a run killed meanwhile leaves it to resume.
+        if hold and not self.http.keep_tasks:
             headers["Prefer"] = self._prefer()
         request = self.http.client.build_request(
             "POST",
