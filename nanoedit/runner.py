@@ -581,10 +581,12 @@ class Runner:
         if self.journal is None or planned.journal_id is None:
             return
         entry = entries[place]
-        entry.pop("placing", None)
+        placing = entry.pop("placing", None)
         spool = entry.pop("spool", None)
         entry["path"] = str(saved.path)
-        if not is_stream(saved.path):  # stdout, a FIFO: its bytes cannot be read back
+        if placing is not None and planned.job.output is None:
+            entry["sha256"] = placing  # linked into place as it was: the same bytes
+        elif not is_stream(saved.path):  # stdout, a FIFO: its bytes cannot be read back
             from nanoedit.provenance import sha256_file
 
             entry["sha256"] = sha256_file(saved.path)
