@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -114,6 +115,7 @@ def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_ag
     assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # paid once
     [record] = _journal().all_jobs()
     assert record.state == "saved" and record.saved_paths == [saved]
+    assert record.results[0]["sha256"] == hashlib.sha256(saved.read_bytes()).hexdigest()
     again = run_cli(["resume"], env=_env(base_url))
     assert (again.exit_code, again.stderr) == (
         0,
