@@ -335,6 +335,8 @@ class Tools:
         }
         env.update(
             NANOEDIT_CONFIG_DIR=str(config_dir),
+            # The runs' job journal: in the work folder, never the user's own history.
+            NANOEDIT_DATA_DIR=str(config_dir.parent / "data"),
             NANOEDIT_OPENAI_API_KEY=KEY,
             NO_PROXY="127.0.0.1,localhost",
             no_proxy="127.0.0.1,localhost",
@@ -1819,7 +1821,8 @@ def report(sections: Sequence[Section], tools: Tools, plan: Plan, argv: Sequence
         "order); every run's exit code was 0 and its output folder held exactly the "
         "expected images, or the row says FAILED.",
         "- Commands ran in a fresh temporary folder, `$WORK`, with `NANOEDIT_CONFIG_DIR` "
-        "set to an empty folder in it, `NANOEDIT_OPENAI_BASE_URL=http://127.0.0.1:$PORT` and "
+        "and `NANOEDIT_DATA_DIR` (the job journal) "
+        "set to empty folders in it, `NANOEDIT_OPENAI_BASE_URL=http://127.0.0.1:$PORT` and "
         "`NANOEDIT_OPENAI_API_KEY=$KEY` (any key), every other `NANOEDIT_*` and proxy "
         "variable removed. `.venv/bin/…` and `benchmarks/…` are relative to the repository "
         "root. The sandbox ran as a subprocess on a free port, and shares the CPUs with "
