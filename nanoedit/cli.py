@@ -636,14 +636,18 @@ def _budget(
 ) -> "Budget | None":
     """Say what the batch is estimated to cost (on a dry run, and before a batch), refuse it
     when it is over --max-cost, and return what keeps the run within its limits."""
-    from nanoedit.budget import Budget, check_estimate
     from nanoedit.jobs import PlannedJob
-    from nanoedit.pricing import Prices, batch_estimate
 
     sent = [entry for entry in planned if isinstance(entry, PlannedJob)]
+    said = bool(sent) and not run.quiet and (run.dry_run or len(sent) > 1)
+    if not said and run.max_cost is None and run.max_images is None:
+        return None  # nothing to say or keep: one job pays no price table's import
+    from nanoedit.budget import Budget, check_estimate
+    from nanoedit.pricing import Prices, batch_estimate
+
     prices = Prices(settings.prices)
     estimate = batch_estimate(sent, prices)
-    if sent and not run.quiet and (run.dry_run or len(sent) > 1):
+    if said:
         console.print(estimate.describe())  # the console reads no markup
     check_estimate(estimate, run.max_cost)
     if run.max_cost is None and run.max_images is None:

@@ -244,6 +244,18 @@ def _never_sent(exc: httpx.TransportError, trace: _BodyTrace) -> bool:
     return trace.body_sent is False
 
 
+# Under this many bytes an answer holds no base64 value that would be streamed (the decoder
+# keeps values under its MIN_CHARS, 64 KiB, in the JSON): it is read whole.
+SMALL_ANSWER = 64 * 1024
+
+
+def _small(response: httpx.Response) -> bool:
+    """Whether the answer says it is shorter than :data:`SMALL_ANSWER` (a URL result)."""
+    length = response.headers.get("content-length", "")
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    return length.isdigit() and int(length) < SMALL_ANSWER and not encoded
+
+
 class JobHttp:
     """One job's view of the network: the shared client, its retry policy and time budget.
 
@@ -369,8 +381,10 @@ class JobHttp:
             ), None  # fmt: skip
 
         def consume(response: httpx.Response) -> tuple[httpx.Response, Streamed | None]:
-            if not 200 <= response.status_code < 300:
-                response.read()  # an error answer is small: read as send reads it
+            if not 200 <= response.status_code < 300 or _small(response):
+                # An error answer, or one too short to hold a value worth streaming: read
+                # whole, as send reads it (and without loading the streaming decoder).
+                response.read()
                 return response, None
             return self._stream_json(response, spool, where, keys)
 

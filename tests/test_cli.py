@@ -207,9 +207,11 @@ def loaded_modules(
 
 
 def test_an_edit_off_a_terminal_loads_no_rich_and_no_pillow(served: Served, sample: Path) -> None:
-    # PNG's and JPEG's structure is checked without Pillow, and plain text needs no rich.
+    # PNG's and JPEG's structure is checked without Pillow, and plain text needs no rich; an
+    # answer too short to hold base64 worth streaming loads no streaming decoder, and one
+    # job says no estimate (no price table).
     env = backend_env(served)
-    watched = ("rich", "PIL", "httpx")
+    watched = ("rich", "PIL", "httpx", "nanoedit.b64stream", "nanoedit.budget")
     for name in ("cat.png", "dog.jpg"):
         run_cli(["sandbox", "sample", name, "-o", name])
         lines, stderr = loaded_modules(["edit", name, "-p", "add a hat"], watched, env)
