@@ -94,16 +94,18 @@ def run_gently(
 
 def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[JobOutcome]:
     """What an abort left of each job under way, as the journal holds it."""
+    from nanoedit.backends import backend_class
     from nanoedit.errors import StoppedError
     from nanoedit.jobs import JobOutcome
 
     outcomes = []
     for planned in jobs:
         record = None
+        label = planned.job.label
         if journal is not None and planned.journal_id is not None:
             record = journal.get(planned.journal_id)
         if record is None:
-            message = "stopped while under way; it may have been charged"
+            message = f"{label}: stopped while under way; nothing was kept to resume it"
             outcomes.append(
                 JobOutcome(
                     planned.job,
@@ -116,7 +118,9 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
             )
             continue
         if record.tasks:
-            what = f"task {', '.join(record.tasks)} was submitted"
+            # A handle may hold more than the id (fal's queue URLs): the id is what people know.
+            ids = ", ".join(backend_class(record.backend).task_id(h) for h in record.tasks)
+            what = f"task {ids} was submitted"
             then = f"nanoedit resume {record.id} saves its result"
         elif record.results:
             what = "its result came and is not saved yet"
@@ -132,7 +136,7 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
                 planned.job,
                 planned.backend,
                 planned.model,
-                error=StoppedError(f"stopped while under way: {what}; {then}"),
+                error=StoppedError(f"{label}: stopped while under way: {what}; {then}"),
                 sent=record.state != "planned",
                 journal_id=record.id,
                 left=record.state,

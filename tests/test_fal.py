@@ -376,7 +376,7 @@ def test_ctrl_c_while_queued_cancels_the_request(
         "Ctrl-C again aborts",
         f"warning: cat.png: fal request {request_id} on {host(served)} was still in the queue, "
         "so it was cancelled and is not charged",
-        "error: stopped while under way; it may have been charged",
+        "error: cat.png: stopped while under way; nothing was kept to resume it",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
     assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]

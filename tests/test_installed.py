@@ -115,7 +115,8 @@ def test_ctrl_c_twice_exits_130_and_leaves_no_partial_file(isolated: Path) -> No
     assert stderr.splitlines() == [
         "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
         "Ctrl-C again aborts; nanoedit resume takes them up later",
-        "error: stopped while under way: its request went out, so it may have been charged; "
+        "error: cat.png: stopped while under way: its request went out, so it may have been "
+        "charged; "
         "nanoedit resume 1 --retry-unsafe sends it again",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
@@ -183,8 +184,8 @@ def test_ctrl_c_twice_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once
             "saved cat-edit.png (1184x864 PNG) from cat.png",
             "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and "
             "saves. Ctrl-C again aborts; nanoedit resume takes them up later",
-            f"error: stopped while under way: task {task_id} was submitted; nanoedit resume 1 "
-            "saves its result",
+            f"error: {server.base_url}/samples/dog.jpg: stopped while under way: task {task_id} "
+            "was submitted; nanoedit resume 1 saves its result",
             "interrupted: nothing more was sent; images already saved are kept",
         ]
         assert stopped < 5, stopped

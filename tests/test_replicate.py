@@ -359,7 +359,7 @@ def test_ctrl_c_cancels_a_running_prediction(
         "Ctrl-C again aborts",
         f"warning: cat.png: prediction {prediction_id} on {host(served)} was starting, so it "
         "was cancelled",
-        "error: stopped while under way; it may have been charged",
+        "error: cat.png: stopped while under way; nothing was kept to resume it",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
     assert sorted(p.name for p in isolated.iterdir()) == ["cat.png"]

@@ -158,7 +158,8 @@ def test_ctrl_c_twice_leaves_the_task_running_for_resume(
     [task_id] = record.tasks
     assert (record.state, record.backend, record.results) == ("submitted", "duomi", ())
     message = (
-        f"stopped while under way: task {task_id} was submitted; nanoedit resume 1 saves its result"
+        f"{url}: stopped while under way: task {task_id} was submitted; nanoedit resume 1 saves "
+        "its result"
     )
     assert stderr.splitlines() == [
         "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "

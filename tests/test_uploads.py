@@ -344,7 +344,7 @@ def test_ctrl_c_during_an_upload_stops_the_command_and_submits_nothing(
     assert stderr.splitlines() == [
         "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
         "Ctrl-C again aborts; nanoedit resume takes them up later",
-        "error: stopped while under way: it was not sent; nanoedit resume 1 sends it",
+        "error: cat.png: stopped while under way: it was not sent; nanoedit resume 1 sends it",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
     assert ends(pids[0])
