@@ -358,6 +358,21 @@ class Journal:
         """The job ended without its images (or with some, then an error)."""
         self._update(job_id, state=REFUSED if refused else FAILED, error_kind=kind, error=message)
 
+    def adopt_spooled(self, record: JobRecord) -> JobRecord:
+        """A job killed after its results were spooled but before the journal heard of them
+        (a request that would look like it may have been charged): its whole spool files,
+        named after it, make it answered. Returns the record as it is now."""
+        if not record.may_have_been_charged:
+            return record
+        found = sorted(
+            self.spool.glob(f"{record.id}-*.bin"),
+            key=lambda path: int(path.stem.rpartition("-")[2] or 0),
+        )
+        if not found:
+            return record
+        self.answered(record.id, [{"spool": str(path)} for path in found])
+        return self.get(record.id) or record
+
     def replan(self, job_id: int) -> None:
         """Send a job again from the start (``resume --retry-unsafe``)."""
         self._update(job_id, state=PLANNED, tasks="[]", results="[]")

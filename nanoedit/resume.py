@@ -79,6 +79,7 @@ def plan_resume(journal: Journal, ids: Sequence[int], *, retry_unsafe: bool) -> 
         if owner is not None and _owner_alive(owner):
             plan.busy.append(f"job {record.id} is under way in process {owner}; left to it")
             continue
+        record = journal.adopt_spooled(record)
         if record.may_have_been_charged:
             if not retry_unsafe:
                 plan.held.append(_unsafe(record))
@@ -178,6 +179,7 @@ def carry_on(
     owner = journal.run_pid(record.run)
     if owner is not None and _owner_alive(owner):
         return None
+    record = journal.adopt_spooled(record)
     if record.may_have_been_charged:
         if not retry_unsafe:
             unsafe = _unsafe(record)

@@ -38,7 +38,16 @@ from nanoedit.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.inputs import InputImage, RunInputs
 from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
 from nanoedit.models import expected_size
-from nanoedit.save import PartFile, PartFiles, ResultWriter, is_stream, shown, sync_file
+from nanoedit.save import (
+    PART_PREFIX,
+    PART_SUFFIX,
+    PartFile,
+    PartFiles,
+    ResultWriter,
+    is_stream,
+    shown,
+    sync_file,
+)
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import Answer, BackendBase, ResultImage
@@ -368,7 +377,7 @@ class Runner:
             results = answer.images
             text, usage = answer.text, answer.usage
             if not answered:
-                entries = self._answered(planned, results, http, usage)
+                entries, results = self._answered(planned, results, http, usage)
                 answered = recorder is not None
             earlier = sum(1 for entry in entries if "path" in entry)
             warnings += self._check_count(job, len(results) + earlier)
@@ -477,13 +486,20 @@ class Runner:
         results: Sequence[ResultImage],
         http: JobHttp,
         usage: dict[str, Any] | None,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], list[ResultImage]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
-        of the data folder (synced), so that a failure to save loses nothing paid for."""
+        of the data folder (synced), so that a failure to save loses nothing paid for.
+
+        Every spool file is named after the job (``ID-N.bin``) before the journal is told: a
+        run killed in between leaves files that resume takes up. Returns the journal's
+        entries and the results as they now are (a streamed one at its new name)."""
         entries: list[dict[str, Any]] = []
         if self.journal is None or planned.journal_id is None:
-            return [{} for _ in results]
+            return [{} for _ in results], list(results)
+        kept: list[ResultImage] = []
         for number, result in enumerate(results, start=1):
+            kept.append(result)
+            path = self.journal.spool / f"{planned.journal_id}-{number}.bin"
             if result.url is not None:
                 entries.append({"url": result.url})
                 continue
@@ -493,10 +509,11 @@ class Runner:
                 sync_file(result.file, result.file.parent, f"an image of {planned.job.label}")
                 self.parts.remove(result.file)
                 http.spooled = [part for part in http.spooled if part.path != result.file]
-                entries.append({"spool": str(result.file)})
+                result.file.replace(path)
+                kept[-1] = replace(result, file=path)
+                entries.append({"spool": str(path)})
                 continue
             assert result.data is not None
-            path = self.journal.spool / f"{planned.journal_id}-{number}.bin"
             try:
                 write_spool(path, result.data)
             except OSError as exc:
@@ -513,7 +530,7 @@ class Runner:
         prices = Prices(self.settings.prices)
         cost = prices.job_cost(planned.backend, planned.model, size, len(results), usage)
         self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
-        return entries
+        return entries, kept
 
     def _earlier_outputs(self, entries: Sequence[dict[str, Any]]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
@@ -734,12 +751,18 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
 
 
 def write_spool(path: Path, data: bytes) -> None:
-    """Write a result's bytes to the spool, synced before the journal names the file."""
+    """Write a result's bytes to the spool, synced before the journal names the file.
+
+    Written under a part name of this process first and renamed when whole: a file at
+    ``path`` is always a whole result, which :meth:`Journal.adopt_spooled` can take up for a
+    job killed before the journal heard of it; a part cut off by a kill is tidied away."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as spool:
+    part = path.with_name(f"{PART_PREFIX}{os.getpid()}-{path.stem}{PART_SUFFIX}")
+    with part.open("wb") as spool:
         spool.write(data)
         spool.flush()
         os.fsync(spool.fileno())
+    part.replace(path)
 
 
 def _spooled(path: Path) -> Path:

@@ -264,3 +264,48 @@ def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
     assert _posts(sandbox, "/v1/images/edits") == 1
     [record] = _journal().all_jobs()
     assert record.state == "saved" and record.saved_paths == [saved]
+
+
+# nanoedit, killed by SIGKILL the moment it is about to tell its journal the answer came: the
+# base64 image is whole in the spool, and the journal says only that the request went out.
+KILLED_BEFORE_ANSWERED = """
+import os, signal, sys
+from nanoedit import journal
+from nanoedit.__main__ import main
+
+def answered(self, job_id, results, **given):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+journal.Journal.answered = answered
+sys.argv[0] = "nanoedit"
+main()
+"""
+
+
+def test_a_result_spooled_just_before_a_kill_is_saved_by_resume_not_paid_again(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, _, release = held
+    release.set()
+    Path("cat.png").write_bytes(CAT)
+    argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out",
+            "--response-format", "b64_json"]  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_ANSWERED, *argv],
+        env=_env(base_url), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    [record] = _journal().all_jobs()
+    assert record.state == "submitted" and record.may_have_been_charged
+    spool = data_dir(os.environ) / "spool"
+    assert sorted(path.name for path in spool.iterdir()) == [f"{record.id}-1.bin"]
+    result = run_cli(["resume"], env=_env(base_url))
+    assert result.exit_code == 0, result.stderr
+    saved = isolated / "out" / "cat-edit.png"
+    assert result.stdout == f"{saved}\n"
+    with Image.open(saved) as made:
+        assert made.size == (1184, 864)
+    assert _posts(sandbox, "/v1/images/edits") == 1  # taken from the spool, not paid again
+    [record] = _journal().all_jobs()
+    assert record.state == "saved"
+    assert list(spool.iterdir()) == []
