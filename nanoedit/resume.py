@@ -144,6 +144,7 @@ def run_resume(
     from nanoedit.inputs import RunInputs
     from nanoedit.interrupts import run_gently
     from nanoedit.runner import Runner
+    from nanoedit.save import tidy_folders
 
     journal.tidy_spool(clock.now().timestamp())
     outcomes = list(plan.held)
@@ -158,6 +159,8 @@ def run_resume(
             overwrite=saving.overwrite,
         )
         settings = load_settings(os.environ, options)
+        # What killed runs (a killed resume among them) left in these jobs' folders.
+        tidy_folders((job.job for job in planned), saving.out_dir, clock.now().timestamp())
         with client_for(settings, pool=options.jobs, clock=clock) as client:
             runner = Runner(
                 settings, client, events, options, RunInputs(events.warning),

@@ -170,6 +170,11 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
     release.set()
     states = sorted(record.state for record in _journal().all_jobs())
     assert states == ["planned", "planned", "submitted"]
+    # What a killed process left in the output folder goes before resume writes there.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    Path("out").mkdir(exist_ok=True)
+    (Path("out") / f".nanoedit-{dead.pid}-0123456789ab.part").write_bytes(b"\x89PNG")
     result = run_cli(["resume", "--json"], env=_env(base_url))
     assert result.exit_code == 7  # two sent and saved; one may have been charged
     assert _posts(sandbox, "/v1/images/edits") == 3
