@@ -224,6 +224,15 @@ def test_skip_existing_does_not_take_another_prompts_image_for_this_one(
     assert _posts(sandbox, "/v1/images/edits") == 2
 
 
+def _killed_inside(script: str, argv: list[str], base_url: str) -> None:
+    """Run nanoedit through ``script``, which kills it (SIGKILL) at a chosen moment."""
+    run = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        env=_env(base_url), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == -signal.SIGKILL, run.stderr
+
+
 # nanoedit, killed by SIGKILL the moment its journal is told an image was saved: the image is
 # in place, and the journal never hears of it.
 KILLED_AFTER_PLACING = """
@@ -251,11 +260,7 @@ def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
     release.set()
     Path("cat.png").write_bytes(CAT)
     argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out"]
-    run = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_PLACING, *argv],
-        env=_env(base_url), capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert run.returncode == -signal.SIGKILL, run.stderr
+    _killed_inside(KILLED_AFTER_PLACING, argv, base_url)
     assert os.listdir("out") == ["cat-edit.png"]
     [record] = _journal().all_jobs()
     assert record.state == "answered" and not record.saved_paths
@@ -295,11 +300,7 @@ def test_a_result_spooled_just_before_a_kill_is_saved_by_resume_not_paid_again(
     Path("cat.png").write_bytes(CAT)
     argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out",
             "--response-format", "b64_json"]  # fmt: skip
-    run = subprocess.run(
-        [sys.executable, "-c", KILLED_BEFORE_ANSWERED, *argv],
-        env=_env(base_url), capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert run.returncode == -signal.SIGKILL, run.stderr
+    _killed_inside(KILLED_BEFORE_ANSWERED, argv, base_url)
     [record] = _journal().all_jobs()
     assert record.state == "submitted" and record.may_have_been_charged
     spool = data_dir(os.environ) / "spool"
