@@ -42,16 +42,14 @@ class ResumePlan:
         return sum(len(group) for group in self.groups.values())
 
 
-def _owner_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+def _other_owner(journal: Journal, record: JobRecord) -> int | None:
+    """The live process, other than this one, whose run has ``record`` under way."""
+    from nanoedit.save import process_alive
+
+    owner = journal.run_pid(record.run)
+    if owner is None or owner == os.getpid() or not process_alive(owner):
+        return None
+    return owner
 
 
 def _records(journal: Journal, ids: Sequence[int]) -> list[JobRecord]:
@@ -75,8 +73,8 @@ def plan_resume(journal: Journal, ids: Sequence[int], *, retry_unsafe: bool) -> 
     """Decide what to do with each unfinished job (``ids``: only those)."""
     plan = ResumePlan()
     for record in _records(journal, ids):
-        owner = journal.run_pid(record.run)
-        if owner is not None and _owner_alive(owner):
+        owner = _other_owner(journal, record)
+        if owner is not None:
             plan.busy.append(f"job {record.id} is under way in process {owner}; left to it")
             continue
         record = journal.adopt_spooled(record)
@@ -179,8 +177,7 @@ def carry_on(
     live process has it under way (this run then sends its own)."""
     from dataclasses import replace
 
-    owner = journal.run_pid(record.run)
-    if owner is not None and _owner_alive(owner):
+    if _other_owner(journal, record) is not None:
         return None
     record = journal.adopt_spooled(record)
     if record.may_have_been_charged:

@@ -102,15 +102,14 @@ PART_PREFIX, PART_SUFFIX = ".nanoedit-", ".part"
 UNOWNED_PART_AGE = 24 * 3600.0
 
 
-def _owner_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (another user's counts: it is not ours to judge)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # another user's process: alive, and not ours to judge
     except OSError:
-        return True
+        return True  # PermissionError among them: alive, under another user
     return True
 
 
@@ -133,7 +132,7 @@ def remove_stale_parts(folder: Path, now: float, keep: Collection[str] = ()) -> 
         owner, dash, _ = name[len(PART_PREFIX) : -len(PART_SUFFIX)].partition("-")
         try:
             if dash and owner.isdigit():
-                if int(owner) == os.getpid() or _owner_alive(int(owner)):
+                if int(owner) == os.getpid() or process_alive(int(owner)):
                     continue
             elif now - entry.stat(follow_symlinks=False).st_mtime < UNOWNED_PART_AGE:
                 continue
