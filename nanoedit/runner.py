@@ -110,7 +110,7 @@ class Runner:
         self.journal = journal
         # What each job a stop kept from being sent says: one error, so it is said once.
         resume = "nanoedit resume" if journal is not None else "run the command again"
-        self._stopped_error = StoppedError(f"not sent: the run was stopped; {resume} sends it")
+        self._stopped = StoppedError(f"not sent: the run was stopped; {resume} sends it")
         # Set by a first Ctrl-C or SIGTERM: no job is sent any more, those under way finish.
         self.draining = threading.Event()
         # The jobs under way, by their place in the run: what an abort leaves unfinished.
@@ -170,7 +170,7 @@ class Runner:
             unsent = self._hold_back(None)
         if self.draining.is_set():
             for place, entry in unsent:
-                outcomes[place] = _held_back(entry, self._stopped())
+                outcomes[place] = _held_back(entry, self._stopped)
                 self.events.job_finished(outcomes[place])
             return [outcomes[place] for place in range(len(planned))]
         # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
@@ -178,9 +178,6 @@ class Runner:
         for place, entry in unsent:
             outcomes[place] = _held_back(entry, closed)
         return [outcomes[place] for place in range(len(planned))]
-
-    def _stopped(self) -> StoppedError:
-        return self._stopped_error
 
     def drain(self) -> int:
         """Send no new job; the jobs under way finish and save. Returns how many are."""
@@ -209,7 +206,7 @@ class Runner:
                         outcome = self.run_one(entry)
                         if outcome is None and not self.cancel.is_set():
                             # Stopped by a first Ctrl-C before its first paid request.
-                            outcome = _held_back(entry, self._stopped())
+                            outcome = _held_back(entry, self._stopped)
                         if outcome is not None:
                             # No longer under way before it is reported: a Ctrl-C that comes
                             # once its image is printed must not count it among those to wait for.
