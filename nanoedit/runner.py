@@ -520,6 +520,8 @@ class Runner:
                 )
                 entries.append({"lost": True})
                 continue
+            # Saved from the spool file (linked into place), not written a second time.
+            kept[-1] = replace(result, data=None, file=path)
             entries.append({"spool": str(path)})
         from nanoedit.pricing import Prices
 
