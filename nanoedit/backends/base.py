@@ -9,7 +9,6 @@ backends from the registry in ``nanoedit.backends`` and never names one.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -364,8 +363,10 @@ def decode_base64(payload: str, where: str) -> bytes:
     """Decode base64 image data, tolerating whitespace and missing padding."""
     cleaned = re.sub(r"\s+", "", payload)
     cleaned += "=" * (-len(cleaned) % 4)
+    import pybase64  # only answers with base64 in them need it: not loaded at start-up
+
     try:
-        return base64.b64decode(cleaned, validate=True)
+        return pybase64.b64decode(cleaned, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(f"{where} returned base64 image data that does not decode") from None
 

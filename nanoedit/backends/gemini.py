@@ -3,10 +3,11 @@ API when they are too large to inline), the key in ``x-goog-api-key``, never in 
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
+
+import pybase64
 
 from nanoedit.backends.base import (
     FAILED,
@@ -212,7 +213,7 @@ class GeminiBackend(BackendBase):
                 {
                     "inlineData": {
                         "mimeType": upload.mime,
-                        "data": base64.b64encode(upload.data).decode("ascii"),
+                        "data": pybase64.b64encode_as_string(upload.data),
                     }
                 }
                 for upload in uploads

@@ -8,8 +8,9 @@ is N requests, each paid for.
 
 from __future__ import annotations
 
-import base64
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import pybase64
 
 from nanoedit.backends.base import (
     FAILED,
@@ -187,7 +188,7 @@ class OpenRouterBackend(BackendBase):
         """Send one request per image asked for. A failure after some images were made
         returns those with it: they are paid for."""
         images = [
-            f"data:{upload.mime};base64,{base64.b64encode(upload.data).decode('ascii')}"
+            f"data:{upload.mime};base64,{pybase64.b64encode_as_string(upload.data)}"
             for upload in prepared.uploads
         ]
         body = self.body(prepared, images)
