@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import binascii
 import json
+import os
 import re
-import secrets
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -130,7 +130,7 @@ class JsonBase64Stream:
         self._keys = frozenset(keys)
         # A data: URI's header has to be in the part of a value looked at before streaming.
         self._min_chars = max(min_chars, 256)
-        self._token = secrets.token_hex(6)
+        self._token = os.urandom(6).hex()
         self._kept = bytearray()
         self._values: list[StreamedValue] = []
         self.opened: list[Sink] = []

@@ -8,10 +8,11 @@ Heavy modules (httpx, Pillow, rich progress) are imported inside the commands, s
 # command's signature each time the program starts, and annotations kept as strings would
 # have to be evaluated again every time (3 of every 5 ms it takes).
 
+import copy
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -21,6 +22,8 @@ from typer._click.core import Context as ParserContext
 from typer._click.exceptions import UsageError as ParserError
 from typer._types import TyperChoice
 from typer.core import TyperGroup
+from typer.main import get_command_name
+from typer.models import CommandInfo
 
 from nanoedit import __version__
 from nanoedit.clock import Clock
@@ -501,7 +504,10 @@ def _clock(ctx: typer.Context) -> Clock:
 
 def _shard(text: str | None) -> tuple[int, int]:
     """``--shard K/N`` as numbers (a usage error when it is not one); every job without it."""
-    from nanoedit.batch import parse_shard
+    from nanoedit.startup import lasting_imports
+
+    with lasting_imports():
+        from nanoedit.batch import parse_shard
 
     return WHOLE_RUN if text is None else parse_shard(text)
 
@@ -522,13 +528,16 @@ def _run(
     """Run edit's or generate's jobs: ``make_jobs`` makes them from what is asked of the
     model (the prompt, ratio, size, model, count and response format, resolved here). The
     run reads the time and waits on ``clock``."""
-    from nanoedit.startup import lasting_imports
+    from nanoedit.startup import lasting_imports, preload
 
     with lasting_imports():
+        from nanoedit.backends import backend_classes
         from nanoedit.config import load_settings
         from nanoedit.inputs import RunInputs
         from nanoedit.plan import Planner
         from nanoedit.report import Reporter
+
+        backend_classes()  # the settings read every backend's: their modules load here
 
         if not run.dry_run:
             # A dry run sends nothing, so it skips the HTTP stack (httpx: about 30 ms to import).
@@ -537,7 +546,11 @@ def _run(
             from nanoedit.recording import journal_run, open_journal
             from nanoedit.runner import Runner
             from nanoedit.save import tidy_folders
-    with _errors(run.json_lines):
+
+            # Loaded later by the run itself (the client's transport, the journal, each
+            # job's cost and provenance): here, with the rest, the collector stays paused.
+            preload("httpcore", "nanoedit.journal", "nanoedit.pricing", "nanoedit.provenance")
+    with _errors(run.json_lines), ExitStack() as closing:
         prompt = _prompt_text(prompt, prompt_file, run.quiet)
         settings = load_settings(os.environ, run, ratio=ratio.value if ratio else None, size=size)
         options = Options(
@@ -589,6 +602,10 @@ def _run(
             inputs = RunInputs(reporter.warning)
             # Opened before planning: --skip-existing finds earlier work in it.
             journal = None if run.dry_run else open_journal(settings, reporter.warning)
+            if journal is not None:
+                # Closed, not left to the exit: closing folds its log into the database, so
+                # the next run does not have to read the log back.
+                closing.callback(journal.close)
             planner = Planner(settings, run, inputs, reporter.warning, journal=journal)
             planned = planner.plan(jobs)
             budget = _budget(planned, settings, run, reporter.console)
@@ -1612,4 +1629,33 @@ def completion(
 
 def main() -> None:
     """Run the command line (the console script starts in ``nanoedit.__main__``)."""
-    app(prog_name="nanoedit")
+    app_for(sys.argv[1:])(prog_name="nanoedit")
+
+
+def app_for(args: Sequence[str]) -> typer.Typer:
+    """The app to parse ``args`` with: when they start with a command's name, the app with
+    that command alone (a group with all of its commands).
+
+    Before it parses anything, typer makes a parser of every command's signature: about
+    8 ms at each start for the nineteen of them, when a run needs one. Anything else (no
+    arguments, an option first, a name that is no command) gets the whole app, which lists
+    the commands and suggests the one meant.
+    """
+    if not args:
+        return app
+    commands = [command for command in app.registered_commands if _name(command) == args[0]]
+    groups = [group for group in app.registered_groups if group.name == args[0]]
+    if not commands and not groups:
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands = commands
+    narrowed.registered_groups = groups
+    return narrowed
+
+
+def _name(command: CommandInfo) -> str | None:
+    """A command's name as typer gives it: the one it was registered with, or its function's
+    name with dashes."""
+    if command.name is not None or command.callback is None:
+        return command.name
+    return get_command_name(command.callback.__name__)

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
-import shlex
 import stat
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import replace
@@ -174,7 +171,7 @@ class PartFile:
         self.directory = directory
         self.what = what
         self.parts = parts
-        self.path = directory / f"{PART_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
+        self.path = directory / f"{PART_PREFIX}{os.getpid()}-{os.urandom(6).hex()}{PART_SUFFIX}"
         self.size = 0
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -380,7 +377,7 @@ def check_output_path(path: Path, overwrite: bool) -> None:
         # As curl and a shell redirection do: a mistyped folder is not silently made.
         raise InputError(
             f"the folder of {path} does not exist ({folder}); create it first "
-            f"(mkdir -p {shlex.quote(str(folder))}), or choose another -o"
+            f"(mkdir -p {_quoted(folder)}), or choose another -o"
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"the folder of {path} ({folder}) is not writable; choose another -o")
@@ -743,6 +740,8 @@ class ResultWriter:
             return self.out_dir
         if is_stream(job.output):
             # A device or stdout has no folder to stage in; the temporary file goes elsewhere.
+            import tempfile  # only here: it and its random module cost about 1 ms a start
+
             return Path(tempfile.gettempdir())
         return _folder_of(job.output)
 
@@ -836,3 +835,10 @@ class ResultWriter:
             ) from None
         except OSError as exc:
             raise write_error(exc, path.parent, f"the sidecar {path.name}") from None
+
+
+def _quoted(path: Path) -> str:
+    """A path as a shell reads it, for a command an error message suggests."""
+    import shlex  # only an error message needs it
+
+    return shlex.quote(str(path))

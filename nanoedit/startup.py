@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import import_module
 
 
 @contextmanager
@@ -21,3 +22,10 @@ def lasting_imports() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+def preload(*modules: str) -> None:
+    """Import modules that a run would import later, in the middle of its work: inside
+    :func:`lasting_imports`, so that the collector does not run while they load."""
+    for name in modules:
+        import_module(name)

@@ -14,6 +14,7 @@ from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
 from nanoedit import __version__
+from nanoedit.cli import _name, app, app_for
 from nanoedit.client import LazyTransport, make_client
 
 
@@ -188,8 +189,8 @@ LOADED_MODULES = (
     "import sys\n"
     "watched = sys.argv[1].split(',')\n"
     "sys.argv = ['nanoedit', *sys.argv[2:]]\n"
-    "from nanoedit.__main__ import main\n"
-    "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+    "from nanoedit.__main__ import start\n"
+    "try:\n    start()\nexcept SystemExit as exc:\n    code = exc.code\n"
     "print(code, sorted(m for m in watched if m in sys.modules))\n"
 )
 
@@ -231,8 +232,8 @@ def test_a_run_freezes_its_imports_and_leaves_the_collector_on(sample: Path) -> 
     code = (
         "import gc, sys\n"
         "sys.argv = ['nanoedit', 'edit', 'cat.png', '-p', 'add a hat', '--dry-run']\n"
-        "from nanoedit.__main__ import main\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "from nanoedit.__main__ import start\n"
+        "try:\n    start()\nexcept SystemExit as exc:\n    code = exc.code\n"
         "frozen = gc.get_freeze_count()\n"
         "print(code, gc.isenabled(), frozen > 10_000, len(gc.get_objects()) < frozen)\n"
     )
@@ -244,6 +245,83 @@ def test_a_run_freezes_its_imports_and_leaves_the_collector_on(sample: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.splitlines()[-1] == "0 True True True", out.stderr
+
+
+def test_the_console_script_ends_without_the_interpreters_teardown(
+    served: Served, sample: Path
+) -> None:
+    # Every output is flushed and the exit code kept, yet an exit handler (which the teardown
+    # would run) never runs: the process ends at once.
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('torn down', file=sys.stderr))\n"
+        "sys.argv = ['nanoedit', *sys.argv[1:]]\n"
+        "from nanoedit.__main__ import main\n"
+        "main()\n"
+    )
+    env = os.environ | backend_env(served)
+    args = [sys.executable, "-c", code]
+    done = subprocess.run([*args, "edit", "cat.png", "-p", "a hat", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "saved cat-edit.png (1184x864 PNG) from cat.png\n")
+    record = json.loads(done.stdout)
+    assert (record["ok"], record["outputs"][0]["path"]) == (True, "cat-edit.png")
+    refused = subprocess.run([*args, "edit", "cat.png", "-p", "a hat"], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 0  # cat-edit-2.png: a second result beside the first
+    missing = subprocess.run([*args, "edit", "nope.png", "-p", "a hat"], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (missing.returncode, missing.stderr) == (
+        4,
+        "error: nope.png: no such file; check the path\n",
+    )
+    assert "torn down" not in missing.stderr
+    # A message for SystemExit that is not a number takes the usual way out, handlers run.
+    usual = subprocess.run(
+        [sys.executable, "-c", "import atexit, sys\n"
+         "atexit.register(lambda: print('torn down', file=sys.stderr))\n"
+         "from nanoedit.__main__ import _leave\n_leave(SystemExit('bye'))\n"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (usual.returncode, usual.stderr) == (1, "bye\ntorn down\n")
+
+
+def test_only_the_command_named_is_turned_into_a_parser() -> None:
+    # Typer makes a parser of every command it is given before it parses: a run is given
+    # the command it names, and nothing else.
+    assert [_name(c) for c in app_for(["edit", "x.png"]).registered_commands] == ["edit"]
+    assert app_for(["edit"]).registered_groups == []
+    config = app_for(["config", "list"])
+    assert (config.registered_commands, [g.name for g in config.registered_groups]) == (
+        [], ["config"]
+    )  # fmt: skip
+    # No arguments, an option first, or no such command: the whole app, which lists them all.
+    for args in ([], ["--help"], ["edt"], ["-V"]):
+        assert app_for(args) is app
+    assert [_name(c) for c in app.registered_commands] == [
+        "edit", "generate", "fetch", "resume", "completion"
+    ]  # fmt: skip
+    assert [g.name for g in app.registered_groups] == ["config", "sandbox", "history"]
+
+
+def test_a_command_parsed_alone_says_what_the_whole_app_says() -> None:
+    # The console script (one command parsed) and the whole app say the same, to the byte:
+    # help, usage errors, and the suggestion for a mistyped command.
+    nanoedit = Path(sys.executable).parent / "nanoedit"
+    whole_app = (
+        "import sys\nfrom nanoedit.cli import app\napp(sys.argv[1:], prog_name='nanoedit')\n"
+    )
+    for args in (["edit", "--help"], ["config", "set", "--help"], ["generate", "--nope"],
+                 ["history", "--help"], ["edt"]):  # fmt: skip
+        alone, whole = (
+            subprocess.run(command, capture_output=True, text=True, timeout=60)
+            for command in ([nanoedit, *args], [sys.executable, "-c", whole_app, *args])
+        )
+        assert (alone.returncode, alone.stdout, alone.stderr) == (
+            whole.returncode, whole.stdout, whole.stderr
+        ), args  # fmt: skip
+        assert alone.stdout or alone.stderr
+    assert "No such command 'edt'. Did you mean 'edit'?" in alone.stderr
 
 
 def test_no_proxy_alone_leaves_plain_http_without_certificates(
