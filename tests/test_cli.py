@@ -307,7 +307,7 @@ def test_only_the_command_named_is_turned_into_a_parser() -> None:
 def test_a_command_parsed_alone_says_what_the_whole_app_says() -> None:
     # The console script (one command parsed) and the whole app say the same, to the byte:
     # help, usage errors, and the suggestion for a mistyped command.
-    nanoedit = Path(sys.executable).parent / "nanoedit"
+    nanoedit = str(Path(sys.executable).parent / "nanoedit")
     whole_app = (
         "import sys\nfrom nanoedit.cli import app\napp(sys.argv[1:], prog_name='nanoedit')\n"
     )
