@@ -94,14 +94,33 @@ class CountingStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         sent = 0
-        for chunk in self.inner:
-            # Multipart bodies hand over each file as one chunk: cut it up so progress moves.
-            view = memoryview(chunk)
-            for start in range(0, len(view), self.piece):
-                piece = bytes(view[start : start + self.piece])
-                yield piece
-                sent += len(piece)
-                self.report(sent, self.total)
+        for piece in pieces(self.inner, self.piece):
+            yield piece
+            sent += len(piece)
+            self.report(sent, self.total)
+
+
+def pieces(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The chunks as pieces of ``size`` bytes (the last one shorter). A multipart body is
+    handed over as a dozen small chunks (boundaries, headers, fields) around each file in
+    one: in pieces, the small ones go out together, not a system call and a packet each,
+    and progress moves while a large file is sent."""
+    pending = b""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        start = 0
+        if pending:
+            start = size - len(pending)
+            pending += view[:start]
+            if len(pending) < size:
+                continue
+            yield pending
+        end = start + (len(view) - start) // size * size
+        for at in range(start, end, size):
+            yield bytes(view[at : at + size])
+        pending = bytes(view[end:])
+    if pending:
+        yield pending
 
 
 def with_upload_progress(

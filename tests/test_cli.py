@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from PIL import Image
 
 from nanoedit import __version__
 from nanoedit.cli import _name, app, app_for
-from nanoedit.client import LazyTransport, make_client
+from nanoedit.client import LazyTransport, make_client, pieces
 
 
 def test_generate_sends_json_and_names_the_file_after_the_prompt(served: Served) -> None:
@@ -334,6 +335,25 @@ def test_no_proxy_alone_leaves_plain_http_without_certificates(
         transport = client._transport
         assert isinstance(transport, LazyTransport)
         assert transport._inner is None
+
+
+def test_a_body_goes_out_in_whole_pieces_small_parts_together() -> None:
+    # A multipart body's small chunks (boundary, headers, a field) join the next piece; a
+    # large chunk is cut; nothing is lost or reordered; only the last piece is short.
+    chunks = [b"--b\r\n", b"name=x\r\n", b"F" * 10, b"", b"\r\n--b--\r\n"]
+    assert list(pieces(chunks, 8)) == [
+        b"--b\r\nnam", b"e=x\r\nFFF", b"FFFFFFF\r", b"\n--b--\r\n"
+    ]  # fmt: skip
+    assert list(pieces([b"A" * 16], 8)) == [b"A" * 8, b"A" * 8]
+    assert list(pieces([b"ab", b"cd"], 8)) == [b"abcd"]
+    assert list(pieces([], 8)) == list(pieces([b""], 8)) == []
+    rng = random.Random(7)
+    for _ in range(300):
+        given = [rng.randbytes(rng.choice([0, 1, 7, 8, 9, 30])) for _ in range(rng.randrange(6))]
+        out = list(pieces(given, 8))
+        assert b"".join(out) == b"".join(given)
+        assert all(len(piece) == 8 for piece in out[:-1])
+        assert all(0 < len(piece) <= 8 for piece in out)
 
 
 def test_a_dry_run_loads_no_http_stack(sample: Path) -> None:

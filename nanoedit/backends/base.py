@@ -359,11 +359,18 @@ def decode_data_uri(value: str, where: str) -> bytes:
     return decode_base64(payload, where)
 
 
+def encode_base64(data: bytes) -> str:
+    """An input image as base64 text, for APIs that take images inside JSON."""
+    import pybase64  # the backends that send base64 load it when they do, not at start-up
+
+    return pybase64.b64encode_as_string(data)
+
+
 def decode_base64(payload: str, where: str) -> bytes:
     """Decode base64 image data, tolerating whitespace and missing padding."""
     cleaned = re.sub(r"\s+", "", payload)
     cleaned += "=" * (-len(cleaned) % 4)
-    import pybase64  # only answers with base64 in them need it: not loaded at start-up
+    import pybase64  # only answers with base64 in them need it, not every start-up
 
     try:
         return pybase64.b64decode(cleaned, validate=True)

@@ -7,8 +7,6 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-import pybase64
-
 from nanoedit.backends.base import (
     FAILED,
     KEY_REJECTED,
@@ -25,6 +23,7 @@ from nanoedit.backends.base import (
     add_usage,
     auth_error,
     clip,
+    encode_base64,
     host_of,
     non_json_verdict,
     parse_json,
@@ -213,7 +212,7 @@ class GeminiBackend(BackendBase):
                 {
                     "inlineData": {
                         "mimeType": upload.mime,
-                        "data": pybase64.b64encode_as_string(upload.data),
+                        "data": encode_base64(upload.data),
                     }
                 }
                 for upload in uploads

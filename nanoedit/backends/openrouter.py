@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pybase64
-
 from nanoedit.backends.base import (
     FAILED,
     KEY_REJECTED,
@@ -28,6 +26,7 @@ from nanoedit.backends.base import (
     add_usage,
     auth_error,
     clip,
+    encode_base64,
     host_of,
     looks_like_json,
     non_json_verdict,
@@ -188,8 +187,7 @@ class OpenRouterBackend(BackendBase):
         """Send one request per image asked for. A failure after some images were made
         returns those with it: they are paid for."""
         images = [
-            f"data:{upload.mime};base64,{pybase64.b64encode_as_string(upload.data)}"
-            for upload in prepared.uploads
+            f"data:{upload.mime};base64,{encode_base64(upload.data)}" for upload in prepared.uploads
         ]
         body = self.body(prepared, images)
         count = prepared.job.options.count
