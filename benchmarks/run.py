@@ -1440,6 +1440,12 @@ def bytecode_env(env: dict[str, str], work: Path) -> dict[str, str]:
     return out
 
 
+# What the start-up of any tool on nanoedit's stack pays before its own first line: the
+# interpreter, typer and the HTTP client (httpx, and httpcore that its transport loads), ended
+# as the console script ends, without the interpreter's teardown.
+STACK_ONLY = "import gc, os; gc.disable(); import typer, httpx, httpcore; os._exit(0)"
+
+
 def bench_startup(tools: Tools, work: Path, plan: Plan) -> Section:
     """Fixed start-up: ``nanoedit edit`` of one small image against the sandbox at zero
     latency, its ``--dry-run``, ``--help`` and ``--version``, beside ``python -c pass`` and the
@@ -1476,6 +1482,14 @@ def bench_startup(tools: Tools, work: Path, plan: Plan) -> Section:
             edit = (*tools.nanoedit, "edit", "startup-in/00.png", "-p", PROMPT)
             contenders = [
                 Contender("python -c pass", (tools.python, "-c", "pass"), work, "out-pass", 0, env),
+                Contender(
+                    "python -c: typer, httpx, httpcore",
+                    (tools.python, "-c", STACK_ONLY),
+                    work,
+                    "out-stack",
+                    0,
+                    env,
+                ),
                 Contender("nanoedit --help", (*tools.nanoedit, "--help"), work, "out-help", 0, env),
                 Contender(
                     "nanoedit --version", (*tools.nanoedit, "--version"), work, "out-ver", 0, env
@@ -1504,7 +1518,7 @@ def bench_startup(tools: Tools, work: Path, plan: Plan) -> Section:
                 shutil.rmtree(out)
             load = os.getloadavg()[0]
             series = run_series(f"startup, {mode}", contenders, plan.runs_startup, server)
-            python, help_, _version, _dry, edit_run, pair = series
+            python, stack, help_, _version, _dry, edit_run, pair = series
             failures += sum(1 for item in series if not item.ok)
             above = paired_difference(edit_run, python)
             help_ratio = paired_ratio(help_, python)
@@ -1535,6 +1549,7 @@ def bench_startup(tools: Tools, work: Path, plan: Plan) -> Section:
                     f"{fmt_ratio(paired_ratio(item, pair))} | {rss} |"
                 )
             shown_above = "—" if above is None else f"{above * 1000:.0f} ms"
+            stack_ratio = paired_ratio(stack, pair)
             lines += [
                 "",
                 f"`nanoedit edit`: {shown_above} above `python -c pass` (target ≤ "
@@ -1543,6 +1558,10 @@ def bench_startup(tools: Tools, work: Path, plan: Plan) -> Section:
                 f"`nanoedit --help`: {fmt_ratio(help_ratio)} `python -c pass` (target < "
                 f"{help_target:g}x): {verdict(checks[2])}."
                 + ("" if mode == "bytecode" else " (Reported only: the targets are for bytecode.)"),
+                "",
+                f"The stack alone (`{STACK_ONLY}`: the interpreter, typer and httpx, no line of "
+                f"nanoedit) is {fmt_ratio(stack_ratio)} the curl pair: the floor under any "
+                "command-line tool built on them, and so under `nanoedit edit`.",
                 "",
             ]
             if not commands:

@@ -532,7 +532,7 @@ def _run(
 
     with lasting_imports():
         from nanoedit.backends import backend_classes
-        from nanoedit.config import load_settings
+        from nanoedit.config import load_settings, wants_sandbox
         from nanoedit.inputs import RunInputs
         from nanoedit.plan import Planner
         from nanoedit.report import Reporter
@@ -547,9 +547,12 @@ def _run(
             from nanoedit.runner import Runner
             from nanoedit.save import tidy_folders
 
-            # Loaded later by the run itself (the client's transport, the journal, each
-            # job's cost and provenance): here, with the rest, the collector stays paused.
-            preload("httpcore", "nanoedit.journal", "nanoedit.pricing", "nanoedit.provenance")
+            # Loaded later (by the client's transport; by each job when its answer comes:
+            # its cost, its provenance): here, with the rest, while the collector is paused
+            # and no job is under way. The in-process sandbox needs no transport.
+            preload("nanoedit.pricing", "nanoedit.provenance")
+            if not wants_sandbox(run, os.environ):
+                preload("httpcore")
     with _errors(run.json_lines), ExitStack() as closing:
         prompt = _prompt_text(prompt, prompt_file, run.quiet)
         settings = load_settings(os.environ, run, ratio=ratio.value if ratio else None, size=size)

@@ -901,6 +901,11 @@ def _backend_settings(
     )
 
 
+def wants_sandbox(options: RunOptions, env: Mapping[str, str]) -> bool:
+    """Whether the run talks to the in-process sandbox: --sandbox, or NANOEDIT_SANDBOX set."""
+    return options.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 def load_settings(
     env: Mapping[str, str],
     options: RunOptions,
@@ -916,7 +921,7 @@ def load_settings(
     see what a change to it would make. Key commands are not run here;
     :meth:`BackendSettings.key` runs them when needed.
     """
-    sandbox = options.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
+    sandbox = wants_sandbox(options, env)
     path = config_path(env)
     warnings: list[str | None] = []
     if file_values is None:

@@ -231,9 +231,13 @@ def open_journal(settings: Settings, warn: Callable[[str], None]) -> Journal | N
     if not settings.history:
         return None
     import os
-    import sqlite3
 
-    from nanoedit.journal import Journal, data_dir
+    from nanoedit.startup import lasting_imports
+
+    with lasting_imports():
+        import sqlite3
+
+        from nanoedit.journal import Journal, data_dir
 
     folder = data_dir(os.environ)
     try:

@@ -365,6 +365,17 @@ def test_a_dry_run_loads_no_http_stack(sample: Path) -> None:
     assert lines[-1] == "0 []"
 
 
+def test_a_sandbox_run_loads_no_transport(sample: Path) -> None:
+    # The in-process sandbox answers through httpx alone: httpcore (about 12 ms) stays out,
+    # whether --sandbox or NANOEDIT_SANDBOX asked for it.
+    for args, env in ((["--sandbox"], {}), ([], {"NANOEDIT_SANDBOX": "1"})):
+        lines, stderr = loaded_modules(
+            ["edit", "cat.png", "-p", "add a hat", *args], ("httpx", "httpcore"), env
+        )
+        assert lines[-1] == "0 ['httpx']", stderr
+    assert sorted(os.listdir()) == ["cat-edit-2.png", "cat-edit.png", "cat.png"]
+
+
 def test_an_error_found_before_any_request_loads_no_network_module() -> None:
     # Two uses of stdin: refused by the command itself, before the run is set up.
     code = (
