@@ -27,7 +27,7 @@ from typer.models import CommandInfo
 
 from nanoedit import __version__
 from nanoedit.clock import Clock
-from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
+from nanoedit.errors import ExitCode, InputError, NanoeditError, OutputError, UsageError
 from nanoedit.jobs import (
     DEFAULT_COUNT,
     DEFAULT_JOBS,
@@ -632,7 +632,7 @@ def _run(
                     outcomes = run_gently(runner, planned, reporter, journal)
                     stopped = runner.draining.is_set()
         if reporter.gone and not run.dry_run:
-            _closed_stdout(outcomes, run.quiet)
+            _closed_stdout(outcomes, run.quiet, reporter.write_error)
         if not run.dry_run:
             reporter.summary(outcomes)
         if run.report is not None:
@@ -702,13 +702,21 @@ def _stdin_once(uses: list[str]) -> None:
         )
 
 
-def _closed_stdout(outcomes: Sequence[JobOutcome], quiet: bool) -> NoReturn:
-    """stdout was closed during the run: one line on what became of the jobs, and 141."""
+def _closed_stdout(
+    outcomes: Sequence[JobOutcome], quiet: bool, write_error: str | None = None
+) -> NoReturn:
+    """stdout was closed during the run: one line on what became of the jobs, and 141. When
+    it could not be written (``write_error``: a full disk...), an error, and 4."""
     unsent = sum(1 for outcome in outcomes if outcome.held_back)
+    saved = sum(len(outcome.outputs) for outcome in outcomes)
+    images = "image" if saved == 1 else "images"
+    jobs = "job" if unsent == 1 else "jobs"
+    if write_error is not None:
+        not_sent = f", {unsent} {jobs} not sent" if unsent else ""
+        raise OutputError(
+            f"could not write to stdout ({write_error}){not_sent}; {saved} {images} saved"
+        )
     if unsent and not quiet:
-        saved = sum(len(outcome.outputs) for outcome in outcomes)
-        jobs = "job" if unsent == 1 else "jobs"
-        images = "image" if saved == 1 else "images"
         typer.echo(
             f"stopped: stdout was closed; {unsent} {jobs} not sent, {saved} {images} saved",
             err=True,
@@ -1033,7 +1041,7 @@ def fetch(
             fetcher = Fetcher(settings, client, reporter, run, stdout=binary, clock=clock)
             outcomes = fetcher.fetch(tasks)
         if reporter.gone:
-            raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+            _closed_stdout(outcomes, quiet=True, write_error=reporter.write_error)
         reporter.summary(outcomes)
     raise typer.Exit(exit_code_for(outcomes))
 
@@ -1632,7 +1640,29 @@ def completion(
 
 def main() -> None:
     """Run the command line (the console script starts in ``nanoedit.__main__``)."""
-    app_for(sys.argv[1:])(prog_name="nanoedit")
+    try:
+        app_for(sys.argv[1:])(prog_name="nanoedit")
+    except OSError as exc:
+        _unwritable_stdout(exc)
+        raise
+
+
+def _unwritable_stdout(error: OSError) -> None:
+    """When ``error`` came from writing stdout (``> /dev/full``, a full disk, a device
+    error), say so in one line and exit 4, as a Unix tool does; return otherwise. stdout is
+    pointed at the null device first, so that leaving does not fail again."""
+    from nanoedit.stdio import from_stdout
+
+    if sys.stdout is None or not from_stdout(error):
+        return
+    from nanoedit.report import error_console, to_devnull
+
+    to_devnull(sys.stdout)
+    reason = error.strerror or type(error).__name__
+    error_console(sys.stderr).print(
+        f"error: could not write to stdout ({reason})", style="bold red"
+    )
+    raise SystemExit(ExitCode.INPUT) from None
 
 
 def app_for(args: Sequence[str]) -> typer.Typer:

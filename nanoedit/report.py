@@ -197,6 +197,9 @@ class Reporter:
     ) -> None:
         self.stdout = stdout
         self.gone = stdout is None
+        # Why writing stdout failed when it was not a reader leaving (a full disk, a device
+        # error): the end of the run says it as an error.
+        self.write_error: str | None = None
         self.viewer = viewer
         self.json_lines = json_lines
         self.quiet = quiet
@@ -264,7 +267,9 @@ class Reporter:
             self.stdout.flush()
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.EBADF):
-                raise
+                # Not a reader that left: the paths cannot be said. As on a closed pipe,
+                # nothing new is sent and the jobs under way save their images.
+                self.write_error = exc.strerror or type(exc).__name__
             self._stdout_gone(self.stdout)
 
     def _stdout_gone(self, stream: IO[str]) -> None:

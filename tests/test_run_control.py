@@ -394,6 +394,48 @@ def test_a_closed_stdout_sends_nothing_and_exits_141(served: Served, sample: Pat
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["cat.png"]
 
 
+FULL = Path("/dev/full")  # every write to it fails: No space left on device
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
+def test_a_stdout_that_cannot_be_written_stops_the_batch_with_an_error(served: Served) -> None:
+    # As on a closed pipe, nothing new is sent once a path cannot be written and what was
+    # paid for is saved; but a full disk is an error: said, and exit 4, never a traceback.
+    names = ["a.png", "b.png", "c.png"]
+    copies_of_cat(*names)
+    env = dict(os.environ) | backend_env(served)
+    with FULL.open("w") as full:
+        run = subprocess.run(
+            [NANOEDIT, "edit", *names, "-p", "x", "-j", "1"], env=env, stdout=full,
+            stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert run.returncode == 4
+    assert run.stderr.splitlines()[-1] == (
+        "error: could not write to stdout (No space left on device), 2 jobs not sent; 1 image saved"
+    )
+    assert [r.method for r in served.sandbox.received] == ["POST", "GET"]  # one edit, its image
+    assert image_info("a-edit.png") == ("PNG", (1184, 864))
+    assert sorted(p.name for p in Path.cwd().iterdir()) == sorted([*names, "a-edit.png"])
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
+def test_any_command_says_when_stdout_cannot_be_written(tmp_path: Path) -> None:
+    # Help, lists and plans fail the same way, in one line, exit 4.
+    Path("cat.png").write_bytes(sample_image("cat.png")[0])
+    env = dict(os.environ) | {
+        "NANOEDIT_OPENAI_BASE_URL": "http://127.0.0.1:9", "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+        "NANOEDIT_CONFIG_DIR": str(tmp_path / "config"), "NANOEDIT_DATA_DIR": str(tmp_path),
+    }  # fmt: skip
+    for args in (["--help"], ["edit", "--help"], ["config", "list"], ["config", "path"],
+                 ["completion", "bash"], ["edit", "cat.png", "-p", "x", "--dry-run", "-q"]):  # fmt: skip
+        with FULL.open("w") as full:
+            run = subprocess.run([NANOEDIT, *args], env=env, stdout=full, stderr=subprocess.PIPE,
+                                 text=True, timeout=60)  # fmt: skip
+        assert (run.returncode, run.stderr) == (
+            4, "error: could not write to stdout (No space left on device)\n"
+        ), args  # fmt: skip
+
+
 # sandbox serve ------------------------------------------------------------------------------------
 
 
