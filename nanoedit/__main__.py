@@ -35,9 +35,9 @@ def start() -> None:
     # SIGTERM (CI cancel, timeout, docker stop) is handled like Ctrl-C, from the first moment:
     # exit 130 with the clean-up run, never a traceback, also while still importing.
     signal.signal(signal.SIGTERM, _interrupt)
-    from nanoedit.stdio import mark_stdout_errors
+    from nanoedit.stdio import guard_standard_streams
 
-    mark_stdout_errors()
+    guard_standard_streams()
     from nanoedit.startup import lasting_imports
 
     try:

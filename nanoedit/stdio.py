@@ -1,4 +1,4 @@
-"""stdout that owns up to its write errors.
+"""stdout and stderr as the console script writes them, when they cannot be written.
 
 When stdout cannot be written (``> /dev/full``, a full disk, a device error), the write fails
 deep inside whatever printed (typer's echo, the dry run's plan, help): the error that comes
@@ -6,13 +6,20 @@ up is a bare ``OSError`` that says nothing of where. The console script's stdout
 errors as its own, so that the command line can say "could not write to stdout" and exit 4,
 as a Unix tool does, instead of showing a traceback. A reader that left (EPIPE) is not marked:
 that is a closed pipe, handled as one.
+
+stderr only ever carries messages. When it cannot take them (``2> /dev/full``, a log file on
+a full disk, a reader that left), the messages are lost and nothing else: the run goes on,
+and its exit code still tells what became of the jobs. A script that read exit 1 after a
+paid image was saved would send the job again.
 """
 
 from __future__ import annotations
 
 import errno
 import io
+import os
 import sys
+from typing import TextIO
 
 _MARK = "nanoedit_stdout"
 
@@ -35,31 +42,63 @@ class _Stdout(io.TextIOWrapper):
             raise
 
 
+class _Stderr(io.TextIOWrapper):
+    """sys.stderr as Python made it; once a write fails, the rest goes to the null device."""
+
+    def write(self, text: str, /) -> int:
+        try:
+            return super().write(text)
+        except OSError:
+            self._lost()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self.fileno())
+        finally:
+            os.close(null)
+
+
 def _mark(exc: OSError) -> None:
     if exc.errno != errno.EPIPE:
         setattr(exc, _MARK, True)
 
 
-def mark_stdout_errors() -> None:
-    """Make ``sys.stdout`` one whose write errors are marked, on the same file and with the
-    same settings (left as it is when it is not the interpreter's own text stream)."""
-    stdout = sys.stdout
-    if type(stdout) is not io.TextIOWrapper:
-        return
-    encoding, errors = stdout.encoding, stdout.errors
-    line_buffering, write_through = stdout.line_buffering, stdout.write_through
-    stdout.flush()
-    sys.stdout = _Stdout(
-        stdout.detach(),
+def guard_standard_streams() -> None:
+    """Replace ``sys.stdout`` and ``sys.stderr`` with the streams above, on the same files
+    and with the same settings (each left as it is when it is not the interpreter's own)."""
+    sys.stdout = _rewrapped(sys.stdout, _Stdout, "__stdout__")
+    sys.stderr = _rewrapped(sys.stderr, _Stderr, "__stderr__")
+
+
+def _rewrapped(stream: TextIO, kind: type[io.TextIOWrapper], original: str) -> TextIO:
+    if type(stream) is not io.TextIOWrapper:
+        return stream
+    encoding, errors = stream.encoding, stream.errors
+    line_buffering, write_through = stream.line_buffering, stream.write_through
+    try:
+        buffer = stream.detach()  # flushes first: a failure leaves the stream as it was
+    except (OSError, ValueError):
+        return stream
+    wrapped = kind(
+        buffer,
         encoding=encoding,
         errors=errors,
         line_buffering=line_buffering,
         write_through=write_through,
     )
-    if sys.__stdout__ is stdout:
+    if getattr(sys, original) is stream:
         # The original is detached now; what reads the original (rich, the terminal image
         # protocols) reads the same file through this one.
-        setattr(sys, "__stdout__", sys.stdout)  # noqa: B010 (typeshed calls it final)
+        setattr(sys, original, wrapped)
+    return wrapped
 
 
 def from_stdout(exc: BaseException) -> bool:

@@ -436,6 +436,29 @@ def test_any_command_says_when_stdout_cannot_be_written(tmp_path: Path) -> None:
         ), args  # fmt: skip
 
 
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
+def test_a_stderr_that_cannot_be_written_loses_messages_not_the_exit_code(
+    served: Served,
+) -> None:
+    # The messages are lost; the exit code still says the image was saved (a script reading
+    # 1 there would pay for the job again), or what went wrong.
+    copies_of_cat("a.png")
+    env = dict(os.environ) | backend_env(served)
+    runs = []
+    for args in (["a.png"], ["missing.png"]):
+        with FULL.open("w") as full:
+            runs.append(subprocess.run([NANOEDIT, "edit", *args, "-p", "x"], env=env,
+                                       stdout=subprocess.PIPE,
+                                       stderr=full, text=True, timeout=60))  # fmt: skip
+    assert [(run.returncode, run.stdout) for run in runs] == [(0, "a-edit.png\n"), (4, "")]
+    assert image_info("a-edit.png") == ("PNG", (1184, 864))
+    with FULL.open("w") as full:
+        both = subprocess.run([NANOEDIT, "edit", "a.png", "-p", "x"], env=env, stdout=full,
+                              stderr=full, timeout=60)  # fmt: skip
+    assert both.returncode == 4  # the path could not be said; the image is saved
+    assert image_info("a-edit-2.png") == ("PNG", (1184, 864))
+
+
 # sandbox serve ------------------------------------------------------------------------------------
 
 
