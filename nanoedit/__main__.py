@@ -32,9 +32,12 @@ def start() -> None:
 
         sys.stdout.write(f"nanoedit {__version__}\n")
         return
-    # SIGTERM (CI cancel, timeout, docker stop) is handled like Ctrl-C, from the first moment:
-    # exit 130 with the clean-up run, never a traceback, also while still importing.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM (CI cancel, timeout, docker stop) and SIGHUP (the terminal closed; unless
+    # nohup ignores it) are handled like Ctrl-C, from the first moment: exit 130 with the
+    # clean-up run, never a traceback, also while still importing.
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _interrupt)
     from nanoedit.stdio import guard_standard_streams
 
     guard_standard_streams()

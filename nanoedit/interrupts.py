@@ -1,9 +1,10 @@
-"""Ctrl-C and SIGTERM during a run: the first stops sending, the second aborts.
+"""Ctrl-C, SIGTERM and SIGHUP during a run: the first stops sending, the second aborts.
 
 A paid request already out is best let finish: its answer is saved, and nothing is paid twice.
-So the first Ctrl-C (or SIGTERM, as CI cancels, ``timeout`` and ``docker stop`` send) only
-stops new jobs from going out; the second aborts the jobs under way, which the journal keeps
-for ``nanoedit resume``.
+So the first Ctrl-C (or SIGTERM, as CI cancels, ``timeout`` and ``docker stop`` send; or
+SIGHUP, as a closed terminal or a dropped ssh session sends) only stops new jobs from going
+out; the second aborts the jobs under way, which the journal keeps for ``nanoedit resume``.
+A signal the run started with ignored (``nohup`` ignores SIGHUP) stays ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ if TYPE_CHECKING:
     from nanoedit.plan import Planned
     from nanoedit.runner import Events, Runner
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP is POSIX's: Windows has none.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+
+
+def handled(signals: Sequence[int] = SIGNALS) -> list[int]:
+    """The signals of ``signals`` that the process does not ignore: one started by ``nohup``
+    ignores SIGHUP, and means it to go on when the terminal goes."""
+    return [number for number in signals if signal.getsignal(number) is not signal.SIG_IGN]
 
 
 class Drainable(Protocol):
@@ -52,7 +60,7 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
         if run.draining.is_set():
             raise KeyboardInterrupt
         under_way = run.drain()
-        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         jobs = (
             "job under way finishes and saves"
             if under_way == 1
@@ -64,8 +72,8 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
             f"Ctrl-C again aborts{later}"
         )
 
-    previous = {number: signal.getsignal(number) for number in SIGNALS}
-    for number in SIGNALS:
+    previous = {number: signal.getsignal(number) for number in handled()}
+    for number in previous:
         signal.signal(number, handler)
     try:
         yield

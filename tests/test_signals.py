@@ -89,8 +89,8 @@ def held() -> Iterator[tuple[Served, Held]]:
 
 @pytest.mark.parametrize(
     ("sig", "name"),
-    [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")],
-    ids=["ctrl-c", "sigterm"],
+    [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")],
+    ids=["ctrl-c", "sigterm", "sighup"],
 )
 def test_one_stop_lets_the_paid_jobs_finish_and_sends_no_more(
     held: tuple[Served, Held], isolated: Path, sig: signal.Signals, name: str
@@ -133,6 +133,34 @@ def test_one_stop_lets_the_paid_jobs_finish_and_sends_no_more(
     assert [record.saved_paths for record in records[:2]] == [
         [Path("a-edit.png")], [Path("b-edit.png")]
     ]  # fmt: skip
+
+
+def test_a_run_started_by_nohup_goes_on_when_the_terminal_goes(
+    held: tuple[Served, Held], isolated: Path
+) -> None:
+    # nohup starts the run with SIGHUP ignored: a hang-up then stops nothing, every job is
+    # sent and saved.
+    served, holder = held
+    for letter in "ab":
+        (isolated / f"{letter}.png").write_bytes(sample_image("cat.png")[0])
+    run = subprocess.Popen(
+        [NANOEDIT, "edit", "a.png", "b.png", "-p", "x", "-j", "2"], cwd=isolated,
+        env=dict(os.environ) | openai_env(served.base_url), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        assert holder.arrived.wait(60), "the two requests never came"
+        run.send_signal(signal.SIGHUP)
+        holder.release.set()
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert (run.returncode, sorted(stdout.splitlines())) == (0, ["a-edit.png", "b-edit.png"])
+    assert "stopping" not in stderr
+    assert len([r for r in served.sandbox.received if r.method == "POST"]) == 2
 
 
 @pytest.fixture
@@ -243,7 +271,9 @@ DEEP_IMPORT = " typer.colors"
 STARTING = "interrupted while starting: nothing was sent"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"]
+)
 def test_a_stop_while_python_is_importing_exits_130_without_a_traceback(
     isolated: Path, sig: signal.Signals
 ) -> None:
