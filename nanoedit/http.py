@@ -54,6 +54,11 @@ MIN_POOL = 10
 STREAM_CHUNK = 256 * 1024
 # Headers of the answer as it came over the wire, which the kept JSON no longer matches.
 _WIRE_HEADERS = ("content-length", "content-encoding", "transfer-encoding")
+# The most an API answer may hold, counted as decoded. An answer holds a few images at most
+# (200 MiB each, as a result downloaded from a URL may be): past this, a server or proxy that
+# sends without end, or a compressed answer that inflates without end, is refused before it
+# fills the memory (an answer read whole) or the disk (images streamed out of one).
+MAX_ANSWER_BYTES = 1024 * 1024 * 1024
 
 Spool = Callable[[], "PartFile"]
 """Where an image streamed out of an answer goes: a new part file, open for writing and listed
@@ -256,6 +261,41 @@ def _small(response: httpx.Response) -> bool:
     return length.isdigit() and int(length) < SMALL_ANSWER and not encoded
 
 
+def read_whole(response: httpx.Response, where: str) -> httpx.Response:
+    """The answer with its whole body read, as ``response.read()`` reads it, but refused
+    (:class:`ApiError`) past :data:`MAX_ANSWER_BYTES`, decoded, however it came."""
+    if _small(response):
+        response.read()  # it says how long it is, and that is short
+        return response
+    pieces = []
+    read = 0
+    for piece in response.iter_bytes():
+        read += len(piece)
+        if read > MAX_ANSWER_BYTES:
+            raise _too_large_answer(where, response.status_code)
+        pieces.append(piece)
+    return _with_content(response, b"".join(pieces))
+
+
+def _with_content(response: httpx.Response, content: bytes) -> httpx.Response:
+    """A read answer like ``response``, holding ``content`` (decoded) as its body."""
+    import httpx  # see the module's docstring
+
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _WIRE_HEADERS]
+    return httpx.Response(
+        response.status_code, headers=headers, content=content, request=response.request
+    )
+
+
+def _too_large_answer(where: str, status: int) -> NanoeditError:
+    from nanoedit.errors import ApiError
+
+    return ApiError(
+        f"{where} answered HTTP {status} with more than {MAX_ANSWER_BYTES // (1024 * 1024)} "
+        "MiB; refusing to read more of it: the server or a proxy in front of it failed"
+    )
+
+
 class JobHttp:
     """One job's view of the network: the shared client, its retry policy and time budget.
 
@@ -345,8 +385,7 @@ class JobHttp:
         """
 
         def read(response: httpx.Response) -> httpx.Response:
-            response.read()
-            return response
+            return read_whole(response, where)
 
         return self.stream(
             request, read, where=where, what=what, paid=paid, permanent=permanent,
@@ -384,8 +423,7 @@ class JobHttp:
             if not 200 <= response.status_code < 300 or _small(response):
                 # An error answer, or one too short to hold a value worth streaming: read
                 # whole, as send reads it (and without loading the streaming decoder).
-                response.read()
-                return response, None
+                return read_whole(response, where), None
             return self._stream_json(response, spool, where, keys)
 
         return self.stream(
@@ -401,7 +439,6 @@ class JobHttp:
         keys: Collection[str] | None,
     ) -> tuple[httpx.Response, Streamed]:
         """Read a JSON answer in pieces, each long base64 value into a part file of its own."""
-        import httpx  # see the module's docstring
 
         from nanoedit.b64stream import (
             DEFAULT_KEYS,
@@ -422,7 +459,11 @@ class JobHttp:
         status = response.status_code
         try:
             try:
+                read = 0
                 for chunk in response.iter_bytes(STREAM_CHUNK):
+                    read += len(chunk)
+                    if read > MAX_ANSWER_BYTES:
+                        raise _too_large_answer(where, status)
                     stream.feed(chunk)
             except Base64StreamError as exc:
                 raise ApiError(
@@ -448,11 +489,7 @@ class JobHttp:
                 part.discard()
             raise
         self.spooled += parts
-        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _WIRE_HEADERS]
-        kept = httpx.Response(
-            response.status_code, headers=headers, content=streamed.kept, request=response.request
-        )
-        return kept, streamed
+        return _with_content(response, streamed.kept), streamed
 
     def discard_spooled(self) -> None:
         """Remove the part files of streamed images that were not saved (saving moves each

@@ -5,16 +5,23 @@ sandbox on a loopback port."""
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
-from collections.abc import Iterator
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from conftest import GEMINI_KEY, OPENAI_KEY, Served, backend_env, run_cli
 from PIL import Image
 
+import nanoedit.http
+from nanoedit.errors import ApiError
 from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.save import PartFile, PartFiles
 
@@ -208,3 +215,113 @@ def test_a_streamed_result_goes_to_stdout_with_o_dash(served: Served) -> None:
     assert reference.exit_code == 0, reference.stderr
     assert streamed.stdout_bytes == saved(Path("url"))[0]
     assert sorted(path.name for path in Path().iterdir()) == ["url"]
+
+
+# Answers without end ------------------------------------------------------------------------
+
+
+class EndlessServer(http.server.ThreadingHTTPServer):
+    """On a loopback port: answers every request with a chunked body that never ends (gzip
+    of zeros, so that 1 kB on the wire is 1 MB decoded, when ``gzipped``); counts what it sent
+    before the client hung up."""
+
+    daemon_threads = True
+
+    def __init__(self, body: Callable[[], Iterator[bytes]], gzipped: bool = False) -> None:
+        self.body, self.gzipped, self.sent = body, gzipped, 0
+        self.hung_up = threading.Event()
+        super().__init__(("127.0.0.1", 0), _Endless)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/images/generations"
+
+
+class _Endless(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: EndlessServer
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("transfer-encoding", "chunked")
+        if self.server.gzipped:
+            self.send_header("content-encoding", "gzip")
+        self.end_headers()
+        try:
+            for piece in self.server.body():
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.server.sent += len(piece)
+        except OSError:
+            self.server.hung_up.set()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def endless_base64() -> Iterator[bytes]:
+    yield b'{"data": [{"b64_json": "'
+    while True:
+        yield b"A" * 65536
+
+
+def endless_gzip_json() -> Iterator[bytes]:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip
+    yield packer.compress(b'{"data": [{"url": "')
+    zeros = b"0" * (1024 * 1024)
+    while True:
+        yield packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
+
+
+@pytest.mark.parametrize(
+    ("body", "gzipped", "spooled"),
+    [(endless_base64, False, True), (endless_gzip_json, True, False)],
+    ids=["base64 streamed to disk", "gzip read whole"],
+)
+def test_an_answer_without_end_is_refused_at_its_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: Any, gzipped: bool, spooled: bool
+) -> None:
+    # Base64 that never ends would fill the disk; a compressed answer that inflates without
+    # end, the memory. Either is refused once its decoded size passes the cap, the connection
+    # is dropped, and no part file is left.
+    monkeypatch.setattr(nanoedit.http, "MAX_ANSWER_BYTES", 4 * 1024 * 1024)
+    with endless_server(body, gzipped) as server:
+        refused_at_the_cap(server, tmp_path, spooled)
+
+
+def refused_at_the_cap(server: EndlessServer, tmp_path: Path, spooled: bool) -> None:
+    parts = PartFiles()
+
+    def spool() -> PartFile:
+        return PartFile(tmp_path / "out", "the image", parts)
+
+    http_ = JobHttp(
+        httpx.Client(), RetryPolicy(retries=0), Deadline(60), sleeper=lambda seconds: None,
+        spool=spool if spooled else None,
+    )  # fmt: skip
+    request = http_.client.build_request("POST", server.url, json={"prompt": "x"})
+    where = server.url.removeprefix("http://").split("/")[0]
+    with pytest.raises(ApiError) as refused:
+        http_.send_json(request, where=where, what="the request", paid=False)
+    assert refused.value.message == (
+        f"{where} answered HTTP 200 with more than 4 MiB; refusing to read more of it: the "
+        "server or a proxy in front of it failed"
+    )
+    assert server.hung_up.wait(30)
+    # It stopped soon after the cap: what the server got out is the cap and what the socket
+    # buffers hold (a few MB on loopback), not without end.
+    assert server.sent < 64 * 1024 * 1024
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    http_.client.close()
+
+
+@contextmanager
+def endless_server(body: Callable[[], Iterator[bytes]], gzipped: bool) -> Iterator[EndlessServer]:
+    server = EndlessServer(body, gzipped)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
