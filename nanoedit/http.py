@@ -200,7 +200,7 @@ def check_download(
     if response.status_code != 200:
         from nanoedit.imageformat import describe
 
-        body = response.read()[:512]
+        body = _head(response, 512)
         hint = denied if response.status_code in (401, 403, 410) else "check the address"
         error = failure(
             f"{what} could not be downloaded from {where}: "
@@ -259,6 +259,17 @@ def _small(response: httpx.Response) -> bool:
     length = response.headers.get("content-length", "")
     encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
     return length.isdigit() and int(length) < SMALL_ANSWER and not encoded
+
+
+def _head(response: httpx.Response, size: int) -> bytes:
+    """The first ``size`` bytes of the body (decoded), and no more of it read: enough to say
+    what an error page was, whatever its length."""
+    head = b""
+    for piece in response.iter_bytes():
+        head += piece
+        if len(head) >= size:
+            break
+    return head[:size]
 
 
 def read_whole(response: httpx.Response, where: str) -> httpx.Response:

@@ -22,8 +22,8 @@ from PIL import Image
 
 import nanoedit.http
 from nanoedit.errors import ApiError
-from nanoedit.http import Deadline, JobHttp, RetryPolicy
-from nanoedit.save import PartFile, PartFiles
+from nanoedit.http import Deadline, JobHttp, RetryPolicy, check_download
+from nanoedit.save import MAX_DOWNLOAD_BYTES, PartFile, PartFiles
 
 # A result this large is base64 text longer than b64stream.MIN_CHARS, so it is streamed
 # rather than kept in the JSON and decoded in memory.
@@ -227,8 +227,10 @@ class EndlessServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, body: Callable[[], Iterator[bytes]], gzipped: bool = False) -> None:
-        self.body, self.gzipped, self.sent = body, gzipped, 0
+    def __init__(
+        self, body: Callable[[], Iterator[bytes]], gzipped: bool = False, status: int = 200
+    ) -> None:
+        self.body, self.gzipped, self.status, self.sent = body, gzipped, status, 0
         self.hung_up = threading.Event()
         super().__init__(("127.0.0.1", 0), _Endless)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -242,9 +244,12 @@ class _Endless(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EndlessServer
 
+    def do_GET(self) -> None:
+        self.do_POST()
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(200)
+        self.send_response(self.server.status)
         self.send_header("content-type", "application/json")
         self.send_header("transfer-encoding", "chunked")
         if self.server.gzipped:
@@ -318,10 +323,34 @@ def refused_at_the_cap(server: EndlessServer, tmp_path: Path, spooled: bool) -> 
 
 
 @contextmanager
-def endless_server(body: Callable[[], Iterator[bytes]], gzipped: bool) -> Iterator[EndlessServer]:
-    server = EndlessServer(body, gzipped)
+def endless_server(
+    body: Callable[[], Iterator[bytes]], gzipped: bool = False, status: int = 200
+) -> Iterator[EndlessServer]:
+    server = EndlessServer(body, gzipped, status)
     try:
         yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+def endless_html() -> Iterator[bytes]:
+    yield b"<!doctype html><html><body><h1>502 Bad Gateway</h1>"
+    while True:
+        yield b"<p>" + b"x" * 65536 + b"</p>"
+
+
+def test_an_error_page_without_end_is_read_no_further_than_its_head() -> None:
+    # A result URL that answers an error: its page is looked at to say what it was, and the
+    # rest of it (here, without end) is not read.
+    with endless_server(endless_html, status=502) as server, httpx.Client() as client:
+        url = server.url.replace("/v1/images/generations", "/files/result.png")
+        where = url.removeprefix("http://").split("/")[0]
+        with client.stream("GET", url) as response, pytest.raises(ApiError) as failed:
+            check_download(response, "the image", where, MAX_DOWNLOAD_BYTES, ApiError, "denied")
+        assert failed.value.message == (
+            f"the image could not be downloaded from {where}: HTTP 502 (it starts like HTML); "
+            "check the address"
+        )
+        assert failed.value.transient
+        assert server.hung_up.wait(30)
