@@ -28,9 +28,7 @@ def start() -> None:
     """What the console script runs, up to its end: the command line raises ``SystemExit``
     with the exit code, and the caller (the console script, or a test) decides what follows."""
     if sys.argv[1:] in (["--version"], ["-V"]):
-        from nanoedit import __version__
-
-        sys.stdout.write(f"nanoedit {__version__}\n")
+        _version()
         return
     # SIGTERM (CI cancel, timeout, docker stop) and SIGHUP (the terminal closed; unless
     # nohup ignores it) are handled like Ctrl-C, from the first moment: exit 130 with the
@@ -52,11 +50,34 @@ def start() -> None:
     run()
 
 
+def _version() -> None:
+    """Print the version; a stdout that cannot take it ends the process as any command
+    ends then: quietly with 141 when closed (``| head -c0``, ``>&-``), with an error and 4
+    when it fails (``> /dev/full``)."""
+    from nanoedit import __version__
+
+    try:
+        if sys.stdout is None:
+            raise BrokenPipeError
+        sys.stdout.write(f"nanoedit {__version__}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from nanoedit.errors import ExitCode
+
+        os._exit(ExitCode.OUTPUT_CLOSED)
+    except OSError as exc:
+        from nanoedit.errors import ExitCode
+
+        sys.stderr.write(f"error: could not write to stdout ({exc.strerror})\n")
+        sys.stderr.flush()
+        os._exit(ExitCode.INPUT)
+
+
 def _leave(done: SystemExit) -> None:
     """End the process with the run's exit code, skipping the interpreter's teardown.
 
     By now every file is closed and renamed and the journal committed; what is left is
-    Python tearing down each module and the objects they hold, about 7 ms that change
+    Python tearing down each module and the objects they hold, about 5 ms that change
     nothing on disk. So stdout and stderr are flushed and the process ends at once. When a
     flush fails (a reader that left) or the code is not a number, the usual exit runs, as
     it always did, and says what it says.

@@ -1583,6 +1583,9 @@ def sandbox_sample(
             raise UsageError(f"no sample called {name!r}; choose one of: {', '.join(SAMPLE_NAMES)}")
         target = output or Path(name)
         data, _mime = sample_image(name)
+        if target == STDOUT and sys.stdout is None:
+            # Started with stdout closed (>&-): as a run does, exit 141.
+            raise typer.Exit(ExitCode.OUTPUT_CLOSED)
         if target == STDOUT and sys.stdout.isatty():
             raise UsageError(
                 "-o - would write the image's binary bytes to the terminal; redirect stdout "
@@ -1595,7 +1598,8 @@ def sandbox_sample(
             return
         check_output_path(target, overwrite)
         if is_stream(target):
-            write_stream(target, [data], sys.stdout.buffer, f"the sample {name}")
+            binary = sys.stdout.buffer if sys.stdout is not None else None
+            write_stream(target, [data], binary, f"the sample {name}")
             if target != STDOUT:
                 typer.echo(str(target))
             return

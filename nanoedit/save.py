@@ -523,14 +523,16 @@ def place_stream(part: SavedImage, path: Path, stdout: BinaryIO, what: str) -> S
     return replace(part, path=path)
 
 
-def write_stream(path: Path, chunks: Iterable[bytes], stdout: BinaryIO, what: str) -> None:
+def write_stream(path: Path, chunks: Iterable[bytes], stdout: BinaryIO | None, what: str) -> None:
     """Write bytes into standard output (``STDOUT``), a FIFO or a character device, as it is.
+    ``stdout`` is None when the process has none (then ``path`` is never ``STDOUT``).
 
     Nothing is created or replaced, so there is no temporary file and no link: a device
     cannot be linked onto, and a FIFO's reader must get the bytes themselves.
     """
     try:
         if path == STDOUT:
+            assert stdout is not None, "no stdout to write to"
             for chunk in chunks:
                 stdout.write(chunk)
             stdout.flush()

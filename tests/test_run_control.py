@@ -459,6 +459,25 @@ def test_a_stderr_that_cannot_be_written_loses_messages_not_the_exit_code(
     assert image_info("a-edit-2.png") == ("PNG", (1184, 864))
 
 
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
+def test_the_version_and_a_sample_end_as_any_command_when_stdout_fails() -> None:
+    # --version is answered before the command line loads, and `sandbox sample -o -` writes
+    # bytes: each ends as the rest do, 4 with an error on a full device, 141 when closed.
+    for args in (["--version"], ["sandbox", "sample", "cat.png", "-o", "-"]):
+        with FULL.open("w") as full:
+            failed = subprocess.run([NANOEDIT, *args], stdout=full, stderr=subprocess.PIPE,
+                                    text=True, timeout=60)  # fmt: skip
+        closed = subprocess.run([NANOEDIT, *args], stderr=subprocess.PIPE, text=True,
+                                preexec_fn=close_stdout, timeout=60)  # fmt: skip
+        said = "the sample cat.png could not be written to stdout" if "sample" in args else (
+            "could not write to stdout"
+        )  # fmt: skip
+        assert (failed.returncode, failed.stderr) == (
+            4, f"error: {said} (No space left on device)\n"
+        ), args  # fmt: skip
+        assert (closed.returncode, closed.stderr) == (141, ""), args
+
+
 # sandbox serve ------------------------------------------------------------------------------------
 
 
