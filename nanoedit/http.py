@@ -19,7 +19,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -278,14 +278,24 @@ def read_whole(response: httpx.Response, where: str) -> httpx.Response:
     if _small(response):
         response.read()  # it says how long it is, and that is short
         return response
-    pieces = []
+    return _with_content(response, b"".join(_capped(response, where)))
+
+
+def _capped(response: httpx.Response, where: str, size: int | None = None) -> Iterator[bytes]:
+    """The body decoded, in pieces of ``size`` bytes (as they come when None), refused
+    (:class:`ApiError`) once past :data:`MAX_ANSWER_BYTES`."""
     read = 0
-    for piece in response.iter_bytes():
+    for piece in response.iter_bytes(size):
         read += len(piece)
         if read > MAX_ANSWER_BYTES:
-            raise _too_large_answer(where, response.status_code)
-        pieces.append(piece)
-    return _with_content(response, b"".join(pieces))
+            from nanoedit.errors import ApiError
+
+            raise ApiError(
+                f"{where} answered HTTP {response.status_code} with more than "
+                f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB; refusing to read more of it: the "
+                "server or a proxy in front of it failed"
+            )
+        yield piece
 
 
 def _with_content(response: httpx.Response, content: bytes) -> httpx.Response:
@@ -295,15 +305,6 @@ def _with_content(response: httpx.Response, content: bytes) -> httpx.Response:
     headers = [(k, v) for k, v in response.headers.multi_items() if k not in _WIRE_HEADERS]
     return httpx.Response(
         response.status_code, headers=headers, content=content, request=response.request
-    )
-
-
-def _too_large_answer(where: str, status: int) -> NanoeditError:
-    from nanoedit.errors import ApiError
-
-    return ApiError(
-        f"{where} answered HTTP {status} with more than {MAX_ANSWER_BYTES // (1024 * 1024)} "
-        "MiB; refusing to read more of it: the server or a proxy in front of it failed"
     )
 
 
@@ -470,11 +471,7 @@ class JobHttp:
         status = response.status_code
         try:
             try:
-                read = 0
-                for chunk in response.iter_bytes(STREAM_CHUNK):
-                    read += len(chunk)
-                    if read > MAX_ANSWER_BYTES:
-                        raise _too_large_answer(where, status)
+                for chunk in _capped(response, where, STREAM_CHUNK):
                     stream.feed(chunk)
             except Base64StreamError as exc:
                 raise ApiError(
