@@ -42,11 +42,6 @@ class Drainable(Protocol):
         ...
 
 
-def raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    """A signal handler that stops the process as Ctrl-C does (exit 130, clean-up run)."""
-    raise KeyboardInterrupt
-
-
 @contextmanager
 def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Iterator[None]:
     """While the block runs, the first Ctrl-C or SIGTERM drains ``run`` and ``say``s so; the
