@@ -459,7 +459,7 @@ def _errors(json_lines: bool = False, interrupted: str = INTERRUPTED) -> Iterato
         typer.echo(interrupted, err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     except BrokenPipeError:
-        from nanoedit.report import to_devnull
+        from nanoedit.stdio import to_devnull
 
         to_devnull(sys.stdout)
         raise typer.Exit(ExitCode.OUTPUT_CLOSED) from None
@@ -1659,7 +1659,8 @@ def _unwritable_stdout(error: OSError) -> None:
 
     if sys.stdout is None or not from_stdout(error):
         return
-    from nanoedit.report import error_console, to_devnull
+    from nanoedit.report import error_console
+    from nanoedit.stdio import to_devnull
 
     to_devnull(sys.stdout)
     reason = error.strerror or type(error).__name__

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from nanoedit.errors import NanoeditError
 from nanoedit.jobs import Job, JobOutcome
 from nanoedit.save import STDOUT
+from nanoedit.stdio import to_devnull
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -162,20 +163,6 @@ def _reader_gone(stream: IO[str]) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
-
-
-def to_devnull(stream: IO[str]) -> None:
-    """Point the file descriptor under ``stream`` at the null device, so what is still in its
-    buffer goes nowhere instead of failing again when Python flushes it on exit."""
-    try:
-        fd = stream.fileno()
-    except (OSError, ValueError):
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, fd)
-    finally:
-        os.close(null)
 
 
 class Reporter:

@@ -19,7 +19,7 @@ import errno
 import io
 import os
 import sys
-from typing import TextIO
+from typing import IO, TextIO
 
 _MARK = "nanoedit_stdout"
 
@@ -49,21 +49,28 @@ class _Stderr(io.TextIOWrapper):
         try:
             return super().write(text)
         except OSError:
-            self._lost()
+            to_devnull(self)
             return len(text)
 
     def flush(self) -> None:
         try:
             super().flush()
         except OSError:
-            self._lost()
+            to_devnull(self)
 
-    def _lost(self) -> None:
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, self.fileno())
-        finally:
-            os.close(null)
+
+def to_devnull(stream: IO[str]) -> None:
+    """Point the file descriptor under ``stream`` at the null device, so what is still in its
+    buffer goes nowhere instead of failing again when Python flushes it on exit."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _mark(exc: OSError) -> None:
