@@ -665,7 +665,7 @@ def _budget(
     from nanoedit.budget import Budget, check_estimate
     from nanoedit.pricing import Prices, batch_estimate
 
-    prices = Prices(settings.prices)
+    prices = Prices(settings.prices, settings.catalog)
     estimate = batch_estimate(sent, prices)
     if said:
         console.print(estimate.describe())  # the console reads no markup

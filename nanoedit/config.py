@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from nanoedit import commands
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import RATIOS, RunOptions, normalize_ratio, normalize_size
+from nanoedit.models import Catalog, load_catalog, shipped_catalog
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import BackendBase
@@ -287,6 +288,10 @@ def all_keys() -> dict[str, KeySpec]:
     return keys | dict(core[:split]) | upload_keys() | dict(core[split:])
 
 
+MODELS = "models"
+"""The config file's section of corrections to the model catalog."""
+
+
 def config_dir(env: Mapping[str, str]) -> Path:
     """The folder that holds the config file."""
     override = env.get(CONFIG_DIR_ENV)
@@ -440,6 +445,8 @@ def unknown_keys(document: Mapping[str, Any]) -> list[str]:
     """The keys of a document that nanoedit does not know, in the file's order."""
     found = []
     for section, table in document.items():
+        if section == MODELS and isinstance(table, dict):
+            continue  # the catalog's corrections: load_catalog checks them
         if not isinstance(table, dict):
             found.append(section)
             continue
@@ -790,6 +797,8 @@ class Settings:
     """Whether runs are written to the job journal (``history.enabled``, ``--no-history``)."""
     prices: tuple[tuple[str, float], ...] = ()
     """The user's prices per image: ``pricing.BACKEND.MODEL[.SIZE]`` keys and their values."""
+    catalog: Catalog = field(default_factory=shipped_catalog)
+    """The model catalog, with the config file's corrections (``[models."ID"]``)."""
 
     def backend_settings(self, name: str) -> BackendSettings:
         """The settings of the backend called ``name``."""
@@ -924,10 +933,12 @@ def load_settings(
     sandbox = wants_sandbox(options, env)
     path = config_path(env)
     warnings: list[str | None] = []
+    catalog = shipped_catalog()
     if file_values is None:
         document = read_document(path)
         file_values = flat_values(document)
         warnings += [permission_warning(path), unknown_keys_warning(path, document)]
+        catalog = file_catalog(document)
 
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
@@ -974,7 +985,24 @@ def load_settings(
         upload=upload,
         history=options.history and (get("history.enabled") or "true") == "true",
         prices=price_settings(file_values),
+        catalog=catalog,
     )
+
+
+def file_catalog(document: Mapping[str, Any]) -> Catalog:
+    """The model catalog with the file's ``[models."ID"]`` corrections laid over it; a config
+    error naming the entry when one is malformed."""
+    overrides = document.get(MODELS)
+    if not overrides:
+        return shipped_catalog()
+    if not isinstance(overrides, dict):
+        raise ConfigError(
+            f"the config file's {MODELS} must be a table of models, such as "
+            f'[{MODELS}."gemini-3-pro-image"]; correct it in the config file'
+        )
+    from nanoedit.backends import backend_names
+
+    return load_catalog(overrides, backends=backend_names())
 
 
 def price_settings(file_values: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
@@ -1005,8 +1033,6 @@ def size_conflict(settings: Settings) -> SizeConflict | None:
     The backends in use are the one chosen, or with ``auto`` those configured (all of them
     while none is).
     """
-    from nanoedit.backends import backend_class
-
     size = settings.size
     if size is None:
         return None
@@ -1018,7 +1044,8 @@ def size_conflict(settings: Settings) -> SizeConflict | None:
     failing = []
     for name in names:
         model = settings.backend_settings(name).model
-        if not backend_class(name).renders(model, size):
+        limits = settings.catalog.resolve_quietly(name, model).limits
+        if limits is not None and size not in limits.sizes:
             failing.append((name, model))
     if not failing:
         return None

@@ -80,7 +80,9 @@ def plan_fetch(
     backend_settings = settings.backend_settings(name)
     if not backend_settings.configured:
         raise ConfigError(f"the {name} backend is not configured; run: {backend.setup_hint()}")
-    model_id = backend.model_id(model or backend_settings.model)
+    model_id = settings.catalog.resolve(
+        name, model or backend_settings.model, free_ids=backend.free_ids
+    ).sent
     tasks: list[TaskToFetch] = []
     seen: set[str] = set()
     for text in task_ids:

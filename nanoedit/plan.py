@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nanoedit.backends import backend_class, choose_backend
-from nanoedit.backends.base import BackendBase
 from nanoedit.batch import natural_stems
 from nanoedit.config import Settings, plain_http_warning
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
 from nanoedit.imageformat import IMAGE_SUFFIXES
 from nanoedit.inputs import RunInputs
 from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
-from nanoedit.models import ModelLimits
+from nanoedit.models import Catalog, ModelLimits, Resolved
 from nanoedit.save import (
     MAX_NAME_TRIES,
     STDOUT,
@@ -76,6 +75,8 @@ class Planner:
         # Every job without -o saves in the one output folder: checked once for the run, not
         # once per job (a stat or more each, 20,000 times in a large batch).
         self._folder_checked = False
+        # A model near its shutdown is said once per run, not once per job.
+        self._warned_models: set[str] = set()
 
     def plan(self, jobs: Sequence[Job]) -> list[Planned]:
         """This shard's jobs in job order: each planned, refused or skipped.
@@ -113,10 +114,17 @@ class Planner:
         try:
             backend_name = self.check(job)
             backend = backend_class(backend_name)
-            model = backend.model_id(
-                job.options.model or self.settings.backend_settings(backend_name).model
+            resolved = self.settings.catalog.resolve(
+                backend_name,
+                job.options.model or self.settings.backend_settings(backend_name).model,
+                free_ids=backend.free_ids,
             )
-            check_request(backend, model, job)
+            model = resolved.sent
+            warning = self.settings.catalog.check_alive(resolved, backend_name)
+            if warning and resolved.sent not in self._warned_models:
+                self._warned_models.add(resolved.sent)
+                self.warn(warning)
+            check_request(self.settings.catalog, resolved, job)
         except NanoeditError as exc:
             return JobOutcome(job, backend_name, model, error=exc)
         planned = PlannedJob(job, backend_name, model, names)
@@ -368,41 +376,54 @@ def _check_sidecar_free(image: Path) -> None:
         )
 
 
-def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
-    """Refuse what the model cannot do (a size, a ratio, too many images) before a request
-    is paid for. Sizes and ratios are the model's own; the image count is checked where the
-    backend knows the model's limit."""
+def check_request(catalog: Catalog, resolved: Resolved, job: Job) -> None:
+    """Refuse what the model cannot do on its backend (a size, a ratio, too many images)
+    before a request is paid for; an id the catalog does not know is the server's call."""
     options = job.options
-    facts = backend.facts(model)
-    if facts is None:
+    limits, model = resolved.limits, resolved.sent
+    offer = resolved.offer
+    if limits is None or offer is None:
         return
     size, ratio = options.size, options.ratio
-    if size is not None and size not in facts.sizes:
-        able = _models_that(lambda other: size in other.sizes)
+    if size is not None and size not in limits.sizes:
+        able = _models_that(catalog, offer.backend, lambda other: size in other.sizes)
         raise UsageError(
-            f"{model} renders {', '.join(facts.sizes)} only, so size {size} cannot be honoured; "
-            "drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model that "
-            f"renders it ({able})"
+            f"{model} renders {', '.join(limits.sizes)} only on {offer.backend}, so size {size} "
+            "cannot be honoured; drop it (from --size, NANOEDIT_SIZE or default.size)"
+            f"{able}"
         )
-    if ratio != "auto" and ratio not in facts.ratios:
-        able = _models_that(lambda other: ratio in other.ratios)
+    if ratio != "auto" and ratio not in limits.ratios:
+        able = _models_that(catalog, offer.backend, lambda other: ratio in other.ratios)
         raise UsageError(
-            f"{model} does not render the ratio {ratio}; choose another --ratio, or a model "
-            f"that renders it ({able})"
+            f"{model} does not render the ratio {ratio} on {offer.backend}; choose another "
+            f"--ratio{able}"
         )
-    limits = backend.limits(model)
-    if limits is not None and len(job.images) > limits.max_images:
+    if len(job.images) > limits.max_images:
         raise InputError(
             f"{job.label}: {len(job.images)} images for one job, and {model} takes at most "
             f"{limits.max_images}; pass fewer --ref images"
         )
 
 
-def _models_that(test: Callable[[ModelLimits], bool]) -> str:
-    from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS
-
-    names = [alias for alias, model in GOOGLE_ALIASES.items() if test(GOOGLE_MODELS[model])]
-    return "--model " + " or ".join(names)
+def _models_that(catalog: Catalog, backend: str, test: Callable[[ModelLimits], bool]) -> str:
+    """``, or choose a model that renders it (--model X or Y)``: the live models that pass
+    ``test`` on ``backend``, by the names that reach them; empty when there are none."""
+    names = []
+    for model in catalog.models.values():
+        offer = model.offers.get(backend)
+        if offer is None or model.is_shut_down(catalog.today) or not test(offer.limits):
+            continue
+        name = model.family
+        try:
+            if catalog.resolve(backend, name).model is not model:
+                name = offer.id  # the family's name means a newer model here
+        except UsageError:
+            name = offer.id
+        if name not in names:
+            names.append(name)
+    if not names:
+        return ""
+    return f", or choose a model that renders it (--model {' or '.join(names)})"
 
 
 def _dash(path: Path) -> str:

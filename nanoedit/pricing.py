@@ -14,36 +14,10 @@ from typing import Any
 
 from nanoedit.errors import UsageError
 from nanoedit.jobs import SIZES, PlannedJob
-from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS
+from nanoedit.models import Catalog, shipped_catalog
 
 PRICING = "pricing"
 """The config section of prices: ``pricing.BACKEND.MODEL[.SIZE]``."""
-
-# Google's list prices per image (Gemini API, paid tier). A size not listed costs what the
-# model's None entry says (its default, 1K). gemini-3.1-flash-image has no list price in the
-# notes the project keeps, so it stays unknown until the user sets one.
-LIST_PRICES: dict[str, dict[str | None, float]] = {
-    "gemini-2.5-flash-image": {None: 0.039},
-    "gemini-3-pro-image-preview": {None: 0.134, "1K": 0.134, "2K": 0.134, "4K": 0.24},
-}
-
-
-def google_model(backend: str, model: str) -> str:
-    """Google's id of the model a backend sends as ``model`` (``fal-ai/nano-banana`` on fal,
-    ``google/gemini-2.5-flash-image`` on OpenRouter, ``nano-banana`` anywhere), or ``model``
-    itself when it is none of Google's."""
-    if model in GOOGLE_MODELS:
-        return model
-    if model in GOOGLE_ALIASES:
-        return GOOGLE_ALIASES[model]
-    from nanoedit.backends import backend_class, backend_names
-
-    if backend in backend_names():
-        kind = backend_class(backend)
-        for alias, google in GOOGLE_ALIASES.items():
-            if model in (kind.model_id(alias), kind.model_id(google)):
-                return google
-    return model
 
 
 @dataclass(frozen=True)
@@ -104,13 +78,20 @@ class Price:
     """How the price is named: Google's id, or the model as the backend sends it."""
     size: str | None
     source: str
-    """``list`` (Google's list price) or the config key that set it."""
+    """``list`` (Google's list price), a backend's name (its own published price), or the
+    config key that set it."""
 
 
 class Prices:
-    """The price table: the user's prices first, then Google's list prices."""
+    """The price table: the user's prices first, then the catalog's (the backend's own
+    published price, else Google's list price)."""
 
-    def __init__(self, overrides: Mapping[str, float] | Iterable[tuple[str, float]] = ()) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.catalog = catalog or shipped_catalog()
         items = overrides.items() if isinstance(overrides, Mapping) else overrides
         self.overrides: dict[PriceKey, float] = {}
         for key, amount in items:
@@ -121,23 +102,29 @@ class Prices:
     def price(self, backend: str, model: str, size: str | None) -> Price | None:
         """The price of one image of ``model`` (as the backend sends it) at ``size`` (None:
         the model's default), or None when nanoedit does not know it."""
-        google = google_model(backend, model)
+        google = self._google_id(backend, model)
         size = size.upper() if size else None
         mine = [
             (key, amount)
             for key, amount in self.overrides.items()
-            if key.backend == backend and google_model(backend, key.model) == google
+            if key.backend == backend and self._google_id(backend, key.model) == google
         ]
         # The user's price for this size wins over theirs for every size.
         for wanted in (size, None) if size else (None, "1K"):
             for key, amount in mine:
                 if key.size == wanted:
                     return Price(amount, google, size, key.key)
-        listed = LIST_PRICES.get(google)
+        listed = self.catalog.price(backend, model, size)
         if listed is None:
             return None
-        amount = listed.get(size, listed[None])
-        return Price(amount, google, size, "list")
+        amount, google, source = listed
+        return Price(amount, google, size, source)
+
+    def _google_id(self, backend: str, model: str) -> str:
+        """Google's id of the model a backend sends as ``model`` (``fal-ai/nano-banana-pro`` on
+        fal, an alias anywhere), or ``model`` itself when the catalog does not know it."""
+        found = self.catalog.resolve_quietly(backend, model).model
+        return found.id if found else model
 
     def estimate(self, backend: str, model: str, size: str | None, images: int) -> float | None:
         """What ``images`` images of ``model`` cost on ``backend``; None when unknown."""

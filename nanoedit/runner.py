@@ -526,7 +526,7 @@ class Runner:
         from nanoedit.pricing import Prices
 
         size = planned.job.options.size
-        prices = Prices(self.settings.prices)
+        prices = Prices(self.settings.prices, self.settings.catalog)
         cost = prices.job_cost(planned.backend, planned.model, size, len(results), usage)
         self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
         return entries, kept
@@ -706,7 +706,8 @@ class Runner:
     def _check_dimensions(self, planned: PlannedJob, saved: SavedImage) -> list[str]:
         """Warn when the provider ignored the ratio or size that was asked for."""
         options, model = planned.job.options, planned.model
-        expected = expected_size(model, options.ratio, options.size)
+        resolved = self.settings.catalog.resolve_quietly(planned.backend, model)
+        expected = expected_size(resolved, options.ratio, options.size)
         if expected is None or expected == (saved.width, saved.height):
             return []
         asked = " at ".join(

@@ -148,4 +148,4 @@ def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
 
 def make_backend(name: str, settings: Settings, http: JobHttp) -> BackendBase:
     """An instance of the named backend, bound to its settings and the job's network."""
-    return backend_class(name)(settings.backend_settings(name), http)
+    return backend_class(name)(settings.backend_settings(name), http, settings.catalog)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from nanoedit.errors import ApiError, AuthError, NanoeditError
 from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job
-from nanoedit.models import ModelLimits, limits_of
+from nanoedit.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 
 if TYPE_CHECKING:
     import httpx
@@ -229,13 +229,15 @@ class BackendBase:
     """What it is, for help texts: "OpenAI-compatible multipart gateway"."""
     takes: ClassVar[Takes]
     default_base_url: ClassVar[str | None] = None
-    default_model: ClassVar[str]
+    default_model: ClassVar[str] = FLASH_ALIAS
+    """The model a backend uses unless told: an alias, so it follows the lineup."""
     key_env: ClassVar[tuple[str, ...]] = ()
     """The provider's own variables for the key, read after ``NANOEDIT_NAME_API_KEY``."""
     extra_keys: ClassVar[Mapping[str, KeySpec]] = {}
     """Config keys of this backend beyond the four every backend has, by their short name."""
-    aliases: ClassVar[Mapping[str, str]] = {}
-    """Model names translated before sending (nano-banana → Google's id); others pass as given."""
+    free_ids: ClassVar[bool] = False
+    """Whether the API's model names are its own to choose (a gateway): Google's id of a model
+    the catalog does not list for it is sent untouched, not refused."""
     max_images: ClassVar[int | None] = None
     asynchronous: ClassVar[bool] = False
     """Whether the API answers a submission with a task id to poll: such a task can be
@@ -244,10 +246,18 @@ class BackendBase:
     """The ``--response-format`` values it honours (an API that gives only URLs: ``url``)."""
     """Images one request may carry whatever the model, when the API itself limits it."""
 
-    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
+    def __init__(
+        self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
+    ) -> None:
         assert settings.base_url is not None
         self.settings = settings
         self.http = http
+        self.catalog = catalog or shipped_catalog()
+
+    def offer(self, model: str) -> Offer | None:
+        """How this backend sells the model sent as ``model``; None for an id the catalog
+        does not know (sent as given, with nothing checked)."""
+        return self.catalog.resolve_quietly(self.name, model).offer
 
     @classmethod
     def setup_hint(cls) -> str:
@@ -256,29 +266,6 @@ class BackendBase:
         if cls.default_base_url:
             return key
         return f"nanoedit config set {cls.name}.base_url https://YOUR-SERVER && {key}"
-
-    @classmethod
-    def model_id(cls, model: str) -> str:
-        """The id to send for ``model``: an alias translated, anything else as given."""
-        return cls.aliases.get(model, model)
-
-    @classmethod
-    def limits(cls, model: str) -> ModelLimits | None:
-        """What ``model`` accepts on this backend; None when nanoedit cannot know."""
-        return None
-
-    @classmethod
-    def facts(cls, model: str) -> ModelLimits | None:
-        """What the model sent for the name ``model`` accepts: this backend's own limits, else
-        Google's published ones for Google's ids; None when nanoedit cannot know."""
-        sent = cls.model_id(model)
-        return cls.limits(sent) or limits_of(sent)
-
-    @classmethod
-    def renders(cls, model: str, size: str | None) -> bool:
-        """Whether ``model`` renders ``size`` here (None: its own default); unknown may."""
-        facts = cls.facts(model)
-        return facts is None or size is None or size in facts.sizes
 
     @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:

@@ -31,7 +31,7 @@ from nanoedit.backends.base import (
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
 from nanoedit.errors import ApiError, RefusedError
-from nanoedit.models import GOOGLE_ALIASES
+from nanoedit.models import Catalog
 
 if TYPE_CHECKING:
     import httpx
@@ -68,8 +68,6 @@ class DuomiBackend(BackendBase):
     asynchronous = True
     takes = Takes.URLS
     default_base_url = "https://duomiapi.com"
-    default_model = "gemini-2.5-flash-image"
-    aliases: ClassVar[dict[str, str]] = GOOGLE_ALIASES
     max_images = MAX_IMAGE_URLS
     response_formats = ("url",)
     extra_keys: ClassVar[dict[str, KeySpec]] = {
@@ -79,8 +77,10 @@ class DuomiBackend(BackendBase):
         ),
     }  # fmt: skip
 
-    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
-        super().__init__(settings, http)
+    def __init__(
+        self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
+    ) -> None:
+        super().__init__(settings, http, catalog)
         assert settings.base_url is not None
         self.root = settings.base_url.rstrip("/")
         self.where = host_of(self.root)
@@ -131,7 +131,9 @@ class DuomiBackend(BackendBase):
         # The API adapts the ratio by itself when the field is absent, which is what auto means.
         if options.ratio != "auto":
             body["aspect_ratio"] = options.ratio
-        if options.size:
+        offer = self.offer(prepared.model)
+        # duomi's seed: image_size is for the models whose entry has a size field (Pro).
+        if options.size and (offer is None or offer.size_field):
             body["image_size"] = options.size
         return body
 

@@ -43,7 +43,7 @@ from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds, check_url
 from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
 from nanoedit.inputs import InputImage
-from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
+from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
 
 if TYPE_CHECKING:
     import httpx
@@ -52,17 +52,6 @@ if TYPE_CHECKING:
     from nanoedit.http import JobHttp
 
 DEFAULT_STORAGE_URL = "https://rest.fal.ai"
-# fal's app for each nano-banana name; an edit goes to the app's /edit path.
-APPS: dict[str, str] = {
-    "nano-banana": "fal-ai/nano-banana",
-    "nano-banana-pro": "fal-ai/nano-banana-pro",
-    "nano-banana-2": "fal-ai/nano-banana-2",
-}
-APP_LIMITS: dict[str, ModelLimits] = {
-    app: GOOGLE_MODELS[GOOGLE_ALIASES[name]] for name, app in APPS.items()
-}
-# nano-banana has no resolution field: it renders 1K only.
-NO_RESOLUTION = frozenset({"fal-ai/nano-banana"})
 # fal spells Google's 512 tier 0.5K.
 RESOLUTIONS = {"512": "0.5K", "1K": "1K", "2K": "2K", "4K": "4K"}
 MAX_NUM_IMAGES = 4
@@ -117,13 +106,6 @@ def _handle_fields(handle: str) -> dict[str, Any]:
     return fields
 
 
-def _aliases() -> dict[str, str]:
-    aliases = dict(APPS)
-    for name, app in APPS.items():
-        aliases[GOOGLE_ALIASES[name]] = app
-    return aliases
-
-
 def _chunks(count: int) -> list[int]:
     """Images per submission: an app makes at most four per request."""
     full, rest = divmod(count, MAX_NUM_IMAGES)
@@ -164,9 +146,7 @@ class FalBackend(BackendBase):
     asynchronous = True
     takes = Takes.BOTH
     default_base_url = "https://queue.fal.run"
-    default_model = "nano-banana"
     key_env = ("FAL_KEY",)
-    aliases: ClassVar[dict[str, str]] = _aliases()
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "storage_url": KeySpec(
             "NANOEDIT_FAL_STORAGE_URL",
@@ -179,8 +159,10 @@ class FalBackend(BackendBase):
         ),
     }  # fmt: skip
 
-    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
-        super().__init__(settings, http)
+    def __init__(
+        self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
+    ) -> None:
+        super().__init__(settings, http, catalog)
         assert settings.base_url is not None
         self.root = settings.base_url.rstrip("/")
         self.where = host_of(self.root)
@@ -190,15 +172,11 @@ class FalBackend(BackendBase):
         self.poll_interval = float(settings.option("poll_interval") or 0.5)
 
     @classmethod
-    def limits(cls, model: str) -> ModelLimits | None:
-        """The limits of Google's model behind each nano-banana app."""
-        return APP_LIMITS.get(model)
-
-    @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:
         """The status of a request that does not exist: a good key gets "not found"."""
         root = base_url.rstrip("/")
-        url = f"{root}/{APPS['nano-banana']}/requests/{CHECK_REQUEST}/status"
+        app = shipped_catalog().resolve(cls.name, FLASH_ALIAS).sent
+        url = f"{root}/{app}/requests/{CHECK_REQUEST}/status"
         return Probe(url, key, host_of(root), {"Authorization": f"Key {key}"})
 
     @classmethod
@@ -229,9 +207,11 @@ class FalBackend(BackendBase):
 
     def _submit_url(self, prepared: PreparedJob) -> str:
         app = prepared.model
-        # Only the nano-banana apps are known to edit on /edit; another app is used as given.
-        if prepared.job.kind == "edit" and app in APP_LIMITS:
-            app = f"{app}/edit"
+        # An edit goes to the catalog's edit app (the nano-banana apps' /edit); an app the
+        # catalog does not know is used as given.
+        offer = self.offer(app)
+        if prepared.job.kind == "edit" and offer is not None and offer.edit:
+            app = offer.edit
         return f"{self.root}/{app}"
 
     def body(self, prepared: PreparedJob, image_urls: list[str], count: int) -> dict[str, Any]:
@@ -244,7 +224,8 @@ class FalBackend(BackendBase):
         # Absent, the app picks: the input's own shape for an edit, 1:1 for a generation.
         if options.ratio != "auto":
             body["aspect_ratio"] = options.ratio
-        if options.size and prepared.model not in NO_RESOLUTION:
+        offer = self.offer(prepared.model)
+        if options.size and (offer is None or offer.size_field):
             body["resolution"] = RESOLUTIONS.get(options.size, options.size)
         # PNG, fal's default, said outright: lossless, whatever the app's default becomes.
         body["output_format"] = "png"
@@ -331,7 +312,8 @@ class FalBackend(BackendBase):
         owner_app = "/".join(app.strip("/").split("/")[:2])
         if not APP_PATH.fullmatch(owner_app):
             raise UsageError(
-                f"{model!r} is not a fal app (OWNER/APP, such as {APPS['nano-banana']}); "
+                f"{model!r} is not a fal app (OWNER/APP, such as "
+                f"{shipped_catalog().resolve(cls.name, FLASH_ALIAS).sent}); "
                 "pass --model with the app the request was sent to"
             )
         return json.dumps({"request_id": request_id, "app": owner_app}, separators=(",", ":"))

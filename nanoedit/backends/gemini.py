@@ -4,7 +4,7 @@ API when they are too large to inline), the key in ``x-goog-api-key``, never in 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from nanoedit.backends.base import (
@@ -33,7 +33,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.errors import ApiError, NanoeditError, RefusedError
 from nanoedit.inputs import InputImage
-from nanoedit.models import GOOGLE_ALIASES, ModelLimits, limits_of
+from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
 
 if TYPE_CHECKING:
     import httpx
@@ -80,26 +80,23 @@ class GeminiBackend(BackendBase):
     title = "Google Gemini API"
     takes = Takes.FILES
     default_base_url = "https://generativelanguage.googleapis.com"
-    default_model = "gemini-2.5-flash-image"
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    aliases: ClassVar[dict[str, str]] = GOOGLE_ALIASES
 
-    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
-        super().__init__(settings, http)
+    def __init__(
+        self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
+    ) -> None:
+        super().__init__(settings, http, catalog)
         assert settings.base_url is not None
         self.root = api_root(settings.base_url)
         self.where = host_of(self.root)
 
     @classmethod
-    def limits(cls, model: str) -> ModelLimits | None:
-        """Google's published limits for its image models; unknown ids are the server's call."""
-        return limits_of(model)
-
-    @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:
-        """Look up the model: free, authenticated, and it says whether the model exists."""
+        """Look up the model ``nano-banana`` stands for: free, authenticated, and it says
+        whether the model exists."""
         root = api_root(base_url)
-        url = f"{root}/{API_VERSION}/models/gemini-2.5-flash-image"
+        model = shipped_catalog().resolve(cls.name, FLASH_ALIAS).sent
+        url = f"{root}/{API_VERSION}/models/{model}"
         return Probe(url, key, host_of(root), {"x-goog-api-key": key})
 
     @classmethod

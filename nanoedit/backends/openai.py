@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from nanoedit.b64stream import Streamed
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
+    from nanoedit.models import Catalog
 
 # What each error code of the new-api/one-api gateways means for the user.
 ERROR_HINTS: dict[str, str] = {
@@ -65,7 +66,8 @@ class OpenAIBackend(BackendBase):
     name = "openai"
     title = "OpenAI-compatible multipart gateway"
     takes = Takes.FILES
-    default_model = "nano-banana"
+    # A gateway names its models as it likes: an id the catalog does not list for it passes.
+    free_ids = True
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "image_field": KeySpec(
             "NANOEDIT_OPENAI_IMAGE_FIELD", "multipart field name for images: image or image[]",
@@ -73,8 +75,10 @@ class OpenAIBackend(BackendBase):
         ),
     }  # fmt: skip
 
-    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
-        super().__init__(settings, http)
+    def __init__(
+        self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
+    ) -> None:
+        super().__init__(settings, http, catalog)
         assert settings.base_url is not None
         self.root = api_root(settings.base_url)
         self.where = host_of(self.root)
@@ -136,7 +140,9 @@ class OpenAIBackend(BackendBase):
         }
         if options.ratio != "auto":
             fields["aspect_ratio"] = options.ratio
-        if options.size:
+        offer = self.offer(prepared.model)
+        # Seed 000: image_size is for nano-banana-2 only; the catalog says which model has it.
+        if options.size and (offer is None or offer.size_field):
             fields["image_size"] = options.size
         return fields
 

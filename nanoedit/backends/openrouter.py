@@ -8,7 +8,7 @@ is N requests, each paid for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from nanoedit.backends.base import (
     FAILED,
@@ -36,7 +36,7 @@ from nanoedit.backends.base import (
     result_from_url,
 )
 from nanoedit.errors import ApiError, ConfigError, NanoeditError, RefusedError
-from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
+from nanoedit.models import Catalog
 
 if TYPE_CHECKING:
     import httpx
@@ -45,12 +45,6 @@ if TYPE_CHECKING:
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
 
-# OpenRouter names Google's models with the vendor in front.
-VENDOR = "google/"
-ALIASES: dict[str, str] = {
-    **{alias: VENDOR + model for alias, model in GOOGLE_ALIASES.items()},
-    **{model: VENDOR + model for model in GOOGLE_MODELS},
-}
 # OpenRouter spells Google's 512 tier 0.5K (API-NOTES-PROVIDERS §2a).
 SIZE_NAMES = {"512": "0.5K"}
 CREDITS_URL = "https://openrouter.ai/settings/credits"
@@ -84,24 +78,17 @@ class OpenRouterBackend(BackendBase):
     # its hash, and the URL need not be reachable from OpenRouter.
     takes = Takes.FILES
     default_base_url = "https://openrouter.ai/api"
-    default_model = VENDOR + "gemini-2.5-flash-image"
     key_env = ("OPENROUTER_API_KEY",)
-    aliases: ClassVar[dict[str, str]] = ALIASES
 
-    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
-        super().__init__(settings, http)
+    def __init__(
+        self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
+    ) -> None:
+        super().__init__(settings, http, catalog)
         assert settings.base_url is not None
         self.root = api_root(settings.base_url)
         self.where = host_of(self.root)
         self.url = f"{self.root}/v1/chat/completions"
         self.usage: dict[str, Any] | None = None
-
-    @classmethod
-    def limits(cls, model: str) -> ModelLimits | None:
-        """Google's limits for its models under OpenRouter's names; None for other models."""
-        if not model.startswith(VENDOR):
-            return None
-        return GOOGLE_MODELS.get(model.removeprefix(VENDOR))
 
     @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:

@@ -41,7 +41,7 @@ from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
 from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
 from nanoedit.inputs import InputImage
-from nanoedit.models import BASE_RATIOS, GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
+from nanoedit.models import Catalog
 
 if TYPE_CHECKING:
     import httpx
@@ -49,20 +49,6 @@ if TYPE_CHECKING:
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
 
-# Google's official models on Replicate, by the names people use.
-MODELS: dict[str, str] = {
-    "nano-banana": "google/nano-banana",
-    "nano-banana-pro": "google/nano-banana-pro",
-    "nano-banana-2": "google/nano-banana-2",
-}
-MODEL_LIMITS: dict[str, ModelLimits] = {
-    "google/nano-banana": GOOGLE_MODELS[GOOGLE_ALIASES["nano-banana"]],
-    "google/nano-banana-pro": GOOGLE_MODELS[GOOGLE_ALIASES["nano-banana-pro"]],
-    # Replicate's resolution has no 512 tier, and its ratios are the common ten.
-    "google/nano-banana-2": ModelLimits(14, ("1K", "2K", "4K"), BASE_RATIOS),
-}
-# nano-banana has no resolution input: it renders 1K only.
-NO_RESOLUTION = frozenset({"google/nano-banana"})
 # The longest Prefer: wait the API takes, in seconds.
 MAX_WAIT = 60
 FINAL = frozenset({"succeeded", "failed", "canceled"})
@@ -79,13 +65,6 @@ class _Prediction:
     id: str
     status: str
     images: list[ResultImage] | None = None
-
-
-def _aliases() -> dict[str, str]:
-    aliases = dict(MODELS)
-    for name, model in MODELS.items():
-        aliases[GOOGLE_ALIASES[name]] = model
-    return aliases
 
 
 def _problem(body: Any) -> str:
@@ -105,9 +84,7 @@ class ReplicateBackend(BackendBase):
     asynchronous = True
     takes = Takes.BOTH
     default_base_url = "https://api.replicate.com"
-    default_model = "nano-banana"
     key_env = ("REPLICATE_API_TOKEN",)
-    aliases: ClassVar[dict[str, str]] = _aliases()
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "poll_interval": KeySpec(
             "NANOEDIT_REPLICATE_POLL_INTERVAL",
@@ -116,19 +93,16 @@ class ReplicateBackend(BackendBase):
         ),
     }  # fmt: skip
 
-    def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
-        super().__init__(settings, http)
+    def __init__(
+        self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
+    ) -> None:
+        super().__init__(settings, http, catalog)
         assert settings.base_url is not None
         root = settings.base_url.rstrip("/")
         # Given the SDK's way or with the version path: the routes start at /v1 either way.
         self.root = root.removesuffix("/v1")
         self.where = host_of(self.root)
         self.poll_interval = float(settings.option("poll_interval") or 1)
-
-    @classmethod
-    def limits(cls, model: str) -> ModelLimits | None:
-        """The limits of Google's model behind each of Replicate's nano-banana models."""
-        return MODEL_LIMITS.get(model)
 
     @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:
@@ -177,7 +151,8 @@ class ReplicateBackend(BackendBase):
         # Absent, the model matches the input's shape (match_input_image), or draws 1:1.
         if options.ratio != "auto":
             given["aspect_ratio"] = options.ratio
-        if options.size and prepared.model not in NO_RESOLUTION:
+        offer = self.offer(prepared.model)
+        if options.size and (offer is None or offer.size_field):
             given["resolution"] = options.size
         # PNG said outright: the models' default is a lossy JPEG.
         given["output_format"] = "png"

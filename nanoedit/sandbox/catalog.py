@@ -69,6 +69,10 @@ class Family(Enum):
     PRO = "gemini-3"
     FLASH_3 = "gemini-3.1-flash"
     """As PRO, plus the size 512 and the four ``WIDE_RATIOS`` where they can be asked for."""
+    FLASH_21 = "gemini-nano-banana-2.1"
+    """As PRO, plus the four ``WIDE_RATIOS`` (no 512 tier)."""
+    LITE = "gemini-3.1-flash-lite"
+    """As PRO at 1K only."""
 
 
 @dataclass(frozen=True)
@@ -87,14 +91,15 @@ class Model:
     @property
     def sizes(self) -> tuple[str, ...]:
         """The image sizes the model draws (2.5: 1K only)."""
-        if self.family is Family.FLASH:
+        if self.family in (Family.FLASH, Family.LITE):
             return ("1K",)
         return (HALF_SIZE, *SIZES) if self.family is Family.FLASH_3 else SIZES
 
     @property
     def ratios(self) -> tuple[str, ...]:
         """The aspect ratios the model draws."""
-        return (*RATIOS, *WIDE_RATIOS) if self.family is Family.FLASH_3 else RATIOS
+        wide = self.family in (Family.FLASH_3, Family.FLASH_21)
+        return (*RATIOS, *WIDE_RATIOS) if wide else RATIOS
 
 
 def _models(*models: Model) -> dict[str, Model]:
@@ -114,19 +119,20 @@ OPENAI_MODELS: dict[str, Model] = _models(
     Model("gemini-3.1-flash-image-preview", Family.FLASH_3),
 )
 
+# duomi's own names (its seed and API-NOTES §2): they are duomi's, not Google's, so the
+# preview names live on there. Its 2.5 model went with Google's (shut down 2026-10-02).
 DUOMI_MODELS: dict[str, Model] = _models(
-    Model("gemini-2.5-flash-image", Family.FLASH),
     Model("gemini-3-pro-image-preview", Family.PRO),
     Model("gemini-3.1-flash-image-preview", Family.FLASH_3),
 )
 
-# Google's own ids: the previews, and the names the 2026 docs give the released models.
+# Google's lineup as of 2026-12 (API-NOTES-LINEUP): the GA ids. The previews were shut down on
+# 2026-06-25 and gemini-2.5-flash-image on 2026-10-02; Google answers them as unknown ids.
 GEMINI_MODELS: dict[str, Model] = _models(
-    Model("gemini-2.5-flash-image", Family.FLASH),
-    Model("gemini-3-pro-image-preview", Family.PRO),
     Model("gemini-3-pro-image", Family.PRO),
-    Model("gemini-3.1-flash-image-preview", Family.FLASH_3),
     Model("gemini-3.1-flash-image", Family.FLASH_3),
+    Model("gemini-nano-banana-2.1", Family.FLASH_21),
+    Model("gemini-3.1-flash-lite-image", Family.LITE),
 )
 
 

@@ -76,16 +76,16 @@ class App:
 APPS: dict[str, App] = {
     app.alias: app
     for app in (
-        App("nano-banana", Model("gemini-2.5-flash-image", Family.FLASH), (), RATIOS),
+        # fal-ai/nano-banana (2.5) went with Google's model, shut down on 2026-10-02.
         App(
             "nano-banana-pro",
-            Model("gemini-3-pro-image-preview", Family.PRO),
+            Model("gemini-3-pro-image", Family.PRO),
             ("1K", "2K", "4K"),
             RATIOS,
         ),
         App(
             "nano-banana-2",
-            Model("gemini-3.1-flash-image-preview", Family.PRO),
+            Model("gemini-3.1-flash-image", Family.PRO),
             ("0.5K", "1K", "2K", "4K"),
             RATIOS + TALL_RATIOS,
         ),

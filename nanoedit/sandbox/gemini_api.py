@@ -48,9 +48,14 @@ MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 CHUNK_GRANULARITY = 8 * 1024 * 1024
 # Input image types the image models take; the sandbox itself draws from PNG, JPEG and WebP.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
-MAX_INPUT_IMAGES = {Family.FLASH: 3, Family.PRO: 14, Family.FLASH_3: 14}
+MAX_INPUT_IMAGES = {
+    Family.FLASH: 3, Family.PRO: 14, Family.FLASH_3: 14, Family.FLASH_21: 14, Family.LITE: 14
+}  # fmt: skip
 # Tokens billed per input image: 258 on 2.5; the 3.x model cards say 560.
-INPUT_IMAGE_TOKENS = {Family.FLASH: 258, Family.PRO: 560, Family.FLASH_3: 560}
+INPUT_IMAGE_TOKENS = {
+    Family.FLASH: 258, Family.PRO: 560, Family.FLASH_3: 560, Family.FLASH_21: 560,
+    Family.LITE: 560,
+}  # fmt: skip
 RETRY_DELAY = "17s"
 MODALITIES = ("TEXT", "IMAGE")
 SUBMIT_PHASES = frozenset({Phase.SUBMIT, Phase.API})
@@ -139,6 +144,20 @@ MODEL_INFO: dict[Family, dict[str, object]] = {
         "version": "3.1",
         "displayName": "Nano Banana 2",
         "description": "Gemini 3.1 Flash Image",
+        "inputTokenLimit": 131072,
+        "outputTokenLimit": 32768,
+    },
+    Family.FLASH_21: {
+        "version": "2.1",
+        "displayName": "Nano Banana 2.1",
+        "description": "Gemini Nano Banana 2.1",
+        "inputTokenLimit": 131072,
+        "outputTokenLimit": 32768,
+    },
+    Family.LITE: {
+        "version": "3.1",
+        "displayName": "Nano Banana 2 Lite",
+        "description": "Gemini 3.1 Flash-Lite Image",
         "inputTokenLimit": 131072,
         "outputTokenLimit": 32768,
     },

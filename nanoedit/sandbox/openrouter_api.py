@@ -80,17 +80,23 @@ def _models(*models: ImageModel) -> dict[str, ImageModel]:
 
 # 0.5K and the tall ratios are for 3.1 Flash only (API-NOTES-PROVIDERS §2a). The 2.5 model
 # renders 1K whatever size is asked for, as Google's own API does.
+# Google's lineup under OpenRouter's names (API-NOTES-LINEUP): the shut-down previews and 2.5
+# answer as any id OpenRouter does not list.
 MODELS: dict[str, ImageModel] = _models(
-    ImageModel(Model("google/gemini-2.5-flash-image", Family.FLASH), RATIOS, ("1K", "2K", "4K"), 3),
+    ImageModel(Model("google/gemini-3-pro-image", Family.PRO), RATIOS, ("1K", "2K", "4K"), 14),
     ImageModel(
-        Model("google/gemini-3-pro-image-preview", Family.PRO), RATIOS, ("1K", "2K", "4K"), 14
-    ),
-    ImageModel(
-        Model("google/gemini-3.1-flash-image-preview", Family.PRO),
+        Model("google/gemini-3.1-flash-image", Family.PRO),
         RATIOS + tuple(TALL_SIZES_1K),
         ("0.5K", "1K", "2K", "4K"),
         14,
     ),
+    ImageModel(
+        Model("google/gemini-nano-banana-2.1", Family.PRO),
+        RATIOS + tuple(TALL_SIZES_1K),
+        ("1K", "2K", "4K"),
+        14,
+    ),
+    ImageModel(Model("google/gemini-3.1-flash-lite-image", Family.PRO), RATIOS, ("1K",), 14),
 )
 
 

@@ -70,12 +70,12 @@ class ReplicateModel:
 MODELS: dict[str, ReplicateModel] = {
     model.name: model
     for model in (
-        ReplicateModel("nano-banana", Model("gemini-2.5-flash-image", Family.FLASH), ()),
+        # google/nano-banana (2.5) went with Google's model, shut down on 2026-10-02.
         ReplicateModel(
-            "nano-banana-pro", Model("gemini-3-pro-image-preview", Family.PRO), ("1K", "2K", "4K")
+            "nano-banana-pro", Model("gemini-3-pro-image", Family.PRO), ("1K", "2K", "4K")
         ),
         ReplicateModel(
-            "nano-banana-2", Model("gemini-3.1-flash-image-preview", Family.PRO), ("1K", "2K", "4K")
+            "nano-banana-2", Model("gemini-3.1-flash-image", Family.PRO), ("1K", "2K", "4K")
         ),
     )
 }
