@@ -1115,6 +1115,57 @@ KeyArg = Annotated[
 ]
 
 
+@app.command()
+def models(
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            metavar="NAME",
+            help="Only the models this backend sells, with its ids, limits and prices.",
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per model on stdout.")
+    ] = False,
+) -> None:
+    """The model catalog: each model's aliases, ids per backend, sizes, ratios, references,
+    price of a 1K image and status (GA, deprecated, shut down) with dates.
+
+    It is a snapshot kept as data: correct or add an entry in the config file under
+    [models."ID"] (see the README).
+    """
+    from nanoedit.backends import backend_names
+    from nanoedit.config import load_settings
+    from nanoedit.lineup import lineup, table_lines
+
+    with _errors(json_out):
+        names = backend_names()
+        if backend is not None and backend not in names:
+            raise UsageError(f"no backend called {backend!r}; choose one of: {', '.join(names)}")
+        settings = load_settings(os.environ, RunOptions())
+        rows = lineup(settings.catalog, backend)
+        if json_out:
+            import json
+
+            for row in rows:
+                typer.echo(json.dumps(row.as_json(), ensure_ascii=False))
+            return
+        shown = (backend,) if backend else names
+        lines = table_lines(rows, shown)
+        if sys.stdout.isatty():
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(*lines[0], show_lines=False)
+            for line in lines[1:]:
+                table.add_row(*line)
+            Console(file=sys.stdout).print(table)
+            return
+        for line in lines:
+            typer.echo("\t".join(line))
+
+
 def _warn(text: str) -> None:
     from nanoedit.report import error_console
 
