@@ -104,6 +104,17 @@ class ApiError(NanoeditError):
     kind = "api"
 
 
+class ModelNotServed(ApiError):
+    """The provider answered that it does not serve the model the job was sent to (a shut-down
+    or unknown id). Never retried: the run holds back the other jobs of that model on that
+    backend, as a rejected key holds back its backend's."""
+
+    def __init__(self, where: str, said: str) -> None:
+        super().__init__(f"{where} does not serve the model: {said}")
+        self.where = where
+        self.said = said
+
+
 class NetworkError(NanoeditError):
     """The server could not be reached, or did not answer in time."""
 

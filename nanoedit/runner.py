@@ -28,6 +28,7 @@ from nanoedit.errors import (
     ApiError,
     AuthError,
     InputError,
+    ModelNotServed,
     NanoeditError,
     NetworkError,
     OutputClosed,
@@ -145,7 +146,9 @@ class Runner:
         # Guards taking a job from the queue against holding jobs back.
         self._lock = threading.Lock()
         # Per backend, the first rejection of its key: every job after it shares it.
-        self._rejected: dict[str, NanoeditError] = {}
+        # What stopped a backend (its key rejected: model None) or one model on it (not
+        # served), so the jobs still waiting for it are held back rather than sent to fail.
+        self._rejected: dict[tuple[str, str | None], NanoeditError] = {}
 
     def run(self, planned: Sequence[Planned]) -> list[JobOutcome]:
         """Send every planned job, several at once, and return every job's outcome in job
@@ -265,9 +268,11 @@ class Runner:
             self._under_way[taken[0]] = taken[1]
             return taken
 
-    def _hold_back(self, backend: str | None) -> list[tuple[int, PlannedJob]]:
-        """Take the jobs of ``backend`` (None: of any) that are not sent yet off the queue
-        (with the lock)."""
+    def _hold_back(
+        self, backend: str | None, model: str | None = None
+    ) -> list[tuple[int, PlannedJob]]:
+        """Take the jobs of ``backend`` (None: of any), and of ``model`` on it when given, that
+        are not sent yet off the queue (with the lock)."""
         held: list[tuple[int, PlannedJob]] = []
         others: list[tuple[int, PlannedJob]] = []
         while True:
@@ -275,7 +280,8 @@ class Runner:
                 waiting = self._waiting.get_nowait()
             except queue.Empty:
                 break
-            (held if backend in (None, waiting[1].backend) else others).append(waiting)
+            hit = backend in (None, waiting[1].backend) and model in (None, waiting[1].model)
+            (held if hit else others).append(waiting)
         for waiting in others:
             self._waiting.put(waiting)
         return held
@@ -290,8 +296,11 @@ class Runner:
         if outcome is None:
             return []
         done = [(place, outcome)]
-        if isinstance(outcome.error, AuthError):
-            first, held = self._key_rejected(planned.backend, outcome.error)
+        if isinstance(outcome.error, ModelNotServed):
+            outcome.error.message = _not_served_message(planned, outcome.error)
+        if isinstance(outcome.error, AuthError | ModelNotServed):
+            model = planned.model if isinstance(outcome.error, ModelNotServed) else None
+            first, held = self._stop_sending(planned.backend, model, outcome.error)
             if first is not outcome.error:
                 outcome = replace(outcome, error=first)
             done = [(place, outcome), *held]
@@ -299,19 +308,20 @@ class Runner:
             self.events.job_finished(finished)
         return done
 
-    def _key_rejected(
-        self, backend: str, error: AuthError
+    def _stop_sending(
+        self, backend: str, model: str | None, error: NanoeditError
     ) -> tuple[NanoeditError, list[tuple[int, JobOutcome]]]:
-        """A job's key was rejected: every job of its backend not sent yet is held back, as it
-        would fail the same way (and print the same error). Returns the error the job keeps
-        (the first rejection, said once) and the jobs held back."""
+        """A job's key was rejected (``model`` None), or its model is not served: every job of
+        that backend (and model) not sent yet is held back, as it would fail the same way (and
+        print the same error). Returns the error the job keeps (the first, said once) and the
+        jobs held back."""
         with self._lock:
-            first = self._rejected.get(backend)
+            first = self._rejected.get((backend, model))
             if first is not None:
                 # Sent before the first rejection came back: the same error, said once.
                 return first, []
-            self._rejected[backend] = error
-            held = self._hold_back(backend)
+            self._rejected[(backend, model)] = error
+            held = self._hold_back(backend, model)
         if held:
             error.message += f"; {len(held)} {'job' if len(held) == 1 else 'jobs'} not sent"
         return error, [(place, _held_back(entry, error)) for place, entry in held]
@@ -773,6 +783,18 @@ def _spooled(path: Path) -> Path:
             "for it in the output folder, or send the job again"
         )
     return path
+
+
+def _not_served_message(planned: PlannedJob, error: ModelNotServed) -> str:
+    """What the user reads when the provider does not serve the job's model: which model on
+    which backend, and where to see what it does serve."""
+    if error.message.startswith(f"{error.where} does not serve {planned.model} "):
+        return error.message  # said already (a job of several requests)
+    return (
+        f"{error.where} does not serve {planned.model} on the {planned.backend} backend "
+        f"({error.said}); it was not retried: see nanoedit models --backend {planned.backend} "
+        "for what it sells, and choose another --model"
+    )
 
 
 def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:

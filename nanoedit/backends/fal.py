@@ -41,7 +41,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds, check_url
-from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
+from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, RefusedError, UsageError
 from nanoedit.inputs import InputImage
 from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
 
@@ -505,6 +505,9 @@ class FalBackend(BackendBase):
                 f"{subject} on {where} was refused: {clip(message)} [{kind}]; rephrase the "
                 "prompt or change the image"
             )
+        if status == 404 and what == "submission":
+            # The app path is the model: fal answers 404 for an app it does not have.
+            raise ModelNotServed(where, f"HTTP 404{': ' + clip(message) if message else ''}")
         if status < 400 and not isinstance(body, dict):
             raise ApiError(
                 f"{where} answered the {what} with HTTP {status} but no JSON object; the server "

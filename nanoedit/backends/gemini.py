@@ -31,7 +31,7 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_base64,
 )
-from nanoedit.errors import ApiError, NanoeditError, RefusedError
+from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, RefusedError
 from nanoedit.inputs import InputImage
 from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
 
@@ -276,7 +276,7 @@ def parse_answer(
     images already streamed to files (a thought's image among them, left unsaved).
     """
     if response.status_code != 200:
-        raise _error_of(response, where, settings, "the generateContent request")
+        raise _error_of(response, where, settings, "the generateContent request", model_call=True)
     body = read_json(response, where)
     if not isinstance(body, dict):
         raise ApiError(f"{where} answered with JSON of an unexpected shape ({clip(str(body), 80)})")
@@ -330,10 +330,17 @@ def _reasons(error: dict[str, Any]) -> set[str]:
 
 
 def _error_of(
-    response: httpx.Response, where: str, settings: BackendSettings, what: str
+    response: httpx.Response,
+    where: str,
+    settings: BackendSettings,
+    what: str,
+    *,
+    model_call: bool = False,
 ) -> NanoeditError:
     """The error an answer other than 200 carries, in Google's ``{"error": {…}}`` shape (or a
-    one-element list of it, which the SDK accepts too)."""
+    one-element list of it, which the SDK accepts too). On a call to a model (``model_call``)
+    404 ``NOT_FOUND`` means the model is not served: "models/X is not found for API version
+    v1beta, or is not supported for generateContent"."""
     status = response.status_code
     body = parse_json(response)
     if isinstance(body, list) and len(body) == 1:
@@ -349,6 +356,8 @@ def _error_of(
     shown = f"{message} [{state}]" if state else message
     if status in (401, 403) or _reasons(error) & KEY_REASONS:
         return auth_error(settings, where, shown)
+    if model_call and status == 404 and state in ("NOT_FOUND", ""):
+        return ModelNotServed(where, shown)
     hints = {
         429: "the quota or rate limit is used up; wait, or check the project's quota",
         404: f"check the model id (--model or {settings.name}.model)",

@@ -35,7 +35,7 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_url,
 )
-from nanoedit.errors import ApiError, ConfigError, NanoeditError, RefusedError
+from nanoedit.errors import ApiError, ConfigError, ModelNotServed, NanoeditError, RefusedError
 from nanoedit.models import Catalog
 
 if TYPE_CHECKING:
@@ -320,6 +320,9 @@ def _error_from_object(
     message = clip(str(error.get("message") or "no message"))
     code = error.get("code")
     number = code if isinstance(code, int) and not isinstance(code, bool) else status
+    if number == 400 and "not a valid model" in message.lower():
+        # OpenRouter's answer for an id it does not list: "X is not a valid model ID".
+        return ModelNotServed(where, message)
     metadata = error.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
     error_type = str(metadata.get("error_type") or "")

@@ -39,7 +39,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
-from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
+from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, RefusedError, UsageError
 from nanoedit.inputs import InputImage
 from nanoedit.models import Catalog
 
@@ -356,6 +356,9 @@ class ReplicateBackend(BackendBase):
         said = _problem(body)
         if status in (401, 403):
             raise auth_error(self.settings, self.where, said or f"HTTP {status}")
+        if status == 404 and what == "prediction":
+            # The model is in the path: Replicate answers 404 for a model it does not have.
+            raise ModelNotServed(self.where, f"HTTP 404{': ' + clip(said) if said else ''}")
         if status >= 400:
             shown = f": {clip(said)}" if said else " with no error details"
             hint = ""
