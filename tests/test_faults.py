@@ -273,12 +273,12 @@ def run_case(
     on_disk = sorted(str(p) for p in Path(".").rglob("*") if p.is_file())
     local = [i for i in inputs if not i.startswith("http")]
     if case.code == OK:
-        assert result.stdout == "cat-edit.png\n"
-        assert stderr[-1].startswith("saved cat-edit.png (")
-        with Image.open("cat-edit.png") as image:
+        assert result.stdout == "cat-edit.jpg\n"
+        assert stderr[-1].startswith("saved cat-edit.jpg (")
+        with Image.open("cat-edit.jpg") as image:
             image.load()
             assert image.size[0] > 0
-        assert on_disk == sorted([*local, "cat-edit.png"])
+        assert on_disk == sorted([*local, "cat-edit.jpg"])
     else:
         assert result.stdout == ""
         assert stderr[-1].startswith("error: ")
@@ -328,7 +328,7 @@ def test_a_retry_after_is_waited_for_in_real_time(faulty: Served) -> None:
     started = time.monotonic()
     result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(faulty))
     waited = time.monotonic() - started
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     assert result.stderr.splitlines()[0].endswith("HTTP 429; retry 1 of 3 in 1.0 s")
     assert len([r for r in faulty.sandbox.received if r.method == "POST"]) == 2
     assert waited >= 1.0

@@ -34,8 +34,10 @@ except ImportError as exc:  # both are in the test extra: pip install -e '.[test
 GEMINI_KEY = "AIza-test-gemini-key-0003"
 CAT, _ = sample_image("cat.png")
 HAT, _ = sample_image("hat.png")
-FLASH = "gemini-2.5-flash-image"
-PRO = "gemini-3-pro-image-preview"
+# Google's lineup as of 2026-12: the sandbox serves the GA ids, all 3.x models that think.
+FLASH = "gemini-nano-banana-2.1"
+PRO = "gemini-3-pro-image"
+SHUT_DOWN = "gemini-2.5-flash-image"
 
 # Hosts the process tried to reach while ``watching`` holds a list (see ``only_loopback``).
 _watching: list[list[str]] = []
@@ -129,15 +131,18 @@ def test_genai_edits_an_image(served: Served, google: genai.Client) -> None:
         ),
     )
     assert response.parts is not None
-    (part,) = response.parts
-    assert part.inline_data is not None and part.inline_data.mime_type == "image/png"
-    assert shape(image_data(part)) == (1344, 768, "PNG")
+    # A 3.x model thinks first: a thought and its draft image, then the image.
+    thought, draft, part = response.parts
+    assert (thought.thought, draft.thought, part.thought) == (True, True, None)
+    assert part.inline_data is not None and part.inline_data.mime_type == "image/jpeg"
+    assert shape(image_data(part)) == (1376, 768, "JPEG")
     assert response.candidates is not None
     assert response.candidates[0].finish_reason == types.FinishReason.STOP
     assert response.model_version == FLASH
     assert response.usage_metadata is not None
-    assert response.usage_metadata.prompt_token_count == 263
-    assert response.usage_metadata.candidates_token_count == 1290
+    # 5 for the prompt's text and 560 for the image on 3.x; 1120 for the image out.
+    assert response.usage_metadata.prompt_token_count == 565
+    assert response.usage_metadata.candidates_token_count == 1120
     (received,) = served.sandbox.received
     assert (received.method, received.path) == (
         "POST",
@@ -207,6 +212,10 @@ def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> No
     with pytest.raises(errors.ClientError) as unknown:
         google.models.generate_content(model="gemini-9-image", contents="a red banana")
     assert (unknown.value.code, unknown.value.status) == (404, "NOT_FOUND")
+    # A shut-down model is an unknown one to Google.
+    with pytest.raises(errors.ClientError) as shut_down:
+        google.models.generate_content(model=SHUT_DOWN, contents="a red banana")
+    assert (shut_down.value.code, shut_down.value.status) == (404, "NOT_FOUND")
     options = types.HttpOptions(base_url=served.base_url)
     with (
         genai.Client(api_key="AIza-wrong", http_options=options) as wrong,
@@ -257,7 +266,8 @@ def test_genai_uploads_a_file_and_uses_it(
     ]
     inline = google.models.generate_content(model=FLASH, contents=sent, config=config)
     assert by_file.parts is not None and inline.parts is not None
-    assert image_data(by_file.parts[0]) == image_data(inline.parts[0])
+    assert [part.thought for part in by_file.parts] == [True, True, None]
+    assert image_data(by_file.parts[-1]) == image_data(inline.parts[-1])
     start, data = served.sandbox.received[:2]
     assert (start.path, start.headers["x-goog-upload-command"]) == ("/upload/v1/files", "start")
     assert start.headers["x-goog-upload-header-content-length"] == str(len(CAT))
@@ -295,11 +305,10 @@ def test_genai_gets_and_lists_the_models(google: genai.Client) -> None:
     assert model.supported_actions is not None and "generateContent" in model.supported_actions
     names = [listed.name for listed in google.models.list()]
     assert names == [
-        "models/gemini-2.5-flash-image",
-        "models/gemini-3-pro-image-preview",
         "models/gemini-3-pro-image",
-        "models/gemini-3.1-flash-image-preview",
         "models/gemini-3.1-flash-image",
+        "models/gemini-nano-banana-2.1",
+        "models/gemini-3.1-flash-lite-image",
     ]
 
 

@@ -70,6 +70,9 @@ PERSON, _ = sample_image("person.png")
 EDIT_PATH = "/api/gemini/nano-banana-edit"
 GENERATE_PATH = "/api/gemini/nano-banana"
 TASK_ID = re.compile(r"[0-9a-f]{32}")
+# duomi's own names: its Nano Banana 2 (what nanoedit's nano-banana is sent as) and its Pro.
+DUOMI_FLASH = "gemini-3.1-flash-image-preview"
+DUOMI_PRO = "gemini-3-pro-image-preview"
 REFUSAL = (
     "I can't create this image: the request may go against the content policy. "
     "Try describing it differently."
@@ -172,7 +175,7 @@ def generate(client: httpx.Client, **body: Any) -> httpx.Response:
 
 
 def submit(client: httpx.Client, path: str = EDIT_PATH, **body: Any) -> httpx.Response:
-    payload = {"model": "gemini-2.5-flash-image", "prompt": "make it night", **body}
+    payload = {"model": DUOMI_FLASH, "prompt": "make it night", **body}
     return client.post(path, headers=RAW, json=payload)
 
 
@@ -568,7 +571,7 @@ def test_duomi_submit_answers_a_task_id(served: Served) -> None:
 def test_duomi_needs_the_raw_key(serve: Callable[..., Served], value: str | None) -> None:
     served = serve(keys=frozenset({"right"}))
     headers = {} if value is None else {"Authorization": value}
-    body = {"model": "gemini-2.5-flash-image", "prompt": "p", "image_urls": ["https://a/b.png"]}
+    body = {"model": DUOMI_FLASH, "prompt": "p", "image_urls": ["https://a/b.png"]}
     response = served.client.post(EDIT_PATH, headers=headers, json=body)
     assert response.status_code == 401
     assert response.json() == {"code": 401, "msg": "invalid api key"}
@@ -606,8 +609,14 @@ LINK_MESSAGE = (
         ({"image_urls": ["ftp://a/b.png"]}, f"image_urls[0] {LINK_MESSAGE}"),
         (
             {"model": "nano-banana"},
-            "unsupported model: nano-banana; use one of gemini-2.5-flash-image, "
-            "gemini-3-pro-image-preview, gemini-3.1-flash-image-preview",
+            "unsupported model: nano-banana; use one of gemini-3-pro-image-preview, "
+            "gemini-3.1-flash-image-preview",
+        ),
+        # Its 2.5 model went with Google's, shut down on 2026-10-02.
+        (
+            {"model": "gemini-2.5-flash-image"},
+            "unsupported model: gemini-2.5-flash-image; use one of gemini-3-pro-image-preview, "
+            "gemini-3.1-flash-image-preview",
         ),
         ({"model": ""}, "model is required"),
         ({"aspect_ratio": "7:3"}, RATIO_MESSAGE),
@@ -662,9 +671,9 @@ def test_duomi_task_moves_on_by_the_clock(serve: Callable[..., Served]) -> None:
     images = done["data"]["data"]["images"]
     assert done == expected("succeeded", "3", 10, {"images": images, "description": ""})
     (image,) = images
-    assert image["file_name"] == "output.png"
+    assert image["file_name"] == "output.jpeg"
     assert image["url"].startswith(f"{served.base_url}/files/")
-    assert shape(served.client.get(image["url"]).content) == (1184, 864, "PNG")
+    assert shape(served.client.get(image["url"]).content) == (1200, 896, "JPEG")
     # Later polls repeat the same result.
     clock.advance(100)
     assert poll(served.client, task_id)["data"]["data"]["images"] == images
@@ -679,10 +688,10 @@ def test_duomi_unknown_task_is_a_404_code_in_http_200(served: Served) -> None:
 @pytest.mark.parametrize(
     ("model", "ratio", "size", "expected"),
     [
-        ("gemini-2.5-flash-image", None, "4K", (1024, 1024, "PNG")),  # size ignored
-        ("gemini-2.5-flash-image", "auto", None, (1024, 1024, "PNG")),
-        ("gemini-3.1-flash-image-preview", "21:9", "4K", (6336, 2688, "JPEG")),
-        ("gemini-3-pro-image-preview", "2:3", "2K", (1696, 2528, "JPEG")),
+        (DUOMI_FLASH, None, "4K", (4096, 4096, "JPEG")),  # a generation with no ratio: 1:1
+        (DUOMI_FLASH, "auto", None, (1024, 1024, "JPEG")),
+        (DUOMI_FLASH, "21:9", "4K", (6336, 2688, "JPEG")),
+        (DUOMI_PRO, "2:3", "2K", (1696, 2528, "JPEG")),
     ],
 )
 def test_duomi_generate_sizes(
@@ -721,7 +730,7 @@ def test_duomi_fetches_its_own_urls_without_a_socket(serve: Callable[..., Served
     ]
     # person.png is 480x640, so the output is 3:4.
     url = data["data"]["images"][0]["url"]
-    assert shape(served.client.get(url).content) == (864, 1184, "PNG")
+    assert shape(served.client.get(url).content) == (896, 1200, "JPEG")
 
 
 def test_duomi_hands_foreign_urls_to_fetch(serve: Callable[..., Served]) -> None:
@@ -779,7 +788,7 @@ def test_a_served_sandbox_downloads_foreign_urls_for_real(serve: Callable[..., S
     assert data["state"] == "succeeded"
     assert [r.path for r in elsewhere.sandbox.received] == ["/samples/dog.jpg"]
     url = data["data"]["images"][0]["url"]
-    assert shape(served.client.get(url).content) == (1184, 864, "PNG")  # dog.jpg is 4:3
+    assert shape(served.client.get(url).content) == (1200, 896, "JPEG")  # dog.jpg is 4:3
     bad = task_of(submit(served.client, image_urls=[dead_url]))
     data = poll(served.client, bad)["data"]
     assert data["state"] == "error"
@@ -947,7 +956,7 @@ def test_fewer_answers_one_image_less_than_n_asks_for(serve: Callable[..., Serve
 @pytest.mark.parametrize(
     ("fault", "inner"),
     [
-        ("empty-url", {"images": [{"url": "", "file_name": "output.png"}], "description": ""}),
+        ("empty-url", {"images": [{"url": "", "file_name": "output.jpeg"}], "description": ""}),
         ("empty-data", {"images": [], "description": ""}),
         ("fewer", {"images": [], "description": ""}),
         ("no-data", None),
@@ -965,7 +974,7 @@ def test_result_shape_faults_on_duomi(
 
 def test_data_uri_on_duomi(serve: Callable[..., Served]) -> None:
     served = serve(faults="data-uri")
-    task_id = task_of(submit(served.client, path=GENERATE_PATH, model="gemini-3-pro-image-preview"))
+    task_id = task_of(submit(served.client, path=GENERATE_PATH, model=DUOMI_PRO))
     (image,) = poll(served.client, task_id)["data"]["data"]["images"]
     prefix = "data:image/jpeg;base64,"
     assert image["url"].startswith(prefix)
@@ -1422,7 +1431,7 @@ def test_in_process_sandbox_answers_with_its_own_host(
             EDIT_PATH,
             headers={"Authorization": SANDBOX_KEY},
             json={
-                "model": "gemini-3-pro-image-preview",
+                "model": DUOMI_PRO,
                 "prompt": "add the hat",
                 "image_urls": [f"{SANDBOX_BASE_URL}/samples/person.png", url],
             },
@@ -1450,7 +1459,7 @@ def test_in_process_foreign_urls_get_a_stand_in(in_process: tuple[Sandbox, httpx
     # A duomi task in process reads foreign URLs the same way.
     task_id = task_of(submit(client, image_urls=["https://example.com/dog.jpg"]))
     data = poll(client, task_id)["data"]
-    assert shape(client.get(data["data"]["images"][0]["url"]).content) == (1184, 864, "PNG")
+    assert shape(client.get(data["data"]["images"][0]["url"]).content) == (1200, 896, "JPEG")
 
 
 def test_settings_that_change_at_run_time() -> None:

@@ -39,9 +39,17 @@ TLS = ssl.create_default_context()
 CAT, _ = sample_image("cat.png")
 DOG, _ = sample_image("dog.jpg")
 HAT, _ = sample_image("hat.png")
-FLASH = "gemini-2.5-flash-image"
-PRO = "gemini-3-pro-image-preview"
-FLASH_3 = "gemini-3.1-flash-image-preview"
+# Google's lineup as of 2026-12: every model is a 3.x one that thinks and answers JPEG.
+FLASH = "gemini-nano-banana-2.1"
+PRO = "gemini-3-pro-image"
+FLASH_3 = "gemini-3.1-flash-image"
+LITE = "gemini-3.1-flash-lite-image"
+# Shut down (2.5 on 2026-10-02, the previews on 2026-06-25): Google answers them as unknown ids.
+SHUT_DOWN = (
+    "gemini-2.5-flash-image",
+    "gemini-3-pro-image-preview",
+    "gemini-3.1-flash-image-preview",
+)
 RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 TROUBLESHOOTING = "https://developers.generativeai.google/guide/troubleshooting"
 THOUGHT = "**Planning the picture**\n\nI'm working out how to show: "
@@ -172,25 +180,29 @@ def test_an_edit_answers_googles_shape(served: Served) -> None:
     assert list(candidate) == ["content", "finishReason", "index"]
     assert (candidate["finishReason"], candidate["index"]) == ("STOP", 0)
     assert candidate["content"]["role"] == "model"
-    text, image = candidate["content"]["parts"]
+    thought, draft, text, image = candidate["content"]["parts"]
+    assert thought == {"text": THOUGHT + "make it a watercolor", "thought": True}
+    assert list(draft) == ["inlineData", "thought"] and draft["thought"] is True
     # No responseModalities: text and image, as Google's default is.
     assert text == {"text": "Here is the edited image."}
-    assert list(image) == ["inlineData"]
-    assert image["inlineData"]["mimeType"] == "image/png"
-    assert shape(base64.b64decode(image["inlineData"]["data"])) == (1344, 768, "PNG")
-    # "make it a watercolor" is 5 tokens and the image 258; 7 for the text, 1290 for the image.
+    assert list(image) == ["inlineData", "thoughtSignature"]
+    assert image["inlineData"]["mimeType"] == "image/jpeg"
+    assert shape(base64.b64decode(image["inlineData"]["data"])) == (1376, 768, "JPEG")
+    # "make it a watercolor" is 5 tokens and the image 560; 7 for the text, 1120 for the image;
+    # the thought text's 19 count in the total only.
     assert body["usageMetadata"] == {
-        "promptTokenCount": 263,
-        "candidatesTokenCount": 1297,
-        "totalTokenCount": 1560,
+        "promptTokenCount": 565,
+        "candidatesTokenCount": 1127,
+        "totalTokenCount": 1711,
         "promptTokensDetails": [
             {"modality": "TEXT", "tokenCount": 5},
-            {"modality": "IMAGE", "tokenCount": 258},
+            {"modality": "IMAGE", "tokenCount": 560},
         ],
         "candidatesTokensDetails": [
             {"modality": "TEXT", "tokenCount": 7},
-            {"modality": "IMAGE", "tokenCount": 1290},
+            {"modality": "IMAGE", "tokenCount": 1120},
         ],
+        "thoughtsTokenCount": 19,
     }
     assert body["modelVersion"] == FLASH
     assert RESPONSE_ID.fullmatch(body["responseId"])
@@ -203,18 +215,22 @@ def test_image_only_leaves_the_text_out_and_the_same_request_gives_the_same_byte
     served: Served,
 ) -> None:
     first, second = (generate(served.client, config=image_config()) for _ in range(2))
-    (part,) = parts_of(first)
-    assert list(part) == ["inlineData"]
-    assert parts_of(second) == [part]
+    # The thought and its draft image come first on 3.x; the only text is the thought.
+    thought, draft, image = parts_of(first)
+    assert thought == {"text": THOUGHT + "make it a watercolor", "thought": True}
+    assert list(draft) == ["inlineData", "thought"] and draft["thought"] is True
+    assert list(image) == ["inlineData", "thoughtSignature"]
+    assert parts_of(second) == [thought, draft, image]
     assert first.json()["responseId"] != second.json()["responseId"]
 
 
 @pytest.mark.parametrize(
     ("model", "ratio", "size", "expected"),
     [
-        (FLASH, "16:9", None, (1344, 768, "PNG")),
-        (FLASH, "21:9", "1K", (1536, 672, "PNG")),
-        (FLASH, None, None, (1024, 1024, "PNG")),  # a generation with no ratio: 1:1
+        (FLASH, "16:9", None, (1376, 768, "JPEG")),
+        (FLASH, "4:1", "2K", (4096, 1024, "JPEG")),
+        (LITE, "21:9", "1K", (1584, 672, "JPEG")),
+        (FLASH, None, None, (1024, 1024, "JPEG")),  # a generation with no ratio: 1:1
         (PRO, "16:9", "4K", (5504, 3072, "JPEG")),
         (PRO, "9:16", None, (768, 1376, "JPEG")),
         ("gemini-3-pro-image", "4:5", "2K", (1856, 2304, "JPEG")),
@@ -269,7 +285,12 @@ def test_3x_models_think_first_and_sign_the_final_image(served: Served) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "tokens"), [(FLASH_3, {"512": 747, "1K": 1120, "4K": 2000}), (FLASH, {"1K": 1290})]
+    ("model", "tokens"),
+    [
+        (FLASH_3, {"512": 747, "1K": 1120, "4K": 2000}),
+        (FLASH, {"1K": 1120, "2K": 1120, "4K": 2000}),
+        (LITE, {"1K": 1120}),
+    ],
 )
 def test_output_tokens_follow_the_size(served: Served, model: str, tokens: dict[str, int]) -> None:
     for size, expected in tokens.items():
@@ -282,7 +303,8 @@ def test_output_tokens_follow_the_size(served: Served, model: str, tokens: dict[
 def test_text_modality_alone_answers_in_text(served: Served) -> None:
     response = generate(served.client, config={"responseModalities": ["TEXT"]})
     assert parts_of(response) == [
-        {"text": "Here is what the image would show: make it a watercolor"}
+        {"text": THOUGHT + "make it a watercolor", "thought": True},
+        {"text": "Here is what the image would show: make it a watercolor"},
     ]
 
 
@@ -309,7 +331,7 @@ def test_snake_case_fields_and_any_case_modalities_are_read(served: Served) -> N
     }
     snake = generate(served.client, body=body)
     assert final_image(snake) == final_image(camel)
-    assert shape(final_image(snake)) == (864, 1184, "PNG")
+    assert shape(final_image(snake)) == (896, 1200, "JPEG")
 
 
 def test_inline_data_may_be_url_safe_base64_without_padding(served: Served) -> None:
@@ -322,17 +344,18 @@ def test_inline_data_may_be_url_safe_base64_without_padding(served: Served) -> N
 
 
 def test_reference_images_are_limited_per_model(served: Served) -> None:
-    three = [{"text": "add the hats"}, *[inline(HAT) for _ in range(3)]]
-    assert generate(served.client, FLASH, parts=three).status_code == 200
-    four = generate(served.client, FLASH, parts=[*three, inline(HAT)])
-    assert four.status_code == 400
-    assert four.json() == error(
-        400,
-        "INVALID_ARGUMENT",
-        f"* GenerateContentRequest.contents: 4 input images; {FLASH} takes at most 3",
-    )
+    # Every model of today's lineup takes 14 (2.5's limit of 3 went with it: see
+    # test_shut_down_models_are_not_found).
     fourteen = [{"text": "add the hats"}, *[inline(HAT) for _ in range(14)]]
     assert generate(served.client, PRO, parts=fourteen, config=image_config()).status_code == 200
+    assert generate(served.client, LITE, parts=fourteen, config=image_config()).status_code == 200
+    fifteen = generate(served.client, FLASH, parts=[*fourteen, inline(HAT)])
+    assert fifteen.status_code == 400
+    assert fifteen.json() == error(
+        400,
+        "INVALID_ARGUMENT",
+        f"* GenerateContentRequest.contents: 15 input images; {FLASH} takes at most 14",
+    )
     fifteen = generate(served.client, FLASH_3, parts=[*fourteen, inline(HAT)])
     assert fifteen.json()["error"]["message"] == (
         f"* GenerateContentRequest.contents: 15 input images; {FLASH_3} takes at most 14"
@@ -346,10 +369,16 @@ TEN_RATIOS = "1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"
     ("model", "fields", "message"),
     [
         (
-            FLASH,
+            LITE,
             {"imageSize": "2K"},
             f"* GenerateContentRequest.generation_config.image_config.image_size: '2K' is not "
-            f"supported by {FLASH}; use one of 1K",
+            f"supported by {LITE}; use one of 1K",
+        ),
+        (
+            FLASH,
+            {"imageSize": "512"},
+            f"* GenerateContentRequest.generation_config.image_config.image_size: '512' is not "
+            f"supported by {FLASH}; use one of 1K, 2K, 4K",
         ),
         (
             PRO,
@@ -370,10 +399,16 @@ TEN_RATIOS = "1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9"
             f"not supported by {PRO}; use one of {TEN_RATIOS}",
         ),
         (
-            FLASH,
+            LITE,
             {"aspectRatio": "auto"},
             f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: 'auto' is "
-            f"not supported by {FLASH}; use one of {TEN_RATIOS}",
+            f"not supported by {LITE}; use one of {TEN_RATIOS}",
+        ),
+        (
+            LITE,
+            {"aspectRatio": "1:4"},
+            f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: '1:4' is "
+            f"not supported by {LITE}; use one of {TEN_RATIOS}",
         ),
     ],
 )
@@ -503,6 +538,25 @@ def test_unknown_models_are_not_found(served: Served) -> None:
     )
 
 
+@pytest.mark.parametrize("model", SHUT_DOWN)
+def test_shut_down_models_are_not_found(served: Served, model: str) -> None:
+    # Google answers a shut-down id as any id it does not know, for generateContent and get.
+    response = generate(served.client, model)
+    assert response.status_code == 404
+    assert response.json() == error(
+        404,
+        "NOT_FOUND",
+        f"models/{model} is not found for API version v1beta, or is not supported for "
+        "generateContent. Call ListModels to see the list of available models and their "
+        "supported methods.",
+    )
+    got = served.client.get(f"/v1beta/models/{model}", headers={"x-goog-api-key": KEY})
+    assert got.status_code == 404
+    assert got.json()["error"]["message"].startswith(
+        f"models/{model} is not found for API version v1beta, or is not supported for get."
+    )
+
+
 # --- keys --------------------------------------------------------------------------------------
 
 
@@ -580,7 +634,12 @@ def test_models_get_describes_the_model(served: Served) -> None:
         "thinking": True,
     }
     flash = served.client.get(f"/v1beta/models/{FLASH}?key={KEY}").json()
-    assert (flash["displayName"], "thinking" in flash) == ("Nano Banana", False)
+    assert (flash["name"], flash["version"], flash["displayName"], flash["thinking"]) == (
+        f"models/{FLASH}",
+        "2.1",
+        "Nano Banana 2.1",
+        True,
+    )
 
 
 def test_models_are_listed(served: Served) -> None:
@@ -588,14 +647,13 @@ def test_models_are_listed(served: Served) -> None:
     assert response.status_code == 200
     models = response.json()["models"]
     assert [model["name"] for model in models] == [
-        f"models/{FLASH}",
-        f"models/{PRO}",
         "models/gemini-3-pro-image",
-        f"models/{FLASH_3}",
         "models/gemini-3.1-flash-image",
+        "models/gemini-nano-banana-2.1",
+        "models/gemini-3.1-flash-lite-image",
     ]
     one = served.client.get(f"/v1beta/models/{FLASH_3}", headers={"x-goog-api-key": KEY})
-    assert models[3] == one.json()
+    assert models[1] == one.json()
 
 
 def test_v1_is_shared_with_the_openai_compatible_api(served: Served) -> None:
@@ -611,7 +669,7 @@ def test_v1_is_shared_with_the_openai_compatible_api(served: Served) -> None:
     models = served.client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"})
     assert models.json()["object"] == "list"
     listed = served.client.get("/v1/models", headers=google)
-    assert listed.json()["models"][0]["name"] == f"models/{FLASH}"
+    assert listed.json()["models"][0]["name"] == f"models/{PRO}"
 
 
 def test_unknown_routes_get_googles_front_end_page(served: Served) -> None:
@@ -830,7 +888,7 @@ def test_uploads_expire_after_48_hours(serve: Callable[..., Served]) -> None:
 def test_a_file_uri_may_be_a_url(served: Served) -> None:
     parts = [{"text": "at night"}, {"fileData": {"fileUri": f"{served.base_url}/samples/dog.jpg"}}]
     # dog.jpg is 800x600, so 4:3. The sandbox reads its own URLs with no socket.
-    assert shape(final_image(generate(served.client, parts=parts))) == (1184, 864, "PNG")
+    assert shape(final_image(generate(served.client, parts=parts))) == (1200, 896, "JPEG")
     assert [r.path for r in served.sandbox.received] == [f"/v1beta/models/{FLASH}:generateContent"]
 
 
@@ -953,11 +1011,14 @@ def test_text_only_answers_stop_with_text(serve: Callable[..., Served]) -> None:
     served = serve(faults="text-onlyx2")
     flash = generate(served.client)
     assert flash.json()["candidates"][0]["finishReason"] == "STOP"
-    assert parts_of(flash) == [{"text": REFUSAL}]
+    # On 3.x the thought comes first, with no image at all.
+    assert parts_of(flash) == [
+        {"text": THOUGHT + "make it a watercolor", "thought": True},
+        {"text": REFUSAL},
+    ]
     assert flash.json()["usageMetadata"]["candidatesTokensDetails"] == [
         {"modality": "TEXT", "tokenCount": 26}
     ]
-    # On 3.x the thought comes first, with no image at all.
     pro = generate(served.client, PRO)
     assert parts_of(pro) == [
         {"text": THOUGHT + "make it a watercolor", "thought": True},
@@ -1023,8 +1084,9 @@ def test_socket_and_body_faults_work_on_gemini_routes(serve: Callable[..., Serve
     assert cut.headers["content-type"] == "application/json; charset=utf-8"
     # The first half of a real answer.
     assert cut.content.startswith(
-        b'{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", '
-        b'"data": "iVBORw0KGgo'
+        b'{"candidates": [{"content": {"parts": [{"text": "**Planning the picture**\\n\\n'
+        b'I\'m working out how to show: make it a watercolor", "thought": true}, '
+        b'{"inlineData": {"mimeType": "image/jpeg", "data": "/9j/'
     )
     with pytest.raises(json.JSONDecodeError):
         cut.json()
