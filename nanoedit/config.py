@@ -1025,6 +1025,10 @@ class SizeConflict:
     """(backend, model) of each backend in use that cannot render it."""
     every_run: bool
     """True when no backend in use can: then every run without --model fails."""
+    renders: tuple[str, ...] = ()
+    """What each of those models renders there (``1K``, ``1K, 2K, 4K``), in the same order."""
+    choices: tuple[str, ...] = ()
+    """The models that render the size on those backends, by the names that reach them."""
 
 
 def size_conflict(settings: Settings) -> SizeConflict | None:
@@ -1042,14 +1046,26 @@ def size_conflict(settings: Settings) -> SizeConflict | None:
         configured = tuple(name for name in every if settings.backend_settings(name).configured)
         names = configured or every
     failing = []
+    renders: list[str] = []
+    choices: list[str] = []
     for name in names:
         model = settings.backend_settings(name).model
         limits = settings.catalog.resolve_quietly(name, model).limits
         if limits is not None and size not in limits.sizes:
             failing.append((name, model))
+            renders.append(", ".join(limits.sizes))
+            for choice in settings.catalog.names_that(name, lambda other: size in other.sizes):
+                if choice not in choices:
+                    choices.append(choice)
     if not failing:
         return None
-    return SizeConflict(size, tuple(failing), every_run=len(failing) == len(names))
+    return SizeConflict(
+        size,
+        tuple(failing),
+        every_run=len(failing) == len(names),
+        renders=tuple(renders),
+        choices=tuple(choices),
+    )
 
 
 def _size_conflict_with(values: Mapping[str, str], env: Mapping[str, str]) -> SizeConflict | None:
@@ -1073,9 +1089,12 @@ def check_combination(
     if conflict is None or conflict == _size_conflict_with(before, env):
         return None
     keys = [f"{name}.model" for name, _ in conflict.models]
-    models = " or ".join(f"{name}.model {model}" for name, model in conflict.models)
-    what = f"default.size {conflict.size} cannot be rendered by {models} (1K only)"
-    choices = "nano-banana-pro or nano-banana-2"
+    models = " or ".join(
+        f"{name}.model {model} ({renders} only)"
+        for (name, model), renders in zip(conflict.models, conflict.renders, strict=True)
+    )
+    what = f"default.size {conflict.size} cannot be rendered by {models}"
+    choices = " or ".join(conflict.choices) or "a model that renders it (nanoedit models)"
     if not conflict.every_run:
         names = " or ".join(name for name, _ in conflict.models)
         return f"{what}, so jobs sent to {names} would fail; set {' and '.join(keys)} to {choices}"

@@ -21,7 +21,7 @@ An id that resolves to a model is never swapped for another: a shut-down one is 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -191,6 +191,24 @@ class Catalog:
             f"nanoedit models); if a backend sells it now, add its id to the config file: "
             f'[models."{model.id}".on.BACKEND] id = "..."'
         )
+
+    def names_that(self, backend: str, test: Callable[[ModelLimits], bool]) -> list[str]:
+        """The live models on ``backend`` whose limits there pass ``test``, each by the name
+        that reaches it: its family's alias, or its id where the alias means a newer model."""
+        names: list[str] = []
+        for model in self.models.values():
+            offer = model.offers.get(backend)
+            if offer is None or model.is_shut_down(self.today) or not test(offer.limits):
+                continue
+            name = model.family
+            try:
+                if self.resolve(backend, name).model is not model:
+                    name = offer.id
+            except UsageError:
+                name = offer.id
+            if name not in names:
+                names.append(name)
+        return names
 
     # ---- lifecycle -----------------------------------------------------------------------
 

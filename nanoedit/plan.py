@@ -408,19 +408,7 @@ def check_request(catalog: Catalog, resolved: Resolved, job: Job) -> None:
 def _models_that(catalog: Catalog, backend: str, test: Callable[[ModelLimits], bool]) -> str:
     """``, or choose a model that renders it (--model X or Y)``: the live models that pass
     ``test`` on ``backend``, by the names that reach them; empty when there are none."""
-    names = []
-    for model in catalog.models.values():
-        offer = model.offers.get(backend)
-        if offer is None or model.is_shut_down(catalog.today) or not test(offer.limits):
-            continue
-        name = model.family
-        try:
-            if catalog.resolve(backend, name).model is not model:
-                name = offer.id  # the family's name means a newer model here
-        except UsageError:
-            name = offer.id
-        if name not in names:
-            names.append(name)
+    names = catalog.names_that(backend, test)
     if not names:
         return ""
     return f", or choose a model that renders it (--model {' or '.join(names)})"

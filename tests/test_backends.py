@@ -37,7 +37,9 @@ class FakeTime:
 def test_a_task_that_never_finishes_ends_at_the_deadline_with_the_elapsed_time() -> None:
     sandbox = Sandbox(faults="task-stuck")
     fake = FakeTime()
-    settings = BackendSettings("duomi", SANDBOX_BASE_URL, SANDBOX_KEY, "gemini-2.5-flash-image")
+    settings = BackendSettings(
+        "duomi", SANDBOX_BASE_URL, SANDBOX_KEY, "gemini-3.1-flash-image-preview"
+    )
     with httpx.Client(transport=SandboxTransport(sandbox)) as client:
         http = JobHttp(client, RetryPolicy(), Deadline(60, fake.clock), sleeper=fake.sleep)
         backend = DuomiBackend(settings, http)

@@ -109,12 +109,12 @@ def test_precedence_file_then_env_then_flag(served: Served, sample: Path) -> Non
     run_cli(["config", "set", "openai.model", "model-from-file"])
     run_cli(["config", "set", "default.ratio", "3:2"])
     env = backend_env(served, duomi=False)
-    run_cli(["edit", "cat.png", "-p", "x", "--model", "nano-banana"], env=env)
+    run_cli(["edit", "cat.png", "-p", "x", "--model", "nano-banana-pro"], env=env)
     run_cli(["edit", "cat.png", "-p", "x"], env=env | {"NANOEDIT_OPENAI_MODEL": "nano-banana-2"})
     run_cli(["edit", "cat.png", "-p", "x", "--ratio", "21:9"], env=env)
     posts = [r for r in served.sandbox.received if r.method == "POST"]
     assert [(r.fields["model"], r.fields["aspect_ratio"]) for r in posts] == [
-        (["nano-banana"], ["3:2"]),
+        (["nano-banana-pro"], ["3:2"]),
         (["nano-banana-2"], ["3:2"]),
         (["model-from-file"], ["21:9"]),
     ]

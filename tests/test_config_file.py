@@ -141,7 +141,7 @@ def test_a_key_and_its_flag_take_the_same_values(
     assert (setting.exit_code, setting.stderr) == (0, f"set {key} = {shown} in {config_file()}\n")
     assert run_cli(["config", "get", key]).stdout == f"{shown}\n"
     run = run_cli(["edit", "cat.png", "-p", "x", "--sandbox", flag, value])
-    assert (run.exit_code, run.stdout) == (0, "cat-edit.png\n"), run.stderr
+    assert (run.exit_code, run.stdout) == (0, "cat-edit.jpg\n"), run.stderr
 
 
 def test_values_are_stored_with_their_toml_type() -> None:
@@ -273,40 +273,40 @@ def test_a_key_from_a_pipe_is_read_without_a_prompt() -> None:
 
 
 def test_a_default_size_the_default_models_cannot_render_is_refused() -> None:
-    # Every backend's default model is nano-banana (gemini-2.5-flash-image), 1K only.
+    # Every backend's default model is nano-banana; on duomi that is its NB2, which renders
+    # 1K only (no size field), while every other backend's renders 1K, 2K and 4K.
     backends = backend_classes()
-    models = [f"{b.name}.model {b.default_model}" for b in backends]
-    keys = [f"{b.name}.model" for b in backends]
-    refused = run_cli(["config", "set", "default.size", "2K"])
+    assert {b.default_model for b in backends} == {"nano-banana"}
+    partly = run_cli(["config", "set", "default.size", "2K"])
+    assert (partly.exit_code, partly.stderr) == (0, (
+        "warning: default.size 2K cannot be rendered by duomi.model nano-banana (1K only), so "
+        "jobs sent to duomi would fail; set duomi.model to nano-banana-pro\n"
+        f"set default.size = 2K in {config_file()}\n"
+    ))  # fmt: skip
+    assert run_cli(["config", "unset", "default.size"]).exit_code == 0
+    # With duomi the one backend in use, every run would fail: refused.
+    env = {"NANOEDIT_BACKEND": "duomi"}
+    refused = run_cli(["config", "set", "default.size", "2K"], env=env)
     assert (refused.exit_code, refused.stdout) == (2, "")
     assert refused.stderr == (
-        f"error: default.size 2K cannot be rendered by {' or '.join(models)} (1K only), so "
-        f"every run would fail; set {' and '.join(keys)} to nano-banana-pro or nano-banana-2 "
-        "first, or leave default.size unset and pass --size with --model when you need it\n"
+        "error: default.size 2K cannot be rendered by duomi.model nano-banana (1K only), so "
+        "every run would fail; set duomi.model to nano-banana-pro first, or leave default.size "
+        "unset and pass --size with --model when you need it\n"
     )
-    assert not config_file().exists()
-    assert run_cli(["config", "set", "default.size", "1K"]).exit_code == 0
-    assert run_cli(["config", "set", "openai.model", "nano-banana-pro"]).exit_code == 0
-    # One backend can render it: the setting is kept, with a word about the others.
-    partly = run_cli(["config", "set", "default.size", "4k"])
-    others = [b.name for b in backends[1:]]
-    assert (partly.exit_code, partly.stderr) == (0, (
-        f"warning: default.size 4K cannot be rendered by {' or '.join(models[1:])} (1K only), "
-        f"so jobs sent to {' or '.join(others)} would fail; set {' and '.join(keys[1:])} to "
-        "nano-banana-pro or nano-banana-2\n"
-        f"set default.size = 4K in {config_file()}\n"
-    ))  # fmt: skip
-    # Going back to a 1K-only model is refused in turn, naming both settings.
-    back = run_cli(["config", "set", "openai.model", "gemini-2.5-flash-image"])
+    assert not config_file().exists() or "size" not in config_file().read_text()
+    assert run_cli(["config", "set", "duomi.model", "nano-banana-pro"], env=env).exit_code == 0
+    kept = run_cli(["config", "set", "default.size", "4k"], env=env)
+    assert (kept.exit_code, kept.stderr) == (0, f"set default.size = 4K in {config_file()}\n")
+    # Going back to a 1K-only model is refused in turn, naming the setting.
+    back = run_cli(["config", "set", "duomi.model", "nano-banana-2"], env=env)
     assert (back.exit_code, back.stderr) == (2, (
-        "error: default.size 4K cannot be rendered by openai.model gemini-2.5-flash-image or "
-        f"{' or '.join(models[1:])} (1K only), so every run would fail; choose a model that "
-        "renders 4K for openai.model (nano-banana-pro or nano-banana-2), or first remove "
-        "default.size: nanoedit config unset default.size\n"
+        "error: default.size 4K cannot be rendered by duomi.model nano-banana-2 (1K only), so "
+        "every run would fail; choose a model that renders 4K for duomi.model "
+        "(nano-banana-pro), or first remove default.size: nanoedit config unset default.size\n"
     ))  # fmt: skip
     assert tomllib.loads(config_file().read_text()) == {
         "default": {"size": "4K"},
-        "openai": {"model": "nano-banana-pro"},
+        "duomi": {"model": "nano-banana-pro"},
     }
 
 
@@ -315,10 +315,9 @@ def test_only_the_backends_in_use_count() -> None:
     env = {"NANOEDIT_DUOMI_API_KEY": "dk-some-key-0001", "NANOEDIT_OPENAI_MODEL": "nano-banana-2"}
     refused = run_cli(["config", "set", "default.size", "2K"], env=env)
     assert (refused.exit_code, refused.stderr) == (2, (
-        "error: default.size 2K cannot be rendered by duomi.model gemini-2.5-flash-image "
-        "(1K only), so every run would fail; set duomi.model to nano-banana-pro or "
-        "nano-banana-2 first, or leave default.size unset and pass --size with --model when "
-        "you need it\n"
+        "error: default.size 2K cannot be rendered by duomi.model nano-banana (1K only), so "
+        "every run would fail; set duomi.model to nano-banana-pro first, or leave default.size "
+        "unset and pass --size with --model when you need it\n"
     ))  # fmt: skip
     # With the multipart backend chosen, only its model counts.
     assert run_cli(["config", "set", "default.backend", "openai"], env=env).exit_code == 0
@@ -447,7 +446,8 @@ def test_a_bad_size_lists_the_sizes_as_they_are_written(sample: Path) -> None:
             2, "", "error: --size: invalid size '8k'; use one of: 512, 1K, 2K, 4K\n"
         )  # fmt: skip
     fine = run_cli(
-        ["generate", "-p", "x", "--size", "2k", "--model", "nano-banana-pro", "--sandbox"]
+        # The gateway's nano-banana-2 renders 2K (its nano-banana-pro has no size field).
+        ["generate", "-p", "x", "--size", "2k", "--model", "nano-banana-2", "--sandbox"]
     )
     assert (fine.exit_code, fine.stdout) == (0, "x.jpg\n"), fine.stderr
     with Image.open("x.jpg") as image:
@@ -490,4 +490,4 @@ def test_the_help_of_shard_says_it_takes_every_nth_job(served: Served) -> None:
                       "--shard", "2/2"], env=env)  # fmt: skip
     # Jobs finish in any order; which ones ran is the point.
     assert result.exit_code == 0, result.stderr
-    assert sorted(result.stdout.splitlines()) == ["b-edit.png", "d-edit.png"]
+    assert sorted(result.stdout.splitlines()) == ["b-edit.jpg", "d-edit.jpg"]

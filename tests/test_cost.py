@@ -20,7 +20,7 @@ from nanoedit.jobs import Options, build_edit_jobs
 from nanoedit.pricing import Prices, estimate, job_cost
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
 
-FLASH = "(gemini-2.5-flash-image at $0.039)"
+FLASH = "(gemini-3.1-flash-image at $0.067)"
 
 
 def posts(served: Served) -> list[Any]:
@@ -36,15 +36,22 @@ def cats(*names: str) -> list[str]:
 @pytest.mark.parametrize(
     ("backend", "model", "size", "images", "expected"),
     [
-        ("openai", "nano-banana", None, 1, 0.039),
+        # nano-banana on the gateway is NB2: Google's list price, as the gateway publishes none.
+        ("openai", "nano-banana", None, 1, 0.067),
         ("duomi", "gemini-2.5-flash-image", "1K", 3, 0.117),
         ("gemini", "gemini-3-pro-image-preview", None, 1, 0.134),
-        ("fal", "fal-ai/nano-banana-pro", "2K", 2, 0.268),
+        # fal's and Replicate's own published prices, where they have them.
+        ("fal", "fal-ai/nano-banana-pro", "2K", 2, 0.30),
+        ("fal", "nano-banana-pro", "4K", 1, 0.30),
+        ("fal", "fal-ai/nano-banana-2", "1K", 1, 0.08),
+        ("replicate", "google/nano-banana-2", None, 1, 0.067),
         ("replicate", "google/nano-banana-pro", "4K", 1, 0.24),
         ("openrouter", "google/gemini-2.5-flash-image", None, 2, 0.078),
-        # Google lists no price for 3.1 Flash, nor for any model not its own: unknown, not 0.
-        ("openrouter", "google/gemini-3.1-flash-image-preview", None, 1, None),
-        ("openai", "nano-banana-2", "1K", 1, None),
+        ("openai", "nano-banana-2", "1K", 1, 0.067),
+        # Google lists no price for 2.1 at 2K, nor for any model not its own: unknown, not 0.
+        ("openrouter", "google/gemini-nano-banana-2.1", "2K", 1, None),
+        ("gemini", "nano-banana", "2K", 1, None),
+        ("openai", "nano-banana-hd", None, 1, None),
         ("openrouter", "openai/gpt-5-image", None, 1, None),
     ],
 )
@@ -73,7 +80,7 @@ def test_the_user_s_price_wins_and_one_for_a_size_wins_over_one_for_every_size()
 def test_a_cost_the_provider_reported_wins_over_the_table() -> None:
     usage = {"prompt_tokens": 10, "completion_tokens": 1290, "cost": 0.0412}
     assert job_cost("openrouter", "google/gemini-2.5-flash-image", None, 1, usage) == 0.0412
-    assert job_cost("openai", "nano-banana", None, 2, {"total_tokens": 9}) == pytest.approx(0.078)
+    assert job_cost("openai", "nano-banana", None, 2, {"total_tokens": 9}) == pytest.approx(0.134)
     assert job_cost("openai", "x", None, 2, None) is None
 
 
@@ -106,7 +113,7 @@ def test_a_configured_price_makes_the_estimate(served: Served) -> None:
     assert run_cli(["config", "set", "pricing.openai.nano-banana", "0.05"]).exit_code == 0
     cats("a.png", "b.png")
     result = run_cli(["edit", "a.png", "b.png", "-p", "x", "--dry-run"], env=backend_env(served))
-    assert result.stderr == "2 jobs, 2 images, estimated $0.10 (gemini-2.5-flash-image at $0.05)\n"
+    assert result.stderr == "2 jobs, 2 images, estimated $0.10 (gemini-3.1-flash-image at $0.05)\n"
 
 
 def test_a_batch_shows_its_estimate_first_unless_quiet_and_one_job_does_not(
@@ -116,11 +123,11 @@ def test_a_batch_shows_its_estimate_first_unless_quiet_and_one_job_does_not(
     env = backend_env(served)
     batch = run_cli(["edit", "a.png", "b.png", "-p", "x", "-n", "2", "-j", "1"], env=env)
     assert batch.exit_code == 0
-    assert batch.stderr.splitlines()[0] == f"2 jobs, 4 images, estimated $0.156 {FLASH}"
+    assert batch.stderr.splitlines()[0] == f"2 jobs, 4 images, estimated $0.268 {FLASH}"
     quiet = run_cli(["edit", "a.png", "b.png", "-p", "x", "-q"], env=env)
     assert (quiet.exit_code, quiet.stderr) == (0, "")
     single = run_cli(["edit", "a.png", "-p", "y"], env=env)
-    assert single.stderr == "saved a-edit-4.png (1184x864 PNG) from a.png\n"
+    assert single.stderr == "saved a-edit-4.jpg (1200x896 JPEG) from a.png\n"
 
 
 def test_max_cost_refuses_a_batch_estimated_over_it_and_sends_nothing(served: Served) -> None:
@@ -128,26 +135,27 @@ def test_max_cost_refuses_a_batch_estimated_over_it_and_sends_nothing(served: Se
     result = run_cli(["edit", *names, "-p", "x", "--max-cost", "0.10"], env=backend_env(served))
     assert (result.exit_code, result.stdout) == (7, "")
     assert result.stderr == (
-        f"3 jobs, 3 images, estimated $0.117 {FLASH}\n"
-        "error: the batch is estimated at $0.117 for 3 images, over --max-cost $0.10; nothing "
+        f"3 jobs, 3 images, estimated $0.201 {FLASH}\n"
+        "error: the batch is estimated at $0.201 for 3 images, over --max-cost $0.10; nothing "
         "was sent: raise --max-cost, or send fewer jobs\n"
     )
     assert posts(served) == []
-    within = run_cli(["edit", *names, "-p", "x", "--max-cost", "0.117"], env=backend_env(served))
+    within = run_cli(["edit", *names, "-p", "x", "--max-cost", "0.201"], env=backend_env(served))
     assert within.exit_code == 0
-    assert sorted(within.stdout.splitlines()) == ["a-edit.png", "b-edit.png", "c-edit.png"]
+    assert sorted(within.stdout.splitlines()) == ["a-edit.jpg", "b-edit.jpg", "c-edit.jpg"]
 
 
 def test_max_cost_with_an_unknown_price_is_refused_and_says_how_to_set_it(served: Served) -> None:
     cats("a.png")
     result = run_cli(
-        ["edit", "a.png", "-p", "x", "-m", "nano-banana-2", "--max-cost", "5"],
+        # An id of the gateway's own, which the catalog does not know.
+        ["edit", "a.png", "-p", "x", "-m", "nano-banana-hd", "--max-cost", "5"],
         env=backend_env(served),
     )
     assert (result.exit_code, result.stdout) == (7, "")
     assert result.stderr == (
-        "error: --max-cost $5.00 cannot be kept: the price of nano-banana-2 on openai is "
-        "unknown; set it with: nanoedit config set pricing.openai.nano-banana-2 PRICE (dollars "
+        "error: --max-cost $5.00 cannot be kept: the price of nano-banana-hd on openai is "
+        "unknown; set it with: nanoedit config set pricing.openai.nano-banana-hd PRICE (dollars "
         "per image); nothing was sent\n"
     )
     assert posts(served) == []
@@ -177,7 +185,7 @@ def test_max_images_counts_each_job_s_images_as_asked(served: Served) -> None:
     )
     assert (result.exit_code, result.stdout) == (
         7,
-        "a-edit.png\na-edit-2.png\nb-edit.png\nb-edit-2.png\n",
+        "a-edit.jpg\na-edit-2.jpg\nb-edit.jpg\nb-edit-2.jpg\n",
     )
     assert len(posts(served)) == 2
     assert "error: --max-images 5 reached: 1 job not sent;" in result.stderr
@@ -189,13 +197,13 @@ def test_max_cost_stops_sending_once_what_the_provider_charged_reaches_it(served
     names = cats("a.png", "b.png", "c.png", "d.png", "e.png")
     env = backend_env(served, openai=False, duomi=False, openrouter=True)
     result = run_cli(["edit", *names, "-p", "x", "-j", "1", "--max-cost", "0.05"], env=env)
-    assert (result.exit_code, result.stdout) == (7, "a-edit.png\nb-edit.png\n")
+    assert (result.exit_code, result.stdout) == (7, "a-edit.jpg\nb-edit.jpg\n")
     assert len(posts(served)) == 2
     assert result.stderr.splitlines()[0] == (
-        "5 jobs, 5 images, estimated $0.05 (gemini-2.5-flash-image at $0.01)"
+        "5 jobs, 5 images, estimated $0.05 (gemini-nano-banana-2.1 at $0.01)"
     )
     assert (
-        "error: --max-cost $0.05 reached ($0.078 spent): 3 jobs not sent; raise the limit and "
+        "error: --max-cost $0.05 reached ($0.067 spent): 3 jobs not sent; raise the limit and "
         "run the same command with --skip-existing to send them"
     ) in result.stderr.splitlines()
 
@@ -207,11 +215,13 @@ def test_max_cost_stops_sending_once_what_the_provider_charged_reaches_it(served
     ("backend", "root", "model", "expected"),
     [
         # Two requests, one image each: their numbers added.
-        (GeminiBackend, "", "gemini-2.5-flash-image",
-         {"promptTokenCount": 518, "candidatesTokenCount": 2594, "totalTokenCount": 3112}),
-        (OpenRouterBackend, "/api", "google/gemini-2.5-flash-image",
-         {"prompt_tokens": 518, "completion_tokens": 2580, "total_tokens": 3098,
-          "cost": 0.077556}),
+        (GeminiBackend, "", "gemini-3.1-flash-image",
+         # Each: 1 + 560 prompt tokens, 7 + 1120 out, 14 of thought (3.x thinks).
+         {"promptTokenCount": 1122, "candidatesTokenCount": 2254, "totalTokenCount": 3404}),
+        (OpenRouterBackend, "/api", "google/gemini-3.1-flash-image",
+         # Each: 259 prompt and 1120 image tokens, 0.033678 dollars.
+         {"prompt_tokens": 518, "completion_tokens": 2240, "total_tokens": 2758,
+          "cost": 0.067356}),
         # One request for both images.
         (OpenAIBackend, "", "nano-banana",
          {"prompt_tokens": 259, "completion_tokens": 2580, "total_tokens": 2839}),

@@ -13,12 +13,12 @@ from PIL import Image
 def test_url_only_job_goes_to_the_url_list_api(served: Served) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
     result = run_cli(["edit", url, "-p", "add a hat", "--ratio", "21:9"], env=backend_env(served))
-    assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "dog-edit.jpg\n"), result.stderr
     submit, *polls, download = served.sandbox.received
     assert (submit.method, submit.path) == ("POST", "/api/gemini/nano-banana-edit")
     assert submit.headers["authorization"] == DUOMI_KEY
     assert submit.json == {
-        "model": "gemini-2.5-flash-image",
+        "model": "gemini-3.1-flash-image-preview",
         "prompt": "add a hat",
         "image_urls": [url],
         "aspect_ratio": "21:9",
@@ -31,8 +31,8 @@ def test_url_only_job_goes_to_the_url_list_api(served: Served) -> None:
         task_id = poll.path.rsplit("/", 1)[1]
     assert task_id and len(polls) >= 1
     assert "authorization" not in download.headers
-    with Image.open("dog-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1536, 672))
+    with Image.open("dog-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (1584, 672))
 
 
 def test_references_and_size_go_in_the_body(served: Served) -> None:
@@ -101,7 +101,7 @@ def test_unknown_state_keeps_polling(served: Served) -> None:
     served.sandbox.add_faults("task-unknown")
     url = f"{served.base_url}/samples/cat.png"
     result = run_cli(["edit", url, "-p", "x"], env=backend_env(served))
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
 
 
 def test_business_error_inside_http_200(served: Served) -> None:
@@ -136,11 +136,11 @@ def test_more_than_ten_urls_is_refused_before_sending(served: Served) -> None:
 def test_generate_on_the_url_list_backend(served: Served) -> None:
     result = run_cli(["generate", "-p", "a red fox in snow", "--backend", "duomi"],
                      env=backend_env(served))  # fmt: skip
-    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.jpg\n"), result.stderr
     submit = served.sandbox.received[0]
     assert (submit.path, submit.json) == (
         "/api/gemini/nano-banana",
-        {"model": "gemini-2.5-flash-image", "prompt": "a red fox in snow"},
+        {"model": "gemini-3.1-flash-image-preview", "prompt": "a red fox in snow"},
     )
 
 
@@ -149,9 +149,11 @@ def test_count_submits_one_task_per_image(served: Served) -> None:
                      env=backend_env(served))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     submits = [r for r in served.sandbox.received if r.method == "POST"]
-    assert [r.json for r in submits] == [{"model": "gemini-2.5-flash-image", "prompt": "fox"}] * 2
+    assert [r.json for r in submits] == [
+        {"model": "gemini-3.1-flash-image-preview", "prompt": "fox"}
+    ] * 2
     outputs = json.loads(result.stdout)["outputs"]
     assert [(o["path"], o["width"], o["height"], o["format"]) for o in outputs] == [
-        ("fox.png", 1024, 1024, "png"),
-        ("fox-2.png", 1024, 1024, "png"),
+        ("fox.jpg", 1024, 1024, "jpeg"),
+        ("fox-2.jpg", 1024, 1024, "jpeg"),
     ]

@@ -22,14 +22,15 @@ def test_edit_sends_exact_multipart_and_saves_the_image(served: Served, sample: 
         ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9"],
         env=backend_env(served, duomi=False),
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
-    assert result.stderr == "saved cat-edit.png (1344x768 PNG) from cat.png\n"
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
+    assert result.stderr == "saved cat-edit.jpg (1376x768 JPEG) from cat.png\n"
     post, download = served.sandbox.received
     assert (post.method, post.path) == ("POST", "/v1/images/edits")
     assert post.headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert post.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert list(post.fields.items()) == [
-        ("model", ["nano-banana"]),
+        # nano-banana on the gateway is its NB2.
+        ("model", ["nano-banana-2"]),
         ("prompt", ["make it a watercolor"]),
         ("n", ["1"]),
         ("response_format", ["url"]),
@@ -41,7 +42,7 @@ def test_edit_sends_exact_multipart_and_saves_the_image(served: Served, sample: 
     # The result is fetched at once, and the key never goes to the image host.
     assert (download.method, download.path.startswith("/files/")) == ("GET", True)
     assert "authorization" not in download.headers
-    assert image_info("cat-edit.png") == ("PNG", (1344, 768))
+    assert image_info("cat-edit.jpg") == ("JPEG", (1376, 768))
 
 
 def test_multipart_body_byte_for_byte(served: Served, sample: Path) -> None:
@@ -56,8 +57,9 @@ def test_multipart_body_byte_for_byte(served: Served, sample: Path) -> None:
             "put the hat on the cat",
             "--size",
             "4k",
+            # The gateway's nano-banana-2 takes image_size (its nano-banana-pro does not).
             "--model",
-            "nano-banana-pro",
+            "nano-banana-2",
         ],
         env=backend_env(served),
     )
@@ -77,7 +79,7 @@ def test_multipart_body_byte_for_byte(served: Served, sample: Path) -> None:
         return b"--" + boundary + b"\r\n" + head + Path(path).read_bytes() + b"\r\n"
 
     expected = (
-        field("model", "nano-banana-pro")
+        field("model", "nano-banana-2")
         + field("prompt", "put the hat on the cat")
         + field("n", "1")
         + field("response_format", "url")
@@ -117,7 +119,7 @@ def test_two_inputs_make_two_jobs_and_names_never_collide(served: Served, sample
         ["edit", "cat.png", "dog.jpg", "-p", "make it night", "-j", "1"], env=backend_env(served)
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "cat-edit-2.png\ndog-edit.png\n"
+    assert result.stdout == "cat-edit-2.jpg\ndog-edit.jpg\n"
     assert Path("cat-edit.png").read_bytes() == b"an older result"
     posts = [r for r in served.sandbox.received if r.method == "POST"]
     assert sorted([f.filename for f in r.files] for r in posts) == [["cat.png"], ["dog.jpg"]]
@@ -130,7 +132,7 @@ def test_image_field_by_config_and_base_url_with_v1(served: Served, sample: Path
         "NANOEDIT_OPENAI_IMAGE_FIELD": "image[]",
     }
     result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\ncat-edit-2.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\ncat-edit-2.jpg\n"), result.stderr
     post = served.sandbox.received[0]
     assert (post.path, post.fields["n"], [f.field for f in post.files]) == (
         "/v1/images/edits", ["2"], ["image[]"]
@@ -146,9 +148,9 @@ def test_b64_json_answers_are_decoded(served: Served, sample: Path) -> None:
     record = json.loads(result.stdout)
     assert record == {
         "ok": True, "job": 1, "state": "saved", "kind": "edit", "backend": "openai",
-        "model": "nano-banana", "prompt": "x", "inputs": ["cat.png"],
-        "outputs": [{"path": "cat-edit.png", "width": 1184, "height": 864, "format": "png",
-                     "bytes": Path("cat-edit.png").stat().st_size}],
+        "model": "nano-banana-2", "prompt": "x", "inputs": ["cat.png"],
+        "outputs": [{"path": "cat-edit.jpg", "width": 1200, "height": 896, "format": "jpeg",
+                     "bytes": Path("cat-edit.jpg").stat().st_size}],
         "sent": True, "tasks": [], "skipped": False, "warnings": [], "text": "", "error": None,
     }  # fmt: skip
     assert served.sandbox.received[0].fields["response_format"] == ["b64_json"]
@@ -159,7 +161,7 @@ def test_url_input_is_downloaded_and_sent_as_a_file(served: Served) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
     result = run_cli(["edit", url, "-p", "add a hat", "--backend", "openai", "-d", "out"],
                      env=backend_env(served))  # fmt: skip
-    assert (result.exit_code, result.stdout) == (0, "out/dog-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "out/dog-edit.jpg\n"), result.stderr
     fetch, post, _download = served.sandbox.received
     assert (fetch.path, "authorization" in fetch.headers) == ("/samples/dog.jpg", False)
     assert [(f.filename, f.content_type, f.data) for f in post.files] == [
@@ -170,8 +172,8 @@ def test_url_input_is_downloaded_and_sent_as_a_file(served: Served) -> None:
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
-        ("data-uri", ("PNG", (1184, 864))),
-        ("redirect", ("PNG", (1184, 864))),
+        ("data-uri", ("JPEG", (1200, 896))),
+        ("redirect", ("JPEG", (1200, 896))),
     ],
 )
 def test_answer_shapes_that_still_carry_an_image(
@@ -179,8 +181,8 @@ def test_answer_shapes_that_still_carry_an_image(
 ) -> None:
     served.sandbox.add_faults(fault)
     result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(served))
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
-    assert image_info("cat-edit.png") == expected
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
+    assert image_info("cat-edit.jpg") == expected
 
 
 def test_extension_follows_the_bytes_not_the_url(served: Served, sample: Path) -> None:

@@ -111,18 +111,18 @@ def test_a_url_only_edit_is_never_downloaded_by_nanoedit(served: Served) -> None
     url = f"{served.base_url}/samples/dog.jpg"
     result = run_cli(["edit", url, "-p", "add a hat"], env=fal_env(served))
     assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
-    assert routes(served)[0] == "POST /fal-ai/nano-banana/edit"
+    assert routes(served)[0] == "POST /fal-ai/nano-banana-2/edit"
     assert not any(r.path.startswith("/samples/") for r in served.sandbox.received)
     assert received(served, "POST")[0].json == {
         "prompt": "add a hat", "image_urls": [url], "num_images": 1, "output_format": "png",
     }  # fmt: skip
     with Image.open("dog-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1184, 864))
+        assert (image.format, image.size) == ("PNG", (1200, 896))
 
 
 def test_a_generation_goes_to_the_app_itself_and_512_is_spelled_0_5k(served: Served) -> None:
     result = run_cli(
-        ["generate", "-p", "a red fox", "--model", "gemini-3.1-flash-image-preview", "--size",
+        ["generate", "-p", "a red fox", "--model", "gemini-3.1-flash-image", "--size",
          "512", "--ratio", "4:1", "--backend", "fal"],
         env=fal_env(served),
     )  # fmt: skip
@@ -149,23 +149,33 @@ def test_more_than_four_images_go_in_several_submissions(served: Served) -> None
     ]  # fmt: skip
 
 
-def test_nano_banana_takes_no_size_and_three_images_at_most(served: Served, sample: Path) -> None:
-    size = run_cli(["edit", "cat.png", "-p", "x", "--size", "2K"], env=fal_env(served))
-    assert (size.exit_code, size.stdout) == (2, "")
-    assert size.stderr.strip().startswith(
-        "error: fal-ai/nano-banana renders 1K only, so size 2K cannot be honoured;"
-    )
-    refs = [arg for n in range(3) for arg in ("--ref", f"https://h.example/{n}.png")]
+def test_the_shut_down_app_is_refused_and_fourteen_images_at_most(
+    served: Served, sample: Path
+) -> None:
+    # fal-ai/nano-banana (2.5: no resolution field, three images at most) was shut down.
+    for app in ("fal-ai/nano-banana", "fal-ai/nano-banana/edit"):
+        gone = run_cli(
+            ["edit", "cat.png", "-p", "x", "--model", app, "--size", "1K"], env=fal_env(served)
+        )
+        assert (gone.exit_code, gone.stdout, gone.stderr.strip()) == (
+            2,
+            "",
+            f"error: {app} (Nano Banana) was shut down on 2026-10-02, so nothing was sent; use "
+            "its replacement: --model fal-ai/nano-banana-2 (Nano Banana 2)",
+        )
+    assert served.sandbox.received == []
+    refs = [arg for n in range(14) for arg in ("--ref", f"https://h.example/{n}.png")]
     many = run_cli(["edit", "cat.png", *refs, "-p", "x"], env=fal_env(served))
     assert (many.exit_code, many.stdout) == (4, "")
     assert many.stderr.strip() == (
-        "error: cat.png: 4 images for one job, and fal-ai/nano-banana takes at most 3; pass "
+        "error: cat.png: 15 images for one job, and fal-ai/nano-banana-2 takes at most 14; pass "
         "fewer --ref images"
     )
+    assert served.sandbox.received == []
     one_k = run_cli(["edit", "cat.png", "-p", "x", "--size", "1K"], env=fal_env(served))
     assert one_k.exit_code == 0, one_k.stderr
-    # nano-banana has no resolution field: the size it renders anyway is not sent.
-    assert "resolution" not in received(served, "POST")[-1].json
+    # nano-banana-2 has a resolution field: the size is sent.
+    assert received(served, "POST")[-1].json["resolution"] == "1K"
     assert served.sandbox.received[0].path == "/storage/upload/initiate"
 
 
@@ -177,7 +187,7 @@ def test_the_queue_position_and_state_are_the_progress_phases() -> None:
         now[0] += seconds
 
     sandbox = Sandbox(task_seconds=3.0, clock=lambda: now[0])
-    settings = BackendSettings("fal", SANDBOX_BASE_URL, "any-key", "fal-ai/nano-banana")
+    settings = BackendSettings("fal", SANDBOX_BASE_URL, "any-key", "fal-ai/nano-banana-2")
     with httpx.Client(transport=SandboxTransport(sandbox)) as client:
         http = JobHttp(client, RetryPolicy(), Deadline(60, lambda: now[0]), sleeper=sleep)
         backend = FalBackend(settings, http)
@@ -288,8 +298,9 @@ def test_a_validation_error_names_the_field(served: Served, sample: Path) -> Non
                     env=fal_env(served))  # fmt: skip
     assert (other.exit_code, other.stdout) == (5, "")
     assert other.stderr.strip() == (
-        f"error: {host(served)} answered the submission with HTTP 404: Application 'other-app' "
-        "not found"
+        f"error: {host(served)} does not serve fal-ai/other-app on the fal backend (HTTP 404: "
+        "Application 'other-app' not found); it was not retried: see nanoedit models --backend "
+        "fal for what it sells, and choose another --model"
     )
 
 
@@ -322,7 +333,7 @@ def test_a_separate_storage_url_gets_the_uploads(served: Served, sample: Path) -
             "/storage/upload/initiate", storage.sandbox.received[1].path
         ]  # fmt: skip
         assert storage.sandbox.received[1].method == "PUT"
-    assert routes(served)[0] == "POST /fal-ai/nano-banana/edit"
+    assert routes(served)[0] == "POST /fal-ai/nano-banana-2/edit"
 
 
 def test_a_timeout_while_queued_cancels_the_request(served: Served, sample: Path) -> None:
@@ -332,7 +343,7 @@ def test_a_timeout_while_queued_cancels_the_request(served: Served, sample: Path
     )
     assert (result.exit_code, result.stdout) == (6, "")
     [cancel] = received(served, "PUT")[1:]
-    assert re.fullmatch(r"/fal-ai/nano-banana/requests/[0-9a-f-]{36}/cancel", cancel.path)
+    assert re.fullmatch(r"/fal-ai/nano-banana-2/requests/[0-9a-f-]{36}/cancel", cancel.path)
     assert cancel.headers["authorization"] == f"Key {FAL_KEY}"
     request_id = cancel.path.split("/")[4]
     subject = f"fal request {request_id} on {host(served)}"
@@ -370,7 +381,7 @@ def test_ctrl_c_while_queued_cancels_the_request(
     assert (returncode, stdout) == (130, ""), stderr
     [cancel] = received(served, "PUT")[1:]
     request_id = cancel.path.split("/")[4]
-    assert cancel.path == f"/fal-ai/nano-banana/requests/{request_id}/cancel"
+    assert cancel.path == f"/fal-ai/nano-banana-2/requests/{request_id}/cancel"
     assert stderr.splitlines() == [
         "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
         "Ctrl-C again aborts",
@@ -387,11 +398,11 @@ def test_dry_run_shows_the_upload_and_the_submission(served: Served, sample: Pat
     result = run_cli(["edit", "cat.png", "--ref", url, "-p", "x", "--dry-run"], env=fal_env(served))
     assert (result.exit_code, result.stderr) == (
         0,
-        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n",
+        "1 job, 1 image, estimated $0.08 (gemini-3.1-flash-image at $0.08)\n",
     )
     base = served.base_url
     assert result.stdout == (
-        "# cat.png -> cat-edit (fal, fal-ai/nano-banana)\n"
+        "# cat.png -> cat-edit (fal, fal-ai/nano-banana-2)\n"
         f"curl -sS -X POST '{base}/storage/upload/initiate?storage_type=fal-cdn-v3' "
         "-H 'Authorization: Key ****0003' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
@@ -399,7 +410,7 @@ def test_dry_run_shows_the_upload_and_the_submission(served: Served, sample: Pat
         "# then send the file to the upload_url it answers (no key): curl -sS -X PUT -H "
         "'Content-Type: image/png' --data-binary @cat.png UPLOAD_URL; its file_url is "
         "FILE_URL_1 below\n"
-        f"curl -sS -X POST {base}/fal-ai/nano-banana/edit -H 'Authorization: Key ****0003' \\\n"
+        f"curl -sS -X POST {base}/fal-ai/nano-banana-2/edit -H 'Authorization: Key ****0003' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
         f"""  -d '{{"prompt": "x", "image_urls": ["FILE_URL_1", "{url}"], "num_images": 1, """
         """"output_format": "png"}'\n"""
@@ -416,7 +427,7 @@ def test_config_check(served: Served) -> None:
                    "passed": True}  # fmt: skip
     [probe] = served.sandbox.received
     assert (probe.method, probe.path, probe.headers["authorization"]) == (
-        "GET", "/fal-ai/nano-banana/requests/nanoedit-config-check/status", f"Key {FAL_KEY}"
+        "GET", "/fal-ai/nano-banana-2/requests/nanoedit-config-check/status", f"Key {FAL_KEY}"
     )  # fmt: skip
     wrong = run_cli(["config", "check"], env=fal_env(served) | {"FAL_KEY": "x",
                     "NANOEDIT_FAL_API_KEY": "wrong-key-1234567"})  # fmt: skip
@@ -494,7 +505,7 @@ def test_fal_client_sees_the_queue_and_cancels(
     served: Served, fal_sdk: fal_client.SyncClient
 ) -> None:
     served.sandbox.add_faults("queue-stuck")
-    handle = fal_sdk.submit("fal-ai/nano-banana", {"prompt": "a fox"})
+    handle = fal_sdk.submit("fal-ai/nano-banana-2", {"prompt": "a fox"})
     assert handle.status() == fal_client.Queued(position=3)
     handle.cancel()
     status = handle.status()
@@ -506,13 +517,13 @@ def test_fal_client_reads_a_refusal_and_a_validation_error(
     served: Served, fal_sdk: fal_client.SyncClient
 ) -> None:
     served.sandbox.add_faults("content-flagged")
-    handle = fal_sdk.submit("fal-ai/nano-banana", {"prompt": "a fox"})
+    handle = fal_sdk.submit("fal-ai/nano-banana-2", {"prompt": "a fox"})
     with pytest.raises(fal_client.FalClientHTTPError) as refused:
         handle.get()
     assert refused.value.status_code == 422
     assert refused.value.message[0]["type"] == "content_policy_violation"  # type: ignore[index]
     with pytest.raises(fal_client.FalClientHTTPError) as invalid:
-        fal_sdk.submit("fal-ai/nano-banana/edit", {"prompt": "x", "num_images": 9})
+        fal_sdk.submit("fal-ai/nano-banana-2/edit", {"prompt": "x", "num_images": 9})
     assert invalid.value.status_code == 422
     assert invalid.value.message == [  # type: ignore[comparison-overlap]
         {"loc": ["body", "image_urls"], "msg": "field required", "type": "value_error.missing"}
@@ -525,4 +536,4 @@ def test_a_result_as_a_data_uri_is_saved_without_a_download(served: Served, samp
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
     assert not any(r.path.startswith("/files/") for r in served.sandbox.received)
     with Image.open("cat-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1184, 864))
+        assert (image.format, image.size) == ("PNG", (1200, 896))

@@ -45,10 +45,13 @@ class Api:
 
 
 APIS = {
-    "duomi": Api("duomi", DUOMI_KEY, DUOMI_KEY, "gemini-2.5-flash-image"),
-    "fal": Api("fal", FAL_KEY, f"Key {FAL_KEY}", "fal-ai/nano-banana"),
-    "replicate": Api("replicate", REPLICATE_KEY, f"Bearer {REPLICATE_KEY}", "google/nano-banana"),
+    "duomi": Api("duomi", DUOMI_KEY, DUOMI_KEY, "gemini-3.1-flash-image-preview"),
+    "fal": Api("fal", FAL_KEY, f"Key {FAL_KEY}", "fal-ai/nano-banana-2"),
+    "replicate": Api("replicate", REPLICATE_KEY, f"Bearer {REPLICATE_KEY}", "google/nano-banana-2"),
 }
+# What each API's image comes as: duomi's 3.x model answers JPEG; fal and Replicate are
+# asked for PNG (output_format).
+FORMATS = {"duomi": ("jpg", "JPEG"), "fal": ("png", "PNG"), "replicate": ("png", "PNG")}
 ASYNC = sorted(APIS)
 
 
@@ -89,7 +92,7 @@ def made_image(served: Served, name: str, task_id: str) -> bytes:
         answer = httpx.get(f"{root}/api/gemini/nano-banana/{task_id}", headers=headers).json()
         url = answer["data"]["data"]["images"][0]["url"]
     elif name == "fal":
-        answer = httpx.get(f"{root}/fal-ai/nano-banana/requests/{task_id}", headers=headers)
+        answer = httpx.get(f"{root}/fal-ai/nano-banana-2/requests/{task_id}", headers=headers)
         url = answer.json()["images"][0]["url"]
     else:
         answer = httpx.get(f"{root}/v1/predictions/{task_id}", headers=headers)
@@ -189,7 +192,7 @@ def test_each_task_is_logged_before_its_first_poll(
     # The first task is polled by the id its log gave (Replicate held the last one until done).
     assert ids[0] in received[first_poll].path
     if name == "fal":
-        base = f"{served.base_url}/fal-ai/nano-banana/requests/{ids[0]}"
+        base = f"{served.base_url}/fal-ai/nano-banana-2/requests/{ids[0]}"
         assert json.loads(handles[0]) == {
             "request_id": ids[0],
             "status_url": f"{base}/status",
@@ -229,15 +232,16 @@ def test_fetch_saves_the_image_of_a_task_submitted_elsewhere(
     served.sandbox.task_seconds = 3.0
     task_id = submit(served, name)
     result = run_cli(["fetch", "--backend", name, task_id], env=env_for(served, name), clock=clock)
-    saved = f"{name}-{task_id}.png"
+    suffix, kind = FORMATS[name]
+    saved = f"{name}-{task_id}.{suffix}"
     assert (result.exit_code, result.stdout) == (0, f"{saved}\n"), result.stderr
-    assert result.stderr == f"saved {saved} (1024x1024 PNG) from task {task_id}\n"
+    assert result.stderr == f"saved {saved} (1024x1024 {kind}) from task {task_id}\n"
     assert submissions(served) == [submissions(served)[0]]  # the one made by the other tool
     polls = [r for r in served.sandbox.received if r.method == "GET" and task_id in r.path]
     assert len(polls) >= 2  # the task was still running when fetch first asked
     assert Path(saved).read_bytes() == made_image(served, name, task_id)
     with Image.open(saved) as image:
-        assert (image.format, image.size) == ("PNG", (1024, 1024))
+        assert (image.format, image.size) == (kind, (1024, 1024))
 
 
 def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: SkippingClock) -> None:
@@ -254,7 +258,7 @@ def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: Skip
         size = Path(path).stat().st_size
         assert record == {
             "ok": True, "job": None, "state": "saved", "kind": "fetch", "backend": "replicate",
-            "model": "google/nano-banana", "prompt": "", "inputs": [], "task": task_id,
+            "model": "google/nano-banana-2", "prompt": "", "inputs": [], "task": task_id,
             "outputs": [
                 {"path": path, "width": 1024, "height": 1024, "format": "png", "bytes": size}
             ],
@@ -264,23 +268,23 @@ def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: Skip
 
 
 def test_fetch_to_a_named_file_and_never_over_one(served: Served, clock: SkippingClock) -> None:
-    task_id = submit(served, "duomi")
+    task_id = submit(served, "duomi")  # duomi's 3.x model answers a JPEG
     env = env_for(served, "duomi")
-    Path("fox.png").write_bytes(b"mine")
-    result = run_cli(["fetch", "--backend", "duomi", task_id, "-o", "fox.png"], env=env)
+    Path("fox.jpg").write_bytes(b"mine")
+    result = run_cli(["fetch", "--backend", "duomi", task_id, "-o", "fox.jpg"], env=env)
     assert (result.exit_code, result.stdout) == (4, "")
     assert result.stderr == (
-        "error: fox.png already exists; pass --overwrite to replace it, or choose another -o\n"
+        "error: fox.jpg already exists; pass --overwrite to replace it, or choose another -o\n"
     )
-    assert Path("fox.png").read_bytes() == b"mine"
+    assert Path("fox.jpg").read_bytes() == b"mine"
     assert submissions(served) == ["/api/gemini/nano-banana"]
     assert len(served.sandbox.received) == 1  # refused before asking the server anything
     result = run_cli(
-        ["fetch", "--backend", "duomi", task_id, "-o", "fox.png", "--overwrite"],
+        ["fetch", "--backend", "duomi", task_id, "-o", "fox.jpg", "--overwrite"],
         env=env, clock=clock,
     )  # fmt: skip
-    assert (result.exit_code, result.stdout) == (0, "fox.png\n"), result.stderr
-    assert Path("fox.png").read_bytes() == made_image(served, "duomi", task_id)
+    assert (result.exit_code, result.stdout) == (0, "fox.jpg\n"), result.stderr
+    assert Path("fox.jpg").read_bytes() == made_image(served, "duomi", task_id)
 
 
 def test_fetch_a_fal_request_sent_to_another_app(served: Served, clock: SkippingClock) -> None:
@@ -298,7 +302,7 @@ def test_fetch_a_fal_request_sent_to_another_app(served: Served, clock: Skipping
     assert wrong.stderr == (
         f"error: {host} answered the status of request {request_id} with HTTP 404: Request "
         f"{request_id} not found; check the request id, and pass --model with the app it was "
-        "sent to (this looked in fal-ai/nano-banana)\n"
+        "sent to (this looked in fal-ai/nano-banana-2)\n"
     )
     for given in (["--model", "nano-banana-pro", request_id], [status_url]):
         result = run_cli(["fetch", "--backend", "fal", *given, "--overwrite", "-o", "hat.png"],
@@ -316,7 +320,7 @@ def test_fetch_a_fal_request_sent_to_another_app(served: Served, clock: Skipping
          "check the task id, and duomi.base_url"),
         ("fal", "0123abcd", "HOST answered the status of request 0123abcd with HTTP 404: Request "
          "0123abcd not found; check the request id, and pass --model with the app it was sent "
-         "to (this looked in fal-ai/nano-banana)"),
+         "to (this looked in fal-ai/nano-banana-2)"),
         ("replicate", "0123abcd", "HOST answered the poll of prediction 0123abcd with HTTP 404: "
          "The requested resource could not be found; check the prediction id, and "
          "replicate.base_url"),
@@ -366,7 +370,7 @@ def test_one_task_failing_of_two_exits_7(served: Served, clock: SkippingClock) -
     good = submit(served, "duomi")
     result = run_cli(["fetch", "--backend", "duomi", good, "missing1"],
                      env=env_for(served, "duomi"), clock=clock)  # fmt: skip
-    assert (result.exit_code, result.stdout) == (7, f"duomi-{good}.png\n")
+    assert (result.exit_code, result.stdout) == (7, f"duomi-{good}.jpg\n")
     assert result.stderr.splitlines()[-1] == "2 jobs: 1 done, 1 failed, 1 image saved"
 
 

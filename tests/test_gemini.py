@@ -46,9 +46,10 @@ def test_an_edit_sends_the_prompt_then_the_exact_bytes_and_saves_the_image(
         ["edit", "cat.png", "--ref", "hat.png", "-p", "put the hat on", "--ratio", "16:9"],
         env=gemini_env(served),
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     (post,) = served.sandbox.received
-    assert post.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    # nano-banana, the default, is the newest GA flash model: Nano Banana 2.1.
+    assert post.path == "/v1beta/models/gemini-nano-banana-2.1:generateContent"
     assert post.query == {} and GEMINI_KEY not in post.path  # the key never goes in the URL
     assert post.headers["x-goog-api-key"] == GEMINI_KEY
     assert "authorization" not in post.headers
@@ -63,8 +64,8 @@ def test_an_edit_sends_the_prompt_then_the_exact_bytes_and_saves_the_image(
             "imageConfig": {"aspectRatio": "16:9"},
         },
     }  # fmt: skip
-    with Image.open("cat-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1344, 768))
+    with Image.open("cat-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (1376, 768))
     # The model's words beside the image are shown, not saved.
     assert "cat.png: the model says: Here is the edited image." in result.stderr
 
@@ -79,7 +80,7 @@ def test_a_3x_model_skips_thought_images_and_reports_its_words_in_json(
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
-    assert (record["backend"], record["model"]) == ("gemini", "gemini-3-pro-image-preview")
+    assert (record["backend"], record["model"]) == ("gemini", "gemini-3-pro-image")
     assert record["text"] == "Here is the edited image."
     # One image: the draft marked as a thought is not a result.
     assert [(o["path"], o["width"], o["height"], o["format"]) for o in record["outputs"]] == [
@@ -98,9 +99,7 @@ def test_generate_sends_the_text_alone_and_count_is_that_many_requests(served: S
         env=gemini_env(served),
     )
     assert (result.exit_code, result.stdout) == (0, "a-red-fox.jpg\na-red-fox-2.jpg\n")
-    assert (
-        calls(served) == ["POST /v1beta/models/gemini-3.1-flash-image-preview:generateContent"] * 2
-    )
+    assert calls(served) == ["POST /v1beta/models/gemini-3.1-flash-image:generateContent"] * 2
     assert served.sandbox.received[0].json["contents"] == [
         {"role": "user", "parts": [{"text": "a red fox"}]}
     ]
@@ -150,7 +149,7 @@ def test_a_429_asks_for_its_wait_in_the_body_and_it_is_honoured(served: Served, 
 def test_an_overloaded_model_is_retried(served: Served, cat: Path) -> None:
     served.sandbox.add_faults("503")
     result = run_cli(["edit", "cat.png", "-p", "x"], env=gemini_env(served))
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     assert len(served.sandbox.received) == 2
     assert "HTTP 503; retry 1 of 3" in result.stderr
 
@@ -175,16 +174,19 @@ def test_errors_in_googles_shape(served: Served, cat: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--ref", "cat.png", "--ref", "cat.png", "--ref", "cat.png"], 4,
-         "cat.png: 4 images for one job, and gemini-2.5-flash-image takes at most 3; pass "
+        (["--ref", "cat.png"] * 14, 4,
+         "cat.png: 15 images for one job, and gemini-nano-banana-2.1 takes at most 14; pass "
          "fewer --ref images"),
-        (["--ratio", "1:8"], 2,
-         "gemini-2.5-flash-image does not render the ratio 1:8; choose another --ratio, or a "
-         "model that renders it (--model nano-banana-2)"),
+        (["-m", "nano-banana-pro", "--ratio", "1:8"], 2,
+         "gemini-3-pro-image does not render the ratio 1:8 on gemini; choose another --ratio, "
+         "or choose a model that renders it (--model nano-banana-2.1 or nano-banana-2)"),
         (["-m", "nano-banana-pro", "--size", "512"], 2,
-         "gemini-3-pro-image-preview renders 1K, 2K, 4K only, so size 512 cannot be honoured; "
-         "drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model that renders "
-         "it (--model nano-banana-2)"),
+         "gemini-3-pro-image renders 1K, 2K, 4K only on gemini, so size 512 cannot be "
+         "honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model "
+         "that renders it (--model nano-banana-2)"),
+        (["-m", "gemini-2.5-flash-image"], 2,
+         "gemini-2.5-flash-image (Nano Banana) was shut down on 2026-10-02, so nothing was "
+         "sent; use its replacement: --model gemini-3.1-flash-image (Nano Banana 2)"),
     ],
 )  # fmt: skip
 def test_what_a_model_cannot_do_is_refused_before_sending(
@@ -202,7 +204,7 @@ def test_inputs_too_large_to_inline_go_through_the_files_api(served: Served) -> 
     noise.save("big.png", compress_level=0)
     data = Path("big.png").read_bytes()
     result = run_cli(["edit", "big.png", "-p", "x"], env=gemini_env(served))
-    assert (result.exit_code, result.stdout) == (0, "big-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "big-edit.jpg\n"), result.stderr
     start, finish, post = served.sandbox.received
     assert (start.method, start.path) == ("POST", "/upload/v1beta/files")
     assert start.headers["x-goog-upload-protocol"] == "resumable"
@@ -220,7 +222,7 @@ def test_the_dry_run_prints_a_command_that_works(served: Served, cat: Path) -> N
     planned = run_cli(["edit", "cat.png", "-p", "it's a 'test'", "--dry-run"], env=env)
     assert planned.exit_code == 0, planned.stderr
     assert (
-        planned.stdout.splitlines()[0] == "# cat.png -> cat-edit (gemini, gemini-2.5-flash-image)"
+        planned.stdout.splitlines()[0] == "# cat.png -> cat-edit (gemini, gemini-nano-banana-2.1)"
     )
     assert served.sandbox.received == []
     command = "\n".join(planned.stdout.splitlines()[1:])
@@ -228,7 +230,10 @@ def test_the_dry_run_prints_a_command_that_works(served: Served, cat: Path) -> N
         ["bash", "-c", command], capture_output=True, check=True, timeout=30
     ).stdout
     parts = json.loads(answer)["candidates"][0]["content"]["parts"]
-    assert [sorted(part) for part in parts] == [["text"], ["inlineData"]]
+    # A 3.x model: its thought and draft first, then its words and the signed image.
+    assert [sorted(part) for part in parts] == [
+        ["text", "thought"], ["inlineData", "thought"], ["text"], ["inlineData", "thoughtSignature"]
+    ]  # fmt: skip
     (post,) = served.sandbox.received
     assert post.json["contents"][0]["parts"] == [
         {"text": "it's a 'test'"},

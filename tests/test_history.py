@@ -242,18 +242,18 @@ def test_history_report_writes_a_page_with_thumbnails_prompts_states_and_costs(
 def test_edit_at_last_sends_the_image_the_previous_run_saved(served: Served, sample: Path) -> None:
     env = backend_env(served)
     first = run_cli(["edit", "cat.png", "-p", "make it blue"], env=env)
-    assert (first.exit_code, first.stdout) == (0, "cat-edit.png\n")
-    saved = sample.parent / "cat-edit.png"
+    assert (first.exit_code, first.stdout) == (0, "cat-edit.jpg\n")
+    saved = sample.parent / "cat-edit.jpg"
     # What the runner's journal records of that run (written here until it does).
     with journal() as book:
         saved_job(book, "make it blue", [saved])
     second = run_cli(["edit", "@last", "-p", "now at night"], env=env)
-    assert (second.exit_code, second.stdout) == (0, "cat-edit-edit.png\n")
+    assert (second.exit_code, second.stdout) == (0, "cat-edit-edit.jpg\n")
     last = posts(served)[-1]
     assert last.path == EDITS and last.fields["prompt"] == ["now at night"]
     assert [part.data for part in last.files] == [saved.read_bytes()]
-    with Image.open(sample.parent / "cat-edit-edit.png") as made:
-        assert made.size == (1184, 864)
+    with Image.open(sample.parent / "cat-edit-edit.jpg") as made:
+        assert made.size == (1200, 896)
 
 
 def test_edit_at_last_after_a_real_run_needs_no_journal_written_by_hand(
@@ -262,8 +262,8 @@ def test_edit_at_last_after_a_real_run_needs_no_journal_written_by_hand(
     env = backend_env(served)
     assert run_cli(["edit", "cat.png", "-p", "make it blue"], env=env).exit_code == 0
     second = run_cli(["edit", "@last", "-p", "now at night"], env=env)
-    assert (second.exit_code, second.stdout) == (0, "cat-edit-edit.png\n")
-    assert posts(served)[-1].files[0].data == (sample.parent / "cat-edit.png").read_bytes()
+    assert (second.exit_code, second.stdout) == (0, "cat-edit-edit.jpg\n")
+    assert posts(served)[-1].files[0].data == (sample.parent / "cat-edit.jpg").read_bytes()
 
 
 def test_at_id_and_at_id_dot_n_name_a_job_s_images_and_refs_take_them_too(
@@ -277,7 +277,7 @@ def test_at_id_and_at_id_dot_n_name_a_job_s_images_and_refs_take_them_too(
     result = run_cli(
         ["edit", f"@{two}", "--ref", f"@{two}.2", "-p", "mix them"], env=backend_env(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "red-edit.png\n")
+    assert (result.exit_code, result.stdout) == (0, "red-edit.jpg\n")
     assert [part.data for part in posts(served)[-1].files] == [red.read_bytes(), blue.read_bytes()]
 
 
@@ -358,7 +358,7 @@ def test_a_job_file_takes_references_as_inputs_and_refs(served: Served, isolated
     result = run_cli(
         ["edit", "--from", "jobs/list.jsonl", "-p", "x", "-j", "1"], env=backend_env(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "blue-edit.png\njobs/mix.png\n")
+    assert (result.exit_code, result.stdout) == (0, "blue-edit.jpg\njobs/mix.png\n")
     assert [[part.data for part in request.files] for request in posts(served)] == [
         [blue.read_bytes()],
         [red.read_bytes(), blue.read_bytes()],

@@ -31,9 +31,10 @@ from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTran
 from nanoedit.sandbox.catalog import REFUSAL
 
 CHAT = "/api/v1/chat/completions"
-FLASH = "google/gemini-2.5-flash-image"
-PRO = "google/gemini-3-pro-image-preview"
-FLASH31 = "google/gemini-3.1-flash-image-preview"
+# What nano-banana is on OpenRouter: the newest GA flash model, Nano Banana 2.1.
+FLASH = "google/gemini-nano-banana-2.1"
+PRO = "google/gemini-3-pro-image"
+FLASH31 = "google/gemini-3.1-flash-image"
 CAT, _ = sample_image("cat.png")
 DOG, _ = sample_image("dog.jpg")
 HAT, _ = sample_image("hat.png")
@@ -74,10 +75,10 @@ def test_edit_sends_the_prompt_then_the_image_as_a_data_uri_of_its_exact_bytes(
     result = run_cli(
         ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9"], env=env_for(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     assert result.stderr == (
         "cat.png: the model says: Here is the edited image.\n"
-        "saved cat-edit.png (1344x768 PNG) from cat.png\n"
+        "saved cat-edit.jpg (1376x768 JPEG) from cat.png\n"
     )
     [post] = served.sandbox.received
     assert (post.method, post.path) == ("POST", CHAT)
@@ -97,8 +98,8 @@ def test_edit_sends_the_prompt_then_the_image_as_a_data_uri_of_its_exact_bytes(
         "modalities": ["image", "text"],
         "image_config": {"aspect_ratio": "16:9"},
     }
-    assert image_info("cat-edit.png") == ("PNG", (1344, 768))
-    assert read_provenance(Path("cat-edit.png")) == {
+    assert image_info("cat-edit.jpg") == ("JPEG", (1376, 768))
+    assert read_provenance(Path("cat-edit.jpg")) == {
         "prompt": "make it a watercolor",
         "model": FLASH,
         "backend": "openrouter",
@@ -114,7 +115,7 @@ def test_edit_sends_the_prompt_then_the_image_as_a_data_uri_of_its_exact_bytes(
     [
         ("nano-banana-2", FLASH31, "4:1", "512", {"aspect_ratio": "4:1", "image_size": "0.5K"},
          ("JPEG", (1024, 256))),
-        ("gemini-3-pro-image-preview", PRO, "3:2", "2K",
+        ("gemini-3-pro-image", PRO, "3:2", "2K",
          {"aspect_ratio": "3:2", "image_size": "2K"}, ("JPEG", (2528, 1696))),
         ("nano-banana-pro", PRO, "auto", None, None, ("JPEG", (1200, 896))),
         (FLASH31, FLASH31, "1:8", "1K", {"aspect_ratio": "1:8", "image_size": "1K"},
@@ -172,20 +173,20 @@ def test_a_gif_is_sent_converted_to_png(served: Served) -> None:
 
 def test_generate_sends_the_prompt_alone_with_no_image_config(served: Served) -> None:
     result = run_cli(["generate", "-p", "a red fox in snow"], env=env_for(served))
-    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.jpg\n"), result.stderr
     [post] = chats(served)
     assert post.json == {
         "model": FLASH,
         "messages": [{"role": "user", "content": [{"type": "text", "text": "a red fox in snow"}]}],
         "modalities": ["image", "text"],
     }
-    assert image_info("a-red-fox-in-snow.png") == ("PNG", (1024, 1024))
+    assert image_info("a-red-fox-in-snow.jpg") == ("JPEG", (1024, 1024))
 
 
 def test_count_is_one_paid_request_per_image(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "-n", "3"], env=env_for(served))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "cat-edit.png\ncat-edit-2.png\ncat-edit-3.png\n"
+    assert result.stdout == "cat-edit.jpg\ncat-edit-2.jpg\ncat-edit-3.jpg\n"
     posts = chats(served)
     assert len(posts) == 3
     assert posts[0].body == posts[1].body == posts[2].body
@@ -195,10 +196,10 @@ def test_an_image_made_before_a_later_request_fails_is_saved(served: Served, sam
     # The first request's result comes as a link, the second is refused by moderation.
     served.sandbox.add_faults("url-result,moderation")
     result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2"], env=env_for(served))
-    assert (result.exit_code, result.stdout) == (8, "cat-edit.png\n")
+    assert (result.exit_code, result.stdout) == (8, "cat-edit.jpg\n")
     assert len(chats(served)) == 2
-    assert image_info("cat-edit.png") == ("PNG", (1184, 864))
-    assert sorted(p.name for p in Path(".").iterdir()) == ["cat-edit.png", "cat.png"]
+    assert image_info("cat-edit.jpg") == ("JPEG", (1200, 896))
+    assert sorted(p.name for p in Path(".").iterdir()) == ["cat-edit.jpg", "cat.png"]
     assert last_line(result.stderr).startswith(f"error: {host(served)} refused the request")
 
 
@@ -242,15 +243,20 @@ def test_automatic_selection(served: Served, sample: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--size", "2K"], 2,
-         f"{FLASH} renders 1K only, so size 2K cannot be honoured; drop it (from --size, "
-         "NANOEDIT_SIZE or default.size), or choose a model that renders it (--model "
-         "nano-banana-pro or nano-banana-2)"),
+        # Lite renders 1K only.
+        (["--model", "nano-banana-2-lite", "--size", "2K"], 2,
+         "google/gemini-3.1-flash-lite-image renders 1K only on openrouter, so size 2K cannot "
+         "be honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or choose a model "
+         "that renders it (--model nano-banana-pro or nano-banana-2.1 or nano-banana-2)"),
         (["--model", "nano-banana-pro", "--ratio", "4:1"], 2,
-         f"{PRO} does not render the ratio 4:1; choose another --ratio, or a model that "
-         "renders it (--model nano-banana-2)"),
-        (["--ref", "hat.png", "--ref", "hat.png", "--ref", "hat.png"], 4,
-         f"cat.png: 4 images for one job, and {FLASH} takes at most 3; pass fewer --ref images"),
+         f"{PRO} does not render the ratio 4:1 on openrouter; choose another --ratio, or choose "
+         "a model that renders it (--model nano-banana-2.1 or nano-banana-2)"),
+        (["--ref", "hat.png"] * 14, 4,
+         f"cat.png: 15 images for one job, and {FLASH} takes at most 14; pass fewer --ref "
+         "images"),
+        (["--model", "google/gemini-2.5-flash-image"], 2,
+         "google/gemini-2.5-flash-image (Nano Banana) was shut down on 2026-10-02, so nothing "
+         "was sent; use its replacement: --model google/gemini-3.1-flash-image (Nano Banana 2)"),
     ],
 )  # fmt: skip
 def test_what_the_model_cannot_do_is_refused_before_paying(
@@ -332,8 +338,9 @@ def test_an_unknown_model_is_an_api_error_with_the_servers_words(
     result = run_cli(["edit", "cat.png", "-p", "x", "--model", "google/nope"], env=env_for(served))
     assert (result.exit_code, result.stdout) == (5, "")
     assert last_line(result.stderr) == (
-        f"error: {host(served)} answered HTTP 400: google/nope is not a valid model ID; check "
-        "--model, --ratio and --size for this model"
+        f"error: {host(served)} does not serve google/nope on the openrouter backend "
+        "(google/nope is not a valid model ID); it was not retried: see nanoedit models "
+        "--backend openrouter for what it sells, and choose another --model"
     )
 
 
@@ -424,10 +431,10 @@ def test_dry_run_pipes_each_image_in_as_a_data_uri(served: Served, sample: Path)
     )  # fmt: skip
     assert (result.exit_code, result.stderr) == (
         0,
-        "1 job, 2 images, estimated $0.268 (gemini-3-pro-image-preview 2K at $0.134)\n",
+        "1 job, 2 images, estimated $0.268 (gemini-3-pro-image 2K at $0.134)\n",
     )
     head = (
-        '{"model": "google/gemini-3-pro-image-preview", "messages": [{"role": "user", '
+        '{"model": "google/gemini-3-pro-image", "messages": [{"role": "user", '
         '"content": [{"type": "text", "text": "it\'"\'"\'s a dog"}, {"type": "image_url", '
         '"image_url": {"url": "data:image/png;base64,'
     )
@@ -464,7 +471,7 @@ def test_the_printed_command_sends_what_nanoedit_sends(served: Served, sample: P
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["choices"][0]["message"]["images"][0]["image_url"]["url"].startswith(
-        "data:image/png;base64,"
+        "data:image/jpeg;base64,"
     )
     assert run_cli(args, env=env_for(served)).exit_code == 0
     by_curl, by_nanoedit = chats(served)
@@ -585,9 +592,9 @@ def chat_body(model: str = FLASH, **extra: object) -> dict[str, object]:
          {"code": 400, "message": "content[0] is not a PNG, JPEG or WebP image; send PNG, JPEG "
           "or WebP", "metadata": {"error_type": "invalid_image"}}),
         ({"model": FLASH, "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": data_uri(CAT, "image/png")}}] * 4}]},
+            {"type": "image_url", "image_url": {"url": data_uri(CAT, "image/png")}}] * 15}]},
          OPENROUTER_KEY, 400,
-         {"code": 400, "message": f"{FLASH} takes at most 3 images, got 4",
+         {"code": 400, "message": f"{FLASH} takes at most 14 images, got 15",
           "metadata": {"error_type": "invalid_request", "provider_name": "Google AI Studio"}}),
     ],
 )  # fmt: skip
@@ -608,7 +615,7 @@ def test_the_emulation_fetches_url_inputs_and_answers_text_alone_without_the_ima
     answer = post_chat(served, body).json()
     image = answer["choices"][0]["message"]["images"][0]["image_url"]["url"]
     with Image.open(io.BytesIO(base64.b64decode(image.partition(",")[2]))) as drawn:
-        assert (drawn.format, drawn.size) == ("PNG", (864, 1184))  # 3:4, the person's shape
+        assert (drawn.format, drawn.size) == ("JPEG", (896, 1200))  # 3:4, the person's shape
     words = post_chat(served, chat_body(modalities=["text"])).json()
     assert words["choices"][0]["message"]["content"] == REFUSAL
     assert "images" not in words["choices"][0]["message"]
@@ -616,8 +623,8 @@ def test_the_emulation_fetches_url_inputs_and_answers_text_alone_without_the_ima
 
 def test_sandbox_mode_reaches_the_emulation_in_process(sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "--backend", "openrouter", "--sandbox"])
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
-    assert image_info("cat-edit.png") == ("PNG", (1184, 864))
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
+    assert image_info("cat-edit.jpg") == ("JPEG", (1200, 896))
 
 
 def test_the_emulations_faults_are_listed() -> None:

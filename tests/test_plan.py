@@ -83,8 +83,11 @@ def test_a_job_refused_when_planned_keeps_what_was_known_of_it() -> None:
     assert (missing.backend, missing.model, missing.error.message) == (
         None, None, "missing.png: no such file; check the path"
     )  # fmt: skip
-    assert (too_large.backend, too_large.model) == ("duomi", "gemini-2.5-flash-image")
+    # nano-banana on duomi is duomi's name for NB2, which renders 1K only there.
+    assert (too_large.backend, too_large.model) == ("duomi", "gemini-3.1-flash-image-preview")
     assert too_large.error.message.startswith(
-        "gemini-2.5-flash-image renders 1K only, so size 4K cannot be honoured; "
+        "gemini-3.1-flash-image-preview renders 1K only on duomi, so size 4K cannot be honoured; "
     )
-    assert planned == PlannedJob(planned.job, "duomi", "gemini-2.5-flash-image", ("cat-edit",))
+    assert planned == PlannedJob(
+        planned.job, "duomi", "gemini-3.1-flash-image-preview", ("cat-edit",)
+    )

@@ -114,7 +114,7 @@ def test_a_url_only_edit_is_never_downloaded_by_nanoedit(served: Served) -> None
     result = run_cli(["edit", url, "-p", "add a hat"], env=replicate_env(served))
     assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
     assert routes(served) == [
-        "POST /v1/models/google/nano-banana/predictions",
+        "POST /v1/models/google/nano-banana-2/predictions",
         "GET /v1/predictions/ID",
         "GET /files/TOKEN.png",
     ]
@@ -122,12 +122,12 @@ def test_a_url_only_edit_is_never_downloaded_by_nanoedit(served: Served) -> None
         "input": {"prompt": "add a hat", "image_input": [url], "output_format": "png"}
     }
     with Image.open("dog-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1184, 864))
+        assert (image.format, image.size) == ("PNG", (1200, 896))
 
 
 def test_a_generation_and_one_prediction_per_image(served: Served) -> None:
     result = run_cli(
-        ["generate", "-p", "a red fox", "--model", "gemini-3.1-flash-image-preview", "--ratio",
+        ["generate", "-p", "a red fox", "--model", "gemini-3.1-flash-image", "--ratio",
          "21:9", "--size", "4K", "-n", "2", "--backend", "replicate", "--json", "--no-history"],
         env=replicate_env(served),
     )  # fmt: skip
@@ -168,22 +168,29 @@ def test_a_journaled_prediction_is_not_held_so_its_id_is_kept_before_the_model_r
 
 
 def test_limits_are_checked_before_anything_is_sent(served: Served, sample: Path) -> None:
-    size = run_cli(["edit", "cat.png", "-p", "x", "--size", "2K"], env=replicate_env(served))
-    assert (size.exit_code, size.stdout) == (2, "")
-    assert size.stderr.startswith(
-        "error: google/nano-banana renders 1K only, so size 2K cannot be honoured;"
+    # google/nano-banana (2.5, 1K only) was shut down: refused, naming its replacement.
+    gone = run_cli(
+        ["edit", "cat.png", "-p", "x", "--model", "google/nano-banana", "--size", "2K"],
+        env=replicate_env(served),
+    )
+    assert (gone.exit_code, gone.stdout, gone.stderr.strip()) == (
+        2,
+        "",
+        "error: google/nano-banana (Nano Banana) was shut down on 2026-10-02, so nothing was "
+        "sent; use its replacement: --model google/nano-banana-2 (Nano Banana 2)",
     )
     half = run_cli(["edit", "cat.png", "-p", "x", "--model", "nano-banana-2", "--size", "512"],
                    env=replicate_env(served))  # fmt: skip
     assert half.exit_code == 2
     assert half.stderr.startswith(
-        "error: google/nano-banana-2 renders 1K, 2K, 4K only, so size 512 cannot be honoured;"
+        "error: google/nano-banana-2 renders 1K, 2K, 4K only on replicate, so size 512 cannot "
+        "be honoured;"
     )
-    refs = [arg for n in range(3) for arg in ("--ref", f"https://h.example/{n}.png")]
+    refs = [arg for n in range(14) for arg in ("--ref", f"https://h.example/{n}.png")]
     many = run_cli(["edit", "cat.png", *refs, "-p", "x"], env=replicate_env(served))
     assert (many.exit_code, many.stderr.strip()) == (
         4,
-        "error: cat.png: 4 images for one job, and google/nano-banana takes at most 3; pass "
+        "error: cat.png: 15 images for one job, and google/nano-banana-2 takes at most 14; pass "
         "fewer --ref images",
     )
     assert served.sandbox.received == []
@@ -207,7 +214,7 @@ def test_a_prediction_longer_than_the_wait_is_polled_with_its_state_shown() -> N
     outlasts Prefer: wait=60, so it is polled; a 502 on one poll is retried."""
     fake = FakeTime()
     sandbox = Sandbox(task_seconds=90.0, clock=fake.clock, faults="poll:502")
-    settings = BackendSettings("replicate", SANDBOX_BASE_URL, "any-key", "google/nano-banana")
+    settings = BackendSettings("replicate", SANDBOX_BASE_URL, "any-key", "google/nano-banana-2")
     with httpx.Client(transport=SandboxTransport(sandbox)) as client:
         http = JobHttp(
             client, RetryPolicy(), Deadline(900, fake.clock), sleeper=fake.sleep,
@@ -288,8 +295,9 @@ def test_a_bad_input_and_a_bad_key(served: Served, sample: Path) -> None:
                     env=replicate_env(served))  # fmt: skip
     assert (other.exit_code, other.stderr.strip()) == (
         5,
-        f"error: {host(served)} answered the prediction with HTTP 404: The model "
-        "google/imagen-5 does not exist.",
+        f"error: {host(served)} does not serve google/imagen-5 on the replicate backend (HTTP "
+        "404: The model google/imagen-5 does not exist.); it was not retried: see nanoedit "
+        "models --backend replicate for what it sells, and choose another --model",
     )
     env = replicate_env(served) | {"NANOEDIT_REPLICATE_API_KEY": "r8_wrong_token_123456"}
     wrong = run_cli(["edit", "cat.png", "-p", "x"], env=env)
@@ -370,7 +378,7 @@ def test_dry_run_shows_the_upload_and_the_prediction(served: Served, sample: Pat
                      env=replicate_env(served))  # fmt: skip
     assert (result.exit_code, result.stderr) == (
         0,
-        "1 job, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n",
+        "1 job, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)\n",
     )
     base = served.base_url
     rest = (
@@ -378,9 +386,9 @@ def test_dry_run_shows_the_upload_and_the_prediction(served: Served, sample: Pat
         """  -d '{"input": {"prompt": "x", "image_input": ["FILE_URL_1"], "output_format": "png"}}'\n"""
         f"# if its status is not final, poll GET {base}/v1/predictions/ID until it is\n"
     )
-    create = f"curl -sS -X POST {base}/v1/models/google/nano-banana/predictions -H "
+    create = f"curl -sS -X POST {base}/v1/models/google/nano-banana-2/predictions -H "
     assert result.stdout == (
-        "# cat.png -> cat-edit, cat-edit-2 (replicate, google/nano-banana)\n"
+        "# cat.png -> cat-edit, cat-edit-2 (replicate, google/nano-banana-2)\n"
         f"curl -sS -X POST {base}/v1/files -H 'Authorization: Bearer ****0004' \\\n"
         "  -F content=@cat.png\n"
         "# its urls.get is FILE_URL_1 below\n"
@@ -456,7 +464,7 @@ def test_replicate_client_runs_a_model_with_a_file(
 
 def test_replicate_client_waits_polls_and_cancels(served: Served, sdk: Client) -> None:
     prediction = sdk.models.predictions.create(
-        model="google/nano-banana", input={"prompt": "a fox"}
+        model="google/nano-banana-2", input={"prompt": "a fox"}
     )
     # Without Prefer: wait the answer comes at once, before the model has run.
     statuses = [prediction.status]
@@ -465,7 +473,7 @@ def test_replicate_client_waits_polls_and_cancels(served: Served, sdk: Client) -
     assert statuses == ["starting", "succeeded"]
     assert isinstance(prediction.output, str)
     served.sandbox.add_faults("queue-stuck")
-    stuck = sdk.models.predictions.create(model="google/nano-banana", input={"prompt": "a fox"})
+    stuck = sdk.models.predictions.create(model="google/nano-banana-2", input={"prompt": "a fox"})
     stuck.cancel()
     assert stuck.status == "canceled"
     assert sdk.predictions.get(stuck.id).status == "canceled"
@@ -474,10 +482,10 @@ def test_replicate_client_waits_polls_and_cancels(served: Served, sdk: Client) -
 def test_replicate_client_reads_failures_and_problems(served: Served, sdk: Client) -> None:
     served.sandbox.add_faults("content-flagged")
     with pytest.raises(ModelError) as failed:
-        sdk.run("google/nano-banana", input={"prompt": "a fox"})
+        sdk.run("google/nano-banana-2", input={"prompt": "a fox"})
     assert "(E005)" in str(failed.value.prediction.error)
     with pytest.raises(ReplicateError) as invalid:
-        sdk.models.predictions.create(model="google/nano-banana", input={"image_input": []})
+        sdk.models.predictions.create(model="google/nano-banana-2", input={"image_input": []})
     assert (invalid.value.status, invalid.value.title, invalid.value.detail) == (
         422, "Input validation failed", "- input.prompt: Missing required field\n"
     )  # fmt: skip

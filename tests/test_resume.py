@@ -109,9 +109,9 @@ def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_ag
     assert result.exit_code == 0, result.stderr
     [line] = result.stdout.splitlines()
     saved = Path(line)
-    assert saved.parent == isolated / "out" and saved.name == "cat-edit.png"
+    assert saved.parent == isolated / "out" and saved.name == "cat-edit.jpg"
     with Image.open(saved) as image:
-        assert image.format == "PNG" and image.size == (1184, 864)
+        assert image.format == "JPEG" and image.size == (1200, 896)
     assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # paid once
     [record] = _journal().all_jobs()
     assert record.state == "saved" and record.saved_paths == [saved]
@@ -147,10 +147,10 @@ def test_a_synchronous_request_cut_by_a_kill_may_have_been_charged_and_is_resent
     assert _posts(sandbox, "/v1/images/edits") == 1
     resent = run_cli(["resume", str(record.id), "--retry-unsafe"], env=_env(base_url))
     assert resent.exit_code == 0, resent.stderr
-    assert resent.stdout == f"{isolated / 'cat-edit.png'}\n"  # resume names files in full
+    assert resent.stdout == f"{isolated / 'cat-edit.jpg'}\n"  # resume names files in full
     assert _posts(sandbox, "/v1/images/edits") == 2
-    with Image.open("cat-edit.png") as image:
-        assert image.size == (1184, 864)
+    with Image.open("cat-edit.jpg") as image:
+        assert image.size == (1200, 896)
 
 
 def test_resume_sends_the_jobs_a_killed_batch_never_sent(
@@ -178,10 +178,10 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
     result = run_cli(["resume", "--json"], env=_env(base_url))
     assert result.exit_code == 7  # two sent and saved; one may have been charged
     assert _posts(sandbox, "/v1/images/edits") == 3
-    assert sorted(os.listdir("out")) == ["b-edit.png", "c-edit.png"]
-    for name in ("b-edit.png", "c-edit.png"):
+    assert sorted(os.listdir("out")) == ["b-edit.jpg", "c-edit.jpg"]
+    for name in ("b-edit.jpg", "c-edit.jpg"):
         with Image.open(io.BytesIO((Path("out") / name).read_bytes())) as image:
-            assert image.size == (1184, 864)
+            assert image.size == (1200, 896)
 
 
 def test_skip_existing_goes_on_with_a_killed_runs_task_instead_of_paying_again(
@@ -193,12 +193,12 @@ def test_skip_existing_goes_on_with_a_killed_runs_task_instead_of_paying_again(
     _killed(command, base_url, _a_task_journaled, "the task id journaled")
     clock.now = 60.0
     again = run_cli(command, env=_env(base_url))
-    assert (again.exit_code, again.stdout) == (0, "cat-edit.png\n"), again.stderr
+    assert (again.exit_code, again.stdout) == (0, "cat-edit.jpg\n"), again.stderr
     assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # the same task, collected
     [record] = _journal().all_jobs()  # the same row, not a second job
     assert record.state == "saved"
     third = run_cli(command, env=_env(base_url))
-    assert (third.exit_code, third.stdout) == (0, "cat-edit.png\n")
+    assert (third.exit_code, third.stdout) == (0, "cat-edit.jpg\n")
     assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # done: skipped
     assert len(_journal().all_jobs()) == 1
 
@@ -210,14 +210,14 @@ def test_skip_existing_does_not_take_another_prompts_image_for_this_one(
     release.set()
     Path("cat.png").write_bytes(CAT)
     first = run_cli(["edit", "cat.png", "-p", "a hat", "--backend", "openai"], env=_env(base_url))
-    assert (first.exit_code, first.stdout) == (0, "cat-edit.png\n")
+    assert (first.exit_code, first.stdout) == (0, "cat-edit.jpg\n")
     # Another prompt: the image at the job's name is not its result (its provenance says so).
     other = ["edit", "cat.png", "-p", "a scarf", "--backend", "openai", "--skip-existing"]
     second = run_cli(other, env=_env(base_url))
-    assert (second.exit_code, second.stdout) == (0, "cat-edit-2.png\n"), second.stderr
+    assert (second.exit_code, second.stdout) == (0, "cat-edit-2.jpg\n"), second.stderr
     assert _posts(sandbox, "/v1/images/edits") == 2
     # Without the journal, the provenance alone tells the done job from the other.
-    for prompt, name in (("a hat", "cat-edit.png"), ("a scarf", "cat-edit-2.png")):
+    for prompt, name in (("a hat", "cat-edit.jpg"), ("a scarf", "cat-edit-2.jpg")):
         again = ["edit", "cat.png", "-p", prompt, "--backend", "openai", "--skip-existing"]
         result = run_cli([*again, "--no-history"], env=_env(base_url))
         assert (result.exit_code, result.stdout) == (0, f"{name}\n"), result.stderr
@@ -261,16 +261,16 @@ def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
     Path("cat.png").write_bytes(CAT)
     argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out"]
     _killed_inside(KILLED_AFTER_PLACING, argv, base_url)
-    assert os.listdir("out") == ["cat-edit.png"]
+    assert os.listdir("out") == ["cat-edit.jpg"]
     [record] = _journal().all_jobs()
     assert record.state == "answered" and not record.saved_paths
     result = run_cli(["resume"], env=_env(base_url))
     assert result.exit_code == 0, result.stderr
-    saved = isolated / "out" / "cat-edit.png"
+    saved = isolated / "out" / "cat-edit.jpg"
     assert result.stdout == f"{saved}\n"
-    assert os.listdir("out") == ["cat-edit.png"]  # not saved again as cat-edit-2.png
+    assert os.listdir("out") == ["cat-edit.jpg"]  # not saved again as cat-edit-2.jpg
     with Image.open(saved) as image:
-        assert image.size == (1184, 864)
+        assert image.size == (1200, 896)
     assert _posts(sandbox, "/v1/images/edits") == 1
     [record] = _journal().all_jobs()
     assert record.state == "saved" and record.saved_paths == [saved]
@@ -307,10 +307,10 @@ def test_a_result_spooled_just_before_a_kill_is_saved_by_resume_not_paid_again(
     assert sorted(path.name for path in spool.iterdir()) == [f"{record.id}-1.bin"]
     result = run_cli(["resume"], env=_env(base_url))
     assert result.exit_code == 0, result.stderr
-    saved = isolated / "out" / "cat-edit.png"
+    saved = isolated / "out" / "cat-edit.jpg"
     assert result.stdout == f"{saved}\n"
     with Image.open(saved) as made:
-        assert made.size == (1184, 864)
+        assert made.size == (1200, 896)
     assert _posts(sandbox, "/v1/images/edits") == 1  # taken from the spool, not paid again
     [record] = _journal().all_jobs()
     assert record.state == "saved"

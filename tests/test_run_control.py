@@ -86,15 +86,15 @@ def test_fewer_images_than_asked_is_a_warning_and_the_job_keeps_what_came(
     warning = f"{source}: asked for 3 images, 2 came back; the job keeps those 2"
     assert result.stderr == (
         f"warning: {warning}\n"
-        f"saved cat-edit.png (1184x864 PNG) from {source}\n"
-        f"saved cat-edit-2.png (1184x864 PNG) from {source}\n"
+        f"saved cat-edit.jpg (1200x896 JPEG) from {source}\n"
+        f"saved cat-edit-2.jpg (1200x896 JPEG) from {source}\n"
     )
     (record,) = json_lines(result.stdout)
     assert (record["ok"], record["backend"], record["warnings"]) == (True, backend, [warning])
-    assert [output["path"] for output in record["outputs"]] == ["cat-edit.png", "cat-edit-2.png"]
-    for name in ("cat-edit.png", "cat-edit-2.png"):
-        assert image_info(name) == ("PNG", (1184, 864))
-    assert not Path("cat-edit-3.png").exists()
+    assert [output["path"] for output in record["outputs"]] == ["cat-edit.jpg", "cat-edit-2.jpg"]
+    for name in ("cat-edit.jpg", "cat-edit-2.jpg"):
+        assert image_info(name) == ("JPEG", (1200, 896))
+    assert not Path("cat-edit-3.jpg").exists()
     assert served.sandbox.pending_faults() == []
 
 
@@ -226,7 +226,7 @@ def test_a_rejected_key_stops_the_batch_and_says_so_once(served: Served) -> None
     result = run_cli(["edit", *names, "-p", "x", "-j", "1", "--json"], env=env)
     assert result.exit_code == 3
     estimate, error, summary = result.stderr.splitlines()
-    assert estimate == "6 jobs, 6 images, estimated $0.234 (gemini-2.5-flash-image at $0.039)"
+    assert estimate == "6 jobs, 6 images, estimated $0.402 (gemini-3.1-flash-image at $0.067)"
     assert re.fullmatch(f"error: {REJECTED}{re.escape(FROM_ENV)}; 5 jobs not sent", error), error
     assert summary == "6 jobs: 0 done, 1 failed, 5 not sent, 0 images saved"
     records = json_lines(result.stdout)
@@ -264,7 +264,7 @@ def test_jobs_in_flight_when_the_key_is_rejected_say_it_once_too(isolated: Path)
         result = run_cli(["edit", *names, "-p", "x", "-j", "2", "--json"], env=env)
     assert result.exit_code == 3
     estimate, error, summary = result.stderr.splitlines()
-    assert estimate == "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)"
+    assert estimate == "4 jobs, 4 images, estimated $0.268 (gemini-3.1-flash-image at $0.067)"
     assert re.fullmatch(f"error: {REJECTED}{re.escape(FROM_ENV)}; 2 jobs not sent", error), error
     assert summary == "4 jobs: 0 done, 2 failed, 2 not sent, 0 images saved"
     records = {r["inputs"][0]: r for r in json_lines(result.stdout)}
@@ -355,7 +355,7 @@ def test_a_pipe_closed_by_its_reader_stops_the_batch_quietly_with_141(
         assert run.stdout is not None
         # The reader takes the first line and goes away, as `| head -1` does, while the
         # second job is at the server.
-        assert run.stdout.readline() == "a-edit.png\n"
+        assert run.stdout.readline() == "a-edit.jpg\n"
         assert sandbox.arrived.wait(30)
         run.stdout.close()
         sandbox.gate.set()
@@ -365,16 +365,16 @@ def test_a_pipe_closed_by_its_reader_stops_the_batch_quietly_with_141(
         run.wait()
     assert run.returncode == 141
     assert stderr == (
-        "5 jobs, 5 images, estimated $0.195 (gemini-2.5-flash-image at $0.039)\n"
-        "saved a-edit.png (1184x864 PNG) from a.png\n"
+        "5 jobs, 5 images, estimated $0.335 (gemini-3.1-flash-image at $0.067)\n"
+        "saved a-edit.jpg (1200x896 JPEG) from a.png\n"
         "stopped: stdout was closed; 3 jobs not sent, 2 images saved\n"
     )
     # The second job was paid for: its image is saved whole; no temporary file is left.
     assert sandbox.posts == 2
     assert sorted(p.name for p in Path.cwd().iterdir()) == sorted(
-        [*names, "a-edit.png", "b-edit.png"]
+        [*names, "a-edit.jpg", "b-edit.jpg"]
     )
-    assert image_info("b-edit.png") == ("PNG", (1184, 864))
+    assert image_info("b-edit.jpg") == ("JPEG", (1200, 896))
 
 
 def close_stdout() -> None:
@@ -414,8 +414,8 @@ def test_a_stdout_that_cannot_be_written_stops_the_batch_with_an_error(served: S
         "error: could not write to stdout (No space left on device), 2 jobs not sent; 1 image saved"
     )
     assert [r.method for r in served.sandbox.received] == ["POST", "GET"]  # one edit, its image
-    assert image_info("a-edit.png") == ("PNG", (1184, 864))
-    assert sorted(p.name for p in Path.cwd().iterdir()) == sorted([*names, "a-edit.png"])
+    assert image_info("a-edit.jpg") == ("JPEG", (1200, 896))
+    assert sorted(p.name for p in Path.cwd().iterdir()) == sorted([*names, "a-edit.jpg"])
 
 
 @pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
@@ -450,13 +450,13 @@ def test_a_stderr_that_cannot_be_written_loses_messages_not_the_exit_code(
             runs.append(subprocess.run([NANOEDIT, "edit", *args, "-p", "x"], env=env,
                                        stdout=subprocess.PIPE,
                                        stderr=full, text=True, timeout=60))  # fmt: skip
-    assert [(run.returncode, run.stdout) for run in runs] == [(0, "a-edit.png\n"), (4, "")]
-    assert image_info("a-edit.png") == ("PNG", (1184, 864))
+    assert [(run.returncode, run.stdout) for run in runs] == [(0, "a-edit.jpg\n"), (4, "")]
+    assert image_info("a-edit.jpg") == ("JPEG", (1200, 896))
     with FULL.open("w") as full:
         both = subprocess.run([NANOEDIT, "edit", "a.png", "-p", "x"], env=env, stdout=full,
                               stderr=full, timeout=60)  # fmt: skip
     assert both.returncode == 4  # the path could not be said; the image is saved
-    assert image_info("a-edit-2.png") == ("PNG", (1184, 864))
+    assert image_info("a-edit-2.jpg") == ("JPEG", (1200, 896))
 
 
 @pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
@@ -643,19 +643,20 @@ def test_dry_run_with_json_prints_each_request_as_a_json_object(
     )
     assert (result.exit_code, result.stderr) == (
         0,
-        "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n",
+        "2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)\n",
     )
     assert json_lines(result.stdout) == [
-        {"job": "cat.png", "backend": "openai", "model": "nano-banana", "names": ["cat-edit"],
+        {"job": "cat.png", "backend": "openai", "model": "nano-banana-2", "names": ["cat-edit"],
          "method": "POST", "url": f"{served.base_url}/v1/images/edits",
          "headers": {"Authorization": "Bearer ****0001"},
-         "fields": {"model": "nano-banana", "prompt": "x", "n": "1", "response_format": "url",
+         "fields": {"model": "nano-banana-2", "prompt": "x", "n": "1", "response_format": "url",
                     "aspect_ratio": "16:9"},
          "files": [{"field": "image", "source": "cat.png"}], "json": None, "note": None},
-        {"job": url, "backend": "duomi", "model": "gemini-2.5-flash-image", "names": ["dog-edit"],
+        {"job": url, "backend": "duomi", "model": "gemini-3.1-flash-image-preview",
+         "names": ["dog-edit"],
          "method": "POST", "url": f"{served.base_url}/api/gemini/nano-banana-edit",
          "headers": {"Authorization": "****0002"}, "fields": {}, "files": [],
-         "json": {"model": "gemini-2.5-flash-image", "prompt": "x", "image_urls": [url],
+         "json": {"model": "gemini-3.1-flash-image-preview", "prompt": "x", "image_urls": [url],
                   "aspect_ratio": "16:9"},
          "note": f"then poll GET {served.base_url}/api/gemini/nano-banana/TASK_ID until it succeeds"},
     ]  # fmt: skip
@@ -670,11 +671,11 @@ def test_b64_json_on_the_url_list_backend_draws_a_warning(served: Served) -> Non
     result = run_cli(
         ["edit", url, "-p", "x", "--response-format", "b64_json"], env=backend_env(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "dog-edit.jpg\n"), result.stderr
     assert result.stderr == (
         "warning: the duomi backend returns images as URLs only, so --response-format b64_json "
         "does not apply to its jobs; their images are downloaded from the URLs\n"
-        f"saved dog-edit.png (1184x864 PNG) from {url}\n"
+        f"saved dog-edit.jpg (1200x896 JPEG) from {url}\n"
     )
     # The multipart backend honours it: no warning there.
     Path("cat.png").write_bytes(sample_image("cat.png")[0])
@@ -683,5 +684,5 @@ def test_b64_json_on_the_url_list_backend_draws_a_warning(served: Served) -> Non
     )
     assert (multipart.exit_code, multipart.stderr) == (
         0,
-        "saved cat-edit.png (1184x864 PNG) from cat.png\n",
+        "saved cat-edit.jpg (1200x896 JPEG) from cat.png\n",
     )

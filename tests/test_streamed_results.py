@@ -58,7 +58,9 @@ CASES = {
                         ["--response-format", "url"], None),
     "openai data: URL": ("openai", [], "data-uri", [], None),
     "openrouter data: URL": ("openrouter", [], None, [], "url-result"),
-    "duomi data: URL": ("duomi", [], "data-uri", [], None),
+    # duomi renders 2K with Pro only (its NB2 has no size field).
+    "duomi data: URL": ("duomi", ["-m", "nano-banana-pro"], "data-uri",
+                        ["-m", "nano-banana-pro"], None),
     "fal data: URL": ("fal", [], "data-uri", [], None),
 }  # fmt: skip
 

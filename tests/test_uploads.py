@@ -87,23 +87,23 @@ def test_a_local_file_reaches_the_url_list_backend_through_the_upload_command(
     result = run_cli(
         ["edit", "cat.png", "-p", "make it a watercolor"], env=duomi_only(served, hosting.command())
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
-    assert result.stderr == "saved cat-edit.png (1184x864 PNG) from cat.png\n"
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
+    assert result.stderr == "saved cat-edit.jpg (1200x896 JPEG) from cat.png\n"
     url = f"{hosting.base_url}/cat.png"
     [submit] = submits(served)
     assert submit.headers["authorization"] == DUOMI_KEY
     assert submit.json == {
-        "model": "gemini-2.5-flash-image",
+        "model": "gemini-3.1-flash-image-preview",
         "prompt": "make it a watercolor",
         "image_urls": [url],
     }
     assert (hosting.folder / "cat.png").read_bytes() == CAT
     assert hosting.fetched == ["/cat.png"]  # the sandbox's task fetched what was uploaded
-    with Image.open("cat-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1184, 864))
-    assert read_provenance(Path("cat-edit.png")) == {
+    with Image.open("cat-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (1200, 896))
+    assert read_provenance(Path("cat-edit.jpg")) == {
         "prompt": "make it a watercolor",
-        "model": "gemini-2.5-flash-image",
+        "model": "gemini-3.1-flash-image-preview",
         "backend": "duomi",
         "ratio": "auto",
         "size": None,
@@ -129,7 +129,7 @@ def test_backend_duomi_takes_local_files_and_urls_in_their_order(
     assert result.exit_code == 0, result.stderr
     urls = [f"{hosting.base_url}/cat.png", hat, f"{hosting.base_url}/person.png"]
     assert submits(served)[0].json["image_urls"] == urls
-    sidecar = json.loads(Path("cat-edit.png.json").read_text())
+    sidecar = json.loads(Path("cat-edit.jpg.json").read_text())
     assert sidecar["provenance"]["inputs"] == [
         {"name": "cat.png", "sha256": hashlib.sha256(CAT).hexdigest(), "url": urls[0]},
         {"name": hat, "sha256": ""},
@@ -288,9 +288,9 @@ def test_dry_run_shows_where_the_upload_goes_and_runs_nothing(
     result = run_cli(["edit", "cat.png", "-p", "x", "--dry-run"], env=env)
     assert (result.exit_code, result.stderr) == (
         0,
-        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n",
+        "1 job, 1 image, estimated $0.067 (gemini-3.1-flash-image at $0.067)\n",
     )
-    body = {"model": "gemini-2.5-flash-image", "prompt": "x",
+    body = {"model": "gemini-3.1-flash-image-preview", "prompt": "x",
             "image_urls": ["<URL from upload.via command for cat.png>"]}  # fmt: skip
     assert f"-d '{json.dumps(body)}'" in result.stdout
     assert not marker.exists()
