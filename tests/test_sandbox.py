@@ -688,10 +688,12 @@ def test_duomi_unknown_task_is_a_404_code_in_http_200(served: Served) -> None:
 @pytest.mark.parametrize(
     ("model", "ratio", "size", "expected"),
     [
-        (DUOMI_FLASH, None, "4K", (4096, 4096, "JPEG")),  # a generation with no ratio: 1:1
+        # duomi honours image_size for Pro alone (its seed): Nano Banana 2 renders 1K.
+        (DUOMI_FLASH, None, "4K", (1024, 1024, "JPEG")),  # a generation with no ratio: 1:1
         (DUOMI_FLASH, "auto", None, (1024, 1024, "JPEG")),
-        (DUOMI_FLASH, "21:9", "4K", (6336, 2688, "JPEG")),
+        (DUOMI_FLASH, "21:9", "4K", (1584, 672, "JPEG")),
         (DUOMI_PRO, "2:3", "2K", (1696, 2528, "JPEG")),
+        (DUOMI_PRO, None, "4K", (4096, 4096, "JPEG")),
     ],
 )
 def test_duomi_generate_sizes(

@@ -8,7 +8,7 @@ from enum import Enum
 
 RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 SIZES: tuple[str, ...] = ("1K", "2K", "4K")
-# Only gemini-3.1-flash-image draws these, and only Google's own API asks for them.
+# Only gemini-3.1-flash-image and gemini-nano-banana-2.1 draw these.
 WIDE_RATIOS: tuple[str, ...] = ("1:4", "4:1", "1:8", "8:1")
 HALF_SIZE = "512"
 # What the model says instead of drawing when it declines.

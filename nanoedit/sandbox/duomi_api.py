@@ -18,6 +18,8 @@ from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
 MAX_IMAGE_URLS = 10
+# The one model whose image_size duomi honours (its seed).
+SIZED_MODEL = "gemini-3-pro-image-preview"
 MAX_TASKS = 5000
 # The real server measures these; fixed values keep answers comparable in tests.
 EXEC_TIME = 0.05
@@ -117,6 +119,11 @@ def read_job(body: object, is_edit: bool) -> Job:
     size = _text(body, "image_size")
     if size is not None and size not in SIZES:
         raise Invalid(f"image_size must be one of {', '.join(SIZES)} (capital K), got {size!r}")
+    if model.id != SIZED_MODEL:
+        # The seed: "分辨率参数,仅gemini-3-pro-image-preview支持" (the size is for Pro only).
+        # What the others do with it is not documented; they render their default, as relays
+        # that drop a field they do not take do [I].
+        size = None
     return Job(model, prompt, urls, ratio, size)
 
 
