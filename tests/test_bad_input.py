@@ -100,10 +100,11 @@ CASES: list[tuple[str, Callable[[], object], list[str], int, str]] = [
      "https:///cat.png is not a valid URL (it has no host); check the address"),
     ("empty prompt", make_setup({"cat.png": CAT}), ["cat.png", "-p", "  "], 2,
      'the prompt is empty; say what you want with -p "..."'),
+    # The gateway's nano-banana-pro has no size field: it renders 1K only.
     ("4K on a 1K-only model", make_setup({"cat.png": CAT}),
-     ["cat.png", "-p", "x", "--size", "4K", "--model", "gemini-2.5-flash-image"], 2,
-     "gemini-2.5-flash-image renders 1K only, so size 4K cannot be honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or "
-     "choose a model that renders it (--model nano-banana-pro or nano-banana-2)"),
+     ["cat.png", "-p", "x", "--size", "4K", "--model", "nano-banana-pro"], 2,
+     "nano-banana-pro renders 1K only on openai, so size 4K cannot be honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or "
+     "choose a model that renders it (--model nano-banana-2)"),
     ("unwritable output folder", make_setup({"cat.png": CAT}),
      ["cat.png", "-p", "x", "-d", "/proc/sys/nanoedit-out"], 4,
      "the output folder /proc/sys/nanoedit-out is not writable; choose another with -d"),

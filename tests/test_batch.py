@@ -17,8 +17,8 @@ from nanoedit.provenance import read as read_provenance
 from nanoedit.sandbox.wire import ReceivedRequest
 
 EDITS = "/v1/images/edits"
-# The README's sizes for nano-banana (1K PNG) by ratio: auto, 1:1, 3:2.
-AUTO_SIZE = (1184, 864)
+# The README's sizes for nano-banana (1K JPEG) by ratio: auto, 1:1, 3:2.
+AUTO_SIZE = (1200, 896)
 
 
 def env(served: Served) -> dict[str, str]:
@@ -83,7 +83,7 @@ def test_inputs_run_in_the_order_given_and_a_file_named_on_its_own_is_always_tak
         env=env(served),
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "b-edit.png\na-edit.png\ncat-edit-edit.png\n"
+    assert result.stdout == "b-edit.jpg\na-edit.jpg\ncat-edit-edit.jpg\n"
     assert sent_inputs(served, ["b.png", "a.jpg", "cat-edit.png"]) == [
         "b.png",
         "a.jpg",
@@ -91,8 +91,8 @@ def test_inputs_run_in_the_order_given_and_a_file_named_on_its_own_is_always_tak
     ]
     assert [request.fields["prompt"] for request in posts(served)] == [["make it night"]] * 3
     assert summary(result) == "3 jobs: 3 done, 0 failed, 3 images saved"
-    for name in ("b-edit.png", "a-edit.png", "cat-edit-edit.png"):
-        assert image_info(name) == ("PNG", AUTO_SIZE)
+    for name in ("b-edit.jpg", "a-edit.jpg", "cat-edit-edit.jpg"):
+        assert image_info(name) == ("JPEG", AUTO_SIZE)
 
 
 @pytest.fixture
@@ -149,12 +149,12 @@ def test_folders_and_globs_expand_to_their_images_sorted(
     result = run_cli(["edit", *args, "-p", "x", "-j", "1"], env=env(served))
     assert result.exit_code == 0, result.stderr
     stems = [Path(path).stem for path in expected]
-    assert result.stdout == "".join(f"{stem}-edit.png\n" for stem in stems)
+    assert result.stdout == "".join(f"{stem}-edit.jpg\n" for stem in stems)
     # Hidden files, non-images and earlier results are never sent.
     assert sent_inputs(served, [p for p in EVERY_TREE_FILE if p != "in/notes.txt"]) == expected
     assert [r.path for r in served.sandbox.received].count(EDITS) == len(expected)
     assert listing(".") == sorted(
-        EVERY_TREE_FILE + ["in/notes.txt"] + [f"{s}-edit.png" for s in stems]
+        EVERY_TREE_FILE + ["in/notes.txt"] + [f"{s}-edit.jpg" for s in stems]
     )
 
 
@@ -224,7 +224,7 @@ def test_expansion_goes_by_bytes_and_says_what_it_left_out(served: Served) -> No
     Path("in/doc.png").write_bytes(b"%PDF-1.7\n")  # named like an image, but not one
     Path("in/notes.txt").write_text("not an image\n")  # neither: nothing to say
     result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=env(served))
-    assert (result.exit_code, result.stdout) == (0, "a-edit.png\nscan-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nscan-edit.jpg\n"), result.stderr
     assert result.stderr.splitlines()[:2] == [
         "warning: in: left out 4 images named like nanoedit's results (in/credit-edit.png, "
         "in/x-edit-2.jpg, in/y-edit.webp and 1 more); to edit them, name them on the command line",
@@ -239,7 +239,7 @@ def test_expansion_goes_by_bytes_and_says_what_it_left_out(served: Served) -> No
     # Named on the command line, a file that looks like a result is edited.
     served.sandbox.received.clear()
     named = run_cli(["edit", "in/credit-edit.png", "-p", "x"], env=env(served))
-    assert (named.exit_code, named.stdout) == (0, "credit-edit-edit.png\n"), named.stderr
+    assert (named.exit_code, named.stdout) == (0, "credit-edit-edit.jpg\n"), named.stderr
     assert [r.files[0].filename for r in posts(served)] == ["credit-edit.png"]
 
 
@@ -248,7 +248,7 @@ def test_a_glob_goes_by_bytes_too(served: Served) -> None:
     write_image("in/b-edit.png", 20)
     Path("in/fake.png").write_text("<html><body>404</body></html>")
     result = run_cli(["edit", "in/*.png", "-p", "x"], env=env(served))
-    assert (result.exit_code, result.stdout) == (0, "a-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\n"), result.stderr
     assert result.stderr.splitlines()[:2] == [
         "warning: in/*.png: left out 1 image named like nanoedit's results (in/b-edit.png); to "
         "edit it, name it on the command line",
@@ -283,7 +283,7 @@ def test_job_file_lines_override_the_flags_and_fall_back_to_them(served: Served)
         env=env(served),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "a-edit.jpg\nb-edit.png\nc-edit.png\na-edit-2.png\n"
+    assert result.stdout == "a-edit.jpg\nb-edit.jpg\nc-edit.jpg\na-edit-2.jpg\n"
     assert summary(result) == "4 jobs: 4 done, 0 failed, 4 images saved"
     sent = [
         (list(r.fields.items()), [(f.field, f.filename, f.data) for f in r.files])
@@ -300,16 +300,16 @@ def test_job_file_lines_override_the_flags_and_fall_back_to_them(served: Served)
     assert sent == [
         (fields("gemini-3-pro-image-preview", "make it night", "16:9", "2K"),
          [("image", "a.png", a), ("image", "hat.png", hat)]),
-        (fields("nano-banana", "default prompt", "3:2"),
+        (fields("nano-banana-2", "default prompt", "3:2"),
          [("image", "b.png", b), ("image", "hat.png", hat)]),
-        (fields("nano-banana", "default prompt", "3:2"),
+        (fields("nano-banana-2", "default prompt", "3:2"),
          [("image", "c.png", c), ("image", "hat.png", hat)]),
-        (fields("nano-banana", "night again", "1:1", "1K"), [("image", "a.png", a)]),
+        (fields("nano-banana-2", "night again", "1:1", "1K"), [("image", "a.png", a)]),
     ]  # fmt: skip
     assert image_info("a-edit.jpg") == ("JPEG", (2752, 1536))
-    assert image_info("b-edit.png") == ("PNG", (1248, 832))
-    assert image_info("c-edit.png") == ("PNG", (1248, 832))
-    assert image_info("a-edit-2.png") == ("PNG", (1024, 1024))
+    assert image_info("b-edit.jpg") == ("JPEG", (1264, 848))
+    assert image_info("c-edit.jpg") == ("JPEG", (1264, 848))
+    assert image_info("a-edit-2.jpg") == ("JPEG", (1024, 1024))
 
 
 def test_job_file_from_stdin_runs_after_the_inputs_given_as_arguments(served: Served) -> None:
@@ -321,7 +321,7 @@ def test_job_file_from_stdin_runs_after_the_inputs_given_as_arguments(served: Se
         ["edit", "in/a.png", "--from", "-", "-p", "first", "-j", "1"], env=env(served), stdin=stdin
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "a-edit.png\nb-edit.png\nc-edit.png\n"
+    assert result.stdout == "a-edit.jpg\nb-edit.jpg\nc-edit.jpg\n"
     assert sent_inputs(served, ["in/a.png", "in/b.png", "in/c.png"]) == [
         "in/a.png",
         "in/b.png",
@@ -334,11 +334,11 @@ def test_job_file_line_with_its_own_output_among_one_other_line(served: Served) 
     write_image("in/a.png", 10)
     write_image("in/b.png", 20)
     Path("out").mkdir()
-    Path("jobs.txt").write_text('{"input": "in/a.png", "output": "out/mine.png"}\nin/b.png\n')
+    Path("jobs.txt").write_text('{"input": "in/a.png", "output": "out/mine.jpg"}\nin/b.png\n')
     result = run_cli(["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=env(served))
-    assert (result.exit_code, result.stdout) == (0, "out/mine.png\nb-edit.png\n"), result.stderr
-    assert made_from("out/mine.png") == "in/a.png"
-    assert made_from("b-edit.png") == "in/b.png"
+    assert (result.exit_code, result.stdout) == (0, "out/mine.jpg\nb-edit.jpg\n"), result.stderr
+    assert made_from("out/mine.jpg") == "in/a.png"
+    assert made_from("b-edit.jpg") == "in/b.png"
 
 
 def test_a_refused_job_does_not_stop_the_others(served: Served) -> None:
@@ -347,14 +347,14 @@ def test_a_refused_job_does_not_stop_the_others(served: Served) -> None:
     write_image("in/c.png", 30)
     served.sandbox.add_faults("submit:text-only")
     result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=env(served))
-    assert (result.exit_code, result.stdout) == (7, "b-edit.png\nc-edit.png\n")
+    assert (result.exit_code, result.stdout) == (7, "b-edit.jpg\nc-edit.jpg\n")
     estimate, first, *rest = result.stderr.splitlines()
-    assert estimate == "3 jobs, 3 images, estimated $0.117 (gemini-2.5-flash-image at $0.039)"
+    assert estimate == "3 jobs, 3 images, estimated $0.201 (gemini-3.1-flash-image at $0.067)"
     assert first.startswith("error: ")
     assert "answered with text but no image:" in first
     assert rest == [
-        "saved b-edit.png (1184x864 PNG) from in/b.png",
-        "saved c-edit.png (1184x864 PNG) from in/c.png",
+        "saved b-edit.jpg (1200x896 JPEG) from in/b.png",
+        "saved c-edit.jpg (1200x896 JPEG) from in/c.png",
         "3 jobs: 2 done, 1 failed, 2 images saved",
     ]
     # The refusal was paid for: it is not sent again.
@@ -363,7 +363,7 @@ def test_a_refused_job_does_not_stop_the_others(served: Served) -> None:
         "in/b.png",
         "in/c.png",
     ]
-    assert listing(".") == ["b-edit.png", "c-edit.png", "in/a.png", "in/b.png", "in/c.png"]
+    assert listing(".") == ["b-edit.jpg", "c-edit.jpg", "in/a.png", "in/b.png", "in/c.png"]
 
 
 def test_an_image_that_is_not_one_is_refused_in_its_turn_after_the_jobs_before_it(
@@ -375,17 +375,17 @@ def test_an_image_that_is_not_one_is_refused_in_its_turn_after_the_jobs_before_i
     Path("doc.png").write_bytes(b"%PDF-1.7\n%\xe2\xe3")
     write_image("c.png", 30)
     result = run_cli(["edit", "a.png", "doc.png", "c.png", "-p", "x", "-j", "1"], env=env(served))
-    assert (result.exit_code, result.stdout) == (7, "a-edit.png\nc-edit.png\n")
+    assert (result.exit_code, result.stdout) == (7, "a-edit.jpg\nc-edit.jpg\n")
     assert result.stderr.splitlines() == [
         # Checked in its turn, doc.png is still a job when the batch is priced.
-        "3 jobs, 3 images, estimated $0.117 (gemini-2.5-flash-image at $0.039)",
-        "saved a-edit.png (1184x864 PNG) from a.png",
+        "3 jobs, 3 images, estimated $0.201 (gemini-3.1-flash-image at $0.067)",
+        "saved a-edit.jpg (1200x896 JPEG) from a.png",
         "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file",
-        "saved c-edit.png (1184x864 PNG) from c.png",
+        "saved c-edit.jpg (1200x896 JPEG) from c.png",
         "3 jobs: 2 done, 1 failed, 2 images saved",
     ]
     assert sent_inputs(served, ["a.png", "c.png"]) == ["a.png", "c.png"]
-    assert listing(".") == ["a-edit.png", "a.png", "c-edit.png", "c.png", "doc.png"]
+    assert listing(".") == ["a-edit.jpg", "a.png", "c-edit.jpg", "c.png", "doc.png"]
 
 
 def test_a_dry_run_reads_every_image_before_it_prints_a_command(served: Served) -> None:
@@ -394,10 +394,10 @@ def test_a_dry_run_reads_every_image_before_it_prints_a_command(served: Served) 
     Path("doc.png").write_bytes(b"%PDF-1.7\n%\xe2\xe3")
     result = run_cli(["edit", "a.png", "doc.png", "-p", "x", "--dry-run"], env=env(served))
     assert result.exit_code == 7
-    assert result.stdout.startswith("# a.png -> a-edit (openai, nano-banana)\ncurl ")
+    assert result.stdout.startswith("# a.png -> a-edit (openai, nano-banana-2)\ncurl ")
     assert "doc.png" not in result.stdout
     assert result.stderr == (
-        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n"
+        "1 job, 1 image, estimated $0.067 (gemini-3.1-flash-image at $0.067)\n"
         "error: doc.png is not an image (it starts like a PDF); pass a PNG, JPEG or WebP file\n"
     )
     assert served.sandbox.received == []
@@ -423,11 +423,11 @@ def test_skip_existing_sends_nothing_that_is_saved_and_resumes_the_rest(served: 
         write_image(path, 40 * shade)
     first = run_cli(["edit", "in", "-p", "x", "-j", "2"], env=env(served))
     assert first.exit_code == 0, first.stderr
-    saved = {name: Path(name).read_bytes() for name in ("a-edit.png", "b-edit.png", "c-edit.png")}
+    saved = {name: Path(name).read_bytes() for name in ("a-edit.jpg", "b-edit.jpg", "c-edit.jpg")}
 
     served.sandbox.received.clear()
     again = run_cli(["edit", "in", "-p", "x", "-j", "2", "--skip-existing"], env=env(served))
-    assert (again.exit_code, again.stdout) == (0, "a-edit.png\nb-edit.png\nc-edit.png\n")
+    assert (again.exit_code, again.stdout) == (0, "a-edit.jpg\nb-edit.jpg\nc-edit.jpg\n")
     assert again.stderr == (
         "skipped in/a.png: its result is already there (--skip-existing)\n"
         "skipped in/b.png: its result is already there (--skip-existing)\n"
@@ -437,8 +437,8 @@ def test_skip_existing_sends_nothing_that_is_saved_and_resumes_the_rest(served: 
     assert served.sandbox.received == []
 
     # A result of another extension counts; a missing one is made again, and only it.
-    Path("b-edit.png").unlink()
-    Path("a-edit.png").rename("a-edit.webp")
+    Path("b-edit.jpg").unlink()
+    Path("a-edit.jpg").rename("a-edit.webp")
     served.sandbox.received.clear()
     resumed = run_cli(
         ["edit", "in", "-p", "x", "-j", "2", "--skip-existing", "--json"], env=env(served)
@@ -452,9 +452,9 @@ def test_skip_existing_sends_nothing_that_is_saved_and_resumes_the_rest(served: 
         ("in/c.png", True, True, 1),
     ]
     assert summary(resumed) == "3 jobs: 1 done, 0 failed, 2 skipped, 1 image saved"
-    assert listing(".") == ["a-edit.webp", "b-edit.png", "c-edit.png", *inputs]
-    assert Path("c-edit.png").read_bytes() == saved["c-edit.png"]
-    assert made_from("b-edit.png") == "in/b.png"
+    assert listing(".") == ["a-edit.webp", "b-edit.jpg", "c-edit.jpg", *inputs]
+    assert Path("c-edit.jpg").read_bytes() == saved["c-edit.jpg"]
+    assert made_from("b-edit.jpg") == "in/b.png"
 
 
 def test_skip_existing_resumes_the_second_of_two_same_stems(served: Served) -> None:
@@ -463,12 +463,12 @@ def test_skip_existing_resumes_the_second_of_two_same_stems(served: Served) -> N
     args = ["edit", "a/cat.png", "b/cat.png", "-p", "x", "--skip-existing"]
     first = run_cli(args, env=env(served))
     assert first.exit_code == 0, first.stderr
-    Path("cat-edit-2.png").unlink()
+    Path("cat-edit-2.jpg").unlink()
     served.sandbox.received.clear()
     again = run_cli(args, env=env(served))
-    assert (again.exit_code, again.stdout) == (0, "cat-edit.png\ncat-edit-2.png\n"), again.stderr
+    assert (again.exit_code, again.stdout) == (0, "cat-edit.jpg\ncat-edit-2.jpg\n"), again.stderr
     assert sent_inputs(served, ["a/cat.png", "b/cat.png"]) == ["b/cat.png"]
-    assert made_from("cat-edit-2.png") == "b/cat.png"
+    assert made_from("cat-edit-2.jpg") == "b/cat.png"
     assert summary(again) == "2 jobs: 1 done, 0 failed, 1 skipped, 1 image saved"
 
 
@@ -496,13 +496,13 @@ SEVEN = [
     "in/d/cat.png", "in/d/dog.png", "in/e/fox.png",
 ]  # fmt: skip
 SEVEN_NAMES = {
-    "cat-edit.png": "in/a/cat.png",
-    "cat-edit-2.png": "in/b/cat.png",
-    "cat-edit-3.png": "in/c/cat.png",
-    "dog-edit.png": "in/c/dog.png",
-    "cat-edit-4.png": "in/d/cat.png",
-    "dog-edit-2.png": "in/d/dog.png",
-    "fox-edit.png": "in/e/fox.png",
+    "cat-edit.jpg": "in/a/cat.png",
+    "cat-edit-2.jpg": "in/b/cat.png",
+    "cat-edit-3.jpg": "in/c/cat.png",
+    "dog-edit.jpg": "in/c/dog.png",
+    "cat-edit-4.jpg": "in/d/cat.png",
+    "dog-edit-2.jpg": "in/d/dog.png",
+    "fox-edit.jpg": "in/e/fox.png",
 }
 
 
@@ -616,7 +616,7 @@ def test_png_jpeg_and_webp_are_uploaded_byte_for_byte_and_gif_as_png(served: Ser
 def curl(base: str, path: str, prompt: str = "make it night") -> str:
     return (
         f"curl -sS -X POST {base}/v1/images/edits -H 'Authorization: Bearer ****0001' \\\n"
-        "  --form-string model=nano-banana \\\n"
+        "  --form-string model=nano-banana-2 \\\n"
         f"  --form-string 'prompt={prompt}' \\\n"
         "  --form-string n=1 \\\n"
         "  --form-string response_format=url \\\n"
@@ -646,13 +646,13 @@ def test_dry_run_prints_a_curl_command_per_job_and_sends_nothing(
     )  # fmt: skip
     jobs = f"{len(expected)} job{'s' if len(expected) > 1 else ''}"
     images = f"{len(expected)} image{'s' if len(expected) > 1 else ''}"
-    estimate = f"{jobs}, {images}, estimated ${0.039 * len(expected):.3f}".rstrip("0")
+    estimate = f"{jobs}, {images}, estimated ${0.067 * len(expected):.3f}".rstrip("0")
     assert (result.exit_code, result.stderr) == (
         0,
-        f"{estimate} (gemini-2.5-flash-image at $0.039)\n",
+        f"{estimate} (gemini-3.1-flash-image at $0.067)\n",
     )
     assert result.stdout == "".join(
-        f"# {path} -> {names} (openai, nano-banana)\n" + curl(served.base_url, path)
+        f"# {path} -> {names} (openai, nano-banana-2)\n" + curl(served.base_url, path)
         for path, names in expected
     )
     assert served.sandbox.received == []
@@ -668,12 +668,12 @@ def test_job_file_line_with_its_own_output_among_several_other_lines(served: Ser
     write_image("in/c.png", 30)
     Path("out").mkdir()
     Path("jobs.txt").write_text(
-        '{"input":"in/a.png","output":"out/mine.png"}\nin/b.png\nin/c.png\n'
+        '{"input":"in/a.png","output":"out/mine.jpg"}\nin/b.png\nin/c.png\n'
     )
     result = run_cli(["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=env(served))
     assert (result.exit_code, result.stdout) == (
         0,
-        "out/mine.png\nb-edit.png\nc-edit.png\n",
+        "out/mine.jpg\nb-edit.jpg\nc-edit.jpg\n",
     ), result.stderr
     assert summary(result) == "3 jobs: 3 done, 0 failed, 3 images saved"
     assert sent_inputs(served, ["in/a.png", "in/b.png", "in/c.png"]) == [
@@ -681,11 +681,11 @@ def test_job_file_line_with_its_own_output_among_several_other_lines(served: Ser
         "in/b.png",
         "in/c.png",
     ]
-    assert made_from("out/mine.png") == "in/a.png"
-    assert made_from("b-edit.png") == "in/b.png"
-    assert made_from("c-edit.png") == "in/c.png"
+    assert made_from("out/mine.jpg") == "in/a.png"
+    assert made_from("b-edit.jpg") == "in/b.png"
+    assert made_from("c-edit.jpg") == "in/c.png"
     assert listing(".") == [
-        "b-edit.png", "c-edit.png", "in/a.png", "in/b.png", "in/c.png", "jobs.txt", "out/mine.png",
+        "b-edit.jpg", "c-edit.jpg", "in/a.png", "in/b.png", "in/c.png", "jobs.txt", "out/mine.jpg",
     ]  # fmt: skip
 
 
@@ -864,14 +864,14 @@ def test_job_file_paths_start_from_its_folder(served: Served) -> None:
         ["edit", "--from", "batch/jobs.jsonl", "-r", "ref.png", "-p", "x", "-j", "1"],
         env=env(served),
     )
-    assert (result.exit_code, result.stdout) == (0, "a-edit.png\nbatch/out/mine.png\n"), (
+    assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nbatch/out/mine.png\n"), (
         result.stderr
     )
     assert [[(f.filename, f.data) for f in r.files] for r in posts(served)] == [
         [("a.png", a), ("ref.png", flag_ref)],
         [("a.png", a), ("hat.png", hat)],
     ]
-    assert made_from("a-edit.png") == "batch/photos/a.png"
+    assert made_from("a-edit.jpg") == "batch/photos/a.png"
     assert image_info("batch/out/mine.png") == ("PNG", AUTO_SIZE)
 
 
@@ -880,7 +880,7 @@ def test_job_file_from_stdin_takes_paths_from_the_current_folder(served: Served)
     result = run_cli(
         ["edit", "--from", "-", "-p", "x"], env=env(served), stdin="\ufeffphotos/a.png\n"
     )
-    assert (result.exit_code, result.stdout) == (0, "a-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\n"), result.stderr
     assert [r.files[0].data for r in posts(served)] == [a]
 
 
@@ -890,7 +890,7 @@ def test_job_file_with_a_byte_order_mark_reads_its_first_line(served: Served) ->
         '\ufeff{"input": "in/a.png", "prompt": "make it night"}\n'.encode()
     )
     result = run_cli(["edit", "--from", "jobs.jsonl"], env=env(served))
-    assert (result.exit_code, result.stdout) == (0, "a-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\n"), result.stderr
     assert [(r.fields["prompt"], r.files[0].data) for r in posts(served)] == [
         (["make it night"], a)
     ]
@@ -937,14 +937,14 @@ EIGHT = [
     "y/fox.png", "x/fox.png", "z/dog.png", "w/owl.png",
 ]  # fmt: skip
 EIGHT_NAMES = {
-    "cat-edit.png": "y/cat.png",
-    "dog-edit.png": "x/dog.png",
-    "cat-edit-2.png": "z/cat.png",
-    "cat-edit-3.png": "x/cat.png",
-    "fox-edit.png": "y/fox.png",
-    "fox-edit-2.png": "x/fox.png",
-    "dog-edit-2.png": "z/dog.png",
-    "owl-edit.png": "w/owl.png",
+    "cat-edit.jpg": "y/cat.png",
+    "dog-edit.jpg": "x/dog.png",
+    "cat-edit-2.jpg": "z/cat.png",
+    "cat-edit-3.jpg": "x/cat.png",
+    "fox-edit.jpg": "y/fox.png",
+    "fox-edit-2.jpg": "x/fox.png",
+    "dog-edit-2.jpg": "z/dog.png",
+    "owl-edit.jpg": "w/owl.png",
 }
 
 
@@ -986,24 +986,24 @@ def test_same_stem_in_two_folders_numbers_in_list_order(
     assert result.exit_code == 0, result.stderr
     printed = result.stdout.splitlines()
     if jobs == "1":
-        assert printed == ["cat-edit.png", "cat-edit-2.png"]
+        assert printed == ["cat-edit.jpg", "cat-edit-2.jpg"]
     else:
-        assert sorted(printed) == ["cat-edit-2.png", "cat-edit.png"]
-    assert made_from("cat-edit.png") == order[0]
-    assert made_from("cat-edit-2.png") == order[1]
+        assert sorted(printed) == ["cat-edit-2.jpg", "cat-edit.jpg"]
+    assert made_from("cat-edit.jpg") == order[0]
+    assert made_from("cat-edit-2.jpg") == order[1]
     assert sorted(sent_inputs(served, order)) == ["a/cat.png", "b/cat.png"]
-    assert listing(".") == ["a/cat.png", "b/cat.png", "cat-edit-2.png", "cat-edit.png"]
+    assert listing(".") == ["a/cat.png", "b/cat.png", "cat-edit-2.jpg", "cat-edit.jpg"]
 
 
 def test_names_taken_by_other_files_are_passed_over(served: Served) -> None:
     write_image("cat.png", 10)
-    theirs = write_image("cat-edit.jpg", 99, "JPEG")  # not ours: no provenance, another format
+    theirs = write_image("cat-edit.png", 99)  # not ours: no provenance, another format
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env(served))
-    assert (result.exit_code, result.stdout) == (0, "cat-edit-2.png\n"), result.stderr
-    assert result.stderr == "saved cat-edit-2.png (1184x864 PNG) from cat.png\n"
-    assert made_from("cat-edit-2.png") == "cat.png"
-    assert Path("cat-edit.jpg").read_bytes() == theirs
-    assert listing(".") == ["cat-edit-2.png", "cat-edit.jpg", "cat.png"]
+    assert (result.exit_code, result.stdout) == (0, "cat-edit-2.jpg\n"), result.stderr
+    assert result.stderr == "saved cat-edit-2.jpg (1200x896 JPEG) from cat.png\n"
+    assert made_from("cat-edit-2.jpg") == "cat.png"
+    assert Path("cat-edit.png").read_bytes() == theirs
+    assert listing(".") == ["cat-edit-2.jpg", "cat-edit.png", "cat.png"]
 
 
 def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
@@ -1011,14 +1011,14 @@ def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
     write_image("b/cat.png", 20)
     args = ["edit", "a/cat.png", "b/cat.png", "-p", "x", "-j", "1"]
     first = run_cli(args, env=env(served))
-    assert (first.exit_code, first.stdout) == (0, "cat-edit.png\ncat-edit-2.png\n"), first.stderr
+    assert (first.exit_code, first.stdout) == (0, "cat-edit.jpg\ncat-edit-2.jpg\n"), first.stderr
     again = run_cli(args, env=env(served))
-    assert (again.exit_code, again.stdout) == (0, "cat-edit-3.png\ncat-edit-4.png\n"), again.stderr
+    assert (again.exit_code, again.stdout) == (0, "cat-edit-3.jpg\ncat-edit-4.jpg\n"), again.stderr
     assert {name: made_from(name) for name in listing(".") if name.startswith("cat-edit")} == {
-        "cat-edit.png": "a/cat.png",
-        "cat-edit-2.png": "b/cat.png",
-        "cat-edit-3.png": "a/cat.png",
-        "cat-edit-4.png": "b/cat.png",
+        "cat-edit.jpg": "a/cat.png",
+        "cat-edit-2.jpg": "b/cat.png",
+        "cat-edit-3.jpg": "a/cat.png",
+        "cat-edit-4.jpg": "b/cat.png",
     }
     assert sent_inputs(served, ["a/cat.png", "b/cat.png"]) == ["a/cat.png", "b/cat.png"] * 2
 
@@ -1029,19 +1029,19 @@ def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
     assert (flat.exit_code, flat.stdout) == (4, "")
     assert flat.stderr == (
         "error: the folder . holds no images to edit (add --recursive to look in its "
-        "subfolders); left out 4 images named like nanoedit's results (cat-edit-2.png, "
-        "cat-edit-3.png, cat-edit-4.png and 1 more); to edit them, name them on the command line\n"
+        "subfolders); left out 4 images named like nanoedit's results (cat-edit-2.jpg, "
+        "cat-edit-3.jpg, cat-edit-4.jpg and 1 more); to edit them, name them on the command line\n"
     )
     deep = run_cli(["edit", ".", "-R", "-p", "x", "--dry-run"], env=env(served))
     assert (deep.exit_code, deep.stderr) == (
         0,
-        "warning: .: left out 4 images named like nanoedit's results (cat-edit-2.png, "
-        "cat-edit-3.png, cat-edit-4.png and 1 more); to edit them, name them on the command "
-        "line\n2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n",
+        "warning: .: left out 4 images named like nanoedit's results (cat-edit-2.jpg, "
+        "cat-edit-3.jpg, cat-edit-4.jpg and 1 more); to edit them, name them on the command "
+        "line\n2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)\n",
     )
     assert [line for line in deep.stdout.splitlines() if line.startswith("#")] == [
-        "# a/cat.png -> cat-edit-5 (openai, nano-banana)",
-        "# b/cat.png -> cat-edit-6 (openai, nano-banana)",
+        "# a/cat.png -> cat-edit-5 (openai, nano-banana-2)",
+        "# b/cat.png -> cat-edit-6 (openai, nano-banana-2)",
     ]
     assert served.sandbox.received == []
     assert listing(".") == before
@@ -1065,10 +1065,10 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
     assert len(records) == 3
 
     def done(job: int, source: str, name: str) -> dict[str, object]:
-        output = {"path": name, "width": AUTO_SIZE[0], "height": AUTO_SIZE[1], "format": "png",
+        output = {"path": name, "width": AUTO_SIZE[0], "height": AUTO_SIZE[1], "format": "jpeg",
                   "bytes": Path(name).stat().st_size}  # fmt: skip
         return {"ok": True, "job": job, "state": "saved", "kind": "edit", "backend": "openai",
-                "model": "nano-banana", "prompt": "x", "inputs": [source], "outputs": [output],
+                "model": "nano-banana-2", "prompt": "x", "inputs": [source], "outputs": [output],
                 "sent": True, "tasks": [], "skipped": False, "warnings": [], "text": "",
                 "error": None}  # fmt: skip
 
@@ -1077,22 +1077,22 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
         "check the address"
     )
     assert records == {
-        "in/a.png": done(1, "in/a.png", "a-edit.png"),
-        "in/b.png": done(2, "in/b.png", "b-edit.png"),
+        "in/a.png": done(1, "in/a.png", "a-edit.jpg"),
+        "in/b.png": done(2, "in/b.png", "b-edit.jpg"),
         url: {"ok": False, "job": 3, "state": "failed", "kind": "edit", "backend": "openai",
-              "model": "nano-banana", "prompt": "x", "inputs": [url], "outputs": [], "sent": True,
+              "model": "nano-banana-2", "prompt": "x", "inputs": [url], "outputs": [], "sent": True,
               "tasks": [], "skipped": False, "warnings": [], "text": "",
               "error": {"kind": "input", "message": message, "exit_code": 4}},
     }  # fmt: skip
     estimate, *lines, last = result.stderr.splitlines()
-    assert estimate == "3 jobs, 3 images, estimated $0.117 (gemini-2.5-flash-image at $0.039)"
+    assert estimate == "3 jobs, 3 images, estimated $0.201 (gemini-3.1-flash-image at $0.067)"
     assert sorted(lines) == [
         f"error: {message}",
-        "saved a-edit.png (1184x864 PNG) from in/a.png",
-        "saved b-edit.png (1184x864 PNG) from in/b.png",
+        "saved a-edit.jpg (1200x896 JPEG) from in/a.png",
+        "saved b-edit.jpg (1200x896 JPEG) from in/b.png",
     ]
     assert last == "3 jobs: 2 done, 1 failed, 2 images saved"
     # A 404 is not retried, and the job whose input never came sends nothing.
     assert [r.path for r in served.sandbox.received].count("/samples/missing.png") == 1
     assert sorted(sent_inputs(served, ["in/a.png", "in/b.png"])) == ["in/a.png", "in/b.png"]
-    assert listing(".") == ["a-edit.png", "b-edit.png", "in/a.png", "in/b.png"]
+    assert listing(".") == ["a-edit.jpg", "b-edit.jpg", "in/a.png", "in/b.png"]

@@ -24,18 +24,18 @@ def test_generate_sends_json_and_names_the_file_after_the_prompt(served: Served)
         ["generate", "-p", "a red fox in snow", "--ratio", "3:2", "--size", "1K"],
         env=backend_env(served),
     )
-    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.jpg\n"), result.stderr
     post = served.sandbox.received[0]
     assert (post.path, post.headers["authorization"]) == (
         "/v1/images/generations",
         f"Bearer {OPENAI_KEY}",
     )
     assert post.json == {
-        "model": "nano-banana", "prompt": "a red fox in snow", "n": 1,
+        "model": "nano-banana-2", "prompt": "a red fox in snow", "n": 1,
         "response_format": "url", "aspect_ratio": "3:2", "image_size": "1K",
     }  # fmt: skip
-    with Image.open("a-red-fox-in-snow.png") as image:
-        assert image.size == (1248, 832)
+    with Image.open("a-red-fox-in-snow.jpg") as image:
+        assert image.size == (1264, 848)
 
 
 def test_output_option_writes_exactly_there_and_refuses_to_overwrite(served: Served) -> None:
@@ -54,7 +54,7 @@ def test_output_option_writes_exactly_there_and_refuses_to_overwrite(served: Ser
                      env=env)  # fmt: skip
     assert forced.exit_code == 0
     with Image.open("fox.png") as image:
-        assert image.size == (1344, 768)
+        assert image.size == (1376, 768)
 
 
 def test_output_option_with_several_images_is_a_usage_error(served: Served) -> None:
@@ -133,7 +133,7 @@ def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
     for args in (["generate", "-p", "x"], ["edit", "cat.png", "-p", "x"]):
         planned = run_cli([*args, "--dry-run"], env=key)
         assert planned.exit_code == 0, planned.stderr
-        assert planned.stdout.splitlines()[0].endswith("(gemini, gemini-2.5-flash-image)")
+        assert planned.stdout.splitlines()[0].endswith("(gemini, gemini-nano-banana-2.1)")
         assert "https://generativelanguage.googleapis.com/v1beta/models/" in planned.stdout
 
 
@@ -158,7 +158,7 @@ def test_in_process_sandbox_needs_no_key_and_no_network(sample: Path, clock: Ski
         ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9", "--sandbox"],
         clock=clock,
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     url = run_cli(["edit", "https://example.com/dog.jpg", "-p", "add a hat", "--ratio", "21:9",
                    "--size", "4K", "--model", "gemini-3-pro-image-preview"],
                   env={"NANOEDIT_SANDBOX": "1", "NANOEDIT_DUOMI_POLL_INTERVAL": "0.5"},
@@ -218,10 +218,10 @@ def test_an_edit_off_a_terminal_loads_no_rich_and_no_pillow(served: Served, samp
         run_cli(["sandbox", "sample", name, "-o", name])
         lines, stderr = loaded_modules(["edit", name, "-p", "add a hat"], watched, env)
         stem = name.split(".")[0]
-        assert lines == [f"{stem}-edit.png", "0 ['httpx']"], stderr
-        assert stderr == f"saved {stem}-edit.png (1184x864 PNG) from {name}\n"
-    with Image.open("dog-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1184, 864))
+        assert lines == [f"{stem}-edit.jpg", "0 ['httpx']"], stderr
+        assert stderr == f"saved {stem}-edit.jpg (1200x896 JPEG) from {name}\n"
+    with Image.open("dog-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (1200, 896))
     assert [post.path for post in served.sandbox.received if post.method == "POST"] == [
         "/v1/images/edits", "/v1/images/edits"
     ]  # fmt: skip
@@ -264,12 +264,15 @@ def test_the_console_script_ends_without_the_interpreters_teardown(
     args = [sys.executable, "-c", code]
     done = subprocess.run([*args, "edit", "cat.png", "-p", "a hat", "--json"], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert (done.returncode, done.stderr) == (0, "saved cat-edit.png (1184x864 PNG) from cat.png\n")
+    assert (done.returncode, done.stderr) == (
+        0,
+        "saved cat-edit.jpg (1200x896 JPEG) from cat.png\n",
+    )
     record = json.loads(done.stdout)
-    assert (record["ok"], record["outputs"][0]["path"]) == (True, "cat-edit.png")
+    assert (record["ok"], record["outputs"][0]["path"]) == (True, "cat-edit.jpg")
     refused = subprocess.run([*args, "edit", "cat.png", "-p", "a hat"], env=env,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert refused.returncode == 0  # cat-edit-2.png: a second result beside the first
+    assert refused.returncode == 0  # cat-edit-2.jpg: a second result beside the first
     missing = subprocess.run([*args, "edit", "nope.png", "-p", "a hat"], env=env,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
     assert (missing.returncode, missing.stderr) == (
@@ -300,7 +303,7 @@ def test_only_the_command_named_is_turned_into_a_parser() -> None:
     for args in ([], ["--help"], ["edt"], ["-V"]):
         assert app_for(args) is app
     assert [_name(c) for c in app.registered_commands] == [
-        "edit", "generate", "fetch", "resume", "completion"
+        "edit", "generate", "fetch", "resume", "models", "completion"
     ]  # fmt: skip
     assert [g.name for g in app.registered_groups] == ["config", "sandbox", "history"]
 
@@ -361,7 +364,7 @@ def test_a_dry_run_loads_no_http_stack(sample: Path) -> None:
     lines, stderr = loaded_modules(
         ["edit", "cat.png", "-p", "add a hat", "--dry-run"], ("httpx", "httpcore", "PIL"), env
     )
-    assert lines[0] == "# cat.png -> cat-edit (openai, nano-banana)", stderr
+    assert lines[0] == "# cat.png -> cat-edit (openai, nano-banana-2)", stderr
     assert lines[-1] == "0 []"
 
 
@@ -373,7 +376,7 @@ def test_a_sandbox_run_loads_no_transport(sample: Path) -> None:
             ["edit", "cat.png", "-p", "add a hat", *args], ("httpx", "httpcore"), env
         )
         assert lines[-1] == "0 ['httpx']", stderr
-    assert sorted(os.listdir()) == ["cat-edit-2.png", "cat-edit.png", "cat.png"]
+    assert sorted(os.listdir()) == ["cat-edit-2.jpg", "cat-edit.jpg", "cat.png"]
 
 
 def test_an_error_found_before_any_request_loads_no_network_module() -> None:

@@ -425,10 +425,10 @@ def test_an_earlier_report_is_replaced(served: Served, sample: Path) -> None:
     _, root = parse(Path("run.html").read_text(encoding="utf-8"))
     assert root.one("title").text() == "nanoedit: 1 job"
     assert [a.one("h3").text() for a in root.find_all("article")] == ["saved 1. cat.png"]
-    assert facts(root.one("article"))["Got"] == "1184x864"
+    assert facts(root.one("article"))["Got"] == "1200x896"
     assert sorted(p.name for p in Path().iterdir()) == [
-        "cat-edit-2.png",
-        "cat-edit.png",
+        "cat-edit-2.jpg",
+        "cat-edit.jpg",
         "cat.png",
         "run.html",
     ]
@@ -439,10 +439,10 @@ def test_the_reports_folder_is_made_like_the_output_folder(served: Served, sampl
         ["edit", "cat.png", "-p", "x", "-d", "out", "--report", "out/pages/run.html"],
         env=backend_env(served),
     )
-    assert (result.exit_code, result.stdout) == (0, "out/cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "out/cat-edit.jpg\n"), result.stderr
     assert result.stderr.endswith("wrote the report out/pages/run.html\n")
     _, root = parse(Path("out/pages/run.html").read_text(encoding="utf-8"))
-    assert root.one("figure", class_="output").one("a").attrs["href"] == "../cat-edit.png"
+    assert root.one("figure", class_="output").one("a").attrs["href"] == "../cat-edit.jpg"
 
 
 @pytest.mark.parametrize(
@@ -483,7 +483,7 @@ def test_a_report_that_cannot_be_written_is_refused_before_anything_is_sent(
     result = run_cli(["edit", "cat.png", "-p", "x", *args], env=backend_env(served))
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
     assert served.sandbox.received == []
-    assert not Path("cat-edit.png").exists()
+    assert not Path("cat-edit.jpg").exists()
     if setup == "notes":
         assert Path("notes.html").read_text() == "<p>my notes</p>\n"
 

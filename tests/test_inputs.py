@@ -27,7 +27,7 @@ CAT = sample_image("cat.png")[0]
 HAT = sample_image("hat.png")[0]
 EDITS = "/v1/images/edits"
 # What the sandbox's nano-banana renders for cat.png (640x480) at --ratio auto.
-CAT_RESULT = ("PNG", (1184, 864))
+CAT_RESULT = ("JPEG", (1200, 896))
 
 
 def env(served: Served) -> dict[str, str]:
@@ -75,20 +75,20 @@ def test_dash_reads_the_image_from_a_real_pipe_and_names_the_result_after_stdin(
     served: Served,
 ) -> None:
     result = nanoedit(["edit", "-", "-p", "make it night"], served, input=CAT)
-    assert (result.returncode, result.stdout) == (0, b"stdin-edit.png\n"), result.stderr
-    assert result.stderr.decode() == "saved stdin-edit.png (1184x864 PNG) from stdin\n"
+    assert (result.returncode, result.stdout) == (0, b"stdin-edit.jpg\n"), result.stderr
+    assert result.stderr.decode() == "saved stdin-edit.jpg (1200x896 JPEG) from stdin\n"
     assert sent_files(served) == [[("stdin.png", "image/png", CAT)]]
-    assert image_info("stdin-edit.png") == CAT_RESULT
-    provenance = read_provenance("stdin-edit.png")
+    assert image_info("stdin-edit.jpg") == CAT_RESULT
+    provenance = read_provenance("stdin-edit.jpg")
     assert provenance is not None
     assert provenance["inputs"] == [{"name": "stdin", "sha256": hashlib.sha256(CAT).hexdigest()}]
 
 
 def test_dev_stdin_on_a_pipe_is_read_once(served: Served) -> None:
     result = nanoedit(["edit", "/dev/stdin", "-p", "x"], served, input=CAT)
-    assert (result.returncode, result.stdout) == (0, b"stdin-edit.png\n"), result.stderr
+    assert (result.returncode, result.stdout) == (0, b"stdin-edit.jpg\n"), result.stderr
     assert sent_files(served) == [[("stdin.png", "image/png", CAT)]]
-    assert image_info("stdin-edit.png") == CAT_RESULT
+    assert image_info("stdin-edit.jpg") == CAT_RESULT
 
 
 def test_a_process_substitution_is_read_once_and_named_after_its_descriptor(
@@ -101,11 +101,11 @@ def test_a_process_substitution_is_read_once_and_named_after_its_descriptor(
     )
     assert result.returncode == 0, result.stderr
     # bash picks the descriptor (63 as a rule): the name follows it, whatever it is.
-    match = re.fullmatch(rb"fd(\d+)-edit\.png\n", result.stdout)
+    match = re.fullmatch(rb"fd(\d+)-edit\.jpg\n", result.stdout)
     assert match, result.stdout
     number = match.group(1).decode()
     assert sent_files(served) == [[(f"fd{number}.png", "image/png", CAT)]]
-    assert image_info(f"fd{number}-edit.png") == CAT_RESULT
+    assert image_info(f"fd{number}-edit.jpg") == CAT_RESULT
 
 
 def test_a_named_fifo_is_read_once(served: Served) -> None:
@@ -127,11 +127,11 @@ def test_a_named_fifo_is_read_once(served: Served) -> None:
         if writer.is_alive():  # nanoedit never opened it: let the writer go
             os.close(os.open("shot", os.O_RDONLY | os.O_NONBLOCK))
         writer.join(10)
-    assert (result.returncode, result.stdout) == (0, b"shot-edit.png\n"), result.stderr
+    assert (result.returncode, result.stdout) == (0, b"shot-edit.jpg\n"), result.stderr
     assert failures == []
     # No extension in the name: the part sent gets the one its bytes call for.
     assert sent_files(served) == [[("shot.png", "image/png", CAT)]]
-    assert image_info("shot-edit.png") == CAT_RESULT
+    assert image_info("shot-edit.jpg") == CAT_RESULT
 
 
 def test_a_reference_from_stdin_is_read_once_and_sent_with_every_job(served: Served) -> None:
@@ -140,7 +140,7 @@ def test_a_reference_from_stdin_is_read_once_and_sent_with_every_job(served: Ser
     result = run_cli(
         ["edit", "a.png", "b.jpg", "--ref", "-", "-p", "x", "-j", "1"], env=env(served), stdin=HAT
     )
-    assert (result.exit_code, result.stdout) == (0, "a-edit.png\nb-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nb-edit.jpg\n"), result.stderr
     dog = sample_image("dog.jpg")[0]
     assert sent_files(served) == [
         [("a.png", "image/png", CAT), ("stdin.png", "image/png", HAT)],
@@ -206,13 +206,13 @@ def test_dash_p_dash_reads_the_whole_prompt_from_a_real_pipe(served: Served) -> 
     result = nanoedit(
         ["edit", "cat.png", "-p", "-"], served, input=b"make it night\nwith stars  \n"
     )
-    assert (result.returncode, result.stdout) == (0, b"cat-edit.png\n"), result.stderr
+    assert (result.returncode, result.stdout) == (0, b"cat-edit.jpg\n"), result.stderr
     assert [r.fields["prompt"] for r in posts(served)] == [["make it night\nwith stars"]]
 
 
 def test_generate_reads_the_prompt_from_stdin(served: Served) -> None:
     result = run_cli(["generate", "-p", "-"], env=env(served), stdin="a red fox in snow\n")
-    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.jpg\n"), result.stderr
     [request] = posts(served)
     assert request.json["prompt"] == "a red fox in snow"
 
@@ -274,9 +274,9 @@ def test_bad_prompt_sources_are_refused_before_any_request(
 def test_a_file_named_with_a_leading_dash_goes_after_double_dash(served: Served) -> None:
     Path("-dash.png").write_bytes(CAT)
     result = run_cli(["edit", "-p", "x", "--", "-dash.png"], env=env(served))
-    assert (result.exit_code, result.stdout) == (0, "dash-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "dash-edit.jpg\n"), result.stderr
     assert sent_files(served) == [[("-dash.png", "image/png", CAT)]]
-    assert image_info("dash-edit.png") == CAT_RESULT
+    assert image_info("dash-edit.jpg") == CAT_RESULT
     # Without --, the name is read as -d ash.png, as the help says.
     help_text = run_cli(["edit", "--help"]).stdout
     assert '\n    nanoedit edit -p "make it night" -- -dash.png\n' in help_text
@@ -298,10 +298,10 @@ def test_a_108_megapixel_phone_photo_is_sent_as_it_is(served: Served) -> None:
     photo = big_jpeg(12000, 9000)
     Path("phone.jpg").write_bytes(photo)
     result = run_cli(["edit", "phone.jpg", "-p", "x"], env=env(served))
-    assert (result.exit_code, result.stdout) == (0, "phone-edit.png\n"), result.stderr
-    assert result.stderr == "saved phone-edit.png (1184x864 PNG) from phone.jpg\n"
+    assert (result.exit_code, result.stdout) == (0, "phone-edit.jpg\n"), result.stderr
+    assert result.stderr == "saved phone-edit.jpg (1200x896 JPEG) from phone.jpg\n"
     assert sent_files(served) == [[("phone.jpg", "image/jpeg", photo)]]
-    assert image_info("phone-edit.png") == ("PNG", (1184, 864))
+    assert image_info("phone-edit.jpg") == ("JPEG", (1200, 896))
 
 
 def test_an_input_over_the_pixel_limit_is_refused_with_its_size_and_the_limit(
@@ -336,7 +336,7 @@ def test_a_turned_jpeg_is_sent_as_stored_and_said_once(served: Served) -> None:
     result = run_cli(
         ["edit", "a.png", "b.png", "--ref", "turned.jpg", "-p", "x", "-j", "1"], env=env(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "a-edit.png\nb-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nb-edit.jpg\n"), result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [
         "warning: turned.jpg has EXIF orientation 6 (viewers show it turned 90° clockwise), "
@@ -364,7 +364,7 @@ def test_an_upright_or_two_picture_jpeg_is_not_warned_about(
     Path(name).write_bytes(data)
     result = run_cli(["edit", name, "-p", "x"], env=env(served))
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == f"saved {Path(name).stem}-edit.png (1184x864 PNG) from {name}\n"
+    assert result.stderr == f"saved {Path(name).stem}-edit.jpg (1200x896 JPEG) from {name}\n"
     assert sent_files(served) == [[(name, "image/jpeg", data)]]
 
 

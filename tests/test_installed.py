@@ -69,17 +69,17 @@ def test_installed_command_edits_over_both_backends(
     assert local.returncode == 0, local.stderr
     record = json.loads(local.stdout)
     assert (record["backend"], record["outputs"][0]["path"]) == (
-        "openai", str(tmp_path / "out" / "cat-edit.png")
+        "openai", str(tmp_path / "out" / "cat-edit.jpg")
     )  # fmt: skip
     remote = subprocess.run(
         [NANOEDIT, "edit", f"{base_url}/samples/dog.jpg", "-p", "add a hat", "-d", str(tmp_path / "out")],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
-    assert (remote.returncode, remote.stdout) == (0, f"{tmp_path / 'out' / 'dog-edit.png'}\n"), (
+    assert (remote.returncode, remote.stdout) == (0, f"{tmp_path / 'out' / 'dog-edit.jpg'}\n"), (
         remote.stderr
     )
-    with Image.open(tmp_path / "out" / "dog-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", (1184, 864))
+    with Image.open(tmp_path / "out" / "dog-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (1200, 896))
     process.terminate()
     assert process.stderr is not None
     log = process.stderr.read()
@@ -156,7 +156,7 @@ def test_ctrl_c_twice_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once
         reader = threading.Thread(target=read_err)
         reader.start()
         try:
-            wait_for(lambda: said("saved cat-edit.png"), "cat-edit.png to be saved")
+            wait_for(lambda: said("saved cat-edit.jpg"), "cat-edit.jpg to be saved")
             # The first Ctrl-C waits for the task, which never ends; the second aborts.
             run.send_signal(signal.SIGINT)
             wait_for(lambda: said(STOPPING), "the stopping notice")
@@ -173,15 +173,15 @@ def test_ctrl_c_twice_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once
             reader.join(30)
             run.stdout.close()
             run.stderr.close()
-        assert (run.returncode, out) == (130, "cat-edit.png\n")
+        assert (run.returncode, out) == (130, "cat-edit.jpg\n")
         with Journal(Path(os.environ["NANOEDIT_DATA_DIR"])) as journal:
             record = journal.get(1)
         assert record is not None
         [task_id] = record.tasks
         assert (record.state, record.backend) == ("submitted", "duomi")
         assert [line.rstrip("\n") for line in lines] == [
-            "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)",
-            "saved cat-edit.png (1184x864 PNG) from cat.png",
+            "2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)",
+            "saved cat-edit.jpg (1200x896 JPEG) from cat.png",
             "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and "
             "saves. Ctrl-C again aborts; nanoedit resume takes them up later",
             f"error: {server.base_url}/samples/dog.jpg: stopped while under way: task {task_id} "
@@ -190,8 +190,8 @@ def test_ctrl_c_twice_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once
         ]
         assert stopped < 5, stopped
         # The saved image is whole; nothing else, no temporary file, was left behind.
-        assert sorted(p.name for p in isolated.iterdir()) == ["cat-edit.png", "cat.png"]
-        with Image.open(isolated / "cat-edit.png") as image:
+        assert sorted(p.name for p in isolated.iterdir()) == ["cat-edit.jpg", "cat.png"]
+        with Image.open(isolated / "cat-edit.jpg") as image:
             image.load()
         # The process is gone, so nothing more can come from it; the task was not cancelled.
         assert len(sandbox.received) <= polls_before + 1  # polling stopped with the run

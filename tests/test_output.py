@@ -54,10 +54,10 @@ def test_dash_writes_the_image_itself_to_stdout_and_nothing_else(served: Served,
         env=backend_env(served),
     )
     assert result.exit_code == 0, result.stderr
-    assert image_of(result.stdout_bytes) == ("PNG", (1344, 768))
-    assert result.stderr == "wrote the image to stdout (1344x768 PNG) from cat.png\n"
-    # The provenance is in the bytes, as in a saved file; no file was made, no "-.png".
-    saved = Path("saved.png")
+    assert image_of(result.stdout_bytes) == ("JPEG", (1376, 768))
+    assert result.stderr == "wrote the image to stdout (1376x768 JPEG) from cat.png\n"
+    # The provenance is in the bytes, as in a saved file; no file was made, no "-.jpg".
+    saved = Path("saved.jpg")
     saved.write_bytes(result.stdout_bytes)
     provenance = read_provenance(saved)
     assert provenance is not None and provenance["prompt"] == "make it a watercolor"
@@ -72,7 +72,7 @@ def test_dash_with_no_metadata_is_the_servers_bytes(served: Served) -> None:
         env=backend_env(served),
     )
     assert result.exit_code == 0, result.stderr
-    rendered = render_generate("a fox", (1024, 1024), "image/png").data
+    rendered = render_generate("a fox", (1024, 1024), "image/jpeg").data
     assert result.stdout_bytes == rendered
     assert files() == []
 
@@ -191,7 +191,7 @@ def test_dev_null_is_written_to_as_it_is(served: Served, cat: Path, overwrite: l
         result = run_cli(["edit", "cat.png", "-p", "x", "-o", "/dev/null", *overwrite],
                          env=backend_env(served))  # fmt: skip
         assert (result.exit_code, result.stdout) == (0, "/dev/null\n"), result.stderr
-        assert result.stderr == "saved /dev/null (1184x864 PNG) from cat.png\n"
+        assert result.stderr == "saved /dev/null (1200x896 JPEG) from cat.png\n"
         assert not os.path.lexists("/dev/null.png")
         assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
         sample = run_cli(["sandbox", "sample", "-o", "/dev/null"])
@@ -217,7 +217,7 @@ def test_a_fifo_gets_the_image_bytes(served: Served, cat: Path) -> None:
         os.close(os.open("pipe", os.O_WRONLY | os.O_NONBLOCK))
     reader.join(timeout=30)
     assert (result.exit_code, result.stdout) == (0, "pipe\n"), result.stderr
-    assert image_of(received[0]) == ("PNG", (1184, 864))
+    assert image_of(received[0]) == ("JPEG", (1200, 896))
     assert stat.S_ISFIFO(os.stat("pipe").st_mode)
     assert files() == ["cat.png", "pipe"]
 
@@ -228,13 +228,13 @@ def test_a_fifo_gets_the_image_bytes(served: Served, cat: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "fmt", "warning"),
     [
-        ("result", "PNG", ""),
-        ("result.v2", "PNG", ""),
-        ("o.tif", "TIFF", "warning: the server sent PNG; converted to TIFF for o.tif\n"),
-        ("o.webp", "WEBP", "warning: the server sent PNG; converted to WEBP for o.webp\n"),
-        ("o.heic", "PNG",
-         "warning: the server sent PNG, and nanoedit cannot convert to HEIC; o.heic holds the "
-         "PNG image as it came\n"),
+        ("result", "JPEG", ""),
+        ("result.v2", "JPEG", ""),
+        ("o.tif", "TIFF", "warning: the server sent JPEG; converted to TIFF for o.tif\n"),
+        ("o.webp", "WEBP", "warning: the server sent JPEG; converted to WEBP for o.webp\n"),
+        ("o.heic", "JPEG",
+         "warning: the server sent JPEG, and nanoedit cannot convert to HEIC; o.heic holds the "
+         "JPEG image as it came\n"),
     ],
 )  # fmt: skip
 def test_the_output_name_is_used_exactly_as_given(
@@ -243,9 +243,9 @@ def test_the_output_name_is_used_exactly_as_given(
     env = backend_env(served)
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", name], env=env)
     assert (result.exit_code, result.stdout) == (0, f"{name}\n"), result.stderr
-    assert result.stderr == f"{warning}saved {name} (1184x864 {fmt}) from cat.png\n"
+    assert result.stderr == f"{warning}saved {name} (1200x896 {fmt}) from cat.png\n"
     assert files() == sorted(["cat.png", name])
-    assert image_of(Path(name).read_bytes()) == (fmt, (1184, 864))
+    assert image_of(Path(name).read_bytes()) == (fmt, (1200, 896))
     # A second run is refused before it pays for anything.
     again = run_cli(["edit", "cat.png", "-p", "x", "-o", name], env=env)
     assert (again.exit_code, again.stdout) == (4, "")
@@ -297,16 +297,16 @@ def test_overwrite_replaces_a_dangling_link_and_never_follows_it(served: Served,
                      env=backend_env(served))  # fmt: skip
     assert (result.exit_code, result.stdout) == (0, "out.png\n"), result.stderr
     assert not Path("out.png").is_symlink()
-    assert image_of(Path("out.png").read_bytes()) == ("PNG", (1184, 864))
+    assert image_of(Path("out.png").read_bytes()) == ("PNG", (1200, 896))
     assert not (cat.parent / "elsewhere").exists()
 
 
 def test_a_dangling_link_at_a_generated_name_is_passed_over(served: Served, cat: Path) -> None:
-    os.symlink("nowhere.png", "cat-edit.png")
+    os.symlink("nowhere.jpg", "cat-edit.jpg")
     result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(served))
-    assert (result.exit_code, result.stdout) == (0, "cat-edit-2.png\n"), result.stderr
-    assert os.readlink("cat-edit.png") == "nowhere.png"
-    assert files() == ["cat-edit-2.png", "cat-edit.png", "cat.png"]
+    assert (result.exit_code, result.stdout) == (0, "cat-edit-2.jpg\n"), result.stderr
+    assert os.readlink("cat-edit.jpg") == "nowhere.jpg"
+    assert files() == ["cat-edit-2.jpg", "cat-edit.jpg", "cat.png"]
 
 
 # The README's first command, twice -----------------------------------------------------------
@@ -332,12 +332,12 @@ def test_the_readmes_first_command_can_be_run_again() -> None:
             outputs.append((result.stdout, result.stderr))
     assert outputs == [
         ("cat.png\n", ""),
-        ("cat-edit.png\n", "saved cat-edit.png (1344x768 PNG) from cat.png\n"),
+        ("cat-edit.jpg\n", "saved cat-edit.jpg (1376x768 JPEG) from cat.png\n"),
         ("cat.png\n", "cat.png is already there, with the sample's bytes\n"),
-        ("cat-edit-2.png\n", "saved cat-edit-2.png (1344x768 PNG) from cat.png\n"),
+        ("cat-edit-2.jpg\n", "saved cat-edit-2.jpg (1376x768 JPEG) from cat.png\n"),
     ]
     assert Path("cat.png").read_bytes() == CAT
-    assert files() == ["cat-edit-2.png", "cat-edit.png", "cat.png"]
+    assert files() == ["cat-edit-2.jpg", "cat-edit.jpg", "cat.png"]
 
 
 def test_a_sample_name_holding_other_bytes_is_still_refused(isolated: Path) -> None:
@@ -363,20 +363,20 @@ def test_a_resumed_batch_lists_every_result(served: Served) -> None:
         write_input(f"in/{name}.png", 40 * shade)
     env = backend_env(served, duomi=False)
     first = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=env)
-    assert first.stdout == "a-edit.png\nb-edit.png\nc-edit.png\n", first.stderr
-    Path("b-edit.png").unlink()
+    assert first.stdout == "a-edit.jpg\nb-edit.jpg\nc-edit.jpg\n", first.stderr
+    Path("b-edit.jpg").unlink()
     served.sandbox.received.clear()
     again = run_cli(["edit", "in", "-p", "x", "-j", "1", "--skip-existing"], env=env)
     assert again.exit_code == 0, again.stderr
     # The skipped jobs are settled before any job is sent, so their paths come first.
-    assert again.stdout == "a-edit.png\nc-edit.png\nb-edit.png\n"
+    assert again.stdout == "a-edit.jpg\nc-edit.jpg\nb-edit.jpg\n"
     assert again.stderr.splitlines()[-1] == "3 jobs: 1 done, 0 failed, 2 skipped, 1 image saved"
     as_json = run_cli(["edit", "in", "-p", "x", "--skip-existing", "--json"], env=env)
     records = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [(r["inputs"], r["skipped"], r["outputs"]) for r in records] == [
         ([f"in/{name}.png"], True,
-         [{"path": f"{name}-edit.png", "width": 1184, "height": 864, "format": "png",
-           "bytes": Path(f"{name}-edit.png").stat().st_size}])
+         [{"path": f"{name}-edit.jpg", "width": 1200, "height": 896, "format": "jpeg",
+           "bytes": Path(f"{name}-edit.jpg").stat().st_size}])
         for name in ("a", "b", "c")
     ]  # fmt: skip
     assert len([r for r in served.sandbox.received if r.method == "POST"]) == 1
@@ -384,7 +384,7 @@ def test_a_resumed_batch_lists_every_result(served: Served) -> None:
 
 def test_a_dry_run_keeps_skipped_paths_off_stdout(served: Served, cat: Path) -> None:
     env = backend_env(served)
-    assert run_cli(["edit", "cat.png", "-p", "x"], env=env).stdout == "cat-edit.png\n"
+    assert run_cli(["edit", "cat.png", "-p", "x"], env=env).stdout == "cat-edit.jpg\n"
     served.sandbox.received.clear()
     dry = run_cli(["edit", "cat.png", "-p", "x", "--skip-existing", "--dry-run"], env=env)
     # Its stdout is commands to paste: a path there would run as one.
@@ -407,10 +407,10 @@ def test_print0_ends_each_path_with_nul(served: Served, cat: Path) -> None:
     folder = "my results\nfinal"
     result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2", "-d", folder, "--print0"], env=env)
     assert (result.exit_code, result.stdout) == (
-        0, f"{folder}/cat-edit.png\0{folder}/cat-edit-2.png\0"
+        0, f"{folder}/cat-edit.jpg\0{folder}/cat-edit-2.jpg\0"
     ), result.stderr  # fmt: skip
     generated = run_cli(["generate", "-p", "a fox", "--print0"], env=env)
-    assert (generated.exit_code, generated.stdout) == (0, "a-fox.png\0"), generated.stderr
+    assert (generated.exit_code, generated.stdout) == (0, "a-fox.jpg\0"), generated.stderr
     both = run_cli(["generate", "-p", "a fox", "--print0", "--json"], env=env)
     assert (both.exit_code, both.stderr) == (
         2, "error: --print0 ends paths with NUL, --json prints JSON lines; use one of them\n"
@@ -419,14 +419,14 @@ def test_print0_ends_each_path_with_nul(served: Served, cat: Path) -> None:
 
 def test_the_paths_of_one_job_come_in_image_order(served: Served) -> None:
     # a-fox-2 is taken, so images 2 and 3 are not named in their order; they print in it.
-    Path("a-fox-2.png").write_bytes(b"someone else's")
+    Path("a-fox-2.jpg").write_bytes(b"someone else's")
     result = run_cli(["generate", "-p", "a fox", "-n", "3", "--no-metadata",
                       "--response-format", "b64_json"], env=backend_env(served))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     paths = result.stdout.splitlines()
-    assert paths == ["a-fox.png", "a-fox-4.png", "a-fox-3.png"]
+    assert paths == ["a-fox.jpg", "a-fox-4.jpg", "a-fox-3.jpg"]
     for variant, path in enumerate(paths):
-        rendered = render_generate("a fox", (1024, 1024), "image/png", variant=variant, count=3)
+        rendered = render_generate("a fox", (1024, 1024), "image/jpeg", variant=variant, count=3)
         assert Path(path).read_bytes() == rendered.data, path
 
 
@@ -444,12 +444,12 @@ def test_a_stale_sidecar_is_never_replaced(served: Served, cat: Path) -> None:
     assert forced.exit_code == 0, forced.stderr
     assert json.loads(Path("out.png.json").read_text())["image"] == "out.png"
     # A generated name whose sidecar is there moves on, as it does for an image.
-    Path("cat-edit.png.json").write_text("stale")
+    Path("cat-edit.jpg.json").write_text("stale")
     named = run_cli(["edit", "cat.png", "-p", "x", "--sidecar"], env=env)
-    assert (named.exit_code, named.stdout) == (0, "cat-edit-2.png\n"), named.stderr
-    assert Path("cat-edit.png.json").read_text() == "stale"
+    assert (named.exit_code, named.stdout) == (0, "cat-edit-2.jpg\n"), named.stderr
+    assert Path("cat-edit.jpg.json").read_text() == "stale"
     assert files() == [
-        "cat-edit-2.png", "cat-edit-2.png.json", "cat-edit.png.json", "cat.png", "out.png",
+        "cat-edit-2.jpg", "cat-edit-2.jpg.json", "cat-edit.jpg.json", "cat.png", "out.png",
         "out.png.json",
     ]  # fmt: skip
 
@@ -461,4 +461,4 @@ def test_a_sidecar_of_an_output_without_extension_names_the_real_format(
                      env=backend_env(served))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     document = json.loads(Path("result.json").read_text())
-    assert (document["image"], document["format"]) == ("result", "png")
+    assert (document["image"], document["format"]) == ("result", "jpeg")

@@ -352,8 +352,8 @@ def test_open_starts_the_viewer_with_each_saved_image(
     env = backend_env(served) | {"NANOEDIT_OPEN_COMMAND": command}
     result = run_cli(["edit", "cat.png", "dog.png", "-p", "x", "--open", "-d", "out"], env=env)
     assert result.exit_code == 0, result.stderr
-    assert sorted(result.stdout.splitlines()) == ["out/cat-edit.png", "out/dog-edit.png"]
-    assert sorted(read_lines(pipe, 2)) == ["out/cat-edit.png", "out/dog-edit.png"]
+    assert sorted(result.stdout.splitlines()) == ["out/cat-edit.jpg", "out/dog-edit.jpg"]
+    assert sorted(read_lines(pipe, 2)) == ["out/cat-edit.jpg", "out/dog-edit.jpg"]
     assert "warning" not in result.stderr
 
 
@@ -364,13 +364,13 @@ def test_open_without_a_system_viewer_says_what_to_do_once(
     (isolated / "bin").mkdir()
     env = backend_env(served) | {"PATH": str(isolated / "bin")}
     result = run_cli(["edit", "cat.png", "dog.png", "-p", "x", "--open", "-j", "1"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\ndog-edit.png\n")
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\ndog-edit.jpg\n")
     assert result.stderr == (
-        "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)\n"
-        "saved cat-edit.png (1184x864 PNG) from cat.png\n"
-        "warning: cat-edit.png could not be opened: xdg-open was not found; install it, or "
+        "2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)\n"
+        "saved cat-edit.jpg (1200x896 JPEG) from cat.png\n"
+        "warning: cat-edit.jpg could not be opened: xdg-open was not found; install it, or "
         "choose a viewer with: nanoedit config set preview.open_command COMMAND\n"
-        "saved dog-edit.png (1184x864 PNG) from dog.png\n"
+        "saved dog-edit.jpg (1200x896 JPEG) from dog.png\n"
         "2 jobs: 2 done, 0 failed, 2 images saved\n"
     )
 
@@ -381,8 +381,8 @@ def test_open_without_a_system_viewer_says_what_to_do_once(
 def test_no_preview_when_stderr_is_not_a_terminal(served: Served, sample: Path) -> None:
     env = backend_env(served) | {"NANOEDIT_PREVIEW_PROTOCOL": "halfblocks"}
     result = run_cli(["edit", "cat.png", "-p", "x", "--preview"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n")
-    assert result.stderr == "saved cat-edit.png (1184x864 PNG) from cat.png\n"
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n")
+    assert result.stderr == "saved cat-edit.jpg (1200x896 JPEG) from cat.png\n"
 
 
 COLUMNS, ROWS = 60, 40
@@ -462,20 +462,21 @@ def test_the_installed_command_previews_the_saved_image_in_half_blocks(isolated:
         isolated,
         {"NANOEDIT_CONFIG_DIR": str(isolated / "config")},
     )
-    assert (code, stdout) == (0, b"a-red-fox.png\n"), screen
+    assert (code, stdout) == (0, b"a-red-fox.jpg\n"), screen
     # A live display's redraw erases the lines it drew: the rest is what stays there.
     lines = settled_lines(screen)
-    saved = "saved a-red-fox.png (1344x768 PNG) from a-red-fox"
+    saved = "saved a-red-fox.jpg (1376x768 JPEG) from a-red-fox"
     (at,) = [n for n, line in enumerate(lines) if line == saved]
     preview = []
     for line in lines[at + 1 :]:
         if not CELLS.match(line):
             break
         preview.append(cells_of(line))
-    # As wide as the terminal (60 cells), as high as the shape says: 34 pixels, 17 rows.
-    with Image.open(isolated / "a-red-fox.png") as image:
-        assert image.size == (1344, 768)
-        expected = image.convert("RGBA").resize((60, 34), Image.Resampling.BOX)
+    # As wide as the terminal (60 cells), as high as the shape says: 33 pixels (768 * 60 /
+    # 1376, rounded), 17 rows, the last one's lower half empty.
+    with Image.open(isolated / "a-red-fox.jpg") as image:
+        assert image.size == (1376, 768)
+        expected = image.convert("RGBA").resize((60, 33), Image.Resampling.BOX)
     assert len(preview) == 17
     assert all(len(row) == 60 for row in preview)
     assert preview == expected_cells(expected)

@@ -32,10 +32,10 @@ SAMPLES = ("cat.png", "dog.jpg", "hat.png", "person.png")
 # What each sample becomes with the ratio left to auto (the table size of the ratio nearest
 # its shape): with the default model (nano-banana), and with the pro model at 2K.
 SAVED = {
-    "cat.png": "saved cat-edit.png (1184x864 PNG) from cat.png",
-    "dog.jpg": "saved dog-edit.png (1184x864 PNG) from dog.jpg",
-    "hat.png": "saved hat-edit.png (1024x1024 PNG) from hat.png",
-    "person.png": "saved person-edit.png (864x1184 PNG) from person.png",
+    "cat.png": "saved cat-edit.jpg (1200x896 JPEG) from cat.png",
+    "dog.jpg": "saved dog-edit.jpg (1200x896 JPEG) from dog.jpg",
+    "hat.png": "saved hat-edit.jpg (1024x1024 JPEG) from hat.png",
+    "person.png": "saved person-edit.jpg (896x1200 JPEG) from person.png",
 }
 SAVED_PRO_2K = {
     "cat.png": "saved cat-edit.jpg (2400x1792 JPEG) from cat.png",
@@ -43,7 +43,7 @@ SAVED_PRO_2K = {
     "hat.png": "saved hat-edit.jpg (2048x2048 JPEG) from hat.png",
     "person.png": "saved person-edit.jpg (1792x2400 JPEG) from person.png",
 }
-PATHS = ["cat-edit.png", "dog-edit.png", "hat-edit.png", "person-edit.png"]
+PATHS = ["cat-edit.jpg", "dog-edit.jpg", "hat-edit.jpg", "person-edit.jpg"]
 # The download reads a result in 64 KiB pieces, so the display can show exactly one piece
 # received while the rest is held back (the pro model's 2K results are all larger than that).
 PIECE = 64 * 1024
@@ -195,7 +195,7 @@ def test_a_batch_on_a_terminal_shows_the_overall_bar_each_job_and_its_bytes(
     screen = on_terminal(["edit", *samples, "-p", "make it a watercolor", "-j", "2", *pro], env)
     assert screen.code == 0, screen.plain
     # Results on stdout (a pipe here) and nothing else; the terminal never shows a bare path.
-    paths = [name.replace(".png", ".jpg") for name in PATHS]
+    paths = list(PATHS)
     assert sorted(screen.stdout.decode().splitlines()) == paths
     assert screen.stdout.decode().endswith("\n")
     assert "\x1b" not in screen.stdout.decode()
@@ -258,10 +258,10 @@ def test_paths_wait_for_the_bars_when_stdout_is_the_terminal_too(
     # Written while the bars ran, a path would land inside them: it comes after, once.
     tail = [line.strip() for line in ANY_CODE.sub("", screen.raw[bars_gone:]).split("\r\n")]
     *paths, summary = [line for line in tail if line]
-    assert sorted(paths) == ["cat-edit.png", "hat-edit.png"]
+    assert sorted(paths) == ["cat-edit.jpg", "hat-edit.jpg"]
     assert summary == "2 jobs: 2 done, 0 failed, 2 images saved"
     before = Screen(screen.code, b"", screen.raw[:bars_gone]).lines()
-    assert "cat-edit.png" not in before and "hat-edit.png" not in before
+    assert "cat-edit.jpg" not in before and "hat-edit.jpg" not in before
     assert sorted(line for line in before if line.startswith("saved ")) == [
         SAVED["cat.png"],
         SAVED["hat.png"],
@@ -296,7 +296,7 @@ def test_quiet_on_a_terminal_draws_nothing_but_errors(
     slow: tuple[SlowSandbox, dict[str, str]], samples: list[str]
 ) -> None:
     screen = on_terminal(["edit", "cat.png", "missing.png", "-p", "x", "-q"], slow[1])
-    assert (screen.code, screen.stdout) == (7, b"cat-edit.png\n")
+    assert (screen.code, screen.stdout) == (7, b"cat-edit.jpg\n")
     assert screen.plain == "error: missing.png: no such file; check the path\r\n"
     assert not any(control in screen.raw for control in CURSOR_CONTROLS)
 
@@ -357,7 +357,7 @@ def test_off_a_terminal_one_plain_line_per_job_and_a_summary(
         retried[0],
     ), retried
     assert sorted(line for line in lines if line.startswith("saved ")) == sorted(SAVED.values())
-    assert lines[0] == "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)"
+    assert lines[0] == "4 jobs, 4 images, estimated $0.268 (gemini-3.1-flash-image at $0.067)"
     assert lines[1] == "error: missing.png: no such file; check the path"
     assert lines[-1] == "5 jobs: 4 done, 1 failed, 4 images saved"
     assert len(lines) == 8
@@ -369,7 +369,7 @@ def test_off_a_terminal_in_process_sandbox(samples: list[str]) -> None:
     assert "\x1b" not in result.stdout + result.stderr
     assert sorted(result.stdout.splitlines()) == PATHS
     estimate, *saved, summary = result.stderr.splitlines()
-    assert estimate == "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)"
+    assert estimate == "4 jobs, 4 images, estimated $0.268 (gemini-3.1-flash-image at $0.067)"
     assert sorted(saved) == sorted(SAVED.values())
     assert summary == "4 jobs: 4 done, 0 failed, 4 images saved"
 
@@ -380,7 +380,7 @@ def test_quiet_prints_only_error_lines(
     sandbox, env = slow
     sandbox.add_faults("503")  # its retry warning is silenced too
     result = run_cli(["edit", "cat.png", "missing.png", "-p", "x", "-q"], env=env)
-    assert (result.exit_code, result.stdout) == (7, "cat-edit.png\n")
+    assert (result.exit_code, result.stdout) == (7, "cat-edit.jpg\n")
     assert result.stderr == "error: missing.png: no such file; check the path\n"
     quiet_json = run_cli(["edit", "hat.png", "-p", "x", "-q", "--json"], env=env)
     assert quiet_json.exit_code == 0

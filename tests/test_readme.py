@@ -36,9 +36,9 @@ def test_readme_provenance_one_liner_prints_the_record(served: Served) -> None:
     Path("cat.png").write_bytes(sample_image("cat.png")[0])
     assert run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(served)).exit_code == 0
     result = subprocess.run(
-        [sys.executable, "-c", code, "cat-edit.png"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, "cat-edit.jpg"], capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stderr) == (0, "")
     record = json.loads(result.stdout)
-    assert record == read_provenance(Path("cat-edit.png"))
+    assert record == read_provenance(Path("cat-edit.jpg"))
     assert (record["prompt"], record["inputs"][0]["name"]) == ("x", "cat.png")

@@ -22,7 +22,7 @@ def test_off_a_terminal_stderr_has_one_plain_line_per_job(sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "--sandbox"])
     assert result.exit_code == 0
     assert "\x1b" not in result.stderr + result.stdout
-    assert result.stderr == "saved cat-edit.png (1184x864 PNG) from cat.png\n"
+    assert result.stderr == "saved cat-edit.jpg (1200x896 JPEG) from cat.png\n"
 
 
 def test_on_a_terminal_stderr_shows_phases_and_stdout_stays_clean(sample: Path) -> None:
@@ -57,11 +57,11 @@ def test_on_a_terminal_stderr_shows_phases_and_stdout_stays_clean(sample: Path) 
     screen = b"".join(chunks)
     text = screen.decode("utf-8", "replace")
     assert process.returncode == 0
-    assert stdout == b"cat-edit.png\ndog-edit.png\n"
+    assert stdout == b"cat-edit.jpg\ndog-edit.jpg\n"
     assert "\x1b[" in text  # live spinner lines
     # Phases shorter than a refresh may never be drawn; a task's running state lasts long enough.
     assert "https://example.com/dog.jpg: waiting for the model, task running" in text
-    assert "saved dog-edit.png (1184x864 PNG) from https://example.com/dog.jpg" in text
+    assert "saved dog-edit.jpg (1200x896 JPEG) from https://example.com/dog.jpg" in text
     assert "2 jobs: 2 done, 0 failed, 2 images saved" in text
 
 

@@ -176,7 +176,7 @@ def test_a_password_in_a_base_url_is_never_shown_and_never_replaces_the_key(
 
     # The configured keys authenticate, on both backends, and nothing else goes with them.
     local = run_cli(["edit", "cat.png", "-p", "x"], env=env)
-    assert (local.exit_code, local.stdout) == (0, "cat-edit.png\n"), local.stderr
+    assert (local.exit_code, local.stdout) == (0, "cat-edit.jpg\n"), local.stderr
     remote = run_cli(["edit", url, "-p", "x", "--json"], env=env)
     assert remote.exit_code == 0, remote.stderr
     api = [r for r in served.sandbox.received if r.path.startswith(("/v1/", "/api/"))]

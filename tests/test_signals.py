@@ -32,7 +32,7 @@ from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 # The size the sandbox gives an edit of cat.png with no ratio or size asked for.
-CAT_EDIT_SIZE = (1184, 864)
+CAT_EDIT_SIZE = (1200, 896)
 DUOMI_POLL = "/api/gemini/nano-banana/"
 
 
@@ -103,16 +103,16 @@ def test_one_stop_lets_the_paid_jobs_finish_and_sends_no_more(
         isolated, openai_env(served.base_url), holder.arrived, "two requests out",
         presses=1, sig=sig, on_stopping=holder.release.set,
     )  # fmt: skip
-    assert (returncode, sorted(stdout.splitlines())) == (130, ["a-edit.png", "b-edit.png"])
+    assert (returncode, sorted(stdout.splitlines())) == (130, ["a-edit.jpg", "b-edit.jpg"])
     lines = stderr.splitlines()
-    assert lines[0] == "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)"
+    assert lines[0] == "4 jobs, 4 images, estimated $0.268 (gemini-3.1-flash-image at $0.067)"
     assert lines[1] == (
         f"warning: {name}: stopping; no new job is sent, the 2 jobs under way finish and save. "
         "Ctrl-C again aborts; nanoedit resume takes them up later"
     )
     assert sorted(lines[2:4]) == [
-        "saved a-edit.png (1184x864 PNG) from a.png",
-        "saved b-edit.png (1184x864 PNG) from b.png",
+        "saved a-edit.jpg (1200x896 JPEG) from a.png",
+        "saved b-edit.jpg (1200x896 JPEG) from b.png",
     ]
     assert lines[4:] == [
         "error: not sent: the run was stopped; nanoedit resume sends it",
@@ -121,17 +121,17 @@ def test_one_stop_lets_the_paid_jobs_finish_and_sends_no_more(
     ]
     posts = [r for r in served.sandbox.received if r.method == "POST"]
     assert len(posts) == 2
-    for saved in ("a-edit.png", "b-edit.png"):
+    for saved in ("a-edit.jpg", "b-edit.jpg"):
         with Image.open(isolated / saved) as image:
             image.load()
-            assert (image.format, image.size) == ("PNG", CAT_EDIT_SIZE)
+            assert (image.format, image.size) == ("JPEG", CAT_EDIT_SIZE)
     assert sorted(p.name for p in isolated.iterdir()) == [
-        "a-edit.png", "a.png", "b-edit.png", "b.png", "c.png", "d.png"
+        "a-edit.jpg", "a.png", "b-edit.jpg", "b.png", "c.png", "d.png"
     ]  # fmt: skip
     records = journal_records(4)
     assert [record.state for record in records] == ["saved", "saved", "planned", "planned"]
     assert [record.saved_paths for record in records[:2]] == [
-        [Path("a-edit.png")], [Path("b-edit.png")]
+        [Path("a-edit.jpg")], [Path("b-edit.jpg")]
     ]  # fmt: skip
 
 
@@ -158,7 +158,7 @@ def test_a_run_started_by_nohup_goes_on_when_the_terminal_goes(
         if run.poll() is None:
             run.kill()
             run.communicate()
-    assert (run.returncode, sorted(stdout.splitlines())) == (0, ["a-edit.png", "b-edit.png"])
+    assert (run.returncode, sorted(stdout.splitlines())) == (0, ["a-edit.jpg", "b-edit.jpg"])
     assert "stopping" not in stderr
     assert len([r for r in served.sandbox.received if r.method == "POST"]) == 2
 
@@ -328,9 +328,9 @@ def test_part_files_of_dead_runs_are_removed_and_live_ones_kept(
     returncode, stdout, stderr = run_installed(
         ["edit", "cat.png", "-p", "x"], sample.parent, openai_env(served.base_url)
     )
-    assert (returncode, stdout) == (0, "cat-edit.png\n"), stderr
+    assert (returncode, stdout) == (0, "cat-edit.jpg\n"), stderr
     assert sorted(p.name for p in sample.parent.iterdir()) == sorted(
-        ["cat.png", "cat-edit.png", live.name, unowned.name]
+        ["cat.png", "cat-edit.jpg", live.name, unowned.name]
     )
     assert live.read_bytes() == unowned.read_bytes() == b"half an image"
 

@@ -51,6 +51,7 @@ from nanoedit.sandbox.catalog import OPENAI_MODELS
 EDITS = "/v1/images/edits"
 DUOMI_EDIT = "/api/gemini/nano-banana-edit"
 DUOMI_CHECK = "/api/gemini/nano-banana/nanoedit-config-check"
+# Pro as the gateway names it in its own list: sent as given, so nanoedit checks nothing about it.
 PRO = "gemini-3-pro-image-preview"
 
 
@@ -279,15 +280,16 @@ def stand_in_env(stand_in: StandIn) -> dict[str, str]:
     ("args", "answer", "saved", "warning"),
     [
         (["--ratio", "16:9"], ("PNG", (1024, 1024)), "cat-edit.png (1024x1024 PNG)",
-         "cat-edit.png: asked for 16:9 (1344x768 on nano-banana) but the image is 1024x1024; "
+         "cat-edit.png: asked for 16:9 (1376x768 on nano-banana-2) but the image is 1024x1024; "
          "the provider ignored the ratio"),
-        (["--ratio", "16:9", "--size", "2K", "--model", PRO, "-d", "out"],
+        (["--ratio", "16:9", "--size", "2K", "--model", "nano-banana-2", "-d", "out"],
          ("JPEG", (1376, 768)), "out/cat-edit.jpg (1376x768 JPEG)",
-         f"out/cat-edit.jpg: asked for 16:9 at 2K (2752x1536 on {PRO}) but the image is "
+         "out/cat-edit.jpg: asked for 16:9 at 2K (2752x1536 on nano-banana-2) but the image is "
          "1376x768; the provider ignored the size"),
-        (["--ratio", "9:16", "--model", PRO], ("JPEG", (1536, 2752)),
+        # Google's id of Pro is the gateway's nano-banana-pro, which renders 1K only.
+        (["--ratio", "9:16", "--model", "gemini-3-pro-image"], ("JPEG", (1536, 2752)),
          "cat-edit.jpg (1536x2752 JPEG)",
-         f"cat-edit.jpg: asked for 9:16 (768x1376 on {PRO}) but the image is 1536x2752; "
+         "cat-edit.jpg: asked for 9:16 (768x1376 on nano-banana-pro) but the image is 1536x2752; "
          "the provider ignored the size"),
     ],
 )  # fmt: skip
@@ -337,8 +339,8 @@ def test_no_warning_when_the_size_is_right_or_cannot_be_known(
 @pytest.mark.parametrize(
     ("args", "size", "saved"),
     [
-        (["cat.png", "--ratio", "16:9"], (1344, 768), "cat-edit.png (1344x768 PNG) from cat.png"),
-        (["cat.png", "--ratio", "9:16", "--size", "2k", "--model", PRO], (1536, 2752),
+        (["cat.png", "--ratio", "16:9"], (1376, 768), "cat-edit.jpg (1376x768 JPEG) from cat.png"),
+        (["cat.png", "--ratio", "9:16", "--size", "2k", "--model", "nano-banana-2"], (1536, 2752),
          "cat-edit.jpg (1536x2752 JPEG) from cat.png"),
         (["URL", "--ratio", "21:9", "--model", "nano-banana-2", "--size", "1K"], (1584, 672),
          "dog-edit.jpg (1584x672 JPEG) from URL"),
@@ -360,10 +362,12 @@ def test_the_sandbox_honours_ratio_and_size_so_nothing_is_warned(
 # Sizes a model cannot render ---------------------------------------------------------------
 
 
-def refusal(model: str, size: str) -> str:
+def refusal(model: str, size: str, backend: str = "openai") -> str:
+    # What renders 2K and 4K there: on the gateway its nano-banana-2, on duomi Pro.
+    able = "nano-banana-2" if backend == "openai" else "nano-banana-pro"
     return (
-        f"error: {model} renders 1K only, so size {size} cannot be honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or "
-        "choose a model that renders it (--model nano-banana-pro or nano-banana-2)\n"
+        f"error: {model} renders 1K only on {backend}, so size {size} cannot be honoured; drop it (from --size, NANOEDIT_SIZE or default.size), or "
+        f"choose a model that renders it (--model {able})\n"
     )
 
 
@@ -387,28 +391,35 @@ def test_a_result_under_the_pixel_limit_is_saved_whole(stand_in: StandIn, sample
 
 
 @pytest.mark.parametrize(
-    ("args", "model", "size"),
+    ("args", "model", "size", "backend"),
     [
-        (["edit", "cat.png", "--size", "2K"], "nano-banana", "2K"),
-        (["edit", "cat.png", "--size", "4k", "--model", "gemini-2.5-flash-image"],
-         "gemini-2.5-flash-image", "4K"),
-        (["generate", "--size", "2K"], "nano-banana", "2K"),
-        (["edit", "URL", "--size", "4K"], "gemini-2.5-flash-image", "4K"),
-        (["edit", "URL", "--size", "2K", "--model", "nano-banana"], "gemini-2.5-flash-image", "2K"),
+        # The gateway's nano-banana-pro has no size field; duomi's Nano Banana 2 neither.
+        (["edit", "cat.png", "--size", "2K", "--model", "nano-banana-pro"], "nano-banana-pro",
+         "2K", "openai"),
+        (["edit", "cat.png", "--size", "4k", "--model", "gemini-3-pro-image"],
+         "nano-banana-pro", "4K", "openai"),
+        (["generate", "--size", "2K", "--model", "nano-banana-pro"], "nano-banana-pro", "2K",
+         "openai"),
+        (["edit", "URL", "--size", "4K"], "gemini-3.1-flash-image-preview", "4K", "duomi"),
+        (["edit", "URL", "--size", "2K", "--model", "nano-banana"],
+         "gemini-3.1-flash-image-preview", "2K", "duomi"),
     ],
 )  # fmt: skip
 def test_2k_or_4k_with_a_1k_only_model_is_refused_before_any_request(
-    served: Served, sample: Path, args: list[str], model: str, size: str
+    served: Served, sample: Path, args: list[str], model: str, size: str, backend: str
 ) -> None:
     argv = [f"{served.base_url}/samples/dog.jpg" if arg == "URL" else arg for arg in args]
     result = run_cli([*argv, "-p", "x"], env=backend_env(served))
-    assert (result.exit_code, result.stdout, result.stderr) == (2, "", refusal(model, size))
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2, "", refusal(model, size, backend)
+    )  # fmt: skip
     as_json = run_cli([*argv, "-p", "x", "--json"], env=backend_env(served))
     assert as_json.exit_code == 2
     record = one_json(as_json.stdout)
     assert (record["ok"], record["outputs"]) == (False, [])
     assert record["error"] == {
-        "kind": "usage", "message": refusal(model, size)[len("error: ") : -1], "exit_code": 2
+        "kind": "usage", "message": refusal(model, size, backend)[len("error: ") : -1],
+        "exit_code": 2,
     }  # fmt: skip
     assert served.sandbox.received == []
     assert sorted(path.name for path in Path(".").iterdir()) == ["cat.png"]
@@ -416,22 +427,25 @@ def test_2k_or_4k_with_a_1k_only_model_is_refused_before_any_request(
 
 def test_a_batch_of_refused_jobs_sends_nothing_and_1k_is_fine(served: Served, sample: Path) -> None:
     write_sample("hat.png")
+    pro = ["--model", "nano-banana-pro"]
     refused = run_cli(
-        ["edit", "cat.png", "hat.png", "-p", "x", "--size", "4K"], env=backend_env(served)
+        ["edit", "cat.png", "hat.png", "-p", "x", "--size", "4K", *pro], env=backend_env(served)
     )
     assert refused.exit_code == 2
-    assert refused.stderr == refusal("nano-banana", "4K") * 2 + (
+    assert refused.stderr == refusal("nano-banana-pro", "4K") * 2 + (
         "2 jobs: 0 done, 2 failed, 0 images saved\n"
     )
     assert served.sandbox.received == []
-    one_k = run_cli(["edit", "cat.png", "-p", "x", "--size", "1K"], env=backend_env(served))
-    assert (one_k.exit_code, one_k.stdout) == (0, "cat-edit.png\n")
-    assert posts(served)[0].fields["image_size"] == ["1K"]
+    one_k = run_cli(["edit", "cat.png", "-p", "x", "--size", "1K", *pro], env=backend_env(served))
+    assert (one_k.exit_code, one_k.stdout) == (0, "cat-edit.jpg\n")
+    # The gateway's Pro has no size field: its 1K is its default, asked for by sending none.
+    assert "image_size" not in posts(served)[0].fields
 
 
 def test_a_refused_default_size_names_where_it_came_from(served: Served, sample: Path) -> None:
     result = run_cli(
-        ["edit", "cat.png", "-p", "x"], env=backend_env(served) | {"NANOEDIT_SIZE": "2K"}
+        ["edit", "cat.png", "-p", "x", "--model", "nano-banana-pro"],
+        env=backend_env(served) | {"NANOEDIT_SIZE": "2K"},
     )
     assert result.exit_code == 2
     assert served.sandbox.received == []
@@ -461,14 +475,16 @@ def test_a_png_result_carries_its_provenance_and_every_byte_the_server_sent(
 ) -> None:
     cat, hat = sample.read_bytes(), write_sample("hat.png")
     prompt = "put the hat on the cat"
+    # The gateway's nano-banana-hd (a 2.5 model of its own list) answers PNG.
     result = run_cli(
-        ["edit", "cat.png", "--ref", "hat.png", "-p", prompt, "--ratio", "16:9", "--json"],
+        ["edit", "cat.png", "--ref", "hat.png", "-p", prompt, "--ratio", "16:9", "--json",
+         "--model", "nano-banana-hd"],
         env=backend_env(served),
-    )
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     saved_path = Path("cat-edit.png")
     expected = provenance(
-        prompt, "nano-banana", "openai", "16:9", None,
+        prompt, "nano-banana-hd", "openai", "16:9", None,
         [("cat.png", sha256(cat)), ("hat.png", sha256(hat))],
     )  # fmt: skip
     assert read_provenance(saved_path) == expected
@@ -519,13 +535,13 @@ def test_a_jpeg_result_carries_an_xmp_segment_and_every_byte_the_server_sent(
 
 
 def test_a_webp_result_carries_an_xmp_chunk(stand_in: StandIn, sample: Path) -> None:
-    stand_in.image = encode("WEBP", (1344, 768))
+    stand_in.image = encode("WEBP", (1376, 768))
     result = run_cli(["edit", "cat.png", "-p", "x", "--ratio", "16:9"], env=stand_in_env(stand_in))
     assert (result.exit_code, result.stdout) == (0, "cat-edit.webp\n"), result.stderr
-    assert result.stderr == "saved cat-edit.webp (1344x768 WEBP) from cat.png\n"
+    assert result.stderr == "saved cat-edit.webp (1376x768 WEBP) from cat.png\n"
     saved_path = Path("cat-edit.webp")
     assert read_provenance(saved_path) == provenance(
-        "x", "nano-banana", "openai", "16:9", None, [("cat.png", sha256(sample.read_bytes()))]
+        "x", "nano-banana-2", "openai", "16:9", None, [("cat.png", sha256(sample.read_bytes()))]
     )
     assert pixels(saved_path) == pixels(stand_in.image)
 
@@ -534,13 +550,15 @@ def test_a_webp_result_carries_an_xmp_chunk(stand_in: StandIn, sample: Path) -> 
 def test_url_inputs_are_hashed_only_when_their_bytes_were_sent(served: Served, duomi: bool) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
     result = run_cli(["edit", url, "-p", "add a hat"], env=backend_env(served, duomi=duomi))
-    assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "dog-edit.jpg\n"), result.stderr
     dog = sample_image("dog.jpg")[0]
-    backend, model = ("duomi", "gemini-2.5-flash-image") if duomi else ("openai", "nano-banana")
+    backend, model = (
+        ("duomi", "gemini-3.1-flash-image-preview") if duomi else ("openai", "nano-banana-2")
+    )
     # Sent as a URL, the bytes never passed through nanoedit: no hash. Downloaded and
     # uploaded, they are hashed as sent.
     digest = "" if duomi else sha256(dog)
-    assert read_provenance(Path("dog-edit.png")) == provenance(
+    assert read_provenance(Path("dog-edit.jpg")) == provenance(
         "add a hat", model, backend, "auto", None, [(url, digest)]
     )
     if not duomi:
@@ -549,7 +567,7 @@ def test_url_inputs_are_hashed_only_when_their_bytes_were_sent(served: Served, d
 
 @pytest.mark.parametrize(
     ("model", "name"),
-    [([], "cat-edit.png"), (["--model", PRO], "cat-edit.jpg")],
+    [(["--model", "nano-banana-hd"], "cat-edit.png"), (["--model", PRO], "cat-edit.jpg")],
     ids=["png", "jpeg"],
 )
 def test_no_metadata_leaves_the_file_exactly_as_the_server_sent_it(
@@ -571,15 +589,15 @@ def test_sidecar_is_written_beside_each_image(served: Served, sample: Path, meta
         ["edit", "cat.png", "-p", prompt, "--ratio", "16:9", "-n", "2", "--sidecar", *flags],
         env=backend_env(served),
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\ncat-edit-2.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\ncat-edit-2.jpg\n"), result.stderr
     record = provenance(
-        prompt, "nano-banana", "openai", "16:9", None, [("cat.png", sha256(sample.read_bytes()))]
+        prompt, "nano-banana-2", "openai", "16:9", None, [("cat.png", sha256(sample.read_bytes()))]
     )
-    for name in ("cat-edit.png", "cat-edit-2.png"):
+    for name in ("cat-edit.jpg", "cat-edit-2.jpg"):
         document = {
             "image": name,
-            "format": "png",
-            "width": 1344,
+            "format": "jpeg",
+            "width": 1376,
             "height": 768,
             "provenance": record,
         }
@@ -587,7 +605,7 @@ def test_sidecar_is_written_beside_each_image(served: Served, sample: Path, meta
         assert sidecar.decode("utf-8") == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         assert read_provenance(Path(name)) == (record if metadata else None)
     assert sorted(path.name for path in Path(".").iterdir()) == [
-        "cat-edit-2.png", "cat-edit-2.png.json", "cat-edit.png", "cat-edit.png.json", "cat.png",
+        "cat-edit-2.jpg", "cat-edit-2.jpg.json", "cat-edit.jpg", "cat-edit.jpg.json", "cat.png",
     ]  # fmt: skip
 
 
@@ -600,17 +618,17 @@ def test_dry_run_multipart_shows_the_form_and_files_with_the_key_masked(
     write_sample("hat.png")
     result = run_cli(
         ["edit", "cat.png", "--ref", "hat.png", "-p", "put the hat on the cat", "--ratio", "16:9",
-         "--size", "2K", "--model", "nano-banana-pro", "-n", "2", "--dry-run"],
+         "--size", "2K", "--model", "nano-banana-2", "-n", "2", "--dry-run"],
         env=backend_env(served),
     )  # fmt: skip
     assert (result.exit_code, result.stderr) == (
         0,
-        "1 job, 2 images, estimated $0.268 (gemini-3-pro-image-preview 2K at $0.134)\n",
+        "1 job, 2 images, estimated $0.202 (gemini-3.1-flash-image 2K at $0.101)\n",
     )
     assert result.stdout == (
-        "# cat.png -> cat-edit, cat-edit-2 (openai, nano-banana-pro)\n"
+        "# cat.png -> cat-edit, cat-edit-2 (openai, nano-banana-2)\n"
         f"curl -sS -X POST {served.base_url}/v1/images/edits -H 'Authorization: Bearer ****0001' \\\n"
-        "  --form-string model=nano-banana-pro \\\n"
+        "  --form-string model=nano-banana-2 \\\n"
         "  --form-string 'prompt=put the hat on the cat' \\\n"
         "  --form-string n=2 \\\n"
         "  --form-string response_format=url \\\n"
@@ -628,21 +646,20 @@ def test_dry_run_url_list_backend_shows_the_json_body_and_the_poll(served: Serve
     url = f"{served.base_url}/samples/dog.jpg"
     result = run_cli(
         ["edit", url, "-p", "add a hat", "--ratio", "21:9", "--size", "4K", "--model",
-         "nano-banana-2", "--dry-run"],
+         "nano-banana-pro", "--dry-run"],
         env=backend_env(served),
     )  # fmt: skip
-    # Google lists no price for 3.1 Flash: unknown, and how to set one.
+    # duomi publishes no price: Google's list price of Pro at 4K.
     assert (result.exit_code, result.stderr) == (
         0,
-        "1 job, 1 image; price unknown for gemini-3.1-flash-image-preview on duomi: "
-        "set pricing.duomi.gemini-3.1-flash-image-preview\n",
+        "1 job, 1 image, estimated $0.24 (gemini-3-pro-image 4K at $0.24)\n",
     )
     body = {
-        "model": "gemini-3.1-flash-image-preview", "prompt": "add a hat", "image_urls": [url],
+        "model": "gemini-3-pro-image-preview", "prompt": "add a hat", "image_urls": [url],
         "aspect_ratio": "21:9", "image_size": "4K",
     }  # fmt: skip
     assert result.stdout == (
-        f"# {url} -> dog-edit (duomi, gemini-3.1-flash-image-preview)\n"
+        f"# {url} -> dog-edit (duomi, gemini-3-pro-image-preview)\n"
         f"curl -sS -X POST {served.base_url}/api/gemini/nano-banana-edit "
         "-H 'Authorization: ****0002' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
@@ -663,11 +680,11 @@ def test_dry_run_generate_masks_the_key_by_its_length(served: Served, key: str, 
     )
     assert (result.exit_code, result.stderr) == (
         0,
-        "1 job, 1 image, estimated $0.039 (gemini-2.5-flash-image at $0.039)\n",
+        "1 job, 1 image, estimated $0.067 (gemini-3.1-flash-image at $0.067)\n",
     )
-    body = '{"model": "nano-banana", "prompt": "a red fox in snow", "n": 1, "response_format": "url", "aspect_ratio": "3:2"}'
+    body = '{"model": "nano-banana-2", "prompt": "a red fox in snow", "n": 1, "response_format": "url", "aspect_ratio": "3:2"}'
     assert result.stdout == (
-        "# a-red-fox-in-snow -> a-red-fox-in-snow (openai, nano-banana)\n"
+        "# a-red-fox-in-snow -> a-red-fox-in-snow (openai, nano-banana-2)\n"
         f"curl -sS -X POST {served.base_url}/v1/images/generations "
         f"-H 'Authorization: Bearer {shown}' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
@@ -793,8 +810,8 @@ def test_config_check_every_backend_ready(served: Served) -> None:
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
         ("GET", DUOMI_CHECK, DUOMI_KEY),
-        ("GET", "/v1beta/models/gemini-2.5-flash-image", ""),
-        ("GET", "/fal-ai/nano-banana/requests/nanoedit-config-check/status", f"Key {FAL_KEY}"),
+        ("GET", "/v1beta/models/gemini-nano-banana-2.1", ""),
+        ("GET", "/fal-ai/nano-banana-2/requests/nanoedit-config-check/status", f"Key {FAL_KEY}"),
         ("GET", "/v1/account", f"Bearer {REPLICATE_KEY}"),
         ("GET", "/api/v1/key", f"Bearer {OPENROUTER_KEY}"),
     ]
@@ -890,7 +907,7 @@ def test_a_key_command_gives_the_key_and_runs_once_per_run(
     }
     result = run_cli(["edit", "cat.png", "hat.png", "-p", "x", "-j", "2"], env=env)
     assert result.exit_code == 0, result.stderr
-    assert sorted(result.stdout.splitlines()) == ["cat-edit.png", "hat-edit.png"]
+    assert sorted(result.stdout.splitlines()) == ["cat-edit.jpg", "hat-edit.jpg"]
     assert [r.headers["authorization"] for r in posts(served)] == [f"Bearer {OPENAI_KEY}"] * 2
     assert marker.read_text() == "ran\n"
 
@@ -901,7 +918,7 @@ def test_a_key_command_set_in_the_config_file(served: Served, sample: Path, tmp_
     assert saved.exit_code == 0
     env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url}
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     assert posts(served)[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert marker.read_text() == "ran\n"
 
@@ -927,7 +944,8 @@ def test_a_key_command_is_not_run_when_nothing_needs_the_key(
     )
     assert run_cli(["config", "get", "openai.api_key_cmd"], env=env).stdout == f"{command}\n"
     assert run_cli(["config", "get", "openai.api_key"], env=env).exit_code == 3
-    assert run_cli(["edit", "cat.png", "-p", "x", "--size", "2K"], env=env).exit_code == 2
+    pro_2k = ["--model", "nano-banana-pro", "--size", "2K"]
+    assert run_cli(["edit", "cat.png", "-p", "x", *pro_2k], env=env).exit_code == 2
     sandbox = run_cli(["edit", "cat.png", "-p", "x", "--sandbox", "-o", "s.png"], env=env)
     assert (sandbox.exit_code, sandbox.stdout) == (0, "s.png\n")
     assert not marker.exists()
@@ -950,7 +968,7 @@ def test_a_failing_key_command_fails_each_job_once_and_sends_nothing(
         "error: openai.api_key_cmd failed with exit status 7 (the vault is locked); run it in a "
         "shell to see why, or set openai.api_key instead"
     )
-    estimate = "2 jobs, 2 images, estimated $0.078 (gemini-2.5-flash-image at $0.039)"
+    estimate = "2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)"
     assert result.stderr == (
         f"{estimate}\n{message}\n{message}\n2 jobs: 0 done, 2 failed, 0 images saved\n"
     )
@@ -979,9 +997,9 @@ def test_a_dry_run_with_a_key_command_prints_a_command_that_sends_the_key(
 @pytest.mark.parametrize(
     ("alias", "model", "name"),
     [
-        ("nano-banana-pro", PRO, "dog-edit.jpg"),
+        ("nano-banana-pro", "gemini-3-pro-image-preview", "dog-edit.jpg"),
         ("nano-banana-2", "gemini-3.1-flash-image-preview", "dog-edit.jpg"),
-        ("nano-banana", "gemini-2.5-flash-image", "dog-edit.png"),
+        ("nano-banana", "gemini-3.1-flash-image-preview", "dog-edit.jpg"),
     ],
 )
 def test_an_alias_becomes_googles_id_on_the_url_list_backend(
@@ -1030,8 +1048,7 @@ def test_unknown_model_names_pass_through_untouched(served: Served, sample: Path
     assert relay.exit_code == 5
     assert relay.stderr == (
         f"error: {host(served)} refused the task submission (code 400): unsupported model: "
-        "my-relay-model; use one of gemini-2.5-flash-image, gemini-3-pro-image-preview, "
-        "gemini-3.1-flash-image-preview\n"
+        "my-relay-model; use one of gemini-3-pro-image-preview, gemini-3.1-flash-image-preview\n"
     )
 
 
@@ -1052,7 +1069,7 @@ def test_the_proxy_flag_sends_every_request_through_the_proxy(
     result = run_cli(
         ["edit", "cat.png", "-p", "x", "--proxy", proxy.base_url], env=backend_env(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     # The edit and the download of its result, each sent to the proxy with the full URL.
     assert relayed(proxy) == received_urls(served)
     (post, post_url), (get, get_url) = relayed(proxy)
@@ -1074,7 +1091,7 @@ def test_a_proxy_from_the_settings_or_the_environment(
         env[source] = proxy.base_url
     url = f"{served.base_url}/samples/dog.jpg"
     result = run_cli(["edit", url, "-p", "x"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "dog-edit.jpg\n"), result.stderr
     # The task's submission, its polls and the download: every one through the proxy.
     methods = [method for method, _ in relayed(proxy)]
     assert methods[0] == "POST" and methods[-1] == "GET" and len(methods) >= 3
