@@ -217,8 +217,9 @@ ModelOpt = Annotated[
         "--model",
         "-m",
         metavar="ID",
-        help="Model id. nano-banana, nano-banana-pro and nano-banana-2 become the backend's "
-        "own id where it has one (Google's ids); every other id is sent as given.",
+        help="An alias (nano-banana, nano-banana-pro, nano-banana-2, nano-banana-2.1, "
+        "nano-banana-2-lite), Google's id or the backend's own: sent as the backend names the "
+        "model (nanoedit models); a shut-down id is refused; an unknown id is sent as given.",
         show_default=False,
     ),
 ]
