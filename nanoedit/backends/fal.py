@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,6 +43,7 @@ from nanoedit.config import KeySpec, check_positive_seconds, check_url
 from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
 from nanoedit.inputs import InputImage
 from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
+from nanoedit.quoting import sh_word
 
 if TYPE_CHECKING:
     import httpx
@@ -262,8 +262,8 @@ class FalBackend(BackendBase):
             placeholder = f"FILE_URL_{number}"
             mime = mimetypes.guess_type(source.location)[0] or "image/png"
             put = (
-                f"curl -sS -X PUT -H {shlex.quote(f'Content-Type: {mime}')} --data-binary "
-                f"@{shlex.quote(source.location)} UPLOAD_URL"
+                f"curl -sS -X PUT -H {sh_word(f'Content-Type: {mime}')} --data-binary "
+                f"@{sh_word(source.location)} UPLOAD_URL"
             )
             planned.append(
                 PlannedRequest(
