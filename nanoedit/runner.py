@@ -644,7 +644,7 @@ class Runner:
                 f"; the {what} kept in the history ({kept}): nanoedit resume {ident} saves {it}"
             )
             return error, "answered"
-        if not answered and tasks and isinstance(error, NetworkError):
+        if not answered and tasks and (isinstance(error, NetworkError) or error.tasks_left):
             error.message += f"; nanoedit resume {ident} collects it when it has finished"
             return error, "submitted"
         if not answered and unanswered and not tasks and isinstance(error, NetworkError):
