@@ -551,7 +551,11 @@ def _run(
             # its cost, its provenance): here, with the rest, while the collector is paused
             # and no job is under way. The in-process sandbox needs no transport.
             preload("nanoedit.pricing", "nanoedit.provenance")
-            if not wants_sandbox(run, os.environ):
+            try:
+                local = wants_sandbox(run, os.environ)
+            except NanoeditError:
+                local = False  # a NANOEDIT_SANDBOX that is not a boolean: said just below
+            if not local:
                 preload("httpcore")
     with _errors(run.json_lines), ExitStack() as closing:
         prompt = _prompt_text(prompt, prompt_file, run.quiet)

@@ -66,6 +66,24 @@ def check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
+# The spellings of a boolean setting, any case. Anything else is an error: a typo read as
+# "off" (NANOEDIT_SANDBOX=ture) would send paid requests.
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def check_bool(value: str) -> str:
+    """A boolean setting as ``true`` or ``false``, from any of its spellings; a
+    :class:`UsageError` listing them for anything else."""
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return "true"
+    if word in FALSE_WORDS:
+        return "false"
+    spellings = ", ".join(TRUE_WORDS + FALSE_WORDS)
+    raise UsageError(f"{value.strip()!r} is not true or false; use one of: {spellings}")
+
+
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 KEY_COMMAND_TIMEOUT = 30.0
 
@@ -250,7 +268,7 @@ CORE_KEYS: dict[str, KeySpec] = {
     "history.enabled": KeySpec(
         "NANOEDIT_HISTORY",
         "keep the job journal (prompts, task ids, results) for resume and history: true or false",
-        "true", check=check_choice(("true", "false")),
+        "true", check=check_bool,
     ),
     # No default: without it httpx follows HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY.
     "network.proxy": KeySpec(
@@ -902,8 +920,15 @@ def _backend_settings(
 
 
 def wants_sandbox(options: RunOptions, env: Mapping[str, str]) -> bool:
-    """Whether the run talks to the in-process sandbox: --sandbox, or NANOEDIT_SANDBOX set."""
-    return options.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
+    """Whether the run talks to the in-process sandbox: --sandbox, or NANOEDIT_SANDBOX true
+    (empty is unset); a :class:`ConfigError` when the variable is not a boolean."""
+    value = env.get(SANDBOX_ENV)
+    if options.sandbox or not value:
+        return options.sandbox
+    try:
+        return check_bool(value) == "true"
+    except UsageError as exc:
+        raise ConfigError(f"the environment variable {SANDBOX_ENV}: {exc.message}") from None
 
 
 def load_settings(
@@ -972,7 +997,7 @@ def load_settings(
         preview_protocol=get("preview.protocol") or "auto",
         open_command=get("preview.open_command"),
         upload=upload,
-        history=options.history and (get("history.enabled") or "true") == "true",
+        history=options.history and get("history.enabled") != "false",
         prices=price_settings(file_values),
     )
 

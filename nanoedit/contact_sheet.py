@@ -178,6 +178,12 @@ def check_report_path(path: Path) -> None:
         )
     if path.is_dir():
         raise UsageError(f"the report {path} is a folder; give a file name such as run.html")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        # The page goes in by a rename in that folder (and its missing folders are made
+        # there): a folder that refuses would fail it once the run had paid for its images.
+        raise OutputError(
+            f"the report {path} cannot be written: {probe} is not writable; choose another --report"
+        )
     if path.exists() and not _is_page(path):
         raise UsageError(
             f"{path} already exists and is not a nanoedit report; choose another --report "

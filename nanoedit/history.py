@@ -41,8 +41,8 @@ def history_enabled(env: Mapping[str, str]) -> bool:
     if ENABLED_KEY not in all_keys():
         return True
     values = flat_values(read_document(config_path(env)))
-    value = resolve_key(ENABLED_KEY, values, env).value or "true"
-    return value.strip().lower() not in ("false", "0", "no", "off")
+    # Read by the setting's own rule: a value that is not a boolean is a ConfigError.
+    return resolve_key(ENABLED_KEY, values, env).value != "false"
 
 
 def open_history(env: Mapping[str, str]) -> Journal | None:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ ENDED = (SAVED, FAILED, REFUSED)
 SCHEMA_VERSION = 1
 # Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
 BUSY_TIMEOUT_MS = 30_000
+# The journal holds every prompt and signed result URL, and its spool paid images: like the
+# config file, they are for their owner only.
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -101,6 +106,36 @@ def data_dir(env: Mapping[str, str]) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("nanoedit", appauthor=False))
+
+
+def _open_privately(folder: Path, database: Path, spool: Path) -> None:
+    """Make the data folder 0700 when it is not there yet (a folder already there is the
+    user's to set), the database 0600 before SQLite does (which gives its -wal and -shm the
+    database's mode), the spool folder 0700; and take group and other access away from what
+    an earlier version left readable: the database, its -wal and -shm, the spool's files."""
+    folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    try:
+        spool.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+        spooled = list(spool.iterdir())
+    except OSError:
+        spooled = []  # a journal only read, in a folder this user cannot write: left as it is
+    companions = [database.with_name(f"{database.name}{end}") for end in ("-wal", "-shm")]
+    for path in [database, *companions, spool, *spooled]:
+        _tighten(path)
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other access away from ``path``, if it has any; a file that is not
+    there, or not this user's to change, is left as it is."""
+    try:
+        info = os.lstat(path)
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077 and not stat.S_ISLNK(info.st_mode):
+            os.chmod(path, mode & 0o700)
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -220,7 +255,7 @@ class Journal:
         self.spool = folder / SPOOL_FOLDER
         self._time = clock
         self._lock = threading.Lock()
-        folder.mkdir(parents=True, exist_ok=True)
+        _open_privately(folder, self.path, self.spool)
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )

@@ -122,9 +122,34 @@ class Planner:
         planned = PlannedJob(job, backend_name, model, names)
         if self.options.skip_existing:
             earlier = self._done_before(planned)
-            if earlier is not None:
+            if isinstance(earlier, JobOutcome):
                 return earlier
+            try:
+                self._check_kept_output(job, model)
+            except NanoeditError as exc:
+                return JobOutcome(job, backend_name, model, error=exc)
+            return earlier or planned
         return planned
+
+    def _check_kept_output(self, job: Job, model: str) -> None:
+        """The ``-o`` checks :meth:`check` left to --skip-existing (an image is at ``-o``),
+        for a job that is to be sent after all: an image this request made is left to the
+        job (an earlier run of it, killed while saving, put it there); another request's is
+        refused, before anything is sent, unless --overwrite."""
+        output = job.output
+        if output is None or is_stream(output) or existing_image(output) is None:
+            return
+        if self._made_by(job, model, output):
+            return
+        if not self.options.overwrite:
+            raise OverwriteError(
+                f"{output} already exists and holds an image another request made (its prompt, "
+                "model or inputs differ), so --skip-existing does not take it for this job's "
+                "result; pass --overwrite to replace it, or choose another -o"
+            )
+        check_output_path(output, overwrite=True)
+        if self.options.sidecar:
+            _check_sidecar_free(output, overwrite=True)
 
     def _done_before(self, planned: PlannedJob) -> Planned | None:
         """What an earlier run did of the same request, by the journal first (its images, or
@@ -232,10 +257,12 @@ class Planner:
                     "is not one; leave out --sidecar, or give -o FILE"
                 )
         elif job.output is not None:
+            # With --skip-existing, an image at -o may be this job's result: checked once
+            # that is known (see _check_kept_output).
             if not (self.options.skip_existing and existing_image(job.output)):
                 check_output_path(job.output, self.options.overwrite)
-                if self.options.sidecar and not self.options.overwrite:
-                    _check_sidecar_free(job.output)
+                if self.options.sidecar:
+                    _check_sidecar_free(job.output, self.options.overwrite)
         elif not self._folder_checked:
             check_directory(self.settings.out_dir)  # if refused, every job checks and is refused
             self._folder_checked = True
@@ -358,11 +385,18 @@ def _check_outputs(jobs: Sequence[Job]) -> None:
         )
 
 
-def _check_sidecar_free(image: Path) -> None:
+def _check_sidecar_free(image: Path, overwrite: bool) -> None:
+    """Refuse, before anything is sent, an ``-o`` whose sidecar could not be written: a
+    folder in its place (nothing replaces one), or any file unless ``overwrite``."""
     from nanoedit.provenance import sidecar_path
 
     sidecar = sidecar_path(image)
-    if os.path.lexists(sidecar):
+    if sidecar.is_dir():
+        raise InputError(
+            f"{sidecar}, where --sidecar writes the provenance of {image}, is a folder; move "
+            "it away, or choose another -o"
+        )
+    if os.path.lexists(sidecar) and not overwrite:
         raise OverwriteError(
             f"{sidecar} already exists; pass --overwrite to replace it, or choose another -o"
         )

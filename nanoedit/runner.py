@@ -475,7 +475,12 @@ class Runner:
         image's destination."""
         if self.journal is None or planned.journal_id is None:
             return self.writer.spool(planned.job)
-        return PartFile(self.journal.spool, f"an image of {planned.job.label}", self.parts)
+        from nanoedit.journal import PRIVATE_FILE
+
+        # For the journal's owner only, as the journal is.
+        return PartFile(
+            self.journal.spool, f"an image of {planned.job.label}", self.parts, mode=PRIVATE_FILE
+        )
 
     def _answered(
         self,
@@ -644,7 +649,7 @@ class Runner:
                 f"; the {what} kept in the history ({kept}): nanoedit resume {ident} saves {it}"
             )
             return error, "answered"
-        if not answered and tasks and isinstance(error, NetworkError):
+        if not answered and tasks and (isinstance(error, NetworkError) or error.tasks_left):
             error.message += f"; nanoedit resume {ident} collects it when it has finished"
             return error, "submitted"
         if not answered and unanswered and not tasks and isinstance(error, NetworkError):
@@ -756,8 +761,12 @@ def write_spool(path: Path, data: bytes) -> None:
     ``path`` is always a whole result, which :meth:`Journal.adopt_spooled` can take up for a
     job killed before the journal heard of it; a part cut off by a kill is tidied away."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    from nanoedit.journal import PRIVATE_FILE
+
     part = path.with_name(f"{PART_PREFIX}{os.getpid()}-{path.stem}{PART_SUFFIX}")
-    with part.open("wb") as spool:
+    # For the journal's owner only, as the journal is.
+    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(descriptor, "wb") as spool:
         spool.write(data)
         spool.flush()
         os.fsync(spool.fileno())

@@ -164,10 +164,13 @@ class PartFile:
     """A temporary ``.part`` file beside the destination; removed unless it is placed, and
     listed in the run's ``parts`` meanwhile, if given.
 
-    Created like any new file (mode 0666 less the umask), not 0600 as mkstemp would.
+    Created like any new file (mode 0666 less the umask), not 0600 as mkstemp would; a file of
+    the journal's spool is given ``mode`` 0600 (see :meth:`adopt`).
     """
 
-    def __init__(self, directory: Path, what: str, parts: PartFiles | None = None) -> None:
+    def __init__(
+        self, directory: Path, what: str, parts: PartFiles | None = None, *, mode: int = 0o666
+    ) -> None:
         self.directory = directory
         self.what = what
         self.parts = parts
@@ -175,7 +178,7 @@ class PartFile:
         self.size = 0
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         except OSError as exc:
             raise write_error(exc, directory, what) from None
         self.handle: BinaryIO | None = os.fdopen(fd, "wb")
@@ -185,12 +188,16 @@ class PartFile:
     @classmethod
     def adopt(cls, path: Path, what: str, parts: PartFiles | None = None) -> PartFile:
         """A closed part file made earlier (an image streamed out of an answer), taken over
-        as it is: placing or discarding it removes its temporary name, as for any other."""
+        as it is: placing or discarding it removes its temporary name, as for any other.
+
+        One kept in the journal's spool is its owner's only (0600): placed as it is, it is
+        the user's image, so it is given the mode any new file gets."""
         part = cls.__new__(cls)
         part.directory, part.what, part.parts, part.path = path.parent, what, parts, path
         part.handle = None
         try:
             part.size = path.stat().st_size
+            os.chmod(path, new_file_mode())
         except OSError as exc:
             raise write_error(exc, path.parent, what) from None
         if parts is not None:
@@ -237,6 +244,19 @@ class PartFile:
     ) -> None:
         # Placing links the file under its real name: the temporary name always goes.
         self.discard()
+
+
+_umask: list[int] = []
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets here: 0666 less the umask (read once; setting it to read it
+    back is safe, as a file made meanwhile gets the stricter 077)."""
+    if not _umask:
+        mask = os.umask(0o077)
+        os.umask(mask)
+        _umask.append(mask)
+    return 0o666 & ~_umask[0]
 
 
 def write_part(

@@ -181,7 +181,14 @@ DUOMI_CASES: dict[str, Case] = {
     "code 500 in HTTP 200 on submit": Case(
         "submit:error200", API, "refused the task submission (code 500)", files=0
     ),
-    "error in HTTP 200 on a poll": Case("poll:error200", API, "refused the task", files=0),
+    # A poll's failure is not the task's: it is polled again, and past --retries the job is
+    # kept for resume, as its message says.
+    "error in HTTP 200 on a poll": Case("poll:error200", OK),
+    "error in HTTP 200 on every poll": Case(
+        "poll:error200", API, "was submitted and is paid for, but polling it failed once "
+        "(127.0.0.1", files=0, args=("--retries", "0"),
+    ),
+    "invalid JSON on a poll": Case("poll:bad-json", OK),
     "task error": Case("task-error", REFUSED, "was refused:", files=0),
     "task never finishes": Case(
         "task-stuck", NET,

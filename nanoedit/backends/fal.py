@@ -40,7 +40,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds, check_url
-from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
+from nanoedit.errors import ApiError, NanoeditError, RefusedError, TaskFailed, UsageError
 from nanoedit.inputs import InputImage
 from nanoedit.models import GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
 from nanoedit.quoting import sh_word
@@ -465,13 +465,13 @@ class FalBackend(BackendBase):
         request.images = self._result(request)
         return True
 
-    def _not_found(self, request: _Request, response: httpx.Response) -> ApiError:
+    def _not_found(self, request: _Request, response: httpx.Response) -> TaskFailed:
         """A request the queue does not know: a wrong id, or one sent to another app (fal
         keeps each request under the app it was sent to)."""
         message, _ = _detail(parse_json(response))
         match = QUEUE_PATH.fullmatch(urlsplit(request.status_url.removeprefix(self.root)).path)
         app = f" (this looked in {match['app']})" if match else ""
-        return ApiError(
+        return TaskFailed(
             f"{self.where} answered the status of request {request.request_id} with HTTP 404: "
             f"{clip(message or 'no error details')}; check the request id, and pass --model "
             f"with the app it was sent to{app}"
@@ -485,7 +485,13 @@ class FalBackend(BackendBase):
         response, streamed = self.http.send_json(
             get, where=self.where, what=f"the {what}", paid=False, permanent=_is_final
         )
-        answer = self._check(response, what, self.where, request.request_id)
+        try:
+            answer = self._check(response, what, self.where, request.request_id)
+        except ApiError as exc:
+            if response.status_code != 429 and _is_final(response):
+                # fal's own error for the request (its model failed): the request's end.
+                raise TaskFailed(exc.message) from None
+            raise
         items = answer.get("images")
         results = [
             result_from_url(item["url"].strip(), self.where, streamed)
@@ -501,7 +507,7 @@ class FalBackend(BackendBase):
                 f"image: {clip(said)!r}; the model declined or only described the result, "
                 "rephrase the prompt"
             )
-        raise ApiError(
+        raise TaskFailed(
             f"fal request {request.request_id} on {self.where} completed without an image; "
             "try again"
         )

@@ -39,7 +39,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
-from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
+from nanoedit.errors import ApiError, NanoeditError, RefusedError, TaskFailed, UsageError
 from nanoedit.inputs import InputImage
 from nanoedit.models import BASE_RATIOS, GOOGLE_ALIASES, GOOGLE_MODELS, ModelLimits
 
@@ -338,9 +338,10 @@ class ReplicateBackend(BackendBase):
             answer = self._check(response, f"poll of prediction {prediction.id}")
         except ApiError as exc:
             if response.status_code == 404:
-                exc.message = (
+                # The server does not know the prediction: polling again cannot change that.
+                raise TaskFailed(
                     f"{exc.message.rstrip('.')}; check the prediction id, and {self.name}.base_url"
-                )
+                ) from None
             raise
         prediction.status = str(answer.get("status") or "unknown")
         return self._settle(prediction, answer)
@@ -355,7 +356,7 @@ class ReplicateBackend(BackendBase):
             items = output if isinstance(output, list) else [output]
             urls = [item.strip() for item in items if isinstance(item, str) and item.strip()]
             if not urls:
-                raise ApiError(
+                raise TaskFailed(
                     f"{subject} succeeded without an image (Replicate answers so when its "
                     "safety filter removed the image); rephrase the prompt or try again"
                 )
@@ -367,9 +368,9 @@ class ReplicateBackend(BackendBase):
                 raise RefusedError(
                     f"{subject} was refused: {reason}; rephrase the prompt or change the image"
                 )
-            raise ApiError(f"{subject} failed: {reason}")
+            raise TaskFailed(f"{subject} failed: {reason}")
         if status == "canceled":
-            raise ApiError(f"{subject} was canceled on the server; send the job again")
+            raise TaskFailed(f"{subject} was canceled on the server; send the job again")
         return False
 
     def _check(self, response: httpx.Response, what: str) -> dict[str, Any]:
