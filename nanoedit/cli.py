@@ -1501,7 +1501,14 @@ def history_path() -> None:
 @sandbox_app.command("serve")
 def sandbox_serve(
     port: Annotated[
-        int, typer.Option("--port", help="Port on 127.0.0.1 (0 picks a free one).")
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Port on 127.0.0.1 (0 picks a free one).",
+        ),
     ] = 8787,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     faults: Annotated[

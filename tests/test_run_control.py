@@ -507,6 +507,20 @@ def test_sandbox_serve_gives_its_url_on_stdout_and_stops_at_once_on_a_signal(
     assert (serve.returncode, stdout, stderr) == (0, "", f"stopped ({stop.name})\n")
 
 
+@pytest.mark.parametrize("port", ["99999", "65536", "-1"])
+def test_sandbox_serve_refuses_a_port_out_of_range_as_a_usage_error(port: str) -> None:
+    # The installed command, as it was found: before the fix, an OverflowError traceback.
+    serve = subprocess.run(
+        [NANOEDIT, "sandbox", "serve", "--port", port],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (serve.returncode, serve.stdout) == (2, "")
+    assert serve.stderr.endswith(
+        f"Error: Invalid value for '--port': {port} is not in the range 0<=x<=65535.\n"
+    ), serve.stderr
+    assert "Traceback" not in serve.stderr
+
+
 def handler_threads_end(timeout: float) -> None:
     """Wait for the running threads the servers started to answer connections."""
     for thread in threading.enumerate():
