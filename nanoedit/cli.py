@@ -1138,7 +1138,9 @@ def _warn_unknown_keys(path: Path, document: dict[str, Any]) -> None:
         _warn(warning)
 
 
-@config_app.command("set")
+# A value may start with a dash (a negative number, some keys): it is the value, for the
+# value check to judge, not an unknown option. -h and --help still show the help.
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
     key: KeyArg,
     value: Annotated[
