@@ -394,6 +394,33 @@ def test_a_closed_stdout_sends_nothing_and_exits_141(served: Served, sample: Pat
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["cat.png"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sandbox", "faults"],
+        ["config", "path"],
+        ["config", "list"],
+        ["history", "path"],
+        ["completion", "bash"],
+        ["--help"],
+        ["edit", "--help"],
+        ["sandbox", "serve", "--help"],
+    ],
+)
+def test_every_command_whose_reader_left_exits_141_quietly(args: list[str]) -> None:
+    # The reader is gone before the first line, as `| head -0` leaves it: every write fails
+    # with EPIPE. Before the fix most of these exited 1, the parser's own answer to EPIPE.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        run = subprocess.run(
+            [NANOEDIT, *args], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    finally:
+        os.close(writer)
+    assert (run.returncode, run.stderr) == (141, ""), args
+
+
 FULL = Path("/dev/full")  # every write to it fails: No space left on device
 
 
