@@ -143,8 +143,8 @@ class OpenRouterBackend(BackendBase):
         """A key record means ready (with the credit left, when the key has a limit); an
         error object says what is wrong. The record's label is never shown: it quotes the key."""
         if is_path_not_found(response):
-            error = path_not_found(response.request, api_root(settings.base_url or ""), probe.where)
-            return Verdict(FAILED, error.message)
+            wrong = path_not_found(response.request, api_root(settings.base_url or ""), probe.where)
+            return Verdict(FAILED, wrong.message)
         body = parse_json(response)
         if not isinstance(body, dict):
             return non_json_verdict(response, probe, settings)
