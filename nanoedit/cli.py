@@ -118,19 +118,39 @@ def _parser_errors_as_json(json_out: bool) -> Iterator[None]:
         raise
 
 
+def _stdout_closed() -> NoReturn:
+    """End as a Unix tool does when stdout's reader went away (``| head -1``): quietly, with
+    141. stdout is pointed at the null device first, so that leaving does not fail again."""
+    from nanoedit.stdio import to_devnull
+
+    to_devnull(sys.stdout)
+    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+
+
+@contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """A closed pipe on stdout, wherever it is written (a list, help, a completion script),
+    ends the command with 141; the parser's own answer to it would be exit 1."""
+    try:
+        yield
+    except BrokenPipeError:
+        _stdout_closed()
+
+
 class _Commands(TyperGroup):
-    """The top command group: every parser error of nanoedit and its commands passes here."""
+    """The top command group: every parser error of nanoedit and its commands passes here,
+    and so does a stdout whose reader left."""
 
     def parse_args(self, ctx: ParserContext, args: list[str]) -> list[str]:
         """Parse the group's own options, noting --json for the command's parser."""
         # A command's options are parsed inside invoke(); ctx.meta is shared with its context.
         ctx.meta[_JSON_GIVEN] = "--json" in args
-        with _parser_errors_as_json(ctx.meta[_JSON_GIVEN]):
+        with _reader_may_leave(), _parser_errors_as_json(ctx.meta[_JSON_GIVEN]):
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx: ParserContext) -> Any:
         """Run the command, its own parsing included."""
-        with _parser_errors_as_json(bool(ctx.meta.get(_JSON_GIVEN))):
+        with _reader_may_leave(), _parser_errors_as_json(bool(ctx.meta.get(_JSON_GIVEN))):
             return super().invoke(ctx)
 
 
@@ -459,10 +479,7 @@ def _errors(json_lines: bool = False, interrupted: str = INTERRUPTED) -> Iterato
         typer.echo(interrupted, err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     except BrokenPipeError:
-        from nanoedit.stdio import to_devnull
-
-        to_devnull(sys.stdout)
-        raise typer.Exit(ExitCode.OUTPUT_CLOSED) from None
+        _stdout_closed()
 
 
 def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
@@ -1142,7 +1159,9 @@ def _warn_unknown_keys(path: Path, document: dict[str, Any]) -> None:
         _warn(warning)
 
 
-@config_app.command("set")
+# A value may start with a dash (a negative number, some keys): it is the value, for the
+# value check to judge, not an unknown option. -h and --help still show the help.
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
     key: KeyArg,
     value: Annotated[
@@ -1505,7 +1524,14 @@ def history_path() -> None:
 @sandbox_app.command("serve")
 def sandbox_serve(
     port: Annotated[
-        int, typer.Option("--port", help="Port on 127.0.0.1 (0 picks a free one).")
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Port on 127.0.0.1 (0 picks a free one).",
+        ),
     ] = 8787,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     faults: Annotated[

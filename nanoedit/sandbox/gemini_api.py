@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import math
 import re
 import secrets
 import string
@@ -36,6 +35,14 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.prompts import (
+    INPUT_IMAGE_TOKENS,
+    INPUT_TOKEN_LIMITS,
+    google_message,
+    input_limit,
+    input_tokens,
+)
+from nanoedit.sandbox.prompts import text_tokens as _tokens
 from nanoedit.sandbox.render import Encoded, decode
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response, text_response
@@ -49,8 +56,6 @@ CHUNK_GRANULARITY = 8 * 1024 * 1024
 # Input image types the image models take; the sandbox itself draws from PNG, JPEG and WebP.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
 MAX_INPUT_IMAGES = {Family.FLASH: 3, Family.PRO: 14, Family.FLASH_3: 14}
-# Tokens billed per input image: 258 on 2.5; the 3.x model cards say 560.
-INPUT_IMAGE_TOKENS = {Family.FLASH: 258, Family.PRO: 560, Family.FLASH_3: 560}
 RETRY_DELAY = "17s"
 MODALITIES = ("TEXT", "IMAGE")
 SUBMIT_PHASES = frozenset({Phase.SUBMIT, Phase.API})
@@ -125,21 +130,21 @@ MODEL_INFO: dict[Family, dict[str, object]] = {
         "version": "2.0",
         "displayName": "Nano Banana",
         "description": "Gemini 2.5 Flash Image",
-        "inputTokenLimit": 32768,
+        "inputTokenLimit": INPUT_TOKEN_LIMITS[Family.FLASH],
         "outputTokenLimit": 32768,
     },
     Family.PRO: {
         "version": "3.0",
         "displayName": "Nano Banana Pro",
         "description": "Gemini 3 Pro Image",
-        "inputTokenLimit": 131072,
+        "inputTokenLimit": INPUT_TOKEN_LIMITS[Family.PRO],
         "outputTokenLimit": 32768,
     },
     Family.FLASH_3: {
         "version": "3.1",
         "displayName": "Nano Banana 2",
         "description": "Gemini 3.1 Flash Image",
-        "inputTokenLimit": 131072,
+        "inputTokenLimit": INPUT_TOKEN_LIMITS[Family.FLASH_3],
         "outputTokenLimit": 32768,
     },
 }
@@ -190,10 +195,6 @@ def _field(values: Mapping[str, Any], camel: str, snake: str) -> Any:
 def _timestamp(epoch: float) -> str:
     """RFC 3339 in UTC with microseconds, as Google writes them."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _tokens(text: str) -> int:
-    return math.ceil(len(text.encode()) / 4)
 
 
 @dataclass(frozen=True)
@@ -638,6 +639,10 @@ class GeminiApi(EmulatedApi):
         if call.received.body_error is not None and call.received.json is None:
             raise GoogleError(400, "Invalid JSON payload received. Unexpected token.")
         request = read_request(call.received.json, model)
+        # Counted before any image is fetched or drawn: a prompt past the limit costs nothing.
+        count, limit = input_tokens(model, request.prompt, len(request.images)), input_limit(model)
+        if count > limit:
+            raise GoogleError(400, google_message(count, limit))
         inputs = [self._load(image, call) for image in request.images]
         fault = self.runtime.faults.take(SUBMIT_PHASES, self.name, Stage.RESULT)
         if fault == "upload-expired":

@@ -20,6 +20,7 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
 from nanoedit.sandbox.render import Encoded, decode
 from nanoedit.sandbox.runtime import Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -44,17 +45,24 @@ Route = Callable[[Call, frozenset[Phase]], SandboxResponse]
 
 
 class Rejected(Exception):
-    """A request the gateway refuses; carries the error object's fields."""
+    """A request the gateway refuses; carries the error object's fields (``type_`` None: the
+    gateway's own type for the status)."""
 
     def __init__(
-        self, message: str, *, param: str = "", status: int = 400, code: str = "invalid_request"
+        self,
+        message: str,
+        *,
+        param: str = "",
+        status: int = 400,
+        code: str = "invalid_request",
+        type_: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.status = status
         self.code = code
-        self.type = "invalid_request_error" if status == 400 else "new_api_error"
+        self.type = type_ or ("invalid_request_error" if status == 400 else "new_api_error")
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,18 @@ def read_options(values: Mapping[str, object], has_images: bool | None) -> Optio
             f"image_size must be one of {', '.join(SIZES)}, got {size!r}", param="image_size"
         )
     return Options(model, prompt, n, response_format, ratio, size)
+
+
+def _check_prompt_length(options: Options, images: int) -> None:
+    """Refuse a prompt past the model's input limit as the gateway does: it relays Google's
+    400 in its own error object, typed as the upstream's (inferred from how a new-api gateway
+    passes on any upstream error; the limit and Google's words are documented)."""
+    count = input_tokens(options.model, options.prompt, images)
+    limit = input_limit(options.model)
+    if count > limit:
+        raise Rejected(
+            google_message(count, limit), code="INVALID_ARGUMENT", type_="upstream_error"
+        )
 
 
 class OpenAIApi(EmulatedApi):
@@ -262,6 +282,7 @@ class OpenAIApi(EmulatedApi):
     def _result(
         self, options: Options, inputs: list[Image.Image], call: Call, phases: frozenset[Phase]
     ) -> SandboxResponse:
+        _check_prompt_length(options, len(inputs))
         fault = self.runtime.faults.take(phases, self.name, Stage.RESULT)
         prompt_tokens = math.ceil(len(options.prompt.encode()) / 4)
         prompt_tokens += INPUT_IMAGE_TOKENS * len(inputs)
