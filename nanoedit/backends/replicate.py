@@ -1,7 +1,8 @@
 """Replicate's predictions API for Google's official models: local files go up to the files
-API first, then a prediction is created on the model with ``Prefer: wait`` and, when the
-answer is not final, polled until it ends; a prediction still running when the run stops is
-cancelled (API-NOTES-PROVIDERS §4).
+API first, then a prediction is created on the model and, when the answer is not final,
+polled until it ends. Only a job's last prediction, and only when the run keeps no journal,
+is held with ``Prefer: wait``: a journaled job needs the prediction's id at once. A
+prediction still running when an unjournaled run stops is cancelled (API-NOTES-PROVIDERS §4).
 
 URL inputs are passed as they are: Replicate fetches them itself.
 """
