@@ -252,3 +252,36 @@ def test_googles_own_variable_holds_the_key_and_config_shows_where_it_came_from(
     assert checked.exit_code == 0
     lines = [" ".join(line.split()) for line in checked.stdout.splitlines()]
     assert f"gemini ready ({host(served)}, key accepted)" in lines
+
+
+def test_googles_api_key_wins_over_gemini_api_key_with_one_warning(
+    served: Served, cat: Path
+) -> None:
+    # As Google's SDK does: GOOGLE_API_KEY first, and a word that both are set.
+    other = "AIza-the-other-key-not-used-0009"
+    env = {"NANOEDIT_GEMINI_BASE_URL": served.base_url, "GOOGLE_API_KEY": GEMINI_KEY,
+           "GEMINI_API_KEY": other}  # fmt: skip
+    Path("hat.png").write_bytes(HAT)
+    result = run_cli(["edit", "cat.png", "hat.png", "-p", "x", "-n", "2"], env=env)
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "cat-edit.png\ncat-edit-2.png\nhat-edit.png\nhat-edit-2.png\n",
+    ), result.stderr
+    assert [r.headers["x-goog-api-key"] for r in served.sandbox.received] == [GEMINI_KEY] * 4
+    warning = (
+        "warning: both GOOGLE_API_KEY and GEMINI_API_KEY are set; the gemini backend uses "
+        "GOOGLE_API_KEY, the first of them (as Google's own SDK does); unset GEMINI_API_KEY if "
+        "it is not the key you mean, or set NANOEDIT_GEMINI_API_KEY"
+    )
+    # Once for the run, whatever the number of jobs and requests.
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [warning]
+    for key in (GEMINI_KEY, other):
+        assert key not in result.stdout + result.stderr
+    listed = run_cli(["config", "list"], env=env)
+    assert "gemini.api_key = ****0003  (GOOGLE_API_KEY)" in listed.stdout.splitlines()
+    checked = run_cli(["config", "check"], env=env)
+    assert checked.exit_code == 0
+    assert checked.stderr.splitlines() == [warning]
+    # nanoedit's own variable still comes first, and then neither of Google's is used.
+    own = run_cli(["config", "check"], env=env | {"NANOEDIT_GEMINI_API_KEY": GEMINI_KEY})
+    assert (own.exit_code, own.stderr) == (0, "")

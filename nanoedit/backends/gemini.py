@@ -81,7 +81,8 @@ class GeminiBackend(BackendBase):
     takes = Takes.FILES
     default_base_url = "https://generativelanguage.googleapis.com"
     default_model = "gemini-2.5-flash-image"
-    key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    # Google's SDK reads GOOGLE_API_KEY first when both are set (and says so): so does nanoedit.
+    key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     aliases: ClassVar[dict[str, str]] = GOOGLE_ALIASES
 
     def __init__(self, settings: BackendSettings, http: JobHttp) -> None:
