@@ -57,7 +57,7 @@ def test_readme_says_when_replicate_holds_an_answer_with_prefer_wait(served: Ser
     assert (
         "The answer comes at once with the prediction's id, which the journal keeps, and the "
         "prediction is polled at `GET /v1/predictions/{id}` (first after "
-        "`replicate.poll_interval`, 1 s, then 1.5× longer each time up to 10 s) until it ends. "
+        "`replicate.poll_interval`, 1 s, then 1.5\N{MULTIPLICATION SIGN} longer each time up to 10 s) until it ends. "
         "With the journal off (`--no-history`), the job's last prediction is sent with "
         "`Prefer: wait=N`, N the seconds left of `--timeout` up to 60, so that its answer "
         "comes when the image is made; the others are not held, so they run side by side."
