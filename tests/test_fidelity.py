@@ -201,6 +201,12 @@ def test_genai_reads_blocks(served: Served, google: genai.Client) -> None:
     assert refused.candidates is None
     assert refused.prompt_feedback is not None
     assert refused.prompt_feedback.block_reason == types.BlockedReason.PROHIBITED_CONTENT
+    # The two reasons that say no image came, for no reason of the content.
+    served.sandbox.add_faults("no-image,image-other")
+    for reason in (types.FinishReason.NO_IMAGE, types.FinishReason.IMAGE_OTHER):
+        empty = google.models.generate_content(model=FLASH, contents="a red banana")
+        assert empty.candidates is not None
+        assert (empty.candidates[0].finish_reason, empty.parts) == (reason, None)
 
 
 def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> None:

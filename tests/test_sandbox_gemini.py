@@ -917,15 +917,18 @@ def test_invalid_argument_comes_before_the_key_check(serve: Callable[..., Served
             "NO_IMAGE",
             "The model was expected to generate an image, but none was generated.",
         ),
+        # Google's "not otherwise specified": no message beside it.
+        ("image-other", "IMAGE_OTHER", None),
     ],
 )
 def test_blocks_by_finish_reason(
-    serve: Callable[..., Served], fault: str, reason: str, message: str
+    serve: Callable[..., Served], fault: str, reason: str, message: str | None
 ) -> None:
     served = serve(faults=fault)
     body = generate(served.client, PRO).json()
     assert list(body) == ["candidates", "usageMetadata", "modelVersion", "responseId"]
-    assert body["candidates"] == [{"finishReason": reason, "index": 0, "finishMessage": message}]
+    said = {} if message is None else {"finishMessage": message}
+    assert body["candidates"] == [{"finishReason": reason, "index": 0, **said}]
     # Blocked images are not billed: the prompt only (5 + 560 for the image on 3.x).
     assert body["usageMetadata"] == {
         "promptTokenCount": 565,
@@ -1043,6 +1046,7 @@ def test_every_new_fault_is_listed_by_the_cli() -> None:
         ("image-safety", "submit  no image: finishReason IMAGE_SAFETY, with finishMessage"),
         ("image-prohibited", "submit  no image: finishReason IMAGE_PROHIBITED_CONTENT"),
         ("no-image", "submit  no image: finishReason NO_IMAGE"),
+        ("image-other", "submit  no image: finishReason IMAGE_OTHER"),
         ("prompt-blocked", "submit  no candidates: promptFeedback.blockReason"),
         ("upload-expired", "submit  uploaded files expire; one in use is refused (403)"),
         (

@@ -47,7 +47,8 @@ API_VERSION = "v1beta"
 # 100 MB (counted as base64) in 2026, but older limits (20 MB) still apply on some routes and
 # proxies, so nanoedit stays under the old one.
 MAX_INLINE_BASE64 = 20 * 1024 * 1024
-# finishReason values that mean the model declined to draw (API-NOTES-PROVIDERS §1).
+# finishReason values that mean the model declined to draw for the content (Google's
+# FinishReason: safety, prohibited content, recitation, blocklist, personal data).
 REFUSAL_REASONS = frozenset(
     {
         "IMAGE_SAFETY",
@@ -56,12 +57,16 @@ REFUSAL_REASONS = frozenset(
         "SAFETY",
         "RECITATION",
         "IMAGE_RECITATION",
-        "NO_IMAGE",
-        "IMAGE_OTHER",
         "BLOCKLIST",
         "SPII",
     }
 )
+# finishReason values that say no image came for no reason of the content, in Google's own
+# words (its FinishReason reference): an API failure (exit 5), not a refusal (exit 8).
+NO_IMAGE_REASONS: dict[str, str] = {
+    "NO_IMAGE": "The model was expected to generate an image, but none was generated",
+    "IMAGE_OTHER": "Image generation stopped for a reason not otherwise specified",
+}
 # API key errors come as 400 INVALID_ARGUMENT with this reason, not as 401.
 KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
@@ -196,7 +201,7 @@ class GeminiBackend(BackendBase):
                 paid=True,
                 wait_hint=retry_delay,
             )
-            answer = parse_answer(response, self.where, self.settings, streamed)
+            answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
             usage = add_usage(usage, reported_usage(response, "usageMetadata"))
             images += answer.images
             if answer.text:
@@ -271,13 +276,16 @@ def parse_answer(
     response: httpx.Response,
     where: str,
     settings: BackendSettings,
+    model: str,
     streamed: Streamed | None = None,
 ) -> Answer:
-    """The images and words of a ``generateContent`` answer, or the error it carries.
+    """The images and words of a ``generateContent`` answer ``model`` gave, or the error it
+    carries.
 
     Thought parts (the 3.x models' interim drafts) are skipped; no image at all is a refusal
-    when the model or its filter says why, an API error otherwise. ``streamed`` holds the
-    images already streamed to files (a thought's image among them, left unsaved).
+    when the model or its filter says it is for the content, an API error otherwise.
+    ``streamed`` holds the images already streamed to files (a thought's image among them,
+    left unsaved).
     """
     if response.status_code != 200:
         raise _error_of(response, where, settings, "the generateContent request")
@@ -314,12 +322,32 @@ def parse_answer(
     reason = str(first.get("finishReason") or "")
     message = first.get("finishMessage")
     said = f": {clip(str(message))}" if message else ""
+    if reason in NO_IMAGE_REASONS:
+        raise _no_image(where, model, reason, message, text)
     if reason in REFUSAL_REASONS:
         return _refused(f"{where} made no image (finishReason {reason}){said}", text)
     if text:
         return _refused(f"{where} answered with text but no image: {clip(text)!r}", "")
     shown = reason or "none given"
     raise ApiError(f"{where} answered without an image (finishReason {shown}){said}; try again")
+
+
+def _no_image(where: str, model: str, reason: str, message: object, text: str) -> ApiError:
+    """The error of an answer whose finishReason says no image came for no reason of the
+    content (NO_IMAGE, IMAGE_OTHER): quoted in Google's words, the model named, since
+    NO_IMAGE is what a model that does not draw answers."""
+    meaning = NO_IMAGE_REASONS[reason]
+    # A finishMessage that only repeats the meaning is not said twice.
+    said = str(message).strip() if message else ""
+    extra = f": {clip(said)}" if said and said.rstrip(".") != meaning else ""
+    words = f"; the model said: {clip(text)!r}" if text else ""
+    advice = "try again"
+    if reason == "NO_IMAGE":
+        advice = f"check that {model} is an image model (--model or gemini.model), or try again"
+    return ApiError(
+        f'{where} made no image with {model} (finishReason {reason}: "{meaning}", in '
+        f"Google's words){extra}{words}; that is not a refusal of the content: {advice}"
+    )
 
 
 def _refused(what: str, text: str) -> Answer:

@@ -353,12 +353,18 @@ class ReplicateBackend(BackendBase):
         subject = f"prediction {prediction.id} on {self.where}"
         if status == "succeeded":
             output = answer.get("output")
+            if output is None:
+                # How Replicate shows an output its safety filter removed: a refusal.
+                raise RefusedError(
+                    f"{subject} was refused: it succeeded with output null, which is how "
+                    "Replicate shows an image its safety filter removed; rephrase the prompt "
+                    "or change the image"
+                )
             items = output if isinstance(output, list) else [output]
             urls = [item.strip() for item in items if isinstance(item, str) and item.strip()]
             if not urls:
                 raise ApiError(
-                    f"{subject} succeeded without an image (Replicate answers so when its "
-                    "safety filter removed the image); rephrase the prompt or try again"
+                    f"{subject} succeeded with an empty output, so no image was made; try again"
                 )
             prediction.images = [result_from_url(url, self.where) for url in urls]
             return True

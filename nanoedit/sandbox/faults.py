@@ -32,7 +32,8 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   (one image fewer than asked: ``n`` less one on the multipart API, a task with an empty image
   list on duomi, where a job of ``n`` images is ``n`` tasks); (duomi tasks)
   ``task-error``, ``task-stuck``, ``task-unknown``; (Gemini) ``image-safety``,
-  ``image-prohibited``, ``no-image`` (a candidate with that ``finishReason`` and no image),
+  ``image-prohibited``, ``no-image``, ``image-other`` (a candidate with that ``finishReason``
+  and no image),
   ``prompt-blocked`` (``promptFeedback.blockReason`` and no candidates), ``upload-expired``
   (every uploaded file expires at once, so a request using one is refused).
 - ``file``: ``redirect``, ``expired``, ``html-result``, ``mislabeled``, ``truncated`` (the
@@ -187,6 +188,7 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _result("image-safety", "no image: finishReason IMAGE_SAFETY, with finishMessage", _GEMINI),
     _result("image-prohibited", "no image: finishReason IMAGE_PROHIBITED_CONTENT", _GEMINI),
     _result("no-image", "no image: finishReason NO_IMAGE", _GEMINI),
+    _result("image-other", "no image: finishReason IMAGE_OTHER", _GEMINI),
     _result("prompt-blocked", "no candidates: promptFeedback.blockReason", _GEMINI),
     _result("upload-expired", "uploaded files expire; one in use is refused (403)", _GEMINI),
     _download("redirect", "the result URL answers 302 to the real file"),

@@ -55,19 +55,21 @@ RETRY_DELAY = "17s"
 MODALITIES = ("TEXT", "IMAGE")
 SUBMIT_PHASES = frozenset({Phase.SUBMIT, Phase.API})
 API_PHASES = frozenset({Phase.API})
-# Finish reasons the fault plan can ask for, with the finishMessage Google sends beside them.
+# Finish reasons the fault plan can ask for, with the finishMessage Google sends beside them
+# (None: none; IMAGE_OTHER is Google's "not otherwise specified").
 BLOCKED_IMAGE = (
     "Unable to show the generated image. The image was filtered out because it violated "
     "Google's Generative AI Prohibited Use policy. You will not be charged for blocked images. "
     "Try rephrasing the prompt. If you think this was a mistake, send feedback."
 )
-FINISH_FAULTS: dict[str, tuple[str, str]] = {
+FINISH_FAULTS: dict[str, tuple[str, str | None]] = {
     "image-safety": ("IMAGE_SAFETY", BLOCKED_IMAGE),
     "image-prohibited": ("IMAGE_PROHIBITED_CONTENT", BLOCKED_IMAGE),
     "no-image": (
         "NO_IMAGE",
         "The model was expected to generate an image, but none was generated.",
     ),
+    "image-other": ("IMAGE_OTHER", None),
 }
 # Google's words for each status a fault plan can ask for. 408 and 502 come from its front
 # end, as an HTML page.
@@ -698,11 +700,9 @@ class GeminiApi(EmulatedApi):
             }
         if fault in FINISH_FAULTS:
             reason, message = FINISH_FAULTS[fault]
-            candidate: dict[str, object] = {
-                "finishReason": reason,
-                "index": 0,
-                "finishMessage": message,
-            }
+            candidate: dict[str, object] = {"finishReason": reason, "index": 0}
+            if message is not None:
+                candidate["finishMessage"] = message
             usage = {
                 "promptTokenCount": prompt_tokens,
                 "totalTokenCount": prompt_tokens,
