@@ -237,6 +237,23 @@ def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> No
         "UNAVAILABLE",
         "The model is overloaded. Please try again later.",
     )
+    # The 403s that are not about the key: no reason, and SERVICE_DISABLED.
+    served.sandbox.add_faults("permission-denied,service-disabled")
+    with pytest.raises(errors.ClientError) as denied:
+        google.models.generate_content(model=FLASH, contents="a red banana")
+    assert (denied.value.code, denied.value.status, denied.value.message) == (
+        403,
+        "PERMISSION_DENIED",
+        "The caller does not have permission",
+    )
+    with pytest.raises(errors.ClientError) as disabled:
+        google.models.get(model=FLASH)
+    assert (disabled.value.code, disabled.value.status) == (403, "PERMISSION_DENIED")
+    info = disabled.value.details["error"]["details"][0]
+    assert (info["@type"], info["reason"]) == (
+        "type.googleapis.com/google.rpc.ErrorInfo",
+        "SERVICE_DISABLED",
+    )
 
 
 def test_genai_uploads_a_file_and_uses_it(

@@ -313,3 +313,67 @@ def test_googles_api_key_wins_over_gemini_api_key_with_one_warning(
     # nanoedit's own variable still comes first, and then neither of Google's is used.
     own = run_cli(["config", "check"], env=env | {"NANOEDIT_GEMINI_API_KEY": GEMINI_KEY})
     assert (own.exit_code, own.stderr) == (0, "")
+
+
+SERVICE_DISABLED = (
+    "Generative Language API has not been used in project 123456789012 before or it is "
+    "disabled. Enable it by visiting https://console.developers.google.com/apis/api/"
+    "generativelanguage.googleapis.com/overview?project=123456789012 then retry. If you "
+    "enabled this API recently, wait a few minutes for the action to propagate to our systems "
+    "and retry."
+)
+# What nanoedit shows of it: one line, clipped to 300 characters.
+SERVICE_DISABLED_SHOWN = SERVICE_DISABLED[:299] + "…"
+DENIED_ADVICE = {
+    "permission-denied": (
+        "The caller does not have permission [PERMISSION_DENIED]; Google turned the request "
+        "down, not the key (a key it rejects is API_KEY_INVALID): the key's project may not "
+        "have access to this model (some are kept for projects that used them before), or to "
+        "a file the request names; choose another --model, or check the project in Google AI "
+        "Studio"
+    ),
+    "service-disabled": (
+        f"{SERVICE_DISABLED_SHOWN} [PERMISSION_DENIED, SERVICE_DISABLED]; the Generative "
+        "Language API is not enabled for the key's Google Cloud project: enable it (Google's "
+        "message gives the link), wait a few minutes, and try again"
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", ["permission-denied", "service-disabled"])
+def test_a_403_that_does_not_name_the_key_is_not_a_rejected_key(
+    served: Served, cat: Path, fault: str
+) -> None:
+    Path("hat.png").write_bytes(HAT)
+    served.sandbox.add_faults(f"{fault}x2")
+    result = run_cli(
+        ["edit", "cat.png", "hat.png", "-p", "x", "--json", "-j", "1"], env=gemini_env(served)
+    )
+    # A rejected key holds every job not sent yet back; this is no rejected key: both go out.
+    assert (result.exit_code, len(served.sandbox.received)) == (5, 2)
+    message = f"{host(served)} answered HTTP 403: {DENIED_ADVICE[fault]}"
+    errors = [json.loads(line)["error"] for line in result.stdout.splitlines()]
+    assert errors == [{"kind": "api", "message": message, "exit_code": 5}] * 2
+    assert "rejected" not in result.stderr
+
+
+@pytest.mark.parametrize("fault", ["permission-denied", "service-disabled"])
+def test_config_check_tells_a_403_from_a_rejected_key(served: Served, fault: str) -> None:
+    served.sandbox.add_faults(fault)
+    checked = run_cli(["config", "check", "--json"], env=gemini_env(served))
+    assert checked.exit_code == 5
+    (gemini,) = [b for b in json.loads(checked.stdout)["backends"] if b["backend"] == "gemini"]
+    assert gemini == {
+        "backend": "gemini",
+        "status": "error",
+        "detail": f"{host(served)} answered HTTP 403: {DENIED_ADVICE[fault]}",
+        "passed": False,
+    }
+    # A key Google rejects is still said to be one.
+    wrong = run_cli(
+        ["config", "check", "--json"],
+        env=gemini_env(served, NANOEDIT_GEMINI_API_KEY="AIza-wrong-key-for-the-test"),
+    )
+    assert wrong.exit_code == 3
+    (rejected,) = [b for b in json.loads(wrong.stdout)["backends"] if b["backend"] == "gemini"]
+    assert rejected["status"] == "key rejected"

@@ -907,6 +907,36 @@ def test_invalid_argument_comes_before_the_key_check(serve: Callable[..., Served
     )
 
 
+def test_the_403s_that_are_not_about_the_key(serve: Callable[..., Served]) -> None:
+    served = serve(faults="permission-denied,service-disabled")
+    denied = generate(served.client)
+    assert denied.json() == error(403, "PERMISSION_DENIED", "The caller does not have permission")
+    disabled = generate(served.client)
+    assert disabled.status_code == 403
+    url = (
+        "https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/"
+        "overview?project=123456789012"
+    )
+    message = (
+        "Generative Language API has not been used in project 123456789012 before or it is "
+        f"disabled. Enable it by visiting {url} then retry. If you enabled this API recently, "
+        "wait a few minutes for the action to propagate to our systems and retry."
+    )
+    assert disabled.json() == error(403, "PERMISSION_DENIED", message, [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+         "domain": "googleapis.com",
+         "metadata": {"consumer": "projects/123456789012",
+                      "service": "generativelanguage.googleapis.com", "activationUrl": url,
+                      "serviceTitle": "Generative Language API", "containerInfo": "123456789012"}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+         "message": message},
+        {"@type": "type.googleapis.com/google.rpc.Help",
+         "links": [{"description": "Google developers console API activation", "url": url}]},
+    ])  # fmt: skip
+    # Each took one request, the model lookup a config check makes included.
+    assert generate(served.client).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("fault", "reason", "message"),
     [
@@ -1043,6 +1073,16 @@ def test_every_new_fault_is_listed_by_the_cli() -> None:
     lines = result.stdout.splitlines()
     for name, summary in [
         ("invalid-argument", "api     HTTP 400 INVALID_ARGUMENT"),
+        (
+            "permission-denied",
+            "api     HTTP 403 PERMISSION_DENIED with no reason (a model kept from the key's "
+            "project)",
+        ),
+        (
+            "service-disabled",
+            "api     HTTP 403 PERMISSION_DENIED, reason SERVICE_DISABLED (the API is not "
+            "enabled for the key's project)",
+        ),
         ("image-safety", "submit  no image: finishReason IMAGE_SAFETY, with finishMessage"),
         ("image-prohibited", "submit  no image: finishReason IMAGE_PROHIBITED_CONTENT"),
         ("no-image", "submit  no image: finishReason NO_IMAGE"),

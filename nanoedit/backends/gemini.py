@@ -4,6 +4,7 @@ API when they are too large to inline), the key in ``x-goog-api-key``, never in 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -67,8 +68,27 @@ NO_IMAGE_REASONS: dict[str, str] = {
     "NO_IMAGE": "The model was expected to generate an image, but none was generated",
     "IMAGE_OTHER": "Image generation stopped for a reason not otherwise specified",
 }
-# API key errors come as 400 INVALID_ARGUMENT with this reason, not as 401.
+# API key errors come as 400 INVALID_ARGUMENT with this reason, not as 401. A 403
+# PERMISSION_DENIED is about the key only with one of these reasons: others (a model kept from
+# the project, an API not enabled for it, the project itself) are not fixed by another key.
 KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"})
+# What to do about a 403 by its reason (none: Google names none).
+DENIED_HINTS: dict[str, str] = {
+    "SERVICE_DISABLED": (
+        "the Generative Language API is not enabled for the key's Google Cloud project: enable "
+        "it (Google's message gives the link), wait a few minutes, and try again"
+    ),
+    "": (
+        "Google turned the request down, not the key (a key it rejects is API_KEY_INVALID): "
+        "the key's project may not have access to this model (some are kept for projects that "
+        "used them before), or to a file the request names; choose another --model, or check "
+        "the project in Google AI Studio"
+    ),
+}
+OTHER_DENIAL = (
+    "Google turned the request down for the key's project, not for the key (a key it rejects "
+    "is API_KEY_INVALID); check the project in Google AI Studio or the Cloud console"
+)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
@@ -122,11 +142,15 @@ class GeminiBackend(BackendBase):
             message = probe.quote(error.get("message") or "no message")
             state = probe.quote(error.get("status") or "", 40)
             shown = f"{message} [{state}]" if state else message
-            if status in (401, 403) or _reasons(error) & KEY_REASONS:
+            if _is_key_error(status, error):
                 return Verdict(
                     KEY_REJECTED,
                     f"{probe.where} rejected the key (HTTP {status}: {shown}); "
                     f"{settings.key_advice()}",
+                )
+            if status == 403:
+                return Verdict(
+                    FAILED, f"{probe.where} answered HTTP 403: {_denial(error, probe.quote)}"
                 )
             return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
         if 200 <= status < 300 and isinstance(body.get("name"), str):
@@ -355,6 +379,25 @@ def _refused(what: str, text: str) -> Answer:
     raise RefusedError(f"{what}{words}; rephrase the prompt or change the image")
 
 
+def _is_key_error(status: int, error: dict[str, Any]) -> bool:
+    """Whether Google's error object says the key is bad: a 401, or a reason that names the
+    key (a 403 alone does not: see ``KEY_REASONS``)."""
+    return status == 401 or bool(_reasons(error) & KEY_REASONS)
+
+
+def _denial(error: dict[str, Any], quote: Callable[[str, int], str]) -> str:
+    """A 403 that is not about the key, as Google said it (its message, status and reasons,
+    each passed through ``quote``), and what to do about it."""
+    message = quote(str(error.get("message") or "no message"), 300)
+    reasons = sorted(_reasons(error))
+    tags = [quote(tag, 60) for tag in (str(error.get("status") or ""), *reasons) if tag]
+    shown = f"{message} [{', '.join(tags)}]" if tags else message
+    if not reasons:
+        return f"{shown}; {DENIED_HINTS['']}"
+    hint = next((DENIED_HINTS[reason] for reason in reasons if reason in DENIED_HINTS), None)
+    return f"{shown}; {hint or OTHER_DENIAL}"
+
+
 def _reasons(error: dict[str, Any]) -> set[str]:
     details = error.get("details")
     items = details if isinstance(details, list) else []
@@ -373,14 +416,17 @@ def _error_of(
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         if status in (401, 403):
+            # No error object of Google's to read a reason from (a proxy's page): as before.
             return auth_error(settings, where, f"HTTP {status}")
         read_json(response, where)  # raises, saying what came instead of JSON
         return ApiError(f"{where} answered {what} with HTTP {status} and no error details")
     message = clip(str(error.get("message") or "no message"))
     state = str(error.get("status") or "")
     shown = f"{message} [{state}]" if state else message
-    if status in (401, 403) or _reasons(error) & KEY_REASONS:
+    if _is_key_error(status, error):
         return auth_error(settings, where, shown)
+    if status == 403:
+        return ApiError(f"{where} answered HTTP 403: {_denial(error, clip)}")
     hints = {
         429: "the quota or rate limit is used up; wait, or check the project's quota",
         404: f"check the model id (--model or {settings.name}.model)",

@@ -26,7 +26,10 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
 
 - ``api``, on every API: ``bad-json`` (HTTP 200 with a JSON body cut off halfway: the first
   half of the answer the request would have had); on the two reseller APIs: ``error200`` (an
-  error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400 INVALID_ARGUMENT).
+  error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400 INVALID_ARGUMENT),
+  ``permission-denied`` (HTTP 403 PERMISSION_DENIED with no reason: Google keeps a model from
+  the key's project) and ``service-disabled`` (HTTP 403 PERMISSION_DENIED with the reason
+  SERVICE_DISABLED: the API is not enabled for the key's project); neither is a bad key.
 - ``submit`` (results, the reseller APIs): ``data-uri``, ``empty-url``, ``empty-data``,
   ``no-data``, ``text-only`` (Gemini too: ``finishReason`` STOP with only text), ``fewer``
   (one image fewer than asked: ``n`` less one on the multipart API, a task with an empty image
@@ -185,6 +188,17 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _result("task-stuck", "the task stays running forever", frozenset({"duomi"})),
     _result("task-unknown", "the task reports state queued once", frozenset({"duomi"})),
     _api_only("invalid-argument", "HTTP 400 INVALID_ARGUMENT", _GEMINI),
+    _api_only(
+        "permission-denied",
+        "HTTP 403 PERMISSION_DENIED with no reason (a model kept from the key's project)",
+        _GEMINI,
+    ),
+    _api_only(
+        "service-disabled",
+        "HTTP 403 PERMISSION_DENIED, reason SERVICE_DISABLED (the API is "
+        "not enabled for the key's project)",
+        _GEMINI,
+    ),
     _result("image-safety", "no image: finishReason IMAGE_SAFETY, with finishMessage", _GEMINI),
     _result("image-prohibited", "no image: finishReason IMAGE_PROHIBITED_CONTENT", _GEMINI),
     _result("no-image", "no image: finishReason NO_IMAGE", _GEMINI),

@@ -109,6 +109,19 @@ MISSING_KEY = (
     "Please use API Key or other form of API consumer identity to call this API."
 )
 INVALID_KEY = "API key not valid. Please pass a valid API key."
+# The 403s that are not about the key: a model the project may not use, and an API not enabled
+# for the project (Google's ErrorInfo names the reason and where to enable it).
+NO_PERMISSION = "The caller does not have permission"
+PROJECT = "123456789012"
+ACTIVATION_URL = (
+    "https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/"
+    f"overview?project={PROJECT}"
+)
+SERVICE_DISABLED = (
+    f"Generative Language API has not been used in project {PROJECT} before or it is disabled. "
+    f"Enable it by visiting {ACTIVATION_URL} then retry. If you enabled this API recently, wait "
+    "a few minutes for the action to propagate to our systems and retry."
+)
 BAD_IMAGE = (
     "Unable to process input image. Please retry or report in "
     "https://developers.generativeai.google/guide/troubleshooting"
@@ -612,6 +625,10 @@ class GeminiApi(EmulatedApi):
     def _fault_answer(self, fault: str, route: Route | None) -> SandboxResponse:
         if fault == "invalid-argument":
             return GoogleError(400, "Request contains an invalid argument.").response()
+        if fault == "permission-denied":
+            return GoogleError(403, NO_PERMISSION).response()
+        if fault == "service-disabled":
+            return GoogleError(403, SERVICE_DISABLED, _service_disabled_details()).response()
 
         def status_error(status: int) -> SandboxResponse:
             if status in FRONT_END_PAGES:
@@ -954,6 +971,35 @@ def _signature(image: Encoded) -> str:
     """An opaque thought signature, 64 bytes, the same for the same picture."""
     digest = hashlib.sha512(b"thought signature\0" + image.data).digest()
     return base64.b64encode(digest).decode()
+
+
+def _service_disabled_details() -> list[dict[str, object]]:
+    """What Google says beside a 403 for an API the project has not enabled."""
+    return [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "SERVICE_DISABLED",
+            "domain": "googleapis.com",
+            "metadata": {
+                "consumer": f"projects/{PROJECT}",
+                "service": "generativelanguage.googleapis.com",
+                "activationUrl": ACTIVATION_URL,
+                "serviceTitle": "Generative Language API",
+                "containerInfo": PROJECT,
+            },
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": SERVICE_DISABLED,
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {"description": "Google developers console API activation", "url": ACTIVATION_URL}
+            ],
+        },
+    ]
 
 
 def _quota_details(model_id: str | None) -> list[dict[str, object]]:
