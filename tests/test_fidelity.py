@@ -290,6 +290,35 @@ def test_genai_uploads_a_file_and_uses_it(
     assert used == {"fileData": {"file_uri": file.uri, "mime_type": "image/png"}}
 
 
+def test_genai_sees_an_upload_processing_then_active(tmp_path: Path) -> None:
+    now = [1000.0]
+    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}), clock=lambda: now[0])
+    sandbox.add_faults("upload-processing")
+    path = tmp_path / "cat.png"
+    path.write_bytes(CAT)
+    with (
+        SandboxServer(sandbox) as server,
+        genai.Client(
+            api_key=GEMINI_KEY, http_options=types.HttpOptions(base_url=server.base_url)
+        ) as google,
+    ):
+        file = google.files.upload(file=path)
+        assert file.state == types.FileState.PROCESSING and file.name is not None
+        uploaded: list[types.PartUnionDict] = [file, "at night"]
+        with pytest.raises(errors.ClientError) as early:
+            google.models.generate_content(model=FLASH, contents=uploaded)
+        assert (early.value.code, early.value.status, early.value.message) == (
+            400,
+            "FAILED_PRECONDITION",
+            f"The File {file.name.removeprefix('files/')} is not in an ACTIVE state and usage "
+            "is not allowed.",
+        )
+        now[0] += 3.0
+        assert google.files.get(name=file.name).state == types.FileState.ACTIVE
+        answer = google.models.generate_content(model=FLASH, contents=uploaded)
+        assert answer.parts is not None and shape(image_data(answer.parts[-1]))[2] == "PNG"
+
+
 def test_genai_lists_and_deletes_files(google: genai.Client) -> None:
     first = google.files.upload(
         file=io.BytesIO(CAT), config=types.UploadFileConfig(mime_type="image/png")

@@ -7,13 +7,14 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GEMINI_KEY, Served, backend_env, run_cli
+from conftest import GEMINI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 CAT = sample_image("cat.png")[0]
 HAT = sample_image("hat.png")[0]
@@ -222,23 +223,104 @@ def test_what_a_model_cannot_do_is_refused_before_sending(
     assert served.sandbox.received == []
 
 
-def test_inputs_too_large_to_inline_go_through_the_files_api(served: Served) -> None:
-    # Noise does not compress: about 16 MiB of PNG, over 20 MiB as base64.
+class PacedClock(SkippingClock):
+    """A clock that moves only by the waits it skips, not with real time: a run's time limit
+    and the sandbox's processing then count the same seconds, however loaded the machine."""
+
+    def monotonic(self) -> float:
+        """The waits skipped so far."""
+        return self.skipped
+
+
+@pytest.fixture
+def paced_clock() -> PacedClock:
+    return PacedClock()
+
+
+@pytest.fixture
+def paced(paced_clock: PacedClock) -> Iterator[Served]:
+    """The sandbox on loopback on ``paced_clock``: a file it processes for 3 s is ACTIVE
+    after exactly the run's waits that add up to 3 s."""
+    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}), clock=paced_clock.monotonic)
+    with SandboxServer(sandbox) as server:
+        yield Served(sandbox, server.base_url)
+
+
+def big_png() -> bytes:
+    """big.png, written: noise does not compress, so about 16 MiB of PNG, over 20 MiB as
+    base64, which goes through the Files API."""
     side = 2400
     noise = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
     noise.save("big.png", compress_level=0)
-    data = Path("big.png").read_bytes()
-    result = run_cli(["edit", "big.png", "-p", "x"], env=gemini_env(served))
+    return Path("big.png").read_bytes()
+
+
+def test_inputs_too_large_to_inline_go_through_the_files_api_and_wait_for_active(
+    paced: Served, paced_clock: PacedClock
+) -> None:
+    data = big_png()
+    result = run_cli(["edit", "big.png", "-p", "x"], env=gemini_env(paced), clock=paced_clock)
     assert (result.exit_code, result.stdout) == (0, "big-edit.png\n"), result.stderr
-    start, finish, post = served.sandbox.received
+    start, finish, *polls, post = paced.sandbox.received
     assert (start.method, start.path) == ("POST", "/upload/v1beta/files")
     assert start.headers["x-goog-upload-protocol"] == "resumable"
     assert start.headers["x-goog-upload-header-content-length"] == str(len(data))
     assert (finish.headers["x-goog-upload-command"], finish.body) == ("upload, finalize", data)
+    # A file that large is PROCESSING for 3 s: polled after 1, 2.5 and 4.75 s, then used.
+    file_id = polls[0].path.removeprefix("/v1beta/files/")
+    assert [(r.method, r.path) for r in polls] == [("GET", f"/v1beta/files/{file_id}")] * 3
+    assert all(r.headers["x-goog-api-key"] == GEMINI_KEY for r in polls)
+    assert paced_clock.waits == [1.0, 1.5, 2.25]
     (text, part) = post.json["contents"][0]["parts"]
     assert text == {"text": "x"}
-    assert part["fileData"]["mimeType"] == "image/png"
-    assert part["fileData"]["fileUri"].startswith(served.base_url)
+    assert part["fileData"] == {
+        "mimeType": "image/png",
+        "fileUri": f"{paced.base_url}/v1beta/files/{file_id}",
+    }
+
+
+def test_an_upload_that_fails_processing_is_a_clear_error_and_nothing_is_paid(
+    paced: Served, paced_clock: PacedClock
+) -> None:
+    big_png()
+    paced.sandbox.add_faults("upload-failed")
+    result = run_cli(
+        ["edit", "big.png", "-p", "x", "--json"], env=gemini_env(paced), clock=paced_clock
+    )
+    assert result.exit_code == 5
+    paths = [f"{r.method} {r.path}" for r in paced.sandbox.received]
+    file_id = paths[-1].removeprefix("GET /v1beta/files/")
+    # Polled until it ended, and no generateContent went out: nothing was paid for.
+    assert paths == ["POST /upload/v1beta/files"] * 2 + [f"GET /v1beta/files/{file_id}"] * 3
+    message = (
+        f"{host(paced)} could not process the upload of big.png (files/{file_id} ended FAILED: "
+        "The file could not be processed as an image.), so nothing was sent to the model; "
+        "check that the file is an image Gemini takes (PNG, JPEG, WebP, HEIC), or send the "
+        "job again"
+    )
+    assert json.loads(result.stdout)["error"] == {
+        "kind": "api", "message": message, "exit_code": 5
+    }  # fmt: skip
+    assert sorted(p.name for p in Path(".").iterdir()) == ["big.png"]
+
+
+def test_an_upload_still_processing_at_the_time_limit_says_so(
+    paced: Served, paced_clock: PacedClock
+) -> None:
+    big_png()
+    result = run_cli(
+        ["edit", "big.png", "-p", "x", "--timeout", "2"], env=gemini_env(paced), clock=paced_clock
+    )
+    assert result.exit_code == 6
+    file_id = paced.sandbox.received[-1].path.removeprefix("/v1beta/files/")
+    # Polled after 1 s; the next wait is cut to the 1 s left.
+    assert paced_clock.waits == [1.0, 1.0]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: the upload of big.png on {host(paced)} (files/{file_id}) was still PROCESSING "
+        "when the job's time limit of 2 s ran out (2.0 s elapsed); nothing was sent to the "
+        "model: raise --timeout, or try again later"
+    )
+    assert not any(r.path.endswith(":generateContent") for r in paced.sandbox.received)
 
 
 def test_the_dry_run_prints_a_command_that_works(served: Served, cat: Path) -> None:

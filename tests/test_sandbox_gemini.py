@@ -744,6 +744,49 @@ def test_a_resumable_upload_makes_a_file_to_use(serve: Callable[..., Served]) ->
     assert final_image(by_file) == final_image(generate(served.client, config=image_config()))
 
 
+@pytest.mark.parametrize("fault", ["upload-processing", "upload-failed"])
+def test_a_processing_upload_is_not_usable_until_it_is_active(
+    serve: Callable[..., Served], fault: str
+) -> None:
+    clock = FakeClock()
+    served = serve(clock=clock, faults=fault)
+    file = upload(served.client)
+    file_id = file["name"].removeprefix("files/")
+    assert (file["state"], file["updateTime"]) == ("PROCESSING", file["createTime"])
+    google = {"x-goog-api-key": KEY}
+    parts = [{"text": "at night"}, {"fileData": {"fileUri": file["uri"]}}]
+    not_active = error(
+        400,
+        "FAILED_PRECONDITION",
+        f"The File {file_id} is not in an ACTIVE state and usage is not allowed.",
+    )
+    # Processing takes 3 s of the sandbox's clock; until then the file cannot be used.
+    clock.advance(2.999)
+    assert served.client.get(f"/v1beta/{file['name']}", headers=google).json() == file
+    used = generate(served.client, parts=parts)
+    assert (used.status_code, used.json()) == (400, not_active)
+    clock.advance(0.001)
+    done = served.client.get(f"/v1beta/{file['name']}", headers=google).json()
+    created = datetime.strptime(file["createTime"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    changed = {"updateTime": stamp(created.timestamp() + 3.0)}
+    if fault == "upload-processing":
+        assert done == file | {"state": "ACTIVE"} | changed
+        assert generate(served.client, parts=parts).status_code == 200
+    else:
+        failure = {"code": 3, "message": "The file could not be processed as an image."}
+        assert done == file | {"state": "FAILED", "error": failure} | changed
+        again = generate(served.client, parts=parts)
+        assert (again.status_code, again.json()) == (400, not_active)
+
+
+def test_a_large_upload_is_processing_at_first(served: Served) -> None:
+    # Below 8 MiB a file is usable at once (every other upload test); from 8 MiB it is
+    # processed first, as the Files API does with large media.
+    large = 8 * 1024 * 1024
+    assert upload(served.client, bytes(large - 1))["state"] == "ACTIVE"
+    assert upload(served.client, bytes(large))["state"] == "PROCESSING"
+
+
 def test_files_are_listed_newest_first_and_deleted(served: Served) -> None:
     google = {"x-goog-api-key": KEY}
     assert served.client.get("/v1beta/files", headers=google).json() == {}
@@ -1089,6 +1132,8 @@ def test_every_new_fault_is_listed_by_the_cli() -> None:
         ("image-other", "submit  no image: finishReason IMAGE_OTHER"),
         ("prompt-blocked", "submit  no candidates: promptFeedback.blockReason"),
         ("upload-expired", "submit  uploaded files expire; one in use is refused (403)"),
+        ("upload-processing", "api     an upload is PROCESSING for 3 s before it is ACTIVE"),
+        ("upload-failed", "api     an upload is PROCESSING for 3 s, then FAILED"),
         (
             "429",
             "api     HTTP 429 with Retry-After: 1 (Gemini: retryDelay 17s in the body instead)",

@@ -32,7 +32,7 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_base64,
 )
-from nanoedit.errors import ApiError, NanoeditError, RefusedError
+from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError
 from nanoedit.inputs import InputImage
 from nanoedit.models import GOOGLE_ALIASES, ModelLimits, limits_of
 
@@ -48,6 +48,11 @@ API_VERSION = "v1beta"
 # 100 MB (counted as base64) in 2026, but older limits (20 MB) still apply on some routes and
 # proxies, so nanoedit stays under the old one.
 MAX_INLINE_BASE64 = 20 * 1024 * 1024
+# An uploaded file is usable once its state is ACTIVE; until then it is polled, first after
+# this many seconds, then as tasks are (half as long again each time, up to 10 s).
+FILE_POLL_INTERVAL = 1.0
+# A file's name as the Files API gives it: it goes into the path of the poll, with the key.
+FILE_NAME = re.compile(r"files/[a-z0-9-]{1,64}")
 # finishReason values that mean the model declined to draw for the content (Google's
 # FinishReason: safety, prohibited content, recitation, blocklist, personal data).
 REFUSAL_REASONS = frozenset(
@@ -250,12 +255,13 @@ class GeminiBackend(BackendBase):
         parts = []
         for upload in uploads:
             progress("uploading", 0, len(upload.data))
-            uri = self._upload(upload, headers)
+            file = self._upload(upload, headers)
+            uri = self._when_active(file, upload, headers, progress)
             parts.append({"fileData": {"mimeType": upload.mime, "fileUri": uri}})
         return parts
 
-    def _upload(self, upload: InputImage, headers: dict[str, str]) -> str:
-        """The Files API's resumable upload in one piece; returns the file's URI."""
+    def _upload(self, upload: InputImage, headers: dict[str, str]) -> dict[str, Any]:
+        """The Files API's resumable upload in one piece; returns the file it made."""
         start = self.http.client.build_request(
             "POST",
             f"{self.root}/upload/{API_VERSION}/files",
@@ -290,10 +296,72 @@ class GeminiBackend(BackendBase):
         done = self.http.send(finish, where=self.where, what=what, paid=False)
         body = read_json(done, self.where) if done.status_code == 200 else None
         file = body.get("file") if isinstance(body, dict) else None
-        uri = file.get("uri") if isinstance(file, dict) else None
-        if not isinstance(uri, str) or not uri:
+        if not isinstance(file, dict) or not _file_uri(file):
             raise _error_of(done, self.where, self.settings, what)
-        return uri
+        return file
+
+    def _when_active(
+        self,
+        file: dict[str, Any],
+        upload: InputImage,
+        headers: dict[str, str],
+        progress: Progress,
+    ) -> str:
+        """The URI of an uploaded file once it is ACTIVE: a file still PROCESSING cannot be
+        used yet, so it is polled (within the job's time limit); one that ends FAILED is an
+        error, before anything is paid for."""
+        from nanoedit.backends.tasks import MAX_POLL_INTERVAL, POLL_GROWTH
+
+        shown = upload.source.location
+        name = file.get("name")
+        deadline = self.http.deadline
+        interval = FILE_POLL_INTERVAL
+        # No state at all: a server from before the Files API had states, where a file is usable.
+        while (state := str(file.get("state") or "ACTIVE")) != "ACTIVE":
+            if state == "FAILED":
+                raise _processing_failed(self.where, shown, name, file.get("error"))
+            if not isinstance(name, str) or not FILE_NAME.fullmatch(name):
+                raise ApiError(
+                    f"{self.where} answered the upload of {shown} with a file that is {state} "
+                    f"and a name nanoedit cannot ask about ({clip(str(name), 80)!r}); try again"
+                )
+            progress(f"waiting for the upload to be processed ({state})")
+            self.http.sleep(min(interval, deadline.remaining()))
+            if deadline.remaining() <= 0:
+                raise NetworkError(
+                    f"the upload of {shown} on {self.where} ({name}) was still {state} when the "
+                    f"job's time limit of {deadline.seconds:g} s ran out "
+                    f"({deadline.elapsed():.1f} s elapsed); nothing was sent to the model: "
+                    "raise --timeout, or try again later"
+                )
+            what = f"the state of the upload of {shown}"
+            get = self.http.client.build_request(
+                "GET", f"{self.root}/{API_VERSION}/{name}", headers=headers
+            )
+            answer = self.http.send(get, where=self.where, what=what, paid=False)
+            polled = read_json(answer, self.where) if answer.status_code == 200 else None
+            if not isinstance(polled, dict) or not _file_uri(polled):
+                raise _error_of(answer, self.where, self.settings, what)
+            file = polled
+            interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
+        return _file_uri(file)
+
+
+def _file_uri(file: dict[str, Any]) -> str:
+    """The URI a request names an uploaded file by ("" when the file object has none)."""
+    uri = file.get("uri")
+    return uri if isinstance(uri, str) else ""
+
+
+def _processing_failed(where: str, shown: str, name: object, error: object) -> ApiError:
+    """The error of an upload whose processing ended FAILED (Google's ``error`` said why)."""
+    said = error.get("message") if isinstance(error, dict) else None
+    why = f": {clip(str(said))}" if said else ""
+    return ApiError(
+        f"{where} could not process the upload of {shown} ({name} ended FAILED{why}), so "
+        "nothing was sent to the model; check that the file is an image Gemini takes (PNG, "
+        "JPEG, WebP, HEIC), or send the job again"
+    )
 
 
 def parse_answer(

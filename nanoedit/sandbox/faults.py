@@ -39,6 +39,10 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   and no image),
   ``prompt-blocked`` (``promptFeedback.blockReason`` and no candidates), ``upload-expired``
   (every uploaded file expires at once, so a request using one is refused).
+- ``api`` (Gemini's Files API, on the upload that makes a file): ``upload-processing`` (the
+  file is PROCESSING for 3 s before it is ACTIVE, as an upload of 8 MiB or more always is)
+  and ``upload-failed`` (PROCESSING for 3 s, then FAILED); a file that is not ACTIVE cannot
+  be used.
 - ``file``: ``redirect``, ``expired``, ``html-result``, ``mislabeled``, ``truncated`` (the
   file's full Content-Length, about half its bytes, then the connection closed), ``huge`` (a
   PNG signature and zeros, the sandbox's ``huge_bytes`` long, streamed), ``huge-chunked`` (the
@@ -138,6 +142,13 @@ def _result(name: str, summary: str, apis: frozenset[str] = _RESELLERS) -> Fault
     return FaultKind(name, Phase.SUBMIT, phases, apis, False, Stage.RESULT, summary)
 
 
+def _made_file(name: str, summary: str, apis: frozenset[str]) -> FaultKind:
+    """A fault that changes a file an upload makes (phase ``api``, where uploads are), once
+    the upload would otherwise have succeeded."""
+    phases = frozenset({Phase.API})
+    return FaultKind(name, Phase.API, phases, apis, False, Stage.RESULT, summary)
+
+
 def result_fault(name: str, summary: str) -> FaultKind:
     """A fault an emulated API declares for itself (``EmulatedApi.fault_kinds``): it changes
     the result of a submission (phase ``submit``) that would otherwise succeed."""
@@ -205,6 +216,8 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _result("image-other", "no image: finishReason IMAGE_OTHER", _GEMINI),
     _result("prompt-blocked", "no candidates: promptFeedback.blockReason", _GEMINI),
     _result("upload-expired", "uploaded files expire; one in use is refused (403)", _GEMINI),
+    _made_file("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE", _GEMINI),
+    _made_file("upload-failed", "an upload is PROCESSING for 3 s, then FAILED", _GEMINI),
     _download("redirect", "the result URL answers 302 to the real file"),
     _download("expired", "the result URL answers 403, expired"),
     _download("html-result", "the result URL answers 200 with an HTML page"),

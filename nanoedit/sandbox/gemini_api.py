@@ -46,6 +46,16 @@ MAX_UPLOADS = 500
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 # What Google's upload server tells clients to cut their chunks to.
 CHUNK_GRANULARITY = 8 * 1024 * 1024
+# A file of this size or more is PROCESSING for a while before it is ACTIVE (usable), as the
+# Files API does with large media; so is any file under the fault upload-processing, while
+# under upload-failed it ends FAILED, with this error.
+LARGE_UPLOAD_BYTES = CHUNK_GRANULARITY
+PROCESSING_SECONDS = 3.0
+PROCESSING_FAILURE: dict[str, object] = {
+    "code": 3,
+    "message": "The file could not be processed as an image.",
+}
+UPLOAD_FAULTS = frozenset({"upload-processing", "upload-failed"})
 # Input image types the image models take; the sandbox itself draws from PNG, JPEG and WebP.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
 MAX_INPUT_IMAGES = {Family.FLASH: 3, Family.PRO: 14, Family.FLASH_3: 14}
@@ -161,22 +171,28 @@ MODEL_INFO: dict[Family, dict[str, object]] = {
 
 
 class GoogleError(Exception):
-    """A request Google turns down: an error object with its HTTP status."""
+    """A request Google turns down: an error object with its HTTP status (and its status
+    name, when it is not the usual one for the code)."""
 
     def __init__(
-        self, code: int, message: str, details: list[dict[str, object]] | None = None
+        self,
+        code: int,
+        message: str,
+        details: list[dict[str, object]] | None = None,
+        status: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
+        self.status = status or STATUS_NAMES[code]
 
     def response(self, headers: Mapping[str, str] | None = None) -> SandboxResponse:
         """The error answer: ``details`` only when there are some, as Google sends it."""
         error: dict[str, object] = {
             "code": self.code,
             "message": self.message,
-            "status": STATUS_NAMES[self.code],
+            "status": self.status,
         }
         if self.details:
             error["details"] = self.details
@@ -269,6 +285,16 @@ class StoredUpload:
     data: bytes
     created: float
     """The clock reading when it was finalized."""
+    ready: float
+    """The clock reading when its processing ends (``created``: none)."""
+    fails: bool = False
+    """Whether its processing ends in FAILED rather than ACTIVE."""
+
+    def state(self, now: float) -> str:
+        """PROCESSING until ``ready``, then ACTIVE, or FAILED."""
+        if now < self.ready:
+            return "PROCESSING"
+        return "FAILED" if self.fails else "ACTIVE"
 
 
 class UploadStore:
@@ -296,13 +322,21 @@ class UploadStore:
         with self._lock:
             return self._sessions.get(upload_id)
 
-    def finish(self, upload_id: str) -> StoredUpload:
-        """Close a session and keep its bytes as a file."""
+    def finish(self, upload_id: str, processing: float = 0.0, fails: bool = False) -> StoredUpload:
+        """Close a session and keep its bytes as a file, processed for ``processing`` seconds
+        (then FAILED when ``fails``)."""
         with self._lock:
             upload = self._sessions.pop(upload_id)
             file_id = "".join(secrets.choice(_FILE_ID_CHARS) for _ in range(12))
+            now = self._clock()
             stored = StoredUpload(
-                file_id, upload.mime, upload.display_name, bytes(upload.data), self._clock()
+                file_id,
+                upload.mime,
+                upload.display_name,
+                bytes(upload.data),
+                now,
+                now + processing,
+                fails,
             )
             self._files[file_id] = stored
             self._bytes += len(stored.data)
@@ -658,7 +692,8 @@ class GeminiApi(EmulatedApi):
             raise GoogleError(400, "Invalid JSON payload received. Unexpected token.")
         request = read_request(call.received.json, model)
         inputs = [self._load(image, call) for image in request.images]
-        fault = self.runtime.faults.take(SUBMIT_PHASES, self.name, Stage.RESULT)
+        # Submits only: a fault for a file an upload makes waits for the upload.
+        fault = self.runtime.faults.take(frozenset({Phase.SUBMIT}), self.name, Stage.RESULT)
         if fault == "upload-expired":
             self.uploads.expire_all()
             for image in request.images:
@@ -677,6 +712,12 @@ class GeminiApi(EmulatedApi):
                 stored = self.uploads.lookup(file_id)
                 if stored is None:
                     raise _file_denied(file_id)
+                if stored.state(self.runtime.clock()) != "ACTIVE":
+                    raise GoogleError(
+                        400,
+                        f"The File {file_id} is not in an ACTIVE state and usage is not allowed.",
+                        status="FAILED_PRECONDITION",
+                    )
                 data = stored.data
             elif urlsplit(image.uri).scheme in ("http", "https"):
                 # Google fetches public and signed URLs given as fileUri.
@@ -881,11 +922,18 @@ class GeminiApi(EmulatedApi):
                 f"Failed to upload the file: {len(upload.data)} bytes arrived, but "
                 f"{upload.announced} were announced in X-Goog-Upload-Header-Content-Length.",
             ).response(final)
-        stored = self.uploads.finish(upload_id)
+        fault = self.runtime.faults.take(API_PHASES, self.name, Stage.RESULT)
+        processing = 0.0
+        if fault in UPLOAD_FAULTS or len(upload.data) >= LARGE_UPLOAD_BYTES:
+            processing = PROCESSING_SECONDS
+        stored = self.uploads.finish(upload_id, processing, fails=fault == "upload-failed")
         return json_response(200, {"file": self._file_object(stored, call)}, final)
 
     def _file_object(self, stored: StoredUpload, call: Call) -> dict[str, object]:
         created = self.runtime.epoch(stored.created)
+        state = stored.state(self.runtime.clock())
+        # Updated when its processing ended, if it has.
+        updated = created if state == "PROCESSING" else self.runtime.epoch(stored.ready)
         payload: dict[str, object] = {"name": f"files/{stored.id}"}
         if stored.display_name is not None:
             payload["displayName"] = stored.display_name
@@ -894,16 +942,18 @@ class GeminiApi(EmulatedApi):
             # int64 fields are strings in proto JSON.
             "sizeBytes": str(len(stored.data)),
             "createTime": _timestamp(created),
-            "updateTime": _timestamp(created),
+            "updateTime": _timestamp(updated),
             "expirationTime": _timestamp(created + UPLOAD_TTL),
             # Base64 of the hex digest, as Google's own values decode.
             "sha256Hash": base64.b64encode(
                 hashlib.sha256(stored.data).hexdigest().encode()
             ).decode(),
             "uri": f"{call.base_url}/v1beta/files/{stored.id}",
-            "state": "ACTIVE",
+            "state": state,
             "source": "UPLOADED",
         }
+        if state == "FAILED":
+            payload["error"] = PROCESSING_FAILURE
         return payload
 
 
