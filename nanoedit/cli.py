@@ -1306,7 +1306,7 @@ def config_check(
     """
     from nanoedit.check import check_backends, check_exit_code
     from nanoedit.client import client_for
-    from nanoedit.config import load_settings, plain_http_warning
+    from nanoedit.config import backend_warnings, load_settings
     from nanoedit.report import error_console
 
     with _errors(json_out):
@@ -1316,7 +1316,7 @@ def config_check(
         warnings += [
             warning
             for backend in settings.backends.values()
-            if (warning := plain_http_warning(backend))
+            for warning in backend_warnings(backend)
         ]
         for warning in warnings:
             console.print(f"warning: {warning}", style="yellow")

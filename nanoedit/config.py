@@ -727,6 +727,8 @@ class BackendSettings:
     ``sandbox`` (the in-process sandbox's own)."""
     key_env: str | None = None
     """The environment variable that gave it, when ``key_source`` is ``env``."""
+    unused_key_env: tuple[str, ...] = ()
+    """The provider's other key variables that are set too, but lose to ``key_env``."""
     _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
 
     def option(self, short: str) -> str:
@@ -869,6 +871,38 @@ def plain_http_warning(settings: BackendSettings) -> str | None:
     )
 
 
+def unused_key_warning(settings: BackendSettings) -> str | None:
+    """A warning when the key in use came from one of the provider's own variables and
+    another of them is set too: only the first counts (GOOGLE_API_KEY over GEMINI_API_KEY,
+    as Google's own SDK has it), and the user may have meant the other. Names, never keys."""
+    if not settings.unused_key_env:
+        return None
+    others = " and ".join(settings.unused_key_env)
+    own = spec_for(f"{settings.name}.api_key").env
+    return (
+        f"both {settings.key_env} and {others} are set; the {settings.name} backend uses "
+        f"{settings.key_env}, the first of them (as Google's own SDK does); unset {others} if "
+        f"it is not the key you mean, or set {own}"
+    )
+
+
+def backend_warnings(settings: BackendSettings) -> list[str]:
+    """What to tell, once per run, about a backend the run uses: a key that would travel in
+    the clear, a key variable that loses to another."""
+    found = (plain_http_warning(settings), unused_key_warning(settings))
+    return [warning for warning in found if warning]
+
+
+def _unused_key_env(key: str, given: Resolved, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The provider's key variables after ``given``'s that are set too (none when the key
+    came from elsewhere: nanoedit's own variable, the file, a command)."""
+    aliases = spec_for(key).env_aliases
+    if given.source != "env" or given.env_name not in aliases:
+        return ()
+    later = aliases[aliases.index(given.env_name) + 1 :]
+    return tuple(name for name in later if env.get(name))
+
+
 def _flag(option: str, value: float | str | None, key: str) -> str | None:
     """A flag's value checked by the rule of the key it overrides; a bad one is a usage error."""
     if value is None:
@@ -881,7 +915,10 @@ def _flag(option: str, value: float | str | None, key: str) -> str | None:
 
 
 def _backend_settings(
-    backend: type[BackendBase], resolve: Callable[[str], Resolved], sandbox: bool
+    backend: type[BackendBase],
+    resolve: Callable[[str], Resolved],
+    sandbox: bool,
+    env: Mapping[str, str],
 ) -> BackendSettings:
     """One backend's settings; in the sandbox every backend talks to the emulated server."""
     name = backend.name
@@ -916,6 +953,7 @@ def _backend_settings(
         options=options,
         key_source=given.source,
         key_env=given.env_name,
+        unused_key_env=_unused_key_env(f"{name}.api_key", given, env),
     )
 
 
@@ -963,7 +1001,8 @@ def load_settings(
         return resolve_key(key, file_values, env)
 
     backends = {
-        backend.name: _backend_settings(backend, resolve, sandbox) for backend in backend_classes()
+        backend.name: _backend_settings(backend, resolve, sandbox, env)
+        for backend in backend_classes()
     }
     warnings += [
         userinfo_warning(name, None if sandbox else get(f"{name}.base_url")) for name in backends

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from nanoedit.backends import backend_class, choose_backend
 from nanoedit.backends.base import BackendBase
 from nanoedit.batch import natural_stems
-from nanoedit.config import Settings, plain_http_warning
+from nanoedit.config import Settings, backend_warnings
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
 from nanoedit.imageformat import IMAGE_SUFFIXES
 from nanoedit.inputs import RunInputs
@@ -100,8 +100,7 @@ class Planner:
             if entry.backend and (isinstance(entry, PlannedJob) or entry.error is None)
         }
         for name in sorted(backends):
-            warning = plain_http_warning(self.settings.backend_settings(name))
-            if warning:
+            for warning in backend_warnings(self.settings.backend_settings(name)):
                 self.warn(warning)
             self._check_response_format(name, planned)
         return planned

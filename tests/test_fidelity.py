@@ -201,6 +201,12 @@ def test_genai_reads_blocks(served: Served, google: genai.Client) -> None:
     assert refused.candidates is None
     assert refused.prompt_feedback is not None
     assert refused.prompt_feedback.block_reason == types.BlockedReason.PROHIBITED_CONTENT
+    # The two reasons that say no image came, for no reason of the content.
+    served.sandbox.add_faults("no-image,image-other")
+    for reason in (types.FinishReason.NO_IMAGE, types.FinishReason.IMAGE_OTHER):
+        empty = google.models.generate_content(model=FLASH, contents="a red banana")
+        assert empty.candidates is not None
+        assert (empty.candidates[0].finish_reason, empty.parts) == (reason, None)
 
 
 def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> None:
@@ -230,6 +236,23 @@ def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> No
         503,
         "UNAVAILABLE",
         "The model is overloaded. Please try again later.",
+    )
+    # The 403s that are not about the key: no reason, and SERVICE_DISABLED.
+    served.sandbox.add_faults("permission-denied,service-disabled")
+    with pytest.raises(errors.ClientError) as denied:
+        google.models.generate_content(model=FLASH, contents="a red banana")
+    assert (denied.value.code, denied.value.status, denied.value.message) == (
+        403,
+        "PERMISSION_DENIED",
+        "The caller does not have permission",
+    )
+    with pytest.raises(errors.ClientError) as disabled:
+        google.models.get(model=FLASH)
+    assert (disabled.value.code, disabled.value.status) == (403, "PERMISSION_DENIED")
+    info = disabled.value.details["error"]["details"][0]
+    assert (info["@type"], info["reason"]) == (
+        "type.googleapis.com/google.rpc.ErrorInfo",
+        "SERVICE_DISABLED",
     )
 
 
@@ -265,6 +288,35 @@ def test_genai_uploads_a_file_and_uses_it(
     assert data.headers["x-goog-upload-command"] == "upload, finalize"
     used = served.sandbox.received[3].json["contents"][0]["parts"][0]
     assert used == {"fileData": {"file_uri": file.uri, "mime_type": "image/png"}}
+
+
+def test_genai_sees_an_upload_processing_then_active(tmp_path: Path) -> None:
+    now = [1000.0]
+    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}), clock=lambda: now[0])
+    sandbox.add_faults("upload-processing")
+    path = tmp_path / "cat.png"
+    path.write_bytes(CAT)
+    with (
+        SandboxServer(sandbox) as server,
+        genai.Client(
+            api_key=GEMINI_KEY, http_options=types.HttpOptions(base_url=server.base_url)
+        ) as google,
+    ):
+        file = google.files.upload(file=path)
+        assert file.state == types.FileState.PROCESSING and file.name is not None
+        uploaded: list[types.PartUnionDict] = [file, "at night"]
+        with pytest.raises(errors.ClientError) as early:
+            google.models.generate_content(model=FLASH, contents=uploaded)
+        assert (early.value.code, early.value.status, early.value.message) == (
+            400,
+            "FAILED_PRECONDITION",
+            f"The File {file.name.removeprefix('files/')} is not in an ACTIVE state and usage "
+            "is not allowed.",
+        )
+        now[0] += 3.0
+        assert google.files.get(name=file.name).state == types.FileState.ACTIVE
+        answer = google.models.generate_content(model=FLASH, contents=uploaded)
+        assert answer.parts is not None and shape(image_data(answer.parts[-1]))[2] == "PNG"
 
 
 def test_genai_lists_and_deletes_files(google: genai.Client) -> None:

@@ -462,8 +462,28 @@ class FalBackend(BackendBase):
         if request.state != COMPLETED:
             # IN_QUEUE, IN_PROGRESS and states nobody has documented: poll on until the deadline.
             return False
+        failure = answer.get("error")
+        if failure:
+            # COMPLETED with an error is how the queue says a request failed or was cancelled
+            # (fal_client reads it so): that is its outcome, and there is no result to fetch.
+            raise self._failed(request, str(failure), str(answer.get("error_type") or ""))
         request.images = self._result(request)
         return True
+
+    def _failed(self, request: _Request, error: str, kind: str) -> NanoeditError:
+        """The error of a request whose status says it ended in ``error`` of type ``kind``."""
+        subject = f"fal request {request.request_id} on {self.where}"
+        said = f"{clip(error)} [{clip(kind, 60)}]" if kind else clip(error)
+        if kind == REFUSAL_TYPE:
+            return RefusedError(
+                f"{subject} was refused: {said}; rephrase the prompt or change the image"
+            )
+        if kind == "cancelled":
+            return ApiError(
+                f"{subject} was cancelled on the server ({said}), so no image was made; send the "
+                "job again"
+            )
+        return ApiError(f"{subject} failed: {said}")
 
     def _not_found(self, request: _Request, response: httpx.Response) -> TaskFailed:
         """A request the queue does not know: a wrong id, or one sent to another app (fal

@@ -1,7 +1,8 @@
 """Replicate's predictions API for Google's official models: local files go up to the files
-API first, then a prediction is created on the model with ``Prefer: wait`` and, when the
-answer is not final, polled until it ends; a prediction still running when the run stops is
-cancelled (API-NOTES-PROVIDERS §4).
+API first, then a prediction is created on the model and, when the answer is not final,
+polled until it ends. Only a job's last prediction, and only when the run keeps no journal,
+is held with ``Prefer: wait``: a journaled job needs the prediction's id at once. A
+prediction still running when an unjournaled run stops is cancelled (API-NOTES-PROVIDERS §4).
 
 URL inputs are passed as they are: Replicate fetches them itself.
 """
@@ -353,12 +354,18 @@ class ReplicateBackend(BackendBase):
         subject = f"prediction {prediction.id} on {self.where}"
         if status == "succeeded":
             output = answer.get("output")
+            if output is None:
+                # How Replicate shows an output its safety filter removed: a refusal.
+                raise RefusedError(
+                    f"{subject} was refused: it succeeded with output null, which is how "
+                    "Replicate shows an image its safety filter removed; rephrase the prompt "
+                    "or change the image"
+                )
             items = output if isinstance(output, list) else [output]
             urls = [item.strip() for item in items if isinstance(item, str) and item.strip()]
             if not urls:
                 raise TaskFailed(
-                    f"{subject} succeeded without an image (Replicate answers so when its "
-                    "safety filter removed the image); rephrase the prompt or try again"
+                    f"{subject} succeeded with an empty output, so no image was made; try again"
                 )
             prediction.images = [result_from_url(url, self.where) for url in urls]
             return True

@@ -276,6 +276,7 @@ class FalApi(EmulatedApi):
         result_fault("queue-stuck", "the request stays queued and never starts"),
         result_fault("model-error", "the request ends in an error of the model's runner"),
         result_fault("content-flagged", "the request is refused by the content checker"),
+        result_fault("cancelled", "fal cancels the request: COMPLETED with error_type cancelled"),
         result_fault("empty-data", "HTTP 200 with an empty list of results"),
         result_fault("text-only", "HTTP 200 with a refusal in text and no image"),
         result_fault("data-uri", "the result URL is a data: URI"),
@@ -421,7 +422,11 @@ class FalApi(EmulatedApi):
 
     def _progress(self, request: Request) -> tuple[str, int]:
         """The request's status now and its queue position: queued for the first third of
-        ``task_seconds`` (positions 2, 1, 0), in progress for the rest, then completed."""
+        ``task_seconds`` (positions 2, 1, 0), in progress for the rest, then completed.
+        Under the fault ``cancelled`` fal has cancelled it itself (a runner's time limit, the
+        dashboard), as if a client had."""
+        if request.fault == "cancelled":
+            request.cancelled = True
         if request.cancelled:
             if request.outcome is None:
                 request.outcome = Outcome(
