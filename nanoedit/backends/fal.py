@@ -479,11 +479,11 @@ class FalBackend(BackendBase):
                 f"{subject} was refused: {said}; rephrase the prompt or change the image"
             )
         if kind == "cancelled":
-            return ApiError(
+            return TaskFailed(
                 f"{subject} was cancelled on the server ({said}), so no image was made; send the "
                 "job again"
             )
-        return ApiError(f"{subject} failed: {said}")
+        return TaskFailed(f"{subject} failed: {said}")
 
     def _not_found(self, request: _Request, response: httpx.Response) -> TaskFailed:
         """A request the queue does not know: a wrong id, or one sent to another app (fal
