@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nanoedit.errors import InputError, UsageError
 from nanoedit.jobs import HISTORY_REFERENCE
 from nanoedit.journal import DATABASE_NAME, CostRow, JobRecord, Journal, data_dir
+from nanoedit.save import stream_name
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -115,6 +116,14 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
     else:
         # @last continues from the latest image; @ID from the job's first.
         path = paths[-1] if which == "last" else paths[0]
+    stream = stream_name(path)
+    if stream is not None:
+        # Nothing was kept of an image written to stdout, a FIFO or a device, and reading the
+        # path now reads whatever is there instead: with `>> out.png`, the run's own output.
+        raise InputError(
+            f"{text}: job {record.id} wrote its image to {stream}, so no file of it is there "
+            "to edit; save the result with -o FILE or -d DIR to go on from it"
+        )
     if not path.is_file():
         raise InputError(
             f"{text} names {path}, saved by job {record.id}, which is no longer there (moved or "

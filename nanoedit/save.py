@@ -355,13 +355,21 @@ def shown(path: Path) -> str:
 def is_stream(path: Path) -> bool:
     """Whether ``path`` is standard output, a FIFO or a character device: written to as it
     is, never replaced, linked onto or given an extension."""
+    return stream_name(path) is not None
+
+
+def stream_name(path: Path) -> str | None:
+    """How a message names ``path`` when it is a stream (``stdout``, ``the FIFO PATH``, ``the
+    device PATH``): an image written there leaves no file behind. None for anything else."""
     if path == STDOUT:
-        return True
+        return "stdout"
     try:
         mode = path.stat().st_mode  # through a symlink: a link to /dev/null is /dev/null
     except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+        return None
+    if stat.S_ISFIFO(mode):
+        return f"the FIFO {path}"
+    return f"the device {path}" if stat.S_ISCHR(mode) else None
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
