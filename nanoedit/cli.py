@@ -1108,7 +1108,8 @@ def resume(
             raise UsageError(
                 "history is off (history.enabled false), so there is no journal to resume from"
             )
-        journal = open_journal(settings, _warn)
+        # Come to read the journal: a damaged one fails, as history does (exit 4).
+        journal = open_journal(settings, _warn, start_new=False)
         if journal is None:
             raise typer.Exit(ExitCode.CONFIG)
         with journal:
@@ -1358,16 +1359,11 @@ HistoryJsonOpt = Annotated[
 @contextmanager
 def _history() -> Iterator["Journal | None"]:
     """The journal to read (None: no run has written one yet), with errors turned into
-    their message and exit code."""
-    from nanoedit.history import open_history
+    their message and exit code (a damaged journal's among them: see read_history)."""
+    from nanoedit.history import read_history
 
-    with _errors():
-        journal = open_history(os.environ)
-        try:
-            yield journal
-        finally:
-            if journal is not None:
-                journal.close()
+    with _errors(), read_history(os.environ) as journal:
+        yield journal
 
 
 def _print_jobs(records: Sequence["JobRecord"], json_out: bool, empty: str) -> None:

@@ -126,6 +126,34 @@ def _open_privately(folder: Path, database: Path, spool: Path) -> None:
         _tighten(path)
 
 
+def is_damaged(error: BaseException) -> bool:
+    """Whether a SQLite error says the database file itself is damaged (not a database, or
+    malformed), which no retry mends; a busy, locked or read-only database is not."""
+    code = getattr(error, "sqlite_errorcode", None)
+    damage = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in damage
+
+
+def set_aside(database: Path, now: float | None = None) -> Path:
+    """Move a damaged database, its -wal and -shm with it, to ``NAME.broken-TIME`` beside it
+    (never over an earlier one; nothing is deleted), so that a new journal can start where it
+    was. Returns where it went; raises :class:`OSError` when it cannot be moved."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    number = 1
+    while True:
+        suffix = f"-{number}" if number > 1 else ""
+        aside = database.with_name(f"{database.name}.broken-{stamp}{suffix}")
+        if not any(os.path.lexists(f"{aside}{end}") for end in ("", "-wal", "-shm")):
+            break
+        number += 1
+    # The log first: a database moved without it would be read back without its last commits,
+    # and a log left behind would be taken for the new journal's.
+    for end in ("-wal", "-shm", ""):
+        with suppress(FileNotFoundError):
+            os.rename(f"{database}{end}", f"{aside}{end}")
+    return aside
+
+
 def _tighten(path: Path) -> None:
     """Take group and other access away from ``path``, if it has any; a file that is not
     there, or not this user's to change, is left as it is."""
@@ -259,6 +287,15 @@ class Journal:
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()  # a damaged file (see is_damaged) is not held open
+            raise
+        self.run_id: int | None = None
+
+    def _open(self) -> None:
+        """Set the connection up, and the tables of a new journal."""
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # WAL: readers never block the writer, and a commit is an append to the log.
         # synchronous=NORMAL: a commit survives the process being killed (the log is in the
@@ -272,7 +309,9 @@ class Journal:
                 self._db.executescript(
                     f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
                 )
-        self.run_id: int | None = None
+            # The schema and the jobs table's last page, read at once (a few pages at most):
+            # a journal damaged there fails here, on opening, not halfway through a run.
+            self._db.execute("SELECT max(id) FROM jobs").fetchone()
 
     def close(self) -> None:
         """Close the database."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
+from readme_help import README
 
 from nanoedit.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
@@ -130,3 +131,17 @@ def test_the_console_script_refuses_another_requests_image_at_o_before_paying(
         assert (image.format, image.size) == ("PNG", (1184, 864))
     provenance = read_provenance(made)
     assert provenance is not None and provenance["prompt"] == "a hat"
+
+
+def test_the_readme_promises_what_these_tests_hold() -> None:
+    """The README's sentences that proved false (a refusal after paying) are the ones these
+    tests hold it to."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    for promise in [
+        "another request's image there is refused like any existing FILE. Every refusal comes "
+        "with exit 4 before any request is sent.",
+        "any other file of that name is kept, and the run refused before anything is sent, as "
+        "it is when the page's folder cannot be written (exit 4).",
+        "(unless `--overwrite`; a folder there is refused even then)",
+    ]:
+        assert promise in text, promise
