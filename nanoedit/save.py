@@ -494,22 +494,16 @@ def convert_for(
     if wanted is None or wanted == fmt:
         return part, checked, None
     if not can_convert_to(wanted):
-        return (
-            part,
-            checked,
-            (
-                f"the server sent {fmt.upper()}, and nanoedit cannot convert to {wanted.upper()}; "
-                f"{path} holds the {fmt.upper()} image as it came"
-            ),
+        kept = (
+            f"the server sent {fmt.upper()}, and nanoedit cannot convert to {wanted.upper()}; "
+            f"{path} holds the {fmt.upper()} image as it came"
         )
+        return part, checked, kept
     converted = write_part(part.directory, [convert(part.path, wanted)], part.what, parts=parts)
     part.discard()
     again = replace(checked, path=converted.path, format=wanted, size=converted.size)
-    return (
-        converted,
-        again,
-        f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}",
-    )
+    note = f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
+    return converted, again, note
 
 
 def place_as(part: SavedImage, path: Path, overwrite: bool) -> SavedImage:
@@ -818,18 +812,19 @@ class ResultWriter:
         name, if the job has one."""
         if not self.metadata or provenance is None:
             return part
-        from nanoedit.provenance import can_embed, embed
+        from nanoedit.provenance import can_embed, embed, sidecar_path
 
         if output is not None and not can_embed(checked.format):
             # A format chosen with -o: the way out is another name, or the sidecar.
             keep = (
-                "its sidecar keeps it"
+                f"its sidecar {sidecar_path(output)} keeps it"
                 if self.sidecar
-                else "or add --sidecar to keep it beside the image"
+                else "name the output .png, .jpg or .webp, or add --sidecar to keep it beside "
+                "the image"
             )
             self.warn(
                 f"{output} holds no provenance: {checked.format.upper()} has no place for it; "
-                f"name the output .png, .jpg or .webp, {keep}"
+                f"{keep}"
             )
             return part
 

@@ -315,6 +315,17 @@ def test_a_format_that_holds_no_provenance_says_so(served: Served, cat: Path) ->
         "saved res.bmp (1184x864 BMP) from cat.png\n"
     )
     assert image_of(Path("res.bmp").read_bytes()) == ("BMP", (1184, 864))
+    # With --sidecar the record is beside the image, and the warning says where.
+    kept = run_cli(
+        ["edit", "cat.png", "-p", "x", "-o", "kept.bmp", "--sidecar"], env=backend_env(served)
+    )
+    assert kept.exit_code == 0, kept.stderr
+    assert kept.stderr.splitlines()[1] == (
+        "warning: kept.bmp holds no provenance: BMP has no place for it; its sidecar "
+        "kept.bmp.json keeps it"
+    )
+    sidecar = json.loads(Path("kept.bmp.json").read_text(encoding="utf-8"))
+    assert (sidecar["format"], sidecar["provenance"]["prompt"]) == ("bmp", "x")
 
 
 def setup_path(case: str, isolated: Path) -> None:
