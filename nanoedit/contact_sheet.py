@@ -146,6 +146,8 @@ def rows_from_outcomes(outcomes: Sequence[JobOutcome]) -> list[SheetRow]:
                 ratio=options.ratio,
                 size=options.size,
                 seconds=outcome.seconds,
+                # A job never sent cost this run nothing, as the run's estimate counts it.
+                cost=outcome.cost if outcome.sent else 0.0,
                 warnings=tuple(outcome.warnings),
                 error=None if outcome.error is None else outcome.error.message,
                 skipped=outcome.skipped,
@@ -237,7 +239,10 @@ def _seconds(value: float | None) -> str:
 
 
 def _cost(value: float) -> str:
-    return f"${value:.3f}"
+    # As the run says it on stderr (``estimated $0.10``), so the page and the run agree.
+    from nanoedit.pricing import money
+
+    return money(value)
 
 
 def _href(location: str, base: Path) -> str:

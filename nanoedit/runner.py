@@ -354,6 +354,7 @@ class Runner:
         entries: list[dict[str, Any]] = [dict(entry) for entry in planned.results]
         answered = bool(entries)
         usage = None
+        cost = None
         try:
             backend = make_backend(planned.backend, self.settings, http)
             provenance: Provenance | None
@@ -373,8 +374,9 @@ class Runner:
                 answer = backend.run(prepared, progress)
             results = answer.images
             text, usage = answer.text, answer.usage
+            cost = self._cost(planned, len(entries) or len(results), usage)
             if not answered:
-                entries, results = self._answered(planned, results, http, usage)
+                entries, results = self._answered(planned, results, http, usage, cost)
                 answered = recorder is not None
             earlier = sum(1 for entry in entries if "path" in entry)
             warnings += self._check_count(job, len(results) + earlier)
@@ -419,6 +421,7 @@ class Runner:
             sent=http.sent or bool(planned.tasks or planned.results),
             journal_id=planned.journal_id,
             usage=usage,
+            cost=cost,
             left=left,
             tasks=handles if left is not None else (),
         )
@@ -488,9 +491,11 @@ class Runner:
         results: Sequence[ResultImage],
         http: JobHttp,
         usage: dict[str, Any] | None,
+        cost: float | None,
     ) -> tuple[list[dict[str, Any]], list[ResultImage]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
-        of the data folder (synced), so that a failure to save loses nothing paid for.
+        of the data folder (synced), so that a failure to save loses nothing paid for; with
+        them, the ``usage`` the provider reported and the job's ``cost``.
 
         Every spool file is named after the job (``ID-N.bin``) before the journal is told: a
         run killed in between leaves files that resume takes up. Returns the journal's
@@ -528,13 +533,18 @@ class Runner:
             # Saved from the spool file (linked into place), not written a second time.
             kept[-1] = replace(result, data=None, file=path)
             entries.append({"spool": str(path)})
-        from nanoedit.pricing import Prices
-
-        size = planned.job.options.size
-        prices = Prices(self.settings.prices)
-        cost = prices.job_cost(planned.backend, planned.model, size, len(results), usage)
         self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
         return entries, kept
+
+    def _cost(self, planned: PlannedJob, images: int, usage: dict[str, Any] | None) -> float | None:
+        """What a job that made ``images`` images cost: the provider's own figure, else the
+        price table's (the user's ``pricing.*`` settings first); None when unknown. The
+        journal and the run's report both take this one figure."""
+        from nanoedit.pricing import Prices
+
+        prices = Prices(self.settings.prices)
+        size = planned.job.options.size
+        return prices.job_cost(planned.backend, planned.model, size, images, usage)
 
     def _earlier_outputs(self, entries: Sequence[dict[str, Any]]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""

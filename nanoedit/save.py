@@ -505,32 +505,38 @@ def place_new(
         return replace(part, path=path)
 
 
-def place_as(
-    part: SavedImage, path: Path, overwrite: bool, parts: PartFiles | None = None
-) -> tuple[SavedImage, str | None]:
-    """Put a checked part file at exactly the path given with ``-o``; returns it and a note.
+def convert_for(
+    part: PartFile, checked: SavedImage, path: Path, parts: PartFiles | None = None
+) -> tuple[PartFile, SavedImage, str | None]:
+    """The image in the format the extension of ``path`` (an ``-o`` name) names, and a note
+    that says what became of it.
 
-    The name is never changed. When its extension names another image format, the image is
-    converted to it if nanoedit can write that format, else kept as it came; either way the
-    note says so. A name with no image extension gets the bytes as they came.
+    When that is another format than the server sent and nanoedit can write it, the image is
+    converted into a new part file beside ``part``, which is discarded. A format it cannot
+    write (HEIC) keeps the image as it came, and the note says so; a name with no image
+    extension keeps it as it came with no note. Called before the provenance is added:
+    converting re-encodes the image, and what was inside it would be lost.
     """
-    fmt = part.format
+    fmt = checked.format
     wanted = format_from_suffix(path.suffix)
-    note = None
-    if wanted is not None and wanted != fmt:
-        if can_convert_to(wanted):
-            what = f"the image {path.name}"
-            converting = [convert(part.path, wanted)]
-            with write_part(path.parent, converting, what, parts=parts) as converted:
-                again = replace(part, path=converted.path, format=wanted, size=converted.size)
-                saved, _ = place_as(again, path, overwrite)
-            return saved, (
-                f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
-            )
-        note = (
+    if wanted is None or wanted == fmt:
+        return part, checked, None
+    if not can_convert_to(wanted):
+        kept = (
             f"the server sent {fmt.upper()}, and nanoedit cannot convert to {wanted.upper()}; "
             f"{path} holds the {fmt.upper()} image as it came"
         )
+        return part, checked, kept
+    converted = write_part(part.directory, [convert(part.path, wanted)], part.what, parts=parts)
+    part.discard()
+    again = replace(checked, path=converted.path, format=wanted, size=converted.size)
+    note = f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
+    return converted, again, note
+
+
+def place_as(part: SavedImage, path: Path, overwrite: bool) -> SavedImage:
+    """Put a checked part file at exactly the path given with ``-o`` (converted first, if its
+    extension asks for it: :func:`convert_for`). The name is never changed."""
     try:
         if overwrite:
             os.replace(part.path, path)
@@ -542,7 +548,7 @@ def place_as(
         ) from None
     except OSError as exc:
         raise write_error(exc, path.parent, f"the image {path.name}") from None
-    return replace(part, path=path), note
+    return replace(part, path=path)
 
 
 def place_stream(part: SavedImage, path: Path, stdout: BinaryIO, what: str) -> SavedImage:
@@ -740,7 +746,12 @@ class ResultWriter:
                 )
             try:
                 checked = inspect_image(part.path, where)
-                part = self._with_provenance(part, checked, provenance, folder, where)
+                if job.output is not None and not stream:
+                    # Converted before the provenance goes in: converting would drop it.
+                    part, checked, note = convert_for(part, checked, job.output, self.parts)
+                    if note:
+                        self.warn(note)
+                part = self._with_provenance(part, checked, provenance, folder, where, job.output)
                 checked = replace(checked, path=part.path, size=part.size)
                 if job.output is not None and stream:
                     out = self.stdout or sys.stdout.buffer
@@ -748,10 +759,7 @@ class ResultWriter:
                 if placing is not None:
                     placing(part.path)
                 if job.output is not None:
-                    saved, note = place_as(checked, job.output, self.overwrite, self.parts)
-                    if note:
-                        self.warn(note)
-                    return saved
+                    return place_as(checked, job.output, self.overwrite)
                 stem = names[number - 1] if number <= len(names) else job.stem
                 others = frozenset(names) - {stem}
                 return place_new(checked, folder, stem, avoid=others, exists=self.taken)
@@ -825,10 +833,28 @@ class ResultWriter:
         provenance: Provenance | None,
         folder: Path,
         where: str,
+        output: Path | None = None,
     ) -> PartFile:
+        """The image with its provenance in it, as a new part file (``part`` is discarded);
+        ``part`` itself, and a warning, when it cannot take it. ``output`` is the ``-o``
+        name, if the job has one."""
         if not self.metadata or provenance is None:
             return part
-        from nanoedit.provenance import embed
+        from nanoedit.provenance import can_embed, embed, sidecar_path
+
+        if output is not None and not can_embed(checked.format):
+            # A format chosen with -o: the way out is another name, or the sidecar.
+            keep = (
+                f"its sidecar {sidecar_path(output)} keeps it"
+                if self.sidecar
+                else "name the output .png, .jpg or .webp, or add --sidecar to keep it beside "
+                "the image"
+            )
+            self.warn(
+                f"{output} holds no provenance: {checked.format.upper()} has no place for it; "
+                f"{keep}"
+            )
+            return part
 
         tagged = PartFile(folder, where, self.parts)
         tagged.close()

@@ -178,7 +178,7 @@ class DuomiApi(EmulatedApi):
             return self._fault_answer(fault)
         key = call.received.headers.get("authorization", "").strip()
         # The raw key only: "Bearer KEY" is looked up as a key, and there is none such.
-        if key.lower().startswith("bearer ") or not self.runtime.accepts(key):
+        if key.lower().startswith("bearer ") or not self.accepts(call, key):
             return json_response(401, {"code": 401, "msg": "invalid api key"})
         return self._submit(call) if Phase.SUBMIT in phases else self._poll(call)
 

@@ -342,7 +342,7 @@ class FalApi(EmulatedApi):
 
     def _authorized(self, call: Call) -> bool:
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
-        return scheme == "Key" and self.runtime.accepts(key.strip())
+        return scheme == "Key" and self.accepts(call, key.strip())
 
     def _fault_answer(self, fault: str) -> SandboxResponse:
         def status_error(status: int) -> SandboxResponse:

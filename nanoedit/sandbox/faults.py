@@ -25,11 +25,16 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
     then the answer.
 
 - ``api``, on every API: ``bad-json`` (HTTP 200 with a JSON body cut off halfway: the first
-  half of the answer the request would have had); on the two reseller APIs: ``error200`` (an
-  error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400 INVALID_ARGUMENT),
-  ``permission-denied`` (HTTP 403 PERMISSION_DENIED with no reason: Google keeps a model from
-  the key's project) and ``service-disabled`` (HTTP 403 PERMISSION_DENIED with the reason
-  SERVICE_DISABLED: the API is not enabled for the key's project); neither is a bad key.
+  half of the answer the request would have had); ``key-rejected`` (the key, whatever it is,
+  is refused where the API checks it, with the answer its provider gives a key it does not
+  know: 401 on the OpenAI-compatible gateway, duomi, fal, Replicate and OpenRouter, Gemini's
+  400 INVALID_ARGUMENT with ``API_KEY_INVALID``; a request that carries no key, such as an
+  upload to a URL the API gave out, leaves it queued); on the two reseller APIs: ``error200``
+  (an error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400
+  INVALID_ARGUMENT), ``permission-denied`` (HTTP 403 PERMISSION_DENIED with no reason: Google
+  keeps a model from the key's project) and ``service-disabled`` (HTTP 403 PERMISSION_DENIED
+  with the reason SERVICE_DISABLED: the API is not enabled for the key's project); neither is a
+  bad key.
 - ``submit`` (results, the reseller APIs): ``data-uri``, ``empty-url``, ``empty-data``,
   ``no-data``, ``text-only`` (Gemini too: ``finishReason`` STOP with only text), ``fewer``
   (one image fewer than asked: ``n`` less one on the multipart API, a task with an empty image
@@ -88,12 +93,14 @@ class Stage(Enum):
 
     HEADERS faults show as soon as a request's line and headers are in, before its body is
     read. ANSWER faults replace (or delay, or spoil) the whole answer before anything is
-    checked, like a proxy or an overloaded gateway. RESULT faults change a successful result,
+    checked, like a proxy or an overloaded gateway. KEY faults show where an API checks the
+    key a request carries (``EmulatedApi.accepts``). RESULT faults change a successful result,
     so a request that fails auth or validation leaves them queued for the next one.
     """
 
     HEADERS = "headers"
     ANSWER = "answer"
+    KEY = "key"
     RESULT = "result"
 
 
@@ -187,6 +194,15 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
         "reset-early", "the connection is reset after the headers, body unread", Stage.HEADERS
     ),
     _anywhere("slow", "nothing is sent for slow_seconds, then the answer"),
+    FaultKind(
+        "key-rejected",
+        Phase.API,
+        _API_PHASES,
+        None,
+        False,
+        Stage.KEY,
+        "the key is refused as its provider refuses an unknown key (401; Gemini: 400)",
+    ),
     _api_only("error200", "HTTP 200 carrying an error object", _RESELLERS),
     _api_only("bad-json", "HTTP 200 with a JSON body cut off halfway"),
     _result("data-uri", "the result URL is a data: URI"),

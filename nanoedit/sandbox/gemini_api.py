@@ -640,7 +640,7 @@ class GeminiApi(EmulatedApi):
         key = _key_of(call)
         if not key:
             raise GoogleError(403, MISSING_KEY)
-        if not self.runtime.accepts(key):
+        if not self.accepts(call, key):
             details: list[dict[str, object]] = [
                 {
                     "@type": "type.googleapis.com/google.rpc.ErrorInfo",

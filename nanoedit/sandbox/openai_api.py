@@ -215,7 +215,7 @@ class OpenAIApi(EmulatedApi):
                 request_id,
             )
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not self.runtime.accepts(key.strip()):
+        if scheme.lower() != "bearer" or not self.accepts(call, key.strip()):
             return error(401, "invalid token", "new_api_error", "invalid_api_key", request_id)
         try:
             return route(call, phases)

@@ -194,7 +194,7 @@ class OpenRouterApi(EmulatedApi):
         scheme, _, key = header.partition(" ")
         if not header.strip():
             return error(401, "No auth credentials found")
-        if scheme.lower() != "bearer" or not self.runtime.accepts(key.strip()):
+        if scheme.lower() != "bearer" or not self.accepts(call, key.strip()):
             return error(401, "User not found.")
         if call.method == "GET":
             return self._key(key.strip())

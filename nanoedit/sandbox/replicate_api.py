@@ -228,7 +228,7 @@ class ReplicateApi(EmulatedApi):
         if fault is not None:
             return self._fault_answer(fault)
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
-        if scheme not in ("Bearer", "Token") or not self.runtime.accepts(key.strip()):
+        if scheme not in ("Bearer", "Token") or not self.accepts(call, key.strip()):
             return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
         path, method = call.received.path, call.method
         if path == "/v1/account" and method == "GET":
