@@ -406,6 +406,7 @@ def check_request(backend: type[BackendBase], model: str, job: Job) -> None:
     is paid for. Sizes and ratios are the model's own; the image count is checked where the
     backend knows the model's limit."""
     options = job.options
+    backend.check_options(model, options)
     facts = backend.facts(model)
     if facts is None:
         return

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from nanoedit.errors import ApiError, AuthError, NanoeditError
 from nanoedit.inputs import InputImage
-from nanoedit.jobs import Job
+from nanoedit.jobs import Job, Options
 from nanoedit.models import ModelLimits, limits_of
 
 if TYPE_CHECKING:
@@ -266,6 +266,12 @@ class BackendBase:
     def limits(cls, model: str) -> ModelLimits | None:
         """What ``model`` accepts on this backend; None when nanoedit cannot know."""
         return None
+
+    @classmethod
+    def check_options(cls, model: str, options: Options) -> None:
+        """Refuse (:class:`~nanoedit.errors.UsageError`) what ``model`` cannot do on this
+        backend in a way the shared checks cannot say, naming what it can instead; checked
+        before anything is sent. Most backends have nothing of their own to check."""
 
     @classmethod
     def facts(cls, model: str) -> ModelLimits | None:
