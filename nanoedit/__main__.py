@@ -68,8 +68,9 @@ def _version() -> None:
     except OSError as exc:
         from nanoedit.errors import ExitCode
 
-        sys.stderr.write(f"error: could not write to stdout ({exc.strerror})\n")
-        sys.stderr.flush()
+        if sys.stderr is not None:  # closed (2>&-): the exit code says it
+            sys.stderr.write(f"error: could not write to stdout ({exc.strerror})\n")
+            sys.stderr.flush()
         os._exit(ExitCode.INPUT)
 
 

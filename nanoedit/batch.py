@@ -11,7 +11,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -98,10 +98,8 @@ def expand_inputs(
             inputs.extend(found.images)
             _warn_left_out(text, found, warn)
         elif GLOB_CHARS & set(text):
-            matches = (
-                match for match in glob.glob(text, recursive=recursive) if os.path.isfile(match)
-            )
-            found = _sort_out(matches)
+            # A set: glob gives a file once for each way its ** parts match (in/**/**/*.png).
+            found = _sort_out({match for match in _glob(text, recursive) if os.path.isfile(match)})
             if not found.images:
                 raise InputError(
                     _nothing_left(f"no image file to edit matches {text}", found)
@@ -115,21 +113,58 @@ def expand_inputs(
 
 
 def _folder_files(folder: Path, recursive: bool) -> _Sorted:
-    if not recursive:
-        # scandir knows a file from the directory entry: no stat for each of 20,000 files.
-        with os.scandir(folder) as entries:
-            return _sort_out(
-                str(folder / entry.name)
-                for entry in entries
-                if not entry.name.startswith(".") and entry.is_file()
-            )
-    found = folder.rglob("*")
     return _sort_out(
-        str(path)
-        for path in found
-        if path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        str(Path(inside) / name)
+        for inside, names in _walk(str(folder), recursive)
+        for name in names
     )
+
+
+def _walk(top: str, recursive: bool) -> Iterator[tuple[str, list[str]]]:
+    """``top`` and, when ``recursive``, each folder under it, with the names of its files
+    (a link to a file is a file); hidden ones left out, in a fixed order.
+
+    A link to a folder is never gone down: a link to the folder itself or to one above it
+    would make the walk endless (two such links, exponential), and a link to a folder of the
+    tree would give its images twice. What only a link leads to is taken when it is named
+    on the command line.
+    """
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            # scandir knows a file from the directory entry: no stat for each of 20,000 files.
+            with os.scandir(folder) as found:
+                entries = [entry for entry in found if not entry.name.startswith(".")]
+        except OSError:
+            if folder == top:
+                raise
+            continue  # an unreadable subfolder is passed over, as glob passes it over
+        if recursive:
+            below = (entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+            pending.extend(sorted(below, reverse=True))
+        yield folder, [entry.name for entry in entries if entry.is_file()]
+
+
+def _glob(pattern: str, recursive: bool) -> Iterator[str]:
+    """What ``glob.glob(pattern, recursive=recursive)`` finds, except that a ``**`` part goes
+    down only the folders a recursive folder does (:func:`_walk`), so a link that
+    loops cannot make it endless. The parts the pattern spells out are glob's, links and all:
+    the user named them."""
+    parts = pattern.split("/")
+    if not recursive or "**" not in parts:
+        yield from glob.iglob(pattern)
+        return
+    at = parts.index("**")
+    head = "/".join(parts[:at]) or ("/" if at else "")
+    for base in glob.iglob(head) if head else [""]:
+        if not os.path.isdir(base or "."):
+            continue
+        for folder, _ in _walk(base or ".", recursive=True):
+            # Relative to the current folder, a match is named as glob names it: no "./".
+            where = folder if base else folder.removeprefix(".").removeprefix("/")
+            rest = "/".join(parts[at + 1 :]) if at + 1 < len(parts) else "*"
+            yield from _glob(os.path.join(glob.escape(where), rest), recursive)
 
 
 def _sort_out(names: Iterable[str]) -> _Sorted:

@@ -118,19 +118,39 @@ def _parser_errors_as_json(json_out: bool) -> Iterator[None]:
         raise
 
 
+def _stdout_closed() -> NoReturn:
+    """End as a Unix tool does when stdout's reader went away (``| head -1``): quietly, with
+    141. stdout is pointed at the null device first, so that leaving does not fail again."""
+    from nanoedit.stdio import to_devnull
+
+    to_devnull(sys.stdout)
+    raise typer.Exit(ExitCode.OUTPUT_CLOSED)
+
+
+@contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """A closed pipe on stdout, wherever it is written (a list, help, a completion script),
+    ends the command with 141; the parser's own answer to it would be exit 1."""
+    try:
+        yield
+    except BrokenPipeError:
+        _stdout_closed()
+
+
 class _Commands(TyperGroup):
-    """The top command group: every parser error of nanoedit and its commands passes here."""
+    """The top command group: every parser error of nanoedit and its commands passes here,
+    and so does a stdout whose reader left."""
 
     def parse_args(self, ctx: ParserContext, args: list[str]) -> list[str]:
         """Parse the group's own options, noting --json for the command's parser."""
         # A command's options are parsed inside invoke(); ctx.meta is shared with its context.
         ctx.meta[_JSON_GIVEN] = "--json" in args
-        with _parser_errors_as_json(ctx.meta[_JSON_GIVEN]):
+        with _reader_may_leave(), _parser_errors_as_json(ctx.meta[_JSON_GIVEN]):
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx: ParserContext) -> Any:
         """Run the command, its own parsing included."""
-        with _parser_errors_as_json(bool(ctx.meta.get(_JSON_GIVEN))):
+        with _reader_may_leave(), _parser_errors_as_json(bool(ctx.meta.get(_JSON_GIVEN))):
             return super().invoke(ctx)
 
 
@@ -460,10 +480,7 @@ def _errors(json_lines: bool = False, interrupted: str = INTERRUPTED) -> Iterato
         typer.echo(interrupted, err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     except BrokenPipeError:
-        from nanoedit.stdio import to_devnull
-
-        to_devnull(sys.stdout)
-        raise typer.Exit(ExitCode.OUTPUT_CLOSED) from None
+        _stdout_closed()
 
 
 def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
@@ -552,7 +569,11 @@ def _run(
             # its cost, its provenance): here, with the rest, while the collector is paused
             # and no job is under way. The in-process sandbox needs no transport.
             preload("nanoedit.pricing", "nanoedit.provenance")
-            if not wants_sandbox(run, os.environ):
+            try:
+                local = wants_sandbox(run, os.environ)
+            except NanoeditError:
+                local = False  # a NANOEDIT_SANDBOX that is not a boolean: said just below
+            if not local:
                 preload("httpcore")
     with _errors(run.json_lines), ExitStack() as closing:
         prompt = _prompt_text(prompt, prompt_file, run.quiet)
@@ -1088,7 +1109,8 @@ def resume(
             raise UsageError(
                 "history is off (history.enabled false), so there is no journal to resume from"
             )
-        journal = open_journal(settings, _warn)
+        # Come to read the journal: a damaged one fails, as history does (exit 4).
+        journal = open_journal(settings, _warn, start_new=False)
         if journal is None:
             raise typer.Exit(ExitCode.CONFIG)
         with journal:
@@ -1190,7 +1212,9 @@ def _warn_unknown_keys(path: Path, document: dict[str, Any]) -> None:
         _warn(warning)
 
 
-@config_app.command("set")
+# A value may start with a dash (a negative number, some keys): it is the value, for the
+# value check to judge, not an unknown option. -h and --help still show the help.
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
     key: KeyArg,
     value: Annotated[
@@ -1335,7 +1359,7 @@ def config_check(
     """
     from nanoedit.check import check_backends, check_exit_code
     from nanoedit.client import client_for
-    from nanoedit.config import load_settings, plain_http_warning
+    from nanoedit.config import backend_warnings, load_settings
     from nanoedit.report import error_console
 
     with _errors(json_out):
@@ -1345,7 +1369,7 @@ def config_check(
         warnings += [
             warning
             for backend in settings.backends.values()
-            if (warning := plain_http_warning(backend))
+            for warning in backend_warnings(backend)
         ]
         for warning in warnings:
             console.print(f"warning: {warning}", style="yellow")
@@ -1387,16 +1411,11 @@ HistoryJsonOpt = Annotated[
 @contextmanager
 def _history() -> Iterator["Journal | None"]:
     """The journal to read (None: no run has written one yet), with errors turned into
-    their message and exit code."""
-    from nanoedit.history import open_history
+    their message and exit code (a damaged journal's among them: see read_history)."""
+    from nanoedit.history import read_history
 
-    with _errors():
-        journal = open_history(os.environ)
-        try:
-            yield journal
-        finally:
-            if journal is not None:
-                journal.close()
+    with _errors(), read_history(os.environ) as journal:
+        yield journal
 
 
 def _print_jobs(records: Sequence["JobRecord"], json_out: bool, empty: str) -> None:
@@ -1553,7 +1572,14 @@ def history_path() -> None:
 @sandbox_app.command("serve")
 def sandbox_serve(
     port: Annotated[
-        int, typer.Option("--port", help="Port on 127.0.0.1 (0 picks a free one).")
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Port on 127.0.0.1 (0 picks a free one).",
+        ),
     ] = 8787,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     faults: Annotated[

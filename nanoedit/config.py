@@ -67,6 +67,24 @@ def check_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
+# The spellings of a boolean setting, any case. Anything else is an error: a typo read as
+# "off" (NANOEDIT_SANDBOX=ture) would send paid requests.
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def check_bool(value: str) -> str:
+    """A boolean setting as ``true`` or ``false``, from any of its spellings; a
+    :class:`UsageError` listing them for anything else."""
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return "true"
+    if word in FALSE_WORDS:
+        return "false"
+    spellings = ", ".join(TRUE_WORDS + FALSE_WORDS)
+    raise UsageError(f"{value.strip()!r} is not true or false; use one of: {spellings}")
+
+
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 KEY_COMMAND_TIMEOUT = 30.0
 
@@ -251,7 +269,7 @@ CORE_KEYS: dict[str, KeySpec] = {
     "history.enabled": KeySpec(
         "NANOEDIT_HISTORY",
         "keep the job journal (prompts, task ids, results) for resume and history: true or false",
-        "true", check=check_choice(("true", "false")),
+        "true", check=check_bool,
     ),
     # No default: without it httpx follows HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY.
     "network.proxy": KeySpec(
@@ -716,6 +734,8 @@ class BackendSettings:
     ``sandbox`` (the in-process sandbox's own)."""
     key_env: str | None = None
     """The environment variable that gave it, when ``key_source`` is ``env``."""
+    unused_key_env: tuple[str, ...] = ()
+    """The provider's other key variables that are set too, but lose to ``key_env``."""
     _key_cache: _KeyCache = field(default_factory=_KeyCache, init=False, repr=False, compare=False)
 
     def option(self, short: str) -> str:
@@ -860,6 +880,38 @@ def plain_http_warning(settings: BackendSettings) -> str | None:
     )
 
 
+def unused_key_warning(settings: BackendSettings) -> str | None:
+    """A warning when the key in use came from one of the provider's own variables and
+    another of them is set too: only the first counts (GOOGLE_API_KEY over GEMINI_API_KEY,
+    as Google's own SDK has it), and the user may have meant the other. Names, never keys."""
+    if not settings.unused_key_env:
+        return None
+    others = " and ".join(settings.unused_key_env)
+    own = spec_for(f"{settings.name}.api_key").env
+    return (
+        f"both {settings.key_env} and {others} are set; the {settings.name} backend uses "
+        f"{settings.key_env}, the first of them (as Google's own SDK does); unset {others} if "
+        f"it is not the key you mean, or set {own}"
+    )
+
+
+def backend_warnings(settings: BackendSettings) -> list[str]:
+    """What to tell, once per run, about a backend the run uses: a key that would travel in
+    the clear, a key variable that loses to another."""
+    found = (plain_http_warning(settings), unused_key_warning(settings))
+    return [warning for warning in found if warning]
+
+
+def _unused_key_env(key: str, given: Resolved, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The provider's key variables after ``given``'s that are set too (none when the key
+    came from elsewhere: nanoedit's own variable, the file, a command)."""
+    aliases = spec_for(key).env_aliases
+    if given.source != "env" or given.env_name not in aliases:
+        return ()
+    later = aliases[aliases.index(given.env_name) + 1 :]
+    return tuple(name for name in later if env.get(name))
+
+
 def _flag(option: str, value: float | str | None, key: str) -> str | None:
     """A flag's value checked by the rule of the key it overrides; a bad one is a usage error."""
     if value is None:
@@ -872,7 +924,10 @@ def _flag(option: str, value: float | str | None, key: str) -> str | None:
 
 
 def _backend_settings(
-    backend: type[BackendBase], resolve: Callable[[str], Resolved], sandbox: bool
+    backend: type[BackendBase],
+    resolve: Callable[[str], Resolved],
+    sandbox: bool,
+    env: Mapping[str, str],
 ) -> BackendSettings:
     """One backend's settings; in the sandbox every backend talks to the emulated server."""
     name = backend.name
@@ -907,12 +962,20 @@ def _backend_settings(
         options=options,
         key_source=given.source,
         key_env=given.env_name,
+        unused_key_env=_unused_key_env(f"{name}.api_key", given, env),
     )
 
 
 def wants_sandbox(options: RunOptions, env: Mapping[str, str]) -> bool:
-    """Whether the run talks to the in-process sandbox: --sandbox, or NANOEDIT_SANDBOX set."""
-    return options.sandbox or env.get(SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes")
+    """Whether the run talks to the in-process sandbox: --sandbox, or NANOEDIT_SANDBOX true
+    (empty is unset); a :class:`ConfigError` when the variable is not a boolean."""
+    value = env.get(SANDBOX_ENV)
+    if options.sandbox or not value:
+        return options.sandbox
+    try:
+        return check_bool(value) == "true"
+    except UsageError as exc:
+        raise ConfigError(f"the environment variable {SANDBOX_ENV}: {exc.message}") from None
 
 
 def load_settings(
@@ -949,7 +1012,8 @@ def load_settings(
         return resolve_key(key, file_values, env)
 
     backends = {
-        backend.name: _backend_settings(backend, resolve, sandbox) for backend in backend_classes()
+        backend.name: _backend_settings(backend, resolve, sandbox, env)
+        for backend in backend_classes()
     }
     warnings += [
         userinfo_warning(name, None if sandbox else get(f"{name}.base_url")) for name in backends
@@ -983,7 +1047,7 @@ def load_settings(
         preview_protocol=get("preview.protocol") or "auto",
         open_command=get("preview.open_command"),
         upload=upload,
-        history=options.history and (get("history.enabled") or "true") == "true",
+        history=options.history and get("history.enabled") != "false",
         prices=price_settings(file_values),
         catalog=catalog,
     )

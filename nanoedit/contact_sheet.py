@@ -146,6 +146,8 @@ def rows_from_outcomes(outcomes: Sequence[JobOutcome]) -> list[SheetRow]:
                 ratio=options.ratio,
                 size=options.size,
                 seconds=outcome.seconds,
+                # A job never sent cost this run nothing, as the run's estimate counts it.
+                cost=outcome.cost if outcome.sent else 0.0,
                 warnings=tuple(outcome.warnings),
                 error=None if outcome.error is None else outcome.error.message,
                 skipped=outcome.skipped,
@@ -178,6 +180,12 @@ def check_report_path(path: Path) -> None:
         )
     if path.is_dir():
         raise UsageError(f"the report {path} is a folder; give a file name such as run.html")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        # The page goes in by a rename in that folder (and its missing folders are made
+        # there): a folder that refuses would fail it once the run had paid for its images.
+        raise OutputError(
+            f"the report {path} cannot be written: {probe} is not writable; choose another --report"
+        )
     if path.exists() and not _is_page(path):
         raise UsageError(
             f"{path} already exists and is not a nanoedit report; choose another --report "
@@ -231,7 +239,10 @@ def _seconds(value: float | None) -> str:
 
 
 def _cost(value: float) -> str:
-    return f"${value:.3f}"
+    # As the run says it on stderr (``estimated $0.10``), so the page and the run agree.
+    from nanoedit.pricing import money
+
+    return money(value)
 
 
 def _href(location: str, base: Path) -> str:

@@ -8,7 +8,6 @@ that prints it), so the output can be pasted into a ticket.
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import PurePosixPath
@@ -20,6 +19,7 @@ from nanoedit.config import BackendSettings, Settings, mask_secret
 from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.imageformat import MIME_TYPES, format_from_suffix, sniff
 from nanoedit.jobs import JobOutcome, PlannedJob
+from nanoedit.quoting import comment, curl_form_file, curl_url, sh_word
 
 if TYPE_CHECKING:
     from nanoedit.plan import Planned
@@ -36,8 +36,10 @@ def shown_key(settings: BackendSettings) -> str:
 
 
 def curl_command(request: PlannedRequest, key: str) -> str:
-    """One request as a curl command line; ``{key}`` in a header becomes ``key``."""
-    words = [shlex.quote(word) for word in ("curl", "-sS", "-X", request.method, request.url)]
+    """One request as a curl command line; ``{key}`` in a header becomes ``key``. Every word
+    that holds text from elsewhere (a URL, a header, a prompt, a file name) goes through
+    ``nanoedit.quoting``, so the line runs as printed and nothing in it runs but curl."""
+    words = ["curl", "-sS", "-X", sh_word(request.method), curl_url(request.url)]
     for name, value in request.headers.items():
         header = f"{name}: {value}"
         if key.startswith("$(") and "{key}" in header:
@@ -45,21 +47,21 @@ def curl_command(request: PlannedRequest, key: str) -> str:
             before, _, after = header.partition("{key}")
             words += ["-H", f'"{_in_double_quotes(before)}{key}{_in_double_quotes(after)}"']
         else:
-            words += ["-H", shlex.quote(header.replace("{key}", key))]
+            words += ["-H", sh_word(header.replace("{key}", key))]
     parts = [" ".join(words)]
     for name, value in request.fields:
         # --form-string: a prompt starting with @ or < is text, not a file to read.
-        parts.append(f"--form-string {shlex.quote(f'{name}={value}')}")
+        parts.append(f"--form-string {sh_word(f'{name}={value}')}")
     for name, location, _mime in request.files:
         if location.lower().startswith(("http://", "https://")):
             filename = location.rsplit("/", 1)[-1].split("?", 1)[0] or "image"
             # bash process substitution: the URL is fetched and sent as a file, as nanoedit does.
-            fetch = f"curl -sSL {shlex.quote(location)}"
+            fetch = f"curl -sSL {curl_url(location)}"
             parts.append(
-                f"-F {shlex.quote(name)}=@<({fetch}){shlex.quote(f';filename={filename}')}"
+                f"-F {sh_word(name)}=@<({fetch})" + sh_word(f";filename={curl_form_file(filename)}")
             )
         else:
-            parts.append(f"-F {shlex.quote(f'{name}=@{location}')}")
+            parts.append(f"-F {sh_word(f'{name}=@{curl_form_file(location)}')}")
     if request.json is not None:
         parts.append("-H 'Content-Type: application/json'")
         body = json.dumps(request.json, ensure_ascii=False)
@@ -67,7 +69,7 @@ def curl_command(request: PlannedRequest, key: str) -> str:
             parts.append("--data-binary @-")
             feed = _json_feed(body, request.inline_files, request.data_uris)
             return f"{feed} |\n" + " \\\n  ".join(parts)
-        parts.append(f"-d {shlex.quote(body)}")
+        parts.append(f"-d {sh_word(body)}")
     return " \\\n  ".join(parts)
 
 
@@ -89,12 +91,12 @@ def _json_feed(
     rest = body
     for placeholder, location, prefix in entries:
         before, _, rest = rest.partition(placeholder)
-        pieces.append(f"printf '%s' {shlex.quote(before + prefix)}")
+        pieces.append(f"printf '%s' {sh_word(before + prefix)}")
         if location.lower().startswith(("http://", "https://")):
-            pieces.append(f"curl -sSL {shlex.quote(location)} | base64 | tr -d '\\n'")
+            pieces.append(f"curl -sSL {curl_url(location)} | base64 | tr -d '\\n'")
         else:
-            pieces.append(f"base64 < {shlex.quote(location)} | tr -d '\\n'")
-    pieces.append(f"printf '%s' {shlex.quote(rest)}")
+            pieces.append(f"base64 < {sh_word(location)} | tr -d '\\n'")
+    pieces.append(f"printf '%s' {sh_word(rest)}")
     return "{ " + "; ".join(pieces) + "; }"
 
 
@@ -176,10 +178,12 @@ def print_plan(
             continue
         job = entry.job
         names = ", ".join(entry.names) if job.output is None else str(job.output)
-        out.write(f"# {job.label} -> {names} ({entry.backend}, {entry.model})\n")
+        # A comment holds one line whatever the names hold: a newline in one would start a
+        # command of its own for whoever pipes this into sh.
+        out.write(f"# {comment(f'{job.label} -> {names} ({entry.backend}, {entry.model})')}\n")
         for request in requests:
             out.write(curl_command(request, key) + "\n")
             if request.note:
-                out.write(f"# {request.note}\n")
+                out.write(f"# {comment(request.note)}\n")
     out.flush()
     return outcomes

@@ -12,6 +12,7 @@ turned into output only at the top, in the command-line layer.
     │   ├── OverwriteError  4  refusing to overwrite an existing file
     │   └── OutputError     4  a result cannot be written: disk full, folder not writable
     ├── ApiError            5  error bodies, failed tasks, answers without an image
+    │   └── TaskFailed      5  an asynchronous task ended without an image, or is unknown
     ├── NetworkError        6  connection failures and timeouts
     ├── RefusedError        8  the provider refused the content (a safety block, a text-only answer)
     ├── StoppedError      130  Ctrl-C or SIGTERM stopped the run before the job was sent
@@ -52,6 +53,9 @@ class NanoeditError(Exception):
     # Whether the same step may well succeed later (a server that failed for now): a result
     # whose download failed so is kept for resume.
     transient: bool = False
+    # Whether the job's asynchronous tasks are still on the server, paid for, when it fails:
+    # the polls gave up, not the tasks, so the journal keeps the job for resume to collect.
+    tasks_left: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -113,6 +117,12 @@ class ModelNotServed(ApiError):
         super().__init__(f"{where} does not serve the model: {said}")
         self.where = where
         self.said = said
+
+
+class TaskFailed(ApiError):
+    """An asynchronous task ended without an image (it failed, was cancelled, or came back
+    empty), or the server does not know it: the task's own end, which polling it again
+    cannot change. (A refusal of its content is a :class:`RefusedError`.)"""
 
 
 class NetworkError(NanoeditError):

@@ -8,7 +8,8 @@ no journal yet, there is no history to show.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import InputError, UsageError
 from nanoedit.jobs import HISTORY_REFERENCE
-from nanoedit.journal import DATABASE_NAME, CostRow, JobRecord, Journal, data_dir
+from nanoedit.journal import (
+    DATABASE_NAME,
+    CostRow,
+    JobRecord,
+    Journal,
+    data_dir,
+    is_damaged,
+    set_aside,
+)
+from nanoedit.save import stream_name
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -41,8 +51,8 @@ def history_enabled(env: Mapping[str, str]) -> bool:
     if ENABLED_KEY not in all_keys():
         return True
     values = flat_values(read_document(config_path(env)))
-    value = resolve_key(ENABLED_KEY, values, env).value or "true"
-    return value.strip().lower() not in ("false", "0", "no", "off")
+    # Read by the setting's own rule: a value that is not a boolean is a ConfigError.
+    return resolve_key(ENABLED_KEY, values, env).value != "false"
 
 
 def open_history(env: Mapping[str, str]) -> Journal | None:
@@ -51,6 +61,45 @@ def open_history(env: Mapping[str, str]) -> Journal | None:
     if not (folder / DATABASE_NAME).is_file():
         return None
     return Journal(folder)
+
+
+@contextmanager
+def read_history(env: Mapping[str, str]) -> Iterator[Journal | None]:
+    """The journal to read while the block runs (None: no run has written one yet), closed
+    after it. A journal found damaged, on opening or by any read of the block, is moved aside
+    (see :func:`set_aside`) and the block fails with :class:`InputError` saying where it went:
+    what it held cannot be read, and the next run starts a new one."""
+    journal: Journal | None = None
+    try:
+        journal = open_history(env)
+        yield journal
+    except sqlite3.DatabaseError as exc:
+        if not is_damaged(exc):
+            raise
+        if journal is not None:
+            journal.close()
+            journal = None
+        raise damaged_journal(data_dir(env) / DATABASE_NAME, exc) from None
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def damaged_journal(database: Path, exc: sqlite3.DatabaseError) -> InputError:
+    """The error of a damaged journal that was to be read, once it is moved aside."""
+    try:
+        aside = set_aside(database)
+    except OSError as moving:
+        return InputError(
+            f"the job journal {database} is damaged ({exc}), so it cannot be read, and it "
+            f"could not be moved aside ({moving.strerror}); move it away, and the next run "
+            "starts a new one"
+        )
+    return InputError(
+        f"the job journal {database} is damaged ({exc}), so it cannot be read; it was moved "
+        f"aside to {aside} (kept, not deleted) and the next run starts a new one; sqlite3's "
+        ".recover may get its jobs back from there"
+    )
 
 
 # @last and @ID ------------------------------------------------------------------------------
@@ -71,13 +120,12 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
             f"{text} names an image from the history, which is off ({ENABLED_KEY} is false); "
             "pass the image's path instead"
         )
-    journal = open_history(env)
-    if journal is None:
-        raise InputError(
-            f"{text} names an earlier result, but there is no history yet "
-            f"({database_path(env)}); run an edit or generate first, or pass an image's path"
-        )
-    with journal:
+    with read_history(env) as journal:
+        if journal is None:
+            raise InputError(
+                f"{text} names an earlier result, but there is no history yet "
+                f"({database_path(env)}); run an edit or generate first, or pass an image's path"
+            )
         if which == "last":
             record = journal.last_saved()
             if record is None:
@@ -115,6 +163,14 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
     else:
         # @last continues from the latest image; @ID from the job's first.
         path = paths[-1] if which == "last" else paths[0]
+    stream = stream_name(path)
+    if stream is not None:
+        # Nothing was kept of an image written to stdout, a FIFO or a device, and reading the
+        # path now reads whatever is there instead: with `>> out.png`, the run's own output.
+        raise InputError(
+            f"{text}: job {record.id} wrote its image to {stream}, so no file of it is there "
+            "to edit; save the result with -o FILE or -d DIR to go on from it"
+        )
     if not path.is_file():
         raise InputError(
             f"{text} names {path}, saved by job {record.id}, which is no longer there (moved or "

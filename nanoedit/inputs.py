@@ -338,8 +338,9 @@ def _megapixels(pixels: int) -> str:
 
 
 def _verify(where: str, data: bytes, fmt: str) -> tuple[str, ...]:
-    """Check the header and structure so a broken file fails here, not on a paid request
-    (PNG's chunks to the end; JPEG's and WebP's headers), without decoding the pixels."""
+    """Check the header and structure so a broken file fails here, not on a paid request,
+    without decoding the pixels: PNG's chunks to the end, JPEG's segments and its end marker
+    (a truncated one has none), WebP's chunks (Pillow's decoder reads them all on opening)."""
     if fmt in ("png", "jpeg"):
         header = _header(where, data, fmt)
         check_pixels(where, header.width, header.height, MAX_INPUT_PIXELS, _SCALE_DOWN)
@@ -362,11 +363,12 @@ def _verify(where: str, data: bytes, fmt: str) -> tuple[str, ...]:
 
 def _header(where: str, data: bytes, fmt: str) -> Header:
     """A PNG's or JPEG's structure, read without an image library (Pillow's import is more
-    than the check: PNG is CRCs over chunks, JPEG its markers)."""
+    than the check: PNG is CRCs over chunks, JPEG its markers), to its end as a result's is:
+    a provider takes a truncated image, and its answer is paid for."""
     try:
         if fmt == "png":
             return png_header(io.BytesIO(data))
-        return jpeg_header(io.BytesIO(data), whole=False)
+        return jpeg_header(io.BytesIO(data), whole=True)
     except ValueError as exc:
         raise InputError(
             f"{where} looks like a {fmt.upper()} image but cannot be decoded ({exc}); "

@@ -314,6 +314,9 @@ class JobOutcome:
     first."""
     usage: dict[str, Any] | None = None
     """What the provider reported the job used (tokens; OpenRouter's cost), if it did."""
+    cost: float | None = None
+    """What the job cost in US dollars, as the journal keeps it: the provider's own figure,
+    else the price table's for the images it made; None when unknown or never answered."""
     journal_id: int | None = None
     """The job's id in the journal (``nanoedit history show ID``), when it has one."""
     left: str | None = None

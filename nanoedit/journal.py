@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ ENDED = (SAVED, FAILED, REFUSED)
 SCHEMA_VERSION = 1
 # Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
 BUSY_TIMEOUT_MS = 30_000
+# The journal holds every prompt and signed result URL, and its spool paid images: like the
+# config file, they are for their owner only.
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -101,6 +106,64 @@ def data_dir(env: Mapping[str, str]) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("nanoedit", appauthor=False))
+
+
+def _open_privately(folder: Path, database: Path, spool: Path) -> None:
+    """Make the data folder 0700 when it is not there yet (a folder already there is the
+    user's to set), the database 0600 before SQLite does (which gives its -wal and -shm the
+    database's mode), the spool folder 0700; and take group and other access away from what
+    an earlier version left readable: the database, its -wal and -shm, the spool's files."""
+    folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    try:
+        spool.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+        spooled = list(spool.iterdir())
+    except OSError:
+        spooled = []  # a journal only read, in a folder this user cannot write: left as it is
+    companions = [database.with_name(f"{database.name}{end}") for end in ("-wal", "-shm")]
+    for path in [database, *companions, spool, *spooled]:
+        _tighten(path)
+
+
+def is_damaged(error: BaseException) -> bool:
+    """Whether a SQLite error says the database file itself is damaged (not a database, or
+    malformed), which no retry mends; a busy, locked or read-only database is not."""
+    code = getattr(error, "sqlite_errorcode", None)
+    damage = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in damage
+
+
+def set_aside(database: Path, now: float | None = None) -> Path:
+    """Move a damaged database, its -wal and -shm with it, to ``NAME.broken-TIME`` beside it
+    (never over an earlier one; nothing is deleted), so that a new journal can start where it
+    was. Returns where it went; raises :class:`OSError` when it cannot be moved."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    number = 1
+    while True:
+        suffix = f"-{number}" if number > 1 else ""
+        aside = database.with_name(f"{database.name}.broken-{stamp}{suffix}")
+        if not any(os.path.lexists(f"{aside}{end}") for end in ("", "-wal", "-shm")):
+            break
+        number += 1
+    # The log first: a database moved without it would be read back without its last commits,
+    # and a log left behind would be taken for the new journal's.
+    for end in ("-wal", "-shm", ""):
+        with suppress(FileNotFoundError):
+            os.rename(f"{database}{end}", f"{aside}{end}")
+    return aside
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other access away from ``path``, if it has any; a file that is not
+    there, or not this user's to change, is left as it is."""
+    try:
+        info = os.lstat(path)
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077 and not stat.S_ISLNK(info.st_mode):
+            os.chmod(path, mode & 0o700)
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -220,10 +283,19 @@ class Journal:
         self.spool = folder / SPOOL_FOLDER
         self._time = clock
         self._lock = threading.Lock()
-        folder.mkdir(parents=True, exist_ok=True)
+        _open_privately(folder, self.path, self.spool)
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()  # a damaged file (see is_damaged) is not held open
+            raise
+        self.run_id: int | None = None
+
+    def _open(self) -> None:
+        """Set the connection up, and the tables of a new journal."""
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # WAL: readers never block the writer, and a commit is an append to the log.
         # synchronous=NORMAL: a commit survives the process being killed (the log is in the
@@ -237,7 +309,9 @@ class Journal:
                 self._db.executescript(
                     f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
                 )
-        self.run_id: int | None = None
+            # The schema and the jobs table's last page, read at once (a few pages at most):
+            # a journal damaged there fails here, on opening, not halfway through a run.
+            self._db.execute("SELECT max(id) FROM jobs").fetchone()
 
     def close(self) -> None:
         """Close the database."""

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nanoedit.backends import backend_class, choose_backend
+from nanoedit.backends.base import BackendBase
 from nanoedit.batch import natural_stems
-from nanoedit.config import Settings, plain_http_warning
+from nanoedit.config import Settings, backend_warnings
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
 from nanoedit.imageformat import IMAGE_SUFFIXES
 from nanoedit.inputs import RunInputs
@@ -101,8 +102,7 @@ class Planner:
             if entry.backend and (isinstance(entry, PlannedJob) or entry.error is None)
         }
         for name in sorted(backends):
-            warning = plain_http_warning(self.settings.backend_settings(name))
-            if warning:
+            for warning in backend_warnings(self.settings.backend_settings(name)):
                 self.warn(warning)
             self._check_response_format(name, planned)
         return planned
@@ -124,15 +124,40 @@ class Planner:
             if warning and resolved.sent not in self._warned_models:
                 self._warned_models.add(resolved.sent)
                 self.warn(warning)
-            check_request(self.settings.catalog, resolved, job)
+            check_request(self.settings.catalog, backend, resolved, job)
         except NanoeditError as exc:
             return JobOutcome(job, backend_name, model, error=exc)
         planned = PlannedJob(job, backend_name, model, names)
         if self.options.skip_existing:
             earlier = self._done_before(planned)
-            if earlier is not None:
+            if isinstance(earlier, JobOutcome):
                 return earlier
+            try:
+                self._check_kept_output(job, model)
+            except NanoeditError as exc:
+                return JobOutcome(job, backend_name, model, error=exc)
+            return earlier or planned
         return planned
+
+    def _check_kept_output(self, job: Job, model: str) -> None:
+        """The ``-o`` checks :meth:`check` left to --skip-existing (an image is at ``-o``),
+        for a job that is to be sent after all: an image this request made is left to the
+        job (an earlier run of it, killed while saving, put it there); another request's is
+        refused, before anything is sent, unless --overwrite."""
+        output = job.output
+        if output is None or is_stream(output) or existing_image(output) is None:
+            return
+        if self._made_by(job, model, output):
+            return
+        if not self.options.overwrite:
+            raise OverwriteError(
+                f"{output} already exists and holds an image another request made (its prompt, "
+                "model or inputs differ), so --skip-existing does not take it for this job's "
+                "result; pass --overwrite to replace it, or choose another -o"
+            )
+        check_output_path(output, overwrite=True)
+        if self.options.sidecar:
+            _check_sidecar_free(output, overwrite=True)
 
     def _done_before(self, planned: PlannedJob) -> Planned | None:
         """What an earlier run did of the same request, by the journal first (its images, or
@@ -240,10 +265,12 @@ class Planner:
                     "is not one; leave out --sidecar, or give -o FILE"
                 )
         elif job.output is not None:
+            # With --skip-existing, an image at -o may be this job's result: checked once
+            # that is known (see _check_kept_output).
             if not (self.options.skip_existing and existing_image(job.output)):
                 check_output_path(job.output, self.options.overwrite)
-                if self.options.sidecar and not self.options.overwrite:
-                    _check_sidecar_free(job.output)
+                if self.options.sidecar:
+                    _check_sidecar_free(job.output, self.options.overwrite)
         elif not self._folder_checked:
             check_directory(self.settings.out_dir)  # if refused, every job checks and is refused
             self._folder_checked = True
@@ -366,20 +393,30 @@ def _check_outputs(jobs: Sequence[Job]) -> None:
         )
 
 
-def _check_sidecar_free(image: Path) -> None:
+def _check_sidecar_free(image: Path, overwrite: bool) -> None:
+    """Refuse, before anything is sent, an ``-o`` whose sidecar could not be written: a
+    folder in its place (nothing replaces one), or any file unless ``overwrite``."""
     from nanoedit.provenance import sidecar_path
 
     sidecar = sidecar_path(image)
-    if os.path.lexists(sidecar):
+    if sidecar.is_dir():
+        raise InputError(
+            f"{sidecar}, where --sidecar writes the provenance of {image}, is a folder; move "
+            "it away, or choose another -o"
+        )
+    if os.path.lexists(sidecar) and not overwrite:
         raise OverwriteError(
             f"{sidecar} already exists; pass --overwrite to replace it, or choose another -o"
         )
 
 
-def check_request(catalog: Catalog, resolved: Resolved, job: Job) -> None:
+def check_request(
+    catalog: Catalog, backend: type[BackendBase], resolved: Resolved, job: Job
+) -> None:
     """Refuse what the model cannot do on its backend (a size, a ratio, too many images)
     before a request is paid for; an id the catalog does not know is the server's call."""
     options = job.options
+    backend.check_options(resolved.sent, options)
     limits, model = resolved.limits, resolved.sent
     offer = resolved.offer
     if limits is None or offer is None:

@@ -134,6 +134,11 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def can_embed(fmt: str) -> bool:
+    """Whether :func:`embed` writes provenance into an image of format ``fmt``."""
+    return fmt in ("png", "jpeg", "webp")
+
+
 def embed(source: Path, target: Path, fmt: str, provenance: Provenance) -> Provenance:
     """Copy the image ``source`` to ``target`` with ``provenance`` inserted; returns what it holds.
 

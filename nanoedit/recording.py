@@ -225,9 +225,16 @@ def journal_run(
     return journal_jobs(journal, planned, saving, digest)
 
 
-def open_journal(settings: Settings, warn: Callable[[str], None]) -> Journal | None:
+def open_journal(
+    settings: Settings, warn: Callable[[str], None], *, start_new: bool = True
+) -> Journal | None:
     """The job journal, unless history is off; one that cannot be opened is said, and the run
-    goes on without it (a paid image still matters more than its history)."""
+    goes on without it (a paid image still matters more than its history).
+
+    A damaged one is moved aside (see :func:`~nanoedit.journal.set_aside`), said, and a new
+    one started, so that what the run pays for is journaled; unless not ``start_new`` (a
+    command that came to read it: ``resume``), which fails then as a read of the history
+    does."""
     if not settings.history:
         return None
     import os
@@ -237,11 +244,26 @@ def open_journal(settings: Settings, warn: Callable[[str], None]) -> Journal | N
     with lasting_imports():
         import sqlite3
 
-        from nanoedit.journal import Journal, data_dir
+        from nanoedit.journal import DATABASE_NAME, Journal, data_dir, is_damaged, set_aside
 
     folder = data_dir(os.environ)
     try:
-        return Journal(folder)
+        try:
+            return Journal(folder)
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged(exc):
+                raise
+            database = folder / DATABASE_NAME
+            if not start_new:
+                from nanoedit.history import damaged_journal
+
+                raise damaged_journal(database, exc) from None
+            aside = set_aside(database)
+            warn(
+                f"the job journal {database} is damaged ({exc}); it was moved aside to "
+                f"{aside} (kept, not deleted), and this run starts a new one"
+            )
+            return Journal(folder)
     except (OSError, sqlite3.Error) as exc:
         warn(
             f"the job journal in {folder} cannot be opened ({exc}), so this run is not kept "

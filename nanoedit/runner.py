@@ -364,6 +364,7 @@ class Runner:
         entries: list[dict[str, Any]] = [dict(entry) for entry in planned.results]
         answered = bool(entries)
         usage = None
+        cost = None
         try:
             backend = make_backend(planned.backend, self.settings, http)
             provenance: Provenance | None
@@ -383,8 +384,9 @@ class Runner:
                 answer = backend.run(prepared, progress)
             results = answer.images
             text, usage = answer.text, answer.usage
+            cost = self._cost(planned, len(entries) or len(results), usage)
             if not answered:
-                entries, results = self._answered(planned, results, http, usage)
+                entries, results = self._answered(planned, results, http, usage, cost)
                 answered = recorder is not None
             earlier = sum(1 for entry in entries if "path" in entry)
             warnings += self._check_count(job, len(results) + earlier)
@@ -429,6 +431,7 @@ class Runner:
             sent=http.sent or bool(planned.tasks or planned.results),
             journal_id=planned.journal_id,
             usage=usage,
+            cost=cost,
             left=left,
             tasks=handles if left is not None else (),
         )
@@ -485,7 +488,12 @@ class Runner:
         image's destination."""
         if self.journal is None or planned.journal_id is None:
             return self.writer.spool(planned.job)
-        return PartFile(self.journal.spool, f"an image of {planned.job.label}", self.parts)
+        from nanoedit.journal import PRIVATE_FILE
+
+        # For the journal's owner only, as the journal is.
+        return PartFile(
+            self.journal.spool, f"an image of {planned.job.label}", self.parts, mode=PRIVATE_FILE
+        )
 
     def _answered(
         self,
@@ -493,9 +501,11 @@ class Runner:
         results: Sequence[ResultImage],
         http: JobHttp,
         usage: dict[str, Any] | None,
+        cost: float | None,
     ) -> tuple[list[dict[str, Any]], list[ResultImage]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
-        of the data folder (synced), so that a failure to save loses nothing paid for.
+        of the data folder (synced), so that a failure to save loses nothing paid for; with
+        them, the ``usage`` the provider reported and the job's ``cost``.
 
         Every spool file is named after the job (``ID-N.bin``) before the journal is told: a
         run killed in between leaves files that resume takes up. Returns the journal's
@@ -533,13 +543,18 @@ class Runner:
             # Saved from the spool file (linked into place), not written a second time.
             kept[-1] = replace(result, data=None, file=path)
             entries.append({"spool": str(path)})
-        from nanoedit.pricing import Prices
-
-        size = planned.job.options.size
-        prices = Prices(self.settings.prices, self.settings.catalog)
-        cost = prices.job_cost(planned.backend, planned.model, size, len(results), usage)
         self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
         return entries, kept
+
+    def _cost(self, planned: PlannedJob, images: int, usage: dict[str, Any] | None) -> float | None:
+        """What a job that made ``images`` images cost: the provider's own figure, else the
+        price table's (the user's ``pricing.*`` settings first); None when unknown. The
+        journal and the run's report both take this one figure."""
+        from nanoedit.pricing import Prices
+
+        prices = Prices(self.settings.prices, self.settings.catalog)
+        size = planned.job.options.size
+        return prices.job_cost(planned.backend, planned.model, size, images, usage)
 
     def _earlier_outputs(self, entries: Sequence[dict[str, Any]]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
@@ -654,7 +669,7 @@ class Runner:
                 f"; the {what} kept in the history ({kept}): nanoedit resume {ident} saves {it}"
             )
             return error, "answered"
-        if not answered and tasks and isinstance(error, NetworkError):
+        if not answered and tasks and (isinstance(error, NetworkError) or error.tasks_left):
             error.message += f"; nanoedit resume {ident} collects it when it has finished"
             return error, "submitted"
         if not answered and unanswered and not tasks and isinstance(error, NetworkError):
@@ -767,8 +782,12 @@ def write_spool(path: Path, data: bytes) -> None:
     ``path`` is always a whole result, which :meth:`Journal.adopt_spooled` can take up for a
     job killed before the journal heard of it; a part cut off by a kill is tidied away."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    from nanoedit.journal import PRIVATE_FILE
+
     part = path.with_name(f"{PART_PREFIX}{os.getpid()}-{path.stem}{PART_SUFFIX}")
-    with part.open("wb") as spool:
+    # For the journal's owner only, as the journal is.
+    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(descriptor, "wb") as spool:
         spool.write(data)
         spool.flush()
         os.fsync(spool.fileno())

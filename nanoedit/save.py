@@ -164,10 +164,13 @@ class PartFile:
     """A temporary ``.part`` file beside the destination; removed unless it is placed, and
     listed in the run's ``parts`` meanwhile, if given.
 
-    Created like any new file (mode 0666 less the umask), not 0600 as mkstemp would.
+    Created like any new file (mode 0666 less the umask), not 0600 as mkstemp would; a file of
+    the journal's spool is given ``mode`` 0600 (see :meth:`adopt`).
     """
 
-    def __init__(self, directory: Path, what: str, parts: PartFiles | None = None) -> None:
+    def __init__(
+        self, directory: Path, what: str, parts: PartFiles | None = None, *, mode: int = 0o666
+    ) -> None:
         self.directory = directory
         self.what = what
         self.parts = parts
@@ -175,7 +178,7 @@ class PartFile:
         self.size = 0
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         except OSError as exc:
             raise write_error(exc, directory, what) from None
         self.handle: BinaryIO | None = os.fdopen(fd, "wb")
@@ -185,12 +188,16 @@ class PartFile:
     @classmethod
     def adopt(cls, path: Path, what: str, parts: PartFiles | None = None) -> PartFile:
         """A closed part file made earlier (an image streamed out of an answer), taken over
-        as it is: placing or discarding it removes its temporary name, as for any other."""
+        as it is: placing or discarding it removes its temporary name, as for any other.
+
+        One kept in the journal's spool is its owner's only (0600): placed as it is, it is
+        the user's image, so it is given the mode any new file gets."""
         part = cls.__new__(cls)
         part.directory, part.what, part.parts, part.path = path.parent, what, parts, path
         part.handle = None
         try:
             part.size = path.stat().st_size
+            os.chmod(path, new_file_mode())
         except OSError as exc:
             raise write_error(exc, path.parent, what) from None
         if parts is not None:
@@ -237,6 +244,19 @@ class PartFile:
     ) -> None:
         # Placing links the file under its real name: the temporary name always goes.
         self.discard()
+
+
+_umask: list[int] = []
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets here: 0666 less the umask (read once; setting it to read it
+    back is safe, as a file made meanwhile gets the stricter 077)."""
+    if not _umask:
+        mask = os.umask(0o077)
+        os.umask(mask)
+        _umask.append(mask)
+    return 0o666 & ~_umask[0]
 
 
 def write_part(
@@ -335,13 +355,21 @@ def shown(path: Path) -> str:
 def is_stream(path: Path) -> bool:
     """Whether ``path`` is standard output, a FIFO or a character device: written to as it
     is, never replaced, linked onto or given an extension."""
+    return stream_name(path) is not None
+
+
+def stream_name(path: Path) -> str | None:
+    """How a message names ``path`` when it is a stream (``stdout``, ``the FIFO PATH``, ``the
+    device PATH``): an image written there leaves no file behind. None for anything else."""
     if path == STDOUT:
-        return True
+        return "stdout"
     try:
         mode = path.stat().st_mode  # through a symlink: a link to /dev/null is /dev/null
     except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+        return None
+    if stat.S_ISFIFO(mode):
+        return f"the FIFO {path}"
+    return f"the device {path}" if stat.S_ISCHR(mode) else None
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
@@ -477,32 +505,38 @@ def place_new(
         return replace(part, path=path)
 
 
-def place_as(
-    part: SavedImage, path: Path, overwrite: bool, parts: PartFiles | None = None
-) -> tuple[SavedImage, str | None]:
-    """Put a checked part file at exactly the path given with ``-o``; returns it and a note.
+def convert_for(
+    part: PartFile, checked: SavedImage, path: Path, parts: PartFiles | None = None
+) -> tuple[PartFile, SavedImage, str | None]:
+    """The image in the format the extension of ``path`` (an ``-o`` name) names, and a note
+    that says what became of it.
 
-    The name is never changed. When its extension names another image format, the image is
-    converted to it if nanoedit can write that format, else kept as it came; either way the
-    note says so. A name with no image extension gets the bytes as they came.
+    When that is another format than the server sent and nanoedit can write it, the image is
+    converted into a new part file beside ``part``, which is discarded. A format it cannot
+    write (HEIC) keeps the image as it came, and the note says so; a name with no image
+    extension keeps it as it came with no note. Called before the provenance is added:
+    converting re-encodes the image, and what was inside it would be lost.
     """
-    fmt = part.format
+    fmt = checked.format
     wanted = format_from_suffix(path.suffix)
-    note = None
-    if wanted is not None and wanted != fmt:
-        if can_convert_to(wanted):
-            what = f"the image {path.name}"
-            converting = [convert(part.path, wanted)]
-            with write_part(path.parent, converting, what, parts=parts) as converted:
-                again = replace(part, path=converted.path, format=wanted, size=converted.size)
-                saved, _ = place_as(again, path, overwrite)
-            return saved, (
-                f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
-            )
-        note = (
+    if wanted is None or wanted == fmt:
+        return part, checked, None
+    if not can_convert_to(wanted):
+        kept = (
             f"the server sent {fmt.upper()}, and nanoedit cannot convert to {wanted.upper()}; "
             f"{path} holds the {fmt.upper()} image as it came"
         )
+        return part, checked, kept
+    converted = write_part(part.directory, [convert(part.path, wanted)], part.what, parts=parts)
+    part.discard()
+    again = replace(checked, path=converted.path, format=wanted, size=converted.size)
+    note = f"the server sent {fmt.upper()}; converted to {wanted.upper()} for {path}"
+    return converted, again, note
+
+
+def place_as(part: SavedImage, path: Path, overwrite: bool) -> SavedImage:
+    """Put a checked part file at exactly the path given with ``-o`` (converted first, if its
+    extension asks for it: :func:`convert_for`). The name is never changed."""
     try:
         if overwrite:
             os.replace(part.path, path)
@@ -514,7 +548,7 @@ def place_as(
         ) from None
     except OSError as exc:
         raise write_error(exc, path.parent, f"the image {path.name}") from None
-    return replace(part, path=path), note
+    return replace(part, path=path)
 
 
 def place_stream(part: SavedImage, path: Path, stdout: BinaryIO, what: str) -> SavedImage:
@@ -712,7 +746,12 @@ class ResultWriter:
                 )
             try:
                 checked = inspect_image(part.path, where)
-                part = self._with_provenance(part, checked, provenance, folder, where)
+                if job.output is not None and not stream:
+                    # Converted before the provenance goes in: converting would drop it.
+                    part, checked, note = convert_for(part, checked, job.output, self.parts)
+                    if note:
+                        self.warn(note)
+                part = self._with_provenance(part, checked, provenance, folder, where, job.output)
                 checked = replace(checked, path=part.path, size=part.size)
                 if job.output is not None and stream:
                     out = self.stdout or sys.stdout.buffer
@@ -720,10 +759,7 @@ class ResultWriter:
                 if placing is not None:
                     placing(part.path)
                 if job.output is not None:
-                    saved, note = place_as(checked, job.output, self.overwrite, self.parts)
-                    if note:
-                        self.warn(note)
-                    return saved
+                    return place_as(checked, job.output, self.overwrite)
                 stem = names[number - 1] if number <= len(names) else job.stem
                 others = frozenset(names) - {stem}
                 return place_new(checked, folder, stem, avoid=others, exists=self.taken)
@@ -797,10 +833,28 @@ class ResultWriter:
         provenance: Provenance | None,
         folder: Path,
         where: str,
+        output: Path | None = None,
     ) -> PartFile:
+        """The image with its provenance in it, as a new part file (``part`` is discarded);
+        ``part`` itself, and a warning, when it cannot take it. ``output`` is the ``-o``
+        name, if the job has one."""
         if not self.metadata or provenance is None:
             return part
-        from nanoedit.provenance import embed
+        from nanoedit.provenance import can_embed, embed, sidecar_path
+
+        if output is not None and not can_embed(checked.format):
+            # A format chosen with -o: the way out is another name, or the sidecar.
+            keep = (
+                f"its sidecar {sidecar_path(output)} keeps it"
+                if self.sidecar
+                else "name the output .png, .jpg or .webp, or add --sidecar to keep it beside "
+                "the image"
+            )
+            self.warn(
+                f"{output} holds no provenance: {checked.format.upper()} has no place for it; "
+                f"{keep}"
+            )
+            return part
 
         tagged = PartFile(folder, where, self.parts)
         tagged.close()

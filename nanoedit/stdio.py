@@ -10,7 +10,15 @@ that is a closed pipe, handled as one.
 stderr only ever carries messages. When it cannot take them (``2> /dev/full``, a log file on
 a full disk, a reader that left), the messages are lost and nothing else: the run goes on,
 and its exit code still tells what became of the jobs. A script that read exit 1 after a
-paid image was saved would send the job again.
+paid image was saved would send the job again. A stderr closed from the start (``2>&-``, as
+under cron), which Python gives as ``sys.stderr`` None, is the same: the messages go to the
+null device.
+
+A standard descriptor closed from the start is given the null device, whatever Python makes
+of it: else the next file opened (an image being written, a spooled result) would take its
+number, and whatever writes to that number (a C library's message, a child process that
+inherits it) would write into that file. ``sys.stdin`` and ``sys.stdout`` stay None, which is
+how a closed stdin or stdout is told.
 """
 
 from __future__ import annotations
@@ -80,9 +88,34 @@ def _mark(exc: OSError) -> None:
 
 def guard_standard_streams() -> None:
     """Replace ``sys.stdout`` and ``sys.stderr`` with the streams above, on the same files
-    and with the same settings (each left as it is when it is not the interpreter's own)."""
+    and with the same settings (each left as it is when it is not the interpreter's own); a
+    stderr closed from the start becomes one on the null device."""
+    _fill_closed_descriptors()
     sys.stdout = _rewrapped(sys.stdout, _Stdout, "__stdout__")
-    sys.stderr = _rewrapped(sys.stderr, _Stderr, "__stderr__")
+    if sys.stderr is None:
+        sys.stderr = _lost_stderr()
+    else:
+        sys.stderr = _rewrapped(sys.stderr, _Stderr, "__stderr__")
+
+
+def _fill_closed_descriptors() -> None:
+    """Open the null device on each of the descriptors 0, 1 and 2 that is closed."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:  # a lower one was open: this one is put in its place
+            os.dup2(null, fd)
+            os.close(null)
+
+
+def _lost_stderr() -> TextIO:
+    """A stderr whose messages go nowhere: on descriptor 2, the null device by now."""
+    buffer = os.fdopen(2, "wb", closefd=False)
+    return _Stderr(buffer, encoding="utf-8", errors="backslashreplace", line_buffering=True)
 
 
 def _rewrapped(stream: TextIO, kind: type[io.TextIOWrapper], original: str) -> TextIO:

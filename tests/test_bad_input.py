@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import OPENAI_KEY, Served, backend_env, run_cli
 from PIL import Image
+from readme_help import README
 
 from nanoedit.sandbox import sample_image
 
@@ -189,3 +191,107 @@ def test_a_full_disk_while_writing_exits_4_naming_the_folder_and_leaves_nothing(
     )
     assert OPENAI_KEY not in result.stderr
     assert os.listdir("out") == []  # no half file, no temporary file
+
+
+# Truncated and complete JPEGs (and WebPs) ---------------------------------------------------
+
+
+def photo(fmt: str, **options: object) -> bytes:
+    """A real photo-like image (noise, so its scan data is long) in ``fmt``."""
+    out = io.BytesIO()
+    Image.effect_noise((320, 240), 60).convert("RGB").save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def exif_block() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "nanoedit"  # the camera's maker
+    exif[0x0112] = 1  # orientation: as stored
+    return exif.tobytes()
+
+
+JPEG = photo("JPEG", quality=90)
+PROGRESSIVE = photo("JPEG", quality=90, progressive=True)
+WITH_EXIF = photo("JPEG", quality=90, exif=exif_block())
+WEBP = photo("WEBP", quality=80)
+CUT = "it may be truncated or damaged, re-export it"
+NO_EOI = f"truncated JPEG file: it ends before its end marker (EOI)); {CUT}"
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        pytest.param(JPEG[: len(JPEG) // 2], NO_EOI, id="cut in its scan"),
+        pytest.param(JPEG[:-2], NO_EOI, id="only its end marker missing"),
+        pytest.param(PROGRESSIVE[: len(PROGRESSIVE) * 2 // 3], NO_EOI, id="progressive, cut"),
+        pytest.param(WITH_EXIF[: len(WITH_EXIF) // 2], NO_EOI, id="with EXIF, cut"),
+        pytest.param(
+            WEBP[: len(WEBP) // 2], "could not create decoder object); " + CUT, id="WebP, cut"
+        ),
+    ],
+)
+def test_a_truncated_jpeg_or_webp_is_refused_before_anything_is_paid(
+    served: Served, data: bytes, error: str
+) -> None:
+    fmt = "WEBP" if data.startswith(b"RIFF") else "JPEG"
+    Path("cut.jpg").write_bytes(data)
+    result = subprocess.run(
+        [NANOEDIT, "edit", "cut.jpg", "-p", "x"],
+        env=os.environ | backend_env(served), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == (
+        f"error: cut.jpg looks like a {fmt} image but cannot be decoded ({error}\n"
+    )
+    assert len(served.sandbox.received) == 0
+    assert sorted(os.listdir(".")) == ["cut.jpg"]
+
+
+# What some cameras write after the end marker: a second image (an MPO's preview, a depth map)
+# or a block of their own (a motion photo's video, a maker's trailer). Only the end is cut off
+# a truncated file, so a trailer still there says the JPEG before it is whole.
+TRAILERS = {
+    "nothing after its end marker": b"",
+    "a second image (MPO)": photo("JPEG", quality=50),
+    "a maker's trailer": b"SEFH" + bytes(range(256)) * 64 + b"\xff\xd8 no end marker here",
+}
+
+
+@pytest.mark.parametrize("trailer", TRAILERS.values(), ids=list(TRAILERS))
+@pytest.mark.parametrize("image", [JPEG, PROGRESSIVE, WITH_EXIF], ids=["baseline", "progressive",
+                                                                       "with EXIF"])  # fmt: skip
+def test_a_whole_jpeg_is_sent_as_it_is_whatever_follows_its_end_marker(
+    served: Served, image: bytes, trailer: bytes
+) -> None:
+    Path("photo.jpg").write_bytes(image + trailer)
+    result = subprocess.run(
+        [NANOEDIT, "edit", "photo.jpg", "-p", "x", "-q"],
+        env=os.environ | backend_env(served), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout, result.stderr) == (0, "photo-edit.png\n", "")
+    [post] = [request for request in served.sandbox.received if request.method == "POST"]
+    [sent] = post.files
+    assert sent.data == image + trailer
+
+
+def test_the_readmes_word_on_truncated_inputs_holds_for_each_format(served: Served) -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    found = re.search(
+        r"A truncated input is refused before anything is sent \(exit (\d)\), since a provider "
+        r"takes it and charges for the answer: a PNG is checked to its last chunk, a JPEG to "
+        r"its end marker \(what a camera writes after it, such as an MPO's second image, is "
+        r"allowed\), a WebP to its last chunk\. The error names the file and says to "
+        r"re-export it\.",
+        text,
+    )
+    assert found, "the README no longer says how truncated inputs are refused"
+    for name, data in (("a.png", CAT), ("b.jpg", JPEG), ("c.webp", WEBP)):
+        Path(name).write_bytes(data[: len(data) // 2])
+        result = run_cli(["edit", name, "-p", "x"], env=backend_env(served))
+        assert (result.exit_code, result.stdout) == (int(found.group(1)), "")
+        assert result.stderr.startswith(f"error: {name} looks like a ")
+        assert result.stderr.endswith("; it may be truncated or damaged, re-export it\n")
+    Path("mpo.jpg").write_bytes(JPEG + JPEG)
+    assert run_cli(["edit", "mpo.jpg", "-p", "x"], env=backend_env(served)).exit_code == 0
+    posted = [request for request in served.sandbox.received if request.method == "POST"]
+    assert [file.data for request in posted for file in request.files] == [JPEG + JPEG]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image, PngImagePlugin
+from readme_help import README
 from typer.testing import Result
 
 from nanoedit.provenance import read as read_provenance
@@ -141,6 +145,8 @@ EVERY_TREE_FILE = [
         # Without --recursive, ** is one folder level, as in the shell.
         (["in/**/*.png"], ["in/sub/d.png"]),
         (["in/**/*.png", "-R"], ["in/b.png", "in/sub/d.png", "in/sub/deeper/e.png"]),
+        # Two ** parts match a file in more ways than one: it is still one job.
+        (["in/**/**/*.png", "-R"], ["in/b.png", "in/sub/d.png", "in/sub/deeper/e.png"]),
     ],
 )
 def test_folders_and_globs_expand_to_their_images_sorted(
@@ -156,6 +162,66 @@ def test_folders_and_globs_expand_to_their_images_sorted(
     assert listing(".") == sorted(
         EVERY_TREE_FILE + ["in/notes.txt"] + [f"{s}-edit.jpg" for s in stems]
     )
+
+
+# Links to folders ----------------------------------------------------------------------------
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+
+
+def planned_inputs(*args: str) -> list[str]:
+    """The input of each job the installed command plans for ``args`` (a dry run on the
+    sandbox), in order. A walk that never ends fails the test at the time limit, not forever."""
+    done = subprocess.run(
+        [NANOEDIT, "edit", *args, "-p", "x", "--sandbox", "--dry-run", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line)["job"] for line in done.stdout.splitlines()]
+
+
+# A loop of one link, a loop of two (2 ** 40 paths before the kernel says "too many links"),
+# and a link to a sibling folder: each image is one job, found by its real path.
+LINKS = {
+    "one loop": ({"d/self": "../d"}, ["d/a/cat.png", "d/top.png"]),
+    "two loops": ({"d/up": "..", "d/a/back": "../.."}, ["d/a/cat.png", "d/top.png"]),
+    "a sibling": ({"d/a/to-b": "../b"}, ["d/a/cat.png", "d/b/dog.png", "d/top.png"]),
+}
+
+
+@pytest.mark.parametrize("case", LINKS, ids=list(LINKS))
+@pytest.mark.parametrize("pattern", ["d", "d/**/*.png", "d/**"])
+def test_a_recursive_folder_or_glob_takes_each_image_once_whatever_links_loop(
+    isolated: Path, case: str, pattern: str
+) -> None:
+    links, expected = LINKS[case]
+    write_image("d/top.png", 10)
+    write_image("d/a/cat.png", 20)
+    if case == "a sibling":
+        write_image("d/b/dog.png", 30)
+    for link, target in links.items():
+        Path(link).symlink_to(target, target_is_directory=True)
+    assert planned_inputs(pattern, "-R") == expected
+
+
+def test_the_readmes_link_back_up_leaves_each_image_one_job(isolated: Path) -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    found = re.search(
+        r"Neither goes down a link to a folder: a link back up \(`ln -s (\S+) (\S+)`\) would "
+        r"make it endless, and a link to a folder already in the tree would give its images "
+        r"twice, so each image is one job, found by its real path; to edit what only a link "
+        r"leads to, name the link\.",
+        text,
+    )
+    assert found, "the README no longer says how a folder or glob treats links to folders"
+    target, link = found.groups()
+    write_image("in/a.png", 10)
+    write_image("in/sub/b.png", 20)
+    Path(link).symlink_to(target, target_is_directory=True)
+    for given in ("in", "in/**/*.png", "**/*.png"):
+        assert planned_inputs(given, "-R") == ["in/a.png", "in/sub/b.png"]
+    # Named, the link is gone down; the links below it are not.
+    assert planned_inputs(link, "-R") == [f"{link}/in/a.png", f"{link}/in/sub/b.png"]
 
 
 @pytest.mark.parametrize(

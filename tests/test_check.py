@@ -230,11 +230,14 @@ def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> N
             "check duomi.base_url",
         ),
         *NOT_SET_UP,
+        # OpenRouter's routes are under /api: the advice names the base URL to set.
         CheckResult(
             "openrouter",
             FAILED,
-            f"{host(served)} answered HTTP 404 with no API answer (it starts like text); "
-            "check openrouter.base_url",
+            f"{host(served)} answered HTTP 404 for GET {served.base_url}/gateway/v1/key: no "
+            f"such path, so the base URL {served.base_url}/gateway looks wrong; OpenRouter's "
+            "routes are under /api, set openrouter.base_url (or NANOEDIT_OPENROUTER_BASE_URL) "
+            f"to {served.base_url}/gateway/api",
         ),
     ]
 

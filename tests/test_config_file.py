@@ -125,6 +125,21 @@ def test_a_key_and_its_flag_refuse_the_same_values(
     assert (run.exit_code, run.stdout, run.stderr) == (2, "", f"error: {flag}: {message}\n")
 
 
+def test_a_value_that_starts_with_a_dash_reaches_the_value_check() -> None:
+    # Without `--` too: before the fix the parser took -1 for an option ("No such option: -1").
+    negative = run_cli(["config", "set", "network.retries", "-1"])
+    assert (negative.exit_code, negative.stdout, negative.stderr) == (
+        2, "", "error: invalid value '-1'; give a whole number from 0 to 20, such as 3\n"
+    )  # fmt: skip
+    assert not config_file().exists()
+    # A value that is good and starts with a dash is kept as it is.
+    model = run_cli(["config", "set", "openai.model", "-my-model"])
+    assert (model.exit_code, model.stderr) == (
+        0, f"set openai.model = -my-model in {config_file()}\n"
+    )  # fmt: skip
+    assert run_cli(["config", "get", "openai.model"]).stdout == "-my-model\n"
+
+
 @pytest.mark.parametrize(
     ("key", "flag", "value", "shown"),
     [

@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from conftest import Served, backend_env, run_cli
 from PIL import Image
 
 from nanoedit.contact_sheet import SheetImage, SheetRow, SheetRun, build_page, make_thumbnail
+from nanoedit.sandbox import sample_image
 
 VOID = {"meta", "img", "br", "link", "input", "hr", "source"}
 WHEN = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -414,6 +417,37 @@ def test_a_batch_report_shows_what_the_run_printed(served: Served, isolated: Pat
     assert totals(root)["Images"] == "5"
     # Every local input and every result has its thumbnail; the URL input is linked.
     assert len(root.find_all("img")) == 5 + 5
+
+
+def test_the_report_shows_the_estimate_the_run_printed(served: Served, isolated: Path) -> None:
+    # As found, through the installed command: the page said "unknown" whatever was priced.
+    nanoedit = str(Path(sys.executable).with_name("nanoedit"))
+    env = dict(os.environ) | backend_env(served)
+    subprocess.run([nanoedit, "config", "set", "pricing.openai.nano-banana", "0.05"],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    for name in ("a.png", "b.png"):
+        (isolated / name).write_bytes(sample_image("cat.png")[0])
+    run = subprocess.run(
+        [nanoedit, "edit", "a.png", "b.png", "-p", "x", "--report", "run.html"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines()[0] == (
+        "2 jobs, 2 images, estimated $0.10 (gemini-2.5-flash-image at $0.05)"
+    )
+    _, root = parse((isolated / "run.html").read_text(encoding="utf-8"))
+    assert totals(root)["Estimated cost"] == "$0.10"
+    assert [facts(a)["Estimated cost"] for a in root.find_all("article")] == ["$0.05", "$0.05"]
+    # One job (no estimate printed) at Google's list price: the page has the figure too.
+    subprocess.run([nanoedit, "config", "unset", "pricing.openai.nano-banana"],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    one = subprocess.run(
+        [nanoedit, "edit", "a.png", "-p", "x", "--report", "one.html"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    _, root = parse((isolated / "one.html").read_text(encoding="utf-8"))
+    assert totals(root)["Estimated cost"] == "$0.039"
 
 
 def test_an_earlier_report_is_replaced(served: Served, sample: Path) -> None:

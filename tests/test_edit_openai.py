@@ -241,3 +241,73 @@ def test_rejected_key_exits_3_and_names_the_fix(served: Served, sample: Path) ->
         "unset NANOEDIT_OPENAI_API_KEY or fix it\n"
     ) in result.stderr
     assert "sk-wrong-key-123456789" not in result.stderr + result.stdout
+
+
+# --- OpenAI's own GPT image models -------------------------------------------------------------
+
+
+def test_a_gpt_image_model_gets_openais_own_fields_and_answers_base64(
+    served: Served, sample: Path
+) -> None:
+    Path("hat.png").write_bytes(sample_image("hat.png")[0])
+    result = run_cli(
+        ["edit", "cat.png", "--ref", "hat.png", "-p", "put the hat on the cat",
+         "--model", "gpt-image-1.5", "--ratio", "3:2", "--size", "1k"],
+        env=backend_env(served, duomi=False),
+    )  # fmt: skip
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    # One request: the image comes as base64 in the answer, nothing to download.
+    (post,) = served.sandbox.received
+    assert list(post.fields.items()) == [
+        ("model", ["gpt-image-1.5"]),
+        ("prompt", ["put the hat on the cat"]),
+        ("n", ["1"]),
+        ("size", ["1536x1024"]),
+    ]
+    # A list of images goes as image[], as OpenAI's own client sends it.
+    assert [(f.field, f.filename) for f in post.files] == [
+        ("image[]", "cat.png"),
+        ("image[]", "hat.png"),
+    ]
+    assert image_info("cat-edit.png") == ("PNG", (1536, 1024))
+
+
+def test_a_gpt_image_generation_with_no_ratio_leaves_the_size_to_the_model(
+    served: Served,
+) -> None:
+    result = run_cli(
+        ["generate", "-p", "a red fox", "--model", "gpt-image-2", "--backend", "openai",
+         "-n", "2", "--response-format", "url"],
+        env=backend_env(served, duomi=False),
+    )  # fmt: skip
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox.png\na-red-fox-2.png\n"), (
+        result.stderr
+    )
+    (post,) = served.sandbox.received
+    assert post.json == {"model": "gpt-image-2", "prompt": "a red fox", "n": 2}
+    assert image_info("a-red-fox.png") == ("PNG", (1024, 1024))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ratio", "16:9"],
+         "gpt-image-1.5 renders 1024x1024 (--ratio 1:1), 1536x1024 (--ratio 3:2) or 1024x1536 "
+         "(--ratio 2:3), or picks one of them itself (--ratio auto), all 1K; --ratio 16:9 "
+         "cannot be honoured: choose one of those ratios"),
+        (["--size", "4K"],
+         "gpt-image-1.5 renders 1024x1024 (--ratio 1:1), 1536x1024 (--ratio 3:2) or 1024x1536 "
+         "(--ratio 2:3), or picks one of them itself (--ratio auto), all 1K; size 4K cannot be "
+         "honoured: drop it (from --size, NANOEDIT_SIZE or default.size)"),
+    ],
+    ids=["ratio", "size"],
+)  # fmt: skip
+def test_what_a_gpt_image_model_cannot_do_is_refused_before_sending(
+    served: Served, sample: Path, args: list[str], message: str
+) -> None:
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--model", "gpt-image-1.5", *args],
+        env=backend_env(served, duomi=False),
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
+    assert served.sandbox.received == []

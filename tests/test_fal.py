@@ -209,14 +209,15 @@ def test_the_queue_position_and_state_are_the_progress_phases() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fault", "code", "message"),
+    ("fault", "code", "message", "fetched"),
     [
         (
             "content-flagged",
             8,
-            "fal request ID on HOST was refused: prompt: The content could not be processed "
-            "because it contained material flagged by a content checker. "
-            "[content_policy_violation]; rephrase the prompt or change the image",
+            "fal request ID on HOST was refused: The content could not be processed because it "
+            "contained material flagged by a content checker. [content_policy_violation]; "
+            "rephrase the prompt or change the image",
+            0,
         ),
         (
             "text-only",
@@ -224,19 +225,28 @@ def test_the_queue_position_and_state_are_the_progress_phases() -> None:
             "fal request ID on HOST completed with text but no image: \"I can't create this "
             "image: the request may go against the content policy. Try describing it "
             'differently."; the model declined or only described the result, rephrase the prompt',
+            1,
         ),
-        ("empty-data", 5, "fal request ID on HOST completed without an image; try again"),
+        ("empty-data", 5, "fal request ID on HOST completed without an image; try again", 1),
         (
             "model-error",
             5,
-            "HOST answered the response of request ID with HTTP 500: Runner disconnected while "
-            "processing the request [runner_disconnected]",
+            "fal request ID on HOST failed: Runner disconnected while processing the request "
+            "[runner_disconnected]",
+            0,
+        ),
+        (
+            "cancelled",
+            5,
+            "fal request ID on HOST was cancelled on the server (Request was cancelled "
+            "[cancelled]), so no image was made; send the job again",
+            0,
         ),
     ],
-    ids=["refused", "text only", "no image", "model error"],
+    ids=["refused", "text only", "no image", "model error", "cancelled"],
 )
 def test_a_request_that_ends_badly(
-    served: Served, sample: Path, fault: str, code: int, message: str
+    served: Served, sample: Path, fault: str, code: int, message: str, fetched: int
 ) -> None:
     served.sandbox.add_faults(fault)
     result = run_cli(["edit", "cat.png", "-p", "x"], env=fal_env(served))
@@ -245,9 +255,11 @@ def test_a_request_that_ends_badly(
     request_id = status.path.split("/")[4]
     expected = message.replace("ID", request_id).replace("HOST", host(served))
     assert result.stderr.strip().splitlines() == [f"error: {expected}"]
-    # The response is fetched once: fal's own error is the request's outcome, not retried.
+    # A COMPLETED status that carries an error is the request's outcome (fal_client reads it
+    # so): its response is not fetched, and nothing is sent again. Otherwise it is fetched once.
     responses = [r for r in received(served, "GET") if r.path.endswith(request_id)]
-    assert len(responses) == 1
+    assert len(responses) == fetched
+    assert len(received(served, "POST")) == 2  # the upload's start, and the one submission
     assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]
 
 
@@ -511,6 +523,19 @@ def test_fal_client_sees_the_queue_and_cancels(
     status = handle.status()
     assert isinstance(status, fal_client.Completed)
     assert status.error == "Request was cancelled"
+
+
+def test_fal_client_reads_a_request_fal_cancelled(
+    served: Served, fal_sdk: fal_client.SyncClient
+) -> None:
+    served.sandbox.add_faults("cancelled")
+    handle = fal_sdk.submit("fal-ai/nano-banana", {"prompt": "a fox"})
+    status = handle.status()
+    assert isinstance(status, fal_client.Completed)
+    assert (status.error, status.error_type) == ("Request was cancelled", "cancelled")
+    with pytest.raises(fal_client.FalClientHTTPError) as gone:
+        handle.get()
+    assert gone.value.status_code == 400
 
 
 def test_fal_client_reads_a_refusal_and_a_validation_error(

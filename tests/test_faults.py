@@ -10,11 +10,14 @@ real, and the time limits the server's silence reaches are real socket timeouts.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import (
     DUOMI_KEY,
@@ -181,7 +184,14 @@ DUOMI_CASES: dict[str, Case] = {
     "code 500 in HTTP 200 on submit": Case(
         "submit:error200", API, "refused the task submission (code 500)", files=0
     ),
-    "error in HTTP 200 on a poll": Case("poll:error200", API, "refused the task", files=0),
+    # A poll's failure is not the task's: it is polled again, and past --retries the job is
+    # kept for resume, as its message says.
+    "error in HTTP 200 on a poll": Case("poll:error200", OK),
+    "error in HTTP 200 on every poll": Case(
+        "poll:error200", API, "was submitted and is paid for, but polling it failed once "
+        "(127.0.0.1", files=0, args=("--retries", "0"),
+    ),
+    "invalid JSON on a poll": Case("poll:bad-json", OK),
     "task error": Case("task-error", REFUSED, "was refused:", files=0),
     "task never finishes": Case(
         "task-stuck", NET,
@@ -356,3 +366,136 @@ def test_a_big_upload_reset_before_its_body_is_resent_whole(
     first, second = [r for r in faulty.sandbox.received if r.method == "POST"]
     assert (first.body_read, second.body_read) == (False, True)
     assert second.files[0].data == Path("cat.png").read_bytes()
+
+
+# A rejected key -----------------------------------------------------------------------------
+
+GEMINI_KEY_INVALID = {
+    "error": {
+        "code": 400,
+        "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": "API key not valid. Please pass a valid API key.",
+            },
+        ],
+    }
+}
+# Each API's cheapest request that carries a key, and how its provider refuses an unknown key.
+KEY_CHECKS: dict[str, tuple[str, str, dict[str, str], int, object]] = {
+    "openai": ("GET", "/v1/models", {"Authorization": "Bearer KEY"}, 401, {"error": {
+        "message": "invalid token", "type": "new_api_error", "param": "",
+        "code": "invalid_api_key"}}),
+    "duomi": ("GET", "/api/gemini/nano-banana/0123456789abcdef0123456789abcdef",
+              {"Authorization": "KEY"}, 401, {"code": 401, "msg": "invalid api key"}),
+    "gemini": ("GET", "/v1beta/models", {"x-goog-api-key": "KEY"}, 400, GEMINI_KEY_INVALID),
+    "fal": ("GET", "/fal-ai/nano-banana/requests/unknown/status", {"Authorization": "Key KEY"},
+            401, {"detail": "No user found for Key ID and Secret"}),
+    "replicate": ("GET", "/v1/account", {"Authorization": "Bearer KEY"}, 401, {
+        "type": "https://replicate.com/docs/reference/http#errors", "title": "Unauthenticated",
+        "status": 401, "detail": "You did not pass a valid authentication token"}),
+    "openrouter": ("GET", "/api/v1/key", {"Authorization": "Bearer KEY"}, 401,
+                   {"error": {"code": 401, "message": "User not found."}}),
+}  # fmt: skip
+
+
+def without_gateway_id(body: object) -> object:
+    """The gateway's error object without the request id its message ends with."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+        if isinstance(message, str) and " (request id: " in message:
+            return {"error": {**body["error"], "message": message.partition(" (request id: ")[0]}}
+    return body
+
+
+@pytest.mark.parametrize("api", list(KEY_CHECKS))
+def test_key_rejected_answers_as_the_provider_answers_an_unknown_key(api: str) -> None:
+    method, path, headers, status, refusal = KEY_CHECKS[api]
+
+    def ask(base_url: str, key: str) -> tuple[int, object]:
+        sent = {name: value.replace("KEY", key) for name, value in headers.items()}
+        answer = httpx.request(method, base_url + path, headers=sent, timeout=30)
+        return answer.status_code, without_gateway_id(answer.json())
+
+    # The same answer as a key the server does not know, and the provider's documented one.
+    with SandboxServer(Sandbox(keys=frozenset({"right-key"}))) as keyed:
+        assert ask(keyed.base_url, "wrong-key") == (status, refusal)
+    with SandboxServer(Sandbox(faults="key-rejectedx2")) as served:
+        assert ask(served.base_url, "any-key") == (status, refusal)
+        assert ask(served.base_url, "any-key") == (status, refusal)
+        # Used up: the same key works again.
+        assert ask(served.base_url, "any-key")[0] in (200, 404)
+
+
+@pytest.mark.parametrize(
+    ("backend", "requests"),
+    [
+        ("openai", ["POST /v1/images/edits"]),
+        ("duomi", ["POST /api/gemini/nano-banana-edit"]),
+        ("gemini", ["POST /v1beta/models/gemini-2.5-flash-image:generateContent"]),
+        ("fal", ["POST /storage/upload/initiate"]),
+        ("replicate", ["POST /v1/files"]),
+        ("openrouter", ["POST /api/v1/chat/completions"]),
+    ],
+)
+def test_a_rejected_key_holds_back_the_batch_on_every_backend(
+    served: Served, backend: str, requests: list[str]
+) -> None:
+    names = ["a.png", "b.png", "c.png"]
+    for name in names:
+        Path(name).write_bytes(sample_image("cat.png")[0])
+    # duomi takes URLs only: the sandbox's own sample, three times.
+    inputs = [f"{served.base_url}/samples/cat.png"] * 3 if backend == "duomi" else names
+    served.sandbox.add_faults("key-rejected")
+    env = backend_env(
+        served, openai=True, duomi=True, gemini=True, fal=True, replicate=True, openrouter=True
+    )
+    result = run_cli(
+        ["edit", *inputs, "-p", "x", "-j", "1", "--backend", backend, "--json"], env=env
+    )
+    assert (result.exit_code, result.stdout.count('"sent": false')) == (3, 2), result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].endswith("; 2 jobs not sent"), result.stderr
+    assert f"rejected the {backend} API key" in error[0]
+    # One request reached the server: the first, refused; nothing else was sent.
+    assert [f"{r.method} {r.path}" for r in served.sandbox.received] == requests
+    assert served.sandbox.pending_faults() == []
+
+
+def test_the_served_sandbox_rehearses_a_rejected_key_through_the_console_script(
+    isolated: Path,
+) -> None:
+    # As the defect was found: `sandbox serve` took any key, so this could not be rehearsed.
+    nanoedit = str(Path(sys.executable).with_name("nanoedit"))
+    serve = subprocess.Popen(
+        [nanoedit, "sandbox", "serve", "--port", "0", "--faults", "key-rejected"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None
+        base_url = serve.stdout.readline().strip()
+        for name in ("a.png", "b.png", "c.png"):
+            Path(name).write_bytes(sample_image("cat.png")[0])
+        env = dict(os.environ) | {
+            "NANOEDIT_OPENAI_BASE_URL": base_url, "NANOEDIT_OPENAI_API_KEY": "sk-any-key",
+        }  # fmt: skip
+        run = subprocess.run(
+            [nanoedit, "edit", "a.png", "b.png", "c.png", "-p", "x", "-j", "1"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        serve.terminate()
+        _, log = serve.communicate(timeout=30)
+    assert (run.returncode, run.stdout) == (3, "")
+    assert run.stderr.splitlines()[1].endswith("; 2 jobs not sent"), run.stderr
+    requests = [line for line in log.splitlines() if line.startswith(("GET ", "POST "))]
+    assert requests == ["POST /v1/images/edits 401"]

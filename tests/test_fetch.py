@@ -345,8 +345,8 @@ def test_fetch_an_unknown_task(served: Served, name: str, task_id: str, message:
         ("duomi", "task-error", 8, "task ID on HOST was refused: image generation failed: the "
          "output was blocked by the safety filter (IMAGE_SAFETY); rephrase the prompt or change "
          "the image"),
-        ("fal", "model-error", 5, "HOST answered the response of request ID with HTTP 500: "
-         "Runner disconnected while processing the request [runner_disconnected]"),
+        ("fal", "model-error", 5, "fal request ID on HOST failed: Runner disconnected while "
+         "processing the request [runner_disconnected]"),
         ("replicate", "model-error", 5, "prediction ID on HOST failed: Prediction interrupted; "
          "please retry (code: PA)"),
     ],

@@ -206,6 +206,12 @@ def test_genai_reads_blocks(served: Served, google: genai.Client) -> None:
     assert refused.candidates is None
     assert refused.prompt_feedback is not None
     assert refused.prompt_feedback.block_reason == types.BlockedReason.PROHIBITED_CONTENT
+    # The two reasons that say no image came, for no reason of the content.
+    served.sandbox.add_faults("no-image,image-other")
+    for reason in (types.FinishReason.NO_IMAGE, types.FinishReason.IMAGE_OTHER):
+        empty = google.models.generate_content(model=FLASH, contents="a red banana")
+        assert empty.candidates is not None
+        assert (empty.candidates[0].finish_reason, empty.parts) == (reason, None)
 
 
 def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> None:
@@ -239,6 +245,23 @@ def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> No
         503,
         "UNAVAILABLE",
         "The model is overloaded. Please try again later.",
+    )
+    # The 403s that are not about the key: no reason, and SERVICE_DISABLED.
+    served.sandbox.add_faults("permission-denied,service-disabled")
+    with pytest.raises(errors.ClientError) as denied:
+        google.models.generate_content(model=FLASH, contents="a red banana")
+    assert (denied.value.code, denied.value.status, denied.value.message) == (
+        403,
+        "PERMISSION_DENIED",
+        "The caller does not have permission",
+    )
+    with pytest.raises(errors.ClientError) as disabled:
+        google.models.get(model=FLASH)
+    assert (disabled.value.code, disabled.value.status) == (403, "PERMISSION_DENIED")
+    info = disabled.value.details["error"]["details"][0]
+    assert (info["@type"], info["reason"]) == (
+        "type.googleapis.com/google.rpc.ErrorInfo",
+        "SERVICE_DISABLED",
     )
 
 
@@ -275,6 +298,35 @@ def test_genai_uploads_a_file_and_uses_it(
     assert data.headers["x-goog-upload-command"] == "upload, finalize"
     used = served.sandbox.received[3].json["contents"][0]["parts"][0]
     assert used == {"fileData": {"file_uri": file.uri, "mime_type": "image/png"}}
+
+
+def test_genai_sees_an_upload_processing_then_active(tmp_path: Path) -> None:
+    now = [1000.0]
+    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}), clock=lambda: now[0])
+    sandbox.add_faults("upload-processing")
+    path = tmp_path / "cat.png"
+    path.write_bytes(CAT)
+    with (
+        SandboxServer(sandbox) as server,
+        genai.Client(
+            api_key=GEMINI_KEY, http_options=types.HttpOptions(base_url=server.base_url)
+        ) as google,
+    ):
+        file = google.files.upload(file=path)
+        assert file.state == types.FileState.PROCESSING and file.name is not None
+        uploaded: list[types.PartUnionDict] = [file, "at night"]
+        with pytest.raises(errors.ClientError) as early:
+            google.models.generate_content(model=FLASH, contents=uploaded)
+        assert (early.value.code, early.value.status, early.value.message) == (
+            400,
+            "FAILED_PRECONDITION",
+            f"The File {file.name.removeprefix('files/')} is not in an ACTIVE state and usage "
+            "is not allowed.",
+        )
+        now[0] += 3.0
+        assert google.files.get(name=file.name).state == types.FileState.ACTIVE
+        answer = google.models.generate_content(model=FLASH, contents=uploaded)
+        assert answer.parts is not None and shape(image_data(answer.parts[-1]))[2] == "PNG"
 
 
 def test_genai_lists_and_deletes_files(google: genai.Client) -> None:
@@ -399,3 +451,102 @@ def test_openai_raises_its_own_errors(served: Served) -> None:
     ):
         right.images.generate(prompt="a red banana", model="dall-e-9")
     assert (missing.value.status_code, missing.value.code) == (503, "model_not_found")
+
+
+# --- openai, against OpenAI's own GPT image models ------------------------------------------
+
+
+def unknown_parameter(name: str) -> dict[str, Any]:
+    """OpenAI's answer to a field its GPT image models do not take."""
+    return {
+        "error": {
+            "message": f"Unknown parameter: '{name}'.",
+            "type": "invalid_request_error",
+            "param": name,
+            "code": "unknown_parameter",
+        }
+    }
+
+
+def test_openai_edits_with_a_gpt_image_model_in_base64(
+    served: Served, gateway: openai.OpenAI
+) -> None:
+    response = gateway.images.edit(
+        image=[("cat.png", CAT, "image/png"), ("hat.png", HAT, "image/png")],
+        prompt="put the hat on the cat",
+        model="gpt-image-1.5",
+        size="1536x1024",
+        quality="low",
+    )
+    assert response.data is not None
+    (item,) = response.data
+    assert (item.url, item.revised_prompt) == (None, None)
+    assert item.b64_json is not None
+    assert shape(base64.b64decode(item.b64_json)) == (1536, 1024, "PNG")
+    assert (response.size, response.output_format, response.quality, response.background) == (
+        "1536x1024",
+        "png",
+        "low",
+        "opaque",
+    )
+    assert response.usage is not None
+    assert (response.usage.output_tokens, response.usage.input_tokens_details.text_tokens) == (
+        408,
+        6,
+    )
+    (received,) = served.sandbox.received
+    assert [(part.field, part.filename) for part in received.files] == [
+        ("image[]", "cat.png"),
+        ("image[]", "hat.png"),
+    ]
+
+
+def test_openai_gpt_image_generates_the_size_and_format_asked(
+    served: Served, gateway: openai.OpenAI
+) -> None:
+    response = gateway.images.generate(
+        prompt="a red banana", model="gpt-image-2", size="1024x1536", output_format="jpeg", n=2
+    )
+    assert response.data is not None and len(response.data) == 2
+    for item in response.data:
+        assert item.b64_json is not None
+        assert shape(base64.b64decode(item.b64_json)) == (1024, 1536, "JPEG")
+    # Auto leaves the size to the model: for a text prompt, a square.
+    auto = gateway.images.generate(prompt="a red banana", model="gpt-image-2")
+    assert auto.data is not None and auto.data[0].b64_json is not None
+    assert shape(base64.b64decode(auto.data[0].b64_json)) == (1024, 1024, "PNG")
+    assert auto.size == "1024x1024"
+
+
+def test_openai_gpt_image_turns_down_what_it_does_not_take(
+    served: Served, gateway: openai.OpenAI
+) -> None:
+    with pytest.raises(openai.BadRequestError) as legacy:
+        gateway.images.edit(
+            image=("cat.png", CAT, "image/png"),
+            prompt="x",
+            model="gpt-image-1.5",
+            response_format="b64_json",
+        )
+    assert legacy.value.response.json() == unknown_parameter("response_format")
+    with pytest.raises(openai.BadRequestError) as gateway_field:
+        gateway.images.generate(
+            prompt="x", model="gpt-image-1.5", extra_body={"aspect_ratio": "16:9"}
+        )
+    assert gateway_field.value.response.json() == unknown_parameter("aspect_ratio")
+    with pytest.raises(openai.BadRequestError) as size:
+        gateway.images.generate(prompt="x", model="gpt-image-1.5", size="2048x2048")
+    assert size.value.response.json() == {
+        "error": {
+            "message": "Invalid value: '2048x2048'. Supported values are: '1024x1024', "
+            "'1024x1536', '1536x1024', and 'auto'.",
+            "type": "invalid_request_error",
+            "param": "size",
+            "code": "invalid_value",
+        }
+    }
+    # The gateway's own models still take the gateway's fields.
+    kept = gateway.images.generate(
+        prompt="x", model="nano-banana", extra_body={"aspect_ratio": "16:9"}
+    )
+    assert kept.data is not None and kept.data[0].url

@@ -7,13 +7,14 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GEMINI_KEY, Served, backend_env, run_cli
+from conftest import GEMINI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 CAT = sample_image("cat.png")[0]
 HAT = sample_image("hat.png")[0]
@@ -115,7 +116,6 @@ def test_generate_sends_the_text_alone_and_count_is_that_many_requests(served: S
             "image-safety",
             "made no image (finishReason IMAGE_SAFETY): Unable to show the generated image.",
         ),
-        ("no-image", "made no image (finishReason NO_IMAGE): The model was expected to"),
         ("prompt-blocked", "blocked the prompt (PROHIBITED_CONTENT); rephrase the prompt"),
         ("text-only", "answered with text but no image:"),
     ],
@@ -132,6 +132,34 @@ def test_a_refusal_exits_8_names_the_reason_and_is_not_sent_again(
     error = json.loads(result.stdout)["error"]
     assert (error["kind"], error["exit_code"]) == ("refused", 8)
     assert error["message"] == last.removeprefix("error: ")
+    assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ("no-image",
+         "made no image with gemini-2.5-flash-image (finishReason NO_IMAGE: \"The model was "
+         "expected to generate an image, but none was generated\", in Google's words); that is "
+         "not a refusal of the content: check that gemini-2.5-flash-image is an image model "
+         "(--model or gemini.model), or try again"),
+        ("image-other",
+         "made no image with gemini-2.5-flash-image (finishReason IMAGE_OTHER: \"Image "
+         "generation stopped for a reason not otherwise specified\", in Google's words); that "
+         "is not a refusal of the content: try again"),
+    ],
+)  # fmt: skip
+def test_no_image_and_image_other_are_api_failures_not_refusals(
+    served: Served, cat: Path, fault: str, said: str
+) -> None:
+    # Google's meaning of these two is "no image, for no content reason": exit 5, not 8.
+    served.sandbox.add_faults(fault)
+    result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env=gemini_env(served))
+    assert (result.exit_code, len(served.sandbox.received)) == (5, 1)
+    message = f"{host(served)} {said}"
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+    error = json.loads(result.stdout)["error"]
+    assert error == {"kind": "api", "message": message, "exit_code": 5}
     assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]
 
 
@@ -197,23 +225,104 @@ def test_what_a_model_cannot_do_is_refused_before_sending(
     assert served.sandbox.received == []
 
 
-def test_inputs_too_large_to_inline_go_through_the_files_api(served: Served) -> None:
-    # Noise does not compress: about 16 MiB of PNG, over 20 MiB as base64.
+class PacedClock(SkippingClock):
+    """A clock that moves only by the waits it skips, not with real time: a run's time limit
+    and the sandbox's processing then count the same seconds, however loaded the machine."""
+
+    def monotonic(self) -> float:
+        """The waits skipped so far."""
+        return self.skipped
+
+
+@pytest.fixture
+def paced_clock() -> PacedClock:
+    return PacedClock()
+
+
+@pytest.fixture
+def paced(paced_clock: PacedClock) -> Iterator[Served]:
+    """The sandbox on loopback on ``paced_clock``: a file it processes for 3 s is ACTIVE
+    after exactly the run's waits that add up to 3 s."""
+    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}), clock=paced_clock.monotonic)
+    with SandboxServer(sandbox) as server:
+        yield Served(sandbox, server.base_url)
+
+
+def big_png() -> bytes:
+    """big.png, written: noise does not compress, so about 16 MiB of PNG, over 20 MiB as
+    base64, which goes through the Files API."""
     side = 2400
     noise = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
     noise.save("big.png", compress_level=0)
-    data = Path("big.png").read_bytes()
-    result = run_cli(["edit", "big.png", "-p", "x"], env=gemini_env(served))
+    return Path("big.png").read_bytes()
+
+
+def test_inputs_too_large_to_inline_go_through_the_files_api_and_wait_for_active(
+    paced: Served, paced_clock: PacedClock
+) -> None:
+    data = big_png()
+    result = run_cli(["edit", "big.png", "-p", "x"], env=gemini_env(paced), clock=paced_clock)
     assert (result.exit_code, result.stdout) == (0, "big-edit.jpg\n"), result.stderr
-    start, finish, post = served.sandbox.received
+    start, finish, *polls, post = paced.sandbox.received
     assert (start.method, start.path) == ("POST", "/upload/v1beta/files")
     assert start.headers["x-goog-upload-protocol"] == "resumable"
     assert start.headers["x-goog-upload-header-content-length"] == str(len(data))
     assert (finish.headers["x-goog-upload-command"], finish.body) == ("upload, finalize", data)
+    # A file that large is PROCESSING for 3 s: polled after 1, 2.5 and 4.75 s, then used.
+    file_id = polls[0].path.removeprefix("/v1beta/files/")
+    assert [(r.method, r.path) for r in polls] == [("GET", f"/v1beta/files/{file_id}")] * 3
+    assert all(r.headers["x-goog-api-key"] == GEMINI_KEY for r in polls)
+    assert paced_clock.waits == [1.0, 1.5, 2.25]
     (text, part) = post.json["contents"][0]["parts"]
     assert text == {"text": "x"}
-    assert part["fileData"]["mimeType"] == "image/png"
-    assert part["fileData"]["fileUri"].startswith(served.base_url)
+    assert part["fileData"] == {
+        "mimeType": "image/png",
+        "fileUri": f"{paced.base_url}/v1beta/files/{file_id}",
+    }
+
+
+def test_an_upload_that_fails_processing_is_a_clear_error_and_nothing_is_paid(
+    paced: Served, paced_clock: PacedClock
+) -> None:
+    big_png()
+    paced.sandbox.add_faults("upload-failed")
+    result = run_cli(
+        ["edit", "big.png", "-p", "x", "--json"], env=gemini_env(paced), clock=paced_clock
+    )
+    assert result.exit_code == 5
+    paths = [f"{r.method} {r.path}" for r in paced.sandbox.received]
+    file_id = paths[-1].removeprefix("GET /v1beta/files/")
+    # Polled until it ended, and no generateContent went out: nothing was paid for.
+    assert paths == ["POST /upload/v1beta/files"] * 2 + [f"GET /v1beta/files/{file_id}"] * 3
+    message = (
+        f"{host(paced)} could not process the upload of big.png (files/{file_id} ended FAILED: "
+        "The file could not be processed as an image.), so nothing was sent to the model; "
+        "check that the file is an image Gemini takes (PNG, JPEG, WebP, HEIC), or send the "
+        "job again"
+    )
+    assert json.loads(result.stdout)["error"] == {
+        "kind": "api", "message": message, "exit_code": 5
+    }  # fmt: skip
+    assert sorted(p.name for p in Path(".").iterdir()) == ["big.png"]
+
+
+def test_an_upload_still_processing_at_the_time_limit_says_so(
+    paced: Served, paced_clock: PacedClock
+) -> None:
+    big_png()
+    result = run_cli(
+        ["edit", "big.png", "-p", "x", "--timeout", "2"], env=gemini_env(paced), clock=paced_clock
+    )
+    assert result.exit_code == 6
+    file_id = paced.sandbox.received[-1].path.removeprefix("/v1beta/files/")
+    # Polled after 1 s; the next wait is cut to the 1 s left.
+    assert paced_clock.waits == [1.0, 1.0]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: the upload of big.png on {host(paced)} (files/{file_id}) was still PROCESSING "
+        "when the job's time limit of 2 s ran out (2.0 s elapsed); nothing was sent to the "
+        "model: raise --timeout, or try again later"
+    )
+    assert not any(r.path.endswith(":generateContent") for r in paced.sandbox.received)
 
 
 def test_the_dry_run_prints_a_command_that_works(served: Served, cat: Path) -> None:
@@ -257,3 +366,101 @@ def test_googles_own_variable_holds_the_key_and_config_shows_where_it_came_from(
     assert checked.exit_code == 0
     lines = [" ".join(line.split()) for line in checked.stdout.splitlines()]
     assert f"gemini ready ({host(served)}, key accepted)" in lines
+
+
+def test_googles_api_key_wins_over_gemini_api_key_with_one_warning(
+    served: Served, cat: Path
+) -> None:
+    # As Google's SDK does: GOOGLE_API_KEY first, and a word that both are set.
+    other = "AIza-the-other-key-not-used-0009"
+    env = {"NANOEDIT_GEMINI_BASE_URL": served.base_url, "GOOGLE_API_KEY": GEMINI_KEY,
+           "GEMINI_API_KEY": other}  # fmt: skip
+    Path("hat.png").write_bytes(HAT)
+    result = run_cli(["edit", "cat.png", "hat.png", "-p", "x", "-n", "2"], env=env)
+    assert result.exit_code == 0, result.stderr
+    # Jobs finish in any order.
+    assert sorted(result.stdout.splitlines()) == [
+        "cat-edit-2.png", "cat-edit.png", "hat-edit-2.png", "hat-edit.png"
+    ]  # fmt: skip
+    assert [r.headers["x-goog-api-key"] for r in served.sandbox.received] == [GEMINI_KEY] * 4
+    warning = (
+        "warning: both GOOGLE_API_KEY and GEMINI_API_KEY are set; the gemini backend uses "
+        "GOOGLE_API_KEY, the first of them (as Google's own SDK does); unset GEMINI_API_KEY if "
+        "it is not the key you mean, or set NANOEDIT_GEMINI_API_KEY"
+    )
+    # Once for the run, whatever the number of jobs and requests.
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [warning]
+    for key in (GEMINI_KEY, other):
+        assert key not in result.stdout + result.stderr
+    listed = run_cli(["config", "list"], env=env)
+    assert "gemini.api_key = ****0003  (GOOGLE_API_KEY)" in listed.stdout.splitlines()
+    checked = run_cli(["config", "check"], env=env)
+    assert checked.exit_code == 0
+    assert checked.stderr.splitlines() == [warning]
+    # nanoedit's own variable still comes first, and then neither of Google's is used.
+    own = run_cli(["config", "check"], env=env | {"NANOEDIT_GEMINI_API_KEY": GEMINI_KEY})
+    assert (own.exit_code, own.stderr) == (0, "")
+
+
+SERVICE_DISABLED = (
+    "Generative Language API has not been used in project 123456789012 before or it is "
+    "disabled. Enable it by visiting https://console.developers.google.com/apis/api/"
+    "generativelanguage.googleapis.com/overview?project=123456789012 then retry. If you "
+    "enabled this API recently, wait a few minutes for the action to propagate to our systems "
+    "and retry."
+)
+# What nanoedit shows of it: one line, clipped to 300 characters.
+SERVICE_DISABLED_SHOWN = SERVICE_DISABLED[:299] + "…"
+DENIED_ADVICE = {
+    "permission-denied": (
+        "The caller does not have permission [PERMISSION_DENIED]; Google turned the request "
+        "down, not the key (a key it rejects is API_KEY_INVALID): the key's project may not "
+        "have access to this model (some are kept for projects that used them before), or to "
+        "a file the request names; choose another --model, or check the project in Google AI "
+        "Studio"
+    ),
+    "service-disabled": (
+        f"{SERVICE_DISABLED_SHOWN} [PERMISSION_DENIED, SERVICE_DISABLED]; the Generative "
+        "Language API is not enabled for the key's Google Cloud project: enable it (Google's "
+        "message gives the link), wait a few minutes, and try again"
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", ["permission-denied", "service-disabled"])
+def test_a_403_that_does_not_name_the_key_is_not_a_rejected_key(
+    served: Served, cat: Path, fault: str
+) -> None:
+    Path("hat.png").write_bytes(HAT)
+    served.sandbox.add_faults(f"{fault}x2")
+    result = run_cli(
+        ["edit", "cat.png", "hat.png", "-p", "x", "--json", "-j", "1"], env=gemini_env(served)
+    )
+    # A rejected key holds every job not sent yet back; this is no rejected key: both go out.
+    assert (result.exit_code, len(served.sandbox.received)) == (5, 2)
+    message = f"{host(served)} answered HTTP 403: {DENIED_ADVICE[fault]}"
+    errors = [json.loads(line)["error"] for line in result.stdout.splitlines()]
+    assert errors == [{"kind": "api", "message": message, "exit_code": 5}] * 2
+    assert "rejected" not in result.stderr
+
+
+@pytest.mark.parametrize("fault", ["permission-denied", "service-disabled"])
+def test_config_check_tells_a_403_from_a_rejected_key(served: Served, fault: str) -> None:
+    served.sandbox.add_faults(fault)
+    checked = run_cli(["config", "check", "--json"], env=gemini_env(served))
+    assert checked.exit_code == 5
+    (gemini,) = [b for b in json.loads(checked.stdout)["backends"] if b["backend"] == "gemini"]
+    assert gemini == {
+        "backend": "gemini",
+        "status": "error",
+        "detail": f"{host(served)} answered HTTP 403: {DENIED_ADVICE[fault]}",
+        "passed": False,
+    }
+    # A key Google rejects is still said to be one.
+    wrong = run_cli(
+        ["config", "check", "--json"],
+        env=gemini_env(served, NANOEDIT_GEMINI_API_KEY="AIza-wrong-key-for-the-test"),
+    )
+    assert wrong.exit_code == 3
+    (rejected,) = [b for b in json.loads(wrong.stdout)["backends"] if b["backend"] == "gemini"]
+    assert rejected["status"] == "key rejected"

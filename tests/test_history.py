@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
+from readme_help import README
 
 from nanoedit.journal import Journal, NewJob
 
@@ -363,3 +367,71 @@ def test_a_job_file_takes_references_as_inputs_and_refs(served: Served, isolated
         [blue.read_bytes()],
         [red.read_bytes(), blue.read_bytes()],
     ]
+
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+
+
+def test_at_last_after_a_job_written_to_stdout_is_refused_not_read_back_from_it(
+    served: Served, sample: Path
+) -> None:
+    # As found: the second command's @last was /dev/stdout, the file it appends to.
+    script = (
+        f"{NANOEDIT} edit cat.png -p x -o - > out.png && cp out.png first.png && "
+        f"{NANOEDIT} edit @last -p y -o - >> out.png"
+    )
+    done = subprocess.run(
+        ["sh", "-c", script], env=os.environ | backend_env(served), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 4
+    assert done.stderr.splitlines()[-1] == (
+        "error: @last: job 1 wrote its image to stdout, so no file of it is there to edit; save "
+        "the result with -o FILE or -d DIR to go on from it"
+    )
+    assert Path("out.png").read_bytes() == Path("first.png").read_bytes()
+    with Image.open("out.png") as image:
+        assert image.size == (1184, 864)
+    assert len(posts(served)) == 1  # the first run's edit; nothing for the second
+
+
+@pytest.mark.parametrize("output", ["/dev/null", "pipe"])
+def test_a_reference_to_an_image_written_to_a_device_or_a_fifo_is_refused(
+    served: Served, isolated: Path, output: str
+) -> None:
+    target = isolated / output
+    if output == "pipe":
+        os.mkfifo(target)  # still there: opening it would wait for a writer forever
+    where = "the device /dev/null" if output == "/dev/null" else f"the FIFO {target}"
+    with journal() as book:
+        ident = saved_job(book, "x", [target])
+    for reference in ("@last", f"@{ident}", f"@{ident}.1"):
+        result = run_cli(["edit", reference, "-p", "x"], env=backend_env(served))
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            4,
+            "",
+            f"error: {reference}: job {ident} wrote its image to {where}, so no file of it is "
+            "there to edit; save the result with -o FILE or -d DIR to go on from it\n",
+        )
+    assert posts(served) == []
+
+
+def test_the_readmes_word_on_at_last_after_stdout_holds(served: Served, sample: Path) -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    found = re.search(
+        r"It is an error \(exit (\d), nothing sent\) when .* the job wrote its image to stdout "
+        r"\(`-o -`\), a FIFO or a device, which keep no file of it \(save with `-o FILE` or "
+        r"`-d DIR` to go on from a result\)",
+        text,
+    )
+    assert found, "the README no longer says @last after -o - is an error"
+    env = os.environ | backend_env(served)
+    with open("out.png", "wb") as out:
+        first = subprocess.run([NANOEDIT, "edit", "cat.png", "-p", "x", "-o", "-"], stdout=out,
+                               env=env, timeout=60)  # fmt: skip
+    assert first.returncode == 0
+    again = subprocess.run([NANOEDIT, "edit", "@last", "-p", "y", "-o", "again.png"], env=env,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (again.returncode, again.stdout) == (int(found.group(1)), "")
+    assert "save the result with -o FILE or -d DIR" in again.stderr
+    assert len(posts(served)) == 1

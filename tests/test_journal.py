@@ -83,7 +83,7 @@ def test_the_spool_keeps_what_unfinished_jobs_need_and_drops_what_dead_runs_cut_
     tmp_path: Path,
 ) -> None:
     with Journal(tmp_path) as journal:
-        journal.spool.mkdir()
+        journal.spool.mkdir(exist_ok=True)  # there already: opening makes it, 0700
         dead = _dead_pid()
         needed = journal.spool / f".nanoedit-{dead}-aaaaaaaaaaaa.part"
         cut_off = journal.spool / f".nanoedit-{dead}-bbbbbbbbbbbb.part"

@@ -344,6 +344,41 @@ def test_an_unknown_model_is_an_api_error_with_the_servers_words(
     )
 
 
+@pytest.mark.parametrize(
+    ("suffix", "fix"),
+    [
+        # The sandbox's bare address: its /v1 belongs to the OpenAI-compatible gateway.
+        ("", "{base}/api"),
+        ("/v1", "{base}/api"),
+        # A path nothing answers at all.
+        ("/other/api", "the address of OpenRouter's API (https://openrouter.ai/api)"),
+    ],
+)
+def test_a_base_url_without_the_api_path_is_named_as_the_fault(
+    served: Served, sample: Path, suffix: str, fix: str
+) -> None:
+    env = env_for(served) | {"NANOEDIT_OPENROUTER_BASE_URL": served.base_url + suffix}
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
+    assert (result.exit_code, result.stdout) == (5, "")
+    root = served.base_url + suffix.removesuffix("/v1")
+    assert last_line(result.stderr) == (
+        f"error: {host(served)} answered HTTP 404 for POST {root}/v1/chat/completions: no "
+        f"such path, so the base URL {root} looks wrong; OpenRouter's routes are under "
+        "/api, set openrouter.base_url (or NANOEDIT_OPENROUTER_BASE_URL) to "
+        + fix.format(base=served.base_url)
+    )
+    check = run_cli(["config", "check"], env=env)
+    assert check.exit_code == 5
+    assert (
+        f"openrouter  error  ({host(served)} answered HTTP 404 for GET {root}/v1/key: no such "
+        f"path, so the base URL {root} looks wrong; OpenRouter's routes are under /api, set "
+        "openrouter.base_url (or NANOEDIT_OPENROUTER_BASE_URL) to "
+        + fix.format(base=served.base_url)
+        + ")"
+    ) in check.stdout.splitlines()
+    assert chats(served) == []
+
+
 def test_config_check_masks_a_key_the_server_echoes() -> None:
     def echo(request: httpx.Request) -> httpx.Response:
         said = f"bad key {request.headers['authorization']}"
@@ -629,7 +664,10 @@ def test_sandbox_mode_reaches_the_emulation_in_process(sample: Path) -> None:
 
 def test_the_emulations_faults_are_listed() -> None:
     listed = [line.split(None, 2) for line in run_cli(["sandbox", "faults"]).stdout.splitlines()]
-    assert listed[-5:] == [
+    # OpenRouter's own, together and in order (an API after it in the registry lists its own
+    # after them).
+    first = listed.index(["no-credits", "submit", "HTTP 402: the account has no credits left"])
+    assert listed[first : first + 5] == [
         ["no-credits", "submit", "HTTP 402: the account has no credits left"],
         ["moderation", "submit", "HTTP 403: the input was flagged by moderation"],
         ["content-filter", "submit", "HTTP 200, finish_reason content_filter and no image"],

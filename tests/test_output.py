@@ -9,16 +9,18 @@ import io
 import json
 import os
 import pty
+import re
 import shlex
 import stat
 import subprocess
 import sys
 import threading
+from html import unescape
 from pathlib import Path
 
 import pytest
 from conftest import Served, backend_env, run_cli
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from readme_help import README
 
 from nanoedit.provenance import read as read_provenance
@@ -230,7 +232,10 @@ def test_a_fifo_gets_the_image_bytes(served: Served, cat: Path) -> None:
     [
         ("result", "JPEG", ""),
         ("result.v2", "JPEG", ""),
-        ("o.tif", "TIFF", "warning: the server sent JPEG; converted to TIFF for o.tif\n"),
+        ("o.tif", "TIFF",
+         "warning: the server sent JPEG; converted to TIFF for o.tif\n"
+         "warning: o.tif holds no provenance: TIFF has no place for it; name the output .png, "
+         ".jpg or .webp, or add --sidecar to keep it beside the image\n"),
         ("o.webp", "WEBP", "warning: the server sent JPEG; converted to WEBP for o.webp\n"),
         ("o.heic", "JPEG",
          "warning: the server sent JPEG, and nanoedit cannot convert to HEIC; o.heic holds the "
@@ -253,6 +258,74 @@ def test_the_output_name_is_used_exactly_as_given(
         f"error: {name} already exists; pass --overwrite to replace it, or choose another -o\n"
     )
     assert len(served.sandbox.received) == 2  # the first run's edit and download
+
+
+def embedded_record(path: Path) -> dict[str, object]:
+    """The provenance JSON inside an image, read back with Pillow alone: PNG's ``nanoedit``
+    iTXt chunk, or the ``nanoedit:provenance`` element of a JPEG's or WebP's XMP packet."""
+    with Image.open(path) as image:
+        if isinstance(image, PngImagePlugin.PngImageFile):
+            return dict(json.loads(image.text["nanoedit"]))
+        packet = image.info["xmp"]
+    text = packet.decode("utf-8") if isinstance(packet, bytes) else packet
+    found = re.search(r"<nanoedit:provenance>(.*?)</nanoedit:provenance>", text, re.S)
+    assert found, text
+    return dict(json.loads(unescape(found.group(1))))
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "sent", "fmt", "size"),
+    [
+        ("res.webp", "nano-banana", "PNG", "WEBP", (1184, 864)),
+        ("res.jpg", "nano-banana", "PNG", "JPEG", (1184, 864)),
+        ("res.jpeg", "nano-banana", "PNG", "JPEG", (1184, 864)),
+        ("res.png", "nano-banana-pro", "JPEG", "PNG", (1200, 896)),
+        ("res.webp", "nano-banana-pro", "JPEG", "WEBP", (1200, 896)),
+    ],
+)  # fmt: skip
+def test_a_converted_output_carries_its_provenance(
+    served: Served, cat: Path, name: str, model: str, sent: str, fmt: str, size: tuple[int, int]
+) -> None:
+    # Before the fix the provenance was added, then the image converted, which dropped it.
+    result = run_cli(
+        ["edit", "cat.png", "-p", "make it a watercolor", "-m", model, "-o", name],
+        env=backend_env(served),
+    )
+    assert (result.exit_code, result.stdout) == (0, f"{name}\n"), result.stderr
+    assert result.stderr == (
+        f"warning: the server sent {sent}; converted to {fmt} for {name}\n"
+        f"saved {name} ({size[0]}x{size[1]} {fmt}) from cat.png\n"
+    )
+    assert image_of(Path(name).read_bytes()) == (fmt, size)
+    record = embedded_record(Path(name))
+    assert (record["prompt"], record["model"], record["backend"]) == (
+        "make it a watercolor", model, "openai"
+    )  # fmt: skip
+    assert record == read_provenance(Path(name))
+    assert files() == sorted(["cat.png", name])
+
+
+def test_a_format_that_holds_no_provenance_says_so(served: Served, cat: Path) -> None:
+    result = run_cli(["edit", "cat.png", "-p", "x", "-o", "res.bmp"], env=backend_env(served))
+    assert (result.exit_code, result.stdout) == (0, "res.bmp\n"), result.stderr
+    assert result.stderr == (
+        "warning: the server sent PNG; converted to BMP for res.bmp\n"
+        "warning: res.bmp holds no provenance: BMP has no place for it; name the output .png, "
+        ".jpg or .webp, or add --sidecar to keep it beside the image\n"
+        "saved res.bmp (1184x864 BMP) from cat.png\n"
+    )
+    assert image_of(Path("res.bmp").read_bytes()) == ("BMP", (1184, 864))
+    # With --sidecar the record is beside the image, and the warning says where.
+    kept = run_cli(
+        ["edit", "cat.png", "-p", "x", "-o", "kept.bmp", "--sidecar"], env=backend_env(served)
+    )
+    assert kept.exit_code == 0, kept.stderr
+    assert kept.stderr.splitlines()[1] == (
+        "warning: kept.bmp holds no provenance: BMP has no place for it; its sidecar "
+        "kept.bmp.json keeps it"
+    )
+    sidecar = json.loads(Path("kept.bmp.json").read_text(encoding="utf-8"))
+    assert (sidecar["format"], sidecar["provenance"]["prompt"]) == ("bmp", "x")
 
 
 def setup_path(case: str, isolated: Path) -> None:

@@ -247,12 +247,13 @@ def test_a_prediction_longer_than_the_wait_is_polled_with_its_state_shown() -> N
          "image"),
         ("model-error", 5,
          "prediction ID on HOST failed: Prediction interrupted; please retry (code: PA)"),
-        ("no-data", 5,
-         "prediction ID on HOST succeeded without an image (Replicate answers so when its "
-         "safety filter removed the image); rephrase the prompt or try again"),
+        ("no-data", 8,
+         "prediction ID on HOST was refused: it succeeded with output null, which is how "
+         "Replicate shows an image its safety filter removed; rephrase the prompt or change the "
+         "image"),
         ("empty-data", 5,
-         "prediction ID on HOST succeeded without an image (Replicate answers so when its "
-         "safety filter removed the image); rephrase the prompt or try again"),
+         "prediction ID on HOST succeeded with an empty output, so no image was made; try "
+         "again"),
     ],
     ids=["refused", "failed", "null output", "empty output"],
 )  # fmt: skip

@@ -394,6 +394,33 @@ def test_a_closed_stdout_sends_nothing_and_exits_141(served: Served, sample: Pat
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["cat.png"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sandbox", "faults"],
+        ["config", "path"],
+        ["config", "list"],
+        ["history", "path"],
+        ["completion", "bash"],
+        ["--help"],
+        ["edit", "--help"],
+        ["sandbox", "serve", "--help"],
+    ],
+)
+def test_every_command_whose_reader_left_exits_141_quietly(args: list[str]) -> None:
+    # The reader is gone before the first line, as `| head -0` leaves it: every write fails
+    # with EPIPE. Before the fix most of these exited 1, the parser's own answer to EPIPE.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        run = subprocess.run(
+            [NANOEDIT, *args], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    finally:
+        os.close(writer)
+    assert (run.returncode, run.stderr) == (141, ""), args
+
+
 FULL = Path("/dev/full")  # every write to it fails: No space left on device
 
 
@@ -505,6 +532,20 @@ def test_sandbox_serve_gives_its_url_on_stdout_and_stops_at_once_on_a_signal(
         serve.kill()
         serve.wait()
     assert (serve.returncode, stdout, stderr) == (0, "", f"stopped ({stop.name})\n")
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1"])
+def test_sandbox_serve_refuses_a_port_out_of_range_as_a_usage_error(port: str) -> None:
+    # The installed command, as it was found: before the fix, an OverflowError traceback.
+    serve = subprocess.run(
+        [NANOEDIT, "sandbox", "serve", "--port", port],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (serve.returncode, serve.stdout) == (2, "")
+    assert serve.stderr.endswith(
+        f"Error: Invalid value for '--port': {port} is not in the range 0<=x<=65535.\n"
+    ), serve.stderr
+    assert "Traceback" not in serve.stderr
 
 
 def handler_threads_end(timeout: float) -> None:

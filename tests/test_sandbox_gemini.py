@@ -802,6 +802,49 @@ def test_a_resumable_upload_makes_a_file_to_use(serve: Callable[..., Served]) ->
     assert final_image(by_file) == final_image(generate(served.client, config=image_config()))
 
 
+@pytest.mark.parametrize("fault", ["upload-processing", "upload-failed"])
+def test_a_processing_upload_is_not_usable_until_it_is_active(
+    serve: Callable[..., Served], fault: str
+) -> None:
+    clock = FakeClock()
+    served = serve(clock=clock, faults=fault)
+    file = upload(served.client)
+    file_id = file["name"].removeprefix("files/")
+    assert (file["state"], file["updateTime"]) == ("PROCESSING", file["createTime"])
+    google = {"x-goog-api-key": KEY}
+    parts = [{"text": "at night"}, {"fileData": {"fileUri": file["uri"]}}]
+    not_active = error(
+        400,
+        "FAILED_PRECONDITION",
+        f"The File {file_id} is not in an ACTIVE state and usage is not allowed.",
+    )
+    # Processing takes 3 s of the sandbox's clock; until then the file cannot be used.
+    clock.advance(2.999)
+    assert served.client.get(f"/v1beta/{file['name']}", headers=google).json() == file
+    used = generate(served.client, parts=parts)
+    assert (used.status_code, used.json()) == (400, not_active)
+    clock.advance(0.001)
+    done = served.client.get(f"/v1beta/{file['name']}", headers=google).json()
+    created = datetime.strptime(file["createTime"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    changed = {"updateTime": stamp(created.timestamp() + 3.0)}
+    if fault == "upload-processing":
+        assert done == file | {"state": "ACTIVE"} | changed
+        assert generate(served.client, parts=parts).status_code == 200
+    else:
+        failure = {"code": 3, "message": "The file could not be processed as an image."}
+        assert done == file | {"state": "FAILED", "error": failure} | changed
+        again = generate(served.client, parts=parts)
+        assert (again.status_code, again.json()) == (400, not_active)
+
+
+def test_a_large_upload_is_processing_at_first(served: Served) -> None:
+    # Below 8 MiB a file is usable at once (every other upload test); from 8 MiB it is
+    # processed first, as the Files API does with large media.
+    large = 8 * 1024 * 1024
+    assert upload(served.client, bytes(large - 1))["state"] == "ACTIVE"
+    assert upload(served.client, bytes(large))["state"] == "PROCESSING"
+
+
 def test_files_are_listed_newest_first_and_deleted(served: Served) -> None:
     google = {"x-goog-api-key": KEY}
     assert served.client.get("/v1beta/files", headers=google).json() == {}
@@ -965,6 +1008,36 @@ def test_invalid_argument_comes_before_the_key_check(serve: Callable[..., Served
     )
 
 
+def test_the_403s_that_are_not_about_the_key(serve: Callable[..., Served]) -> None:
+    served = serve(faults="permission-denied,service-disabled")
+    denied = generate(served.client)
+    assert denied.json() == error(403, "PERMISSION_DENIED", "The caller does not have permission")
+    disabled = generate(served.client)
+    assert disabled.status_code == 403
+    url = (
+        "https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/"
+        "overview?project=123456789012"
+    )
+    message = (
+        "Generative Language API has not been used in project 123456789012 before or it is "
+        f"disabled. Enable it by visiting {url} then retry. If you enabled this API recently, "
+        "wait a few minutes for the action to propagate to our systems and retry."
+    )
+    assert disabled.json() == error(403, "PERMISSION_DENIED", message, [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+         "domain": "googleapis.com",
+         "metadata": {"consumer": "projects/123456789012",
+                      "service": "generativelanguage.googleapis.com", "activationUrl": url,
+                      "serviceTitle": "Generative Language API", "containerInfo": "123456789012"}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+         "message": message},
+        {"@type": "type.googleapis.com/google.rpc.Help",
+         "links": [{"description": "Google developers console API activation", "url": url}]},
+    ])  # fmt: skip
+    # Each took one request, the model lookup a config check makes included.
+    assert generate(served.client).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("fault", "reason", "message"),
     [
@@ -975,15 +1048,18 @@ def test_invalid_argument_comes_before_the_key_check(serve: Callable[..., Served
             "NO_IMAGE",
             "The model was expected to generate an image, but none was generated.",
         ),
+        # Google's "not otherwise specified": no message beside it.
+        ("image-other", "IMAGE_OTHER", None),
     ],
 )
 def test_blocks_by_finish_reason(
-    serve: Callable[..., Served], fault: str, reason: str, message: str
+    serve: Callable[..., Served], fault: str, reason: str, message: str | None
 ) -> None:
     served = serve(faults=fault)
     body = generate(served.client, PRO).json()
     assert list(body) == ["candidates", "usageMetadata", "modelVersion", "responseId"]
-    assert body["candidates"] == [{"finishReason": reason, "index": 0, "finishMessage": message}]
+    said = {} if message is None else {"finishMessage": message}
+    assert body["candidates"] == [{"finishReason": reason, "index": 0, **said}]
     # Blocked images are not billed: the prompt only (5 + 560 for the image on 3.x).
     assert body["usageMetadata"] == {
         "promptTokenCount": 565,
@@ -1102,11 +1178,24 @@ def test_every_new_fault_is_listed_by_the_cli() -> None:
     lines = result.stdout.splitlines()
     for name, summary in [
         ("invalid-argument", "api     HTTP 400 INVALID_ARGUMENT"),
+        (
+            "permission-denied",
+            "api     HTTP 403 PERMISSION_DENIED with no reason (a model kept from the key's "
+            "project)",
+        ),
+        (
+            "service-disabled",
+            "api     HTTP 403 PERMISSION_DENIED, reason SERVICE_DISABLED (the API is not "
+            "enabled for the key's project)",
+        ),
         ("image-safety", "submit  no image: finishReason IMAGE_SAFETY, with finishMessage"),
         ("image-prohibited", "submit  no image: finishReason IMAGE_PROHIBITED_CONTENT"),
         ("no-image", "submit  no image: finishReason NO_IMAGE"),
+        ("image-other", "submit  no image: finishReason IMAGE_OTHER"),
         ("prompt-blocked", "submit  no candidates: promptFeedback.blockReason"),
         ("upload-expired", "submit  uploaded files expire; one in use is refused (403)"),
+        ("upload-processing", "api     an upload is PROCESSING for 3 s before it is ACTIVE"),
+        ("upload-failed", "api     an upload is PROCESSING for 3 s, then FAILED"),
         (
             "429",
             "api     HTTP 429 with Retry-After: 1 (Gemini: retryDelay 17s in the body instead)",

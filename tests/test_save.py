@@ -20,6 +20,7 @@ from nanoedit.save import (
     PartFile,
     PartFiles,
     check_output_path,
+    convert_for,
     inspect_image,
     next_free_path,
     place_as,
@@ -85,30 +86,46 @@ def test_write_atomic_refuses_an_existing_file_and_cleans_up(isolated: Path) -> 
     assert os.listdir(isolated) == ["keep.png"]
 
 
-def test_place_as_converts_to_the_format_the_path_names(isolated: Path) -> None:
+def test_convert_for_gives_the_format_the_path_names_and_place_as_puts_it_there(
+    isolated: Path,
+) -> None:
     jpeg = png_bytes(6, 4, "JPEG")
-    with write_part(isolated, [jpeg], "the result") as part:
-        facts = inspect_image(part.path, "the result")
-        saved, note = place_as(facts, isolated / "out.png", overwrite=False)
-        assert (saved.path, saved.format, note) == (
-            isolated / "out.png", "png",
-            f"the server sent JPEG; converted to PNG for {isolated / 'out.png'}",
-        )  # fmt: skip
-        with Image.open(saved.path) as image:
-            assert (image.format, image.size) == ("PNG", (6, 4))
-        # The name is kept as given: no extension is added, the bytes stay as they came.
-        plain, note = place_as(facts, isolated / "result", overwrite=False)
-        assert (plain.path.name, plain.format, note) == ("result", "jpeg", None)
-        assert plain.path.read_bytes() == jpeg
-        kept, note = place_as(facts, isolated / "out.heic", overwrite=False)
-        assert (kept.path.name, kept.format, note) == (
-            "out.heic", "jpeg",
+
+    def received() -> tuple[PartFile, SavedImage]:
+        part = write_part(isolated, [jpeg], "the result")
+        return part, inspect_image(part.path, "the result")
+
+    part, facts = received()
+    converted, again, note = convert_for(part, facts, isolated / "out.png")
+    assert (again.format, note) == (
+        "png", f"the server sent JPEG; converted to PNG for {isolated / 'out.png'}"
+    )  # fmt: skip
+    assert not part.path.exists()  # the image as it came is discarded for the converted one
+    with converted:
+        saved = place_as(again, isolated / "out.png", overwrite=False)
+    assert (saved.path, saved.format) == (isolated / "out.png", "png")
+    with Image.open(saved.path) as image:
+        assert (image.format, image.size) == ("PNG", (6, 4))
+    # The name is kept as given: no extension is added, the bytes stay as they came.
+    part, facts = received()
+    with part:
+        same, kept, note = convert_for(part, facts, isolated / "result")
+        assert (same, kept, note) == (part, facts, None)
+        plain = place_as(kept, isolated / "result", overwrite=False)
+    assert (plain.path.name, plain.format) == ("result", "jpeg")
+    assert plain.path.read_bytes() == jpeg
+    part, facts = received()
+    with part:
+        same, kept, note = convert_for(part, facts, isolated / "out.heic")
+        assert (same, kept, note) == (
+            part, facts,
             "the server sent JPEG, and nanoedit cannot convert to HEIC; "
             f"{isolated / 'out.heic'} holds the JPEG image as it came",
         )  # fmt: skip
-        assert kept.path.read_bytes() == jpeg
+        heic = place_as(kept, isolated / "out.heic", overwrite=False)
+        assert heic.path.read_bytes() == jpeg
         with pytest.raises(OverwriteError, match=r"out.png already exists; pass --overwrite"):
-            place_as(facts, isolated / "out.png", overwrite=False)
+            place_as(kept, isolated / "out.png", overwrite=False)
     assert sorted(p.name for p in isolated.iterdir()) == ["out.heic", "out.png", "result"]
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from nanoedit.errors import ApiError, AuthError, NanoeditError
 from nanoedit.inputs import InputImage
-from nanoedit.jobs import Job
+from nanoedit.jobs import Job, Options
 from nanoedit.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 
 if TYPE_CHECKING:
@@ -266,6 +266,12 @@ class BackendBase:
         if cls.default_base_url:
             return key
         return f"nanoedit config set {cls.name}.base_url https://YOUR-SERVER && {key}"
+
+    @classmethod
+    def check_options(cls, model: str, options: Options) -> None:
+        """Refuse (:class:`~nanoedit.errors.UsageError`) what ``model`` cannot do on this
+        backend in a way the shared checks cannot say, naming what it can instead; checked
+        before anything is sent. Most backends have nothing of their own to check."""
 
     @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:

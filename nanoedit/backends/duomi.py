@@ -30,7 +30,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
-from nanoedit.errors import ApiError, RefusedError
+from nanoedit.errors import ApiError, RefusedError, TaskFailed
 from nanoedit.models import Catalog
 
 if TYPE_CHECKING:
@@ -214,7 +214,9 @@ class DuomiBackend(BackendBase):
         except ApiError as exc:
             body = parse_json(response)
             if response.status_code == 404 or (isinstance(body, dict) and body.get("code") == 404):
-                exc.message += f"; check the task id, and {self.name}.base_url"
+                # The server does not know the task: polling again cannot change that.
+                message = f"{exc.message}; check the task id, and {self.name}.base_url"
+                raise TaskFailed(message) from None
             raise
         data = answer.get("data")
         if not isinstance(data, dict):
@@ -233,7 +235,7 @@ class DuomiBackend(BackendBase):
                     f"task {task.task_id} on {self.where} was refused: {reason}; "
                     "rephrase the prompt or change the image"
                 )
-            raise ApiError(f"task {task.task_id} on {self.where} failed: {reason}")
+            raise TaskFailed(f"task {task.task_id} on {self.where} failed: {reason}")
         # pending, running and states nobody has documented: keep polling until the deadline.
         return False
 

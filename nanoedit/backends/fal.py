@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -41,9 +40,17 @@ from nanoedit.backends.base import (
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds, check_url
-from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, RefusedError, UsageError
+from nanoedit.errors import (
+    ApiError,
+    ModelNotServed,
+    NanoeditError,
+    RefusedError,
+    TaskFailed,
+    UsageError,
+)
 from nanoedit.inputs import InputImage
 from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
+from nanoedit.quoting import sh_word
 
 if TYPE_CHECKING:
     import httpx
@@ -243,8 +250,8 @@ class FalBackend(BackendBase):
             placeholder = f"FILE_URL_{number}"
             mime = mimetypes.guess_type(source.location)[0] or "image/png"
             put = (
-                f"curl -sS -X PUT -H {shlex.quote(f'Content-Type: {mime}')} --data-binary "
-                f"@{shlex.quote(source.location)} UPLOAD_URL"
+                f"curl -sS -X PUT -H {sh_word(f'Content-Type: {mime}')} --data-binary "
+                f"@{sh_word(source.location)} UPLOAD_URL"
             )
             planned.append(
                 PlannedRequest(
@@ -444,16 +451,36 @@ class FalBackend(BackendBase):
         if request.state != COMPLETED:
             # IN_QUEUE, IN_PROGRESS and states nobody has documented: poll on until the deadline.
             return False
+        failure = answer.get("error")
+        if failure:
+            # COMPLETED with an error is how the queue says a request failed or was cancelled
+            # (fal_client reads it so): that is its outcome, and there is no result to fetch.
+            raise self._failed(request, str(failure), str(answer.get("error_type") or ""))
         request.images = self._result(request)
         return True
 
-    def _not_found(self, request: _Request, response: httpx.Response) -> ApiError:
+    def _failed(self, request: _Request, error: str, kind: str) -> NanoeditError:
+        """The error of a request whose status says it ended in ``error`` of type ``kind``."""
+        subject = f"fal request {request.request_id} on {self.where}"
+        said = f"{clip(error)} [{clip(kind, 60)}]" if kind else clip(error)
+        if kind == REFUSAL_TYPE:
+            return RefusedError(
+                f"{subject} was refused: {said}; rephrase the prompt or change the image"
+            )
+        if kind == "cancelled":
+            return TaskFailed(
+                f"{subject} was cancelled on the server ({said}), so no image was made; send the "
+                "job again"
+            )
+        return TaskFailed(f"{subject} failed: {said}")
+
+    def _not_found(self, request: _Request, response: httpx.Response) -> TaskFailed:
         """A request the queue does not know: a wrong id, or one sent to another app (fal
         keeps each request under the app it was sent to)."""
         message, _ = _detail(parse_json(response))
         match = QUEUE_PATH.fullmatch(urlsplit(request.status_url.removeprefix(self.root)).path)
         app = f" (this looked in {match['app']})" if match else ""
-        return ApiError(
+        return TaskFailed(
             f"{self.where} answered the status of request {request.request_id} with HTTP 404: "
             f"{clip(message or 'no error details')}; check the request id, and pass --model "
             f"with the app it was sent to{app}"
@@ -467,7 +494,13 @@ class FalBackend(BackendBase):
         response, streamed = self.http.send_json(
             get, where=self.where, what=f"the {what}", paid=False, permanent=_is_final
         )
-        answer = self._check(response, what, self.where, request.request_id)
+        try:
+            answer = self._check(response, what, self.where, request.request_id)
+        except ApiError as exc:
+            if response.status_code != 429 and _is_final(response):
+                # fal's own error for the request (its model failed): the request's end.
+                raise TaskFailed(exc.message) from None
+            raise
         items = answer.get("images")
         results = [
             result_from_url(item["url"].strip(), self.where, streamed)
@@ -483,7 +516,7 @@ class FalBackend(BackendBase):
                 f"image: {clip(said)!r}; the model declined or only described the result, "
                 "rephrase the prompt"
             )
-        raise ApiError(
+        raise TaskFailed(
             f"fal request {request.request_id} on {self.where} completed without an image; "
             "try again"
         )

@@ -4,6 +4,7 @@ API when they are too large to inline), the key in ``x-goog-api-key``, never in 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,7 +32,7 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_base64,
 )
-from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, RefusedError
+from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, NetworkError, RefusedError
 from nanoedit.inputs import InputImage
 from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
 
@@ -47,7 +48,13 @@ API_VERSION = "v1beta"
 # 100 MB (counted as base64) in 2026, but older limits (20 MB) still apply on some routes and
 # proxies, so nanoedit stays under the old one.
 MAX_INLINE_BASE64 = 20 * 1024 * 1024
-# finishReason values that mean the model declined to draw (API-NOTES-PROVIDERS §1).
+# An uploaded file is usable once its state is ACTIVE; until then it is polled, first after
+# this many seconds, then as tasks are (half as long again each time, up to 10 s).
+FILE_POLL_INTERVAL = 1.0
+# A file's name as the Files API gives it: it goes into the path of the poll, with the key.
+FILE_NAME = re.compile(r"files/[a-z0-9-]{1,64}")
+# finishReason values that mean the model declined to draw for the content (Google's
+# FinishReason: safety, prohibited content, recitation, blocklist, personal data).
 REFUSAL_REASONS = frozenset(
     {
         "IMAGE_SAFETY",
@@ -56,14 +63,37 @@ REFUSAL_REASONS = frozenset(
         "SAFETY",
         "RECITATION",
         "IMAGE_RECITATION",
-        "NO_IMAGE",
-        "IMAGE_OTHER",
         "BLOCKLIST",
         "SPII",
     }
 )
-# API key errors come as 400 INVALID_ARGUMENT with this reason, not as 401.
+# finishReason values that say no image came for no reason of the content, in Google's own
+# words (its FinishReason reference): an API failure (exit 5), not a refusal (exit 8).
+NO_IMAGE_REASONS: dict[str, str] = {
+    "NO_IMAGE": "The model was expected to generate an image, but none was generated",
+    "IMAGE_OTHER": "Image generation stopped for a reason not otherwise specified",
+}
+# API key errors come as 400 INVALID_ARGUMENT with this reason, not as 401. A 403
+# PERMISSION_DENIED is about the key only with one of these reasons: others (a model kept from
+# the project, an API not enabled for it, the project itself) are not fixed by another key.
 KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"})
+# What to do about a 403 by its reason (none: Google names none).
+DENIED_HINTS: dict[str, str] = {
+    "SERVICE_DISABLED": (
+        "the Generative Language API is not enabled for the key's Google Cloud project: enable "
+        "it (Google's message gives the link), wait a few minutes, and try again"
+    ),
+    "": (
+        "Google turned the request down, not the key (a key it rejects is API_KEY_INVALID): "
+        "the key's project may not have access to this model (some are kept for projects that "
+        "used them before), or to a file the request names; choose another --model, or check "
+        "the project in Google AI Studio"
+    ),
+}
+OTHER_DENIAL = (
+    "Google turned the request down for the key's project, not for the key (a key it rejects "
+    "is API_KEY_INVALID); check the project in Google AI Studio or the Cloud console"
+)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
@@ -80,7 +110,8 @@ class GeminiBackend(BackendBase):
     title = "Google Gemini API"
     takes = Takes.FILES
     default_base_url = "https://generativelanguage.googleapis.com"
-    key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    # Google's SDK reads GOOGLE_API_KEY first when both are set (and says so): so does nanoedit.
+    key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -113,11 +144,15 @@ class GeminiBackend(BackendBase):
             message = probe.quote(error.get("message") or "no message")
             state = probe.quote(error.get("status") or "", 40)
             shown = f"{message} [{state}]" if state else message
-            if status in (401, 403) or _reasons(error) & KEY_REASONS:
+            if _is_key_error(status, error):
                 return Verdict(
                     KEY_REJECTED,
                     f"{probe.where} rejected the key (HTTP {status}: {shown}); "
                     f"{settings.key_advice()}",
+                )
+            if status == 403:
+                return Verdict(
+                    FAILED, f"{probe.where} answered HTTP 403: {_denial(error, probe.quote)}"
                 )
             return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
         if 200 <= status < 300 and isinstance(body.get("name"), str):
@@ -192,7 +227,7 @@ class GeminiBackend(BackendBase):
                 paid=True,
                 wait_hint=retry_delay,
             )
-            answer = parse_answer(response, self.where, self.settings, streamed)
+            answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
             usage = add_usage(usage, reported_usage(response, "usageMetadata"))
             images += answer.images
             if answer.text:
@@ -217,12 +252,13 @@ class GeminiBackend(BackendBase):
         parts = []
         for upload in uploads:
             progress("uploading", 0, len(upload.data))
-            uri = self._upload(upload, headers)
+            file = self._upload(upload, headers)
+            uri = self._when_active(file, upload, headers, progress)
             parts.append({"fileData": {"mimeType": upload.mime, "fileUri": uri}})
         return parts
 
-    def _upload(self, upload: InputImage, headers: dict[str, str]) -> str:
-        """The Files API's resumable upload in one piece; returns the file's URI."""
+    def _upload(self, upload: InputImage, headers: dict[str, str]) -> dict[str, Any]:
+        """The Files API's resumable upload in one piece; returns the file it made."""
         start = self.http.client.build_request(
             "POST",
             f"{self.root}/upload/{API_VERSION}/files",
@@ -257,23 +293,88 @@ class GeminiBackend(BackendBase):
         done = self.http.send(finish, where=self.where, what=what, paid=False)
         body = read_json(done, self.where) if done.status_code == 200 else None
         file = body.get("file") if isinstance(body, dict) else None
-        uri = file.get("uri") if isinstance(file, dict) else None
-        if not isinstance(uri, str) or not uri:
+        if not isinstance(file, dict) or not _file_uri(file):
             raise _error_of(done, self.where, self.settings, what)
-        return uri
+        return file
+
+    def _when_active(
+        self,
+        file: dict[str, Any],
+        upload: InputImage,
+        headers: dict[str, str],
+        progress: Progress,
+    ) -> str:
+        """The URI of an uploaded file once it is ACTIVE: a file still PROCESSING cannot be
+        used yet, so it is polled (within the job's time limit); one that ends FAILED is an
+        error, before anything is paid for."""
+        from nanoedit.backends.tasks import MAX_POLL_INTERVAL, POLL_GROWTH
+
+        shown = upload.source.location
+        name = file.get("name")
+        deadline = self.http.deadline
+        interval = FILE_POLL_INTERVAL
+        # No state at all: a server from before the Files API had states, where a file is usable.
+        while (state := str(file.get("state") or "ACTIVE")) != "ACTIVE":
+            if state == "FAILED":
+                raise _processing_failed(self.where, shown, name, file.get("error"))
+            if not isinstance(name, str) or not FILE_NAME.fullmatch(name):
+                raise ApiError(
+                    f"{self.where} answered the upload of {shown} with a file that is {state} "
+                    f"and a name nanoedit cannot ask about ({clip(str(name), 80)!r}); try again"
+                )
+            progress(f"waiting for the upload to be processed ({state})")
+            self.http.sleep(min(interval, deadline.remaining()))
+            if deadline.remaining() <= 0:
+                raise NetworkError(
+                    f"the upload of {shown} on {self.where} ({name}) was still {state} when the "
+                    f"job's time limit of {deadline.seconds:g} s ran out "
+                    f"({deadline.elapsed():.1f} s elapsed); nothing was sent to the model: "
+                    "raise --timeout, or try again later"
+                )
+            what = f"the state of the upload of {shown}"
+            get = self.http.client.build_request(
+                "GET", f"{self.root}/{API_VERSION}/{name}", headers=headers
+            )
+            answer = self.http.send(get, where=self.where, what=what, paid=False)
+            polled = read_json(answer, self.where) if answer.status_code == 200 else None
+            if not isinstance(polled, dict) or not _file_uri(polled):
+                raise _error_of(answer, self.where, self.settings, what)
+            file = polled
+            interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
+        return _file_uri(file)
+
+
+def _file_uri(file: dict[str, Any]) -> str:
+    """The URI a request names an uploaded file by ("" when the file object has none)."""
+    uri = file.get("uri")
+    return uri if isinstance(uri, str) else ""
+
+
+def _processing_failed(where: str, shown: str, name: object, error: object) -> ApiError:
+    """The error of an upload whose processing ended FAILED (Google's ``error`` said why)."""
+    said = error.get("message") if isinstance(error, dict) else None
+    why = f": {clip(str(said))}" if said else ""
+    return ApiError(
+        f"{where} could not process the upload of {shown} ({name} ended FAILED{why}), so "
+        "nothing was sent to the model; check that the file is an image Gemini takes (PNG, "
+        "JPEG, WebP, HEIC), or send the job again"
+    )
 
 
 def parse_answer(
     response: httpx.Response,
     where: str,
     settings: BackendSettings,
+    model: str,
     streamed: Streamed | None = None,
 ) -> Answer:
-    """The images and words of a ``generateContent`` answer, or the error it carries.
+    """The images and words of a ``generateContent`` answer ``model`` gave, or the error it
+    carries.
 
     Thought parts (the 3.x models' interim drafts) are skipped; no image at all is a refusal
-    when the model or its filter says why, an API error otherwise. ``streamed`` holds the
-    images already streamed to files (a thought's image among them, left unsaved).
+    when the model or its filter says it is for the content, an API error otherwise.
+    ``streamed`` holds the images already streamed to files (a thought's image among them,
+    left unsaved).
     """
     if response.status_code != 200:
         raise _error_of(response, where, settings, "the generateContent request", model_call=True)
@@ -310,6 +411,8 @@ def parse_answer(
     reason = str(first.get("finishReason") or "")
     message = first.get("finishMessage")
     said = f": {clip(str(message))}" if message else ""
+    if reason in NO_IMAGE_REASONS:
+        raise _no_image(where, model, reason, message, text)
     if reason in REFUSAL_REASONS:
         return _refused(f"{where} made no image (finishReason {reason}){said}", text)
     if text:
@@ -318,9 +421,46 @@ def parse_answer(
     raise ApiError(f"{where} answered without an image (finishReason {shown}){said}; try again")
 
 
+def _no_image(where: str, model: str, reason: str, message: object, text: str) -> ApiError:
+    """The error of an answer whose finishReason says no image came for no reason of the
+    content (NO_IMAGE, IMAGE_OTHER): quoted in Google's words, the model named, since
+    NO_IMAGE is what a model that does not draw answers."""
+    meaning = NO_IMAGE_REASONS[reason]
+    # A finishMessage that only repeats the meaning is not said twice.
+    said = str(message).strip() if message else ""
+    extra = f": {clip(said)}" if said and said.rstrip(".") != meaning else ""
+    words = f"; the model said: {clip(text)!r}" if text else ""
+    advice = "try again"
+    if reason == "NO_IMAGE":
+        advice = f"check that {model} is an image model (--model or gemini.model), or try again"
+    return ApiError(
+        f'{where} made no image with {model} (finishReason {reason}: "{meaning}", in '
+        f"Google's words){extra}{words}; that is not a refusal of the content: {advice}"
+    )
+
+
 def _refused(what: str, text: str) -> Answer:
     words = f"; the model said: {clip(text)!r}" if text else ""
     raise RefusedError(f"{what}{words}; rephrase the prompt or change the image")
+
+
+def _is_key_error(status: int, error: dict[str, Any]) -> bool:
+    """Whether Google's error object says the key is bad: a 401, or a reason that names the
+    key (a 403 alone does not: see ``KEY_REASONS``)."""
+    return status == 401 or bool(_reasons(error) & KEY_REASONS)
+
+
+def _denial(error: dict[str, Any], quote: Callable[[str, int], str]) -> str:
+    """A 403 that is not about the key, as Google said it (its message, status and reasons,
+    each passed through ``quote``), and what to do about it."""
+    message = quote(str(error.get("message") or "no message"), 300)
+    reasons = sorted(_reasons(error))
+    tags = [quote(tag, 60) for tag in (str(error.get("status") or ""), *reasons) if tag]
+    shown = f"{message} [{', '.join(tags)}]" if tags else message
+    if not reasons:
+        return f"{shown}; {DENIED_HINTS['']}"
+    hint = next((DENIED_HINTS[reason] for reason in reasons if reason in DENIED_HINTS), None)
+    return f"{shown}; {hint or OTHER_DENIAL}"
 
 
 def _reasons(error: dict[str, Any]) -> set[str]:
@@ -348,16 +488,19 @@ def _error_of(
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         if status in (401, 403):
+            # No error object of Google's to read a reason from (a proxy's page): as before.
             return auth_error(settings, where, f"HTTP {status}")
         read_json(response, where)  # raises, saying what came instead of JSON
         return ApiError(f"{where} answered {what} with HTTP {status} and no error details")
     message = clip(str(error.get("message") or "no message"))
     state = str(error.get("status") or "")
     shown = f"{message} [{state}]" if state else message
-    if status in (401, 403) or _reasons(error) & KEY_REASONS:
+    if _is_key_error(status, error):
         return auth_error(settings, where, shown)
     if model_call and status == 404 and state in ("NOT_FOUND", ""):
         return ModelNotServed(where, shown)
+    if status == 403:
+        return ApiError(f"{where} answered HTTP 403: {_denial(error, clip)}")
     hints = {
         429: "the quota or rate limit is used up; wait, or check the project's quota",
         404: f"check the model id (--model or {settings.name}.model)",

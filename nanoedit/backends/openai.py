@@ -29,7 +29,8 @@ from nanoedit.backends.base import (
     result_from_url,
 )
 from nanoedit.config import KeySpec, check_choice
-from nanoedit.errors import ApiError, NanoeditError, RefusedError
+from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
+from nanoedit.models import ModelLimits
 
 if TYPE_CHECKING:
     import httpx
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from nanoedit.b64stream import Streamed
     from nanoedit.config import BackendSettings
     from nanoedit.http import JobHttp
+    from nanoedit.jobs import Options
     from nanoedit.models import Catalog
 
 # What each error code of the new-api/one-api gateways means for the user.
@@ -52,6 +54,23 @@ REFUSAL_CODES = frozenset(
     {"prompt_blocked", "sensitive_words_detected", "content_policy_violation"}
 )
 AUTH_CODES = frozenset({"invalid_api_key", "invalid_token", "unauthorized"})
+
+# OpenAI's own GPT image models (``gpt-image-*``, on api.openai.com or a relay that passes
+# them through): they answer base64 always, and turn down ``response_format`` (dall-e-2's) and
+# every field they do not know (a gateway's ``aspect_ratio``, ``image_size``) with 400
+# unknown_parameter. Their one ``size`` field takes these, by the ratio nanoedit asks for;
+# ``--ratio auto`` leaves it out, and the model picks one of them.
+GPT_IMAGE_PREFIX = "gpt-image-"
+GPT_IMAGE_SIZES: dict[str, str] = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
+# Each of those is about a megapixel: the 1K tier, and no other.
+GPT_IMAGE_LIMITS = ModelLimits(16, ("1K",), tuple(GPT_IMAGE_SIZES))
+# A list of images goes as image[], as OpenAI's own client sends it.
+GPT_IMAGE_FIELD = "image[]"
+
+
+def is_gpt_image(model: str) -> bool:
+    """Whether ``model`` is one of OpenAI's own GPT image models."""
+    return model.startswith(GPT_IMAGE_PREFIX)
 
 
 def api_root(base_url: str) -> str:
@@ -83,6 +102,31 @@ class OpenAIBackend(BackendBase):
         self.root = api_root(settings.base_url)
         self.where = host_of(self.root)
         self.image_field = settings.option("image_field") or "image"
+
+    @classmethod
+    def limits(cls, model: str) -> ModelLimits | None:
+        """OpenAI's own GPT image models' limits; a gateway's models are its own call."""
+        return GPT_IMAGE_LIMITS if is_gpt_image(model) else None
+
+    @classmethod
+    def check_options(cls, model: str, options: Options) -> None:
+        """Refuse a ratio or size a GPT image model cannot render, saying what it can."""
+        if not is_gpt_image(model):
+            return
+        sizes = [f"{size} (--ratio {ratio})" for ratio, size in GPT_IMAGE_SIZES.items()]
+        can = (
+            f"{model} renders {', '.join(sizes[:-1])} or {sizes[-1]}, or picks one of them "
+            f"itself (--ratio auto), all {GPT_IMAGE_LIMITS.sizes[0]}"
+        )
+        if options.ratio != "auto" and options.ratio not in GPT_IMAGE_SIZES:
+            raise UsageError(
+                f"{can}; --ratio {options.ratio} cannot be honoured: choose one of those ratios"
+            )
+        if options.size is not None and options.size not in GPT_IMAGE_LIMITS.sizes:
+            raise UsageError(
+                f"{can}; size {options.size} cannot be honoured: drop it (from --size, "
+                "NANOEDIT_SIZE or default.size)"
+            )
 
     @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:
@@ -132,12 +176,13 @@ class OpenAIBackend(BackendBase):
     def fields(self, prepared: PreparedJob) -> dict[str, str]:
         """The text fields of a request, in the order they are sent."""
         options = prepared.job.options
-        fields = {
-            "model": prepared.model,
-            "prompt": options.prompt,
-            "n": str(options.count),
-            "response_format": options.response_format,
-        }
+        fields = {"model": prepared.model, "prompt": options.prompt, "n": str(options.count)}
+        if is_gpt_image(prepared.model):
+            # OpenAI's own fields only: anything else is refused with a 400.
+            if options.ratio != "auto":
+                fields["size"] = GPT_IMAGE_SIZES[options.ratio]
+            return fields
+        fields["response_format"] = options.response_format
         if options.ratio != "auto":
             fields["aspect_ratio"] = options.ratio
         offer = self.offer(prepared.model)
@@ -145,6 +190,9 @@ class OpenAIBackend(BackendBase):
         if options.size and (offer is None or offer.size_field):
             fields["image_size"] = options.size
         return fields
+
+    def _image_field(self, prepared: PreparedJob) -> str:
+        return GPT_IMAGE_FIELD if is_gpt_image(prepared.model) else self.image_field
 
     def _url(self, prepared: PreparedJob) -> str:
         path = "edits" if prepared.job.kind == "edit" else "generations"
@@ -169,7 +217,8 @@ class OpenAIBackend(BackendBase):
                 headers,
                 fields=tuple(self.fields(prepared).items()),
                 files=tuple(
-                    (self.image_field, source.location, "") for source in prepared.job.images
+                    (self._image_field(prepared), source.location, "")
+                    for source in prepared.job.images
                 ),
             )
         ]
@@ -182,7 +231,7 @@ class OpenAIBackend(BackendBase):
         client = self.http.client
         if prepared.job.kind == "edit":
             files = [
-                (self.image_field, (image.filename, image.data, image.mime))
+                (self._image_field(prepared), (image.filename, image.data, image.mime))
                 for image in prepared.uploads
             ]
             request = client.build_request(

@@ -68,6 +68,35 @@ def api_root(base_url: str) -> str:
     return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
+def is_path_not_found(response: httpx.Response) -> bool:
+    """A 404 that says the path is not OpenRouter's: any 404 but OpenRouter's own error
+    object, which it answers with code 404 when no provider serves the model."""
+    if response.status_code != 404:
+        return False
+    body = parse_json(response) if looks_like_json(response) else None
+    error = body.get("error") if isinstance(body, dict) else None
+    return not (isinstance(error, dict) and error.get("code") == 404)
+
+
+def path_not_found(request: httpx.Request, root: str, where: str) -> ApiError:
+    """The error for a path the server does not have: the base URL is not OpenRouter's API
+    root (most often it lacks ``/api``: the sandbox's bare address, or openrouter.ai's)."""
+    from nanoedit.config import redact_userinfo
+
+    root = redact_userinfo(root)
+    url = redact_userinfo(str(request.url))
+    fix = (
+        f"{root}/api"
+        if not root.endswith("/api")
+        else f"the address of OpenRouter's API ({OpenRouterBackend.default_base_url})"
+    )
+    return ApiError(
+        f"{where} answered HTTP 404 for {request.method} {url}: no such path, so the base URL "
+        f"{root} looks wrong; OpenRouter's routes are under /api, set openrouter.base_url (or "
+        f"NANOEDIT_OPENROUTER_BASE_URL) to {fix}"
+    )
+
+
 class OpenRouterBackend(BackendBase):
     """Sends each image of a job as one chat completion with a ``Bearer`` key."""
 
@@ -100,6 +129,9 @@ class OpenRouterBackend(BackendBase):
     def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
         """A key record means ready (with the credit left, when the key has a limit); an
         error object says what is wrong. The record's label is never shown: it quotes the key."""
+        if is_path_not_found(response):
+            wrong = path_not_found(response.request, api_root(settings.base_url or ""), probe.where)
+            return Verdict(FAILED, wrong.message)
         body = parse_json(response)
         if not isinstance(body, dict):
             return non_json_verdict(response, probe, settings)
@@ -216,6 +248,8 @@ class OpenRouterBackend(BackendBase):
             request, where=self.where, what="the chat completion", paid=True,
             permanent=is_permanent,
         )  # fmt: skip
+        if is_path_not_found(response):
+            raise path_not_found(request, self.root, self.where)
         # Summed over the job's requests; OpenRouter's includes what it charged (``cost``).
         self.usage = add_usage(self.usage, reported_usage(response))
         return parse_answer(response, self.where, self.settings, streamed)

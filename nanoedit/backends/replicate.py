@@ -1,7 +1,8 @@
 """Replicate's predictions API for Google's official models: local files go up to the files
-API first, then a prediction is created on the model with ``Prefer: wait`` and, when the
-answer is not final, polled until it ends; a prediction still running when the run stops is
-cancelled (API-NOTES-PROVIDERS §4).
+API first, then a prediction is created on the model and, when the answer is not final,
+polled until it ends. Only a job's last prediction, and only when the run keeps no journal,
+is held with ``Prefer: wait``: a journaled job needs the prediction's id at once. A
+prediction still running when an unjournaled run stops is cancelled (API-NOTES-PROVIDERS §4).
 
 URL inputs are passed as they are: Replicate fetches them itself.
 """
@@ -39,7 +40,14 @@ from nanoedit.backends.base import (
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.config import KeySpec, check_positive_seconds
-from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, RefusedError, UsageError
+from nanoedit.errors import (
+    ApiError,
+    ModelNotServed,
+    NanoeditError,
+    RefusedError,
+    TaskFailed,
+    UsageError,
+)
 from nanoedit.inputs import InputImage
 from nanoedit.models import Catalog
 
@@ -313,9 +321,10 @@ class ReplicateBackend(BackendBase):
             answer = self._check(response, f"poll of prediction {prediction.id}")
         except ApiError as exc:
             if response.status_code == 404:
-                exc.message = (
+                # The server does not know the prediction: polling again cannot change that.
+                raise TaskFailed(
                     f"{exc.message.rstrip('.')}; check the prediction id, and {self.name}.base_url"
-                )
+                ) from None
             raise
         prediction.status = str(answer.get("status") or "unknown")
         return self._settle(prediction, answer)
@@ -327,12 +336,18 @@ class ReplicateBackend(BackendBase):
         subject = f"prediction {prediction.id} on {self.where}"
         if status == "succeeded":
             output = answer.get("output")
+            if output is None:
+                # How Replicate shows an output its safety filter removed: a refusal.
+                raise RefusedError(
+                    f"{subject} was refused: it succeeded with output null, which is how "
+                    "Replicate shows an image its safety filter removed; rephrase the prompt "
+                    "or change the image"
+                )
             items = output if isinstance(output, list) else [output]
             urls = [item.strip() for item in items if isinstance(item, str) and item.strip()]
             if not urls:
-                raise ApiError(
-                    f"{subject} succeeded without an image (Replicate answers so when its "
-                    "safety filter removed the image); rephrase the prompt or try again"
+                raise TaskFailed(
+                    f"{subject} succeeded with an empty output, so no image was made; try again"
                 )
             prediction.images = [result_from_url(url, self.where) for url in urls]
             return True
@@ -342,9 +357,9 @@ class ReplicateBackend(BackendBase):
                 raise RefusedError(
                     f"{subject} was refused: {reason}; rephrase the prompt or change the image"
                 )
-            raise ApiError(f"{subject} failed: {reason}")
+            raise TaskFailed(f"{subject} failed: {reason}")
         if status == "canceled":
-            raise ApiError(f"{subject} was canceled on the server; send the job again")
+            raise TaskFailed(f"{subject} was canceled on the server; send the job again")
         return False
 
     def _check(self, response: httpx.Response, what: str) -> dict[str, Any]:

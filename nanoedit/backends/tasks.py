@@ -7,7 +7,14 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from nanoedit.errors import NetworkError, UsageError
+from nanoedit.errors import (
+    AuthError,
+    NanoeditError,
+    NetworkError,
+    RefusedError,
+    TaskFailed,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import Progress
@@ -47,6 +54,12 @@ def poll_until_done(
     task). Waits grow from ``first_interval`` by half each round up to 10 s, and never past
     the job's deadline: then a :class:`NetworkError` says ``timed_out(pending)``.
 
+    A poll that fails (an answer cut short, an error in its body, retries used up) is not the
+    task's end: it is polled again next round, up to ``--retries`` rounds in a row, and when
+    they are used up the error says the task is paid for and still on the server, and is
+    marked ``tasks_left`` (the journal keeps the job for resume). Only the task's own end
+    (:class:`TaskFailed`, :class:`RefusedError`) fails the job for good.
+
     ``abandon(pending)`` is called with the tasks still pending when the deadline passes or
     the run is interrupted, to cancel what the provider would otherwise still run (and
     charge for); it returns True when every one of them was cancelled.
@@ -57,6 +70,7 @@ def poll_until_done(
     deadline = http.deadline
     interval = first_interval
     pending = list(tasks)
+    failed_rounds = 0
     # A journaled job's tasks are left running when it stops waiting: resume collects them.
     if http.keep_tasks:
         abandon = None
@@ -82,7 +96,16 @@ def poll_until_done(
                     f"{deadline.seconds:g} s ({deadline.elapsed():.0f} s elapsed, last state: "
                     f"{state(pending[0])}); {after}"
                 )
-            pending = [task for task in pending if not poll(task)]
+            pending, failure = _poll_round(pending, poll)
+            failed_rounds = failed_rounds + 1 if failure is not None else 0
+            # Out of time during the poll: the deadline above says so next round.
+            if failure is not None and deadline.remaining() > 0:
+                retries = http.policy.retries
+                if failed_rounds > retries or isinstance(failure, AuthError):
+                    raise _gave_up(failure, timed_out(pending), failed_rounds, http.keep_tasks)
+                http.notify(
+                    f"{_cause(failure)}; polling again (retry {failed_rounds} of {retries})"
+                )
             if pending:
                 progress(f"waiting for the model, task {state(pending[0])}")
             interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
@@ -90,3 +113,45 @@ def poll_until_done(
         if abandon is not None:
             abandon(pending)
         raise
+
+
+def _poll_round(
+    pending: list[T], poll: Callable[[T], bool]
+) -> tuple[list[T], NanoeditError | None]:
+    """Poll each pending task once: the tasks still pending, and the error of the first poll
+    that failed (its task stays pending). A task's own end is raised as it comes."""
+    still: list[T] = []
+    failure: NanoeditError | None = None
+    for task in pending:
+        try:
+            if not poll(task):
+                still.append(task)
+        except (TaskFailed, RefusedError):
+            raise
+        except NanoeditError as exc:
+            still.append(task)
+            failure = failure or exc
+    return still, failure
+
+
+def _gave_up(error: NanoeditError, tasks: str, rounds: int, kept: bool) -> NanoeditError:
+    """The last failed poll's error, saying that the task is paid for and not lost: the
+    journal keeps it for resume (``kept``), else ``nanoedit fetch`` collects it by its id."""
+    times = "once" if rounds == 1 else f"{rounds} times in a row"
+    later = "" if kept else "; nanoedit fetch saves its result by its task id"
+    error.message = (
+        f"{tasks} was submitted and is paid for, but polling it failed {times} "
+        f"({_cause(error)}); it may still finish on the server{later}"
+    )
+    error.tasks_left = True
+    return error
+
+
+# The advice a failed request ends with: for a poll it would mean sending the job again,
+# paying twice, while the task may well be done.
+_RETRY_ADVICE = re.compile(r"(?:[;,] (?:wait a little and |or )?try again(?: later)?)+$")
+
+
+def _cause(error: NanoeditError) -> str:
+    """What went wrong with a poll, without the advice to try again."""
+    return _RETRY_ADVICE.sub("", error.message)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from nanoedit.sandbox.catalog import DUOMI_MODELS, RATIOS, REFUSAL, SIZES, Model, output_size
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
 from nanoedit.sandbox.render import decode
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -25,7 +26,8 @@ MAX_TASKS = 5000
 EXEC_TIME = 0.05
 CALLER_IP = "127.0.0.1"
 STATUS_CODES = {"queued": "0", "pending": "1", "running": "2", "succeeded": "3", "error": "4"}
-TASK_ERROR = "image generation failed: the output was blocked by the safety filter (IMAGE_SAFETY)"
+FAILED = "image generation failed: "
+TASK_ERROR = FAILED + "the output was blocked by the safety filter (IMAGE_SAFETY)"
 STATUS_MESSAGES = {
     408: "request timeout",
     429: "too many requests, please retry later",
@@ -183,7 +185,7 @@ class DuomiApi(EmulatedApi):
             return self._fault_answer(fault)
         key = call.received.headers.get("authorization", "").strip()
         # The raw key only: "Bearer KEY" is looked up as a key, and there is none such.
-        if key.lower().startswith("bearer ") or not self.runtime.accepts(key):
+        if key.lower().startswith("bearer ") or not self.accepts(call, key):
             return json_response(401, {"code": 401, "msg": "invalid api key"})
         return self._submit(call) if Phase.SUBMIT in phases else self._poll(call)
 
@@ -259,6 +261,12 @@ class DuomiApi(EmulatedApi):
         if task.fault == "task-error":
             return Outcome("error", msg=TASK_ERROR)
         job = task.job
+        # duomi takes any prompt and passes it on; Google's refusal of one past the model's
+        # input limit ends the task in error, in Google's words (inferred: that is how duomi
+        # reports every failure upstream).
+        count = input_tokens(job.model, job.prompt, len(job.image_urls))
+        if count > input_limit(job.model):
+            return Outcome("error", msg=FAILED + google_message(count, input_limit(job.model)))
         inputs: list[Image.Image] = []
         for index, url in enumerate(job.image_urls):
             try:

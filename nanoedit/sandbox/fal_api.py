@@ -23,6 +23,7 @@ from PIL import Image
 from nanoedit.sandbox.catalog import RATIOS, REFUSAL, Family, Model, nearest_ratio, output_size
 from nanoedit.sandbox.faults import Phase, Stage, result_fault, status_answer
 from nanoedit.sandbox.fetch import FetchError
+from nanoedit.sandbox.prompts import prompt_characters
 from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate, sniff_mime
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -94,18 +95,34 @@ APPS: dict[str, App] = {
 
 
 class Invalid(Exception):
-    """A body fal answers with 422: ``loc`` names the field."""
+    """A body fal answers with 422: ``loc`` names the field, ``ctx`` the limit it broke."""
 
-    def __init__(self, loc: tuple[str | int, ...], msg: str, type_: str = "value_error") -> None:
+    def __init__(
+        self,
+        loc: tuple[str | int, ...],
+        msg: str,
+        type_: str = "value_error",
+        ctx: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(msg)
         self.loc = loc
         self.msg = msg
         self.type = type_
+        self.ctx = ctx
 
 
-def detail_error(status: int, loc: tuple[str | int, ...], msg: str, type_: str) -> SandboxResponse:
-    """A FastAPI-style validation error: ``{"detail": [{loc, msg, type}]}``."""
-    return json_response(status, {"detail": [{"loc": ["body", *loc], "msg": msg, "type": type_}]})
+def detail_error(
+    status: int,
+    loc: tuple[str | int, ...],
+    msg: str,
+    type_: str,
+    ctx: dict[str, Any] | None = None,
+) -> SandboxResponse:
+    """A FastAPI-style validation error: ``{"detail": [{loc, msg, type[, ctx]}]}``."""
+    detail: dict[str, Any] = {"loc": ["body", *loc], "msg": msg, "type": type_}
+    if ctx is not None:
+        detail["ctx"] = ctx
+    return json_response(status, {"detail": [detail]})
 
 
 @dataclass(frozen=True)
@@ -186,6 +203,14 @@ def read_job(body: object, app: App, edit: bool) -> Job:
     prompt = _text(body, "prompt", required=True)
     if prompt is None or not prompt.strip():
         raise Invalid(("prompt",), "ensure this value has at least 1 characters")
+    # fal's schemas publish no bound; the model's input limit in plain text stands for the one
+    # its validation holds to, in pydantic's words for a string too long (inferred).
+    longest = prompt_characters(app.model)
+    if len(prompt) > longest:
+        raise Invalid(
+            ("prompt",), f"ensure this value has at most {longest} characters",
+            "value_error.any_str.max_length", {"limit_value": longest},
+        )  # fmt: skip
     urls: tuple[str, ...] = ()
     if edit:
         urls = _image_urls(body.get("image_urls"))
@@ -251,6 +276,7 @@ class FalApi(EmulatedApi):
         result_fault("queue-stuck", "the request stays queued and never starts"),
         result_fault("model-error", "the request ends in an error of the model's runner"),
         result_fault("content-flagged", "the request is refused by the content checker"),
+        result_fault("cancelled", "fal cancels the request: COMPLETED with error_type cancelled"),
         result_fault("empty-data", "HTTP 200 with an empty list of results"),
         result_fault("text-only", "HTTP 200 with a refusal in text and no image"),
         result_fault("data-uri", "the result URL is a data: URI"),
@@ -316,7 +342,7 @@ class FalApi(EmulatedApi):
 
     def _authorized(self, call: Call) -> bool:
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
-        return scheme == "Key" and self.runtime.accepts(key.strip())
+        return scheme == "Key" and self.accepts(call, key.strip())
 
     def _fault_answer(self, fault: str) -> SandboxResponse:
         def status_error(status: int) -> SandboxResponse:
@@ -334,7 +360,7 @@ class FalApi(EmulatedApi):
         try:
             job = read_job(call.received.json, app, edit)
         except Invalid as invalid:
-            return detail_error(422, invalid.loc, invalid.msg, invalid.type)
+            return detail_error(422, invalid.loc, invalid.msg, invalid.type, invalid.ctx)
         fault = self.runtime.faults.take(
             frozenset({Phase.SUBMIT, Phase.API}), self.name, Stage.RESULT
         )
@@ -396,7 +422,11 @@ class FalApi(EmulatedApi):
 
     def _progress(self, request: Request) -> tuple[str, int]:
         """The request's status now and its queue position: queued for the first third of
-        ``task_seconds`` (positions 2, 1, 0), in progress for the rest, then completed."""
+        ``task_seconds`` (positions 2, 1, 0), in progress for the rest, then completed.
+        Under the fault ``cancelled`` fal has cancelled it itself (a runner's time limit, the
+        dashboard), as if a client had."""
+        if request.fault == "cancelled":
+            request.cancelled = True
         if request.cancelled:
             if request.outcome is None:
                 request.outcome = Outcome(

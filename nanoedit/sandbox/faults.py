@@ -25,16 +25,29 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
     then the answer.
 
 - ``api``, on every API: ``bad-json`` (HTTP 200 with a JSON body cut off halfway: the first
-  half of the answer the request would have had); on the two reseller APIs: ``error200`` (an
-  error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400 INVALID_ARGUMENT).
+  half of the answer the request would have had); ``key-rejected`` (the key, whatever it is,
+  is refused where the API checks it, with the answer its provider gives a key it does not
+  know: 401 on the OpenAI-compatible gateway, duomi, fal, Replicate and OpenRouter, Gemini's
+  400 INVALID_ARGUMENT with ``API_KEY_INVALID``; a request that carries no key, such as an
+  upload to a URL the API gave out, leaves it queued); on the two reseller APIs: ``error200``
+  (an error in an HTTP 200 answer); on Gemini: ``invalid-argument`` (HTTP 400
+  INVALID_ARGUMENT), ``permission-denied`` (HTTP 403 PERMISSION_DENIED with no reason: Google
+  keeps a model from the key's project) and ``service-disabled`` (HTTP 403 PERMISSION_DENIED
+  with the reason SERVICE_DISABLED: the API is not enabled for the key's project); neither is a
+  bad key.
 - ``submit`` (results, the reseller APIs): ``data-uri``, ``empty-url``, ``empty-data``,
   ``no-data``, ``text-only`` (Gemini too: ``finishReason`` STOP with only text), ``fewer``
   (one image fewer than asked: ``n`` less one on the multipart API, a task with an empty image
   list on duomi, where a job of ``n`` images is ``n`` tasks); (duomi tasks)
   ``task-error``, ``task-stuck``, ``task-unknown``; (Gemini) ``image-safety``,
-  ``image-prohibited``, ``no-image`` (a candidate with that ``finishReason`` and no image),
+  ``image-prohibited``, ``no-image``, ``image-other`` (a candidate with that ``finishReason``
+  and no image),
   ``prompt-blocked`` (``promptFeedback.blockReason`` and no candidates), ``upload-expired``
   (every uploaded file expires at once, so a request using one is refused).
+- ``api`` (Gemini's Files API, on the upload that makes a file): ``upload-processing`` (the
+  file is PROCESSING for 3 s before it is ACTIVE, as an upload of 8 MiB or more always is)
+  and ``upload-failed`` (PROCESSING for 3 s, then FAILED); a file that is not ACTIVE cannot
+  be used.
 - ``file``: ``redirect``, ``expired``, ``html-result``, ``mislabeled``, ``truncated`` (the
   file's full Content-Length, about half its bytes, then the connection closed), ``huge`` (a
   PNG signature and zeros, the sandbox's ``huge_bytes`` long, streamed), ``huge-chunked`` (the
@@ -80,12 +93,14 @@ class Stage(Enum):
 
     HEADERS faults show as soon as a request's line and headers are in, before its body is
     read. ANSWER faults replace (or delay, or spoil) the whole answer before anything is
-    checked, like a proxy or an overloaded gateway. RESULT faults change a successful result,
+    checked, like a proxy or an overloaded gateway. KEY faults show where an API checks the
+    key a request carries (``EmulatedApi.accepts``). RESULT faults change a successful result,
     so a request that fails auth or validation leaves them queued for the next one.
     """
 
     HEADERS = "headers"
     ANSWER = "answer"
+    KEY = "key"
     RESULT = "result"
 
 
@@ -134,6 +149,13 @@ def _result(name: str, summary: str, apis: frozenset[str] = _RESELLERS) -> Fault
     return FaultKind(name, Phase.SUBMIT, phases, apis, False, Stage.RESULT, summary)
 
 
+def _made_file(name: str, summary: str, apis: frozenset[str]) -> FaultKind:
+    """A fault that changes a file an upload makes (phase ``api``, where uploads are), once
+    the upload would otherwise have succeeded."""
+    phases = frozenset({Phase.API})
+    return FaultKind(name, Phase.API, phases, apis, False, Stage.RESULT, summary)
+
+
 def result_fault(name: str, summary: str) -> FaultKind:
     """A fault an emulated API declares for itself (``EmulatedApi.fault_kinds``): it changes
     the result of a submission (phase ``submit``) that would otherwise succeed."""
@@ -172,6 +194,15 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
         "reset-early", "the connection is reset after the headers, body unread", Stage.HEADERS
     ),
     _anywhere("slow", "nothing is sent for slow_seconds, then the answer"),
+    FaultKind(
+        "key-rejected",
+        Phase.API,
+        _API_PHASES,
+        None,
+        False,
+        Stage.KEY,
+        "the key is refused as its provider refuses an unknown key (401; Gemini: 400)",
+    ),
     _api_only("error200", "HTTP 200 carrying an error object", _RESELLERS),
     _api_only("bad-json", "HTTP 200 with a JSON body cut off halfway"),
     _result("data-uri", "the result URL is a data: URI"),
@@ -184,11 +215,25 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _result("task-stuck", "the task stays running forever", frozenset({"duomi"})),
     _result("task-unknown", "the task reports state queued once", frozenset({"duomi"})),
     _api_only("invalid-argument", "HTTP 400 INVALID_ARGUMENT", _GEMINI),
+    _api_only(
+        "permission-denied",
+        "HTTP 403 PERMISSION_DENIED with no reason (a model kept from the key's project)",
+        _GEMINI,
+    ),
+    _api_only(
+        "service-disabled",
+        "HTTP 403 PERMISSION_DENIED, reason SERVICE_DISABLED (the API is "
+        "not enabled for the key's project)",
+        _GEMINI,
+    ),
     _result("image-safety", "no image: finishReason IMAGE_SAFETY, with finishMessage", _GEMINI),
     _result("image-prohibited", "no image: finishReason IMAGE_PROHIBITED_CONTENT", _GEMINI),
     _result("no-image", "no image: finishReason NO_IMAGE", _GEMINI),
+    _result("image-other", "no image: finishReason IMAGE_OTHER", _GEMINI),
     _result("prompt-blocked", "no candidates: promptFeedback.blockReason", _GEMINI),
     _result("upload-expired", "uploaded files expire; one in use is refused (403)", _GEMINI),
+    _made_file("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE", _GEMINI),
+    _made_file("upload-failed", "an upload is PROCESSING for 3 s, then FAILED", _GEMINI),
     _download("redirect", "the result URL answers 302 to the real file"),
     _download("expired", "the result URL answers 403, expired"),
     _download("html-result", "the result URL answers 200 with an HTML page"),

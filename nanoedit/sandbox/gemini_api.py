@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import math
 import re
 import secrets
 import string
@@ -36,6 +35,14 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.prompts import (
+    INPUT_IMAGE_TOKENS,
+    INPUT_TOKEN_LIMITS,
+    google_message,
+    input_limit,
+    input_tokens,
+)
+from nanoedit.sandbox.prompts import text_tokens as _tokens
 from nanoedit.sandbox.render import Encoded, decode
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response, text_response
@@ -46,33 +53,40 @@ MAX_UPLOADS = 500
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 # What Google's upload server tells clients to cut their chunks to.
 CHUNK_GRANULARITY = 8 * 1024 * 1024
+# A file of this size or more is PROCESSING for a while before it is ACTIVE (usable), as the
+# Files API does with large media; so is any file under the fault upload-processing, while
+# under upload-failed it ends FAILED, with this error.
+LARGE_UPLOAD_BYTES = CHUNK_GRANULARITY
+PROCESSING_SECONDS = 3.0
+PROCESSING_FAILURE: dict[str, object] = {
+    "code": 3,
+    "message": "The file could not be processed as an image.",
+}
+UPLOAD_FAULTS = frozenset({"upload-processing", "upload-failed"})
 # Input image types the image models take; the sandbox itself draws from PNG, JPEG and WebP.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
 MAX_INPUT_IMAGES = {
     Family.FLASH: 3, Family.PRO: 14, Family.FLASH_3: 14, Family.FLASH_21: 14, Family.LITE: 14
 }  # fmt: skip
-# Tokens billed per input image: 258 on 2.5; the 3.x model cards say 560.
-INPUT_IMAGE_TOKENS = {
-    Family.FLASH: 258, Family.PRO: 560, Family.FLASH_3: 560, Family.FLASH_21: 560,
-    Family.LITE: 560,
-}  # fmt: skip
 RETRY_DELAY = "17s"
 MODALITIES = ("TEXT", "IMAGE")
 SUBMIT_PHASES = frozenset({Phase.SUBMIT, Phase.API})
 API_PHASES = frozenset({Phase.API})
-# Finish reasons the fault plan can ask for, with the finishMessage Google sends beside them.
+# Finish reasons the fault plan can ask for, with the finishMessage Google sends beside them
+# (None: none; IMAGE_OTHER is Google's "not otherwise specified").
 BLOCKED_IMAGE = (
     "Unable to show the generated image. The image was filtered out because it violated "
     "Google's Generative AI Prohibited Use policy. You will not be charged for blocked images. "
     "Try rephrasing the prompt. If you think this was a mistake, send feedback."
 )
-FINISH_FAULTS: dict[str, tuple[str, str]] = {
+FINISH_FAULTS: dict[str, tuple[str, str | None]] = {
     "image-safety": ("IMAGE_SAFETY", BLOCKED_IMAGE),
     "image-prohibited": ("IMAGE_PROHIBITED_CONTENT", BLOCKED_IMAGE),
     "no-image": (
         "NO_IMAGE",
         "The model was expected to generate an image, but none was generated.",
     ),
+    "image-other": ("IMAGE_OTHER", None),
 }
 # Google's words for each status a fault plan can ask for. 408 and 502 come from its front
 # end, as an HTML page.
@@ -112,6 +126,19 @@ MISSING_KEY = (
     "Please use API Key or other form of API consumer identity to call this API."
 )
 INVALID_KEY = "API key not valid. Please pass a valid API key."
+# The 403s that are not about the key: a model the project may not use, and an API not enabled
+# for the project (Google's ErrorInfo names the reason and where to enable it).
+NO_PERMISSION = "The caller does not have permission"
+PROJECT = "123456789012"
+ACTIVATION_URL = (
+    "https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/"
+    f"overview?project={PROJECT}"
+)
+SERVICE_DISABLED = (
+    f"Generative Language API has not been used in project {PROJECT} before or it is disabled. "
+    f"Enable it by visiting {ACTIVATION_URL} then retry. If you enabled this API recently, wait "
+    "a few minutes for the action to propagate to our systems and retry."
+)
 BAD_IMAGE = (
     "Unable to process input image. Please retry or report in "
     "https://developers.generativeai.google/guide/troubleshooting"
@@ -130,21 +157,21 @@ MODEL_INFO: dict[Family, dict[str, object]] = {
         "version": "2.0",
         "displayName": "Nano Banana",
         "description": "Gemini 2.5 Flash Image",
-        "inputTokenLimit": 32768,
+        "inputTokenLimit": INPUT_TOKEN_LIMITS[Family.FLASH],
         "outputTokenLimit": 32768,
     },
     Family.PRO: {
         "version": "3.0",
         "displayName": "Nano Banana Pro",
         "description": "Gemini 3 Pro Image",
-        "inputTokenLimit": 131072,
+        "inputTokenLimit": INPUT_TOKEN_LIMITS[Family.PRO],
         "outputTokenLimit": 32768,
     },
     Family.FLASH_3: {
         "version": "3.1",
         "displayName": "Nano Banana 2",
         "description": "Gemini 3.1 Flash Image",
-        "inputTokenLimit": 131072,
+        "inputTokenLimit": INPUT_TOKEN_LIMITS[Family.FLASH_3],
         "outputTokenLimit": 32768,
     },
     Family.FLASH_21: {
@@ -165,22 +192,28 @@ MODEL_INFO: dict[Family, dict[str, object]] = {
 
 
 class GoogleError(Exception):
-    """A request Google turns down: an error object with its HTTP status."""
+    """A request Google turns down: an error object with its HTTP status (and its status
+    name, when it is not the usual one for the code)."""
 
     def __init__(
-        self, code: int, message: str, details: list[dict[str, object]] | None = None
+        self,
+        code: int,
+        message: str,
+        details: list[dict[str, object]] | None = None,
+        status: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
+        self.status = status or STATUS_NAMES[code]
 
     def response(self, headers: Mapping[str, str] | None = None) -> SandboxResponse:
         """The error answer: ``details`` only when there are some, as Google sends it."""
         error: dict[str, object] = {
             "code": self.code,
             "message": self.message,
-            "status": STATUS_NAMES[self.code],
+            "status": self.status,
         }
         if self.details:
             error["details"] = self.details
@@ -209,10 +242,6 @@ def _field(values: Mapping[str, Any], camel: str, snake: str) -> Any:
 def _timestamp(epoch: float) -> str:
     """RFC 3339 in UTC with microseconds, as Google writes them."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _tokens(text: str) -> int:
-    return math.ceil(len(text.encode()) / 4)
 
 
 @dataclass(frozen=True)
@@ -273,6 +302,16 @@ class StoredUpload:
     data: bytes
     created: float
     """The clock reading when it was finalized."""
+    ready: float
+    """The clock reading when its processing ends (``created``: none)."""
+    fails: bool = False
+    """Whether its processing ends in FAILED rather than ACTIVE."""
+
+    def state(self, now: float) -> str:
+        """PROCESSING until ``ready``, then ACTIVE, or FAILED."""
+        if now < self.ready:
+            return "PROCESSING"
+        return "FAILED" if self.fails else "ACTIVE"
 
 
 class UploadStore:
@@ -300,13 +339,21 @@ class UploadStore:
         with self._lock:
             return self._sessions.get(upload_id)
 
-    def finish(self, upload_id: str) -> StoredUpload:
-        """Close a session and keep its bytes as a file."""
+    def finish(self, upload_id: str, processing: float = 0.0, fails: bool = False) -> StoredUpload:
+        """Close a session and keep its bytes as a file, processed for ``processing`` seconds
+        (then FAILED when ``fails``)."""
         with self._lock:
             upload = self._sessions.pop(upload_id)
             file_id = "".join(secrets.choice(_FILE_ID_CHARS) for _ in range(12))
+            now = self._clock()
             stored = StoredUpload(
-                file_id, upload.mime, upload.display_name, bytes(upload.data), self._clock()
+                file_id,
+                upload.mime,
+                upload.display_name,
+                bytes(upload.data),
+                now,
+                now + processing,
+                fails,
             )
             self._files[file_id] = stored
             self._bytes += len(stored.data)
@@ -609,7 +656,7 @@ class GeminiApi(EmulatedApi):
         key = _key_of(call)
         if not key:
             raise GoogleError(403, MISSING_KEY)
-        if not self.runtime.accepts(key):
+        if not self.accepts(call, key):
             details: list[dict[str, object]] = [
                 {
                     "@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -629,6 +676,10 @@ class GeminiApi(EmulatedApi):
     def _fault_answer(self, fault: str, route: Route | None) -> SandboxResponse:
         if fault == "invalid-argument":
             return GoogleError(400, "Request contains an invalid argument.").response()
+        if fault == "permission-denied":
+            return GoogleError(403, NO_PERMISSION).response()
+        if fault == "service-disabled":
+            return GoogleError(403, SERVICE_DISABLED, _service_disabled_details()).response()
 
         def status_error(status: int) -> SandboxResponse:
             if status in FRONT_END_PAGES:
@@ -657,8 +708,13 @@ class GeminiApi(EmulatedApi):
         if call.received.body_error is not None and call.received.json is None:
             raise GoogleError(400, "Invalid JSON payload received. Unexpected token.")
         request = read_request(call.received.json, model)
+        # Counted before any image is fetched or drawn: a prompt past the limit costs nothing.
+        count, limit = input_tokens(model, request.prompt, len(request.images)), input_limit(model)
+        if count > limit:
+            raise GoogleError(400, google_message(count, limit))
         inputs = [self._load(image, call) for image in request.images]
-        fault = self.runtime.faults.take(SUBMIT_PHASES, self.name, Stage.RESULT)
+        # Submits only: a fault for a file an upload makes waits for the upload.
+        fault = self.runtime.faults.take(frozenset({Phase.SUBMIT}), self.name, Stage.RESULT)
         if fault == "upload-expired":
             self.uploads.expire_all()
             for image in request.images:
@@ -677,6 +733,12 @@ class GeminiApi(EmulatedApi):
                 stored = self.uploads.lookup(file_id)
                 if stored is None:
                     raise _file_denied(file_id)
+                if stored.state(self.runtime.clock()) != "ACTIVE":
+                    raise GoogleError(
+                        400,
+                        f"The File {file_id} is not in an ACTIVE state and usage is not allowed.",
+                        status="FAILED_PRECONDITION",
+                    )
                 data = stored.data
             elif urlsplit(image.uri).scheme in ("http", "https"):
                 # Google fetches public and signed URLs given as fileUri.
@@ -717,11 +779,9 @@ class GeminiApi(EmulatedApi):
             }
         if fault in FINISH_FAULTS:
             reason, message = FINISH_FAULTS[fault]
-            candidate: dict[str, object] = {
-                "finishReason": reason,
-                "index": 0,
-                "finishMessage": message,
-            }
+            candidate: dict[str, object] = {"finishReason": reason, "index": 0}
+            if message is not None:
+                candidate["finishMessage"] = message
             usage = {
                 "promptTokenCount": prompt_tokens,
                 "totalTokenCount": prompt_tokens,
@@ -883,11 +943,18 @@ class GeminiApi(EmulatedApi):
                 f"Failed to upload the file: {len(upload.data)} bytes arrived, but "
                 f"{upload.announced} were announced in X-Goog-Upload-Header-Content-Length.",
             ).response(final)
-        stored = self.uploads.finish(upload_id)
+        fault = self.runtime.faults.take(API_PHASES, self.name, Stage.RESULT)
+        processing = 0.0
+        if fault in UPLOAD_FAULTS or len(upload.data) >= LARGE_UPLOAD_BYTES:
+            processing = PROCESSING_SECONDS
+        stored = self.uploads.finish(upload_id, processing, fails=fault == "upload-failed")
         return json_response(200, {"file": self._file_object(stored, call)}, final)
 
     def _file_object(self, stored: StoredUpload, call: Call) -> dict[str, object]:
         created = self.runtime.epoch(stored.created)
+        state = stored.state(self.runtime.clock())
+        # Updated when its processing ended, if it has.
+        updated = created if state == "PROCESSING" else self.runtime.epoch(stored.ready)
         payload: dict[str, object] = {"name": f"files/{stored.id}"}
         if stored.display_name is not None:
             payload["displayName"] = stored.display_name
@@ -896,16 +963,18 @@ class GeminiApi(EmulatedApi):
             # int64 fields are strings in proto JSON.
             "sizeBytes": str(len(stored.data)),
             "createTime": _timestamp(created),
-            "updateTime": _timestamp(created),
+            "updateTime": _timestamp(updated),
             "expirationTime": _timestamp(created + UPLOAD_TTL),
             # Base64 of the hex digest, as Google's own values decode.
             "sha256Hash": base64.b64encode(
                 hashlib.sha256(stored.data).hexdigest().encode()
             ).decode(),
             "uri": f"{call.base_url}/v1beta/files/{stored.id}",
-            "state": "ACTIVE",
+            "state": state,
             "source": "UPLOADED",
         }
+        if state == "FAILED":
+            payload["error"] = PROCESSING_FAILURE
         return payload
 
 
@@ -973,6 +1042,35 @@ def _signature(image: Encoded) -> str:
     """An opaque thought signature, 64 bytes, the same for the same picture."""
     digest = hashlib.sha512(b"thought signature\0" + image.data).digest()
     return base64.b64encode(digest).decode()
+
+
+def _service_disabled_details() -> list[dict[str, object]]:
+    """What Google says beside a 403 for an API the project has not enabled."""
+    return [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "SERVICE_DISABLED",
+            "domain": "googleapis.com",
+            "metadata": {
+                "consumer": f"projects/{PROJECT}",
+                "service": "generativelanguage.googleapis.com",
+                "activationUrl": ACTIVATION_URL,
+                "serviceTitle": "Generative Language API",
+                "containerInfo": PROJECT,
+            },
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": SERVICE_DISABLED,
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {"description": "Google developers console API activation", "url": ACTIVATION_URL}
+            ],
+        },
+    ]
 
 
 def _quota_details(model_id: str | None) -> list[dict[str, object]]:

@@ -1,5 +1,7 @@
 """The OpenAI-compatible gateway (new-api / one-api style): ``/v1/images/edits`` (multipart),
-``/v1/images/generations`` (JSON) and ``/v1/models``, with a ``Bearer`` key."""
+``/v1/images/generations`` (JSON) and ``/v1/models``, with a ``Bearer`` key. For OpenAI's own
+GPT image model names (``gpt-image-*``) the two image routes answer as OpenAI's API does
+(``nanoedit.sandbox.gpt_image``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from nanoedit.sandbox import gpt_image
 from nanoedit.sandbox.catalog import (
     OPENAI_MODELS,
     RATIOS,
@@ -20,6 +23,8 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.multipart import UploadedFile
+from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
 from nanoedit.sandbox.render import Encoded, decode
 from nanoedit.sandbox.runtime import Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -44,17 +49,24 @@ Route = Callable[[Call, frozenset[Phase]], SandboxResponse]
 
 
 class Rejected(Exception):
-    """A request the gateway refuses; carries the error object's fields."""
+    """A request the gateway refuses; carries the error object's fields (``type_`` None: the
+    gateway's own type for the status)."""
 
     def __init__(
-        self, message: str, *, param: str = "", status: int = 400, code: str = "invalid_request"
+        self,
+        message: str,
+        *,
+        param: str = "",
+        status: int = 400,
+        code: str = "invalid_request",
+        type_: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.status = status
         self.code = code
-        self.type = "invalid_request_error" if status == 400 else "new_api_error"
+        self.type = type_ or ("invalid_request_error" if status == 400 else "new_api_error")
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,18 @@ def read_options(values: Mapping[str, object], has_images: bool | None) -> Optio
     return Options(model, prompt, n, response_format, ratio, size)
 
 
+def _check_prompt_length(options: Options, images: int) -> None:
+    """Refuse a prompt past the model's input limit as the gateway does: it relays Google's
+    400 in its own error object, typed as the upstream's (inferred from how a new-api gateway
+    passes on any upstream error; the limit and Google's words are documented)."""
+    count = input_tokens(options.model, options.prompt, images)
+    limit = input_limit(options.model)
+    if count > limit:
+        raise Rejected(
+            google_message(count, limit), code="INVALID_ARGUMENT", type_="upstream_error"
+        )
+
+
 class OpenAIApi(EmulatedApi):
     """Answers the ``/v1/…`` routes."""
 
@@ -151,6 +175,9 @@ class OpenAIApi(EmulatedApi):
   POST /v1/images/edits          multipart: model, prompt, image (repeatable), ...
   POST /v1/images/generations    JSON: model, prompt, n, ...
   GET  /v1/models
+  (for gpt-image-* models the two image routes answer as OpenAI's own API: base64 only,
+   size 1024x1024, 1536x1024, 1024x1536 or auto, 400 for response_format and other
+   unknown fields)
 """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -195,7 +222,7 @@ class OpenAIApi(EmulatedApi):
                 request_id,
             )
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not self.runtime.accepts(key.strip()):
+        if scheme.lower() != "bearer" or not self.accepts(call, key.strip()):
             return error(401, "invalid token", "new_api_error", "invalid_api_key", request_id)
         try:
             return route(call, phases)
@@ -240,16 +267,11 @@ class OpenAIApi(EmulatedApi):
         # parsing does; and like Go's FormValue, the first of repeated fields counts.
         values = {name: texts[0] for name, texts in received.fields.items()}
         uploads = [part for part in received.files if part.field in IMAGE_FIELDS]
+        if gpt_image.is_gpt_image(values.get("model")):
+            names = [*received.fields, *(part.field for part in received.files)]
+            return self._gpt_image(values, names, uploads, call)
         options = read_options(values, has_images=bool(uploads))
-        inputs: list[Image.Image] = []
-        for number, upload in enumerate(uploads, start=1):
-            try:
-                inputs.append(decode(upload.data))
-            except ValueError as exc:
-                raise Rejected(
-                    f"image {number} ({upload.filename}) is {exc}; send PNG, JPEG or WebP",
-                    param="image",
-                ) from None
+        inputs = [self._decoded(number, upload) for number, upload in enumerate(uploads, 1)]
         return self._result(options, inputs, call, phases)
 
     def _generate(self, call: Call, phases: frozenset[Phase]) -> SandboxResponse:
@@ -257,11 +279,58 @@ class OpenAIApi(EmulatedApi):
         if not isinstance(body, dict):
             detail = call.received.body_error or "the body must be a JSON object"
             raise Rejected(f"invalid request: {detail}")
+        if gpt_image.is_gpt_image(body.get("model")):
+            return self._gpt_image(body, list(body), None, call)
         return self._result(read_options(body, has_images=None), [], call, phases)
+
+    def _gpt_image(
+        self,
+        values: Mapping[str, object],
+        names: list[str],
+        uploads: list[UploadedFile] | None,
+        call: Call,
+    ) -> SandboxResponse:
+        """An edit (``uploads``) or a generation (None) for a GPT image model, answered as
+        OpenAI's own API does. Result faults are the gateway's: they wait for its answers."""
+        try:
+            request = gpt_image.read_request(
+                values, names, images=None if uploads is None else len(uploads)
+            )
+            inputs = [self._decoded(number, part) for number, part in enumerate(uploads or [], 1)]
+        except Rejected as rejected:
+            return gpt_image.OpenAIError(rejected.message, "image", "invalid_image").response()
+        except gpt_image.OpenAIError as error:
+            return error.response()
+        source = inputs[0].size if inputs else None
+        size = gpt_image.size_of(request, source)
+        mime = gpt_image.OUTPUT_FORMATS[request.output_format]
+        draw = self.runtime.renderer
+        images = [
+            draw.edit(inputs, request.prompt, gpt_image.SIZES[size], mime, variant=variant,
+                      count=request.n)
+            if inputs
+            else draw.generate(request.prompt, gpt_image.SIZES[size], mime, variant=variant,
+                               count=request.n)
+            for variant in range(request.n)
+        ]  # fmt: skip
+        created = int(self.runtime.epoch())
+        return gpt_image.answer(request, size, images, len(inputs), created)
+
+    @staticmethod
+    def _decoded(number: int, upload: UploadedFile) -> Image.Image:
+        """An uploaded image's picture; Rejected names it when it is none."""
+        try:
+            return decode(upload.data)
+        except ValueError as exc:
+            raise Rejected(
+                f"image {number} ({upload.filename}) is {exc}; send PNG, JPEG or WebP",
+                param="image",
+            ) from None
 
     def _result(
         self, options: Options, inputs: list[Image.Image], call: Call, phases: frozenset[Phase]
     ) -> SandboxResponse:
+        _check_prompt_length(options, len(inputs))
         fault = self.runtime.faults.take(phases, self.name, Stage.RESULT)
         prompt_tokens = math.ceil(len(options.prompt.encode()) / 4)
         prompt_tokens += INPUT_IMAGE_TOKENS * len(inputs)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from nanoedit.sandbox.catalog import (
 )
 from nanoedit.sandbox.faults import CORE_FAULT_KINDS, FaultKind, Phase, Stage, status_answer
 from nanoedit.sandbox.fetch import FetchError
+from nanoedit.sandbox.prompts import input_limit, text_tokens
 from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -200,7 +200,7 @@ class OpenRouterApi(EmulatedApi):
         scheme, _, key = header.partition(" ")
         if not header.strip():
             return error(401, "No auth credentials found")
-        if scheme.lower() != "bearer" or not self.runtime.accepts(key.strip()):
+        if scheme.lower() != "bearer" or not self.accepts(call, key.strip()):
             return error(401, "User not found.")
         if call.method == "GET":
             return self._key(key.strip())
@@ -239,6 +239,7 @@ class OpenRouterApi(EmulatedApi):
 
     def _chat(self, call: Call) -> SandboxResponse:
         request = self._read(call)
+        _check_context(request)
         fault = self.runtime.faults.take(
             frozenset({Phase.SUBMIT, Phase.API}), self.name, Stage.RESULT
         )
@@ -259,8 +260,7 @@ class OpenRouterApi(EmulatedApi):
                 {"reasons": [MODERATION_REASON], "flagged_input": flagged,
                  "provider_name": PROVIDER, "model_slug": model_id},
             )  # fmt: skip
-        prompt_tokens = math.ceil(len(request.prompt.encode()) / 4)
-        prompt_tokens += INPUT_IMAGE_TOKENS * len(request.images)
+        prompt_tokens = text_tokens(request.prompt) + INPUT_IMAGE_TOKENS * len(request.images)
         said = "Here is the edited image." if request.images else "Here is the image."
         message: dict[str, Any] = {"content": ""}
         if fault == "text-only" or not request.wants_image:
@@ -290,10 +290,7 @@ class OpenRouterApi(EmulatedApi):
             "content": said if request.wants_text else None,
             "images": [{"type": "image_url", "image_url": {"url": url}, "index": 0}],
         }
-        tokens = HALF_K_TOKENS if request.size == "0.5K" else output_tokens(
-            request.entry.model, request.size
-        )  # fmt: skip
-        return self._answer(model_id, message, prompt_tokens, tokens)
+        return self._answer(model_id, message, prompt_tokens, _completion_tokens(request))
 
     def _render(self, request: Request) -> Encoded:
         source = request.images[0].size if request.images else None
@@ -437,6 +434,34 @@ class OpenRouterApi(EmulatedApi):
         except ValueError as exc:
             raise Refused(400, f"{where} is {exc}; send PNG, JPEG or WebP",
                           {"error_type": "invalid_image"}) from None  # fmt: skip
+
+
+def _completion_tokens(request: Request) -> int:
+    """What the image of a request is billed, in tokens."""
+    if request.size == "0.5K":
+        return HALF_K_TOKENS
+    return output_tokens(request.entry.model, request.size)
+
+
+def _check_context(request: Request) -> None:
+    """Refuse a request whose input and output together pass the model's context length, as
+    OpenRouter does before it reaches a provider: HTTP 400 and its own words (documented by
+    its answers; the context length is taken as Google's input limit, and the part naming
+    image input is inferred)."""
+    text = text_tokens(request.prompt)
+    images = INPUT_IMAGE_TOKENS * len(request.images)
+    output = _completion_tokens(request)
+    context = input_limit(request.entry.model)
+    if text + images + output <= context:
+        return
+    image_part = f"{images} of image input, " if images else ""
+    raise Refused(
+        400,
+        f"This endpoint's maximum context length is {context} tokens. However, you requested "
+        f"about {text + images + output} tokens ({text} of text input, {image_part}{output} in "
+        'the output). Please reduce the length of either one, or use the "middle-out" '
+        "transform to compress your prompt automatically.",
+    )
 
 
 def _choice(

@@ -109,17 +109,38 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=max(8, size))
 
 
+def fit_caption(text: str, room: int, measure: Callable[[str], float]) -> str:
+    """The start of ``text`` that fits on one line ``room`` pixels wide, as ``measure`` (a
+    font's ``getlength``) gives widths: whitespace runs (line breaks, tabs) as one space, and
+    an ellipsis at the end when it is cut.
+
+    The work does not grow with the text: only its first ``room + 1`` characters are looked at
+    (a glyph narrower than a pixel is a rare mark, and a caption of more of them is cut all
+    the same), and the cut is found by halving, in a number of measurements that grows with
+    the logarithm of ``room``. Measuring one character fewer each time, as this did, took
+    minutes for a long prompt: quadratic in its length.
+    """
+    head = " ".join(text[: room + 1].split())
+    if len(text) <= room + 1 and measure(head) <= room:
+        return head
+    # The longest start that fits with the ellipsis after it: widths grow with the length.
+    fits, overflows = 0, len(head) + 1
+    while overflows - fits > 1:
+        middle = (fits + overflows) // 2
+        if measure(head[:middle] + "…") <= room:
+            fits = middle
+        else:
+            overflows = middle
+    return head[:fits] + "…"
+
+
 def caption(image: Image.Image, text: str) -> Image.Image:
     """The prompt written in a dark band along the bottom, cut with an ellipsis to fit."""
     width, height = image.size
     band = max(24, height // 11)
     face = font(int(band * 0.5))
     margin = band // 3
-    fitted = text
-    if face.getlength(fitted) > width - 2 * margin:
-        while fitted and face.getlength(fitted + "…") > width - 2 * margin:
-            fitted = fitted[:-1]
-        fitted += "…"
+    fitted = fit_caption(text, width - 2 * margin, face.getlength)
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     draw.rectangle((0, height - band, width, height), fill=(0, 0, 0, 150))

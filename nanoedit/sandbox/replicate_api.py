@@ -26,6 +26,7 @@ from PIL import Image
 from nanoedit.sandbox.catalog import RATIOS, Family, Model, output_size
 from nanoedit.sandbox.faults import Phase, Stage, result_fault, status_answer
 from nanoedit.sandbox.fetch import FetchError
+from nanoedit.sandbox.prompts import prompt_characters
 from nanoedit.sandbox.render import decode, render_edit, render_generate, sniff_mime
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -116,6 +117,11 @@ def read_job(body: object, model: ReplicateModel) -> tuple[Job, dict[str, Any]]:
     prompt = given.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise Invalid("input.prompt", "Missing required field")
+    # The model's schema publishes no bound; the model's input limit in plain text stands for
+    # it, in the JSON Schema check's words for a string too long (inferred).
+    longest = prompt_characters(model.model)
+    if len(prompt) > longest:
+        raise Invalid("input.prompt", f"String length must be less than or equal to {longest}")
     images = given.get("image_input", [])
     if not isinstance(images, list) or not all(isinstance(url, str) for url in images):
         raise Invalid("input.image_input", "Invalid type. Expected: array of URIs")
@@ -222,7 +228,7 @@ class ReplicateApi(EmulatedApi):
         if fault is not None:
             return self._fault_answer(fault)
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")
-        if scheme not in ("Bearer", "Token") or not self.runtime.accepts(key.strip()):
+        if scheme not in ("Bearer", "Token") or not self.accepts(call, key.strip()):
             return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
         path, method = call.received.path, call.method
         if path == "/v1/account" and method == "GET":

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from nanoedit.sandbox.faults import FaultKind, FaultPlan, Phase
+from nanoedit.sandbox.faults import FaultKind, FaultPlan, Phase, Stage
 from nanoedit.sandbox.fetch import Fetch, FetchError
 from nanoedit.sandbox.files import Denial, FileStore
 from nanoedit.sandbox.renderer import Renderer
@@ -112,6 +112,15 @@ class EmulatedApi(ABC):
     def phases(self, call: Call) -> frozenset[Phase] | None:
         """The phases of faults a request may show; None for a route the API does not have.
         Only the line and headers may be looked at, as in ``answers``."""
+
+    def accepts(self, call: Call, key: str) -> bool:
+        """Whether ``key`` may make ``call``: a key the sandbox takes, unless a
+        ``key-rejected`` fault is due for this request. Every API checks keys here, so that
+        fault is answered exactly as the API answers a key it does not know."""
+        if not self.runtime.accepts(key):
+            return False
+        phases = self.phases(call)
+        return phases is None or self.runtime.faults.take(phases, self.name, Stage.KEY) is None
 
     @abstractmethod
     def handle(self, call: Call, fault: str | None) -> SandboxResponse:

@@ -1,0 +1,282 @@
+"""Long prompts in the sandbox: the caption of any prompt is drawn in bounded work, and a
+prompt past the model's input limit is refused by each emulated API in its provider's words."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import (
+    DUOMI_KEY,
+    FAL_KEY,
+    GEMINI_KEY,
+    OPENAI_KEY,
+    OPENROUTER_KEY,
+    REPLICATE_KEY,
+    Served,
+    backend_env,
+    run_cli,
+)
+from PIL import Image, ImageFont
+
+from nanoedit.provenance import read as read_provenance
+from nanoedit.sandbox import render, sample_image
+from nanoedit.sandbox.render import font
+
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+CAT, _ = sample_image("cat.png")
+# Past every model's limit: 275,000 tokens of text (Google's 2.5 model takes 32,768).
+TOO_LONG = "x" * 1_100_000
+# Well past what a caption can show, and within every model's limit (25,000 tokens).
+LONG = "y" * 100_000
+# More characters measured than this is work that grows with the prompt: the fix measures
+# 10 strings, about 1,150 characters in all, for the caption of a long prompt at 1024 pixels.
+BUDGET = 20_000
+
+
+class Measured:
+    """Every measurement a caption's font is asked for, within a budget: a drawing that
+    measures more than ``budget`` characters fails at once instead of running for minutes."""
+
+    def __init__(self, budget: int = BUDGET) -> None:
+        self.budget = budget
+        self.lengths: list[int] = []
+
+    def font(self, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+        face = font(size)
+        real = face.getlength
+
+        def getlength(text: str, *args: Any, **kwargs: Any) -> float:
+            self.lengths.append(len(text))
+            assert sum(self.lengths) <= self.budget, (
+                f"{len(self.lengths)} measurements of {sum(self.lengths)} characters"
+            )
+            return real(text, *args, **kwargs)
+
+        face.getlength = getlength  # type: ignore[method-assign,assignment]
+        return face
+
+
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> Measured:
+    """The sandbox's font, counting what is measured with it (drawing in this process)."""
+    counter = Measured()
+    monkeypatch.setattr(render, "font", counter.font)
+    return counter
+
+
+def pixels(data: bytes) -> tuple[str | None, tuple[int, int]]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.format, image.size
+
+
+@pytest.mark.parametrize("length", [10_000, 100_000, 1_000_000])
+def test_a_long_caption_costs_the_same_few_measurements_whatever_its_length(
+    measured: Measured, length: int
+) -> None:
+    # Before the fix: a measurement per character dropped, each of the whole rest (quadratic).
+    drawn = render.render_generate("z" * length, (1024, 1024), "image/png")
+    assert pixels(drawn.data) == ("PNG", (1024, 1024))
+    assert (len(measured.lengths), sum(measured.lengths)) == (10, 1153)
+
+
+def test_the_cut_is_the_longest_start_that_fits_with_its_ellipsis() -> None:
+    face = font(46)
+    fitted = render.fit_caption(LONG, 956, face.getlength)
+    assert fitted == "y" * 38 + "…"
+    assert face.getlength(fitted) <= 956 < face.getlength("y" * 39 + "…")
+    assert render.fit_caption("fits", 956, face.getlength) == "fits"
+
+
+def test_a_caption_is_one_line_whatever_breaks_the_prompt_holds() -> None:
+    # Before the fix a multi-line prompt was drawn on several lines, below the band.
+    face = font(46)
+    assert render.fit_caption("make it\nnight\n\tand  more\r\n", 956, face.getlength) == (
+        "make it night and more"
+    )
+
+
+def test_a_100k_character_prompt_edits_in_bounded_work_and_keeps_the_whole_prompt(
+    measured: Measured, sample: Path
+) -> None:
+    Path("prompt.txt").write_text(LONG, encoding="utf-8")
+    result = run_cli(["edit", "cat.png", "--prompt-file", "prompt.txt", "--sandbox"])
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert pixels(Path("cat-edit.png").read_bytes()) == ("PNG", (1184, 864))
+    # One caption 1132 pixels wide: a handful of measurements, none of the whole prompt.
+    assert (len(measured.lengths), sum(measured.lengths), max(measured.lengths)) == (10, 1384, 568)
+    record = read_provenance("cat-edit.png")
+    assert record is not None and record["prompt"] == LONG
+
+
+def test_the_console_script_refuses_a_prompt_past_the_limit_in_the_gateways_words(
+    sample: Path,
+) -> None:
+    # As the defect was found: 1.1 MB through --prompt-file was a ValueError traceback.
+    Path("big.txt").write_text(TOO_LONG + "\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NANOEDIT_SANDBOX")}
+    run = subprocess.run(
+        [NANOEDIT, "edit", "cat.png", "--prompt-file", "big.txt", "--sandbox"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert (run.returncode, run.stdout) == (5, "")
+    host = "nanoedit-sandbox.invalid"
+    assert run.stderr.startswith(
+        f"error: {host} answered HTTP 400: The input token count (275258) exceeds the maximum "
+        "number of tokens allowed (32768). (request id: "
+    ), run.stderr
+    assert run.stderr.endswith(") [INVALID_ARGUMENT]\n"), run.stderr
+    assert "Traceback" not in run.stderr
+    assert sorted(os.listdir()) == ["big.txt", "cat.png"]
+
+
+# Each API's answer to a prompt past the limit ------------------------------------------------
+
+
+def cat_uri() -> str:
+    return "data:image/png;base64," + base64.b64encode(CAT).decode()
+
+
+def openai_edit(client: httpx.Client, prompt: str) -> httpx.Response:
+    return client.post(
+        "/v1/images/edits",
+        headers={"Authorization": f"Bearer {OPENAI_KEY}"},
+        data={"model": "nano-banana", "prompt": prompt},
+        files=[("image", ("cat.png", CAT, "image/png"))],
+    )
+
+
+def duomi_edit(client: httpx.Client, prompt: str) -> httpx.Response:
+    body = {"model": "gemini-2.5-flash-image", "prompt": prompt,
+            "image_urls": [f"{client.base_url.join('/samples/cat.png')}"]}  # fmt: skip
+    submitted = client.post(
+        "/api/gemini/nano-banana-edit", headers={"Authorization": DUOMI_KEY}, json=body
+    )
+    task = submitted.json()["data"]["task_id"]
+    return client.get(f"/api/gemini/nano-banana/{task}", headers={"Authorization": DUOMI_KEY})
+
+
+def gemini_edit(client: httpx.Client, prompt: str) -> httpx.Response:
+    parts = [{"text": prompt}, {"inlineData": {"mimeType": "image/png",
+                                               "data": base64.b64encode(CAT).decode()}}]  # fmt: skip
+    return client.post(
+        "/v1beta/models/gemini-2.5-flash-image:generateContent",
+        headers={"x-goog-api-key": GEMINI_KEY},
+        json={"contents": [{"parts": parts}]},
+    )
+
+
+def fal_edit(client: httpx.Client, prompt: str) -> httpx.Response:
+    return client.post(
+        "/fal-ai/nano-banana/edit",
+        headers={"Authorization": f"Key {FAL_KEY}"},
+        json={"prompt": prompt, "image_urls": [f"{client.base_url.join('/samples/cat.png')}"]},
+    )
+
+
+def replicate_edit(client: httpx.Client, prompt: str) -> httpx.Response:
+    return client.post(
+        "/v1/models/google/nano-banana/predictions",
+        headers={"Authorization": f"Bearer {REPLICATE_KEY}"},
+        json={"input": {"prompt": prompt, "image_input": [cat_uri()]}},
+    )
+
+
+def openrouter_edit(client: httpx.Client, prompt: str) -> httpx.Response:
+    content = [{"type": "text", "text": prompt},
+               {"type": "image_url", "image_url": {"url": cat_uri()}}]  # fmt: skip
+    return client.post(
+        "/api/v1/chat/completions",
+        headers={"Authorization": f"Bearer {OPENROUTER_KEY}"},
+        json={"model": "google/gemini-2.5-flash-image", "modalities": ["image", "text"],
+              "messages": [{"role": "user", "content": content}]},
+    )  # fmt: skip
+
+
+def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's error object with the request id its message ends with cut off."""
+    message = body["error"]["message"]
+    head, _, tail = message.rpartition(" (request id: ")
+    assert tail[:-1].isdigit() and len(tail) == 27, message
+    return {"error": {**body["error"], "message": head}}
+
+
+GOOGLE_WORDS = (
+    "The input token count (275258) exceeds the maximum number of tokens allowed (32768)."
+)
+CASES: dict[str, tuple[Callable[[httpx.Client, str], httpx.Response], int, Any]] = {
+    "openai": (openai_edit, 400, {"error": {
+        "message": GOOGLE_WORDS, "type": "upstream_error", "param": "",
+        "code": "INVALID_ARGUMENT"}}),
+    "duomi": (duomi_edit, 200, "image generation failed: " + GOOGLE_WORDS),
+    "gemini": (gemini_edit, 400, {"error": {
+        "code": 400, "message": GOOGLE_WORDS, "status": "INVALID_ARGUMENT"}}),
+    "fal": (fal_edit, 422, {"detail": [{
+        "loc": ["body", "prompt"], "msg": "ensure this value has at most 131072 characters",
+        "type": "value_error.any_str.max_length", "ctx": {"limit_value": 131072}}]}),
+    "replicate": (replicate_edit, 422, {
+        "type": "https://replicate.com/docs/reference/http#errors",
+        "title": "Input validation failed", "status": 422,
+        "detail": "- input.prompt: String length must be less than or equal to 131072\n",
+        "invalid_fields": [{"type": "invalid", "field": "input.prompt",
+                            "description": "String length must be less than or equal to 131072"}]}),
+    "openrouter": (openrouter_edit, 400, {"error": {"code": 400, "message": (
+        "This endpoint's maximum context length is 32768 tokens. However, you requested about "
+        "276548 tokens (275000 of text input, 258 of image input, 1290 in the output). Please "
+        'reduce the length of either one, or use the "middle-out" transform to compress your '
+        "prompt automatically.")}}),
+}  # fmt: skip
+
+
+@pytest.fixture
+def client(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.base_url, timeout=60) as http:
+        yield http
+
+
+@pytest.mark.parametrize("api", list(CASES))
+def test_each_api_refuses_a_prompt_past_the_limit_as_its_provider_does(
+    served: Served, client: httpx.Client, api: str
+) -> None:
+    send, status, expected = CASES[api]
+    answer = send(client, TOO_LONG)
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    if api == "openai":
+        body = without_request_id(body)
+    if api == "duomi":
+        assert (body["data"]["state"], body["data"]["data"]) == ("error", None)
+        body = body["data"]["msg"]
+    assert body == expected
+    # Nothing was drawn: no result file was made for a refused prompt.
+    assert not [r for r in served.sandbox.received if r.path.startswith("/files/")]
+
+
+@pytest.mark.parametrize(
+    ("backend", "measurements"),
+    [("openai", (10, 1384)), ("duomi", (10, 1384)), ("gemini", (10, 1384)),
+     ("fal", (10, 1384)), ("replicate", (10, 1384)), ("openrouter", (10, 1384))],
+)  # fmt: skip
+def test_a_long_prompt_within_the_limit_is_drawn_on_every_backend(
+    served: Served, measured: Measured, backend: str,
+    measurements: tuple[int, int],
+) -> None:  # fmt: skip
+    Path("prompt.txt").write_text(LONG, encoding="utf-8")
+    env = backend_env(
+        served, openai=True, duomi=True, gemini=True, fal=True, replicate=True, openrouter=True
+    )
+    # A URL, which every backend takes (duomi takes nothing else).
+    cat = f"{served.base_url}/samples/cat.png"
+    result = run_cli(["edit", cat, "--prompt-file", "prompt.txt", "--backend", backend], env=env)
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
+    assert pixels(Path("cat-edit.png").read_bytes())[1] == (1184, 864)
+    assert (len(measured.lengths), sum(measured.lengths)) == measurements
