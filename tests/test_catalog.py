@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,67 @@ def test_every_model_of_the_shipped_catalog_has_sources_and_a_live_replacement()
         assert model.sources.startswith("[")
         if model.shutdown is not None:
             assert catalog.live(model) is not None
+
+
+@pytest.mark.parametrize(
+    ("backend", "model"),
+    [
+        ("gemini", "gemini-3-pro-image"),
+        ("openrouter", "google/gemini-3-pro-image"),
+        ("fal", "fal-ai/nano-banana-pro"),
+        ("replicate", "google/nano-banana-pro"),
+        ("duomi", "gemini-3-pro-image-preview"),
+        ("openai", "nano-banana-2"),
+    ],
+)
+def test_the_size_check_after_saving_knows_the_id_each_backend_sends(
+    backend: str, model: str
+) -> None:
+    # It looked the sent id up in Google's table, so fal's, Replicate's and OpenRouter's ids
+    # were unknown to it and a provider that ignored the ratio went unnoticed there.
+    from nanoedit.models import expected_size
+
+    resolved = shipped_catalog().resolve(backend, model)
+    assert expected_size(resolved, "16:9", "2K") == (2752, 1536)
+    assert expected_size(resolved, "9:16", None) == (768, 1376)
+
+
+@pytest.mark.parametrize(
+    ("backend", "model", "said"),
+    [
+        ("gemini", "gemini-9-imaginary", "is not found for API version v1beta"),
+        ("openrouter", "google/gemini-9-imaginary", "is not a valid model ID"),
+        ("fal", "fal-ai/imaginary-app", "HTTP 404"),
+        ("replicate", "google/imaginary-model", "HTTP 404"),
+    ],
+)
+def test_every_api_that_says_no_such_model_is_heard_and_not_retried(
+    served: Served, backend: str, model: str, said: str
+) -> None:
+    env = backend_env(served, **EVERY)
+    result = run_cli(["generate", "-p", "x", "-n", "2", "--backend", backend, "-m", model], env=env)
+    assert result.exit_code == 5, result.stderr
+    assert f"does not serve {model} on the {backend} backend" in result.stderr
+    assert said in result.stderr
+    assert f"see nanoedit models --backend {backend}" in result.stderr
+    posts = [r for r in served.sandbox.received if r.method == "POST"]
+    assert len(posts) == 1  # one image request, no retry (and not the job's second image)
+
+
+def test_the_readmes_model_table_is_the_catalogs() -> None:
+    from readme_help import README
+
+    text = README.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z0-9.-]+)` \| `([a-z0-9.-]+)` \| (.*?) \|$", text, re.M)
+    catalog = shipped_catalog()
+    assert rows, "the README has no model table"
+    for alias, model_id, status in rows:
+        model = catalog.models[model_id]
+        assert catalog.resolve("gemini", alias).model is model
+        assert status.startswith(model.lifecycle()), (status, model.lifecycle())
+    live = [m.id for m in catalog.models.values() if not m.is_shut_down(catalog.today)]
+    assert sorted(model_id for _, model_id, _ in rows) == sorted(live)
+    shut = re.search(r"^\| — \| (.*?) \| shut down \|$", text, re.M)
+    assert shut is not None
+    dead = [m.id for m in catalog.models.values() if m.is_shut_down(catalog.today)]
+    assert sorted(re.findall(r"`([a-z0-9.-]+)`", shut.group(1))) == sorted(dead)
