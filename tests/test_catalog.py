@@ -321,3 +321,14 @@ def test_the_readmes_model_table_is_the_catalogs() -> None:
     assert shut is not None
     dead = [m.id for m in catalog.models.values() if m.is_shut_down(catalog.today)]
     assert sorted(re.findall(r"`([a-z0-9.-]+)`", shut.group(1))) == sorted(dead)
+
+
+def test_no_image_from_an_id_the_catalog_does_not_know_asks_whether_it_draws() -> None:
+    from nanoedit.backends.gemini import _no_image
+
+    unknown = _no_image("host", "gemini-9-flash", "NO_IMAGE", None, "")
+    known = _no_image("host", "gemini-3-pro-image", "NO_IMAGE", None, "")
+    assert unknown.message.endswith(
+        "check that gemini-9-flash is an image model (--model or gemini.model), or try again"
+    )
+    assert known.message.endswith("that is not a refusal of the content: try again")

@@ -529,7 +529,7 @@ def test_fal_client_reads_a_request_fal_cancelled(
     served: Served, fal_sdk: fal_client.SyncClient
 ) -> None:
     served.sandbox.add_faults("cancelled")
-    handle = fal_sdk.submit("fal-ai/nano-banana", {"prompt": "a fox"})
+    handle = fal_sdk.submit("fal-ai/nano-banana-2", {"prompt": "a fox"})
     status = handle.status()
     assert isinstance(status, fal_client.Completed)
     assert (status.error, status.error_type) == ("Request was cancelled", "cancelled")

@@ -441,7 +441,7 @@ def test_key_rejected_answers_as_the_provider_answers_an_unknown_key(api: str) -
     [
         ("openai", ["POST /v1/images/edits"]),
         ("duomi", ["POST /api/gemini/nano-banana-edit"]),
-        ("gemini", ["POST /v1beta/models/gemini-2.5-flash-image:generateContent"]),
+        ("gemini", ["POST /v1beta/models/gemini-nano-banana-2.1:generateContent"]),
         ("fal", ["POST /storage/upload/initiate"]),
         ("replicate", ["POST /v1/files"]),
         ("openrouter", ["POST /api/v1/chat/completions"]),

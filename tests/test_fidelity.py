@@ -326,7 +326,7 @@ def test_genai_sees_an_upload_processing_then_active(tmp_path: Path) -> None:
         now[0] += 3.0
         assert google.files.get(name=file.name).state == types.FileState.ACTIVE
         answer = google.models.generate_content(model=FLASH, contents=uploaded)
-        assert answer.parts is not None and shape(image_data(answer.parts[-1]))[2] == "PNG"
+        assert answer.parts is not None and shape(image_data(answer.parts[-1]))[2] == "JPEG"
 
 
 def test_genai_lists_and_deletes_files(google: genai.Client) -> None:

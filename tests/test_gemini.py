@@ -139,12 +139,11 @@ def test_a_refusal_exits_8_names_the_reason_and_is_not_sent_again(
     ("fault", "said"),
     [
         ("no-image",
-         "made no image with gemini-2.5-flash-image (finishReason NO_IMAGE: \"The model was "
+         "made no image with gemini-nano-banana-2.1 (finishReason NO_IMAGE: \"The model was "
          "expected to generate an image, but none was generated\", in Google's words); that is "
-         "not a refusal of the content: check that gemini-2.5-flash-image is an image model "
-         "(--model or gemini.model), or try again"),
+         "not a refusal of the content: try again"),
         ("image-other",
-         "made no image with gemini-2.5-flash-image (finishReason IMAGE_OTHER: \"Image "
+         "made no image with gemini-nano-banana-2.1 (finishReason IMAGE_OTHER: \"Image "
          "generation stopped for a reason not otherwise specified\", in Google's words); that "
          "is not a refusal of the content: try again"),
     ],
@@ -152,7 +151,8 @@ def test_a_refusal_exits_8_names_the_reason_and_is_not_sent_again(
 def test_no_image_and_image_other_are_api_failures_not_refusals(
     served: Served, cat: Path, fault: str, said: str
 ) -> None:
-    # Google's meaning of these two is "no image, for no content reason": exit 5, not 8.
+    # Google's meaning of these two is "no image, for no content reason": exit 5, not 8. The
+    # model is the catalog's, an image model: the advice to check it is for unknown ids.
     served.sandbox.add_faults(fault)
     result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env=gemini_env(served))
     assert (result.exit_code, len(served.sandbox.received)) == (5, 1)
@@ -380,7 +380,7 @@ def test_googles_api_key_wins_over_gemini_api_key_with_one_warning(
     assert result.exit_code == 0, result.stderr
     # Jobs finish in any order.
     assert sorted(result.stdout.splitlines()) == [
-        "cat-edit-2.png", "cat-edit.png", "hat-edit-2.png", "hat-edit.png"
+        "cat-edit-2.jpg", "cat-edit.jpg", "hat-edit-2.jpg", "hat-edit.jpg"
     ]  # fmt: skip
     assert [r.headers["x-goog-api-key"] for r in served.sandbox.received] == [GEMINI_KEY] * 4
     warning = (

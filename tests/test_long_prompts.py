@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import subprocess
 import sys
@@ -27,13 +28,15 @@ from conftest import (
 )
 from PIL import Image, ImageFont
 
+from nanoedit.provenance import CLIP_MARKER
 from nanoedit.provenance import read as read_provenance
 from nanoedit.sandbox import render, sample_image
 from nanoedit.sandbox.render import font
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT, _ = sample_image("cat.png")
-# Past every model's limit: 275,000 tokens of text (Google's 2.5 model takes 32,768).
+# Past every model's limit: 275,000 tokens of text (the 3.x models take 131,072, the
+# gateway's 2.5 model 32,768).
 TOO_LONG = "x" * 1_100_000
 # Well past what a caption can show, and within every model's limit (25,000 tokens).
 LONG = "y" * 100_000
@@ -109,13 +112,18 @@ def test_a_100k_character_prompt_edits_in_bounded_work_and_keeps_the_whole_promp
     measured: Measured, sample: Path
 ) -> None:
     Path("prompt.txt").write_text(LONG, encoding="utf-8")
-    result = run_cli(["edit", "cat.png", "--prompt-file", "prompt.txt", "--sandbox"])
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
-    assert pixels(Path("cat-edit.png").read_bytes()) == ("PNG", (1184, 864))
-    # One caption 1132 pixels wide: a handful of measurements, none of the whole prompt.
-    assert (len(measured.lengths), sum(measured.lengths), max(measured.lengths)) == (10, 1384, 568)
-    record = read_provenance("cat-edit.png")
-    assert record is not None and record["prompt"] == LONG
+    result = run_cli(["edit", "cat.png", "--prompt-file", "prompt.txt", "--sandbox", "--sidecar"])
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
+    assert pixels(Path("cat-edit.jpg").read_bytes()) == ("JPEG", (1200, 896))
+    # One caption 1146 pixels wide: a handful of measurements, none of the whole prompt.
+    assert (len(measured.lengths), sum(measured.lengths), max(measured.lengths)) == (10, 1401, 575)
+    # A JPEG's one XMP segment holds a clipped prompt (provenance.embed); the sidecar the whole.
+    record = read_provenance("cat-edit.jpg")
+    assert record is not None and record["prompt"].endswith(CLIP_MARKER)
+    kept = record["prompt"].removesuffix(CLIP_MARKER)
+    assert kept and LONG.startswith(kept) and len(kept) < len(LONG)
+    sidecar = json.loads(Path("cat-edit.jpg.json").read_text(encoding="utf-8"))
+    assert sidecar["provenance"]["prompt"] == LONG
 
 
 def test_the_console_script_refuses_a_prompt_past_the_limit_in_the_gateways_words(
@@ -131,8 +139,8 @@ def test_the_console_script_refuses_a_prompt_past_the_limit_in_the_gateways_word
     assert (run.returncode, run.stdout) == (5, "")
     host = "nanoedit-sandbox.invalid"
     assert run.stderr.startswith(
-        f"error: {host} answered HTTP 400: The input token count (275258) exceeds the maximum "
-        "number of tokens allowed (32768). (request id: "
+        f"error: {host} answered HTTP 400: The input token count (275560) exceeds the maximum "
+        "number of tokens allowed (131072). (request id: "
     ), run.stderr
     assert run.stderr.endswith(") [INVALID_ARGUMENT]\n"), run.stderr
     assert "Traceback" not in run.stderr
@@ -156,7 +164,7 @@ def openai_edit(client: httpx.Client, prompt: str) -> httpx.Response:
 
 
 def duomi_edit(client: httpx.Client, prompt: str) -> httpx.Response:
-    body = {"model": "gemini-2.5-flash-image", "prompt": prompt,
+    body = {"model": "gemini-3.1-flash-image-preview", "prompt": prompt,
             "image_urls": [f"{client.base_url.join('/samples/cat.png')}"]}  # fmt: skip
     submitted = client.post(
         "/api/gemini/nano-banana-edit", headers={"Authorization": DUOMI_KEY}, json=body
@@ -169,7 +177,7 @@ def gemini_edit(client: httpx.Client, prompt: str) -> httpx.Response:
     parts = [{"text": prompt}, {"inlineData": {"mimeType": "image/png",
                                                "data": base64.b64encode(CAT).decode()}}]  # fmt: skip
     return client.post(
-        "/v1beta/models/gemini-2.5-flash-image:generateContent",
+        "/v1beta/models/gemini-nano-banana-2.1:generateContent",
         headers={"x-goog-api-key": GEMINI_KEY},
         json={"contents": [{"parts": parts}]},
     )
@@ -177,7 +185,7 @@ def gemini_edit(client: httpx.Client, prompt: str) -> httpx.Response:
 
 def fal_edit(client: httpx.Client, prompt: str) -> httpx.Response:
     return client.post(
-        "/fal-ai/nano-banana/edit",
+        "/fal-ai/nano-banana-2/edit",
         headers={"Authorization": f"Key {FAL_KEY}"},
         json={"prompt": prompt, "image_urls": [f"{client.base_url.join('/samples/cat.png')}"]},
     )
@@ -185,7 +193,7 @@ def fal_edit(client: httpx.Client, prompt: str) -> httpx.Response:
 
 def replicate_edit(client: httpx.Client, prompt: str) -> httpx.Response:
     return client.post(
-        "/v1/models/google/nano-banana/predictions",
+        "/v1/models/google/nano-banana-2/predictions",
         headers={"Authorization": f"Bearer {REPLICATE_KEY}"},
         json={"input": {"prompt": prompt, "image_input": [cat_uri()]}},
     )
@@ -197,7 +205,7 @@ def openrouter_edit(client: httpx.Client, prompt: str) -> httpx.Response:
     return client.post(
         "/api/v1/chat/completions",
         headers={"Authorization": f"Bearer {OPENROUTER_KEY}"},
-        json={"model": "google/gemini-2.5-flash-image", "modalities": ["image", "text"],
+        json={"model": "google/gemini-nano-banana-2.1", "modalities": ["image", "text"],
               "messages": [{"role": "user", "content": content}]},
     )  # fmt: skip
 
@@ -210,28 +218,33 @@ def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
     return {"error": {**body["error"], "message": head}}
 
 
+# The gateway's nano-banana is its 2.5 model (32,768 tokens, 258 an image); the 3.x models
+# take 131,072 tokens, 560 an image.
 GOOGLE_WORDS = (
     "The input token count (275258) exceeds the maximum number of tokens allowed (32768)."
+)
+GOOGLE_WORDS_3 = (
+    "The input token count (275560) exceeds the maximum number of tokens allowed (131072)."
 )
 CASES: dict[str, tuple[Callable[[httpx.Client, str], httpx.Response], int, Any]] = {
     "openai": (openai_edit, 400, {"error": {
         "message": GOOGLE_WORDS, "type": "upstream_error", "param": "",
         "code": "INVALID_ARGUMENT"}}),
-    "duomi": (duomi_edit, 200, "image generation failed: " + GOOGLE_WORDS),
+    "duomi": (duomi_edit, 200, "image generation failed: " + GOOGLE_WORDS_3),
     "gemini": (gemini_edit, 400, {"error": {
-        "code": 400, "message": GOOGLE_WORDS, "status": "INVALID_ARGUMENT"}}),
+        "code": 400, "message": GOOGLE_WORDS_3, "status": "INVALID_ARGUMENT"}}),
     "fal": (fal_edit, 422, {"detail": [{
-        "loc": ["body", "prompt"], "msg": "ensure this value has at most 131072 characters",
-        "type": "value_error.any_str.max_length", "ctx": {"limit_value": 131072}}]}),
+        "loc": ["body", "prompt"], "msg": "ensure this value has at most 524288 characters",
+        "type": "value_error.any_str.max_length", "ctx": {"limit_value": 524288}}]}),
     "replicate": (replicate_edit, 422, {
         "type": "https://replicate.com/docs/reference/http#errors",
         "title": "Input validation failed", "status": 422,
-        "detail": "- input.prompt: String length must be less than or equal to 131072\n",
+        "detail": "- input.prompt: String length must be less than or equal to 524288\n",
         "invalid_fields": [{"type": "invalid", "field": "input.prompt",
-                            "description": "String length must be less than or equal to 131072"}]}),
+                            "description": "String length must be less than or equal to 524288"}]}),
     "openrouter": (openrouter_edit, 400, {"error": {"code": 400, "message": (
-        "This endpoint's maximum context length is 32768 tokens. However, you requested about "
-        "276548 tokens (275000 of text input, 258 of image input, 1290 in the output). Please "
+        "This endpoint's maximum context length is 131072 tokens. However, you requested about "
+        "276378 tokens (275000 of text input, 258 of image input, 1120 in the output). Please "
         'reduce the length of either one, or use the "middle-out" transform to compress your '
         "prompt automatically.")}}),
 }  # fmt: skip
@@ -261,13 +274,17 @@ def test_each_api_refuses_a_prompt_past_the_limit_as_its_provider_does(
     assert not [r for r in served.sandbox.received if r.path.startswith("/files/")]
 
 
+# Each backend's default model is a 3.x one (JPEG); fal and Replicate are asked for PNG. Gemini's
+# thinking models also draw a draft at 512 (600x448) captioned "draft: PROMPT": 9 measurements
+# of 837 characters more.
 @pytest.mark.parametrize(
-    ("backend", "measurements"),
-    [("openai", (10, 1384)), ("duomi", (10, 1384)), ("gemini", (10, 1384)),
-     ("fal", (10, 1384)), ("replicate", (10, 1384)), ("openrouter", (10, 1384))],
+    ("backend", "name", "measurements"),
+    [("openai", "cat-edit.jpg", (10, 1401)), ("duomi", "cat-edit.jpg", (10, 1401)),
+     ("gemini", "cat-edit.jpg", (19, 2238)), ("fal", "cat-edit.png", (10, 1401)),
+     ("replicate", "cat-edit.png", (10, 1401)), ("openrouter", "cat-edit.jpg", (10, 1401))],
 )  # fmt: skip
 def test_a_long_prompt_within_the_limit_is_drawn_on_every_backend(
-    served: Served, measured: Measured, backend: str,
+    served: Served, measured: Measured, backend: str, name: str,
     measurements: tuple[int, int],
 ) -> None:  # fmt: skip
     Path("prompt.txt").write_text(LONG, encoding="utf-8")
@@ -277,6 +294,6 @@ def test_a_long_prompt_within_the_limit_is_drawn_on_every_backend(
     # A URL, which every backend takes (duomi takes nothing else).
     cat = f"{served.base_url}/samples/cat.png"
     result = run_cli(["edit", cat, "--prompt-file", "prompt.txt", "--backend", backend], env=env)
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
-    assert pixels(Path("cat-edit.png").read_bytes())[1] == (1184, 864)
+    assert (result.exit_code, result.stdout) == (0, f"{name}\n"), result.stderr
+    assert pixels(Path(name).read_bytes())[1] == (1200, 896)
     assert (len(measured.lengths), sum(measured.lengths)) == measurements

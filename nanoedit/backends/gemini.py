@@ -431,7 +431,8 @@ def _no_image(where: str, model: str, reason: str, message: object, text: str) -
     extra = f": {clip(said)}" if said and said.rstrip(".") != meaning else ""
     words = f"; the model said: {clip(text)!r}" if text else ""
     advice = "try again"
-    if reason == "NO_IMAGE":
+    if reason == "NO_IMAGE" and shipped_catalog().resolve_quietly("gemini", model).model is None:
+        # An id the catalog does not know may be a model that does not draw at all.
         advice = f"check that {model} is an image model (--model or gemini.model), or try again"
     return ApiError(
         f'{where} made no image with {model} (finishReason {reason}: "{meaning}", in '
