@@ -268,7 +268,7 @@ def test_a_whole_jpeg_is_sent_as_it_is_whatever_follows_its_end_marker(
         [NANOEDIT, "edit", "photo.jpg", "-p", "x", "-q"],
         env=os.environ | backend_env(served), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert (result.returncode, result.stdout, result.stderr) == (0, "photo-edit.png\n", "")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "photo-edit.jpg\n", "")
     [post] = [request for request in served.sandbox.received if request.method == "POST"]
     [sent] = post.files
     assert sent.data == image + trailer

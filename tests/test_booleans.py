@@ -86,7 +86,7 @@ def test_the_history_variable_takes_every_spelling(served: Served, value: str, k
         ["generate", "-p", "a red fox"],
         env=backend_env(served, duomi=False) | {"NANOEDIT_HISTORY": value},
     )
-    assert (result.exit_code, result.stdout) == (0, "a-red-fox.png\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox.jpg\n"), result.stderr
     folder = data_dir(os.environ)
     jobs = Journal(folder).all_jobs() if (folder / "journal.sqlite3").exists() else []
     assert len(jobs) == kept

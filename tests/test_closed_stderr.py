@@ -63,8 +63,8 @@ def cat(isolated: Path) -> Path:
 
 def test_a_saved_image_exits_0_with_stderr_closed(cat: Path) -> None:
     run = _run(["edit", "cat.png", "-p", "a hat", "--sandbox"])
-    assert (run.returncode, run.stdout) == (0, "cat-edit.png\n")
-    assert _image("cat-edit.png") == ("PNG", (1184, 864))
+    assert (run.returncode, run.stdout) == (0, "cat-edit.jpg\n")
+    assert _image("cat-edit.jpg") == ("JPEG", (1200, 896))
 
 
 def test_a_missing_file_exits_4_with_stderr_closed(cat: Path) -> None:
@@ -79,9 +79,9 @@ def test_both_jobs_of_a_batch_are_sent_and_saved_with_stderr_closed(
     Path("dog.jpg").write_bytes(sample_image("dog.jpg")[0])
     run = _run(["edit", "cat.png", "dog.jpg", "-p", "a hat"], backend_env(served))
     assert run.returncode == 0
-    assert sorted(run.stdout.splitlines()) == ["cat-edit.png", "dog-edit.png"]
-    assert _image("cat-edit.png") == ("PNG", (1184, 864))
-    assert _image("dog-edit.png") == ("PNG", (1184, 864))
+    assert sorted(run.stdout.splitlines()) == ["cat-edit.jpg", "dog-edit.jpg"]
+    assert _image("cat-edit.jpg") == ("JPEG", (1200, 896))
+    assert _image("dog-edit.jpg") == ("JPEG", (1200, 896))
     edits = [r for r in served.sandbox.received if r.method == "POST"]
     assert len(edits) == 2
 

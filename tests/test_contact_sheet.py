@@ -433,7 +433,7 @@ def test_the_report_shows_the_estimate_the_run_printed(served: Served, isolated:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert run.stderr.splitlines()[0] == (
-        "2 jobs, 2 images, estimated $0.10 (gemini-2.5-flash-image at $0.05)"
+        "2 jobs, 2 images, estimated $0.10 (gemini-3.1-flash-image at $0.05)"
     )
     _, root = parse((isolated / "run.html").read_text(encoding="utf-8"))
     assert totals(root)["Estimated cost"] == "$0.10"
@@ -447,7 +447,7 @@ def test_the_report_shows_the_estimate_the_run_printed(served: Served, isolated:
     )  # fmt: skip
     assert one.returncode == 0, one.stderr
     _, root = parse((isolated / "one.html").read_text(encoding="utf-8"))
-    assert totals(root)["Estimated cost"] == "$0.039"
+    assert totals(root)["Estimated cost"] == "$0.067"
 
 
 def test_an_earlier_report_is_replaced(served: Served, sample: Path) -> None:

@@ -53,10 +53,10 @@ def _malformed(database: Path) -> bytes:
 
 @pytest.fixture
 def journal(isolated: Path) -> Path:
-    """The journal of one edit that saved cat-edit.png, written whole (no -wal or -shm)."""
+    """The journal of one edit that saved cat-edit.jpg, written whole (no -wal or -shm)."""
     Path("cat.png").write_bytes(sample_image("cat.png")[0])
     made = run_cli(["edit", "cat.png", "-p", "a red hat", "--sandbox"])
-    assert (made.exit_code, made.stdout) == (0, "cat-edit.png\n"), made.stderr
+    assert (made.exit_code, made.stdout) == (0, "cat-edit.jpg\n"), made.stderr
     database = _data() / "journal.sqlite3"
     assert sorted(path.name for path in _data().iterdir()) == ["journal.sqlite3", "spool"]
     return database
@@ -112,9 +112,9 @@ def test_a_run_keeps_a_damaged_journal_aside_and_journals_itself_in_a_new_one(
     spoil, reason = DAMAGE[damage]
     damaged = spoil(journal)
     run = _nanoedit("generate", "-p", "a red fox")
-    assert (run.returncode, run.stdout) == (0, "a-red-fox.png\n"), run.stderr
-    with Image.open("a-red-fox.png") as image:
-        assert (image.format, image.size) == ("PNG", (1024, 1024))
+    assert (run.returncode, run.stdout) == (0, "a-red-fox.jpg\n"), run.stderr
+    with Image.open("a-red-fox.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (1024, 1024))
     [aside] = [path for path in _data().iterdir() if path.name.startswith("journal.sqlite3.")]
     assert aside.read_bytes() == damaged
     assert run.stderr.splitlines()[0] == (
@@ -124,6 +124,6 @@ def test_a_run_keeps_a_damaged_journal_aside_and_journals_itself_in_a_new_one(
     listed = _nanoedit("history")
     assert listed.returncode == 0, listed.stderr
     [line] = listed.stdout.splitlines()
-    assert line.split("\t")[0] == "1" and line.endswith("\ta red fox\ta-red-fox.png")
+    assert line.split("\t")[0] == "1" and line.endswith("\ta red fox\ta-red-fox.jpg")
     with sqlite3.connect(journal) as fresh:
         assert fresh.execute("SELECT count(*) FROM jobs").fetchone() == (1,)

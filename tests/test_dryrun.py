@@ -223,7 +223,7 @@ def test_a_dry_run_of_hostile_names_piped_into_sh_runs_curl_alone_with_the_real_
     assert sorted(os.listdir(os.fsencode(isolated / "d"))) == sorted(HOSTILE)
     calls = curl_calls(log)
     assert len(calls) == len(HOSTILE)
-    fields = [b"model=nano-banana", b"prompt=" + HOSTILE_PROMPT.encode(), b"n=1",
+    fields = [b"model=nano-banana-2", b"prompt=" + HOSTILE_PROMPT.encode(), b"n=1",
               b"response_format=url"]  # fmt: skip
     head = [b"-sS", b"-X", b"POST", b"http://nanoedit-sandbox.invalid/v1/images/edits", b"-H",
             b"Authorization: Bearer ****"]  # fmt: skip

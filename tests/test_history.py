@@ -391,7 +391,7 @@ def test_at_last_after_a_job_written_to_stdout_is_refused_not_read_back_from_it(
     )
     assert Path("out.png").read_bytes() == Path("first.png").read_bytes()
     with Image.open("out.png") as image:
-        assert image.size == (1184, 864)
+        assert image.size == (1200, 896)
     assert len(posts(served)) == 1  # the first run's edit; nothing for the second
 
 

@@ -105,11 +105,11 @@ def test_a_new_journal_and_its_spool_are_for_their_owner_only(isolated: Path) ->
     # user's: it gets the mode any new file gets.
     resumed = _nanoedit("resume")
     assert resumed.returncode == 0, resumed.stderr
-    saved = isolated / "out" / "a-red-fox.png"
+    saved = isolated / "out" / "a-red-fox.jpg"
     assert resumed.stdout == f"{saved}\n"
     with Image.open(saved) as image:
         image.load()
-        assert (image.format, image.size) == ("PNG", (1024, 1024))
+        assert (image.format, image.size) == ("JPEG", (1024, 1024))
     assert _mode(saved) == 0o644
     assert _modes(data) == {"": 0o700, "journal.sqlite3": 0o600, "spool": 0o700}
 

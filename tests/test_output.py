@@ -276,9 +276,9 @@ def embedded_record(path: Path) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("name", "model", "sent", "fmt", "size"),
     [
-        ("res.webp", "nano-banana", "PNG", "WEBP", (1184, 864)),
-        ("res.jpg", "nano-banana", "PNG", "JPEG", (1184, 864)),
-        ("res.jpeg", "nano-banana", "PNG", "JPEG", (1184, 864)),
+        ("res.webp", "nano-banana-hd", "PNG", "WEBP", (1184, 864)),
+        ("res.jpg", "nano-banana-hd", "PNG", "JPEG", (1184, 864)),
+        ("res.jpeg", "nano-banana-hd", "PNG", "JPEG", (1184, 864)),
         ("res.png", "nano-banana-pro", "JPEG", "PNG", (1200, 896)),
         ("res.webp", "nano-banana-pro", "JPEG", "WEBP", (1200, 896)),
     ],
@@ -309,12 +309,12 @@ def test_a_format_that_holds_no_provenance_says_so(served: Served, cat: Path) ->
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", "res.bmp"], env=backend_env(served))
     assert (result.exit_code, result.stdout) == (0, "res.bmp\n"), result.stderr
     assert result.stderr == (
-        "warning: the server sent PNG; converted to BMP for res.bmp\n"
+        "warning: the server sent JPEG; converted to BMP for res.bmp\n"
         "warning: res.bmp holds no provenance: BMP has no place for it; name the output .png, "
         ".jpg or .webp, or add --sidecar to keep it beside the image\n"
-        "saved res.bmp (1184x864 BMP) from cat.png\n"
+        "saved res.bmp (1200x896 BMP) from cat.png\n"
     )
-    assert image_of(Path("res.bmp").read_bytes()) == ("BMP", (1184, 864))
+    assert image_of(Path("res.bmp").read_bytes()) == ("BMP", (1200, 896))
     # With --sidecar the record is beside the image, and the warning says where.
     kept = run_cli(
         ["edit", "cat.png", "-p", "x", "-o", "kept.bmp", "--sidecar"], env=backend_env(served)

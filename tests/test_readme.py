@@ -92,8 +92,9 @@ def test_readme_every_saved_image_carries_where_it_came_from_converted_or_not(
     names = re.findall(r"`(?:-o )?(res\.\w+)`", found.group(1))
     assert names == ["res.webp", "res.jpg", "res.png"]
     Path("cat.png").write_bytes(sample_image("cat.png")[0])
-    # nano-banana sends PNG, nano-banana-pro JPEG: each name converts from one or the other.
-    for model in ("nano-banana", "nano-banana-pro"):
+    # The gateway's nano-banana-hd sends PNG, nano-banana-pro JPEG: each name converts from
+    # one or the other.
+    for model in ("nano-banana-hd", "nano-banana-pro"):
         Path(model).mkdir()
         for name in names:
             output = Path(model, name)

@@ -128,7 +128,7 @@ def test_the_console_script_refuses_another_requests_image_at_o_before_paying(
     )
     assert (replaced.returncode, replaced.stdout) == (0, "fox.png\n"), replaced.stderr
     with Image.open(made) as image:
-        assert (image.format, image.size) == ("PNG", (1184, 864))
+        assert (image.format, image.size) == ("PNG", (1200, 896))
     provenance = read_provenance(made)
     assert provenance is not None and provenance["prompt"] == "a hat"
 
