@@ -102,7 +102,7 @@ class Sandbox:
 
     ``keys`` None accepts any non-empty key. ``faults`` is a fault plan such as
     ``"429x2,poll:502,redirect"`` (see ``nanoedit.sandbox.faults``). Each API answer takes
-    at least ``latency`` seconds (waited through ``sleep``). A duomi task takes
+    at least ``latency`` seconds of ``clock`` time (waited through ``sleep``). A duomi task takes
     ``task_seconds`` of ``clock`` time to succeed. ``fetch`` downloads foreign image URLs;
     None draws a deterministic stand-in instead, as there is no network in process (a
     ``SandboxServer`` switches that to real downloads). Result URLs stop working after
@@ -134,6 +134,7 @@ class Sandbox:
         self.received: list[ReceivedRequest] = []
         self._keep_received = keep_received
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
         self._fetch_given = fetch is not None
         epoch_offset = time.time() - clock()
@@ -245,7 +246,7 @@ class Sandbox:
     def _route(self, call: Call, api: EmulatedApi | None, fault: str | None) -> SandboxResponse:
         path = call.received.path
         if api is not None:
-            started = time.monotonic()
+            started = self._clock()
             return self._wait(started, api.handle(call, fault))
         if call.method != "GET":
             return not_found()
@@ -262,10 +263,11 @@ class Sandbox:
         return not_found()
 
     def _wait(self, started: float, response: SandboxResponse) -> SandboxResponse:
-        # The latency is how long an answer takes in all: time spent drawing the image counts
-        # toward it, so a benchmark's ideal (requests x latency) is what a real server gives.
+        # The latency is how long an answer takes in all, on the sandbox's clock: time spent
+        # drawing the image counts toward it, so a benchmark's ideal (requests x latency) is
+        # what a real server gives.
         if self.latency > 0:
-            self._sleep(max(0.0, self.latency - (time.monotonic() - started)))
+            self._sleep(max(0.0, self.latency - (self._clock() - started)))
         return response
 
     def _download(self, call: Call, name: str, fault: str | None) -> SandboxResponse:
