@@ -332,3 +332,24 @@ def test_no_image_from_an_id_the_catalog_does_not_know_asks_whether_it_draws() -
         "check that gemini-9-flash is an image model (--model or gemini.model), or try again"
     )
     assert known.message.endswith("that is not a refusal of the content: try again")
+
+
+def test_a_size_no_model_of_the_backend_renders_gets_no_advice_to_use_the_same_model(
+    served: Served,
+) -> None:
+    # Replicate's resolution has no 512: the advice named the model already in use.
+    env = backend_env(served, **EVERY)
+    args = ["generate", "-p", "x", "--backend", "replicate", "-m", "nano-banana-2", "--size", "512"]
+    result = run_cli(args, env=env)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: google/nano-banana-2 renders 1K, 2K, 4K only on replicate, so size 512 cannot "
+        "be honoured; drop it (from --size, NANOEDIT_SIZE or default.size)"
+    )
+    assert served.sandbox.received == []
+    # Where another model renders it, that one is named, by the name that reaches it.
+    result = run_cli(["generate", "-p", "x", "--backend", "gemini", "-m", "nano-banana-pro",
+                      "--size", "512"], env=env)  # fmt: skip
+    assert result.stderr.strip().endswith(
+        "or choose a model that renders it (--model nano-banana-2)"
+    )
