@@ -66,7 +66,9 @@ def lineup(catalog: Catalog, backend: str | None = None) -> list[LineupRow]:
         if backend and offer is None:
             continue
         limits = offer.limits if offer else model.limits
-        where = backend or ("gemini" if "gemini" in model.offers else next(iter(model.offers), ""))
+        # Without a backend named, the model is shown as the catalog's first offer names it
+        # (Google's own API, listed first in each entry).
+        where = backend or next(iter(model.offers), "")
         alias = _alias_of(catalog, model, where) if where else ""
         size = "1K" if "1K" in limits.sizes else limits.sizes[0]
         price = catalog.price(where, offer.id if offer else model.id, size) if where else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from nanoedit.sandbox import gpt_image
+import nanoedit.sandbox.gpt_image as gpt_image
 from nanoedit.sandbox.catalog import (
     OPENAI_MODELS,
     RATIOS,
