@@ -358,7 +358,7 @@ def live_exit_code(results: Sequence[LiveResult]) -> ExitCode:
 
 def cache_path(env: Mapping[str, str]) -> Path:
     """Where the cache lives: the data folder, beside the journal."""
-    from nanoedit.journal import data_dir
+    from nanoedit.datadir import data_dir
 
     return data_dir(env) / CACHE_NAME
 
