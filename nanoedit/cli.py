@@ -1123,7 +1123,8 @@ def models(
         typer.Option(
             "--backend",
             metavar="NAME",
-            help="Only the models this backend sells, with its ids, limits and prices.",
+            help="Only the models this backend sells, with its ids, limits and prices (with "
+            "--live: ask this backend alone).",
         ),
     ] = None,
     json_out: Annotated[
