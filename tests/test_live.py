@@ -284,15 +284,15 @@ def test_a_ratio_the_live_schema_admits_is_accepted_by_later_plans(
     assert served.sandbox.received == []
     # Replicate's schema for Pro now lists them.
     served.sandbox.add_faults("lineup:widened")
-    result = run_cli(["models", "--live", "--backend", "replicate"], env=env)
+    day = DayClock(datetime(2026, 12, 8, 9, 30, tzinfo=UTC))
+    result = run_cli(["models", "--live", "--backend", "replicate"], env=env, clock=day)
     assert result.exit_code == 9
     assert result.stdout.splitlines()[1] == (
         "  ratios   google/nano-banana-pro  the provider also lists 1:4, 4:1, 1:8, 8:1"
     )
     kept = json.loads(cache_file().read_text())
     entry = kept["backends"]["replicate"]
-    assert entry["base_url"] == served.base_url
-    assert datetime.fromisoformat(entry["checked"]).date() == datetime.now(UTC).date()
+    assert (entry["base_url"], entry["checked"]) == (served.base_url, "2026-12-08T09:30:00+00:00")
     assert entry["models"]["google/nano-banana-pro"] == {
         "ratios": BASE + TALL,
         "sizes": ["1K", "2K", "4K"],
@@ -354,6 +354,29 @@ def test_a_cache_read_from_another_server_is_not_used(served: Served) -> None:
     listed = len(served.sandbox.received)
     assert pro_tall(other)[0] == 2
     assert len(served.sandbox.received) == listed
+
+
+def test_a_ratio_the_live_schema_dropped_is_refused_before_anything_is_sent(
+    served: Served,
+) -> None:
+    # As Replicate's schema would say if google/nano-banana-2 lost its tall ratios.
+    cache_file().parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "checked": "2026-12-08T09:30:00+00:00",
+        "base_url": served.base_url,
+        "models": {"google/nano-banana-2": {"ratios": BASE, "sizes": ["1K", "2K"]}},
+    }
+    cache_file().write_text(json.dumps({"version": 1, "backends": {"replicate": entry}}))
+    env = backend_env(served, openai=False, duomi=False, replicate=True)
+    args = ["generate", "-p", "a fox", "--backend", "replicate", "-m", "nano-banana-2"]
+    for extra, said in (
+        (["--ratio", "1:8"], "google/nano-banana-2 does not render the ratio 1:8 on replicate"),
+        (["--size", "4K"], "google/nano-banana-2 renders 1K, 2K only on replicate"),
+    ):
+        result = run_cli([*args, *extra], env=env)
+        assert result.exit_code == 2
+        assert said in result.stderr
+    assert served.sandbox.received == []
 
 
 def test_a_broken_cache_is_ignored_with_a_warning_naming_it(served: Served) -> None:
