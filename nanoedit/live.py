@@ -46,7 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,9 +97,8 @@ class Difference:
         if self.change == DROPPED:
             return f"{name} in the catalog, no longer listed by the provider"
         if self.change == FORMATS_CHANGED:
-            return f"the schema's output_format is {', '.join(self.live)}; nanoedit asks for " + (
-                ", ".join(self.catalog)
-            )
+            listed, asked = ", ".join(self.live), ", ".join(self.catalog)
+            return f"the schema's output_format is {listed}; nanoedit asks for {asked}"
         more = [value for value in self.live if value not in self.catalog]
         fewer = [value for value in self.catalog if value not in self.live]
         parts = []
@@ -408,8 +407,11 @@ def _read_cache(path: Path) -> tuple[dict[str, Any], str | None]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         return {}, _ignored(path, f"it is not valid JSON ({exc.msg} at line {exc.lineno})")
-    backends = document.get("backends") if isinstance(document, dict) else None
-    if document.get("version") != CACHE_VERSION or not isinstance(backends, dict):
+    if not (
+        isinstance(document, dict)
+        and document.get("version") == CACHE_VERSION
+        and isinstance(document.get("backends"), dict)
+    ):
         return {}, _ignored(path, "it is not a cache this version of nanoedit writes")
     return document, None
 
@@ -500,7 +502,7 @@ class LiveReport:
     results: tuple[LiveResult, ...]
     exit_code: ExitCode
     cache: Path | None = None
-    warnings: tuple[str, ...] = field(default=())
+    """Where what was read is kept (None: nothing was)."""
 
     def as_json(self) -> dict[str, Any]:
         """The run as one JSON object."""

@@ -393,6 +393,11 @@ def test_a_broken_cache_is_ignored_with_a_warning_naming_it(served: Served) -> N
     # models --live writes it anew.
     assert run_cli(["models", "--live", "--backend", "replicate"], env=env).exit_code == 0
     assert json.loads(cache_file().read_text())["version"] == 1
+    cache_file().write_text("[1, 2]")
+    code, stderr = pro_tall(env)
+    assert (code, "is ignored: it is not a cache this version of nanoedit writes") == (
+        2, stderr.split(f"{cache_file()}, ")[1].split(";")[0]
+    )  # fmt: skip
 
 
 # --- the sandbox's listings, and the defect they showed -------------------------------------
