@@ -71,7 +71,8 @@ class CheckResult:
         }
 
 
-def _not_configured(settings: BackendSettings) -> CheckResult:
+def not_configured(settings: BackendSettings) -> CheckResult:
+    """The result of a backend not set up: what it lacks, and the command that sets it up."""
     name = settings.name
     if settings.api_key or settings.api_key_cmd:
         fix = f"nanoedit config set {name}.base_url https://YOUR-SERVER"
@@ -82,7 +83,8 @@ def _not_configured(settings: BackendSettings) -> CheckResult:
     return CheckResult(name, NOT_CONFIGURED, f"{missing}; run: {fix}")
 
 
-def _unreachable(exc: httpx.TransportError, probe: Probe, proxy: str | None = None) -> str:
+def unreachable_detail(exc: httpx.TransportError, probe: Probe, proxy: str | None = None) -> str:
+    """Why the request ``probe`` describes did not reach its server, and what to check."""
     where, said = probe.where, probe.quote(exc, 200)
     through = proxy_for(probe.url, proxy)
     if through and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
@@ -108,7 +110,7 @@ def check_backend(
 ) -> CheckResult:
     """Check one backend with one request (none when it is not configured)."""
     if not settings.configured or settings.base_url is None:
-        return _not_configured(settings)
+        return not_configured(settings)
     try:
         key = settings.key()
     except ConfigError as exc:
@@ -118,7 +120,7 @@ def check_backend(
     try:
         response = client.get(probe.url, headers=dict(probe.headers), timeout=timeout)
     except httpx.TransportError as exc:
-        return CheckResult(settings.name, UNREACHABLE, _unreachable(exc, probe, proxy))
+        return CheckResult(settings.name, UNREACHABLE, unreachable_detail(exc, probe, proxy))
     except httpx.HTTPError as exc:
         return CheckResult(
             settings.name, FAILED, f"the request to {probe.where} failed ({type(exc).__name__})"

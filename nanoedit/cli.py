@@ -1140,23 +1140,40 @@ KeyArg = Annotated[
 
 @app.command()
 def models(
+    ctx: typer.Context,
     backend: Annotated[
         str | None,
         typer.Option(
             "--backend",
             metavar="NAME",
-            help="Only the models this backend sells, with its ids, limits and prices.",
+            help="Only the models this backend sells, with its ids, limits and prices (with "
+            "--live: ask this backend alone).",
         ),
     ] = None,
     json_out: Annotated[
-        bool, typer.Option("--json", help="One JSON object per model on stdout.")
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per model on stdout (with --live: one in all)."
+        ),
     ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Ask each configured backend what it serves today (free listing requests) "
+            "and show how it differs from the catalog.",
+        ),
+    ] = False,
+    sandbox: SandboxOpt = False,
 ) -> None:
     """The model catalog: each model's aliases, ids per backend, sizes, ratios, references,
     price of a 1K image and status (GA, deprecated, shut down) with dates.
 
     It is a snapshot kept as data: correct or add an entry in the config file under
-    [models."ID"] (see the README).
+    [models."ID"] (see the README). --live compares it with what each provider lists today:
+    models added or dropped, ratios and sizes that differ; the ratios and sizes read are kept
+    for later runs' checks. Exit 0 when nothing differs, 9 when something does, 3, 5 or 6
+    when a backend could not be checked (as config check).
     """
     from nanoedit.backends import backend_names
     from nanoedit.config import load_settings
@@ -1166,6 +1183,10 @@ def models(
         names = backend_names()
         if backend is not None and backend not in names:
             raise UsageError(f"no backend called {backend!r}; choose one of: {', '.join(names)}")
+        if live:
+            _models_live(ctx, (backend,) if backend else names, json_out, sandbox)
+        if sandbox:
+            raise UsageError("--sandbox goes with --live: the catalog itself asks no server")
         settings = load_settings(os.environ, RunOptions())
         rows = lineup(settings.catalog, backend)
         if json_out:
@@ -1187,6 +1208,56 @@ def models(
             return
         for line in lines:
             typer.echo("\t".join(line))
+
+
+def _models_live(
+    ctx: typer.Context, names: tuple[str, ...], json_out: bool, sandbox: bool
+) -> NoReturn:
+    """``nanoedit models --live``: check ``names``, print how each differs from the catalog,
+    keep what was read for later runs, and exit with the run's code."""
+    from nanoedit.check import CHECK_TIMEOUT
+    from nanoedit.client import client_for
+    from nanoedit.config import load_settings
+    from nanoedit.live import LiveReport, cache_path, check_backends, live_exit_code, write_cache
+
+    # Compared with the catalog and the config file's corrections, not with this cache.
+    settings = load_settings(os.environ, RunOptions(sandbox=sandbox), live_cache=False)
+    for warning in settings.warnings:
+        _warn(warning)
+    with client_for(settings) as client:
+        results = check_backends(settings, client, settings.catalog, names, timeout=CHECK_TIMEOUT)
+    code = live_exit_code(results)
+    requests = sum(result.requests for result in results)
+    cache = None if settings.sandbox else cache_path(os.environ)
+    try:
+        if cache is not None and not write_cache(cache, results, _clock(ctx).now()):
+            cache = None
+    except OSError as exc:
+        _warn(
+            f"could not keep what was read in {cache} ({exc.strerror or exc}); later runs check "
+            "ratios and sizes against the catalog alone"
+        )
+        cache = None
+    if json_out:
+        import json
+
+        report = LiveReport(tuple(results), code, cache)
+        typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        width = max(len(result.backend) for result in results)
+        for result in results:
+            for line in result.lines(width):
+                typer.echo(line)
+    from nanoedit.report import error_console
+
+    console = error_console(sys.stderr)
+    said = "1 request" if requests == 1 else f"{requests} requests"
+    console.print(f"{said} to listing endpoints, which are free: no image made, nothing paid")
+    if cache is not None:
+        console.print(f"the ratios and sizes read are kept in {cache} for later runs' checks")
+    elif settings.sandbox:
+        console.print("the in-process sandbox is no provider: nothing kept for later runs")
+    raise typer.Exit(code)
 
 
 def _warn(text: str) -> None:

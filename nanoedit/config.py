@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from nanoedit import commands
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import RATIOS, RunOptions, normalize_ratio, normalize_size
-from nanoedit.models import Catalog, load_catalog, shipped_catalog
+from nanoedit.models import Catalog, deep_merge, load_catalog, shipped_catalog
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import BackendBase
@@ -985,18 +985,22 @@ def load_settings(
     ratio: str | None = None,
     size: str | None = None,
     file_values: Mapping[str, str] | None = None,
+    live_cache: bool = True,
 ) -> Settings:
     """Merge file, environment and the command line into one :class:`Settings`.
 
     The command line's values are the settings ``options`` overrides, and --ratio and --size
     (``ratio``, ``size``; None when not given). ``file_values`` stand in for the file's, to
-    see what a change to it would make. Key commands are not run here;
+    see what a change to it would make. The model catalog is the shipped one with what
+    ``nanoedit models --live`` last read laid over it (unless ``live_cache`` is False), and
+    the file's corrections over both. Key commands are not run here;
     :meth:`BackendSettings.key` runs them when needed.
     """
     sandbox = wants_sandbox(options, env)
     path = config_path(env)
     warnings: list[str | None] = []
     catalog = shipped_catalog()
+    document: dict[str, Any] | None = None
     if file_values is None:
         document = read_document(path)
         file_values = flat_values(document)
@@ -1018,6 +1022,10 @@ def load_settings(
     warnings += [
         userinfo_warning(name, None if sandbox else get(f"{name}.base_url")) for name in backends
     ]
+    if document is not None and live_cache:
+        base_urls = {name: settings.base_url for name, settings in backends.items()}
+        catalog, warning = with_live_cache(catalog, document, env, base_urls)
+        warnings.append(warning)
     backend = get("default.backend", _flag("--backend", options.backend, "default.backend"))
     ratio = get("default.ratio", _flag("--ratio", ratio, "default.ratio"))
     size = get("default.size", _flag("--size", size or None, "default.size"))
@@ -1067,6 +1075,26 @@ def file_catalog(document: Mapping[str, Any]) -> Catalog:
     from nanoedit.backends import backend_names
 
     return load_catalog(overrides, backends=backend_names())
+
+
+def with_live_cache(
+    catalog: Catalog,
+    document: Mapping[str, Any],
+    env: Mapping[str, str],
+    base_urls: Mapping[str, str | None],
+) -> tuple[Catalog, str | None]:
+    """``catalog`` (the file's) with the ratios and sizes ``nanoedit models --live`` last read
+    laid under the file's own corrections (see :mod:`nanoedit.live`), and a warning when that
+    cache cannot be read."""
+    from nanoedit.live import cached_corrections
+
+    user = document.get(MODELS) or {}
+    corrections, warning = cached_corrections(env, catalog, user, base_urls)
+    if not corrections:
+        return catalog, warning
+    from nanoedit.backends import backend_names
+
+    return load_catalog(deep_merge(corrections, user), backends=backend_names()), warning
 
 
 def price_settings(file_values: Mapping[str, str]) -> tuple[tuple[str, float], ...]:

@@ -40,6 +40,8 @@ class ExitCode(IntEnum):
     NETWORK = 6
     PARTIAL = 7
     REFUSED = 8
+    # nanoedit models --live: a provider's lineup differs from the catalog.
+    DRIFT = 9
     INTERRUPTED = 130
     # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped.
     OUTPUT_CLOSED = 141

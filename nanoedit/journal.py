@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DATA_DIR_ENV = "NANOEDIT_DATA_DIR"
+# The folder is found without loading this module's database; its names are kept here too.
+from nanoedit.datadir import DATA_DIR_ENV, data_dir
+
+__all__ = ["DATA_DIR_ENV", "data_dir"]
+
 DATABASE_NAME = "journal.sqlite3"
 SPOOL_FOLDER = "spool"
 
@@ -95,17 +99,6 @@ CREATE TRIGGER IF NOT EXISTS jobs_text_delete AFTER DELETE ON jobs BEGIN
     INSERT INTO jobs_text(jobs_text, rowid, prompt) VALUES ('delete', old.id, old.prompt);
 END;
 """
-
-
-def data_dir(env: Mapping[str, str]) -> Path:
-    """The folder of the journal and its spool: ``NANOEDIT_DATA_DIR``, else the platform's
-    user data folder."""
-    override = env.get(DATA_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("nanoedit", appauthor=False))
 
 
 def _open_privately(folder: Path, database: Path, spool: Path) -> None:

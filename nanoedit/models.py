@@ -303,19 +303,27 @@ def shipped_document() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def shipped_as_of() -> dt.date | None:
+    """The day the shipped catalog's snapshot was taken (``as_of`` in ``models.toml``)."""
+    value = shipped_document().get("as_of")
+    return value if isinstance(value, dt.date) else None
+
+
 def merged_document(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The shipped catalog with the user's ``[models."ID"]`` tables laid over it, key by key
     (so one date or one price can be corrected without restating the entry)."""
     document = shipped_document()
-    models = _deep_merge(document.get("models", {}), overrides)
+    models = deep_merge(document.get("models", {}), overrides)
     return {**document, "models": models}
 
 
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid over it table by table: a value of ``over`` wins, a table
+    of both is merged."""
     merged = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged

@@ -38,6 +38,8 @@ HAT, _ = sample_image("hat.png")
 FLASH = "gemini-nano-banana-2.1"
 PRO = "gemini-3-pro-image"
 SHUT_DOWN = "gemini-2.5-flash-image"
+CHAT_ACTIONS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+IMAGE_ACTIONS = ["generateContent", "countTokens", "batchGenerateContent"]
 
 # Hosts the process tried to reach while ``watching`` holds a list (see ``only_loopback``).
 _watching: list[list[str]] = []
@@ -355,13 +357,26 @@ def test_genai_gets_and_lists_the_models(google: genai.Client) -> None:
         True,
     )
     assert model.supported_actions is not None and "generateContent" in model.supported_actions
-    names = [listed.name for listed in google.models.list()]
-    assert names == [
-        "models/gemini-3-pro-image",
-        "models/gemini-3.1-flash-image",
-        "models/gemini-nano-banana-2.1",
-        "models/gemini-3.1-flash-lite-image",
-    ]
+
+
+def test_genai_pages_through_the_model_list(served: Served, google: genai.Client) -> None:
+    # Text models, an embedding model and Imagen are listed beside the image models; the SDK
+    # follows nextPageToken until the list ends.
+    listed = list(google.models.list(config={"page_size": 3}))
+    assert [(model.name, model.supported_actions) for model in listed] == [
+        ("models/gemini-3-pro", CHAT_ACTIONS),
+        ("models/gemini-3-flash", CHAT_ACTIONS),
+        ("models/gemini-3-pro-image", IMAGE_ACTIONS),
+        ("models/gemini-3.1-flash-image", IMAGE_ACTIONS),
+        ("models/gemini-nano-banana-2.1", IMAGE_ACTIONS),
+        ("models/gemini-3.1-flash-lite-image", IMAGE_ACTIONS),
+        ("models/gemini-embedding-001",
+         ["embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"]),
+        ("models/imagen-4.0-generate-001", ["predict"]),
+    ]  # fmt: skip
+    pages = [received.query.get("pageToken") for received in served.sandbox.received]
+    assert len(pages) == 3 and pages[0] is None and None not in pages[1:]
+    assert {received.query["pageSize"] for received in served.sandbox.received} == {"3"}
 
 
 # --- openai ----------------------------------------------------------------------------------
@@ -435,6 +450,19 @@ def test_openai_generates(served: Served, gateway: openai.OpenAI) -> None:
         "aspect_ratio": "3:2",
         "image_size": "2K",
     }
+
+
+def test_openai_lists_the_gateway_s_models(served: Served, gateway: openai.OpenAI) -> None:
+    assert [model.id for model in gateway.models.list()] == [
+        "nano-banana", "nano-banana-hd", "gemini-2.5-flash-image",
+        "gemini-2.5-flash-image-preview", "nano-banana-pro", "nano-banana-2",
+        "nano-banana-2-2k", "nano-banana-2-4k", "gemini-3-pro-image-preview",
+        "gemini-3.1-flash-image-preview",
+    ]  # fmt: skip
+    served.sandbox.add_faults("lineup:added,lineup:dropped")
+    ids = [model.id for model in gateway.models.list()]
+    assert ("nano-banana-2" in ids, ids[-1]) == (False, "nano-banana-3")
+    assert [received.path for received in served.sandbox.received] == ["/v1/models"] * 2
 
 
 def test_openai_raises_its_own_errors(served: Served) -> None:

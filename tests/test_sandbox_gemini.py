@@ -642,18 +642,36 @@ def test_models_get_describes_the_model(served: Served) -> None:
     )
 
 
-def test_models_are_listed(served: Served) -> None:
-    response = served.client.get("/v1beta/models", headers={"x-goog-api-key": KEY})
-    assert response.status_code == 200
-    models = response.json()["models"]
-    assert [model["name"] for model in models] == [
+def test_models_are_listed_page_by_page_text_models_among_them(served: Served) -> None:
+    google = {"x-goog-api-key": KEY}
+    first = served.client.get("/v1beta/models", params={"pageSize": 1000}, headers=google)
+    assert first.status_code == 200
+    # At most five a page, fewer than asked, as Google's list may answer.
+    page = first.json()
+    assert [model["name"] for model in page["models"]] == [
+        "models/gemini-3-pro",
+        "models/gemini-3-flash",
         "models/gemini-3-pro-image",
         "models/gemini-3.1-flash-image",
         "models/gemini-nano-banana-2.1",
-        "models/gemini-3.1-flash-lite-image",
     ]
-    one = served.client.get(f"/v1beta/models/{FLASH_3}", headers={"x-goog-api-key": KEY})
-    assert models[1] == one.json()
+    second = served.client.get(
+        "/v1beta/models", params={"pageSize": 1000, "pageToken": page["nextPageToken"]},
+        headers=google,
+    ).json()  # fmt: skip
+    assert [model["name"] for model in second["models"]] == [
+        "models/gemini-3.1-flash-lite-image",
+        "models/gemini-embedding-001",
+        "models/imagen-4.0-generate-001",
+    ]
+    assert "nextPageToken" not in second
+    assert second["models"][2]["supportedGenerationMethods"] == ["predict"]
+    one = served.client.get(f"/v1beta/models/{FLASH_3}", headers=google)
+    assert page["models"][3] == one.json()
+    small = served.client.get("/v1beta/models", params={"pageSize": 2}, headers=google).json()
+    assert len(small["models"]) == 2
+    bad = served.client.get("/v1beta/models", params={"pageToken": "nope"}, headers=google)
+    assert (bad.status_code, bad.json()["error"]["status"]) == (400, "INVALID_ARGUMENT")
 
 
 def test_v1_is_shared_with_the_openai_compatible_api(served: Served) -> None:
@@ -669,7 +687,7 @@ def test_v1_is_shared_with_the_openai_compatible_api(served: Served) -> None:
     models = served.client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"})
     assert models.json()["object"] == "list"
     listed = served.client.get("/v1/models", headers=google)
-    assert listed.json()["models"][0]["name"] == f"models/{PRO}"
+    assert listed.json()["models"][2]["name"] == f"models/{PRO}"
 
 
 def test_unknown_routes_get_googles_front_end_page(served: Served) -> None:

@@ -3,8 +3,9 @@ returns, answer parsing and the judging of a ``config check`` answer.
 
 A backend is a subclass of :class:`BackendBase`: its class attributes say what it is (name,
 config keys, what inputs it takes, aliases, limits, setup hint), its class methods how
-``config check`` probes it, and an instance sends one job. The core derives every list of
-backends from the registry in ``nanoedit.backends`` and never names one.
+``config check`` probes it and how ``models --live`` asks what it serves today, and an
+instance sends one job. The core derives every list of backends from the registry in
+``nanoedit.backends`` and never names one.
 """
 
 from __future__ import annotations
@@ -190,6 +191,27 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class LiveModel:
+    """One image model as a provider's listing endpoint describes it today: its id there, and
+    what its schema lets it take, in nanoedit's spelling (None: the provider publishes none)."""
+
+    id: str
+    ratios: tuple[str, ...] | None = None
+    sizes: tuple[str, ...] | None = None
+    formats: tuple[str, ...] | None = None
+
+
+class ListingGet(Protocol):
+    """How a backend's listing asks its provider (``nanoedit models --live``)."""
+
+    def __call__(self, url: str, headers: Mapping[str, str], *, missing_ok: bool = False) -> Any:
+        """GET ``url`` and return its JSON; None for a 404 when ``missing_ok`` (the page of a
+        model that is gone). Any other answer than 2xx JSON ends the listing, judged as
+        ``config check`` judges its probe."""
+        ...
+
+
+@dataclass(frozen=True)
 class Probe:
     """The one cheap request that checks a backend, and where it goes (for messages)."""
 
@@ -245,6 +267,12 @@ class BackendBase:
     response_formats: ClassVar[tuple[str, ...]] = ("url", "b64_json")
     """The ``--response-format`` values it honours (an API that gives only URLs: ``url``)."""
     """Images one request may carry whatever the model, when the API itself limits it."""
+    output_format: ClassVar[str | None] = None
+    """The ``output_format`` its requests ask for, where the API has that field."""
+    lists_all: ClassVar[bool | None] = None
+    """What ``models --live`` can learn of it: True when a listing endpoint gives the whole
+    image lineup (so a model the catalog lacks shows), False when the catalog's ids are looked
+    up one by one, None when the API has no listing endpoint (:meth:`list_models`)."""
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -281,6 +309,15 @@ class BackendBase:
     @classmethod
     def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
         """What the probe's answer says: ready, key rejected, or what is wrong."""
+        raise NotImplementedError
+
+    @classmethod
+    def list_models(
+        cls, base_url: str, key: str, ids: Sequence[str], get: ListingGet
+    ) -> list[LiveModel]:
+        """The image models the provider lists today, through its free listing endpoints
+        (``ids``: the catalog's ids for this backend, for an API asked model by model); a
+        backend whose :attr:`lists_all` is None has none."""
         raise NotImplementedError
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
@@ -392,6 +429,12 @@ def read_json(response: httpx.Response, where: str) -> Any:
 def looks_like_json(response: httpx.Response) -> bool:
     """Whether a body is JSON at all: a 401 from a proxy is often an HTML page."""
     return response.content.lstrip()[:1] in (b"{", b"[")
+
+
+def not_a_listing(url: str, what: str = "a model list") -> ApiError:
+    """A listing endpoint answered JSON of another shape: most often a base URL that points
+    at something else."""
+    return ApiError(f"{host_of(url)} answered JSON that is not {what}; check the base URL")
 
 
 def auth_error(settings: BackendSettings, where: str, detail: str) -> AuthError:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from nanoedit.backends.base import (
     FAILED,
@@ -22,6 +22,8 @@ from nanoedit.backends.base import (
     READY,
     Answer,
     BackendBase,
+    ListingGet,
+    LiveModel,
     PlannedRequest,
     PreparedJob,
     Probe,
@@ -34,6 +36,7 @@ from nanoedit.backends.base import (
     host_of,
     looks_like_json,
     non_json_verdict,
+    not_a_listing,
     parse_json,
     read_json,
     result_from_url,
@@ -59,6 +62,11 @@ if TYPE_CHECKING:
     from nanoedit.http import JobHttp
 
 DEFAULT_STORAGE_URL = "https://rest.fal.ai"
+# fal's platform API: its model search takes up to 50 endpoint ids and, with
+# expand=openapi-3.0, gives each app's OpenAPI schema; the key is optional ([P] its reference).
+DEFAULT_PLATFORM_URL = "https://api.fal.ai/v1"
+SEARCH_IDS = 50
+MAX_SEARCH_PAGES = 20
 # fal spells Google's 512 tier 0.5K.
 RESOLUTIONS = {"512": "0.5K", "1K": "1K", "2K": "2K", "4K": "4K"}
 MAX_NUM_IMAGES = 4
@@ -137,6 +145,23 @@ def _detail(body: Any) -> tuple[str, str]:
     return "", str(body.get("error_type") or "")
 
 
+def _app_model(entry: Any, url: str) -> LiveModel:
+    """An app as the model search describes it: the enums of the body its queue takes (the
+    schema the POST to the app's path refers to)."""
+    from nanoedit import openapi
+
+    schema = entry.get("openapi") or {}
+    if not isinstance(schema, dict):
+        raise not_a_listing(url, "an app's schema")
+    inputs = openapi.request_properties(schema, f"/{entry['endpoint_id']}")
+    return LiveModel(
+        entry["endpoint_id"],
+        ratios=openapi.ratios(openapi.enum(schema, inputs, "aspect_ratio")),
+        sizes=openapi.sizes(openapi.enum(schema, inputs, "resolution")),
+        formats=openapi.enum(schema, inputs, "output_format"),
+    )
+
+
 def _is_final(response: httpx.Response) -> bool:
     """A response fetch answered with fal's own error: the request's outcome, which no retry
     changes (a gateway's page is retried)."""
@@ -154,6 +179,9 @@ class FalBackend(BackendBase):
     takes = Takes.BOTH
     default_base_url = "https://queue.fal.run"
     key_env = ("FAL_KEY",)
+    output_format = "png"
+    # fal's model search pages through a thousand apps: the catalog's are asked for by id.
+    lists_all = False
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "storage_url": KeySpec(
             "NANOEDIT_FAL_STORAGE_URL",
@@ -207,6 +235,39 @@ class FalBackend(BackendBase):
             return Verdict(READY, f"{probe.where}, key accepted")
         return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {shown}")
 
+    @classmethod
+    def list_models(
+        cls, base_url: str, key: str, ids: Sequence[str], get: ListingGet
+    ) -> list[LiveModel]:
+        """The catalog's apps (each model's app and its edit app), from the platform API's
+        model search by ``endpoint_id`` with their schemas (``expand=openapi-3.0``); an app
+        the answer leaves out is gone. A server standing in for fal (a proxy, the sandbox)
+        answers the platform API at its own address."""
+        root = base_url.rstrip("/")
+        platform = DEFAULT_PLATFORM_URL if root == cls.default_base_url else f"{root}/v1"
+        url = f"{platform}/models"
+        listed: list[LiveModel] = []
+        for start in range(0, len(ids), SEARCH_IDS):
+            query: list[tuple[str, str]] = [
+                ("endpoint_id", app) for app in ids[start : start + SEARCH_IDS]
+            ]
+            query.append(("expand", "openapi-3.0"))
+            for _ in range(MAX_SEARCH_PAGES):
+                body = get(f"{url}?{urlencode(query)}", {"Authorization": f"Key {key}"})
+                models = body.get("models") if isinstance(body, dict) else None
+                if not isinstance(models, list):
+                    raise not_a_listing(url)
+                listed += [
+                    _app_model(entry, url)
+                    for entry in models
+                    if isinstance(entry, dict) and isinstance(entry.get("endpoint_id"), str)
+                ]
+                cursor = body.get("next_cursor")
+                if not isinstance(cursor, str) or not cursor:
+                    break
+                query = [*(pair for pair in query if pair[0] != "cursor"), ("cursor", cursor)]
+        return listed
+
     # Requests -------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -235,7 +296,7 @@ class FalBackend(BackendBase):
         if options.size and (offer is None or offer.size_field):
             body["resolution"] = RESOLUTIONS.get(options.size, options.size)
         # PNG, fal's default, said outright: lossless, whatever the app's default becomes.
-        body["output_format"] = "png"
+        body["output_format"] = self.output_format
         return body
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:

@@ -4,9 +4,9 @@ API when they are too large to inline), the key in ``x-goog-api-key``, never in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from nanoedit.backends.base import (
     FAILED,
@@ -14,6 +14,8 @@ from nanoedit.backends.base import (
     READY,
     Answer,
     BackendBase,
+    ListingGet,
+    LiveModel,
     PlannedRequest,
     PreparedJob,
     Probe,
@@ -27,6 +29,7 @@ from nanoedit.backends.base import (
     encode_base64,
     host_of,
     non_json_verdict,
+    not_a_listing,
     parse_json,
     read_json,
     reported_usage,
@@ -44,6 +47,14 @@ if TYPE_CHECKING:
     from nanoedit.http import JobHttp
 
 API_VERSION = "v1beta"
+# The model list's largest page [P]: Google answers at most 1000 models a page, 50 unless asked.
+LIST_PAGE_SIZE = 1000
+# A list that has not ended after this many pages is a server that keeps answering the same.
+MAX_LIST_PAGES = 100
+# [I] Google's Model resource says nothing of what a model outputs, so an image model is told
+# by its name: Google names every Gemini image model "...-image[-preview]" or "...nano-banana..."
+# ([P] its model pages), and Imagen, whose name has neither, is no Gemini model (it predicts).
+IMAGE_MODEL_NAME = re.compile(r"(?:^|-)image(?:-|$)|nano-banana")
 # Inline base64 above this goes through the Files API instead. Google raised its own limit to
 # 100 MB (counted as base64) in 2026, but older limits (20 MB) still apply on some routes and
 # proxies, so nanoedit stays under the old one.
@@ -103,6 +114,17 @@ def api_root(base_url: str) -> str:
     return root[: -len(f"/{API_VERSION}")] if root.endswith(f"/{API_VERSION}") else root
 
 
+def _image_model(entry: Any) -> LiveModel | None:
+    """The model of a list entry when it is a Gemini image model, else None."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return None
+    model_id = entry["name"].removeprefix("models/")
+    methods = entry.get("supportedGenerationMethods")
+    if not isinstance(methods, list) or "generateContent" not in methods:
+        return None
+    return LiveModel(model_id) if IMAGE_MODEL_NAME.search(model_id) else None
+
+
 class GeminiBackend(BackendBase):
     """One ``generateContent`` request per image asked for (``-n 3`` is three requests)."""
 
@@ -112,6 +134,7 @@ class GeminiBackend(BackendBase):
     default_base_url = "https://generativelanguage.googleapis.com"
     # Google's SDK reads GOOGLE_API_KEY first when both are set (and says so): so does nanoedit.
     key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    lists_all = True
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -161,6 +184,32 @@ class GeminiBackend(BackendBase):
             FAILED,
             f"{probe.where} answered HTTP {status} with JSON that is not a model; "
             f"check {settings.name}.base_url",
+        )
+
+    @classmethod
+    def list_models(
+        cls, base_url: str, key: str, ids: Sequence[str], get: ListingGet
+    ) -> list[LiveModel]:
+        """Google's image models: every page of ``GET /v1beta/models`` (``pageToken`` from
+        each page's ``nextPageToken`` until there is none), kept to the models that
+        ``generateContent`` and are named as image models (see ``IMAGE_MODEL_NAME``)."""
+        url = f"{api_root(base_url)}/{API_VERSION}/models"
+        headers = {"x-goog-api-key": key}
+        listed: list[LiveModel] = []
+        token = ""
+        for _ in range(MAX_LIST_PAGES):
+            query = {"pageSize": LIST_PAGE_SIZE} | ({"pageToken": token} if token else {})
+            body = get(f"{url}?{urlencode(query)}", headers)
+            models = body.get("models", []) if isinstance(body, dict) else None
+            if not isinstance(models, list):
+                raise not_a_listing(url)
+            listed += [model for entry in models if (model := _image_model(entry)) is not None]
+            token = body.get("nextPageToken") or ""
+            if not isinstance(token, str) or not token:
+                return listed
+        raise ApiError(
+            f"{host_of(url)} kept answering another page of models after {MAX_LIST_PAGES}; "
+            "try again later"
         )
 
     # Requests ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nanoedit.backends.base import (
@@ -10,6 +11,8 @@ from nanoedit.backends.base import (
     READY,
     Answer,
     BackendBase,
+    ListingGet,
+    LiveModel,
     PlannedRequest,
     PreparedJob,
     Probe,
@@ -22,6 +25,7 @@ from nanoedit.backends.base import (
     host_of,
     looks_like_json,
     non_json_verdict,
+    not_a_listing,
     parse_json,
     read_json,
     reported_usage,
@@ -85,6 +89,7 @@ class OpenAIBackend(BackendBase):
     name = "openai"
     title = "OpenAI-compatible multipart gateway"
     takes = Takes.FILES
+    lists_all = True
     # A gateway names its models as it likes: an id the catalog does not list for it passes.
     free_ids = True
     extra_keys: ClassVar[dict[str, KeySpec]] = {
@@ -172,6 +177,23 @@ class OpenAIBackend(BackendBase):
             f"{probe.where} answered HTTP {status} with JSON that is not a model list; "
             f"check {settings.name}.base_url",
         )
+
+    @classmethod
+    def list_models(
+        cls, base_url: str, key: str, ids: Sequence[str], get: ListingGet
+    ) -> list[LiveModel]:
+        """Every model the gateway lists (``GET /v1/models``, OpenAI's list shape): its names
+        are its own, so nothing tells an image model from another."""
+        url = f"{api_root(base_url)}/v1/models"
+        body = get(url, {"Authorization": f"Bearer {key}"})
+        models = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(models, list):
+            raise not_a_listing(url)
+        return [
+            LiveModel(model["id"])
+            for model in models
+            if isinstance(model, dict) and isinstance(model.get("id"), str)
+        ]
 
     def fields(self, prepared: PreparedJob) -> dict[str, str]:
         """The text fields of a request, in the order they are sent."""

@@ -8,6 +8,7 @@ is N requests, each paid for.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nanoedit.backends.base import (
@@ -16,6 +17,8 @@ from nanoedit.backends.base import (
     READY,
     Answer,
     BackendBase,
+    ListingGet,
+    LiveModel,
     PlannedRequest,
     PreparedJob,
     Probe,
@@ -30,6 +33,7 @@ from nanoedit.backends.base import (
     host_of,
     looks_like_json,
     non_json_verdict,
+    not_a_listing,
     parse_json,
     read_json,
     reported_usage,
@@ -58,6 +62,9 @@ BLOCKED_REASONS = frozenset(
         "BLOCKLIST", "SPII", "RECITATION", "IMAGE_RECITATION",
     }
 )  # fmt: skip
+# [I] The catalog is of Google's models: other makers' image models OpenRouter lists are not
+# drift. OpenRouter names Google's models google/... ([P] its model pages).
+GOOGLE_PREFIX = "google/"
 # Typed error codes of a retryable status that no retry fixes.
 PERMANENT_TYPES = frozenset({"not_found", "invalid_request", "payment_required"})
 
@@ -97,6 +104,17 @@ def path_not_found(request: httpx.Request, root: str, where: str) -> ApiError:
     )
 
 
+def _google_image_model(entry: Any) -> LiveModel | None:
+    """The model of a list entry when it is one of Google's that outputs images, else None."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+        return None
+    architecture = entry.get("architecture")
+    outputs = architecture.get("output_modalities") if isinstance(architecture, dict) else None
+    if not isinstance(outputs, list) or "image" not in outputs:
+        return None
+    return LiveModel(entry["id"]) if entry["id"].startswith(GOOGLE_PREFIX) else None
+
+
 class OpenRouterBackend(BackendBase):
     """Sends each image of a job as one chat completion with a ``Bearer`` key."""
 
@@ -108,6 +126,7 @@ class OpenRouterBackend(BackendBase):
     takes = Takes.FILES
     default_base_url = "https://openrouter.ai/api"
     key_env = ("OPENROUTER_API_KEY",)
+    lists_all = True
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -167,6 +186,20 @@ class OpenRouterBackend(BackendBase):
             f"{probe.where} answered HTTP {status} with JSON that is not a key record; "
             f"check {settings.name}.base_url",
         )
+
+    @classmethod
+    def list_models(
+        cls, base_url: str, key: str, ids: Sequence[str], get: ListingGet
+    ) -> list[LiveModel]:
+        """Google's image models on OpenRouter: ``GET /v1/models?output_modalities=image``
+        (a public list; [P] the Models API's filter), kept to ``google/`` ids whose
+        ``architecture.output_modalities`` has ``image``, in case a server ignores the filter."""
+        url = f"{api_root(base_url)}/v1/models"
+        body = get(f"{url}?output_modalities=image", {"Authorization": f"Bearer {key}"})
+        models = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(models, list):
+            raise not_a_listing(url)
+        return [model for entry in models if (model := _google_image_model(entry)) is not None]
 
     def body(self, prepared: PreparedJob, images: list[str]) -> dict[str, Any]:
         """The JSON body of one request: the prompt first (as OpenRouter advises), then each

@@ -22,6 +22,8 @@ from nanoedit.backends.base import (
     READY,
     Answer,
     BackendBase,
+    ListingGet,
+    LiveModel,
     PlannedRequest,
     PreparedJob,
     Probe,
@@ -34,6 +36,7 @@ from nanoedit.backends.base import (
     host_of,
     looks_like_json,
     non_json_verdict,
+    not_a_listing,
     parse_json,
     read_json,
     result_from_url,
@@ -75,6 +78,27 @@ class _Prediction:
     images: list[ResultImage] | None = None
 
 
+def _schema_model(model_id: str, body: Any, url: str) -> LiveModel:
+    """A model as ``GET /v1/models/OWNER/NAME`` describes it: the enums of its latest
+    version's inputs (``openapi_schema.components.schemas.Input``, each enum behind ``allOf``
+    and ``$ref`` as Cog writes them; [P] Replicate's HTTP API and its Python client)."""
+    from nanoedit import openapi
+
+    version = body.get("latest_version") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not (version is None or isinstance(version, dict)):
+        raise not_a_listing(url, "a model")
+    schema = (version or {}).get("openapi_schema") or {}
+    if not isinstance(schema, dict):
+        raise not_a_listing(url, "a model's schema")
+    inputs = openapi.properties(schema, {"$ref": "#/components/schemas/Input"})
+    return LiveModel(
+        model_id,
+        ratios=openapi.ratios(openapi.enum(schema, inputs, "aspect_ratio")),
+        sizes=openapi.sizes(openapi.enum(schema, inputs, "resolution")),
+        formats=openapi.enum(schema, inputs, "output_format"),
+    )
+
+
 def _problem(body: Any) -> str:
     """The words of a problem-details body: its detail, else its title."""
     if not isinstance(body, dict):
@@ -93,6 +117,9 @@ class ReplicateBackend(BackendBase):
     takes = Takes.BOTH
     default_base_url = "https://api.replicate.com"
     key_env = ("REPLICATE_API_TOKEN",)
+    output_format = "png"
+    # Replicate lists every public model, pages of thousands: the catalog's are read by name.
+    lists_all = False
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "poll_interval": KeySpec(
             "NANOEDIT_REPLICATE_POLL_INTERVAL",
@@ -142,6 +169,21 @@ class ReplicateBackend(BackendBase):
             )
         return Verdict(FAILED, f"{probe.where} answered HTTP {status}: {said}")
 
+    @classmethod
+    def list_models(
+        cls, base_url: str, key: str, ids: Sequence[str], get: ListingGet
+    ) -> list[LiveModel]:
+        """Each of the catalog's models, read with ``GET /v1/models/OWNER/NAME`` (free): one
+        that answers 404 is gone; the others with their latest version's enums."""
+        root = base_url.rstrip("/").removesuffix("/v1")
+        listed = []
+        for model_id in ids:
+            url = f"{root}/v1/models/{model_id}"
+            body = get(url, {"Authorization": f"Bearer {key}"}, missing_ok=True)
+            if body is not None:
+                listed.append(_schema_model(model_id, body, url))
+        return listed
+
     # Requests -------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -163,7 +205,7 @@ class ReplicateBackend(BackendBase):
         if options.size and (offer is None or offer.size_field):
             given["resolution"] = options.size
         # PNG said outright: the models' default is a lossy JPEG.
-        given["output_format"] = "png"
+        given["output_format"] = self.output_format
         return {"input": given}
 
     def _prefer(self) -> str:

@@ -72,10 +72,10 @@ CHALLENGE_PAGE = (
 APIS: tuple[type[EmulatedApi], ...] = (
     GeminiApi,
     ReplicateApi,
+    FalApi,
     OpenAIApi,
     OpenRouterApi,
     DuomiApi,
-    FalApi,
 )
 
 

@@ -3,8 +3,13 @@ fetch its response, cancel it; local files go up through the storage API first. 
 sent as ``Authorization: Key KEY``; errors are ``{"detail": ...}``, validation errors a list
 of ``{loc, msg, type}`` (API-NOTES-PROVIDERS §3).
 
-The queue (``queue.fal.run``), the REST storage API (``rest.fal.ai``) and the CDN that serves
-uploads (``v3.fal.media``) all answer on the sandbox's one address.
+The platform API's model search (``api.fal.ai/v1/models``: each app's metadata, and with
+``expand=openapi-3.0`` its OpenAPI schema, whose enums are what a request is checked against)
+answers there too, for requests that carry fal's ``Key`` or name an ``endpoint_id``.
+
+The queue (``queue.fal.run``), the REST storage API (``rest.fal.ai``), the platform API
+(``api.fal.ai``) and the CDN that serves uploads (``v3.fal.media``) all answer on the sandbox's
+one address.
 """
 
 from __future__ import annotations
@@ -13,16 +18,17 @@ import base64
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from PIL import Image
 
 from nanoedit.sandbox.catalog import RATIOS, REFUSAL, Family, Model, nearest_ratio, output_size
 from nanoedit.sandbox.faults import Phase, Stage, result_fault, status_answer
 from nanoedit.sandbox.fetch import FetchError
+from nanoedit.sandbox.lineup import LISTING_PHASES, WIDENED
 from nanoedit.sandbox.prompts import prompt_characters
 from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate, sniff_mime
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
@@ -34,6 +40,7 @@ MAX_REQUESTS = 5000
 # Uploads are kept in memory: at most this many bytes, oldest dropped first.
 MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 OWNER = "fal-ai"
+MODELS_PATH = "/v1/models"
 CDN_PREFIX = "/fal-media/files/"
 UPLOAD_PREFIX = "/storage/uploads/"
 STORAGE_TYPES = ("fal-cdn-v3", "gcs")
@@ -92,6 +99,90 @@ APPS: dict[str, App] = {
         ),
     )
 }
+
+
+# What the lineup faults change: the app ``added`` lists (Nano Banana 3), the one ``dropped``
+# drops, and the one ``widened`` gives the tall ratios.
+ADDED_APPS: dict[str, App] = {
+    "nano-banana-3": App(
+        "nano-banana-3",
+        Model("gemini-3.5-flash-image", Family.PRO),
+        ("1K", "2K", "4K"),
+        RATIOS + TALL_RATIOS,
+    )
+}
+DROPPED_APP = "nano-banana-2"
+WIDENED_APP = "nano-banana-pro"
+APP_NAMES = {
+    "nano-banana-pro": "Nano Banana Pro",
+    "nano-banana-2": "Nano Banana 2",
+    "nano-banana-3": "Nano Banana 3",
+}
+
+
+def _pascal(alias: str) -> str:
+    return "".join(part.capitalize() for part in alias.replace(".", "-").split("-"))
+
+
+def openapi_schema(app: App, edit: bool) -> dict[str, Any]:
+    """The app's OpenAPI schema as fal's model search gives it (``expand=openapi-3.0``): the
+    queue's paths, the submission's body schema referred to from the POST, enums inline."""
+    endpoint = f"{OWNER}/{app.alias}" + ("/edit" if edit else "")
+    name = _pascal(app.alias) + ("Edit" if edit else "")
+    inputs: dict[str, Any] = {
+        "prompt": {"title": "Prompt", "type": "string", "minLength": 3, "maxLength": 50000,
+                   "description": "The text prompt to generate an image from."},
+        "num_images": {"title": "Number of Images", "type": "integer", "minimum": 1,
+                       "maximum": MAX_NUM_IMAGES, "default": 1},
+        "aspect_ratio": {"title": "Aspect Ratio", "type": "string",
+                         "enum": [*(("auto",) if edit else ()), *app.ratios],
+                         "default": "auto" if edit else "1:1"},
+        "output_format": {"title": "Output Format", "type": "string",
+                          "enum": list(OUTPUT_FORMATS), "default": "png"},
+    }  # fmt: skip
+    if app.resolutions:
+        inputs["resolution"] = {"title": "Resolution", "type": "string",
+                                "enum": list(app.resolutions), "default": "1K"}  # fmt: skip
+    required = ["prompt"]
+    if edit:
+        inputs["image_urls"] = {
+            "title": "Image URLs", "type": "array", "items": {"type": "string"},
+            "maxItems": MAX_IMAGE_URLS,
+        }  # fmt: skip
+        required.append("image_urls")
+    return {
+        "openapi": "3.0.4",
+        "info": {"title": "Queue OpenAPI for " + endpoint, "version": "1.0.0",
+                 "x-fal-metadata": {"endpointId": endpoint,
+                                    "category": "image-to-image" if edit else "text-to-image"}},
+        "components": {
+            "securitySchemes": {"apiKeyAuth": {"type": "apiKey", "in": "header",
+                                               "name": "Authorization",
+                                               "description": "Fal Key"}},
+            "schemas": {
+                f"{name}Input": {"title": f"{name}Input", "type": "object",
+                                 "properties": inputs, "required": required},
+                f"{name}Output": {"title": f"{name}Output", "type": "object",
+                                  "properties": {"images": {"type": "array"},
+                                                 "description": {"type": "string"}},
+                                  "required": ["images", "description"]},
+            },
+        },
+        "paths": {
+            f"/{endpoint}": {"post": {
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{name}Input"}}}},
+                "responses": {"200": {"description": "The request status."}},
+            }},
+            f"/{endpoint}/requests/{{request_id}}": {"get": {
+                "responses": {"200": {"description": "Result of the request.", "content": {
+                    "application/json": {"schema": {
+                        "$ref": f"#/components/schemas/{name}Output"}}}}},
+            }},
+        },
+        "servers": [{"url": "https://queue.fal.run"}],
+        "security": [{"apiKeyAuth": []}],
+    }  # fmt: skip
 
 
 class Invalid(Exception):
@@ -265,6 +356,7 @@ class FalApi(EmulatedApi):
 
     name = "fal"
     index = """fal (Authorization: Key KEY)
+  GET  /v1/models?endpoint_id=APP&expand=openapi-3.0   the platform API's model search
   POST /fal-ai/nano-banana[-pro|-2][/edit]             JSON: prompt, image_urls, num_images, ...
   GET  /fal-ai/nano-banana[-pro|-2]/requests/ID/status
   GET  /fal-ai/nano-banana[-pro|-2]/requests/ID
@@ -292,8 +384,13 @@ class FalApi(EmulatedApi):
         self._cdn_tokens: set[str] = set()
 
     def answers(self, call: Call) -> bool:
-        """The queue's app paths, the storage API, and the CDN's upload route and files."""
+        """The queue's app paths, the storage API, the CDN's upload route and files, and the
+        model search when it carries fal's ``Key`` or names an app (the gateway's model list
+        has the same path on the sandbox's one address)."""
         path = call.received.path
+        if path == MODELS_PATH:
+            scheme = call.received.headers.get("authorization", "").partition(" ")[0]
+            return scheme == "Key" or "endpoint_id" in call.received.query
         return path.startswith((f"/{OWNER}/", "/storage/", CDN_PREFIX)) or (call.method, path) == (
             "POST",
             "/files/upload",
@@ -303,6 +400,8 @@ class FalApi(EmulatedApi):
         """Submits for the app POSTs, polls for a request's status, response and cancel; the
         storage and CDN routes are plain API requests."""
         method, path = call.method, call.received.path
+        if path == MODELS_PATH:
+            return LISTING_PHASES if method == "GET" else None
         if path.startswith(f"/{OWNER}/"):
             parts = path.strip("/").split("/")
             if method == "POST" and "requests" not in parts:
@@ -323,6 +422,8 @@ class FalApi(EmulatedApi):
             return self._put_upload(call)
         if (method, path) == ("POST", "/files/upload"):
             return self._cdn_upload(call)
+        if path == MODELS_PATH:
+            return self._search(call)
         if not self._authorized(call):
             return json_response(401, {"detail": UNKNOWN_KEY})
         if (method, path) == ("POST", "/storage/upload/initiate"):
@@ -331,7 +432,7 @@ class FalApi(EmulatedApi):
             return self._cdn_token(call)
         parts = path.strip("/").split("/")
         if parts[0] == OWNER and len(parts) >= 2:
-            app = APPS.get(parts[1])
+            app = self._apps(APPS).get(parts[1])
             if app is None:
                 return json_response(404, {"detail": f"Application '{parts[1]}' not found"})
             if method == "POST" and len(parts) in (2, 3) and parts[2:] in ([], ["edit"]):
@@ -339,6 +440,52 @@ class FalApi(EmulatedApi):
             if len(parts) >= 4 and parts[2] == "requests":
                 return self._request_route(call, app, parts[3], "/".join(parts[4:]))
         return json_response(404, {"detail": "Not Found"})
+
+    def _apps(self, apps: dict[str, App]) -> dict[str, App]:
+        """``apps`` with Nano Banana Pro's tall ratios once the lineup fault ``widened`` has
+        been made."""
+        widened = apps.get(WIDENED_APP)
+        if widened is None or not self.runtime.lineup.has(WIDENED):
+            return apps
+        return apps | {WIDENED_APP: replace(widened, ratios=RATIOS + TALL_RATIOS)}
+
+    def _search(self, call: Call) -> SandboxResponse:
+        """The platform API's model search: the apps ``endpoint_id`` names (every app when it
+        names none), with their schemas under ``expand=openapi-3.0``. The key is optional (it
+        buys higher rate limits), but a key fal does not know is refused."""
+        header = call.received.headers.get("authorization", "")
+        if header and not self._authorized(call):
+            return json_response(401, {"detail": UNKNOWN_KEY})
+        self.runtime.lineup.catch_up(self.runtime.faults, self.name)
+        query = parse_qs(urlsplit(call.url).query)
+        apps = self._apps(self.runtime.lineup.current(APPS, ADDED_APPS, DROPPED_APP))
+        listed = {
+            f"{OWNER}/{alias}" + ("/edit" if edit else ""): (app, edit)
+            for alias, app in apps.items()
+            for edit in (False, True)
+        }
+        asked = query.get("endpoint_id") or list(listed)
+        expand = "openapi-3.0" in query.get("expand", [])
+        models = []
+        for endpoint in asked:
+            if endpoint not in listed:
+                continue  # fal leaves out what it does not have
+            app, edit = listed[endpoint]
+            name = APP_NAMES.get(app.alias, app.alias) + (" Edit" if edit else "")
+            model: dict[str, Any] = {
+                "endpoint_id": endpoint,
+                "metadata": {
+                    "display_name": name, "category": "image-to-image" if edit else "text-to-image",
+                    "description": f"Google's {app.model.id} image model", "status": "active",
+                    "tags": [], "updated_at": "2026-05-28T00:00:00Z", "is_favorited": False,
+                    "thumbnail_url": "", "model_url": f"https://fal.run/{endpoint}",
+                    "date": "2026-05-28T00:00:00Z", "highlighted": False, "pinned": False,
+                },
+            }  # fmt: skip
+            if expand:
+                model["openapi"] = openapi_schema(app, edit)
+            models.append(model)
+        return json_response(200, {"models": models, "next_cursor": None, "has_more": False})
 
     def _authorized(self, call: Call) -> bool:
         scheme, _, key = call.received.headers.get("authorization", "").partition(" ")

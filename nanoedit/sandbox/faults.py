@@ -5,8 +5,8 @@ Each token is used up by the next request, in plan order, that it can apply to: 
 its phase, to an API the fault makes sense for, at the point where the fault shows. ``xN``
 repeats it for N requests.
 
-Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result downloads) and
-``api`` (any API request). Names, with their default phase:
+Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result downloads),
+``lineup`` (model listing GETs) and ``api`` (any API request). Names, with their default phase:
 
 - ``api``, on every server (in phase ``file``, on the result-file host):
 
@@ -52,6 +52,8 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   file's full Content-Length, about half its bytes, then the connection closed), ``huge`` (a
   PNG signature and zeros, the sandbox's ``huge_bytes`` long, streamed), ``huge-chunked`` (the
   same, chunked, with no Content-Length).
+- ``lineup`` (the APIs that list models): ``added``, ``dropped``, ``widened``. These change
+  the lineup itself rather than one answer: see ``nanoedit.sandbox.lineup``.
 
 ``slow`` and ``bad-json`` change how an answer goes out, not what it says, so a result fault
 queued after one of them can apply to the same request.
@@ -81,6 +83,7 @@ class Phase(Enum):
     POLL = "poll"  # duomi's task GETs
     FILE = "file"  # downloads of result files
     API = "api"  # any request to an API route (submits, polls, model lists)
+    LINEUP = "lineup"  # model listing requests (lists, and the model pages that list one)
 
 
 # The server name of the result-file host, which stands beside every API (an API's server name
@@ -168,6 +171,13 @@ def _download(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind
     return FaultKind(name, Phase.FILE, frozenset({Phase.FILE}), frozenset(), True, stage, summary)
 
 
+def _lineup(name: str, summary: str, apis: frozenset[str] | None = None) -> FaultKind:
+    # Taken once a listing request has passed the key check (RESULT), as the change it makes
+    # must not be spent on a request that is refused.
+    phases = frozenset({Phase.LINEUP})
+    return FaultKind(name, Phase.LINEUP, phases, apis, False, Stage.RESULT, summary)
+
+
 # The statuses a client is expected to retry; each also comes as an HTML page and empty.
 RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
 
@@ -241,6 +251,13 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _download("truncated", "the download stops halfway, short of Content-Length", Stage.RESULT),
     _download("huge", "the download is a PNG signature and zeros, huge_bytes long"),
     _download("huge-chunked", "as huge, chunked, with no Content-Length"),
+    _lineup("added", "from the next model listing on, a new image model is listed"),
+    _lineup("dropped", "from the next model listing on, Nano Banana 2 is listed no more"),
+    _lineup(
+        "widened",
+        "from the next model listing on, Nano Banana Pro takes the tall ratios too",
+        frozenset({"replicate", "fal"}),
+    ),
 )
 
 

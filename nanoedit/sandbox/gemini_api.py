@@ -1,5 +1,6 @@
 """Google's own Gemini API (generativelanguage): ``models/MODEL:generateContent`` with
-``inlineData`` and ``fileData`` parts, ``models/MODEL``, and the Files API's resumable upload.
+``inlineData`` and ``fileData`` parts, ``models/MODEL``, the model list (paged with
+``pageSize`` and ``pageToken``), and the Files API's resumable upload.
 
 Routes are served under ``/v1beta`` and under ``/v1``, which Google's SDK calls by default. The
 key goes in ``x-goog-api-key`` (or ``?key=``). Errors come in Google's shape
@@ -35,6 +36,7 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.prompts import (
     INPUT_IMAGE_TOKENS,
     INPUT_TOKEN_LIMITS,
@@ -150,6 +152,57 @@ _MODELS_PATH = re.compile(r"/(?P<version>v1beta|v1)/models")
 _FILE_PATH = re.compile(r"/(?P<version>v1beta|v1)/files/(?P<file>[a-z0-9-]+)")
 _FILES_PATH = re.compile(r"/(?P<version>v1beta|v1)/files")
 _UPLOAD_PATH = re.compile(r"/upload/(?P<version>v1beta|v1)/files")
+
+# The model list's pages: Google's default and largest page size; and the most the sandbox
+# answers on one page, fewer than asked as Google's list may ("the service may return fewer
+# models"), so that a client's paging is exercised.
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+SANDBOX_PAGE = 5
+# The model the fault ``added`` lists (Nano Banana 3), and the one ``dropped`` drops.
+ADDED_MODELS: dict[str, Model] = {
+    "gemini-3.5-flash-image": Model("gemini-3.5-flash-image", Family.FLASH_21)
+}
+DROPPED_MODEL = "gemini-3.1-flash-image"
+# How models.get describes a model whose family's description is not its own.
+MODEL_NAMES: dict[str, dict[str, object]] = {
+    "gemini-3.5-flash-image": {
+        "version": "3.5", "displayName": "Nano Banana 3", "description": "Gemini 3.5 Flash Image"
+    },
+}  # fmt: skip
+_CHAT_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+# Models Google lists beside the image ones, so that a client's filter is tested: two text
+# models, an embedding model, and Imagen, which predicts rather than generating content.
+LISTED_BEFORE: tuple[dict[str, object], ...] = (
+    {
+        "name": "models/gemini-3-pro", "version": "3.0", "displayName": "Gemini 3 Pro",
+        "description": "Gemini 3 Pro", "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+        "supportedGenerationMethods": _CHAT_METHODS, "temperature": 1, "topP": 0.95,
+        "topK": 64, "maxTemperature": 2, "thinking": True,
+    },
+    {
+        "name": "models/gemini-3-flash", "version": "3.0", "displayName": "Gemini 3 Flash",
+        "description": "Gemini 3 Flash", "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+        "supportedGenerationMethods": _CHAT_METHODS, "temperature": 1, "topP": 0.95,
+        "topK": 64, "maxTemperature": 2, "thinking": True,
+    },
+)  # fmt: skip
+LISTED_AFTER: tuple[dict[str, object], ...] = (
+    {
+        "name": "models/gemini-embedding-001", "version": "001",
+        "displayName": "Gemini Embedding 001",
+        "description": "Obtain a distributed representation of a text.",
+        "inputTokenLimit": 2048, "outputTokenLimit": 1,
+        "supportedGenerationMethods": [
+            "embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"
+        ],
+    },
+    {
+        "name": "models/imagen-4.0-generate-001", "version": "001", "displayName": "Imagen 4",
+        "description": "Vertex served Imagen 4.0 model", "inputTokenLimit": 480,
+        "outputTokenLimit": 8192, "supportedGenerationMethods": ["predict"],
+    },
+)  # fmt: skip
 
 # What ``models.get`` tells of each model (Google's published limits; version as it reports).
 MODEL_INFO: dict[Family, dict[str, object]] = {
@@ -586,7 +639,7 @@ class GeminiApi(EmulatedApi):
     index = """Gemini (x-goog-api-key: KEY, or ?key=KEY; the same under /v1)
   POST /v1beta/models/MODEL:generateContent   JSON: contents, generationConfig
   GET  /v1beta/models/MODEL
-  GET  /v1beta/models
+  GET  /v1beta/models                         ?pageSize=N&pageToken=T
   POST /upload/v1beta/files                   resumable upload: start, then upload, finalize
   GET  /v1beta/files
   GET  /v1beta/files/FILE_ID
@@ -612,10 +665,13 @@ class GeminiApi(EmulatedApi):
         return _route_of(call) is not None and _key_of(call) is not None
 
     def phases(self, call: Call) -> frozenset[Phase] | None:
-        """Submits for ``generateContent``, plain API requests for the rest."""
+        """Submits for ``generateContent``, a listing for the model list, plain API requests
+        for the rest."""
         route = _route_of(call)
         if route is None:
             return None
+        if route.kind == "models":
+            return LISTING_PHASES
         return SUBMIT_PHASES if route.kind == "generate" else API_PHASES
 
     def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
@@ -635,8 +691,7 @@ class GeminiApi(EmulatedApi):
             if route.kind == "model":
                 return self._model(route)
             if route.kind == "models":
-                models = [_model_object(model) for model in GEMINI_MODELS.values()]
-                return json_response(200, {"models": models})
+                return self._list_models(call)
             if route.kind == "upload":
                 return self._start_upload(call, route)
             if route.kind == "files":
@@ -695,11 +750,34 @@ class GeminiApi(EmulatedApi):
             response.headers.pop("Retry-After", None)
         return response
 
+    def _listed(self) -> dict[str, Model]:
+        """The image models Google lists now, after any lineup change."""
+        return self.runtime.lineup.current(GEMINI_MODELS, ADDED_MODELS, DROPPED_MODEL)
+
     def _model(self, route: Route) -> SandboxResponse:
-        model = GEMINI_MODELS.get(route.name)
+        model = self._listed().get(route.name)
         if model is None:
             raise _not_found(route.name, route.version, "get")
         return json_response(200, _model_object(model))
+
+    def _list_models(self, call: Call) -> SandboxResponse:
+        """One page of the model list: ``pageSize`` models (50 unless asked, at most 1000, and
+        at most ``SANDBOX_PAGE`` here) from where ``pageToken`` left off, and the token of the
+        next page while there is one."""
+        self.runtime.lineup.catch_up(self.runtime.faults, self.name)
+        listed = [
+            *LISTED_BEFORE,
+            *(_model_object(model) for model in self._listed().values()),
+            *LISTED_AFTER,
+        ]
+        query = call.received.query
+        size = _page_size(query.get("pageSize", query.get("page_size")))
+        start = _page_start(query.get("pageToken", query.get("page_token")), len(listed))
+        end = start + min(size, SANDBOX_PAGE)
+        body: dict[str, object] = {"models": listed[start:end]}
+        if end < len(listed):
+            body["nextPageToken"] = _page_token(end)
+        return json_response(200, body)
 
     def _generate(self, call: Call, route: Route) -> SandboxResponse:
         model = GEMINI_MODELS.get(route.name)
@@ -978,9 +1056,38 @@ class GeminiApi(EmulatedApi):
         return payload
 
 
+def _page_size(value: str | None) -> int:
+    """The page size asked for: Google's default when absent or not above 0, at most 1000."""
+    if value is None:
+        return PAGE_SIZE
+    try:
+        size = int(value)
+    except ValueError:
+        raise GoogleError(400, f"Invalid value at 'page_size' (TYPE_INT32), {value!r}") from None
+    return PAGE_SIZE if size <= 0 else min(size, MAX_PAGE_SIZE)
+
+
+def _page_token(start: int) -> str:
+    """An opaque token for the page that starts at ``start``."""
+    return base64.urlsafe_b64encode(f"models:{start}".encode()).decode()
+
+
+def _page_start(token: str | None, total: int) -> int:
+    """Where the page a token names starts; a token the list never gave is refused."""
+    if not token:
+        return 0
+    try:
+        kind, _, start = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if kind == "models" and start.isdigit() and int(start) <= total:
+            return int(start)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise GoogleError(400, "Invalid page token.")
+
+
 def _model_object(model: Model) -> dict[str, object]:
     """What ``models.get`` and ``models.list`` tell of a model."""
-    info = MODEL_INFO[model.family]
+    info = MODEL_INFO[model.family] | MODEL_NAMES.get(model.id, {})
     payload: dict[str, object] = {
         "name": f"models/{model.id}",
         "version": info["version"],
@@ -1003,7 +1110,6 @@ def _route_of(call: Call) -> Route | None:
     """The route a request is for, by method and path (None: no such route)."""
     method, path = call.method, call.received.path
     if method == "GET" and (match := _MODELS_PATH.fullmatch(path)):
-        # Every model on one page: there are too few for a nextPageToken.
         return Route("models", match["version"])
     if method == "POST" and (match := _UPLOAD_PATH.fullmatch(path)):
         kind = "chunk" if "upload_id" in call.received.query else "upload"

@@ -18,11 +18,13 @@ from nanoedit.sandbox.catalog import (
     RATIOS,
     REFUSAL,
     SIZES,
+    Family,
     Model,
     output_size,
     output_tokens,
 )
 from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.multipart import UploadedFile
 from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
 from nanoedit.sandbox.render import Encoded, decode
@@ -46,6 +48,10 @@ STATUS_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 Route = Callable[[Call, frozenset[Phase]], SandboxResponse]
+# What the lineup faults change on the gateway's list: the name ``added`` lists (Nano Banana
+# 3), and the one ``dropped`` drops.
+ADDED_MODELS: dict[str, Model] = {"nano-banana-3": Model("nano-banana-3", Family.FLASH_21)}
+DROPPED_MODEL = "nano-banana-2"
 
 
 class Rejected(Exception):
@@ -194,10 +200,10 @@ class OpenAIApi(EmulatedApi):
         return path == "/v1" or path.startswith("/v1/")
 
     def phases(self, call: Call) -> frozenset[Phase] | None:
-        """Submits for the POSTs, plain API requests for the model list."""
+        """Submits for the POSTs, a listing for the model list."""
         if (call.method, call.received.path) not in self._routes:
             return None
-        return frozenset({Phase.SUBMIT, Phase.API} if call.method == "POST" else {Phase.API})
+        return frozenset({Phase.SUBMIT, Phase.API}) if call.method == "POST" else LISTING_PHASES
 
     def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
         """Answer one request under ``/v1``; ``fault`` is the answer fault taken for it."""
@@ -253,7 +259,9 @@ class OpenAIApi(EmulatedApi):
         return status_answer(fault, status_error, self.runtime.epoch())
 
     def _models(self, call: Call, phases: frozenset[Phase]) -> SandboxResponse:
-        models = [{"id": model, "object": "model", "owned_by": OWNER} for model in OPENAI_MODELS]
+        self.runtime.lineup.catch_up(self.runtime.faults, self.name)
+        listed = self.runtime.lineup.current(OPENAI_MODELS, ADDED_MODELS, DROPPED_MODEL)
+        models = [{"id": model, "object": "model", "owned_by": OWNER} for model in listed]
         return json_response(200, {"object": "list", "data": models})
 
     def _edit(self, call: Call, phases: frozenset[Phase]) -> SandboxResponse:

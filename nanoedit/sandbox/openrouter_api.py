@@ -1,7 +1,8 @@
 """OpenRouter's chat completions with image output (API-NOTES-PROVIDERS §2):
 ``POST /api/v1/chat/completions`` with ``modalities`` and ``image_config``, images in as
 ``data:`` URIs or URLs and out as ``data:`` URIs in ``message.images``, and ``GET /api/v1/key``,
-with a ``Bearer`` key. Errors are ``{"error": {"code", "message", "metadata"}}`` with the HTTP
+with a ``Bearer`` key, and the public model list ``GET /api/v1/models`` filtered by
+``output_modalities``. Errors are ``{"error": {"code", "message", "metadata"}}`` with the HTTP
 status of the code, or inside an HTTP 200 once the generation has begun."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from nanoedit.sandbox.catalog import (
 )
 from nanoedit.sandbox.faults import CORE_FAULT_KINDS, FaultKind, Phase, Stage, status_answer
 from nanoedit.sandbox.fetch import FetchError
+from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.prompts import input_limit, text_tokens
 from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi
@@ -37,6 +39,7 @@ NAME = "openrouter"
 PREFIX = "/api/v1"
 CHAT_PATH = "/api/v1/chat/completions"
 KEY_PATH = "/api/v1/key"
+MODELS_PATH = "/api/v1/models"
 PROVIDER = "Google AI Studio"
 # Per input image, what Gemini bills for a picture of up to 384 px a side.
 INPUT_IMAGE_TOKENS = 258
@@ -98,6 +101,66 @@ MODELS: dict[str, ImageModel] = _models(
     ),
     ImageModel(Model("google/gemini-3.1-flash-lite-image", Family.PRO), RATIOS, ("1K",), 14),
 )
+
+
+# What the fault ``added`` lists (Nano Banana 3), and the model ``dropped`` drops.
+ADDED_MODELS: dict[str, ImageModel] = _models(
+    ImageModel(
+        Model("google/gemini-3.5-flash-image", Family.PRO),
+        RATIOS + tuple(TALL_SIZES_1K),
+        ("1K", "2K", "4K"),
+        14,
+    ),
+)
+DROPPED_MODEL = "google/gemini-3.1-flash-image"
+# The names OpenRouter shows for Google's image models.
+MODEL_NAMES = {
+    "google/gemini-3-pro-image": "Google: Nano Banana Pro (Gemini 3 Pro Image)",
+    "google/gemini-3.1-flash-image": "Google: Nano Banana 2 (Gemini 3.1 Flash Image)",
+    "google/gemini-nano-banana-2.1": "Google: Nano Banana 2.1",
+    "google/gemini-3.1-flash-lite-image": (
+        "Google: Nano Banana 2 Lite (Gemini 3.1 Flash Lite Image)"
+    ),
+    "google/gemini-3.5-flash-image": "Google: Nano Banana 3 (Gemini 3.5 Flash Image)",
+}
+# Models listed beside Google's image ones, so that a client's filters are tested: two text
+# models, and an image model that is not Google's.
+OTHER_MODELS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("google/gemini-3-pro", "Google: Gemini 3 Pro", ("text", "image", "file"), ("text",)),
+    ("google/gemini-3-flash", "Google: Gemini 3 Flash", ("text", "image", "file"), ("text",)),
+    ("black-forest-labs/flux.2-pro", "Black Forest Labs: FLUX.2 Pro", ("text", "image"),
+     ("image",)),
+)  # fmt: skip
+
+
+def _listed_model(
+    model_id: str, name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], created: int
+) -> dict[str, Any]:
+    """One model of the list, in the fields OpenRouter's Models API gives."""
+    return {
+        "id": model_id,
+        "canonical_slug": model_id,
+        "hugging_face_id": "",
+        "name": name,
+        "created": created,
+        "description": name.partition(": ")[2],
+        "context_length": 32768 if "image" in outputs else 1048576,
+        "architecture": {
+            "modality": f"{'+'.join(inputs)}->{'+'.join(outputs)}",
+            "input_modalities": list(inputs),
+            "output_modalities": list(outputs),
+            "tokenizer": "Gemini" if model_id.startswith("google/") else "Other",
+            "instruct_type": None,
+        },
+        "pricing": {
+            "prompt": f"{INPUT_TOKEN_PRICE:.7f}", "completion": f"{OUTPUT_TOKEN_PRICE:.5f}",
+            "request": "0", "image": "0", "web_search": "0", "internal_reasoning": "0",
+        },
+        "top_provider": {"context_length": 32768, "max_completion_tokens": 32768,
+                         "is_moderated": False},
+        "per_request_limits": None,
+        "supported_parameters": ["max_tokens", "temperature", "top_p", "response_format"],
+    }  # fmt: skip
 
 
 def _fault(name: str, summary: str) -> FaultKind:
@@ -162,6 +225,7 @@ class OpenRouterApi(EmulatedApi):
     index = """OpenRouter (Authorization: Bearer KEY)
   POST /api/v1/chat/completions  JSON: model, messages, modalities, image_config
   GET  /api/v1/key
+  GET  /api/v1/models            ?output_modalities=text|image|...|all (no key needed)
 """
     fault_kinds = (
         # Shared faults it acts out too, in its own shape.
@@ -188,6 +252,8 @@ class OpenRouterApi(EmulatedApi):
             return frozenset({Phase.SUBMIT, Phase.API})
         if route == ("GET", KEY_PATH):
             return frozenset({Phase.API})
+        if route == ("GET", MODELS_PATH):
+            return LISTING_PHASES
         return None
 
     def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
@@ -196,6 +262,8 @@ class OpenRouterApi(EmulatedApi):
             return error(404, f"Not Found: {call.method} {call.received.path}")
         if fault is not None:
             return self._fault_answer(fault)
+        if call.received.path == MODELS_PATH:
+            return self._list_models(call)  # public: no key needed
         header = call.received.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if not header.strip():
@@ -222,6 +290,30 @@ class OpenRouterApi(EmulatedApi):
             return error(status, message, {"error_type": error_type})
 
         return status_answer(fault, status_error, self.runtime.epoch())
+
+    def _list_models(self, call: Call) -> SandboxResponse:
+        """The model list, kept to the models with an output modality asked for
+        (``output_modalities``: a comma-separated list, ``text`` when absent, ``all`` for
+        every model)."""
+        self.runtime.lineup.catch_up(self.runtime.faults, self.name)
+        asked = {
+            part.strip()
+            for part in (call.received.query.get("output_modalities") or "text").split(",")
+        }
+        created = int(self.runtime.epoch())
+        listed = [_listed_model(*other, created) for other in OTHER_MODELS[:2]]
+        for entry in self.runtime.lineup.current(MODELS, ADDED_MODELS, DROPPED_MODEL).values():
+            model_id = entry.model.id
+            name = MODEL_NAMES.get(model_id, model_id)
+            listed.append(_listed_model(model_id, name, ("image", "text"), ("image", "text"),
+                                        created))  # fmt: skip
+        listed += [_listed_model(*other, created) for other in OTHER_MODELS[2:]]
+        if "all" not in asked:
+            listed = [
+                model for model in listed
+                if asked & set(model["architecture"]["output_modalities"])
+            ]  # fmt: skip
+        return json_response(200, {"data": listed})
 
     def _key(self, key: str) -> SandboxResponse:
         # OpenRouter shows a key by its first 12 and last 3 characters.

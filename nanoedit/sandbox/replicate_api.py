@@ -1,7 +1,9 @@
 """Replicate's predictions API for Google's official models: create a prediction on a model
 (``Prefer: wait`` holds the answer until it ends), poll or cancel it; local files go up
-through the files API first. The key is a ``Bearer`` token; errors are RFC 7807 problem
-details ``{type, title, status, detail}`` (API-NOTES-PROVIDERS §4).
+through the files API first; ``GET /v1/models/OWNER/NAME`` describes a model, its latest
+version's OpenAPI schema included, which is also what a prediction's input is checked against.
+The key is a ``Bearer`` token; errors are RFC 7807 problem details ``{type, title, status,
+detail}`` (API-NOTES-PROVIDERS §4).
 
 ``Prefer: wait`` is answered at once: with the finished prediction when it takes no longer
 than the wait, else still ``starting``, as a real server says after holding the request.
@@ -16,16 +18,17 @@ import json
 import re
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from PIL import Image
 
-from nanoedit.sandbox.catalog import RATIOS, Family, Model, output_size
+from nanoedit.sandbox.catalog import RATIOS, WIDE_RATIOS, Family, Model, output_size
 from nanoedit.sandbox.faults import Phase, Stage, result_fault, status_answer
 from nanoedit.sandbox.fetch import FetchError
+from nanoedit.sandbox.lineup import LISTING_PHASES, WIDENED
 from nanoedit.sandbox.prompts import prompt_characters
 from nanoedit.sandbox.render import decode, render_edit, render_generate, sniff_mime
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
@@ -60,26 +63,87 @@ FINAL = frozenset({"succeeded", "failed", "canceled"})
 
 @dataclass(frozen=True)
 class ReplicateModel:
-    """One of Google's models on Replicate and what its inputs accept."""
+    """One of Google's models on Replicate and what its inputs accept (its schema's enums)."""
 
     name: str
     model: Model
     resolutions: tuple[str, ...]
     """Empty: the model has no ``resolution`` input."""
+    ratios: tuple[str, ...] = RATIOS
 
 
-MODELS: dict[str, ReplicateModel] = {
-    model.name: model
-    for model in (
-        # google/nano-banana (2.5) went with Google's model, shut down on 2026-10-02.
-        ReplicateModel(
-            "nano-banana-pro", Model("gemini-3-pro-image", Family.PRO), ("1K", "2K", "4K")
-        ),
-        ReplicateModel(
-            "nano-banana-2", Model("gemini-3.1-flash-image", Family.PRO), ("1K", "2K", "4K")
-        ),
-    )
-}
+def _models(*models: ReplicateModel) -> dict[str, ReplicateModel]:
+    return {model.name: model for model in models}
+
+
+MODELS: dict[str, ReplicateModel] = _models(
+    # google/nano-banana (2.5) went with Google's model, shut down on 2026-10-02.
+    ReplicateModel("nano-banana-pro", Model("gemini-3-pro-image", Family.PRO), ("1K", "2K", "4K")),
+    # Its latest version lists the tall ratios too, and no 512 tier.
+    ReplicateModel(
+        "nano-banana-2",
+        Model("gemini-3.1-flash-image", Family.PRO),
+        ("1K", "2K", "4K"),
+        RATIOS + WIDE_RATIOS,
+    ),
+)
+# What the lineup faults change: the model ``added`` lists (Nano Banana 3), the one ``dropped``
+# drops, and the one ``widened`` gives the tall ratios.
+ADDED_MODELS: dict[str, ReplicateModel] = _models(
+    ReplicateModel(
+        "nano-banana-3",
+        Model("gemini-3.5-flash-image", Family.PRO),
+        ("1K", "2K", "4K"),
+        RATIOS + WIDE_RATIOS,
+    ),
+)
+DROPPED_MODEL = "nano-banana-2"
+WIDENED_MODEL = "nano-banana-pro"
+
+
+def openapi_schema(model: ReplicateModel) -> dict[str, Any]:
+    """The model's latest version's OpenAPI schema as Cog writes it: the inputs under
+    ``components.schemas.Input``, each enum its own schema, referred to through ``allOf``."""
+    inputs: dict[str, Any] = {
+        "prompt": {"type": "string", "title": "Prompt", "x-order": 0,
+                   "description": "A text description of the image you want to generate"},
+        "image_input": {"type": "array", "items": {"type": "string", "format": "uri"},
+                        "title": "Image Input", "default": [], "x-order": 1,
+                        "description": f"Input images to transform or use as reference "
+                                       f"(up to {MAX_IMAGE_INPUTS} images)"},
+        "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}],
+                         "default": "match_input_image", "x-order": 2,
+                         "description": "Aspect ratio of the generated image"},
+    }  # fmt: skip
+    enums: dict[str, Any] = {
+        "aspect_ratio": _enum_schema("aspect_ratio", ("match_input_image", *model.ratios)),
+        "output_format": _enum_schema("output_format", tuple(OUTPUT_FORMATS)),
+    }
+    if model.resolutions:
+        inputs["resolution"] = {"allOf": [{"$ref": "#/components/schemas/resolution"}],
+                                "default": "2K", "x-order": 3,
+                                "description": "Resolution of the generated image"}  # fmt: skip
+        enums["resolution"] = _enum_schema("resolution", model.resolutions)
+    inputs["output_format"] = {"allOf": [{"$ref": "#/components/schemas/output_format"}],
+                               "default": "jpg", "x-order": 4,
+                               "description": "Format of the output image"}  # fmt: skip
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": "0.1.0"},
+        "paths": {},
+        "components": {
+            "schemas": {
+                "Input": {"type": "object", "title": "Input", "required": ["prompt"],
+                          "properties": inputs},
+                "Output": {"type": "string", "title": "Output", "format": "uri"},
+                **enums,
+            }
+        },
+    }  # fmt: skip
+
+
+def _enum_schema(name: str, values: tuple[str, ...]) -> dict[str, Any]:
+    return {"enum": list(values), "type": "string", "title": name, "description": "An enumeration."}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> SandboxResponse:
@@ -130,7 +194,7 @@ def read_job(body: object, model: ReplicateModel) -> tuple[Job, dict[str, Any]]:
     for index, url in enumerate(images):
         if urlsplit(url).scheme not in ("http", "https", "data"):
             raise Invalid(f"input.image_input.{index}", "Does not match format 'uri'")
-    ratio = _enum(given, "aspect_ratio", ("match_input_image", *RATIOS))
+    ratio = _enum(given, "aspect_ratio", ("match_input_image", *model.ratios))
     resolution = _enum(given, "resolution", model.resolutions) if model.resolutions else None
     output_format = _enum(given, "output_format", tuple(OUTPUT_FORMATS)) or "jpg"
     job = Job(model, prompt, tuple(images), ratio, resolution, OUTPUT_FORMATS[output_format])
@@ -183,6 +247,7 @@ class ReplicateApi(EmulatedApi):
 
     name = "replicate"
     index = """Replicate (Authorization: Bearer KEY)
+  GET  /v1/models/google/nano-banana[-pro|-2]              the model, its OpenAPI schema
   POST /v1/models/google/nano-banana[-pro|-2]/predictions  JSON: {"input": {prompt, ...}}
   GET  /v1/predictions/ID
   POST /v1/predictions/ID/cancel
@@ -214,11 +279,14 @@ class ReplicateApi(EmulatedApi):
         )
 
     def phases(self, call: Call) -> frozenset[Phase] | None:
-        """Submits for creating a prediction, polls for reading or cancelling one."""
+        """Submits for creating a prediction, polls for reading or cancelling one, a listing
+        for reading a model."""
         path, method = call.received.path, call.method
         model = MODEL_PATH.fullmatch(path)
         if model is not None and model["create"] and method == "POST":
             return frozenset({Phase.SUBMIT, Phase.API})
+        if model is not None and method == "GET":
+            return LISTING_PHASES
         if PREDICTION_PATH.fullmatch(path) is not None:
             return frozenset({Phase.POLL, Phase.API})
         return frozenset({Phase.API})
@@ -260,8 +328,21 @@ class ReplicateApi(EmulatedApi):
 
     # Predictions ----------------------------------------------------------------------------
 
+    def _current(self, models: dict[str, ReplicateModel]) -> dict[str, ReplicateModel]:
+        """``models`` with Nano Banana Pro's tall ratios once the lineup fault ``widened`` has
+        been made."""
+        widened = models.get(WIDENED_MODEL)
+        if widened is None or not self.runtime.lineup.has(WIDENED):
+            return models
+        return models | {WIDENED_MODEL: replace(widened, ratios=RATIOS + WIDE_RATIOS)}
+
     def _model_route(self, call: Call, owner: str, name: str, create: bool) -> SandboxResponse:
-        model = MODELS.get(name) if owner == OWNER else None
+        if not create and call.method == "GET":
+            self.runtime.lineup.catch_up(self.runtime.faults, self.name)
+            listed = self.runtime.lineup.current(MODELS, ADDED_MODELS, DROPPED_MODEL)
+        else:
+            listed = MODELS  # a model dropped from the listings still runs, as providers do
+        model = self._current(listed).get(name) if owner == OWNER else None
         if model is None:
             return problem(404, "Model not found", f"The model {owner}/{name} does not exist.")
         if not create:
@@ -420,7 +501,7 @@ class ReplicateApi(EmulatedApi):
             "cover_image_url": None,
             "default_example": None,
             "latest_version": {"id": VERSION, "created_at": self._stamp(0.0),
-                               "cog_version": "0.16.8", "openapi_schema": {}},
+                               "cog_version": "0.16.8", "openapi_schema": openapi_schema(model)},
         }  # fmt: skip
 
     # Files ----------------------------------------------------------------------------------

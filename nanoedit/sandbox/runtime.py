@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 from nanoedit.sandbox.faults import FaultKind, FaultPlan, Phase, Stage
 from nanoedit.sandbox.fetch import Fetch, FetchError
 from nanoedit.sandbox.files import Denial, FileStore
+from nanoedit.sandbox.lineup import Lineup
 from nanoedit.sandbox.renderer import Renderer
 from nanoedit.sandbox.samples import sample_image
 from nanoedit.sandbox.wire import ReceivedRequest, SandboxResponse
@@ -52,6 +53,8 @@ class Runtime:
     """How long an asynchronous task takes to succeed, in ``clock`` time."""
     renderer: Renderer = field(default_factory=Renderer)
     """Draws the answers' images."""
+    lineup: Lineup = field(default_factory=Lineup)
+    """The changes to today's lineup the fault plan has made (``nanoedit.sandbox.lineup``)."""
 
     def epoch(self, reading: float | None = None) -> float:
         """Unix time now, or at an earlier clock ``reading``."""
