@@ -55,8 +55,9 @@ PAID = {
     "openai": re.compile(r"POST /v1/images/edits "),
     "duomi": re.compile(r"POST /api/gemini/nano-banana-edit "),
     "gemini": re.compile(r"POST /v1beta/models/[^ /]+:generateContent "),
-    "fal": re.compile(r"POST /fal-ai/nano-banana/edit "),
-    "replicate": re.compile(r"POST /v1/models/google/nano-banana/predictions "),
+    # Whichever app or model the catalog's nano-banana is on these two today.
+    "fal": re.compile(r"POST /fal-ai/nano-banana[^ /]*/edit "),
+    "replicate": re.compile(r"POST /v1/models/google/nano-banana[^ /]*/predictions "),
     "openrouter": re.compile(r"POST /api/v1/chat/completions "),
 }
 MODES = ("kill", "term", "int", "abort")
@@ -458,7 +459,7 @@ def journal_cost(
             timeout=RUN_TIMEOUT,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-        saved = len(list((folder / "out").glob("*-edit.png")))
+        saved = len(list((folder / "out").glob("*-edit.*")))
         if done.returncode != 0 or saved != jobs:
             said = done.stderr.decode(errors="replace").strip().splitlines() or ["nothing"]
             raise BenchmarkError(

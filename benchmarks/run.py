@@ -1203,7 +1203,9 @@ def bench_overhead(tools: Tools, work: Path, plan: Plan) -> Section:
     shutil.copyfile(work / "mp" / "00.png", work / "mp1" / "00.png")
     variants = [
         # (label, model, size, extension of the curl results)
-        ("1K PNG out (nano-banana)", "nano-banana", None, "png"),
+        # The gateway's own nano-banana-hd answers PNG (nanoedit's nano-banana is now Nano
+        # Banana 2 there, which answers JPEG).
+        ("1K PNG out (nano-banana-hd)", "nano-banana-hd", None, "png"),
         ("2K JPEG out (nano-banana-2 --size 2K)", "nano-banana-2", "2K", "jpg"),
     ]
     rows: list[str] = []
@@ -1314,9 +1316,8 @@ def bench_overhead(tools: Tools, work: Path, plan: Plan) -> Section:
         f"{plan.runs_overhead} run(s) of each, rotated; load average (1 min) before the first "
         f"run: {load:.2f} on {os.cpu_count()} CPUs. {_bytecode_note(tools)}",
         "",
-        "**No model of the sandbox returns a 2K PNG**: the 2.5 models (nano-banana, "
-        "gemini-2.5-flash-image…) render 1K PNG only and nanoedit refuses `--size 2K` for "
-        "them (exit 2, before any request); the 3.x models render 2K but as JPEG. Both "
+        "**No model of the sandbox returns a 2K PNG**: the gateway's 2.5-based models "
+        "(nano-banana-hd…) render 1K PNG only; the 3.x models render 2K but as JPEG. Both "
         "neighbours are measured instead: the PNG path at 1K, and 2K as JPEG.",
         "",
         "| result | nanoedit ms/image | curl ms/image | nanoedit - curl ms/image | "
