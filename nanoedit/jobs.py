@@ -288,6 +288,9 @@ class PlannedJob:
     journal_id: int | None = None
     tasks: tuple[str, ...] = ()
     results: tuple[dict[str, Any], ...] = ()
+    # The names it was given before a file or an earlier job of the run took any: with its
+    # inputs and its request, what makes it this job (see nanoedit.recording.identity).
+    natural: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,13 @@ A job's row moves through its states, each committed before the next step starts
 ``submitted`` a paid request is about to go out; an asynchronous API's task handle is
               written the moment the provider gives it;
 ``answered``  the results are known: their URLs, or base64 results already in a spool file;
-``saved``     every result is on disk (paths and SHA-256), or ``failed`` / ``refused``.
+``saved``     every result is on disk (paths and SHA-256), or ``failed`` / ``refused``;
+``held``      never sent: ``--max-cost`` or ``--max-images`` kept it back (it ended there, so
+              that ``resume`` does not send it past the limit that held it).
+
+A job is *owned* by the run that has it under way (the run that made it, or a later run that
+took it up): another process sends it only once that run's process is gone. A sandbox job is
+marked so, and is never sent to a real API nor taken for a real job's result.
 
 Because each step is committed first, a process killed at any moment leaves the journal
 saying what was paid for and where its results are, and ``nanoedit resume`` takes it from
@@ -24,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +38,20 @@ DATA_DIR_ENV = "NANOEDIT_DATA_DIR"
 DATABASE_NAME = "journal.sqlite3"
 SPOOL_FOLDER = "spool"
 
-PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED = (
+PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED, HELD = (
     "planned",
     "submitted",
     "answered",
     "saved",
     "failed",
     "refused",
+    "held",
 )
 UNFINISHED = (PLANNED, SUBMITTED, ANSWERED)
-ENDED = (SAVED, FAILED, REFUSED)
+ENDED = (SAVED, FAILED, REFUSED, HELD)
 
 # Raised when the tables change; a database of an older version gets what it lacks.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
 BUSY_TIMEOUT_MS = 30_000
 
@@ -75,9 +82,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     images INTEGER NOT NULL DEFAULT 0,
     cost REAL,
-    usage TEXT
+    usage TEXT,
+    sandbox INTEGER NOT NULL DEFAULT 0,
+    identity TEXT,
+    owner INTEGER REFERENCES runs(id)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_identity ON jobs(identity);
 CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs(fingerprint);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
 CREATE VIRTUAL TABLE IF NOT EXISTS jobs_text USING fts5(
@@ -90,6 +101,49 @@ CREATE TRIGGER IF NOT EXISTS jobs_text_delete AFTER DELETE ON jobs BEGIN
     INSERT INTO jobs_text(jobs_text, rowid, prompt) VALUES ('delete', old.id, old.prompt);
 END;
 """
+
+# From version 1: whether a job went to the sandbox, what identifies it as a job (see
+# :func:`nanoedit.recording.identity`), and the run that has it under way now.
+_TO_2 = (
+    "ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN identity TEXT",
+    "ALTER TABLE jobs ADD COLUMN owner INTEGER REFERENCES runs(id)",
+)
+# Where the in-process sandbox says its results are (a host that never resolves): a version 1
+# job that names it, or whose run was given --sandbox, went to the sandbox.
+_SANDBOX_HOST = "nanoedit-sandbox.invalid"
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements one by one (a trigger's body stays in its statement), to run
+    inside a transaction that ``executescript`` would commit first."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+def _backfill_2(db: sqlite3.Connection) -> None:
+    """Fill version 2's columns for the jobs a version 1 database holds."""
+    from nanoedit.recording import identity
+
+    db.execute(
+        "UPDATE jobs SET sandbox = 1 WHERE results LIKE ? OR tasks LIKE ? "
+        "OR run IN (SELECT id FROM runs WHERE command LIKE '%\"--sandbox\"%')",
+        (f"%{_SANDBOX_HOST}%", f"%{_SANDBOX_HOST}%"),
+    )
+    updates = []
+    for ident, fingerprint, text, sandbox in db.execute(
+        "SELECT id, fingerprint, spec, sandbox FROM jobs"
+    ).fetchall():
+        spec = json.loads(text)
+        # Version 1 kept the names a job took, not the names it was given first: the same
+        # but for a name an earlier file had taken.
+        updates.append((identity(fingerprint, spec, spec.get("names", []), bool(sandbox)), ident))
+    db.executemany("UPDATE jobs SET identity = ? WHERE id = ?", updates)
 
 
 def data_dir(env: Mapping[str, str]) -> Path:
@@ -129,6 +183,17 @@ class JobRecord:
     images: int
     cost: float | None
     usage: dict[str, Any] | None
+    # Sent to the built-in sandbox: its images are placeholders, and it cost nothing.
+    sandbox: bool = False
+    # What makes it this job and no other (see :func:`nanoedit.recording.identity`).
+    identity: str | None = None
+    # The run that has it under way now (None: the run that made it).
+    owner: int | None = None
+
+    @property
+    def owner_run(self) -> int:
+        """The run whose process has the job: the last to take it up."""
+        return self.run if self.owner is None else self.owner
 
     @property
     def unfinished(self) -> bool:
@@ -149,7 +214,7 @@ class JobRecord:
 
 _COLUMNS = (
     "id, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec, "
-    "provenance, tasks, results, error_kind, error, images, cost, usage"
+    "provenance, tasks, results, error_kind, error, images, cost, usage, sandbox, identity, owner"
 )
 
 
@@ -157,7 +222,8 @@ def _record(row: Sequence[Any]) -> JobRecord:
     (ident, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec) = row[
         :11
     ]
-    provenance, tasks, results, error_kind, error, images, cost, usage = row[11:]
+    provenance, tasks, results, error_kind, error, images, cost, usage = row[11:19]
+    sandbox, identity, owner = row[19:]
     return JobRecord(
         id=ident,
         run=run,
@@ -178,6 +244,9 @@ def _record(row: Sequence[Any]) -> JobRecord:
         images=images,
         cost=cost,
         usage=json.loads(usage) if usage else None,
+        sandbox=bool(sandbox),
+        identity=identity,
+        owner=owner,
     )
 
 
@@ -205,6 +274,8 @@ class NewJob:
     prompt: str
     fingerprint: str
     spec: dict[str, Any]
+    sandbox: bool = False
+    identity: str | None = None
 
 
 class Journal:
@@ -234,10 +305,29 @@ class Journal:
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
             if version < SCHEMA_VERSION:
                 # One transaction: two runs starting at once must not both create the tables.
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-                )
+                self._upgrade()
         self.run_id: int | None = None
+
+    def _upgrade(self) -> None:
+        """Bring a new database, or one of an older version, to :data:`SCHEMA_VERSION` in one
+        transaction (the version is read again inside it: another run may have done it)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version == 1:
+                for statement in _TO_2:
+                    db.execute(statement)
+            if version < SCHEMA_VERSION:
+                for statement in _statements(_SCHEMA):
+                    db.execute(statement)
+                if version == 1:
+                    _backfill_2(db)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""
@@ -287,7 +377,8 @@ class Journal:
         rows = [
             (
                 self.run_id, now, now, PLANNED, job.kind, job.backend, job.model, job.prompt,
-                job.fingerprint, json.dumps(job.spec, ensure_ascii=False),
+                job.fingerprint, json.dumps(job.spec, ensure_ascii=False), int(job.sandbox),
+                job.identity, self.run_id,
             )
             for job in jobs
         ]  # fmt: skip
@@ -296,7 +387,8 @@ class Journal:
         with self._write() as db:
             db.executemany(
                 "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
-                " fingerprint, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fingerprint, spec, sandbox, identity, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             # One writer inside one transaction: the rows took consecutive ids up to the last.
@@ -358,10 +450,15 @@ class Journal:
         """The job ended without its images (or with some, then an error)."""
         self._update(job_id, state=REFUSED if refused else FAILED, error_kind=kind, error=message)
 
-    def adopt_spooled(self, record: JobRecord) -> JobRecord:
+    def held(self, job_id: int, message: str) -> None:
+        """A budget kept the job from being sent: it ends here, never sent."""
+        self._update(job_id, state=HELD, error_kind="budget", error=message)
+
+    def adopt_spooled(self, record: JobRecord, *, keep: bool = True) -> JobRecord:
         """A job killed after its results were spooled but before the journal heard of them
         (a request that would look like it may have been charged): its whole spool files,
-        named after it, make it answered. Returns the record as it is now."""
+        named after it, make it answered. Returns the record as it is now (with ``keep``
+        False, as it would be: the journal is left as it is)."""
         if not record.may_have_been_charged:
             return record
         found = sorted(
@@ -370,8 +467,32 @@ class Journal:
         )
         if not found:
             return record
-        self.answered(record.id, [{"spool": str(path)} for path in found])
+        results = [{"spool": str(path)} for path in found]
+        if not keep:
+            return replace(record, state=ANSWERED, results=tuple(results))
+        self.answered(record.id, results)
         return self.get(record.id) or record
+
+    def take_up(self, job_id: int) -> bool:
+        """Make this run the owner of an unfinished job, in one transaction, unless a live
+        process other than this one has it; returns whether it did. Two processes taking up
+        the same job at once (two resumes) cannot both have it."""
+        from nanoedit.save import process_alive
+
+        if self.run_id is None:
+            self.begin_run([])
+        with self._write() as db:
+            row = db.execute(
+                "SELECT jobs.state, runs.pid FROM jobs JOIN runs ON runs.id = "
+                "coalesce(jobs.owner, jobs.run) WHERE jobs.id = ?",
+                (job_id,),
+            ).fetchone()
+            if row is None or row[0] not in UNFINISHED:
+                return False
+            if row[1] != os.getpid() and process_alive(row[1]):
+                return False
+            db.execute("UPDATE jobs SET owner = ? WHERE id = ?", (self.run_id, job_id))
+        return True
 
     def replan(self, job_id: int) -> None:
         """Send a job again from the start (``resume --retry-unsafe``)."""
@@ -439,11 +560,23 @@ class Journal:
         )
         return found[0] if found else None
 
-    def by_fingerprint(self, fingerprint: str) -> list[JobRecord]:
-        """Jobs that asked for exactly the same thing (newest first)."""
+    def by_identity(self, identity: str) -> list[JobRecord]:
+        """Earlier runs of the very same job: the same request, of the same inputs, saved to
+        the same names, in the sandbox or not (newest first)."""
         return self._read(
-            f"SELECT {_COLUMNS} FROM jobs WHERE fingerprint = ? ORDER BY id DESC", (fingerprint,)
+            f"SELECT {_COLUMNS} FROM jobs WHERE identity = ? ORDER BY id DESC", (identity,)
         )
+
+    def sandbox_made(self, path: Path) -> bool:
+        """Whether a sandbox job saved the image at ``path`` (an image without provenance
+        cannot say so itself)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs, json_each(jobs.results) AS result WHERE jobs.sandbox = 1 "
+                "AND json_extract(result.value, '$.path') IN (?, ?) LIMIT 1",
+                (str(path), str(path.absolute())),
+            ).fetchone()
+        return row is not None
 
     def run_folder(self, run: int) -> Path | None:
         """The folder a run was started in: where its relative paths start."""
@@ -453,15 +586,16 @@ class Journal:
 
     def cost_by_day(self) -> list[CostRow]:
         """What was spent, summed by local day, backend and model (newest day first). Jobs
-        never sent are left out; ``unpriced`` counts jobs with images and no known cost."""
+        never sent are left out, and so are sandbox jobs, which cost nothing; ``unpriced``
+        counts jobs with images and no known cost."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT date(created, 'unixepoch', 'localtime') AS day, backend, model, "
                 "COUNT(*), SUM(images), SUM(cost), "
                 "SUM(CASE WHEN cost IS NULL AND images > 0 THEN 1 ELSE 0 END) "
-                "FROM jobs WHERE state != ? GROUP BY day, backend, model "
+                "FROM jobs WHERE state NOT IN (?, ?) AND sandbox = 0 GROUP BY day, backend, model "
                 "ORDER BY day DESC, backend, model",
-                (PLANNED,),
+                (PLANNED, HELD),
             ).fetchall()
         return [CostRow(*row) for row in rows]
 

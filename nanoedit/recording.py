@@ -1,9 +1,12 @@
 """How a run's jobs go into the journal and come back out of it.
 
 A job is journaled with its *spec*, everything it takes to send it again from another process
-(inputs as absolute paths or URLs, what is asked of the model, where its images go), and its
+(inputs as absolute paths or URLs, what is asked of the model, where its images go), its
 *fingerprint*, a hash of what makes two jobs the same request (prompt, model, options and the
-SHA-256 of each input): ``--skip-existing`` and ``resume`` find earlier work by it.
+SHA-256 of each input), and its *identity*: the same request of the same inputs (by where
+they are, not only by their bytes), saved under the same names, in the sandbox or not.
+``--skip-existing`` finds earlier work by the identity: two inputs with the same bytes are
+two jobs.
 """
 
 from __future__ import annotations
@@ -44,6 +47,36 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def identity(fingerprint: str, spec: Mapping[str, Any], names: Sequence[str], sandbox: bool) -> str:
+    """What makes a job this job and no other: its request (``fingerprint``), its inputs as
+    ``spec`` names them (absolute paths, URLs), where it saves (``-o``, or the folder and the
+    ``names`` it is given there before any file or earlier job takes one), and whether it
+    goes to the sandbox, whose placeholders are never a real job's results."""
+    output = spec.get("output")
+    what = {
+        "request": fingerprint,
+        "inputs": spec["inputs"],
+        "output": output,
+        "out_dir": None if output is not None else spec["out_dir"],
+        "names": [] if output is not None else list(names),
+        "sandbox": sandbox,
+    }
+    text = json.dumps(what, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def job_identity(
+    job: Job, names: Sequence[str], fingerprint: str, out_dir: Path, sandbox: bool
+) -> str:
+    """The :func:`identity` of a job about to be planned, saving in ``out_dir``."""
+    spec = {
+        "inputs": [_source(source) for source in job.images],
+        "output": _output(job),
+        "out_dir": _absolute(out_dir),
+    }
+    return identity(fingerprint, spec, names, sandbox)
+
+
 @dataclass(frozen=True)
 class SavingOptions:
     """How a journaled job's images are saved, as its run was asked."""
@@ -68,12 +101,17 @@ def _source(source: ImageSource) -> dict[str, str]:
     return {"path": _absolute(Path(source.location))}
 
 
+def _output(job: Job) -> str | None:
+    """A job's ``-o`` as the journal keeps it: absolute, but ``-`` (stdout) as it is."""
+    if job.output is None or str(job.output) == "-":
+        return None if job.output is None else str(job.output)
+    return _absolute(job.output)
+
+
 def spec_of(planned: PlannedJob, saving: SavingOptions) -> dict[str, Any]:
     """Everything it takes to send ``planned`` again from another process."""
     job, options = planned.job, planned.job.options
-    output = None if job.output is None else str(job.output)
-    if job.output is not None and str(job.output) != "-":
-        output = _absolute(job.output)
+    output = _output(job)
     return {
         "kind": job.kind,
         "inputs": [_source(source) for source in job.images],
@@ -97,18 +135,25 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> dict[str, Any]:
 
 
 def new_job(
-    planned: PlannedJob, saving: SavingOptions, digest: Callable[[ImageSource], str | None]
+    planned: PlannedJob,
+    saving: SavingOptions,
+    digest: Callable[[ImageSource], str | None],
+    sandbox: bool,
 ) -> NewJob:
-    """The journal row of a job about to run."""
+    """The journal row of a job about to run (``sandbox``: in the sandbox)."""
     from nanoedit.journal import NewJob
 
+    request = fingerprint(planned.job, planned.model, digest)
+    spec = spec_of(planned, saving)
     return NewJob(
         kind=planned.job.kind,
         backend=planned.backend,
         model=planned.model,
         prompt=planned.job.options.prompt,
-        fingerprint=fingerprint(planned.job, planned.model, digest),
-        spec=spec_of(planned, saving),
+        fingerprint=request,
+        spec=spec,
+        sandbox=sandbox,
+        identity=identity(request, spec, planned.natural or planned.names, sandbox),
     )
 
 
@@ -188,6 +233,7 @@ def journal_jobs(
     planned: Sequence[Any],
     saving: SavingOptions,
     digest: Callable[[ImageSource], str | None],
+    sandbox: bool = False,
 ) -> list[Any]:
     """Journal every job about to be sent (in one transaction) and return the plan with each
     such job carrying its journal id; refused and skipped jobs are left as they are."""
@@ -198,7 +244,7 @@ def journal_jobs(
         for place, entry in enumerate(planned)
         if isinstance(entry, PlannedJob) and entry.journal_id is None
     ]
-    ids = journal.add_jobs(new_job(entry, saving, digest) for _, entry in fresh)
+    ids = journal.add_jobs(new_job(entry, saving, digest, sandbox) for _, entry in fresh)
     result = list(planned)
     for (place, entry), ident in zip(fresh, ids, strict=True):
         result[place] = replace(entry, journal_id=ident)
@@ -222,7 +268,7 @@ def journal_run(
         sidecar=run.sidecar,
         overwrite=run.overwrite,
     )
-    return journal_jobs(journal, planned, saving, digest)
+    return journal_jobs(journal, planned, saving, digest, settings.sandbox)
 
 
 def open_journal(settings: Settings, warn: Callable[[str], None]) -> Journal | None:

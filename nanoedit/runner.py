@@ -134,6 +134,7 @@ class Runner:
             stdout=stdout,
             warn=events.warning,
             parts=self.parts,
+            links_outlive_run=not settings.sandbox,
         )
         self.policy = RetryPolicy(
             retries=settings.retries,
@@ -164,6 +165,10 @@ class Runner:
         if self._over_budget and self.budget is not None:
             stopped = self.budget.stopped(len(self._over_budget))
             for place, entry in sorted(self._over_budget, key=lambda waiting: waiting[0]):
+                if self.journal is not None and entry.journal_id is not None:
+                    # Ended, not left for resume: a later run sends it only when the user
+                    # raises the limit that held it.
+                    self.journal.held(entry.journal_id, stopped.message)
                 outcomes[place] = _held_back(entry, stopped)
                 self.events.job_finished(outcomes[place])
         with self._lock:
@@ -367,7 +372,9 @@ class Runner:
                 # Worked out once per job: it hashes every input, and each image carries it.
                 # Before sending, so the journal holds it for a job finished by a later run.
                 wanted = self.options.metadata or self.options.sidecar or recorder is not None
-                provenance = _provenance(planned, prepared) if wanted else None
+                provenance = (
+                    _provenance(planned, prepared, self.settings.sandbox) if wanted else None
+                )
                 if recorder is not None and provenance is not None:
                     recorder.provenance = provenance.to_json
                 answer = backend.run(prepared, progress)
@@ -528,6 +535,8 @@ class Runner:
         size = planned.job.options.size
         prices = Prices(self.settings.prices)
         cost = prices.job_cost(planned.backend, planned.model, size, len(results), usage)
+        if self.settings.sandbox:
+            cost = 0.0  # the sandbox charges nothing, whatever a real provider would
         self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
         return entries, kept
 
@@ -636,6 +645,10 @@ class Runner:
         keep = isinstance(error, InputError | NetworkError) or (
             isinstance(error, ApiError) and error.transient
         )
+        if answered and unsaved and keep and self.settings.sandbox:
+            # The in-process sandbox's links ended with this process: resume asks it again.
+            error.message += f"; nanoedit resume {ident} makes it again in the sandbox"
+            return error, "answered"
         if answered and unsaved and keep:
             # Named, so that it can be had even without nanoedit (a URL expires, though).
             kept = ", ".join(str(entry.get("url") or entry.get("spool")) for entry in unsaved)
@@ -721,7 +734,7 @@ class Runner:
         return [text]
 
 
-def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
+def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Provenance:
     from nanoedit.provenance import InputRecord, Provenance
 
     options = planned.job.options
@@ -746,6 +759,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
         size=options.size,
         inputs=inputs,
         version=__version__,
+        sandbox=sandbox,
     )
 
 
@@ -776,7 +790,14 @@ def _spooled(path: Path) -> Path:
 
 def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:
     """The outcome of a job never sent: ``error`` stopped the run before it."""
-    return JobOutcome(planned.job, planned.backend, planned.model, error=error, held_back=True)
+    return JobOutcome(
+        planned.job,
+        planned.backend,
+        planned.model,
+        error=error,
+        held_back=True,
+        journal_id=planned.journal_id,
+    )
 
 
 def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:

@@ -30,6 +30,8 @@ GEMINI_KEY = "AIza-test-gemini-key-0003"
 FAL_KEY = "fal-test-key-id:fal-test-secret-0003"
 REPLICATE_KEY = "r8_test_replicate_token_0004"
 OPENROUTER_KEY = "sk-or-v1-test-openrouter-key-0003"
+# The console script installed beside this interpreter.
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
 
 @pytest.fixture(autouse=True)
@@ -279,3 +281,30 @@ def big_jpeg(width: int, height: int, colour: tuple[int, int, int] = (200, 120, 
         + body
         + b"\xff\xd9"
     )
+
+
+def run_installed(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    preexec_fn: Callable[[], object] | None = None,
+) -> tuple[int, str, str]:
+    """Run the installed command to its end; its exit code, stdout and stderr."""
+    done = subprocess.run(
+        [NANOEDIT, *args], cwd=cwd, env=dict(os.environ) | env, capture_output=True, text=True,
+        timeout=60, preexec_fn=preexec_fn,
+    )  # fmt: skip
+    return done.returncode, done.stdout, done.stderr
+
+
+def distinct_pngs(folder: Path, count: int) -> list[Path]:
+    """``count`` small PNGs of distinct colours in ``folder`` (``000.png``, ``001.png``…), so
+    that no two jobs send the same bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(count):
+        colour = ((number * 37) % 256, (number * 91) % 256, (number * 53 + 40) % 256)
+        path = folder / f"{number:03d}.png"
+        Image.new("RGB", (64, 48), colour).save(path)
+        paths.append(path)
+    return paths

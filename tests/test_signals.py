@@ -24,6 +24,7 @@ from conftest import (
     LogWatch,
     Served,
     interrupted_run,
+    run_installed,
 )
 from PIL import Image
 
@@ -203,15 +204,6 @@ def test_ctrl_c_twice_leaves_the_task_running_for_resume(
     # Not cancelled: the one request that is not a poll is the submission.
     assert [r.method for r in served.sandbox.received if r.method != "GET"] == ["POST"]
     assert sorted(p.name for p in isolated.iterdir()) == []
-
-
-def run_installed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    """Run the installed command to its end; its exit code, stdout and stderr."""
-    done = subprocess.run(
-        [NANOEDIT, *args], cwd=cwd, env=dict(os.environ) | env, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
-    return done.returncode, done.stdout, done.stderr
 
 
 def test_a_timeout_leaves_a_stuck_task_for_resume(
