@@ -625,7 +625,9 @@ def _run(
                     tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
                     if journal is not None:
                         journal.tidy_spool(clock.now().timestamp())
-                        planned = journal_run(journal, planned, settings, run, inputs.sha256)
+                        planned = journal_run(
+                            journal, planned, settings, run, inputs.sha256, planner.seen
+                        )
                     runner = Runner(
                         settings, client, reporter, run, inputs, stdout=binary, clock=clock,
                         journal=journal, budget=budget,

@@ -105,6 +105,17 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
     for planned in jobs:
         record = None
         label = planned.job.label
+        if planned.elsewhere is not None:
+            # Never this run's: another run has it under way, and keeps it.
+            message = (
+                f"{label}: not sent: another run has it under way (job {planned.elsewhere}), "
+                "and it is left to that run"
+            )
+            outcomes.append(
+                JobOutcome(planned.job, planned.backend, planned.model,
+                           error=StoppedError(message), held_back=True)
+            )  # fmt: skip
+            continue
         if journal is not None and planned.journal_id is not None:
             record = journal.get(planned.journal_id)
         if record is None:

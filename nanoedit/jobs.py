@@ -291,6 +291,9 @@ class PlannedJob:
     # The names it was given before a file or an earlier job of the run took any: with its
     # inputs and its request, what makes it this job (see nanoedit.recording.identity).
     natural: tuple[str, ...] = ()
+    # The journal row of the same job that another live run has under way: this run waits
+    # for it instead of sending it again (--skip-existing).
+    elsewhere: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

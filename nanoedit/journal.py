@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -278,6 +278,15 @@ class NewJob:
     identity: str | None = None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A job as a run claimed it: ``id``, the row it is this run's to send under; or
+    ``other``, the row of the same job that another run has, which this run must not send."""
+
+    id: int | None = None
+    other: int | None = None
+
+
 class Journal:
     """The journal database, opened once per process and shared by its job threads.
 
@@ -359,41 +368,131 @@ class Journal:
     # Writing -------------------------------------------------------------------------------
 
     def begin_run(self, command: Sequence[str]) -> int:
-        """Record that a run starts; its jobs are added with :meth:`add_jobs`."""
+        """Record that a run starts; its jobs are added with :meth:`add_jobs` or
+        :meth:`claim`."""
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO runs(started, pid, command, cwd) VALUES (?, ?, ?, ?)",
-                (self._time(), os.getpid(), json.dumps(list(command)), os.getcwd()),
-            )
-        self.run_id = cursor.lastrowid
-        assert self.run_id is not None
+            self.run_id = self._insert_run(db, command)
         return self.run_id
+
+    def _insert_run(self, db: sqlite3.Connection, command: Sequence[str]) -> int:
+        cursor = db.execute(
+            "INSERT INTO runs(started, pid, command, cwd) VALUES (?, ?, ?, ?)",
+            (self._time(), os.getpid(), json.dumps(list(command)), os.getcwd()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def add_jobs(self, jobs: Iterable[NewJob]) -> list[int]:
         """Journal a run's jobs as planned, all in one transaction; returns their ids."""
-        if self.run_id is None:
-            self.begin_run([])
+        claims = self.claim(list(jobs))
+        return [claim.id for claim in claims if claim.id is not None]
+
+    def last_id(self) -> int:
+        """The id of the latest job (0 for none): what a run has seen of the journal."""
+        with self._lock:
+            (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()
+        return int(last)
+
+    def claim(
+        self,
+        jobs: Sequence[NewJob | int],
+        *,
+        defer: bool = False,
+        seen: int = 0,
+        command: Sequence[str] = (),
+    ) -> list[Claim]:
+        """Claim a run's jobs for it in one transaction, which records the run too when it
+        has not begun (as ``command``): a :class:`NewJob` becomes a planned row of this run;
+        an id, an earlier run's unfinished row, becomes this run's unless a live process
+        other than this one has it.
+
+        With ``defer`` (``--skip-existing``), a new job whose identity another live process
+        has under way, or another run journaled after row ``seen`` (the last row this run saw
+        when it looked for earlier work), is left to that run: its claim names that row as
+        ``other``. Two processes claiming the same jobs at once cannot both have one: the
+        second's transaction starts once the first's has committed, and sees its rows.
+        """
+        from nanoedit.save import process_alive
+
+        alive: dict[int, bool] = {}
+
+        def other_live(pid: int) -> bool:
+            if pid == os.getpid():
+                return False
+            if pid not in alive:
+                alive[pid] = process_alive(pid)
+            return alive[pid]
+
         now = self._time()
-        rows = [
-            (
-                self.run_id, now, now, PLANNED, job.kind, job.backend, job.model, job.prompt,
-                job.fingerprint, json.dumps(job.spec, ensure_ascii=False), int(job.sandbox),
-                job.identity, self.run_id,
-            )
-            for job in jobs
-        ]  # fmt: skip
-        if not rows:
-            return []
+        claims: list[Claim | NewJob] = []
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
-                " fingerprint, spec, sandbox, identity, owner)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            # One writer inside one transaction: the rows took consecutive ids up to the last.
-            (last,) = db.execute("SELECT max(id) FROM jobs").fetchone()
-        return list(range(last - len(rows) + 1, last + 1))
+            if self.run_id is None:
+                self.run_id = self._insert_run(db, command)
+            for job in jobs:
+                if isinstance(job, int):
+                    claims.append(self._take(db, job, other_live))
+                    continue
+                other = self._left_to(db, job.identity, seen, other_live) if defer else None
+                claims.append(job if other is None else Claim(other=other))
+            rows = [
+                (
+                    self.run_id, now, now, PLANNED, job.kind, job.backend, job.model,
+                    job.prompt, job.fingerprint, json.dumps(job.spec, ensure_ascii=False),
+                    int(job.sandbox), job.identity, self.run_id,
+                )
+                for job in claims
+                if isinstance(job, NewJob)
+            ]  # fmt: skip
+            if rows:
+                db.executemany(
+                    "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
+                    " fingerprint, spec, sandbox, identity, owner)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                # One writer inside one transaction: the rows took consecutive ids up to the
+                # last.
+                (last,) = db.execute("SELECT max(id) FROM jobs").fetchone()
+        ids = iter(range(last - len(rows) + 1, last + 1) if rows else ())
+        return [Claim(id=next(ids)) if isinstance(job, NewJob) else job for job in claims]
+
+    def _take(
+        self, db: sqlite3.Connection, job_id: int, other_live: Callable[[int], bool]
+    ) -> Claim:
+        """Make an unfinished row this run's, unless another live process has it (or it has
+        ended meanwhile): then the claim names it as another run's."""
+        row = db.execute(
+            "SELECT jobs.state, runs.pid FROM jobs JOIN runs ON runs.id = "
+            "coalesce(jobs.owner, jobs.run) WHERE jobs.id = ?",
+            (job_id,),
+        ).fetchone()
+        if row is None or row[0] not in UNFINISHED or other_live(row[1]):
+            return Claim(other=job_id)
+        db.execute("UPDATE jobs SET owner = ? WHERE id = ?", (self.run_id, job_id))
+        return Claim(id=job_id)
+
+    def _left_to(
+        self,
+        db: sqlite3.Connection,
+        identity: str | None,
+        seen: int,
+        other_live: Callable[[int], bool],
+    ) -> int | None:
+        """The row of the same job that another run has, if any: one journaled after row
+        ``seen``, or one still unfinished whose process is alive."""
+        if identity is None:
+            return None
+        marks = ", ".join("?" for _ in UNFINISHED)
+        rows = db.execute(
+            "SELECT jobs.id, runs.pid FROM jobs JOIN runs ON runs.id = "
+            "coalesce(jobs.owner, jobs.run) WHERE jobs.identity = ? AND "
+            f"(jobs.id > ? OR jobs.state IN ({marks})) ORDER BY jobs.id DESC",
+            (identity, seen, *UNFINISHED),
+        ).fetchall()
+        for ident, pid in rows:
+            if (ident > seen and pid != os.getpid()) or other_live(pid):
+                return int(ident)
+        return None
 
     def _update(self, job_id: int, **columns: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -477,22 +576,7 @@ class Journal:
         """Make this run the owner of an unfinished job, in one transaction, unless a live
         process other than this one has it; returns whether it did. Two processes taking up
         the same job at once (two resumes) cannot both have it."""
-        from nanoedit.save import process_alive
-
-        if self.run_id is None:
-            self.begin_run([])
-        with self._write() as db:
-            row = db.execute(
-                "SELECT jobs.state, runs.pid FROM jobs JOIN runs ON runs.id = "
-                "coalesce(jobs.owner, jobs.run) WHERE jobs.id = ?",
-                (job_id,),
-            ).fetchone()
-            if row is None or row[0] not in UNFINISHED:
-                return False
-            if row[1] != os.getpid() and process_alive(row[1]):
-                return False
-            db.execute("UPDATE jobs SET owner = ? WHERE id = ?", (self.run_id, job_id))
-        return True
+        return self.claim([job_id])[0].id is not None
 
     def replan(self, job_id: int) -> None:
         """Send a job again from the start (``resume --retry-unsafe``)."""

@@ -76,6 +76,9 @@ class Planner:
         # Every job without -o saves in the one output folder: checked once for the run, not
         # once per job (a stat or more each, 20,000 times in a large batch).
         self._folder_checked = False
+        # The last journal row planning saw: a row of the same job journaled after it is
+        # another run's, which this run then leaves to it (see Journal.claim).
+        self.seen = 0
 
     def plan(self, jobs: Sequence[Job]) -> list[Planned]:
         """This shard's jobs in job order: each planned, refused or skipped.
@@ -84,6 +87,8 @@ class Planner:
         ``-o``); then nothing at all is sent.
         """
         _check_outputs(jobs)
+        if self.journal is not None and self.options.skip_existing:
+            self.seen = self.journal.last_id()
         stems = natural_stems(jobs)
         k, n = self.options.shard
         mine = [
@@ -146,11 +151,9 @@ class Planner:
                     # Reported as this run's results: a resumed batch still lists them all.
                     return JobOutcome(job, planned.backend, model, outputs=outputs, skipped=True)
                 if record.unfinished:
-                    going_on = carry_on(
+                    return carry_on(
                         self.journal, record, planned, retry_unsafe=self.options.retry_unsafe
                     )
-                    if going_on is not None:
-                        return going_on
         found = self._existing(job, planned.names)
         if found is not None and all(self._made_by(job, model, image.path) for image in found):
             return JobOutcome(job, planned.backend, model, outputs=found, skipped=True)

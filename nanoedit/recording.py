@@ -234,20 +234,35 @@ def journal_jobs(
     saving: SavingOptions,
     digest: Callable[[ImageSource], str | None],
     sandbox: bool = False,
+    *,
+    defer: bool = False,
+    seen: int = 0,
+    command: Sequence[str] = (),
 ) -> list[Any]:
-    """Journal every job about to be sent (in one transaction) and return the plan with each
-    such job carrying its journal id; refused and skipped jobs are left as they are."""
+    """Claim every job about to be sent in the journal, in one transaction (see
+    :meth:`~nanoedit.journal.Journal.claim`; ``defer``: --skip-existing), and return the plan
+    with each such job carrying its journal id, or, for a job another run has, the row this
+    run waits for instead of sending it; refused and skipped jobs are left as they are."""
     from dataclasses import replace
 
-    fresh = [
+    claiming = [
         (place, entry)
         for place, entry in enumerate(planned)
-        if isinstance(entry, PlannedJob) and entry.journal_id is None
+        if isinstance(entry, PlannedJob) and entry.elsewhere is None
     ]
-    ids = journal.add_jobs(new_job(entry, saving, digest, sandbox) for _, entry in fresh)
+    wanted: list[NewJob | int] = [
+        new_job(entry, saving, digest, sandbox) if entry.journal_id is None else entry.journal_id
+        for _, entry in claiming
+    ]
+    claims = journal.claim(wanted, defer=defer, seen=seen, command=command)
     result = list(planned)
-    for (place, entry), ident in zip(fresh, ids, strict=True):
-        result[place] = replace(entry, journal_id=ident)
+    for (place, entry), claim in zip(claiming, claims, strict=True):
+        if claim.id is not None:
+            result[place] = replace(entry, journal_id=claim.id)
+        else:
+            result[place] = replace(
+                entry, journal_id=None, tasks=(), results=(), elsewhere=claim.other
+            )
     return result
 
 
@@ -257,18 +272,22 @@ def journal_run(
     settings: Settings,
     run: RunOptions,
     digest: Callable[[ImageSource], str | None],
+    seen: int = 0,
 ) -> list[Any]:
-    """Start the run in the journal and journal its jobs (see :func:`journal_jobs`)."""
+    """Start the run in the journal and claim its jobs, in one transaction (see
+    :func:`journal_jobs`); ``seen`` is the last row planning saw."""
     import sys
 
-    journal.begin_run(sys.argv)
     saving = SavingOptions(
         out_dir=settings.out_dir,
         metadata=run.metadata,
         sidecar=run.sidecar,
         overwrite=run.overwrite,
     )
-    return journal_jobs(journal, planned, saving, digest, settings.sandbox)
+    return journal_jobs(
+        journal, planned, saving, digest, settings.sandbox,
+        defer=run.skip_existing, seen=seen, command=sys.argv,
+    )  # fmt: skip
 
 
 def open_journal(settings: Settings, warn: Callable[[str], None]) -> Journal | None:

@@ -15,14 +15,14 @@ job is never resumed into the sandbox. A job a budget held back (``--max-images`
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nanoedit.errors import ConfigError, NanoeditError, NetworkError, UsageError
 from nanoedit.jobs import JobOutcome, PlannedJob, RunOptions
-from nanoedit.journal import HELD, PLANNED, JobRecord, Journal
+from nanoedit.journal import HELD, PLANNED, SAVED, Claim, JobRecord, Journal
 from nanoedit.recording import SavingOptions, planned_from
 
 if TYPE_CHECKING:
@@ -313,13 +313,13 @@ def run_resume(
 
 def carry_on(
     journal: Journal, record: JobRecord, planned: PlannedJob, *, retry_unsafe: bool
-) -> JobOutcome | PlannedJob | None:
+) -> JobOutcome | PlannedJob:
     """The same job met again by ``--skip-existing``, left unfinished by an earlier run: it
     goes on from where that run left it (its row, its tasks, its results), or, when its
-    request may have been charged, is held back unless ``retry_unsafe``. None when another
-    live process has it under way (this run then sends its own)."""
+    request may have been charged, is held back unless ``retry_unsafe``. When another live
+    process has it under way, it is left to that process: this run waits for it."""
     if _other_owner(journal, record) is not None:
-        return None
+        return replace(planned, elsewhere=record.id)
     record, error = going_on(journal, record, retry_unsafe=retry_unsafe)
     if error is not None:
         return JobOutcome(
@@ -332,3 +332,41 @@ def carry_on(
             left=record.state,
         )
     return replace(planned, journal_id=record.id, tasks=record.tasks, results=record.results)
+
+
+def after_other(
+    journal: Journal,
+    other: int,
+    planned: PlannedJob,
+    *,
+    retry_unsafe: bool,
+    claim: Callable[[PlannedJob], Claim],
+) -> JobOutcome | PlannedJob | int:
+    """What becomes, now, of a job this run left to another run's row ``other``: that row
+    (or the row to wait for instead) while a live process has the job; else what
+    ``--skip-existing`` makes of it in a run started now: its images, skipped; its row to go
+    on with, taken up (its run died); or, when it ended without them, a row of this run's to
+    send it under (``claim`` makes one, or names yet another run's)."""
+    from nanoedit.save import existing_image
+
+    record = journal.get(other)
+    if record is not None and record.unfinished:
+        if _other_owner(journal, record) is not None or not journal.take_up(record.id):
+            return other
+        return carry_on(journal, record, planned, retry_unsafe=retry_unsafe)
+    if record is not None and record.state == SAVED:
+        found = [existing_image(path) for path in record.saved_paths]
+        outputs = tuple(image for image in found if image is not None)
+        if outputs and len(outputs) == len(found):
+            return JobOutcome(
+                planned.job,
+                planned.backend,
+                planned.model,
+                outputs=outputs,
+                skipped=True,
+                journal_id=record.id,
+            )
+    claimed = claim(planned)
+    if claimed.other is not None:
+        return claimed.other
+    return replace(planned, journal_id=claimed.id, elsewhere=None, tasks=(), results=())

@@ -52,13 +52,15 @@ from nanoedit.save import (
 if TYPE_CHECKING:
     from nanoedit.backends.base import Answer, BackendBase, ResultImage
     from nanoedit.budget import Budget
-    from nanoedit.journal import Journal
+    from nanoedit.journal import Claim, Journal
     from nanoedit.plan import Planned
     from nanoedit.provenance import Provenance
     from nanoedit.recording import JobRecorder
 
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
+# How often a job another run has under way is looked at again in the journal.
+OTHER_RUN_POLL = 0.5
 
 
 class Events(Protocol):
@@ -165,11 +167,7 @@ class Runner:
         if self._over_budget and self.budget is not None:
             stopped = self.budget.stopped(len(self._over_budget))
             for place, entry in sorted(self._over_budget, key=lambda waiting: waiting[0]):
-                if self.journal is not None and entry.journal_id is not None:
-                    # Ended, not left for resume: a later run sends it only when the user
-                    # raises the limit that held it.
-                    self.journal.held(entry.journal_id, stopped.message)
-                outcomes[place] = _held_back(entry, stopped)
+                outcomes[place] = self._over_limit(entry, stopped)
                 self.events.job_finished(outcomes[place])
         with self._lock:
             unsent = self._hold_back(None)
@@ -183,6 +181,77 @@ class Runner:
         for place, entry in unsent:
             outcomes[place] = _held_back(entry, closed)
         return [outcomes[place] for place in range(len(planned))]
+
+    def _over_limit(self, planned: PlannedJob, stopped: NanoeditError) -> JobOutcome:
+        """The outcome of a job a budget kept from being sent. Ended in the journal, not left
+        for resume: a later run sends it only when the user raises the limit that held it
+        (a job an earlier run took part of the way stays as it is: it was paid for)."""
+        sent_before = bool(planned.tasks or planned.results)
+        if self.journal is not None and planned.journal_id is not None and not sent_before:
+            self.journal.held(planned.journal_id, stopped.message)
+        return _held_back(planned, stopped)
+
+    def _send(self, place: int, planned: PlannedJob) -> tuple[PlannedJob, JobOutcome | None]:
+        """Run one job taken from the queue, first waiting for it when another run has it;
+        returns the job as it ran and its outcome (None: the interruption stopped it)."""
+        if planned.elsewhere is None:
+            return planned, self.run_one(planned)
+        settled = self._wait_for_other(planned)
+        if not isinstance(settled, PlannedJob):
+            return planned, settled
+        if self.budget is not None and not self.budget.take(settled):
+            return settled, self._over_limit(settled, self.budget.stopped(1))
+        with self._lock:
+            self._under_way[place] = settled
+        return settled, self.run_one(settled)
+
+    def _wait_for_other(self, planned: PlannedJob) -> PlannedJob | JobOutcome | None:
+        """A job another live run has under way (``--skip-existing``): wait until that run
+        ends it, then take it as a run started then would (see
+        :func:`~nanoedit.resume.after_other`). None when the run is aborted meanwhile; a stop
+        or the job's time limit leaves the job to the other run."""
+        from nanoedit.resume import after_other
+
+        assert self.journal is not None and planned.elsewhere is not None
+        job, other = planned.job, planned.elsewhere
+        self.events.job_started(job)
+        deadline = Deadline(self.settings.timeout, self.clock.monotonic)
+        while True:
+            settled = after_other(
+                self.journal, other, planned, retry_unsafe=self.options.retry_unsafe,
+                claim=self._claim_again,
+            )  # fmt: skip
+            if not isinstance(settled, int):
+                return settled
+            other = settled
+            self.events.job_phase(job, f"another run has it under way (job {other}); waiting")
+            if self.clock.wait(OTHER_RUN_POLL, self.cancel):
+                return None
+            left = f"another run has it under way (job {other}), and it is left to that run"
+            if self.draining.is_set():
+                return _held_back(planned, StoppedError(f"{job.label}: not sent: {left}"))
+            if deadline.remaining() <= 0:
+                error = NetworkError(
+                    f"{job.label}: not sent: {left}; this run waited {deadline.seconds:g} s "
+                    "for it (--timeout); run the command again with --skip-existing once that "
+                    "run has ended"
+                )
+                return JobOutcome(job, planned.backend, planned.model, error=error)
+
+    def _claim_again(self, planned: PlannedJob) -> Claim:
+        """Claim a job of this run's anew: the other run it was left to ended it without its
+        images."""
+        from nanoedit.recording import SavingOptions, new_job
+
+        assert self.journal is not None
+        saving = SavingOptions(
+            out_dir=self.settings.out_dir,
+            metadata=self.options.metadata,
+            sidecar=self.options.sidecar,
+            overwrite=self.options.overwrite,
+        )
+        fresh = new_job(planned, saving, self.inputs.sha256, self.settings.sandbox)
+        return self.journal.claim([fresh], defer=True, seen=self.journal.last_id())[0]
 
     def drain(self) -> int:
         """Send no new job; the jobs under way finish and save. Returns how many are."""
@@ -208,7 +277,7 @@ class Runner:
                 while (taken := self._next()) is not None:
                     place, entry = taken
                     try:
-                        outcome = self.run_one(entry)
+                        entry, outcome = self._send(place, entry)
                         if outcome is None and not self.cancel.is_set():
                             # Stopped by a first Ctrl-C before its first paid request.
                             outcome = _held_back(entry, self._stopped)
@@ -264,7 +333,9 @@ class Runner:
                 taken = self._waiting.get_nowait()
             except queue.Empty:
                 return None
-            if self.budget is not None and not self.budget.take(taken[1]):
+            # A job another run has costs this run nothing unless it comes to send it.
+            counted = taken[1].elsewhere is None
+            if counted and self.budget is not None and not self.budget.take(taken[1]):
                 self._over_budget = [taken, *self._hold_back(None)]
                 return None
             self._under_way[taken[0]] = taken[1]
@@ -290,7 +361,7 @@ class Runner:
     ) -> list[tuple[int, JobOutcome]]:
         """Report a job that ran (None: one the interruption stopped, said nothing of), and
         the jobs its rejected key holds back; returns them all by their place in the run."""
-        if self.budget is not None:
+        if self.budget is not None and planned.elsewhere is None:
             self.budget.spent(planned, outcome)
         if outcome is None:
             return []

@@ -106,6 +106,22 @@ def served(clock: SkippingClock) -> Iterator[Served]:
 
 
 @pytest.fixture
+def held_answers() -> Iterator[tuple[Served, threading.Event]]:
+    """A served sandbox whose API answers wait until the event is set."""
+    release = threading.Event()
+
+    def hold(seconds: float) -> None:
+        release.wait(seconds)
+
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY}), latency=60, sleep=hold)
+    try:
+        with SandboxServer(sandbox) as server:
+            yield Served(sandbox, server.base_url), release
+    finally:
+        release.set()
+
+
+@pytest.fixture
 def sample(isolated: Path) -> Path:
     """cat.png from the sandbox's samples, written to the working folder."""
     path = isolated / "cat.png"
@@ -308,3 +324,46 @@ def distinct_pngs(folder: Path, count: int) -> list[Path]:
         Image.new("RGB", (64, 48), colour).save(path)
         paths.append(path)
     return paths
+
+
+def runs_begun(data: Path) -> int:
+    """How many runs the journal in ``data`` has recorded (0 before it exists): a run is
+    recorded in the transaction that claims its jobs."""
+    import sqlite3
+
+    database = data / "journal.sqlite3"
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM runs").fetchone()
+    except sqlite3.Error:  # being created: no table yet
+        return 0
+    return int(count)
+
+
+def _started(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A child process with its stdout and stderr piped, as text."""
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def two_runs_at_once(
+    args: list[str], cwd: Path, env: dict[str, str], release: Callable[[], object]
+) -> list[tuple[int, str, str]]:
+    """Start the installed command twice at once with the same ``args``, sharing one journal;
+    call ``release`` (to let a served sandbox's held answers go) once both have claimed their
+    jobs, and return each run's exit code, stdout and stderr."""
+    runs = [_started([NANOEDIT, *args], cwd, dict(os.environ) | env) for _ in range(2)]
+    try:
+        data = Path(os.environ["NANOEDIT_DATA_DIR"])
+        wait_for(lambda: runs_begun(data) == 2, "both runs claiming their jobs", timeout=60)
+        release()
+        said = [run.communicate(timeout=60) for run in runs]
+        return [(run.returncode, out, err) for run, (out, err) in zip(runs, said, strict=True)]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()

@@ -5,20 +5,21 @@ never both send a job, each claiming its jobs in the journal in one transaction.
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import (
+    DUOMI_KEY,
     NANOEDIT,
     OPENAI_KEY,
     Served,
     backend_env,
     distinct_pngs,
     run_installed,
+    runs_begun,
+    two_runs_at_once,
     wait_for,
 )
 from PIL import Image
@@ -84,3 +85,82 @@ def test_skip_existing_sends_the_job_never_done_and_skips_only_the_one_done(
     )  # fmt: skip
     with Image.open(isolated / "out/a-edit-3.png") as image:
         assert (image.format, image.size) == ("PNG", EDIT_SIZE)
+
+
+def test_two_skip_existing_runs_at_once_pay_for_each_job_once(
+    held_answers: tuple[Served, threading.Event], isolated: Path
+) -> None:
+    served, release = held_answers
+    distinct_pngs(isolated / "in", 8)
+    argv = ["edit", "in", "-p", "a hat", "-d", "out", "-j", "8", "--skip-existing"]
+    env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
+    results = two_runs_at_once(argv, isolated, env, release.set)
+    assert posts(served) == 8  # not 16: each job was claimed by one run
+    expected = [f"out/{n:03d}-edit.png" for n in range(8)]
+    for code, out, err in results:
+        # The run that had none of them waited for the other and lists its images.
+        assert (code, sorted(out.splitlines())) == (0, expected), err
+    assert sorted(os.listdir(isolated / "out")) == [name[4:] for name in expected]
+    for name in expected:
+        with Image.open(isolated / name) as image:
+            assert (image.format, image.size) == ("PNG", EDIT_SIZE)
+    with Journal(data_dir(os.environ)) as journal:
+        records = journal.all_jobs()
+    assert [record.state for record in records] == ["saved"] * 8
+
+
+class ManualClock:
+    """The sandbox's time, moved on only by the test: a task runs until the test says."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_run_waiting_for_another_takes_its_job_up_when_that_run_is_killed(
+    isolated: Path,
+) -> None:
+    # The first run is killed with its task submitted: the run waiting for it collects the
+    # task, and pays for nothing again.
+    clock = ManualClock()
+    sandbox = Sandbox(keys=frozenset({DUOMI_KEY}), clock=clock, task_seconds=5)
+    with SandboxServer(sandbox) as server:
+        env = dict(os.environ) | {
+            "NANOEDIT_DUOMI_BASE_URL": server.base_url, "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY,
+            "NANOEDIT_DUOMI_POLL_INTERVAL": "0.01",
+        }  # fmt: skip
+        argv = [NANOEDIT, "edit", f"{server.base_url}/samples/cat.png", "-p", "a hat"]
+        argv += ["-d", "out", "--backend", "duomi", "--skip-existing"]
+        first = subprocess.Popen(argv, cwd=isolated, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)  # fmt: skip
+        second = None
+        try:
+            wait_for(lambda: task_journaled(), "the first run's task id in the journal")
+            second = subprocess.Popen(argv, cwd=isolated, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)  # fmt: skip
+            data = Path(os.environ["NANOEDIT_DATA_DIR"])
+            wait_for(lambda: runs_begun(data) == 2, "the second run claiming its job")
+            first.kill()
+            first.wait(30)
+            clock.now = 60.0  # the task finishes on the server meanwhile
+            out, err = second.communicate(timeout=60)
+        finally:
+            for run in (first, second):
+                if run is not None and run.poll() is None:
+                    run.kill()
+                    run.communicate()
+        assert (second.returncode, out) == (0, "out/cat-edit.png\n"), err
+        submits = [r for r in sandbox.received if r.path == "/api/gemini/nano-banana-edit"]
+        assert len(submits) == 1  # the one task, collected by the second run
+    with Image.open(isolated / "out" / "cat-edit.png") as image:
+        assert (image.format, image.size) == ("PNG", EDIT_SIZE)
+    with Journal(data_dir(os.environ)) as journal:
+        [record] = journal.all_jobs()
+    assert (record.state, len(record.tasks), record.owner) == ("saved", 1, 2)
+
+
+def task_journaled() -> bool:
+    with Journal(data_dir(os.environ)) as journal:
+        return any(record.tasks for record in journal.all_jobs())
