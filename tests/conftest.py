@@ -30,6 +30,29 @@ GEMINI_KEY = "AIza-test-gemini-key-0003"
 FAL_KEY = "fal-test-key-id:fal-test-secret-0003"
 REPLICATE_KEY = "r8_test_replicate_token_0004"
 OPENROUTER_KEY = "sk-or-v1-test-openrouter-key-0003"
+# The tables as version 1 of the journal made them (before sandbox jobs were marked and jobs
+# claimed): what an older nanoedit left on a user's disk.
+JOURNAL_VERSION_1 = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL,
+    pid INTEGER NOT NULL, command TEXT NOT NULL, cwd TEXT NOT NULL);
+CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, run INTEGER NOT NULL REFERENCES runs(id),
+    created REAL NOT NULL, updated REAL NOT NULL, state TEXT NOT NULL, kind TEXT NOT NULL,
+    backend TEXT NOT NULL, model TEXT NOT NULL, prompt TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    spec TEXT NOT NULL, provenance TEXT, tasks TEXT NOT NULL DEFAULT '[]',
+    results TEXT NOT NULL DEFAULT '[]', error_kind TEXT, error TEXT,
+    images INTEGER NOT NULL DEFAULT 0, cost REAL, usage TEXT);
+CREATE INDEX jobs_state ON jobs(state);
+CREATE INDEX jobs_fingerprint ON jobs(fingerprint);
+CREATE INDEX jobs_created ON jobs(created);
+CREATE VIRTUAL TABLE jobs_text USING fts5(prompt, content='jobs', content_rowid='id');
+CREATE TRIGGER jobs_text_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO jobs_text(rowid, prompt) VALUES (new.id, new.prompt);
+END;
+CREATE TRIGGER jobs_text_delete AFTER DELETE ON jobs BEGIN
+    INSERT INTO jobs_text(jobs_text, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+END;
+PRAGMA user_version = 1;
+"""
 # The console script installed beside this interpreter.
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 

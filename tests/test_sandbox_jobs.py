@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, backend_env, distinct_pngs, run_installed
+from conftest import JOURNAL_VERSION_1, Served, backend_env, distinct_pngs, run_installed
 from PIL import Image
 
 from nanoedit.journal import Journal, data_dir
@@ -280,30 +280,6 @@ def test_resume_dry_run_says_what_it_would_send_and_where_and_sends_nothing(
     assert not (isolated / "out").exists()
 
 
-# The tables of a journal written by a version before sandbox jobs were marked.
-VERSION_1 = """
-CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL,
-    pid INTEGER NOT NULL, command TEXT NOT NULL, cwd TEXT NOT NULL);
-CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, run INTEGER NOT NULL REFERENCES runs(id),
-    created REAL NOT NULL, updated REAL NOT NULL, state TEXT NOT NULL, kind TEXT NOT NULL,
-    backend TEXT NOT NULL, model TEXT NOT NULL, prompt TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    spec TEXT NOT NULL, provenance TEXT, tasks TEXT NOT NULL DEFAULT '[]',
-    results TEXT NOT NULL DEFAULT '[]', error_kind TEXT, error TEXT,
-    images INTEGER NOT NULL DEFAULT 0, cost REAL, usage TEXT);
-CREATE INDEX jobs_state ON jobs(state);
-CREATE INDEX jobs_fingerprint ON jobs(fingerprint);
-CREATE INDEX jobs_created ON jobs(created);
-CREATE VIRTUAL TABLE jobs_text USING fts5(prompt, content='jobs', content_rowid='id');
-CREATE TRIGGER jobs_text_insert AFTER INSERT ON jobs BEGIN
-    INSERT INTO jobs_text(rowid, prompt) VALUES (new.id, new.prompt);
-END;
-CREATE TRIGGER jobs_text_delete AFTER DELETE ON jobs BEGIN
-    INSERT INTO jobs_text(jobs_text, rowid, prompt) VALUES ('delete', old.id, old.prompt);
-END;
-PRAGMA user_version = 1;
-"""
-
-
 def test_a_sandbox_job_an_older_version_left_unsent_is_still_resumed_in_the_sandbox(
     served: Served, isolated: Path
 ) -> None:
@@ -324,7 +300,7 @@ def test_a_sandbox_job_an_older_version_left_unsent_is_still_resumed_in_the_sand
     gone = subprocess.Popen(["true"])  # the runs' process: ended long ago
     gone.wait()
     with sqlite3.connect(folder / "journal.sqlite3") as db:
-        db.executescript(VERSION_1)
+        db.executescript(JOURNAL_VERSION_1)
         for command in (["nanoedit", "edit", "in", "--sandbox"], ["nanoedit", "edit", "in"]):
             db.execute(
                 "INSERT INTO runs(started, pid, command, cwd) VALUES (1, ?, ?, ?)",
