@@ -37,8 +37,8 @@ class Drainable(Protocol):
 
     draining: threading.Event
 
-    def drain(self) -> int:
-        """Send no new job; returns how many are under way."""
+    def drain(self) -> Sequence[PlannedJob]:
+        """Send no new job; returns the jobs under way."""
         ...
 
 
@@ -54,16 +54,19 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
     def handler(signum: int, frame: FrameType | None) -> None:
         if run.draining.is_set():
             raise KeyboardInterrupt
+        from nanoedit.jobs import named_jobs
+
         under_way = run.drain()
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         jobs = (
             "job under way finishes and saves"
-            if under_way == 1
+            if len(under_way) == 1
             else "jobs under way finish and save"
         )
+        which = f": {named_jobs(under_way)}" if under_way else ""
         later = "; nanoedit resume takes them up later" if resume else ""
         say(
-            f"{name}: stopping; no new job is sent, the {under_way} {jobs}. "
+            f"{name}: stopping; no new job is sent, the {len(under_way)} {jobs}{which}. "
             f"Ctrl-C again aborts{later}"
         )
 
@@ -85,12 +88,12 @@ def run_gently(
 ) -> list[JobOutcome]:
     """Run the jobs with Ctrl-C and SIGTERM handled as above. When the run is aborted, each
     job left under way is reported (its task ids, and the command that takes it up again)
-    before the interruption goes on up."""
+    before the interruption goes on up, and so is every job it kept from being sent."""
     with stop_gently(runner, events.warning, resume=journal is not None):
         try:
             return runner.run(planned)
         except KeyboardInterrupt:
-            for outcome in left_under_way(runner.under_way(), journal):
+            for outcome in [*left_under_way(runner.under_way(), journal), *runner.not_sent()]:
                 events.job_finished(outcome)
             raise
 
@@ -154,7 +157,7 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
                 sent=record.state != "planned",
                 journal_id=record.id,
                 left=record.state,
-                tasks=record.tasks,
+                tasks=tuple(backend_class(record.backend).task_id(h) for h in record.tasks),
             )
         )
     return outcomes

@@ -36,7 +36,15 @@ from nanoedit.errors import (
 )
 from nanoedit.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.inputs import InputImage, RunInputs
-from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.jobs import (
+    NAMED_JOBS,
+    Job,
+    JobOutcome,
+    PlannedJob,
+    RunOptions,
+    SavedImage,
+    named_jobs,
+)
 from nanoedit.models import expected_size
 from nanoedit.save import (
     PART_PREFIX,
@@ -110,11 +118,11 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.journal = journal
-        # What each job a stop kept from being sent says: one error, so it is said once.
-        resume = "nanoedit resume" if journal is not None else "run the command again"
-        self._stopped = StoppedError(f"not sent: the run was stopped; {resume} sends it")
         # Set by a first Ctrl-C or SIGTERM: no job is sent any more, those under way finish.
         self.draining = threading.Event()
+        # Jobs a first Ctrl-C stopped before their first paid request: said at the end, with
+        # the others the stop kept from being sent.
+        self._stopped_early: list[tuple[int, PlannedJob]] = []
         # The jobs under way, by their place in the run: what an abort leaves unfinished.
         self._under_way: dict[int, PlannedJob] = {}
         self.client = client
@@ -169,18 +177,44 @@ class Runner:
             for place, entry in sorted(self._over_budget, key=lambda waiting: waiting[0]):
                 outcomes[place] = self._over_limit(entry, stopped)
                 self.events.job_finished(outcomes[place])
+        if self.draining.is_set():
+            for place, outcome in self._not_sent():
+                outcomes[place] = outcome
+                self.events.job_finished(outcome)
+            return [outcomes[place] for place in range(len(planned))]
         with self._lock:
             unsent = self._hold_back(None)
-        if self.draining.is_set():
-            for place, entry in unsent:
-                outcomes[place] = _held_back(entry, self._stopped)
-                self.events.job_finished(outcomes[place])
-            return [outcomes[place] for place in range(len(planned))]
         # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
         closed = OutputClosed("not sent: stdout was closed")
         for place, entry in unsent:
             outcomes[place] = _held_back(entry, closed)
         return [outcomes[place] for place in range(len(planned))]
+
+    def _not_sent(self) -> list[tuple[int, JobOutcome]]:
+        """The jobs a stop kept from being sent (an abort, or a first Ctrl-C before their
+        turn), by their place in the run: each with the one error that names them all and
+        what sends them."""
+        with self._lock:
+            unsent = sorted(
+                [*self._stopped_early, *self._hold_back(None)], key=lambda waiting: waiting[0]
+            )
+            self._stopped_early = []
+        if not unsent:
+            return []
+        jobs = [entry for _, entry in unsent]
+        them = "it" if len(jobs) == 1 else "them"
+        if self.journal is None:
+            then = f"run the command again to send {them}"
+        elif len(jobs) <= NAMED_JOBS:
+            then = f"nanoedit resume {' '.join(str(job.journal_id) for job in jobs)} sends {them}"
+        else:
+            then = f"nanoedit resume sends {them}"
+        error = StoppedError(f"not sent, as the run was stopped first: {named_jobs(jobs)}; {then}")
+        return [(place, _held_back(entry, error)) for place, entry in unsent]
+
+    def not_sent(self) -> list[JobOutcome]:
+        """After an abort: the jobs it kept from being sent, each naming them all."""
+        return [outcome for _, outcome in self._not_sent()]
 
     def _over_limit(self, planned: PlannedJob, stopped: NanoeditError) -> JobOutcome:
         """The outcome of a job a budget kept from being sent. Ended in the journal, not left
@@ -253,11 +287,10 @@ class Runner:
         fresh = new_job(planned, saving, self.inputs.sha256, self.settings.sandbox)
         return self.journal.claim([fresh], defer=True, seen=self.journal.last_id())[0]
 
-    def drain(self) -> int:
-        """Send no new job; the jobs under way finish and save. Returns how many are."""
+    def drain(self) -> list[PlannedJob]:
+        """Send no new job; the jobs under way finish and save. Returns them."""
         self.draining.set()
-        with self._lock:
-            return len(self._under_way)
+        return self.under_way()
 
     def under_way(self) -> list[PlannedJob]:
         """The jobs started and not finished (after an abort: those left unfinished)."""
@@ -279,8 +312,11 @@ class Runner:
                     try:
                         entry, outcome = self._send(place, entry)
                         if outcome is None and not self.cancel.is_set():
-                            # Stopped by a first Ctrl-C before its first paid request.
-                            outcome = _held_back(entry, self._stopped)
+                            # Stopped by a first Ctrl-C before its first paid request: said at
+                            # the end, with every job the stop kept from being sent.
+                            with self._lock:
+                                self._under_way.pop(place, None)
+                                self._stopped_early.append((place, entry))
                         if outcome is not None:
                             # No longer under way before it is reported: a Ctrl-C that comes
                             # once its image is printed must not count it among those to wait for.
@@ -485,6 +521,7 @@ class Runner:
         if planned.journal_id is not None and self.journal is not None:
             error, left = self._journal_end(planned, recorder, http, entries, answered, error)
         handles = (*planned.tasks, *(recorder.handles if recorder is not None else ()))
+        task_id = backend_class(planned.backend).task_id
         return JobOutcome(
             job,
             planned.backend,
@@ -498,7 +535,7 @@ class Runner:
             journal_id=planned.journal_id,
             usage=usage,
             left=left,
-            tasks=handles if left is not None else (),
+            tasks=tuple(task_id(handle) for handle in handles),
         )
 
     def _recorder(self, planned: PlannedJob) -> JobRecorder | None:
