@@ -110,14 +110,9 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
         label = planned.job.label
         if planned.elsewhere is not None:
             # Never this run's: another run has it under way, and keeps it.
-            message = (
-                f"{label}: not sent: another run has it under way (job {planned.elsewhere}), "
-                "and it is left to that run"
-            )
-            outcomes.append(
-                JobOutcome(planned.job, planned.backend, planned.model,
-                           error=StoppedError(message), held_back=True)
-            )  # fmt: skip
+            from nanoedit.runner import left_to_other
+
+            outcomes.append(left_to_other(planned))
             continue
         if journal is not None and planned.journal_id is not None:
             record = journal.get(planned.journal_id)

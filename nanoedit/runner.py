@@ -199,8 +199,11 @@ class Runner:
                 [*self._stopped_early, *self._hold_back(None)], key=lambda waiting: waiting[0]
             )
             self._stopped_early = []
+        others = [(place, entry) for place, entry in unsent if entry.elsewhere is not None]
+        unsent = [(place, entry) for place, entry in unsent if entry.elsewhere is None]
+        left = [(place, left_to_other(entry)) for place, entry in others]
         if not unsent:
-            return []
+            return left
         jobs = [entry for _, entry in unsent]
         them = "it" if len(jobs) == 1 else "them"
         if self.journal is None:
@@ -210,7 +213,8 @@ class Runner:
         else:
             then = f"nanoedit resume sends {them}"
         error = StoppedError(f"not sent, as the run was stopped first: {named_jobs(jobs)}; {then}")
-        return [(place, _held_back(entry, error)) for place, entry in unsent]
+        mine = [(place, _held_back(entry, error)) for place, entry in unsent]
+        return sorted([*mine, *left], key=lambda done: done[0])
 
     def not_sent(self) -> list[JobOutcome]:
         """After an abort: the jobs it kept from being sent, each naming them all."""
@@ -261,10 +265,10 @@ class Runner:
             self.events.job_phase(job, f"another run has it under way (job {other}); waiting")
             if self.clock.wait(OTHER_RUN_POLL, self.cancel):
                 return None
-            left = f"another run has it under way (job {other}), and it is left to that run"
             if self.draining.is_set():
-                return _held_back(planned, StoppedError(f"{job.label}: not sent: {left}"))
+                return left_to_other(replace(planned, elsewhere=other))
             if deadline.remaining() <= 0:
+                left = f"another run has it under way (job {other}), and it is left to that run"
                 error = NetworkError(
                     f"{job.label}: not sent: {left}; this run waited {deadline.seconds:g} s "
                     "for it (--timeout); run the command again with --skip-existing once that "
@@ -906,6 +910,15 @@ def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:
         held_back=True,
         journal_id=planned.journal_id,
     )
+
+
+def left_to_other(planned: PlannedJob) -> JobOutcome:
+    """The outcome of a job a stop found another run having under way: left to that run."""
+    message = (
+        f"{planned.job.label}: not sent: another run has it under way (job "
+        f"{planned.elsewhere}), and it is left to that run"
+    )
+    return _held_back(planned, StoppedError(message))
 
 
 def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:

@@ -17,6 +17,7 @@ from conftest import (
     Served,
     backend_env,
     distinct_pngs,
+    interrupted_run,
     run_installed,
     runs_begun,
     two_runs_at_once,
@@ -164,3 +165,55 @@ def test_a_run_waiting_for_another_takes_its_job_up_when_that_run_is_killed(
 def task_journaled() -> bool:
     with Journal(data_dir(os.environ)) as journal:
         return any(record.tasks for record in journal.all_jobs())
+
+
+def test_a_stop_while_waiting_for_another_run_leaves_its_jobs_to_that_run(
+    held_answers: tuple[Served, threading.Event], isolated: Path
+) -> None:
+    served, release = held_answers
+    for letter in "ab":
+        (isolated / f"{letter}.png").write_bytes(CAT)
+    argv = ["edit", "a.png", "b.png", "-p", "a hat", "--skip-existing"]
+    env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
+    first = subprocess.Popen([NANOEDIT, *argv], cwd=isolated, env=dict(os.environ) | env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    data = Path(os.environ["NANOEDIT_DATA_DIR"])
+    claimed = threading.Event()
+
+    def watch() -> None:
+        wait_for(lambda: runs_begun(data) == 2, "the second run claiming its jobs", timeout=60)
+        claimed.set()
+
+    try:
+        wait_for(lambda: posts(served) == 2, "the first run's two requests")
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        code, out, err = interrupted_run(argv, isolated, env, claimed, "the claim", presses=1)
+        watcher.join(60)
+        assert (code, out) == (130, "")
+        lines = err.splitlines()
+        assert lines[1] == (
+            "warning: Ctrl-C: stopping; no new job is sent, the 2 jobs under way finish and save: "
+            "a.png, b.png. Ctrl-C again aborts; nanoedit resume takes them up later"
+        )
+        assert sorted(lines[2:4]) == [
+            "error: a.png: not sent: another run has it under way (job 1), and it is left to "
+            "that run",
+            "error: b.png: not sent: another run has it under way (job 2), and it is left to "
+            "that run",
+        ]
+        assert lines[4:] == [
+            "2 jobs: 0 done, 0 failed, 2 not sent, 0 images saved",
+            "interrupted: nothing more was sent; images already saved are kept",
+        ]
+        release.set()
+        assert sorted(first.communicate(timeout=60)[0].splitlines()) == [
+            "a-edit.png", "b-edit.png"
+        ]  # fmt: skip
+    finally:
+        release.set()
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert posts(served) == 2
+    assert sorted(os.listdir(isolated)) == ["a-edit.png", "a.png", "b-edit.png", "b.png"]
