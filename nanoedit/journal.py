@@ -146,6 +146,14 @@ def _backfill_2(db: sqlite3.Connection) -> None:
     db.executemany("UPDATE jobs SET identity = ? WHERE id = ?", updates)
 
 
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name the same file (False when either is not there)."""
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
+
+
 def data_dir(env: Mapping[str, str]) -> Path:
     """The folder of the journal and its spool: ``NANOEDIT_DATA_DIR``, else the platform's
     user data folder."""
@@ -653,14 +661,22 @@ class Journal:
 
     def sandbox_made(self, path: Path) -> bool:
         """Whether a sandbox job saved the image at ``path`` (an image without provenance
-        cannot say so itself)."""
+        cannot say so itself). A saved path is kept as its run gave it: relative ones are
+        read from that run's folder."""
+        # The name as the results' JSON holds it: rows that cannot hold the path are not read.
+        needle = json.dumps(path.name)[1:-1]
         with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM jobs, json_each(jobs.results) AS result WHERE jobs.sandbox = 1 "
-                "AND json_extract(result.value, '$.path') IN (?, ?) LIMIT 1",
-                (str(path), str(path.absolute())),
-            ).fetchone()
-        return row is not None
+            rows = self._db.execute(
+                "SELECT jobs.results, runs.cwd FROM jobs JOIN runs ON runs.id = jobs.run "
+                "WHERE jobs.sandbox = 1 AND instr(jobs.results, ?) > 0",
+                (needle,),
+            ).fetchall()
+        return any(
+            _same_file(Path(folder) / entry["path"], path)
+            for results, folder in rows
+            for entry in json.loads(results)
+            if entry.get("path")
+        )
 
     def run_folder(self, run: int) -> Path | None:
         """The folder a run was started in: where its relative paths start."""

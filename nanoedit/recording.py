@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,17 @@ def identity(fingerprint: str, spec: Mapping[str, Any], names: Sequence[str], sa
     ``names`` it is given there before any file or earlier job takes one), and whether it
     goes to the sandbox, whose placeholders are never a real job's results."""
     output = spec.get("output")
+    # `-d ../here/out` and `-d out` are one folder: the paths are compared as normalized.
+    inputs = [
+        {kind: os.path.normpath(where) if kind == "path" else where}
+        for item in spec["inputs"]
+        for kind, where in item.items()
+    ]
     what = {
         "request": fingerprint,
-        "inputs": spec["inputs"],
-        "output": output,
-        "out_dir": None if output is not None else spec["out_dir"],
+        "inputs": inputs,
+        "output": output if output in (None, "-") else os.path.normpath(output),
+        "out_dir": None if output is not None else os.path.normpath(spec["out_dir"]),
         "names": [] if output is not None else list(names),
         "sandbox": sandbox,
     }
