@@ -757,7 +757,8 @@ class Runner:
         keep = isinstance(error, InputError | NetworkError) or (
             isinstance(error, ApiError) and error.transient
         )
-        if answered and unsaved and keep and self.settings.sandbox:
+        linked = any("url" in entry for entry in unsaved)
+        if answered and unsaved and keep and self.settings.sandbox and linked:
             # The in-process sandbox's links ended with this process: resume asks it again.
             error.message += f"; nanoedit resume {ident} makes it again in the sandbox"
             return error, "answered"
