@@ -347,14 +347,16 @@ def after_other(
     ``--skip-existing`` makes of it in a run started now: its images, skipped; its row to go
     on with, taken up (its run died); or, when it ended without them, a row of this run's to
     send it under (``claim`` makes one, or names yet another run's)."""
-    from nanoedit.save import existing_image
+    from nanoedit.save import existing_image, is_stream
 
     record = journal.get(other)
     if record is not None and record.unfinished:
         if _other_owner(journal, record) is not None or not journal.take_up(record.id):
             return other
         return carry_on(journal, record, planned, retry_unsafe=retry_unsafe)
-    if record is not None and record.state == SAVED:
+    # An image the other run wrote to its stdout (-o -) is not this run's to give.
+    streamed = planned.job.output is not None and is_stream(planned.job.output)
+    if record is not None and record.state == SAVED and not streamed:
         found = [existing_image(path) for path in record.saved_paths]
         outputs = tuple(image for image in found if image is not None)
         if outputs and len(outputs) == len(found):
