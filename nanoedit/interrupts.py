@@ -37,8 +37,12 @@ class Drainable(Protocol):
 
     draining: threading.Event
 
-    def drain(self) -> Sequence[PlannedJob]:
-        """Send no new job; returns the jobs under way."""
+    def under_way(self) -> Sequence[PlannedJob]:
+        """The jobs started and not finished."""
+        ...
+
+    def drain(self) -> None:
+        """Send no new job; the jobs under way finish."""
         ...
 
 
@@ -56,7 +60,8 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
             raise KeyboardInterrupt
         from nanoedit.jobs import named_jobs
 
-        under_way = run.drain()
+        # Said before the run drains: what a job says once it sees the run stopping comes after.
+        under_way = run.under_way()
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         jobs = (
             "job under way finishes and saves"
@@ -69,6 +74,7 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
             f"{name}: stopping; no new job is sent, the {len(under_way)} {jobs}{which}. "
             f"Ctrl-C again aborts{later}"
         )
+        run.drain()
 
     previous = {number: signal.getsignal(number) for number in handled()}
     for number in previous:

@@ -254,6 +254,7 @@ class Runner:
         job, other = planned.job, planned.elsewhere
         self.events.job_started(job)
         deadline = Deadline(self.settings.timeout, self.clock.monotonic)
+        said = False
         while True:
             settled = after_other(
                 self.journal, other, planned, retry_unsafe=self.options.retry_unsafe,
@@ -262,7 +263,12 @@ class Runner:
             if not isinstance(settled, int):
                 return settled
             other = settled
-            self.events.job_phase(job, f"another run has it under way (job {other}); waiting")
+            waiting = f"another run has it under way (job {other}); waiting for it"
+            if not said:
+                # Said once: a run that sends nothing for a while says why.
+                self.events.warning(f"{job.label}: {waiting}")
+                said = True
+            self.events.job_phase(job, waiting)
             if self.clock.wait(OTHER_RUN_POLL, self.cancel):
                 return None
             if self.draining.is_set():
@@ -291,10 +297,9 @@ class Runner:
         fresh = new_job(planned, saving, self.inputs.sha256, self.settings.sandbox)
         return self.journal.claim([fresh], defer=True, seen=self.journal.last_id())[0]
 
-    def drain(self) -> list[PlannedJob]:
-        """Send no new job; the jobs under way finish and save. Returns them."""
+    def drain(self) -> None:
+        """Send no new job; the jobs under way finish and save."""
         self.draining.set()
-        return self.under_way()
 
     def under_way(self) -> list[PlannedJob]:
         """The jobs started and not finished (after an abort: those left unfinished)."""

@@ -5,6 +5,7 @@ never both send a job, each claiming its jobs in the journal in one transaction.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -17,7 +18,6 @@ from conftest import (
     Served,
     backend_env,
     distinct_pngs,
-    interrupted_run,
     run_installed,
     runs_begun,
     two_runs_at_once,
@@ -173,47 +173,62 @@ def test_a_stop_while_waiting_for_another_run_leaves_its_jobs_to_that_run(
     served, release = held_answers
     for letter in "ab":
         (isolated / f"{letter}.png").write_bytes(CAT)
-    argv = ["edit", "a.png", "b.png", "-p", "a hat", "--skip-existing"]
-    env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
-    first = subprocess.Popen([NANOEDIT, *argv], cwd=isolated, env=dict(os.environ) | env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    data = Path(os.environ["NANOEDIT_DATA_DIR"])
-    claimed = threading.Event()
-
-    def watch() -> None:
-        wait_for(lambda: runs_begun(data) == 2, "the second run claiming its jobs", timeout=60)
-        claimed.set()
-
+    argv = [NANOEDIT, "edit", "a.png", "b.png", "-p", "a hat", "--skip-existing"]
+    env = dict(os.environ) | {
+        "NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY,
+    }  # fmt: skip
+    first = subprocess.Popen(argv, cwd=isolated, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    second = None
+    lines: list[str] = []
     try:
         wait_for(lambda: posts(served) == 2, "the first run's two requests")
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        code, out, err = interrupted_run(argv, isolated, env, claimed, "the claim", presses=1)
-        watcher.join(60)
-        assert (code, out) == (130, "")
-        lines = err.splitlines()
-        assert lines[1] == (
-            "warning: Ctrl-C: stopping; no new job is sent, the 2 jobs under way finish and save: "
-            "a.png, b.png. Ctrl-C again aborts; nanoedit resume takes them up later"
+        second = subprocess.Popen(
+            argv, cwd=isolated, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        reader = threading.Thread(target=lambda: lines.extend(second.stderr or []))
+        reader.start()
+        waiting = "under way (job {}); waiting for it"
+        wait_for(
+            lambda: sum(1 for line in lines if line.rstrip().endswith("waiting for it")) == 2,
+            "the second run waiting for both jobs",
         )
-        assert sorted(lines[2:4]) == [
-            "error: a.png: not sent: another run has it under way (job 1), and it is left to "
-            "that run",
-            "error: b.png: not sent: another run has it under way (job 2), and it is left to "
-            "that run",
-        ]
-        assert lines[4:] == [
-            "2 jobs: 0 done, 0 failed, 2 not sent, 0 images saved",
-            "interrupted: nothing more was sent; images already saved are kept",
-        ]
+        second.send_signal(signal.SIGINT)
+        assert second.stdout is not None and second.stderr is not None
+        out = second.stdout.read()
+        second.wait(60)
+        reader.join(60)
+        # Read here, not by communicate(): the test closes the pipes itself.
+        second.stdout.close()
+        second.stderr.close()
         release.set()
         assert sorted(first.communicate(timeout=60)[0].splitlines()) == [
             "a-edit.png", "b-edit.png"
         ]  # fmt: skip
     finally:
         release.set()
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
+        for run in (first, second):
+            if run is not None and run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert (second.returncode, out) == (130, "")
+    said = [line.rstrip("\n") for line in lines]
+    assert sorted(said[1:3]) == [
+        f"warning: a.png: another run has it {waiting.format(1)}",
+        f"warning: b.png: another run has it {waiting.format(2)}",
+    ]
+    assert said[3] == (
+        "warning: Ctrl-C: stopping; no new job is sent, the 2 jobs under way finish and save: "
+        "a.png, b.png. Ctrl-C again aborts; nanoedit resume takes them up later"
+    )
+    assert sorted(said[4:6]) == [
+        "error: a.png: not sent: another run has it under way (job 1), and it is left to that run",
+        "error: b.png: not sent: another run has it under way (job 2), and it is left to that run",
+    ]
+    assert said[6:] == [
+        "2 jobs: 0 done, 0 failed, 2 not sent, 0 images saved",
+        "interrupted: nothing more was sent; images already saved are kept",
+    ]
     assert posts(served) == 2
     assert sorted(os.listdir(isolated)) == ["a-edit.png", "a.png", "b-edit.png", "b.png"]
