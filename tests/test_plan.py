@@ -87,4 +87,6 @@ def test_a_job_refused_when_planned_keeps_what_was_known_of_it() -> None:
     assert too_large.error.message.startswith(
         "gemini-2.5-flash-image renders 1K only, so size 4K cannot be honoured; "
     )
-    assert planned == PlannedJob(planned.job, "duomi", "gemini-2.5-flash-image", ("cat-edit",))
+    assert planned == PlannedJob(
+        planned.job, "duomi", "gemini-2.5-flash-image", ("cat-edit",), natural=("cat-edit",)
+    )
