@@ -8,8 +8,10 @@ Run from the repository root with the project's interpreter::
 Each round runs ``nanoedit edit in/ -p ... -j 8 -d out --backend B`` against one
 ``nanoedit sandbox serve --latency 0.5``, stops it with a signal at a moment drawn from a
 seeded random generator, then runs ``nanoedit resume`` until nothing is left that resume may
-take up without ``--retry-unsafe``. What was paid is counted at the server (its request log
-on stderr), what was kept on disk and in the journal. See ``benchmarks/README.md``.
+take up without ``--retry-unsafe``. The "two runs at once" rounds start that batch twice at
+the same moment, both with ``--skip-existing``, sharing one journal, and stop neither. What
+was paid is counted at the server (its request log on stderr), what was kept on disk and in
+the journal. See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -60,12 +62,13 @@ PAID = {
     "replicate": re.compile(r"POST /v1/models/google/nano-banana[^ /]*/predictions "),
     "openrouter": re.compile(r"POST /api/v1/chat/completions "),
 }
-MODES = ("kill", "term", "int", "abort")
+MODES = ("kill", "term", "int", "abort", "twice")
 MODE_TITLES = {
     "kill": "SIGKILL at a random moment",
     "term": "SIGTERM at a random moment (the run drains)",
     "int": "SIGINT at a random moment (the run drains)",
     "abort": "SIGINT twice (the second aborts)",
+    "twice": "Two runs at once (the same batch with --skip-existing, started together)",
 }
 CHARGED = "may have been charged"
 
@@ -213,6 +216,8 @@ class Tally:
     charged_unlisted: int = 0
     stuck: int = 0
     resumes: int = 0
+    # Runs of two at once that failed, or did not list every image.
+    incomplete: int = 0
     notes: list[str] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
@@ -251,9 +256,11 @@ class Storm:
         # How long an uninterrupted batch takes on each backend: kills are drawn within it.
         self.horizon: dict[str, float] = {}
 
-    def _run(self, folder: Path, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        out = (folder / "stdout.txt").open("ab")
-        err = (folder / "stderr.txt").open("ab")
+    def _run(self, folder: Path, argv: Sequence[str], name: str = "") -> subprocess.Popen[bytes]:
+        """Start nanoedit in ``folder``; its stdout and stderr go to ``stdout{name}.txt`` and
+        ``stderr{name}.txt`` there."""
+        out = (folder / f"stdout{name}.txt").open("ab")
+        err = (folder / f"stderr{name}.txt").open("ab")
         with out, err:
             err.write(f"$ nanoedit {' '.join(argv)}\n".encode())
             err.flush()
@@ -284,6 +291,8 @@ class Storm:
 
     def round(self, mode: str, backend: str, number: int) -> Tally:
         """One round: the batch stopped as ``mode`` says, then resume until done."""
+        if mode == "twice":
+            return self.twice(backend, number)
         folder = self.work / f"{mode}-{backend}-{number}"
         write_inputs(folder / "in", self.args.jobs)
         horizon = self.horizon[backend]
@@ -322,6 +331,36 @@ class Storm:
             tally.notes.append(f"{folder.name}: resume did not finish in {MAX_RESUMES} runs")
         self._count(folder, tally, last)
         log(f"{said}; {tally.resumes} resumes; on disk {tally.on_disk}/{tally.expected}")
+        return tally
+
+    def twice(self, backend: str, number: int) -> Tally:
+        """One round of two runs at once: the same batch with --skip-existing, started
+        together in one folder with one journal, neither stopped. Each job must be paid for
+        once, by one of them, and both must list every image."""
+        folder = self.work / f"twice-{backend}-{number}"
+        write_inputs(folder / "in", self.args.jobs)
+        tally = Tally(rounds=1, expected=self.args.jobs)
+        argv = [*self._batch(folder, backend), "--skip-existing"]
+        runs = [self._run(folder, argv, name=f"-{n}") for n in (1, 2)]
+        codes = []
+        for run in runs:
+            try:
+                codes.append(run.wait(RUN_TIMEOUT))
+            except subprocess.TimeoutExpired:
+                run.kill()
+                codes.append(run.wait())
+                tally.stuck = 1
+        for n, code in enumerate(codes, start=1):
+            listed = (folder / f"stdout-{n}.txt").read_text(errors="replace").splitlines()
+            if code != 0 or len(set(listed)) != self.args.jobs:
+                tally.incomplete += 1
+                tally.notes.append(
+                    f"{folder.name}: run {n} exited {code} listing {len(set(listed))} of "
+                    f"{self.args.jobs} images"
+                )
+        self._count(folder, tally, "")
+        said = f"exits {codes}; on disk {tally.on_disk}/{tally.expected}"
+        log(f"twice {backend} round {number}: {said}")
         return tally
 
     def _stop(self, process: subprocess.Popen[bytes], mode: str, at: float, folder: Path) -> int:
@@ -510,7 +549,7 @@ class Options:
 def goal(backend: str, mode: str, tally: Tally) -> tuple[bool, str]:
     """Whether the rounds met the goal, and the goal in words."""
     clean = tally.duplicates == 0 and tally.leftovers == 0 and tally.corrupt == 0
-    clean = clean and tally.stuck == 0 and tally.extra_paid == 0
+    clean = clean and tally.stuck == 0 and tally.extra_paid == 0 and tally.incomplete == 0
     if mode in ("kill", "abort"):
         # Only requests in flight may be lost, and resume lists each of them. An asynchronous
         # API's task id comes in the answer to its submission: a kill inside that round trip
@@ -578,6 +617,9 @@ def report(
         "0 re-paid, and only requests in flight lost, each listed by resume as "
         f'"{CHARGED}". On the asynchronous backends that is a submission whose answer (the '
         "task id) had not come: their APIs take no idempotency key and list no tasks.",
+        "- Two runs at once: the same batch with `--skip-existing` started twice at the same "
+        "moment in one folder, sharing one journal, neither stopped. Goal: 0 lost, 0 re-paid "
+        "(every job paid for once, by one of the two), and both list every image.",
         "",
     ]
     for mode, results in tables.items():

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from nanoedit.journal import JobRecord, Journal
     from nanoedit.plan import Planned
     from nanoedit.report import PlainConsole
+    from nanoedit.resume import ResumePlan
 
 
 class Ratio(StrEnum):
@@ -646,7 +647,9 @@ def _run(
                     tidy_folders(jobs, settings.out_dir, clock.now().timestamp())
                     if journal is not None:
                         journal.tidy_spool(clock.now().timestamp())
-                        planned = journal_run(journal, planned, settings, run, inputs.sha256)
+                        planned = journal_run(
+                            journal, planned, settings, run, inputs.sha256, planner.seen
+                        )
                     runner = Runner(
                         settings, client, reporter, run, inputs, stdout=binary, clock=clock,
                         journal=journal, budget=budget,
@@ -1085,13 +1088,21 @@ def resume(
     retry_unsafe: RetryUnsafeOpt = False,
     json_lines: JsonOpt = False,
     quiet: QuietOpt = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Send nothing; print what would be done with each job (with --json: a "
+            "JSON object).",
+        ),
+    ] = False,
 ) -> None:
     """Finish the jobs a run left unfinished (Ctrl-C, a crash, a timeout), paying for
     nothing twice.
 
     A submitted task is polled again, a result not yet saved is saved, a job never sent is
     sent. A request that went out with no answer back may have been charged: it is only sent
-    again with --retry-unsafe.
+    again with --retry-unsafe. A sandbox job goes back to the sandbox.
     """
     from nanoedit.config import load_settings
     from nanoedit.recording import open_journal
@@ -1101,7 +1112,7 @@ def resume(
     clock = _clock(ctx)
     run = RunOptions(
         jobs=jobs, timeout=timeout, retry_unsafe=retry_unsafe, json_lines=json_lines,
-        quiet=quiet,
+        quiet=quiet, dry_run=dry_run,
     )  # fmt: skip
     with _errors(json_lines):
         settings = load_settings(os.environ, run)
@@ -1114,13 +1125,23 @@ def resume(
         if journal is None:
             raise typer.Exit(ExitCode.CONFIG)
         with journal:
-            plan = plan_resume(journal, ids or [], retry_unsafe=retry_unsafe)
+            if not dry_run:
+                # The run that takes the jobs up: a job it has is not another process's to send.
+                journal.begin_run(sys.argv)
+            plan = plan_resume(
+                journal, ids or [], retry_unsafe=retry_unsafe, settings=settings, dry_run=dry_run
+            )
+            if dry_run:
+                _print_steps(plan, json_lines)
+                raise typer.Exit(ExitCode.OK)
             for note in plan.busy:
                 _warn(note)
             if not plan.jobs and not plan.held:
                 if not quiet:
-                    typer.echo("nothing to resume: every job in the history has ended", err=True)
+                    typer.echo(_nothing_to_resume(len(plan.busy)), err=True)
                 raise typer.Exit(ExitCode.OK)
+            if plan.jobs and not quiet:
+                typer.echo(plan.heading(), err=True)
             binary = sys.stdout.buffer if sys.stdout is not None else None
             with Reporter(
                 sys.stdout, sys.stderr, json_lines=json_lines, quiet=quiet, print0=False
@@ -1128,6 +1149,28 @@ def resume(
                 outcomes = run_resume(journal, plan, run, reporter, clock, binary)
             reporter.summary(outcomes)
     raise typer.Exit(exit_code_for(outcomes))
+
+
+def _print_steps(plan: "ResumePlan", json_lines: bool) -> None:
+    """What ``resume --dry-run`` would do with each job, one line (or JSON object) each."""
+    if not plan.steps:
+        typer.echo("nothing to resume: every job in the history has ended", err=True)
+    for step in plan.steps:
+        if json_lines:
+            import json
+
+            typer.echo(json.dumps(step.to_json(), ensure_ascii=False))
+        else:
+            typer.echo(step.line())
+
+
+def _nothing_to_resume(busy: int) -> str:
+    """What resume says when it has nothing to do: every job ended, or the unfinished ones
+    are another live process's."""
+    if not busy:
+        return "nothing to resume: every job in the history has ended"
+    jobs = "job is" if busy == 1 else "jobs are"
+    return f"nothing to resume now: the {busy} unfinished {jobs} under way in other processes"
 
 
 KeyArg = Annotated[
@@ -1619,7 +1662,7 @@ def history_cost(json_out: HistoryJsonOpt = False) -> None:
                 typer.echo(json.dumps(row.__dict__, ensure_ascii=False))
             return
         if not rows:
-            typer.echo("no jobs in the history yet", err=True)
+            typer.echo("no paid jobs in the history yet; sandbox jobs cost nothing", err=True)
             return
         lines = ledger(rows)
         if sys.stdout.isatty():

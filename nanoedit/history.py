@@ -220,6 +220,7 @@ def record_json(record: JobRecord) -> dict[str, Any]:
         "error": None
         if record.error is None
         else {"kind": record.error_kind, "message": record.error},
+        "sandbox": record.sandbox,
         "tasks": list(record.tasks),
         "results": list(record.results),
         "spec": record.spec,
@@ -281,7 +282,8 @@ def show_lines(record: JobRecord) -> list[str]:
         f"updated: {local_datetime(record.updated)}",
         f"state: {record.state}",
         f"kind: {record.kind}",
-        f"backend: {record.backend}",
+        f"backend: {record.backend}"
+        + (" (the sandbox: nothing was charged)" if record.sandbox else ""),
         f"model: {record.model}",
         f"prompt: {record.prompt}",
     ]
@@ -401,7 +403,7 @@ def sheet_rows(journal: Journal, records: Sequence[JobRecord]) -> list[SheetRow]
         outputs = tuple(
             _sheet_image(_absolute(journal, record, path)) for path in record.saved_paths
         )
-        if record.state in ("failed", "refused"):
+        if record.state in ("failed", "refused", "held"):
             error: str | None = record.error or record.state
         elif record.state != "saved":
             error = f"not finished ({record.state}); nanoedit resume takes it up"

@@ -37,8 +37,12 @@ class Drainable(Protocol):
 
     draining: threading.Event
 
-    def drain(self) -> int:
-        """Send no new job; returns how many are under way."""
+    def under_way(self) -> Sequence[PlannedJob]:
+        """The jobs started and not finished."""
+        ...
+
+    def drain(self) -> None:
+        """Send no new job; the jobs under way finish."""
         ...
 
 
@@ -54,18 +58,23 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
     def handler(signum: int, frame: FrameType | None) -> None:
         if run.draining.is_set():
             raise KeyboardInterrupt
-        under_way = run.drain()
+        from nanoedit.jobs import named_jobs
+
+        # Said before the run drains: what a job says once it sees the run stopping comes after.
+        under_way = run.under_way()
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         jobs = (
             "job under way finishes and saves"
-            if under_way == 1
+            if len(under_way) == 1
             else "jobs under way finish and save"
         )
+        which = f": {named_jobs(under_way)}" if under_way else ""
         later = "; nanoedit resume takes them up later" if resume else ""
         say(
-            f"{name}: stopping; no new job is sent, the {under_way} {jobs}. "
+            f"{name}: stopping; no new job is sent, the {len(under_way)} {jobs}{which}. "
             f"Ctrl-C again aborts{later}"
         )
+        run.drain()
 
     previous = {number: signal.getsignal(number) for number in handled()}
     for number in previous:
@@ -85,12 +94,12 @@ def run_gently(
 ) -> list[JobOutcome]:
     """Run the jobs with Ctrl-C and SIGTERM handled as above. When the run is aborted, each
     job left under way is reported (its task ids, and the command that takes it up again)
-    before the interruption goes on up."""
+    before the interruption goes on up, and so is every job it kept from being sent."""
     with stop_gently(runner, events.warning, resume=journal is not None):
         try:
             return runner.run(planned)
         except KeyboardInterrupt:
-            for outcome in left_under_way(runner.under_way(), journal):
+            for outcome in [*left_under_way(runner.under_way(), journal), *runner.not_sent()]:
                 events.job_finished(outcome)
             raise
 
@@ -105,6 +114,12 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
     for planned in jobs:
         record = None
         label = planned.job.label
+        if planned.elsewhere is not None:
+            # Never this run's: another run has it under way, and keeps it.
+            from nanoedit.runner import left_to_other
+
+            outcomes.append(left_to_other(planned))
+            continue
         if journal is not None and planned.journal_id is not None:
             record = journal.get(planned.journal_id)
         if record is None:
@@ -143,7 +158,7 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
                 sent=record.state != "planned",
                 journal_id=record.id,
                 left=record.state,
-                tasks=record.tasks,
+                tasks=tuple(backend_class(record.backend).task_id(h) for h in record.tasks),
             )
         )
     return outcomes

@@ -288,6 +288,12 @@ class PlannedJob:
     journal_id: int | None = None
     tasks: tuple[str, ...] = ()
     results: tuple[dict[str, Any], ...] = ()
+    # The names it was given before a file or an earlier job of the run took any: with its
+    # inputs and its request, what makes it this job (see nanoedit.recording.identity).
+    natural: tuple[str, ...] = ()
+    # The journal row of the same job that another live run has under way: this run waits
+    # for it instead of sending it again (--skip-existing).
+    elsewhere: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +328,7 @@ class JobOutcome:
     left: str | None = None
     """The journal state an aborted run left the job in (``submitted``…), for ``resume``."""
     tasks: tuple[str, ...] = ()
-    """The task handles an asynchronous API gave the job."""
+    """The ids of the tasks an asynchronous API gave the job, as the provider names them."""
 
     @property
     def state(self) -> str:
@@ -340,6 +346,21 @@ class JobOutcome:
     def ok(self) -> bool:
         """True when the job saved every image (or was skipped) and failed nowhere."""
         return self.error is None
+
+
+# How many jobs a message names before it says how many more there are.
+NAMED_JOBS = 5
+
+
+def named_jobs(jobs: Sequence[PlannedJob]) -> str:
+    """Jobs as a message names them: ``job 3 (c.png)``, or the input alone for a job the
+    journal does not keep; the first few, then how many more."""
+    names = [
+        job.job.label if job.journal_id is None else f"job {job.journal_id} ({job.job.label})"
+        for job in jobs[:NAMED_JOBS]
+    ]
+    more = len(jobs) - NAMED_JOBS
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
 def exit_code_for(outcomes: Sequence[JobOutcome]) -> ExitCode:

@@ -7,7 +7,13 @@ A job's row moves through its states, each committed before the next step starts
 ``submitted`` a paid request is about to go out; an asynchronous API's task handle is
               written the moment the provider gives it;
 ``answered``  the results are known: their URLs, or base64 results already in a spool file;
-``saved``     every result is on disk (paths and SHA-256), or ``failed`` / ``refused``.
+``saved``     every result is on disk (paths and SHA-256), or ``failed`` / ``refused``;
+``held``      never sent: ``--max-cost`` or ``--max-images`` kept it back (it ended there, so
+              that ``resume`` does not send it past the limit that held it).
+
+A job is *owned* by the run that has it under way (the run that made it, or a later run that
+took it up): another process sends it only once that run's process is gone. A sandbox job is
+marked so, and is never sent to a real API nor taken for a real job's result.
 
 Because each step is committed first, a process killed at any moment leaves the journal
 saying what was paid for and where its results are, and ``nanoedit resume`` takes it from
@@ -23,9 +29,9 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +43,20 @@ __all__ = ["DATA_DIR_ENV", "data_dir"]
 DATABASE_NAME = "journal.sqlite3"
 SPOOL_FOLDER = "spool"
 
-PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED = (
+PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED, HELD = (
     "planned",
     "submitted",
     "answered",
     "saved",
     "failed",
     "refused",
+    "held",
 )
 UNFINISHED = (PLANNED, SUBMITTED, ANSWERED)
-ENDED = (SAVED, FAILED, REFUSED)
+ENDED = (SAVED, FAILED, REFUSED, HELD)
 
 # Raised when the tables change; a database of an older version gets what it lacks.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
 BUSY_TIMEOUT_MS = 30_000
 # The journal holds every prompt and signed result URL, and its spool paid images: like the
@@ -84,9 +91,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     images INTEGER NOT NULL DEFAULT 0,
     cost REAL,
-    usage TEXT
+    usage TEXT,
+    sandbox INTEGER NOT NULL DEFAULT 0,
+    identity TEXT,
+    owner INTEGER REFERENCES runs(id)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_identity ON jobs(identity);
 CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs(fingerprint);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
 CREATE VIRTUAL TABLE IF NOT EXISTS jobs_text USING fts5(
@@ -99,6 +110,57 @@ CREATE TRIGGER IF NOT EXISTS jobs_text_delete AFTER DELETE ON jobs BEGIN
     INSERT INTO jobs_text(jobs_text, rowid, prompt) VALUES ('delete', old.id, old.prompt);
 END;
 """
+
+# From version 1: whether a job went to the sandbox, what identifies it as a job (see
+# :func:`nanoedit.recording.identity`), and the run that has it under way now.
+_TO_2 = (
+    "ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN identity TEXT",
+    "ALTER TABLE jobs ADD COLUMN owner INTEGER REFERENCES runs(id)",
+)
+# Where the in-process sandbox says its results are (a host that never resolves): a version 1
+# job that names it, or whose run was given --sandbox, went to the sandbox.
+_SANDBOX_HOST = "nanoedit-sandbox.invalid"
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements one by one (a trigger's body stays in its statement), to run
+    inside a transaction that ``executescript`` would commit first."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+def _backfill_2(db: sqlite3.Connection) -> None:
+    """Fill version 2's columns for the jobs a version 1 database holds."""
+    from nanoedit.recording import identity
+
+    db.execute(
+        "UPDATE jobs SET sandbox = 1 WHERE results LIKE ? OR tasks LIKE ? "
+        "OR run IN (SELECT id FROM runs WHERE command LIKE '%\"--sandbox\"%')",
+        (f"%{_SANDBOX_HOST}%", f"%{_SANDBOX_HOST}%"),
+    )
+    updates = []
+    for ident, fingerprint, text, sandbox in db.execute(
+        "SELECT id, fingerprint, spec, sandbox FROM jobs"
+    ).fetchall():
+        spec = json.loads(text)
+        # Version 1 kept the names a job took, not the names it was given first: the same
+        # but for a name an earlier file had taken.
+        updates.append((identity(fingerprint, spec, spec.get("names", []), bool(sandbox)), ident))
+    db.executemany("UPDATE jobs SET identity = ? WHERE id = ?", updates)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name the same file (False when either is not there)."""
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
 
 
 def _open_privately(folder: Path, database: Path, spool: Path) -> None:
@@ -185,6 +247,17 @@ class JobRecord:
     images: int
     cost: float | None
     usage: dict[str, Any] | None
+    # Sent to the built-in sandbox: its images are placeholders, and it cost nothing.
+    sandbox: bool = False
+    # What makes it this job and no other (see :func:`nanoedit.recording.identity`).
+    identity: str | None = None
+    # The run that has it under way now (None: the run that made it).
+    owner: int | None = None
+
+    @property
+    def owner_run(self) -> int:
+        """The run whose process has the job: the last to take it up."""
+        return self.run if self.owner is None else self.owner
 
     @property
     def unfinished(self) -> bool:
@@ -205,7 +278,7 @@ class JobRecord:
 
 _COLUMNS = (
     "id, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec, "
-    "provenance, tasks, results, error_kind, error, images, cost, usage"
+    "provenance, tasks, results, error_kind, error, images, cost, usage, sandbox, identity, owner"
 )
 
 
@@ -213,7 +286,8 @@ def _record(row: Sequence[Any]) -> JobRecord:
     (ident, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec) = row[
         :11
     ]
-    provenance, tasks, results, error_kind, error, images, cost, usage = row[11:]
+    provenance, tasks, results, error_kind, error, images, cost, usage = row[11:19]
+    sandbox, identity, owner = row[19:]
     return JobRecord(
         id=ident,
         run=run,
@@ -234,6 +308,9 @@ def _record(row: Sequence[Any]) -> JobRecord:
         images=images,
         cost=cost,
         usage=json.loads(usage) if usage else None,
+        sandbox=bool(sandbox),
+        identity=identity,
+        owner=owner,
     )
 
 
@@ -261,6 +338,17 @@ class NewJob:
     prompt: str
     fingerprint: str
     spec: dict[str, Any]
+    sandbox: bool = False
+    identity: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job as a run claimed it: ``id``, the row it is this run's to send under; or
+    ``other``, the row of the same job that another run has, which this run must not send."""
+
+    id: int | None = None
+    other: int | None = None
 
 
 class Journal:
@@ -299,12 +387,31 @@ class Journal:
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
             if version < SCHEMA_VERSION:
                 # One transaction: two runs starting at once must not both create the tables.
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-                )
+                self._upgrade()
             # The schema and the jobs table's last page, read at once (a few pages at most):
             # a journal damaged there fails here, on opening, not halfway through a run.
             self._db.execute("SELECT max(id) FROM jobs").fetchone()
+
+    def _upgrade(self) -> None:
+        """Bring a new database, or one of an older version, to :data:`SCHEMA_VERSION` in one
+        transaction (the version is read again inside it: another run may have done it)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version == 1:
+                for statement in _TO_2:
+                    db.execute(statement)
+            if version < SCHEMA_VERSION:
+                for statement in _statements(_SCHEMA):
+                    db.execute(statement)
+                if version == 1:
+                    _backfill_2(db)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""
@@ -336,39 +443,131 @@ class Journal:
     # Writing -------------------------------------------------------------------------------
 
     def begin_run(self, command: Sequence[str]) -> int:
-        """Record that a run starts; its jobs are added with :meth:`add_jobs`."""
+        """Record that a run starts; its jobs are added with :meth:`add_jobs` or
+        :meth:`claim`."""
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO runs(started, pid, command, cwd) VALUES (?, ?, ?, ?)",
-                (self._time(), os.getpid(), json.dumps(list(command)), os.getcwd()),
-            )
-        self.run_id = cursor.lastrowid
-        assert self.run_id is not None
+            self.run_id = self._insert_run(db, command)
         return self.run_id
+
+    def _insert_run(self, db: sqlite3.Connection, command: Sequence[str]) -> int:
+        cursor = db.execute(
+            "INSERT INTO runs(started, pid, command, cwd) VALUES (?, ?, ?, ?)",
+            (self._time(), os.getpid(), json.dumps(list(command)), os.getcwd()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def add_jobs(self, jobs: Iterable[NewJob]) -> list[int]:
         """Journal a run's jobs as planned, all in one transaction; returns their ids."""
-        if self.run_id is None:
-            self.begin_run([])
+        claims = self.claim(list(jobs))
+        return [claim.id for claim in claims if claim.id is not None]
+
+    def last_id(self) -> int:
+        """The id of the latest job (0 for none): what a run has seen of the journal."""
+        with self._lock:
+            (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()
+        return int(last)
+
+    def claim(
+        self,
+        jobs: Sequence[NewJob | int],
+        *,
+        defer: bool = False,
+        seen: int = 0,
+        command: Sequence[str] = (),
+    ) -> list[Claim]:
+        """Claim a run's jobs for it in one transaction, which records the run too when it
+        has not begun (as ``command``): a :class:`NewJob` becomes a planned row of this run;
+        an id, an earlier run's unfinished row, becomes this run's unless a live process
+        other than this one has it.
+
+        With ``defer`` (``--skip-existing``), a new job whose identity another live process
+        has under way, or another run journaled after row ``seen`` (the last row this run saw
+        when it looked for earlier work), is left to that run: its claim names that row as
+        ``other``. Two processes claiming the same jobs at once cannot both have one: the
+        second's transaction starts once the first's has committed, and sees its rows.
+        """
+        from nanoedit.save import process_alive
+
+        alive: dict[int, bool] = {}
+
+        def other_live(pid: int) -> bool:
+            if pid == os.getpid():
+                return False
+            if pid not in alive:
+                alive[pid] = process_alive(pid)
+            return alive[pid]
+
         now = self._time()
-        rows = [
-            (
-                self.run_id, now, now, PLANNED, job.kind, job.backend, job.model, job.prompt,
-                job.fingerprint, json.dumps(job.spec, ensure_ascii=False),
-            )
-            for job in jobs
-        ]  # fmt: skip
-        if not rows:
-            return []
+        claims: list[Claim | NewJob] = []
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
-                " fingerprint, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            # One writer inside one transaction: the rows took consecutive ids up to the last.
-            (last,) = db.execute("SELECT max(id) FROM jobs").fetchone()
-        return list(range(last - len(rows) + 1, last + 1))
+            if self.run_id is None:
+                self.run_id = self._insert_run(db, command)
+            for job in jobs:
+                if isinstance(job, int):
+                    claims.append(self._take(db, job, other_live))
+                    continue
+                other = self._left_to(db, job.identity, seen, other_live) if defer else None
+                claims.append(job if other is None else Claim(other=other))
+            rows = [
+                (
+                    self.run_id, now, now, PLANNED, job.kind, job.backend, job.model,
+                    job.prompt, job.fingerprint, json.dumps(job.spec, ensure_ascii=False),
+                    int(job.sandbox), job.identity, self.run_id,
+                )
+                for job in claims
+                if isinstance(job, NewJob)
+            ]  # fmt: skip
+            if rows:
+                db.executemany(
+                    "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt,"
+                    " fingerprint, spec, sandbox, identity, owner)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                # One writer inside one transaction: the rows took consecutive ids up to the
+                # last.
+                (last,) = db.execute("SELECT max(id) FROM jobs").fetchone()
+        ids = iter(range(last - len(rows) + 1, last + 1) if rows else ())
+        return [Claim(id=next(ids)) if isinstance(job, NewJob) else job for job in claims]
+
+    def _take(
+        self, db: sqlite3.Connection, job_id: int, other_live: Callable[[int], bool]
+    ) -> Claim:
+        """Make an unfinished row this run's, unless another live process has it (or it has
+        ended meanwhile): then the claim names it as another run's."""
+        row = db.execute(
+            "SELECT jobs.state, runs.pid FROM jobs JOIN runs ON runs.id = "
+            "coalesce(jobs.owner, jobs.run) WHERE jobs.id = ?",
+            (job_id,),
+        ).fetchone()
+        if row is None or row[0] not in UNFINISHED or other_live(row[1]):
+            return Claim(other=job_id)
+        db.execute("UPDATE jobs SET owner = ? WHERE id = ?", (self.run_id, job_id))
+        return Claim(id=job_id)
+
+    def _left_to(
+        self,
+        db: sqlite3.Connection,
+        identity: str | None,
+        seen: int,
+        other_live: Callable[[int], bool],
+    ) -> int | None:
+        """The row of the same job that another run has, if any: one journaled after row
+        ``seen``, or one still unfinished whose process is alive."""
+        if identity is None:
+            return None
+        marks = ", ".join("?" for _ in UNFINISHED)
+        rows = db.execute(
+            "SELECT jobs.id, runs.pid FROM jobs JOIN runs ON runs.id = "
+            "coalesce(jobs.owner, jobs.run) WHERE jobs.identity = ? AND "
+            f"(jobs.id > ? OR jobs.state IN ({marks})) ORDER BY jobs.id DESC",
+            (identity, seen, *UNFINISHED),
+        ).fetchall()
+        for ident, pid in rows:
+            if (ident > seen and pid != os.getpid()) or other_live(pid):
+                return int(ident)
+        return None
 
     def _update(self, job_id: int, **columns: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -425,10 +624,15 @@ class Journal:
         """The job ended without its images (or with some, then an error)."""
         self._update(job_id, state=REFUSED if refused else FAILED, error_kind=kind, error=message)
 
-    def adopt_spooled(self, record: JobRecord) -> JobRecord:
+    def held(self, job_id: int, message: str) -> None:
+        """A budget kept the job from being sent: it ends here, never sent."""
+        self._update(job_id, state=HELD, error_kind="budget", error=message)
+
+    def adopt_spooled(self, record: JobRecord, *, keep: bool = True) -> JobRecord:
         """A job killed after its results were spooled but before the journal heard of them
         (a request that would look like it may have been charged): its whole spool files,
-        named after it, make it answered. Returns the record as it is now."""
+        named after it, make it answered. Returns the record as it is now (with ``keep``
+        False, as it would be: the journal is left as it is)."""
         if not record.may_have_been_charged:
             return record
         found = sorted(
@@ -437,8 +641,17 @@ class Journal:
         )
         if not found:
             return record
-        self.answered(record.id, [{"spool": str(path)} for path in found])
+        results = [{"spool": str(path)} for path in found]
+        if not keep:
+            return replace(record, state=ANSWERED, results=tuple(results))
+        self.answered(record.id, results)
         return self.get(record.id) or record
+
+    def take_up(self, job_id: int) -> bool:
+        """Make this run the owner of an unfinished job, in one transaction, unless a live
+        process other than this one has it; returns whether it did. Two processes taking up
+        the same job at once (two resumes) cannot both have it."""
+        return self.claim([job_id])[0].id is not None
 
     def replan(self, job_id: int) -> None:
         """Send a job again from the start (``resume --retry-unsafe``)."""
@@ -506,10 +719,30 @@ class Journal:
         )
         return found[0] if found else None
 
-    def by_fingerprint(self, fingerprint: str) -> list[JobRecord]:
-        """Jobs that asked for exactly the same thing (newest first)."""
+    def by_identity(self, identity: str) -> list[JobRecord]:
+        """Earlier runs of the very same job: the same request, of the same inputs, saved to
+        the same names, in the sandbox or not (newest first)."""
         return self._read(
-            f"SELECT {_COLUMNS} FROM jobs WHERE fingerprint = ? ORDER BY id DESC", (fingerprint,)
+            f"SELECT {_COLUMNS} FROM jobs WHERE identity = ? ORDER BY id DESC", (identity,)
+        )
+
+    def sandbox_made(self, path: Path) -> bool:
+        """Whether a sandbox job saved the image at ``path`` (an image without provenance
+        cannot say so itself). A saved path is kept as its run gave it: relative ones are
+        read from that run's folder."""
+        # The name as the results' JSON holds it: rows that cannot hold the path are not read.
+        needle = json.dumps(path.name)[1:-1]
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT jobs.results, runs.cwd FROM jobs JOIN runs ON runs.id = jobs.run "
+                "WHERE jobs.sandbox = 1 AND instr(jobs.results, ?) > 0",
+                (needle,),
+            ).fetchall()
+        return any(
+            _same_file(Path(folder) / entry["path"], path)
+            for results, folder in rows
+            for entry in json.loads(results)
+            if entry.get("path")
         )
 
     def run_folder(self, run: int) -> Path | None:
@@ -520,15 +753,16 @@ class Journal:
 
     def cost_by_day(self) -> list[CostRow]:
         """What was spent, summed by local day, backend and model (newest day first). Jobs
-        never sent are left out; ``unpriced`` counts jobs with images and no known cost."""
+        never sent are left out, and so are sandbox jobs, which cost nothing; ``unpriced``
+        counts jobs with images and no known cost."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT date(created, 'unixepoch', 'localtime') AS day, backend, model, "
                 "COUNT(*), SUM(images), SUM(cost), "
                 "SUM(CASE WHEN cost IS NULL AND images > 0 THEN 1 ELSE 0 END) "
-                "FROM jobs WHERE state != ? GROUP BY day, backend, model "
+                "FROM jobs WHERE state NOT IN (?, ?) AND sandbox = 0 GROUP BY day, backend, model "
                 "ORDER BY day DESC, backend, model",
-                (PLANNED,),
+                (PLANNED, HELD),
             ).fetchall()
         return [CostRow(*row) for row in rows]
 

@@ -27,7 +27,7 @@ from nanoedit.config import Settings, backend_warnings
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
 from nanoedit.imageformat import IMAGE_SUFFIXES
 from nanoedit.inputs import RunInputs
-from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.jobs import ImageSource, Job, JobOutcome, PlannedJob, RunOptions, SavedImage
 from nanoedit.models import Catalog, ModelLimits, Resolved
 from nanoedit.save import (
     MAX_NAME_TRIES,
@@ -78,6 +78,9 @@ class Planner:
         self._folder_checked = False
         # A model near its shutdown is said once per run, not once per job.
         self._warned_models: set[str] = set()
+        # The last journal row planning saw: a row of the same job journaled after it is
+        # another run's, which this run then leaves to it (see Journal.claim).
+        self.seen = 0
 
     def plan(self, jobs: Sequence[Job]) -> list[Planned]:
         """This shard's jobs in job order: each planned, refused or skipped.
@@ -86,6 +89,8 @@ class Planner:
         ``-o``); then nothing at all is sent.
         """
         _check_outputs(jobs)
+        if self.journal is not None and self.options.skip_existing:
+            self.seen = self.journal.last_id()
         stems = natural_stems(jobs)
         k, n = self.options.shard
         mine = [
@@ -163,39 +168,41 @@ class Planner:
         """What an earlier run did of the same request, by the journal first (its images, or
         how far it got), then by the provenance of the images at the job's names; None when
         nothing was done."""
-        from nanoedit.recording import fingerprint
+        from nanoedit.recording import fingerprint, job_identity
 
         job, model = planned.job, planned.model
         if self.journal is not None:
             from nanoedit.resume import carry_on
 
-            key = fingerprint(job, model, self.inputs.sha256)
-            for record in self.journal.by_fingerprint(key):
+            request = fingerprint(job, model, self.inputs.sha256)
+            key = job_identity(
+                job, planned.names, request, self.settings.out_dir, self.settings.sandbox
+            )
+            for record in self.journal.by_identity(key):
                 outputs = self._saved_here(job, record.saved_paths)
                 if record.state == "saved" and outputs is not None:
                     # Reported as this run's results: a resumed batch still lists them all.
                     return JobOutcome(job, planned.backend, model, outputs=outputs, skipped=True)
                 if record.unfinished:
-                    going_on = carry_on(
+                    return carry_on(
                         self.journal, record, planned, retry_unsafe=self.options.retry_unsafe
                     )
-                    if going_on is not None:
-                        return going_on
         found = self._existing(job, planned.names)
         if found is not None and all(self._made_by(job, model, image.path) for image in found):
             return JobOutcome(job, planned.backend, model, outputs=found, skipped=True)
-        if found is not None and job.output is None and len(planned.names) == 1:
-            # The name was taken by another request's image: this one's went to a numbered name.
-            image = self._numbered_made_by(job, model, planned.names[0])
+        if job.output is None and len(planned.names) == 1:
+            # Its name was taken by another job's image (another request's, or another input
+            # with the same bytes): this one's went to another number of its stem.
+            image = self._numbered_made_by(job, model, job.stem)
             if image is not None:
                 return JobOutcome(job, planned.backend, model, outputs=(image,), skipped=True)
         return None
 
     def _numbered_made_by(self, job: Job, model: str, stem: str) -> SavedImage | None:
-        """The image at ``stem-2``, ``stem-3``… (up to the first free number) that this very
-        request made, if any."""
+        """The image at ``stem``, ``stem-2``, ``stem-3``… (up to the first free number) that
+        this very job made, if any."""
         folder = self.settings.out_dir
-        for number in range(2, MAX_NAME_TRIES):
+        for number in range(1, MAX_NAME_TRIES):
             paths = [folder / f"{numbered(stem, number)}{suffix}" for suffix in IMAGE_SUFFIXES]
             image = next((image for path in paths if (image := existing_image(path))), None)
             if image is None:
@@ -222,27 +229,39 @@ class Planner:
         return tuple(found)
 
     def _made_by(self, job: Job, model: str, path: Path) -> bool:
-        """Whether the image at ``path`` was made by this very request, as its embedded
-        provenance says. An image without provenance (saved with --no-metadata) cannot say,
-        and is taken to be: as --skip-existing always took an image at the job's name."""
+        """Whether the image at ``path`` was made by this very job, as its embedded
+        provenance says: the same request, of the same inputs (named as this job names them,
+        not only the same bytes), in the sandbox or not. An image without provenance (saved
+        with --no-metadata) cannot say, and is taken to be, as --skip-existing always took
+        an image at the job's name; but never, by a real run, one the journal says a sandbox
+        job saved."""
         from nanoedit.provenance import read
 
         try:
             made = read(path)
         except (OSError, ValueError):
-            return True
+            made = None
         if made is None:
-            return True
+            journal = self.journal
+            return self.settings.sandbox or journal is None or not journal.sandbox_made(path)
         options = job.options
-        hashes = [self.inputs.sha256(source) for source in job.images if not source.is_url]
-        sent = [item.get("sha256", "") for item in made.get("inputs", [])]
+        sent = [(item.get("name", ""), item.get("sha256", "")) for item in made.get("inputs", [])]
         return (
             made.get("prompt") == options.prompt
             and made.get("model") == model
             and made.get("ratio") == options.ratio
             and made.get("size") == options.size
+            and bool(made.get("sandbox")) == self.settings.sandbox
             and len(sent) == len(job.images)
-            and all(known in sent for known in hashes if known)
+            and all(self._sent_as(source, sent) for source in job.images if not source.is_url)
+        )
+
+    def _sent_as(self, source: ImageSource, sent: Sequence[tuple[str, str]]) -> bool:
+        """Whether a provenance's inputs (name, SHA-256) hold ``source``: its bytes, under its
+        name or another name of the same file."""
+        digest = self.inputs.sha256(source)
+        return any(
+            (not digest or known == digest) and _same_input(name, source) for name, known in sent
         )
 
     def check(self, job: Job) -> str:
@@ -307,7 +326,7 @@ class Planner:
             )
         )
         return [
-            replace(entry, names=next(names))
+            replace(entry, names=next(names), natural=entry.names)
             if isinstance(entry, PlannedJob) and entry.names
             else entry
             for entry in planned
@@ -449,6 +468,19 @@ def _models_that(catalog: Catalog, backend: str, test: Callable[[ModelLimits], b
     if not names:
         return ""
     return f", or choose a model that renders it (--model {' or '.join(names)})"
+
+
+def _same_input(name: str, source: ImageSource) -> bool:
+    """Whether an input a provenance names (as its run was given it) is ``source``: the same
+    name, or a name of the same file from here."""
+    if name == source.label:
+        return True
+    if source.is_stdin or source.is_url:
+        return False
+    try:
+        return os.path.samefile(name, source.location)
+    except OSError:  # gone, or a name from another folder
+        return False
 
 
 def _dash(path: Path) -> str:

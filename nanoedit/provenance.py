@@ -93,10 +93,13 @@ class Provenance:
     size: str | None
     inputs: tuple[InputRecord, ...]
     version: str = __version__
+    # Made by the built-in sandbox: a placeholder, never a real result.
+    sandbox: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The dict embedded in the image, and written under ``provenance`` in the sidecar."""
-        return {
+        """The dict embedded in the image, and written under ``provenance`` in the sidecar;
+        ``sandbox`` only on the sandbox's images."""
+        record = {
             "prompt": self.prompt,
             "model": self.model,
             "backend": self.backend,
@@ -105,6 +108,7 @@ class Provenance:
             "inputs": [item.to_json() for item in self.inputs],
             "version": self.version,
         }
+        return record | {"sandbox": True} if self.sandbox else record
 
     @property
     def software(self) -> str:
@@ -125,6 +129,7 @@ def from_json(document: dict[str, Any]) -> Provenance:
             for item in document["inputs"]
         ),
         version=document.get("version", __version__),
+        sandbox=bool(document.get("sandbox", False)),
     )
 
 

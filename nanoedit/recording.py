@@ -1,15 +1,19 @@
 """How a run's jobs go into the journal and come back out of it.
 
 A job is journaled with its *spec*, everything it takes to send it again from another process
-(inputs as absolute paths or URLs, what is asked of the model, where its images go), and its
+(inputs as absolute paths or URLs, what is asked of the model, where its images go), its
 *fingerprint*, a hash of what makes two jobs the same request (prompt, model, options and the
-SHA-256 of each input): ``--skip-existing`` and ``resume`` find earlier work by it.
+SHA-256 of each input), and its *identity*: the same request of the same inputs (by where
+they are, not only by their bytes), saved under the same names, in the sandbox or not.
+``--skip-existing`` finds earlier work by the identity: two inputs with the same bytes are
+two jobs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,42 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def identity(fingerprint: str, spec: Mapping[str, Any], names: Sequence[str], sandbox: bool) -> str:
+    """What makes a job this job and no other: its request (``fingerprint``), its inputs as
+    ``spec`` names them (absolute paths, URLs), where it saves (``-o``, or the folder and the
+    ``names`` it is given there before any file or earlier job takes one), and whether it
+    goes to the sandbox, whose placeholders are never a real job's results."""
+    output = spec.get("output")
+    # `-d ../here/out` and `-d out` are one folder: the paths are compared as normalized.
+    inputs = [
+        {kind: os.path.normpath(where) if kind == "path" else where}
+        for item in spec["inputs"]
+        for kind, where in item.items()
+    ]
+    what = {
+        "request": fingerprint,
+        "inputs": inputs,
+        "output": output if output in (None, "-") else os.path.normpath(output),
+        "out_dir": None if output is not None else os.path.normpath(spec["out_dir"]),
+        "names": [] if output is not None else list(names),
+        "sandbox": sandbox,
+    }
+    text = json.dumps(what, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def job_identity(
+    job: Job, names: Sequence[str], fingerprint: str, out_dir: Path, sandbox: bool
+) -> str:
+    """The :func:`identity` of a job about to be planned, saving in ``out_dir``."""
+    spec = {
+        "inputs": [_source(source) for source in job.images],
+        "output": _output(job),
+        "out_dir": _absolute(out_dir),
+    }
+    return identity(fingerprint, spec, names, sandbox)
+
+
 @dataclass(frozen=True)
 class SavingOptions:
     """How a journaled job's images are saved, as its run was asked."""
@@ -68,12 +108,17 @@ def _source(source: ImageSource) -> dict[str, str]:
     return {"path": _absolute(Path(source.location))}
 
 
+def _output(job: Job) -> str | None:
+    """A job's ``-o`` as the journal keeps it: absolute, but ``-`` (stdout) as it is."""
+    if job.output is None or str(job.output) == "-":
+        return None if job.output is None else str(job.output)
+    return _absolute(job.output)
+
+
 def spec_of(planned: PlannedJob, saving: SavingOptions) -> dict[str, Any]:
     """Everything it takes to send ``planned`` again from another process."""
     job, options = planned.job, planned.job.options
-    output = None if job.output is None else str(job.output)
-    if job.output is not None and str(job.output) != "-":
-        output = _absolute(job.output)
+    output = _output(job)
     return {
         "kind": job.kind,
         "inputs": [_source(source) for source in job.images],
@@ -97,18 +142,25 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> dict[str, Any]:
 
 
 def new_job(
-    planned: PlannedJob, saving: SavingOptions, digest: Callable[[ImageSource], str | None]
+    planned: PlannedJob,
+    saving: SavingOptions,
+    digest: Callable[[ImageSource], str | None],
+    sandbox: bool,
 ) -> NewJob:
-    """The journal row of a job about to run."""
+    """The journal row of a job about to run (``sandbox``: in the sandbox)."""
     from nanoedit.journal import NewJob
 
+    request = fingerprint(planned.job, planned.model, digest)
+    spec = spec_of(planned, saving)
     return NewJob(
         kind=planned.job.kind,
         backend=planned.backend,
         model=planned.model,
         prompt=planned.job.options.prompt,
-        fingerprint=fingerprint(planned.job, planned.model, digest),
-        spec=spec_of(planned, saving),
+        fingerprint=request,
+        spec=spec,
+        sandbox=sandbox,
+        identity=identity(request, spec, planned.natural or planned.names, sandbox),
     )
 
 
@@ -188,20 +240,36 @@ def journal_jobs(
     planned: Sequence[Any],
     saving: SavingOptions,
     digest: Callable[[ImageSource], str | None],
+    sandbox: bool = False,
+    *,
+    defer: bool = False,
+    seen: int = 0,
+    command: Sequence[str] = (),
 ) -> list[Any]:
-    """Journal every job about to be sent (in one transaction) and return the plan with each
-    such job carrying its journal id; refused and skipped jobs are left as they are."""
+    """Claim every job about to be sent in the journal, in one transaction (see
+    :meth:`~nanoedit.journal.Journal.claim`; ``defer``: --skip-existing), and return the plan
+    with each such job carrying its journal id, or, for a job another run has, the row this
+    run waits for instead of sending it; refused and skipped jobs are left as they are."""
     from dataclasses import replace
 
-    fresh = [
+    claiming = [
         (place, entry)
         for place, entry in enumerate(planned)
-        if isinstance(entry, PlannedJob) and entry.journal_id is None
+        if isinstance(entry, PlannedJob) and entry.elsewhere is None
     ]
-    ids = journal.add_jobs(new_job(entry, saving, digest) for _, entry in fresh)
+    wanted: list[NewJob | int] = [
+        new_job(entry, saving, digest, sandbox) if entry.journal_id is None else entry.journal_id
+        for _, entry in claiming
+    ]
+    claims = journal.claim(wanted, defer=defer, seen=seen, command=command)
     result = list(planned)
-    for (place, entry), ident in zip(fresh, ids, strict=True):
-        result[place] = replace(entry, journal_id=ident)
+    for (place, entry), claim in zip(claiming, claims, strict=True):
+        if claim.id is not None:
+            result[place] = replace(entry, journal_id=claim.id)
+        else:
+            result[place] = replace(
+                entry, journal_id=None, tasks=(), results=(), elsewhere=claim.other
+            )
     return result
 
 
@@ -211,18 +279,22 @@ def journal_run(
     settings: Settings,
     run: RunOptions,
     digest: Callable[[ImageSource], str | None],
+    seen: int = 0,
 ) -> list[Any]:
-    """Start the run in the journal and journal its jobs (see :func:`journal_jobs`)."""
+    """Start the run in the journal and claim its jobs, in one transaction (see
+    :func:`journal_jobs`); ``seen`` is the last row planning saw."""
     import sys
 
-    journal.begin_run(sys.argv)
     saving = SavingOptions(
         out_dir=settings.out_dir,
         metadata=run.metadata,
         sidecar=run.sidecar,
         overwrite=run.overwrite,
     )
-    return journal_jobs(journal, planned, saving, digest)
+    return journal_jobs(
+        journal, planned, saving, digest, settings.sandbox,
+        defer=run.skip_existing, seen=seen, command=sys.argv,
+    )  # fmt: skip
 
 
 def open_journal(

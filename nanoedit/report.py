@@ -272,12 +272,17 @@ class Reporter:
                 self.overall = self.progress.add_task("all jobs", total=jobs, unit="jobs", failed=0)
 
     def job_started(self, job: Job) -> None:
-        """Add a line for the job (on a terminal)."""
+        """Add a line for the job (on a terminal); one it has already (a job that waited for
+        another run, and now goes on itself) starts again on it."""
         with self.lock:
-            if self.progress is not None:
-                self.tasks[id(job)] = self.progress.add_task(
-                    f"{job.label}: starting", total=None, unit=""
-                )
+            if self.progress is None:
+                return
+            if id(job) in self.tasks:
+                self.progress.update(self.tasks[id(job)], description=f"{job.label}: starting")
+                return
+            self.tasks[id(job)] = self.progress.add_task(
+                f"{job.label}: starting", total=None, unit=""
+            )
 
     def job_phase(
         self, job: Job, phase: str, done: int | None = None, total: int | None = None

@@ -37,7 +37,15 @@ from nanoedit.errors import (
 )
 from nanoedit.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.inputs import InputImage, RunInputs
-from nanoedit.jobs import Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.jobs import (
+    NAMED_JOBS,
+    Job,
+    JobOutcome,
+    PlannedJob,
+    RunOptions,
+    SavedImage,
+    named_jobs,
+)
 from nanoedit.models import expected_size
 from nanoedit.save import (
     PART_PREFIX,
@@ -53,13 +61,15 @@ from nanoedit.save import (
 if TYPE_CHECKING:
     from nanoedit.backends.base import Answer, BackendBase, ResultImage
     from nanoedit.budget import Budget
-    from nanoedit.journal import Journal
+    from nanoedit.journal import Claim, Journal
     from nanoedit.plan import Planned
     from nanoedit.provenance import Provenance
     from nanoedit.recording import JobRecorder
 
 # After Ctrl-C, how long running jobs get to stop by themselves before the process exits.
 CANCEL_GRACE = 1.0
+# How often a job another run has under way is looked at again in the journal.
+OTHER_RUN_POLL = 0.5
 
 
 class Events(Protocol):
@@ -109,11 +119,11 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.journal = journal
-        # What each job a stop kept from being sent says: one error, so it is said once.
-        resume = "nanoedit resume" if journal is not None else "run the command again"
-        self._stopped = StoppedError(f"not sent: the run was stopped; {resume} sends it")
         # Set by a first Ctrl-C or SIGTERM: no job is sent any more, those under way finish.
         self.draining = threading.Event()
+        # Jobs a first Ctrl-C stopped before their first paid request: said at the end, with
+        # the others the stop kept from being sent.
+        self._stopped_early: list[tuple[int, PlannedJob]] = []
         # The jobs under way, by their place in the run: what an abort leaves unfinished.
         self._under_way: dict[int, PlannedJob] = {}
         self.client = client
@@ -135,6 +145,7 @@ class Runner:
             stdout=stdout,
             warn=events.warning,
             parts=self.parts,
+            links_outlive_run=not settings.sandbox,
         )
         self.policy = RetryPolicy(
             retries=settings.retries,
@@ -167,26 +178,131 @@ class Runner:
         if self._over_budget and self.budget is not None:
             stopped = self.budget.stopped(len(self._over_budget))
             for place, entry in sorted(self._over_budget, key=lambda waiting: waiting[0]):
-                outcomes[place] = _held_back(entry, stopped)
+                outcomes[place] = self._over_limit(entry, stopped)
                 self.events.job_finished(outcomes[place])
+        if self.draining.is_set():
+            for place, outcome in self._not_sent():
+                outcomes[place] = outcome
+                self.events.job_finished(outcome)
+            return [outcomes[place] for place in range(len(planned))]
         with self._lock:
             unsent = self._hold_back(None)
-        if self.draining.is_set():
-            for place, entry in unsent:
-                outcomes[place] = _held_back(entry, self._stopped)
-                self.events.job_finished(outcomes[place])
-            return [outcomes[place] for place in range(len(planned))]
         # Nobody reads the results: the jobs not sent yet stay unsent, and unreported.
         closed = OutputClosed("not sent: stdout was closed")
         for place, entry in unsent:
             outcomes[place] = _held_back(entry, closed)
         return [outcomes[place] for place in range(len(planned))]
 
-    def drain(self) -> int:
-        """Send no new job; the jobs under way finish and save. Returns how many are."""
-        self.draining.set()
+    def _not_sent(self) -> list[tuple[int, JobOutcome]]:
+        """The jobs a stop kept from being sent (an abort, or a first Ctrl-C before their
+        turn), by their place in the run: each with the one error that names them all and
+        what sends them."""
         with self._lock:
-            return len(self._under_way)
+            unsent = sorted(
+                [*self._stopped_early, *self._hold_back(None)], key=lambda waiting: waiting[0]
+            )
+            self._stopped_early = []
+        others = [(place, entry) for place, entry in unsent if entry.elsewhere is not None]
+        unsent = [(place, entry) for place, entry in unsent if entry.elsewhere is None]
+        left = [(place, left_to_other(entry)) for place, entry in others]
+        if not unsent:
+            return left
+        jobs = [entry for _, entry in unsent]
+        them = "it" if len(jobs) == 1 else "them"
+        if self.journal is None:
+            then = f"run the command again to send {them}"
+        elif len(jobs) <= NAMED_JOBS:
+            then = f"nanoedit resume {' '.join(str(job.journal_id) for job in jobs)} sends {them}"
+        else:
+            then = f"nanoedit resume sends {them}"
+        error = StoppedError(f"not sent, as the run was stopped first: {named_jobs(jobs)}; {then}")
+        mine = [(place, _held_back(entry, error)) for place, entry in unsent]
+        return sorted([*mine, *left], key=lambda done: done[0])
+
+    def not_sent(self) -> list[JobOutcome]:
+        """After an abort: the jobs it kept from being sent, each naming them all."""
+        return [outcome for _, outcome in self._not_sent()]
+
+    def _over_limit(self, planned: PlannedJob, stopped: NanoeditError) -> JobOutcome:
+        """The outcome of a job a budget kept from being sent. Ended in the journal, not left
+        for resume: a later run sends it only when the user raises the limit that held it
+        (a job an earlier run took part of the way stays as it is: it was paid for)."""
+        sent_before = bool(planned.tasks or planned.results)
+        if self.journal is not None and planned.journal_id is not None and not sent_before:
+            self.journal.held(planned.journal_id, stopped.message)
+        return _held_back(planned, stopped)
+
+    def _send(self, place: int, planned: PlannedJob) -> tuple[PlannedJob, JobOutcome | None]:
+        """Run one job taken from the queue, first waiting for it when another run has it;
+        returns the job as it ran and its outcome (None: the interruption stopped it)."""
+        if planned.elsewhere is None:
+            return planned, self.run_one(planned)
+        settled = self._wait_for_other(planned)
+        if not isinstance(settled, PlannedJob):
+            return planned, settled
+        if self.budget is not None and not self.budget.take(settled):
+            return settled, self._over_limit(settled, self.budget.stopped(1))
+        with self._lock:
+            self._under_way[place] = settled
+        return settled, self.run_one(settled)
+
+    def _wait_for_other(self, planned: PlannedJob) -> PlannedJob | JobOutcome | None:
+        """A job another live run has under way (``--skip-existing``): wait until that run
+        ends it, then take it as a run started then would (see
+        :func:`~nanoedit.resume.after_other`). None when the run is aborted meanwhile; a stop
+        or the job's time limit leaves the job to the other run."""
+        from nanoedit.resume import after_other
+
+        assert self.journal is not None and planned.elsewhere is not None
+        job, other = planned.job, planned.elsewhere
+        self.events.job_started(job)
+        deadline = Deadline(self.settings.timeout, self.clock.monotonic)
+        said = False
+        while True:
+            settled = after_other(
+                self.journal, other, planned, retry_unsafe=self.options.retry_unsafe,
+                claim=self._claim_again,
+            )  # fmt: skip
+            if not isinstance(settled, int):
+                return settled
+            other = settled
+            waiting = f"another run has it under way (job {other}); waiting for it"
+            if not said:
+                # Said once: a run that sends nothing for a while says why.
+                self.events.warning(f"{job.label}: {waiting}")
+                said = True
+            self.events.job_phase(job, waiting)
+            if self.clock.wait(OTHER_RUN_POLL, self.cancel):
+                return None
+            if self.draining.is_set():
+                return left_to_other(replace(planned, elsewhere=other))
+            if deadline.remaining() <= 0:
+                left = f"another run has it under way (job {other}), and it is left to that run"
+                error = NetworkError(
+                    f"{job.label}: not sent: {left}; this run waited {deadline.seconds:g} s "
+                    "for it (--timeout); run the command again with --skip-existing once that "
+                    "run has ended"
+                )
+                return JobOutcome(job, planned.backend, planned.model, error=error)
+
+    def _claim_again(self, planned: PlannedJob) -> Claim:
+        """Claim a job of this run's anew: the other run it was left to ended it without its
+        images."""
+        from nanoedit.recording import SavingOptions, new_job
+
+        assert self.journal is not None
+        saving = SavingOptions(
+            out_dir=self.settings.out_dir,
+            metadata=self.options.metadata,
+            sidecar=self.options.sidecar,
+            overwrite=self.options.overwrite,
+        )
+        fresh = new_job(planned, saving, self.inputs.sha256, self.settings.sandbox)
+        return self.journal.claim([fresh], defer=True, seen=self.journal.last_id())[0]
+
+    def drain(self) -> None:
+        """Send no new job; the jobs under way finish and save."""
+        self.draining.set()
 
     def under_way(self) -> list[PlannedJob]:
         """The jobs started and not finished (after an abort: those left unfinished)."""
@@ -206,10 +322,13 @@ class Runner:
                 while (taken := self._next()) is not None:
                     place, entry = taken
                     try:
-                        outcome = self.run_one(entry)
+                        entry, outcome = self._send(place, entry)
                         if outcome is None and not self.cancel.is_set():
-                            # Stopped by a first Ctrl-C before its first paid request.
-                            outcome = _held_back(entry, self._stopped)
+                            # Stopped by a first Ctrl-C before its first paid request: said at
+                            # the end, with every job the stop kept from being sent.
+                            with self._lock:
+                                self._under_way.pop(place, None)
+                                self._stopped_early.append((place, entry))
                         if outcome is not None:
                             # No longer under way before it is reported: a Ctrl-C that comes
                             # once its image is printed must not count it among those to wait for.
@@ -262,7 +381,9 @@ class Runner:
                 taken = self._waiting.get_nowait()
             except queue.Empty:
                 return None
-            if self.budget is not None and not self.budget.take(taken[1]):
+            # A job another run has costs this run nothing unless it comes to send it.
+            counted = taken[1].elsewhere is None
+            if counted and self.budget is not None and not self.budget.take(taken[1]):
                 self._over_budget = [taken, *self._hold_back(None)]
                 return None
             self._under_way[taken[0]] = taken[1]
@@ -291,7 +412,7 @@ class Runner:
     ) -> list[tuple[int, JobOutcome]]:
         """Report a job that ran (None: one the interruption stopped, said nothing of), and
         the jobs its rejected key holds back; returns them all by their place in the run."""
-        if self.budget is not None:
+        if self.budget is not None and planned.elsewhere is None:
             self.budget.spent(planned, outcome)
         if outcome is None:
             return []
@@ -378,7 +499,9 @@ class Runner:
                 # Worked out once per job: it hashes every input, and each image carries it.
                 # Before sending, so the journal holds it for a job finished by a later run.
                 wanted = self.options.metadata or self.options.sidecar or recorder is not None
-                provenance = _provenance(planned, prepared) if wanted else None
+                provenance = (
+                    _provenance(planned, prepared, self.settings.sandbox) if wanted else None
+                )
                 if recorder is not None and provenance is not None:
                     recorder.provenance = provenance.to_json
                 answer = backend.run(prepared, progress)
@@ -419,6 +542,7 @@ class Runner:
         if planned.journal_id is not None and self.journal is not None:
             error, left = self._journal_end(planned, recorder, http, entries, answered, error)
         handles = (*planned.tasks, *(recorder.handles if recorder is not None else ()))
+        task_id = backend_class(planned.backend).task_id
         return JobOutcome(
             job,
             planned.backend,
@@ -433,7 +557,7 @@ class Runner:
             usage=usage,
             cost=cost,
             left=left,
-            tasks=handles if left is not None else (),
+            tasks=tuple(task_id(handle) for handle in handles),
         )
 
     def _recorder(self, planned: PlannedJob) -> JobRecorder | None:
@@ -552,6 +676,8 @@ class Runner:
         journal and the run's report both take this one figure."""
         from nanoedit.pricing import Prices
 
+        if self.settings.sandbox:
+            return 0.0  # the sandbox charges nothing, whatever a real provider would
         prices = Prices(self.settings.prices, self.settings.catalog)
         size = planned.job.options.size
         return prices.job_cost(planned.backend, planned.model, size, images, usage)
@@ -661,6 +787,11 @@ class Runner:
         keep = isinstance(error, InputError | NetworkError) or (
             isinstance(error, ApiError) and error.transient
         )
+        linked = any("url" in entry for entry in unsaved)
+        if answered and unsaved and keep and self.settings.sandbox and linked:
+            # The in-process sandbox's links ended with this process: resume asks it again.
+            error.message += f"; nanoedit resume {ident} makes it again in the sandbox"
+            return error, "answered"
         if answered and unsaved and keep:
             # Named, so that it can be had even without nanoedit (a URL expires, though).
             kept = ", ".join(str(entry.get("url") or entry.get("spool")) for entry in unsaved)
@@ -747,7 +878,7 @@ class Runner:
         return [text]
 
 
-def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
+def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Provenance:
     from nanoedit.provenance import InputRecord, Provenance
 
     options = planned.job.options
@@ -772,6 +903,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob) -> Provenance:
         size=options.size,
         inputs=inputs,
         version=__version__,
+        sandbox=sandbox,
     )
 
 
@@ -818,7 +950,23 @@ def _not_served_message(planned: PlannedJob, error: ModelNotServed) -> str:
 
 def _held_back(planned: PlannedJob, error: NanoeditError) -> JobOutcome:
     """The outcome of a job never sent: ``error`` stopped the run before it."""
-    return JobOutcome(planned.job, planned.backend, planned.model, error=error, held_back=True)
+    return JobOutcome(
+        planned.job,
+        planned.backend,
+        planned.model,
+        error=error,
+        held_back=True,
+        journal_id=planned.journal_id,
+    )
+
+
+def left_to_other(planned: PlannedJob) -> JobOutcome:
+    """The outcome of a job a stop found another run having under way: left to that run."""
+    message = (
+        f"{planned.job.label}: not sent: another run has it under way (job "
+        f"{planned.elsewhere}), and it is left to that run"
+    )
+    return _held_back(planned, StoppedError(message))
 
 
 def _what_was_ignored(expected: tuple[int, int], got: tuple[int, int]) -> str:

@@ -693,6 +693,7 @@ class ResultWriter:
         stdout: BinaryIO | None,
         warn: Callable[[str], None],
         parts: PartFiles,
+        links_outlive_run: bool = True,
     ) -> None:
         self.out_dir = out_dir
         self.overwrite = overwrite
@@ -703,6 +704,9 @@ class ResultWriter:
         self.warn = warn
         self.parts = parts
         self.taken = taken_names(sidecar=sidecar)
+        # False for the in-process sandbox: its result links end with the process, so a
+        # failed save does not point at one.
+        self.links_outlive_run = links_outlive_run
 
     def save(
         self,
@@ -766,7 +770,7 @@ class ResultWriter:
             finally:
                 part.discard()
         except InputError as exc:
-            if result.url is not None:
+            if result.url is not None and self.links_outlive_run:
                 # The image was paid for: say where it still is, while the link lasts.
                 exc.message += f"; the image is still at {result.url} for a while"
             raise

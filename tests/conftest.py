@@ -30,6 +30,31 @@ GEMINI_KEY = "AIza-test-gemini-key-0003"
 FAL_KEY = "fal-test-key-id:fal-test-secret-0003"
 REPLICATE_KEY = "r8_test_replicate_token_0004"
 OPENROUTER_KEY = "sk-or-v1-test-openrouter-key-0003"
+# The tables as version 1 of the journal made them (before sandbox jobs were marked and jobs
+# claimed): what an older nanoedit left on a user's disk.
+JOURNAL_VERSION_1 = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL,
+    pid INTEGER NOT NULL, command TEXT NOT NULL, cwd TEXT NOT NULL);
+CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, run INTEGER NOT NULL REFERENCES runs(id),
+    created REAL NOT NULL, updated REAL NOT NULL, state TEXT NOT NULL, kind TEXT NOT NULL,
+    backend TEXT NOT NULL, model TEXT NOT NULL, prompt TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    spec TEXT NOT NULL, provenance TEXT, tasks TEXT NOT NULL DEFAULT '[]',
+    results TEXT NOT NULL DEFAULT '[]', error_kind TEXT, error TEXT,
+    images INTEGER NOT NULL DEFAULT 0, cost REAL, usage TEXT);
+CREATE INDEX jobs_state ON jobs(state);
+CREATE INDEX jobs_fingerprint ON jobs(fingerprint);
+CREATE INDEX jobs_created ON jobs(created);
+CREATE VIRTUAL TABLE jobs_text USING fts5(prompt, content='jobs', content_rowid='id');
+CREATE TRIGGER jobs_text_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO jobs_text(rowid, prompt) VALUES (new.id, new.prompt);
+END;
+CREATE TRIGGER jobs_text_delete AFTER DELETE ON jobs BEGIN
+    INSERT INTO jobs_text(jobs_text, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+END;
+PRAGMA user_version = 1;
+"""
+# The console script installed beside this interpreter.
+NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
 
 @pytest.fixture(autouse=True)
@@ -101,6 +126,22 @@ def served(clock: SkippingClock) -> Iterator[Served]:
     )
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
+
+
+@pytest.fixture
+def held_answers() -> Iterator[tuple[Served, threading.Event]]:
+    """A served sandbox whose API answers wait until the event is set."""
+    release = threading.Event()
+
+    def hold(seconds: float) -> None:
+        release.wait(seconds)
+
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY}), latency=60, sleep=hold)
+    try:
+        with SandboxServer(sandbox) as server:
+            yield Served(sandbox, server.base_url), release
+    finally:
+        release.set()
 
 
 @pytest.fixture
@@ -279,3 +320,73 @@ def big_jpeg(width: int, height: int, colour: tuple[int, int, int] = (200, 120, 
         + body
         + b"\xff\xd9"
     )
+
+
+def run_installed(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    preexec_fn: Callable[[], object] | None = None,
+) -> tuple[int, str, str]:
+    """Run the installed command to its end; its exit code, stdout and stderr."""
+    done = subprocess.run(
+        [NANOEDIT, *args], cwd=cwd, env=dict(os.environ) | env, capture_output=True, text=True,
+        timeout=60, preexec_fn=preexec_fn,
+    )  # fmt: skip
+    return done.returncode, done.stdout, done.stderr
+
+
+def distinct_pngs(folder: Path, count: int) -> list[Path]:
+    """``count`` small PNGs of distinct colours in ``folder`` (``000.png``, ``001.png``…), so
+    that no two jobs send the same bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(count):
+        colour = ((number * 37) % 256, (number * 91) % 256, (number * 53 + 40) % 256)
+        path = folder / f"{number:03d}.png"
+        Image.new("RGB", (64, 48), colour).save(path)
+        paths.append(path)
+    return paths
+
+
+def runs_begun(data: Path) -> int:
+    """How many runs the journal in ``data`` has recorded (0 before it exists): a run is
+    recorded in the transaction that claims its jobs."""
+    import sqlite3
+
+    database = data / "journal.sqlite3"
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM runs").fetchone()
+    except sqlite3.Error:  # being created: no table yet
+        return 0
+    return int(count)
+
+
+def _started(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A child process with its stdout and stderr piped, as text."""
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def two_runs_at_once(
+    args: list[str], cwd: Path, env: dict[str, str], release: Callable[[], object]
+) -> list[tuple[int, str, str]]:
+    """Start the installed command twice at once with the same ``args``, sharing one journal;
+    call ``release`` (to let a served sandbox's held answers go) once both have claimed their
+    jobs, and return each run's exit code, stdout and stderr."""
+    runs = [_started([NANOEDIT, *args], cwd, dict(os.environ) | env) for _ in range(2)]
+    try:
+        data = Path(os.environ["NANOEDIT_DATA_DIR"])
+        wait_for(lambda: runs_begun(data) == 2, "both runs claiming their jobs", timeout=60)
+        release()
+        said = [run.communicate(timeout=60) for run in runs]
+        return [(run.returncode, out, err) for run, (out, err) in zip(runs, said, strict=True)]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()

@@ -395,8 +395,8 @@ def test_ctrl_c_while_queued_cancels_the_request(
     request_id = cancel.path.split("/")[4]
     assert cancel.path == f"/fal-ai/nano-banana-2/requests/{request_id}/cancel"
     assert stderr.splitlines() == [
-        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
-        "Ctrl-C again aborts",
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves: "
+        "cat.png. Ctrl-C again aborts",
         f"warning: cat.png: fal request {request_id} on {host(served)} was still in the queue, "
         "so it was cancelled and is not charged",
         "error: cat.png: stopped while under way; nothing was kept to resume it",

@@ -113,8 +113,8 @@ def test_ctrl_c_twice_exits_130_and_leaves_no_partial_file(isolated: Path) -> No
         release.set()
     assert (returncode, stdout) == (130, "")
     assert stderr.splitlines() == [
-        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
-        "Ctrl-C again aborts; nanoedit resume takes them up later",
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves: "
+        "job 1 (cat.png). Ctrl-C again aborts; nanoedit resume takes them up later",
         "error: cat.png: stopped while under way: its request went out, so it may have been "
         "charged; "
         "nanoedit resume 1 --retry-unsafe sends it again",
@@ -183,7 +183,8 @@ def test_ctrl_c_twice_in_a_batch_keeps_what_was_saved_and_stops_the_rest_at_once
             "2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)",
             "saved cat-edit.jpg (1200x896 JPEG) from cat.png",
             "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and "
-            "saves. Ctrl-C again aborts; nanoedit resume takes them up later",
+            f"saves: job 1 ({server.base_url}/samples/dog.jpg). Ctrl-C again aborts; nanoedit "
+            "resume takes them up later",
             f"error: {server.base_url}/samples/dog.jpg: stopped while under way: task {task_id} "
             "was submitted; nanoedit resume 1 saves its result",
             "interrupted: nothing more was sent; images already saved are kept",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 from pathlib import Path
+from typing import Any
+
+from conftest import JOURNAL_VERSION_1
 
 from nanoedit.journal import ANSWERED, PLANNED, SAVED, SUBMITTED, Journal, NewJob
 
@@ -94,3 +97,68 @@ def test_the_spool_keeps_what_unfinished_jobs_need_and_drops_what_dead_runs_cut_
         journal.answered(ident, [{"spool": str(needed)}])
         assert journal.tidy_spool(now=0.0) == 1
         assert sorted(p.name for p in journal.spool.iterdir()) == sorted([needed.name, mine.name])
+
+
+def _claimer(folder: str, results: Any) -> None:
+    with Journal(Path(folder)) as journal:
+        jobs = [
+            NewJob("edit", "openai", "nano-banana", "p", "f", {}, identity=f"job-{n}")
+            for n in range(40)
+        ]
+        claims = journal.claim(jobs, defer=True, seen=0, command=["claimer"])
+        results.put(sum(1 for claim in claims if claim.id is not None))
+
+
+def test_two_processes_claiming_the_same_jobs_at_once_get_each_one_once(tmp_path: Path) -> None:
+    Journal(tmp_path).close()
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    claimers = [context.Process(target=_claimer, args=(str(tmp_path), results)) for _ in "ab"]
+    for claimer in claimers:
+        claimer.start()
+    for claimer in claimers:
+        claimer.join(60)
+    assert [claimer.exitcode for claimer in claimers] == [0, 0]
+    assert sorted(results.get(timeout=10) for _ in claimers) == [0, 40]
+    with Journal(tmp_path) as journal:
+        records = journal.all_jobs()
+    assert sorted(record.identity or "" for record in records) == sorted(
+        f"job-{n}" for n in range(40)
+    )
+    assert len({record.run for record in records}) == 1
+
+
+def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from nanoedit.journal import SCHEMA_VERSION
+    from nanoedit.recording import identity
+
+    spec = {
+        "inputs": [{"path": "/in/a.png"}],
+        "output": None,
+        "out_dir": "/out",
+        "names": ["a-edit"],
+    }
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        db.executescript(JOURNAL_VERSION_1)
+        db.execute(
+            "INSERT INTO runs(started, pid, command, cwd) VALUES (1, 1, '[\"nanoedit\"]', '/')"
+        )
+        for results in ("[]", '[{"url": "http://nanoedit-sandbox.invalid/files/x.png"}]'):
+            db.execute(
+                "INSERT INTO jobs(run, created, updated, state, kind, backend, model, prompt, "
+                "fingerprint, spec, results) VALUES (1, 1, 1, 'answered', 'edit', 'openai', "
+                "'nano-banana', 'a hat', 'f', ?, ?)",
+                (json.dumps(spec), results),
+            )
+    with Journal(tmp_path) as journal:
+        records = journal.all_jobs()
+        assert [(r.sandbox, r.identity, r.owner, r.owner_run) for r in records] == [
+            (False, identity("f", spec, ["a-edit"], False), None, 1),
+            (True, identity("f", spec, ["a-edit"], True), None, 1),
+        ]
+        assert [r.id for r in journal.search("hat")] == [2, 1]
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

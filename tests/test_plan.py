@@ -89,5 +89,9 @@ def test_a_job_refused_when_planned_keeps_what_was_known_of_it() -> None:
         "gemini-3.1-flash-image-preview renders 1K only on duomi, so size 4K cannot be honoured; "
     )
     assert planned == PlannedJob(
-        planned.job, "duomi", "gemini-3.1-flash-image-preview", ("cat-edit",)
+        planned.job,
+        "duomi",
+        "gemini-3.1-flash-image-preview",
+        ("cat-edit",),
+        natural=("cat-edit",),
     )

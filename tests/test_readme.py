@@ -1,17 +1,26 @@
-"""The README stays true: its --help section is the app's own."""
+"""The README stays true: its --help section is the app's own, and what it promises holds."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import (
+    OPENAI_KEY,
+    Served,
+    backend_env,
+    distinct_pngs,
+    run_cli,
+    two_runs_at_once,
+)
 from readme_help import README, help_block, readme_with
 
 from nanoedit.backends import backend_names
@@ -191,3 +200,26 @@ def test_the_quick_starts_files_are_ignored_in_a_checkout() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (kept.returncode, kept.stdout) == (1, "")
+
+
+def test_readme_a_live_runs_jobs_are_left_to_it_by_skip_existing_too(
+    held_answers: tuple[Served, threading.Event], isolated: Path
+) -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert (
+        "Jobs a live process still has under way are left to it. Rerunning the original "
+        "command with `--skip-existing` does the same."
+    ) in text
+    served, release = held_answers
+    distinct_pngs(isolated / "in", 8)
+    argv = ["edit", "in", "-p", "x", "-d", "out", "--skip-existing", "--json"]
+    env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
+    done = two_runs_at_once(argv, isolated, env, release.set)
+    assert sum(1 for request in served.sandbox.received if request.method == "POST") == 8
+    assert [code for code, _, _ in done] == [0, 0]
+    # One run sent every job; the other left each to it, and lists its images as skipped.
+    states = sorted(
+        sorted(json.loads(line)["state"] for line in out.splitlines()) for _, out, _ in done
+    )
+    assert states == [["saved"] * 8, ["skipped"] * 8]
+    assert len(os.listdir(isolated / "out")) == 8

@@ -364,8 +364,8 @@ def test_ctrl_c_cancels_a_running_prediction(
     [cancel] = [r for r in received(served, "POST") if r.path.endswith("/cancel")]
     prediction_id = cancel.path.split("/")[3]
     assert stderr.splitlines() == [
-        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
-        "Ctrl-C again aborts",
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves: "
+        "cat.png. Ctrl-C again aborts",
         f"warning: cat.png: prediction {prediction_id} on {host(served)} was starting, so it "
         "was cancelled",
         "error: cat.png: stopped while under way; nothing was kept to resume it",

@@ -315,3 +315,30 @@ def test_a_result_spooled_just_before_a_kill_is_saved_by_resume_not_paid_again(
     [record] = _journal().all_jobs()
     assert record.state == "saved"
     assert list(spool.iterdir()) == []
+
+
+def test_resume_says_the_jobs_another_process_is_running_are_left_to_it(
+    held: tuple[Sandbox, str, ManualClock, threading.Event], isolated: Path
+) -> None:
+    sandbox, base_url, _, release = held
+    Path("cat.png").write_bytes(CAT)
+    running = subprocess.Popen(
+        [NANOEDIT, "edit", "cat.png", "-p", "a hat", "--backend", "openai"], env=_env(base_url),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _posts(sandbox, "/v1/images/edits") == 1, "the edit request")
+        result = run_cli(["resume"], env=_env(base_url))
+        assert (result.exit_code, result.stdout) == (0, "")
+        assert result.stderr == (
+            f"warning: job 1 is under way in process {running.pid}; left to it\n"
+            "nothing to resume now: the 1 unfinished job is under way in other processes\n"
+        )
+        release.set()
+        assert running.communicate(timeout=60)[0] == "cat-edit.png\n"
+    finally:
+        release.set()
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert _posts(sandbox, "/v1/images/edits") == 1

@@ -188,7 +188,7 @@ def test_ctrl_c_stops_a_key_command_that_is_still_running(
         assert (returncode, stdout) == (130, "")
         assert stderr.splitlines() == [
             "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and "
-            "saves. Ctrl-C again aborts; nanoedit resume takes them up later",
+            "saves: job 1 (cat.png). Ctrl-C again aborts; nanoedit resume takes them up later",
             "error: cat.png: stopped while under way: it was not sent; nanoedit resume 1 sends it",
             "interrupted: nothing more was sent; images already saved are kept",
         ]

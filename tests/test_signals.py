@@ -23,10 +23,15 @@ from conftest import (
     OPENAI_KEY,
     LogWatch,
     Served,
+    SkippingClock,
+    backend_env,
     interrupted_run,
+    run_cli,
+    run_installed,
 )
 from PIL import Image
 
+from nanoedit.backends import backend_class
 from nanoedit.journal import JobRecord, Journal
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
@@ -107,15 +112,16 @@ def test_one_stop_lets_the_paid_jobs_finish_and_sends_no_more(
     lines = stderr.splitlines()
     assert lines[0] == "4 jobs, 4 images, estimated $0.268 (gemini-3.1-flash-image at $0.067)"
     assert lines[1] == (
-        f"warning: {name}: stopping; no new job is sent, the 2 jobs under way finish and save. "
-        "Ctrl-C again aborts; nanoedit resume takes them up later"
+        f"warning: {name}: stopping; no new job is sent, the 2 jobs under way finish and save: "
+        "job 1 (a.png), job 2 (b.png). Ctrl-C again aborts; nanoedit resume takes them up later"
     )
     assert sorted(lines[2:4]) == [
         "saved a-edit.jpg (1200x896 JPEG) from a.png",
         "saved b-edit.jpg (1200x896 JPEG) from b.png",
     ]
     assert lines[4:] == [
-        "error: not sent: the run was stopped; nanoedit resume sends it",
+        "error: not sent, as the run was stopped first: job 3 (c.png), job 4 (d.png); nanoedit "
+        "resume 3 4 sends them",
         "4 jobs: 2 done, 0 failed, 2 not sent, 2 images saved",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
@@ -133,6 +139,65 @@ def test_one_stop_lets_the_paid_jobs_finish_and_sends_no_more(
     assert [record.saved_paths for record in records[:2]] == [
         [Path("a-edit.jpg")], [Path("b-edit.jpg")]
     ]  # fmt: skip
+
+
+def test_an_abort_names_every_job_it_left_and_every_job_it_never_sent(
+    held: tuple[Served, Held], isolated: Path
+) -> None:
+    served, holder = held
+    for letter in "abcd":
+        (isolated / f"{letter}.png").write_bytes(sample_image("cat.png")[0])
+    returncode, stdout, stderr = interrupted_run(
+        ["edit", "a.png", "b.png", "c.png", "d.png", "-p", "x", "-j", "2", "--json"],
+        isolated, openai_env(served.base_url), holder.arrived, "two requests out",
+    )  # fmt: skip
+    assert returncode == 130
+    charged = "its request went out, so it may have been charged"
+    unsent = (
+        "not sent, as the run was stopped first: job 3 (c.png), job 4 (d.png); nanoedit "
+        "resume 3 4 sends them"
+    )
+    assert stderr.splitlines() == [
+        "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)",
+        "warning: Ctrl-C: stopping; no new job is sent, the 2 jobs under way finish and save: "
+        "job 1 (a.png), job 2 (b.png). Ctrl-C again aborts; nanoedit resume takes them up later",
+        f"error: a.png: stopped while under way: {charged}; nanoedit resume 1 --retry-unsafe "
+        "sends it again",
+        f"error: b.png: stopped while under way: {charged}; nanoedit resume 2 --retry-unsafe "
+        "sends it again",
+        f"error: {unsent}",
+        "interrupted: nothing more was sent; images already saved are kept",
+    ]
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert [(r["job"], r["state"], r["sent"], r["error"]["kind"]) for r in records] == [
+        (1, "submitted", True, "stopped"),
+        (2, "submitted", True, "stopped"),
+        (3, "not sent", False, "stopped"),
+        (4, "not sent", False, "stopped"),
+    ]
+    assert records[3]["error"]["message"] == unsent
+    assert [record.state for record in journal_records(4)] == [
+        "submitted", "submitted", "planned", "planned"
+    ]  # fmt: skip
+    assert len([r for r in served.sandbox.received if r.method == "POST"]) == 2
+
+
+@pytest.mark.parametrize("backend", ["duomi", "fal", "replicate"])
+def test_json_gives_every_asynchronous_job_its_task_ids(
+    served: Served, sample: Path, clock: SkippingClock, backend: str
+) -> None:
+    env = backend_env(served, openai=False, duomi=True, fal=True, replicate=True)
+    argv = ["edit", str(sample), "-p", "x", "--backend", backend, "--json"]
+    if backend == "duomi":  # it takes URLs only
+        argv[1] = f"{served.base_url}/samples/cat.png"
+    result = run_cli(argv, env=env, clock=clock)
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    [record] = journal_records(1)
+    ids = [backend_class(backend).task_id(handle) for handle in record.tasks]
+    assert len(ids) == 1 and out["tasks"] == ids and (out["job"], out["state"]) == (1, "saved")
+    # An id as the provider gives it, never the handle nanoedit keeps (fal's is its URLs).
+    assert not ids[0].startswith("{") and "/" not in ids[0]
 
 
 def test_a_run_started_by_nohup_goes_on_when_the_terminal_goes(
@@ -190,8 +255,8 @@ def test_ctrl_c_twice_leaves_the_task_running_for_resume(
         "its result"
     )
     assert stderr.splitlines() == [
-        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves. "
-        "Ctrl-C again aborts; nanoedit resume takes them up later",
+        "warning: Ctrl-C: stopping; no new job is sent, the 1 job under way finishes and saves: "
+        f"job 1 ({url}). Ctrl-C again aborts; nanoedit resume takes them up later",
         f"error: {message}",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
@@ -203,15 +268,6 @@ def test_ctrl_c_twice_leaves_the_task_running_for_resume(
     # Not cancelled: the one request that is not a poll is the submission.
     assert [r.method for r in served.sandbox.received if r.method != "GET"] == ["POST"]
     assert sorted(p.name for p in isolated.iterdir()) == []
-
-
-def run_installed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    """Run the installed command to its end; its exit code, stdout and stderr."""
-    done = subprocess.run(
-        [NANOEDIT, *args], cwd=cwd, env=dict(os.environ) | env, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
-    return done.returncode, done.stdout, done.stderr
 
 
 def test_a_timeout_leaves_a_stuck_task_for_resume(
