@@ -1086,6 +1086,10 @@ def with_live_cache(
     """``catalog`` (the file's) with the ratios and sizes ``nanoedit models --live`` last read
     laid under the file's own corrections (see :mod:`nanoedit.live`), and a warning when that
     cache cannot be read."""
+    from nanoedit.datadir import LIVE_CACHE_NAME, data_dir
+
+    if not (data_dir(env) / LIVE_CACHE_NAME).exists():
+        return catalog, None  # never read: the module that reads it is not even loaded
     from nanoedit.live import cached_corrections
 
     user = document.get(MODELS) or {}

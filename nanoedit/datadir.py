@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DATA_DIR_ENV = "NANOEDIT_DATA_DIR"
+LIVE_CACHE_NAME = "models-live.json"
+"""What ``nanoedit models --live`` last read, in the data folder."""
 
 
 def data_dir(env: Mapping[str, str]) -> Path:

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nanoedit.datadir import LIVE_CACHE_NAME
 from nanoedit.errors import ConfigError, ExitCode, NanoeditError
 from nanoedit.jobs import RATIOS
 from nanoedit.models import SIZES_KNOWN, Catalog, Model, Offer, shipped_as_of
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from nanoedit.backends.base import BackendBase, LiveModel
     from nanoedit.config import BackendSettings, Settings
 
-CACHE_NAME = "models-live.json"
+CACHE_NAME = LIVE_CACHE_NAME
 CACHE_VERSION = 1
 # The kinds of difference.
 ADDED, DROPPED, RATIOS_CHANGED, SIZES_CHANGED, FORMATS_CHANGED = (

@@ -21,11 +21,11 @@ An id that resolves to a model is never swapped for another: a shut-down one is 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from nanoedit.errors import ConfigError, UsageError
 
@@ -34,10 +34,12 @@ FLASH_ALIAS = "nano-banana"
 WARN_DAYS = 30
 """A model this many days or fewer from its shutdown draws a warning."""
 SIZES_KNOWN: tuple[str, ...] = ("512", "1K", "2K", "4K")
+NO_PRICES: Mapping[str, float] = MappingProxyType({})
+# The catalog's values are named tuples, not dataclasses: frozen all the same, and a named
+# tuple class costs a tenth of a frozen dataclass to create, which every run pays at start-up.
 
 
-@dataclass(frozen=True)
-class ModelLimits:
+class ModelLimits(NamedTuple):
     """What one model accepts: images per request, sizes and ratios (``auto`` always)."""
 
     max_images: int
@@ -45,8 +47,7 @@ class ModelLimits:
     ratios: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Offer:
+class Offer(NamedTuple):
     """How one backend sells a model: the id it is sent as, what that API lets it render, and
     the backend's own price per image by size (empty: it publishes none)."""
 
@@ -57,11 +58,10 @@ class Offer:
     """The id an edit is sent to when it differs (fal's ``…/edit`` apps)."""
     size_field: bool = True
     """False where the API has no size field for the model: it renders its default only."""
-    prices: Mapping[str, float] = field(default_factory=dict)
+    prices: Mapping[str, float] = NO_PRICES
 
 
-@dataclass(frozen=True)
-class Model:
+class Model(NamedTuple):
     """One model of the catalog, keyed by Google's id."""
 
     id: str
@@ -78,7 +78,7 @@ class Model:
     replacement: str | None = None
     thinking: tuple[str, ...] = ()
     search: bool = False
-    prices: Mapping[str, float] = field(default_factory=dict)
+    prices: Mapping[str, float] = NO_PRICES
     """Google's list price per image, by size."""
     sources: str = ""
 
@@ -98,8 +98,7 @@ class Model:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """What a model name means on one backend: the id sent, and the catalog's model and offer
     behind it (both None for an id the catalog does not know)."""
 
@@ -299,7 +298,9 @@ def shipped_document() -> dict[str, Any]:
     """The catalog as shipped with this version (``models.toml``)."""
     import tomllib
 
-    text = resources.files("nanoedit").joinpath("models.toml").read_text(encoding="utf-8")
+    # Beside this module; read with open(), as importlib.resources costs a few ms to load.
+    with open(os.path.join(os.path.dirname(__file__), "models.toml"), encoding="utf-8") as file:
+        text = file.read()
     return tomllib.loads(text)
 
 
