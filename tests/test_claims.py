@@ -30,7 +30,7 @@ from nanoedit.provenance import read as read_provenance
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 CAT = sample_image("cat.png")[0]
-EDIT_SIZE = (1184, 864)
+EDIT_SIZE = (1200, 896)  # 4:3 at 1K on the 3.x models
 
 
 def posts(served: Served) -> int:
@@ -57,12 +57,12 @@ def test_a_rerun_keeps_two_inputs_with_the_same_bytes_apart(
     twins(isolated)
     argv = ["edit", "x/a.png", "y/a.png", "-p", "a hat", "-d", "out", "-j", "1", *history]
     code, out, _ = run_installed(argv, isolated, backend_env(served))
-    assert (code, out) == (0, "out/a-edit.png\nout/a-edit-2.png\n")
-    assert (made_from(isolated / "out/a-edit.png"), made_from(isolated / "out/a-edit-2.png")) == (
+    assert (code, out) == (0, "out/a-edit.jpg\nout/a-edit-2.jpg\n")
+    assert (made_from(isolated / "out/a-edit.jpg"), made_from(isolated / "out/a-edit-2.jpg")) == (
         "x/a.png", "y/a.png"
     )  # fmt: skip
     code, out, err = run_installed([*argv, "--skip-existing"], isolated, backend_env(served))
-    assert (code, out) == (0, "out/a-edit.png\nout/a-edit-2.png\n"), err
+    assert (code, out) == (0, "out/a-edit.jpg\nout/a-edit-2.jpg\n"), err
     assert err.splitlines()[-1] == "2 jobs: 0 done, 0 failed, 2 skipped, 0 images saved"
     assert posts(served) == 2
 
@@ -71,21 +71,21 @@ def test_a_rerun_keeps_two_inputs_with_the_same_bytes_apart(
 def test_skip_existing_sends_the_job_never_done_and_skips_only_the_one_done(
     served: Served, isolated: Path, history: list[str]
 ) -> None:
-    # y/a.png was edited alone first: its image took the name a-edit.png.
+    # y/a.png was edited alone first: its image took the name a-edit.jpg.
     twins(isolated)
     first = ["edit", "y/a.png", "-p", "a hat", "-d", "out", *history]
-    assert run_installed(first, isolated, backend_env(served))[:2] == (0, "out/a-edit.png\n")
+    assert run_installed(first, isolated, backend_env(served))[:2] == (0, "out/a-edit.jpg\n")
     argv = ["edit", "x/a.png", "y/a.png", "-p", "a hat", "-d", "out", "-j", "1", "--skip-existing"]
     code, out, err = run_installed([*argv, *history], isolated, backend_env(served))
     # y's image is found where it is, x is sent: each job once, and no image listed twice.
-    assert (code, out) == (0, "out/a-edit.png\nout/a-edit-3.png\n"), err
+    assert (code, out) == (0, "out/a-edit.jpg\nout/a-edit-3.jpg\n"), err
     assert posts(served) == 2
-    assert sorted(os.listdir(isolated / "out")) == ["a-edit-3.png", "a-edit.png"]
-    assert (made_from(isolated / "out/a-edit.png"), made_from(isolated / "out/a-edit-3.png")) == (
+    assert sorted(os.listdir(isolated / "out")) == ["a-edit-3.jpg", "a-edit.jpg"]
+    assert (made_from(isolated / "out/a-edit.jpg"), made_from(isolated / "out/a-edit-3.jpg")) == (
         "y/a.png", "x/a.png"
     )  # fmt: skip
-    with Image.open(isolated / "out/a-edit-3.png") as image:
-        assert (image.format, image.size) == ("PNG", EDIT_SIZE)
+    with Image.open(isolated / "out/a-edit-3.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", EDIT_SIZE)
 
 
 def test_two_skip_existing_runs_at_once_pay_for_each_job_once(
@@ -97,14 +97,14 @@ def test_two_skip_existing_runs_at_once_pay_for_each_job_once(
     env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
     results = two_runs_at_once(argv, isolated, env, release.set)
     assert posts(served) == 8  # not 16: each job was claimed by one run
-    expected = [f"out/{n:03d}-edit.png" for n in range(8)]
+    expected = [f"out/{n:03d}-edit.jpg" for n in range(8)]
     for code, out, err in results:
         # The run that had none of them waited for the other and lists its images.
         assert (code, sorted(out.splitlines())) == (0, expected), err
     assert sorted(os.listdir(isolated / "out")) == [name[4:] for name in expected]
     for name in expected:
         with Image.open(isolated / name) as image:
-            assert (image.format, image.size) == ("PNG", EDIT_SIZE)
+            assert (image.format, image.size) == ("JPEG", EDIT_SIZE)
     with Journal(data_dir(os.environ)) as journal:
         records = journal.all_jobs()
     assert [record.state for record in records] == ["saved"] * 8
@@ -152,11 +152,11 @@ def test_a_run_waiting_for_another_takes_its_job_up_when_that_run_is_killed(
                 if run is not None and run.poll() is None:
                     run.kill()
                     run.communicate()
-        assert (second.returncode, out) == (0, "out/cat-edit.png\n"), err
+        assert (second.returncode, out) == (0, "out/cat-edit.jpg\n"), err
         submits = [r for r in sandbox.received if r.path == "/api/gemini/nano-banana-edit"]
         assert len(submits) == 1  # the one task, collected by the second run
-    with Image.open(isolated / "out" / "cat-edit.png") as image:
-        assert (image.format, image.size) == ("PNG", EDIT_SIZE)
+    with Image.open(isolated / "out" / "cat-edit.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", EDIT_SIZE)
     with Journal(data_dir(os.environ)) as journal:
         [record] = journal.all_jobs()
     assert (record.state, len(record.tasks), record.owner) == ("saved", 1, 2)
@@ -204,7 +204,7 @@ def test_a_stop_while_waiting_for_another_run_leaves_its_jobs_to_that_run(
         second.stderr.close()
         release.set()
         assert sorted(first.communicate(timeout=60)[0].splitlines()) == [
-            "a-edit.png", "b-edit.png"
+            "a-edit.jpg", "b-edit.jpg"
         ]  # fmt: skip
     finally:
         release.set()
@@ -231,4 +231,4 @@ def test_a_stop_while_waiting_for_another_run_leaves_its_jobs_to_that_run(
         "interrupted: nothing more was sent; images already saved are kept",
     ]
     assert posts(served) == 2
-    assert sorted(os.listdir(isolated)) == ["a-edit.png", "a.png", "b-edit.png", "b.png"]
+    assert sorted(os.listdir(isolated)) == ["a-edit.jpg", "a.png", "b-edit.jpg", "b.png"]

@@ -335,7 +335,7 @@ def test_resume_says_the_jobs_another_process_is_running_are_left_to_it(
             "nothing to resume now: the 1 unfinished job is under way in other processes\n"
         )
         release.set()
-        assert running.communicate(timeout=60)[0] == "cat-edit.png\n"
+        assert running.communicate(timeout=60)[0] == "cat-edit.jpg\n"
     finally:
         release.set()
         if running.poll() is None:

@@ -21,8 +21,9 @@ from nanoedit.journal import Journal, data_dir
 from nanoedit.provenance import read as read_provenance
 
 PROMPT = "make it night"
-# The size the sandbox gives an edit of a 4:3 input with no ratio or size asked for.
-EDIT_SIZE = (1184, 864)
+# The size the sandbox gives an edit of a 4:3 input with no ratio or size asked for (the default
+# model, Nano Banana 2, answers JPEG at the 3.x sizes).
+EDIT_SIZE = (1200, 896)
 FULL = Path("/dev/full")  # every write to it fails: No space left on device
 
 
@@ -54,25 +55,25 @@ def test_a_real_run_with_skip_existing_never_takes_sandbox_results_for_its_own(
     distinct_pngs(isolated / "in", 8)
     trial = ["edit", "in", "-p", PROMPT, "-d", "out", "--sandbox", *metadata]
     code, out, err = run_installed(trial, isolated, {})
-    assert (code, sorted(out.splitlines())) == (0, [f"out/{n:03d}-edit.png" for n in range(8)])
+    assert (code, sorted(out.splitlines())) == (0, [f"out/{n:03d}-edit.jpg" for n in range(8)])
     if not metadata:
-        made = read_provenance(isolated / "out" / "000-edit.png")
+        made = read_provenance(isolated / "out" / "000-edit.jpg")
         assert made is not None and made["sandbox"] is True
     real = ["edit", "in", "-p", PROMPT, "-d", "out", "--skip-existing", *metadata]
     code, out, err = run_installed(real, isolated, backend_env(served))
     assert code == 0, err
     assert posts(served) == 8  # every job paid for once, none taken from the trial
-    assert sorted(out.splitlines()) == [f"out/{n:03d}-edit-2.png" for n in range(8)]
+    assert sorted(out.splitlines()) == [f"out/{n:03d}-edit-2.jpg" for n in range(8)]
     for number in range(8):
-        path = isolated / "out" / f"{number:03d}-edit-2.png"
-        assert decoded(path) == ("PNG", EDIT_SIZE)
+        path = isolated / "out" / f"{number:03d}-edit-2.jpg"
+        assert decoded(path) == ("JPEG", EDIT_SIZE)
         if not metadata:
             made = read_provenance(path)
             assert made is not None and "sandbox" not in made
     # Run again: now the real results are there, and they are what is skipped.
     code, out, _ = run_installed(real, isolated, backend_env(served))
     assert (code, sorted(out.splitlines())) == (
-        0, [f"out/{n:03d}-edit-2.png" for n in range(8)]
+        0, [f"out/{n:03d}-edit-2.jpg" for n in range(8)]
     )  # fmt: skip
     assert posts(served) == 8
     assert [record.sandbox for record in records()] == [True] * 8 + [False] * 8
@@ -139,10 +140,10 @@ def test_sandbox_jobs_never_sent_are_resumed_in_the_sandbox_not_with_the_real_ke
     assert posts(served) == 0
     assert code == 0, err
     folder = isolated / "out"
-    assert sorted(out.splitlines()) == [str(folder / f"{n:03d}-edit.png") for n in range(3)]
+    assert sorted(out.splitlines()) == [str(folder / f"{n:03d}-edit.jpg") for n in range(3)]
     for number in range(3):
-        path = folder / f"{number:03d}-edit.png"
-        assert decoded(path) == ("PNG", EDIT_SIZE)
+        path = folder / f"{number:03d}-edit.jpg"
+        assert decoded(path) == ("JPEG", EDIT_SIZE)
         made = read_provenance(path)
         assert made is not None and made["sandbox"] is True
     assert [(r.state, r.sandbox) for r in records()] == [("saved", True)] * 3
@@ -243,9 +244,9 @@ def test_a_killed_sandbox_job_is_resumed_against_the_sandbox_and_saved(
     code, out, err = run_installed(["resume"], isolated, backend_env(served))
     assert posts(served) == 0
     assert code == 0, err
-    saved = isolated / "out" / "000-edit.png"
+    saved = isolated / "out" / "000-edit.jpg"
     assert out == f"{saved}\n"
-    assert decoded(saved) == ("PNG", EDIT_SIZE)
+    assert decoded(saved) == ("JPEG", EDIT_SIZE)
     made = read_provenance(saved)
     assert made is not None and made["sandbox"] is True
     [record] = records()
@@ -262,17 +263,17 @@ def test_resume_dry_run_says_what_it_would_send_and_where_and_sends_nothing(
     code, out, err = run_installed(["resume", "--dry-run"], isolated, backend_env(served))
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        f"job 1 (in/000.png): send it to openai (nano-banana) at {served.base_url}",
-        f"job 2 (in/001.png): send it to openai (nano-banana) at {served.base_url}",
-        "job 3 (in/000.png): send it to openai (nano-banana) in the sandbox, which charges nothing",
+        f"job 1 (in/000.png): send it to openai (nano-banana-2) at {served.base_url}",
+        f"job 2 (in/001.png): send it to openai (nano-banana-2) at {served.base_url}",
+        "job 3 (in/000.png): send it to openai (nano-banana-2) in the sandbox, which charges nothing",
     ]
     code, out, _ = run_installed(["resume", "--dry-run", "--json", "3"], isolated, {})
     assert (code, json.loads(out)) == (
         0,
         {
-            "job": 3, "input": "in/000.png", "backend": "openai", "model": "nano-banana",
+            "job": 3, "input": "in/000.png", "backend": "openai", "model": "nano-banana-2",
             "sandbox": True, "action": "send",
-            "message": "send it to openai (nano-banana) in the sandbox, which charges nothing",
+            "message": "send it to openai (nano-banana-2) in the sandbox, which charges nothing",
         },
     )  # fmt: skip
     assert posts(served) == 0

@@ -158,7 +158,7 @@ def test_an_abort_names_every_job_it_left_and_every_job_it_never_sent(
         "resume 3 4 sends them"
     )
     assert stderr.splitlines() == [
-        "4 jobs, 4 images, estimated $0.156 (gemini-2.5-flash-image at $0.039)",
+        "4 jobs, 4 images, estimated $0.268 (gemini-3.1-flash-image at $0.067)",
         "warning: Ctrl-C: stopping; no new job is sent, the 2 jobs under way finish and save: "
         "job 1 (a.png), job 2 (b.png). Ctrl-C again aborts; nanoedit resume takes them up later",
         f"error: a.png: stopped while under way: {charged}; nanoedit resume 1 --retry-unsafe "
