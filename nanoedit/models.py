@@ -293,20 +293,42 @@ def _negated(day: dt.date) -> dt.date:
 # ---- loading -------------------------------------------------------------------------------
 
 
+SHIPPED_TOML = "models.toml"
+"""The catalog as people read and edit it."""
+SHIPPED_JSON = "models.json"
+"""The same, parsed: what a run reads. Parsing the TOML (and loading tomllib) would cost every
+run some 4 ms; ``tests/models_json.py`` writes this file from it, and a test fails when the two
+differ."""
+
+
 @cache
 def shipped_document() -> dict[str, Any]:
-    """The catalog as shipped with this version (``models.toml``)."""
-    import tomllib
+    """The catalog as shipped with this version (``models.json``, made from ``models.toml``)."""
+    import json
 
     # Beside this module; read with open(), as importlib.resources costs a few ms to load.
-    with open(os.path.join(os.path.dirname(__file__), "models.toml"), encoding="utf-8") as file:
-        text = file.read()
-    return tomllib.loads(text)
+    with open(os.path.join(os.path.dirname(__file__), SHIPPED_JSON), encoding="utf-8") as file:
+        document: dict[str, Any] = json.load(file)
+    return document
+
+
+def json_of_toml(text: str) -> str:
+    """``models.json`` as it must be for the ``models.toml`` whose text is ``text``: the same
+    tables, dates as ISO text."""
+    import json
+    import tomllib
+
+    return json.dumps(tomllib.loads(text), indent=1, ensure_ascii=False, default=str) + "\n"
 
 
 def shipped_as_of() -> dt.date | None:
     """The day the shipped catalog's snapshot was taken (``as_of`` in ``models.toml``)."""
     value = shipped_document().get("as_of")
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
     return value if isinstance(value, dt.date) else None
 
 

@@ -353,3 +353,11 @@ def test_a_size_no_model_of_the_backend_renders_gets_no_advice_to_use_the_same_m
     assert result.stderr.strip().endswith(
         "or choose a model that renders it (--model nano-banana-2)"
     )
+
+
+def test_the_json_a_run_reads_is_the_toml_people_edit() -> None:
+    from models_json import PACKAGE, expected_json
+
+    assert (PACKAGE / "models.json").read_text(encoding="utf-8") == expected_json(), (
+        "nanoedit/models.json is stale; regenerate it: python tests/models_json.py"
+    )
