@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from nanoedit.errors import ApiError, AuthError, NanoeditError
@@ -190,8 +190,7 @@ class Verdict:
     detail: str
 
 
-@dataclass(frozen=True)
-class LiveModel:
+class LiveModel(NamedTuple):
     """One image model as a provider's listing endpoint describes it today: its id there, and
     what its schema lets it take, in nanoedit's spelling (None: the provider publishes none)."""
 
