@@ -267,6 +267,8 @@ class Planner:
     def check(self, job: Job) -> str:
         """Route the job and check its local inputs and output; returns the backend name."""
         backend = choose_backend(job, self.settings)
+        if not self.options.dry_run:
+            _check_names_are_text(job)
         for source in job.images:
             if source.is_url:
                 continue
@@ -481,6 +483,25 @@ def _same_input(name: str, source: ImageSource) -> bool:
         return os.path.samefile(name, source.location)
     except OSError:  # gone, or a name from another folder
         return False
+
+
+def _check_names_are_text(job: Job) -> None:
+    """Refuse, before anything is sent, a file name that is not UTF-8 (``caf\\xe9.png``, from
+    a Latin-1 system): a request names its files in UTF-8 (multipart, JSON), and so does the
+    job history, so such a name ended the run in a traceback once it had started. A dry run,
+    which sends nothing, prints it escaped instead."""
+    names = [source.location for source in job.images if not source.is_url]
+    if job.output is not None:
+        names.append(str(job.output))
+    for name in names:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise InputError(
+                f"{shown}: the name is not valid UTF-8, which requests and the job history "
+                "name files in; rename the file (for instance with convmv -f latin1 -t utf8)"
+            ) from None
 
 
 def _dash(path: Path) -> str:

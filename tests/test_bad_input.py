@@ -295,3 +295,24 @@ def test_the_readmes_word_on_truncated_inputs_holds_for_each_format(served: Serv
     assert run_cli(["edit", "mpo.jpg", "-p", "x"], env=backend_env(served)).exit_code == 0
     posted = [request for request in served.sandbox.received if request.method == "POST"]
     assert [file.data for request in posted for file in request.files] == [JPEG + JPEG]
+
+
+@pytest.mark.parametrize("history", [True, False])
+def test_a_file_name_that_is_not_utf8_is_refused_before_anything_is_sent(
+    served: Served, tmp_path: Path, history: bool
+) -> None:
+    # A Latin-1 name ended a run in a traceback once it had started: the journal and the
+    # request's multipart header both name files in UTF-8.
+    name = os.fsdecode(b"caf\xe9.png")
+    (tmp_path / name).write_bytes(sample_image("cat.png")[0])
+    args = [str(NANOEDIT), "edit", name, "-p", "x", *([] if history else ["--no-history"])]
+    done = subprocess.run(
+        args, cwd=tmp_path, env=os.environ | backend_env(served), capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.decode() == (
+        "error: caf\\xe9.png: the name is not valid UTF-8, which requests and the job history "
+        "name files in; rename the file (for instance with convmv -f latin1 -t utf8)\n"
+    )
+    assert served.sandbox.received == []
