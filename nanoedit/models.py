@@ -279,15 +279,10 @@ class Catalog:
             return Resolved(name, name, model, None)
 
 
-def _preference(model: Model) -> tuple[bool, bool, dt.date]:
-    """Sort key: GA first, then not deprecated, then newest."""
-    released = model.released or dt.date.min
-    return (model.status != "ga", model.deprecated is not None, _negated(released))
-
-
-def _negated(day: dt.date) -> dt.date:
-    # Newest first within a plain ascending sort.
-    return dt.date.max - (day - dt.date.min)
+def _preference(model: Model) -> tuple[bool, bool, int]:
+    """Sort key: GA first, then not deprecated, then the newest."""
+    released = (model.released or dt.date.min).toordinal()
+    return (model.status != "ga", model.deprecated is not None, -released)
 
 
 # ---- loading -------------------------------------------------------------------------------
