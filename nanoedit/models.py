@@ -119,16 +119,16 @@ class Catalog:
     def __init__(self, models: Mapping[str, Model], today: dt.date | None = None) -> None:
         self.models = dict(models)
         self.today = today or dt.date.today()
+        # The catalog does not change once made, and every job resolves its model a few
+        # times (plan, price, size check, request): 20,000 jobs must not walk it each time.
+        self._aliases = tuple(dict.fromkeys([FLASH_ALIAS, *(m.family for m in models.values())]))
+        self._resolved: dict[tuple[str, str, bool], Resolved] = {}
 
     # ---- names -------------------------------------------------------------------------
 
     def aliases(self) -> tuple[str, ...]:
         """Every alias: ``nano-banana`` and each family's name, in catalog order."""
-        names = [FLASH_ALIAS]
-        for model in self.models.values():
-            if model.family not in names:
-                names.append(model.family)
-        return tuple(names)
+        return self._aliases
 
     def family_members(self, alias: str) -> list[Model]:
         """The models an alias may stand for, newest first (GA before preview)."""
@@ -144,7 +144,15 @@ class Catalog:
         when ``name`` is an alias of which the backend sells no live model, or Google's id
         of a model the backend does not sell; on a gateway whose names are its own
         (``free_ids``) such an id is sent as given."""
-        if name in self.aliases():
+        key = (backend, name, free_ids)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            # A refusal is raised anew each time: only answers are kept.
+            resolved = self._resolved[key] = self._resolve(backend, name, free_ids)
+        return resolved
+
+    def _resolve(self, backend: str, name: str, free_ids: bool) -> Resolved:
+        if name in self._aliases:
             return self._resolve_alias(backend, name)
         by_offer = [
             model
