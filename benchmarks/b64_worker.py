@@ -8,7 +8,7 @@ its own so that its memory figures are its own.
 BODY is a JSON answer in OpenAI's shape with one image as ``data[0].b64_json``. ``speed``
 prints one JSON line of MB/s (MB = 10^6 bytes of base64 text) for three ways of decoding it,
 each the best of ROUNDS, taken in turns: ``nanoedit.b64stream`` fed the body in the pieces
-nanoedit reads an answer in (``nanoedit.http.STREAM_CHUNK``), ``base64.b64decode`` over the
+nanoedit reads an answer in (``nanoedit.net.http.STREAM_CHUNK``), ``base64.b64decode`` over the
 whole base64 text, and what nanoedit's backends did before they streamed (``json.loads`` of
 the body, then ``decode_base64``). ``memory`` writes the image to OUT one way (``stream``:
 the body read in pieces through
@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from nanoedit.b64stream import stream_json
 from nanoedit.backends.base import decode_base64
-from nanoedit.http import STREAM_CHUNK
+from nanoedit.net.http import STREAM_CHUNK
 
 CHUNK = STREAM_CHUNK
 

@@ -43,7 +43,7 @@ def start() -> None:
 
     try:
         with lasting_imports():
-            from nanoedit.cli import main as run
+            from nanoedit.cli.app import main as run
     except KeyboardInterrupt:
         sys.stderr.write("interrupted while starting: nothing was sent\n")
         sys.exit(130)

@@ -118,7 +118,7 @@ def parse_source(text: str, env: Mapping[str, str] | None = None) -> ImageSource
         raise InputError("an input is empty; pass an image file or an http(s) URL")
     if is_history_reference(stripped):
         # An earlier result (@last, @12, @12.2): the file it was saved to, from the history.
-        from nanoedit.history import resolve_reference
+        from nanoedit.journal.history import resolve_reference
 
         return ImageSource(location=str(resolve_reference(stripped, env or os.environ)))
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", stripped)
@@ -183,7 +183,7 @@ class RunOptions:
 
     The first six override the settings of the same name (None: the environment or the
     config file decides); --ratio and --size, which are asked of the model, are given to
-    :func:`~nanoedit.config.load_settings` beside them.
+    :func:`~nanoedit.settings.config.load_settings` beside them.
     """
 
     backend: str | None = None
@@ -289,7 +289,7 @@ class PlannedJob:
     tasks: tuple[str, ...] = ()
     results: tuple[dict[str, Any], ...] = ()
     # The names it was given before a file or an earlier job of the run took any: with its
-    # inputs and its request, what makes it this job (see nanoedit.recording.identity).
+    # inputs and its request, what makes it this job (see nanoedit.journal.recording.identity).
     natural: tuple[str, ...] = ()
     # The journal row of the same job that another live run has under way: this run waits
     # for it instead of sending it again (--skip-existing).

@@ -20,7 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from nanoedit.backends import backend_classes
-from nanoedit.cli import app
+from nanoedit.cli.app import app
 from nanoedit.clock import Clock
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 

@@ -1,4 +1,4 @@
-"""``nanoedit/models.json``, made from ``nanoedit/models.toml``.
+"""``nanoedit/catalog/models.json``, made from ``nanoedit/catalog/models.toml``.
 
 ``python tests/models_json.py`` rewrites the JSON after the TOML was edited; ``test_catalog.py``
 fails when the two differ. The TOML is what people read and correct; the JSON is what a run
@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nanoedit.models import SHIPPED_JSON, SHIPPED_TOML, json_of_toml
+from nanoedit.catalog.models import SHIPPED_JSON, SHIPPED_TOML, json_of_toml
 
-PACKAGE = Path(__file__).resolve().parent.parent / "nanoedit"
+PACKAGE = Path(__file__).resolve().parent.parent / "nanoedit" / "catalog"
 
 
 def expected_json() -> str:
@@ -22,4 +22,4 @@ def expected_json() -> str:
 
 if __name__ == "__main__":
     (PACKAGE / SHIPPED_JSON).write_text(expected_json(), encoding="utf-8")
-    sys.stdout.write(f"wrote nanoedit/{SHIPPED_JSON}\n")
+    sys.stdout.write(f"wrote nanoedit/catalog/{SHIPPED_JSON}\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from nanoedit.cli import app
+from nanoedit.cli.app import app
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 COMMANDS: tuple[tuple[str, ...], ...] = (("--help",), ("edit", "--help"), ("generate", "--help"))

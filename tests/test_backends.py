@@ -11,12 +11,12 @@ import pytest
 from nanoedit.backends.base import PreparedJob
 from nanoedit.backends.duomi import DuomiBackend
 from nanoedit.backends.tasks import poll_until_done
-from nanoedit.config import BackendSettings
 from nanoedit.errors import ExitCode, NetworkError
-from nanoedit.http import Deadline, Interrupted, JobHttp, RetryPolicy
-from nanoedit.inputs import InputImage
 from nanoedit.jobs import Options, build_edit_jobs
+from nanoedit.net.http import Deadline, Interrupted, JobHttp, RetryPolicy
+from nanoedit.net.inputs import InputImage
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport
+from nanoedit.settings.config import BackendSettings
 
 
 class FakeTime:

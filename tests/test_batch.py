@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin
 from readme_help import README
 from typer.testing import Result
 
-from nanoedit.provenance import read as read_provenance
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox.wire import ReceivedRequest
 
 EDITS = "/v1/images/edits"

@@ -18,7 +18,7 @@ import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
 
-from nanoedit.journal import Journal, data_dir
+from nanoedit.journal.store import Journal, data_dir
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 SPELLINGS = "true, 1, yes, on, false, 0, no, off"

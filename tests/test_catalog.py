@@ -15,7 +15,7 @@ from conftest import Served, backend_env, run_cli
 from PIL import Image
 
 from nanoedit.backends import backend_names
-from nanoedit.models import load_catalog, shipped_catalog
+from nanoedit.catalog.models import load_catalog, shipped_catalog
 
 ALIASES = (
     "nano-banana",
@@ -275,7 +275,7 @@ def test_the_size_check_after_saving_knows_the_id_each_backend_sends(
 ) -> None:
     # It looked the sent id up in Google's table, so fal's, Replicate's and OpenRouter's ids
     # were unknown to it and a provider that ignored the ratio went unnoticed there.
-    from nanoedit.models import expected_size
+    from nanoedit.catalog.models import expected_size
 
     resolved = shipped_catalog().resolve(backend, model)
     assert expected_size(resolved, "16:9", "2K") == (2752, 1536)
@@ -359,5 +359,5 @@ def test_the_json_a_run_reads_is_the_toml_people_edit() -> None:
     from models_json import PACKAGE, expected_json
 
     assert (PACKAGE / "models.json").read_text(encoding="utf-8") == expected_json(), (
-        "nanoedit/models.json is stale; regenerate it: python tests/models_json.py"
+        "nanoedit/catalog/models.json is stale; regenerate it: python tests/models_json.py"
     )

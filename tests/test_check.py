@@ -12,7 +12,9 @@ import pytest
 from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env
 
 from nanoedit.backends import backend_class
-from nanoedit.check import (
+from nanoedit.errors import ExitCode
+from nanoedit.jobs import RunOptions
+from nanoedit.run.check import (
     FAILED,
     KEY_REJECTED,
     NO_KEY,
@@ -24,10 +26,8 @@ from nanoedit.check import (
     check_backends,
     check_exit_code,
 )
-from nanoedit.config import BackendSettings, Settings, load_settings
-from nanoedit.errors import ExitCode
-from nanoedit.jobs import RunOptions
 from nanoedit.sandbox.catalog import OPENAI_MODELS
+from nanoedit.settings.config import BackendSettings, Settings, load_settings
 
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
 OPENROUTER_PATH = "/api/v1/key"

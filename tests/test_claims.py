@@ -25,8 +25,8 @@ from conftest import (
 )
 from PIL import Image
 
-from nanoedit.journal import Journal, data_dir
-from nanoedit.provenance import read as read_provenance
+from nanoedit.journal.store import Journal, data_dir
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 CAT = sample_image("cat.png")[0]

@@ -15,8 +15,8 @@ from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
 from nanoedit import __version__
-from nanoedit.cli import _name, app, app_for
-from nanoedit.client import LazyTransport, make_client, pieces
+from nanoedit.cli.app import _name, app, app_for
+from nanoedit.net.client import LazyTransport, make_client, pieces
 
 
 def test_generate_sends_json_and_names_the_file_after_the_prompt(served: Served) -> None:
@@ -171,10 +171,10 @@ def test_in_process_sandbox_needs_no_key_and_no_network(sample: Path, clock: Ski
 def test_version_and_help_do_not_load_heavy_modules() -> None:
     code = (
         "import sys\n"
-        "from nanoedit.cli import main\n"
+        "from nanoedit.cli.app import main\n"
         "sys.argv = ['nanoedit', *sys.argv[1:]]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('httpx', 'PIL', 'rich', 'nanoedit.runner') if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpx', 'PIL', 'rich', 'nanoedit.run.runner') if m in sys.modules))\n"
     )
     for args in (["--help"], ["--version"], ["edit", "--help"]):
         out = subprocess.run(
@@ -213,7 +213,7 @@ def test_an_edit_off_a_terminal_loads_no_rich_and_no_pillow(served: Served, samp
     # answer too short to hold base64 worth streaming loads no streaming decoder, and one
     # job says no estimate (no price table).
     env = backend_env(served)
-    watched = ("rich", "PIL", "httpx", "nanoedit.b64stream", "nanoedit.budget")
+    watched = ("rich", "PIL", "httpx", "nanoedit.b64stream", "nanoedit.run.budget")
     for name in ("cat.png", "dog.jpg"):
         run_cli(["sandbox", "sample", name, "-o", name])
         lines, stderr = loaded_modules(["edit", name, "-p", "add a hat"], watched, env)
@@ -313,7 +313,7 @@ def test_a_command_parsed_alone_says_what_the_whole_app_says() -> None:
     # help, usage errors, and the suggestion for a mistyped command.
     nanoedit = str(Path(sys.executable).parent / "nanoedit")
     whole_app = (
-        "import sys\nfrom nanoedit.cli import app\napp(sys.argv[1:], prog_name='nanoedit')\n"
+        "import sys\nfrom nanoedit.cli.app import app\napp(sys.argv[1:], prog_name='nanoedit')\n"
     )
     for args in (["edit", "--help"], ["config", "set", "--help"], ["generate", "--nope"],
                  ["history", "--help"], ["edt"]):  # fmt: skip
@@ -383,10 +383,10 @@ def test_an_error_found_before_any_request_loads_no_network_module() -> None:
     # Two uses of stdin: refused by the command itself, before the run is set up.
     code = (
         "import sys\n"
-        "from nanoedit.cli import main\n"
+        "from nanoedit.cli.app import main\n"
         "sys.argv = ['nanoedit', 'edit', '-', '--ref', '-', '-p', 'x']\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    print(exc.code)\n"
-        "print(sorted(m for m in sys.modules if m in ('httpx', 'PIL', 'nanoedit.runner')"
+        "print(sorted(m for m in sys.modules if m in ('httpx', 'PIL', 'nanoedit.run.runner')"
         " or m.startswith('nanoedit.backends')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

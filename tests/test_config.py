@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import OPENAI_KEY, Served, backend_env, run_cli
 
-from nanoedit.config import (
+from nanoedit.errors import ConfigError, ExitCode, UsageError
+from nanoedit.jobs import RunOptions
+from nanoedit.settings.config import (
     KEY_COMMAND_TIMEOUT,
     BackendSettings,
     Settings,
@@ -27,8 +29,6 @@ from nanoedit.config import (
     run_key_command,
     write_file,
 )
-from nanoedit.errors import ConfigError, ExitCode, UsageError
-from nanoedit.jobs import RunOptions
 
 
 def config_file() -> Path:

@@ -22,8 +22,8 @@ from conftest import OPENAI_KEY, Served, run_cli
 from PIL import Image
 
 from nanoedit.backends import backend_classes
-from nanoedit.config import MAX_RETRIES, all_keys, keep_broken_copy, write_file
 from nanoedit.sandbox import sample_image
+from nanoedit.settings.config import MAX_RETRIES, all_keys, keep_broken_copy, write_file
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 

@@ -22,7 +22,7 @@ import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
 
-from nanoedit.contact_sheet import SheetImage, SheetRow, SheetRun, build_page, make_thumbnail
+from nanoedit.output.contact_sheet import SheetImage, SheetRow, SheetRun, build_page, make_thumbnail
 from nanoedit.sandbox import sample_image
 
 VOID = {"meta", "img", "br", "link", "input", "hr", "source"}

@@ -13,12 +13,12 @@ from nanoedit.backends.base import BackendBase, PreparedJob
 from nanoedit.backends.gemini import GeminiBackend
 from nanoedit.backends.openai import OpenAIBackend
 from nanoedit.backends.openrouter import OpenRouterBackend
-from nanoedit.config import BackendSettings
-from nanoedit.http import Deadline, JobHttp, RetryPolicy
-from nanoedit.inputs import load_local
+from nanoedit.catalog.pricing import Prices, estimate, job_cost
 from nanoedit.jobs import Options, build_edit_jobs
-from nanoedit.pricing import Prices, estimate, job_cost
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.net.inputs import load_local
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
+from nanoedit.settings.config import BackendSettings
 
 FLASH = "(gemini-3.1-flash-image at $0.067)"
 

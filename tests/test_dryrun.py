@@ -18,7 +18,7 @@ from PIL import Image
 from readme_help import README
 
 from nanoedit.backends.base import PlannedRequest
-from nanoedit.dryrun import curl_command
+from nanoedit.run.dryrun import curl_command
 from nanoedit.sandbox import sample_image
 
 needs_bash = pytest.mark.skipif(

@@ -19,10 +19,9 @@ from PIL import Image
 
 from nanoedit.backends.base import PreparedJob
 from nanoedit.backends.fal import FalBackend
-from nanoedit.config import BackendSettings
-from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.jobs import Options, build_edit_jobs
-from nanoedit.provenance import read as read_provenance
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import (
     SANDBOX_BASE_URL,
     ReceivedRequest,
@@ -31,6 +30,7 @@ from nanoedit.sandbox import (
     SandboxTransport,
     sample_image,
 )
+from nanoedit.settings.config import BackendSettings
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT = sample_image("cat.png")[0]

@@ -27,10 +27,10 @@ from PIL import Image
 
 from nanoedit.backends import backend_class, backend_classes
 from nanoedit.backends.base import PreparedJob
-from nanoedit.config import BackendSettings
-from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.jobs import Options, build_generate_job
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.sandbox import Sandbox, SandboxServer
+from nanoedit.settings.config import BackendSettings
 
 
 @dataclass(frozen=True)

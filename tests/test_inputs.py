@@ -18,7 +18,7 @@ import pytest
 from conftest import Served, backend_env, big_jpeg, run_cli
 from PIL import Image
 
-from nanoedit.provenance import read as read_provenance
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
 from nanoedit.sandbox.wire import ReceivedRequest
 

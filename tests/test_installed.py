@@ -17,7 +17,7 @@ import pytest
 from conftest import DUOMI_KEY, OPENAI_KEY, STOPPING, interrupted_run, wait_for
 from PIL import Image
 
-from nanoedit.journal import Journal
+from nanoedit.journal.store import Journal
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))

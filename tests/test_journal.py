@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import JOURNAL_VERSION_1
 
-from nanoedit.journal import ANSWERED, PLANNED, SAVED, SUBMITTED, Journal, NewJob
+from nanoedit.journal.store import ANSWERED, PLANNED, SAVED, SUBMITTED, Journal, NewJob
 
 
 def _job(prompt: str, fingerprint: str = "f") -> NewJob:
@@ -132,8 +132,8 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:
     import json
     import sqlite3
 
-    from nanoedit.journal import SCHEMA_VERSION
-    from nanoedit.recording import identity
+    from nanoedit.journal.recording import identity
+    from nanoedit.journal.store import SCHEMA_VERSION
 
     spec = {
         "inputs": [{"path": "/in/a.png"}],

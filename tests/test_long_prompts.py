@@ -28,8 +28,8 @@ from conftest import (
 )
 from PIL import Image, ImageFont
 
-from nanoedit.provenance import CLIP_MARKER
-from nanoedit.provenance import read as read_provenance
+from nanoedit.output.provenance import CLIP_MARKER
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import render, sample_image
 from nanoedit.sandbox.render import font
 

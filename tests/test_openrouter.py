@@ -22,13 +22,13 @@ from PIL import Image
 
 from nanoedit.backends.base import PreparedJob
 from nanoedit.backends.openrouter import OpenRouterBackend
-from nanoedit.check import KEY_REJECTED, READY, CheckResult, check_backend
-from nanoedit.config import BackendSettings
-from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.jobs import Options, build_edit_jobs
-from nanoedit.provenance import read as read_provenance
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.output.provenance import read as read_provenance
+from nanoedit.run.check import KEY_REJECTED, READY, CheckResult, check_backend
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
 from nanoedit.sandbox.catalog import REFUSAL
+from nanoedit.settings.config import BackendSettings
 
 CHAT = "/api/v1/chat/completions"
 # What nano-banana is on OpenRouter: the newest GA flash model, Nano Banana 2.1.
@@ -429,7 +429,7 @@ def test_progress_shows_the_body_going_out_then_the_wait() -> None:
         "noise.png", compress_level=0
     )
     [job] = build_edit_jobs(["noise.png"], [], Options(prompt="x", count=2), None)
-    from nanoedit.inputs import load_local
+    from nanoedit.net.inputs import load_local
 
     phases: list[tuple[str, int | None, int | None]] = []
 

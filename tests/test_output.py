@@ -23,7 +23,7 @@ from conftest import Served, backend_env, run_cli
 from PIL import Image, PngImagePlugin
 from readme_help import README
 
-from nanoedit.provenance import read as read_provenance
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
 from nanoedit.sandbox.render import render_generate
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nanoedit.config import load_settings
-from nanoedit.inputs import RunInputs
 from nanoedit.jobs import JobOutcome, Options, PlannedJob, RunOptions, build_edit_jobs
-from nanoedit.plan import Planned, Planner
-from nanoedit.save import numbered
+from nanoedit.net.inputs import RunInputs
+from nanoedit.output.save import numbered
+from nanoedit.run.plan import Planned, Planner
+from nanoedit.settings.config import load_settings
 
 STEMS = 1000
 COPIES = 20

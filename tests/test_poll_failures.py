@@ -19,7 +19,7 @@ import pytest
 from conftest import Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
-from nanoedit.journal import Journal, data_dir
+from nanoedit.journal.store import Journal, data_dir
 from nanoedit.sandbox import ReceivedRequest
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))

@@ -27,8 +27,7 @@ from conftest import Served, backend_env, run_cli
 from PIL import Image
 from rich.console import Console
 
-from nanoedit.config import CORE_KEYS
-from nanoedit.preview import (
+from nanoedit.output.preview import (
     PROTOCOL_CHOICES,
     Area,
     Drawn,
@@ -42,6 +41,7 @@ from nanoedit.preview import (
     render,
     sixel_escape,
 )
+from nanoedit.settings.config import CORE_KEYS
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 # 24-bit colour codes: a foreground, and maybe a background, then the cells they colour.

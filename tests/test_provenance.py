@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from nanoedit.provenance import (
+from nanoedit.output.provenance import (
     CLIP_MARKER,
     JPEG_XMP_LIMIT,
     NAMESPACE,

@@ -24,10 +24,10 @@ from conftest import (
 from readme_help import README, help_block, readme_with
 
 from nanoedit.backends import backend_names
-from nanoedit.models import shipped_catalog
-from nanoedit.provenance import read as read_provenance
+from nanoedit.catalog.models import shipped_catalog
+from nanoedit.output.provenance import read as read_provenance
+from nanoedit.output.save import can_convert_to
 from nanoedit.sandbox import sample_image
-from nanoedit.save import can_convert_to
 
 
 def test_readme_help_section_is_current() -> None:

@@ -21,10 +21,9 @@ from replicate.exceptions import ModelError, ReplicateError
 
 from nanoedit.backends.base import PreparedJob
 from nanoedit.backends.replicate import ReplicateBackend
-from nanoedit.config import BackendSettings
-from nanoedit.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.jobs import Options, build_edit_jobs
-from nanoedit.provenance import read as read_provenance
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import (
     SANDBOX_BASE_URL,
     ReceivedRequest,
@@ -33,6 +32,7 @@ from nanoedit.sandbox import (
     SandboxTransport,
     sample_image,
 )
+from nanoedit.settings.config import BackendSettings
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT = sample_image("cat.png")[0]
@@ -157,7 +157,7 @@ def test_a_journaled_prediction_is_not_held_so_its_id_is_kept_before_the_model_r
     )
     assert (result.exit_code, result.stdout) == (0, "a-red-fox.png\na-red-fox-2.png\n")
     assert [r.headers.get("prefer") for r in creates(served)] == [None, None]
-    from nanoedit.journal import Journal, data_dir
+    from nanoedit.journal.store import Journal, data_dir
 
     with Journal(data_dir(os.environ)) as journal:
         [record] = journal.all_jobs()

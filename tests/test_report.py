@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from nanoedit.report import PlainConsole, error_console
+from nanoedit.output.report import PlainConsole, error_console
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 

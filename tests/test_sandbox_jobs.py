@@ -17,8 +17,8 @@ import pytest
 from conftest import JOURNAL_VERSION_1, Served, backend_env, distinct_pngs, run_installed
 from PIL import Image
 
-from nanoedit.journal import Journal, data_dir
-from nanoedit.provenance import read as read_provenance
+from nanoedit.journal.store import Journal, data_dir
+from nanoedit.output.provenance import read as read_provenance
 
 PROMPT = "make it night"
 # The size the sandbox gives an edit of a 4:3 input with no ratio or size asked for (the default
@@ -213,7 +213,7 @@ def test_resume_of_a_sandbox_job_after_a_full_disk_says_so_again_without_a_trace
 # in-process sandbox), before the image is saved.
 KILLED_AFTER_ANSWERED = """
 import os, signal, sys
-from nanoedit import journal
+from nanoedit.journal.store import store as journal
 from nanoedit.__main__ import main
 
 told = journal.Journal.answered
@@ -286,7 +286,7 @@ def test_a_sandbox_job_an_older_version_left_unsent_is_still_resumed_in_the_sand
 ) -> None:
     import sqlite3
 
-    from nanoedit.recording import identity
+    from nanoedit.journal.recording import identity
 
     [image] = distinct_pngs(isolated / "in", 1)
     spec = {

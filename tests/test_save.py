@@ -16,7 +16,7 @@ from PIL import Image
 
 from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.jobs import SavedImage
-from nanoedit.save import (
+from nanoedit.output.save import (
     PartFile,
     PartFiles,
     check_output_path,

@@ -32,7 +32,7 @@ from conftest import (
 from PIL import Image
 
 from nanoedit.backends import backend_class
-from nanoedit.journal import JobRecord, Journal
+from nanoedit.journal.store import JobRecord, Journal
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))

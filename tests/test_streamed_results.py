@@ -20,10 +20,10 @@ import pytest
 from conftest import GEMINI_KEY, OPENAI_KEY, Served, backend_env, run_cli
 from PIL import Image
 
-import nanoedit.http
+import nanoedit.net.http
 from nanoedit.errors import ApiError
-from nanoedit.http import Deadline, JobHttp, RetryPolicy, check_download
-from nanoedit.save import MAX_DOWNLOAD_BYTES, PartFile, PartFiles
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy, check_download
+from nanoedit.output.save import MAX_DOWNLOAD_BYTES, PartFile, PartFiles
 
 # A result this large is base64 text longer than b64stream.MIN_CHARS, so it is streamed
 # rather than kept in the JSON and decoded in memory.
@@ -293,7 +293,7 @@ def test_an_answer_without_end_is_refused_at_its_cap(
     # Base64 that never ends would fill the disk; a compressed answer that inflates without
     # end, the memory. Either is refused once its decoded size passes the cap, the connection
     # is dropped, and no part file is left.
-    monkeypatch.setattr(nanoedit.http, "MAX_ANSWER_BYTES", 4 * 1024 * 1024)
+    monkeypatch.setattr(nanoedit.net.http, "MAX_ANSWER_BYTES", 4 * 1024 * 1024)
     with endless_server(body, gzipped) as server:
         refused_at_the_cap(server, tmp_path, spooled)
 

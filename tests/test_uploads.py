@@ -23,7 +23,7 @@ from conftest import DUOMI_KEY, Served, backend_env, interrupted_run, run_cli
 from PIL import Image
 
 from nanoedit import __version__
-from nanoedit.provenance import read as read_provenance
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))

@@ -43,8 +43,8 @@ from conftest import (
 from PIL import Image, PngImagePlugin
 
 from nanoedit import __version__
-from nanoedit.provenance import XMP_HEADER
-from nanoedit.provenance import read as read_provenance
+from nanoedit.output.provenance import XMP_HEADER
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import ReceivedRequest, sample_image
 from nanoedit.sandbox.catalog import OPENAI_MODELS
 

@@ -18,7 +18,7 @@ from conftest import Served, backend_env, run_cli
 from PIL import Image
 from readme_help import README
 
-from nanoedit.provenance import read as read_provenance
+from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))

@@ -15,9 +15,9 @@ from nanoedit.backends.base import BackendBase, Takes
 from nanoedit.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from nanoedit.config import Settings
-    from nanoedit.http import JobHttp
     from nanoedit.jobs import Job
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import Settings
 
 # "module:class", in the order automatic selection prefers them among those configured.
 REGISTRY: tuple[str, ...] = (
@@ -54,7 +54,7 @@ def backend_class(name: str) -> type[BackendBase]:
 
 def choose_backend(job: Job, settings: Settings) -> str:
     """The backend a job goes to, by the setting, the inputs and what is configured."""
-    from nanoedit.uploads import can_upload, check_uploader
+    from nanoedit.net.uploads import can_upload, check_uploader
 
     local = [source for source in job.images if not source.is_url]
     wanted = settings.backend
@@ -123,7 +123,7 @@ def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
     that fetches them itself, and falls back to one that is sent them as files (nanoedit
     downloads them).
     """
-    from nanoedit.uploads import can_upload
+    from nanoedit.net.uploads import can_upload
 
     configured = [
         backend

@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
+from nanoedit.catalog.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 from nanoedit.errors import ApiError, AuthError, NanoeditError
-from nanoedit.inputs import InputImage
 from nanoedit.jobs import Job, Options
-from nanoedit.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
+from nanoedit.net.inputs import InputImage
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import Streamed
-    from nanoedit.config import BackendSettings, KeySpec
-    from nanoedit.http import JobHttp
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import BackendSettings, KeySpec
 
 
 class Progress(Protocol):
@@ -355,7 +355,7 @@ def streamed_result(value: object, streamed: Streamed | None) -> ResultImage | N
     found = streamed.value_of(value) if streamed is not None else None
     if found is None:
         return None
-    from nanoedit.save import PartFile
+    from nanoedit.output.save import PartFile
 
     part = found.sink
     assert isinstance(part, PartFile), "a spool makes part files"
@@ -412,7 +412,7 @@ def read_json(response: httpx.Response, where: str) -> Any:
     try:
         return json.loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        from nanoedit.imageformat import describe
+        from nanoedit.output.imageformat import describe
 
         if looks_like_json(response) and isinstance(exc, json.JSONDecodeError):
             size = len(response.content)
@@ -459,7 +459,7 @@ def parse_json(response: httpx.Response) -> Any:
 
 def non_json_verdict(response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
     """The verdict on a probe answered with something other than the API's JSON."""
-    from nanoedit.imageformat import describe
+    from nanoedit.output.imageformat import describe
 
     status = response.status_code
     name = settings.name

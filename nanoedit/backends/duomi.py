@@ -29,16 +29,16 @@ from nanoedit.backends.base import (
     result_from_url,
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
-from nanoedit.config import KeySpec, check_positive_seconds
+from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, RefusedError, TaskFailed
-from nanoedit.models import Catalog
+from nanoedit.settings.config import KeySpec, check_positive_seconds
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import Streamed
-    from nanoedit.config import BackendSettings
-    from nanoedit.http import JobHttp
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import BackendSettings
 
 MAX_IMAGE_URLS = 10
 FAILED_STATES = frozenset({"error", "failed", "failure"})

@@ -42,7 +42,7 @@ from nanoedit.backends.base import (
     result_from_url,
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
-from nanoedit.config import KeySpec, check_positive_seconds, check_url
+from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import (
     ApiError,
     ModelNotServed,
@@ -51,15 +51,15 @@ from nanoedit.errors import (
     TaskFailed,
     UsageError,
 )
-from nanoedit.inputs import InputImage
-from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
+from nanoedit.net.inputs import InputImage
 from nanoedit.quoting import sh_word
+from nanoedit.settings.config import KeySpec, check_positive_seconds, check_url
 
 if TYPE_CHECKING:
     import httpx
 
-    from nanoedit.config import BackendSettings
-    from nanoedit.http import JobHttp
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import BackendSettings
 
 DEFAULT_STORAGE_URL = "https://rest.fal.ai"
 # fal's platform API: its model search takes up to 50 endpoint ids and, with
@@ -148,7 +148,7 @@ def _detail(body: Any) -> tuple[str, str]:
 def _app_model(entry: Any, url: str) -> LiveModel:
     """An app as the model search describes it: the enums of the body its queue takes (the
     schema the POST to the app's path refers to)."""
-    from nanoedit import openapi
+    from nanoedit.catalog import openapi
 
     schema = entry.get("openapi") or {}
     if not isinstance(schema, dict):
@@ -340,7 +340,7 @@ class FalBackend(BackendBase):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Upload the local files, submit, and poll every request until it completes."""
-        from nanoedit.http import Interrupted
+        from nanoedit.net.http import Interrupted
 
         image_urls = [
             item if isinstance(item, str) else self._upload(item, progress)
@@ -425,8 +425,8 @@ class FalBackend(BackendBase):
 
     def _upload(self, image: InputImage, progress: Progress) -> str:
         """Put one local file in fal's storage; returns the URL fal fetches it from."""
-        from nanoedit.client import with_upload_progress
-        from nanoedit.imageformat import describe
+        from nanoedit.net.client import with_upload_progress
+        from nanoedit.output.imageformat import describe
 
         where = host_of(self.storage)
         name = image.source.location

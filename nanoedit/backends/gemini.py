@@ -35,16 +35,16 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_base64,
 )
+from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, NetworkError, RefusedError
-from nanoedit.inputs import InputImage
-from nanoedit.models import FLASH_ALIAS, Catalog, shipped_catalog
+from nanoedit.net.inputs import InputImage
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import Streamed
-    from nanoedit.config import BackendSettings
-    from nanoedit.http import JobHttp
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import BackendSettings
 
 API_VERSION = "v1beta"
 # The model list's largest page [P]: Google answers at most 1000 models a page, 50 unless asked.

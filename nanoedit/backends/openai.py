@@ -32,18 +32,18 @@ from nanoedit.backends.base import (
     result_from_base64,
     result_from_url,
 )
-from nanoedit.config import KeySpec, check_choice
+from nanoedit.catalog.models import ModelLimits
 from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
-from nanoedit.models import ModelLimits
+from nanoedit.settings.config import KeySpec, check_choice
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import Streamed
-    from nanoedit.config import BackendSettings
-    from nanoedit.http import JobHttp
+    from nanoedit.catalog.models import Catalog
     from nanoedit.jobs import Options
-    from nanoedit.models import Catalog
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import BackendSettings
 
 # What each error code of the new-api/one-api gateways means for the user.
 ERROR_HINTS: dict[str, str] = {
@@ -247,7 +247,7 @@ class OpenAIBackend(BackendBase):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send one edit (multipart) or generation (JSON) and parse the answer."""
-        from nanoedit.client import with_upload_progress
+        from nanoedit.net.client import with_upload_progress
 
         headers = {"Authorization": f"Bearer {self.settings.key()}"}
         client = self.http.client

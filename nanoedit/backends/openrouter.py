@@ -39,15 +39,15 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_url,
 )
+from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, ConfigError, ModelNotServed, NanoeditError, RefusedError
-from nanoedit.models import Catalog
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import Streamed
-    from nanoedit.config import BackendSettings
-    from nanoedit.http import JobHttp
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import BackendSettings
 
 # OpenRouter spells Google's 512 tier 0.5K (API-NOTES-PROVIDERS §2a).
 SIZE_NAMES = {"512": "0.5K"}
@@ -88,7 +88,7 @@ def is_path_not_found(response: httpx.Response) -> bool:
 def path_not_found(request: httpx.Request, root: str, where: str) -> ApiError:
     """The error for a path the server does not have: the base URL is not OpenRouter's API
     root (most often it lacks ``/api``: the sandbox's bare address, or openrouter.ai's)."""
-    from nanoedit.config import redact_userinfo
+    from nanoedit.settings.config import redact_userinfo
 
     root = redact_userinfo(root)
     url = redact_userinfo(str(request.url))
@@ -261,7 +261,7 @@ class OpenRouterBackend(BackendBase):
     def _request(
         self, body: dict[str, Any], uploads: bool, of: str, progress: Progress
     ) -> tuple[list[ResultImage], str]:
-        from nanoedit.client import with_upload_progress
+        from nanoedit.net.client import with_upload_progress
 
         headers = {"Authorization": f"Bearer {self.settings.key()}"}
         request = self.http.client.build_request("POST", self.url, headers=headers, json=body)

@@ -42,7 +42,7 @@ from nanoedit.backends.base import (
     result_from_url,
 )
 from nanoedit.backends.tasks import plain_id, poll_until_done
-from nanoedit.config import KeySpec, check_positive_seconds
+from nanoedit.catalog.models import Catalog
 from nanoedit.errors import (
     ApiError,
     ModelNotServed,
@@ -51,14 +51,14 @@ from nanoedit.errors import (
     TaskFailed,
     UsageError,
 )
-from nanoedit.inputs import InputImage
-from nanoedit.models import Catalog
+from nanoedit.net.inputs import InputImage
+from nanoedit.settings.config import KeySpec, check_positive_seconds
 
 if TYPE_CHECKING:
     import httpx
 
-    from nanoedit.config import BackendSettings
-    from nanoedit.http import JobHttp
+    from nanoedit.net.http import JobHttp
+    from nanoedit.settings.config import BackendSettings
 
 # The longest Prefer: wait the API takes, in seconds.
 MAX_WAIT = 60
@@ -82,7 +82,7 @@ def _schema_model(model_id: str, body: Any, url: str) -> LiveModel:
     """A model as ``GET /v1/models/OWNER/NAME`` describes it: the enums of its latest
     version's inputs (``openapi_schema.components.schemas.Input``, each enum behind ``allOf``
     and ``$ref`` as Cog writes them; [P] Replicate's HTTP API and its Python client)."""
-    from nanoedit import openapi
+    from nanoedit.catalog import openapi
 
     version = body.get("latest_version") if isinstance(body, dict) else None
     if not isinstance(body, dict) or not (version is None or isinstance(version, dict)):
@@ -250,7 +250,7 @@ class ReplicateBackend(BackendBase):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Upload the local files, create one prediction per image, poll those not done."""
-        from nanoedit.http import Interrupted
+        from nanoedit.net.http import Interrupted
 
         image_urls = [
             item if isinstance(item, str) else self._upload(item, progress)
@@ -309,7 +309,7 @@ class ReplicateBackend(BackendBase):
 
     def _upload(self, image: InputImage, progress: Progress) -> str:
         """Send one local file to the files API; returns the URL a prediction reads it from."""
-        from nanoedit.client import with_upload_progress
+        from nanoedit.net.client import with_upload_progress
 
         name = image.source.location
         request = self.http.client.build_request(

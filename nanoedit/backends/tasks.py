@@ -18,7 +18,7 @@ from nanoedit.errors import (
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import Progress
-    from nanoedit.http import JobHttp
+    from nanoedit.net.http import JobHttp
 
 T = TypeVar("T")
 MAX_POLL_INTERVAL = 10.0
@@ -65,7 +65,7 @@ def poll_until_done(
     charge for); it returns True when every one of them was cancelled.
     """
     # Here, not at the top: the CLI lists backends without loading httpx.
-    from nanoedit.http import Interrupted
+    from nanoedit.net.http import Interrupted
 
     deadline = http.deadline
     interval = first_interval

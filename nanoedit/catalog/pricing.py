@@ -1,0 +1,250 @@
+"""What images cost: Google's list prices as defaults, the user's own prices from the config
+file (``pricing.BACKEND.MODEL[.SIZE]``), and the estimate of a job or a batch.
+
+A price is per image, in US dollars. A price nanoedit does not know is ``None`` and is said to
+be unknown, never taken as 0: a budget that counted it as free would not be one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nanoedit.catalog.models import Catalog, shipped_catalog
+from nanoedit.errors import UsageError
+from nanoedit.jobs import SIZES, PlannedJob
+
+PRICING = "pricing"
+"""The config section of prices: ``pricing.BACKEND.MODEL[.SIZE]``."""
+
+
+@dataclass(frozen=True)
+class PriceKey:
+    """Where a user's price applies: one backend's model, at one size or at every size."""
+
+    backend: str
+    model: str
+    size: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The config key that holds the price."""
+        return ".".join(part for part in (PRICING, self.backend, self.model, self.size) if part)
+
+
+def parse_price_key(key: str) -> PriceKey | None:
+    """``pricing.openai.nano-banana.4K`` as a :class:`PriceKey`; None when ``key`` is not a
+    pricing key; a usage error when it is one but malformed (no model, an unknown backend)."""
+    section, _, rest = key.partition(".")
+    if section != PRICING:
+        return None
+    from nanoedit.backends import backend_names
+
+    backend, _, model = rest.partition(".")
+    if backend not in backend_names() or not model.strip("."):
+        raise UsageError(
+            f"{key} is not a pricing key; write pricing.BACKEND.MODEL or "
+            f"pricing.BACKEND.MODEL.SIZE, with BACKEND one of: {', '.join(backend_names())} "
+            "(e.g. pricing.openai.nano-banana)"
+        )
+    head, _, last = model.rpartition(".")
+    if head and last.upper() in SIZES:
+        return PriceKey(backend, head, last.upper())
+    return PriceKey(backend, model)
+
+
+def check_price(value: str) -> str:
+    """A price per image in dollars: a number, 0 or more."""
+    try:
+        price = float(value)
+    except ValueError:
+        price = math.nan
+    if not math.isfinite(price) or price < 0:
+        raise UsageError(
+            f"invalid price {value!r}; give the price of one image in US dollars, "
+            "a number such as 0.039"
+        )
+    return f"{price:g}"
+
+
+@dataclass(frozen=True)
+class Price:
+    """The price of one image of a model, and where it comes from."""
+
+    amount: float
+    model: str
+    """How the price is named: Google's id, or the model as the backend sends it."""
+    size: str | None
+    source: str
+    """``list`` (Google's list price), a backend's name (its own published price), or the
+    config key that set it."""
+
+
+class Prices:
+    """The price table: the user's prices first, then the catalog's (the backend's own
+    published price, else Google's list price)."""
+
+    def __init__(
+        self,
+        overrides: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.catalog = catalog or shipped_catalog()
+        items = overrides.items() if isinstance(overrides, Mapping) else overrides
+        self.overrides: dict[PriceKey, float] = {}
+        for key, amount in items:
+            parsed = parse_price_key(key)
+            if parsed is not None:
+                self.overrides[parsed] = amount
+
+    def price(self, backend: str, model: str, size: str | None) -> Price | None:
+        """The price of one image of ``model`` (as the backend sends it) at ``size`` (None:
+        the model's default), or None when nanoedit does not know it."""
+        google = self._google_id(backend, model)
+        size = size.upper() if size else None
+        mine = [
+            (key, amount)
+            for key, amount in self.overrides.items()
+            if key.backend == backend and self._google_id(backend, key.model) == google
+        ]
+        # The user's price for this size wins over theirs for every size.
+        for wanted in (size, None) if size else (None, "1K"):
+            for key, amount in mine:
+                if key.size == wanted:
+                    return Price(amount, google, size, key.key)
+        listed = self.catalog.price(backend, model, size)
+        if listed is None:
+            return None
+        amount, google, source = listed
+        return Price(amount, google, size, source)
+
+    def _google_id(self, backend: str, model: str) -> str:
+        """Google's id of the model a backend sends as ``model`` (``fal-ai/nano-banana-pro`` on
+        fal, an alias anywhere), or ``model`` itself when the catalog does not know it."""
+        found = self.catalog.resolve_quietly(backend, model).model
+        return found.id if found else model
+
+    def estimate(self, backend: str, model: str, size: str | None, images: int) -> float | None:
+        """What ``images`` images of ``model`` cost on ``backend``; None when unknown."""
+        price = self.price(backend, model, size)
+        return None if price is None else price.amount * images
+
+    def job_cost(
+        self,
+        backend: str,
+        model: str,
+        size: str | None,
+        images: int,
+        usage: Mapping[str, Any] | None,
+    ) -> float | None:
+        """What a finished job cost: the provider's own figure when its answer gave one
+        (OpenRouter's ``usage.cost``), else the table's price of the images it made."""
+        reported = reported_cost(usage)
+        if reported is not None:
+            return reported
+        return self.estimate(backend, model, size, images)
+
+
+def reported_cost(usage: Mapping[str, Any] | None) -> float | None:
+    """The cost a provider put in its usage report, if it did."""
+    cost = usage.get("cost") if usage else None
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
+        return float(cost)
+    return None
+
+
+def estimate(
+    backend: str,
+    model: str,
+    size: str | None,
+    images: int,
+    overrides: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+) -> float | None:
+    """What ``images`` images cost (``overrides``: the user's ``pricing.*`` settings)."""
+    return Prices(overrides).estimate(backend, model, size, images)
+
+
+def job_cost(
+    backend: str,
+    model: str,
+    size: str | None,
+    images: int,
+    usage: Mapping[str, Any] | None,
+    overrides: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+) -> float | None:
+    """What a finished job cost: the provider's reported cost, else the table's estimate."""
+    return Prices(overrides).job_cost(backend, model, size, images, usage)
+
+
+def money(amount: float) -> str:
+    """Dollars as people read them: ``$2.50``, and ``$0.039`` for a price under a dollar."""
+    if amount >= 1 or amount == 0:
+        return f"${amount:.2f}"
+    text = f"{amount:.3f}".rstrip("0")
+    return f"${text}" if len(text.partition(".")[2]) >= 2 else f"${amount:.2f}"
+
+
+@dataclass(frozen=True)
+class BatchEstimate:
+    """What a batch is estimated to cost: its jobs and images, the known part of the cost,
+    the prices used, and the models whose price is unknown (``backend``, ``model``)."""
+
+    jobs: int
+    images: int
+    cost: float
+    priced_images: int
+    prices: tuple[Price, ...]
+    unknown: tuple[tuple[str, str], ...]
+
+    @property
+    def known(self) -> bool:
+        """Whether every image of the batch has a price."""
+        return not self.unknown
+
+    def describe(self) -> str:
+        """``64 jobs, 64 images, estimated $2.50 (gemini-2.5-flash-image at $0.039)``, with
+        what is unknown and the setting that makes it known."""
+        jobs = f"{self.jobs} job{'' if self.jobs == 1 else 's'}"
+        images = f"{self.images} image{'' if self.images == 1 else 's'}"
+        parts = [f"{jobs}, {images}"]
+        if self.prices:
+            used = ", ".join(
+                f"{price.model}{' ' + price.size if price.size else ''} at {money(price.amount)}"
+                for price in self.prices
+            )
+            part = "" if self.known else f" for {self.priced_images} of them"
+            parts.append(f"estimated {money(self.cost)}{part} ({used})")
+        text = ", ".join(parts)
+        if self.unknown:
+            text += "; " + "; ".join(
+                f"price unknown for {model} on {backend}: set pricing.{backend}.{model}"
+                for backend, model in self.unknown
+            )
+        return text
+
+
+def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstimate:
+    """The estimate of the jobs a run will send (each job's images counted as asked)."""
+    cost = 0.0
+    priced = 0
+    used: dict[tuple[str, str | None, float], Price] = {}
+    unknown: dict[tuple[str, str], None] = {}
+    for job in planned:
+        images = job.job.options.count
+        price = prices.price(job.backend, job.model, job.job.options.size)
+        if price is None:
+            unknown[(job.backend, job.model)] = None
+            continue
+        cost += price.amount * images
+        priced += images
+        used.setdefault((price.model, price.size, price.amount), price)
+    return BatchEstimate(
+        jobs=len(planned),
+        images=sum(job.job.options.count for job in planned),
+        cost=cost,
+        priced_images=priced,
+        prices=tuple(used.values()),
+        unknown=tuple(unknown),
+    )

@@ -1,0 +1,516 @@
+"""``nanoedit models --live``: what each configured backend serves today, against the catalog.
+
+Each backend is asked through its provider's listing endpoints, which are free: no image is
+made and nothing is paid (each backend's ``list_models`` says which):
+
+- gemini: every page of ``GET /v1beta/models`` ([P] ``pageSize`` up to 1000, ``pageToken``
+  from ``nextPageToken`` until there is none), kept to Gemini image models. [P] Google's Model
+  resource says nothing of a model's outputs, only its ``supportedGenerationMethods``; so
+  [I] an image model is one that does ``generateContent`` and whose name says image
+  (``...-image``, ``...nano-banana...``), as Google names every one of them ([P] its model
+  pages). Text models, embeddings and Imagen (which predicts) are left out.
+- openrouter: ``GET /api/v1/models?output_modalities=image`` ([P] the Models API's filter),
+  kept to Google's (``google/...``) [I], as the catalog is of Google's models.
+- replicate: ``GET /v1/models/google/NAME`` for each catalog model, whose latest version's
+  OpenAPI schema gives the enums of ``aspect_ratio``, ``resolution`` and ``output_format``
+  ([P] the HTTP API; enums behind ``allOf``/``$ref``, as Cog writes them). Models Replicate
+  adds are not seen: its list is of every public model.
+- fal: the platform API's model search, ``GET https://api.fal.ai/v1/models?endpoint_id=APP
+  &expand=openapi-3.0`` ([P] its reference: the key optional, up to 50 ids), for each catalog
+  app and its edit app; the schema gives the same enums. Apps fal adds are not seen.
+- openai (a gateway): ``GET /v1/models``. Its names are its own, so only the catalog's ids for
+  it are looked for.
+- duomi: no listing endpoint; not checked.
+
+The answer is compared with the catalog as shipped, with the config file's corrections (not
+with the cache this command writes, so a difference keeps showing until the catalog or the
+config file says what the provider says). A difference is one of:
+
+- ``added``: an image model the provider lists that the catalog does not know (where the
+  listing is the whole lineup and the ids are not a gateway's own);
+- ``dropped``: an id the catalog sells on the backend, of a model not shut down, that the
+  provider no longer lists;
+- ``ratios``, ``sizes``: the values a model's schema allows differ from the catalog's;
+- ``formats``: the schema's ``output_format`` no longer has the format nanoedit asks for.
+
+The ratios and sizes read are cached in the data folder (``models-live.json``, beside the
+journal) with the time they were read and the base URL they were read from. A later run lays
+them over the catalog, under the config file's own corrections, when they are at least as new
+as the shipped catalog (``as_of`` in ``models.toml``) and the backend's base URL is the same:
+so a ratio a provider's schema has listed since the release is accepted at plan time, and one
+it dropped is refused before anything is paid for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nanoedit.catalog.models import SIZES_KNOWN, Catalog, Model, Offer, shipped_as_of
+from nanoedit.datadir import LIVE_CACHE_NAME
+from nanoedit.errors import ConfigError, ExitCode, NanoeditError
+from nanoedit.jobs import RATIOS
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nanoedit.backends.base import BackendBase, LiveModel
+    from nanoedit.settings.config import BackendSettings, Settings
+
+CACHE_NAME = LIVE_CACHE_NAME
+CACHE_VERSION = 1
+# The kinds of difference.
+ADDED, DROPPED, RATIOS_CHANGED, SIZES_CHANGED, FORMATS_CHANGED = (
+    "added",
+    "dropped",
+    "ratios",
+    "sizes",
+    "formats",
+)
+# A backend's outcome, beside config check's statuses (not configured, key rejected...).
+NO_DRIFT, DRIFT, NOT_CHECKED = "no drift", "drift", "not checked"
+# The values of a schema nanoedit can send, and so adopt from the cache.
+_KNOWN_RATIOS = frozenset(RATIOS) - {"auto"}
+_KNOWN_SIZES = frozenset(SIZES_KNOWN)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way a provider's lineup differs from the catalog."""
+
+    change: str
+    id: str
+    """The backend's id of the model."""
+    model: Model | None = None
+    """The catalog's model behind it (None for one the catalog does not know)."""
+    catalog: tuple[str, ...] = ()
+    live: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """The difference in words, for the table."""
+        if self.change == ADDED:
+            return "listed by the provider, not in the catalog"
+        name = f"{self.model.name} ({self.model.id})" if self.model else self.id
+        if self.change == DROPPED:
+            return f"{name} in the catalog, no longer listed by the provider"
+        if self.change == FORMATS_CHANGED:
+            listed, asked = ", ".join(self.live), ", ".join(self.catalog)
+            return f"the schema's output_format is {listed}; nanoedit asks for {asked}"
+        more = [value for value in self.live if value not in self.catalog]
+        fewer = [value for value in self.catalog if value not in self.live]
+        parts = []
+        if more:
+            parts.append(f"the provider also lists {', '.join(more)}")
+        if fewer:
+            parts.append(f"the provider no longer lists {', '.join(fewer)}")
+        return "; ".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        """The difference as a ``--json`` object."""
+        return {
+            "change": self.change,
+            "id": self.id,
+            "model": self.model.id if self.model else None,
+            "catalog": list(self.catalog),
+            "live": list(self.live),
+        }
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """How one backend fared: ``status`` is ``no drift``, ``drift``, ``not checked``, or a
+    ``config check`` status (not configured, key rejected, unreachable, error, no key)."""
+
+    backend: str
+    status: str
+    detail: str
+    requests: int = 0
+    models: tuple[LiveModel, ...] = ()
+    differences: tuple[Difference, ...] = ()
+    base_url: str | None = None
+
+    @property
+    def checked(self) -> bool:
+        """Whether the provider answered its listing (with or without drift)."""
+        return self.status in (NO_DRIFT, DRIFT)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The exit code this result alone would give."""
+        from nanoedit.run.check import EXIT_CODES
+
+        if self.status == DRIFT:
+            return ExitCode.DRIFT
+        return EXIT_CODES.get(self.status, ExitCode.OK)
+
+    def lines(self, width: int) -> list[str]:
+        """The backend's line of the table, then one line per difference."""
+        lines = [f"{self.backend:<{width}}  {self.status}  ({self.detail})"]
+        id_width = max((len(found.id) for found in self.differences), default=0)
+        lines += [
+            f"  {found.change:<7}  {found.id:<{id_width}}  {found.describe()}"
+            for found in self.differences
+        ]
+        return lines
+
+    def as_json(self) -> dict[str, Any]:
+        """The result as a ``--json`` object."""
+        return {
+            "backend": self.backend,
+            "status": self.status,
+            "detail": self.detail,
+            "requests": self.requests,
+            "listed": [model.id for model in self.models],
+            "differences": [found.as_json() for found in self.differences],
+        }
+
+
+class _Failed(Exception):
+    """A listing request that did not get its answer: the status and detail to report."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class _Getter:
+    """The listing's GETs for one backend: counted, each within the check's time limit, and
+    judged as ``config check`` judges its probe when the answer is not the listing."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        settings: BackendSettings,
+        key: str,
+        *,
+        timeout: float,
+        proxy: str | None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.key = key
+        self.timeout = timeout
+        self.proxy = proxy
+        self.requests = 0
+
+    def __call__(self, url: str, headers: Mapping[str, str], *, missing_ok: bool = False) -> Any:
+        import httpx
+
+        from nanoedit.backends import backend_class
+        from nanoedit.backends.base import FAILED, READY, UNREACHABLE, Probe, host_of, parse_json
+        from nanoedit.run.check import unreachable_detail
+
+        probe = Probe(url, self.key, host_of(url), headers)
+        self.requests += 1
+        try:
+            response = self.client.get(url, headers=dict(headers), timeout=self.timeout)
+        except httpx.TransportError as exc:
+            raise _Failed(UNREACHABLE, unreachable_detail(exc, probe, self.proxy)) from None
+        except httpx.HTTPError as exc:
+            detail = f"the request to {probe.where} failed ({type(exc).__name__})"
+            raise _Failed(FAILED, detail) from None
+        status = response.status_code
+        if missing_ok and status == 404:
+            return None
+        body = parse_json(response)
+        if 200 <= status < 300 and body is not None:
+            return body
+        verdict = backend_class(self.settings.name).judge(response, probe, self.settings)
+        if verdict.status == READY:  # an answer the probe's judge takes, but no listing
+            raise _Failed(FAILED, f"{probe.where} answered HTTP {status} with no model list")
+        raise _Failed(verdict.status, verdict.detail)
+
+
+def catalog_ids(catalog: Catalog, backend: str) -> dict[str, tuple[Model, Offer]]:
+    """The ids the catalog sells on ``backend`` today (an edit app's too), each with its
+    model and offer, in catalog order; shut-down models are left out, as providers drop them."""
+    ids: dict[str, tuple[Model, Offer]] = {}
+    for model in catalog.models.values():
+        offer = model.offers.get(backend)
+        if offer is None or model.is_shut_down(catalog.today):
+            continue
+        for sold in (offer.id, offer.edit):
+            if sold and sold not in ids:
+                ids[sold] = (model, offer)
+    return ids
+
+
+def differences(
+    backend: type[BackendBase],
+    models: Sequence[LiveModel],
+    catalog: Catalog,
+) -> tuple[Difference, ...]:
+    """How what ``backend``'s provider listed differs from the catalog: new models first, in
+    the provider's order, then the catalog's models in its order."""
+    sold = catalog_ids(catalog, backend.name)
+    listed = {model.id: model for model in models}
+    found: list[Difference] = []
+    if backend.lists_all and not backend.free_ids:
+        known = {
+            name
+            for model in catalog.models.values()
+            if (offer := model.offers.get(backend.name))
+            for name in (offer.id, offer.edit)
+            if name
+        }
+        found += [Difference(ADDED, model.id) for model in models if model.id not in known]
+    for sold_id, (model, offer) in sold.items():
+        live = listed.get(sold_id)
+        if live is None:
+            found.append(Difference(DROPPED, sold_id, model))
+            continue
+        limits = offer.limits
+        if live.ratios is not None and set(live.ratios) != set(limits.ratios):
+            found.append(Difference(RATIOS_CHANGED, sold_id, model, limits.ratios, live.ratios))
+        if live.sizes is not None and offer.size_field and set(live.sizes) != set(limits.sizes):
+            found.append(Difference(SIZES_CHANGED, sold_id, model, limits.sizes, live.sizes))
+        sent = backend.output_format
+        if live.formats is not None and sent is not None and sent not in live.formats:
+            found.append(Difference(FORMATS_CHANGED, sold_id, model, (sent,), live.formats))
+    return tuple(found)
+
+
+def _summary(backend: type[BackendBase], models: Sequence[LiveModel], asked: int) -> str:
+    """What was learned, for the backend's line."""
+    if not backend.lists_all:
+        return f"{len(models)} of the catalog's {asked} ids found, each asked for by name"
+    if backend.free_ids:
+        return f"{len(models)} models listed, under names of its own"
+    return f"{len(models)} image models listed"
+
+
+def check_backend(
+    settings: BackendSettings,
+    client: httpx.Client,
+    catalog: Catalog,
+    *,
+    timeout: float,
+    proxy: str | None = None,
+) -> LiveResult:
+    """Ask one backend what it serves today (no request when it is not configured or has no
+    listing endpoint), and compare it with the catalog."""
+    from nanoedit.backends import backend_class
+    from nanoedit.backends.base import FAILED, NO_KEY
+    from nanoedit.run.check import not_configured
+
+    name = settings.name
+    backend = backend_class(name)
+    if not settings.configured or settings.base_url is None:
+        skipped = not_configured(settings)
+        return LiveResult(name, skipped.status, skipped.detail)
+    if backend.lists_all is None:
+        return LiveResult(name, NOT_CHECKED, f"the {name} API has no listing endpoint")
+    try:
+        key = settings.key()
+    except ConfigError as exc:
+        return LiveResult(name, NO_KEY, exc.message)
+    sold = catalog_ids(catalog, name)
+    get = _Getter(client, settings, key, timeout=timeout, proxy=proxy)
+    try:
+        models = backend.list_models(settings.base_url, key, tuple(sold), get)
+    except _Failed as failed:
+        return LiveResult(name, failed.status, failed.detail, get.requests)
+    except NanoeditError as exc:
+        return LiveResult(name, FAILED, exc.message, get.requests)
+    found = differences(backend, models, catalog)
+    requests = "1 request" if get.requests == 1 else f"{get.requests} requests"
+    detail = f"{_summary(backend, models, len(sold))}; {requests}"
+    status = DRIFT if found else NO_DRIFT
+    return LiveResult(name, status, detail, get.requests, tuple(models), found, settings.base_url)
+
+
+def check_backends(
+    settings: Settings,
+    client: httpx.Client,
+    catalog: Catalog,
+    names: Iterable[str],
+    *,
+    timeout: float,
+) -> list[LiveResult]:
+    """Check the backends ``names``, in that order."""
+    return [
+        check_backend(
+            settings.backend_settings(name), client, catalog, timeout=timeout, proxy=settings.proxy
+        )
+        for name in names
+    ]
+
+
+def live_exit_code(results: Sequence[LiveResult]) -> ExitCode:
+    """3 when no backend is configured; else the code of the worst failure, as ``config
+    check`` ranks them (3 a key, 5 a wrong answer, 6 unreachable); else 9 for drift; else 0."""
+    from nanoedit.backends.base import NOT_CONFIGURED
+    from nanoedit.run.check import EXIT_PRIORITY
+
+    if all(result.status == NOT_CONFIGURED for result in results):
+        return ExitCode.CONFIG
+    codes = {result.exit_code for result in results}
+    return next((code for code in (*EXIT_PRIORITY, ExitCode.DRIFT) if code in codes), ExitCode.OK)
+
+
+# ---- the cache --------------------------------------------------------------------------------
+
+
+def cache_path(env: Mapping[str, str]) -> Path:
+    """Where the cache lives: the data folder, beside the journal."""
+    from nanoedit.datadir import data_dir
+
+    return data_dir(env) / CACHE_NAME
+
+
+def _entry(result: LiveResult, now: dt.datetime) -> dict[str, Any]:
+    models = {
+        model.id: {
+            name: list(values)
+            for name, values in (("ratios", model.ratios), ("sizes", model.sizes))
+            if values is not None
+        }
+        for model in result.models
+        if model.ratios is not None or model.sizes is not None
+    }
+    return {"checked": now.isoformat(timespec="seconds"), "base_url": result.base_url,
+            "models": models}  # fmt: skip
+
+
+def write_cache(path: Path, results: Sequence[LiveResult], now: dt.datetime) -> bool:
+    """Keep what the backends checked now said (the others' earlier answers stay); False when
+    nothing was checked, so nothing was written. An OSError when it cannot be written."""
+    checked = [result for result in results if result.checked]
+    if not checked:
+        return False
+    from nanoedit.output.save import write_atomic
+
+    backends = dict(_read_cache(path)[0].get("backends", {}))
+    backends |= {result.backend: _entry(result, now) for result in checked}
+    document = {"version": CACHE_VERSION, "backends": backends}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    write_atomic(path, data, overwrite=True)
+    return True
+
+
+def _read_cache(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The cache's document, or an empty one and, unless there simply is none, a warning
+    saying why it is ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        return {}, _ignored(path, why or str(exc))
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return {}, _ignored(path, f"it is not valid JSON ({exc.msg} at line {exc.lineno})")
+    if not (
+        isinstance(document, dict)
+        and document.get("version") == CACHE_VERSION
+        and isinstance(document.get("backends"), dict)
+    ):
+        return {}, _ignored(path, "it is not a cache this version of nanoedit writes")
+    return document, None
+
+
+def _ignored(path: Path, why: str) -> str:
+    return (
+        f"the cache of nanoedit models --live, {path}, is ignored: {why}; run nanoedit models "
+        "--live to write it again, or delete it"
+    )
+
+
+def cached_corrections(
+    env: Mapping[str, str],
+    catalog: Catalog,
+    user: Mapping[str, Any],
+    base_urls: Mapping[str, str | None],
+) -> tuple[dict[str, Any], str | None]:
+    """The cache's ratios and sizes as corrections to the catalog, in the config file's shape
+    (``{ID: {"on": {BACKEND: {"ratios": [...]}}}}``), and a warning when the cache cannot be
+    read. ``catalog`` is the catalog with the user's corrections ``user`` (the config file's
+    ``models`` table), whose fields win: one the user set is not corrected.
+
+    Kept: backends whose base URL is the one read from, read on or after the day the shipped
+    catalog was taken; values nanoedit can send."""
+    document, warning = _read_cache(cache_path(env))
+    as_of = shipped_as_of()
+    corrections: dict[str, Any] = {}
+    for backend, entry in document.get("backends", {}).items():
+        if not isinstance(entry, dict) or entry.get("base_url") != base_urls.get(backend):
+            continue
+        checked = _day(entry.get("checked"))
+        models = entry.get("models")
+        if checked is None or (as_of and checked < as_of) or not isinstance(models, dict):
+            continue
+        sold = catalog_ids(catalog, backend)
+        for sold_id, enums in models.items():
+            if sold_id in sold and isinstance(enums, dict):
+                model, offer = sold[sold_id]
+                _correct(corrections, user, model, offer, enums)
+    return corrections, warning
+
+
+def _table(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a table (of the config file's corrections), else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _day(value: Any) -> dt.date | None:
+    try:
+        return dt.datetime.fromisoformat(value).date() if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _correct(
+    corrections: dict[str, Any],
+    user: Mapping[str, Any],
+    model: Model,
+    offer: Offer,
+    enums: Mapping[str, Any],
+) -> None:
+    """Lay one model's cached enums into ``corrections``: an app and its edit app both give
+    theirs, and an offer takes what both take."""
+    mine = _table(user.get(model.id))
+    on_user = _table(_table(mine.get("on")).get(offer.backend))
+    target = corrections.setdefault(model.id, {}).setdefault("on", {}).setdefault(offer.backend, {})
+    for name, known in (("ratios", _KNOWN_RATIOS), ("sizes", _KNOWN_SIZES)):
+        values = enums.get(name)
+        if name in mine or name in on_user or not isinstance(values, list):
+            continue  # the user's own correction wins
+        if name == "sizes" and not offer.size_field:
+            continue  # the API has no size field for it: nothing is sent
+        kept = [str(value) for value in values if str(value) in known]
+        if name in target:
+            kept = [value for value in target[name] if value in kept]
+        if kept:
+            target[name] = kept
+    if not target:
+        del corrections[model.id]["on"][offer.backend]
+        if not corrections[model.id]["on"]:
+            del corrections[model.id]
+
+
+@dataclass(frozen=True)
+class LiveReport:
+    """A whole ``models --live`` run, for ``--json``."""
+
+    results: tuple[LiveResult, ...]
+    exit_code: ExitCode
+    cache: Path | None = None
+    """Where what was read is kept (None: nothing was)."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The run as one JSON object."""
+        return {
+            "ok": self.exit_code == ExitCode.OK,
+            "exit_code": int(self.exit_code),
+            "requests": sum(result.requests for result in self.results),
+            "cache": None if self.cache is None else str(self.cache),
+            "backends": [result.as_json() for result in self.results],
+        }
