@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from nanoedit.backends import backend_classes
 from nanoedit.cli.app import app
 from nanoedit.clock import Clock
+from nanoedit.registry import backend_classes
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 OPENAI_KEY = "sk-test-openai-key-0001"

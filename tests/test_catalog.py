@@ -14,8 +14,8 @@ import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
 
-from nanoedit.backends import backend_names
 from nanoedit.catalog.models import load_catalog, shipped_catalog
+from nanoedit.registry import backend_names
 
 ALIASES = (
     "nano-banana",

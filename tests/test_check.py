@@ -11,9 +11,9 @@ import httpx
 import pytest
 from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env
 
-from nanoedit.backends import backend_class
 from nanoedit.errors import ExitCode
 from nanoedit.jobs import RunOptions
+from nanoedit.registry import backend_class
 from nanoedit.run.check import (
     FAILED,
     KEY_REJECTED,

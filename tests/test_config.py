@@ -25,10 +25,10 @@ from nanoedit.settings.config import (
     load_settings,
     permission_warning,
     plain_http_warning,
-    redact_userinfo,
     run_key_command,
     write_file,
 )
+from nanoedit.urls import redact_userinfo
 
 
 def config_file() -> Path:

@@ -21,7 +21,7 @@ import pytest
 from conftest import OPENAI_KEY, Served, run_cli
 from PIL import Image
 
-from nanoedit.backends import backend_classes
+from nanoedit.registry import backend_classes
 from nanoedit.sandbox import sample_image
 from nanoedit.settings.config import MAX_RETRIES, all_keys, keep_broken_copy, write_file
 

@@ -25,10 +25,10 @@ from conftest import (
 )
 from PIL import Image
 
-from nanoedit.backends import backend_class, backend_classes
 from nanoedit.backends.base import PreparedJob
 from nanoedit.jobs import Options, build_generate_job
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.registry import backend_class, backend_classes
 from nanoedit.sandbox import Sandbox, SandboxServer
 from nanoedit.settings.config import BackendSettings
 

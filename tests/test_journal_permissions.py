@@ -27,7 +27,7 @@ ARGS = ["generate", "-p", "a red fox", "--sandbox", "--response-format", "b64_js
 KILLED_WHEN_ANSWERED = """
 import os, signal, sys
 os.umask(0o022)
-from nanoedit.journal.store import store as journal
+from nanoedit.journal import store as journal
 from nanoedit.__main__ import main
 
 def answered(self, job_id, results, **given):
@@ -44,7 +44,7 @@ main()
 KILLED_WHEN_CLOSING = """
 import os, signal, sys
 os.umask(0o022)
-from nanoedit.journal.store import store as journal
+from nanoedit.journal import store as journal
 from nanoedit.__main__ import main
 
 def close(self):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from nanoedit.backends import backend_class, backend_names
 from nanoedit.catalog.models import Resolved, expected_size, shipped_catalog
 from nanoedit.errors import UsageError
+from nanoedit.registry import backend_class, backend_names
 from nanoedit.sandbox.catalog import (
     DUOMI_MODELS,
     GEMINI_MODELS,

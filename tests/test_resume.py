@@ -237,7 +237,7 @@ def _killed_inside(script: str, argv: list[str], base_url: str) -> None:
 # in place, and the journal never hears of it.
 KILLED_AFTER_PLACING = """
 import os, signal, sys
-from nanoedit.journal.store import store as journal
+from nanoedit.journal import store as journal
 from nanoedit.__main__ import main
 
 told = journal.Journal.result_saved
@@ -280,7 +280,7 @@ def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
 # base64 image is whole in the spool, and the journal says only that the request went out.
 KILLED_BEFORE_ANSWERED = """
 import os, signal, sys
-from nanoedit.journal.store import store as journal
+from nanoedit.journal import store as journal
 from nanoedit.__main__ import main
 
 def answered(self, job_id, results, **given):

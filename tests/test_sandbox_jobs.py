@@ -213,7 +213,7 @@ def test_resume_of_a_sandbox_job_after_a_full_disk_says_so_again_without_a_trace
 # in-process sandbox), before the image is saved.
 KILLED_AFTER_ANSWERED = """
 import os, signal, sys
-from nanoedit.journal.store import store as journal
+from nanoedit.journal import store as journal
 from nanoedit.__main__ import main
 
 told = journal.Journal.answered

@@ -31,8 +31,8 @@ from conftest import (
 )
 from PIL import Image
 
-from nanoedit.backends import backend_class
 from nanoedit.journal.store import JobRecord, Journal
+from nanoedit.registry import backend_class
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
-from urllib.parse import urlsplit
 
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 from nanoedit.errors import ApiError, AuthError, NanoeditError
 from nanoedit.jobs import Job, Options
 from nanoedit.net.inputs import InputImage
+from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx
@@ -342,11 +342,6 @@ class BackendBase:
     def task_id(cls, handle: str) -> str:
         """The provider's id of the task ``handle`` names, as messages show it."""
         return handle
-
-
-def host_of(url: str) -> str:
-    """The host (and port) of a URL, for messages: never a ``user:password@`` part."""
-    return urlsplit(url).netloc.rpartition("@")[2] or url
 
 
 def streamed_result(value: object, streamed: Streamed | None) -> ResultImage | None:

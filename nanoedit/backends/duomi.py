@@ -21,7 +21,6 @@ from nanoedit.backends.base import (
     Verdict,
     auth_error,
     clip,
-    host_of,
     looks_like_json,
     non_json_verdict,
     parse_json,
@@ -32,6 +31,7 @@ from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, RefusedError, TaskFailed
 from nanoedit.settings.config import KeySpec, check_positive_seconds
+from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx

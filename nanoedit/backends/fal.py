@@ -33,7 +33,6 @@ from nanoedit.backends.base import (
     Verdict,
     auth_error,
     clip,
-    host_of,
     looks_like_json,
     non_json_verdict,
     not_a_listing,
@@ -54,6 +53,7 @@ from nanoedit.errors import (
 from nanoedit.net.inputs import InputImage
 from nanoedit.quoting import sh_word
 from nanoedit.settings.config import KeySpec, check_positive_seconds, check_url
+from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx

@@ -27,7 +27,6 @@ from nanoedit.backends.base import (
     auth_error,
     clip,
     encode_base64,
-    host_of,
     non_json_verdict,
     not_a_listing,
     parse_json,
@@ -38,6 +37,7 @@ from nanoedit.backends.base import (
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, NetworkError, RefusedError
 from nanoedit.net.inputs import InputImage
+from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx

@@ -22,7 +22,6 @@ from nanoedit.backends.base import (
     Verdict,
     auth_error,
     clip,
-    host_of,
     looks_like_json,
     non_json_verdict,
     not_a_listing,
@@ -35,6 +34,7 @@ from nanoedit.backends.base import (
 from nanoedit.catalog.models import ModelLimits
 from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
 from nanoedit.settings.config import KeySpec, check_choice
+from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx

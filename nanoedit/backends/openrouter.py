@@ -30,7 +30,6 @@ from nanoedit.backends.base import (
     auth_error,
     clip,
     encode_base64,
-    host_of,
     looks_like_json,
     non_json_verdict,
     not_a_listing,
@@ -41,6 +40,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, ConfigError, ModelNotServed, NanoeditError, RefusedError
+from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx
@@ -88,7 +88,7 @@ def is_path_not_found(response: httpx.Response) -> bool:
 def path_not_found(request: httpx.Request, root: str, where: str) -> ApiError:
     """The error for a path the server does not have: the base URL is not OpenRouter's API
     root (most often it lacks ``/api``: the sandbox's bare address, or openrouter.ai's)."""
-    from nanoedit.settings.config import redact_userinfo
+    from nanoedit.urls import redact_userinfo
 
     root = redact_userinfo(root)
     url = redact_userinfo(str(request.url))

@@ -33,7 +33,6 @@ from nanoedit.backends.base import (
     Verdict,
     auth_error,
     clip,
-    host_of,
     looks_like_json,
     non_json_verdict,
     not_a_listing,
@@ -53,6 +52,7 @@ from nanoedit.errors import (
 )
 from nanoedit.net.inputs import InputImage
 from nanoedit.settings.config import KeySpec, check_positive_seconds
+from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx

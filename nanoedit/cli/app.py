@@ -81,7 +81,7 @@ class BackendNames(TyperChoice[str]):
     @property
     def choices(self) -> Sequence[str]:
         """``auto``, then the backends in registry order."""
-        from nanoedit.backends import backend_names
+        from nanoedit.registry import backend_names
 
         return ("auto", *backend_names())
 
@@ -550,9 +550,9 @@ def _run(
     from nanoedit.startup import lasting_imports, preload
 
     with lasting_imports():
-        from nanoedit.backends import backend_classes
         from nanoedit.net.inputs import RunInputs
         from nanoedit.output.report import Reporter
+        from nanoedit.registry import backend_classes
         from nanoedit.run.plan import Planner
         from nanoedit.settings.config import load_settings, wants_sandbox
 
@@ -1218,8 +1218,8 @@ def models(
     for later runs' checks. Exit 0 when nothing differs, 9 when something does, 3, 5 or 6
     when a backend could not be checked (as config check).
     """
-    from nanoedit.backends import backend_names
     from nanoedit.catalog.lineup import lineup, table_lines
+    from nanoedit.registry import backend_names
     from nanoedit.settings.config import load_settings
 
     with _errors(json_out):

@@ -679,7 +679,7 @@ def _describe(exc: httpx.TransportError, proxy: str | None = None) -> str:
     import httpx  # see the module's docstring
 
     if proxy and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
-        from nanoedit.settings.config import redact_userinfo
+        from nanoedit.urls import redact_userinfo
 
         return f"cannot connect through the proxy {redact_userinfo(proxy)}: {exc}; check the proxy"
     if isinstance(exc, httpx.ConnectTimeout):

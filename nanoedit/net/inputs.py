@@ -249,8 +249,8 @@ class RunInputs:
 def fetch_url(source: ImageSource, http: JobHttp) -> InputImage:
     """Download an input URL (no credentials, redirects followed, within the size limit) and
     check that it is an image."""
-    from nanoedit.backends.base import host_of
     from nanoedit.net.http import check_download, too_large
+    from nanoedit.urls import host_of
 
     where = host_of(source.location)
     what = f"the input {source.location}"

@@ -800,8 +800,8 @@ class ResultWriter:
     ) -> PartFile:
         """Stream a result into a part file in ``folder``: no credentials, redirects followed,
         within the size cap; a broken transfer is fetched again."""
-        from nanoedit.backends.base import host_of
         from nanoedit.net.http import check_download, too_large
+        from nanoedit.urls import host_of
 
         host = host_of(url)
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-from nanoedit.backends import backend_class, backend_names
 from nanoedit.backends.base import (
     FAILED,
     KEY_REJECTED,
@@ -25,7 +24,9 @@ from nanoedit.backends.base import (
 )
 from nanoedit.errors import ConfigError, ExitCode
 from nanoedit.net.http import proxy_for
-from nanoedit.settings.config import BackendSettings, Settings, redact_userinfo
+from nanoedit.registry import backend_class, backend_names
+from nanoedit.settings.config import BackendSettings, Settings
+from nanoedit.urls import redact_userinfo
 
 __all__ = ["FAILED", "KEY_REJECTED", "NOT_CONFIGURED", "NO_KEY", "READY", "UNREACHABLE"]
 

@@ -13,12 +13,12 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
-from nanoedit.backends import make_backend
 from nanoedit.backends.base import PlannedRequest, PreparedJob, Takes
 from nanoedit.jobs import JobOutcome, PlannedJob
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.output.imageformat import MIME_TYPES, format_from_suffix, sniff
 from nanoedit.quoting import comment, curl_form_file, curl_url, sh_word
+from nanoedit.run.routing import make_backend
 from nanoedit.settings.config import BackendSettings, Settings, mask_secret
 
 if TYPE_CHECKING:

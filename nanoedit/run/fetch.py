@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from nanoedit.backends import backend_class, backend_classes, backend_names, make_backend
 from nanoedit.backends.base import BackendBase
 from nanoedit.clock import Clock
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
@@ -25,6 +24,8 @@ from nanoedit.output.save import (
     check_output_path,
     is_stream,
 )
+from nanoedit.registry import backend_class, backend_classes, backend_names
+from nanoedit.run.routing import make_backend
 
 if TYPE_CHECKING:
     import httpx

@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nanoedit.backends import backend_class, choose_backend
 from nanoedit.backends.base import BackendBase
 from nanoedit.catalog.models import Catalog, ModelLimits, Resolved
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
@@ -38,7 +37,9 @@ from nanoedit.output.save import (
     stem_taken,
     taken_names,
 )
+from nanoedit.registry import backend_class
 from nanoedit.run.batch import natural_stems
+from nanoedit.run.routing import choose_backend
 from nanoedit.settings.config import Settings, backend_warnings
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import httpx
 
 from nanoedit import __version__
-from nanoedit.backends import backend_class, make_backend
 from nanoedit.backends.base import PreparedJob, Progress, Takes
 from nanoedit.catalog.models import expected_size
 from nanoedit.clock import Clock
@@ -56,6 +55,8 @@ from nanoedit.output.save import (
     shown,
     sync_file,
 )
+from nanoedit.registry import backend_class
+from nanoedit.run.routing import make_backend
 from nanoedit.settings.config import Settings
 
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-import re
 import shlex
 import stat
 import subprocess
@@ -29,6 +28,7 @@ from nanoedit import commands
 from nanoedit.catalog.models import Catalog, deep_merge, load_catalog, shipped_catalog
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import RATIOS, RunOptions, normalize_ratio, normalize_size
+from nanoedit.urls import redact_userinfo, without_userinfo
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import BackendBase
@@ -137,22 +137,6 @@ def _check_retries(value: str) -> str:
 
 # A leading ``[scheme://]user:password@``, read as loosely as a mistyped URL may be written:
 # the password is the part to hide even when the rest is not a valid URL.
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<user>[^/?#@:]*):[^/?#]*@")
-
-
-def redact_userinfo(url: str) -> str:
-    """A URL with the password of any ``user:password@`` part replaced by ``****``."""
-    return _USERINFO.sub(lambda match: f"{match['scheme'] or ''}{match['user']}:****@", url, 1)
-
-
-def without_userinfo(url: str) -> str:
-    """A URL without its ``user:password@`` part, if it has one."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-
-
 def _as_is(value: str) -> str:
     return value
 
@@ -217,7 +201,7 @@ class KeySpec:
 
 
 def _check_backend(value: str) -> str:
-    from nanoedit.backends import backend_names
+    from nanoedit.registry import backend_names
 
     return check_choice(("auto", *backend_names()))(value)
 
@@ -294,8 +278,8 @@ CORE_KEYS: dict[str, KeySpec] = {
 @cache
 def all_keys() -> dict[str, KeySpec]:
     """Every config key: each registered backend's, then the core's."""
-    from nanoedit.backends import backend_classes
     from nanoedit.net.uploads import upload_keys
+    from nanoedit.registry import backend_classes
 
     keys: dict[str, KeySpec] = {}
     for backend in backend_classes():
@@ -1010,7 +994,7 @@ def load_settings(
     def get(key: str, flag: str | None = None) -> str | None:
         return resolve_key(key, file_values, env, flag).value
 
-    from nanoedit.backends import backend_classes
+    from nanoedit.registry import backend_classes
 
     def resolve(key: str) -> Resolved:
         return resolve_key(key, file_values, env)
@@ -1072,7 +1056,7 @@ def file_catalog(document: Mapping[str, Any]) -> Catalog:
             f"the config file's {MODELS} must be a table of models, such as "
             f'[{MODELS}."gemini-3-pro-image"]; correct it in the config file'
         )
-    from nanoedit.backends import backend_names
+    from nanoedit.registry import backend_names
 
     return load_catalog(overrides, backends=backend_names())
 
@@ -1096,7 +1080,7 @@ def with_live_cache(
     corrections, warning = cached_corrections(env, catalog, user, base_urls)
     if not corrections:
         return catalog, warning
-    from nanoedit.backends import backend_names
+    from nanoedit.registry import backend_names
 
     return load_catalog(deep_merge(corrections, user), backends=backend_names()), warning
 
