@@ -22,7 +22,7 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -299,20 +299,6 @@ class JsonBase64Stream:
 
     def _path(self) -> JsonPath:
         return tuple(level.member for level in self._levels)
-
-
-def stream_json(
-    chunks: Iterable[bytes],
-    open_sink: Callable[[JsonPath, str | None], Sink],
-    *,
-    keys: Collection[str] = DEFAULT_KEYS,
-    min_chars: int = MIN_CHARS,
-) -> Streamed:
-    """Read a whole document from ``chunks`` through a :class:`JsonBase64Stream`."""
-    stream = JsonBase64Stream(open_sink, keys=keys, min_chars=min_chars)
-    for chunk in chunks:
-        stream.feed(chunk)
-    return stream.close()
 
 
 class _Level:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
@@ -96,6 +95,14 @@ class ImageSource:
         return safe_file_stem(name) or "image"
 
 
+class Progress(Protocol):
+    """Where a job reports what it is doing (its backend, its uploads, its downloads): a short
+    phase ("uploading", "task running"), with byte counts when it moves data."""
+
+    def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
+        """Report the job's current phase."""
+
+
 # @last, @12, @12.2: the last image saved, job 12's first image, job 12's second image.
 HISTORY_REFERENCE = re.compile(r"@(last|\d+)(?:\.(\d+))?")
 
@@ -105,22 +112,29 @@ def is_history_reference(text: str) -> bool:
     return HISTORY_REFERENCE.fullmatch(text.strip()) is not None
 
 
-def parse_source(text: str, env: Mapping[str, str] | None = None) -> ImageSource:
+References = Callable[[str], Path]
+"""Looks up the saved image an input such as ``@last`` or ``@12.2`` names (the journal's history
+does: :func:`nanoedit.journal.history.resolve_reference`), or says why it cannot be used."""
+
+
+def parse_source(text: str, references: References | None = None) -> ImageSource:
     """Turn an INPUT or --ref argument into an :class:`ImageSource`.
 
     ``http://`` and ``https://`` are URLs; any other ``scheme://`` is refused, because
     nanoedit only ever fetches http(s); ``@last`` and ``@ID`` are images earlier jobs saved,
-    looked up in the history of ``env`` (the process's environment unless given); everything
-    else is a local path.
+    looked up with ``references``; everything else is a local path.
     """
     stripped = text.strip()
     if not stripped:
         raise InputError("an input is empty; pass an image file or an http(s) URL")
     if is_history_reference(stripped):
         # An earlier result (@last, @12, @12.2): the file it was saved to, from the history.
-        from nanoedit.journal.history import resolve_reference
-
-        return ImageSource(location=str(resolve_reference(stripped, env or os.environ)))
+        if references is None:
+            raise InputError(
+                f"{text} names an earlier result, and there is no history to look it up in "
+                "here; pass the image's path"
+            )
+        return ImageSource(location=str(references(stripped)))
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", stripped)
     scheme = match.group(1).lower() if match else ""
     if scheme in ("http", "https"):
@@ -236,13 +250,18 @@ class Job:
 
 
 def build_edit_jobs(
-    inputs: list[str], refs: list[str], options: Options, output: Path | None
+    inputs: list[str],
+    refs: list[str],
+    options: Options,
+    output: Path | None,
+    references: References | None = None,
 ) -> list[Job]:
-    """One edit job per input, each carrying every reference after its own input."""
-    ref_sources = tuple(parse_source(ref) for ref in refs)
+    """One edit job per input, each carrying every reference after its own input; an input
+    naming an earlier result is looked up with ``references``."""
+    ref_sources = tuple(parse_source(ref, references) for ref in refs)
     jobs = []
     for text in inputs:
-        source = parse_source(text)
+        source = parse_source(text, references)
         jobs.append(
             Job(
                 kind="edit",

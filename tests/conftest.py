@@ -21,6 +21,8 @@ from typer.testing import CliRunner, Result
 
 from nanoedit.cli.app import app
 from nanoedit.clock import Clock
+from nanoedit.journal.records import JobRecord
+from nanoedit.journal.store import Journal
 from nanoedit.registry import backend_classes
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
@@ -390,3 +392,8 @@ def two_runs_at_once(
             if run.poll() is None:
                 run.kill()
                 run.communicate()
+
+
+def all_jobs(journal: Journal) -> list[JobRecord]:
+    """Every job of a journal, oldest first (the journal itself lists the newest first)."""
+    return journal.recent(limit=1 << 62)[::-1]

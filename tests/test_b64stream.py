@@ -8,19 +8,21 @@ import io
 import json
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from nanoedit.b64stream import (
+    DEFAULT_KEYS,
+    MIN_CHARS,
     Base64StreamError,
     JsonBase64Stream,
     JsonPath,
+    Sink,
     Streamed,
     format_path,
-    stream_json,
 )
 
 # Small enough that a test image is streamed, not kept.
@@ -40,6 +42,21 @@ class Sinks:
 
     def contents(self) -> list[bytes]:
         return [sink.getvalue() for _, _, sink in self.opened]
+
+
+def stream_json(
+    chunks: Iterable[bytes],
+    open_sink: Callable[[JsonPath, str | None], Sink],
+    *,
+    keys: Collection[str] = DEFAULT_KEYS,
+    min_chars: int = MIN_CHARS,
+) -> Streamed:
+    """Read a whole document from ``chunks`` through a :class:`JsonBase64Stream`, as
+    ``JobHttp`` feeds it an answer."""
+    stream = JsonBase64Stream(open_sink, keys=keys, min_chars=min_chars)
+    for chunk in chunks:
+        stream.feed(chunk)
+    return stream.close()
 
 
 def noise_image(rng: random.Random, fmt: str) -> bytes:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import Served, all_jobs, backend_env, run_cli
 from PIL import Image
 
 from nanoedit.journal.store import Journal, data_dir
@@ -88,7 +88,7 @@ def test_the_history_variable_takes_every_spelling(served: Served, value: str, k
     )
     assert (result.exit_code, result.stdout) == (0, "a-red-fox.jpg\n"), result.stderr
     folder = data_dir(os.environ)
-    jobs = Journal(folder).all_jobs() if (folder / "journal.sqlite3").exists() else []
+    jobs = all_jobs(Journal(folder)) if (folder / "journal.sqlite3").exists() else []
     assert len(jobs) == kept
 
 

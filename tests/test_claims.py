@@ -16,6 +16,7 @@ from conftest import (
     NANOEDIT,
     OPENAI_KEY,
     Served,
+    all_jobs,
     backend_env,
     distinct_pngs,
     run_installed,
@@ -106,7 +107,7 @@ def test_two_skip_existing_runs_at_once_pay_for_each_job_once(
         with Image.open(isolated / name) as image:
             assert (image.format, image.size) == ("JPEG", EDIT_SIZE)
     with Journal(data_dir(os.environ)) as journal:
-        records = journal.all_jobs()
+        records = all_jobs(journal)
     assert [record.state for record in records] == ["saved"] * 8
 
 
@@ -158,13 +159,13 @@ def test_a_run_waiting_for_another_takes_its_job_up_when_that_run_is_killed(
     with Image.open(isolated / "out" / "cat-edit.jpg") as image:
         assert (image.format, image.size) == ("JPEG", EDIT_SIZE)
     with Journal(data_dir(os.environ)) as journal:
-        [record] = journal.all_jobs()
+        [record] = all_jobs(journal)
     assert (record.state, len(record.tasks), record.owner) == ("saved", 1, 2)
 
 
 def task_journaled() -> bool:
     with Journal(data_dir(os.environ)) as journal:
-        return any(record.tasks for record in journal.all_jobs())
+        return any(record.tasks for record in all_jobs(journal))
 
 
 def test_a_stop_while_waiting_for_another_run_leaves_its_jobs_to_that_run(

@@ -22,7 +22,8 @@ from conftest import Served, backend_env, run_cli
 from PIL import Image
 from readme_help import README
 
-from nanoedit.journal.store import Journal, NewJob
+from nanoedit.journal.records import NewJob
+from nanoedit.journal.store import Journal
 
 # A fixed moment for every record: 2026-11-28 12:00:00 UTC.
 WHEN = 1_795_867_200.0

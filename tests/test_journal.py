@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from conftest import JOURNAL_VERSION_1
+from conftest import JOURNAL_VERSION_1, all_jobs
 
-from nanoedit.journal.store import ANSWERED, PLANNED, SAVED, SUBMITTED, Journal, NewJob
+from nanoedit.journal.records import ANSWERED, PLANNED, SAVED, SUBMITTED, NewJob
+from nanoedit.journal.store import Journal
 
 
 def _job(prompt: str, fingerprint: str = "f") -> NewJob:
@@ -69,7 +70,7 @@ def test_two_processes_write_at_once_and_lose_nothing(tmp_path: Path) -> None:
         writer.join(60)
     assert [writer.exitcode for writer in writers] == [0, 0]
     with Journal(tmp_path) as journal:
-        records = journal.all_jobs()
+        records = all_jobs(journal)
     assert len(records) == 80 and {r.state for r in records} == {SAVED}
     assert sorted(r.prompt for r in records) == sorted(f"{p} {n}" for p in "ab" for n in range(40))
 
@@ -121,7 +122,7 @@ def test_two_processes_claiming_the_same_jobs_at_once_get_each_one_once(tmp_path
     assert [claimer.exitcode for claimer in claimers] == [0, 0]
     assert sorted(results.get(timeout=10) for _ in claimers) == [0, 40]
     with Journal(tmp_path) as journal:
-        records = journal.all_jobs()
+        records = all_jobs(journal)
     assert sorted(record.identity or "" for record in records) == sorted(
         f"job-{n}" for n in range(40)
     )
@@ -132,7 +133,7 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:
     import json
     import sqlite3
 
-    from nanoedit.journal.recording import identity
+    from nanoedit.journal.records import identity
     from nanoedit.journal.store import SCHEMA_VERSION
 
     spec = {
@@ -154,7 +155,7 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:
                 (json.dumps(spec), results),
             )
     with Journal(tmp_path) as journal:
-        records = journal.all_jobs()
+        records = all_jobs(journal)
         assert [(r.sandbox, r.identity, r.owner, r.owner_run) for r in records] == [
             (False, identity("f", spec, ["a-edit"], False), None, 1),
             (True, identity("f", spec, ["a-edit"], True), None, 1),

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPLICATE_KEY, LogWatch, Served, backend_env, interrupted_run, run_cli
+from conftest import (
+    REPLICATE_KEY,
+    LogWatch,
+    Served,
+    all_jobs,
+    backend_env,
+    interrupted_run,
+    run_cli,
+)
 from PIL import Image
 from replicate.client import Client
 from replicate.exceptions import ModelError, ReplicateError
@@ -160,7 +168,7 @@ def test_a_journaled_prediction_is_not_held_so_its_id_is_kept_before_the_model_r
     from nanoedit.journal.store import Journal, data_dir
 
     with Journal(data_dir(os.environ)) as journal:
-        [record] = journal.all_jobs()
+        [record] = all_jobs(journal)
     assert record.state == "saved" and len(record.tasks) == 2
     polled = {r.path.rsplit("/", 1)[1] for r in received(served, "GET")
               if r.path.startswith("/v1/predictions/")}  # fmt: skip

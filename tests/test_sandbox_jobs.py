@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import JOURNAL_VERSION_1, Served, backend_env, distinct_pngs, run_installed
+from conftest import JOURNAL_VERSION_1, Served, all_jobs, backend_env, distinct_pngs, run_installed
 from PIL import Image
 
 from nanoedit.journal.store import Journal, data_dir
@@ -39,7 +39,7 @@ def close_stdout() -> None:
 
 def records() -> list[Any]:
     with Journal(data_dir(os.environ)) as journal:
-        return journal.all_jobs()
+        return all_jobs(journal)
 
 
 def decoded(path: Path) -> tuple[str | None, tuple[int, int]]:
@@ -286,7 +286,7 @@ def test_a_sandbox_job_an_older_version_left_unsent_is_still_resumed_in_the_sand
 ) -> None:
     import sqlite3
 
-    from nanoedit.journal.recording import identity
+    from nanoedit.journal.records import identity
 
     [image] = distinct_pngs(isolated / "in", 1)
     spec = {

@@ -31,7 +31,8 @@ from conftest import (
 )
 from PIL import Image
 
-from nanoedit.journal.store import JobRecord, Journal
+from nanoedit.journal.records import JobRecord
+from nanoedit.journal.store import Journal
 from nanoedit.registry import backend_class
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 

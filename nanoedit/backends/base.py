@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 from nanoedit.errors import ApiError, AuthError, NanoeditError
-from nanoedit.jobs import Job, Options
+from nanoedit.jobs import Job, Options, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.urls import host_of
 
@@ -30,23 +30,8 @@ if TYPE_CHECKING:
 
     from nanoedit.b64stream import Streamed
     from nanoedit.net.http import JobHttp
+    from nanoedit.net.uploads import HostedImage
     from nanoedit.settings.config import BackendSettings, KeySpec
-
-
-class Progress(Protocol):
-    """Where a backend reports what it is doing: a short phase ("uploading", "task running"),
-    with byte counts when it moves data."""
-
-    def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
-        """Report the job's current phase."""
-
-
-@dataclass(frozen=True)
-class HostedImage:
-    """A local input an uploader put on the web for an API that takes URLs only."""
-
-    image: InputImage
-    url: str
 
 
 @dataclass(frozen=True)
@@ -224,18 +209,6 @@ class Probe:
         what they were sent more often than they should)."""
         said = str(text)
         return clip(said.replace(self.key, "****") if self.key else said, limit)
-
-
-class Backend(Protocol):
-    """Turns a prepared job into HTTP requests and the answers into result images."""
-
-    def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
-        """Send the job and return its images, or raise a :class:`NanoeditError`."""
-        ...
-
-    def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
-        """The requests :meth:`run` would start with, sending nothing."""
-        ...
 
 
 class BackendBase:

@@ -15,7 +15,6 @@ from nanoedit.backends.base import (
     PlannedRequest,
     PreparedJob,
     Probe,
-    Progress,
     ResultImage,
     Takes,
     Verdict,
@@ -30,6 +29,7 @@ from nanoedit.backends.base import (
 from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, RefusedError, TaskFailed
+from nanoedit.jobs import Progress
 from nanoedit.settings.config import KeySpec, check_positive_seconds
 from nanoedit.urls import host_of
 

@@ -19,7 +19,6 @@ from nanoedit.backends.base import (
     PlannedRequest,
     PreparedJob,
     Probe,
-    Progress,
     ResultImage,
     Takes,
     Verdict,
@@ -36,6 +35,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, NetworkError, RefusedError
+from nanoedit.jobs import Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.urls import host_of
 

@@ -16,7 +16,6 @@ from nanoedit.backends.base import (
     PlannedRequest,
     PreparedJob,
     Probe,
-    Progress,
     ResultImage,
     Takes,
     Verdict,
@@ -33,6 +32,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.catalog.models import ModelLimits
 from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
+from nanoedit.jobs import Progress
 from nanoedit.settings.config import KeySpec, check_choice
 from nanoedit.urls import host_of
 

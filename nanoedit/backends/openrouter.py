@@ -22,7 +22,6 @@ from nanoedit.backends.base import (
     PlannedRequest,
     PreparedJob,
     Probe,
-    Progress,
     ResultImage,
     Takes,
     Verdict,
@@ -40,6 +39,7 @@ from nanoedit.backends.base import (
 )
 from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, ConfigError, ModelNotServed, NanoeditError, RefusedError
+from nanoedit.jobs import Progress
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:

@@ -27,7 +27,6 @@ from nanoedit.backends.base import (
     PlannedRequest,
     PreparedJob,
     Probe,
-    Progress,
     ResultImage,
     Takes,
     Verdict,
@@ -50,6 +49,7 @@ from nanoedit.errors import (
     TaskFailed,
     UsageError,
 )
+from nanoedit.jobs import Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.settings.config import KeySpec, check_positive_seconds
 from nanoedit.urls import host_of

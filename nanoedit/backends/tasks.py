@@ -17,7 +17,7 @@ from nanoedit.errors import (
 )
 
 if TYPE_CHECKING:
-    from nanoedit.backends.base import Progress
+    from nanoedit.jobs import Progress
     from nanoedit.net.http import JobHttp
 
 T = TypeVar("T")

@@ -43,7 +43,8 @@ from nanoedit.jobs import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from nanoedit.journal.store import JobRecord, Journal
+    from nanoedit.journal.records import JobRecord
+    from nanoedit.journal.store import Journal
     from nanoedit.output.report import PlainConsole
     from nanoedit.run.budget import Budget
     from nanoedit.run.plan import Planned
@@ -872,16 +873,22 @@ def edit(
 
     def make_jobs(options: Options, warn: Callable[[str], None]) -> list[Job]:
         from nanoedit.jobs import build_edit_jobs
+        from nanoedit.journal.history import resolve_reference
         from nanoedit.run.batch import expand_inputs, read_job_file
 
+        def references(text: str) -> Path:
+            return resolve_reference(text, os.environ)
+
         found = expand_inputs(inputs or [], recursive=recursive, warn=warn)
-        jobs = build_edit_jobs(found, ref or [], options, output)
+        jobs = build_edit_jobs(found, ref or [], options, output, references)
         if from_file is not None:
             name = "stdin" if from_file == "-" else from_file
             # A job file's paths start from its folder; stdin's from the current one.
             folder = "" if from_file == "-" else os.path.dirname(from_file)
             text = _read_text(from_file, "the job file", "--from")
-            jobs += read_job_file(name, text, options, ref or [], output, folder=folder)
+            jobs += read_job_file(
+                name, text, options, ref or [], output, folder=folder, references=references
+            )
         if not jobs:
             raise UsageError("no input given; pass images to edit, or --from FILE")
         return jobs

@@ -17,15 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import InputError, UsageError
 from nanoedit.jobs import HISTORY_REFERENCE
-from nanoedit.journal.store import (
-    DATABASE_NAME,
-    CostRow,
-    JobRecord,
-    Journal,
-    data_dir,
-    is_damaged,
-    set_aside,
-)
+from nanoedit.journal.records import CostRow, JobRecord
+from nanoedit.journal.store import DATABASE_NAME, Journal, data_dir, is_damaged, set_aside
 from nanoedit.output.save import stream_name
 
 if TYPE_CHECKING:

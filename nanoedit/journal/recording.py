@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanoedit.jobs import ImageSource, Job, Options, PlannedJob
+from nanoedit.journal.records import identity
 
 if TYPE_CHECKING:
     from nanoedit.jobs import RunOptions
-    from nanoedit.journal.store import JobRecord, Journal, NewJob
+    from nanoedit.journal.records import JobRecord, NewJob
+    from nanoedit.journal.store import Journal
     from nanoedit.settings.config import Settings
 
 
@@ -43,30 +45,6 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "size": options.size,
         "count": options.count,
         "inputs": inputs,
-    }
-    text = json.dumps(what, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def identity(fingerprint: str, spec: Mapping[str, Any], names: Sequence[str], sandbox: bool) -> str:
-    """What makes a job this job and no other: its request (``fingerprint``), its inputs as
-    ``spec`` names them (absolute paths, URLs), where it saves (``-o``, or the folder and the
-    ``names`` it is given there before any file or earlier job takes one), and whether it
-    goes to the sandbox, whose placeholders are never a real job's results."""
-    output = spec.get("output")
-    # `-d ../here/out` and `-d out` are one folder: the paths are compared as normalized.
-    inputs = [
-        {kind: os.path.normpath(where) if kind == "path" else where}
-        for item in spec["inputs"]
-        for kind, where in item.items()
-    ]
-    what = {
-        "request": fingerprint,
-        "inputs": inputs,
-        "output": output if output in (None, "-") else os.path.normpath(output),
-        "out_dir": None if output is not None else os.path.normpath(spec["out_dir"]),
-        "names": [] if output is not None else list(names),
-        "sandbox": sandbox,
     }
     text = json.dumps(what, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -148,7 +126,7 @@ def new_job(
     sandbox: bool,
 ) -> NewJob:
     """The journal row of a job about to run (``sandbox``: in the sandbox)."""
-    from nanoedit.journal.store import NewJob
+    from nanoedit.journal.records import NewJob
 
     request = fingerprint(planned.job, planned.model, digest)
     spec = spec_of(planned, saving)
@@ -309,7 +287,6 @@ def open_journal(
     does."""
     if not settings.history:
         return None
-    import os
 
     from nanoedit.startup import lasting_imports
 

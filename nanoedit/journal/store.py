@@ -31,29 +31,34 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 # The folder is found without loading this module's database; its names are kept here too.
 from nanoedit.datadir import DATA_DIR_ENV, data_dir
+from nanoedit.journal.records import (
+    ANSWERED,
+    COLUMNS,
+    FAILED,
+    HELD,
+    PLANNED,
+    REFUSED,
+    SAVED,
+    SUBMITTED,
+    UNFINISHED,
+    Claim,
+    CostRow,
+    JobRecord,
+    NewJob,
+    identity,
+    record_of_row,
+)
 
 __all__ = ["DATA_DIR_ENV", "data_dir"]
 
 DATABASE_NAME = "journal.sqlite3"
 SPOOL_FOLDER = "spool"
-
-PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED, HELD = (
-    "planned",
-    "submitted",
-    "answered",
-    "saved",
-    "failed",
-    "refused",
-    "held",
-)
-UNFINISHED = (PLANNED, SUBMITTED, ANSWERED)
-ENDED = (SAVED, FAILED, REFUSED, HELD)
 
 # Raised when the tables change; a database of an older version gets what it lacks.
 SCHEMA_VERSION = 2
@@ -137,8 +142,6 @@ def _statements(script: str) -> list[str]:
 
 def _backfill_2(db: sqlite3.Connection) -> None:
     """Fill version 2's columns for the jobs a version 1 database holds."""
-    from nanoedit.journal.recording import identity
-
     db.execute(
         "UPDATE jobs SET sandbox = 1 WHERE results LIKE ? OR tasks LIKE ? "
         "OR run IN (SELECT id FROM runs WHERE command LIKE '%\"--sandbox\"%')",
@@ -219,136 +222,6 @@ def _tighten(path: Path) -> None:
             os.chmod(path, mode & 0o700)
     except OSError:
         pass
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One job as the journal holds it."""
-
-    id: int
-    run: int
-    created: float
-    updated: float
-    state: str
-    kind: str
-    backend: str
-    model: str
-    prompt: str
-    fingerprint: str
-    # What it takes to send the job again (see :mod:`nanoedit.run.resume`).
-    spec: dict[str, Any]
-    provenance: dict[str, Any] | None
-    # The asynchronous API's task handles, in the order they were submitted.
-    tasks: tuple[str, ...]
-    # One entry per result: {"url": ...} or {"spool": path}, with "path" and "sha256" once saved.
-    results: tuple[dict[str, Any], ...]
-    error_kind: str | None
-    error: str | None
-    images: int
-    cost: float | None
-    usage: dict[str, Any] | None
-    # Sent to the built-in sandbox: its images are placeholders, and it cost nothing.
-    sandbox: bool = False
-    # What makes it this job and no other (see :func:`nanoedit.journal.recording.identity`).
-    identity: str | None = None
-    # The run that has it under way now (None: the run that made it).
-    owner: int | None = None
-
-    @property
-    def owner_run(self) -> int:
-        """The run whose process has the job: the last to take it up."""
-        return self.run if self.owner is None else self.owner
-
-    @property
-    def unfinished(self) -> bool:
-        """Whether the job has not ended: it may hold a paid result not yet saved."""
-        return self.state in UNFINISHED
-
-    @property
-    def may_have_been_charged(self) -> bool:
-        """A request went out and nothing of its answer is known: sending it again may pay
-        twice, so it is only sent again when the user says so."""
-        return self.state == SUBMITTED and not self.tasks and not self.results
-
-    @property
-    def saved_paths(self) -> list[Path]:
-        """Where its results were saved."""
-        return [Path(entry["path"]) for entry in self.results if entry.get("path")]
-
-
-_COLUMNS = (
-    "id, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec, "
-    "provenance, tasks, results, error_kind, error, images, cost, usage, sandbox, identity, owner"
-)
-
-
-def _record(row: Sequence[Any]) -> JobRecord:
-    (ident, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec) = row[
-        :11
-    ]
-    provenance, tasks, results, error_kind, error, images, cost, usage = row[11:19]
-    sandbox, identity, owner = row[19:]
-    return JobRecord(
-        id=ident,
-        run=run,
-        created=created,
-        updated=updated,
-        state=state,
-        kind=kind,
-        backend=backend,
-        model=model,
-        prompt=prompt,
-        fingerprint=fingerprint,
-        spec=json.loads(spec),
-        provenance=json.loads(provenance) if provenance else None,
-        tasks=tuple(json.loads(tasks)),
-        results=tuple(json.loads(results)),
-        error_kind=error_kind,
-        error=error,
-        images=images,
-        cost=cost,
-        usage=json.loads(usage) if usage else None,
-        sandbox=bool(sandbox),
-        identity=identity,
-        owner=owner,
-    )
-
-
-@dataclass(frozen=True)
-class CostRow:
-    """The jobs of one day, backend and model: how many, their images, and what they cost
-    (``cost``: the sum of the known costs, None when none is known)."""
-
-    day: str
-    backend: str
-    model: str
-    jobs: int
-    images: int
-    cost: float | None
-    unpriced: int
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A job about to be journaled as planned."""
-
-    kind: str
-    backend: str
-    model: str
-    prompt: str
-    fingerprint: str
-    spec: dict[str, Any]
-    sandbox: bool = False
-    identity: str | None = None
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A job as a run claimed it: ``id``, the row it is this run's to send under; or
-    ``other``, the row of the same job that another run has, which this run must not send."""
-
-    id: int | None = None
-    other: int | None = None
 
 
 class Journal:
@@ -438,7 +311,7 @@ class Journal:
     def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[JobRecord]:
         with self._lock:
             rows = self._db.execute(sql, parameters).fetchall()
-        return [_record(row) for row in rows]
+        return [record_of_row(row) for row in rows]
 
     # Writing -------------------------------------------------------------------------------
 
@@ -688,25 +561,25 @@ class Journal:
 
     def get(self, job_id: int) -> JobRecord | None:
         """One job, by its id."""
-        found = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        found = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return found[0] if found else None
 
     def unfinished(self) -> list[JobRecord]:
         """Every job that has not ended, oldest first."""
         marks = ", ".join("?" for _ in UNFINISHED)
         return self._read(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED
+            f"SELECT {COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED
         )
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
         """The latest jobs, newest first."""
-        return self._read(f"SELECT {_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        return self._read(f"SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
 
     def search(self, text: str, limit: int = 50) -> list[JobRecord]:
         """Jobs whose prompt matches ``text`` (full-text: words, ``"a phrase"``, ``cat*``),
         newest first."""
         return self._read(
-            f"SELECT {', '.join('jobs.' + c.strip() for c in _COLUMNS.split(','))} FROM jobs "
+            f"SELECT {', '.join('jobs.' + c.strip() for c in COLUMNS.split(','))} FROM jobs "
             "JOIN jobs_text ON jobs_text.rowid = jobs.id WHERE jobs_text MATCH ? "
             "ORDER BY jobs.id DESC LIMIT ?",
             (text, limit),
@@ -715,7 +588,7 @@ class Journal:
     def last_saved(self) -> JobRecord | None:
         """The latest job that saved an image."""
         found = self._read(
-            f"SELECT {_COLUMNS} FROM jobs WHERE images > 0 ORDER BY updated DESC, id DESC LIMIT 1"
+            f"SELECT {COLUMNS} FROM jobs WHERE images > 0 ORDER BY updated DESC, id DESC LIMIT 1"
         )
         return found[0] if found else None
 
@@ -723,7 +596,7 @@ class Journal:
         """Earlier runs of the very same job: the same request, of the same inputs, saved to
         the same names, in the sandbox or not (newest first)."""
         return self._read(
-            f"SELECT {_COLUMNS} FROM jobs WHERE identity = ? ORDER BY id DESC", (identity,)
+            f"SELECT {COLUMNS} FROM jobs WHERE identity = ? ORDER BY id DESC", (identity,)
         )
 
     def sandbox_made(self, path: Path) -> bool:
@@ -765,7 +638,3 @@ class Journal:
                 (PLANNED, HELD),
             ).fetchall()
         return [CostRow(*row) for row in rows]
-
-    def all_jobs(self) -> list[JobRecord]:
-        """Every job, oldest first."""
-        return self._read(f"SELECT {_COLUMNS} FROM jobs ORDER BY id")

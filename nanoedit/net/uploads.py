@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
@@ -22,14 +23,21 @@ from nanoedit.errors import ConfigError, UsageError
 from nanoedit.settings.config import KeySpec, UploadSettings, check_choice, check_positive_seconds
 
 if TYPE_CHECKING:
-    from nanoedit.backends.base import HostedImage, Progress
-    from nanoedit.jobs import Job
+    from nanoedit.jobs import Job, Progress
     from nanoedit.net.http import JobHttp
     from nanoedit.net.inputs import InputImage
 
 DEFAULT_TIMEOUT = "120"
 # How often a running upload command is checked for Ctrl-C: the run gives its jobs a second.
 CANCEL_CHECK = 0.1
+
+
+@dataclass(frozen=True)
+class HostedImage:
+    """A local input an uploader put on the web for an API that takes URLs only."""
+
+    image: InputImage
+    url: str
 
 
 class Uploader:
@@ -218,7 +226,6 @@ def host_inputs(
 ) -> tuple[tuple[str, ...], tuple[HostedImage, ...]]:
     """Every input of a job as a URL, in order: URLs as given, local files uploaded. Returns
     the URLs and, for provenance, what each local file became."""
-    from nanoedit.backends.base import HostedImage
     from nanoedit.net.inputs import load_local
 
     urls: list[str] = []

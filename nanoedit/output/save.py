@@ -36,7 +36,8 @@ from nanoedit.output.imageformat import (
 if TYPE_CHECKING:
     import httpx
 
-    from nanoedit.backends.base import Progress, ResultImage
+    from nanoedit.backends.base import ResultImage
+    from nanoedit.jobs import Progress
     from nanoedit.net.http import JobHttp
     from nanoedit.output.provenance import Provenance
 

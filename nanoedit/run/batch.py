@@ -20,6 +20,7 @@ from nanoedit.errors import InputError, UsageError
 from nanoedit.jobs import (
     Job,
     Options,
+    References,
     build_edit_jobs,
     is_history_reference,
     normalize_ratio,
@@ -224,6 +225,7 @@ def read_job_file(
     output: Path | None,
     *,
     folder: str = "",
+    references: References | None = None,
 ) -> list[Job]:
     """Jobs from a ``--from`` file: one per line, JSON objects or plain paths/URLs.
 
@@ -241,11 +243,12 @@ def read_job_file(
         where = f"{path} line {number}"
         try:
             if line.startswith("{"):
-                jobs.append(_job_from_object(_load_object(line), options, refs, output, folder))
-            else:
-                jobs.extend(
-                    build_edit_jobs([_from_folder(line, folder)], list(refs), options, output)
+                jobs.append(
+                    _job_from_object(_load_object(line), options, refs, output, folder, references)
                 )
+            else:
+                source = _from_folder(line, folder, references)
+                jobs.extend(build_edit_jobs([source], list(refs), options, output, references))
         except (InputError, UsageError) as exc:
             raise type(exc)(f"{where}: {exc.message}") from None
     if not jobs:
@@ -253,10 +256,10 @@ def read_job_file(
     return jobs
 
 
-def _from_folder(text: str, folder: str) -> str:
+def _from_folder(text: str, folder: str, references: References | None) -> str:
     """An image named on a job-file line, as a path from the current folder; a local file must
     exist, so that no job is sent before every line is known to be good."""
-    source = parse_source(text)  # refuses file:// and the like before any path is made
+    source = parse_source(text, references)  # refuses file:// and the like before any path is made
     if source.is_url:
         return text
     if is_history_reference(text):
@@ -312,12 +315,17 @@ def _text_field(value: dict[str, Any], key: str) -> str | None:
 
 
 def _job_from_object(
-    value: dict[str, Any], options: Options, refs: Sequence[str], output: Path | None, folder: str
+    value: dict[str, Any],
+    options: Options,
+    refs: Sequence[str],
+    output: Path | None,
+    folder: str,
+    references: References | None,
 ) -> Job:
     source = _text_field(value, "input")
     if not source:
         raise UsageError('the line has no "input"; give the image to edit')
-    source = _from_folder(source, folder)
+    source = _from_folder(source, folder, references)
     prompt = _text_field(value, "prompt")
     ratio = _text_field(value, "ratio")
     size = _text_field(value, "size")
@@ -329,7 +337,7 @@ def _job_from_object(
     if not isinstance(line_refs, list) or not all(isinstance(ref, str) for ref in line_refs):
         raise UsageError('the field "ref" must be a list of paths or URLs')
     if "ref" in value:  # the flags' references are paths from the current folder, as given
-        line_refs = [_from_folder(ref, folder) for ref in line_refs]
+        line_refs = [_from_folder(ref, folder, references) for ref in line_refs]
     job_options = replace(
         options,
         prompt=prompt.strip() if prompt is not None else options.prompt,
@@ -347,7 +355,7 @@ def _job_from_object(
         if line_output
         else output
     )
-    [job] = build_edit_jobs([source], line_refs, job_options, target)
+    [job] = build_edit_jobs([source], line_refs, job_options, target, references)
     return job
 
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from nanoedit.errors import ConfigError, NanoeditError, NetworkError, UsageError
 from nanoedit.jobs import JobOutcome, PlannedJob, RunOptions
 from nanoedit.journal.recording import SavingOptions, planned_from
-from nanoedit.journal.store import HELD, PLANNED, SAVED, Claim, JobRecord, Journal
+from nanoedit.journal.records import HELD, PLANNED, SAVED, Claim, JobRecord
+from nanoedit.journal.store import Journal
 
 if TYPE_CHECKING:
     from nanoedit.clock import Clock

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import httpx
 
 from nanoedit import __version__
-from nanoedit.backends.base import PreparedJob, Progress, Takes
+from nanoedit.backends.base import PreparedJob, Takes
 from nanoedit.catalog.models import expected_size
 from nanoedit.clock import Clock
 from nanoedit.commands import stop_all as stop_commands
@@ -39,6 +39,7 @@ from nanoedit.jobs import (
     Job,
     JobOutcome,
     PlannedJob,
+    Progress,
     RunOptions,
     SavedImage,
     named_jobs,
@@ -62,7 +63,8 @@ from nanoedit.settings.config import Settings
 if TYPE_CHECKING:
     from nanoedit.backends.base import Answer, BackendBase, ResultImage
     from nanoedit.journal.recording import JobRecorder
-    from nanoedit.journal.store import Claim, Journal
+    from nanoedit.journal.records import Claim
+    from nanoedit.journal.store import Journal
     from nanoedit.output.provenance import Provenance
     from nanoedit.run.budget import Budget
     from nanoedit.run.plan import Planned
