@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -14,17 +15,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
+from nanoedit.backends.base import BackendBase
 from nanoedit.cli.app import app
 from nanoedit.clock import Clock
+from nanoedit.jobs import RunOptions
 from nanoedit.journal.records import JobRecord
-from nanoedit.journal.store import Journal
-from nanoedit.registry import backend_classes
-from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
+from nanoedit.journal.store import Journal, data_dir
+from nanoedit.output.provenance import read as read_provenance
+from nanoedit.registry import backend_classes, backend_names
+from nanoedit.sandbox import ReceivedRequest, Sandbox, SandboxServer, sample_image
+from nanoedit.settings.config import Settings, backend_keys, load_settings
 
 OPENAI_KEY = "sk-test-openai-key-0001"
 DUOMI_KEY = "duomi-test-key-0002"
@@ -32,6 +38,13 @@ GEMINI_KEY = "AIza-test-gemini-key-0003"
 FAL_KEY = "fal-test-key-id:fal-test-secret-0003"
 REPLICATE_KEY = "r8_test_replicate_token_0004"
 OPENROUTER_KEY = "sk-or-v1-test-openrouter-key-0003"
+# The test key of a backend, shaped as its provider's keys are (fal's "id:secret", Google's
+# "AIza…"): tests quote these. A backend this table does not name gets a key made from its
+# name (``api_key_for``), so a backend added to the registry needs no line here.
+KEY_SHAPES = {
+    "openai": OPENAI_KEY, "duomi": DUOMI_KEY, "gemini": GEMINI_KEY, "fal": FAL_KEY,
+    "replicate": REPLICATE_KEY, "openrouter": OPENROUTER_KEY,
+}  # fmt: skip
 # The tables as version 1 of the journal made them (before sandbox jobs were marked and jobs
 # claimed): what an older nanoedit left on a user's disk.
 JOURNAL_VERSION_1 = """
@@ -122,10 +135,7 @@ class Served:
 def served(clock: SkippingClock) -> Iterator[Served]:
     """A fresh sandbox over real HTTP on 127.0.0.1, with the test keys; its tasks take their
     time on ``clock``, so a run given that clock skips its polls' waits."""
-    sandbox = Sandbox(
-        keys=frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY, OPENROUTER_KEY}),
-        clock=clock.monotonic,
-    )
+    sandbox = Sandbox(keys=every_key(), clock=clock.monotonic)
     with SandboxServer(sandbox) as server:
         yield Served(sandbox, server.base_url)
 
@@ -154,44 +164,73 @@ def sample(isolated: Path) -> Path:
     return path
 
 
-def backend_env(
-    served: Served,
-    *,
-    openai: bool = True,
-    duomi: bool = True,
-    gemini: bool = False,
-    fal: bool = False,
-    replicate: bool = False,
-    openrouter: bool = False,
-) -> dict[str, str]:
-    """Environment that points nanoedit at the served sandbox (the newer backends only when
-    asked for, so automatic selection among the first two stays as it was)."""
+def api_key_for(name: str) -> str:
+    """The test key of the backend ``name`` (the sandbox of ``served`` takes it)."""
+    return KEY_SHAPES.get(name, f"{name}-test-key-0000")
+
+
+def every_key() -> frozenset[str]:
+    """The test key of every registered backend."""
+    return frozenset(api_key_for(name) for name in backend_names())
+
+
+def sandbox_base_url(served: Served, backend: type[BackendBase]) -> str:
+    """Where ``backend`` finds its API on the served sandbox: at the path its real server has
+    (OpenRouter's routes are under /api), as ``--sandbox`` points it there too."""
+    path = urlsplit(backend.default_base_url or "").path.rstrip("/")
+    return served.base_url + path
+
+
+def short_polls() -> dict[str, str]:
+    """A poll every 10 ms on every backend that polls, configured or not: a run in the tests
+    waits for tasks no longer than it must."""
+    return {
+        spec.env: "0.01"
+        for backend in backend_classes()
+        for short, spec in backend.extra_keys.items()
+        if short == "poll_interval"
+    }
+
+
+def sandbox_env(served: Served, backend: type[BackendBase]) -> dict[str, str]:
+    """The variables that point ``backend`` at the served sandbox with its test key, named as
+    the backend's own config keys name them."""
+    keys = backend_keys(backend)
+    return {
+        keys[f"{backend.name}.base_url"].env: sandbox_base_url(served, backend),
+        keys[f"{backend.name}.api_key"].env: api_key_for(backend.name),
+    }
+
+
+# The backends ``backend_env`` sets up unless told otherwise: the two the first tests were
+# written against, so that automatic selection among them stays as it was.
+DEFAULT_BACKENDS = ("openai", "duomi")
+
+
+def backend_env(served: Served, **wanted: bool) -> dict[str, str]:
+    """Environment that points nanoedit at the served sandbox. Any registered backend is set up
+    or left out by its name (``fal=True``, ``openai=False``); those of ``DEFAULT_BACKENDS`` are
+    set up unless left out, the others only when asked for."""
+    unknown = sorted(set(wanted) - set(backend_names()))
+    if unknown:
+        raise TypeError(f"backend_env: no backend is called {', '.join(unknown)}")
     # Short waits: the retry policy itself is what the fault tests check, not its patience.
-    env = {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.01", "NANOEDIT_BACKOFF": "0.01"}
-    if openai:
-        env |= {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
-    if duomi:
-        env |= {"NANOEDIT_DUOMI_BASE_URL": served.base_url, "NANOEDIT_DUOMI_API_KEY": DUOMI_KEY}
-    if gemini:
-        env |= {"NANOEDIT_GEMINI_BASE_URL": served.base_url, "NANOEDIT_GEMINI_API_KEY": GEMINI_KEY}
-    if fal:
-        env |= {
-            "NANOEDIT_FAL_BASE_URL": served.base_url,
-            "NANOEDIT_FAL_API_KEY": FAL_KEY,
-            "NANOEDIT_FAL_POLL_INTERVAL": "0.01",
-        }
-    if replicate:
-        env |= {
-            "NANOEDIT_REPLICATE_BASE_URL": served.base_url,
-            "NANOEDIT_REPLICATE_API_KEY": REPLICATE_KEY,
-            "NANOEDIT_REPLICATE_POLL_INTERVAL": "0.01",
-        }
-    if openrouter:
-        env |= {
-            "NANOEDIT_OPENROUTER_BASE_URL": f"{served.base_url}/api",
-            "NANOEDIT_OPENROUTER_API_KEY": OPENROUTER_KEY,
-        }
+    env = {"NANOEDIT_BACKOFF": "0.01"} | short_polls()
+    for backend in backend_classes():
+        if wanted.get(backend.name, backend.name in DEFAULT_BACKENDS):
+            env |= sandbox_env(served, backend)
     return env
+
+
+def one_backend_env(served: Served, name: str) -> dict[str, str]:
+    """``backend_env`` with only the backend ``name`` set up: automatic selection has no other
+    choice."""
+    return backend_env(served, **{other: other == name for other in backend_names()})
+
+
+def every_backend_env(served: Served) -> dict[str, str]:
+    """``backend_env`` with every registered backend set up."""
+    return backend_env(served, **dict.fromkeys(backend_names(), True))
 
 
 class LogWatch(io.StringIO):
@@ -394,6 +433,90 @@ def two_runs_at_once(
                 run.communicate()
 
 
+# Small helpers the test files share -------------------------------------------------------
+
+
+def host(served: Served) -> str:
+    """The served sandbox's host and port, as messages name the server."""
+    return served.base_url.removeprefix("http://")
+
+
+def received(served: Served, method: str | None = None) -> list[ReceivedRequest]:
+    """The requests the served sandbox received (those of ``method`` only, if given), in
+    arrival order."""
+    return [r for r in served.sandbox.received if method is None or r.method == method]
+
+
+def posts(served: Served) -> list[ReceivedRequest]:
+    """The POST requests the served sandbox received, in arrival order: on the multipart API
+    and duomi, the requests that start work (edits, generations, task submissions)."""
+    return received(served, "POST")
+
+
+def image_info(source: str | Path | bytes) -> tuple[str, tuple[int, int]]:
+    """The format and size of an image (a file, or its bytes), decoded whole by Pillow."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        image.load()
+        return str(image.format), image.size
+
+
+def shape(data: bytes) -> tuple[int, int, str | None]:
+    """Width, height and format of an image's bytes, decoded whole by Pillow."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.width, image.height, image.format
+
+
+def made_from(path: str | Path) -> str:
+    """The input a saved result was made from, as its provenance records it."""
+    provenance = read_provenance(Path(path))
+    assert provenance is not None
+    return str(provenance["inputs"][0]["name"])
+
+
 def all_jobs(journal: Journal) -> list[JobRecord]:
     """Every job of a journal, oldest first (the journal itself lists the newest first)."""
     return journal.recent(limit=1 << 62)[::-1]
+
+
+def journal_jobs() -> list[JobRecord]:
+    """Every job the journal in the test's data folder holds, oldest first."""
+    with Journal(data_dir(os.environ)) as journal:
+        return all_jobs(journal)
+
+
+def config_file() -> Path:
+    """The config file of the test's config folder."""
+    return Path(os.environ["NANOEDIT_CONFIG_DIR"]) / "config.toml"
+
+
+def settings_from(env: dict[str, str] | None = None, flags: RunOptions | None = None) -> Settings:
+    """load_settings with the test's config folder and only the variables given."""
+    base = {"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]}
+    return load_settings(base | (env or {}), flags or RunOptions())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound, noted, and let go."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def close_stdout() -> None:
+    """In a child: start with no stdout at all, as `>&-` leaves it."""
+    os.close(1)
+
+
+def drain(fd: int, chunks: list[bytes]) -> None:
+    """Read a pseudo-terminal while the program runs (a full terminal buffer would block its
+    writes), until it closes its end."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the program closed its end
+            return
+        if not chunk:
+            return
+        chunks.append(chunk)

@@ -12,22 +12,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import Served, image_info, made_from, one_backend_env, posts, run_cli
 from PIL import Image, PngImagePlugin
 from readme_help import README
 from typer.testing import Result
 
-from nanoedit.output.provenance import read as read_provenance
-from nanoedit.sandbox.wire import ReceivedRequest
-
 EDITS = "/v1/images/edits"
 # The README's sizes for nano-banana (1K JPEG) by ratio: auto, 1:1, 3:2.
 AUTO_SIZE = (1200, 896)
-
-
-def env(served: Served) -> dict[str, str]:
-    """The multipart backend only: a job of URLs downloads them and uploads the bytes."""
-    return backend_env(served, duomi=False)
 
 
 def write_image(path: str | Path, shade: int, fmt: str = "PNG") -> bytes:
@@ -38,29 +30,12 @@ def write_image(path: str | Path, shade: int, fmt: str = "PNG") -> bytes:
     return target.read_bytes()
 
 
-def image_info(path: str | Path) -> tuple[str, tuple[int, int]]:
-    with Image.open(path) as image:
-        return str(image.format), image.size
-
-
-def posts(served: Served) -> list[ReceivedRequest]:
-    """The edit requests the sandbox received, in arrival order."""
-    return [r for r in served.sandbox.received if r.method == "POST"]
-
-
 def sent_inputs(served: Served, candidates: list[str]) -> list[str]:
     """Which candidate file each edit request carried as its first image, by its bytes."""
     by_bytes = {Path(path).read_bytes(): path for path in candidates}
     assert len(by_bytes) == len(candidates), "the candidates must differ in their bytes"
     assert all(request.path == EDITS for request in posts(served))
     return [by_bytes[request.files[0].data] for request in posts(served)]
-
-
-def made_from(path: str | Path) -> str:
-    """The input a saved result was made from, as its provenance records it."""
-    provenance = read_provenance(Path(path))
-    assert provenance is not None
-    return str(provenance["inputs"][0]["name"])
 
 
 def summary(result: Result) -> str:
@@ -84,7 +59,7 @@ def test_inputs_run_in_the_order_given_and_a_file_named_on_its_own_is_always_tak
     write_image("cat-edit.png", 30)  # looks like a result, but was named: it is an input
     result = run_cli(
         ["edit", "b.png", "a.jpg", "cat-edit.png", "-p", "make it night", "-j", "1"],
-        env=env(served),
+        env=one_backend_env(served, "openai"),
     )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "b-edit.jpg\na-edit.jpg\ncat-edit-edit.jpg\n"
@@ -152,7 +127,7 @@ EVERY_TREE_FILE = [
 def test_folders_and_globs_expand_to_their_images_sorted(
     served: Served, tree: Path, args: list[str], expected: list[str]
 ) -> None:
-    result = run_cli(["edit", *args, "-p", "x", "-j", "1"], env=env(served))
+    result = run_cli(["edit", *args, "-p", "x", "-j", "1"], env=one_backend_env(served, "openai"))
     assert result.exit_code == 0, result.stderr
     stems = [Path(path).stem for path in expected]
     assert result.stdout == "".join(f"{stem}-edit.jpg\n" for stem in stems)
@@ -243,7 +218,7 @@ def test_a_glob_matching_no_image_exits_4_before_anything_is_sent(
     write_image("in/b-edit.png", 20)
     write_image("in/.h.png", 30)
     Path("in/notes.txt").write_text("x\n")
-    result = run_cli(["edit", *args, "-p", "x"], env=env(served))
+    result = run_cli(["edit", *args, "-p", "x"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (4, "")
     assert result.stderr == f"error: {message}\n"
     assert served.sandbox.received == []
@@ -275,7 +250,7 @@ def test_a_folder_with_no_images_exits_4_and_says_so(
     write_image("empty/old-edit.png", 20)
     write_image("empty/old-edit-3.jpg", 30, "JPEG")
     write_image("empty/.git/x.png", 40)
-    result = run_cli(["edit", *args, "-p", "x"], env=env(served))
+    result = run_cli(["edit", *args, "-p", "x"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout, result.stderr) == (4, "", message)
     assert served.sandbox.received == []
 
@@ -289,7 +264,7 @@ def test_expansion_goes_by_bytes_and_says_what_it_left_out(served: Served) -> No
     write_image("in/z-edit.png", 60)
     Path("in/doc.png").write_bytes(b"%PDF-1.7\n")  # named like an image, but not one
     Path("in/notes.txt").write_text("not an image\n")  # neither: nothing to say
-    result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=env(served))
+    result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nscan-edit.jpg\n"), result.stderr
     assert result.stderr.splitlines()[:2] == [
         "warning: in: left out 4 images named like nanoedit's results (in/credit-edit.png, "
@@ -304,7 +279,9 @@ def test_expansion_goes_by_bytes_and_says_what_it_left_out(served: Served) -> No
     assert posts(served)[1].files[0].data == scan
     # Named on the command line, a file that looks like a result is edited.
     served.sandbox.received.clear()
-    named = run_cli(["edit", "in/credit-edit.png", "-p", "x"], env=env(served))
+    named = run_cli(
+        ["edit", "in/credit-edit.png", "-p", "x"], env=one_backend_env(served, "openai")
+    )
     assert (named.exit_code, named.stdout) == (0, "credit-edit-edit.jpg\n"), named.stderr
     assert [r.files[0].filename for r in posts(served)] == ["credit-edit.png"]
 
@@ -313,7 +290,7 @@ def test_a_glob_goes_by_bytes_too(served: Served) -> None:
     write_image("in/a.png", 10)
     write_image("in/b-edit.png", 20)
     Path("in/fake.png").write_text("<html><body>404</body></html>")
-    result = run_cli(["edit", "in/*.png", "-p", "x"], env=env(served))
+    result = run_cli(["edit", "in/*.png", "-p", "x"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\n"), result.stderr
     assert result.stderr.splitlines()[:2] == [
         "warning: in/*.png: left out 1 image named like nanoedit's results (in/b-edit.png); to "
@@ -346,7 +323,7 @@ def test_job_file_lines_override_the_flags_and_fall_back_to_them(served: Served)
     result = run_cli(
         ["edit", "--from", "jobs.txt", "-p", "default prompt", "--ratio", "3:2", "-r", "hat.png",
          "-j", "1"],
-        env=env(served),
+        env=one_backend_env(served, "openai"),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "a-edit.jpg\nb-edit.jpg\nc-edit.jpg\na-edit-2.jpg\n"
@@ -384,7 +361,9 @@ def test_job_file_from_stdin_runs_after_the_inputs_given_as_arguments(served: Se
     write_image("in/c.png", 30)
     stdin = 'in/b.png\n\n# c gets its own prompt\n{"input": "in/c.png", "prompt": "second"}\n'
     result = run_cli(
-        ["edit", "in/a.png", "--from", "-", "-p", "first", "-j", "1"], env=env(served), stdin=stdin
+        ["edit", "in/a.png", "--from", "-", "-p", "first", "-j", "1"],
+        env=one_backend_env(served, "openai"),
+        stdin=stdin,
     )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "a-edit.jpg\nb-edit.jpg\nc-edit.jpg\n"
@@ -401,7 +380,9 @@ def test_job_file_line_with_its_own_output_among_one_other_line(served: Served) 
     write_image("in/b.png", 20)
     Path("out").mkdir()
     Path("jobs.txt").write_text('{"input": "in/a.png", "output": "out/mine.jpg"}\nin/b.png\n')
-    result = run_cli(["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=env(served))
+    result = run_cli(
+        ["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=one_backend_env(served, "openai")
+    )
     assert (result.exit_code, result.stdout) == (0, "out/mine.jpg\nb-edit.jpg\n"), result.stderr
     assert made_from("out/mine.jpg") == "in/a.png"
     assert made_from("b-edit.jpg") == "in/b.png"
@@ -412,7 +393,7 @@ def test_a_refused_job_does_not_stop_the_others(served: Served) -> None:
     write_image("in/b.png", 20)
     write_image("in/c.png", 30)
     served.sandbox.add_faults("submit:text-only")
-    result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=env(served))
+    result = run_cli(["edit", "in", "-p", "x", "-j", "1"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (7, "b-edit.jpg\nc-edit.jpg\n")
     estimate, first, *rest = result.stderr.splitlines()
     assert estimate == "3 jobs, 3 images, estimated $0.201 (gemini-3.1-flash-image at $0.067)"
@@ -440,7 +421,10 @@ def test_an_image_that_is_not_one_is_refused_in_its_turn_after_the_jobs_before_i
     write_image("a.png", 10)
     Path("doc.png").write_bytes(b"%PDF-1.7\n%\xe2\xe3")
     write_image("c.png", 30)
-    result = run_cli(["edit", "a.png", "doc.png", "c.png", "-p", "x", "-j", "1"], env=env(served))
+    result = run_cli(
+        ["edit", "a.png", "doc.png", "c.png", "-p", "x", "-j", "1"],
+        env=one_backend_env(served, "openai"),
+    )
     assert (result.exit_code, result.stdout) == (7, "a-edit.jpg\nc-edit.jpg\n")
     assert result.stderr.splitlines() == [
         # Checked in its turn, doc.png is still a job when the batch is priced.
@@ -458,7 +442,9 @@ def test_a_dry_run_reads_every_image_before_it_prints_a_command(served: Served) 
     # Nothing is sent, so the dry run's own look at the bytes is the only one: up front.
     write_image("a.png", 10)
     Path("doc.png").write_bytes(b"%PDF-1.7\n%\xe2\xe3")
-    result = run_cli(["edit", "a.png", "doc.png", "-p", "x", "--dry-run"], env=env(served))
+    result = run_cli(
+        ["edit", "a.png", "doc.png", "-p", "x", "--dry-run"], env=one_backend_env(served, "openai")
+    )
     assert result.exit_code == 7
     assert result.stdout.startswith("# a.png -> a-edit (openai, nano-banana-2)\ncurl ")
     assert "doc.png" not in result.stdout
@@ -470,7 +456,9 @@ def test_a_dry_run_reads_every_image_before_it_prints_a_command(served: Served) 
 
 
 def test_when_every_job_fails_the_exit_code_is_the_failures_own(served: Served) -> None:
-    result = run_cli(["edit", "gone1.png", "gone2.png", "-p", "x"], env=env(served))
+    result = run_cli(
+        ["edit", "gone1.png", "gone2.png", "-p", "x"], env=one_backend_env(served, "openai")
+    )
     assert (result.exit_code, result.stdout) == (4, "")
     assert result.stderr == (
         "error: gone1.png: no such file; check the path\n"
@@ -487,12 +475,15 @@ def test_skip_existing_sends_nothing_that_is_saved_and_resumes_the_rest(served: 
     inputs = ["in/a.png", "in/b.png", "in/c.png"]
     for shade, path in enumerate(inputs):
         write_image(path, 40 * shade)
-    first = run_cli(["edit", "in", "-p", "x", "-j", "2"], env=env(served))
+    first = run_cli(["edit", "in", "-p", "x", "-j", "2"], env=one_backend_env(served, "openai"))
     assert first.exit_code == 0, first.stderr
     saved = {name: Path(name).read_bytes() for name in ("a-edit.jpg", "b-edit.jpg", "c-edit.jpg")}
 
     served.sandbox.received.clear()
-    again = run_cli(["edit", "in", "-p", "x", "-j", "2", "--skip-existing"], env=env(served))
+    again = run_cli(
+        ["edit", "in", "-p", "x", "-j", "2", "--skip-existing"],
+        env=one_backend_env(served, "openai"),
+    )
     assert (again.exit_code, again.stdout) == (0, "a-edit.jpg\nb-edit.jpg\nc-edit.jpg\n")
     assert again.stderr == (
         "skipped in/a.png: its result is already there (--skip-existing)\n"
@@ -507,7 +498,8 @@ def test_skip_existing_sends_nothing_that_is_saved_and_resumes_the_rest(served: 
     Path("a-edit.jpg").rename("a-edit.webp")
     served.sandbox.received.clear()
     resumed = run_cli(
-        ["edit", "in", "-p", "x", "-j", "2", "--skip-existing", "--json"], env=env(served)
+        ["edit", "in", "-p", "x", "-j", "2", "--skip-existing", "--json"],
+        env=one_backend_env(served, "openai"),
     )
     assert resumed.exit_code == 0, resumed.stderr
     assert sent_inputs(served, inputs) == ["in/b.png"]
@@ -527,11 +519,11 @@ def test_skip_existing_resumes_the_second_of_two_same_stems(served: Served) -> N
     write_image("a/cat.png", 10)
     write_image("b/cat.png", 20)
     args = ["edit", "a/cat.png", "b/cat.png", "-p", "x", "--skip-existing"]
-    first = run_cli(args, env=env(served))
+    first = run_cli(args, env=one_backend_env(served, "openai"))
     assert first.exit_code == 0, first.stderr
     Path("cat-edit-2.jpg").unlink()
     served.sandbox.received.clear()
-    again = run_cli(args, env=env(served))
+    again = run_cli(args, env=one_backend_env(served, "openai"))
     assert (again.exit_code, again.stdout) == (0, "cat-edit.jpg\ncat-edit-2.jpg\n"), again.stderr
     assert sent_inputs(served, ["a/cat.png", "b/cat.png"]) == ["b/cat.png"]
     assert made_from("cat-edit-2.jpg") == "b/cat.png"
@@ -542,14 +534,17 @@ def test_skip_existing_with_an_output_file_that_exists_sends_nothing(served: Ser
     write_image("cat.png", 10)
     mine = write_image("mine.png", 99)
     result = run_cli(
-        ["edit", "cat.png", "-p", "x", "-o", "mine.png", "--skip-existing"], env=env(served)
+        ["edit", "cat.png", "-p", "x", "-o", "mine.png", "--skip-existing"],
+        env=one_backend_env(served, "openai"),
     )
     assert (result.exit_code, result.stdout) == (0, "mine.png\n")
     assert result.stderr == "skipped cat.png: its result is already there (--skip-existing)\n"
     assert served.sandbox.received == []
     assert Path("mine.png").read_bytes() == mine
     # Without --skip-existing the same file is refused, still before anything is sent.
-    refused = run_cli(["edit", "cat.png", "-p", "x", "-o", "mine.png"], env=env(served))
+    refused = run_cli(
+        ["edit", "cat.png", "-p", "x", "-o", "mine.png"], env=one_backend_env(served, "openai")
+    )
     assert (refused.exit_code, refused.stdout) == (4, "")
     assert served.sandbox.received == []
 
@@ -575,7 +570,9 @@ SEVEN_NAMES = {
 def test_shards_cover_every_job_once_and_agree_on_the_names(served: Served) -> None:
     for shade, path in enumerate(SEVEN):
         write_image(path, 30 * shade)
-    whole = run_cli(["edit", "in", "-R", "-p", "x", "-d", "whole"], env=env(served))
+    whole = run_cli(
+        ["edit", "in", "-R", "-p", "x", "-d", "whole"], env=one_backend_env(served, "openai")
+    )
     assert whole.exit_code == 0, whole.stderr
     assert {name: made_from(Path("whole", name)) for name in listing("whole")} == SEVEN_NAMES
 
@@ -587,7 +584,7 @@ def test_shards_cover_every_job_once_and_agree_on_the_names(served: Served) -> N
             result = run_cli(
                 ["edit", "in", "-R", "-p", "x", "--shard", f"{k}/{n}", "-d", folder,
                  "--response-format", "b64_json"],
-                env=env(served),
+                env=one_backend_env(served, "openai"),
             )  # fmt: skip
             assert result.exit_code == 0, result.stderr
             mine = SEVEN[k - 1 :: n]
@@ -619,7 +616,9 @@ def test_shards_cover_every_job_once_and_agree_on_the_names(served: Served) -> N
 )
 def test_a_bad_shard_exits_2_before_anything_is_sent(served: Served, value: str) -> None:
     write_image("cat.png", 10)
-    result = run_cli(["edit", "cat.png", "-p", "x", "--shard", value], env=env(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--shard", value], env=one_backend_env(served, "openai")
+    )
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         f"error: invalid shard {value!r}; give K/N with 1 <= K <= N, such as 2/4\n"
@@ -647,7 +646,7 @@ def test_png_jpeg_and_webp_are_uploaded_byte_for_byte_and_gif_as_png(served: Ser
     result = run_cli(
         ["edit", "a.png", "b.jpg", "c.webp", "lossless.webp", "d.gif", "-r", "ref.jpeg",
          "-p", "x", "-j", "1"],
-        env=env(served),
+        env=one_backend_env(served, "openai"),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert (
@@ -708,7 +707,7 @@ def test_dry_run_prints_a_curl_command_per_job_and_sends_nothing(
     result = run_cli(
         ["edit", "a/cat.png", "b/cat.png", "dog.jpg", "-p", "make it night", "--ratio", "16:9",
          "-j", "4", "--dry-run", *shard],
-        env=env(served),
+        env=one_backend_env(served, "openai"),
     )  # fmt: skip
     jobs = f"{len(expected)} job{'s' if len(expected) > 1 else ''}"
     images = f"{len(expected)} image{'s' if len(expected) > 1 else ''}"
@@ -736,7 +735,9 @@ def test_job_file_line_with_its_own_output_among_several_other_lines(served: Ser
     Path("jobs.txt").write_text(
         '{"input":"in/a.png","output":"out/mine.jpg"}\nin/b.png\nin/c.png\n'
     )
-    result = run_cli(["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=env(served))
+    result = run_cli(
+        ["edit", "--from", "jobs.txt", "-p", "x", "-j", "1"], env=one_backend_env(served, "openai")
+    )
     assert (result.exit_code, result.stdout) == (
         0,
         "out/mine.jpg\nb-edit.jpg\nc-edit.jpg\n",
@@ -864,7 +865,9 @@ def test_job_file_errors_name_the_file_and_line_and_send_nothing(
     Path("jobs.txt").write_text(
         f'# tonight\n{{"input": "in/a.png", "prompt": "fine"}}\n{line}\nin/a.png\n'
     )
-    result = run_cli(["edit", "--from", "jobs.txt", *flags, "-j", "1"], env=env(served))
+    result = run_cli(
+        ["edit", "--from", "jobs.txt", *flags, "-j", "1"], env=one_backend_env(served, "openai")
+    )
     assert (result.exit_code, result.stdout) == (code, "")
     assert result.stderr == f"error: jobs.txt line 3: {message}\n"
     assert served.sandbox.received == []
@@ -875,7 +878,9 @@ def test_job_file_errors_from_stdin_name_the_line(served: Served) -> None:
     write_image("in/a.png", 10)
     write_image("in/b.png", 20)
     stdin = 'in/a.png\n{"input": "in/b.png", "ratio": "2:1"}\n'
-    result = run_cli(["edit", "--from", "-", "-p", "x"], env=env(served), stdin=stdin)
+    result = run_cli(
+        ["edit", "--from", "-", "-p", "x"], env=one_backend_env(served, "openai"), stdin=stdin
+    )
     assert (result.exit_code, result.stdout) == (2, "")
     assert (
         result.stderr == f"error: stdin line 2: invalid ratio '2:1'; use one of: {RATIO_CHOICES}\n"
@@ -911,7 +916,9 @@ def test_job_file_that_gives_no_jobs_exits_4(
     if content is not None:
         Path("jobs.txt").write_bytes(content)
     before = listing(".")
-    result = run_cli(["edit", "--from", "jobs.txt", "-p", "x"], env=env(served))
+    result = run_cli(
+        ["edit", "--from", "jobs.txt", "-p", "x"], env=one_backend_env(served, "openai")
+    )
     assert (result.exit_code, result.stdout, result.stderr) == (4, "", f"error: {message}\n")
     assert served.sandbox.received == []
     assert listing(".") == before
@@ -928,7 +935,7 @@ def test_job_file_paths_start_from_its_folder(served: Served) -> None:
     )
     result = run_cli(
         ["edit", "--from", "batch/jobs.jsonl", "-r", "ref.png", "-p", "x", "-j", "1"],
-        env=env(served),
+        env=one_backend_env(served, "openai"),
     )
     assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nbatch/out/mine.png\n"), (
         result.stderr
@@ -944,7 +951,9 @@ def test_job_file_paths_start_from_its_folder(served: Served) -> None:
 def test_job_file_from_stdin_takes_paths_from_the_current_folder(served: Served) -> None:
     a = write_image("photos/a.png", 10)
     result = run_cli(
-        ["edit", "--from", "-", "-p", "x"], env=env(served), stdin="\ufeffphotos/a.png\n"
+        ["edit", "--from", "-", "-p", "x"],
+        env=one_backend_env(served, "openai"),
+        stdin="\ufeffphotos/a.png\n",
     )
     assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\n"), result.stderr
     assert [r.files[0].data for r in posts(served)] == [a]
@@ -955,7 +964,7 @@ def test_job_file_with_a_byte_order_mark_reads_its_first_line(served: Served) ->
     Path("jobs.jsonl").write_bytes(
         '\ufeff{"input": "in/a.png", "prompt": "make it night"}\n'.encode()
     )
-    result = run_cli(["edit", "--from", "jobs.jsonl"], env=env(served))
+    result = run_cli(["edit", "--from", "jobs.jsonl"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\n"), result.stderr
     assert [(r.fields["prompt"], r.files[0].data) for r in posts(served)] == [
         (["make it night"], a)
@@ -989,7 +998,9 @@ def test_job_file_naming_a_missing_image_sends_nothing(
     Path(job_file).parent.mkdir(exist_ok=True)
     Path(job_file).write_text(f"# tonight\n{Path('photos/a.png').resolve()}\n{line}\n")
     before = listing(".")
-    result = run_cli(["edit", "--from", job_file, "-p", "x"], env=env(served), stdin=b"")
+    result = run_cli(
+        ["edit", "--from", job_file, "-p", "x"], env=one_backend_env(served, "openai"), stdin=b""
+    )
     assert (result.exit_code, result.stdout, result.stderr) == (code, "", f"error: {message}\n")
     assert served.sandbox.received == []
     assert listing(".") == before
@@ -1027,7 +1038,9 @@ def test_four_at_once_saves_every_image_under_the_same_names_in_every_run(
         if faults:
             served.sandbox.add_faults(faults)
         served.sandbox.received.clear()
-        result = run_cli(["edit", *EIGHT, "-p", "x", "-j", "4", "-d", run], env=env(served))
+        result = run_cli(
+            ["edit", *EIGHT, "-p", "x", "-j", "4", "-d", run], env=one_backend_env(served, "openai")
+        )
         assert result.exit_code == 0, result.stderr
         assert served.sandbox.pending_faults() == []
         printed = [line.removeprefix(f"{run}/") for line in result.stdout.splitlines()]
@@ -1048,7 +1061,7 @@ def test_same_stem_in_two_folders_numbers_in_list_order(
 ) -> None:
     write_image("a/cat.png", 10)
     write_image("b/cat.png", 20)
-    result = run_cli(["edit", *order, "-p", "x", "-j", jobs], env=env(served))
+    result = run_cli(["edit", *order, "-p", "x", "-j", jobs], env=one_backend_env(served, "openai"))
     assert result.exit_code == 0, result.stderr
     printed = result.stdout.splitlines()
     if jobs == "1":
@@ -1064,7 +1077,7 @@ def test_same_stem_in_two_folders_numbers_in_list_order(
 def test_names_taken_by_other_files_are_passed_over(served: Served) -> None:
     write_image("cat.png", 10)
     theirs = write_image("cat-edit.png", 99)  # not ours: no provenance, another format
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (0, "cat-edit-2.jpg\n"), result.stderr
     assert result.stderr == "saved cat-edit-2.jpg (1200x896 JPEG) from cat.png\n"
     assert made_from("cat-edit-2.jpg") == "cat.png"
@@ -1076,9 +1089,9 @@ def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
     write_image("a/cat.png", 10)
     write_image("b/cat.png", 20)
     args = ["edit", "a/cat.png", "b/cat.png", "-p", "x", "-j", "1"]
-    first = run_cli(args, env=env(served))
+    first = run_cli(args, env=one_backend_env(served, "openai"))
     assert (first.exit_code, first.stdout) == (0, "cat-edit.jpg\ncat-edit-2.jpg\n"), first.stderr
-    again = run_cli(args, env=env(served))
+    again = run_cli(args, env=one_backend_env(served, "openai"))
     assert (again.exit_code, again.stdout) == (0, "cat-edit-3.jpg\ncat-edit-4.jpg\n"), again.stderr
     assert {name: made_from(name) for name in listing(".") if name.startswith("cat-edit")} == {
         "cat-edit.jpg": "a/cat.png",
@@ -1091,14 +1104,16 @@ def test_a_rerun_of_the_same_stems_numbers_on(served: Served) -> None:
     # A folder run over the same place takes the inputs, never the results.
     served.sandbox.received.clear()
     before = listing(".")
-    flat = run_cli(["edit", ".", "-p", "x", "--dry-run"], env=env(served))
+    flat = run_cli(["edit", ".", "-p", "x", "--dry-run"], env=one_backend_env(served, "openai"))
     assert (flat.exit_code, flat.stdout) == (4, "")
     assert flat.stderr == (
         "error: the folder . holds no images to edit (add --recursive to look in its "
         "subfolders); left out 4 images named like nanoedit's results (cat-edit-2.jpg, "
         "cat-edit-3.jpg, cat-edit-4.jpg and 1 more); to edit them, name them on the command line\n"
     )
-    deep = run_cli(["edit", ".", "-R", "-p", "x", "--dry-run"], env=env(served))
+    deep = run_cli(
+        ["edit", ".", "-R", "-p", "x", "--dry-run"], env=one_backend_env(served, "openai")
+    )
     assert (deep.exit_code, deep.stderr) == (
         0,
         "warning: .: left out 4 images named like nanoedit's results (cat-edit-2.jpg, "
@@ -1122,7 +1137,8 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
     url = f"{served.base_url}/samples/missing.png"
     host = served.base_url.removeprefix("http://")
     result = run_cli(
-        ["edit", "in/a.png", "in/b.png", url, "-p", "x", "-j", "4", "--json"], env=env(served)
+        ["edit", "in/a.png", "in/b.png", url, "-p", "x", "-j", "4", "--json"],
+        env=one_backend_env(served, "openai"),
     )
     assert result.exit_code == 7, result.stderr
     records = {

@@ -3,16 +3,22 @@ sandbox on a real loopback port, and what each answer is taken to mean."""
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, OPENROUTER_KEY, Served, backend_env
+from conftest import (
+    DUOMI_KEY,
+    OPENAI_KEY,
+    OPENROUTER_KEY,
+    Served,
+    backend_env,
+    closed_port,
+    host,
+    settings_from,
+)
 
 from nanoedit.errors import ExitCode
-from nanoedit.jobs import RunOptions
 from nanoedit.registry import backend_class
 from nanoedit.run.check import (
     FAILED,
@@ -27,7 +33,7 @@ from nanoedit.run.check import (
     check_exit_code,
 )
 from nanoedit.sandbox.catalog import OPENAI_MODELS
-from nanoedit.settings.config import BackendSettings, Settings, load_settings
+from nanoedit.settings.config import BackendSettings
 
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
 OPENROUTER_PATH = "/api/v1/key"
@@ -52,31 +58,12 @@ def client() -> Iterator[httpx.Client]:
         yield plain
 
 
-def settings_from(env: dict[str, str]) -> Settings:
-    """Settings from these variables only (and the test's empty config folder)."""
-    return load_settings(
-        {"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]} | env, RunOptions()
-    )
-
-
 def sent(served: Served) -> list[tuple[str, str, str]]:
     """Method, path and Authorization header of every request the sandbox received."""
     return [
         (request.method, request.path, request.headers.get("authorization", ""))
         for request in served.sandbox.received
     ]
-
-
-def host(served: Served) -> str:
-    return served.base_url.removeprefix("http://")
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: bound, noted, and let go."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:

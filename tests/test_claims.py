@@ -19,6 +19,8 @@ from conftest import (
     all_jobs,
     backend_env,
     distinct_pngs,
+    made_from,
+    posts,
     run_installed,
     runs_begun,
     two_runs_at_once,
@@ -27,15 +29,10 @@ from conftest import (
 from PIL import Image
 
 from nanoedit.journal.store import Journal, data_dir
-from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 CAT = sample_image("cat.png")[0]
 EDIT_SIZE = (1200, 896)  # 4:3 at 1K on the 3.x models
-
-
-def posts(served: Served) -> int:
-    return sum(1 for request in served.sandbox.received if request.method == "POST")
 
 
 def twins(isolated: Path) -> None:
@@ -43,12 +40,6 @@ def twins(isolated: Path) -> None:
     for folder in ("x", "y"):
         (isolated / folder).mkdir()
         (isolated / folder / "a.png").write_bytes(CAT)
-
-
-def made_from(path: Path) -> str:
-    made = read_provenance(path)
-    assert made is not None
-    return str(made["inputs"][0]["name"])
 
 
 @pytest.mark.parametrize("history", [[], ["--no-history"]], ids=["journal", "provenance"])
@@ -65,7 +56,7 @@ def test_a_rerun_keeps_two_inputs_with_the_same_bytes_apart(
     code, out, err = run_installed([*argv, "--skip-existing"], isolated, backend_env(served))
     assert (code, out) == (0, "out/a-edit.jpg\nout/a-edit-2.jpg\n"), err
     assert err.splitlines()[-1] == "2 jobs: 0 done, 0 failed, 2 skipped, 0 images saved"
-    assert posts(served) == 2
+    assert len(posts(served)) == 2
 
 
 @pytest.mark.parametrize("history", [[], ["--no-history"]], ids=["journal", "provenance"])
@@ -80,7 +71,7 @@ def test_skip_existing_sends_the_job_never_done_and_skips_only_the_one_done(
     code, out, err = run_installed([*argv, *history], isolated, backend_env(served))
     # y's image is found where it is, x is sent: each job once, and no image listed twice.
     assert (code, out) == (0, "out/a-edit.jpg\nout/a-edit-3.jpg\n"), err
-    assert posts(served) == 2
+    assert len(posts(served)) == 2
     assert sorted(os.listdir(isolated / "out")) == ["a-edit-3.jpg", "a-edit.jpg"]
     assert (made_from(isolated / "out/a-edit.jpg"), made_from(isolated / "out/a-edit-3.jpg")) == (
         "y/a.png", "x/a.png"
@@ -97,7 +88,7 @@ def test_two_skip_existing_runs_at_once_pay_for_each_job_once(
     argv = ["edit", "in", "-p", "a hat", "-d", "out", "-j", "8", "--skip-existing"]
     env = {"NANOEDIT_OPENAI_BASE_URL": served.base_url, "NANOEDIT_OPENAI_API_KEY": OPENAI_KEY}
     results = two_runs_at_once(argv, isolated, env, release.set)
-    assert posts(served) == 8  # not 16: each job was claimed by one run
+    assert len(posts(served)) == 8  # not 16: each job was claimed by one run
     expected = [f"out/{n:03d}-edit.jpg" for n in range(8)]
     for code, out, err in results:
         # The run that had none of them waited for the other and lists its images.
@@ -183,7 +174,7 @@ def test_a_stop_while_waiting_for_another_run_leaves_its_jobs_to_that_run(
     second = None
     lines: list[str] = []
     try:
-        wait_for(lambda: posts(served) == 2, "the first run's two requests")
+        wait_for(lambda: len(posts(served)) == 2, "the first run's two requests")
         second = subprocess.Popen(
             argv, cwd=isolated, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -231,5 +222,5 @@ def test_a_stop_while_waiting_for_another_run_leaves_its_jobs_to_that_run(
         "2 jobs: 0 done, 0 failed, 2 not sent, 0 images saved",
         "interrupted: nothing more was sent; images already saved are kept",
     ]
-    assert posts(served) == 2
+    assert len(posts(served)) == 2
     assert sorted(os.listdir(isolated)) == ["a-edit.jpg", "a.png", "b-edit.jpg", "b.png"]

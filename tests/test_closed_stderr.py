@@ -15,9 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from conftest import Served, backend_env
-from PIL import Image
+from conftest import Served, backend_env, image_info
 from readme_help import README
 
 from nanoedit.sandbox import sample_image
@@ -48,40 +46,27 @@ def _run(
     )  # fmt: skip
 
 
-def _image(path: str) -> tuple[str, tuple[int, int]]:
-    with Image.open(path) as image:
-        image.load()
-        return str(image.format), image.size
-
-
-@pytest.fixture
-def cat(isolated: Path) -> Path:
-    path = isolated / "cat.png"
-    path.write_bytes(sample_image("cat.png")[0])
-    return path
-
-
-def test_a_saved_image_exits_0_with_stderr_closed(cat: Path) -> None:
+def test_a_saved_image_exits_0_with_stderr_closed(sample: Path) -> None:
     run = _run(["edit", "cat.png", "-p", "a hat", "--sandbox"])
     assert (run.returncode, run.stdout) == (0, "cat-edit.jpg\n")
-    assert _image("cat-edit.jpg") == ("JPEG", (1200, 896))
+    assert image_info("cat-edit.jpg") == ("JPEG", (1200, 896))
 
 
-def test_a_missing_file_exits_4_with_stderr_closed(cat: Path) -> None:
+def test_a_missing_file_exits_4_with_stderr_closed(sample: Path) -> None:
     run = _run(["edit", "missing.png", "-p", "a hat", "--sandbox"])
     assert (run.returncode, run.stdout) == (4, "")
     assert sorted(os.listdir()) == ["cat.png"]
 
 
 def test_both_jobs_of_a_batch_are_sent_and_saved_with_stderr_closed(
-    served: Served, cat: Path
+    served: Served, sample: Path
 ) -> None:
     Path("dog.jpg").write_bytes(sample_image("dog.jpg")[0])
     run = _run(["edit", "cat.png", "dog.jpg", "-p", "a hat"], backend_env(served))
     assert run.returncode == 0
     assert sorted(run.stdout.splitlines()) == ["cat-edit.jpg", "dog-edit.jpg"]
-    assert _image("cat-edit.jpg") == ("JPEG", (1200, 896))
-    assert _image("dog-edit.jpg") == ("JPEG", (1200, 896))
+    assert image_info("cat-edit.jpg") == ("JPEG", (1200, 896))
+    assert image_info("dog-edit.jpg") == ("JPEG", (1200, 896))
     edits = [r for r in served.sandbox.received if r.method == "POST"]
     assert len(edits) == 2
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import shlex
 import stat
 import time
@@ -13,26 +12,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, backend_env, run_cli
+from conftest import OPENAI_KEY, Served, backend_env, config_file, run_cli, settings_from
 
 from nanoedit.errors import ConfigError, ExitCode, UsageError
 from nanoedit.jobs import RunOptions
 from nanoedit.settings.config import (
     KEY_COMMAND_TIMEOUT,
     BackendSettings,
-    Settings,
     display_value,
-    load_settings,
     permission_warning,
     plain_http_warning,
     run_key_command,
     write_file,
 )
 from nanoedit.urls import redact_userinfo
-
-
-def config_file() -> Path:
-    return Path(os.environ["NANOEDIT_CONFIG_DIR"]) / "config.toml"
 
 
 def test_set_get_unset_list_and_path() -> None:
@@ -142,12 +135,6 @@ def test_a_run_stopped_by_a_setting_still_prints_json(sample: Path) -> None:
             "exit_code": 3,
         },
     }
-
-
-def settings_from(env: dict[str, str] | None = None, flags: RunOptions | None = None) -> Settings:
-    """load_settings with the test's config folder and only the variables given."""
-    base = {"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]}
-    return load_settings(base | (env or {}), flags or RunOptions())
 
 
 def counting(counter: Path, command: str) -> str:

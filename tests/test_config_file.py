@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, run_cli
+from conftest import OPENAI_KEY, Served, config_file, run_cli
 from PIL import Image
 
 from nanoedit.registry import backend_classes
@@ -26,10 +26,6 @@ from nanoedit.sandbox import sample_image
 from nanoedit.settings.config import MAX_RETRIES, all_keys, keep_broken_copy, write_file
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
-
-
-def config_file() -> Path:
-    return Path(os.environ["NANOEDIT_CONFIG_DIR"]) / "config.toml"
 
 
 def fix(folder: Path | str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import Served, backend_env, posts, run_cli
 
 from nanoedit.backends.base import BackendBase, PreparedJob
 from nanoedit.backends.gemini import GeminiBackend
@@ -21,10 +21,6 @@ from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTran
 from nanoedit.settings.config import BackendSettings
 
 FLASH = "(gemini-3.1-flash-image at $0.067)"
-
-
-def posts(served: Served) -> list[Any]:
-    return [request for request in served.sandbox.received if request.method == "POST"]
 
 
 def cats(*names: str) -> list[str]:

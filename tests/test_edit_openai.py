@@ -6,15 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, backend_env, run_cli
-from PIL import Image
+from conftest import OPENAI_KEY, Served, backend_env, image_info, run_cli
 
 from nanoedit.sandbox import sample_image
-
-
-def image_info(path: str | Path) -> tuple[str, tuple[int, int]]:
-    with Image.open(path) as image:
-        return str(image.format), image.size
 
 
 def test_edit_sends_exact_multipart_and_saves_the_image(served: Served, sample: Path) -> None:

@@ -14,7 +14,16 @@ from pathlib import Path
 import fal_client
 import httpx
 import pytest
-from conftest import FAL_KEY, LogWatch, Served, backend_env, interrupted_run, run_cli
+from conftest import (
+    FAL_KEY,
+    LogWatch,
+    Served,
+    host,
+    interrupted_run,
+    one_backend_env,
+    received,
+    run_cli,
+)
 from PIL import Image
 
 from nanoedit.backends.base import PreparedJob
@@ -24,7 +33,6 @@ from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import (
     SANDBOX_BASE_URL,
-    ReceivedRequest,
     Sandbox,
     SandboxServer,
     SandboxTransport,
@@ -35,19 +43,6 @@ from nanoedit.settings.config import BackendSettings
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT = sample_image("cat.png")[0]
 REQUEST_ID = re.compile(r"[0-9a-f-]{36}")
-
-
-def fal_env(served: Served) -> dict[str, str]:
-    """Only fal set up, pointed at the served sandbox."""
-    return backend_env(served, openai=False, duomi=False, fal=True)
-
-
-def host(served: Served) -> str:
-    return served.base_url.removeprefix("http://")
-
-
-def received(served: Served, method: str | None = None) -> list[ReceivedRequest]:
-    return [r for r in served.sandbox.received if method is None or r.method == method]
 
 
 def routes(served: Served) -> list[str]:
@@ -65,7 +60,7 @@ def test_a_local_file_is_uploaded_and_a_url_passed_as_it_is(served: Served, samp
     result = run_cli(
         ["edit", "cat.png", "--ref", hat, "-p", "put the hat on the cat", "--model",
          "nano-banana-pro", "--size", "2K", "--ratio", "16:9"],
-        env=fal_env(served),
+        env=one_backend_env(served, "fal"),
     )  # fmt: skip
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
     assert routes(served) == [
@@ -109,7 +104,7 @@ def test_a_local_file_is_uploaded_and_a_url_passed_as_it_is(served: Served, samp
 
 def test_a_url_only_edit_is_never_downloaded_by_nanoedit(served: Served) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
-    result = run_cli(["edit", url, "-p", "add a hat"], env=fal_env(served))
+    result = run_cli(["edit", url, "-p", "add a hat"], env=one_backend_env(served, "fal"))
     assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
     assert routes(served)[0] == "POST /fal-ai/nano-banana-2/edit"
     assert not any(r.path.startswith("/samples/") for r in served.sandbox.received)
@@ -124,7 +119,7 @@ def test_a_generation_goes_to_the_app_itself_and_512_is_spelled_0_5k(served: Ser
     result = run_cli(
         ["generate", "-p", "a red fox", "--model", "gemini-3.1-flash-image", "--size",
          "512", "--ratio", "4:1", "--backend", "fal"],
-        env=fal_env(served),
+        env=one_backend_env(served, "fal"),
     )  # fmt: skip
     assert (result.exit_code, result.stdout) == (0, "a-red-fox.png\n"), result.stderr
     submit = received(served, "POST")[0]
@@ -139,7 +134,7 @@ def test_a_generation_goes_to_the_app_itself_and_512_is_spelled_0_5k(served: Ser
 
 def test_more_than_four_images_go_in_several_submissions(served: Served) -> None:
     result = run_cli(["generate", "-p", "fox", "-n", "5", "--backend", "fal", "--json"],
-                     env=fal_env(served))  # fmt: skip
+                     env=one_backend_env(served, "fal"))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     submits = received(served, "POST")
     assert [s.json["num_images"] for s in submits] == [4, 1]
@@ -155,7 +150,8 @@ def test_the_shut_down_app_is_refused_and_fourteen_images_at_most(
     # fal-ai/nano-banana (2.5: no resolution field, three images at most) was shut down.
     for app in ("fal-ai/nano-banana", "fal-ai/nano-banana/edit"):
         gone = run_cli(
-            ["edit", "cat.png", "-p", "x", "--model", app, "--size", "1K"], env=fal_env(served)
+            ["edit", "cat.png", "-p", "x", "--model", app, "--size", "1K"],
+            env=one_backend_env(served, "fal"),
         )
         assert (gone.exit_code, gone.stdout, gone.stderr.strip()) == (
             2,
@@ -165,14 +161,16 @@ def test_the_shut_down_app_is_refused_and_fourteen_images_at_most(
         )
     assert served.sandbox.received == []
     refs = [arg for n in range(14) for arg in ("--ref", f"https://h.example/{n}.png")]
-    many = run_cli(["edit", "cat.png", *refs, "-p", "x"], env=fal_env(served))
+    many = run_cli(["edit", "cat.png", *refs, "-p", "x"], env=one_backend_env(served, "fal"))
     assert (many.exit_code, many.stdout) == (4, "")
     assert many.stderr.strip() == (
         "error: cat.png: 15 images for one job, and fal-ai/nano-banana-2 takes at most 14; pass "
         "fewer --ref images"
     )
     assert served.sandbox.received == []
-    one_k = run_cli(["edit", "cat.png", "-p", "x", "--size", "1K"], env=fal_env(served))
+    one_k = run_cli(
+        ["edit", "cat.png", "-p", "x", "--size", "1K"], env=one_backend_env(served, "fal")
+    )
     assert one_k.exit_code == 0, one_k.stderr
     # nano-banana-2 has a resolution field: the size is sent.
     assert received(served, "POST")[-1].json["resolution"] == "1K"
@@ -249,7 +247,7 @@ def test_a_request_that_ends_badly(
     served: Served, sample: Path, fault: str, code: int, message: str, fetched: int
 ) -> None:
     served.sandbox.add_faults(fault)
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=fal_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "fal"))
     assert (result.exit_code, result.stdout) == (code, "")
     status = next(r for r in received(served, "GET") if r.path.endswith("/status"))
     request_id = status.path.split("/")[4]
@@ -273,7 +271,7 @@ def test_retries_never_pay_twice(
     served: Served, sample: Path, fault: str, submits: int, retried: bool
 ) -> None:
     served.sandbox.add_faults(fault)
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=fal_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "fal"))
     posts = [r for r in received(served, "POST") if r.path.startswith("/fal-ai/")]
     assert len(posts) == submits
     assert served.sandbox.pending_faults() == []
@@ -292,7 +290,7 @@ def test_retries_never_pay_twice(
 
 def test_an_expired_result_url_says_so(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("expired")
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=fal_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "fal"))
     assert (result.exit_code, result.stdout) == (5, "")
     assert result.stderr.strip() == (
         f"error: the result of cat.png could not be downloaded from {host(served)}: HTTP 403 "
@@ -302,12 +300,12 @@ def test_an_expired_result_url_says_so(served: Served, sample: Path) -> None:
 
 def test_a_validation_error_names_the_field(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "--model", "fal-ai/nano-banana-pro",
-                      "--ratio", "1:8"], env=fal_env(served))  # fmt: skip
+                      "--ratio", "1:8"], env=one_backend_env(served, "fal"))  # fmt: skip
     # The ratio is refused before anything is sent: pro does not render 1:8.
     assert result.exit_code == 2
     assert served.sandbox.received == []
     other = run_cli(["generate", "-p", "x", "--backend", "fal", "--model", "fal-ai/other-app"],
-                    env=fal_env(served))  # fmt: skip
+                    env=one_backend_env(served, "fal"))  # fmt: skip
     assert (other.exit_code, other.stdout) == (5, "")
     assert other.stderr.strip() == (
         f"error: {host(served)} does not serve fal-ai/other-app on the fal backend (HTTP 404: "
@@ -317,7 +315,7 @@ def test_a_validation_error_names_the_field(served: Served, sample: Path) -> Non
 
 
 def test_a_bad_key_exits_3_and_is_never_shown(served: Served, sample: Path) -> None:
-    env = fal_env(served) | {"NANOEDIT_FAL_API_KEY": "wrong-key-1234567"}
+    env = one_backend_env(served, "fal") | {"NANOEDIT_FAL_API_KEY": "wrong-key-1234567"}
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
     assert (result.exit_code, result.stdout) == (3, "")
     assert result.stderr.strip() == (
@@ -329,7 +327,7 @@ def test_a_bad_key_exits_3_and_is_never_shown(served: Served, sample: Path) -> N
 
 
 def test_the_providers_own_variable_gives_the_key(served: Served, sample: Path) -> None:
-    env = fal_env(served)
+    env = one_backend_env(served, "fal")
     del env["NANOEDIT_FAL_API_KEY"]
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env | {"FAL_KEY": FAL_KEY})
     assert result.exit_code == 0, result.stderr
@@ -338,7 +336,7 @@ def test_the_providers_own_variable_gives_the_key(served: Served, sample: Path) 
 
 def test_a_separate_storage_url_gets_the_uploads(served: Served, sample: Path) -> None:
     with SandboxServer(Sandbox()) as storage:
-        env = fal_env(served) | {"NANOEDIT_FAL_STORAGE_URL": storage.base_url}
+        env = one_backend_env(served, "fal") | {"NANOEDIT_FAL_STORAGE_URL": storage.base_url}
         result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
         assert result.exit_code == 0, result.stderr
         assert [r.path for r in storage.sandbox.received][:2] == [
@@ -351,7 +349,8 @@ def test_a_separate_storage_url_gets_the_uploads(served: Served, sample: Path) -
 def test_a_timeout_while_queued_cancels_the_request(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("queue-stuck")
     result = run_cli(
-        ["edit", "cat.png", "-p", "x", "--timeout", "1", "--no-history"], env=fal_env(served)
+        ["edit", "cat.png", "-p", "x", "--timeout", "1", "--no-history"],
+        env=one_backend_env(served, "fal"),
     )
     assert (result.exit_code, result.stdout) == (6, "")
     [cancel] = received(served, "PUT")[1:]
@@ -386,7 +385,7 @@ def test_ctrl_c_while_queued_cancels_the_request(
     returncode, stdout, stderr = interrupted_run(
         ["edit", "cat.png", "-p", "x", "--no-history"],
         isolated,
-        fal_env(served),
+        one_backend_env(served, "fal"),
         log.seen,
         "the request's poll",
     )
@@ -407,7 +406,10 @@ def test_ctrl_c_while_queued_cancels_the_request(
 
 def test_dry_run_shows_the_upload_and_the_submission(served: Served, sample: Path) -> None:
     url = "https://h.example/hat.png"
-    result = run_cli(["edit", "cat.png", "--ref", url, "-p", "x", "--dry-run"], env=fal_env(served))
+    result = run_cli(
+        ["edit", "cat.png", "--ref", url, "-p", "x", "--dry-run"],
+        env=one_backend_env(served, "fal"),
+    )
     assert (result.exit_code, result.stderr) == (
         0,
         "1 job, 1 image, estimated $0.08 (gemini-3.1-flash-image at $0.08)\n",
@@ -432,7 +434,7 @@ def test_dry_run_shows_the_upload_and_the_submission(served: Served, sample: Pat
 
 
 def test_config_check(served: Served) -> None:
-    ready = run_cli(["config", "check", "--json"], env=fal_env(served))
+    ready = run_cli(["config", "check", "--json"], env=one_backend_env(served, "fal"))
     assert ready.exit_code == 0, ready.stderr
     [fal] = [b for b in json.loads(ready.stdout)["backends"] if b["backend"] == "fal"]
     assert fal == {"backend": "fal", "status": "ready", "detail": f"{host(served)}, key accepted",
@@ -441,7 +443,7 @@ def test_config_check(served: Served) -> None:
     assert (probe.method, probe.path, probe.headers["authorization"]) == (
         "GET", "/fal-ai/nano-banana-2/requests/nanoedit-config-check/status", f"Key {FAL_KEY}"
     )  # fmt: skip
-    wrong = run_cli(["config", "check"], env=fal_env(served) | {"FAL_KEY": "x",
+    wrong = run_cli(["config", "check"], env=one_backend_env(served, "fal") | {"FAL_KEY": "x",
                     "NANOEDIT_FAL_API_KEY": "wrong-key-1234567"})  # fmt: skip
     assert wrong.exit_code == 3
     [line] = [line for line in wrong.stdout.splitlines() if line.startswith("fal ")]
@@ -557,7 +559,7 @@ def test_fal_client_reads_a_refusal_and_a_validation_error(
 
 def test_a_result_as_a_data_uri_is_saved_without_a_download(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("data-uri")
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=fal_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "fal"))
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
     assert not any(r.path.startswith("/files/") for r in served.sandbox.received)
     with Image.open("cat-edit.png") as image:

@@ -21,6 +21,7 @@ from conftest import (
     SkippingClock,
     backend_env,
     interrupted_run,
+    one_backend_env,
     run_cli,
 )
 from PIL import Image
@@ -53,17 +54,6 @@ APIS = {
 # asked for PNG (output_format).
 FORMATS = {"duomi": ("jpg", "JPEG"), "fal": ("png", "PNG"), "replicate": ("png", "PNG")}
 ASYNC = sorted(APIS)
-
-
-def env_for(served: Served, name: str) -> dict[str, str]:
-    """Only the backend ``name`` set up, pointed at the served sandbox."""
-    return backend_env(
-        served,
-        openai=False,
-        duomi=name == "duomi",
-        fal=name == "fal",
-        replicate=name == "replicate",
-    )
 
 
 def submit(served: Served, name: str, prompt: str = "a red fox") -> str:
@@ -231,7 +221,9 @@ def test_fetch_saves_the_image_of_a_task_submitted_elsewhere(
 ) -> None:
     served.sandbox.task_seconds = 3.0
     task_id = submit(served, name)
-    result = run_cli(["fetch", "--backend", name, task_id], env=env_for(served, name), clock=clock)
+    result = run_cli(
+        ["fetch", "--backend", name, task_id], env=one_backend_env(served, name), clock=clock
+    )
     suffix, kind = FORMATS[name]
     saved = f"{name}-{task_id}.{suffix}"
     assert (result.exit_code, result.stdout) == (0, f"{saved}\n"), result.stderr
@@ -249,7 +241,7 @@ def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: Skip
     result = run_cli(
         ["fetch", "--backend", "replicate", first, f"https://replicate.com/p/{second}",
          "-d", "out", "--json", "--quiet"],
-        env=env_for(served, "replicate"), clock=clock,
+        env=one_backend_env(served, "replicate"), clock=clock,
     )  # fmt: skip
     assert (result.exit_code, result.stderr) == (0, ""), result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -269,7 +261,7 @@ def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: Skip
 
 def test_fetch_to_a_named_file_and_never_over_one(served: Served, clock: SkippingClock) -> None:
     task_id = submit(served, "duomi")  # duomi's 3.x model answers a JPEG
-    env = env_for(served, "duomi")
+    env = one_backend_env(served, "duomi")
     Path("fox.jpg").write_bytes(b"mine")
     result = run_cli(["fetch", "--backend", "duomi", task_id, "-o", "fox.jpg"], env=env)
     assert (result.exit_code, result.stdout) == (4, "")
@@ -295,7 +287,7 @@ def test_fetch_a_fal_request_sent_to_another_app(served: Served, clock: Skipping
         json={"prompt": "a hat", "image_urls": [f"{served.base_url}/samples/cat.png"]},
     ).json()
     request_id, status_url = answer["request_id"], answer["status_url"]
-    env = env_for(served, "fal")
+    env = one_backend_env(served, "fal")
     wrong = run_cli(["fetch", "--backend", "fal", request_id], env=env, clock=clock)
     host = served.base_url.removeprefix("http://")
     assert (wrong.exit_code, wrong.stdout) == (5, "")
@@ -327,7 +319,9 @@ def test_fetch_a_fal_request_sent_to_another_app(served: Served, clock: Skipping
     ],
 )  # fmt: skip
 def test_fetch_an_unknown_task(served: Served, name: str, task_id: str, message: str) -> None:
-    result = run_cli(["fetch", "--backend", name, task_id, "--json"], env=env_for(served, name))
+    result = run_cli(
+        ["fetch", "--backend", name, task_id, "--json"], env=one_backend_env(served, name)
+    )
     assert result.exit_code == 5
     expected = message.replace("HOST", served.base_url.removeprefix("http://"))
     assert result.stderr == f"error: {expected}\n"
@@ -356,7 +350,9 @@ def test_fetch_a_failed_task(
 ) -> None:
     served.sandbox.add_faults(fault)
     task_id = submit(served, name)
-    result = run_cli(["fetch", "--backend", name, task_id], env=env_for(served, name), clock=clock)
+    result = run_cli(
+        ["fetch", "--backend", name, task_id], env=one_backend_env(served, name), clock=clock
+    )
     assert (result.exit_code, result.stdout) == (code, "")
     expected = message.replace("ID", task_id).replace(
         "HOST", served.base_url.removeprefix("http://")
@@ -369,7 +365,7 @@ def test_fetch_a_failed_task(
 def test_one_task_failing_of_two_exits_7(served: Served, clock: SkippingClock) -> None:
     good = submit(served, "duomi")
     result = run_cli(["fetch", "--backend", "duomi", good, "missing1"],
-                     env=env_for(served, "duomi"), clock=clock)  # fmt: skip
+                     env=one_backend_env(served, "duomi"), clock=clock)  # fmt: skip
     assert (result.exit_code, result.stdout) == (7, f"duomi-{good}.jpg\n")
     assert result.stderr.splitlines()[-1] == "2 jobs: 1 done, 1 failed, 1 image saved"
 
@@ -414,7 +410,7 @@ def test_an_unconfigured_backend_says_how_to_set_it_up(served: Served) -> None:
 def test_fetch_writes_the_image_to_stdout(served: Served, clock: SkippingClock) -> None:
     task_id = submit(served, "fal")
     result = run_cli(["fetch", "--backend", "fal", task_id, "-o", "-", "-q"],
-                     env=env_for(served, "fal"), clock=clock)  # fmt: skip
+                     env=one_backend_env(served, "fal"), clock=clock)  # fmt: skip
     assert (result.exit_code, result.stderr) == (0, ""), result.stderr
     assert result.stdout_bytes == made_image(served, "fal", task_id)
 
@@ -437,7 +433,7 @@ def test_ctrl_c_leaves_the_task_on_the_server(
     returncode, stdout, stderr = interrupted_run(
         ["fetch", "--backend", "fal", request_id],
         isolated,
-        env_for(served, "fal"),
+        one_backend_env(served, "fal"),
         log.seen,
         "the request's poll",
     )

@@ -16,8 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import OPENAI_KEY, Served
-from PIL import Image
+from conftest import OPENAI_KEY, Served, shape
 
 from nanoedit.sandbox import Sandbox, SandboxServer, UploadedFile, sample_image
 
@@ -93,11 +92,6 @@ def gateway(served: Served) -> Iterator[openai.OpenAI]:
         base_url=served.base_url + "/v1", api_key=OPENAI_KEY, max_retries=0
     ) as client:
         yield client
-
-
-def shape(data: bytes) -> tuple[int, int, str | None]:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.width, image.height, image.format
 
 
 def image_data(part: types.Part) -> bytes:

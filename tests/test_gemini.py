@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GEMINI_KEY, Served, SkippingClock, backend_env, run_cli
+from conftest import GEMINI_KEY, Served, SkippingClock, host, one_backend_env, run_cli
 from PIL import Image
 
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
@@ -20,32 +20,17 @@ CAT = sample_image("cat.png")[0]
 HAT = sample_image("hat.png")[0]
 
 
-def gemini_env(served: Served, **extra: str) -> dict[str, str]:
-    return backend_env(served, openai=False, duomi=False, gemini=True) | extra
-
-
-def host(served: Served) -> str:
-    return served.base_url.removeprefix("http://")
-
-
 def calls(served: Served) -> list[str]:
     return [f"{r.method} {r.path}" for r in served.sandbox.received]
 
 
-@pytest.fixture
-def cat(isolated: Path) -> Path:
-    path = isolated / "cat.png"
-    path.write_bytes(CAT)
-    return path
-
-
 def test_an_edit_sends_the_prompt_then_the_exact_bytes_and_saves_the_image(
-    served: Served, cat: Path
+    served: Served, sample: Path
 ) -> None:
     Path("hat.png").write_bytes(HAT)
     result = run_cli(
         ["edit", "cat.png", "--ref", "hat.png", "-p", "put the hat on", "--ratio", "16:9"],
-        env=gemini_env(served),
+        env=one_backend_env(served, "gemini"),
     )
     assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     (post,) = served.sandbox.received
@@ -72,12 +57,12 @@ def test_an_edit_sends_the_prompt_then_the_exact_bytes_and_saves_the_image(
 
 
 def test_a_3x_model_skips_thought_images_and_reports_its_words_in_json(
-    served: Served, cat: Path
+    served: Served, sample: Path
 ) -> None:
     result = run_cli(
         ["edit", "cat.png", "-p", "night", "-m", "nano-banana-pro", "--size", "2K",
          "--ratio", "4:3", "--json"],
-        env=gemini_env(served),
+        env=one_backend_env(served, "gemini"),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
@@ -97,7 +82,7 @@ def test_a_3x_model_skips_thought_images_and_reports_its_words_in_json(
 def test_generate_sends_the_text_alone_and_count_is_that_many_requests(served: Served) -> None:
     result = run_cli(
         ["generate", "-p", "a red fox", "-n", "2", "-m", "nano-banana-2", "--ratio", "1:4"],
-        env=gemini_env(served),
+        env=one_backend_env(served, "gemini"),
     )
     assert (result.exit_code, result.stdout) == (0, "a-red-fox.jpg\na-red-fox-2.jpg\n")
     assert calls(served) == ["POST /v1beta/models/gemini-3.1-flash-image:generateContent"] * 2
@@ -121,10 +106,12 @@ def test_generate_sends_the_text_alone_and_count_is_that_many_requests(served: S
     ],
 )
 def test_a_refusal_exits_8_names_the_reason_and_is_not_sent_again(
-    served: Served, cat: Path, fault: str, said: str
+    served: Served, sample: Path, fault: str, said: str
 ) -> None:
     served.sandbox.add_faults(fault)
-    result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env=gemini_env(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--json"], env=one_backend_env(served, "gemini")
+    )
     assert (result.exit_code, len(served.sandbox.received)) == (8, 1)
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {host(served)} ")
@@ -149,12 +136,14 @@ def test_a_refusal_exits_8_names_the_reason_and_is_not_sent_again(
     ],
 )  # fmt: skip
 def test_no_image_and_image_other_are_api_failures_not_refusals(
-    served: Served, cat: Path, fault: str, said: str
+    served: Served, sample: Path, fault: str, said: str
 ) -> None:
     # Google's meaning of these two is "no image, for no content reason": exit 5, not 8. The
     # model is the catalog's, an image model: the advice to check it is for unknown ids.
     served.sandbox.add_faults(fault)
-    result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env=gemini_env(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--json"], env=one_backend_env(served, "gemini")
+    )
     assert (result.exit_code, len(served.sandbox.received)) == (5, 1)
     message = f"{host(served)} {said}"
     assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
@@ -163,10 +152,14 @@ def test_no_image_and_image_other_are_api_failures_not_refusals(
     assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]
 
 
-def test_a_429_asks_for_its_wait_in_the_body_and_it_is_honoured(served: Served, cat: Path) -> None:
+def test_a_429_asks_for_its_wait_in_the_body_and_it_is_honoured(
+    served: Served, sample: Path
+) -> None:
     # RetryInfo asks for 17 s; with 5 s left the job says so instead of waiting in vain.
     served.sandbox.add_faults("429")
-    result = run_cli(["edit", "cat.png", "-p", "x", "--timeout", "5"], env=gemini_env(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--timeout", "5"], env=one_backend_env(served, "gemini")
+    )
     assert result.exit_code == 6
     assert "failed (HTTP 429) and a retry in 17 s would pass the job's time limit of 5 s" in (
         result.stderr
@@ -174,17 +167,17 @@ def test_a_429_asks_for_its_wait_in_the_body_and_it_is_honoured(served: Served, 
     assert len(served.sandbox.received) == 1
 
 
-def test_an_overloaded_model_is_retried(served: Served, cat: Path) -> None:
+def test_an_overloaded_model_is_retried(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("503")
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=gemini_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "gemini"))
     assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     assert len(served.sandbox.received) == 2
     assert "HTTP 503; retry 1 of 3" in result.stderr
 
 
-def test_errors_in_googles_shape(served: Served, cat: Path) -> None:
+def test_errors_in_googles_shape(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("invalid-argument")
-    bad = run_cli(["edit", "cat.png", "-p", "x"], env=gemini_env(served))
+    bad = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "gemini"))
     assert bad.exit_code == 5
     assert (
         bad.stderr.strip().splitlines()[-1].startswith(f"error: {host(served)} answered HTTP 400: ")
@@ -192,7 +185,8 @@ def test_errors_in_googles_shape(served: Served, cat: Path) -> None:
     assert bad.stderr.strip().endswith("[INVALID_ARGUMENT]")
     wrong = run_cli(
         ["edit", "cat.png", "-p", "x"],
-        env=gemini_env(served, NANOEDIT_GEMINI_API_KEY="AIza-wrong-key-for-the-test"),
+        env=one_backend_env(served, "gemini")
+        | {"NANOEDIT_GEMINI_API_KEY": "AIza-wrong-key-for-the-test"},
     )
     assert wrong.exit_code == 3
     assert f"error: {host(served)} rejected the gemini API key (" in wrong.stderr
@@ -218,9 +212,9 @@ def test_errors_in_googles_shape(served: Served, cat: Path) -> None:
     ],
 )  # fmt: skip
 def test_what_a_model_cannot_do_is_refused_before_sending(
-    served: Served, cat: Path, args: list[str], code: int, message: str
+    served: Served, sample: Path, args: list[str], code: int, message: str
 ) -> None:
-    result = run_cli(["edit", "cat.png", "-p", "x", *args], env=gemini_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x", *args], env=one_backend_env(served, "gemini"))
     assert (result.exit_code, result.stderr.strip()) == (code, f"error: {message}")
     assert served.sandbox.received == []
 
@@ -261,7 +255,9 @@ def test_inputs_too_large_to_inline_go_through_the_files_api_and_wait_for_active
     paced: Served, paced_clock: PacedClock
 ) -> None:
     data = big_png()
-    result = run_cli(["edit", "big.png", "-p", "x"], env=gemini_env(paced), clock=paced_clock)
+    result = run_cli(
+        ["edit", "big.png", "-p", "x"], env=one_backend_env(paced, "gemini"), clock=paced_clock
+    )
     assert (result.exit_code, result.stdout) == (0, "big-edit.jpg\n"), result.stderr
     start, finish, *polls, post = paced.sandbox.received
     assert (start.method, start.path) == ("POST", "/upload/v1beta/files")
@@ -287,7 +283,9 @@ def test_an_upload_that_fails_processing_is_a_clear_error_and_nothing_is_paid(
     big_png()
     paced.sandbox.add_faults("upload-failed")
     result = run_cli(
-        ["edit", "big.png", "-p", "x", "--json"], env=gemini_env(paced), clock=paced_clock
+        ["edit", "big.png", "-p", "x", "--json"],
+        env=one_backend_env(paced, "gemini"),
+        clock=paced_clock,
     )
     assert result.exit_code == 5
     paths = [f"{r.method} {r.path}" for r in paced.sandbox.received]
@@ -311,7 +309,9 @@ def test_an_upload_still_processing_at_the_time_limit_says_so(
 ) -> None:
     big_png()
     result = run_cli(
-        ["edit", "big.png", "-p", "x", "--timeout", "2"], env=gemini_env(paced), clock=paced_clock
+        ["edit", "big.png", "-p", "x", "--timeout", "2"],
+        env=one_backend_env(paced, "gemini"),
+        clock=paced_clock,
     )
     assert result.exit_code == 6
     file_id = paced.sandbox.received[-1].path.removeprefix("/v1beta/files/")
@@ -325,8 +325,8 @@ def test_an_upload_still_processing_at_the_time_limit_says_so(
     assert not any(r.path.endswith(":generateContent") for r in paced.sandbox.received)
 
 
-def test_the_dry_run_prints_a_command_that_works(served: Served, cat: Path) -> None:
-    env = gemini_env(served, NANOEDIT_GEMINI_API_KEY_CMD=f"echo {GEMINI_KEY}")
+def test_the_dry_run_prints_a_command_that_works(served: Served, sample: Path) -> None:
+    env = one_backend_env(served, "gemini") | {"NANOEDIT_GEMINI_API_KEY_CMD": f"echo {GEMINI_KEY}"}
     del env["NANOEDIT_GEMINI_API_KEY"]
     planned = run_cli(["edit", "cat.png", "-p", "it's a 'test'", "--dry-run"], env=env)
     assert planned.exit_code == 0, planned.stderr
@@ -369,7 +369,7 @@ def test_googles_own_variable_holds_the_key_and_config_shows_where_it_came_from(
 
 
 def test_googles_api_key_wins_over_gemini_api_key_with_one_warning(
-    served: Served, cat: Path
+    served: Served, sample: Path
 ) -> None:
     # As Google's SDK does: GOOGLE_API_KEY first, and a word that both are set.
     other = "AIza-the-other-key-not-used-0009"
@@ -429,12 +429,13 @@ DENIED_ADVICE = {
 
 @pytest.mark.parametrize("fault", ["permission-denied", "service-disabled"])
 def test_a_403_that_does_not_name_the_key_is_not_a_rejected_key(
-    served: Served, cat: Path, fault: str
+    served: Served, sample: Path, fault: str
 ) -> None:
     Path("hat.png").write_bytes(HAT)
     served.sandbox.add_faults(f"{fault}x2")
     result = run_cli(
-        ["edit", "cat.png", "hat.png", "-p", "x", "--json", "-j", "1"], env=gemini_env(served)
+        ["edit", "cat.png", "hat.png", "-p", "x", "--json", "-j", "1"],
+        env=one_backend_env(served, "gemini"),
     )
     # A rejected key holds every job not sent yet back; this is no rejected key: both go out.
     assert (result.exit_code, len(served.sandbox.received)) == (5, 2)
@@ -447,7 +448,7 @@ def test_a_403_that_does_not_name_the_key_is_not_a_rejected_key(
 @pytest.mark.parametrize("fault", ["permission-denied", "service-disabled"])
 def test_config_check_tells_a_403_from_a_rejected_key(served: Served, fault: str) -> None:
     served.sandbox.add_faults(fault)
-    checked = run_cli(["config", "check", "--json"], env=gemini_env(served))
+    checked = run_cli(["config", "check", "--json"], env=one_backend_env(served, "gemini"))
     assert checked.exit_code == 5
     (gemini,) = [b for b in json.loads(checked.stdout)["backends"] if b["backend"] == "gemini"]
     assert gemini == {
@@ -459,7 +460,8 @@ def test_config_check_tells_a_403_from_a_rejected_key(served: Served, fault: str
     # A key Google rejects is still said to be one.
     wrong = run_cli(
         ["config", "check", "--json"],
-        env=gemini_env(served, NANOEDIT_GEMINI_API_KEY="AIza-wrong-key-for-the-test"),
+        env=one_backend_env(served, "gemini")
+        | {"NANOEDIT_GEMINI_API_KEY": "AIza-wrong-key-for-the-test"},
     )
     assert wrong.exit_code == 3
     (rejected,) = [b for b in json.loads(wrong.stdout)["backends"] if b["backend"] == "gemini"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import Served, backend_env, posts, run_cli
 from PIL import Image
 from readme_help import README
 
@@ -81,10 +81,6 @@ def failed_job(book: Journal, prompt: str) -> int:
 def image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> Path:
     Image.new("RGB", size, colour).save(path, format="PNG")
     return path
-
-
-def posts(served: Served) -> list[Any]:
-    return [request for request in served.sandbox.received if request.method == "POST"]
 
 
 # Listing ------------------------------------------------------------------------------------

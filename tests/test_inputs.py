@@ -15,12 +15,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, big_jpeg, run_cli
+from conftest import Served, big_jpeg, image_info, one_backend_env, posts, run_cli
 from PIL import Image
 
 from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
-from nanoedit.sandbox.wire import ReceivedRequest
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT = sample_image("cat.png")[0]
@@ -30,29 +29,15 @@ EDITS = "/v1/images/edits"
 CAT_RESULT = ("JPEG", (1200, 896))
 
 
-def env(served: Served) -> dict[str, str]:
-    """The multipart backend only, which takes local images."""
-    return backend_env(served, duomi=False)
-
-
 def process_env(served: Served) -> dict[str, str]:
     """The environment of an installed nanoedit run in a child process."""
-    return dict(os.environ) | env(served)
-
-
-def posts(served: Served) -> list[ReceivedRequest]:
-    return [request for request in served.sandbox.received if request.method == "POST"]
+    return dict(os.environ) | one_backend_env(served, "openai")
 
 
 def sent_files(served: Served) -> list[list[tuple[str, str, bytes]]]:
     """Each edit request's files: name sent, content type and bytes."""
     assert all(request.path == EDITS for request in posts(served))
     return [[(f.filename, f.content_type, f.data) for f in r.files] for r in posts(served)]
-
-
-def image_info(path: str | Path) -> tuple[str, tuple[int, int]]:
-    with Image.open(path) as image:
-        return str(image.format), image.size
 
 
 def nanoedit(
@@ -138,7 +123,9 @@ def test_a_reference_from_stdin_is_read_once_and_sent_with_every_job(served: Ser
     Path("a.png").write_bytes(CAT)
     Path("b.jpg").write_bytes(sample_image("dog.jpg")[0])
     result = run_cli(
-        ["edit", "a.png", "b.jpg", "--ref", "-", "-p", "x", "-j", "1"], env=env(served), stdin=HAT
+        ["edit", "a.png", "b.jpg", "--ref", "-", "-p", "x", "-j", "1"],
+        env=one_backend_env(served, "openai"),
+        stdin=HAT,
     )
     assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nb-edit.jpg\n"), result.stderr
     dog = sample_image("dog.jpg")[0]
@@ -191,7 +178,9 @@ def test_stdin_misuse_is_refused_before_any_request(
 ) -> None:
     Path("cat.png").write_bytes(CAT)
     result = run_cli(
-        ["edit", *args, *(["-p", "x"] * ("-p" not in args))], env=env(served), stdin=stdin
+        ["edit", *args, *(["-p", "x"] * ("-p" not in args))],
+        env=one_backend_env(served, "openai"),
+        stdin=stdin,
     )
     assert (result.exit_code, result.stdout, result.stderr) == (code, "", f"error: {message}\n")
     assert served.sandbox.received == []
@@ -211,7 +200,9 @@ def test_dash_p_dash_reads_the_whole_prompt_from_a_real_pipe(served: Served) -> 
 
 
 def test_generate_reads_the_prompt_from_stdin(served: Served) -> None:
-    result = run_cli(["generate", "-p", "-"], env=env(served), stdin="a red fox in snow\n")
+    result = run_cli(
+        ["generate", "-p", "-"], env=one_backend_env(served, "openai"), stdin="a red fox in snow\n"
+    )
     assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.jpg\n"), result.stderr
     [request] = posts(served)
     assert request.json["prompt"] == "a red fox in snow"
@@ -224,7 +215,7 @@ def test_prompt_file_gives_the_prompt_without_its_bom_and_trailing_newline(
     Path("cat.png").write_bytes(CAT)
     Path("prompt.txt").write_bytes("\ufeffmake it a watercolor\nsoft edges\n".encode())
     args = [command, *(["cat.png"] if command == "edit" else []), "--prompt-file", "prompt.txt"]
-    result = run_cli(args, env=env(served))
+    result = run_cli(args, env=one_backend_env(served, "openai"))
     assert result.exit_code == 0, result.stderr
     [request] = posts(served)
     prompt = request.fields["prompt"] if command == "edit" else [request.json["prompt"]]
@@ -263,7 +254,7 @@ def test_bad_prompt_sources_are_refused_before_any_request(
     for name, data in files.items():
         Path(name).write_bytes(data)
     target = ["cat.png"] if command == "edit" else []
-    result = run_cli([command, *target, *args], env=env(served), stdin=stdin)
+    result = run_cli([command, *target, *args], env=one_backend_env(served, "openai"), stdin=stdin)
     assert (result.exit_code, result.stdout, result.stderr) == (code, "", f"error: {message}\n")
     assert served.sandbox.received == []
 
@@ -273,7 +264,7 @@ def test_bad_prompt_sources_are_refused_before_any_request(
 
 def test_a_file_named_with_a_leading_dash_goes_after_double_dash(served: Served) -> None:
     Path("-dash.png").write_bytes(CAT)
-    result = run_cli(["edit", "-p", "x", "--", "-dash.png"], env=env(served))
+    result = run_cli(["edit", "-p", "x", "--", "-dash.png"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (0, "dash-edit.jpg\n"), result.stderr
     assert sent_files(served) == [[("-dash.png", "image/png", CAT)]]
     assert image_info("dash-edit.jpg") == CAT_RESULT
@@ -299,7 +290,7 @@ def test_model_help_says_which_names_are_translated() -> None:
 def test_a_108_megapixel_phone_photo_is_sent_as_it_is(served: Served) -> None:
     photo = big_jpeg(12000, 9000)
     Path("phone.jpg").write_bytes(photo)
-    result = run_cli(["edit", "phone.jpg", "-p", "x"], env=env(served))
+    result = run_cli(["edit", "phone.jpg", "-p", "x"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (0, "phone-edit.jpg\n"), result.stderr
     assert result.stderr == "saved phone-edit.jpg (1200x896 JPEG) from phone.jpg\n"
     assert sent_files(served) == [[("phone.jpg", "image/jpeg", photo)]]
@@ -310,7 +301,7 @@ def test_an_input_over_the_pixel_limit_is_refused_with_its_size_and_the_limit(
     served: Served,
 ) -> None:
     Path("huge.jpg").write_bytes(big_jpeg(18000, 14000))
-    result = run_cli(["edit", "huge.jpg", "-p", "x"], env=env(served))
+    result = run_cli(["edit", "huge.jpg", "-p", "x"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (4, "")
     assert result.stderr == (
         "error: huge.jpg is 18000x14000 pixels (252 MP), over the limit of 250 MP; scale it "
@@ -336,7 +327,8 @@ def test_a_turned_jpeg_is_sent_as_stored_and_said_once(served: Served) -> None:
     Path("a.png").write_bytes(CAT)
     Path("b.png").write_bytes(HAT)
     result = run_cli(
-        ["edit", "a.png", "b.png", "--ref", "turned.jpg", "-p", "x", "-j", "1"], env=env(served)
+        ["edit", "a.png", "b.png", "--ref", "turned.jpg", "-p", "x", "-j", "1"],
+        env=one_backend_env(served, "openai"),
     )
     assert (result.exit_code, result.stdout) == (0, "a-edit.jpg\nb-edit.jpg\n"), result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
@@ -364,7 +356,7 @@ def test_an_upright_or_two_picture_jpeg_is_not_warned_about(
     served: Served, name: str, data: bytes
 ) -> None:
     Path(name).write_bytes(data)
-    result = run_cli(["edit", name, "-p", "x"], env=env(served))
+    result = run_cli(["edit", name, "-p", "x"], env=one_backend_env(served, "openai"))
     assert result.exit_code == 0, result.stderr
     assert result.stderr == f"saved {Path(name).stem}-edit.jpg (1200x896 JPEG) from {name}\n"
     assert sent_files(served) == [[(name, "image/jpeg", data)]]
@@ -398,7 +390,7 @@ def test_an_animation_is_said_to_count_for_its_first_frame(
 ) -> None:
     data = animation(fmt)
     Path(name).write_bytes(data)
-    result = run_cli(["edit", name, "-p", "x"], env=env(served))
+    result = run_cli(["edit", name, "-p", "x"], env=one_backend_env(served, "openai"))
     assert result.exit_code == 0, result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
         f"warning: {text}" for text in warnings

@@ -4,7 +4,6 @@ prompt past the model's input limit is refused by each emulated API in its provi
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import subprocess
@@ -24,9 +23,10 @@ from conftest import (
     REPLICATE_KEY,
     Served,
     backend_env,
+    image_info,
     run_cli,
 )
-from PIL import Image, ImageFont
+from PIL import ImageFont
 
 from nanoedit.output.provenance import CLIP_MARKER
 from nanoedit.output.provenance import read as read_provenance
@@ -76,19 +76,13 @@ def measured(monkeypatch: pytest.MonkeyPatch) -> Measured:
     return counter
 
 
-def pixels(data: bytes) -> tuple[str | None, tuple[int, int]]:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return image.format, image.size
-
-
 @pytest.mark.parametrize("length", [10_000, 100_000, 1_000_000])
 def test_a_long_caption_costs_the_same_few_measurements_whatever_its_length(
     measured: Measured, length: int
 ) -> None:
     # Before the fix: a measurement per character dropped, each of the whole rest (quadratic).
     drawn = render.render_generate("z" * length, (1024, 1024), "image/png")
-    assert pixels(drawn.data) == ("PNG", (1024, 1024))
+    assert image_info(drawn.data) == ("PNG", (1024, 1024))
     assert (len(measured.lengths), sum(measured.lengths)) == (10, 1153)
 
 
@@ -114,7 +108,7 @@ def test_a_100k_character_prompt_edits_in_bounded_work_and_keeps_the_whole_promp
     Path("prompt.txt").write_text(LONG, encoding="utf-8")
     result = run_cli(["edit", "cat.png", "--prompt-file", "prompt.txt", "--sandbox", "--sidecar"])
     assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
-    assert pixels(Path("cat-edit.jpg").read_bytes()) == ("JPEG", (1200, 896))
+    assert image_info(Path("cat-edit.jpg").read_bytes()) == ("JPEG", (1200, 896))
     # One caption 1146 pixels wide: a handful of measurements, none of the whole prompt.
     assert (len(measured.lengths), sum(measured.lengths), max(measured.lengths)) == (10, 1401, 575)
     # A JPEG's one XMP segment holds a clipped prompt (provenance.embed); the sidecar the whole.
@@ -295,5 +289,5 @@ def test_a_long_prompt_within_the_limit_is_drawn_on_every_backend(
     cat = f"{served.base_url}/samples/cat.png"
     result = run_cli(["edit", cat, "--prompt-file", "prompt.txt", "--backend", backend], env=env)
     assert (result.exit_code, result.stdout) == (0, f"{name}\n"), result.stderr
-    assert pixels(Path(name).read_bytes())[1] == (1200, 896)
+    assert image_info(Path(name).read_bytes())[1] == (1200, 896)
     assert (len(measured.lengths), sum(measured.lengths)) == measurements

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import OPENROUTER_KEY, Served, backend_env, run_cli
+from conftest import OPENROUTER_KEY, Served, backend_env, host, image_info, one_backend_env, run_cli
 from PIL import Image
 
 from nanoedit.backends.base import PreparedJob
@@ -40,22 +40,8 @@ DOG, _ = sample_image("dog.jpg")
 HAT, _ = sample_image("hat.png")
 
 
-def env_for(served: Served) -> dict[str, str]:
-    """Only OpenRouter is configured: automatic selection has no other choice."""
-    return backend_env(served, openai=False, duomi=False, openrouter=True)
-
-
-def host(served: Served) -> str:
-    return served.base_url.removeprefix("http://")
-
-
 def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-def image_info(path: str | Path) -> tuple[str, tuple[int, int]]:
-    with Image.open(path) as image:
-        return str(image.format), image.size
 
 
 def chats(served: Served) -> list[Any]:
@@ -73,7 +59,8 @@ def test_edit_sends_the_prompt_then_the_image_as_a_data_uri_of_its_exact_bytes(
     served: Served, sample: Path
 ) -> None:
     result = run_cli(
-        ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9"], env=env_for(served)
+        ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9"],
+        env=one_backend_env(served, "openrouter"),
     )
     assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     assert result.stderr == (
@@ -134,7 +121,7 @@ def test_names_sizes_and_ratios_are_sent_as_openrouter_spells_them(
 ) -> None:
     args = ["edit", "cat.png", "-p", "x", "--model", model, "--ratio", ratio]
     args += ["--size", size] if size else []
-    result = run_cli(args, env=env_for(served))
+    result = run_cli(args, env=one_backend_env(served, "openrouter"))
     assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
     [post] = chats(served)
     assert post.json["model"] == sent
@@ -148,7 +135,10 @@ def test_url_inputs_are_downloaded_and_sent_as_data_uris_after_the_local_ones(
     served: Served, sample: Path
 ) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
-    result = run_cli(["edit", "cat.png", "--ref", url, "-p", "add the dog"], env=env_for(served))
+    result = run_cli(
+        ["edit", "cat.png", "--ref", url, "-p", "add the dog"],
+        env=one_backend_env(served, "openrouter"),
+    )
     assert result.exit_code == 0, result.stderr
     download, post = served.sandbox.received
     assert (download.method, download.path) == ("GET", "/samples/dog.jpg")
@@ -160,7 +150,7 @@ def test_url_inputs_are_downloaded_and_sent_as_data_uris_after_the_local_ones(
 
 def test_a_gif_is_sent_converted_to_png(served: Served) -> None:
     Image.open(io.BytesIO(HAT)).convert("P").save("hat.gif")
-    result = run_cli(["edit", "hat.gif", "-p", "x"], env=env_for(served))
+    result = run_cli(["edit", "hat.gif", "-p", "x"], env=one_backend_env(served, "openrouter"))
     assert result.exit_code == 0, result.stderr
     assert "hat.gif is GIF, which the API does not take; sending it converted losslessly" in (
         result.stderr
@@ -172,7 +162,9 @@ def test_a_gif_is_sent_converted_to_png(served: Served) -> None:
 
 
 def test_generate_sends_the_prompt_alone_with_no_image_config(served: Served) -> None:
-    result = run_cli(["generate", "-p", "a red fox in snow"], env=env_for(served))
+    result = run_cli(
+        ["generate", "-p", "a red fox in snow"], env=one_backend_env(served, "openrouter")
+    )
     assert (result.exit_code, result.stdout) == (0, "a-red-fox-in-snow.jpg\n"), result.stderr
     [post] = chats(served)
     assert post.json == {
@@ -184,7 +176,9 @@ def test_generate_sends_the_prompt_alone_with_no_image_config(served: Served) ->
 
 
 def test_count_is_one_paid_request_per_image(served: Served, sample: Path) -> None:
-    result = run_cli(["edit", "cat.png", "-p", "x", "-n", "3"], env=env_for(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "-n", "3"], env=one_backend_env(served, "openrouter")
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "cat-edit.jpg\ncat-edit-2.jpg\ncat-edit-3.jpg\n"
     posts = chats(served)
@@ -195,7 +189,9 @@ def test_count_is_one_paid_request_per_image(served: Served, sample: Path) -> No
 def test_an_image_made_before_a_later_request_fails_is_saved(served: Served, sample: Path) -> None:
     # The first request's result comes as a link, the second is refused by moderation.
     served.sandbox.add_faults("url-result,moderation")
-    result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2"], env=env_for(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "-n", "2"], env=one_backend_env(served, "openrouter")
+    )
     assert (result.exit_code, result.stdout) == (8, "cat-edit.jpg\n")
     assert len(chats(served)) == 2
     assert image_info("cat-edit.jpg") == ("JPEG", (1200, 896))
@@ -204,7 +200,7 @@ def test_an_image_made_before_a_later_request_fails_is_saved(served: Served, sam
 
 
 def test_the_providers_own_key_variable_is_read(served: Served, sample: Path) -> None:
-    env = env_for(served)
+    env = one_backend_env(served, "openrouter")
     del env["NANOEDIT_OPENROUTER_API_KEY"]
     result = run_cli(
         ["edit", "cat.png", "-p", "x"], env=env | {"OPENROUTER_API_KEY": OPENROUTER_KEY}
@@ -214,7 +210,9 @@ def test_the_providers_own_key_variable_is_read(served: Served, sample: Path) ->
 
 
 def test_the_base_url_may_be_given_with_v1(served: Served, sample: Path) -> None:
-    env = env_for(served) | {"NANOEDIT_OPENROUTER_BASE_URL": f"{served.base_url}/api/v1/"}
+    env = one_backend_env(served, "openrouter") | {
+        "NANOEDIT_OPENROUTER_BASE_URL": f"{served.base_url}/api/v1/"
+    }
     assert run_cli(["edit", "cat.png", "-p", "x"], env=env).exit_code == 0
     assert len(chats(served)) == 1
 
@@ -231,8 +229,8 @@ def test_automatic_selection(served: Served, sample: Path) -> None:
         (["edit", "cat.png", "-p", "x"], without_openai, "openrouter"),
         # An API that fetches URLs itself is preferred for a job of URLs alone.
         (["edit", url, "-p", "x"], without_openai, "duomi"),
-        (["edit", url, "-p", "x"], env_for(served), "openrouter"),
-        (["generate", "-p", "x"], env_for(served), "openrouter"),
+        (["edit", url, "-p", "x"], one_backend_env(served, "openrouter"), "openrouter"),
+        (["generate", "-p", "x"], one_backend_env(served, "openrouter"), "openrouter"),
     ]
     for args, env, backend in cases:
         result = run_cli([*args, "--json", "--overwrite"], env=env)
@@ -263,7 +261,9 @@ def test_what_the_model_cannot_do_is_refused_before_paying(
     served: Served, sample: Path, args: list[str], code: int, message: str
 ) -> None:
     Path("hat.png").write_bytes(HAT)
-    result = run_cli(["edit", "cat.png", "-p", "x", *args], env=env_for(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", *args], env=one_backend_env(served, "openrouter")
+    )
     assert (result.exit_code, result.stdout) == (code, "")
     assert last_line(result.stderr) == f"error: {message}"
     assert served.sandbox.received == []
@@ -311,7 +311,9 @@ def test_errors_and_refusals_exit_with_their_code_and_are_never_resent(
     served: Served, sample: Path, fault: str, code: int, message: str
 ) -> None:
     served.sandbox.add_faults(fault)
-    result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env=env_for(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--json"], env=one_backend_env(served, "openrouter")
+    )
     expected = message.format(host=host(served))
     assert result.exit_code == code, result.stderr
     assert last_line(result.stderr) == f"error: {expected}"
@@ -322,7 +324,9 @@ def test_errors_and_refusals_exit_with_their_code_and_are_never_resent(
 
 
 def test_a_wrong_key_exits_3_naming_the_command(served: Served, sample: Path) -> None:
-    env = env_for(served) | {"NANOEDIT_OPENROUTER_API_KEY": "sk-or-v1-wrong-key-99999999"}
+    env = one_backend_env(served, "openrouter") | {
+        "NANOEDIT_OPENROUTER_API_KEY": "sk-or-v1-wrong-key-99999999"
+    }
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
     assert (result.exit_code, result.stdout) == (3, "")
     assert last_line(result.stderr) == (
@@ -335,7 +339,10 @@ def test_a_wrong_key_exits_3_naming_the_command(served: Served, sample: Path) ->
 def test_an_unknown_model_is_an_api_error_with_the_servers_words(
     served: Served, sample: Path
 ) -> None:
-    result = run_cli(["edit", "cat.png", "-p", "x", "--model", "google/nope"], env=env_for(served))
+    result = run_cli(
+        ["edit", "cat.png", "-p", "x", "--model", "google/nope"],
+        env=one_backend_env(served, "openrouter"),
+    )
     assert (result.exit_code, result.stdout) == (5, "")
     assert last_line(result.stderr) == (
         f"error: {host(served)} does not serve google/nope on the openrouter backend "
@@ -357,7 +364,9 @@ def test_an_unknown_model_is_an_api_error_with_the_servers_words(
 def test_a_base_url_without_the_api_path_is_named_as_the_fault(
     served: Served, sample: Path, suffix: str, fix: str
 ) -> None:
-    env = env_for(served) | {"NANOEDIT_OPENROUTER_BASE_URL": served.base_url + suffix}
+    env = one_backend_env(served, "openrouter") | {
+        "NANOEDIT_OPENROUTER_BASE_URL": served.base_url + suffix
+    }
     result = run_cli(["edit", "cat.png", "-p", "x"], env=env)
     assert (result.exit_code, result.stdout) == (5, "")
     root = served.base_url + suffix.removesuffix("/v1")
@@ -462,7 +471,7 @@ def test_dry_run_pipes_each_image_in_as_a_data_uri(served: Served, sample: Path)
     result = run_cli(
         ["edit", "cat.png", "--ref", url, "-p", "it's a dog", "--size", "2K", "--model",
          "nano-banana-pro", "-n", "2", "--dry-run"],
-        env=env_for(served),
+        env=one_backend_env(served, "openrouter"),
     )  # fmt: skip
     assert (result.exit_code, result.stderr) == (
         0,
@@ -497,7 +506,7 @@ def test_dry_run_pipes_each_image_in_as_a_data_uri(served: Served, sample: Path)
 def test_the_printed_command_sends_what_nanoedit_sends(served: Served, sample: Path) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
     args = ["edit", "cat.png", "--ref", url, "-p", 'it\'s "night"', "--ratio", "3:4"]
-    printed = run_cli([*args, "--dry-run"], env=env_for(served))
+    printed = run_cli([*args, "--dry-run"], env=one_backend_env(served, "openrouter"))
     command = "\n".join(line for line in printed.stdout.splitlines() if line[0] != "#")
     command = command.replace("****0003", OPENROUTER_KEY)
     env = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
@@ -508,7 +517,7 @@ def test_the_printed_command_sends_what_nanoedit_sends(served: Served, sample: P
     assert answer["choices"][0]["message"]["images"][0]["image_url"]["url"].startswith(
         "data:image/jpeg;base64,"
     )
-    assert run_cli(args, env=env_for(served)).exit_code == 0
+    assert run_cli(args, env=one_backend_env(served, "openrouter")).exit_code == 0
     by_curl, by_nanoedit = chats(served)
     assert by_curl.json == by_nanoedit.json
     assert by_curl.headers["authorization"] == by_nanoedit.headers["authorization"]

@@ -19,7 +19,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import Served, backend_env, drain, run_cli
 from PIL import Image, PngImagePlugin
 from readme_help import README
 
@@ -40,17 +40,12 @@ def files(folder: str | Path = ".") -> list[str]:
     return sorted(path.name for path in Path(folder).iterdir())
 
 
-@pytest.fixture
-def cat(isolated: Path) -> Path:
-    path = isolated / "cat.png"
-    path.write_bytes(CAT)
-    return path
-
-
 # -o - : the image on stdout ----------------------------------------------------------------
 
 
-def test_dash_writes_the_image_itself_to_stdout_and_nothing_else(served: Served, cat: Path) -> None:
+def test_dash_writes_the_image_itself_to_stdout_and_nothing_else(
+    served: Served, sample: Path
+) -> None:
     result = run_cli(
         ["edit", "cat.png", "-p", "make it a watercolor", "--ratio", "16:9", "-o", "-"],
         env=backend_env(served),
@@ -96,7 +91,7 @@ def test_dash_with_no_metadata_is_the_servers_bytes(served: Served) -> None:
     ids=["count", "two-jobs", "json", "sidecar"],
 )  # fmt: skip
 def test_dash_that_cannot_be_one_image_on_stdout_is_refused_before_sending(
-    served: Served, cat: Path, args: list[str], message: str
+    served: Served, sample: Path, args: list[str], message: str
 ) -> None:
     result = run_cli(["edit", *args, "-p", "x", "-o", "-"], env=backend_env(served))
     assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
@@ -112,17 +107,6 @@ def test_dash_that_cannot_be_one_image_on_stdout_is_refused_before_sending(
     assert files() == ["cat.png"]
 
 
-def _drain(fd: int, chunks: list[bytes]) -> None:
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the program closed its end
-            return
-        if not chunk:
-            return
-        chunks.append(chunk)
-
-
 def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes, str]:
     """Run the installed nanoedit with stdout on a pseudo-terminal: exit code, what reached
     the terminal, stderr."""
@@ -134,7 +118,7 @@ def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, b
     )  # fmt: skip
     os.close(terminal)
     chunks: list[bytes] = []
-    reader = threading.Thread(target=_drain, args=(controller, chunks), daemon=True)
+    reader = threading.Thread(target=drain, args=(controller, chunks), daemon=True)
     reader.start()
     try:
         _, stderr = process.communicate(timeout=60)
@@ -147,22 +131,24 @@ def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, b
     return process.returncode, b"".join(chunks), stderr
 
 
-def test_dash_refuses_to_write_binary_to_a_terminal(served: Served, cat: Path) -> None:
+def test_dash_refuses_to_write_binary_to_a_terminal(served: Served, sample: Path) -> None:
     env = backend_env(served)
-    code, screen, stderr = on_terminal(["edit", "cat.png", "-p", "x", "-o", "-"], cat.parent, env)
+    code, screen, stderr = on_terminal(
+        ["edit", "cat.png", "-p", "x", "-o", "-"], sample.parent, env
+    )
     assert (code, screen) == (2, b"")
     assert stderr == (
         "error: -o - would write the image's binary bytes to the terminal; redirect stdout "
         "(-o - > out.png, or into a program with |), or give -o FILE\n"
     )
     assert served.sandbox.received == []
-    code, screen, stderr = on_terminal(["sandbox", "sample", "-o", "-"], cat.parent, env)
+    code, screen, stderr = on_terminal(["sandbox", "sample", "-o", "-"], sample.parent, env)
     assert (code, screen) == (2, b"")
     assert stderr == (
         "error: -o - would write the image's binary bytes to the terminal; redirect stdout "
         "(-o - > cat.png), or give -o FILE\n"
     )
-    assert files(cat.parent) == ["cat.png"]
+    assert files(sample.parent) == ["cat.png"]
 
 
 def test_sandbox_sample_to_stdout_and_to_a_file_named_dash(isolated: Path) -> None:
@@ -187,7 +173,9 @@ def test_sandbox_sample_help_says_what_o_is() -> None:
 
 
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
-def test_dev_null_is_written_to_as_it_is(served: Served, cat: Path, overwrite: list[str]) -> None:
+def test_dev_null_is_written_to_as_it_is(
+    served: Served, sample: Path, overwrite: list[str]
+) -> None:
     assert not os.path.lexists("/dev/null.png")
     try:
         result = run_cli(["edit", "cat.png", "-p", "x", "-o", "/dev/null", *overwrite],
@@ -196,15 +184,15 @@ def test_dev_null_is_written_to_as_it_is(served: Served, cat: Path, overwrite: l
         assert result.stderr == "saved /dev/null (1200x896 JPEG) from cat.png\n"
         assert not os.path.lexists("/dev/null.png")
         assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-        sample = run_cli(["sandbox", "sample", "-o", "/dev/null"])
-        assert (sample.exit_code, sample.stdout) == (0, "/dev/null\n")
+        written = run_cli(["sandbox", "sample", "-o", "/dev/null"])
+        assert (written.exit_code, written.stdout) == (0, "/dev/null\n")
     finally:
         # Before the fix a file was made beside the device: never leave one there.
         Path("/dev/null.png").unlink(missing_ok=True)
     assert files() == ["cat.png"]
 
 
-def test_a_fifo_gets_the_image_bytes(served: Served, cat: Path) -> None:
+def test_a_fifo_gets_the_image_bytes(served: Served, sample: Path) -> None:
     os.mkfifo("pipe")
     received: list[bytes] = []
     reader = threading.Thread(
@@ -243,7 +231,7 @@ def test_a_fifo_gets_the_image_bytes(served: Served, cat: Path) -> None:
     ],
 )  # fmt: skip
 def test_the_output_name_is_used_exactly_as_given(
-    served: Served, cat: Path, name: str, fmt: str, warning: str
+    served: Served, sample: Path, name: str, fmt: str, warning: str
 ) -> None:
     env = backend_env(served)
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", name], env=env)
@@ -284,7 +272,7 @@ def embedded_record(path: Path) -> dict[str, object]:
     ],
 )  # fmt: skip
 def test_a_converted_output_carries_its_provenance(
-    served: Served, cat: Path, name: str, model: str, sent: str, fmt: str, size: tuple[int, int]
+    served: Served, sample: Path, name: str, model: str, sent: str, fmt: str, size: tuple[int, int]
 ) -> None:
     # Before the fix the provenance was added, then the image converted, which dropped it.
     result = run_cli(
@@ -305,7 +293,7 @@ def test_a_converted_output_carries_its_provenance(
     assert files() == sorted(["cat.png", name])
 
 
-def test_a_format_that_holds_no_provenance_says_so(served: Served, cat: Path) -> None:
+def test_a_format_that_holds_no_provenance_says_so(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", "res.bmp"], env=backend_env(served))
     assert (result.exit_code, result.stdout) == (0, "res.bmp\n"), result.stderr
     assert result.stderr == (
@@ -353,28 +341,30 @@ def setup_path(case: str, isolated: Path) -> None:
     ],
 )  # fmt: skip
 def test_every_refusal_to_write_comes_before_anything_is_sent(
-    served: Served, cat: Path, case: str, output: str, message: str
+    served: Served, sample: Path, case: str, output: str, message: str
 ) -> None:
-    setup_path(case, cat.parent)
+    setup_path(case, sample.parent)
     before = files()
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", output], env=backend_env(served))
-    expected = message.replace("{tmp}", str(cat.parent))
+    expected = message.replace("{tmp}", str(sample.parent))
     assert (result.exit_code, result.stdout, result.stderr) == (4, "", f"error: {expected}\n")
     assert served.sandbox.received == []
     assert files() == before
 
 
-def test_overwrite_replaces_a_dangling_link_and_never_follows_it(served: Served, cat: Path) -> None:
-    os.symlink(cat.parent / "elsewhere" / "made.png", "out.png")
+def test_overwrite_replaces_a_dangling_link_and_never_follows_it(
+    served: Served, sample: Path
+) -> None:
+    os.symlink(sample.parent / "elsewhere" / "made.png", "out.png")
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", "out.png", "--overwrite"],
                      env=backend_env(served))  # fmt: skip
     assert (result.exit_code, result.stdout) == (0, "out.png\n"), result.stderr
     assert not Path("out.png").is_symlink()
     assert image_of(Path("out.png").read_bytes()) == ("PNG", (1200, 896))
-    assert not (cat.parent / "elsewhere").exists()
+    assert not (sample.parent / "elsewhere").exists()
 
 
-def test_a_dangling_link_at_a_generated_name_is_passed_over(served: Served, cat: Path) -> None:
+def test_a_dangling_link_at_a_generated_name_is_passed_over(served: Served, sample: Path) -> None:
     os.symlink("nowhere.jpg", "cat-edit.jpg")
     result = run_cli(["edit", "cat.png", "-p", "x"], env=backend_env(served))
     assert (result.exit_code, result.stdout) == (0, "cat-edit-2.jpg\n"), result.stderr
@@ -455,7 +445,7 @@ def test_a_resumed_batch_lists_every_result(served: Served) -> None:
     assert len([r for r in served.sandbox.received if r.method == "POST"]) == 1
 
 
-def test_a_dry_run_keeps_skipped_paths_off_stdout(served: Served, cat: Path) -> None:
+def test_a_dry_run_keeps_skipped_paths_off_stdout(served: Served, sample: Path) -> None:
     env = backend_env(served)
     assert run_cli(["edit", "cat.png", "-p", "x"], env=env).stdout == "cat-edit.jpg\n"
     served.sandbox.received.clear()
@@ -466,7 +456,7 @@ def test_a_dry_run_keeps_skipped_paths_off_stdout(served: Served, cat: Path) -> 
     assert served.sandbox.received == []
 
 
-def test_a_skipped_output_file_is_listed_too(served: Served, cat: Path) -> None:
+def test_a_skipped_output_file_is_listed_too(served: Served, sample: Path) -> None:
     write_input("mine.png", 99)
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", "mine.png", "--skip-existing"],
                      env=backend_env(served))  # fmt: skip
@@ -475,7 +465,7 @@ def test_a_skipped_output_file_is_listed_too(served: Served, cat: Path) -> None:
     assert served.sandbox.received == []
 
 
-def test_print0_ends_each_path_with_nul(served: Served, cat: Path) -> None:
+def test_print0_ends_each_path_with_nul(served: Served, sample: Path) -> None:
     env = backend_env(served)
     folder = "my results\nfinal"
     result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2", "-d", folder, "--print0"], env=env)
@@ -503,7 +493,7 @@ def test_the_paths_of_one_job_come_in_image_order(served: Served) -> None:
         assert Path(path).read_bytes() == rendered.data, path
 
 
-def test_a_stale_sidecar_is_never_replaced(served: Served, cat: Path) -> None:
+def test_a_stale_sidecar_is_never_replaced(served: Served, sample: Path) -> None:
     env = backend_env(served)
     Path("out.png.json").write_text("stale")
     refused = run_cli(["edit", "cat.png", "-p", "x", "-o", "out.png", "--sidecar"], env=env)
@@ -528,7 +518,7 @@ def test_a_stale_sidecar_is_never_replaced(served: Served, cat: Path) -> None:
 
 
 def test_a_sidecar_of_an_output_without_extension_names_the_real_format(
-    served: Served, cat: Path
+    served: Served, sample: Path
 ) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "-o", "result", "--sidecar"],
                      env=backend_env(served))  # fmt: skip

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Served, SkippingClock, all_jobs, backend_env, run_cli
+from conftest import Served, SkippingClock, journal_jobs, one_backend_env, run_cli
 from PIL import Image
 
-from nanoedit.journal.store import Journal, data_dir
 from nanoedit.sandbox import ReceivedRequest
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
@@ -34,8 +33,7 @@ class Api:
     size: tuple[int, int]
 
     def env(self, served: Served) -> dict[str, str]:
-        flags = {"duomi": self.name == "duomi", "fal": self.name == "fal"}
-        return backend_env(served, openai=False, replicate=self.name == "replicate", **flags)
+        return one_backend_env(served, self.name)
 
     def submissions(self, received: list[ReceivedRequest]) -> int:
         return sum(1 for request in received if request.method == "POST" and self._paid(request))
@@ -65,10 +63,6 @@ FAULTS = [
 ]
 
 
-def _journal() -> Journal:
-    return Journal(data_dir(os.environ))
-
-
 def _saved_image(path: str, size: tuple[int, int]) -> None:
     with Image.open(path) as image:
         image.load()
@@ -84,7 +78,7 @@ def test_a_poll_that_gives_up_leaves_the_task_to_resume_which_pays_nothing_more(
     args = ["generate", "-p", "a red fox", "--backend", api, "--retries", "0", "-o", "fox.png"]
     result = run_cli(args, env=backend.env(served), clock=clock)
     assert (result.exit_code, result.stdout) == (5, ""), result.stderr
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert (record.state, len(record.tasks)) == ("submitted", 1)
     # fal's task is its request id, kept with the queue's URLs for it.
     task_id = json.loads(record.tasks[0])["request_id"] if api == "fal" else record.tasks[0]
@@ -103,7 +97,7 @@ def test_a_poll_that_gives_up_leaves_the_task_to_resume_which_pays_nothing_more(
     assert resumed.stdout == f"{Path('fox.png').resolve()}\n"
     _saved_image("fox.png", backend.size)
     assert backend.submissions(served.sandbox.received) == 1  # 0 new submissions
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "saved"
 
 
@@ -124,7 +118,7 @@ def test_a_bad_poll_answer_is_polled_again(
     assert polled_again[0].endswith("; polling again (retry 1 of 3)")
     assert backend.submissions(served.sandbox.received) == 1
     assert served.sandbox.pending_faults() == []
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "saved"
 
 
@@ -138,7 +132,7 @@ def test_the_console_script_gives_up_polling_then_resume_collects_the_task(
     command = [NANOEDIT, "generate", "-p", "a red fox", "--backend", "duomi", "-o", "fox.png"]
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert (run.returncode, run.stdout) == (5, ""), run.stderr
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert (record.state, len(record.tasks)) == ("submitted", 1)
     last = run.stderr.splitlines()[-1]
     assert f"task {record.tasks[0]} on 127.0.0.1" in last

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, run_cli
+from conftest import OPENAI_KEY, drain, run_cli
 from rich.filesize import decimal
 
 from nanoedit.sandbox import Sandbox, SandboxRequest, SandboxResponse, SandboxServer, sample_image
@@ -135,18 +135,6 @@ class Screen:
         return [line for frame in self.frames() for line in frame]
 
 
-def _drain(fd: int, chunks: list[bytes]) -> None:
-    # Read while the program runs: a full terminal buffer would block its writes.
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the program closed its end
-            return
-        if not chunk:
-            return
-        chunks.append(chunk)
-
-
 def on_terminal(args: list[str], env: dict[str, str], *, stdout_too: bool = False) -> Screen:
     """Run the installed nanoedit with stderr (and stdout, if asked) on a pseudo-terminal."""
     controller, terminal = pty.openpty()
@@ -163,7 +151,7 @@ def on_terminal(args: list[str], env: dict[str, str], *, stdout_too: bool = Fals
     )
     os.close(terminal)
     chunks: list[bytes] = []
-    reader = threading.Thread(target=_drain, args=(controller, chunks), daemon=True)
+    reader = threading.Thread(target=drain, args=(controller, chunks), daemon=True)
     reader.start()
     try:
         stdout, _ = process.communicate(timeout=60)

@@ -19,8 +19,10 @@ from conftest import (
     LogWatch,
     Served,
     all_jobs,
-    backend_env,
+    host,
     interrupted_run,
+    one_backend_env,
+    received,
     run_cli,
 )
 from PIL import Image
@@ -46,19 +48,6 @@ NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT = sample_image("cat.png")[0]
 
 
-def replicate_env(served: Served) -> dict[str, str]:
-    """Only Replicate set up, pointed at the served sandbox."""
-    return backend_env(served, openai=False, duomi=False, replicate=True)
-
-
-def host(served: Served) -> str:
-    return served.base_url.removeprefix("http://")
-
-
-def received(served: Served, method: str | None = None) -> list[ReceivedRequest]:
-    return [r for r in served.sandbox.received if method is None or r.method == method]
-
-
 def routes(served: Served) -> list[str]:
     """Each request as METHOD and path, ids made readable."""
     shown = []
@@ -79,7 +68,7 @@ def test_a_local_file_is_uploaded_and_a_url_passed_as_it_is(served: Served, samp
         # Without the journal: a held answer (Prefer: wait) is then the quickest way.
         ["edit", "cat.png", "--ref", hat, "-p", "put the hat on the cat", "--model",
          "nano-banana-pro", "--size", "2K", "--ratio", "16:9", "--no-history"],
-        env=replicate_env(served),
+        env=one_backend_env(served, "replicate"),
     )  # fmt: skip
     assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
     assert routes(served) == [
@@ -119,7 +108,7 @@ def test_a_local_file_is_uploaded_and_a_url_passed_as_it_is(served: Served, samp
 
 def test_a_url_only_edit_is_never_downloaded_by_nanoedit(served: Served) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
-    result = run_cli(["edit", url, "-p", "add a hat"], env=replicate_env(served))
+    result = run_cli(["edit", url, "-p", "add a hat"], env=one_backend_env(served, "replicate"))
     assert (result.exit_code, result.stdout) == (0, "dog-edit.png\n"), result.stderr
     assert routes(served) == [
         "POST /v1/models/google/nano-banana-2/predictions",
@@ -137,7 +126,7 @@ def test_a_generation_and_one_prediction_per_image(served: Served) -> None:
     result = run_cli(
         ["generate", "-p", "a red fox", "--model", "gemini-3.1-flash-image", "--ratio",
          "21:9", "--size", "4K", "-n", "2", "--backend", "replicate", "--json", "--no-history"],
-        env=replicate_env(served),
+        env=one_backend_env(served, "replicate"),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert [(r.path, r.json) for r in creates(served)] == [
@@ -161,7 +150,7 @@ def test_a_journaled_prediction_is_not_held_so_its_id_is_kept_before_the_model_r
     # at once and is written down before the first poll.
     result = run_cli(
         ["generate", "-p", "a red fox", "-n", "2", "--backend", "replicate"],
-        env=replicate_env(served),
+        env=one_backend_env(served, "replicate"),
     )
     assert (result.exit_code, result.stdout) == (0, "a-red-fox.png\na-red-fox-2.png\n")
     assert [r.headers.get("prefer") for r in creates(served)] == [None, None]
@@ -179,7 +168,7 @@ def test_limits_are_checked_before_anything_is_sent(served: Served, sample: Path
     # google/nano-banana (2.5, 1K only) was shut down: refused, naming its replacement.
     gone = run_cli(
         ["edit", "cat.png", "-p", "x", "--model", "google/nano-banana", "--size", "2K"],
-        env=replicate_env(served),
+        env=one_backend_env(served, "replicate"),
     )
     assert (gone.exit_code, gone.stdout, gone.stderr.strip()) == (
         2,
@@ -188,14 +177,14 @@ def test_limits_are_checked_before_anything_is_sent(served: Served, sample: Path
         "sent; use its replacement: --model google/nano-banana-2 (Nano Banana 2)",
     )
     half = run_cli(["edit", "cat.png", "-p", "x", "--model", "nano-banana-2", "--size", "512"],
-                   env=replicate_env(served))  # fmt: skip
+                   env=one_backend_env(served, "replicate"))  # fmt: skip
     assert half.exit_code == 2
     assert half.stderr.startswith(
         "error: google/nano-banana-2 renders 1K, 2K, 4K only on replicate, so size 512 cannot "
         "be honoured;"
     )
     refs = [arg for n in range(14) for arg in ("--ref", f"https://h.example/{n}.png")]
-    many = run_cli(["edit", "cat.png", *refs, "-p", "x"], env=replicate_env(served))
+    many = run_cli(["edit", "cat.png", *refs, "-p", "x"], env=one_backend_env(served, "replicate"))
     assert (many.exit_code, many.stderr.strip()) == (
         4,
         "error: cat.png: 15 images for one job, and google/nano-banana-2 takes at most 14; pass "
@@ -269,7 +258,7 @@ def test_a_prediction_that_ends_badly(
     served: Served, sample: Path, fault: str, code: int, message: str
 ) -> None:
     served.sandbox.add_faults(fault)
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=replicate_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "replicate"))
     assert (result.exit_code, result.stdout) == (code, "")
     [prediction_id] = re.findall(r"prediction ([0-9a-f]{26})", result.stderr)
     expected = message.replace("ID", prediction_id).replace("HOST", host(served))
@@ -288,7 +277,7 @@ def test_retries_never_pay_twice(
     served: Served, sample: Path, fault: str, sent: int, retried: bool
 ) -> None:
     served.sandbox.add_faults(fault)
-    result = run_cli(["edit", "cat.png", "-p", "x"], env=replicate_env(served))
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=one_backend_env(served, "replicate"))
     assert len(creates(served)) == sent
     assert served.sandbox.pending_faults() == []
     if retried:
@@ -301,14 +290,16 @@ def test_retries_never_pay_twice(
 
 def test_a_bad_input_and_a_bad_key(served: Served, sample: Path) -> None:
     other = run_cli(["edit", "cat.png", "-p", "x", "--model", "google/imagen-5"],
-                    env=replicate_env(served))  # fmt: skip
+                    env=one_backend_env(served, "replicate"))  # fmt: skip
     assert (other.exit_code, other.stderr.strip()) == (
         5,
         f"error: {host(served)} does not serve google/imagen-5 on the replicate backend (HTTP "
         "404: The model google/imagen-5 does not exist.); it was not retried: see nanoedit "
         "models --backend replicate for what it sells, and choose another --model",
     )
-    env = replicate_env(served) | {"NANOEDIT_REPLICATE_API_KEY": "r8_wrong_token_123456"}
+    env = one_backend_env(served, "replicate") | {
+        "NANOEDIT_REPLICATE_API_KEY": "r8_wrong_token_123456"
+    }
     wrong = run_cli(["edit", "cat.png", "-p", "x"], env=env)
     assert (wrong.exit_code, wrong.stderr.strip()) == (
         3,
@@ -320,7 +311,7 @@ def test_a_bad_input_and_a_bad_key(served: Served, sample: Path) -> None:
 
 
 def test_the_providers_own_variable_gives_the_key(served: Served, sample: Path) -> None:
-    env = replicate_env(served)
+    env = one_backend_env(served, "replicate")
     del env["NANOEDIT_REPLICATE_API_KEY"]
     result = run_cli(
         ["edit", "cat.png", "-p", "x"], env=env | {"REPLICATE_API_TOKEN": REPLICATE_KEY}
@@ -331,7 +322,8 @@ def test_the_providers_own_variable_gives_the_key(served: Served, sample: Path) 
 def test_a_timeout_cancels_the_prediction(served: Served, sample: Path) -> None:
     served.sandbox.add_faults("queue-stuck")
     result = run_cli(
-        ["edit", "cat.png", "-p", "x", "--timeout", "1", "--no-history"], env=replicate_env(served)
+        ["edit", "cat.png", "-p", "x", "--timeout", "1", "--no-history"],
+        env=one_backend_env(served, "replicate"),
     )
     assert (result.exit_code, result.stdout) == (6, "")
     [cancel] = [r for r in received(served, "POST") if r.path.endswith("/cancel")]
@@ -364,7 +356,7 @@ def test_ctrl_c_cancels_a_running_prediction(
     returncode, stdout, stderr = interrupted_run(
         ["edit", "cat.png", "-p", "x", "--no-history"],
         isolated,
-        replicate_env(served),
+        one_backend_env(served, "replicate"),
         log.seen,
         "the prediction's poll",
     )
@@ -384,7 +376,7 @@ def test_ctrl_c_cancels_a_running_prediction(
 
 def test_dry_run_shows_the_upload_and_the_prediction(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "-n", "2", "--dry-run", "--no-history"],
-                     env=replicate_env(served))  # fmt: skip
+                     env=one_backend_env(served, "replicate"))  # fmt: skip
     assert (result.exit_code, result.stderr) == (
         0,
         "1 job, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)\n",
@@ -409,7 +401,7 @@ def test_dry_run_shows_the_upload_and_the_prediction(served: Served, sample: Pat
 
 
 def test_config_check(served: Served) -> None:
-    ready = run_cli(["config", "check", "--json"], env=replicate_env(served))
+    ready = run_cli(["config", "check", "--json"], env=one_backend_env(served, "replicate"))
     assert ready.exit_code == 0, ready.stderr
     [line] = [b for b in json.loads(ready.stdout)["backends"] if b["backend"] == "replicate"]
     assert line["status"] == "ready"
@@ -418,7 +410,9 @@ def test_config_check(served: Served) -> None:
     assert (probe.method, probe.path, probe.headers["authorization"]) == (
         "GET", "/v1/account", f"Bearer {REPLICATE_KEY}"
     )  # fmt: skip
-    env = replicate_env(served) | {"NANOEDIT_REPLICATE_API_KEY": "r8_wrong_token_123456"}
+    env = one_backend_env(served, "replicate") | {
+        "NANOEDIT_REPLICATE_API_KEY": "r8_wrong_token_123456"
+    }
     wrong = run_cli(["config", "check"], env=env)
     assert wrong.exit_code == 3
     [text] = [x for x in wrong.stdout.splitlines() if x.startswith("replicate ")]

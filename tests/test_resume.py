@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DUOMI_KEY, OPENAI_KEY, all_jobs, run_cli, wait_for
+from conftest import DUOMI_KEY, OPENAI_KEY, journal_jobs, run_cli, wait_for
 from PIL import Image
 
-from nanoedit.journal.store import Journal, data_dir
+from nanoedit.journal.store import data_dir
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
@@ -61,12 +61,8 @@ def _env(base_url: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _journal() -> Journal:
-    return Journal(data_dir(os.environ))
-
-
 def _a_task_journaled() -> bool:
-    return any(record.tasks for record in all_jobs(_journal()))
+    return any(record.tasks for record in journal_jobs())
 
 
 def _posts(sandbox: Sandbox, path: str) -> int:
@@ -99,10 +95,10 @@ def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_ag
     _killed(
         ["edit", url, "-p", "a hat", "--backend", "duomi", "-d", "out"],
         base_url,
-        lambda: any(r.tasks for r in all_jobs(_journal())),
+        lambda: any(r.tasks for r in journal_jobs()),
         "the task id journaled",
     )
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert (record.state, len(record.tasks)) == ("submitted", 1)
     clock.now = 60.0  # the task finishes on the server meanwhile
     result = run_cli(["resume"], env=_env(base_url))
@@ -113,7 +109,7 @@ def test_a_killed_run_leaves_its_task_to_resume_which_saves_it_without_paying_ag
     with Image.open(saved) as image:
         assert image.format == "JPEG" and image.size == (1200, 896)
     assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # paid once
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "saved" and record.saved_paths == [saved]
     assert record.results[0]["sha256"] == hashlib.sha256(saved.read_bytes()).hexdigest()
     again = run_cli(["resume"], env=_env(base_url))
@@ -135,7 +131,7 @@ def test_a_synchronous_request_cut_by_a_kill_may_have_been_charged_and_is_resent
         "the edit request",
     )
     release.set()
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "submitted" and record.may_have_been_charged
     listed = run_cli(["resume"], env=_env(base_url))
     assert (listed.exit_code, listed.stdout) == (6, "")
@@ -168,7 +164,7 @@ def test_resume_sends_the_jobs_a_killed_batch_never_sent(
         "the first request",
     )
     release.set()
-    states = sorted(record.state for record in all_jobs(_journal()))
+    states = sorted(record.state for record in journal_jobs())
     assert states == ["planned", "planned", "submitted"]
     # What a killed process left in the output folder goes before resume writes there.
     dead = subprocess.Popen(["true"])
@@ -195,12 +191,12 @@ def test_skip_existing_goes_on_with_a_killed_runs_task_instead_of_paying_again(
     again = run_cli(command, env=_env(base_url))
     assert (again.exit_code, again.stdout) == (0, "cat-edit.jpg\n"), again.stderr
     assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # the same task, collected
-    [record] = all_jobs(_journal())  # the same row, not a second job
+    [record] = journal_jobs()  # the same row, not a second job
     assert record.state == "saved"
     third = run_cli(command, env=_env(base_url))
     assert (third.exit_code, third.stdout) == (0, "cat-edit.jpg\n")
     assert _posts(sandbox, "/api/gemini/nano-banana-edit") == 1  # done: skipped
-    assert len(all_jobs(_journal())) == 1
+    assert len(journal_jobs()) == 1
 
 
 def test_skip_existing_does_not_take_another_prompts_image_for_this_one(
@@ -262,7 +258,7 @@ def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
     argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out"]
     _killed_inside(KILLED_AFTER_PLACING, argv, base_url)
     assert os.listdir("out") == ["cat-edit.jpg"]
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "answered" and not record.saved_paths
     result = run_cli(["resume"], env=_env(base_url))
     assert result.exit_code == 0, result.stderr
@@ -272,7 +268,7 @@ def test_an_image_saved_just_before_a_kill_is_not_saved_twice_by_resume(
     with Image.open(saved) as image:
         assert image.size == (1200, 896)
     assert _posts(sandbox, "/v1/images/edits") == 1
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "saved" and record.saved_paths == [saved]
 
 
@@ -301,7 +297,7 @@ def test_a_result_spooled_just_before_a_kill_is_saved_by_resume_not_paid_again(
     argv = ["edit", "cat.png", "-p", "a hat", "--backend", "openai", "-d", "out",
             "--response-format", "b64_json"]  # fmt: skip
     _killed_inside(KILLED_BEFORE_ANSWERED, argv, base_url)
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "submitted" and record.may_have_been_charged
     spool = data_dir(os.environ) / "spool"
     assert sorted(path.name for path in spool.iterdir()) == [f"{record.id}-1.bin"]
@@ -312,7 +308,7 @@ def test_a_result_spooled_just_before_a_kill_is_saved_by_resume_not_paid_again(
     with Image.open(saved) as made:
         assert made.size == (1200, 896)
     assert _posts(sandbox, "/v1/images/edits") == 1  # taken from the spool, not paid again
-    [record] = all_jobs(_journal())
+    [record] = journal_jobs()
     assert record.state == "saved"
     assert list(spool.iterdir()) == []
 

@@ -25,8 +25,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import OPENAI_KEY, Served, backend_env, interrupted_run, run_cli
-from PIL import Image
+from conftest import (
+    OPENAI_KEY,
+    Served,
+    backend_env,
+    close_stdout,
+    image_info,
+    interrupted_run,
+    run_cli,
+)
 
 from nanoedit.sandbox import Sandbox, SandboxRequest, SandboxResponse, SandboxServer, sample_image
 
@@ -41,11 +48,6 @@ def default_sigint() -> None:
 def json_lines(stdout: str) -> list[dict[str, Any]]:
     """Every JSON object a run printed, in order."""
     return [json.loads(line) for line in stdout.splitlines()]
-
-
-def image_info(path: str | Path) -> tuple[str, tuple[int, int]]:
-    with Image.open(path) as image:
-        return str(image.format), image.size
 
 
 def read_fifo(path: Path, timeout: float) -> str:
@@ -375,11 +377,6 @@ def test_a_pipe_closed_by_its_reader_stops_the_batch_quietly_with_141(
         [*names, "a-edit.jpg", "b-edit.jpg"]
     )
     assert image_info("b-edit.jpg") == ("JPEG", (1200, 896))
-
-
-def close_stdout() -> None:
-    """In a child: start with no stdout at all, as `>&-` leaves it."""
-    os.close(1)
 
 
 def test_a_closed_stdout_sends_nothing_and_exits_141(served: Served, sample: Path) -> None:

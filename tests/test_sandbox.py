@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import wait_for
+from conftest import shape, wait_for
 from PIL import Image, ImageStat
 
 from nanoedit.sandbox import (
@@ -197,11 +197,6 @@ def opened(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
-
-
-def shape(data: bytes) -> tuple[int, int, str | None]:
-    image = opened(data)
-    return image.width, image.height, image.format
 
 
 def only_url(response: httpx.Response) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import re
 import ssl
@@ -21,8 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import run_cli
-from PIL import Image
+from conftest import run_cli, shape
 
 from nanoedit.sandbox import (
     FAULT_KINDS,
@@ -140,11 +138,6 @@ def generate(
 
 def image_config(**fields: str) -> dict[str, Any]:
     return {"responseModalities": ["IMAGE"], "imageConfig": fields}
-
-
-def shape(data: bytes) -> tuple[int, int, str | None]:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.width, image.height, image.format
 
 
 def parts_of(response: httpx.Response) -> list[dict[str, Any]]:

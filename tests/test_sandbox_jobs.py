@@ -11,13 +11,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import JOURNAL_VERSION_1, Served, all_jobs, backend_env, distinct_pngs, run_installed
-from PIL import Image
+from conftest import (
+    JOURNAL_VERSION_1,
+    Served,
+    backend_env,
+    close_stdout,
+    distinct_pngs,
+    image_info,
+    journal_jobs,
+    posts,
+    run_installed,
+)
 
-from nanoedit.journal.store import Journal, data_dir
+from nanoedit.journal.store import data_dir
 from nanoedit.output.provenance import read as read_provenance
 
 PROMPT = "make it night"
@@ -25,27 +33,6 @@ PROMPT = "make it night"
 # model, Nano Banana 2, answers JPEG at the 3.x sizes).
 EDIT_SIZE = (1200, 896)
 FULL = Path("/dev/full")  # every write to it fails: No space left on device
-
-
-def posts(served: Served) -> int:
-    """Requests that would have been paid for on the real API (the served sandbox)."""
-    return sum(1 for request in served.sandbox.received if request.method == "POST")
-
-
-def close_stdout() -> None:
-    """In a child: start with no stdout at all, as `>&-` leaves it: every job stays unsent."""
-    os.close(1)
-
-
-def records() -> list[Any]:
-    with Journal(data_dir(os.environ)) as journal:
-        return all_jobs(journal)
-
-
-def decoded(path: Path) -> tuple[str | None, tuple[int, int]]:
-    with Image.open(path) as image:
-        image.load()
-        return image.format, image.size
 
 
 @pytest.mark.parametrize("metadata", [[], ["--no-metadata"]], ids=["provenance", "no-metadata"])
@@ -62,11 +49,11 @@ def test_a_real_run_with_skip_existing_never_takes_sandbox_results_for_its_own(
     real = ["edit", "in", "-p", PROMPT, "-d", "out", "--skip-existing", *metadata]
     code, out, err = run_installed(real, isolated, backend_env(served))
     assert code == 0, err
-    assert posts(served) == 8  # every job paid for once, none taken from the trial
+    assert len(posts(served)) == 8  # every job paid for once, none taken from the trial
     assert sorted(out.splitlines()) == [f"out/{n:03d}-edit-2.jpg" for n in range(8)]
     for number in range(8):
         path = isolated / "out" / f"{number:03d}-edit-2.jpg"
-        assert decoded(path) == ("JPEG", EDIT_SIZE)
+        assert image_info(path) == ("JPEG", EDIT_SIZE)
         if not metadata:
             made = read_provenance(path)
             assert made is not None and "sandbox" not in made
@@ -75,8 +62,8 @@ def test_a_real_run_with_skip_existing_never_takes_sandbox_results_for_its_own(
     assert (code, sorted(out.splitlines())) == (
         0, [f"out/{n:03d}-edit-2.jpg" for n in range(8)]
     )  # fmt: skip
-    assert posts(served) == 8
-    assert [record.sandbox for record in records()] == [True] * 8 + [False] * 8
+    assert len(posts(served)) == 8
+    assert [record.sandbox for record in journal_jobs()] == [True] * 8 + [False] * 8
 
 
 def test_sandbox_jobs_cost_nothing_and_are_left_out_of_the_ledger(isolated: Path) -> None:
@@ -108,14 +95,14 @@ def test_a_sandbox_trial_held_back_by_max_images_is_never_sent_by_resume(
     assert run_installed(["resume"], isolated, real) == (
         0, "", "nothing to resume: every job in the history has ended\n"
     )  # fmt: skip
-    assert [record.state for record in records()] == ["saved"] * 2 + ["held"] * 6
+    assert [record.state for record in journal_jobs()] == ["saved"] * 2 + ["held"] * 6
     code, out, err = run_installed(["resume", "5"], isolated, real)
     assert (code, out) == (2, "")
     assert err == (
         "error: job 5 was never sent: --max-images 2 reached: 6 jobs not sent; raise the limit "
         "and run the same command with --skip-existing to send them\n"
     )
-    assert posts(served) == 0
+    assert len(posts(served)) == 0
     # What the message says to do sends them, in the sandbox still.
     trial[trial.index("2")] = "8"
     code, out, _ = run_installed([*trial, "--skip-existing"], isolated, real)
@@ -123,7 +110,7 @@ def test_a_sandbox_trial_held_back_by_max_images_is_never_sent_by_resume(
     assert sorted(line["state"] for line in map(json.loads, out.splitlines())) == (
         ["saved"] * 6 + ["skipped"] * 2
     )
-    assert posts(served) == 0
+    assert len(posts(served)) == 0
     assert len(list((isolated / "out").iterdir())) == 8
 
 
@@ -137,16 +124,16 @@ def test_sandbox_jobs_never_sent_are_resumed_in_the_sandbox_not_with_the_real_ke
         141, "stopped: stdout was closed; 3 jobs not sent, 0 images saved"
     )  # fmt: skip
     code, out, err = run_installed(["resume"], isolated, backend_env(served))
-    assert posts(served) == 0
+    assert len(posts(served)) == 0
     assert code == 0, err
     folder = isolated / "out"
     assert sorted(out.splitlines()) == [str(folder / f"{n:03d}-edit.jpg") for n in range(3)]
     for number in range(3):
         path = folder / f"{number:03d}-edit.jpg"
-        assert decoded(path) == ("JPEG", EDIT_SIZE)
+        assert image_info(path) == ("JPEG", EDIT_SIZE)
         made = read_provenance(path)
         assert made is not None and made["sandbox"] is True
-    assert [(r.state, r.sandbox) for r in records()] == [("saved", True)] * 3
+    assert [(r.state, r.sandbox) for r in journal_jobs()] == [("saved", True)] * 3
 
 
 def test_real_jobs_are_not_resumed_into_the_sandbox_that_nanoedit_sandbox_asks_for(
@@ -163,8 +150,8 @@ def test_real_jobs_are_not_resumed_into_the_sandbox_that_nanoedit_sandbox_asks_f
         "error: job 1 (in/000.png) is for the real openai backend, and NANOEDIT_SANDBOX asks for "
         "the sandbox, so it is left as it is; unset NANOEDIT_SANDBOX to resume it\n"
     )
-    assert posts(served) == 0
-    assert [(r.state, r.sandbox) for r in records()] == [("planned", False)]
+    assert len(posts(served)) == 0
+    assert [(r.state, r.sandbox) for r in journal_jobs()] == [("planned", False)]
     assert not (isolated / "out").exists()
 
 
@@ -181,7 +168,7 @@ def test_a_real_job_whose_backend_is_not_set_up_now_is_held_with_what_sets_it_up
         "nanoedit config set openai.base_url https://YOUR-SERVER && nanoedit config set "
         "openai.api_key YOUR-KEY, then nanoedit resume 1\n"
     )
-    assert [record.state for record in records()] == ["planned"]
+    assert [record.state for record in journal_jobs()] == ["planned"]
 
 
 @pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
@@ -206,7 +193,7 @@ def test_resume_of_a_sandbox_job_after_a_full_disk_says_so_again_without_a_trace
             f"error: the result of {isolated / 'in' / '000.png'} could not be written to {FULL} "
             "(No space left on device); nanoedit resume 1 makes it again in the sandbox\n"
         )
-    assert posts(served) == 0
+    assert len(posts(served)) == 0
 
 
 # nanoedit, killed by SIGKILL the moment its journal holds the answer (a result URL of its
@@ -238,18 +225,18 @@ def test_a_killed_sandbox_job_is_resumed_against_the_sandbox_and_saved(
         capture_output=True, timeout=60,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    [record] = records()
+    [record] = journal_jobs()
     assert record.state == "answered"
     assert record.results[0]["url"].startswith("http://nanoedit-sandbox.invalid/files/")
     code, out, err = run_installed(["resume"], isolated, backend_env(served))
-    assert posts(served) == 0
+    assert len(posts(served)) == 0
     assert code == 0, err
     saved = isolated / "out" / "000-edit.jpg"
     assert out == f"{saved}\n"
-    assert decoded(saved) == ("JPEG", EDIT_SIZE)
+    assert image_info(saved) == ("JPEG", EDIT_SIZE)
     made = read_provenance(saved)
     assert made is not None and made["sandbox"] is True
-    [record] = records()
+    [record] = journal_jobs()
     assert (record.state, record.sandbox, record.saved_paths) == ("saved", True, [saved])
 
 
@@ -276,8 +263,8 @@ def test_resume_dry_run_says_what_it_would_send_and_where_and_sends_nothing(
             "message": "send it to openai (nano-banana-2) in the sandbox, which charges nothing",
         },
     )  # fmt: skip
-    assert posts(served) == 0
-    assert [record.state for record in records()] == ["planned"] * 3
+    assert len(posts(served)) == 0
+    assert [record.state for record in journal_jobs()] == ["planned"] * 3
     assert not (isolated / "out").exists()
 
 
@@ -314,13 +301,13 @@ def test_a_sandbox_job_an_older_version_left_unsent_is_still_resumed_in_the_sand
                 "'f', ?)",
                 (run, state, PROMPT, json.dumps(spec)),
             )
-    migrated = records()
+    migrated = journal_jobs()
     assert [(r.sandbox, r.identity) for r in migrated] == [
         (True, identity("f", spec, ["000-edit"], True)),
         (False, identity("f", spec, ["000-edit"], False)),
     ]
     code, out, err = run_installed(["resume"], isolated, backend_env(served))
-    assert posts(served) == 0
+    assert len(posts(served)) == 0
     assert (code, out) == (0, f"{isolated / 'out' / '000-edit.png'}\n"), err
     made = read_provenance(isolated / "out" / "000-edit.png")
     assert made is not None and made["sandbox"] is True

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import GEMINI_KEY, OPENAI_KEY, Served, backend_env, run_cli
+from conftest import GEMINI_KEY, OPENAI_KEY, Served, one_backend_env, run_cli
 from PIL import Image
 
 import nanoedit.net.http
@@ -29,17 +29,6 @@ from nanoedit.output.save import MAX_DOWNLOAD_BYTES, PartFile, PartFiles
 # rather than kept in the JSON and decoded in memory.
 STREAMED_BYTES = 48 * 1024
 JOB = ["generate", "-p", "a red fox", "-m", "nano-banana-2", "--size", "2K", "--no-metadata"]
-
-
-def env_for(served: Served, backend: str) -> dict[str, str]:
-    return backend_env(
-        served,
-        openai=backend == "openai",
-        duomi=backend == "duomi",
-        gemini=backend == "gemini",
-        fal=backend == "fal",
-        openrouter=backend == "openrouter",
-    )
 
 
 def saved(folder: Path) -> tuple[bytes, tuple[int, int], list[str]]:
@@ -70,7 +59,7 @@ def test_a_base64_result_is_streamed_to_disk_with_the_exact_bytes_sent(
     served: Served, case: tuple[str, list[str], str | None, list[str], str | None]
 ) -> None:
     backend, options, fault, url_options, url_fault = case
-    env = env_for(served, backend)
+    env = one_backend_env(served, backend)
     if url_fault:
         served.sandbox.add_faults(url_fault)
     reference = run_cli([*JOB, "--backend", backend, *url_options, "-d", "url"], env=env)
@@ -92,7 +81,7 @@ def test_a_base64_result_is_streamed_to_disk_with_the_exact_bytes_sent(
 def test_a_gemini_inline_image_is_streamed_to_disk_with_the_exact_bytes_sent(
     served: Served,
 ) -> None:
-    env = env_for(served, "gemini")
+    env = one_backend_env(served, "gemini")
     result = run_cli([*JOB, "--backend", "gemini", "-d", "out", "--json"], env=env)
     assert result.exit_code == 0, result.stderr
     (post,) = served.sandbox.received
@@ -123,7 +112,7 @@ def test_an_answer_cut_short_inside_the_base64_fails_and_leaves_no_file(
     result = run_cli(
         [*JOB, "--backend", "openai", "--response-format", "b64_json", "-d", "out",
          *([] if history else ["--no-history"])],
-        env=env_for(served, "openai"),
+        env=one_backend_env(served, "openai"),
     )  # fmt: skip
     assert result.exit_code == 5, result.stderr
     (post,) = served.sandbox.received
@@ -193,7 +182,7 @@ def test_a_retried_answer_discards_the_part_file_of_the_broken_attempt(tmp_path:
 
 def test_a_streamed_result_gets_metadata_a_sidecar_and_converts_for_o(served: Served) -> None:
     args = [*JOB[:-1], "--backend", "openai", "--response-format", "b64_json", "--sidecar"]
-    result = run_cli([*args, "-o", "fox.webp"], env=env_for(served, "openai"))
+    result = run_cli([*args, "-o", "fox.webp"], env=one_backend_env(served, "openai"))
     assert (result.exit_code, result.stdout) == (0, "fox.webp\n"), result.stderr
     assert result.stderr == (
         "warning: the server sent JPEG; converted to WEBP for fox.webp\n"
@@ -211,9 +200,11 @@ def test_a_streamed_result_gets_metadata_a_sidecar_and_converts_for_o(served: Se
 
 def test_a_streamed_result_goes_to_stdout_with_o_dash(served: Served) -> None:
     args = [*JOB, "--backend", "openai", "--response-format", "b64_json"]
-    streamed = run_cli([*args, "-o", "-"], env=env_for(served, "openai"))
+    streamed = run_cli([*args, "-o", "-"], env=one_backend_env(served, "openai"))
     assert streamed.exit_code == 0, streamed.stderr
-    reference = run_cli([*JOB, "--backend", "openai", "-d", "url"], env=env_for(served, "openai"))
+    reference = run_cli(
+        [*JOB, "--backend", "openai", "-d", "url"], env=one_backend_env(served, "openai")
+    )
     assert reference.exit_code == 0, reference.stderr
     assert streamed.stdout_bytes == saved(Path("url"))[0]
     assert sorted(path.name for path in Path().iterdir()) == ["url"]

@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -38,6 +37,9 @@ from conftest import (
     Served,
     backend_env,
     big_jpeg,
+    closed_port,
+    host,
+    posts,
     run_cli,
 )
 from PIL import Image, PngImagePlugin
@@ -56,15 +58,6 @@ PRO = "gemini-3-pro-image-preview"
 
 
 # Helpers -----------------------------------------------------------------------------------
-
-
-def host(served: Served) -> str:
-    return served.base_url.removeprefix("http://")
-
-
-def posts(served: Served) -> list[ReceivedRequest]:
-    """The requests that start work (edits, generations, task submissions), in order."""
-    return [request for request in served.sandbox.received if request.method == "POST"]
 
 
 def write_sample(name: str) -> bytes:
@@ -89,14 +82,6 @@ def pixels(source: Path | bytes) -> tuple[str, tuple[int, int], bytes]:
     """Mode, size and raw pixels of an image."""
     with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
         return image.mode, image.size, image.tobytes()
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: bound, noted, and let go."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def url_of(base_url: str, request: ReceivedRequest) -> str:
