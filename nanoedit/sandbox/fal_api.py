@@ -36,7 +36,7 @@ from nanoedit.sandbox.fal_schema import (
     openapi_schema,
 )
 from nanoedit.sandbox.fal_storage import CDN_PREFIX, UPLOAD_PREFIX, FalStorage
-from nanoedit.sandbox.faults import Phase, result_fault, status_answer
+from nanoedit.sandbox.faults import Phase, result_fault, shared_kinds, status_answer
 from nanoedit.sandbox.lineup import LISTING_PHASES, WIDENED
 from nanoedit.sandbox.runtime import Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -75,9 +75,7 @@ class FalApi(EmulatedApi):
         result_fault("model-error", "the request ends in an error of the model's runner"),
         result_fault("content-flagged", "the request is refused by the content checker"),
         result_fault("cancelled", "fal cancels the request: COMPLETED with error_type cancelled"),
-        result_fault("empty-data", "HTTP 200 with an empty list of results"),
-        result_fault("text-only", "HTTP 200 with a refusal in text and no image"),
-        result_fault("data-uri", "the result URL is a data: URI"),
+        *shared_kinds("empty-data", "text-only", "data-uri", "widened"),
     )
 
     def __init__(self, runtime: Runtime) -> None:

@@ -20,7 +20,13 @@ import re
 from dataclasses import dataclass
 
 from nanoedit.sandbox.catalog import GEMINI_MODELS
-from nanoedit.sandbox.faults import Phase
+from nanoedit.sandbox.faults import (
+    Phase,
+    answer_fault,
+    made_file_fault,
+    result_fault,
+    shared_kinds,
+)
 from nanoedit.sandbox.gemini_errors import (
     MISSING_KEY,
     GoogleError,
@@ -70,6 +76,27 @@ class GeminiApi(EmulatedApi):
   GET  /v1beta/files/FILE_ID
   DELETE /v1beta/files/FILE_ID
 """
+    fault_kinds = (
+        *shared_kinds("text-only"),
+        answer_fault("invalid-argument", "HTTP 400 INVALID_ARGUMENT"),
+        answer_fault(
+            "permission-denied",
+            "HTTP 403 PERMISSION_DENIED with no reason (a model kept from the key's project)",
+        ),
+        answer_fault(
+            "service-disabled",
+            "HTTP 403 PERMISSION_DENIED, reason SERVICE_DISABLED (the API is "
+            "not enabled for the key's project)",
+        ),
+        result_fault("image-safety", "no image: finishReason IMAGE_SAFETY, with finishMessage"),
+        result_fault("image-prohibited", "no image: finishReason IMAGE_PROHIBITED_CONTENT"),
+        result_fault("no-image", "no image: finishReason NO_IMAGE"),
+        result_fault("image-other", "no image: finishReason IMAGE_OTHER"),
+        result_fault("prompt-blocked", "no candidates: promptFeedback.blockReason"),
+        result_fault("upload-expired", "uploaded files expire; one in use is refused (403)"),
+        made_file_fault("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE"),
+        made_file_fault("upload-failed", "an upload is PROCESSING for 3 s, then FAILED"),
+    )
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
