@@ -31,6 +31,7 @@ from conftest import (
 from PIL import Image
 
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
+from nanoedit.sandbox.app import APIS
 
 
 @pytest.fixture
@@ -415,6 +416,11 @@ def without_gateway_id(body: object) -> object:
         if isinstance(message, str) and " (request id: " in message:
             return {"error": {**body["error"], "message": message.partition(" (request id: ")[0]}}
     return body
+
+
+def test_every_registered_api_has_a_key_check() -> None:
+    # An API added to the sandbox's registry must show how its provider refuses a key.
+    assert sorted(KEY_CHECKS) == sorted(api.name for api in APIS)
 
 
 @pytest.mark.parametrize("api", list(KEY_CHECKS))

@@ -1,16 +1,16 @@
 """The sandbox itself: one object that answers every route of the emulated APIs and their file
-host, and records each request it is sent. The APIs are found through one registry, ``APIS``."""
+host, and records each request it is sent. The APIs come from the registry
+(``nanoedit.sandbox.registry``), loaded once as ``APIS``; the fault kinds and the index page
+are derived from them."""
 
 from __future__ import annotations
 
 import html
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
-from nanoedit.sandbox.duomi_api import DuomiApi
-from nanoedit.sandbox.fal_api import FalApi
 from nanoedit.sandbox.faults import (
     CORE_FAULT_KINDS,
     FILES,
@@ -24,11 +24,8 @@ from nanoedit.sandbox.faults import (
 )
 from nanoedit.sandbox.fetch import Fetch, http_fetch, standin_fetch
 from nanoedit.sandbox.files import EXPIRED, Denial, FileStore, cdn_error, huge_download
-from nanoedit.sandbox.gemini_api import GeminiApi
-from nanoedit.sandbox.openai_api import OpenAIApi
-from nanoedit.sandbox.openrouter_api import OpenRouterApi
+from nanoedit.sandbox.registry import load_apis
 from nanoedit.sandbox.renderer import Renderer
-from nanoedit.sandbox.replicate_api import ReplicateApi
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.samples import SAMPLE_NAMES, sample_image
 from nanoedit.sandbox.wire import (
@@ -67,38 +64,38 @@ CHALLENGE_PAGE = (
     "<body><h1>Checking your browser before accessing the file.</h1>"
     "<p>Enable JavaScript and cookies to continue.</p></body></html>\n"
 )
-# The emulated APIs. A request goes to the first that answers it, so one that claims part of
-# another's paths comes before it.
-APIS: tuple[type[EmulatedApi], ...] = (
-    GeminiApi,
-    ReplicateApi,
-    FalApi,
-    OpenAIApi,
-    OpenRouterApi,
-    DuomiApi,
-)
+# The emulated APIs, from the registry's lines, in the order a request is offered to them.
+APIS: tuple[type[EmulatedApi], ...] = load_apis()
 
 
-def _fault_kinds() -> dict[str, FaultKind]:
+def fault_kinds(apis: Sequence[type[EmulatedApi]]) -> dict[str, FaultKind]:
+    """Every fault a plan to a sandbox of ``apis`` may name: the core's, then each API's own,
+    each fitting the APIs that declare it."""
     kinds = CORE_FAULT_KINDS
-    for api in APIS:
+    for api in apis:
         kinds = with_api_kinds(kinds, api.name, api.fault_kinds)
     return kinds
 
 
-# Every fault a plan may name: the core's, then each API's own.
-FAULT_KINDS: dict[str, FaultKind] = _fault_kinds()
-INDEX = (
-    "nanoedit sandbox: an emulated image API, no key and no network needed.\n\n"
-    + "".join(api.index for api in APIS)
-    + "Sample images\n  "
-    + "  ".join(f"/samples/{name}" for name in SAMPLE_NAMES)
-    + "\n"
-)
+def index_page(apis: Sequence[type[EmulatedApi]]) -> str:
+    """The page ``GET /`` answers: each API's routes, then the sample images."""
+    return (
+        "nanoedit sandbox: an emulated image API, no key and no network needed.\n\n"
+        + "".join(api.index for api in apis)
+        + "Sample images\n  "
+        + "  ".join(f"/samples/{name}" for name in SAMPLE_NAMES)
+        + "\n"
+    )
+
+
+# Every fault a plan may name (``nanoedit sandbox faults`` lists them), and the index page.
+FAULT_KINDS: dict[str, FaultKind] = fault_kinds(APIS)
+INDEX = index_page(APIS)
 
 
 class Sandbox:
-    """An emulated server for every API in ``APIS``, answering in memory.
+    """An emulated server for every API in ``apis`` (by default ``APIS``, the registry's, in
+    the order a request is offered to them), answering in memory.
 
     ``keys`` None accepts any non-empty key. ``faults`` is a fault plan such as
     ``"429x2,poll:502,redirect"`` (see ``nanoedit.sandbox.faults``). Each API answer takes
@@ -127,6 +124,7 @@ class Sandbox:
         slow_seconds: float = SLOW_SECONDS,
         huge_bytes: int = HUGE_BYTES,
         renderer: Renderer | None = None,
+        apis: Sequence[type[EmulatedApi]] = APIS,
     ) -> None:
         self.latency = latency
         self.slow_seconds = slow_seconds
@@ -138,7 +136,8 @@ class Sandbox:
         self._lock = threading.Lock()
         self._fetch_given = fetch is not None
         epoch_offset = time.time() - clock()
-        plan = FaultPlan(faults, FAULT_KINDS)
+        plan = FaultPlan(faults, FAULT_KINDS if apis is APIS else fault_kinds(apis))
+        self._index = INDEX if apis is APIS else index_page(apis)
         files = FileStore(ttl=file_ttl, clock=clock, epoch=lambda: epoch_offset + clock())
         self._runtime = Runtime(
             keys,
@@ -150,7 +149,7 @@ class Sandbox:
             task_seconds,
             renderer or Renderer(),
         )
-        self._apis = [api(self._runtime) for api in APIS]
+        self._apis = [api(self._runtime) for api in apis]
 
     @property
     def task_seconds(self) -> float:
@@ -259,7 +258,7 @@ class Sandbox:
                 return not_found()
             return SandboxResponse(200, {"Content-Type": mime}, data)
         if path == "/":
-            return text_response(200, INDEX)
+            return text_response(200, self._index)
         return not_found()
 
     def _wait(self, started: float, response: SandboxResponse) -> SandboxResponse:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from nanoedit.sandbox.catalog import DUOMI_MODELS, RATIOS, REFUSAL, SIZES, Model, output_size
-from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.faults import Phase, Stage, result_fault, shared_kinds, status_answer
 from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
 from nanoedit.sandbox.render import decode
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
@@ -156,6 +156,15 @@ class DuomiApi(EmulatedApi):
   POST /api/gemini/nano-banana        JSON: model, prompt, ...
   GET  /api/gemini/nano-banana/TASK_ID
 """
+    fault_kinds = (
+        # The shared faults it acts out: its results are URLs on the result-file host.
+        *shared_kinds(
+            "error200", "data-uri", "empty-url", "empty-data", "no-data", "text-only", "fewer"
+        ),
+        result_fault("task-error", "the task ends in state error"),
+        result_fault("task-stuck", "the task stays running forever"),
+        result_fault("task-unknown", "the task reports state queued once"),
+    )
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)

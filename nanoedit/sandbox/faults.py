@@ -58,8 +58,11 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
 ``slow`` and ``bad-json`` change how an answer goes out, not what it says, so a result fault
 queued after one of them can apply to the same request.
 
-An emulated API may bring faults of its own, or act out a shared one of the same name
-(``EmulatedApi.fault_kinds``); ``nanoedit sandbox faults`` lists every one.
+Which APIs act out a fault is declared by the APIs themselves (``EmulatedApi.fault_kinds``),
+never here: a core kind fits every API, or, when a few share it, none until an API declares it
+(``shared_kinds``); a fault of one API alone is declared in that API's module (``result_fault``,
+``answer_fault``, ``made_file_fault``). ``nanoedit sandbox faults`` lists every one: the core's,
+then each API's own, in the registry's order.
 """
 
 from __future__ import annotations
@@ -130,9 +133,9 @@ class FaultKind:
 
 _ANY_PHASE = frozenset(Phase)
 _API_PHASES = frozenset({Phase.API, Phase.SUBMIT, Phase.POLL})
-# The two reseller APIs, whose results come as URLs on the result-file host.
-_RESELLERS = frozenset({"openai", "duomi"})
-_GEMINI = frozenset({"gemini"})
+# The APIs a shared fault fits before any API declares that it acts it out (``shared_kinds``):
+# none. Which APIs do is said by the APIs themselves, never here.
+_NO_API: frozenset[str] = frozenset()
 
 
 def _kinds(*kinds: FaultKind) -> dict[str, FaultKind]:
@@ -143,27 +146,29 @@ def _anywhere(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind
     return FaultKind(name, Phase.API, _ANY_PHASE, None, True, stage, summary)
 
 
-def _api_only(name: str, summary: str, apis: frozenset[str] | None = None) -> FaultKind:
-    return FaultKind(name, Phase.API, _API_PHASES, apis, False, Stage.ANSWER, summary)
+def _every_api(name: str, summary: str) -> FaultKind:
+    """A fault of an API request's answer (not a download) that every API acts out."""
+    return FaultKind(name, Phase.API, _API_PHASES, None, False, Stage.ANSWER, summary)
 
 
-def _result(name: str, summary: str, apis: frozenset[str] = _RESELLERS) -> FaultKind:
-    phases = frozenset({Phase.SUBMIT})
-    return FaultKind(name, Phase.SUBMIT, phases, apis, False, Stage.RESULT, summary)
+def answer_fault(name: str, summary: str) -> FaultKind:
+    """A fault that replaces the whole answer of an API request (not a download), before
+    anything is checked; it fits no API until one declares it (``EmulatedApi.fault_kinds``)."""
+    return FaultKind(name, Phase.API, _API_PHASES, _NO_API, False, Stage.ANSWER, summary)
 
 
-def _made_file(name: str, summary: str, apis: frozenset[str]) -> FaultKind:
+def made_file_fault(name: str, summary: str) -> FaultKind:
     """A fault that changes a file an upload makes (phase ``api``, where uploads are), once
-    the upload would otherwise have succeeded."""
+    the upload would otherwise have succeeded; it fits no API until one declares it."""
     phases = frozenset({Phase.API})
-    return FaultKind(name, Phase.API, phases, apis, False, Stage.RESULT, summary)
+    return FaultKind(name, Phase.API, phases, _NO_API, False, Stage.RESULT, summary)
 
 
 def result_fault(name: str, summary: str) -> FaultKind:
     """A fault an emulated API declares for itself (``EmulatedApi.fault_kinds``): it changes
     the result of a submission (phase ``submit``) that would otherwise succeed."""
     return FaultKind(
-        name, Phase.SUBMIT, frozenset({Phase.SUBMIT}), frozenset(), False, Stage.RESULT, summary
+        name, Phase.SUBMIT, frozenset({Phase.SUBMIT}), _NO_API, False, Stage.RESULT, summary
     )
 
 
@@ -172,6 +177,7 @@ def _download(name: str, summary: str, stage: Stage = Stage.ANSWER) -> FaultKind
 
 
 def _lineup(name: str, summary: str, apis: frozenset[str] | None = None) -> FaultKind:
+    """A lineup change; ``apis`` None: every API that lists models makes it."""
     # Taken once a listing request has passed the key check (RESULT), as the change it makes
     # must not be spent on a request that is refused.
     phases = frozenset({Phase.LINEUP})
@@ -181,7 +187,9 @@ def _lineup(name: str, summary: str, apis: frozenset[str] | None = None) -> Faul
 # The statuses a client is expected to retry; each also comes as an HTML page and empty.
 RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
 
-# The faults every sandbox knows; an emulated API adds its own (``EmulatedApi.fault_kinds``).
+# The faults every sandbox knows: those that fit every API (or the file host), and those a few
+# APIs share, which fit an API once it declares them. An emulated API adds its own
+# (``EmulatedApi.fault_kinds``).
 CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _anywhere("408", "HTTP 408 with an error body"),
     _anywhere("429", "HTTP 429 with Retry-After: 1 (Gemini: retryDelay 17s in the body instead)"),
@@ -213,37 +221,16 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
         Stage.KEY,
         "the key is refused as its provider refuses an unknown key (401; Gemini: 400)",
     ),
-    _api_only("error200", "HTTP 200 carrying an error object", _RESELLERS),
-    _api_only("bad-json", "HTTP 200 with a JSON body cut off halfway"),
-    _result("data-uri", "the result URL is a data: URI"),
-    _result("empty-url", "HTTP 200 with an empty result URL"),
-    _result("empty-data", "HTTP 200 with an empty list of results"),
-    _result("no-data", "HTTP 200 with no result list at all"),
-    _result("text-only", "HTTP 200 with a refusal in text and no image", _RESELLERS | _GEMINI),
-    _result("fewer", "one image fewer than asked (duomi: a task with no image)"),
-    _result("task-error", "the task ends in state error", frozenset({"duomi"})),
-    _result("task-stuck", "the task stays running forever", frozenset({"duomi"})),
-    _result("task-unknown", "the task reports state queued once", frozenset({"duomi"})),
-    _api_only("invalid-argument", "HTTP 400 INVALID_ARGUMENT", _GEMINI),
-    _api_only(
-        "permission-denied",
-        "HTTP 403 PERMISSION_DENIED with no reason (a model kept from the key's project)",
-        _GEMINI,
-    ),
-    _api_only(
-        "service-disabled",
-        "HTTP 403 PERMISSION_DENIED, reason SERVICE_DISABLED (the API is "
-        "not enabled for the key's project)",
-        _GEMINI,
-    ),
-    _result("image-safety", "no image: finishReason IMAGE_SAFETY, with finishMessage", _GEMINI),
-    _result("image-prohibited", "no image: finishReason IMAGE_PROHIBITED_CONTENT", _GEMINI),
-    _result("no-image", "no image: finishReason NO_IMAGE", _GEMINI),
-    _result("image-other", "no image: finishReason IMAGE_OTHER", _GEMINI),
-    _result("prompt-blocked", "no candidates: promptFeedback.blockReason", _GEMINI),
-    _result("upload-expired", "uploaded files expire; one in use is refused (403)", _GEMINI),
-    _made_file("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE", _GEMINI),
-    _made_file("upload-failed", "an upload is PROCESSING for 3 s, then FAILED", _GEMINI),
+    # error200, and the results after bad-json, are shared by a few APIs, each of which says so
+    # (``shared_kinds``); bad-json fits every API.
+    answer_fault("error200", "HTTP 200 carrying an error object"),
+    _every_api("bad-json", "HTTP 200 with a JSON body cut off halfway"),
+    result_fault("data-uri", "the result URL is a data: URI"),
+    result_fault("empty-url", "HTTP 200 with an empty result URL"),
+    result_fault("empty-data", "HTTP 200 with an empty list of results"),
+    result_fault("no-data", "HTTP 200 with no result list at all"),
+    result_fault("text-only", "HTTP 200 with a refusal in text and no image"),
+    result_fault("fewer", "one image fewer than asked (duomi: a task with no image)"),
     _download("redirect", "the result URL answers 302 to the real file"),
     _download("expired", "the result URL answers 403, expired"),
     _download("html-result", "the result URL answers 200 with an HTML page"),
@@ -256,9 +243,15 @@ CORE_FAULT_KINDS: dict[str, FaultKind] = _kinds(
     _lineup(
         "widened",
         "from the next model listing on, Nano Banana Pro takes the tall ratios too",
-        frozenset({"replicate", "fal"}),
+        _NO_API,
     ),
 )
+
+
+def shared_kinds(*names: str) -> tuple[FaultKind, ...]:
+    """The core kinds of ``names``, for an API to declare that it acts them out too
+    (``EmulatedApi.fault_kinds``)."""
+    return tuple(CORE_FAULT_KINDS[name] for name in names)
 
 
 def with_api_kinds(

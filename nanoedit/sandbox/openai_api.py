@@ -23,7 +23,7 @@ from nanoedit.sandbox.catalog import (
     output_size,
     output_tokens,
 )
-from nanoedit.sandbox.faults import Phase, Stage, status_answer
+from nanoedit.sandbox.faults import Phase, Stage, shared_kinds, status_answer
 from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.multipart import UploadedFile
 from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
@@ -185,6 +185,10 @@ class OpenAIApi(EmulatedApi):
    size 1024x1024, 1536x1024, 1024x1536 or auto, 400 for response_format and other
    unknown fields)
 """
+    # The shared faults it acts out: its results are URLs on the result-file host.
+    fault_kinds = shared_kinds(
+        "error200", "data-uri", "empty-url", "empty-data", "no-data", "text-only", "fewer"
+    )
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)

@@ -27,7 +27,7 @@ from nanoedit.sandbox.catalog import (
     nearest_ratio,
     output_tokens,
 )
-from nanoedit.sandbox.faults import CORE_FAULT_KINDS, FaultKind, Phase, Stage, status_answer
+from nanoedit.sandbox.faults import FaultKind, Phase, Stage, shared_kinds, status_answer
 from nanoedit.sandbox.fetch import FetchError
 from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.prompts import input_limit, text_tokens
@@ -229,10 +229,7 @@ class OpenRouterApi(EmulatedApi):
 """
     fault_kinds = (
         # Shared faults it acts out too, in its own shape.
-        *(
-            CORE_FAULT_KINDS[name]
-            for name in ("error200", "text-only", "empty-data", "no-data", "empty-url")
-        ),
+        *shared_kinds("error200", "text-only", "empty-data", "no-data", "empty-url"),
         _fault("no-credits", "HTTP 402: the account has no credits left"),
         _fault("moderation", "HTTP 403: the input was flagged by moderation"),
         _fault("content-filter", "HTTP 200, finish_reason content_filter and no image"),

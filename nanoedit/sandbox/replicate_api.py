@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from nanoedit.sandbox.catalog import RATIOS, WIDE_RATIOS, Family, Model, output_size
-from nanoedit.sandbox.faults import Phase, Stage, result_fault, status_answer
+from nanoedit.sandbox.faults import Phase, Stage, result_fault, shared_kinds, status_answer
 from nanoedit.sandbox.fetch import FetchError
 from nanoedit.sandbox.lineup import LISTING_PHASES, WIDENED
 from nanoedit.sandbox.prompts import prompt_characters
@@ -258,8 +258,7 @@ class ReplicateApi(EmulatedApi):
         result_fault("queue-stuck", "the request stays queued and never starts"),
         result_fault("model-error", "the request ends in an error of the model's runner"),
         result_fault("content-flagged", "the request is refused by the content checker"),
-        result_fault("no-data", "HTTP 200 with no result list at all"),
-        result_fault("empty-data", "HTTP 200 with an empty list of results"),
+        *shared_kinds("no-data", "empty-data", "widened"),
     )
 
     def __init__(self, runtime: Runtime) -> None:

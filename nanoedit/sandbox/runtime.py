@@ -100,7 +100,8 @@ class EmulatedApi(ABC):
     index: ClassVar[str]
     """Its lines on the sandbox's index page: its auth rule, then a line per route."""
     fault_kinds: ClassVar[tuple[FaultKind, ...]] = ()
-    """Faults of its own (see ``faults.result_fault``), or shared ones it acts out too."""
+    """Faults of its own (see ``faults.result_fault``), and the shared ones it acts out too
+    (``faults.shared_kinds``): a fault fits the APIs that declare it."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -1,0 +1,240 @@
+"""What a Gemini ``generateContent`` body says, checked as Google checks it: the prompt, the
+image parts (``inlineData`` bytes or ``fileData`` references), the answer's modalities and the
+image config, with each mistake refused in Google's words (``GoogleError``).
+
+Fields are read in camelCase or snake_case, as Google's proto-JSON parser does (the SDK sends a
+mix: ``inlineData`` holding ``mime_type``). Nothing here depends on the route a body came by,
+so every emulation of a Google API that takes this body reads it here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nanoedit.sandbox.catalog import Family, Model
+from nanoedit.sandbox.gemini_errors import GoogleError
+from nanoedit.sandbox.wire import ReceivedRequest
+
+# Input image types the image models take; the sandbox itself draws from PNG, JPEG and WebP.
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
+MAX_INPUT_IMAGES = {
+    Family.FLASH: 3, Family.PRO: 14, Family.FLASH_3: 14, Family.FLASH_21: 14, Family.LITE: 14
+}  # fmt: skip
+MODALITIES = ("TEXT", "IMAGE")
+IMAGE_CONFIG_FIELDS = frozenset({"aspectRatio", "aspect_ratio", "imageSize", "image_size"})
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """An ``inlineData`` part: the image bytes sent in the request."""
+
+    mime: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileImage:
+    """A ``fileData`` part: an uploaded file (or a URL) the request refers to."""
+
+    uri: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """A ``generateContent`` body, checked."""
+
+    prompt: str
+    images: tuple[InlineImage | FileImage, ...]
+    modalities: frozenset[str]
+    ratio: str | None
+    size: str | None
+
+
+def proto_field(values: Mapping[str, Any], camel: str, snake: str) -> Any:
+    """A field by either of its names (None when absent)."""
+    value = values.get(camel)
+    return values.get(snake) if value is None else value
+
+
+def json_body(received: ReceivedRequest) -> object:
+    """A request's JSON body; GoogleError when it came but is not JSON."""
+    if received.body_error is not None and received.json is None:
+        raise GoogleError(400, "Invalid JSON payload received. Unexpected token.")
+    return received.json
+
+
+def _unknown_field(name: str, where: str) -> GoogleError:
+    message = (
+        f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field."
+    )
+    violation = {"field": where, "description": message}
+    details: list[dict[str, object]] = [
+        {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [violation]}
+    ]
+    return GoogleError(400, message, details)
+
+
+def proto_object(value: object, where: str) -> Mapping[str, Any]:
+    """``value`` as a JSON object; GoogleError when it is none (``where`` names the field)."""
+    if not isinstance(value, dict):
+        raise GoogleError(
+            400, f"Invalid JSON payload received. '{where}' must be an object, got {value!r}."
+        )
+    return value
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise GoogleError(400, f"Invalid value at '{where}' (TYPE_STRING), {_shown(value)}")
+    return value
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_request(body: object, model: Model) -> Request:
+    """Check a ``generateContent`` body for ``model``; GoogleError says what is wrong, in the
+    order Google's front end and then the model check it."""
+    if not isinstance(body, dict):
+        raise GoogleError(400, "Invalid JSON payload received. Unexpected token.")
+    contents = body.get("contents")
+    if not contents:
+        raise GoogleError(400, "* GenerateContentRequest.contents: contents is not specified")
+    if not isinstance(contents, list):
+        contents = [contents]
+    texts: list[str] = []
+    images: list[InlineImage | FileImage] = []
+    for turn_index, raw_turn in enumerate(contents):
+        turn = proto_object(raw_turn, f"contents[{turn_index}]")
+        parts = turn.get("parts")
+        if not parts or not isinstance(parts, list):
+            raise GoogleError(
+                400,
+                f"* GenerateContentRequest.contents[{turn_index}].parts: contents.parts must "
+                "not be empty.",
+            )
+        if turn.get("role", "user") == "model":
+            continue  # the model's own earlier turns are history, not input
+        for part_index, raw_part in enumerate(parts):
+            where = f"contents[{turn_index}].parts[{part_index}]"
+            _read_part(proto_object(raw_part, where), where, texts, images)
+    config = proto_object(
+        proto_field(body, "generationConfig", "generation_config") or {}, "generation_config"
+    )
+    modalities = _modalities(proto_field(config, "responseModalities", "response_modalities"))
+    candidates = proto_field(config, "candidateCount", "candidate_count")
+    if candidates is not None and candidates != 1:
+        raise GoogleError(400, f"Multiple candidates is not enabled for models/{model.id}")
+    image_config = proto_object(
+        proto_field(config, "imageConfig", "image_config") or {}, "image_config"
+    )
+    for name in image_config:
+        if name not in IMAGE_CONFIG_FIELDS:
+            raise _unknown_field(name, "generation_config.image_config")
+    ratio = proto_field(image_config, "aspectRatio", "aspect_ratio")
+    size = proto_field(image_config, "imageSize", "image_size")
+    ratio = None if ratio is None else _string(ratio, "generation_config.image_config.aspect_ratio")
+    size = None if size is None else _string(size, "generation_config.image_config.image_size")
+    if ratio is not None and ratio not in model.ratios:
+        raise GoogleError(
+            400,
+            f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: {ratio!r} "
+            f"is not supported by {model.id}; use one of {', '.join(model.ratios)}",
+        )
+    if size is not None and size not in model.sizes:
+        raise GoogleError(
+            400,
+            f"* GenerateContentRequest.generation_config.image_config.image_size: {size!r} is "
+            f"not supported by {model.id}; use one of {', '.join(model.sizes)}",
+        )
+    limit = MAX_INPUT_IMAGES[model.family]
+    if len(images) > limit:
+        raise GoogleError(
+            400,
+            f"* GenerateContentRequest.contents: {len(images)} input images; {model.id} takes "
+            f"at most {limit}",
+        )
+    return Request(" ".join(texts), tuple(images), modalities, ratio, size)
+
+
+def _read_part(
+    part: Mapping[str, Any],
+    where: str,
+    texts: list[str],
+    images: list[InlineImage | FileImage],
+) -> None:
+    text = part.get("text")
+    inline = proto_field(part, "inlineData", "inline_data")
+    file_data = proto_field(part, "fileData", "file_data")
+    given = [value for value in (text, inline, file_data) if value is not None]
+    if len(given) != 1:
+        # Exactly one data field per part, as the proto's oneof has it.
+        raise GoogleError(
+            400,
+            f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one "
+            "initialized field",
+        )
+    if text is not None:
+        if part.get("thought") is not True:
+            texts.append(_string(text, f"{where}.text"))
+        return
+    if inline is not None:
+        blob = proto_object(inline, f"{where}.inline_data")
+        mime = proto_field(blob, "mimeType", "mime_type")
+        if mime is None:
+            raise GoogleError(
+                400,
+                f"* GenerateContentRequest.{where}.inline_data.mime_type: mime_type is not "
+                "specified",
+            )
+        mime = _string(mime, f"{where}.inline_data.mime_type")
+        encoded = _string(blob.get("data", ""), f"{where}.inline_data.data")
+        try:
+            # The proto-JSON parser also takes the URL-safe alphabet, and no padding.
+            standard = encoded.replace("-", "+").replace("_", "/")
+            data = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise GoogleError(
+                400,
+                f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding "
+                f"failed for {_shown(encoded)}",
+            ) from None
+        if mime not in IMAGE_TYPES:
+            raise GoogleError(400, f"Unsupported MIME type: {mime}")
+        images.append(InlineImage(mime, data))
+        return
+    reference = proto_object(file_data, f"{where}.file_data")
+    uri = _string(
+        proto_field(reference, "fileUri", "file_uri") or "", f"{where}.file_data.file_uri"
+    )
+    mime = proto_field(reference, "mimeType", "mime_type")
+    if mime is not None and _string(mime, f"{where}.file_data.mime_type") not in IMAGE_TYPES:
+        raise GoogleError(400, f"Unsupported MIME type: {mime}")
+    images.append(FileImage(uri))
+
+
+def _modalities(value: object) -> frozenset[str]:
+    """The answer's modalities; none given means both. Google takes any case (the SDK's own
+    samples send ``Image``)."""
+    if value is None or value == []:
+        return frozenset(MODALITIES)
+    if not isinstance(value, list):
+        value = [value]
+    modalities = set()
+    for index, item in enumerate(value):
+        name = item.upper() if isinstance(item, str) else item
+        if name not in MODALITIES:
+            raise GoogleError(
+                400,
+                f"Invalid value at 'generation_config.response_modalities[{index}]' "
+                f"(type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig."
+                f"Modality), {_shown(item)}",
+            )
+        modalities.add(name)
+    return frozenset(modalities)
