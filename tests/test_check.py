@@ -27,7 +27,8 @@ from nanoedit.run.check import (
     check_exit_code,
 )
 from nanoedit.sandbox.catalog import OPENAI_MODELS
-from nanoedit.settings.config import BackendSettings, Settings, load_settings
+from nanoedit.settings.load import load_settings
+from nanoedit.settings.values import BackendSettings, Settings
 
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
 OPENROUTER_PATH = "/api/v1/key"

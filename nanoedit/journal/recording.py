@@ -24,7 +24,7 @@ from nanoedit.jobs import ImageSource, Job, Options, PlannedJob
 if TYPE_CHECKING:
     from nanoedit.jobs import RunOptions
     from nanoedit.journal.store import JobRecord, Journal, NewJob
-    from nanoedit.settings.config import Settings
+    from nanoedit.settings.values import Settings
 
 
 def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None]) -> str:
