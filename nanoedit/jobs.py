@@ -197,7 +197,7 @@ class RunOptions:
 
     The first six override the settings of the same name (None: the environment or the
     config file decides); --ratio and --size, which are asked of the model, are given to
-    :func:`~nanoedit.settings.config.load_settings` beside them.
+    :func:`~nanoedit.settings.load.load_settings` beside them.
     """
 
     backend: str | None = None

@@ -30,7 +30,9 @@ from nanoedit.journal.store import Journal, data_dir
 from nanoedit.output.provenance import read as read_provenance
 from nanoedit.registry import backend_classes, backend_names
 from nanoedit.sandbox import ReceivedRequest, Sandbox, SandboxServer, sample_image
-from nanoedit.settings.config import Settings, backend_keys, load_settings
+from nanoedit.settings.keys import backend_keys
+from nanoedit.settings.load import load_settings
+from nanoedit.settings.values import Settings
 
 OPENAI_KEY = "sk-test-openai-key-0001"
 DUOMI_KEY = "duomi-test-key-0002"

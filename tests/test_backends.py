@@ -16,7 +16,7 @@ from nanoedit.jobs import Options, build_edit_jobs
 from nanoedit.net.http import Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.net.inputs import InputImage
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport
-from nanoedit.settings.config import BackendSettings
+from nanoedit.settings.values import BackendSettings
 
 
 class FakeTime:

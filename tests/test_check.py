@@ -33,7 +33,7 @@ from nanoedit.run.check import (
     check_exit_code,
 )
 from nanoedit.sandbox.catalog import OPENAI_MODELS
-from nanoedit.settings.config import BackendSettings
+from nanoedit.settings.values import BackendSettings
 
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
 OPENROUTER_PATH = "/api/v1/key"

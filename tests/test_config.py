@@ -16,15 +16,10 @@ from conftest import OPENAI_KEY, Served, backend_env, config_file, run_cli, sett
 
 from nanoedit.errors import ConfigError, ExitCode, UsageError
 from nanoedit.jobs import RunOptions
-from nanoedit.settings.config import (
-    KEY_COMMAND_TIMEOUT,
-    BackendSettings,
-    display_value,
-    permission_warning,
-    plain_http_warning,
-    run_key_command,
-    write_file,
-)
+from nanoedit.settings.load import plain_http_warning
+from nanoedit.settings.secrets import KEY_COMMAND_TIMEOUT, display_value, run_key_command
+from nanoedit.settings.store import permission_warning, write_document
+from nanoedit.settings.values import BackendSettings
 from nanoedit.urls import redact_userinfo
 
 
@@ -245,7 +240,7 @@ def test_bad_network_value_names_the_variable(variable: str, value: str, message
 
 
 def test_bad_network_value_in_the_file_names_the_key() -> None:
-    write_file(config_file(), {"network.retries": "many"})
+    write_document(config_file(), {"network": {"retries": "many"}})
     with pytest.raises(ConfigError) as caught:
         settings_from()
     assert caught.value.message == (
@@ -496,7 +491,7 @@ def test_permission_warning(tmp_path: Path) -> None:
 
 
 def test_load_settings_carries_the_permission_warning() -> None:
-    write_file(config_file(), {"openai.api_key": "sk-abcdefghijklmnop1234"})
+    write_document(config_file(), {"openai": {"api_key": "sk-abcdefghijklmnop1234"}})
     assert settings_from().warnings == ()
     config_file().chmod(0o640)
     assert settings_from().warnings == (permission_warning(config_file()),)

@@ -23,7 +23,9 @@ from PIL import Image
 
 from nanoedit.registry import backend_classes
 from nanoedit.sandbox import sample_image
-from nanoedit.settings.config import MAX_RETRIES, all_keys, keep_broken_copy, write_file
+from nanoedit.settings.checks import MAX_RETRIES
+from nanoedit.settings.keys import all_keys
+from nanoedit.settings.store import keep_broken_copy, write_document
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
@@ -71,7 +73,9 @@ def test_set_where_no_file_can_be_made_is_one_error_line(folder: str, reason: st
 
 @pytest.mark.parametrize("args", [["unset", "openai.model"], ["set", "default.ratio", "1:1"]])
 def test_a_failed_write_leaves_the_file_as_it_was(args: list[str]) -> None:
-    write_file(config_file(), {"openai.model": "nano-banana-2", "default.ratio": "3:2"})
+    write_document(
+        config_file(), {"default": {"ratio": "3:2"}, "openai": {"model": "nano-banana-2"}}
+    )
     before = config_file().read_bytes()
     # A file size limit of 0: the new file cannot be written, as on a full disk.
     result = subprocess.run(

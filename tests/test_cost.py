@@ -18,7 +18,7 @@ from nanoedit.jobs import Options, build_edit_jobs
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.net.inputs import load_local
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
-from nanoedit.settings.config import BackendSettings
+from nanoedit.settings.values import BackendSettings
 
 FLASH = "(gemini-3.1-flash-image at $0.067)"
 

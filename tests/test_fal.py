@@ -38,7 +38,7 @@ from nanoedit.sandbox import (
     SandboxTransport,
     sample_image,
 )
-from nanoedit.settings.config import BackendSettings
+from nanoedit.settings.values import BackendSettings
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT = sample_image("cat.png")[0]

@@ -31,7 +31,7 @@ from nanoedit.jobs import Options, build_generate_job
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.registry import backend_class, backend_classes
 from nanoedit.sandbox import Sandbox, SandboxServer
-from nanoedit.settings.config import BackendSettings
+from nanoedit.settings.values import BackendSettings
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from nanoedit.output.provenance import read as read_provenance
 from nanoedit.run.check import KEY_REJECTED, READY, CheckResult, check_backend
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
 from nanoedit.sandbox.catalog import REFUSAL
-from nanoedit.settings.config import BackendSettings
+from nanoedit.settings.values import BackendSettings
 
 CHAT = "/api/v1/chat/completions"
 # What nano-banana is on OpenRouter: the newest GA flash model, Nano Banana 2.1.

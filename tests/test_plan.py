@@ -10,7 +10,7 @@ from nanoedit.jobs import JobOutcome, Options, PlannedJob, RunOptions, build_edi
 from nanoedit.net.inputs import RunInputs
 from nanoedit.output.save import numbered
 from nanoedit.run.plan import Planned, Planner
-from nanoedit.settings.config import load_settings
+from nanoedit.settings.load import load_settings
 
 STEMS = 1000
 COPIES = 20

@@ -41,7 +41,7 @@ from nanoedit.output.preview import (
     render,
     sixel_escape,
 )
-from nanoedit.settings.config import CORE_KEYS
+from nanoedit.settings.keys import CORE_KEYS
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 # 24-bit colour codes: a foreground, and maybe a background, then the cells they colour.

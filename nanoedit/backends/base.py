@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from nanoedit.b64stream import Streamed
     from nanoedit.net.http import JobHttp
     from nanoedit.net.uploads import HostedImage
-    from nanoedit.settings.config import BackendSettings, KeySpec
+    from nanoedit.settings.keys import KeySpec
+    from nanoedit.settings.values import BackendSettings
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from nanoedit.backends.tasks import plain_id, poll_until_done
 from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, RefusedError, TaskFailed
 from nanoedit.jobs import Progress
-from nanoedit.settings.config import KeySpec, check_positive_seconds
+from nanoedit.settings.checks import check_positive_seconds
+from nanoedit.settings.keys import KeySpec
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from nanoedit.b64stream import Streamed
     from nanoedit.net.http import JobHttp
-    from nanoedit.settings.config import BackendSettings
+    from nanoedit.settings.values import BackendSettings
 
 MAX_IMAGE_URLS = 10
 FAILED_STATES = frozenset({"error", "failed", "failure"})

@@ -52,14 +52,15 @@ from nanoedit.errors import (
 from nanoedit.jobs import Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.quoting import sh_word
-from nanoedit.settings.config import KeySpec, check_positive_seconds, check_url
+from nanoedit.settings.checks import check_positive_seconds, check_url
+from nanoedit.settings.keys import KeySpec
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.net.http import JobHttp
-    from nanoedit.settings.config import BackendSettings
+    from nanoedit.settings.values import BackendSettings
 
 DEFAULT_STORAGE_URL = "https://rest.fal.ai"
 # fal's platform API: its model search takes up to 50 endpoint ids and, with

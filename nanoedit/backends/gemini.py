@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from nanoedit.b64stream import Streamed
     from nanoedit.net.http import JobHttp
-    from nanoedit.settings.config import BackendSettings
+    from nanoedit.settings.values import BackendSettings
 
 API_VERSION = "v1beta"
 # The model list's largest page [P]: Google answers at most 1000 models a page, 50 unless asked.

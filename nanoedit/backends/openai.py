@@ -33,7 +33,8 @@ from nanoedit.backends.base import (
 from nanoedit.catalog.models import ModelLimits
 from nanoedit.errors import ApiError, NanoeditError, RefusedError, UsageError
 from nanoedit.jobs import Progress
-from nanoedit.settings.config import KeySpec, check_choice
+from nanoedit.settings.checks import check_choice
+from nanoedit.settings.keys import KeySpec
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from nanoedit.catalog.models import Catalog
     from nanoedit.jobs import Options
     from nanoedit.net.http import JobHttp
-    from nanoedit.settings.config import BackendSettings
+    from nanoedit.settings.values import BackendSettings
 
 # What each error code of the new-api/one-api gateways means for the user.
 ERROR_HINTS: dict[str, str] = {

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from nanoedit.b64stream import Streamed
     from nanoedit.net.http import JobHttp
-    from nanoedit.settings.config import BackendSettings
+    from nanoedit.settings.values import BackendSettings
 
 # OpenRouter spells Google's 512 tier 0.5K (API-NOTES-PROVIDERS §2a).
 SIZE_NAMES = {"512": "0.5K"}

@@ -51,14 +51,15 @@ from nanoedit.errors import (
 )
 from nanoedit.jobs import Progress
 from nanoedit.net.inputs import InputImage
-from nanoedit.settings.config import KeySpec, check_positive_seconds
+from nanoedit.settings.checks import check_positive_seconds
+from nanoedit.settings.keys import KeySpec
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.net.http import JobHttp
-    from nanoedit.settings.config import BackendSettings
+    from nanoedit.settings.values import BackendSettings
 
 # The longest Prefer: wait the API takes, in seconds.
 MAX_WAIT = 60

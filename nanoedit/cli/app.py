@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from nanoedit.run.budget import Budget
     from nanoedit.run.plan import Planned
     from nanoedit.run.resume import ResumePlan
-    from nanoedit.settings.config import Settings
+    from nanoedit.settings.values import Settings
 
 
 class Ratio(StrEnum):
@@ -555,7 +555,7 @@ def _run(
         from nanoedit.output.report import Reporter
         from nanoedit.registry import backend_classes
         from nanoedit.run.plan import Planner
-        from nanoedit.settings.config import load_settings, wants_sandbox
+        from nanoedit.settings.load import load_settings, wants_sandbox
 
         backend_classes()  # the settings read every backend's: their modules load here
 
@@ -1047,7 +1047,7 @@ def fetch(
     from nanoedit.net.client import client_for
     from nanoedit.output.report import Reporter
     from nanoedit.run.fetch import Fetcher, plan_fetch
-    from nanoedit.settings.config import load_settings
+    from nanoedit.settings.load import load_settings
 
     clock = _clock(ctx)
     again = "interrupted: the tasks are still on the server; run the same command to fetch them"
@@ -1114,7 +1114,7 @@ def resume(
     from nanoedit.journal.recording import open_journal
     from nanoedit.output.report import Reporter
     from nanoedit.run.resume import plan_resume, run_resume
-    from nanoedit.settings.config import load_settings
+    from nanoedit.settings.load import load_settings
 
     clock = _clock(ctx)
     run = RunOptions(
@@ -1227,7 +1227,7 @@ def models(
     """
     from nanoedit.catalog.lineup import lineup, table_lines
     from nanoedit.registry import backend_names
-    from nanoedit.settings.config import load_settings
+    from nanoedit.settings.load import load_settings
 
     with _errors(json_out):
         names = backend_names()
@@ -1265,16 +1265,11 @@ def _models_live(
 ) -> NoReturn:
     """``nanoedit models --live``: check ``names``, print how each differs from the catalog,
     keep what was read for later runs, and exit with the run's code."""
+    from nanoedit.catalog.livecache import cache_path
     from nanoedit.net.client import client_for
     from nanoedit.run.check import CHECK_TIMEOUT
-    from nanoedit.run.live import (
-        LiveReport,
-        cache_path,
-        check_backends,
-        live_exit_code,
-        write_cache,
-    )
-    from nanoedit.settings.config import load_settings
+    from nanoedit.run.live import LiveReport, check_backends, live_exit_code, write_cache
+    from nanoedit.settings.load import load_settings
 
     # Compared with the catalog and the config file's corrections, not with this cache.
     settings = load_settings(os.environ, RunOptions(sandbox=sandbox), live_cache=False)
@@ -1324,7 +1319,7 @@ def _warn(text: str) -> None:
 
 def _config_document(path: Path) -> dict[str, Any]:
     """The config file's TOML document, after a warning naming any key nanoedit ignores."""
-    from nanoedit.settings.config import read_document
+    from nanoedit.settings.store import read_document
 
     document = read_document(path)
     _warn_unknown_keys(path, document)
@@ -1332,7 +1327,7 @@ def _config_document(path: Path) -> dict[str, Any]:
 
 
 def _warn_unknown_keys(path: Path, document: dict[str, Any]) -> None:
-    from nanoedit.settings.config import unknown_keys_warning
+    from nanoedit.settings.store import unknown_keys_warning
 
     warning = unknown_keys_warning(path, document)
     if warning:
@@ -1354,15 +1349,15 @@ def config_set(
     ],
 ) -> None:
     """Save a setting in the config file."""
-    from nanoedit.settings.config import (
-        check_combination,
+    from nanoedit.settings.conflicts import check_combination
+    from nanoedit.settings.keys import spec_for
+    from nanoedit.settings.secrets import display_value
+    from nanoedit.settings.store import (
         config_path,
-        display_value,
         flat_values,
         keep_broken_copy,
         read_for_update,
         set_value,
-        spec_for,
         value_text,
         write_document,
     )
@@ -1416,13 +1411,10 @@ def _read_value(key: str, *, hidden: bool) -> str:
 @config_app.command("get")
 def config_get(key: KeyArg) -> None:
     """Print a setting's value as it applies now (keys masked). Exit 3 when unset."""
-    from nanoedit.settings.config import (
-        config_path,
-        display_value,
-        flat_values,
-        resolve_key,
-        spec_for,
-    )
+    from nanoedit.settings.keys import spec_for
+    from nanoedit.settings.load import resolve_key
+    from nanoedit.settings.secrets import display_value
+    from nanoedit.settings.store import config_path, flat_values
 
     with _errors():
         spec_for(key)
@@ -1437,7 +1429,8 @@ def config_get(key: KeyArg) -> None:
 @config_app.command("unset")
 def config_unset(key: KeyArg) -> None:
     """Remove a setting from the config file."""
-    from nanoedit.settings.config import config_path, remove_value, spec_for, write_document
+    from nanoedit.settings.keys import spec_for
+    from nanoedit.settings.store import config_path, remove_value, write_document
 
     with _errors():
         spec_for(key)
@@ -1453,14 +1446,10 @@ def config_unset(key: KeyArg) -> None:
 @config_app.command("list")
 def config_list() -> None:
     """Every setting with its value (keys masked) and where it comes from."""
-    from nanoedit.settings.config import (
-        all_keys,
-        config_path,
-        display_value,
-        flat_values,
-        is_known_key,
-        resolve_key,
-    )
+    from nanoedit.settings.keys import all_keys, is_known_key
+    from nanoedit.settings.load import resolve_key
+    from nanoedit.settings.secrets import display_value
+    from nanoedit.settings.store import config_path, flat_values
 
     with _errors():
         values = flat_values(_config_document(config_path(os.environ)))
@@ -1493,7 +1482,7 @@ def config_check(
     from nanoedit.net.client import client_for
     from nanoedit.output.report import error_console
     from nanoedit.run.check import check_backends, check_exit_code
-    from nanoedit.settings.config import backend_warnings, load_settings
+    from nanoedit.settings.load import backend_warnings, load_settings
 
     with _errors(json_out):
         settings = load_settings(os.environ, RunOptions(sandbox=sandbox))
@@ -1528,7 +1517,7 @@ def config_check(
 @config_app.command("path")
 def config_path_cmd() -> None:
     """Print the config file's path."""
-    from nanoedit.settings.config import config_path
+    from nanoedit.settings.store import config_path
 
     typer.echo(str(config_path(os.environ)))
 

@@ -38,13 +38,9 @@ def database_path(env: Mapping[str, str]) -> Path:
 
 def history_enabled(env: Mapping[str, str]) -> bool:
     """Whether the history is kept: ``history.enabled`` (true unless set false)."""
-    from nanoedit.settings.config import (
-        all_keys,
-        config_path,
-        flat_values,
-        read_document,
-        resolve_key,
-    )
+    from nanoedit.settings.keys import all_keys
+    from nanoedit.settings.load import resolve_key
+    from nanoedit.settings.store import config_path, flat_values, read_document
 
     # The key comes with the runner's journal; before it is registered, history is on.
     if ENABLED_KEY not in all_keys():

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from nanoedit.jobs import RunOptions
     from nanoedit.journal.records import JobRecord, NewJob
     from nanoedit.journal.store import Journal
-    from nanoedit.settings.config import Settings
+    from nanoedit.settings.values import Settings
 
 
 def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None]) -> str:

@@ -14,7 +14,7 @@ from nanoedit.clock import Clock
 from nanoedit.net.http import CONNECT_TIMEOUT, MIN_POOL, READ_TIMEOUT, environment_proxies
 
 if TYPE_CHECKING:
-    from nanoedit.settings.config import Settings
+    from nanoedit.settings.values import Settings
 
 
 class LazyTransport(httpx.BaseTransport):

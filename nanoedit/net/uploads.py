@@ -4,7 +4,8 @@ the web first, and the job sends the URL it got.
 ``upload.via`` names the uploader. :data:`UPLOADERS` is their registry: ``command`` runs a
 shell command of the user's (``upload.command``, given the file's absolute path as ``$1``,
 which must print the file's public http(s) URL and nothing else); a provider's own file
-storage can be added as one more entry, with its config keys on its class.
+storage can be added as one more entry, with its config keys in
+:data:`~nanoedit.settings.keys.UPLOADER_KEYS` (settings, a layer below, list them).
 """
 
 from __future__ import annotations
@@ -12,22 +13,21 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 from nanoedit import commands
-from nanoedit.errors import ConfigError, UsageError
-from nanoedit.settings.config import KeySpec, UploadSettings, check_choice, check_positive_seconds
+from nanoedit.errors import ConfigError
+from nanoedit.settings.keys import UPLOAD_TIMEOUT
+from nanoedit.settings.values import UploadSettings
 
 if TYPE_CHECKING:
     from nanoedit.jobs import Job, Progress
     from nanoedit.net.http import JobHttp
     from nanoedit.net.inputs import InputImage
 
-DEFAULT_TIMEOUT = "120"
 # How often a running upload command is checked for Ctrl-C: the run gives its jobs a second.
 CANCEL_CHECK = 0.1
 
@@ -43,13 +43,11 @@ class HostedImage:
 class Uploader:
     """Puts one local image on the web and returns its public http(s) URL.
 
-    A subclass says its name (the value of ``upload.via``) and its config keys; an instance
-    is made per job with the settings and the job's network.
+    A subclass says its name (the value of ``upload.via``, whose config keys settings hold);
+    an instance is made per job with the settings and the job's network.
     """
 
     name: ClassVar[str]
-    keys: ClassVar[Mapping[str, KeySpec]] = {}
-    """Its config keys (``upload.…``), by full name."""
 
     def __init__(self, settings: UploadSettings, http: JobHttp) -> None:
         self.settings = settings
@@ -64,32 +62,11 @@ class Uploader:
         raise NotImplementedError
 
 
-def _check_command(value: str) -> str:
-    cleaned = value.strip()
-    if not any(word in cleaned for word in ("$1", "${1", "$@", "$*")):
-        raise UsageError(
-            f"the command {cleaned!r} does not use the file it is given as $1; write it as, "
-            'for example: my-upload "$1"'
-        )
-    return cleaned
-
-
 class CommandUploader(Uploader):
     """Runs ``upload.command`` through the shell with the file's path as ``$1``; its output
     must be one public http(s) URL."""
 
     name = "command"
-    keys: ClassVar[Mapping[str, KeySpec]] = {
-        "upload.command": KeySpec(
-            "NANOEDIT_UPLOAD_COMMAND",
-            'shell command that puts the local file "$1" on the web and prints its public URL',
-            check=_check_command,
-        ),
-        "upload.timeout": KeySpec(
-            "NANOEDIT_UPLOAD_TIMEOUT", "seconds one upload command may take",
-            DEFAULT_TIMEOUT, check=check_positive_seconds(DEFAULT_TIMEOUT),
-        ),
-    }  # fmt: skip
 
     @classmethod
     def check(cls, settings: UploadSettings) -> None:
@@ -104,7 +81,7 @@ class CommandUploader(Uploader):
         """Run the command on the file as it is sent: the file itself, or a PNG of it in a
         temporary folder when nanoedit converted it."""
         command = self.settings.option("upload.command")
-        timeout = float(self.settings.option("upload.timeout") or DEFAULT_TIMEOUT)
+        timeout = float(self.settings.option("upload.timeout") or UPLOAD_TIMEOUT)
         where = image.source.location
         if image.converted_from is None:
             return self._run(command, image.source.path.resolve(), where, timeout)
@@ -194,20 +171,6 @@ def _url_from(out: bytes, err: bytes, status: int, where: str) -> str:
 UPLOADERS: dict[str, type[Uploader]] = {
     CommandUploader.name: CommandUploader,
 }
-
-
-def upload_keys() -> dict[str, KeySpec]:
-    """The config keys of uploads: ``upload.via``, then each uploader's own."""
-    keys = {
-        "upload.via": KeySpec(
-            "NANOEDIT_UPLOAD_VIA",
-            "how local files reach an API that takes URLs only: " + ", ".join(UPLOADERS),
-            check=check_choice(tuple(UPLOADERS)),
-        )
-    }
-    for uploader in UPLOADERS.values():
-        keys |= uploader.keys
-    return keys
 
 
 def can_upload(settings: UploadSettings) -> bool:

@@ -25,7 +25,7 @@ from nanoedit.backends.base import (
 from nanoedit.errors import ConfigError, ExitCode
 from nanoedit.net.http import proxy_for
 from nanoedit.registry import backend_class, backend_names
-from nanoedit.settings.config import BackendSettings, Settings
+from nanoedit.settings.values import BackendSettings, Settings
 from nanoedit.urls import redact_userinfo
 
 __all__ = ["FAILED", "KEY_REJECTED", "NOT_CONFIGURED", "NO_KEY", "READY", "UNREACHABLE"]

@@ -19,7 +19,8 @@ from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.output.imageformat import MIME_TYPES, format_from_suffix, sniff
 from nanoedit.quoting import comment, curl_form_file, curl_url, sh_word
 from nanoedit.run.routing import make_backend
-from nanoedit.settings.config import BackendSettings, Settings, mask_secret
+from nanoedit.settings.secrets import mask_secret
+from nanoedit.settings.values import BackendSettings, Settings
 
 if TYPE_CHECKING:
     from nanoedit.run.plan import Planned

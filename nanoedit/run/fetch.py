@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import httpx
 
     from nanoedit.run.runner import Events
-    from nanoedit.settings.config import Settings
+    from nanoedit.settings.values import Settings
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ from nanoedit.output.save import (
 from nanoedit.registry import backend_class
 from nanoedit.run.batch import natural_stems
 from nanoedit.run.routing import choose_backend
-from nanoedit.settings.config import Settings, backend_warnings
+from nanoedit.settings.load import backend_warnings
+from nanoedit.settings.values import Settings
 
 if TYPE_CHECKING:
     from nanoedit.journal.store import Journal

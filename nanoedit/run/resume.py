@@ -29,7 +29,7 @@ from nanoedit.journal.store import Journal
 if TYPE_CHECKING:
     from nanoedit.clock import Clock
     from nanoedit.run.runner import Events
-    from nanoedit.settings.config import Settings
+    from nanoedit.settings.values import Settings
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def run_resume(
     from nanoedit.output.save import tidy_folders
     from nanoedit.run.interrupts import run_gently
     from nanoedit.run.runner import Runner
-    from nanoedit.settings.config import load_settings
+    from nanoedit.settings.load import load_settings
 
     journal.tidy_spool(clock.now().timestamp())
     outcomes = list(plan.held)

@@ -13,7 +13,7 @@ from nanoedit.registry import backend_class, backend_classes
 if TYPE_CHECKING:
     from nanoedit.jobs import Job
     from nanoedit.net.http import JobHttp
-    from nanoedit.settings.config import Settings
+    from nanoedit.settings.values import Settings
 
 
 def choose_backend(job: Job, settings: Settings) -> str:

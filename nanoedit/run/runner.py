@@ -58,7 +58,7 @@ from nanoedit.output.save import (
 )
 from nanoedit.registry import backend_class
 from nanoedit.run.routing import make_backend
-from nanoedit.settings.config import Settings
+from nanoedit.settings.values import Settings
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import Answer, BackendBase, ResultImage
