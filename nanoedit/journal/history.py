@@ -26,7 +26,7 @@ from nanoedit.journal.store import (
     is_damaged,
     set_aside,
 )
-from nanoedit.output.save import stream_name
+from nanoedit.output.names import stream_name
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -2,7 +2,7 @@
 tool, or by a run that was killed before it saved them), by their task ids.
 
 Nothing is submitted: each task is polled until it ends (the backend's ``collect``), and its
-images are saved as a run saves them, through the same :class:`~nanoedit.output.save.ResultWriter`.
+images are saved as a run saves them, through the same :class:`~nanoedit.run.writer.ResultWriter`.
 The images carry no provenance: the prompt and inputs of a task made elsewhere are unknown.
 """
 
@@ -17,15 +17,11 @@ from nanoedit.backends.base import BackendBase
 from nanoedit.clock import Clock
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import Job, JobOutcome, Options, RunOptions, SavedImage, safe_file_stem
-from nanoedit.output.save import (
-    PartFiles,
-    ResultWriter,
-    check_directory,
-    check_output_path,
-    is_stream,
-)
+from nanoedit.output.names import check_directory, check_output_path, is_stream
+from nanoedit.output.parts import PartFiles
 from nanoedit.registry import backend_class, backend_classes, backend_names
 from nanoedit.run.routing import make_backend
+from nanoedit.run.writer import ResultWriter
 
 if TYPE_CHECKING:
     import httpx

@@ -45,18 +45,11 @@ from nanoedit.jobs import (
 )
 from nanoedit.net.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.net.inputs import InputImage, RunInputs
-from nanoedit.output.save import (
-    PART_PREFIX,
-    PART_SUFFIX,
-    PartFile,
-    PartFiles,
-    ResultWriter,
-    is_stream,
-    shown,
-    sync_file,
-)
+from nanoedit.output.names import is_stream, shown
+from nanoedit.output.parts import PART_PREFIX, PART_SUFFIX, PartFile, PartFiles, sync_file
 from nanoedit.registry import backend_class
 from nanoedit.run.routing import make_backend
+from nanoedit.run.writer import ResultWriter
 from nanoedit.settings.config import Settings
 
 if TYPE_CHECKING:
@@ -685,7 +678,7 @@ class Runner:
 
     def _earlier_outputs(self, entries: Sequence[dict[str, Any]]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
-        from nanoedit.output.save import existing_image
+        from nanoedit.output.images import existing_image
 
         found = []
         for entry in entries:
