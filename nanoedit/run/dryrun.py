@@ -22,8 +22,8 @@ from nanoedit.run.routing import make_backend
 from nanoedit.settings.config import BackendSettings, Settings, mask_secret
 
 if TYPE_CHECKING:
+    from nanoedit.run.events import Events
     from nanoedit.run.plan import Planned
-    from nanoedit.run.runner import Events
 
 
 def shown_key(settings: BackendSettings) -> str:

@@ -26,7 +26,7 @@ from nanoedit.run.writer import ResultWriter
 if TYPE_CHECKING:
     import httpx
 
-    from nanoedit.run.runner import Events
+    from nanoedit.run.events import Events
     from nanoedit.settings.config import Settings
 
 
@@ -107,7 +107,7 @@ def plan_fetch(
 class Fetcher:
     """Collects tasks one after another over one client, and saves their images.
 
-    It reports through the runner's :class:`~nanoedit.run.runner.Events` (the same reporter as a
+    It reports through the runner's :class:`~nanoedit.run.events.Events` (the same reporter as a
     run's), and waits (between polls, between retries) on ``clock``.
     """
 

@@ -27,7 +27,7 @@ from nanoedit.journal.store import HELD, PLANNED, SAVED, Claim, JobRecord, Journ
 
 if TYPE_CHECKING:
     from nanoedit.clock import Clock
-    from nanoedit.run.runner import Events
+    from nanoedit.run.events import Events
     from nanoedit.settings.config import Settings
 
 
