@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nanoedit.jobs import JobOutcome, Options, PlannedJob, RunOptions, build_edit_jobs
 from nanoedit.net.inputs import RunInputs
-from nanoedit.output.save import numbered
+from nanoedit.output.names import numbered
 from nanoedit.run.plan import Planned, Planner
 from nanoedit.settings.load import load_settings
 

@@ -24,8 +24,8 @@ from conftest import (
 from readme_help import README, help_block, readme_with
 
 from nanoedit.catalog.models import shipped_catalog
+from nanoedit.output.images import can_convert_to
 from nanoedit.output.provenance import read as read_provenance
-from nanoedit.output.save import can_convert_to
 from nanoedit.registry import backend_names
 from nanoedit.sandbox import sample_image
 

@@ -16,18 +16,9 @@ from PIL import Image
 
 from nanoedit.errors import ApiError, InputError, OutputError, OverwriteError
 from nanoedit.jobs import SavedImage
-from nanoedit.output.save import (
-    PartFile,
-    PartFiles,
-    check_output_path,
-    convert_for,
-    inspect_image,
-    next_free_path,
-    place_as,
-    place_new,
-    write_atomic,
-    write_part,
-)
+from nanoedit.output.images import convert_for, inspect_image
+from nanoedit.output.names import check_output_path, next_free_path, place_as, place_new
+from nanoedit.output.parts import PartFile, PartFiles, write_atomic, write_part
 
 
 def png_bytes(width: int = 4, height: int = 3, fmt: str = "PNG") -> bytes:

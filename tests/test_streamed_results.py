@@ -23,7 +23,8 @@ from PIL import Image
 import nanoedit.net.http
 from nanoedit.errors import ApiError
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy, check_download
-from nanoedit.output.save import MAX_DOWNLOAD_BYTES, PartFile, PartFiles
+from nanoedit.output.parts import PartFile, PartFiles
+from nanoedit.run.writer import MAX_DOWNLOAD_BYTES
 
 # A result this large is base64 text longer than b64stream.MIN_CHARS, so it is streamed
 # rather than kept in the JSON and decoded in memory.

@@ -324,7 +324,7 @@ def streamed_result(value: object, streamed: Streamed | None) -> ResultImage | N
     found = streamed.value_of(value) if streamed is not None else None
     if found is None:
         return None
-    from nanoedit.output.save import PartFile
+    from nanoedit.output.parts import PartFile
 
     part = found.sink
     assert isinstance(part, PartFile), "a spool makes part files"

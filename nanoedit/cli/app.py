@@ -265,7 +265,7 @@ SandboxOpt = Annotated[
 
 def _output_path(text: str) -> Path:
     # Parsed here, not by typer's Path type: that would read `./-` (a file named -) as `-`.
-    from nanoedit.output.save import output_target
+    from nanoedit.output.names import output_target
 
     return output_target(text)
 
@@ -498,7 +498,7 @@ def _fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
 
 def _check_stdout(jobs: list[Job], run: RunOptions) -> None:
     """Refuse, before anything is sent, what cannot go with an image written to stdout."""
-    from nanoedit.output.save import STDOUT
+    from nanoedit.output.names import STDOUT
 
     if run.print0 and run.json_lines:
         raise UsageError("--print0 ends paths with NUL, --json prints JSON lines; use one of them")
@@ -563,7 +563,7 @@ def _run(
             # A dry run sends nothing, so it skips the HTTP stack (httpx: about 30 ms to import).
             from nanoedit.journal.recording import journal_run, open_journal
             from nanoedit.net.client import client_for
-            from nanoedit.output.save import tidy_folders
+            from nanoedit.output.names import tidy_folders
             from nanoedit.run.interrupts import run_gently
             from nanoedit.run.runner import Runner
 
@@ -1775,13 +1775,8 @@ def sandbox_sample(
 ) -> None:
     """Write one of the sandbox's sample images, to try the tool with."""
     from nanoedit.errors import OverwriteError
-    from nanoedit.output.save import (
-        STDOUT,
-        check_output_path,
-        is_stream,
-        write_atomic,
-        write_stream,
-    )
+    from nanoedit.output.names import STDOUT, check_output_path, is_stream, write_stream
+    from nanoedit.output.parts import write_atomic
     from nanoedit.sandbox import SAMPLE_NAMES, sample_image
 
     with _errors():

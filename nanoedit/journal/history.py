@@ -19,7 +19,7 @@ from nanoedit.errors import InputError, UsageError
 from nanoedit.jobs import HISTORY_REFERENCE
 from nanoedit.journal.records import CostRow, JobRecord
 from nanoedit.journal.store import DATABASE_NAME, Journal, data_dir, is_damaged, set_aside
-from nanoedit.output.save import stream_name
+from nanoedit.output.names import stream_name
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -360,7 +360,7 @@ class Journal:
         ``other``. Two processes claiming the same jobs at once cannot both have one: the
         second's transaction starts once the first's has committed, and sees its rows.
         """
-        from nanoedit.output.save import process_alive
+        from nanoedit.output.parts import process_alive
 
         alive: dict[int, bool] = {}
 
@@ -555,7 +555,7 @@ class Journal:
     def tidy_spool(self, now: float) -> int:
         """Remove the spool files killed runs left that no unfinished job needs (an image
         cut off while it streamed in); returns how many."""
-        from nanoedit.output.save import remove_stale_parts
+        from nanoedit.output.parts import remove_stale_parts
 
         return remove_stale_parts(self.spool, now, keep=self.spooled())
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import JsonPath, Streamed
-    from nanoedit.output.save import PartFile
+    from nanoedit.output.parts import PartFile
 
 T = TypeVar("T")
 

@@ -25,6 +25,7 @@ from nanoedit.output.imageformat import (
     png_header,
     sniff,
 )
+from nanoedit.output.images import check_pixels, open_image
 
 if TYPE_CHECKING:
     import httpx
@@ -41,9 +42,6 @@ MAX_INPUT_BYTES = 50 * 1024 * 1024
 # structure, not its pixels, and the file is sent as it is; only GIF, BMP and TIFF, converted
 # to PNG, are decoded whole.
 MAX_INPUT_PIXELS = 250_000_000
-# Results: the largest image these models render is 4K 21:9 (6336x2688, 17 MP). Checking one
-# decodes a JPEG at an eighth of each side, a WebP whole (4 bytes a pixel at most).
-MAX_RESULT_PIXELS = 100_000_000
 
 # EXIF orientation: how viewers turn the stored pixels to show an image (2-8; 1 is as stored).
 ORIENTATIONS: dict[int, str] = {
@@ -302,39 +300,6 @@ def check_image(source: ImageSource, data: bytes) -> InputImage:
         return InputImage(source=source, data=data, format=fmt, notes=notes)
     png, notes = _to_png(where, data, fmt)
     return InputImage(source=source, data=png, format="png", converted_from=fmt, notes=notes)
-
-
-def open_image(source: Path | IO[bytes], where: str, limit: int, advice: str) -> Image.Image:
-    """Open an image (its header only) and refuse it past ``limit`` pixels, naming its size.
-
-    The message ends with ``advice``, what the user can do.
-    """
-    from PIL import Image
-
-    # Pillow's own check is process-wide, with one limit for every image, and it warns before
-    # it refuses; each caller here gives the limit that fits what it opens instead.
-    Image.MAX_IMAGE_PIXELS = None
-    image = Image.open(source)
-    try:
-        check_pixels(where, *image.size, limit, advice)
-    except InputError:
-        image.close()
-        raise
-    return image
-
-
-def check_pixels(where: str, width: int, height: int, limit: int, advice: str) -> None:
-    """Refuse an image past ``limit`` pixels, naming its size; the message ends with
-    ``advice``, what the user can do."""
-    if width * height > limit:
-        raise InputError(
-            f"{where} is {width}x{height} pixels ({_megapixels(width * height)} MP), over the "
-            f"limit of {_megapixels(limit)} MP; {advice}"
-        )
-
-
-def _megapixels(pixels: int) -> str:
-    return f"{round(pixels / 1_000_000, 1):g}"
 
 
 def _verify(where: str, data: bytes, fmt: str) -> tuple[str, ...]:

@@ -204,7 +204,7 @@ def _is_page(path: Path) -> bool:
 
 def write_report(path: Path, page: str) -> None:
     """Write the page atomically, replacing only an earlier page (see check_report_path)."""
-    from nanoedit.output.save import write_atomic, write_error
+    from nanoedit.output.parts import write_atomic, write_error
 
     check_report_path(path)
     folder = path.parent if str(path.parent) else Path(".")

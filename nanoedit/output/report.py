@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from nanoedit.errors import NanoeditError
 from nanoedit.jobs import Job, JobOutcome
-from nanoedit.output.save import STDOUT
+from nanoedit.output.names import STDOUT
 from nanoedit.stdio import to_devnull
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from nanoedit.jobs import (
     parse_source,
 )
 from nanoedit.output.imageformat import describe, sniff
-from nanoedit.output.save import numbered, output_target
+from nanoedit.output.names import numbered, output_target
 
 # Extensions that say "image": a file named so whose bytes are not one is reported, not sent.
 INPUT_SUFFIXES = frozenset(

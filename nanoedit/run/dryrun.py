@@ -23,8 +23,8 @@ from nanoedit.settings.secrets import mask_secret
 from nanoedit.settings.values import BackendSettings, Settings
 
 if TYPE_CHECKING:
+    from nanoedit.run.events import Events
     from nanoedit.run.plan import Planned
-    from nanoedit.run.runner import Events
 
 
 def shown_key(settings: BackendSettings) -> str:

@@ -2,7 +2,7 @@
 tool, or by a run that was killed before it saved them), by their task ids.
 
 Nothing is submitted: each task is polled until it ends (the backend's ``collect``), and its
-images are saved as a run saves them, through the same :class:`~nanoedit.output.save.ResultWriter`.
+images are saved as a run saves them, through the same :class:`~nanoedit.run.writer.ResultWriter`.
 The images carry no provenance: the prompt and inputs of a task made elsewhere are unknown.
 """
 
@@ -17,20 +17,16 @@ from nanoedit.backends.base import BackendBase
 from nanoedit.clock import Clock
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import Job, JobOutcome, Options, RunOptions, SavedImage, safe_file_stem
-from nanoedit.output.save import (
-    PartFiles,
-    ResultWriter,
-    check_directory,
-    check_output_path,
-    is_stream,
-)
+from nanoedit.output.names import check_directory, check_output_path, is_stream
+from nanoedit.output.parts import PartFiles
 from nanoedit.registry import backend_class, backend_classes, backend_names
 from nanoedit.run.routing import make_backend
+from nanoedit.run.writer import ResultWriter
 
 if TYPE_CHECKING:
     import httpx
 
-    from nanoedit.run.runner import Events
+    from nanoedit.run.events import Events
     from nanoedit.settings.values import Settings
 
 
@@ -111,7 +107,7 @@ def plan_fetch(
 class Fetcher:
     """Collects tasks one after another over one client, and saves their images.
 
-    It reports through the runner's :class:`~nanoedit.run.runner.Events` (the same reporter as a
+    It reports through the runner's :class:`~nanoedit.run.events.Events` (the same reporter as a
     run's), and waits (between polls, between retries) on ``clock``.
     """
 

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from nanoedit.jobs import JobOutcome, PlannedJob
     from nanoedit.journal.store import Journal
+    from nanoedit.run.events import Events
     from nanoedit.run.plan import Planned
-    from nanoedit.run.runner import Events, Runner
+    from nanoedit.run.runner import Runner
 
 # SIGHUP is POSIX's: Windows has none.
 SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))

@@ -357,7 +357,7 @@ def write_cache(path: Path, results: Sequence[LiveResult], now: dt.datetime) -> 
     checked = [result for result in results if result.checked]
     if not checked:
         return False
-    from nanoedit.output.save import write_atomic
+    from nanoedit.output.parts import write_atomic
 
     backends = dict(read_cache(path)[0].get("backends", {}))
     backends |= {result.backend: _entry(result, now) for result in checked}

@@ -26,12 +26,12 @@ from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageErro
 from nanoedit.jobs import ImageSource, Job, JobOutcome, PlannedJob, RunOptions, SavedImage
 from nanoedit.net.inputs import RunInputs
 from nanoedit.output.imageformat import IMAGE_SUFFIXES
-from nanoedit.output.save import (
+from nanoedit.output.images import existing_image
+from nanoedit.output.names import (
     MAX_NAME_TRIES,
     STDOUT,
     check_directory,
     check_output_path,
-    existing_image,
     is_stream,
     numbered,
     stem_taken,

@@ -28,7 +28,7 @@ from nanoedit.journal.store import Journal
 
 if TYPE_CHECKING:
     from nanoedit.clock import Clock
-    from nanoedit.run.runner import Events
+    from nanoedit.run.events import Events
     from nanoedit.settings.values import Settings
 
 
@@ -99,7 +99,7 @@ class ResumePlan:
 
 def _other_owner(journal: Journal, record: JobRecord) -> int | None:
     """The live process, other than this one, whose run has ``record`` under way."""
-    from nanoedit.output.save import process_alive
+    from nanoedit.output.parts import process_alive
 
     owner = journal.run_pid(record.owner_run)
     if owner is None or owner == os.getpid() or not process_alive(owner):
@@ -281,7 +281,7 @@ def run_resume(
 
     from nanoedit.net.client import client_for
     from nanoedit.net.inputs import RunInputs
-    from nanoedit.output.save import tidy_folders
+    from nanoedit.output.names import tidy_folders
     from nanoedit.run.interrupts import run_gently
     from nanoedit.run.runner import Runner
     from nanoedit.settings.load import load_settings
@@ -348,7 +348,8 @@ def after_other(
     ``--skip-existing`` makes of it in a run started now: its images, skipped; its row to go
     on with, taken up (its run died); or, when it ended without them, a row of this run's to
     send it under (``claim`` makes one, or names yet another run's)."""
-    from nanoedit.output.save import existing_image, is_stream
+    from nanoedit.output.images import existing_image
+    from nanoedit.output.names import is_stream
 
     record = journal.get(other)
     if record is not None and record.unfinished:
