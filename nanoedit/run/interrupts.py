@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
+from nanoedit.run.runner import left_to_other
+
 if TYPE_CHECKING:
     from nanoedit.jobs import JobOutcome, PlannedJob
     from nanoedit.journal.store import Journal
@@ -117,8 +119,6 @@ def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[
         label = planned.job.label
         if planned.elsewhere is not None:
             # Never this run's: another run has it under way, and keeps it.
-            from nanoedit.run.runner import left_to_other
-
             outcomes.append(left_to_other(planned))
             continue
         if journal is not None and planned.journal_id is not None:

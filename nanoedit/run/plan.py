@@ -174,7 +174,7 @@ class Planner:
 
         job, model = planned.job, planned.model
         if self.journal is not None:
-            from nanoedit.run.resume import carry_on
+            from nanoedit.journal.resumption import carry_on
 
             request = fingerprint(job, model, self.inputs.sha256)
             key = job_identity(

@@ -189,9 +189,9 @@ class Runner:
     def _wait_for_other(self, planned: PlannedJob) -> PlannedJob | JobOutcome | None:
         """A job another live run has under way (``--skip-existing``): wait until that run
         ends it, then take it as a run started then would (see
-        :func:`~nanoedit.run.resume.after_other`). None when the run is aborted meanwhile; a stop
-        or the job's time limit leaves the job to the other run."""
-        from nanoedit.run.resume import after_other
+        :func:`~nanoedit.journal.resumption.after_other`). None when the run is aborted
+        meanwhile; a stop or the job's time limit leaves the job to the other run."""
+        from nanoedit.journal.resumption import after_other
 
         assert self.journal is not None and planned.elsewhere is not None
         job, other = planned.job, planned.elsewhere

@@ -1,4 +1,6 @@
-"""``nanoedit resume``: take every unfinished job of the journal where its last run left it.
+"""What becomes of each unfinished job of the journal: resume's plan, and ``--skip-existing``'s
+going on with a job an earlier run left. Planning only, next to the journal it reads; the session
+runs the plan.
 
 An asynchronous task is polled again by its handle, a result URL not yet saved is downloaded,
 a spooled base64 result is saved, and a job never sent is sent. A synchronous request that went
@@ -18,17 +20,15 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import ConfigError, NanoeditError, NetworkError, UsageError
-from nanoedit.jobs import JobOutcome, PlannedJob, RunOptions
+from nanoedit.jobs import JobOutcome, PlannedJob
 from nanoedit.journal.recording import SavingOptions, planned_from
 from nanoedit.journal.records import HELD, PLANNED, SAVED, Claim, JobRecord
 from nanoedit.journal.store import Journal
 
 if TYPE_CHECKING:
-    from nanoedit.clock import Clock
-    from nanoedit.run.events import Events
     from nanoedit.settings.values import Settings
 
 
@@ -265,51 +265,6 @@ def _unsafe(record: JobRecord) -> NanoeditError:
         "came, so it may have been charged; check your account, then nanoedit resume "
         f"{record.id} --retry-unsafe sends it again"
     )
-
-
-def run_resume(
-    journal: Journal,
-    plan: ResumePlan,
-    run: RunOptions,
-    events: Events,
-    clock: Clock,
-    stdout: BinaryIO | None,
-) -> list[JobOutcome]:
-    """Run the resumed jobs, one runner per way of saving (and per sandbox or not), and
-    return every outcome (those held back first)."""
-    import dataclasses
-
-    from nanoedit.net.client import client_for
-    from nanoedit.net.inputs import RunInputs
-    from nanoedit.output.names import tidy_folders
-    from nanoedit.run.interrupts import run_gently
-    from nanoedit.run.runner import Runner
-    from nanoedit.settings.load import load_settings
-
-    journal.tidy_spool(clock.now().timestamp())
-    outcomes = list(plan.held)
-    for outcome in plan.held:
-        events.job_finished(outcome)
-    for (saving, sandbox), planned in plan.groups.items():
-        options = dataclasses.replace(
-            run,
-            out_dir=saving.out_dir,
-            metadata=saving.metadata,
-            sidecar=saving.sidecar,
-            overwrite=saving.overwrite,
-            sandbox=sandbox,
-        )
-        # A real job is never planned here while the sandbox is asked for (see _refusal).
-        settings = load_settings(os.environ, options)
-        # What killed runs (a killed resume among them) left in these jobs' folders.
-        tidy_folders((job.job for job in planned), saving.out_dir, clock.now().timestamp())
-        with client_for(settings, pool=options.jobs, clock=clock) as client:
-            runner = Runner(
-                settings, client, events, options, RunInputs(events.warning),
-                stdout=stdout, clock=clock, journal=journal,
-            )  # fmt: skip
-            outcomes += run_gently(runner, planned, events, journal)
-    return outcomes
 
 
 def carry_on(
