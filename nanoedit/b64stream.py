@@ -28,9 +28,6 @@ from typing import Any, Protocol
 
 from pybase64 import b64decode
 
-# Keys whose long string values are base64: OpenAI's b64_json, Gemini's inlineData.data,
-# Vertex's bytesBase64Encoded, and url / image_url for data: URIs (OpenRouter, gateways).
-DEFAULT_KEYS = frozenset({"b64_json", "data", "bytesBase64Encoded", "url", "image_url"})
 # Shorter values stay in the kept JSON: a URL (signed ones run to a few kB) is never mistaken
 # for base64, and a thumbnail costs nothing to hold.
 MIN_CHARS = 64 * 1024
@@ -123,7 +120,7 @@ class JsonBase64Stream:
         self,
         open_sink: Callable[[JsonPath, str | None], Sink],
         *,
-        keys: Collection[str] = DEFAULT_KEYS,
+        keys: Collection[str],
         min_chars: int = MIN_CHARS,
     ) -> None:
         self._open_sink = open_sink

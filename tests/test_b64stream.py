@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from nanoedit.b64stream import (
-    DEFAULT_KEYS,
     MIN_CHARS,
     Base64StreamError,
     JsonBase64Stream,
@@ -24,7 +23,10 @@ from nanoedit.b64stream import (
     Streamed,
     format_path,
 )
+from nanoedit.registry import backend_classes
 
+# The keys every registered backend says its images come under.
+KEYS = frozenset().union(*(backend.base64_keys for backend in backend_classes()))
 # Small enough that a test image is streamed, not kept.
 MIN = 256
 
@@ -48,7 +50,7 @@ def stream_json(
     chunks: Iterable[bytes],
     open_sink: Callable[[JsonPath, str | None], Sink],
     *,
-    keys: Collection[str] = DEFAULT_KEYS,
+    keys: Collection[str] = KEYS,
     min_chars: int = MIN_CHARS,
 ) -> Streamed:
     """Read a whole document from ``chunks`` through a :class:`JsonBase64Stream`, as
@@ -225,7 +227,7 @@ def test_escapes_whitespace_and_missing_padding_are_read_at_every_cut(writing: s
     # Every place a first cut can fall, then the rest one byte at a time.
     for cut in range(1, len(document)):
         sinks = Sinks()
-        stream = JsonBase64Stream(sinks, min_chars=MIN)
+        stream = JsonBase64Stream(sinks, keys=KEYS, min_chars=MIN)
         stream.feed(document[:cut])
         for byte in range(cut, min(len(document), cut + 40)):
             stream.feed(document[byte : byte + 1])
@@ -336,7 +338,7 @@ def test_what_is_not_base64_is_named_with_where_it_is(value: str, message: str) 
 def test_an_answer_cut_short_inside_a_value_is_an_error_and_its_sink_is_known() -> None:
     document = json.dumps({"data": [{"b64_json": VALUE}]}).encode()
     sinks = Sinks()
-    stream = JsonBase64Stream(sinks, min_chars=MIN)
+    stream = JsonBase64Stream(sinks, keys=KEYS, min_chars=MIN)
     stream.feed(document[:500])
     with pytest.raises(Base64StreamError) as caught:
         stream.close()

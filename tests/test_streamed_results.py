@@ -169,7 +169,9 @@ def test_a_retried_answer_discards_the_part_file_of_the_broken_attempt(tmp_path:
         Deadline(60), sleeper=lambda seconds: None, spool=spool,
     )  # fmt: skip
     request = http.client.build_request("POST", "http://api.test/v1/images/generations")
-    response, streamed = http.send_json(request, where="api.test", what="the request", paid=False)
+    response, streamed = http.send_json(
+        request, where="api.test", what="the request", paid=False, keys={"b64_json"}
+    )
     assert streamed is not None
     (value,) = streamed.values
     assert response.json() == {"data": [{"b64_json": value.placeholder}]}
@@ -303,7 +305,7 @@ def refused_at_the_cap(server: EndlessServer, tmp_path: Path, spooled: bool) -> 
     request = http_.client.build_request("POST", server.url, json={"prompt": "x"})
     where = server.url.removeprefix("http://").split("/")[0]
     with pytest.raises(ApiError) as refused:
-        http_.send_json(request, where=where, what="the request", paid=False)
+        http_.send_json(request, where=where, what="the request", paid=False, keys={"b64_json"})
     assert refused.value.message == (
         f"{where} answered HTTP 200 with more than 4 MiB; refusing to read more of it: the "
         "server or a proxy in front of it failed"

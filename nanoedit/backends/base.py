@@ -237,6 +237,9 @@ class BackendBase:
     asynchronous: ClassVar[bool] = False
     """Whether the API answers a submission with a task id to poll: such a task can be
     collected later, in another process, by its handle (:meth:`collect`)."""
+    base64_keys: ClassVar[frozenset[str]] = frozenset()
+    """The JSON keys whose string values may hold a whole image in its answers (base64, or a
+    ``data:`` URI): each such value is streamed into a file while the answer arrives."""
     response_formats: ClassVar[tuple[str, ...]] = ("url", "b64_json")
     """The ``--response-format`` values it honours (an API that gives only URLs: ``url``)."""
     """Images one request may carry whatever the model, when the API itself limits it."""

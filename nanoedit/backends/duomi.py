@@ -65,6 +65,8 @@ class DuomiBackend(BackendBase):
     """
 
     name = "duomi"
+    # data.data.images[].url, a data: URI when a task carries its images.
+    base64_keys = frozenset({"url"})
     title = "duomi URL-list API (asynchronous tasks)"
     asynchronous = True
     takes = Takes.URLS
@@ -209,7 +211,9 @@ class DuomiBackend(BackendBase):
         request = self.http.client.build_request("GET", url, headers=self._headers())
         what = f"the poll of task {task.task_id}"
         # A finished task may carry its images as data: URIs, streamed to files as they come.
-        response, streamed = self.http.send_json(request, where=self.where, what=what, paid=False)
+        response, streamed = self.http.send_json(
+            request, where=self.where, what=what, paid=False, keys=self.base64_keys
+        )
         try:
             answer = self._check(response, f"task {task.task_id}")
         except ApiError as exc:

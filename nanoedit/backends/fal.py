@@ -175,6 +175,8 @@ class FalBackend(BackendBase):
     and polls each request inside the job's time budget."""
 
     name = "fal"
+    # images[].url, a data: URI in sync mode or from a gateway.
+    base64_keys = frozenset({"url"})
     title = "fal.ai queue API"
     asynchronous = True
     takes = Takes.BOTH
@@ -554,7 +556,12 @@ class FalBackend(BackendBase):
         get = self.http.client.build_request("GET", request.response_url, headers=self._headers())
         # Images may come as data: URIs (sync_mode, a gateway): streamed to files as they come.
         response, streamed = self.http.send_json(
-            get, where=self.where, what=f"the {what}", paid=False, permanent=_is_final
+            get,
+            where=self.where,
+            what=f"the {what}",
+            paid=False,
+            permanent=_is_final,
+            keys=self.base64_keys,
         )
         try:
             answer = self._check(response, what, self.where, request.request_id)

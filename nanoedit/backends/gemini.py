@@ -129,6 +129,8 @@ class GeminiBackend(BackendBase):
     """One ``generateContent`` request per image asked for (``-n 3`` is three requests)."""
 
     name = "gemini"
+    # candidates[].content.parts[].inlineData.data.
+    base64_keys = frozenset({"data"})
     title = "Google Gemini API"
     takes = Takes.FILES
     default_base_url = "https://generativelanguage.googleapis.com"
@@ -275,6 +277,7 @@ class GeminiBackend(BackendBase):
                 what="the generateContent request",
                 paid=True,
                 wait_hint=retry_delay,
+                keys=self.base64_keys,
             )
             answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
             usage = add_usage(usage, reported_usage(response, "usageMetadata"))

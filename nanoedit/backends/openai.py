@@ -88,6 +88,8 @@ class OpenAIBackend(BackendBase):
     """Sends jobs as OpenAI-style image requests with a ``Bearer`` key."""
 
     name = "openai"
+    # data[].b64_json, or a data: URI in data[].url.
+    base64_keys = frozenset({"b64_json", "url"})
     title = "OpenAI-compatible multipart gateway"
     takes = Takes.FILES
     lists_all = True
@@ -280,7 +282,12 @@ class OpenAIBackend(BackendBase):
             progress("waiting for the model")
         what = "the edit request" if prepared.job.kind == "edit" else "the generation request"
         response, streamed = self.http.send_json(
-            request, where=self.where, what=what, paid=True, permanent=is_permanent
+            request,
+            where=self.where,
+            what=what,
+            paid=True,
+            permanent=is_permanent,
+            keys=self.base64_keys,
         )
         prompt = prepared.job.options.prompt
         return Answer(

@@ -119,6 +119,8 @@ class OpenRouterBackend(BackendBase):
     """Sends each image of a job as one chat completion with a ``Bearer`` key."""
 
     name = "openrouter"
+    # choices[].message.images[].image_url.url, a data: URI.
+    base64_keys = frozenset({"url"})
     title = "OpenRouter chat completions"
     # Local files travel as data: URIs of their exact bytes. URL inputs are downloaded first,
     # as for every backend that is sent bytes: nanoedit checks the image before paying, records
@@ -279,8 +281,7 @@ class OpenRouterBackend(BackendBase):
             progress(f"waiting for the model{of}")
         response, streamed = self.http.send_json(
             request, where=self.where, what="the chat completion", paid=True,
-            permanent=is_permanent,
-        )  # fmt: skip
+            permanent=is_permanent, keys=self.base64_keys)  # fmt: skip
         if is_path_not_found(response):
             raise path_not_found(request, self.root, self.where)
         # Summed over the job's requests; OpenRouter's includes what it charged (``cost``).

@@ -413,11 +413,11 @@ class JobHttp:
         paid: bool,
         permanent: Callable[[httpx.Response], bool] = lambda response: False,
         wait_hint: Callable[[httpx.Response], float | None] = lambda response: None,
-        keys: Collection[str] | None = None,
+        keys: Collection[str],
     ) -> tuple[httpx.Response, Streamed | None]:
         """Send a request whose successful answer is JSON that may carry images as base64, as
-        :meth:`send` does, but stream each long base64 value under ``keys`` (default: those
-        of ``nanoedit.b64stream``) into a part file of the spool while the answer arrives.
+        :meth:`send` does, but stream each long base64 value under ``keys`` (the backend's
+        ``base64_keys``) into a part file of the spool while the answer arrives.
 
         Returns the answer, whose body is the JSON kept (each streamed value replaced by a
         placeholder), and what was streamed (None when nothing could be: no spool, or an
@@ -448,12 +448,11 @@ class JobHttp:
         response: httpx.Response,
         spool: Spool,
         where: str,
-        keys: Collection[str] | None,
+        keys: Collection[str],
     ) -> tuple[httpx.Response, Streamed]:
         """Read a JSON answer in pieces, each long base64 value into a part file of its own."""
 
         from nanoedit.b64stream import (
-            DEFAULT_KEYS,
             Base64StreamError,
             JsonBase64Stream,
             format_path,
@@ -467,7 +466,7 @@ class JobHttp:
             parts.append(part)
             return part
 
-        stream = JsonBase64Stream(open_part, keys=DEFAULT_KEYS if keys is None else keys)
+        stream = JsonBase64Stream(open_part, keys=keys)
         status = response.status_code
         try:
             try:
