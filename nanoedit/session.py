@@ -2,7 +2,9 @@
 
 ``edit``, ``generate``, ``fetch`` and ``resume`` are called with an :class:`Environment` (the
 streams, the environment variables, the clock, argv) and plain values, raise NanoeditErrors and
-return what became of the jobs; a face (the command line, a Python API) prints and exits.
+return what became of the jobs; ``check`` and ``check_live`` probe the configured backends
+(``config check``, ``models --live``). A face (the command line, a Python API) prints and
+exits.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
     from nanoedit.journal.store import Journal
     from nanoedit.output.report import PlainConsole
     from nanoedit.run.budget import Budget
+    from nanoedit.run.check import CheckResult
     from nanoedit.run.events import Events
+    from nanoedit.run.live import LiveResult
     from nanoedit.run.plan import Planned
     from nanoedit.settings.values import Settings
 
@@ -538,3 +542,73 @@ def _nothing_to_resume(busy: int) -> str:
         return "nothing to resume: every job in the history has ended"
     jobs = "job is" if busy == 1 else "jobs are"
     return f"nothing to resume now: the {busy} unfinished {jobs} under way in other processes"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What ``config check`` found: each configured backend's answer, and the exit code."""
+
+    results: tuple[CheckResult, ...]
+    exit_code: ExitCode
+
+
+def check(env: Environment, *, sandbox: bool) -> Checked:
+    """Probe each configured backend with one cheap request, warning first of what the
+    settings say is amiss (a readable config file, a key sent over plain http...)."""
+    from nanoedit.net.client import client_for
+    from nanoedit.run.check import check_backends, check_exit_code
+    from nanoedit.settings.load import backend_warnings, load_settings
+
+    settings = load_settings(env.environ, RunOptions(sandbox=sandbox))
+    for warning in settings.warnings:
+        env.warn(warning)
+    for backend in settings.backends.values():
+        for warning in backend_warnings(backend):
+            env.warn(warning)
+    with client_for(settings, clock=env.clock) as client:
+        results = check_backends(settings, client)
+    return Checked(tuple(results), check_exit_code(results))
+
+
+@dataclass(frozen=True)
+class CheckedLive:
+    """What ``models --live`` read: each backend's lineup against the catalog, the exit code,
+    how many (free) listing requests it took, and where what was read is kept (None: not
+    kept, as for the sandbox)."""
+
+    results: tuple[LiveResult, ...]
+    exit_code: ExitCode
+    requests: int
+    cache: Path | None
+    sandbox: bool
+
+
+def check_live(env: Environment, names: Sequence[str], *, sandbox: bool) -> CheckedLive:
+    """Ask each backend of ``names`` what it serves today, compare it with the catalog, and
+    keep the ratios and sizes read for later runs' checks (not the sandbox's)."""
+    from nanoedit.catalog.livecache import cache_path
+    from nanoedit.net.client import client_for
+    from nanoedit.run.check import CHECK_TIMEOUT
+    from nanoedit.run.live import check_backends, live_exit_code, write_cache
+    from nanoedit.settings.load import load_settings
+
+    # Compared with the catalog and the config file's corrections, not with this cache.
+    settings = load_settings(env.environ, RunOptions(sandbox=sandbox), live_cache=False)
+    for warning in settings.warnings:
+        env.warn(warning)
+    with client_for(settings, clock=env.clock) as client:
+        results = check_backends(
+            settings, client, settings.catalog, tuple(names), timeout=CHECK_TIMEOUT
+        )
+    cache = None if settings.sandbox else cache_path(env.environ)
+    try:
+        if cache is not None and not write_cache(cache, results, env.clock.now()):
+            cache = None
+    except OSError as exc:
+        env.warn(
+            f"could not keep what was read in {cache} ({exc.strerror or exc}); later runs check "
+            "ratios and sizes against the catalog alone"
+        )
+        cache = None
+    requests = sum(result.requests for result in results)
+    return CheckedLive(tuple(results), live_exit_code(results), requests, cache, settings.sandbox)

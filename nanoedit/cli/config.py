@@ -8,9 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from nanoedit.cli.errors import errors, warn
-from nanoedit.cli.options import SandboxOpt
+from nanoedit.cli.options import SandboxOpt, environment
 from nanoedit.errors import ExitCode
-from nanoedit.jobs import RunOptions
 
 config_app = typer.Typer(
     help="Show and change settings: backends, keys, defaults.",
@@ -178,6 +177,7 @@ def config_list() -> None:
 
 @config_app.command("check")
 def config_check(
+    ctx: typer.Context,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
@@ -188,25 +188,11 @@ def config_check(
     Exit 0 when every configured backend is ready, 3 for a rejected key (or none configured),
     5 for a wrong answer, 6 when a server cannot be reached.
     """
-    from nanoedit.net.client import client_for
-    from nanoedit.output.report import error_console
-    from nanoedit.run.check import check_backends, check_exit_code
-    from nanoedit.settings.load import backend_warnings, load_settings
+    from nanoedit import session
 
     with errors(json_out):
-        settings = load_settings(os.environ, RunOptions(sandbox=sandbox))
-        console = error_console(sys.stderr)
-        warnings = [*settings.warnings]
-        warnings += [
-            warning
-            for backend in settings.backends.values()
-            for warning in backend_warnings(backend)
-        ]
-        for warning in warnings:
-            console.print(f"warning: {warning}", style="yellow")
-        with client_for(settings) as client:
-            results = check_backends(settings, client)
-        code = check_exit_code(results)
+        checked = session.check(environment(ctx), sandbox=sandbox)
+        results, code = checked.results, checked.exit_code
         if json_out:
             import json
 

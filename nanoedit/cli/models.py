@@ -8,7 +8,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from nanoedit.cli.errors import errors, warn
+from nanoedit.cli.errors import errors
 from nanoedit.cli.options import SandboxOpt, environment
 from nanoedit.errors import UsageError
 from nanoedit.jobs import RunOptions
@@ -90,34 +90,16 @@ def _models_live(
 ) -> NoReturn:
     """``nanoedit models --live``: check ``names``, print how each differs from the catalog,
     keep what was read for later runs, and exit with the run's code."""
-    from nanoedit.catalog.livecache import cache_path
-    from nanoedit.net.client import client_for
-    from nanoedit.run.check import CHECK_TIMEOUT
-    from nanoedit.run.live import LiveReport, check_backends, live_exit_code, write_cache
-    from nanoedit.settings.load import load_settings
+    from nanoedit import session
+    from nanoedit.run.live import LiveReport
 
-    # Compared with the catalog and the config file's corrections, not with this cache.
-    settings = load_settings(os.environ, RunOptions(sandbox=sandbox), live_cache=False)
-    for warning in settings.warnings:
-        warn(warning)
-    with client_for(settings) as client:
-        results = check_backends(settings, client, settings.catalog, names, timeout=CHECK_TIMEOUT)
-    code = live_exit_code(results)
-    requests = sum(result.requests for result in results)
-    cache = None if settings.sandbox else cache_path(os.environ)
-    try:
-        if cache is not None and not write_cache(cache, results, environment(ctx).clock.now()):
-            cache = None
-    except OSError as exc:
-        warn(
-            f"could not keep what was read in {cache} ({exc.strerror or exc}); later runs check "
-            "ratios and sizes against the catalog alone"
-        )
-        cache = None
+    checked = session.check_live(environment(ctx), names, sandbox=sandbox)
+    results, code, cache = checked.results, checked.exit_code, checked.cache
+    requests = checked.requests
     if json_out:
         import json
 
-        report = LiveReport(tuple(results), code, cache)
+        report = LiveReport(results, code, cache)
         typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
     else:
         width = max(len(result.backend) for result in results)
@@ -131,6 +113,6 @@ def _models_live(
     console.print(f"{said} to listing endpoints, which are free: no image made, nothing paid")
     if cache is not None:
         console.print(f"the ratios and sizes read are kept in {cache} for later runs' checks")
-    elif settings.sandbox:
+    elif checked.sandbox:
         console.print("the in-process sandbox is no provider: nothing kept for later runs")
     raise typer.Exit(code)
