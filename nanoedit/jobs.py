@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 from urllib.parse import unquote, urlsplit
 
 from nanoedit.errors import ExitCode, InputError, NanoeditError, UsageError
@@ -292,6 +292,24 @@ class SavedImage:
     size: int
 
 
+class ResultEntry(TypedDict, total=False):
+    """One result of a job as the journal keeps it, in the order the API gave them."""
+
+    url: str
+    """Where the provider put the image, until it is saved."""
+    spool: str
+    """The spool file its base64 was streamed into while the answer arrived."""
+    placing: str
+    """The SHA-256 of the image while it is being linked into place (a crash in between
+    leaves a file that may be it)."""
+    path: str
+    """Where it was saved, once it is."""
+    sha256: str
+    """The saved file's SHA-256."""
+    lost: bool
+    """Its spool file was gone when the job was taken up again: the result cannot be had."""
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedJob:
     """A checked job, ready to send: the backend it goes to, the model it asks for, and the
@@ -306,7 +324,7 @@ class PlannedJob:
     # from there instead of paying again).
     journal_id: int | None = None
     tasks: tuple[str, ...] = ()
-    results: tuple[dict[str, Any], ...] = ()
+    results: tuple[ResultEntry, ...] = ()
     # The names it was given before a file or an earlier job of the run took any: with its
     # inputs and its request, what makes it this job (see nanoedit.journal.recording.identity).
     natural: tuple[str, ...] = ()

@@ -22,6 +22,7 @@ from conftest import Served, backend_env, posts, run_cli
 from PIL import Image
 from readme_help import README
 
+from nanoedit.jobs import ResultEntry
 from nanoedit.journal.records import NewJob
 from nanoedit.journal.store import Journal
 
@@ -54,15 +55,17 @@ def saved_job(
 ) -> int:
     """A job as the runner leaves one that saved its images."""
     (ident,) = book.add_jobs(
-        [NewJob("edit", backend, model, prompt, f"fp-{prompt}", {"images": ["cat.png"]})]
+        [NewJob("edit", backend, model, prompt, f"fp-{prompt}", {"inputs": [{"path": "cat.png"}]})]
     )
     book.submitted(ident)
-    results = [{"url": f"https://cdn.example/{n}.png"} for n in range(len(paths))]
+    results: list[ResultEntry] = [
+        {"url": f"https://cdn.example/{n}.png"} for n in range(len(paths))
+    ]
     book.answered(ident, results, usage=usage, cost=cost)
     book.saved(
         ident,
         [
-            entry | {"path": str(path), "sha256": "x"}
+            ResultEntry(**entry, path=str(path), sha256="x")
             for entry, path in zip(results, paths, strict=True)
         ],
     )
@@ -71,7 +74,16 @@ def saved_job(
 
 def failed_job(book: Journal, prompt: str) -> int:
     (ident,) = book.add_jobs(
-        [NewJob("edit", "openai", "nano-banana", prompt, f"fp-{prompt}", {"images": ["dog.png"]})]
+        [
+            NewJob(
+                "edit",
+                "openai",
+                "nano-banana",
+                prompt,
+                f"fp-{prompt}",
+                {"inputs": [{"path": "dog.png"}]},
+            )
+        ]
     )
     book.submitted(ident)
     book.failed(ident, "api", "the server said no")
@@ -151,7 +163,7 @@ def test_history_show_prints_the_whole_job(isolated: Path) -> None:
         "cost: $0.039",
         'usage: {"total_tokens": 1444}',
         f'result: {{"url": "https://cdn.example/0.png", "path": "{red}", "sha256": "x"}}',
-        'spec: {"images": ["cat.png"]}',
+        'spec: {"inputs": [{"path": "cat.png"}]}',
     ]
     shown = run_cli(["history", "show", f"@{ident}", "--json"])
     assert json.loads(shown.stdout)["outputs"] == [str(red)]
@@ -432,3 +444,20 @@ def test_the_readmes_word_on_at_last_after_stdout_holds(served: Served, sample: 
     assert (again.returncode, again.stdout) == (int(found.group(1)), "")
     assert "save the result with -o FILE or -d DIR" in again.stderr
     assert len(posts(served)) == 1
+
+
+def test_the_history_page_of_a_real_run_shows_its_input_ratio_and_size(
+    served: Served, sample: Path
+) -> None:
+    # The page reads what a run journals: inputs as {"path": ...}, the ratio and size under
+    # "options". It showed no input and "ratio auto" for every job once a run had written it.
+    env = backend_env(served)
+    made = run_cli(["edit", "cat.png", "-p", "make it blue", "--ratio", "16:9"], env=env)
+    assert (made.exit_code, made.stdout) == (0, "cat-edit.jpg\n")
+    result = run_cli(["history", "--report", "past.html"], env=env)
+    assert (result.exit_code, result.stderr) == (0, "wrote the report past.html\n")
+    page = (sample.parent / "past.html").read_text()
+    assert "Input<br>cat.png" in page and "Made from the prompt alone" not in page
+    assert "ratio 16:9" in page and "ratio auto" not in page
+    assert page.count("data:image/jpeg;base64,") == 1  # the result's thumbnail
+    assert page.count("data:image/png;base64,") == 1  # the input's

@@ -9,12 +9,15 @@ from typing import Any
 
 from conftest import JOURNAL_VERSION_1, all_jobs
 
-from nanoedit.journal.records import ANSWERED, PLANNED, SAVED, SUBMITTED, NewJob
+from nanoedit.jobs import ResultEntry
+from nanoedit.journal.records import ANSWERED, PLANNED, SAVED, SUBMITTED, JobSpec, NewJob
 from nanoedit.journal.store import Journal
 
 
 def _job(prompt: str, fingerprint: str = "f") -> NewJob:
-    return NewJob("edit", "openai", "nano-banana", prompt, fingerprint, {"images": ["a.png"]})
+    return NewJob(
+        "edit", "openai", "nano-banana", prompt, fingerprint, {"inputs": [{"path": "a.png"}]}
+    )
 
 
 def test_a_job_moves_through_its_states_and_each_is_read_back(tmp_path: Path) -> None:
@@ -34,7 +37,9 @@ def test_a_job_moves_through_its_states_and_each_is_read_back(tmp_path: Path) ->
         journal.answered(ident, [{"url": "https://x/1.png"}], usage={"images": 1}, cost=0.039)
         record = journal.get(ident)
         assert record is not None and record.state == ANSWERED and record.cost == 0.039
-        results = [{"url": "https://x/1.png", "path": "/out/a.png", "sha256": "ab"}]
+        results: list[ResultEntry] = [
+            {"url": "https://x/1.png", "path": "/out/a.png", "sha256": "ab"}
+        ]
         journal.saved(ident, results)
         record = journal.get(ident)
         assert record is not None
@@ -136,7 +141,7 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:
     from nanoedit.journal.records import identity
     from nanoedit.journal.store import SCHEMA_VERSION
 
-    spec = {
+    spec: JobSpec = {
         "inputs": [{"path": "/in/a.png"}],
         "output": None,
         "out_dir": "/out",

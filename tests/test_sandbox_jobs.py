@@ -273,10 +273,10 @@ def test_a_sandbox_job_an_older_version_left_unsent_is_still_resumed_in_the_sand
 ) -> None:
     import sqlite3
 
-    from nanoedit.journal.records import identity
+    from nanoedit.journal.records import JobSpec, identity
 
     [image] = distinct_pngs(isolated / "in", 1)
-    spec = {
+    spec: JobSpec = {
         "kind": "edit", "inputs": [{"path": str(image)}], "labels": ["in/000.png"],
         "stem": "000-edit", "output": None, "names": ["000-edit"],
         "options": {"prompt": PROMPT, "ratio": "auto", "size": None, "model": None, "count": 1,

@@ -394,7 +394,10 @@ def sheet_rows(journal: Journal, records: Sequence[JobRecord]) -> list[SheetRow]
     rows = []
     for record in records:
         spec = record.spec
-        inputs = spec.get("inputs") or spec.get("images") or []
+        # Each input as the run journaled it: a path or a URL (an image read from stdin has
+        # neither, and no thumbnail).
+        inputs = [item.get("path") or item.get("url") or "" for item in spec.get("inputs", [])]
+        asked = spec.get("options")
         outputs = tuple(
             _sheet_image(_absolute(journal, record, path)) for path in record.saved_paths
         )
@@ -407,13 +410,13 @@ def sheet_rows(journal: Journal, records: Sequence[JobRecord]) -> list[SheetRow]
         rows.append(
             SheetRow(
                 label=f"#{record.id} {local_time(record.created)}",
-                inputs=tuple(str(item) for item in inputs if isinstance(item, str)),
+                inputs=tuple(item for item in inputs if item),
                 outputs=outputs,
                 prompt=record.prompt,
                 model=record.model,
                 backend=record.backend,
-                ratio=str(spec.get("ratio") or "auto"),
-                size=spec.get("size") if isinstance(spec.get("size"), str) else None,
+                ratio=asked["ratio"] if asked else "auto",
+                size=asked["size"] if asked else None,
                 seconds=None,
                 cost=record.cost,
                 error=error,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanoedit.jobs import ImageSource, Job, Options, PlannedJob
-from nanoedit.journal.records import identity
+from nanoedit.journal.records import JobSpec, identity
 
 if TYPE_CHECKING:
     from nanoedit.jobs import RunOptions
@@ -54,7 +54,7 @@ def job_identity(
     job: Job, names: Sequence[str], fingerprint: str, out_dir: Path, sandbox: bool
 ) -> str:
     """The :func:`identity` of a job about to be planned, saving in ``out_dir``."""
-    spec = {
+    spec: JobSpec = {
         "inputs": [_source(source) for source in job.images],
         "output": _output(job),
         "out_dir": _absolute(out_dir),
@@ -93,7 +93,7 @@ def _output(job: Job) -> str | None:
     return _absolute(job.output)
 
 
-def spec_of(planned: PlannedJob, saving: SavingOptions) -> dict[str, Any]:
+def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
     """Everything it takes to send ``planned`` again from another process."""
     job, options = planned.job, planned.job.options
     output = _output(job)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
+
+from nanoedit.jobs import ResultEntry
 
 PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED, HELD = (
     "planned",
@@ -22,6 +24,36 @@ PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED, HELD = (
     "held",
 )
 UNFINISHED = (PLANNED, SUBMITTED, ANSWERED)
+
+
+class AskedSpec(TypedDict):
+    """What a journaled job asks of the model."""
+
+    prompt: str
+    ratio: str
+    size: str | None
+    model: str | None
+    count: int
+    response_format: str
+
+
+class JobSpec(TypedDict, total=False):
+    """Everything it takes to send a journaled job again from another process (see
+    :func:`nanoedit.journal.recording.spec_of`). Older rows may lack what later versions added,
+    so every key is read as possibly missing."""
+
+    kind: Literal["edit", "generate", "fetch"]
+    inputs: list[dict[str, str]]
+    """Each input as ``{"path": ...}``, ``{"url": ...}`` or ``{"stream": label}``."""
+    labels: list[str]
+    stem: str
+    output: str | None
+    names: list[str]
+    options: AskedSpec
+    out_dir: str
+    metadata: bool
+    sidecar: bool
+    overwrite: bool
 
 
 @dataclass(frozen=True)
@@ -38,13 +70,13 @@ class JobRecord:
     model: str
     prompt: str
     fingerprint: str
-    # What it takes to send the job again (see :mod:`nanoedit.run.resume`).
-    spec: dict[str, Any]
+    # What it takes to send the job again (see :mod:`nanoedit.journal.resumption`).
+    spec: JobSpec
     provenance: dict[str, Any] | None
     # The asynchronous API's task handles, in the order they were submitted.
     tasks: tuple[str, ...]
     # One entry per result: {"url": ...} or {"spool": path}, with "path" and "sha256" once saved.
-    results: tuple[dict[str, Any], ...]
+    results: tuple[ResultEntry, ...]
     error_kind: str | None
     error: str | None
     images: int
@@ -140,7 +172,7 @@ class NewJob:
     model: str
     prompt: str
     fingerprint: str
-    spec: dict[str, Any]
+    spec: JobSpec
     sandbox: bool = False
     identity: str | None = None
 
@@ -154,7 +186,7 @@ class Claim:
     other: int | None = None
 
 
-def identity(fingerprint: str, spec: Mapping[str, Any], names: Sequence[str], sandbox: bool) -> str:
+def identity(fingerprint: str, spec: JobSpec, names: Sequence[str], sandbox: bool) -> str:
     """What makes a job this job and no other: its request (``fingerprint``), its inputs as
     ``spec`` names them (absolute paths, URLs), where it saves (``-o``, or the folder and the
     ``names`` it is given there before any file or earlier job takes one), and whether it

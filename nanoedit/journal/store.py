@@ -37,6 +37,7 @@ from typing import Any
 
 # The folder is found without loading this module's database; its names are kept here too.
 from nanoedit.datadir import DATA_DIR_ENV, data_dir
+from nanoedit.jobs import ResultEntry
 from nanoedit.journal.records import (
     ANSWERED,
     COLUMNS,
@@ -470,7 +471,7 @@ class Journal:
     def answered(
         self,
         job_id: int,
-        results: Sequence[Mapping[str, Any]],
+        results: Sequence[ResultEntry],
         *,
         usage: Mapping[str, Any] | None = None,
         cost: float | None = None,
@@ -484,11 +485,11 @@ class Journal:
             cost=cost,
         )
 
-    def result_saved(self, job_id: int, results: Sequence[Mapping[str, Any]]) -> None:
+    def result_saved(self, job_id: int, results: Sequence[ResultEntry]) -> None:
         """One more result is on disk: ``results`` with its entry's path and SHA-256 set."""
         self._update(job_id, results=json.dumps(list(results)))
 
-    def saved(self, job_id: int, results: Sequence[Mapping[str, Any]]) -> None:
+    def saved(self, job_id: int, results: Sequence[ResultEntry]) -> None:
         """Every result of the job is on disk."""
         saved = sum(1 for entry in results if entry.get("path"))
         self._update(job_id, state=SAVED, results=json.dumps(list(results)), images=saved)
@@ -514,7 +515,7 @@ class Journal:
         )
         if not found:
             return record
-        results = [{"spool": str(path)} for path in found]
+        results: list[ResultEntry] = [{"spool": str(path)} for path in found]
         if not keep:
             return replace(record, state=ANSWERED, results=tuple(results))
         self.answered(record.id, results)

@@ -19,7 +19,15 @@ from nanoedit.backends.base import PreparedJob, Takes
 from nanoedit.catalog.models import expected_size
 from nanoedit.clock import Clock
 from nanoedit.errors import ApiError, InputError, NanoeditError, NetworkError, RefusedError
-from nanoedit.jobs import Job, JobOutcome, PlannedJob, Progress, RunOptions, SavedImage
+from nanoedit.jobs import (
+    Job,
+    JobOutcome,
+    PlannedJob,
+    Progress,
+    ResultEntry,
+    RunOptions,
+    SavedImage,
+)
 from nanoedit.net.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.net.inputs import InputImage, RunInputs
 from nanoedit.output.names import is_stream, shown
@@ -124,7 +132,7 @@ class JobPipeline:
         text = ""
         error: NanoeditError | None = None
         # The journal's entry of each result: its URL or spool file, then where it was saved.
-        entries: list[dict[str, Any]] = [dict(entry) for entry in planned.results]
+        entries: list[ResultEntry] = [entry.copy() for entry in planned.results]
         answered = bool(entries)
         usage = None
         cost = None
@@ -223,7 +231,7 @@ class JobPipeline:
         self,
         backend: BackendBase,
         planned: PlannedJob,
-        entries: list[dict[str, Any]],
+        entries: list[ResultEntry],
         progress: Progress,
     ) -> Answer:
         """The answer of a job an earlier run submitted: its results as journaled, or what its
@@ -268,7 +276,7 @@ class JobPipeline:
         http: JobHttp,
         usage: dict[str, Any] | None,
         cost: float | None,
-    ) -> tuple[list[dict[str, Any]], list[ResultImage]]:
+    ) -> tuple[list[ResultEntry], list[ResultImage]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
         of the data folder (synced), so that a failure to save loses nothing paid for; with
         them, the ``usage`` the provider reported and the job's ``cost``.
@@ -276,7 +284,7 @@ class JobPipeline:
         Every spool file is named after the job (``ID-N.bin``) before the journal is told: a
         run killed in between leaves files that resume takes up. Returns the journal's
         entries and the results as they now are (a streamed one at its new name)."""
-        entries: list[dict[str, Any]] = []
+        entries: list[ResultEntry] = []
         if self.journal is None or planned.journal_id is None:
             return [{} for _ in results], list(results)
         kept: list[ResultImage] = []
@@ -324,7 +332,7 @@ class JobPipeline:
         size = planned.job.options.size
         return prices.job_cost(planned.backend, planned.model, size, images, usage)
 
-    def _earlier_outputs(self, entries: Sequence[dict[str, Any]]) -> list[SavedImage]:
+    def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
         from nanoedit.output.images import existing_image
 
@@ -337,7 +345,7 @@ class JobPipeline:
         return found
 
     def _placing(
-        self, planned: PlannedJob, entries: list[dict[str, Any]], place: int
+        self, planned: PlannedJob, entries: list[ResultEntry], place: int
     ) -> Callable[[Path], None] | None:
         """What journals the SHA-256 of a result's finished file just before it is put in
         place: a kill between placing it and journaling its path then leaves the journal
@@ -354,7 +362,7 @@ class JobPipeline:
 
         return placing
 
-    def _placed_earlier(self, planned: PlannedJob, entries: list[dict[str, Any]]) -> None:
+    def _placed_earlier(self, planned: PlannedJob, entries: list[ResultEntry]) -> None:
         """Results an earlier run put in place but was killed before journaling: found by
         their SHA-256 under their reserved name (or ``-o``), and journaled as saved."""
         from nanoedit.output.provenance import sha256_file
@@ -385,7 +393,7 @@ class JobPipeline:
                 Path(spool).unlink(missing_ok=True)
 
     def _result_saved(
-        self, planned: PlannedJob, entries: list[dict[str, Any]], place: int, saved: SavedImage
+        self, planned: PlannedJob, entries: list[ResultEntry], place: int, saved: SavedImage
     ) -> None:
         if self.journal is None or planned.journal_id is None:
             return
@@ -408,7 +416,7 @@ class JobPipeline:
         planned: PlannedJob,
         recorder: JobRecorder | None,
         http: JobHttp,
-        entries: list[dict[str, Any]],
+        entries: list[ResultEntry],
         answered: bool,
         error: NanoeditError | None,
     ) -> tuple[NanoeditError | None, str | None]:
