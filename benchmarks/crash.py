@@ -34,6 +34,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
+
+from nanoedit.registry import backend_class, backend_names
+from nanoedit.sandbox.app import APIS
+from nanoedit.settings.keys import backend_keys
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_REPORT = REPO / "benchmarks" / "CRASH.md"
@@ -48,20 +53,22 @@ QUIET_SECONDS = 2 * LATENCY + 1.0
 # Resume is run again while it makes progress; this many times at most.
 MAX_RESUMES = 8
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+# Every backend of the registry, in its order, and the emulated APIs of the sandbox: a backend
+# added to either is stormed with no line here.
+BACKENDS = backend_names()
 # Synchronous backends pay for a request whose answer a kill cuts; asynchronous ones
 # journal a task handle the moment the provider gives it.
-SYNCHRONOUS = ("openai", "gemini", "openrouter")
-BACKENDS = ("openai", "duomi", "gemini", "fal", "replicate", "openrouter")
-# The request that costs money on each backend, as the server logs it: method and path.
-PAID = {
-    "openai": re.compile(r"POST /v1/images/edits "),
-    "duomi": re.compile(r"POST /api/gemini/nano-banana-edit "),
-    "gemini": re.compile(r"POST /v1beta/models/[^ /]+:generateContent "),
-    # Whichever app or model the catalog's nano-banana is on these two today.
-    "fal": re.compile(r"POST /fal-ai/nano-banana[^ /]*/edit "),
-    "replicate": re.compile(r"POST /v1/models/google/nano-banana[^ /]*/predictions "),
-    "openrouter": re.compile(r"POST /api/v1/chat/completions "),
-}
+SYNCHRONOUS = tuple(name for name in BACKENDS if not backend_class(name).asynchronous)
+# The requests that cost money, as the server logs them ("METHOD /path STATUS"): the paid
+# routes each emulated API declares. One backend is stormed at a time, so any API's count.
+PAID = re.compile("(?:" + "|".join(route for api in APIS for route in api.paid_routes) + ") ")
+# --quick storms one backend of each kind that takes local files: the first synchronous one
+# and the first asynchronous one of the registry.
+QUICK = tuple(
+    next(name for name in BACKENDS if backend_class(name).takes.files and asynchronous
+         is backend_class(name).asynchronous)
+    for asynchronous in (False, True)
+)  # fmt: skip
 MODES = ("kill", "term", "int", "abort", "twice")
 MODE_TITLES = {
     "kill": "SIGKILL at a random moment",
@@ -165,24 +172,21 @@ def clean_env(config_dir: Path) -> dict[str, str]:
 
 
 def backend_env(base: dict[str, str], api: str, files: str, work: Path) -> dict[str, str]:
-    """``base`` with every backend pointed at the sandbox at ``api``. Duomi takes URLs only:
-    its uploader prints the input's URL on ``files``, a plain file server of ``work``."""
-    return base | {
-        "NANOEDIT_OPENAI_BASE_URL": api,
-        "NANOEDIT_OPENAI_API_KEY": "sk-crash-openai",
-        "NANOEDIT_DUOMI_BASE_URL": api,
-        "NANOEDIT_DUOMI_API_KEY": "crash-duomi",
-        "NANOEDIT_DUOMI_POLL_INTERVAL": "0.25",
-        "NANOEDIT_GEMINI_BASE_URL": api,
-        "NANOEDIT_GEMINI_API_KEY": "AIza-crash-gemini",
-        "NANOEDIT_FAL_BASE_URL": api,
-        "NANOEDIT_FAL_API_KEY": "crash-id:crash-secret",
-        "NANOEDIT_FAL_POLL_INTERVAL": "0.25",
-        "NANOEDIT_REPLICATE_BASE_URL": api,
-        "NANOEDIT_REPLICATE_API_KEY": "r8_crash",
-        "NANOEDIT_REPLICATE_POLL_INTERVAL": "0.25",
-        "NANOEDIT_OPENROUTER_BASE_URL": f"{api}/api",
-        "NANOEDIT_OPENROUTER_API_KEY": "sk-or-v1-crash",
+    """``base`` with every registered backend pointed at the sandbox at ``api`` (at the path
+    its real server has, as OpenRouter's ``/api``), under a key made from its name, polling
+    every 0.25 s. URL-only backends take their inputs from an uploader that prints the
+    input's URL on ``files``, a plain file server of ``work``."""
+    env = dict(base)
+    for name in BACKENDS:
+        backend = backend_class(name)
+        keys = backend_keys(backend)
+        path = urlsplit(backend.default_base_url or "").path.rstrip("/")
+        env[keys[f"{name}.base_url"].env] = api + path
+        env[keys[f"{name}.api_key"].env] = f"crash-{name}"
+        poll = backend.extra_keys.get("poll_interval")
+        if poll is not None:
+            env[poll.env] = "0.25"
+    return env | {
         "NANOEDIT_UPLOAD_VIA": "command",
         "NANOEDIT_UPLOAD_COMMAND": f'echo "{files}/${{1#{work}/}}"',
     }
@@ -464,7 +468,7 @@ class Storm:
             server_log.seek(offset)
             text = server_log.read().decode(errors="replace")
         # "POST /v1/images/edits 200", also "200 (the client went away)": paid all the same.
-        found = (PAID[backend].match(line) for line in text.splitlines())
+        found = (PAID.match(line) for line in text.splitlines())
         return sum(1 for match in found if match and match.string[match.end() :][:1] == "2")
 
 
@@ -653,7 +657,9 @@ def parse_args(argv: Sequence[str]) -> tuple[Options, str, bool]:
         prog="benchmarks/crash.py",
         description="Stop nanoedit batches at random, resume them, count what was lost.",
     )
-    parser.add_argument("--quick", action="store_true", help="6 jobs, 1 round, openai and fal")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"6 jobs, 1 round, {' and '.join(QUICK)}"
+    )
     parser.add_argument("--jobs", type=int, metavar="N", help="jobs per batch (default 100)")
     parser.add_argument("--rounds", type=int, metavar="N", help="SIGKILL rounds (default 10)")
     parser.add_argument(
@@ -669,7 +675,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Options, str, bool]:
         help="where the report goes ('-': stdout; default benchmarks/CRASH.md, stdout if quick)",
     )
     args = parser.parse_args(argv)
-    backends = ("openai", "fal") if args.quick else BACKENDS
+    backends = QUICK if args.quick else BACKENDS
     if args.backends:
         backends = tuple(args.backends.split(","))
     modes = (*MODES, "journal")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import struct
@@ -30,6 +31,7 @@ from nanoedit.journal.store import Journal, data_dir
 from nanoedit.output.provenance import read as read_provenance
 from nanoedit.registry import backend_classes, backend_names
 from nanoedit.sandbox import ReceivedRequest, Sandbox, SandboxServer, sample_image
+from nanoedit.sandbox.app import APIS
 from nanoedit.settings.keys import backend_keys
 from nanoedit.settings.load import load_settings
 from nanoedit.settings.values import Settings
@@ -453,6 +455,18 @@ def posts(served: Served) -> list[ReceivedRequest]:
     """The POST requests the served sandbox received, in arrival order: on the multipart API
     and duomi, the requests that start work (edits, generations, task submissions)."""
     return received(served, "POST")
+
+
+def paid(served: Served) -> list[ReceivedRequest]:
+    """The paid requests the served sandbox received (edits, generations, task submissions),
+    whichever API they went to: those a route of some API's ``paid_routes`` matches, so that
+    a new API's paid requests count without a line here."""
+    routes = [re.compile(route) for api in APIS for route in api.paid_routes]
+    return [
+        request
+        for request in served.sandbox.received
+        if any(route.fullmatch(f"{request.method} {request.path}") for route in routes)
+    ]
 
 
 def image_info(source: str | Path | bytes) -> tuple[str, tuple[int, int]]:

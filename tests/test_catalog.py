@@ -24,7 +24,7 @@ ALIASES = (
     "nano-banana-2.1",
     "nano-banana-2-lite",
 )
-EVERY = dict.fromkeys(("openai", "duomi", "gemini", "fal", "replicate", "openrouter"), True)
+EVERY = dict.fromkeys(backend_names(), True)
 # What each alias must send today, by backend (None: not sold there), written out by hand
 # from API-NOTES-LINEUP and the seeds, so that a slip in models.toml shows.
 SENT: dict[str, dict[str, str | None]] = {

@@ -16,6 +16,7 @@ from conftest import OPENAI_KEY, Served, backend_env, config_file, run_cli, sett
 
 from nanoedit.errors import ConfigError, ExitCode, UsageError
 from nanoedit.jobs import RunOptions
+from nanoedit.registry import backend_names
 from nanoedit.settings.load import plain_http_warning
 from nanoedit.settings.secrets import KEY_COMMAND_TIMEOUT, display_value, run_key_command
 from nanoedit.settings.store import permission_warning, write_document
@@ -113,7 +114,7 @@ def test_bad_value_in_environment_names_the_variable(sample: Path) -> None:
     assert result.exit_code == 3
     assert result.stderr.strip() == (
         "error: the environment variable NANOEDIT_BACKEND: invalid value 'gpt'; "
-        "use one of: auto, openai, duomi, gemini, fal, replicate, openrouter"
+        f"use one of: auto, {', '.join(backend_names())}"
     )
     assert OPENAI_KEY not in result.stderr
 

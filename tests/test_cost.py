@@ -17,6 +17,7 @@ from nanoedit.catalog.pricing import Prices, estimate, job_cost
 from nanoedit.jobs import Options, build_edit_jobs
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.net.inputs import load_local
+from nanoedit.registry import backend_names
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
 from nanoedit.settings.values import BackendSettings
 
@@ -101,7 +102,7 @@ def test_config_sets_and_lists_prices_and_refuses_a_bad_one() -> None:
     assert nowhere.exit_code == 2
     assert nowhere.stderr.startswith(
         "error: pricing.acme.nano-banana is not a pricing key; write pricing.BACKEND.MODEL or "
-        "pricing.BACKEND.MODEL.SIZE, with BACKEND one of: openai, duomi,"
+        f"pricing.BACKEND.MODEL.SIZE, with BACKEND one of: {', '.join(backend_names())}"
     )
 
 

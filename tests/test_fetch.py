@@ -33,6 +33,9 @@ from nanoedit.registry import backend_class, backend_classes
 from nanoedit.sandbox import Sandbox, SandboxServer
 from nanoedit.settings.values import BackendSettings
 
+# The backends `fetch` serves, as its messages list them: the registry's asynchronous ones.
+TASK_BACKENDS = ", ".join(b.name for b in backend_classes() if b.asynchronous)
+
 
 @dataclass(frozen=True)
 class Api:
@@ -374,13 +377,13 @@ def test_one_task_failing_of_two_exits_7(served: Served, clock: SkippingClock) -
     ("args", "message"),
     [
         (["--backend", "openai", "abc"], "the openai backend answers each request at once, so "
-         "it has no tasks to fetch; fetch collects tasks of the asynchronous backends: duomi, "
-         "fal, replicate"),
+         "it has no tasks to fetch; fetch collects tasks of the asynchronous backends: "
+         f"{TASK_BACKENDS}"),
         (["--backend", "gemini", "abc"], "the gemini backend answers each request at once, so "
-         "it has no tasks to fetch; fetch collects tasks of the asynchronous backends: duomi, "
-         "fal, replicate"),
+         "it has no tasks to fetch; fetch collects tasks of the asynchronous backends: "
+         f"{TASK_BACKENDS}"),
         (["--backend", "nope", "abc"], "there is no backend called 'nope'; fetch collects "
-         "tasks of the asynchronous backends: duomi, fal, replicate"),
+         f"tasks of the asynchronous backends: {TASK_BACKENDS}"),
         (["--backend", "duomi"], "no task id given; pass the ids the provider answered"),
         (["--backend", "duomi", "../x"], "'../x' is not a duomi task id; pass the id as the "
          "provider shows it, such as 8f14e45fceea167a5a36dedd4bea2543"),

@@ -34,9 +34,10 @@ from PIL import Image
 from replicate.client import Client
 
 from nanoedit.clock import Clock
+from nanoedit.registry import backend_names
 from nanoedit.sandbox import Sandbox, SandboxServer
 
-EVERY = dict.fromkeys(("openai", "duomi", "gemini", "fal", "replicate", "openrouter"), True)
+EVERY = dict.fromkeys(backend_names(), True)
 KEYS = frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY, OPENROUTER_KEY})
 TALL = ["1:4", "4:1", "1:8", "8:1"]
 BASE = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]

@@ -32,7 +32,7 @@ def model_for(backend: str, name: str) -> str:
 
 RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 TALL = ("1:4", "4:1", "1:8", "8:1")
-BACKENDS = ("openai", "duomi", "gemini", "fal", "replicate", "openrouter")
+BACKENDS = backend_names()
 
 # What each alias is sent as on each backend, written out from models.toml by hand.
 ALIASES: dict[str, dict[str, str]] = {

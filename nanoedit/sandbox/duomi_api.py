@@ -156,6 +156,8 @@ class DuomiApi(EmulatedApi):
   POST /api/gemini/nano-banana        JSON: model, prompt, ...
   GET  /api/gemini/nano-banana/TASK_ID
 """
+    paid_routes = tuple(f"POST {path}" for path in SUBMIT_PATHS)
+    refusal = "task-error"
     fault_kinds = (
         # The shared faults it acts out: its results are URLs on the result-file host.
         *shared_kinds(

@@ -70,6 +70,8 @@ class FalApi(EmulatedApi):
   POST /storage/upload/initiate?storage_type=fal-cdn-v3  JSON: content_type, file_name
   PUT  the upload_url it answers, with the file's bytes (no key)
 """
+    paid_routes = (rf"POST /{OWNER}/[^/ ]+(/edit)?",)
+    refusal = "content-flagged"
     fault_kinds = (
         result_fault("queue-stuck", "the request stays queued and never starts"),
         result_fault("model-error", "the request ends in an error of the model's runner"),

@@ -76,6 +76,8 @@ class GeminiApi(EmulatedApi):
   GET  /v1beta/files/FILE_ID
   DELETE /v1beta/files/FILE_ID
 """
+    paid_routes = (r"POST /v1(beta)?/models/[^/ ]+:generateContent",)
+    refusal = "image-safety"
     fault_kinds = (
         *shared_kinds("text-only"),
         answer_fault("invalid-argument", "HTTP 400 INVALID_ARGUMENT"),

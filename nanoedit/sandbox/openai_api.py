@@ -186,6 +186,8 @@ class OpenAIApi(EmulatedApi):
    unknown fields)
 """
     # The shared faults it acts out: its results are URLs on the result-file host.
+    paid_routes = ("POST /v1/images/edits", "POST /v1/images/generations")
+    refusal = "text-only"
     fault_kinds = shared_kinds(
         "error200", "data-uri", "empty-url", "empty-data", "no-data", "text-only", "fewer"
     )

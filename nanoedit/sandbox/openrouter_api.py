@@ -227,6 +227,8 @@ class OpenRouterApi(EmulatedApi):
   GET  /api/v1/key
   GET  /api/v1/models            ?output_modalities=text|image|...|all (no key needed)
 """
+    paid_routes = (f"POST {CHAT_PATH}",)
+    refusal = "content-filter"
     fault_kinds = (
         # Shared faults it acts out too, in its own shape.
         *shared_kinds("error200", "text-only", "empty-data", "no-data", "empty-url"),

@@ -254,6 +254,8 @@ class ReplicateApi(EmulatedApi):
   POST /v1/files                                           multipart: content
   GET  /v1/account
 """
+    paid_routes = (r"POST /v1/models/google/[^/ ]+/predictions",)
+    refusal = "content-flagged"
     fault_kinds = (
         result_fault("queue-stuck", "the request stays queued and never starts"),
         result_fault("model-error", "the request ends in an error of the model's runner"),

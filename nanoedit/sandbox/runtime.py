@@ -102,6 +102,14 @@ class EmulatedApi(ABC):
     fault_kinds: ClassVar[tuple[FaultKind, ...]] = ()
     """Faults of its own (see ``faults.result_fault``), and the shared ones it acts out too
     (``faults.shared_kinds``): a fault fits the APIs that declare it."""
+    paid_routes: ClassVar[tuple[str, ...]] = ()
+    """Its paid requests (edits, generations, task submissions) as patterns a request's
+    ``METHOD /path`` matches whole: what a benchmark reading the server's log, or a test
+    counting what was charged, counts as paid without naming the API."""
+    refusal: ClassVar[str | None] = None
+    """The fault (one of its ``fault_kinds``) by which it refuses a request's content as its
+    provider does (a safety filter, a content checker): what a test of every API's refusal
+    adds to the plan without naming the API."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
