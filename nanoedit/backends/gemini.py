@@ -151,7 +151,7 @@ class GeminiBackend(BackendBase):
         root = api_root(base_url)
         model = shipped_catalog().resolve(cls.name, FLASH_ALIAS).sent
         url = f"{root}/{API_VERSION}/models/{model}"
-        return Probe(url, key, host_of(root), {"x-goog-api-key": key})
+        return Probe(url, key, host_of(root), cls.auth_headers(key))
 
     @classmethod
     def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
@@ -214,6 +214,12 @@ class GeminiBackend(BackendBase):
 
     # Requests ------------------------------------------------------------------------------
 
+    @classmethod
+    def auth_headers(cls, key: str) -> dict[str, str]:
+        """The headers that sign a request in with ``key`` (``{key}`` for a dry run's
+        placeholder): another Google API on the same body signs in its own way."""
+        return {"x-goog-api-key": key}
+
     def _url(self, model: str) -> str:
         return f"{self.root}/{API_VERSION}/models/{model}:generateContent"
 
@@ -250,7 +256,7 @@ class GeminiBackend(BackendBase):
         request = PlannedRequest(
             "POST",
             self._url(prepared.model),
-            {"x-goog-api-key": "{key}"},
+            self.auth_headers("{key}"),
             json=self.body(prepared, parts),
             inline_files=tuple(inline),
         )
@@ -258,7 +264,7 @@ class GeminiBackend(BackendBase):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send the job ``count`` times (one image each) and gather the images and words."""
-        headers = {"x-goog-api-key": self.settings.key()}
+        headers = self.auth_headers(self.settings.key())
         parts = self._image_parts(prepared.uploads, headers, progress)
         body = self.body(prepared, parts)
         images: list[ResultImage] = []
@@ -266,22 +272,27 @@ class GeminiBackend(BackendBase):
         usage: dict[str, Any] | None = None
         for _ in range(prepared.job.options.count):
             progress("waiting for the model")
-            request = self.http.client.build_request(
-                "POST", self._url(prepared.model), headers=headers, json=body
-            )
-            response, streamed = self.http.send_json(
-                request,
-                where=self.where,
-                what="the generateContent request",
-                paid=True,
-                wait_hint=retry_delay,
-            )
+            response, streamed = self._generate(prepared.model, body)
             answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
             usage = add_usage(usage, reported_usage(response, "usageMetadata"))
             images += answer.images
             if answer.text:
                 texts.append(answer.text)
         return Answer(images, "\n".join(texts), usage=usage)
+
+    def _generate(self, model: str, body: dict[str, Any]) -> tuple[httpx.Response, Streamed | None]:
+        """One paid ``generateContent`` request, signed in with the key as it is now (another
+        Google API whose credentials expire may sign in again and resend what was refused)."""
+        request = self.http.client.build_request(
+            "POST", self._url(model), headers=self.auth_headers(self.settings.key()), json=body
+        )
+        return self.http.send_json(
+            request,
+            where=self.where,
+            what="the generateContent request",
+            paid=True,
+            wait_hint=retry_delay,
+        )
 
     def _image_parts(
         self, uploads: tuple[InputImage, ...], headers: dict[str, str], progress: Progress
