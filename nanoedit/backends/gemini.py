@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from nanoedit.backends.base import (
@@ -133,7 +133,7 @@ class GeminiBackend(BackendBase):
     takes = Takes.FILES
     default_base_url = "https://generativelanguage.googleapis.com"
     # Google's SDK reads GOOGLE_API_KEY first when both are set (and says so): so does nanoedit.
-    key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    key_env: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     lists_all = True
 
     def __init__(
