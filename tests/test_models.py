@@ -32,7 +32,7 @@ def model_for(backend: str, name: str) -> str:
 
 RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 TALL = ("1:4", "4:1", "1:8", "8:1")
-BACKENDS = ("openai", "duomi", "gemini", "fal", "replicate", "openrouter")
+BACKENDS = backend_names()
 
 # What each alias is sent as on each backend, written out from models.toml by hand.
 ALIASES: dict[str, dict[str, str]] = {
@@ -69,6 +69,12 @@ ALIASES: dict[str, dict[str, str]] = {
         "openrouter": "google/gemini-3.1-flash-lite-image",
     },
 }
+# A backend that sells what another sells (its sells_as) is sent the same ids: written once.
+for _name in backend_names():
+    _seller = backend_class(_name).sells_as
+    for _ids in ALIASES.values():
+        if _seller in _ids:
+            _ids[_name] = _ids[_seller]
 # Google's id behind each alias, whatever the backend calls it.
 GOOGLE_ID: dict[tuple[str, str], str] = {
     **{("nano-banana", b): "gemini-nano-banana-2.1" for b in ("gemini", "openrouter")},
