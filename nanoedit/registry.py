@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "fal": "nanoedit.backends.fal:FalBackend",
     "replicate": "nanoedit.backends.replicate:ReplicateBackend",
     "openrouter": "nanoedit.backends.openrouter:OpenRouterBackend",
+    "vertex": "nanoedit.backends.vertex:VertexBackend",
 }
 
 

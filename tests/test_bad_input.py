@@ -91,7 +91,8 @@ CASES: list[tuple[str, Callable[[], object], list[str], int, str]] = [
      ["cat.png", "-p", "x", "--backend", "duomi"], 4,
      "cat.png is a local file, and the duomi backend takes only http(s) URLs; use --backend "
      "openai or --backend gemini or --backend fal or --backend replicate or --backend "
-     "openrouter, pass a public URL, or have nanoedit upload it first: nanoedit config set "
+     "openrouter or --backend vertex, pass a public URL, or have nanoedit upload it first: "
+     "nanoedit config set "
      "upload.via command"),
     ("file:// URL", lambda: None, ["file:///etc/passwd", "-p", "x"], 4,
      "file:///etc/passwd uses the file: scheme; nanoedit reads local files and http(s) URLs "

@@ -82,6 +82,15 @@ GOOGLE_ID: dict[tuple[str, str], str] = {
     **{("nano-banana-2-lite", b): "gemini-3.1-flash-lite-image" for b in ("gemini", "openrouter")},
 }
 
+# A backend that sells what another sells (its sells_as) is sent the same ids, resolved to the
+# same models: written once, for the other.
+for _name in backend_names():
+    _seller = backend_class(_name).sells_as
+    for _alias, _ids in ALIASES.items():
+        if _seller in _ids:
+            _ids[_name] = _ids[_seller]
+            GOOGLE_ID[_alias, _name] = GOOGLE_ID[_alias, _seller]
+
 # Written out by hand from API-NOTES §3, not computed, so a slip in the code shows.
 FLASH_1K = {
     "1:1": (1024, 1024), "2:3": (832, 1248), "3:2": (1248, 832), "3:4": (864, 1184),
@@ -433,6 +442,11 @@ SANDBOX: dict[str, dict[str, Model]] = {
     "replicate": {f"google/{name}": entry.model for name, entry in REPLICATE_MODELS.items()},
     "fal": {f"fal-ai/{name}": app.model for name, app in FAL_APPS.items()},
 }
+# A backend that sells what another sells is emulated on the other's models too.
+for _name in backend_names():
+    _seller = backend_class(_name).sells_as
+    if _seller in SANDBOX:
+        SANDBOX[_name] = SANDBOX[_seller]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -113,25 +113,26 @@ def test_the_registry_names_every_api_module_of_the_sandbox_in_routing_order() -
     assert defined == set(APIS)
     # The order a request is offered to them: Google's, Replicate's and fal's routes under
     # /v1 before the gateway's /v1, OpenRouter's /api/v1 before duomi's /api.
-    assert [api.name for api in APIS] == [
-        "gemini",
-        "replicate",
-        "fal",
-        "openai",
-        "openrouter",
-        "duomi",
-    ]
+    # Only these APIs' order matters among themselves; an API added on routes of its own
+    # (its one registry line) goes wherever its routes need, without changing this list.
+    ordered = ["gemini", "replicate", "fal", "openai", "openrouter", "duomi"]
+    assert [api.name for api in APIS if api.name in ordered] == ordered
 
 
 def test_every_api_named_by_a_fault_kind_is_a_registered_one() -> None:
     names = {api.name for api in APIS}
     assert set().union(*(kind.apis or frozenset() for kind in FAULT_KINDS.values())) == names
     # Which APIs act out a shared fault follows from their own declarations.
-    assert FAULT_KINDS["text-only"].apis == frozenset(
-        {"gemini", "fal", "openai", "openrouter", "duomi"}
-    )
+    assert (FAULT_KINDS["text-only"].apis or frozenset()) >= {
+        "gemini",
+        "fal",
+        "openai",
+        "openrouter",
+        "duomi",
+    }
     assert FAULT_KINDS["widened"].apis == frozenset({"replicate", "fal"})
-    assert FAULT_KINDS["image-safety"].apis == frozenset({"gemini"})
+    # Gemini's finish-reason faults, and any other Google API on Gemini's piece that declares them.
+    assert "gemini" in (FAULT_KINDS["image-safety"].apis or frozenset())
     assert FAULT_KINDS["task-stuck"].apis == frozenset({"duomi"})
     assert FAULT_KINDS["502"].apis is None
 

@@ -187,7 +187,9 @@ def test_without_an_uploader_the_only_key_says_how_to_get_one(served: Served, sa
         "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, or: nanoedit "
         "config set gemini.api_key YOUR-KEY, or: nanoedit config set fal.api_key YOUR-KEY, or: "
         "nanoedit config set replicate.api_key YOUR-KEY, or: nanoedit "
-        "config set openrouter.api_key YOUR-KEY, or let nanoedit upload local files for the "
+        "config set openrouter.api_key YOUR-KEY, or: nanoedit config set vertex.api_key_cmd "
+        '"gcloud auth print-access-token" && nanoedit config set vertex.project YOUR-PROJECT-ID, '
+        "or let nanoedit upload local files for the "
         "duomi backend: nanoedit config set upload.via command && nanoedit config set "
         "upload.command 'my-upload \"$1\"' (or try it with no key: add --sandbox)"
     )

@@ -230,6 +230,9 @@ class BackendBase:
     """The provider's own variables for the key, read after ``NANOEDIT_NAME_API_KEY``."""
     extra_keys: ClassVar[Mapping[str, KeySpec]] = {}
     """Config keys of this backend beyond the four every backend has, by their short name."""
+    sells_as: ClassVar[str | None] = None
+    """The backend whose catalog offers this one sells too, by the same ids and limits, unless
+    the catalog gives it its own (``on.NAME``): None for a backend with offers of its own."""
     free_ids: ClassVar[bool] = False
     """Whether the API's model names are its own to choose (a gateway): Google's id of a model
     the catalog does not list for it is sent untouched, not refused."""

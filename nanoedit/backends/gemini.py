@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from nanoedit.backends.base import (
@@ -135,7 +135,7 @@ class GeminiBackend(BackendBase):
     takes = Takes.FILES
     default_base_url = "https://generativelanguage.googleapis.com"
     # Google's SDK reads GOOGLE_API_KEY first when both are set (and says so): so does nanoedit.
-    key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    key_env: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     lists_all = True
 
     def __init__(
@@ -153,7 +153,7 @@ class GeminiBackend(BackendBase):
         root = api_root(base_url)
         model = shipped_catalog().resolve(cls.name, FLASH_ALIAS).sent
         url = f"{root}/{API_VERSION}/models/{model}"
-        return Probe(url, key, host_of(root), {"x-goog-api-key": key})
+        return Probe(url, key, host_of(root), cls.auth_headers(key))
 
     @classmethod
     def judge(cls, response: httpx.Response, probe: Probe, settings: BackendSettings) -> Verdict:
@@ -216,6 +216,12 @@ class GeminiBackend(BackendBase):
 
     # Requests ------------------------------------------------------------------------------
 
+    @classmethod
+    def auth_headers(cls, key: str) -> dict[str, str]:
+        """The headers that sign a request in with ``key`` (``{key}`` for a dry run's
+        placeholder): another Google API on the same body signs in its own way."""
+        return {"x-goog-api-key": key}
+
     def _url(self, model: str) -> str:
         return f"{self.root}/{API_VERSION}/models/{model}:generateContent"
 
@@ -252,7 +258,7 @@ class GeminiBackend(BackendBase):
         request = PlannedRequest(
             "POST",
             self._url(prepared.model),
-            {"x-goog-api-key": "{key}"},
+            self.auth_headers("{key}"),
             json=self.body(prepared, parts),
             inline_files=tuple(inline),
         )
@@ -260,7 +266,7 @@ class GeminiBackend(BackendBase):
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send the job ``count`` times (one image each) and gather the images and words."""
-        headers = {"x-goog-api-key": self.settings.key()}
+        headers = self.auth_headers(self.settings.key())
         parts = self._image_parts(prepared.uploads, headers, progress)
         body = self.body(prepared, parts)
         images: list[ResultImage] = []
@@ -268,23 +274,28 @@ class GeminiBackend(BackendBase):
         usage: dict[str, Any] | None = None
         for _ in range(prepared.job.options.count):
             progress("waiting for the model")
-            request = self.http.client.build_request(
-                "POST", self._url(prepared.model), headers=headers, json=body
-            )
-            response, streamed = self.http.send_json(
-                request,
-                where=self.where,
-                what="the generateContent request",
-                paid=True,
-                wait_hint=retry_delay,
-                keys=self.base64_keys,
-            )
+            response, streamed = self._generate(prepared.model, body)
             answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
             usage = add_usage(usage, reported_usage(response, "usageMetadata"))
             images += answer.images
             if answer.text:
                 texts.append(answer.text)
         return Answer(images, "\n".join(texts), usage=usage)
+
+    def _generate(self, model: str, body: dict[str, Any]) -> tuple[httpx.Response, Streamed | None]:
+        """One paid ``generateContent`` request, signed in with the key as it is now (another
+        Google API whose credentials expire may sign in again and resend what was refused)."""
+        request = self.http.client.build_request(
+            "POST", self._url(model), headers=self.auth_headers(self.settings.key()), json=body
+        )
+        return self.http.send_json(
+            request,
+            where=self.where,
+            what="the generateContent request",
+            paid=True,
+            wait_hint=retry_delay,
+            keys=self.base64_keys,
+        )
 
     def _image_parts(
         self, uploads: tuple[InputImage, ...], headers: dict[str, str], progress: Progress

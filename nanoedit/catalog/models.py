@@ -369,14 +369,36 @@ def load_catalog(
         for name, ratios in document.get("ratio_sets", {}).items()
     }
     known = tuple(backends) if backends is not None else None
+    shares = shared_offers()
     models = {
-        model_id: _model(model_id, table, ratio_sets, known)
+        model_id: _with_shared_offers(_model(model_id, table, ratio_sets, known), shares)
         for model_id, table in document.get("models", {}).items()
     }
     for model in models.values():
         if model.replacement and model.replacement not in models:
             raise _bad(model.id, "replacement", f"names {model.replacement!r}, not in the catalog")
     return Catalog(models, today)
+
+
+def shared_offers() -> dict[str, str]:
+    """Each registered backend that sells what another sells, by the same ids (its class's
+    ``sells_as``), and that other: Vertex AI sells Google's models as the Gemini API names
+    them, so the catalog says it once. A run's settings load every backend class anyway."""
+    from nanoedit.registry import backend_classes
+
+    return {backend.name: backend.sells_as for backend in backend_classes() if backend.sells_as}
+
+
+def _with_shared_offers(model: Model, shares: Mapping[str, str]) -> Model:
+    """``model`` with an offer for each backend of ``shares`` that has none of its own (an
+    ``on.BACKEND`` table, from the catalog or the user, wins): the offer of the backend it
+    sells as, under its own name."""
+    added = {
+        backend: model.offers[source]._replace(backend=backend)
+        for backend, source in shares.items()
+        if backend not in model.offers and source in model.offers
+    }
+    return model._replace(offers={**model.offers, **added}) if added else model
 
 
 @cache

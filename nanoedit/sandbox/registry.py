@@ -24,6 +24,7 @@ from nanoedit.sandbox.runtime import EmulatedApi
 
 API_ENTRIES: tuple[str, ...] = (
     "nanoedit.sandbox.gemini_api:GeminiApi",
+    "nanoedit.sandbox.vertex_api:VertexApi",
     "nanoedit.sandbox.replicate_api:ReplicateApi",
     "nanoedit.sandbox.fal_api:FalApi",
     "nanoedit.sandbox.openai_api:OpenAIApi",
