@@ -154,11 +154,8 @@ def _run(
     with lasting_imports():
         from nanoedit.net.inputs import RunInputs
         from nanoedit.output.report import Reporter
-        from nanoedit.registry import backend_classes
         from nanoedit.run.plan import Planner
         from nanoedit.settings.load import load_settings, wants_sandbox
-
-        backend_classes()  # the settings read every backend's: their modules load here
 
         if not run.dry_run:
             # A dry run sends nothing, so it skips the HTTP stack (httpx: about 30 ms to import).
@@ -180,7 +177,9 @@ def _run(
                 preload("httpcore")
     with ExitStack() as closing:
         prompt = _prompt_text(env, asked.prompt, asked.prompt_file, run.quiet)
-        settings = load_settings(env.environ, run, ratio=asked.ratio, size=asked.size)
+        with lasting_imports():
+            # The settings import the backend the run names (with auto, those they look at).
+            settings = load_settings(env.environ, run, ratio=asked.ratio, size=asked.size)
         model = asked.model.strip() if asked.model else None
         options = Options(
             prompt=prompt,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import pkgutil
 import random
 import socket
 import subprocess
@@ -11,12 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, run_cli
+from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, one_backend_env, run_cli
 from PIL import Image
 
+import nanoedit.backends
 from nanoedit import __version__
 from nanoedit.cli.app import _name, app, app_for
 from nanoedit.net.client import LazyTransport, make_client, pieces
+from nanoedit.registry import REGISTRY
 
 
 def test_generate_sends_json_and_names_the_file_after_the_prompt(served: Served) -> None:
@@ -225,6 +229,50 @@ def test_an_edit_off_a_terminal_loads_no_rich_and_no_pillow(served: Served, samp
     assert [post.path for post in served.sandbox.received if post.method == "POST"] == [
         "/v1/images/edits", "/v1/images/edits"
     ]  # fmt: skip
+
+
+# Every module of the backends' package, loaded or not by a run.
+BACKEND_MODULES = tuple(
+    f"nanoedit.backends.{module.name}"
+    for module in pkgutil.iter_modules(nanoedit.backends.__path__)
+)
+
+
+def test_an_edit_on_a_named_backend_loads_that_backend_alone(served: Served, sample: Path) -> None:
+    # The settings build a backend's keys from its class when first asked for: a run that
+    # names its backend imports that one module (and the base every backend is built on).
+    env = one_backend_env(served, "gemini")
+    for args, more in ((["--backend", "gemini"], {}), ([], {"NANOEDIT_BACKEND": "gemini"})):
+        lines, stderr = loaded_modules(
+            ["edit", "cat.png", "-p", "add a hat", *args], BACKEND_MODULES, env | more
+        )
+        assert lines[-1] == "0 ['nanoedit.backends.base', 'nanoedit.backends.gemini']", stderr
+    # Named in the config file; the file's keys of other backends load nothing either.
+    for key, value in (("default.backend", "gemini"), ("fal.api_key", "unused")):
+        assert run_cli(["config", "set", key, value]).exit_code == 0
+    lines, stderr = loaded_modules(["edit", "cat.png", "-p", "add a hat"], BACKEND_MODULES, env)
+    assert lines[-1] == "0 ['nanoedit.backends.base', 'nanoedit.backends.gemini']", stderr
+    posts = [post.path for post in served.sandbox.received if post.method == "POST"]
+    assert len(posts) == 3 and all(path.endswith(":generateContent") for path in posts)
+
+
+def test_an_edit_on_auto_loads_the_backends_up_to_the_one_it_chooses(
+    served: Served, sample: Path
+) -> None:
+    # Automatic selection reads the backends in registry order and stops at the first that is
+    # configured and takes the job: none after it is imported.
+    registered = [line.partition(":")[0] for line in REGISTRY.values()]
+
+    def loaded_backends(configured: str) -> list[str]:
+        env = one_backend_env(served, configured)
+        lines, stderr = loaded_modules(["edit", "cat.png", "-p", "add a hat"], BACKEND_MODULES, env)
+        code, _, modules = lines[-1].partition(" ")
+        assert code == "0", stderr
+        return [name for name in registered if name in ast.literal_eval(modules)]
+
+    gemini = registered.index("nanoedit.backends.gemini")
+    assert loaded_backends("gemini") == registered[: gemini + 1]
+    assert loaded_backends(next(iter(REGISTRY))) == registered[:1]
 
 
 def test_a_run_freezes_its_imports_and_leaves_the_collector_on(sample: Path) -> None:

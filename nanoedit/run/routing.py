@@ -1,14 +1,16 @@
 """Which backend a job goes to: the one asked for, else the first configured that can take the
-job's inputs, checked before anything is sent; and the backend instance a job is sent with."""
+job's inputs, checked before anything is sent; and the backend instance a job is sent with.
+Automatic selection loads backends in registry order and stops at the one it chooses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from nanoedit.backends.base import BackendBase, Takes
 from nanoedit.errors import ConfigError, InputError
 from nanoedit.net.uploads import can_upload, check_uploader
-from nanoedit.registry import backend_class, backend_classes
+from nanoedit.registry import backend_class, backend_classes, backend_names
 
 if TYPE_CHECKING:
     from nanoedit.jobs import Job
@@ -85,25 +87,32 @@ def _auto_backend(job: Job, settings: Settings, has_local: bool) -> str:
     that fetches them itself, and falls back to one that is sent them as files (nanoedit
     downloads them).
     """
-    configured = [
-        backend
-        for backend in backend_classes()
-        if settings.backend_settings(backend.name).configured
-    ]
+
+    def first(fits: Callable[[type[BackendBase]], bool]) -> type[BackendBase] | None:
+        return next((backend for backend in _configured(settings) if fits(backend)), None)
+
     if job.kind == "edit" and not has_local:
-        fetching = [backend for backend in configured if backend.takes.fetches]
+        fetching = first(lambda backend: backend.takes.fetches)
         if fetching:
-            return fetching[0].name
-    usable = [backend for backend in configured if backend.takes.files or job.kind == "generate"]
+            return fetching.name
+    usable = first(lambda backend: backend.takes.files or job.kind == "generate")
     if usable:
-        return usable[0].name
+        return usable.name
     if can_upload(settings.upload):
-        uploading = [backend for backend in configured if backend.takes is Takes.URLS]
+        uploading = first(lambda backend: backend.takes is Takes.URLS)
         if uploading:
-            return uploading[0].name
+            return uploading.name
     # Nothing fits: name the first backend that would, for the "not configured" message.
     takes_files = [backend for backend in backend_classes() if backend.takes.files]
     return (takes_files or list(backend_classes()))[0].name
+
+
+def _configured(settings: Settings) -> Iterator[type[BackendBase]]:
+    """The configured backends in registry order, each read (and its module imported) only
+    when those before it did not do."""
+    for name in backend_names():
+        if settings.backend_settings(name).configured:
+            yield backend_class(name)
 
 
 def make_backend(name: str, settings: Settings, http: JobHttp) -> BackendBase:

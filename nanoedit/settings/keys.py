@@ -1,5 +1,6 @@
 """Config keys: what each is (:class:`KeySpec`), the core's, each backend's and the uploader's,
-and the lookups over all of them. Every other part of settings starts from a key's spec.
+and the lookups over them. Every other part of settings starts from a key's spec. A backend's
+keys are built from its class when first asked for: a key resolves through its section alone.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Protocol
 
 from nanoedit.errors import UsageError
 from nanoedit.jobs import RATIOS, normalize_ratio
-from nanoedit.registry import backend_classes, backend_names
+from nanoedit.registry import backend_class, backend_names
 from nanoedit.settings.checks import (
     MAX_RETRIES,
     as_is,
@@ -92,27 +93,40 @@ def _check_backend(value: str) -> str:
     return check_choice(("auto", *backend_names()))(value)
 
 
+COMMON_KEYS = ("base_url", "api_key", "api_key_cmd", "model")
+"""The keys every backend has, by short name: known from the backend's name alone."""
+
+
+def backend_env(name: str, short: str) -> str:
+    """The variable of a backend's key ``short`` (``NANOEDIT_GEMINI_BASE_URL``): names alone."""
+    return f"NANOEDIT_{name.upper()}_{short.upper()}"
+
+
+def base_url_spec(name: str, help: str = "", default: str | None = None) -> KeySpec:
+    """A backend's ``base_url`` key; what its class adds (help, default) is given, so that its
+    variable and its check are had without importing the backend."""
+    return KeySpec(
+        backend_env(name, "base_url"), help, default, check=check_url, shown=redact_userinfo
+    )
+
+
 def backend_keys(backend: BackendClass) -> dict[str, KeySpec]:
     """The config keys a backend owns: the four every backend has, then its own."""
     name, title = backend.name, backend.title
-    env = f"NANOEDIT_{name.upper()}"
     keys = {
-        f"{name}.base_url": KeySpec(
-            f"{env}_BASE_URL",
-            f"{title}: server URL",
-            backend.default_base_url,
-            check=check_url,
-            shown=redact_userinfo,
-        ),
+        f"{name}.base_url": base_url_spec(name, f"{title}: server URL", backend.default_base_url),
         f"{name}.api_key": KeySpec(
-            f"{env}_API_KEY", f"{title}: API key", secret=True, env_aliases=backend.key_env
+            backend_env(name, "api_key"), f"{title}: API key", secret=True,
+            env_aliases=backend.key_env,
         ),
         f"{name}.api_key_cmd": KeySpec(
-            f"{env}_API_KEY_CMD",
+            backend_env(name, "api_key_cmd"),
             f"{title}: shell command that prints the API key (when {name}.api_key is unset)",
         ),
-        f"{name}.model": KeySpec(f"{env}_MODEL", f"{title}: model", backend.default_model),
-    }
+        f"{name}.model": KeySpec(
+            backend_env(name, "model"), f"{title}: model", backend.default_model
+        ),
+    }  # fmt: skip
     keys |= {f"{name}.{short}": spec for short, spec in backend.extra_keys.items()}
     return keys
 
@@ -205,16 +219,45 @@ def upload_keys() -> dict[str, KeySpec]:
     return keys
 
 
+def backend_section(key: str) -> str | None:
+    """The backend whose section holds ``key`` (``gemini`` for ``gemini.base_url``); None for
+    a key of any other section."""
+    section, dot, _ = key.partition(".")
+    return section if dot and section in backend_names() else None
+
+
 @cache
-def all_keys() -> dict[str, KeySpec]:
-    """Every config key: each registered backend's, then the core's."""
-    keys: dict[str, KeySpec] = {}
-    for backend in backend_classes():
-        keys |= backend_keys(backend)
-    # The uploader's keys go before the network's, which close the list.
+def section_keys(name: str) -> dict[str, KeySpec]:
+    """The keys of the backend ``name``'s section: its module is imported now, no other."""
+    return backend_keys(backend_class(name))
+
+
+@cache
+def general_keys() -> dict[str, KeySpec]:
+    """The keys of no backend: the core's, with the uploader's before the network's, which
+    close the list."""
     core = list(CORE_KEYS.items())
     split = next(n for n, (key, _) in enumerate(core) if key.startswith("network."))
-    return keys | dict(core[:split]) | upload_keys() | dict(core[split:])
+    return dict(core[:split]) | upload_keys() | dict(core[split:])
+
+
+@cache
+def all_keys() -> dict[str, KeySpec]:
+    """Every config key: each registered backend's (every backend's module imported), then
+    the others."""
+    keys: dict[str, KeySpec] = {}
+    for name in backend_names():
+        keys |= section_keys(name)
+    return keys | general_keys()
+
+
+def _listed_spec(key: str) -> KeySpec | None:
+    """The spec of a listed key, looked up in its own section: a backend's key loads that
+    backend alone."""
+    section = backend_section(key)
+    if section is not None:
+        return section_keys(section).get(key)
+    return general_keys().get(key)
 
 
 def closest_keys(key: str) -> list[str]:
@@ -250,8 +293,11 @@ def price_spec(key: str) -> KeySpec | None:
 
 
 def is_known_key(key: str) -> bool:
-    """Whether nanoedit knows ``key``: a listed key, or a well-formed pricing key."""
-    if key in all_keys():
+    """Whether nanoedit knows ``key``: a listed key, or a well-formed pricing key. The keys
+    every backend has are known by the backend's name, without importing it."""
+    if backend_section(key) is not None and key.partition(".")[2] in COMMON_KEYS:
+        return True
+    if _listed_spec(key) is not None:
         return True
     try:
         return price_spec(key) is not None
@@ -261,14 +307,9 @@ def is_known_key(key: str) -> bool:
 
 def spec_for(key: str) -> KeySpec:
     """The spec of a key, or a usage error that lists the known keys."""
-    try:
-        return all_keys()[key]
-    except KeyError:
-        spec = price_spec(key)
-        if spec is not None:
-            return spec
-        hint = did_you_mean(key)
-        known = ", ".join(all_keys())
-        raise UsageError(
-            f"unknown config key {key!r}; {hint + ' ' if hint else ''}known keys: {known}"
-        ) from None
+    spec = _listed_spec(key) or price_spec(key)
+    if spec is not None:
+        return spec
+    hint = did_you_mean(key)
+    known = ", ".join(all_keys())
+    raise UsageError(f"unknown config key {key!r}; {hint + ' ' if hint else ''}known keys: {known}")

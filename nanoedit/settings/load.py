@@ -3,12 +3,14 @@ weight into one :class:`~nanoedit.settings.values.Settings`, with what the user 
 about them (a key sent in the clear, a URL's password, a key variable that loses to another).
 
 Key commands are not run here: a backend's settings run theirs when a request needs the key.
+A backend's settings are built (its module imported) when first read, except the one the run
+names, or with ``auto`` those up to the first configured, built here: their errors come first.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,9 +18,16 @@ from urllib.parse import urlsplit
 from nanoedit.catalog.models import Catalog, deep_merge, load_catalog, shipped_catalog
 from nanoedit.errors import ConfigError, UsageError
 from nanoedit.jobs import RunOptions
-from nanoedit.registry import backend_classes, backend_names
+from nanoedit.registry import backend_class, backend_names
 from nanoedit.settings.checks import check_bool, number_text
-from nanoedit.settings.keys import BackendClass, is_known_key, spec_for, upload_keys
+from nanoedit.settings.keys import (
+    BackendClass,
+    KeySpec,
+    base_url_spec,
+    is_known_key,
+    spec_for,
+    upload_keys,
+)
 from nanoedit.settings.store import (
     MODELS,
     config_path,
@@ -27,7 +36,13 @@ from nanoedit.settings.store import (
     read_document,
     unknown_keys_warning,
 )
-from nanoedit.settings.values import BackendSettings, Resolved, Settings, UploadSettings
+from nanoedit.settings.values import (
+    BackendsByName,
+    BackendSettings,
+    Resolved,
+    Settings,
+    UploadSettings,
+)
 from nanoedit.urls import redact_userinfo, without_userinfo
 
 SANDBOX_ENV = "NANOEDIT_SANDBOX"
@@ -37,7 +52,17 @@ def resolve_key(
     key: str, file_values: Mapping[str, str], env: Mapping[str, str], flag: str | None = None
 ) -> Resolved:
     """One key by precedence: flag, then environment, then file, then default."""
-    spec = spec_for(key)
+    return _resolve(key, spec_for(key), file_values, env, flag)
+
+
+def _resolve(
+    key: str,
+    spec: KeySpec,
+    file_values: Mapping[str, str],
+    env: Mapping[str, str],
+    flag: str | None = None,
+) -> Resolved:
+    """``key`` by precedence, read by ``spec``."""
     if flag is not None:
         return Resolved(flag, "flag")
     names = (spec.env, *spec.env_aliases) if spec.env else spec.env_aliases
@@ -175,6 +200,40 @@ def _backend_settings(
     )
 
 
+def _build_first(backends: Mapping[str, BackendSettings], chosen: str) -> None:
+    """Build now the backend settings a run reads first (the backend chosen, or with ``auto``
+    those up to the first configured): what is wrong with them is a config error said before
+    anything else, as it was when every backend's were built here, not a job's error."""
+    for name in backends if chosen == "auto" else (chosen,):
+        if backends[name].configured:
+            return
+
+
+def _given_base_url(
+    name: str, file_values: Mapping[str, str], env: Mapping[str, str]
+) -> str | None:
+    """A backend's base URL as its variable or the file gives it, checked; None when neither
+    does (it is then its class's default)."""
+    return _resolve(f"{name}.base_url", base_url_spec(name), file_values, env).value
+
+
+class _BaseUrls(Mapping[str, str | None]):
+    """Each backend's base URL, read from its settings when asked for (the live cache asks
+    only for the backends it holds)."""
+
+    def __init__(self, backends: Mapping[str, BackendSettings]) -> None:
+        self._backends = backends
+
+    def __getitem__(self, name: str) -> str | None:
+        return self._backends[name].base_url
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._backends)
+
+    def __len__(self) -> int:
+        return len(self._backends)
+
+
 def wants_sandbox(options: RunOptions, env: Mapping[str, str]) -> bool:
     """Whether the run talks to the in-process sandbox: --sandbox, or NANOEDIT_SANDBOX true
     (empty is unset); a :class:`ConfigError` when the variable is not a boolean."""
@@ -222,18 +281,21 @@ def load_settings(
     def resolve(key: str) -> Resolved:
         return resolve_key(key, file_values, env)
 
-    backends = {
-        backend.name: _backend_settings(backend, resolve, sandbox, env)
-        for backend in backend_classes()
-    }
+    backends = BackendsByName(
+        backend_names(),
+        lambda name: _backend_settings(backend_class(name), resolve, sandbox, env),
+    )
+    # Every backend's base URL is checked and warned of (a default one holds no user name):
+    # its variable and check come from the name, without importing the backend.
     warnings += [
-        userinfo_warning(name, None if sandbox else get(f"{name}.base_url")) for name in backends
+        userinfo_warning(name, None if sandbox else _given_base_url(name, file_values, env))
+        for name in backends
     ]
     if document is not None and live_cache:
-        base_urls = {name: settings.base_url for name, settings in backends.items()}
-        catalog, warning = with_live_cache(catalog, document, env, base_urls)
+        catalog, warning = with_live_cache(catalog, document, env, _BaseUrls(backends))
         warnings.append(warning)
     backend = get("default.backend", _flag("--backend", options.backend, "default.backend"))
+    _build_first(backends, backend or "auto")
     ratio = get("default.ratio", _flag("--ratio", ratio, "default.ratio"))
     size = get("default.size", _flag("--size", size or None, "default.size"))
     out_dir = Path(options.out_dir or get("default.out_dir") or ".").expanduser()

@@ -1,10 +1,12 @@
 """Settings as a run holds them, resolved and frozen: a run's :class:`Settings`, each backend's
-and the uploader's, and where one value came from. Every layer above reads these types.
+(built when first asked for) and the uploader's, and where one value came from. Every layer
+above reads these types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +93,37 @@ class BackendSettings:
         return f"check what {command} prints, or set {name}"
 
 
+class BackendsByName(Mapping[str, BackendSettings]):
+    """Every registered backend's settings by name, in registry order, each built when first
+    asked for and then kept: building one imports that backend's module, and a run imports
+    only the backends it reads. Iterating the values builds them all."""
+
+    def __init__(self, names: tuple[str, ...], build: Callable[[str], BackendSettings]) -> None:
+        self._names = names
+        self._build = build
+        self._built: dict[str, BackendSettings] = {}
+        # Jobs run on threads: one backend's settings (and its key command's cache) are one.
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> BackendSettings:
+        if name not in self._names:
+            raise KeyError(name)
+        with self._lock:
+            found = self._built.get(name)
+            if found is None:
+                found = self._built[name] = self._build(name)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"BackendsByName({self._names!r}, built={tuple(self._built)!r})"
+
+
 @dataclass(frozen=True)
 class UploadSettings:
     """How local files reach an API that takes URLs only (``nanoedit.net.uploads``): ``via``
@@ -109,7 +142,8 @@ class Settings:
     """Everything a run needs to know, resolved."""
 
     backends: Mapping[str, BackendSettings]
-    """Every registered backend's settings, in registry order."""
+    """Every registered backend's settings, in registry order (:class:`BackendsByName`: each
+    built when first read)."""
     backend: str
     out_dir: Path
     ratio: str
