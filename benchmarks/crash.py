@@ -36,7 +36,8 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
-from nanoedit.registry import backend_class, backend_names
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import backend_names
 from nanoedit.sandbox.app import APIS
 from nanoedit.settings.keys import backend_keys
 

@@ -22,14 +22,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from nanoedit.backends.base import BackendBase
+from nanoedit.backends.base import BackendBase, backend_classes
+from nanoedit.backends.registry import backend_names
 from nanoedit.cli.app import app
 from nanoedit.clock import Clock
 from nanoedit.jobs import RunOptions
 from nanoedit.journal.records import JobRecord
 from nanoedit.journal.store import Journal, data_dir
 from nanoedit.output.provenance import read as read_provenance
-from nanoedit.registry import backend_classes, backend_names
 from nanoedit.sandbox import ReceivedRequest, Sandbox, SandboxServer, sample_image
 from nanoedit.sandbox.app import APIS
 from nanoedit.settings.keys import backend_keys

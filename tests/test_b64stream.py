@@ -23,7 +23,7 @@ from nanoedit.b64stream import (
     Streamed,
     format_path,
 )
-from nanoedit.registry import backend_classes
+from nanoedit.backends.base import backend_classes
 
 # The keys every registered backend says its images come under.
 KEYS = frozenset().union(*(backend.base64_keys for backend in backend_classes()))

@@ -30,9 +30,9 @@ from conftest import (
     run_cli,
 )
 
-from nanoedit.backends.base import BackendBase
+from nanoedit.backends.base import BackendBase, backend_class
+from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ExitCode
-from nanoedit.registry import backend_class, backend_names
 from nanoedit.sandbox import FAULT_KINDS, Sandbox, SandboxServer, sample_image
 from nanoedit.sandbox.app import APIS
 from nanoedit.settings.keys import backend_keys

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import OPENAI_KEY, Served, backend_env, config_file, run_cli, settings_from
 
+from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ConfigError, ExitCode, UsageError
 from nanoedit.jobs import RunOptions
-from nanoedit.registry import backend_names
 from nanoedit.settings.load import plain_http_warning
 from nanoedit.settings.secrets import KEY_COMMAND_TIMEOUT, display_value, run_key_command
 from nanoedit.settings.store import permission_warning, write_document

@@ -13,11 +13,11 @@ from nanoedit.backends.base import BackendBase, PreparedJob
 from nanoedit.backends.gemini import GeminiBackend
 from nanoedit.backends.openai import OpenAIBackend
 from nanoedit.backends.openrouter import OpenRouterBackend
+from nanoedit.backends.registry import backend_names
 from nanoedit.catalog.pricing import Prices, estimate, job_cost
 from nanoedit.jobs import Options, build_edit_jobs
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.net.inputs import load_local
-from nanoedit.registry import backend_names
 from nanoedit.sandbox import SANDBOX_BASE_URL, SANDBOX_KEY, Sandbox, SandboxTransport, sample_image
 from nanoedit.settings.values import BackendSettings
 

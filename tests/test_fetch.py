@@ -26,10 +26,9 @@ from conftest import (
 )
 from PIL import Image
 
-from nanoedit.backends.base import PreparedJob
+from nanoedit.backends.base import PreparedJob, backend_class, backend_classes
 from nanoedit.jobs import Options, build_generate_job
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
-from nanoedit.registry import backend_class, backend_classes
 from nanoedit.sandbox import Sandbox, SandboxServer
 from nanoedit.settings.values import BackendSettings
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import REGISTRY, backend_names
 from nanoedit.catalog.models import Resolved, expected_size, shipped_catalog
 from nanoedit.errors import UsageError
-from nanoedit.registry import backend_class, backend_names
 from nanoedit.sandbox.catalog import (
     DUOMI_MODELS,
     GEMINI_MODELS,
@@ -85,7 +86,7 @@ GOOGLE_ID: dict[tuple[str, str], str] = {
 # A backend that sells what another sells (its sells_as) is sent the same ids, resolved to the
 # same models: written once, for the other.
 for _name in backend_names():
-    _seller = backend_class(_name).sells_as
+    _seller = REGISTRY[_name].sells_as
     for _alias, _ids in ALIASES.items():
         if _seller in _ids:
             _ids[_name] = _ids[_seller]
@@ -444,7 +445,7 @@ SANDBOX: dict[str, dict[str, Model]] = {
 }
 # A backend that sells what another sells is emulated on the other's models too.
 for _name in backend_names():
-    _seller = backend_class(_name).sells_as
+    _seller = REGISTRY[_name].sells_as
     if _seller in SANDBOX:
         SANDBOX[_name] = SANDBOX[_seller]
 

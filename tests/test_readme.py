@@ -23,10 +23,10 @@ from conftest import (
 )
 from readme_help import README, help_block, readme_with
 
+from nanoedit.backends.registry import backend_names
 from nanoedit.catalog.models import shipped_catalog
 from nanoedit.output.images import can_convert_to
 from nanoedit.output.provenance import read as read_provenance
-from nanoedit.registry import backend_names
 from nanoedit.sandbox import sample_image
 
 

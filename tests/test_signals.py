@@ -31,9 +31,9 @@ from conftest import (
 )
 from PIL import Image
 
+from nanoedit.backends.base import backend_class
 from nanoedit.journal.records import JobRecord
 from nanoedit.journal.store import Journal
-from nanoedit.registry import backend_class
 from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))

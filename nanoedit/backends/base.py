@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
+from nanoedit.backends.registry import backend_names, load
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 from nanoedit.errors import ApiError, AuthError, NanoeditError
 from nanoedit.jobs import Job, Options, Progress
@@ -230,9 +231,6 @@ class BackendBase:
     """The provider's own variables for the key, read after ``NANOEDIT_NAME_API_KEY``."""
     extra_keys: ClassVar[Mapping[str, KeySpec]] = {}
     """Config keys of this backend beyond the four every backend has, by their short name."""
-    sells_as: ClassVar[str | None] = None
-    """The backend whose catalog offers this one sells too, by the same ids and limits, unless
-    the catalog gives it its own (``on.NAME``): None for a backend with offers of its own."""
     free_ids: ClassVar[bool] = False
     """Whether the API's model names are its own to choose (a gateway): Google's id of a model
     the catalog does not list for it is sent untouched, not refused."""
@@ -459,3 +457,17 @@ def non_json_verdict(response: httpx.Response, probe: Probe, settings: BackendSe
         FAILED,
         f"{probe.where} answered HTTP {status} with no API answer ({what}); check {name}.base_url",
     )
+
+
+def backend_class(name: str) -> type[BackendBase]:
+    """The registered backend called ``name`` (a name the settings already checked), its
+    module imported now if it was not yet."""
+    loaded = load(name)
+    if not (isinstance(loaded, type) and issubclass(loaded, BackendBase)):
+        raise TypeError(f"the registry's {name} is not a backend: {loaded!r}")
+    return loaded
+
+
+def backend_classes() -> tuple[type[BackendBase], ...]:
+    """Every registered backend class, in registry order (each backend's module imported)."""
+    return tuple(backend_class(name) for name in backend_names())

@@ -28,7 +28,7 @@ Wire facts ([P] published by Google, [S] seen in Google's SDK, [I] inferred):
   {model}:generateContent``) serves "some Gemini models"; Google does not list the image
   models among them, so nanoedit does not offer it.
 - [I] Vertex AI sells Google's models under Google's own ids, so this backend sells what the
-  Gemini backend sells (``sells_as``), with its limits.
+  Gemini backend sells (its registry line says so: ``sells_as``), with its limits.
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ class VertexBackend(GeminiBackend):
     default_base_url = "https://aiplatform.googleapis.com"
     # Google's tools keep no access token in a variable: the token comes from a command.
     key_env: ClassVar[tuple[str, ...]] = ()
-    sells_as = "gemini"
     lists_all = False
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "project": KeySpec(

@@ -27,6 +27,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from nanoedit.backends.registry import shared_offers
 from nanoedit.errors import ConfigError, UsageError
 
 FLASH_ALIAS = "nano-banana"
@@ -378,15 +379,6 @@ def load_catalog(
         if model.replacement and model.replacement not in models:
             raise _bad(model.id, "replacement", f"names {model.replacement!r}, not in the catalog")
     return Catalog(models, today)
-
-
-def shared_offers() -> dict[str, str]:
-    """Each registered backend that sells what another sells, by the same ids (its class's
-    ``sells_as``), and that other: Vertex AI sells Google's models as the Gemini API names
-    them, so the catalog says it once. A run's settings load every backend class anyway."""
-    from nanoedit.registry import backend_classes
-
-    return {backend.name: backend.sells_as for backend in backend_classes() if backend.sells_as}
 
 
 def _with_shared_offers(model: Model, shares: Mapping[str, str]) -> Model:

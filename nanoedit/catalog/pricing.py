@@ -40,7 +40,7 @@ def parse_price_key(key: str) -> PriceKey | None:
     section, _, rest = key.partition(".")
     if section != PRICING:
         return None
-    from nanoedit.registry import backend_names
+    from nanoedit.backends.registry import backend_names
 
     backend, _, model = rest.partition(".")
     if backend not in backend_names() or not model.strip("."):

@@ -50,8 +50,8 @@ def models(
     for later runs' checks. Exit 0 when nothing differs, 9 when something does, 3, 5 or 6
     when a backend could not be checked (as config check).
     """
+    from nanoedit.backends.registry import backend_names
     from nanoedit.catalog.lineup import lineup, table_lines
-    from nanoedit.registry import backend_names
     from nanoedit.settings.load import load_settings
 
     with errors(json_out):

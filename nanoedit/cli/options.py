@@ -38,7 +38,7 @@ class BackendNames(TyperChoice[str]):
     @property
     def choices(self) -> Sequence[str]:
         """``auto``, then the backends in registry order."""
-        from nanoedit.registry import backend_names
+        from nanoedit.backends.registry import backend_names
 
         return ("auto", *backend_names())
 

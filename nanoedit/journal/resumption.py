@@ -216,7 +216,7 @@ def _refusal(record: JobRecord, settings: Settings) -> NanoeditError | None:
             "NANOEDIT_SANDBOX to resume it"
         )
     if not record.sandbox and not settings.backend_settings(record.backend).configured:
-        from nanoedit.registry import backend_class
+        from nanoedit.backends.base import backend_class
 
         hint = backend_class(record.backend).setup_hint()
         return ConfigError(
@@ -241,7 +241,7 @@ def _step(record: JobRecord, action: str, says: str) -> Step:
 def _going_step(record: JobRecord, settings: Settings) -> Step:
     """What is done with a job that goes on: its tasks collected, its results saved, or it is
     sent; and where to."""
-    from nanoedit.registry import backend_class
+    from nanoedit.backends.base import backend_class
 
     where = f"{record.backend} ({record.model})"
     if record.sandbox:

@@ -21,10 +21,11 @@ from nanoedit.backends.base import (
     READY,
     UNREACHABLE,
     Probe,
+    backend_class,
 )
+from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ConfigError, ExitCode
 from nanoedit.net.http import proxy_for
-from nanoedit.registry import backend_class, backend_names
 from nanoedit.settings.values import BackendSettings, Settings
 from nanoedit.urls import redact_userinfo
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from nanoedit.backends.base import BackendBase
+from nanoedit.backends.base import BackendBase, backend_class, backend_classes
+from nanoedit.backends.registry import backend_names
 from nanoedit.clock import Clock
 from nanoedit.errors import ConfigError, NanoeditError, UsageError
 from nanoedit.jobs import Job, JobOutcome, Options, RunOptions, SavedImage, safe_file_stem
 from nanoedit.output.names import check_directory, check_output_path, is_stream
 from nanoedit.output.parts import PartFiles
-from nanoedit.registry import backend_class, backend_classes, backend_names
 from nanoedit.run.routing import make_backend
 from nanoedit.run.writer import ResultWriter
 

@@ -109,9 +109,9 @@ def run_gently(
 
 def left_under_way(jobs: Sequence[PlannedJob], journal: Journal | None) -> list[JobOutcome]:
     """What an abort left of each job under way, as the journal holds it."""
+    from nanoedit.backends.base import backend_class
     from nanoedit.errors import StoppedError
     from nanoedit.jobs import JobOutcome
-    from nanoedit.registry import backend_class
 
     outcomes = []
     for planned in jobs:

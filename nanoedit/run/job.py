@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nanoedit import __version__
-from nanoedit.backends.base import PreparedJob, Takes
+from nanoedit.backends.base import PreparedJob, Takes, backend_class
 from nanoedit.catalog.models import expected_size
 from nanoedit.clock import Clock
 from nanoedit.errors import ApiError, InputError, NanoeditError, NetworkError, RefusedError
@@ -32,7 +32,6 @@ from nanoedit.net.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolic
 from nanoedit.net.inputs import InputImage, RunInputs
 from nanoedit.output.names import is_stream, shown
 from nanoedit.output.parts import PART_PREFIX, PART_SUFFIX, PartFile, PartFiles, sync_file
-from nanoedit.registry import backend_class
 from nanoedit.run.routing import make_backend
 from nanoedit.run.writer import ResultWriter
 from nanoedit.settings.values import Settings

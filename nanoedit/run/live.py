@@ -195,8 +195,14 @@ class _Getter:
     def __call__(self, url: str, headers: Mapping[str, str], *, missing_ok: bool = False) -> Any:
         import httpx
 
-        from nanoedit.backends.base import FAILED, READY, UNREACHABLE, Probe, parse_json
-        from nanoedit.registry import backend_class
+        from nanoedit.backends.base import (
+            FAILED,
+            READY,
+            UNREACHABLE,
+            Probe,
+            backend_class,
+            parse_json,
+        )
         from nanoedit.run.check import unreachable_detail
         from nanoedit.urls import host_of
 
@@ -275,8 +281,7 @@ def check_backend(
 ) -> LiveResult:
     """Ask one backend what it serves today (no request when it is not configured or has no
     listing endpoint), and compare it with the catalog."""
-    from nanoedit.backends.base import FAILED, NO_KEY
-    from nanoedit.registry import backend_class
+    from nanoedit.backends.base import FAILED, NO_KEY, backend_class
     from nanoedit.run.check import not_configured
 
     name = settings.name

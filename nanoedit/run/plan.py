@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nanoedit.backends.base import BackendBase
+from nanoedit.backends.base import BackendBase, backend_class
 from nanoedit.catalog.models import Catalog, ModelLimits, Resolved
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
 from nanoedit.jobs import ImageSource, Job, JobOutcome, PlannedJob, RunOptions, SavedImage
@@ -37,7 +37,6 @@ from nanoedit.output.names import (
     stem_taken,
     taken_names,
 )
-from nanoedit.registry import backend_class
 from nanoedit.run.batch import natural_stems
 from nanoedit.run.routing import choose_backend
 from nanoedit.settings.load import backend_warnings

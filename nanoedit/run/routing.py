@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from nanoedit.backends.base import BackendBase, Takes
+from nanoedit.backends.base import BackendBase, Takes, backend_class, backend_classes
+from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ConfigError, InputError
 from nanoedit.net.uploads import can_upload, check_uploader
-from nanoedit.registry import backend_class, backend_classes, backend_names
 
 if TYPE_CHECKING:
     from nanoedit.jobs import Job

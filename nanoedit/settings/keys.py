@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
+from nanoedit.backends.registry import backend_names, load
 from nanoedit.errors import UsageError
 from nanoedit.jobs import RATIOS, normalize_ratio
-from nanoedit.registry import backend_class, backend_names
 from nanoedit.settings.checks import (
     MAX_RETRIES,
     as_is,
@@ -61,7 +61,7 @@ class KeySpec:
 
 
 class BackendClass(Protocol):
-    """What settings read of a backend's class (loaded through :mod:`nanoedit.registry`):
+    """What settings read of a backend's class (loaded through :mod:`nanoedit.backends.registry`):
     enough to list its keys and resolve them, without settings importing a backend."""
 
     @property
@@ -229,7 +229,7 @@ def backend_section(key: str) -> str | None:
 @cache
 def section_keys(name: str) -> dict[str, KeySpec]:
     """The keys of the backend ``name``'s section: its module is imported now, no other."""
-    return backend_keys(backend_class(name))
+    return backend_keys(load(name))
 
 
 @cache

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from nanoedit.backends.registry import backend_names, load
 from nanoedit.catalog.models import Catalog, deep_merge, load_catalog, shipped_catalog
 from nanoedit.errors import ConfigError, UsageError
 from nanoedit.jobs import RunOptions
-from nanoedit.registry import backend_class, backend_names
 from nanoedit.settings.checks import check_bool, number_text
 from nanoedit.settings.keys import (
     BackendClass,
@@ -283,7 +283,7 @@ def load_settings(
 
     backends = BackendsByName(
         backend_names(),
-        lambda name: _backend_settings(backend_class(name), resolve, sandbox, env),
+        lambda name: _backend_settings(load(name), resolve, sandbox, env),
     )
     # Every backend's base URL is checked and warned of (a default one holds no user name):
     # its variable and check come from the name, without importing the backend.
