@@ -86,6 +86,10 @@ class VertexApi(EmulatedApi):
     """Answers the publisher-model routes of ``/v1/projects/…`` and ``/v1/publishers/…``."""
 
     name = "vertex"
+    paid_routes = (
+        r"POST /v1(beta1)?/projects/[^ ]+/publishers/google/models/[^/ ]+:generateContent",
+    )
+    refusal = "image-safety"
     index = """Vertex AI (Authorization: Bearer TOKEN; any project; location global)
   POST /v1/projects/P/locations/L/publishers/google/models/MODEL:generateContent
   GET  /v1/projects/P/locations/L/publishers/google/models/MODEL
