@@ -14,8 +14,8 @@ import pytest
 from conftest import Served, backend_env, run_cli
 from PIL import Image
 
+from nanoedit.backends.registry import backend_names, shared_offers
 from nanoedit.catalog.models import load_catalog, shipped_catalog
-from nanoedit.registry import backend_names
 
 ALIASES = (
     "nano-banana",
@@ -52,6 +52,10 @@ SENT: dict[str, dict[str, str | None]] = {
         "replicate": None, "openrouter": "google/gemini-3.1-flash-lite-image",
     },
 }  # fmt: skip
+# A backend that sells what another sells (its registry line's sells_as) sends the same ids.
+for _name, _seller in shared_offers().items():
+    for _sent in SENT.values():
+        _sent[_name] = _sent[_seller]
 
 
 def model_sent(served: Served) -> str:
@@ -60,6 +64,9 @@ def model_sent(served: Served) -> str:
         path = received.path
         if path.startswith("/v1beta/models/") and path.endswith(":generateContent"):
             return path.removeprefix("/v1beta/models/").removesuffix(":generateContent")
+        if "/publishers/google/models/" in path and path.endswith(":generateContent"):
+            # Vertex AI: /v1/projects/P/locations/L/publishers/google/models/ID:generateContent
+            return path.rpartition("/")[2].removesuffix(":generateContent")
         if path.startswith("/v1/models/") and path.endswith("/predictions"):
             return path.removeprefix("/v1/models/").removesuffix("/predictions")
         if path.startswith("/fal-ai/"):

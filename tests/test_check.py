@@ -18,8 +18,9 @@ from conftest import (
     settings_from,
 )
 
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ExitCode
-from nanoedit.registry import backend_class
 from nanoedit.run.check import (
     FAILED,
     KEY_REJECTED,
@@ -38,17 +39,30 @@ from nanoedit.settings.values import BackendSettings
 DUOMI_PATH = "/api/gemini/nano-banana/nanoedit-config-check"
 OPENROUTER_PATH = "/api/v1/key"
 WRONG_KEY = "sk-wrong-key-for-the-check-7777"
-# The backends after the first two, which these tests leave without a key: each is checked
-# too, and reported as not set up (their own checks are in their own test files).
-NOT_SET_UP = [
-    CheckResult(
-        name, NOT_CONFIGURED, f"no API key; run: nanoedit config set {name}.api_key YOUR-KEY"
-    )
-    for name in ("gemini", "fal", "replicate")
-]
-OPENROUTER_NOT_SET_UP = CheckResult(
-    "openrouter", NOT_CONFIGURED, "no API key; run: nanoedit config set openrouter.api_key YOUR-KEY"
-)
+
+
+def not_set_up(name: str) -> CheckResult:
+    """What the check says of a registered backend these tests give no key: each is checked
+    too, and reported as not set up (their own checks are in their own test files)."""
+    return CheckResult(name, NOT_CONFIGURED, f"no API key; run: {backend_class(name).setup_hint()}")
+
+
+def every_backend(**given: CheckResult) -> list[CheckResult]:
+    """The check's answer: the results ``given``, and every other registered backend not set
+    up, in registry order."""
+    return [given.get(name) or not_set_up(name) for name in backend_names()]
+
+
+def statuses(**given: str) -> list[tuple[str, str]]:
+    """The backends and statuses of :func:`every_backend` with the statuses ``given``."""
+    return [
+        (result.backend, result.status)
+        for result in every_backend(**{name: CheckResult(name, s, "") for name, s in given.items()})
+    ]
+
+
+def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {result.backend: result for result in results}
 
 
 @pytest.fixture
@@ -80,12 +94,11 @@ def test_both_ready(served: Served, client: httpx.Client) -> None:
         "NANOEDIT_OPENAI_BASE_URL": f"{served.base_url}/v1"
     }
     results = check_backends(settings_from(env), client)
-    assert results == [
-        CheckResult("openai", READY, f"{host(served)}, {len(OPENAI_MODELS)} models"),
-        CheckResult("duomi", READY, f"{host(served)}, key accepted"),
-        *NOT_SET_UP,
-        CheckResult("openrouter", READY, f"{host(served)}, key accepted"),
-    ]
+    assert results == every_backend(
+        openai=CheckResult("openai", READY, f"{host(served)}, {len(OPENAI_MODELS)} models"),
+        duomi=CheckResult("duomi", READY, f"{host(served)}, key accepted"),
+        openrouter=CheckResult("openrouter", READY, f"{host(served)}, key accepted"),
+    )
     assert sent(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
         ("GET", DUOMI_PATH, DUOMI_KEY),  # the raw key, no Bearer
@@ -103,12 +116,9 @@ def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
     }
     results = check_backends(settings_from(env), client)
     where = host(served)
-    assert [(result.backend, result.status) for result in results] == [
-        ("openai", KEY_REJECTED),
-        ("duomi", KEY_REJECTED),
-        *[(result.backend, result.status) for result in NOT_SET_UP],
-        ("openrouter", KEY_REJECTED),
-    ]
+    assert [(result.backend, result.status) for result in results] == statuses(
+        openai=KEY_REJECTED, duomi=KEY_REJECTED, openrouter=KEY_REJECTED
+    )
     assert results[0].detail.startswith(
         f"{where} rejected the key (HTTP 401: invalid token (request id: "
     )
@@ -122,7 +132,7 @@ def test_wrong_keys_are_rejected(served: Served, client: httpx.Client) -> None:
         "NANOEDIT_DUOMI_API_KEY, which overrides the config file: unset NANOEDIT_DUOMI_API_KEY "
         "or fix it"
     )
-    assert results[5].detail == (
+    assert by_name(results)["openrouter"].detail == (
         f"{where} rejected the key (HTTP 401: User not found.); the key comes from "
         "NANOEDIT_OPENROUTER_API_KEY, which overrides the config file: unset "
         "NANOEDIT_OPENROUTER_API_KEY or fix it"
@@ -147,13 +157,10 @@ def test_a_closed_port_is_unreachable(client: httpx.Client) -> None:
         "NANOEDIT_OPENROUTER_API_KEY": OPENROUTER_KEY,
     }
     results = check_backends(settings_from(env), client)
-    assert [(result.backend, result.status) for result in results] == [
-        ("openai", UNREACHABLE),
-        ("duomi", UNREACHABLE),
-        *[(result.backend, result.status) for result in NOT_SET_UP],
-        ("openrouter", UNREACHABLE),
-    ]
-    for result in (*results[:2], results[5]):
+    assert [(result.backend, result.status) for result in results] == statuses(
+        openai=UNREACHABLE, duomi=UNREACHABLE, openrouter=UNREACHABLE
+    )
+    for result in (by_name(results)[name] for name in ("openai", "duomi", "openrouter")):
         # The errno text is the platform's own ("Connection refused" and its number).
         assert result.detail.startswith(f"cannot connect to 127.0.0.1:{port} (")
         assert result.detail.endswith("); check the address and the network")
@@ -167,24 +174,20 @@ def test_a_proxy_page_is_unreachable(served: Served, client: httpx.Client) -> No
         f"{host(served)} answered HTTP 502 with no API answer (it starts like HTML); "
         "the server or a proxy in front of it is down, try again later"
     )
-    assert results == [
-        CheckResult("openai", UNREACHABLE, page),
-        CheckResult("duomi", UNREACHABLE, page),
-        *NOT_SET_UP,
-        CheckResult("openrouter", UNREACHABLE, page),
-    ]
+    assert results == every_backend(
+        openai=CheckResult("openai", UNREACHABLE, page),
+        duomi=CheckResult("duomi", UNREACHABLE, page),
+        openrouter=CheckResult("openrouter", UNREACHABLE, page),
+    )
     assert check_exit_code(results) == ExitCode.NETWORK
 
 
 def test_an_error_in_json_is_an_api_error(served: Served, client: httpx.Client) -> None:
     served.sandbox.add_faults("error200x3")
     results = check_backends(settings_from(backend_env(served, openrouter=True)), client)
-    assert [(result.backend, result.status) for result in results] == [
-        ("openai", FAILED),
-        ("duomi", FAILED),
-        *[(result.backend, result.status) for result in NOT_SET_UP],
-        ("openrouter", FAILED),
-    ]
+    assert [(result.backend, result.status) for result in results] == statuses(
+        openai=FAILED, duomi=FAILED, openrouter=FAILED
+    )
     assert results[0].detail.startswith(
         f"{host(served)} answered HTTP 200: upstream error: do request failed (request id: "
     )
@@ -192,7 +195,10 @@ def test_an_error_in_json_is_an_api_error(served: Served, client: httpx.Client) 
     assert results[1].detail == (
         f"{host(served)} answered HTTP 200, code 500: upstream service error, please retry"
     )
-    assert results[5].detail == f"{host(served)} answered HTTP 200: Provider returned error"
+    assert (
+        by_name(results)["openrouter"].detail
+        == f"{host(served)} answered HTTP 200: Provider returned error"
+    )
     assert check_exit_code(results) == ExitCode.API
 
 
@@ -203,22 +209,21 @@ def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> N
         "NANOEDIT_OPENROUTER_BASE_URL": f"{served.base_url}/gateway",
     }
     results = check_backends(settings_from(env), client)
-    assert results == [
-        CheckResult(
+    assert results == every_backend(
+        openai=CheckResult(
             "openai",
             FAILED,
             f"{host(served)} answered HTTP 404 with no API answer (it starts like text); "
             "check openai.base_url",
         ),
-        CheckResult(
+        duomi=CheckResult(
             "duomi",
             FAILED,
             f"{host(served)} answered HTTP 404 with no API answer (it starts like text); "
             "check duomi.base_url",
         ),
-        *NOT_SET_UP,
         # OpenRouter's routes are under /api: the advice names the base URL to set.
-        CheckResult(
+        openrouter=CheckResult(
             "openrouter",
             FAILED,
             f"{host(served)} answered HTTP 404 for GET {served.base_url}/gateway/v1/key: no "
@@ -226,7 +231,7 @@ def test_a_wrong_base_url_is_an_error(served: Served, client: httpx.Client) -> N
             "routes are under /api, set openrouter.base_url (or NANOEDIT_OPENROUTER_BASE_URL) "
             f"to {served.base_url}/gateway/api",
         ),
-    ]
+    )
 
 
 def test_the_key_command_supplies_the_key(served: Served, client: httpx.Client) -> None:
@@ -273,16 +278,14 @@ def test_an_unconfigured_backend_does_not_fail_the_check(
     served: Served, client: httpx.Client
 ) -> None:
     results = check_backends(settings_from(backend_env(served, openai=False)), client)
-    assert results == [
-        CheckResult(
+    assert results == every_backend(
+        openai=CheckResult(
             "openai",
             NOT_CONFIGURED,
             f"no base URL and no API key; run: {backend_class('openai').setup_hint()}",
         ),
-        CheckResult("duomi", READY, f"{host(served)}, key accepted"),
-        *NOT_SET_UP,
-        OPENROUTER_NOT_SET_UP,
-    ]
+        duomi=CheckResult("duomi", READY, f"{host(served)}, key accepted"),
+    )
     assert results[0].passed and results[2].passed
     assert sent(served) == [("GET", DUOMI_PATH, DUOMI_KEY)]
     assert check_exit_code(results) == ExitCode.OK
@@ -291,19 +294,14 @@ def test_an_unconfigured_backend_does_not_fail_the_check(
 def test_nothing_configured_fails_and_sends_nothing() -> None:
     with mock_client(refuse) as client:
         results = check_backends(settings_from({}), client)
-    assert results == [
-        CheckResult(
+    # duomi's base URL has a default, so only the key is missing, as for the others.
+    assert results == every_backend(
+        openai=CheckResult(
             "openai",
             NOT_CONFIGURED,
             f"no base URL and no API key; run: {backend_class('openai').setup_hint()}",
         ),
-        # duomi's base URL has a default, so only the key is missing.
-        CheckResult(
-            "duomi", NOT_CONFIGURED, f"no API key; run: {backend_class('duomi').setup_hint()}"
-        ),
-        *NOT_SET_UP,
-        OPENROUTER_NOT_SET_UP,
-    ]
+    )
     assert check_exit_code(results) == ExitCode.CONFIG
 
 

@@ -18,9 +18,10 @@ from PIL import Image
 
 import nanoedit.backends
 from nanoedit import __version__
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import REGISTRY, backend_names
 from nanoedit.cli.app import _name, app, app_for
 from nanoedit.net.client import LazyTransport, make_client, pieces
-from nanoedit.registry import REGISTRY
 
 
 def test_generate_sends_json_and_names_the_file_after_the_prompt(served: Served) -> None:
@@ -113,24 +114,26 @@ def test_bad_option_values_exit_2(sample: Path) -> None:
 def test_no_backend_configured_exits_3_naming_the_command(sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x"])
     assert (result.exit_code, result.stdout) == (3, "")
+    # Every registered backend that takes a local file, in registry order: its setup command.
+    backends = [backend_class(name) for name in backend_names()]
+    takes_files = [backend.setup_hint() for backend in backends if backend.takes.files]
+    assert takes_files[0] == (
+        "nanoedit config set openai.base_url https://YOUR-SERVER && nanoedit config set "
+        "openai.api_key YOUR-KEY"
+    )
     assert result.stderr.strip() == (
-        "error: no backend is configured for cat.png; run: nanoedit config set openai.base_url "
-        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, "
-        "or: nanoedit config set gemini.api_key YOUR-KEY, "
-        "or: nanoedit config set fal.api_key YOUR-KEY, or: nanoedit config set "
-        "replicate.api_key YOUR-KEY, or: nanoedit config set openrouter.api_key YOUR-KEY "
+        f"error: no backend is configured for cat.png; run: {', or: '.join(takes_files)} "
         "(or try it with no key: add --sandbox)"
     )
     urls = run_cli(["edit", "https://h.example/a.png", "-p", "x"])
     assert urls.exit_code == 3
     # An API that fetches the URLs itself is the first advice; each backend is named once.
+    fetching = [backend.setup_hint() for backend in backends if backend.takes.fetches]
+    others = [backend.setup_hint() for backend in backends if not backend.takes.fetches]
+    assert fetching[0] == "nanoedit config set duomi.api_key YOUR-KEY"
     assert urls.stderr.strip() == (
-        "error: no backend is configured for https://h.example/a.png; run: nanoedit config set "
-        "duomi.api_key YOUR-KEY, or: nanoedit config set fal.api_key YOUR-KEY, or: nanoedit "
-        "config set replicate.api_key YOUR-KEY, or: nanoedit config set openai.base_url "
-        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, or: nanoedit config "
-        "set gemini.api_key YOUR-KEY, or: nanoedit config set openrouter.api_key YOUR-KEY (or "
-        "try it with no key: add --sandbox)"
+        "error: no backend is configured for https://h.example/a.png; run: "
+        f"{', or: '.join(fetching + others)} (or try it with no key: add --sandbox)"
     )
     # With only a Gemini key (by Google's own variable), edits and generations go to Gemini.
     key = {"GEMINI_API_KEY": "AIza-test-key-0123456789"}
@@ -236,22 +239,24 @@ BACKEND_MODULES = tuple(
     f"nanoedit.backends.{module.name}"
     for module in pkgutil.iter_modules(nanoedit.backends.__path__)
 )
+GEMINI_ALONE = ["nanoedit.backends.base", "nanoedit.backends.gemini", "nanoedit.backends.registry"]
 
 
 def test_an_edit_on_a_named_backend_loads_that_backend_alone(served: Served, sample: Path) -> None:
     # The settings build a backend's keys from its class when first asked for: a run that
-    # names its backend imports that one module (and the base every backend is built on).
+    # names its backend imports that one module (and the base every backend is built on, and
+    # the registry, which declares them all and imports none).
     env = one_backend_env(served, "gemini")
     for args, more in ((["--backend", "gemini"], {}), ([], {"NANOEDIT_BACKEND": "gemini"})):
         lines, stderr = loaded_modules(
             ["edit", "cat.png", "-p", "add a hat", *args], BACKEND_MODULES, env | more
         )
-        assert lines[-1] == "0 ['nanoedit.backends.base', 'nanoedit.backends.gemini']", stderr
+        assert lines[-1] == f"0 {GEMINI_ALONE}", stderr
     # Named in the config file; the file's keys of other backends load nothing either.
     for key, value in (("default.backend", "gemini"), ("fal.api_key", "unused")):
         assert run_cli(["config", "set", key, value]).exit_code == 0
     lines, stderr = loaded_modules(["edit", "cat.png", "-p", "add a hat"], BACKEND_MODULES, env)
-    assert lines[-1] == "0 ['nanoedit.backends.base', 'nanoedit.backends.gemini']", stderr
+    assert lines[-1] == f"0 {GEMINI_ALONE}", stderr
     posts = [post.path for post in served.sandbox.received if post.method == "POST"]
     assert len(posts) == 3 and all(path.endswith(":generateContent") for path in posts)
 
@@ -261,7 +266,7 @@ def test_an_edit_on_auto_loads_the_backends_up_to_the_one_it_chooses(
 ) -> None:
     # Automatic selection reads the backends in registry order and stops at the first that is
     # configured and takes the job: none after it is imported.
-    registered = [line.partition(":")[0] for line in REGISTRY.values()]
+    registered = [entry.implementation.partition(":")[0] for entry in REGISTRY.values()]
 
     def loaded_backends(configured: str) -> list[str]:
         env = one_backend_env(served, configured)

@@ -21,7 +21,8 @@ import pytest
 from conftest import OPENAI_KEY, Served, config_file, run_cli
 from PIL import Image
 
-from nanoedit.registry import backend_classes
+from nanoedit.backends.base import backend_classes
+from nanoedit.backends.registry import backend_names
 from nanoedit.sandbox import sample_image
 from nanoedit.settings.checks import MAX_RETRIES
 from nanoedit.settings.keys import all_keys
@@ -438,7 +439,8 @@ def test_broken_copies_made_in_the_same_second_do_not_replace_each_other(tmp_pat
         ("timeout", "did you mean upload.timeout or network.timeout? "),
         (
             "default.model",
-            "did you mean openai.model or duomi.model or gemini.model or fal.model or replicate.model or openrouter.model? ",
+            # Every registered backend's model key: the one edit away from default.model.
+            f"did you mean {' or '.join(f'{name}.model' for name in backend_names())}? ",
         ),
         ("colour", ""),
     ],

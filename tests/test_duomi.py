@@ -9,6 +9,9 @@ import pytest
 from conftest import DUOMI_KEY, Served, SkippingClock, backend_env, run_cli
 from PIL import Image
 
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import backend_names
+
 
 def test_url_only_job_goes_to_the_url_list_api(served: Served) -> None:
     url = f"{served.base_url}/samples/dog.jpg"
@@ -114,10 +117,14 @@ def test_business_error_inside_http_200(served: Served) -> None:
 def test_local_file_refused_by_url_list_backend(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "--backend", "duomi"], env=backend_env(served))
     assert result.exit_code == 4
+    # Every registered backend that takes files is offered instead, in registry order.
+    others = " or ".join(
+        f"--backend {name}" for name in backend_names() if backend_class(name).takes.files
+    )
+    assert others.startswith("--backend openai or --backend gemini or ")
     assert result.stderr.strip() == (
-        "error: cat.png is a local file, and the duomi backend takes only http(s) URLs; "
-        "use --backend openai or --backend gemini or --backend fal or --backend replicate or "
-        "--backend openrouter, pass a public URL, or have nanoedit upload it first: nanoedit "
+        f"error: cat.png is a local file, and the duomi backend takes only http(s) URLs; "
+        f"use {others}, pass a public URL, or have nanoedit upload it first: nanoedit "
         "config set upload.via command"
     )
     assert served.sandbox.received == []

@@ -406,6 +406,12 @@ KEY_CHECKS: dict[str, tuple[str, str, dict[str, str], int, object]] = {
         "status": 401, "detail": "You did not pass a valid authentication token"}),
     "openrouter": ("GET", "/api/v1/key", {"Authorization": "Bearer KEY"}, 401,
                    {"error": {"code": 401, "message": "User not found."}}),
+    "vertex": ("GET", "/v1/publishers/google/models/gemini-3-pro-image",
+               {"Authorization": "Bearer KEY"}, 401, {"error": {
+        "code": 401, "status": "UNAUTHENTICATED",
+        "message": "Request had invalid authentication credentials. Expected OAuth 2 access "
+        "token, login cookie or other valid authentication credential. See "
+        "https://developers.google.com/identity/sign-in/web/devconsole-project."}}),
 }  # fmt: skip
 
 

@@ -33,11 +33,21 @@ from conftest import (
 from PIL import Image
 from replicate.client import Client
 
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import backend_names
 from nanoedit.clock import Clock
-from nanoedit.registry import backend_names
 from nanoedit.sandbox import Sandbox, SandboxServer
 
-EVERY = dict.fromkeys(backend_names(), True)
+# The backends whose listings these tests read, each particular to its provider; every other
+# registered backend is left without a key, and says so last (derived from the registry).
+LISTED = ("openai", "duomi", "gemini", "fal", "replicate", "openrouter")
+EVERY = {name: name in LISTED for name in backend_names()}
+WIDTH = max(map(len, backend_names()))
+UNLISTED = [
+    f"{name:<{WIDTH}}  not configured  (no API key; run: {backend_class(name).setup_hint()})"
+    for name in backend_names()
+    if name not in LISTED
+]
 KEYS = frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY, OPENROUTER_KEY})
 TALL = ["1:4", "4:1", "1:8", "8:1"]
 BASE = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
@@ -48,6 +58,7 @@ NO_DRIFT = [
     "fal         no drift  (4 of the catalog's 4 ids found, each asked for by name; 1 request)",
     "replicate   no drift  (2 of the catalog's 2 ids found, each asked for by name; 2 requests)",
     "openrouter  no drift  (4 image models listed; 1 request)",
+    *UNLISTED,
 ]
 GONE = "Nano Banana 2 (gemini-3.1-flash-image) in the catalog, no longer listed by the provider"
 NEW = "listed by the provider, not in the catalog"
@@ -146,6 +157,7 @@ def test_an_added_and_a_dropped_model_are_reported_and_exit_9(served: Served) ->
         "openrouter  drift  (4 image models listed; 1 request)",
         f"  added    google/gemini-3.5-flash-image  {NEW}",
         f"  dropped  google/gemini-3.1-flash-image  {GONE}",
+        *UNLISTED,
     ]
     assert result.stderr.startswith("7 requests to listing endpoints, which are free")
     assert paid(served) == []
@@ -197,6 +209,7 @@ def test_through_the_console_script_the_exit_code_is_9_on_drift(served: Served) 
         "replicate   drift  (1 of the catalog's 2 ids found, each asked for by name; 2 requests)",
         f"  dropped  google/nano-banana-2  {GONE}",
         f"openrouter  not configured  (no API key; run: {SETUP['openrouter']})",
+        *UNLISTED,
     ]
     assert done.stderr == (
         "2 requests to listing endpoints, which are free: no image made, nothing paid\n"
@@ -253,7 +266,13 @@ def test_nothing_configured_exits_3_and_sends_nothing(served: Served) -> None:
 def test_the_in_process_sandbox_lists_too_and_nothing_is_kept() -> None:
     result = run_cli(["models", "--live", "--sandbox"])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == NO_DRIFT
+    # The sandbox sets every registered backend up: the listings read above, then the others'.
+    lines = result.stdout.splitlines()
+    assert lines[: len(LISTED)] == NO_DRIFT[: len(LISTED)]
+    assert [line.split("  ")[0].strip() for line in lines[len(LISTED) :]] == [
+        name for name in backend_names() if name not in LISTED
+    ]
+    assert all("  no drift  (" in line for line in lines[len(LISTED) :])
     assert result.stderr.endswith(
         "the in-process sandbox is no provider: nothing kept for later runs\n"
     )

@@ -45,6 +45,8 @@ from conftest import (
 from PIL import Image, PngImagePlugin
 
 from nanoedit import __version__
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import backend_names
 from nanoedit.output.provenance import XMP_HEADER
 from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import ReceivedRequest, sample_image
@@ -738,18 +740,23 @@ def check_requests(served: Served) -> list[tuple[str, str, str]]:
 
 # The backends after the first two, which these checks leave without a key; the names are
 # padded to the longest one.
-NOT_SET_UP = (
-    "gemini      not configured  (no API key; run: nanoedit config set gemini.api_key YOUR-KEY)\n"
-    "fal         not configured  (no API key; run: nanoedit config set fal.api_key YOUR-KEY)\n"
-    "replicate   not configured  (no API key; run: nanoedit config set replicate.api_key "
-    "YOUR-KEY)\n"
-    "openrouter  not configured  (no API key; run: nanoedit config set openrouter.api_key "
-    "YOUR-KEY)\n"
-)
+# The table's first column is as wide as the longest registered name.
+WIDTH = max(map(len, backend_names()))
+
+
+def not_set_up_line(name: str) -> str:
+    """The check's line for a registered backend the test gives no key."""
+    hint = backend_class(name).setup_hint()
+    return f"{name:<{WIDTH}}  not configured  (no API key; run: {hint})\n"
+
+
+# Every backend after openai and duomi, which backend_env configures: not set up.
+UNSET = backend_names()[2:]
+NOT_SET_UP = "".join(not_set_up_line(name) for name in UNSET)
 NOT_SET_UP_JSON = [
     {"backend": name, "status": "not configured",
-     "detail": f"no API key; run: nanoedit config set {name}.api_key YOUR-KEY", "passed": True}
-    for name in ("gemini", "fal", "replicate", "openrouter")
+     "detail": f"no API key; run: {backend_class(name).setup_hint()}", "passed": True}
+    for name in UNSET
 ]  # fmt: skip
 
 
@@ -779,7 +786,7 @@ def test_config_check_two_ready_and_the_rest_not_set_up(served: Served) -> None:
     }  # fmt: skip
 
 
-def test_config_check_every_backend_ready(served: Served) -> None:
+def test_config_check_six_backends_ready(served: Served) -> None:
     env = backend_env(served, gemini=True, fal=True, replicate=True, openrouter=True)
     result = run_cli(["config", "check"], env=env)
     assert (result.exit_code, result.stderr) == (0, "")
@@ -791,6 +798,7 @@ def test_config_check_every_backend_ready(served: Served) -> None:
         f"fal         ready  ({where}, key accepted)\n"
         f"replicate   ready  ({where}, account nanoedit)\n"
         f"openrouter  ready  ({where}, key accepted)\n"
+        + "".join(not_set_up_line(name) for name in backend_names()[6:])
     )
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
@@ -849,7 +857,10 @@ def test_config_check_unreachable_exits_6() -> None:
 def test_config_check_sandbox_and_a_backend_not_set_up(served: Served) -> None:
     sandbox = run_cli(["config", "check", "--sandbox"])
     assert (sandbox.exit_code, sandbox.stderr) == (0, "")
-    assert sandbox.stdout == (
+    # Every registered backend is ready on the sandbox; the first six, word for word.
+    lines = sandbox.stdout.splitlines(keepends=True)
+    assert [line.split()[:2] for line in lines] == [[name, "ready"] for name in backend_names()]
+    assert "".join(lines[:6]) == (
         f"openai      ready  (nanoedit-sandbox.invalid, {len(OPENAI_MODELS)} models)\n"
         "duomi       ready  (nanoedit-sandbox.invalid, key accepted)\n"
         "gemini      ready  (nanoedit-sandbox.invalid, key accepted)\n"
