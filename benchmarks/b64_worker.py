@@ -26,15 +26,27 @@ import http.server
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from nanoedit.b64stream import stream_json
+from nanoedit.b64stream import JsonBase64Stream, Sink
 from nanoedit.backends.base import decode_base64
 from nanoedit.net.http import STREAM_CHUNK
 
 CHUNK = STREAM_CHUNK
+
+
+# The answers here are OpenAI's shape: the image under data[0].b64_json.
+KEYS = frozenset({"b64_json"})
+
+
+def stream_json(pieces: Iterable[bytes], open_sink: Callable[..., Sink]) -> None:
+    """Feed a whole answer through the decoder, as ``JobHttp`` feeds it as it arrives."""
+    stream = JsonBase64Stream(open_sink, keys=KEYS)
+    for piece in pieces:
+        stream.feed(piece)
+    stream.close()
 
 
 def chunks(handle: BinaryIO) -> Iterator[bytes]:
