@@ -17,6 +17,8 @@ from conftest import OPENAI_KEY, Served, backend_env, run_cli
 from PIL import Image
 from readme_help import README
 
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import backend_names
 from nanoedit.sandbox import sample_image
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
@@ -89,10 +91,9 @@ CASES: list[tuple[str, Callable[[], object], list[str], int, str]] = [
      "pass fewer --ref images"),
     ("local file for the URL-list backend", make_setup({"cat.png": CAT}),
      ["cat.png", "-p", "x", "--backend", "duomi"], 4,
-     "cat.png is a local file, and the duomi backend takes only http(s) URLs; use --backend "
-     "openai or --backend gemini or --backend fal or --backend replicate or --backend "
-     "openrouter or --backend vertex, pass a public URL, or have nanoedit upload it first: "
-     "nanoedit config set "
+     "cat.png is a local file, and the duomi backend takes only http(s) URLs; use "
+     + " or ".join(f"--backend {name}" for name in backend_names() if backend_class(name).takes.files)
+     + ", pass a public URL, or have nanoedit upload it first: nanoedit config set "
      "upload.via command"),
     ("file:// URL", lambda: None, ["file:///etc/passwd", "-p", "x"], 4,
      "file:///etc/passwd uses the file: scheme; nanoedit reads local files and http(s) URLs "

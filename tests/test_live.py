@@ -44,7 +44,10 @@ LISTED = ("openai", "duomi", "gemini", "fal", "replicate", "openrouter")
 EVERY = {name: name in LISTED for name in backend_names()}
 WIDTH = max(map(len, backend_names()))
 UNLISTED = [
-    f"{name:<{WIDTH}}  not configured  (no API key; run: {backend_class(name).setup_hint()})"
+    f"{name:<{WIDTH}}  not configured  ("
+    # A backend with no server of its own (a gateway) lacks its base URL too.
+    + ("no API key" if backend_class(name).default_base_url else "no base URL and no API key")
+    + f"; run: {backend_class(name).setup_hint()})"
     for name in backend_names()
     if name not in LISTED
 ]

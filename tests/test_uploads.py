@@ -23,6 +23,8 @@ from conftest import DUOMI_KEY, Served, backend_env, interrupted_run, run_cli
 from PIL import Image
 
 from nanoedit import __version__
+from nanoedit.backends.base import backend_class
+from nanoedit.backends.registry import backend_names
 from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
 
@@ -182,16 +184,20 @@ def test_a_job_with_an_image_that_is_not_one_uploads_none_of_its_images(
 def test_without_an_uploader_the_only_key_says_how_to_get_one(served: Served, sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x"], env=duomi_only(served, None))
     assert (result.exit_code, result.stdout) == (3, "")
+    # Every registered backend that takes the file as it is, then how local files could reach
+    # the URL-list backend that has the key.
+    hints = [backend_class(name).setup_hint() for name in backend_names()]
+    takes_files = [hint for name, hint in zip(backend_names(), hints, strict=True)
+                   if backend_class(name).takes.files]  # fmt: skip
+    assert takes_files[0] == (
+        "nanoedit config set openai.base_url https://YOUR-SERVER && nanoedit config set "
+        "openai.api_key YOUR-KEY"
+    )
     assert result.stderr.strip() == (
-        "error: no backend is configured for cat.png; run: nanoedit config set openai.base_url "
-        "https://YOUR-SERVER && nanoedit config set openai.api_key YOUR-KEY, or: nanoedit "
-        "config set gemini.api_key YOUR-KEY, or: nanoedit config set fal.api_key YOUR-KEY, or: "
-        "nanoedit config set replicate.api_key YOUR-KEY, or: nanoedit "
-        "config set openrouter.api_key YOUR-KEY, or: nanoedit config set vertex.api_key_cmd "
-        '"gcloud auth print-access-token" && nanoedit config set vertex.project YOUR-PROJECT-ID, '
-        "or let nanoedit upload local files for the "
-        "duomi backend: nanoedit config set upload.via command && nanoedit config set "
-        "upload.command 'my-upload \"$1\"' (or try it with no key: add --sandbox)"
+        f"error: no backend is configured for cat.png; run: {', or: '.join(takes_files)}, "
+        "or let nanoedit upload local files for the duomi backend: nanoedit config set "
+        "upload.via command && nanoedit config set upload.command 'my-upload \"$1\"' (or try "
+        "it with no key: add --sandbox)"
     )
     assert served.sandbox.received == []
 
