@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,7 +25,10 @@ from nanoedit.jobs import (
     WHOLE_RUN,
     RunOptions,
 )
-from nanoedit.session import Asked, Environment
+
+if TYPE_CHECKING:
+    # The session (and the run it wires) is loaded when a command runs, not for --help.
+    from nanoedit.session import Asked, Environment
 
 
 class BackendNames(TyperChoice[str]):
@@ -324,10 +327,12 @@ ReportOpt = Annotated[
 ]
 
 
-def environment(ctx: typer.Context) -> Environment:
+def environment(ctx: typer.Context) -> "Environment":
     """The process's environment for a command's run, with the clock it reads the time and
     waits on: the real one, unless the caller gave another as the context's object
     (``CliRunner.invoke(app, args, obj=...)``)."""
+    from nanoedit.session import Environment
+
     return Environment.current(ctx.obj if isinstance(ctx.obj, Clock) else None)
 
 
@@ -404,8 +409,10 @@ class RunFlags:
             max_images=self.max_images,
         )
 
-    def asked(self, prompt: str | None, prompt_file: str | None) -> Asked:
+    def asked(self, prompt: str | None, prompt_file: str | None) -> "Asked":
         """What is asked of the model: the prompt as given, and these flags' part of it."""
+        from nanoedit.session import Asked
+
         return Asked(
             prompt=prompt,
             prompt_file=prompt_file,

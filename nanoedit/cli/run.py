@@ -2,17 +2,19 @@
 (:class:`~nanoedit.cli.options.RunFlags`), and the session that runs them.
 """
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nanoedit import session
 from nanoedit.cli.errors import INTERRUPTED, errors
 from nanoedit.cli.options import PromptFileOpt, PromptOpt, RunFlags, environment, with_run_flags
 from nanoedit.errors import ExitCode
 
+if TYPE_CHECKING:
+    from nanoedit import session
 
-def _finish(done: session.Finished) -> None:
+
+def _finish(done: "session.Finished") -> None:
     """Exit with the run's code; a run a first Ctrl-C stopped says it was interrupted."""
     if done.stopped:
         typer.echo(INTERRUPTED, err=True)
@@ -80,6 +82,9 @@ def edit(
     \b
       nanoedit edit -p "make it night" -- -dash.png
     """
+    # The session, and the run it wires, load when a command runs (not for --help).
+    from nanoedit import session
+
     given = session.EditInputs(
         inputs=tuple(inputs or ()),
         refs=tuple(ref or ()),
@@ -107,6 +112,8 @@ def generate(
     flags: RunFlags,
 ) -> None:
     """Make images from a text prompt alone."""
+    from nanoedit import session
+
     run = flags.run_options()
     env = environment(ctx)
     with errors(run.json_lines):

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from nanoedit import session
 from nanoedit.cli.errors import errors
 from nanoedit.cli.options import (
     JobsOpt,
@@ -70,6 +69,8 @@ def fetch(
     Nothing is submitted: each task is polled until it ends, and its images are saved as
     edit saves them. Ctrl-C leaves the tasks on the server, to be fetched again.
     """
+    from nanoedit import session
+
     again = "interrupted: the tasks are still on the server; run the same command to fetch them"
     env = environment(ctx)
     with errors(json_lines, interrupted=again):
@@ -110,6 +111,8 @@ def resume(
     sent. A request that went out with no answer back may have been charged: it is only sent
     again with --retry-unsafe. A sandbox job goes back to the sandbox.
     """
+    from nanoedit import session
+
     run = RunOptions(
         jobs=jobs, timeout=timeout, retry_unsafe=retry_unsafe, json_lines=json_lines,
         quiet=quiet, dry_run=dry_run,
