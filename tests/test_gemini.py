@@ -4,17 +4,33 @@ refusals (exit 8), retries, limits checked before sending, the Files API, and th
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import GEMINI_KEY, Served, SkippingClock, host, one_backend_env, run_cli
 from PIL import Image
 
-from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
+from nanoedit.backends.base import PreparedJob
+from nanoedit.backends.gemini import GeminiBackend
+from nanoedit.errors import RefusedError
+from nanoedit.jobs import Options, build_edit_jobs
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.net.inputs import load_local
+from nanoedit.sandbox import (
+    SANDBOX_BASE_URL,
+    SANDBOX_KEY,
+    Sandbox,
+    SandboxServer,
+    SandboxTransport,
+    sample_image,
+)
+from nanoedit.settings.values import BackendSettings
 
 CAT = sample_image("cat.png")[0]
 HAT = sample_image("hat.png")[0]
@@ -466,3 +482,33 @@ def test_config_check_tells_a_403_from_a_rejected_key(served: Served, fault: str
     assert wrong.exit_code == 3
     (rejected,) = [b for b in json.loads(wrong.stdout)["backends"] if b["backend"] == "gemini"]
     assert rejected["status"] == "key rejected"
+
+
+def test_an_image_made_before_a_later_request_is_refused_comes_back_with_the_refusal(
+    sample: Path,
+) -> None:
+    # -n 2 is two paid requests: when the second is refused, the first's image is paid for
+    # and must come back with the error (the runner saves it, then fails the job), not be lost.
+    sandbox = Sandbox()
+    settings = BackendSettings("gemini", SANDBOX_BASE_URL, SANDBOX_KEY, "gemini-3.1-flash-image")
+    [job] = build_edit_jobs(["cat.png"], [], Options(prompt="x", count=2), None)
+    waits: list[str] = []
+
+    def progress(phase: str, done: int | None = None, total: int | None = None) -> None:
+        if phase.startswith("waiting for the model"):
+            waits.append(phase)
+            if len(waits) == 2:
+                sandbox.add_faults("image-safety")  # the second request only
+
+    with httpx.Client(transport=SandboxTransport(sandbox)) as client:
+        http = JobHttp(client, RetryPolicy(), Deadline(60))
+        prepared = PreparedJob(
+            job=job, model="gemini-3.1-flash-image", uploads=(load_local(job.images[0]),)
+        )
+        answer = GeminiBackend(settings, http).run(prepared, progress)
+    assert len(sandbox.received) == 2
+    assert len(answer.images) == 1 and answer.images[0].data is not None
+    with Image.open(io.BytesIO(answer.images[0].data)) as image:
+        assert image.size == (1200, 896)
+    assert isinstance(answer.error, RefusedError)
+    assert "IMAGE_SAFETY" in answer.error.message

@@ -265,7 +265,8 @@ class GeminiBackend(BackendBase):
         return [request] * prepared.job.options.count
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
-        """Send the job ``count`` times (one image each) and gather the images and words."""
+        """Send the job ``count`` times (one image each) and gather the images and words. A
+        failure after some images were made returns those with it: they are paid for."""
         headers = self.auth_headers(self.settings.key())
         parts = self._image_parts(prepared.uploads, headers, progress)
         body = self.body(prepared, parts)
@@ -274,8 +275,13 @@ class GeminiBackend(BackendBase):
         usage: dict[str, Any] | None = None
         for _ in range(prepared.job.options.count):
             progress("waiting for the model")
-            response, streamed = self._generate(prepared.model, body)
-            answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
+            try:
+                response, streamed = self._generate(prepared.model, body)
+                answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
+            except NanoeditError as exc:
+                if not images:
+                    raise
+                return Answer(images, "\n".join(texts), error=exc, usage=usage)
             usage = add_usage(usage, reported_usage(response, "usageMetadata"))
             images += answer.images
             if answer.text:
