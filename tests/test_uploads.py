@@ -357,3 +357,11 @@ def test_ctrl_c_during_an_upload_stops_the_command_and_submits_nothing(
     ]
     assert ends(pids[0])
     assert served.sandbox.received == []
+
+
+def test_every_uploader_has_its_keys_and_every_key_set_an_uploader() -> None:
+    # The settings (a layer below) list each uploader's keys; the uploaders are in net.
+    from nanoedit.net.uploads import UPLOADERS
+    from nanoedit.settings.keys import UPLOADER_KEYS
+
+    assert list(UPLOADERS) == list(UPLOADER_KEYS) == ["command"]
