@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from nanoedit.backends.base import BackendBase, backend_classes
+from nanoedit.backends.base import BackendBase, backend_class, backend_classes
 from nanoedit.backends.registry import backend_names
 from nanoedit.cli.app import app
 from nanoedit.clock import Clock
@@ -536,3 +536,20 @@ def drain(fd: int, chunks: list[bytes]) -> None:
         if not chunk:
             return
         chunks.append(chunk)
+
+
+# config check's and models --live's tables: the first column as wide as the longest name.
+NAME_WIDTH = max(map(len, backend_names()))
+
+
+def not_set_up_detail(name: str) -> str:
+    """Why a registered backend a test gives no key is not set up, and the fix."""
+    backend = backend_class(name)
+    # A backend with no server of its own (a gateway) lacks its base URL too.
+    missing = "no API key" if backend.default_base_url else "no base URL and no API key"
+    return f"{missing}; run: {backend.setup_hint()}"
+
+
+def not_set_up_line(name: str) -> str:
+    """The table line of a registered backend a test gives no key (config check, models --live)."""
+    return f"{name:<{NAME_WIDTH}}  not configured  ({not_set_up_detail(name)})"

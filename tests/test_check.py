@@ -15,6 +15,7 @@ from conftest import (
     backend_env,
     closed_port,
     host,
+    not_set_up_detail,
     settings_from,
 )
 
@@ -44,10 +45,7 @@ WRONG_KEY = "sk-wrong-key-for-the-check-7777"
 def not_set_up(name: str) -> CheckResult:
     """What the check says of a registered backend these tests give no key: each is checked
     too, and reported as not set up (their own checks are in their own test files)."""
-    backend = backend_class(name)
-    # A backend with no server of its own (a gateway) lacks its base URL too.
-    missing = "no API key" if backend.default_base_url else "no base URL and no API key"
-    return CheckResult(name, NOT_CONFIGURED, f"{missing}; run: {backend.setup_hint()}")
+    return CheckResult(name, NOT_CONFIGURED, not_set_up_detail(name))
 
 
 def every_backend(**given: CheckResult) -> list[CheckResult]:

@@ -28,12 +28,12 @@ from conftest import (
     Served,
     SkippingClock,
     backend_env,
+    not_set_up_line,
     run_cli,
 )
 from PIL import Image
 from replicate.client import Client
 
-from nanoedit.backends.base import backend_class
 from nanoedit.backends.registry import backend_names
 from nanoedit.clock import Clock
 from nanoedit.sandbox import Sandbox, SandboxServer
@@ -42,15 +42,7 @@ from nanoedit.sandbox import Sandbox, SandboxServer
 # registered backend is left without a key, and says so last (derived from the registry).
 LISTED = ("openai", "duomi", "gemini", "fal", "replicate", "openrouter")
 EVERY = {name: name in LISTED for name in backend_names()}
-WIDTH = max(map(len, backend_names()))
-UNLISTED = [
-    f"{name:<{WIDTH}}  not configured  ("
-    # A backend with no server of its own (a gateway) lacks its base URL too.
-    + ("no API key" if backend_class(name).default_base_url else "no base URL and no API key")
-    + f"; run: {backend_class(name).setup_hint()})"
-    for name in backend_names()
-    if name not in LISTED
-]
+UNLISTED = [not_set_up_line(name) for name in backend_names() if name not in LISTED]
 KEYS = frozenset({OPENAI_KEY, DUOMI_KEY, GEMINI_KEY, FAL_KEY, REPLICATE_KEY, OPENROUTER_KEY})
 TALL = ["1:4", "4:1", "1:8", "8:1"]
 BASE = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]

@@ -39,13 +39,14 @@ from conftest import (
     big_jpeg,
     closed_port,
     host,
+    not_set_up_detail,
+    not_set_up_line,
     posts,
     run_cli,
 )
 from PIL import Image, PngImagePlugin
 
 from nanoedit import __version__
-from nanoedit.backends.base import backend_class
 from nanoedit.backends.registry import backend_names
 from nanoedit.output.provenance import XMP_HEADER
 from nanoedit.output.provenance import read as read_provenance
@@ -738,28 +739,9 @@ def check_requests(served: Served) -> list[tuple[str, str, str]]:
     return [(r.method, r.path, r.headers.get("authorization", "")) for r in served.sandbox.received]
 
 
-# The backends after the first two, which these checks leave without a key; the names are
-# padded to the longest one.
-# The table's first column is as wide as the longest registered name.
-WIDTH = max(map(len, backend_names()))
-
-
-def not_set_up_line(name: str) -> str:
-    """The check's line for a registered backend the test gives no key."""
-    return f"{name:<{WIDTH}}  not configured  ({not_set_up_detail(name)})\n"
-
-
-def not_set_up_detail(name: str) -> str:
-    """Why a registered backend the test gives no key is not set up, and the fix."""
-    backend = backend_class(name)
-    # A backend with no server of its own (a gateway) lacks its base URL too.
-    missing = "no API key" if backend.default_base_url else "no base URL and no API key"
-    return f"{missing}; run: {backend.setup_hint()}"
-
-
 # Every backend after openai and duomi, which backend_env configures: not set up.
 UNSET = backend_names()[2:]
-NOT_SET_UP = "".join(not_set_up_line(name) for name in UNSET)
+NOT_SET_UP = "".join(f"{not_set_up_line(name)}\n" for name in UNSET)
 NOT_SET_UP_JSON = [
     {"backend": name, "status": "not configured",
      "detail": not_set_up_detail(name), "passed": True}
@@ -805,7 +787,7 @@ def test_config_check_six_backends_ready(served: Served) -> None:
         f"fal         ready  ({where}, key accepted)\n"
         f"replicate   ready  ({where}, account nanoedit)\n"
         f"openrouter  ready  ({where}, key accepted)\n"
-        + "".join(not_set_up_line(name) for name in backend_names()[6:])
+        + "".join(f"{not_set_up_line(name)}\n" for name in backend_names()[6:])
     )
     assert check_requests(served) == [
         ("GET", "/v1/models", f"Bearer {OPENAI_KEY}"),
