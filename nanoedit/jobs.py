@@ -95,6 +95,58 @@ class ImageSource:
         return safe_file_stem(name) or "image"
 
 
+Exchange = dict[str, Any]
+"""One request's side of a conversation as a provider gave it, kept by the journal so that a
+later turn can continue it (JSON; see :class:`PastTurn`). Keys:
+
+- ``api``: how it was asked: ``"generate_content"`` (Gemini's and Vertex's generateContent),
+  ``"interactions"`` (Gemini's Interactions API) or ``"chat"`` (OpenRouter's chat completions);
+- ``images``: the job's result numbers (1-based, in the order of the job's results) that this
+  request produced;
+- ``model``: the model's answer as the API gave it, for sending back in a history: the
+  ``parts`` of a generateContent ``content`` (thought parts dropped, every other part kept with
+  its ``thoughtSignature`` exactly as received), or the Interactions ``steps`` (thought steps
+  with their ``signature``, ``model_output`` steps), or a chat ``message``; every image's
+  base64 replaced by ``{"nanoedit_result": N}`` (the result number it was saved as);
+- ``interaction_id`` (Interactions only): the interaction's id; ``stored``: whether the server
+  kept it (``store`` was not false), so that ``previous_interaction_id`` may name it.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PastTurn:
+    """One earlier turn of a thread, oldest first: what the user asked (the prompt, and the
+    images sent beside it: for the first turn every input, for a later one only the images
+    added to it), what the provider answered (its :data:`Exchange` for the request that made
+    the image the thread goes on from; None when the job kept none, e.g. a backend with no
+    conversation), and that image, saved."""
+
+    job: int
+    backend: str
+    model: str
+    prompt: str
+    inputs: tuple[ImageSource, ...]
+    exchange: Exchange | None
+    result: int
+    """The number (1-based) of the job's result the thread goes on from."""
+    image: Path
+    """Where that result was saved (checked to be there, with the SHA-256 the journal holds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """The conversation a ``--continue`` job is the next turn of: its earlier turns, oldest
+    first; the last is the one the job continues, and the job's first image is that turn's
+    saved result (so a backend without conversation still edits the right image)."""
+
+    turns: tuple[PastTurn, ...]
+
+    @property
+    def parent(self) -> PastTurn:
+        """The turn this job continues."""
+        return self.turns[-1]
+
+
 class Progress(Protocol):
     """Where a job reports what it is doing (its backend, its uploads, its downloads): a short
     phase ("uploading", "task running"), with byte counts when it moves data."""
@@ -240,6 +292,9 @@ class Job:
     stem: str
     output: Path | None = None
     task: str | None = None
+    thread: Thread | None = None
+    """With ``--continue``: the conversation this job is the next turn of (``images[0]`` is its
+    last turn's result); None for a job that starts afresh."""
 
     @property
     def label(self) -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 from nanoedit.backends.registry import backend_names, load
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 from nanoedit.errors import ApiError, AuthError, NanoeditError
-from nanoedit.jobs import Job, Options, Progress
+from nanoedit.jobs import Exchange, Job, Options, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.urls import host_of
 
@@ -110,6 +110,9 @@ class Answer:
     error: NanoeditError | None = None
     usage: dict[str, Any] | None = None
     """What the provider reported the job used (tokens, and a cost where it gives one)."""
+    exchanges: tuple[Exchange, ...] = ()
+    """What a backend that converses (:attr:`BackendBase.converses`) keeps of each request that
+    made images, for a later ``--continue`` turn (see :data:`nanoedit.jobs.Exchange`)."""
 
 
 def reported_usage(response: httpx.Response, field: str = "usage") -> dict[str, Any] | None:
@@ -246,6 +249,10 @@ class BackendBase:
     """Images one request may carry whatever the model, when the API itself limits it."""
     output_format: ClassVar[str | None] = None
     """The ``output_format`` its requests ask for, where the API has that field."""
+    converses: ClassVar[bool] = False
+    """Whether the API carries a conversation, so that a ``--continue`` job sends the thread
+    (``job.thread``) and the model sees the earlier turns; otherwise only the last turn's image
+    is sent, and the run says so once."""
     lists_all: ClassVar[bool | None] = None
     """What ``models --live`` can learn of it: True when a listing endpoint gives the whole
     image lineup (so a model the catalog lacks shows), False when the catalog's ids are looked
