@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 from nanoedit.backends.registry import backend_names, load
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, Offer, shipped_catalog
 from nanoedit.errors import ApiError, AuthError, NanoeditError
-from nanoedit.jobs import Exchange, Job, Options, Progress
+from nanoedit.jobs import Exchange, Job, Options, PastTurn, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.urls import host_of
 
@@ -34,6 +34,17 @@ if TYPE_CHECKING:
     from nanoedit.net.uploads import HostedImage
     from nanoedit.settings.keys import KeySpec
     from nanoedit.settings.values import BackendSettings
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    """An earlier turn of a ``--continue`` job's thread with its images read: those the user
+    sent that turn (``inputs``, as :attr:`PastTurn.inputs` names them) and the result the
+    thread goes on from (``image``), for a backend that resends the history."""
+
+    turn: PastTurn
+    inputs: tuple[InputImage, ...]
+    image: InputImage
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,19 @@ class PreparedJob:
     uploads: tuple[InputImage, ...] = ()
     urls: tuple[str, ...] = ()
     hosted: tuple[HostedImage, ...] = ()
+    history: tuple[PreparedTurn, ...] = ()
+    """With ``job.thread``, on a backend that :attr:`~BackendBase.converses`: every earlier turn,
+    oldest first, its images read (the job's own ``uploads`` still hold its first image, the
+    last turn's result, for a backend that sends only that)."""
+
+    def added_uploads(self) -> tuple[InputImage, ...]:
+        """The images a continued turn sends beside its prompt: every upload but the first,
+        which is the last turn's result and already in the history (all of them for a job
+        that is no continuation)."""
+        if self.job.thread is None:
+            return self.uploads
+        first = self.job.images[0] if self.job.images else None
+        return tuple(upload for upload in self.uploads if upload.source != first)
 
     def inputs(self) -> list[InputImage | str]:
         """Every input in the job's order (the edited image first): its bytes when it was
