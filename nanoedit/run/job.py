@@ -20,6 +20,7 @@ from nanoedit.catalog.models import expected_size
 from nanoedit.clock import Clock
 from nanoedit.errors import ApiError, InputError, NanoeditError, NetworkError, RefusedError
 from nanoedit.jobs import (
+    Exchange,
     Job,
     JobOutcome,
     PlannedJob,
@@ -158,7 +159,9 @@ class JobPipeline:
             text, usage = answer.text, answer.usage
             cost = self._cost(planned, len(entries) or len(results), usage)
             if not answered:
-                entries, results = self._answered(planned, results, http, usage, cost)
+                entries, results = self._answered(
+                    planned, results, http, usage, cost, answer.exchanges
+                )
                 answered = recorder is not None
             earlier = sum(1 for entry in entries if "path" in entry)
             warnings += self._check_count(job, len(results) + earlier)
@@ -275,10 +278,12 @@ class JobPipeline:
         http: JobHttp,
         usage: dict[str, Any] | None,
         cost: float | None,
+        exchanges: Sequence[Exchange] = (),
     ) -> tuple[list[ResultEntry], list[ResultImage]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
         of the data folder (synced), so that a failure to save loses nothing paid for; with
-        them, the ``usage`` the provider reported and the job's ``cost``.
+        them, the ``usage`` the provider reported, the job's ``cost`` and what a conversing
+        backend kept of its requests (``exchanges``, for a later ``--continue`` turn).
 
         Every spool file is named after the job (``ID-N.bin``) before the journal is told: a
         run killed in between leaves files that resume takes up. Returns the journal's
@@ -316,7 +321,9 @@ class JobPipeline:
             # Saved from the spool file (linked into place), not written a second time.
             kept[-1] = replace(result, data=None, file=path)
             entries.append({"spool": str(path)})
-        self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
+        self.journal.answered(
+            planned.journal_id, entries, usage=usage, cost=cost, exchanges=exchanges
+        )
         return entries, kept
 
     def _cost(self, planned: PlannedJob, images: int, usage: dict[str, Any] | None) -> float | None:
