@@ -15,12 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nanoedit import __version__
-from nanoedit.backends.base import PreparedJob, Takes, backend_class
+from nanoedit.backends.base import (
+    PreparedJob,
+    PreparedTurn,
+    Takes,
+    backend_class,
+    carries_thread,
+)
 from nanoedit.catalog.models import expected_size
 from nanoedit.clock import Clock
 from nanoedit.errors import ApiError, InputError, NanoeditError, NetworkError, RefusedError
 from nanoedit.jobs import (
     Exchange,
+    ImageSource,
     Job,
     JobOutcome,
     PlannedJob,
@@ -495,7 +502,20 @@ class JobPipeline:
         for upload in uploads:
             self.inputs.warn_notes(upload)  # once per image, however many jobs send it
         self._converted(uploads)
-        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
+        history = self._history(job, backend, http) if carries_thread(job, backend) else ()
+        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls, history=history)
+
+    def _history(self, job: Job, backend: str, http: JobHttp) -> tuple[PreparedTurn, ...]:
+        """The earlier turns of a ``--continue`` job's thread with their images read: what the
+        user sent each turn (a URL fetched, as any input is) and the result it went on from."""
+        assert job.thread is not None
+        turns = []
+        for turn in job.thread.turns:
+            inputs = tuple(self.inputs.load(source, http) for source in turn.inputs)
+            image = self.inputs.load(ImageSource(str(turn.image)), http)
+            self._converted((*inputs, image))
+            turns.append(PreparedTurn(turn=turn, inputs=inputs, image=image))
+        return tuple(turns)
 
     def _converted(self, images: Iterable[InputImage]) -> None:
         for upload in images:
@@ -560,6 +580,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         inputs=inputs,
         version=__version__,
         sandbox=sandbox,
+        continues=planned.job.continues,
     )
 
 
