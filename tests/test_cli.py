@@ -239,7 +239,12 @@ BACKEND_MODULES = tuple(
     f"nanoedit.backends.{module.name}"
     for module in pkgutil.iter_modules(nanoedit.backends.__path__)
 )
-GEMINI_ALONE = ["nanoedit.backends.base", "nanoedit.backends.gemini", "nanoedit.backends.registry"]
+GEMINI_ALONE = [
+    "nanoedit.backends.base",
+    "nanoedit.backends.gemini",
+    "nanoedit.backends.gemini_errors",
+    "nanoedit.backends.registry",
+]
 
 
 def test_an_edit_on_a_named_backend_loads_that_backend_alone(served: Served, sample: Path) -> None:
