@@ -70,7 +70,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -379,15 +379,27 @@ class FaultPlan:
         with self._lock:
             return [f"{p.phase.value}:{p.kind.name}x{p.remaining}" for p in self._planned]
 
-    def take(self, phases: frozenset[Phase], server: str, stage: Stage) -> str | None:
+    def take(
+        self,
+        phases: frozenset[Phase],
+        server: str,
+        stage: Stage,
+        acts: Collection[str] | None = None,
+    ) -> str | None:
         """Use up the fault this request should show at ``stage``, if any. ``server`` names
-        the server answering it: an API's name, or ``FILES``.
+        the server answering it: an API's name, or ``FILES``. ``acts`` names the faults the
+        route answering it acts out, when an API's routes act out different ones (Gemini's
+        ``generateContent`` and its Interactions API): a token for another route of the API
+        waits for that route, as a token for another API does (None: every fault that fits
+        the server).
 
         Only the first token waiting for this kind of request counts: when it belongs to
         another stage it stays queued, so faults are acted out in plan order.
         """
         with self._lock:
             for index, planned in enumerate(self._planned):
+                if acts is not None and planned.kind.name not in acts:
+                    continue
                 if planned.phase in phases and planned.kind.fits(server):
                     if planned.kind.stage is not stage:
                         return None

@@ -50,6 +50,9 @@ BAD_IMAGE = (
 )
 # Result faults wait for a submit only: a fault for a file an upload makes waits for the upload.
 SUBMITS = frozenset({Phase.SUBMIT})
+# The result faults generateContent acts out: one of another route of the same API (the
+# Interactions API's statuses) waits for a request of that route.
+GENERATE_FAULTS = frozenset({*FINISH_FAULTS, "prompt-blocked", "text-only", "upload-expired"})
 
 
 class GenerateContent:
@@ -71,8 +74,8 @@ class GenerateContent:
         count, limit = input_tokens(model, request.prompt, len(request.images)), input_limit(model)
         if count > limit:
             raise GoogleError(400, google_message(count, limit))
-        inputs = [self._load(image, own_hosts) for image in request.images]
-        fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT)
+        inputs = [self.load_image(image, own_hosts) for image in request.images]
+        fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT, GENERATE_FAULTS)
         if fault == "upload-expired":
             self._expire_uploads(request)
         return self._answer(model, request, inputs, fault)
@@ -92,8 +95,9 @@ class GenerateContent:
         Files API)."""
         return None if self.uploads is None else file_id_of(uri)
 
-    def _load(self, image: InlineImage | FileImage, own_hosts: frozenset[str]) -> Image.Image:
-        """The picture an image part stands for; GoogleError when there is none."""
+    def load_image(self, image: InlineImage | FileImage, own_hosts: frozenset[str]) -> Image.Image:
+        """The picture an image part stands for (its bytes, an upload of the Files API, or a
+        URL fetched); GoogleError when there is none."""
         if isinstance(image, InlineImage):
             data = image.data
         else:

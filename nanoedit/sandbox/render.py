@@ -208,6 +208,27 @@ def _label(prompt: str, variant: int, count: int) -> str:
     return f"{prompt}  ({variant + 1}/{count})" if count > 1 else prompt
 
 
+def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
+    """A continued conversation's marks along the top left: a square per earlier turn, in
+    the colour its prompt picks, then the turn this is (``turn 3``). A model that sees the
+    earlier turns draws them; one sent only the last image sees none, so an answer shows
+    which of the two it was. Nothing is drawn for a first turn."""
+    if not earlier:
+        return image
+    side = max(12, min(image.size) // 16)
+    gap = max(3, side // 4)
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    x = gap
+    for prompt in earlier:
+        draw.rectangle((x, gap, x + side, gap + side), fill=(*color_of(prompt), 255))
+        draw.rectangle((x, gap, x + side, gap + side), outline="white", width=max(1, side // 10))
+        x += side + gap
+    label = f"turn {len(earlier) + 1}"
+    draw.text((x, gap + side / 2), label, font=font(int(side * 0.8)), fill="white", anchor="lm")
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+
+
 def render_edit(
     inputs: Sequence[Image.Image],
     prompt: str,
@@ -216,9 +237,11 @@ def render_edit(
     *,
     variant: int = 0,
     count: int = 1,
+    earlier: Sequence[str] = (),
 ) -> Encoded:
     """The first input fitted to ``size`` with an effect chosen by the prompt, the other
-    inputs inset as thumbnails, and the prompt as a caption."""
+    inputs inset as thumbnails, the marks of the ``earlier`` turns' prompts when it continues
+    a conversation (``thread_marks``), and the prompt as a caption."""
     work = _work_size(size)
     canvas = effect_for(prompt)(ImageOps.fit(inputs[0], work, Image.Resampling.BICUBIC), prompt)
     thumb = max(16, min(work) // 5)
@@ -231,14 +254,22 @@ def render_edit(
             x, y = work[0] - gap, y + thumb + gap
         canvas.paste(framed, (x - framed.width, y))
         x -= framed.width + gap
+    canvas = thread_marks(canvas, earlier)
     canvas = caption(canvas, _label(prompt, variant, count))
     return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
 
 
 def render_generate(
-    prompt: str, size: tuple[int, int], mime: str, *, variant: int = 0, count: int = 1
+    prompt: str,
+    size: tuple[int, int],
+    mime: str,
+    *,
+    variant: int = 0,
+    count: int = 1,
+    earlier: Sequence[str] = (),
 ) -> Encoded:
-    """A gradient with shapes, both picked by the prompt, and the prompt as a caption."""
+    """A gradient with shapes, both picked by the prompt, the marks of the ``earlier`` turns'
+    prompts (``thread_marks``), and the prompt as a caption."""
     work = _work_size(size)
     key = f"{prompt}\0{variant}"
     top, bottom = (
@@ -259,6 +290,7 @@ def render_generate(
         else:
             draw.rectangle(box, fill=(r, g, b, 170))
     canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay)
+    canvas = thread_marks(canvas, earlier)
     canvas = caption(canvas, _label(prompt, variant, count))
     return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
 
