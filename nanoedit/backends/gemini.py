@@ -1,8 +1,19 @@
 """Google's own Gemini API: ``generateContent`` with the images inline (or through the Files
-API when they are too large to inline), the key in ``x-goog-api-key``, never in the URL."""
+API when they are too large to inline), the key in ``x-goog-api-key``, never in the URL; or,
+with ``gemini.api`` set to ``interactions``, the same job through Google's Interactions API
+(``nanoedit.backends.gemini_interactions``).
+
+Which API is the default, and why ([P] Google's documentation; [I] nanoedit's judgement):
+``generateContent`` ([P] generally available, "fully supported"; the body Vertex AI shares).
+The Interactions API is what Google recommends for new work, but [P] it is served under
+``v1beta``, pinned by an ``Api-Revision`` date and changed incompatibly since (its May 2026
+"breaking changes"), and [P] it stores every interaction unless told not to. [I] A default
+that changes what is sent, and what Google keeps, is not changed under a user: one chooses it.
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -43,15 +54,18 @@ from nanoedit.backends.gemini_errors import is_key_error as _is_key_error
 from nanoedit.backends.gemini_errors import no_image as _no_image
 from nanoedit.backends.gemini_errors import refused as _refused
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
-from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError
+from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError, UsageError
 from nanoedit.jobs import Progress
 from nanoedit.net.inputs import InputImage
+from nanoedit.settings.checks import check_bool
+from nanoedit.settings.keys import KeySpec
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import Streamed
+    from nanoedit.backends.gemini_interactions import Interactions
     from nanoedit.net.http import JobHttp
     from nanoedit.settings.values import BackendSettings
 
@@ -73,6 +87,27 @@ MAX_INLINE_BASE64 = 20 * 1024 * 1024
 FILE_POLL_INTERVAL = 1.0
 # A file's name as the Files API gives it: it goes into the path of the poll, with the key.
 FILE_NAME = re.compile(r"files/[a-z0-9-]{1,64}")
+# The two APIs a job can go through (``gemini.api``), the default first (see the module's
+# docstring for why).
+GENERATE_CONTENT = "generate_content"
+INTERACTIONS = "interactions"
+APIS = (GENERATE_CONTENT, INTERACTIONS)
+
+
+def check_api(value: str) -> str:
+    """``gemini.api``'s rule: ``generate_content`` or ``interactions`` (any case, ``-`` for
+    ``_``, Google's own ``generateContent``); a usage error naming the nearest for another."""
+    cleaned = value.strip().lower().replace("-", "_")
+    cleaned = GENERATE_CONTENT if cleaned == "generatecontent" else cleaned
+    if cleaned in APIS:
+        return cleaned
+    close = difflib.get_close_matches(cleaned, APIS, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UsageError(
+        f"{value.strip()!r} names no API the gemini backend sends through; {hint}use "
+        f"{GENERATE_CONTENT} "
+        f"(Google's generateContent, the default) or {INTERACTIONS} (Google's Interactions API)"
+    )
 
 
 def api_root(base_url: str) -> str:
@@ -104,6 +139,22 @@ class GeminiBackend(BackendBase):
     # Google's SDK reads GOOGLE_API_KEY first when both are set (and says so): so does nanoedit.
     key_env: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     lists_all = True
+    extra_keys: ClassVar[dict[str, KeySpec]] = {
+        "api": KeySpec(
+            "NANOEDIT_GEMINI_API",
+            f"Google Gemini API: the API a job goes through, {GENERATE_CONTENT} (Google's "
+            f"generateContent) or {INTERACTIONS} (Google's Interactions API)",
+            GENERATE_CONTENT,
+            check=check_api,
+        ),
+        "store": KeySpec(
+            "NANOEDIT_GEMINI_STORE",
+            "Google Gemini API: let Google keep the requests and answers (true, Google's own "
+            "default) or ask it not to (false; --no-store for one run)",
+            "true",
+            check=check_bool,
+        ),
+    }
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -206,15 +257,33 @@ class GeminiBackend(BackendBase):
         return config
 
     def body(self, prepared: PreparedJob, parts: list[dict[str, Any]]) -> dict[str, Any]:
-        """The request body: the prompt's text part first, then the images in input order."""
+        """The request body: the prompt's text part first, then the images in input order;
+        ``store: false`` when Google is asked not to keep it (``gemini.store``, --no-store)."""
         text = {"text": prepared.job.options.prompt}
-        return {
+        body: dict[str, Any] = {
             "contents": [{"role": "user", "parts": [text, *parts]}],
             "generationConfig": self._config(prepared),
         }
+        if self.settings.option("store") == "false":
+            # [P] Since 2026-10-26 Google stores generateContent requests of new paid
+            # projects unless the request says store: false.
+            body["store"] = False
+        return body
+
+    def api(self) -> str:
+        """The API this backend's jobs go through (``gemini.api``); a backend built on this one
+        without that setting (Vertex AI) has generateContent alone."""
+        return self.settings.option("api") or GENERATE_CONTENT
+
+    def _interactions(self) -> Interactions:
+        from nanoedit.backends.gemini_interactions import Interactions
+
+        return Interactions(self.http, self.settings, self.root, self.where, self.auth_headers)
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
         """One request per image asked for; each input's base64 is piped in by the command."""
+        if self.api() == INTERACTIONS:
+            return self._interactions().plan(prepared)
         parts: list[dict[str, Any]] = []
         inline: list[tuple[str, str]] = []
         for number, source in enumerate(prepared.job.images, start=1):
@@ -234,6 +303,8 @@ class GeminiBackend(BackendBase):
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send the job ``count`` times (one image each) and gather the images and words. A
         failure after some images were made returns those with it: they are paid for."""
+        if self.api() == INTERACTIONS:
+            return self._interactions().run(prepared, progress, self._image_parts)
         headers = self.auth_headers(self.settings.key())
         parts = self._image_parts(prepared.uploads, headers, progress)
         body = self.body(prepared, parts)

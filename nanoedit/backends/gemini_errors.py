@@ -85,11 +85,16 @@ def no_image(
     )
 
 
-def refused(what: str, text: str) -> NoReturn:
+def refusal(what: str, text: str) -> RefusedError:
     """A refusal of the content: what Google said (``what``), the model's words beside it,
     and what to do."""
     words = f"; the model said: {clip(text)!r}" if text else ""
-    raise RefusedError(f"{what}{words}; rephrase the prompt or change the image")
+    return RefusedError(f"{what}{words}; rephrase the prompt or change the image")
+
+
+def refused(what: str, text: str) -> NoReturn:
+    """Raise :func:`refusal`."""
+    raise refusal(what, text)
 
 
 def is_key_error(status: int, error: dict[str, Any]) -> bool:
