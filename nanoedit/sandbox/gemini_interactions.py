@@ -109,6 +109,9 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
 # Every result fault an interaction acts out: Gemini's own, and the statuses above.
 ACTS = frozenset({*FINISH_FAULTS, "prompt-blocked", "text-only", "upload-expired", *STATUS_FAULTS})
 INCOMPLETE = "I was working on the picture when the output ran out."
+# A step error's message where generateContent sends no finishMessage: Google's meaning of the
+# reason (its FinishReason reference).
+REASON_MEANINGS = {"IMAGE_OTHER": "Image generation stopped for a reason not otherwise specified."}
 
 
 @dataclass
@@ -288,7 +291,7 @@ class Interactions:
             return status, outputs if status != "cancelled" else [], errors
         if fault in FINISH_FAULTS:
             reason, message = FINISH_FAULTS[fault]
-            error = _step_error(reason, message or f"No image was made ({reason}).")
+            error = _step_error(reason, message or REASON_MEANINGS[reason])
             outputs.append({"type": "model_output", "content": [], "error": error})
             return status, outputs, errors
         content: list[dict[str, Any]] = []
@@ -356,8 +359,9 @@ class Interactions:
 
     def _shown(self, stored: Stored, *, whole: bool) -> dict[str, Any]:
         """The interaction as the API shows it: a create's answer holds its output steps, a
-        GET the whole timeline; one still waiting shows no output yet."""
-        status = self._status(stored)
+        GET the whole timeline; one still waiting shows no output yet (and a create's answer to
+        one that waits always does: it comes before the work)."""
+        status = stored.waiting if stored.waiting and not whole else self._status(stored)
         done = status not in WAITING
         outputs = stored.outputs if done else []
         updated = stored.created
