@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -25,7 +26,7 @@ from conftest import (
 )
 from PIL import Image
 
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import gemini_interactions, sample_image
 
 CAT = sample_image("cat.png")[0]
 HAT = sample_image("hat.png")[0]
@@ -389,3 +390,45 @@ def test_a_mistyped_api_is_refused_naming_the_choices(
         assert run_cli(["config", "set", "gemini.api", spelling]).exit_code == 0
     assert run_cli(["config", "get", "gemini.api"]).stdout.strip() == "interactions"
     assert run_cli(["config", "set", "gemini.store", "maybe"]).exit_code == 2
+
+
+def test_an_interaction_gone_while_it_was_polled_is_said_to_be_gone(
+    served: Served, sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sandbox keeps none: the interaction is gone by the first poll.
+    monkeypatch.setattr(gemini_interactions, "MAX_STORED", 0)
+    served.sandbox.add_faults("interaction-in-progress")
+    result = run_cli(["edit", "cat.png", "-p", "x"], env=interactions_env(served))
+    assert result.exit_code == 5
+    assert matches(
+        last_error(result.stderr),
+        f"{host(served)} no longer has interaction {{id}}, which was still running when last "
+        "asked (HTTP 404: Requested entity was not found. [NOT_FOUND]); its image cannot be "
+        "had: send the job again",
+    ), result.stderr
+    assert [r.method for r in served.sandbox.received] == ["POST", "GET"]
+
+
+def test_inputs_too_large_to_inline_go_through_the_files_api(
+    served: Served, clock: SkippingClock
+) -> None:
+    # Noise does not compress: about 16 MiB of PNG, over 20 MiB as base64.
+    side = 2400
+    noise = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    noise.save("big.png", compress_level=0)
+    data = Path("big.png").read_bytes()
+    result = run_cli(["edit", "big.png", "-p", "x"], env=interactions_env(served), clock=clock)
+    assert (result.exit_code, result.stdout) == (0, "big-edit.jpg\n"), result.stderr
+    start, finish, *polls, post = served.sandbox.received
+    assert (start.path, finish.body) == ("/upload/v1beta/files", data)
+    file_id = polls[0].path.removeprefix("/v1beta/files/")
+    assert {(r.method, r.path) for r in polls} == {("GET", f"/v1beta/files/{file_id}")}
+    assert post.path == "/v1beta/interactions"
+    assert post.json["input"] == [
+        {
+            "type": "image",
+            "uri": f"{served.base_url}/v1beta/files/{file_id}",
+            "mime_type": "image/png",
+        },
+        {"type": "text", "text": "x"},
+    ]

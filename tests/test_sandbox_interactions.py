@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Served as CliServed
+from conftest import paid, run_cli
 from PIL import Image
 
-from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
+from nanoedit.sandbox import FAULT_KINDS, Sandbox, SandboxServer, sample_image
 from nanoedit.sandbox.render import decode, render_edit
 
 KEY = "gemini-test-key"
@@ -386,10 +388,34 @@ def test_a_background_interaction_must_be_stored(served: Served) -> None:
 
 
 def test_creates_are_paid_and_reads_are_not(served: Served) -> None:
-    from conftest import Served as CliServed
-    from conftest import paid
-
     answer = create(served.client).json()
     served.client.get(f"/v1beta/interactions/{answer['id']}")
     counted = paid(CliServed(served.sandbox, ""))
     assert [f"{r.method} {r.path}" for r in counted] == ["POST /v1beta/interactions"]
+
+
+def test_the_index_and_the_fault_list_name_the_interactions_api(served: Served) -> None:
+    index = served.client.get("/").text
+    assert (
+        "  POST /v1beta/interactions                   JSON: model, input, response_format, store\n"
+        "  GET  /v1beta/interactions/ID\n"
+    ) in index
+    listed = run_cli(["sandbox", "faults"])
+    assert listed.exit_code == 0
+    width = max(len(name) for name in FAULT_KINDS)
+    for name, summary in [
+        ("interaction-failed", "Interactions API: status failed, errors[] INTERNAL"),
+        ("interaction-incomplete", "Interactions API: status incomplete, words but no image"),
+        ("interaction-budget-exceeded", "Interactions API: status budget_exceeded"),
+        ("interaction-cancelled", "Interactions API: status cancelled"),
+        ("interaction-requires-action", "Interactions API: status requires_action"),
+        (
+            "interaction-in-progress",
+            "Interactions API: status in_progress; a GET finds it completed after task_seconds",
+        ),
+        (
+            "interaction-queued",
+            "Interactions API: status queued; a GET finds it completed after task_seconds",
+        ),
+    ]:
+        assert f"{name:<{width}}  submit  {summary}" in listed.stdout.splitlines()

@@ -263,7 +263,7 @@ class Interactions:
                     )
                     previous, given = None, resent
                     response, streamed = self._create(self.body(prepared, given, None), key)
-                interaction, streamed = self._finished(response, streamed, prepared.model, key)
+                interaction, streamed = self._finished(response, streamed, key)
                 usage = add_usage(usage, _usage(interaction))
                 made, words, exchange = self._read(
                     interaction, streamed, prepared.model, len(images)
@@ -310,13 +310,13 @@ class Interactions:
         )
 
     def _finished(
-        self, response: httpx.Response, streamed: Streamed | None, model: str, key: str
+        self, response: httpx.Response, streamed: Streamed | None, key: str
     ) -> tuple[dict[str, Any], Streamed | None]:
         """The interaction an answer holds, polled (free) until it is done when it is still
         running; the error an answer other than 200 carries."""
         from nanoedit.backends.tasks import MAX_POLL_INTERVAL, POLL_GROWTH
 
-        interaction = self._interaction(response, model)
+        interaction = self._interaction(response)
         interval = POLL_INTERVAL
         while (status := str(interaction.get("status") or "")) in WAITING:
             ident = str(interaction.get("id") or "")
@@ -343,7 +343,7 @@ class Interactions:
                 wait_hint=retry_delay,
                 keys=frozenset({IMAGE_KEY}),
             )
-            interaction = self._interaction(response, model)
+            interaction = self._interaction(response, ident)
             interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
         return interaction, streamed
 
@@ -358,11 +358,18 @@ class Interactions:
                 "it may still end on Google's side: raise --timeout, or try again later"
             )
 
-    def _interaction(self, response: httpx.Response, model: str) -> dict[str, Any]:
-        if response.status_code != 200:
-            raise error_of(
-                response, self.where, self.settings, "the interaction request", model_call=True
+    def _interaction(self, response: httpx.Response, polled: str = "") -> dict[str, Any]:
+        """The interaction an answer holds: to the create, or to a poll of the interaction
+        ``polled`` (its 404 is the interaction gone, not a model not served)."""
+        if polled and response.status_code == 404:
+            raise ApiError(
+                f"{self.where} no longer has interaction {polled}, which was still running "
+                f"when last asked ({_said(response)}); its image cannot be had: send the job "
+                "again"
             )
+        if response.status_code != 200:
+            what = f"the state of interaction {polled}" if polled else "the interaction request"
+            raise error_of(response, self.where, self.settings, what, model_call=not polled)
         body = read_json(response, self.where)
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise ApiError(
@@ -559,6 +566,17 @@ def _reason_of_code(code: object) -> str:
         return ""
     word = re.split(r"[/#:]", code.rstrip("/"))[-1]
     return word.upper().replace("-", "_")
+
+
+def _said(response: httpx.Response) -> str:
+    """Google's message and status from an error answer, one line."""
+    body = parse_json(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return f"HTTP {response.status_code}"
+    message = clip(str(error.get("message") or "no message"))
+    state = str(error.get("status") or "")
+    return f"HTTP {response.status_code}: {message} [{state}]" if state else message
 
 
 def _lost(response: httpx.Response) -> bool:

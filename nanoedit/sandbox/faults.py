@@ -43,7 +43,13 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   ``image-prohibited``, ``no-image``, ``image-other`` (a candidate with that ``finishReason``
   and no image),
   ``prompt-blocked`` (``promptFeedback.blockReason`` and no candidates), ``upload-expired``
-  (every uploaded file expires at once, so a request using one is refused).
+  (every uploaded file expires at once, so a request using one is refused); these Gemini
+  faults are acted out by its Interactions API too, in its shape; (Gemini's Interactions API
+  alone) ``interaction-failed``, ``interaction-incomplete``, ``interaction-budget-exceeded``,
+  ``interaction-cancelled``, ``interaction-requires-action`` (an interaction that ends in that
+  status), ``interaction-in-progress`` and ``interaction-queued`` (one that shows that status
+  until the sandbox's ``task_seconds`` have passed), which a ``generateContent`` request
+  leaves queued.
 - ``api`` (Gemini's Files API, on the upload that makes a file): ``upload-processing`` (the
   file is PROCESSING for 3 s before it is ACTIVE, as an upload of 8 MiB or more always is)
   and ``upload-failed`` (PROCESSING for 3 s, then FAILED); a file that is not ACTIVE cannot

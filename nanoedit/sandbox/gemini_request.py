@@ -124,6 +124,11 @@ def read_request(body: object, model: Model) -> Request:
         for part_index, raw_part in enumerate(parts):
             where = f"contents[{turn_index}].parts[{part_index}]"
             _read_part(proto_object(raw_part, where), where, texts, images)
+    store = body.get("store")
+    if store is not None and not isinstance(store, bool):
+        # [P] store: false asks Google not to keep the request (paid projects keep them since
+        # 2026-10-26); the sandbox keeps nothing either way.
+        raise GoogleError(400, f"Invalid value at 'store' (TYPE_BOOL), {_shown(store)}")
     config = proto_object(
         proto_field(body, "generationConfig", "generation_config") or {}, "generation_config"
     )
