@@ -7,8 +7,9 @@ Wire facts ([P] Google's SDK google-genai 3.6.1 and its CLI, google-gemini/gemin
 
 - [P] ``POST {root}/v1beta/interactions`` with the key in ``x-goog-api-key``; Google's CLI
   sends ``Api-Revision: 2026-05-20`` on every Interactions request (its ``src/lib/api.ts``),
-  the revision the SDK names ``GOOGLE_GENAI_API_REVISION`` ([S] SDK 3.6.1 sends it on its live
-  WebSocket only): nanoedit sends it, so that the answer's shape is the one it reads.
+  the revision the SDK names ``GOOGLE_GENAI_API_REVISION`` ([P] SDK 3.6.1's source sends it on
+  its live WebSocket handshake only, not on its HTTP requests): nanoedit sends it, so that the
+  answer's shape is the revision it reads.
 - [P] The body: ``model``, ``input`` (a list of content blocks, ``{"type": "image", "data",
   "mime_type"}`` or ``{"type": "image", "uri"}`` for a Files API upload, and ``{"type":
   "text"}``; or a list of steps, a history resent), ``response_format`` ``{"type": "image",
