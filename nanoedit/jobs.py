@@ -275,6 +275,9 @@ class RunOptions:
     report: Path | None = None
     # False: nothing of the run is written to the journal (--no-history).
     history: bool = True
+    store: bool = True
+    """False: ask the provider not to keep the requests and answers (--no-store), where a
+    backend has a ``store`` setting (Google's Gemini API)."""
     max_cost: float | None = None
     """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
     max_images: int | None = None

@@ -331,7 +331,7 @@ def test_the_readmes_model_table_is_the_catalogs() -> None:
 
 
 def test_no_image_from_an_id_the_catalog_does_not_know_asks_whether_it_draws() -> None:
-    from nanoedit.backends.gemini import _no_image
+    from nanoedit.backends.gemini_errors import no_image as _no_image
 
     unknown = _no_image("host", "gemini-9-flash", "NO_IMAGE", None, "")
     known = _no_image("host", "gemini-3-pro-image", "NO_IMAGE", None, "")

@@ -239,10 +239,12 @@ BACKEND_MODULES = tuple(
     f"nanoedit.backends.{module.name}"
     for module in pkgutil.iter_modules(nanoedit.backends.__path__)
 )
-# The gemini backend is its module and the one that holds its conversations (gemini_history).
+# The gemini backend is its module, the one that reads Google's errors (gemini_errors) and the
+# one that holds its conversations (gemini_history).
 GEMINI_ALONE = [
     "nanoedit.backends.base",
     "nanoedit.backends.gemini",
+    "nanoedit.backends.gemini_errors",
     "nanoedit.backends.gemini_history",
     "nanoedit.backends.registry",
 ]

@@ -23,7 +23,11 @@ from nanoedit.sandbox import Sandbox, SandboxServer, UploadedFile, sample_image
 try:
     import openai
     from google import genai
+
+    # The Interactions client's errors are its own (3.6.1 exports them under no public name).
+    from google.genai import _interactions_errors as genai_interactions_errors
     from google.genai import errors, types
+    from google.genai.interactions import Interaction
 except ImportError as exc:  # both are in the test extra: pip install -e '.[test]'
     pytest.skip(
         f"the vendors' SDKs are needed ({exc.name} is missing): pip install -e '.[test]'",
@@ -627,3 +631,81 @@ def test_openai_gpt_image_turns_down_what_it_does_not_take(
         prompt="x", model="nano-banana", extra_body={"aspect_ratio": "16:9"}
     )
     assert kept.data is not None and kept.data[0].url
+
+
+# --- google-genai: the Interactions API ------------------------------------------------------
+
+
+def interaction(answer: object) -> Interaction:
+    """A create's answer, which is an Interaction when it is not streamed."""
+    assert isinstance(answer, Interaction), answer
+    return answer
+
+
+def test_genai_creates_an_image_interaction_and_reads_it_back(
+    served: Served, google: genai.Client
+) -> None:
+    cat = base64.b64encode(CAT).decode()
+    created = interaction(google.interactions.create(
+        model=FLASH,
+        input=[
+            {"type": "image", "data": cat, "mime_type": "image/png"},
+            {"type": "text", "text": "make it a watercolor"},
+        ],
+        response_format={"type": "image", "aspect_ratio": "16:9"},
+        stream=False,
+    ))  # fmt: skip
+    assert created.status == "completed"
+    assert [step.type for step in created.steps or []] == ["thought", "model_output"]
+    # The SDK's own helpers find the answer's words and its image.
+    assert created.output_text == "Here is the edited image."
+    assert created.output_image is not None and created.output_image.data is not None
+    assert created.output_image.mime_type == "image/jpeg"
+    assert shape(base64.b64decode(created.output_image.data)) == (1376, 768, "JPEG")
+    assert created.usage is not None
+    # 5 for the prompt's text and 560 for the image; 7 for the words out and 1120 the image.
+    assert (created.usage.total_input_tokens, created.usage.total_output_tokens) == (565, 1127)
+    # The SDK sends a list of blocks as one user_input step, to /v1.
+    (post,) = served.sandbox.received
+    assert (post.method, post.path) == ("POST", "/v1/interactions")
+    assert post.json["input"] == [
+        {
+            "type": "user_input",
+            "content": [
+                {"type": "image", "data": cat, "mime_type": "image/png"},
+                {"type": "text", "text": "make it a watercolor"},
+            ],
+        }
+    ]
+    assert created.id is not None
+    got = google.interactions.get(created.id)
+    assert got.status == "completed"
+    assert [step.type for step in got.steps or []] == ["user_input", "thought", "model_output"]
+    assert got.output_image is not None and got.output_image.data == created.output_image.data
+    # A continuation by id: a turn 2 whose image is drawn from the first one's.
+    continued = interaction(
+        google.interactions.create(
+            model=FLASH, input="now at night", previous_interaction_id=created.id, stream=False
+        )
+    )
+    assert continued.previous_interaction_id == created.id
+    assert continued.output_image is not None and continued.output_image.data is not None
+    assert shape(base64.b64decode(continued.output_image.data)) == (1376, 768, "JPEG")
+
+
+def test_genai_polls_an_interaction_in_progress_and_raises_googles_404(
+    served: Served, google: genai.Client
+) -> None:
+    served.sandbox.add_faults("interaction-in-progress")
+    waiting = interaction(google.interactions.create(model=PRO, input="a red banana"))
+    assert (waiting.status, waiting.steps) == ("in_progress", [])
+    assert waiting.id is not None
+    assert google.interactions.get(waiting.id).status == "completed"
+    with pytest.raises(genai_interactions_errors.NotFoundError) as unknown:
+        google.interactions.create(model="gemini-9-image", input="a red banana")
+    assert unknown.value.status_code == 404
+    with pytest.raises(genai_interactions_errors.NotFoundError) as gone:
+        google.interactions.get("never-made")
+    assert gone.value.body == {
+        "error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}
+    }

@@ -1,10 +1,21 @@
 """Google's own Gemini API: ``generateContent`` with the images inline (or through the Files
-API when they are too large to inline), the key in ``x-goog-api-key``, never in the URL."""
+API when they are too large to inline), the key in ``x-goog-api-key``, never in the URL; or,
+with ``gemini.api`` set to ``interactions``, the same job through Google's Interactions API
+(``nanoedit.backends.gemini_interactions``).
+
+Which API is the default, and why ([P] Google's documentation; [I] nanoedit's judgement):
+``generateContent`` ([P] generally available, "fully supported"; the body Vertex AI shares).
+The Interactions API is what Google recommends for new work, but [P] it is served under
+``v1beta``, pinned by an ``Api-Revision`` date and changed incompatibly since (its May 2026
+"breaking changes"), and [P] it stores every interaction unless told not to. [I] A default
+that changes what is sent, and what Google keeps, is not changed under a user: one chooses it.
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -23,7 +34,6 @@ from nanoedit.backends.base import (
     Takes,
     Verdict,
     add_usage,
-    auth_error,
     carries_thread,
     clip,
     encode_base64,
@@ -34,17 +44,30 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_base64,
 )
+from nanoedit.backends.gemini_errors import (
+    NO_IMAGE_REASONS,
+    REFUSAL_REASONS,
+    retry_delay,
+)
+from nanoedit.backends.gemini_errors import denial as _denial
+from nanoedit.backends.gemini_errors import error_of as _error_of
+from nanoedit.backends.gemini_errors import is_key_error as _is_key_error
+from nanoedit.backends.gemini_errors import no_image as _no_image
+from nanoedit.backends.gemini_errors import refused as _refused
 from nanoedit.backends.gemini_history import exchange_of, history_contents, kept_part
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
-from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, NetworkError, RefusedError
+from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError, UsageError
 from nanoedit.jobs import Exchange, ImageSource, Progress
 from nanoedit.net.inputs import InputImage
+from nanoedit.settings.checks import check_bool
+from nanoedit.settings.keys import KeySpec
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
     import httpx
 
     from nanoedit.b64stream import Streamed
+    from nanoedit.backends.gemini_interactions import Interactions
     from nanoedit.net.http import JobHttp
     from nanoedit.settings.values import BackendSettings
 
@@ -66,48 +89,27 @@ MAX_INLINE_BASE64 = 20 * 1024 * 1024
 FILE_POLL_INTERVAL = 1.0
 # A file's name as the Files API gives it: it goes into the path of the poll, with the key.
 FILE_NAME = re.compile(r"files/[a-z0-9-]{1,64}")
-# finishReason values that mean the model declined to draw for the content (Google's
-# FinishReason: safety, prohibited content, recitation, blocklist, personal data).
-REFUSAL_REASONS = frozenset(
-    {
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "PROHIBITED_CONTENT",
-        "SAFETY",
-        "RECITATION",
-        "IMAGE_RECITATION",
-        "BLOCKLIST",
-        "SPII",
-    }
-)
-# finishReason values that say no image came for no reason of the content, in Google's own
-# words (its FinishReason reference): an API failure (exit 5), not a refusal (exit 8).
-NO_IMAGE_REASONS: dict[str, str] = {
-    "NO_IMAGE": "The model was expected to generate an image, but none was generated",
-    "IMAGE_OTHER": "Image generation stopped for a reason not otherwise specified",
-}
-# API key errors come as 400 INVALID_ARGUMENT with this reason, not as 401. A 403
-# PERMISSION_DENIED is about the key only with one of these reasons: others (a model kept from
-# the project, an API not enabled for it, the project itself) are not fixed by another key.
-KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"})
-# What to do about a 403 by its reason (none: Google names none).
-DENIED_HINTS: dict[str, str] = {
-    "SERVICE_DISABLED": (
-        "the Generative Language API is not enabled for the key's Google Cloud project: enable "
-        "it (Google's message gives the link), wait a few minutes, and try again"
-    ),
-    "": (
-        "Google turned the request down, not the key (a key it rejects is API_KEY_INVALID): "
-        "the key's project may not have access to this model (some are kept for projects that "
-        "used them before), or to a file the request names; choose another --model, or check "
-        "the project in Google AI Studio"
-    ),
-}
-OTHER_DENIAL = (
-    "Google turned the request down for the key's project, not for the key (a key it rejects "
-    "is API_KEY_INVALID); check the project in Google AI Studio or the Cloud console"
-)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+# The two APIs a job can go through (``gemini.api``), the default first (see the module's
+# docstring for why).
+GENERATE_CONTENT = "generate_content"
+INTERACTIONS = "interactions"
+APIS = (GENERATE_CONTENT, INTERACTIONS)
+
+
+def check_api(value: str) -> str:
+    """``gemini.api``'s rule: ``generate_content`` or ``interactions`` (any case, ``-`` for
+    ``_``, Google's own ``generateContent``); a usage error naming the nearest for another."""
+    cleaned = value.strip().lower().replace("-", "_")
+    cleaned = GENERATE_CONTENT if cleaned == "generatecontent" else cleaned
+    if cleaned in APIS:
+        return cleaned
+    close = difflib.get_close_matches(cleaned, APIS, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UsageError(
+        f"{value.strip()!r} names no API the gemini backend sends through; {hint}use "
+        f"{GENERATE_CONTENT} "
+        f"(Google's generateContent, the default) or {INTERACTIONS} (Google's Interactions API)"
+    )
 
 
 def api_root(base_url: str) -> str:
@@ -143,6 +145,22 @@ class GeminiBackend(BackendBase):
     # the model's own turns with their thought signatures exactly as received (docs
     # image-generation#thought-signatures).
     converses = True
+    extra_keys: ClassVar[dict[str, KeySpec]] = {
+        "api": KeySpec(
+            "NANOEDIT_GEMINI_API",
+            f"Google Gemini API: the API a job goes through, {GENERATE_CONTENT} (Google's "
+            f"generateContent) or {INTERACTIONS} (Google's Interactions API)",
+            GENERATE_CONTENT,
+            check=check_api,
+        ),
+        "store": KeySpec(
+            "NANOEDIT_GEMINI_STORE",
+            "Google Gemini API: let Google keep the requests and answers (true, Google's own "
+            "default) or ask it not to (false; --no-store for one run)",
+            "true",
+            check=check_bool,
+        ),
+    }
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -252,16 +270,34 @@ class GeminiBackend(BackendBase):
     ) -> dict[str, Any]:
         """The request body: the ``history`` of a ``--continue`` job's thread (its earlier
         turns' contents), then this turn's user content: the prompt's text part first, then
-        the images in input order."""
+        the images in input order; ``store: false`` when Google is asked not to keep it
+        (``gemini.store``, --no-store)."""
         text = {"text": prepared.job.options.prompt}
-        return {
+        body: dict[str, Any] = {
             "contents": [*history, {"role": "user", "parts": [text, *parts]}],
             "generationConfig": self._config(prepared),
         }
+        if self.settings.option("store") == "false":
+            # [P] Since 2026-10-26 Google stores generateContent requests of new paid
+            # projects unless the request says store: false.
+            body["store"] = False
+        return body
+
+    def api(self) -> str:
+        """The API this backend's jobs go through (``gemini.api``); a backend built on this one
+        without that setting (Vertex AI) has generateContent alone."""
+        return self.settings.option("api") or GENERATE_CONTENT
+
+    def _interactions(self) -> Interactions:
+        from nanoedit.backends.gemini_interactions import Interactions
+
+        return Interactions(self.http, self.settings, self.root, self.where, self.auth_headers)
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
         """One request per image asked for; each input's base64 is piped in by the command
         (with a thread, the earlier turns' images too, from where they were saved)."""
+        if self.api() == INTERACTIONS:
+            return self._interactions().plan(prepared)
         inline: list[tuple[str, str]] = []
 
         def placeholder(location: str) -> str:
@@ -301,6 +337,8 @@ class GeminiBackend(BackendBase):
         """Send the job ``count`` times (one image each) and gather the images and words, with
         what each request's answer keeps for a later ``--continue`` turn. A failure after some
         images were made returns those with it: they are paid for."""
+        if self.api() == INTERACTIONS:
+            return self._interactions().run(prepared, progress, self._image_parts)
         headers = self.auth_headers(self.settings.key())
         parts = self._image_parts(prepared.added_uploads(), headers, progress)
         history = history_contents(
@@ -545,115 +583,6 @@ def parse_answer(
         return _refused(f"{where} answered with text but no image: {clip(text)!r}", "")
     shown = reason or "none given"
     raise ApiError(f"{where} answered without an image (finishReason {shown}){said}; try again")
-
-
-def _no_image(where: str, model: str, reason: str, message: object, text: str) -> ApiError:
-    """The error of an answer whose finishReason says no image came for no reason of the
-    content (NO_IMAGE, IMAGE_OTHER): quoted in Google's words, the model named, since
-    NO_IMAGE is what a model that does not draw answers."""
-    meaning = NO_IMAGE_REASONS[reason]
-    # A finishMessage that only repeats the meaning is not said twice.
-    said = str(message).strip() if message else ""
-    extra = f": {clip(said)}" if said and said.rstrip(".") != meaning else ""
-    words = f"; the model said: {clip(text)!r}" if text else ""
-    advice = "try again"
-    if reason == "NO_IMAGE" and shipped_catalog().resolve_quietly("gemini", model).model is None:
-        # An id the catalog does not know may be a model that does not draw at all.
-        advice = f"check that {model} is an image model (--model or gemini.model), or try again"
-    return ApiError(
-        f'{where} made no image with {model} (finishReason {reason}: "{meaning}", in '
-        f"Google's words){extra}{words}; that is not a refusal of the content: {advice}"
-    )
-
-
-def _refused(what: str, text: str) -> Answer:
-    words = f"; the model said: {clip(text)!r}" if text else ""
-    raise RefusedError(f"{what}{words}; rephrase the prompt or change the image")
-
-
-def _is_key_error(status: int, error: dict[str, Any]) -> bool:
-    """Whether Google's error object says the key is bad: a 401, or a reason that names the
-    key (a 403 alone does not: see ``KEY_REASONS``)."""
-    return status == 401 or bool(_reasons(error) & KEY_REASONS)
-
-
-def _denial(error: dict[str, Any], quote: Callable[[str, int], str]) -> str:
-    """A 403 that is not about the key, as Google said it (its message, status and reasons,
-    each passed through ``quote``), and what to do about it."""
-    message = quote(str(error.get("message") or "no message"), 300)
-    reasons = sorted(_reasons(error))
-    tags = [quote(tag, 60) for tag in (str(error.get("status") or ""), *reasons) if tag]
-    shown = f"{message} [{', '.join(tags)}]" if tags else message
-    if not reasons:
-        return f"{shown}; {DENIED_HINTS['']}"
-    hint = next((DENIED_HINTS[reason] for reason in reasons if reason in DENIED_HINTS), None)
-    return f"{shown}; {hint or OTHER_DENIAL}"
-
-
-def _reasons(error: dict[str, Any]) -> set[str]:
-    details = error.get("details")
-    items = details if isinstance(details, list) else []
-    return {str(item["reason"]) for item in items if isinstance(item, dict) and item.get("reason")}
-
-
-def _error_of(
-    response: httpx.Response,
-    where: str,
-    settings: BackendSettings,
-    what: str,
-    *,
-    model_call: bool = False,
-) -> NanoeditError:
-    """The error an answer other than 200 carries, in Google's ``{"error": {…}}`` shape (or a
-    one-element list of it, which the SDK accepts too). On a call to a model (``model_call``)
-    404 ``NOT_FOUND`` means the model is not served: "models/X is not found for API version
-    v1beta, or is not supported for generateContent"."""
-    status = response.status_code
-    body = parse_json(response)
-    if isinstance(body, list) and len(body) == 1:
-        body = body[0]
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        if status in (401, 403):
-            # No error object of Google's to read a reason from (a proxy's page): as before.
-            return auth_error(settings, where, f"HTTP {status}")
-        read_json(response, where)  # raises, saying what came instead of JSON
-        return ApiError(f"{where} answered {what} with HTTP {status} and no error details")
-    message = clip(str(error.get("message") or "no message"))
-    state = str(error.get("status") or "")
-    shown = f"{message} [{state}]" if state else message
-    if _is_key_error(status, error):
-        return auth_error(settings, where, shown)
-    if model_call and status == 404 and state in ("NOT_FOUND", ""):
-        return ModelNotServed(where, shown)
-    if status == 403:
-        return ApiError(f"{where} answered HTTP 403: {_denial(error, clip)}")
-    hints = {
-        429: "the quota or rate limit is used up; wait, or check the project's quota",
-        404: f"check the model id (--model or {settings.name}.model)",
-        503: "the model is overloaded; try again later",
-    }
-    hint = hints.get(status, "")
-    if status == 400 and state == "FAILED_PRECONDITION":
-        hint = "the project needs billing enabled for this model, or it is not offered here"
-    suffix = f"; {hint}" if hint else ""
-    return ApiError(f"{where} answered HTTP {status}: {shown}{suffix}")
-
-
-def retry_delay(response: httpx.Response) -> float | None:
-    """The wait a 429's ``google.rpc.RetryInfo`` detail asks for (``"17s"``), if any."""
-    response.read()
-    body = parse_json(response)
-    if isinstance(body, list) and len(body) == 1:
-        body = body[0]
-    error = body.get("error") if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    for item in details if isinstance(details, list) else []:
-        if isinstance(item, dict) and str(item.get("@type", "")).endswith("rpc.RetryInfo"):
-            match = _DURATION.match(str(item.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    return None
 
 
 def _mime_of_name(name: str) -> str:

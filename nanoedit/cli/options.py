@@ -136,6 +136,13 @@ SandboxOpt = Annotated[
     bool,
     typer.Option("--sandbox", help="Use the built-in emulated API: no key, no network, no cost."),
 ]
+NoStoreOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-store",
+        help="Ask Google not to keep the requests and answers (gemini backend; gemini.store).",
+    ),
+]
 
 
 def output_path(text: str) -> Path:
@@ -357,6 +364,7 @@ class RunFlags:
     count: CountOpt = DEFAULT_COUNT
     backend: BackendOpt = None
     sandbox: SandboxOpt = False
+    no_store: NoStoreOpt = False
     output: OutputOpt = None
     out_dir: OutDirOpt = None
     overwrite: OverwriteOpt = False
@@ -394,6 +402,7 @@ class RunFlags:
             shard=shard(self.shard),
             skip_existing=self.skip_existing,
             history=not self.no_history,
+            store=not self.no_store,
             overwrite=self.overwrite,
             retry_unsafe=self.retry_unsafe,
             metadata=not self.no_metadata,

@@ -111,6 +111,11 @@ class Planner:
             for warning in backend_warnings(self.settings.backend_settings(name)):
                 self.warn(warning)
             self._check_response_format(name, planned)
+            if not self.options.store and "store" not in backend_class(name).extra_keys:
+                self.warn(
+                    f"--no-store asks Google's Gemini API not to keep what is sent; the {name} "
+                    "backend has no such setting, so its jobs are sent as they would be without it"
+                )
         self._say_threads_left(planned)
         return planned
 

@@ -43,7 +43,13 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   ``image-prohibited``, ``no-image``, ``image-other`` (a candidate with that ``finishReason``
   and no image),
   ``prompt-blocked`` (``promptFeedback.blockReason`` and no candidates), ``upload-expired``
-  (every uploaded file expires at once, so a request using one is refused).
+  (every uploaded file expires at once, so a request using one is refused); these Gemini
+  faults are acted out by its Interactions API too, in its shape; (Gemini's Interactions API
+  alone) ``interaction-failed``, ``interaction-incomplete``, ``interaction-budget-exceeded``,
+  ``interaction-cancelled``, ``interaction-requires-action`` (an interaction that ends in that
+  status), ``interaction-in-progress`` and ``interaction-queued`` (one that shows that status
+  until the sandbox's ``task_seconds`` have passed), which a ``generateContent`` request
+  leaves queued.
 - ``api`` (Gemini's Files API, on the upload that makes a file): ``upload-processing`` (the
   file is PROCESSING for 3 s before it is ACTIVE, as an upload of 8 MiB or more always is)
   and ``upload-failed`` (PROCESSING for 3 s, then FAILED); a file that is not ACTIVE cannot
@@ -70,7 +76,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -379,15 +385,27 @@ class FaultPlan:
         with self._lock:
             return [f"{p.phase.value}:{p.kind.name}x{p.remaining}" for p in self._planned]
 
-    def take(self, phases: frozenset[Phase], server: str, stage: Stage) -> str | None:
+    def take(
+        self,
+        phases: frozenset[Phase],
+        server: str,
+        stage: Stage,
+        acts: Collection[str] | None = None,
+    ) -> str | None:
         """Use up the fault this request should show at ``stage``, if any. ``server`` names
-        the server answering it: an API's name, or ``FILES``.
+        the server answering it: an API's name, or ``FILES``. ``acts`` names the faults the
+        route answering it acts out, when an API's routes act out different ones (Gemini's
+        ``generateContent`` and its Interactions API): a token for another route of the API
+        waits for that route, as a token for another API does (None: every fault that fits
+        the server).
 
         Only the first token waiting for this kind of request counts: when it belongs to
         another stage it stays queued, so faults are acted out in plan order.
         """
         with self._lock:
             for index, planned in enumerate(self._planned):
+                if acts is not None and planned.kind.name not in acts:
+                    continue
                 if planned.phase in phases and planned.kind.fits(server):
                     if planned.kind.stage is not stage:
                         return None

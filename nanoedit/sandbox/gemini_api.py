@@ -11,7 +11,8 @@ proto-JSON parser does (the SDK sends a mix: ``inlineData`` holding ``mime_type`
 This module routes requests and checks keys; the answers are made in ``gemini_generate``
 (``generateContent``, the piece another Google API can reuse), ``gemini_models`` (the model
 list), ``gemini_files`` (the Files API), ``gemini_request`` (reading a body) and
-``gemini_errors`` (Google's error answers).
+``gemini_errors`` (Google's error answers) and ``gemini_interactions`` (the Interactions API,
+``POST /v1beta/interactions`` and ``GET /v1beta/interactions/ID``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from nanoedit.sandbox.gemini_errors import (
 )
 from nanoedit.sandbox.gemini_files import FILE_PATH, FilesApi
 from nanoedit.sandbox.gemini_generate import GenerateContent
+from nanoedit.sandbox.gemini_interactions import FAULT_KINDS as INTERACTION_FAULT_KINDS
+from nanoedit.sandbox.gemini_interactions import Interactions
 from nanoedit.sandbox.gemini_models import ModelList
 from nanoedit.sandbox.gemini_request import json_body
 from nanoedit.sandbox.lineup import LISTING_PHASES
@@ -45,10 +48,13 @@ from nanoedit.sandbox.wire import SandboxResponse, json_response
 
 SUBMIT_PHASES = frozenset({Phase.SUBMIT, Phase.API})
 API_PHASES = frozenset({Phase.API})
+POLL_PHASES = frozenset({Phase.POLL, Phase.API})
 MODEL_PATH = re.compile(r"/(?P<version>v1beta|v1)/models/(?P<model>[^/:]+)(?::(?P<action>\w+))?")
 MODELS_PATH = re.compile(r"/(?P<version>v1beta|v1)/models")
 FILES_PATH = re.compile(r"/(?P<version>v1beta|v1)/files")
 UPLOAD_PATH = re.compile(r"/upload/(?P<version>v1beta|v1)/files")
+INTERACTIONS_PATH = re.compile(r"/(?P<version>v1beta|v1)/interactions")
+INTERACTION_PATH = re.compile(r"/(?P<version>v1beta|v1)/interactions/(?P<id>[^/]+)")
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,11 @@ class Route:
 
     kind: str
     """``generate``, ``model``, ``models`` (the list), ``upload`` (a session's start),
-    ``chunk`` (bytes for a session), ``file``, ``files`` (the list) or ``delete`` (a file)."""
+    ``chunk`` (bytes for a session), ``file``, ``files`` (the list), ``delete`` (a file),
+    ``interactions`` (a create) or ``interaction`` (a stored one read back)."""
     version: str
     name: str = ""
-    """The model id or file id in the path."""
+    """The model id, file id or interaction id in the path."""
 
 
 class GeminiApi(EmulatedApi):
@@ -75,8 +82,13 @@ class GeminiApi(EmulatedApi):
   GET  /v1beta/files
   GET  /v1beta/files/FILE_ID
   DELETE /v1beta/files/FILE_ID
+  POST /v1beta/interactions                   JSON: model, input, response_format, store
+  GET  /v1beta/interactions/ID
 """
-    paid_routes = (r"POST /v1(beta)?/models/[^/ ]+:generateContent",)
+    paid_routes = (
+        r"POST /v1(beta)?/models/[^/ ]+:generateContent",
+        r"POST /v1(beta)?/interactions",
+    )
     refusal = "image-safety"
     fault_kinds = (
         *shared_kinds("text-only"),
@@ -98,6 +110,7 @@ class GeminiApi(EmulatedApi):
         result_fault("upload-expired", "uploaded files expire; one in use is refused (403)"),
         made_file_fault("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE"),
         made_file_fault("upload-failed", "an upload is PROCESSING for 3 s, then FAILED"),
+        *INTERACTION_FAULT_KINDS,
     )
 
     def __init__(self, runtime: Runtime) -> None:
@@ -105,6 +118,7 @@ class GeminiApi(EmulatedApi):
         self.files = FilesApi(runtime, self.name)
         self.models = ModelList(runtime, self.name)
         self.generator = GenerateContent(runtime, self.name, self.files.uploads)
+        self.interactions = Interactions(runtime, self.name, self.generator)
 
     def answers(self, call: Call) -> bool:
         """Everything under ``/v1beta`` and ``/upload``; under ``/v1`` (the OpenAI-compatible
@@ -128,7 +142,9 @@ class GeminiApi(EmulatedApi):
             return None
         if route.kind == "models":
             return LISTING_PHASES
-        return SUBMIT_PHASES if route.kind == "generate" else API_PHASES
+        if route.kind == "interaction":
+            return POLL_PHASES
+        return SUBMIT_PHASES if route.kind in ("generate", "interactions") else API_PHASES
 
     def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
         """Answer one request; ``fault`` is the answer fault taken for it."""
@@ -151,6 +167,10 @@ class GeminiApi(EmulatedApi):
         """The answer to a request whose key was accepted."""
         if route.kind == "generate":
             return self._generate(call, route)
+        if route.kind == "interactions":
+            return self.interactions.create(call, route.version)
+        if route.kind == "interaction":
+            return self.interactions.get(call, route.name)
         if route.kind == "model":
             return self.models.get(route.name, route.version)
         if route.kind == "models":
@@ -198,6 +218,10 @@ def _route_of(call: Call) -> Route | None:
         return Route("files", match["version"])
     if method in ("GET", "DELETE") and (match := FILE_PATH.fullmatch(path)):
         return Route("file" if method == "GET" else "delete", match["version"], match["file"])
+    if method == "POST" and (match := INTERACTIONS_PATH.fullmatch(path)):
+        return Route("interactions", match["version"])
+    if method == "GET" and (match := INTERACTION_PATH.fullmatch(path)):
+        return Route("interaction", match["version"], match["id"])
     return None
 
 

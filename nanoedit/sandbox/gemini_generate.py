@@ -60,6 +60,9 @@ INVALID_SIGNATURE = (
     "Unable to submit request because Thought signature is not valid.. Learn more: "
     "https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/gemini"
 )
+# The result faults generateContent acts out: one of another route of the same API (the
+# Interactions API's statuses) waits for a request of that route.
+GENERATE_FAULTS = frozenset({*FINISH_FAULTS, "prompt-blocked", "text-only", "upload-expired"})
 
 
 class GenerateContent:
@@ -83,10 +86,10 @@ class GenerateContent:
         if count > limit:
             raise GoogleError(400, google_message(count, limit))
         for signed in request.signed:
-            if signed.signature != image_signature(self._load(signed.image, own_hosts)):
+            if signed.signature != image_signature(self.load_image(signed.image, own_hosts)):
                 raise GoogleError(400, INVALID_SIGNATURE)
-        inputs = [self._load(image, own_hosts) for image in request.images]
-        fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT)
+        inputs = [self.load_image(image, own_hosts) for image in request.images]
+        fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT, GENERATE_FAULTS)
         if fault == "upload-expired":
             self._expire_uploads(request)
         return self._answer(model, request, inputs, fault)
@@ -106,8 +109,9 @@ class GenerateContent:
         Files API)."""
         return None if self.uploads is None else file_id_of(uri)
 
-    def _load(self, image: InlineImage | FileImage, own_hosts: frozenset[str]) -> Image.Image:
-        """The picture an image part stands for; GoogleError when there is none."""
+    def load_image(self, image: InlineImage | FileImage, own_hosts: frozenset[str]) -> Image.Image:
+        """The picture an image part stands for (its bytes, an upload of the Files API, or a
+        URL fetched); GoogleError when there is none."""
         if isinstance(image, InlineImage):
             data = image.data
         else:

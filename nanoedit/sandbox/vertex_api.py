@@ -26,6 +26,7 @@ from nanoedit.sandbox.faults import Phase, Stage, answer_fault
 from nanoedit.sandbox.gemini_api import GeminiApi
 from nanoedit.sandbox.gemini_errors import GoogleError, fault_answer, front_end_page
 from nanoedit.sandbox.gemini_generate import GenerateContent
+from nanoedit.sandbox.gemini_interactions import FAULT_KINDS as INTERACTION_FAULT_KINDS
 from nanoedit.sandbox.gemini_models import model_object
 from nanoedit.sandbox.gemini_request import json_body
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
@@ -96,11 +97,14 @@ class VertexApi(EmulatedApi):
   GET  /v1/publishers/google/models/MODEL
 """
     fault_kinds = (
-        # Gemini's result faults (the upload's aside: Vertex has no Files API), acted out here.
+        # Gemini's result faults (the upload's aside: Vertex has no Files API, nor the
+        # Interactions API), acted out here.
         *(
             kind
             for kind in GeminiApi.fault_kinds
-            if kind.stage is Stage.RESULT and kind.name != "upload-expired"
+            if kind.stage is Stage.RESULT
+            and kind.name != "upload-expired"
+            and kind not in INTERACTION_FAULT_KINDS
         ),
         answer_fault(
             "project-denied",

@@ -162,11 +162,19 @@ def _backend_settings(
     resolve: Callable[[str], Resolved],
     sandbox: bool,
     env: Mapping[str, str],
+    flags: Mapping[str, str] | None = None,
 ) -> BackendSettings:
-    """One backend's settings; in the sandbox every backend talks to the emulated server."""
+    """One backend's settings; in the sandbox every backend talks to the emulated server.
+    ``flags`` are the run's flags that override a backend's own key of that short name, for
+    each backend that has it (``--no-store``: ``store`` false)."""
     name = backend.name
+    flagged = {
+        short: value for short, value in (flags or {}).items() if short in backend.extra_keys
+    }
 
     def get(key: str) -> str | None:
+        if key in flagged:
+            return flagged[key]
         return resolve(f"{name}.{key}").value
 
     options = tuple((short, get(short) or "") for short in backend.extra_keys)
@@ -281,9 +289,11 @@ def load_settings(
     def resolve(key: str) -> Resolved:
         return resolve_key(key, file_values, env)
 
+    # The run's flags that override a backend's own key, where a backend has it.
+    flags = {} if options.store else {"store": "false"}
     backends = BackendsByName(
         backend_names(),
-        lambda name: _backend_settings(load(name), resolve, sandbox, env),
+        lambda name: _backend_settings(load(name), resolve, sandbox, env, flags),
     )
     # Every backend's base URL is checked and warned of (a default one holds no user name):
     # its variable and check come from the name, without importing the backend.
