@@ -208,6 +208,21 @@ def _label(prompt: str, variant: int, count: int) -> str:
     return f"{prompt}  ({variant + 1}/{count})" if count > 1 else prompt
 
 
+def _turn_marks(canvas: Image.Image, turn: int) -> None:
+    """One white-ringed dot per earlier model turn, in a row from the top left corner: what
+    makes a continued conversation's image differ from an edit of the same image sent alone
+    (a model that sees the thread answers from it, and a test can tell which it was)."""
+    side = max(6, min(canvas.size) // 24)
+    gap = max(3, side // 2)
+    draw = ImageDraw.Draw(canvas)
+    for number in range(turn):
+        x = gap + number * (side + gap)
+        box = (x, gap, x + side, gap + side)
+        draw.ellipse(
+            box, fill=color_of("turn", str(number)), outline="white", width=max(1, side // 6)
+        )
+
+
 def render_edit(
     inputs: Sequence[Image.Image],
     prompt: str,
@@ -216,11 +231,14 @@ def render_edit(
     *,
     variant: int = 0,
     count: int = 1,
+    turn: int = 0,
 ) -> Encoded:
     """The first input fitted to ``size`` with an effect chosen by the prompt, the other
-    inputs inset as thumbnails, and the prompt as a caption."""
+    inputs inset as thumbnails, the prompt as a caption, and one mark per earlier model turn
+    of the conversation (``turn``: 0 for a request that continues none)."""
     work = _work_size(size)
     canvas = effect_for(prompt)(ImageOps.fit(inputs[0], work, Image.Resampling.BICUBIC), prompt)
+    _turn_marks(canvas, turn)
     thumb = max(16, min(work) // 5)
     gap = max(4, thumb // 12)
     x, y = work[0] - gap, gap
