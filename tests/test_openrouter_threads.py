@@ -351,8 +351,22 @@ def test_an_altered_signature_is_refused_as_corrupted(served: Served) -> None:
         },
     }})  # fmt: skip
     # Sent back unchanged, the same history is answered.
+    altered = message["reasoning_details"]
     message["reasoning_details"] = copy.deepcopy(turn1.exchange["model"]["reasoning_details"])
     assert post_chat(served, body).status_code == 200
+    # A journal entry altered since: the turn fails with Google's words and what to do.
+    kept = copy.deepcopy(turn1.exchange)
+    kept["model"]["reasoning_details"] = altered
+    turn = PastTurn(1, "openrouter", FLASH, turn1.prompt, turn1.inputs, kept, 1, turn1.image)
+    with pytest.raises(ApiError) as refused:
+        send(served, continued([turn], "now make it night"))
+    assert refused.value.message == (
+        f"127.0.0.1:{served.base_url.rsplit(':', 1)[1]} answered HTTP 400: Provider returned "
+        "error (Google AI Studio: Corrupted thought signature.); the chat history sent lacks the "
+        "reasoning details (Gemini's thought signatures) the model gave with an earlier image of "
+        "the thread, or they were changed since: continue from a turn made by this backend, or "
+        "edit the image without --continue"
+    )
 
 
 # --dry-run --------------------------------------------------------------------------------
