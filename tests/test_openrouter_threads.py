@@ -32,6 +32,7 @@ from nanoedit.errors import ApiError
 from nanoedit.jobs import ImageSource, Job, Options, PastTurn, Thread, build_edit_jobs
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.net.inputs import load_local
+from nanoedit.output.parts import PartFile, PartFiles
 from nanoedit.output.provenance import Provenance, embed
 from nanoedit.run.dryrun import curl_command
 from nanoedit.sandbox import sample_image
@@ -58,16 +59,26 @@ def chats(served: Served) -> list[Any]:
 
 
 def send(
-    served: Served, prepared: PreparedJob, notes: list[str] | None = None
+    served: Served,
+    prepared: PreparedJob,
+    notes: list[str] | None = None,
+    *,
+    spooled: bool = False,
 ) -> tuple[Answer, list[bytes]]:
     """Run the backend on ``prepared`` against the served sandbox: its answer, and each
-    image's bytes as they were answered."""
+    image's bytes as they were answered (``spooled``: streamed to part files out of the
+    answer, as a run does)."""
     settings = BackendSettings("openrouter", f"{served.base_url}/api", OPENROUTER_KEY, FLASH)
     heard: list[str] = [] if notes is None else notes
+    parts = PartFiles()
+    spool = (lambda: PartFile(Path("spool"), "an image", parts)) if spooled else None
     with httpx.Client(trust_env=False) as client:
-        http = JobHttp(client, RetryPolicy(), Deadline(60), notify=heard.append)
+        http = JobHttp(client, RetryPolicy(), Deadline(60), notify=heard.append, spool=spool)
         answer = OpenRouterBackend(settings, http).run(prepared, lambda *_: None)
-    return answer, [image.data for image in answer.images if image.data is not None]
+    return answer, [
+        image.file.read_bytes() if image.file is not None else image.data or b""
+        for image in answer.images
+    ]
 
 
 def save(answered: bytes, name: str, prompt: str) -> Path:
@@ -220,6 +231,23 @@ def test_each_answer_is_kept_as_an_exchange_numbered_by_its_result(served: Serve
     assert [exchange["model"]["reasoning_details"][0]["data"] for exchange in answer.exchanges] == [
         sign(image) for image in answered
     ]
+
+
+def test_an_answer_streamed_to_a_file_is_kept_as_the_same_exchange(served: Served) -> None:
+    Path("cat.png").write_bytes(CAT)
+    # At 2K the answer is long enough to be streamed (a short one is read whole).
+    options = Options(prompt="make it a watercolor", size="2K")
+    [job] = build_edit_jobs(["cat.png"], [], options, None)
+    prepared = PreparedJob(job, FLASH, (load_local(job.images[0]),))
+    in_memory, [answered] = send(served, prepared)
+    streamed, [spooled] = send(served, prepared, spooled=True)
+    # A run streams the image out of the answer into a part file; the signature stays.
+    assert streamed.images[0].file is not None and streamed.images[0].data is None
+    assert spooled == answered
+    assert streamed.exchanges == in_memory.exchanges
+    [exchange] = streamed.exchanges
+    assert exchange["model"]["images"][0]["image_url"]["url"] == {"nanoedit_result": 1}
+    assert exchange["model"]["reasoning_details"][0]["data"] == sign(answered)
 
 
 def test_a_turn_that_kept_no_chat_answer_goes_as_its_image_and_is_named_once(
