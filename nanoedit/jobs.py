@@ -297,6 +297,13 @@ class Job:
     last turn's result); None for a job that starts afresh."""
 
     @property
+    def continues(self) -> tuple[int, int] | None:
+        """With ``--continue``: the journal's job and result number the thread goes on from."""
+        if self.thread is None:
+            return None
+        return self.thread.parent.job, self.thread.parent.result
+
+    @property
     def label(self) -> str:
         """How the job is named in messages: its own input, its task, or the prompt slug."""
         if self.images:

@@ -90,6 +90,9 @@ class EditInputs:
     from_file: str | None = None
     recursive: bool = False
     output: Path | None = None
+    continues: bool = False
+    """``--continue``: each input (an earlier result: @last, @ID, @ID.N) is the last turn of
+    a thread, and its job the next turn, sent with the thread where the backend converses."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,10 @@ def edit(env: Environment, given: EditInputs, asked: Asked, run: RunOptions) -> 
             # @last and @ID are looked up in the history this run's environment names.
             return resolve_reference(text, env.environ)
 
-        found = expand_inputs(list(given.inputs), recursive=given.recursive, warn=warn)
         refs = list(given.refs)
+        if given.continues:
+            return _continued_jobs(env, given, options)
+        found = expand_inputs(list(given.inputs), recursive=given.recursive, warn=warn)
         jobs = build_edit_jobs(found, refs, options, given.output, references)
         if given.from_file is not None:
             name = "stdin" if given.from_file == "-" else given.from_file
@@ -131,6 +136,46 @@ def edit(env: Environment, given: EditInputs, asked: Asked, run: RunOptions) -> 
         return jobs
 
     return _run(env, make_jobs, asked, run)
+
+
+def _continued_jobs(env: Environment, given: EditInputs, options: Options) -> list[Job]:
+    """The jobs of ``edit --continue``: one per input, each an earlier result that its job
+    goes on from (the thread read back from the journal), with the --ref images it adds."""
+    from dataclasses import replace
+
+    from nanoedit.jobs import build_edit_jobs, is_history_reference
+    from nanoedit.journal.history import SavedResult, resolve_result
+    from nanoedit.journal.threads import thread_of
+
+    if given.from_file is not None:
+        raise UsageError(
+            "--continue goes on from the earlier results named on the command line (@last, "
+            "@ID, @ID.N), and --from reads jobs from a file; use one of them"
+        )
+    if not given.inputs:
+        raise UsageError(
+            "--continue needs the earlier result to go on from: edit @last --continue -p ..., "
+            "or @ID, @ID.N (ids: nanoedit history)"
+        )
+    for text in given.inputs:
+        if not is_history_reference(text):
+            raise UsageError(
+                f"--continue goes on from an earlier result, and {text} is not one; name it as "
+                "@last, @ID or @ID.N (ids: nanoedit history), or leave out --continue to edit "
+                f"{text} afresh"
+            )
+    saved: dict[str, SavedResult] = {}
+
+    def references(text: str) -> Path:
+        saved[text] = found = resolve_result(text, env.environ)
+        return found.path
+
+    jobs = []
+    for text in given.inputs:
+        (job,) = build_edit_jobs([text], list(given.refs), options, given.output, references)
+        result = saved[text]
+        jobs.append(replace(job, thread=thread_of(env.environ, result.job, result.result)))
+    return jobs
 
 
 def generate(env: Environment, output: Path | None, asked: Asked, run: RunOptions) -> Finished:

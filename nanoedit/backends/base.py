@@ -490,6 +490,35 @@ def non_json_verdict(response: httpx.Response, probe: Probe, settings: BackendSe
     )
 
 
+def carries_thread(job: Job, backend: str) -> bool:
+    """Whether a ``--continue`` job sent to ``backend`` sends its thread: the backend
+    converses, and the turn it goes on from was answered by the same backend (a thread does
+    not cross providers: another's history, its signatures, mean nothing there). Otherwise the
+    job is sent with the last turn's image alone, as any edit of it."""
+    thread = job.thread
+    if thread is None or thread.parent.backend != backend:
+        return False
+    return backend_class(backend).converses
+
+
+def thread_notice(job: Job, backend: str) -> str | None:
+    """What a run says (once) of a ``--continue`` job whose thread ``backend`` does not
+    send; None when it sends it, or the job is no continuation."""
+    thread = job.thread
+    if thread is None or carries_thread(job, backend):
+        return None
+    parent = thread.parent
+    if backend_class(backend).converses:
+        return (
+            f"{backend} cannot carry on a thread of {parent.backend}: the model sees only the "
+            f"image of job {parent.job}, not the thread"
+        )
+    return (
+        f"{backend} has no conversation: the model sees only the image of job {parent.job}, "
+        "not the thread"
+    )
+
+
 def backend_class(name: str) -> type[BackendBase]:
     """The registered backend called ``name`` (a name the settings already checked), its
     module imported now if it was not yet."""

@@ -71,6 +71,16 @@ def edit(
             "--recursive", "-R", help="Look for images in subfolders too.", rich_help_panel="Batch"
         ),
     ] = False,
+    continue_thread: Annotated[
+        bool,
+        typer.Option(
+            "--continue",
+            "-c",
+            help="Go on from an earlier result (INPUT: @last, @ID or @ID.N) as the next turn "
+            "of its thread: the model sees the earlier turns where the backend keeps a "
+            "conversation; --ref images are what this turn adds.",
+        ),
+    ] = False,
     *,
     flags: RunFlags,
 ) -> None:
@@ -91,6 +101,7 @@ def edit(
         from_file=from_file,
         recursive=recursive,
         output=flags.output,
+        continues=continue_thread,
     )
     asked = flags.asked(prompt, prompt_file)
     with errors(flags.json_lines):

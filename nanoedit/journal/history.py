@@ -100,12 +100,28 @@ def damaged_journal(database: Path, exc: sqlite3.DatabaseError) -> InputError:
 # @last and @ID ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SavedResult:
+    """The result an input such as ``@last`` or ``@12.2`` names: the job that saved it, its
+    number among the job's results (1-based, as the journal orders them) and its file."""
+
+    job: int
+    result: int
+    path: Path
+
+
 def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
     """The saved image an input such as ``@last`` or ``@12.2`` names, checked to be there.
 
     Raises :class:`InputError` saying why it cannot be used: the history is off or empty, no
     such job, the job saved no image, or the file was moved or deleted since.
     """
+    return resolve_result(text, env).path
+
+
+def resolve_result(text: str, env: Mapping[str, str]) -> SavedResult:
+    """What :func:`resolve_reference` finds, with the job and the result number it names (a
+    ``--continue`` turn journals them, to find its thread again)."""
     match = HISTORY_REFERENCE.fullmatch(text.strip())
     if match is None:
         raise InputError(f"{text} names no earlier result; write @last, @ID or @ID.N")
@@ -136,8 +152,14 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
                     "nanoedit history"
                 )
             record = found
-        paths = [_absolute(journal, record, path) for path in record.saved_paths]
-    if not paths:
+        # Each saved result with its number among all the job's results (one that could not
+        # be saved keeps its number: an exchange names results by it).
+        saved = [
+            (place, absolute_path(journal, record, Path(entry["path"])))
+            for place, entry in enumerate(record.results, start=1)
+            if entry.get("path")
+        ]
+    if not saved:
         why = f" ({record.state}: {record.error})" if record.error else f" (it is {record.state})"
         raise InputError(
             f"{text}: job {record.id} saved no image{why}; choose another job with: "
@@ -145,19 +167,19 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
         )
     if number is not None:
         index = int(number)
-        if not 1 <= index <= len(paths):
-            if len(paths) == 1:
-                choice, saved = f"write @{record.id}", "1 image"
+        if not 1 <= index <= len(saved):
+            if len(saved) == 1:
+                choice, count = f"write @{record.id}", "1 image"
             else:
-                choice = f"write @{record.id}.1 to @{record.id}.{len(paths)}"
-                saved = f"{len(paths)} images"
+                choice = f"write @{record.id}.1 to @{record.id}.{len(saved)}"
+                count = f"{len(saved)} images"
             raise InputError(
-                f"{text}: job {record.id} saved {saved}, so there is no image {index}; {choice}"
+                f"{text}: job {record.id} saved {count}, so there is no image {index}; {choice}"
             )
-        path = paths[index - 1]
+        place, path = saved[index - 1]
     else:
         # @last continues from the latest image; @ID from the job's first.
-        path = paths[-1] if which == "last" else paths[0]
+        place, path = saved[-1] if which == "last" else saved[0]
     stream = stream_name(path)
     if stream is not None:
         # Nothing was kept of an image written to stdout, a FIFO or a device, and reading the
@@ -171,10 +193,10 @@ def resolve_reference(text: str, env: Mapping[str, str]) -> Path:
             f"{text} names {path}, saved by job {record.id}, which is no longer there (moved or "
             "deleted); pass the image's new path instead"
         )
-    return path
+    return SavedResult(record.id, place, path)
 
 
-def _absolute(journal: Journal, record: JobRecord, path: Path) -> Path:
+def absolute_path(journal: Journal, record: JobRecord, path: Path) -> Path:
     """A saved path as it can be opened from here: a relative one starts in its run's folder."""
     if path.is_absolute():
         return path
@@ -220,6 +242,7 @@ def record_json(record: JobRecord) -> dict[str, Any]:
         "results": list(record.results),
         "spec": record.spec,
         "provenance": record.provenance,
+        "exchanges": list(record.exchanges),
     }
 
 
@@ -399,7 +422,7 @@ def sheet_rows(journal: Journal, records: Sequence[JobRecord]) -> list[SheetRow]
         inputs = [item.get("path") or item.get("url") or "" for item in spec.get("inputs", [])]
         asked = spec.get("options")
         outputs = tuple(
-            _sheet_image(_absolute(journal, record, path)) for path in record.saved_paths
+            _sheet_image(absolute_path(journal, record, path)) for path in record.saved_paths
         )
         if record.state in ("failed", "refused", "held"):
             error: str | None = record.error or record.state

@@ -31,13 +31,14 @@ if TYPE_CHECKING:
 
 def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None]) -> str:
     """What makes two jobs the same paid request: the same prompt, model and options, and
-    inputs with the same bytes (a URL by its text: its bytes are the provider's to read)."""
+    inputs with the same bytes (a URL by its text: its bytes are the provider's to read);
+    for a ``--continue`` job, the same turn gone on from."""
     options = job.options
     inputs = [
         source.location if source.is_url else digest(source) or source.location
         for source in job.images
     ]
-    what = {
+    what: dict[str, Any] = {
         "kind": job.kind,
         "prompt": options.prompt,
         "model": model,
@@ -46,6 +47,11 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "count": options.count,
         "inputs": inputs,
     }
+    if job.thread is not None:
+        # The same image edited afresh and as the next turn of a thread are two requests (the
+        # second sends the thread); the thread is all in the turn it goes on from.
+        parent = job.thread.parent
+        what["continues"] = {"job": parent.job, "result": parent.result}
     text = json.dumps(what, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -97,7 +103,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
     """Everything it takes to send ``planned`` again from another process."""
     job, options = planned.job, planned.job.options
     output = _output(job)
-    return {
+    spec: JobSpec = {
         "kind": job.kind,
         "inputs": [_source(source) for source in job.images],
         "labels": [source.label for source in job.images],
@@ -117,6 +123,11 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
         "sidecar": saving.sidecar,
         "overwrite": saving.overwrite,
     }
+    if job.thread is not None:
+        # The turn it goes on from: its thread is found again from there (resume).
+        parent = job.thread.parent
+        spec["continues"] = {"job": parent.job, "result": parent.result}
+    return spec
 
 
 def new_job(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from nanoedit.jobs import ResultEntry
+from nanoedit.jobs import Exchange, ResultEntry
 
 PLANNED, SUBMITTED, ANSWERED, SAVED, FAILED, REFUSED, HELD = (
     "planned",
@@ -37,6 +37,14 @@ class AskedSpec(TypedDict):
     response_format: str
 
 
+class Continues(TypedDict):
+    """The turn a ``--continue`` job goes on from: a job of the journal and the number
+    (1-based, in the order of its results) of the result it continues."""
+
+    job: int
+    result: int
+
+
 class JobSpec(TypedDict, total=False):
     """Everything it takes to send a journaled job again from another process (see
     :func:`nanoedit.journal.recording.spec_of`). Older rows may lack what later versions added,
@@ -54,6 +62,9 @@ class JobSpec(TypedDict, total=False):
     metadata: bool
     sidecar: bool
     overwrite: bool
+    continues: Continues
+    """With ``--continue``: the turn the job goes on from (absent for a job that starts
+    afresh); its thread is read back from the journal by following these links."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class JobRecord:
     identity: str | None = None
     # The run that has it under way now (None: the run that made it).
     owner: int | None = None
+    # What a conversing backend kept of each request that made images (none before schema 3).
+    exchanges: tuple[Exchange, ...] = ()
 
     @property
     def owner_run(self) -> int:
@@ -113,7 +126,8 @@ class JobRecord:
 
 COLUMNS = (
     "id, run, created, updated, state, kind, backend, model, prompt, fingerprint, spec, "
-    "provenance, tasks, results, error_kind, error, images, cost, usage, sandbox, identity, owner"
+    "provenance, tasks, results, error_kind, error, images, cost, usage, sandbox, identity, owner, "
+    "exchanges"
 )
 
 
@@ -122,7 +136,7 @@ def record_of_row(row: Sequence[Any]) -> JobRecord:
         :11
     ]
     provenance, tasks, results, error_kind, error, images, cost, usage = row[11:19]
-    sandbox, identity, owner = row[19:]
+    sandbox, identity, owner, exchanges = row[19:]
     return JobRecord(
         id=ident,
         run=run,
@@ -146,6 +160,7 @@ def record_of_row(row: Sequence[Any]) -> JobRecord:
         sandbox=bool(sandbox),
         identity=identity,
         owner=owner,
+        exchanges=tuple(json.loads(exchanges)) if exchanges else (),
     )
 
 

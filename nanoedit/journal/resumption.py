@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from nanoedit.errors import ConfigError, NanoeditError, NetworkError, UsageError
+from nanoedit.errors import ConfigError, InputError, NanoeditError, NetworkError, UsageError
 from nanoedit.jobs import JobOutcome, PlannedJob
 from nanoedit.journal.recording import SavingOptions, planned_from
 from nanoedit.journal.records import HELD, PLANNED, SAVED, Claim, JobRecord
@@ -160,6 +160,12 @@ def plan_resume(
             continue
         record, error = going_on(journal, record, retry_unsafe=retry_unsafe, write=not dry_run)
         error = error or _refusal(record, settings)
+        threaded: PlannedJob | None = None
+        if error is None:
+            try:
+                threaded = _rethreaded(journal, record)
+            except InputError as exc:
+                error = exc
         if error is not None:
             planned, _ = planned_from(record)
             plan.held.append(
@@ -176,9 +182,24 @@ def plan_resume(
             plan.steps.append(_step(record, "hold", error.message))
             continue
         planned, saving = planned_from(record)
-        plan.groups.setdefault((saving, record.sandbox), []).append(planned)
+        plan.groups.setdefault((saving, record.sandbox), []).append(threaded or planned)
         plan.steps.append(_going_step(record, settings))
     return plan
+
+
+def _rethreaded(journal: Journal, record: JobRecord) -> PlannedJob | None:
+    """A ``--continue`` job that is to be sent (again), with its thread read back from the
+    journal: it is sent with the thread it was first planned with. None for any other job,
+    and for one whose answer is known already (its results are saved, not asked for again).
+    :class:`InputError` when a turn of the thread is no longer to be had as it was."""
+    from nanoedit.journal.threads import build_thread, continues_of
+
+    link = continues_of(record)
+    if link is None or record.state != PLANNED:
+        return None
+    planned, _ = planned_from(record)
+    thread = build_thread(journal, link["job"], link["result"])
+    return replace(planned, job=replace(planned.job, thread=thread))
 
 
 def going_on(

@@ -37,7 +37,7 @@ from typing import Any
 
 # The folder is found without loading this module's database; its names are kept here too.
 from nanoedit.datadir import DATA_DIR_ENV, data_dir
-from nanoedit.jobs import ResultEntry
+from nanoedit.jobs import Exchange, ResultEntry
 from nanoedit.journal.records import (
     ANSWERED,
     COLUMNS,
@@ -62,7 +62,7 @@ DATABASE_NAME = "journal.sqlite3"
 SPOOL_FOLDER = "spool"
 
 # Raised when the tables change; a database of an older version gets what it lacks.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
 BUSY_TIMEOUT_MS = 30_000
 # The journal holds every prompt and signed result URL, and its spool paid images: like the
@@ -100,7 +100,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     usage TEXT,
     sandbox INTEGER NOT NULL DEFAULT 0,
     identity TEXT,
-    owner INTEGER REFERENCES runs(id)
+    owner INTEGER REFERENCES runs(id),
+    exchanges TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_identity ON jobs(identity);
@@ -124,6 +125,9 @@ _TO_2 = (
     "ALTER TABLE jobs ADD COLUMN identity TEXT",
     "ALTER TABLE jobs ADD COLUMN owner INTEGER REFERENCES runs(id)",
 )
+# From version 2: what a conversing backend kept of each request that made images (see
+# :data:`nanoedit.jobs.Exchange`), for a later ``--continue`` turn; NULL for the jobs before.
+_TO_3 = ("ALTER TABLE jobs ADD COLUMN exchanges TEXT",)
 # Where the in-process sandbox says its results are (a host that never resolves): a version 1
 # job that names it, or whose run was given --sandbox, went to the sandbox.
 _SANDBOX_HOST = "nanoedit-sandbox.invalid"
@@ -275,6 +279,9 @@ class Journal:
             (version,) = db.execute("PRAGMA user_version").fetchone()
             if version == 1:
                 for statement in _TO_2:
+                    db.execute(statement)
+            if version in (1, 2):
+                for statement in _TO_3:
                     db.execute(statement)
             if version < SCHEMA_VERSION:
                 for statement in _statements(_SCHEMA):
@@ -475,14 +482,18 @@ class Journal:
         *,
         usage: Mapping[str, Any] | None = None,
         cost: float | None = None,
+        exchanges: Sequence[Exchange] = (),
     ) -> None:
-        """The job's results are known (URLs, or spool files holding their bytes)."""
+        """The job's results are known (URLs, or spool files holding their bytes), with what a
+        conversing backend kept of its requests (``exchanges``): in the same commit, before any
+        result is saved, so that a run killed while saving loses none of it."""
         self._update(
             job_id,
             state=ANSWERED,
             results=json.dumps(list(results)),
             usage=json.dumps(usage) if usage else None,
             cost=cost,
+            exchanges=json.dumps(list(exchanges), ensure_ascii=False) if exchanges else None,
         )
 
     def result_saved(self, job_id: int, results: Sequence[ResultEntry]) -> None:

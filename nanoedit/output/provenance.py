@@ -95,11 +95,14 @@ class Provenance:
     version: str = __version__
     # Made by the built-in sandbox: a placeholder, never a real result.
     sandbox: bool = False
+    # A --continue turn: the journal's job and result number the thread went on from (the
+    # model saw the thread, not only the first input).
+    continues: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
-        ``sandbox`` only on the sandbox's images."""
-        record = {
+        ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns."""
+        record: dict[str, Any] = {
             "prompt": self.prompt,
             "model": self.model,
             "backend": self.backend,
@@ -108,6 +111,8 @@ class Provenance:
             "inputs": [item.to_json() for item in self.inputs],
             "version": self.version,
         }
+        if self.continues is not None:
+            record["continues"] = {"job": self.continues[0], "result": self.continues[1]}
         return record | {"sandbox": True} if self.sandbox else record
 
     @property
@@ -130,7 +135,17 @@ def from_json(document: dict[str, Any]) -> Provenance:
         ),
         version=document.get("version", __version__),
         sandbox=bool(document.get("sandbox", False)),
+        continues=read_continues(document.get("continues")),
     )
+
+
+def read_continues(value: object) -> tuple[int, int] | None:
+    """A provenance's ``continues`` as :class:`Provenance` holds it (None: none, or not one
+    nanoedit wrote)."""
+    if not isinstance(value, dict):
+        return None
+    job, result = value.get("job"), value.get("result")
+    return (job, result) if isinstance(job, int) and isinstance(result, int) else None
 
 
 def sha256_file(path: Path) -> str:

@@ -15,11 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nanoedit import __version__
-from nanoedit.backends.base import PreparedJob, Takes, backend_class
+from nanoedit.backends.base import (
+    PreparedJob,
+    PreparedTurn,
+    Takes,
+    backend_class,
+    carries_thread,
+)
 from nanoedit.catalog.models import expected_size
 from nanoedit.clock import Clock
 from nanoedit.errors import ApiError, InputError, NanoeditError, NetworkError, RefusedError
 from nanoedit.jobs import (
+    Exchange,
+    ImageSource,
     Job,
     JobOutcome,
     PlannedJob,
@@ -158,7 +166,9 @@ class JobPipeline:
             text, usage = answer.text, answer.usage
             cost = self._cost(planned, len(entries) or len(results), usage)
             if not answered:
-                entries, results = self._answered(planned, results, http, usage, cost)
+                entries, results = self._answered(
+                    planned, results, http, usage, cost, answer.exchanges
+                )
                 answered = recorder is not None
             earlier = sum(1 for entry in entries if "path" in entry)
             warnings += self._check_count(job, len(results) + earlier)
@@ -275,10 +285,12 @@ class JobPipeline:
         http: JobHttp,
         usage: dict[str, Any] | None,
         cost: float | None,
+        exchanges: Sequence[Exchange] = (),
     ) -> tuple[list[ResultEntry], list[ResultImage]]:
         """Journal the job's results before saving any: a URL as it is, bytes in a spool file
         of the data folder (synced), so that a failure to save loses nothing paid for; with
-        them, the ``usage`` the provider reported and the job's ``cost``.
+        them, the ``usage`` the provider reported, the job's ``cost`` and what a conversing
+        backend kept of its requests (``exchanges``, for a later ``--continue`` turn).
 
         Every spool file is named after the job (``ID-N.bin``) before the journal is told: a
         run killed in between leaves files that resume takes up. Returns the journal's
@@ -316,7 +328,9 @@ class JobPipeline:
             # Saved from the spool file (linked into place), not written a second time.
             kept[-1] = replace(result, data=None, file=path)
             entries.append({"spool": str(path)})
-        self.journal.answered(planned.journal_id, entries, usage=usage, cost=cost)
+        self.journal.answered(
+            planned.journal_id, entries, usage=usage, cost=cost, exchanges=exchanges
+        )
         return entries, kept
 
     def _cost(self, planned: PlannedJob, images: int, usage: dict[str, Any] | None) -> float | None:
@@ -488,7 +502,20 @@ class JobPipeline:
         for upload in uploads:
             self.inputs.warn_notes(upload)  # once per image, however many jobs send it
         self._converted(uploads)
-        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls)
+        history = self._history(job, backend, http) if carries_thread(job, backend) else ()
+        return PreparedJob(job=job, model=model, uploads=uploads, urls=urls, history=history)
+
+    def _history(self, job: Job, backend: str, http: JobHttp) -> tuple[PreparedTurn, ...]:
+        """The earlier turns of a ``--continue`` job's thread with their images read: what the
+        user sent each turn (a URL fetched, as any input is) and the result it went on from."""
+        assert job.thread is not None
+        turns = []
+        for turn in job.thread.turns:
+            inputs = tuple(self.inputs.load(source, http) for source in turn.inputs)
+            image = self.inputs.load(ImageSource(str(turn.image)), http)
+            self._converted((*inputs, image))
+            turns.append(PreparedTurn(turn=turn, inputs=inputs, image=image))
+        return tuple(turns)
 
     def _converted(self, images: Iterable[InputImage]) -> None:
         for upload in images:
@@ -553,6 +580,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         inputs=inputs,
         version=__version__,
         sandbox=sandbox,
+        continues=planned.job.continues,
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nanoedit.backends.base import BackendBase, backend_class
+from nanoedit.backends.base import BackendBase, backend_class, thread_notice
 from nanoedit.catalog.models import Catalog, ModelLimits, Resolved
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
 from nanoedit.jobs import ImageSource, Job, JobOutcome, PlannedJob, RunOptions, SavedImage
@@ -111,7 +111,20 @@ class Planner:
             for warning in backend_warnings(self.settings.backend_settings(name)):
                 self.warn(warning)
             self._check_response_format(name, planned)
+        self._say_threads_left(planned)
         return planned
+
+    def _say_threads_left(self, planned: Sequence[Planned]) -> None:
+        """Say, once, of the ``--continue`` jobs whose backend does not send their thread that
+        the model sees only the last image (see :func:`thread_notice`)."""
+        said: set[str] = set()
+        for entry in planned:
+            if not isinstance(entry, PlannedJob):
+                continue
+            notice = thread_notice(entry.job, entry.backend)
+            if notice is not None and notice not in said:
+                said.add(notice)
+                self.warn(notice)
 
     def _plan_one(self, job: Job, names: tuple[str, ...]) -> Planned:
         """The job checked and routed, with its natural names; refused or skipped if so."""
@@ -122,7 +135,7 @@ class Planner:
             backend = backend_class(backend_name)
             resolved = self.settings.catalog.resolve(
                 backend_name,
-                job.options.model or self.settings.backend_settings(backend_name).model,
+                job.options.model or self._default_model(job, backend_name),
                 free_ids=backend.free_ids,
             )
             model = resolved.sent
@@ -144,6 +157,15 @@ class Planner:
                 return JobOutcome(job, backend_name, model, error=exc)
             return earlier or planned
         return planned
+
+    def _default_model(self, job: Job, backend: str) -> str:
+        """The model a job goes to unless --model says: the backend's (its ``NAME.model``);
+        for a ``--continue`` job that stays on its thread's backend, the model of the turn it
+        goes on from (a thread goes on with the model that made it)."""
+        thread = job.thread
+        if thread is not None and thread.parent.backend == backend:
+            return thread.parent.model
+        return self.settings.backend_settings(backend).model
 
     def _check_kept_output(self, job: Job, model: str) -> None:
         """The ``-o`` checks :meth:`check` left to --skip-existing (an image is at ``-o``),
@@ -236,7 +258,7 @@ class Planner:
         with --no-metadata) cannot say, and is taken to be, as --skip-existing always took
         an image at the job's name; but never, by a real run, one the journal says a sandbox
         job saved."""
-        from nanoedit.output.provenance import read
+        from nanoedit.output.provenance import read, read_continues
 
         try:
             made = read(path)
@@ -253,6 +275,7 @@ class Planner:
             and made.get("ratio") == options.ratio
             and made.get("size") == options.size
             and bool(made.get("sandbox")) == self.settings.sandbox
+            and read_continues(made.get("continues")) == job.continues
             and len(sent) == len(job.images)
             and all(self._sent_as(source, sent) for source in job.images if not source.is_url)
         )

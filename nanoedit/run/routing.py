@@ -22,6 +22,15 @@ def choose_backend(job: Job, settings: Settings) -> str:
     """The backend a job goes to, by the setting, the inputs and what is configured."""
     local = [source for source in job.images if not source.is_url]
     wanted = settings.backend
+    thread = job.thread
+    # A thread goes on where it was begun, unless told otherwise (--backend, the config) or
+    # that backend is not set up here: then it goes where any edit would go.
+    if (
+        wanted == "auto"
+        and thread is not None
+        and settings.backend_settings(thread.parent.backend).configured
+    ):
+        wanted = thread.parent.backend
     if wanted == "auto":
         wanted = _auto_backend(job, settings, bool(local))
     backend = backend_class(wanted)
