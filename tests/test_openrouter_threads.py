@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import OPENROUTER_KEY, Served
+from conftest import OPENROUTER_KEY, Served, backend_env, host, journal_jobs, run_cli
 from PIL import Image, ImageChops
 
 from nanoedit.backends.base import Answer, PlannedRequest, PreparedJob, PreparedTurn
@@ -254,14 +254,14 @@ def test_a_turn_that_kept_no_chat_answer_goes_as_its_image_and_is_named_once(
     served: Served,
 ) -> None:
     turn1, _ = first_turn(served)
-    # Made elsewhere (another backend, or before answers were kept): no chat exchange.
-    elsewhere = PastTurn(1, "fal", "nano-banana", "make it a watercolor", turn1.inputs, None, 1,
-                         turn1.image)  # fmt: skip
+    # Job 1 made through Gemini's own API (its exchange is of another api), job 2 by an
+    # OpenRouter job that kept no answer (an older nanoedit): neither can be sent as an answer.
     generated = {"api": "generate_content", "images": [1], "model": [{"text": "x"}]}
-    other_api = PastTurn(2, "gemini", "gemini-3-pro-image", "now make it night", (), generated,
-                         1, turn1.image)  # fmt: skip
+    elsewhere = PastTurn(1, "gemini", "gemini-3-pro-image", "make it a watercolor",
+                         turn1.inputs, generated, 1, turn1.image)  # fmt: skip
+    older = PastTurn(2, "openrouter", FLASH, "now make it night", (), None, 1, turn1.image)
     notes: list[str] = []
-    send(served, continued([elsewhere, other_api], "now make it a sketch"), notes)
+    send(served, continued([elsewhere, older], "now make it a sketch"), notes)
     saved = data_uri(turn1.image.read_bytes())
     assert chats(served)[-1].json["messages"] == [
         user("make it a watercolor", data_uri(CAT, "image/png")),
@@ -478,3 +478,61 @@ def test_the_openai_client_continues_a_chat_and_gets_an_image_back(served: Serve
     post = chats(served)[-1].json
     assert [m["role"] for m in post["messages"]] == ["user", "assistant", "user"]
     assert post["messages"][1]["reasoning_details"] == kept["reasoning_details"]
+
+
+# End to end: edit --continue on the command line -------------------------------------------
+
+
+def answered_bytes(saved: Path) -> bytes:
+    """The image as the sandbox answered it: the saved JPEG without the XMP segment a run
+    splices in (every other byte is copied as it came)."""
+    data = saved.read_bytes()
+    kept, at = bytearray(data[:2]), 2
+    while data[at] == 0xFF and data[at + 1] not in (0xDA, 0xD9):
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        segment = data[at : at + 2 + length]
+        if not (data[at + 1] == 0xE1 and segment[4:].startswith(b"http://ns.adobe.com/xap/1.0/")):
+            kept += segment
+        at += 2 + length
+    return bytes(kept + data[at:])
+
+
+def test_a_three_turn_thread_with_a_branch_at_turn_two_on_the_command_line(
+    served: Served, sample: Path
+) -> None:
+    env = backend_env(served, openrouter=True)
+    first = run_cli(["edit", "cat.png", "-p", "make it a watercolor", "--backend", "openrouter"],
+                    env=env)  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    # The next turns stay on the thread's backend, though openai and duomi are set up too.
+    second = run_cli(["edit", "@last", "-p", "now make it night", "--continue"], env=env)
+    assert second.exit_code == 0, second.stderr
+    Path("hat.png").write_bytes(HAT)
+    third = run_cli(
+        ["edit", "@last", "-p", "give the cat this hat", "--ref", "hat.png", "--continue"], env=env
+    )
+    assert third.exit_code == 0, third.stderr
+    # A branch: turn 1 continued again, with another prompt.
+    branch = run_cli(["edit", "@1", "-p", "now make it a sketch", "--continue"], env=env)
+    assert branch.exit_code == 0, branch.stderr
+    saved = [Path(result.stdout.strip()) for result in (first, second, third, branch)]
+    assert [path.name for path in saved] == [
+        "cat-edit.jpg", "cat-edit-edit.jpg", "cat-edit-edit-edit.jpg", "cat-edit-edit-2.jpg"
+    ]  # fmt: skip
+    assert {host(served)} == {post.headers["host"] for post in chats(served)}
+    sent = [post.json["messages"] for post in chats(served)]
+    assert len(sent) == 4
+    turn1 = [
+        user("make it a watercolor", data_uri(CAT, "image/png")),
+        answered_message(answered_bytes(saved[0]), saved[0]),
+    ]
+    turn2 = [user("now make it night"), answered_message(answered_bytes(saved[1]), saved[1])]
+    assert sent[0] == [turn1[0]]
+    assert sent[1] == [*turn1, user("now make it night")]
+    assert sent[2] == [*turn1, *turn2, user("give the cat this hat", data_uri(HAT, "image/png"))]
+    assert sent[3] == [*turn1, user("now make it a sketch")]
+    # What the journal keeps of each answer: the message as it came, its image by number.
+    for job, path in zip(journal_jobs(), saved, strict=True):
+        kept = answered_message(answered_bytes(path), path)
+        kept["images"][0]["image_url"]["url"] = {"nanoedit_result": 1}
+        assert job.exchanges == ({"api": "chat", "images": [1], "model": kept},)

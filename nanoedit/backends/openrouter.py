@@ -33,6 +33,7 @@ from nanoedit.backends.base import (
     Verdict,
     add_usage,
     auth_error,
+    carries_thread,
     clip,
     encode_base64,
     looks_like_json,
@@ -267,7 +268,7 @@ class OpenRouterBackend(BackendBase):
         job = prepared.job
         earlier = None
         sources = list(job.images)
-        if job.thread is not None:
+        if job.thread is not None and carries_thread(job, self.name):
             # From the thread's records, as a dry run reads no image: the same messages.
             earlier = history(
                 [
@@ -297,6 +298,7 @@ class OpenRouterBackend(BackendBase):
         returns those with it: they are paid for."""
         earlier = None
         uploads = prepared.uploads
+        # The history is read when the thread is this backend's to carry (carries_thread).
         if prepared.job.thread is not None and prepared.history:
             earlier = history(
                 [
