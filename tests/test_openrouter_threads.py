@@ -536,3 +536,32 @@ def test_a_three_turn_thread_with_a_branch_at_turn_two_on_the_command_line(
         kept = answered_message(answered_bytes(path), path)
         kept["images"][0]["image_url"]["url"] = {"nanoedit_result": 1}
         assert job.exchanges == ({"api": "chat", "images": [1], "model": kept},)
+
+
+@pytest.mark.skipif(
+    shutil.which("curl") is None or shutil.which("bash") is None, reason="needs curl and bash"
+)
+def test_the_dry_run_of_a_continued_turn_prints_the_request_the_turn_sends(
+    served: Served, sample: Path
+) -> None:
+    env = backend_env(served, openrouter=True)
+    first = run_cli(["edit", "cat.png", "-p", "make it a watercolor", "--backend", "openrouter"],
+                    env=env)  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    args = ["edit", "@last", "-p", "now make it night", "--continue"]
+    printed = run_cli([*args, "--dry-run"], env=env)
+    assert printed.exit_code == 0, printed.stderr
+    assert len(chats(served)) == 1
+    command = "\n".join(line for line in printed.stdout.splitlines() if line[0] != "#")
+    command = command.replace("****0003", OPENROUTER_KEY)
+    clean = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=clean,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["choices"][0]["message"]["images"]
+    assert run_cli(args, env=env).exit_code == 0
+    by_curl, by_nanoedit = chats(served)[1:]
+    assert by_curl.json == by_nanoedit.json
+    assert [message["role"] for message in by_curl.json["messages"]] == [
+        "user", "assistant", "user"
+    ]  # fmt: skip
