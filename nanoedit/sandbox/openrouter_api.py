@@ -3,7 +3,8 @@
 ``data:`` URIs or URLs and out as ``data:`` URIs in ``message.images``, and ``GET /api/v1/key``,
 with a ``Bearer`` key, and the public model list ``GET /api/v1/models`` filtered by
 ``output_modalities``. Errors are ``{"error": {"code", "message", "metadata"}}`` with the HTTP
-status of the code, or inside an HTTP 200 once the generation has begun."""
+status of the code, or inside an HTTP 200 once the generation has begun. The messages are read
+as a whole conversation (earlier turns, Gemini's thought signatures) by ``openrouter_chat``."""
 
 from __future__ import annotations
 
