@@ -355,9 +355,11 @@ def test_the_dry_run_prints_a_command_that_works(served: Served, sample: Path) -
         ["bash", "-c", command], capture_output=True, check=True, timeout=30
     ).stdout
     parts = json.loads(answer)["candidates"][0]["content"]["parts"]
-    # A 3.x model: its thought and draft first, then its words and the signed image.
+    # A 3.x model: its thought and draft first, then its words (the first part after the
+    # thoughts, signed) and the signed image.
     assert [sorted(part) for part in parts] == [
-        ["text", "thought"], ["inlineData", "thought"], ["text"], ["inlineData", "thoughtSignature"]
+        ["text", "thought"], ["inlineData", "thought"], ["text", "thoughtSignature"],
+        ["inlineData", "thoughtSignature"],
     ]  # fmt: skip
     (post,) = served.sandbox.received
     assert post.json["contents"][0]["parts"] == [

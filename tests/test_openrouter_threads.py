@@ -279,21 +279,31 @@ def test_a_turn_that_kept_no_chat_answer_goes_as_its_image_and_is_named_once(
 # What the sandbox does with a history -----------------------------------------------------
 
 
+def reuploaded(served: Served, saved: Path, prompt: str) -> bytes:
+    """The image a plain edit of ``saved`` (no thread) is answered with."""
+    [plain] = build_edit_jobs([str(saved)], [], Options(prompt=prompt), None)
+    _, [image] = send(served, PreparedJob(plain, FLASH, (load_local(plain.images[0]),)))
+    # The re-upload sent the same image and prompt, in one message.
+    assert chats(served)[-1].json["messages"] == [user(prompt, data_uri(saved.read_bytes()))]
+    return image
+
+
+def marks(continued: bytes, alone: bytes) -> tuple[int, int, int, int]:
+    """Where a continued turn's image differs from the same edit sent alone: the box of the
+    marks of the earlier turns, which must be all of the difference."""
+    continued_image, alone_image = pixels(continued), pixels(alone)
+    assert continued_image.size == alone_image.size == (1200, 896)
+    box = ImageChops.difference(continued_image, alone_image).getbbox()
+    assert box is not None, "the continued image is the re-upload's"
+    # Along the top left corner, the rest of the picture as the re-upload's.
+    assert box[2] < 1200 // 2 and box[3] < 896 // 8, box
+    return box
+
+
 def test_a_continued_image_differs_from_a_re_upload_of_the_last_one(served: Served) -> None:
     turn1, _ = first_turn(served)
     _, [again] = send(served, continued([turn1], "now make it night"))
-    [plain] = build_edit_jobs(["turn1.jpg"], [], Options(prompt="now make it night"), None)
-    _, [reuploaded] = send(served, PreparedJob(plain, FLASH, (load_local(plain.images[0]),)))
-    # The re-upload sent the same image and prompt, in one message.
-    assert chats(served)[-1].json["messages"] == [
-        user("now make it night", data_uri(Path("turn1.jpg").read_bytes()))
-    ]
-    continued_image, reuploaded_image = pixels(again), pixels(reuploaded)
-    assert continued_image.size == reuploaded_image.size == (1200, 896)
-    # The same picture but for the mark of the earlier turn, in the top left corner.
-    box = ImageChops.difference(continued_image, reuploaded_image).getbbox()
-    assert box is not None
-    assert box[2] < 1200 // 8 and box[3] < 896 // 8, box
+    marks(again, reuploaded(served, turn1.image, "now make it night"))
 
 
 def test_a_third_turn_shows_one_more_earlier_turn_than_the_second(served: Served) -> None:
@@ -304,12 +314,10 @@ def test_a_third_turn_shows_one_more_earlier_turn_than_the_second(served: Served
         2, "openrouter", FLASH, "now make it night", (), answer2.exchanges[0], 1, saved2
     )
     _, [third] = send(served, continued([turn1, turn2], "now make it night"))
-    _, [second_again] = send(served, continued([turn2], "now make it night"))
-    # The same image edited with the same prompt: only the marks of the earlier turns differ,
-    # and the third turn's second mark lies right of the first.
-    box = ImageChops.difference(pixels(third), pixels(second_again)).getbbox()
-    assert box is not None
-    assert box[0] > 1200 // 40 and box[2] < 1200 // 8 and box[3] < 896 // 8, box
+    second_marks = marks(answered2, reuploaded(served, turn1.image, "now make it night"))
+    third_marks = marks(third, reuploaded(served, saved2, "now make it night"))
+    # One mark more: the box reaches further right, by at least a mark's width.
+    assert third_marks[2] > second_marks[2] + 1200 // 40, (second_marks, third_marks)
 
 
 def post_chat(served: Served, body: object) -> httpx.Response:

@@ -176,8 +176,11 @@ def test_an_edit_answers_googles_shape(served: Served) -> None:
     thought, draft, text, image = candidate["content"]["parts"]
     assert thought == {"text": THOUGHT + "make it a watercolor", "thought": True}
     assert list(draft) == ["inlineData", "thought"] and draft["thought"] is True
-    # No responseModalities: text and image, as Google's default is.
-    assert text == {"text": "Here is the edited image."}
+    # No responseModalities: text and image, as Google's default is. The first part after the
+    # thoughts is signed, and so is the image.
+    assert list(text) == ["text", "thoughtSignature"]
+    assert text["text"] == "Here is the edited image."
+    assert len(base64.b64decode(text["thoughtSignature"], validate=True)) == 64
     assert list(image) == ["inlineData", "thoughtSignature"]
     assert image["inlineData"]["mimeType"] == "image/jpeg"
     assert shape(base64.b64decode(image["inlineData"]["data"])) == (1376, 768, "JPEG")
@@ -258,7 +261,7 @@ def test_3x_models_think_first_and_sign_the_final_image(served: Served) -> None:
     # An interim "thought image": a smaller draft, to be skipped by clients.
     assert list(draft) == ["inlineData", "thought"] and draft["thought"] is True
     assert shape(base64.b64decode(draft["inlineData"]["data"])) == (792, 336, "JPEG")
-    assert text == {"text": "Here is the image."}
+    assert list(text) == ["text", "thoughtSignature"] and text["text"] == "Here is the image."
     assert list(image) == ["inlineData", "thoughtSignature"]
     assert image["inlineData"]["mimeType"] == "image/jpeg"
     assert shape(base64.b64decode(image["inlineData"]["data"])) == (3168, 1344, "JPEG")

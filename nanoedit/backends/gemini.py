@@ -24,6 +24,7 @@ from nanoedit.backends.base import (
     Verdict,
     add_usage,
     auth_error,
+    carries_thread,
     clip,
     encode_base64,
     non_json_verdict,
@@ -33,9 +34,10 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_base64,
 )
+from nanoedit.backends.gemini_history import exchange_of, history_contents, kept_part
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ApiError, ModelNotServed, NanoeditError, NetworkError, RefusedError
-from nanoedit.jobs import Progress
+from nanoedit.jobs import Exchange, ImageSource, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.urls import host_of
 
@@ -137,6 +139,10 @@ class GeminiBackend(BackendBase):
     # Google's SDK reads GOOGLE_API_KEY first when both are set (and says so): so does nanoedit.
     key_env: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     lists_all = True
+    # [P] generateContent is stateless: a conversation is its history resent in ``contents``,
+    # the model's own turns with their thought signatures exactly as received (docs
+    # image-generation#thought-signatures).
+    converses = True
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -238,55 +244,105 @@ class GeminiBackend(BackendBase):
             config["imageConfig"] = image
         return config
 
-    def body(self, prepared: PreparedJob, parts: list[dict[str, Any]]) -> dict[str, Any]:
-        """The request body: the prompt's text part first, then the images in input order."""
+    def body(
+        self,
+        prepared: PreparedJob,
+        parts: list[dict[str, Any]],
+        history: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """The request body: the ``history`` of a ``--continue`` job's thread (its earlier
+        turns' contents), then this turn's user content: the prompt's text part first, then
+        the images in input order."""
         text = {"text": prepared.job.options.prompt}
         return {
-            "contents": [{"role": "user", "parts": [text, *parts]}],
+            "contents": [*history, {"role": "user", "parts": [text, *parts]}],
             "generationConfig": self._config(prepared),
         }
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
-        """One request per image asked for; each input's base64 is piped in by the command."""
-        parts: list[dict[str, Any]] = []
+        """One request per image asked for; each input's base64 is piped in by the command
+        (with a thread, the earlier turns' images too, from where they were saved)."""
         inline: list[tuple[str, str]] = []
-        for number, source in enumerate(prepared.job.images, start=1):
-            placeholder = f"@@IMAGE{number}@@"
-            mime = _mime_of_name(source.name)
-            parts.append({"inlineData": {"mimeType": mime, "data": placeholder}})
-            inline.append((placeholder, source.location))
+
+        def placeholder(location: str) -> str:
+            name = f"@@IMAGE{len(inline) + 1}@@"
+            inline.append((name, location))
+            return name
+
+        def part(location: str, name: str) -> dict[str, Any]:
+            return {"inlineData": {"mimeType": _mime_of_name(name), "data": placeholder(location)}}
+
+        def parts(sources: Sequence[ImageSource]) -> list[dict[str, Any]]:
+            return [part(source.location, source.name) for source in sources]
+
+        job = prepared.job
+        history: list[Any] = []
+        sources: Sequence[ImageSource] = job.images
+        if job.thread is not None and carries_thread(job, self.name):
+            turns = job.thread.turns
+            history = history_contents(
+                self.name,
+                [
+                    (turn, parts(turn.inputs), part(str(turn.image), turn.image.name))
+                    for turn in turns
+                ],
+            )
+            sources = job.images[1:]  # the first is the last turn's result, in the history
         request = PlannedRequest(
             "POST",
             self._url(prepared.model),
             self.auth_headers("{key}"),
-            json=self.body(prepared, parts),
+            json=self.body(prepared, parts(sources), history),
             inline_files=tuple(inline),
         )
         return [request] * prepared.job.options.count
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
-        """Send the job ``count`` times (one image each) and gather the images and words. A
-        failure after some images were made returns those with it: they are paid for."""
+        """Send the job ``count`` times (one image each) and gather the images and words, with
+        what each request's answer keeps for a later ``--continue`` turn. A failure after some
+        images were made returns those with it: they are paid for."""
         headers = self.auth_headers(self.settings.key())
-        parts = self._image_parts(prepared.uploads, headers, progress)
-        body = self.body(prepared, parts)
+        parts = self._image_parts(prepared.added_uploads(), headers, progress)
+        history = history_contents(
+            self.name,
+            [
+                (
+                    turn.turn,
+                    [self._inline_part(upload) for upload in turn.inputs],
+                    self._inline_part(turn.image),
+                )
+                for turn in prepared.history
+            ],
+        )
+        body = self.body(prepared, parts, history)
         images: list[ResultImage] = []
         texts: list[str] = []
+        exchanges: list[Exchange] = []
         usage: dict[str, Any] | None = None
         for _ in range(prepared.job.options.count):
             progress("waiting for the model")
             try:
                 response, streamed = self._generate(prepared.model, body)
-                answer = parse_answer(response, self.where, self.settings, prepared.model, streamed)
+                answer = parse_answer(
+                    response, self.where, self.settings, prepared.model, streamed,
+                    number_from=len(images) + 1,
+                )  # fmt: skip
             except NanoeditError as exc:
                 if not images:
                     raise
-                return Answer(images, "\n".join(texts), error=exc, usage=usage)
+                return Answer(
+                    images, "\n".join(texts), error=exc, usage=usage, exchanges=tuple(exchanges)
+                )
             usage = add_usage(usage, reported_usage(response, "usageMetadata"))
             images += answer.images
+            exchanges += answer.exchanges
             if answer.text:
                 texts.append(answer.text)
-        return Answer(images, "\n".join(texts), usage=usage)
+        return Answer(images, "\n".join(texts), usage=usage, exchanges=tuple(exchanges))
+
+    def _inline_part(self, upload: InputImage) -> dict[str, Any]:
+        """An image sent inline, as its bytes in base64."""
+        return {"inlineData": {"mimeType": upload.mime, "data": encode_base64(upload.data)}}
 
     def _generate(self, model: str, body: dict[str, Any]) -> tuple[httpx.Response, Streamed | None]:
         """One paid ``generateContent`` request, signed in with the key as it is now (another
@@ -309,15 +365,7 @@ class GeminiBackend(BackendBase):
         """Inline every image, unless together they are too large: then upload them."""
         inline_size = sum(4 * ((len(upload.data) + 2) // 3) for upload in uploads)
         if inline_size <= MAX_INLINE_BASE64:
-            return [
-                {
-                    "inlineData": {
-                        "mimeType": upload.mime,
-                        "data": encode_base64(upload.data),
-                    }
-                }
-                for upload in uploads
-            ]
+            return [self._inline_part(upload) for upload in uploads]
         parts = []
         for upload in uploads:
             progress("uploading", 0, len(upload.data))
@@ -436,9 +484,12 @@ def parse_answer(
     settings: BackendSettings,
     model: str,
     streamed: Streamed | None = None,
+    *,
+    number_from: int = 1,
 ) -> Answer:
     """The images and words of a ``generateContent`` answer ``model`` gave, or the error it
-    carries.
+    carries, with its exchange: the model's parts for a later ``--continue`` turn to send
+    back, each image as the number its result gets (``number_from`` for the answer's first).
 
     Thought parts (the 3.x models' interim drafts) are skipped; no image at all is a refusal
     when the model or its filter says it is for the content, an API error otherwise.
@@ -466,17 +517,23 @@ def parse_answer(
     parts = content.get("parts") if isinstance(content, dict) else None
     images: list[ResultImage] = []
     texts: list[str] = []
+    # The parts a later --continue turn sends back (see gemini_history.kept_part).
+    kept: list[dict[str, Any]] = []
     for part in parts if isinstance(parts, list) else []:
         if not isinstance(part, dict) or part.get("thought") is True:
             continue
         inline = part.get("inlineData") or part.get("inline_data")
         if isinstance(inline, dict) and isinstance(inline.get("data"), str) and inline["data"]:
             images.append(result_from_base64(inline["data"], where, streamed))
-        elif isinstance(part.get("text"), str) and part["text"].strip():
+            kept.append(kept_part(part, inline, number_from + len(images) - 1))
+            continue
+        if isinstance(part.get("text"), str) and part["text"].strip():
             texts.append(part["text"].strip())
+        kept.append(part)
     text = "\n".join(texts)
     if images:
-        return Answer(images, text)
+        numbers = list(range(number_from, number_from + len(images)))
+        return Answer(images, text, exchanges=(exchange_of(kept, numbers),))
     reason = str(first.get("finishReason") or "")
     message = first.get("finishMessage")
     said = f": {clip(str(message))}" if message else ""

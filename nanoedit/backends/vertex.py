@@ -230,17 +230,18 @@ class VertexBackend(GeminiBackend):
     ) -> list[dict[str, Any]]:
         """Every image inline (Vertex AI has no Files API); one past its limit is refused
         before anything is sent."""
-        for upload in uploads:
-            if len(upload.data) > MAX_INLINE_BYTES:
-                raise UsageError(
-                    f"{upload.source.location} is {len(upload.data) / 1024 / 1024:.1f} MB; "
-                    "Vertex AI takes at most 7 MB per image: make it smaller (a JPEG, or fewer "
-                    "pixels), or use --backend gemini, which uploads large images"
-                )
-        return [
-            {"inlineData": {"mimeType": upload.mime, "data": encode_base64(upload.data)}}
-            for upload in uploads
-        ]
+        return [self._inline_part(upload) for upload in uploads]
+
+    def _inline_part(self, upload: InputImage) -> dict[str, Any]:
+        """An image inline, refused before anything is sent when it is past Vertex AI's limit
+        (an input, or an earlier turn's image of a thread)."""
+        if len(upload.data) > MAX_INLINE_BYTES:
+            raise UsageError(
+                f"{upload.source.location} is {len(upload.data) / 1024 / 1024:.1f} MB; "
+                "Vertex AI takes at most 7 MB per image: make it smaller (a JPEG, or fewer "
+                "pixels), or use --backend gemini, which uploads large images"
+            )
+        return {"inlineData": {"mimeType": upload.mime, "data": encode_base64(upload.data)}}
 
 
 def _api_root(base_url: str) -> str:

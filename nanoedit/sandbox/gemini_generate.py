@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 from urllib.parse import urlsplit
 
@@ -50,6 +51,15 @@ BAD_IMAGE = (
 )
 # Result faults wait for a submit only: a fault for a file an upload makes waits for the upload.
 SUBMITS = frozenset({Phase.SUBMIT})
+# [I] The sandbox's own key for its thought signatures: fixed, so that a signature one sandbox
+# process gave is good in another (each run of nanoedit --sandbox starts its own).
+SIGNING_SECRET = b"nanoedit sandbox thought signatures"
+# [S] What Google answers a history whose thought signature it did not give (Vertex AI's words,
+# issue threads; [I] the Gemini API's taken to be the same).
+INVALID_SIGNATURE = (
+    "Unable to submit request because Thought signature is not valid.. Learn more: "
+    "https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/gemini"
+)
 
 
 class GenerateContent:
@@ -68,9 +78,13 @@ class GenerateContent:
         answers itself (the one the client addressed, and the sandbox's own name)."""
         request = read_request(body, model)
         # Counted before any image is fetched or drawn: a prompt past the limit costs nothing.
-        count, limit = input_tokens(model, request.prompt, len(request.images)), input_limit(model)
+        said = " ".join([*request.context, request.prompt])
+        count, limit = input_tokens(model, said, len(request.images)), input_limit(model)
         if count > limit:
             raise GoogleError(400, google_message(count, limit))
+        for signed in request.signed:
+            if signed.signature != image_signature(self._load(signed.image, own_hosts)):
+                raise GoogleError(400, INVALID_SIGNATURE)
         inputs = [self._load(image, own_hosts) for image in request.images]
         fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT)
         if fault == "upload-expired":
@@ -191,7 +205,10 @@ class GenerateContent:
             image = self._render(model, request, inputs, request.size, request.prompt)
             image_part: dict[str, object] = {"inlineData": _blob(image)}
             if thinks:
-                image_part["thoughtSignature"] = _signature(image)
+                # [P] Gemini 3 signs the first part after its thoughts, and every image.
+                image_part["thoughtSignature"] = _encoded(image_signature(decode(image.data)))
+                if len(parts) > 1 and "text" in parts[-1] and not parts[-1].get("thought"):
+                    parts[-1]["thoughtSignature"] = _encoded(_text_signature(parts[-1]))
             parts.append(image_part)
             image_out = output_tokens(model, request.size)
             out_tokens += image_out
@@ -229,16 +246,34 @@ class GenerateContent:
     ) -> Encoded:
         source = inputs[0].size if inputs else None
         pixels = output_size(model, request.ratio, size, source)
+        # A conversation's answer shows the turns the model saw (the renderer's ``earlier``):
+        # a request that only re-sends the last image draws none.
+        earlier = request.earlier
         if inputs:
-            return self.runtime.renderer.edit(inputs, caption, pixels, model.mime)
-        return self.runtime.renderer.generate(caption, pixels, model.mime)
+            return self.runtime.renderer.edit(inputs, caption, pixels, model.mime, earlier=earlier)
+        return self.runtime.renderer.generate(caption, pixels, model.mime, earlier=earlier)
 
 
 def _blob(image: Encoded) -> dict[str, object]:
     return {"mimeType": image.mime, "data": base64.b64encode(image.data).decode()}
 
 
-def _signature(image: Encoded) -> str:
-    """An opaque thought signature, 64 bytes, the same for the same picture."""
-    digest = hashlib.sha512(b"thought signature\0" + image.data).digest()
-    return base64.b64encode(digest).decode()
+def image_signature(picture: Image.Image) -> bytes:
+    """The thought signature of an image the model made: [I] an HMAC of its pixels under the
+    sandbox's secret, so that it holds for the image saved with metadata added (nanoedit's
+    provenance) and for no other picture. Google's signatures are opaque: only Google reads
+    them; the sandbox's need only be checkable by the sandbox, in any of its processes."""
+    digest = hashlib.sha256(repr((picture.mode, picture.size)).encode())
+    digest.update(picture.tobytes())
+    return hmac.new(SIGNING_SECRET, b"image\0" + digest.digest(), hashlib.sha512).digest()
+
+
+def _text_signature(part: dict[str, object]) -> bytes:
+    """The signature of the first text part after the thoughts ([I] not checked when it comes
+    back: the sandbox checks the images' signatures, which Google documents as required)."""
+    text = str(part.get("text", "")).encode()
+    return hmac.new(SIGNING_SECRET, b"text\0" + text, hashlib.sha512).digest()
+
+
+def _encoded(signature: bytes) -> str:
+    return base64.b64encode(signature).decode()

@@ -44,14 +44,44 @@ class FileImage:
 
 
 @dataclass(frozen=True)
+class SignedImage:
+    """An image of the model's own in a request's history, with the thought signature it
+    came back with; ``content`` and ``part`` are its 1-based positions, as Google names them."""
+
+    image: InlineImage | FileImage
+    signature: bytes
+    content: int
+    part: int
+
+
+@dataclass(frozen=True)
 class Request:
-    """A ``generateContent`` body, checked."""
+    """A ``generateContent`` body, checked.
+
+    A body of several contents is a conversation: ``prompt`` is its last content's text,
+    ``images`` the image it goes on from (the last one before that content, the model's
+    own or one the user sent) and then that content's images; ``context`` holds the
+    earlier contents' texts, ``earlier`` the prompt of each earlier turn the model
+    answered, and ``signed`` the model's images with their signatures, to be checked.
+    """
 
     prompt: str
     images: tuple[InlineImage | FileImage, ...]
     modalities: frozenset[str]
     ratio: str | None
     size: str | None
+    context: tuple[str, ...] = ()
+    earlier: tuple[str, ...] = ()
+    signed: tuple[SignedImage, ...] = ()
+
+
+# [S] Google's words (issue threads) for a history whose image part of the model's lacks its
+# signature, positions 1-based.
+MISSING_SIGNATURE = (
+    "Image part is missing a thought_signature in content position {content}, part position "
+    "{part}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures#"
+    "model-behavior for more details."
+)
 
 
 def proto_field(values: Mapping[str, Any], camel: str, snake: str) -> Any:
@@ -108,6 +138,7 @@ def read_request(body: object, model: Model) -> Request:
         raise GoogleError(400, "* GenerateContentRequest.contents: contents is not specified")
     if not isinstance(contents, list):
         contents = [contents]
+    history = _History(signs=model.family is not Family.FLASH)
     texts: list[str] = []
     images: list[InlineImage | FileImage] = []
     for turn_index, raw_turn in enumerate(contents):
@@ -120,10 +151,22 @@ def read_request(body: object, model: Model) -> Request:
                 "not be empty.",
             )
         if turn.get("role", "user") == "model":
-            continue  # the model's own earlier turns are history, not input
+            history.model_turn(turn_index, parts)
+            continue
+        if turn_index < len(contents) - 1:
+            history.user_turn(turn_index, parts)
+            continue
         for part_index, raw_part in enumerate(parts):
             where = f"contents[{turn_index}].parts[{part_index}]"
             _read_part(proto_object(raw_part, where), where, texts, images)
+    # A conversation goes on from its last image before the last content.
+    if history.last_image is not None:
+        images.insert(0, history.last_image)
+    store = body.get("store")
+    if store is not None and not isinstance(store, bool):
+        # [P] generateContent's ``store`` (2026-10-26): whether Google keeps the request; a
+        # boolean, taken and of no effect here.
+        raise GoogleError(400, f"Invalid value at 'store' (TYPE_BOOL), {_shown(store)}")
     config = proto_object(
         proto_field(body, "generationConfig", "generation_config") or {}, "generation_config"
     )
@@ -160,7 +203,80 @@ def read_request(body: object, model: Model) -> Request:
             f"* GenerateContentRequest.contents: {len(images)} input images; {model.id} takes "
             f"at most {limit}",
         )
-    return Request(" ".join(texts), tuple(images), modalities, ratio, size)
+    return Request(
+        " ".join(texts),
+        tuple(images),
+        modalities,
+        ratio,
+        size,
+        context=tuple(history.texts),
+        earlier=tuple(history.earlier),
+        signed=tuple(history.signed),
+    )
+
+
+class _History:
+    """What the contents before a request's last one say: their texts, the last image among
+    them, each turn the model answered (by the prompt before it), and the model's images with
+    their signatures. ``signs``: the model signs its images (Gemini 3), so that one sent back
+    without its signature is refused."""
+
+    def __init__(self, *, signs: bool) -> None:
+        self.signs = signs
+        self.texts: list[str] = []
+        self.earlier: list[str] = []
+        self.signed: list[SignedImage] = []
+        self.last_image: InlineImage | FileImage | None = None
+        self._asked = ""
+
+    def user_turn(self, index: int, parts: list[Any]) -> None:
+        """A user content of the history: its text asks, its last image is the latest."""
+        texts: list[str] = []
+        images: list[InlineImage | FileImage] = []
+        for part_index, raw_part in enumerate(parts):
+            where = f"contents[{index}].parts[{part_index}]"
+            _read_part(proto_object(raw_part, where), where, texts, images)
+        self.texts += texts
+        self._asked = " ".join(texts)
+        if images:
+            self.last_image = images[-1]
+
+    def model_turn(self, index: int, parts: list[Any]) -> None:
+        """A content of the model's: its images must carry the signatures it gave them."""
+        for part_index, raw_part in enumerate(parts):
+            where = f"contents[{index}].parts[{part_index}]"
+            part = proto_object(raw_part, where)
+            if part.get("thought") is True:
+                continue  # [P] thoughts are not sent back; one that is, is not read
+            images: list[InlineImage | FileImage] = []
+            _read_part(part, where, self.texts, images)
+            signature = _signature(part, where)
+            for image in images:
+                if signature is None and self.signs:
+                    raise GoogleError(
+                        400, MISSING_SIGNATURE.format(content=index + 1, part=part_index + 1)
+                    )
+                if signature is not None:
+                    self.signed.append(SignedImage(image, signature, index + 1, part_index + 1))
+                self.last_image = image
+        self.earlier.append(self._asked)
+
+
+def _signature(part: Mapping[str, Any], where: str) -> bytes | None:
+    """A part's ``thoughtSignature`` (bytes, sent as base64), None when it has none."""
+    value = proto_field(part, "thoughtSignature", "thought_signature")
+    if value is None:
+        return None
+    encoded = _string(value, f"{where}.thought_signature")
+    try:
+        standard = encoded.replace("-", "+").replace("_", "/")
+        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise GoogleError(
+            400,
+            f"Invalid value at '{where}.thought_signature' (TYPE_BYTES), Base64 decoding "
+            f"failed for {_shown(encoded)}",
+        ) from None
 
 
 def _read_part(

@@ -394,10 +394,11 @@ class OpenRouterApi(EmulatedApi):
         source = request.images[0].size if request.images else None
         size = render_size(request.entry, request.ratio, request.size, source)
         mime = request.entry.model.mime
+        # A continued chat's answer shows the turns the model saw (the renderer's earlier).
+        earlier = request.conversation.earlier
         if request.images:
-            turn = request.conversation.turn
-            return render_edit(request.images, request.prompt, size, mime, turn=turn)
-        return render_generate(request.prompt, size, mime)
+            return render_edit(request.images, request.prompt, size, mime, earlier=earlier)
+        return render_generate(request.prompt, size, mime, earlier=earlier)
 
     def _answer(
         self,

@@ -82,8 +82,9 @@ class Conversation:
     images: list[Image.Image]
     """What the model works on: the latest image of the earlier turns (a continued chat edits
     what it made last), then the last user message's images."""
-    turn: int
-    """How many assistant messages came before the last user message."""
+    earlier: tuple[str, ...]
+    """The prompt of each turn the model answered before the last user message (the text of
+    the user message before each assistant message), as the renderer's ``earlier`` takes it."""
     texts: list[str] = field(default_factory=list)
     """Every text of the messages up to the last user message, for the token count."""
     seen: int = 0
@@ -166,8 +167,10 @@ def read_conversation(
         raise invalid_prompt("messages need a user message")
     last = users[-1]
     texts: list[str] = []
+    earlier: list[str] = []
+    asked = ""
     latest: Image.Image | None = None
-    seen = turn = position = 0
+    seen = position = 0
     upstream: Refused | None = None
     for number, message in enumerate(messages[:last]):
         if not isinstance(message, dict) or message.get("role") in SYSTEM_ROLES:
@@ -177,11 +180,13 @@ def read_conversation(
         said, images = _parts(message.get("content"), f"{where}.content", fetch, optional=True)
         texts += said
         if message.get("role") == "assistant":
-            turn += 1
             made = _assistant_images(message.get("images"), where, fetch)
             problem = _unsigned(message, len(made), position, _part_count(message))
             upstream = upstream or problem
             images += made
+            earlier.append(asked)
+        else:
+            asked = " ".join(said)
         seen += len(images)
         latest = images[-1] if images else latest
     said, images = _parts(messages[last].get("content"), "content", fetch, optional=False)
@@ -192,7 +197,9 @@ def read_conversation(
         )  # fmt: skip
     texts += said
     working = [latest, *images] if latest is not None else images
-    return Conversation("\n".join(said), working, turn, texts, seen + len(images), upstream)
+    return Conversation(
+        "\n".join(said), working, tuple(earlier), texts, seen + len(images), upstream
+    )
 
 
 def _part_count(message: Mapping[str, Any]) -> int:

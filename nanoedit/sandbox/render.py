@@ -208,19 +208,25 @@ def _label(prompt: str, variant: int, count: int) -> str:
     return f"{prompt}  ({variant + 1}/{count})" if count > 1 else prompt
 
 
-def _turn_marks(canvas: Image.Image, turn: int) -> None:
-    """One white-ringed dot per earlier model turn, in a row from the top left corner: what
-    makes a continued conversation's image differ from an edit of the same image sent alone
-    (a model that sees the thread answers from it, and a test can tell which it was)."""
-    side = max(6, min(canvas.size) // 24)
-    gap = max(3, side // 2)
-    draw = ImageDraw.Draw(canvas)
-    for number in range(turn):
-        x = gap + number * (side + gap)
-        box = (x, gap, x + side, gap + side)
-        draw.ellipse(
-            box, fill=color_of("turn", str(number)), outline="white", width=max(1, side // 6)
-        )
+def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
+    """A continued conversation's marks along the top left: a square per earlier turn, in
+    the colour its prompt picks, then the turn this is (``turn 3``). A model that sees the
+    earlier turns draws them; one sent only the last image sees none, so an answer shows
+    which of the two it was. Nothing is drawn for a first turn."""
+    if not earlier:
+        return image
+    side = max(12, min(image.size) // 16)
+    gap = max(3, side // 4)
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    x = gap
+    for prompt in earlier:
+        draw.rectangle((x, gap, x + side, gap + side), fill=(*color_of(prompt), 255))
+        draw.rectangle((x, gap, x + side, gap + side), outline="white", width=max(1, side // 10))
+        x += side + gap
+    label = f"turn {len(earlier) + 1}"
+    draw.text((x, gap + side / 2), label, font=font(int(side * 0.8)), fill="white", anchor="lm")
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
 
 
 def render_edit(
@@ -231,14 +237,13 @@ def render_edit(
     *,
     variant: int = 0,
     count: int = 1,
-    turn: int = 0,
+    earlier: Sequence[str] = (),
 ) -> Encoded:
     """The first input fitted to ``size`` with an effect chosen by the prompt, the other
-    inputs inset as thumbnails, the prompt as a caption, and one mark per earlier model turn
-    of the conversation (``turn``: 0 for a request that continues none)."""
+    inputs inset as thumbnails, the marks of the ``earlier`` turns' prompts when it continues
+    a conversation (``thread_marks``), and the prompt as a caption."""
     work = _work_size(size)
     canvas = effect_for(prompt)(ImageOps.fit(inputs[0], work, Image.Resampling.BICUBIC), prompt)
-    _turn_marks(canvas, turn)
     thumb = max(16, min(work) // 5)
     gap = max(4, thumb // 12)
     x, y = work[0] - gap, gap
@@ -249,14 +254,22 @@ def render_edit(
             x, y = work[0] - gap, y + thumb + gap
         canvas.paste(framed, (x - framed.width, y))
         x -= framed.width + gap
+    canvas = thread_marks(canvas, earlier)
     canvas = caption(canvas, _label(prompt, variant, count))
     return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
 
 
 def render_generate(
-    prompt: str, size: tuple[int, int], mime: str, *, variant: int = 0, count: int = 1
+    prompt: str,
+    size: tuple[int, int],
+    mime: str,
+    *,
+    variant: int = 0,
+    count: int = 1,
+    earlier: Sequence[str] = (),
 ) -> Encoded:
-    """A gradient with shapes, both picked by the prompt, and the prompt as a caption."""
+    """A gradient with shapes, both picked by the prompt, the marks of the ``earlier`` turns'
+    prompts (``thread_marks``), and the prompt as a caption."""
     work = _work_size(size)
     key = f"{prompt}\0{variant}"
     top, bottom = (
@@ -277,6 +290,7 @@ def render_generate(
         else:
             draw.rectangle(box, fill=(r, g, b, 170))
     canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay)
+    canvas = thread_marks(canvas, earlier)
     canvas = caption(canvas, _label(prompt, variant, count))
     return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
 

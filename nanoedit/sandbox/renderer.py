@@ -63,22 +63,40 @@ class Renderer:
         *,
         variant: int = 0,
         count: int = 1,
+        earlier: Sequence[str] = (),
     ) -> Encoded:
-        """What ``render.render_edit`` draws for these arguments."""
-        key = _key("edit", prompt, size, mime, variant, count, inputs)
+        """What ``render.render_edit`` draws for these arguments (``earlier``: the prompts of
+        the conversation's earlier turns, when it continues one)."""
+        key = _key("edit", prompt, size, mime, variant, count, inputs, earlier)
         drawing = functools.partial(
-            render_edit, list(inputs), prompt, size, mime, variant=variant, count=count
+            render_edit,
+            list(inputs),
+            prompt,
+            size,
+            mime,
+            variant=variant,
+            count=count,
+            earlier=tuple(earlier),
         )
         return self._answer(key, drawing)
 
     def generate(
-        self, prompt: str, size: tuple[int, int], mime: str, *, variant: int = 0, count: int = 1
+        self,
+        prompt: str,
+        size: tuple[int, int],
+        mime: str,
+        *,
+        variant: int = 0,
+        count: int = 1,
+        earlier: Sequence[str] = (),
     ) -> Encoded:
-        """What ``render.render_generate`` draws for these arguments."""
-        key = _key("generate", prompt, size, mime, variant, count, ())
+        """What ``render.render_generate`` draws for these arguments (``earlier`` as for
+        :meth:`edit`)."""
+        key = _key("generate", prompt, size, mime, variant, count, (), earlier)
         drawing = functools.partial(
-            render_generate, prompt, size, mime, variant=variant, count=count
-        )
+            render_generate, prompt, size, mime, variant=variant, count=count,
+            earlier=tuple(earlier),
+        )  # fmt: skip
         return self._answer(key, drawing)
 
     @property
@@ -175,9 +193,13 @@ def _key(
     variant: int,
     count: int,
     inputs: Sequence[Image.Image],
+    earlier: Sequence[str] = (),
 ) -> bytes:
     """A digest of everything a drawing depends on: the arguments and the input pixels."""
-    digest = hashlib.sha256(repr((kind, prompt, size, mime, variant, count)).encode())
+    arguments = (kind, prompt, size, mime, variant, count)
+    # A first turn's key is what it was before conversations were drawn: kept answers match.
+    shown = (*arguments, tuple(earlier)) if earlier else arguments
+    digest = hashlib.sha256(repr(shown).encode())
     for image in inputs:
         digest.update(repr((image.mode, image.size)).encode())
         digest.update(image.tobytes())
