@@ -261,6 +261,61 @@ def test_genai_raises_its_own_errors(served: Served, google: genai.Client) -> No
     )
 
 
+def test_genai_chat_goes_on_from_its_own_history_signatures_and_all(
+    served: Served, google: genai.Client
+) -> None:
+    chat = google.chats.create(model=PRO)
+    first = chat.send_message([types.Part.from_bytes(data=CAT, mime_type="image/png"), "night"])
+    second = chat.send_message("add a moon")
+    assert first.parts is not None and second.parts is not None
+    made = [part for part in first.parts if part.inline_data is not None and not part.thought]
+    (image,) = made
+    _, sent = served.sandbox.received
+    # The SDK's chat sends the model's turn back: its thoughts too, and every signature as
+    # the sandbox gave it, in the SDK's URL-safe base64.
+    user, model, new = sent.json["contents"]
+    assert [user["role"], model["role"], new["role"]] == ["user", "model", "user"]
+    assert image.thought_signature is not None
+    sent_back = [
+        part for part in model["parts"] if "inlineData" in part and not part.get("thought")
+    ]
+    assert [part["thoughtSignature"] for part in sent_back] == [
+        base64.urlsafe_b64encode(image.thought_signature).decode()
+    ]
+    assert new["parts"] == [{"text": "add a moon"}]
+    final = [part for part in second.parts if part.inline_data is not None and not part.thought]
+    assert len(final) == 1 and final[0].thought_signature is not None
+    assert shape(image_data(final[0]))[:2] == shape(image_data(image))[:2]
+
+
+def test_genai_is_refused_a_history_image_without_its_signature(
+    google: genai.Client,
+) -> None:
+    first = google.models.generate_content(model=PRO, contents="a red banana")
+    assert first.parts is not None
+    model_parts = [
+        types.Part(text=part.text, thought_signature=part.thought_signature)
+        if part.text is not None
+        else types.Part(inline_data=part.inline_data)  # the signature left out
+        for part in first.parts
+        if not part.thought
+    ]
+    history = [
+        types.Content(role="user", parts=[types.Part(text="a red banana")]),
+        types.Content(role="model", parts=model_parts),
+        types.Content(role="user", parts=[types.Part(text="make it yellow")]),
+    ]
+    with pytest.raises(errors.ClientError) as refused:
+        google.models.generate_content(model=PRO, contents=history)
+    assert (refused.value.code, refused.value.status, refused.value.message) == (
+        400,
+        "INVALID_ARGUMENT",
+        "Image part is missing a thought_signature in content position 2, part position 2. "
+        "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures"
+        "#model-behavior for more details.",
+    )
+
+
 def test_genai_uploads_a_file_and_uses_it(
     served: Served, google: genai.Client, tmp_path: Path
 ) -> None:
