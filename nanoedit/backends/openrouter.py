@@ -4,12 +4,18 @@
 ``data:`` URI), ``modalities: ["image", "text"]`` and ``image_config``; the images come back
 as ``data:`` URIs in ``choices[0].message.images``. One request makes one image, so ``-n N``
 is N requests, each paid for.
+
+A ``--continue`` job sends its thread as the chat history before that user message: each
+earlier turn's user message and the assistant message it was answered with, its
+``reasoning_details`` (Gemini's thought signatures) exactly as they came and its image put
+back from the saved result (see :mod:`nanoedit.backends.openrouter_history`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nanoedit.backends.base import (
     FAILED,
@@ -27,6 +33,7 @@ from nanoedit.backends.base import (
     Verdict,
     add_usage,
     auth_error,
+    carries_thread,
     clip,
     encode_base64,
     looks_like_json,
@@ -37,9 +44,16 @@ from nanoedit.backends.base import (
     reported_usage,
     result_from_url,
 )
+from nanoedit.backends.openrouter_history import (
+    History,
+    SentTurn,
+    exchange_of,
+    history,
+    user_message,
+)
 from nanoedit.catalog.models import Catalog
 from nanoedit.errors import ApiError, ConfigError, ModelNotServed, NanoeditError, RefusedError
-from nanoedit.jobs import Progress
+from nanoedit.jobs import Exchange, Progress
 from nanoedit.urls import host_of
 
 if TYPE_CHECKING:
@@ -47,6 +61,7 @@ if TYPE_CHECKING:
 
     from nanoedit.b64stream import Streamed
     from nanoedit.net.http import JobHttp
+    from nanoedit.net.inputs import InputImage
     from nanoedit.settings.values import BackendSettings
 
 # OpenRouter spells Google's 512 tier 0.5K (API-NOTES-PROVIDERS §2a).
@@ -67,6 +82,18 @@ BLOCKED_REASONS = frozenset(
 GOOGLE_PREFIX = "google/"
 # Typed error codes of a retryable status that no retry fixes.
 PERMANENT_TYPES = frozenset({"not_found", "invalid_request", "payment_required"})
+# [S] What OpenRouter puts before the provider's own error JSON in ``metadata.raw`` when it
+# passes on a refusal it has advice for ("… Upstream error: {…}").
+UPSTREAM_MARK = "Upstream error:"
+
+
+class Parsed(NamedTuple):
+    """One answer read: its images, its words, and the assistant message they came in (its
+    ``images`` kept to those that became results, in their order), for the exchange."""
+
+    images: list[ResultImage]
+    text: str
+    message: dict[str, Any]
 
 
 def api_root(base_url: str) -> str:
@@ -129,6 +156,8 @@ class OpenRouterBackend(BackendBase):
     default_base_url = "https://openrouter.ai/api"
     key_env = ("OPENROUTER_API_KEY",)
     lists_all = True
+    # A --continue job sends its thread as the chat's messages (openrouter_history).
+    converses = True
 
     def __init__(
         self, settings: BackendSettings, http: JobHttp, catalog: Catalog | None = None
@@ -203,15 +232,17 @@ class OpenRouterBackend(BackendBase):
             raise not_a_listing(url)
         return [model for entry in models if (model := _google_image_model(entry)) is not None]
 
-    def body(self, prepared: PreparedJob, images: list[str]) -> dict[str, Any]:
-        """The JSON body of one request: the prompt first (as OpenRouter advises), then each
-        image as a URL (a ``data:`` URI)."""
+    def body(
+        self, prepared: PreparedJob, images: list[str], earlier: History | None = None
+    ) -> dict[str, Any]:
+        """The JSON body of one request: the thread's earlier turns (``earlier``) if any, then
+        the user message: the prompt first (as OpenRouter advises), then each image as a URL
+        (a ``data:`` URI)."""
         options = prepared.job.options
-        content: list[dict[str, Any]] = [{"type": "text", "text": options.prompt}]
-        content += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+        messages = [*(earlier.messages if earlier else []), user_message(options.prompt, images)]
         body: dict[str, Any] = {
             "model": prepared.model,
-            "messages": [{"role": "user", "content": content}],
+            "messages": messages,
             "modalities": ["image", "text"],
         }
         config: dict[str, str] = {}
@@ -225,44 +256,83 @@ class OpenRouterBackend(BackendBase):
         return body
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:
-        """One request per image asked for; each input's data URI is piped in by the shell."""
-        sources = [source.location for source in prepared.job.images]
-        placeholders = [f"@nanoedit-image-{number}@" for number in range(1, len(sources) + 1)]
+        """One request per image asked for; each image's data URI is piped in by the shell
+        (a continued job's earlier turns too: their inputs, and their results as saved)."""
+        data_uris: list[tuple[str, str]] = []
+
+        def piped(location: str) -> str:
+            placeholder = f"@nanoedit-image-{len(data_uris) + 1}@"
+            data_uris.append((placeholder, location))
+            return placeholder
+
+        job = prepared.job
+        earlier = None
+        sources = list(job.images)
+        if job.thread is not None and carries_thread(job, self.name):
+            # From the thread's records, as a dry run reads no image: the same messages.
+            earlier = history(
+                [
+                    SentTurn(
+                        turn,
+                        tuple(piped(source.location) for source in turn.inputs),
+                        piped(str(turn.image)),
+                    )
+                    for turn in job.thread.turns
+                ]
+            )
+            # The first image is the last turn's result, already in the history.
+            sources = [source for source in sources if source != job.images[0]]
+        images = [piped(source.location) for source in sources]
         request = PlannedRequest(
             "POST",
             self.url,
             {"Authorization": "Bearer {key}"},
-            json=self.body(prepared, placeholders),
-            data_uris=tuple(zip(placeholders, sources, strict=True)),
+            json=self.body(prepared, images, earlier),
+            data_uris=tuple(data_uris),
+            note=earlier.note() if earlier is not None else "",
         )
-        return [request] * prepared.job.options.count
+        return [request] * job.options.count
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send one request per image asked for. A failure after some images were made
         returns those with it: they are paid for."""
-        images = [
-            f"data:{upload.mime};base64,{encode_base64(upload.data)}" for upload in prepared.uploads
-        ]
-        body = self.body(prepared, images)
+        earlier = None
+        uploads = prepared.uploads
+        # The history is read when the thread is this backend's to carry (carries_thread).
+        if prepared.job.thread is not None and prepared.history:
+            earlier = history(
+                [
+                    SentTurn(turn.turn, tuple(map(data_uri, turn.inputs)), data_uri(turn.image))
+                    for turn in prepared.history
+                ]
+            )
+            uploads = prepared.added_uploads()
+            if earlier.note():
+                self.http.notify(earlier.note())
+        body = self.body(prepared, [data_uri(upload) for upload in uploads], earlier)
+        sends_images = bool(uploads) or earlier is not None
         count = prepared.job.options.count
         results: list[ResultImage] = []
         texts: list[str] = []
+        exchanges: list[Exchange] = []
         for number in range(1, count + 1):
             of = f", image {number} of {count}" if count > 1 else ""
             try:
-                got, text = self._request(body, bool(images), of, progress)
+                got = self._request(body, sends_images, of, progress)
             except NanoeditError as exc:
                 if not results:
                     raise
-                return Answer(results, "\n".join(texts), error=exc, usage=self.usage)
-            results += got
-            if text:
-                texts.append(text)
-        return Answer(results, "\n".join(texts), usage=self.usage)
+                return Answer(results, "\n".join(texts), error=exc, usage=self.usage,
+                              exchanges=tuple(exchanges))  # fmt: skip
+            # Each answer, for a later turn to send back: its images are results N… of the job.
+            numbers = range(len(results) + 1, len(results) + len(got.images) + 1)
+            exchanges.append(exchange_of(got.message, numbers))
+            results += got.images
+            if got.text:
+                texts.append(got.text)
+        return Answer(results, "\n".join(texts), usage=self.usage, exchanges=tuple(exchanges))
 
-    def _request(
-        self, body: dict[str, Any], uploads: bool, of: str, progress: Progress
-    ) -> tuple[list[ResultImage], str]:
+    def _request(self, body: dict[str, Any], uploads: bool, of: str, progress: Progress) -> Parsed:
         from nanoedit.net.client import with_upload_progress
 
         headers = {"Authorization": f"Bearer {self.settings.key()}"}
@@ -289,6 +359,11 @@ class OpenRouterBackend(BackendBase):
         return parse_answer(response, self.where, self.settings, streamed)
 
 
+def data_uri(image: InputImage) -> str:
+    """An image as a ``data:`` URI of its exact bytes."""
+    return f"data:{image.mime};base64,{encode_base64(image.data)}"
+
+
 def is_permanent(response: httpx.Response) -> bool:
     """A retryable status whose typed error says no retry can fix it."""
     response.read()
@@ -303,10 +378,10 @@ def parse_answer(
     where: str,
     settings: BackendSettings,
     streamed: Streamed | None = None,
-) -> tuple[list[ResultImage], str]:
-    """The images and text of one answer, or the error it carries (in any HTTP status:
-    an error that comes once the model has started arrives with HTTP 200). ``streamed``
-    holds the images already streamed to files out of their ``data:`` URLs."""
+) -> Parsed:
+    """The images, text and message of one answer, or the error it carries (in any HTTP
+    status: an error that comes once the model has started arrives with HTTP 200).
+    ``streamed`` holds the images already streamed to files out of their ``data:`` URLs."""
     status = response.status_code
     if status in (401, 403) and not looks_like_json(response):
         raise auth_error(settings, where, f"HTTP {status}")
@@ -330,16 +405,17 @@ def parse_answer(
     content = message.get("content")
     text = content.strip() if isinstance(content, str) else ""
     listed = message.get("images")
-    images = [
-        result_from_url(item["image_url"]["url"].strip(), where, streamed)
+    made = [
+        item
         for item in (listed if isinstance(listed, list) else [])
         if isinstance(item, dict)
         and isinstance(item.get("image_url"), dict)
         and isinstance(item["image_url"].get("url"), str)
         and item["image_url"]["url"].strip()
     ]
+    images = [result_from_url(item["image_url"]["url"].strip(), where, streamed) for item in made]
     if images:
-        return images, text
+        return Parsed(images, text, {**message, "images": made})
     if isinstance(listed, list) and listed:
         raise ApiError(
             f"{where} answered HTTP 200 with an empty image URL, so no image was made; the "
@@ -394,6 +470,17 @@ def _error_from_object(
     metadata = error.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
     error_type = str(metadata.get("error_type") or "")
+    upstream = _upstream(metadata)
+    if upstream:
+        provider = metadata.get("provider_name")
+        message = f"{message} ({provider}: {upstream})" if provider else f"{message} ({upstream})"
+        if number == 400 and "thought" in upstream.lower() and "signature" in upstream.lower():
+            return ApiError(
+                f"{where} answered HTTP {status}: {message}; the chat history sent lacks the "
+                "reasoning details (Gemini's thought signatures) the model gave with an "
+                "earlier image of the thread, or they were changed since: continue from a turn "
+                "made by this backend, or edit the image without --continue"
+            )
     if number == 401 or error_type == "authentication":
         return auth_error(settings, where, message)
     if number == 402 or error_type == "payment_required":
@@ -431,3 +518,20 @@ def _error_from_object(
     elif number >= 500:
         hint = "; the model or its provider is failing, try again later"
     return ApiError(f"{where} answered {shown}: {message}{detail}{hint}")
+
+
+def _upstream(metadata: dict[str, Any]) -> str:
+    """What the provider said, when OpenRouter passed its error on in ``metadata.raw``
+    (Google's error JSON, maybe after OpenRouter's advice): its message, clipped; ""
+    when there is none."""
+    raw = metadata.get("raw")
+    if not isinstance(raw, str) or not raw.strip():
+        return ""
+    said = raw.rpartition(UPSTREAM_MARK)[2]
+    try:
+        body = json.loads(said)
+    except ValueError:
+        return clip(raw, 240)
+    error = body.get("error") if isinstance(body, dict) else None
+    found = error.get("message") if isinstance(error, dict) else None
+    return clip(found, 240) if isinstance(found, str) and found.strip() else clip(raw, 240)

@@ -3,12 +3,12 @@
 ``data:`` URIs or URLs and out as ``data:`` URIs in ``message.images``, and ``GET /api/v1/key``,
 with a ``Bearer`` key, and the public model list ``GET /api/v1/models`` filtered by
 ``output_modalities``. Errors are ``{"error": {"code", "message", "metadata"}}`` with the HTTP
-status of the code, or inside an HTTP 200 once the generation has begun."""
+status of the code, or inside an HTTP 200 once the generation has begun. The messages are read
+as a whole conversation (earlier turns, Gemini's thought signatures) by ``openrouter_chat``."""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,10 +28,16 @@ from nanoedit.sandbox.catalog import (
     output_tokens,
 )
 from nanoedit.sandbox.faults import FaultKind, Phase, Stage, shared_kinds, status_answer
-from nanoedit.sandbox.fetch import FetchError
 from nanoedit.sandbox.lineup import LISTING_PHASES
+from nanoedit.sandbox.openrouter_chat import (
+    PROVIDER,
+    Conversation,
+    Refused,
+    read_conversation,
+    reasoning_details,
+)
 from nanoedit.sandbox.prompts import input_limit, text_tokens
-from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
+from nanoedit.sandbox.render import Encoded, render_edit, render_generate
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -40,7 +46,6 @@ PREFIX = "/api/v1"
 CHAT_PATH = "/api/v1/chat/completions"
 KEY_PATH = "/api/v1/key"
 MODELS_PATH = "/api/v1/models"
-PROVIDER = "Google AI Studio"
 # Per input image, what Gemini bills for a picture of up to 384 px a side.
 INPUT_IMAGE_TOKENS = 258
 # What 3.1 Flash bills for one image at 0.5K (API-NOTES-PROVIDERS §6).
@@ -170,18 +175,6 @@ def _fault(name: str, summary: str) -> FaultKind:
     return FaultKind(name, Phase.SUBMIT, phases, frozenset({NAME}), False, Stage.RESULT, summary)
 
 
-class Refused(Exception):
-    """A request OpenRouter turns down: its status and the ``error`` object's fields."""
-
-    def __init__(
-        self, status: int, message: str, metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.metadata = dict(metadata or {})
-
-
 def error(status: int, message: str, metadata: Mapping[str, Any] | None = None) -> SandboxResponse:
     """OpenRouter's error object, with the HTTP status of its code."""
     body: dict[str, Any] = {"code": status, "message": message}
@@ -195,12 +188,21 @@ class Request:
     """One chat completion request, checked."""
 
     entry: ImageModel
-    prompt: str
-    images: list[Image.Image]
+    conversation: Conversation
     wants_image: bool
     wants_text: bool
     ratio: str | None
     size: str | None
+
+    @property
+    def prompt(self) -> str:
+        """The last user message's text."""
+        return self.conversation.prompt
+
+    @property
+    def images(self) -> list[Image.Image]:
+        """The images the model works on (a continued chat's latest first)."""
+        return self.conversation.images
 
 
 def render_size(
@@ -331,6 +333,9 @@ class OpenRouterApi(EmulatedApi):
     def _chat(self, call: Call) -> SandboxResponse:
         request = self._read(call)
         _check_context(request)
+        if request.conversation.upstream is not None:
+            # OpenRouter's own checks passed: the provider refuses the history.
+            raise request.conversation.upstream
         fault = self.runtime.faults.take(
             frozenset({Phase.SUBMIT, Phase.API}), self.name, Stage.RESULT
         )
@@ -351,7 +356,7 @@ class OpenRouterApi(EmulatedApi):
                 {"reasons": [MODERATION_REASON], "flagged_input": flagged,
                  "provider_name": PROVIDER, "model_slug": model_id},
             )  # fmt: skip
-        prompt_tokens = text_tokens(request.prompt) + INPUT_IMAGE_TOKENS * len(request.images)
+        prompt_tokens = _input_tokens(request)
         said = "Here is the edited image." if request.images else "Here is the image."
         message: dict[str, Any] = {"content": ""}
         if fault == "text-only" or not request.wants_image:
@@ -380,6 +385,8 @@ class OpenRouterApi(EmulatedApi):
         message = {
             "content": said if request.wants_text else None,
             "images": [{"type": "image_url", "image_url": {"url": url}, "index": 0}],
+            # Gemini 3 signs the image it makes; the signature comes as reasoning details.
+            "reasoning_details": reasoning_details([image.data]),
         }
         return self._answer(model_id, message, prompt_tokens, _completion_tokens(request))
 
@@ -387,9 +394,11 @@ class OpenRouterApi(EmulatedApi):
         source = request.images[0].size if request.images else None
         size = render_size(request.entry, request.ratio, request.size, source)
         mime = request.entry.model.mime
+        # A continued chat's answer shows the turns the model saw (the renderer's earlier).
+        earlier = request.conversation.earlier
         if request.images:
-            return render_edit(request.images, request.prompt, size, mime)
-        return render_generate(request.prompt, size, mime)
+            return render_edit(request.images, request.prompt, size, mime, earlier=earlier)
+        return render_generate(request.prompt, size, mime, earlier=earlier)
 
     def _answer(
         self,
@@ -445,7 +454,11 @@ class OpenRouterApi(EmulatedApi):
         entry = MODELS.get(model_id)
         if entry is None:
             raise Refused(400, f"{model_id} is not a valid model ID")
-        prompt, images = self._content(body.get("messages"), call, entry)
+        hosts = frozenset({call.netloc, SANDBOX_HOST})
+        conversation = read_conversation(
+            body.get("messages"), model_id, entry.max_images,
+            lambda url: self.runtime.fetch_input(url, hosts)[0],
+        )  # fmt: skip
         modalities = body.get("modalities", ["text"])
         if not isinstance(modalities, list) or not set(modalities) <= MODALITIES or not modalities:
             raise Refused(
@@ -457,74 +470,8 @@ class OpenRouterApi(EmulatedApi):
             raise Refused(400, "image_config must be an object", {"error_type": "invalid_request"})
         ratio = _choice(config, "aspect_ratio", entry.ratios, model_id)
         size = _choice(config, "image_size", entry.sizes, model_id)
-        return Request(entry, prompt, images, "image" in modalities, "text" in modalities,
+        return Request(entry, conversation, "image" in modalities, "text" in modalities,
                        ratio, size)  # fmt: skip
-
-    def _content(
-        self, messages: object, call: Call, entry: ImageModel
-    ) -> tuple[str, list[Image.Image]]:
-        """The prompt and input images of the last user message."""
-        if not isinstance(messages, list) or not messages:
-            raise Refused(
-                400, "messages must be a non-empty array", {"error_type": "invalid_prompt"}
-            )
-        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        if not users:
-            raise Refused(400, "messages need a user message", {"error_type": "invalid_prompt"})
-        content = users[-1].get("content")
-        if isinstance(content, str):
-            return content, []
-        if not isinstance(content, list) or not content:
-            raise Refused(400, "content must be a string or a non-empty array of parts",
-                          {"error_type": "invalid_prompt"})  # fmt: skip
-        texts: list[str] = []
-        urls: list[tuple[int, str]] = []
-        for index, part in enumerate(content):
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            elif kind == "image_url" and isinstance(part.get("image_url"), dict):
-                url = part["image_url"].get("url")
-                if not isinstance(url, str):
-                    raise Refused(400, f"content[{index}].image_url.url must be a string",
-                                  {"error_type": "invalid_prompt"})  # fmt: skip
-                urls.append((index, url))
-            else:
-                raise Refused(400, f"content[{index}] is not a text or image_url part",
-                              {"error_type": "invalid_prompt"})  # fmt: skip
-        if len(urls) > entry.max_images:
-            raise Refused(
-                400, f"{entry.model.id} takes at most {entry.max_images} images, got "
-                f"{len(urls)}", {"error_type": "invalid_request", "provider_name": PROVIDER},
-            )  # fmt: skip
-        return "\n".join(texts), [self._image(url, index, call) for index, url in urls]
-
-    def _image(self, url: str, index: int, call: Call) -> Image.Image:
-        where = f"content[{index}]"
-        if url.startswith("data:"):
-            header, _, payload = url.partition(",")
-            if ";base64" not in header:
-                raise Refused(400, f"{where}: the data URI is not base64",
-                              {"error_type": "invalid_image"})  # fmt: skip
-            try:
-                data = base64.b64decode(payload, validate=True)
-            except (binascii.Error, ValueError):
-                raise Refused(400, f"{where}: the data URI's base64 does not decode",
-                              {"error_type": "invalid_image"}) from None  # fmt: skip
-        elif url.startswith(("http://", "https://")):
-            try:
-                data, _ = self.runtime.fetch_input(url, frozenset({call.netloc, SANDBOX_HOST}))
-            except (FetchError, OSError) as exc:
-                raise Refused(400, f"{where}: could not download {url}: {exc}",
-                              {"error_type": "image_download_failed"}) from None  # fmt: skip
-        else:
-            raise Refused(400, f"{where}: the image URL must be http(s) or a data: URI",
-                          {"error_type": "invalid_image"})  # fmt: skip
-        try:
-            return decode(data)
-        except ValueError as exc:
-            raise Refused(400, f"{where} is {exc}; send PNG, JPEG or WebP",
-                          {"error_type": "invalid_image"}) from None  # fmt: skip
 
 
 def _completion_tokens(request: Request) -> int:
@@ -534,13 +481,19 @@ def _completion_tokens(request: Request) -> int:
     return output_tokens(request.entry.model, request.size)
 
 
+def _input_tokens(request: Request) -> int:
+    """What the messages are billed, in tokens: every text and image of the conversation."""
+    conversation = request.conversation
+    return text_tokens("\n".join(conversation.texts)) + INPUT_IMAGE_TOKENS * conversation.seen
+
+
 def _check_context(request: Request) -> None:
     """Refuse a request whose input and output together pass the model's context length, as
     OpenRouter does before it reaches a provider: HTTP 400 and its own words (documented by
     its answers; the context length is taken as Google's input limit, and the part naming
     image input is inferred)."""
-    text = text_tokens(request.prompt)
-    images = INPUT_IMAGE_TOKENS * len(request.images)
+    text = text_tokens("\n".join(request.conversation.texts))
+    images = INPUT_IMAGE_TOKENS * request.conversation.seen
     output = _completion_tokens(request)
     context = input_limit(request.entry.model)
     if text + images + output <= context:
