@@ -14,14 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import GEMINI_KEY, Served, host
+from conftest import GEMINI_KEY, Served, host, journal_jobs, one_backend_env, paid, run_cli
 
 from nanoedit.backends.base import Answer, PreparedJob, PreparedTurn
 from nanoedit.backends.gemini import GeminiBackend
 from nanoedit.jobs import Exchange, ImageSource, Job, Options, PastTurn, Thread
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.net.inputs import load_local
-from nanoedit.sandbox import gemini_interactions, sample_image
+from nanoedit.sandbox import ReceivedRequest, gemini_interactions, sample_image
 from nanoedit.sandbox.render import decode, render_edit
 from nanoedit.settings.values import BackendSettings
 
@@ -232,3 +232,89 @@ def test_a_re_upload_of_the_last_image_is_no_continuation(
     answer = run.send(PreparedJob(job, FLASH, uploads=(load_local(made), load_local(hat))))
     assert answer.images[0].data != drawn_as_turn_2()
     assert "previous_interaction_id" not in served.sandbox.received[-1].json
+
+
+# The command line, end to end --------------------------------------------------------------
+
+
+def _turn(args: list[str], env: dict[str, str]) -> str:
+    """One ``nanoedit edit`` run; the path it saved."""
+    result = run_cli(["edit", *args], env=env)
+    assert result.exit_code == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    return line
+
+
+def _blocks(post: ReceivedRequest) -> list[str]:
+    """What a request's input is, block by block or step by step: its types."""
+    return [item["type"] for item in post.json["input"]]
+
+
+def test_a_three_turn_thread_with_a_branch_goes_on_by_interaction_id(
+    served: Served, sample: Path
+) -> None:
+    env = one_backend_env(served, "gemini") | {"NANOEDIT_GEMINI_API": "interactions"}
+    Path("hat.png").write_bytes(HAT)
+    first = _turn(["cat.png", "-p", "make it night"], env)
+    second = _turn(["@last", "--continue", "-p", "add a moon", "--ref", "hat.png"], env)
+    third = _turn(["@last", "-c", "-p", "add stars"], env)
+    branch = _turn(["@1", "--continue", "-p", "add a sun"], env)
+    assert (first, second, third, branch) == (
+        "cat-edit.jpg", "cat-edit-edit.jpg", "cat-edit-edit-edit.jpg", "cat-edit-edit-2.jpg",
+    )  # fmt: skip
+    one, two, three, four = log = paid(served)
+    assert [post.path for post in log] == ["/v1beta/interactions"] * 4
+    ids = [job.exchanges[0]["interaction_id"] for job in journal_jobs()]
+    assert len(set(ids)) == 4 and all(ID.fullmatch(ident) for ident in ids)
+    # Each turn names the one it goes on from and sends only its own words and images; the
+    # format goes again every turn, as settings do not carry over.
+    assert "previous_interaction_id" not in one.json
+    assert one.json["input"] == [block(CAT), text("make it night")]
+    assert two.json == {
+        "model": FLASH,
+        "input": [block(HAT), text("add a moon")],
+        "previous_interaction_id": ids[0],
+        "response_format": {"type": "image"},
+        "store": True,
+        "stream": False,
+    }
+    assert three.json["previous_interaction_id"] == ids[1]
+    assert three.json["input"] == [text("add stars")]
+    # The branch goes on from turn 1 again.
+    assert four.json["previous_interaction_id"] == ids[0]
+    assert four.json["input"] == [text("add a sun")]
+    # The server links each stored turn to the one it went on from, the branch to turn 1.
+    stored = [
+        httpx.get(
+            f"{served.base_url}/v1beta/interactions/{ident}",
+            headers={"x-goog-api-key": GEMINI_KEY},
+            timeout=30,
+        ).json()
+        for ident in ids
+    ]
+    links = [item.get("previous_interaction_id") for item in stored]
+    assert links == [None, ids[0], ids[1], ids[0]]
+    assert [job.spec.get("continues") for job in journal_jobs()] == [
+        None, {"job": 1, "result": 1}, {"job": 2, "result": 1}, {"job": 1, "result": 1}
+    ]  # fmt: skip
+
+
+def test_a_thread_kept_from_google_resends_its_history_every_turn(
+    served: Served, sample: Path
+) -> None:
+    env = one_backend_env(served, "gemini") | {"NANOEDIT_GEMINI_API": "interactions"}
+    first = _turn(["cat.png", "-p", "make it night", "--no-store"], env)
+    _turn(["@last", "--continue", "-p", "add a moon", "--no-store"], env)
+    _turn(["@last", "--continue", "-p", "add stars", "--no-store"], env)
+    one, two, three = paid(served)
+    assert [post.json["store"] for post in (one, two, three)] == [False, False, False]
+    assert not any("previous_interaction_id" in post.json for post in (one, two, three))
+    assert _blocks(two) == ["user_input", "thought", "model_output", "user_input"]
+    assert _blocks(three) == [
+        "user_input", "thought", "model_output", "user_input", "thought", "model_output",
+        "user_input",
+    ]  # fmt: skip
+    # The first turn's image goes back as it was saved.
+    made = two.json["input"][2]["content"][-1]
+    assert base64.b64decode(made["data"]) == Path(first).read_bytes()
+    assert three.json["input"][:4] == two.json["input"][:4]
