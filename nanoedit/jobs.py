@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol, TypedDict
 from urllib.parse import unquote, urlsplit
@@ -131,6 +131,9 @@ class PastTurn:
     """The number (1-based) of the job's result the thread goes on from."""
     image: Path
     """Where that result was saved (checked to be there, with the SHA-256 the journal holds)."""
+    sandbox: bool = False
+    """Whether the built-in sandbox answered it: its answer (its thought signatures) means
+    nothing to a real model, nor a real model's to the sandbox."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,19 @@ class Thread:
     def parent(self) -> PastTurn:
         """The turn this job continues."""
         return self.turns[-1]
+
+    def seen_from(self, sandbox: bool) -> tuple[Thread, tuple[int, ...]]:
+        """The thread as a run to the sandbox (``sandbox``) or to a real provider can send it:
+        the turns the other one answered keep their prompts and images but not their answers
+        (a real model refuses the sandbox's thought signatures, and the sandbox a real one's),
+        so they go as the user's; and the jobs of those turns."""
+        other = tuple(turn.job for turn in self.turns if turn.sandbox != sandbox)
+        if not other:
+            return self, ()
+        turns = tuple(
+            turn if turn.sandbox == sandbox else replace(turn, exchange=None) for turn in self.turns
+        )
+        return Thread(turns), other
 
 
 class Progress(Protocol):

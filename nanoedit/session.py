@@ -178,6 +178,34 @@ def _continued_jobs(env: Environment, given: EditInputs, options: Options) -> li
     return jobs
 
 
+def _seen_from(jobs: list[Job], sandbox: bool, warn: Callable[[str], None]) -> list[Job]:
+    """The ``--continue`` jobs with their threads as this run can send them (see
+    :meth:`Thread.seen_from`): a thread the sandbox answered goes on at a real provider, or the
+    other way round, with those turns' images sent as the user's; said once."""
+    from dataclasses import replace
+
+    seen: list[Job] = []
+    crossed: set[int] = set()
+    for job in jobs:
+        if job.thread is not None:
+            thread, other = job.thread.seen_from(sandbox)
+            crossed.update(other)
+            job = replace(job, thread=thread)
+        seen.append(job)
+    if crossed:
+        ids = sorted(crossed)
+        which = f"job{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+        made, sent = (
+            ("the sandbox", "a real model") if not sandbox else ("a real model", "the sandbox")
+        )
+        warn(
+            f"{which} of the thread {'were' if len(ids) > 1 else 'was'} answered by {made}, "
+            f"whose answers {sent} cannot take as its own: their images go as yours, and the "
+            "model does not see their reasoning"
+        )
+    return seen
+
+
 def generate(env: Environment, output: Path | None, asked: Asked, run: RunOptions) -> Finished:
     """Make images from the prompt alone, written to ``output`` when it is given."""
     from nanoedit.jobs import build_generate_job
@@ -236,7 +264,7 @@ def _run(
         )
         # What expanding the inputs left out, said once the reporter is there to say it.
         notes: list[str] = []
-        jobs = make_jobs(options, notes.append)
+        jobs = _seen_from(make_jobs(options, notes.append), settings.sandbox, notes.append)
         if any(not job.options.prompt for job in jobs):
             raise UsageError('the prompt is empty; say what you want with -p "..."')
         check_stdout(env, jobs, run)

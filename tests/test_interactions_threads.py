@@ -215,8 +215,9 @@ def test_a_turn_another_api_made_is_sent_as_the_users_image(
     # The model still sees turn 1's prompt and image: the same drawing.
     assert continued.images[0].data == drawn_as_turn_2()
     assert run.notes == [
-        "job 1 of this thread kept no Interactions answer (another API made it), so its image "
-        "is sent as one of yours: the model does not see its own reasoning of that turn"
+        "job 1 of this thread kept no Interactions answer (another API, or the sandbox, made "
+        "it), so its image is sent as one of yours: the model does not see its own reasoning "
+        "of that turn"
     ]
 
 

@@ -569,3 +569,27 @@ def test_a_thread_whose_links_go_round_is_refused_not_followed(tmp_path: Path) -
         "the thread of job 3 links job 2 back to job 3, which cannot be: the history was "
         "changed by hand; start a new thread from the image (edit FILE, without --continue)"
     )
+
+
+def test_a_thread_the_sandbox_answered_goes_on_at_a_real_provider_as_the_users_images(
+    served: Served, sample: Path
+) -> None:
+    env = gemini(served)
+    first = turn(["cat.png", "-p", "make it night", "--sandbox", "--backend", "gemini"], env)
+    result = run_cli(["edit", "@last", "--continue", "-p", "add a moon"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "warning: job 1 of the thread was answered by the sandbox, whose answers a real model "
+        "cannot take as its own: their images go as yours, and the model does not see their "
+        "reasoning"
+    ) in " ".join(result.stderr.split())
+    # Nothing of the sandbox's answer, its signatures least of all, goes to the provider: turn
+    # 1 is the user's prompt, its image and the image it was answered with.
+    (post,) = paid(served)
+    contents = post.json["contents"]
+    assert "thoughtSignature" not in json.dumps(contents)
+    assert [content["role"] for content in contents] == ["user"] * (len(contents))
+    sent = [
+        inline(part) for content in contents for part in content["parts"] if "inlineData" in part
+    ]
+    assert sent == [CAT, Path(first).read_bytes()]

@@ -535,9 +535,9 @@ class Interactions:
         if blind:
             jobs = ", ".join(str(job) for job in blind)
             said = (
-                f"job {jobs} of this thread kept no Interactions answer (another API made it), "
-                "so its image is sent as one of yours: the model does not see its own "
-                "reasoning of that turn"
+                f"job {jobs} of this thread kept no Interactions answer (another API, or the "
+                "sandbox, made it), so its image is sent as one of yours: the model does not "
+                "see its own reasoning of that turn"
             )
         return steps, said
 

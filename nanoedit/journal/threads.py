@@ -104,6 +104,7 @@ def _turn(journal: Journal, record: JobRecord, result: int, *, first: bool) -> P
         exchange=_exchange(record.exchanges, result),
         result=result,
         image=_checked_result(journal, record, result),
+        sandbox=record.sandbox,
     )
 
 
