@@ -239,7 +239,13 @@ BACKEND_MODULES = tuple(
     f"nanoedit.backends.{module.name}"
     for module in pkgutil.iter_modules(nanoedit.backends.__path__)
 )
-GEMINI_ALONE = ["nanoedit.backends.base", "nanoedit.backends.gemini", "nanoedit.backends.registry"]
+# The gemini backend is its module and the one that holds its conversations (gemini_history).
+GEMINI_ALONE = [
+    "nanoedit.backends.base",
+    "nanoedit.backends.gemini",
+    "nanoedit.backends.gemini_history",
+    "nanoedit.backends.registry",
+]
 
 
 def test_an_edit_on_a_named_backend_loads_that_backend_alone(served: Served, sample: Path) -> None:

@@ -541,3 +541,31 @@ def test_resume_holds_a_turn_whose_thread_can_no_longer_be_had(
     assert held_back.exit_code == 4
     assert f"job 1 saved its result 1 as {gone}, which is no longer there" in held_back.stderr
     assert len(paid(served)) == 2
+
+
+def test_a_thread_whose_links_go_round_is_refused_not_followed(tmp_path: Path) -> None:
+    from nanoedit.errors import InputError
+    from nanoedit.journal.records import JobSpec, NewJob
+    from nanoedit.journal.threads import build_thread
+
+    image = tmp_path / "made.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(image)
+    with Journal(tmp_path / "data") as journal:
+        specs: list[JobSpec] = [
+            {"inputs": [{"path": str(image)}]},
+            # Job 2 names job 3 as its parent, a later job: only a hand can have written it.
+            {"inputs": [{"path": str(image)}], "continues": {"job": 3, "result": 1}},
+            {"inputs": [{"path": str(image)}], "continues": {"job": 2, "result": 1}},
+        ]
+        ids = journal.add_jobs(
+            NewJob("edit", "gemini", PRO, f"turn {n}", "f", spec) for n, spec in enumerate(specs)
+        )
+        for ident in ids:
+            journal.saved(ident, [{"path": str(image)}])
+        assert [turn.job for turn in build_thread(journal, 1, 1).turns] == [1]
+        with pytest.raises(InputError) as circle:
+            build_thread(journal, 3, 1)
+    assert circle.value.message == (
+        "the thread of job 3 links job 2 back to job 3, which cannot be: the history was "
+        "changed by hand; start a new thread from the image (edit FILE, without --continue)"
+    )
