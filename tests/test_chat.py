@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 from conftest import GEMINI_KEY, Served, journal_jobs, one_backend_env, paid, run_cli, wait_for
 from PIL import Image
-from test_preview import cells_of, expected_cells, settled_lines
+from test_preview import Pixel, cells_of, expected_cells, settled_lines
 
 from nanoedit.output.preview import ROWS_KEPT, Area, halfblock_pixels
-from nanoedit.sandbox import Sandbox, SandboxServer
+from nanoedit.sandbox import ReceivedRequest, Sandbox, SandboxServer
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 PRO = "gemini-3-pro-image"
@@ -121,30 +121,33 @@ def gemini(served: Served) -> dict[str, str]:
     return one_backend_env(served, "gemini")
 
 
-def roles(request: object) -> list[str]:
-    return [content["role"] for content in request.json["contents"]]  # type: ignore[attr-defined]
+def roles(request: ReceivedRequest) -> list[str]:
+    return [content["role"] for content in request.json["contents"]]
 
 
-def previews(screen: str) -> list[list[list[object]]]:
+Cells = list[list[tuple[Pixel, Pixel | None]]]
+
+
+def previews(screen: str) -> list[Cells]:
     """Each picture drawn in half blocks, as rows of cells: the runs of lines that hold
     nothing else, among the lines a terminal keeps (a live display's redraws gone)."""
-    found: list[list[list[object]]] = []
-    run: list[list[object]] = []
+    found: list[Cells] = []
+    run: Cells = []
     cells = re.compile(r"^(\x1b\[38;2;[0-9;]+m[▀▄]+\x1b\[0m)+$")
     for line in [*settled_lines(screen), ""]:
         if cells.match(line):
-            run.append(cells_of(line))  # type: ignore[arg-type]
+            run.append(cells_of(line))
         elif run:
             found.append(run)
             run = []
     return found
 
 
-def drawn(path: str) -> list[list[object]]:
+def drawn(path: str) -> Cells:
     """The half blocks an image at ``path`` is drawn with on this terminal."""
     with Image.open(path) as image:
         size = halfblock_pixels(*image.size, Area(COLUMNS, ROWS - ROWS_KEPT))
-        return expected_cells(image.convert("RGBA").resize(size, Image.Resampling.BOX))  # type: ignore[return-value]
+        return expected_cells(image.convert("RGBA").resize(size, Image.Resampling.BOX))
 
 
 def test_three_turns_an_undo_and_a_branch_are_a_thread_in_the_history(
@@ -220,14 +223,19 @@ def test_chat_on_an_earlier_result_goes_on_with_its_thread_and_checks_its_comman
     first = run_cli(["edit", "cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env=env)
     assert first.exit_code == 0, first.stderr
     chat = OnTerminal(["@last"], env)
-    for line in ("/branch 5", "/ratio 7:3", "/size 3K", "/ratio 16:9", "/bogus", "add a moon"):
+    for line in ("/undo", "/branch 5", "/ratio 7:3", "/size 3K", "/ratio 16:9", "/bogus"):
         chat.type(line)
-    chat.type("/branch 0")
+    chat.type("add a moon")
+    chat.type("/branch @1")
+    chat.type("/undo")
     chat.type("//r/aww style")
+    chat.wait_for(PROMPT, chat.typed + 1)
     chat.press(b"\x04")  # Ctrl-D at the prompt
     assert chat.end() == 0, chat.text()
     lines = chat.text().splitlines()
     for message in (
+        "error: nothing to undo: turn 0 is where this chat started (or was taken with /branch); "
+        "/branch N or /branch @ID goes on from another image",
         "error: /branch takes a turn of this chat (0 to 0) or a job of the history (@ID, @ID.N, "
         "@last), and 5 is neither",
         "error: invalid ratio '7:3'; use one of: auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, "
@@ -236,8 +244,10 @@ def test_chat_on_an_earlier_result_goes_on_with_its_thread_and_checks_its_comman
         "ratio 16:9 from the next turn",
         "error: there is no command /bogus; /help lists them",
         "turn 1 (job 2, from turn 0): cat-edit-edit.jpg",
-        "at turn 0: cat-edit.jpg; the next prompt goes on from there",
-        "turn 2 (job 3, from turn 0): cat-edit-edit-2.jpg",
+        "at job 1: cat-edit.jpg; the next prompt goes on from there",
+        "error: nothing to undo: job 1 is where this chat started (or was taken with /branch); "
+        "/branch N or /branch @ID goes on from another image",
+        "turn 2 (job 3, from job 1): cat-edit-edit-2.jpg",
         "2 turns sent; see the thread with: nanoedit history thread 3",
     ):
         assert message in lines, chat.text()

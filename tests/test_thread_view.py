@@ -364,4 +364,14 @@ def test_the_preview_draws_each_turn_s_image_under_its_job(served: Served, sampl
         assert SGR.sub("", lines[head + 2]).strip() == f"{name} 1200x896"
         drawn = [cells_of(line) for line in lines[head + 3 : head + 3 + (size[1] + 1) // 2]]
         with Image.open(name) as image:
-            assert drawn == expected_cells(image.convert("RGBA").resize(size, Image.BOX))
+            assert drawn == expected_cells(image.convert("RGBA").resize(size, Image.Resampling.BOX))
+
+
+def test_the_readme_shows_the_tree_the_command_prints() -> None:
+    from readme_help import README
+
+    text = README.read_text(encoding="utf-8")
+    start = text.index("$ nanoedit history thread 3 | cat\n") + len(
+        "$ nanoedit history thread 3 | cat\n"
+    )
+    assert text[start : text.index("```", start)] == expected_plain(3)
