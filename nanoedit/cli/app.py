@@ -18,6 +18,7 @@ import typer
 from typer.models import CommandInfo
 
 from nanoedit import __version__
+from nanoedit.cli.chat import chat
 from nanoedit.cli.compat import get_command_name
 from nanoedit.cli.completion import completion
 from nanoedit.cli.config import config_app
@@ -42,7 +43,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (edit, generate, fetch, resume, models, completion):
+for command in (edit, generate, chat, fetch, resume, models, completion):
     app.command()(command)
 
 

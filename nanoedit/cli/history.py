@@ -1,4 +1,5 @@
-"""``nanoedit history``: jobs sent before, listed, shown, searched, summed by cost, or as a page."""
+"""``nanoedit history``: jobs sent before, listed, shown, searched, summed by cost, or as a page;
+the thread a job belongs to, as a tree."""
 
 import os
 import sys
@@ -15,9 +16,10 @@ from nanoedit.errors import UsageError
 if TYPE_CHECKING:
     from nanoedit.journal.records import JobRecord
     from nanoedit.journal.store import Journal
+    from nanoedit.journal.thread_tree import ThreadTree
 
 history_app = typer.Typer(
-    help="Jobs sent before: list, show, search, their cost, a page of them.",
+    help="Jobs sent before: list, show, search, their cost, a page of them, a thread.",
     invoke_without_command=True,
     rich_markup_mode=None,
 )
@@ -134,6 +136,92 @@ def history_show(
         else:
             for line in show_lines(record):
                 typer.echo(line)
+
+
+@history_app.command("thread")
+def history_thread(
+    ident: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="The job: its id, @ID, @ID.N or @last.", show_default=False
+        ),
+    ],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the tree as one JSON document.")
+    ] = False,
+    preview: Annotated[
+        bool,
+        typer.Option("--preview", help="Show each turn's images on the terminal, under its job."),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE.html",
+            show_default=False,
+            help="Write one HTML page of the thread: a strip of turns per branch, with thumbnails.",
+        ),
+    ] = None,
+) -> None:
+    """The whole thread a job belongs to (edit --continue, chat): every turn from the first
+    and every branch, each job's prompt, images, model, state and cost; the thread's total."""
+    from nanoedit.journal.thread_tree import plain_lines, read_tree, save_thread_page, tree_json
+
+    with _history() as journal:
+        if report is not None:
+            from nanoedit.output.contact_sheet import check_report_path
+
+            check_report_path(report)
+        if journal is None:
+            raise UsageError(f"there is no job {ident} in the history: it is empty")
+        tree = read_tree(journal, ident)
+        if report is not None:
+            save_thread_page(report, tree, f"nanoedit history thread {ident}")
+            typer.echo(f"wrote the report {report}", err=True)
+        if json_out:
+            import json
+
+            typer.echo(json.dumps(tree_json(tree), ensure_ascii=False, indent=2))
+        elif report is None and sys.stdout.isatty():
+            _thread_on_terminal(tree, preview)
+        elif report is None:
+            for line in plain_lines(tree):
+                typer.echo(line)
+
+
+def _thread_on_terminal(tree: "ThreadTree", preview: bool) -> None:
+    """The tree for a person: rich's Tree; with ``preview``, each job set in under the one
+    it continues with its images drawn under it (a picture cannot sit inside a tree's guides)."""
+    from rich.console import Console
+
+    from nanoedit.journal.thread_tree import INDENT, rich_tree, styled
+
+    console = Console(file=sys.stdout)
+    if not preview:
+        console.print(rich_tree(tree))
+        return
+    from rich.text import Text
+
+    from nanoedit.cli.errors import warn
+    from nanoedit.jobs import RunOptions
+    from nanoedit.output.preview import Viewer, choose_protocol
+    from nanoedit.settings.load import load_settings
+
+    settings = load_settings(os.environ, RunOptions())
+    viewer = Viewer(
+        preview=True,
+        open_images=False,
+        protocol=choose_protocol(settings.preview_protocol, os.environ),
+    )
+    console.print(tree.heading())
+    for depth, node in tree.root.walk():
+        for line in styled(node, tree.asked).split("\n"):
+            console.print(Text(INDENT * depth) + line)
+        for _, image in node.saved:
+            if image.format != "missing":
+                said = viewer.preview(Path(image.path), console)
+                if said is not None:
+                    warn(said)
 
 
 @history_app.command("search")

@@ -437,16 +437,18 @@ class RunFlags:
 BATCH_ONLY = frozenset({"jobs", "shard"})
 
 
-def with_run_flags(*, batch: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def with_run_flags(
+    *, batch: bool, without: frozenset[str] = frozenset()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command every :class:`RunFlags` option after its own (without the batch ones
-    unless ``batch``), handed to it as its last parameter, ``flags``."""
+    unless ``batch``, nor the fields named in ``without``, which keep their defaults),
+    handed to it as its last parameter, ``flags``."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         own = inspect.signature(command)
         params = [param for param in own.parameters.values() if param.name != "flags"]
-        shared = [
-            field for field in dataclasses.fields(RunFlags) if batch or field.name not in BATCH_ONLY
-        ]
+        left_out = without if batch else without | BATCH_ONLY
+        shared = [field for field in dataclasses.fields(RunFlags) if field.name not in left_out]
         params += [
             inspect.Parameter(
                 field.name,

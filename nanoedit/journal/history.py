@@ -422,7 +422,7 @@ def sheet_rows(journal: Journal, records: Sequence[JobRecord]) -> list[SheetRow]
         inputs = [item.get("path") or item.get("url") or "" for item in spec.get("inputs", [])]
         asked = spec.get("options")
         outputs = tuple(
-            _sheet_image(absolute_path(journal, record, path)) for path in record.saved_paths
+            sheet_image(absolute_path(journal, record, path)) for path in record.saved_paths
         )
         if record.state in ("failed", "refused", "held"):
             error: str | None = record.error or record.state
@@ -448,7 +448,7 @@ def sheet_rows(journal: Journal, records: Sequence[JobRecord]) -> list[SheetRow]
     return rows
 
 
-def _sheet_image(path: Path) -> SheetImage:
+def sheet_image(path: Path) -> SheetImage:
     """A saved image as the page describes it: its size read from the file (0 when gone)."""
     from PIL import Image, UnidentifiedImageError
 

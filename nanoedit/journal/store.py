@@ -611,6 +611,16 @@ class Journal:
             f"SELECT {COLUMNS} FROM jobs WHERE identity = ? ORDER BY id DESC", (identity,)
         )
 
+    def continuations(self, after: int) -> list[JobRecord]:
+        """The jobs after job ``after`` whose spec names a turn they go on from (``edit
+        --continue``), oldest first: the rest of a thread that starts at ``after`` is among
+        them (a turn is always journaled after the one it continues)."""
+        # A spec that names no turn cannot hold the key: those rows are not read.
+        return self._read(
+            f"SELECT {COLUMNS} FROM jobs WHERE id > ? AND instr(spec, ?) > 0 ORDER BY id",
+            (after, '"continues"'),
+        )
+
     def sandbox_made(self, path: Path) -> bool:
         """Whether a sandbox job saved the image at ``path`` (an image without provenance
         cannot say so itself). A saved path is kept as its run gave it: relative ones are

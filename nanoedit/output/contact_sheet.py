@@ -257,7 +257,7 @@ def _href(location: str, base: Path) -> str:
     return "/".join(relative.split(os.sep))
 
 
-def _figure(
+def figure(
     location: str,
     caption: str,
     alt: str,
@@ -265,6 +265,8 @@ def _figure(
     thumbnail: Callable[[Path], Thumbnail | None],
     css_class: str,
 ) -> str:
+    """One picture of a page: its thumbnail (a placeholder saying why when there is none)
+    linked to the full-size image, with its ``caption`` (HTML) under it."""
     href = _href(location, base)
     is_url = location.startswith(("http://", "https://"))
     thumb = None if is_url else thumbnail(Path(location))
@@ -306,7 +308,7 @@ def _job(
         role = "Input" if place == 0 else f"Reference {place}"
         name = Path(location).name if not location.startswith("http") else location
         figures.append(
-            _figure(
+            figure(
                 location,
                 f"{role}<br>{_e(name)}",
                 f"{role}: {name}",
@@ -323,7 +325,7 @@ def _job(
         which = f"Result {place} of {len(row.outputs)}" if len(row.outputs) > 1 else "Result"
         detail = f"{image.width}x{image.height} {image.format.upper()} · {_amount(image.bytes)}"
         results.append(
-            _figure(
+            figure(
                 image.path,
                 f"{which}<br>{_e(name)}<br>{_e(detail)}",
                 f"{which} of {row.label}: {name}, {image.width}x{image.height}",
