@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import InputError, NanoeditError, UsageError
 
@@ -299,23 +299,25 @@ class Conversation:
         """Set the aspect ratio of the next turns, checked as --ratio is."""
         from nanoedit.jobs import normalize_ratio
 
-        if not argument:
-            self.say(f"ratio: {self.flags.ratio or 'as the settings say (default.ratio)'}")
-            return
-        value = normalize_ratio(argument)
-        self.flags = dataclasses.replace(self.flags, ratio=value)
-        self.say(f"ratio {value} from the next turn")
+        self._set("ratio", argument, normalize_ratio)
 
     def size(self, argument: str) -> None:
         """Set the resolution of the next turns, checked as --size is."""
         from nanoedit.jobs import normalize_size
 
+        self._set("size", argument, normalize_size)
+
+    def _set(self, name: str, argument: str, normalize: Callable[[str], str | None]) -> None:
+        """Set the run flag ``name`` (one a default.NAME setting stands for when it is not
+        given) to ``argument`` as ``normalize`` checks it; with no argument, say what it is."""
         if not argument:
-            self.say(f"size: {self.flags.size or 'as the settings say (default.size)'}")
+            now = getattr(self.flags, name) or f"as the settings say (default.{name})"
+            self.say(f"{name}: {now}")
             return
-        value = normalize_size(argument)
-        self.flags = dataclasses.replace(self.flags, size=value)
-        self.say(f"size {value} from the next turn")
+        value = normalize(argument)
+        changed: dict[str, Any] = {name: value}
+        self.flags = dataclasses.replace(self.flags, **changed)
+        self.say(f"{name} {value} from the next turn")
 
     def model(self, argument: str) -> None:
         """Set the model of the next turns; as with --model, what the backend sells is

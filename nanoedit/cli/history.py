@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nanoedit.cli.errors import errors
+from nanoedit.cli.options import report_option
 from nanoedit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -76,11 +77,8 @@ def history_main(
     ] = False,
     report: Annotated[
         Path | None,
-        typer.Option(
-            "--report",
-            metavar="FILE.html",
-            show_default=False,
-            help="Write one HTML page of the last --limit jobs: images, prompts, states, costs.",
+        report_option(
+            "Write one HTML page of the last --limit jobs: images, prompts, states, costs."
         ),
     ] = None,
 ) -> None:
@@ -155,11 +153,8 @@ def history_thread(
     ] = False,
     report: Annotated[
         Path | None,
-        typer.Option(
-            "--report",
-            metavar="FILE.html",
-            show_default=False,
-            help="Write one HTML page of the thread: a strip of turns per branch, with thumbnails.",
+        report_option(
+            "Write one HTML page of the thread: a strip of turns per branch, with thumbnails."
         ),
     ] = None,
 ) -> None:

@@ -322,14 +322,25 @@ OpenOpt = Annotated[
         rich_help_panel="Seeing results",
     ),
 ]
-ReportOpt = Annotated[
-    Path | None,
-    typer.Option(
+
+
+def report_option(help_text: str, panel: str | None = None) -> Any:
+    """A ``--report FILE.html`` option (the run's page, the history's, a thread's), with its
+    own help and, for a command with panels, its help panel."""
+    return typer.Option(
         "--report",
         metavar="FILE.html",
         show_default=False,
-        help="Write one HTML page of the run: inputs and results side by side, failures.",
-        rich_help_panel="Seeing results",
+        help=help_text,
+        rich_help_panel=panel,
+    )
+
+
+ReportOpt = Annotated[
+    Path | None,
+    report_option(
+        "Write one HTML page of the run: inputs and results side by side, failures.",
+        "Seeing results",
     ),
 ]
 
