@@ -13,7 +13,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -161,6 +161,35 @@ def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict
         )
         summed[name] = before + value if numbers else value
     return summed
+
+
+def gather(count: int, progress: Progress, ask: Callable[[int], Answer]) -> Answer:
+    """The answers of a job sent ``count`` times (one image each) as one answer: ``ask(before)``
+    sends it once, ``before`` being how many images the job has so far (the first it makes is
+    result ``before + 1``). A failure (raised, or an answer's ``error``) after some images were
+    made returns those with it: they are paid for; one before any image is raised."""
+    images: list[ResultImage] = []
+    texts: list[str] = []
+    exchanges: list[Exchange] = []
+    usage: dict[str, Any] | None = None
+    for _ in range(count):
+        progress("waiting for the model")
+        try:
+            answer = ask(len(images))
+        except NanoeditError as exc:
+            if not images:
+                raise
+            answer = Answer([], error=exc)
+        images += answer.images
+        usage = add_usage(usage, answer.usage)
+        exchanges += answer.exchanges
+        if answer.text:
+            texts.append(answer.text)
+        if answer.error is not None:
+            if not images:
+                raise answer.error
+            return Answer(images, "\n".join(texts), answer.error, usage, tuple(exchanges))
+    return Answer(images, "\n".join(texts), usage=usage, exchanges=tuple(exchanges))
 
 
 class Takes(StrEnum):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -33,10 +34,10 @@ from nanoedit.backends.base import (
     ResultImage,
     Takes,
     Verdict,
-    add_usage,
     carries_thread,
     clip,
     encode_base64,
+    gather,
     non_json_verdict,
     not_a_listing,
     parse_json,
@@ -56,8 +57,8 @@ from nanoedit.backends.gemini_errors import no_image as _no_image
 from nanoedit.backends.gemini_errors import refused as _refused
 from nanoedit.backends.gemini_history import exchange_of, history_contents, kept_part
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
-from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError, UsageError
-from nanoedit.jobs import Exchange, ImageSource, Progress
+from nanoedit.errors import ApiError, NetworkError, RefusedError, UsageError
+from nanoedit.jobs import ImageSource, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.settings.checks import check_bool
 from nanoedit.settings.keys import KeySpec
@@ -353,30 +354,16 @@ class GeminiBackend(BackendBase):
             ],
         )
         body = self.body(prepared, parts, history)
-        images: list[ResultImage] = []
-        texts: list[str] = []
-        exchanges: list[Exchange] = []
-        usage: dict[str, Any] | None = None
-        for _ in range(prepared.job.options.count):
-            progress("waiting for the model")
-            try:
-                response, streamed = self._generate(prepared.model, body)
-                answer = parse_answer(
-                    response, self.where, self.settings, prepared.model, streamed,
-                    number_from=len(images) + 1,
-                )  # fmt: skip
-            except NanoeditError as exc:
-                if not images:
-                    raise
-                return Answer(
-                    images, "\n".join(texts), error=exc, usage=usage, exchanges=tuple(exchanges)
-                )
-            usage = add_usage(usage, reported_usage(response, "usageMetadata"))
-            images += answer.images
-            exchanges += answer.exchanges
-            if answer.text:
-                texts.append(answer.text)
-        return Answer(images, "\n".join(texts), usage=usage, exchanges=tuple(exchanges))
+
+        def ask(before: int) -> Answer:
+            response, streamed = self._generate(prepared.model, body)
+            answer = parse_answer(
+                response, self.where, self.settings, prepared.model, streamed,
+                number_from=before + 1,
+            )  # fmt: skip
+            return replace(answer, usage=reported_usage(response, "usageMetadata"))
+
+        return gather(prepared.job.options.count, progress, ask)
 
     def _inline_part(self, upload: InputImage) -> dict[str, Any]:
         """An image sent inline, as its bytes in base64."""

@@ -146,9 +146,8 @@ def error_of(
             return auth_error(settings, where, f"HTTP {status}")
         read_json(response, where)  # raises, saying what came instead of JSON
         return ApiError(f"{where} answered {what} with HTTP {status} and no error details")
-    message = clip(str(error.get("message") or "no message"))
     state = str(error.get("status") or "")
-    shown = f"{message} [{state}]" if state else message
+    shown = _shown(error)
     if is_key_error(status, error):
         return auth_error(settings, where, shown)
     if model_call and status == 404 and state in ("NOT_FOUND", ""):
@@ -165,6 +164,23 @@ def error_of(
         hint = "the project needs billing enabled for this model, or it is not offered here"
     suffix = f"; {hint}" if hint else ""
     return ApiError(f"{where} answered HTTP {status}: {shown}{suffix}")
+
+
+def error_line(response: httpx.Response, *, with_code: bool = False) -> str:
+    """Google's message and status from an error answer, one line (after ``HTTP N: ``
+    ``with_code``); ``HTTP N`` alone when the answer holds no error object."""
+    body = parse_json(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return f"HTTP {response.status_code}"
+    return f"HTTP {response.status_code}: {_shown(error)}" if with_code else _shown(error)
+
+
+def _shown(error: dict[str, Any]) -> str:
+    """Google's error object as a message: its message and, in brackets, its status."""
+    message = clip(str(error.get("message") or "no message"))
+    state = str(error.get("status") or "")
+    return f"{message} [{state}]" if state else message
 
 
 def retry_delay(response: httpx.Response) -> float | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +43,8 @@ from nanoedit.backends.base import (
     PlannedRequest,
     PreparedJob,
     ResultImage,
-    add_usage,
     clip,
+    gather,
     parse_json,
     read_json,
     result_from_base64,
@@ -51,6 +52,7 @@ from nanoedit.backends.base import (
 from nanoedit.backends.gemini_errors import (
     NO_IMAGE_REASONS,
     REFUSAL_REASONS,
+    error_line,
     error_of,
     no_image,
     reasons_of,
@@ -246,55 +248,30 @@ class Interactions:
                 self.http.notify(blind)
             if previous is None:
                 given = resent
-        images: list[ResultImage] = []
-        texts: list[str] = []
-        exchanges: list[Exchange] = []
-        usage: dict[str, Any] | None = None
-        for _ in range(prepared.job.options.count):
-            progress("waiting for the model")
-            try:
-                body = self.body(prepared, given, previous)
-                response, streamed = self._create(body, key)
-                if previous is not None and resent is not None and _lost(response):
-                    # The interaction to go on from is gone (not stored, or past Google's
-                    # retention): a 404 is not charged, so the history goes instead, once.
-                    self.http.notify(
-                        f"{self.where} no longer has interaction {previous}, which this turn "
-                        "goes on from; the thread's history is sent instead"
-                    )
-                    previous, given = None, resent
-                    response, streamed = self._create(self.body(prepared, given, None), key)
-                interaction, streamed = self._finished(response, streamed, key)
-                usage = add_usage(usage, _usage(interaction))
-                made, words, exchange = self._read(
-                    interaction, streamed, prepared.model, len(images)
-                )
-            except _WithImages as partial:
-                images += partial.images
-                texts += [partial.text] if partial.text else []
-                return self._answer(images, texts, usage, exchanges, partial.error)
-            except NanoeditError as exc:
-                if not images:
-                    raise
-                return self._answer(images, texts, usage, exchanges, exc)
-            images += made
-            if words:
-                texts.append(words)
-            if exchange is not None:
-                exchanges.append(exchange)
-        return self._answer(images, texts, usage, exchanges, None)
 
-    def _answer(
-        self,
-        images: list[ResultImage],
-        texts: list[str],
-        usage: dict[str, Any] | None,
-        exchanges: list[Exchange],
-        error: NanoeditError | None,
-    ) -> Answer:
-        return Answer(
-            images, "\n".join(texts), error=error, usage=usage, exchanges=tuple(exchanges)
-        )
+        def ask(before: int) -> Answer:
+            nonlocal previous, given
+            response, streamed = self._create(self.body(prepared, given, previous), key)
+            if previous is not None and resent is not None and _lost(response):
+                # The interaction to go on from is gone (not stored, or past Google's
+                # retention): a 404 is not charged, so the history goes instead, once.
+                self.http.notify(
+                    f"{self.where} no longer has interaction {previous}, which this turn "
+                    "goes on from; the thread's history is sent instead"
+                )
+                previous, given = None, resent
+                response, streamed = self._create(self.body(prepared, given, None), key)
+            interaction, streamed = self._finished(response, streamed, key)
+            usage = _usage(interaction)
+            try:
+                return replace(
+                    self._read(interaction, streamed, prepared.model, before), usage=usage
+                )
+            except NanoeditError as exc:
+                # What a finished interaction used is counted, though it made no image.
+                return Answer([], error=exc, usage=usage)
+
+        return gather(prepared.job.options.count, progress, ask)
 
     def _create(self, body: dict[str, Any], key: str) -> tuple[httpx.Response, Streamed | None]:
         """One paid create: never sent again once it may have reached Google."""
@@ -365,8 +342,8 @@ class Interactions:
         if polled and response.status_code == 404:
             raise ApiError(
                 f"{self.where} no longer has interaction {polled}, which was still running "
-                f"when last asked ({_said(response)}); its image cannot be had: send the job "
-                "again"
+                f"when last asked ({error_line(response, with_code=True)}); its image cannot "
+                "be had: send the job again"
             )
         if response.status_code != 200:
             what = f"the state of interaction {polled}" if polled else "the interaction request"
@@ -383,9 +360,10 @@ class Interactions:
 
     def _read(
         self, interaction: dict[str, Any], streamed: Streamed | None, model: str, before: int
-    ) -> tuple[list[ResultImage], str, Exchange | None]:
-        """The images and words of a finished interaction, and its exchange (what a later
-        turn resends), or the error its status and reasons make. ``before`` is how many
+    ) -> Answer:
+        """The images and words of a finished interaction, with its exchange (what a later
+        turn resends), or the error its status and reasons make: raised when it made no image,
+        beside the images it made otherwise (they are paid for). ``before`` is how many
         results the job has already: its images are numbered on from there."""
         steps = interaction.get("steps")
         steps = steps if isinstance(steps, list) else []
@@ -429,7 +407,7 @@ class Interactions:
             if not images:
                 raise error
             # The images it made are paid for: they come back with the error.
-            raise _WithImages(images, text, error)
+            return Answer(images, text, error=error)
         exchange: Exchange = {
             "api": "interactions",
             "images": list(range(before + 1, before + len(images) + 1)),
@@ -437,7 +415,7 @@ class Interactions:
             "interaction_id": ident,
             "stored": self.store,
         }
-        return images, text, exchange
+        return Answer(images, text, exchanges=(exchange,))
 
     def _failure(
         self,
@@ -542,15 +520,6 @@ class Interactions:
         return steps, said
 
 
-class _WithImages(Exception):
-    """An interaction that ended in error after making images: they are paid for, so they
-    come back with the error."""
-
-    def __init__(self, images: list[ResultImage], text: str, error: NanoeditError) -> None:
-        super().__init__(error.message)
-        self.images, self.text, self.error = images, text, error
-
-
 def _type(value: object) -> object:
     return value.get("type") if isinstance(value, dict) else None
 
@@ -567,17 +536,6 @@ def _reason_of_code(code: object) -> str:
         return ""
     word = re.split(r"[/#:]", code.rstrip("/"))[-1]
     return word.upper().replace("-", "_")
-
-
-def _said(response: httpx.Response) -> str:
-    """Google's message and status from an error answer, one line."""
-    body = parse_json(response)
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return f"HTTP {response.status_code}"
-    message = clip(str(error.get("message") or "no message"))
-    state = str(error.get("status") or "")
-    return f"HTTP {response.status_code}: {message} [{state}]" if state else message
 
 
 def _lost(response: httpx.Response) -> bool:

@@ -46,11 +46,10 @@ from nanoedit.backends.base import (
     LiveModel,
     Probe,
     Verdict,
-    clip,
     encode_base64,
-    parse_json,
 )
 from nanoedit.backends.gemini import GeminiBackend
+from nanoedit.backends.gemini_errors import error_line
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ConfigError, ModelNotServed, UsageError
 from nanoedit.jobs import Progress
@@ -219,7 +218,7 @@ class VertexBackend(GeminiBackend):
             location = self.settings.option("location") or GLOBAL
             raise ModelNotServed(
                 self.where,
-                f"{_said(response)}; the image models are served in the location global "
+                f"{error_line(response)}; the image models are served in the location global "
                 f"(vertex.location is {location}), or check the model id (--model or "
                 "vertex.model)",
             )
@@ -270,21 +269,10 @@ def _on_this_machine(base_url: str | None) -> bool:
     return urlsplit(base_url or "").hostname in ("127.0.0.1", "localhost", "::1")
 
 
-def _said(response: httpx.Response) -> str:
-    """Google's message and status from an error answer, one line."""
-    body = parse_json(response)
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return f"HTTP {response.status_code}"
-    message = clip(str(error.get("message") or "no message"))
-    state = str(error.get("status") or "")
-    return f"{message} [{state}]" if state else message
-
-
 def _denied(response: httpx.Response) -> str:
     """A 403 as Google said it, and what to check: the project, the API, the account's role."""
     return (
-        f"{_said(response)}; check that vertex.project is the project's id (not its name), "
+        f"{error_line(response)}; check that vertex.project is the project's id (not its name), "
         "that the Vertex AI API is enabled in it, and that the account whose token is sent "
         "has the Vertex AI User role there"
     )
