@@ -22,7 +22,7 @@ from nanoedit.jobs import Exchange, ImageSource, Job, Options, PastTurn, Thread
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.net.inputs import load_local
 from nanoedit.sandbox import ReceivedRequest, gemini_interactions, sample_image
-from nanoedit.sandbox.render import decode, render_edit
+from nanoedit.sandbox.render import Picture, decode, render_edit
 from nanoedit.settings.values import BackendSettings
 
 CAT = sample_image("cat.png")[0]
@@ -92,10 +92,8 @@ def drawn_as_turn_2() -> bytes:
     """What the sandbox's model draws for turn 2 when it sees turn 1: turn 1's image and the
     hat, with turn 1's mark."""
     made = Path("turn1.jpg").read_bytes()
-    return render_edit(
-        [decode(made), decode(HAT)], "add a hat", (1200, 896), "image/jpeg",
-        earlier=("make it night",),
-    ).data  # fmt: skip
+    picture = Picture("add a hat", (1200, 896), "image/jpeg", earlier=("make it night",))
+    return render_edit([decode(made), decode(HAT)], picture).data
 
 
 def test_a_turn_keeps_what_a_later_turn_resends(served: Served, client: httpx.Client) -> None:

@@ -81,7 +81,7 @@ def test_a_long_caption_costs_the_same_few_measurements_whatever_its_length(
     measured: Measured, length: int
 ) -> None:
     # Before the fix: a measurement per character dropped, each of the whole rest (quadratic).
-    drawn = render.render_generate("z" * length, (1024, 1024), "image/png")
+    drawn = render.render_generate(render.Picture("z" * length, (1024, 1024), "image/png"))
     assert image_info(drawn.data) == ("PNG", (1024, 1024))
     assert (len(measured.lengths), sum(measured.lengths)) == (10, 1153)
 

@@ -25,7 +25,7 @@ from readme_help import README
 
 from nanoedit.output.provenance import read as read_provenance
 from nanoedit.sandbox import sample_image
-from nanoedit.sandbox.render import render_generate
+from nanoedit.sandbox.render import Picture, render_generate
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 CAT = sample_image("cat.png")[0]
@@ -69,7 +69,7 @@ def test_dash_with_no_metadata_is_the_servers_bytes(served: Served) -> None:
         env=backend_env(served),
     )
     assert result.exit_code == 0, result.stderr
-    rendered = render_generate("a fox", (1024, 1024), "image/jpeg").data
+    rendered = render_generate(Picture("a fox", (1024, 1024), "image/jpeg")).data
     assert result.stdout_bytes == rendered
     assert files() == []
 
@@ -489,7 +489,7 @@ def test_the_paths_of_one_job_come_in_image_order(served: Served) -> None:
     paths = result.stdout.splitlines()
     assert paths == ["a-fox.jpg", "a-fox-4.jpg", "a-fox-3.jpg"]
     for variant, path in enumerate(paths):
-        rendered = render_generate("a fox", (1024, 1024), "image/jpeg", variant=variant, count=3)
+        rendered = render_generate(Picture("a fox", (1024, 1024), "image/jpeg", variant, 3))
         assert Path(path).read_bytes() == rendered.data, path
 
 

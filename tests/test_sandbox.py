@@ -57,7 +57,7 @@ from nanoedit.sandbox.faults import (
     retry_date,
     with_api_kinds,
 )
-from nanoedit.sandbox.render import Encoded
+from nanoedit.sandbox.render import Encoded, Picture
 from nanoedit.sandbox.renderer import Renderer
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
@@ -1694,13 +1694,13 @@ def test_a_drawing_pool_draws_the_same_bytes_as_the_thread_answering(
 
 def test_repeated_drawings_are_kept_within_their_budget() -> None:
     renderer = Renderer(cache_bytes=60_000)
-    first = renderer.generate("a red banana", (256, 256), "image/png")
-    assert renderer.generate("a red banana", (256, 256), "image/png") is first
+    first = renderer.generate(Picture("a red banana", (256, 256), "image/png"))
+    assert renderer.generate(Picture("a red banana", (256, 256), "image/png")) is first
     assert renderer.kept_bytes == len(first.data)
     for number in range(12):
-        renderer.generate(f"banana {number}", (256, 256), "image/png")
+        renderer.generate(Picture(f"banana {number}", (256, 256), "image/png"))
         assert 0 < renderer.kept_bytes <= 60_000
-    again = renderer.generate("a red banana", (256, 256), "image/png")
+    again = renderer.generate(Picture("a red banana", (256, 256), "image/png"))
     assert again is not first  # let go to make room, then drawn again
     assert again == first
 

@@ -20,7 +20,7 @@ from conftest import paid, run_cli
 from PIL import Image
 
 from nanoedit.sandbox import FAULT_KINDS, Sandbox, SandboxServer, sample_image
-from nanoedit.sandbox.render import decode, render_edit
+from nanoedit.sandbox.render import Picture, decode, render_edit
 
 KEY = "gemini-test-key"
 CAT, _ = sample_image("cat.png")
@@ -177,10 +177,7 @@ def test_a_continuation_draws_on_the_last_image_with_the_earlier_turns_marked(
     # What the model draws: the last image, the turn's own, the first turn's mark.
     drawn = render_edit(
         [decode(made), decode(HAT)],
-        "add a hat",
-        (1200, 896),
-        "image/jpeg",
-        earlier=("make it night",),
+        Picture("add a hat", (1200, 896), "image/jpeg", earlier=("make it night",)),
     )
     assert image_of(continued) == drawn.data
     # Sent again as the user's own image, with no history, it is a first turn: no marks.
@@ -194,7 +191,9 @@ def test_a_continuation_draws_on_the_last_image_with_the_earlier_turns_marked(
     ).json()
     assert (
         image_of(fresh)
-        == render_edit([decode(made), decode(HAT)], "add a hat", (1200, 896), "image/jpeg").data
+        == render_edit(
+            [decode(made), decode(HAT)], Picture("add a hat", (1200, 896), "image/jpeg")
+        ).data
     )
     assert image_of(fresh) != image_of(continued)
     # The stored continuation's timeline is its own: its input, then its output.

@@ -14,7 +14,7 @@ from PIL import Image
 from nanoedit.sandbox.catalog import DUOMI_MODELS, RATIOS, REFUSAL, SIZES, Model, output_size
 from nanoedit.sandbox.faults import Phase, Stage, result_fault, shared_kinds, status_answer
 from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
-from nanoedit.sandbox.render import decode
+from nanoedit.sandbox.render import Picture, decode
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -297,9 +297,9 @@ class DuomiApi(EmulatedApi):
         source = inputs[0].size if inputs else None
         size = output_size(job.model, job.ratio, job.size, source)
         if inputs:
-            image = self.runtime.renderer.edit(inputs, job.prompt, size, job.model.mime)
+            image = self.runtime.renderer.edit(inputs, Picture(job.prompt, size, job.model.mime))
         else:
-            image = self.runtime.renderer.generate(job.prompt, size, job.model.mime)
+            image = self.runtime.renderer.generate(Picture(job.prompt, size, job.model.mime))
         if task.fault == "data-uri":
             url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
         elif task.fault == "empty-url":

@@ -28,7 +28,7 @@ from nanoedit.sandbox.fal_schema import (
 from nanoedit.sandbox.fal_storage import CDN_PREFIX, FalStorage
 from nanoedit.sandbox.faults import Phase, Stage
 from nanoedit.sandbox.fetch import FetchError
-from nanoedit.sandbox.render import Encoded, decode, render_edit, render_generate
+from nanoedit.sandbox.render import Encoded, Picture, decode, render_edit, render_generate
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -206,12 +206,8 @@ class FalQueue:
         size = output_dimensions(job, source)
         images = []
         for variant in range(job.num_images):
-            if inputs:
-                image = render_edit(inputs, job.prompt, size, job.mime, variant=variant,
-                                    count=job.num_images)  # fmt: skip
-            else:
-                image = render_generate(job.prompt, size, job.mime, variant=variant,
-                                        count=job.num_images)  # fmt: skip
+            picture = Picture(job.prompt, size, job.mime, variant, job.num_images)
+            image = render_edit(inputs, picture) if inputs else render_generate(picture)
             images.append(self._image_item(image, size, request, fault))
         return Outcome(200, {"images": images, "description": ""})
 

@@ -25,7 +25,7 @@ from nanoedit.sandbox.gemini_files import StoredUpload, UploadStore, file_denied
 from nanoedit.sandbox.gemini_request import FileImage, InlineImage, Request, read_request
 from nanoedit.sandbox.prompts import INPUT_IMAGE_TOKENS, google_message, input_limit, input_tokens
 from nanoedit.sandbox.prompts import text_tokens as _tokens
-from nanoedit.sandbox.render import Encoded, decode
+from nanoedit.sandbox.render import Encoded, Picture, decode
 from nanoedit.sandbox.runtime import Runtime
 
 # Finish reasons the fault plan can ask for, with the finishMessage Google sends beside them
@@ -252,10 +252,10 @@ class GenerateContent:
         pixels = output_size(model, request.ratio, size, source)
         # A conversation's answer shows the turns the model saw (the renderer's ``earlier``):
         # a request that only re-sends the last image draws none.
-        earlier = request.earlier
+        picture = Picture(caption, pixels, model.mime, earlier=request.earlier)
         if inputs:
-            return self.runtime.renderer.edit(inputs, caption, pixels, model.mime, earlier=earlier)
-        return self.runtime.renderer.generate(caption, pixels, model.mime, earlier=earlier)
+            return self.runtime.renderer.edit(inputs, picture)
+        return self.runtime.renderer.generate(picture)
 
 
 def _blob(image: Encoded) -> dict[str, object]:

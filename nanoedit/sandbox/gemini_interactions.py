@@ -66,7 +66,7 @@ from nanoedit.sandbox.gemini_interactions_request import (
 )
 from nanoedit.sandbox.gemini_request import MAX_INPUT_IMAGES, FileImage, InlineImage, json_body
 from nanoedit.sandbox.prompts import INPUT_IMAGE_TOKENS, google_message, input_limit, text_tokens
-from nanoedit.sandbox.render import Encoded
+from nanoedit.sandbox.render import Encoded, Picture
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -325,10 +325,11 @@ class Interactions:
         turns of a continued conversation."""
         source = inputs[0].size if inputs else None
         pixels = output_size(model, wanted.ratio, size, source)
+        picture = Picture(caption, pixels, model.mime, earlier=earlier)
         renderer = self.runtime.renderer
         if inputs:
-            return renderer.edit(inputs, caption, pixels, model.mime, earlier=earlier)
-        return renderer.generate(caption, pixels, model.mime, earlier=earlier)
+            return renderer.edit(inputs, picture)
+        return renderer.generate(picture)
 
     def _expire_uploads(self, images: list[InlineImage | FileImage]) -> None:
         """Every upload expires at once (fault ``upload-expired``); one this request uses is

@@ -26,8 +26,6 @@ Google publishes no wording):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from typing import Any
 
 from nanoedit.sandbox.catalog import Model
 from nanoedit.sandbox.gemini_errors import GoogleError
-from nanoedit.sandbox.gemini_request import IMAGE_TYPES, FileImage, InlineImage
+from nanoedit.sandbox.gemini_request import IMAGE_TYPES, FileImage, InlineImage, decode_bytes
 
 # The fields of a model interaction's create body [P] (CreateModelInteraction, agents aside).
 CREATE_FIELDS = frozenset(
@@ -269,16 +267,7 @@ def read_block(block: Mapping[str, Any], where: str) -> InlineImage | FileImage 
         )
     if not isinstance(data, str):
         raise _invalid(f"{where}.data", data, "TYPE_BYTES")
-    try:
-        standard = data.replace("-", "+").replace("_", "/")
-        decoded = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise GoogleError(
-            400,
-            f"Invalid value at '{where}.data' (TYPE_BYTES), Base64 decoding failed for "
-            f"{data[:37] + '...' if len(data) > 40 else data!r}",
-        ) from None
-    return InlineImage(mime, decoded)
+    return InlineImage(mime, decode_bytes(data, f"{where}.data"))
 
 
 def _format(body: Mapping[str, Any], generation: Mapping[str, Any], model: Model) -> Format:

@@ -268,15 +268,7 @@ def _signature(part: Mapping[str, Any], where: str) -> bytes | None:
     if value is None:
         return None
     encoded = _string(value, f"{where}.thought_signature")
-    try:
-        standard = encoded.replace("-", "+").replace("_", "/")
-        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise GoogleError(
-            400,
-            f"Invalid value at '{where}.thought_signature' (TYPE_BYTES), Base64 decoding "
-            f"failed for {_shown(encoded)}",
-        ) from None
+    return decode_bytes(encoded, f"{where}.thought_signature")
 
 
 def _read_part(
@@ -311,16 +303,7 @@ def _read_part(
             )
         mime = _string(mime, f"{where}.inline_data.mime_type")
         encoded = _string(blob.get("data", ""), f"{where}.inline_data.data")
-        try:
-            # The proto-JSON parser also takes the URL-safe alphabet, and no padding.
-            standard = encoded.replace("-", "+").replace("_", "/")
-            data = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise GoogleError(
-                400,
-                f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding "
-                f"failed for {_shown(encoded)}",
-            ) from None
+        data = decode_bytes(encoded, f"{where}.inline_data.data")
         if mime not in IMAGE_TYPES:
             raise GoogleError(400, f"Unsupported MIME type: {mime}")
         images.append(InlineImage(mime, data))
@@ -333,6 +316,20 @@ def _read_part(
     if mime is not None and _string(mime, f"{where}.file_data.mime_type") not in IMAGE_TYPES:
         raise GoogleError(400, f"Unsupported MIME type: {mime}")
     images.append(FileImage(uri))
+
+
+def decode_bytes(encoded: str, where: str) -> bytes:
+    """A bytes field's base64 (the field at ``where``), decoded as Google's proto-JSON parser
+    does: the URL-safe alphabet too, and no padding; GoogleError in its words otherwise."""
+    try:
+        standard = encoded.replace("-", "+").replace("_", "/")
+        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise GoogleError(
+            400,
+            f"Invalid value at '{where}' (TYPE_BYTES), Base64 decoding failed for "
+            f"{_shown(encoded)}",
+        ) from None
 
 
 def _modalities(value: object) -> frozenset[str]:

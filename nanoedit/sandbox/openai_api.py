@@ -27,7 +27,7 @@ from nanoedit.sandbox.faults import Phase, Stage, shared_kinds, status_answer
 from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.multipart import UploadedFile
 from nanoedit.sandbox.prompts import google_message, input_limit, input_tokens
-from nanoedit.sandbox.render import Encoded, decode
+from nanoedit.sandbox.render import Encoded, Picture, decode
 from nanoedit.sandbox.runtime import Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -319,14 +319,13 @@ class OpenAIApi(EmulatedApi):
         size = gpt_image.size_of(request, source)
         mime = gpt_image.OUTPUT_FORMATS[request.output_format]
         draw = self.runtime.renderer
-        images = [
-            draw.edit(inputs, request.prompt, gpt_image.SIZES[size], mime, variant=variant,
-                      count=request.n)
-            if inputs
-            else draw.generate(request.prompt, gpt_image.SIZES[size], mime, variant=variant,
-                               count=request.n)
+        pictures = [
+            Picture(request.prompt, gpt_image.SIZES[size], mime, variant, request.n)
             for variant in range(request.n)
-        ]  # fmt: skip
+        ]
+        images = [
+            draw.edit(inputs, picture) if inputs else draw.generate(picture) for picture in pictures
+        ]
         created = int(self.runtime.epoch())
         return gpt_image.answer(request, size, images, len(inputs), created)
 
@@ -368,9 +367,8 @@ class OpenAIApi(EmulatedApi):
         size = output_size(options.model, options.ratio, options.size, source)
         mime = options.model.mime
         draw = self.runtime.renderer
-        if inputs:
-            return draw.edit(inputs, options.prompt, size, mime, variant=variant, count=options.n)
-        return draw.generate(options.prompt, size, mime, variant=variant, count=options.n)
+        picture = Picture(options.prompt, size, mime, variant, options.n)
+        return draw.edit(inputs, picture) if inputs else draw.generate(picture)
 
     def _deliver(
         self, image: Encoded, options: Options, fault: str | None, call: Call

@@ -37,7 +37,7 @@ from nanoedit.sandbox.openrouter_chat import (
     reasoning_details,
 )
 from nanoedit.sandbox.prompts import input_limit, text_tokens
-from nanoedit.sandbox.render import Encoded, render_edit, render_generate
+from nanoedit.sandbox.render import Encoded, Picture, render_edit, render_generate
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -393,12 +393,12 @@ class OpenRouterApi(EmulatedApi):
     def _render(self, request: Request) -> Encoded:
         source = request.images[0].size if request.images else None
         size = render_size(request.entry, request.ratio, request.size, source)
-        mime = request.entry.model.mime
         # A continued chat's answer shows the turns the model saw (the renderer's earlier).
         earlier = request.conversation.earlier
+        picture = Picture(request.prompt, size, request.entry.model.mime, earlier=earlier)
         if request.images:
-            return render_edit(request.images, request.prompt, size, mime, earlier=earlier)
-        return render_generate(request.prompt, size, mime, earlier=earlier)
+            return render_edit(request.images, picture)
+        return render_generate(picture)
 
     def _answer(
         self,

@@ -36,6 +36,21 @@ class Encoded:
         return EXTENSIONS[self.mime]
 
 
+@dataclass(frozen=True)
+class Picture:
+    """What a drawing is asked for: the prompt it shows (and picks its look by), the answer's
+    size in pixels and its format, which of ``count`` images of one request it is
+    (``variant``), and the prompts of the conversation's earlier turns when it continues one
+    (see ``thread_marks``)."""
+
+    prompt: str
+    size: tuple[int, int]
+    mime: str
+    variant: int = 0
+    count: int = 1
+    earlier: tuple[str, ...] = ()
+
+
 def sniff_mime(data: bytes) -> str | None:
     """The MIME type of a PNG, JPEG or WebP file from its first bytes, else None."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -204,8 +219,11 @@ def _work_size(size: tuple[int, int]) -> tuple[int, int]:
     return round(size[0] / scale), round(size[1] / scale)
 
 
-def _label(prompt: str, variant: int, count: int) -> str:
-    return f"{prompt}  ({variant + 1}/{count})" if count > 1 else prompt
+def _label(picture: Picture) -> str:
+    """The caption: the prompt, and which image of its request it is when there are several."""
+    if picture.count > 1:
+        return f"{picture.prompt}  ({picture.variant + 1}/{picture.count})"
+    return picture.prompt
 
 
 def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
@@ -229,20 +247,11 @@ def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
     return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
 
 
-def render_edit(
-    inputs: Sequence[Image.Image],
-    prompt: str,
-    size: tuple[int, int],
-    mime: str,
-    *,
-    variant: int = 0,
-    count: int = 1,
-    earlier: Sequence[str] = (),
-) -> Encoded:
-    """The first input fitted to ``size`` with an effect chosen by the prompt, the other
-    inputs inset as thumbnails, the marks of the ``earlier`` turns' prompts when it continues
-    a conversation (``thread_marks``), and the prompt as a caption."""
-    work = _work_size(size)
+def render_edit(inputs: Sequence[Image.Image], picture: Picture) -> Encoded:
+    """The first input fitted to the picture's size with an effect chosen by its prompt, the
+    other inputs inset as thumbnails, the marks of the earlier turns' prompts when it
+    continues a conversation (``thread_marks``), and the prompt as a caption."""
+    prompt, work = picture.prompt, _work_size(picture.size)
     canvas = effect_for(prompt)(ImageOps.fit(inputs[0], work, Image.Resampling.BICUBIC), prompt)
     thumb = max(16, min(work) // 5)
     gap = max(4, thumb // 12)
@@ -254,24 +263,14 @@ def render_edit(
             x, y = work[0] - gap, y + thumb + gap
         canvas.paste(framed, (x - framed.width, y))
         x -= framed.width + gap
-    canvas = thread_marks(canvas, earlier)
-    canvas = caption(canvas, _label(prompt, variant, count))
-    return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
+    return _finished(canvas, picture)
 
 
-def render_generate(
-    prompt: str,
-    size: tuple[int, int],
-    mime: str,
-    *,
-    variant: int = 0,
-    count: int = 1,
-    earlier: Sequence[str] = (),
-) -> Encoded:
-    """A gradient with shapes, both picked by the prompt, the marks of the ``earlier`` turns'
-    prompts (``thread_marks``), and the prompt as a caption."""
-    work = _work_size(size)
-    key = f"{prompt}\0{variant}"
+def render_generate(picture: Picture) -> Encoded:
+    """A gradient with shapes, both picked by the picture's prompt, the marks of the earlier
+    turns' prompts (``thread_marks``), and the prompt as a caption."""
+    work = _work_size(picture.size)
+    key = f"{picture.prompt}\0{picture.variant}"
     top, bottom = (
         Image.new("RGB", work, color_of(key, "top")),
         Image.new("RGB", work, color_of(key)),
@@ -290,9 +289,14 @@ def render_generate(
         else:
             draw.rectangle(box, fill=(r, g, b, 170))
     canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay)
-    canvas = thread_marks(canvas, earlier)
-    canvas = caption(canvas, _label(prompt, variant, count))
-    return encode(canvas.resize(size, Image.Resampling.BILINEAR), mime)
+    return _finished(canvas, picture)
+
+
+def _finished(canvas: Image.Image, picture: Picture) -> Encoded:
+    """A drawing finished: the earlier turns' marks and the caption, scaled to the size asked
+    for and encoded."""
+    canvas = caption(thread_marks(canvas, picture.earlier), _label(picture))
+    return encode(canvas.resize(picture.size, Image.Resampling.BILINEAR), picture.mime)
 
 
 def standin(url: str, mime: str, size: tuple[int, int] = (800, 600)) -> Encoded:

@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from PIL import Image
 
-from nanoedit.sandbox.render import Encoded, render_edit, render_generate
+from nanoedit.sandbox.render import Encoded, Picture, render_edit, render_generate
 
 # Encoded answers kept for repeats, in bytes: several hundred 1K results, or a few at 4K.
 CACHE_BYTES = 64 * 1024 * 1024
@@ -54,50 +54,15 @@ class Renderer:
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
 
-    def edit(
-        self,
-        inputs: Sequence[Image.Image],
-        prompt: str,
-        size: tuple[int, int],
-        mime: str,
-        *,
-        variant: int = 0,
-        count: int = 1,
-        earlier: Sequence[str] = (),
-    ) -> Encoded:
-        """What ``render.render_edit`` draws for these arguments (``earlier``: the prompts of
-        the conversation's earlier turns, when it continues one)."""
-        key = _key("edit", prompt, size, mime, variant, count, inputs, earlier)
-        drawing = functools.partial(
-            render_edit,
-            list(inputs),
-            prompt,
-            size,
-            mime,
-            variant=variant,
-            count=count,
-            earlier=tuple(earlier),
-        )
-        return self._answer(key, drawing)
+    def edit(self, inputs: Sequence[Image.Image], picture: Picture) -> Encoded:
+        """What ``render.render_edit`` draws for these inputs and this picture."""
+        key = _key("edit", picture, inputs)
+        return self._answer(key, functools.partial(render_edit, list(inputs), picture))
 
-    def generate(
-        self,
-        prompt: str,
-        size: tuple[int, int],
-        mime: str,
-        *,
-        variant: int = 0,
-        count: int = 1,
-        earlier: Sequence[str] = (),
-    ) -> Encoded:
-        """What ``render.render_generate`` draws for these arguments (``earlier`` as for
-        :meth:`edit`)."""
-        key = _key("generate", prompt, size, mime, variant, count, (), earlier)
-        drawing = functools.partial(
-            render_generate, prompt, size, mime, variant=variant, count=count,
-            earlier=tuple(earlier),
-        )  # fmt: skip
-        return self._answer(key, drawing)
+    def generate(self, picture: Picture) -> Encoded:
+        """What ``render.render_generate`` draws for this picture."""
+        key = _key("generate", picture, ())
+        return self._answer(key, functools.partial(render_generate, picture))
 
     @property
     def kept_bytes(self) -> int:
@@ -185,20 +150,12 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _key(
-    kind: str,
-    prompt: str,
-    size: tuple[int, int],
-    mime: str,
-    variant: int,
-    count: int,
-    inputs: Sequence[Image.Image],
-    earlier: Sequence[str] = (),
-) -> bytes:
-    """A digest of everything a drawing depends on: the arguments and the input pixels."""
-    arguments = (kind, prompt, size, mime, variant, count)
+def _key(kind: str, picture: Picture, inputs: Sequence[Image.Image]) -> bytes:
+    """A digest of everything a drawing depends on: the picture asked for and the input
+    pixels."""
+    arguments = (kind, picture.prompt, picture.size, picture.mime, picture.variant, picture.count)
     # A first turn's key is what it was before conversations were drawn: kept answers match.
-    shown = (*arguments, tuple(earlier)) if earlier else arguments
+    shown = (*arguments, picture.earlier) if picture.earlier else arguments
     digest = hashlib.sha256(repr(shown).encode())
     for image in inputs:
         digest.update(repr((image.mode, image.size)).encode())

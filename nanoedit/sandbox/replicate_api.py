@@ -30,7 +30,7 @@ from nanoedit.sandbox.faults import Phase, Stage, result_fault, shared_kinds, st
 from nanoedit.sandbox.fetch import FetchError
 from nanoedit.sandbox.lineup import LISTING_PHASES, WIDENED
 from nanoedit.sandbox.prompts import prompt_characters
-from nanoedit.sandbox.render import decode, render_edit, render_generate, sniff_mime
+from nanoedit.sandbox.render import Picture, decode, render_edit, render_generate, sniff_mime
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
 
@@ -432,9 +432,9 @@ class ReplicateApi(EmulatedApi):
         ratio = job.ratio if job.ratio != "match_input_image" else None
         size = output_size(job.model.model, ratio, job.resolution, source)
         if inputs:
-            image = render_edit(inputs, job.prompt, size, job.mime)
+            image = render_edit(inputs, Picture(job.prompt, size, job.mime))
         else:
-            image = render_generate(job.prompt, size, job.mime)
+            image = render_generate(Picture(job.prompt, size, job.mime))
         prediction.output = self.runtime.files.put(image).url(prediction.base_url)
 
     def _fetch(self, url: str, own_hosts: frozenset[str]) -> bytes:
