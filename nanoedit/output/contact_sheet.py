@@ -413,9 +413,42 @@ def build_page(
     failed = sum(1 for row in rows if row.status == "failed")
     jobs = "1 job" if len(rows) == 1 else f"{len(rows)} jobs"
     title = f"nanoedit: {jobs}" + (f", {failed} failed" if failed else "")
+    body = "\n".join(_job(n, row, base, thumbnail) for n, row in enumerate(rows, start=1))
+    main = f"""{_summary(rows, run)}
+<section id="jobs" class="jobs" aria-labelledby="jobs-title" tabindex="-1">
+<h2 id="jobs-title">Jobs</h2>
+{body}
+</section>"""
+    return html_page(
+        title,
+        run,
+        skip=("jobs", "the jobs"),
+        made="Run of",
+        main=main,
+        # The line breaks are the page's own, as it was first written.
+        footer="This page needs no network and no\nJavaScript; select an image to open it at "
+        "full size.",
+    )
+
+
+def html_page(
+    title: str,
+    run: SheetRun,
+    *,
+    skip: tuple[str, str],
+    made: str,
+    main: str,
+    footer: str,
+    extra_style: str = "",
+) -> str:
+    """A whole page of nanoedit's (a run's, a thread's), as text: the head, with the mark a
+    later page replaces it by (``GENERATOR``) and the style (``STYLE``, then ``extra_style``);
+    a link past the header to the element ``skip`` names (its id, and what it is); the header,
+    saying when it was ``made`` and by what command; ``main``; the footer, ``footer`` after
+    the version. Nothing in it reaches the network or runs a script."""
     when = run.when.isoformat(sep=" ", timespec="seconds")
     command = f'<p class="command"><code>{_e(run.command)}</code></p>' if run.command else ""
-    body = "\n".join(_job(n, row, base, thumbnail) for n, row in enumerate(rows, start=1))
+    target, words = skip
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -423,24 +456,19 @@ def build_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="{GENERATOR} {_e(run.version)}">
 <title>{_e(title)}</title>
-<style>{STYLE}</style>
+<style>{STYLE}{extra_style}</style>
 </head>
 <body>
-<a class="skip" href="#jobs">Skip to the jobs</a>
+<a class="skip" href="#{target}">Skip to {words}</a>
 <header>
 <h1>{_e(title)}</h1>
-<p class="when">Run of {_e(when)}, nanoedit {_e(run.version)}</p>
+<p class="when">{made} {_e(when)}, nanoedit {_e(run.version)}</p>
 {command}
 </header>
 <main>
-{_summary(rows, run)}
-<section id="jobs" class="jobs" aria-labelledby="jobs-title" tabindex="-1">
-<h2 id="jobs-title">Jobs</h2>
-{body}
-</section>
+{main}
 </main>
-<footer><p>Made by nanoedit {_e(run.version)}. This page needs no network and no
-JavaScript; select an image to open it at full size.</p></footer>
+<footer><p>Made by nanoedit {_e(run.version)}. {footer}</p></footer>
 </body>
 </html>
 """

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanoedit.output.contact_sheet import (
-    GENERATOR,
-    STYLE,
     SheetImage,
     SheetRun,
     Thumbnail,
     figure,
+    html_page,
     make_thumbnail,
 )
 
@@ -141,8 +140,6 @@ def build_thread_page(
     """The whole page, as text: ``totals`` (name, value) on top, then each strip. ``base``
     is the folder it will be written to (links to the full-size images are relative to it);
     ``thumbnail`` makes each picture."""
-    when = run.when.isoformat(sep=" ", timespec="seconds")
-    command = f'<p class="command"><code>{_e(run.command)}</code></p>' if run.command else ""
     body = "\n".join(
         _strip(number, strip, base, thumbnail) for number, strip in enumerate(strips, start=1)
     )
@@ -151,38 +148,25 @@ def build_thread_page(
         f"<dd>{_e(value)}</dd></div>"
         for name, value in totals
     )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="{GENERATOR} {_e(run.version)}">
-<title>{_e(title)}</title>
-<style>{STYLE}{STRIP_STYLE}</style>
-</head>
-<body>
-<a class="skip" href="#strips">Skip to the thread</a>
-<header>
-<h1>{_e(title)}</h1>
-<p class="when">Made {_e(when)}, nanoedit {_e(run.version)}</p>
-{command}
-</header>
-<main>
-<section class="summary" aria-labelledby="summary-title">
+    main = f"""<section class="summary" aria-labelledby="summary-title">
 <h2 id="summary-title">Summary</h2>
 <dl class="totals">{facts}</dl>
 </section>
 <section id="strips" class="strips" aria-labelledby="strips-title" tabindex="-1">
 <h2 id="strips-title">Turns</h2>
 {body}
-</section>
-</main>
-<footer><p>Made by nanoedit {_e(run.version)}. Each strip is a run of turns, each going on
-from the one before it; a branch is set in under the strip it leaves. This page needs no
-network and no JavaScript; select an image to open it at full size.</p></footer>
-</body>
-</html>
-"""
+</section>"""
+    return html_page(
+        title,
+        run,
+        skip=("strips", "the thread"),
+        made="Made",
+        main=main,
+        footer="Each strip is a run of turns, each going on\nfrom the one before it; a branch is "
+        "set in under the strip it leaves. This page needs no\nnetwork and no JavaScript; select "
+        "an image to open it at full size.",
+        extra_style=STRIP_STYLE,
+    )
 
 
 STRIP_STYLE = """
