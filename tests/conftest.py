@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
@@ -74,6 +80,10 @@ PRAGMA user_version = 1;
 """
 # The console script installed beside this interpreter.
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
+# Where the pages' tests find a real browser (they are skipped without one).
+CHROMIUM = Path("/usr/bin/chromium")
+# Built once: loading the CA roots costs tens of milliseconds per client otherwise.
+TLS = ssl.create_default_context()
 
 
 @pytest.fixture(autouse=True)
@@ -144,20 +154,66 @@ def served(clock: SkippingClock) -> Iterator[Served]:
         yield Served(sandbox, server.base_url)
 
 
-@pytest.fixture
-def held_answers() -> Iterator[tuple[Served, threading.Event]]:
-    """A served sandbox whose API answers wait until the event is set."""
+@contextmanager
+def held_sandbox(key: str, *, holding: bool) -> Iterator[tuple[Served, threading.Event]]:
+    """A served sandbox taking ``key`` whose API answers wait while the event is clear (it
+    starts clear when ``holding``); the event is set when the sandbox stops."""
     release = threading.Event()
+    if not holding:
+        release.set()
 
     def hold(seconds: float) -> None:
         release.wait(seconds)
 
-    sandbox = Sandbox(keys=frozenset({OPENAI_KEY}), latency=60, sleep=hold)
+    sandbox = Sandbox(keys=frozenset({key}), latency=60, sleep=hold)
     try:
         with SandboxServer(sandbox) as server:
             yield Served(sandbox, server.base_url), release
     finally:
         release.set()
+
+
+@pytest.fixture
+def held_answers() -> Iterator[tuple[Served, threading.Event]]:
+    """A served sandbox whose API answers wait until the event is set."""
+    with held_sandbox(OPENAI_KEY, holding=True) as held:
+        yield held
+
+
+@pytest.fixture
+def held_gemini() -> Iterator[tuple[Served, threading.Event]]:
+    """A served sandbox taking the gemini test key whose answers wait while the event is
+    clear (it starts set)."""
+    with held_sandbox(GEMINI_KEY, holding=False) as held:
+        yield held
+
+
+@dataclass
+class Direct:
+    """A sandbox on a loopback port and a plain httpx client pointed at it: the API spoken to
+    with no nanoedit between."""
+
+    sandbox: Sandbox
+    base_url: str
+    client: httpx.Client
+
+
+@pytest.fixture
+def serve_direct() -> Iterator[Callable[..., Direct]]:
+    """Start sandboxes on free ports, each taking one key: ``serve_direct(key, headers,
+    **options)``, ``headers`` sent with each of the client's requests and ``options`` for the
+    Sandbox; all close when the test ends."""
+    with ExitStack() as stack:
+
+        def start(key: str, headers: dict[str, str] | None = None, **options: Any) -> Direct:
+            sandbox = Sandbox(keys=frozenset({key}), **options)
+            server = stack.enter_context(SandboxServer(sandbox))
+            client = stack.enter_context(
+                httpx.Client(base_url=server.base_url, timeout=10, verify=TLS, headers=headers)
+            )
+            return Direct(sandbox, server.base_url, client)
+
+        yield start
 
 
 @pytest.fixture
@@ -381,6 +437,45 @@ def run_installed(
     return done.returncode, done.stdout, done.stderr
 
 
+def edit_turn(args: list[str], env: dict[str, str]) -> str:
+    """Run one ``nanoedit edit`` (a thread's turn, say) that must succeed; the path it saved."""
+    result = run_cli(["edit", *args], env=env)
+    assert result.exit_code == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    return line
+
+
+def printed_command(stdout: str, *keys: str) -> str:
+    """The command a dry run printed: its comment lines left out, each of ``keys`` put back
+    where it shows masked (``****0003``)."""
+    command = "\n".join(line for line in stdout.splitlines() if line[0] != "#")
+    for key in keys:
+        command = command.replace(f"****{key[-4:]}", key)
+    return command
+
+
+def run_printed(command: str) -> dict[str, Any]:
+    """Run a printed curl command with bash, in the working folder; its JSON answer."""
+    env = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
+    done = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with a fresh profile and nothing that reaches the network."""
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars", *args],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
 def distinct_pngs(folder: Path, count: int) -> list[Path]:
     """``count`` small PNGs of distinct colours in ``folder`` (``000.png``, ``001.png``…), so
     that no two jobs send the same bytes."""
@@ -523,6 +618,28 @@ def closed_port() -> int:
 def close_stdout() -> None:
     """In a child: start with no stdout at all, as `>&-` leaves it."""
     os.close(1)
+
+
+def on_pty(
+    process: subprocess.Popen[Any], controller: int, terminal: int
+) -> tuple[Any, Any, bytes]:
+    """Wait for ``process``, started with the pseudo-terminal ``terminal`` as some of its
+    streams, reading what it writes there from ``controller`` meanwhile; both ends are closed
+    after. Its stdout and stderr (where they were pipes, else None) and the terminal's bytes;
+    a process still running after 60 s is killed."""
+    os.close(terminal)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=drain, args=(controller, chunks), daemon=True)
+    reader.start()
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        os.close(controller)
+    return stdout, stderr, b"".join(chunks)
 
 
 def drain(fd: int, chunks: list[bytes]) -> None:

@@ -18,16 +18,14 @@ import subprocess
 import sys
 import termios
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from conftest import GEMINI_KEY, Served, journal_jobs, one_backend_env, paid, run_cli, wait_for
+from conftest import Served, journal_jobs, one_backend_env, paid, run_cli, wait_for
 from PIL import Image
 from test_preview import Pixel, cells_of, expected_cells, settled_lines
 
 from nanoedit.output.preview import ROWS_KEPT, Area, halfblock_pixels
-from nanoedit.sandbox import ReceivedRequest, Sandbox, SandboxServer
+from nanoedit.sandbox import ReceivedRequest
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 PRO = "gemini-3-pro-image"
@@ -266,27 +264,10 @@ def test_chat_on_an_earlier_result_goes_on_with_its_thread_and_checks_its_comman
     ]  # fmt: skip
 
 
-@pytest.fixture
-def held() -> Iterator[tuple[Served, threading.Event]]:
-    """A served sandbox whose answers wait while the event is clear."""
-    release = threading.Event()
-    release.set()
-
-    def hold(seconds: float) -> None:
-        release.wait(seconds)
-
-    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}), latency=60, sleep=hold)
-    try:
-        with SandboxServer(sandbox) as server:
-            yield Served(sandbox, server.base_url), release
-    finally:
-        release.set()
-
-
 def test_ctrl_c_during_a_turn_saves_its_image_and_ctrl_c_at_the_prompt_asks(
-    held: tuple[Served, threading.Event], sample: Path
+    held_gemini: tuple[Served, threading.Event], sample: Path
 ) -> None:
-    served, release = held
+    served, release = held_gemini
     env = gemini(served) | {"NANOEDIT_PREVIEW_PROTOCOL": "none"}
     chat = OnTerminal(["cat.png", "-m", "nano-banana-pro"], env)
     release.clear()

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import CHROMIUM, Served, backend_env, chromium, run_cli
 from PIL import Image
 
 from nanoedit.output.contact_sheet import SheetImage, SheetRow, SheetRun, build_page, make_thumbnail
@@ -27,7 +26,6 @@ from nanoedit.sandbox import sample_image
 
 VOID = {"meta", "img", "br", "link", "input", "hr", "source"}
 WHEN = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @dataclass
@@ -538,17 +536,6 @@ window.addEventListener("load", () => {
   document.body.append(out);
 });
 </script>"""
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium with a fresh profile and nothing that reaches the network."""
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars", *args],
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
 
 
 @pytest.mark.skipif(

@@ -14,7 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import GEMINI_KEY, Served, host, journal_jobs, one_backend_env, paid, run_cli
+from conftest import (
+    GEMINI_KEY,
+    Served,
+    edit_turn,
+    host,
+    journal_jobs,
+    one_backend_env,
+    paid,
+)
 
 from nanoedit.backends.base import Answer, PreparedJob, PreparedTurn
 from nanoedit.backends.gemini import GeminiBackend
@@ -236,14 +244,6 @@ def test_a_re_upload_of_the_last_image_is_no_continuation(
 # The command line, end to end --------------------------------------------------------------
 
 
-def _turn(args: list[str], env: dict[str, str]) -> str:
-    """One ``nanoedit edit`` run; the path it saved."""
-    result = run_cli(["edit", *args], env=env)
-    assert result.exit_code == 0, result.stderr
-    (line,) = result.stdout.splitlines()
-    return line
-
-
 def _blocks(post: ReceivedRequest) -> list[str]:
     """What a request's input is, block by block or step by step: its types."""
     return [item["type"] for item in post.json["input"]]
@@ -254,10 +254,10 @@ def test_a_three_turn_thread_with_a_branch_goes_on_by_interaction_id(
 ) -> None:
     env = one_backend_env(served, "gemini") | {"NANOEDIT_GEMINI_API": "interactions"}
     Path("hat.png").write_bytes(HAT)
-    first = _turn(["cat.png", "-p", "make it night"], env)
-    second = _turn(["@last", "--continue", "-p", "add a moon", "--ref", "hat.png"], env)
-    third = _turn(["@last", "-c", "-p", "add stars"], env)
-    branch = _turn(["@1", "--continue", "-p", "add a sun"], env)
+    first = edit_turn(["cat.png", "-p", "make it night"], env)
+    second = edit_turn(["@last", "--continue", "-p", "add a moon", "--ref", "hat.png"], env)
+    third = edit_turn(["@last", "-c", "-p", "add stars"], env)
+    branch = edit_turn(["@1", "--continue", "-p", "add a sun"], env)
     assert (first, second, third, branch) == (
         "cat-edit.jpg", "cat-edit-edit.jpg", "cat-edit-edit-edit.jpg", "cat-edit-edit-2.jpg",
     )  # fmt: skip
@@ -302,9 +302,9 @@ def test_a_thread_kept_from_google_resends_its_history_every_turn(
     served: Served, sample: Path
 ) -> None:
     env = one_backend_env(served, "gemini") | {"NANOEDIT_GEMINI_API": "interactions"}
-    first = _turn(["cat.png", "-p", "make it night", "--no-store"], env)
-    _turn(["@last", "--continue", "-p", "add a moon", "--no-store"], env)
-    _turn(["@last", "--continue", "-p", "add stars", "--no-store"], env)
+    first = edit_turn(["cat.png", "-p", "make it night", "--no-store"], env)
+    edit_turn(["@last", "--continue", "-p", "add a moon", "--no-store"], env)
+    edit_turn(["@last", "--continue", "-p", "add stars", "--no-store"], env)
     one, two, three = paid(served)
     assert [post.json["store"] for post in (one, two, three)] == [False, False, False]
     assert not any("previous_interaction_id" in post.json for post in (one, two, three))

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import OPENROUTER_KEY, Served, backend_env, host, image_info, one_backend_env, run_cli
+from conftest import (
+    OPENROUTER_KEY,
+    Served,
+    backend_env,
+    host,
+    image_info,
+    one_backend_env,
+    printed_command,
+    run_cli,
+    run_printed,
+)
 from PIL import Image
 
 from nanoedit.backends.base import PreparedJob
@@ -507,13 +516,7 @@ def test_the_printed_command_sends_what_nanoedit_sends(served: Served, sample: P
     url = f"{served.base_url}/samples/dog.jpg"
     args = ["edit", "cat.png", "--ref", url, "-p", 'it\'s "night"', "--ratio", "3:4"]
     printed = run_cli([*args, "--dry-run"], env=one_backend_env(served, "openrouter"))
-    command = "\n".join(line for line in printed.stdout.splitlines() if line[0] != "#")
-    command = command.replace("****0003", OPENROUTER_KEY)
-    env = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env,
-                          timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    answer = json.loads(done.stdout)
+    answer = run_printed(printed_command(printed.stdout, OPENROUTER_KEY))
     assert answer["choices"][0]["message"]["images"][0]["image_url"]["url"].startswith(
         "data:image/jpeg;base64,"
     )

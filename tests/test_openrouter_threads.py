@@ -23,7 +23,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import OPENROUTER_KEY, Served, backend_env, host, journal_jobs, run_cli
+from conftest import (
+    OPENROUTER_KEY,
+    Served,
+    backend_env,
+    edit_turn,
+    host,
+    journal_jobs,
+    printed_command,
+    run_cli,
+    run_printed,
+)
 from PIL import Image, ImageChops
 
 from nanoedit.backends.base import Answer, PlannedRequest, PreparedJob, PreparedTurn
@@ -101,6 +111,15 @@ def first_turn(served: Served, prompt: str = "make it a watercolor") -> tuple[Pa
     return PastTurn(1, "openrouter", FLASH, prompt, job.images, exchange, 1, saved), answered
 
 
+def second_turn(served: Served, turn1: PastTurn) -> tuple[PastTurn, bytes]:
+    """Job 2: job 1 continued, "now make it night", its image saved as turn2.jpg; the turn
+    as the journal keeps it, and the bytes answered."""
+    answer, [answered] = send(served, continued([turn1], "now make it night"))
+    saved = save(answered, "turn2.jpg", "now make it night")
+    [exchange] = answer.exchanges
+    return PastTurn(2, "openrouter", FLASH, "now make it night", (), exchange, 1, saved), answered
+
+
 def continued(
     turns: Sequence[PastTurn], prompt: str, refs: Sequence[str] = (), count: int = 1
 ) -> PreparedJob:
@@ -164,11 +183,8 @@ def pixels(data: bytes) -> Image.Image:
 
 def test_each_turn_sends_every_earlier_turn_then_its_own(served: Served) -> None:
     turn1, answered1 = first_turn(served)
-    answer2, [answered2] = send(served, continued([turn1], "now make it night"))
-    saved2 = save(answered2, "turn2.jpg", "now make it night")
-    turn2 = PastTurn(
-        2, "openrouter", FLASH, "now make it night", (), answer2.exchanges[0], 1, saved2
-    )
+    turn2, answered2 = second_turn(served, turn1)
+    saved2 = turn2.image
     Path("hat.png").write_bytes(HAT)
     send(served, continued([turn1, turn2], "give the cat this hat", ["hat.png"]))
     # A branch: job 1 continued again, with another prompt; job 2 is no part of it.
@@ -308,11 +324,8 @@ def test_a_continued_image_differs_from_a_re_upload_of_the_last_one(served: Serv
 
 def test_a_third_turn_shows_one_more_earlier_turn_than_the_second(served: Served) -> None:
     turn1, _ = first_turn(served)
-    answer2, [answered2] = send(served, continued([turn1], "now make it night"))
-    saved2 = save(answered2, "turn2.jpg", "now make it night")
-    turn2 = PastTurn(
-        2, "openrouter", FLASH, "now make it night", (), answer2.exchanges[0], 1, saved2
-    )
+    turn2, answered2 = second_turn(served, turn1)
+    saved2 = turn2.image
     _, [third] = send(served, continued([turn1, turn2], "now make it night"))
     second_marks = marks(answered2, reuploaded(served, turn1.image, "now make it night"))
     third_marks = marks(third, reuploaded(served, saved2, "now make it night"))
@@ -505,25 +518,28 @@ def answered_bytes(saved: Path) -> bytes:
     return bytes(kept + data[at:])
 
 
+def first_on_the_command_line(served: Served) -> dict[str, str]:
+    """The first turn, cat.png made a watercolor by openrouter, saved as cat-edit.jpg (openai
+    and duomi are set up too); the environment of the runs."""
+    env = backend_env(served, openrouter=True)
+    first = ["cat.png", "-p", "make it a watercolor", "--backend", "openrouter"]
+    assert edit_turn(first, env) == "cat-edit.jpg"
+    return env
+
+
 def test_a_three_turn_thread_with_a_branch_at_turn_two_on_the_command_line(
     served: Served, sample: Path
 ) -> None:
-    env = backend_env(served, openrouter=True)
-    first = run_cli(["edit", "cat.png", "-p", "make it a watercolor", "--backend", "openrouter"],
-                    env=env)  # fmt: skip
-    assert first.exit_code == 0, first.stderr
+    env = first_on_the_command_line(served)
     # The next turns stay on the thread's backend, though openai and duomi are set up too.
-    second = run_cli(["edit", "@last", "-p", "now make it night", "--continue"], env=env)
-    assert second.exit_code == 0, second.stderr
+    second = edit_turn(["@last", "-p", "now make it night", "--continue"], env)
     Path("hat.png").write_bytes(HAT)
-    third = run_cli(
-        ["edit", "@last", "-p", "give the cat this hat", "--ref", "hat.png", "--continue"], env=env
+    third = edit_turn(
+        ["@last", "-p", "give the cat this hat", "--ref", "hat.png", "--continue"], env
     )
-    assert third.exit_code == 0, third.stderr
     # A branch: turn 1 continued again, with another prompt.
-    branch = run_cli(["edit", "@1", "-p", "now make it a sketch", "--continue"], env=env)
-    assert branch.exit_code == 0, branch.stderr
-    saved = [Path(result.stdout.strip()) for result in (first, second, third, branch)]
+    branch = edit_turn(["@1", "-p", "now make it a sketch", "--continue"], env)
+    saved = [Path(path) for path in ("cat-edit.jpg", second, third, branch)]
     assert [path.name for path in saved] == [
         "cat-edit.jpg", "cat-edit-edit.jpg", "cat-edit-edit-edit.jpg", "cat-edit-edit-2.jpg"
     ]  # fmt: skip
@@ -552,21 +568,13 @@ def test_a_three_turn_thread_with_a_branch_at_turn_two_on_the_command_line(
 def test_the_dry_run_of_a_continued_turn_prints_the_request_the_turn_sends(
     served: Served, sample: Path
 ) -> None:
-    env = backend_env(served, openrouter=True)
-    first = run_cli(["edit", "cat.png", "-p", "make it a watercolor", "--backend", "openrouter"],
-                    env=env)  # fmt: skip
-    assert first.exit_code == 0, first.stderr
+    env = first_on_the_command_line(served)
     args = ["edit", "@last", "-p", "now make it night", "--continue"]
     printed = run_cli([*args, "--dry-run"], env=env)
     assert printed.exit_code == 0, printed.stderr
     assert len(chats(served)) == 1
-    command = "\n".join(line for line in printed.stdout.splitlines() if line[0] != "#")
-    command = command.replace("****0003", OPENROUTER_KEY)
-    clean = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=clean,
-                          timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["choices"][0]["message"]["images"]
+    answer = run_printed(printed_command(printed.stdout, OPENROUTER_KEY))
+    assert answer["choices"][0]["message"]["images"]
     assert run_cli(args, env=env).exit_code == 0
     by_curl, by_nanoedit = chats(served)[1:]
     assert by_curl.json == by_nanoedit.json

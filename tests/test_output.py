@@ -19,7 +19,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, drain, run_cli
+from conftest import Served, backend_env, on_pty, run_cli
 from PIL import Image, PngImagePlugin
 from readme_help import README
 
@@ -116,19 +116,8 @@ def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, b
         [NANOEDIT, *args], cwd=cwd, env=inherited | env,
         stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    os.close(terminal)
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=drain, args=(controller, chunks), daemon=True)
-    reader.start()
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)
-        os.close(controller)
-    return process.returncode, b"".join(chunks), stderr
+    _, stderr, screen = on_pty(process, controller, terminal)
+    return process.returncode, screen, stderr
 
 
 def test_dash_refuses_to_write_binary_to_a_terminal(served: Served, sample: Path) -> None:

@@ -18,12 +18,11 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, run_cli
+from conftest import Served, backend_env, on_pty, run_cli
 from PIL import Image
 from rich.console import Console
 
@@ -429,31 +428,8 @@ def on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, b
         stderr=terminal,
         env=inherited | {"TERM": "xterm-256color", "COLORTERM": "truecolor"} | env,
     )
-    os.close(terminal)
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        # Read while the program runs: a full terminal buffer would block its writes.
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the program closed its end
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        stdout, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)
-        os.close(controller)
-    return process.returncode, stdout, b"".join(chunks).decode("utf-8")
+    stdout, _, screen = on_pty(process, controller, terminal)
+    return process.returncode, stdout, screen.decode("utf-8")
 
 
 def test_the_installed_command_previews_the_saved_image_in_half_blocks(isolated: Path) -> None:

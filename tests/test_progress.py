@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, drain, run_cli
+from conftest import OPENAI_KEY, on_pty, run_cli
 from rich.filesize import decimal
 
 from nanoedit.sandbox import Sandbox, SandboxRequest, SandboxResponse, SandboxServer, sample_image
@@ -149,19 +149,8 @@ def on_terminal(args: list[str], env: dict[str, str], *, stdout_too: bool = Fals
         stderr=terminal,
         env=full_env,
     )
-    os.close(terminal)
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=drain, args=(controller, chunks), daemon=True)
-    reader.start()
-    try:
-        stdout, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)
-        os.close(controller)
-    return Screen(process.returncode, stdout or b"", b"".join(chunks).decode("utf-8", "replace"))
+    stdout, _, screen = on_pty(process, controller, terminal)
+    return Screen(process.returncode, stdout or b"", screen.decode("utf-8", "replace"))
 
 
 def colour_codes(text: str) -> list[str]:

@@ -6,16 +6,12 @@ import io
 import os
 import pty
 import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import NANOEDIT, on_pty, run_cli
 
 from nanoedit.output.report import PlainConsole, error_console
-
-NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 
 
 def test_off_a_terminal_stderr_has_one_plain_line_per_job(sample: Path) -> None:
@@ -32,29 +28,7 @@ def test_on_a_terminal_stderr_shows_phases_and_stdout_stays_clean(sample: Path) 
         [NANOEDIT, "edit", "cat.png", "https://example.com/dog.jpg", "-p", "x", "--sandbox"],
         stdout=subprocess.PIPE, stderr=terminal, env=env | {"NANOEDIT_DUOMI_POLL_INTERVAL": "0.3"},
     )  # fmt: skip
-    os.close(terminal)
-    # Read the terminal while the command runs: a full terminal buffer would block it.
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        stdout, _ = process.communicate(timeout=60)
-    finally:
-        process.kill()
-        reader.join(timeout=10)
-        os.close(controller)
-    screen = b"".join(chunks)
+    stdout, _, screen = on_pty(process, controller, terminal)
     text = screen.decode("utf-8", "replace")
     assert process.returncode == 0
     assert stdout == b"cat-edit.jpg\ndog-edit.jpg\n"

@@ -8,32 +8,28 @@ statuses, messages, sizes per model, ratio and size, and the Files API's resumab
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
-import ssl
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from conftest import Direct as Served
 from conftest import run_cli, shape
 
 from nanoedit.sandbox import (
     FAULT_KINDS,
     SANDBOX_BASE_URL,
     Sandbox,
-    SandboxServer,
     SandboxTransport,
     sample_image,
 )
 
 KEY = "gemini-test-key"
-# Built once: loading the CA roots costs tens of milliseconds per client otherwise.
-TLS = ssl.create_default_context()
 CAT, _ = sample_image("cat.png")
 DOG, _ = sample_image("dog.jpg")
 HAT, _ = sample_image("hat.png")
@@ -76,29 +72,10 @@ class FakeClock:
         self.now += seconds
 
 
-@dataclass
-class Served:
-    """A sandbox on a loopback port and a plain httpx client pointed at it."""
-
-    sandbox: Sandbox
-    base_url: str
-    client: httpx.Client
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[..., Served]]:
-    """Start sandboxes (with the test key) on free ports; all close when the test ends."""
-    with ExitStack() as stack:
-
-        def start(**options: Any) -> Served:
-            sandbox = Sandbox(keys=frozenset({KEY}), **options)
-            server = stack.enter_context(SandboxServer(sandbox))
-            client = stack.enter_context(
-                httpx.Client(base_url=server.base_url, timeout=10, verify=TLS)
-            )
-            return Served(sandbox, server.base_url, client)
-
-        yield start
+def serve(serve_direct: Callable[..., Served]) -> Callable[..., Served]:
+    """Sandboxes taking KEY (each request names it itself, or not)."""
+    return functools.partial(serve_direct, KEY)
 
 
 @pytest.fixture

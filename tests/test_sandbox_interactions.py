@@ -5,21 +5,21 @@ whose thought signatures are checked), what is refused, and every status a fault
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import re
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from conftest import Direct as Served
 from conftest import Served as CliServed
 from conftest import paid, run_cli
 from PIL import Image
 
-from nanoedit.sandbox import FAULT_KINDS, Sandbox, SandboxServer, sample_image
+from nanoedit.sandbox import FAULT_KINDS, sample_image
 from nanoedit.sandbox.render import Picture, decode, render_edit
 
 KEY = "gemini-test-key"
@@ -33,25 +33,10 @@ THOUGHT = "**Planning the picture**\n\nI'm working out how to show: "
 SIGNATURE_DOCS = "https://ai.google.dev/gemini-api/docs/thought-signatures#model-behavior"
 
 
-@dataclass
-class Served:
-    sandbox: Sandbox
-    client: httpx.Client
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[..., Served]]:
-    with ExitStack() as stack:
-
-        def start(**options: Any) -> Served:
-            sandbox = Sandbox(keys=frozenset({KEY}), **options)
-            server = stack.enter_context(SandboxServer(sandbox))
-            client = stack.enter_context(
-                httpx.Client(base_url=server.base_url, timeout=10, headers={"x-goog-api-key": KEY})
-            )
-            return Served(sandbox, client)
-
-        yield start
+def serve(serve_direct: Callable[..., Served]) -> Callable[..., Served]:
+    """Sandboxes taking KEY, each with a client that sends it."""
+    return functools.partial(serve_direct, KEY, {"x-goog-api-key": KEY})
 
 
 @pytest.fixture

@@ -10,17 +10,23 @@ import json
 import os
 import re
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, one_backend_env, paid, run_cli
+from conftest import (
+    CHROMIUM,
+    NANOEDIT,
+    Served,
+    chromium,
+    edit_turn,
+    on_pty,
+    one_backend_env,
+    paid,
+    run_cli,
+)
 from PIL import Image
 
-NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
-CHROMIUM = Path("/usr/bin/chromium")
 PRO = "gemini-3-pro-image"
 # Google's list price of one 1K image of Nano Banana Pro, as the catalog holds it.
 PRICE = 0.134
@@ -28,22 +34,14 @@ NAMES = ("cat-edit.jpg", "cat-edit-edit.jpg", "cat-edit-edit-edit.jpg", "cat-edi
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def turn(args: list[str], env: dict[str, str]) -> str:
-    """Run one edit; the path it saved."""
-    result = run_cli(["edit", *args], env=env)
-    assert result.exit_code == 0, result.stderr
-    (line,) = result.stdout.splitlines()
-    return line
-
-
 def a_thread_with_a_branch(served: Served) -> dict[str, str]:
     """Jobs 1, 2, 3 each going on from the one before; job 4 goes on from job 2 again."""
     env = one_backend_env(served, "gemini")
     saved = [
-        turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env),
-        turn(["@last", "--continue", "-p", "add a moon"], env),
-        turn(["@last", "--continue", "-p", "add stars"], env),
-        turn(["@2", "--continue", "-p", "add a sun"], env),
+        edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env),
+        edit_turn(["@last", "--continue", "-p", "add a moon"], env),
+        edit_turn(["@last", "--continue", "-p", "add stars"], env),
+        edit_turn(["@2", "--continue", "-p", "add a sun"], env),
     ]
     assert tuple(saved) == NAMES
     assert len(paid(served)) == 4
@@ -89,7 +87,7 @@ def test_the_thread_off_a_terminal_is_an_indented_tree_from_its_first_turn(
         shown = run_cli(["history", "thread", asked], env=env)
         assert (shown.exit_code, shown.stdout) == (0, expected_plain(ident)), shown.stderr
     # A job no turn continues, and that continues none, is a thread of its own.
-    lone = turn(["cat.png", "-p", "a hat", "-m", "nano-banana-pro"], env)
+    lone = edit_turn(["cat.png", "-p", "a hat", "-m", "nano-banana-pro"], env)
     alone = run_cli(["history", "thread", "@last"], env=env)
     assert alone.stdout == (
         "thread of job 5, from job 5: 1 job in 1 branch, 1 image, estimated cost $0.134\n"
@@ -106,7 +104,6 @@ def on_terminal(args: list[str], env: dict[str, str], columns: int = 100) -> tup
     import pty
     import struct
     import termios
-    import threading
 
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
@@ -115,31 +112,9 @@ def on_terminal(args: list[str], env: dict[str, str], columns: int = 100) -> tup
         [NANOEDIT, *args], stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE,
         env=inherited | {"TERM": "xterm-256color", "COLORTERM": "truecolor"} | env,
     )  # fmt: skip
-    os.close(terminal)
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the program closed its end
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)
-        os.close(controller)
+    _, stderr, screen = on_pty(process, controller, terminal)
     assert stderr == b"", stderr
-    return process.returncode, b"".join(chunks).decode("utf-8")
+    return process.returncode, screen.decode("utf-8")
 
 
 def test_the_thread_on_a_terminal_is_a_tree_whose_guides_show_the_branch(
@@ -277,17 +252,6 @@ window.addEventListener("load", () => {
   document.body.append(out);
 });
 </script>"""
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium with a fresh profile and nothing that reaches the network."""
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars", *args],
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
 
 
 @pytest.mark.skipif(

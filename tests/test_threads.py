@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from conftest import (
     JOURNAL_VERSION_1,
     Served,
     api_key_for,
+    edit_turn,
     journal_jobs,
     one_backend_env,
     paid,
@@ -36,7 +36,7 @@ from conftest import (
 from PIL import Image, ImageChops
 
 from nanoedit.journal.store import SCHEMA_VERSION, Journal, data_dir
-from nanoedit.sandbox import ReceivedRequest, Sandbox, SandboxServer, sample_image
+from nanoedit.sandbox import ReceivedRequest, sample_image
 
 CAT = sample_image("cat.png")[0]
 HAT = sample_image("hat.png")[0]
@@ -53,14 +53,6 @@ MISSING = (
 
 def gemini(served: Served) -> dict[str, str]:
     return one_backend_env(served, "gemini")
-
-
-def turn(args: list[str], env: dict[str, str]) -> str:
-    """Run one edit; the path it saved."""
-    result = run_cli(["edit", *args], env=env)
-    assert result.exit_code == 0, result.stderr
-    (line,) = result.stdout.splitlines()
-    return line
 
 
 def roles(request: ReceivedRequest) -> list[str]:
@@ -94,11 +86,11 @@ def test_a_three_turn_thread_with_a_branch_sends_each_turn_its_history(
 ) -> None:
     env = gemini(served)
     Path("hat.png").write_bytes(HAT)
-    first = turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    first = edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
     # The thread's backend and model go on without being named again.
-    second = turn(["@last", "--continue", "-p", "add a moon", "--ref", "hat.png"], env)
-    third = turn(["@last", "-c", "-p", "add stars"], env)
-    branch = turn(["@1", "--continue", "-p", "add a sun"], env)
+    second = edit_turn(["@last", "--continue", "-p", "add a moon", "--ref", "hat.png"], env)
+    third = edit_turn(["@last", "-c", "-p", "add stars"], env)
+    branch = edit_turn(["@1", "--continue", "-p", "add a sun"], env)
     assert (first, second, third, branch) == (
         "cat-edit.jpg", "cat-edit-edit.jpg", "cat-edit-edit-edit.jpg", "cat-edit-edit-2.jpg",
     )  # fmt: skip
@@ -168,11 +160,11 @@ def test_a_continued_turn_draws_what_a_fresh_edit_of_the_same_image_does_not(
     served: Served, sample: Path
 ) -> None:
     env = gemini(served)
-    turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
-    continued = turn(["@1", "--continue", "-p", "add a moon"], env)
+    edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    continued = edit_turn(["@1", "--continue", "-p", "add a moon"], env)
     # The same image, the same prompt and model, sent afresh: another request (another job),
     # whose model sees one image and no thread.
-    fresh = turn(["@1", "-p", "add a moon", "-m", "nano-banana-pro"], env)
+    fresh = edit_turn(["@1", "-p", "add a moon", "-m", "nano-banana-pro"], env)
     _, thread, alone = paid(served)
     assert (roles(thread), roles(alone)) == (["user", "model", "user"], ["user"])
     assert inline(alone.json["contents"][0]["parts"][1]) == Path("cat-edit.jpg").read_bytes()
@@ -193,15 +185,15 @@ def test_the_same_continued_turn_is_one_job_and_a_fresh_edit_another(
     served: Served, sample: Path
 ) -> None:
     env = gemini(served)
-    turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
     continued = ["@1", "-c", "-p", "add a moon", "--skip-existing"]
-    assert turn(continued, env) == "cat-edit-edit.jpg"
+    assert edit_turn(continued, env) == "cat-edit-edit.jpg"
     # Sent again: the very same turn, skipped; the same image edited afresh is another request.
     again = run_cli(["edit", *continued], env=env)
     assert (again.exit_code, again.stdout) == (0, "cat-edit-edit.jpg\n"), again.stderr
     fresh = ["@1", "-p", "add a moon", "-m", "nano-banana-pro", "--skip-existing"]
-    assert turn(fresh, env) == "cat-edit-edit-2.jpg"
-    assert turn(fresh, env) == "cat-edit-edit-2.jpg"
+    assert edit_turn(fresh, env) == "cat-edit-edit-2.jpg"
+    assert edit_turn(fresh, env) == "cat-edit-edit-2.jpg"
     assert [roles(request) for request in paid(served)] == [
         ["user"], ["user", "model", "user"], ["user"],
     ]  # fmt: skip
@@ -214,7 +206,7 @@ def test_the_same_continued_turn_is_one_job_and_a_fresh_edit_another(
 
 def test_the_dry_run_shows_the_thread_it_would_send(served: Served, sample: Path) -> None:
     env = gemini(served)
-    turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
     planned = run_cli(["edit", "@last", "-c", "-p", "add a moon", "--dry-run", "--json"], env=env)
     assert planned.exit_code == 0, planned.stderr
     request = json.loads(planned.stdout)
@@ -242,8 +234,8 @@ def test_the_dry_run_shows_the_thread_it_would_send(served: Served, sample: Path
 
 def test_vertex_continues_a_thread_too(served: Served, sample: Path) -> None:
     env = one_backend_env(served, "vertex") | {"GOOGLE_CLOUD_PROJECT": "my-project"}
-    first = turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
-    turn(["@last", "--continue", "-p", "add a moon"], env)
+    first = edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    edit_turn(["@last", "--continue", "-p", "add a moon"], env)
     one, two = paid(served)
     path = (
         f"/v1/projects/my-project/locations/global/publishers/google/models/{PRO}:generateContent"
@@ -262,7 +254,7 @@ def test_a_backend_without_conversation_sends_the_last_image_and_says_so_once(
     served: Served, sample: Path
 ) -> None:
     env = one_backend_env(served, "gemini") | one_backend_env(served, "openai")
-    first = turn(
+    first = edit_turn(
         ["cat.png", "-p", "make it night", "-m", "nano-banana-pro", "--backend", "gemini"], env
     )
     result = run_cli(
@@ -288,7 +280,7 @@ def test_a_thread_goes_back_to_its_backend_when_several_are_set_up(
 ) -> None:
     # openai comes first in the registry: an edit without --backend goes there.
     env = one_backend_env(served, "gemini") | one_backend_env(served, "openai")
-    turn(["cat.png", "-p", "make it night", "--backend", "gemini"], env)
+    edit_turn(["cat.png", "-p", "make it night", "--backend", "gemini"], env)
     result = run_cli(["edit", "@last", "--continue", "-p", "add a moon"], env=env)
     assert result.exit_code == 0, result.stderr
     assert "no conversation" not in result.stderr
@@ -306,8 +298,8 @@ def test_a_thread_goes_back_to_its_backend_when_several_are_set_up(
 def _two_turns(served: Served) -> dict[str, Any]:
     """The body of a thread's second turn, as nanoedit sent it (a copy, to change)."""
     env = gemini(served)
-    turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
-    turn(["@last", "--continue", "-p", "add a moon"], env)
+    edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    edit_turn(["@last", "--continue", "-p", "add a moon"], env)
     body: dict[str, Any] = copy.deepcopy(paid(served)[1].json)
     return body
 
@@ -384,8 +376,8 @@ def test_a_moved_or_changed_result_of_an_earlier_turn_is_named(
     served: Served, sample: Path
 ) -> None:
     env = gemini(served)
-    turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
-    turn(["@last", "--continue", "-p", "add a moon"], env)
+    edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    edit_turn(["@last", "--continue", "-p", "add a moon"], env)
     first = Path("cat-edit.jpg").resolve()
     shutil.move(first, "moved.jpg")
     result = run_cli(["edit", "@2", "--continue", "-p", "add stars"], env=env)
@@ -448,7 +440,7 @@ def test_a_version_2_journal_is_upgraded_and_its_jobs_go_on_as_threads(
     with sqlite3.connect(folder / "journal.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
     # Its answer was not kept: the history sends it as the user's, its result with it.
-    assert turn(["@1", "--continue", "-p", "add a moon"], gemini(served)) == "night-edit.jpg"
+    assert edit_turn(["@1", "--continue", "-p", "add a moon"], gemini(served)) == "night-edit.jpg"
     (sent,) = paid(served)
     (past, new) = sent.json["contents"]
     assert [part.get("text") for part in past["parts"]] == ["make it night", None, None]
@@ -462,29 +454,12 @@ def test_a_version_2_journal_is_upgraded_and_its_jobs_go_on_as_threads(
 # --- a killed turn -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def held() -> Iterator[tuple[Served, threading.Event]]:
-    """A served sandbox whose answers wait while the event is clear."""
-    release = threading.Event()
-    release.set()
-
-    def hold(seconds: float) -> None:
-        release.wait(seconds)
-
-    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}), latency=60, sleep=hold)
-    try:
-        with SandboxServer(sandbox) as server:
-            yield Served(sandbox, server.base_url), release
-    finally:
-        release.set()
-
-
-def test_a_turn_killed_after_its_request_went_out_resumes_with_its_thread(
-    held: tuple[Served, threading.Event], sample: Path
-) -> None:
+def killed_second_turn(held: tuple[Served, threading.Event]) -> tuple[Served, dict[str, str]]:
+    """A first turn, then a second (going on from it) killed once its request reached the
+    held sandbox, before the answer came; the sandbox and the environment of the runs."""
     served, release = held
     env = gemini(served)
-    turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
+    edit_turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
     release.clear()
     run = subprocess.Popen(
         [NANOEDIT, "edit", "@last", "--continue", "-p", "add a moon"],
@@ -498,6 +473,13 @@ def test_a_turn_killed_after_its_request_went_out_resumes_with_its_thread(
         if run.poll() is None:
             run.kill()
         release.set()
+    return served, env
+
+
+def test_a_turn_killed_after_its_request_went_out_resumes_with_its_thread(
+    held_gemini: tuple[Served, threading.Event], sample: Path
+) -> None:
+    served, env = killed_second_turn(held_gemini)
     _, killed = paid(served)
     record = journal_jobs()[1]
     assert record.state == "submitted" and record.may_have_been_charged
@@ -512,29 +494,14 @@ def test_a_turn_killed_after_its_request_went_out_resumes_with_its_thread(
     record = journal_jobs()[1]
     assert record.state == "saved" and record.exchanges[0]["images"] == [1]
     # And the thread goes on from it.
-    turn(["@last", "--continue", "-p", "add stars"], env)
+    edit_turn(["@last", "--continue", "-p", "add stars"], env)
     assert roles(paid(served)[-1]) == ["user", "model", "user", "model", "user"]
 
 
 def test_resume_holds_a_turn_whose_thread_can_no_longer_be_had(
-    held: tuple[Served, threading.Event], sample: Path
+    held_gemini: tuple[Served, threading.Event], sample: Path
 ) -> None:
-    served, release = held
-    env = gemini(served)
-    turn(["cat.png", "-p", "make it night", "-m", "nano-banana-pro"], env)
-    release.clear()
-    run = subprocess.Popen(
-        [NANOEDIT, "edit", "@last", "--continue", "-p", "add a moon"],
-        env=dict(os.environ) | env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: len(paid(served)) == 2, "the turn's request")
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    finally:
-        if run.poll() is None:
-            run.kill()
-        release.set()
+    served, env = killed_second_turn(held_gemini)
     gone = Path("cat-edit.jpg").resolve()
     gone.unlink()
     held_back = run_cli(["resume", "2", "--retry-unsafe"], env=env)
@@ -575,7 +542,7 @@ def test_a_thread_the_sandbox_answered_goes_on_at_a_real_provider_as_the_users_i
     served: Served, sample: Path
 ) -> None:
     env = gemini(served)
-    first = turn(["cat.png", "-p", "make it night", "--sandbox", "--backend", "gemini"], env)
+    first = edit_turn(["cat.png", "-p", "make it night", "--sandbox", "--backend", "gemini"], env)
     result = run_cli(["edit", "@last", "--continue", "-p", "add a moon"], env=env)
     assert result.exit_code == 0, result.stderr
     assert (

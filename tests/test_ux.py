@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +41,9 @@ from conftest import (
     not_set_up_detail,
     not_set_up_line,
     posts,
+    printed_command,
     run_cli,
+    run_printed,
 )
 from PIL import Image, PngImagePlugin
 
@@ -686,17 +687,6 @@ needs_curl = pytest.mark.skipif(
 )
 
 
-def run_printed(command: str) -> dict[str, Any]:
-    """Run a printed curl command with bash, in the working folder; its JSON answer."""
-    env = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
-    done = subprocess.run(
-        ["bash", "-c", command], capture_output=True, text=True, timeout=30, env=env
-    )
-    assert done.returncode == 0, done.stderr
-    answer: dict[str, Any] = json.loads(done.stdout)
-    return answer
-
-
 @needs_curl
 def test_the_printed_curl_commands_work_and_send_what_nanoedit_sends(
     served: Served, sample: Path
@@ -709,9 +699,7 @@ def test_the_printed_curl_commands_work_and_send_what_nanoedit_sends(
     for args in (edit, task):
         printed = run_cli([*args, "--dry-run"], env=env)
         assert printed.exit_code == 0
-        command = "\n".join(line for line in printed.stdout.splitlines() if line[0] != "#")
-        command = command.replace("****0001", OPENAI_KEY).replace("****0002", DUOMI_KEY)
-        answer = run_printed(command)
+        answer = run_printed(printed_command(printed.stdout, OPENAI_KEY, DUOMI_KEY))
         if args is edit:
             assert answer["data"][0]["url"].startswith(f"{served.base_url}/files/")
         else:
@@ -972,7 +960,7 @@ def test_a_dry_run_with_a_key_command_prints_a_command_that_sends_the_key(
     }
     printed = run_cli(["edit", "cat.png", "-p", "x", "--dry-run"], env=env)
     assert printed.exit_code == 0
-    run_printed("\n".join(line for line in printed.stdout.splitlines() if line[0] != "#"))
+    run_printed(printed_command(printed.stdout))
     assert posts(served)[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
 
 
