@@ -237,13 +237,18 @@ def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
     gap = max(3, side // 4)
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
+    label = f"turn {len(earlier) + 1}"
+    lettering = font(int(side * 0.8))
+    # A band under the marks: a continued image is drawn from the one before, marks and all,
+    # and the earlier turn's label must not show through the new one.
+    width = len(earlier) * (side + gap) + gap + int(draw.textlength(label, font=lettering)) + gap
+    draw.rectangle((0, 0, width, side + 2 * gap), fill=(16, 16, 24, 255))
     x = gap
     for prompt in earlier:
         draw.rectangle((x, gap, x + side, gap + side), fill=(*color_of(prompt), 255))
         draw.rectangle((x, gap, x + side, gap + side), outline="white", width=max(1, side // 10))
         x += side + gap
-    label = f"turn {len(earlier) + 1}"
-    draw.text((x, gap + side / 2), label, font=font(int(side * 0.8)), fill="white", anchor="lm")
+    draw.text((x, gap + side / 2), label, font=lettering, fill="white", anchor="lm")
     return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
 
 
