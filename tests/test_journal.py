@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import JOURNAL_VERSION_1, all_jobs
 
 from nanoedit.jobs import ResultEntry
@@ -153,7 +152,7 @@ def test_a_journal_opened_while_another_run_creates_it_waits_for_that_run(
     connect = sqlite3.connect
 
     def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = connect(*args, **kwargs)
+        connection: sqlite3.Connection = connect(*args, **kwargs)
 
         def trace(statement: str) -> None:
             if statement.startswith("PRAGMA journal_mode"):
