@@ -356,6 +356,14 @@ class Storm:
                 codes.append(run.wait())
                 tally.stuck = 1
         for n, code in enumerate(codes, start=1):
+            # A run without its journal makes no claims, and pays for every job again: said in
+            # the report, as the run said it (once, two runs starting together did so).
+            # (The round's folder left out: the report names no path of this machine.)
+            warned = (folder / f"stderr-{n}.txt").read_text(errors="replace").splitlines()
+            for line in warned:
+                if line.startswith("warning: the job journal"):
+                    said = line.replace(f"{folder}{os.sep}", "").replace(str(folder), ".")
+                    tally.notes.append(f"{folder.name}: run {n}: {said}")
             listed = (folder / f"stdout-{n}.txt").read_text(errors="replace").splitlines()
             if code != 0 or len(set(listed)) != self.args.jobs:
                 tally.incomplete += 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from conftest import (
     backend_env,
     distinct_pngs,
     made_from,
+    one_backend_env,
+    paid,
     posts,
     run_installed,
     runs_begun,
@@ -100,6 +104,86 @@ def test_two_skip_existing_runs_at_once_pay_for_each_job_once(
     with Journal(data_dir(os.environ)) as journal:
         records = all_jobs(journal)
     assert [record.state for record in records] == ["saved"] * 8
+
+
+# The installed command, run with each try to switch the journal to WAL written down (a line
+# with the process id, to the file WAL_SWITCHES names): the test sees each run try, then try
+# again, as it happens.
+TRACED_RUN = """
+import os, sqlite3, sys
+
+connect = sqlite3.connect
+
+def traced(*args, **kwargs):
+    connection = connect(*args, **kwargs)
+
+    def trace(statement):
+        if statement.startswith("PRAGMA journal_mode"):
+            with open(os.environ["WAL_SWITCHES"], "a") as switches:
+                switches.write(f"{os.getpid()}\\n")
+
+    connection.set_trace_callback(trace)
+    return connection
+
+sqlite3.connect = traced
+sys.argv[0] = "nanoedit"
+from nanoedit.__main__ import main
+main()
+"""
+
+
+def test_two_runs_started_together_in_a_new_data_folder_pay_for_each_job_once(
+    served: Served, isolated: Path
+) -> None:
+    # The crash benchmark's two runs at once on fal, 12 images for 6 jobs: while one run
+    # switched the new journal to WAL, SQLite refused the other's switch at once (no busy
+    # handler where waiting could deadlock), and that run went on without a journal, so
+    # without the claims that leave each job to one run. Here the new journal's file is held
+    # as a run switching it holds it, until both runs have tried (and, waiting, tried again).
+    distinct_pngs(isolated / "in", 6)
+    data = Path(os.environ["NANOEDIT_DATA_DIR"])
+    data.mkdir(mode=0o700)
+    switches = isolated.parent / "wal-switches"
+    switches.touch()
+    creating = sqlite3.connect(data / "journal.sqlite3", isolation_level=None)
+    creating.execute("BEGIN IMMEDIATE")
+    argv = [sys.executable, "-c", TRACED_RUN, "edit", "in", "-p", "a hat", "-d", "out", "-j", "6"]
+    argv += ["--skip-existing"]
+    env = dict(os.environ) | one_backend_env(served, "fal") | {"WAL_SWITCHES": str(switches)}
+    runs = [
+        subprocess.Popen(argv, cwd=isolated, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+
+    def tried_again_or_ended() -> bool:
+        tries = switches.read_text().split()
+        return all(tries.count(str(run.pid)) >= 2 or run.poll() is not None for run in runs)
+
+    try:
+        wait_for(tried_again_or_ended, "both runs trying the journal again", timeout=60)
+        creating.execute("COMMIT")
+        said = [run.communicate(timeout=60) for run in runs]
+    finally:
+        creating.close()
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert len(paid(served)) == 6  # not 12: each job was claimed by one run
+    expected = [f"out/{n:03d}-edit.png" for n in range(6)]
+    for run, (out, err) in zip(runs, said, strict=True):
+        # The run that had none of them waited for the other and lists its images.
+        assert (run.returncode, sorted(out.splitlines())) == (0, expected), err
+        assert "journal" not in err, err
+    assert sorted(os.listdir(isolated / "out")) == [name[4:] for name in expected]
+    for name in expected:
+        with Image.open(isolated / name) as image:
+            assert (image.format, image.size) == ("PNG", EDIT_SIZE)
+    with Journal(data) as journal:
+        records = all_jobs(journal)
+    assert [record.state for record in records] == ["saved"] * 6
+    assert runs_begun(data) == 2
 
 
 class ManualClock:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import JOURNAL_VERSION_1, all_jobs
 
 from nanoedit.jobs import ResultEntry
 from nanoedit.journal.records import ANSWERED, PLANNED, SAVED, SUBMITTED, JobSpec, NewJob
-from nanoedit.journal.store import Journal
+from nanoedit.journal.store import DATABASE_NAME, SCHEMA_VERSION, Journal
 
 
 def _job(prompt: str, fingerprint: str = "f") -> NewJob:
@@ -132,6 +136,62 @@ def test_two_processes_claiming_the_same_jobs_at_once_get_each_one_once(tmp_path
         f"job-{n}" for n in range(40)
     )
     assert len({record.run for record in records}) == 1
+
+
+def test_a_journal_opened_while_another_run_creates_it_waits_for_that_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another run is switching the new database to WAL: it holds the write lock of the empty
+    # file, as SQLite does while it writes the first page. SQLite refuses a second switch then
+    # at once, without the busy handler (waiting could deadlock): a run opening the journal
+    # at that moment went on without one, and without its claims paid for every job again.
+    creating = sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)
+    creating.execute("BEGIN IMMEDIATE")
+    switches: list[str] = []
+    tried_again = threading.Event()
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+
+        def trace(statement: str) -> None:
+            if statement.startswith("PRAGMA journal_mode"):
+                switches.append(statement)
+                if len(switches) == 2:
+                    tried_again.set()
+
+        connection.set_trace_callback(trace)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    opened: list[Journal] = []
+    failed: list[BaseException] = []
+
+    def open_journal() -> None:
+        try:
+            opened.append(Journal(tmp_path))
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            tried_again.set()
+
+    opener = threading.Thread(target=open_journal)
+    opener.start()
+    try:
+        assert tried_again.wait(30), "the journal never tried to switch to WAL"
+        # Refused once, it tries again: still waiting while the other run holds the file.
+        assert (failed, opened) == ([], [])
+    finally:
+        creating.execute("COMMIT")
+        creating.close()
+        opener.join(30)
+    assert failed == [] and len(opened) == 1
+    with opened[0] as journal:
+        journal.begin_run(["nanoedit", "edit", "a.png"])
+        assert journal.add_jobs([_job("a hat")]) == [1]
+    with closing(connect(tmp_path / DATABASE_NAME)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:

@@ -65,6 +65,10 @@ SPOOL_FOLDER = "spool"
 SCHEMA_VERSION = 3
 # Another run holding the write lock briefly (a commit is a few ms): wait rather than fail.
 BUSY_TIMEOUT_MS = 30_000
+# How long a run opening the journal waits before trying again to switch a database another
+# run is setting up to WAL (see Journal._use_wal): doubled each time, up to the most.
+WAL_RETRY_FIRST = 0.002
+WAL_RETRY_MOST = 0.05
 # The journal holds every prompt and signed result URL, and its spool paid images: like the
 # config file, they are for their owner only.
 PRIVATE_FILE = 0o600
@@ -197,6 +201,13 @@ def is_damaged(error: BaseException) -> bool:
     return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in damage
 
 
+def _is_busy(error: sqlite3.Error) -> bool:
+    """Whether a SQLite error says another connection holds the lock (SQLITE_BUSY and its
+    extended codes), which waiting mends."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def set_aside(database: Path, now: float | None = None) -> Path:
     """Move a damaged database, its -wal and -shm with it, to ``NAME.broken-TIME`` beside it
     (never over an earlier one; nothing is deleted), so that a new journal can start where it
@@ -256,10 +267,9 @@ class Journal:
     def _open(self) -> None:
         """Set the connection up, and the tables of a new journal."""
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # WAL: readers never block the writer, and a commit is an append to the log.
+        self._use_wal()
         # synchronous=NORMAL: a commit survives the process being killed (the log is in the
         # kernel's hands); only a power loss may take the last commits back.
-        self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
@@ -269,6 +279,30 @@ class Journal:
             # The schema and the jobs table's last page, read at once (a few pages at most):
             # a journal damaged there fails here, on opening, not halfway through a run.
             self._db.execute("SELECT max(id) FROM jobs").fetchone()
+
+    def _use_wal(self) -> None:
+        """Put the database in WAL mode (readers never block the writer, and a commit is an
+        append to the log), waiting, as a write does, while another run holds it.
+
+        A new database is switched by the first run that opens it, which writes the file's
+        first page under a write lock. SQLite refuses another connection's switch at that
+        moment at once ("database is locked"), without the busy handler, which it does not
+        call where waiting could deadlock [P sqlite.org c3ref/busy_handler.html]: two runs
+        started together in a new data folder met there, and the second went on without a
+        journal, so without the claims that keep two runs from paying for one job. So the
+        switch is tried again until the lock is let go, for as long as a write waits."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = WAL_RETRY_FIRST
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                    raise
+            # A switch holds its lock for a page's write: a few ms, unless the machine is busy.
+            time.sleep(pause)
+            pause = min(2 * pause, WAL_RETRY_MOST)
 
     def _upgrade(self) -> None:
         """Bring a new database, or one of an older version, to :data:`SCHEMA_VERSION` in one
