@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import Served, backend_env, one_backend_env, paid, posts
 from PIL import Image
+from readme_help import README
 
 import nanoedit
 from nanoedit.errors import BudgetError, ExitCode, InputError, RefusedError, UsageError
@@ -182,3 +184,25 @@ def test_import_nanoedit_loads_the_api_only_when_it_is_used() -> None:
     assert done.stdout.splitlines() == [
         "[]", "True Result", "module 'nanoedit' has no attribute 'nothing'"
     ]  # fmt: skip
+
+
+def test_the_readmes_python_api_example_prints_what_its_comments_say() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Python API\n") :]
+    found = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert found, "the Python API section has no python example"
+    code = found.group(1)
+    # Each print is followed by what it prints, as comment lines.
+    said: list[str] = []
+    printed = False
+    for line in code.splitlines():
+        if line.startswith("# ") and printed:
+            said.append(line[2:])
+        else:
+            printed = "print(" in line
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == said
+    assert len(said) == 6
+    with Image.open("cat-edit.jpg") as image:
+        assert image.size == (1376, 768)
