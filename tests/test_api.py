@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,35 @@ def test_the_readmes_python_api_example_prints_what_its_comments_say() -> None:
     assert len(said) == 6
     with Image.open("cat-edit.jpg") as image:
         assert image.size == (1376, 768)
+
+
+def test_skip_existing_returns_the_saved_result_and_sends_nothing(served: Served) -> None:
+    cat()
+    env = dict(os.environ) | backend_env(served)
+    first = nanoedit.edit("cat.png", prompt="add a hat", skip_existing=True, environ=env)
+    again = nanoedit.edit("cat.png", prompt="add a hat", skip_existing=True, environ=env)
+    assert (first.skipped, again.skipped) == (False, True)
+    assert again.paths == first.paths == (Path("cat-edit.jpg").absolute(),)
+    assert (again.images, again.job_id, again.cost) == (first.images, None, None)
+    assert len(posts(served)) == 1
+
+
+def test_calls_from_threads_at_once_each_save_their_own_image() -> None:
+    # Outside the main thread no signal handler can be set: the run goes on without one.
+    cat()
+    results: dict[str, nanoedit.Result] = {}
+
+    def edit(prompt: str) -> None:
+        results[prompt] = nanoedit.edit("cat.png", prompt=prompt, sandbox=True)
+
+    threads = [threading.Thread(target=edit, args=(prompt,)) for prompt in ("hat", "scarf")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == ["hat", "scarf"]
+    assert {result.path.name for result in results.values()} == {"cat-edit.jpg", "cat-edit-2.jpg"}
+    assert sorted(result.job_id or 0 for result in results.values()) == [1, 2]
+    for prompt, result in results.items():
+        provenance = result.images[0].provenance()
+        assert provenance is not None and provenance["prompt"] == prompt
