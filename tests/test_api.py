@@ -239,3 +239,16 @@ def test_calls_from_threads_at_once_each_save_their_own_image() -> None:
     for prompt, result in results.items():
         provenance = result.images[0].provenance()
         assert provenance is not None and provenance["prompt"] == prompt
+
+
+def test_the_models_text_and_usage_come_back_with_the_image(served: Served) -> None:
+    cat()
+    env = dict(os.environ) | one_backend_env(served, "gemini")
+    result = nanoedit.edit("cat.png", prompt="add a hat", size="2K", environ=env)
+    assert (result.backend, result.text) == ("gemini", "Here is the edited image.")
+    assert result.usage is not None and result.usage["thoughtsTokenCount"] == 16
+    (request,) = paid(served)
+    assert request.path == f"/v1beta/models/{result.model}:generateContent"
+    with Image.open(result.path) as image:
+        assert image.size == (result.images[0].width, result.images[0].height)
+        assert image.size == (2400, 1792)  # 4:3 at 2K, the ratio of the cat it was given
