@@ -34,6 +34,11 @@ def _parser_errors_as_json(json_out: bool) -> Iterator[None]:
         raise
 
 
+def json_given(ctx: ParserContext) -> bool:
+    """Whether --json was given on the command line ``ctx`` belongs to."""
+    return bool(ctx.meta.get(_JSON_GIVEN))
+
+
 def stdout_closed() -> NoReturn:
     """End as a Unix tool does when stdout's reader went away (``| head -1``): quietly, with
     141. stdout is pointed at the null device first, so that leaving does not fail again."""
