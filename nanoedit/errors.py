@@ -26,6 +26,7 @@ refusal has its own code and is never retried.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Self
 
 
 class ExitCode(IntEnum):
@@ -87,7 +88,7 @@ class NanoeditError(Exception):
         super().__init__(message)
         self.message = message
 
-    def coded(self, code: str | None) -> NanoeditError:
+    def coded(self, code: str | None) -> Self:
         """This error, carrying the provider's own ``code`` (when there is one)."""
         if code:
             self.provider_code = code

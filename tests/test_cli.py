@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, one_backend_env, run_cli
+from conftest import (
+    OPENAI_KEY,
+    Served,
+    SkippingClock,
+    backend_env,
+    error_object,
+    one_backend_env,
+    run_cli,
+)
 from PIL import Image
 
 import nanoedit.backends
@@ -154,9 +162,9 @@ def test_json_failure_record_still_comes(sample: Path) -> None:
         (True, ["cat.png"]),
         (False, ["missing.png"]),
     ]
-    assert records[1]["error"] == {
-        "kind": "input", "message": "missing.png: no such file; check the path", "exit_code": 4
-    }  # fmt: skip
+    assert records[1]["error"] == error_object(
+        "input", "missing.png: no such file; check the path", 4
+    )
     assert records[1]["outputs"] == []
 
 

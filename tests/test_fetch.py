@@ -20,6 +20,7 @@ from conftest import (
     Served,
     SkippingClock,
     backend_env,
+    error_object,
     interrupted_run,
     one_backend_env,
     run_cli,
@@ -329,7 +330,7 @@ def test_fetch_an_unknown_task(served: Served, name: str, task_id: str, message:
     assert result.stderr == f"error: {expected}\n"
     record = json.loads(result.stdout)
     assert (record["task"], record["outputs"], record["error"]) == (
-        task_id, [], {"kind": "api", "message": expected, "exit_code": 5}
+        task_id, [], error_object("api", expected, 5)
     )  # fmt: skip
     assert submissions(served) == []
     assert list(Path(".").iterdir()) == []
