@@ -1149,7 +1149,7 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
     def done(job: int, source: str, name: str) -> dict[str, object]:
         output = {"path": name, "width": AUTO_SIZE[0], "height": AUTO_SIZE[1], "format": "jpeg",
                   "bytes": Path(name).stat().st_size}  # fmt: skip
-        return {"ok": True, "job": job, "state": "saved", "kind": "edit", "backend": "openai",
+        return {"schema": "nanoedit/result/1", "ok": True, "job": job, "state": "saved", "kind": "edit", "backend": "openai",
                 "model": "nano-banana-2", "prompt": "x", "inputs": [source], "outputs": [output],
                 "sent": True, "tasks": [], "skipped": False, "warnings": [], "text": "",
                 "error": None}  # fmt: skip
@@ -1161,7 +1161,7 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
     assert records == {
         "in/a.png": done(1, "in/a.png", "a-edit.jpg"),
         "in/b.png": done(2, "in/b.png", "b-edit.jpg"),
-        url: {"ok": False, "job": 3, "state": "failed", "kind": "edit", "backend": "openai",
+        url: {"schema": "nanoedit/result/1", "ok": False, "job": 3, "state": "failed", "kind": "edit", "backend": "openai",
               "model": "nano-banana-2", "prompt": "x", "inputs": [url], "outputs": [], "sent": True,
               "tasks": [], "skipped": False, "warnings": [], "text": "",
               "error": error_object("input", message, 4)},

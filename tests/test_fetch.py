@@ -252,7 +252,7 @@ def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: Skip
         path = f"out/replicate-{task_id}.png"
         size = Path(path).stat().st_size
         assert record == {
-            "ok": True, "job": None, "state": "saved", "kind": "fetch", "backend": "replicate",
+            "schema": "nanoedit/result/1", "ok": True, "job": None, "state": "saved", "kind": "fetch", "backend": "replicate",
             "model": "google/nano-banana-2", "prompt": "", "inputs": [], "task": task_id,
             "outputs": [
                 {"path": path, "width": 1024, "height": 1024, "format": "png", "bytes": size}

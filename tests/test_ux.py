@@ -751,6 +751,7 @@ def test_config_check_two_ready_and_the_rest_not_set_up(served: Served) -> None:
     as_json = run_cli(["config", "check", "--json"], env=backend_env(served))
     assert as_json.exit_code == 0
     assert json.loads(as_json.stdout) == {
+        "schema": "nanoedit/config-check/1",
         "ok": True,
         "exit_code": 0,
         "backends": [

@@ -22,6 +22,7 @@ from nanoedit.cli.chat import chat
 from nanoedit.cli.compat import get_command_name
 from nanoedit.cli.completion import completion
 from nanoedit.cli.config import config_app
+from nanoedit.cli.describe import schema, skill
 from nanoedit.cli.errors import Commands, json_given, unwritable_stdout
 from nanoedit.cli.history import history_app
 from nanoedit.cli.models import models
@@ -43,7 +44,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (edit, generate, chat, fetch, resume, models, completion):
+for command in (edit, generate, chat, fetch, resume, models, completion, schema, skill):
     app.command()(command)
 
 

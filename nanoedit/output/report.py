@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 
 ERROR_SCHEMA = "nanoedit/error/1"
+RESULT_SCHEMA = "nanoedit/result/1"
 
 
 def error_json(error: NanoeditError) -> dict[str, Any]:
@@ -58,6 +59,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
     # A fetch's job has no prompt or inputs of its own: its task says which it was.
     task = {} if job.task is None else {"task": job.task}
     return {
+        # Each record says what it is and its version (its JSON Schema: nanoedit schema result).
+        "schema": RESULT_SCHEMA,
         "ok": outcome.ok,
         "job": outcome.journal_id,
         "state": outcome.state,
