@@ -15,7 +15,9 @@ from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[impor
 from nanoedit.describe.schemas import schema_names, schema_text
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "nanoedit" / "describe" / "schemas"
-NAMES = ["config-check", "error", "history-job", "job-line", "result", "usage"]
+NAMES = [
+    "config-check", "dry-run", "error", "history-job", "job-line", "model", "result", "usage"
+]  # fmt: skip
 
 
 def validator(name: str) -> Any:
@@ -103,6 +105,19 @@ def test_usage_and_config_check_validate(sample: Path) -> None:
     record = json.loads(checked.stdout)
     valid("config-check", record)
     assert record["backends"] and all(backend["passed"] for backend in record["backends"])
+
+
+def test_models_and_dry_run_lines_validate(served: Served, sample: Path) -> None:
+    models = lines(run_cli(["models", "--json"]).stdout)
+    assert len(models) > 3
+    for record in models:
+        valid("model", record)
+    env = backend_env(served, duomi=True)
+    dry = run_cli(["edit", "cat.png", "-p", "x", "--ratio", "16:9", "--dry-run", "--json"], env=env)
+    assert dry.exit_code == 0
+    [request] = lines(dry.stdout)
+    valid("dry-run", request)
+    assert served.sandbox.received == []
 
 
 def test_a_from_line_nanoedit_takes_validates_and_one_it_refuses_does_not(

@@ -682,13 +682,13 @@ def test_dry_run_with_json_prints_each_request_as_a_json_object(
         "2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)\n",
     )
     assert json_lines(result.stdout) == [
-        {"job": "cat.png", "backend": "openai", "model": "nano-banana-2", "names": ["cat-edit"],
+        {"schema": "nanoedit/dry-run/1", "job": "cat.png", "backend": "openai", "model": "nano-banana-2", "names": ["cat-edit"],
          "method": "POST", "url": f"{served.base_url}/v1/images/edits",
          "headers": {"Authorization": "Bearer ****0001"},
          "fields": {"model": "nano-banana-2", "prompt": "x", "n": "1", "response_format": "url",
                     "aspect_ratio": "16:9"},
          "files": [{"field": "image", "source": "cat.png"}], "json": None, "note": None},
-        {"job": url, "backend": "duomi", "model": "gemini-3.1-flash-image-preview",
+        {"schema": "nanoedit/dry-run/1", "job": url, "backend": "duomi", "model": "gemini-3.1-flash-image-preview",
          "names": ["dog-edit"],
          "method": "POST", "url": f"{served.base_url}/api/gemini/nano-banana-edit",
          "headers": {"Authorization": "****0002"}, "fields": {}, "files": [],
