@@ -26,6 +26,7 @@ refusal has its own code and is never retried.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Self
 
 
 class ExitCode(IntEnum):
@@ -47,6 +48,24 @@ class ExitCode(IntEnum):
     OUTPUT_CLOSED = 141
 
 
+# What each exit code means, for a program that reads them (``nanoedit --usage --json``, the
+# agent skill); tests check that every code has one.
+EXIT_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "every job succeeded",
+    ExitCode.INTERNAL: "an unexpected internal error (a bug: please report it)",
+    ExitCode.USAGE: "a bad option or value; nothing was sent",
+    ExitCode.CONFIG: "no backend configured, a bad config file, or a key the server rejected",
+    ExitCode.INPUT: "an input or output file cannot be used (missing, not an image, exists)",
+    ExitCode.API: "the API answered with an error, or without an image",
+    ExitCode.NETWORK: "the server could not be reached or did not answer in time",
+    ExitCode.PARTIAL: "some jobs failed, or --max-cost/--max-images stopped the batch",
+    ExitCode.REFUSED: "the provider refused the content (a safety block): do not retry as is",
+    ExitCode.DRIFT: "nanoedit models --live: a provider's lineup differs from the catalog",
+    ExitCode.INTERRUPTED: "stopped by Ctrl-C or SIGTERM; nanoedit resume sends what was left",
+    ExitCode.OUTPUT_CLOSED: "stdout was closed by its reader; jobs not sent stay unsent",
+}
+
+
 class NanoeditError(Exception):
     """An expected failure with a message meant for the user."""
 
@@ -58,14 +77,28 @@ class NanoeditError(Exception):
     # Whether the job's asynchronous tasks are still on the server, paid for, when it fails:
     # the polls gave up, not the tasks, so the journal keeps the job for resume to collect.
     tasks_left: bool = False
+    # What to do about it, in a few words, for a program reading the --json error envelope
+    # (the message says it for a person, in its own words).
+    hint: str = "report it with the command that failed: it is a bug"
+    # The provider's own code for the error when it gave one (Google's status such as
+    # INVALID_ARGUMENT, a finishReason, an OpenAI error code): set where the answer is read.
+    provider_code: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    def coded(self, code: str | None) -> Self:
+        """This error, carrying the provider's own ``code`` (when there is one)."""
+        if code:
+            self.provider_code = code
+        return self
+
 
 class UsageError(NanoeditError):
     """A bad option or value on the command line."""
+
+    hint = "fix the option named; see nanoedit COMMAND --help or nanoedit --usage --json"
 
     exit_code = ExitCode.USAGE
     kind = "usage"
@@ -74,6 +107,8 @@ class UsageError(NanoeditError):
 class ConfigError(NanoeditError):
     """The configuration is missing or wrong."""
 
+    hint = "run nanoedit config check, then nanoedit config set the key it names"
+
     exit_code = ExitCode.CONFIG
     kind = "config"
 
@@ -81,11 +116,15 @@ class ConfigError(NanoeditError):
 class AuthError(ConfigError):
     """The server rejected the API key."""
 
+    hint = "set a valid API key for the backend (nanoedit config set NAME.api_key)"
+
     kind = "auth"
 
 
 class InputError(NanoeditError):
     """An input image or output path cannot be used."""
+
+    hint = "check the file or URL named; nothing was sent for it"
 
     exit_code = ExitCode.INPUT
     kind = "input"
@@ -94,17 +133,23 @@ class InputError(NanoeditError):
 class OverwriteError(InputError):
     """Writing would replace a file the user did not ask to overwrite."""
 
+    hint = "choose another output name or folder; pass --overwrite only if the user asked"
+
     kind = "overwrite"
 
 
 class OutputError(InputError):
     """A result could not be written where it was to go."""
 
+    hint = "free space or choose a writable output folder (-d DIR)"
+
     kind = "output"
 
 
 class ApiError(NanoeditError):
     """The API answered with an error, or without an image."""
+
+    hint = "read the message; try again later, or nanoedit resume JOB if results were kept"
 
     exit_code = ExitCode.API
     kind = "api"
@@ -130,6 +175,8 @@ class TaskFailed(ApiError):
 class NetworkError(NanoeditError):
     """The server could not be reached, or did not answer in time."""
 
+    hint = "check the network or proxy and try again; nothing is paid twice"
+
     exit_code = ExitCode.NETWORK
     kind = "network"
 
@@ -141,6 +188,8 @@ class RefusedError(NanoeditError):
     refused again (and may be charged), so it is never retried.
     """
 
+    hint = "change the prompt or the image; the same request is refused again"
+
     exit_code = ExitCode.REFUSED
     kind = "refused"
 
@@ -148,6 +197,8 @@ class RefusedError(NanoeditError):
 class StoppedError(NanoeditError):
     """The run was stopped (Ctrl-C, SIGTERM) before this job was sent: ``nanoedit resume``
     sends it."""
+
+    hint = "run nanoedit resume to send the jobs not sent"
 
     exit_code = ExitCode.INTERRUPTED
     kind = "stopped"
@@ -157,12 +208,16 @@ class BudgetError(NanoeditError):
     """A batch over ``--max-cost`` or ``--max-images``: refused before anything is sent, or
     stopped once what was spent reached the limit (the jobs not sent are counted)."""
 
+    hint = "raise --max-cost/--max-images, or send fewer jobs"
+
     exit_code = ExitCode.PARTIAL
     kind = "budget"
 
 
 class OutputClosed(NanoeditError):
     """stdout was closed, so results can no longer be given: jobs not sent yet stay unsent."""
+
+    hint = "read all of stdout; nanoedit resume sends the jobs not sent"
 
     exit_code = ExitCode.OUTPUT_CLOSED
     kind = "closed"

@@ -393,6 +393,32 @@ def run_cli(
     return CliRunner().invoke(app, args, env=env, input=stdin, catch_exceptions=False, obj=clock)
 
 
+def error_object(
+    kind: str, message: str, exit_code: int, provider_code: str | None = None
+) -> dict[str, Any]:
+    """The ``error`` member of a --json job line or envelope: the hint is the one nanoedit's
+    error of that kind gives."""
+    from nanoedit import errors
+
+    kinds = [
+        value for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, errors.NanoeditError)
+    ]  # fmt: skip
+    hint = next(error.hint for error in kinds if error.kind == kind)
+    return {
+        "kind": kind, "message": message, "exit_code": exit_code, "hint": hint,
+        "provider_code": provider_code,
+    }  # fmt: skip
+
+
+def usage_envelope(message: str) -> dict[str, Any]:
+    """The JSON error envelope a command given --json prints for a usage error."""
+    hint = "fix the option named; see nanoedit COMMAND --help or nanoedit --usage --json"
+    fields = {"kind": "usage", "message": message, "exit_code": 2, "hint": hint}
+    error = fields | {"provider_code": None}
+    return {"schema": "nanoedit/error/1", "ok": False, **error, "error": error}
+
+
 def big_jpeg(width: int, height: int, colour: tuple[int, int, int] = (200, 120, 40)) -> bytes:
     """A real JPEG of one colour at any size, made without holding its pixels in memory.
 

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Served, image_info, made_from, one_backend_env, posts, run_cli
+from conftest import Served, error_object, image_info, made_from, one_backend_env, posts, run_cli
 from PIL import Image, PngImagePlugin
 from readme_help import README
 from typer.testing import Result
@@ -1149,7 +1149,7 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
     def done(job: int, source: str, name: str) -> dict[str, object]:
         output = {"path": name, "width": AUTO_SIZE[0], "height": AUTO_SIZE[1], "format": "jpeg",
                   "bytes": Path(name).stat().st_size}  # fmt: skip
-        return {"ok": True, "job": job, "state": "saved", "kind": "edit", "backend": "openai",
+        return {"schema": "nanoedit/result/1", "ok": True, "job": job, "state": "saved", "kind": "edit", "backend": "openai",
                 "model": "nano-banana-2", "prompt": "x", "inputs": [source], "outputs": [output],
                 "sent": True, "tasks": [], "skipped": False, "warnings": [], "text": "",
                 "error": None}  # fmt: skip
@@ -1161,10 +1161,10 @@ def test_a_failed_download_fails_its_job_only(served: Served) -> None:
     assert records == {
         "in/a.png": done(1, "in/a.png", "a-edit.jpg"),
         "in/b.png": done(2, "in/b.png", "b-edit.jpg"),
-        url: {"ok": False, "job": 3, "state": "failed", "kind": "edit", "backend": "openai",
+        url: {"schema": "nanoedit/result/1", "ok": False, "job": 3, "state": "failed", "kind": "edit", "backend": "openai",
               "model": "nano-banana-2", "prompt": "x", "inputs": [url], "outputs": [], "sent": True,
               "tasks": [], "skipped": False, "warnings": [], "text": "",
-              "error": {"kind": "input", "message": message, "exit_code": 4}},
+              "error": error_object("input", message, 4)},
     }  # fmt: skip
     estimate, *lines, last = result.stderr.splitlines()
     assert estimate == "3 jobs, 3 images, estimated $0.201 (gemini-3.1-flash-image at $0.067)"

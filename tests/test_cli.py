@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import OPENAI_KEY, Served, SkippingClock, backend_env, one_backend_env, run_cli
+from conftest import (
+    OPENAI_KEY,
+    Served,
+    SkippingClock,
+    backend_env,
+    error_object,
+    one_backend_env,
+    run_cli,
+)
 from PIL import Image
 
 import nanoedit.backends
@@ -154,9 +162,9 @@ def test_json_failure_record_still_comes(sample: Path) -> None:
         (True, ["cat.png"]),
         (False, ["missing.png"]),
     ]
-    assert records[1]["error"] == {
-        "kind": "input", "message": "missing.png: no such file; check the path", "exit_code": 4
-    }  # fmt: skip
+    assert records[1]["error"] == error_object(
+        "input", "missing.png: no such file; check the path", 4
+    )
     assert records[1]["outputs"] == []
 
 
@@ -364,7 +372,7 @@ def test_only_the_command_named_is_turned_into_a_parser() -> None:
     for args in ([], ["--help"], ["edt"], ["-V"]):
         assert app_for(args) is app
     assert [_name(c) for c in app.registered_commands] == [
-        "edit", "generate", "chat", "fetch", "resume", "models", "completion"
+        "edit", "generate", "chat", "fetch", "resume", "models", "completion", "schema", "skill"
     ]  # fmt: skip
     assert [g.name for g in app.registered_groups] == ["config", "sandbox", "history"]
 

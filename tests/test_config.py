@@ -122,13 +122,24 @@ def test_bad_value_in_environment_names_the_variable(sample: Path) -> None:
 def test_a_run_stopped_by_a_setting_still_prints_json(sample: Path) -> None:
     result = run_cli(["edit", "cat.png", "-p", "x", "--json"], env={"NANOEDIT_RATIO": "wide"})
     assert result.exit_code == 3
+    message = (
+        "the environment variable NANOEDIT_RATIO: invalid ratio 'wide'; use one of: "
+        "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9, 1:4, 4:1, 1:8, 8:1"
+    )
     assert json.loads(result.stdout) == {
+        "schema": "nanoedit/error/1",
         "ok": False,
+        "exit_code": 3,
+        "kind": "config",
+        "message": message,
+        "hint": "run nanoedit config check, then nanoedit config set the key it names",
+        "provider_code": None,
         "error": {
             "kind": "config",
-            "message": "the environment variable NANOEDIT_RATIO: invalid ratio 'wide'; use one of: "
-            "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9, 1:4, 4:1, 1:8, 8:1",
+            "message": message,
             "exit_code": 3,
+            "hint": "run nanoedit config check, then nanoedit config set the key it names",
+            "provider_code": None,
         },
     }
 

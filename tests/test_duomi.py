@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DUOMI_KEY, Served, SkippingClock, backend_env, run_cli
+from conftest import DUOMI_KEY, Served, SkippingClock, backend_env, error_object, run_cli
 from PIL import Image
 
 from nanoedit.backends.base import backend_class
@@ -96,7 +96,7 @@ def test_a_task_refused_by_the_safety_filter_exits_8(served: Served) -> None:
     )
     assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     record = json.loads(result.stdout)
-    assert record["error"] == {"kind": "refused", "message": message, "exit_code": 8}
+    assert record["error"] == error_object("refused", message, 8)
     assert list(Path(".").iterdir()) == []
 
 

@@ -141,7 +141,7 @@ def test_b64_json_answers_are_decoded(served: Served, sample: Path) -> None:
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
     assert record == {
-        "ok": True, "job": 1, "state": "saved", "kind": "edit", "backend": "openai",
+        "schema": "nanoedit/result/1", "ok": True, "job": 1, "state": "saved", "kind": "edit", "backend": "openai",
         "model": "nano-banana-2", "prompt": "x", "inputs": ["cat.png"],
         "outputs": [{"path": "cat-edit.jpg", "width": 1200, "height": 896, "format": "jpeg",
                      "bytes": Path("cat-edit.jpg").stat().st_size}],

@@ -20,6 +20,7 @@ from conftest import (
     Served,
     SkippingClock,
     backend_env,
+    error_object,
     interrupted_run,
     one_backend_env,
     run_cli,
@@ -251,7 +252,7 @@ def test_fetch_several_tasks_with_json_into_a_folder(served: Served, clock: Skip
         path = f"out/replicate-{task_id}.png"
         size = Path(path).stat().st_size
         assert record == {
-            "ok": True, "job": None, "state": "saved", "kind": "fetch", "backend": "replicate",
+            "schema": "nanoedit/result/1", "ok": True, "job": None, "state": "saved", "kind": "fetch", "backend": "replicate",
             "model": "google/nano-banana-2", "prompt": "", "inputs": [], "task": task_id,
             "outputs": [
                 {"path": path, "width": 1024, "height": 1024, "format": "png", "bytes": size}
@@ -329,7 +330,7 @@ def test_fetch_an_unknown_task(served: Served, name: str, task_id: str, message:
     assert result.stderr == f"error: {expected}\n"
     record = json.loads(result.stdout)
     assert (record["task"], record["outputs"], record["error"]) == (
-        task_id, [], {"kind": "api", "message": expected, "exit_code": 5}
+        task_id, [], error_object("api", expected, 5)
     )  # fmt: skip
     assert submissions(served) == []
     assert list(Path(".").iterdir()) == []

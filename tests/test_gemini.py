@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import GEMINI_KEY, Served, SkippingClock, host, one_backend_env, run_cli
+from conftest import GEMINI_KEY, Served, SkippingClock, error_object, host, one_backend_env, run_cli
 from PIL import Image
 
 from nanoedit.backends.base import PreparedJob
@@ -164,7 +164,7 @@ def test_no_image_and_image_other_are_api_failures_not_refusals(
     message = f"{host(served)} {said}"
     assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     error = json.loads(result.stdout)["error"]
-    assert error == {"kind": "api", "message": message, "exit_code": 5}
+    assert error == error_object("api", message, 5, fault.upper().replace("-", "_"))
     assert sorted(p.name for p in Path(".").iterdir()) == ["cat.png"]
 
 
@@ -314,9 +314,7 @@ def test_an_upload_that_fails_processing_is_a_clear_error_and_nothing_is_paid(
         "check that the file is an image Gemini takes (PNG, JPEG, WebP, HEIC), or send the "
         "job again"
     )
-    assert json.loads(result.stdout)["error"] == {
-        "kind": "api", "message": message, "exit_code": 5
-    }  # fmt: skip
+    assert json.loads(result.stdout)["error"] == error_object("api", message, 5)
     assert sorted(p.name for p in Path(".").iterdir()) == ["big.png"]
 
 
@@ -459,7 +457,7 @@ def test_a_403_that_does_not_name_the_key_is_not_a_rejected_key(
     assert (result.exit_code, len(served.sandbox.received)) == (5, 2)
     message = f"{host(served)} answered HTTP 403: {DENIED_ADVICE[fault]}"
     errors = [json.loads(line)["error"] for line in result.stdout.splitlines()]
-    assert errors == [{"kind": "api", "message": message, "exit_code": 5}] * 2
+    assert errors == [error_object("api", message, 5, "PERMISSION_DENIED")] * 2
     assert "rejected" not in result.stderr
 
 

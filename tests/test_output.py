@@ -19,7 +19,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from conftest import Served, backend_env, on_pty, run_cli
+from conftest import Served, backend_env, on_pty, run_cli, usage_envelope
 from PIL import Image, PngImagePlugin
 from readme_help import README
 
@@ -97,10 +97,7 @@ def test_dash_that_cannot_be_one_image_on_stdout_is_refused_before_sending(
     assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
     if "--json" in args:
         record = json.loads(result.stdout)
-        assert record == {
-            "ok": False,
-            "error": {"kind": "usage", "message": message, "exit_code": 2},
-        }
+        assert record == usage_envelope(message)
     else:
         assert result.stdout == ""
     assert served.sandbox.received == []

@@ -1,4 +1,5 @@
-"""What a package index and a downstream packager see: the metadata, and what the sdist carries."""
+"""What a package index and a downstream packager see: the metadata, what the sdist carries,
+and the data files the wheel must carry."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,31 @@ def test_sdist_carries_what_its_own_tests_need(tmp_path: Path) -> None:
         f"the sdist lacks {sorted(expected - carried)} and has extra {sorted(carried - expected)};"
         " edit MANIFEST.in"
     )
+
+
+@pytest.mark.sdist
+def test_the_wheel_carries_the_skill_and_every_schema(tmp_path: Path) -> None:
+    # nanoedit skill and nanoedit schema read them from the installed package: a wheel that
+    # left them out would fail there alone, never in a checkout.
+    reason = build_backend_missing()
+    if reason:
+        pytest.skip(reason)
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "*.egg-info", "__pycache__", ".*_cache", "build", "dist"
+        ),
+    )
+    command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir"]
+    built = subprocess.run(
+        [*command, str(tmp_path), str(source)], capture_output=True, text=True, timeout=120
+    )
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("nanoedit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        carried = set(archive.namelist())
+    shipped = {"nanoedit/SKILL.md"} | files_under(ROOT / "nanoedit" / "describe" / "schemas")
+    assert len(shipped) > 5
+    assert shipped <= carried, sorted(shipped - carried)

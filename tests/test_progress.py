@@ -362,4 +362,6 @@ def test_quiet_prints_only_error_lines(
     quiet_json = run_cli(["edit", "hat.png", "-p", "x", "-q", "--json"], env=env)
     assert quiet_json.exit_code == 0
     assert quiet_json.stderr == ""
-    assert [line[:12] for line in quiet_json.stdout.splitlines()] == ['{"ok": true,']
+    assert [line[:43] for line in quiet_json.stdout.splitlines()] == [
+        '{"schema": "nanoedit/result/1", "ok": true,'
+    ]

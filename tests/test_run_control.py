@@ -30,9 +30,11 @@ from conftest import (
     Served,
     backend_env,
     close_stdout,
+    error_object,
     image_info,
     interrupted_run,
     run_cli,
+    usage_envelope,
 )
 
 from nanoedit.sandbox import Sandbox, SandboxRequest, SandboxResponse, SandboxServer, sample_image
@@ -120,9 +122,7 @@ def test_usage_errors_caught_by_the_parser_still_print_the_json_error_object(
 ) -> None:
     result = run_cli(args)
     assert result.exit_code == 2
-    assert json_lines(result.stdout) == [
-        {"ok": False, "error": {"kind": "usage", "message": message, "exit_code": 2}}
-    ]
+    assert json_lines(result.stdout) == [usage_envelope(message)]
     # The parser's own text stays on stderr, usage line and all.
     assert result.stderr.startswith("Usage: nanoedit ")
     assert result.stderr.endswith(f"Error: {message}\n")
@@ -142,9 +142,7 @@ def test_usage_errors_nanoedit_finds_print_the_same_json_error_object(
     # Checked by nanoedit, not the parser: the same JSON object, and one error line.
     result = run_cli(args)
     assert result.exit_code == 2
-    assert json_lines(result.stdout) == [
-        {"ok": False, "error": {"kind": "usage", "message": message, "exit_code": 2}}
-    ]
+    assert json_lines(result.stdout) == [usage_envelope(message)]
     assert result.stderr == f"error: {message}\n"
 
 
@@ -237,7 +235,7 @@ def test_a_rejected_key_stops_the_batch_and_says_so_once(served: Served) -> None
         *(([name], False, False) for name in names[1:]),
     ]
     assert {json.dumps(r["error"]) for r in records} == {
-        json.dumps({"kind": "auth", "message": error.removeprefix("error: "), "exit_code": 3})
+        json.dumps(error_object("auth", error.removeprefix("error: "), 3, "invalid_api_key"))
     }
     assert [r.path for r in served.sandbox.received] == ["/v1/images/edits"]
     assert WRONG_KEY not in result.stdout + result.stderr
@@ -684,13 +682,13 @@ def test_dry_run_with_json_prints_each_request_as_a_json_object(
         "2 jobs, 2 images, estimated $0.134 (gemini-3.1-flash-image at $0.067)\n",
     )
     assert json_lines(result.stdout) == [
-        {"job": "cat.png", "backend": "openai", "model": "nano-banana-2", "names": ["cat-edit"],
+        {"schema": "nanoedit/dry-run/1", "job": "cat.png", "backend": "openai", "model": "nano-banana-2", "names": ["cat-edit"],
          "method": "POST", "url": f"{served.base_url}/v1/images/edits",
          "headers": {"Authorization": "Bearer ****0001"},
          "fields": {"model": "nano-banana-2", "prompt": "x", "n": "1", "response_format": "url",
                     "aspect_ratio": "16:9"},
          "files": [{"field": "image", "source": "cat.png"}], "json": None, "note": None},
-        {"job": url, "backend": "duomi", "model": "gemini-3.1-flash-image-preview",
+        {"schema": "nanoedit/dry-run/1", "job": url, "backend": "duomi", "model": "gemini-3.1-flash-image-preview",
          "names": ["dog-edit"],
          "method": "POST", "url": f"{served.base_url}/api/gemini/nano-banana-edit",
          "headers": {"Authorization": "****0002"}, "fields": {}, "files": [],

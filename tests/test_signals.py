@@ -25,6 +25,7 @@ from conftest import (
     Served,
     SkippingClock,
     backend_env,
+    error_object,
     interrupted_run,
     run_cli,
     run_installed,
@@ -265,7 +266,7 @@ def test_ctrl_c_twice_leaves_the_task_running_for_resume(
     assert (out["ok"], out["job"], out["state"], out["tasks"], out["sent"], out["outputs"]) == (
         False, 1, "submitted", [task_id], True, []
     )  # fmt: skip
-    assert out["error"] == {"kind": "stopped", "message": message, "exit_code": 130}
+    assert out["error"] == error_object("stopped", message, 130)
     # Not cancelled: the one request that is not a poll is the submission.
     assert [r.method for r in served.sandbox.received if r.method != "GET"] == ["POST"]
     assert sorted(p.name for p in isolated.iterdir()) == []
@@ -292,7 +293,7 @@ def test_a_timeout_leaves_a_stuck_task_for_resume(
     assert stderr.splitlines()[-1] == f"error: {message}"
     out = json.loads(stdout)
     assert (out["job"], out["state"], out["tasks"], out["error"]) == (
-        1, "submitted", [task_id], {"kind": "network", "message": message, "exit_code": 6}
+        1, "submitted", [task_id], error_object("network", message, 6)
     )  # fmt: skip
     assert [r.method for r in served.sandbox.received if r.method != "GET"] == ["POST"]
     assert list(isolated.iterdir()) == []

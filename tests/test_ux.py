@@ -37,6 +37,7 @@ from conftest import (
     backend_env,
     big_jpeg,
     closed_port,
+    error_object,
     host,
     not_set_up_detail,
     not_set_up_line,
@@ -406,10 +407,9 @@ def test_2k_or_4k_with_a_1k_only_model_is_refused_before_any_request(
     assert as_json.exit_code == 2
     record = one_json(as_json.stdout)
     assert (record["ok"], record["outputs"]) == (False, [])
-    assert record["error"] == {
-        "kind": "usage", "message": refusal(model, size, backend)[len("error: ") : -1],
-        "exit_code": 2,
-    }  # fmt: skip
+    assert record["error"] == error_object(
+        "usage", refusal(model, size, backend)[len("error: ") : -1], 2
+    )
     assert served.sandbox.received == []
     assert sorted(path.name for path in Path(".").iterdir()) == ["cat.png"]
 
@@ -751,6 +751,7 @@ def test_config_check_two_ready_and_the_rest_not_set_up(served: Served) -> None:
     as_json = run_cli(["config", "check", "--json"], env=backend_env(served))
     assert as_json.exit_code == 0
     assert json.loads(as_json.stdout) == {
+        "schema": "nanoedit/config-check/1",
         "ok": True,
         "exit_code": 0,
         "backends": [

@@ -535,7 +535,7 @@ def parse_answer(
         why = f": {clip(str(said))}" if said else ""
         raise RefusedError(
             f"{where} blocked the prompt ({block}){why}; rephrase the prompt or change the image"
-        )
+        ).coded(str(block))
     if not isinstance(first, dict):
         raise ApiError(f"{where} answered without a candidate, so no image was made; try again")
     content = first.get("content")
@@ -565,7 +565,7 @@ def parse_answer(
     if reason in NO_IMAGE_REASONS:
         raise _no_image(where, model, reason, message, text)
     if reason in REFUSAL_REASONS:
-        return _refused(f"{where} made no image (finishReason {reason}){said}", text)
+        return _refused(f"{where} made no image (finishReason {reason}){said}", text, reason)
     if text:
         return _refused(f"{where} answered with text but no image: {clip(text)!r}", "")
     shown = reason or "none given"

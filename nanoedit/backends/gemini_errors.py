@@ -82,19 +82,19 @@ def no_image(
     return ApiError(
         f'{where} made no image with {model} ({field} {reason}: "{meaning}", in '
         f"Google's words){extra}{words}; that is not a refusal of the content: {advice}"
-    )
+    ).coded(reason)
 
 
-def refusal(what: str, text: str) -> RefusedError:
+def refusal(what: str, text: str, code: str | None = None) -> RefusedError:
     """A refusal of the content: what Google said (``what``), the model's words beside it,
-    and what to do."""
+    and what to do; ``code`` is Google's reason (a finishReason such as IMAGE_SAFETY)."""
     words = f"; the model said: {clip(text)!r}" if text else ""
-    return RefusedError(f"{what}{words}; rephrase the prompt or change the image")
+    return RefusedError(f"{what}{words}; rephrase the prompt or change the image").coded(code)
 
 
-def refused(what: str, text: str) -> NoReturn:
+def refused(what: str, text: str, code: str | None = None) -> NoReturn:
     """Raise :func:`refusal`."""
-    raise refusal(what, text)
+    raise refusal(what, text, code)
 
 
 def is_key_error(status: int, error: dict[str, Any]) -> bool:
@@ -148,12 +148,13 @@ def error_of(
         return ApiError(f"{where} answered {what} with HTTP {status} and no error details")
     state = str(error.get("status") or "")
     shown = _shown(error)
+    # Google's status (INVALID_ARGUMENT, RESOURCE_EXHAUSTED…) is the provider's code.
     if is_key_error(status, error):
-        return auth_error(settings, where, shown)
+        return auth_error(settings, where, shown).coded(state)
     if model_call and status == 404 and state in ("NOT_FOUND", ""):
-        return ModelNotServed(where, shown)
+        return ModelNotServed(where, shown).coded(state)
     if status == 403:
-        return ApiError(f"{where} answered HTTP 403: {denial(error, clip)}")
+        return ApiError(f"{where} answered HTTP 403: {denial(error, clip)}").coded(state)
     hints = {
         429: "the quota or rate limit is used up; wait, or check the project's quota",
         404: f"check the model id (--model or {settings.name}.model)",
@@ -163,7 +164,7 @@ def error_of(
     if status == 400 and state == "FAILED_PRECONDITION":
         hint = "the project needs billing enabled for this model, or it is not offered here"
     suffix = f"; {hint}" if hint else ""
-    return ApiError(f"{where} answered HTTP {status}: {shown}{suffix}")
+    return ApiError(f"{where} answered HTTP {status}: {shown}{suffix}").coded(state)
 
 
 def error_line(response: httpx.Response, *, with_code: bool = False) -> str:

@@ -439,7 +439,9 @@ class Interactions:
             if reason in REFUSAL_REASONS:
                 shown = f": {clip(message)}" if message else ""
                 return refusal(
-                    f"{self.where} made no image ({named} {status}, reason {reason}){shown}", text
+                    f"{self.where} made no image ({named} {status}, reason {reason}){shown}",
+                    text,
+                    reason,
                 )
             if reason in NO_IMAGE_REASONS:
                 return no_image(self.where, model, reason, message, text, field="reason")

@@ -378,12 +378,12 @@ def _error_from_object(
     message = clip(str(error.get("message") or "no message"))
     code = str(error.get("code") or error.get("type") or "")
     if status in (401, 403) or code in AUTH_CODES:
-        return auth_error(settings, where, message)
+        return auth_error(settings, where, message).coded(code)
     hint = ERROR_HINTS.get(code)
     if code in REFUSAL_CODES:
-        return RefusedError(f"{where} refused the request: {message} [{code}]; {hint}")
+        return RefusedError(f"{where} refused the request: {message} [{code}]; {hint}").coded(code)
     if hint is None and status == 429:
         hint = "the server is rate limiting requests; wait a little and try again"
     detail = f" [{code}]" if code else ""
     suffix = f"; {hint}" if hint else ""
-    return ApiError(f"{where} answered HTTP {status}: {message}{detail}{suffix}")
+    return ApiError(f"{where} answered HTTP {status}: {message}{detail}{suffix}").coded(code)

@@ -30,6 +30,8 @@ class LineupRow:
         """The row as a JSON object (dates as ISO text)."""
         model = self.model
         return {
+            # Its JSON Schema: nanoedit schema model.
+            "schema": "nanoedit/model/1",
             "id": model.id,
             "name": model.name,
             "aliases": [name for name in self.alias.split(", ") if name],

@@ -22,7 +22,8 @@ from nanoedit.cli.chat import chat
 from nanoedit.cli.compat import get_command_name
 from nanoedit.cli.completion import completion
 from nanoedit.cli.config import config_app
-from nanoedit.cli.errors import Commands, unwritable_stdout
+from nanoedit.cli.describe import schema, skill
+from nanoedit.cli.errors import Commands, json_given, unwritable_stdout
 from nanoedit.cli.history import history_app
 from nanoedit.cli.models import models
 from nanoedit.cli.run import edit, generate
@@ -43,7 +44,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (edit, generate, chat, fetch, resume, models, completion):
+for command in (edit, generate, chat, fetch, resume, models, completion, schema, skill):
     app.command()(command)
 
 
@@ -53,11 +54,40 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _usage(ctx: typer.Context, value: bool) -> None:
+    """Print the whole command line's description (with --json, as one JSON document) and
+    end: read from the parser itself, every command included."""
+    if not value:
+        return
+    import json
+
+    from nanoedit.describe.usage import usage, usage_text
+
+    document = usage(ctx.find_root().command, program="nanoedit", version=__version__)
+    if json_given(ctx):
+        typer.echo(json.dumps(document, ensure_ascii=False, indent=1))
+    else:
+        typer.echo(usage_text(document), nl=False)
+    raise typer.Exit()
+
+
 @app.callback()
 def main_callback(
     version: Annotated[
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    usage: Annotated[
+        bool,
+        typer.Option(
+            "--usage",
+            callback=_usage,
+            is_eager=True,
+            help="Describe every command, option and exit code (with --json: for programs).",
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="With --usage: one JSON document.")
     ] = False,
 ) -> None:
     """Edit and generate images with Google's nano-banana models through reseller APIs."""

@@ -6,10 +6,18 @@ A typer release that moves one of them breaks this module alone.
 
 from typer._click.core import Context as ParserContext
 from typer._click.exceptions import UsageError as ParserError
+from typer._click.globals import get_current_context
 from typer._types import TyperChoice
 from typer.main import get_command_name
 
-__all__ = ["ParserContext", "ParserError", "TyperChoice", "completion_script", "get_command_name"]
+__all__ = [
+    "ParserContext",
+    "ParserError",
+    "TyperChoice",
+    "completion_script",
+    "get_command_name",
+    "get_current_context",
+]
 
 
 def completion_script(shell: str) -> str:

@@ -197,6 +197,7 @@ def config_check(
             import json
 
             payload = {
+                "schema": "nanoedit/config-check/1",
                 "ok": code == ExitCode.OK,
                 "exit_code": int(code),
                 "backends": [result.as_json() for result in results],

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from nanoedit.cli.compat import ParserContext, ParserError
+from nanoedit.cli.compat import ParserContext, ParserError, get_current_context
 from nanoedit.errors import ExitCode, NanoeditError
 
 INTERRUPTED = "interrupted: nothing more was sent; images already saved are kept"
@@ -29,9 +29,18 @@ def _parser_errors_as_json(json_out: bool) -> Iterator[None]:
         if json_out:
             import json
 
-            error = {"kind": "usage", "message": exc.format_message(), "exit_code": exc.exit_code}
-            typer.echo(json.dumps({"ok": False, "error": error}, ensure_ascii=False))
+            from nanoedit.errors import UsageError
+            from nanoedit.output.report import error_envelope
+
+            # The parser's usage errors exit 2, as nanoedit's own do.
+            error = error_envelope(UsageError(exc.format_message()))
+            typer.echo(json.dumps(error, ensure_ascii=False))
         raise
+
+
+def json_given(ctx: ParserContext) -> bool:
+    """Whether --json was given on the command line ``ctx`` belongs to."""
+    return bool(ctx.meta.get(_JSON_GIVEN))
 
 
 def stdout_closed() -> NoReturn:
@@ -70,14 +79,28 @@ class Commands(TyperGroup):
             return super().invoke(ctx)
 
 
+def json_asked() -> bool:
+    """Whether the command running was given its own ``--json`` option (whatever its
+    parameter is named), so that its failure is the JSON error envelope too."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return any(
+        "--json" in getattr(param, "opts", ()) and ctx.params.get(param.name or "") is True
+        for param in ctx.command.params
+    )
+
+
 @contextmanager
-def errors(json_lines: bool = False, interrupted: str = INTERRUPTED) -> Iterator[None]:
-    """Turn every expected error into its message and exit code; Ctrl-C into 130 (saying
-    ``interrupted``), and a closed stdout (a reader that left) into 141, quietly."""
+def errors(json_lines: bool | None = None, interrupted: str = INTERRUPTED) -> Iterator[None]:
+    """Turn every expected error into its message and exit code (with ``json_lines``, by
+    default when the command was given --json, the JSON error envelope on stdout too); Ctrl-C
+    into 130 (saying ``interrupted``), and a closed stdout (a reader that left) into 141,
+    quietly."""
     try:
         yield
     except NanoeditError as exc:
-        fail(exc, json_lines)
+        fail(exc, json_asked() if json_lines is None else json_lines)
     except KeyboardInterrupt:
         typer.echo(interrupted, err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
@@ -88,12 +111,12 @@ def errors(json_lines: bool = False, interrupted: str = INTERRUPTED) -> Iterator
 def fail(error: NanoeditError, json_lines: bool = False) -> NoReturn:
     """Print ``error`` (with ``json_lines``, as a JSON object on stdout too) and exit with its
     code."""
-    from nanoedit.output.report import error_console, error_json
+    from nanoedit.output.report import error_console, error_envelope
 
     if json_lines:
         import json
 
-        typer.echo(json.dumps({"ok": False, "error": error_json(error)}, ensure_ascii=False))
+        typer.echo(json.dumps(error_envelope(error), ensure_ascii=False))
     error_console(sys.stderr).print(f"error: {error.message}", style="bold red")
     raise typer.Exit(error.exit_code) from None
 

@@ -221,6 +221,7 @@ def clipped(text: str, width: int = PROMPT_WIDTH) -> str:
 def record_json(record: JobRecord) -> dict[str, Any]:
     """One job as ``--json`` prints it: every field the journal holds."""
     return {
+        "schema": "nanoedit/history-job/1",
         "id": record.id,
         "run": record.run,
         "created": local_datetime(record.created),

@@ -28,9 +28,28 @@ if TYPE_CHECKING:
     from nanoedit.output.preview import Viewer
 
 
+ERROR_SCHEMA = "nanoedit/error/1"
+RESULT_SCHEMA = "nanoedit/result/1"
+
+
 def error_json(error: NanoeditError) -> dict[str, Any]:
-    """The ``error`` member of a ``--json`` object."""
-    return {"kind": error.kind, "message": error.message, "exit_code": int(error.exit_code)}
+    """The ``error`` member of a ``--json`` object (a job's, or the envelope's): the kind,
+    the message, the exit code, a hint of what to do and the provider's own code (or null)."""
+    return {
+        "kind": error.kind,
+        "message": error.message,
+        "exit_code": int(error.exit_code),
+        "hint": error.hint,
+        "provider_code": error.provider_code,
+    }
+
+
+def error_envelope(error: NanoeditError) -> dict[str, Any]:
+    """The one JSON object a command given ``--json`` prints on stdout when it fails as a
+    whole (a job's failure is its own result line, whose ``error`` is the same object): the
+    fields of :func:`error_json` at the top, and under ``error`` as scripts read them before."""
+    fields = error_json(error)
+    return {"schema": ERROR_SCHEMA, "ok": False, **fields, "error": fields}
 
 
 def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
@@ -40,6 +59,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
     # A fetch's job has no prompt or inputs of its own: its task says which it was.
     task = {} if job.task is None else {"task": job.task}
     return {
+        # Each record says what it is and its version (its JSON Schema: nanoedit schema result).
+        "schema": RESULT_SCHEMA,
         "ok": outcome.ok,
         "job": outcome.journal_id,
         "state": outcome.state,

@@ -105,6 +105,8 @@ def request_json(request: PlannedRequest, key: str, planned: PlannedJob) -> dict
     """One request as the JSON object ``--dry-run --json`` prints, with its job."""
     job = planned.job
     return {
+        # Its JSON Schema: nanoedit schema dry-run.
+        "schema": "nanoedit/dry-run/1",
         "job": job.label,
         "backend": planned.backend,
         "model": planned.model,
