@@ -24,6 +24,7 @@ from nanoedit.cli.completion import completion
 from nanoedit.cli.config import config_app
 from nanoedit.cli.errors import Commands, unwritable_stdout
 from nanoedit.cli.history import history_app
+from nanoedit.cli.mcp import mcp
 from nanoedit.cli.models import models
 from nanoedit.cli.run import edit, generate
 from nanoedit.cli.sandbox import sandbox_app
@@ -43,7 +44,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (edit, generate, chat, fetch, resume, models, completion):
+for command in (edit, generate, chat, fetch, resume, models, mcp, completion):
     app.command()(command)
 
 

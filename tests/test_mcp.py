@@ -1,0 +1,215 @@
+"""``nanoedit mcp`` driven by a real MCP client: the official SDK's stdio client spawns the
+installed command, which edits against a sandbox served on loopback (its requests counted).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from conftest import NANOEDIT, OPENAI_KEY, Served, backend_env, image_info, paid, received
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp_types import CallToolResult, ImageContent, TextContent
+from PIL import Image
+
+from nanoedit.jobs import RATIOS, SIZES
+from nanoedit.sandbox import sample_image
+
+Client = Callable[[ClientSession], Awaitable[None]]
+TOOLS = {
+    "edit_image": ["images", "prompt"],
+    "generate_image": ["prompt"],
+    "continue_edit": ["result", "prompt"],
+    "estimate_cost": ["prompt"],
+    "list_models": [],
+    "search_history": ["text"],
+    "resume": ["ids"],
+}
+
+
+def with_server(args: list[str], env: dict[str, str], work: Path, client: Client) -> str:
+    """Spawn ``nanoedit mcp ARGS`` in ``work`` with ``env`` (over the test's own variables),
+    run ``client`` on a session with it, and return what the server wrote on stderr."""
+    errlog = work.parent / "mcp-stderr.log"
+
+    async def main() -> None:
+        params = StdioServerParameters(
+            command=NANOEDIT, args=["mcp", *args], cwd=work, env=dict(os.environ) | env
+        )
+        with errlog.open("w") as log:
+            async with (
+                stdio_client(params, errlog=log) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                await client(session)
+
+    anyio.run(main)
+    return errlog.read_text()
+
+
+def body(result: CallToolResult) -> dict[str, Any]:
+    """A tool's structured answer, checked to be what its text content says too."""
+    text = result.content[0]
+    assert isinstance(text, TextContent)
+    assert isinstance(result.structured_content, dict)
+    assert json.loads(text.text) == result.structured_content
+    return result.structured_content
+
+
+def outside_cat(tmp_path: Path) -> Path:
+    """A real image outside the working folder (the server's only folder)."""
+    folder = tmp_path / "outside"
+    folder.mkdir(exist_ok=True)
+    path = folder / "cat.png"
+    path.write_bytes(sample_image("cat.png")[0])
+    return path
+
+
+def test_the_tools_are_listed_with_their_required_arguments_and_choices(
+    isolated: Path, served: Served
+) -> None:
+    listed: dict[str, Any] = {}
+
+    async def client(session: ClientSession) -> None:
+        tools = await session.list_tools()
+        listed.update({tool.name: tool.input_schema for tool in tools.tools})
+
+    with_server([], backend_env(served), isolated, client)
+    assert {name: schema.get("required", []) for name, schema in listed.items()} == TOOLS
+    edit = listed["edit_image"]["properties"]
+    assert edit["ratio"]["enum"] == list(RATIOS)
+    assert edit["size"]["enum"] == list(SIZES)
+    assert {"nano-banana", "nano-banana-pro", "gemini-3-pro-image"} <= set(edit["model"]["enum"])
+    assert received(served) == []
+
+
+def test_an_edit_saves_the_file_and_answers_with_its_path_size_job_and_thumbnail(
+    isolated: Path, sample: Path, served: Served
+) -> None:
+    answers: list[CallToolResult] = []
+
+    async def client(session: ClientSession) -> None:
+        answers.append(
+            await session.call_tool(
+                "edit_image",
+                {"images": ["cat.png"], "prompt": "make it night", "thumbnails": True},
+            )
+        )
+        answers.append(
+            await session.call_tool("continue_edit", {"result": "@last", "prompt": "add a moon"})
+        )
+        answers.append(await session.call_tool("search_history", {"text": "night"}))
+
+    stderr = with_server([], backend_env(served), isolated, client)
+    edited, continued, history = answers
+    assert not edited.is_error, edited.structured_content
+    answer = body(edited)
+    (job,) = answer["jobs"]
+    (output,) = job["outputs"]
+    path = Path(output["path"])
+    assert path == isolated / "cat-edit.jpg"
+    assert image_info(path) == ("JPEG", (output["width"], output["height"]))
+    assert (job["job"], job["state"], job["backend"], answer["exit_code"]) == (
+        1,
+        "saved",
+        "openai",
+        0,
+    )
+    assert output["bytes"] == path.stat().st_size
+    thumbnail = edited.content[1]
+    assert isinstance(thumbnail, ImageContent) and thumbnail.mime_type == "image/png"
+    with Image.open(io.BytesIO(base64.b64decode(thumbnail.data))) as small:
+        assert small.format == "PNG" and max(small.size) == 256
+    # The next turn goes on from the first one's result, and is job 2 of the journal.
+    assert not continued.is_error, continued.structured_content
+    (turn,) = body(continued)["jobs"]
+    assert turn["job"] == 2 and turn["inputs"] == [str(path)]
+    assert Path(turn["outputs"][0]["path"]).parent == isolated
+    assert [found["id"] for found in body(history)["jobs"]] == [1]
+    assert body(history)["jobs"][0]["outputs"] == [str(path)]
+    assert len(paid(served)) == 2
+    every_answer = json.dumps([a.model_dump(mode="json") for a in answers])
+    assert OPENAI_KEY not in every_answer and OPENAI_KEY not in stderr
+
+
+def test_paths_that_escape_the_folder_are_refused_before_any_request(
+    isolated: Path, tmp_path: Path, served: Served
+) -> None:
+    outside = outside_cat(tmp_path)
+    (isolated / "link.png").symlink_to(outside)
+    (isolated / "away").symlink_to(outside.parent)
+    (isolated / "cat.png").write_bytes(sample_image("cat.png")[0])
+    calls: list[dict[str, Any]] = [
+        {"images": ["../outside/cat.png"]},
+        {"images": [str(outside)]},
+        {"images": ["link.png"]},
+        {"images": ["cat.png"], "refs": ["away/cat.png"]},
+        {"images": ["cat.png"], "output_folder": "../outside"},
+        {"images": ["cat.png"], "output_folder": "away"},
+        {"images": ["cat.png"], "output_folder": str(tmp_path)},
+        {"images": ["*.png"]},
+    ]
+    errors: list[dict[str, Any]] = []
+
+    async def client(session: ClientSession) -> None:
+        for arguments in calls:
+            result = await session.call_tool("edit_image", {"prompt": "x", **arguments})
+            assert result.is_error
+            errors.append(body(result)["error"])
+
+    with_server([], backend_env(served), isolated, client)
+    assert [(error["exit_code"], error["kind"]) for error in errors] == [(4, "input")] * 8
+    assert errors[0]["message"] == (
+        f"the input ../outside/cat.png is outside the folders this MCP server may read "
+        f"({isolated}); copy it into one of them, or give an http(s) URL"
+    )
+    assert errors[4]["message"] == (
+        f"the output folder ../outside is outside the folders this MCP server may write to "
+        f"({isolated}); give a folder inside one of them"
+    )
+    assert errors[7]["message"].startswith("the input *.png is a pattern")
+    assert received(served) == []
+    assert sorted(path.name for path in isolated.iterdir()) == ["away", "cat.png", "link.png"]
+
+
+def test_a_call_over_the_cost_limits_is_refused_before_any_request(
+    isolated: Path, sample: Path, served: Served
+) -> None:
+    answers: list[dict[str, Any]] = []
+
+    async def client(session: ClientSession) -> None:
+        for arguments in (
+            {"count": 2},  # $0.134 estimated: over the call's $0.10
+            {},  # $0.067: within both limits
+            {},  # $0.067 again: over the $0.033 the session has left
+        ):
+            result = await session.call_tool(
+                "edit_image", {"images": ["cat.png"], "prompt": "night", **arguments}
+            )
+            answers.append(body(result))
+        estimate = await session.call_tool("estimate_cost", {"prompt": "x", "images": ["cat.png"]})
+        answers.append(body(estimate))
+
+    args = ["--max-cost", "0.10", "--session-max-cost", "0.10"]
+    with_server(args, backend_env(served), isolated, client)
+    over_call, within, over_session, estimate = answers
+    assert over_call["error"]["exit_code"] == 7 and over_call["error"]["kind"] == "budget"
+    assert over_call["error"]["message"] == (
+        "the batch is estimated at $0.134 for 2 images, over --max-cost $0.10; nothing was "
+        "sent: raise --max-cost, or send fewer jobs"
+    )
+    assert within["ok"] and within["cost"] == 0.067
+    assert within["session_spent"] == 0.067
+    assert over_session["error"]["kind"] == "budget"
+    assert "over --max-cost $0.033" in over_session["error"]["message"]
+    assert (estimate["cost"], estimate["sent"], estimate["within_limit"]) == (0.067, 0, False)
+    # One edit paid; the refused calls and the estimate sent nothing.
+    assert len(paid(served)) == 1
