@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from conftest import NANOEDIT, OPENAI_KEY, Served, backend_env, image_info, paid, received
+from conftest import (
+    NANOEDIT,
+    OPENAI_KEY,
+    Served,
+    backend_env,
+    image_info,
+    journal_jobs,
+    paid,
+    received,
+)
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp_types import CallToolResult, ImageContent, TextContent
+from mcp_types import CallToolResult, ImageContent, ListRootsResult, Root, TextContent
 from PIL import Image
 
 from nanoedit.jobs import RATIOS, SIZES
@@ -34,10 +43,23 @@ TOOLS = {
 }
 
 
-def with_server(args: list[str], env: dict[str, str], work: Path, client: Client) -> str:
+def with_server(
+    args: list[str],
+    env: dict[str, str],
+    work: Path,
+    client: Client,
+    roots: list[Path] | None = None,
+) -> str:
     """Spawn ``nanoedit mcp ARGS`` in ``work`` with ``env`` (over the test's own variables),
-    run ``client`` on a session with it, and return what the server wrote on stderr."""
+    run ``client`` on a session with it (a client that gives ``roots``, when given), and
+    return what the server wrote on stderr."""
     errlog = work.parent / "mcp-stderr.log"
+
+    async def list_roots(context: Any) -> ListRootsResult:
+        assert roots is not None
+        return ListRootsResult(
+            roots=[Root.model_validate({"uri": root.as_uri()}) for root in roots]
+        )
 
     async def main() -> None:
         params = StdioServerParameters(
@@ -46,7 +68,9 @@ def with_server(args: list[str], env: dict[str, str], work: Path, client: Client
         with errlog.open("w") as log:
             async with (
                 stdio_client(params, errlog=log) as (read, write),
-                ClientSession(read, write) as session,
+                ClientSession(
+                    read, write, list_roots_callback=None if roots is None else list_roots
+                ) as session,
             ):
                 await session.initialize()
                 await client(session)
@@ -212,4 +236,103 @@ def test_a_call_over_the_cost_limits_is_refused_before_any_request(
     assert "over --max-cost $0.033" in over_session["error"]["message"]
     assert (estimate["cost"], estimate["sent"], estimate["within_limit"]) == (0.067, 0, False)
     # One edit paid; the refused calls and the estimate sent nothing.
+    assert len(paid(served)) == 1
+
+
+def test_the_clients_roots_replace_the_servers_folder(
+    isolated: Path, tmp_path: Path, served: Served
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "cat.png").write_bytes(sample_image("cat.png")[0])
+    (isolated / "dog.png").write_bytes(sample_image("cat.png")[0])
+    answers: list[CallToolResult] = []
+
+    async def client(session: ClientSession) -> None:
+        for images in (["cat.png"], [str(isolated / "dog.png")]):
+            answers.append(await session.call_tool("edit_image", {"images": images, "prompt": "x"}))
+
+    with_server([], backend_env(served), isolated, client, roots=[project])
+    edited, refused = answers
+    assert not edited.is_error, edited.structured_content
+    assert body(edited)["jobs"][0]["outputs"][0]["path"] == str(project / "cat-edit.jpg")
+    assert body(refused)["error"]["message"] == (
+        f"the input {isolated / 'dog.png'} is outside the folders this MCP server may read "
+        f"({project}); copy it into one of them, or give an http(s) URL"
+    )
+    assert len(paid(served)) == 1
+    assert sorted(path.name for path in isolated.iterdir()) == ["dog.png"]
+
+
+def test_estimates_models_and_history_send_nothing_and_a_second_edit_keeps_the_first(
+    isolated: Path, sample: Path, served: Served
+) -> None:
+    answers: dict[str, CallToolResult] = {}
+
+    async def client(session: ClientSession) -> None:
+        answers["estimate"] = await session.call_tool(
+            "estimate_cost", {"prompt": "x", "images": ["cat.png"], "count": 3}
+        )
+        answers["models"] = await session.call_tool("list_models", {})
+        answers["empty"] = await session.call_tool("search_history", {"text": "night"})
+        answers["model"] = await session.call_tool(
+            "edit_image", {"images": ["cat.png"], "prompt": "x", "model": "no-such-model"}
+        )
+        for turn in ("first", "second"):
+            answers[turn] = await session.call_tool(
+                "edit_image", {"images": ["cat.png"], "prompt": "night", "output_folder": "out"}
+            )
+
+    with_server([], backend_env(served), isolated, client)
+    estimate = body(answers["estimate"])
+    assert (estimate["jobs"], estimate["images"], estimate["cost"]) == (1, 3, 0.201)
+    assert (
+        estimate["description"]
+        == "1 job, 3 images, estimated $0.201 (gemini-3.1-flash-image at $0.067)"
+    )
+    assert estimate["within_limit"] is True and estimate["limit"] is None
+    models = {model["id"]: model for model in body(answers["models"])["models"]}
+    assert models["gemini-3-pro-image"]["price_1k"] == 0.134
+    assert body(answers["empty"]) == {"jobs": []}
+    # A model the schema's enum does not list is refused before anything is sent.
+    assert body(answers["model"])["error"] == {
+        "exit_code": 2,
+        "meaning": "a bad argument or value",
+        "kind": "usage",
+        "message": "no-such-model is not a model of the catalog; name one that list_models "
+        "lists (an alias such as nano-banana, or a model's id)",
+        "hint": "check the arguments against the tool's input schema",
+    }
+    saved = [
+        Path(body(answers[turn])["jobs"][0]["outputs"][0]["path"]) for turn in ("first", "second")
+    ]
+    assert saved == [isolated / "out" / "cat-edit.jpg", isolated / "out" / "cat-edit-2.jpg"]
+    assert [job.state for job in journal_jobs()] == ["saved", "saved"]
+    assert len(paid(served)) == 2
+
+
+def test_resume_takes_up_only_jobs_that_save_inside_the_folders(
+    isolated: Path, tmp_path: Path, served: Served
+) -> None:
+    outside = outside_cat(tmp_path)
+    env = backend_env(served)
+    answers: list[dict[str, Any]] = []
+
+    async def first(session: ClientSession) -> None:
+        await session.call_tool("edit_image", {"images": ["cat.png"], "prompt": "x"})
+
+    async def second(session: ClientSession) -> None:
+        answers.append(body(await session.call_tool("resume", {"ids": [1]})))
+        # No ids: the schema wants one at least, and the server runs nothing.
+        refused = await session.call_tool("resume", {"ids": []})
+        assert refused.is_error and refused.structured_content is None
+
+    # Job 1 saved into the outside folder: a server started there made it.
+    with_server([], env, outside.parent, first)
+    with_server([], env, isolated, second)
+    (refused,) = answers
+    assert refused["error"]["message"] == (
+        f"job 1 saves to {outside.parent}, outside the folders this MCP server may write to "
+        f"({isolated}); resume it in a terminal: nanoedit resume 1"
+    )
     assert len(paid(served)) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
 
 # The most jobs a history search lists.
 SEARCH_LIMIT = 200
+
+
+@cache
+def model_names() -> tuple[str, ...]:
+    """Every name a tool takes for a model: the catalog's aliases and its models' ids (the
+    command line also passes a backend's own ids through; a tool's enum lists these)."""
+    from nanoedit.catalog.models import shipped_catalog
+
+    catalog = shipped_catalog()
+    return tuple(dict.fromkeys([*catalog.aliases(), *catalog.models]))
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,11 @@ class Calls:
 
         if request.count < 1:
             raise UsageError(f"count is {request.count}; ask for 1 image or more")
+        if request.model is not None and request.model.strip() not in model_names():
+            raise UsageError(
+                f"{request.model} is not a model of the catalog; name one that list_models "
+                "lists (an alias such as nano-banana, or a model's id)"
+            )
         return Asked(
             prompt=request.prompt, ratio=request.ratio, size=request.size,
             model=request.model, count=request.count,

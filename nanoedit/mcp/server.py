@@ -22,7 +22,7 @@ from pydantic import Field, WithJsonSchema
 
 from nanoedit import __version__
 from nanoedit.jobs import RATIOS, SIZES
-from nanoedit.mcp.calls import Calls, Request, ServerOptions
+from nanoedit.mcp.calls import Calls, Request, ServerOptions, model_names
 from nanoedit.mcp.safety import Folders
 
 INSTRUCTIONS = (
@@ -40,14 +40,6 @@ def _choice(values: list[str], description: str) -> Any:
     return Annotated[str | None, WithJsonSchema(schema)]
 
 
-def _model_names() -> list[str]:
-    """Every name a model can be asked by: the catalog's aliases and its models' ids."""
-    from nanoedit.catalog.models import shipped_catalog
-
-    catalog = shipped_catalog()
-    return list(dict.fromkeys([*catalog.aliases(), *catalog.models]))
-
-
 if TYPE_CHECKING:
     Ratio: TypeAlias = str | None
     Size: TypeAlias = str | None
@@ -55,7 +47,7 @@ if TYPE_CHECKING:
 else:
     Ratio = _choice(list(RATIOS), "The aspect ratio (default: the settings', else the input's).")
     Size = _choice(list(SIZES), "The image size (default: the settings', else the model's).")
-    Model = _choice(_model_names(), "The model: an alias or a catalog id (list_models).")
+    Model = _choice(list(model_names()), "The model: an alias or a catalog id (list_models).")
 Prompt = Annotated[str, Field(description="What to do, in words.")]
 Images = Annotated[
     list[str],
