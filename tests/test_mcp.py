@@ -119,12 +119,17 @@ def test_an_edit_saves_the_file_and_answers_with_its_path_size_job_and_thumbnail
     isolated: Path, sample: Path, served: Served
 ) -> None:
     answers: list[CallToolResult] = []
+    reported: list[tuple[float, float | None, str | None]] = []
+
+    async def noted(progress: float, total: float | None, message: str | None) -> None:
+        reported.append((progress, total, message))
 
     async def client(session: ClientSession) -> None:
         answers.append(
             await session.call_tool(
                 "edit_image",
                 {"images": ["cat.png"], "prompt": "make it night", "thumbnails": True},
+                progress_callback=noted,
             )
         )
         answers.append(
@@ -134,6 +139,7 @@ def test_an_edit_saves_the_file_and_answers_with_its_path_size_job_and_thumbnail
 
     stderr = with_server([], backend_env(served), isolated, client)
     edited, continued, history = answers
+    assert reported == [(0, 1, "working"), (1, 1, "done")]
     assert not edited.is_error, edited.structured_content
     answer = body(edited)
     (job,) = answer["jobs"]
@@ -180,6 +186,7 @@ def test_paths_that_escape_the_folder_are_refused_before_any_request(
         {"images": ["cat.png"], "output_folder": "away"},
         {"images": ["cat.png"], "output_folder": str(tmp_path)},
         {"images": ["*.png"]},
+        {"images": ["."]},
     ]
     errors: list[dict[str, Any]] = []
 
@@ -190,7 +197,7 @@ def test_paths_that_escape_the_folder_are_refused_before_any_request(
             errors.append(body(result)["error"])
 
     with_server([], backend_env(served), isolated, client)
-    assert [(error["exit_code"], error["kind"]) for error in errors] == [(4, "input")] * 8
+    assert [(error["exit_code"], error["kind"]) for error in errors] == [(4, "input")] * 9
     assert errors[0]["message"] == (
         f"the input ../outside/cat.png is outside the folders this MCP server may read "
         f"({isolated}); copy it into one of them, or give an http(s) URL"
@@ -200,6 +207,7 @@ def test_paths_that_escape_the_folder_are_refused_before_any_request(
         f"({isolated}); give a folder inside one of them"
     )
     assert errors[7]["message"].startswith("the input *.png is a pattern")
+    assert errors[8]["message"].startswith("the input . is a folder")
     assert received(served) == []
     assert sorted(path.name for path in isolated.iterdir()) == ["away", "cat.png", "link.png"]
 

@@ -110,6 +110,13 @@ class Folders:
                 f"the input {text} is outside the folders this MCP server may read "
                 f"({self.described()}); copy it into one of them, or give an http(s) URL"
             )
+        if path.is_dir():
+            # A folder's files would be found by the session, after this check: a symlink
+            # among them could lead out.
+            raise InputError(
+                f"the input {text} is a folder; name each image in it (the MCP server edits "
+                "the files it is given, one job each)"
+            )
         return str(path)
 
 
