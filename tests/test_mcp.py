@@ -22,6 +22,7 @@ from conftest import (
     journal_jobs,
     paid,
     received,
+    run_installed,
 )
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -344,3 +345,12 @@ def test_resume_takes_up_only_jobs_that_save_inside_the_folders(
         f"({isolated}); resume it in a terminal: nanoedit resume 1"
     )
     assert len(paid(served)) == 1
+
+
+def test_a_root_that_is_no_folder_stops_the_server_at_once(isolated: Path) -> None:
+    code, stdout, stderr = run_installed(["mcp", "--root", "missing"], isolated, {})
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        "error: the folder missing the MCP server is to work in is not a folder; give an "
+        "existing folder with --root\n"
+    )

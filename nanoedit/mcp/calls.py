@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +63,6 @@ class Request:
     output_folder: str | None = None
     max_cost: float | None = None
     thumbnails: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Calls:
@@ -196,9 +195,7 @@ class Calls:
             limit = self.spending.limit(request.max_cost)
             done = run(limit)
             self.spending.spend(outcome.cost for outcome in done.outcomes)
-        return run_answer(
-            done, thumbnails=request.thumbnails, extra={**request.extra, **self._spent()}
-        )
+        return run_answer(done, thumbnails=request.thumbnails, extra=self._spent())
 
     def _spent(self) -> dict[str, Any]:
         """What the session has spent, and what it may still spend (None: no limit)."""
@@ -265,13 +262,11 @@ class Calls:
                             f"server may write to ({folders.described()}); resume it in a "
                             f"terminal: nanoedit resume {ident}"
                         )
-        request = Request(prompt="")
+        # Resumed jobs were planned (and their cost checked) by the run that started them.
         run = self._run_options(None, None, dry_run=False)
         return self._paid(
-            request,
-            lambda _limit: session.resume(
-                self._environment("resume"), list(ids), replace(run, max_cost=None)
-            ),
+            Request(prompt=""),
+            lambda _limit: session.resume(self._environment("resume"), list(ids), run),
         )
 
     def _models(self) -> CallToolResult:
