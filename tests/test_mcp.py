@@ -18,6 +18,7 @@ from conftest import (
     OPENAI_KEY,
     Served,
     backend_env,
+    config_file,
     image_info,
     journal_jobs,
     paid,
@@ -277,6 +278,10 @@ def test_estimates_models_and_history_send_nothing_and_a_second_edit_keeps_the_f
     isolated: Path, sample: Path, served: Served
 ) -> None:
     answers: dict[str, CallToolResult] = {}
+    config = config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("bogus_key = 1\n")
+    config.chmod(0o600)
 
     async def client(session: ClientSession) -> None:
         answers["estimate"] = await session.call_tool(
@@ -316,6 +321,11 @@ def test_estimates_models_and_history_send_nothing_and_a_second_edit_keeps_the_f
         Path(body(answers[turn])["jobs"][0]["outputs"][0]["path"]) for turn in ("first", "second")
     ]
     assert saved == [isolated / "out" / "cat-edit.jpg", isolated / "out" / "cat-edit-2.jpg"]
+    # What the run warned of on stderr comes back with the answer.
+    assert body(answers["first"])["warnings"] == [
+        f"the config file {config} has a key nanoedit does not know, and ignores: bogus_key; "
+        "correct or remove it"
+    ]
     assert [job.state for job in journal_jobs()] == ["saved", "saved"]
     assert len(paid(served)) == 2
 

@@ -167,14 +167,13 @@ class Calls:
             continues=continues,
         )
         out_dir = folders.output_folder(request.output_folder)
-        tool = "continue_edit" if continues else "edit_image"
         return self._paid(
             request,
-            lambda limit: session.edit(
-                self._environment(tool), given, self._asked(request),
-                self._run_options(out_dir, limit, dry_run=False),
+            "continue_edit" if continues else "edit_image",
+            lambda env, limit: session.edit(
+                env, given, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
             ),
-        )  # fmt: skip
+        )
 
     def _generate(self, folders: Folders, request: Request) -> CallToolResult:
         from nanoedit import session
@@ -182,20 +181,31 @@ class Calls:
         out_dir = folders.output_folder(request.output_folder)
         return self._paid(
             request,
-            lambda limit: session.generate(
-                self._environment("generate_image"), None, self._asked(request),
-                self._run_options(out_dir, limit, dry_run=False),
+            "generate_image",
+            lambda env, limit: session.generate(
+                env, None, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
             ),
-        )  # fmt: skip
+        )
 
-    def _paid(self, request: Request, run: Callable[[float | None], Finished]) -> CallToolResult:
+    def _paid(
+        self,
+        request: Request,
+        tool: str,
+        run: Callable[[Environment, float | None], Finished],
+    ) -> CallToolResult:
         """Run a call that may pay, within the limit the server sets it (one at a time), and
-        count what it spent."""
+        count what it spent. The run's warnings (a key sent over plain http, a model shut
+        down...) come back with the answer."""
+        env = self._environment(tool)
         with self.spending.lock:
             limit = self.spending.limit(request.max_cost)
-            done = run(limit)
+            done = run(env, limit)
             self.spending.spend(outcome.cost for outcome in done.outcomes)
-        return run_answer(done, thumbnails=request.thumbnails, extra=self._spent())
+        assert isinstance(env.stderr, io.StringIO)
+        said = env.stderr.getvalue().splitlines()
+        warnings = [line.removeprefix("warning: ") for line in said if line.startswith("warning: ")]
+        extra = {"warnings": warnings, **self._spent()}
+        return run_answer(done, thumbnails=request.thumbnails, extra=extra)
 
     def _spent(self) -> dict[str, Any]:
         """What the session has spent, and what it may still spend (None: no limit)."""
@@ -265,8 +275,7 @@ class Calls:
         # Resumed jobs were planned (and their cost checked) by the run that started them.
         run = self._run_options(None, None, dry_run=False)
         return self._paid(
-            Request(prompt=""),
-            lambda _limit: session.resume(self._environment("resume"), list(ids), run),
+            Request(prompt=""), "resume", lambda env, _limit: session.resume(env, list(ids), run)
         )
 
     def _models(self) -> CallToolResult:
