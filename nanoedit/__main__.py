@@ -39,6 +39,12 @@ def start() -> None:
     from nanoedit.stdio import guard_standard_streams
 
     guard_standard_streams()
+    # httpx imports its own command line (httpx._main) whenever click is installed, as the
+    # MCP SDK's server brings it, and that loads rich and pygments: about 30 ms of every
+    # run's start, for a program nanoedit never calls. A None entry makes that import fail,
+    # and httpx puts a stub in its place.
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from nanoedit.startup import lasting_imports
 
     try:

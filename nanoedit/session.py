@@ -24,6 +24,7 @@ from nanoedit.jobs import Job, JobOutcome, Options, RunOptions, exit_code_for
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from nanoedit.catalog.pricing import BatchEstimate
     from nanoedit.journal.resumption import ResumePlan
     from nanoedit.journal.store import Journal
     from nanoedit.output.report import PlainConsole
@@ -103,6 +104,8 @@ class Finished:
     outcomes: tuple[JobOutcome, ...]
     exit_code: int
     stopped: bool = False
+    estimate: BatchEstimate | None = None
+    """What the jobs were estimated to cost, where it was worked out (a dry run, a batch)."""
 
 
 def edit(env: Environment, given: EditInputs, asked: Asked, run: RunOptions) -> Finished:
@@ -309,7 +312,7 @@ def _run(
                 closing.callback(journal.close)
             planner = Planner(settings, run, inputs, reporter.warning, journal=journal)
             planned = planner.plan(jobs)
-            budget = _budget(planned, settings, run, reporter.console)
+            budget, estimate = _budget(planned, settings, run, reporter.console)
             stopped = False
             if run.dry_run:
                 from nanoedit.run.dryrun import print_plan
@@ -343,7 +346,7 @@ def _run(
                 reporter.console.print(f"wrote the report {run.report}")
     # A first Ctrl-C or SIGTERM let the jobs under way finish: still an interruption.
     code = ExitCode.INTERRUPTED if stopped else exit_code_for(outcomes)
-    return Finished(tuple(outcomes), code, stopped=stopped)
+    return Finished(tuple(outcomes), code, stopped=stopped, estimate=estimate)
 
 
 def _budget(
@@ -351,15 +354,16 @@ def _budget(
     settings: Settings,
     run: RunOptions,
     console: Console | PlainConsole,
-) -> Budget | None:
+) -> tuple[Budget | None, BatchEstimate | None]:
     """Say what the batch is estimated to cost (on a dry run, and before a batch), refuse it
-    when it is over --max-cost, and return what keeps the run within its limits."""
+    when it is over --max-cost, and return what keeps the run within its limits, and the
+    estimate (None when none was needed)."""
     from nanoedit.jobs import PlannedJob
 
     sent = [entry for entry in planned if isinstance(entry, PlannedJob)]
     said = bool(sent) and not run.quiet and (run.dry_run or len(sent) > 1)
     if not said and run.max_cost is None and run.max_images is None:
-        return None  # nothing to say or keep: one job pays no price table's import
+        return None, None  # nothing to say or keep: one job pays no price table's import
     from nanoedit.catalog.pricing import Prices, batch_estimate
     from nanoedit.run.budget import Budget, check_estimate
 
@@ -369,8 +373,8 @@ def _budget(
         console.print(estimate.describe())  # the console reads no markup
     check_estimate(estimate, run.max_cost)
     if run.max_cost is None and run.max_images is None:
-        return None
-    return Budget(prices, max_cost=run.max_cost, max_images=run.max_images)
+        return None, estimate
+    return Budget(prices, max_cost=run.max_cost, max_images=run.max_images), estimate
 
 
 def check_stdout(env: Environment, jobs: Sequence[Job], run: RunOptions) -> None:

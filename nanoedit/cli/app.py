@@ -25,6 +25,7 @@ from nanoedit.cli.config import config_app
 from nanoedit.cli.describe import schema, skill
 from nanoedit.cli.errors import Commands, json_given, unwritable_stdout
 from nanoedit.cli.history import history_app
+from nanoedit.cli.mcp import mcp
 from nanoedit.cli.models import models
 from nanoedit.cli.run import edit, generate
 from nanoedit.cli.sandbox import sandbox_app
@@ -44,7 +45,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (edit, generate, chat, fetch, resume, models, completion, schema, skill):
+for command in (edit, generate, chat, fetch, resume, models, mcp, completion, schema, skill):
     app.command()(command)
 
 
