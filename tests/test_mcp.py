@@ -311,11 +311,12 @@ def test_estimates_models_and_history_send_nothing_and_a_second_edit_keeps_the_f
     # A model the schema's enum does not list is refused before anything is sent.
     assert body(answers["model"])["error"] == {
         "exit_code": 2,
-        "meaning": "a bad argument or value",
+        "meaning": "a bad option or value; nothing was sent",
         "kind": "usage",
         "message": "no-such-model is not a model of the catalog; name one that list_models "
         "lists (an alias such as nano-banana, or a model's id)",
         "hint": "check the arguments against the tool's input schema",
+        "provider_code": None,
     }
     saved = [
         Path(body(answers[turn])["jobs"][0]["outputs"][0]["path"]) for turn in ("first", "second")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 
-from nanoedit.errors import ExitCode, NanoeditError
+from nanoedit.errors import EXIT_MEANINGS, ExitCode, NanoeditError
 
 if TYPE_CHECKING:
     from nanoedit.jobs import JobOutcome
@@ -23,22 +23,9 @@ if TYPE_CHECKING:
 # (a few kB) for a model's context.
 THUMBNAIL = 256
 
-# What each exit code means, as the command line's documentation says.
-MEANINGS = {
-    ExitCode.OK: "every job saved its images",
-    ExitCode.INTERNAL: "an internal error",
-    ExitCode.USAGE: "a bad argument or value",
-    ExitCode.CONFIG: "no backend is set up, or a key was rejected",
-    ExitCode.INPUT: "an input or output path cannot be used",
-    ExitCode.API: "the provider answered with an error, or without an image",
-    ExitCode.NETWORK: "the provider could not be reached",
-    ExitCode.PARTIAL: "some jobs failed, or a cost limit stopped the call",
-    ExitCode.REFUSED: "the provider refused the content",
-    ExitCode.INTERRUPTED: "the call was stopped",
-}
-
-# What to do next, by the error's kind: the message says what went wrong, this what a client
-# (or the model driving it) can do about it.
+# What to do next, where a tool's caller is told otherwise than a command line's (each error's
+# own ``hint`` speaks of flags and commands): the message says what went wrong, this what a
+# client (or the model driving it) can do about it. Other kinds take the error's own hint.
 HINTS = {
     "usage": "check the arguments against the tool's input schema",
     "config": "the server's backends are not set up: run `nanoedit config check` in a terminal",
@@ -47,10 +34,6 @@ HINTS = {
     "http(s) URLs); list_models and search_history show what can be named",
     "overwrite": "the server never overwrites a file: choose another output folder",
     "output": "the result could not be written: check the disk and the folder's permissions",
-    "api": "the provider failed: try again later, or another model (list_models)",
-    "network": "the provider could not be reached: try again later",
-    "refused": "the provider refused the prompt or image: rephrase it; the same request is "
-    "refused again",
     "budget": "the call would cost more than the server allows: ask for fewer or smaller "
     "images (estimate_cost says what a call costs)",
     "interrupted": "the call was stopped: `resume` finishes the jobs left unfinished",
@@ -58,16 +41,17 @@ HINTS = {
 
 
 def error_answer(error: NanoeditError) -> CallToolResult:
-    """A tool error: the exit code, its meaning, the kind, the message and a hint."""
+    """A tool error: the ``--json`` error object (kind, message, exit code, hint, the
+    provider's own code), with the exit code's meaning and a hint for a tool's caller."""
+    from nanoedit.output.report import error_json
+
     code = ExitCode(error.exit_code)
     body = {
         "ok": False,
         "error": {
-            "exit_code": int(code),
-            "meaning": MEANINGS.get(code, code.name.lower()),
-            "kind": error.kind,
-            "message": error.message,
-            "hint": HINTS.get(error.kind, HINTS.get(_kind_of(code), "")),
+            **error_json(error),
+            "meaning": EXIT_MEANINGS[code],
+            "hint": hint_for(error, code),
         },
     }
     return CallToolResult(
@@ -77,9 +61,11 @@ def error_answer(error: NanoeditError) -> CallToolResult:
     )
 
 
-def _kind_of(code: ExitCode) -> str:
-    """The hint's kind for an exit code whose error's kind has none of its own."""
-    return {ExitCode.INTERRUPTED: "interrupted", ExitCode.PARTIAL: "budget"}.get(code, "")
+def hint_for(error: NanoeditError, code: ExitCode) -> str:
+    """What a tool's caller can do about ``error``: the server's word for its kind (or, for a
+    run that a limit or a stop ended, for that), else the error's own hint."""
+    kind = {ExitCode.INTERRUPTED: "interrupted", ExitCode.PARTIAL: "budget"}.get(code, "")
+    return HINTS.get(error.kind) or HINTS.get(kind) or error.hint
 
 
 def job_json(outcome: JobOutcome) -> dict[str, Any]:
@@ -102,7 +88,7 @@ def run_answer(done: Finished, *, thumbnails: bool, extra: dict[str, Any]) -> Ca
     body: dict[str, Any] = {
         "ok": code == ExitCode.OK,
         "exit_code": int(code),
-        "meaning": MEANINGS.get(code, code.name.lower()),
+        "meaning": EXIT_MEANINGS[code],
         "cost": round(sum(costs), 6) if costs else None,
         "jobs": jobs,
         **extra,
@@ -110,7 +96,7 @@ def run_answer(done: Finished, *, thumbnails: bool, extra: dict[str, Any]) -> Ca
     failures = [outcome.error for outcome in done.outcomes if outcome.error is not None]
     if failures:
         first = failures[0]
-        body["hint"] = HINTS.get(first.kind, "")
+        body["hint"] = hint_for(first, ExitCode(first.exit_code))
     content: list[ContentBlock] = [TextContent(text=json.dumps(body, ensure_ascii=False))]
     if thumbnails:
         content += thumbnail_images(done.outcomes)
