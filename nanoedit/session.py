@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from nanoedit.run.budget import Budget
     from nanoedit.run.check import CheckResult
     from nanoedit.run.events import Events
+    from nanoedit.run.interrupts import Stop
     from nanoedit.run.live import LiveResult
     from nanoedit.run.plan import Planned
     from nanoedit.settings.values import Settings
@@ -48,6 +49,7 @@ class Environment:
     environ: Mapping[str, str]
     clock: Clock = field(default_factory=Clock)
     argv: Sequence[str] = ()
+    stop: Stop | None = None  # Told from outside (an MCP cancel): the run drains.
 
     @classmethod
     def current(cls, clock: Clock | None = None) -> Environment:
@@ -332,7 +334,7 @@ def _run(
                         settings, client, reporter, run, inputs, stdout=binary, clock=clock,
                         journal=journal, budget=budget,
                     )  # fmt: skip
-                    outcomes = run_gently(runner, planned, reporter, journal)
+                    outcomes = run_gently(runner, planned, reporter, journal, env.stop)
                     stopped = runner.draining.is_set()
         if reporter.gone and not run.dry_run:
             return _closed_stdout(env, outcomes, run.quiet, reporter.write_error)
@@ -591,7 +593,7 @@ def _run_resume(
                 settings, client, events, options, RunInputs(events.warning),
                 stdout=stdout, clock=clock, journal=journal,
             )  # fmt: skip
-            outcomes += run_gently(runner, planned, events, journal)
+            outcomes += run_gently(runner, planned, events, journal, env.stop)
     return outcomes
 
 

@@ -8,11 +8,13 @@ import base64
 import io
 import json
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from conftest import (
     NANOEDIT,
     OPENAI_KEY,
@@ -31,7 +33,7 @@ from mcp_types import CallToolResult, ImageContent, ListRootsResult, Root, TextC
 from PIL import Image
 
 from nanoedit.jobs import RATIOS, SIZES
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
 
 Client = Callable[[ClientSession], Awaitable[None]]
 TOOLS = {
@@ -365,3 +367,74 @@ def test_a_root_that_is_no_folder_stops_the_server_at_once(isolated: Path) -> No
         "error: the folder missing the MCP server is to work in is not a folder; give an "
         "existing folder with --root\n"
     )
+
+
+def test_a_clients_cancel_drains_the_call_as_ctrl_c_drains_a_run(isolated: Path) -> None:
+    # Three images, one job at a time; the sandbox holds its answers until told, and says
+    # when a request has come.
+    for name in ("a.png", "b.png", "c.png"):
+        (isolated / name).write_bytes(sample_image("cat.png")[0])
+    arrived = threading.Event()
+    release = threading.Event()
+
+    def hold(seconds: float) -> None:
+        arrived.set()
+        release.wait(seconds)
+
+    sandbox = Sandbox(keys=frozenset({OPENAI_KEY}), latency=60, sleep=hold)
+    answered: list[CallToolResult] = []
+    cancelled = anyio.Event()
+
+    async def client(session: ClientSession) -> None:
+        async def edit() -> None:
+            with anyio.CancelScope() as scope:
+                cancel_scopes.append(scope)
+                answered.append(
+                    await session.call_tool(
+                        "edit_image", {"images": ["a.png", "b.png", "c.png"], "prompt": "night"}
+                    )
+                )
+            cancelled.set()
+
+        cancel_scopes: list[anyio.CancelScope] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(edit)
+            await anyio.to_thread.run_sync(arrived.wait)
+            # The SDK's client sends notifications/cancelled as its call is cancelled.
+            cancel_scopes[0].cancel()
+            await cancelled.wait()
+            # A request sent after the cancel is read after it: when its answer is back, the
+            # server has told the run to drain; only then does the held answer come.
+            await session.call_tool("list_models", {})
+            release.set()
+        # The session closes: the server ends once the drained run has saved its job.
+
+    try:
+        with SandboxServer(sandbox) as server:
+            served = Served(sandbox, server.base_url)
+            with_server(["-j", "1"], backend_env(served, duomi=False), isolated, client)
+    finally:
+        release.set()
+    assert answered == []
+    # Exactly the one paid request under way at the cancel went out; nothing after it.
+    # Exactly the one paid request under way at the cancel went out, then its image's
+    # download; nothing after it.
+    sent = [(r.method, r.path.partition("/files/")[0] or "/files/") for r in received(served)]
+    assert sent == [("POST", "/v1/images/edits"), ("GET", "/files/")]
+    assert len(paid(served)) == 1
+    saved = isolated / "a-edit.jpg"
+    assert image_info(saved)[0] == "JPEG"
+    assert sorted(p.name for p in isolated.glob("*-edit*")) == ["a-edit.jpg"]
+
+    history: list[CallToolResult] = []
+
+    async def search(session: ClientSession) -> None:
+        history.append(await session.call_tool("search_history", {"text": "night"}))
+
+    with_server([], backend_env(served, duomi=False), isolated, search)
+    jobs = sorted(body(history[0])["jobs"], key=lambda job: job["id"])
+    assert [(job["id"], job["state"], job["outputs"]) for job in jobs] == [
+        (1, "saved", [str(saved)]),
+        (2, "planned", []),
+        (3, "planned", []),
+    ]

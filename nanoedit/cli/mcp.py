@@ -10,6 +10,7 @@ import typer
 
 from nanoedit.cli.errors import errors
 from nanoedit.cli.options import BackendOpt, SandboxOpt
+from nanoedit.jobs import DEFAULT_JOBS
 
 
 def mcp(
@@ -44,6 +45,17 @@ def mcp(
             "refused before it sends.",
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=64,
+            metavar="N",
+            help="Jobs one tool call sends at once.",
+        ),
+    ] = DEFAULT_JOBS,
     backend: BackendOpt = None,
     sandbox: SandboxOpt = False,
 ) -> None:
@@ -74,5 +86,6 @@ def mcp(
             backend=backend,
             max_cost=max_cost,
             session_max_cost=session_max_cost,
+            jobs=jobs,
         )
         serve(options, dict(os.environ))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mcp_types import CallToolResult
 
     from nanoedit.jobs import RunOptions
+    from nanoedit.run.interrupts import Stop
     from nanoedit.session import Environment, Finished
 
 # The most jobs a history search lists.
@@ -38,13 +39,15 @@ def model_names() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ServerOptions:
     """How ``nanoedit mcp`` was started: the folders it works in (none: the current one),
-    the sandbox or a backend, and what one call and the whole session may spend."""
+    the sandbox or a backend, what one call and the whole session may spend, and how many
+    jobs a call sends at once (None: as many as a command line's default)."""
 
     roots: tuple[Path, ...] = ()
     sandbox: bool = False
     backend: str | None = None
     max_cost: float | None = None
     session_max_cost: float | None = None
+    jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,22 +81,24 @@ class Calls:
     # ---- the runs ----------------------------------------------------------------------
 
     def edit(
-        self, folders: Folders, request: Request, *, continues: bool = False
+        self, folders: Folders, request: Request, *, continues: bool = False, stop: Stop | None
     ) -> CallToolResult:
-        """Edit each image of ``request`` (``continues``: go on from an earlier result)."""
-        return self._guarded(lambda: self._edit(folders, request, continues=continues))
+        """Edit each image of ``request`` (``continues``: go on from an earlier result); when
+        ``stop`` is told, the run drains (sends no new job)."""
+        return self._guarded(lambda: self._edit(folders, request, continues, stop))
 
-    def generate(self, folders: Folders, request: Request) -> CallToolResult:
-        """Make images from the prompt alone."""
-        return self._guarded(lambda: self._generate(folders, request))
+    def generate(self, folders: Folders, request: Request, *, stop: Stop | None) -> CallToolResult:
+        """Make images from the prompt alone (``stop``: as :meth:`edit`)."""
+        return self._guarded(lambda: self._generate(folders, request, stop))
 
     def estimate(self, folders: Folders, request: Request) -> CallToolResult:
         """What ``request`` would cost (an edit when it names images), sending nothing."""
         return self._guarded(lambda: self._estimate(folders, request))
 
-    def resume(self, folders: Folders, ids: Sequence[int]) -> CallToolResult:
-        """Finish the journal's jobs ``ids`` where their runs left them."""
-        return self._guarded(lambda: self._resume(folders, ids))
+    def resume(self, folders: Folders, ids: Sequence[int], *, stop: Stop | None) -> CallToolResult:
+        """Finish the journal's jobs ``ids`` where their runs left them (``stop``: as
+        :meth:`edit`)."""
+        return self._guarded(lambda: self._resume(folders, ids, stop))
 
     def models(self) -> CallToolResult:
         """The model catalog, one object per model."""
@@ -112,23 +117,25 @@ class Calls:
 
     # ---- how each is done -------------------------------------------------------------
 
-    def _environment(self, tool: str) -> Environment:
+    def _environment(self, tool: str, stop: Stop | None = None) -> Environment:
         """The environment a tool's run sees: no stdin, its printing kept off the protocol's
-        stdout, and the command that is journaled with it."""
+        stdout, the command that is journaled with it, and what drains it (the client's
+        cancel)."""
         from nanoedit.session import Environment
 
         # A text stream with a binary buffer beneath, as a run may write to stdout's.
         stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
         return Environment(
-            None, stdout, io.StringIO(), self.environ, argv=("nanoedit", "mcp", tool)
+            None, stdout, io.StringIO(), self.environ, argv=("nanoedit", "mcp", tool), stop=stop
         )
 
     def _run_options(
         self, out_dir: Path | None, max_cost: float | None, dry_run: bool
     ) -> RunOptions:
-        from nanoedit.jobs import RunOptions
+        from nanoedit.jobs import DEFAULT_JOBS, RunOptions
 
         return RunOptions(
+            jobs=self.options.jobs or DEFAULT_JOBS,
             backend=self.options.backend,
             out_dir=out_dir,
             sandbox=self.options.sandbox,
@@ -158,7 +165,9 @@ class Calls:
             model=request.model, count=request.count,
         )  # fmt: skip
 
-    def _edit(self, folders: Folders, request: Request, *, continues: bool) -> CallToolResult:
+    def _edit(
+        self, folders: Folders, request: Request, continues: bool, stop: Stop | None
+    ) -> CallToolResult:
         from nanoedit import session
 
         given = session.EditInputs(
@@ -170,18 +179,20 @@ class Calls:
         return self._paid(
             request,
             "continue_edit" if continues else "edit_image",
+            stop,
             lambda env, limit: session.edit(
                 env, given, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
             ),
         )
 
-    def _generate(self, folders: Folders, request: Request) -> CallToolResult:
+    def _generate(self, folders: Folders, request: Request, stop: Stop | None) -> CallToolResult:
         from nanoedit import session
 
         out_dir = folders.output_folder(request.output_folder)
         return self._paid(
             request,
             "generate_image",
+            stop,
             lambda env, limit: session.generate(
                 env, None, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
             ),
@@ -191,12 +202,13 @@ class Calls:
         self,
         request: Request,
         tool: str,
+        stop: Stop | None,
         run: Callable[[Environment, float | None], Finished],
     ) -> CallToolResult:
         """Run a call that may pay, within the limit the server sets it (one at a time), and
         count what it spent. The run's warnings (a key sent over plain http, a model shut
         down...) come back with the answer."""
-        env = self._environment(tool)
+        env = self._environment(tool, stop)
         with self.spending.lock:
             limit = self.spending.limit(request.max_cost)
             done = run(env, limit)
@@ -250,7 +262,7 @@ class Calls:
         body |= self._spent()
         return plain_answer(body)
 
-    def _resume(self, folders: Folders, ids: Sequence[int]) -> CallToolResult:
+    def _resume(self, folders: Folders, ids: Sequence[int], stop: Stop | None) -> CallToolResult:
         from nanoedit import session
         from nanoedit.journal.history import get_job, read_history
 
@@ -274,9 +286,8 @@ class Calls:
                         )
         # Resumed jobs were planned (and their cost checked) by the run that started them.
         run = self._run_options(None, None, dry_run=False)
-        return self._paid(
-            Request(prompt=""), "resume", lambda env, _limit: session.resume(env, list(ids), run)
-        )
+        resumed = lambda env, _limit: session.resume(env, list(ids), run)  # noqa: E731
+        return self._paid(Request(prompt=""), "resume", stop, resumed)
 
     def _models(self) -> CallToolResult:
         from nanoedit.catalog.lineup import lineup

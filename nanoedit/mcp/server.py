@@ -3,18 +3,21 @@ as enums) and the client's roots, on the official ``mcp`` SDK's :class:`MCPServe
 
 Each tool finds the folders it may use (the client's roots, else the server's), then runs
 its call (:mod:`nanoedit.mcp.calls`) in a worker thread: a run blocks, and the protocol's
-loop must go on reading meanwhile.
+loop must go on reading meanwhile. A client's cancel drains the call's run as a first Ctrl-C
+drains a command's: no new job is sent, the jobs under way finish and save (they may be paid
+already), and the call is answered nothing (the protocol's rule for a cancelled request).
 """
 
 # No `from __future__ import annotations`: the SDK reads the tools' annotations at run time
 # to make their input schemas.
 
 import inspect
+import threading
 import warnings
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
+import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
@@ -24,6 +27,9 @@ from nanoedit import __version__
 from nanoedit.jobs import RATIOS, SIZES
 from nanoedit.mcp.calls import Calls, Request, ServerOptions, model_names
 from nanoedit.mcp.safety import Folders
+
+if TYPE_CHECKING:
+    from nanoedit.run.interrupts import Stop
 
 INSTRUCTIONS = (
     "nanoedit edits and generates images with Google's nano-banana models. Results are "
@@ -84,11 +90,32 @@ async def _folders(calls: Calls, ctx: Context) -> Folders:
     return Folders.of_uris([str(root.uri) for root in listed.roots]) or calls.configured
 
 
-async def _run(ctx: Context, work: Callable[[], CallToolResult]) -> CallToolResult:
+async def _run(ctx: Context, work: Callable[["Stop"], CallToolResult]) -> CallToolResult:
     """Run ``work`` in a worker thread, saying when it starts and ends (MCP progress, when
-    the client asked for it)."""
+    the client asked for it). When the call is cancelled (the client's cancel, or the server
+    shutting down), the run is told to drain, and the call ends once it has: a job under way
+    is paid for, so its image is saved and journaled before the cancel goes on up."""
+    from nanoedit.run.interrupts import Stop
+
+    stop = Stop()
+    ended = threading.Event()
+
+    def run() -> CallToolResult:
+        try:
+            return work(stop)
+        finally:
+            ended.set()
+
     await ctx.report_progress(0, 1, "working")
-    result = await anyio.to_thread.run_sync(work)
+    try:
+        # Abandoned on cancel, so that the cancel is seen while the run goes on: the SDK
+        # cancels the call's scope, and a thread not abandoned would hold it off to the end.
+        result = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        stop.tell()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(ended.wait)
+        raise
     await ctx.report_progress(1, 1, "done")
     return result
 
@@ -136,7 +163,8 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
             max_cost, thumbnails,
         )  # fmt: skip
-        return await _run(ctx, partial(calls.edit, await _folders(calls, ctx), request))
+        folders = await _folders(calls, ctx)
+        return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
 
     @_tool(server, paid)
     async def generate_image(
@@ -155,7 +183,8 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         request = Request(
             prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails
         )
-        return await _run(ctx, partial(calls.generate, await _folders(calls, ctx), request))
+        folders = await _folders(calls, ctx)
+        return await _run(ctx, lambda stop: calls.generate(folders, request, stop=stop))
 
     @_tool(server, paid)
     async def continue_edit(
@@ -183,7 +212,7 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
             thumbnails,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
-        return await _run(ctx, partial(calls.edit, folders, request, continues=True))
+        return await _run(ctx, lambda stop: calls.edit(folders, request, continues=True, stop=stop))
 
     @_tool(server, reading)
     async def estimate_cost(
@@ -201,13 +230,14 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         """What an edit (with images) or a generation would cost, and whether it is within
         the server's limits; nothing is sent."""
         request = Request(prompt, tuple(images), tuple(refs), ratio, size, model, count)
-        return await _run(ctx, partial(calls.estimate, await _folders(calls, ctx), request))
+        folders = await _folders(calls, ctx)
+        return await _run(ctx, lambda _stop: calls.estimate(folders, request))
 
     @_tool(server, reading)
     async def list_models(ctx: Context) -> CallToolResult:
         """The model catalog: each model's aliases, ids per backend, sizes, ratios, state
         and price of a 1K image."""
-        return await _run(ctx, calls.models)
+        return await _run(ctx, lambda _stop: calls.models())
 
     @_tool(server, reading)
     async def search_history(
@@ -220,7 +250,7 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
     ) -> CallToolResult:
         """Earlier jobs whose prompt matches, newest first: ids (for continue_edit and
         resume), states, saved paths and costs."""
-        return await _run(ctx, partial(calls.history, text, limit))
+        return await _run(ctx, lambda _stop: calls.history(text, limit))
 
     @_tool(server, paid)
     async def resume(
@@ -231,7 +261,8 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
     ) -> CallToolResult:
         """Finish jobs an earlier run left unfinished, where it left them: a paid request
         already sent is collected, not sent again."""
-        return await _run(ctx, partial(calls.resume, await _folders(calls, ctx), ids))
+        folders = await _folders(calls, ctx)
+        return await _run(ctx, lambda stop: calls.resume(folders, ids, stop=stop))
 
     return server
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
@@ -89,16 +89,58 @@ def stop_gently(run: Drainable, say: Callable[[str], None], resume: bool) -> Ite
             signal.signal(number, action)
 
 
+class Stop:
+    """A stop told from outside the run, where no signal comes (an MCP client cancelling its
+    tool call; the run is in a worker thread): each run watching it drains, as at a first
+    Ctrl-C. Told from one thread (the protocol's loop), watched from another (the run's)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._told = False
+        self._runs: list[Drainable] = []
+
+    @property
+    def told(self) -> bool:
+        """Whether the stop was told."""
+        return self._told
+
+    def tell(self) -> None:
+        """Drain every run watching, and each run that starts watching later: none sends a
+        new job, the jobs under way finish and save (they may be paid already)."""
+        with self._lock:
+            self._told = True
+            runs = list(self._runs)
+        for run in runs:
+            run.drain()
+
+    @contextmanager
+    def watching(self, run: Drainable) -> Iterator[None]:
+        """While the block runs, the stop drains ``run`` (at once, when it was told before)."""
+        with self._lock:
+            told = self._told
+            self._runs.append(run)
+        if told:
+            run.drain()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._runs.remove(run)
+
+
 def run_gently(
     runner: Runner,
     planned: Sequence[Planned],
     events: Events,
     journal: Journal | None,
+    stop: Stop | None = None,
 ) -> list[JobOutcome]:
-    """Run the jobs with Ctrl-C and SIGTERM handled as above. When the run is aborted, each
-    job left under way is reported (its task ids, and the command that takes it up again)
-    before the interruption goes on up, and so is every job it kept from being sent."""
-    with stop_gently(runner, events.warning, resume=journal is not None):
+    """Run the jobs with Ctrl-C and SIGTERM handled as above, and ``stop`` (when given)
+    draining the run as a first Ctrl-C does. When the run is aborted, each job left under
+    way is reported (its task ids, and the command that takes it up again) before the
+    interruption goes on up, and so is every job it kept from being sent."""
+    watched = nullcontext() if stop is None else stop.watching(runner)
+    with stop_gently(runner, events.warning, resume=journal is not None), watched:
         try:
             return runner.run(planned)
         except KeyboardInterrupt:
