@@ -383,6 +383,8 @@ def test_a_clients_cancel_drains_the_call_as_ctrl_c_drains_a_run(isolated: Path)
 
     sandbox = Sandbox(keys=frozenset({OPENAI_KEY}), latency=60, sleep=hold)
     answered: list[CallToolResult] = []
+    later: list[CallToolResult] = []
+    history: list[CallToolResult] = []
     cancelled = anyio.Event()
 
     async def client(session: ClientSession) -> None:
@@ -407,7 +409,14 @@ def test_a_clients_cancel_drains_the_call_as_ctrl_c_drains_a_run(isolated: Path)
             # server has told the run to drain; only then does the held answer come.
             await session.call_tool("list_models", {})
             release.set()
-        # The session closes: the server ends once the drained run has saved its job.
+        # Paid calls run one at a time: this one (refused by its cost limit, sending nothing)
+        # is answered once the drained run has ended.
+        later.append(
+            await session.call_tool(
+                "edit_image", {"images": ["a.png"], "prompt": "later", "max_cost": 0}
+            )
+        )
+        history.append(await session.call_tool("search_history", {"text": "night"}))
 
     try:
         with SandboxServer(sandbox) as server:
@@ -416,7 +425,6 @@ def test_a_clients_cancel_drains_the_call_as_ctrl_c_drains_a_run(isolated: Path)
     finally:
         release.set()
     assert answered == []
-    # Exactly the one paid request under way at the cancel went out; nothing after it.
     # Exactly the one paid request under way at the cancel went out, then its image's
     # download; nothing after it.
     sent = [(r.method, r.path.partition("/files/")[0] or "/files/") for r in received(served)]
@@ -425,13 +433,7 @@ def test_a_clients_cancel_drains_the_call_as_ctrl_c_drains_a_run(isolated: Path)
     saved = isolated / "a-edit.jpg"
     assert image_info(saved)[0] == "JPEG"
     assert sorted(p.name for p in isolated.glob("*-edit*")) == ["a-edit.jpg"]
-
-    history: list[CallToolResult] = []
-
-    async def search(session: ClientSession) -> None:
-        history.append(await session.call_tool("search_history", {"text": "night"}))
-
-    with_server([], backend_env(served, duomi=False), isolated, search)
+    assert (body(later[0])["error"]["kind"], body(later[0])["error"]["exit_code"]) == ("budget", 7)
     jobs = sorted(body(history[0])["jobs"], key=lambda job: job["id"])
     assert [(job["id"], job["state"], job["outputs"]) for job in jobs] == [
         (1, "saved", [str(saved)]),
