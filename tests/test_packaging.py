@@ -72,14 +72,10 @@ def build_backend_missing() -> str | None:
     return None
 
 
-@pytest.mark.sdist
-def test_sdist_carries_what_its_own_tests_need(tmp_path: Path) -> None:
-    reason = build_backend_missing()
-    if reason:
-        pytest.skip(reason)
-    # Built from a copy so the build's egg-info never lands in the working tree; no isolation,
-    # so no package index is needed.
-    source = tmp_path / "source"
+def build_copy(out: Path, kind: str, *, timeout: float) -> None:
+    """Build the project (``--sdist`` or ``--wheel``) into ``out`` from a copy, so the build's
+    egg-info never lands in the working tree; no isolation, so no package index is needed."""
+    source = out / "source"
     shutil.copytree(
         ROOT,
         source,
@@ -87,11 +83,19 @@ def test_sdist_carries_what_its_own_tests_need(tmp_path: Path) -> None:
             ".git", ".venv", "*.egg-info", "__pycache__", ".*_cache", "build", "dist"
         ),
     )
-    command = [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir"]
+    command = [sys.executable, "-m", "build", kind, "--no-isolation", "--outdir"]
     built = subprocess.run(
-        [*command, str(tmp_path), str(source)], capture_output=True, text=True, timeout=60
+        [*command, str(out), str(source)], capture_output=True, text=True, timeout=timeout
     )
     assert built.returncode == 0, built.stderr
+
+
+@pytest.mark.sdist
+def test_sdist_carries_what_its_own_tests_need(tmp_path: Path) -> None:
+    reason = build_backend_missing()
+    if reason:
+        pytest.skip(reason)
+    build_copy(tmp_path, "--sdist", timeout=60)
     version = importlib.metadata.version("nanoedit")
     with tarfile.open(tmp_path / f"nanoedit-{version}.tar.gz") as sdist:
         top = f"nanoedit-{version}/"
@@ -121,19 +125,7 @@ def test_the_wheel_carries_the_skill_and_every_schema(tmp_path: Path) -> None:
     reason = build_backend_missing()
     if reason:
         pytest.skip(reason)
-    source = tmp_path / "source"
-    shutil.copytree(
-        ROOT,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "*.egg-info", "__pycache__", ".*_cache", "build", "dist"
-        ),
-    )
-    command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir"]
-    built = subprocess.run(
-        [*command, str(tmp_path), str(source)], capture_output=True, text=True, timeout=120
-    )
-    assert built.returncode == 0, built.stderr
+    build_copy(tmp_path, "--wheel", timeout=120)
     [wheel] = tmp_path.glob("nanoedit-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         carried = set(archive.namelist())
