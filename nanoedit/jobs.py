@@ -238,6 +238,10 @@ def prompt_slug(prompt: str, limit: int = 40) -> str:
     return slug or "image"
 
 
+# --transparent's methods (see nanoedit.run.transparency), and the value that picks one.
+TRANSPARENT_METHODS: tuple[str, ...] = ("native", "key", "matte")
+TRANSPARENT_AUTO = "auto"
+
 # The defaults of what the command line leaves out; its options show them in --help.
 DEFAULT_COUNT = 1
 DEFAULT_RESPONSE_FORMAT = "url"
@@ -257,6 +261,16 @@ class Options:
     model: str | None = None
     count: int = DEFAULT_COUNT
     response_format: str = DEFAULT_RESPONSE_FORMAT
+    transparent: str | None = None
+    """How the result gets its alpha channel (``--transparent``), once planned: ``native``
+    (the API's own transparent background), ``key`` (a flat key colour removed here) or
+    ``matte`` (on white, then on black); None for an opaque result. The prompt then holds
+    the instruction the method needs (see :mod:`nanoedit.run.transparency`)."""
+
+    @property
+    def renders(self) -> int:
+        """The paid requests each image takes: two for matte (on white, then on black)."""
+        return 2 if self.transparent == "matte" else 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -298,6 +312,9 @@ class RunOptions:
     """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
     max_images: int | None = None
     """--max-images: the most images the run may ask for (None: no limit)."""
+    transparent: str | None = None
+    """--transparent: results with an alpha channel, by ``auto`` (the best method for each
+    job's backend and model), ``native``, ``key`` or ``matte``; None: opaque results."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +406,12 @@ class ResultEntry(TypedDict, total=False):
     """The saved file's SHA-256."""
     lost: bool
     """Its spool file was gone when the job was taken up again: the result cannot be had."""
+    black_sent: bool
+    """A matte job's second paid request (the black render) was about to go out."""
+    black_spool: str
+    """The spool file its black render was kept in (see :mod:`nanoedit.run.matte`)."""
+    black_url: str
+    """Where the provider put its black render."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,7 +237,8 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
         if price is None:
             unknown[(job.backend, job.model)] = None
             continue
-        cost += price.amount * images
+        # A matte job pays two requests for each image (on white, then on black).
+        cost += price.amount * images * job.job.options.renders
         priced += images
         used.setdefault((price.model, price.size, price.amount), price)
     return BatchEstimate(

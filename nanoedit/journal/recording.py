@@ -47,6 +47,10 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "count": options.count,
         "inputs": inputs,
     }
+    if options.transparent is not None:
+        # Alpha by another method is another result (and matte is two paid requests); absent
+        # when opaque, so that the fingerprints journaled before --transparent still match.
+        what["transparent"] = options.transparent
     if job.thread is not None:
         # The same image edited afresh and as the next turn of a thread are two requests (the
         # second sends the thread); the thread is all in the turn it goes on from.
@@ -117,6 +121,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "model": options.model,
             "count": options.count,
             "response_format": options.response_format,
+            **({"transparent": options.transparent} if options.transparent else {}),
         },
         "out_dir": _absolute(saving.out_dir),
         "metadata": saving.metadata,
@@ -168,6 +173,7 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         model=asked["model"],
         count=asked["count"],
         response_format=asked["response_format"],
+        transparent=asked.get("transparent"),
     )
     output = spec["output"]
     job = Job(

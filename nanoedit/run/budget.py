@@ -61,9 +61,11 @@ class Budget:
     def take(self, planned: PlannedJob) -> bool:
         """Whether ``planned`` may be sent; if so, it is counted as spent until it ends."""
         images = planned.job.options.count
+        # Each request paid for: a matte image is two (see nanoedit.run.matte).
         estimate = self.prices.estimate(
-            planned.backend, planned.model, planned.job.options.size, images
-        )
+            planned.backend, planned.model, planned.job.options.size,
+            images * planned.job.options.renders,
+        )  # fmt: skip
         with self._lock:
             if self.max_images is not None and self.images + images > self.max_images:
                 self.stopped_by = f"--max-images {self.max_images}"

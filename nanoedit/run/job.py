@@ -40,6 +40,7 @@ from nanoedit.net.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolic
 from nanoedit.net.inputs import InputImage, RunInputs
 from nanoedit.output.names import is_stream, shown
 from nanoedit.output.parts import PART_PREFIX, PART_SUFFIX, PartFile, PartFiles, sync_file
+from nanoedit.run.matte import Matte, discard_spools
 from nanoedit.run.routing import make_backend
 from nanoedit.run.writer import ResultWriter
 from nanoedit.settings.values import Settings
@@ -175,6 +176,10 @@ class JobPipeline:
             if not (self.options.metadata or self.options.sidecar):
                 provenance = None
             pending = [n for n, entry in enumerate(entries) if "path" not in entry]
+            if job.options.transparent == "matte":
+                results = Matte(self, planned, backend, http, progress).results(
+                    entries, pending, results
+                )
             outputs += self._earlier_outputs(entries)
             for place, result in zip(pending, results, strict=True):
                 saved = self.writer.save(
@@ -342,8 +347,12 @@ class JobPipeline:
         if self.settings.sandbox:
             return 0.0  # the sandbox charges nothing, whatever a real provider would
         prices = Prices(self.settings.prices, self.settings.catalog)
-        size = planned.job.options.size
-        return prices.job_cost(planned.backend, planned.model, size, images, usage)
+        options = planned.job.options
+        if options.renders > 1:
+            # Each image was paid for twice (matte): the table's price of both requests, as
+            # the estimate counted them (the first answer's own figure covers only one).
+            return prices.estimate(planned.backend, planned.model, options.size, images * 2)
+        return prices.job_cost(planned.backend, planned.model, options.size, images, usage)
 
     def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
@@ -411,6 +420,7 @@ class JobPipeline:
         if self.journal is None or planned.journal_id is None:
             return
         entry = entries[place]
+        discard_spools(entry)
         placing = entry.pop("placing", None)
         spool = entry.pop("spool", None)
         entry["path"] = str(saved.path)

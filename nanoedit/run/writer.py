@@ -131,6 +131,10 @@ class ResultWriter:
                 )
             try:
                 checked = inspect_image(part.path, where)
+                if job.options.transparent == "key":
+                    # The model's opaque render, kept as it came in the journal's spool (resume
+                    # keys it again): the saved image is the subject, with its alpha.
+                    part, checked = self._keyed(part, checked, folder, where)
                 if job.output is not None and not stream:
                     # Converted before the provenance goes in: converting would drop it.
                     part, checked, note = convert_for(part, checked, job.output, self.parts)
@@ -155,6 +159,24 @@ class ResultWriter:
                 # The image was paid for: say where it still is, while the link lasts.
                 exc.message += f"; the image is still at {result.url} for a while"
             raise
+
+    def _keyed(
+        self, part: PartFile, checked: SavedImage, folder: Path, where: str
+    ) -> tuple[PartFile, SavedImage]:
+        """The render with its key colour taken out, as a PNG with alpha in a new part file
+        (``part`` is discarded)."""
+        from nanoedit.output.alpha import keyed_file
+
+        try:
+            data = keyed_file(part.path)
+        except ValueError as exc:
+            raise ApiError(
+                f"{where} cannot be made transparent: {exc}; the model did not follow the "
+                "key instruction; send it again, or use --transparent=matte"
+            ) from None
+        keyed = write_part(folder, [data], where, sync=not self.metadata, parts=self.parts)
+        part.discard()
+        return keyed, replace(checked, path=keyed.path, format="png", size=keyed.size)
 
     def staging_folder(self, job: Job) -> Path:
         """Where the part files of ``job``'s results are made: beside their destination, so

@@ -320,7 +320,10 @@ class OpenAIApi(EmulatedApi):
         mime = gpt_image.OUTPUT_FORMATS[request.output_format]
         draw = self.runtime.renderer
         pictures = [
-            Picture(request.prompt, gpt_image.SIZES[size], mime, variant, request.n)
+            Picture(
+                request.prompt, gpt_image.SIZES[size], mime, variant, request.n,
+                transparent=request.background == "transparent",
+            )  # fmt: skip
             for variant in range(request.n)
         ]
         images = [

@@ -49,6 +49,9 @@ class Picture:
     variant: int = 0
     count: int = 1
     earlier: tuple[str, ...] = ()
+    transparent: bool = False
+    """Asked for a transparent background (OpenAI's ``background: transparent``): the answer
+    is the subject with its alpha (see ``transparency``)."""
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -256,6 +259,9 @@ def render_edit(inputs: Sequence[Image.Image], picture: Picture) -> Encoded:
     """The first input fitted to the picture's size with an effect chosen by its prompt, the
     other inputs inset as thumbnails, the marks of the earlier turns' prompts when it
     continues a conversation (``thread_marks``), and the prompt as a caption."""
+    acted = _acted_out(picture)
+    if acted is not None:
+        return acted
     prompt, work = picture.prompt, _work_size(picture.size)
     canvas = effect_for(prompt)(ImageOps.fit(inputs[0], work, Image.Resampling.BICUBIC), prompt)
     thumb = max(16, min(work) // 5)
@@ -274,6 +280,9 @@ def render_edit(inputs: Sequence[Image.Image], picture: Picture) -> Encoded:
 def render_generate(picture: Picture) -> Encoded:
     """A gradient with shapes, both picked by the picture's prompt, the marks of the earlier
     turns' prompts (``thread_marks``), and the prompt as a caption."""
+    acted = _acted_out(picture)
+    if acted is not None:
+        return acted
     work = _work_size(picture.size)
     key = f"{picture.prompt}\0{picture.variant}"
     top, bottom = (
@@ -295,6 +304,25 @@ def render_generate(picture: Picture) -> Encoded:
             draw.rectangle(box, fill=(r, g, b, 170))
     canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay)
     return _finished(canvas, picture)
+
+
+def _acted_out(picture: Picture) -> Encoded | None:
+    """A picture asking for a transparent or a flat, one-colour background, as the
+    ``transparency`` module draws it (a subject with a known alpha, the same whatever the
+    inputs: what a model keeps when asked to change only the background); None for any other.
+    """
+    from nanoedit.sandbox import transparency
+
+    if picture.transparent:
+        return transparency.render_transparent(
+            picture.prompt, picture.size, picture.mime, picture.variant
+        )
+    colour = transparency.backdrop_of(picture.prompt)
+    if colour is None:
+        return None
+    return transparency.render_backdrop(
+        picture.prompt, picture.size, picture.mime, colour, picture.variant
+    )
 
 
 def _finished(canvas: Image.Image, picture: Picture) -> Encoded:
