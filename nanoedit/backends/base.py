@@ -341,7 +341,7 @@ class BackendBase:
     @classmethod
     def native_transparency(cls, model: str) -> bool:
         """Whether ``model`` on this backend draws a transparent background itself when asked
-        (``--transparent=native``); the nano-banana models have no such setting on any API
+        (``--transparent-method native``); the nano-banana models have no such setting on any API
         (the other methods, key and matte, work on every model)."""
         return False
 

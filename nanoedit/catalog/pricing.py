@@ -197,6 +197,9 @@ class BatchEstimate:
     priced_images: int
     prices: tuple[Price, ...]
     unknown: tuple[tuple[str, str], ...]
+    requests: int = 0
+    """Paid requests, where more than one image's worth (a matte image is two); 0: one a
+    job, as for every job without --transparent-method matte."""
 
     @property
     def known(self) -> bool:
@@ -209,6 +212,8 @@ class BatchEstimate:
         jobs = f"{self.jobs} job{'' if self.jobs == 1 else 's'}"
         images = f"{self.images} image{'' if self.images == 1 else 's'}"
         parts = [f"{jobs}, {images}"]
+        if self.requests:
+            parts.append(f"{self.requests} paid requests (a matte image is two)")
         if self.prices:
             used = ", ".join(
                 f"{price.model}{' ' + price.size if price.size else ''} at {money(price.amount)}"
@@ -231,8 +236,10 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
     priced = 0
     used: dict[tuple[str, str | None, float], Price] = {}
     unknown: dict[tuple[str, str], None] = {}
+    requests = 0
     for job in planned:
         images = job.job.options.count
+        requests += job.job.options.renders  # one request a job, two for a matte image
         price = prices.price(job.backend, job.model, job.job.options.size)
         if price is None:
             unknown[(job.backend, job.model)] = None
@@ -248,4 +255,5 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
         priced_images=priced,
         prices=tuple(used.values()),
         unknown=tuple(unknown),
+        requests=requests if requests > len(planned) else 0,
     )

@@ -72,9 +72,9 @@ def method_for(asked: str, backend: type[BackendBase], model: str) -> str:
         return "native" if native else "key"
     if asked == "native" and not native:
         raise UsageError(
-            f"--transparent=native asks the API for a transparent background, and {model} on "
+            f"--transparent-method native asks the API for a transparent background, and {model} on "
             f"the {backend.name} backend has none (only GPT image models on the openai "
-            "backend do); use --transparent=key or --transparent=matte, which work on any model"
+            "backend do); use --transparent-method key or matte, which work on any model"
         )
     return asked
 
@@ -95,8 +95,8 @@ def transparent_job(job: Job, asked: str | None, backend: type[BackendBase], mod
     options = job.options
     if method == "matte" and options.count > 1:
         raise UsageError(
-            f"--transparent=matte edits each white render onto black, one image a job; "
-            f"-n {options.count} asks for several: leave out -n, or use --transparent=key"
+            f"--transparent-method matte edits each white render onto black, one image a job; "
+            f"-n {options.count} asks for several: leave out -n, or use --transparent-method key"
         )
     if method == "native":
         prompt = options.prompt
@@ -111,7 +111,7 @@ def transparent_job(job: Job, asked: str | None, backend: type[BackendBase], mod
 def _key_for(job: Job) -> KeyColour:
     """The key colour for a job: the one its first input uses least (a thumbnail's worth of
     it is read, a local file only), green for a generation or an input not read here."""
-    # Pillow is loaded only for a --transparent=key run: every other run plans without it.
+    # Pillow is loaded only for a --transparent-method key run: every other run plans without it.
     from nanoedit.output.alpha import choose_key
 
     if job.kind != "edit" or not job.images:

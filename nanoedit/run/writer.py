@@ -172,7 +172,7 @@ class ResultWriter:
         except ValueError as exc:
             raise ApiError(
                 f"{where} cannot be made transparent: {exc}; the model did not follow the "
-                "key instruction; send it again, or use --transparent=matte"
+                "key instruction; send it again, or use --transparent-method matte"
             ) from None
         keyed = write_part(folder, [data], where, sync=not self.metadata, parts=self.parts)
         part.discard()
