@@ -120,6 +120,7 @@ def test_a_matte_killed_during_its_black_render_is_resent_only_when_asked(
         f"came, so it may have been charged; nanoedit resume {record.id} --retry-unsafe sends "
         "it again"
     ) in refused.stderr
+    assert "saves it" not in refused.stderr
     assert len(paid(served)) == 2
     assert not Path("robot.png").exists()
     resent = run_cli(["resume", str(record.id), "--retry-unsafe"], env=env)

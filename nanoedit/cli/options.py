@@ -453,8 +453,7 @@ class RunFlags:
             report=self.report,
             max_cost=self.max_cost,
             max_images=self.max_images,
-            transparent=self.transparent_method
-            or (TRANSPARENT_AUTO if self.transparent else None),
+            transparent=self.transparent_method or (TRANSPARENT_AUTO if self.transparent else None),
         )
 
     def asked(self, prompt: str | None, prompt_file: str | None) -> "Asked":

@@ -121,13 +121,14 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "model": options.model,
             "count": options.count,
             "response_format": options.response_format,
-            **({"transparent": options.transparent} if options.transparent else {}),
         },
         "out_dir": _absolute(saving.out_dir),
         "metadata": saving.metadata,
         "sidecar": saving.sidecar,
         "overwrite": saving.overwrite,
     }
+    if options.transparent is not None:
+        spec["options"]["transparent"] = options.transparent
     if job.thread is not None:
         # The turn it goes on from: its thread is found again from there (resume).
         parent = job.thread.parent

@@ -13,8 +13,9 @@ Pure pixel work with Pillow (no numpy: it is not a dependency), on whole images 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
 
 from PIL import Image, ImageMath, ImageStat
 
@@ -64,7 +65,7 @@ def choose_key(image: Image.Image | None) -> KeyColour:
         return GREEN
     small = image.convert("RGB")
     small.thumbnail((128, 128))
-    pixels = list(small.get_flattened_data())
+    pixels = cast("list[tuple[int, int, int]]", list(small.get_flattened_data()))
 
     def users(key: KeyColour) -> int:
         return sum(1 for pixel in pixels if keyness(pixel, key) > USES_KEY)
@@ -126,7 +127,7 @@ def remove_key(image: Image.Image, key: KeyColour | None = None) -> Image.Image:
     on = _lowest([channels[c] for c in key.on])
     off = _highest([channels[c] for c in key.off])
     # 1 - lead/lead_of_backdrop: 0 on the backdrop, 1 where the key channels do not lead.
-    alpha = ImageMath.lambda_eval(
+    alpha = _eval(
         lambda a: a["min"](
             a["max"](((1.0 - (a["on"] - a["off"]) / lead) - LOW) / (HIGH - LOW), 0.0), 1.0
         ),
@@ -149,7 +150,7 @@ def combine_matte(on_white: Image.Image, on_black: Image.Image) -> Image.Image:
         )
     white = [band.convert("F") for band in on_white.convert("RGB").split()]
     black = [band.convert("F") for band in on_black.convert("RGB").split()]
-    alpha = ImageMath.lambda_eval(
+    alpha = _eval(
         lambda a: a["min"](
             a["max"](
                 1.0 - ((a["wr"] - a["br"]) + (a["wg"] - a["bg"]) + (a["wb"] - a["bb"])) / 765.0,
@@ -166,7 +167,7 @@ def combine_matte(on_white: Image.Image, on_black: Image.Image) -> Image.Image:
 def _unmix(observed: Image.Image, alpha: Image.Image, backdrop: int) -> Image.Image:
     """One channel's own colour where it was mixed with ``backdrop`` by ``alpha`` (0..1):
     (observed - (1 - alpha) * backdrop) / alpha, 0 where alpha is 0, within 0..255."""
-    return ImageMath.lambda_eval(
+    return _eval(
         lambda a: a["min"](
             a["max"](
                 (a["c"] - (1.0 - a["alpha"]) * backdrop) / a["max"](a["alpha"], 1.0 / 255), 0.0
@@ -183,11 +184,9 @@ def _despill(colour: list[Image.Image], key: KeyColour) -> list[Image.Image]:
     subject was asked to use none of the key colour, so a lead is the backdrop's light)."""
     on = _lowest([colour[c] for c in key.on])
     off = _highest([colour[c] for c in key.off])
-    excess = ImageMath.lambda_eval(lambda a: a["max"](a["on"] - a["off"], 0.0), on=on, off=off)
+    excess = _eval(lambda a: a["max"](a["on"] - a["off"], 0.0), on=on, off=off)
     return [
-        ImageMath.lambda_eval(lambda a: a["c"] - a["x"], c=band, x=excess)
-        if n in key.on
-        else band
+        _eval(lambda a: a["c"] - a["x"], c=band, x=excess) if n in key.on else band
         for n, band in enumerate(colour)
     ]
 
@@ -195,7 +194,7 @@ def _despill(colour: list[Image.Image], key: KeyColour) -> list[Image.Image]:
 def _rgba(colour: Sequence[Image.Image], alpha: Image.Image) -> Image.Image:
     """RGBA from float channels (0..255) and a float alpha (0..1), rounded."""
     bands = [_byte(band) for band in colour]
-    scaled = ImageMath.lambda_eval(lambda a: a["x"] * 255.0 + 0.5, x=alpha)
+    scaled = _eval(lambda a: a["x"] * 255.0 + 0.5, x=alpha)
     return Image.merge("RGBA", (*bands, _byte(scaled)))
 
 
@@ -207,15 +206,22 @@ def _byte(band: Image.Image) -> Image.Image:
 def _lowest(bands: Sequence[Image.Image]) -> Image.Image:
     low = bands[0]
     for band in bands[1:]:
-        low = ImageMath.lambda_eval(lambda a: a["min"](a["x"], a["y"]), x=low, y=band)
+        low = _eval(lambda a: a["min"](a["x"], a["y"]), x=low, y=band)
     return low
 
 
 def _highest(bands: Sequence[Image.Image]) -> Image.Image:
     high = bands[0]
     for band in bands[1:]:
-        high = ImageMath.lambda_eval(lambda a: a["max"](a["x"], a["y"]), x=high, y=band)
+        high = _eval(lambda a: a["max"](a["x"], a["y"]), x=high, y=band)
     return high
+
+
+def _eval(expression: Any, **images: Image.Image) -> Image.Image:
+    """Pillow's ``ImageMath.lambda_eval``, typed: these expressions always make an image."""
+    made = ImageMath.lambda_eval(expression, **images)
+    assert isinstance(made, Image.Image)
+    return made
 
 
 def _hex(colour: RGB) -> str:

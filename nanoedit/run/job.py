@@ -40,7 +40,7 @@ from nanoedit.net.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolic
 from nanoedit.net.inputs import InputImage, RunInputs
 from nanoedit.output.names import is_stream, shown
 from nanoedit.output.parts import PART_PREFIX, PART_SUFFIX, PartFile, PartFiles, sync_file
-from nanoedit.run.matte import Matte, discard_spools
+from nanoedit.run.matte import Matte, black_unanswered, discard_spools, matte_left
 from nanoedit.run.routing import make_backend
 from nanoedit.run.writer import ResultWriter
 from nanoedit.settings.values import Settings
@@ -460,6 +460,8 @@ class JobPipeline:
         keep = isinstance(error, InputError | NetworkError) or (
             isinstance(error, ApiError) and error.transient
         )
+        if answered and keep and black_unanswered(unsaved):
+            return matte_left(error, ident), "answered"
         linked = any("url" in entry for entry in unsaved)
         if answered and unsaved and keep and self.settings.sandbox and linked:
             # The in-process sandbox's links ended with this process: resume asks it again.

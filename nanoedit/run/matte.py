@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanoedit.backends.base import Answer, PreparedJob, ResultImage, Takes, backend_class
-from nanoedit.errors import ApiError, NetworkError
+from nanoedit.errors import ApiError, NanoeditError, NetworkError
 from nanoedit.jobs import ImageSource, Job, PlannedJob, Progress, ResultEntry
 from nanoedit.run.transparency import black_prompt
 
@@ -211,3 +211,23 @@ def discard_spools(entry: ResultEntry) -> None:
     entry.pop("black_sent", None)
     if spool is not None:
         Path(spool).unlink(missing_ok=True)
+
+
+def black_unanswered(entries: Sequence[ResultEntry]) -> bool:
+    """Whether a matte's black render went out and no answer to it was journaled: its white
+    render is kept, and only ``--retry-unsafe`` asks for the black one again."""
+    return any(
+        entry.get("black_sent") and "black_spool" not in entry and "black_url" not in entry
+        for entry in entries
+    )
+
+
+def matte_left(error: NanoeditError, ident: int) -> NanoeditError:
+    """``error`` (the black request's, or resume's refusal to send it blindly) saying how the
+    job is finished: the white render is kept, the black one may have been charged."""
+    if "--retry-unsafe" not in error.message:
+        error.message += (
+            f"; its white render is kept in the history, and the black one may have been "
+            f"charged: nanoedit resume {ident} --retry-unsafe asks for it again"
+        )
+    return error

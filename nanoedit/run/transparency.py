@@ -72,9 +72,9 @@ def method_for(asked: str, backend: type[BackendBase], model: str) -> str:
         return "native" if native else "key"
     if asked == "native" and not native:
         raise UsageError(
-            f"--transparent-method native asks the API for a transparent background, and {model} on "
-            f"the {backend.name} backend has none (only GPT image models on the openai "
-            "backend do); use --transparent-method key or matte, which work on any model"
+            "--transparent-method native asks the API for a transparent background, and "
+            f"{model} on the {backend.name} backend has none (only GPT image models on the "
+            "openai backend do); use --transparent-method key or matte, which work on any model"
         )
     return asked
 
@@ -102,7 +102,9 @@ def transparent_job(job: Job, asked: str | None, backend: type[BackendBase], mod
         prompt = options.prompt
     elif method == "key":
         key = _key_for(job)
-        prompt = with_instruction(options.prompt, KEY_INSTRUCTION.format(name=key.name, hex=key.hex))
+        prompt = with_instruction(
+            options.prompt, KEY_INSTRUCTION.format(name=key.name, hex=key.hex)
+        )
     else:
         prompt = with_instruction(options.prompt, WHITE_INSTRUCTION)
     return replace(job, options=replace(options, prompt=prompt, transparent=method))
