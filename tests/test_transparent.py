@@ -239,3 +239,16 @@ def test_the_sandbox_answers_background_transparent_with_the_known_alpha(served:
     with Image.open(io.BytesIO(data)) as image:
         assert image.mode == "RGBA"
         assert alpha_error(image, known_alpha(PROMPT, image.size)) == (0.0, 0)
+
+
+def test_the_python_api_takes_transparent(served: Served) -> None:
+    import os
+
+    from nanoedit.api import generate
+
+    env = dict(os.environ) | env_for(served, "fal")
+    result = generate(prompt=PROMPT, output="robot.png", transparent="matte", environ=env)
+    image = saved(str(result.images[0].path))
+    sent = with_instruction(PROMPT, WHITE_INSTRUCTION)
+    assert alpha_error(image, known_alpha(sent, image.size)) == (0.0, 0)
+    assert len(paid(served)) == 2

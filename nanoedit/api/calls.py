@@ -21,7 +21,7 @@ from typing import Union
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, RunOptions
+from nanoedit.jobs import DEFAULT_JOBS, TRANSPARENT_AUTO, TRANSPARENT_METHODS, RunOptions
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
@@ -65,6 +65,7 @@ def edit(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
@@ -73,10 +74,12 @@ def edit(
 
     ``continue_from="@ID"`` (or the job id) goes on from an earlier result as the next turn
     of its thread, instead of ``image``. The other options are the command line's (``--ratio``,
-    ``--out-dir``, ``--max-cost``...); ``sandbox=True`` runs against the built-in emulated
-    API (no key, no network, no cost); ``environ`` replaces ``os.environ`` as the run's
-    environment variables. Raises the job's error (a :class:`~nanoedit.errors.NanoeditError`
-    carrying its exit code: a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
+    ``--out-dir``, ``--max-cost``...; ``transparent=True`` is ``--transparent``, and a method,
+    ``"key"``, ``"matte"`` or ``"native"``, is ``--transparent-method``); ``sandbox=True``
+    runs against the built-in emulated API (no key, no network, no cost); ``environ``
+    replaces ``os.environ`` as the run's environment variables. Raises the job's error (a
+    :class:`~nanoedit.errors.NanoeditError` carrying its exit code: a refusal is a
+    :class:`~nanoedit.errors.RefusedError`, 8).
     """
     if (image is None) == (continue_from is None):
         raise UsageError(
@@ -97,7 +100,8 @@ def edit(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, skip_existing=skip_existing, transparent=transparent,
+        jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
     asked = _asked(prompt, prompt_file, ratio, size, model, count)
     return _one(_edit(run, given, asked))
@@ -131,6 +135,7 @@ def edit_many(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Batch:
@@ -152,7 +157,8 @@ def edit_many(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=jobs, environ=environ, clock=clock,
+        store=store, skip_existing=skip_existing, transparent=transparent,
+        jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
     return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count))
 
@@ -181,6 +187,7 @@ def generate(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
@@ -190,7 +197,8 @@ def generate(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, skip_existing=skip_existing, transparent=transparent,
+        jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
     asked = _asked(prompt, prompt_file, ratio, size, model, count)
     env, log = _environment(run)
@@ -220,6 +228,7 @@ def _run_options(
     history: bool,
     store: bool,
     skip_existing: bool,
+    transparent: bool | str,
     jobs: int,
     environ: Mapping[str, str] | None,
     clock: Clock | None,
@@ -231,11 +240,19 @@ def _run_options(
         raise UsageError(f"max_cost={max_cost} is below 0; give the most to spend, in US dollars")
     if max_images is not None and max_images < 1:
         raise UsageError(f"max_images={max_images} is below 1; give the most images to ask for")
+    if transparent is True:
+        transparent = TRANSPARENT_AUTO
+    if transparent and transparent not in (TRANSPARENT_AUTO, *TRANSPARENT_METHODS):
+        methods = ", ".join((TRANSPARENT_AUTO, *TRANSPARENT_METHODS))
+        raise UsageError(
+            f"transparent={transparent!r} is no method; give True or one of: {methods}"
+        )
     options = RunOptions(
         backend=backend, out_dir=None if out_dir is None else Path(out_dir), sandbox=sandbox,
         proxy=proxy, timeout=timeout, retries=retries, jobs=jobs, skip_existing=skip_existing,
         overwrite=overwrite, retry_unsafe=retry_unsafe, metadata=metadata, sidecar=sidecar,
         history=history, store=store, max_cost=max_cost, max_images=max_images,
+        transparent=transparent or None,
     )  # fmt: skip
     return _Run(options, environ, clock)
 

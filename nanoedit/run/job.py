@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -39,9 +38,10 @@ from nanoedit.jobs import (
 from nanoedit.net.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.net.inputs import InputImage, RunInputs
 from nanoedit.output.names import is_stream, shown
-from nanoedit.output.parts import PART_PREFIX, PART_SUFFIX, PartFile, PartFiles, sync_file
+from nanoedit.output.parts import PartFile, PartFiles, sync_file
 from nanoedit.run.matte import Matte, black_unanswered, discard_spools, matte_left
 from nanoedit.run.routing import make_backend
+from nanoedit.run.spool import write_spool
 from nanoedit.run.writer import ResultWriter
 from nanoedit.settings.values import Settings
 
@@ -594,25 +594,6 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         sandbox=sandbox,
         continues=planned.job.continues,
     )
-
-
-def write_spool(path: Path, data: bytes) -> None:
-    """Write a result's bytes to the spool, synced before the journal names the file.
-
-    Written under a part name of this process first and renamed when whole: a file at
-    ``path`` is always a whole result, which :meth:`Journal.adopt_spooled` can take up for a
-    job killed before the journal heard of it; a part cut off by a kill is tidied away."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from nanoedit.journal.store import PRIVATE_FILE
-
-    part = path.with_name(f"{PART_PREFIX}{os.getpid()}-{path.stem}{PART_SUFFIX}")
-    # For the journal's owner only, as the journal is.
-    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
-    with os.fdopen(descriptor, "wb") as spool:
-        spool.write(data)
-        spool.flush()
-        os.fsync(spool.fileno())
-    part.replace(path)
 
 
 def _spooled(path: Path) -> Path:

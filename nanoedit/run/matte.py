@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nanoedit.backends.base import Answer, PreparedJob, ResultImage, Takes, backend_class
 from nanoedit.errors import ApiError, NanoeditError, NetworkError
@@ -32,8 +32,27 @@ from nanoedit.run.transparency import black_prompt
 
 if TYPE_CHECKING:
     from nanoedit.backends.base import BackendBase
+    from nanoedit.jobs import RunOptions
+    from nanoedit.journal.store import Journal
     from nanoedit.net.http import JobHttp
-    from nanoedit.run.job import JobPipeline
+    from nanoedit.net.inputs import RunInputs
+    from nanoedit.output.parts import PartFiles
+
+
+class Pipeline(Protocol):
+    """What the matte step uses of the job pipeline (:class:`nanoedit.run.job.JobPipeline`),
+    which imports this module."""
+
+    journal: Journal | None
+    parts: PartFiles
+    options: RunOptions
+    inputs: RunInputs
+
+    def prepare(
+        self, job: Job, backend: str, model: str, http: JobHttp, progress: Progress
+    ) -> PreparedJob:
+        """Read a job's inputs (or host them) as its backend takes them."""
+        ...
 
 
 class Matte:
@@ -42,7 +61,7 @@ class Matte:
 
     def __init__(
         self,
-        pipeline: JobPipeline,
+        pipeline: Pipeline,
         planned: PlannedJob,
         backend: BackendBase,
         http: JobHttp,
@@ -129,7 +148,7 @@ class Matte:
         """The black render moved (or written) into the journal's spool, synced, so that it
         outlives this process."""
         from nanoedit.output.parts import sync_file
-        from nanoedit.run.job import write_spool
+        from nanoedit.run.spool import write_spool
 
         journal, ident = self.pipeline.journal, self.planned.journal_id
         assert journal is not None and ident is not None

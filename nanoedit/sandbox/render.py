@@ -6,7 +6,6 @@ so a 4K answer costs well under a second. Same inputs, same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import random
@@ -15,25 +14,15 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-RGB = tuple[int, int, int]
+# Kept importable from here, where the sandbox's APIs have always found them.
+from nanoedit.sandbox.encoded import EXTENSIONS, RGB, Encoded, encode, seed_of
+
+__all__ = ["EXTENSIONS", "RGB", "Encoded", "encode", "seed_of"]
+
 WORK_SIDE = 1600
 # The most pixels an uploaded or fetched image may have: what nanoedit itself sends at most
 # (real servers do not publish a limit).
 MAX_DECODE_PIXELS = 250_000_000
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """An encoded image and what it is."""
-
-    data: bytes
-    mime: str
-
-    @property
-    def ext(self) -> str:
-        """The file extension for the format (``png``, ``jpeg`` or ``webp``)."""
-        return EXTENSIONS[self.mime]
 
 
 @dataclass(frozen=True)
@@ -89,26 +78,6 @@ def decode(data: bytes) -> Image.Image:
         backdrop = Image.new("RGBA", image.size, "white")
         return Image.alpha_composite(backdrop, image.convert("RGBA")).convert("RGB")
     return image.convert("RGB")
-
-
-def encode(image: Image.Image, mime: str, *, fast: bool = False) -> Encoded:
-    """Encode as PNG, JPEG or WebP (no metadata, so the bytes depend on the pixels only)."""
-    buffer = io.BytesIO()
-    if mime == "image/jpeg":
-        image.convert("RGB").save(buffer, "JPEG", quality=90)
-    elif mime == "image/png":
-        image.save(buffer, "PNG", compress_level=1 if fast else 3)
-    elif mime == "image/webp":
-        image.convert("RGB").save(buffer, "WEBP", quality=90)
-    else:
-        raise ValueError(f"cannot encode {mime}")
-    return Encoded(buffer.getvalue(), mime)
-
-
-def seed_of(*parts: str) -> int:
-    """A stable seed (Python's own hash() changes from run to run)."""
-    digest = hashlib.sha256("\0".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 def color_of(*parts: str) -> RGB:

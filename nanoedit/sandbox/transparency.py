@@ -20,7 +20,7 @@ import re
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from nanoedit.sandbox.render import RGB, Encoded, encode, seed_of
+from nanoedit.sandbox.encoded import RGB, Encoded, encode, seed_of
 
 # "... (#00FF00) background", "#FFFFFF background": the last one named wins.
 _BACKDROP = re.compile(r"#([0-9A-Fa-f]{6})\)?\s+background", re.IGNORECASE)
