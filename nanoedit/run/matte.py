@@ -73,6 +73,7 @@ class Matte:
         self.http = http
         self.progress = progress
         self.entries: list[ResultEntry] = []
+        self._downloaded: dict[str, bytes] = {}
         self.usage: list[dict[str, Any]] = []
         """The second requests' usage reports, as their answers gave them."""
 
@@ -188,13 +189,17 @@ class Matte:
         return self.pipeline.prepare(second, self.planned.backend, model, self.http, self.progress)
 
     def _bytes(self, image: ResultImage) -> bytes:
-        """A render's bytes, downloaded when it is a link."""
+        """A render's bytes, downloaded when it is a link (once: the white render is both
+        sent and combined)."""
         if image.data is not None:
             return image.data
         if image.file is not None:
             return image.file.read_bytes()
         assert image.url is not None
-        return self.pipeline.inputs.load(ImageSource(image.url, image.url), self.http).data
+        if image.url not in self._downloaded:
+            source = ImageSource(image.url, image.url)
+            self._downloaded[image.url] = self.pipeline.inputs.load(source, self.http).data
+        return self._downloaded[image.url]
 
     def _combine(self, white: ResultImage, black: ResultImage) -> ResultImage:
         """The subject with its alpha, from its two renders, as PNG bytes."""
