@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Served, one_backend_env, paid, run_cli
@@ -251,4 +252,29 @@ def test_the_python_api_takes_transparent(served: Served) -> None:
     image = saved(str(result.images[0].path))
     sent = with_instruction(PROMPT, WHITE_INSTRUCTION)
     assert alpha_error(image, known_alpha(sent, image.size)) == (0.0, 0)
+    assert len(paid(served)) == 2
+
+
+def test_the_mcp_tools_take_transparent(served: Served, isolated: Path) -> None:
+    from mcp.client.session import ClientSession
+    from test_mcp import body, with_server
+
+    answers: list[dict[str, Any]] = []
+
+    async def client(session: ClientSession) -> None:
+        for tool in ("estimate_cost", "generate_image"):
+            result = await session.call_tool(
+                tool, {"prompt": PROMPT, "transparent": "matte", "model": "nano-banana-2"}
+            )
+            answers.append(body(result))
+
+    with_server([], env_for(served, "gemini"), isolated, client)
+    estimate, made = answers
+    assert "2 paid requests (a matte image is two)" in json.dumps(estimate)
+    [job] = made["jobs"]
+    [output] = job["outputs"]
+    image = saved(output["path"])
+    sent = with_instruction(PROMPT, WHITE_INSTRUCTION)
+    mean, largest = alpha_error(image, known_alpha(sent, image.size))
+    assert mean <= MATTE_BOUNDS["jpeg"][0] and largest <= MATTE_BOUNDS["jpeg"][1]
     assert len(paid(served)) == 2

@@ -66,6 +66,8 @@ class Request:
     output_folder: str | None = None
     max_cost: float | None = None
     thumbnails: bool = False
+    transparent: str | None = None
+    """--transparent-method's value (auto, native, key, matte); None: opaque images."""
 
 
 class Calls:
@@ -130,7 +132,11 @@ class Calls:
         )
 
     def _run_options(
-        self, out_dir: Path | None, max_cost: float | None, dry_run: bool
+        self,
+        out_dir: Path | None,
+        max_cost: float | None,
+        dry_run: bool,
+        transparent: str | None = None,
     ) -> RunOptions:
         from nanoedit.jobs import DEFAULT_JOBS, RunOptions
 
@@ -141,6 +147,7 @@ class Calls:
             sandbox=self.options.sandbox,
             max_cost=max_cost,
             dry_run=dry_run,
+            transparent=transparent,
         )
 
     def _inputs(self, folders: Folders, texts: Sequence[str]) -> tuple[str, ...]:
@@ -181,7 +188,10 @@ class Calls:
             "continue_edit" if continues else "edit_image",
             stop,
             lambda env, limit: session.edit(
-                env, given, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
+                env,
+                given,
+                self._asked(request),
+                self._run_options(out_dir, limit, False, request.transparent),
             ),
         )
 
@@ -194,7 +204,10 @@ class Calls:
             "generate_image",
             stop,
             lambda env, limit: session.generate(
-                env, None, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
+                env,
+                None,
+                self._asked(request),
+                self._run_options(out_dir, limit, False, request.transparent),
             ),
         )
 
@@ -230,7 +243,7 @@ class Calls:
 
         out_dir = folders.output_folder(request.output_folder)
         asked = self._asked(request)
-        run = self._run_options(out_dir, None, dry_run=True)
+        run = self._run_options(out_dir, None, True, request.transparent)
         env = self._environment("estimate_cost")
         if request.images:
             given = session.EditInputs(

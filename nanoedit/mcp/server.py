@@ -15,7 +15,7 @@ import inspect
 import threading
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import anyio
 import anyio.to_thread
@@ -76,6 +76,12 @@ MaxCost = Annotated[
           "apply too).", ge=0),
 ]  # fmt: skip
 Thumbnails = Annotated[bool, Field(description="Also return a small PNG thumbnail of each image.")]
+Transparent = Annotated[
+    Literal["auto", "native", "key", "matte"] | None,
+    Field(description="Save the images with an alpha channel (PNG), as --transparent-method "
+          "does: auto (native where the API draws it, else key), native, key (one request) "
+          "or matte (two paid requests; keeps glass and hair)."),
+]  # fmt: skip
 
 
 async def _folders(calls: Calls, ctx: Context) -> Folders:
@@ -156,12 +162,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
         absolute path, size, job id and cost, and the model's text."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
-            max_cost, thumbnails,
+            max_cost, thumbnails, transparent,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
@@ -177,12 +184,14 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """Make images from a prompt alone. Answers with each saved file's absolute path,
         size, job id and cost, and the model's text."""
         request = Request(
-            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails
-        )
+            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails,
+            transparent,
+        )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.generate(folders, request, stop=stop))
 
@@ -226,10 +235,14 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         size: Size = None,
         model: Model = None,
         count: Count = 1,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """What an edit (with images) or a generation would cost, and whether it is within
         the server's limits; nothing is sent."""
-        request = Request(prompt, tuple(images), tuple(refs), ratio, size, model, count)
+        request = Request(
+            prompt, tuple(images), tuple(refs), ratio, size, model, count,
+            transparent=transparent,
+        )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda _stop: calls.estimate(folders, request))
 
