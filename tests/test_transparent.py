@@ -278,3 +278,21 @@ def test_the_mcp_tools_take_transparent(served: Served, isolated: Path) -> None:
     mean, largest = alpha_error(image, known_alpha(sent, image.size))
     assert mean <= MATTE_BOUNDS["jpeg"][0] and largest <= MATTE_BOUNDS["jpeg"][1]
     assert len(paid(served)) == 2
+
+
+def test_the_key_is_the_colour_the_input_uses_least() -> None:
+    from nanoedit.output.alpha import choose_key
+
+    assert choose_key(Image.new("RGB", (8, 8), (30, 220, 60))) is MAGENTA
+    assert choose_key(Image.new("RGB", (8, 8), (230, 30, 220))) is GREEN
+    assert choose_key(None) is GREEN
+
+
+def test_a_render_whose_background_is_no_key_colour_is_not_keyed() -> None:
+    from nanoedit.output.alpha import remove_key
+
+    with pytest.raises(ValueError) as refused:
+        remove_key(Image.new("RGB", (32, 32), (255, 255, 255)), GREEN)
+    assert str(refused.value) == (
+        "the background is #FFFFFF, not the green key (#00FF00) that was asked for"
+    )

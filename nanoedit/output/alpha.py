@@ -254,3 +254,9 @@ def keyed_file(path: Path) -> bytes:
     with Image.open(path) as image:
         image.load()
         return png_bytes(remove_key(image))
+
+
+def has_alpha(path: Path) -> bool:
+    """Whether the image at ``path`` has an alpha channel (or a transparent colour)."""
+    with Image.open(path) as image:
+        return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info

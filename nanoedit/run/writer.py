@@ -135,6 +135,8 @@ class ResultWriter:
                     # The model's opaque render, kept as it came in the journal's spool (resume
                     # keys it again): the saved image is the subject, with its alpha.
                     part, checked = self._keyed(part, checked, folder, where)
+                elif job.options.transparent == "native":
+                    self._check_alpha(part.path, where)
                 if job.output is not None and not stream:
                     # Converted before the provenance goes in: converting would drop it.
                     part, checked, note = convert_for(part, checked, job.output, self.parts)
@@ -177,6 +179,18 @@ class ResultWriter:
         keyed = write_part(folder, [data], where, sync=not self.metadata, parts=self.parts)
         part.discard()
         return keyed, replace(checked, path=keyed.path, format="png", size=keyed.size)
+
+    def _check_alpha(self, path: Path, where: str) -> None:
+        """Warn when an API asked for a transparent background answered without one (a relay
+        that drops the field): the image is saved as it came, and said to be opaque."""
+        from nanoedit.output.alpha import has_alpha
+
+        if not has_alpha(path):
+            self.warn(
+                f"{where} came without transparency, though a transparent background was asked "
+                "for (the API or a relay ignored it); it is saved opaque: use "
+                "--transparent-method key or matte for alpha from any model"
+            )
 
     def staging_folder(self, job: Job) -> Path:
         """Where the part files of ``job``'s results are made: beside their destination, so
