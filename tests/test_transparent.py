@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, one_backend_env, paid, run_cli
+from conftest import Served, one_backend_env, paid, received, run_cli
 from PIL import Image
 
 from nanoedit.output.alpha import GREEN, MAGENTA, alpha_error
@@ -296,3 +296,18 @@ def test_a_render_whose_background_is_no_key_colour_is_not_keyed() -> None:
     assert str(refused.value) == (
         "the background is #FFFFFF, not the green key (#00FF00) that was asked for"
     )
+
+
+def test_a_dry_run_shows_the_key_instruction_and_the_matte_second_request(served: Served) -> None:
+    env = env_for(served, "gemini")
+    key = run_cli(["generate", "-p", PROMPT, "--transparent", "--dry-run"], env)
+    assert key.exit_code == 0, key.stderr
+    assert KEY_INSTRUCTION.format(name="green", hex="#00FF00") in key.stdout
+    matte = run_cli(["generate", "-p", PROMPT, "--transparent-method", "matte", "--dry-run"], env)
+    assert matte.exit_code == 0, matte.stderr
+    assert WHITE_INSTRUCTION in matte.stdout
+    assert matte.stdout.endswith(
+        "# then a second paid request: an edit of that result, its background made black "
+        "(--transparent-method matte)\n"
+    )
+    assert received(served) == []
