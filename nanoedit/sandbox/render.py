@@ -280,18 +280,14 @@ def _acted_out(picture: Picture) -> Encoded | None:
     ``transparency`` module draws it (a subject with a known alpha, the same whatever the
     inputs: what a model keeps when asked to change only the background); None for any other.
     """
-    from nanoedit.sandbox import transparency
+    from nanoedit.sandbox.transparency import backdrop_of, render_backdrop, render_transparent
 
     if picture.transparent:
-        return transparency.render_transparent(
-            picture.prompt, picture.size, picture.mime, picture.variant
-        )
-    colour = transparency.backdrop_of(picture.prompt)
+        return render_transparent(picture.prompt, picture.size, picture.mime, picture.variant)
+    colour = backdrop_of(picture.prompt)
     if colour is None:
         return None
-    return transparency.render_backdrop(
-        picture.prompt, picture.size, picture.mime, colour, picture.variant
-    )
+    return render_backdrop(picture.prompt, picture.size, picture.mime, colour, picture.variant)
 
 
 def _finished(canvas: Image.Image, picture: Picture) -> Encoded:
