@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from nanoedit.backends.base import Answer, PreparedJob, ResultImage, Takes, backend_class
 from nanoedit.errors import ApiError, NanoeditError, NetworkError
-from nanoedit.jobs import ImageSource, Job, PlannedJob, Progress, ResultEntry
+from nanoedit.jobs import ImageSource, Job, Options, PlannedJob, Progress, ResultEntry
 from nanoedit.run.transparency import black_prompt
 
 if TYPE_CHECKING:
@@ -74,8 +74,6 @@ class Matte:
         self.progress = progress
         self.entries: list[ResultEntry] = []
         self._downloaded: dict[str, bytes] = {}
-        self.usage: list[dict[str, Any]] = []
-        """The second requests' usage reports, as their answers gave them."""
 
     def results(
         self, entries: list[ResultEntry], pending: Sequence[int], whites: Sequence[ResultImage]
@@ -122,13 +120,10 @@ class Matte:
         answer: Answer = self.backend.run(prepared, self.progress)
         if not answer.images:
             raise answer.error or ApiError(
-                f"the black render of {self.planned.job.label} came back without an image; "
-                f"nanoedit resume {ident} --retry-unsafe asks for it again"
-                if ident is not None
-                else f"the black render of {self.planned.job.label} came back without an image"
+                f"the black render of {self.planned.job.label} (its matte's second request) "
+                "came back without an image, so there is no alpha to make; send the job again, "
+                "or use --transparent-method key"
             )
-        if answer.usage:
-            self.usage.append(answer.usage)
         black = answer.images[0]
         if journal is None or ident is None:
             return black
@@ -223,7 +218,8 @@ class Matte:
                 ) from None
 
 
-def _second_job(job: Job, source: ImageSource, options: Any) -> Job:
+def _second_job(job: Job, source: ImageSource, options: Options) -> Job:
+    """The matte's second request as a job: an edit of ``source`` (the white render)."""
     return Job(kind="edit", images=(source,), options=options, stem=job.stem, output=job.output)
 
 

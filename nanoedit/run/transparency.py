@@ -13,9 +13,9 @@
 one request, matte two, and the native alpha is the model's own.
 
 The instructions are written here, once, and journaled in the job's prompt: resume sends
-exactly what the first run did. Their wording is [I]: Google documents no transparent
-background for its image models, and asking for a flat colour by name and hex is what its
-image-editing guide does for a plain background.
+exactly what the first run did. Their wording is [I]: no transparent background is
+documented for the nano-banana models on any API, so the colour is named both in words and
+in hex, and the subject is told to use none of it.
 """
 
 from __future__ import annotations
