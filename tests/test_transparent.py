@@ -311,3 +311,34 @@ def test_a_dry_run_shows_the_key_instruction_and_the_matte_second_request(served
         "(--transparent-method matte)\n"
     )
     assert received(served) == []
+
+
+@pytest.mark.parametrize("which", ["gemini", "openai"])
+def test_an_edit_makes_a_matte_from_an_edit_of_its_white_render(
+    served: Served, sample: Path, which: str
+) -> None:
+    result = run_cli(
+        ["edit", str(sample), "-p", PROMPT, "--transparent-method", "matte", "-o", "cut.png"],
+        env_for(served, which),
+    )
+    assert result.exit_code == 0, result.stderr
+    image = saved("cut.png")
+    sent = with_instruction(PROMPT, WHITE_INSTRUCTION)
+    mean, largest = alpha_error(image, known_alpha(sent, image.size))
+    assert mean <= MATTE_BOUNDS["jpeg"][0] and largest <= MATTE_BOUNDS["jpeg"][1]
+    first, second = paid(served)
+    assert WHITE_INSTRUCTION.encode() in _body(first)
+    assert BLACK_INSTRUCTION.encode() in _body(second)
+
+
+def test_a_gpt_image_edit_asks_for_the_transparent_background(served: Served, sample: Path) -> None:
+    result = run_cli(
+        ["edit", str(sample), "-p", PROMPT, "--transparent", "-m", "gpt-image-1.5", "-o", "c.png"],
+        env_for(served, "openai"),
+    )
+    assert result.exit_code == 0, result.stderr
+    image = saved("c.png")
+    assert alpha_error(image, known_alpha(PROMPT, image.size)) == (0.0, 0)
+    [request] = paid(served)
+    assert request.fields["background"] == ["transparent"]
+    assert request.fields["output_format"] == ["png"]
