@@ -342,3 +342,29 @@ def test_a_gpt_image_edit_asks_for_the_transparent_background(served: Served, sa
     [request] = paid(served)
     assert request.fields["background"] == ["transparent"]
     assert request.fields["output_format"] == ["png"]
+
+
+def test_openais_own_client_gets_the_known_alpha_from_the_sandbox(served: Served) -> None:
+    import base64
+
+    import openai
+
+    from nanoedit.sandbox import sample_image
+
+    key = one_backend_env(served, "openai")["NANOEDIT_OPENAI_API_KEY"]
+    with openai.OpenAI(base_url=served.base_url + "/v1", api_key=key, max_retries=0) as client:
+        made = client.images.generate(
+            prompt=PROMPT, model="gpt-image-1.5", background="transparent", output_format="webp"
+        )
+        edited = client.images.edit(
+            image=("cat.png", sample_image("cat.png")[0], "image/png"),
+            prompt=PROMPT,
+            model="gpt-image-1.5",
+            background="transparent",
+        )
+    for answer, fmt in ((made, "WEBP"), (edited, "PNG")):
+        assert answer.background == "transparent"
+        assert answer.data is not None and answer.data[0].b64_json is not None
+        with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as image:
+            assert (image.format, image.mode) == (fmt, "RGBA")
+            assert alpha_error(image, known_alpha(PROMPT, image.size)) == (0.0, 0)
