@@ -12,7 +12,7 @@ Pure pixel work with Pillow (no numpy: it is not a dependency), on whole images 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -123,6 +123,11 @@ def remove_key(image: Image.Image, key: KeyColour | None = None) -> Image.Image:
             f"the background is {_hex(backdrop)}, not the {key.name} key ({key.hex}) that was "
             "asked for"
         )
+    return _by_strips(rgb.size, lambda box: _keyed(rgb.crop(box), key, backdrop, lead))
+
+
+def _keyed(rgb: Image.Image, key: KeyColour, backdrop: RGB, lead: int) -> Image.Image:
+    """:func:`remove_key` of one strip, the backdrop measured on the whole image."""
     channels = [band.convert("F") for band in rgb.split()]
     on = _lowest([channels[c] for c in key.on])
     off = _highest([channels[c] for c in key.off])
@@ -148,8 +153,14 @@ def combine_matte(on_white: Image.Image, on_black: Image.Image) -> Image.Image:
             f"the white render is {on_white.width}x{on_white.height} and the black one "
             f"{on_black.width}x{on_black.height}: they must be the same picture"
         )
-    white = [band.convert("F") for band in on_white.convert("RGB").split()]
-    black = [band.convert("F") for band in on_black.convert("RGB").split()]
+    white_rgb, black_rgb = on_white.convert("RGB"), on_black.convert("RGB")
+    return _by_strips(white_rgb.size, lambda box: _matted(white_rgb.crop(box), black_rgb.crop(box)))
+
+
+def _matted(on_white: Image.Image, on_black: Image.Image) -> Image.Image:
+    """:func:`combine_matte` of one strip."""
+    white = [band.convert("F") for band in on_white.split()]
+    black = [band.convert("F") for band in on_black.split()]
     alpha = _eval(
         lambda a: a["min"](
             a["max"](
@@ -162,6 +173,23 @@ def combine_matte(on_white: Image.Image, on_black: Image.Image) -> Image.Image:
     )  # fmt: skip
     colour = [_unmix(channel, alpha, 0) for channel in black]
     return _rgba(colour, alpha)
+
+
+# Rows worked on at a time: every step is per pixel, so strips give the same image as the
+# whole, and a 4K result needs some 60 MB of float bands instead of about 550.
+STRIP_ROWS = 256
+
+
+def _by_strips(
+    size: tuple[int, int], work: Callable[[tuple[int, int, int, int]], Image.Image]
+) -> Image.Image:
+    """An RGBA image of ``size`` made strip by strip: ``work`` makes the strip in a box."""
+    width, height = size
+    made = Image.new("RGBA", size)
+    for top in range(0, height, STRIP_ROWS):
+        box = (0, top, width, min(height, top + STRIP_ROWS))
+        made.paste(work(box), (0, top))
+    return made
 
 
 def _unmix(observed: Image.Image, alpha: Image.Image, backdrop: int) -> Image.Image:
