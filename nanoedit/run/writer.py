@@ -134,7 +134,7 @@ class ResultWriter:
                 if job.options.transparent == "key":
                     # The model's opaque render, kept as it came in the journal's spool (resume
                     # keys it again): the saved image is the subject, with its alpha.
-                    part, checked = self._keyed(part, checked, folder, where)
+                    part, checked = self._keyed(part, checked, folder, where, result)
                 elif job.options.transparent == "native":
                     self._check_alpha(part.path, where)
                 if job.output is not None and not stream:
@@ -163,7 +163,7 @@ class ResultWriter:
             raise
 
     def _keyed(
-        self, part: PartFile, checked: SavedImage, folder: Path, where: str
+        self, part: PartFile, checked: SavedImage, folder: Path, where: str, result: ResultImage
     ) -> tuple[PartFile, SavedImage]:
         """The render with its key colour taken out, as a PNG with alpha in a new part file
         (``part`` is discarded)."""
@@ -172,9 +172,12 @@ class ResultWriter:
         try:
             data = keyed_file(part.path)
         except ValueError as exc:
+            # Paid for: where the render still is (a link, or the journal's spool file).
+            kept = result.url or (result.file if result.file != part.path else None)
+            still = f"; the render as it came is at {kept}" if kept else ""
             raise ApiError(
                 f"{where} cannot be made transparent: {exc}; the model did not follow the "
-                "key instruction; send it again, or use --transparent-method matte"
+                f"key instruction, so send it again, or use --transparent-method matte{still}"
             ) from None
         keyed = write_part(folder, [data], where, sync=not self.metadata, parts=self.parts)
         part.discard()
