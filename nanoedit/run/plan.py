@@ -38,6 +38,7 @@ from nanoedit.output.names import (
     taken_names,
 )
 from nanoedit.run.batch import natural_stems
+from nanoedit.run.dials import check_dials
 from nanoedit.run.routing import choose_backend
 from nanoedit.settings.load import backend_warnings
 from nanoedit.settings.values import Settings
@@ -467,6 +468,7 @@ def check_request(
     before a request is paid for; an id the catalog does not know is the server's call."""
     options = job.options
     backend.check_options(resolved.sent, options)
+    check_dials(catalog, backend.name, resolved, job)
     limits, model = resolved.limits, resolved.sent
     offer = resolved.offer
     if limits is None or offer is None:
