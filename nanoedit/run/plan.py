@@ -280,6 +280,7 @@ class Planner:
             and made.get("model") == model
             and made.get("ratio") == options.ratio
             and made.get("size") == options.size
+            and (made.get("dials") or {}) == options.dials.given()
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
             and len(sent) == len(job.images)
