@@ -231,6 +231,12 @@ REFUSED = [
         id="seed-on-gpt-image",
     ),
     pytest.param(
+        "gemini", ["-m", "gemini-9-image", "--format", "webp"],
+        "--format is not sent by the gemini backend for gemini-9-image; backends whose API "
+        "takes it: vertex, fal, replicate (choose one with --backend), or drop --format",
+        id="format-for-an-unknown-id",
+    ),
+    pytest.param(
         "openai", ["-m", "nano-banana-2", "--quality", "high"],
         "--quality is not sent by the openai backend for Nano Banana 2; no backend takes it "
         "for Nano Banana 2, or drop --quality",

@@ -4,7 +4,7 @@ with where it can be had instead."""
 
 from __future__ import annotations
 
-from nanoedit.catalog.dials import DIALS_OF_THE_MODEL, DialSupport
+from nanoedit.catalog.dials import DIALS_OF_THE_MODEL, NO_BACKEND_DIALS, DialSupport
 from nanoedit.catalog.models import Catalog, Model, Resolved
 from nanoedit.errors import UsageError
 from nanoedit.jobs import DIAL_FLAGS, Dials, Job
@@ -55,17 +55,24 @@ def _missing(
             f"{flag}: {model} has no {DIAL_WORDS[name]}{where}; drop {flag} or choose one of "
             "them with --model"
         )
-    backends = (
-        []
-        if own is None
-        else [
+    if own is None:
+        # An id the catalog does not know: the backends whose API takes the dial at all;
+        # none for a kind of id the backend's own table names (gpt-image-…), sold nowhere else.
+        own_kind = catalog.dials.get(backend, NO_BACKEND_DIALS).prefixes
+        named = any(resolved.sent.startswith(start) for start in own_kind)
+        backends = [
+            other for other, dials in catalog.dials.items() if name in dials.takes and not named
+        ]
+        whose = "backends whose API takes it"
+    else:
+        backends = [
             other
             for other in own.offers
             if name in catalog.dial_support(other, catalog.resolve_quietly(other, own.id)).takes
         ]
-    )
+        whose = f"backends that take it for {model}"
     where = (
-        f"; backends that take it for {model}: {', '.join(backends)} (choose one with --backend)"
+        f"; {whose}: {', '.join(backends)} (choose one with --backend)"
         if backends
         else f"; no backend takes it for {model}"
     )
