@@ -503,3 +503,24 @@ def test_google_genai_sends_the_dials_the_sandbox_takes(served: Served) -> None:
     # The SDK writes the level's name in snake case, which Google's parser takes as well.
     assert body["generationConfig"]["thinkingConfig"] == {"thinking_level": "HIGH"}
     assert body["tools"] == [{"googleSearch": {}}]
+
+
+def test_a_format_and_an_output_name_of_another_format_are_refused(served: Served) -> None:
+    result = run_cli(
+        ["generate", "-p", "a red fox", "--backend", "fal", "--format", "jpeg", "-o", "fox.png"],
+        env=one_backend_env(served, "fal"),
+    )
+    assert result.exit_code == 2
+    assert (
+        "--format jpeg and -o fox.png ask for two formats (png by its extension); give -o a "
+        ".jpg name, or drop one"
+    ) in result.stderr
+    assert received(served) == []
+    named = run_cli(
+        ["generate", "-p", "a red fox", "--backend", "fal", "--format", "jpeg", "-o", "fox.jpg"],
+        env=one_backend_env(served, "fal"),
+    )
+    assert named.exit_code == 0, named.stderr
+    # Rendered as JPEG by the API and saved as it came: no conversion, no warning.
+    assert image_info("fox.jpg")[0] == "JPEG"
+    assert "converted" not in named.stderr

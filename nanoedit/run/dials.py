@@ -8,6 +8,9 @@ from nanoedit.catalog.dials import DIALS_OF_THE_MODEL, NO_BACKEND_DIALS, DialSup
 from nanoedit.catalog.models import Catalog, Model, Resolved
 from nanoedit.errors import UsageError
 from nanoedit.jobs import DIAL_FLAGS, Dials, Job
+from nanoedit.output.imageformat import format_from_suffix
+
+_SUFFIXES = {"jpeg": "jpg"}
 
 DIAL_WORDS: dict[str, str] = {
     "seed": "a seed",
@@ -99,6 +102,15 @@ def _check_value(
         raise UsageError(
             f"{flag} {value}: {model} takes {', '.join(choices)} on {backend}; choose one of them"
         )
+    if name == "format" and job.output is not None and job.output.suffix:
+        # -o names the format too: a file of another kind would be converted, lossily for a
+        # JPEG, which --format is there to avoid.
+        named = format_from_suffix(job.output.suffix)
+        if named is not None and named != value:
+            raise UsageError(
+                f"--format {value} and -o {job.output} ask for two formats ({named} by its "
+                f"extension); give -o a .{_SUFFIXES.get(str(value), value)} name, or drop one"
+            )
     if name == "input_fidelity" and job.kind != "edit":
         raise UsageError(
             f"{flag} says how closely an edit keeps its input images, and "
