@@ -524,3 +524,34 @@ def test_a_format_and_an_output_name_of_another_format_are_refused(served: Serve
     # Rendered as JPEG by the API and saved as it came: no conversion, no warning.
     assert image_info("fox.jpg")[0] == "JPEG"
     assert "converted" not in named.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"generation_config": {"thinking_level": "medium"}},
+            "* CreateInteractionRequest.generation_config.thinking_level: medium is not "
+            "supported by gemini-3.1-flash-image; supported levels: minimal, high",
+        ),
+        (
+            {"tools": [{"type": "url_context"}]},
+            "* CreateInteractionRequest.tools[0]: 'url_context' is not supported by "
+            "gemini-3.1-flash-image",
+        ),
+        (
+            {"generation_config": {"seed": "one"}},
+            "Invalid value at 'generation_config.seed' (TYPE_INT32), 'one'",
+        ),
+    ],
+)
+def test_the_interactions_sandbox_refuses_a_dial_the_model_lacks(
+    served: Served, body: dict[str, Any], message: str
+) -> None:
+    response = httpx.post(
+        f"{served.base_url}/v1beta/interactions",
+        headers={"x-goog-api-key": GEMINI_KEY, "Api-Revision": "2026-05-20"},
+        json={"model": "gemini-3.1-flash-image", "input": "a red fox", "store": False, **body},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == message
