@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, InputError, NanoeditError, OutputError, UsageError
-from nanoedit.jobs import Job, JobOutcome, Options, RunOptions, exit_code_for
+from nanoedit.jobs import NO_DIALS, Dials, Job, JobOutcome, Options, RunOptions, exit_code_for
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -81,6 +81,7 @@ class Asked:
     model: str | None = None
     count: int = 1
     response_format: str = "url"
+    dials: Dials = NO_DIALS
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,7 @@ def _run(
             model=model or None,
             count=asked.count,
             response_format=asked.response_format,
+            dials=asked.dials,
         )
         # What expanding the inputs left out, said once the reporter is there to say it.
         notes: list[str] = []

@@ -21,7 +21,7 @@ from typing import Union
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, RunOptions
+from nanoedit.jobs import DEFAULT_JOBS, NO_DIALS, Dials, RunOptions
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
@@ -50,6 +50,7 @@ def edit(
     size: str | None = None,
     model: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -73,7 +74,8 @@ def edit(
 
     ``continue_from="@ID"`` (or the job id) goes on from an earlier result as the next turn
     of its thread, instead of ``image``. The other options are the command line's (``--ratio``,
-    ``--out-dir``, ``--max-cost``...); ``sandbox=True`` runs against the built-in emulated
+    ``--out-dir``, ``--max-cost``...; ``dials=Dials(seed=7, search=True)`` for its provider
+    dials, --seed, --search and the rest); ``sandbox=True`` runs against the built-in emulated
     API (no key, no network, no cost); ``environ`` replaces ``os.environ`` as the run's
     environment variables. Raises the job's error (a :class:`~nanoedit.errors.NanoeditError`
     carrying its exit code: a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
@@ -99,7 +101,7 @@ def edit(
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials)
     return _one(_edit(run, given, asked))
 
 
@@ -116,6 +118,7 @@ def edit_many(
     size: str | None = None,
     model: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -154,7 +157,7 @@ def edit_many(
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
-    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count))
+    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count, dials))
 
 
 def generate(
@@ -166,6 +169,7 @@ def generate(
     size: str | None = None,
     model: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -192,7 +196,7 @@ def generate(
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials)
     env, log = _environment(run)
     return _one(_batch(run_generate(env, _output(output), asked, run.options), log))
 
@@ -247,6 +251,7 @@ def _asked(
     size: str | None,
     model: str | None,
     count: int,
+    dials: Dials | None = None,
 ) -> Asked:
     """What is asked of the model; stdin is no source of a prompt here."""
     if prompt == "-":
@@ -260,7 +265,10 @@ def _asked(
         from nanoedit.jobs import normalize_ratio
 
         ratio = normalize_ratio(ratio)
-    return Asked(prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count)
+    return Asked(
+        prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count,
+        dials=dials or NO_DIALS,
+    )  # fmt: skip
 
 
 def _source(value: PathLike, what: str) -> str:

@@ -16,6 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nanoedit.cli.compat import TyperChoice
+from nanoedit.cli.dial_options import (
+    FidelityOpt,
+    ImageOnlyOpt,
+    OutputFormatOpt,
+    QualityOpt,
+    SafetyOpt,
+    SearchOpt,
+    SeedOpt,
+    ThinkingOpt,
+    dials_of,
+)
 from nanoedit.clock import Clock
 from nanoedit.jobs import (
     DEFAULT_COUNT,
@@ -380,6 +391,14 @@ class RunFlags:
     out_dir: OutDirOpt = None
     overwrite: OverwriteOpt = False
     response_format: FormatOpt = DEFAULT_FORMAT
+    seed: SeedOpt = None
+    thinking: ThinkingOpt = None
+    search: SearchOpt = False
+    image_only: ImageOnlyOpt = False
+    format: OutputFormatOpt = None
+    safety: SafetyOpt = None
+    quality: QualityOpt = None
+    input_fidelity: FidelityOpt = None
     json_lines: JsonOpt = False
     quiet: QuietOpt = False
     print0: Print0Opt = False
@@ -441,6 +460,16 @@ class RunFlags:
             model=self.model,
             count=self.count,
             response_format=self.response_format.value,
+            dials=dials_of(
+                self.seed,
+                self.thinking,
+                self.search,
+                self.image_only,
+                self.format,
+                self.safety,
+                self.quality,
+                self.input_fidelity,
+            ),
         )
 
 

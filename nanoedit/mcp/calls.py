@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import NanoeditError, UsageError
+from nanoedit.jobs import DIAL_NAMES, NO_DIALS, Dials
 from nanoedit.mcp.answers import error_answer, plain_answer, run_answer
 from nanoedit.mcp.safety import Folders, Spending
 
@@ -66,6 +67,22 @@ class Request:
     output_folder: str | None = None
     max_cost: float | None = None
     thumbnails: bool = False
+    dials: Dials = NO_DIALS
+
+
+def dials_from(given: Mapping[str, Any] | None) -> Dials:
+    """A tool's ``dials`` object as :class:`~nanoedit.jobs.Dials` (its schema checked the
+    names and types; the catalog checks the rest before anything is sent)."""
+    if not given:
+        return NO_DIALS
+    unknown = sorted(set(given) - set(DIAL_NAMES))
+    if unknown:
+        raise UsageError(f"dials has no {unknown[0]!r}; its names are {', '.join(DIAL_NAMES)}")
+    values = dict(given)
+    for name in ("thinking", "format", "quality", "input_fidelity"):
+        if isinstance(values.get(name), str):
+            values[name] = values[name].lower()
+    return Dials(**values)
 
 
 class Calls:
@@ -162,7 +179,7 @@ class Calls:
             )
         return Asked(
             prompt=request.prompt, ratio=request.ratio, size=request.size,
-            model=request.model, count=request.count,
+            model=request.model, count=request.count, dials=request.dials,
         )  # fmt: skip
 
     def _edit(

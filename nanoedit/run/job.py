@@ -343,7 +343,8 @@ class JobPipeline:
             return 0.0  # the sandbox charges nothing, whatever a real provider would
         prices = Prices(self.settings.prices, self.settings.catalog)
         size = planned.job.options.size
-        return prices.job_cost(planned.backend, planned.model, size, images, usage)
+        search = planned.job.options.dials.search  # its queries are paid beside the images
+        return prices.job_cost(planned.backend, planned.model, size, images, usage, search=search)
 
     def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
@@ -581,6 +582,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         version=__version__,
         sandbox=sandbox,
         continues=planned.job.continues,
+        dials=options.dials.given(),
     )
 
 
