@@ -257,6 +257,10 @@ class Options:
     model: str | None = None
     count: int = DEFAULT_COUNT
     response_format: str = DEFAULT_RESPONSE_FORMAT
+    preset: str | None = None
+    """The preset (``--preset``, or a ``--from`` line's) whose template ``prompt`` is put into
+    before the job is planned; after that, the prompt is the one sent, and the name is kept
+    for provenance."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

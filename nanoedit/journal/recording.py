@@ -47,6 +47,8 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "count": options.count,
         "inputs": inputs,
     }
+    # No preset name: the prompt, ratio and the rest it set are here, as sent, and the same
+    # request made with or without a preset is one paid request.
     if job.thread is not None:
         # The same image edited afresh and as the next turn of a thread are two requests (the
         # second sends the thread); the thread is all in the turn it goes on from.
@@ -117,6 +119,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "model": options.model,
             "count": options.count,
             "response_format": options.response_format,
+            "preset": options.preset,
         },
         "out_dir": _absolute(saving.out_dir),
         "metadata": saving.metadata,
@@ -168,6 +171,7 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         model=asked["model"],
         count=asked["count"],
         response_format=asked["response_format"],
+        preset=asked.get("preset"),
     )
     output = spec["output"]
     job = Job(

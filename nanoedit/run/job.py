@@ -581,6 +581,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         version=__version__,
         sandbox=sandbox,
         continues=planned.job.continues,
+        preset=options.preset,
     )
 
 
