@@ -16,7 +16,8 @@ from nanoedit.describe.schemas import schema_names, schema_text
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "nanoedit" / "describe" / "schemas"
 NAMES = [
-    "config-check", "dry-run", "error", "history-job", "job-line", "model", "result", "usage"
+    "config-check", "dry-run", "error", "history-job", "job-line", "model", "preset", "result",
+    "usage",
 ]  # fmt: skip
 
 

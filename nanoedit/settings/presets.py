@@ -18,7 +18,7 @@ from typing import Any
 
 from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ConfigError, UsageError
-from nanoedit.jobs import normalize_ratio, normalize_size
+from nanoedit.jobs import RATIOS, SIZES, normalize_ratio, normalize_size
 from nanoedit.settings.store import PRESETS, config_path, read_document
 
 PLACEHOLDER = "{prompt}"
@@ -31,13 +31,19 @@ MAX_COUNT = 10  # as --count
 
 
 def _ratio(value: object) -> object:
-    return normalize_ratio(_string(value))
+    try:
+        return normalize_ratio(_string(value))
+    except UsageError:
+        raise UsageError(f"must be one of: {', '.join(RATIOS)}, not {value!r}") from None
 
 
 def _size(value: object) -> object:
-    # 512 may be written as a TOML number; the other sizes are strings (1K).
+    # 512 may be written as a TOML number; the other sizes are strings (1K), in any case.
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    return normalize_size(_string(text))
+    try:
+        return normalize_size(_string(text))
+    except UsageError:
+        raise UsageError(f"must be one of: {', '.join(SIZES)}, not {value!r}") from None
 
 
 def _model(value: object) -> object:
