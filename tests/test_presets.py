@@ -134,8 +134,12 @@ def test_flags_given_win_over_the_preset_and_the_preset_over_the_config_defaults
     assert run_cli(["generate", "-p", "a", "--preset", "thumbnail"], env=env).exit_code == 0
     assert run_cli(["generate", "-p", "b", "--preset", "thumbnail", "--ratio", "4:3"], env=env).exit_code == 0
     assert run_cli(["generate", "-p", "c"], env=env).exit_code == 0
+    # The environment's default too gives way to the preset, as to a flag.
+    variable = env | {"NANOEDIT_RATIO": "5:4"}
+    assert run_cli(["generate", "-p", "d", "--preset", "thumbnail"], env=variable).exit_code == 0
+    assert run_cli(["generate", "-p", "e"], env=variable).exit_code == 0
     assert [image_config(request)["aspectRatio"] for request in paid(served)] == [
-        "16:9", "4:3", "4:5"
+        "16:9", "4:3", "4:5", "16:9", "5:4"
     ]  # fmt: skip
 
 
@@ -174,10 +178,11 @@ def test_a_config_preset_sets_model_size_and_count_and_a_flag_given_still_wins(
 
 
 def test_a_config_preset_with_a_built_in_name_takes_its_place(served: Served) -> None:
-    write_config('[presets.icon]\nprompt = "{prompt} as a tiny pixel-art icon"\nratio = "1:1"\n')
-    result = run_cli(["generate", "--preset", "icon", "-p", "a red fox"], env=gemini(served))
+    write_config('[presets.icon]\nprompt = "{prompt} as a tiny {pixel-art} icon"\nratio = "1:1"\n')
+    result = run_cli(["generate", "--preset", "icon", "-p", "a {red} fox"], env=gemini(served))
     assert result.exit_code == 0, result.stderr
-    assert sent_text(paid(served)[0]) == "a red fox as a tiny pixel-art icon"
+    # Only {prompt} is replaced: other braces, in the template or the prompt, are text.
+    assert sent_text(paid(served)[0]) == "a {red} fox as a tiny {pixel-art} icon"
 
 
 def test_a_whole_prompt_preset_needs_no_prompt(served: Served, sample: Path) -> None:
