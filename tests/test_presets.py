@@ -75,7 +75,9 @@ def write_config(text: str) -> Path:
 def test_each_built_in_preset_sends_its_template_with_the_prompt_and_its_ratio(
     served: Served, name: str, start: str, ratio: str, pixels: tuple[int, int]
 ) -> None:
-    result = run_cli(["generate", "--preset", name, "-p", "a red fox", "--json"], env=gemini(served))
+    result = run_cli(
+        ["generate", "--preset", name, "-p", "a red fox", "--json"], env=gemini(served)
+    )
     assert result.exit_code == 0, result.stderr
     (request,) = paid(served)
     assert sent_text(request).startswith(start)
@@ -132,7 +134,12 @@ def test_flags_given_win_over_the_preset_and_the_preset_over_the_config_defaults
     write_config('[default]\nratio = "4:5"\n')
     env = gemini(served)
     assert run_cli(["generate", "-p", "a", "--preset", "thumbnail"], env=env).exit_code == 0
-    assert run_cli(["generate", "-p", "b", "--preset", "thumbnail", "--ratio", "4:3"], env=env).exit_code == 0
+    assert (
+        run_cli(
+            ["generate", "-p", "b", "--preset", "thumbnail", "--ratio", "4:3"], env=env
+        ).exit_code
+        == 0
+    )
     assert run_cli(["generate", "-p", "c"], env=env).exit_code == 0
     # The environment's default too gives way to the preset, as to a flag.
     variable = env | {"NANOEDIT_RATIO": "5:4"}
@@ -212,7 +219,8 @@ def test_a_from_line_may_name_a_preset_and_its_own_fields_win_over_it(
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     by_output = {
-        record["outputs"][0]["path"]: record for record in map(json.loads, result.stdout.split("\n")[:-1])
+        record["outputs"][0]["path"]: record
+        for record in map(json.loads, result.stdout.split("\n")[:-1])
     }
     sent = {sent_text(request): image_config(request)["aspectRatio"] for request in paid(served)}
     thumbnail = ", as a 16:9 video thumbnail: one clear focal subject large in the frame, a bold composition that reads at a glance when small, strong contrast and saturated colours, simple uncluttered background, clear space on one side for a title"
@@ -274,7 +282,12 @@ def test_the_journal_keeps_the_prompt_as_sent_and_the_preset_for_resume(served: 
 
 def test_the_same_request_with_and_without_a_preset_is_one_paid_job(served: Served) -> None:
     env = gemini(served)
-    assert run_cli(["generate", "--preset", "icon", "-p", "a red fox", "-o", "fox.jpg"], env=env).exit_code == 0
+    assert (
+        run_cli(
+            ["generate", "--preset", "icon", "-p", "a red fox", "-o", "fox.jpg"], env=env
+        ).exit_code
+        == 0
+    )
     result = run_cli(
         ["generate", "-p", ICON, "--ratio", "1:1", "-o", "fox.jpg", "--skip-existing"], env=env
     )

@@ -76,6 +76,12 @@ MaxCost = Annotated[
           "apply too).", ge=0),
 ]  # fmt: skip
 Thumbnails = Annotated[bool, Field(description="Also return a small PNG thumbnail of each image.")]
+PresetName = Annotated[
+    str | None,
+    Field(description="A preset (nanoedit presets: icon, product, sticker, thumbnail, or the "
+          "config file's): its template takes the prompt, and its ratio, size and model apply "
+          "where this call gives none."),
+]  # fmt: skip
 
 
 async def _folders(calls: Calls, ctx: Context) -> Folders:
@@ -156,12 +162,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
         absolute path, size, job id and cost, and the model's text."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
-            max_cost, thumbnails,
+            max_cost, thumbnails, preset,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
@@ -177,11 +184,12 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """Make images from a prompt alone. Answers with each saved file's absolute path,
         size, job id and cost, and the model's text."""
         request = Request(
-            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails
+            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails, preset
         )
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.generate(folders, request, stop=stop))
@@ -226,10 +234,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         size: Size = None,
         model: Model = None,
         count: Count = 1,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """What an edit (with images) or a generation would cost, and whether it is within
         the server's limits; nothing is sent."""
-        request = Request(prompt, tuple(images), tuple(refs), ratio, size, model, count)
+        request = Request(
+            prompt, tuple(images), tuple(refs), ratio, size, model, count, preset=preset
+        )
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda _stop: calls.estimate(folders, request))
 
