@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ from conftest import (
     run_cli,
 )
 from PIL import Image
+from test_resume import _env, _killed, _posts, held  # noqa: F401 (held: the fixture)
 
 from nanoedit.journal.recording import planned_from
 from nanoedit.output.provenance import read as read_provenance
-from nanoedit.sandbox import sample_image
+from nanoedit.sandbox import Sandbox, sample_image
 
 CAT = sample_image("cat.png")[0]
 ICON = (
@@ -480,3 +482,35 @@ def test_presets_json_is_one_object_per_preset_and_name_shows_one() -> None:
         "error: no preset is called 'lgo'; did you mean logo? the presets are: icon, product, "
         "sticker, thumbnail, logo (nanoedit presets shows them)\n"
     )
+
+
+def test_resume_sends_the_prompt_as_it_was_put_into_the_template_not_the_preset_as_it_is_now(
+    held: tuple[Sandbox, str, Any, threading.Event],  # noqa: F811 (the fixture imported)
+    isolated: Path,
+) -> None:
+    sandbox, base_url, _, release = held
+    write_config('[presets.mine]\nprompt = "{prompt}, in ink"\n')
+    folder = Path("in")
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.png").write_bytes(CAT)
+    _killed(
+        ["edit", "in", "--preset", "mine", "-p", "a hat", "--backend", "openai", "-j", "1"],
+        base_url,
+        lambda: _posts(sandbox, "/v1/images/edits") == 1,
+        "the first request",
+    )
+    release.set()
+    # The preset changes after the run: what resume sends is what the journal kept.
+    write_config('[presets.mine]\nprompt = "{prompt}, in oils"\n')
+    result = run_cli(["resume"], env=_env(base_url))
+    assert result.exit_code == 7, result.stderr  # b sent and saved; a may have been charged
+    prompts = [
+        request.fields["prompt"]
+        for request in sandbox.received
+        if request.method == "POST" and request.path == "/v1/images/edits"
+    ]
+    assert prompts == [["a hat, in ink"]] * 2
+    assert [(record.prompt, record.spec["options"].get("preset")) for record in journal_jobs()] == [
+        ("a hat, in ink", "mine")
+    ] * 2
