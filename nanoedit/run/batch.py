@@ -29,7 +29,7 @@ from nanoedit.jobs import (
 )
 from nanoedit.output.imageformat import describe, sniff
 from nanoedit.output.names import numbered, output_target
-from nanoedit.settings.presets import PRESET_KEYS, Preset
+from nanoedit.settings.presets import PRESET_KEYS, Preset, PresetBook
 
 FindPreset = Callable[[str], Preset]
 """Looks up a preset a job-file line names (:meth:`PresetBook.find`)."""
@@ -237,12 +237,11 @@ def read_job_file(
     """Jobs from a ``--from`` file: one per line, JSON objects or plain paths/URLs.
 
     A JSON line may give ``input``, ``prompt``, ``ratio``, ``size``, ``ref`` (a list),
-    ``output``, ``model`` and ``preset`` (looked up with ``presets``: its settings for this
-    job, and its template for the prompt); what it leaves out comes from the flags. Relative
-    paths on a
-    line start from ``folder``, the job file's own ("" for stdin: the current folder), and
-    every local image must exist. Blank lines, lines starting with ``#`` and a UTF-8 byte
-    order mark are skipped. Errors name the file and line.
+    ``output``, ``model`` and ``preset`` (looked up with ``presets``, or among the built-in
+    ones: its settings for this job, and its template for the prompt); what it leaves out
+    comes from the flags. Relative paths on a line start from ``folder``, the job file's own
+    ("" for stdin: the current folder), and every local image must exist. Blank lines, lines
+    starting with ``#`` and a UTF-8 byte order mark are skipped. Errors name the file and line.
     """
     jobs: list[Job] = []
     for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
@@ -376,9 +375,7 @@ def _with_preset(value: dict[str, Any], options: Options, presets: FindPreset | 
     name = _text_field(value, "preset")
     if name is None:
         return options
-    if presets is None:
-        raise UsageError('"preset" names no preset here; run the job file with edit --from')
-    preset = presets(name.strip())
+    preset = (presets or PresetBook.built_in().find)(name.strip())
     run_keys = preset.run_keys()
     if run_keys:
         per_job = ", ".join(key.name for key in PRESET_KEYS if key.per_job)

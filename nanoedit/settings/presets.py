@@ -233,6 +233,11 @@ class PresetBook:
         self._presets = found
 
     @classmethod
+    def built_in(cls) -> PresetBook:
+        """The built-in presets alone."""
+        return cls(Path(), {})
+
+    @classmethod
     def of(cls, environ: Mapping[str, str]) -> PresetBook:
         """The presets of the config file the environment names."""
         path = config_path(environ)
