@@ -253,7 +253,7 @@ class PresetBook:
         preset = self._presets.get(name)
         if preset is not None:
             return preset
-        close = difflib.get_close_matches(name, list(self._presets), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(self._presets), n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}? " if close else ""
         raise UsageError(
             f"no preset is called {name!r}; {hint}the presets are: {', '.join(self._presets)} "
