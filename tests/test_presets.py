@@ -277,6 +277,8 @@ def test_the_journal_keeps_the_prompt_as_sent_and_the_preset_for_resume(served: 
     assert record.spec["options"]["prompt"] == ICON
     assert record.spec["options"].get("preset") == "icon"
     assert record.provenance is not None and record.provenance["preset"] == "icon"
+    shown = run_cli(["history", "show", str(record.id)]).stdout.splitlines()
+    assert shown[shown.index(f"prompt: {ICON}") + 1] == "preset: icon"
     # What resume would send: the prompt as it was sent, not put into the template again.
     planned, _ = planned_from(record)
     assert (planned.job.options.prompt, planned.job.options.preset) == (ICON, "icon")
