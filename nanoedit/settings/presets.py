@@ -82,9 +82,13 @@ class PresetKey:
     help: str
 
 
-# One line per key. A flag added to the run is a line here for presets to set it.
+# One line per key. A flag added to the run is a line here for presets to set it: its name is
+# the RunFlags field (and, with per_job, the Options field a --from line's preset sets), its
+# check takes the TOML value and returns the field's value or raises UsageError("must be ...").
 # TODO(integrator): after merging the branches that add them, the keys transparent
-# (native|key|matte), mask, region, feather, seed, thinking, search, image_only and format.
+# (native|key|matte), mask, region, feather, seed, thinking, search, image_only and format,
+# such as: PresetKey("transparent", _transparent, per_job=True, help="as --transparent"),
+# with a check of a few lines beside _backend's.
 PRESET_KEYS: tuple[PresetKey, ...] = (
     PresetKey("ratio", _ratio, per_job=True, help="aspect ratio, as --ratio (16:9)"),
     PresetKey("size", _size, per_job=True, help="resolution, as --size (512, 1K, 2K, 4K)"),
