@@ -46,19 +46,8 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (
-    edit,
-    generate,
-    chat,
-    fetch,
-    resume,
-    models,
-    presets,
-    mcp,
-    completion,
-    schema,
-    skill,
-):
+COMMANDS = (edit, generate, chat, fetch, resume, models, presets, mcp, completion, schema, skill)
+for command in COMMANDS:
     app.command()(command)
 
 
