@@ -308,6 +308,10 @@ class Options:
     count: int = DEFAULT_COUNT
     response_format: str = DEFAULT_RESPONSE_FORMAT
     dials: Dials = NO_DIALS
+    preset: str | None = None
+    """The preset (``--preset``, or a ``--from`` line's) whose template ``prompt`` is put into
+    before the job is planned; after that, the prompt is the one sent, and the name is kept
+    for provenance."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

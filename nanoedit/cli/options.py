@@ -8,7 +8,7 @@ and :class:`RunFlags`, which gives a command every run flag and builds its ``Run
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -87,6 +87,16 @@ PromptFileOpt = Annotated[
         "--prompt-file",
         metavar="FILE",
         help="Read the prompt from FILE (UTF-8 text; - for stdin) instead of -p.",
+        show_default=False,
+    ),
+]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        metavar="NAME",
+        help="Start from a preset: its template takes the prompt ({prompt}) and its settings "
+        "stand in for flags not given here (nanoedit presets lists them).",
         show_default=False,
     ),
 ]
@@ -380,6 +390,7 @@ class RunFlags:
     """Every flag edit and generate share, in the order their help lists them: a new one is a
     field here (its option is the field's annotation) and a line in :meth:`run_options`."""
 
+    preset: PresetOpt = None
     ratio: RatioOpt = None
     size: SizeOpt = None
     model: ModelOpt = None
@@ -470,7 +481,27 @@ class RunFlags:
                 self.quality,
                 self.input_fidelity,
             ),
+            preset=self.preset,
         )
+
+    def with_preset(self, ctx: typer.Context, environ: Mapping[str, str]) -> "RunFlags":
+        """These flags with ``--preset``'s settings in place of the flags the command line
+        did not give (those it gave win); the preset is looked up in the config file
+        ``environ`` names, or among the built-in ones (an unknown name is a usage error)."""
+        if self.preset is None:
+            return self
+        from nanoedit.settings.presets import PresetBook
+
+        preset = PresetBook.of(environ).find(self.preset)
+
+        def given(name: str) -> bool:
+            # Typed on the command line (or set by a variable); a default is not given. By the
+            # source's name: typer's click and click's own are two classes of it.
+            source = ctx.get_parameter_source(name)
+            return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+        flags = [name for name, _ in preset.settings if given(name)]
+        return dataclasses.replace(self, preset=preset.name, **preset.values(flags))
 
 
 # Flags of a batch of jobs, which generate (one job) does not take.

@@ -52,6 +52,8 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         # Another seed, level or format is another request; without dials the fingerprint is
         # what it was before they existed, so older journals still match.
         what["dials"] = dials
+    # No preset name: the prompt, ratio and the rest it set are here, as sent, and the same
+    # request made with or without a preset is one paid request.
     if job.thread is not None:
         # The same image edited afresh and as the next turn of a thread are two requests (the
         # second sends the thread); the thread is all in the turn it goes on from.
@@ -122,6 +124,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "model": options.model,
             "count": options.count,
             "response_format": options.response_format,
+            "preset": options.preset,
         },
         "out_dir": _absolute(saving.out_dir),
         "metadata": saving.metadata,
@@ -178,6 +181,7 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         response_format=asked["response_format"],
         # An older row has no dials: none were sent.
         dials=Dials.from_given(asked.get("dials")),
+        preset=asked.get("preset"),
     )
     output = spec["output"]
     job = Job(

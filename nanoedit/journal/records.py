@@ -37,6 +37,9 @@ class AskedSpec(TypedDict):
     response_format: str
     dials: NotRequired[dict[str, Any]]
     """The provider dials asked for (:meth:`~nanoedit.jobs.Dials.given`); absent: none."""
+    preset: NotRequired[str | None]
+    """The preset the prompt was put into (absent before presets): provenance only, as the
+    prompt kept is the one sent."""
 
 
 class Continues(TypedDict):

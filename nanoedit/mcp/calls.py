@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 # The most jobs a history search lists.
 SEARCH_LIMIT = 200
+# The settings of a preset a tool's call takes: those it has arguments for, but the count
+# (the tools' count defaults to 1, so a call that leaves it out cannot be told from one that
+# asks for 1).
+PRESET_ASKS = ("ratio", "size", "model")
 
 
 @cache
@@ -68,6 +72,9 @@ class Request:
     max_cost: float | None = None
     thumbnails: bool = False
     dials: Dials = NO_DIALS
+    preset: str | None = None
+    """A preset (nanoedit presets): its template takes the prompt, and its ratio, size and model
+    stand in for those the call leaves out; the count is the call's, the backend the server's."""
 
 
 def dials_from(given: Mapping[str, Any] | None) -> Dials:
@@ -177,10 +184,21 @@ class Calls:
                 f"{request.model} is not a model of the catalog; name one that list_models "
                 "lists (an alias such as nano-banana, or a model's id)"
             )
-        return Asked(
+        asked = Asked(
             prompt=request.prompt, ratio=request.ratio, size=request.size,
             model=request.model, count=request.count, dials=request.dials,
         )  # fmt: skip
+        if request.preset is None:
+            return asked
+        from nanoedit.settings.presets import PresetBook
+
+        preset = PresetBook.of(self.environ).find(request.preset)
+        # What the call gave wins; the preset stands in for the rest, as for a command line.
+        given = [name for name in PRESET_ASKS if getattr(asked, name) is not None]
+        values = {
+            name: value for name, value in preset.values(given).items() if name in PRESET_ASKS
+        }
+        return replace(asked, preset=preset.name, **values)
 
     def _edit(
         self, folders: Folders, request: Request, continues: bool, stop: Stop | None

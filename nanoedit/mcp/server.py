@@ -96,6 +96,12 @@ DIAL_SCHEMA = {
     },
 }
 DialArgs = Annotated[dict[str, Any] | None, WithJsonSchema(DIAL_SCHEMA)]
+PresetName = Annotated[
+    str | None,
+    Field(description="A preset (nanoedit presets: icon, product, sticker, thumbnail, or the "
+          "config file's): its template takes the prompt, and its ratio, size and model apply "
+          "where this call gives none."),
+]  # fmt: skip
 
 
 async def _folders(calls: Calls, ctx: Context) -> Folders:
@@ -177,12 +183,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
         dials: DialArgs = None,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
         absolute path, size, job id and cost, and the model's text."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
-            max_cost, thumbnails, dials_from(dials),
+            max_cost, thumbnails, dials_from(dials), preset,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
@@ -199,12 +206,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
         dials: DialArgs = None,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """Make images from a prompt alone. Answers with each saved file's absolute path,
         size, job id and cost, and the model's text."""
         request = Request(
             prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails,
-            dials_from(dials),
+            dials_from(dials), preset,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.generate(folders, request, stop=stop))
@@ -251,12 +259,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         model: Model = None,
         count: Count = 1,
         dials: DialArgs = None,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """What an edit (with images) or a generation would cost, and whether it is within
         the server's limits; nothing is sent."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count,
-            dials=dials_from(dials),
+            dials=dials_from(dials), preset=preset,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda _stop: calls.estimate(folders, request))

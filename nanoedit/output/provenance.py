@@ -100,10 +100,13 @@ class Provenance:
     continues: tuple[int, int] | None = None
     # The provider dials the request asked for (--seed, --format…), by name; empty: none.
     dials: dict[str, Any] = field(default_factory=dict)
+    # The preset (--preset, or a --from line's) whose template the prompt was put into.
+    preset: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
-        ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns."""
+        ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns,
+        ``preset`` only when one made the prompt."""
         record: dict[str, Any] = {
             "prompt": self.prompt,
             "model": self.model,
@@ -117,6 +120,8 @@ class Provenance:
             record["continues"] = {"job": self.continues[0], "result": self.continues[1]}
         if self.dials:
             record["dials"] = dict(self.dials)
+        if self.preset is not None:
+            record["preset"] = self.preset
         return record | {"sandbox": True} if self.sandbox else record
 
     @property
@@ -141,6 +146,7 @@ def from_json(document: dict[str, Any]) -> Provenance:
         sandbox=bool(document.get("sandbox", False)),
         continues=read_continues(document.get("continues")),
         dials=dict(document.get("dials") or {}),
+        preset=document.get("preset") if isinstance(document.get("preset"), str) else None,
     )
 
 

@@ -583,6 +583,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         sandbox=sandbox,
         continues=planned.job.continues,
         dials=options.dials.given(),
+        preset=options.preset,
     )
 
 
