@@ -186,6 +186,20 @@ def test_a_config_preset_sets_model_size_and_count_and_a_flag_given_still_wins(
     assert image_config(request) == {"aspectRatio": "3:4", "imageSize": "2K"}
 
 
+def test_a_config_preset_sets_provider_dials_and_a_flag_given_still_wins(served: Served) -> None:
+    write_config('[presets.seeded]\nseed = 7\nthinking = "HIGH"\nimage_only = true\n')
+    env = gemini(served)
+    result = run_cli(["generate", "--preset", "seeded", "-p", "a kite"], env=env)
+    assert (result.exit_code, result.stdout) == (0, "a-kite.jpg\n"), result.stderr
+    result = run_cli(["generate", "--preset", "seeded", "-p", "a bell", "--seed", "8"], env=env)
+    assert (result.exit_code, result.stdout) == (0, "a-bell.jpg\n"), result.stderr
+    configs = [json.loads(request.body)["generationConfig"] for request in paid(served)]
+    assert [(c["seed"], c["thinkingConfig"], c["responseModalities"]) for c in configs] == [
+        (7, {"thinkingLevel": "HIGH"}, ["IMAGE"]),
+        (8, {"thinkingLevel": "HIGH"}, ["IMAGE"]),
+    ]
+
+
 def test_a_config_preset_with_a_built_in_name_takes_its_place(served: Served) -> None:
     write_config('[presets.icon]\nprompt = "{prompt} as a tiny {pixel-art} icon"\nratio = "1:1"\n')
     result = run_cli(["generate", "--preset", "icon", "-p", "a {red} fox"], env=gemini(served))
@@ -350,7 +364,13 @@ def test_a_whole_prompt_preset_refuses_a_prompt_given_too(served: Served) -> Non
             '[presets.logo]\nprompt = "{prompt}"\nratoi = "1:1"\n',
             3,
             "presets.logo.ratoi is not a preset setting (did you mean ratio?); a preset takes: "
-            "prompt, description, ratio, size, model, count, backend",
+            "prompt, description, ratio, size, model, count, backend, seed, thinking, search, "
+            "image_only, format, safety, quality, input_fidelity",
+        ),
+        (
+            '[presets.logo]\nsearch = "false"\n',
+            2,
+            "presets.logo.search must be true or false (unquoted), not 'false'",
         ),
         (
             '[presets.logo]\nprompt = "{prompt}"\n\nratio = "16x9"\n',

@@ -18,7 +18,16 @@ from typing import Any
 
 from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ConfigError, UsageError
-from nanoedit.jobs import RATIOS, SIZES, normalize_ratio, normalize_size
+from nanoedit.jobs import (
+    FIDELITIES,
+    FORMATS,
+    QUALITIES,
+    RATIOS,
+    SIZES,
+    THINKING_LEVELS,
+    normalize_ratio,
+    normalize_size,
+)
 from nanoedit.settings.store import PRESETS, config_path, read_document
 
 PLACEHOLDER = "{prompt}"
@@ -56,6 +65,28 @@ def _count(value: object) -> object:
     return value
 
 
+def _seed(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise UsageError(f"must be a whole number from 0 to {2**31 - 1}, not {value!r}")
+    return value
+
+
+def _switch(value: object) -> object:
+    # A TOML boolean only: "false" as a string would read as true, the typo that paid twice.
+    if not isinstance(value, bool):
+        raise UsageError(f"must be true or false (unquoted), not {value!r}")
+    return value
+
+
+def _one_of(names: tuple[str, ...]) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if not isinstance(value, str) or value.strip().lower() not in names:
+            raise UsageError(f"must be one of: {', '.join(names)}, not {value!r}")
+        return value.strip().lower()
+
+    return check
+
+
 def _backend(value: object) -> object:
     names = ("auto", *backend_names())
     if _string(value) not in names:
@@ -86,7 +117,7 @@ class PresetKey:
 # the RunFlags field (and, with per_job, the Options field a --from line's preset sets), its
 # check takes the TOML value and returns the field's value or raises UsageError("must be ...").
 # TODO(integrator): after merging the branches that add them, the keys transparent
-# (native|key|matte), mask, region, feather, seed, thinking, search, image_only and format,
+# (native|key|matte), mask, region and feather,
 # such as: PresetKey("transparent", _transparent, per_job=True, help="as --transparent"),
 # with a check of a few lines beside _backend's.
 PRESET_KEYS: tuple[PresetKey, ...] = (
@@ -95,6 +126,15 @@ PRESET_KEYS: tuple[PresetKey, ...] = (
     PresetKey("model", _model, per_job=True, help="model alias or id, as --model"),
     PresetKey("count", _count, per_job=True, help="images per job, as --count (1 to 10)"),
     PresetKey("backend", _backend, per_job=False, help="which API, as --backend"),
+    # The provider dials belong to the run: a --from line's preset may not set them.
+    PresetKey("seed", _seed, per_job=False, help="sampling seed, as --seed"),
+    PresetKey("thinking", _one_of(THINKING_LEVELS), per_job=False, help="as --thinking"),
+    PresetKey("search", _switch, per_job=False, help="search grounding, as --search"),
+    PresetKey("image_only", _switch, per_job=False, help="as --image-only"),
+    PresetKey("format", _one_of(FORMATS), per_job=False, help="png, jpeg or webp, as --format"),
+    PresetKey("safety", _string, per_job=False, help="the backend's level, as --safety"),
+    PresetKey("quality", _one_of(QUALITIES), per_job=False, help="as --quality (gpt-image)"),
+    PresetKey("input_fidelity", _one_of(FIDELITIES), per_job=False, help="as --input-fidelity"),
 )
 KEYS: Mapping[str, PresetKey] = {key.name: key for key in PRESET_KEYS}
 FIELDS = (TEMPLATE, DESCRIPTION, *KEYS)
