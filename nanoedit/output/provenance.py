@@ -98,6 +98,9 @@ class Provenance:
     # A --continue turn: the journal's job and result number the thread went on from (the
     # model saw the thread, not only the first input).
     continues: tuple[int, int] | None = None
+    # A masked edit (--mask, --region): the mask's SHA-256 or the region, the feather, and
+    # how much the model changed outside the mask before compositing (the drift).
+    mask: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
@@ -113,6 +116,8 @@ class Provenance:
         }
         if self.continues is not None:
             record["continues"] = {"job": self.continues[0], "result": self.continues[1]}
+        if self.mask is not None:
+            record["mask"] = self.mask
         return record | {"sandbox": True} if self.sandbox else record
 
     @property
@@ -136,6 +141,7 @@ def from_json(document: dict[str, Any]) -> Provenance:
         version=document.get("version", __version__),
         sandbox=bool(document.get("sandbox", False)),
         continues=read_continues(document.get("continues")),
+        mask=document.get("mask") if isinstance(document.get("mask"), dict) else None,
     )
 
 

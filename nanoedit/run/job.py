@@ -185,7 +185,14 @@ class JobPipeline:
                 self._result_saved(planned, entries, place, saved)
                 warnings += self._check_dimensions(planned, saved)
                 if self.options.sidecar and provenance is not None:
-                    self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
+                    self.writer.write_sidecar(
+                        provenance, saved, overwrite=job.output is not None, mask=job.mask
+                    )
+            drifted = [saved for saved in outputs if saved.drift is not None and saved.drift.over]
+            if drifted:
+                from nanoedit.run.masks import drift_error
+
+                raise drift_error(job, drifted[0])  # each kept under its -drift name
             if answer.error is not None:
                 raise answer.error  # what stopped the job, once the images it made are saved
         except NanoeditError as exc:

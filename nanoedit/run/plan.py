@@ -89,6 +89,11 @@ class Planner:
         Raises :class:`UsageError` when the jobs cannot go together (several images for one
         ``-o``); then nothing at all is sent.
         """
+        if self.options.mask is not None:
+            # Before anything else: a mask that does not fit its input sends nothing at all.
+            from nanoedit.run.masks import check_job
+
+            jobs = [check_job(job, self.options.mask, self.warn) for job in jobs]
         _check_outputs(jobs)
         if self.journal is not None and self.options.skip_existing:
             self.seen = self.journal.last_id()

@@ -1,0 +1,85 @@
+"""``edit --mask`` and ``--region`` in a run: each job's mask checked against its input when
+the run is planned, before anything is sent, and the failure a result past ``--max-drift``
+gives its job. The pixels are :mod:`nanoedit.output.masking`'s; saving composites through it
+(:mod:`nanoedit.run.writer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from nanoedit.errors import ApiError, UsageError
+from nanoedit.jobs import Job, MaskSpec, SavedImage
+from nanoedit.output.names import is_stream
+
+
+def mask_spec(
+    mask: str | None, region: str | None, feather: int, max_drift: float | None
+) -> MaskSpec:
+    """The mask of ``edit --mask FILE`` or ``--region X,Y,W,H``, with its ``--feather`` and
+    ``--max-drift``, as given (checked against each input when the run is planned)."""
+    from nanoedit.output.masking import parse_region
+
+    if mask is not None and region is not None:
+        # Refused, not combined: whether the box would add to the mask or cut it down is a
+        # guess either way, and drawing the box into the mask says it exactly.
+        raise UsageError(
+            "--mask and --region both say where to edit; use one (to combine them, draw the "
+            "box into the mask file)"
+        )
+    if mask is None and region is None:
+        raise UsageError(
+            "--max-drift measures what a model changed outside the mask, and no mask was given; "
+            "add --mask FILE or --region X,Y,W,H, or drop --max-drift"
+        )
+    if mask is not None and not mask.strip():
+        raise UsageError("--mask is empty; give the mask image's path")
+    box = parse_region(region) if region is not None else None
+    return MaskSpec(mask=mask, region=box, feather=feather, max_drift=max_drift)
+
+
+def check_job(job: Job, spec: MaskSpec, warn: Callable[[str], None]) -> Job:
+    """``job`` with its mask, checked before sending: the edited image a local file (its
+    pixels are put back outside the mask when the result is saved, by this run or a resumed
+    one), an ``-o`` that keeps them exact (PNG), and the mask itself (:func:`check_mask`)."""
+    from nanoedit.output.masking import check_mask
+
+    source = job.images[0]
+    if source.is_url or source.is_stdin:
+        raise UsageError(
+            f"--mask and --region edit a local file, and {source.label} is "
+            f"{'a URL' if source.is_url else 'standard input'}: its pixels must still be there "
+            "when the result is composited over it; save it to a file and edit that"
+        )
+    output = job.output
+    if output is not None and not is_stream(output) and output.suffix.lower() != ".png":
+        raise UsageError(
+            f"a masked edit is saved as PNG, so that the pixels outside the mask stay "
+            f"exactly the input's, and -o {output} names another format; name it .png"
+        )
+    if spec.max_drift is not None and job.output is not None and is_stream(job.output):
+        raise UsageError(
+            f"--max-drift keeps a result past its limit under a -drift name, and -o "
+            f"{job.output} is a stream with no folder to keep it in; write to a file, or drop "
+            "--max-drift"
+        )
+    return replace(job, mask=check_mask(spec, Path(source.location), source.label, warn))
+
+
+def drifted(name: str) -> str:
+    """The name a result past ``--max-drift`` is kept under: ``cat-edit-drift`` for
+    ``cat-edit``. A name of its own, so that no one takes it for a good result."""
+    return f"{name}-drift"
+
+
+def drift_error(job: Job, saved: SavedImage) -> ApiError:
+    """The failure of a job whose result ``saved`` drifted past ``--max-drift``."""
+    assert saved.drift is not None and job.mask is not None
+    return ApiError(
+        f"the model changed {saved.drift.mean:g}% of {job.label} outside the mask "
+        f"({saved.drift.changed:g}% of its pixels), more than --max-drift "
+        f"{saved.drift.limit:g}%; the composited result is kept as {saved.path}; look at it, "
+        "and run again (another model, a clearer prompt) or raise --max-drift"
+    )
