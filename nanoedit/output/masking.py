@@ -167,18 +167,12 @@ def check_mask(
 ) -> MaskSpec:
     """Check ``spec`` against the input at ``original`` before anything is sent, and return
     it as a job carries it: the mask file's absolute path and SHA-256, and the input's."""
+    mask, digest = None, None
     if spec.mask is not None:
-        mask_path = Path(spec.mask).absolute()
-        if not mask_path.is_file():
+        if not Path(spec.mask).is_file():
             raise InputError(f"the mask {spec.mask} is not a file; check the path given to --mask")
-        spec = MaskSpec(
-            mask=str(mask_path),
-            region=spec.region,
-            feather=spec.feather,
-            max_drift=spec.max_drift,
-            sha256=sha256_of(mask_path, "the mask"),
-        )
-    digest = sha256_of(original, "the input")
+        mask, digest = str(Path(spec.mask).absolute()), sha256_of(Path(spec.mask), "the mask")
+    original_digest = sha256_of(original, "the input")
     try:
         with Image.open(original) as image:
             size = image.size
@@ -187,14 +181,15 @@ def check_mask(
             f"{input_label} is not an image Pillow can read ({exc}); give a PNG, JPEG or WebP "
             "file to edit with --mask or --region"
         ) from None
+    # Checked as given, so that a message names the mask as the user did.
     mask_for(spec, size, input_label, warn)
     return MaskSpec(
-        mask=spec.mask,
+        mask=mask,
         region=spec.region,
         feather=spec.feather,
         max_drift=spec.max_drift,
-        sha256=spec.sha256,
-        original=digest,
+        sha256=digest,
+        original=original_digest,
     )
 
 

@@ -83,3 +83,16 @@ def drift_error(job: Job, saved: SavedImage) -> ApiError:
         f"{saved.drift.limit:g}%; the composited result is kept as {saved.path}; look at it, "
         "and run again (another model, a clearer prompt) or raise --max-drift"
     )
+
+
+def same_mask(record: object, mask: MaskSpec | None) -> bool:
+    """Whether an image's provenance ``mask`` record (None: not a masked edit) says it was
+    made through ``mask``: the same mask file (by its SHA-256) or region, and the same seam."""
+    if mask is None or not isinstance(record, dict):
+        return mask is None and record is None
+    region = list(mask.region) if mask.region is not None else None
+    return (
+        record.get("mask") == mask.sha256
+        and record.get("region") == region
+        and record.get("feather") == mask.feather
+    )

@@ -269,6 +269,7 @@ class Planner:
         an image at the job's name; but never, by a real run, one the journal says a sandbox
         job saved."""
         from nanoedit.output.provenance import read, read_continues
+        from nanoedit.run.masks import same_mask
 
         try:
             made = read(path)
@@ -286,6 +287,7 @@ class Planner:
             and made.get("size") == options.size
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
+            and same_mask(made.get("mask"), job.mask)
             and len(sent) == len(job.images)
             and all(self._sent_as(source, sent) for source in job.images if not source.is_url)
         )
