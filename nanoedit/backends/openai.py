@@ -246,6 +246,7 @@ class OpenAIBackend(BackendBase):
                     for source in prepared.job.images
                 )
                 + self._planned_mask(prepared),
+                note=self._mask_note(prepared),
             )
         ]
 
@@ -256,12 +257,18 @@ class OpenAIBackend(BackendBase):
         return prepared.job.mask is not None and is_gpt_image(prepared.model)
 
     def _planned_mask(self, prepared: PreparedJob) -> tuple[tuple[str, str, str], ...]:
-        """The ``mask`` part as a dry run shows it: the mask file, or the region it is drawn
-        from (the PNG is made from either when the request is sent)."""
+        """The ``mask`` part as a dry run shows it: a file nanoedit makes when it sends the
+        request (see :meth:`_mask_note`)."""
+        return (("mask", PLANNED_MASK, ""),) if self._sends_mask(prepared) else ()
+
+    def _mask_note(self, prepared: PreparedJob) -> str:
         if not self._sends_mask(prepared):
-            return ()
+            return ""
         assert prepared.job.mask is not None
-        return (("mask", prepared.job.mask.mask or "mask.png", ""),)
+        return (
+            f"{PLANNED_MASK} is made from {prepared.job.mask.label} when the request is sent: "
+            "black, transparent where the model may edit, the image's size"
+        )
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send one edit (multipart) or generation (JSON) and parse the answer."""
@@ -311,6 +318,10 @@ class OpenAIBackend(BackendBase):
             parse_answer(response, self.where, prompt, self.settings, streamed),
             usage=reported_usage(response),
         )
+
+
+# The name a dry run gives the mask OpenAI gets, which exists only when the request is sent.
+PLANNED_MASK = "openai-mask.png"
 
 
 def gpt_image_mask(prepared: PreparedJob) -> bytes:
