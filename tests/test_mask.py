@@ -20,6 +20,7 @@ import pytest
 from conftest import Served, journal_jobs, one_backend_env, paid, run_cli
 from PIL import Image
 
+from nanoedit.errors import UsageError
 from nanoedit.sandbox import sample_image
 
 CAT = sample_image("cat.png")[0]
@@ -332,4 +333,40 @@ def test_generate_has_no_mask(served: Served) -> None:
     )
     assert result.exit_code == 2
     assert "No such option: --region" in result.stderr
+    assert served.sandbox.received == []
+
+
+def test_the_python_api_takes_a_region_and_gives_each_image_its_drift(isolated: Path) -> None:
+    import nanoedit
+
+    Path("cat.png").write_bytes(CAT)
+    result = nanoedit.edit("cat.png", prompt="a hat", region=REGION, sandbox=True)
+    [image] = result.images
+    assert image.path == isolated / "cat-edit.png" and image.format == "png"
+    assert image.drift is not None and image.drift.mean > 0 and not image.drift.over
+    assert changed_where(CAT, image.path)[0] == 0
+    with pytest.raises(UsageError) as caught:
+        nanoedit.edit("cat.png", prompt="a hat", region="0,0,5,5", feather=65, sandbox=True)
+    assert caught.value.message == "feather is 65; give 0 to 64 pixels"
+
+
+def test_a_dry_run_of_a_masked_gpt_image_edit_names_the_mask_it_would_make(
+    served: Served,
+) -> None:
+    Path("cat.png").write_bytes(CAT)
+    result = run_cli(
+        ["edit", "cat.png", "-p", "a hat", "--region", REGION_FLAG, "--model", "gpt-image-1.5",
+         "--dry-run", "--json"],
+        env=one_backend_env(served, "openai"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [line] = [json.loads(text) for text in result.stdout.splitlines()]
+    assert line["files"] == [
+        {"field": "image[]", "source": "cat.png"},
+        {"field": "mask", "source": "openai-mask.png"},
+    ]
+    assert line["note"] == (
+        f"openai-mask.png is made from --region {REGION_FLAG} when the request is sent: black, "
+        "transparent where the model may edit, the image's size"
+    )
     assert served.sandbox.received == []

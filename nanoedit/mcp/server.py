@@ -24,8 +24,8 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field, WithJsonSchema
 
 from nanoedit import __version__
-from nanoedit.jobs import RATIOS, SIZES
-from nanoedit.mcp.calls import Calls, Request, ServerOptions, model_names
+from nanoedit.jobs import DEFAULT_FEATHER, RATIOS, SIZES
+from nanoedit.mcp.calls import Calls, Masking, Request, ServerOptions, model_names
 from nanoedit.mcp.safety import Folders
 
 if TYPE_CHECKING:
@@ -76,6 +76,30 @@ MaxCost = Annotated[
           "apply too).", ge=0),
 ]  # fmt: skip
 Thumbnails = Annotated[bool, Field(description="Also return a small PNG thumbnail of each image.")]
+Mask = Annotated[
+    str | None,
+    Field(
+        description="A mask image (in the folders): the model may change the image only where "
+        "it is white (or opaque, on a transparent mask); every other pixel stays the input's, "
+        "bit for bit. Saved as PNG."
+    ),
+]
+Region = Annotated[
+    str | None,
+    Field(description="X,Y,W,H: the model may change only this box (the input's pixels)."),
+]
+Feather = Annotated[
+    int, Field(description="Width of the blended seam inside the mask (0: hard).", ge=0, le=64)
+]
+MaxDrift = Annotated[
+    float | None,
+    Field(
+        description="Fail a job whose model changed more than this % outside the mask (its "
+        "image kept as NAME-drift.png).",
+        ge=0,
+        le=100,
+    ),
+]
 
 
 async def _folders(calls: Calls, ctx: Context) -> Folders:
@@ -156,12 +180,17 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        mask: Mask = None,
+        region: Region = None,
+        feather: Feather = DEFAULT_FEATHER,
+        max_drift: MaxDrift = None,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
-        absolute path, size, job id and cost, and the model's text."""
+        absolute path, size, job id and cost, and the model's text (and with a mask or a
+        region, how much the model changed outside it: the drift)."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
-            max_cost, thumbnails,
+            max_cost, thumbnails, Masking(mask, region, feather, max_drift),
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
