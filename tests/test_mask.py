@@ -370,3 +370,36 @@ def test_a_dry_run_of_a_masked_gpt_image_edit_names_the_mask_it_would_make(
         "transparent where the model may edit, the image's size"
     )
     assert served.sandbox.received == []
+
+
+def test_masked_results_and_a_drift_failure_validate_against_the_result_schema(
+    served: Served,
+) -> None:
+    from test_describe_schemas import valid
+
+    Path("cat.png").write_bytes(CAT)
+    env = one_backend_env(served, "gemini")
+    for limit in ("100", "0.1"):
+        result = run_cli(
+            ["edit", "cat.png", "-p", "a hat", "--region", REGION_FLAG, "--max-drift", limit,
+             "--json"],
+            env=env,
+        )  # fmt: skip
+        assert result.exit_code == (0 if limit == "100" else 5), result.stderr
+        valid("result", json.loads(result.stdout))
+
+
+def test_the_report_page_says_each_masked_images_drift(served: Served) -> None:
+    Path("cat.png").write_bytes(CAT)
+    result = run_cli(
+        ["edit", "cat.png", "-p", "a hat", "--region", REGION_FLAG, "--max-drift", "0.1",
+         "--report", "run.html", "--json"],
+        env=one_backend_env(served, "gemini"),
+    )  # fmt: skip
+    assert result.exit_code == 5
+    drift = json.loads(result.stdout)["outputs"][0]["drift"]
+    page = Path("run.html").read_text()
+    assert (
+        f"drift {drift['mean']:g}% outside the mask ({drift['changed']:g}% of pixels), past "
+        "--max-drift 0.1%"
+    ) in page
