@@ -275,8 +275,11 @@ def _refused(served: Served, args: list[str], code: int, message: str) -> None:
          "--mask and --region both say where to edit; use one (to combine them, draw the box "
          "into the mask file)"),
         (["--max-drift", "3"], 2,
-         "--max-drift measures what a model changed outside the mask, and no mask was given; "
-         "add --mask FILE or --region X,Y,W,H, or drop --max-drift"),
+         "--max-drift shapes a masked edit, and no mask was given; add --mask FILE or --region "
+         "X,Y,W,H, or drop --max-drift"),
+        (["--feather", "0", "--max-drift", "3"], 2,
+         "--feather and --max-drift shape a masked edit, and no mask was given; add --mask FILE "
+         "or --region X,Y,W,H, or drop --feather and --max-drift"),
         (["--mask", "nothere.png"], 4,
          "the mask nothere.png is not a file; check the path given to --mask"),
         (["--region", "0,0,5,5", "-o", "out.jpg"], 2,

@@ -191,7 +191,9 @@ def _masked(
     if isinstance(region, tuple):
         region = ",".join(str(part) for part in region)
     path = None if mask is None else _source(mask, "mask")
-    spec = mask_spec(path, region, feather, max_drift)
+    # The default is no flag given: only a seam asked for names --feather in a refusal.
+    seam = None if feather == DEFAULT_FEATHER else feather
+    spec = mask_spec(path, region, seam, max_drift)
     return replace(run, options=replace(run.options, mask=spec))
 
 

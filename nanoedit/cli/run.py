@@ -109,16 +109,18 @@ def edit(
         ),
     ] = None,
     feather: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--feather",
             min=0,
             max=64,
             metavar="PX",
-            help="Width of the blended seam, inside the mask (0: a hard edge).",
+            help=f"Width of the blended seam, inside the mask (default {DEFAULT_FEATHER}; 0: a "
+            "hard edge).",
+            show_default=False,
             rich_help_panel=MASKS,
         ),
-    ] = DEFAULT_FEATHER,
+    ] = None,
     max_drift: Annotated[
         float | None,
         typer.Option(
@@ -159,7 +161,7 @@ def edit(
         # Refused before anything else is looked at, the options' values among them.
         session.check_stdin(given, asked)
         run = flags.run_options()
-        if mask is not None or region is not None or max_drift is not None:
+        if (mask, region, feather, max_drift) != (None, None, None, None):
             from nanoedit.run.masks import mask_spec
 
             run = replace(run, mask=mask_spec(mask, region, feather, max_drift))

@@ -217,7 +217,8 @@ class Calls:
                     f"({folders.described()}); copy it into one of them and name its path"
                 )
         mask = None if path is None else str(path)
-        return mask_spec(mask, masking.region, masking.feather, masking.max_drift)
+        seam = None if masking.feather == DEFAULT_FEATHER else masking.feather
+        return mask_spec(mask, masking.region, seam, masking.max_drift)
 
     def _generate(self, folders: Folders, request: Request, stop: Stop | None) -> CallToolResult:
         from nanoedit import session

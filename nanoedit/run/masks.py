@@ -11,12 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from nanoedit.errors import ApiError, UsageError
-from nanoedit.jobs import Job, MaskSpec, SavedImage
+from nanoedit.jobs import DEFAULT_FEATHER, Job, MaskSpec, SavedImage
 from nanoedit.output.names import is_stream
 
 
 def mask_spec(
-    mask: str | None, region: str | None, feather: int, max_drift: float | None
+    mask: str | None, region: str | None, feather: int | None, max_drift: float | None
 ) -> MaskSpec:
     """The mask of ``edit --mask FILE`` or ``--region X,Y,W,H``, with its ``--feather`` and
     ``--max-drift``, as given (checked against each input when the run is planned)."""
@@ -30,14 +30,18 @@ def mask_spec(
             "box into the mask file)"
         )
     if mask is None and region is None:
+        named = (("--feather", feather), ("--max-drift", max_drift))
+        given = [flag for flag, value in named if value is not None]
+        flags = " and ".join(given)
         raise UsageError(
-            "--max-drift measures what a model changed outside the mask, and no mask was given; "
-            "add --mask FILE or --region X,Y,W,H, or drop --max-drift"
+            f"{flags} {'shape' if len(given) > 1 else 'shapes'} a masked edit, and no mask was "
+            f"given; add --mask FILE or --region X,Y,W,H, or drop {flags}"
         )
     if mask is not None and not mask.strip():
         raise UsageError("--mask is empty; give the mask image's path")
     box = parse_region(region) if region is not None else None
-    return MaskSpec(mask=mask, region=box, feather=feather, max_drift=max_drift)
+    seam = DEFAULT_FEATHER if feather is None else feather
+    return MaskSpec(mask=mask, region=box, feather=seam, max_drift=max_drift)
 
 
 def check_job(job: Job, spec: MaskSpec, warn: Callable[[str], None]) -> Job:
