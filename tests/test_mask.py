@@ -406,3 +406,21 @@ def test_the_report_page_says_each_masked_images_drift(served: Served) -> None:
         f"drift {drift['mean']:g}% outside the mask ({drift['changed']:g}% of pixels), past "
         "--max-drift 0.1%"
     ) in page
+
+
+def test_a_masked_edit_is_the_inputs_size_whatever_ratio_was_asked_and_says_no_more(
+    served: Served,
+) -> None:
+    Path("cat.png").write_bytes(CAT)
+    result = run_cli(
+        ["edit", "cat.png", "-p", "a hat", "--region", REGION_FLAG, "--ratio", "16:9", "--json"],
+        env=one_backend_env(served, "gemini"),
+    )
+    assert result.exit_code == 0, result.stderr
+    line = json.loads(result.stdout)
+    [output] = line["outputs"]
+    assert (output["width"], output["height"]) == (640, 480)
+    # The answer came at 16:9 and was stretched onto the input: the drift says so, and no
+    # warning blames the provider for a ratio the composite itself undid.
+    assert output["drift"]["stretched"] is True
+    assert line["warnings"] == []

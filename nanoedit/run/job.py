@@ -183,7 +183,8 @@ class JobPipeline:
                 )  # fmt: skip
                 outputs.append(saved)
                 self._result_saved(planned, entries, place, saved)
-                warnings += self._check_dimensions(planned, saved)
+                if saved.drift is None:  # a masked edit is the input's size, whatever came
+                    warnings += self._check_dimensions(planned, saved)
                 if self.options.sidecar and provenance is not None:
                     self.writer.write_sidecar(
                         provenance, saved, overwrite=job.output is not None, mask=job.mask
