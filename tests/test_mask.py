@@ -9,6 +9,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import shlex
 import threading
 from collections.abc import Iterator
@@ -328,6 +329,18 @@ def test_a_url_or_stdin_input_is_refused_with_a_mask(served: Served) -> None:
              f"--mask and --region edit a local file, and {url} is a URL: its pixels must "
              "still be there when the result is composited over it; save it to a file and "
              "edit that")  # fmt: skip
+
+
+def test_a_missing_input_or_a_pipe_is_refused_with_a_mask_before_it_is_read(
+    served: Served,
+) -> None:
+    _refused(served, ["gone.png", "--region", "0,0,5,5"], 4,
+             "the input gone.png does not exist; --mask and --region edit a regular file, whose "
+             "pixels are read again when the result is saved")  # fmt: skip
+    os.mkfifo("pipe.png")  # nothing writes to it: reading it would hang the test
+    _refused(served, ["pipe.png", "--region", "0,0,5,5"], 4,
+             "the input pipe.png is not a file; --mask and --region edit a regular file, whose "
+             "pixels are read again when the result is saved")  # fmt: skip
 
 
 def test_generate_has_no_mask(served: Served) -> None:

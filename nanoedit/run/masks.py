@@ -6,11 +6,12 @@ gives its job. The pixels are :mod:`nanoedit.output.masking`'s; saving composite
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from nanoedit.errors import ApiError, UsageError
+from nanoedit.errors import ApiError, InputError, UsageError
 from nanoedit.jobs import DEFAULT_FEATHER, Job, MaskSpec, SavedImage
 from nanoedit.output.names import is_stream
 
@@ -56,6 +57,14 @@ def check_job(job: Job, spec: MaskSpec, warn: Callable[[str], None]) -> Job:
             f"--mask and --region edit a local file, and {source.label} is "
             f"{'a URL' if source.is_url else 'standard input'}: its pixels must still be there "
             "when the result is composited over it; save it to a file and edit that"
+        )
+    if not Path(source.location).is_file():
+        # A pipe (<(...), /dev/stdin) would be used up by reading it here; a missing file is
+        # said as such. Either way its pixels could not be read again when saving.
+        what = "does not exist" if not os.path.lexists(source.location) else "is not a file"
+        raise InputError(
+            f"the input {source.label} {what}; --mask and --region edit a regular file, whose "
+            "pixels are read again when the result is saved"
         )
     output = job.output
     if output is not None and not is_stream(output) and output.suffix.lower() != ".png":
