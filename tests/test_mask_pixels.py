@@ -161,3 +161,40 @@ def test_the_sandbox_turns_down_a_mask_openai_would(
             "code": "invalid_image",
         }
     }
+
+
+def test_openais_client_sends_our_mask_and_meets_the_sandboxs_refusal(served: Served) -> None:
+    import openai
+
+    from nanoedit.output.masking import openai_mask
+
+    image = _png(Image.new("RGB", (48, 32), (9, 9, 9)))
+    mask = openai_mask(MaskSpec(region=(4, 4, 10, 10)), (48, 32), "in.png")
+    with openai.OpenAI(
+        base_url=served.base_url + "/v1", api_key=api_key_for("openai"), max_retries=0
+    ) as client:
+        answer = client.images.edit(
+            image=("in.png", image, "image/png"),
+            mask=("mask.png", mask, "image/png"),
+            prompt="a hat",
+            model="gpt-image-1.5",
+        )
+        assert answer.data is not None and answer.data[0].b64_json is not None
+        (received,) = served.sandbox.received
+        assert [part.field for part in received.files] == ["image", "mask"]
+        wrong = openai_mask(MaskSpec(region=(4, 4, 10, 10)), (32, 32), "in.png")
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.images.edit(
+                image=("in.png", image, "image/png"),
+                mask=("mask.png", wrong, "image/png"),
+                prompt="a hat",
+                model="gpt-image-1.5",
+            )
+    assert refused.value.status_code == 400
+    assert refused.value.body == {
+        "message": "Invalid mask image: the mask is 32x32 and the image is 48x32; they must "
+        "have the same dimensions.",
+        "type": "invalid_request_error",
+        "param": "mask",
+        "code": "invalid_image",
+    }
