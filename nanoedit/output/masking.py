@@ -30,7 +30,8 @@ MAX_FEATHER = 64
 # A mask of another size is scaled to the input's when their shapes agree this closely.
 SHAPE_TOLERANCE = 0.01
 # Modes the original is composited in as they are; any other (a palette, 16 bits, CMYK) is
-# converted to RGB, or to RGBA when it has transparency, first.
+# converted to RGB, or to RGBA when it has transparency, first: outside the mask the result is
+# then the input as converted (Pillow reads 16-bit RGB as 8-bit RGB already).
 KEPT_MODES = ("L", "LA", "RGB", "RGBA")
 
 
