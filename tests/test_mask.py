@@ -437,3 +437,17 @@ def test_a_masked_edit_is_the_inputs_size_whatever_ratio_was_asked_and_says_no_m
     # warning blames the provider for a ratio the composite itself undid.
     assert output["drift"]["stretched"] is True
     assert line["warnings"] == []
+
+
+def test_a_dry_run_says_the_answer_would_be_composited(served: Served) -> None:
+    Path("cat.png").write_bytes(CAT)
+    result = run_cli(
+        ["edit", "cat.png", "-p", "a hat", "--region", REGION_FLAG, "--dry-run"],
+        env=one_backend_env(served, "gemini"),
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1] == (
+        f"# the answer is composited over cat.png through --region {REGION_FLAG} (PNG)"
+    )
+    assert served.sandbox.received == []
