@@ -325,6 +325,9 @@ class MaskSpec:
     """The most drift (:attr:`Drift.mean`, in %) a result may have before its job fails."""
     sha256: str | None = None
     original: str | None = None
+    crop: bool = False
+    """``--crop``: the model is sent a crop of the input around the mask (with a margin), and
+    its answer is put back into that box (see :func:`nanoedit.output.masking.crop_box`)."""
 
     @property
     def label(self) -> str:

@@ -451,3 +451,88 @@ def test_a_dry_run_says_the_answer_would_be_composited(served: Served) -> None:
         f"# the answer is composited over cat.png through --region {REGION_FLAG} (PNG)"
     )
     assert served.sandbox.received == []
+
+
+# --crop's box for REGION in cat.png: a margin of half the region's longer side (120) each
+# way, within the image.
+CROP_BOX = (80, 0, 560, 440)
+
+
+@pytest.mark.parametrize("road", [road for road in BACKENDS if road != "duomi"])
+def test_crop_sends_the_box_around_the_region_and_still_keeps_the_outside_exact(
+    served: Served, road: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend, more, flags = BACKENDS[road]
+    for name in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"):
+        monkeypatch.delenv(name, raising=False)
+    Path("cat.png").write_bytes(CAT)
+    env = one_backend_env(served, backend) | more
+    result = run_cli(
+        ["edit", "cat.png", "-p", "a red hat", "--region", REGION_FLAG, "--crop", "--json",
+         *flags],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [output] = json.loads(result.stdout)["outputs"]
+    assert (output["path"], output["width"], output["height"]) == ("cat-edit.png", 640, 480)
+    outside, changed = changed_where(CAT, Path("cat-edit.png"))
+    assert outside == 0 and changed > 0.9 * REGION[2] * REGION[3]
+    assert len(paid(served)) == 1
+    with Image.open("cat-edit.png") as saved:
+        provenance = json.loads(saved.info["nanoedit"])
+    assert provenance["mask"]["crop"] is True
+    # The model was shown the crop: its SHA-256 is the input's the provenance records.
+    with Image.open("cat.png") as whole:
+        crop = io.BytesIO()
+        whole.convert("RGB").crop(CROP_BOX).save(crop, format="PNG")
+    sent = provenance["inputs"][0]
+    assert sent["sha256"] == hashlib.sha256(crop.getvalue()).hexdigest()
+
+
+def test_crop_gives_gpt_image_the_mask_of_the_crop(served: Served) -> None:
+    Path("cat.png").write_bytes(CAT)
+    result = run_cli(
+        ["edit", "cat.png", "-p", "a hat", "--region", REGION_FLAG, "--crop", "--model",
+         "gpt-image-1.5"],
+        env=one_backend_env(served, "openai"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [request] = paid(served)
+    [image] = [part for part in request.files if part.field == "image[]"]
+    [mask] = [part for part in request.files if part.field == "mask"]
+    assert image.filename == "cat.png"
+    width, height = CROP_BOX[2] - CROP_BOX[0], CROP_BOX[3] - CROP_BOX[1]
+    with Image.open(io.BytesIO(image.data)) as sent:
+        assert sent.size == (width, height)
+    with Image.open(io.BytesIO(mask.data)) as alpha_mask:
+        alpha = alpha_mask.getchannel("A")
+        assert alpha.size == (width, height)
+        assert alpha.histogram()[0] == REGION[2] * REGION[3]  # the region, within the crop
+        assert alpha.getpixel((REGION[0] - CROP_BOX[0], REGION[1] - CROP_BOX[1])) == 0
+
+
+def test_crop_is_refused_on_a_backend_that_takes_urls_only(served: Served, hosting: str) -> None:
+    Path("cat.png").write_bytes(CAT)
+    env = one_backend_env(served, "duomi") | {
+        "NANOEDIT_UPLOAD_VIA": "command", "NANOEDIT_UPLOAD_COMMAND": hosting,
+    }  # fmt: skip
+    result = run_cli(["edit", "cat.png", "-p", "x", "--region", REGION_FLAG, "--crop"], env=env)
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()).endswith(
+        "--crop sends a crop of the input, and the duomi backend takes only URLs the uploader "
+        "made of whole files; leave out --crop, or use a backend that takes files"
+    )
+    assert paid(served) == []
+
+
+def test_a_dry_run_with_crop_says_which_box_is_sent(served: Served) -> None:
+    Path("cat.png").write_bytes(CAT)
+    result = run_cli(
+        ["edit", "cat.png", "-p", "a hat", "--region", REGION_FLAG, "--crop", "--dry-run"],
+        env=one_backend_env(served, "gemini"),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1] == (
+        f"# the answer is composited over cat.png through --region {REGION_FLAG} (PNG); the "
+        "model is sent only the box 80,0,480,440 of it, as PNG"
+    )

@@ -169,7 +169,7 @@ def test_openais_client_sends_our_mask_and_meets_the_sandboxs_refusal(served: Se
     from nanoedit.output.masking import openai_mask
 
     image = _png(Image.new("RGB", (48, 32), (9, 9, 9)))
-    mask = openai_mask(MaskSpec(region=(4, 4, 10, 10)), (48, 32), "in.png")
+    mask = openai_mask(MaskSpec(region=(4, 4, 10, 10)), (48, 32), (48, 32), "in.png")
     with openai.OpenAI(
         base_url=served.base_url + "/v1", api_key=api_key_for("openai"), max_retries=0
     ) as client:
@@ -182,7 +182,7 @@ def test_openais_client_sends_our_mask_and_meets_the_sandboxs_refusal(served: Se
         assert answer.data is not None and answer.data[0].b64_json is not None
         (received,) = served.sandbox.received
         assert [part.field for part in received.files] == ["image", "mask"]
-        wrong = openai_mask(MaskSpec(region=(4, 4, 10, 10)), (32, 32), "in.png")
+        wrong = openai_mask(MaskSpec(region=(4, 4, 10, 10)), (48, 32), (32, 32), "in.png")
         with pytest.raises(openai.BadRequestError) as refused:
             client.images.edit(
                 image=("in.png", image, "image/png"),
@@ -198,3 +198,26 @@ def test_openais_client_sends_our_mask_and_meets_the_sandboxs_refusal(served: Se
         "param": "mask",
         "code": "invalid_image",
     }
+
+
+def test_a_crop_answer_goes_back_into_its_box_and_its_drift_counts_only_what_was_shown(
+    tmp_path: Path,
+) -> None:
+    # A 100x100 grey original, a 10x10 region in its middle: the crop is the region with 32
+    # pixels around it, 13..87 each way. The answer for the crop moved every pixel by 51.
+    Image.new("RGB", (100, 100), (100, 100, 100)).save(tmp_path / "in.png")
+    Image.new("RGB", (74, 74), (151, 151, 151)).save(tmp_path / "answer.png")
+    spec = MaskSpec(region=(45, 45, 10, 10), feather=0, crop=True)
+    drift = composite(
+        spec, tmp_path / "in.png", tmp_path / "answer.png", tmp_path / "out.png", "in"
+    )
+    # Measured over the 74*74 - 100 pixels shown and outside the mask, not the whole image.
+    assert drift == Drift(20.0, 100.0, resized=False, stretched=False)
+    with Image.open(tmp_path / "out.png") as out:
+        got = list(out.get_flattened_data())
+    inside = {(x, y) for x in range(45, 55) for y in range(45, 55)}
+    assert got == [
+        (151, 151, 151) if (x, y) in inside else (100, 100, 100)
+        for y in range(100)
+        for x in range(100)
+    ]

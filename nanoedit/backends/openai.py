@@ -336,7 +336,9 @@ def gpt_image_mask(prepared: PreparedJob) -> bytes:
     first = prepared.uploads[0]
     with Image.open(io.BytesIO(first.data)) as image:
         size = image.size
-    return openai_mask(prepared.job.mask, size, first.source.label)
+    with Image.open(first.source.path) as image:  # the input as it is on disk: a local file
+        original = image.size
+    return openai_mask(prepared.job.mask, original, size, first.source.label)
 
 
 def is_permanent(response: httpx.Response) -> bool:

@@ -121,6 +121,15 @@ def edit(
             rich_help_panel=MASKS,
         ),
     ] = None,
+    crop: Annotated[
+        bool,
+        typer.Option(
+            "--crop",
+            help="Send the model only a crop around the mask (with a margin), and put its "
+            "answer back into that box: more of its pixels go where the edit is.",
+            rich_help_panel=MASKS,
+        ),
+    ] = False,
     max_drift: Annotated[
         float | None,
         typer.Option(
@@ -161,10 +170,10 @@ def edit(
         # Refused before anything else is looked at, the options' values among them.
         session.check_stdin(given, asked)
         run = flags.run_options()
-        if (mask, region, feather, max_drift) != (None, None, None, None):
+        if (mask, region, feather, max_drift) != (None, None, None, None) or crop:
             from nanoedit.run.masks import mask_spec
 
-            run = replace(run, mask=mask_spec(mask, region, feather, max_drift))
+            run = replace(run, mask=mask_spec(mask, region, feather, max_drift, crop))
     env = environment(ctx)
     with errors(run.json_lines):
         done = session.edit(env, given, asked, run)

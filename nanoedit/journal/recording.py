@@ -56,7 +56,10 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         # Another mask, region or seam is another image (and on gpt-image another request):
         # another job. The limit of --max-drift is not: it only judges the image.
         region = list(job.mask.region) if job.mask.region is not None else None
-        what["mask"] = {"sha256": job.mask.sha256, "region": region, "feather": job.mask.feather}
+        mask = job.mask
+        what["mask"] = {
+            "sha256": mask.sha256, "region": region, "feather": mask.feather, "crop": mask.crop,
+        }  # fmt: skip
     text = json.dumps(what, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -141,6 +144,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "max_drift": mask.max_drift,
             "sha256": mask.sha256,
             "original": mask.original,
+            "crop": mask.crop,
         }
     return spec
 
@@ -224,6 +228,7 @@ def _mask_of(spec: JobSpec) -> MaskSpec | None:
         max_drift=kept["max_drift"],
         sha256=kept["sha256"],
         original=kept["original"],
+        crop=kept["crop"],
     )
 
 

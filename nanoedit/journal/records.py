@@ -55,6 +55,7 @@ class MaskRecord(TypedDict):
     max_drift: float | None
     sha256: str | None
     original: str | None
+    crop: bool
 
 
 class JobSpec(TypedDict, total=False):

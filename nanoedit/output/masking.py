@@ -29,6 +29,9 @@ from nanoedit.jobs import DRIFT_TOLERANCE, Drift, MaskSpec
 MAX_FEATHER = 64
 # A mask of another size is scaled to the input's when their shapes agree this closely.
 SHAPE_TOLERANCE = 0.01
+# --crop's margin around the mask's box: half the box's longer side, and at least this: the
+# model sees enough of the surroundings to match them.
+CROP_MIN_MARGIN = 32
 # Modes the original is composited in as they are; any other (a palette, 16 bits, CMYK) is
 # converted to RGB, or to RGBA when it has transparency, first: outside the mask the result is
 # then the input as converted (Pillow reads 16-bit RGB as 8-bit RGB already).
@@ -191,7 +194,32 @@ def check_mask(
         max_drift=spec.max_drift,
         sha256=digest,
         original=original_digest,
+        crop=spec.crop,
     )
+
+
+def crop_box(mask: Image.Image) -> tuple[int, int, int, int]:
+    """What ``--crop`` sends of the input: the box around the editable area, with a margin of
+    half its longer side (at least :data:`CROP_MIN_MARGIN`) each way, within the image."""
+    box = mask.getbbox()
+    assert box is not None, "a checked mask marks something"
+    left, top, right, bottom = box
+    margin = max(CROP_MIN_MARGIN, max(right - left, bottom - top) // 2)
+    return (
+        max(left - margin, 0),
+        max(top - margin, 0),
+        min(right + margin, mask.width),
+        min(bottom + margin, mask.height),
+    )
+
+
+def cropped_input(spec: MaskSpec, original: Path, input_label: str) -> bytes:
+    """The crop of the input ``--crop`` sends, as PNG (lossless, whatever the input was)."""
+    base = workable(_open(original, "the input"))
+    box = crop_box(mask_for(spec, base.size, input_label))
+    data = io.BytesIO()
+    base.crop(box).save(data, format="PNG")
+    return data.getvalue()
 
 
 def feathered(mask: Image.Image, pixels: int) -> Image.Image:
@@ -229,11 +257,21 @@ def workable(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if alpha else "RGB")
 
 
-def measure(original: Image.Image, aligned: Image.Image, mask: Image.Image) -> tuple[float, float]:
+def measure(
+    original: Image.Image,
+    aligned: Image.Image,
+    mask: Image.Image,
+    within: tuple[int, int, int, int] | None = None,
+) -> tuple[float, float]:
     """The drift's two figures (see :class:`~nanoedit.jobs.Drift`), in RGB, over the pixels
-    outside ``mask``, rounded to hundredths of a percent."""
+    outside ``mask`` (and inside ``within``, the box the model was shown, if it saw only
+    that), rounded to hundredths of a percent."""
     diff = ImageChops.difference(original.convert("RGB"), aligned.convert("RGB"))
     outside = ImageChops.invert(mask)
+    if within is not None:
+        shown = Image.new("L", mask.size, 0)
+        shown.paste(outside.crop(within), within[:2])
+        outside = shown
     counts = diff.histogram(mask=outside)
     pixels = sum(counts[:256])
     if pixels == 0:
@@ -250,7 +288,8 @@ def composite(
 ) -> Drift:
     """Write to ``out`` (PNG) the model's answer at ``answer_path`` composited over the
     original at ``original_path`` through ``spec``'s mask, and say how much the answer drifted
-    outside the mask. The answer is resized to the original's size first."""
+    outside the mask. The answer is resized to the original's size first (with ``--crop``, to
+    the crop's, and put back into its box)."""
     if spec.original is not None and sha256_of(original_path, "the input") != spec.original:
         raise InputError(
             f"{input_label} changed since the job was sent (its SHA-256 differs), so its "
@@ -259,26 +298,40 @@ def composite(
         )
     base = workable(_open(original_path, "the input"))
     answer = _open(answer_path, "the result")
-    resized = answer.size != base.size
-    stretched = not _same_shape(answer.size, base.size)
+    mask = mask_for(spec, base.size, input_label)
+    # With --crop the answer is of the crop: it goes back into that box, over the original.
+    box = crop_box(mask) if spec.crop else (0, 0, base.width, base.height)
+    shown = (box[2] - box[0], box[3] - box[1])
+    resized = answer.size != shown
+    stretched = not _same_shape(answer.size, shown)
     if answer.mode not in KEPT_MODES:
         answer = answer.convert("RGBA")
     aligned = answer.convert(base.mode)
     if resized:
-        aligned = aligned.resize(base.size, Image.Resampling.LANCZOS)
-    mask = mask_for(spec, base.size, input_label)
-    mean, changed = measure(base, aligned, mask)
+        aligned = aligned.resize(shown, Image.Resampling.LANCZOS)
+    if spec.crop:
+        placed = base.copy()
+        placed.paste(aligned, box[:2])
+        aligned = placed
+    mean, changed = measure(base, aligned, mask, box if spec.crop else None)
     blended = Image.composite(aligned, base, feathered(mask, spec.feather))
     blended.save(out, format="PNG")
     return Drift(mean, changed, resized, stretched, spec.max_drift)
 
 
-def openai_mask(spec: MaskSpec, size: tuple[int, int], input_label: str) -> bytes:
+def openai_mask(
+    spec: MaskSpec, original: tuple[int, int], size: tuple[int, int], input_label: str
+) -> bytes:
     """The mask as OpenAI's image edits take it [P: OpenAI's API reference, images/edits:
     "fully transparent areas (e.g. where alpha is zero) indicate where image should be edited",
-    a PNG of the image's size]: ours turned around, black with the editable area transparent,
-    at the size of the image as uploaded."""
-    mask = mask_for(spec, size, input_label)
+    a PNG of the image's size]: ours (for an input of size ``original``; cut to the crop with
+    ``--crop``) turned around, black with the editable area transparent, at ``size``, the
+    size of the image as uploaded."""
+    mask = mask_for(spec, original, input_label)
+    if spec.crop:
+        mask = mask.crop(crop_box(mask))
+    if mask.size != size:
+        mask = mask.resize(size, Image.Resampling.NEAREST)
     picture = Image.new("RGBA", size, (0, 0, 0, 255))
     picture.putalpha(ImageChops.invert(mask))
     data = io.BytesIO()

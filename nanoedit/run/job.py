@@ -491,6 +491,10 @@ class JobPipeline:
         """Read the local images and, for a backend that needs bytes, download the URLs; for
         one that takes URLs only, have the uploader (``upload.via``) put local files online."""
         takes = backend_class(backend).takes
+        if job.mask is not None and job.mask.crop and takes is Takes.URLS:
+            from nanoedit.run.masks import crop_needs_bytes
+
+            raise crop_needs_bytes(backend)
         if takes is Takes.URLS:
             from nanoedit.net.uploads import host_inputs
 
@@ -510,6 +514,10 @@ class JobPipeline:
         for upload in uploads:
             self.inputs.warn_notes(upload)  # once per image, however many jobs send it
         self._converted(uploads)
+        if job.mask is not None and job.mask.crop:
+            from nanoedit.run.masks import with_crop
+
+            uploads = with_crop(job.mask, uploads)
         history = self._history(job, backend, http) if carries_thread(job, backend) else ()
         return PreparedJob(job=job, model=model, uploads=uploads, urls=urls, history=history)
 

@@ -10,14 +10,22 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nanoedit.errors import ApiError, InputError, UsageError
 from nanoedit.jobs import DEFAULT_FEATHER, Job, MaskSpec, SavedImage
 from nanoedit.output.names import is_stream
 
+if TYPE_CHECKING:
+    from nanoedit.net.inputs import InputImage
+
 
 def mask_spec(
-    mask: str | None, region: str | None, feather: int | None, max_drift: float | None
+    mask: str | None,
+    region: str | None,
+    feather: int | None,
+    max_drift: float | None,
+    crop: bool = False,
 ) -> MaskSpec:
     """The mask of ``edit --mask FILE`` or ``--region X,Y,W,H``, with its ``--feather`` and
     ``--max-drift``, as given (checked against each input when the run is planned)."""
@@ -31,7 +39,7 @@ def mask_spec(
             "box into the mask file)"
         )
     if mask is None and region is None:
-        named = (("--feather", feather), ("--max-drift", max_drift))
+        named = (("--feather", feather), ("--max-drift", max_drift), ("--crop", crop or None))
         given = [flag for flag, value in named if value is not None]
         flags = " and ".join(given)
         raise UsageError(
@@ -42,7 +50,7 @@ def mask_spec(
         raise UsageError("--mask is empty; give the mask image's path")
     box = parse_region(region) if region is not None else None
     seam = DEFAULT_FEATHER if feather is None else feather
-    return MaskSpec(mask=mask, region=box, feather=seam, max_drift=max_drift)
+    return MaskSpec(mask=mask, region=box, feather=seam, max_drift=max_drift, crop=crop)
 
 
 def check_job(job: Job, spec: MaskSpec, warn: Callable[[str], None]) -> Job:
@@ -81,6 +89,39 @@ def check_job(job: Job, spec: MaskSpec, warn: Callable[[str], None]) -> Job:
     return replace(job, mask=check_mask(spec, Path(source.location), source.label, warn))
 
 
+def with_crop(mask: MaskSpec, uploads: tuple[InputImage, ...]) -> tuple[InputImage, ...]:
+    """The uploads of a ``--crop`` job: its first image (a local file, checked when planned)
+    replaced by the crop around the mask, as PNG; the others as they are."""
+    from nanoedit.output.masking import cropped_input
+
+    first = uploads[0]
+    data = cropped_input(mask, first.source.path, first.source.label)
+    # Named as a conversion to PNG: the part's file name then ends in .png, as its bytes are.
+    crop = replace(first, data=data, format="png", converted_from=first.format, notes=())
+    return (crop, *uploads[1:])
+
+
+def crop_of(job: Job) -> tuple[int, int, int, int]:
+    """The box (left, top, right, bottom) of ``job``'s input a ``--crop`` sends."""
+    from PIL import Image
+
+    from nanoedit.output.masking import crop_box, mask_for
+
+    assert job.mask is not None
+    source = job.images[0]
+    with Image.open(source.path) as image:
+        size = image.size
+    return crop_box(mask_for(job.mask, size, source.label))
+
+
+def crop_needs_bytes(backend: str) -> UsageError:
+    """The refusal of ``--crop`` on a backend that takes URLs only."""
+    return UsageError(
+        f"--crop sends a crop of the input, and the {backend} backend takes only URLs the "
+        "uploader made of whole files; leave out --crop, or use a backend that takes files"
+    )
+
+
 def drifted(name: str) -> str:
     """The name a result past ``--max-drift`` is kept under: ``cat-edit-drift`` for
     ``cat-edit``. A name of its own, so that no one takes it for a good result."""
@@ -108,4 +149,5 @@ def same_mask(record: object, mask: MaskSpec | None) -> bool:
         record.get("mask") == mask.sha256
         and record.get("region") == region
         and record.get("feather") == mask.feather
+        and bool(record.get("crop")) == mask.crop
     )

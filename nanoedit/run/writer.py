@@ -55,6 +55,7 @@ def with_mask(provenance: Provenance, mask: MaskSpec, drift: Drift) -> Provenanc
         "mask": mask.sha256,
         "region": list(mask.region) if mask.region is not None else None,
         "feather": mask.feather,
+        "crop": mask.crop,
         "drift": drift.to_json(),
     }
     return replace(provenance, mask=record)
