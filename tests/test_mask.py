@@ -361,6 +361,9 @@ def test_the_python_api_takes_a_region_and_gives_each_image_its_drift(isolated: 
     assert image.path == isolated / "cat-edit.png" and image.format == "png"
     assert image.drift is not None and image.drift.mean > 0 and not image.drift.over
     assert changed_where(CAT, image.path)[0] == 0
+    cropped = nanoedit.edit("cat.png", prompt="a hat", region=REGION, crop=True, sandbox=True)
+    assert cropped.images[0].drift is not None
+    assert changed_where(CAT, cropped.images[0].path)[0] == 0
     with pytest.raises(UsageError) as caught:
         nanoedit.edit("cat.png", prompt="a hat", region="0,0,5,5", feather=65, sandbox=True)
     assert caught.value.message == "feather is 65; give 0 to 64 pixels"

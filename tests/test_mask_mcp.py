@@ -30,7 +30,13 @@ def test_edit_image_with_a_region_keeps_the_outside_and_answers_the_drift(
     async def client(session: ClientSession) -> None:
         answers["region"] = await session.call_tool(
             "edit_image",
-            {"images": ["cat.png"], "prompt": "a hat", "region": "10,20,100,50", "feather": 0},
+            {
+                "images": ["cat.png"],
+                "prompt": "a hat",
+                "region": "10,20,100,50",
+                "feather": 0,
+                "crop": True,
+            },
         )
         answers["away"] = await session.call_tool(
             "edit_image",

@@ -71,6 +71,7 @@ def edit(
     region: Region | None = None,
     feather: int = DEFAULT_FEATHER,
     max_drift: float | None = None,
+    crop: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
@@ -83,7 +84,8 @@ def edit(
     API (no key, no network, no cost); ``environ`` replaces ``os.environ`` as the run's
     environment variables. ``mask`` (a file) or ``region`` (``(X, Y, W, H)`` or ``"X,Y,W,H"``)
     limits where the model may change the image, as ``--mask`` and ``--region`` do, with
-    ``feather`` and ``max_drift``; each image's ``drift`` says how much it changed outside.
+    ``feather``, ``max_drift`` and ``crop``; each image's ``drift`` says how much it changed
+    outside.
     Raises the job's error (a :class:`~nanoedit.errors.NanoeditError` carrying its exit code:
     a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
     """
@@ -108,7 +110,7 @@ def edit(
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    run = _masked(run, mask, region, feather, max_drift)
+    run = _masked(run, mask, region, feather, max_drift, crop)
     asked = _asked(prompt, prompt_file, ratio, size, model, count)
     return _one(_edit(run, given, asked))
 
@@ -145,6 +147,7 @@ def edit_many(
     region: Region | None = None,
     feather: int = DEFAULT_FEATHER,
     max_drift: float | None = None,
+    crop: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Batch:
@@ -168,7 +171,7 @@ def edit_many(
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
-    run = _masked(run, mask, region, feather, max_drift)
+    run = _masked(run, mask, region, feather, max_drift, crop)
     return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count))
 
 
@@ -178,9 +181,10 @@ def _masked(
     region: Region | None,
     feather: int,
     max_drift: float | None,
+    crop: bool,
 ) -> _Run:
     """``run`` with the mask ``edit()`` or ``edit_many()`` was given, if any."""
-    if mask is None and region is None and max_drift is None:
+    if mask is None and region is None and max_drift is None and not crop:
         return run
     from dataclasses import replace
 
@@ -193,7 +197,7 @@ def _masked(
     path = None if mask is None else _source(mask, "mask")
     # The default is no flag given: only a seam asked for names --feather in a refusal.
     seam = None if feather == DEFAULT_FEATHER else feather
-    spec = mask_spec(path, region, seam, max_drift)
+    spec = mask_spec(path, region, seam, max_drift, crop)
     return replace(run, options=replace(run.options, mask=spec))
 
 

@@ -60,6 +60,7 @@ class Masking:
     region: str | None = None
     feather: int = DEFAULT_FEATHER
     max_drift: float | None = None
+    crop: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ class Calls:
                 )
         mask = None if path is None else str(path)
         seam = None if masking.feather == DEFAULT_FEATHER else masking.feather
-        return mask_spec(mask, masking.region, seam, masking.max_drift)
+        return mask_spec(mask, masking.region, seam, masking.max_drift, masking.crop)
 
     def _generate(self, folders: Folders, request: Request, stop: Stop | None) -> CallToolResult:
         from nanoedit import session

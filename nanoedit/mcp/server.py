@@ -91,6 +91,10 @@ Region = Annotated[
 Feather = Annotated[
     int, Field(description="Width of the blended seam inside the mask (0: hard).", ge=0, le=64)
 ]
+Crop = Annotated[
+    bool,
+    Field(description="Send the model only a crop around the mask; its answer goes back there."),
+]
 MaxDrift = Annotated[
     float | None,
     Field(
@@ -184,13 +188,14 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         region: Region = None,
         feather: Feather = DEFAULT_FEATHER,
         max_drift: MaxDrift = None,
+        crop: Crop = False,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
         absolute path, size, job id and cost, and the model's text (and with a mask or a
         region, how much the model changed outside it: the drift)."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
-            max_cost, thumbnails, Masking(mask, region, feather, max_drift),
+            max_cost, thumbnails, Masking(mask, region, feather, max_drift, crop),
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
