@@ -21,12 +21,14 @@ from typing import Union
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, NO_DIALS, Dials, RunOptions
+from nanoedit.jobs import DEFAULT_FEATHER, DEFAULT_JOBS, NO_DIALS, Dials, RunOptions
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
 
 PathLike = Union[str, "os.PathLike[str]"]
+# A region: (X, Y, W, H) in the input's pixels, or the command line's "X,Y,W,H".
+Region = str | tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ def edit(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
@@ -79,8 +86,12 @@ def edit(
     dials, --seed, --search and the rest; a ``preset``'s settings stand in for the options left
     at None, its count aside); ``sandbox=True`` runs against the built-in emulated
     API (no key, no network, no cost); ``environ`` replaces ``os.environ`` as the run's
-    environment variables. Raises the job's error (a :class:`~nanoedit.errors.NanoeditError`
-    carrying its exit code: a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
+    environment variables. ``mask`` (a file) or ``region`` (``(X, Y, W, H)`` or ``"X,Y,W,H"``)
+    limits where the model may change the image, as ``--mask`` and ``--region`` do, with
+    ``feather``, ``max_drift`` and ``crop``; each image's ``drift`` says how much it changed
+    outside.
+    Raises the job's error (a :class:`~nanoedit.errors.NanoeditError` carrying its exit code:
+    a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
     """
     if (image is None) == (continue_from is None):
         raise UsageError(
@@ -104,6 +115,7 @@ def edit(
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
+    run = _masked(run, mask, region, feather, max_drift, crop)
     asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     return _one(_edit(run, given, asked))
 
@@ -138,6 +150,11 @@ def edit_many(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Batch:
@@ -162,7 +179,34 @@ def edit_many(
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
+    run = _masked(run, mask, region, feather, max_drift, crop)
     return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count, dials, preset))
+
+
+def _masked(
+    run: _Run,
+    mask: PathLike | None,
+    region: Region | None,
+    feather: int,
+    max_drift: float | None,
+    crop: bool,
+) -> _Run:
+    """``run`` with the mask ``edit()`` or ``edit_many()`` was given, if any."""
+    if mask is None and region is None and max_drift is None and not crop:
+        return run
+    from dataclasses import replace
+
+    from nanoedit.run.masks import mask_spec
+
+    if not 0 <= feather <= 64:
+        raise UsageError(f"feather is {feather}; give 0 to 64 pixels")
+    if isinstance(region, tuple):
+        region = ",".join(str(part) for part in region)
+    path = None if mask is None else _source(mask, "mask")
+    # The default is no flag given: only a seam asked for names --feather in a refusal.
+    seam = None if feather == DEFAULT_FEATHER else feather
+    spec = mask_spec(path, region, seam, max_drift, crop)
+    return replace(run, options=replace(run.options, mask=spec))
 
 
 def generate(

@@ -50,6 +50,19 @@ class Continues(TypedDict):
     result: int
 
 
+class MaskRecord(TypedDict):
+    """A masked edit's mask as the journal keeps it (see :class:`nanoedit.jobs.MaskSpec`):
+    what a resumed job composites its results with, checked to be the same files."""
+
+    mask: str | None
+    region: list[int] | None
+    feather: int
+    max_drift: float | None
+    sha256: str | None
+    original: str | None
+    crop: bool
+
+
 class JobSpec(TypedDict, total=False):
     """Everything it takes to send a journaled job again from another process (see
     :func:`nanoedit.journal.recording.spec_of`). Older rows may lack what later versions added,
@@ -70,6 +83,8 @@ class JobSpec(TypedDict, total=False):
     continues: Continues
     """With ``--continue``: the turn the job goes on from (absent for a job that starts
     afresh); its thread is read back from the journal by following these links."""
+    mask: MaskRecord
+    """With ``--mask`` or ``--region`` (absent otherwise)."""
 
 
 @dataclass(frozen=True)

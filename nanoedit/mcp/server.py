@@ -24,8 +24,16 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field, WithJsonSchema
 
 from nanoedit import __version__
-from nanoedit.jobs import FIDELITIES, FORMATS, QUALITIES, RATIOS, SIZES, THINKING_LEVELS
-from nanoedit.mcp.calls import Calls, Request, ServerOptions, dials_from, model_names
+from nanoedit.jobs import (
+    DEFAULT_FEATHER,
+    FIDELITIES,
+    FORMATS,
+    QUALITIES,
+    RATIOS,
+    SIZES,
+    THINKING_LEVELS,
+)
+from nanoedit.mcp.calls import Calls, Masking, Request, ServerOptions, dials_from, model_names
 from nanoedit.mcp.safety import Folders
 
 if TYPE_CHECKING:
@@ -102,6 +110,34 @@ PresetName = Annotated[
           "config file's): its template takes the prompt, and its ratio, size and model apply "
           "where this call gives none."),
 ]  # fmt: skip
+Mask = Annotated[
+    str | None,
+    Field(
+        description="A mask image (in the folders): the model may change the image only where "
+        "it is white (or opaque, on a transparent mask); every other pixel stays the input's, "
+        "bit for bit. Saved as PNG."
+    ),
+]
+Region = Annotated[
+    str | None,
+    Field(description="X,Y,W,H: the model may change only this box (the input's pixels)."),
+]
+Feather = Annotated[
+    int, Field(description="Width of the blended seam inside the mask (0: hard).", ge=0, le=64)
+]
+Crop = Annotated[
+    bool,
+    Field(description="Send the model only a crop around the mask; its answer goes back there."),
+]
+MaxDrift = Annotated[
+    float | None,
+    Field(
+        description="Fail a job whose model changed more than this % outside the mask (its "
+        "image kept as NAME-drift.png).",
+        ge=0,
+        le=100,
+    ),
+]
 
 
 async def _folders(calls: Calls, ctx: Context) -> Folders:
@@ -184,12 +220,19 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         thumbnails: Thumbnails = False,
         dials: DialArgs = None,
         preset: PresetName = None,
+        mask: Mask = None,
+        region: Region = None,
+        feather: Feather = DEFAULT_FEATHER,
+        max_drift: MaxDrift = None,
+        crop: Crop = False,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
-        absolute path, size, job id and cost, and the model's text."""
+        absolute path, size, job id and cost, and the model's text (and with a mask or a
+        region, how much the model changed outside it: the drift)."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
             max_cost, thumbnails, dials_from(dials), preset,
+            Masking(mask, region, feather, max_drift, crop),
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))

@@ -183,9 +183,17 @@ class JobPipeline:
                 )  # fmt: skip
                 outputs.append(saved)
                 self._result_saved(planned, entries, place, saved)
-                warnings += self._check_dimensions(planned, saved)
+                if saved.drift is None:  # a masked edit is the input's size, whatever came
+                    warnings += self._check_dimensions(planned, saved)
                 if self.options.sidecar and provenance is not None:
-                    self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
+                    self.writer.write_sidecar(
+                        provenance, saved, overwrite=job.output is not None, mask=job.mask
+                    )
+            drifted = [saved for saved in outputs if saved.drift is not None and saved.drift.over]
+            if drifted:
+                from nanoedit.run.masks import drift_error
+
+                raise drift_error(job, drifted[0])  # each kept under its -drift name
             if answer.error is not None:
                 raise answer.error  # what stopped the job, once the images it made are saved
         except NanoeditError as exc:
@@ -484,6 +492,10 @@ class JobPipeline:
         """Read the local images and, for a backend that needs bytes, download the URLs; for
         one that takes URLs only, have the uploader (``upload.via``) put local files online."""
         takes = backend_class(backend).takes
+        if job.mask is not None and job.mask.crop and takes is Takes.URLS:
+            from nanoedit.run.masks import crop_needs_bytes
+
+            raise crop_needs_bytes(backend)
         if takes is Takes.URLS:
             from nanoedit.net.uploads import host_inputs
 
@@ -503,6 +515,10 @@ class JobPipeline:
         for upload in uploads:
             self.inputs.warn_notes(upload)  # once per image, however many jobs send it
         self._converted(uploads)
+        if job.mask is not None and job.mask.crop:
+            from nanoedit.run.masks import with_crop
+
+            uploads = with_crop(job.mask, uploads)
         history = self._history(job, backend, http) if carries_thread(job, backend) else ()
         return PreparedJob(job=job, model=model, uploads=uploads, urls=urls, history=history)
 

@@ -90,6 +90,11 @@ class Planner:
         Raises :class:`UsageError` when the jobs cannot go together (several images for one
         ``-o``); then nothing at all is sent.
         """
+        if self.options.mask is not None:
+            # Before anything else: a mask that does not fit its input sends nothing at all.
+            from nanoedit.run.masks import check_job
+
+            jobs = [check_job(job, self.options.mask, self.warn) for job in jobs]
         _check_outputs(jobs)
         if self.journal is not None and self.options.skip_existing:
             self.seen = self.journal.last_id()
@@ -265,6 +270,7 @@ class Planner:
         an image at the job's name; but never, by a real run, one the journal says a sandbox
         job saved."""
         from nanoedit.output.provenance import read, read_continues
+        from nanoedit.run.masks import same_mask
 
         try:
             made = read(path)
@@ -283,6 +289,7 @@ class Planner:
             and (made.get("dials") or {}) == options.dials.given()
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
+            and same_mask(made.get("mask"), job.mask)
             and len(sent) == len(job.images)
             and all(self._sent_as(source, sent) for source in job.images if not source.is_url)
         )
