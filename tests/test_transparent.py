@@ -368,3 +368,24 @@ def test_openais_own_client_gets_the_known_alpha_from_the_sandbox(served: Served
         with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as image:
             assert (image.format, image.mode) == (fmt, "RGBA")
             assert alpha_error(image, known_alpha(PROMPT, image.size)) == (0.0, 0)
+
+
+def test_what_cannot_hold_or_make_alpha_is_refused_before_sending(
+    served: Served, sample: Path
+) -> None:
+    env = env_for(served, "fal")
+    jpeg = run_cli(["generate", "-p", PROMPT, "--transparent", "--format", "jpeg"], env)
+    assert jpeg.exit_code == 2
+    assert (
+        "--transparent makes an image with an alpha channel, and --format jpeg asks the API for "
+        "JPEG, which has none; use --format png or webp, or leave --format out"
+    ) in jpeg.stderr
+    masked = run_cli(
+        ["edit", str(sample), "-p", PROMPT, "--transparent", "--region", "0,0,10,10"],
+        env_for(served, "gemini"),
+    )
+    assert masked.exit_code == 2
+    assert "--transparent and --mask/--region (--region 0,0,10,10) do not go together" in (
+        masked.stderr
+    )
+    assert paid(served) == []

@@ -21,12 +21,22 @@ from typing import Union
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, TRANSPARENT_AUTO, TRANSPARENT_METHODS, RunOptions
+from nanoedit.jobs import (
+    DEFAULT_FEATHER,
+    DEFAULT_JOBS,
+    NO_DIALS,
+    TRANSPARENT_AUTO,
+    TRANSPARENT_METHODS,
+    Dials,
+    RunOptions,
+)
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
 
 PathLike = Union[str, "os.PathLike[str]"]
+# A region: (X, Y, W, H) in the input's pixels, or the command line's "X,Y,W,H".
+Region = str | tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,9 @@ def edit(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -65,6 +77,11 @@ def edit(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
     transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
@@ -75,11 +92,16 @@ def edit(
     ``continue_from="@ID"`` (or the job id) goes on from an earlier result as the next turn
     of its thread, instead of ``image``. The other options are the command line's (``--ratio``,
     ``--out-dir``, ``--max-cost``...; ``transparent=True`` is ``--transparent``, and a method,
-    ``"key"``, ``"matte"`` or ``"native"``, is ``--transparent-method``); ``sandbox=True``
-    runs against the built-in emulated API (no key, no network, no cost); ``environ``
-    replaces ``os.environ`` as the run's environment variables. Raises the job's error (a
-    :class:`~nanoedit.errors.NanoeditError` carrying its exit code: a refusal is a
-    :class:`~nanoedit.errors.RefusedError`, 8).
+    ``"key"``, ``"matte"`` or ``"native"``, is ``--transparent-method``;
+    ``dials=Dials(seed=7, search=True)`` for its provider dials, --seed, --search and the
+    rest; a ``preset``'s settings stand in for the options left at None, its count aside);
+    ``sandbox=True`` runs against the built-in emulated API (no key, no network, no cost);
+    ``environ`` replaces ``os.environ`` as the run's environment variables. ``mask`` (a file)
+    or ``region`` (``(X, Y, W, H)`` or ``"X,Y,W,H"``) limits where the model may change the
+    image, as ``--mask`` and ``--region`` do, with ``feather``, ``max_drift`` and ``crop``;
+    each image's ``drift`` says how much it changed outside.
+    Raises the job's error (a :class:`~nanoedit.errors.NanoeditError` carrying its exit code:
+    a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
     """
     if (image is None) == (continue_from is None):
         raise UsageError(
@@ -96,6 +118,7 @@ def edit(
         text = _source(image, "image")
         _one_image(text)
         given = EditInputs(inputs=(text,), refs=_sources(refs, "refs"), output=_output(output))
+    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
@@ -103,7 +126,8 @@ def edit(
         store=store, skip_existing=skip_existing, transparent=transparent,
         jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    run = _masked(run, mask, region, feather, max_drift, crop)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     return _one(_edit(run, given, asked))
 
 
@@ -119,7 +143,9 @@ def edit_many(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -135,6 +161,11 @@ def edit_many(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
     transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
@@ -153,6 +184,7 @@ def edit_many(
         from_file=None if from_file is None else _source(from_file, "from_file"),
         recursive=recursive,
     )
+    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
@@ -160,7 +192,34 @@ def edit_many(
         store=store, skip_existing=skip_existing, transparent=transparent,
         jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
-    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count))
+    run = _masked(run, mask, region, feather, max_drift, crop)
+    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count, dials, preset))
+
+
+def _masked(
+    run: _Run,
+    mask: PathLike | None,
+    region: Region | None,
+    feather: int,
+    max_drift: float | None,
+    crop: bool,
+) -> _Run:
+    """``run`` with the mask ``edit()`` or ``edit_many()`` was given, if any."""
+    if mask is None and region is None and max_drift is None and not crop:
+        return run
+    from dataclasses import replace
+
+    from nanoedit.run.masks import mask_spec
+
+    if not 0 <= feather <= 64:
+        raise UsageError(f"feather is {feather}; give 0 to 64 pixels")
+    if isinstance(region, tuple):
+        region = ",".join(str(part) for part in region)
+    path = None if mask is None else _source(mask, "mask")
+    # The default is no flag given: only a seam asked for names --feather in a refusal.
+    seam = None if feather == DEFAULT_FEATHER else feather
+    spec = mask_spec(path, region, seam, max_drift, crop)
+    return replace(run, options=replace(run.options, mask=spec))
 
 
 def generate(
@@ -171,7 +230,9 @@ def generate(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -193,6 +254,7 @@ def generate(
 ) -> Result:
     """Make ``count`` images from the prompt alone and return them (options as :func:`edit`);
     raises the job's error, carrying its exit code."""
+    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
@@ -200,7 +262,7 @@ def generate(
         store=store, skip_existing=skip_existing, transparent=transparent,
         jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     env, log = _environment(run)
     return _one(_batch(run_generate(env, _output(output), asked, run.options), log))
 
@@ -264,6 +326,8 @@ def _asked(
     size: str | None,
     model: str | None,
     count: int,
+    dials: Dials | None = None,
+    preset: str | None = None,
 ) -> Asked:
     """What is asked of the model; stdin is no source of a prompt here."""
     if prompt == "-":
@@ -277,7 +341,32 @@ def _asked(
         from nanoedit.jobs import normalize_ratio
 
         ratio = normalize_ratio(ratio)
-    return Asked(prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count)
+    return Asked(
+        prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count,
+        dials=dials or NO_DIALS, preset=preset,
+    )  # fmt: skip
+
+
+def _from_preset(
+    preset: str | None,
+    environ: Mapping[str, str] | None,
+    ratio: str | None,
+    size: str | None,
+    model: str | None,
+    backend: str | None,
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """The ratio, size, model and backend, with ``preset``'s in place of those the call left
+    out (None), as the command line's flags: what the call gives wins. The call's count is its
+    own (its default, 1, cannot be told from a 1 asked for)."""
+    if preset is None:
+        return ratio, size, model, backend
+    from nanoedit.settings.presets import PresetBook
+
+    found = PresetBook.of(os.environ if environ is None else environ).find(preset)
+    given = {"ratio": ratio, "size": size, "model": model, "backend": backend}
+    values = found.values([name for name, value in given.items() if value is not None])
+    chosen = {name: values.get(name, value) for name, value in given.items()}
+    return chosen["ratio"], chosen["size"], chosen["model"], chosen["backend"]
 
 
 def _source(value: PathLike, what: str) -> str:

@@ -188,9 +188,17 @@ class JobPipeline:
                 )  # fmt: skip
                 outputs.append(saved)
                 self._result_saved(planned, entries, place, saved)
-                warnings += self._check_dimensions(planned, saved)
+                if saved.drift is None:  # a masked edit is the input's size, whatever came
+                    warnings += self._check_dimensions(planned, saved)
                 if self.options.sidecar and provenance is not None:
-                    self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
+                    self.writer.write_sidecar(
+                        provenance, saved, overwrite=job.output is not None, mask=job.mask
+                    )
+            drifted = [saved for saved in outputs if saved.drift is not None and saved.drift.over]
+            if drifted:
+                from nanoedit.run.masks import drift_error
+
+                raise drift_error(job, drifted[0])  # each kept under its -drift name
             if answer.error is not None:
                 raise answer.error  # what stopped the job, once the images it made are saved
         except NanoeditError as exc:
@@ -348,11 +356,16 @@ class JobPipeline:
             return 0.0  # the sandbox charges nothing, whatever a real provider would
         prices = Prices(self.settings.prices, self.settings.catalog)
         options = planned.job.options
+        search = options.dials.search  # its queries are paid beside the images
         if options.renders > 1:
             # Each image was paid for twice (matte): the table's price of both requests, as
             # the estimate counted them (the first answer's own figure covers only one).
-            return prices.estimate(planned.backend, planned.model, options.size, images * 2)
-        return prices.job_cost(planned.backend, planned.model, options.size, images, usage)
+            return prices.estimate(
+                planned.backend, planned.model, options.size, images * 2, search=search
+            )
+        return prices.job_cost(
+            planned.backend, planned.model, options.size, images, usage, search=search
+        )
 
     def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
@@ -495,6 +508,10 @@ class JobPipeline:
         """Read the local images and, for a backend that needs bytes, download the URLs; for
         one that takes URLs only, have the uploader (``upload.via``) put local files online."""
         takes = backend_class(backend).takes
+        if job.mask is not None and job.mask.crop and takes is Takes.URLS:
+            from nanoedit.run.masks import crop_needs_bytes
+
+            raise crop_needs_bytes(backend)
         if takes is Takes.URLS:
             from nanoedit.net.uploads import host_inputs
 
@@ -514,6 +531,10 @@ class JobPipeline:
         for upload in uploads:
             self.inputs.warn_notes(upload)  # once per image, however many jobs send it
         self._converted(uploads)
+        if job.mask is not None and job.mask.crop:
+            from nanoedit.run.masks import with_crop
+
+            uploads = with_crop(job.mask, uploads)
         history = self._history(job, backend, http) if carries_thread(job, backend) else ()
         return PreparedJob(job=job, model=model, uploads=uploads, urls=urls, history=history)
 
@@ -593,6 +614,8 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         version=__version__,
         sandbox=sandbox,
         continues=planned.job.continues,
+        dials=options.dials.given(),
+        preset=options.preset,
     )
 
 

@@ -91,8 +91,20 @@ def transparent_job(job: Job, asked: str | None, backend: type[BackendBase], mod
             f"--transparent makes an image with an alpha channel, and -o {output} names a JPEG, "
             f"which has none; name it {output.with_suffix('.png').name} (or .webp)"
         )
-    method = method_for(asked, backend, model)
     options = job.options
+    if options.dials.format == "jpeg":
+        raise UsageError(
+            "--transparent makes an image with an alpha channel, and --format jpeg asks the API "
+            "for JPEG, which has none; use --format png or webp, or leave --format out"
+        )
+    if job.mask is not None:
+        raise UsageError(
+            f"--transparent and --mask/--region ({job.mask.label}) do not go together: a masked "
+            "edit keeps every "
+            "pixel outside the mask as the input's, so there is no background to take out; "
+            "leave out one of them"
+        )
+    method = method_for(asked, backend, model)
     if method == "matte" and options.count > 1:
         raise UsageError(
             f"--transparent-method matte edits each white render onto black, one image a job; "

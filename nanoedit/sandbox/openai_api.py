@@ -311,6 +311,9 @@ class OpenAIApi(EmulatedApi):
                 values, names, images=None if uploads is None else len(uploads)
             )
             inputs = [self._decoded(number, part) for number, part in enumerate(uploads or [], 1)]
+            for part in call.received.files:
+                if part.field == "mask":
+                    gpt_image.check_mask(part.data, inputs[0].size if inputs else None)
         except Rejected as rejected:
             return gpt_image.OpenAIError(rejected.message, "image", "invalid_image").response()
         except gpt_image.OpenAIError as error:

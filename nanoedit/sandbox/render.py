@@ -41,6 +41,9 @@ class Picture:
     transparent: bool = False
     """Asked for a transparent background (OpenAI's ``background: transparent``): the answer
     is the subject with its alpha (see ``transparency``)."""
+    seed: int | None = None
+    """The request's seed, if it gave one: the same seed draws the same picture, another seed
+    another (its colours and shapes), and the caption names it."""
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -193,9 +196,10 @@ def _work_size(size: tuple[int, int]) -> tuple[int, int]:
 
 def _label(picture: Picture) -> str:
     """The caption: the prompt, and which image of its request it is when there are several."""
+    seeded = "" if picture.seed is None else f"  (seed {picture.seed})"
     if picture.count > 1:
-        return f"{picture.prompt}  ({picture.variant + 1}/{picture.count})"
-    return picture.prompt
+        return f"{picture.prompt}  ({picture.variant + 1}/{picture.count}){seeded}"
+    return picture.prompt + seeded
 
 
 def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
@@ -254,6 +258,8 @@ def render_generate(picture: Picture) -> Encoded:
         return acted
     work = _work_size(picture.size)
     key = f"{picture.prompt}\0{picture.variant}"
+    if picture.seed is not None:
+        key += f"\0seed {picture.seed}"
     top, bottom = (
         Image.new("RGB", work, color_of(key, "top")),
         Image.new("RGB", work, color_of(key)),

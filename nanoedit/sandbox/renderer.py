@@ -158,6 +158,8 @@ def _key(kind: str, picture: Picture, inputs: Sequence[Image.Image]) -> bytes:
     shown = (*arguments, picture.earlier) if picture.earlier else arguments
     if picture.transparent:
         shown = (*shown, "transparent")
+    if picture.seed is not None:
+        shown = (*shown, "seed", picture.seed)
     digest = hashlib.sha256(repr(shown).encode())
     for image in inputs:
         digest.update(repr((image.mode, image.size)).encode())
