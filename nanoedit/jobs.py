@@ -238,6 +238,10 @@ def prompt_slug(prompt: str, limit: int = 40) -> str:
     return slug or "image"
 
 
+# --transparent's methods (see nanoedit.run.transparency), and the value that picks one.
+TRANSPARENT_METHODS: tuple[str, ...] = ("native", "key", "matte")
+TRANSPARENT_AUTO = "auto"
+
 # The defaults of what the command line leaves out; its options show them in --help.
 DEFAULT_COUNT = 1
 DEFAULT_RESPONSE_FORMAT = "url"
@@ -307,11 +311,21 @@ class Options:
     model: str | None = None
     count: int = DEFAULT_COUNT
     response_format: str = DEFAULT_RESPONSE_FORMAT
+    transparent: str | None = None
+    """How the result gets its alpha channel (``--transparent``), once planned: ``native``
+    (the API's own transparent background), ``key`` (a flat key colour removed here) or
+    ``matte`` (on white, then on black); None for an opaque result. The prompt then holds
+    the instruction the method needs (see :mod:`nanoedit.run.transparency`)."""
     dials: Dials = NO_DIALS
     preset: str | None = None
     """The preset (``--preset``, or a ``--from`` line's) whose template ``prompt`` is put into
     before the job is planned; after that, the prompt is the one sent, and the name is kept
     for provenance."""
+
+    @property
+    def renders(self) -> int:
+        """The paid requests each image takes: two for matte (on white, then on black)."""
+        return 2 if self.transparent == "matte" else 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -353,6 +367,9 @@ class RunOptions:
     """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
     max_images: int | None = None
     """--max-images: the most images the run may ask for (None: no limit)."""
+    transparent: str | None = None
+    """--transparent: results with an alpha channel, by ``auto`` (the best method for each
+    job's backend and model), ``native``, ``key`` or ``matte``; None: opaque results."""
     mask: MaskSpec | None = None
     """``edit --mask`` or ``--region``: where each job's first image may change, as given;
     the planner checks it against each input and gives it to the job (:attr:`Job.mask`)."""
@@ -527,6 +544,12 @@ class ResultEntry(TypedDict, total=False):
     """The saved file's SHA-256."""
     lost: bool
     """Its spool file was gone when the job was taken up again: the result cannot be had."""
+    black_sent: bool
+    """A matte job's second paid request (the black render) was about to go out."""
+    black_spool: str
+    """The spool file its black render was kept in (see :mod:`nanoedit.run.matte`)."""
+    black_url: str
+    """Where the provider put its black render."""
 
 
 @dataclass(frozen=True, slots=True)

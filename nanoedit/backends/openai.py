@@ -137,6 +137,11 @@ class OpenAIBackend(BackendBase):
             )
 
     @classmethod
+    def native_transparency(cls, model: str) -> bool:
+        """GPT image models take ``background: transparent`` [P OpenAI's image guide]."""
+        return is_gpt_image(model)
+
+    @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:
         """The gateway's model list."""
         root = api_root(base_url)
@@ -206,6 +211,11 @@ class OpenAIBackend(BackendBase):
             # OpenAI's own fields only: anything else is refused with a 400.
             if options.ratio != "auto":
                 fields["size"] = GPT_IMAGE_SIZES[options.ratio]
+            if options.transparent == "native":
+                # [P] OpenAI's image guide: a transparent background needs PNG or WebP
+                # output; PNG unless --format asks for WebP (--format jpeg is refused).
+                fields["background"] = "transparent"
+                fields["output_format"] = "png"
             dials = options.dials
             # [P] OpenAI's Images API: quality, input_fidelity (edits), output_format.
             if dials.quality is not None:

@@ -47,6 +47,10 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "count": options.count,
         "inputs": inputs,
     }
+    if options.transparent is not None:
+        # Alpha by another method is another result (and matte is two paid requests); absent
+        # when opaque, so that the fingerprints journaled before --transparent still match.
+        what["transparent"] = options.transparent
     dials = options.dials.given()
     if dials:
         # Another seed, level or format is another request; without dials the fingerprint is
@@ -139,6 +143,8 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
         "sidecar": saving.sidecar,
         "overwrite": saving.overwrite,
     }
+    if options.transparent is not None:
+        spec["options"]["transparent"] = options.transparent
     dials = options.dials.given()
     if dials:
         spec["options"]["dials"] = dials
@@ -198,6 +204,7 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         model=asked["model"],
         count=asked["count"],
         response_format=asked["response_format"],
+        transparent=asked.get("transparent"),
         # An older row has no dials: none were sent.
         dials=Dials.from_given(asked.get("dials")),
         preset=asked.get("preset"),

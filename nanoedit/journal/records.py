@@ -35,6 +35,8 @@ class AskedSpec(TypedDict):
     model: str | None
     count: int
     response_format: str
+    transparent: NotRequired[str]
+    """``--transparent``'s method (native, key, matte); absent for an opaque result."""
     dials: NotRequired[dict[str, Any]]
     """The provider dials asked for (:meth:`~nanoedit.jobs.Dials.given`); absent: none."""
     preset: NotRequired[str | None]

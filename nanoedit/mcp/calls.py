@@ -88,6 +88,8 @@ class Request:
     """A preset (nanoedit presets): its template takes the prompt, and its ratio, size and model
     stand in for those the call leaves out; the count is the call's, the backend the server's."""
     masking: Masking = Masking()
+    transparent: str | None = None
+    """--transparent-method's value (auto, native, key, matte); None: opaque images."""
 
 
 def dials_from(given: Mapping[str, Any] | None) -> Dials:
@@ -167,7 +169,11 @@ class Calls:
         )
 
     def _run_options(
-        self, out_dir: Path | None, max_cost: float | None, dry_run: bool
+        self,
+        out_dir: Path | None,
+        max_cost: float | None,
+        dry_run: bool,
+        transparent: str | None = None,
     ) -> RunOptions:
         from nanoedit.jobs import DEFAULT_JOBS, RunOptions
 
@@ -178,6 +184,7 @@ class Calls:
             sandbox=self.options.sandbox,
             max_cost=max_cost,
             dry_run=dry_run,
+            transparent=transparent,
         )
 
     def _inputs(self, folders: Folders, texts: Sequence[str]) -> tuple[str, ...]:
@@ -233,7 +240,9 @@ class Calls:
                 env,
                 given,
                 self._asked(request),
-                replace(self._run_options(out_dir, limit, dry_run=False), mask=masking),
+                replace(
+                    self._run_options(out_dir, limit, False, request.transparent), mask=masking
+                ),
             ),
         )
 
@@ -264,7 +273,10 @@ class Calls:
             "generate_image",
             stop,
             lambda env, limit: session.generate(
-                env, None, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
+                env,
+                None,
+                self._asked(request),
+                self._run_options(out_dir, limit, False, request.transparent),
             ),
         )
 
@@ -300,7 +312,7 @@ class Calls:
 
         out_dir = folders.output_folder(request.output_folder)
         asked = self._asked(request)
-        run = self._run_options(out_dir, None, dry_run=True)
+        run = self._run_options(out_dir, None, True, request.transparent)
         env = self._environment("estimate_cost")
         if request.images:
             given = session.EditInputs(

@@ -15,7 +15,7 @@ import inspect
 import threading
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import anyio
 import anyio.to_thread
@@ -84,6 +84,12 @@ MaxCost = Annotated[
           "apply too).", ge=0),
 ]  # fmt: skip
 Thumbnails = Annotated[bool, Field(description="Also return a small PNG thumbnail of each image.")]
+Transparent = Annotated[
+    Literal["auto", "native", "key", "matte"] | None,
+    Field(description="Save the images with an alpha channel (PNG), as --transparent-method "
+          "does: auto (native where the API draws it, else key), native, key (one request) "
+          "or matte (two paid requests; keeps glass and hair)."),
+]  # fmt: skip
 # The providers' dials, as the command line's flags (--seed, --thinking…): one object.
 DIAL_SCHEMA = {
     "type": ["object", "null"],
@@ -225,6 +231,7 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         feather: Feather = DEFAULT_FEATHER,
         max_drift: MaxDrift = None,
         crop: Crop = False,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
         absolute path, size, job id and cost, and the model's text (and with a mask or a
@@ -233,6 +240,7 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
             max_cost, thumbnails, dials_from(dials), preset,
             Masking(mask, region, feather, max_drift, crop),
+            transparent=transparent,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
@@ -250,12 +258,14 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         thumbnails: Thumbnails = False,
         dials: DialArgs = None,
         preset: PresetName = None,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """Make images from a prompt alone. Answers with each saved file's absolute path,
         size, job id and cost, and the model's text."""
         request = Request(
             prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails,
             dials_from(dials), preset,
+            transparent=transparent,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.generate(folders, request, stop=stop))
@@ -303,12 +313,14 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         count: Count = 1,
         dials: DialArgs = None,
         preset: PresetName = None,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """What an edit (with images) or a generation would cost, and whether it is within
         the server's limits; nothing is sent."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count,
             dials=dials_from(dials), preset=preset,
+            transparent=transparent,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda _stop: calls.estimate(folders, request))

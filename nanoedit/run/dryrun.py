@@ -200,5 +200,11 @@ def print_plan(
             out.write(curl_command(request, key) + "\n")
             if request.note:
                 out.write(f"# {comment(request.note)}\n")
+        if job.options.transparent == "matte":
+            # The second request edits the first's result, which a dry run does not have.
+            out.write(
+                "# then a second paid request: an edit of that result, its background made "
+                "black (--transparent-method matte)\n"
+            )
     out.flush()
     return outcomes

@@ -40,6 +40,7 @@ from nanoedit.output.names import (
 from nanoedit.run.batch import natural_stems
 from nanoedit.run.dials import check_dials
 from nanoedit.run.routing import choose_backend
+from nanoedit.run.transparency import transparent_job
 from nanoedit.settings.load import backend_warnings
 from nanoedit.settings.values import Settings
 
@@ -155,6 +156,7 @@ class Planner:
                 self._warned_models.add(resolved.sent)
                 self.warn(warning)
             check_request(self.settings.catalog, backend, resolved, job)
+            job = transparent_job(job, self.options.transparent, backend, model)
         except NanoeditError as exc:
             return JobOutcome(job, backend_name, model, error=exc)
         planned = PlannedJob(job, backend_name, model, names)

@@ -146,6 +146,12 @@ class ResultWriter:
                 checked = inspect_image(part.path, where)
                 if job.mask is not None:
                     part, checked, provenance = self._masked(job, part, provenance, folder, where)
+                if job.options.transparent == "key":
+                    # The model's opaque render, kept as it came in the journal's spool (resume
+                    # keys it again): the saved image is the subject, with its alpha.
+                    part, checked = self._keyed(part, checked, folder, where, result)
+                elif job.options.transparent == "native":
+                    self._check_alpha(part.path, where)
                 if job.output is not None and not stream:
                     # Converted before the provenance goes in: converting would drop it.
                     part, checked, note = convert_for(part, checked, job.output, self.parts)
@@ -176,6 +182,39 @@ class ResultWriter:
                 # The image was paid for: say where it still is, while the link lasts.
                 exc.message += f"; the image is still at {result.url} for a while"
             raise
+
+    def _keyed(
+        self, part: PartFile, checked: SavedImage, folder: Path, where: str, result: ResultImage
+    ) -> tuple[PartFile, SavedImage]:
+        """The render with its key colour taken out, as a PNG with alpha in a new part file
+        (``part`` is discarded)."""
+        from nanoedit.output.alpha import keyed_file
+
+        try:
+            data = keyed_file(part.path)
+        except ValueError as exc:
+            # Paid for: where the render still is (a link, or the journal's spool file).
+            kept = result.url or (result.file if result.file != part.path else None)
+            still = f"; the render as it came is at {kept}" if kept else ""
+            raise ApiError(
+                f"{where} cannot be made transparent: {exc}; the model did not follow the "
+                f"key instruction, so send it again, or use --transparent-method matte{still}"
+            ) from None
+        keyed = write_part(folder, [data], where, sync=not self.metadata, parts=self.parts)
+        part.discard()
+        return keyed, replace(checked, path=keyed.path, format="png", size=keyed.size)
+
+    def _check_alpha(self, path: Path, where: str) -> None:
+        """Warn when an API asked for a transparent background answered without one (a relay
+        that drops the field): the image is saved as it came, and said to be opaque."""
+        from nanoedit.output.alpha import has_alpha
+
+        if not has_alpha(path):
+            self.warn(
+                f"{where} came without transparency, though a transparent background was asked "
+                "for (the API or a relay ignored it); it is saved opaque: use "
+                "--transparent-method key or matte for alpha from any model"
+            )
 
     def _masked(
         self,

@@ -155,14 +155,24 @@ def read_request(
     size = values.get("size") or "auto"
     if size not in SIZE_CHOICES:
         raise _invalid(size, "size", SIZE_CHOICES)
+    background = _choice(values, "background", BACKGROUNDS)
+    output_format = _choice(values, "output_format", tuple(OUTPUT_FORMATS), "png")
+    if background == "transparent" and output_format == "jpeg":
+        # [P] OpenAI's guide: transparency is for png and webp only. The message is [I].
+        raise OpenAIError(
+            "Transparent background is not supported for output format 'jpeg'. Use 'png' or "
+            "'webp'.",
+            "background",
+            "invalid_value",
+        )
     return GptRequest(
         model=str(values["model"]),
         prompt=prompt,
         n=_count(values),
         size=str(size),
         quality=_choice(values, "quality", QUALITIES),
-        background=_choice(values, "background", BACKGROUNDS),
-        output_format=_choice(values, "output_format", tuple(OUTPUT_FORMATS), "png"),
+        background=background,
+        output_format=output_format,
     )
 
 

@@ -322,8 +322,16 @@ class OpenAIApi(EmulatedApi):
         size = gpt_image.size_of(request, source)
         mime = gpt_image.OUTPUT_FORMATS[request.output_format]
         draw = self.runtime.renderer
+        transparent = request.background == "transparent"
         pictures = [
-            Picture(request.prompt, gpt_image.SIZES[size], mime, variant, request.n)
+            Picture(
+                request.prompt,
+                gpt_image.SIZES[size],
+                mime,
+                variant,
+                request.n,
+                transparent=transparent,
+            )
             for variant in range(request.n)
         ]
         images = [
