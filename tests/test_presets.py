@@ -34,8 +34,15 @@ ICON = (
 )
 STICKER = (
     "the cat, as a die-cut sticker: bold clean outlines, flat vivid colours with simple cel "
-    "shading, the whole subject inside a thick even white border that follows its outline, on a "
-    "plain background, no text"
+    "shading, the whole subject inside a thick even white border that follows its outline, no "
+    "text"
+)
+# What --transparent (the sticker's) adds on Gemini for the sample cat, whose colours are
+# greener than magenta: a magenta key.
+KEYED = (
+    ". Place the subject on a solid, flat, uniform magenta (#FF00FF) background that fills the "
+    "whole image, with no shadow, gradient, texture or reflection on it, and use no magenta "
+    "anywhere in the subject."
 )
 
 
@@ -66,16 +73,16 @@ def write_config(text: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("name", "start", "ratio", "pixels"),
+    ("name", "start", "ratio", "pixels", "saved"),
     [
-        ("icon", "a red fox, as an app icon: one bold, simple subject", "1:1", (1024, 1024)),
-        ("product", "a red fox, as a professional product photograph: the product alone, whole", "1:1", (1024, 1024)),
-        ("sticker", "a red fox, as a die-cut sticker: bold clean outlines", "1:1", (1024, 1024)),
-        ("thumbnail", "a red fox, as a 16:9 video thumbnail: one clear focal subject", "16:9", (1376, 768)),
+        ("icon", "a red fox, as an app icon: one bold, simple subject", "1:1", (1024, 1024), "a-red-fox.jpg"),
+        ("product", "a red fox, as a professional product photograph: the product alone, whole", "1:1", (1024, 1024), "a-red-fox.png"),
+        ("sticker", "a red fox, as a die-cut sticker: bold clean outlines", "1:1", (1024, 1024), "a-red-fox.png"),
+        ("thumbnail", "a red fox, as a 16:9 video thumbnail: one clear focal subject", "16:9", (1376, 768), "a-red-fox.jpg"),
     ],
 )  # fmt: skip
 def test_each_built_in_preset_sends_its_template_with_the_prompt_and_its_ratio(
-    served: Served, name: str, start: str, ratio: str, pixels: tuple[int, int]
+    served: Served, name: str, start: str, ratio: str, pixels: tuple[int, int], saved: str
 ) -> None:
     result = run_cli(
         ["generate", "--preset", name, "-p", "a red fox", "--json"], env=gemini(served)
@@ -87,10 +94,17 @@ def test_each_built_in_preset_sends_its_template_with_the_prompt_and_its_ratio(
     record = json.loads(result.stdout)
     # The file is named after the prompt given, not the template; the record says which preset.
     assert (record["prompt"], record["preset"]) == (sent_text(request), name)
-    assert [output["path"] for output in record["outputs"]] == ["a-red-fox.jpg"]
-    with Image.open("a-red-fox.jpg") as image:
+    assert [output["path"] for output in record["outputs"]] == [saved]
+    with Image.open(saved) as image:
         assert image.size == pixels
-    provenance = read_provenance("a-red-fox.jpg")
+        # product and sticker are cut out (a key colour on Gemini): corners clear, centre kept.
+        cut_out = saved.endswith(".png")
+        assert image.mode == ("RGBA" if cut_out else "RGB")
+        if cut_out:
+            corner, centre = image.getpixel((0, 0)), image.getpixel((512, 512))
+            assert isinstance(corner, tuple) and isinstance(centre, tuple)
+            assert (corner[3], centre[3]) == (0, 255)
+    provenance = read_provenance(saved)
     assert provenance is not None
     assert (provenance["prompt"], provenance["preset"], provenance["ratio"]) == (
         sent_text(request), name, ratio
@@ -110,10 +124,10 @@ def test_an_edit_with_a_preset_sends_the_filled_template_then_the_image(
     result = run_cli(
         ["edit", "cat.png", "--preset", "sticker", "-p", "the cat"], env=gemini(served)
     )
-    assert (result.exit_code, result.stdout) == (0, "cat-edit.jpg\n"), result.stderr
+    assert (result.exit_code, result.stdout) == (0, "cat-edit.png\n"), result.stderr
     (request,) = paid(served)
     assert request.json["contents"][0]["parts"] == [
-        {"text": STICKER},
+        {"text": STICKER + KEYED},
         {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(CAT).decode()}},
     ]
     assert image_config(request) == {"aspectRatio": "1:1"}
@@ -222,10 +236,10 @@ def test_a_from_line_may_name_a_preset_and_its_own_fields_win_over_it(
     served: Served, sample: Path
 ) -> None:
     Path("jobs.jsonl").write_text(
-        '{"input": "cat.png", "preset": "thumbnail", "prompt": "the cat", "output": "a.jpg"}\n'
-        '{"input": "cat.png", "preset": "thumbnail", "ratio": "4:3", "output": "b.jpg"}\n'
-        '{"input": "cat.png", "output": "c.jpg"}\n'
-        '{"input": "cat.png", "prompt": "own words", "output": "d.jpg"}\n',
+        '{"input": "cat.png", "preset": "thumbnail", "prompt": "the cat", "output": "a.png"}\n'
+        '{"input": "cat.png", "preset": "thumbnail", "ratio": "4:3", "output": "b.png"}\n'
+        '{"input": "cat.png", "output": "c.png"}\n'
+        '{"input": "cat.png", "prompt": "own words", "output": "d.png"}\n',
         encoding="utf-8",
     )
     result = run_cli(
@@ -240,16 +254,34 @@ def test_a_from_line_may_name_a_preset_and_its_own_fields_win_over_it(
     }
     sent = {sent_text(request): image_config(request)["aspectRatio"] for request in paid(served)}
     thumbnail = ", as a 16:9 video thumbnail: one clear focal subject large in the frame, a bold composition that reads at a glance when small, strong contrast and saturated colours, simple uncluttered background, clear space on one side for a title"
-    sticker = STICKER.removeprefix("the cat")
+    sticker = STICKER.removeprefix("the cat") + KEYED
+    # The run's preset (sticker) is cut out; a line's preset that says nothing of transparency
+    # leaves the run's, as one that sets no ratio leaves the run's ratio.
     assert sent == {
-        f"the cat{thumbnail}": "16:9",  # the line's preset, the line's prompt
-        f"the dog{thumbnail}": "4:3",  # the line's ratio over its preset's; -p's prompt
+        f"the cat{thumbnail}{KEYED}": "16:9",  # the line's preset, the line's prompt
+        f"the dog{thumbnail}{KEYED}": "4:3",  # the line's ratio over its preset's; -p's prompt
         f"the dog{sticker}": "1:1",  # no preset on the line: the run's --preset
         f"own words{sticker}": "1:1",  # the line's prompt into the run's preset
     }
-    assert [by_output[name]["preset"] for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg")] == [
+    assert [by_output[name]["preset"] for name in ("a.png", "b.png", "c.png", "d.png")] == [
         "thumbnail", "thumbnail", "sticker", "sticker"
     ]  # fmt: skip
+
+
+def test_a_from_line_preset_may_cut_out_its_own_job_alone(served: Served, sample: Path) -> None:
+    write_config('[presets.cutout]\nprompt = "{prompt}"\ntransparent = "key"\n')
+    Path("jobs.jsonl").write_text(
+        '{"input": "cat.png", "preset": "cutout", "output": "cut.png"}\n'
+        '{"input": "cat.png", "output": "plain.jpg"}\n',
+        encoding="utf-8",
+    )
+    result = run_cli(
+        ["edit", "--from", "jobs.jsonl", "-p", "the cat", "-j", "1"], env=gemini(served)
+    )
+    assert (result.exit_code, result.stdout) == (0, "cut.png\nplain.jpg\n"), result.stderr
+    assert sorted(sent_text(request) for request in paid(served)) == ["the cat", f"the cat{KEYED}"]
+    with Image.open("cut.png") as cut, Image.open("plain.jpg") as plain:
+        assert (cut.mode, plain.mode) == ("RGBA", "RGB")
 
 
 def test_a_from_line_preset_that_sets_the_backend_is_refused_naming_the_line(
@@ -261,8 +293,8 @@ def test_a_from_line_preset_that_sets_the_backend_is_refused_naming_the_line(
     assert (result.exit_code, result.stderr) == (
         2,
         "error: jobs.jsonl line 1: the preset fast sets backend, which is the whole run's, not "
-        "one job's (a line's preset may set: ratio, size, model, count); give --preset fast on "
-        "the command line instead\n",
+        "one job's (a line's preset may set: ratio, size, model, count, transparent); give "
+        "--preset fast on the command line instead\n",
     )
     assert paid(served) == []
 
@@ -364,8 +396,8 @@ def test_a_whole_prompt_preset_refuses_a_prompt_given_too(served: Served) -> Non
             '[presets.logo]\nprompt = "{prompt}"\nratoi = "1:1"\n',
             3,
             "presets.logo.ratoi is not a preset setting (did you mean ratio?); a preset takes: "
-            "prompt, description, ratio, size, model, count, backend, seed, thinking, search, "
-            "image_only, format, safety, quality, input_fidelity",
+            "prompt, description, ratio, size, model, count, backend, transparent, seed, "
+            "thinking, search, image_only, format, safety, quality, input_fidelity",
         ),
         (
             '[presets.logo]\nsearch = "false"\n',

@@ -49,10 +49,17 @@ def test_generate_and_edit_take_a_preset_and_an_option_given_wins(served: Served
         (
             "the cat, as a die-cut sticker: bold clean outlines, flat vivid colours with simple "
             "cel shading, the whole subject inside a thick even white border that follows its "
-            "outline, on a plain background, no text",
+            "outline, no text. Place the subject on a solid, flat, uniform magenta (#FF00FF) "
+            "background that fills the whole image, with no shadow, gradient, texture or "
+            "reflection on it, and use no magenta anywhere in the subject.",
             {"aspectRatio": "1:1"},
         ),
     ]
+    # The sticker preset cuts out: its result has an alpha channel, as on the command line.
+    (sticker,) = batch.results[0].images
+    assert (sticker.path.name, sticker.format) == ("cat-edit.png", "png")
+    with Image.open(sticker.path) as image:
+        assert image.mode == "RGBA"
 
 
 def test_an_unknown_preset_raises_a_usage_error_and_sends_nothing(served: Served) -> None:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
@@ -118,7 +118,9 @@ def edit(
         text = _source(image, "image")
         _one_image(text)
         given = EditInputs(inputs=(text,), refs=_sources(refs, "refs"), output=_output(output))
-    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials)
+    ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
+    transparent, dials = chosen.transparent, chosen.dials
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
@@ -184,7 +186,9 @@ def edit_many(
         from_file=None if from_file is None else _source(from_file, "from_file"),
         recursive=recursive,
     )
-    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials)
+    ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
+    transparent, dials = chosen.transparent, chosen.dials
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
@@ -254,7 +258,9 @@ def generate(
 ) -> Result:
     """Make ``count`` images from the prompt alone and return them (options as :func:`edit`);
     raises the job's error, carrying its exit code."""
-    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials)
+    ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
+    transparent, dials = chosen.transparent, chosen.dials
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
@@ -354,19 +360,38 @@ def _from_preset(
     size: str | None,
     model: str | None,
     backend: str | None,
-) -> tuple[str | None, str | None, str | None, str | None]:
-    """The ratio, size, model and backend, with ``preset``'s in place of those the call left
-    out (None), as the command line's flags: what the call gives wins. The call's count is its
-    own (its default, 1, cannot be told from a 1 asked for)."""
+    transparent: bool | str = False,
+    dials: Dials | None = None,
+) -> _Chosen:
+    """The ratio, size, model, backend, transparency and dials, with ``preset``'s in place of
+    those the call left out (None, False), as the command line's flags: what the call gives
+    wins. The call's count is its own (its default, 1, cannot be told from a 1 asked for)."""
     if preset is None:
-        return ratio, size, model, backend
+        return _Chosen(ratio, size, model, backend, transparent, dials)
     from nanoedit.settings.presets import PresetBook
 
     found = PresetBook.of(os.environ if environ is None else environ).find(preset)
-    given = {"ratio": ratio, "size": size, "model": model, "backend": backend}
+    given: dict[str, object] = {"ratio": ratio, "size": size, "model": model, "backend": backend}
+    if transparent is not False:
+        given["transparent"] = transparent
     values = found.values([name for name, value in given.items() if value is not None])
-    chosen = {name: values.get(name, value) for name, value in given.items()}
-    return chosen["ratio"], chosen["size"], chosen["model"], chosen["backend"]
+    chosen: dict[str, Any] = {name: values.get(name, value) for name, value in given.items()}
+    return _Chosen(
+        chosen["ratio"], chosen["size"], chosen["model"], chosen["backend"],
+        values.get("transparent", transparent), found.dials_under(dials or NO_DIALS),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """A call's options once its preset stood in for those it left out."""
+
+    ratio: str | None
+    size: str | None
+    model: str | None
+    backend: str | None
+    transparent: bool | str
+    dials: Dials | None
 
 
 def _source(value: PathLike, what: str) -> str:

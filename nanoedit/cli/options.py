@@ -483,8 +483,17 @@ class RunFlags:
             report=self.report,
             max_cost=self.max_cost,
             max_images=self.max_images,
-            transparent=self.transparent_method or (TRANSPARENT_AUTO if self.transparent else None),
+            transparent=self._transparency(),
         )
+
+    def _transparency(self) -> str | None:
+        """The method --transparent and --transparent-method ask for (None: neither). A
+        preset's ``transparent`` sets the first to True or to a method's name."""
+        if self.transparent_method:
+            return self.transparent_method
+        if isinstance(self.transparent, str):
+            return self.transparent
+        return TRANSPARENT_AUTO if self.transparent else None
 
     def asked(self, prompt: str | None, prompt_file: str | None) -> "Asked":
         """What is asked of the model: the prompt as given, and these flags' part of it."""

@@ -218,7 +218,18 @@ class Calls:
         values = {
             name: value for name, value in preset.values(given).items() if name in PRESET_ASKS
         }
-        return replace(asked, preset=preset.name, **values)
+        dials = preset.dials_under(asked.dials)
+        return replace(asked, preset=preset.name, dials=dials, **values)
+
+    def _transparency(self, request: Request) -> str | None:
+        """The call's ``transparent``, or its preset's when it gives none."""
+        if request.transparent is not None or request.preset is None:
+            return request.transparent
+        from nanoedit.settings.presets import PresetBook
+
+        found = PresetBook.of(self.environ).find(request.preset)
+        value = found.values().get("transparent")
+        return value if isinstance(value, str) else None
 
     def _edit(
         self, folders: Folders, request: Request, continues: bool, stop: Stop | None
@@ -241,7 +252,8 @@ class Calls:
                 given,
                 self._asked(request),
                 replace(
-                    self._run_options(out_dir, limit, False, request.transparent), mask=masking
+                    self._run_options(out_dir, limit, False, self._transparency(request)),
+                    mask=masking,
                 ),
             ),
         )
@@ -276,7 +288,7 @@ class Calls:
                 env,
                 None,
                 self._asked(request),
-                self._run_options(out_dir, limit, False, request.transparent),
+                self._run_options(out_dir, limit, False, self._transparency(request)),
             ),
         )
 
@@ -312,7 +324,7 @@ class Calls:
 
         out_dir = folders.output_folder(request.output_folder)
         asked = self._asked(request)
-        run = self._run_options(out_dir, None, True, request.transparent)
+        run = self._run_options(out_dir, None, True, self._transparency(request))
         env = self._environment("estimate_cost")
         if request.images:
             given = session.EditInputs(

@@ -156,7 +156,9 @@ class Planner:
                 self._warned_models.add(resolved.sent)
                 self.warn(warning)
             check_request(self.settings.catalog, backend, resolved, job)
-            job = transparent_job(job, self.options.transparent, backend, model)
+            # A --from line's preset may ask for transparency for its own job.
+            asked = job.options.transparent or self.options.transparent
+            job = transparent_job(job, asked, backend, model)
         except NanoeditError as exc:
             return JobOutcome(job, backend_name, model, error=exc)
         planned = PlannedJob(job, backend_name, model, names)

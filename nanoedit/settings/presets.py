@@ -19,12 +19,16 @@ from typing import Any
 from nanoedit.backends.registry import backend_names
 from nanoedit.errors import ConfigError, UsageError
 from nanoedit.jobs import (
+    DIAL_NAMES,
     FIDELITIES,
     FORMATS,
     QUALITIES,
     RATIOS,
     SIZES,
     THINKING_LEVELS,
+    TRANSPARENT_AUTO,
+    TRANSPARENT_METHODS,
+    Dials,
     normalize_ratio,
     normalize_size,
 )
@@ -87,6 +91,18 @@ def _one_of(names: tuple[str, ...]) -> Callable[[object], object]:
     return check
 
 
+def _transparent(value: object) -> object:
+    # true is --transparent (the best method for the backend); a method's name is
+    # --transparent-method. Either way the value is the method asked for, which the planner
+    # resolves per job (nanoedit.run.transparency), so a --from line's preset may set it too.
+    methods = (TRANSPARENT_AUTO, *TRANSPARENT_METHODS)
+    if value is True:
+        return TRANSPARENT_AUTO
+    if isinstance(value, str) and value.strip().lower() in methods:
+        return value.strip().lower()
+    raise UsageError(f"must be true or one of: {', '.join(methods)}, not {value!r}")
+
+
 def _backend(value: object) -> object:
     names = ("auto", *backend_names())
     if _string(value) not in names:
@@ -116,16 +132,18 @@ class PresetKey:
 # One line per key. A flag added to the run is a line here for presets to set it: its name is
 # the RunFlags field (and, with per_job, the Options field a --from line's preset sets), its
 # check takes the TOML value and returns the field's value or raises UsageError("must be ...").
-# TODO(integrator): after merging the branches that add them, the keys transparent
-# (native|key|matte), mask, region and feather,
-# such as: PresetKey("transparent", _transparent, per_job=True, help="as --transparent"),
-# with a check of a few lines beside _backend's.
 PRESET_KEYS: tuple[PresetKey, ...] = (
     PresetKey("ratio", _ratio, per_job=True, help="aspect ratio, as --ratio (16:9)"),
     PresetKey("size", _size, per_job=True, help="resolution, as --size (512, 1K, 2K, 4K)"),
     PresetKey("model", _model, per_job=True, help="model alias or id, as --model"),
     PresetKey("count", _count, per_job=True, help="images per job, as --count (1 to 10)"),
     PresetKey("backend", _backend, per_job=False, help="which API, as --backend"),
+    PresetKey(
+        "transparent",
+        _transparent,
+        per_job=True,
+        help="true (as --transparent) or native, key or matte (as --transparent-method)",
+    ),
     # The provider dials belong to the run: a --from line's preset may not set them.
     PresetKey("seed", _seed, per_job=False, help="sampling seed, as --seed"),
     PresetKey("thinking", _one_of(THINKING_LEVELS), per_job=False, help="as --thinking"),
@@ -187,6 +205,12 @@ class Preset:
         user gave, which win over the preset); each of the type its flag's field has."""
         return {name: value for name, value in self.settings if name not in given}
 
+    def dials_under(self, dials: Dials) -> Dials:
+        """``dials`` (a program's call's) with this preset's in place of those it leaves
+        unasked (None or False), as the command line's flags: what the call asks wins."""
+        ours = {name: value for name, value in self.settings if name in DIAL_NAMES}
+        return Dials(**{**ours, **dials.given()})
+
     def run_keys(self) -> list[str]:
         """The settings that belong to the whole run (no ``--from`` line may set them)."""
         return [name for name, _ in self.settings if not KEYS[name].per_job]
@@ -235,24 +259,22 @@ BUILT_IN: tuple[Preset, ...] = (
     ),
     Preset(
         "product",
-        "a product shot: the product alone, whole, in soft studio light",
+        "a product shot: the product alone, whole, in soft studio light, on transparent",
         "{prompt}, as a professional product photograph: the product alone, whole and centred, "
-        "in sharp focus, soft even studio lighting with a gentle shadow below it, true-to-life "
-        "colours and materials, no props, no text, on a seamless plain white background with "
-        "clean edges",
-        # TODO(integrator): ("transparent", ...) here once --transparent is merged: a product
-        # shot on a transparent background.
-        (("ratio", "1:1"),),
+        "in sharp focus, soft even studio lighting, true-to-life colours and materials, no "
+        "props, no text, with clean edges",
+        # Cut out by the backend's best method (a key colour on Gemini, one request); set
+        # transparent = "matte" in your own to keep glass and soft shadows, at two requests.
+        (("ratio", "1:1"), ("transparent", TRANSPARENT_AUTO)),
     ),
     Preset(
         "sticker",
         "a die-cut sticker with a thick white border",
         "{prompt}, as a die-cut sticker: bold clean outlines, flat vivid colours with simple "
         "cel shading, the whole subject inside a thick even white border that follows its "
-        "outline, on a plain background, no text",
-        # TODO(integrator): ("transparent", ...) here once --transparent is merged: the
-        # sticker cut out on a transparent background.
-        (("ratio", "1:1"),),
+        "outline, no text",
+        # Cut out along its border: a sticker is its shape.
+        (("ratio", "1:1"), ("transparent", TRANSPARENT_AUTO)),
     ),
     Preset(
         "thumbnail",
