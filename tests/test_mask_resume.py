@@ -12,25 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import Served, journal_jobs, one_backend_env, paid, run_cli
 from PIL import Image
+from test_resume import KILLED_BEFORE_ANSWERED
 
 from nanoedit.sandbox import sample_image
 
 CAT = sample_image("cat.png")[0]
-
-# nanoedit, killed by SIGKILL the moment it is about to tell its journal the answer came: the
-# base64 image is whole in the spool, and the journal says only that the request went out.
-KILLED_BEFORE_ANSWERED = """
-import os, signal, sys
-from nanoedit.journal import store as journal
-from nanoedit.__main__ import main
-
-def answered(self, job_id, results, **given):
-    os.kill(os.getpid(), signal.SIGKILL)
-
-journal.Journal.answered = answered
-sys.argv[0] = "nanoedit"
-main()
-"""
 
 
 def test_resume_composites_a_killed_masked_edit_with_its_mask(
