@@ -60,6 +60,13 @@ class ResponseFormat(StrEnum):
 DEFAULT_FORMAT = ResponseFormat(DEFAULT_RESPONSE_FORMAT)
 
 
+class Tier(StrEnum):
+    """How the jobs are sent: one request each, or all in one Batch API submission."""
+
+    standard = "standard"
+    batch = "batch"
+
+
 PromptOpt = Annotated[
     str | None,
     typer.Option(
@@ -297,6 +304,23 @@ MaxImagesOpt = Annotated[
         rich_help_panel="Batch",
     ),
 ]
+TierOpt = Annotated[
+    Tier,
+    typer.Option(
+        "--tier",
+        help="standard: one request per job; batch: every job in one Google Batch API "
+        "submission at half price, answered within 24 h (gemini backend).",
+        rich_help_panel="Batch",
+    ),
+]
+DetachOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detach",
+        help="With --tier batch: exit once the batch is submitted; nanoedit resume saves it.",
+        rich_help_panel="Batch",
+    ),
+]
 NoMetadataOpt = Annotated[
     bool,
     typer.Option("--no-metadata", help="Save images without the provenance metadata."),
@@ -394,6 +418,8 @@ class RunFlags:
     dry_run: DryRunOpt = False
     max_cost: MaxCostOpt = None
     max_images: MaxImagesOpt = None
+    tier: TierOpt = Tier.standard
+    detach: DetachOpt = False
     no_metadata: NoMetadataOpt = False
     sidecar: SidecarOpt = False
     preview: PreviewOpt = False
@@ -427,6 +453,8 @@ class RunFlags:
             report=self.report,
             max_cost=self.max_cost,
             max_images=self.max_images,
+            tier=self.tier.value,
+            detach=self.detach,
         )
 
     def asked(self, prompt: str | None, prompt_file: str | None) -> "Asked":
@@ -445,7 +473,7 @@ class RunFlags:
 
 
 # Flags of a batch of jobs, which generate (one job) does not take.
-BATCH_ONLY = frozenset({"jobs", "shard"})
+BATCH_ONLY = frozenset({"jobs", "shard", "tier", "detach"})
 
 
 def with_run_flags(

@@ -17,7 +17,7 @@ job is never resumed into the sandbox. A job a budget held back (``--max-images`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,15 @@ class ResumePlan:
         return f"taking up {self.jobs} {jobs}: {', '.join(parts)}"
 
 
+def nothing_to_resume(busy: int) -> str:
+    """What resume says when it has nothing to do: every job ended, or the unfinished ones
+    are another live process's."""
+    if not busy:
+        return "nothing to resume: every job in the history has ended"
+    jobs = "job is" if busy == 1 else "jobs are"
+    return f"nothing to resume now: the {busy} unfinished {jobs} under way in other processes"
+
+
 def _other_owner(journal: Journal, record: JobRecord) -> int | None:
     """The live process, other than this one, whose run has ``record`` under way."""
     from nanoedit.output.parts import process_alive
@@ -139,13 +148,17 @@ def plan_resume(
     retry_unsafe: bool,
     settings: Settings,
     dry_run: bool = False,
+    leave: Collection[int] = (),
 ) -> ResumePlan:
     """Decide what to do with each unfinished job (``ids``: only those), taking each one up
     for this run; with ``dry_run``, only say what would be done, and change nothing.
     ``settings`` are the environment's: whether the sandbox is asked for, which backends are
-    configured."""
+    configured. Jobs of ``leave`` (those of a batch still at Google, or that one ended
+    without) are not touched: the batch's own step said what becomes of them."""
     plan = ResumePlan()
     for record in _records(journal, ids):
+        if record.id in leave:
+            continue
         owner = _other_owner(journal, record)
         if owner is None and not dry_run and not journal.take_up(record.id):
             # Another resume took it between the look and the claim.
