@@ -510,6 +510,7 @@ def resume(env: Environment, ids: Sequence[int], run: RunOptions) -> Finished:
     from nanoedit.journal.recording import open_journal
     from nanoedit.journal.resumption import nothing_to_resume, plan_resume
     from nanoedit.output.report import Reporter
+    from nanoedit.run.batch_run import settle
     from nanoedit.settings.load import load_settings
 
     settings = load_settings(env.environ, run)
@@ -525,7 +526,9 @@ def resume(env: Environment, ids: Sequence[int], run: RunOptions) -> Finished:
         if not run.dry_run:
             # The run that takes the jobs up: a job it has is not another process's to send.
             journal.begin_run(env.argv)
-        leave = set() if run.dry_run else _settle_batches(env, journal, settings, run)
+        leave = (
+            {} if run.dry_run else settle(journal, settings, run, env.clock, env.stdin, env.stderr)
+        )
         plan = plan_resume(journal, ids, retry_unsafe=run.retry_unsafe, settings=settings,
                            dry_run=run.dry_run, leave=leave)  # fmt: skip
         if run.dry_run:
@@ -608,21 +611,6 @@ def _print_steps(env: Environment, plan: ResumePlan, json_lines: bool) -> None:
         else:
             env.stdout.write(step.line() + "\n")
         env.stdout.flush()
-
-
-def _settle_batches(
-    env: Environment, journal: Journal, settings: Settings, run: RunOptions
-) -> set[int]:
-    """Take the journal's open batches to their end (see ``settle_batches``); the jobs left."""
-    from nanoedit.net.client import client_for
-    from nanoedit.output.report import Reporter
-    from nanoedit.run.batch_run import settle_batches
-
-    with (
-        client_for(settings, clock=env.clock) as client,
-        Reporter(None, env.stderr, json_lines=False, quiet=run.quiet) as events,
-    ):
-        return settle_batches(journal, settings, client, events, run, env.clock, env.stdin)
 
 
 @dataclass(frozen=True)

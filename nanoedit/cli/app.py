@@ -18,6 +18,7 @@ import typer
 from typer.models import CommandInfo
 
 from nanoedit import __version__
+from nanoedit.cli.batches import batches
 from nanoedit.cli.chat import chat
 from nanoedit.cli.compat import get_command_name
 from nanoedit.cli.completion import completion
@@ -45,7 +46,19 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (edit, generate, chat, fetch, resume, models, mcp, completion, schema, skill):
+for command in (
+    edit,
+    generate,
+    chat,
+    fetch,
+    resume,
+    batches,
+    models,
+    mcp,
+    completion,
+    schema,
+    skill,
+):
     app.command()(command)
 
 

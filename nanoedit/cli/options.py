@@ -473,7 +473,7 @@ class RunFlags:
 
 
 # Flags of a batch of jobs, which generate (one job) does not take.
-BATCH_ONLY = frozenset({"jobs", "shard", "tier", "detach"})
+BATCH_ONLY = frozenset({"jobs", "shard"})
 
 
 def with_run_flags(

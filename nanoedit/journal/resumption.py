@@ -17,7 +17,7 @@ job is never resumed into the sandbox. A job a budget held back (``--max-images`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -148,16 +148,25 @@ def plan_resume(
     retry_unsafe: bool,
     settings: Settings,
     dry_run: bool = False,
-    leave: Collection[int] = (),
+    leave: Mapping[int, NanoeditError | None] | None = None,
 ) -> ResumePlan:
     """Decide what to do with each unfinished job (``ids``: only those), taking each one up
     for this run; with ``dry_run``, only say what would be done, and change nothing.
     ``settings`` are the environment's: whether the sandbox is asked for, which backends are
-    configured. Jobs of ``leave`` (those of a batch still at Google, or that one ended
-    without) are not touched: the batch's own step said what becomes of them."""
+    configured. Jobs of ``leave`` are not touched: those of a batch still at Google (None),
+    and those a batch ended without, held with the error that says so."""
     plan = ResumePlan()
+    leave = leave or {}
     for record in _records(journal, ids):
         if record.id in leave:
+            said = leave[record.id]
+            if said is not None:
+                planned, _ = planned_from(record)
+                plan.held.append(
+                    JobOutcome(planned.job, record.backend, record.model, error=said,
+                               sent=True, journal_id=record.id, left=record.state)
+                )  # fmt: skip
+                plan.steps.append(_step(record, "hold", said.message))
             continue
         owner = _other_owner(journal, record)
         if owner is None and not dry_run and not journal.take_up(record.id):

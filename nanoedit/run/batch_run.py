@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from nanoedit.errors import UsageError
+from nanoedit.errors import ApiError, NanoeditError, UsageError
 from nanoedit.jobs import JobOutcome, PlannedJob, RunOptions
 
 if TYPE_CHECKING:
@@ -143,11 +143,12 @@ def settle_batches(
     run: RunOptions,
     clock: Clock,
     stdin: TextIO | None,
-) -> set[int]:
+) -> dict[int, NanoeditError | None]:
     """Take every batch the journal has open to its end (build and submit what a killed run
     left, poll, read the results into the jobs), before resume plans the jobs; returns the
-    jobs resume must leave alone: those of batches still running, and those a batch ended
-    without unless ``run.resend`` (asked on a terminal) sends them again."""
+    jobs resume must leave alone: those of batches still running (None), and those a batch
+    ended without (with the error that lists them) unless ``run.resend`` (asked on a
+    terminal) sends them again."""
     from nanoedit.journal.batches import OPEN
     from nanoedit.journal.recording import planned_from
     from nanoedit.net.inputs import RunInputs
@@ -155,7 +156,7 @@ def settle_batches(
 
     tier = BatchTier(settings, client, events, run, RunInputs(events.warning), clock=clock,
                      journal=journal, say=events.warning)  # fmt: skip
-    leave: set[int] = set()
+    leave: dict[int, NanoeditError | None] = {}
     for record in tier.batches.all():
         if record.state in OPEN and record.backend == "gemini":
             planned: dict[int | None, PlannedJob] = {}
@@ -166,7 +167,7 @@ def settle_batches(
             record = tier.send(record, planned)
             record = tier.wait(record)
             if record.state in ("pending", "running"):
-                leave.update(record.jobs)
+                leave.update(dict.fromkeys(record.jobs))
                 continue
             tier.collect(record)
             record = tier.batches.get(record.token) or record
@@ -179,8 +180,8 @@ def settle_batches(
             for ident in missing:
                 journal.replan(ident)
             continue
-        events.warning(ended_early(record, missing))
-        leave.update(missing)
+        error = ApiError(ended_early(record, missing))
+        leave.update(dict.fromkeys(missing, error))
     return leave
 
 
@@ -190,3 +191,26 @@ def _consents(stdin: TextIO | None, events: Events, jobs: int, shown: str) -> bo
         return True
     events.warning(f"send the {jobs} jobs {shown} did not do again, at the standard tier? [y/N]")
     return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def settle(
+    journal: Journal,
+    settings: Settings,
+    run: RunOptions,
+    clock: Clock,
+    stdin: TextIO | None,
+    stderr: TextIO,
+) -> dict[int, NanoeditError | None]:
+    """:func:`settle_batches` for ``resume``, with a client of its own and what it says on
+    ``stderr``; nothing is sent when the journal has no batch."""
+    from nanoedit.journal.batches import Batches
+    from nanoedit.net.client import client_for
+    from nanoedit.output.report import Reporter
+
+    if not Batches(journal).all():
+        return {}
+    with (
+        client_for(settings, clock=clock) as client,
+        Reporter(None, stderr, json_lines=False, quiet=run.quiet) as events,
+    ):
+        return settle_batches(journal, settings, client, events, run, clock, stdin)
