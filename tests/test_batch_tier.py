@@ -13,7 +13,7 @@ import pytest
 from conftest import Served, SkippingClock, every_key, one_backend_env, paid, run_cli
 from PIL import Image
 
-from nanoedit.journal.batches import BatchRecord, Batches
+from nanoedit.journal.batches import Batches, BatchRecord
 from nanoedit.journal.store import Journal, data_dir
 from nanoedit.sandbox.app import Sandbox
 from nanoedit.sandbox.batching import BatchClock
@@ -115,7 +115,7 @@ def test_detach_exits_once_submitted_and_resume_collects_the_batch_later(
     assert [(state, cost) for _, state, cost in jobs_table()] == [("saved", HALF)] * 2
     assert len(batch_posts(batch_served)) == 1 and len(batch_served.sandbox.batch_bills()) == 1
     [record] = batches_journaled()
-    assert (record.state, record.cost) == ("collected", pytest.approx(2 * HALF))
+    assert record.state == "collected" and record.cost == pytest.approx(2 * HALF)
     again = run_cli(["resume"], env=env)
     assert (again.exit_code, again.stderr) == (
         0,

@@ -4,6 +4,7 @@ journal has open is taken to its end before resume plans the other jobs."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
@@ -143,6 +144,7 @@ def settle_batches(
     run: RunOptions,
     clock: Clock,
     stdin: TextIO | None,
+    say: Callable[[str], None],
 ) -> dict[int, NanoeditError | None]:
     """Take every batch the journal has open to its end (build and submit what a killed run
     left, poll, read the results into the jobs), before resume plans the jobs; returns the
@@ -155,7 +157,7 @@ def settle_batches(
     from nanoedit.run.batch_tier import BatchTier, ended_early, is_ended_early, not_done
 
     tier = BatchTier(settings, client, events, run, RunInputs(events.warning), clock=clock,
-                     journal=journal, say=events.warning)  # fmt: skip
+                     journal=journal, say=say)  # fmt: skip
     leave: dict[int, NanoeditError | None] = {}
     for record in tier.batches.all():
         if record.state in OPEN and record.backend == "gemini":
@@ -209,8 +211,15 @@ def settle(
 
     if not Batches(journal).all():
         return {}
+
+    def say(text: str) -> None:
+        if not run.quiet:
+            stderr.write(f"{text}\n")
+            stderr.flush()
+
+    # The reporter only warns here: what the batches give is saved, and reported, by resume.
     with (
         client_for(settings, clock=clock) as client,
-        Reporter(None, stderr, json_lines=False, quiet=run.quiet) as events,
+        Reporter(io.StringIO(), stderr, json_lines=False, quiet=run.quiet) as events,
     ):
-        return settle_batches(journal, settings, client, events, run, clock, stdin)
+        return settle_batches(journal, settings, client, events, run, clock, stdin, say)
