@@ -40,7 +40,7 @@ def inputs(folder: Path, count: int) -> list[str]:
     names = []
     for number in range(count):
         path = folder / f"in{number:04d}.png"
-        Image.new("RGB", (16, 12), (number % 256, 40, 200)).save(path)
+        Image.new("RGB", (16, 12), (number % 256, number // 256 % 256, 200)).save(path)
         names.append(str(path))
     return names
 
