@@ -21,7 +21,7 @@ from nanoedit.journal.store import data_dir
 
 NANOEDIT = str(Path(sys.executable).with_name("nanoedit"))
 # The suite's size: the whole 1,000-job run is the benchmark's (-m benchmark).
-SUITE_JOBS = 120
+SUITE_JOBS = 60
 
 
 def _killed_when(args: list[str], env: dict[str, str], cwd: Path, ready: object) -> str:

@@ -249,6 +249,20 @@ class BatchApi:
         url = f"{self.root}/{API_VERSION}/{name}"
         return parse_batch(self._send("GET", url, f"the state of {name}", paid=False), self.where)
 
+    def get_streamed(self, name: str) -> tuple[BatchState, Streamed | None]:
+        """The batch as it is now, each inline response's image streamed into a part file of
+        the spool of this API's ``http`` as the answer arrives (an ended inline batch carries
+        every image in this one answer)."""
+        url = f"{self.root}/{API_VERSION}/{name}"
+        what = f"the state of {name}"
+        request = self.http.client.build_request("GET", url, headers=self._headers())
+        answer, streamed = self.http.send_json(
+            request, where=self.where, what=what, paid=False, keys=GeminiBackend.base64_keys
+        )
+        if answer.status_code != 200:
+            raise error_of(answer, self.where, self.settings, what)
+        return parse_batch(read_json(answer, self.where), self.where), streamed
+
     def find(self, display: str) -> BatchState | None:
         """The batch created with the display name ``display``, looked for in every page of
         the listing; None when there is none (so it was never created)."""

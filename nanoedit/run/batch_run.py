@@ -161,6 +161,13 @@ def settle_batches(
     leave: dict[int, NanoeditError | None] = {}
     for record in tier.batches.all():
         if record.state in OPEN and record.backend == "gemini":
+            owner = _live_owner(journal, record)
+            if owner is not None:
+                say(f"{record.shown} is under way in process {owner}; left to it")
+                leave.update(dict.fromkeys(record.jobs))
+                continue
+            # Taken up by this run: another resume started now leaves it to this one.
+            record = tier.batches.update(record.token, run=journal.run_id)
             planned: dict[int | None, PlannedJob] = {}
             for ident in record.jobs:
                 found = journal.get(ident)
@@ -185,6 +192,20 @@ def settle_batches(
         error = ApiError(ended_early(record, missing))
         leave.update(dict.fromkeys(missing, error))
     return leave
+
+
+def _live_owner(journal: Journal, record: BatchRecord) -> int | None:
+    """The live process, other than this one, whose run has the batch under way."""
+    import os
+
+    from nanoedit.output.parts import process_alive
+
+    if record.run is None or record.run == journal.run_id:
+        return None
+    pid = journal.run_pid(record.run)
+    if pid is None or pid == os.getpid() or not process_alive(pid):
+        return None
+    return pid
 
 
 def _consents(stdin: TextIO | None, events: Events, jobs: int, shown: str) -> bool:

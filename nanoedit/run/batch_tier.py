@@ -53,7 +53,7 @@ from nanoedit.journal.batches import (
     Batches,
     BatchRecord,
 )
-from nanoedit.journal.records import ANSWERED, REFUSED, SUBMITTED
+from nanoedit.journal.records import ANSWERED, PLANNED, REFUSED, SUBMITTED
 from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.output.parts import PartFile, PartFiles
 from nanoedit.run.routing import make_backend
@@ -159,13 +159,14 @@ class BatchTier:
 
     # Sending -------------------------------------------------------------------------------
 
-    def _http(self) -> JobHttp:
-        """A fresh view of the network for one step (its own time budget)."""
+    def _http(self, spool: Callable[[], PartFile] | None = None) -> JobHttp:
+        """A fresh view of the network for one step (its own time budget); with ``spool``,
+        base64 images in JSON answers are streamed into its part files."""
         policy = RetryPolicy(retries=self.settings.retries, backoff=self.settings.backoff)
         return JobHttp(
             self.client, policy, Deadline(REQUEST_TIMEOUT, self.clock.monotonic),
             notify=self.events.warning, cancel=self.cancel, proxy=self.settings.proxy,
-            clock=self.clock,
+            clock=self.clock, spool=spool,
         )  # fmt: skip
 
     def _api(self, http: JobHttp | None = None) -> BatchApi:
@@ -200,10 +201,13 @@ class BatchTier:
     def send(self, record: BatchRecord, planned: Mapping[int | None, PlannedJob]) -> BatchRecord:
         """Take a batch from where the journal has it to submitted: build what is not built,
         look for it at Google when a create may have gone out, create it once."""
+        # Submitting already when taken up: the create of the run that left it may have
+        # reached Google.
+        maybe_sent = record.state == SUBMITTING
         if record.state == BUILDING:
             record = self._build(record, planned)
         if record.state == SUBMITTING and record.name is None:
-            record = self._create(record)
+            record = self._create(record, look_first=maybe_sent)
         return record
 
     def _requests_path(self, record: BatchRecord) -> Path:
@@ -262,11 +266,11 @@ class BatchTier:
 
         return progress
 
-    def _create(self, record: BatchRecord) -> BatchRecord:
+    def _create(self, record: BatchRecord, *, look_first: bool) -> BatchRecord:
         """The one paid request: create the batch, unless a create of an earlier run of it
         reached Google (found by its display name), and journal its name at once."""
         api = self._api()
-        if record.updated > record.created and record.run != self.journal.run_id:
+        if look_first:
             # Taken up from a killed run that may have sent the create: look before paying.
             found = api.find(record.display_name)
             if found is not None:
@@ -319,8 +323,6 @@ class BatchTier:
         spooled images and its batch cost, each failed one failed (a refusal refused). A job
         the batch has no result for stays submitted (see :func:`not_done`)."""
         assert record.name is not None
-        api = self._api()
-        state = api.get(record.name)
         collected = Collected()
         spool = self.journal.spool
 
@@ -328,6 +330,9 @@ class BatchTier:
             from nanoedit.journal.store import PRIVATE_FILE
 
             return PartFile(spool, "an image of the batch", self.parts, mode=PRIVATE_FILE)
+
+        api = self._api(self._http(part))
+        state, streamed = api.get_streamed(record.name)
 
         def take(result: LineResult) -> None:
             self._take(record, result, collected)
@@ -337,8 +342,10 @@ class BatchTier:
             collected.lines = api.read_results(state.responses_file, record.model, part, take)
         elif state.inlined is not None:
             for item in state.inlined:
-                take(api.line_result(item, record.model))
+                take(api.line_result(item, record.model, streamed))
                 collected.lines += 1
+        # What was streamed and is no result (a thought's draft image) goes.
+        self.parts.discard_all()
         total = self._journal_results(record, collected)
         ended = COLLECTED if state.state == SUCCEEDED else state.state
         self.batches.update(
@@ -361,8 +368,9 @@ class BatchTier:
             return
         assert result.answer is not None
         entries = collected.entries.setdefault(ident, [])
-        for image in result.answer.images:
-            path = self.journal.spool / f"{ident}-{number}.bin"
+        for extra, image in enumerate(result.answer.images):
+            name = f"{ident}-{number}" + (f"-{extra + 1}" if extra else "")
+            path = self.journal.spool / f"{name}.bin"
             if image.file is not None:
                 self.parts.remove(image.file)
                 image.file.replace(path)
@@ -381,13 +389,13 @@ class BatchTier:
         for ident in record.jobs:
             entries = collected.entries.get(ident)
             error = collected.errors.get(ident)
+            current = self.journal.get(ident)
+            if current is None or current.state not in (PLANNED, SUBMITTED):
+                continue  # read before a kill, and journaled then: not twice
             if entries:
-                current = self.journal.get(ident)
-                cost = None
-                if current is not None:
-                    price = self.prices.price(current.backend, current.model,
-                                              current.spec["options"]["size"])  # fmt: skip
-                    cost = None if price is None else price.amount * len(entries)
+                size = current.spec["options"]["size"]
+                price = self.prices.price(current.backend, current.model, size)
+                cost = None if price is None else price.amount * len(entries)
                 total += cost or 0.0
                 self.journal.answered(ident, entries, usage=collected.usage.get(ident), cost=cost)
             elif error is not None:
