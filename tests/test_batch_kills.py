@@ -93,6 +93,7 @@ def test_a_detached_batch_killed_during_upload_and_polling_ends_with_every_image
 
 
 @pytest.mark.benchmark
+@pytest.mark.timeout(900)
 def test_the_1000_job_batch_killed_twice_ends_with_1000_images_billed_once(
     served: Served, isolated: Path
 ) -> None:

@@ -76,6 +76,9 @@ MAX_BATCH_JOBS = 50_000
 POLL_FIRST = 2.0
 POLL_MOST = 30.0
 POLL_GROWTH = 1.5
+# [I] Inline for a few requests only: Google answers an inline batch's results inside the
+# batch itself, every image in one answer; a results file is read one line at a time.
+INLINE_MAX_REQUESTS = 100
 # [I] Time allowed to each free request (an upload, a poll); the create is one request too.
 REQUEST_TIMEOUT = 300.0
 
@@ -255,7 +258,7 @@ class BatchTier:
             )
         part.replace(path)
         input_file = None
-        if size > INLINE_LIMIT:
+        if size > INLINE_LIMIT or record.requests > INLINE_MAX_REQUESTS:
             self.say(f"uploading the requests of {record.display_name} ({size} bytes)")
             input_file = self._api().upload_requests(path, record.display_name)
         return self.batches.update(record.token, state=SUBMITTING, input_file=input_file)
@@ -295,6 +298,13 @@ class BatchTier:
 
     # Waiting and collecting ----------------------------------------------------------------
 
+    def _part(self) -> PartFile:
+        """A part file of the journal's spool, for an image streamed out of an answer."""
+        from nanoedit.journal.store import PRIVATE_FILE
+
+        spool = self.journal.spool
+        return PartFile(spool, "an image of the batch", self.parts, mode=PRIVATE_FILE)
+
     def wait(self, record: BatchRecord) -> BatchRecord:
         """Poll the batch until it ends, saying its state and progress when they change."""
         assert record.name is not None
@@ -302,7 +312,9 @@ class BatchTier:
         interval = POLL_FIRST
         said = ""
         while True:
-            state = self._api().get(record.name)
+            # Streamed: an ended inline batch's answer carries every image (read by collect).
+            state, _ = self._api(self._http(self._part)).get_streamed(record.name)
+            self.parts.discard_all()
             record = self.batches.update(record.token, state=state.state, done=state.done or 0)
             done = "" if state.done is None else f", {state.done}/{state.total or '?'} done"
             line = f"{record.name}: {state.state}{done}"
@@ -324,13 +336,8 @@ class BatchTier:
         the batch has no result for stays submitted (see :func:`not_done`)."""
         assert record.name is not None
         collected = Collected()
-        spool = self.journal.spool
 
-        def part() -> PartFile:
-            from nanoedit.journal.store import PRIVATE_FILE
-
-            return PartFile(spool, "an image of the batch", self.parts, mode=PRIVATE_FILE)
-
+        part = self._part
         api = self._api(self._http(part))
         state, streamed = api.get_streamed(record.name)
 
