@@ -76,7 +76,9 @@ def killed_twice_then_resumed(served: Served, isolated: Path, jobs: int) -> None
     assert resumed.exit_code == 0, resumed.stderr[-2000:]
     saved = sorted((isolated / "out").glob("*.jpg"))
     assert len(saved) == jobs == len(resumed.stdout.splitlines())
-    # Each input uploaded once at most after the kill: no upload of the first run again.
+    # Each input uploaded once, the one cut by the kill again, and the JSONL: none of the
+    # first run's uploads made a second time (an upload is two requests).
+    assert _uploads(served) <= 2 * (jobs + 2)
     assert len(batch_posts(served)) == 1 and len(served.sandbox.batch_bills()) == 1
     assert served.sandbox.batch_bills()[0].requests == jobs
     assert not [r for r in paid(served) if r.path.endswith(":generateContent")]

@@ -86,7 +86,10 @@ def test_a_batch_run_waits_for_its_batch_and_saves_every_image_at_half_price(
     # The ledger: each job at the batch price, half Google's interactive one.
     assert [(state, cost) for _, state, cost in jobs_table()] == [("saved", HALF)] * 3
     assert "3 jobs, 3 images, estimated $0.05 (gemini-nano-banana-2.1 at $0.017)" in result.stderr
-    assert "succeeded, 3/3 done" in result.stderr
+    progress = [line.split(": ", 1)[1] for line in result.stderr.splitlines()
+                if line.startswith("batches/")]  # fmt: skip
+    assert progress[0] == "pending, 0/3 done (0 s)" and progress[-1].startswith("succeeded, 3/3 done")
+    assert any(line.startswith("running, 1/3 done") for line in progress)
 
 
 def test_detach_exits_once_submitted_and_resume_collects_the_batch_later(
@@ -240,3 +243,33 @@ def test_tier_batch_refuses_other_backends_and_no_history(served: Served, isolat
     off = run_cli(["edit", *files, "-p", PROMPT, "--tier", "batch", "--no-history"], env=gemini)
     assert off.exit_code == 2 and "--tier batch keeps its batch in the history" in off.stderr
     assert not paid(served)
+
+
+def test_a_batch_is_read_as_google_describes_it_zero_counts_left_out() -> None:
+    from nanoedit.backends.gemini_batch import parse_batch
+    from nanoedit.run.batch_tier import job_of_key, key_of
+
+    running = parse_batch(
+        {
+            "name": "batches/abc",
+            "metadata": {
+                "displayName": "nanoedit-0011",
+                "state": "BATCH_STATE_RUNNING",
+                "batchStats": {"requestCount": "4", "pendingRequestCount": "4"},
+            },
+        },
+        "host",
+    )
+    assert (running.state, running.total, running.done, running.ended) == ("running", 4, 0, False)
+    ended = parse_batch(
+        {
+            "name": "batches/abc",
+            "metadata": {"state": "BATCH_STATE_SUCCEEDED", "output": {"responsesFile": "files/r"}},
+            "done": True,
+        },
+        "host",
+    )
+    assert (ended.state, ended.responses_file, ended.ended, ended.done) == (
+        "succeeded", "files/r", True, None,
+    )  # fmt: skip
+    assert job_of_key(key_of(12, 3)) == (12, 3) and job_of_key("someone-else") is None

@@ -106,12 +106,12 @@ class BatchState:
         return (self.succeeded or 0) + (self.failed or 0)
 
 
-def _count(value: object) -> int | None:
-    """An int64 count, which JSON carries as a string."""
+def _count(value: object, missing: int | None = None) -> int | None:
+    """An int64 count, which JSON carries as a string (``missing`` when it is left out)."""
     try:
-        return int(str(value)) if value is not None else None
+        return int(str(value)) if value is not None else missing
     except ValueError:
-        return None
+        return missing
 
 
 def parse_batch(body: object, where: str) -> BatchState:
@@ -136,13 +136,15 @@ def parse_batch(body: object, where: str) -> BatchState:
     error = body.get("error")
     said = error.get("message") if isinstance(error, dict) else None
     file = output.get("responsesFile")
+    # [P] proto3 JSON leaves a zero count out: with any count given, a missing one is 0.
+    zero = 0 if stats else None
     return BatchState(
         name=body["name"],
         display_name=str(metadata.get("displayName") or ""),
         state=state,
         total=_count(stats.get("requestCount")),
-        succeeded=_count(stats.get("successfulRequestCount")),
-        failed=_count(stats.get("failedRequestCount")),
+        succeeded=_count(stats.get("successfulRequestCount"), zero),
+        failed=_count(stats.get("failedRequestCount"), zero),
         responses_file=file if isinstance(file, str) and file else None,
         inlined=tuple(item for item in listed if isinstance(item, dict))
         if isinstance(listed, list)
