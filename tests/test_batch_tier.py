@@ -88,7 +88,9 @@ def test_a_batch_run_waits_for_its_batch_and_saves_every_image_at_half_price(
     assert "3 jobs, 3 images, estimated $0.05 (gemini-nano-banana-2.1 at $0.017)" in result.stderr
     progress = [line.split(": ", 1)[1] for line in result.stderr.splitlines()
                 if line.startswith("batches/")]  # fmt: skip
-    assert progress[0] == "pending, 0/3 done (0 s)" and progress[-1].startswith("succeeded, 3/3 done")
+    assert progress[0] == "pending, 0/3 done (0 s)" and progress[-1].startswith(
+        "succeeded, 3/3 done"
+    )
     assert any(line.startswith("running, 1/3 done") for line in progress)
 
 
