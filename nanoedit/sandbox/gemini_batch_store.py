@@ -20,7 +20,6 @@ import string
 import tempfile
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -268,24 +267,13 @@ class BatchStore:
             self._end(batch, EXPIRED, expiry)
 
     def _answer(self, batch: Batch, due: int) -> None:
-        """Answer the batch's requests up to ``due``, each line written as it is made. A
-        renderer with a pool of drawing processes gets a few requests at a time (a window, so
-        memory stays bounded); one drawing in the calling thread gets them one by one, in
-        order, so the fault plan's result faults go to the requests in order."""
+        """Answer the batch's requests up to ``due``, one by one and in order (so the fault
+        plan's result faults go to the requests in order), each line written as it is made."""
         if batch.done >= due:
             return
-        workers = self.runtime.renderer.workers
         with batch.results.open("a", encoding="utf-8") as out:
-            if workers <= 1:
-                while batch.done < due:
-                    self._write(batch, self._result(batch, batch.done), out)
-            else:
-                with ThreadPoolExecutor(workers, thread_name_prefix="sandbox-batch") as pool:
-                    while batch.done < due:
-                        window = range(batch.done, min(due, batch.done + 2 * workers))
-                        answers = pool.map(lambda index: self._result(batch, index), window)
-                        for answer in list(answers):
-                            self._write(batch, answer, out)
+            while batch.done < due:
+                self._write(batch, self._result(batch, batch.done), out)
         batch.updated = self.runtime.batch_clock.now()
 
     def _write(self, batch: Batch, result: Result, out: IO[str]) -> None:
