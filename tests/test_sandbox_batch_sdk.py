@@ -51,14 +51,17 @@ def google(served: Served) -> Iterator[genai.Client]:
 
 def inline(count: int) -> list[types.InlinedRequestDict]:
     """``count`` image requests as the SDK takes them inline, keyed in their metadata."""
-    return [
-        {
-            "contents": [{"role": "user", "parts": [{"text": f"a cat, take {index}"}]}],
-            "config": {"response_modalities": ["IMAGE"]},
-            "metadata": {"key": f"k{index}"},
-        }
-        for index in range(count)
-    ]
+    requests: list[types.InlinedRequestDict] = []
+    for index in range(count):
+        content: types.ContentDict = {"role": "user", "parts": [{"text": f"a cat, take {index}"}]}
+        requests.append(
+            {
+                "contents": [content],
+                "config": {"response_modalities": ["IMAGE"]},
+                "metadata": {"key": f"k{index}"},
+            }
+        )
+    return requests
 
 
 def picture(data: bytes) -> tuple[str | None, tuple[int, int]]:
