@@ -193,7 +193,8 @@ class Batches:
             return {"responsesFile": f"files/{batch.results_id}"}
         with batch.results.open(encoding="utf-8") as lines:
             responses = [json.loads(line) for line in lines if line.strip()]
-        return {"inlinedResponses": {"inlinedResponses": responses}}
+        # [P] proto3 JSON leaves an empty list out (a batch cancelled before any answer).
+        return {"inlinedResponses": {"inlinedResponses": responses} if responses else {}}
 
     def _batch(self, batch_id: str) -> Batch:
         batch = self.store.get(batch_id)
