@@ -205,6 +205,12 @@ def test_a_file_batch_writes_a_results_file_served_by_streaming(
     # The SDK's route gives the same bytes, and the file's metadata says it was made here.
     same = served.client.get(f"/v1beta/{results}:download", params={"alt": "media"})
     assert same.content == data
+    head = served.client.head(f"/v1beta/{results}:download", params={"alt": "media"})
+    assert (head.status_code, head.headers["content-length"], head.content) == (
+        200,
+        str(len(data)),
+        b"",
+    )
     about = served.client.get(f"/v1beta/{results}").json()
     assert (about["source"], about["sizeBytes"]) == ("GENERATED", str(len(data)))
     assert served.sandbox.batch_bills()[0].requests == 2
