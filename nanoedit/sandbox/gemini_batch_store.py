@@ -27,7 +27,7 @@ from typing import IO
 from nanoedit.sandbox.batching import BatchBill
 from nanoedit.sandbox.catalog import Model
 from nanoedit.sandbox.faults import Phase, Stage, result_fault
-from nanoedit.sandbox.gemini_batch_input import BatchInput, BatchOrder, InlineInput, Item
+from nanoedit.sandbox.gemini_batch_input import BatchInput, BatchOrder, InlineInput
 from nanoedit.sandbox.gemini_errors import GoogleError
 from nanoedit.sandbox.gemini_generate import GenerateContent
 from nanoedit.sandbox.runtime import Runtime
@@ -75,6 +75,16 @@ INTERNAL_ERROR = (
     "https://developers.generativeai.google/guide/troubleshooting"
 )
 _ID_CHARS = string.ascii_lowercase + string.digits
+
+
+@dataclass(frozen=True)
+class Result:
+    """One request's result line, and how it counts."""
+
+    line: dict[str, object]
+    succeeded: bool
+    billed: int = 0
+    """1 when it made an image (what a batch is charged for)."""
 
 
 @dataclass
@@ -257,41 +267,47 @@ class BatchStore:
             self._end(batch, EXPIRED, expiry)
 
     def _answer(self, batch: Batch, due: int) -> None:
-        """Answer the batch's requests up to ``due``, each line written as it is made."""
+        """Answer the batch's requests up to ``due``, one by one and in order (so the fault
+        plan's result faults go to the requests in order), each line written as it is made."""
         if batch.done >= due:
             return
         with batch.results.open("a", encoding="utf-8") as out:
             while batch.done < due:
-                self._answer_one(batch, batch.input.item(batch.done), out)
-                batch.done += 1
+                self._write(batch, self._result(batch, batch.done), out)
         batch.updated = self.runtime.batch_clock.now()
 
-    def _answer_one(self, batch: Batch, item: Item, out: IO[str]) -> None:
-        """One request's result line: its answer, or its error (google.rpc.Status)."""
+    def _write(self, batch: Batch, result: Result, out: IO[str]) -> None:
+        """Write one result line and count it."""
+        out.write(json.dumps(result.line, separators=(",", ":")) + "\n")
+        batch.done += 1
+        if result.succeeded:
+            batch.succeeded += 1
+            batch.billed += result.billed
+        else:
+            batch.failed += 1
+
+    def _result(self, batch: Batch, index: int) -> Result:
+        """The result of request ``index``: its answer, or its error (google.rpc.Status)."""
+        item = batch.input.item(index)
         line: dict[str, object] = {}
         if batch.inline:
             if item.metadata is not None:
                 line["metadata"] = item.metadata
         elif item.key is not None:
             line["key"] = item.key
-        error: dict[str, object] | None = None
-        if batch.fault == "batch-request-error" and batch.done == 0:
-            error = {"code": RPC_CODES["INTERNAL"], "message": INTERNAL_ERROR}
-        elif item.unreadable is not None:
-            error = {"code": RPC_CODES["INVALID_ARGUMENT"], "message": item.unreadable}
-        else:
-            try:
-                answer = self.generator.answer(item.body, batch.model, batch.own_hosts)
-            except GoogleError as refused:
-                error = {"code": RPC_CODES.get(refused.status, 2), "message": refused.message}
-            else:
-                line["response"] = answer
-                batch.succeeded += 1
-                batch.billed += _made_image(answer)
-        if error is not None:
-            line["error"] = error
-            batch.failed += 1
-        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        if batch.fault == "batch-request-error" and index == 0:
+            line["error"] = {"code": RPC_CODES["INTERNAL"], "message": INTERNAL_ERROR}
+            return Result(line, succeeded=False)
+        if item.unreadable is not None:
+            line["error"] = {"code": RPC_CODES["INVALID_ARGUMENT"], "message": item.unreadable}
+            return Result(line, succeeded=False)
+        try:
+            answer = self.generator.answer(item.body, batch.model, batch.own_hosts)
+        except GoogleError as refused:
+            line["error"] = {"code": RPC_CODES.get(refused.status, 2), "message": refused.message}
+            return Result(line, succeeded=False)
+        line["response"] = answer
+        return Result(line, succeeded=True, billed=_made_image(answer))
 
     def _end(self, batch: Batch, state: str, when: float) -> None:
         """End a batch in ``state`` at batch-clock time ``when``; bill what it made, once."""

@@ -14,10 +14,9 @@ downloads from ``/download/v1beta/files/{name}:download?alt=media``: both are se
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO
+from pathlib import Path
 
 from nanoedit.sandbox.catalog import Model
 from nanoedit.sandbox.gemini_batch_input import read_order
@@ -136,14 +135,15 @@ class Batches:
         batch = self.store.by_results(file_id)
         if batch is None or batch.state not in WITH_RESULTS:
             raise file_denied(file_id)
-        handle = batch.results.open("rb")
-        size = os.fstat(handle.fileno()).st_size
+        # Opened only when the body is sent (a HEAD sends none); an ended batch's file no
+        # longer changes, so its size now is its size then.
+        size = batch.results.stat().st_size
         headers = {
             # [I] Google serves the bytes as they were stored; a JSONL file's type.
             "Content-Type": "application/jsonl",
             "Content-Length": str(size),
         }
-        return SandboxResponse(200, headers, b"", stream=_chunks(handle))
+        return SandboxResponse(200, headers, b"", stream=_chunks(batch.results))
 
     def operation(self, batch: Batch) -> dict[str, object]:
         """A batch as Google shows it: a long-running operation whose ``metadata`` is the
@@ -193,7 +193,8 @@ class Batches:
             return {"responsesFile": f"files/{batch.results_id}"}
         with batch.results.open(encoding="utf-8") as lines:
             responses = [json.loads(line) for line in lines if line.strip()]
-        return {"inlinedResponses": {"inlinedResponses": responses}}
+        # [P] proto3 JSON leaves an empty list out (a batch cancelled before any answer).
+        return {"inlinedResponses": {"inlinedResponses": responses} if responses else {}}
 
     def _batch(self, batch_id: str) -> Batch:
         batch = self.store.get(batch_id)
@@ -202,8 +203,8 @@ class Batches:
         return batch
 
 
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
-    """A file's bytes, ``DOWNLOAD_CHUNK`` at a time; the file is closed at the end."""
-    with handle:
+def _chunks(path: Path) -> Iterator[bytes]:
+    """A file's bytes, ``DOWNLOAD_CHUNK`` at a time, never more held."""
+    with path.open("rb") as handle:
         while chunk := handle.read(DOWNLOAD_CHUNK):
             yield chunk
