@@ -275,3 +275,18 @@ def test_a_batch_is_read_as_google_describes_it_zero_counts_left_out() -> None:
         "succeeded", "files/r", True, None,
     )  # fmt: skip
     assert job_of_key(key_of(12, 3)) == (12, 3) and job_of_key("someone-else") is None
+
+
+def test_skip_existing_leaves_the_jobs_of_a_batch_at_google_to_it(
+    batch_served: Served, isolated: Path
+) -> None:
+    files = inputs(isolated / "in", 2)
+    env = one_backend_env(batch_served, "gemini")
+    args = ["edit", *files, "-p", PROMPT, "--tier", "batch", "--detach", "-d", "out"]
+    assert run_cli(args, env=env).exit_code == 0
+    again = run_cli([*args, "--skip-existing"], env=env)
+    assert again.exit_code == 0, again.stderr
+    assert len(batch_posts(batch_served)) == 1  # not submitted (nor paid for) twice
+    [record] = batches_journaled()
+    assert f"job 1 is in {record.name}, at Google: nanoedit resume saves it" in again.stderr
+    assert [state for _, state, _ in jobs_table()] == ["submitted"] * 2

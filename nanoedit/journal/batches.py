@@ -241,6 +241,22 @@ class Batches:
         return {ident for (jobs,) in rows for ident in json.loads(jobs)}
 
 
+def batch_holding(journal: Journal, job_id: int) -> str | None:
+    """How the batch not yet collected that has the job ``job_id`` is named (None: none),
+    read without creating the table in a journal that has none."""
+    marks = ", ".join("?" * len(OPEN))
+    try:
+        with journal._lock:
+            row = journal._db.execute(
+                f"SELECT name, token FROM batches WHERE state IN ({marks}) AND EXISTS "
+                "(SELECT 1 FROM json_each(batches.jobs) WHERE value = ?)",
+                (*OPEN, job_id),
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return None  # no batches table: no batch was ever made here
+    return None if row is None else str(row[0] or display_name(row[1]))
+
+
 def open_batches(journal: Journal) -> Batches | None:
     """The journal's batches, or None when the table cannot be made (a read-only journal)."""
     try:

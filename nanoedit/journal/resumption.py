@@ -319,6 +319,14 @@ def carry_on(
     process has it under way, it is left to that process: this run waits for it."""
     if _other_owner(journal, record) is not None:
         return replace(planned, elsewhere=record.id)
+    from nanoedit.journal.batches import batch_holding
+
+    batch = batch_holding(journal, record.id)
+    if batch is not None:
+        # In a batch (--tier batch): sent, and the batch's to answer; never sent again here.
+        note = f"job {record.id} is in {batch}, at Google: nanoedit resume saves it"
+        return JobOutcome(planned.job, record.backend, record.model, skipped=True,
+                          warnings=(note,), journal_id=record.id)  # fmt: skip
     record, error = going_on(journal, record, retry_unsafe=retry_unsafe)
     if error is not None:
         return JobOutcome(

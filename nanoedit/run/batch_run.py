@@ -87,6 +87,26 @@ def run_batch(
         return ended
     assert journal is not None
     tier = BatchTier(settings, client, events, run, inputs, clock=clock, journal=journal, say=say)
+    # A job an earlier batch has (--skip-existing found it) is that batch's, never sent twice;
+    # one whose results an earlier run has is saved from them.
+    batched = tier.batches.job_ids()
+    held = [entry for entry in jobs if entry.journal_id in batched]
+    going_on = [entry for entry in jobs if entry.results and entry not in held]
+    jobs = [entry for entry in jobs if entry not in held and entry not in going_on]
+    for entry in held:
+        note = f"{entry.job.label}: in a batch still at Google; nanoedit resume saves it"
+        ended.append(JobOutcome(entry.job, entry.backend, entry.model, skipped=True,
+                                warnings=(note,), journal_id=entry.journal_id))  # fmt: skip
+        events.job_finished(ended[-1])
+    if going_on:
+        from nanoedit.run.interrupts import run_gently
+        from nanoedit.run.runner import Runner
+
+        runner = Runner(settings, client, events, run, inputs, stdout=stdout, clock=clock,
+                        journal=journal)  # fmt: skip
+        ended += run_gently(runner, going_on, events, journal, stop)
+    if not jobs:
+        return ended
     records = tier.submit(jobs)
     if run.detach:
         for record in records:
