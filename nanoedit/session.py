@@ -526,9 +526,7 @@ def resume(env: Environment, ids: Sequence[int], run: RunOptions) -> Finished:
         if not run.dry_run:
             # The run that takes the jobs up: a job it has is not another process's to send.
             journal.begin_run(env.argv)
-        leave = (
-            {} if run.dry_run else settle(journal, settings, run, env.clock, env.stdin, env.stderr)
-        )
+        leave = settle(journal, settings, run, env.clock, env.stdin, env.stderr)
         plan = plan_resume(journal, ids, retry_unsafe=run.retry_unsafe, settings=settings,
                            dry_run=run.dry_run, leave=leave)  # fmt: skip
         if run.dry_run:

@@ -290,3 +290,17 @@ def test_skip_existing_leaves_the_jobs_of_a_batch_at_google_to_it(
     [record] = batches_journaled()
     assert f"job 1 is in {record.name}, at Google: nanoedit resume saves it" in again.stderr
     assert [state for _, state, _ in jobs_table()] == ["submitted"] * 2
+
+
+def test_resume_dry_run_sends_nothing_and_leaves_a_batchs_jobs_to_it(
+    batch_served: Served, isolated: Path
+) -> None:
+    files = inputs(isolated / "in", 2)
+    env = one_backend_env(batch_served, "gemini")
+    args = ["edit", *files, "-p", PROMPT, "--tier", "batch", "--detach", "-d", "out"]
+    assert run_cli(args, env=env).exit_code == 0
+    received = len(batch_served.sandbox.received)
+    dry = run_cli(["resume", "--dry-run"], env=env)
+    assert (dry.exit_code, dry.stdout) == (0, "")
+    assert len(batch_served.sandbox.received) == received  # not even a poll
+    assert [state for _, state, _ in jobs_table()] == ["submitted"] * 2

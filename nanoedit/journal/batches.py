@@ -257,6 +257,19 @@ def batch_holding(journal: Journal, job_id: int) -> str | None:
     return None if row is None else str(row[0] or display_name(row[1]))
 
 
+def open_job_ids(journal: Journal) -> set[int]:
+    """The ids of the jobs of the batches not collected, read without creating the table."""
+    marks = ", ".join("?" * len(OPEN))
+    try:
+        with journal._lock:
+            rows = journal._db.execute(
+                f"SELECT jobs FROM batches WHERE state IN ({marks})", OPEN
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return set()  # no batches table: no batch was ever made here
+    return {ident for (jobs,) in rows for ident in json.loads(jobs)}
+
+
 def open_batches(journal: Journal) -> Batches | None:
     """The journal's batches, or None when the table cannot be made (a read-only journal)."""
     try:

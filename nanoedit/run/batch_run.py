@@ -245,11 +245,16 @@ def settle(
     stderr: TextIO,
 ) -> dict[int, NanoeditError | None]:
     """:func:`settle_batches` for ``resume``, with a client of its own and what it says on
-    ``stderr``; nothing is sent when the journal has no batch."""
+    ``stderr``; nothing is sent when the journal has no batch. A dry run sends nothing: the
+    jobs of the batches not collected are left alone (``nanoedit batches`` lists them)."""
     from nanoedit.journal.batches import Batches
     from nanoedit.net.client import client_for
     from nanoedit.output.report import Reporter
 
+    if run.dry_run:
+        from nanoedit.journal.batches import open_job_ids
+
+        return dict.fromkeys(open_job_ids(journal))
     if not Batches(journal).all():
         return {}
 
