@@ -11,10 +11,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
-from conftest import Served, one_backend_env, paid, run_cli, wait_for
+from conftest import Served, interrupted_run, one_backend_env, paid, run_cli, wait_for
 from test_batch_tier import HALF, PROMPT, batch_posts, batches_journaled, inputs, jobs_table
 
 from nanoedit.journal.store import data_dir
@@ -122,3 +123,28 @@ def test_a_create_whose_answer_was_lost_is_found_by_its_display_name_not_sent_ag
     assert f"found {record.name} ({record.display_name}), submitted before" in resumed.stderr
     assert len(batch_posts(served)) == 1 and len(served.sandbox.batch_bills()) == 1
     assert len(resumed.stdout.splitlines()) == 2
+
+
+def test_ctrl_c_while_waiting_leaves_the_batch_at_google_for_resume(
+    served: Served, isolated: Path
+) -> None:
+    files = inputs(isolated / "in", 2)
+    env = one_backend_env(served, "gemini")
+    polled = threading.Event()
+
+    def watch() -> None:
+        wait_for(lambda: _polls(served) > 0, "a poll of the batch", 60)
+        polled.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    args = ["edit", *files, "-p", PROMPT, "--tier", "batch", "-d", "out"]
+    code, _, err = interrupted_run(args, isolated, env, polled, "a poll", presses=1)
+    watcher.join()
+    [record] = batches_journaled()
+    assert code == 130
+    assert f"stopped waiting: {record.name} goes on at Google; nanoedit resume saves it" in err
+    served.sandbox.batch_clock.advance(400)
+    resumed = run_cli(["resume"], env=env)
+    assert resumed.exit_code == 0 and len(resumed.stdout.splitlines()) == 2
+    assert len(batch_posts(served)) == 1

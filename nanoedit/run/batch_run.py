@@ -107,7 +107,11 @@ def run_batch(
         ended += run_gently(runner, going_on, events, journal, stop)
     if not jobs:
         return ended
-    records = tier.submit(jobs)
+    try:
+        records = tier.submit(jobs)
+    except KeyboardInterrupt:
+        say("stopped before the batch was submitted: nanoedit resume builds and submits it")
+        raise
     if run.detach:
         for record in records:
             say(
@@ -133,7 +137,11 @@ def _finish(
 
     outcomes: list[JobOutcome] = []
     for record in records:
-        record = tier.wait(record)
+        try:
+            record = tier.wait(record)
+        except KeyboardInterrupt:
+            tier.say(f"stopped waiting: {record.name} goes on at Google; nanoedit resume saves it")
+            raise
         if not record.state or record.state in ("pending", "running"):
             tier.say(f"{record.name} goes on at Google; nanoedit resume collects it")
             continue
