@@ -3,6 +3,7 @@ waits, --detach and resume, every batch state, per-request errors, prices and th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -304,3 +305,24 @@ def test_resume_dry_run_sends_nothing_and_leaves_a_batchs_jobs_to_it(
     assert (dry.exit_code, dry.stdout) == (0, "")
     assert len(batch_served.sandbox.received) == received  # not even a poll
     assert [state for _, state, _ in jobs_table()] == ["submitted"] * 2
+
+
+class _Terminal(io.StringIO):
+    """A terminal's stdin that a person answers ``text`` on."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_resend_asks_first_on_a_terminal_and_takes_the_flag_as_consent_elsewhere() -> None:
+    from nanoedit.output.report import Reporter
+    from nanoedit.run.batch_run import _consents
+
+    said = io.StringIO()
+    with Reporter(io.StringIO(), said, json_lines=False) as events:
+        assert _consents(_Terminal("y\n"), events, 3, "batches/x") is True
+        assert _consents(_Terminal("\n"), events, 3, "batches/x") is False
+        assert _consents(io.StringIO(""), events, 3, "batches/x") is True  # not a terminal
+        assert _consents(None, events, 3, "batches/x") is True
+    asked = "send the 3 jobs batches/x did not do again, at the standard tier? [y/N]"
+    assert said.getvalue().count(asked) == 2
