@@ -246,6 +246,56 @@ DEFAULT_JOBS = 4
 WHOLE_RUN = (1, 1)
 
 
+DIAL_NAMES: tuple[str, ...] = (
+    "seed", "thinking", "search", "image_only", "format", "safety", "quality", "input_fidelity",
+)  # fmt: skip
+"""Every provider dial, by the name the catalog's ``dials`` lists use."""
+DIAL_FLAGS: dict[str, str] = {name: "--" + name.replace("_", "-") for name in DIAL_NAMES}
+"""The command-line flag of each dial, for messages."""
+FORMATS: tuple[str, ...] = ("png", "jpeg", "webp")
+THINKING_LEVELS: tuple[str, ...] = ("minimal", "low", "medium", "high")
+QUALITIES: tuple[str, ...] = ("low", "medium", "high", "auto")
+FIDELITIES: tuple[str, ...] = ("low", "high")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Dials:
+    """The providers' own dials a job asks for (None or False: not asked, so not sent). Which
+    backend and model take which is the catalog's to say; each backend reads them from here."""
+
+    seed: int | None = None
+    thinking: str | None = None
+    """A thinking level, lower case (``minimal``, ``medium``, ``high``)."""
+    search: bool = False
+    """Google Search grounding."""
+    image_only: bool = False
+    """Ask for the image alone, no text beside it."""
+    format: str | None = None
+    """The image format the API is asked to return: png, jpeg or webp."""
+    safety: str | None = None
+    """The backend's own safety level, as its API spells it (fal 1-6, Replicate block_...)."""
+    quality: str | None = None
+    """gpt-image's rendering quality: low, medium, high or auto."""
+    input_fidelity: str | None = None
+    """gpt-image's faithfulness to the input images of an edit: low or high."""
+
+    def given(self) -> dict[str, Any]:
+        """The dials asked for, by name, in :data:`DIAL_NAMES` order (JSON values); empty when
+        none is, so that a job without dials is recorded and matched as before they existed."""
+        values = {name: getattr(self, name) for name in DIAL_NAMES}
+        return {name: value for name, value in values.items() if value not in (None, False)}
+
+    @classmethod
+    def from_given(cls, given: Any) -> Dials:
+        """The dials a journal's spec holds (:meth:`given`); none for an older row without."""
+        if not isinstance(given, dict):
+            return cls()
+        return cls(**{name: given[name] for name in DIAL_NAMES if name in given})
+
+
+NO_DIALS = Dials()
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Options:
     """What to ask the model for; shared by every job of a run (a job-file line may change
@@ -257,6 +307,11 @@ class Options:
     model: str | None = None
     count: int = DEFAULT_COUNT
     response_format: str = DEFAULT_RESPONSE_FORMAT
+    dials: Dials = NO_DIALS
+    preset: str | None = None
+    """The preset (``--preset``, or a ``--from`` line's) whose template ``prompt`` is put into
+    before the job is planned; after that, the prompt is the one sent, and the name is kept
+    for provenance."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

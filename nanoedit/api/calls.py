@@ -21,7 +21,7 @@ from typing import Union
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, RunOptions
+from nanoedit.jobs import DEFAULT_JOBS, NO_DIALS, Dials, RunOptions
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
@@ -49,7 +49,9 @@ def edit(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -73,7 +75,9 @@ def edit(
 
     ``continue_from="@ID"`` (or the job id) goes on from an earlier result as the next turn
     of its thread, instead of ``image``. The other options are the command line's (``--ratio``,
-    ``--out-dir``, ``--max-cost``...); ``sandbox=True`` runs against the built-in emulated
+    ``--out-dir``, ``--max-cost``...; ``dials=Dials(seed=7, search=True)`` for its provider
+    dials, --seed, --search and the rest; a ``preset``'s settings stand in for the options left
+    at None, its count aside); ``sandbox=True`` runs against the built-in emulated
     API (no key, no network, no cost); ``environ`` replaces ``os.environ`` as the run's
     environment variables. Raises the job's error (a :class:`~nanoedit.errors.NanoeditError`
     carrying its exit code: a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
@@ -93,13 +97,14 @@ def edit(
         text = _source(image, "image")
         _one_image(text)
         given = EditInputs(inputs=(text,), refs=_sources(refs, "refs"), output=_output(output))
+    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     return _one(_edit(run, given, asked))
 
 
@@ -115,7 +120,9 @@ def edit_many(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -148,13 +155,14 @@ def edit_many(
         from_file=None if from_file is None else _source(from_file, "from_file"),
         recursive=recursive,
     )
+    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
-    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count))
+    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count, dials, preset))
 
 
 def generate(
@@ -165,7 +173,9 @@ def generate(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -186,13 +196,14 @@ def generate(
 ) -> Result:
     """Make ``count`` images from the prompt alone and return them (options as :func:`edit`);
     raises the job's error, carrying its exit code."""
+    ratio, size, model, backend = _from_preset(preset, environ, ratio, size, model, backend)
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
         store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     env, log = _environment(run)
     return _one(_batch(run_generate(env, _output(output), asked, run.options), log))
 
@@ -247,6 +258,8 @@ def _asked(
     size: str | None,
     model: str | None,
     count: int,
+    dials: Dials | None = None,
+    preset: str | None = None,
 ) -> Asked:
     """What is asked of the model; stdin is no source of a prompt here."""
     if prompt == "-":
@@ -260,7 +273,32 @@ def _asked(
         from nanoedit.jobs import normalize_ratio
 
         ratio = normalize_ratio(ratio)
-    return Asked(prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count)
+    return Asked(
+        prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count,
+        dials=dials or NO_DIALS, preset=preset,
+    )  # fmt: skip
+
+
+def _from_preset(
+    preset: str | None,
+    environ: Mapping[str, str] | None,
+    ratio: str | None,
+    size: str | None,
+    model: str | None,
+    backend: str | None,
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """The ratio, size, model and backend, with ``preset``'s in place of those the call left
+    out (None), as the command line's flags: what the call gives wins. The call's count is its
+    own (its default, 1, cannot be told from a 1 asked for)."""
+    if preset is None:
+        return ratio, size, model, backend
+    from nanoedit.settings.presets import PresetBook
+
+    found = PresetBook.of(os.environ if environ is None else environ).find(preset)
+    given = {"ratio": ratio, "size": size, "model": model, "backend": backend}
+    values = found.values([name for name, value in given.items() if value is not None])
+    chosen = {name: values.get(name, value) for name, value in given.items()}
+    return chosen["ratio"], chosen["size"], chosen["model"], chosen["backend"]
 
 
 def _source(value: PathLike, what: str) -> str:

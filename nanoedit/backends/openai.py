@@ -206,6 +206,14 @@ class OpenAIBackend(BackendBase):
             # OpenAI's own fields only: anything else is refused with a 400.
             if options.ratio != "auto":
                 fields["size"] = GPT_IMAGE_SIZES[options.ratio]
+            dials = options.dials
+            # [P] OpenAI's Images API: quality, input_fidelity (edits), output_format.
+            if dials.quality is not None:
+                fields["quality"] = dials.quality
+            if dials.input_fidelity is not None:
+                fields["input_fidelity"] = dials.input_fidelity
+            if dials.format is not None:
+                fields["output_format"] = dials.format
             return fields
         fields["response_format"] = options.response_format
         if options.ratio != "auto":

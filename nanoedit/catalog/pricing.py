@@ -133,10 +133,25 @@ class Prices:
         found = self.catalog.resolve_quietly(backend, model).model
         return found.id if found else model
 
-    def estimate(self, backend: str, model: str, size: str | None, images: int) -> float | None:
-        """What ``images`` images of ``model`` cost on ``backend``; None when unknown."""
+    def search_price(self, backend: str, model: str) -> float | None:
+        """What one grounded request (--search) costs beside its image on ``backend``: the
+        catalog's ``search_price`` of the backend ([dials.BACKEND]); None when unknown."""
+        resolved = self.catalog.resolve_quietly(backend, model)
+        return self.catalog.dial_support(backend, resolved).search_price
+
+    def estimate(
+        self, backend: str, model: str, size: str | None, images: int, *, search: bool = False
+    ) -> float | None:
+        """What ``images`` images of ``model`` cost on ``backend`` (``search``: grounded, one
+        search query counted per image, as one request makes one image on the APIs that
+        charge per query); None when unknown."""
         price = self.price(backend, model, size)
-        return None if price is None else price.amount * images
+        if price is None:
+            return None
+        if not search:
+            return price.amount * images
+        per_query = self.search_price(backend, model)
+        return None if per_query is None else (price.amount + per_query) * images
 
     def job_cost(
         self,
@@ -145,13 +160,16 @@ class Prices:
         size: str | None,
         images: int,
         usage: Mapping[str, Any] | None,
+        *,
+        search: bool = False,
     ) -> float | None:
         """What a finished job cost: the provider's own figure when its answer gave one
-        (OpenRouter's ``usage.cost``), else the table's price of the images it made."""
+        (OpenRouter's ``usage.cost``), else the table's price of the images it made (with
+        their search queries when ``search``)."""
         reported = reported_cost(usage)
         if reported is not None:
             return reported
-        return self.estimate(backend, model, size, images)
+        return self.estimate(backend, model, size, images, search=search)
 
 
 def reported_cost(usage: Mapping[str, Any] | None) -> float | None:
@@ -185,6 +203,10 @@ def job_cost(
     return Prices(overrides).job_cost(backend, model, size, images, usage)
 
 
+SEARCH = "search"
+"""In :attr:`BatchEstimate.unknown`, in place of a model: the backend's search price."""
+
+
 def money(amount: float) -> str:
     """Dollars as people read them: ``$2.50``, and ``$0.039`` for a price under a dollar."""
     if amount >= 1 or amount == 0:
@@ -204,6 +226,10 @@ class BatchEstimate:
     priced_images: int
     prices: tuple[Price, ...]
     unknown: tuple[tuple[str, str], ...]
+    searches: int = 0
+    """Grounded requests (--search) counted, one per image."""
+    search_cost: float = 0.0
+    """What they cost, within ``cost``."""
 
     @property
     def known(self) -> bool:
@@ -222,11 +248,16 @@ class BatchEstimate:
                 for price in self.prices
             )
             part = "" if self.known else f" for {self.priced_images} of them"
+            if self.searches:
+                used += f"; {self.searches} search quer{'y' if self.searches == 1 else 'ies'}"
+                used += f" {money(self.search_cost)}"
             parts.append(f"estimated {money(self.cost)}{part} ({used})")
         text = ", ".join(parts)
         if self.unknown:
             text += "; " + "; ".join(
                 f"price unknown for {model} on {backend}: set pricing.{backend}.{model}"
+                if model != SEARCH
+                else f"the price of a search query on {backend} is unknown: drop --search"
                 for backend, model in self.unknown
             )
         return text
@@ -238,12 +269,21 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
     priced = 0
     used: dict[tuple[str, str | None, float], Price] = {}
     unknown: dict[tuple[str, str], None] = {}
+    searches, search_cost = 0, 0.0
     for job in planned:
         images = job.job.options.count
         price = prices.price(job.backend, job.model, job.job.options.size)
         if price is None:
             unknown[(job.backend, job.model)] = None
             continue
+        if job.job.options.dials.search:
+            per_query = prices.search_price(job.backend, job.model)
+            if per_query is None:
+                unknown[(job.backend, SEARCH)] = None
+                continue
+            searches += images
+            search_cost += per_query * images
+            cost += per_query * images
         cost += price.amount * images
         priced += images
         used.setdefault((price.model, price.size, price.amount), price)
@@ -254,4 +294,6 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
         priced_images=priced,
         prices=tuple(used.values()),
         unknown=tuple(unknown),
+        searches=searches,
+        search_cost=search_cost,
     )

@@ -28,6 +28,7 @@ from nanoedit.cli.errors import Commands, json_given, unwritable_stdout
 from nanoedit.cli.history import history_app
 from nanoedit.cli.mcp import mcp
 from nanoedit.cli.models import models
+from nanoedit.cli.presets import presets
 from nanoedit.cli.run import edit, generate
 from nanoedit.cli.sandbox import sandbox_app
 from nanoedit.cli.tasks import fetch, resume
@@ -46,19 +47,10 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (
-    edit,
-    generate,
-    chat,
-    fetch,
-    resume,
-    batches,
-    models,
-    mcp,
-    completion,
-    schema,
-    skill,
-):
+COMMANDS = (
+    edit, generate, chat, fetch, resume, batches, models, presets, mcp, completion, schema, skill
+)  # fmt: skip
+for command in COMMANDS:
     app.command()(command)
 
 

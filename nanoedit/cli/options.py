@@ -8,7 +8,7 @@ and :class:`RunFlags`, which gives a command every run flag and builds its ``Run
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nanoedit.cli.compat import TyperChoice
+from nanoedit.cli.dial_options import (
+    FidelityOpt,
+    ImageOnlyOpt,
+    OutputFormatOpt,
+    QualityOpt,
+    SafetyOpt,
+    SearchOpt,
+    SeedOpt,
+    ThinkingOpt,
+    dials_of,
+)
 from nanoedit.clock import Clock
 from nanoedit.jobs import (
     DEFAULT_COUNT,
@@ -83,6 +94,16 @@ PromptFileOpt = Annotated[
         "--prompt-file",
         metavar="FILE",
         help="Read the prompt from FILE (UTF-8 text; - for stdin) instead of -p.",
+        show_default=False,
+    ),
+]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        metavar="NAME",
+        help="Start from a preset: its template takes the prompt ({prompt}) and its settings "
+        "stand in for flags not given here (nanoedit presets lists them).",
         show_default=False,
     ),
 ]
@@ -393,6 +414,7 @@ class RunFlags:
     """Every flag edit and generate share, in the order their help lists them: a new one is a
     field here (its option is the field's annotation) and a line in :meth:`run_options`."""
 
+    preset: PresetOpt = None
     ratio: RatioOpt = None
     size: SizeOpt = None
     model: ModelOpt = None
@@ -404,6 +426,14 @@ class RunFlags:
     out_dir: OutDirOpt = None
     overwrite: OverwriteOpt = False
     response_format: FormatOpt = DEFAULT_FORMAT
+    seed: SeedOpt = None
+    thinking: ThinkingOpt = None
+    search: SearchOpt = False
+    image_only: ImageOnlyOpt = False
+    format: OutputFormatOpt = None
+    safety: SafetyOpt = None
+    quality: QualityOpt = None
+    input_fidelity: FidelityOpt = None
     json_lines: JsonOpt = False
     quiet: QuietOpt = False
     print0: Print0Opt = False
@@ -469,7 +499,37 @@ class RunFlags:
             model=self.model,
             count=self.count,
             response_format=self.response_format.value,
+            dials=dials_of(
+                self.seed,
+                self.thinking,
+                self.search,
+                self.image_only,
+                self.format,
+                self.safety,
+                self.quality,
+                self.input_fidelity,
+            ),
+            preset=self.preset,
         )
+
+    def with_preset(self, ctx: typer.Context, environ: Mapping[str, str]) -> "RunFlags":
+        """These flags with ``--preset``'s settings in place of the flags the command line
+        did not give (those it gave win); the preset is looked up in the config file
+        ``environ`` names, or among the built-in ones (an unknown name is a usage error)."""
+        if self.preset is None:
+            return self
+        from nanoedit.settings.presets import PresetBook
+
+        preset = PresetBook.of(environ).find(self.preset)
+
+        def given(name: str) -> bool:
+            # Typed on the command line (or set by a variable); a default is not given. By the
+            # source's name: typer's click and click's own are two classes of it.
+            source = ctx.get_parameter_source(name)
+            return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+        flags = [name for name, _ in preset.settings if given(name)]
+        return dataclasses.replace(self, preset=preset.name, **preset.values(flags))
 
 
 # Flags of a batch of jobs, which generate (one job) does not take.

@@ -103,12 +103,13 @@ def edit(
         output=flags.output,
         continues=continue_thread,
     )
-    asked = flags.asked(prompt, prompt_file)
+    env = environment(ctx)
     with errors(flags.json_lines):
         # Refused before anything else is looked at, the options' values among them.
-        session.check_stdin(given, asked)
+        session.check_stdin(given, flags.asked(prompt, prompt_file))
+        flags = flags.with_preset(ctx, env.environ)
+        asked = flags.asked(prompt, prompt_file)
         run = flags.run_options()
-    env = environment(ctx)
     with errors(run.json_lines):
         done = session.edit(env, given, asked, run)
     _finish(done)
@@ -125,8 +126,10 @@ def generate(
     """Make images from a text prompt alone."""
     from nanoedit import session
 
-    run = flags.run_options()
     env = environment(ctx)
+    with errors(flags.json_lines):
+        flags = flags.with_preset(ctx, env.environ)
+        run = flags.run_options()
     with errors(run.json_lines):
         done = session.generate(env, flags.output, flags.asked(prompt, prompt_file), run)
     _finish(done)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nanoedit.jobs import ImageSource, Job, Options, PlannedJob
+from nanoedit.jobs import Dials, ImageSource, Job, Options, PlannedJob
 from nanoedit.journal.records import JobSpec, identity
 
 if TYPE_CHECKING:
@@ -47,6 +47,13 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "count": options.count,
         "inputs": inputs,
     }
+    dials = options.dials.given()
+    if dials:
+        # Another seed, level or format is another request; without dials the fingerprint is
+        # what it was before they existed, so older journals still match.
+        what["dials"] = dials
+    # No preset name: the prompt, ratio and the rest it set are here, as sent, and the same
+    # request made with or without a preset is one paid request.
     if job.thread is not None:
         # The same image edited afresh and as the next turn of a thread are two requests (the
         # second sends the thread); the thread is all in the turn it goes on from.
@@ -117,12 +124,16 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "model": options.model,
             "count": options.count,
             "response_format": options.response_format,
+            "preset": options.preset,
         },
         "out_dir": _absolute(saving.out_dir),
         "metadata": saving.metadata,
         "sidecar": saving.sidecar,
         "overwrite": saving.overwrite,
     }
+    dials = options.dials.given()
+    if dials:
+        spec["options"]["dials"] = dials
     if job.thread is not None:
         # The turn it goes on from: its thread is found again from there (resume).
         parent = job.thread.parent
@@ -168,6 +179,9 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         model=asked["model"],
         count=asked["count"],
         response_format=asked["response_format"],
+        # An older row has no dials: none were sent.
+        dials=Dials.from_given(asked.get("dials")),
+        preset=asked.get("preset"),
     )
     output = spec["output"]
     job = Job(

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from nanoedit.jobs import Exchange, ResultEntry
 
@@ -35,6 +35,11 @@ class AskedSpec(TypedDict):
     model: str | None
     count: int
     response_format: str
+    dials: NotRequired[dict[str, Any]]
+    """The provider dials asked for (:meth:`~nanoedit.jobs.Dials.given`); absent: none."""
+    preset: NotRequired[str | None]
+    """The preset the prompt was put into (absent before presets): provenance only, as the
+    prompt kept is the one sent."""
 
 
 class Continues(TypedDict):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import NanoeditError, UsageError
+from nanoedit.jobs import DIAL_NAMES, NO_DIALS, Dials
 from nanoedit.mcp.answers import error_answer, plain_answer, run_answer
 from nanoedit.mcp.safety import Folders, Spending
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 # The most jobs a history search lists.
 SEARCH_LIMIT = 200
+# The settings of a preset a tool's call takes: those it has arguments for, but the count
+# (the tools' count defaults to 1, so a call that leaves it out cannot be told from one that
+# asks for 1).
+PRESET_ASKS = ("ratio", "size", "model")
 
 
 @cache
@@ -66,6 +71,25 @@ class Request:
     output_folder: str | None = None
     max_cost: float | None = None
     thumbnails: bool = False
+    dials: Dials = NO_DIALS
+    preset: str | None = None
+    """A preset (nanoedit presets): its template takes the prompt, and its ratio, size and model
+    stand in for those the call leaves out; the count is the call's, the backend the server's."""
+
+
+def dials_from(given: Mapping[str, Any] | None) -> Dials:
+    """A tool's ``dials`` object as :class:`~nanoedit.jobs.Dials` (its schema checked the
+    names and types; the catalog checks the rest before anything is sent)."""
+    if not given:
+        return NO_DIALS
+    unknown = sorted(set(given) - set(DIAL_NAMES))
+    if unknown:
+        raise UsageError(f"dials has no {unknown[0]!r}; its names are {', '.join(DIAL_NAMES)}")
+    values = dict(given)
+    for name in ("thinking", "format", "quality", "input_fidelity"):
+        if isinstance(values.get(name), str):
+            values[name] = values[name].lower()
+    return Dials(**values)
 
 
 class Calls:
@@ -160,10 +184,21 @@ class Calls:
                 f"{request.model} is not a model of the catalog; name one that list_models "
                 "lists (an alias such as nano-banana, or a model's id)"
             )
-        return Asked(
+        asked = Asked(
             prompt=request.prompt, ratio=request.ratio, size=request.size,
-            model=request.model, count=request.count,
+            model=request.model, count=request.count, dials=request.dials,
         )  # fmt: skip
+        if request.preset is None:
+            return asked
+        from nanoedit.settings.presets import PresetBook
+
+        preset = PresetBook.of(self.environ).find(request.preset)
+        # What the call gave wins; the preset stands in for the rest, as for a command line.
+        given = [name for name in PRESET_ASKS if getattr(asked, name) is not None]
+        values = {
+            name: value for name, value in preset.values(given).items() if name in PRESET_ASKS
+        }
+        return replace(asked, preset=preset.name, **values)
 
     def _edit(
         self, folders: Folders, request: Request, continues: bool, stop: Stop | None

@@ -24,8 +24,8 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field, WithJsonSchema
 
 from nanoedit import __version__
-from nanoedit.jobs import RATIOS, SIZES
-from nanoedit.mcp.calls import Calls, Request, ServerOptions, model_names
+from nanoedit.jobs import FIDELITIES, FORMATS, QUALITIES, RATIOS, SIZES, THINKING_LEVELS
+from nanoedit.mcp.calls import Calls, Request, ServerOptions, dials_from, model_names
 from nanoedit.mcp.safety import Folders
 
 if TYPE_CHECKING:
@@ -76,6 +76,32 @@ MaxCost = Annotated[
           "apply too).", ge=0),
 ]  # fmt: skip
 Thumbnails = Annotated[bool, Field(description="Also return a small PNG thumbnail of each image.")]
+# The providers' dials, as the command line's flags (--seed, --thinking…): one object.
+DIAL_SCHEMA = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "description": "The provider's own dials, each refused where the model or backend lacks "
+    "it (list_models shows which it has where): seed, thinking (a level), search (Google "
+    "Search grounding, paid per request), image_only, format (rendered by the API), safety "
+    "(the backend's level), quality and input_fidelity (gpt-image).",
+    "properties": {
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        "thinking": {"type": "string", "enum": list(THINKING_LEVELS)},
+        "search": {"type": "boolean"},
+        "image_only": {"type": "boolean"},
+        "format": {"type": "string", "enum": list(FORMATS)},
+        "safety": {"type": "string"},
+        "quality": {"type": "string", "enum": list(QUALITIES)},
+        "input_fidelity": {"type": "string", "enum": list(FIDELITIES)},
+    },
+}
+DialArgs = Annotated[dict[str, Any] | None, WithJsonSchema(DIAL_SCHEMA)]
+PresetName = Annotated[
+    str | None,
+    Field(description="A preset (nanoedit presets: icon, product, sticker, thumbnail, or the "
+          "config file's): its template takes the prompt, and its ratio, size and model apply "
+          "where this call gives none."),
+]  # fmt: skip
 
 
 async def _folders(calls: Calls, ctx: Context) -> Folders:
@@ -156,12 +182,14 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        dials: DialArgs = None,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
         absolute path, size, job id and cost, and the model's text."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
-            max_cost, thumbnails,
+            max_cost, thumbnails, dials_from(dials), preset,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
@@ -177,12 +205,15 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        dials: DialArgs = None,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """Make images from a prompt alone. Answers with each saved file's absolute path,
         size, job id and cost, and the model's text."""
         request = Request(
-            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails
-        )
+            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails,
+            dials_from(dials), preset,
+        )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.generate(folders, request, stop=stop))
 
@@ -204,12 +235,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        dials: DialArgs = None,
     ) -> CallToolResult:
         """The next turn of a thread: edit an earlier result, the model seeing the earlier
         turns where the backend keeps a conversation (as `nanoedit edit --continue`)."""
         request = Request(
             prompt, (result,), tuple(refs), ratio, size, model, 1, output_folder, max_cost,
-            thumbnails,
+            thumbnails, dials_from(dials),
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, continues=True, stop=stop))
@@ -226,10 +258,15 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         size: Size = None,
         model: Model = None,
         count: Count = 1,
+        dials: DialArgs = None,
+        preset: PresetName = None,
     ) -> CallToolResult:
         """What an edit (with images) or a generation would cost, and whether it is within
         the server's limits; nothing is sent."""
-        request = Request(prompt, tuple(images), tuple(refs), ratio, size, model, count)
+        request = Request(
+            prompt, tuple(images), tuple(refs), ratio, size, model, count,
+            dials=dials_from(dials), preset=preset,
+        )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda _stop: calls.estimate(folders, request))
 

@@ -27,7 +27,7 @@ import shutil
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias
 
@@ -98,10 +98,15 @@ class Provenance:
     # A --continue turn: the journal's job and result number the thread went on from (the
     # model saw the thread, not only the first input).
     continues: tuple[int, int] | None = None
+    # The provider dials the request asked for (--seed, --format…), by name; empty: none.
+    dials: dict[str, Any] = field(default_factory=dict)
+    # The preset (--preset, or a --from line's) whose template the prompt was put into.
+    preset: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
-        ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns."""
+        ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns,
+        ``preset`` only when one made the prompt."""
         record: dict[str, Any] = {
             "prompt": self.prompt,
             "model": self.model,
@@ -113,6 +118,10 @@ class Provenance:
         }
         if self.continues is not None:
             record["continues"] = {"job": self.continues[0], "result": self.continues[1]}
+        if self.dials:
+            record["dials"] = dict(self.dials)
+        if self.preset is not None:
+            record["preset"] = self.preset
         return record | {"sandbox": True} if self.sandbox else record
 
     @property
@@ -136,6 +145,8 @@ def from_json(document: dict[str, Any]) -> Provenance:
         version=document.get("version", __version__),
         sandbox=bool(document.get("sandbox", False)),
         continues=read_continues(document.get("continues")),
+        dials=dict(document.get("dials") or {}),
+        preset=document.get("preset") if isinstance(document.get("preset"), str) else None,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from nanoedit.catalog.pricing import BatchEstimate, Prices, money
+from nanoedit.catalog.pricing import SEARCH, BatchEstimate, Prices, money
 from nanoedit.errors import BudgetError
 from nanoedit.jobs import JobOutcome, PlannedJob
 
@@ -25,6 +25,11 @@ def check_estimate(estimate: BatchEstimate, max_cost: float | None) -> None:
         return
     if estimate.unknown:
         backend, model = estimate.unknown[0]
+        if model == SEARCH:
+            raise BudgetError(
+                f"--max-cost {money(max_cost)} cannot be kept: what a search query costs on "
+                f"{backend} is unknown; drop --search or --max-cost; nothing was sent"
+            )
         raise BudgetError(
             f"--max-cost {money(max_cost)} cannot be kept: the price of {model} on {backend} is "
             f"unknown; set it with: nanoedit config set pricing.{backend}.{model} PRICE "
@@ -62,7 +67,11 @@ class Budget:
         """Whether ``planned`` may be sent; if so, it is counted as spent until it ends."""
         images = planned.job.options.count
         estimate = self.prices.estimate(
-            planned.backend, planned.model, planned.job.options.size, images
+            planned.backend,
+            planned.model,
+            planned.job.options.size,
+            images,
+            search=planned.job.options.dials.search,
         )
         with self._lock:
             if self.max_images is not None and self.images + images > self.max_images:
@@ -91,6 +100,7 @@ class Budget:
                 planned.job.options.size,
                 len(outcome.outputs),
                 outcome.usage,
+                search=planned.job.options.dials.search,
             )
         with self._lock:
             self.cost += estimate if cost is None else cost

@@ -348,7 +348,8 @@ class JobPipeline:
                 return record.cost
         prices = Prices(self.settings.prices, self.settings.catalog, self.options.tier)
         size = planned.job.options.size
-        return prices.job_cost(planned.backend, planned.model, size, images, usage)
+        search = planned.job.options.dials.search  # its queries are paid beside the images
+        return prices.job_cost(planned.backend, planned.model, size, images, usage, search=search)
 
     def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""
@@ -586,6 +587,8 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         version=__version__,
         sandbox=sandbox,
         continues=planned.job.continues,
+        dials=options.dials.given(),
+        preset=options.preset,
     )
 
 

@@ -38,6 +38,7 @@ from nanoedit.output.names import (
     taken_names,
 )
 from nanoedit.run.batch import natural_stems
+from nanoedit.run.dials import check_dials
 from nanoedit.run.routing import choose_backend
 from nanoedit.settings.load import backend_warnings
 from nanoedit.settings.values import Settings
@@ -279,6 +280,7 @@ class Planner:
             and made.get("model") == model
             and made.get("ratio") == options.ratio
             and made.get("size") == options.size
+            and (made.get("dials") or {}) == options.dials.given()
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
             and len(sent) == len(job.images)
@@ -467,6 +469,7 @@ def check_request(
     before a request is paid for; an id the catalog does not know is the server's call."""
     options = job.options
     backend.check_options(resolved.sent, options)
+    check_dials(catalog, backend.name, resolved, job)
     limits, model = resolved.limits, resolved.sent
     offer = resolved.offer
     if limits is None or offer is None:

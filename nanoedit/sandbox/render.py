@@ -49,6 +49,9 @@ class Picture:
     variant: int = 0
     count: int = 1
     earlier: tuple[str, ...] = ()
+    seed: int | None = None
+    """The request's seed, if it gave one: the same seed draws the same picture, another seed
+    another (its colours and shapes), and the caption names it."""
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -221,9 +224,10 @@ def _work_size(size: tuple[int, int]) -> tuple[int, int]:
 
 def _label(picture: Picture) -> str:
     """The caption: the prompt, and which image of its request it is when there are several."""
+    seeded = "" if picture.seed is None else f"  (seed {picture.seed})"
     if picture.count > 1:
-        return f"{picture.prompt}  ({picture.variant + 1}/{picture.count})"
-    return picture.prompt
+        return f"{picture.prompt}  ({picture.variant + 1}/{picture.count}){seeded}"
+    return picture.prompt + seeded
 
 
 def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
@@ -276,6 +280,8 @@ def render_generate(picture: Picture) -> Encoded:
     turns' prompts (``thread_marks``), and the prompt as a caption."""
     work = _work_size(picture.size)
     key = f"{picture.prompt}\0{picture.variant}"
+    if picture.seed is not None:
+        key += f"\0seed {picture.seed}"
     top, bottom = (
         Image.new("RGB", work, color_of(key, "top")),
         Image.new("RGB", work, color_of(key)),
