@@ -179,7 +179,7 @@ def settle_batches(
     jobs resume must leave alone: those of batches still running (None), and those a batch
     ended without (with the error that lists them) unless ``run.resend`` (asked on a
     terminal) sends them again."""
-    from nanoedit.journal.batches import OPEN
+    from nanoedit.journal.batches import BUILDING, OPEN
     from nanoedit.journal.recording import planned_from
     from nanoedit.net.inputs import RunInputs
     from nanoedit.run.batch_tier import BatchTier, ended_early, is_ended_early, not_done
@@ -197,7 +197,8 @@ def settle_batches(
             # Taken up by this run: another resume started now leaves it to this one.
             record = tier.batches.update(record.token, run=journal.run_id)
             planned: dict[int | None, PlannedJob] = {}
-            for ident in record.jobs:
+            # Only a batch still to build needs its jobs (10,000 records are tens of MB).
+            for ident in record.jobs if record.state == BUILDING else ():
                 found = journal.get(ident)
                 if found is not None:
                     planned[ident], _ = planned_from(found)
