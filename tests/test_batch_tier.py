@@ -211,11 +211,13 @@ def test_batches_cancel_cancels_at_google_and_resume_lists_the_jobs_not_done(
     assert run_cli(args, env=env).exit_code == 0
     [record] = batches_journaled()
     cancelled = run_cli(["batches", "--cancel", str(record.name)], env=env)
-    assert (cancelled.exit_code, cancelled.stderr) == (0, f"{record.name}: cancelled\n")
+    assert (cancelled.exit_code, cancelled.stderr) == (0, f"{record.name}: cancelling\n")
     table = run_cli(["batches"], env=env)
-    assert table.stdout.startswith(f"{record.name}  cancelled  gemini-nano-banana-2.1  2 jobs")
+    assert table.stdout.startswith(f"{record.name}  cancelling  gemini-nano-banana-2.1  2 jobs")
     listed = run_cli(["resume"], env=env)
     assert listed.exit_code == 5 and f"{record.name} was cancelled" in listed.stderr
+    table = run_cli(["batches"], env=env)
+    assert table.stdout.startswith(f"{record.name}  cancelled  gemini-nano-banana-2.1  2 jobs")
     unknown = run_cli(["batches", "--cancel", "batches/nope"], env=env)
     assert unknown.exit_code == 2
     assert "the history has no batch batches/nope; see nanoedit batches" in unknown.stderr

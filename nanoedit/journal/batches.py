@@ -10,7 +10,9 @@ journal of any earlier version: ``CREATE TABLE IF NOT EXISTS``, no job row chang
                 batch, so resume first looks for it by its display name (which carries the
                 batch's ``token``) before it submits again;
 ``pending``, ``running``  Google has it (its name is journaled the moment the create returns);
-``succeeded``, ``failed``, ``cancelled``, ``expired``  how Google ended it;
+``cancelling``  ``nanoedit batches --cancel`` asked Google to cancel it;
+``succeeded``, ``failed``, ``cancelled``, ``expired``  how Google ended it (journaled once its
+                results are read: until then a batch stays open, for resume to read them);
 ``collected``   its results were read into its jobs (each then saved as any job is).
 
 A job of a batch is ``submitted`` in the jobs table until its batch's results are read.
@@ -30,10 +32,10 @@ if TYPE_CHECKING:
 
 BUILDING, SUBMITTING, PENDING, RUNNING = "building", "submitting", "pending", "running"
 SUCCEEDED, FAILED, CANCELLED, EXPIRED = "succeeded", "failed", "cancelled", "expired"
-COLLECTED = "collected"
+COLLECTED, CANCELLING = "collected", "cancelling"
 # What resume takes up: a batch not yet submitted, one Google still runs, one whose results
 # were not read yet (a kill between its end and the reading).
-OPEN = (BUILDING, SUBMITTING, PENDING, RUNNING, SUCCEEDED)
+OPEN = (BUILDING, SUBMITTING, PENDING, RUNNING, CANCELLING, SUCCEEDED)
 # How Google ended a batch without results for every job: its jobs not done can be resent.
 ENDED_EARLY = (FAILED, CANCELLED, EXPIRED)
 

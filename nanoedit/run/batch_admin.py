@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from nanoedit.clock import Clock
 from nanoedit.errors import UsageError
 from nanoedit.jobs import RunOptions
-from nanoedit.journal.batches import BatchRecord
+from nanoedit.journal.batches import CANCELLING, BatchRecord
 
 
 @dataclass(frozen=True)
@@ -73,5 +73,7 @@ def cancel_batch(
             assert isinstance(backend, GeminiBackend)
             api = BatchApi(backend)
             api.cancel(record.name)
-            state = api.get(record.name)
-        return batches.update(record.token, state=state.state, done=state.done or 0)
+            state = api.get(record.name)  # [P] a cancel is asked; the batch ends in its time
+        # The ended state is journaled by resume once it has read what the batch did (a
+        # cancelled batch keeps the results of the requests it finished): until then it is open.
+        return batches.update(record.token, state=CANCELLING, done=state.done or 0)

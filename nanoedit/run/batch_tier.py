@@ -48,6 +48,7 @@ from nanoedit.journal.batches import (
     ENDED_EARLY,
     EXPIRED,
     FAILED,
+    RUNNING,
     SUBMITTING,
     SUCCEEDED,
     Batches,
@@ -315,7 +316,11 @@ class BatchTier:
             # Streamed: an ended inline batch's answer carries every image (read by collect).
             state, _ = self._api(self._http(self._part)).get_streamed(record.name)
             self.parts.discard_all()
-            record = self.batches.update(record.token, state=state.state, done=state.done or 0)
+            # An ended state is journaled by collect, once the results are read: a kill in
+            # between leaves the batch open, for resume to read them (never to resend jobs a
+            # cancelled batch did).
+            journaled = RUNNING if state.ended else state.state
+            record = self.batches.update(record.token, state=journaled, done=state.done or 0)
             done = "" if state.done is None else f", {state.done}/{state.total or '?'} done"
             line = f"{record.name}: {state.state}{done}"
             if line != said:
@@ -323,9 +328,7 @@ class BatchTier:
                 self.say(f"{line} ({elapsed:.0f} s)")
                 said = line
             if state.ended:
-                if state.error:
-                    record = self.batches.update(record.token, error=state.error)
-                return record
+                return replace(record, state=state.state, error=state.error)
             if self.clock.wait(interval, self.cancel):
                 return record
             interval = min(interval * POLL_GROWTH, POLL_MOST)
