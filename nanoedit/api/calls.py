@@ -21,12 +21,22 @@ from typing import Union
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, NO_DIALS, Dials, RunOptions
+from nanoedit.jobs import (
+    DEFAULT_FEATHER,
+    DEFAULT_JOBS,
+    NO_DIALS,
+    TRANSPARENT_AUTO,
+    TRANSPARENT_METHODS,
+    Dials,
+    RunOptions,
+)
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
 
 PathLike = Union[str, "os.PathLike[str]"]
+# A region: (X, Y, W, H) in the input's pixels, or the command line's "X,Y,W,H".
+Region = str | tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,12 @@ def edit(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
@@ -75,12 +91,17 @@ def edit(
 
     ``continue_from="@ID"`` (or the job id) goes on from an earlier result as the next turn
     of its thread, instead of ``image``. The other options are the command line's (``--ratio``,
-    ``--out-dir``, ``--max-cost``...; ``dials=Dials(seed=7, search=True)`` for its provider
-    dials, --seed, --search and the rest; a ``preset``'s settings stand in for the options left
-    at None, its count aside); ``sandbox=True`` runs against the built-in emulated
-    API (no key, no network, no cost); ``environ`` replaces ``os.environ`` as the run's
-    environment variables. Raises the job's error (a :class:`~nanoedit.errors.NanoeditError`
-    carrying its exit code: a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
+    ``--out-dir``, ``--max-cost``...; ``transparent=True`` is ``--transparent``, and a method,
+    ``"key"``, ``"matte"`` or ``"native"``, is ``--transparent-method``;
+    ``dials=Dials(seed=7, search=True)`` for its provider dials, --seed, --search and the
+    rest; a ``preset``'s settings stand in for the options left at None, its count aside);
+    ``sandbox=True`` runs against the built-in emulated API (no key, no network, no cost);
+    ``environ`` replaces ``os.environ`` as the run's environment variables. ``mask`` (a file)
+    or ``region`` (``(X, Y, W, H)`` or ``"X,Y,W,H"``) limits where the model may change the
+    image, as ``--mask`` and ``--region`` do, with ``feather``, ``max_drift`` and ``crop``;
+    each image's ``drift`` says how much it changed outside.
+    Raises the job's error (a :class:`~nanoedit.errors.NanoeditError` carrying its exit code:
+    a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
     """
     if (image is None) == (continue_from is None):
         raise UsageError(
@@ -102,8 +123,10 @@ def edit(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, skip_existing=skip_existing, transparent=transparent,
+        jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
+    run = _masked(run, mask, region, feather, max_drift, crop)
     asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     return _one(_edit(run, given, asked))
 
@@ -138,6 +161,12 @@ def edit_many(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Batch:
@@ -160,9 +189,37 @@ def edit_many(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=jobs, environ=environ, clock=clock,
+        store=store, skip_existing=skip_existing, transparent=transparent,
+        jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
+    run = _masked(run, mask, region, feather, max_drift, crop)
     return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count, dials, preset))
+
+
+def _masked(
+    run: _Run,
+    mask: PathLike | None,
+    region: Region | None,
+    feather: int,
+    max_drift: float | None,
+    crop: bool,
+) -> _Run:
+    """``run`` with the mask ``edit()`` or ``edit_many()`` was given, if any."""
+    if mask is None and region is None and max_drift is None and not crop:
+        return run
+    from dataclasses import replace
+
+    from nanoedit.run.masks import mask_spec
+
+    if not 0 <= feather <= 64:
+        raise UsageError(f"feather is {feather}; give 0 to 64 pixels")
+    if isinstance(region, tuple):
+        region = ",".join(str(part) for part in region)
+    path = None if mask is None else _source(mask, "mask")
+    # The default is no flag given: only a seam asked for names --feather in a refusal.
+    seam = None if feather == DEFAULT_FEATHER else feather
+    spec = mask_spec(path, region, seam, max_drift, crop)
+    return replace(run, options=replace(run.options, mask=spec))
 
 
 def generate(
@@ -191,6 +248,7 @@ def generate(
     history: bool = True,
     store: bool = True,
     skip_existing: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
@@ -201,7 +259,8 @@ def generate(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, skip_existing=skip_existing, transparent=transparent,
+        jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
     asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     env, log = _environment(run)
@@ -231,6 +290,7 @@ def _run_options(
     history: bool,
     store: bool,
     skip_existing: bool,
+    transparent: bool | str,
     jobs: int,
     environ: Mapping[str, str] | None,
     clock: Clock | None,
@@ -242,11 +302,19 @@ def _run_options(
         raise UsageError(f"max_cost={max_cost} is below 0; give the most to spend, in US dollars")
     if max_images is not None and max_images < 1:
         raise UsageError(f"max_images={max_images} is below 1; give the most images to ask for")
+    if transparent is True:
+        transparent = TRANSPARENT_AUTO
+    if transparent and transparent not in (TRANSPARENT_AUTO, *TRANSPARENT_METHODS):
+        methods = ", ".join((TRANSPARENT_AUTO, *TRANSPARENT_METHODS))
+        raise UsageError(
+            f"transparent={transparent!r} is no method; give True or one of: {methods}"
+        )
     options = RunOptions(
         backend=backend, out_dir=None if out_dir is None else Path(out_dir), sandbox=sandbox,
         proxy=proxy, timeout=timeout, retries=retries, jobs=jobs, skip_existing=skip_existing,
         overwrite=overwrite, retry_unsafe=retry_unsafe, metadata=metadata, sidecar=sidecar,
         history=history, store=store, max_cost=max_cost, max_images=max_images,
+        transparent=transparent or None,
     )  # fmt: skip
     return _Run(options, environ, clock)
 

@@ -226,6 +226,9 @@ class BatchEstimate:
     priced_images: int
     prices: tuple[Price, ...]
     unknown: tuple[tuple[str, str], ...]
+    requests: int = 0
+    """Paid requests, where more than one image's worth (a matte image is two); 0: one a
+    job, as for every job without --transparent-method matte."""
     searches: int = 0
     """Grounded requests (--search) counted, one per image."""
     search_cost: float = 0.0
@@ -242,6 +245,8 @@ class BatchEstimate:
         jobs = f"{self.jobs} job{'' if self.jobs == 1 else 's'}"
         images = f"{self.images} image{'' if self.images == 1 else 's'}"
         parts = [f"{jobs}, {images}"]
+        if self.requests:
+            parts.append(f"{self.requests} paid requests (a matte image is two)")
         if self.prices:
             used = ", ".join(
                 f"{price.model}{' ' + price.size if price.size else ''} at {money(price.amount)}"
@@ -269,22 +274,27 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
     priced = 0
     used: dict[tuple[str, str | None, float], Price] = {}
     unknown: dict[tuple[str, str], None] = {}
+    requests = 0
     searches, search_cost = 0, 0.0
     for job in planned:
         images = job.job.options.count
+        requests += job.job.options.renders  # one request a job, two for a matte image
         price = prices.price(job.backend, job.model, job.job.options.size)
         if price is None:
             unknown[(job.backend, job.model)] = None
             continue
+        # A matte job pays two requests for each image (on white, then on black), each
+        # grounded when --search is asked for.
+        paid = images * job.job.options.renders
         if job.job.options.dials.search:
             per_query = prices.search_price(job.backend, job.model)
             if per_query is None:
                 unknown[(job.backend, SEARCH)] = None
                 continue
-            searches += images
-            search_cost += per_query * images
-            cost += per_query * images
-        cost += price.amount * images
+            searches += paid
+            search_cost += per_query * paid
+            cost += per_query * paid
+        cost += price.amount * paid
         priced += images
         used.setdefault((price.model, price.size, price.amount), price)
     return BatchEstimate(
@@ -294,6 +304,7 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
         priced_images=priced,
         prices=tuple(used.values()),
         unknown=tuple(unknown),
+        requests=requests if requests > len(planned) else 0,
         searches=searches,
         search_cost=search_cost,
     )

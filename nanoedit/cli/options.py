@@ -33,6 +33,8 @@ from nanoedit.jobs import (
     DEFAULT_JOBS,
     DEFAULT_RESPONSE_FORMAT,
     RATIOS,
+    TRANSPARENT_AUTO,
+    TRANSPARENT_METHODS,
     WHOLE_RUN,
     RunOptions,
 )
@@ -69,6 +71,7 @@ class ResponseFormat(StrEnum):
 
 
 DEFAULT_FORMAT = ResponseFormat(DEFAULT_RESPONSE_FORMAT)
+TRANSPARENT_CHOICES = (TRANSPARENT_AUTO, *TRANSPARENT_METHODS)
 
 
 class Tier(StrEnum):
@@ -350,6 +353,27 @@ SidecarOpt = Annotated[
     bool,
     typer.Option("--sidecar", help="Also write the provenance as IMAGE.json beside each image."),
 ]
+# Two options, not one with an optional value (--transparent[=METHOD]): typer's parser has
+# no option whose value may be left out, and a value-less --transparent must not swallow the
+# word after it (an INPUT) as its method.
+TransparentOpt = Annotated[
+    bool,
+    typer.Option(
+        "--transparent",
+        help="Save results with an alpha channel (PNG): natively where the API draws it "
+        "(gpt-image), else by a key colour removed here.",
+    ),
+]
+TransparentMethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--transparent-method",
+        click_type=TyperChoice(TRANSPARENT_CHOICES, case_sensitive=True),
+        show_default=False,
+        help="How --transparent gets the alpha (implies it): native, key (one request) or "
+        "matte (on white, then on black: two paid requests; keeps glass and hair).",
+    ),
+]
 
 PreviewOpt = Annotated[
     bool,
@@ -452,6 +476,8 @@ class RunFlags:
     detach: DetachOpt = False
     no_metadata: NoMetadataOpt = False
     sidecar: SidecarOpt = False
+    transparent: TransparentOpt = False
+    transparent_method: TransparentMethodOpt = None
     preview: PreviewOpt = False
     open_images: OpenOpt = False
     report: ReportOpt = None
@@ -485,6 +511,7 @@ class RunFlags:
             max_images=self.max_images,
             tier=self.tier.value,
             detach=self.detach,
+            transparent=self.transparent_method or (TRANSPARENT_AUTO if self.transparent else None),
         )
 
     def asked(self, prompt: str | None, prompt_file: str | None) -> "Asked":

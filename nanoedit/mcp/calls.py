@@ -11,15 +11,15 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nanoedit.errors import NanoeditError, UsageError
-from nanoedit.jobs import DIAL_NAMES, NO_DIALS, Dials
+from nanoedit.errors import InputError, NanoeditError, UsageError
+from nanoedit.jobs import DEFAULT_FEATHER, DIAL_NAMES, NO_DIALS, Dials
 from nanoedit.mcp.answers import error_answer, plain_answer, run_answer
 from nanoedit.mcp.safety import Folders, Spending
 
 if TYPE_CHECKING:
     from mcp_types import CallToolResult
 
-    from nanoedit.jobs import RunOptions
+    from nanoedit.jobs import MaskSpec, RunOptions
     from nanoedit.run.interrupts import Stop
     from nanoedit.session import Environment, Finished
 
@@ -56,6 +56,18 @@ class ServerOptions:
 
 
 @dataclass(frozen=True)
+class Masking:
+    """An edit's mask file or region, its seam and its drift limit, as a tool is given them
+    (``edit --mask``, ``--region``, ``--feather``, ``--max-drift``)."""
+
+    mask: str | None = None
+    region: str | None = None
+    feather: int = DEFAULT_FEATHER
+    max_drift: float | None = None
+    crop: bool = False
+
+
+@dataclass(frozen=True)
 class Request:
     """What an image tool is asked: the prompt, the images (edit) and references, the ratio,
     size, model and count, the folder results go to, a cost limit of the call's own, and
@@ -75,6 +87,9 @@ class Request:
     preset: str | None = None
     """A preset (nanoedit presets): its template takes the prompt, and its ratio, size and model
     stand in for those the call leaves out; the count is the call's, the backend the server's."""
+    masking: Masking = Masking()
+    transparent: str | None = None
+    """--transparent-method's value (auto, native, key, matte); None: opaque images."""
 
 
 def dials_from(given: Mapping[str, Any] | None) -> Dials:
@@ -154,7 +169,11 @@ class Calls:
         )
 
     def _run_options(
-        self, out_dir: Path | None, max_cost: float | None, dry_run: bool
+        self,
+        out_dir: Path | None,
+        max_cost: float | None,
+        dry_run: bool,
+        transparent: str | None = None,
     ) -> RunOptions:
         from nanoedit.jobs import DEFAULT_JOBS, RunOptions
 
@@ -165,6 +184,7 @@ class Calls:
             sandbox=self.options.sandbox,
             max_cost=max_cost,
             dry_run=dry_run,
+            transparent=transparent,
         )
 
     def _inputs(self, folders: Folders, texts: Sequence[str]) -> tuple[str, ...]:
@@ -211,14 +231,38 @@ class Calls:
             continues=continues,
         )
         out_dir = folders.output_folder(request.output_folder)
+        masking = self._masking(folders, request.masking)
         return self._paid(
             request,
             "continue_edit" if continues else "edit_image",
             stop,
             lambda env, limit: session.edit(
-                env, given, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
+                env,
+                given,
+                self._asked(request),
+                replace(
+                    self._run_options(out_dir, limit, False, request.transparent), mask=masking
+                ),
             ),
         )
+
+    def _masking(self, folders: Folders, masking: Masking) -> MaskSpec | None:
+        """The mask a tool was given, its file in the folders as an image's must be."""
+        if masking == Masking():
+            return None
+        from nanoedit.run.masks import mask_spec
+
+        path = None
+        if masking.mask is not None:
+            path = (folders.roots[0] / masking.mask.strip()).resolve()
+            if not folders.holds(path):
+                raise InputError(
+                    f"the mask {masking.mask} is outside the folders this MCP server may read "
+                    f"({folders.described()}); copy it into one of them and name its path"
+                )
+        mask = None if path is None else str(path)
+        seam = None if masking.feather == DEFAULT_FEATHER else masking.feather
+        return mask_spec(mask, masking.region, seam, masking.max_drift, masking.crop)
 
     def _generate(self, folders: Folders, request: Request, stop: Stop | None) -> CallToolResult:
         from nanoedit import session
@@ -229,7 +273,10 @@ class Calls:
             "generate_image",
             stop,
             lambda env, limit: session.generate(
-                env, None, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
+                env,
+                None,
+                self._asked(request),
+                self._run_options(out_dir, limit, False, request.transparent),
             ),
         )
 
@@ -265,7 +312,7 @@ class Calls:
 
         out_dir = folders.output_folder(request.output_folder)
         asked = self._asked(request)
-        run = self._run_options(out_dir, None, dry_run=True)
+        run = self._run_options(out_dir, None, True, request.transparent)
         env = self._environment("estimate_cost")
         if request.images:
             given = session.EditInputs(

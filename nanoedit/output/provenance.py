@@ -102,6 +102,9 @@ class Provenance:
     dials: dict[str, Any] = field(default_factory=dict)
     # The preset (--preset, or a --from line's) whose template the prompt was put into.
     preset: str | None = None
+    # A masked edit (--mask, --region): the mask's SHA-256 or the region, the feather, and
+    # how much the model changed outside the mask before compositing (the drift).
+    mask: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
@@ -122,6 +125,8 @@ class Provenance:
             record["dials"] = dict(self.dials)
         if self.preset is not None:
             record["preset"] = self.preset
+        if self.mask is not None:
+            record["mask"] = self.mask
         return record | {"sandbox": True} if self.sandbox else record
 
     @property
@@ -147,6 +152,7 @@ def from_json(document: dict[str, Any]) -> Provenance:
         continues=read_continues(document.get("continues")),
         dials=dict(document.get("dials") or {}),
         preset=document.get("preset") if isinstance(document.get("preset"), str) else None,
+        mask=document.get("mask") if isinstance(document.get("mask"), dict) else None,
     )
 
 

@@ -80,6 +80,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
                 "height": saved.height,
                 "format": saved.format,
                 "bytes": saved.size,
+                # Only a masked edit's images have it (see Drift).
+                **({} if saved.drift is None else {"drift": saved.drift.to_json()}),
             }
             for saved in outcome.outputs
         ],

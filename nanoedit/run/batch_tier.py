@@ -114,6 +114,14 @@ def check_batchable(planned: Sequence[PlannedJob], settings: Settings) -> None:
                 f"and {entry.backend} (for {entry.job.label}) has not; add -b gemini, or leave "
                 "out --tier batch"
             )
+        # Not carried into a batch yet (untried there): --transparent (its matte sends two
+        # renders a job, its key a composite after) and --mask/--region (a composite after).
+        if entry.job.options.transparent is not None or entry.job.mask is not None:
+            flag = "--transparent" if entry.job.options.transparent else "--mask/--region"
+            raise UsageError(
+                f"--tier batch does not take {flag} yet ({entry.job.label}); leave out one of "
+                "them"
+            )
         if entry.job.thread is not None:
             raise UsageError(
                 f"{entry.job.label} continues a thread (--continue), which a batch does not "
@@ -366,7 +374,7 @@ class BatchTier:
 
     def _take(self, record: BatchRecord, result: LineResult, collected: Collected) -> None:
         """One result: its images moved to the spool under its job's name."""
-        from nanoedit.run.job import write_spool
+        from nanoedit.run.spool import write_spool
 
         found = job_of_key(result.key)
         if found is None or found[0] not in record.jobs:

@@ -70,7 +70,8 @@ class Budget:
             planned.backend,
             planned.model,
             planned.job.options.size,
-            images,
+            # Each request paid for: a matte image is two (see nanoedit.run.matte).
+            images * planned.job.options.renders,
             search=planned.job.options.dials.search,
         )
         with self._lock:

@@ -40,6 +40,7 @@ from nanoedit.output.names import (
 from nanoedit.run.batch import natural_stems
 from nanoedit.run.dials import check_dials
 from nanoedit.run.routing import choose_backend
+from nanoedit.run.transparency import transparent_job
 from nanoedit.settings.load import backend_warnings
 from nanoedit.settings.values import Settings
 
@@ -90,6 +91,11 @@ class Planner:
         Raises :class:`UsageError` when the jobs cannot go together (several images for one
         ``-o``); then nothing at all is sent.
         """
+        if self.options.mask is not None:
+            # Before anything else: a mask that does not fit its input sends nothing at all.
+            from nanoedit.run.masks import check_job
+
+            jobs = [check_job(job, self.options.mask, self.warn) for job in jobs]
         _check_outputs(jobs)
         if self.journal is not None and self.options.skip_existing:
             self.seen = self.journal.last_id()
@@ -150,6 +156,7 @@ class Planner:
                 self._warned_models.add(resolved.sent)
                 self.warn(warning)
             check_request(self.settings.catalog, backend, resolved, job)
+            job = transparent_job(job, self.options.transparent, backend, model)
         except NanoeditError as exc:
             return JobOutcome(job, backend_name, model, error=exc)
         planned = PlannedJob(job, backend_name, model, names)
@@ -265,6 +272,7 @@ class Planner:
         an image at the job's name; but never, by a real run, one the journal says a sandbox
         job saved."""
         from nanoedit.output.provenance import read, read_continues
+        from nanoedit.run.masks import same_mask
 
         try:
             made = read(path)
@@ -283,6 +291,7 @@ class Planner:
             and (made.get("dials") or {}) == options.dials.given()
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
+            and same_mask(made.get("mask"), job.mask)
             and len(sent) == len(job.images)
             and all(self._sent_as(source, sent) for source in job.images if not source.is_url)
         )
