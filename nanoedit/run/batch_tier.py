@@ -119,8 +119,7 @@ def check_batchable(planned: Sequence[PlannedJob], settings: Settings) -> None:
         if entry.job.options.transparent is not None or entry.job.mask is not None:
             flag = "--transparent" if entry.job.options.transparent else "--mask/--region"
             raise UsageError(
-                f"--tier batch does not take {flag} yet ({entry.job.label}); leave out one of "
-                "them"
+                f"--tier batch does not take {flag} yet ({entry.job.label}); leave out one of them"
             )
         if entry.job.thread is not None:
             raise UsageError(
