@@ -247,6 +247,8 @@ def test_tier_batch_refuses_other_backends_and_no_history(served: Served, isolat
     gemini = one_backend_env(served, "gemini")
     off = run_cli(["edit", *files, "-p", PROMPT, "--tier", "batch", "--no-history"], env=gemini)
     assert off.exit_code == 2 and "--tier batch keeps its batch in the history" in off.stderr
+    alpha = run_cli(["edit", *files, "-p", PROMPT, "--tier", "batch", "--transparent"], env=gemini)
+    assert alpha.exit_code == 2 and "--tier batch does not take --transparent yet" in alpha.stderr
     assert not paid(served)
 
 
