@@ -367,6 +367,13 @@ class RunOptions:
     """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
     max_images: int | None = None
     """--max-images: the most images the run may ask for (None: no limit)."""
+    tier: str = "standard"
+    """--tier: ``standard`` (one request a job, answered at once) or ``batch`` (every job in
+    one Batch API submission, at the batch price, answered within a day: gemini backend)."""
+    detach: bool = False
+    """--detach: with ``--tier batch``, exit once the batch is submitted (resume collects)."""
+    resend: bool = False
+    """resume --resend: send again, at once, the jobs of a batch that ended without them."""
     transparent: str | None = None
     """--transparent: results with an alpha channel, by ``auto`` (the best method for each
     job's backend and model), ``native``, ``key`` or ``matte``; None: opaque results."""

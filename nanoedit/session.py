@@ -218,8 +218,7 @@ def _run(
             from nanoedit.journal.recording import journal_run, open_journal
             from nanoedit.net.client import client_for
             from nanoedit.output.names import tidy_folders
-            from nanoedit.run.interrupts import run_gently
-            from nanoedit.run.runner import Runner
+            from nanoedit.run.batch_run import run_planned
 
             # Loaded later (by the client's transport; by each job when its answer comes:
             # its cost, its provenance): here, with the rest, while the collector is paused
@@ -311,12 +310,10 @@ def _run(
                         planned = journal_run(
                             journal, planned, settings, run, inputs.sha256, planner.seen
                         )
-                    runner = Runner(
-                        settings, client, reporter, run, inputs, stdout=binary, clock=clock,
-                        journal=journal, budget=budget,
+                    outcomes, stopped = run_planned(
+                        settings, client, reporter, run, inputs, binary, clock, journal,
+                        budget, planned, env.stop, env.say,
                     )  # fmt: skip
-                    outcomes = run_gently(runner, planned, reporter, journal, env.stop)
-                    stopped = runner.draining.is_set()
         if reporter.gone and not run.dry_run:
             return _closed_stdout(env, outcomes, run.quiet, reporter.write_error)
         if not run.dry_run:
@@ -350,7 +347,7 @@ def _budget(
     from nanoedit.catalog.pricing import Prices, batch_estimate
     from nanoedit.run.budget import Budget, check_estimate
 
-    prices = Prices(settings.prices, settings.catalog)
+    prices = Prices(settings.prices, settings.catalog, run.tier)
     estimate = batch_estimate(sent, prices)
     if said:
         console.print(estimate.describe())  # the console reads no markup
@@ -492,8 +489,9 @@ def resume(env: Environment, ids: Sequence[int], run: RunOptions) -> Finished:
     """Finish the jobs ``ids`` (none: every unfinished job) where their runs left them; with
     ``run.dry_run``, print what would be done with each, and do nothing."""
     from nanoedit.journal.recording import open_journal
-    from nanoedit.journal.resumption import plan_resume
+    from nanoedit.journal.resumption import nothing_to_resume, plan_resume
     from nanoedit.output.report import Reporter
+    from nanoedit.run.batch_run import settle
     from nanoedit.settings.load import load_settings
 
     settings = load_settings(env.environ, run)
@@ -509,9 +507,9 @@ def resume(env: Environment, ids: Sequence[int], run: RunOptions) -> Finished:
         if not run.dry_run:
             # The run that takes the jobs up: a job it has is not another process's to send.
             journal.begin_run(env.argv)
-        plan = plan_resume(
-            journal, ids, retry_unsafe=run.retry_unsafe, settings=settings, dry_run=run.dry_run
-        )
+        leave = settle(journal, settings, run, env.clock, env.stdin, env.stderr)
+        plan = plan_resume(journal, ids, retry_unsafe=run.retry_unsafe, settings=settings,
+                           dry_run=run.dry_run, leave=leave)  # fmt: skip
         if run.dry_run:
             _print_steps(env, plan, run.json_lines)
             return Finished((), ExitCode.OK)
@@ -519,7 +517,7 @@ def resume(env: Environment, ids: Sequence[int], run: RunOptions) -> Finished:
             env.warn(note)
         if not plan.jobs and not plan.held:
             if not run.quiet:
-                env.say(_nothing_to_resume(len(plan.busy)))
+                env.say(nothing_to_resume(len(plan.busy)))
             return Finished((), ExitCode.OK)
         if plan.jobs and not run.quiet:
             env.say(plan.heading())
@@ -592,15 +590,6 @@ def _print_steps(env: Environment, plan: ResumePlan, json_lines: bool) -> None:
         else:
             env.stdout.write(step.line() + "\n")
         env.stdout.flush()
-
-
-def _nothing_to_resume(busy: int) -> str:
-    """What resume says when it has nothing to do: every job ended, or the unfinished ones
-    are another live process's."""
-    if not busy:
-        return "nothing to resume: every job in the history has ended"
-    jobs = "job is" if busy == 1 else "jobs are"
-    return f"nothing to resume now: the {busy} unfinished {jobs} under way in other processes"
 
 
 @dataclass(frozen=True)

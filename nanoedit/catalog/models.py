@@ -70,6 +70,8 @@ class Offer(NamedTuple):
     size_field: bool = True
     """False where the API has no size field for the model: it renders its default only."""
     prices: Mapping[str, float] = NO_PRICES
+    batch_prices: Mapping[str, float] = NO_PRICES
+    """The price per image by size through the backend's Batch API (``--tier batch``)."""
     dials: tuple[str, ...] | None = None
     """The dials this model takes here, where they differ from its backend's (``[dials]``)."""
     dial_values: Mapping[str, tuple[str, ...]] = MappingProxyType({})
@@ -291,16 +293,22 @@ class Catalog:
 
     # ---- prices --------------------------------------------------------------------------
 
-    def price(self, backend: str, sent: str, size: str | None) -> tuple[float, str, str] | None:
+    def price(
+        self, backend: str, sent: str, size: str | None, tier: str = "standard"
+    ) -> tuple[float, str, str] | None:
         """The price of one image of the model sent as ``sent`` on ``backend`` at ``size``
         (None: its default, 1K): (amount, Google's id, source), the source ``BACKEND`` for the
-        backend's own published price and ``list`` for Google's; None when unknown."""
+        backend's own published price and ``list`` for Google's; None when unknown. At the
+        ``batch`` tier, the backend's ``batch_prices`` alone (``BACKEND batch``)."""
         resolved = self.resolve_quietly(backend, sent)
         model = resolved.model
         if model is None:
             return None
         size = size or "1K"
         offer = resolved.offer
+        if tier == "batch":
+            amount = offer.batch_prices.get(size) if offer is not None else None
+            return None if amount is None else (amount, model.id, f"{backend} batch")
         if offer is not None and offer.prices:
             amount = offer.prices.get(size)
             return None if amount is None else (amount, model.id, backend)
@@ -579,6 +587,7 @@ def _offer(
         edit=str(edit) if edit else None,
         size_field=size_field,
         prices=_prices(model_id, f"{key}.prices", table.get("prices", {})),
+        batch_prices=_prices(model_id, f"{key}.batch_prices", table.get("batch_prices", {})),
         dials=None if dials is None else dial_names(f'models."{model_id}".{key}.dials', dials),
         dial_values=MappingProxyType(
             {

@@ -84,14 +84,18 @@ class Price:
 
 class Prices:
     """The price table: the user's prices first, then the catalog's (the backend's own
-    published price, else Google's list price)."""
+    published price, else Google's list price). At the ``batch`` tier (``--tier batch``) the
+    catalog's batch prices (``on.BACKEND.batch_prices``, corrected in the config file as any
+    catalog entry is): the user's ``pricing.*`` are interactive prices, not batch ones."""
 
     def __init__(
         self,
         overrides: Mapping[str, float] | Iterable[tuple[str, float]] = (),
         catalog: Catalog | None = None,
+        tier: str = "standard",
     ) -> None:
         self.catalog = catalog or shipped_catalog()
+        self.tier = tier
         items = overrides.items() if isinstance(overrides, Mapping) else overrides
         self.overrides: dict[PriceKey, float] = {}
         for key, amount in items:
@@ -104,6 +108,9 @@ class Prices:
         the model's default), or None when nanoedit does not know it."""
         google = self._google_id(backend, model)
         size = size.upper() if size else None
+        if self.tier == "batch":
+            batch = self.catalog.price(backend, model, size, "batch")
+            return None if batch is None else Price(batch[0], batch[1], size, batch[2])
         mine = [
             (key, amount)
             for key, amount in self.overrides.items()

@@ -18,6 +18,7 @@ import typer
 from typer.models import CommandInfo
 
 from nanoedit import __version__
+from nanoedit.cli.batches import batches
 from nanoedit.cli.chat import chat
 from nanoedit.cli.compat import get_command_name
 from nanoedit.cli.completion import completion
@@ -46,7 +47,9 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-COMMANDS = (edit, generate, chat, fetch, resume, models, presets, mcp, completion, schema, skill)
+COMMANDS = (
+    edit, generate, chat, fetch, resume, batches, models, presets, mcp, completion, schema, skill
+)  # fmt: skip
 for command in COMMANDS:
     app.command()(command)
 

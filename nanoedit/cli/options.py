@@ -74,6 +74,13 @@ DEFAULT_FORMAT = ResponseFormat(DEFAULT_RESPONSE_FORMAT)
 TRANSPARENT_CHOICES = (TRANSPARENT_AUTO, *TRANSPARENT_METHODS)
 
 
+class Tier(StrEnum):
+    """How the jobs are sent: one request each, or all in one Batch API submission."""
+
+    standard = "standard"
+    batch = "batch"
+
+
 PromptOpt = Annotated[
     str | None,
     typer.Option(
@@ -321,6 +328,23 @@ MaxImagesOpt = Annotated[
         rich_help_panel="Batch",
     ),
 ]
+TierOpt = Annotated[
+    Tier,
+    typer.Option(
+        "--tier",
+        help="standard: one request per job; batch: every job in one Google Batch API "
+        "submission at half price, answered within 24 h (gemini backend).",
+        rich_help_panel="Batch",
+    ),
+]
+DetachOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detach",
+        help="With --tier batch: exit once the batch is submitted; nanoedit resume saves it.",
+        rich_help_panel="Batch",
+    ),
+]
 NoMetadataOpt = Annotated[
     bool,
     typer.Option("--no-metadata", help="Save images without the provenance metadata."),
@@ -448,6 +472,8 @@ class RunFlags:
     dry_run: DryRunOpt = False
     max_cost: MaxCostOpt = None
     max_images: MaxImagesOpt = None
+    tier: TierOpt = Tier.standard
+    detach: DetachOpt = False
     no_metadata: NoMetadataOpt = False
     sidecar: SidecarOpt = False
     transparent: TransparentOpt = False
@@ -483,6 +509,8 @@ class RunFlags:
             report=self.report,
             max_cost=self.max_cost,
             max_images=self.max_images,
+            tier=self.tier.value,
+            detach=self.detach,
             transparent=self._transparency(),
         )
 

@@ -103,19 +103,28 @@ def resume(
             "JSON object).",
         ),
     ] = False,
+    resend: Annotated[
+        bool,
+        typer.Option(
+            "--resend",
+            help="Send again, at the standard tier, the jobs of a batch that failed, was "
+            "cancelled or expired without them (asks first on a terminal).",
+        ),
+    ] = False,
 ) -> None:
     """Finish the jobs a run left unfinished (Ctrl-C, a crash, a timeout), paying for
     nothing twice.
 
     A submitted task is polled again, a result not yet saved is saved, a job never sent is
     sent. A request that went out with no answer back may have been charged: it is only sent
-    again with --retry-unsafe. A sandbox job goes back to the sandbox.
+    again with --retry-unsafe. A sandbox job goes back to the sandbox. A batch (--tier
+    batch) is submitted if a run left it unsubmitted, waited for, and its images saved.
     """
     from nanoedit import session
 
     run = RunOptions(
         jobs=jobs, timeout=timeout, retry_unsafe=retry_unsafe, json_lines=json_lines,
-        quiet=quiet, dry_run=dry_run,
+        quiet=quiet, dry_run=dry_run, resend=resend,
     )  # fmt: skip
     env = environment(ctx)
     with errors(json_lines):

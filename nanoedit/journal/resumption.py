@@ -17,7 +17,7 @@ job is never resumed into the sandbox. A job a budget held back (``--max-images`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,15 @@ class ResumePlan:
         return f"taking up {self.jobs} {jobs}: {', '.join(parts)}"
 
 
+def nothing_to_resume(busy: int) -> str:
+    """What resume says when it has nothing to do: every job ended, or the unfinished ones
+    are another live process's."""
+    if not busy:
+        return "nothing to resume: every job in the history has ended"
+    jobs = "job is" if busy == 1 else "jobs are"
+    return f"nothing to resume now: the {busy} unfinished {jobs} under way in other processes"
+
+
 def _other_owner(journal: Journal, record: JobRecord) -> int | None:
     """The live process, other than this one, whose run has ``record`` under way."""
     from nanoedit.output.parts import process_alive
@@ -139,13 +148,26 @@ def plan_resume(
     retry_unsafe: bool,
     settings: Settings,
     dry_run: bool = False,
+    leave: Mapping[int, NanoeditError | None] | None = None,
 ) -> ResumePlan:
     """Decide what to do with each unfinished job (``ids``: only those), taking each one up
     for this run; with ``dry_run``, only say what would be done, and change nothing.
     ``settings`` are the environment's: whether the sandbox is asked for, which backends are
-    configured."""
+    configured. Jobs of ``leave`` are not touched: those of a batch still at Google (None),
+    and those a batch ended without, held with the error that says so."""
     plan = ResumePlan()
+    leave = leave or {}
     for record in _records(journal, ids):
+        if record.id in leave:
+            said = leave[record.id]
+            if said is not None:
+                planned, _ = planned_from(record)
+                plan.held.append(
+                    JobOutcome(planned.job, record.backend, record.model, error=said,
+                               sent=True, journal_id=record.id, left=record.state)
+                )  # fmt: skip
+                plan.steps.append(_step(record, "hold", said.message))
+            continue
         owner = _other_owner(journal, record)
         if owner is None and not dry_run and not journal.take_up(record.id):
             # Another resume took it between the look and the claim.
@@ -297,6 +319,14 @@ def carry_on(
     process has it under way, it is left to that process: this run waits for it."""
     if _other_owner(journal, record) is not None:
         return replace(planned, elsewhere=record.id)
+    from nanoedit.journal.batches import batch_holding
+
+    batch = batch_holding(journal, record.id)
+    if batch is not None:
+        # In a batch (--tier batch): sent, and the batch's to answer; never sent again here.
+        note = f"job {record.id} is in {batch}, at Google: nanoedit resume saves it"
+        return JobOutcome(planned.job, record.backend, record.model, skipped=True,
+                          warnings=(note,), journal_id=record.id)  # fmt: skip
     record, error = going_on(journal, record, retry_unsafe=retry_unsafe)
     if error is not None:
         return JobOutcome(

@@ -373,10 +373,13 @@ class Reporter:
                         assert not isinstance(self.console, PlainConsole)  # rich for a viewer
                         self._say(self.viewer.preview(saved.path, self.console))
                 if outcome.skipped:
-                    self.console.print(
-                        f"skipped {outcome.job.label}: its result is already there "
-                        "(--skip-existing)"
+                    # Why, when it is not the usual (a job a batch has: see run.batch_tier).
+                    why = (
+                        outcome.warnings[0]
+                        if outcome.warnings and not outcome.outputs
+                        else ("its result is already there (--skip-existing)")
                     )
+                    self.console.print(f"skipped {outcome.job.label}: {why}")
             if outcome.error is not None and outcome.error not in self.shown:
                 self.shown.add(outcome.error)
                 self.error(outcome.error)

@@ -354,7 +354,12 @@ class JobPipeline:
 
         if self.settings.sandbox:
             return 0.0  # the sandbox charges nothing, whatever a real provider would
-        prices = Prices(self.settings.prices, self.settings.catalog)
+        if planned.results and self.journal is not None and planned.journal_id is not None:
+            # Answered earlier (a batch's results, at its tier's price): the journal's figure.
+            record = self.journal.get(planned.journal_id)
+            if record is not None and record.cost is not None:
+                return record.cost
+        prices = Prices(self.settings.prices, self.settings.catalog, self.options.tier)
         options = planned.job.options
         search = options.dials.search  # its queries are paid beside the images
         if options.renders > 1:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from nanoedit.sandbox.batching import BatchBill, BatchClock
 from nanoedit.sandbox.faults import (
     CORE_FAULT_KINDS,
     FILES,
@@ -33,6 +34,7 @@ from nanoedit.sandbox.wire import (
     ReceivedRequest,
     SandboxRequest,
     SandboxResponse,
+    json_response,
     not_found,
     record,
     socket_fault,
@@ -41,6 +43,8 @@ from nanoedit.sandbox.wire import (
 
 SANDBOX_BASE_URL = f"http://{SANDBOX_HOST}"
 SANDBOX_KEY = "sandbox"
+# The sandbox's own control route (no API has it): moves the batch clock.
+CONTROL_PATH = "/sandbox/batch-clock"
 # Defaults of the faults slow and huge.
 SLOW_SECONDS = 30.0
 HUGE_BYTES = 256 * 1024 * 1024
@@ -106,7 +110,9 @@ class Sandbox:
     ``file_ttl`` seconds. ``received`` keeps the last ``keep_received`` requests (None:
     all). The fault ``slow`` keeps quiet for ``slow_seconds``; ``huge`` sends ``huge_bytes``.
     ``renderer`` draws the images (default: in the thread answering, repeats kept); its owner
-    closes it. ``handle`` may be called from many threads at once.
+    closes it. ``batch_clock`` is the Gemini Batch API's own time (default: still until a
+    test moves it, see ``nanoedit.sandbox.batching``). ``handle`` may be called from many
+    threads at once.
     """
 
     def __init__(
@@ -125,6 +131,7 @@ class Sandbox:
         huge_bytes: int = HUGE_BYTES,
         renderer: Renderer | None = None,
         apis: Sequence[type[EmulatedApi]] = APIS,
+        batch_clock: BatchClock | None = None,
     ) -> None:
         self.latency = latency
         self.slow_seconds = slow_seconds
@@ -148,6 +155,7 @@ class Sandbox:
             epoch_offset,
             task_seconds,
             renderer or Renderer(),
+            batch_clock=batch_clock or BatchClock(),
         )
         self._apis = [api(self._runtime) for api in apis]
 
@@ -160,6 +168,16 @@ class Sandbox:
     @task_seconds.setter
     def task_seconds(self, seconds: float) -> None:
         self._runtime.task_seconds = seconds
+
+    @property
+    def batch_clock(self) -> BatchClock:
+        """The Gemini Batch API's clock: ``advance`` it to move batches on."""
+        return self._runtime.batch_clock
+
+    def batch_bills(self) -> list[BatchBill]:
+        """What the Gemini Batch API charged: one entry per batch that ended with images
+        made."""
+        return self._runtime.batch_bills.all()
 
     @property
     def fetch(self) -> Fetch:
@@ -247,6 +265,8 @@ class Sandbox:
         if api is not None:
             started = self._clock()
             return self._wait(started, api.handle(call, fault))
+        if path == CONTROL_PATH and call.method == "POST":
+            return self._control(call)
         if call.method != "GET":
             return not_found()
         if path.startswith("/files/"):
@@ -260,6 +280,17 @@ class Sandbox:
         if path == "/":
             return text_response(200, self._index)
         return not_found()
+
+    def _control(self, call: Call) -> SandboxResponse:
+        """The sandbox's own control route, ``POST /sandbox/batch-clock`` with JSON
+        ``{"advance": SECONDS}``: the batch clock moved on (and the batches due worked
+        through) for a client in another process; answers the clock's Unix time."""
+        body = call.received.json
+        seconds = body.get("advance") if isinstance(body, dict) else None
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            message = 'send JSON {"advance": SECONDS}, SECONDS a number of 0 or more'
+            return json_response(400, {"error": message})
+        return json_response(200, {"now": self.batch_clock.advance(float(seconds))})
 
     def _wait(self, started: float, response: SandboxResponse) -> SandboxResponse:
         # The latency is how long an answer takes in all, on the sandbox's clock: time spent

@@ -49,7 +49,11 @@ Phases: ``submit`` (API POSTs), ``poll`` (duomi task GETs), ``file`` (result dow
   ``interaction-cancelled``, ``interaction-requires-action`` (an interaction that ends in that
   status), ``interaction-in-progress`` and ``interaction-queued`` (one that shows that status
   until the sandbox's ``task_seconds`` have passed), which a ``generateContent`` request
-  leaves queued.
+  leaves queued; (Gemini's Batch API, taken by the next batch made) ``batch-expired`` (it
+  never runs, and expires 48 hours on the batch clock), ``batch-failed`` (it fails as a whole
+  when it would start), ``batch-cancelled`` (cancelled halfway through its running time) and
+  ``batch-request-error`` (its first request ends in an error); the result faults above go
+  to a batch's requests one by one as they are answered.
 - ``api`` (Gemini's Files API, on the upload that makes a file): ``upload-processing`` (the
   file is PROCESSING for 3 s before it is ACTIVE, as an upload of 8 MiB or more always is)
   and ``upload-failed`` (PROCESSING for 3 s, then FAILED); a file that is not ACTIVE cannot

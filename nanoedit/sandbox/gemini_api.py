@@ -11,8 +11,10 @@ proto-JSON parser does (the SDK sends a mix: ``inlineData`` holding ``mime_type`
 This module routes requests and checks keys; the answers are made in ``gemini_generate``
 (``generateContent``, the piece another Google API can reuse), ``gemini_models`` (the model
 list), ``gemini_files`` (the Files API), ``gemini_request`` (reading a body) and
-``gemini_errors`` (Google's error answers) and ``gemini_interactions`` (the Interactions API,
-``POST /v1beta/interactions`` and ``GET /v1beta/interactions/ID``).
+``gemini_errors`` (Google's error answers), ``gemini_interactions`` (the Interactions API,
+``POST /v1beta/interactions`` and ``GET /v1beta/interactions/ID``) and ``gemini_batches`` (the
+Batch API: ``models/MODEL:batchGenerateContent``, ``batches/ID`` and its results file, on a
+clock of its own that tests move, ``nanoedit.sandbox.batching``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from nanoedit.sandbox.faults import (
     result_fault,
     shared_kinds,
 )
+from nanoedit.sandbox.gemini_batch_store import FAULT_KINDS as BATCH_FAULT_KINDS
+from nanoedit.sandbox.gemini_batches import Batches
 from nanoedit.sandbox.gemini_errors import (
     MISSING_KEY,
     GoogleError,
@@ -55,6 +59,14 @@ FILES_PATH = re.compile(r"/(?P<version>v1beta|v1)/files")
 UPLOAD_PATH = re.compile(r"/upload/(?P<version>v1beta|v1)/files")
 INTERACTIONS_PATH = re.compile(r"/(?P<version>v1beta|v1)/interactions")
 INTERACTION_PATH = re.compile(r"/(?P<version>v1beta|v1)/interactions/(?P<id>[^/]+)")
+BATCHES_PATH = re.compile(r"/(?P<version>v1beta|v1)/batches")
+BATCH_PATH = re.compile(r"/(?P<version>v1beta|v1)/batches/(?P<id>[a-z0-9]+)(?::(?P<action>\w+))?")
+# [P] The SDK downloads from /v1beta/files/ID:download; Google's REST guide from /download/v1beta.
+DOWNLOAD_PATH = re.compile(
+    r"(?:/download)?/(?P<version>v1beta|v1)/files/(?P<file>[a-z0-9-]+):download"
+)
+# Routes that read a batch: polls, as a client polls a task.
+BATCH_READS = frozenset({"batch", "batches"})
 
 
 @dataclass(frozen=True)
@@ -64,10 +76,12 @@ class Route:
     kind: str
     """``generate``, ``model``, ``models`` (the list), ``upload`` (a session's start),
     ``chunk`` (bytes for a session), ``file``, ``files`` (the list), ``delete`` (a file),
-    ``interactions`` (a create) or ``interaction`` (a stored one read back)."""
+    ``interactions`` (a create) or ``interaction`` (a stored one read back), and the Batch
+    API's ``batch-create``, ``batch``, ``batches`` (the list), ``batch-cancel``,
+    ``batch-delete`` and ``download`` (a batch's results file)."""
     version: str
     name: str = ""
-    """The model id, file id or interaction id in the path."""
+    """The model id, file id, interaction id or batch id in the path."""
 
 
 class GeminiApi(EmulatedApi):
@@ -84,10 +98,19 @@ class GeminiApi(EmulatedApi):
   DELETE /v1beta/files/FILE_ID
   POST /v1beta/interactions                   JSON: model, input, response_format, store
   GET  /v1beta/interactions/ID
+  POST /v1beta/models/MODEL:batchGenerateContent  JSON: batch {displayName, inputConfig}
+  GET  /v1beta/batches/ID                     the batch, as an operation
+  GET  /v1beta/batches                        ?pageSize=N&pageToken=T
+  POST /v1beta/batches/ID:cancel
+  DELETE /v1beta/batches/ID
+  GET  /download/v1beta/files/FILE_ID:download?alt=media   a batch's results (JSONL)
 """
     paid_routes = (
         r"POST /v1(beta)?/models/[^/ ]+:generateContent",
         r"POST /v1(beta)?/interactions",
+        # One batch is one charge, however many requests it holds (the bill itself is made
+        # when it ends: Runtime.batch_bills).
+        r"POST /v1(beta)?/models/[^/ ]+:batchGenerateContent",
     )
     refusal = "image-safety"
     fault_kinds = (
@@ -111,6 +134,7 @@ class GeminiApi(EmulatedApi):
         made_file_fault("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE"),
         made_file_fault("upload-failed", "an upload is PROCESSING for 3 s, then FAILED"),
         *INTERACTION_FAULT_KINDS,
+        *BATCH_FAULT_KINDS,
     )
 
     def __init__(self, runtime: Runtime) -> None:
@@ -119,13 +143,14 @@ class GeminiApi(EmulatedApi):
         self.models = ModelList(runtime, self.name)
         self.generator = GenerateContent(runtime, self.name, self.files.uploads)
         self.interactions = Interactions(runtime, self.name, self.generator)
+        self.batches = Batches(runtime, self.name, self.generator, self.files.uploads)
 
     def answers(self, call: Call) -> bool:
         """Everything under ``/v1beta`` and ``/upload``; under ``/v1`` (the OpenAI-compatible
         namespace) the ``models/MODEL:action`` routes, and the model and file requests that
         carry a Google key."""
         path = call.received.path
-        if path == "/v1beta" or path.startswith(("/v1beta/", "/upload/")):
+        if path == "/v1beta" or path.startswith(("/v1beta/", "/upload/", "/download/")):
             return True
         if not path.startswith("/v1/"):
             return False
@@ -142,9 +167,11 @@ class GeminiApi(EmulatedApi):
             return None
         if route.kind == "models":
             return LISTING_PHASES
-        if route.kind == "interaction":
+        if route.kind == "interaction" or route.kind in BATCH_READS:
             return POLL_PHASES
-        return SUBMIT_PHASES if route.kind in ("generate", "interactions") else API_PHASES
+        if route.kind in ("generate", "interactions", "batch-create"):
+            return SUBMIT_PHASES
+        return API_PHASES
 
     def handle(self, call: Call, fault: str | None = None) -> SandboxResponse:
         """Answer one request; ``fault`` is the answer fault taken for it."""
@@ -171,6 +198,8 @@ class GeminiApi(EmulatedApi):
             return self.interactions.create(call, route.version)
         if route.kind == "interaction":
             return self.interactions.get(call, route.name)
+        if route.kind.startswith("batch") or route.kind == "download":
+            return self._batch(call, route)
         if route.kind == "model":
             return self.models.get(route.name, route.version)
         if route.kind == "models":
@@ -181,7 +210,27 @@ class GeminiApi(EmulatedApi):
             return self.files.listing(call)
         if route.kind == "delete":
             return self.files.delete(route.name)
+        generated = self.batches.results_file(call, route.name)
+        if generated is not None:
+            return json_response(200, generated)
         return self.files.get(call, route.name)
+
+    def _batch(self, call: Call, route: Route) -> SandboxResponse:
+        """A Batch API request whose key was accepted."""
+        if route.kind == "batch-create":
+            model = GEMINI_MODELS.get(route.name)
+            if model is None:
+                raise not_found(route.name, route.version, "batchGenerateContent")
+            return self.batches.create(call, model)
+        if route.kind == "batches":
+            return self.batches.listing(call)
+        if route.kind == "batch-cancel":
+            return self.batches.cancel(route.name)
+        if route.kind == "batch-delete":
+            return self.batches.delete(route.name)
+        if route.kind == "download":
+            return self.batches.download(call, route.name)
+        return self.batches.get(route.name)
 
     def _authenticate(self, call: Call) -> None:
         key = _key_of(call)
@@ -211,9 +260,15 @@ def _route_of(call: Call) -> Route | None:
         action = match["action"]
         if method == "POST" and action == "generateContent":
             return Route("generate", match["version"], match["model"])
+        if method == "POST" and action == "batchGenerateContent":
+            return Route("batch-create", match["version"], match["model"])
         if method == "GET" and action is None:
             return Route("model", match["version"], match["model"])
         return None
+    if method == "GET" and (match := DOWNLOAD_PATH.fullmatch(path)):
+        return Route("download", match["version"], match["file"])
+    if (batch := _batch_route(method, path)) is not None:
+        return batch
     if method == "GET" and (match := FILES_PATH.fullmatch(path)):
         return Route("files", match["version"])
     if method in ("GET", "DELETE") and (match := FILE_PATH.fullmatch(path)):
@@ -222,6 +277,22 @@ def _route_of(call: Call) -> Route | None:
         return Route("interactions", match["version"])
     if method == "GET" and (match := INTERACTION_PATH.fullmatch(path)):
         return Route("interaction", match["version"], match["id"])
+    return None
+
+
+def _batch_route(method: str, path: str) -> Route | None:
+    """The Batch API route of a request (None: none)."""
+    if method == "GET" and (match := BATCHES_PATH.fullmatch(path)):
+        return Route("batches", match["version"])
+    match = BATCH_PATH.fullmatch(path)
+    if match is None:
+        return None
+    action = match["action"]
+    if method == "POST" and action == "cancel":
+        return Route("batch-cancel", match["version"], match["id"])
+    if action is None and method in ("GET", "DELETE"):
+        kind = "batch" if method == "GET" else "batch-delete"
+        return Route(kind, match["version"], match["id"])
     return None
 
 

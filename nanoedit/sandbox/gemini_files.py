@@ -28,7 +28,10 @@ from nanoedit.sandbox.wire import SandboxResponse, json_response
 
 # How long an uploaded file lives (Google keeps them 48 h).
 UPLOAD_TTL = 48 * 3600.0
-MAX_UPLOADS = 500
+# [I] Files kept at once, the oldest dropped beyond (the bytes cap bounds the memory): Google
+# caps a project's files by bytes (20 GB) only [P Files API docs], and a batch references
+# every distinct input of its jobs, so thousands of them must stay.
+MAX_UPLOADS = 20_000
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 # What Google's upload server tells clients to cut their chunks to.
 CHUNK_GRANULARITY = 8 * 1024 * 1024

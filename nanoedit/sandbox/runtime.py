@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from nanoedit.sandbox.batching import BatchBills, BatchClock
 from nanoedit.sandbox.faults import FaultKind, FaultPlan, Phase, Stage
 from nanoedit.sandbox.fetch import Fetch, FetchError
 from nanoedit.sandbox.files import Denial, FileStore
@@ -55,6 +56,10 @@ class Runtime:
     """Draws the answers' images."""
     lineup: Lineup = field(default_factory=Lineup)
     """The changes to today's lineup the fault plan has made (``nanoedit.sandbox.lineup``)."""
+    batch_clock: BatchClock = field(default_factory=BatchClock)
+    """The Batch API's own time, moved by tests (``nanoedit.sandbox.batching``)."""
+    batch_bills: BatchBills = field(default_factory=BatchBills)
+    """What the batches charged, one entry per batch that ended with work done."""
 
     def epoch(self, reading: float | None = None) -> float:
         """Unix time now, or at an earlier clock ``reading``."""
