@@ -330,3 +330,42 @@ def test_resend_asks_first_on_a_terminal_and_takes_the_flag_as_consent_elsewhere
         assert _consents(None, events, 3, "batches/x") is True
     asked = "send the 3 jobs batches/x did not do again, at the standard tier? [y/N]"
     assert said.getvalue().count(asked) == 2
+
+
+def test_the_in_process_sandbox_finishes_a_batch_by_itself(
+    isolated: Path, clock: SkippingClock
+) -> None:
+    # The sandbox a person tries --tier batch on moves its batch on with the run's clock (its
+    # polls' waits, skipped here): pending 1 s, running 2 s, then every image saved.
+    result = run_cli(
+        ["generate", "--sandbox", "--backend", "gemini", "--tier", "batch", "-p", "a red fox",
+         "-n", "2"],
+        env=dict(os.environ),
+        clock=clock,
+    )  # fmt: skip
+    assert (result.exit_code, result.stdout) == (0, "a-red-fox.jpg\na-red-fox-2.jpg\n"), (
+        result.stderr
+    )
+    assert "succeeded, 2/2 done" in result.stderr
+    for name in ("a-red-fox.jpg", "a-red-fox-2.jpg"):
+        with Image.open(name) as image:
+            assert (image.format, image.size) == ("JPEG", (1024, 1024))
+    # Waited on the run's clock, never on the real one: the first poll at 2 s, then 3 s.
+    assert clock.waits[:2] == [2.0, 3.0]
+
+
+def test_detach_is_refused_on_the_in_process_sandbox_before_anything_is_built(
+    isolated: Path,
+) -> None:
+    result = run_cli(
+        ["generate", "--sandbox", "--backend", "gemini", "--tier", "batch", "--detach", "-p",
+         "a red fox"],
+        env=dict(os.environ),
+    )  # fmt: skip
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: --detach leaves the batch for a later nanoedit resume, and --sandbox's emulated "
+        "server ends with this run; leave out --detach, or run `nanoedit sandbox serve` and "
+        "point the gemini backend at it (gemini.base_url)\n",
+    )
+    assert not Path("a-red-fox.jpg").exists()

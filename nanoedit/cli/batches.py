@@ -53,7 +53,8 @@ def batches(
     for record in listing.batches:
         estimate = "?" if record.estimate is None else money(record.estimate)
         cost = "-" if record.cost is None else money(record.cost)
+        jobs = "1 job" if len(record.jobs) == 1 else f"{len(record.jobs)} jobs"
         typer.echo(
-            f"{record.shown}  {record.state}  {record.model}  {len(record.jobs)} jobs  "
+            f"{record.shown}  {record.state}  {record.model}  {jobs}  "
             f"{record.done}/{record.requests} done  estimate {estimate}  cost {cost}"
         )

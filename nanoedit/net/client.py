@@ -74,9 +74,12 @@ def client_for(settings: Settings, pool: int = 0, clock: Clock | None = None) ->
     if not settings.sandbox:
         return make_client(proxy=settings.proxy, pool=pool)
     from nanoedit.sandbox import Sandbox, SandboxTransport
+    from nanoedit.sandbox.batching import quick_clock
 
-    # A short task time shows the asynchronous flow of the URL-list API without a long wait.
-    sandbox = Sandbox(task_seconds=1.0, clock=(clock or Clock()).monotonic)
+    # A short task time shows the asynchronous flow of the URL-list API without a long wait,
+    # and a quick batch clock that of the Batch API (--tier batch).
+    monotonic = (clock or Clock()).monotonic
+    sandbox = Sandbox(task_seconds=1.0, clock=monotonic, batch_clock=quick_clock(monotonic))
     return make_client(SandboxTransport(sandbox), pool=pool)
 
 

@@ -81,6 +81,13 @@ def run_batch(
             "--no-history (or set history.enabled true)"
         )
     check_batchable(jobs, settings)
+    if jobs and run.detach and settings.sandbox:
+        # The in-process sandbox ends with this process, and its batch with it.
+        raise UsageError(
+            "--detach leaves the batch for a later nanoedit resume, and --sandbox's emulated "
+            "server ends with this run; leave out --detach, or run `nanoedit sandbox serve` "
+            "and point the gemini backend at it (gemini.base_url)"
+        )
     for outcome in ended:
         events.job_finished(outcome)
     if not jobs:

@@ -111,8 +111,8 @@ def check_batchable(planned: Sequence[PlannedJob], settings: Settings) -> None:
         if entry.backend != "gemini":
             raise UsageError(
                 f"--tier batch goes through Google's Batch API, which the gemini backend has "
-                f"and {entry.backend} (for {entry.job.label}) has not; add -b gemini, or leave "
-                "out --tier batch"
+                f"and {entry.backend} (for {entry.job.label}) has not; add --backend gemini, or "
+                "leave out --tier batch"
             )
         # Not carried into a batch yet (untried there): --transparent (its matte sends two
         # renders a job, its key a composite after) and --mask/--region (a composite after).

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from nanoedit.sandbox.app import Sandbox
+from nanoedit.sandbox.batching import quick_clock
 from nanoedit.sandbox.renderer import Renderer, usable_cores
 from nanoedit.sandbox.wire import SandboxRequest, SandboxResponse
 
@@ -366,6 +367,7 @@ def serve_forever(
         task_seconds=task_seconds,
         keep_received=0,
         renderer=renderer,
+        batch_clock=quick_clock(),
     )
     stopped = threading.Event()
     why: list[str] = []
