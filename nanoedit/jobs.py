@@ -17,6 +17,10 @@ RATIOS: tuple[str, ...] = (
     "1:4", "4:1", "1:8", "8:1",
 )  # fmt: skip
 SIZES: tuple[str, ...] = ("512", "1K", "2K", "4K")
+# The service tiers a request may ask for: ``standard`` is what a request that names none gets
+# ([P] Google's flex and priority inference pages: the field omitted means standard).
+STANDARD_TIER = "standard"
+TIERS: tuple[str, ...] = (STANDARD_TIER, "flex", "priority")
 # The INPUT (or --ref) that means standard input, as in curl and cat.
 STDIN = "-"
 
@@ -40,6 +44,17 @@ def normalize_size(value: str | None) -> str | None:
     if cleaned in SIZES:
         return cleaned
     raise UsageError(f"invalid size {value!r}; use one of: {', '.join(SIZES)}")
+
+
+def normalize_tier(value: str | None) -> str:
+    """Return a tier of :data:`TIERS` (any case accepted; None or empty: standard), or raise a
+    usage error naming the choices."""
+    if value is None or value.strip() == "":
+        return STANDARD_TIER
+    cleaned = value.strip().lower()
+    if cleaned in TIERS:
+        return cleaned
+    raise UsageError(f"invalid tier {value!r}; use one of: {', '.join(TIERS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +272,9 @@ class Options:
     model: str | None = None
     count: int = DEFAULT_COUNT
     response_format: str = DEFAULT_RESPONSE_FORMAT
+    tier: str = STANDARD_TIER
+    """The service tier asked for (--tier): ``standard``, ``flex`` or ``priority``; what is
+    sent and what it costs depend on it, so a job of another tier is another job."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -298,6 +316,9 @@ class RunOptions:
     """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
     max_images: int | None = None
     """--max-images: the most images the run may ask for (None: no limit)."""
+    tier: str = STANDARD_TIER
+    """--tier: the service tier every job of the run asks for (``standard``, ``flex`` or
+    ``priority``), given to each job's :class:`Options` as it is planned."""
 
 
 @dataclass(frozen=True, slots=True)

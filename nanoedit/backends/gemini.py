@@ -49,6 +49,7 @@ from nanoedit.backends.gemini_errors import (
     NO_IMAGE_REASONS,
     REFUSAL_REASONS,
     retry_delay,
+    shed_advice,
 )
 from nanoedit.backends.gemini_errors import denial as _denial
 from nanoedit.backends.gemini_errors import error_of as _error_of
@@ -57,8 +58,8 @@ from nanoedit.backends.gemini_errors import no_image as _no_image
 from nanoedit.backends.gemini_errors import refused as _refused
 from nanoedit.backends.gemini_history import exchange_of, history_contents, kept_part
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
-from nanoedit.errors import ApiError, NetworkError, RefusedError, UsageError
-from nanoedit.jobs import ImageSource, Progress
+from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError, UsageError
+from nanoedit.jobs import STANDARD_TIER, ImageSource, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.settings.checks import check_bool
 from nanoedit.settings.keys import KeySpec
@@ -146,6 +147,9 @@ class GeminiBackend(BackendBase):
     # the model's own turns with their thought signatures exactly as received (docs
     # image-generation#thought-signatures).
     converses = True
+    # [P] generateContent's serviceTier and the Interactions API's service_tier (SDK
+    # google-genai 3.6.1; docs flex-inference, priority-inference).
+    service_tiers = True
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "api": KeySpec(
             "NANOEDIT_GEMINI_API",
@@ -282,6 +286,12 @@ class GeminiBackend(BackendBase):
             # [P] Since 2026-10-26 Google stores generateContent requests of new paid
             # projects unless the request says store: false.
             body["store"] = False
+        tier = prepared.job.options.tier
+        if tier != STANDARD_TIER and self.service_tiers:
+            # [P] The SDK (google-genai 3.6.1, _GenerateContentConfig_to_mldev) puts a config's
+            # service_tier on the request itself, beside contents, as serviceTier, in lower
+            # case; left out, the request is standard (docs flex-inference).
+            body["serviceTier"] = tier
         return body
 
     def api(self) -> str:
@@ -357,10 +367,13 @@ class GeminiBackend(BackendBase):
 
         def ask(before: int) -> Answer:
             response, streamed = self._generate(prepared.model, body)
-            answer = parse_answer(
-                response, self.where, self.settings, prepared.model, streamed,
-                number_from=before + 1,
-            )  # fmt: skip
+            try:
+                answer = parse_answer(
+                    response, self.where, self.settings, prepared.model, streamed,
+                    number_from=before + 1,
+                )  # fmt: skip
+            except NanoeditError as exc:
+                raise shed_advice(exc, prepared.job.options.tier) from None
             return replace(answer, usage=reported_usage(response, "usageMetadata"))
 
         return gather(prepared.job.options.count, progress, ask)

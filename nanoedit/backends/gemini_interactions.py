@@ -58,9 +58,10 @@ from nanoedit.backends.gemini_errors import (
     reasons_of,
     refusal,
     retry_delay,
+    shed_advice,
 )
 from nanoedit.errors import ApiError, NanoeditError, NetworkError
-from nanoedit.jobs import Exchange, Progress
+from nanoedit.jobs import STANDARD_TIER, Exchange, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.output.imageformat import MIME_TYPES, format_from_suffix
 
@@ -176,6 +177,11 @@ class Interactions:
         if previous is not None:
             body["previous_interaction_id"] = previous
         body |= {"response_format": self._format(prepared), "store": self.store, "stream": False}
+        tier = prepared.job.options.tier
+        if tier != STANDARD_TIER:
+            # [P] CreateModelInteraction.service_tier: flex, standard, priority (SDK
+            # google-genai 3.6.1, servicetier.py); left out, the interaction is standard.
+            body["service_tier"] = tier
         return body
 
     # Dry run ---------------------------------------------------------------------------------
@@ -261,7 +267,10 @@ class Interactions:
                 )
                 previous, given = None, resent
                 response, streamed = self._create(self.body(prepared, given, None), key)
-            interaction, streamed = self._finished(response, streamed, key)
+            try:
+                interaction, streamed = self._finished(response, streamed, key)
+            except NanoeditError as exc:
+                raise shed_advice(exc, prepared.job.options.tier) from None
             usage = _usage(interaction)
             try:
                 return replace(

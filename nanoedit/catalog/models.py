@@ -60,6 +60,9 @@ class Offer(NamedTuple):
     size_field: bool = True
     """False where the API has no size field for the model: it renders its default only."""
     prices: Mapping[str, float] = NO_PRICES
+    tiers: Mapping[str, float] = NO_PRICES
+    """The service tiers other than standard this API takes for the model, each with its price
+    as a multiple of the standard one (``{ flex = 0.5 }``); empty: standard alone."""
 
 
 class Model(NamedTuple):
@@ -385,8 +388,10 @@ def _with_shared_offers(model: Model, shares: Mapping[str, str]) -> Model:
     """``model`` with an offer for each backend of ``shares`` that has none of its own (an
     ``on.BACKEND`` table, from the catalog or the user, wins): the offer of the backend it
     sells as, under its own name."""
+    # A service tier is a field of the API the offer is sent through, not of the model: a
+    # backend that sells another's models under its own API does not inherit its tiers.
     added = {
-        backend: model.offers[source]._replace(backend=backend)
+        backend: model.offers[source]._replace(backend=backend, tiers=NO_PRICES)
         for backend, source in shares.items()
         if backend not in model.offers and source in model.offers
     }
@@ -549,7 +554,32 @@ def _offer(
         edit=str(edit) if edit else None,
         size_field=size_field,
         prices=_prices(model_id, f"{key}.prices", table.get("prices", {})),
+        tiers=_tiers(model_id, f"{key}.tiers", table.get("tiers", {})),
     )
+
+
+# The tiers an offer may list: standard is every offer's, at its own price.
+PRICED_TIERS = ("flex", "priority")
+
+
+def _tiers(model_id: str, key: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise _bad(
+            model_id, key, "must be a table of tiers and price multiples, such as { flex = 0.5 }"
+        )
+    tiers: dict[str, float] = {}
+    for tier, factor in value.items():
+        if tier not in PRICED_TIERS:
+            raise _bad(model_id, f"{key}.{tier}", f"names no tier; use {' or '.join(PRICED_TIERS)}")
+        if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
+            raise _bad(
+                model_id,
+                f"{key}.{tier}",
+                f"must be the tier's price as a multiple of the standard price (0.5 for half), "
+                f"not {factor!r}",
+            )
+        tiers[tier] = float(factor)
+    return tiers
 
 
 # ---- output sizes --------------------------------------------------------------------------

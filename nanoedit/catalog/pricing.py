@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanoedit.catalog.models import Catalog, shipped_catalog
+from nanoedit.catalog.tiers import tier_factor
 from nanoedit.errors import UsageError
-from nanoedit.jobs import SIZES, PlannedJob
+from nanoedit.jobs import SIZES, STANDARD_TIER, PlannedJob
 
 PRICING = "pricing"
 """The config section of prices: ``pricing.BACKEND.MODEL[.SIZE]``."""
@@ -80,6 +81,16 @@ class Price:
     source: str
     """``list`` (Google's list price), a backend's name (its own published price), or the
     config key that set it."""
+    tier: str = STANDARD_TIER
+    """The service tier it is the price of: the standard price times the tier's multiple."""
+
+    @property
+    def label(self) -> str:
+        """``gemini-3.1-flash-image 1K flex``: the model, its size and a tier other than
+        standard, as an estimate names the price."""
+        size = f" {self.size}" if self.size else ""
+        tier = f" {self.tier}" if self.tier != STANDARD_TIER else ""
+        return f"{self.model}{size}{tier}"
 
 
 class Prices:
@@ -99,9 +110,23 @@ class Prices:
             if parsed is not None:
                 self.overrides[parsed] = amount
 
-    def price(self, backend: str, model: str, size: str | None) -> Price | None:
+    def price(
+        self, backend: str, model: str, size: str | None, tier: str = STANDARD_TIER
+    ) -> Price | None:
         """The price of one image of ``model`` (as the backend sends it) at ``size`` (None:
-        the model's default), or None when nanoedit does not know it."""
+        the model's default) and ``tier``, or None when nanoedit does not know it. A tier's
+        price is the standard one (the user's, else the catalog's) times the tier's multiple
+        in the catalog: a tier the catalog does not price for the model is unknown."""
+        standard = self._standard(backend, model, size)
+        if standard is None or tier == STANDARD_TIER:
+            return standard
+        factor = tier_factor(self.catalog.resolve_quietly(backend, model), tier)
+        if factor is None:
+            return None
+        return Price(standard.amount * factor, standard.model, standard.size, standard.source, tier)
+
+    def _standard(self, backend: str, model: str, size: str | None) -> Price | None:
+        """The standard tier's price of one image (see :meth:`price`)."""
         google = self._google_id(backend, model)
         size = size.upper() if size else None
         mine = [
@@ -126,9 +151,12 @@ class Prices:
         found = self.catalog.resolve_quietly(backend, model).model
         return found.id if found else model
 
-    def estimate(self, backend: str, model: str, size: str | None, images: int) -> float | None:
-        """What ``images`` images of ``model`` cost on ``backend``; None when unknown."""
-        price = self.price(backend, model, size)
+    def estimate(
+        self, backend: str, model: str, size: str | None, images: int, tier: str = STANDARD_TIER
+    ) -> float | None:
+        """What ``images`` images of ``model`` cost on ``backend`` at ``tier``; None when
+        unknown."""
+        price = self.price(backend, model, size, tier)
         return None if price is None else price.amount * images
 
     def job_cost(
@@ -138,13 +166,28 @@ class Prices:
         size: str | None,
         images: int,
         usage: Mapping[str, Any] | None,
+        tier: str = STANDARD_TIER,
     ) -> float | None:
         """What a finished job cost: the provider's own figure when its answer gave one
-        (OpenRouter's ``usage.cost``), else the table's price of the images it made."""
+        (OpenRouter's ``usage.cost``), else the table's price of the images it made, at the
+        tier the provider says served it (Google's ``serviceTier``), else the one asked."""
         reported = reported_cost(usage)
         if reported is not None:
             return reported
-        return self.estimate(backend, model, size, images)
+        return self.estimate(backend, model, size, images, served_tier(usage) or tier)
+
+
+def served_tier(usage: Mapping[str, Any] | None) -> str | None:
+    """The tier a provider says served the request, if it said: [P] Google's usage metadata
+    has an output-only ``serviceTier`` (SDK google-genai 3.6.1, ``UsageMetadata``), which
+    tells a priority request served at standard once its priority limit was passed (docs
+    priority-inference: "graceful downgrade"); the value read in any case, with or without
+    the ``SERVICE_TIER_`` prefix."""
+    value = usage.get("serviceTier") if usage else None
+    if not isinstance(value, str):
+        return None
+    name = value.strip().lower().removeprefix("service_tier_")
+    return name if name in (STANDARD_TIER, "flex", "priority") else None
 
 
 def reported_cost(usage: Mapping[str, Any] | None) -> float | None:
@@ -161,9 +204,10 @@ def estimate(
     size: str | None,
     images: int,
     overrides: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+    tier: str = STANDARD_TIER,
 ) -> float | None:
     """What ``images`` images cost (``overrides``: the user's ``pricing.*`` settings)."""
-    return Prices(overrides).estimate(backend, model, size, images)
+    return Prices(overrides).estimate(backend, model, size, images, tier)
 
 
 def job_cost(
@@ -210,10 +254,7 @@ class BatchEstimate:
         images = f"{self.images} image{'' if self.images == 1 else 's'}"
         parts = [f"{jobs}, {images}"]
         if self.prices:
-            used = ", ".join(
-                f"{price.model}{' ' + price.size if price.size else ''} at {money(price.amount)}"
-                for price in self.prices
-            )
+            used = ", ".join(f"{price.label} at {money(price.amount)}" for price in self.prices)
             part = "" if self.known else f" for {self.priced_images} of them"
             parts.append(f"estimated {money(self.cost)}{part} ({used})")
         text = ", ".join(parts)
@@ -229,17 +270,18 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
     """The estimate of the jobs a run will send (each job's images counted as asked)."""
     cost = 0.0
     priced = 0
-    used: dict[tuple[str, str | None, float], Price] = {}
+    used: dict[tuple[str, str | None, str, float], Price] = {}
     unknown: dict[tuple[str, str], None] = {}
     for job in planned:
-        images = job.job.options.count
-        price = prices.price(job.backend, job.model, job.job.options.size)
+        options = job.job.options
+        images = options.count
+        price = prices.price(job.backend, job.model, options.size, options.tier)
         if price is None:
             unknown[(job.backend, job.model)] = None
             continue
         cost += price.amount * images
         priced += images
-        used.setdefault((price.model, price.size, price.amount), price)
+        used.setdefault((price.model, price.size, price.tier, price.amount), price)
     return BatchEstimate(
         jobs=len(planned),
         images=sum(job.job.options.count for job in planned),

@@ -22,6 +22,8 @@ from nanoedit.jobs import (
     DEFAULT_JOBS,
     DEFAULT_RESPONSE_FORMAT,
     RATIOS,
+    STANDARD_TIER,
+    TIERS,
     WHOLE_RUN,
     RunOptions,
 )
@@ -141,6 +143,16 @@ NoStoreOpt = Annotated[
     typer.Option(
         "--no-store",
         help="Ask Google not to keep the requests and answers (gemini backend; gemini.store).",
+    ),
+]
+
+TierOpt = Annotated[
+    str,
+    typer.Option(
+        "--tier",
+        click_type=TyperChoice(TIERS, case_sensitive=False),
+        help="Google's service tier (gemini backend): flex at half price, may be shed and "
+        "slow; priority at up to twice the price; refused for a model that does not take it.",
     ),
 ]
 
@@ -376,6 +388,7 @@ class RunFlags:
     backend: BackendOpt = None
     sandbox: SandboxOpt = False
     no_store: NoStoreOpt = False
+    tier: TierOpt = STANDARD_TIER
     output: OutputOpt = None
     out_dir: OutDirOpt = None
     overwrite: OverwriteOpt = False
@@ -427,6 +440,7 @@ class RunFlags:
             report=self.report,
             max_cost=self.max_cost,
             max_images=self.max_images,
+            tier=self.tier.lower(),
         )
 
     def asked(self, prompt: str | None, prompt_file: str | None) -> "Asked":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nanoedit.jobs import ImageSource, Job, Options, PlannedJob
+from nanoedit.jobs import STANDARD_TIER, ImageSource, Job, Options, PlannedJob
 from nanoedit.journal.records import JobSpec, identity
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "count": options.count,
         "inputs": inputs,
     }
+    if options.tier != STANDARD_TIER:
+        # Another tier is another request, at another price. A standard job leaves it out, so
+        # that the jobs journaled before there were tiers keep their fingerprints.
+        what["tier"] = options.tier
     if job.thread is not None:
         # The same image edited afresh and as the next turn of a thread are two requests (the
         # second sends the thread); the thread is all in the turn it goes on from.
@@ -117,6 +121,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "model": options.model,
             "count": options.count,
             "response_format": options.response_format,
+            "tier": options.tier,
         },
         "out_dir": _absolute(saving.out_dir),
         "metadata": saving.metadata,
@@ -168,6 +173,8 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         model=asked["model"],
         count=asked["count"],
         response_format=asked["response_format"],
+        # A row from before tiers asked for the standard one: resumed, it is sent as it was.
+        tier=asked.get("tier", STANDARD_TIER),
     )
     output = spec["output"]
     job = Job(

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from nanoedit.jobs import Exchange, ResultEntry
 
@@ -35,6 +35,8 @@ class AskedSpec(TypedDict):
     model: str | None
     count: int
     response_format: str
+    tier: NotRequired[str]
+    """The service tier asked for; absent in rows from before tiers, which were standard."""
 
 
 class Continues(TypedDict):

@@ -60,9 +60,10 @@ class Budget:
 
     def take(self, planned: PlannedJob) -> bool:
         """Whether ``planned`` may be sent; if so, it is counted as spent until it ends."""
-        images = planned.job.options.count
+        options = planned.job.options
+        images = options.count
         estimate = self.prices.estimate(
-            planned.backend, planned.model, planned.job.options.size, images
+            planned.backend, planned.model, options.size, images, options.tier
         )
         with self._lock:
             if self.max_images is not None and self.images + images > self.max_images:
@@ -91,6 +92,7 @@ class Budget:
                 planned.job.options.size,
                 len(outcome.outputs),
                 outcome.usage,
+                planned.job.options.tier,
             )
         with self._lock:
             self.cost += estimate if cost is None else cost

@@ -342,8 +342,10 @@ class JobPipeline:
         if self.settings.sandbox:
             return 0.0  # the sandbox charges nothing, whatever a real provider would
         prices = Prices(self.settings.prices, self.settings.catalog)
-        size = planned.job.options.size
-        return prices.job_cost(planned.backend, planned.model, size, images, usage)
+        options = planned.job.options
+        return prices.job_cost(
+            planned.backend, planned.model, options.size, images, usage, options.tier
+        )
 
     def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
         """The images an earlier run of the job saved (and still on disk)."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from nanoedit.backends.base import BackendBase, backend_class, thread_notice
 from nanoedit.catalog.models import Catalog, ModelLimits, Resolved
+from nanoedit.catalog.tiers import check_tier
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
 from nanoedit.jobs import ImageSource, Job, JobOutcome, PlannedJob, RunOptions, SavedImage
 from nanoedit.net.inputs import RunInputs
@@ -133,6 +134,9 @@ class Planner:
 
     def _plan_one(self, job: Job, names: tuple[str, ...]) -> Planned:
         """The job checked and routed, with its natural names; refused or skipped if so."""
+        if job.options.tier != self.options.tier:
+            # The run's --tier is part of what each job asks (its spec, its fingerprint).
+            job = replace(job, options=replace(job.options, tier=self.options.tier))
         backend_name: str | None = None
         model: str | None = None
         try:
@@ -467,6 +471,7 @@ def check_request(
     before a request is paid for; an id the catalog does not know is the server's call."""
     options = job.options
     backend.check_options(resolved.sent, options)
+    check_tier(backend.name, backend.service_tiers, resolved, options.tier)
     limits, model = resolved.limits, resolved.sent
     offer = resolved.offer
     if limits is None or offer is None:
