@@ -42,6 +42,7 @@ from nanoedit.sandbox.gemini_interactions import FAULT_KINDS as INTERACTION_FAUL
 from nanoedit.sandbox.gemini_interactions import Interactions
 from nanoedit.sandbox.gemini_models import ModelList
 from nanoedit.sandbox.gemini_request import json_body
+from nanoedit.sandbox.gemini_tiers import SHED_FAULT
 from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -75,14 +76,15 @@ class GeminiApi(EmulatedApi):
 
     name = "gemini"
     index = """Gemini (x-goog-api-key: KEY, or ?key=KEY; the same under /v1)
-  POST /v1beta/models/MODEL:generateContent   JSON: contents, generationConfig
+  POST /v1beta/models/MODEL:generateContent   JSON: contents, generationConfig, serviceTier
   GET  /v1beta/models/MODEL
   GET  /v1beta/models                         ?pageSize=N&pageToken=T
   POST /upload/v1beta/files                   resumable upload: start, then upload, finalize
   GET  /v1beta/files
   GET  /v1beta/files/FILE_ID
   DELETE /v1beta/files/FILE_ID
-  POST /v1beta/interactions                   JSON: model, input, response_format, store
+  POST /v1beta/interactions                   JSON: model, input, response_format, store,
+                                              service_tier
   GET  /v1beta/interactions/ID
 """
     paid_routes = (
@@ -110,6 +112,7 @@ class GeminiApi(EmulatedApi):
         result_fault("upload-expired", "uploaded files expire; one in use is refused (403)"),
         made_file_fault("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE"),
         made_file_fault("upload-failed", "an upload is PROCESSING for 3 s, then FAILED"),
+        SHED_FAULT,
         *INTERACTION_FAULT_KINDS,
     )
 

@@ -56,7 +56,7 @@ from nanoedit.sandbox.catalog import output_tokens as image_tokens_out
 from nanoedit.sandbox.faults import FaultKind, Phase, Stage, result_fault
 from nanoedit.sandbox.gemini_errors import STATUS_MESSAGES, GoogleError, not_found
 from nanoedit.sandbox.gemini_files import file_denied, file_id_of
-from nanoedit.sandbox.gemini_generate import FINISH_FAULTS, GenerateContent
+from nanoedit.sandbox.gemini_generate import FINISH_FAULTS, SHED_FAULTS, GenerateContent
 from nanoedit.sandbox.gemini_interactions_request import (
     CreateRequest,
     Format,
@@ -65,6 +65,7 @@ from nanoedit.sandbox.gemini_interactions_request import (
     read_create,
 )
 from nanoedit.sandbox.gemini_request import MAX_INPUT_IMAGES, FileImage, InlineImage, json_body
+from nanoedit.sandbox.gemini_tiers import check_tier, shed
 from nanoedit.sandbox.prompts import INPUT_IMAGE_TOKENS, google_message, input_limit, text_tokens
 from nanoedit.sandbox.render import Encoded, Picture
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
@@ -216,6 +217,7 @@ class Interactions:
     def _answer(self, call: Call, request: CreateRequest, steps: list[dict[str, Any]]) -> Stored:
         """The interaction a create makes, drawn now (one that waits shows it later)."""
         model = request.model
+        check_tier(model, request.tier, self.runtime.tiers)
         talk = conversation_of(steps)
         limit = MAX_INPUT_IMAGES[model.family]
         if talk.user_images > limit:
@@ -232,6 +234,10 @@ class Interactions:
         # A continued edit works on the conversation's last image, then the turn's own.
         chosen = [talk.last_image, *talk.added] if talk.last_image else list(talk.added)
         inputs = [self.generator.load_image(image, own_hosts) for image in chosen]
+        if request.tier == "flex" and self.runtime.faults.take(
+            SUBMITS, self.api, Stage.RESULT, SHED_FAULTS
+        ):
+            raise shed()
         fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT, ACTS)
         if fault == "upload-expired":
             self._expire_uploads(chosen)

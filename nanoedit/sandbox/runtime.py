@@ -55,6 +55,9 @@ class Runtime:
     """Draws the answers' images."""
     lineup: Lineup = field(default_factory=Lineup)
     """The changes to today's lineup the fault plan has made (``nanoedit.sandbox.lineup``)."""
+    tiers: frozenset[str] = frozenset()
+    """The service tiers besides standard that Google's image models take: none, as Google's
+    model pages say (``nanoedit.sandbox.gemini_tiers``), until the sandbox is told otherwise."""
 
     def epoch(self, reading: float | None = None) -> float:
         """Unix time now, or at an earlier clock ``reading``."""
