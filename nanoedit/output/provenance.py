@@ -98,10 +98,13 @@ class Provenance:
     # A --continue turn: the journal's job and result number the thread went on from (the
     # model saw the thread, not only the first input).
     continues: tuple[int, int] | None = None
+    # The service tier it was asked at (--tier): another tier is another request.
+    tier: str = "standard"
 
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
-        ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns."""
+        ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns,
+        ``tier`` only when it was not standard."""
         record: dict[str, Any] = {
             "prompt": self.prompt,
             "model": self.model,
@@ -113,6 +116,8 @@ class Provenance:
         }
         if self.continues is not None:
             record["continues"] = {"job": self.continues[0], "result": self.continues[1]}
+        if self.tier != "standard":
+            record["tier"] = self.tier
         return record | {"sandbox": True} if self.sandbox else record
 
     @property
@@ -136,6 +141,7 @@ def from_json(document: dict[str, Any]) -> Provenance:
         version=document.get("version", __version__),
         sandbox=bool(document.get("sandbox", False)),
         continues=read_continues(document.get("continues")),
+        tier=str(document.get("tier", "standard")),
     )
 
 

@@ -583,6 +583,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         version=__version__,
         sandbox=sandbox,
         continues=planned.job.continues,
+        tier=options.tier,
     )
 
 

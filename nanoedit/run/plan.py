@@ -24,7 +24,15 @@ from nanoedit.backends.base import BackendBase, backend_class, thread_notice
 from nanoedit.catalog.models import Catalog, ModelLimits, Resolved
 from nanoedit.catalog.tiers import check_tier
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
-from nanoedit.jobs import ImageSource, Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.jobs import (
+    STANDARD_TIER,
+    ImageSource,
+    Job,
+    JobOutcome,
+    PlannedJob,
+    RunOptions,
+    SavedImage,
+)
 from nanoedit.net.inputs import RunInputs
 from nanoedit.output.imageformat import IMAGE_SUFFIXES
 from nanoedit.output.images import existing_image
@@ -283,6 +291,7 @@ class Planner:
             and made.get("model") == model
             and made.get("ratio") == options.ratio
             and made.get("size") == options.size
+            and made.get("tier", STANDARD_TIER) == options.tier
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
             and len(sent) == len(job.images)
