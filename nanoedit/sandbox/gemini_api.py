@@ -76,15 +76,14 @@ class GeminiApi(EmulatedApi):
 
     name = "gemini"
     index = """Gemini (x-goog-api-key: KEY, or ?key=KEY; the same under /v1)
-  POST /v1beta/models/MODEL:generateContent   JSON: contents, generationConfig, serviceTier
+  POST /v1beta/models/MODEL:generateContent   JSON: contents, generationConfig
   GET  /v1beta/models/MODEL
   GET  /v1beta/models                         ?pageSize=N&pageToken=T
   POST /upload/v1beta/files                   resumable upload: start, then upload, finalize
   GET  /v1beta/files
   GET  /v1beta/files/FILE_ID
   DELETE /v1beta/files/FILE_ID
-  POST /v1beta/interactions                   JSON: model, input, response_format, store,
-                                              service_tier
+  POST /v1beta/interactions                   JSON: model, input, response_format, store
   GET  /v1beta/interactions/ID
 """
     paid_routes = (
