@@ -357,3 +357,27 @@ def test_google_genai_sends_its_service_tier_where_the_sandbox_reads_it() -> Non
         )
         assert created.status == "completed"
         assert sandbox.received[-1].json["service_tier"] == "flex"
+
+
+def test_the_python_api_takes_the_tier_and_refuses_it_as_the_command_line_does(
+    tiered: Served,
+) -> None:
+    import nanoedit
+    from nanoedit.errors import UsageError
+
+    # The API's environ replaces os.environ: the config folder is named in it.
+    env = gemini(tiered) | {"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]}
+    result = nanoedit.generate(prompt="a fox", model=NB2, tier="flex", environ=env)
+    assert [image.path.name for image in result.images] == ["a-fox.jpg"]
+    assert [post.json["serviceTier"] for post in paid(tiered)] == ["flex"]
+    with pytest.raises(UsageError) as refused:
+        nanoedit.generate(prompt="a fox", tier="priority", environ=env)
+    assert refused.value.exit_code == 2
+    assert refused.value.message.startswith(
+        "--tier priority: gemini-nano-banana-2.1 (Nano Banana 2.1) does not take the priority "
+        "tier on gemini"
+    )
+    with pytest.raises(UsageError) as unknown:
+        nanoedit.generate(prompt="a fox", tier="turbo", environ=env)
+    assert unknown.value.message == "invalid tier 'turbo'; use one of: standard, flex, priority"
+    assert len(paid(tiered)) == 1

@@ -21,7 +21,7 @@ from typing import Union
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, RunOptions
+from nanoedit.jobs import DEFAULT_JOBS, RunOptions, normalize_tier
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
@@ -64,6 +64,7 @@ def edit(
     sidecar: bool = False,
     history: bool = True,
     store: bool = True,
+    tier: str | None = None,
     skip_existing: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
@@ -97,7 +98,7 @@ def edit(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, tier=tier, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
     asked = _asked(prompt, prompt_file, ratio, size, model, count)
     return _one(_edit(run, given, asked))
@@ -130,6 +131,7 @@ def edit_many(
     sidecar: bool = False,
     history: bool = True,
     store: bool = True,
+    tier: str | None = None,
     skip_existing: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
@@ -152,7 +154,8 @@ def edit_many(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=jobs, environ=environ, clock=clock,
+        store=store, tier=tier, skip_existing=skip_existing, jobs=jobs, environ=environ,
+        clock=clock,
     )  # fmt: skip
     return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count))
 
@@ -180,6 +183,7 @@ def generate(
     sidecar: bool = False,
     history: bool = True,
     store: bool = True,
+    tier: str | None = None,
     skip_existing: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
@@ -190,7 +194,7 @@ def generate(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, tier=tier, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
     asked = _asked(prompt, prompt_file, ratio, size, model, count)
     env, log = _environment(run)
@@ -219,6 +223,7 @@ def _run_options(
     sidecar: bool,
     history: bool,
     store: bool,
+    tier: str | None,
     skip_existing: bool,
     jobs: int,
     environ: Mapping[str, str] | None,
@@ -236,6 +241,7 @@ def _run_options(
         proxy=proxy, timeout=timeout, retries=retries, jobs=jobs, skip_existing=skip_existing,
         overwrite=overwrite, retry_unsafe=retry_unsafe, metadata=metadata, sidecar=sidecar,
         history=history, store=store, max_cost=max_cost, max_images=max_images,
+        tier=normalize_tier(tier),
     )  # fmt: skip
     return _Run(options, environ, clock)
 
