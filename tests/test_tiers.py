@@ -381,3 +381,15 @@ def test_the_python_api_takes_the_tier_and_refuses_it_as_the_command_line_does(
         nanoedit.generate(prompt="a fox", tier="turbo", environ=env)
     assert unknown.value.message == "invalid tier 'turbo'; use one of: standard, flex, priority"
     assert len(paid(tiered)) == 1
+
+
+def test_the_dry_run_shows_the_tier_in_the_body_it_would_send(tiered: Served) -> None:
+    result = run_cli(
+        ["generate", "-p", "a fox", "-m", NB2, "--tier", "flex", "--dry-run", "--json"],
+        env=gemini(tiered, "interactions"),
+    )
+    assert result.exit_code == 0, result.stderr
+    (planned,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert planned["json"]["service_tier"] == "flex"
+    assert result.stderr == f"1 job, 1 image, estimated $0.034 ({NB2} flex at $0.034)\n"
+    assert tiered.sandbox.received == []
