@@ -24,10 +24,22 @@ from conftest import (
     run_cli,
 )
 
+from nanoedit.backends.base import PreparedJob
+from nanoedit.backends.gemini import GeminiBackend
 from nanoedit.catalog.models import load_catalog
 from nanoedit.catalog.pricing import Prices
+from nanoedit.jobs import Options, build_generate_job
 from nanoedit.journal.recording import planned_from
-from nanoedit.sandbox import Sandbox, SandboxServer, sample_image
+from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
+from nanoedit.sandbox import (
+    SANDBOX_BASE_URL,
+    SANDBOX_KEY,
+    Sandbox,
+    SandboxServer,
+    SandboxTransport,
+    sample_image,
+)
+from nanoedit.settings.values import BackendSettings
 
 CAT = sample_image("cat.png")[0]
 NB2 = "gemini-3.1-flash-image"
@@ -393,3 +405,36 @@ def test_the_dry_run_shows_the_tier_in_the_body_it_would_send(tiered: Served) ->
     assert planned["json"]["service_tier"] == "flex"
     assert result.stderr == f"1 job, 1 image, estimated $0.034 ({NB2} flex at $0.034)\n"
     assert tiered.sandbox.received == []
+
+
+def test_a_flex_request_waits_up_to_googles_fifteen_minutes_for_its_answer() -> None:
+    # [P] Flex targets 1 to 15 minutes: a read given up after the usual 5 would leave a request
+    # that may be charged unanswered. The job's own time limit still bounds it.
+    sandbox = Sandbox()
+    sandbox.tiers = frozenset({"flex"})
+    settings = BackendSettings("gemini", SANDBOX_BASE_URL, SANDBOX_KEY, NB2)
+    reads: list[float] = []
+
+    class Recording(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = SandboxTransport(sandbox)
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            reads.append(request.extensions["timeout"]["read"])
+            return self.inner.handle_request(request)
+
+    catalog = load_catalog({NB2: {"on": {"gemini": {"tiers": {"flex": 0.5}}}}})
+    for tier, limit in (("standard", 3600), ("flex", 3600), ("flex", 600)):
+        job = build_generate_job(Options(prompt="a fox", tier=tier), None)
+        with httpx.Client(transport=Recording()) as client:
+            http = JobHttp(client, RetryPolicy(), Deadline(limit))
+            answer = GeminiBackend(settings, http, catalog).run(
+                PreparedJob(job=job, model=NB2), lambda *_: None
+            )
+        assert len(answer.images) == 1 and answer.error is None
+    assert [round(read) for read in reads] == [300, 900, 600]
+    assert [request.json.get("serviceTier") for request in sandbox.received] == [
+        None,
+        "flex",
+        "flex",
+    ]

@@ -46,6 +46,7 @@ from nanoedit.backends.base import (
     result_from_base64,
 )
 from nanoedit.backends.gemini_errors import (
+    FLEX_READ_TIMEOUT,
     NO_IMAGE_REASONS,
     REFUSAL_REASONS,
     retry_delay,
@@ -348,6 +349,10 @@ class GeminiBackend(BackendBase):
         """Send the job ``count`` times (one image each) and gather the images and words, with
         what each request's answer keeps for a later ``--continue`` turn. A failure after some
         images were made returns those with it: they are paid for."""
+        if prepared.job.options.tier == "flex":
+            # Queued for minutes before its answer: a read that gave up sooner would leave a
+            # request that may be charged unanswered (the job's --timeout still bounds it).
+            self.http.deadline.read_cap = FLEX_READ_TIMEOUT
         if self.api() == INTERACTIONS:
             return self._interactions().run(prepared, progress, self._image_parts)
         headers = self.auth_headers(self.settings.key())

@@ -167,6 +167,11 @@ def error_of(
     return ApiError(f"{where} answered HTTP {status}: {shown}{suffix}").coded(state)
 
 
+# [P] A flex request's latency: "Minutes (1-15 min target)" (docs flex-inference): one may wait
+# that long for its answer, within the job's --timeout, where another waits READ_TIMEOUT.
+FLEX_READ_TIMEOUT = 15 * 60.0
+
+
 def shed_advice(error: NanoeditError, tier: str) -> NanoeditError:
     """``error`` with what it means for a flex request when it says Google had no capacity
     (503 UNAVAILABLE): the flex tier runs on capacity Google sheds under load ([P] docs
