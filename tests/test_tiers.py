@@ -438,3 +438,18 @@ def test_a_flex_request_waits_up_to_googles_fifteen_minutes_for_its_answer() -> 
         "flex",
         "flex",
     ]
+
+
+def test_an_id_the_catalog_does_not_know_is_sent_with_its_tier_at_googles_multiple(
+    served: Served,
+) -> None:
+    # An unknown id is the server's call (sent unchecked), and its price is the user's.
+    assert run_cli(["config", "set", "pricing.gemini.gemini-9-image", "0.1"]).exit_code == 0
+    result = run_cli(
+        ["generate", "-p", "a fox", "-m", "gemini-9-image", "--tier", "flex", "--dry-run"],
+        env=gemini(served),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "1 job, 1 image, estimated $0.05 (gemini-9-image flex at $0.05)"
+    )

@@ -24,11 +24,15 @@ DOCS = "https://ai.google.dev/gemini-api/docs/models"
 
 def tier_factor(resolved: Resolved, tier: str) -> float | None:
     """The price of ``tier`` as a multiple of the standard price of the model ``resolved``
-    names on its backend: 1 for standard, None when the catalog does not know it."""
+    names on its backend: 1 for standard; the catalog's multiple for a model it knows (None
+    when it lists no such tier); for an id it does not know, which is sent unchecked, Google's
+    own multiple ([P] its tiers are priced against the standard price, whatever the model)."""
     if tier == STANDARD_TIER:
         return 1.0
     offer = resolved.offer
-    return None if offer is None else offer.tiers.get(tier)
+    if offer is None:
+        return SUGGESTED_FACTORS.get(tier)
+    return offer.tiers.get(tier)
 
 
 def check_tier(backend: str, takes_tiers: bool, resolved: Resolved, tier: str) -> None:
