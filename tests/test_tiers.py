@@ -453,3 +453,61 @@ def test_an_id_the_catalog_does_not_know_is_sent_with_its_tier_at_googles_multip
     assert result.stderr.splitlines()[0] == (
         "1 job, 1 image, estimated $0.05 (gemini-9-image flex at $0.05)"
     )
+
+
+# --- a priority request served at standard -----------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["generate_content", "interactions"])
+def test_a_priority_request_served_at_standard_is_said_and_costs_standard(
+    tiered: Served, api: str
+) -> None:
+    tiered.sandbox.add_faults("priority-downgrade")
+    args = ["generate", "-p", "a fox", "-m", NB2, "--tier", "priority"]
+    result = run_cli([*args, "-o", "first.jpg"], env=gemini(tiered, api))
+    assert (result.exit_code, result.stdout) == (0, "first.jpg\n"), result.stderr
+    assert f"{host_of(tiered)} served the priority request at the standard tier" in result.stderr
+    served = run_cli([*args, "-o", "second.jpg"], env=gemini(tiered, api))
+    assert served.exit_code == 0
+    assert "served the priority" not in served.stderr
+    # Google's list price, not twice it, for the one past the limit; twice it for the other.
+    assert [(job.spec["options"]["tier"], job.cost) for job in journal_jobs()] == [
+        ("priority", 0.067),
+        ("priority", 0.134),
+    ]
+    assert [job.usage and job.usage["serviceTier"] for job in journal_jobs()] == [
+        "standard",
+        "priority",
+    ]
+
+
+def host_of(served: Served) -> str:
+    return served.base_url.removeprefix("http://")
+
+
+def test_google_genai_reads_the_tier_that_served_it_where_googles_docs_read_it() -> None:
+    genai = pytest.importorskip("google.genai")
+    from google.genai import types
+
+    sandbox = Sandbox(keys=frozenset({GEMINI_KEY}))
+    sandbox.tiers = frozenset({"priority"})
+    with (
+        SandboxServer(sandbox) as server,
+        genai.Client(
+            api_key=GEMINI_KEY, http_options=types.HttpOptions(base_url=server.base_url)
+        ) as google,
+    ):
+        priority = types.GenerateContentConfig(service_tier=types.ServiceTier.PRIORITY)
+        answer = google.models.generate_content(model=NB2, contents="a fox", config=priority)
+        assert answer.sdk_http_response is not None and answer.sdk_http_response.headers
+        assert answer.sdk_http_response.headers["x-gemini-service-tier"] == "priority"
+        sandbox.add_faults("priority-downgrade")
+        downgraded = google.models.generate_content(model=NB2, contents="a fox", config=priority)
+        # As Google's priority page checks a downgrade: the answer's header.
+        assert downgraded.sdk_http_response is not None
+        assert downgraded.sdk_http_response.headers is not None
+        assert downgraded.sdk_http_response.headers["x-gemini-service-tier"] == "standard"
+        created = google.interactions.create(
+            model=NB2, input="a fox", service_tier="priority", stream=False
+        )
+        assert created.service_tier == "priority"

@@ -46,11 +46,9 @@ from nanoedit.backends.base import (
     result_from_base64,
 )
 from nanoedit.backends.gemini_errors import (
-    FLEX_READ_TIMEOUT,
     NO_IMAGE_REASONS,
     REFUSAL_REASONS,
     retry_delay,
-    shed_advice,
 )
 from nanoedit.backends.gemini_errors import denial as _denial
 from nanoedit.backends.gemini_errors import error_of as _error_of
@@ -58,6 +56,12 @@ from nanoedit.backends.gemini_errors import is_key_error as _is_key_error
 from nanoedit.backends.gemini_errors import no_image as _no_image
 from nanoedit.backends.gemini_errors import refused as _refused
 from nanoedit.backends.gemini_history import exchange_of, history_contents, kept_part
+from nanoedit.backends.gemini_tiers import (
+    FLEX_READ_TIMEOUT,
+    served_header,
+    shed_advice,
+    with_served_tier,
+)
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError, UsageError
 from nanoedit.jobs import STANDARD_TIER, ImageSource, Progress
@@ -379,7 +383,11 @@ class GeminiBackend(BackendBase):
                 )  # fmt: skip
             except NanoeditError as exc:
                 raise shed_advice(exc, prepared.job.options.tier) from None
-            return replace(answer, usage=reported_usage(response, "usageMetadata"))
+            usage = with_served_tier(
+                reported_usage(response, "usageMetadata"), served_header(response),
+                prepared.job.options.tier, self.where, self.http.notify,
+            )  # fmt: skip
+            return replace(answer, usage=usage)
 
         return gather(prepared.job.options.count, progress, ask)
 

@@ -167,26 +167,6 @@ def error_of(
     return ApiError(f"{where} answered HTTP {status}: {shown}{suffix}").coded(state)
 
 
-# [P] A flex request's latency: "Minutes (1-15 min target)" (docs flex-inference): one may wait
-# that long for its answer, within the job's --timeout, where another waits READ_TIMEOUT.
-FLEX_READ_TIMEOUT = 15 * 60.0
-
-
-def shed_advice(error: NanoeditError, tier: str) -> NanoeditError:
-    """``error`` with what it means for a flex request when it says Google had no capacity
-    (503 UNAVAILABLE): the flex tier runs on capacity Google sheds under load ([P] docs
-    flex-inference: "best-effort", "sheddable"; [S] a shed request is answered 503, with no
-    fall-back to standard), and a request answered so made nothing and is not charged ([S]
-    Google's billing FAQ: failed requests are not billed), so it was sent again while the
-    run's retries lasted."""
-    if tier == "flex" and error.provider_code == "UNAVAILABLE":
-        error.message += (
-            "; a flex request is shed when Google is busy, and a shed request is not charged: "
-            "send it again later (more tries: --retries), or at the standard tier (drop --tier)"
-        )
-    return error
-
-
 def error_line(response: httpx.Response, *, with_code: bool = False) -> str:
     """Google's message and status from an error answer, one line (after ``HTTP N: ``
     ``with_code``); ``HTTP N`` alone when the answer holds no error object."""

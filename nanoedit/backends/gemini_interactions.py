@@ -58,8 +58,8 @@ from nanoedit.backends.gemini_errors import (
     reasons_of,
     refusal,
     retry_delay,
-    shed_advice,
 )
+from nanoedit.backends.gemini_tiers import shed_advice, with_served_tier
 from nanoedit.errors import ApiError, NanoeditError, NetworkError
 from nanoedit.jobs import STANDARD_TIER, Exchange, Progress
 from nanoedit.net.inputs import InputImage
@@ -271,7 +271,10 @@ class Interactions:
                 interaction, streamed = self._finished(response, streamed, key)
             except NanoeditError as exc:
                 raise shed_advice(exc, prepared.job.options.tier) from None
-            usage = _usage(interaction)
+            usage = with_served_tier(
+                _usage(interaction), interaction.get("service_tier"),
+                prepared.job.options.tier, self.where, self.http.notify,
+            )  # fmt: skip
             try:
                 return replace(
                     self._read(interaction, streamed, prepared.model, before), usage=usage

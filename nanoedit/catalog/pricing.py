@@ -178,11 +178,11 @@ class Prices:
 
 
 def served_tier(usage: Mapping[str, Any] | None) -> str | None:
-    """The tier a provider says served the request, if it said: [P] Google's usage metadata
-    has an output-only ``serviceTier`` (SDK google-genai 3.6.1, ``UsageMetadata``), which
-    tells a priority request served at standard once its priority limit was passed (docs
-    priority-inference: "graceful downgrade"); the value read in any case, with or without
-    the ``SERVICE_TIER_`` prefix."""
+    """The tier a provider says served the request, if it said: the Gemini backend keeps it in
+    the usage as ``serviceTier``, from the answer's ``x-gemini-service-tier`` header
+    (generateContent) or the interaction's ``service_tier``, which tell a priority request
+    served at standard once its priority limit was passed ([P] docs priority-inference:
+    "graceful downgrade"); read in any case, with or without the ``SERVICE_TIER_`` prefix."""
     value = usage.get("serviceTier") if usage else None
     if not isinstance(value, str):
         return None

@@ -16,6 +16,11 @@ Wire facts:
   for another image model: so the sandbox's image models take none unless the sandbox is
   told otherwise (``Runtime.tiers``, as a later change of Google's would). [I] The refusal is
   a 400 INVALID_ARGUMENT, in words Google does not publish.
+- [P] Past a project's priority limit a priority request is served at standard ("graceful
+  downgrade"), which a generateContent answer's ``x-gemini-service-tier`` header says (docs
+  priority-inference; its usage metadata has no such field in the SDK), and an interaction's
+  ``service_tier`` (its ``Interaction`` type); [I] the sandbox says so only for a request that
+  named a tier. The fault ``priority-downgrade`` acts out a downgrade.
 - [P] Flex runs on capacity Google sheds under load ("best-effort", "sheddable"); [S] a shed
   request is answered 503 UNAVAILABLE, with no fall-back to standard; [I] in the words of the
   sandbox's own overloaded answer, adapted.
@@ -36,6 +41,14 @@ SHED = "flex-shed"
 SHED_FAULT = result_fault(
     SHED, "a flex request shed: HTTP 503 UNAVAILABLE, nothing made (a standard one waits it out)"
 )
+DOWNGRADE = "priority-downgrade"
+DOWNGRADE_FAULT = result_fault(
+    DOWNGRADE,
+    "a priority request served at standard (past its limit): x-gemini-service-tier standard",
+)
+# [P] The header that says which tier served a generateContent request (docs
+# priority-inference); [I] sent, with the usage's serviceTier, when a request named a tier.
+SERVED_HEADER = "x-gemini-service-tier"
 SHED_MESSAGE = (
     "The flex tier has no capacity for this request now, so it was not run. Please try again "
     "later, or send it at the standard tier."
@@ -69,6 +82,12 @@ def check_tier(model: Model, tier: str, taken: frozenset[str]) -> None:
             f"Service tier {tier} is not supported for models/{model.id}. Send the request "
             "without service_tier to use the standard tier.",
         )
+
+
+def served_tier(tier: str, downgraded: bool) -> str:
+    """The tier a request asking for ``tier`` is served at: standard when a priority one is
+    downgraded (the fault ``priority-downgrade``), else the one asked."""
+    return STANDARD if downgraded and tier == "priority" else tier
 
 
 def shed() -> GoogleError:
