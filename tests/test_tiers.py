@@ -223,9 +223,7 @@ def test_the_estimate_and_max_cost_price_the_tier(tiered: Served) -> None:
     assert [post.json["serviceTier"] for post in paid(tiered)] == ["flex", "flex"]
 
 
-def test_a_tier_the_catalog_does_not_price_is_unknown_and_priority_served_at_standard_costs_standard() -> (
-    None
-):
+def test_tier_prices_unknown_downgraded_and_the_users_own() -> None:
     prices = Prices(catalog=load_catalog({NB2: {"on": {"gemini": {"tiers": {"flex": 0.5}}}}}))
     assert prices.estimate("gemini", NB2, "2K", 2, "flex") == 0.101
     assert prices.estimate("gemini", NB2, "2K", 2, "priority") is None
