@@ -49,7 +49,7 @@ SERVER_START_TIMEOUT = 30.0
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG
 # Proxy settings of the caller must not route loopback requests elsewhere.
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-BENCHMARKS = ("throughput", "wide", "overhead", "memory", "startup", "b64", "scale")
+BENCHMARKS = ("throughput", "wide", "overhead", "memory", "startup", "b64", "scale", "alpha")
 
 _started = time.monotonic()
 
@@ -1007,6 +1007,22 @@ def _slope(values: dict[int, float], low: int, high: int) -> float:
     return (values[high] - values[low]) / (high - low) * 1000
 
 
+def bench_alpha(tools: Tools, work: Path, plan: Plan) -> Section:
+    """8: the alpha --transparent recovers (key and matte) against the sandbox's known alpha
+    (see alpha_bench.py)."""
+    from alpha_bench import PROMPTS, measure_alpha, section_lines
+
+    prompts = PROMPTS[:2] if plan.quick else PROMPTS
+    with Server(tools, work, 0.0) as server:
+        rows = measure_alpha(
+            tools.nanoedit, tools.client_env(server), work,
+            work / f"server-{server.port}.log", prompts, log,
+        )  # fmt: skip
+        serve = server.shown
+    lines, passed, failures = section_lines(rows, prompts, serve)
+    return Section("8. Recovered alpha: --transparent key and matte", lines, passed, failures)
+
+
 def bench_scale(tools: Tools, work: Path, plan: Plan) -> Section:
     """20,000 jobs: the dry run's time and peak RSS, and a real run's time to its first
     request, at four sizes to show the growth; from a folder and from a job file."""
@@ -1962,6 +1978,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "memory": bench_memory,
         "startup": bench_startup,
         "scale": bench_scale,
+        "alpha": bench_alpha,
     }
     sections: list[Section] = []
     try:

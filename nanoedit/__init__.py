@@ -11,7 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 # The names nanoedit.api exposes here.
-_API = ("Batch", "Image", "Outcome", "Result", "edit", "edit_many", "generate")
+_API = ("Batch", "Dials", "Image", "Outcome", "Result", "edit", "edit_many", "generate")
 __all__ = ["__version__", *_API]
 
 

@@ -253,12 +253,66 @@ def prompt_slug(prompt: str, limit: int = 40) -> str:
     return slug or "image"
 
 
+# --transparent's methods (see nanoedit.run.transparency), and the value that picks one.
+TRANSPARENT_METHODS: tuple[str, ...] = ("native", "key", "matte")
+TRANSPARENT_AUTO = "auto"
+
 # The defaults of what the command line leaves out; its options show them in --help.
 DEFAULT_COUNT = 1
 DEFAULT_RESPONSE_FORMAT = "url"
 DEFAULT_JOBS = 4
 # --shard 1/1: the whole job list.
 WHOLE_RUN = (1, 1)
+
+
+DIAL_NAMES: tuple[str, ...] = (
+    "seed", "thinking", "search", "image_only", "format", "safety", "quality", "input_fidelity",
+)  # fmt: skip
+"""Every provider dial, by the name the catalog's ``dials`` lists use."""
+DIAL_FLAGS: dict[str, str] = {name: "--" + name.replace("_", "-") for name in DIAL_NAMES}
+"""The command-line flag of each dial, for messages."""
+FORMATS: tuple[str, ...] = ("png", "jpeg", "webp")
+THINKING_LEVELS: tuple[str, ...] = ("minimal", "low", "medium", "high")
+QUALITIES: tuple[str, ...] = ("low", "medium", "high", "auto")
+FIDELITIES: tuple[str, ...] = ("low", "high")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Dials:
+    """The providers' own dials a job asks for (None or False: not asked, so not sent). Which
+    backend and model take which is the catalog's to say; each backend reads them from here."""
+
+    seed: int | None = None
+    thinking: str | None = None
+    """A thinking level, lower case (``minimal``, ``medium``, ``high``)."""
+    search: bool = False
+    """Google Search grounding."""
+    image_only: bool = False
+    """Ask for the image alone, no text beside it."""
+    format: str | None = None
+    """The image format the API is asked to return: png, jpeg or webp."""
+    safety: str | None = None
+    """The backend's own safety level, as its API spells it (fal 1-6, Replicate block_...)."""
+    quality: str | None = None
+    """gpt-image's rendering quality: low, medium, high or auto."""
+    input_fidelity: str | None = None
+    """gpt-image's faithfulness to the input images of an edit: low or high."""
+
+    def given(self) -> dict[str, Any]:
+        """The dials asked for, by name, in :data:`DIAL_NAMES` order (JSON values); empty when
+        none is, so that a job without dials is recorded and matched as before they existed."""
+        values = {name: getattr(self, name) for name in DIAL_NAMES}
+        return {name: value for name, value in values.items() if value not in (None, False)}
+
+    @classmethod
+    def from_given(cls, given: Any) -> Dials:
+        """The dials a journal's spec holds (:meth:`given`); none for an older row without."""
+        if not isinstance(given, dict):
+            return cls()
+        return cls(**{name: given[name] for name in DIAL_NAMES if name in given})
+
+
+NO_DIALS = Dials()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -275,6 +329,21 @@ class Options:
     tier: str = STANDARD_TIER
     """The service tier asked for (--tier): ``standard``, ``flex`` or ``priority``; what is
     sent and what it costs depend on it, so a job of another tier is another job."""
+    transparent: str | None = None
+    """How the result gets its alpha channel (``--transparent``), once planned: ``native``
+    (the API's own transparent background), ``key`` (a flat key colour removed here) or
+    ``matte`` (on white, then on black); None for an opaque result. The prompt then holds
+    the instruction the method needs (see :mod:`nanoedit.run.transparency`)."""
+    dials: Dials = NO_DIALS
+    preset: str | None = None
+    """The preset (``--preset``, or a ``--from`` line's) whose template ``prompt`` is put into
+    before the job is planned; after that, the prompt is the one sent, and the name is kept
+    for provenance."""
+
+    @property
+    def renders(self) -> int:
+        """The paid requests each image takes: two for matte (on white, then on black)."""
+        return 2 if self.transparent == "matte" else 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -319,6 +388,87 @@ class RunOptions:
     tier: str = STANDARD_TIER
     """--tier: the service tier every job of the run asks for (``standard``, ``flex`` or
     ``priority``), given to each job's :class:`Options` as it is planned."""
+    transparent: str | None = None
+    """--transparent: results with an alpha channel, by ``auto`` (the best method for each
+    job's backend and model), ``native``, ``key`` or ``matte``; None: opaque results."""
+    mask: MaskSpec | None = None
+    """``edit --mask`` or ``--region``: where each job's first image may change, as given;
+    the planner checks it against each input and gives it to the job (:attr:`Job.mask`)."""
+
+
+# --feather's default: a seam this many pixels wide, inside the mask (never outside it).
+DEFAULT_FEATHER = 8
+
+
+@dataclass(frozen=True, slots=True)
+class MaskSpec:
+    """Where an edit may change its image (``--mask`` or ``--region``), how its seam is
+    feathered, and how far the model may stray outside it (``--max-drift``). Applies to the
+    job's first image only; its references are sent as they are.
+
+    Once checked (before anything is sent), ``mask`` is the mask file's absolute path and
+    ``sha256`` its SHA-256, and ``original`` the SHA-256 of the input it was checked against:
+    a resumed job composites with the same two files, or refuses."""
+
+    mask: str | None = None
+    region: tuple[int, int, int, int] | None = None
+    """``X,Y,W,H`` in the input's pixels."""
+    feather: int = DEFAULT_FEATHER
+    max_drift: float | None = None
+    """The most drift (:attr:`Drift.mean`, in %) a result may have before its job fails."""
+    sha256: str | None = None
+    original: str | None = None
+    crop: bool = False
+    """``--crop``: the model is sent a crop of the input around the mask (with a margin), and
+    its answer is put back into that box (see :func:`nanoedit.output.masking.crop_box`)."""
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the mask file, or ``--region X,Y,W,H``."""
+        if self.mask is not None:
+            return self.mask
+        assert self.region is not None
+        return "--region " + ",".join(map(str, self.region))
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """How much a model changed outside the mask, measured on its answer aligned to the
+    original's size and before compositing (which puts the original's pixels back there)."""
+
+    mean: float
+    """The mean absolute difference over every channel of every pixel outside the mask, as a
+    percentage of full scale (0: untouched, 100: black turned white everywhere)."""
+    changed: float
+    """The percentage of pixels outside the mask of which some channel moved by more than
+    :data:`DRIFT_TOLERANCE` levels."""
+    resized: bool
+    """The answer's size was not the original's: it was resized to it first."""
+    stretched: bool
+    """Its aspect ratio was not the original's either (more than 1% off): the alignment
+    stretched it, and the figures say more about that than about the model."""
+    limit: float | None = None
+
+    @property
+    def over(self) -> bool:
+        """Past ``--max-drift``."""
+        return self.limit is not None and self.mean > self.limit
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as --json, the provenance and the report carry them."""
+        return {
+            "mean": self.mean,
+            "changed": self.changed,
+            "resized": self.resized,
+            "stretched": self.stretched,
+            "limit": self.limit,
+            "over": self.over,
+        }
+
+
+# A channel that moved by this many levels (of 255) or fewer counts as unchanged in
+# Drift.changed: resampling and lossy coding move pixels by a few levels without any edit.
+DRIFT_TOLERANCE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +485,9 @@ class Job:
     thread: Thread | None = None
     """With ``--continue``: the conversation this job is the next turn of (``images[0]`` is its
     last turn's result); None for a job that starts afresh."""
+    mask: MaskSpec | None = None
+    """With ``--mask`` or ``--region``: where the first image may change (see
+    :mod:`nanoedit.output.masking`); its results are composited over it when saved."""
 
     @property
     def continues(self) -> tuple[int, int] | None:
@@ -392,6 +545,8 @@ class SavedImage:
     width: int
     height: int
     size: int
+    drift: Drift | None = None
+    """A masked edit's: how much the model changed outside the mask before compositing."""
 
 
 class ResultEntry(TypedDict, total=False):
@@ -410,6 +565,12 @@ class ResultEntry(TypedDict, total=False):
     """The saved file's SHA-256."""
     lost: bool
     """Its spool file was gone when the job was taken up again: the result cannot be had."""
+    black_sent: bool
+    """A matte job's second paid request (the black render) was about to go out."""
+    black_spool: str
+    """The spool file its black render was kept in (see :mod:`nanoedit.run.matte`)."""
+    black_url: str
+    """Where the provider put its black render."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, InputError, NanoeditError, OutputError, UsageError
-from nanoedit.jobs import Job, JobOutcome, Options, RunOptions, exit_code_for
+from nanoedit.jobs import NO_DIALS, Dials, Job, JobOutcome, Options, RunOptions, exit_code_for
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,8 +71,8 @@ class Environment:
 
 @dataclass(frozen=True)
 class Asked:
-    """What is asked of the model, as given: the prompt (``-`` reads stdin) or the file it is
-    in, the ratio and size (None: the settings decide), the model, the count and the format."""
+    """What is asked of the model, as given: the prompt (``-`` reads stdin) or its file, the
+    ratio and size (None: the settings decide), model, count, format, and preset (its template)."""
 
     prompt: str | None = None
     prompt_file: str | None = None
@@ -81,6 +81,8 @@ class Asked:
     model: str | None = None
     count: int = 1
     response_format: str = "url"
+    dials: Dials = NO_DIALS
+    preset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def edit(env: Environment, given: EditInputs, asked: Asked, run: RunOptions) -> 
         from nanoedit.jobs import build_edit_jobs
         from nanoedit.journal.history import resolve_reference
         from nanoedit.run.batch import expand_inputs, read_job_file
+        from nanoedit.run.presets import preset_finder
 
         def references(text: str) -> Path:
             # @last and @ID are looked up in the history this run's environment names.
@@ -134,8 +137,9 @@ def edit(env: Environment, given: EditInputs, asked: Asked, run: RunOptions) -> 
             folder = "" if given.from_file == "-" else os.path.dirname(given.from_file)
             text = read_text(env, given.from_file, "the job file", "--from")
             jobs += read_job_file(
-                name, text, options, refs, given.output, folder=folder, references=references
-            )
+                name, text, options, refs, given.output, folder=folder, references=references,
+                presets=preset_finder(env.environ),
+            )  # fmt: skip
         if not jobs:
             raise UsageError("no input given; pass images to edit, or --from FILE")
         return jobs
@@ -183,34 +187,6 @@ def _continued_jobs(env: Environment, given: EditInputs, options: Options) -> li
     return jobs
 
 
-def _seen_from(jobs: list[Job], sandbox: bool, warn: Callable[[str], None]) -> list[Job]:
-    """The ``--continue`` jobs with their threads as this run can send them (see
-    :meth:`Thread.seen_from`): a thread the sandbox answered goes on at a real provider, or the
-    other way round, with those turns' images sent as the user's; said once."""
-    from dataclasses import replace
-
-    seen: list[Job] = []
-    crossed: set[int] = set()
-    for job in jobs:
-        if job.thread is not None:
-            thread, other = job.thread.seen_from(sandbox)
-            crossed.update(other)
-            job = replace(job, thread=thread)
-        seen.append(job)
-    if crossed:
-        ids = sorted(crossed)
-        which = f"job{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
-        made, sent = (
-            ("the sandbox", "a real model") if not sandbox else ("a real model", "the sandbox")
-        )
-        warn(
-            f"{which} of the thread {'were' if len(ids) > 1 else 'was'} answered by {made}, "
-            f"whose answers {sent} cannot take as its own: their images go as yours, and the "
-            "model does not see their reasoning"
-        )
-    return seen
-
-
 def generate(env: Environment, output: Path | None, asked: Asked, run: RunOptions) -> Finished:
     """Make images from the prompt alone, written to ``output`` when it is given."""
     from nanoedit.jobs import build_generate_job
@@ -233,6 +209,8 @@ def _run(
         from nanoedit.net.inputs import RunInputs
         from nanoedit.output.report import Reporter
         from nanoedit.run.plan import Planner
+        from nanoedit.run.presets import fill_prompts, preset_finder
+        from nanoedit.run.threads import seen_from
         from nanoedit.settings.load import load_settings, wants_sandbox
 
         if not run.dry_run:
@@ -266,10 +244,13 @@ def _run(
             model=model or None,
             count=asked.count,
             response_format=asked.response_format,
+            dials=asked.dials,
+            preset=asked.preset,
         )
         # What expanding the inputs left out, said once the reporter is there to say it.
         notes: list[str] = []
-        jobs = _seen_from(make_jobs(options, notes.append), settings.sandbox, notes.append)
+        jobs = seen_from(make_jobs(options, notes.append), settings.sandbox, notes.append)
+        jobs = fill_prompts(jobs, preset_finder(env.environ))
         if any(not job.options.prompt for job in jobs):
             raise UsageError('the prompt is empty; say what you want with -p "..."')
         check_stdout(env, jobs, run)

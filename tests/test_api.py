@@ -252,3 +252,23 @@ def test_the_models_text_and_usage_come_back_with_the_image(served: Served) -> N
     with Image.open(result.path) as image:
         assert image.size == (result.images[0].width, result.images[0].height)
         assert image.size == (2400, 1792)  # 4:3 at 2K, the ratio of the cat it was given
+
+
+def test_generate_takes_the_provider_dials_and_refuses_those_the_backend_lacks(
+    served: Served,
+) -> None:
+    env = dict(os.environ) | one_backend_env(served, "fal")
+    dials = nanoedit.Dials(seed=42, format="webp", safety="1")
+    result = nanoedit.generate(prompt="a red fox", dials=dials, environ=env)
+    assert [path.name for path in result.paths] == ["a-red-fox.webp"]
+    [submit] = paid(served)
+    assert {key: submit.json[key] for key in ("seed", "output_format", "safety_tolerance")} == {
+        "seed": 42,
+        "output_format": "webp",
+        "safety_tolerance": "1",
+    }
+    with pytest.raises(UsageError) as refused:
+        nanoedit.generate(prompt="a red fox", dials=nanoedit.Dials(thinking="high"), environ=env)
+    assert refused.value.exit_code == ExitCode.USAGE
+    assert str(refused.value).startswith("--thinking is not sent by the fal backend")
+    assert len(paid(served)) == 1

@@ -773,7 +773,7 @@ RATIO_CHOICES = "auto, 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9, 1:4,
             '{"input": "in/b.png", "colour": "red"}',
             ["-p", "x"],
             2,
-            'unknown field "colour"; the fields are: input, model, output, prompt, ratio, ref, size',
+            'unknown field "colour"; the fields are: input, model, output, preset, prompt, ratio, ref, size',
             id="unknown-field",
         ),
         pytest.param(

@@ -21,6 +21,7 @@ SECTIONS = [
     r"5\. Start-up",
     r"6\. Base64 results: 4 MB answers",
     r"7\. Large batches: 125 to 1,000 jobs",
+    r"8\. Recovered alpha: --transparent key and matte",
 ]
 
 

@@ -373,8 +373,8 @@ def test_only_the_command_named_is_turned_into_a_parser() -> None:
     for args in ([], ["--help"], ["edt"], ["-V"]):
         assert app_for(args) is app
     assert [_name(c) for c in app.registered_commands] == [
-        "edit", "generate", "chat", "fetch", "resume", "models", "mcp", "completion", "schema",
-        "skill",
+        "edit", "generate", "chat", "fetch", "resume", "models", "presets", "mcp", "completion",
+        "schema", "skill",
     ]  # fmt: skip
     assert [g.name for g in app.registered_groups] == ["config", "sandbox", "history"]
 

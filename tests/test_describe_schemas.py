@@ -5,6 +5,7 @@ nanoedit takes validates while one it refuses does not."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from nanoedit.describe.schemas import schema_names, schema_text
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "nanoedit" / "describe" / "schemas"
 NAMES = [
-    "config-check", "dry-run", "error", "history-job", "job-line", "model", "result", "usage"
+    "config-check", "dry-run", "error", "history-job", "job-line", "model", "preset", "result",
+    "usage",
 ]  # fmt: skip
 
 
@@ -148,3 +150,27 @@ def test_job_lines_nanoedit_refuses_are_invalid(
     assert result.exit_code == 2, result.stderr
     assert not validator("job-line").is_valid(line)
     assert served.sandbox.received == []
+
+
+def test_presets_a_preset_result_and_a_preset_line_validate(served: Served, sample: Path) -> None:
+    config = Path(os.environ["NANOEDIT_CONFIG_DIR"])
+    config.mkdir()
+    (config / "config.toml").write_text(
+        '[presets.logo]\nprompt = "{prompt}, flat logo"\nsize = "1K"\ncount = 1\n'
+        'model = "nano-banana"\nbackend = "gemini"\n'
+    )
+    presets = lines(run_cli(["presets", "--json"]).stdout)
+    assert [record["name"] for record in presets] == [
+        "icon", "product", "sticker", "thumbnail", "logo"
+    ]  # fmt: skip
+    for record in presets:
+        valid("preset", record)
+    line = {"input": "cat.png", "prompt": "the cat", "preset": "sticker"}
+    Path("jobs.txt").write_text(json.dumps(line) + "\n")
+    ran = run_cli(["edit", "--from", "jobs.txt", "--json"], env=one_backend_env(served, "gemini"))
+    assert ran.exit_code == 0, ran.stderr
+    valid("job-line", line)
+    [record] = lines(ran.stdout)
+    valid("result", record)
+    assert record["preset"] == "sticker"
+    assert not validator("job-line").is_valid(line | {"preset": ""})

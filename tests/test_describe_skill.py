@@ -36,7 +36,9 @@ def _word(code: ExitCode) -> str:
 def test_the_commands_the_skill_names_exist() -> None:
     text = SKILL.read_text("utf-8")
     named = set(re.findall(r"^nanoedit (\w[\w-]*)", text, re.M))
-    assert named == {"generate", "edit", "resume", "history", "models", "config", "schema"}
+    assert named == {
+        "generate", "edit", "resume", "history", "presets", "models", "config", "schema"
+    }  # fmt: skip
     helped = run_cli(["--help"]).stdout
     for command in named:
         assert re.search(rf"^  {command}\b", helped, re.M), command

@@ -440,3 +440,41 @@ def test_a_clients_cancel_drains_the_call_as_ctrl_c_drains_a_run(isolated: Path)
         (2, "planned", []),
         (3, "planned", []),
     ]
+
+
+def test_the_image_tools_take_the_provider_dials_and_refuse_them_before_sending(
+    isolated: Path, served: Served
+) -> None:
+    listed: dict[str, Any] = {}
+    answers: list[CallToolResult] = []
+
+    async def client(session: ClientSession) -> None:
+        tools = await session.list_tools()
+        listed.update({tool.name: tool.input_schema for tool in tools.tools})
+        prompt = {"prompt": "a red fox", "model": "nano-banana-2"}
+        for dials in ({"thinking": "high"}, {"seed": 8, "format": "webp"}):
+            answers.append(await session.call_tool("generate_image", {**prompt, "dials": dials}))
+
+    with_server(["--backend", "fal"], backend_env(served, fal=True), isolated, client)
+    for tool in ("edit_image", "generate_image", "continue_edit", "estimate_cost"):
+        assert set(listed[tool]["properties"]["dials"]["properties"]) == {
+            "seed", "thinking", "search", "image_only", "format", "safety", "quality",
+            "input_fidelity",
+        }  # fmt: skip
+    refused, made = answers
+    assert refused.is_error
+    (job,) = body(refused)["jobs"]
+    assert (job["sent"], job["error"]["exit_code"], job["error"]["message"]) == (
+        False,
+        2,
+        "--thinking is not sent by the fal backend for Nano Banana 2; backends that take it for "
+        "Nano Banana 2: gemini, vertex (choose one with --backend), or drop --thinking",
+    )
+    assert not made.is_error, made.structured_content
+    (job,) = body(made)["jobs"]
+    (output,) = job["outputs"]
+    assert output["path"] == str(isolated / "a-red-fox.webp")
+    assert image_info(output["path"])[0] == "WEBP"
+    # The refused call sent nothing: the one paid request is the second call's.
+    [submit] = paid(served)
+    assert (submit.json["seed"], submit.json["output_format"]) == (8, "webp")

@@ -113,8 +113,8 @@ def test_fewer_images_than_asked_is_a_warning_and_the_job_keeps_what_came(
          "'4:3', '4:5', '5:4', '9:16', '16:9', '21:9', '1:4', '4:1', '1:8', '8:1'."),
         (["edit", "--json", "cat.png", "-p", "x", "-n", "0"],
          "Invalid value for '--count' / '-n': 0 is not in the range 1<=x<=10."),
-        (["edit", "cat.png", "-p", "x", "--json", "--frobnicate"], "No such option: --frobnicate"),
-        (["config", "check", "--json", "--frobnicate"], "No such option: --frobnicate"),
+        (["edit", "cat.png", "-p", "x", "--json", "--frobnicate-wildly"], "No such option: --frobnicate-wildly"),
+        (["config", "check", "--json", "--frobnicate-wildly"], "No such option: --frobnicate-wildly"),
     ],
 )  # fmt: skip
 def test_usage_errors_caught_by_the_parser_still_print_the_json_error_object(

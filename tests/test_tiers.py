@@ -509,3 +509,87 @@ def test_google_genai_reads_the_tier_that_served_it_where_googles_docs_read_it()
             model=NB2, input="a fox", service_tier="priority", stream=False
         )
         assert created.service_tier == "priority"
+
+
+# --- with the provider dials, presets and --transparent ---------------------------------------
+
+
+def test_the_tier_prices_each_matte_request_and_not_the_search_queries(tiered: Served) -> None:
+    env = gemini(tiered)
+    args = ["generate", "-p", "a red robot on a flat #00FF00 background", "-m", NB2]
+    args += ["--tier", "flex", "--search", "--transparent-method", "matte", "-o", "robot.png"]
+    dry = run_cli([*args, "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.stderr
+    # Two paid requests, each a flex image (half of $0.067) and a search query at its one
+    # price ($0.014): 2 * (0.0335 + 0.014) = $0.095.
+    assert dry.stderr.splitlines()[0] == (
+        "1 job, 1 image, 2 paid requests (a matte image is two), estimated $0.095 "
+        f"({NB2} flex at $0.034; 2 search queries $0.028)"
+    )
+    over = run_cli([*args, "--max-cost", "0.094"], env=env)
+    assert over.exit_code == 7
+    assert paid(tiered) == []
+    within = run_cli([*args, "--max-cost", "0.095"], env=env)
+    assert within.exit_code == 0, within.stderr
+    posts = paid(tiered)
+    assert [post.json["serviceTier"] for post in posts] == ["flex", "flex"]
+    assert [post.json["tools"] for post in posts] == [[{"googleSearch": {}}]] * 2
+    (job,) = journal_jobs()
+    assert job.spec["options"]["tier"] == "flex"
+    assert job.spec["options"]["dials"] == {"search": True}
+    assert job.cost == pytest.approx(0.095)
+    assert image_info(Path("robot.png"))[0] == "PNG"
+
+
+def test_the_fingerprint_holds_the_tier_and_the_dials_each_only_when_set() -> None:
+    from nanoedit.jobs import Dials
+    from nanoedit.journal.recording import fingerprint
+
+    def of(**changes: object) -> str:
+        options = Options(prompt="a fox", **changes)  # type: ignore[arg-type]
+        return fingerprint(build_generate_job(options, None), NB2, lambda _: None)
+
+    plain, standard = of(), of(tier="standard")
+    flex, seeded = of(tier="flex"), of(dials=Dials(seed=7))
+    both = of(tier="flex", dials=Dials(seed=7))
+    assert plain == standard  # standard and no dial: the fingerprint of before either existed
+    assert len({plain, flex, seeded, both}) == 4
+    assert both == of(dials=Dials(seed=7), tier="flex")
+
+
+def test_a_preset_sets_the_tier_and_the_command_line_wins(tiered: Served) -> None:
+    path = config_file()
+    path.write_text(
+        ENABLED + '\n[presets.cheap]\nprompt = "{prompt}, flat"\ntier = "flex"\n', encoding="utf-8"
+    )
+    env = gemini(tiered)
+    args = ["generate", "-p", "a fox", "-m", NB2, "--preset", "cheap"]
+    assert run_cli(args, env=env).exit_code == 0
+    assert run_cli([*args, "--tier", "priority", "--overwrite"], env=env).exit_code == 0
+    assert run_cli([*args, "--tier", "standard", "--overwrite"], env=env).exit_code == 0
+    assert [post.json.get("serviceTier") for post in paid(tiered)] == ["flex", "priority", None]
+    listed = run_cli(["presets", "cheap"], env=env)
+    assert listed.stdout.endswith('tier = "flex"\n'), listed.stdout
+    # The whole run's, as --tier: a --from line's preset may not set it.
+    Path("cat.png").write_bytes(CAT)
+    Path("jobs.jsonl").write_text('{"input": "cat.png", "preset": "cheap"}\n', encoding="utf-8")
+    line = run_cli(["edit", "--from", "jobs.jsonl", "-p", "x", "-m", NB2], env=env)
+    assert (line.exit_code, line.stderr) == (
+        2,
+        "error: jobs.jsonl line 1: the preset cheap sets tier, which is the whole run's, not one "
+        "job's (a line's preset may set: ratio, size, model, count, transparent); give --preset "
+        "cheap on the command line instead\n",
+    )
+    assert len(paid(tiered)) == 3
+
+
+def test_the_python_api_takes_a_presets_tier_where_the_call_gives_none(tiered: Served) -> None:
+    import nanoedit
+
+    config_file().write_text(ENABLED + '\n[presets.cheap]\ntier = "flex"\n', encoding="utf-8")
+    env = gemini(tiered) | {"NANOEDIT_CONFIG_DIR": os.environ["NANOEDIT_CONFIG_DIR"]}
+    for tier, name in ((None, "a.png"), ("priority", "b.png")):
+        nanoedit.generate(
+            prompt="a fox", model=NB2, preset="cheap", tier=tier, environ=env, output=name
+        )
+    assert [post.json["serviceTier"] for post in paid(tiered)] == ["flex", "priority"]

@@ -4,5 +4,6 @@
 
 from nanoedit.api.calls import edit, edit_many, generate
 from nanoedit.api.results import Batch, Image, Outcome, Result
+from nanoedit.jobs import Dials
 
-__all__ = ["Batch", "Image", "Outcome", "Result", "edit", "edit_many", "generate"]
+__all__ = ["Batch", "Dials", "Image", "Outcome", "Result", "edit", "edit_many", "generate"]

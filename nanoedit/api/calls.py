@@ -16,17 +16,28 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
 from nanoedit.errors import ExitCode, NanoeditError, StoppedError, UsageError
-from nanoedit.jobs import DEFAULT_JOBS, RunOptions, normalize_tier
+from nanoedit.jobs import (
+    DEFAULT_FEATHER,
+    DEFAULT_JOBS,
+    NO_DIALS,
+    TRANSPARENT_AUTO,
+    TRANSPARENT_METHODS,
+    Dials,
+    RunOptions,
+    normalize_tier,
+)
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
 from nanoedit.session import generate as run_generate
 
 PathLike = Union[str, "os.PathLike[str]"]
+# A region: (X, Y, W, H) in the input's pixels, or the command line's "X,Y,W,H".
+Region = str | tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,9 @@ def edit(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -66,6 +79,12 @@ def edit(
     store: bool = True,
     tier: str | None = None,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
@@ -74,10 +93,17 @@ def edit(
 
     ``continue_from="@ID"`` (or the job id) goes on from an earlier result as the next turn
     of its thread, instead of ``image``. The other options are the command line's (``--ratio``,
-    ``--out-dir``, ``--max-cost``...); ``sandbox=True`` runs against the built-in emulated
-    API (no key, no network, no cost); ``environ`` replaces ``os.environ`` as the run's
-    environment variables. Raises the job's error (a :class:`~nanoedit.errors.NanoeditError`
-    carrying its exit code: a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
+    ``--out-dir``, ``--max-cost``...; ``transparent=True`` is ``--transparent``, and a method,
+    ``"key"``, ``"matte"`` or ``"native"``, is ``--transparent-method``;
+    ``dials=Dials(seed=7, search=True)`` for its provider dials, --seed, --search and the
+    rest; a ``preset``'s settings stand in for the options left at None, its count aside);
+    ``sandbox=True`` runs against the built-in emulated API (no key, no network, no cost);
+    ``environ`` replaces ``os.environ`` as the run's environment variables. ``mask`` (a file)
+    or ``region`` (``(X, Y, W, H)`` or ``"X,Y,W,H"``) limits where the model may change the
+    image, as ``--mask`` and ``--region`` do, with ``feather``, ``max_drift`` and ``crop``;
+    each image's ``drift`` says how much it changed outside.
+    Raises the job's error (a :class:`~nanoedit.errors.NanoeditError` carrying its exit code:
+    a refusal is a :class:`~nanoedit.errors.RefusedError`, 8).
     """
     if (image is None) == (continue_from is None):
         raise UsageError(
@@ -94,13 +120,18 @@ def edit(
         text = _source(image, "image")
         _one_image(text)
         given = EditInputs(inputs=(text,), refs=_sources(refs, "refs"), output=_output(output))
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials, tier)
+    ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
+    transparent, dials, tier = chosen.transparent, chosen.dials, chosen.tier
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, tier=tier, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, tier=tier, skip_existing=skip_existing, transparent=transparent,
+        jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    run = _masked(run, mask, region, feather, max_drift, crop)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     return _one(_edit(run, given, asked))
 
 
@@ -116,7 +147,9 @@ def edit_many(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -133,6 +166,12 @@ def edit_many(
     store: bool = True,
     tier: str | None = None,
     skip_existing: bool = False,
+    mask: PathLike | None = None,
+    region: Region | None = None,
+    feather: int = DEFAULT_FEATHER,
+    max_drift: float | None = None,
+    crop: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Batch:
@@ -150,14 +189,44 @@ def edit_many(
         from_file=None if from_file is None else _source(from_file, "from_file"),
         recursive=recursive,
     )
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials, tier)
+    ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
+    transparent, dials, tier = chosen.transparent, chosen.dials, chosen.tier
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, tier=tier, skip_existing=skip_existing, jobs=jobs, environ=environ,
-        clock=clock,
+        store=store, tier=tier, skip_existing=skip_existing, transparent=transparent,
+        jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
-    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count))
+    run = _masked(run, mask, region, feather, max_drift, crop)
+    return _edit(run, given, _asked(prompt, prompt_file, ratio, size, model, count, dials, preset))
+
+
+def _masked(
+    run: _Run,
+    mask: PathLike | None,
+    region: Region | None,
+    feather: int,
+    max_drift: float | None,
+    crop: bool,
+) -> _Run:
+    """``run`` with the mask ``edit()`` or ``edit_many()`` was given, if any."""
+    if mask is None and region is None and max_drift is None and not crop:
+        return run
+    from dataclasses import replace
+
+    from nanoedit.run.masks import mask_spec
+
+    if not 0 <= feather <= 64:
+        raise UsageError(f"feather is {feather}; give 0 to 64 pixels")
+    if isinstance(region, tuple):
+        region = ",".join(str(part) for part in region)
+    path = None if mask is None else _source(mask, "mask")
+    # The default is no flag given: only a seam asked for names --feather in a refusal.
+    seam = None if feather == DEFAULT_FEATHER else feather
+    spec = mask_spec(path, region, seam, max_drift, crop)
+    return replace(run, options=replace(run.options, mask=spec))
 
 
 def generate(
@@ -168,7 +237,9 @@ def generate(
     ratio: str | None = None,
     size: str | None = None,
     model: str | None = None,
+    preset: str | None = None,
     count: int = 1,
+    dials: Dials | None = None,
     backend: str | None = None,
     sandbox: bool = False,
     out_dir: PathLike | None = None,
@@ -185,18 +256,23 @@ def generate(
     store: bool = True,
     tier: str | None = None,
     skip_existing: bool = False,
+    transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Result:
     """Make ``count`` images from the prompt alone and return them (options as :func:`edit`);
     raises the job's error, carrying its exit code."""
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials, tier)
+    ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
+    transparent, dials, tier = chosen.transparent, chosen.dials, chosen.tier
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, tier=tier, skip_existing=skip_existing, jobs=1, environ=environ, clock=clock,
+        store=store, tier=tier, skip_existing=skip_existing, transparent=transparent,
+        jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
-    asked = _asked(prompt, prompt_file, ratio, size, model, count)
+    asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
     env, log = _environment(run)
     return _one(_batch(run_generate(env, _output(output), asked, run.options), log))
 
@@ -225,6 +301,7 @@ def _run_options(
     store: bool,
     tier: str | None,
     skip_existing: bool,
+    transparent: bool | str,
     jobs: int,
     environ: Mapping[str, str] | None,
     clock: Clock | None,
@@ -236,12 +313,20 @@ def _run_options(
         raise UsageError(f"max_cost={max_cost} is below 0; give the most to spend, in US dollars")
     if max_images is not None and max_images < 1:
         raise UsageError(f"max_images={max_images} is below 1; give the most images to ask for")
+    if transparent is True:
+        transparent = TRANSPARENT_AUTO
+    if transparent and transparent not in (TRANSPARENT_AUTO, *TRANSPARENT_METHODS):
+        methods = ", ".join((TRANSPARENT_AUTO, *TRANSPARENT_METHODS))
+        raise UsageError(
+            f"transparent={transparent!r} is no method; give True or one of: {methods}"
+        )
     options = RunOptions(
         backend=backend, out_dir=None if out_dir is None else Path(out_dir), sandbox=sandbox,
         proxy=proxy, timeout=timeout, retries=retries, jobs=jobs, skip_existing=skip_existing,
         overwrite=overwrite, retry_unsafe=retry_unsafe, metadata=metadata, sidecar=sidecar,
         history=history, store=store, max_cost=max_cost, max_images=max_images,
         tier=normalize_tier(tier),
+        transparent=transparent or None,
     )  # fmt: skip
     return _Run(options, environ, clock)
 
@@ -253,6 +338,8 @@ def _asked(
     size: str | None,
     model: str | None,
     count: int,
+    dials: Dials | None = None,
+    preset: str | None = None,
 ) -> Asked:
     """What is asked of the model; stdin is no source of a prompt here."""
     if prompt == "-":
@@ -266,7 +353,57 @@ def _asked(
         from nanoedit.jobs import normalize_ratio
 
         ratio = normalize_ratio(ratio)
-    return Asked(prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count)
+    return Asked(
+        prompt=prompt, prompt_file=file, ratio=ratio, size=size, model=model, count=count,
+        dials=dials or NO_DIALS, preset=preset,
+    )  # fmt: skip
+
+
+def _from_preset(
+    preset: str | None,
+    environ: Mapping[str, str] | None,
+    ratio: str | None,
+    size: str | None,
+    model: str | None,
+    backend: str | None,
+    transparent: bool | str = False,
+    dials: Dials | None = None,
+    tier: str | None = None,
+) -> _Chosen:
+    """The ratio, size, model, backend, transparency, dials and tier, with ``preset``'s in
+    place of those the call left out (None, False), as the command line's flags: what the call
+    gives wins. The call's count is its own (its default, 1, cannot be told from a 1 asked
+    for)."""
+    if preset is None:
+        return _Chosen(ratio, size, model, backend, transparent, dials, tier)
+    from nanoedit.settings.presets import PresetBook
+
+    found = PresetBook.of(os.environ if environ is None else environ).find(preset)
+    given: dict[str, object] = {
+        "ratio": ratio, "size": size, "model": model, "backend": backend, "tier": tier,
+    }  # fmt: skip
+    if transparent is not False:
+        given["transparent"] = transparent
+    values = found.values([name for name, value in given.items() if value is not None])
+    chosen: dict[str, Any] = {name: values.get(name, value) for name, value in given.items()}
+    return _Chosen(
+        chosen["ratio"], chosen["size"], chosen["model"], chosen["backend"],
+        values.get("transparent", transparent), found.dials_under(dials or NO_DIALS),
+        chosen["tier"],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """A call's options once its preset stood in for those it left out."""
+
+    ratio: str | None
+    size: str | None
+    model: str | None
+    backend: str | None
+    transparent: bool | str
+    dials: Dials | None
+    tier: str | None
 
 
 def _source(value: PathLike, what: str) -> str:

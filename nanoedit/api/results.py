@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nanoedit.errors import ExitCode, NanoeditError
-from nanoedit.jobs import JobOutcome
+from nanoedit.jobs import Drift, JobOutcome
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Image:
     width: int
     height: int
     bytes: int
+    drift: Drift | None = None
+    """A masked edit's: how much the model changed outside the mask before compositing."""
 
     def provenance(self) -> dict[str, Any] | None:
         """The provenance record written into the file (prompt, model, backend, inputs...);
@@ -137,7 +139,14 @@ def result_of(outcome: JobOutcome) -> Result:
     job = outcome.job
     return Result(
         images=tuple(
-            Image(saved.path.absolute(), saved.format, saved.width, saved.height, saved.size)
+            Image(
+                saved.path.absolute(),
+                saved.format,
+                saved.width,
+                saved.height,
+                saved.size,
+                saved.drift,
+            )
             for saved in outcome.outputs
         ),
         job_id=outcome.journal_id,

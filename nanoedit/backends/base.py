@@ -342,6 +342,13 @@ class BackendBase:
         before anything is sent. Most backends have nothing of their own to check."""
 
     @classmethod
+    def native_transparency(cls, model: str) -> bool:
+        """Whether ``model`` on this backend draws a transparent background itself when asked
+        (``--transparent-method native``); the nano-banana models have no such setting on any API
+        (the other methods, key and matte, work on every model)."""
+        return False
+
+    @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:
         """The ``config check`` request: authenticated, free, and makes no image."""
         raise NotImplementedError

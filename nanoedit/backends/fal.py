@@ -298,8 +298,17 @@ class FalBackend(BackendBase):
         offer = self.offer(prepared.model)
         if options.size and (offer is None or offer.size_field):
             body["resolution"] = RESOLUTIONS.get(options.size, options.size)
-        # PNG, fal's default, said outright: lossless, whatever the app's default becomes.
-        body["output_format"] = self.output_format
+        dials = options.dials
+        # PNG, fal's default, said outright: lossless, whatever the app's default becomes;
+        # --format asks for another, which fal renders so ([S] output_format jpeg|png|webp).
+        body["output_format"] = dials.format or self.output_format
+        # [S] fal's nano-banana schemas: seed, safety_tolerance "1"-"6", enable_web_search.
+        if dials.seed is not None:
+            body["seed"] = dials.seed
+        if dials.safety is not None:
+            body["safety_tolerance"] = dials.safety
+        if dials.search:
+            body["enable_web_search"] = True
         return body
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:

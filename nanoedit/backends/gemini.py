@@ -64,7 +64,7 @@ from nanoedit.backends.gemini_tiers import (
 )
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError, UsageError
-from nanoedit.jobs import STANDARD_TIER, ImageSource, Progress
+from nanoedit.jobs import STANDARD_TIER, Dials, ImageSource, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.settings.checks import check_bool
 from nanoedit.settings.keys import KeySpec
@@ -261,16 +261,30 @@ class GeminiBackend(BackendBase):
 
     def _config(self, prepared: PreparedJob) -> dict[str, Any]:
         options = prepared.job.options
-        config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
-        image: dict[str, str] = {}
+        dials = options.dials
+        # [P] responseModalities ["IMAGE"] asks for the image alone (--image-only).
+        modalities = ["IMAGE"] if dials.image_only else ["TEXT", "IMAGE"]
+        config: dict[str, Any] = {"responseModalities": modalities}
+        image: dict[str, Any] = {}
         # Without a ratio the model follows the input image (or draws a square).
         if options.ratio != "auto":
             image["aspectRatio"] = options.ratio
         if options.size:
             image["imageSize"] = options.size
+        image |= self.image_dials(dials)
         if image:
             config["imageConfig"] = image
+        if dials.seed is not None:
+            config["seed"] = dials.seed  # [P] GenerationConfig.seed
+        if dials.thinking is not None:
+            # [P] ThinkingConfig.thinking_level: the enum's names, upper case.
+            config["thinkingConfig"] = {"thinkingLevel": dials.thinking.upper()}
         return config
+
+    def image_dials(self, dials: Dials) -> dict[str, Any]:
+        """What of the dials goes in ``imageConfig``: nothing on the Gemini API, which refuses
+        an output format ([P] google-genai raises for output_mime_type there)."""
+        return {}
 
     def body(
         self,
@@ -287,6 +301,9 @@ class GeminiBackend(BackendBase):
             "contents": [*history, {"role": "user", "parts": [text, *parts]}],
             "generationConfig": self._config(prepared),
         }
+        if prepared.job.options.dials.search:
+            # [P] Tool.google_search: Google Search grounding, its queries paid apart.
+            body["tools"] = [{"googleSearch": {}}]
         if self.settings.option("store") == "false":
             # [P] Since 2026-10-26 Google stores generateContent requests of new paid
             # projects unless the request says store: false.

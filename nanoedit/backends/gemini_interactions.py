@@ -61,7 +61,7 @@ from nanoedit.backends.gemini_errors import (
 )
 from nanoedit.backends.gemini_tiers import shed_advice, with_served_tier
 from nanoedit.errors import ApiError, NanoeditError, NetworkError
-from nanoedit.jobs import STANDARD_TIER, Exchange, Progress
+from nanoedit.jobs import STANDARD_TIER, Dials, Exchange, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.output.imageformat import MIME_TYPES, format_from_suffix
 
@@ -182,7 +182,7 @@ class Interactions:
             # [P] CreateModelInteraction.service_tier: flex, standard, priority (SDK
             # google-genai 3.6.1, servicetier.py); left out, the interaction is standard.
             body["service_tier"] = tier
-        return body
+        return body | dial_fields(prepared.job.options.dials)
 
     # Dry run ---------------------------------------------------------------------------------
 
@@ -583,3 +583,22 @@ def _resent(answer: list[Any], result: int, image: dict[str, Any]) -> list[dict[
             step.pop("error", None)
         steps.append(step)
     return steps
+
+
+def dial_fields(dials: Dials) -> dict[str, Any]:
+    """The dials as a create body takes them ([P] google-genai ``_gaos`` interactions types):
+    ``generation_config.seed`` and ``.thinking_level`` (lower case), ``tools`` with
+    ``{"type": "google_search"}``, ``response_modalities: ["image"]`` for the image alone."""
+    fields: dict[str, Any] = {}
+    generation: dict[str, Any] = {}
+    if dials.seed is not None:
+        generation["seed"] = dials.seed
+    if dials.thinking is not None:
+        generation["thinking_level"] = dials.thinking
+    if generation:
+        fields["generation_config"] = generation
+    if dials.search:
+        fields["tools"] = [{"type": "google_search"}]
+    if dials.image_only:
+        fields["response_modalities"] = ["image"]
+    return fields

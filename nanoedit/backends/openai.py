@@ -137,6 +137,11 @@ class OpenAIBackend(BackendBase):
             )
 
     @classmethod
+    def native_transparency(cls, model: str) -> bool:
+        """GPT image models take ``background: transparent`` [P OpenAI's image guide]."""
+        return is_gpt_image(model)
+
+    @classmethod
     def probe(cls, base_url: str, key: str) -> Probe:
         """The gateway's model list."""
         root = api_root(base_url)
@@ -206,6 +211,19 @@ class OpenAIBackend(BackendBase):
             # OpenAI's own fields only: anything else is refused with a 400.
             if options.ratio != "auto":
                 fields["size"] = GPT_IMAGE_SIZES[options.ratio]
+            if options.transparent == "native":
+                # [P] OpenAI's image guide: a transparent background needs PNG or WebP
+                # output; PNG unless --format asks for WebP (--format jpeg is refused).
+                fields["background"] = "transparent"
+                fields["output_format"] = "png"
+            dials = options.dials
+            # [P] OpenAI's Images API: quality, input_fidelity (edits), output_format.
+            if dials.quality is not None:
+                fields["quality"] = dials.quality
+            if dials.input_fidelity is not None:
+                fields["input_fidelity"] = dials.input_fidelity
+            if dials.format is not None:
+                fields["output_format"] = dials.format
             return fields
         fields["response_format"] = options.response_format
         if options.ratio != "auto":
@@ -244,9 +262,31 @@ class OpenAIBackend(BackendBase):
                 files=tuple(
                     (self._image_field(prepared), source.location, "")
                     for source in prepared.job.images
-                ),
+                )
+                + self._planned_mask(prepared),
+                note=self._mask_note(prepared),
             )
         ]
+
+    def _sends_mask(self, prepared: PreparedJob) -> bool:
+        """Whether the request carries ``mask``: a masked edit of a GPT image model, whose API
+        takes one [P: OpenAI's images/edits reference]; a gateway's nano-banana has none, and
+        gets the whole image (the answer is composited over it all the same)."""
+        return prepared.job.mask is not None and is_gpt_image(prepared.model)
+
+    def _planned_mask(self, prepared: PreparedJob) -> tuple[tuple[str, str, str], ...]:
+        """The ``mask`` part as a dry run shows it: a file nanoedit makes when it sends the
+        request (see :meth:`_mask_note`)."""
+        return (("mask", PLANNED_MASK, ""),) if self._sends_mask(prepared) else ()
+
+    def _mask_note(self, prepared: PreparedJob) -> str:
+        if not self._sends_mask(prepared):
+            return ""
+        assert prepared.job.mask is not None
+        return (
+            f"{PLANNED_MASK} is made from {prepared.job.mask.label} when the request is sent: "
+            "black, transparent where the model may edit, the image's size"
+        )
 
     def run(self, prepared: PreparedJob, progress: Progress) -> Answer:
         """Send one edit (multipart) or generation (JSON) and parse the answer."""
@@ -259,6 +299,8 @@ class OpenAIBackend(BackendBase):
                 (self._image_field(prepared), (image.filename, image.data, image.mime))
                 for image in prepared.uploads
             ]
+            if self._sends_mask(prepared):
+                files.append(("mask", ("mask.png", gpt_image_mask(prepared), "image/png")))
             request = client.build_request(
                 "POST",
                 self._url(prepared),
@@ -294,6 +336,27 @@ class OpenAIBackend(BackendBase):
             parse_answer(response, self.where, prompt, self.settings, streamed),
             usage=reported_usage(response),
         )
+
+
+# The name a dry run gives the mask OpenAI gets, which exists only when the request is sent.
+PLANNED_MASK = "openai-mask.png"
+
+
+def gpt_image_mask(prepared: PreparedJob) -> bytes:
+    """The job's mask as OpenAI takes it, at the size of the first image as it is uploaded."""
+    import io
+
+    from PIL import Image
+
+    from nanoedit.output.masking import openai_mask
+
+    assert prepared.job.mask is not None
+    first = prepared.uploads[0]
+    with Image.open(io.BytesIO(first.data)) as image:
+        size = image.size
+    with Image.open(first.source.path) as image:  # the input as it is on disk: a local file
+        original = image.size
+    return openai_mask(prepared.job.mask, original, size, first.source.label)
 
 
 def is_permanent(response: httpx.Response) -> bool:

@@ -253,6 +253,8 @@ class OpenRouterBackend(BackendBase):
             config["image_size"] = SIZE_NAMES.get(options.size, options.size)
         if config:
             body["image_config"] = config
+        if options.dials.seed is not None:
+            body["seed"] = options.dials.seed  # [P] a chat completions parameter
         return body
 
     def plan(self, prepared: PreparedJob) -> list[PlannedRequest]:

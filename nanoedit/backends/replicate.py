@@ -205,8 +205,15 @@ class ReplicateBackend(BackendBase):
         offer = self.offer(prepared.model)
         if options.size and (offer is None or offer.size_field):
             given["resolution"] = options.size
-        # PNG said outright: the models' default is a lossy JPEG.
-        given["output_format"] = self.output_format
+        dials = options.dials
+        # PNG said outright: the models' default is a lossy JPEG; --format jpeg asks for it
+        # ([S] output_format is jpg or png).
+        given["output_format"] = "jpg" if dials.format == "jpeg" else self.output_format
+        # [S] google/nano-banana-pro's and -2's schemas: safety_filter_level, google_search.
+        if dials.safety is not None:
+            given["safety_filter_level"] = dials.safety
+        if dials.search:
+            given["google_search"] = True
         return {"input": given}
 
     def _prefer(self) -> str:

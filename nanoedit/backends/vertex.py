@@ -14,7 +14,8 @@ Wire facts ([P] published by Google, [S] seen in Google's SDK, [I] inferred):
 - [P] The body is Gemini's: ``contents`` (with ``role``), ``generationConfig`` with
   ``responseModalities`` and ``imageConfig`` (``aspectRatio``, ``imageSize``). Vertex also
   takes ``outputMimeType``, ``outputCompressionQuality`` and ``personGeneration`` in
-  ``imageConfig``, which the Gemini API refuses; nanoedit sends neither kind.
+  ``imageConfig``, which the Gemini API refuses; nanoedit sends ``imageOutputOptions.mimeType``
+  for --format alone.
 - [P] No Files API: images go inline, at most 7 MB each for 3 Pro Image (its model card,
   which also allows 14 images per prompt); nanoedit refuses a larger one before sending.
 - [P] Errors are Google's ``{"error": {code, message, status}}``: 401 UNAUTHENTICATED for a
@@ -52,7 +53,7 @@ from nanoedit.backends.gemini import GeminiBackend
 from nanoedit.backends.gemini_errors import error_line
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
 from nanoedit.errors import ConfigError, ModelNotServed, UsageError
-from nanoedit.jobs import Progress
+from nanoedit.jobs import Dials, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.settings.keys import KeySpec
 from nanoedit.urls import host_of
@@ -131,6 +132,13 @@ class VertexBackend(GeminiBackend):
     ) -> None:
         super().__init__(settings, http, catalog)
         self.where = host_of(self._root())
+
+    def image_dials(self, dials: Dials) -> dict[str, Any]:
+        """--format as Vertex takes it: ``imageOutputOptions.mimeType`` ([P] google-genai
+        ``_ImageConfig_to_vertex``), the image rendered in that format, not converted here."""
+        if dials.format is None:
+            return {}
+        return {"imageOutputOptions": {"mimeType": f"image/{dials.format}"}}
 
     @classmethod
     def setup_hint(cls) -> str:

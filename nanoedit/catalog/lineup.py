@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nanoedit.catalog.models import Catalog, Model, ModelLimits
+from nanoedit.catalog.dials import DialSupport
+from nanoedit.catalog.models import Catalog, Model, ModelLimits, Resolved
 from nanoedit.errors import UsageError
 
 
@@ -25,6 +26,8 @@ class LineupRow:
     limits: ModelLimits
     price_1k: tuple[float, str] | None
     """The price of one 1K image (or its one size) and where it comes from."""
+    dials: dict[str, DialSupport]
+    """The provider dials it takes on each backend that sells it, by backend."""
 
     def as_json(self) -> dict[str, Any]:
         """The row as a JSON object (dates as ISO text)."""
@@ -49,6 +52,16 @@ class LineupRow:
             "ratios": list(self.limits.ratios),
             "thinking": list(model.thinking),
             "search": model.search,
+            "dials": {
+                backend: {
+                    "takes": list(able.takes),
+                    "thinking": list(able.thinking or ()) if "thinking" in able.takes else [],
+                    "formats": list(able.formats) if "format" in able.takes else [],
+                    "safety": list(able.safety) if "safety" in able.takes else [],
+                    "search_price": able.search_price if "search" in able.takes else None,
+                }
+                for backend, able in self.dials.items()
+            },
             "price_1k": None if self.price_1k is None else self.price_1k[0],
             "price_source": None if self.price_1k is None else self.price_1k[1],
             "sources": model.sources,
@@ -80,6 +93,11 @@ def lineup(catalog: Catalog, backend: str | None = None) -> list[LineupRow]:
                 alias=alias,
                 state=_state(catalog, model),
                 ids={name: sold.id for name, sold in model.offers.items()},
+                dials={
+                    name: catalog.dial_support(name, Resolved(sold.id, sold.id, model, sold))
+                    for name, sold in model.offers.items()
+                    if backend is None or name == backend
+                },
                 limits=limits,
                 price_1k=None if price is None else (price[0], price[2]),
             )
@@ -109,6 +127,10 @@ def _alias_of(catalog: Catalog, model: Model, backend: str) -> str:
 def table_lines(rows: Sequence[LineupRow], backends: Sequence[str]) -> list[list[str]]:
     """The rows as text cells: header first."""
     header = ["alias", "Google id", *backends, "sizes", "ratios", "refs", "1K price", "status"]
+    one = backends[0] if len(backends) == 1 else None
+    if one is not None:
+        # With one backend named, the dials the model takes there (--seed, --search…).
+        header.insert(-1, "dials")
     lines = [header]
     for row in rows:
         ratios = row.limits.ratios
@@ -121,16 +143,18 @@ def table_lines(rows: Sequence[LineupRow], backends: Sequence[str]) -> list[list
         status = row.model.lifecycle()
         if row.state == "shut down":
             status = f"SHUT DOWN {row.model.shutdown}; use {row.model.replacement}"
-        lines.append(
-            [
-                row.alias or "-",
-                row.model.id,
-                *(row.ids.get(name, "-") for name in backends),
-                ",".join(row.limits.sizes),
-                shown_ratios,
-                str(row.limits.max_images),
-                price,
-                status,
-            ]
-        )
+        cells = [
+            row.alias or "-",
+            row.model.id,
+            *(row.ids.get(name, "-") for name in backends),
+            ",".join(row.limits.sizes),
+            shown_ratios,
+            str(row.limits.max_images),
+            price,
+            status,
+        ]
+        if one is not None:
+            able = row.dials.get(one)
+            cells.insert(-1, ",".join(able.takes) if able and able.takes else "-")
+        lines.append(cells)
     return lines

@@ -28,6 +28,16 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from nanoedit.backends.registry import shared_offers
+from nanoedit.catalog.dials import (
+    NO_BACKEND_DIALS,
+    BackendDials,
+    DialSupport,
+    dial_names,
+    for_unknown_id,
+    load_dials,
+    support,
+    values,
+)
 from nanoedit.errors import ConfigError, UsageError
 
 FLASH_ALIAS = "nano-banana"
@@ -63,6 +73,10 @@ class Offer(NamedTuple):
     tiers: Mapping[str, float] = NO_PRICES
     """The service tiers other than standard this API takes for the model, each with its price
     as a multiple of the standard one (``{ flex = 0.5 }``); empty: standard alone."""
+    dials: tuple[str, ...] | None = None
+    """The dials this model takes here, where they differ from its backend's (``[dials]``)."""
+    dial_values: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+    """Its own ``formats`` or ``safety`` values, where they differ from its backend's."""
 
 
 class Model(NamedTuple):
@@ -120,9 +134,15 @@ class Resolved(NamedTuple):
 class Catalog:
     """The models, with the lookups every part of nanoedit uses."""
 
-    def __init__(self, models: Mapping[str, Model], today: dt.date | None = None) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, Model],
+        today: dt.date | None = None,
+        dials: Mapping[str, BackendDials] | None = None,
+    ) -> None:
         self.models = dict(models)
         self.today = today or dt.date.today()
+        self.dials = dict(dials or {})
         # The catalog does not change once made, and every job resolves its model a few
         # times (plan, price, size check, request): 20,000 jobs must not walk it each time.
         self._aliases = tuple(dict.fromkeys([FLASH_ALIAS, *(m.family for m in models.values())]))
@@ -220,6 +240,15 @@ class Catalog:
             if name not in names:
                 names.append(name)
         return names
+
+    def dial_support(self, backend: str, resolved: Resolved) -> DialSupport:
+        """The dials the model ``resolved`` names takes on ``backend`` (see
+        :mod:`nanoedit.catalog.dials`)."""
+        dials = self.dials.get(backend, NO_BACKEND_DIALS)
+        model, offer = resolved.model, resolved.offer
+        if model is None or offer is None:
+            return for_unknown_id(dials, resolved.sent)
+        return support(dials, offer.dials, model.thinking, model.search, offer.dial_values)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -381,7 +410,7 @@ def load_catalog(
     for model in models.values():
         if model.replacement and model.replacement not in models:
             raise _bad(model.id, "replacement", f"names {model.replacement!r}, not in the catalog")
-    return Catalog(models, today)
+    return Catalog(models, today, load_dials(shipped_document()))
 
 
 def _with_shared_offers(model: Model, shares: Mapping[str, str]) -> Model:
@@ -547,6 +576,7 @@ def _offer(
     size_field = table.get("size_field", True)
     if not isinstance(size_field, bool):
         raise _bad(model_id, f"{key}.size_field", f"must be true or false, not {size_field!r}")
+    dials = table.get("dials")
     return Offer(
         backend=backend,
         id=_text(model_id, table, "id"),
@@ -555,6 +585,14 @@ def _offer(
         size_field=size_field,
         prices=_prices(model_id, f"{key}.prices", table.get("prices", {})),
         tiers=_tiers(model_id, f"{key}.tiers", table.get("tiers", {})),
+        dials=None if dials is None else dial_names(f'models."{model_id}".{key}.dials', dials),
+        dial_values=MappingProxyType(
+            {
+                name: values(f'models."{model_id}".{key}.{name}', table[name])
+                for name in ("formats", "safety")
+                if name in table
+            }
+        ),
     )
 
 

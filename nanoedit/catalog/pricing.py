@@ -151,13 +151,34 @@ class Prices:
         found = self.catalog.resolve_quietly(backend, model).model
         return found.id if found else model
 
+    def search_price(self, backend: str, model: str) -> float | None:
+        """What one grounded request (--search) costs beside its image on ``backend``: the
+        catalog's ``search_price`` of the backend ([dials.BACKEND]); None when unknown."""
+        resolved = self.catalog.resolve_quietly(backend, model)
+        return self.catalog.dial_support(backend, resolved).search_price
+
     def estimate(
-        self, backend: str, model: str, size: str | None, images: int, tier: str = STANDARD_TIER
+        self,
+        backend: str,
+        model: str,
+        size: str | None,
+        images: int,
+        tier: str = STANDARD_TIER,
+        *,
+        search: bool = False,
     ) -> float | None:
-        """What ``images`` images of ``model`` cost on ``backend`` at ``tier``; None when
-        unknown."""
+        """What ``images`` images of ``model`` cost on ``backend`` at ``tier`` (``search``:
+        grounded, one search query counted per image, as one request makes one image on the
+        APIs that charge per query); None when unknown. The tier's multiple prices the image
+        and not its search query: [I] Google's flex and priority pages price tokens, and
+        grounding is billed per query beside them."""
         price = self.price(backend, model, size, tier)
-        return None if price is None else price.amount * images
+        if price is None:
+            return None
+        if not search:
+            return price.amount * images
+        per_query = self.search_price(backend, model)
+        return None if per_query is None else (price.amount + per_query) * images
 
     def job_cost(
         self,
@@ -167,14 +188,19 @@ class Prices:
         images: int,
         usage: Mapping[str, Any] | None,
         tier: str = STANDARD_TIER,
+        *,
+        search: bool = False,
     ) -> float | None:
         """What a finished job cost: the provider's own figure when its answer gave one
-        (OpenRouter's ``usage.cost``), else the table's price of the images it made, at the
-        tier the provider says served it (Google's ``serviceTier``), else the one asked."""
+        (OpenRouter's ``usage.cost``), else the table's price of the images it made (with
+        their search queries when ``search``), at the tier the provider says served it
+        (Google's ``serviceTier``), else the one asked."""
         reported = reported_cost(usage)
         if reported is not None:
             return reported
-        return self.estimate(backend, model, size, images, served_tier(usage) or tier)
+        return self.estimate(
+            backend, model, size, images, served_tier(usage) or tier, search=search
+        )
 
 
 def served_tier(usage: Mapping[str, Any] | None) -> str | None:
@@ -222,6 +248,10 @@ def job_cost(
     return Prices(overrides).job_cost(backend, model, size, images, usage)
 
 
+SEARCH = "search"
+"""In :attr:`BatchEstimate.unknown`, in place of a model: the backend's search price."""
+
+
 def money(amount: float) -> str:
     """Dollars as people read them: ``$2.50``, and ``$0.039`` for a price under a dollar."""
     if amount >= 1 or amount == 0:
@@ -241,6 +271,13 @@ class BatchEstimate:
     priced_images: int
     prices: tuple[Price, ...]
     unknown: tuple[tuple[str, str], ...]
+    requests: int = 0
+    """Paid requests, where more than one image's worth (a matte image is two); 0: one a
+    job, as for every job without --transparent-method matte."""
+    searches: int = 0
+    """Grounded requests (--search) counted, one per image."""
+    search_cost: float = 0.0
+    """What they cost, within ``cost``."""
 
     @property
     def known(self) -> bool:
@@ -253,14 +290,21 @@ class BatchEstimate:
         jobs = f"{self.jobs} job{'' if self.jobs == 1 else 's'}"
         images = f"{self.images} image{'' if self.images == 1 else 's'}"
         parts = [f"{jobs}, {images}"]
+        if self.requests:
+            parts.append(f"{self.requests} paid requests (a matte image is two)")
         if self.prices:
             used = ", ".join(f"{price.label} at {money(price.amount)}" for price in self.prices)
             part = "" if self.known else f" for {self.priced_images} of them"
+            if self.searches:
+                used += f"; {self.searches} search quer{'y' if self.searches == 1 else 'ies'}"
+                used += f" {money(self.search_cost)}"
             parts.append(f"estimated {money(self.cost)}{part} ({used})")
         text = ", ".join(parts)
         if self.unknown:
             text += "; " + "; ".join(
                 f"price unknown for {model} on {backend}: set pricing.{backend}.{model}"
+                if model != SEARCH
+                else f"the price of a search query on {backend} is unknown: drop --search"
                 for backend, model in self.unknown
             )
         return text
@@ -272,14 +316,30 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
     priced = 0
     used: dict[tuple[str, str | None, str, float], Price] = {}
     unknown: dict[tuple[str, str], None] = {}
+    requests = 0
+    searches, search_cost = 0, 0.0
     for job in planned:
         options = job.job.options
         images = options.count
+        requests += options.renders  # one request a job, two for a matte image
         price = prices.price(job.backend, job.model, options.size, options.tier)
         if price is None:
             unknown[(job.backend, job.model)] = None
             continue
-        cost += price.amount * images
+        # A matte job pays two requests for each image (on white, then on black), each
+        # grounded when --search is asked for.
+        paid = images * job.job.options.renders
+        if job.job.options.dials.search:
+            # At the search price whatever the tier: the tier's multiple is on the image's
+            # price alone (see Prices.estimate).
+            per_query = prices.search_price(job.backend, job.model)
+            if per_query is None:
+                unknown[(job.backend, SEARCH)] = None
+                continue
+            searches += paid
+            search_cost += per_query * paid
+            cost += per_query * paid
+        cost += price.amount * paid
         priced += images
         used.setdefault((price.model, price.size, price.tier, price.amount), price)
     return BatchEstimate(
@@ -289,4 +349,7 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
         priced_images=priced,
         prices=tuple(used.values()),
         unknown=tuple(unknown),
+        requests=requests if requests > len(planned) else 0,
+        searches=searches,
+        search_cost=search_cost,
     )

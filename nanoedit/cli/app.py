@@ -27,6 +27,7 @@ from nanoedit.cli.errors import Commands, json_given, unwritable_stdout
 from nanoedit.cli.history import history_app
 from nanoedit.cli.mcp import mcp
 from nanoedit.cli.models import models
+from nanoedit.cli.presets import presets
 from nanoedit.cli.run import edit, generate
 from nanoedit.cli.sandbox import sandbox_app
 from nanoedit.cli.tasks import fetch, resume
@@ -45,7 +46,8 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(history_app, name="history")
-for command in (edit, generate, chat, fetch, resume, models, mcp, completion, schema, skill):
+COMMANDS = (edit, generate, chat, fetch, resume, models, presets, mcp, completion, schema, skill)
+for command in COMMANDS:
     app.command()(command)
 
 

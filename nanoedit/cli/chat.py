@@ -22,6 +22,7 @@ LEFT_OUT = frozenset(
     {
         "count", "output", "overwrite", "response_format", "json_lines", "quiet", "print0",
         "skip_existing", "no_history", "dry_run", "max_cost", "max_images", "preview", "report",
+        "preset",
     }
 )  # fmt: skip
 

@@ -8,7 +8,7 @@ and :class:`RunFlags`, which gives a command every run flag and builds its ``Run
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nanoedit.cli.compat import TyperChoice
+from nanoedit.cli.dial_options import (
+    FidelityOpt,
+    ImageOnlyOpt,
+    OutputFormatOpt,
+    QualityOpt,
+    SafetyOpt,
+    SearchOpt,
+    SeedOpt,
+    ThinkingOpt,
+    dials_of,
+)
 from nanoedit.clock import Clock
 from nanoedit.jobs import (
     DEFAULT_COUNT,
@@ -24,6 +35,8 @@ from nanoedit.jobs import (
     RATIOS,
     STANDARD_TIER,
     TIERS,
+    TRANSPARENT_AUTO,
+    TRANSPARENT_METHODS,
     WHOLE_RUN,
     RunOptions,
 )
@@ -60,6 +73,7 @@ class ResponseFormat(StrEnum):
 
 
 DEFAULT_FORMAT = ResponseFormat(DEFAULT_RESPONSE_FORMAT)
+TRANSPARENT_CHOICES = (TRANSPARENT_AUTO, *TRANSPARENT_METHODS)
 
 
 PromptOpt = Annotated[
@@ -78,6 +92,16 @@ PromptFileOpt = Annotated[
         "--prompt-file",
         metavar="FILE",
         help="Read the prompt from FILE (UTF-8 text; - for stdin) instead of -p.",
+        show_default=False,
+    ),
+]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        metavar="NAME",
+        help="Start from a preset: its template takes the prompt ({prompt}) and its settings "
+        "stand in for flags not given here (nanoedit presets lists them).",
         show_default=False,
     ),
 ]
@@ -317,6 +341,27 @@ SidecarOpt = Annotated[
     bool,
     typer.Option("--sidecar", help="Also write the provenance as IMAGE.json beside each image."),
 ]
+# Two options, not one with an optional value (--transparent[=METHOD]): typer's parser has
+# no option whose value may be left out, and a value-less --transparent must not swallow the
+# word after it (an INPUT) as its method.
+TransparentOpt = Annotated[
+    bool,
+    typer.Option(
+        "--transparent",
+        help="Save results with an alpha channel (PNG): natively where the API draws it "
+        "(gpt-image), else by a key colour removed here.",
+    ),
+]
+TransparentMethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--transparent-method",
+        click_type=TyperChoice(TRANSPARENT_CHOICES, case_sensitive=True),
+        show_default=False,
+        help="How --transparent gets the alpha (implies it): native, key (one request) or "
+        "matte (on white, then on black: two paid requests; keeps glass and hair).",
+    ),
+]
 
 PreviewOpt = Annotated[
     bool,
@@ -381,6 +426,7 @@ class RunFlags:
     """Every flag edit and generate share, in the order their help lists them: a new one is a
     field here (its option is the field's annotation) and a line in :meth:`run_options`."""
 
+    preset: PresetOpt = None
     ratio: RatioOpt = None
     size: SizeOpt = None
     model: ModelOpt = None
@@ -393,6 +439,14 @@ class RunFlags:
     out_dir: OutDirOpt = None
     overwrite: OverwriteOpt = False
     response_format: FormatOpt = DEFAULT_FORMAT
+    seed: SeedOpt = None
+    thinking: ThinkingOpt = None
+    search: SearchOpt = False
+    image_only: ImageOnlyOpt = False
+    format: OutputFormatOpt = None
+    safety: SafetyOpt = None
+    quality: QualityOpt = None
+    input_fidelity: FidelityOpt = None
     json_lines: JsonOpt = False
     quiet: QuietOpt = False
     print0: Print0Opt = False
@@ -409,6 +463,8 @@ class RunFlags:
     max_images: MaxImagesOpt = None
     no_metadata: NoMetadataOpt = False
     sidecar: SidecarOpt = False
+    transparent: TransparentOpt = False
+    transparent_method: TransparentMethodOpt = None
     preview: PreviewOpt = False
     open_images: OpenOpt = False
     report: ReportOpt = None
@@ -441,7 +497,17 @@ class RunFlags:
             max_cost=self.max_cost,
             max_images=self.max_images,
             tier=self.tier.lower(),
+            transparent=self._transparency(),
         )
+
+    def _transparency(self) -> str | None:
+        """The method --transparent and --transparent-method ask for (None: neither). A
+        preset's ``transparent`` sets the first to True or to a method's name."""
+        if self.transparent_method:
+            return self.transparent_method
+        if isinstance(self.transparent, str):
+            return self.transparent
+        return TRANSPARENT_AUTO if self.transparent else None
 
     def asked(self, prompt: str | None, prompt_file: str | None) -> "Asked":
         """What is asked of the model: the prompt as given, and these flags' part of it."""
@@ -455,7 +521,37 @@ class RunFlags:
             model=self.model,
             count=self.count,
             response_format=self.response_format.value,
+            dials=dials_of(
+                self.seed,
+                self.thinking,
+                self.search,
+                self.image_only,
+                self.format,
+                self.safety,
+                self.quality,
+                self.input_fidelity,
+            ),
+            preset=self.preset,
         )
+
+    def with_preset(self, ctx: typer.Context, environ: Mapping[str, str]) -> "RunFlags":
+        """These flags with ``--preset``'s settings in place of the flags the command line
+        did not give (those it gave win); the preset is looked up in the config file
+        ``environ`` names, or among the built-in ones (an unknown name is a usage error)."""
+        if self.preset is None:
+            return self
+        from nanoedit.settings.presets import PresetBook
+
+        preset = PresetBook.of(environ).find(self.preset)
+
+        def given(name: str) -> bool:
+            # Typed on the command line (or set by a variable); a default is not given. By the
+            # source's name: typer's click and click's own are two classes of it.
+            source = ctx.get_parameter_source(name)
+            return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+        flags = [name for name, _ in preset.settings if given(name)]
+        return dataclasses.replace(self, preset=preset.name, **preset.values(flags))
 
 
 # Flags of a batch of jobs, which generate (one job) does not take.

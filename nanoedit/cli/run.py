@@ -2,6 +2,7 @@
 (:class:`~nanoedit.cli.options.RunFlags`), and the session that runs them.
 """
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -9,9 +10,14 @@ import typer
 from nanoedit.cli.errors import INTERRUPTED, errors
 from nanoedit.cli.options import PromptFileOpt, PromptOpt, RunFlags, environment, with_run_flags
 from nanoedit.errors import ExitCode
+from nanoedit.jobs import DEFAULT_FEATHER
 
 if TYPE_CHECKING:
     from nanoedit import session
+
+
+# The help panel of edit's mask flags.
+MASKS = "Masked edits"
 
 
 def _finish(done: "session.Finished") -> None:
@@ -81,6 +87,62 @@ def edit(
             "conversation; --ref images are what this turn adds.",
         ),
     ] = False,
+    mask: Annotated[
+        str | None,
+        typer.Option(
+            "--mask",
+            metavar="FILE",
+            help="Edit only where FILE is white (or opaque, if it has transparency): every "
+            "other pixel stays the input's, bit for bit. Saved as PNG.",
+            show_default=False,
+            rich_help_panel=MASKS,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            metavar="X,Y,W,H",
+            help="Edit only inside this box (the input's pixels), as --mask does.",
+            show_default=False,
+            rich_help_panel=MASKS,
+        ),
+    ] = None,
+    feather: Annotated[
+        int | None,
+        typer.Option(
+            "--feather",
+            min=0,
+            max=64,
+            metavar="PX",
+            help=f"Width of the blended seam, inside the mask (default {DEFAULT_FEATHER}; 0: a "
+            "hard edge).",
+            show_default=False,
+            rich_help_panel=MASKS,
+        ),
+    ] = None,
+    crop: Annotated[
+        bool,
+        typer.Option(
+            "--crop",
+            help="Send the model only a crop around the mask (with a margin), and put its "
+            "answer back into that box: more of its pixels go where the edit is.",
+            rich_help_panel=MASKS,
+        ),
+    ] = False,
+    max_drift: Annotated[
+        float | None,
+        typer.Option(
+            "--max-drift",
+            min=0,
+            max=100,
+            metavar="PCT",
+            help="Fail a job (exit 5) whose model changed more than PCT % outside the mask; "
+            "its image is kept as NAME-drift.png.",
+            show_default=False,
+            rich_help_panel=MASKS,
+        ),
+    ] = None,
     *,
     flags: RunFlags,
 ) -> None:
@@ -103,12 +165,17 @@ def edit(
         output=flags.output,
         continues=continue_thread,
     )
-    asked = flags.asked(prompt, prompt_file)
+    env = environment(ctx)
     with errors(flags.json_lines):
         # Refused before anything else is looked at, the options' values among them.
-        session.check_stdin(given, asked)
+        session.check_stdin(given, flags.asked(prompt, prompt_file))
+        flags = flags.with_preset(ctx, env.environ)
+        asked = flags.asked(prompt, prompt_file)
         run = flags.run_options()
-    env = environment(ctx)
+        if (mask, region, feather, max_drift) != (None, None, None, None) or crop:
+            from nanoedit.run.masks import mask_spec
+
+            run = replace(run, mask=mask_spec(mask, region, feather, max_drift, crop))
     with errors(run.json_lines):
         done = session.edit(env, given, asked, run)
     _finish(done)
@@ -125,8 +192,10 @@ def generate(
     """Make images from a text prompt alone."""
     from nanoedit import session
 
-    run = flags.run_options()
     env = environment(ctx)
+    with errors(flags.json_lines):
+        flags = flags.with_preset(ctx, env.environ)
+        run = flags.run_options()
     with errors(run.json_lines):
         done = session.generate(env, flags.output, flags.asked(prompt, prompt_file), run)
     _finish(done)

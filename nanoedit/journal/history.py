@@ -306,6 +306,10 @@ def show_lines(record: JobRecord) -> list[str]:
         f"model: {record.model}",
         f"prompt: {record.prompt}",
     ]
+    asked = record.spec.get("options")
+    if asked is not None and asked.get("preset"):
+        # The prompt above is the one sent: the preset's template, with the prompt given in it.
+        lines.append(f"preset: {asked.get('preset')}")
     lines += [f"output: {path}" for path in record.saved_paths]
     lines.append(f"cost: {cost_text(record.cost, record.images)}")
     if record.usage:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nanoedit.jobs import STANDARD_TIER, ImageSource, Job, Options, PlannedJob
+from nanoedit.jobs import STANDARD_TIER, Dials, ImageSource, Job, MaskSpec, Options, PlannedJob
 from nanoedit.journal.records import JobSpec, identity
 
 if TYPE_CHECKING:
@@ -51,11 +51,30 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         # Another tier is another request, at another price. A standard job leaves it out, so
         # that the jobs journaled before there were tiers keep their fingerprints.
         what["tier"] = options.tier
+    if options.transparent is not None:
+        # Alpha by another method is another result (and matte is two paid requests); absent
+        # when opaque, so that the fingerprints journaled before --transparent still match.
+        what["transparent"] = options.transparent
+    dials = options.dials.given()
+    if dials:
+        # Another seed, level or format is another request; without dials the fingerprint is
+        # what it was before they existed, so older journals still match.
+        what["dials"] = dials
+    # No preset name: the prompt, ratio and the rest it set are here, as sent, and the same
+    # request made with or without a preset is one paid request.
     if job.thread is not None:
         # The same image edited afresh and as the next turn of a thread are two requests (the
         # second sends the thread); the thread is all in the turn it goes on from.
         parent = job.thread.parent
         what["continues"] = {"job": parent.job, "result": parent.result}
+    if job.mask is not None:
+        # Another mask, region or seam is another image (and on gpt-image another request):
+        # another job. The limit of --max-drift is not: it only judges the image.
+        region = list(job.mask.region) if job.mask.region is not None else None
+        mask = job.mask
+        what["mask"] = {
+            "sha256": mask.sha256, "region": region, "feather": mask.feather, "crop": mask.crop,
+        }  # fmt: skip
     text = json.dumps(what, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -122,16 +141,33 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "count": options.count,
             "response_format": options.response_format,
             "tier": options.tier,
+            "preset": options.preset,
         },
         "out_dir": _absolute(saving.out_dir),
         "metadata": saving.metadata,
         "sidecar": saving.sidecar,
         "overwrite": saving.overwrite,
     }
+    if options.transparent is not None:
+        spec["options"]["transparent"] = options.transparent
+    dials = options.dials.given()
+    if dials:
+        spec["options"]["dials"] = dials
     if job.thread is not None:
         # The turn it goes on from: its thread is found again from there (resume).
         parent = job.thread.parent
         spec["continues"] = {"job": parent.job, "result": parent.result}
+    if job.mask is not None:
+        mask = job.mask
+        spec["mask"] = {
+            "mask": mask.mask,
+            "region": list(mask.region) if mask.region is not None else None,
+            "feather": mask.feather,
+            "max_drift": mask.max_drift,
+            "sha256": mask.sha256,
+            "original": mask.original,
+            "crop": mask.crop,
+        }
     return spec
 
 
@@ -175,6 +211,10 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         response_format=asked["response_format"],
         # A row from before tiers asked for the standard one: resumed, it is sent as it was.
         tier=asked.get("tier", STANDARD_TIER),
+        transparent=asked.get("transparent"),
+        # An older row has no dials: none were sent.
+        dials=Dials.from_given(asked.get("dials")),
+        preset=asked.get("preset"),
     )
     output = spec["output"]
     job = Job(
@@ -183,6 +223,7 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         options=options,
         stem=spec["stem"],
         output=None if output is None else Path(output),
+        mask=_mask_of(spec),
     )
     planned = PlannedJob(
         job,
@@ -200,6 +241,23 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         overwrite=spec["overwrite"],
     )
     return planned, saving
+
+
+def _mask_of(spec: JobSpec) -> MaskSpec | None:
+    """A journaled job's mask, as its run checked it."""
+    kept = spec.get("mask")
+    if kept is None:
+        return None
+    region = kept["region"]
+    return MaskSpec(
+        mask=kept["mask"],
+        region=(region[0], region[1], region[2], region[3]) if region is not None else None,
+        feather=kept["feather"],
+        max_drift=kept["max_drift"],
+        sha256=kept["sha256"],
+        original=kept["original"],
+        crop=kept["crop"],
+    )
 
 
 class JobRecorder:

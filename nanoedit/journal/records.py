@@ -37,6 +37,13 @@ class AskedSpec(TypedDict):
     response_format: str
     tier: NotRequired[str]
     """The service tier asked for; absent in rows from before tiers, which were standard."""
+    transparent: NotRequired[str]
+    """``--transparent``'s method (native, key, matte); absent for an opaque result."""
+    dials: NotRequired[dict[str, Any]]
+    """The provider dials asked for (:meth:`~nanoedit.jobs.Dials.given`); absent: none."""
+    preset: NotRequired[str | None]
+    """The preset the prompt was put into (absent before presets): provenance only, as the
+    prompt kept is the one sent."""
 
 
 class Continues(TypedDict):
@@ -45,6 +52,19 @@ class Continues(TypedDict):
 
     job: int
     result: int
+
+
+class MaskRecord(TypedDict):
+    """A masked edit's mask as the journal keeps it (see :class:`nanoedit.jobs.MaskSpec`):
+    what a resumed job composites its results with, checked to be the same files."""
+
+    mask: str | None
+    region: list[int] | None
+    feather: int
+    max_drift: float | None
+    sha256: str | None
+    original: str | None
+    crop: bool
 
 
 class JobSpec(TypedDict, total=False):
@@ -67,6 +87,8 @@ class JobSpec(TypedDict, total=False):
     continues: Continues
     """With ``--continue``: the turn the job goes on from (absent for a job that starts
     afresh); its thread is read back from the journal by following these links."""
+    mask: MaskRecord
+    """With ``--mask`` or ``--region`` (absent otherwise)."""
 
 
 @dataclass(frozen=True)

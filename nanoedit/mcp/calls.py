@@ -6,24 +6,29 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nanoedit.errors import NanoeditError, UsageError
+from nanoedit.errors import InputError, NanoeditError, UsageError
+from nanoedit.jobs import DEFAULT_FEATHER, DIAL_NAMES, NO_DIALS, Dials
 from nanoedit.mcp.answers import error_answer, plain_answer, run_answer
 from nanoedit.mcp.safety import Folders, Spending
 
 if TYPE_CHECKING:
     from mcp_types import CallToolResult
 
-    from nanoedit.jobs import RunOptions
+    from nanoedit.jobs import MaskSpec, RunOptions
     from nanoedit.run.interrupts import Stop
     from nanoedit.session import Environment, Finished
 
 # The most jobs a history search lists.
 SEARCH_LIMIT = 200
+# The settings of a preset a tool's call takes: those it has arguments for, but the count
+# (the tools' count defaults to 1, so a call that leaves it out cannot be told from one that
+# asks for 1).
+PRESET_ASKS = ("ratio", "size", "model")
 
 
 @cache
@@ -51,6 +56,18 @@ class ServerOptions:
 
 
 @dataclass(frozen=True)
+class Masking:
+    """An edit's mask file or region, its seam and its drift limit, as a tool is given them
+    (``edit --mask``, ``--region``, ``--feather``, ``--max-drift``)."""
+
+    mask: str | None = None
+    region: str | None = None
+    feather: int = DEFAULT_FEATHER
+    max_drift: float | None = None
+    crop: bool = False
+
+
+@dataclass(frozen=True)
 class Request:
     """What an image tool is asked: the prompt, the images (edit) and references, the ratio,
     size, model and count, the folder results go to, a cost limit of the call's own, and
@@ -66,6 +83,28 @@ class Request:
     output_folder: str | None = None
     max_cost: float | None = None
     thumbnails: bool = False
+    dials: Dials = NO_DIALS
+    preset: str | None = None
+    """A preset (nanoedit presets): its template takes the prompt, and its ratio, size and model
+    stand in for those the call leaves out; the count is the call's, the backend the server's."""
+    masking: Masking = Masking()
+    transparent: str | None = None
+    """--transparent-method's value (auto, native, key, matte); None: opaque images."""
+
+
+def dials_from(given: Mapping[str, Any] | None) -> Dials:
+    """A tool's ``dials`` object as :class:`~nanoedit.jobs.Dials` (its schema checked the
+    names and types; the catalog checks the rest before anything is sent)."""
+    if not given:
+        return NO_DIALS
+    unknown = sorted(set(given) - set(DIAL_NAMES))
+    if unknown:
+        raise UsageError(f"dials has no {unknown[0]!r}; its names are {', '.join(DIAL_NAMES)}")
+    values = dict(given)
+    for name in ("thinking", "format", "quality", "input_fidelity"):
+        if isinstance(values.get(name), str):
+            values[name] = values[name].lower()
+    return Dials(**values)
 
 
 class Calls:
@@ -130,7 +169,11 @@ class Calls:
         )
 
     def _run_options(
-        self, out_dir: Path | None, max_cost: float | None, dry_run: bool
+        self,
+        out_dir: Path | None,
+        max_cost: float | None,
+        dry_run: bool,
+        transparent: str | None = None,
     ) -> RunOptions:
         from nanoedit.jobs import DEFAULT_JOBS, RunOptions
 
@@ -141,6 +184,7 @@ class Calls:
             sandbox=self.options.sandbox,
             max_cost=max_cost,
             dry_run=dry_run,
+            transparent=transparent,
         )
 
     def _inputs(self, folders: Folders, texts: Sequence[str]) -> tuple[str, ...]:
@@ -160,10 +204,32 @@ class Calls:
                 f"{request.model} is not a model of the catalog; name one that list_models "
                 "lists (an alias such as nano-banana, or a model's id)"
             )
-        return Asked(
+        asked = Asked(
             prompt=request.prompt, ratio=request.ratio, size=request.size,
-            model=request.model, count=request.count,
+            model=request.model, count=request.count, dials=request.dials,
         )  # fmt: skip
+        if request.preset is None:
+            return asked
+        from nanoedit.settings.presets import PresetBook
+
+        preset = PresetBook.of(self.environ).find(request.preset)
+        # What the call gave wins; the preset stands in for the rest, as for a command line.
+        given = [name for name in PRESET_ASKS if getattr(asked, name) is not None]
+        values = {
+            name: value for name, value in preset.values(given).items() if name in PRESET_ASKS
+        }
+        dials = preset.dials_under(asked.dials)
+        return replace(asked, preset=preset.name, dials=dials, **values)
+
+    def _transparency(self, request: Request) -> str | None:
+        """The call's ``transparent``, or its preset's when it gives none."""
+        if request.transparent is not None or request.preset is None:
+            return request.transparent
+        from nanoedit.settings.presets import PresetBook
+
+        found = PresetBook.of(self.environ).find(request.preset)
+        value = found.values().get("transparent")
+        return value if isinstance(value, str) else None
 
     def _edit(
         self, folders: Folders, request: Request, continues: bool, stop: Stop | None
@@ -176,14 +242,39 @@ class Calls:
             continues=continues,
         )
         out_dir = folders.output_folder(request.output_folder)
+        masking = self._masking(folders, request.masking)
         return self._paid(
             request,
             "continue_edit" if continues else "edit_image",
             stop,
             lambda env, limit: session.edit(
-                env, given, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
+                env,
+                given,
+                self._asked(request),
+                replace(
+                    self._run_options(out_dir, limit, False, self._transparency(request)),
+                    mask=masking,
+                ),
             ),
         )
+
+    def _masking(self, folders: Folders, masking: Masking) -> MaskSpec | None:
+        """The mask a tool was given, its file in the folders as an image's must be."""
+        if masking == Masking():
+            return None
+        from nanoedit.run.masks import mask_spec
+
+        path = None
+        if masking.mask is not None:
+            path = (folders.roots[0] / masking.mask.strip()).resolve()
+            if not folders.holds(path):
+                raise InputError(
+                    f"the mask {masking.mask} is outside the folders this MCP server may read "
+                    f"({folders.described()}); copy it into one of them and name its path"
+                )
+        mask = None if path is None else str(path)
+        seam = None if masking.feather == DEFAULT_FEATHER else masking.feather
+        return mask_spec(mask, masking.region, seam, masking.max_drift, masking.crop)
 
     def _generate(self, folders: Folders, request: Request, stop: Stop | None) -> CallToolResult:
         from nanoedit import session
@@ -194,7 +285,10 @@ class Calls:
             "generate_image",
             stop,
             lambda env, limit: session.generate(
-                env, None, self._asked(request), self._run_options(out_dir, limit, dry_run=False)
+                env,
+                None,
+                self._asked(request),
+                self._run_options(out_dir, limit, False, self._transparency(request)),
             ),
         )
 
@@ -230,7 +324,7 @@ class Calls:
 
         out_dir = folders.output_folder(request.output_folder)
         asked = self._asked(request)
-        run = self._run_options(out_dir, None, dry_run=True)
+        run = self._run_options(out_dir, None, True, self._transparency(request))
         env = self._environment("estimate_cost")
         if request.images:
             given = session.EditInputs(

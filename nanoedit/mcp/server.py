@@ -15,7 +15,7 @@ import inspect
 import threading
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import anyio
 import anyio.to_thread
@@ -24,8 +24,16 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field, WithJsonSchema
 
 from nanoedit import __version__
-from nanoedit.jobs import RATIOS, SIZES
-from nanoedit.mcp.calls import Calls, Request, ServerOptions, model_names
+from nanoedit.jobs import (
+    DEFAULT_FEATHER,
+    FIDELITIES,
+    FORMATS,
+    QUALITIES,
+    RATIOS,
+    SIZES,
+    THINKING_LEVELS,
+)
+from nanoedit.mcp.calls import Calls, Masking, Request, ServerOptions, dials_from, model_names
 from nanoedit.mcp.safety import Folders
 
 if TYPE_CHECKING:
@@ -76,6 +84,66 @@ MaxCost = Annotated[
           "apply too).", ge=0),
 ]  # fmt: skip
 Thumbnails = Annotated[bool, Field(description="Also return a small PNG thumbnail of each image.")]
+Transparent = Annotated[
+    Literal["auto", "native", "key", "matte"] | None,
+    Field(description="Save the images with an alpha channel (PNG), as --transparent-method "
+          "does: auto (native where the API draws it, else key), native, key (one request) "
+          "or matte (two paid requests; keeps glass and hair)."),
+]  # fmt: skip
+# The providers' dials, as the command line's flags (--seed, --thinking…): one object.
+DIAL_SCHEMA = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "description": "The provider's own dials, each refused where the model or backend lacks "
+    "it (list_models shows which it has where): seed, thinking (a level), search (Google "
+    "Search grounding, paid per request), image_only, format (rendered by the API), safety "
+    "(the backend's level), quality and input_fidelity (gpt-image).",
+    "properties": {
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        "thinking": {"type": "string", "enum": list(THINKING_LEVELS)},
+        "search": {"type": "boolean"},
+        "image_only": {"type": "boolean"},
+        "format": {"type": "string", "enum": list(FORMATS)},
+        "safety": {"type": "string"},
+        "quality": {"type": "string", "enum": list(QUALITIES)},
+        "input_fidelity": {"type": "string", "enum": list(FIDELITIES)},
+    },
+}
+DialArgs = Annotated[dict[str, Any] | None, WithJsonSchema(DIAL_SCHEMA)]
+PresetName = Annotated[
+    str | None,
+    Field(description="A preset (nanoedit presets: icon, product, sticker, thumbnail, or the "
+          "config file's): its template takes the prompt, and its ratio, size and model apply "
+          "where this call gives none."),
+]  # fmt: skip
+Mask = Annotated[
+    str | None,
+    Field(
+        description="A mask image (in the folders): the model may change the image only where "
+        "it is white (or opaque, on a transparent mask); every other pixel stays the input's, "
+        "bit for bit. Saved as PNG."
+    ),
+]
+Region = Annotated[
+    str | None,
+    Field(description="X,Y,W,H: the model may change only this box (the input's pixels)."),
+]
+Feather = Annotated[
+    int, Field(description="Width of the blended seam inside the mask (0: hard).", ge=0, le=64)
+]
+Crop = Annotated[
+    bool,
+    Field(description="Send the model only a crop around the mask; its answer goes back there."),
+]
+MaxDrift = Annotated[
+    float | None,
+    Field(
+        description="Fail a job whose model changed more than this % outside the mask (its "
+        "image kept as NAME-drift.png).",
+        ge=0,
+        le=100,
+    ),
+]
 
 
 async def _folders(calls: Calls, ctx: Context) -> Folders:
@@ -156,12 +224,23 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        dials: DialArgs = None,
+        preset: PresetName = None,
+        mask: Mask = None,
+        region: Region = None,
+        feather: Feather = DEFAULT_FEATHER,
+        max_drift: MaxDrift = None,
+        crop: Crop = False,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """Edit images with a prompt: one job per image. Answers with each saved file's
-        absolute path, size, job id and cost, and the model's text."""
+        absolute path, size, job id and cost, and the model's text (and with a mask or a
+        region, how much the model changed outside it: the drift)."""
         request = Request(
             prompt, tuple(images), tuple(refs), ratio, size, model, count, output_folder,
-            max_cost, thumbnails,
+            max_cost, thumbnails, dials_from(dials), preset,
+            Masking(mask, region, feather, max_drift, crop),
+            transparent=transparent,
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, stop=stop))
@@ -177,12 +256,17 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        dials: DialArgs = None,
+        preset: PresetName = None,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """Make images from a prompt alone. Answers with each saved file's absolute path,
         size, job id and cost, and the model's text."""
         request = Request(
-            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails
-        )
+            prompt, (), (), ratio, size, model, count, output_folder, max_cost, thumbnails,
+            dials_from(dials), preset,
+            transparent=transparent,
+        )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.generate(folders, request, stop=stop))
 
@@ -204,12 +288,13 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         output_folder: OutputFolder = None,
         max_cost: MaxCost = None,
         thumbnails: Thumbnails = False,
+        dials: DialArgs = None,
     ) -> CallToolResult:
         """The next turn of a thread: edit an earlier result, the model seeing the earlier
         turns where the backend keeps a conversation (as `nanoedit edit --continue`)."""
         request = Request(
             prompt, (result,), tuple(refs), ratio, size, model, 1, output_folder, max_cost,
-            thumbnails,
+            thumbnails, dials_from(dials),
         )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda stop: calls.edit(folders, request, continues=True, stop=stop))
@@ -226,10 +311,17 @@ def build_server(options: ServerOptions, environ: dict[str, str]) -> MCPServer:
         size: Size = None,
         model: Model = None,
         count: Count = 1,
+        dials: DialArgs = None,
+        preset: PresetName = None,
+        transparent: Transparent = None,
     ) -> CallToolResult:
         """What an edit (with images) or a generation would cost, and whether it is within
         the server's limits; nothing is sent."""
-        request = Request(prompt, tuple(images), tuple(refs), ratio, size, model, count)
+        request = Request(
+            prompt, tuple(images), tuple(refs), ratio, size, model, count,
+            dials=dials_from(dials), preset=preset,
+            transparent=transparent,
+        )  # fmt: skip
         folders = await _folders(calls, ctx)
         return await _run(ctx, lambda _stop: calls.estimate(folders, request))
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from nanoedit.errors import OutputError, UsageError
 
 if TYPE_CHECKING:
-    from nanoedit.jobs import JobOutcome
+    from nanoedit.jobs import Drift, JobOutcome, SavedImage
 
 # Thumbnails fit in a square of this many pixels: sharp at twice the size they are shown.
 THUMBNAIL_BOX = 360
@@ -47,6 +47,8 @@ class SheetImage:
     height: int
     format: str
     bytes: int
+    drift: str | None = None
+    """A masked edit's drift, as the page says it."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,23 @@ def make_thumbnail(path: Path, box: int = THUMBNAIL_BOX) -> Thumbnail | None:
     return Thumbnail(uri, image.width, image.height, *full)
 
 
+def drift_text(drift: Drift) -> str:
+    """A masked edit's drift in a few words: ``drift 1.25% outside the mask (3.5% of pixels)``,
+    with what else the reader must know."""
+    text = f"drift {drift.mean:g}% outside the mask ({drift.changed:g}% of pixels)"
+    if drift.stretched:
+        text += ", answer stretched to fit"
+    if drift.over:
+        text += f", past --max-drift {drift.limit:g}%"
+    return text
+
+
+def sheet_image(saved: SavedImage) -> SheetImage:
+    """A result as the page shows it."""
+    drift = None if saved.drift is None else drift_text(saved.drift)
+    return SheetImage(str(saved.path), saved.width, saved.height, saved.format, saved.size, drift)
+
+
 def rows_from_outcomes(outcomes: Sequence[JobOutcome]) -> list[SheetRow]:
     """The page's rows for a run that just ended."""
     rows = []
@@ -136,10 +155,7 @@ def rows_from_outcomes(outcomes: Sequence[JobOutcome]) -> list[SheetRow]:
             SheetRow(
                 label=job.label,
                 inputs=tuple(source.location for source in job.images),
-                outputs=tuple(
-                    SheetImage(str(saved.path), saved.width, saved.height, saved.format, saved.size)
-                    for saved in outcome.outputs
-                ),
+                outputs=tuple(sheet_image(saved) for saved in outcome.outputs),
                 prompt=options.prompt,
                 model=outcome.model,
                 backend=outcome.backend,
@@ -324,6 +340,8 @@ def _job(
         name = Path(image.path).name
         which = f"Result {place} of {len(row.outputs)}" if len(row.outputs) > 1 else "Result"
         detail = f"{image.width}x{image.height} {image.format.upper()} · {_amount(image.bytes)}"
+        if image.drift is not None:
+            detail += f" · {image.drift}"
         results.append(
             figure(
                 image.path,

@@ -27,7 +27,7 @@ import shutil
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias
 
@@ -100,11 +100,18 @@ class Provenance:
     continues: tuple[int, int] | None = None
     # The service tier it was asked at (--tier): another tier is another request.
     tier: str = "standard"
+    # The provider dials the request asked for (--seed, --format…), by name; empty: none.
+    dials: dict[str, Any] = field(default_factory=dict)
+    # The preset (--preset, or a --from line's) whose template the prompt was put into.
+    preset: str | None = None
+    # A masked edit (--mask, --region): the mask's SHA-256 or the region, the feather, and
+    # how much the model changed outside the mask before compositing (the drift).
+    mask: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
         ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns,
-        ``tier`` only when it was not standard."""
+        ``tier`` only when it was not standard, ``preset`` only when one made the prompt."""
         record: dict[str, Any] = {
             "prompt": self.prompt,
             "model": self.model,
@@ -118,6 +125,12 @@ class Provenance:
             record["continues"] = {"job": self.continues[0], "result": self.continues[1]}
         if self.tier != "standard":
             record["tier"] = self.tier
+        if self.dials:
+            record["dials"] = dict(self.dials)
+        if self.preset is not None:
+            record["preset"] = self.preset
+        if self.mask is not None:
+            record["mask"] = self.mask
         return record | {"sandbox": True} if self.sandbox else record
 
     @property
@@ -142,6 +155,9 @@ def from_json(document: dict[str, Any]) -> Provenance:
         sandbox=bool(document.get("sandbox", False)),
         continues=read_continues(document.get("continues")),
         tier=str(document.get("tier", "standard")),
+        dials=dict(document.get("dials") or {}),
+        preset=document.get("preset") if isinstance(document.get("preset"), str) else None,
+        mask=document.get("mask") if isinstance(document.get("mask"), dict) else None,
     )
 
 

@@ -58,6 +58,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
     error = outcome.error
     # A fetch's job has no prompt or inputs of its own: its task says which it was.
     task = {} if job.task is None else {"task": job.task}
+    # The preset whose template the prompt was put into, when one was.
+    preset = {} if job.options.preset is None else {"preset": job.options.preset}
     return {
         # Each record says what it is and its version (its JSON Schema: nanoedit schema result).
         "schema": RESULT_SCHEMA,
@@ -68,6 +70,7 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
         "backend": outcome.backend,
         "model": outcome.model,
         "prompt": job.options.prompt,
+        **preset,
         "inputs": [source.location for source in job.images],
         **task,
         "outputs": [
@@ -77,6 +80,8 @@ def outcome_json(outcome: JobOutcome) -> dict[str, Any]:
                 "height": saved.height,
                 "format": saved.format,
                 "bytes": saved.size,
+                # Only a masked edit's images have it (see Drift).
+                **({} if saved.drift is None else {"drift": saved.drift.to_json()}),
             }
             for saved in outcome.outputs
         ],

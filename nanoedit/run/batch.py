@@ -29,6 +29,10 @@ from nanoedit.jobs import (
 )
 from nanoedit.output.imageformat import describe, sniff
 from nanoedit.output.names import numbered, output_target
+from nanoedit.settings.presets import PRESET_KEYS, Preset, PresetBook
+
+FindPreset = Callable[[str], Preset]
+"""Looks up a preset a job-file line names (:meth:`PresetBook.find`)."""
 
 # Extensions that say "image": a file named so whose bytes are not one is reported, not sent.
 INPUT_SUFFIXES = frozenset(
@@ -38,7 +42,9 @@ GLOB_CHARS = frozenset("*?[")
 # nanoedit's own result names (cat-edit.png, cat-edit-2.jpg): a folder or glob that is edited
 # twice would otherwise pick up the first run's results as new inputs.
 RESULT_NAME = re.compile(r".-edit(-\d+)?$")
-JOB_FILE_KEYS = frozenset({"input", "prompt", "ratio", "size", "ref", "output", "model"})
+JOB_FILE_KEYS = frozenset({"input", "prompt", "ratio", "size", "ref", "output", "model", "preset"})
+# The fields of a line that a preset it names would otherwise set: the line's own win.
+LINE_SETTINGS = ("ratio", "size", "model")
 # How many names a note about left-out files lists before "and N more".
 SHOWN_NAMES = 3
 
@@ -226,14 +232,16 @@ def read_job_file(
     *,
     folder: str = "",
     references: References | None = None,
+    presets: FindPreset | None = None,
 ) -> list[Job]:
     """Jobs from a ``--from`` file: one per line, JSON objects or plain paths/URLs.
 
     A JSON line may give ``input``, ``prompt``, ``ratio``, ``size``, ``ref`` (a list),
-    ``output`` and ``model``; what it leaves out comes from the flags. Relative paths on a
-    line start from ``folder``, the job file's own ("" for stdin: the current folder), and
-    every local image must exist. Blank lines, lines starting with ``#`` and a UTF-8 byte
-    order mark are skipped. Errors name the file and line.
+    ``output``, ``model`` and ``preset`` (looked up with ``presets``, or among the built-in
+    ones: its settings for this job, and its template for the prompt); what it leaves out
+    comes from the flags. Relative paths on a line start from ``folder``, the job file's own
+    ("" for stdin: the current folder), and every local image must exist. Blank lines, lines
+    starting with ``#`` and a UTF-8 byte order mark are skipped. Errors name the file and line.
     """
     jobs: list[Job] = []
     for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
@@ -243,9 +251,9 @@ def read_job_file(
         where = f"{path} line {number}"
         try:
             if line.startswith("{"):
-                jobs.append(
-                    _job_from_object(_load_object(line), options, refs, output, folder, references)
-                )
+                value = _load_object(line)
+                line_options = _with_preset(value, options, presets)
+                jobs.append(_job_from_object(value, line_options, refs, output, folder, references))
             else:
                 source = _from_folder(line, folder, references)
                 jobs.extend(build_edit_jobs([source], list(refs), options, output, references))
@@ -347,7 +355,8 @@ def _job_from_object(
     )
     if prompt is not None and not prompt.strip():
         raise UsageError('the line\'s "prompt" is blank; give text, or leave it out to use -p')
-    if not job_options.prompt:
+    if not job_options.prompt and job_options.preset is None:
+        # With a preset, its template says whether a prompt is wanted (run.presets).
         raise UsageError('the job has no prompt; give "prompt" on the line or -p')
     # "-" is stdout, as on the command line; other paths start from the job file's folder.
     target = (
@@ -357,6 +366,26 @@ def _job_from_object(
     )
     [job] = build_edit_jobs([source], line_refs, job_options, target, references)
     return job
+
+
+def _with_preset(value: dict[str, Any], options: Options, presets: FindPreset | None) -> Options:
+    """The run's options with the settings of the preset a line names (``"preset"``), which
+    win over the command line's for this job, as the line's own fields do, and lose to them;
+    the line's prompt goes into that preset's template (:mod:`nanoedit.run.presets`)."""
+    name = _text_field(value, "preset")
+    if name is None:
+        return options
+    preset = (presets or PresetBook.built_in().find)(name.strip())
+    run_keys = preset.run_keys()
+    if run_keys:
+        per_job = ", ".join(key.name for key in PRESET_KEYS if key.per_job)
+        raise UsageError(
+            f"the preset {preset.name} sets {', '.join(run_keys)}, which is the whole run's, not "
+            f"one job's (a line's preset may set: {per_job}); give --preset {preset.name} on the "
+            "command line instead"
+        )
+    given = [key for key in LINE_SETTINGS if value.get(key) is not None]
+    return replace(options, preset=preset.name, **preset.values(given))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

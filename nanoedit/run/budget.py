@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from nanoedit.catalog.pricing import BatchEstimate, Prices, money
+from nanoedit.catalog.pricing import SEARCH, BatchEstimate, Prices, money
 from nanoedit.errors import BudgetError
 from nanoedit.jobs import JobOutcome, PlannedJob
 
@@ -25,6 +25,11 @@ def check_estimate(estimate: BatchEstimate, max_cost: float | None) -> None:
         return
     if estimate.unknown:
         backend, model = estimate.unknown[0]
+        if model == SEARCH:
+            raise BudgetError(
+                f"--max-cost {money(max_cost)} cannot be kept: what a search query costs on "
+                f"{backend} is unknown; drop --search or --max-cost; nothing was sent"
+            )
         raise BudgetError(
             f"--max-cost {money(max_cost)} cannot be kept: the price of {model} on {backend} is "
             f"unknown; set it with: nanoedit config set pricing.{backend}.{model} PRICE "
@@ -63,7 +68,13 @@ class Budget:
         options = planned.job.options
         images = options.count
         estimate = self.prices.estimate(
-            planned.backend, planned.model, options.size, images, options.tier
+            planned.backend,
+            planned.model,
+            options.size,
+            # Each request paid for: a matte image is two (see nanoedit.run.matte).
+            images * options.renders,
+            options.tier,
+            search=options.dials.search,
         )
         with self._lock:
             if self.max_images is not None and self.images + images > self.max_images:
@@ -93,6 +104,7 @@ class Budget:
                 len(outcome.outputs),
                 outcome.usage,
                 planned.job.options.tier,
+                search=planned.job.options.dials.search,
             )
         with self._lock:
             self.cost += estimate if cost is None else cost

@@ -184,9 +184,27 @@ def print_plan(
         # A comment holds one line whatever the names hold: a newline in one would start a
         # command of its own for whoever pipes this into sh.
         out.write(f"# {comment(f'{job.label} -> {names} ({entry.backend}, {entry.model})')}\n")
+        if job.mask is not None:
+            # What curl alone would not do: the answer is put over the input through the mask.
+            said = f"the answer is composited over {job.label} through {job.mask.label} (PNG)"
+            if job.mask.crop:
+                from nanoedit.run.masks import crop_of
+
+                left, top, right, bottom = crop_of(job)
+                said += (
+                    f"; the model is sent only the box {left},{top},{right - left},"
+                    f"{bottom - top} of it, as PNG"
+                )
+            out.write(f"# {comment(said)}\n")
         for request in requests:
             out.write(curl_command(request, key) + "\n")
             if request.note:
                 out.write(f"# {comment(request.note)}\n")
+        if job.options.transparent == "matte":
+            # The second request edits the first's result, which a dry run does not have.
+            out.write(
+                "# then a second paid request: an edit of that result, its background made "
+                "black (--transparent-method matte)\n"
+            )
     out.flush()
     return outcomes

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -39,8 +38,10 @@ from nanoedit.jobs import (
 from nanoedit.net.http import NO_LOG, Deadline, Interrupted, JobHttp, RetryPolicy
 from nanoedit.net.inputs import InputImage, RunInputs
 from nanoedit.output.names import is_stream, shown
-from nanoedit.output.parts import PART_PREFIX, PART_SUFFIX, PartFile, PartFiles, sync_file
+from nanoedit.output.parts import PartFile, PartFiles, sync_file
+from nanoedit.run.matte import Matte, black_unanswered, discard_spools, matte_left
 from nanoedit.run.routing import make_backend
+from nanoedit.run.spool import write_spool
 from nanoedit.run.writer import ResultWriter
 from nanoedit.settings.values import Settings
 
@@ -175,6 +176,10 @@ class JobPipeline:
             if not (self.options.metadata or self.options.sidecar):
                 provenance = None
             pending = [n for n, entry in enumerate(entries) if "path" not in entry]
+            if job.options.transparent == "matte":
+                results = Matte(self, planned, backend, http, progress).results(
+                    entries, pending, results
+                )
             outputs += self._earlier_outputs(entries)
             for place, result in zip(pending, results, strict=True):
                 saved = self.writer.save(
@@ -183,9 +188,17 @@ class JobPipeline:
                 )  # fmt: skip
                 outputs.append(saved)
                 self._result_saved(planned, entries, place, saved)
-                warnings += self._check_dimensions(planned, saved)
+                if saved.drift is None:  # a masked edit is the input's size, whatever came
+                    warnings += self._check_dimensions(planned, saved)
                 if self.options.sidecar and provenance is not None:
-                    self.writer.write_sidecar(provenance, saved, overwrite=job.output is not None)
+                    self.writer.write_sidecar(
+                        provenance, saved, overwrite=job.output is not None, mask=job.mask
+                    )
+            drifted = [saved for saved in outputs if saved.drift is not None and saved.drift.over]
+            if drifted:
+                from nanoedit.run.masks import drift_error
+
+                raise drift_error(job, drifted[0])  # each kept under its -drift name
             if answer.error is not None:
                 raise answer.error  # what stopped the job, once the images it made are saved
         except NanoeditError as exc:
@@ -337,14 +350,27 @@ class JobPipeline:
         """What a job that made ``images`` images cost: the provider's own figure, else the
         price table's (the user's ``pricing.*`` settings first); None when unknown. The
         journal and the run's report both take this one figure."""
-        from nanoedit.catalog.pricing import Prices
+        from nanoedit.catalog.pricing import Prices, served_tier
 
         if self.settings.sandbox:
             return 0.0  # the sandbox charges nothing, whatever a real provider would
         prices = Prices(self.settings.prices, self.settings.catalog)
         options = planned.job.options
+        search = options.dials.search  # its queries are paid beside the images
+        if options.renders > 1:
+            # Each image was paid for twice (matte): the table's price of both requests, as
+            # the estimate counted them (the first answer's own figure covers only one), at
+            # the tier the first answer says served it, else the one asked.
+            return prices.estimate(
+                planned.backend,
+                planned.model,
+                options.size,
+                images * 2,
+                served_tier(usage) or options.tier,
+                search=search,
+            )
         return prices.job_cost(
-            planned.backend, planned.model, options.size, images, usage, options.tier
+            planned.backend, planned.model, options.size, images, usage, options.tier, search=search
         )
 
     def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
@@ -413,6 +439,7 @@ class JobPipeline:
         if self.journal is None or planned.journal_id is None:
             return
         entry = entries[place]
+        discard_spools(entry)
         placing = entry.pop("placing", None)
         spool = entry.pop("spool", None)
         entry["path"] = str(saved.path)
@@ -452,6 +479,8 @@ class JobPipeline:
         keep = isinstance(error, InputError | NetworkError) or (
             isinstance(error, ApiError) and error.transient
         )
+        if answered and keep and black_unanswered(unsaved):
+            return matte_left(error, ident), "answered"
         linked = any("url" in entry for entry in unsaved)
         if answered and unsaved and keep and self.settings.sandbox and linked:
             # The in-process sandbox's links ended with this process: resume asks it again.
@@ -485,6 +514,10 @@ class JobPipeline:
         """Read the local images and, for a backend that needs bytes, download the URLs; for
         one that takes URLs only, have the uploader (``upload.via``) put local files online."""
         takes = backend_class(backend).takes
+        if job.mask is not None and job.mask.crop and takes is Takes.URLS:
+            from nanoedit.run.masks import crop_needs_bytes
+
+            raise crop_needs_bytes(backend)
         if takes is Takes.URLS:
             from nanoedit.net.uploads import host_inputs
 
@@ -504,6 +537,10 @@ class JobPipeline:
         for upload in uploads:
             self.inputs.warn_notes(upload)  # once per image, however many jobs send it
         self._converted(uploads)
+        if job.mask is not None and job.mask.crop:
+            from nanoedit.run.masks import with_crop
+
+            uploads = with_crop(job.mask, uploads)
         history = self._history(job, backend, http) if carries_thread(job, backend) else ()
         return PreparedJob(job=job, model=model, uploads=uploads, urls=urls, history=history)
 
@@ -584,26 +621,9 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         sandbox=sandbox,
         continues=planned.job.continues,
         tier=options.tier,
+        dials=options.dials.given(),
+        preset=options.preset,
     )
-
-
-def write_spool(path: Path, data: bytes) -> None:
-    """Write a result's bytes to the spool, synced before the journal names the file.
-
-    Written under a part name of this process first and renamed when whole: a file at
-    ``path`` is always a whole result, which :meth:`Journal.adopt_spooled` can take up for a
-    job killed before the journal heard of it; a part cut off by a kill is tidied away."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from nanoedit.journal.store import PRIVATE_FILE
-
-    part = path.with_name(f"{PART_PREFIX}{os.getpid()}-{path.stem}{PART_SUFFIX}")
-    # For the journal's owner only, as the journal is.
-    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
-    with os.fdopen(descriptor, "wb") as spool:
-        spool.write(data)
-        spool.flush()
-        os.fsync(spool.fileno())
-    part.replace(path)
 
 
 def _spooled(path: Path) -> Path:

@@ -47,7 +47,9 @@ from nanoedit.output.names import (
     taken_names,
 )
 from nanoedit.run.batch import natural_stems
+from nanoedit.run.dials import check_dials
 from nanoedit.run.routing import choose_backend
+from nanoedit.run.transparency import transparent_job
 from nanoedit.settings.load import backend_warnings
 from nanoedit.settings.values import Settings
 
@@ -98,6 +100,11 @@ class Planner:
         Raises :class:`UsageError` when the jobs cannot go together (several images for one
         ``-o``); then nothing at all is sent.
         """
+        if self.options.mask is not None:
+            # Before anything else: a mask that does not fit its input sends nothing at all.
+            from nanoedit.run.masks import check_job
+
+            jobs = [check_job(job, self.options.mask, self.warn) for job in jobs]
         _check_outputs(jobs)
         if self.journal is not None and self.options.skip_existing:
             self.seen = self.journal.last_id()
@@ -161,6 +168,9 @@ class Planner:
                 self._warned_models.add(resolved.sent)
                 self.warn(warning)
             check_request(self.settings.catalog, backend, resolved, job)
+            # A --from line's preset may ask for transparency for its own job.
+            asked = job.options.transparent or self.options.transparent
+            job = transparent_job(job, asked, backend, model)
         except NanoeditError as exc:
             return JobOutcome(job, backend_name, model, error=exc)
         planned = PlannedJob(job, backend_name, model, names)
@@ -276,6 +286,7 @@ class Planner:
         an image at the job's name; but never, by a real run, one the journal says a sandbox
         job saved."""
         from nanoedit.output.provenance import read, read_continues
+        from nanoedit.run.masks import same_mask
 
         try:
             made = read(path)
@@ -292,8 +303,10 @@ class Planner:
             and made.get("ratio") == options.ratio
             and made.get("size") == options.size
             and made.get("tier", STANDARD_TIER) == options.tier
+            and (made.get("dials") or {}) == options.dials.given()
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
+            and same_mask(made.get("mask"), job.mask)
             and len(sent) == len(job.images)
             and all(self._sent_as(source, sent) for source in job.images if not source.is_url)
         )
@@ -481,6 +494,7 @@ def check_request(
     options = job.options
     backend.check_options(resolved.sent, options)
     check_tier(backend.name, backend.service_tiers, resolved, options.tier)
+    check_dials(catalog, backend.name, resolved, job)
     limits, model = resolved.limits, resolved.sent
     offer = resolved.offer
     if limits is None or offer is None:

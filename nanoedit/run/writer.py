@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import httpx
 
     from nanoedit.backends.base import ResultImage
-    from nanoedit.jobs import Progress
+    from nanoedit.jobs import Drift, MaskSpec, Progress
     from nanoedit.net.http import JobHttp
     from nanoedit.output.provenance import Provenance
 
@@ -46,6 +46,19 @@ MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 # What to do when a result download is refused (401, 403, 410): its link is signed and
 # short-lived.
 RESULT_DENIED = "the link has expired; results must be fetched at once"
+
+
+def with_mask(provenance: Provenance, mask: MaskSpec, drift: Drift) -> Provenance:
+    """``provenance`` of an image a masked edit made: the mask's SHA-256 (a file) or the
+    region, the feather, and the image's drift."""
+    record = {
+        "mask": mask.sha256,
+        "region": list(mask.region) if mask.region is not None else None,
+        "feather": mask.feather,
+        "crop": mask.crop,
+        "drift": drift.to_json(),
+    }
+    return replace(provenance, mask=record)
 
 
 def _same_device(one: Path, other: Path) -> bool:
@@ -131,6 +144,14 @@ class ResultWriter:
                 )
             try:
                 checked = inspect_image(part.path, where)
+                if job.mask is not None:
+                    part, checked, provenance = self._masked(job, part, provenance, folder, where)
+                if job.options.transparent == "key":
+                    # The model's opaque render, kept as it came in the journal's spool (resume
+                    # keys it again): the saved image is the subject, with its alpha.
+                    part, checked = self._keyed(part, checked, folder, where, result)
+                elif job.options.transparent == "native":
+                    self._check_alpha(part.path, where)
                 if job.output is not None and not stream:
                     # Converted before the provenance goes in: converting would drop it.
                     part, checked, note = convert_for(part, checked, job.output, self.parts)
@@ -143,9 +164,15 @@ class ResultWriter:
                     return place_stream(checked, job.output, out, where)
                 if placing is not None:
                     placing(part.path)
+                stem = names[number - 1] if number <= len(names) else job.stem
+                if checked.drift is not None and checked.drift.over:
+                    # Kept, never in the place of a good result: under a name of its own.
+                    from nanoedit.run.masks import drifted
+
+                    kept = drifted(job.output.stem if job.output is not None else stem)
+                    return place_new(checked, folder, kept, avoid=names, exists=self.taken)
                 if job.output is not None:
                     return place_as(checked, job.output, self.overwrite)
-                stem = names[number - 1] if number <= len(names) else job.stem
                 others = frozenset(names) - {stem}
                 return place_new(checked, folder, stem, avoid=others, exists=self.taken)
             finally:
@@ -155,6 +182,71 @@ class ResultWriter:
                 # The image was paid for: say where it still is, while the link lasts.
                 exc.message += f"; the image is still at {result.url} for a while"
             raise
+
+    def _keyed(
+        self, part: PartFile, checked: SavedImage, folder: Path, where: str, result: ResultImage
+    ) -> tuple[PartFile, SavedImage]:
+        """The render with its key colour taken out, as a PNG with alpha in a new part file
+        (``part`` is discarded)."""
+        from nanoedit.output.alpha import keyed_file
+
+        try:
+            data = keyed_file(part.path)
+        except ValueError as exc:
+            # Paid for: where the render still is (a link, or the journal's spool file).
+            kept = result.url or (result.file if result.file != part.path else None)
+            still = f"; the render as it came is at {kept}" if kept else ""
+            raise ApiError(
+                f"{where} cannot be made transparent: {exc}; the model did not follow the "
+                f"key instruction, so send it again, or use --transparent-method matte{still}"
+            ) from None
+        keyed = write_part(folder, [data], where, sync=not self.metadata, parts=self.parts)
+        part.discard()
+        return keyed, replace(checked, path=keyed.path, format="png", size=keyed.size)
+
+    def _check_alpha(self, path: Path, where: str) -> None:
+        """Warn when an API asked for a transparent background answered without one (a relay
+        that drops the field): the image is saved as it came, and said to be opaque."""
+        from nanoedit.output.alpha import has_alpha
+
+        if not has_alpha(path):
+            self.warn(
+                f"{where} came without transparency, though a transparent background was asked "
+                "for (the API or a relay ignored it); it is saved opaque: use "
+                "--transparent-method key or matte for alpha from any model"
+            )
+
+    def _masked(
+        self,
+        job: Job,
+        part: PartFile,
+        provenance: Provenance | None,
+        folder: Path,
+        where: str,
+    ) -> tuple[PartFile, SavedImage, Provenance | None]:
+        """A masked edit's answer composited over its original, as a new part file (``part``
+        is discarded), with its drift, and the provenance that records both."""
+        from nanoedit.output.masking import composite
+
+        assert job.mask is not None
+        composed = PartFile(folder, where, self.parts)
+        composed.close()
+        try:
+            source = job.images[0]
+            drift = composite(job.mask, source.path, part.path, composed.path, source.label)
+        except OSError as exc:
+            composed.discard()
+            raise write_error(exc, folder, where) from None
+        except BaseException:
+            composed.discard()
+            raise
+        part.discard()
+        sync_file(composed.path, folder, where)
+        composed.size = composed.path.stat().st_size
+        checked = replace(inspect_image(composed.path, where), drift=drift)
+        if provenance is not None:
+            provenance = with_mask(provenance, job.mask, drift)
+        return composed, checked, provenance
 
     def staging_folder(self, job: Job) -> Path:
         """Where the part files of ``job``'s results are made: beside their destination, so
@@ -260,10 +352,21 @@ class ResultWriter:
         tagged.size = tagged.path.stat().st_size
         return tagged
 
-    def write_sidecar(self, provenance: Provenance, saved: SavedImage, *, overwrite: bool) -> None:
+    def write_sidecar(
+        self,
+        provenance: Provenance,
+        saved: SavedImage,
+        *,
+        overwrite: bool,
+        mask: MaskSpec | None = None,
+    ) -> None:
         """Write ``IMAGE.json``; only ``-o`` with --overwrite may replace one (checked before
-        sending); a generated name was chosen with its sidecar's name free."""
+        sending); a generated name was chosen with its sidecar's name free. A masked edit's
+        (``mask``) records the mask and the image's drift, as the image itself does."""
         from nanoedit.output.provenance import sidecar_bytes, sidecar_path
+
+        if mask is not None and saved.drift is not None:
+            provenance = with_mask(provenance, mask, saved.drift)
 
         path = sidecar_path(saved.path)
         data = sidecar_bytes(provenance, saved.path, saved.width, saved.height, saved.format)

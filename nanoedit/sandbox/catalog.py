@@ -96,6 +96,23 @@ class Model:
         return (HALF_SIZE, *SIZES) if self.family is Family.FLASH_3 else SIZES
 
     @property
+    def thinking_levels(self) -> tuple[str, ...]:
+        """The thinking levels a request may set ([P] Gemini API changelog: 3.1 Flash Image
+        MINIMAL and HIGH, 2.1 also MEDIUM; [I] none on Pro, whose thinking is fixed, nor on
+        2.5 and Lite, which do not think by levels)."""
+        if self.family is Family.FLASH_3:
+            return ("MINIMAL", "HIGH")
+        if self.family is Family.FLASH_21:
+            return ("MINIMAL", "MEDIUM", "HIGH")
+        return ()
+
+    @property
+    def searches(self) -> bool:
+        """Whether the model takes the Google Search tool ([P] Pro, 3.1 Flash and 2.1; [I] not
+        2.5 Flash Image nor Lite)."""
+        return self.family in (Family.PRO, Family.FLASH_3, Family.FLASH_21)
+
+    @property
     def ratios(self) -> tuple[str, ...]:
         """The aspect ratios the model draws."""
         wide = self.family in (Family.FLASH_3, Family.FLASH_21)

@@ -206,7 +206,7 @@ class FalQueue:
         size = output_dimensions(job, source)
         images = []
         for variant in range(job.num_images):
-            picture = Picture(job.prompt, size, job.mime, variant, job.num_images)
+            picture = Picture(job.prompt, size, job.mime, variant, job.num_images, seed=job.seed)
             image = render_edit(inputs, picture) if inputs else render_generate(picture)
             images.append(self._image_item(image, size, request, fault))
         return Outcome(200, {"images": images, "description": ""})

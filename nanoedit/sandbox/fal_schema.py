@@ -18,6 +18,9 @@ MAX_IMAGE_URLS = 14
 MAX_NUM_IMAGES = 4
 OWNER = "fal-ai"
 OUTPUT_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# [S] The nano-banana apps' safety_tolerance: a string, "1" the strictest, "4" the default.
+SAFETY_TOLERANCES = ("1", "2", "3", "4", "5", "6")
+MAX_SEED = 2**31 - 1
 TALL_RATIOS = ("1:4", "4:1", "1:8", "8:1")
 # nano-banana-2 alone: the tall ratios at 1K, and every ratio at 0.5K (fal's 512 tier).
 TALL_SIZES_1K = {"1:4": (512, 2048), "4:1": (2048, 512), "1:8": (384, 3072), "8:1": (3072, 384)}
@@ -99,6 +102,13 @@ def openapi_schema(app: App, edit: bool) -> dict[str, Any]:
                          "default": "auto" if edit else "1:1"},
         "output_format": {"title": "Output Format", "type": "string",
                           "enum": list(OUTPUT_FORMATS), "default": "png"},
+        "seed": {"title": "Seed", "type": "integer",
+                 "description": "The seed for the random number generator."},
+        "safety_tolerance": {"title": "Safety Tolerance", "type": "string",
+                             "enum": list(SAFETY_TOLERANCES), "default": "4",
+                             "description": "1 is the most strict and 6 the least strict."},
+        "enable_web_search": {"title": "Enable Web Search", "type": "boolean",
+                              "default": False},
     }  # fmt: skip
     if app.resolutions:
         inputs["resolution"] = {"title": "Resolution", "type": "string",
@@ -188,6 +198,9 @@ class Job:
     ratio: str | None
     resolution: str | None
     mime: str
+    seed: int | None = None
+    safety: str = "4"
+    web_search: bool = False
 
 
 def _text(body: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -238,7 +251,20 @@ def read_job(body: object, app: App, edit: bool) -> Job:
     # Apps without the field ignore it, as every fal input schema ignores unknown fields.
     resolution = _choice(body, "resolution", app.resolutions) if app.resolutions else None
     output_format = _choice(body, "output_format", tuple(OUTPUT_FORMATS)) or "png"
-    return Job(app, edit, prompt, urls, num, ratio, resolution, OUTPUT_FORMATS[output_format])
+    seed = body.get("seed")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
+    ):
+        raise Invalid(("seed",), "value is not a valid integer", "type_error.integer")
+    safety = _choice(body, "safety_tolerance", SAFETY_TOLERANCES) or "4"
+    search = body.get("enable_web_search", False)
+    if not isinstance(search, bool):
+        raise Invalid(("enable_web_search",), "value could not be parsed to a boolean",
+                      "type_error.bool")  # fmt: skip
+    return Job(
+        app, edit, prompt, urls, num, ratio, resolution, OUTPUT_FORMATS[output_format],
+        seed, safety, search,
+    )  # fmt: skip
 
 
 def _image_urls(value: object) -> tuple[str, ...]:

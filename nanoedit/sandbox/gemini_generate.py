@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -80,18 +81,21 @@ class GenerateContent:
         self.api = api
         self.uploads = uploads
 
-    def answer(self, body: object, model: Model, own_hosts: frozenset[str]) -> dict[str, object]:
+    def answer(
+        self, body: object, model: Model, own_hosts: frozenset[str], mime: str | None = None
+    ) -> dict[str, object]:
         """The answer to a ``generateContent`` body (parsed JSON) for ``model``; GoogleError
         says what Google refuses. ``own_hosts`` are the hosts whose image URLs the sandbox
-        answers itself (the one the client addressed, and the sandbox's own name)."""
-        return self.served(body, model, own_hosts)[0]
+        answers itself (the one the client addressed, and the sandbox's own name); ``mime``:
+        the format asked for where the API has the field (Vertex), else the model's own."""
+        return self.served(body, model, own_hosts, mime)[0]
 
     def served(
-        self, body: object, model: Model, own_hosts: frozenset[str]
+        self, body: object, model: Model, own_hosts: frozenset[str], mime: str | None = None
     ) -> tuple[dict[str, object], str | None]:
         """:meth:`answer`, with the service tier that served a request that named one (for
         the ``x-gemini-service-tier`` header; None when it named none)."""
-        request = read_request(body, model)
+        request = replace(read_request(body, model), mime=mime)
         check_tier(model, request.tier, self.runtime.tiers)
         # Counted before any image is fetched or drawn: a prompt past the limit costs nothing.
         said = " ".join([*request.context, request.prompt])
@@ -275,7 +279,9 @@ class GenerateContent:
         pixels = output_size(model, request.ratio, size, source)
         # A conversation's answer shows the turns the model saw (the renderer's ``earlier``):
         # a request that only re-sends the last image draws none.
-        picture = Picture(caption, pixels, model.mime, earlier=request.earlier)
+        picture = Picture(
+            caption, pixels, request.mime or model.mime, earlier=request.earlier, seed=request.seed
+        )
         if inputs:
             return self.runtime.renderer.edit(inputs, picture)
         return self.runtime.renderer.generate(picture)

@@ -322,9 +322,10 @@ class Interactions:
             content.append({"type": "text", "text": words})
             usage.add("text", text_tokens(words))
         else:
-            words = "Here is the edited image." if inputs else "Here is the image."
-            content.append({"type": "text", "text": words})
-            usage.add("text", text_tokens(words))
+            if wanted.text:
+                words = "Here is the edited image." if inputs else "Here is the image."
+                content.append({"type": "text", "text": words})
+                usage.add("text", text_tokens(words))
             image = self._render(model, wanted, inputs, earlier, wanted.size, prompt)
             content.append(_blob(image))
             usage.add("image", image_tokens_out(model, wanted.size))
@@ -344,7 +345,7 @@ class Interactions:
         turns of a continued conversation."""
         source = inputs[0].size if inputs else None
         pixels = output_size(model, wanted.ratio, size, source)
-        picture = Picture(caption, pixels, model.mime, earlier=earlier)
+        picture = Picture(caption, pixels, model.mime, earlier=earlier, seed=wanted.seed)
         renderer = self.runtime.renderer
         if inputs:
             return renderer.edit(inputs, picture)

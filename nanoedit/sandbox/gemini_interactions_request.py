@@ -87,6 +87,10 @@ class Format:
     ratio: str | None = None
     size: str | None = None
     summaries: bool = True
+    text: bool = True
+    """Words beside the image: ``response_modalities`` without ``text`` asks for none."""
+    seed: int | None = None
+    search: bool = False
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,18 @@ def _format(body: Mapping[str, Any], generation: Mapping[str, Any], model: Model
     level = generation.get("thinking_level")
     if level is not None and level not in THINKING_LEVELS:
         raise _invalid("generation_config.thinking_level", level, "ThinkingLevel")
+    if level is not None and level.upper() not in model.thinking_levels:
+        # [I] as generateContent says it (gemini_request._thinking).
+        takes = ", ".join(item.lower() for item in model.thinking_levels) or "none"
+        raise GoogleError(
+            400,
+            f"* CreateInteractionRequest.generation_config.thinking_level: {level} is not "
+            f"supported by {model.id}; supported levels: {takes}",
+        )
+    seed = generation.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise _invalid("generation_config.seed", seed, "TYPE_INT32")
+    search = _search_tool(body.get("tools"), model)
     summaries = generation.get("thinking_summaries")
     if summaries is not None and summaries not in THINKING_SUMMARIES:
         raise _invalid("generation_config.thinking_summaries", summaries, "ThinkingSummaries")
@@ -310,8 +326,12 @@ def _format(body: Mapping[str, Any], generation: Mapping[str, Any], model: Model
                 image = True
                 ratio, size = _image_format(found, where, ratio, size)
     modalities = body.get("response_modalities")
-    if isinstance(modalities, list) and modalities and given is None:
-        image = any(str(item).lower() == "image" for item in modalities)
+    text = True
+    if isinstance(modalities, list) and modalities:
+        named = {str(item).lower() for item in modalities}
+        text = "text" in named
+        if given is None:
+            image = "image" in named
     for name, value, allowed in (
         ("aspect_ratio", ratio, model.ratios), ("image_size", size, model.sizes)
     ):  # fmt: skip
@@ -325,7 +345,31 @@ def _format(body: Mapping[str, Any], generation: Mapping[str, Any], model: Model
                 f"* CreateInteractionRequest.response_format.{name}: {value!r} is not "
                 f"supported by {model.id}; use one of {', '.join(allowed)}",
             )
-    return Format(image, ratio, size, summaries != "none")
+    return Format(image, ratio, size, summaries != "none", text, seed, search)
+
+
+def _search_tool(value: object, model: Model) -> bool:
+    """Whether ``tools`` holds ``{"type": "google_search"}`` ([P] the interactions ``Tool``
+    union); the image models take no other tool, and search only where they have it."""
+    if value is None:
+        return False
+    if not isinstance(value, list):
+        raise _invalid("tools", value, "TYPE_LIST")
+    search = False
+    for index, raw in enumerate(value):
+        tool = _object(raw, f"tools[{index}]")
+        kind = tool.get("type")
+        if kind != "google_search":
+            # [I] The image models take no other tool.
+            raise GoogleError(
+                400,
+                f"* CreateInteractionRequest.tools[{index}]: {kind!r} is not supported "
+                f"by {model.id}",
+            )
+        search = True
+    if search and not model.searches:
+        raise GoogleError(400, "Search Grounding is not supported.")
+    return search
 
 
 def _image_format(

@@ -29,6 +29,33 @@ MODALITIES = ("TEXT", "IMAGE")
 IMAGE_CONFIG_FIELDS = frozenset({"aspectRatio", "aspect_ratio", "imageSize", "image_size"})
 
 
+def _both_cases(*camel: str) -> frozenset[str]:
+    """Each camelCase name and its snake_case twin, as Google's proto-JSON parser takes both."""
+    snake = ("".join("_" + c.lower() if c.isupper() else c for c in name) for name in camel)
+    return frozenset((*camel, *snake))
+
+
+# [P] GenerationConfig's fields (google-genai types.py, the REST reference).
+GENERATION_FIELDS = _both_cases(
+    "stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema",
+    "responseModalities", "candidateCount", "maxOutputTokens", "temperature", "topP", "topK",
+    "seed", "presencePenalty", "frequencyPenalty", "responseLogprobs", "logprobs",
+    "enableEnhancedCivicAnswers", "speechConfig", "thinkingConfig", "imageConfig",
+    "mediaResolution",
+)  # fmt: skip
+THINKING_FIELDS = _both_cases("includeThoughts", "thinkingBudget", "thinkingLevel")
+# [P] ThinkingConfig.thinking_level's enum.
+THINKING_ENUM = ("THINKING_LEVEL_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH")
+# [P] Tool's fields; the image models take google_search alone of them ([I] the others are
+# refused as the search is where a model lacks it).
+TOOL_FIELDS = _both_cases(
+    "functionDeclarations", "retrieval", "googleSearchRetrieval", "codeExecution",
+    "googleSearch", "computerUse", "fileSearch", "googleMaps", "urlContext", "mcpServers",
+)  # fmt: skip
+SEARCH_TOOL = ("googleSearch", "google_search")
+INT32 = 2**31
+
+
 @dataclass(frozen=True)
 class InlineImage:
     """An ``inlineData`` part: the image bytes sent in the request."""
@@ -71,6 +98,11 @@ class Request:
     modalities: frozenset[str]
     ratio: str | None
     size: str | None
+    seed: int | None = None
+    thinking: str | None = None
+    search: bool = False
+    mime: str | None = None
+    """The format the answer is asked in, where the API has such a field (Vertex)."""
     context: tuple[str, ...] = ()
     earlier: tuple[str, ...] = ()
     signed: tuple[SignedImage, ...] = ()
@@ -174,7 +206,13 @@ def read_request(body: object, model: Model) -> Request:
     config = proto_object(
         proto_field(body, "generationConfig", "generation_config") or {}, "generation_config"
     )
+    for name in config:
+        if name not in GENERATION_FIELDS:
+            raise _unknown_field(name, "generation_config")
     modalities = _modalities(proto_field(config, "responseModalities", "response_modalities"))
+    seed = _seed(proto_field(config, "seed", "seed"))
+    thinking = _thinking(proto_field(config, "thinkingConfig", "thinking_config"), model)
+    search = _search(proto_field(body, "tools", "tools"), model)
     candidates = proto_field(config, "candidateCount", "candidate_count")
     if candidates is not None and candidates != 1:
         raise GoogleError(400, f"Multiple candidates is not enabled for models/{model.id}")
@@ -213,6 +251,9 @@ def read_request(body: object, model: Model) -> Request:
         modalities,
         ratio,
         size,
+        seed=seed,
+        thinking=thinking,
+        search=search,
         context=tuple(history.texts),
         earlier=tuple(history.earlier),
         signed=tuple(history.signed),
@@ -356,3 +397,63 @@ def _modalities(value: object) -> frozenset[str]:
             )
         modalities.add(name)
     return frozenset(modalities)
+
+
+def _seed(value: object) -> int | None:
+    """``generationConfig.seed``: a 32-bit whole number ([P] TYPE_INT32)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not -INT32 <= value < INT32:
+        raise GoogleError(400, f"Invalid value at 'generation_config.seed' (TYPE_INT32), {value}")
+    return value
+
+
+def _thinking(value: object, model: Model) -> str | None:
+    """``thinkingConfig.thinkingLevel``: one of the enum's names, and one the model has."""
+    if value is None:
+        return None
+    config = proto_object(value, "generation_config.thinking_config")
+    for name in config:
+        if name not in THINKING_FIELDS:
+            raise _unknown_field(name, "generation_config.thinking_config")
+    level = proto_field(config, "thinkingLevel", "thinking_level")
+    if level is None:
+        return None
+    name = level.upper() if isinstance(level, str) else level
+    if name not in THINKING_ENUM:
+        raise GoogleError(
+            400,
+            "Invalid value at 'generation_config.thinking_config.thinking_level' "
+            f"(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingLevel), "
+            f"{_shown(level)}",
+        )
+    if name not in model.thinking_levels:
+        # [I] Google's words for a level the model does not take.
+        takes = ", ".join(model.thinking_levels) or "none"
+        raise GoogleError(
+            400,
+            f"Thinking level {name} is not supported for models/{model.id}; supported "
+            f"levels: {takes}.",
+        )
+    return str(name)
+
+
+def _search(value: object, model: Model) -> bool:
+    """Whether ``tools`` asks for Google Search grounding, which only some models take."""
+    if value is None:
+        return False
+    tools = value if isinstance(value, list) else [value]
+    search = False
+    for index, raw in enumerate(tools):
+        tool = proto_object(raw, f"tools[{index}]")
+        for name in tool:
+            if name not in TOOL_FIELDS:
+                raise _unknown_field(name, f"tools[{index}]")
+            if name not in SEARCH_TOOL:
+                # [I] The image models take no other tool.
+                raise GoogleError(400, f"Tool {name} is not supported for models/{model.id}.")
+        search = search or any(name in tool for name in SEARCH_TOOL)
+    if search and not model.searches:
+        # [S] Google's words (issue threads) for search asked of a model without it.
+        raise GoogleError(400, "Search Grounding is not supported.")
+    return search

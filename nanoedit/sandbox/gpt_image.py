@@ -12,6 +12,7 @@ in OpenAI's error shape (no request id in the message, unlike the gateway's).
 from __future__ import annotations
 
 import base64
+import io
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -154,15 +155,68 @@ def read_request(
     size = values.get("size") or "auto"
     if size not in SIZE_CHOICES:
         raise _invalid(size, "size", SIZE_CHOICES)
+    background = _choice(values, "background", BACKGROUNDS)
+    output_format = _choice(values, "output_format", tuple(OUTPUT_FORMATS), "png")
+    if background == "transparent" and output_format == "jpeg":
+        # [P] OpenAI's guide: transparency is for png and webp only. The message is [I].
+        raise OpenAIError(
+            "Transparent background is not supported for output format 'jpeg'. Use 'png' or "
+            "'webp'.",
+            "background",
+            "invalid_value",
+        )
     return GptRequest(
         model=str(values["model"]),
         prompt=prompt,
         n=_count(values),
         size=str(size),
         quality=_choice(values, "quality", QUALITIES),
-        background=_choice(values, "background", BACKGROUNDS),
-        output_format=_choice(values, "output_format", tuple(OUTPUT_FORMATS), "png"),
+        background=background,
+        output_format=output_format,
     )
+
+
+# A mask is a PNG under 4 MB [P: OpenAI's images/edits reference, ``mask``].
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_MASK_BYTES = 4 * 1024 * 1024
+
+
+def check_mask(data: bytes, image: tuple[int, int] | None) -> None:
+    """Check an edit's ``mask`` as OpenAI does [P: images/edits reference: "fully transparent
+    areas (e.g. where alpha is zero) indicate where image should be edited ... Must be a valid
+    PNG file, less than 4MB, and have the same dimensions as image"; it applies to the first
+    image]. ``image`` is the first image's size. The messages and codes are [I]: OpenAI's own
+    for a bad mask are not documented."""
+    from PIL import Image
+
+    if not data.startswith(PNG_SIGNATURE):
+        raise OpenAIError("Invalid mask image: it must be a PNG file.", "mask", "invalid_image")
+    if len(data) >= MAX_MASK_BYTES:
+        raise OpenAIError(
+            "Invalid mask image: it must be less than 4MB.", "mask", "image_too_large"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.load()
+            size, mode, info = picture.size, picture.mode, picture.info
+    except (OSError, ValueError, SyntaxError):
+        raise OpenAIError(
+            "Invalid mask image: it is not a valid PNG.", "mask", "invalid_image"
+        ) from None
+    if image is not None and size != image:
+        raise OpenAIError(
+            f"Invalid mask image: the mask is {size[0]}x{size[1]} and the image is "
+            f"{image[0]}x{image[1]}; they must have the same dimensions.",
+            "mask",
+            "invalid_image",
+        )
+    if mode not in ("RGBA", "LA", "PA") and "transparency" not in info:
+        raise OpenAIError(
+            "Invalid mask image: it must have an alpha channel (transparent where the image "
+            "is to be edited).",
+            "mask",
+            "invalid_image",
+        )
 
 
 def size_of(request: GptRequest, source: tuple[int, int] | None) -> str:

@@ -311,6 +311,9 @@ class OpenAIApi(EmulatedApi):
                 values, names, images=None if uploads is None else len(uploads)
             )
             inputs = [self._decoded(number, part) for number, part in enumerate(uploads or [], 1)]
+            for part in call.received.files:
+                if part.field == "mask":
+                    gpt_image.check_mask(part.data, inputs[0].size if inputs else None)
         except Rejected as rejected:
             return gpt_image.OpenAIError(rejected.message, "image", "invalid_image").response()
         except gpt_image.OpenAIError as error:
@@ -319,8 +322,16 @@ class OpenAIApi(EmulatedApi):
         size = gpt_image.size_of(request, source)
         mime = gpt_image.OUTPUT_FORMATS[request.output_format]
         draw = self.runtime.renderer
+        transparent = request.background == "transparent"
         pictures = [
-            Picture(request.prompt, gpt_image.SIZES[size], mime, variant, request.n)
+            Picture(
+                request.prompt,
+                gpt_image.SIZES[size],
+                mime,
+                variant,
+                request.n,
+                transparent=transparent,
+            )
             for variant in range(request.n)
         ]
         images = [

@@ -193,6 +193,7 @@ class Request:
     wants_text: bool
     ratio: str | None
     size: str | None
+    seed: int | None = None
 
     @property
     def prompt(self) -> str:
@@ -395,7 +396,9 @@ class OpenRouterApi(EmulatedApi):
         size = render_size(request.entry, request.ratio, request.size, source)
         # A continued chat's answer shows the turns the model saw (the renderer's earlier).
         earlier = request.conversation.earlier
-        picture = Picture(request.prompt, size, request.entry.model.mime, earlier=earlier)
+        picture = Picture(
+            request.prompt, size, request.entry.model.mime, earlier=earlier, seed=request.seed
+        )
         if request.images:
             return render_edit(request.images, picture)
         return render_generate(picture)
@@ -470,8 +473,12 @@ class OpenRouterApi(EmulatedApi):
             raise Refused(400, "image_config must be an object", {"error_type": "invalid_request"})
         ratio = _choice(config, "aspect_ratio", entry.ratios, model_id)
         size = _choice(config, "image_size", entry.sizes, model_id)
+        # [P] seed: an integer, passed to the providers that take it.
+        seed = body.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise Refused(400, "seed must be an integer", {"error_type": "invalid_request"})
         return Request(entry, conversation, "image" in modalities, "text" in modalities,
-                       ratio, size)  # fmt: skip
+                       ratio, size, seed)  # fmt: skip
 
 
 def _completion_tokens(request: Request) -> int:

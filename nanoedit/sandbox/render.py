@@ -6,7 +6,6 @@ so a 4K answer costs well under a second. Same inputs, same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import random
@@ -15,25 +14,15 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-RGB = tuple[int, int, int]
+# Kept importable from here, where the sandbox's APIs have always found them.
+from nanoedit.sandbox.encoded import EXTENSIONS, RGB, Encoded, encode, seed_of
+
+__all__ = ["EXTENSIONS", "RGB", "Encoded", "encode", "seed_of"]
+
 WORK_SIDE = 1600
 # The most pixels an uploaded or fetched image may have: what nanoedit itself sends at most
 # (real servers do not publish a limit).
 MAX_DECODE_PIXELS = 250_000_000
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """An encoded image and what it is."""
-
-    data: bytes
-    mime: str
-
-    @property
-    def ext(self) -> str:
-        """The file extension for the format (``png``, ``jpeg`` or ``webp``)."""
-        return EXTENSIONS[self.mime]
 
 
 @dataclass(frozen=True)
@@ -49,6 +38,12 @@ class Picture:
     variant: int = 0
     count: int = 1
     earlier: tuple[str, ...] = ()
+    transparent: bool = False
+    """Asked for a transparent background (OpenAI's ``background: transparent``): the answer
+    is the subject with its alpha (see ``transparency``)."""
+    seed: int | None = None
+    """The request's seed, if it gave one: the same seed draws the same picture, another seed
+    another (its colours and shapes), and the caption names it."""
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -86,26 +81,6 @@ def decode(data: bytes) -> Image.Image:
         backdrop = Image.new("RGBA", image.size, "white")
         return Image.alpha_composite(backdrop, image.convert("RGBA")).convert("RGB")
     return image.convert("RGB")
-
-
-def encode(image: Image.Image, mime: str, *, fast: bool = False) -> Encoded:
-    """Encode as PNG, JPEG or WebP (no metadata, so the bytes depend on the pixels only)."""
-    buffer = io.BytesIO()
-    if mime == "image/jpeg":
-        image.convert("RGB").save(buffer, "JPEG", quality=90)
-    elif mime == "image/png":
-        image.save(buffer, "PNG", compress_level=1 if fast else 3)
-    elif mime == "image/webp":
-        image.convert("RGB").save(buffer, "WEBP", quality=90)
-    else:
-        raise ValueError(f"cannot encode {mime}")
-    return Encoded(buffer.getvalue(), mime)
-
-
-def seed_of(*parts: str) -> int:
-    """A stable seed (Python's own hash() changes from run to run)."""
-    digest = hashlib.sha256("\0".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 def color_of(*parts: str) -> RGB:
@@ -221,9 +196,10 @@ def _work_size(size: tuple[int, int]) -> tuple[int, int]:
 
 def _label(picture: Picture) -> str:
     """The caption: the prompt, and which image of its request it is when there are several."""
+    seeded = "" if picture.seed is None else f"  (seed {picture.seed})"
     if picture.count > 1:
-        return f"{picture.prompt}  ({picture.variant + 1}/{picture.count})"
-    return picture.prompt
+        return f"{picture.prompt}  ({picture.variant + 1}/{picture.count}){seeded}"
+    return picture.prompt + seeded
 
 
 def thread_marks(image: Image.Image, earlier: Sequence[str]) -> Image.Image:
@@ -256,6 +232,9 @@ def render_edit(inputs: Sequence[Image.Image], picture: Picture) -> Encoded:
     """The first input fitted to the picture's size with an effect chosen by its prompt, the
     other inputs inset as thumbnails, the marks of the earlier turns' prompts when it
     continues a conversation (``thread_marks``), and the prompt as a caption."""
+    acted = _acted_out(picture)
+    if acted is not None:
+        return acted
     prompt, work = picture.prompt, _work_size(picture.size)
     canvas = effect_for(prompt)(ImageOps.fit(inputs[0], work, Image.Resampling.BICUBIC), prompt)
     thumb = max(16, min(work) // 5)
@@ -274,8 +253,13 @@ def render_edit(inputs: Sequence[Image.Image], picture: Picture) -> Encoded:
 def render_generate(picture: Picture) -> Encoded:
     """A gradient with shapes, both picked by the picture's prompt, the marks of the earlier
     turns' prompts (``thread_marks``), and the prompt as a caption."""
+    acted = _acted_out(picture)
+    if acted is not None:
+        return acted
     work = _work_size(picture.size)
     key = f"{picture.prompt}\0{picture.variant}"
+    if picture.seed is not None:
+        key += f"\0seed {picture.seed}"
     top, bottom = (
         Image.new("RGB", work, color_of(key, "top")),
         Image.new("RGB", work, color_of(key)),
@@ -295,6 +279,21 @@ def render_generate(picture: Picture) -> Encoded:
             draw.rectangle(box, fill=(r, g, b, 170))
     canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay)
     return _finished(canvas, picture)
+
+
+def _acted_out(picture: Picture) -> Encoded | None:
+    """A picture asking for a transparent or a flat, one-colour background, as the
+    ``transparency`` module draws it (a subject with a known alpha, the same whatever the
+    inputs: what a model keeps when asked to change only the background); None for any other.
+    """
+    from nanoedit.sandbox.transparency import backdrop_of, render_backdrop, render_transparent
+
+    if picture.transparent:
+        return render_transparent(picture.prompt, picture.size, picture.mime, picture.variant)
+    colour = backdrop_of(picture.prompt)
+    if colour is None:
+        return None
+    return render_backdrop(picture.prompt, picture.size, picture.mime, colour, picture.variant)
 
 
 def _finished(canvas: Image.Image, picture: Picture) -> Encoded:

@@ -156,6 +156,10 @@ def _key(kind: str, picture: Picture, inputs: Sequence[Image.Image]) -> bytes:
     arguments = (kind, picture.prompt, picture.size, picture.mime, picture.variant, picture.count)
     # A first turn's key is what it was before conversations were drawn: kept answers match.
     shown = (*arguments, picture.earlier) if picture.earlier else arguments
+    if picture.transparent:
+        shown = (*shown, "transparent")
+    if picture.seed is not None:
+        shown = (*shown, "seed", picture.seed)
     digest = hashlib.sha256(repr(shown).encode())
     for image in inputs:
         digest.update(repr((image.mode, image.size)).encode())

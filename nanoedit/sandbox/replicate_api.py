@@ -59,6 +59,8 @@ PREDICTION_PATH = re.compile(r"/v1/predictions/(?P<id>[a-z0-9]+)(?P<cancel>/canc
 MODEL_PATH = re.compile(r"/v1/models/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+)(?P<create>/predictions)?")
 FILE_PATH = re.compile(r"/v1/files/(?P<id>[a-zA-Z0-9]+)")
 FINAL = frozenset({"succeeded", "failed", "canceled"})
+# [S] The Pro and 2 schemas' safety_filter_level, strictest first; block_only_high the default.
+SAFETY_LEVELS = ("block_low_and_above", "block_medium_and_above", "block_only_high")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def openapi_schema(model: ReplicateModel) -> dict[str, Any]:
     enums: dict[str, Any] = {
         "aspect_ratio": _enum_schema("aspect_ratio", ("match_input_image", *model.ratios)),
         "output_format": _enum_schema("output_format", tuple(OUTPUT_FORMATS)),
+        "safety_filter_level": _enum_schema("safety_filter_level", SAFETY_LEVELS),
     }
     if model.resolutions:
         inputs["resolution"] = {"allOf": [{"$ref": "#/components/schemas/resolution"}],
@@ -127,6 +130,14 @@ def openapi_schema(model: ReplicateModel) -> dict[str, Any]:
     inputs["output_format"] = {"allOf": [{"$ref": "#/components/schemas/output_format"}],
                                "default": "jpg", "x-order": 4,
                                "description": "Format of the output image"}  # fmt: skip
+    inputs["safety_filter_level"] = {
+        "allOf": [{"$ref": "#/components/schemas/safety_filter_level"}],
+        "default": "block_only_high", "x-order": 5,
+        "description": "block_low_and_above is strictest, block_medium_and_above blocks some "
+                       "prompts, block_only_high is most permissive"}  # fmt: skip
+    inputs["google_search"] = {"type": "boolean", "title": "Google Search", "default": False,
+                               "x-order": 6, "description": "Ground the image in Google "
+                               "Search results"}  # fmt: skip
     return {
         "openapi": "3.0.2",
         "info": {"title": "Cog", "version": "0.1.0"},
@@ -171,6 +182,8 @@ class Job:
     ratio: str | None
     resolution: str | None
     mime: str
+    safety: str = "block_only_high"
+    search: bool = False
 
 
 def read_job(body: object, model: ReplicateModel) -> tuple[Job, dict[str, Any]]:
@@ -197,7 +210,14 @@ def read_job(body: object, model: ReplicateModel) -> tuple[Job, dict[str, Any]]:
     ratio = _enum(given, "aspect_ratio", ("match_input_image", *model.ratios))
     resolution = _enum(given, "resolution", model.resolutions) if model.resolutions else None
     output_format = _enum(given, "output_format", tuple(OUTPUT_FORMATS)) or "jpg"
-    job = Job(model, prompt, tuple(images), ratio, resolution, OUTPUT_FORMATS[output_format])
+    safety = _enum(given, "safety_filter_level", SAFETY_LEVELS) or "block_only_high"
+    search = given.get("google_search", False)
+    if not isinstance(search, bool):
+        raise Invalid("input.google_search", "Invalid type. Expected: boolean, given: string")
+    job = Job(
+        model, prompt, tuple(images), ratio, resolution, OUTPUT_FORMATS[output_format], safety,
+        search,
+    )  # fmt: skip
     return job, given
 
 

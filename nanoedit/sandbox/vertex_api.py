@@ -150,9 +150,9 @@ class VertexApi(EmulatedApi):
             model = _served(route)
             if route["action"] is None:
                 return json_response(200, _publisher_object(model))
-            body = _checked(json_body(call.received))
+            body, mime = _checked(json_body(call.received))
             own_hosts = frozenset({call.netloc, SANDBOX_HOST})
-            return json_response(200, self.generator.answer(body, model, own_hosts))
+            return json_response(200, self.generator.answer(body, model, own_hosts, mime))
         except GoogleError as error:
             return error.response()
 
@@ -212,15 +212,16 @@ def _denied(route: re.Match[str]) -> GoogleError:
     )
 
 
-def _checked(body: Any) -> Any:
-    """The body with Vertex's own ``imageConfig`` fields checked and taken out: Gemini's
-    piece, which refuses them as the Gemini API does, reads the rest."""
+def _checked(body: Any) -> tuple[Any, str | None]:
+    """The body with Vertex's own ``imageConfig`` fields checked and taken out (Gemini's
+    piece, which refuses them as the Gemini API does, reads the rest), and the output format
+    they ask for (None: the model's own), which the answer is rendered in."""
     config = body.get("generationConfig") if isinstance(body, dict) else None
     if not isinstance(config, dict):
-        return body
+        return body, None
     image = config.get("imageConfig")
     if not isinstance(image, dict) or not any(field in image for field in VERTEX_IMAGE_FIELDS):
-        return body
+        return body, None
     person = image.get("personGeneration")
     if person is not None and person not in PERSON_GENERATION:
         raise GoogleError(400, f"Invalid value at 'image_config.person_generation': {person!r}")
@@ -231,7 +232,7 @@ def _checked(body: Any) -> Any:
     if mime is not None and mime not in OUTPUT_TYPES:
         raise GoogleError(400, f"Unsupported output mime type: {mime}")
     kept = {key: value for key, value in image.items() if key not in VERTEX_IMAGE_FIELDS}
-    return {**body, "generationConfig": {**config, "imageConfig": kept}}
+    return {**body, "generationConfig": {**config, "imageConfig": kept}}, mime
 
 
 def _publisher_object(model: Model) -> dict[str, object]:

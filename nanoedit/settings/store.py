@@ -22,6 +22,8 @@ CONFIG_DIR_ENV = "NANOEDIT_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
 MODELS = "models"
 """The config file's section of corrections to the model catalog."""
+PRESETS = "presets"
+"""The config file's section of presets, one table each: ``[presets.NAME]``."""
 
 
 def config_dir(env: Mapping[str, str]) -> Path:
@@ -122,8 +124,10 @@ def unknown_keys(document: Mapping[str, Any]) -> list[str]:
     """The keys of a document that nanoedit does not know, in the file's order."""
     found = []
     for section, table in document.items():
-        if section == MODELS and isinstance(table, dict):
-            continue  # the catalog's corrections: load_catalog checks them
+        if section in (MODELS, PRESETS) and isinstance(table, dict):
+            # The catalog's corrections (load_catalog checks them) and the presets (checked
+            # when a preset is used or listed: settings.presets).
+            continue
         if not isinstance(table, dict):
             found.append(section)
             continue
