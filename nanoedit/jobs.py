@@ -17,6 +17,14 @@ RATIOS: tuple[str, ...] = (
     "1:4", "4:1", "1:8", "8:1",
 )  # fmt: skip
 SIZES: tuple[str, ...] = ("512", "1K", "2K", "4K")
+# The service tiers a request may ask for: ``standard`` is what a request that names none gets
+# ([P] Google's flex and priority inference pages: the field omitted means standard).
+STANDARD_TIER = "standard"
+TIERS: tuple[str, ...] = (STANDARD_TIER, "flex", "priority")
+# --tier batch is no service tier but another API: every job of the run in one Batch API
+# submission (nanoedit.run.batch_run), each request at the standard tier.
+BATCH_TIER = "batch"
+RUN_TIERS: tuple[str, ...] = (*TIERS, BATCH_TIER)
 # The INPUT (or --ref) that means standard input, as in curl and cat.
 STDIN = "-"
 
@@ -40,6 +48,17 @@ def normalize_size(value: str | None) -> str | None:
     if cleaned in SIZES:
         return cleaned
     raise UsageError(f"invalid size {value!r}; use one of: {', '.join(SIZES)}")
+
+
+def normalize_tier(value: str | None) -> str:
+    """Return a tier of :data:`TIERS` (any case accepted; None or empty: standard), or raise a
+    usage error naming the choices."""
+    if value is None or value.strip() == "":
+        return STANDARD_TIER
+    cleaned = value.strip().lower()
+    if cleaned in TIERS:
+        return cleaned
+    raise UsageError(f"invalid tier {value!r}; use one of: {', '.join(TIERS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +330,9 @@ class Options:
     model: str | None = None
     count: int = DEFAULT_COUNT
     response_format: str = DEFAULT_RESPONSE_FORMAT
+    tier: str = STANDARD_TIER
+    """The service tier asked for (--tier): ``standard``, ``flex`` or ``priority``; what is
+    sent and what it costs depend on it, so a job of another tier is another job."""
     transparent: str | None = None
     """How the result gets its alpha channel (``--transparent``), once planned: ``native``
     (the API's own transparent background), ``key`` (a flat key colour removed here) or
@@ -367,9 +389,11 @@ class RunOptions:
     """--max-cost: the most the run may spend, in US dollars (None: no limit)."""
     max_images: int | None = None
     """--max-images: the most images the run may ask for (None: no limit)."""
-    tier: str = "standard"
-    """--tier: ``standard`` (one request a job, answered at once) or ``batch`` (every job in
-    one Batch API submission, at the batch price, answered within a day: gemini backend)."""
+    tier: str = STANDARD_TIER
+    """--tier: ``standard`` (one request a job, answered at once), ``flex`` or ``priority``
+    (the service tier every job asks for, given to each job's :class:`Options` as it is
+    planned), or ``batch`` (every job in one Batch API submission, at the batch price,
+    answered within a day: gemini backend)."""
     detach: bool = False
     """--detach: with ``--tier batch``, exit once the batch is submitted (resume collects)."""
     resend: bool = False

@@ -369,3 +369,18 @@ def test_detach_is_refused_on_the_in_process_sandbox_before_anything_is_built(
         "point the gemini backend at it (gemini.base_url)\n",
     )
     assert not Path("a-red-fox.jpg").exists()
+
+
+@pytest.mark.parametrize("tier", ["standard", "flex"])
+def test_detach_without_the_batch_tier_is_refused_before_sending(
+    served: Served, isolated: Path, tier: str
+) -> None:
+    # Taken silently, --detach would wait for every image it was meant to leave running.
+    env = one_backend_env(served, "gemini")
+    result = run_cli(["generate", "-p", PROMPT, "--tier", tier, "--detach"], env=env)
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: --detach leaves a batch at Google for nanoedit resume, and --tier is {tier}, "
+        "which sends each job at once; add --tier batch, or leave out --detach\n",
+    )
+    assert served.sandbox.received == []

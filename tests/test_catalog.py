@@ -282,7 +282,7 @@ def test_the_size_check_after_saving_knows_the_id_each_backend_sends(
 ) -> None:
     # It looked the sent id up in Google's table, so fal's, Replicate's and OpenRouter's ids
     # were unknown to it and a provider that ignored the ratio went unnoticed there.
-    from nanoedit.catalog.models import expected_size
+    from nanoedit.catalog.pixels import expected_size
 
     resolved = shipped_catalog().resolve(backend, model)
     assert expected_size(resolved, "16:9", "2K") == (2752, 1536)

@@ -254,6 +254,7 @@ GEMINI_ALONE = [
     "nanoedit.backends.gemini",
     "nanoedit.backends.gemini_errors",
     "nanoedit.backends.gemini_history",
+    "nanoedit.backends.gemini_tiers",
     "nanoedit.backends.registry",
 ]
 

@@ -7,7 +7,8 @@ import pytest
 
 from nanoedit.backends.base import backend_class
 from nanoedit.backends.registry import REGISTRY, backend_names
-from nanoedit.catalog.models import Resolved, expected_size, shipped_catalog
+from nanoedit.catalog.models import Resolved, shipped_catalog
+from nanoedit.catalog.pixels import expected_size
 from nanoedit.errors import UsageError
 from nanoedit.sandbox.catalog import (
     DUOMI_MODELS,

@@ -397,7 +397,12 @@ def test_a_whole_prompt_preset_refuses_a_prompt_given_too(served: Served) -> Non
             3,
             "presets.logo.ratoi is not a preset setting (did you mean ratio?); a preset takes: "
             "prompt, description, ratio, size, model, count, backend, transparent, seed, "
-            "thinking, search, image_only, format, safety, quality, input_fidelity",
+            "thinking, search, image_only, format, safety, quality, input_fidelity, tier",
+        ),
+        (
+            '[presets.logo]\ntier = "cheap"\n',
+            2,
+            "presets.logo.tier must be one of: standard, flex, priority, batch, not 'cheap'",
         ),
         (
             '[presets.logo]\nsearch = "false"\n',

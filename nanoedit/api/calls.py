@@ -29,6 +29,7 @@ from nanoedit.jobs import (
     TRANSPARENT_METHODS,
     Dials,
     RunOptions,
+    normalize_tier,
 )
 from nanoedit.session import Asked, EditInputs, Environment, Finished
 from nanoedit.session import edit as run_edit
@@ -76,6 +77,7 @@ def edit(
     sidecar: bool = False,
     history: bool = True,
     store: bool = True,
+    tier: str | None = None,
     skip_existing: bool = False,
     mask: PathLike | None = None,
     region: Region | None = None,
@@ -118,14 +120,14 @@ def edit(
         text = _source(image, "image")
         _one_image(text)
         given = EditInputs(inputs=(text,), refs=_sources(refs, "refs"), output=_output(output))
-    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials)
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials, tier)
     ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
-    transparent, dials = chosen.transparent, chosen.dials
+    transparent, dials, tier = chosen.transparent, chosen.dials, chosen.tier
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, transparent=transparent,
+        store=store, tier=tier, skip_existing=skip_existing, transparent=transparent,
         jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
     run = _masked(run, mask, region, feather, max_drift, crop)
@@ -162,6 +164,7 @@ def edit_many(
     sidecar: bool = False,
     history: bool = True,
     store: bool = True,
+    tier: str | None = None,
     skip_existing: bool = False,
     mask: PathLike | None = None,
     region: Region | None = None,
@@ -186,14 +189,14 @@ def edit_many(
         from_file=None if from_file is None else _source(from_file, "from_file"),
         recursive=recursive,
     )
-    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials)
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials, tier)
     ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
-    transparent, dials = chosen.transparent, chosen.dials
+    transparent, dials, tier = chosen.transparent, chosen.dials, chosen.tier
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, transparent=transparent,
+        store=store, tier=tier, skip_existing=skip_existing, transparent=transparent,
         jobs=jobs, environ=environ, clock=clock,
     )  # fmt: skip
     run = _masked(run, mask, region, feather, max_drift, crop)
@@ -251,6 +254,7 @@ def generate(
     sidecar: bool = False,
     history: bool = True,
     store: bool = True,
+    tier: str | None = None,
     skip_existing: bool = False,
     transparent: bool | str = False,
     environ: Mapping[str, str] | None = None,
@@ -258,14 +262,14 @@ def generate(
 ) -> Result:
     """Make ``count`` images from the prompt alone and return them (options as :func:`edit`);
     raises the job's error, carrying its exit code."""
-    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials)
+    chosen = _from_preset(preset, environ, ratio, size, model, backend, transparent, dials, tier)
     ratio, size, model, backend = chosen.ratio, chosen.size, chosen.model, chosen.backend
-    transparent, dials = chosen.transparent, chosen.dials
+    transparent, dials, tier = chosen.transparent, chosen.dials, chosen.tier
     run = _run_options(
         backend=backend, sandbox=sandbox, out_dir=out_dir, overwrite=overwrite,
         max_cost=max_cost, max_images=max_images, retries=retries, retry_unsafe=retry_unsafe,
         timeout=timeout, proxy=proxy, metadata=metadata, sidecar=sidecar, history=history,
-        store=store, skip_existing=skip_existing, transparent=transparent,
+        store=store, tier=tier, skip_existing=skip_existing, transparent=transparent,
         jobs=1, environ=environ, clock=clock,
     )  # fmt: skip
     asked = _asked(prompt, prompt_file, ratio, size, model, count, dials, preset)
@@ -295,6 +299,7 @@ def _run_options(
     sidecar: bool,
     history: bool,
     store: bool,
+    tier: str | None,
     skip_existing: bool,
     transparent: bool | str,
     jobs: int,
@@ -320,6 +325,7 @@ def _run_options(
         proxy=proxy, timeout=timeout, retries=retries, jobs=jobs, skip_existing=skip_existing,
         overwrite=overwrite, retry_unsafe=retry_unsafe, metadata=metadata, sidecar=sidecar,
         history=history, store=store, max_cost=max_cost, max_images=max_images,
+        tier=normalize_tier(tier),
         transparent=transparent or None,
     )  # fmt: skip
     return _Run(options, environ, clock)
@@ -362,16 +368,20 @@ def _from_preset(
     backend: str | None,
     transparent: bool | str = False,
     dials: Dials | None = None,
+    tier: str | None = None,
 ) -> _Chosen:
-    """The ratio, size, model, backend, transparency and dials, with ``preset``'s in place of
-    those the call left out (None, False), as the command line's flags: what the call gives
-    wins. The call's count is its own (its default, 1, cannot be told from a 1 asked for)."""
+    """The ratio, size, model, backend, transparency, dials and tier, with ``preset``'s in
+    place of those the call left out (None, False), as the command line's flags: what the call
+    gives wins. The call's count is its own (its default, 1, cannot be told from a 1 asked
+    for)."""
     if preset is None:
-        return _Chosen(ratio, size, model, backend, transparent, dials)
+        return _Chosen(ratio, size, model, backend, transparent, dials, tier)
     from nanoedit.settings.presets import PresetBook
 
     found = PresetBook.of(os.environ if environ is None else environ).find(preset)
-    given: dict[str, object] = {"ratio": ratio, "size": size, "model": model, "backend": backend}
+    given: dict[str, object] = {
+        "ratio": ratio, "size": size, "model": model, "backend": backend, "tier": tier,
+    }  # fmt: skip
     if transparent is not False:
         given["transparent"] = transparent
     values = found.values([name for name, value in given.items() if value is not None])
@@ -379,6 +389,7 @@ def _from_preset(
     return _Chosen(
         chosen["ratio"], chosen["size"], chosen["model"], chosen["backend"],
         values.get("transparent", transparent), found.dials_under(dials or NO_DIALS),
+        chosen["tier"],
     )  # fmt: skip
 
 
@@ -392,6 +403,7 @@ class _Chosen:
     backend: str | None
     transparent: bool | str
     dials: Dials | None
+    tier: str | None
 
 
 def _source(value: PathLike, what: str) -> str:

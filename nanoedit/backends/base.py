@@ -306,6 +306,9 @@ class BackendBase:
     """Whether the API carries a conversation, so that a ``--continue`` job sends the thread
     (``job.thread``) and the model sees the earlier turns; otherwise only the last turn's image
     is sent, and the run says so once."""
+    service_tiers: ClassVar[bool] = False
+    """Whether the API takes a service tier (``--tier flex|priority``) for the models whose
+    catalog offer lists it; a backend without one refuses any tier but standard."""
     lists_all: ClassVar[bool | None] = None
     """What ``models --live`` can learn of it: True when a listing endpoint gives the whole
     image lineup (so a model the catalog lacks shows), False when the catalog's ids are looked

@@ -56,9 +56,15 @@ from nanoedit.backends.gemini_errors import is_key_error as _is_key_error
 from nanoedit.backends.gemini_errors import no_image as _no_image
 from nanoedit.backends.gemini_errors import refused as _refused
 from nanoedit.backends.gemini_history import exchange_of, history_contents, kept_part
+from nanoedit.backends.gemini_tiers import (
+    FLEX_READ_TIMEOUT,
+    served_header,
+    shed_advice,
+    with_served_tier,
+)
 from nanoedit.catalog.models import FLASH_ALIAS, Catalog, shipped_catalog
-from nanoedit.errors import ApiError, NetworkError, RefusedError, UsageError
-from nanoedit.jobs import Dials, ImageSource, Progress
+from nanoedit.errors import ApiError, NanoeditError, NetworkError, RefusedError, UsageError
+from nanoedit.jobs import STANDARD_TIER, Dials, ImageSource, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.settings.checks import check_bool
 from nanoedit.settings.keys import KeySpec
@@ -146,6 +152,9 @@ class GeminiBackend(BackendBase):
     # the model's own turns with their thought signatures exactly as received (docs
     # image-generation#thought-signatures).
     converses = True
+    # [P] generateContent's serviceTier and the Interactions API's service_tier (SDK
+    # google-genai 3.6.1; docs flex-inference, priority-inference).
+    service_tiers = True
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "api": KeySpec(
             "NANOEDIT_GEMINI_API",
@@ -299,6 +308,12 @@ class GeminiBackend(BackendBase):
             # [P] Since 2026-10-26 Google stores generateContent requests of new paid
             # projects unless the request says store: false.
             body["store"] = False
+        tier = prepared.job.options.tier
+        if tier != STANDARD_TIER and self.service_tiers:
+            # [P] The SDK (google-genai 3.6.1, _GenerateContentConfig_to_mldev) puts a config's
+            # service_tier on the request itself, beside contents, as serviceTier, in lower
+            # case; left out, the request is standard (docs flex-inference).
+            body["serviceTier"] = tier
         return body
 
     def api(self) -> str:
@@ -355,6 +370,10 @@ class GeminiBackend(BackendBase):
         """Send the job ``count`` times (one image each) and gather the images and words, with
         what each request's answer keeps for a later ``--continue`` turn. A failure after some
         images were made returns those with it: they are paid for."""
+        if prepared.job.options.tier == "flex":
+            # Queued for minutes before its answer: a read that gave up sooner would leave a
+            # request that may be charged unanswered (the job's --timeout still bounds it).
+            self.http.deadline.read_cap = FLEX_READ_TIMEOUT
         if self.api() == INTERACTIONS:
             return self._interactions().run(prepared, progress, self._image_parts)
         headers = self.auth_headers(self.settings.key())
@@ -374,11 +393,18 @@ class GeminiBackend(BackendBase):
 
         def ask(before: int) -> Answer:
             response, streamed = self._generate(prepared.model, body)
-            answer = parse_answer(
-                response, self.where, self.settings, prepared.model, streamed,
-                number_from=before + 1,
+            try:
+                answer = parse_answer(
+                    response, self.where, self.settings, prepared.model, streamed,
+                    number_from=before + 1,
+                )  # fmt: skip
+            except NanoeditError as exc:
+                raise shed_advice(exc, prepared.job.options.tier) from None
+            usage = with_served_tier(
+                reported_usage(response, "usageMetadata"), served_header(response),
+                prepared.job.options.tier, self.where, self.http.notify,
             )  # fmt: skip
-            return replace(answer, usage=reported_usage(response, "usageMetadata"))
+            return replace(answer, usage=usage)
 
         return gather(prepared.job.options.count, progress, ask)
 

@@ -59,8 +59,9 @@ from nanoedit.backends.gemini_errors import (
     refusal,
     retry_delay,
 )
+from nanoedit.backends.gemini_tiers import shed_advice, with_served_tier
 from nanoedit.errors import ApiError, NanoeditError, NetworkError
-from nanoedit.jobs import Dials, Exchange, Progress
+from nanoedit.jobs import STANDARD_TIER, Dials, Exchange, Progress
 from nanoedit.net.inputs import InputImage
 from nanoedit.output.imageformat import MIME_TYPES, format_from_suffix
 
@@ -176,6 +177,11 @@ class Interactions:
         if previous is not None:
             body["previous_interaction_id"] = previous
         body |= {"response_format": self._format(prepared), "store": self.store, "stream": False}
+        tier = prepared.job.options.tier
+        if tier != STANDARD_TIER:
+            # [P] CreateModelInteraction.service_tier: flex, standard, priority (SDK
+            # google-genai 3.6.1, servicetier.py); left out, the interaction is standard.
+            body["service_tier"] = tier
         return body | dial_fields(prepared.job.options.dials)
 
     # Dry run ---------------------------------------------------------------------------------
@@ -261,8 +267,14 @@ class Interactions:
                 )
                 previous, given = None, resent
                 response, streamed = self._create(self.body(prepared, given, None), key)
-            interaction, streamed = self._finished(response, streamed, key)
-            usage = _usage(interaction)
+            try:
+                interaction, streamed = self._finished(response, streamed, key)
+            except NanoeditError as exc:
+                raise shed_advice(exc, prepared.job.options.tier) from None
+            usage = with_served_tier(
+                _usage(interaction), interaction.get("service_tier"),
+                prepared.job.options.tier, self.where, self.http.notify,
+            )  # fmt: skip
             try:
                 return replace(
                     self._read(interaction, streamed, prepared.model, before), usage=usage

@@ -108,6 +108,9 @@ class VertexBackend(GeminiBackend):
     # Google's tools keep no access token in a variable: the token comes from a command.
     key_env: ClassVar[tuple[str, ...]] = ()
     lists_all = False
+    # [S] Vertex AI has its own flex and priority pay-as-you-go, asked for by request headers
+    # rather than by the body's serviceTier (its consumption options page); not built here.
+    service_tiers = False
     extra_keys: ClassVar[dict[str, KeySpec]] = {
         "project": KeySpec(
             "NANOEDIT_VERTEX_PROJECT",

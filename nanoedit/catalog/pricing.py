@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanoedit.catalog.models import Catalog, shipped_catalog
+from nanoedit.catalog.tiers import tier_factor
 from nanoedit.errors import UsageError
-from nanoedit.jobs import SIZES, PlannedJob
+from nanoedit.jobs import SIZES, STANDARD_TIER, PlannedJob
 
 PRICING = "pricing"
 """The config section of prices: ``pricing.BACKEND.MODEL[.SIZE]``."""
@@ -80,6 +81,16 @@ class Price:
     source: str
     """``list`` (Google's list price), a backend's name (its own published price), or the
     config key that set it."""
+    tier: str = STANDARD_TIER
+    """The service tier it is the price of: the standard price times the tier's multiple."""
+
+    @property
+    def label(self) -> str:
+        """``gemini-3.1-flash-image 1K flex``: the model, its size and a tier other than
+        standard, as an estimate names the price."""
+        size = f" {self.size}" if self.size else ""
+        tier = f" {self.tier}" if self.tier != STANDARD_TIER else ""
+        return f"{self.model}{size}{tier}"
 
 
 class Prices:
@@ -103,9 +114,23 @@ class Prices:
             if parsed is not None:
                 self.overrides[parsed] = amount
 
-    def price(self, backend: str, model: str, size: str | None) -> Price | None:
+    def price(
+        self, backend: str, model: str, size: str | None, tier: str = STANDARD_TIER
+    ) -> Price | None:
         """The price of one image of ``model`` (as the backend sends it) at ``size`` (None:
-        the model's default), or None when nanoedit does not know it."""
+        the model's default) and ``tier``, or None when nanoedit does not know it. A tier's
+        price is the standard one (the user's, else the catalog's) times the tier's multiple
+        in the catalog: a tier the catalog does not price for the model is unknown."""
+        standard = self._standard(backend, model, size)
+        if standard is None or tier == STANDARD_TIER:
+            return standard
+        factor = tier_factor(self.catalog.resolve_quietly(backend, model), tier)
+        if factor is None:
+            return None
+        return Price(standard.amount * factor, standard.model, standard.size, standard.source, tier)
+
+    def _standard(self, backend: str, model: str, size: str | None) -> Price | None:
+        """The standard tier's price of one image (see :meth:`price`)."""
         google = self._google_id(backend, model)
         size = size.upper() if size else None
         if self.tier == "batch":
@@ -140,12 +165,21 @@ class Prices:
         return self.catalog.dial_support(backend, resolved).search_price
 
     def estimate(
-        self, backend: str, model: str, size: str | None, images: int, *, search: bool = False
+        self,
+        backend: str,
+        model: str,
+        size: str | None,
+        images: int,
+        tier: str = STANDARD_TIER,
+        *,
+        search: bool = False,
     ) -> float | None:
-        """What ``images`` images of ``model`` cost on ``backend`` (``search``: grounded, one
-        search query counted per image, as one request makes one image on the APIs that
-        charge per query); None when unknown."""
-        price = self.price(backend, model, size)
+        """What ``images`` images of ``model`` cost on ``backend`` at ``tier`` (``search``:
+        grounded, one search query counted per image, as one request makes one image on the
+        APIs that charge per query); None when unknown. The tier's multiple prices the image
+        and not its search query: [I] Google's flex and priority pages price tokens, and
+        grounding is billed per query beside them."""
+        price = self.price(backend, model, size, tier)
         if price is None:
             return None
         if not search:
@@ -160,16 +194,33 @@ class Prices:
         size: str | None,
         images: int,
         usage: Mapping[str, Any] | None,
+        tier: str = STANDARD_TIER,
         *,
         search: bool = False,
     ) -> float | None:
         """What a finished job cost: the provider's own figure when its answer gave one
         (OpenRouter's ``usage.cost``), else the table's price of the images it made (with
-        their search queries when ``search``)."""
+        their search queries when ``search``), at the tier the provider says served it
+        (Google's ``serviceTier``), else the one asked."""
         reported = reported_cost(usage)
         if reported is not None:
             return reported
-        return self.estimate(backend, model, size, images, search=search)
+        return self.estimate(
+            backend, model, size, images, served_tier(usage) or tier, search=search
+        )
+
+
+def served_tier(usage: Mapping[str, Any] | None) -> str | None:
+    """The tier a provider says served the request, if it said: the Gemini backend keeps it in
+    the usage as ``serviceTier``, from the answer's ``x-gemini-service-tier`` header
+    (generateContent) or the interaction's ``service_tier``, which tell a priority request
+    served at standard once its priority limit was passed ([P] docs priority-inference:
+    "graceful downgrade"); read in any case, with or without the ``SERVICE_TIER_`` prefix."""
+    value = usage.get("serviceTier") if usage else None
+    if not isinstance(value, str):
+        return None
+    name = value.strip().lower().removeprefix("service_tier_")
+    return name if name in (STANDARD_TIER, "flex", "priority") else None
 
 
 def reported_cost(usage: Mapping[str, Any] | None) -> float | None:
@@ -186,9 +237,10 @@ def estimate(
     size: str | None,
     images: int,
     overrides: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+    tier: str = STANDARD_TIER,
 ) -> float | None:
     """What ``images`` images cost (``overrides``: the user's ``pricing.*`` settings)."""
-    return Prices(overrides).estimate(backend, model, size, images)
+    return Prices(overrides).estimate(backend, model, size, images, tier)
 
 
 def job_cost(
@@ -248,10 +300,7 @@ class BatchEstimate:
         if self.requests:
             parts.append(f"{self.requests} paid requests (a matte image is two)")
         if self.prices:
-            used = ", ".join(
-                f"{price.model}{' ' + price.size if price.size else ''} at {money(price.amount)}"
-                for price in self.prices
-            )
+            used = ", ".join(f"{price.label} at {money(price.amount)}" for price in self.prices)
             part = "" if self.known else f" for {self.priced_images} of them"
             if self.searches:
                 used += f"; {self.searches} search quer{'y' if self.searches == 1 else 'ies'}"
@@ -272,14 +321,15 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
     """The estimate of the jobs a run will send (each job's images counted as asked)."""
     cost = 0.0
     priced = 0
-    used: dict[tuple[str, str | None, float], Price] = {}
+    used: dict[tuple[str, str | None, str, float], Price] = {}
     unknown: dict[tuple[str, str], None] = {}
     requests = 0
     searches, search_cost = 0, 0.0
     for job in planned:
-        images = job.job.options.count
-        requests += job.job.options.renders  # one request a job, two for a matte image
-        price = prices.price(job.backend, job.model, job.job.options.size)
+        options = job.job.options
+        images = options.count
+        requests += options.renders  # one request a job, two for a matte image
+        price = prices.price(job.backend, job.model, options.size, options.tier)
         if price is None:
             unknown[(job.backend, job.model)] = None
             continue
@@ -287,6 +337,8 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
         # grounded when --search is asked for.
         paid = images * job.job.options.renders
         if job.job.options.dials.search:
+            # At the search price whatever the tier: the tier's multiple is on the image's
+            # price alone (see Prices.estimate).
             per_query = prices.search_price(job.backend, job.model)
             if per_query is None:
                 unknown[(job.backend, SEARCH)] = None
@@ -296,7 +348,7 @@ def batch_estimate(planned: Sequence[PlannedJob], prices: Prices) -> BatchEstima
             cost += per_query * paid
         cost += price.amount * paid
         priced += images
-        used.setdefault((price.model, price.size, price.amount), price)
+        used.setdefault((price.model, price.size, price.tier, price.amount), price)
     return BatchEstimate(
         jobs=len(planned),
         images=sum(job.job.options.count for job in planned),

@@ -28,11 +28,15 @@ from nanoedit.cli.dial_options import (
     dials_of,
 )
 from nanoedit.clock import Clock
+from nanoedit.errors import UsageError
 from nanoedit.jobs import (
+    BATCH_TIER,
     DEFAULT_COUNT,
     DEFAULT_JOBS,
     DEFAULT_RESPONSE_FORMAT,
     RATIOS,
+    RUN_TIERS,
+    STANDARD_TIER,
     TRANSPARENT_AUTO,
     TRANSPARENT_METHODS,
     WHOLE_RUN,
@@ -72,13 +76,6 @@ class ResponseFormat(StrEnum):
 
 DEFAULT_FORMAT = ResponseFormat(DEFAULT_RESPONSE_FORMAT)
 TRANSPARENT_CHOICES = (TRANSPARENT_AUTO, *TRANSPARENT_METHODS)
-
-
-class Tier(StrEnum):
-    """How the jobs are sent: one request each, or all in one Batch API submission."""
-
-    standard = "standard"
-    batch = "batch"
 
 
 PromptOpt = Annotated[
@@ -329,11 +326,14 @@ MaxImagesOpt = Annotated[
     ),
 ]
 TierOpt = Annotated[
-    Tier,
+    str,
     typer.Option(
         "--tier",
+        click_type=TyperChoice(RUN_TIERS, case_sensitive=False),
         help="standard: one request per job; batch: every job in one Google Batch API "
-        "submission at half price, answered within 24 h (gemini backend).",
+        "submission at half price, answered within 24 h; flex (half price, may be shed and "
+        "slow) and priority (up to twice the price): Google's service tiers, refused for a "
+        "model that does not take them (gemini backend).",
         rich_help_panel="Batch",
     ),
 ]
@@ -472,7 +472,7 @@ class RunFlags:
     dry_run: DryRunOpt = False
     max_cost: MaxCostOpt = None
     max_images: MaxImagesOpt = None
-    tier: TierOpt = Tier.standard
+    tier: TierOpt = STANDARD_TIER
     detach: DetachOpt = False
     no_metadata: NoMetadataOpt = False
     sidecar: SidecarOpt = False
@@ -483,7 +483,15 @@ class RunFlags:
     report: ReportOpt = None
 
     def run_options(self) -> RunOptions:
-        """How the run behaves, as these flags say (``--shard`` checked here)."""
+        """How the run behaves, as these flags say (``--shard`` and ``--detach`` checked
+        here)."""
+        if self.detach and self.tier.lower() != BATCH_TIER:
+            # Taken silently, it would wait for every image the user meant to leave running.
+            raise UsageError(
+                f"--detach leaves a batch at Google for nanoedit resume, and --tier is "
+                f"{self.tier.lower()}, which sends each job at once; add --tier batch, or leave "
+                "out --detach"
+            )
         return RunOptions(
             backend=self.backend,
             out_dir=self.out_dir,
@@ -509,7 +517,7 @@ class RunFlags:
             report=self.report,
             max_cost=self.max_cost,
             max_images=self.max_images,
-            tier=self.tier.value,
+            tier=self.tier.lower(),
             detach=self.detach,
             transparent=self._transparency(),
         )

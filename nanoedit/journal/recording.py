@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nanoedit.jobs import Dials, ImageSource, Job, MaskSpec, Options, PlannedJob
+from nanoedit.jobs import STANDARD_TIER, Dials, ImageSource, Job, MaskSpec, Options, PlannedJob
 from nanoedit.journal.records import JobSpec, identity
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ def fingerprint(job: Job, model: str, digest: Callable[[ImageSource], str | None
         "count": options.count,
         "inputs": inputs,
     }
+    if options.tier != STANDARD_TIER:
+        # Another tier is another request, at another price. A standard job leaves it out, so
+        # that the jobs journaled before there were tiers keep their fingerprints.
+        what["tier"] = options.tier
     if options.transparent is not None:
         # Alpha by another method is another result (and matte is two paid requests); absent
         # when opaque, so that the fingerprints journaled before --transparent still match.
@@ -136,6 +140,7 @@ def spec_of(planned: PlannedJob, saving: SavingOptions) -> JobSpec:
             "model": options.model,
             "count": options.count,
             "response_format": options.response_format,
+            "tier": options.tier,
             "preset": options.preset,
         },
         "out_dir": _absolute(saving.out_dir),
@@ -204,6 +209,8 @@ def planned_from(record: JobRecord) -> tuple[PlannedJob, SavingOptions]:
         model=asked["model"],
         count=asked["count"],
         response_format=asked["response_format"],
+        # A row from before tiers asked for the standard one: resumed, it is sent as it was.
+        tier=asked.get("tier", STANDARD_TIER),
         transparent=asked.get("transparent"),
         # An older row has no dials: none were sent.
         dials=Dials.from_given(asked.get("dials")),

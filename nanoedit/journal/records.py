@@ -35,6 +35,8 @@ class AskedSpec(TypedDict):
     model: str | None
     count: int
     response_format: str
+    tier: NotRequired[str]
+    """The service tier asked for; absent in rows from before tiers, which were standard."""
     transparent: NotRequired[str]
     """``--transparent``'s method (native, key, matte); absent for an opaque result."""
     dials: NotRequired[dict[str, Any]]

@@ -110,6 +110,7 @@ class Deadline:
         self.seconds = seconds
         self.clock = clock
         self.started = clock()
+        self.read_cap = READ_TIMEOUT  # a backend whose answers come slower may raise it
 
     def elapsed(self) -> float:
         """Seconds since the job started."""
@@ -124,7 +125,7 @@ class Deadline:
         import httpx  # see the module's docstring
 
         left = max(self.remaining(), 0.001)
-        return httpx.Timeout(min(READ_TIMEOUT, left), connect=min(CONNECT_TIMEOUT, left))
+        return httpx.Timeout(min(self.read_cap, left), connect=min(CONNECT_TIMEOUT, left))
 
     def exceeded(self, where: str, what: str) -> NetworkError:
         """The error of a job that ran out of time."""

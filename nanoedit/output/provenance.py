@@ -98,6 +98,8 @@ class Provenance:
     # A --continue turn: the journal's job and result number the thread went on from (the
     # model saw the thread, not only the first input).
     continues: tuple[int, int] | None = None
+    # The service tier it was asked at (--tier): another tier is another request.
+    tier: str = "standard"
     # The provider dials the request asked for (--seed, --format…), by name; empty: none.
     dials: dict[str, Any] = field(default_factory=dict)
     # The preset (--preset, or a --from line's) whose template the prompt was put into.
@@ -109,7 +111,7 @@ class Provenance:
     def to_json(self) -> dict[str, Any]:
         """The dict embedded in the image, and written under ``provenance`` in the sidecar;
         ``sandbox`` only on the sandbox's images, ``continues`` only on a thread's turns,
-        ``preset`` only when one made the prompt."""
+        ``tier`` only when it was not standard, ``preset`` only when one made the prompt."""
         record: dict[str, Any] = {
             "prompt": self.prompt,
             "model": self.model,
@@ -121,6 +123,8 @@ class Provenance:
         }
         if self.continues is not None:
             record["continues"] = {"job": self.continues[0], "result": self.continues[1]}
+        if self.tier != "standard":
+            record["tier"] = self.tier
         if self.dials:
             record["dials"] = dict(self.dials)
         if self.preset is not None:
@@ -150,6 +154,7 @@ def from_json(document: dict[str, Any]) -> Provenance:
         version=document.get("version", __version__),
         sandbox=bool(document.get("sandbox", False)),
         continues=read_continues(document.get("continues")),
+        tier=str(document.get("tier", "standard")),
         dials=dict(document.get("dials") or {}),
         preset=document.get("preset") if isinstance(document.get("preset"), str) else None,
         mask=document.get("mask") if isinstance(document.get("mask"), dict) else None,

@@ -65,14 +65,16 @@ class Budget:
 
     def take(self, planned: PlannedJob) -> bool:
         """Whether ``planned`` may be sent; if so, it is counted as spent until it ends."""
-        images = planned.job.options.count
+        options = planned.job.options
+        images = options.count
         estimate = self.prices.estimate(
             planned.backend,
             planned.model,
-            planned.job.options.size,
+            options.size,
             # Each request paid for: a matte image is two (see nanoedit.run.matte).
-            images * planned.job.options.renders,
-            search=planned.job.options.dials.search,
+            images * options.renders,
+            options.tier,
+            search=options.dials.search,
         )
         with self._lock:
             if self.max_images is not None and self.images + images > self.max_images:
@@ -101,6 +103,7 @@ class Budget:
                 planned.job.options.size,
                 len(outcome.outputs),
                 outcome.usage,
+                planned.job.options.tier,
                 search=planned.job.options.dials.search,
             )
         with self._lock:

@@ -21,7 +21,7 @@ from nanoedit.backends.base import (
     backend_class,
     carries_thread,
 )
-from nanoedit.catalog.models import expected_size
+from nanoedit.catalog.pixels import expected_size
 from nanoedit.clock import Clock
 from nanoedit.errors import ApiError, InputError, NanoeditError, NetworkError, RefusedError
 from nanoedit.jobs import (
@@ -350,7 +350,7 @@ class JobPipeline:
         """What a job that made ``images`` images cost: the provider's own figure, else the
         price table's (the user's ``pricing.*`` settings first); None when unknown. The
         journal and the run's report both take this one figure."""
-        from nanoedit.catalog.pricing import Prices
+        from nanoedit.catalog.pricing import Prices, served_tier
 
         if self.settings.sandbox:
             return 0.0  # the sandbox charges nothing, whatever a real provider would
@@ -364,12 +364,18 @@ class JobPipeline:
         search = options.dials.search  # its queries are paid beside the images
         if options.renders > 1:
             # Each image was paid for twice (matte): the table's price of both requests, as
-            # the estimate counted them (the first answer's own figure covers only one).
+            # the estimate counted them (the first answer's own figure covers only one), at
+            # the tier the first answer says served it, else the one asked.
             return prices.estimate(
-                planned.backend, planned.model, options.size, images * 2, search=search
+                planned.backend,
+                planned.model,
+                options.size,
+                images * 2,
+                served_tier(usage) or options.tier,
+                search=search,
             )
         return prices.job_cost(
-            planned.backend, planned.model, options.size, images, usage, search=search
+            planned.backend, planned.model, options.size, images, usage, options.tier, search=search
         )
 
     def _earlier_outputs(self, entries: Sequence[ResultEntry]) -> list[SavedImage]:
@@ -619,6 +625,7 @@ def _provenance(planned: PlannedJob, prepared: PreparedJob, sandbox: bool) -> Pr
         version=__version__,
         sandbox=sandbox,
         continues=planned.job.continues,
+        tier=options.tier,
         dials=options.dials.given(),
         preset=options.preset,
     )

@@ -22,8 +22,18 @@ from typing import TYPE_CHECKING
 
 from nanoedit.backends.base import BackendBase, backend_class, thread_notice
 from nanoedit.catalog.models import Catalog, ModelLimits, Resolved
+from nanoedit.catalog.tiers import check_tier
 from nanoedit.errors import InputError, NanoeditError, OverwriteError, UsageError
-from nanoedit.jobs import ImageSource, Job, JobOutcome, PlannedJob, RunOptions, SavedImage
+from nanoedit.jobs import (
+    STANDARD_TIER,
+    TIERS,
+    ImageSource,
+    Job,
+    JobOutcome,
+    PlannedJob,
+    RunOptions,
+    SavedImage,
+)
 from nanoedit.net.inputs import RunInputs
 from nanoedit.output.imageformat import IMAGE_SUFFIXES
 from nanoedit.output.images import existing_image
@@ -140,6 +150,11 @@ class Planner:
 
     def _plan_one(self, job: Job, names: tuple[str, ...]) -> Planned:
         """The job checked and routed, with its natural names; refused or skipped if so."""
+        # The run's service tier (--tier flex|priority) is part of what each job asks (its spec,
+        # its fingerprint); --tier batch sends each job's request at the standard tier.
+        service = self.options.tier if self.options.tier in TIERS else STANDARD_TIER
+        if job.options.tier != service:
+            job = replace(job, options=replace(job.options, tier=service))
         backend_name: str | None = None
         model: str | None = None
         try:
@@ -290,6 +305,7 @@ class Planner:
             and made.get("model") == model
             and made.get("ratio") == options.ratio
             and made.get("size") == options.size
+            and made.get("tier", STANDARD_TIER) == options.tier
             and (made.get("dials") or {}) == options.dials.given()
             and bool(made.get("sandbox")) == self.settings.sandbox
             and read_continues(made.get("continues")) == job.continues
@@ -480,6 +496,7 @@ def check_request(
     before a request is paid for; an id the catalog does not know is the server's call."""
     options = job.options
     backend.check_options(resolved.sent, options)
+    check_tier(backend.name, backend.service_tiers, resolved, options.tier)
     check_dials(catalog, backend.name, resolved, job)
     limits, model = resolved.limits, resolved.sent
     offer = resolved.offer

@@ -180,6 +180,16 @@ class Sandbox:
         return self._runtime.batch_bills.all()
 
     @property
+    def tiers(self) -> frozenset[str]:
+        """The service tiers besides standard the Gemini image models take (none by default,
+        as Google's model pages say); set it to act out a Google that offers them."""
+        return self._runtime.tiers
+
+    @tiers.setter
+    def tiers(self, tiers: frozenset[str]) -> None:
+        self._runtime.tiers = frozenset(tiers)
+
+    @property
     def fetch(self) -> Fetch:
         """How foreign image URLs are downloaded (also used by ``SandboxTransport``)."""
         return self._runtime.fetch

@@ -46,6 +46,7 @@ from nanoedit.sandbox.gemini_interactions import FAULT_KINDS as INTERACTION_FAUL
 from nanoedit.sandbox.gemini_interactions import Interactions
 from nanoedit.sandbox.gemini_models import ModelList
 from nanoedit.sandbox.gemini_request import json_body
+from nanoedit.sandbox.gemini_tiers import DOWNGRADE_FAULT, SERVED_HEADER, SHED_FAULT
 from nanoedit.sandbox.lineup import LISTING_PHASES
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, EmulatedApi, Runtime
 from nanoedit.sandbox.wire import SandboxResponse, json_response
@@ -133,6 +134,8 @@ class GeminiApi(EmulatedApi):
         result_fault("upload-expired", "uploaded files expire; one in use is refused (403)"),
         made_file_fault("upload-processing", "an upload is PROCESSING for 3 s before it is ACTIVE"),
         made_file_fault("upload-failed", "an upload is PROCESSING for 3 s, then FAILED"),
+        SHED_FAULT,
+        DOWNGRADE_FAULT,
         *INTERACTION_FAULT_KINDS,
         *BATCH_FAULT_KINDS,
     )
@@ -245,7 +248,8 @@ class GeminiApi(EmulatedApi):
             raise not_found(route.name, route.version, "generateContent")
         body = json_body(call.received)
         own_hosts = frozenset({call.netloc, SANDBOX_HOST})
-        return json_response(200, self.generator.answer(body, model, own_hosts))
+        answer, served = self.generator.served(body, model, own_hosts)
+        return json_response(200, answer, None if served is None else {SERVED_HEADER: served})
 
 
 def _route_of(call: Call) -> Route | None:

@@ -24,6 +24,7 @@ from nanoedit.sandbox.faults import Phase, Stage
 from nanoedit.sandbox.gemini_errors import GoogleError
 from nanoedit.sandbox.gemini_files import StoredUpload, UploadStore, file_denied, file_id_of
 from nanoedit.sandbox.gemini_request import FileImage, InlineImage, Request, read_request
+from nanoedit.sandbox.gemini_tiers import DOWNGRADE, SHED, check_tier, served_tier, shed
 from nanoedit.sandbox.prompts import INPUT_IMAGE_TOKENS, google_message, input_limit, input_tokens
 from nanoedit.sandbox.prompts import text_tokens as _tokens
 from nanoedit.sandbox.render import Encoded, Picture, decode
@@ -64,6 +65,10 @@ INVALID_SIGNATURE = (
 # The result faults generateContent acts out: one of another route of the same API (the
 # Interactions API's statuses) waits for a request of that route.
 GENERATE_FAULTS = frozenset({*FINISH_FAULTS, "prompt-blocked", "text-only", "upload-expired"})
+# A shed waits for a flex request, on either route: a standard one leaves it queued.
+SHED_FAULTS = frozenset({SHED})
+# A downgrade waits for a priority request.
+DOWNGRADE_FAULTS = frozenset({DOWNGRADE})
 
 
 class GenerateContent:
@@ -83,7 +88,15 @@ class GenerateContent:
         says what Google refuses. ``own_hosts`` are the hosts whose image URLs the sandbox
         answers itself (the one the client addressed, and the sandbox's own name); ``mime``:
         the format asked for where the API has the field (Vertex), else the model's own."""
+        return self.served(body, model, own_hosts, mime)[0]
+
+    def served(
+        self, body: object, model: Model, own_hosts: frozenset[str], mime: str | None = None
+    ) -> tuple[dict[str, object], str | None]:
+        """:meth:`answer`, with the service tier that served a request that named one (for
+        the ``x-gemini-service-tier`` header; None when it named none)."""
         request = replace(read_request(body, model), mime=mime)
+        check_tier(model, request.tier, self.runtime.tiers)
         # Counted before any image is fetched or drawn: a prompt past the limit costs nothing.
         said = " ".join([*request.context, request.prompt])
         count, limit = input_tokens(model, said, len(request.images)), input_limit(model)
@@ -93,10 +106,20 @@ class GenerateContent:
             if signed.signature != image_signature(self.load_image(signed.image, own_hosts)):
                 raise GoogleError(400, INVALID_SIGNATURE)
         inputs = [self.load_image(image, own_hosts) for image in request.images]
+        if request.tier == "flex" and self.runtime.faults.take(
+            SUBMITS, self.api, Stage.RESULT, SHED_FAULTS
+        ):
+            raise shed()
+        downgraded = request.tier == "priority" and self.runtime.faults.take(
+            SUBMITS, self.api, Stage.RESULT, DOWNGRADE_FAULTS
+        )
         fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT, GENERATE_FAULTS)
         if fault == "upload-expired":
             self._expire_uploads(request)
-        return self._answer(model, request, inputs, fault)
+        answer = self._answer(model, request, inputs, fault)
+        if request.tier == "standard":
+            return answer, None
+        return answer, served_tier(request.tier, bool(downgraded))
 
     def _expire_uploads(self, request: Request) -> None:
         """Every upload expires at once (fault ``upload-expired``); a request using one is

@@ -56,7 +56,12 @@ from nanoedit.sandbox.catalog import output_tokens as image_tokens_out
 from nanoedit.sandbox.faults import FaultKind, Phase, Stage, result_fault
 from nanoedit.sandbox.gemini_errors import STATUS_MESSAGES, GoogleError, not_found
 from nanoedit.sandbox.gemini_files import file_denied, file_id_of
-from nanoedit.sandbox.gemini_generate import FINISH_FAULTS, GenerateContent
+from nanoedit.sandbox.gemini_generate import (
+    DOWNGRADE_FAULTS,
+    FINISH_FAULTS,
+    SHED_FAULTS,
+    GenerateContent,
+)
 from nanoedit.sandbox.gemini_interactions_request import (
     CreateRequest,
     Format,
@@ -65,6 +70,7 @@ from nanoedit.sandbox.gemini_interactions_request import (
     read_create,
 )
 from nanoedit.sandbox.gemini_request import MAX_INPUT_IMAGES, FileImage, InlineImage, json_body
+from nanoedit.sandbox.gemini_tiers import check_tier, served_tier, shed
 from nanoedit.sandbox.prompts import INPUT_IMAGE_TOKENS, google_message, input_limit, text_tokens
 from nanoedit.sandbox.render import Encoded, Picture
 from nanoedit.sandbox.runtime import SANDBOX_HOST, Call, Runtime
@@ -134,6 +140,8 @@ class Stored:
     waiting: str | None = None
     """While not done: the status it shows (in_progress, queued), until ``ready_at``."""
     ready_at: float = 0.0
+    service_tier: str | None = None
+    """The tier that served it, for a create that named one (see ``gemini_tiers``)."""
 
 
 def _stamp(epoch: float) -> str:
@@ -216,6 +224,7 @@ class Interactions:
     def _answer(self, call: Call, request: CreateRequest, steps: list[dict[str, Any]]) -> Stored:
         """The interaction a create makes, drawn now (one that waits shows it later)."""
         model = request.model
+        check_tier(model, request.tier, self.runtime.tiers)
         talk = conversation_of(steps)
         limit = MAX_INPUT_IMAGES[model.family]
         if talk.user_images > limit:
@@ -232,6 +241,13 @@ class Interactions:
         # A continued edit works on the conversation's last image, then the turn's own.
         chosen = [talk.last_image, *talk.added] if talk.last_image else list(talk.added)
         inputs = [self.generator.load_image(image, own_hosts) for image in chosen]
+        if request.tier == "flex" and self.runtime.faults.take(
+            SUBMITS, self.api, Stage.RESULT, SHED_FAULTS
+        ):
+            raise shed()
+        downgraded = request.tier == "priority" and self.runtime.faults.take(
+            SUBMITS, self.api, Stage.RESULT, DOWNGRADE_FAULTS
+        )
         fault = self.runtime.faults.take(SUBMITS, self.api, Stage.RESULT, ACTS)
         if fault == "upload-expired":
             self._expire_uploads(chosen)
@@ -255,6 +271,9 @@ class Interactions:
             errors=errors,
             waiting=waiting,
             ready_at=self.runtime.clock() + self.runtime.task_seconds,
+            service_tier=None
+            if request.tier == "standard"
+            else served_tier(request.tier, bool(downgraded)),
         )
 
     def _outcome(
@@ -379,6 +398,8 @@ class Interactions:
         }
         if stored.previous_id is not None:
             shown["previous_interaction_id"] = stored.previous_id
+        if stored.service_tier is not None:
+            shown["service_tier"] = stored.service_tier
         if done and stored.usage is not None:
             shown["usage"] = stored.usage
         if done and stored.errors:

@@ -34,6 +34,7 @@ from typing import Any
 from nanoedit.sandbox.catalog import Model
 from nanoedit.sandbox.gemini_errors import GoogleError
 from nanoedit.sandbox.gemini_request import IMAGE_TYPES, FileImage, InlineImage, decode_bytes
+from nanoedit.sandbox.gemini_tiers import read_tier
 
 # The fields of a model interaction's create body [P] (CreateModelInteraction, agents aside).
 CREATE_FIELDS = frozenset(
@@ -104,6 +105,8 @@ class CreateRequest:
     store: bool
     background: bool
     previous_id: str | None
+    tier: str = "standard"
+    """The service tier asked for (``service_tier``; see ``gemini_tiers``)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ def read_create(
         )
     store = _bool(body, "store", True)
     background = _bool(body, "background", False)
+    tier = read_tier(body, None, "service_tier")
     previous = body.get("previous_interaction_id")
     if previous is not None and (not isinstance(previous, str) or not previous):
         raise _invalid("previous_interaction_id", previous)
@@ -188,7 +192,7 @@ def read_create(
         raise missing(model_id)
     generation = _object(body.get("generation_config") or {}, "generation_config")
     return CreateRequest(
-        model, steps, _format(body, generation, model), store, background, previous
+        model, steps, _format(body, generation, model), store, background, previous, tier
     )
 
 

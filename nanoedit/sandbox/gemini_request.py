@@ -17,6 +17,7 @@ from typing import Any
 
 from nanoedit.sandbox.catalog import Family, Model
 from nanoedit.sandbox.gemini_errors import GoogleError
+from nanoedit.sandbox.gemini_tiers import read_tier
 from nanoedit.sandbox.wire import ReceivedRequest
 
 # Input image types the image models take; the sandbox itself draws from PNG, JPEG and WebP.
@@ -105,6 +106,8 @@ class Request:
     context: tuple[str, ...] = ()
     earlier: tuple[str, ...] = ()
     signed: tuple[SignedImage, ...] = ()
+    tier: str = "standard"
+    """The service tier asked for (``serviceTier``; see ``gemini_tiers``)."""
 
 
 # [S] Google's words (issue threads) for a history whose image part of the model's lacks its
@@ -199,6 +202,7 @@ def read_request(body: object, model: Model) -> Request:
         # [P] generateContent's ``store`` (2026-10-26): whether Google keeps the request; a
         # boolean, taken and of no effect here.
         raise GoogleError(400, f"Invalid value at 'store' (TYPE_BOOL), {_shown(store)}")
+    tier = read_tier(body, "serviceTier", "service_tier")
     config = proto_object(
         proto_field(body, "generationConfig", "generation_config") or {}, "generation_config"
     )
@@ -253,6 +257,7 @@ def read_request(body: object, model: Model) -> Request:
         context=tuple(history.texts),
         earlier=tuple(history.earlier),
         signed=tuple(history.signed),
+        tier=tier,
     )
 
 

@@ -60,6 +60,9 @@ class Runtime:
     """The Batch API's own time, moved by tests (``nanoedit.sandbox.batching``)."""
     batch_bills: BatchBills = field(default_factory=BatchBills)
     """What the batches charged, one entry per batch that ended with work done."""
+    tiers: frozenset[str] = frozenset()
+    """The service tiers besides standard that Google's image models take: none, as Google's
+    model pages say (``nanoedit.sandbox.gemini_tiers``), until the sandbox is told otherwise."""
 
     def epoch(self, reading: float | None = None) -> float:
         """Unix time now, or at an earlier clock ``reading``."""

@@ -24,6 +24,7 @@ from nanoedit.jobs import (
     FORMATS,
     QUALITIES,
     RATIOS,
+    RUN_TIERS,
     SIZES,
     THINKING_LEVELS,
     TRANSPARENT_AUTO,
@@ -153,6 +154,13 @@ PRESET_KEYS: tuple[PresetKey, ...] = (
     PresetKey("safety", _string, per_job=False, help="the backend's level, as --safety"),
     PresetKey("quality", _one_of(QUALITIES), per_job=False, help="as --quality (gpt-image)"),
     PresetKey("input_fidelity", _one_of(FIDELITIES), per_job=False, help="as --input-fidelity"),
+    # The tier belongs to the run, as --tier does (RunOptions.tier): no --from line sets it.
+    PresetKey(
+        "tier",
+        _one_of(RUN_TIERS),
+        per_job=False,
+        help="standard, flex, priority or batch, as --tier",
+    ),
 )
 KEYS: Mapping[str, PresetKey] = {key.name: key for key in PRESET_KEYS}
 FIELDS = (TEMPLATE, DESCRIPTION, *KEYS)
