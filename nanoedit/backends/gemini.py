@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
@@ -443,7 +443,29 @@ class GeminiBackend(BackendBase):
         return parts
 
     def _upload(self, upload: InputImage, headers: dict[str, str]) -> dict[str, Any]:
-        """The Files API's resumable upload in one piece; returns the file it made."""
+        """The Files API's resumable upload of an input image; returns the file it made."""
+        what = f"the upload of {upload.source.location}"
+        return self.upload_file(
+            upload.data,
+            upload.mime,
+            upload.filename,
+            what,
+            headers,
+            lambda file: bool(_file_uri(file)),
+        )
+
+    def upload_file(
+        self,
+        data: bytes,
+        mime: str,
+        display_name: str,
+        what: str,
+        headers: dict[str, str],
+        usable: Callable[[dict[str, Any]], bool],
+    ) -> dict[str, Any]:
+        """The Files API's resumable upload in one piece (an input image, or a batch's JSONL
+        requests); returns the file it made, as the finalizing answer gives it (an error when
+        it gives none, or one ``usable`` turns down)."""
         start = self.http.client.build_request(
             "POST",
             f"{self.root}/upload/{API_VERSION}/files",
@@ -451,12 +473,11 @@ class GeminiBackend(BackendBase):
                 **headers,
                 "X-Goog-Upload-Protocol": "resumable",
                 "X-Goog-Upload-Command": "start",
-                "X-Goog-Upload-Header-Content-Length": str(len(upload.data)),
-                "X-Goog-Upload-Header-Content-Type": upload.mime,
+                "X-Goog-Upload-Header-Content-Length": str(len(data)),
+                "X-Goog-Upload-Header-Content-Type": mime,
             },
-            json={"file": {"display_name": upload.filename}},
+            json={"file": {"display_name": display_name}},
         )
-        what = f"the upload of {upload.source.location}"
         # Uploads cost nothing: a retry at worst leaves a second copy for 48 hours.
         answer = self.http.send(start, where=self.where, what=what, paid=False)
         target = answer.headers.get("x-goog-upload-url")
@@ -471,14 +492,14 @@ class GeminiBackend(BackendBase):
                 **(headers if same_host else {}),
                 "X-Goog-Upload-Command": "upload, finalize",
                 "X-Goog-Upload-Offset": "0",
-                "Content-Type": upload.mime,
+                "Content-Type": mime,
             },
-            content=upload.data,
+            content=data,
         )
         done = self.http.send(finish, where=self.where, what=what, paid=False)
         body = read_json(done, self.where) if done.status_code == 200 else None
         file = body.get("file") if isinstance(body, dict) else None
-        if not isinstance(file, dict) or not _file_uri(file):
+        if not isinstance(file, dict) or not usable(file):
             raise _error_of(done, self.where, self.settings, what)
         return file
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from nanoedit.backends.base import Answer, clip, read_json
 from nanoedit.backends.gemini import API_VERSION, GeminiBackend, parse_answer
@@ -194,43 +194,12 @@ class BatchApi:
 
     def upload_requests(self, path: Path, shown: str) -> str:
         """Upload a JSONL file of requests; the file's name (``files/...``)."""
-        data = path.read_bytes()
         what = f"the upload of the batch's requests ({shown})"
-        start = self.http.client.build_request(
-            "POST",
-            f"{self.root}/upload/{API_VERSION}/files",
-            headers={
-                **self._headers(),
-                "X-Goog-Upload-Protocol": "resumable",
-                "X-Goog-Upload-Command": "start",
-                "X-Goog-Upload-Header-Content-Length": str(len(data)),
-                "X-Goog-Upload-Header-Content-Type": JSONL_MIME,
-            },
-            json={"file": {"display_name": shown}},
-        )
-        answer = self.http.send(start, where=self.where, what=what, paid=False)
-        target = answer.headers.get("x-goog-upload-url")
-        if answer.status_code != 200 or not target:
-            raise error_of(answer, self.where, self.settings, what)
-        same_host = urlsplit(target).netloc == urlsplit(self.root).netloc
-        finish = self.http.client.build_request(
-            "POST",
-            target,
-            headers={
-                **(self._headers() if same_host else {}),
-                "X-Goog-Upload-Command": "upload, finalize",
-                "X-Goog-Upload-Offset": "0",
-                "Content-Type": JSONL_MIME,
-            },
-            content=data,
-        )
-        done = self.http.send(finish, where=self.where, what=what, paid=False)
-        body = read_json(done, self.where) if done.status_code == 200 else None
-        file = body.get("file") if isinstance(body, dict) else None
-        name = file.get("name") if isinstance(file, dict) else None
-        if not isinstance(name, str) or not name.startswith("files/"):
-            raise error_of(done, self.where, self.settings, what)
-        return name
+        file = self.backend.upload_file(
+            path.read_bytes(), JSONL_MIME, shown, what, self._headers(),
+            lambda file: str(file.get("name") or "").startswith("files/"),
+        )  # fmt: skip
+        return str(file["name"])
 
     # The batch -----------------------------------------------------------------------------
 
