@@ -189,13 +189,19 @@ def settle_batches(
     from nanoedit.journal.batches import BUILDING, OPEN
     from nanoedit.journal.recording import planned_from
     from nanoedit.net.inputs import RunInputs
-    from nanoedit.run.batch_tier import BatchTier, ended_early, is_ended_early, not_done
+    from nanoedit.run.batch_tier import (
+        BATCHES,
+        BatchTier,
+        ended_early,
+        is_ended_early,
+        not_done,
+    )
 
     tier = BatchTier(settings, client, events, run, RunInputs(events.warning), clock=clock,
                      journal=journal, say=say)  # fmt: skip
     leave: dict[int, NanoeditError | None] = {}
     for record in tier.batches.all():
-        if record.state in OPEN and record.backend == "gemini":
+        if record.state in OPEN and record.backend == BATCHES:
             owner = _live_owner(journal, record)
             if owner is not None:
                 say(f"{record.shown} is under way in process {owner}; left to it")

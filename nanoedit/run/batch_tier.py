@@ -59,6 +59,9 @@ from nanoedit.net.http import Deadline, JobHttp, RetryPolicy
 from nanoedit.output.parts import PartFile, PartFiles
 from nanoedit.run.routing import make_backend
 
+# The backend whose API takes batches (Google's Batch API is the Gemini API's).
+BATCHES = GeminiBackend.name
+
 if TYPE_CHECKING:
     import httpx
 
@@ -108,11 +111,11 @@ class Collected:
 def check_batchable(planned: Sequence[PlannedJob], settings: Settings) -> None:
     """Refuse, before anything is sent, jobs the Batch API cannot take."""
     for entry in planned:
-        if entry.backend != "gemini":
+        if entry.backend != BATCHES:
             raise UsageError(
-                f"--tier batch goes through Google's Batch API, which the gemini backend has "
-                f"and {entry.backend} (for {entry.job.label}) has not; add --backend gemini, or "
-                "leave out --tier batch"
+                f"--tier batch goes through Google's Batch API, which the {BATCHES} backend has "
+                f"and {entry.backend} (for {entry.job.label}) has not; add --backend {BATCHES}, "
+                "or leave out --tier batch"
             )
         # Not carried into a batch yet (untried there): --transparent (its matte sends two
         # renders a job, its key a composite after) and --mask/--region (a composite after).
@@ -126,7 +129,7 @@ def check_batchable(planned: Sequence[PlannedJob], settings: Settings) -> None:
                 f"{entry.job.label} continues a thread (--continue), which a batch does not "
                 "carry; leave out --tier batch for it"
             )
-    api = settings.backend_settings("gemini").option("api") or GENERATE_CONTENT
+    api = settings.backend_settings(BATCHES).option("api") or GENERATE_CONTENT
     if planned and api != GENERATE_CONTENT:
         raise UsageError(
             f"--tier batch sends generateContent requests, and gemini.api is {api}; set "
@@ -181,7 +184,7 @@ class BatchTier:
         )  # fmt: skip
 
     def _api(self, http: JobHttp | None = None) -> BatchApi:
-        backend = make_backend("gemini", self.settings, http or self._http())
+        backend = make_backend(BATCHES, self.settings, http or self._http())
         assert isinstance(backend, GeminiBackend)
         return BatchApi(backend)
 
@@ -200,7 +203,7 @@ class BatchTier:
                 estimate = self._cost(chunk[0], requests) if chunk else None
                 token = os.urandom(8).hex()
                 record = self.batches.add(
-                    token, "gemini", model, ids, requests=requests, estimate=estimate
+                    token, BATCHES, model, ids, requests=requests, estimate=estimate
                 )
                 made.append(self.send(record, {entry.journal_id: entry for entry in chunk}))
         return made
