@@ -228,3 +228,25 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:
         assert [r.id for r in journal.search("hat")] == [2, 1]
     with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_resume_reads_the_unfinished_jobs_one_at_a_time_each_as_it_is_now(tmp_path: Path) -> None:
+    # Not all at once: a batch's 10,000 records held together were most of resume's peak
+    # memory. Each is read when its turn comes, so one ended meanwhile is passed over.
+    from nanoedit.journal.resumption import _each_unfinished
+
+    with Journal(tmp_path) as journal:
+        journal.begin_run(["nanoedit", "edit", "a.png"])
+        first, second, third, ended = journal.add_jobs(_job(prompt) for prompt in "abcd")
+        journal.submitted(ended)
+        journal.saved(ended, [{"path": "d.png"}])
+        records = _each_unfinished(journal)
+        head = next(records)
+        assert (head.id, head.state) == (first, PLANNED)
+        # Another process ends the second job and is answered for the third meanwhile.
+        journal.submitted(second)
+        journal.saved(second, [{"path": "b.png"}])
+        journal.answered(third, [{"url": "https://x/c.png"}])
+        assert [(record.id, record.state, record.results) for record in records] == [
+            (third, ANSWERED, ({"url": "https://x/c.png"},))
+        ]
