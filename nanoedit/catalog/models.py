@@ -44,7 +44,8 @@ FLASH_ALIAS = "nano-banana"
 """The alias of the flash tier as a whole: the newest GA flash model a backend sells."""
 WARN_DAYS = 30
 # The tables of output sizes a model may follow (nanoedit.catalog.pixels).
-PIXEL_TABLES = ("gemini-2.5", "gemini-3")
+FLASH_25_TABLE = "gemini-2.5"
+PIXEL_TABLES = (FLASH_25_TABLE, "gemini-3")
 """A model this many days or fewer from its shutdown draws a warning."""
 SIZES_KNOWN: tuple[str, ...] = ("512", "1K", "2K", "4K")
 NO_PRICES: Mapping[str, float] = MappingProxyType({})

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from nanoedit.catalog.models import Resolved
+from nanoedit.catalog.models import FLASH_25_TABLE, Resolved
 
 # ---- output sizes --------------------------------------------------------------------------
 
-# gemini-2.5-flash-image renders at 1K only, whatever size is asked for (API-NOTES §3).
+# The first Nano Banana (pixels = the 2.5 table) renders at 1K only, whatever size is asked for
+# (API-NOTES §3).
 FLASH_SIZES: dict[str, tuple[int, int]] = {
     "1:1": (1024, 1024),
     "2:3": (832, 1248),
@@ -65,7 +66,7 @@ def expected_size(resolved: Resolved, ratio: str, size: str | None) -> tuple[int
         size = "1K"  # the API has no size field: the model renders its default
     if size not in limits.sizes:
         return None
-    if model.pixels == "gemini-2.5":
+    if model.pixels == FLASH_25_TABLE:
         return FLASH_SIZES.get(ratio)
     if size == "512":
         return SIZES_512.get(ratio)
