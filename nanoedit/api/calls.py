@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 from nanoedit.api.results import Batch, Result, outcome_of
 from nanoedit.clock import Clock
@@ -379,17 +379,13 @@ def _from_preset(
     from nanoedit.settings.presets import PresetBook
 
     found = PresetBook.of(os.environ if environ is None else environ).find(preset)
-    given: dict[str, object] = {
-        "ratio": ratio, "size": size, "model": model, "backend": backend, "tier": tier,
-    }  # fmt: skip
-    if transparent is not False:
-        given["transparent"] = transparent
-    values = found.values([name for name, value in given.items() if value is not None])
-    chosen: dict[str, Any] = {name: values.get(name, value) for name, value in given.items()}
+    chosen = found.stand_in({
+        "ratio": ratio, "size": size, "model": model, "backend": backend,
+        "transparent": transparent, "tier": tier,
+    })  # fmt: skip
     return _Chosen(
         chosen["ratio"], chosen["size"], chosen["model"], chosen["backend"],
-        values.get("transparent", transparent), found.dials_under(dials or NO_DIALS),
-        chosen["tier"],
+        chosen["transparent"], found.dials_under(dials or NO_DIALS), chosen["tier"],
     )  # fmt: skip
 
 

@@ -194,7 +194,9 @@ class Calls:
             folders.input(text, lambda ref: resolve_reference(ref, self.environ)) for text in texts
         )
 
-    def _asked(self, request: Request) -> Any:
+    def _asked(self, request: Request) -> tuple[Any, str | None]:
+        """What the call asks of the model, and its transparency: the call's own, with its
+        preset's (read once) in place of what it leaves out, as for a command line."""
         from nanoedit.session import Asked
 
         if request.count < 1:
@@ -209,27 +211,17 @@ class Calls:
             model=request.model, count=request.count, dials=request.dials,
         )  # fmt: skip
         if request.preset is None:
-            return asked
+            return asked, request.transparent
         from nanoedit.settings.presets import PresetBook
 
         preset = PresetBook.of(self.environ).find(request.preset)
-        # What the call gave wins; the preset stands in for the rest, as for a command line.
-        given = [name for name in PRESET_ASKS if getattr(asked, name) is not None]
-        values = {
-            name: value for name, value in preset.values(given).items() if name in PRESET_ASKS
-        }
+        chosen = preset.stand_in(
+            {name: getattr(asked, name) for name in PRESET_ASKS}
+            | {"transparent": request.transparent}
+        )
+        transparent = chosen.pop("transparent")
         dials = preset.dials_under(asked.dials)
-        return replace(asked, preset=preset.name, dials=dials, **values)
-
-    def _transparency(self, request: Request) -> str | None:
-        """The call's ``transparent``, or its preset's when it gives none."""
-        if request.transparent is not None or request.preset is None:
-            return request.transparent
-        from nanoedit.settings.presets import PresetBook
-
-        found = PresetBook.of(self.environ).find(request.preset)
-        value = found.values().get("transparent")
-        return value if isinstance(value, str) else None
+        return replace(asked, preset=preset.name, dials=dials, **chosen), transparent
 
     def _edit(
         self, folders: Folders, request: Request, continues: bool, stop: Stop | None
@@ -243,20 +235,13 @@ class Calls:
         )
         out_dir = folders.output_folder(request.output_folder)
         masking = self._masking(folders, request.masking)
-        return self._paid(
-            request,
-            "continue_edit" if continues else "edit_image",
-            stop,
-            lambda env, limit: session.edit(
-                env,
-                given,
-                self._asked(request),
-                replace(
-                    self._run_options(out_dir, limit, False, self._transparency(request)),
-                    mask=masking,
-                ),
-            ),
-        )
+
+        def edit(env: Environment, limit: float | None) -> Finished:
+            asked, transparent = self._asked(request)
+            run = self._run_options(out_dir, limit, False, transparent)
+            return session.edit(env, given, asked, replace(run, mask=masking))
+
+        return self._paid(request, "continue_edit" if continues else "edit_image", stop, edit)
 
     def _masking(self, folders: Folders, masking: Masking) -> MaskSpec | None:
         """The mask a tool was given, its file in the folders as an image's must be."""
@@ -280,17 +265,13 @@ class Calls:
         from nanoedit import session
 
         out_dir = folders.output_folder(request.output_folder)
-        return self._paid(
-            request,
-            "generate_image",
-            stop,
-            lambda env, limit: session.generate(
-                env,
-                None,
-                self._asked(request),
-                self._run_options(out_dir, limit, False, self._transparency(request)),
-            ),
-        )
+
+        def generate(env: Environment, limit: float | None) -> Finished:
+            asked, transparent = self._asked(request)
+            run = self._run_options(out_dir, limit, False, transparent)
+            return session.generate(env, None, asked, run)
+
+        return self._paid(request, "generate_image", stop, generate)
 
     def _paid(
         self,
@@ -323,8 +304,8 @@ class Calls:
         from nanoedit import session
 
         out_dir = folders.output_folder(request.output_folder)
-        asked = self._asked(request)
-        run = self._run_options(out_dir, None, True, self._transparency(request))
+        asked, transparent = self._asked(request)
+        run = self._run_options(out_dir, None, True, transparent)
         env = self._environment("estimate_cost")
         if request.images:
             given = session.EditInputs(

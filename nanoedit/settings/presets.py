@@ -213,6 +213,16 @@ class Preset:
         user gave, which win over the preset); each of the type its flag's field has."""
         return {name: value for name, value in self.settings if name not in given}
 
+    def stand_in(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """A program's call's options (``given``, by setting name; None or False where the
+        call gave none) with this preset's setting in place of each one left out, as the
+        command line's flags: what the call gives wins."""
+        ours = dict(self.settings)
+        return {
+            name: ours.get(name, value) if value is None or value is False else value
+            for name, value in given.items()
+        }
+
     def dials_under(self, dials: Dials) -> Dials:
         """``dials`` (a program's call's) with this preset's in place of those it leaves
         unasked (None or False), as the command line's flags: what the call asks wins."""
