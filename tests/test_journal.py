@@ -49,7 +49,7 @@ def test_a_job_moves_through_its_states_and_each_is_read_back(tmp_path: Path) ->
         assert record is not None
         assert (record.state, record.images, record.saved_paths) == (SAVED, 1, [Path("/out/a.png")])
         assert record.provenance == {"prompt": "make it blue"}
-        assert journal.unfinished() == []
+        assert list(journal.unfinished()) == []
         assert journal.last_saved() == record
 
 
@@ -233,14 +233,12 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path) -> None:
 def test_resume_reads_the_unfinished_jobs_one_at_a_time_each_as_it_is_now(tmp_path: Path) -> None:
     # Not all at once: a batch's 10,000 records held together were most of resume's peak
     # memory. Each is read when its turn comes, so one ended meanwhile is passed over.
-    from nanoedit.journal.resumption import _each_unfinished
-
     with Journal(tmp_path) as journal:
         journal.begin_run(["nanoedit", "edit", "a.png"])
         first, second, third, ended = journal.add_jobs(_job(prompt) for prompt in "abcd")
         journal.submitted(ended)
         journal.saved(ended, [{"path": "d.png"}])
-        records = _each_unfinished(journal)
+        records = journal.unfinished()
         head = next(records)
         assert (head.id, head.state) == (first, PLANNED)
         # Another process ends the second job and is answered for the third meanwhile.

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from nanoedit.errors import InputError, UsageError
 from nanoedit.jobs import HISTORY_REFERENCE
+from nanoedit.journal.damage import is_damaged, set_aside
 from nanoedit.journal.records import CostRow, JobRecord
-from nanoedit.journal.store import DATABASE_NAME, Journal, data_dir, is_damaged, set_aside
+from nanoedit.journal.store import DATABASE_NAME, Journal, data_dir
 from nanoedit.output.names import stream_name
 
 if TYPE_CHECKING:

@@ -357,7 +357,7 @@ def open_journal(
     """The job journal, unless history is off; one that cannot be opened is said, and the run
     goes on without it (a paid image still matters more than its history).
 
-    A damaged one is moved aside (see :func:`~nanoedit.journal.store.set_aside`), said, and a new
+    A damaged one is moved aside (see :func:`~nanoedit.journal.damage.set_aside`), said, and a new
     one started, so that what the run pays for is journaled; unless not ``start_new`` (a
     command that came to read it: ``resume``), which fails then as a read of the history
     does."""
@@ -369,7 +369,8 @@ def open_journal(
     with lasting_imports():
         import sqlite3
 
-        from nanoedit.journal.store import DATABASE_NAME, Journal, data_dir, is_damaged, set_aside
+        from nanoedit.journal.damage import is_damaged, set_aside
+        from nanoedit.journal.store import DATABASE_NAME, Journal, data_dir
 
     folder = data_dir(os.environ)
     try:

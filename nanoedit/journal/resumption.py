@@ -17,7 +17,7 @@ job is never resumed into the sandbox. A job a budget held back (``--max-images`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from nanoedit.errors import ConfigError, InputError, NanoeditError, NetworkError, UsageError
 from nanoedit.jobs import JobOutcome, PlannedJob
 from nanoedit.journal.recording import SavingOptions, planned_from
-from nanoedit.journal.records import HELD, PLANNED, SAVED, UNFINISHED, Claim, JobRecord
+from nanoedit.journal.records import HELD, PLANNED, SAVED, Claim, JobRecord
 from nanoedit.journal.store import Journal
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _label(record: JobRecord) -> str:
 def _records(journal: Journal, ids: Sequence[int]) -> Iterable[JobRecord]:
     """The jobs to plan: ``ids`` (each checked first), or every unfinished job."""
     if not ids:
-        return _each_unfinished(journal)
+        return journal.unfinished()
     records = []
     for ident in ids:
         record = journal.get(ident)
@@ -140,22 +140,6 @@ def _records(journal: Journal, ids: Sequence[int]) -> Iterable[JobRecord]:
             )
         records.append(record)
     return records
-
-
-def _each_unfinished(journal: Journal) -> Iterator[JobRecord]:
-    """Every unfinished job, oldest first, read one at a time: a batch's 10,000 records
-    (their specs, provenance and results decoded) held at once were most of a resume's peak
-    memory, about 7 kB a job. One that has ended since its id was read is passed over, as it
-    would have been when taken up."""
-    marks = ", ".join("?" for _ in UNFINISHED)
-    with journal._lock:
-        rows = journal._db.execute(
-            f"SELECT id FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED
-        ).fetchall()
-    for (ident,) in rows:
-        record = journal.get(ident)
-        if record is not None and record.unfinished:
-            yield record
 
 
 def plan_resume(

@@ -193,39 +193,11 @@ def _open_privately(folder: Path, database: Path, spool: Path) -> None:
         _tighten(path)
 
 
-def is_damaged(error: BaseException) -> bool:
-    """Whether a SQLite error says the database file itself is damaged (not a database, or
-    malformed), which no retry mends; a busy, locked or read-only database is not."""
-    code = getattr(error, "sqlite_errorcode", None)
-    damage = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-    return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in damage
-
-
 def _is_busy(error: sqlite3.Error) -> bool:
     """Whether a SQLite error says another connection holds the lock (SQLITE_BUSY and its
     extended codes), which waiting mends."""
     code = getattr(error, "sqlite_errorcode", None)
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
-
-
-def set_aside(database: Path, now: float | None = None) -> Path:
-    """Move a damaged database, its -wal and -shm with it, to ``NAME.broken-TIME`` beside it
-    (never over an earlier one; nothing is deleted), so that a new journal can start where it
-    was. Returns where it went; raises :class:`OSError` when it cannot be moved."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
-    number = 1
-    while True:
-        suffix = f"-{number}" if number > 1 else ""
-        aside = database.with_name(f"{database.name}.broken-{stamp}{suffix}")
-        if not any(os.path.lexists(f"{aside}{end}") for end in ("", "-wal", "-shm")):
-            break
-        number += 1
-    # The log first: a database moved without it would be read back without its last commits,
-    # and a log left behind would be taken for the new journal's.
-    for end in ("-wal", "-shm", ""):
-        with suppress(FileNotFoundError):
-            os.rename(f"{database}{end}", f"{aside}{end}")
-    return aside
 
 
 def _tighten(path: Path) -> None:
@@ -610,12 +582,20 @@ class Journal:
         found = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return found[0] if found else None
 
-    def unfinished(self) -> list[JobRecord]:
-        """Every job that has not ended, oldest first."""
+    def unfinished(self) -> Iterator[JobRecord]:
+        """Every job that has not ended, oldest first, each read when its turn comes: a
+        batch's 10,000 records (specs, provenance and results decoded) held at once were
+        most of a resume's peak memory, about 7 kB a job. One that has ended since the ids
+        were read is passed over, as it would have been when taken up."""
         marks = ", ".join("?" for _ in UNFINISHED)
-        return self._read(
-            f"SELECT {COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED
-        )
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED
+            ).fetchall()
+        for (ident,) in rows:
+            record = self.get(ident)
+            if record is not None and record.unfinished:
+                yield record
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
         """The latest jobs, newest first."""
